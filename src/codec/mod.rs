@@ -1,0 +1,192 @@
+//! Room `codec`: bytes in, bytes out. Block codecs (zstd, lz4, none) and the shuffle filter,
+//! with per-thread compressor contexts. No files, no threads of its own.
+//!
+//! A block is encoded as: raw element bytes -> optional shuffle -> codec. Decoding runs the
+//! chain backwards into a caller's buffer of exactly the raw length.
+
+mod lz4;
+mod shuffle;
+mod zstd;
+
+use crate::error::{Error, Result};
+use crate::meta::Codec;
+
+/// The codec that wrote a block, as its index entry records it (docs/FORMAT.md, "Codec ids").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub(crate) enum CodecId {
+    None = 0,
+    Zstd = 1,
+    Lz4 = 2,
+}
+
+impl CodecId {
+    pub(crate) fn from_u8(id: u8) -> Option<Self> {
+        match id {
+            0 => Some(Self::None),
+            1 => Some(Self::Zstd),
+            2 => Some(Self::Lz4),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Zstd => "zstd",
+            Self::Lz4 => "lz4",
+        }
+    }
+
+    pub(crate) fn of(codec: Codec) -> Self {
+        match codec {
+            Codec::None => Self::None,
+            Codec::Zstd { .. } => Self::Zstd,
+            Codec::Lz4 => Self::Lz4,
+        }
+    }
+}
+
+/// Filter ids as the index entry records them (docs/FORMAT.md, "Filter ids").
+pub(crate) const FILTER_NONE: u8 = 0;
+/// Byte shuffle by element size.
+pub(crate) const FILTER_SHUFFLE: u8 = 1;
+
+/// How one block is encoded: what the index entry needs to decode it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlockEncoding {
+    pub codec: CodecId,
+    /// Element size in bytes when shuffled, `None` when not.
+    pub shuffle_elem_bytes: Option<usize>,
+}
+
+/// Reusable per-thread buffers for encoding and decoding.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    shuffled: Vec<u8>,
+}
+
+/// Encodes `raw` with `codec`, shuffling first when `shuffle_elem_bytes` is set, into `out`
+/// (cleared first).
+pub(crate) fn encode_block(
+    raw: &[u8],
+    codec: Codec,
+    shuffle_elem_bytes: Option<usize>,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let input = match shuffle_elem_bytes {
+        Some(elem_bytes) => {
+            scratch.shuffled.resize(raw.len(), 0);
+            shuffle::shuffle(raw, elem_bytes, &mut scratch.shuffled);
+            &scratch.shuffled
+        }
+        None => raw,
+    };
+    out.clear();
+    match codec {
+        Codec::None => out.extend_from_slice(input),
+        Codec::Zstd { level } => zstd::compress(input, level, out)?,
+        Codec::Lz4 => lz4::compress(input, out),
+    }
+    Ok(())
+}
+
+/// Decodes a stored block into `out`, whose length is the block's raw length.
+///
+/// # Errors
+/// [`Error::Codec`] when the bytes are not a valid stream of `encoding.codec` or do not
+/// decode to exactly `out.len()` bytes.
+pub(crate) fn decode_block(
+    stored: &[u8],
+    encoding: BlockEncoding,
+    scratch: &mut Scratch,
+    out: &mut [u8],
+) -> Result<()> {
+    match encoding.shuffle_elem_bytes {
+        None => decompress(stored, encoding.codec, out),
+        Some(elem_bytes) => {
+            if encoding.codec == CodecId::None {
+                check_len(encoding.codec, stored.len(), out.len())?;
+                shuffle::unshuffle(stored, elem_bytes, out);
+            } else {
+                scratch.shuffled.resize(out.len(), 0);
+                decompress(stored, encoding.codec, &mut scratch.shuffled)?;
+                shuffle::unshuffle(&scratch.shuffled, elem_bytes, out);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn decompress(stored: &[u8], codec: CodecId, out: &mut [u8]) -> Result<()> {
+    match codec {
+        CodecId::None => {
+            check_len(codec, stored.len(), out.len())?;
+            out.copy_from_slice(stored);
+            Ok(())
+        }
+        CodecId::Zstd => zstd::decompress(stored, out),
+        CodecId::Lz4 => lz4::decompress(stored, out),
+    }
+}
+
+fn check_len(codec: CodecId, found: usize, expected: usize) -> Result<()> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(Error::Codec { codec: codec.name(), detail: format!("decoded {found} bytes, expected {expected}") })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const CODECS: [Codec; 4] = [Codec::None, Codec::Lz4, Codec::Zstd { level: 1 }, Codec::Zstd { level: -3 }];
+
+    proptest! {
+        #[test]
+        fn every_codec_and_shuffle_round_trips(raw in proptest::collection::vec(any::<u8>(), 0..4096),
+                                              elem in prop::sample::select(vec![1usize, 2, 4, 8])) {
+            let raw = &raw[..raw.len() / elem * elem];
+            let mut scratch = Scratch::default();
+            for codec in CODECS {
+                for shuffle in [None, Some(elem)] {
+                    let mut stored = Vec::new();
+                    encode_block(raw, codec, shuffle, &mut scratch, &mut stored).unwrap();
+                    let mut back = vec![0; raw.len()];
+                    let encoding = BlockEncoding { codec: CodecId::of(codec), shuffle_elem_bytes: shuffle };
+                    decode_block(&stored, encoding, &mut scratch, &mut back).unwrap();
+                    prop_assert_eq!(&back[..], raw);
+                }
+            }
+        }
+
+        #[test]
+        fn garbage_never_panics_and_wrong_lengths_are_errors(stored in proptest::collection::vec(any::<u8>(), 0..512),
+                                                             len in 0usize..2048) {
+            let mut scratch = Scratch::default();
+            for codec in [CodecId::None, CodecId::Zstd, CodecId::Lz4] {
+                for shuffle in [None, Some(4)] {
+                    let mut out = vec![0; len / 4 * 4];
+                    let encoding = BlockEncoding { codec, shuffle_elem_bytes: shuffle };
+                    let _ = decode_block(&stored, encoding, &mut scratch, &mut out);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decode_to_a_wrong_length_is_a_codec_error() {
+        let mut scratch = Scratch::default();
+        for codec in CODECS {
+            let mut stored = Vec::new();
+            encode_block(&[7; 64], codec, None, &mut scratch, &mut stored).unwrap();
+            let mut out = vec![0; 63];
+            let encoding = BlockEncoding { codec: CodecId::of(codec), shuffle_elem_bytes: None };
+            assert!(matches!(decode_block(&stored, encoding, &mut scratch, &mut out), Err(Error::Codec { .. })));
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Where a chunk's block lives, and decoding one block into a chunk-sized buffer.
+
+use std::path::Path;
+
+use crate::codec::{Scratch, decode_block};
+use crate::error::{Error, Result};
+use crate::fragment::{BlockEntry, FragmentReader, PendingReader, checksum};
+use crate::meta::ArrayMeta;
+
+/// What the engine needs to know of the array a request is about.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ArrayCtx<'a> {
+    pub meta: &'a ArrayMeta,
+    /// `dataset/array`, for error messages.
+    pub label: &'a str,
+}
+
+/// A chunk's current block: in a committed fragment (mapped) or in the fragment being
+/// written by this handle (read back with `pread`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BlockRef<'a> {
+    Committed { reader: &'a FragmentReader, entry: &'a BlockEntry },
+    Pending { reader: &'a PendingReader, entry: &'a BlockEntry },
+}
+
+impl BlockRef<'_> {
+    fn entry(&self) -> &BlockEntry {
+        match self {
+            Self::Committed { entry, .. } | Self::Pending { entry, .. } => entry,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            Self::Committed { reader, .. } => reader.path(),
+            Self::Pending { reader, .. } => reader.path(),
+        }
+    }
+}
+
+/// Per-worker buffers, reused across the chunks one worker handles.
+#[derive(Debug, Default)]
+pub(crate) struct Worker {
+    pub scratch: Scratch,
+    /// A whole decoded chunk, when it cannot be decoded in place.
+    pub chunk: Vec<u8>,
+    /// Stored bytes read back from a pending fragment.
+    pub stored: Vec<u8>,
+}
+
+/// Decodes `block` into `out` (exactly one chunk of raw bytes) and, when `verify` is set,
+/// checks it against the block's checksum.
+///
+/// # Errors
+/// [`Error::Corrupt`] if the block's raw length or codec stream is wrong,
+/// [`Error::ChecksumMismatch`] if it decodes to other bytes than were written.
+pub(crate) fn decode_chunk(
+    ctx: ArrayCtx<'_>,
+    block: BlockRef<'_>,
+    worker: &mut Worker,
+    out: &mut [u8],
+    verify: bool,
+) -> Result<()> {
+    let entry = block.entry();
+    let chunk_detail = || format!("array {} chunk {:?}", ctx.label, entry.coord);
+    if entry.raw_len_bytes != out.len() as u64 {
+        return Err(Error::corrupt(
+            block.path(),
+            format!("{}: block holds {} raw bytes, the chunk has {}", chunk_detail(), entry.raw_len_bytes, out.len()),
+        ));
+    }
+    let stored = match block {
+        BlockRef::Committed { reader, entry } => reader.block_bytes(entry),
+        BlockRef::Pending { reader, entry } => {
+            reader.read_block(entry, &mut worker.stored)?;
+            &worker.stored
+        }
+    };
+    decode_block(stored, entry.encoding, &mut worker.scratch, out).map_err(|e| match e {
+        Error::Codec { codec, detail } => {
+            Error::corrupt(block.path(), format!("{}: {codec} block does not decode: {detail}", chunk_detail()))
+        }
+        other => other,
+    })?;
+    if verify {
+        let found = checksum(out);
+        if found != entry.checksum {
+            return Err(Error::ChecksumMismatch {
+                array: ctx.label.to_string(),
+                chunk: entry.coord.to_vec(),
+                path: block.path().to_path_buf(),
+                expected: entry.checksum,
+                found,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Fills `out` with repeated copies of one element's bytes.
+pub(crate) fn fill_with(out: &mut [u8], element: &[u8]) {
+    if element.iter().all(|&b| b == element[0]) {
+        out.fill(element[0]);
+    } else {
+        for dst in out.chunks_exact_mut(element.len()) {
+            dst.copy_from_slice(element);
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Room `engine`: runs reads and writes of hyperslabs. A request is planned into chunk
+//! operations ([`plan`]), which run on rayon's pool; each block is decoded straight into its
+//! place in the caller's buffer where it can be, through per-worker scratch buffers
+//! otherwise. The only room that spawns threads.
+
+mod block;
+mod out;
+mod plan;
+mod read;
+mod region;
+mod write;
+
+pub(crate) use block::{ArrayCtx, BlockRef};
+pub(crate) use read::read_region;
+pub(crate) use write::{EncodedChunk, WriteSettings, write_region};

@@ -1,0 +1,118 @@
+//! Copying an N-d box between two C-order byte buffers of different shapes, one contiguous
+//! row at a time. Trailing dimensions that are whole in both buffers merge into longer rows.
+
+/// A box inside a C-order buffer of `shape`, starting at `start`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Place<'a> {
+    pub shape: &'a [u64],
+    pub start: &'a [u64],
+}
+
+/// Calls `row(src_offset_bytes, dst_offset_bytes, len_bytes)` for every contiguous row of a
+/// box of extent `region` placed at `src` in one buffer and at `dst` in another.
+pub(crate) fn for_each_row(
+    src: Place<'_>,
+    dst: Place<'_>,
+    region: &[u64],
+    elem_bytes: usize,
+    mut row: impl FnMut(usize, usize, usize),
+) {
+    let (mut src_shape, mut src_start) = (src.shape.to_vec(), src.start.to_vec());
+    let (mut dst_shape, mut dst_start) = (dst.shape.to_vec(), dst.start.to_vec());
+    let mut region = region.to_vec();
+    // Merge the last dimension into the one before while it is whole in both buffers.
+    while region.len() > 1 {
+        let last = region.len() - 1;
+        if region[last] != src_shape[last] || region[last] != dst_shape[last] {
+            break;
+        }
+        for (shape, start) in [(&mut src_shape, &mut src_start), (&mut dst_shape, &mut dst_start)] {
+            start[last - 1] = start[last - 1] * shape[last] + start[last];
+            shape[last - 1] *= shape[last];
+            shape.pop();
+            start.pop();
+        }
+        let inner = region.pop().expect("len > 1");
+        region[last - 1] *= inner;
+    }
+    let ndim = region.len();
+    if region.contains(&0) {
+        return;
+    }
+    let row_bytes = region.last().map_or(1, |&n| to_usize(n)) * elem_bytes;
+    let src_strides = strides(&src_shape, elem_bytes);
+    let dst_strides = strides(&dst_shape, elem_bytes);
+    let offset = |strides: &[usize], start: &[u64], idx: &[u64]| -> usize {
+        (0..ndim).map(|d| to_usize(start[d] + idx[d]) * strides[d]).sum()
+    };
+    // Odometer over every dimension but the last.
+    let mut idx = vec![0u64; ndim];
+    loop {
+        row(offset(&src_strides, &src_start, &idx), offset(&dst_strides, &dst_start, &idx), row_bytes);
+        let Some(d) = (0..ndim.saturating_sub(1)).rev().find(|&d| idx[d] + 1 < region[d]) else { return };
+        idx[d] += 1;
+        idx[d + 1..].fill(0);
+    }
+}
+
+/// Whether a box of extent `region` at `start` is one contiguous range of a C-order buffer
+/// of `shape`: leading extents 1, then at most one partial dimension, then whole ones.
+pub(crate) fn is_contiguous(shape: &[u64], region: &[u64]) -> bool {
+    let Some(k) = region.iter().position(|&r| r != 1) else { return true };
+    region[k + 1..] == shape[k + 1..]
+}
+
+/// Byte offset of `start` in a C-order buffer of `shape`.
+pub(crate) fn offset_bytes(shape: &[u64], start: &[u64], elem_bytes: usize) -> usize {
+    strides(shape, elem_bytes).iter().zip(start).map(|(s, i)| s * to_usize(*i)).sum()
+}
+
+fn strides(shape: &[u64], elem_bytes: usize) -> Vec<usize> {
+    let mut strides = vec![elem_bytes; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * to_usize(shape[d + 1]);
+    }
+    strides
+}
+
+/// Extents inside an in-memory buffer always fit `usize`.
+pub(crate) fn to_usize(n: u64) -> usize {
+    usize::try_from(n).expect("extent of an in-memory buffer fits usize")
+}
+
+/// Copies the box from `src` to `dst` (both C-order byte buffers).
+pub(crate) fn copy_region(src: &[u8], src_at: Place<'_>, dst: &mut [u8], dst_at: Place<'_>, region: &[u64], elem_bytes: usize) {
+    for_each_row(src_at, dst_at, region, elem_bytes, |s, d, n| dst[d..d + n].copy_from_slice(&src[s..s + n]));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_a_box_between_differently_shaped_buffers() {
+        // src 3x4 holding 0..12; copy its [1..3, 1..3] to dst 2x5 at [0, 2].
+        let src: Vec<u8> = (0..12).collect();
+        let mut dst = vec![0u8; 10];
+        let src_at = Place { shape: &[3, 4], start: &[1, 1] };
+        let dst_at = Place { shape: &[2, 5], start: &[0, 2] };
+        copy_region(&src, src_at, &mut dst, dst_at, &[2, 2], 1);
+        assert_eq!(dst, vec![0, 0, 5, 6, 0, 0, 0, 9, 10, 0]);
+    }
+
+    #[test]
+    fn whole_trailing_dimensions_merge_into_one_row() {
+        let mut rows = Vec::new();
+        let at = Place { shape: &[4, 3, 2], start: &[1, 0, 0] };
+        for_each_row(at, at, &[2, 3, 2], 4, |s, d, n| rows.push((s, d, n)));
+        assert_eq!(rows, vec![(24, 24, 48)]);
+    }
+
+    #[test]
+    fn contiguity_is_leading_ones_then_one_partial_then_whole() {
+        assert!(is_contiguous(&[4, 5, 6], &[1, 2, 6]));
+        assert!(is_contiguous(&[4, 5, 6], &[1, 1, 3]));
+        assert!(!is_contiguous(&[4, 5, 6], &[2, 2, 6]));
+        assert!(is_contiguous(&[], &[]));
+    }
+}

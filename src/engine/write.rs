@@ -1,0 +1,104 @@
+//! The write path: plan, then build and encode each touched chunk on the pool, in batches
+//! that bound memory, handing encoded blocks to the caller in order.
+
+use rayon::prelude::*;
+
+use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with};
+use super::plan::{ChunkOp, plan};
+use super::region::{Place, copy_region, is_contiguous, offset_bytes, to_usize};
+use crate::codec::{BlockEncoding, CodecId, encode_block};
+use crate::error::Result;
+use crate::fragment::checksum;
+use crate::meta::Codec;
+
+/// How new blocks of an array are encoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteSettings {
+    pub codec: Codec,
+    pub shuffle: bool,
+}
+
+/// One chunk, encoded and ready to append to a fragment.
+#[derive(Debug)]
+pub(crate) struct EncodedChunk {
+    pub coord: Vec<u64>,
+    pub stored: Vec<u8>,
+    pub raw_len_bytes: u64,
+    pub checksum: u64,
+    pub encoding: BlockEncoding,
+}
+
+/// Raw bytes encoded per batch; bounds a write's extra memory, whatever its size.
+const BATCH_RAW_BYTES: u64 = 64 << 20;
+
+/// Writes `input` (a C-order buffer of `shape`) at `start`. Chunks only partly covered are
+/// read first through `lookup` (or start as fill). Encoded chunks go to `sink` in plan order.
+pub(crate) fn write_region<'a>(
+    ctx: ArrayCtx<'_>,
+    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    start: &[u64],
+    shape: &[u64],
+    input: &[u8],
+    settings: WriteSettings,
+    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+) -> Result<()> {
+    let ops = plan(&ctx.meta.chunk_shape, start, shape);
+    let threads = rayon::current_num_threads() as u64;
+    let batch_len = (BATCH_RAW_BYTES / ctx.meta.chunk_bytes().max(1)).max(threads * 2);
+    for batch in ops.chunks(to_usize(batch_len)) {
+        let encoded: Vec<EncodedChunk> = batch
+            .par_iter()
+            .map_init(Worker::default, |worker, op| encode_op(ctx, lookup, op, shape, input, settings, worker))
+            .collect::<Result<_>>()?;
+        for chunk in encoded {
+            sink(chunk)?;
+        }
+    }
+    Ok(())
+}
+
+fn encode_op<'a>(
+    ctx: ArrayCtx<'_>,
+    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    op: &ChunkOp,
+    shape: &[u64],
+    input: &[u8],
+    settings: WriteSettings,
+    worker: &mut Worker,
+) -> Result<EncodedChunk> {
+    let meta = ctx.meta;
+    let elem_bytes = meta.dtype.size_bytes();
+    let chunk_shape = &meta.chunk_shape[..];
+    let chunk_len = to_usize(meta.chunk_bytes());
+    let covered = op.covers_chunk(chunk_shape);
+    let mut chunk = std::mem::take(&mut worker.chunk);
+    // A whole chunk that is one contiguous run of the input is encoded from it directly.
+    let raw: &[u8] = if covered && is_contiguous(shape, &op.region) {
+        let offset = offset_bytes(shape, &op.in_selection, elem_bytes);
+        &input[offset..offset + chunk_len]
+    } else {
+        chunk.resize(chunk_len, 0);
+        if !covered {
+            match lookup(&op.coord) {
+                Some(block) => decode_chunk(ctx, block, worker, &mut chunk, true)?,
+                None => fill_with(&mut chunk, &meta.fill_bytes()),
+            }
+        }
+        let src = Place { shape, start: &op.in_selection };
+        let dst = Place { shape: chunk_shape, start: &op.in_chunk };
+        copy_region(input, src, &mut chunk, dst, &op.region, elem_bytes);
+        &chunk
+    };
+    let shuffle_elem_bytes = (settings.shuffle && elem_bytes > 1).then_some(elem_bytes);
+    let mut stored = Vec::new();
+    encode_block(raw, settings.codec, shuffle_elem_bytes, &mut worker.scratch, &mut stored)?;
+    let encoded = EncodedChunk {
+        coord: op.coord.clone(),
+        stored,
+        raw_len_bytes: raw.len() as u64,
+        checksum: checksum(raw),
+        encoding: BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes },
+    };
+    worker.chunk = chunk;
+    Ok(encoded)
+}

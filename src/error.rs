@@ -1,0 +1,175 @@
+//! Room `error`: the public [`Error`] enum and the [`Result`] alias. No logic.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// The result type of every fallible Atlas call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What kind of named thing an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EntityKind {
+    /// A store directory.
+    Store,
+    /// A dataset in a store's registry.
+    Dataset,
+    /// An array in a dataset.
+    Array,
+    /// An attribute key.
+    Attribute,
+}
+
+impl fmt::Display for EntityKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Store => "store",
+            Self::Dataset => "dataset",
+            Self::Array => "array",
+            Self::Attribute => "attribute",
+        })
+    }
+}
+
+/// Every error an Atlas call can return. Variants follow what a caller can do about them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The named store, dataset, array or attribute does not exist.
+    #[error("{kind} not found: {name}")]
+    NotFound {
+        /// What was looked up.
+        kind: EntityKind,
+        /// Its name (a path for a store).
+        name: String,
+    },
+    /// The named thing already exists (or, for a store, the directory is not empty).
+    #[error("{kind} already exists: {name}")]
+    AlreadyExists {
+        /// What was to be created.
+        kind: EntityKind,
+        /// Its name (a path for a store).
+        name: String,
+    },
+    /// A dataset, array or attribute name that Atlas refuses.
+    #[error("invalid {kind} name {name:?}: {reason}")]
+    InvalidName {
+        /// What the name was for.
+        kind: EntityKind,
+        /// The refused name.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// The element type of a caller's buffer does not match the array's dtype.
+    #[error("dtype mismatch on array {array}: it holds {expected}, the call used {found}")]
+    DTypeMismatch {
+        /// The array.
+        array: String,
+        /// The array's dtype.
+        expected: String,
+        /// The dtype of the caller's data.
+        found: String,
+    },
+    /// A selection reaches outside the array.
+    #[error("out of bounds on array {array}: start {start:?} + shape {shape:?} exceeds {array_shape:?}")]
+    OutOfBounds {
+        /// The array.
+        array: String,
+        /// The selection's start.
+        start: Vec<u64>,
+        /// The selection's shape.
+        shape: Vec<u64>,
+        /// The array's shape.
+        array_shape: Vec<u64>,
+    },
+    /// A buffer or selection has the wrong shape or number of dimensions.
+    #[error("shape mismatch on array {array}: expected {expected:?}, found {found:?}")]
+    ShapeMismatch {
+        /// The array.
+        array: String,
+        /// The shape the call needed.
+        expected: Vec<u64>,
+        /// The shape it got.
+        found: Vec<u64>,
+    },
+    /// Any other argument Atlas refuses (a zero chunk length, a fill value out of range...).
+    #[error("invalid argument: {detail}")]
+    InvalidArgument {
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// Another handle (in this or another process) is writing to the store.
+    #[error("store {path} is locked by another writer")]
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// The store was written by a newer format version than this build reads.
+    #[error("unsupported format version {found} (this build reads up to {max})")]
+    UnsupportedVersion {
+        /// The version found on disk.
+        found: u32,
+        /// The newest version this build reads.
+        max: u32,
+    },
+    /// Bytes on disk that are not what Atlas wrote.
+    #[error("corrupt file {path}: {detail}")]
+    Corrupt {
+        /// The file holding the bad bytes.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A block decoded to bytes whose checksum differs from the one recorded when it was written.
+    #[error("checksum mismatch in array {array} chunk {chunk:?} (file {path}): stored {expected:#018x}, computed {found:#018x}")]
+    ChecksumMismatch {
+        /// `dataset/array`.
+        array: String,
+        /// The chunk's grid coordinate.
+        chunk: Vec<u64>,
+        /// The fragment file holding the block.
+        path: PathBuf,
+        /// The checksum recorded at write time.
+        expected: u64,
+        /// The checksum of the decoded bytes.
+        found: u64,
+    },
+    /// A codec failed to encode or decode a block.
+    #[error("{codec} codec failed: {detail}")]
+    Codec {
+        /// The codec's name.
+        codec: &'static str,
+        /// The codec's message.
+        detail: String,
+    },
+    /// An operating-system I/O call failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operation, e.g. "open" or "fsync".
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn invalid(detail: impl Into<String>) -> Self {
+        Self::InvalidArgument { detail: detail.into() }
+    }
+
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        Self::Corrupt { path: path.into(), detail: detail.into() }
+    }
+
+    pub(crate) fn not_found(kind: EntityKind, name: impl Into<String>) -> Self {
+        Self::NotFound { kind, name: name.into() }
+    }
+
+    pub(crate) fn already_exists(kind: EntityKind, name: impl Into<String>) -> Self {
+        Self::AlreadyExists { kind, name: name.into() }
+    }
+}

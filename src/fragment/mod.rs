@@ -1,0 +1,15 @@
+//! Room `fragment`: the bytes of fragment files. A fragment is written once by one flush
+//! (header, blocks, index, footer) and never modified; its index maps (array id, chunk
+//! coordinate) to a block's offset, lengths, codec, filter and checksum.
+//! Layout: docs/FORMAT.md, "Fragment file".
+
+mod checksum;
+mod entry;
+mod layout;
+mod reader;
+mod writer;
+
+pub(crate) use checksum::checksum;
+pub(crate) use entry::BlockEntry;
+pub(crate) use reader::FragmentReader;
+pub(crate) use writer::{EncodedBlock, FragmentWriter, PendingReader};

@@ -1,0 +1,116 @@
+//! Writes one fragment: header, blocks as they come, then index and footer at `finish`.
+
+use std::path::{Path, PathBuf};
+
+use super::checksum::checksum;
+use super::entry::{BlockEntry, put_u64};
+use super::layout::{
+    BLOCK_ALIGN, FOOTER_ENTRY_COUNT_OFFSET, FOOTER_INDEX_CHECKSUM_OFFSET, FOOTER_INDEX_LEN_OFFSET,
+    FOOTER_INDEX_OFFSET_OFFSET, FOOTER_LEN, FOOTER_MAGIC, FOOTER_MAGIC_OFFSET, FRAGMENT_VERSION, HEADER_LEN,
+    HEADER_MAGIC, HEADER_VERSION_OFFSET,
+};
+use crate::codec::BlockEncoding;
+use crate::error::Result;
+use crate::io::{AppendFile, FileReader};
+
+/// A fragment being written. Nothing in it is durable or visible until [`finish`] and the
+/// commit that names it. Everything past `blocks_end_bytes` is the tail (index and footer)
+/// that each `finish` rewrites, so a failed finish can be retried and a finished fragment
+/// can take more blocks before its commit.
+///
+/// [`finish`]: FragmentWriter::finish
+#[derive(Debug)]
+pub(crate) struct FragmentWriter {
+    file: AppendFile,
+    entries: Vec<BlockEntry>,
+    blocks_end_bytes: u64,
+}
+
+/// A block handed to [`FragmentWriter::append_block`].
+pub(crate) struct EncodedBlock<'a> {
+    pub array_id: u64,
+    pub coord: &'a [u64],
+    pub stored: &'a [u8],
+    pub raw_len_bytes: u64,
+    pub checksum: u64,
+    pub encoding: BlockEncoding,
+}
+
+impl FragmentWriter {
+    /// Creates the file and writes its header.
+    pub(crate) fn create(path: PathBuf) -> Result<Self> {
+        let mut file = AppendFile::create_new(path)?;
+        let mut header = [0u8; HEADER_LEN];
+        header[..HEADER_MAGIC.len()].copy_from_slice(HEADER_MAGIC);
+        header[HEADER_VERSION_OFFSET..HEADER_VERSION_OFFSET + 4].copy_from_slice(&FRAGMENT_VERSION.to_le_bytes());
+        file.append(&header)?;
+        Ok(Self { file, entries: Vec::new(), blocks_end_bytes: HEADER_LEN as u64 })
+    }
+
+    /// Appends a block at the next aligned offset and returns its entry.
+    pub(crate) fn append_block(&mut self, block: &EncodedBlock<'_>) -> Result<BlockEntry> {
+        self.file.truncate(self.blocks_end_bytes)?;
+        let padding = self.file.len_bytes().next_multiple_of(BLOCK_ALIGN) - self.file.len_bytes();
+        if padding > 0 {
+            self.file.append(&[0u8; BLOCK_ALIGN as usize][..usize::try_from(padding).expect("< 8")])?;
+        }
+        let offset_bytes = self.file.append(block.stored)?;
+        let entry = BlockEntry {
+            array_id: block.array_id,
+            coord: block.coord.into(),
+            offset_bytes,
+            stored_len_bytes: block.stored.len() as u64,
+            raw_len_bytes: block.raw_len_bytes,
+            checksum: block.checksum,
+            encoding: block.encoding,
+        };
+        self.entries.push(entry.clone());
+        self.blocks_end_bytes = self.file.len_bytes();
+        Ok(entry)
+    }
+
+    /// A handle that reads back blocks appended to this fragment, usable while the writer
+    /// goes on appending.
+    pub(crate) fn reader(&self) -> Result<PendingReader> {
+        Ok(PendingReader { file: self.file.reader()? })
+    }
+
+    /// Writes the index and footer and fsyncs; returns the file's final length.
+    pub(crate) fn finish(&mut self) -> Result<u64> {
+        self.file.truncate(self.blocks_end_bytes)?;
+        let index_offset = self.blocks_end_bytes;
+        let mut index = Vec::with_capacity(self.entries.iter().map(BlockEntry::encoded_len).sum());
+        for entry in &self.entries {
+            entry.encode(&mut index);
+        }
+        let mut footer = [0u8; FOOTER_LEN];
+        put_u64(&mut footer, FOOTER_INDEX_OFFSET_OFFSET, index_offset);
+        put_u64(&mut footer, FOOTER_INDEX_LEN_OFFSET, index.len() as u64);
+        put_u64(&mut footer, FOOTER_ENTRY_COUNT_OFFSET, self.entries.len() as u64);
+        put_u64(&mut footer, FOOTER_INDEX_CHECKSUM_OFFSET, checksum(&index));
+        footer[FOOTER_MAGIC_OFFSET..].copy_from_slice(FOOTER_MAGIC);
+        index.extend_from_slice(&footer);
+        self.file.append(&index)?;
+        self.file.sync()?;
+        Ok(self.file.len_bytes())
+    }
+}
+
+/// Reads blocks of a fragment that is still being written (uncommitted changes).
+#[derive(Debug)]
+pub(crate) struct PendingReader {
+    file: FileReader,
+}
+
+impl PendingReader {
+    /// Reads the stored bytes of a block appended earlier into `buf`.
+    pub(crate) fn read_block(&self, entry: &BlockEntry, buf: &mut Vec<u8>) -> Result<()> {
+        buf.resize(usize::try_from(entry.stored_len_bytes).expect("block was written from memory"), 0);
+        self.file.read_at(entry.offset_bytes, buf)
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        self.file.path()
+    }
+}

@@ -1,0 +1,62 @@
+//! Read-only memory maps of committed fragment files.
+//!
+//! This module holds the crate's only `unsafe` outside the engine's output writer.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use super::io_err;
+use crate::error::Result;
+
+/// A whole file mapped read-only. An empty file maps to an empty slice.
+#[derive(Debug)]
+pub(crate) struct MappedFile {
+    map: Option<Mmap>,
+    path: PathBuf,
+}
+
+impl MappedFile {
+    /// Maps `path` read-only.
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(io_err(path, "open"))?;
+        let len = file.metadata().map_err(io_err(path, "stat"))?.len();
+        let map = if len == 0 {
+            None // mmap of length 0 is an error on Linux
+        } else {
+            // SAFETY: Atlas never modifies a fragment after it is committed (fragments are
+            // immutable, replaced only by new files), so the mapped bytes do not change under
+            // us. Another program truncating the file would be outside that contract; every
+            // read through the map is bounds-checked against the length taken here.
+            Some(unsafe { Mmap::map(&file) }.map_err(io_err(path, "mmap"))?)
+        };
+        Ok(Self { map, path: path.to_path_buf() })
+    }
+
+    /// The file's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_file_contents_and_empty_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let full = dir.path().join("a");
+        std::fs::write(&full, b"hello").unwrap();
+        assert_eq!(MappedFile::open(&full).unwrap().bytes(), b"hello");
+        let empty = dir.path().join("b");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(MappedFile::open(&empty).unwrap().bytes().is_empty());
+    }
+}

@@ -1,0 +1,170 @@
+//! Room `io`: every syscall Atlas makes. Files, directories, the writer lock and mmap.
+//!
+//! Nothing else in the crate touches `std::fs`. Each function turns an OS error into
+//! [`Error::Io`] naming the path and the operation, so callers above never see bare
+//! `std::io::Error`s.
+
+mod lock;
+mod mmap;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+pub(crate) use lock::WriterLock;
+pub(crate) use mmap::MappedFile;
+
+/// Wraps an OS error with the path and operation it came from.
+pub(crate) fn io_err<'p>(path: &'p Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Error + 'p {
+    move |source| Error::Io { path: path.to_path_buf(), op, source }
+}
+
+/// Names of the entries of `dir` (files and folders), in no particular order.
+pub(crate) fn list_dir(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_err(dir, "list"))? {
+        let entry = entry.map_err(io_err(dir, "list"))?;
+        // A name that is not UTF-8 was not written by Atlas; it is simply not ours.
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// Whether `path` exists (a broken permission reads as "exists" so nothing is overwritten).
+pub(crate) fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+/// Whether `path` is a directory.
+pub(crate) fn is_dir(path: &Path) -> bool {
+    path.is_dir()
+}
+
+/// Creates `dir` and its parents.
+pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(io_err(dir, "create directory"))
+}
+
+/// Reads a whole file, refusing one longer than `max_bytes` before allocating.
+pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
+    let file = File::open(path).map_err(io_err(path, "open"))?;
+    let len = file.metadata().map_err(io_err(path, "stat"))?.len();
+    if len > max_bytes {
+        return Err(Error::corrupt(path, format!("{len} bytes is over the limit of {max_bytes}")));
+    }
+    let mut bytes = vec![0; usize::try_from(len).expect("len <= max_bytes fits in memory")];
+    file.read_exact_at(&mut bytes, 0).map_err(io_err(path, "read"))?;
+    Ok(bytes)
+}
+
+/// Removes a file; one that is already gone is not an error.
+pub(crate) fn remove_file(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(path, "remove")(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Makes the directory entries of `dir` durable (new, renamed and removed names).
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir, "fsync directory"))
+}
+
+/// Writes `bytes` to `dir/name` atomically and durably: a temp file is written and
+/// fsynced, renamed over `name`, then the directory is fsynced. A crash at any step leaves
+/// either the old file or the new one, never a torn one.
+pub(crate) fn write_atomic(dir: &Path, name: &str, tmp_name: &str, bytes: &[u8]) -> Result<()> {
+    let tmp = dir.join(tmp_name);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io_err(&tmp, "create"))?;
+    file.write_all(bytes).map_err(io_err(&tmp, "write"))?;
+    file.sync_all().map_err(io_err(&tmp, "fsync"))?;
+    drop(file);
+    let target = dir.join(name);
+    fs::rename(&tmp, &target).map_err(io_err(&target, "rename"))?;
+    sync_dir(dir)
+}
+
+/// A file being appended to: a fragment while it is written. Reads of what was already
+/// appended go through `pread`, so the writer and readers share it without a cursor.
+#[derive(Debug)]
+pub(crate) struct AppendFile {
+    file: File,
+    path: PathBuf,
+    len_bytes: u64,
+}
+
+impl AppendFile {
+    /// Creates `path`, failing if it exists.
+    pub(crate) fn create_new(path: PathBuf) -> Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io_err(&path, "create"))?;
+        Ok(Self { file, path, len_bytes: 0 })
+    }
+
+    /// Appends `bytes`, returning the offset they start at.
+    pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<u64> {
+        let offset = self.len_bytes;
+        self.file.write_all_at(bytes, offset).map_err(io_err(&self.path, "write"))?;
+        self.len_bytes += bytes.len() as u64;
+        Ok(offset)
+    }
+
+    /// Cuts the file back to `len_bytes` (dropping a tail written earlier).
+    pub(crate) fn truncate(&mut self, len_bytes: u64) -> Result<()> {
+        if len_bytes < self.len_bytes {
+            self.file.set_len(len_bytes).map_err(io_err(&self.path, "truncate"))?;
+            self.len_bytes = len_bytes;
+        }
+        Ok(())
+    }
+
+    /// Bytes appended so far.
+    pub(crate) fn len_bytes(&self) -> u64 {
+        self.len_bytes
+    }
+
+    /// A second handle on the same file for reading what was appended, independent of
+    /// this writer's borrow.
+    pub(crate) fn reader(&self) -> Result<FileReader> {
+        let file = self.file.try_clone().map_err(io_err(&self.path, "reopen"))?;
+        Ok(FileReader { file, path: self.path.clone() })
+    }
+
+    /// Makes the contents durable.
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.file.sync_all().map_err(io_err(&self.path, "fsync"))
+    }
+}
+
+/// A read-only handle on a file, read with `pread`.
+#[derive(Debug)]
+pub(crate) struct FileReader {
+    file: File,
+    path: PathBuf,
+}
+
+impl FileReader {
+    /// Reads `buf.len()` bytes at `offset`.
+    pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.file.read_exact_at(buf, offset).map_err(io_err(&self.path, "read"))
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+}

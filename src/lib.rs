@@ -1,0 +1,53 @@
+//! Atlas: an embedded store for chunked N-dimensional arrays.
+//!
+//! A store is one directory: a metadata file (`atlas.{json,msgpack}[.zst|.lz4]`, found by
+//! name on open) holding the dataset registry, array schemas and attributes, and immutable
+//! fragment files holding encoded chunks ("blocks"). Each block records the codec (zstd,
+//! lz4, none) and filter (byte shuffle) that wrote it and a checksum of its raw bytes, so an
+//! array's codec can change mid-life and every read is verified. [`Atlas::flush`] commits
+//! atomically: a crash at any point leaves the previous commit intact.
+//!
+//! ```
+//! use atlas::{ArraySpec, Atlas, Codec, DType, StoreConfig};
+//! use ndarray::Array2;
+//!
+//! # let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("ocean");
+//! let store = Atlas::create(&path, StoreConfig { codec: Codec::Lz4, ..StoreConfig::default() })?;
+//! let run = store.create_dataset("run42")?;
+//! run.define_array("temp", ArraySpec::new(DType::Float32, [100, 200]).dims(["depth", "x"]))?;
+//! let data = Array2::from_shape_fn((100, 200), |(i, j)| (i * 200 + j) as f32);
+//! run.write_array("temp", &[0, 0], data.view())?;
+//! store.flush()?;
+//!
+//! let reopened = Atlas::open(&path)?; // format found from the file name
+//! let part = reopened.open_dataset("run42")?.read_array::<f32>("temp", &[10, 20], &[2, 3])?;
+//! assert_eq!(part[[1, 2]], (11 * 200 + 22) as f32);
+//! # Ok::<(), atlas::Error>(())
+//! ```
+//!
+//! # Features
+//! None yet; the crate builds with no system libraries beyond a C compiler (for zstd).
+//!
+//! # Design
+//! docs/ARCHITECTURE.md (rooms, read and write paths, threads, invariants) and
+//! docs/FORMAT.md (every byte on disk and the commit protocol).
+//! Atlas runs on little-endian hosts only; the on-disk format is little-endian.
+
+#[cfg(target_endian = "big")]
+compile_error!("Atlas supports little-endian hosts only");
+
+mod codec;
+mod engine;
+mod error;
+mod fragment;
+mod io;
+mod meta;
+mod store;
+
+pub use error::{EntityKind, Error, Result};
+pub use meta::{ArrayMeta, AttrValue, Attributes, Codec, DType, MetaCompression, MetaFormat, Scalar, Shuffle};
+pub use store::{
+    ArrayHandle, ArraySpec, Atlas, Attrs, DEFAULT_CHUNK_BYTES, Dataset, Element, ReadOptions, StoreConfig,
+    default_chunk_shape,
+};

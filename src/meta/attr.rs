@@ -1,0 +1,87 @@
+//! Attributes: typed, tagged values on the store, a dataset or an array.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The attributes of one store, dataset or array, sorted by key.
+pub type Attributes = BTreeMap<String, AttrValue>;
+
+/// One attribute value. The tag is stored with the value, so a string that looks like a
+/// date stays a string and a timestamp stays a timestamp.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "lowercase")]
+pub enum AttrValue {
+    /// `true` or `false`.
+    Bool(bool),
+    /// A signed 64-bit integer.
+    Int(i64),
+    /// A 64-bit float (NaN and the infinities included).
+    Float(#[serde(with = "super::float")] f64),
+    /// UTF-8 text.
+    String(String),
+    /// Nanoseconds since the Unix epoch, UTC.
+    Timestamp(i64),
+    /// An ordered list of values.
+    List(Vec<AttrValue>),
+    /// A map from string keys to values.
+    Map(BTreeMap<String, AttrValue>),
+}
+
+impl AttrValue {
+    /// How deeply lists and maps nest inside this value (a scalar is 0).
+    #[must_use]
+    pub fn depth(&self) -> usize {
+        match self {
+            Self::List(items) => 1 + items.iter().map(Self::depth).max().unwrap_or(0),
+            Self::Map(items) => 1 + items.values().map(Self::depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
+macro_rules! attr_from {
+    ($($t:ty => $variant:ident),* $(,)?) => {$(
+        impl From<$t> for AttrValue {
+            fn from(v: $t) -> Self {
+                Self::$variant(v.into())
+            }
+        }
+    )*};
+}
+attr_from!(
+    bool => Bool, i32 => Int, i64 => Int, u32 => Int, f32 => Float, f64 => Float,
+    &str => String, String => String,
+);
+
+impl<T: Into<AttrValue>> From<Vec<T>> for AttrValue {
+    fn from(v: Vec<T>) -> Self {
+        Self::List(v.into_iter().map(Into::into).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_keep_date_like_strings_as_strings() {
+        let v = AttrValue::from("2024-01-01T00:00:00Z");
+        let text = serde_json::to_string(&v).unwrap();
+        assert_eq!(text, r#"{"type":"string","value":"2024-01-01T00:00:00Z"}"#);
+        assert_eq!(serde_json::from_str::<AttrValue>(&text).unwrap(), v);
+    }
+
+    #[test]
+    fn nested_values_round_trip_through_json_and_msgpack() {
+        let mut map = BTreeMap::new();
+        map.insert("nan".to_string(), AttrValue::Float(f64::INFINITY));
+        map.insert("when".to_string(), AttrValue::Timestamp(-5));
+        let v = AttrValue::List(vec![AttrValue::Map(map), true.into(), 3.into()]);
+        assert_eq!(v.depth(), 2);
+        let json = serde_json::to_vec(&v).unwrap();
+        assert_eq!(serde_json::from_slice::<AttrValue>(&json).unwrap(), v);
+        let packed = rmp_serde::to_vec_named(&v).unwrap();
+        assert_eq!(rmp_serde::from_slice::<AttrValue>(&packed).unwrap(), v);
+    }
+}

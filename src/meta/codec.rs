@@ -1,0 +1,48 @@
+//! Codec and filter settings as the metadata records them. The `codec` room implements them.
+
+use serde::{Deserialize, Serialize};
+
+/// The compressor that encodes new blocks. Each block records the codec that wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "lowercase")]
+pub enum Codec {
+    /// Stored as is.
+    None,
+    /// One standard zstd frame per block, at the given level (1..=22, negative for fast).
+    Zstd {
+        /// Compression level.
+        level: i32,
+    },
+    /// One raw LZ4 block (no frame) per block.
+    Lz4,
+}
+
+impl Default for Codec {
+    fn default() -> Self {
+        Self::Zstd { level: 3 }
+    }
+}
+
+/// Whether the byte-shuffle filter runs before the codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shuffle {
+    /// On for dtypes wider than one byte, off for one-byte dtypes.
+    #[default]
+    Auto,
+    /// Always on (a no-op for one-byte dtypes).
+    On,
+    /// Always off.
+    Off,
+}
+
+impl Shuffle {
+    /// Whether shuffle applies to elements of `elem_bytes` bytes.
+    #[must_use]
+    pub fn applies(self, elem_bytes: usize) -> bool {
+        match self {
+            Self::Auto | Self::On => elem_bytes > 1,
+            Self::Off => false,
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Element types an array can hold.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The element type of an array. Names follow numpy (`"float32"`, `"uint16"`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum DType {
+    /// Signed 8-bit integer.
+    Int8,
+    /// Signed 16-bit integer.
+    Int16,
+    /// Signed 32-bit integer.
+    Int32,
+    /// Signed 64-bit integer.
+    Int64,
+    /// Unsigned 8-bit integer.
+    UInt8,
+    /// Unsigned 16-bit integer.
+    UInt16,
+    /// Unsigned 32-bit integer.
+    UInt32,
+    /// Unsigned 64-bit integer.
+    UInt64,
+    /// IEEE 754 binary32.
+    Float32,
+    /// IEEE 754 binary64.
+    Float64,
+}
+
+/// The three families of numeric dtype, which decide how a fill value converts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Signed,
+    Unsigned,
+    Float,
+}
+
+impl DType {
+    /// Every dtype, for tests and tools that iterate them.
+    pub const ALL: [DType; 10] = [
+        Self::Int8,
+        Self::Int16,
+        Self::Int32,
+        Self::Int64,
+        Self::UInt8,
+        Self::UInt16,
+        Self::UInt32,
+        Self::UInt64,
+        Self::Float32,
+        Self::Float64,
+    ];
+
+    /// Bytes of one element.
+    #[must_use]
+    pub fn size_bytes(self) -> usize {
+        match self {
+            Self::Int8 | Self::UInt8 => 1,
+            Self::Int16 | Self::UInt16 => 2,
+            Self::Int32 | Self::UInt32 | Self::Float32 => 4,
+            Self::Int64 | Self::UInt64 | Self::Float64 => 8,
+        }
+    }
+
+    /// The numpy-style name, e.g. `"float32"`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Int8 => "int8",
+            Self::Int16 => "int16",
+            Self::Int32 => "int32",
+            Self::Int64 => "int64",
+            Self::UInt8 => "uint8",
+            Self::UInt16 => "uint16",
+            Self::UInt32 => "uint32",
+            Self::UInt64 => "uint64",
+            Self::Float32 => "float32",
+            Self::Float64 => "float64",
+        }
+    }
+
+    /// Parses a numpy-style name (`"float32"`, `"f4"`, `"<f4"`, `"uint16"`...).
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        let name = name.strip_prefix('<').or_else(|| name.strip_prefix('|')).unwrap_or(name);
+        Self::ALL.into_iter().find(|d| d.name() == name || d.short_name() == name)
+    }
+
+    fn short_name(self) -> &'static str {
+        match self {
+            Self::Int8 => "i1",
+            Self::Int16 => "i2",
+            Self::Int32 => "i4",
+            Self::Int64 => "i8",
+            Self::UInt8 => "u1",
+            Self::UInt16 => "u2",
+            Self::UInt32 => "u4",
+            Self::UInt64 => "u8",
+            Self::Float32 => "f4",
+            Self::Float64 => "f8",
+        }
+    }
+
+    pub(crate) fn kind(self) -> Kind {
+        match self {
+            Self::Int8 | Self::Int16 | Self::Int32 | Self::Int64 => Kind::Signed,
+            Self::UInt8 | Self::UInt16 | Self::UInt32 | Self::UInt64 => Kind::Unsigned,
+            Self::Float32 | Self::Float64 => Kind::Float,
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_short_names_parse() {
+        for d in DType::ALL {
+            assert_eq!(DType::from_name(d.name()), Some(d));
+            assert_eq!(DType::from_name(d.short_name()), Some(d));
+        }
+        assert_eq!(DType::from_name("<f8"), Some(DType::Float64));
+        assert_eq!(DType::from_name("complex64"), None);
+    }
+}

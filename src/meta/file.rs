@@ -1,0 +1,174 @@
+//! The metadata file's six encodings: `atlas.{json,msgpack}[.zst|.lz4]`. The file name is
+//! the source of truth for format and compression. Bytes in, bytes out; no I/O.
+
+use std::io::Read;
+
+use serde::Deserialize;
+
+use super::schema::{FORMAT_VERSION, StoreMeta};
+
+/// Largest decoded metadata accepted, so a hostile file cannot exhaust memory.
+pub(crate) const MAX_META_BYTES: u64 = 1 << 30;
+
+/// How the metadata is serialised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetaFormat {
+    /// JSON text (readable with any tool).
+    #[default]
+    Json,
+    /// MessagePack, with field names (smaller, faster).
+    MsgPack,
+}
+
+/// How the serialised metadata is compressed. Each is the tool's standard file format, so
+/// `zstd -d atlas.json.zst` or `lz4 -d atlas.json.lz4` gives the plain file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetaCompression {
+    /// Not compressed.
+    #[default]
+    None,
+    /// A zstd frame.
+    Zstd,
+    /// An LZ4 frame.
+    Lz4,
+}
+
+/// Every (format, compression) pair, in a fixed order.
+pub(crate) const ALL_ENCODINGS: [(MetaFormat, MetaCompression); 6] = [
+    (MetaFormat::Json, MetaCompression::None),
+    (MetaFormat::Json, MetaCompression::Zstd),
+    (MetaFormat::Json, MetaCompression::Lz4),
+    (MetaFormat::MsgPack, MetaCompression::None),
+    (MetaFormat::MsgPack, MetaCompression::Zstd),
+    (MetaFormat::MsgPack, MetaCompression::Lz4),
+];
+
+/// The metadata file name for an encoding, e.g. `atlas.msgpack.zst`.
+pub(crate) fn meta_file_name(format: MetaFormat, compression: MetaCompression) -> &'static str {
+    match (format, compression) {
+        (MetaFormat::Json, MetaCompression::None) => "atlas.json",
+        (MetaFormat::Json, MetaCompression::Zstd) => "atlas.json.zst",
+        (MetaFormat::Json, MetaCompression::Lz4) => "atlas.json.lz4",
+        (MetaFormat::MsgPack, MetaCompression::None) => "atlas.msgpack",
+        (MetaFormat::MsgPack, MetaCompression::Zstd) => "atlas.msgpack.zst",
+        (MetaFormat::MsgPack, MetaCompression::Lz4) => "atlas.msgpack.lz4",
+    }
+}
+
+/// The encoding a file name stands for, if it is one of the six metadata names.
+pub(crate) fn parse_meta_file_name(name: &str) -> Option<(MetaFormat, MetaCompression)> {
+    ALL_ENCODINGS.into_iter().find(|(f, c)| meta_file_name(*f, *c) == name)
+}
+
+/// Serialises and compresses a commit.
+pub(crate) fn encode_meta(meta: &StoreMeta, format: MetaFormat, compression: MetaCompression) -> Vec<u8> {
+    let plain = match format {
+        MetaFormat::Json => serde_json::to_vec(meta).expect("metadata serialises to JSON"),
+        MetaFormat::MsgPack => rmp_serde::to_vec_named(meta).expect("metadata serialises to msgpack"),
+    };
+    match compression {
+        MetaCompression::None => plain,
+        MetaCompression::Zstd => zstd::bulk::compress(&plain, 3).expect("zstd compresses to memory"),
+        MetaCompression::Lz4 => {
+            let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            std::io::Write::write_all(&mut encoder, &plain).expect("lz4 writes to memory");
+            encoder.finish().expect("lz4 finishes in memory")
+        }
+    }
+}
+
+/// Why metadata bytes could not be decoded.
+#[derive(Debug)]
+pub(crate) enum MetaDecodeError {
+    /// The bytes are not a metadata file of this encoding, or break an invariant.
+    Corrupt(String),
+    /// A newer format version than this build reads.
+    Unsupported(u32),
+}
+
+/// The one field read before the rest, so a newer format is reported as such rather than
+/// as corrupt.
+#[derive(Deserialize)]
+struct VersionProbe {
+    format_version: u32,
+}
+
+/// Decompresses and parses metadata, checks its version first, then its invariants.
+pub(crate) fn decode_meta(
+    bytes: &[u8],
+    format: MetaFormat,
+    compression: MetaCompression,
+) -> Result<StoreMeta, MetaDecodeError> {
+    let plain = decompress(bytes, compression).map_err(MetaDecodeError::Corrupt)?;
+    let probe: VersionProbe = parse(&plain, format).map_err(MetaDecodeError::Corrupt)?;
+    if probe.format_version > FORMAT_VERSION || probe.format_version == 0 {
+        return Err(MetaDecodeError::Unsupported(probe.format_version));
+    }
+    let meta: StoreMeta = parse(&plain, format).map_err(MetaDecodeError::Corrupt)?;
+    meta.check().map_err(MetaDecodeError::Corrupt)?;
+    Ok(meta)
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(plain: &[u8], format: MetaFormat) -> Result<T, String> {
+    match format {
+        MetaFormat::Json => serde_json::from_slice(plain).map_err(|e| format!("invalid JSON metadata: {e}")),
+        MetaFormat::MsgPack => rmp_serde::from_slice(plain).map_err(|e| format!("invalid msgpack metadata: {e}")),
+    }
+}
+
+fn decompress(bytes: &[u8], compression: MetaCompression) -> Result<Vec<u8>, String> {
+    let reader: Box<dyn Read + '_> = match compression {
+        MetaCompression::None => return Ok(bytes.to_vec()),
+        MetaCompression::Zstd => Box::new(zstd::stream::Decoder::new(bytes).map_err(|e| format!("zstd: {e}"))?),
+        MetaCompression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(bytes)),
+    };
+    let mut plain = Vec::new();
+    reader
+        .take(MAX_META_BYTES + 1)
+        .read_to_end(&mut plain)
+        .map_err(|e| format!("cannot decompress metadata: {e}"))?;
+    if plain.len() as u64 > MAX_META_BYTES {
+        return Err(format!("decompressed metadata is over the limit of {MAX_META_BYTES} bytes"));
+    }
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::{Codec, Shuffle};
+
+    #[test]
+    fn every_encoding_round_trips_and_names_parse_back() {
+        let mut meta = StoreMeta::new(Codec::Lz4, Shuffle::Off);
+        meta.generation = 9;
+        meta.datasets.insert("run42".into(), Default::default());
+        for (format, compression) in ALL_ENCODINGS {
+            let bytes = encode_meta(&meta, format, compression);
+            let back = decode_meta(&bytes, format, compression).unwrap();
+            assert_eq!(back, meta);
+            assert_eq!(parse_meta_file_name(meta_file_name(format, compression)), Some((format, compression)));
+        }
+        assert_eq!(parse_meta_file_name("atlas.json.tmp"), None);
+    }
+
+    #[test]
+    fn newer_version_is_unsupported_not_corrupt() {
+        let mut meta = StoreMeta::new(Codec::default(), Shuffle::Auto);
+        meta.format_version = 99;
+        let bytes = encode_meta(&meta, MetaFormat::Json, MetaCompression::None);
+        assert!(matches!(
+            decode_meta(&bytes, MetaFormat::Json, MetaCompression::None),
+            Err(MetaDecodeError::Unsupported(99))
+        ));
+    }
+
+    #[test]
+    fn garbage_is_corrupt_in_every_encoding() {
+        for (format, compression) in ALL_ENCODINGS {
+            for bytes in [&b""[..], b"\xff\x00garbage", b"{\"format_version\":1}"] {
+                assert!(matches!(decode_meta(bytes, format, compression), Err(MetaDecodeError::Corrupt(_))));
+            }
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Room `meta`: the metadata file's types (store, datasets, array schemas, attributes,
+//! dtypes, codec settings), name rules and the six on-disk encodings. No I/O.
+
+mod attr;
+mod codec;
+mod dtype;
+mod file;
+pub(crate) mod float;
+mod name;
+mod scalar;
+mod schema;
+
+pub use attr::{AttrValue, Attributes};
+pub use codec::{Codec, Shuffle};
+pub use dtype::DType;
+pub use file::{MetaCompression, MetaFormat};
+pub use scalar::Scalar;
+pub use schema::ArrayMeta;
+
+pub(crate) use file::{
+    MAX_META_BYTES, MetaDecodeError, decode_meta, encode_meta, meta_file_name, parse_meta_file_name,
+};
+pub(crate) use name::{validate_attribute_key, validate_name};
+pub(crate) use schema::{
+    DatasetMeta, FORMAT_VERSION, FragmentMeta, MAX_ATTR_DEPTH, MAX_NDIM, StoreMeta, checked_product, fragment_name,
+    is_fragment_name,
+};

@@ -1,0 +1,78 @@
+//! Validation of dataset, array and attribute names. A name that passes can be used as a
+//! path component without ever leaving the store directory.
+
+use crate::error::{EntityKind, Error, Result};
+
+/// Longest name accepted, in bytes.
+pub(crate) const MAX_NAME_BYTES: usize = 255;
+
+/// Checks a dataset or array name: non-empty, at most 255 bytes, no `/`, `\`, NUL or other
+/// control character, no leading `.` or `_` (which also rules out `.` and `..`).
+///
+/// # Errors
+/// [`Error::InvalidName`] saying which rule the name breaks.
+pub(crate) fn validate_name(kind: EntityKind, name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > MAX_NAME_BYTES {
+        Some("it is longer than 255 bytes")
+    } else if name.contains(['/', '\\']) {
+        Some("it contains a path separator")
+    } else if name.chars().any(char::is_control) {
+        Some("it contains a control character")
+    } else if name.starts_with(['.', '_']) {
+        Some("it starts with '.' or '_'")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidName { kind, name: name.to_string(), reason }),
+        None => Ok(()),
+    }
+}
+
+/// Checks an attribute key: non-empty, at most 255 bytes, no control characters. Keys never
+/// become paths, so `.` and `/` are allowed.
+///
+/// # Errors
+/// [`Error::InvalidName`] saying which rule the key breaks.
+pub(crate) fn validate_attribute_key(key: &str) -> Result<()> {
+    let reason = if key.is_empty() {
+        Some("it is empty")
+    } else if key.len() > MAX_NAME_BYTES {
+        Some("it is longer than 255 bytes")
+    } else if key.chars().any(char::is_control) {
+        Some("it contains a control character")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidName { kind: EntityKind::Attribute, name: key.to_string(), reason }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_every_name_that_could_leave_the_store() {
+        let long = "a".repeat(256);
+        for bad in ["", ".", "..", "../x", "a/b", "a\\b", "/abs", "nul\0", "tab\t", ".hidden", "_private", &long] {
+            assert!(
+                matches!(validate_name(EntityKind::Dataset, bad), Err(Error::InvalidName { .. })),
+                "{bad:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn accepts_ordinary_and_unicode_names() {
+        for good in ["run42", "temp", "a.b", "x-y", "\u{00e9}t\u{00e9}", &"a".repeat(255)] {
+            validate_name(EntityKind::Array, good).unwrap();
+        }
+        validate_attribute_key("units.long/name").unwrap();
+        assert!(validate_attribute_key("").is_err());
+    }
+}

@@ -1,0 +1,265 @@
+//! The serialised structs of the metadata file: the store, its datasets, their arrays and
+//! the list of committed fragments. Layout and meaning: docs/FORMAT.md, "Metadata file".
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::attr::Attributes;
+use super::codec::{Codec, Shuffle};
+use super::dtype::DType;
+use super::name::{validate_attribute_key, validate_name};
+use super::scalar::Scalar;
+use crate::error::EntityKind;
+
+/// The format version this build writes, and the newest it reads.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+/// Most dimensions an array may have.
+pub(crate) const MAX_NDIM: usize = 32;
+/// Largest chunk, in bytes of raw elements; bounds every per-block allocation.
+pub(crate) const MAX_CHUNK_BYTES: u64 = 256 << 20;
+/// Deepest nesting of lists and maps in an attribute value.
+pub(crate) const MAX_ATTR_DEPTH: usize = 64;
+
+/// The whole metadata file: one commit of the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct StoreMeta {
+    pub format_version: u32,
+    /// Incremented by every commit; the higher of two metadata files wins.
+    pub generation: u64,
+    /// Codec for new blocks of arrays without their own.
+    pub codec: Codec,
+    /// Shuffle setting for new blocks of arrays without their own.
+    pub shuffle: Shuffle,
+    /// The id the next defined array gets; ids are never reused.
+    pub next_array_id: u64,
+    pub attributes: Attributes,
+    pub datasets: BTreeMap<String, DatasetMeta>,
+    /// Committed fragments, oldest first; a later fragment's block wins for a chunk.
+    pub fragments: Vec<FragmentMeta>,
+}
+
+/// One dataset of the registry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct DatasetMeta {
+    pub attributes: Attributes,
+    pub arrays: BTreeMap<String, ArrayMeta>,
+}
+
+/// One committed fragment file in `data/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FragmentMeta {
+    /// File name inside `data/`.
+    pub name: String,
+    /// The file's length; a shorter or longer file is corrupt.
+    pub len_bytes: u64,
+}
+
+/// The schema of one array, as stored and as returned by `array_meta`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ArrayMeta {
+    /// Store-unique id; blocks in fragments name their array by it.
+    pub id: u64,
+    /// Element type.
+    pub dtype: DType,
+    /// Extent along each dimension.
+    pub shape: Vec<u64>,
+    /// Extent of one chunk along each dimension.
+    pub chunk_shape: Vec<u64>,
+    /// Dimension names (empty strings where none were given).
+    pub dims: Vec<String>,
+    /// The value read where nothing was written.
+    pub fill_value: Scalar,
+    /// Codec for new blocks, overriding the store's; `None` follows the store.
+    pub codec: Option<Codec>,
+    /// Shuffle for new blocks, overriding the store's; `None` follows the store.
+    pub shuffle: Option<Shuffle>,
+    /// The array's attributes.
+    pub attributes: Attributes,
+}
+
+impl ArrayMeta {
+    /// Number of chunks along each dimension.
+    #[must_use]
+    pub fn chunk_grid(&self) -> Vec<u64> {
+        self.shape.iter().zip(&self.chunk_shape).map(|(s, c)| s.div_ceil(*c)).collect()
+    }
+
+    /// Elements in one chunk.
+    #[must_use]
+    pub fn chunk_elems(&self) -> u64 {
+        self.chunk_shape.iter().product()
+    }
+
+    /// Bytes of one chunk's raw elements.
+    #[must_use]
+    pub fn chunk_bytes(&self) -> u64 {
+        self.chunk_elems() * self.dtype.size_bytes() as u64
+    }
+
+    /// The fill value as the little-endian bytes of one element.
+    pub(crate) fn fill_bytes(&self) -> Vec<u8> {
+        self.fill_value.to_le_bytes(self.dtype).expect("fill value was checked against the dtype")
+    }
+
+    /// Checks the invariants every array schema keeps; returns what is wrong.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let ndim = self.shape.len();
+        if ndim > MAX_NDIM {
+            return Err(format!("{ndim} dimensions is over the limit of {MAX_NDIM}"));
+        }
+        if self.chunk_shape.len() != ndim || self.dims.len() != ndim {
+            return Err(format!(
+                "shape has {ndim} dimensions but chunk_shape has {} and dims {}",
+                self.chunk_shape.len(),
+                self.dims.len()
+            ));
+        }
+        if self.chunk_shape.contains(&0) {
+            return Err(format!("chunk_shape {:?} has a zero extent", self.chunk_shape));
+        }
+        let elem_bytes = self.dtype.size_bytes() as u64;
+        let bytes_of = |extents: &[u64]| checked_product(extents).and_then(|n| n.checked_mul(elem_bytes));
+        if bytes_of(&self.shape).is_none() {
+            return Err(format!("shape {:?} overflows a 64-bit byte count", self.shape));
+        }
+        if bytes_of(&self.chunk_shape).is_none_or(|b| b > MAX_CHUNK_BYTES) {
+            return Err(format!("chunk_shape {:?} is over the limit of {MAX_CHUNK_BYTES} bytes", self.chunk_shape));
+        }
+        if self.fill_value.to_le_bytes(self.dtype).is_none() {
+            return Err(format!("fill value {} does not fit dtype {}", self.fill_value, self.dtype));
+        }
+        let mut seen = HashSet::new();
+        for dim in self.dims.iter().filter(|d| !d.is_empty()) {
+            if !seen.insert(dim) {
+                return Err(format!("dimension name {dim:?} is used twice"));
+            }
+        }
+        check_attributes(&self.attributes)
+    }
+}
+
+/// Product of `extents`, or `None` on overflow.
+pub(crate) fn checked_product(extents: &[u64]) -> Option<u64> {
+    extents.iter().try_fold(1u64, |acc, e| acc.checked_mul(*e))
+}
+
+/// Checks attribute keys and nesting depth; returns what is wrong.
+pub(crate) fn check_attributes(attributes: &Attributes) -> Result<(), String> {
+    for (key, value) in attributes {
+        validate_attribute_key(key).map_err(|e| e.to_string())?;
+        if value.depth() > MAX_ATTR_DEPTH {
+            return Err(format!("attribute {key:?} nests deeper than {MAX_ATTR_DEPTH} levels"));
+        }
+    }
+    Ok(())
+}
+
+impl StoreMeta {
+    /// An empty store's first commit.
+    pub(crate) fn new(codec: Codec, shuffle: Shuffle) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            generation: 0,
+            codec,
+            shuffle,
+            next_array_id: 0,
+            attributes: Attributes::new(),
+            datasets: BTreeMap::new(),
+            fragments: Vec::new(),
+        }
+    }
+
+    /// Checks everything a metadata file read from disk must satisfy before it is used:
+    /// valid names, sound array schemas, unique array ids. Returns what is wrong.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        check_attributes(&self.attributes)?;
+        let mut ids = HashSet::new();
+        for (ds_name, ds) in &self.datasets {
+            validate_name(EntityKind::Dataset, ds_name).map_err(|e| e.to_string())?;
+            check_attributes(&ds.attributes)?;
+            for (name, array) in &ds.arrays {
+                validate_name(EntityKind::Array, name).map_err(|e| e.to_string())?;
+                array.check().map_err(|e| format!("array {ds_name}/{name}: {e}"))?;
+                if array.id >= self.next_array_id || !ids.insert(array.id) {
+                    return Err(format!("array {ds_name}/{name} has a duplicate or unallocated id {}", array.id));
+                }
+            }
+        }
+        let mut names = HashSet::new();
+        for fragment in &self.fragments {
+            if !is_fragment_name(&fragment.name) || !names.insert(&fragment.name) {
+                return Err(format!("fragment name {:?} is invalid or listed twice", fragment.name));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Fragment files are `<16 hex digits>-<16 hex digits>.frag`: a generation and a nonce.
+pub(crate) fn fragment_name(generation: u64, nonce: u64) -> String {
+    format!("{generation:016x}-{nonce:016x}.frag")
+}
+
+/// Whether `name` has the shape [`fragment_name`] gives.
+pub(crate) fn is_fragment_name(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".frag") else { return false };
+    let bytes = stem.as_bytes();
+    bytes.len() == 33
+        && bytes[16] == b'-'
+        && bytes.iter().enumerate().all(|(i, b)| i == 16 || b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn array() -> ArrayMeta {
+        ArrayMeta {
+            id: 0,
+            dtype: DType::Float32,
+            shape: vec![10, 20],
+            chunk_shape: vec![4, 20],
+            dims: vec!["y".into(), "x".into()],
+            fill_value: Scalar::Float(f64::NAN),
+            codec: None,
+            shuffle: None,
+            attributes: Attributes::new(),
+        }
+    }
+
+    #[test]
+    fn sound_schema_passes_and_each_broken_invariant_is_named() {
+        array().check().unwrap();
+        let mut a = array();
+        a.chunk_shape = vec![0, 1];
+        assert!(a.check().unwrap_err().contains("zero"));
+        let mut a = array();
+        a.shape = vec![u64::MAX, 2];
+        assert!(a.check().unwrap_err().contains("overflows"));
+        let mut a = array();
+        a.chunk_shape = vec![1 << 20, 1 << 20];
+        assert!(a.check().unwrap_err().contains("limit"));
+        let mut a = array();
+        a.dims = vec!["x".into(), "x".into()];
+        assert!(a.check().unwrap_err().contains("twice"));
+        let mut a = array();
+        a.dtype = DType::UInt8;
+        assert!(a.check().unwrap_err().contains("fill value"));
+    }
+
+    #[test]
+    fn fragment_names_are_recognised_exactly() {
+        let name = fragment_name(7, u64::MAX);
+        assert!(is_fragment_name(&name));
+        assert!(!is_fragment_name("../etc/passwd.frag"));
+        assert!(!is_fragment_name("0000000000000007.frag"));
+    }
+
+    #[test]
+    fn chunk_grid_rounds_up() {
+        assert_eq!(array().chunk_grid(), vec![3, 1]);
+        assert_eq!(array().chunk_bytes(), 4 * 20 * 4);
+    }
+}

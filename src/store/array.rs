@@ -1,0 +1,178 @@
+//! [`ArrayHandle`]: reads, writes and settings of one array.
+
+use std::sync::Arc;
+
+use ndarray::{ArrayD, ArrayView, Dimension, IxDyn};
+
+use super::attrs::{AttrTarget, Attrs};
+use super::config::{Element, ReadOptions};
+use super::pending::{PendingFragment, append_chunk};
+use super::state::{Inner, State, find_block};
+use crate::engine::{ArrayCtx, WriteSettings, read_region, write_region};
+use crate::error::{Error, Result};
+use crate::meta::{ArrayMeta, Codec, Shuffle, checked_product};
+
+/// A handle on one array of a dataset. Cheap to clone; calls fail with
+/// [`Error::NotFound`] once the array or its dataset is deleted.
+#[derive(Debug, Clone)]
+pub struct ArrayHandle {
+    inner: Arc<Inner>,
+    dataset: String,
+    name: String,
+    label: String,
+}
+
+impl ArrayHandle {
+    pub(crate) fn new(inner: Arc<Inner>, dataset: &str, name: &str) -> Self {
+        Self { inner, dataset: dataset.to_string(), name: name.to_string(), label: format!("{dataset}/{name}") }
+    }
+
+    /// The array's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The array's schema.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn meta(&self) -> Result<ArrayMeta> {
+        self.inner.read().array(&self.dataset, &self.name).cloned()
+    }
+
+    /// Reads the box `start .. start + shape` as a new array.
+    ///
+    /// # Errors
+    /// As [`ArrayHandle::read_into`].
+    pub fn read<T: Element>(&self, start: &[u64], shape: &[u64]) -> Result<ArrayD<T>> {
+        let len = checked_product(shape)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| Error::invalid(format!("selection {shape:?} does not fit in memory")))?;
+        let mut out = vec![T::zeroed(); len];
+        self.read_into(start, shape, &mut out, ReadOptions::default())?;
+        let dims: Vec<usize> = shape.iter().map(|&n| usize::try_from(n).expect("product fits usize")).collect();
+        Ok(ArrayD::from_shape_vec(IxDyn(&dims), out).expect("length is the product of the shape"))
+    }
+
+    /// Reads the box `start .. start + shape` into `out`, in C order. Chunks never written
+    /// read as the fill value.
+    ///
+    /// # Errors
+    /// [`Error::DTypeMismatch`] if `T` is not the array's dtype; [`Error::ShapeMismatch`] if
+    /// `start`/`shape` have the wrong number of dimensions or `out` the wrong length;
+    /// [`Error::OutOfBounds`]; [`Error::ChecksumMismatch`] or [`Error::Corrupt`] if a block
+    /// on disk is damaged.
+    pub fn read_into<T: Element>(&self, start: &[u64], shape: &[u64], out: &mut [T], options: ReadOptions) -> Result<()> {
+        let state = self.inner.read();
+        let meta = self.checked_meta::<T>(&state, start, shape)?;
+        if out.len() as u64 != checked_product(shape).unwrap_or(u64::MAX) {
+            return Err(Error::ShapeMismatch {
+                array: self.label.clone(),
+                expected: shape.to_vec(),
+                found: vec![out.len() as u64],
+            });
+        }
+        let ctx = ArrayCtx { meta, label: &self.label };
+        let lookup = |coord: &[u64]| state.find_block(meta.id, coord);
+        read_region(ctx, &lookup, start, shape, bytemuck::cast_slice_mut(out), options.verify_checksums)
+    }
+
+    /// Writes `data` with its first element at `start`. Chunks the data covers only in part
+    /// keep their other elements. Durable at the next flush.
+    ///
+    /// # Errors
+    /// [`Error::DTypeMismatch`], [`Error::ShapeMismatch`] (wrong number of dimensions),
+    /// [`Error::OutOfBounds`], [`Error::Locked`], [`Error::Io`].
+    pub fn write<T: Element, D: Dimension>(&self, start: &[u64], data: ArrayView<'_, T, D>) -> Result<()> {
+        let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
+        let data = data.as_standard_layout();
+        let input: &[u8] = bytemuck::cast_slice(data.as_slice().expect("standard layout is contiguous"));
+        let mut guard = self.inner.write();
+        let meta = self.checked_meta::<T>(&guard, start, &shape)?.clone();
+        let state = &mut *guard;
+        let generation = state.meta.generation + 1;
+        let settings = WriteSettings {
+            codec: meta.codec.unwrap_or(state.meta.codec),
+            shuffle: meta.shuffle.unwrap_or(state.meta.shuffle).applies(meta.dtype.size_bytes()),
+        };
+        let data_dir = self.inner.data_dir();
+        self.inner.begin_change(state)?;
+        let State { session, committed, .. } = state;
+        let session = session.as_mut().expect("begin_change starts a session");
+        let PendingFragment { writer, blocks, .. } = session.fragment(&data_dir, generation)?;
+        // Each chunk is written once per call, so lookups never need this call's own blocks;
+        // they are recorded after the last one is appended.
+        let lookup = |coord: &[u64]| find_block(Some(blocks), committed, meta.id, coord);
+        let mut written = Vec::new();
+        let ctx = ArrayCtx { meta: &meta, label: &self.label };
+        write_region(ctx, &lookup, start, &shape, input, settings, &mut |chunk| {
+            written.push(append_chunk(writer, meta.id, &chunk)?);
+            Ok(())
+        })?;
+        blocks.insert(written);
+        Ok(())
+    }
+
+    /// Gives the array its own codec for new blocks (`None`: follow the store's). Existing
+    /// blocks keep theirs.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Locked`].
+    pub fn set_codec(&self, codec: Option<Codec>) -> Result<()> {
+        self.change_meta(|meta| meta.codec = codec)
+    }
+
+    /// Gives the array its own shuffle setting for new blocks (`None`: follow the store's).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Locked`].
+    pub fn set_shuffle(&self, shuffle: Option<Shuffle>) -> Result<()> {
+        self.change_meta(|meta| meta.shuffle = shuffle)
+    }
+
+    /// The array's attributes.
+    #[must_use]
+    pub fn attrs(&self) -> Attrs {
+        Attrs::new(self.inner.clone(), AttrTarget::Array(self.dataset.clone(), self.name.clone()))
+    }
+
+    fn change_meta(&self, change: impl FnOnce(&mut ArrayMeta)) -> Result<()> {
+        let mut state = self.inner.write();
+        state.array(&self.dataset, &self.name)?;
+        self.inner.begin_change(&mut state)?;
+        change(state.array_mut(&self.dataset, &self.name)?);
+        Ok(())
+    }
+
+    /// The array's schema after checking a selection against it.
+    fn checked_meta<'s, T: Element>(&self, state: &'s State, start: &[u64], shape: &[u64]) -> Result<&'s ArrayMeta> {
+        let meta = state.array(&self.dataset, &self.name)?;
+        if T::DTYPE != meta.dtype {
+            return Err(Error::DTypeMismatch {
+                array: self.label.clone(),
+                expected: meta.dtype.to_string(),
+                found: T::DTYPE.to_string(),
+            });
+        }
+        let ndim = meta.shape.len();
+        if start.len() != ndim || shape.len() != ndim {
+            let found = if start.len() == ndim { shape } else { start };
+            return Err(Error::ShapeMismatch {
+                array: self.label.clone(),
+                expected: meta.shape.clone(),
+                found: found.to_vec(),
+            });
+        }
+        let inside = (0..ndim).all(|d| start[d].checked_add(shape[d]).is_some_and(|end| end <= meta.shape[d]));
+        if !inside {
+            return Err(Error::OutOfBounds {
+                array: self.label.clone(),
+                start: start.to_vec(),
+                shape: shape.to_vec(),
+                array_shape: meta.shape.clone(),
+            });
+        }
+        Ok(meta)
+    }
+}

@@ -1,0 +1,111 @@
+//! [`Attrs`]: the attributes of the store, a dataset or an array, through one handle type.
+
+use std::sync::Arc;
+
+use super::state::{Inner, State};
+use crate::error::{EntityKind, Error, Result};
+use crate::meta::{AttrValue, Attributes, MAX_ATTR_DEPTH, validate_attribute_key};
+
+/// Whose attributes an [`Attrs`] handle reaches.
+#[derive(Debug, Clone)]
+pub(crate) enum AttrTarget {
+    Store,
+    Dataset(String),
+    Array(String, String),
+}
+
+/// The attributes of a store, dataset or array: typed values under string keys. Changes are
+/// durable at the next flush.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// use atlas::{Atlas, AttrValue, StoreConfig};
+/// let store = Atlas::create(dir.path().join("s"), StoreConfig::default())?;
+/// store.attrs().set("title", "ocean profiles")?;
+/// store.attrs().set("created", AttrValue::Timestamp(1_700_000_000_000_000_000))?;
+/// assert_eq!(store.attrs().get("title")?, Some(AttrValue::from("ocean profiles")));
+/// # Ok::<(), atlas::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Attrs {
+    inner: Arc<Inner>,
+    target: AttrTarget,
+}
+
+impl Attrs {
+    pub(crate) fn new(inner: Arc<Inner>, target: AttrTarget) -> Self {
+        Self { inner, target }
+    }
+
+    /// All attributes, sorted by key.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the dataset or array was deleted.
+    pub fn all(&self) -> Result<Attributes> {
+        self.with(|attrs| attrs.clone())
+    }
+
+    /// One attribute, or `None` if the key is not set.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the dataset or array was deleted.
+    pub fn get(&self, key: &str) -> Result<Option<AttrValue>> {
+        self.with(|attrs| attrs.get(key).cloned())
+    }
+
+    /// Sets an attribute, replacing any value under the key.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for an empty, over-long or control-character key;
+    /// [`Error::InvalidArgument`] for a value nested deeper than 64 levels; [`Error::Locked`].
+    pub fn set(&self, key: &str, value: impl Into<AttrValue>) -> Result<()> {
+        validate_attribute_key(key)?;
+        let value = value.into();
+        if value.depth() > MAX_ATTR_DEPTH {
+            return Err(Error::invalid(format!("attribute {key:?} nests deeper than {MAX_ATTR_DEPTH} levels")));
+        }
+        self.with_mut(|attrs| {
+            attrs.insert(key.to_string(), value);
+            Ok(())
+        })
+    }
+
+    /// Removes an attribute.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the key is not set; [`Error::Locked`].
+    pub fn remove(&self, key: &str) -> Result<()> {
+        self.with_mut(|attrs| {
+            attrs.remove(key).map(drop).ok_or_else(|| Error::not_found(EntityKind::Attribute, key))
+        })
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&Attributes) -> R) -> Result<R> {
+        let state = self.inner.read();
+        Ok(f(self.target_attrs(&state)?))
+    }
+
+    fn with_mut(&self, f: impl FnOnce(&mut Attributes) -> Result<()>) -> Result<()> {
+        let mut guard = self.inner.write();
+        self.target_attrs(&guard)?;
+        // Check the change applies before taking the writer lock for it.
+        let mut attrs = self.target_attrs(&guard)?.clone();
+        f(&mut attrs)?;
+        self.inner.begin_change(&mut guard)?;
+        let state = &mut *guard;
+        *match &self.target {
+            AttrTarget::Store => &mut state.meta.attributes,
+            AttrTarget::Dataset(ds) => &mut state.dataset_mut(ds)?.attributes,
+            AttrTarget::Array(ds, name) => &mut state.array_mut(ds, name)?.attributes,
+        } = attrs;
+        Ok(())
+    }
+
+    fn target_attrs<'s>(&self, state: &'s State) -> Result<&'s Attributes> {
+        Ok(match &self.target {
+            AttrTarget::Store => &state.meta.attributes,
+            AttrTarget::Dataset(ds) => &state.dataset(ds)?.attributes,
+            AttrTarget::Array(ds, name) => &state.array(ds, name)?.attributes,
+        })
+    }
+}

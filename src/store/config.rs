@@ -1,0 +1,156 @@
+//! The caller-facing settings: [`StoreConfig`] for `create`, [`ArraySpec`] for
+//! `define_array`, [`ReadOptions`] for reads, and the [`Element`] types arrays hold.
+
+use crate::meta::{Codec, DType, MetaCompression, MetaFormat, Scalar, Shuffle};
+
+/// How a new store encodes its blocks and its metadata file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreConfig {
+    /// Default codec for new blocks (zstd level 3 unless set).
+    pub codec: Codec,
+    /// Default shuffle setting for new blocks (on for multi-byte dtypes unless set).
+    pub shuffle: Shuffle,
+    /// Metadata serialisation (JSON unless set).
+    pub meta_format: MetaFormat,
+    /// Metadata compression (none unless set).
+    pub meta_compression: MetaCompression,
+}
+
+/// Options of one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Check every decoded block against its checksum (on by default).
+    pub verify_checksums: bool,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        Self { verify_checksums: true }
+    }
+}
+
+/// The schema of an array to define: dtype and shape, with optional dimension names, chunk
+/// shape, fill value and codec.
+///
+/// ```
+/// use atlas::{ArraySpec, DType};
+/// let spec = ArraySpec::new(DType::Float32, [365, 180, 360])
+///     .dims(["time", "lat", "lon"])
+///     .chunk_shape([30, 180, 360])
+///     .fill_value(f32::NAN);
+/// # let _ = spec;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArraySpec {
+    pub(crate) dtype: DType,
+    pub(crate) shape: Vec<u64>,
+    pub(crate) dims: Option<Vec<String>>,
+    pub(crate) chunk_shape: Option<Vec<u64>>,
+    pub(crate) fill_value: Scalar,
+    pub(crate) codec: Option<Codec>,
+    pub(crate) shuffle: Option<Shuffle>,
+}
+
+impl ArraySpec {
+    /// An array of `dtype` and `shape`, fill value 0, default chunks and codec.
+    pub fn new(dtype: DType, shape: impl Into<Vec<u64>>) -> Self {
+        Self {
+            dtype,
+            shape: shape.into(),
+            dims: None,
+            chunk_shape: None,
+            fill_value: Scalar::Int(0),
+            codec: None,
+            shuffle: None,
+        }
+    }
+
+    /// Names the dimensions (default `dim_0`, `dim_1`, ...).
+    #[must_use]
+    pub fn dims<S: Into<String>>(mut self, dims: impl IntoIterator<Item = S>) -> Self {
+        self.dims = Some(dims.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the chunk shape (default: about 1 MiB per chunk, see [`default_chunk_shape`]).
+    #[must_use]
+    pub fn chunk_shape(mut self, chunk_shape: impl Into<Vec<u64>>) -> Self {
+        self.chunk_shape = Some(chunk_shape.into());
+        self
+    }
+
+    /// Sets the value read where nothing was written (default 0).
+    #[must_use]
+    pub fn fill_value(mut self, fill_value: impl Into<Scalar>) -> Self {
+        self.fill_value = fill_value.into();
+        self
+    }
+
+    /// Gives the array its own codec instead of following the store's.
+    #[must_use]
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = Some(codec);
+        self
+    }
+
+    /// Gives the array its own shuffle setting instead of following the store's.
+    #[must_use]
+    pub fn shuffle(mut self, shuffle: Shuffle) -> Self {
+        self.shuffle = Some(shuffle);
+        self
+    }
+}
+
+/// Raw bytes a default chunk aims at: large enough for codecs to work well, small enough
+/// that a small read decodes little.
+pub const DEFAULT_CHUNK_BYTES: u64 = 1 << 20;
+
+/// The chunk shape used when none is given: start from the whole shape (a dimension of
+/// extent 0, which will grow, counts as 2^20) and halve the longest dimension until a chunk
+/// holds at most [`DEFAULT_CHUNK_BYTES`].
+#[must_use]
+pub fn default_chunk_shape(shape: &[u64], dtype: DType) -> Vec<u64> {
+    let elem_bytes = dtype.size_bytes() as u64;
+    let mut chunk: Vec<u64> = shape.iter().map(|&n| if n == 0 { 1 << 20 } else { n }).collect();
+    while chunk.iter().try_fold(elem_bytes, |acc, &n| acc.checked_mul(n)).is_none_or(|b| b > DEFAULT_CHUNK_BYTES) {
+        let (longest, _) = chunk.iter().enumerate().max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i))).expect("ndim > 0");
+        chunk[longest] = chunk[longest].div_ceil(2);
+    }
+    chunk
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A Rust type an array can hold: `i8`..`i64`, `u8`..`u64`, `f32`, `f64`.
+pub trait Element: bytemuck::Pod + Send + Sync + sealed::Sealed {
+    /// The dtype of arrays of this type.
+    const DTYPE: DType;
+}
+
+macro_rules! element {
+    ($($t:ty => $d:ident),*) => {$(
+        impl sealed::Sealed for $t {}
+        impl Element for $t {
+            const DTYPE: DType = DType::$d;
+        }
+    )*};
+}
+element!(i8 => Int8, i16 => Int16, i32 => Int32, i64 => Int64, u8 => UInt8, u16 => UInt16,
+         u32 => UInt32, u64 => UInt64, f32 => Float32, f64 => Float64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_chunks_stay_near_one_mebibyte_and_cover_small_arrays_whole() {
+        assert_eq!(default_chunk_shape(&[100, 100], DType::Float64), vec![100, 100]);
+        let big = default_chunk_shape(&[512, 512, 512], DType::UInt16);
+        assert_eq!(big, vec![64, 64, 128]);
+        let growing = default_chunk_shape(&[0, 512], DType::Float32);
+        assert!(growing[0] >= 256 && growing.iter().product::<u64>() * 4 <= DEFAULT_CHUNK_BYTES, "{growing:?}");
+        assert_eq!(default_chunk_shape(&[], DType::Int8), Vec::<u64>::new());
+    }
+}

@@ -1,0 +1,147 @@
+//! [`Dataset`]: a named group of arrays and attributes.
+
+use std::sync::Arc;
+
+use super::array::ArrayHandle;
+use super::attrs::{AttrTarget, Attrs};
+use super::config::{ArraySpec, Element, ReadOptions, default_chunk_shape};
+use super::state::Inner;
+use crate::error::{EntityKind, Error, Result};
+use crate::meta::{ArrayMeta, Attributes, validate_name};
+
+/// A handle on one dataset of a store. Cheap to clone; calls fail with
+/// [`Error::NotFound`] once the dataset is deleted.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    inner: Arc<Inner>,
+    name: String,
+}
+
+impl Dataset {
+    pub(crate) fn new(inner: Arc<Inner>, name: &str) -> Self {
+        Self { inner, name: name.to_string() }
+    }
+
+    /// The dataset's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Defines a new array from `spec`; it reads as the fill value until written.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::InvalidArgument`] for a
+    /// schema that does not hold together (dims or chunk shape of the wrong length, a zero
+    /// chunk extent, a fill value the dtype cannot hold, a chunk over 256 MiB...),
+    /// [`Error::Locked`].
+    pub fn define_array(&self, name: &str, spec: ArraySpec) -> Result<ArrayHandle> {
+        validate_name(EntityKind::Array, name)?;
+        let ndim = spec.shape.len();
+        let dims = spec.dims.unwrap_or_else(|| (0..ndim).map(|d| format!("dim_{d}")).collect());
+        let chunk_shape = spec.chunk_shape.unwrap_or_else(|| default_chunk_shape(&spec.shape, spec.dtype));
+        let mut meta = ArrayMeta {
+            id: 0,
+            dtype: spec.dtype,
+            shape: spec.shape,
+            chunk_shape,
+            dims,
+            fill_value: spec.fill_value,
+            codec: spec.codec,
+            shuffle: spec.shuffle,
+            attributes: Attributes::new(),
+        };
+        meta.check().map_err(Error::invalid)?;
+        let mut state = self.inner.write();
+        state.dataset(&self.name)?;
+        self.inner.begin_change(&mut state)?;
+        if state.dataset(&self.name)?.arrays.contains_key(name) {
+            return Err(Error::already_exists(EntityKind::Array, format!("{}/{name}", self.name)));
+        }
+        meta.id = state.meta.next_array_id;
+        state.meta.next_array_id += 1;
+        state.dataset_mut(&self.name)?.arrays.insert(name.to_string(), meta);
+        Ok(ArrayHandle::new(self.inner.clone(), &self.name, name))
+    }
+
+    /// A handle on an existing array.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn array(&self, name: &str) -> Result<ArrayHandle> {
+        self.inner.read().array(&self.name, name)?;
+        Ok(ArrayHandle::new(self.inner.clone(), &self.name, name))
+    }
+
+    /// Deletes an array; its blocks become unreachable.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Locked`].
+    pub fn delete_array(&self, name: &str) -> Result<()> {
+        let mut state = self.inner.write();
+        state.array(&self.name, name)?;
+        self.inner.begin_change(&mut state)?;
+        state.dataset_mut(&self.name)?.arrays.remove(name);
+        Ok(())
+    }
+
+    /// Names of the dataset's arrays, sorted.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the dataset was deleted.
+    pub fn list_arrays(&self) -> Result<Vec<String>> {
+        Ok(self.inner.read().dataset(&self.name)?.arrays.keys().cloned().collect())
+    }
+
+    /// The schema of an array.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn array_meta(&self, name: &str) -> Result<ArrayMeta> {
+        self.inner.read().array(&self.name, name).cloned()
+    }
+
+    /// Writes `data` into array `name` with its first element at `start`.
+    /// Same as `self.array(name)?.write(start, data)`.
+    ///
+    /// # Errors
+    /// See [`ArrayHandle::write`].
+    pub fn write_array<T: Element, D: ndarray::Dimension>(
+        &self,
+        name: &str,
+        start: &[u64],
+        data: ndarray::ArrayView<'_, T, D>,
+    ) -> Result<()> {
+        self.array(name)?.write(start, data)
+    }
+
+    /// Reads the box `start .. start + shape` of array `name`.
+    /// Same as `self.array(name)?.read(start, shape)`.
+    ///
+    /// # Errors
+    /// See [`ArrayHandle::read`].
+    pub fn read_array<T: Element>(&self, name: &str, start: &[u64], shape: &[u64]) -> Result<ndarray::ArrayD<T>> {
+        self.array(name)?.read(start, shape)
+    }
+
+    /// Reads the box `start .. start + shape` of array `name` into `out` (C order).
+    ///
+    /// # Errors
+    /// See [`ArrayHandle::read_into`].
+    pub fn read_array_into<T: Element>(
+        &self,
+        name: &str,
+        start: &[u64],
+        shape: &[u64],
+        out: &mut [T],
+        options: ReadOptions,
+    ) -> Result<()> {
+        self.array(name)?.read_into(start, shape, out, options)
+    }
+
+    /// The dataset's attributes.
+    #[must_use]
+    pub fn attrs(&self) -> Attrs {
+        Attrs::new(self.inner.clone(), AttrTarget::Dataset(self.name.clone()))
+    }
+}

@@ -1,0 +1,114 @@
+//! The store directory on disk: its fixed names, finding and loading the newest metadata
+//! file, writing a commit's metadata, and cleaning up what a crashed writer left behind.
+
+use std::path::Path;
+
+use super::snapshot::Snapshot;
+use crate::error::{EntityKind, Error, Result};
+use crate::io;
+use crate::meta::{
+    self, MetaCompression, MetaDecodeError, MetaFormat, StoreMeta, decode_meta, encode_meta, meta_file_name,
+    parse_meta_file_name,
+};
+
+/// Folder of fragment files inside a store.
+pub(crate) const DATA_DIR: &str = "data";
+/// The writer lock file.
+pub(crate) const LOCK_FILE: &str = "atlas.lock";
+/// Temp file a commit writes before renaming it over the metadata file.
+const META_TMP_FILE: &str = "atlas.meta.tmp";
+
+/// A commit as read from disk: its metadata, the file it came from, and its blocks.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub meta: StoreMeta,
+    pub encoding: (MetaFormat, MetaCompression),
+    pub snapshot: Snapshot,
+}
+
+/// Reads the newest commit of the store in `dir`.
+///
+/// # Errors
+/// [`Error::NotFound`] when `dir` holds no metadata file; the error of the newest file when
+/// no metadata file decodes.
+pub(crate) fn load(dir: &Path) -> Result<Loaded> {
+    let (meta, encoding) = read_newest_meta(dir)?;
+    let snapshot = Snapshot::load(&dir.join(DATA_DIR), &meta.fragments)?;
+    Ok(Loaded { meta, encoding, snapshot })
+}
+
+/// The generation of the newest commit on disk (cheaper than [`load`]: no fragments).
+pub(crate) fn newest_generation(dir: &Path) -> Result<u64> {
+    Ok(read_newest_meta(dir)?.0.generation)
+}
+
+/// Decodes every metadata file present and keeps the highest generation. Two files exist only
+/// after a crash during a format change; the higher generation is the newer commit.
+fn read_newest_meta(dir: &Path) -> Result<(StoreMeta, (MetaFormat, MetaCompression))> {
+    if !io::is_dir(dir) {
+        return Err(Error::not_found(EntityKind::Store, dir.display().to_string()));
+    }
+    let mut newest: Option<(StoreMeta, (MetaFormat, MetaCompression))> = None;
+    let mut first_error = None;
+    for name in io::list_dir(dir)? {
+        let Some((format, compression)) = parse_meta_file_name(&name) else { continue };
+        let path = dir.join(&name);
+        let decoded = io::read_file(&path, meta::MAX_META_BYTES).and_then(|bytes| {
+            decode_meta(&bytes, format, compression).map_err(|e| match e {
+                MetaDecodeError::Corrupt(detail) => Error::corrupt(&path, detail),
+                MetaDecodeError::Unsupported(found) => {
+                    Error::UnsupportedVersion { found, max: meta::FORMAT_VERSION }
+                }
+            })
+        });
+        match decoded {
+            Ok(meta) if newest.as_ref().is_none_or(|(m, _)| meta.generation > m.generation) => {
+                newest = Some((meta, (format, compression)));
+            }
+            Ok(_) => {}
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    match (newest, first_error) {
+        (Some(found), _) => Ok(found),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(Error::not_found(EntityKind::Store, dir.display().to_string())),
+    }
+}
+
+/// Writes `meta` as the store's metadata file (temp, fsync, rename, fsync directory), then
+/// removes metadata files of other encodings that it supersedes.
+pub(crate) fn write_meta(dir: &Path, meta: &StoreMeta, encoding: (MetaFormat, MetaCompression)) -> Result<()> {
+    let name = meta_file_name(encoding.0, encoding.1);
+    io::write_atomic(dir, name, META_TMP_FILE, &encode_meta(meta, encoding.0, encoding.1))?;
+    remove_other_meta_files(dir, name)
+}
+
+fn remove_other_meta_files(dir: &Path, keep: &str) -> Result<()> {
+    let mut removed = false;
+    for name in io::list_dir(dir)? {
+        if name != keep && parse_meta_file_name(&name).is_some() {
+            io::remove_file(&dir.join(&name))?;
+            removed = true;
+        }
+    }
+    if removed {
+        io::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Removes what no commit names: fragments of writers that died before committing and a
+/// stale metadata temp file. Only called while holding the writer lock, so no live writer's
+/// files are touched; readers only ever open fragments a commit names.
+pub(crate) fn remove_orphans(dir: &Path, meta: &StoreMeta, current: (MetaFormat, MetaCompression)) -> Result<()> {
+    io::remove_file(&dir.join(META_TMP_FILE))?;
+    remove_other_meta_files(dir, meta_file_name(current.0, current.1))?;
+    let data_dir = dir.join(DATA_DIR);
+    for name in io::list_dir(&data_dir)? {
+        if meta::is_fragment_name(&name) && !meta.fragments.iter().any(|f| f.name == name) {
+            io::remove_file(&data_dir.join(&name))?;
+        }
+    }
+    Ok(())
+}

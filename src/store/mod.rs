@@ -1,0 +1,196 @@
+//! Room `store`: the public API ([`Atlas`], [`Dataset`], [`ArrayHandle`], [`Attrs`]) and the
+//! commit. Everything a caller does goes through here; the work itself is done by the rooms
+//! below.
+
+mod array;
+mod attrs;
+mod config;
+mod dataset;
+mod disk;
+mod pending;
+mod snapshot;
+mod state;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use array::ArrayHandle;
+pub use attrs::Attrs;
+pub use config::{ArraySpec, DEFAULT_CHUNK_BYTES, Element, ReadOptions, StoreConfig, default_chunk_shape};
+pub use dataset::Dataset;
+
+use self::attrs::AttrTarget;
+use self::state::Inner;
+use crate::error::{EntityKind, Error, Result};
+use crate::io;
+use crate::meta::{
+    Codec, DatasetMeta, Shuffle, StoreMeta, meta_file_name, validate_name,
+};
+
+/// A store: one directory holding a metadata file and fragment files.
+///
+/// Handles are cheap to clone and share one state; `Atlas` is `Send + Sync`, and reads from
+/// many threads run in parallel. Changes become durable at [`flush`](Atlas::flush); the
+/// writer lock is taken at the first change and released when the flush completes.
+#[derive(Debug, Clone)]
+pub struct Atlas {
+    inner: Arc<Inner>,
+}
+
+impl Atlas {
+    /// Creates a new store in `path` (created if missing) and commits its empty first state.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] if `path` is a file or a non-empty directory (nothing is
+    /// touched then); [`Error::Io`] if the directory cannot be written.
+    pub fn create(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
+        let dir = path.as_ref().to_path_buf();
+        if io::exists(&dir) && (!io::is_dir(&dir) || !io::list_dir(&dir)?.is_empty()) {
+            return Err(Error::already_exists(EntityKind::Store, dir.display().to_string()));
+        }
+        io::create_dir_all(&dir.join(disk::DATA_DIR))?;
+        let meta = StoreMeta::new(config.codec, config.shuffle);
+        disk::write_meta(&dir, &meta, (config.meta_format, config.meta_compression))?;
+        Self::open(dir)
+    }
+
+    /// Opens the store in `path`, finding its metadata file by name.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if `path` holds no store; [`Error::Corrupt`] or
+    /// [`Error::UnsupportedVersion`] if its metadata or a fragment cannot be read.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let dir = path.as_ref().to_path_buf();
+        let loaded = disk::load(&dir)?;
+        Ok(Self { inner: Arc::new(Inner::new(dir, loaded)) })
+    }
+
+    /// The store's directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The name of the metadata file the next commit writes, e.g. `atlas.json`.
+    #[must_use]
+    pub fn meta_file_name(&self) -> &'static str {
+        let (format, compression) = self.inner.read().encoding;
+        meta_file_name(format, compression)
+    }
+
+    /// The generation of the last commit this handle made or saw.
+    #[must_use]
+    pub fn generation(&self) -> u64 {
+        self.inner.read().meta.generation
+    }
+
+    /// Creates an empty dataset.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::Locked`].
+    pub fn create_dataset(&self, name: &str) -> Result<Dataset> {
+        validate_name(EntityKind::Dataset, name)?;
+        let mut state = self.inner.write();
+        self.inner.begin_change(&mut state)?;
+        if state.meta.datasets.contains_key(name) {
+            return Err(Error::already_exists(EntityKind::Dataset, name));
+        }
+        state.meta.datasets.insert(name.to_string(), DatasetMeta::default());
+        Ok(Dataset::new(self.inner.clone(), name))
+    }
+
+    /// Opens an existing dataset.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if there is none of that name.
+    pub fn open_dataset(&self, name: &str) -> Result<Dataset> {
+        self.inner.read().dataset(name)?;
+        Ok(Dataset::new(self.inner.clone(), name))
+    }
+
+    /// Deletes a dataset with its arrays and attributes. Their blocks become unreachable.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Locked`].
+    pub fn delete_dataset(&self, name: &str) -> Result<()> {
+        let mut state = self.inner.write();
+        state.dataset(name)?;
+        self.inner.begin_change(&mut state)?;
+        state.meta.datasets.remove(name).ok_or_else(|| Error::not_found(EntityKind::Dataset, name))?;
+        Ok(())
+    }
+
+    /// Names of all datasets, sorted.
+    #[must_use]
+    pub fn list_datasets(&self) -> Vec<String> {
+        self.inner.read().meta.datasets.keys().cloned().collect()
+    }
+
+    /// Whether a dataset of that name exists.
+    #[must_use]
+    pub fn dataset_exists(&self, name: &str) -> bool {
+        self.inner.read().meta.datasets.contains_key(name)
+    }
+
+    /// The store's attributes.
+    #[must_use]
+    pub fn attrs(&self) -> Attrs {
+        Attrs::new(self.inner.clone(), AttrTarget::Store)
+    }
+
+    /// The store's default codec for new blocks.
+    #[must_use]
+    pub fn codec(&self) -> Codec {
+        self.inner.read().meta.codec
+    }
+
+    /// Changes the store's default codec. New blocks of arrays without their own codec use
+    /// it; existing blocks keep the codec that wrote them.
+    ///
+    /// # Errors
+    /// [`Error::Locked`].
+    pub fn set_codec(&self, codec: Codec) -> Result<()> {
+        let mut state = self.inner.write();
+        self.inner.begin_change(&mut state)?;
+        state.meta.codec = codec;
+        Ok(())
+    }
+
+    /// Changes the store's default shuffle setting for new blocks.
+    ///
+    /// # Errors
+    /// [`Error::Locked`].
+    pub fn set_shuffle(&self, shuffle: Shuffle) -> Result<()> {
+        let mut state = self.inner.write();
+        self.inner.begin_change(&mut state)?;
+        state.meta.shuffle = shuffle;
+        Ok(())
+    }
+
+    /// Commits every change made through this store's handles: the fragment written since the
+    /// last flush is completed and fsynced, then the metadata is replaced atomically (temp
+    /// file, fsync, rename, directory fsync). Releases the writer lock. Without changes it
+    /// does nothing.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a write, fsync or rename fails; the last commit stays intact and the
+    /// changes stay pending, so `flush` can be called again.
+    pub fn flush(&self) -> Result<()> {
+        self.inner.flush()
+    }
+
+    /// Whether this store has changes that are not yet committed.
+    #[must_use]
+    pub fn has_pending_changes(&self) -> bool {
+        self.inner.read().session.is_some()
+    }
+
+    /// Moves this handle to the newest commit on disk, to see other writers' flushes.
+    /// A handle with pending changes holds the writer lock and is already current.
+    ///
+    /// # Errors
+    /// As [`Atlas::open`].
+    pub fn refresh(&self) -> Result<()> {
+        self.inner.refresh()
+    }
+}

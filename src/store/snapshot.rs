@@ -1,0 +1,54 @@
+//! A committed state's block index: every committed fragment mapped, and for each array the
+//! newest block of each chunk.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::engine::BlockRef;
+use crate::error::Result;
+use crate::fragment::{BlockEntry, FragmentReader};
+use crate::meta::FragmentMeta;
+
+/// Chunk coordinate -> block, for one array.
+pub(crate) type ChunkIndex<V> = HashMap<Box<[u64]>, V>;
+
+/// The blocks of one commit.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    fragments: Vec<FragmentReader>,
+    /// array id -> chunk -> (index into `fragments`, entry).
+    blocks: HashMap<u64, ChunkIndex<(usize, BlockEntry)>>,
+}
+
+impl Snapshot {
+    /// Maps every fragment listed by a commit, oldest first, so newer blocks win.
+    pub(crate) fn load(data_dir: &Path, fragments: &[FragmentMeta]) -> Result<Self> {
+        let mut snapshot = Self::default();
+        for fragment in fragments {
+            snapshot.add_fragment(data_dir, fragment)?;
+        }
+        Ok(snapshot)
+    }
+
+    /// Adds a fragment newer than all present ones.
+    pub(crate) fn add_fragment(&mut self, data_dir: &Path, fragment: &FragmentMeta) -> Result<()> {
+        let (reader, entries) = FragmentReader::open(&data_dir.join(&fragment.name), fragment.len_bytes)?;
+        self.insert_fragment(reader, entries);
+        Ok(())
+    }
+
+    /// Adds an opened fragment newer than all present ones.
+    pub(crate) fn insert_fragment(&mut self, reader: FragmentReader, entries: Vec<BlockEntry>) {
+        let slot = self.fragments.len();
+        self.fragments.push(reader);
+        for entry in entries {
+            self.blocks.entry(entry.array_id).or_default().insert(entry.coord.clone(), (slot, entry));
+        }
+    }
+
+    /// The committed block of `array_id` at `coord`, if any.
+    pub(crate) fn find(&self, array_id: u64, coord: &[u64]) -> Option<BlockRef<'_>> {
+        let (slot, entry) = self.blocks.get(&array_id)?.get(coord)?;
+        Some(BlockRef::Committed { reader: &self.fragments[*slot], entry })
+    }
+}

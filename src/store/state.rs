@@ -1,0 +1,167 @@
+//! The shared state behind every handle of one opened store: the working metadata (last
+//! commit plus this handle's uncommitted changes), the committed block index, and the write
+//! session. Handles (`Atlas`, `Dataset`, `ArrayHandle`) all point at one [`Inner`].
+
+use std::path::PathBuf;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::disk::{self, DATA_DIR, LOCK_FILE};
+use super::pending::{PendingBlocks, WriteSession};
+use super::snapshot::Snapshot;
+use crate::engine::BlockRef;
+use crate::error::{EntityKind, Error, Result};
+use crate::fragment::FragmentReader;
+use crate::io::{self, WriterLock};
+use crate::meta::{ArrayMeta, DatasetMeta, MetaCompression, MetaFormat, StoreMeta};
+
+/// One opened store, shared by all its handles.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub dir: PathBuf,
+    state: RwLock<State>,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    /// The last commit with this handle's uncommitted changes applied.
+    pub meta: StoreMeta,
+    /// Encoding of the metadata file the next commit writes.
+    pub encoding: (MetaFormat, MetaCompression),
+    /// Blocks of the last commit this handle saw.
+    pub committed: Snapshot,
+    /// Present from the first change until the flush that commits it.
+    pub session: Option<WriteSession>,
+}
+
+impl Inner {
+    pub(crate) fn new(dir: PathBuf, loaded: disk::Loaded) -> Self {
+        let state = State { meta: loaded.meta, encoding: loaded.encoding, committed: loaded.snapshot, session: None };
+        Self { dir, state: RwLock::new(state) }
+    }
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
+        // A panic while holding the lock is an Atlas bug; the state itself stays consistent
+        // because every change is applied to the working copy only after it succeeded.
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.dir.join(DATA_DIR)
+    }
+
+    /// Starts a change: takes the writer lock if this handle does not hold it yet, and if
+    /// another writer committed since this handle's snapshot, moves to the newest commit
+    /// first (and removes what a crashed writer left behind).
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when another handle is writing.
+    pub(crate) fn begin_change(&self, state: &mut State) -> Result<()> {
+        if state.session.is_none() {
+            let lock = WriterLock::try_acquire(&self.dir.join(LOCK_FILE), &self.dir)?;
+            if disk::newest_generation(&self.dir)? != state.meta.generation {
+                let loaded = disk::load(&self.dir)?;
+                state.meta = loaded.meta;
+                state.encoding = loaded.encoding;
+                state.committed = loaded.snapshot;
+            }
+            disk::remove_orphans(&self.dir, &state.meta, state.encoding)?;
+            state.session = Some(WriteSession::new(lock));
+        }
+        Ok(())
+    }
+
+    /// Moves an idle handle to the newest commit. A handle with uncommitted changes holds the
+    /// writer lock, so nothing newer can exist and this is a no-op.
+    pub(crate) fn refresh(&self) -> Result<()> {
+        let mut state = self.write();
+        if state.session.is_none() && disk::newest_generation(&self.dir)? != state.meta.generation {
+            let loaded = disk::load(&self.dir)?;
+            state.meta = loaded.meta;
+            state.encoding = loaded.encoding;
+            state.committed = loaded.snapshot;
+        }
+        Ok(())
+    }
+
+    /// Commits this handle's changes (docs/FORMAT.md, "Commit protocol") and releases the
+    /// writer lock. Without changes it does nothing.
+    pub(crate) fn flush(&self) -> Result<()> {
+        let mut guard = self.write();
+        let state = &mut *guard;
+        let Some(session) = state.session.as_mut() else { return Ok(()) };
+        let mut next = state.meta.clone();
+        next.generation += 1;
+        // The finished fragment is mapped and checked before the commit names it, so once
+        // the metadata is renamed nothing can fail and this handle's view matches the disk.
+        let new_fragment = match session.fragment.as_mut() {
+            Some(fragment) => {
+                let fragment_meta = fragment.finish()?;
+                io::sync_dir(&self.data_dir())?;
+                let opened = FragmentReader::open(&self.data_dir().join(&fragment_meta.name), fragment_meta.len_bytes)?;
+                next.fragments.push(fragment_meta);
+                Some(opened)
+            }
+            None => None,
+        };
+        disk::write_meta(&self.dir, &next, state.encoding)?;
+        state.meta = next;
+        state.session = None;
+        if let Some((reader, entries)) = new_fragment {
+            state.committed.insert_fragment(reader, entries);
+        }
+        Ok(())
+    }
+}
+
+impl State {
+    pub(crate) fn dataset(&self, name: &str) -> Result<&DatasetMeta> {
+        self.meta.datasets.get(name).ok_or_else(|| Error::not_found(EntityKind::Dataset, name))
+    }
+
+    pub(crate) fn dataset_mut(&mut self, name: &str) -> Result<&mut DatasetMeta> {
+        self.meta.datasets.get_mut(name).ok_or_else(|| Error::not_found(EntityKind::Dataset, name))
+    }
+
+    pub(crate) fn array(&self, dataset: &str, name: &str) -> Result<&ArrayMeta> {
+        self.dataset(dataset)?.arrays.get(name).ok_or_else(|| Error::not_found(EntityKind::Array, format!("{dataset}/{name}")))
+    }
+
+    pub(crate) fn array_mut(&mut self, dataset: &str, name: &str) -> Result<&mut ArrayMeta> {
+        self.dataset_mut(dataset)?
+            .arrays
+            .get_mut(name)
+            .ok_or_else(|| Error::not_found(EntityKind::Array, format!("{dataset}/{name}")))
+    }
+
+    /// The current block of a chunk: this session's newest, else the committed one.
+    pub(crate) fn find_block(&self, array_id: u64, coord: &[u64]) -> Option<BlockRef<'_>> {
+        let pending = self.session.as_ref().and_then(|s| s.fragment.as_ref()).map(|f| &f.blocks);
+        find_block(pending, &self.committed, array_id, coord)
+    }
+}
+
+impl Drop for Inner {
+    /// Uncommitted changes are flushed when the last handle goes away; a failure is logged,
+    /// since `drop` cannot return it. Call `flush` to see errors.
+    fn drop(&mut self) {
+        if self.read().session.is_some()
+            && let Err(e) = self.flush()
+        {
+            log::error!("atlas: flush on drop of {} failed, uncommitted changes are lost: {e}", self.dir.display());
+        }
+    }
+}
+
+/// The current block of a chunk: the newest written by this session, else the committed one.
+pub(crate) fn find_block<'a>(
+    pending: Option<&'a PendingBlocks>,
+    committed: &'a Snapshot,
+    array_id: u64,
+    coord: &[u64],
+) -> Option<BlockRef<'a>> {
+    pending.and_then(|p| p.find(array_id, coord)).or_else(|| committed.find(array_id, coord))
+}
