@@ -122,7 +122,9 @@ pub enum Error {
         detail: String,
     },
     /// A block decoded to bytes whose checksum differs from the one recorded when it was written.
-    #[error("checksum mismatch in array {array} chunk {chunk:?} (file {path}): stored {expected:#018x}, computed {found:#018x}")]
+    #[error(
+        "checksum mismatch in array {array} chunk {chunk:?} (file {path}): stored {expected:#018x}, computed {found:#018x}"
+    )]
     ChecksumMismatch {
         /// `dataset/array`.
         array: String,

@@ -33,7 +33,12 @@ pub(crate) fn plan(chunk_shape: &[u64], start: &[u64], shape: &[u64]) -> Vec<Chu
     let mut ops = Vec::new();
     let mut coord = first.clone();
     loop {
-        let mut op = ChunkOp { coord: coord.clone(), in_chunk: vec![0; ndim], in_selection: vec![0; ndim], region: vec![0; ndim] };
+        let mut op = ChunkOp {
+            coord: coord.clone(),
+            in_chunk: vec![0; ndim],
+            in_selection: vec![0; ndim],
+            region: vec![0; ndim],
+        };
         for d in 0..ndim {
             let chunk_lo = coord[d] * chunk_shape[d];
             let lo = start[d].max(chunk_lo);
@@ -96,6 +101,9 @@ mod tests {
 
     #[test]
     fn scalar_selection_is_one_op_on_the_empty_coordinate() {
-        assert_eq!(plan(&[], &[], &[]), vec![ChunkOp { coord: vec![], in_chunk: vec![], in_selection: vec![], region: vec![] }]);
+        assert_eq!(
+            plan(&[], &[], &[]),
+            vec![ChunkOp { coord: vec![], in_chunk: vec![], in_selection: vec![], region: vec![] }]
+        );
     }
 }

@@ -81,7 +81,14 @@ pub(crate) fn to_usize(n: u64) -> usize {
 }
 
 /// Copies the box from `src` to `dst` (both C-order byte buffers).
-pub(crate) fn copy_region(src: &[u8], src_at: Place<'_>, dst: &mut [u8], dst_at: Place<'_>, region: &[u64], elem_bytes: usize) {
+pub(crate) fn copy_region(
+    src: &[u8],
+    src_at: Place<'_>,
+    dst: &mut [u8],
+    dst_at: Place<'_>,
+    region: &[u64],
+    elem_bytes: usize,
+) {
     for_each_row(src_at, dst_at, region, elem_bytes, |s, d, n| dst[d..d + n].copy_from_slice(&src[s..s + n]));
 }
 

@@ -85,7 +85,10 @@ pub(crate) fn parse(bytes: &[u8], expected_len_bytes: u64) -> Result<Vec<BlockEn
         let (entry, len) = BlockEntry::decode(rest)?;
         let end = entry.offset_bytes.checked_add(entry.stored_len_bytes);
         if entry.offset_bytes < HEADER_LEN as u64 || end.is_none_or(|end| end > index_offset) {
-            return Err(format!("block of array {} at {:?} points outside the block area", entry.array_id, entry.coord));
+            return Err(format!(
+                "block of array {} at {:?} points outside the block area",
+                entry.array_id, entry.coord
+            ));
         }
         entries.push(entry);
         rest = &rest[len..];

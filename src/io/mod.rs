@@ -80,12 +80,8 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 /// either the old file or the new one, never a torn one.
 pub(crate) fn write_atomic(dir: &Path, name: &str, tmp_name: &str, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(tmp_name);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)
-        .map_err(io_err(&tmp, "create"))?;
+    let mut file =
+        OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io_err(&tmp, "create"))?;
     file.write_all(bytes).map_err(io_err(&tmp, "write"))?;
     file.sync_all().map_err(io_err(&tmp, "fsync"))?;
     drop(file);
@@ -106,12 +102,8 @@ pub(crate) struct AppendFile {
 impl AppendFile {
     /// Creates `path`, failing if it exists.
     pub(crate) fn create_new(path: PathBuf) -> Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(io_err(&path, "create"))?;
+        let file =
+            OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io_err(&path, "create"))?;
         Ok(Self { file, path, len_bytes: 0 })
     }
 

@@ -123,10 +123,7 @@ fn decompress(bytes: &[u8], compression: MetaCompression) -> Result<Vec<u8>, Str
         MetaCompression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(bytes)),
     };
     let mut plain = Vec::new();
-    reader
-        .take(MAX_META_BYTES + 1)
-        .read_to_end(&mut plain)
-        .map_err(|e| format!("cannot decompress metadata: {e}"))?;
+    reader.take(MAX_META_BYTES + 1).read_to_end(&mut plain).map_err(|e| format!("cannot decompress metadata: {e}"))?;
     if plain.len() as u64 > MAX_META_BYTES {
         return Err(format!("decompressed metadata is over the limit of {MAX_META_BYTES} bytes"));
     }

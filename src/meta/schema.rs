@@ -206,9 +206,7 @@ pub(crate) fn fragment_name(generation: u64, nonce: u64) -> String {
 pub(crate) fn is_fragment_name(name: &str) -> bool {
     let Some(stem) = name.strip_suffix(".frag") else { return false };
     let bytes = stem.as_bytes();
-    bytes.len() == 33
-        && bytes[16] == b'-'
-        && bytes.iter().enumerate().all(|(i, b)| i == 16 || b.is_ascii_hexdigit())
+    bytes.len() == 33 && bytes[16] == b'-' && bytes.iter().enumerate().all(|(i, b)| i == 16 || b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

@@ -63,7 +63,13 @@ impl ArrayHandle {
     /// `start`/`shape` have the wrong number of dimensions or `out` the wrong length;
     /// [`Error::OutOfBounds`]; [`Error::ChecksumMismatch`] or [`Error::Corrupt`] if a block
     /// on disk is damaged.
-    pub fn read_into<T: Element>(&self, start: &[u64], shape: &[u64], out: &mut [T], options: ReadOptions) -> Result<()> {
+    pub fn read_into<T: Element>(
+        &self,
+        start: &[u64],
+        shape: &[u64],
+        out: &mut [T],
+        options: ReadOptions,
+    ) -> Result<()> {
         let state = self.inner.read();
         let meta = self.checked_meta::<T>(&state, start, shape)?;
         if out.len() as u64 != checked_product(shape).unwrap_or(u64::MAX) {

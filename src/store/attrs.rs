@@ -75,9 +75,7 @@ impl Attrs {
     /// # Errors
     /// [`Error::NotFound`] if the key is not set; [`Error::Locked`].
     pub fn remove(&self, key: &str) -> Result<()> {
-        self.with_mut(|attrs| {
-            attrs.remove(key).map(drop).ok_or_else(|| Error::not_found(EntityKind::Attribute, key))
-        })
+        self.with_mut(|attrs| attrs.remove(key).map(drop).ok_or_else(|| Error::not_found(EntityKind::Attribute, key)))
     }
 
     fn with<R>(&self, f: impl FnOnce(&Attributes) -> R) -> Result<R> {

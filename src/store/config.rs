@@ -113,7 +113,8 @@ pub fn default_chunk_shape(shape: &[u64], dtype: DType) -> Vec<u64> {
     let elem_bytes = dtype.size_bytes() as u64;
     let mut chunk: Vec<u64> = shape.iter().map(|&n| if n == 0 { 1 << 20 } else { n }).collect();
     while chunk.iter().try_fold(elem_bytes, |acc, &n| acc.checked_mul(n)).is_none_or(|b| b > DEFAULT_CHUNK_BYTES) {
-        let (longest, _) = chunk.iter().enumerate().max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i))).expect("ndim > 0");
+        let (longest, _) =
+            chunk.iter().enumerate().max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i))).expect("ndim > 0");
         chunk[longest] = chunk[longest].div_ceil(2);
     }
     chunk

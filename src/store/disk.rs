@@ -56,9 +56,7 @@ fn read_newest_meta(dir: &Path) -> Result<(StoreMeta, (MetaFormat, MetaCompressi
         let decoded = io::read_file(&path, meta::MAX_META_BYTES).and_then(|bytes| {
             decode_meta(&bytes, format, compression).map_err(|e| match e {
                 MetaDecodeError::Corrupt(detail) => Error::corrupt(&path, detail),
-                MetaDecodeError::Unsupported(found) => {
-                    Error::UnsupportedVersion { found, max: meta::FORMAT_VERSION }
-                }
+                MetaDecodeError::Unsupported(found) => Error::UnsupportedVersion { found, max: meta::FORMAT_VERSION },
             })
         });
         match decoded {

@@ -23,9 +23,7 @@ use self::attrs::AttrTarget;
 use self::state::Inner;
 use crate::error::{EntityKind, Error, Result};
 use crate::io;
-use crate::meta::{
-    Codec, DatasetMeta, Shuffle, StoreMeta, meta_file_name, validate_name,
-};
+use crate::meta::{Codec, DatasetMeta, Shuffle, StoreMeta, meta_file_name, validate_name};
 
 /// A store: one directory holding a metadata file and fragment files.
 ///

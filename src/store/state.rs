@@ -127,7 +127,10 @@ impl State {
     }
 
     pub(crate) fn array(&self, dataset: &str, name: &str) -> Result<&ArrayMeta> {
-        self.dataset(dataset)?.arrays.get(name).ok_or_else(|| Error::not_found(EntityKind::Array, format!("{dataset}/{name}")))
+        self.dataset(dataset)?
+            .arrays
+            .get(name)
+            .ok_or_else(|| Error::not_found(EntityKind::Array, format!("{dataset}/{name}")))
     }
 
     pub(crate) fn array_mut(&mut self, dataset: &str, name: &str) -> Result<&mut ArrayMeta> {
