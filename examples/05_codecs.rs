@@ -19,7 +19,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let field = smooth_field();
     let raw_bytes = (field.len() * 4) as f64;
     println!("field: float32 {SHAPE:?}, chunks {CHUNKS:?}, {:.1} MiB raw", raw_bytes / (1 << 20) as f64);
-    println!("{:<10} {:<8} {:>12} {:>7} {:>12} {:>12}", "codec", "shuffle", "bytes", "ratio", "write MB/s", "read MB/s");
+    println!(
+        "{:<10} {:<8} {:>12} {:>7} {:>12} {:>12}",
+        "codec", "shuffle", "bytes", "ratio", "write MB/s", "read MB/s"
+    );
     let codecs = [("zstd-3", Codec::Zstd { level: 3 }), ("lz4", Codec::Lz4), ("none", Codec::None)];
     for (label, codec) in codecs {
         for shuffle in [Shuffle::On, Shuffle::Off] {
@@ -58,7 +61,8 @@ fn codec_change_mid_life(root: &Path, field: &Array3<f32>) -> Result<(), Box<dyn
     let path = root.join("mid-life");
     let store = Atlas::create(&path, StoreConfig::default())?;
     let ds = store.create_dataset("ocean")?;
-    let theta = ds.define_array("theta", ArraySpec::new(DType::Float32, SHAPE.map(|n| n as u64)).chunk_shape(CHUNKS))?;
+    let theta =
+        ds.define_array("theta", ArraySpec::new(DType::Float32, SHAPE.map(|n| n as u64)).chunk_shape(CHUNKS))?;
     let half = SHAPE[0] / 2;
     theta.write(&[0, 0, 0], field.slice(s![..half, .., ..]))?;
     store.flush()?;

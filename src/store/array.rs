@@ -95,15 +95,21 @@ impl ArrayHandle {
         let data = data.as_standard_layout();
         let input: &[u8] = bytemuck::cast_slice(data.as_slice().expect("standard layout is contiguous"));
         let mut guard = self.inner.write();
-        let meta = self.checked_meta::<T>(&guard, start, &shape)?.clone();
+        // Checked before taking the writer lock; an empty selection changes nothing.
+        self.checked_meta::<T>(&guard, start, &shape)?;
+        if shape.contains(&0) {
+            return Ok(());
+        }
         let state = &mut *guard;
+        self.inner.begin_change(state)?;
+        // begin_change may have moved to a newer commit: check and encode against its schema.
+        let meta = self.checked_meta::<T>(state, start, &shape)?.clone();
         let generation = state.meta.generation + 1;
         let settings = WriteSettings {
             codec: meta.codec.unwrap_or(state.meta.codec),
             shuffle: meta.shuffle.unwrap_or(state.meta.shuffle).applies(meta.dtype.size_bytes()),
         };
         let data_dir = self.inner.data_dir();
-        self.inner.begin_change(state)?;
         let State { session, committed, .. } = state;
         let session = session.as_mut().expect("begin_change starts a session");
         let PendingFragment { writer, blocks, .. } = session.fragment(&data_dir, generation)?;

@@ -57,7 +57,7 @@ impl Attrs {
     ///
     /// # Errors
     /// [`Error::InvalidName`] for an empty, over-long or control-character key;
-    /// [`Error::InvalidArgument`] for a value nested deeper than 64 levels; [`Error::Locked`].
+    /// [`Error::InvalidArgument`] for a value nested deeper than 32 levels; [`Error::Locked`].
     pub fn set(&self, key: &str, value: impl Into<AttrValue>) -> Result<()> {
         validate_attribute_key(key)?;
         let value = value.into();
@@ -65,7 +65,7 @@ impl Attrs {
             return Err(Error::invalid(format!("attribute {key:?} nests deeper than {MAX_ATTR_DEPTH} levels")));
         }
         self.with_mut(|attrs| {
-            attrs.insert(key.to_string(), value);
+            attrs.insert(key.to_string(), value.clone());
             Ok(())
         })
     }
@@ -83,19 +83,22 @@ impl Attrs {
         Ok(f(self.target_attrs(&state)?))
     }
 
-    fn with_mut(&self, f: impl FnOnce(&mut Attributes) -> Result<()>) -> Result<()> {
+    /// Applies `f` to the target's attributes: first to a copy, to check the change applies
+    /// before taking the writer lock for it, then to the newest commit's (which
+    /// `begin_change` may have just loaded), so other writers' attributes are kept.
+    fn with_mut(&self, f: impl Fn(&mut Attributes) -> Result<()>) -> Result<()> {
         let mut guard = self.inner.write();
-        self.target_attrs(&guard)?;
-        // Check the change applies before taking the writer lock for it.
-        let mut attrs = self.target_attrs(&guard)?.clone();
-        f(&mut attrs)?;
+        f(&mut self.target_attrs(&guard)?.clone())?;
         self.inner.begin_change(&mut guard)?;
         let state = &mut *guard;
-        *match &self.target {
+        let attrs = match &self.target {
             AttrTarget::Store => &mut state.meta.attributes,
             AttrTarget::Dataset(ds) => &mut state.dataset_mut(ds)?.attributes,
             AttrTarget::Array(ds, name) => &mut state.array_mut(ds, name)?.attributes,
-        } = attrs;
+        };
+        let mut changed = attrs.clone();
+        f(&mut changed)?;
+        *attrs = changed;
         Ok(())
     }
 

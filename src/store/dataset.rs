@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::array::ArrayHandle;
 use super::attrs::{AttrTarget, Attrs};
 use super::config::{ArraySpec, Element, ReadOptions, default_chunk_shape};
-use super::state::Inner;
+use super::state::{Inner, State};
 use crate::error::{EntityKind, Error, Result};
 use crate::meta::{ArrayMeta, Attributes, validate_name};
 
@@ -53,11 +53,16 @@ impl Dataset {
         };
         meta.check().map_err(Error::invalid)?;
         let mut state = self.inner.write();
-        state.dataset(&self.name)?;
+        let refuse_existing = |state: &State| {
+            if state.dataset(&self.name)?.arrays.contains_key(name) {
+                return Err(Error::already_exists(EntityKind::Array, format!("{}/{name}", self.name)));
+            }
+            Ok(())
+        };
+        // Refused before taking the writer lock, and again on the newest commit it loads.
+        refuse_existing(&state)?;
         self.inner.begin_change(&mut state)?;
-        if state.dataset(&self.name)?.arrays.contains_key(name) {
-            return Err(Error::already_exists(EntityKind::Array, format!("{}/{name}", self.name)));
-        }
+        refuse_existing(&state)?;
         meta.id = state.meta.next_array_id;
         state.meta.next_array_id += 1;
         state.dataset_mut(&self.name)?.arrays.insert(name.to_string(), meta);

@@ -20,7 +20,7 @@ pub use config::{ArraySpec, DEFAULT_CHUNK_BYTES, Element, ReadOptions, StoreConf
 pub use dataset::Dataset;
 
 use self::attrs::AttrTarget;
-use self::state::Inner;
+use self::state::{Inner, State};
 use crate::error::{EntityKind, Error, Result};
 use crate::io;
 use crate::meta::{Codec, DatasetMeta, Shuffle, StoreMeta, meta_file_name, validate_name};
@@ -89,10 +89,16 @@ impl Atlas {
     pub fn create_dataset(&self, name: &str) -> Result<Dataset> {
         validate_name(EntityKind::Dataset, name)?;
         let mut state = self.inner.write();
+        let refuse_existing = |state: &State| {
+            if state.meta.datasets.contains_key(name) {
+                return Err(Error::already_exists(EntityKind::Dataset, name));
+            }
+            Ok(())
+        };
+        // Refused before taking the writer lock, and again on the newest commit it loads.
+        refuse_existing(&state)?;
         self.inner.begin_change(&mut state)?;
-        if state.meta.datasets.contains_key(name) {
-            return Err(Error::already_exists(EntityKind::Dataset, name));
-        }
+        refuse_existing(&state)?;
         state.meta.datasets.insert(name.to_string(), DatasetMeta::default());
         Ok(Dataset::new(self.inner.clone(), name))
     }

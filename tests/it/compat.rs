@@ -28,7 +28,8 @@ fn write_v1_fixtures() {
     for (folder, meta_format, meta_compression) in encodings() {
         let path = Path::new(FIXTURES).join(folder);
         assert!(!path.exists(), "{} exists: fixtures are never regenerated", path.display());
-        let config = StoreConfig { codec: Codec::Zstd { level: 3 }, meta_format, meta_compression, ..Default::default() };
+        let config =
+            StoreConfig { codec: Codec::Zstd { level: 3 }, meta_format, meta_compression, ..Default::default() };
         let store = Atlas::create(&path, config).unwrap();
         store.attrs().set("title", "v1 fixture").unwrap();
         store.attrs().set("when", AttrValue::Timestamp(1_700_000_000_123_456_789)).unwrap();
@@ -36,7 +37,10 @@ fn write_v1_fixtures() {
         let ds = store.create_dataset("run42").unwrap();
         ds.attrs().set("nested", AttrValue::List(vec![AttrValue::Float(f64::NAN), true.into(), 7.into()])).unwrap();
         let temp = ds
-            .define_array("temp", ArraySpec::new(DType::Float32, [8, 10]).dims(["y", "x"]).chunk_shape([4, 4]).fill_value(f32::NAN))
+            .define_array(
+                "temp",
+                ArraySpec::new(DType::Float32, [8, 10]).dims(["y", "x"]).chunk_shape([4, 4]).fill_value(f32::NAN),
+            )
             .unwrap();
         temp.attrs().set("units", "degC").unwrap();
         // Rows 0..3 with zstd+shuffle, rows 3..6 with lz4, rows 6..8 never written.
@@ -45,7 +49,10 @@ fn write_v1_fixtures() {
         temp.set_codec(Some(Codec::Lz4)).unwrap();
         temp.write(&[3, 0], temp_values().slice(ndarray::s![3.., ..])).unwrap();
         let counts = ds
-            .define_array("counts", ArraySpec::new(DType::Int64, [9]).chunk_shape([4]).codec(Codec::None).shuffle(Shuffle::Off))
+            .define_array(
+                "counts",
+                ArraySpec::new(DType::Int64, [9]).chunk_shape([4]).codec(Codec::None).shuffle(Shuffle::Off),
+            )
             .unwrap();
         counts.write(&[0], count_values().view()).unwrap();
         store.flush().unwrap();
@@ -95,7 +102,10 @@ fn v1_fixtures_open_and_read_back_exactly() {
         assert!(matches!(nested[0], AttrValue::Float(v) if v.is_nan()));
 
         let meta = ds.array_meta("temp").unwrap();
-        assert_eq!((meta.dtype, meta.shape.clone(), meta.chunk_shape.clone()), (DType::Float32, vec![8, 10], vec![4, 4]));
+        assert_eq!(
+            (meta.dtype, meta.shape.clone(), meta.chunk_shape.clone()),
+            (DType::Float32, vec![8, 10], vec![4, 4])
+        );
         assert_eq!(meta.dims, vec!["y".to_string(), "x".to_string()]);
         assert_eq!(meta.codec, Some(Codec::Lz4));
         let temp = ds.read_array::<f32>("temp", &[0, 0], &[8, 10]).unwrap();

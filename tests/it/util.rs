@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use atlas::{Atlas, MetaCompression, MetaFormat, StoreConfig};
 
@@ -38,19 +39,38 @@ macro_rules! assert_err {
 }
 pub(crate) use assert_err;
 
+/// Held shared by every running test (through its [`TestDir`]) and exclusively while a test
+/// spawns a child process. A child starts as a fork that holds a copy of every open file of
+/// this process until it execs, writer-lock files of other tests' stores included; `flock`
+/// locks follow those copies, so a spawn must never overlap a test holding a writer lock.
+static SPAWN_GUARD: RwLock<()> = RwLock::new(());
+
 /// A temp dir for one test. The store under test usually lives in its `store/` subfolder, so
 /// tests can check that nothing appears next to it.
 #[derive(Debug)]
 pub(crate) struct TestDir {
     dir: tempfile::TempDir,
+    running: Option<RwLockReadGuard<'static, ()>>,
 }
 
 impl TestDir {
     pub(crate) fn new(test_name: &str) -> Self {
         let prefix: String =
             test_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }).collect();
+        let running = Some(SPAWN_GUARD.read().unwrap_or_else(PoisonError::into_inner));
         let dir = tempfile::Builder::new().prefix(&format!("atlas-it-{prefix}-")).tempdir().expect("temp dir");
-        Self { dir }
+        Self { dir, running }
+    }
+
+    /// Runs `spawn` while no other test runs (see [`SPAWN_GUARD`]). The caller must hold no
+    /// writer lock itself.
+    pub(crate) fn while_alone<R>(&mut self, spawn: impl FnOnce() -> R) -> R {
+        self.running = None;
+        let alone = SPAWN_GUARD.write().unwrap_or_else(PoisonError::into_inner);
+        let result = spawn();
+        drop(alone);
+        self.running = Some(SPAWN_GUARD.read().unwrap_or_else(PoisonError::into_inner));
+        result
     }
 
     /// The temp dir itself.
@@ -111,7 +131,11 @@ pub(crate) fn meta_files(store: &Path) -> Vec<String> {
 
 /// The fragment files in `store/data`, sorted by name.
 pub(crate) fn fragments(store: &Path) -> Vec<PathBuf> {
-    names(&store.join("data")).into_iter().filter(|n| n.ends_with(".frag")).map(|n| store.join("data").join(n)).collect()
+    names(&store.join("data"))
+        .into_iter()
+        .filter(|n| n.ends_with(".frag"))
+        .map(|n| store.join("data").join(n))
+        .collect()
 }
 
 /// Total bytes of the files in `store/data`.

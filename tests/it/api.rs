@@ -1,0 +1,106 @@
+//! The shape of the public API: thread-safety of handles and errors, shared state between
+//! clones, and errors usable as ordinary `std::error::Error`s.
+
+use std::sync::Arc;
+
+use atlas::{ArrayHandle, ArraySpec, Atlas, Attrs, DType, Dataset, EntityKind, Error};
+use ndarray::Array2;
+
+use crate::util::{self, test_dir};
+
+fn send_sync_static<T: Send + Sync + 'static>() {}
+
+#[test]
+fn handles_and_error_are_send_sync_and_static() {
+    send_sync_static::<Atlas>();
+    send_sync_static::<Dataset>();
+    send_sync_static::<ArrayHandle>();
+    send_sync_static::<Attrs>();
+    send_sync_static::<Error>();
+    // So an error converts into the boxed error type threads and `?` pass around.
+    let boxed: Box<dyn std::error::Error + Send + Sync + 'static> =
+        Error::NotFound { kind: EntityKind::Dataset, name: "x".into() }.into();
+    assert_eq!(boxed.to_string(), "dataset not found: x");
+}
+
+#[test]
+fn one_handle_shared_by_many_threads_reads_the_same_data_in_parallel() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Int64, [64, 64]).chunk_shape([8, 8])).unwrap();
+    let data = Array2::from_shape_fn((64, 64), |(i, j)| (i * 64 + j) as i64);
+    ds.write_array("a", &[0, 0], data.view()).unwrap();
+    store.flush().unwrap();
+
+    let array = Arc::new(ds.array("a").unwrap());
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let array = Arc::clone(&array);
+            std::thread::spawn(move || {
+                (0..16u64)
+                    .map(|i| {
+                        let start = [(t * 16 + i) % 60, (i * 7) % 60];
+                        let got = array.read::<i64>(&start, &[4, 4]).unwrap();
+                        got[[0, 0]] == (start[0] * 64 + start[1]) as i64 && got[[3, 3]] == got[[0, 0]] + 3 * 64 + 3
+                    })
+                    .filter(|ok| *ok)
+                    .count()
+            })
+        })
+        .collect();
+    let correct: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(correct, 64);
+}
+
+#[test]
+fn a_handle_moved_into_another_thread_writes_for_the_store_it_came_from() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let array = store.create_dataset("d").unwrap().define_array("a", ArraySpec::new(DType::UInt8, [4])).unwrap();
+    std::thread::spawn(move || array.write(&[0], ndarray::arr1(&[1u8, 2, 3, 4]).view()).unwrap()).join().unwrap();
+    assert!(store.has_pending_changes());
+    store.flush().unwrap();
+    let ds = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap();
+    assert_eq!(ds.read_array::<u8>("a", &[0], &[4]).unwrap(), ndarray::arr1(&[1u8, 2, 3, 4]).into_dyn());
+}
+
+#[test]
+fn clones_of_a_store_handle_share_one_state_and_one_commit() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let clone = store.clone();
+    clone.create_dataset("via_clone").unwrap();
+    assert!(store.dataset_exists("via_clone"));
+    assert!(store.has_pending_changes());
+    // The clone's change is this handle's change: committing either commits it, no lock fight.
+    store.create_dataset("via_original").unwrap();
+    clone.flush().unwrap();
+    assert!(!store.has_pending_changes());
+    assert_eq!(store.generation(), clone.generation());
+    assert_eq!(store.path(), dir.store());
+    assert_eq!(Atlas::open(dir.store()).unwrap().list_datasets(), ["via_clone", "via_original"]);
+}
+
+#[test]
+fn handle_names_report_what_they_point_at() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("run42").unwrap();
+    let array = ds.define_array("temp", ArraySpec::new(DType::Float32, [1])).unwrap();
+    assert_eq!(ds.name(), "run42");
+    assert_eq!(array.name(), "temp");
+    assert_eq!(store.open_dataset("run42").unwrap().array("temp").unwrap().name(), "temp");
+}
+
+#[test]
+fn errors_propagate_with_question_mark_into_boxed_errors_and_keep_their_variant() {
+    fn open_missing(path: &std::path::Path) -> Result<Atlas, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Atlas::open(path)?)
+    }
+    let dir = test_dir!();
+    let err = open_missing(&dir.join("missing")).unwrap_err();
+    let typed = err.downcast_ref::<Error>().expect("the atlas error survives boxing");
+    assert!(matches!(typed, Error::NotFound { kind: EntityKind::Store, .. }), "{typed:?}");
+    assert!(err.to_string().contains("missing"), "{err}");
+}

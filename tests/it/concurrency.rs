@@ -1,0 +1,337 @@
+//! One writer at a time, in this process and across processes; stale handles move to the
+//! newest commit when they start a change; readers only ever see whole commits.
+//!
+//! Cross-process tests run this test binary again as a child (`spawn_child`), selecting
+//! `child_role_runs_only_in_spawned_processes` and a role through environment variables.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use atlas::{ArraySpec, Atlas, AttrValue, Codec, DType, Error, Shuffle};
+use ndarray::{Array1, arr1};
+
+use crate::util::{self, TestDir, assert_err, test_dir};
+
+const ENV_ROLE: &str = "ATLAS_IT_CHILD_ROLE";
+const ENV_STORE: &str = "ATLAS_IT_CHILD_STORE";
+const ENV_SYNC: &str = "ATLAS_IT_CHILD_SYNC";
+/// Exit code of a child that stopped on purpose without dropping its store (a "crash").
+pub(crate) const CRASH_EXIT_CODE: i32 = 42;
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Runs `role` in a child process on the test's store (`dir.store()`); `dir.join("sync")` is
+/// a folder for the `ready`/`release` marker files the two processes use to take turns. The
+/// calling test must hold no writer lock (see `TestDir::while_alone`).
+pub(crate) fn spawn_child(dir: &mut TestDir, role: &str) -> Child {
+    let (store, sync) = (dir.store(), dir.join("sync"));
+    std::fs::create_dir_all(&sync).unwrap();
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", "concurrency::child_role_runs_only_in_spawned_processes", "--nocapture", "--test-threads=1"])
+        .env(ENV_ROLE, role)
+        .env(ENV_STORE, &store)
+        .env(ENV_SYNC, &sync)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    dir.while_alone(|| command.spawn().unwrap())
+}
+
+/// Waits until `path` exists; panics after a minute.
+pub(crate) fn wait_for(path: &Path) {
+    let deadline = Instant::now() + WAIT;
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "timed out waiting for {}", path.display());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits for a child and returns its exit code, printing its output if it is not `expected`.
+pub(crate) fn finish_child(child: Child, expected: i32) {
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(expected),
+        "child failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The body of every child process; in a normal test run (no role set) it does nothing.
+#[test]
+fn child_role_runs_only_in_spawned_processes() {
+    let (Ok(role), Ok(store), Ok(sync)) = (std::env::var(ENV_ROLE), std::env::var(ENV_STORE), std::env::var(ENV_SYNC))
+    else {
+        return;
+    };
+    let (store, sync) = (PathBuf::from(store), PathBuf::from(sync));
+    let touch = |name: &str| std::fs::write(sync.join(name), b"").unwrap();
+    match role.as_str() {
+        // Takes the writer lock with an uncommitted change, holds it until released, commits.
+        "hold_lock" => {
+            let atlas = Atlas::open(&store).unwrap();
+            let ds = atlas.create_dataset("from_child").unwrap();
+            ds.define_array("a", ArraySpec::new(DType::Int32, [3])).unwrap();
+            ds.write_array("a", &[0], arr1(&[7, 8, 9]).view()).unwrap();
+            touch("ready");
+            wait_for(&sync.join("release"));
+            atlas.flush().unwrap();
+        }
+        // Commits `COMMITS` states, each writing arrays `a` and `b` and attribute `k` to k.
+        "commit_loop" => {
+            let atlas = Atlas::open(&store).unwrap();
+            let ds = atlas.open_dataset("d").unwrap();
+            touch("ready");
+            for k in 1..=COMMITS {
+                ds.write_array("a", &[0], Array1::from_elem(LOOP_LEN, k).view()).unwrap();
+                atlas.attrs().set("k", k).unwrap();
+                ds.write_array("b", &[0], Array1::from_elem(LOOP_LEN, k).view()).unwrap();
+                atlas.flush().unwrap();
+            }
+        }
+        // Writes and starts a commit's temp file, then dies without flushing or dropping.
+        "crash_before_flush" => {
+            let atlas = Atlas::open(&store).unwrap();
+            let ds = atlas.open_dataset("d").unwrap();
+            ds.write_array("a", &[0], arr1(&[-1i32, -1, -1, -1]).view()).unwrap();
+            atlas.create_dataset("ghost").unwrap();
+            std::fs::write(store.join("atlas.meta.tmp"), b"{\"format_version\":1,\"gener").unwrap();
+            touch("ready");
+            std::process::exit(CRASH_EXIT_CODE);
+        }
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+const COMMITS: i32 = 15;
+const LOOP_LEN: usize = 64;
+
+#[test]
+fn second_handle_gets_locked_while_first_has_pending_changes_then_writes_after_flush() {
+    let dir = test_dir!();
+    let first = util::create(&dir.store());
+    let base = first.create_dataset("base").unwrap();
+    base.define_array("a", ArraySpec::new(DType::Int32, [2])).unwrap();
+    first.flush().unwrap();
+
+    // Two idle handles hold nothing: either may start a change.
+    let second = Atlas::open(dir.store()).unwrap();
+    first.create_dataset("x").unwrap();
+    let sds = second.open_dataset("base").unwrap();
+    let sarr = sds.array("a").unwrap();
+    let locked = |r: Result<(), Error>, what: &str| match r {
+        Err(Error::Locked { path }) => assert_eq!(path, dir.store(), "{what}"),
+        other => panic!("{what}: expected Locked, got {other:?}"),
+    };
+    locked(second.create_dataset("y").map(drop), "create_dataset");
+    locked(second.delete_dataset("base"), "delete_dataset");
+    locked(second.set_codec(Codec::Lz4), "set_codec");
+    locked(second.set_shuffle(Shuffle::Off), "set_shuffle");
+    locked(second.attrs().set("k", 1), "store attrs");
+    locked(sds.attrs().set("k", 1), "dataset attrs");
+    locked(sarr.attrs().set("k", 1), "array attrs");
+    locked(sds.define_array("b", ArraySpec::new(DType::Int8, [1])).map(drop), "define_array");
+    locked(sds.delete_array("a"), "delete_array");
+    locked(sds.write_array("a", &[0], arr1(&[1, 2]).view()), "write_array");
+    locked(sarr.set_codec(Some(Codec::None)), "array set_codec");
+    locked(sarr.set_shuffle(Some(Shuffle::On)), "array set_shuffle");
+    assert!(!second.has_pending_changes());
+    // Reads and an empty flush need no lock.
+    assert_eq!(sds.read_array::<i32>("a", &[0], &[2]).unwrap(), arr1(&[0, 0]).into_dyn());
+    second.flush().unwrap();
+
+    first.flush().unwrap();
+    // The second handle's snapshot predates "x"; starting a change moves it to the newest commit.
+    assert!(!second.dataset_exists("x"));
+    second.create_dataset("y").unwrap();
+    assert!(second.dataset_exists("x"), "a stale handle did not move to the newest commit");
+    // Now the first is the one locked out.
+    assert_err!(first.create_dataset("z"), Error::Locked { .. });
+    second.flush().unwrap();
+    first.refresh().unwrap();
+    assert_eq!(first.list_datasets(), ["base", "x", "y"]);
+    first.create_dataset("z").unwrap();
+    first.flush().unwrap();
+    assert_eq!(Atlas::open(dir.store()).unwrap().list_datasets(), ["base", "x", "y", "z"]);
+}
+
+#[test]
+fn dropping_a_writer_releases_the_lock_with_its_commit() {
+    let dir = test_dir!();
+    let first = util::create(&dir.store());
+    let second = Atlas::open(dir.store()).unwrap();
+    first.create_dataset("a").unwrap();
+    assert_err!(second.create_dataset("b"), Error::Locked { .. });
+    drop(first);
+    second.create_dataset("b").unwrap();
+    second.flush().unwrap();
+    assert_eq!(second.list_datasets(), ["a", "b"]);
+}
+
+#[test]
+fn rejected_changes_start_no_change_and_take_no_lock() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Float32, [4])).unwrap();
+    store.flush().unwrap();
+
+    assert_err!(store.create_dataset("d"), Error::AlreadyExists { .. });
+    assert_err!(store.create_dataset("../d"), Error::InvalidName { .. });
+    assert_err!(store.delete_dataset("nope"), Error::NotFound { .. });
+    assert_err!(ds.define_array("a", ArraySpec::new(DType::Float32, [4])), Error::AlreadyExists { .. });
+    assert_err!(
+        ds.define_array("b", ArraySpec::new(DType::Float32, [4]).chunk_shape([0])),
+        Error::InvalidArgument { .. }
+    );
+    assert_err!(ds.delete_array("nope"), Error::NotFound { .. });
+    assert_err!(ds.write_array("a", &[3], arr1(&[1.0f32, 2.0]).view()), Error::OutOfBounds { .. });
+    assert_err!(ds.write_array("a", &[0], arr1(&[1i32]).view()), Error::DTypeMismatch { .. });
+    assert_err!(ds.write_array("nope", &[0], arr1(&[1.0f32]).view()), Error::NotFound { .. });
+    assert_err!(store.attrs().remove("nope"), Error::NotFound { .. });
+    assert_err!(store.attrs().set("", 1), Error::InvalidName { .. });
+    assert!(!store.has_pending_changes(), "a rejected call left a pending change");
+
+    // So another handle can write at once.
+    let other = Atlas::open(dir.store()).unwrap();
+    other.create_dataset("e").unwrap();
+    other.flush().unwrap();
+}
+
+#[test]
+fn stale_handle_write_merges_with_blocks_another_writer_committed() {
+    let dir = test_dir!();
+    let first = util::create(&dir.store());
+    let ds = first.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Int32, [8]).chunk_shape([8])).unwrap();
+    ds.write_array("a", &[0], arr1(&[1, 2, 3, 4, 5, 6, 7, 8]).view()).unwrap();
+    first.flush().unwrap();
+
+    let second = Atlas::open(dir.store()).unwrap();
+    ds.write_array("a", &[0], arr1(&[10, 10, 10, 10]).view()).unwrap();
+    first.flush().unwrap();
+
+    let sds = second.open_dataset("d").unwrap();
+    assert_eq!(sds.read_array::<i32>("a", &[0], &[8]).unwrap(), arr1(&[1, 2, 3, 4, 5, 6, 7, 8]).into_dyn());
+    sds.write_array("a", &[6], arr1(&[70, 80]).view()).unwrap();
+    second.flush().unwrap();
+    let expected = arr1(&[10, 10, 10, 10, 5, 6, 70, 80]).into_dyn();
+    assert_eq!(sds.read_array::<i32>("a", &[0], &[8]).unwrap(), expected);
+    let fresh = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap();
+    assert_eq!(fresh.read_array::<i32>("a", &[0], &[8]).unwrap(), expected);
+}
+
+#[test]
+fn stale_handle_attribute_change_keeps_attributes_another_writer_committed() {
+    let dir = test_dir!();
+    let first = util::create(&dir.store());
+    let ds = first.create_dataset("d").unwrap();
+    first.attrs().set("a", 1).unwrap();
+    ds.attrs().set("a", 1).unwrap();
+    first.flush().unwrap();
+
+    let second = Atlas::open(dir.store()).unwrap();
+    first.attrs().set("b", 2).unwrap();
+    ds.attrs().set("b", 2).unwrap();
+    first.flush().unwrap();
+
+    // The second handle's snapshot has only "a"; its change must apply to the newest commit.
+    second.attrs().set("c", 3).unwrap();
+    second.open_dataset("d").unwrap().attrs().remove("a").unwrap();
+    second.flush().unwrap();
+    let fresh = Atlas::open(dir.store()).unwrap();
+    let keys = |attrs: atlas::Attributes| attrs.into_keys().collect::<Vec<_>>();
+    assert_eq!(keys(fresh.attrs().all().unwrap()), ["a", "b", "c"]);
+    assert_eq!(keys(fresh.open_dataset("d").unwrap().attrs().all().unwrap()), ["b"]);
+}
+
+#[test]
+fn stale_handle_write_is_checked_against_and_encoded_by_the_newest_schema() {
+    let dir = test_dir!();
+    let first = util::create(&dir.store());
+    let ds = first.create_dataset("d").unwrap();
+    ds.define_array("x", ArraySpec::new(DType::Float32, [4])).unwrap();
+    ds.define_array("y", ArraySpec::new(DType::UInt8, [4096]).shuffle(Shuffle::Off)).unwrap();
+    first.flush().unwrap();
+
+    let second = Atlas::open(dir.store()).unwrap();
+    // Another writer redefines x with another dtype and shape, and sets y's codec to none.
+    ds.delete_array("x").unwrap();
+    ds.define_array("x", ArraySpec::new(DType::Int32, [8]).fill_value(5)).unwrap();
+    ds.array("y").unwrap().set_codec(Some(Codec::None)).unwrap();
+    first.flush().unwrap();
+
+    let sds = second.open_dataset("d").unwrap();
+    assert_err!(sds.write_array("x", &[0], arr1(&[1.0f32, 2.0, 3.0, 4.0]).view()), Error::DTypeMismatch { .. });
+    sds.write_array("y", &[0], Array1::from_elem(4096, 3u8).view()).unwrap();
+    second.flush().unwrap();
+
+    let fresh = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap();
+    assert_eq!(fresh.read_array::<i32>("x", &[0], &[8]).unwrap(), Array1::from_elem(8, 5).into_dyn());
+    assert_eq!(fresh.read_array::<u8>("y", &[0], &[4096]).unwrap(), Array1::from_elem(4096, 3u8).into_dyn());
+    assert!(util::data_bytes(&dir.store()) >= 4096, "y's block was not written with the newest codec (none)");
+}
+
+#[test]
+fn writer_lock_is_exclusive_across_processes() {
+    let mut dir = test_dir!();
+    let store = util::create(&dir.store());
+    let sync = dir.join("sync");
+    let child = spawn_child(&mut dir, "hold_lock");
+    wait_for(&sync.join("ready"));
+
+    assert_err!(store.create_dataset("parent"), Error::Locked { .. });
+    assert_err!(store.attrs().set("k", 1), Error::Locked { .. });
+    assert!(!store.has_pending_changes());
+    // The child's uncommitted work is invisible here.
+    store.refresh().unwrap();
+    assert!(!store.dataset_exists("from_child"));
+
+    std::fs::write(sync.join("release"), b"").unwrap();
+    finish_child(child, 0);
+    // The child's commit released the lock: this process can write, on top of it.
+    store.create_dataset("parent").unwrap();
+    assert!(store.dataset_exists("from_child"));
+    store.flush().unwrap();
+    let fresh = Atlas::open(dir.store()).unwrap();
+    assert_eq!(fresh.list_datasets(), ["from_child", "parent"]);
+    let got = fresh.open_dataset("from_child").unwrap().read_array::<i32>("a", &[0], &[3]).unwrap();
+    assert_eq!(got, arr1(&[7, 8, 9]).into_dyn());
+}
+
+#[test]
+fn readers_in_another_process_see_only_whole_commits() {
+    let mut dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    for name in ["a", "b"] {
+        ds.define_array(name, ArraySpec::new(DType::Int32, [LOOP_LEN as u64]).chunk_shape([8])).unwrap();
+    }
+    store.attrs().set("k", 0).unwrap();
+    store.flush().unwrap();
+
+    let sync = dir.join("sync");
+    let mut child = spawn_child(&mut dir, "commit_loop");
+    wait_for(&sync.join("ready"));
+    let mut last = 0;
+    let mut states = std::collections::BTreeSet::new();
+    let check = |store: &Atlas, last: &mut i64| {
+        store.refresh().unwrap();
+        let Some(AttrValue::Int(k)) = store.attrs().get("k").unwrap() else { panic!("attribute k is missing") };
+        let ds = store.open_dataset("d").unwrap();
+        for name in ["a", "b"] {
+            let got = ds.read_array::<i32>(name, &[0], &[LOOP_LEN as u64]).unwrap();
+            assert!(got.iter().all(|&v| i64::from(v) == k), "commit {k} mixed with another in {name}: {got}");
+        }
+        assert!(k >= *last, "went back from commit {last} to {k}");
+        *last = k;
+        k
+    };
+    while child.try_wait().unwrap().is_none() {
+        states.insert(check(&store, &mut last));
+    }
+    finish_child(child, 0);
+    assert_eq!(check(&store, &mut last), i64::from(COMMITS));
+    assert!(!states.is_empty());
+}

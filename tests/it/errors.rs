@@ -1,0 +1,537 @@
+//! Every error path of the public API returns its typed error, and damaged files give typed
+//! errors (never a panic, never wrong data).
+
+use std::path::Path;
+
+use atlas::{ArraySpec, Atlas, AttrValue, Codec, DType, Dataset, EntityKind, Error, ReadOptions, Shuffle, StoreConfig};
+use ndarray::{arr1, arr2};
+
+use crate::util::{self, ENCODINGS, assert_err, test_dir};
+
+#[test]
+fn create_refuses_a_directory_holding_a_store_and_touches_nothing() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    store.create_dataset("d").unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let before = util::tree(dir.path());
+    for (format, compression, _) in ENCODINGS {
+        assert_err!(
+            Atlas::create(dir.store(), util::meta_config(format, compression)),
+            Error::AlreadyExists { kind: EntityKind::Store, .. }
+        );
+    }
+    assert_eq!(util::tree(dir.path()), before);
+    assert!(Atlas::open(dir.store()).unwrap().dataset_exists("d"));
+}
+
+#[test]
+fn create_refuses_a_directory_holding_other_files_and_touches_nothing() {
+    let dir = test_dir!();
+    std::fs::create_dir(dir.store()).unwrap();
+    std::fs::write(dir.store().join("notes.txt"), b"mine").unwrap();
+    let with_file = util::tree(dir.path());
+    assert_err!(
+        Atlas::create(dir.store(), StoreConfig::default()),
+        Error::AlreadyExists { kind: EntityKind::Store, .. }
+    );
+    assert_eq!(util::tree(dir.path()), with_file);
+
+    // An empty subfolder counts as content too.
+    std::fs::remove_file(dir.store().join("notes.txt")).unwrap();
+    std::fs::create_dir(dir.store().join("sub")).unwrap();
+    let with_folder = util::tree(dir.path());
+    assert_err!(Atlas::create(dir.store(), StoreConfig::default()), Error::AlreadyExists { .. });
+    assert_eq!(util::tree(dir.path()), with_folder);
+
+    // A path that is a file.
+    let file = dir.join("file");
+    std::fs::write(&file, b"x").unwrap();
+    assert_err!(Atlas::create(&file, StoreConfig::default()), Error::AlreadyExists { kind: EntityKind::Store, .. });
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
+
+#[test]
+fn create_accepts_an_empty_directory_and_makes_missing_parents() {
+    let dir = test_dir!();
+    std::fs::create_dir(dir.store()).unwrap();
+    util::create(&dir.store());
+    let nested = dir.join("a/b/c");
+    util::create(&nested);
+    assert_eq!(util::meta_files(&nested), ["atlas.json"]);
+    assert!(Atlas::open(&nested).unwrap().list_datasets().is_empty());
+}
+
+#[test]
+fn open_of_a_missing_store_is_not_found_and_creates_nothing() {
+    let dir = test_dir!();
+    let before = util::tree(dir.path());
+    assert_err!(Atlas::open(dir.join("missing")), Error::NotFound { kind: EntityKind::Store, .. });
+    assert_err!(Atlas::open(dir.path()), Error::NotFound { kind: EntityKind::Store, .. });
+    std::fs::write(dir.join("plain_file"), b"").unwrap();
+    assert_err!(Atlas::open(dir.join("plain_file")), Error::NotFound { kind: EntityKind::Store, .. });
+    // A store whose metadata file is gone is not silently an empty store.
+    let store_dir = dir.store();
+    drop(util::create(&store_dir));
+    std::fs::remove_file(store_dir.join("atlas.json")).unwrap();
+    assert_err!(Atlas::open(&store_dir), Error::NotFound { kind: EntityKind::Store, .. });
+    assert!(!before.contains_key("missing/") && !dir.join("missing").exists());
+}
+
+const BAD_NAMES: [&str; 11] =
+    ["", ".", "..", "../escape", "a/b", "/abs", "a\\b", "nul\0byte", ".hidden", "_private", "tab\t"];
+
+#[test]
+fn invalid_dataset_and_array_names_are_refused_and_nothing_appears_outside_the_store() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    store.flush().unwrap();
+    let outside_before = util::names(dir.path());
+    let long = "a".repeat(256);
+    let long_unicode = "é".repeat(128); // 128 characters, 256 bytes
+    for name in BAD_NAMES.iter().copied().chain([long.as_str(), long_unicode.as_str()]) {
+        assert_err!(store.create_dataset(name), Error::InvalidName { kind: EntityKind::Dataset, .. });
+        assert_err!(
+            ds.define_array(name, ArraySpec::new(DType::Int8, [1])),
+            Error::InvalidName { kind: EntityKind::Array, .. }
+        );
+        assert!(!store.dataset_exists(name));
+    }
+    assert!(!store.has_pending_changes());
+    store.flush().unwrap();
+    assert_eq!(util::names(dir.path()), outside_before, "a file appeared outside the store");
+    for name in util::names(&dir.store()) {
+        assert!(["atlas.json", "atlas.lock", "data"].contains(&name.as_str()), "unexpected {name} in the store");
+    }
+    assert!(util::names(&dir.store().join("data")).is_empty());
+    assert_eq!(store.list_datasets(), ["d"]);
+    assert!(ds.list_arrays().unwrap().is_empty());
+}
+
+#[test]
+fn names_at_the_limits_are_accepted_and_survive_reopen() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let long = "a".repeat(255);
+    let unicode = "é".repeat(127); // 254 bytes
+    for name in [long.as_str(), unicode.as_str(), "a.b", "x-y z", "日本"] {
+        store.create_dataset(name).unwrap().define_array(name, ArraySpec::new(DType::Int8, [1])).unwrap();
+    }
+    store.flush().unwrap();
+    drop(store);
+    let store = Atlas::open(dir.store()).unwrap();
+    assert_eq!(store.list_datasets().len(), 5);
+    assert_eq!(store.open_dataset(&long).unwrap().list_arrays().unwrap(), [long.as_str()]);
+}
+
+fn dataset_with_2d_f32(dir: &Path) -> (Atlas, Dataset) {
+    let store = util::create(dir);
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Float32, [4, 6]).chunk_shape([2, 4])).unwrap();
+    store.flush().unwrap();
+    (store, ds)
+}
+
+#[test]
+fn selections_reaching_outside_the_array_are_out_of_bounds() {
+    let dir = test_dir!();
+    let (store, ds) = dataset_with_2d_f32(&dir.store());
+    let block = arr2(&[[1.0f32, 2.0], [3.0, 4.0]]);
+    for (start, shape) in
+        [([3, 0], [2, 1]), ([0, 5], [1, 2]), ([4, 0], [1, 1]), ([0, 0], [5, 6]), ([u64::MAX, 0], [2, 1])]
+    {
+        match ds.read_array::<f32>("a", &start, &shape) {
+            Err(Error::OutOfBounds { array, start: s, shape: sh, array_shape }) => {
+                assert_eq!((array.as_str(), s, sh, array_shape), ("d/a", start.to_vec(), shape.to_vec(), vec![4, 6]));
+            }
+            other => panic!("read at {start:?} {shape:?}: {other:?}"),
+        }
+        let mut out = vec![0.0f32; (shape[0].min(10) * shape[1]) as usize];
+        assert_err!(
+            ds.read_array_into("a", &start, &shape, &mut out, ReadOptions::default()),
+            Error::OutOfBounds { .. } | Error::ShapeMismatch { .. }
+        );
+    }
+    for start in [[3, 0], [0, 5], [4, 4], [u64::MAX, 0]] {
+        assert_err!(ds.write_array("a", &start, block.view()), Error::OutOfBounds { .. });
+    }
+    // The refused writes changed nothing.
+    assert!(!store.has_pending_changes());
+    assert!(ds.read_array::<f32>("a", &[0, 0], &[4, 6]).unwrap().iter().all(|&v| v == 0.0));
+}
+
+#[test]
+fn reads_and_writes_of_the_wrong_dtype_are_dtype_mismatches() {
+    let dir = test_dir!();
+    let (_store, ds) = dataset_with_2d_f32(&dir.store());
+    match ds.read_array::<f64>("a", &[0, 0], &[1, 1]) {
+        Err(Error::DTypeMismatch { array, expected, found }) => {
+            assert_eq!((array.as_str(), expected.as_str(), found.as_str()), ("d/a", "float32", "float64"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_err!(ds.read_array::<i32>("a", &[0, 0], &[1, 1]), Error::DTypeMismatch { .. });
+    assert_err!(ds.read_array::<u32>("a", &[0, 0], &[1, 1]), Error::DTypeMismatch { .. });
+    let mut out = [0i32; 1];
+    assert_err!(
+        ds.read_array_into("a", &[0, 0], &[1, 1], &mut out, ReadOptions::default()),
+        Error::DTypeMismatch { .. }
+    );
+    assert_err!(ds.write_array("a", &[0, 0], arr2(&[[1i32]]).view()), Error::DTypeMismatch { .. });
+    assert_err!(ds.write_array("a", &[0, 0], arr2(&[[1.0f64]]).view()), Error::DTypeMismatch { .. });
+}
+
+#[test]
+fn wrong_number_of_dimensions_or_buffer_length_is_a_shape_mismatch() {
+    let dir = test_dir!();
+    let (_store, ds) = dataset_with_2d_f32(&dir.store());
+    assert_err!(ds.read_array::<f32>("a", &[0], &[1, 1]), Error::ShapeMismatch { .. });
+    assert_err!(ds.read_array::<f32>("a", &[0, 0], &[1]), Error::ShapeMismatch { .. });
+    assert_err!(ds.read_array::<f32>("a", &[0, 0, 0], &[1, 1, 1]), Error::ShapeMismatch { .. });
+    assert_err!(ds.write_array("a", &[0], arr1(&[1.0f32]).view()), Error::ShapeMismatch { .. });
+    assert_err!(
+        ds.write_array("a", &[0, 0, 0], ndarray::Array3::<f32>::zeros((1, 1, 1)).view()),
+        Error::ShapeMismatch { .. }
+    );
+    for len in [0, 5, 7, 24] {
+        let mut out = vec![0.0f32; len];
+        match ds.read_array_into("a", &[0, 0], &[2, 3], &mut out, ReadOptions::default()) {
+            Err(Error::ShapeMismatch { array, expected, found }) => {
+                assert_eq!((array.as_str(), expected, found), ("d/a", vec![2, 3], vec![len as u64]));
+            }
+            other => panic!("buffer of {len}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn schemas_that_do_not_hold_together_are_invalid_arguments() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let f32_4x4 = || ArraySpec::new(DType::Float32, [4, 4]);
+    let bad = [
+        ("dims of the wrong length", f32_4x4().dims(["only_one"])),
+        ("chunk shape of the wrong length", f32_4x4().chunk_shape([2])),
+        ("zero chunk extent", f32_4x4().chunk_shape([0, 2])),
+        ("dimension name used twice", f32_4x4().dims(["x", "x"])),
+        ("chunk over 256 MiB", ArraySpec::new(DType::Float64, [1 << 20, 1 << 20]).chunk_shape([8192, 8192])),
+        ("shape overflowing 64-bit bytes", ArraySpec::new(DType::Int16, [u64::MAX, 2]).chunk_shape([1, 1])),
+        ("over 32 dimensions", ArraySpec::new(DType::Int8, vec![1; 33])),
+        ("fill 300 in uint8", ArraySpec::new(DType::UInt8, [4]).fill_value(300)),
+        ("fill -1 in uint16", ArraySpec::new(DType::UInt16, [4]).fill_value(-1)),
+        ("fill 2.5 in int32", ArraySpec::new(DType::Int32, [4]).fill_value(2.5)),
+        ("fill NaN in int64", ArraySpec::new(DType::Int64, [4]).fill_value(f64::NAN)),
+        ("fill 1e300 in float32", ArraySpec::new(DType::Float32, [4]).fill_value(1e300)),
+        ("fill u64::MAX in int64", ArraySpec::new(DType::Int64, [4]).fill_value(u64::MAX)),
+    ];
+    for (why, spec) in bad {
+        match ds.define_array("a", spec) {
+            Err(Error::InvalidArgument { detail }) => assert!(!detail.is_empty()),
+            other => panic!("{why}: expected InvalidArgument, got {other:?}"),
+        }
+        assert!(ds.list_arrays().unwrap().is_empty(), "{why} was defined");
+    }
+    // The edges of what is allowed.
+    ds.define_array("ok1", ArraySpec::new(DType::Int8, vec![1; 32])).unwrap();
+    ds.define_array("ok2", ArraySpec::new(DType::UInt8, [4]).fill_value(255)).unwrap();
+    ds.define_array("ok3", ArraySpec::new(DType::Int32, [4]).fill_value(2.0)).unwrap();
+    ds.define_array("ok4", ArraySpec::new(DType::Float32, [4]).fill_value(0.1)).unwrap();
+    ds.define_array("ok5", ArraySpec::new(DType::UInt64, [4]).fill_value(u64::MAX)).unwrap();
+    ds.define_array("ok6", ArraySpec::new(DType::Float32, [0, 4]).dims(["", ""])).unwrap();
+    assert_eq!(ds.read_array::<f32>("ok4", &[0], &[1]).unwrap()[[0]], 0.1f32);
+}
+
+#[test]
+fn bad_attribute_keys_and_too_deep_values_are_refused() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let attrs = store.attrs();
+    let long = "k".repeat(256);
+    for key in ["", "line\nbreak", "nul\0", long.as_str()] {
+        assert_err!(attrs.set(key, 1), Error::InvalidName { kind: EntityKind::Attribute, .. });
+    }
+    assert_err!(attrs.set("deep", nest(33)), Error::InvalidArgument { .. });
+    assert!(!store.has_pending_changes());
+    attrs.set(&"k".repeat(255), 1).unwrap();
+}
+
+/// `depth` levels of alternating lists and maps around an integer.
+fn nest(depth: usize) -> AttrValue {
+    (0..depth).fold(AttrValue::Int(0), |v, level| {
+        if level % 2 == 0 { AttrValue::List(vec![v]) } else { AttrValue::Map([("m".to_string(), v)].into()) }
+    })
+}
+
+#[test]
+fn the_deepest_accepted_attribute_value_survives_reopen_in_every_encoding() {
+    let dir = test_dir!();
+    let deepest = nest(32);
+    assert_eq!(deepest.depth(), 32);
+    for (format, compression, name) in ENCODINGS {
+        let path = dir.join(name);
+        let store = Atlas::create(&path, util::meta_config(format, compression)).unwrap();
+        let ds = store.create_dataset("d").unwrap();
+        let array = ds.define_array("a", ArraySpec::new(DType::Int8, [1])).unwrap();
+        for attrs in [store.attrs(), ds.attrs(), array.attrs()] {
+            attrs.set("deep", deepest.clone()).unwrap();
+        }
+        store.flush().unwrap();
+        drop((array, ds, store));
+        let store = Atlas::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ds = store.open_dataset("d").unwrap();
+        for attrs in [store.attrs(), ds.attrs(), ds.array("a").unwrap().attrs()] {
+            assert_eq!(attrs.get("deep").unwrap().as_ref(), Some(&deepest), "{name}");
+        }
+    }
+}
+
+#[test]
+fn operations_on_missing_things_are_not_found_naming_them() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    match store.open_dataset("nope") {
+        Err(Error::NotFound { kind: EntityKind::Dataset, name }) => assert_eq!(name, "nope"),
+        other => panic!("{other:?}"),
+    }
+    match ds.read_array::<f32>("nope", &[0], &[1]) {
+        Err(Error::NotFound { kind: EntityKind::Array, name }) => assert_eq!(name, "d/nope"),
+        other => panic!("{other:?}"),
+    }
+    assert_err!(ds.array_meta("nope"), Error::NotFound { kind: EntityKind::Array, .. });
+    assert_err!(ds.write_array("nope", &[0], arr1(&[1.0f32]).view()), Error::NotFound { kind: EntityKind::Array, .. });
+    let a = ds.define_array("a", ArraySpec::new(DType::Int8, [1])).unwrap();
+    store.delete_dataset("d").unwrap();
+    assert_err!(a.meta(), Error::NotFound { kind: EntityKind::Dataset, .. });
+    assert_err!(a.attrs().all(), Error::NotFound { .. });
+    assert_err!(a.set_codec(None), Error::NotFound { .. });
+    assert_err!(ds.attrs().set("k", 1), Error::NotFound { kind: EntityKind::Dataset, .. });
+    assert_err!(
+        ds.define_array("b", ArraySpec::new(DType::Int8, [1])),
+        Error::NotFound { kind: EntityKind::Dataset, .. }
+    );
+}
+
+/// A committed store with array `d/a` (float32, 2 x 32, one chunk per row) written with
+/// `codec`; returns the data and the path of its one fragment.
+fn committed_2x32(path: &Path, codec: Codec, shuffle: Shuffle) -> (Vec<f32>, std::path::PathBuf) {
+    let store = Atlas::create(path, StoreConfig { codec, shuffle, ..StoreConfig::default() }).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Float32, [2, 32]).chunk_shape([1, 32])).unwrap();
+    let data: Vec<f32> = (0..64).map(|i| i as f32 * 1.25 + 0.5).collect();
+    ds.write_array("a", &[0, 0], ndarray::Array2::from_shape_vec((2, 32), data.clone()).unwrap().view()).unwrap();
+    store.flush().unwrap();
+    let fragments = util::fragments(path);
+    assert_eq!(fragments.len(), 1);
+    (data, fragments[0].clone())
+}
+
+fn read_all(path: &Path, options: ReadOptions) -> Result<Vec<f32>, Error> {
+    let mut out = vec![0.0f32; 64];
+    Atlas::open(path)?.open_dataset("d")?.read_array_into("a", &[0, 0], &[2, 32], &mut out, options)?;
+    Ok(out)
+}
+
+#[test]
+fn a_corrupt_byte_in_a_block_is_a_checksum_mismatch_naming_array_chunk_and_file() {
+    let dir = test_dir!();
+    let (data, fragment) = committed_2x32(&dir.store(), Codec::None, Shuffle::Off);
+    let good = std::fs::read(&fragment).unwrap();
+    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let at = good.windows(raw.len()).position(|w| w == raw).expect("an uncompressed block holds the raw bytes");
+    // Element 37 lies in row 1, i.e. chunk [1, 0].
+    let mut bad = good.clone();
+    bad[at + 37 * 4 + 1] ^= 0x10;
+    std::fs::write(&fragment, &bad).unwrap();
+
+    let err = read_all(&dir.store(), ReadOptions::default()).unwrap_err();
+    let message = err.to_string();
+    match err {
+        Error::ChecksumMismatch { array, chunk, path, expected, found } => {
+            assert_eq!(array, "d/a");
+            assert_eq!(chunk, [1, 0]);
+            assert_eq!(path.file_name(), fragment.file_name());
+            assert_ne!(expected, found);
+        }
+        other => panic!("expected a checksum mismatch, got {other:?}"),
+    }
+    let file_name = fragment.file_name().unwrap().to_str().unwrap();
+    assert!(message.contains("d/a") && message.contains("[1, 0]") && message.contains(file_name), "{message}");
+
+    // The undamaged chunk still reads.
+    let ds = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap();
+    assert_eq!(ds.read_array::<f32>("a", &[0, 0], &[1, 32]).unwrap().into_raw_vec_and_offset().0, data[..32]);
+    // Without verification the damaged bytes come through as they are on disk.
+    let unchecked = read_all(&dir.store(), ReadOptions { verify_checksums: false }).unwrap();
+    for (i, (got, want)) in unchecked.iter().zip(&data).enumerate() {
+        assert_eq!(got == want, i != 37, "element {i}: {got} vs {want}");
+    }
+}
+
+#[test]
+fn every_single_byte_flip_in_a_fragment_is_caught_or_harmless_for_every_codec() {
+    let dir = test_dir!();
+    let setups = [
+        (Codec::None, Shuffle::Off),
+        (Codec::None, Shuffle::On),
+        (Codec::Zstd { level: 3 }, Shuffle::On),
+        (Codec::Lz4, Shuffle::Off),
+    ];
+    for (i, (codec, shuffle)) in setups.into_iter().enumerate() {
+        let path = dir.join(&format!("s{i}"));
+        let (data, fragment) = committed_2x32(&path, codec, shuffle);
+        let good = std::fs::read(&fragment).unwrap();
+        let (mut caught, mut harmless) = (0, 0);
+        for at in 0..good.len() {
+            let mut bad = good.clone();
+            bad[at] ^= 0xa5;
+            std::fs::write(&fragment, &bad).unwrap();
+            match read_all(&path, ReadOptions::default()) {
+                Ok(values) => {
+                    assert_eq!(values, data, "{codec:?}: flip at {at} read back wrong data");
+                    harmless += 1;
+                }
+                Err(Error::ChecksumMismatch { .. } | Error::Corrupt { .. }) => caught += 1,
+                Err(other) => panic!("{codec:?}: flip at {at} gave {other:?}"),
+            }
+        }
+        std::fs::write(&fragment, &good).unwrap();
+        assert_eq!(read_all(&path, ReadOptions::default()).unwrap(), data);
+        // Only padding and reserved bytes may be harmless.
+        assert!(caught > 0 && harmless < 16, "{codec:?}: {caught} caught, {harmless} harmless");
+    }
+}
+
+#[test]
+fn a_truncated_or_missing_fragment_is_a_typed_error_naming_the_file() {
+    let dir = test_dir!();
+    let (_, fragment) = committed_2x32(&dir.store(), Codec::Zstd { level: 3 }, Shuffle::Auto);
+    let good = std::fs::read(&fragment).unwrap();
+    for len in [good.len() - 1, good.len() / 2, 8, 0] {
+        std::fs::write(&fragment, &good[..len]).unwrap();
+        match Atlas::open(dir.store()) {
+            Err(Error::Corrupt { path, .. }) => assert_eq!(path, fragment),
+            other => panic!("truncated to {len}: {other:?}"),
+        }
+    }
+    let mut longer = good.clone();
+    longer.extend_from_slice(b"trailing");
+    std::fs::write(&fragment, &longer).unwrap();
+    assert_err!(Atlas::open(dir.store()), Error::Corrupt { .. });
+    std::fs::remove_file(&fragment).unwrap();
+    match Atlas::open(dir.store()) {
+        Err(Error::Io { path, .. } | Error::Corrupt { path, .. }) => assert_eq!(path, fragment),
+        other => panic!("missing fragment: {other:?}"),
+    }
+}
+
+/// A store in `path` with the given metadata encoding holding a dataset, an array with some
+/// data and attributes, committed; returns the metadata file's path.
+fn committed_meta(path: &Path, encoding: (atlas::MetaFormat, atlas::MetaCompression)) -> std::path::PathBuf {
+    let store = Atlas::create(path, util::meta_config(encoding.0, encoding.1)).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Int16, [4, 4]).chunk_shape([2, 2]).fill_value(-1)).unwrap();
+    ds.write_array("a", &[1, 1], arr2(&[[1i16, 2], [3, 4]]).view()).unwrap();
+    ds.attrs().set("units", "K").unwrap();
+    store.attrs().set("list", vec![1.5, f64::NAN]).unwrap();
+    store.flush().unwrap();
+    path.join(store.meta_file_name())
+}
+
+#[test]
+fn a_corrupt_metadata_byte_makes_open_return_corrupt_in_every_encoding() {
+    let dir = test_dir!();
+    for (format, compression, name) in ENCODINGS {
+        let store = dir.join(name);
+        let meta = committed_meta(&store, (format, compression));
+        let good = std::fs::read(&meta).unwrap();
+        let mut bad = good.clone();
+        bad[0] ^= 0xff; // breaks the JSON brace, the msgpack map marker, or the frame magic
+        std::fs::write(&meta, &bad).unwrap();
+        match Atlas::open(&store) {
+            Err(Error::Corrupt { path, detail }) => {
+                assert_eq!(path, meta, "{name}");
+                assert!(!detail.is_empty());
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        std::fs::write(&meta, b"").unwrap();
+        assert_err!(Atlas::open(&store), Error::Corrupt { .. });
+        std::fs::write(&meta, &good[..good.len() / 2]).unwrap();
+        assert_err!(Atlas::open(&store), Error::Corrupt { .. });
+    }
+}
+
+/// Reads everything an opened store holds, whatever the dtypes; returns the first error.
+fn read_everything(store: &Atlas) -> Result<(), Error> {
+    store.attrs().all()?;
+    for name in store.list_datasets() {
+        let ds = store.open_dataset(&name)?;
+        ds.attrs().all()?;
+        for array in ds.list_arrays()? {
+            let meta = ds.array_meta(&array)?;
+            if meta.shape.iter().product::<u64>() > 1 << 16 {
+                continue;
+            }
+            let start = vec![0; meta.shape.len()];
+            macro_rules! read {
+                ($($d:ident => $t:ty),*) => {
+                    match meta.dtype {
+                        $(DType::$d => drop(ds.read_array::<$t>(&array, &start, &meta.shape)?),)*
+                        other => panic!("unknown dtype {other:?}"),
+                    }
+                };
+            }
+            read!(Int8 => i8, Int16 => i16, Int32 => i32, Int64 => i64, UInt8 => u8, UInt16 => u16,
+                  UInt32 => u32, UInt64 => u64, Float32 => f32, Float64 => f64);
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_single_byte_flip_in_the_metadata_opens_or_fails_with_a_typed_error_never_panics() {
+    let dir = test_dir!();
+    for (format, compression, name) in ENCODINGS {
+        let store = dir.join(name);
+        let meta = committed_meta(&store, (format, compression));
+        let good = std::fs::read(&meta).unwrap();
+        let mut refused = 0;
+        for at in 0..good.len() {
+            for mask in [0x01, 0xff] {
+                let mut bad = good.clone();
+                bad[at] ^= mask;
+                std::fs::write(&meta, &bad).unwrap();
+                match Atlas::open(&store) {
+                    // A flip inside a name or number can still be a valid store; it must read
+                    // or fail cleanly.
+                    Ok(opened) => drop(read_everything(&opened)),
+                    Err(Error::Corrupt { .. } | Error::UnsupportedVersion { .. } | Error::Io { .. }) => refused += 1,
+                    Err(other) => panic!("{name}: flip {mask:#x} at {at}: {other:?}"),
+                }
+            }
+        }
+        assert!(refused > good.len() / 2, "{name}: only {refused} of {} flips refused", 2 * good.len());
+        std::fs::write(&meta, &good).unwrap();
+        read_everything(&Atlas::open(&store).unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn a_newer_format_version_is_unsupported_version_not_corrupt() {
+    let dir = test_dir!();
+    drop(util::create(&dir.store()));
+    let meta = dir.store().join("atlas.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta).unwrap()).unwrap();
+    json["format_version"] = 99.into();
+    // Fields a newer version might add must not turn it into a corrupt store either.
+    json["a_field_from_the_future"] = "x".into();
+    std::fs::write(&meta, serde_json::to_vec(&json).unwrap()).unwrap();
+    match Atlas::open(dir.store()) {
+        Err(Error::UnsupportedVersion { found, max }) => assert!(found == 99 && (1..99).contains(&max)),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,273 @@
+//! Property test: random sequences of define / write / read / delete / flush / reopen / codec
+//! changes against a plain in-memory model of dense arrays. Every read must match the model,
+//! and after every flush a freshly opened handle must see exactly the model.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use atlas::{ArraySpec, Atlas, Codec, DType, Dataset, Error, Shuffle, StoreConfig};
+use ndarray::{ArrayD, IxDyn};
+use proptest::prelude::*;
+
+use crate::util::{TestDir, test_name};
+
+const SLOTS: [&str; 3] = ["a0", "a1", "a2"];
+const CODECS: [Codec; 4] = [Codec::Zstd { level: 1 }, Codec::Lz4, Codec::None, Codec::Zstd { level: -1 }];
+const SHUFFLES: [Shuffle; 3] = [Shuffle::Auto, Shuffle::On, Shuffle::Off];
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// Defines array `slot` (int32 or float32) with `dims` (extent, chunk extent) pairs.
+    Define {
+        slot: usize,
+        int: bool,
+        dims: Vec<(u64, u64)>,
+        nan_fill: bool,
+    },
+    /// Writes a box chosen by `pos`/`len` (reduced modulo the shape) of values from `seed`.
+    Write {
+        slot: usize,
+        pos: [u64; 3],
+        len: [u64; 3],
+        seed: i32,
+    },
+    Read {
+        slot: usize,
+        pos: [u64; 3],
+        len: [u64; 3],
+    },
+    ReadOutOfBounds {
+        slot: usize,
+    },
+    Delete {
+        slot: usize,
+    },
+    Flush,
+    /// Drops every handle (which commits) and opens the store again.
+    Reopen,
+    SetCodec(usize),
+    SetArrayCodec {
+        slot: usize,
+        codec: Option<usize>,
+    },
+    SetShuffle(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let slot = 0..SLOTS.len();
+    let dims = proptest::collection::vec((1u64..=10, 1u64..=4), 1..=3);
+    let pos = any::<[u64; 3]>();
+    prop_oneof![
+        2 => (slot.clone(), any::<bool>(), dims, any::<bool>())
+            .prop_map(|(slot, int, dims, nan_fill)| Op::Define { slot, int, dims, nan_fill }),
+        5 => (slot.clone(), pos, any::<[u64; 3]>(), any::<i32>())
+            .prop_map(|(slot, pos, len, seed)| Op::Write { slot, pos, len, seed }),
+        3 => (slot.clone(), pos, any::<[u64; 3]>()).prop_map(|(slot, pos, len)| Op::Read { slot, pos, len }),
+        1 => slot.clone().prop_map(|slot| Op::ReadOutOfBounds { slot }),
+        1 => slot.clone().prop_map(|slot| Op::Delete { slot }),
+        2 => Just(Op::Flush),
+        2 => Just(Op::Reopen),
+        1 => (0..CODECS.len()).prop_map(Op::SetCodec),
+        1 => (slot, proptest::option::of(0..CODECS.len())).prop_map(|(slot, codec)| Op::SetArrayCodec { slot, codec }),
+        1 => (0..SHUFFLES.len()).prop_map(Op::SetShuffle),
+    ]
+}
+
+/// One array of the model: dense C-order data.
+#[derive(Debug, Clone)]
+enum Data {
+    F32(Vec<f32>),
+    I32(Vec<i32>),
+}
+
+#[derive(Debug, Clone)]
+struct ModelArray {
+    shape: Vec<u64>,
+    data: Data,
+}
+
+/// The flat C-order indices of the box `pos .. pos + len` in an array of `shape`.
+fn box_indices(shape: &[u64], pos: &[u64], len: &[u64]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut idx = vec![0u64; shape.len()];
+    loop {
+        out.push(shape.iter().zip(pos).zip(&idx).fold(0, |flat, ((s, p), i)| flat * s + p + i) as usize);
+        let Some(d) = (0..shape.len()).rev().find(|&d| idx[d] + 1 < len[d]) else { return out };
+        idx[d] += 1;
+        idx[d + 1..].fill(0);
+    }
+}
+
+/// A box inside `shape` from raw random numbers.
+fn pick_box(shape: &[u64], pos: &[u64; 3], len: &[u64; 3]) -> (Vec<u64>, Vec<u64>) {
+    let start: Vec<u64> = shape.iter().zip(pos).map(|(s, p)| p % s).collect();
+    let extent = shape.iter().zip(&start).zip(len).map(|((s, p), l)| 1 + l % (s - p)).collect();
+    (start, extent)
+}
+
+fn to_usize(v: &[u64]) -> Vec<usize> {
+    v.iter().map(|&n| n as usize).collect()
+}
+
+/// Reads the box from the store and compares it with the model, bit for bit.
+fn check_box(ds: &Dataset, name: &str, model: &ModelArray, start: &[u64], extent: &[u64]) -> Result<(), TestCaseError> {
+    let indices = box_indices(&model.shape, start, extent);
+    match &model.data {
+        Data::F32(all) => {
+            let got = ds.read_array::<f32>(name, start, extent).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+            let want: Vec<u32> = indices.iter().map(|&i| all[i].to_bits()).collect();
+            prop_assert_eq!(got, want, "{} at {:?} {:?}", name, start, extent);
+        }
+        Data::I32(all) => {
+            let got = ds.read_array::<i32>(name, start, extent).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let want: Vec<i32> = indices.iter().map(|&i| all[i]).collect();
+            prop_assert_eq!(got.into_raw_vec_and_offset().0, want, "{} at {:?} {:?}", name, start, extent);
+        }
+    }
+    Ok(())
+}
+
+/// Compares a whole store with the model: the array list and every element.
+fn check_all(ds: &Dataset, model: &BTreeMap<String, ModelArray>) -> Result<(), TestCaseError> {
+    prop_assert_eq!(ds.list_arrays().unwrap(), model.keys().cloned().collect::<Vec<_>>());
+    for (name, array) in model {
+        prop_assert_eq!(&ds.array_meta(name).unwrap().shape, &array.shape);
+        check_box(ds, name, array, &vec![0; array.shape.len()], &array.shape)?;
+    }
+    Ok(())
+}
+
+fn open(path: &Path) -> (Atlas, Dataset) {
+    let store = Atlas::open(path).unwrap();
+    let ds = store.open_dataset("d").unwrap();
+    (store, ds)
+}
+
+fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
+    let path = dir.store();
+    let store = Atlas::create(&path, StoreConfig { codec: CODECS[0], ..StoreConfig::default() }).unwrap();
+    store.create_dataset("d").unwrap();
+    drop(store);
+    let (mut store, mut ds) = open(&path);
+    let mut model: BTreeMap<String, ModelArray> = BTreeMap::new();
+
+    for op in ops {
+        match op {
+            Op::Define { slot, int, dims, nan_fill } => {
+                let name = SLOTS[*slot];
+                let shape: Vec<u64> = dims.iter().map(|d| d.0).collect();
+                let chunks: Vec<u64> = dims.iter().map(|d| d.1).collect();
+                let n = shape.iter().product::<u64>() as usize;
+                let (spec, data) = if *int {
+                    (ArraySpec::new(DType::Int32, shape.clone()).fill_value(-7), Data::I32(vec![-7; n]))
+                } else {
+                    let fill = if *nan_fill { f32::NAN } else { 0.25 };
+                    (ArraySpec::new(DType::Float32, shape.clone()).fill_value(fill), Data::F32(vec![fill; n]))
+                };
+                let result = ds.define_array(name, spec.chunk_shape(chunks));
+                if model.contains_key(name) {
+                    prop_assert!(matches!(result, Err(Error::AlreadyExists { .. })), "{:?}", result);
+                } else {
+                    result.unwrap();
+                    model.insert(name.to_string(), ModelArray { shape, data });
+                }
+            }
+            Op::Write { slot, pos, len, seed } => {
+                let name = SLOTS[*slot];
+                let Some(array) = model.get_mut(name) else {
+                    let result = ds.write_array(name, &[0], ndarray::arr1(&[0i32]).view());
+                    prop_assert!(matches!(result, Err(Error::NotFound { .. })), "{:?}", result);
+                    continue;
+                };
+                let (start, extent) = pick_box(&array.shape, pos, len);
+                let indices = box_indices(&array.shape, &start, &extent);
+                let dims = IxDyn(&to_usize(&extent));
+                match &mut array.data {
+                    Data::F32(all) => {
+                        let values: Vec<f32> = (0..indices.len()).map(|k| (*seed as f32) * 0.5 + k as f32).collect();
+                        ds.write_array(name, &start, ArrayD::from_shape_vec(dims, values.clone()).unwrap().view())
+                            .unwrap();
+                        indices.iter().zip(values).for_each(|(&i, v)| all[i] = v);
+                    }
+                    Data::I32(all) => {
+                        let values: Vec<i32> =
+                            (0..indices.len()).map(|k| seed.wrapping_mul(31).wrapping_add(k as i32)).collect();
+                        ds.write_array(name, &start, ArrayD::from_shape_vec(dims, values.clone()).unwrap().view())
+                            .unwrap();
+                        indices.iter().zip(values).for_each(|(&i, v)| all[i] = v);
+                    }
+                }
+            }
+            Op::Read { slot, pos, len } => {
+                let name = SLOTS[*slot];
+                match model.get(name) {
+                    Some(array) => {
+                        let (start, extent) = pick_box(&array.shape, pos, len);
+                        check_box(&ds, name, array, &start, &extent)?;
+                    }
+                    None => {
+                        let result = ds.read_array::<i32>(name, &[0], &[1]);
+                        prop_assert!(matches!(result, Err(Error::NotFound { .. })), "{:?}", result);
+                    }
+                }
+            }
+            Op::ReadOutOfBounds { slot } => {
+                let name = SLOTS[*slot];
+                if let Some(array) = model.get(name) {
+                    let mut start = vec![0; array.shape.len()];
+                    start[0] = array.shape[0];
+                    let extent = vec![1; array.shape.len()];
+                    let result = match array.data {
+                        Data::F32(_) => ds.read_array::<f32>(name, &start, &extent).map(drop),
+                        Data::I32(_) => ds.read_array::<i32>(name, &start, &extent).map(drop),
+                    };
+                    prop_assert!(matches!(result, Err(Error::OutOfBounds { .. })), "{:?}", result);
+                }
+            }
+            Op::Delete { slot } => {
+                let name = SLOTS[*slot];
+                let result = ds.delete_array(name);
+                if model.remove(name).is_some() {
+                    result.unwrap();
+                } else {
+                    prop_assert!(matches!(result, Err(Error::NotFound { .. })), "{:?}", result);
+                }
+            }
+            Op::Flush => {
+                store.flush().unwrap();
+                prop_assert!(!store.has_pending_changes());
+                // What a fresh handle sees is exactly the model.
+                check_all(&open(&path).1, &model)?;
+            }
+            Op::Reopen => {
+                drop((ds, store));
+                (store, ds) = open(&path);
+                check_all(&ds, &model)?;
+            }
+            Op::SetCodec(i) => {
+                store.set_codec(CODECS[*i]).unwrap();
+                prop_assert_eq!(store.codec(), CODECS[*i]);
+            }
+            Op::SetArrayCodec { slot, codec } => {
+                let name = SLOTS[*slot];
+                let result = ds.array(name).and_then(|a| a.set_codec(codec.map(|i| CODECS[i])));
+                prop_assert_eq!(result.is_ok(), model.contains_key(name), "{:?}", result);
+            }
+            Op::SetShuffle(i) => store.set_shuffle(SHUFFLES[*i]).unwrap(),
+        }
+    }
+    check_all(&ds, &model)?;
+    drop((ds, store));
+    check_all(&open(&path).1, &model)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_operation_sequences_match_an_in_memory_model(ops in proptest::collection::vec(op(), 1..24)) {
+        let dir = TestDir::new(&test_name!());
+        run(&dir, &ops)?;
+    }
+}
