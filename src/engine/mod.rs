@@ -6,6 +6,7 @@
 mod block;
 mod out;
 mod plan;
+mod pool;
 mod read;
 mod region;
 mod write;

@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with};
 use super::plan::{ChunkOp, plan};
+use super::pool::pool;
 use super::region::{Place, copy_region, is_contiguous, offset_bytes, to_usize};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::Result;
@@ -43,13 +44,16 @@ pub(crate) fn write_region<'a>(
     sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
 ) -> Result<()> {
     let ops = plan(&ctx.meta.chunk_shape, start, shape);
-    let threads = rayon::current_num_threads() as u64;
-    let batch_len = (BATCH_RAW_BYTES / ctx.meta.chunk_bytes().max(1)).max(threads * 2);
+    // At least one chunk per thread, so large chunks still encode in parallel.
+    let threads = pool().current_num_threads() as u64;
+    let batch_len = (BATCH_RAW_BYTES / ctx.meta.chunk_bytes().max(1)).max(threads);
     for batch in ops.chunks(to_usize(batch_len)) {
-        let encoded: Vec<EncodedChunk> = batch
-            .par_iter()
-            .map_init(Worker::default, |worker, op| encode_op(ctx, lookup, op, shape, input, settings, worker))
-            .collect::<Result<_>>()?;
+        let encoded: Vec<EncodedChunk> = pool().install(|| {
+            batch
+                .par_iter()
+                .map_init(Worker::default, |worker, op| encode_op(ctx, lookup, op, shape, input, settings, worker))
+                .collect::<Result<_>>()
+        })?;
         for chunk in encoded {
             sink(chunk)?;
         }

@@ -106,10 +106,16 @@ mod tests {
     use crate::codec::{BlockEncoding, CodecId};
 
     fn write_sample(path: &Path) -> u64 {
+        write_sample_indexing(path, 3)
+    }
+
+    /// Appends three blocks and indexes the first `indexed` of them.
+    fn write_sample_indexing(path: &Path, indexed: usize) -> u64 {
         let mut writer = FragmentWriter::create(path.to_path_buf()).unwrap();
+        let mut entries = Vec::new();
         for i in 0..3u64 {
             let stored = vec![u8::try_from(i).unwrap(); 5 + usize::try_from(i).unwrap()];
-            writer
+            let entry = writer
                 .append_block(&EncodedBlock {
                     array_id: i,
                     coord: &[i, 0],
@@ -119,8 +125,9 @@ mod tests {
                     encoding: BlockEncoding { codec: CodecId::None, shuffle_elem_bytes: None },
                 })
                 .unwrap();
+            entries.push(entry);
         }
-        writer.finish().unwrap()
+        writer.finish(&entries[..indexed]).unwrap()
     }
 
     #[test]
@@ -134,6 +141,15 @@ mod tests {
             assert_eq!(entry.offset_bytes % 8, 0);
             assert_eq!(reader.block_bytes(entry), vec![u8::try_from(i).unwrap(); 5 + i]);
         }
+    }
+
+    #[test]
+    fn blocks_not_handed_to_finish_stay_unreachable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.frag");
+        let len = write_sample_indexing(&path, 2);
+        let (_, entries) = FragmentReader::open(&path, len).unwrap();
+        assert_eq!(entries.iter().map(|e| e.array_id).collect::<Vec<_>>(), [0, 1]);
     }
 
     #[test]

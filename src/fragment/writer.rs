@@ -18,11 +18,13 @@ use crate::io::{AppendFile, FileReader};
 /// that each `finish` rewrites, so a failed finish can be retried and a finished fragment
 /// can take more blocks before its commit.
 ///
+/// The writer keeps no index of its own: `finish` indexes the entries its caller confirms,
+/// so blocks of a write that failed halfway stay unreachable bytes.
+///
 /// [`finish`]: FragmentWriter::finish
 #[derive(Debug)]
 pub(crate) struct FragmentWriter {
     file: AppendFile,
-    entries: Vec<BlockEntry>,
     blocks_end_bytes: u64,
 }
 
@@ -44,7 +46,7 @@ impl FragmentWriter {
         header[..HEADER_MAGIC.len()].copy_from_slice(HEADER_MAGIC);
         header[HEADER_VERSION_OFFSET..HEADER_VERSION_OFFSET + 4].copy_from_slice(&FRAGMENT_VERSION.to_le_bytes());
         file.append(&header)?;
-        Ok(Self { file, entries: Vec::new(), blocks_end_bytes: HEADER_LEN as u64 })
+        Ok(Self { file, blocks_end_bytes: HEADER_LEN as u64 })
     }
 
     /// Appends a block at the next aligned offset and returns its entry.
@@ -55,7 +57,8 @@ impl FragmentWriter {
             self.file.append(&[0u8; BLOCK_ALIGN as usize][..usize::try_from(padding).expect("< 8")])?;
         }
         let offset_bytes = self.file.append(block.stored)?;
-        let entry = BlockEntry {
+        self.blocks_end_bytes = self.file.len_bytes();
+        Ok(BlockEntry {
             array_id: block.array_id,
             coord: block.coord.into(),
             offset_bytes,
@@ -63,10 +66,7 @@ impl FragmentWriter {
             raw_len_bytes: block.raw_len_bytes,
             checksum: block.checksum,
             encoding: block.encoding,
-        };
-        self.entries.push(entry.clone());
-        self.blocks_end_bytes = self.file.len_bytes();
-        Ok(entry)
+        })
     }
 
     /// A handle that reads back blocks appended to this fragment, usable while the writer
@@ -75,18 +75,21 @@ impl FragmentWriter {
         Ok(PendingReader { file: self.file.reader()? })
     }
 
-    /// Writes the index and footer and fsyncs; returns the file's final length.
-    pub(crate) fn finish(&mut self) -> Result<u64> {
+    /// Writes an index of `entries` (blocks appended to this fragment) and the footer, and
+    /// fsyncs; returns the file's final length.
+    pub(crate) fn finish<'e>(&mut self, entries: impl IntoIterator<Item = &'e BlockEntry>) -> Result<u64> {
         self.file.truncate(self.blocks_end_bytes)?;
         let index_offset = self.blocks_end_bytes;
-        let mut index = Vec::with_capacity(self.entries.iter().map(BlockEntry::encoded_len).sum());
-        for entry in &self.entries {
+        let mut index = Vec::new();
+        let mut entry_count = 0u64;
+        for entry in entries {
             entry.encode(&mut index);
+            entry_count += 1;
         }
         let mut footer = [0u8; FOOTER_LEN];
         put_u64(&mut footer, FOOTER_INDEX_OFFSET_OFFSET, index_offset);
         put_u64(&mut footer, FOOTER_INDEX_LEN_OFFSET, index.len() as u64);
-        put_u64(&mut footer, FOOTER_ENTRY_COUNT_OFFSET, self.entries.len() as u64);
+        put_u64(&mut footer, FOOTER_ENTRY_COUNT_OFFSET, entry_count);
         put_u64(&mut footer, FOOTER_INDEX_CHECKSUM_OFFSET, checksum(&index));
         footer[FOOTER_MAGIC_OFFSET..].copy_from_slice(FOOTER_MAGIC);
         index.extend_from_slice(&footer);

@@ -75,10 +75,10 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir, "fsync directory"))
 }
 
-/// Writes `bytes` to `dir/name` atomically and durably: a temp file is written and
-/// fsynced, renamed over `name`, then the directory is fsynced. A crash at any step leaves
-/// either the old file or the new one, never a torn one.
-pub(crate) fn write_atomic(dir: &Path, name: &str, tmp_name: &str, bytes: &[u8]) -> Result<()> {
+/// Replaces `dir/name` with `bytes` atomically: a temp file is written and fsynced, then
+/// renamed over `name`. A crash at any step leaves either the old file or the new one, never
+/// a torn one. The rename is durable once the caller fsyncs `dir` ([`sync_dir`]).
+pub(crate) fn replace_file(dir: &Path, name: &str, tmp_name: &str, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(tmp_name);
     let mut file =
         OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io_err(&tmp, "create"))?;
@@ -86,8 +86,7 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, tmp_name: &str, bytes: &[u8])
     file.sync_all().map_err(io_err(&tmp, "fsync"))?;
     drop(file);
     let target = dir.join(name);
-    fs::rename(&tmp, &target).map_err(io_err(&target, "rename"))?;
-    sync_dir(dir)
+    fs::rename(&tmp, &target).map_err(io_err(&target, "rename"))
 }
 
 /// A file being appended to: a fragment while it is written. Reads of what was already

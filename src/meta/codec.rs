@@ -17,6 +17,18 @@ pub enum Codec {
     Lz4,
 }
 
+impl Codec {
+    /// Checks the codec's parameters; returns what is wrong.
+    pub(crate) fn check(self) -> Result<(), String> {
+        match self {
+            Self::Zstd { level } if !zstd::compression_level_range().contains(&level) => {
+                Err(format!("zstd level {level} is outside {:?}", zstd::compression_level_range()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Default for Codec {
     fn default() -> Self {
         Self::Zstd { level: 3 }

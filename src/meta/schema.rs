@@ -132,6 +132,7 @@ impl ArrayMeta {
         if self.fill_value.to_le_bytes(self.dtype).is_none() {
             return Err(format!("fill value {} does not fit dtype {}", self.fill_value, self.dtype));
         }
+        self.codec.map_or(Ok(()), Codec::check)?;
         let mut seen = HashSet::new();
         for dim in self.dims.iter().filter(|d| !d.is_empty()) {
             if !seen.insert(dim) {
@@ -176,6 +177,7 @@ impl StoreMeta {
     /// Checks everything a metadata file read from disk must satisfy before it is used:
     /// valid names, sound array schemas, unique array ids. Returns what is wrong.
     pub(crate) fn check(&self) -> Result<(), String> {
+        self.codec.check()?;
         check_attributes(&self.attributes)?;
         let mut ids = HashSet::new();
         for (ds_name, ds) in &self.datasets {
@@ -208,7 +210,9 @@ pub(crate) fn fragment_name(generation: u64, nonce: u64) -> String {
 pub(crate) fn is_fragment_name(name: &str) -> bool {
     let Some(stem) = name.strip_suffix(".frag") else { return false };
     let bytes = stem.as_bytes();
-    bytes.len() == 33 && bytes[16] == b'-' && bytes.iter().enumerate().all(|(i, b)| i == 16 || b.is_ascii_hexdigit())
+    bytes.len() == 33
+        && bytes[16] == b'-'
+        && bytes.iter().enumerate().all(|(i, b)| i == 16 || matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]

@@ -130,8 +130,10 @@ impl ArrayHandle {
     /// blocks keep theirs.
     ///
     /// # Errors
+    /// [`Error::InvalidArgument`] for a zstd level zstd does not support;
     /// [`Error::NotFound`], [`Error::Locked`].
     pub fn set_codec(&self, codec: Option<Codec>) -> Result<()> {
+        codec.map_or(Ok(()), Codec::check).map_err(Error::invalid)?;
         self.change_meta(|meta| meta.codec = codec)
     }
 

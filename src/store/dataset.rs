@@ -86,8 +86,9 @@ impl Dataset {
         let mut state = self.inner.write();
         state.array(&self.name, name)?;
         self.inner.begin_change(&mut state)?;
-        state.dataset_mut(&self.name)?.arrays.remove(name);
-        Ok(())
+        // Checked again: begin_change may have moved to a commit without the array.
+        let removed = state.dataset_mut(&self.name)?.arrays.remove(name);
+        removed.map(drop).ok_or_else(|| Error::not_found(EntityKind::Array, format!("{}/{name}", self.name)))
     }
 
     /// Names of the dataset's arrays, sorted.

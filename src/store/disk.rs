@@ -29,8 +29,8 @@ pub(crate) struct Loaded {
 /// Reads the newest commit of the store in `dir`.
 ///
 /// # Errors
-/// [`Error::NotFound`] when `dir` holds no metadata file; the error of the newest file when
-/// no metadata file decodes.
+/// [`Error::NotFound`] when `dir` holds no metadata file; [`Error::Corrupt`] or
+/// [`Error::UnsupportedVersion`] when any metadata file present does not decode.
 pub(crate) fn load(dir: &Path) -> Result<Loaded> {
     let (meta, encoding) = read_newest_meta(dir)?;
     let snapshot = Snapshot::load(&dir.join(DATA_DIR), &meta.fragments)?;
@@ -43,43 +43,41 @@ pub(crate) fn newest_generation(dir: &Path) -> Result<u64> {
 }
 
 /// Decodes every metadata file present and keeps the highest generation. Two files exist only
-/// after a crash during a format change; the higher generation is the newer commit.
+/// after a crash during a format change; the higher generation is the newer commit. A file
+/// that does not decode is an error even when another one does: it may be the newer commit
+/// (from a newer build, or damaged), and silently opening the older one would roll back.
 fn read_newest_meta(dir: &Path) -> Result<(StoreMeta, (MetaFormat, MetaCompression))> {
     if !io::is_dir(dir) {
         return Err(Error::not_found(EntityKind::Store, dir.display().to_string()));
     }
     let mut newest: Option<(StoreMeta, (MetaFormat, MetaCompression))> = None;
-    let mut first_error = None;
     for name in io::list_dir(dir)? {
         let Some((format, compression)) = parse_meta_file_name(&name) else { continue };
         let path = dir.join(&name);
-        let decoded = io::read_file(&path, meta::MAX_META_BYTES).and_then(|bytes| {
-            decode_meta(&bytes, format, compression).map_err(|e| match e {
-                MetaDecodeError::Corrupt(detail) => Error::corrupt(&path, detail),
-                MetaDecodeError::Unsupported(found) => Error::UnsupportedVersion { found, max: meta::FORMAT_VERSION },
-            })
-        });
-        match decoded {
-            Ok(meta) if newest.as_ref().is_none_or(|(m, _)| meta.generation > m.generation) => {
-                newest = Some((meta, (format, compression)));
-            }
-            Ok(_) => {}
-            Err(e) => first_error = first_error.or(Some(e)),
+        let bytes = io::read_file(&path, meta::MAX_META_BYTES)?;
+        let meta = decode_meta(&bytes, format, compression).map_err(|e| match e {
+            MetaDecodeError::Corrupt(detail) => Error::corrupt(&path, detail),
+            MetaDecodeError::Unsupported(found) => Error::UnsupportedVersion { found, max: meta::FORMAT_VERSION },
+        })?;
+        if newest.as_ref().is_none_or(|(m, _)| meta.generation > m.generation) {
+            newest = Some((meta, (format, compression)));
         }
     }
-    match (newest, first_error) {
-        (Some(found), _) => Ok(found),
-        (None, Some(e)) => Err(e),
-        (None, None) => Err(Error::not_found(EntityKind::Store, dir.display().to_string())),
-    }
+    newest.ok_or_else(|| Error::not_found(EntityKind::Store, dir.display().to_string()))
 }
 
-/// Writes `meta` as the store's metadata file (temp, fsync, rename, fsync directory), then
-/// removes metadata files of other encodings that it supersedes.
+/// Writes `meta` as the store's metadata file (temp, fsync, rename). Returning `Ok` is the
+/// commit point: from here on, readers that open the store see this commit.
 pub(crate) fn write_meta(dir: &Path, meta: &StoreMeta, encoding: (MetaFormat, MetaCompression)) -> Result<()> {
     let name = meta_file_name(encoding.0, encoding.1);
-    io::write_atomic(dir, name, META_TMP_FILE, &encode_meta(meta, encoding.0, encoding.1))?;
-    remove_other_meta_files(dir, name)
+    io::replace_file(dir, name, META_TMP_FILE, &encode_meta(meta, encoding.0, encoding.1))
+}
+
+/// After [`write_meta`]: makes the rename durable (directory fsync) and removes metadata
+/// files of other encodings that the commit supersedes.
+pub(crate) fn settle_meta(dir: &Path, encoding: (MetaFormat, MetaCompression)) -> Result<()> {
+    io::sync_dir(dir)?;
+    remove_other_meta_files(dir, meta_file_name(encoding.0, encoding.1))
 }
 
 fn remove_other_meta_files(dir: &Path, keep: &str) -> Result<()> {

@@ -43,12 +43,19 @@ impl Atlas {
     /// touched then); [`Error::Io`] if the directory cannot be written.
     pub fn create(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
         let dir = path.as_ref().to_path_buf();
+        config.codec.check().map_err(Error::invalid)?;
         if io::exists(&dir) && (!io::is_dir(&dir) || !io::list_dir(&dir)?.is_empty()) {
             return Err(Error::already_exists(EntityKind::Store, dir.display().to_string()));
         }
         io::create_dir_all(&dir.join(disk::DATA_DIR))?;
+        // The store's own directory entry must survive a crash too.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            io::sync_dir(parent)?;
+        }
         let meta = StoreMeta::new(config.codec, config.shuffle);
-        disk::write_meta(&dir, &meta, (config.meta_format, config.meta_compression))?;
+        let encoding = (config.meta_format, config.meta_compression);
+        disk::write_meta(&dir, &meta, encoding)?;
+        disk::settle_meta(&dir, encoding)?;
         Self::open(dir)
     }
 
@@ -152,8 +159,9 @@ impl Atlas {
     /// it; existing blocks keep the codec that wrote them.
     ///
     /// # Errors
-    /// [`Error::Locked`].
+    /// [`Error::InvalidArgument`] for a zstd level zstd does not support; [`Error::Locked`].
     pub fn set_codec(&self, codec: Codec) -> Result<()> {
+        codec.check().map_err(Error::invalid)?;
         let mut state = self.inner.write();
         self.inner.begin_change(&mut state)?;
         state.meta.codec = codec;

@@ -88,7 +88,10 @@ pub(crate) fn append_chunk(writer: &mut FragmentWriter, array_id: u64, chunk: &E
 impl PendingFragment {
     /// Writes index and footer, fsyncs, and returns what the commit records.
     pub(crate) fn finish(&mut self) -> Result<FragmentMeta> {
-        let len_bytes = self.writer.finish()?;
+        // Indexed in file order, so the same writes always give the same bytes.
+        let mut entries: Vec<&BlockEntry> = self.blocks.index.values().flat_map(|chunks| chunks.values()).collect();
+        entries.sort_unstable_by_key(|e| e.offset_bytes);
+        let len_bytes = self.writer.finish(entries)?;
         Ok(FragmentMeta { name: self.name.clone(), len_bytes })
     }
 }

@@ -108,12 +108,14 @@ impl Inner {
             None => None,
         };
         disk::write_meta(&self.dir, &next, state.encoding)?;
+        // Committed: the new metadata is in place, so this handle's view moves to it even if
+        // making the rename durable fails below (that error is still returned).
         state.meta = next;
         state.session = None;
         if let Some((reader, entries)) = new_fragment {
             state.committed.insert_fragment(reader, entries);
         }
-        Ok(())
+        disk::settle_meta(&self.dir, state.encoding)
     }
 }
 

@@ -166,3 +166,13 @@ fn a_hand_edited_json_meta_file_with_a_higher_generation_wins_over_a_lower_one()
 fn json_meta_of(scratch: &Path, commits: &[&str]) -> Vec<u8> {
     meta_file_of(scratch, MetaFormat::Json, MetaCompression::None, commits).1
 }
+
+#[test]
+fn a_newer_meta_file_that_does_not_decode_stops_open_instead_of_rolling_back() {
+    let dir = test_dir!();
+    drop(committed_store(&dir.store()));
+    // A damaged second metadata file next to the good one: it could be the newer commit.
+    std::fs::write(dir.store().join("atlas.msgpack"), b"\x81\xa3bad").unwrap();
+    util::assert_err!(Atlas::open(dir.store()), atlas::Error::Corrupt { .. });
+    assert!(dir.store().join("atlas.msgpack").exists(), "open must not delete anything");
+}

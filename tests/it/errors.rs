@@ -535,3 +535,44 @@ fn a_newer_format_version_is_unsupported_version_not_corrupt() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_write_that_fails_halfway_leaves_no_block_behind_after_flush() {
+    let dir = test_dir!();
+    let (data, fragment) = committed_2x32(&dir.store(), Codec::None, Shuffle::Off);
+    // Damage row 1's block, so a write that must read it back (a partial chunk) fails there.
+    let mut bytes = std::fs::read(&fragment).unwrap();
+    let raw: Vec<u8> = data[32..].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let at = bytes.windows(raw.len()).position(|w| w == raw).unwrap();
+    bytes[at] ^= 0xff;
+    std::fs::write(&fragment, &bytes).unwrap();
+
+    let store = Atlas::open(dir.store()).unwrap();
+    let ds = store.open_dataset("d").unwrap();
+    // Row 0 is covered whole (encoded first), row 1 only in part: the write fails on row 1.
+    let update = ndarray::Array2::from_elem((2, 16), 9.0f32);
+    assert_err!(ds.write_array("a", &[0, 0], update.view()), Error::ChecksumMismatch { .. });
+    store.flush().unwrap();
+    drop((ds, store));
+    let back = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap().read_array::<f32>("a", &[0, 0], &[1, 32]);
+    assert_eq!(back.unwrap().into_raw_vec_and_offset().0, data[..32], "the failed write leaked into row 0");
+}
+
+#[test]
+fn zstd_levels_outside_the_supported_range_are_invalid_arguments() {
+    let dir = test_dir!();
+    let bad = Codec::Zstd { level: 1000 };
+    assert_err!(
+        Atlas::create(dir.store(), StoreConfig { codec: bad, ..StoreConfig::default() }),
+        Error::InvalidArgument { .. }
+    );
+    assert!(!dir.store().exists(), "a refused create must not touch the disk");
+    let store = util::create(&dir.store());
+    assert_err!(store.set_codec(bad), Error::InvalidArgument { .. });
+    let ds = store.create_dataset("d").unwrap();
+    let spec = ArraySpec::new(DType::Int8, [4]).codec(bad);
+    assert_err!(ds.define_array("a", spec), Error::InvalidArgument { .. });
+    let array = ds.define_array("b", ArraySpec::new(DType::Int8, [4])).unwrap();
+    assert_err!(array.set_codec(Some(bad)), Error::InvalidArgument { .. });
+    store.set_codec(Codec::Zstd { level: 19 }).unwrap();
+}
