@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let root = tempfile::tempdir()?;
     let field = smooth_field();
     let raw_bytes = (field.len() * 4) as f64;
-    println!("field: float32 {SHAPE:?}, chunks {CHUNKS:?}, {:.1} MiB raw", raw_bytes / (1 << 20) as f64);
+    println!("field: float32 {SHAPE:?}, chunks {CHUNKS:?}, {:.1} MiB raw", raw_bytes / f64::from(1 << 20));
     println!(
         "{:<10} {:<8} {:>12} {:>7} {:>12} {:>12}",
         "codec", "shuffle", "bytes", "ratio", "write MB/s", "read MB/s"

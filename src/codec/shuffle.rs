@@ -30,6 +30,7 @@ enum Direction {
 
 /// Moves byte `j` of element `i` to `j * n + i` (shuffle) or back (unshuffle). Bytes past the
 /// last whole element are copied as they are.
+#[allow(clippy::inline_always)] // the literal widths above must reach the loop
 #[inline(always)]
 fn transpose(input: &[u8], k: usize, out: &mut [u8], direction: Direction) {
     let n = if k <= 1 { 0 } else { input.len() / k };

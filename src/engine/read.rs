@@ -43,27 +43,24 @@ pub(crate) fn read_region<'a>(
                 return decode_chunk(ctx, block, worker, target, verify);
             }
             let src = Place { shape: chunk_shape, start: &op.in_chunk };
-            match block {
-                Some(block) => {
-                    let mut chunk = std::mem::take(&mut worker.chunk);
-                    chunk.resize(chunk_len, 0);
-                    let decoded = decode_chunk(ctx, block, worker, &mut chunk, verify);
-                    if decoded.is_ok() {
-                        for_each_row(src, dst, &op.region, elem_bytes, |s, d, n| {
-                            // SAFETY: each row of op's box in the output belongs to op alone.
-                            unsafe { out.slice_mut(d, n) }.copy_from_slice(&chunk[s..s + n]);
-                        });
-                    }
-                    worker.chunk = chunk;
-                    decoded
-                }
-                None => {
-                    for_each_row(src, dst, &op.region, elem_bytes, |_, d, n| {
-                        // SAFETY: as above.
-                        fill_with(unsafe { out.slice_mut(d, n) }, &fill);
+            if let Some(block) = block {
+                let mut chunk = std::mem::take(&mut worker.chunk);
+                chunk.resize(chunk_len, 0);
+                let decoded = decode_chunk(ctx, block, worker, &mut chunk, verify);
+                if decoded.is_ok() {
+                    for_each_row(src, dst, &op.region, elem_bytes, |s, d, n| {
+                        // SAFETY: each row of op's box in the output belongs to op alone.
+                        unsafe { out.slice_mut(d, n) }.copy_from_slice(&chunk[s..s + n]);
                     });
-                    Ok(())
                 }
+                worker.chunk = chunk;
+                decoded
+            } else {
+                for_each_row(src, dst, &op.region, elem_bytes, |_, d, n| {
+                    // SAFETY: as above.
+                    fill_with(unsafe { out.slice_mut(d, n) }, &fill);
+                });
+                Ok(())
             }
         })
     })

@@ -16,7 +16,7 @@ pub enum MetaFormat {
     /// JSON text (readable with any tool).
     #[default]
     Json,
-    /// MessagePack, with field names (smaller, faster).
+    /// `MessagePack`, with field names (smaller, faster).
     MsgPack,
 }
 
@@ -139,7 +139,7 @@ mod tests {
     fn every_encoding_round_trips_and_names_parse_back() {
         let mut meta = StoreMeta::new(Codec::Lz4, Shuffle::Off);
         meta.generation = 9;
-        meta.datasets.insert("run42".into(), Default::default());
+        meta.datasets.insert("run42".into(), crate::meta::DatasetMeta::default());
         for (format, compression) in ALL_ENCODINGS {
             let bytes = encode_meta(&meta, format, compression);
             let back = decode_meta(&bytes, format, compression).unwrap();

@@ -6,6 +6,7 @@ use serde::{Deserializer, Serializer};
 use std::fmt;
 
 /// Serialises `v` as a number, or as a string when it is not finite.
+#[allow(clippy::trivially_copy_pass_by_ref)] // the signature serde's `with` attribute calls
 pub(crate) fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     if v.is_finite() {
         s.serialize_f64(*v)

@@ -181,7 +181,7 @@ mod tests {
         for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.5] {
             let text = serde_json::to_string(&Scalar::Float(v)).unwrap();
             let Scalar::Float(back) = serde_json::from_str(&text).unwrap() else { panic!("{text}") };
-            assert!(back == v || (v.is_nan() && back.is_nan()), "{text}");
+            assert!(back.to_bits() == v.to_bits() || (v.is_nan() && back.is_nan()), "{text}");
         }
     }
 }

@@ -19,7 +19,7 @@ pub(crate) const MAX_NDIM: usize = 32;
 /// Largest chunk, in bytes of raw elements; bounds every per-block allocation.
 pub(crate) const MAX_CHUNK_BYTES: u64 = 256 << 20;
 /// Deepest nesting of lists and maps in an attribute value. The JSON encoding spends two
-/// levels per list or map (the tagged object and its value) and serde_json refuses input
+/// levels per list or map (the tagged object and its value) and `serde_json` refuses input
 /// nested deeper than 128, so this stays well below 64 to keep every accepted value readable.
 pub(crate) const MAX_ATTR_DEPTH: usize = 32;
 

@@ -90,6 +90,7 @@ impl ArrayHandle {
     /// # Errors
     /// [`Error::DTypeMismatch`], [`Error::ShapeMismatch`] (wrong number of dimensions),
     /// [`Error::OutOfBounds`], [`Error::Locked`], [`Error::Io`].
+    #[allow(clippy::needless_pass_by_value)] // a view is a cheap handle; by value as in ndarray
     pub fn write<T: Element, D: Dimension>(&self, start: &[u64], data: ArrayView<'_, T, D>) -> Result<()> {
         let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
         let data = data.as_standard_layout();

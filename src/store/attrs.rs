@@ -42,7 +42,7 @@ impl Attrs {
     /// # Errors
     /// [`Error::NotFound`] if the dataset or array was deleted.
     pub fn all(&self) -> Result<Attributes> {
-        self.with(|attrs| attrs.clone())
+        self.with(Attributes::clone)
     }
 
     /// One attribute, or `None` if the key is not set.

@@ -1,6 +1,17 @@
 //! Integration tests of the public API: one binary, one module per theme (STYLE.md, "Tests").
 //! Each test works in its own temp dir named after it (`util::test_dir!`).
 
+// Tests compare floats exactly on purpose (a round trip must be bit-exact) and build small
+// index values with plain casts.
+#![allow(
+    clippy::float_cmp,
+    clippy::cast_possible_wrap,
+    clippy::too_many_lines,
+    clippy::single_match_else,
+    clippy::default_trait_access,
+    clippy::case_sensitive_file_extension_comparisons
+)]
+
 mod api;
 mod commit;
 mod compat;
