@@ -14,14 +14,9 @@ const DATASETS: usize = 30;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let root = tempfile::tempdir()?;
-    let encodings = [
-        (MetaFormat::Json, MetaCompression::None),
-        (MetaFormat::Json, MetaCompression::Zstd),
-        (MetaFormat::Json, MetaCompression::Lz4),
-        (MetaFormat::MsgPack, MetaCompression::None),
-        (MetaFormat::MsgPack, MetaCompression::Zstd),
-        (MetaFormat::MsgPack, MetaCompression::Lz4),
-    ];
+    let encodings = [MetaFormat::Json, MetaFormat::MsgPack]
+        .into_iter()
+        .flat_map(|f| [MetaCompression::None, MetaCompression::Zstd, MetaCompression::Lz4].map(|c| (f, c)));
     println!("{:<20} {:>10} {:>12}", "metadata file", "bytes", "vs json");
     let mut json_bytes = None;
     for (i, (meta_format, meta_compression)) in encodings.into_iter().enumerate() {
