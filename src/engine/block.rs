@@ -69,6 +69,10 @@ pub(crate) fn decode_chunk(
             format!("{}: block holds {} raw bytes, the chunk has {}", chunk_detail(), entry.raw_len_bytes, out.len()),
         ));
     }
+    if entry.is_fill {
+        fill_with(out, &ctx.meta.fill_bytes());
+        return Ok(());
+    }
     let stored = match block {
         BlockRef::Committed { reader, entry } => reader.block_bytes(entry),
         BlockRef::Pending { reader, entry } => {

@@ -9,7 +9,7 @@ use super::pool::pool;
 use super::region::{Place, copy_region, is_contiguous, offset_bytes, to_usize};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::Result;
-use crate::fragment::checksum;
+use crate::fragment::{BlockStats, Scan, checksum, scan};
 use crate::meta::Codec;
 
 /// How new blocks of an array are encoded.
@@ -27,6 +27,9 @@ pub(crate) struct EncodedChunk {
     pub raw_len_bytes: u64,
     pub checksum: u64,
     pub encoding: BlockEncoding,
+    /// Every element is the fill value; `stored` is empty.
+    pub is_fill: bool,
+    pub stats: BlockStats,
 }
 
 /// Raw bytes encoded per batch; bounds a write's extra memory, whatever its size.
@@ -94,14 +97,20 @@ fn encode_op<'a>(
         &chunk
     };
     let shuffle_elem_bytes = (settings.shuffle && elem_bytes > 1).then_some(elem_bytes);
+    let Scan { stats, all_fill } = scan(raw, meta.dtype, &meta.fill_bytes());
     let mut stored = Vec::new();
-    encode_block(raw, settings.codec, shuffle_elem_bytes, &mut worker.scratch, &mut stored)?;
+    // A chunk of nothing but the fill value is recorded without bytes.
+    if !all_fill {
+        encode_block(raw, settings.codec, shuffle_elem_bytes, &mut worker.scratch, &mut stored)?;
+    }
     let encoded = EncodedChunk {
         coord: op.coord.clone(),
         stored,
         raw_len_bytes: raw.len() as u64,
         checksum: checksum(raw),
         encoding: BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes },
+        is_fill: all_fill,
+        stats,
     };
     worker.chunk = chunk;
     Ok(encoded)

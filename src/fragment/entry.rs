@@ -5,9 +5,11 @@ use crate::meta;
 
 use super::layout::{
     ENTRY_ARRAY_ID_OFFSET, ENTRY_BLOCK_OFFSET_OFFSET, ENTRY_CHECKSUM_OFFSET, ENTRY_CODEC_OFFSET, ENTRY_COORDS_OFFSET,
-    ENTRY_FILTER_OFFSET, ENTRY_FILTER_PARAM_OFFSET, ENTRY_FIXED_LEN, ENTRY_NDIM_OFFSET, ENTRY_RAW_LEN_OFFSET,
-    ENTRY_STORED_LEN_OFFSET,
+    ENTRY_FILTER_OFFSET, ENTRY_FILTER_PARAM_OFFSET, ENTRY_FIXED_LEN, ENTRY_FLAGS_OFFSET, ENTRY_MAX_OFFSET,
+    ENTRY_MIN_OFFSET, ENTRY_NDIM_OFFSET, ENTRY_RAW_LEN_OFFSET, ENTRY_STORED_LEN_OFFSET, ENTRY_SUM_OFFSET,
+    ENTRY_VALID_COUNT_OFFSET, FLAG_FILL, KNOWN_FLAGS,
 };
+use super::stats::BlockStats;
 
 /// A block of one array at one chunk coordinate inside a fragment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +21,9 @@ pub(crate) struct BlockEntry {
     pub raw_len_bytes: u64,
     pub checksum: u64,
     pub encoding: BlockEncoding,
+    /// The chunk holds only the fill value and has no stored bytes.
+    pub is_fill: bool,
+    pub stats: BlockStats,
 }
 
 impl BlockEntry {
@@ -45,6 +50,11 @@ impl BlockEntry {
         e[ENTRY_FILTER_OFFSET] = filter;
         e[ENTRY_FILTER_PARAM_OFFSET] = param;
         e[ENTRY_NDIM_OFFSET] = u8::try_from(self.coord.len()).expect("ndim is at most 32");
+        e[ENTRY_FLAGS_OFFSET] = if self.is_fill { FLAG_FILL } else { 0 };
+        put_u64(e, ENTRY_VALID_COUNT_OFFSET, self.stats.valid_count);
+        put_u64(e, ENTRY_MIN_OFFSET, self.stats.min_bits);
+        put_u64(e, ENTRY_MAX_OFFSET, self.stats.max_bits);
+        put_u64(e, ENTRY_SUM_OFFSET, self.stats.sum_bits);
         for (i, c) in self.coord.iter().enumerate() {
             put_u64(e, ENTRY_COORDS_OFFSET + 8 * i, *c);
         }
@@ -71,6 +81,14 @@ impl BlockEntry {
             (FILTER_SHUFFLE, elem @ 1..=8) => Some(usize::from(elem)),
             (filter, param) => return Err(format!("unknown filter {filter} with parameter {param}")),
         };
+        let flags = bytes[ENTRY_FLAGS_OFFSET];
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(format!("unknown entry flags {flags:#04x}"));
+        }
+        let is_fill = flags & FLAG_FILL != 0;
+        if is_fill && get_u64(bytes, ENTRY_STORED_LEN_OFFSET) != 0 {
+            return Err("a fill entry has stored bytes".into());
+        }
         let coord = (0..ndim).map(|i| get_u64(bytes, ENTRY_COORDS_OFFSET + 8 * i)).collect();
         let entry = Self {
             array_id: get_u64(bytes, ENTRY_ARRAY_ID_OFFSET),
@@ -80,6 +98,13 @@ impl BlockEntry {
             raw_len_bytes: get_u64(bytes, ENTRY_RAW_LEN_OFFSET),
             checksum: get_u64(bytes, ENTRY_CHECKSUM_OFFSET),
             encoding: BlockEncoding { codec, shuffle_elem_bytes },
+            is_fill,
+            stats: BlockStats {
+                valid_count: get_u64(bytes, ENTRY_VALID_COUNT_OFFSET),
+                min_bits: get_u64(bytes, ENTRY_MIN_OFFSET),
+                max_bits: get_u64(bytes, ENTRY_MAX_OFFSET),
+                sum_bits: get_u64(bytes, ENTRY_SUM_OFFSET),
+            },
         };
         Ok((entry, len))
     }
@@ -108,11 +133,13 @@ mod tests {
             raw_len_bytes: 400,
             checksum: 0xdead_beef,
             encoding: BlockEncoding { codec: CodecId::Zstd, shuffle_elem_bytes: Some(4) },
+            is_fill: false,
+            stats: BlockStats { valid_count: 9, min_bits: 1, max_bits: 2, sum_bits: 3 },
         };
         let mut bytes = Vec::new();
         entry.encode(&mut bytes);
-        assert_eq!(bytes.len(), 48 + 24);
-        assert_eq!(BlockEntry::decode(&bytes).unwrap(), (entry, 72));
-        assert!(BlockEntry::decode(&bytes[..60]).is_err());
+        assert_eq!(bytes.len(), 80 + 24);
+        assert_eq!(BlockEntry::decode(&bytes).unwrap(), (entry, 104));
+        assert!(BlockEntry::decode(&bytes[..90]).is_err());
     }
 }

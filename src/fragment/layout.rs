@@ -25,10 +25,20 @@ pub(crate) const ENTRY_CODEC_OFFSET: usize = ENTRY_CHECKSUM_OFFSET + 8;
 pub(crate) const ENTRY_FILTER_OFFSET: usize = ENTRY_CODEC_OFFSET + 1;
 pub(crate) const ENTRY_FILTER_PARAM_OFFSET: usize = ENTRY_FILTER_OFFSET + 1;
 pub(crate) const ENTRY_NDIM_OFFSET: usize = ENTRY_FILTER_PARAM_OFFSET + 1;
-pub(crate) const ENTRY_RESERVED_OFFSET: usize = ENTRY_NDIM_OFFSET + 1;
-pub(crate) const ENTRY_COORDS_OFFSET: usize = ENTRY_RESERVED_OFFSET + 4;
+pub(crate) const ENTRY_FLAGS_OFFSET: usize = ENTRY_NDIM_OFFSET + 1;
+pub(crate) const ENTRY_RESERVED_OFFSET: usize = ENTRY_FLAGS_OFFSET + 1;
+pub(crate) const ENTRY_VALID_COUNT_OFFSET: usize = ENTRY_RESERVED_OFFSET + 3;
+pub(crate) const ENTRY_MIN_OFFSET: usize = ENTRY_VALID_COUNT_OFFSET + 8;
+pub(crate) const ENTRY_MAX_OFFSET: usize = ENTRY_MIN_OFFSET + 8;
+pub(crate) const ENTRY_SUM_OFFSET: usize = ENTRY_MAX_OFFSET + 8;
+pub(crate) const ENTRY_COORDS_OFFSET: usize = ENTRY_SUM_OFFSET + 8;
 /// Bytes of an index entry before its `ndim` coordinates of 8 bytes each.
 pub(crate) const ENTRY_FIXED_LEN: usize = ENTRY_COORDS_OFFSET;
+
+/// Entry flag: every element of the chunk is the fill value; the block stores no bytes.
+pub(crate) const FLAG_FILL: u8 = 1;
+/// Every flag this build knows; an entry with another bit set is corrupt.
+pub(crate) const KNOWN_FLAGS: u8 = FLAG_FILL;
 
 pub(crate) const FOOTER_INDEX_OFFSET_OFFSET: usize = 0;
 pub(crate) const FOOTER_INDEX_LEN_OFFSET: usize = FOOTER_INDEX_OFFSET_OFFSET + 8;
@@ -50,7 +60,7 @@ mod tests {
         let doc = include_str!("../../docs/FORMAT.md");
         for (needle, value) in [
             ("Fragment header: 16 bytes", HEADER_LEN),
-            ("Index entry: 48 bytes + 8 per dimension", ENTRY_FIXED_LEN),
+            ("Index entry: 80 bytes + 8 per dimension", ENTRY_FIXED_LEN),
             ("Fragment footer: 40 bytes", FOOTER_LEN),
         ] {
             assert!(doc.contains(needle), "FORMAT.md lacks {needle:?}");

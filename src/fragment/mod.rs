@@ -7,9 +7,11 @@ mod checksum;
 mod entry;
 mod layout;
 mod reader;
+mod stats;
 mod writer;
 
 pub(crate) use checksum::checksum;
 pub(crate) use entry::BlockEntry;
 pub(crate) use reader::FragmentReader;
+pub(crate) use stats::{BlockStats, Scan, scan};
 pub(crate) use writer::{EncodedBlock, FragmentWriter, PendingReader};

@@ -123,6 +123,8 @@ mod tests {
                     raw_len_bytes: stored.len() as u64,
                     checksum: checksum(&stored),
                     encoding: BlockEncoding { codec: CodecId::None, shuffle_elem_bytes: None },
+                    is_fill: false,
+                    stats: crate::fragment::BlockStats::default(),
                 })
                 .unwrap();
             entries.push(entry);

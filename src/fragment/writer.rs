@@ -9,6 +9,7 @@ use super::layout::{
     FOOTER_INDEX_OFFSET_OFFSET, FOOTER_LEN, FOOTER_MAGIC, FOOTER_MAGIC_OFFSET, FRAGMENT_VERSION, HEADER_LEN,
     HEADER_MAGIC, HEADER_VERSION_OFFSET,
 };
+use super::stats::BlockStats;
 use crate::codec::BlockEncoding;
 use crate::error::Result;
 use crate::io::{AppendFile, FileReader};
@@ -36,6 +37,9 @@ pub(crate) struct EncodedBlock<'a> {
     pub raw_len_bytes: u64,
     pub checksum: u64,
     pub encoding: BlockEncoding,
+    /// Every element is the fill value: no bytes are stored (`stored` must be empty).
+    pub is_fill: bool,
+    pub stats: BlockStats,
 }
 
 impl FragmentWriter {
@@ -66,6 +70,8 @@ impl FragmentWriter {
             raw_len_bytes: block.raw_len_bytes,
             checksum: block.checksum,
             encoding: block.encoding,
+            is_fill: block.is_fill,
+            stats: block.stats,
         })
     }
 

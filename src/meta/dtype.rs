@@ -29,6 +29,11 @@ pub enum DType {
     Float32,
     /// IEEE 754 binary64.
     Float64,
+    /// `true` or `false`, one byte (0 or 1) each.
+    Bool,
+    /// Nanoseconds since the Unix epoch, UTC, as a signed 64-bit integer (numpy's
+    /// `datetime64[ns]`). Read and written as `i64`.
+    Timestamp,
 }
 
 /// The three families of numeric dtype, which decide how a fill value converts.
@@ -37,11 +42,12 @@ pub(crate) enum Kind {
     Signed,
     Unsigned,
     Float,
+    Bool,
 }
 
 impl DType {
     /// Every dtype, for tests and tools that iterate them.
-    pub const ALL: [DType; 10] = [
+    pub const ALL: [DType; 12] = [
         Self::Int8,
         Self::Int16,
         Self::Int32,
@@ -52,16 +58,18 @@ impl DType {
         Self::UInt64,
         Self::Float32,
         Self::Float64,
+        Self::Bool,
+        Self::Timestamp,
     ];
 
     /// Bytes of one element.
     #[must_use]
     pub fn size_bytes(self) -> usize {
         match self {
-            Self::Int8 | Self::UInt8 => 1,
+            Self::Int8 | Self::UInt8 | Self::Bool => 1,
             Self::Int16 | Self::UInt16 => 2,
             Self::Int32 | Self::UInt32 | Self::Float32 => 4,
-            Self::Int64 | Self::UInt64 | Self::Float64 => 8,
+            Self::Int64 | Self::UInt64 | Self::Float64 | Self::Timestamp => 8,
         }
     }
 
@@ -79,14 +87,21 @@ impl DType {
             Self::UInt64 => "uint64",
             Self::Float32 => "float32",
             Self::Float64 => "float64",
+            Self::Bool => "bool",
+            Self::Timestamp => "timestamp",
         }
     }
 
-    /// Parses a numpy-style name (`"float32"`, `"f4"`, `"<f4"`, `"uint16"`...).
+    /// Parses a numpy-style name (`"float32"`, `"f4"`, `"<f4"`, `"uint16"`, `"bool"`,
+    /// `"datetime64[ns]"`...).
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
         let name = name.strip_prefix('<').or_else(|| name.strip_prefix('|')).unwrap_or(name);
-        Self::ALL.into_iter().find(|d| d.name() == name || d.short_name() == name)
+        match name {
+            "datetime64[ns]" | "M8[ns]" => Some(Self::Timestamp),
+            "?" => Some(Self::Bool),
+            _ => Self::ALL.into_iter().find(|d| d.name() == name || d.short_name() == name),
+        }
     }
 
     fn short_name(self) -> &'static str {
@@ -101,14 +116,17 @@ impl DType {
             Self::UInt64 => "u8",
             Self::Float32 => "f4",
             Self::Float64 => "f8",
+            Self::Bool => "b1",
+            Self::Timestamp => "M8[ns]",
         }
     }
 
     pub(crate) fn kind(self) -> Kind {
         match self {
-            Self::Int8 | Self::Int16 | Self::Int32 | Self::Int64 => Kind::Signed,
+            Self::Int8 | Self::Int16 | Self::Int32 | Self::Int64 | Self::Timestamp => Kind::Signed,
             Self::UInt8 | Self::UInt16 | Self::UInt32 | Self::UInt64 => Kind::Unsigned,
             Self::Float32 | Self::Float64 => Kind::Float,
+            Self::Bool => Kind::Bool,
         }
     }
 }

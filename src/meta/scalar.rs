@@ -32,6 +32,12 @@ macro_rules! scalar_from {
 scalar_from!(Int as i64: i8, i16, i32, i64, u8, u16, u32);
 scalar_from!(Float as f64: f32, f64);
 
+impl From<bool> for Scalar {
+    fn from(v: bool) -> Self {
+        Self::Int(i64::from(v))
+    }
+}
+
 impl From<u64> for Scalar {
     fn from(v: u64) -> Self {
         i64::try_from(v).map_or(Self::UInt(v), Self::Int)
@@ -72,6 +78,11 @@ impl Scalar {
                     v.to_le_bytes().to_vec()
                 }
             }
+            Kind::Bool => match self {
+                Self::Int(v @ 0..=1) => vec![u8::from(v == 1)],
+                Self::UInt(_) | Self::Int(_) => return None,
+                Self::Float(v) => vec![u8::from(float_to_exact_int(v).filter(|i| (0..=1).contains(i))? == 1)],
+            },
             Kind::Signed | Kind::Unsigned => {
                 let v: i128 = match self {
                     Self::Int(v) => i128::from(v),
@@ -104,12 +115,12 @@ fn int_le_bytes(v: i128, dtype: DType) -> Option<Vec<u8>> {
         DType::Int8 => i8::try_from(v).ok()?.to_le_bytes().to_vec(),
         DType::Int16 => i16::try_from(v).ok()?.to_le_bytes().to_vec(),
         DType::Int32 => i32::try_from(v).ok()?.to_le_bytes().to_vec(),
-        DType::Int64 => i64::try_from(v).ok()?.to_le_bytes().to_vec(),
+        DType::Int64 | DType::Timestamp => i64::try_from(v).ok()?.to_le_bytes().to_vec(),
         DType::UInt8 => u8::try_from(v).ok()?.to_le_bytes().to_vec(),
         DType::UInt16 => u16::try_from(v).ok()?.to_le_bytes().to_vec(),
         DType::UInt32 => u32::try_from(v).ok()?.to_le_bytes().to_vec(),
         DType::UInt64 => u64::try_from(v).ok()?.to_le_bytes().to_vec(),
-        DType::Float32 | DType::Float64 => unreachable!("floats are converted by the caller"),
+        DType::Float32 | DType::Float64 | DType::Bool => unreachable!("converted by the caller"),
     })
 }
 

@@ -49,7 +49,7 @@ impl ArrayHandle {
         let len = checked_product(shape)
             .and_then(|n| usize::try_from(n).ok())
             .ok_or_else(|| Error::invalid(format!("selection {shape:?} does not fit in memory")))?;
-        let mut out = vec![T::zeroed(); len];
+        let mut out = vec![T::default(); len];
         self.read_into(start, shape, &mut out, ReadOptions::default())?;
         let dims: Vec<usize> = shape.iter().map(|&n| usize::try_from(n).expect("product fits usize")).collect();
         Ok(ArrayD::from_shape_vec(IxDyn(&dims), out).expect("length is the product of the shape"))
@@ -81,7 +81,7 @@ impl ArrayHandle {
         }
         let ctx = ArrayCtx { meta, label: &self.label };
         let lookup = |coord: &[u64]| state.find_block(meta.id, coord);
-        read_region(ctx, &lookup, start, shape, bytemuck::cast_slice_mut(out), options.verify_checksums)
+        T::read_via_bytes(out, |bytes| read_region(ctx, &lookup, start, shape, bytes, options.verify_checksums))
     }
 
     /// Writes `data` with its first element at `start`. Chunks the data covers only in part
@@ -94,7 +94,7 @@ impl ArrayHandle {
     pub fn write<T: Element, D: Dimension>(&self, start: &[u64], data: ArrayView<'_, T, D>) -> Result<()> {
         let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
         let data = data.as_standard_layout();
-        let input: &[u8] = bytemuck::cast_slice(data.as_slice().expect("standard layout is contiguous"));
+        let input = T::as_bytes(data.as_slice().expect("standard layout is contiguous"));
         let mut guard = self.inner.write();
         // Checked before taking the writer lock; an empty selection changes nothing.
         self.checked_meta::<T>(&guard, start, &shape)?;
@@ -163,7 +163,7 @@ impl ArrayHandle {
     /// The array's schema after checking a selection against it.
     fn checked_meta<'s, T: Element>(&self, state: &'s State, start: &[u64], shape: &[u64]) -> Result<&'s ArrayMeta> {
         let meta = state.array(&self.dataset, &self.name)?;
-        if T::DTYPE != meta.dtype {
+        if !T::matches(meta.dtype) {
             return Err(Error::DTypeMismatch {
                 array: self.label.clone(),
                 expected: meta.dtype.to_string(),

@@ -1,6 +1,7 @@
 //! The caller-facing settings: [`StoreConfig`] for `create`, [`ArraySpec`] for
 //! `define_array`, [`ReadOptions`] for reads, and the [`Element`] types arrays hold.
 
+use crate::error::Result;
 use crate::meta::{Codec, DType, MetaCompression, MetaFormat, Scalar, Shuffle};
 
 /// How a new store encodes its blocks and its metadata file.
@@ -121,25 +122,88 @@ pub fn default_chunk_shape(shape: &[u64], dtype: DType) -> Vec<u64> {
 }
 
 mod sealed {
-    pub trait Sealed {}
+    use crate::error::Result;
+
+    /// The byte views the engine needs; private, so only Atlas implements [`Element`].
+    ///
+    /// [`Element`]: super::Element
+    pub trait Sealed: Sized {
+        /// The values as their little-endian bytes.
+        fn as_bytes(values: &[Self]) -> &[u8];
+        /// Fills `out` through `read`, which writes raw element bytes.
+        fn read_via_bytes(out: &mut [Self], read: impl FnOnce(&mut [u8]) -> Result<()>) -> Result<()>;
+    }
 }
 
-/// A Rust type an array can hold: `i8`..`i64`, `u8`..`u64`, `f32`, `f64`.
-pub trait Element: bytemuck::Pod + Send + Sync + sealed::Sealed {
+/// A Rust type an array can hold: `i8`..`i64`, `u8`..`u64`, `f32`, `f64`, `bool`. Timestamp
+/// arrays read and write as `i64` nanoseconds since the Unix epoch.
+pub trait Element: Copy + Default + Send + Sync + sealed::Sealed {
     /// The dtype of arrays of this type.
     const DTYPE: DType;
+
+    /// Whether arrays of `dtype` read and write as this type.
+    fn matches(dtype: DType) -> bool {
+        dtype == Self::DTYPE
+    }
 }
 
-macro_rules! element {
+macro_rules! pod_element {
     ($($t:ty => $d:ident),*) => {$(
-        impl sealed::Sealed for $t {}
+        impl sealed::Sealed for $t {
+            fn as_bytes(values: &[Self]) -> &[u8] {
+                bytemuck::cast_slice(values)
+            }
+
+            fn read_via_bytes(out: &mut [Self], read: impl FnOnce(&mut [u8]) -> Result<()>) -> Result<()> {
+                read(bytemuck::cast_slice_mut(out))
+            }
+        }
         impl Element for $t {
             const DTYPE: DType = DType::$d;
         }
     )*};
 }
-element!(i8 => Int8, i16 => Int16, i32 => Int32, i64 => Int64, u8 => UInt8, u16 => UInt16,
-         u32 => UInt32, u64 => UInt64, f32 => Float32, f64 => Float64);
+pod_element!(i8 => Int8, i16 => Int16, i32 => Int32, u8 => UInt8, u16 => UInt16,
+             u32 => UInt32, u64 => UInt64, f32 => Float32, f64 => Float64);
+
+impl sealed::Sealed for i64 {
+    fn as_bytes(values: &[Self]) -> &[u8] {
+        bytemuck::cast_slice(values)
+    }
+
+    fn read_via_bytes(out: &mut [Self], read: impl FnOnce(&mut [u8]) -> Result<()>) -> Result<()> {
+        read(bytemuck::cast_slice_mut(out))
+    }
+}
+
+impl Element for i64 {
+    const DTYPE: DType = DType::Int64;
+
+    fn matches(dtype: DType) -> bool {
+        matches!(dtype, DType::Int64 | DType::Timestamp)
+    }
+}
+
+impl sealed::Sealed for bool {
+    fn as_bytes(values: &[Self]) -> &[u8] {
+        bytemuck::cast_slice(values)
+    }
+
+    /// Bytes from disk may be any value, which a `bool` must never hold: read them as bytes,
+    /// then map (nonzero is `true`).
+    fn read_via_bytes(out: &mut [Self], read: impl FnOnce(&mut [u8]) -> Result<()>) -> Result<()> {
+        let mut bytes = vec![0u8; out.len()];
+        read(&mut bytes)?;
+        for (value, byte) in out.iter_mut().zip(bytes) {
+            *value = byte != 0;
+        }
+        Ok(())
+    }
+}
+
+impl Element for bool {
+    const DTYPE: DType = DType::Bool;
+}
 
 #[cfg(test)]
 mod tests {

@@ -82,6 +82,8 @@ pub(crate) fn append_chunk(writer: &mut FragmentWriter, array_id: u64, chunk: &E
         raw_len_bytes: chunk.raw_len_bytes,
         checksum: chunk.checksum,
         encoding: chunk.encoding,
+        is_fill: chunk.is_fill,
+        stats: chunk.stats,
     })
 }
 

@@ -1,0 +1,159 @@
+//! Per-block statistics, computed from a chunk's raw bytes when it is written and kept in
+//! its index entry: how many values are valid (not null), their min, max and sum.
+//!
+//! Null means: bit-for-bit equal to the fill value, or NaN for float dtypes. A chunk's
+//! elements outside the array (edge padding) always hold the fill value, so the whole chunk
+//! can be scanned.
+
+use crate::meta::DType;
+
+/// Statistics of one block. `min`/`max` hold the value's bits as the dtype's family stores
+/// them (i64 for signed and timestamp, u64 for unsigned and bool, f64 bits for floats) and
+/// are 0 when `valid_count` is 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct BlockStats {
+    pub valid_count: u64,
+    pub min_bits: u64,
+    pub max_bits: u64,
+    /// Sum of the valid values as f64 bits.
+    pub sum_bits: u64,
+}
+
+/// What scanning a chunk found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Scan {
+    pub stats: BlockStats,
+    /// Every element is bit-for-bit the fill value: the block needs no bytes at all.
+    pub all_fill: bool,
+}
+
+/// Scans the raw bytes of one chunk of `dtype` whose fill value has the bytes `fill`.
+pub(crate) fn scan(raw: &[u8], dtype: DType, fill: &[u8]) -> Scan {
+    match dtype {
+        DType::Int8 => scan_as::<i8>(raw, fill),
+        DType::Int16 => scan_as::<i16>(raw, fill),
+        DType::Int32 => scan_as::<i32>(raw, fill),
+        DType::Int64 | DType::Timestamp => scan_as::<i64>(raw, fill),
+        DType::UInt8 | DType::Bool => scan_as::<u8>(raw, fill),
+        DType::UInt16 => scan_as::<u16>(raw, fill),
+        DType::UInt32 => scan_as::<u32>(raw, fill),
+        DType::UInt64 => scan_as::<u64>(raw, fill),
+        DType::Float32 => scan_as::<f32>(raw, fill),
+        DType::Float64 => scan_as::<f64>(raw, fill),
+    }
+}
+
+/// A numeric element type the scan understands.
+trait Stat: bytemuck::Pod + PartialOrd {
+    fn is_nan(self) -> bool;
+    fn to_f64(self) -> f64;
+    /// The value widened to 64 bits in its family's representation.
+    fn to_bits64(self) -> u64;
+}
+
+macro_rules! int_stat {
+    ($wide:ty: $($t:ty),*) => {$(
+        impl Stat for $t {
+            fn is_nan(self) -> bool {
+                false
+            }
+            #[allow(clippy::cast_lossless)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[allow(clippy::cast_sign_loss, clippy::cast_lossless)]
+            fn to_bits64(self) -> u64 {
+                <$wide>::from(self) as u64
+            }
+        }
+    )*};
+}
+int_stat!(i64: i8, i16, i32, i64);
+int_stat!(u64: u8, u16, u32, u64);
+
+macro_rules! float_stat {
+    ($($t:ty),*) => {$(
+        impl Stat for $t {
+            fn is_nan(self) -> bool {
+                self.is_nan()
+            }
+            fn to_f64(self) -> f64 {
+                f64::from(self)
+            }
+            fn to_bits64(self) -> u64 {
+                f64::from(self).to_bits()
+            }
+        }
+    )*};
+}
+float_stat!(f32, f64);
+
+fn scan_as<T: Stat>(raw: &[u8], fill: &[u8]) -> Scan {
+    let fill: T = bytemuck::pod_read_unaligned(fill);
+    let fill_bytes = bytemuck::bytes_of(&fill);
+    let mut valid_count = 0u64;
+    let mut all_fill = true;
+    let (mut min, mut max) = (None::<T>, None::<T>);
+    let mut sum = 0.0f64;
+    for bytes in raw.chunks_exact(size_of::<T>()) {
+        if bytes == fill_bytes {
+            continue;
+        }
+        all_fill = false;
+        let v: T = bytemuck::pod_read_unaligned(bytes);
+        if v.is_nan() {
+            continue;
+        }
+        valid_count += 1;
+        sum += v.to_f64();
+        if min.is_none_or(|m| v < m) {
+            min = Some(v);
+        }
+        if max.is_none_or(|m| v > m) {
+            max = Some(v);
+        }
+    }
+    let stats = BlockStats {
+        valid_count,
+        min_bits: min.map_or(0, T::to_bits64),
+        max_bits: max.map_or(0, T::to_bits64),
+        sum_bits: sum.to_bits(),
+    };
+    Scan { stats, all_fill }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f32_bytes(values: &[f32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn nan_and_fill_are_null_and_the_rest_counts() {
+        let raw = f32_bytes(&[1.5, f32::NAN, -2.0, 0.0, 4.0]);
+        let scan = scan(&raw, DType::Float32, &0.0f32.to_le_bytes());
+        assert!(!scan.all_fill);
+        assert_eq!(scan.stats.valid_count, 3);
+        assert_eq!(f64::from_bits(scan.stats.min_bits), -2.0);
+        assert_eq!(f64::from_bits(scan.stats.max_bits), 4.0);
+        assert_eq!(f64::from_bits(scan.stats.sum_bits), 3.5);
+    }
+
+    #[test]
+    fn a_nan_fill_matches_by_bits_and_an_all_fill_chunk_is_recognised() {
+        let raw = f32_bytes(&[f32::NAN; 4]);
+        let scan = scan(&raw, DType::Float32, &f32::NAN.to_le_bytes());
+        assert!(scan.all_fill);
+        assert_eq!(scan.stats, BlockStats { sum_bits: 0.0f64.to_bits(), ..BlockStats::default() });
+    }
+
+    #[test]
+    fn signed_minimum_keeps_its_sign() {
+        let raw: Vec<u8> = [-5i16, 7, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let scan = scan(&raw, DType::Int16, &0i16.to_le_bytes());
+        assert_eq!(scan.stats.min_bits as i64, -5);
+        assert_eq!(scan.stats.max_bits, 7);
+    }
+}
