@@ -46,7 +46,10 @@ mod meta;
 mod store;
 
 pub use error::{EntityKind, Error, Result};
-pub use meta::{ArrayMeta, AttrValue, Attributes, Codec, DType, MetaCompression, MetaFormat, Scalar, Shuffle};
+pub use meta::{
+    ArrayMeta, ArrayStats, AttrValue, Attributes, BlockStats, Codec, DType, MetaCompression, MetaFormat, Scalar,
+    Shuffle,
+};
 pub use store::{
     ArrayHandle, ArraySpec, Atlas, Attrs, DEFAULT_CHUNK_BYTES, Dataset, Element, ReadOptions, StoreConfig,
     default_chunk_shape,

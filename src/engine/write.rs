@@ -9,7 +9,7 @@ use super::pool::pool;
 use super::region::{Place, copy_region, is_contiguous, offset_bytes, to_usize};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::Result;
-use crate::fragment::{BlockStats, Scan, checksum, scan};
+use crate::fragment::{ChunkStats, Scan, checksum, scan};
 use crate::meta::Codec;
 
 /// How new blocks of an array are encoded.
@@ -29,7 +29,7 @@ pub(crate) struct EncodedChunk {
     pub encoding: BlockEncoding,
     /// Every element is the fill value; `stored` is empty.
     pub is_fill: bool,
-    pub stats: BlockStats,
+    pub stats: ChunkStats,
 }
 
 /// Raw bytes encoded per batch; bounds a write's extra memory, whatever its size.

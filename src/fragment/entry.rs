@@ -9,7 +9,7 @@ use super::layout::{
     ENTRY_MIN_OFFSET, ENTRY_NDIM_OFFSET, ENTRY_RAW_LEN_OFFSET, ENTRY_STORED_LEN_OFFSET, ENTRY_SUM_OFFSET,
     ENTRY_VALID_COUNT_OFFSET, FLAG_FILL, KNOWN_FLAGS,
 };
-use super::stats::BlockStats;
+use super::stats::ChunkStats;
 
 /// A block of one array at one chunk coordinate inside a fragment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub(crate) struct BlockEntry {
     pub encoding: BlockEncoding,
     /// The chunk holds only the fill value and has no stored bytes.
     pub is_fill: bool,
-    pub stats: BlockStats,
+    pub stats: ChunkStats,
 }
 
 impl BlockEntry {
@@ -99,7 +99,7 @@ impl BlockEntry {
             checksum: get_u64(bytes, ENTRY_CHECKSUM_OFFSET),
             encoding: BlockEncoding { codec, shuffle_elem_bytes },
             is_fill,
-            stats: BlockStats {
+            stats: ChunkStats {
                 valid_count: get_u64(bytes, ENTRY_VALID_COUNT_OFFSET),
                 min_bits: get_u64(bytes, ENTRY_MIN_OFFSET),
                 max_bits: get_u64(bytes, ENTRY_MAX_OFFSET),
@@ -134,7 +134,7 @@ mod tests {
             checksum: 0xdead_beef,
             encoding: BlockEncoding { codec: CodecId::Zstd, shuffle_elem_bytes: Some(4) },
             is_fill: false,
-            stats: BlockStats { valid_count: 9, min_bits: 1, max_bits: 2, sum_bits: 3 },
+            stats: ChunkStats { valid_count: 9, min_bits: 1, max_bits: 2, sum_bits: 3 },
         };
         let mut bytes = Vec::new();
         entry.encode(&mut bytes);

@@ -13,5 +13,5 @@ mod writer;
 pub(crate) use checksum::checksum;
 pub(crate) use entry::BlockEntry;
 pub(crate) use reader::FragmentReader;
-pub(crate) use stats::{BlockStats, Scan, scan};
+pub(crate) use stats::{ChunkStats, Scan, merge, scan};
 pub(crate) use writer::{EncodedBlock, FragmentWriter, PendingReader};

@@ -124,7 +124,7 @@ mod tests {
                     checksum: checksum(&stored),
                     encoding: BlockEncoding { codec: CodecId::None, shuffle_elem_bytes: None },
                     is_fill: false,
-                    stats: crate::fragment::BlockStats::default(),
+                    stats: crate::fragment::ChunkStats::default(),
                 })
                 .unwrap();
             entries.push(entry);

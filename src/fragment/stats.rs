@@ -5,13 +5,13 @@
 //! elements outside the array (edge padding) always hold the fill value, so the whole chunk
 //! can be scanned.
 
-use crate::meta::DType;
+use crate::meta::{ArrayStats, DType, Scalar};
 
 /// Statistics of one block. `min`/`max` hold the value's bits as the dtype's family stores
 /// them (i64 for signed and timestamp, u64 for unsigned and bool, f64 bits for floats) and
 /// are 0 when `valid_count` is 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct BlockStats {
+pub(crate) struct ChunkStats {
     pub valid_count: u64,
     pub min_bits: u64,
     pub max_bits: u64,
@@ -22,7 +22,7 @@ pub(crate) struct BlockStats {
 /// What scanning a chunk found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Scan {
-    pub stats: BlockStats,
+    pub stats: ChunkStats,
     /// Every element is bit-for-bit the fill value: the block needs no bytes at all.
     pub all_fill: bool,
 }
@@ -40,6 +40,72 @@ pub(crate) fn scan(raw: &[u8], dtype: DType, fill: &[u8]) -> Scan {
         DType::UInt64 => scan_as::<u64>(raw, fill),
         DType::Float32 => scan_as::<f32>(raw, fill),
         DType::Float64 => scan_as::<f64>(raw, fill),
+    }
+}
+
+impl ChunkStats {
+    /// The smallest and largest valid values as scalars of `dtype`'s family.
+    pub(crate) fn min_max(&self, dtype: DType) -> (Option<Scalar>, Option<Scalar>) {
+        if self.valid_count == 0 {
+            return (None, None);
+        }
+        (Some(to_scalar(dtype, self.min_bits)), Some(to_scalar(dtype, self.max_bits)))
+    }
+
+    pub(crate) fn sum(&self) -> f64 {
+        f64::from_bits(self.sum_bits)
+    }
+}
+
+#[allow(clippy::cast_possible_wrap)] // the bits of a signed value, stored as u64
+fn to_scalar(dtype: DType, bits: u64) -> Scalar {
+    match dtype {
+        DType::Float32 | DType::Float64 => Scalar::Float(f64::from_bits(bits)),
+        DType::Int8 | DType::Int16 | DType::Int32 | DType::Int64 | DType::Timestamp => Scalar::Int(bits as i64),
+        DType::UInt8 | DType::UInt16 | DType::UInt32 | DType::UInt64 | DType::Bool => Scalar::from(bits),
+    }
+}
+
+/// Merges the stats of an array's live blocks into the array's stats; `elems` is the
+/// array's element count.
+pub(crate) fn merge<'a>(dtype: DType, elems: u64, blocks: impl IntoIterator<Item = &'a ChunkStats>) -> ArrayStats {
+    let (mut count, mut sum) = (0u64, 0.0f64);
+    let (mut min, mut max) = (None::<Scalar>, None::<Scalar>);
+    for block in blocks {
+        if block.valid_count == 0 {
+            continue;
+        }
+        count += block.valid_count;
+        sum += block.sum();
+        let (lo, hi) = block.min_max(dtype);
+        min = pick(min, lo, std::cmp::Ordering::Less);
+        max = pick(max, hi, std::cmp::Ordering::Greater);
+    }
+    ArrayStats::new(elems, count, min, max, sum)
+}
+
+/// `candidate` if it compares `wanted` to `current`, else `current`.
+fn pick(current: Option<Scalar>, candidate: Option<Scalar>, wanted: std::cmp::Ordering) -> Option<Scalar> {
+    match (current, candidate) {
+        (Some(c), Some(n)) if compare(n, c) == Some(wanted) => Some(n),
+        (None, n) => n,
+        (c, _) => c,
+    }
+}
+
+/// Orders two scalars of one dtype family.
+fn compare(a: Scalar, b: Scalar) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Scalar::Float(a), Scalar::Float(b)) => a.partial_cmp(&b),
+        (a, b) => scalar_as_i128(a)?.partial_cmp(&scalar_as_i128(b)?),
+    }
+}
+
+fn scalar_as_i128(v: Scalar) -> Option<i128> {
+    match v {
+        Scalar::Int(i) => Some(i128::from(i)),
+        Scalar::UInt(u) => Some(i128::from(u)),
+        Scalar::Float(_) => None,
     }
 }
 
@@ -113,7 +179,7 @@ fn scan_as<T: Stat>(raw: &[u8], fill: &[u8]) -> Scan {
             max = Some(v);
         }
     }
-    let stats = BlockStats {
+    let stats = ChunkStats {
         valid_count,
         min_bits: min.map_or(0, T::to_bits64),
         max_bits: max.map_or(0, T::to_bits64),
@@ -146,7 +212,7 @@ mod tests {
         let raw = f32_bytes(&[f32::NAN; 4]);
         let scan = scan(&raw, DType::Float32, &f32::NAN.to_le_bytes());
         assert!(scan.all_fill);
-        assert_eq!(scan.stats, BlockStats { sum_bits: 0.0f64.to_bits(), ..BlockStats::default() });
+        assert_eq!(scan.stats, ChunkStats { sum_bits: 0.0f64.to_bits(), ..ChunkStats::default() });
     }
 
     #[test]

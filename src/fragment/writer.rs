@@ -9,7 +9,7 @@ use super::layout::{
     FOOTER_INDEX_OFFSET_OFFSET, FOOTER_LEN, FOOTER_MAGIC, FOOTER_MAGIC_OFFSET, FRAGMENT_VERSION, HEADER_LEN,
     HEADER_MAGIC, HEADER_VERSION_OFFSET,
 };
-use super::stats::BlockStats;
+use super::stats::ChunkStats;
 use crate::codec::BlockEncoding;
 use crate::error::Result;
 use crate::io::{AppendFile, FileReader};
@@ -39,7 +39,7 @@ pub(crate) struct EncodedBlock<'a> {
     pub encoding: BlockEncoding,
     /// Every element is the fill value: no bytes are stored (`stored` must be empty).
     pub is_fill: bool,
-    pub stats: BlockStats,
+    pub stats: ChunkStats,
 }
 
 impl FragmentWriter {

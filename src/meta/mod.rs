@@ -9,6 +9,7 @@ pub(crate) mod float;
 mod name;
 mod scalar;
 mod schema;
+mod stats;
 
 pub use attr::{AttrValue, Attributes};
 pub use codec::{Codec, Shuffle};
@@ -16,6 +17,7 @@ pub use dtype::DType;
 pub use file::{MetaCompression, MetaFormat};
 pub use scalar::Scalar;
 pub use schema::ArrayMeta;
+pub use stats::{ArrayStats, BlockStats};
 
 pub(crate) use file::{
     MAX_META_BYTES, MetaDecodeError, decode_meta, encode_meta, meta_file_name, parse_meta_file_name,

@@ -10,6 +10,7 @@ use super::codec::{Codec, Shuffle};
 use super::dtype::DType;
 use super::name::{validate_attribute_key, validate_name};
 use super::scalar::Scalar;
+use super::stats::ArrayStats;
 use crate::error::EntityKind;
 
 /// The format version this build writes, and the newest it reads.
@@ -79,6 +80,10 @@ pub struct ArrayMeta {
     pub shuffle: Option<Shuffle>,
     /// The array's attributes.
     pub attributes: Attributes,
+    /// Statistics as of the last commit that changed the array's blocks or shape; `None`
+    /// before its first write. `Dataset::array_stats` gives current ones.
+    #[serde(default)]
+    pub stats: Option<ArrayStats>,
 }
 
 impl ArrayMeta {
@@ -230,6 +235,7 @@ mod tests {
             codec: None,
             shuffle: None,
             attributes: Attributes::new(),
+            stats: None,
         }
     }
 

@@ -10,7 +10,7 @@ use super::pending::{PendingFragment, append_chunk};
 use super::state::{Inner, State, find_block};
 use crate::engine::{ArrayCtx, WriteSettings, read_region, write_region};
 use crate::error::{Error, Result};
-use crate::meta::{ArrayMeta, Codec, Shuffle, checked_product};
+use crate::meta::{ArrayMeta, ArrayStats, BlockStats, Codec, Shuffle, checked_product};
 
 /// A handle on one array of a dataset. Cheap to clone; calls fail with
 /// [`Error::NotFound`] once the array or its dataset is deleted.
@@ -144,6 +144,36 @@ impl ArrayHandle {
     /// [`Error::NotFound`], [`Error::Locked`].
     pub fn set_shuffle(&self, shuffle: Option<Shuffle>) -> Result<()> {
         self.change_meta(|meta| meta.shuffle = shuffle)
+    }
+
+    /// The array's statistics (count, null count, min, max, sum, mean), current with this
+    /// handle's writes. Reads no data: block statistics are kept in the fragment index.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn stats(&self) -> Result<ArrayStats> {
+        let state = self.inner.read();
+        Ok(state.current_stats(state.array(&self.dataset, &self.name)?))
+    }
+
+    /// Statistics of every block written (chunks never written have none), sorted by chunk
+    /// coordinate. A reader can skip blocks whose min/max cannot match a range filter.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn block_stats(&self) -> Result<Vec<BlockStats>> {
+        let state = self.inner.read();
+        let meta = state.array(&self.dataset, &self.name)?;
+        let mut blocks: Vec<BlockStats> = state
+            .live_entries(meta.id)
+            .into_iter()
+            .map(|entry| {
+                let (min, max) = entry.stats.min_max(meta.dtype);
+                BlockStats::new(entry.coord.to_vec(), entry.stats.valid_count, min, max, entry.stats.sum())
+            })
+            .collect();
+        blocks.sort_by(|a, b| a.coord.cmp(&b.coord));
+        Ok(blocks)
     }
 
     /// The array's attributes.

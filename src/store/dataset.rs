@@ -7,7 +7,7 @@ use super::attrs::{AttrTarget, Attrs};
 use super::config::{ArraySpec, Element, ReadOptions, default_chunk_shape};
 use super::state::{Inner, State};
 use crate::error::{EntityKind, Error, Result};
-use crate::meta::{ArrayMeta, Attributes, validate_name};
+use crate::meta::{ArrayMeta, ArrayStats, Attributes, BlockStats, validate_name};
 
 /// A handle on one dataset of a store. Cheap to clone; calls fail with
 /// [`Error::NotFound`] once the dataset is deleted.
@@ -50,6 +50,7 @@ impl Dataset {
             codec: spec.codec,
             shuffle: spec.shuffle,
             attributes: Attributes::new(),
+            stats: None,
         };
         meta.check().map_err(Error::invalid)?;
         let mut state = self.inner.write();
@@ -143,6 +144,22 @@ impl Dataset {
         options: ReadOptions,
     ) -> Result<()> {
         self.array(name)?.read_into(start, shape, out, options)
+    }
+
+    /// The statistics of array `name`; see [`ArrayHandle::stats`].
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn array_stats(&self, name: &str) -> Result<ArrayStats> {
+        self.array(name)?.stats()
+    }
+
+    /// The statistics of every block of array `name`; see [`ArrayHandle::block_stats`].
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn block_stats(&self, name: &str) -> Result<Vec<BlockStats>> {
+        self.array(name)?.block_stats()
     }
 
     /// The dataset's attributes.

@@ -1,7 +1,7 @@
 //! The write session of a handle: the writer lock, and the fragment this session's blocks go
 //! to until the next flush commits it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::snapshot::ChunkIndex;
@@ -17,11 +17,18 @@ pub(crate) struct WriteSession {
     _lock: WriterLock,
     /// The fragment of this session, created at the first block written.
     pub fragment: Option<PendingFragment>,
+    /// Arrays whose shape this session changed (their stats are refreshed at flush).
+    pub reshaped: HashSet<u64>,
 }
 
 impl WriteSession {
     pub(crate) fn new(lock: WriterLock) -> Self {
-        Self { _lock: lock, fragment: None }
+        Self { _lock: lock, fragment: None, reshaped: HashSet::new() }
+    }
+
+    /// Whether this session wrote blocks of the array or changed its shape.
+    pub(crate) fn changed_array(&self, array_id: u64) -> bool {
+        self.fragment.as_ref().is_some_and(|f| f.blocks.has_array(array_id)) || self.reshaped.contains(&array_id)
     }
 
     /// The session's fragment, created in `data_dir` on first use.
@@ -54,6 +61,16 @@ impl PendingBlocks {
     pub(crate) fn find(&self, array_id: u64, coord: &[u64]) -> Option<BlockRef<'_>> {
         let entry = self.index.get(&array_id)?.get(coord)?;
         Some(BlockRef::Pending { reader: &self.reader, entry })
+    }
+
+    /// Every block this session wrote for `array_id` (the newest per chunk).
+    pub(crate) fn entries_of(&self, array_id: u64) -> impl Iterator<Item = &BlockEntry> {
+        self.index.get(&array_id).into_iter().flat_map(|chunks| chunks.values())
+    }
+
+    /// Whether this session wrote any block of `array_id`.
+    pub(crate) fn has_array(&self, array_id: u64) -> bool {
+        self.index.contains_key(&array_id)
     }
 
     /// Records newly appended blocks; each replaces an older one of the same chunk.

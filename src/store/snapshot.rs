@@ -46,6 +46,11 @@ impl Snapshot {
         }
     }
 
+    /// Every committed block of `array_id` (the newest per chunk).
+    pub(crate) fn entries_of(&self, array_id: u64) -> impl Iterator<Item = &BlockEntry> {
+        self.blocks.get(&array_id).into_iter().flat_map(|chunks| chunks.values().map(|(_, entry)| entry))
+    }
+
     /// The committed block of `array_id` at `coord`, if any.
     pub(crate) fn find(&self, array_id: u64, coord: &[u64]) -> Option<BlockRef<'_>> {
         let (slot, entry) = self.blocks.get(&array_id)?.get(coord)?;

@@ -11,8 +11,9 @@ use super::snapshot::Snapshot;
 use crate::engine::BlockRef;
 use crate::error::{EntityKind, Error, Result};
 use crate::fragment::FragmentReader;
+use crate::fragment::{BlockEntry, merge};
 use crate::io::{self, WriterLock};
-use crate::meta::{ArrayMeta, DatasetMeta, MetaCompression, MetaFormat, StoreMeta};
+use crate::meta::{ArrayMeta, ArrayStats, DatasetMeta, MetaCompression, MetaFormat, StoreMeta, checked_product};
 
 /// One opened store, shared by all its handles.
 #[derive(Debug)]
@@ -92,9 +93,16 @@ impl Inner {
     pub(crate) fn flush(&self) -> Result<()> {
         let mut guard = self.write();
         let state = &mut *guard;
-        let Some(session) = state.session.as_mut() else { return Ok(()) };
+        let Some(session) = &state.session else { return Ok(()) };
         let mut next = state.meta.clone();
         next.generation += 1;
+        // Refresh the persisted stats of every array this session changed.
+        for array in next.datasets.values_mut().flat_map(|ds| ds.arrays.values_mut()) {
+            if session.changed_array(array.id) {
+                array.stats = Some(state.array_stats(array));
+            }
+        }
+        let session = state.session.as_mut().expect("checked above");
         // The finished fragment is mapped and checked before the commit names it, so once
         // the metadata is renamed nothing can fail and this handle's view matches the disk.
         let new_fragment = match session.fragment.as_mut() {
@@ -140,6 +148,30 @@ impl State {
             .arrays
             .get_mut(name)
             .ok_or_else(|| Error::not_found(EntityKind::Array, format!("{dataset}/{name}")))
+    }
+
+    /// Every live block of an array: this session's newest per chunk, else the committed one.
+    pub(crate) fn live_entries(&self, array_id: u64) -> Vec<&BlockEntry> {
+        let pending = self.session.as_ref().and_then(|s| s.fragment.as_ref()).map(|f| &f.blocks);
+        let mut entries: Vec<&BlockEntry> = pending.into_iter().flat_map(|p| p.entries_of(array_id)).collect();
+        let overridden = |e: &&BlockEntry| pending.is_some_and(|p| p.find(array_id, &e.coord).is_some());
+        entries.extend(self.committed.entries_of(array_id).filter(|e| !overridden(e)));
+        entries
+    }
+
+    /// Current statistics of an array: the persisted ones unless this session changed the
+    /// array, else merged from its live blocks' index entries (no data read).
+    pub(crate) fn current_stats(&self, meta: &ArrayMeta) -> ArrayStats {
+        match (&meta.stats, self.session.as_ref().is_some_and(|s| s.changed_array(meta.id))) {
+            (Some(stats), false) => *stats,
+            _ => self.array_stats(meta),
+        }
+    }
+
+    /// Statistics of an array merged from its live blocks' index entries (no data read).
+    pub(crate) fn array_stats(&self, meta: &ArrayMeta) -> ArrayStats {
+        let elems = checked_product(&meta.shape).expect("checked when the schema was accepted");
+        merge(meta.dtype, elems, self.live_entries(meta.id).into_iter().map(|e| &e.stats))
     }
 
     /// The current block of a chunk: this session's newest, else the committed one.
