@@ -9,8 +9,10 @@ mod plan;
 mod pool;
 mod read;
 mod region;
+mod trim;
 mod write;
 
 pub(crate) use block::{ArrayCtx, BlockRef};
 pub(crate) use read::read_region;
+pub(crate) use trim::{reaches_past, trim_chunks};
 pub(crate) use write::{EncodedChunk, WriteSettings, write_region};

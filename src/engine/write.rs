@@ -10,7 +10,7 @@ use super::region::{Place, copy_region, is_contiguous, offset_bytes, to_usize};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::Result;
 use crate::fragment::{ChunkStats, Scan, checksum, scan};
-use crate::meta::Codec;
+use crate::meta::{ArrayMeta, Codec};
 
 /// How new blocks of an array are encoded.
 #[derive(Debug, Clone, Copy)]
@@ -47,15 +47,28 @@ pub(crate) fn write_region<'a>(
     sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
 ) -> Result<()> {
     let ops = plan(&ctx.meta.chunk_shape, start, shape);
+    encode_batched(
+        &ops,
+        ctx.meta.chunk_bytes(),
+        |worker, op| encode_op(ctx, lookup, op, shape, input, settings, worker),
+        sink,
+    )
+}
+
+/// Runs `encode` over `items` on the engine's pool in batches of about `BATCH_RAW_BYTES` of
+/// raw chunks, handing the results to `sink` in order, so memory stays bounded.
+pub(crate) fn encode_batched<I: Sync>(
+    items: &[I],
+    chunk_bytes: u64,
+    encode: impl Fn(&mut Worker, &I) -> Result<EncodedChunk> + Sync,
+    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+) -> Result<()> {
     // At least one chunk per thread, so large chunks still encode in parallel.
     let threads = pool().current_num_threads() as u64;
-    let batch_len = (BATCH_RAW_BYTES / ctx.meta.chunk_bytes().max(1)).max(threads);
-    for batch in ops.chunks(to_usize(batch_len)) {
+    let batch_len = (BATCH_RAW_BYTES / chunk_bytes.max(1)).max(threads);
+    for batch in items.chunks(to_usize(batch_len)) {
         let encoded: Vec<EncodedChunk> = pool().install(|| {
-            batch
-                .par_iter()
-                .map_init(Worker::default, |worker, op| encode_op(ctx, lookup, op, shape, input, settings, worker))
-                .collect::<Result<_>>()
+            batch.par_iter().map_init(Worker::default, |worker, item| encode(worker, item)).collect::<Result<_>>()
         })?;
         for chunk in encoded {
             sink(chunk)?;
@@ -96,22 +109,34 @@ fn encode_op<'a>(
         copy_region(input, src, &mut chunk, dst, &op.region, elem_bytes);
         &chunk
     };
+    let encoded = encode_raw(meta, &op.coord, raw, settings, worker);
+    worker.chunk = chunk;
+    encoded
+}
+
+/// Scans and encodes one chunk's raw bytes; a chunk of nothing but the fill value is
+/// recorded without bytes.
+pub(crate) fn encode_raw(
+    meta: &ArrayMeta,
+    coord: &[u64],
+    raw: &[u8],
+    settings: WriteSettings,
+    worker: &mut Worker,
+) -> Result<EncodedChunk> {
+    let elem_bytes = meta.dtype.size_bytes();
     let shuffle_elem_bytes = (settings.shuffle && elem_bytes > 1).then_some(elem_bytes);
     let Scan { stats, all_fill } = scan(raw, meta.dtype, &meta.fill_bytes());
     let mut stored = Vec::new();
-    // A chunk of nothing but the fill value is recorded without bytes.
     if !all_fill {
         encode_block(raw, settings.codec, shuffle_elem_bytes, &mut worker.scratch, &mut stored)?;
     }
-    let encoded = EncodedChunk {
-        coord: op.coord.clone(),
+    Ok(EncodedChunk {
+        coord: coord.to_vec(),
         stored,
         raw_len_bytes: raw.len() as u64,
         checksum: checksum(raw),
         encoding: BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes },
         is_fill: all_fill,
         stats,
-    };
-    worker.chunk = chunk;
-    Ok(encoded)
+    })
 }

@@ -8,7 +8,9 @@ use super::attrs::{AttrTarget, Attrs};
 use super::config::{Element, ReadOptions};
 use super::pending::{PendingFragment, append_chunk};
 use super::state::{Inner, State, find_block};
-use crate::engine::{ArrayCtx, WriteSettings, read_region, write_region};
+use crate::engine::{
+    ArrayCtx, BlockRef, EncodedChunk, WriteSettings, reaches_past, read_region, trim_chunks, write_region,
+};
 use crate::error::{Error, Result};
 use crate::meta::{ArrayMeta, ArrayStats, BlockStats, Codec, Shuffle, checked_product};
 
@@ -101,30 +103,121 @@ impl ArrayHandle {
         if shape.contains(&0) {
             return Ok(());
         }
-        let state = &mut *guard;
-        self.inner.begin_change(state)?;
+        self.inner.begin_change(&mut guard)?;
         // begin_change may have moved to a newer commit: check and encode against its schema.
-        let meta = self.checked_meta::<T>(state, start, &shape)?.clone();
-        let generation = state.meta.generation + 1;
+        let meta = self.checked_meta::<T>(&guard, start, &shape)?.clone();
+        let ctx = ArrayCtx { meta: &meta, label: &self.label };
+        self.append_blocks(&mut guard, &meta, |lookup, settings, sink| {
+            write_region(ctx, lookup, start, &shape, input, settings, sink)
+        })
+    }
+
+    /// Changes the array's shape. Growing reads as the fill value in the new part;
+    /// shrinking drops the data outside the new shape (chunks reaching past it are
+    /// rewritten, so growing again later reads fill there). Durable at the next flush.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] for a shape of another number of dimensions;
+    /// [`Error::InvalidArgument`] for a shape whose byte count overflows; [`Error::NotFound`],
+    /// [`Error::Locked`], [`Error::Io`].
+    pub fn resize(&self, new_shape: &[u64]) -> Result<()> {
+        let mut guard = self.inner.write();
+        self.check_resize(&guard, new_shape)?;
+        self.inner.begin_change(&mut guard)?;
+        let mut meta = self.check_resize(&guard, new_shape)?;
+        // Chunks that reach past the new shape and may hold values: trim them.
+        let shrinks = new_shape.iter().zip(&meta.shape).any(|(new, old)| new < old);
+        if shrinks {
+            let mut coords: Vec<Box<[u64]>> = guard
+                .live_entries(meta.id)
+                .into_iter()
+                .filter(|e| !e.is_fill && reaches_past(&e.coord, &meta.chunk_shape, new_shape))
+                .map(|e| e.coord.clone())
+                .collect();
+            coords.sort_unstable();
+            let ctx = ArrayCtx { meta: &meta, label: &self.label };
+            self.append_blocks(&mut guard, &meta, |lookup, settings, sink| {
+                trim_chunks(ctx, lookup, &coords, new_shape, settings, sink)
+            })?;
+        }
+        meta.shape = new_shape.to_vec();
+        let session = guard.session.as_mut().expect("begin_change starts a session");
+        session.reshaped.insert(meta.id);
+        *guard.array_mut(&self.dataset, &self.name)? = meta;
+        Ok(())
+    }
+
+    /// Appends `data` along axis 0: the array grows by `data`'s first extent and `data` is
+    /// written there. Its other extents must equal the array's.
+    ///
+    /// # Errors
+    /// [`Error::ShapeMismatch`] if the other extents differ or the array is 0-d; as
+    /// [`ArrayHandle::resize`] and [`ArrayHandle::write`].
+    pub fn append<T: Element, D: Dimension>(&self, data: ArrayView<'_, T, D>) -> Result<()> {
+        let meta = self.meta()?;
+        let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
+        if meta.shape.is_empty() || shape.len() != meta.shape.len() || shape[1..] != meta.shape[1..] {
+            return Err(Error::ShapeMismatch { array: self.label.clone(), expected: meta.shape, found: shape });
+        }
+        // Check the dtype before growing, so a refused append changes nothing.
+        self.checked_meta::<T>(&self.inner.read(), &vec![0; shape.len()], &vec![0; shape.len()])?;
+        let mut grown = meta.shape.clone();
+        grown[0] = grown[0]
+            .checked_add(shape[0])
+            .ok_or_else(|| Error::invalid(format!("appending {} rows overflows axis 0", shape[0])))?;
+        let mut start = vec![0; shape.len()];
+        start[0] = meta.shape[0];
+        self.resize(&grown)?;
+        self.write(&start, data)
+    }
+
+    /// Appends blocks produced by `produce` (given the chunk lookup, the encode settings and
+    /// a sink) to the session's fragment, recording them only once all succeeded.
+    fn append_blocks(
+        &self,
+        state: &mut State,
+        meta: &ArrayMeta,
+        produce: impl for<'l> FnOnce(
+            &'l (dyn Fn(&[u64]) -> Option<BlockRef<'l>> + Sync),
+            WriteSettings,
+            &mut dyn FnMut(EncodedChunk) -> Result<()>,
+        ) -> Result<()>,
+    ) -> Result<()> {
         let settings = WriteSettings {
             codec: meta.codec.unwrap_or(state.meta.codec),
             shuffle: meta.shuffle.unwrap_or(state.meta.shuffle).applies(meta.dtype.size_bytes()),
         };
         let data_dir = self.inner.data_dir();
+        let generation = state.meta.generation + 1;
         let State { session, committed, .. } = state;
         let session = session.as_mut().expect("begin_change starts a session");
         let PendingFragment { writer, blocks, .. } = session.fragment(&data_dir, generation)?;
-        // Each chunk is written once per call, so lookups never need this call's own blocks;
-        // they are recorded after the last one is appended.
+        // Each chunk is produced once per call, so lookups never need this call's own
+        // blocks; they are recorded after the last one is appended.
         let lookup = |coord: &[u64]| find_block(Some(blocks), committed, meta.id, coord);
         let mut written = Vec::new();
-        let ctx = ArrayCtx { meta: &meta, label: &self.label };
-        write_region(ctx, &lookup, start, &shape, input, settings, &mut |chunk| {
+        produce(&lookup, settings, &mut |chunk| {
             written.push(append_chunk(writer, meta.id, &chunk)?);
             Ok(())
         })?;
         blocks.insert(written);
         Ok(())
+    }
+
+    /// The array's schema with `new_shape`, checked.
+    fn check_resize(&self, state: &State, new_shape: &[u64]) -> Result<ArrayMeta> {
+        let mut meta = state.array(&self.dataset, &self.name)?.clone();
+        if new_shape.len() != meta.shape.len() {
+            return Err(Error::ShapeMismatch {
+                array: self.label.clone(),
+                expected: meta.shape.clone(),
+                found: new_shape.to_vec(),
+            });
+        }
+        let old_shape = std::mem::replace(&mut meta.shape, new_shape.to_vec());
+        meta.check().map_err(|e| Error::invalid(format!("cannot resize {}: {e}", self.label)))?;
+        meta.shape = old_shape;
+        Ok(meta)
     }
 
     /// Gives the array its own codec for new blocks (`None`: follow the store's). Existing

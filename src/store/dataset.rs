@@ -146,6 +146,26 @@ impl Dataset {
         self.array(name)?.read_into(start, shape, out, options)
     }
 
+    /// Changes the shape of array `name`; see [`ArrayHandle::resize`].
+    ///
+    /// # Errors
+    /// See [`ArrayHandle::resize`].
+    pub fn resize_array(&self, name: &str, new_shape: &[u64]) -> Result<()> {
+        self.array(name)?.resize(new_shape)
+    }
+
+    /// Appends `data` to array `name` along axis 0; see [`ArrayHandle::append`].
+    ///
+    /// # Errors
+    /// See [`ArrayHandle::append`].
+    pub fn append_array<T: Element, D: ndarray::Dimension>(
+        &self,
+        name: &str,
+        data: ndarray::ArrayView<'_, T, D>,
+    ) -> Result<()> {
+        self.array(name)?.append(data)
+    }
+
     /// The statistics of array `name`; see [`ArrayHandle::stats`].
     ///
     /// # Errors

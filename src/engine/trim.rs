@@ -1,0 +1,46 @@
+//! Shrinking an array: every chunk that reaches past the new shape is rewritten with the
+//! fill value outside it (a chunk wholly outside becomes a fill entry), so growing the
+//! array again later reads fill there, never the old values.
+
+use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with};
+use super::region::{Place, copy_region, to_usize};
+use super::write::{EncodedChunk, WriteSettings, encode_batched, encode_raw};
+use crate::error::Result;
+
+/// Whether chunk `coord` of `chunk_shape` reaches past `shape` along any axis.
+pub(crate) fn reaches_past(coord: &[u64], chunk_shape: &[u64], shape: &[u64]) -> bool {
+    (0..shape.len()).any(|d| (coord[d] + 1) * chunk_shape[d] > shape[d])
+}
+
+/// Rewrites the chunks at `coords` keeping only their elements inside `new_shape`.
+pub(crate) fn trim_chunks<'a>(
+    ctx: ArrayCtx<'_>,
+    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    coords: &[Box<[u64]>],
+    new_shape: &[u64],
+    settings: WriteSettings,
+    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+) -> Result<()> {
+    let meta = ctx.meta;
+    let chunk_shape = &meta.chunk_shape[..];
+    let chunk_len = to_usize(meta.chunk_bytes());
+    let trim = |worker: &mut Worker, coord: &Box<[u64]>| {
+        // The part of the chunk that stays inside the new shape.
+        let keep: Vec<u64> = (0..chunk_shape.len())
+            .map(|d| new_shape[d].saturating_sub(coord[d] * chunk_shape[d]).min(chunk_shape[d]))
+            .collect();
+        let mut chunk = vec![0u8; chunk_len];
+        fill_with(&mut chunk, &meta.fill_bytes());
+        if !keep.contains(&0)
+            && let Some(block) = lookup(coord)
+        {
+            let mut old = vec![0u8; chunk_len];
+            decode_chunk(ctx, block, worker, &mut old, true)?;
+            let origin = vec![0; chunk_shape.len()];
+            let at = Place { shape: chunk_shape, start: &origin };
+            copy_region(&old, at, &mut chunk, at, &keep, meta.dtype.size_bytes());
+        }
+        encode_raw(meta, coord, &chunk, settings, worker)
+    };
+    encode_batched(coords, meta.chunk_bytes(), trim, sink)
+}
