@@ -17,6 +17,7 @@ mod commit;
 mod compat;
 mod concurrency;
 mod crash;
+mod datamodel;
 mod errors;
 mod layering;
 mod model;

@@ -1,0 +1,174 @@
+//! The data model beyond plain numbers: bool and timestamp dtypes, persisted statistics,
+//! resize and append.
+
+use atlas::{ArraySpec, Atlas, DType, Error, Scalar};
+use ndarray::{Array1, Array2, arr1, s};
+
+use crate::util::{self, assert_err, test_dir};
+
+fn reopen_ds(path: &std::path::Path) -> atlas::Dataset {
+    Atlas::open(path).unwrap().open_dataset("d").unwrap()
+}
+
+#[test]
+fn bool_and_timestamp_arrays_round_trip_through_a_commit() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("flag", ArraySpec::new(DType::Bool, [10]).chunk_shape([4]).fill_value(true)).unwrap();
+    ds.define_array("time", ArraySpec::new(DType::Timestamp, [3]).fill_value(i64::MIN)).unwrap();
+    ds.write_array("flag", &[2], arr1(&[false, true, false]).view()).unwrap();
+    let times = arr1(&[1_700_000_000_000_000_000i64, -1, 0]);
+    ds.write_array("time", &[0], times.view()).unwrap();
+    store.flush().unwrap();
+
+    let ds = reopen_ds(&dir.store());
+    let flags = ds.read_array::<bool>("flag", &[0], &[10]).unwrap();
+    assert_eq!(flags.into_raw_vec_and_offset().0, [true, true, false, true, false, true, true, true, true, true]);
+    assert_eq!(ds.read_array::<i64>("time", &[0], &[3]).unwrap().into_raw_vec_and_offset().0, times.to_vec());
+    assert_eq!(ds.array_meta("time").unwrap().dtype, DType::Timestamp);
+    assert_err!(ds.read_array::<u8>("flag", &[0], &[1]), Error::DTypeMismatch { .. });
+    // A bool fill must be 0 or 1.
+    let bad = ArraySpec::new(DType::Bool, [1]).fill_value(2);
+    assert_err!(ds.define_array("bad", bad), Error::InvalidArgument { .. });
+}
+
+#[test]
+fn stats_ignore_nan_and_fill_and_count_unwritten_chunks_as_null() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let array =
+        ds.define_array("t", ArraySpec::new(DType::Float32, [4, 4]).chunk_shape([2, 2]).fill_value(-1.0)).unwrap();
+    // Chunk [0, 0]: 1, NaN, fill, 5. Chunk [0, 1]: all fill. Chunks of row 1: never written.
+    array.write(&[0, 0], Array2::from_shape_vec((2, 2), vec![1.0f32, f32::NAN, -1.0, 5.0]).unwrap().view()).unwrap();
+    array.write(&[0, 2], Array2::from_elem((2, 2), -1.0f32).view()).unwrap();
+    let check = |stats: atlas::ArrayStats| {
+        assert_eq!((stats.count, stats.null_count), (2, 14));
+        assert_eq!((stats.min, stats.max), (Some(Scalar::Float(1.0)), Some(Scalar::Float(5.0))));
+        assert_eq!((stats.sum, stats.mean), (6.0, Some(3.0)));
+    };
+    check(array.stats().unwrap()); // before the commit, from the pending index
+    store.flush().unwrap();
+    let ds = reopen_ds(&dir.store());
+    check(ds.array_stats("t").unwrap());
+    assert_eq!(ds.array_meta("t").unwrap().stats.map(|s| s.count), Some(2), "stats are persisted");
+
+    let blocks = ds.block_stats("t").unwrap();
+    assert_eq!(blocks.len(), 2);
+    assert_eq!((blocks[0].coord.clone(), blocks[0].count), (vec![0, 0], 2));
+    assert_eq!((blocks[1].coord.clone(), blocks[1].count, blocks[1].min), (vec![0, 1], 0, None));
+}
+
+#[test]
+fn an_all_nan_fill_array_has_no_valid_values_and_overwrites_replace_block_stats() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let array =
+        ds.define_array("t", ArraySpec::new(DType::Float64, [6]).chunk_shape([3]).fill_value(f64::NAN)).unwrap();
+    assert_eq!(array.stats().unwrap().count, 0);
+    array.write(&[0], arr1(&[f64::NAN; 6]).view()).unwrap();
+    assert_eq!(array.stats().unwrap().null_count, 6);
+    array.write(&[0], arr1(&[3.0, -2.0, 7.0, 1.0, 1.0, 1.0]).view()).unwrap();
+    store.flush().unwrap();
+    array.write(&[3], arr1(&[10.0, 10.0, 10.0]).view()).unwrap(); // supersedes chunk [1]
+    let stats = array.stats().unwrap();
+    assert_eq!((stats.count, stats.sum, stats.max), (6, 38.0, Some(Scalar::Float(10.0))));
+}
+
+#[test]
+fn integer_stats_keep_full_range_and_sign() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let a = ds.define_array("a", ArraySpec::new(DType::Int64, [3])).unwrap();
+    a.write(&[0], arr1(&[i64::MIN, 5, 0]).view()).unwrap();
+    let b = ds.define_array("b", ArraySpec::new(DType::UInt64, [2])).unwrap();
+    b.write(&[0], arr1(&[u64::MAX, 7]).view()).unwrap();
+    let stats = a.stats().unwrap();
+    assert_eq!((stats.count, stats.min, stats.max), (2, Some(Scalar::Int(i64::MIN)), Some(Scalar::Int(5))));
+    let stats = b.stats().unwrap();
+    assert_eq!((stats.min, stats.max), (Some(Scalar::Int(7)), Some(Scalar::UInt(u64::MAX))));
+}
+
+#[test]
+fn shrinking_drops_data_and_growing_again_reads_fill() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let array = ds.define_array("a", ArraySpec::new(DType::Int32, [6, 5]).chunk_shape([4, 2]).fill_value(-9)).unwrap();
+    let data = Array2::from_shape_fn((6, 5), |(i, j)| (i * 10 + j) as i32);
+    array.write(&[0, 0], data.view()).unwrap();
+    store.flush().unwrap();
+
+    array.resize(&[3, 3]).unwrap();
+    assert_eq!(array.read::<i32>(&[0, 0], &[3, 3]).unwrap(), data.slice(s![..3, ..3]).into_dyn());
+    assert_err!(array.read::<i32>(&[0, 0], &[4, 3]), Error::OutOfBounds { .. });
+    array.resize(&[7, 6]).unwrap();
+    store.flush().unwrap();
+
+    let array = reopen_ds(&dir.store()).array("a").unwrap();
+    assert_eq!(array.meta().unwrap().shape, [7, 6]);
+    let back = array.read::<i32>(&[0, 0], &[7, 6]).unwrap();
+    for ((i, j), v) in back.into_dimensionality::<ndarray::Ix2>().unwrap().indexed_iter() {
+        let expected = if i < 3 && j < 3 { data[[i, j]] } else { -9 };
+        assert_eq!(*v, expected, "[{i}, {j}]");
+    }
+    let stats = array.stats().unwrap();
+    assert_eq!((stats.count, stats.null_count), (9, 42 - 9));
+}
+
+#[test]
+fn resize_refuses_another_number_of_dimensions_and_overflow() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let array = ds.define_array("a", ArraySpec::new(DType::Int8, [4])).unwrap();
+    assert_err!(array.resize(&[4, 1]), Error::ShapeMismatch { .. });
+    assert_err!(
+        ds.define_array("b", ArraySpec::new(DType::Int64, [4, 4])).unwrap().resize(&[u64::MAX, 2]),
+        Error::InvalidArgument { .. }
+    );
+    assert_err!(ds.resize_array("missing", &[1]), Error::NotFound { .. });
+}
+
+#[test]
+fn a_thousand_small_appends_read_back_exactly() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("series", ArraySpec::new(DType::Float32, [0, 3]).chunk_shape([64, 3]).fill_value(f32::NAN))
+        .unwrap();
+    let row = |i: usize| Array2::from_shape_fn((1, 3), |(_, j)| (i * 3 + j) as f32);
+    for i in 0..1000 {
+        ds.append_array("series", row(i).view()).unwrap();
+        if i % 250 == 249 {
+            store.flush().unwrap();
+        }
+    }
+    store.flush().unwrap();
+    let ds = reopen_ds(&dir.store());
+    let all = ds.read_array::<f32>("series", &[0, 0], &[1000, 3]).unwrap();
+    let expected = Array1::from_shape_fn(3000, |k| k as f32);
+    assert_eq!(all.into_raw_vec_and_offset().0, expected.to_vec());
+    assert_eq!(ds.array_stats("series").unwrap().count, 3000);
+    assert_err!(ds.append_array("series", Array2::<f32>::zeros((1, 4)).view()), Error::ShapeMismatch { .. });
+    assert_err!(ds.append_array("series", Array2::<f64>::zeros((1, 3)).view()), Error::DTypeMismatch { .. });
+    assert_eq!(ds.array_meta("series").unwrap().shape, [1000, 3], "a refused append must not grow the array");
+}
+
+#[test]
+fn a_chunk_written_with_only_the_fill_value_takes_no_space() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Float64, [1 << 16]).chunk_shape([1 << 14])).unwrap();
+    ds.write_array("a", &[0], Array1::<f64>::zeros(1 << 16).view()).unwrap();
+    store.flush().unwrap();
+    assert!(util::data_bytes(&dir.store()) < 4096, "{} bytes for an all-fill array", util::data_bytes(&dir.store()));
+    assert_eq!(
+        reopen_ds(&dir.store()).read_array::<f64>("a", &[100], &[2]).unwrap().into_raw_vec_and_offset().0,
+        [0.0, 0.0]
+    );
+}
