@@ -24,7 +24,7 @@ pub(crate) enum BlockRef<'a> {
 }
 
 impl BlockRef<'_> {
-    fn entry(&self) -> &BlockEntry {
+    pub(crate) fn entry(&self) -> &BlockEntry {
         match self {
             Self::Committed { entry, .. } | Self::Pending { entry, .. } => entry,
         }
@@ -62,17 +62,32 @@ pub(crate) fn decode_chunk(
     verify: bool,
 ) -> Result<()> {
     let entry = block.entry();
-    let chunk_detail = || format!("array {} chunk {:?}", ctx.label, entry.coord);
     if entry.raw_len_bytes != out.len() as u64 {
-        return Err(Error::corrupt(
-            block.path(),
-            format!("{}: block holds {} raw bytes, the chunk has {}", chunk_detail(), entry.raw_len_bytes, out.len()),
-        ));
+        let detail = format!("block holds {} raw bytes, the chunk has {}", entry.raw_len_bytes, out.len());
+        return Err(corrupt_chunk(ctx, block, &detail));
     }
     if entry.is_fill {
         fill_with(out, &ctx.meta.fill_bytes());
         return Ok(());
     }
+    decode_stored(ctx, block, worker, out, verify)
+}
+
+/// `Error::Corrupt` naming the block's file, array and chunk.
+pub(crate) fn corrupt_chunk(ctx: ArrayCtx<'_>, block: BlockRef<'_>, detail: &str) -> Error {
+    Error::corrupt(block.path(), format!("array {} chunk {:?}: {detail}", ctx.label, block.entry().coord))
+}
+
+/// Decodes the stored bytes of a (non-fill) block into `out`, sized to its raw length, and
+/// verifies the checksum when asked.
+pub(crate) fn decode_stored(
+    ctx: ArrayCtx<'_>,
+    block: BlockRef<'_>,
+    worker: &mut Worker,
+    out: &mut [u8],
+    verify: bool,
+) -> Result<()> {
+    let entry = block.entry();
     let stored = match block {
         BlockRef::Committed { reader, entry } => reader.block_bytes(entry),
         BlockRef::Pending { reader, entry } => {
@@ -82,7 +97,7 @@ pub(crate) fn decode_chunk(
     };
     decode_block(stored, entry.encoding, &mut worker.scratch, out).map_err(|e| match e {
         Error::Codec { codec, detail } => {
-            Error::corrupt(block.path(), format!("{}: {codec} block does not decode: {detail}", chunk_detail()))
+            corrupt_chunk(ctx, block, &format!("{codec} block does not decode: {detail}"))
         }
         other => other,
     })?;

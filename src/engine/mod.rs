@@ -8,11 +8,15 @@ mod out;
 mod plan;
 mod pool;
 mod read;
+mod recode;
 mod region;
+mod strings;
 mod trim;
 mod write;
 
 pub(crate) use block::{ArrayCtx, BlockRef};
-pub(crate) use read::read_region;
+pub(crate) use read::{Slot, SlotRead, read_region, read_slots};
+pub(crate) use recode::recode_blocks;
+pub(crate) use strings::{read_strings, trim_string_chunks, write_strings};
 pub(crate) use trim::{reaches_past, trim_chunks};
 pub(crate) use write::{EncodedChunk, WriteSettings, write_region};

@@ -12,6 +12,12 @@ pub(crate) fn reaches_past(coord: &[u64], chunk_shape: &[u64], shape: &[u64]) ->
     (0..shape.len()).any(|d| (coord[d] + 1) * chunk_shape[d] > shape[d])
 }
 
+/// The extent of the part of chunk `coord` that stays inside `new_shape` (from the chunk's
+/// origin; a zero extent when none of it does).
+pub(crate) fn keep_extent(coord: &[u64], chunk_shape: &[u64], new_shape: &[u64]) -> Vec<u64> {
+    (0..chunk_shape.len()).map(|d| new_shape[d].saturating_sub(coord[d] * chunk_shape[d]).min(chunk_shape[d])).collect()
+}
+
 /// Rewrites the chunks at `coords` keeping only their elements inside `new_shape`.
 pub(crate) fn trim_chunks<'a>(
     ctx: ArrayCtx<'_>,
@@ -25,10 +31,7 @@ pub(crate) fn trim_chunks<'a>(
     let chunk_shape = &meta.chunk_shape[..];
     let chunk_len = to_usize(meta.chunk_bytes());
     let trim = |worker: &mut Worker, coord: &Box<[u64]>| {
-        // The part of the chunk that stays inside the new shape.
-        let keep: Vec<u64> = (0..chunk_shape.len())
-            .map(|d| new_shape[d].saturating_sub(coord[d] * chunk_shape[d]).min(chunk_shape[d]))
-            .collect();
+        let keep = keep_extent(coord, chunk_shape, new_shape);
         let mut chunk = vec![0u8; chunk_len];
         fill_with(&mut chunk, &meta.fill_bytes());
         if !keep.contains(&0)

@@ -40,13 +40,14 @@ pub(crate) fn scan(raw: &[u8], dtype: DType, fill: &[u8]) -> Scan {
         DType::UInt64 => scan_as::<u64>(raw, fill),
         DType::Float32 => scan_as::<f32>(raw, fill),
         DType::Float64 => scan_as::<f64>(raw, fill),
+        DType::String => unreachable!("string chunks are scanned by the engine's string path"),
     }
 }
 
 impl ChunkStats {
     /// The smallest and largest valid values as scalars of `dtype`'s family.
     pub(crate) fn min_max(&self, dtype: DType) -> (Option<Scalar>, Option<Scalar>) {
-        if self.valid_count == 0 {
+        if self.valid_count == 0 || dtype == DType::String {
             return (None, None);
         }
         (Some(to_scalar(dtype, self.min_bits)), Some(to_scalar(dtype, self.max_bits)))
@@ -62,7 +63,9 @@ fn to_scalar(dtype: DType, bits: u64) -> Scalar {
     match dtype {
         DType::Float32 | DType::Float64 => Scalar::Float(f64::from_bits(bits)),
         DType::Int8 | DType::Int16 | DType::Int32 | DType::Int64 | DType::Timestamp => Scalar::Int(bits as i64),
-        DType::UInt8 | DType::UInt16 | DType::UInt32 | DType::UInt64 | DType::Bool => Scalar::from(bits),
+        DType::UInt8 | DType::UInt16 | DType::UInt32 | DType::UInt64 | DType::Bool | DType::String => {
+            Scalar::from(bits)
+        }
     }
 }
 

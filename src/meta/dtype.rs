@@ -34,6 +34,9 @@ pub enum DType {
     /// Nanoseconds since the Unix epoch, UTC, as a signed 64-bit integer (numpy's
     /// `datetime64[ns]`). Read and written as `i64`.
     Timestamp,
+    /// Variable-length UTF-8 text. The fill value is the empty string. Read and written with
+    /// `read_strings` / `write_strings`.
+    String,
 }
 
 /// The three families of numeric dtype, which decide how a fill value converts.
@@ -43,11 +46,12 @@ pub(crate) enum Kind {
     Unsigned,
     Float,
     Bool,
+    Text,
 }
 
 impl DType {
     /// Every dtype, for tests and tools that iterate them.
-    pub const ALL: [DType; 12] = [
+    pub const ALL: [DType; 13] = [
         Self::Int8,
         Self::Int16,
         Self::Int32,
@@ -60,12 +64,14 @@ impl DType {
         Self::Float64,
         Self::Bool,
         Self::Timestamp,
+        Self::String,
     ];
 
-    /// Bytes of one element.
+    /// Bytes of one element; 0 for `String`, whose elements have no fixed size.
     #[must_use]
     pub fn size_bytes(self) -> usize {
         match self {
+            Self::String => 0,
             Self::Int8 | Self::UInt8 | Self::Bool => 1,
             Self::Int16 | Self::UInt16 => 2,
             Self::Int32 | Self::UInt32 | Self::Float32 => 4,
@@ -89,6 +95,7 @@ impl DType {
             Self::Float64 => "float64",
             Self::Bool => "bool",
             Self::Timestamp => "timestamp",
+            Self::String => "string",
         }
     }
 
@@ -100,6 +107,7 @@ impl DType {
         match name {
             "datetime64[ns]" | "M8[ns]" => Some(Self::Timestamp),
             "?" => Some(Self::Bool),
+            "str" | "O" | "T" => Some(Self::String),
             _ => Self::ALL.into_iter().find(|d| d.name() == name || d.short_name() == name),
         }
     }
@@ -118,6 +126,7 @@ impl DType {
             Self::Float64 => "f8",
             Self::Bool => "b1",
             Self::Timestamp => "M8[ns]",
+            Self::String => "U",
         }
     }
 
@@ -127,6 +136,7 @@ impl DType {
             Self::UInt8 | Self::UInt16 | Self::UInt32 | Self::UInt64 => Kind::Unsigned,
             Self::Float32 | Self::Float64 => Kind::Float,
             Self::Bool => Kind::Bool,
+            Self::String => Kind::Text,
         }
     }
 }

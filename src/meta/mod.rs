@@ -24,6 +24,6 @@ pub(crate) use file::{
 };
 pub(crate) use name::{validate_attribute_key, validate_name};
 pub(crate) use schema::{
-    DatasetMeta, FORMAT_VERSION, FragmentMeta, MAX_ATTR_DEPTH, MAX_NDIM, StoreMeta, checked_product, fragment_name,
-    is_fragment_name,
+    DatasetMeta, FORMAT_VERSION, FragmentMeta, MAX_ATTR_DEPTH, MAX_CHUNK_BYTES, MAX_NDIM, StoreMeta, checked_product,
+    fragment_name, is_fragment_name,
 };

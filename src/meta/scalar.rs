@@ -78,6 +78,8 @@ impl Scalar {
                     v.to_le_bytes().to_vec()
                 }
             }
+            // Strings have one fill value, the empty string, with no element bytes.
+            Kind::Text => return (self == Self::Int(0)).then(Vec::new),
             Kind::Bool => match self {
                 Self::Int(v @ 0..=1) => vec![u8::from(v == 1)],
                 Self::UInt(_) | Self::Int(_) => return None,
@@ -120,7 +122,7 @@ fn int_le_bytes(v: i128, dtype: DType) -> Option<Vec<u8>> {
         DType::UInt16 => u16::try_from(v).ok()?.to_le_bytes().to_vec(),
         DType::UInt32 => u32::try_from(v).ok()?.to_le_bytes().to_vec(),
         DType::UInt64 => u64::try_from(v).ok()?.to_le_bytes().to_vec(),
-        DType::Float32 | DType::Float64 | DType::Bool => unreachable!("converted by the caller"),
+        DType::Float32 | DType::Float64 | DType::Bool | DType::String => unreachable!("converted by the caller"),
     })
 }
 

@@ -131,7 +131,13 @@ impl ArrayMeta {
         if bytes_of(&self.shape).is_none() {
             return Err(format!("shape {:?} overflows a 64-bit byte count", self.shape));
         }
-        if bytes_of(&self.chunk_shape).is_none_or(|b| b > MAX_CHUNK_BYTES) {
+        // A string chunk's raw form has a 4-byte offset per element besides its text.
+        let chunk_bytes = if self.dtype == DType::String {
+            checked_product(&self.chunk_shape).and_then(|n| n.checked_mul(4))
+        } else {
+            bytes_of(&self.chunk_shape)
+        };
+        if chunk_bytes.is_none_or(|b| b > MAX_CHUNK_BYTES) {
             return Err(format!("chunk_shape {:?} is over the limit of {MAX_CHUNK_BYTES} bytes", self.chunk_shape));
         }
         if self.fill_value.to_le_bytes(self.dtype).is_none() {

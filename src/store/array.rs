@@ -9,19 +9,20 @@ use super::config::{Element, ReadOptions};
 use super::pending::{PendingFragment, append_chunk};
 use super::state::{Inner, State, find_block};
 use crate::engine::{
-    ArrayCtx, BlockRef, EncodedChunk, WriteSettings, reaches_past, read_region, trim_chunks, write_region,
+    ArrayCtx, BlockRef, EncodedChunk, WriteSettings, reaches_past, read_region, trim_chunks, trim_string_chunks,
+    write_region,
 };
 use crate::error::{Error, Result};
-use crate::meta::{ArrayMeta, ArrayStats, BlockStats, Codec, Shuffle, checked_product};
+use crate::meta::{ArrayMeta, ArrayStats, BlockStats, Codec, DType, Shuffle, checked_product};
 
 /// A handle on one array of a dataset. Cheap to clone; calls fail with
 /// [`Error::NotFound`] once the array or its dataset is deleted.
 #[derive(Debug, Clone)]
 pub struct ArrayHandle {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
     dataset: String,
     name: String,
-    label: String,
+    pub(super) label: String,
 }
 
 impl ArrayHandle {
@@ -73,7 +74,7 @@ impl ArrayHandle {
         options: ReadOptions,
     ) -> Result<()> {
         let state = self.inner.read();
-        let meta = self.checked_meta::<T>(&state, start, shape)?;
+        let meta = self.checked_meta(&state, start, shape, T::DTYPE, T::matches)?;
         if out.len() as u64 != checked_product(shape).unwrap_or(u64::MAX) {
             return Err(Error::ShapeMismatch {
                 array: self.label.clone(),
@@ -99,13 +100,13 @@ impl ArrayHandle {
         let input = T::as_bytes(data.as_slice().expect("standard layout is contiguous"));
         let mut guard = self.inner.write();
         // Checked before taking the writer lock; an empty selection changes nothing.
-        self.checked_meta::<T>(&guard, start, &shape)?;
+        self.checked_meta(&guard, start, &shape, T::DTYPE, T::matches)?;
         if shape.contains(&0) {
             return Ok(());
         }
         self.inner.begin_change(&mut guard)?;
         // begin_change may have moved to a newer commit: check and encode against its schema.
-        let meta = self.checked_meta::<T>(&guard, start, &shape)?.clone();
+        let meta = self.checked_meta(&guard, start, &shape, T::DTYPE, T::matches)?.clone();
         let ctx = ArrayCtx { meta: &meta, label: &self.label };
         self.append_blocks(&mut guard, &meta, |lookup, settings, sink| {
             write_region(ctx, lookup, start, &shape, input, settings, sink)
@@ -137,7 +138,11 @@ impl ArrayHandle {
             coords.sort_unstable();
             let ctx = ArrayCtx { meta: &meta, label: &self.label };
             self.append_blocks(&mut guard, &meta, |lookup, settings, sink| {
-                trim_chunks(ctx, lookup, &coords, new_shape, settings, sink)
+                if meta.dtype == DType::String {
+                    trim_string_chunks(ctx, lookup, &coords, new_shape, settings, sink)
+                } else {
+                    trim_chunks(ctx, lookup, &coords, new_shape, settings, sink)
+                }
             })?;
         }
         meta.shape = new_shape.to_vec();
@@ -154,26 +159,38 @@ impl ArrayHandle {
     /// [`Error::ShapeMismatch`] if the other extents differ or the array is 0-d; as
     /// [`ArrayHandle::resize`] and [`ArrayHandle::write`].
     pub fn append<T: Element, D: Dimension>(&self, data: ArrayView<'_, T, D>) -> Result<()> {
+        let start = self.grow_for_append(data.shape(), T::DTYPE, T::matches)?;
+        self.write(&start, data)
+    }
+
+    /// Grows axis 0 to make room for data of `data_shape` and returns where it goes. The
+    /// shape and dtype are checked first, so a refused append changes nothing.
+    pub(super) fn grow_for_append(
+        &self,
+        data_shape: &[usize],
+        given: DType,
+        accepts: fn(DType) -> bool,
+    ) -> Result<Vec<u64>> {
         let meta = self.meta()?;
-        let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
+        let shape: Vec<u64> = data_shape.iter().map(|&n| n as u64).collect();
         if meta.shape.is_empty() || shape.len() != meta.shape.len() || shape[1..] != meta.shape[1..] {
             return Err(Error::ShapeMismatch { array: self.label.clone(), expected: meta.shape, found: shape });
         }
-        // Check the dtype before growing, so a refused append changes nothing.
-        self.checked_meta::<T>(&self.inner.read(), &vec![0; shape.len()], &vec![0; shape.len()])?;
+        let origin = vec![0; shape.len()];
+        self.checked_meta(&self.inner.read(), &origin, &origin, given, accepts)?;
         let mut grown = meta.shape.clone();
         grown[0] = grown[0]
             .checked_add(shape[0])
             .ok_or_else(|| Error::invalid(format!("appending {} rows overflows axis 0", shape[0])))?;
-        let mut start = vec![0; shape.len()];
-        start[0] = meta.shape[0];
         self.resize(&grown)?;
-        self.write(&start, data)
+        let mut start = origin;
+        start[0] = meta.shape[0];
+        Ok(start)
     }
 
     /// Appends blocks produced by `produce` (given the chunk lookup, the encode settings and
     /// a sink) to the session's fragment, recording them only once all succeeded.
-    fn append_blocks(
+    pub(super) fn append_blocks(
         &self,
         state: &mut State,
         meta: &ArrayMeta,
@@ -284,13 +301,21 @@ impl ArrayHandle {
     }
 
     /// The array's schema after checking a selection against it.
-    fn checked_meta<'s, T: Element>(&self, state: &'s State, start: &[u64], shape: &[u64]) -> Result<&'s ArrayMeta> {
+    /// `given` is the dtype of the caller's data and `accepts` the dtypes it can be.
+    pub(super) fn checked_meta<'s>(
+        &self,
+        state: &'s State,
+        start: &[u64],
+        shape: &[u64],
+        given: DType,
+        accepts: fn(DType) -> bool,
+    ) -> Result<&'s ArrayMeta> {
         let meta = state.array(&self.dataset, &self.name)?;
-        if !T::matches(meta.dtype) {
+        if !accepts(meta.dtype) {
             return Err(Error::DTypeMismatch {
                 array: self.label.clone(),
                 expected: meta.dtype.to_string(),
-                found: T::DTYPE.to_string(),
+                found: given.to_string(),
             });
         }
         let ndim = meta.shape.len();

@@ -111,7 +111,8 @@ pub const DEFAULT_CHUNK_BYTES: u64 = 1 << 20;
 /// holds at most [`DEFAULT_CHUNK_BYTES`].
 #[must_use]
 pub fn default_chunk_shape(shape: &[u64], dtype: DType) -> Vec<u64> {
-    let elem_bytes = dtype.size_bytes() as u64;
+    // Strings are counted at 16 bytes each (offset plus a short text).
+    let elem_bytes = if dtype == DType::String { 16 } else { dtype.size_bytes() as u64 };
     let mut chunk: Vec<u64> = shape.iter().map(|&n| if n == 0 { 1 << 20 } else { n }).collect();
     while chunk.iter().try_fold(elem_bytes, |acc, &n| acc.checked_mul(n)).is_none_or(|b| b > DEFAULT_CHUNK_BYTES) {
         let (longest, _) =

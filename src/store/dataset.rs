@@ -146,6 +146,27 @@ impl Dataset {
         self.array(name)?.read_into(start, shape, out, options)
     }
 
+    /// Reads strings of array `name`; see [`ArrayHandle::read_strings`].
+    ///
+    /// # Errors
+    /// See [`ArrayHandle::read_strings`].
+    pub fn read_strings(&self, name: &str, start: &[u64], shape: &[u64]) -> Result<ndarray::ArrayD<String>> {
+        self.array(name)?.read_strings(start, shape)
+    }
+
+    /// Writes strings into array `name`; see [`ArrayHandle::write_strings`].
+    ///
+    /// # Errors
+    /// See [`ArrayHandle::write_strings`].
+    pub fn write_strings<S: AsRef<str> + Sync + Clone, D: ndarray::Dimension>(
+        &self,
+        name: &str,
+        start: &[u64],
+        data: ndarray::ArrayView<'_, S, D>,
+    ) -> Result<()> {
+        self.array(name)?.write_strings(start, data)
+    }
+
     /// Changes the shape of array `name`; see [`ArrayHandle::resize`].
     ///
     /// # Errors

@@ -2,14 +2,17 @@
 //! commit. Everything a caller does goes through here; the work itself is done by the rooms
 //! below.
 
+mod across;
 mod array;
 mod attrs;
 mod config;
 mod dataset;
 mod disk;
+mod maintenance;
 mod pending;
 mod snapshot;
 mod state;
+mod strings;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +21,7 @@ pub use array::ArrayHandle;
 pub use attrs::Attrs;
 pub use config::{ArraySpec, DEFAULT_CHUNK_BYTES, Element, ReadOptions, StoreConfig, default_chunk_shape};
 pub use dataset::Dataset;
+pub use maintenance::CompactReport;
 
 use self::attrs::AttrTarget;
 use self::state::{Inner, State};

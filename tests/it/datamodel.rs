@@ -172,3 +172,51 @@ fn a_chunk_written_with_only_the_fill_value_takes_no_space() {
         [0.0, 0.0]
     );
 }
+
+#[test]
+fn string_arrays_hold_empty_and_multibyte_values_across_chunks_and_commits() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let names = ds.define_array("names", ArraySpec::new(DType::String, [3, 4]).chunk_shape([2, 3])).unwrap();
+    let values = ndarray::Array2::from_shape_fn((3, 4), |(i, j)| match (i + j) % 4 {
+        0 => String::new(),
+        1 => "\u{00e9}t\u{00e9} \u{1f30a}".to_string(),
+        2 => format!("station {i}-{j}"),
+        _ => "x".repeat(i * 100 + j),
+    });
+    names.write_strings(&[0, 0], values.view()).unwrap();
+    store.flush().unwrap();
+    // A partial overwrite inside one chunk keeps the chunk's other strings.
+    names.write_strings(&[1, 1], ndarray::arr2(&[["mid"]]).view()).unwrap();
+    let mut expected = values.clone();
+    expected[[1, 1]] = "mid".to_string();
+    assert_eq!(names.read_strings(&[0, 0], &[3, 4]).unwrap(), expected.clone().into_dyn());
+    store.flush().unwrap();
+
+    let names = reopen_ds(&dir.store()).array("names").unwrap();
+    assert_eq!(names.read_strings(&[1, 1], &[2, 2]).unwrap(), expected.slice(s![1..3, 1..3]).into_dyn());
+    let empties = expected.iter().filter(|s| s.is_empty()).count() as u64;
+    let stats = names.stats().unwrap();
+    assert_eq!((stats.count, stats.null_count, stats.min), (12 - empties, empties, None));
+    assert_err!(names.read::<u8>(&[0, 0], &[1, 1]), Error::DTypeMismatch { .. });
+    let numbers = reopen_ds(&dir.store()).define_array("n", ArraySpec::new(DType::Int8, [1]));
+    assert_err!(numbers.unwrap().read_strings(&[0], &[1]), Error::DTypeMismatch { .. });
+}
+
+#[test]
+fn string_arrays_append_and_shrink_like_numeric_ones() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let log = ds.define_array("log", ArraySpec::new(DType::String, [0]).chunk_shape([4])).unwrap();
+    for i in 0..10 {
+        log.append_strings(arr1(&[format!("line {i}")]).view()).unwrap();
+    }
+    log.resize(&[5]).unwrap();
+    log.resize(&[7]).unwrap();
+    store.flush().unwrap();
+    let back = reopen_ds(&dir.store()).array("log").unwrap().read_strings(&[0], &[7]).unwrap();
+    let expected: Vec<String> = (0..7).map(|i| if i < 5 { format!("line {i}") } else { String::new() }).collect();
+    assert_eq!(back.into_raw_vec_and_offset().0, expected);
+}

@@ -1,0 +1,196 @@
+//! String arrays. A chunk of `n` strings is stored raw as `n + 1` little-endian u32 offsets
+//! into the UTF-8 text that follows them (the first offset 0, the last the text's length),
+//! then encoded with the block's codec like any chunk (never shuffled). Strings are moved
+//! as owned values, so these paths plan like the numeric ones but copy element by element.
+
+use rayon::prelude::*;
+
+use super::block::{ArrayCtx, BlockRef, Worker, corrupt_chunk, decode_stored};
+use super::plan::{ChunkOp, plan};
+use super::pool::pool;
+use super::region::{Place, for_each_row, to_usize};
+use super::trim::keep_extent;
+use super::write::{EncodedChunk, WriteSettings, encode_batched};
+use crate::codec::{BlockEncoding, CodecId, encode_block};
+use crate::error::{Error, Result};
+use crate::fragment::{ChunkStats, checksum};
+use crate::meta::MAX_CHUNK_BYTES;
+
+/// Bytes of one offset in a string chunk's raw form.
+const OFFSET_BYTES: usize = 4;
+/// Chunks decoded per batch of a read, bounding memory.
+const READ_BATCH: usize = 256;
+
+/// Reads the box `start .. start + shape` into `out` (C order, `shape` elements).
+pub(crate) fn read_strings<'a>(
+    ctx: ArrayCtx<'_>,
+    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    start: &[u64],
+    shape: &[u64],
+    out: &mut [String],
+    verify: bool,
+) -> Result<()> {
+    let ops = plan(&ctx.meta.chunk_shape, start, shape);
+    for batch in ops.chunks(READ_BATCH) {
+        let decoded: Vec<Vec<String>> = pool().install(|| {
+            batch
+                .par_iter()
+                .map_init(Worker::default, |worker, op| chunk_strings(ctx, lookup, &op.coord, worker, verify))
+                .collect::<Result<_>>()
+        })?;
+        for (op, chunk) in batch.iter().zip(decoded) {
+            let src = Place { shape: &ctx.meta.chunk_shape, start: &op.in_chunk };
+            let dst = Place { shape, start: &op.in_selection };
+            for_each_row(src, dst, &op.region, 1, |s, d, n| out[d..d + n].clone_from_slice(&chunk[s..s + n]));
+        }
+    }
+    Ok(())
+}
+
+/// Writes `input` (C order, `shape` elements) at `start`; encoded chunks go to `sink`.
+pub(crate) fn write_strings<'a, S: AsRef<str> + Sync>(
+    ctx: ArrayCtx<'_>,
+    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    start: &[u64],
+    shape: &[u64],
+    input: &[S],
+    settings: WriteSettings,
+    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+) -> Result<()> {
+    let chunk_shape = &ctx.meta.chunk_shape[..];
+    let ops = plan(chunk_shape, start, shape);
+    let encode = |worker: &mut Worker, op: &ChunkOp| {
+        let mut chunk = if op.covers_chunk(chunk_shape) {
+            vec![String::new(); to_usize(ctx.meta.chunk_elems())]
+        } else {
+            chunk_strings(ctx, lookup, &op.coord, worker, true)?
+        };
+        let src = Place { shape, start: &op.in_selection };
+        let dst = Place { shape: chunk_shape, start: &op.in_chunk };
+        for_each_row(src, dst, &op.region, 1, |s, d, n| {
+            for (slot, value) in chunk[d..d + n].iter_mut().zip(&input[s..s + n]) {
+                value.as_ref().clone_into(slot);
+            }
+        });
+        encode_strings(&op.coord, &chunk, settings, worker)
+    };
+    encode_batched(&ops, estimated_chunk_bytes(ctx), encode, sink)
+}
+
+/// Rewrites string chunks at `coords` keeping only their elements inside `new_shape`.
+pub(crate) fn trim_string_chunks<'a>(
+    ctx: ArrayCtx<'_>,
+    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    coords: &[Box<[u64]>],
+    new_shape: &[u64],
+    settings: WriteSettings,
+    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+) -> Result<()> {
+    let chunk_shape = &ctx.meta.chunk_shape[..];
+    let trim = |worker: &mut Worker, coord: &Box<[u64]>| {
+        let old = chunk_strings(ctx, lookup, coord, worker, true)?;
+        let mut chunk = vec![String::new(); old.len()];
+        let keep = keep_extent(coord, chunk_shape, new_shape);
+        let origin = vec![0; chunk_shape.len()];
+        let at = Place { shape: chunk_shape, start: &origin };
+        for_each_row(at, at, &keep, 1, |s, d, n| chunk[d..d + n].clone_from_slice(&old[s..s + n]));
+        encode_strings(coord, &chunk, settings, worker)
+    };
+    encode_batched(coords, estimated_chunk_bytes(ctx), trim, sink)
+}
+
+/// For batching only: string chunks are counted at 16 bytes per element.
+fn estimated_chunk_bytes(ctx: ArrayCtx<'_>) -> u64 {
+    ctx.meta.chunk_elems().saturating_mul(16)
+}
+
+/// The strings of chunk `coord`: decoded from its block, or empty strings (the fill).
+fn chunk_strings<'a>(
+    ctx: ArrayCtx<'_>,
+    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    coord: &[u64],
+    worker: &mut Worker,
+    verify: bool,
+) -> Result<Vec<String>> {
+    let elems = to_usize(ctx.meta.chunk_elems());
+    let Some(block) = lookup(coord).filter(|b| !b.entry().is_fill) else { return Ok(vec![String::new(); elems]) };
+    let raw_len = block.entry().raw_len_bytes;
+    let min_len = (elems as u64 + 1) * OFFSET_BYTES as u64;
+    if raw_len < min_len || raw_len > MAX_CHUNK_BYTES {
+        return Err(corrupt_chunk(ctx, block, &format!("string block of {raw_len} raw bytes for {elems} strings")));
+    }
+    let mut raw = vec![0u8; to_usize(raw_len)];
+    decode_stored(ctx, block, worker, &mut raw, verify)?;
+    parse(&raw, elems).map_err(|detail| corrupt_chunk(ctx, block, &detail))
+}
+
+/// Splits a string chunk's raw form into its strings.
+fn parse(raw: &[u8], elems: usize) -> Result<Vec<String>, String> {
+    let (table, text) = raw.split_at((elems + 1) * OFFSET_BYTES);
+    let offsets: Vec<usize> =
+        table.chunks_exact(OFFSET_BYTES).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize).collect();
+    if offsets[0] != 0 || offsets[elems] != text.len() || offsets.windows(2).any(|w| w[0] > w[1]) {
+        return Err("string offsets are not increasing from 0 to the text length".into());
+    }
+    offsets
+        .windows(2)
+        .map(|w| {
+            std::str::from_utf8(&text[w[0]..w[1]]).map(str::to_owned).map_err(|e| format!("string is not UTF-8: {e}"))
+        })
+        .collect()
+}
+
+/// Serialises and encodes one chunk of strings; empty strings are null.
+fn encode_strings(
+    coord: &[u64],
+    chunk: &[String],
+    settings: WriteSettings,
+    worker: &mut Worker,
+) -> Result<EncodedChunk> {
+    let text_len: usize = chunk.iter().map(String::len).sum();
+    let raw_len = (chunk.len() + 1) * OFFSET_BYTES + text_len;
+    if raw_len as u64 > MAX_CHUNK_BYTES {
+        return Err(Error::invalid(format!(
+            "chunk {coord:?} holds {raw_len} bytes of strings, over {MAX_CHUNK_BYTES}"
+        )));
+    }
+    let mut raw = Vec::with_capacity(raw_len);
+    let mut offset = 0u32;
+    raw.extend_from_slice(&offset.to_le_bytes());
+    for s in chunk {
+        offset += u32::try_from(s.len()).expect("bounded by MAX_CHUNK_BYTES");
+        raw.extend_from_slice(&offset.to_le_bytes());
+    }
+    for s in chunk {
+        raw.extend_from_slice(s.as_bytes());
+    }
+    let valid_count = chunk.iter().filter(|s| !s.is_empty()).count() as u64;
+    let mut stored = Vec::new();
+    if valid_count > 0 {
+        encode_block(&raw, settings.codec, None, &mut worker.scratch, &mut stored)?;
+    }
+    Ok(EncodedChunk {
+        coord: coord.to_vec(),
+        stored,
+        raw_len_bytes: raw.len() as u64,
+        checksum: checksum(&raw),
+        encoding: BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes: None },
+        is_fill: valid_count == 0,
+        stats: ChunkStats { valid_count, ..ChunkStats::default() },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_refuses_bad_offsets_and_bad_utf8() {
+        let good = [0u32, 1, 3].iter().flat_map(|o| o.to_le_bytes()).chain(*b"abc").collect::<Vec<u8>>();
+        assert_eq!(parse(&good, 2).unwrap(), ["a", "bc"]);
+        let backwards = [0u32, 2, 1].iter().flat_map(|o| o.to_le_bytes()).chain(*b"x").collect::<Vec<u8>>();
+        assert!(parse(&backwards, 2).is_err());
+        let bad_utf8 = [0u32, 1].iter().flat_map(|o| o.to_le_bytes()).chain([0xff]).collect::<Vec<u8>>();
+        assert!(parse(&bad_utf8, 1).is_err());
+    }
+}

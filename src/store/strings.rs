@@ -1,0 +1,71 @@
+//! Reads and writes of string arrays through [`ArrayHandle`].
+
+use ndarray::{ArrayD, ArrayView, Dimension, IxDyn};
+
+use super::array::ArrayHandle;
+use super::config::ReadOptions;
+use crate::engine::{ArrayCtx, read_strings, write_strings};
+use crate::error::{Error, Result};
+use crate::meta::{DType, checked_product};
+
+fn is_string(dtype: DType) -> bool {
+    dtype == DType::String
+}
+
+impl ArrayHandle {
+    /// Reads the box `start .. start + shape` of a string array. Never-written elements
+    /// read as the empty string.
+    ///
+    /// # Errors
+    /// [`Error::DTypeMismatch`] if the array does not hold strings; otherwise as
+    /// [`ArrayHandle::read_into`].
+    pub fn read_strings(&self, start: &[u64], shape: &[u64]) -> Result<ArrayD<String>> {
+        let len = checked_product(shape)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| Error::invalid(format!("selection {shape:?} does not fit in memory")))?;
+        let mut out = vec![String::new(); len];
+        let state = self.inner.read();
+        let meta = self.checked_meta(&state, start, shape, DType::String, is_string)?;
+        let ctx = ArrayCtx { meta, label: &self.label };
+        let lookup = |coord: &[u64]| state.find_block(meta.id, coord);
+        read_strings(ctx, &lookup, start, shape, &mut out, ReadOptions::default().verify_checksums)?;
+        let dims: Vec<usize> = shape.iter().map(|&n| usize::try_from(n).expect("product fits usize")).collect();
+        Ok(ArrayD::from_shape_vec(IxDyn(&dims), out).expect("length is the product of the shape"))
+    }
+
+    /// Writes strings with the first at `start`. An empty string is the fill value (null).
+    ///
+    /// # Errors
+    /// [`Error::DTypeMismatch`] if the array does not hold strings; [`Error::InvalidArgument`]
+    /// if one chunk's strings exceed 256 MiB; otherwise as [`ArrayHandle::write`].
+    #[allow(clippy::needless_pass_by_value)] // a view is a cheap handle; by value as in ndarray
+    pub fn write_strings<S: AsRef<str> + Sync + Clone, D: Dimension>(
+        &self,
+        start: &[u64],
+        data: ArrayView<'_, S, D>,
+    ) -> Result<()> {
+        let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
+        let data = data.as_standard_layout();
+        let input = data.as_slice().expect("standard layout is contiguous");
+        let mut guard = self.inner.write();
+        self.checked_meta(&guard, start, &shape, DType::String, is_string)?;
+        if shape.contains(&0) {
+            return Ok(());
+        }
+        self.inner.begin_change(&mut guard)?;
+        let meta = self.checked_meta(&guard, start, &shape, DType::String, is_string)?.clone();
+        let ctx = ArrayCtx { meta: &meta, label: &self.label };
+        self.append_blocks(&mut guard, &meta, |lookup, settings, sink| {
+            write_strings(ctx, lookup, start, &shape, input, settings, sink)
+        })
+    }
+
+    /// Appends strings along axis 0; see [`ArrayHandle::append`].
+    ///
+    /// # Errors
+    /// As [`ArrayHandle::append`] and [`ArrayHandle::write_strings`].
+    pub fn append_strings<S: AsRef<str> + Sync + Clone, D: Dimension>(&self, data: ArrayView<'_, S, D>) -> Result<()> {
+        let start = self.grow_for_append(data.shape(), DType::String, is_string)?;
+        self.write_strings(&start, data)
+    }
+}
