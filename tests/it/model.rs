@@ -1,5 +1,5 @@
-//! Property test: random sequences of define / write / read / delete / flush / reopen / codec
-//! changes against a plain in-memory model of dense arrays. Every read must match the model,
+//! Property test: random sequences of define / write / read / delete / resize / append /
+//! flush / reopen / codec changes against a plain in-memory model of dense arrays. Every read must match the model,
 //! and after every flush a freshly opened handle must see exactly the model.
 
 use std::collections::BTreeMap;
@@ -51,6 +51,17 @@ enum Op {
         codec: Option<usize>,
     },
     SetShuffle(usize),
+    /// Resizes array `slot` to extents `1 + raw % 12` (same number of dimensions).
+    Resize {
+        slot: usize,
+        raw: [u64; 3],
+    },
+    /// Appends `1 + rows % 3` rows of values from `seed` along axis 0.
+    Append {
+        slot: usize,
+        rows: u64,
+        seed: i32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -68,8 +79,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Flush),
         2 => Just(Op::Reopen),
         1 => (0..CODECS.len()).prop_map(Op::SetCodec),
-        1 => (slot, proptest::option::of(0..CODECS.len())).prop_map(|(slot, codec)| Op::SetArrayCodec { slot, codec }),
+        1 => (slot.clone(), proptest::option::of(0..CODECS.len())).prop_map(|(slot, codec)| Op::SetArrayCodec { slot, codec }),
         1 => (0..SHUFFLES.len()).prop_map(Op::SetShuffle),
+        2 => (slot.clone(), any::<[u64; 3]>()).prop_map(|(slot, raw)| Op::Resize { slot, raw }),
+        2 => (slot, any::<u64>(), any::<i32>()).prop_map(|(slot, rows, seed)| Op::Append { slot, rows, seed }),
     ]
 }
 
@@ -84,6 +97,47 @@ enum Data {
 struct ModelArray {
     shape: Vec<u64>,
     data: Data,
+    /// The float fill value's bits (unused for int32 arrays, whose fill is -7).
+    fill: u32,
+}
+
+impl ModelArray {
+    /// The array reshaped: values inside both shapes kept, the rest the fill value.
+    fn resized(&self, shape: Vec<u64>) -> Self {
+        let n = shape.iter().product::<u64>() as usize;
+        let common: Vec<u64> = self.shape.iter().zip(&shape).map(|(a, b)| *a.min(b)).collect();
+        let origin = vec![0; shape.len()];
+        let pairs = if common.contains(&0) {
+            Vec::new()
+        } else {
+            box_indices(&self.shape, &origin, &common).into_iter().zip(box_indices(&shape, &origin, &common)).collect()
+        };
+        let data = match &self.data {
+            Data::F32(old) => {
+                let mut new = vec![self.fill_f32(); n];
+                pairs.iter().for_each(|&(from, to)| new[to] = old[from]);
+                Data::F32(new)
+            }
+            Data::I32(old) => {
+                let mut new = vec![-7; n];
+                pairs.iter().for_each(|&(from, to)| new[to] = old[from]);
+                Data::I32(new)
+            }
+        };
+        Self { shape, data, fill: self.fill }
+    }
+
+    fn fill_f32(&self) -> f32 {
+        f32::from_bits(self.fill)
+    }
+
+    /// Values that are neither the fill value (bit for bit) nor NaN.
+    fn valid_count(&self) -> u64 {
+        match &self.data {
+            Data::F32(all) => all.iter().filter(|v| v.to_bits() != self.fill && !v.is_nan()).count() as u64,
+            Data::I32(all) => all.iter().filter(|v| **v != -7).count() as u64,
+        }
+    }
 }
 
 /// The flat C-order indices of the box `pos .. pos + len` in an array of `shape`.
@@ -134,6 +188,9 @@ fn check_all(ds: &Dataset, model: &BTreeMap<String, ModelArray>) -> Result<(), T
     for (name, array) in model {
         prop_assert_eq!(&ds.array_meta(name).unwrap().shape, &array.shape);
         check_box(ds, name, array, &vec![0; array.shape.len()], &array.shape)?;
+        let stats = ds.array_stats(name).unwrap();
+        prop_assert_eq!(stats.count, array.valid_count(), "stats of {}", name);
+        prop_assert_eq!(stats.count + stats.null_count, array.shape.iter().product::<u64>());
     }
     Ok(())
 }
@@ -159,10 +216,10 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
                 let shape: Vec<u64> = dims.iter().map(|d| d.0).collect();
                 let chunks: Vec<u64> = dims.iter().map(|d| d.1).collect();
                 let n = shape.iter().product::<u64>() as usize;
+                let fill = if *nan_fill { f32::NAN } else { 0.25 };
                 let (spec, data) = if *int {
                     (ArraySpec::new(DType::Int32, shape.clone()).fill_value(-7), Data::I32(vec![-7; n]))
                 } else {
-                    let fill = if *nan_fill { f32::NAN } else { 0.25 };
                     (ArraySpec::new(DType::Float32, shape.clone()).fill_value(fill), Data::F32(vec![fill; n]))
                 };
                 let result = ds.define_array(name, spec.chunk_shape(chunks));
@@ -170,7 +227,7 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
                     prop_assert!(matches!(result, Err(Error::AlreadyExists { .. })), "{:?}", result);
                 } else {
                     result.unwrap();
-                    model.insert(name.to_string(), ModelArray { shape, data });
+                    model.insert(name.to_string(), ModelArray { shape, data, fill: fill.to_bits() });
                 }
             }
             Op::Write { slot, pos, len, seed } => {
@@ -255,6 +312,42 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
                 prop_assert_eq!(result.is_ok(), model.contains_key(name), "{:?}", result);
             }
             Op::SetShuffle(i) => store.set_shuffle(SHUFFLES[*i]).unwrap(),
+            Op::Resize { slot, raw } => {
+                let name = SLOTS[*slot];
+                let Some(array) = model.get_mut(name) else {
+                    let result = ds.resize_array(name, &[1]);
+                    prop_assert!(matches!(result, Err(Error::NotFound { .. })), "{:?}", result);
+                    continue;
+                };
+                let shape: Vec<u64> = array.shape.iter().zip(raw).map(|(_, r)| 1 + r % 12).collect();
+                ds.resize_array(name, &shape).unwrap();
+                *array = array.resized(shape);
+            }
+            Op::Append { slot, rows, seed } => {
+                let name = SLOTS[*slot];
+                let Some(array) = model.get_mut(name) else { continue };
+                let mut extent = array.shape.clone();
+                extent[0] = 1 + rows % 3;
+                let mut grown = array.shape.clone();
+                grown[0] += extent[0];
+                let mut start = vec![0; extent.len()];
+                start[0] = array.shape[0];
+                *array = array.resized(grown);
+                let indices = box_indices(&array.shape, &start, &extent);
+                let dims = IxDyn(&to_usize(&extent));
+                match &mut array.data {
+                    Data::F32(all) => {
+                        let values: Vec<f32> = (0..indices.len()).map(|k| *seed as f32 - k as f32).collect();
+                        ds.append_array(name, ArrayD::from_shape_vec(dims, values.clone()).unwrap().view()).unwrap();
+                        indices.iter().zip(values).for_each(|(&i, v)| all[i] = v);
+                    }
+                    Data::I32(all) => {
+                        let values: Vec<i32> = (0..indices.len()).map(|k| seed.wrapping_sub(k as i32)).collect();
+                        ds.append_array(name, ArrayD::from_shape_vec(dims, values.clone()).unwrap().view()).unwrap();
+                        indices.iter().zip(values).for_each(|(&i, v)| all[i] = v);
+                    }
+                }
+            }
         }
     }
     check_all(&ds, &model)?;
