@@ -1,14 +1,34 @@
-//! The engine's own rayon pool. Reads and writes run while their caller holds the store's
-//! state lock; on the global pool, a caller's other rayon tasks blocked on that lock could
-//! occupy every worker and starve the engine's jobs (a deadlock). A private pool runs only
-//! engine jobs, which never take the state lock.
+//! The engine's own rayon pool, and [`run`], the one way onto it. Reads and writes run while
+//! their caller holds the store's state lock; on the global pool, a caller's other rayon
+//! tasks blocked on that lock could occupy every worker and starve the engine's jobs (a
+//! deadlock). A private pool runs only engine jobs, which never take the state lock.
 
 use std::sync::OnceLock;
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
+/// Runs `op` on the engine's pool and waits for it. On a thread of another rayon pool (a
+/// caller's own rayon task), `install` would let the thread run that pool's other tasks
+/// while it waits; one of them taking the state lock this call's caller holds (a reader
+/// behind a queued writer, or a writer) would deadlock. Such a thread hands the wait to a
+/// plain thread, whose wait blocks without running anything.
+pub(crate) fn run<R: Send>(op: impl FnOnce() -> R + Send) -> R {
+    let pool = pool();
+    if rayon::current_thread_index().is_none() || pool.current_thread_index().is_some() {
+        return pool.install(op);
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(|| pool.install(op)).join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+/// Threads of the engine's pool.
+pub(crate) fn threads() -> usize {
+    pool().current_num_threads()
+}
+
 /// The pool, built on first use with one thread per core (`RAYON_NUM_THREADS` overrides).
-pub(crate) fn pool() -> &'static ThreadPool {
+fn pool() -> &'static ThreadPool {
     static POOL: OnceLock<ThreadPool> = OnceLock::new();
     POOL.get_or_init(|| {
         ThreadPoolBuilder::new()

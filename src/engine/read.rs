@@ -1,67 +1,243 @@
 //! The read path: plan, then decode every touched block on the pool straight into the
-//! caller's buffer.
+//! caller's buffer. A request fills one or more equal "slots" of the output, each with an
+//! array's box placed somewhere inside it and the fill value around it, or with the fill
+//! value alone ([`read_slots`]); reading one box into a buffer of its own shape
+//! ([`read_region`]) is the one-slot case. All slots' chunk and fill operations run as one
+//! parallel loop.
+
+use std::borrow::Cow;
 
 use rayon::prelude::*;
 
 use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with};
 use super::out::SharedOut;
-use super::plan::plan;
-use super::pool::pool;
+use super::plan::{ChunkOp, plan};
+use super::pool::run;
 use super::region::{Place, for_each_row, is_contiguous, offset_bytes, to_usize};
 use crate::error::Result;
 
+/// Gives a chunk's current block, or `None` for a chunk never written (read as the fill
+/// value).
+pub(crate) type Lookup<'l, 'a> = dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync + 'l;
+
 /// Reads the box `start .. start + shape` of an array into `out`, a C-order buffer of
-/// `shape` elements. `lookup` gives a chunk's current block, or `None` for a chunk never
-/// written (read as the fill value). The caller has checked bounds and `out`'s length.
-pub(crate) fn read_region<'a>(
+/// `shape` elements. The caller has checked bounds and `out`'s length.
+pub(crate) fn read_region(
     ctx: ArrayCtx<'_>,
-    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    lookup: &Lookup<'_, '_>,
     start: &[u64],
     shape: &[u64],
     out: &mut [u8],
     verify: bool,
 ) -> Result<()> {
-    let meta = ctx.meta;
-    let elem_bytes = meta.dtype.size_bytes();
-    let chunk_shape = &meta.chunk_shape[..];
-    let chunk_len = to_usize(meta.chunk_bytes());
-    let fill = meta.fill_bytes();
-    let ops = plan(chunk_shape, start, shape);
-    let out = SharedOut::new(out);
-    pool().install(|| {
-        ops.par_iter().try_for_each_init(Worker::default, |worker, op| {
-            let dst = Place { shape, start: &op.in_selection };
-            let block = lookup(&op.coord);
-            // A whole chunk landing on one contiguous range of the output decodes in place.
-            if let Some(block) = block
-                && op.covers_chunk(chunk_shape)
-                && is_contiguous(shape, &op.region)
-            {
-                let offset = offset_bytes(shape, &op.in_selection, elem_bytes);
-                // SAFETY: the plan gives each output element to one op; this range is op's box.
-                let target = unsafe { out.slice_mut(offset, chunk_len) };
-                return decode_chunk(ctx, block, worker, target, verify);
+    let at = vec![0; shape.len()];
+    let slot = Slot::Read(SlotRead { ctx, lookup, start, shape, at: &at });
+    read_slots(std::slice::from_ref(&slot), shape, ctx.meta.dtype.size_bytes(), out, verify)
+}
+
+/// What one slot of a [`read_slots`] output holds.
+#[derive(Clone, Copy)]
+pub(crate) enum Slot<'r, 'a> {
+    /// Every element is this one (its bytes).
+    Fill(&'r [u8]),
+    /// A box of an array; the slot's elements outside it are the array's fill value.
+    Read(SlotRead<'r, 'a>),
+}
+
+/// The box `start .. start + shape` of an array, placed in its slot at `at`. The caller has
+/// checked the box lies inside the array (elements beyond the array's extent are never
+/// read), and it must lie inside the slot.
+#[derive(Clone, Copy)]
+pub(crate) struct SlotRead<'r, 'a> {
+    pub ctx: ArrayCtx<'r>,
+    pub lookup: &'r Lookup<'r, 'a>,
+    pub start: &'r [u64],
+    pub shape: &'r [u64],
+    pub at: &'r [u64],
+}
+
+/// One unit of work on the pool, inside the slot starting at byte `base` of the output.
+struct Op<'s, 'a> {
+    base: usize,
+    /// The element written where no block gives one.
+    fill: &'s [u8],
+    kind: OpKind<'s, 'a>,
+}
+
+enum OpKind<'s, 'a> {
+    /// A chunk of a slot's box; its `in_selection` is relative to the slot, not the box.
+    Chunk(&'s SlotRead<'s, 'a>, ChunkOp),
+    /// A box of the slot (start, extent) that no array box covers.
+    Fill(Vec<u64>, Vec<u64>),
+}
+
+/// Reads into `out`, which holds `slots.len()` C-order buffers ("slots") of `slot_shape`
+/// elements of `elem_bytes` bytes, one after the other: slot `i` as `slots[i]` says.
+///
+/// Every output element belongs to exactly one op: the slots are disjoint ranges of `out`;
+/// inside a slot the plan partitions the box and [`outside`] partitions the rest. That is
+/// what makes the writes through [`SharedOut`] sound.
+///
+/// # Panics
+/// If `out` has the wrong length, or a box does not fit its slot or has the wrong number of
+/// dimensions or element size (caller bugs).
+pub(crate) fn read_slots(
+    slots: &[Slot<'_, '_>],
+    slot_shape: &[u64],
+    elem_bytes: usize,
+    out: &mut [u8],
+    verify: bool,
+) -> Result<()> {
+    let ndim = slot_shape.len();
+    let slot_bytes = slot_shape.iter().map(|&n| to_usize(n)).product::<usize>() * elem_bytes;
+    assert_eq!(Some(out.len()), slot_bytes.checked_mul(slots.len()), "the output holds every slot");
+    let fills: Vec<Cow<'_, [u8]>> = slots
+        .iter()
+        .map(|slot| match slot {
+            Slot::Fill(fill) => Cow::Borrowed(*fill),
+            Slot::Read(read) => Cow::Owned(read.ctx.meta.fill_bytes()),
+        })
+        .collect();
+    let mut ops = Vec::new();
+    for (index, (slot, fill)) in slots.iter().zip(&fills).enumerate() {
+        let (base, fill) = (index * slot_bytes, &fill[..]);
+        assert_eq!(fill.len(), elem_bytes, "a slot's fill value is one element");
+        let read = match slot {
+            Slot::Fill(_) => {
+                ops.push(Op { base, fill, kind: OpKind::Fill(vec![0; ndim], slot_shape.to_vec()) });
+                continue;
             }
-            let src = Place { shape: chunk_shape, start: &op.in_chunk };
-            if let Some(block) = block {
-                let mut chunk = std::mem::take(&mut worker.chunk);
-                chunk.resize(chunk_len, 0);
-                let decoded = decode_chunk(ctx, block, worker, &mut chunk, verify);
-                if decoded.is_ok() {
-                    for_each_row(src, dst, &op.region, elem_bytes, |s, d, n| {
-                        // SAFETY: each row of op's box in the output belongs to op alone.
-                        unsafe { out.slice_mut(d, n) }.copy_from_slice(&chunk[s..s + n]);
-                    });
-                }
-                worker.chunk = chunk;
-                decoded
-            } else {
-                for_each_row(src, dst, &op.region, elem_bytes, |_, d, n| {
-                    // SAFETY: as above.
-                    fill_with(unsafe { out.slice_mut(d, n) }, &fill);
+            Slot::Read(read) => read,
+        };
+        let meta = read.ctx.meta;
+        assert!(
+            [read.start.len(), read.shape.len(), read.at.len(), meta.shape.len()].iter().all(|&n| n == ndim)
+                && (0..ndim).all(|d| read.at[d] + read.shape[d] <= slot_shape[d]),
+            "box {:?} at {:?} must fit a slot of {slot_shape:?}",
+            read.shape,
+            read.at
+        );
+        for mut op in plan(&meta.chunk_shape, read.start, read.shape) {
+            op.in_selection.iter_mut().zip(read.at).for_each(|(i, a)| *i += a);
+            ops.push(Op { base, fill, kind: OpKind::Chunk(read, op) });
+        }
+        let around = outside(slot_shape, read.at, read.shape);
+        ops.extend(around.into_iter().map(|(start, region)| Op { base, fill, kind: OpKind::Fill(start, region) }));
+    }
+    let out = SharedOut::new(out);
+    run(|| {
+        ops.par_iter().try_for_each_init(Worker::default, |worker, op| match &op.kind {
+            OpKind::Chunk(read, chunk_op) => read_chunk(read, chunk_op, op, slot_shape, &out, worker, verify),
+            OpKind::Fill(start, region) => {
+                let dst = Place { shape: slot_shape, start };
+                for_each_row(dst, dst, region, elem_bytes, |_, d, n| {
+                    // SAFETY: this box of this slot belongs to this op alone (see above).
+                    fill_with(unsafe { out.slice_mut(op.base + d, n) }, op.fill);
                 });
                 Ok(())
             }
         })
     })
+}
+
+/// Reads one chunk op of a slot's box into its place in the slot.
+fn read_chunk(
+    read: &SlotRead<'_, '_>,
+    chunk_op: &ChunkOp,
+    op: &Op<'_, '_>,
+    slot_shape: &[u64],
+    out: &SharedOut<'_>,
+    worker: &mut Worker,
+    verify: bool,
+) -> Result<()> {
+    let meta = read.ctx.meta;
+    let elem_bytes = meta.dtype.size_bytes();
+    let chunk_shape = &meta.chunk_shape[..];
+    let chunk_len = to_usize(meta.chunk_bytes());
+    let dst = Place { shape: slot_shape, start: &chunk_op.in_selection };
+    let block = (read.lookup)(&chunk_op.coord);
+    // A whole chunk landing on one contiguous range of the slot decodes in place.
+    if let Some(block) = block
+        && chunk_op.covers_chunk(chunk_shape)
+        && is_contiguous(slot_shape, &chunk_op.region)
+    {
+        let offset = op.base + offset_bytes(slot_shape, &chunk_op.in_selection, elem_bytes);
+        // SAFETY: each output element belongs to one op (see `read_slots`); this range is op's box.
+        let target = unsafe { out.slice_mut(offset, chunk_len) };
+        return decode_chunk(read.ctx, block, worker, target, verify);
+    }
+    let src = Place { shape: chunk_shape, start: &chunk_op.in_chunk };
+    if let Some(block) = block {
+        let mut chunk = std::mem::take(&mut worker.chunk);
+        chunk.resize(chunk_len, 0);
+        let decoded = decode_chunk(read.ctx, block, worker, &mut chunk, verify);
+        if decoded.is_ok() {
+            for_each_row(src, dst, &chunk_op.region, elem_bytes, |s, d, n| {
+                // SAFETY: each row of op's box in the output belongs to op alone.
+                unsafe { out.slice_mut(op.base + d, n) }.copy_from_slice(&chunk[s..s + n]);
+            });
+        }
+        worker.chunk = chunk;
+        decoded
+    } else {
+        for_each_row(src, dst, &chunk_op.region, elem_bytes, |_, d, n| {
+            // SAFETY: as above.
+            fill_with(unsafe { out.slice_mut(op.base + d, n) }, op.fill);
+        });
+        Ok(())
+    }
+}
+
+/// The part of a buffer of `shape` outside the box `at .. at + region`, as disjoint
+/// non-empty boxes (start, extent). Box `d` holds the elements inside the box along every
+/// dimension before `d` and before or after it along `d`, so an element outside falls in
+/// the box of the first dimension where it is outside.
+fn outside(shape: &[u64], at: &[u64], region: &[u64]) -> Vec<(Vec<u64>, Vec<u64>)> {
+    let ndim = shape.len();
+    let mut boxes = Vec::new();
+    for d in 0..ndim {
+        for (lo, hi) in [(0, at[d]), (at[d] + region[d], shape[d])] {
+            let start: Vec<u64> = at[..d].iter().copied().chain([lo]).chain(vec![0; ndim - d - 1]).collect();
+            let extent: Vec<u64> =
+                region[..d].iter().copied().chain([hi - lo]).chain(shape[d + 1..].to_vec()).collect();
+            if !extent.contains(&0) {
+                boxes.push((start, extent));
+            }
+        }
+    }
+    boxes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn box_and_outside_cover_every_element_once(
+            dims in proptest::collection::vec((0u64..5, 0u64..5, 0u64..5), 0..4)
+        ) {
+            // Buffer extent shape[d] = at[d] + region[d] + tail[d].
+            let at: Vec<u64> = dims.iter().map(|d| d.0).collect();
+            let region: Vec<u64> = dims.iter().map(|d| d.1).collect();
+            let shape: Vec<u64> = dims.iter().map(|d| d.0 + d.1 + d.2).collect();
+            let mut boxes = outside(&shape, &at, &region);
+            boxes.push((at.clone(), region.clone()));
+            let total: u64 = shape.iter().product();
+            for flat in 0..total {
+                let mut idx = vec![0; shape.len()];
+                let mut rem = flat;
+                for d in (0..shape.len()).rev() {
+                    idx[d] = rem % shape[d];
+                    rem /= shape[d];
+                }
+                let holders = boxes
+                    .iter()
+                    .filter(|(s, e)| (0..shape.len()).all(|d| s[d] <= idx[d] && idx[d] < s[d] + e[d]))
+                    .count();
+                prop_assert_eq!(holders, 1, "element {:?}", idx);
+            }
+        }
+    }
 }

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 
 use super::block::{ArrayCtx, BlockRef, Worker, corrupt_chunk, decode_stored};
 use super::plan::{ChunkOp, plan};
-use super::pool::pool;
+use super::pool;
 use super::region::{Place, for_each_row, to_usize};
 use super::trim::keep_extent;
 use super::write::{EncodedChunk, WriteSettings, encode_batched};
@@ -32,7 +32,7 @@ pub(crate) fn read_strings<'a>(
 ) -> Result<()> {
     let ops = plan(&ctx.meta.chunk_shape, start, shape);
     for batch in ops.chunks(READ_BATCH) {
-        let decoded: Vec<Vec<String>> = pool().install(|| {
+        let decoded: Vec<Vec<String>> = pool::run(|| {
             batch
                 .par_iter()
                 .map_init(Worker::default, |worker, op| chunk_strings(ctx, lookup, &op.coord, worker, verify))
@@ -87,7 +87,7 @@ pub(crate) fn trim_string_chunks<'a>(
     sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
 ) -> Result<()> {
     let chunk_shape = &ctx.meta.chunk_shape[..];
-    let trim = |worker: &mut Worker, coord: &Box<[u64]>| {
+    let trim = |worker: &mut Worker, coord: &[u64]| {
         let old = chunk_strings(ctx, lookup, coord, worker, true)?;
         let mut chunk = vec![String::new(); old.len()];
         let keep = keep_extent(coord, chunk_shape, new_shape);
@@ -96,7 +96,7 @@ pub(crate) fn trim_string_chunks<'a>(
         for_each_row(at, at, &keep, 1, |s, d, n| chunk[d..d + n].clone_from_slice(&old[s..s + n]));
         encode_strings(coord, &chunk, settings, worker)
     };
-    encode_batched(coords, estimated_chunk_bytes(ctx), trim, sink)
+    encode_batched(coords, estimated_chunk_bytes(ctx), |worker, coord| trim(worker, coord), sink)
 }
 
 /// For batching only: string chunks are counted at 16 bytes per element.

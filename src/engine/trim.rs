@@ -30,7 +30,7 @@ pub(crate) fn trim_chunks<'a>(
     let meta = ctx.meta;
     let chunk_shape = &meta.chunk_shape[..];
     let chunk_len = to_usize(meta.chunk_bytes());
-    let trim = |worker: &mut Worker, coord: &Box<[u64]>| {
+    let trim = |worker: &mut Worker, coord: &[u64]| {
         let keep = keep_extent(coord, chunk_shape, new_shape);
         let mut chunk = vec![0u8; chunk_len];
         fill_with(&mut chunk, &meta.fill_bytes());
@@ -45,5 +45,5 @@ pub(crate) fn trim_chunks<'a>(
         }
         encode_raw(meta, coord, &chunk, settings, worker)
     };
-    encode_batched(coords, meta.chunk_bytes(), trim, sink)
+    encode_batched(coords, meta.chunk_bytes(), |worker, coord| trim(worker, coord), sink)
 }

@@ -5,7 +5,7 @@ use rayon::prelude::*;
 
 use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with};
 use super::plan::{ChunkOp, plan};
-use super::pool::pool;
+use super::pool;
 use super::region::{Place, copy_region, is_contiguous, offset_bytes, to_usize};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::Result;
@@ -64,10 +64,10 @@ pub(crate) fn encode_batched<I: Sync>(
     sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
 ) -> Result<()> {
     // At least one chunk per thread, so large chunks still encode in parallel.
-    let threads = pool().current_num_threads() as u64;
+    let threads = pool::threads() as u64;
     let batch_len = (BATCH_RAW_BYTES / chunk_bytes.max(1)).max(threads);
     for batch in items.chunks(to_usize(batch_len)) {
-        let encoded: Vec<EncodedChunk> = pool().install(|| {
+        let encoded: Vec<EncodedChunk> = pool::run(|| {
             batch.par_iter().map_init(Worker::default, |worker, item| encode(worker, item)).collect::<Result<_>>()
         })?;
         for chunk in encoded {

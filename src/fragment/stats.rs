@@ -205,9 +205,9 @@ mod tests {
         let scan = scan(&raw, DType::Float32, &0.0f32.to_le_bytes());
         assert!(!scan.all_fill);
         assert_eq!(scan.stats.valid_count, 3);
-        assert_eq!(f64::from_bits(scan.stats.min_bits), -2.0);
-        assert_eq!(f64::from_bits(scan.stats.max_bits), 4.0);
-        assert_eq!(f64::from_bits(scan.stats.sum_bits), 3.5);
+        assert_eq!(scan.stats.min_bits, (-2.0f64).to_bits());
+        assert_eq!(scan.stats.max_bits, 4.0f64.to_bits());
+        assert_eq!(scan.stats.sum_bits, 3.5f64.to_bits());
     }
 
     #[test]
@@ -222,7 +222,7 @@ mod tests {
     fn signed_minimum_keeps_its_sign() {
         let raw: Vec<u8> = [-5i16, 7, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
         let scan = scan(&raw, DType::Int16, &0i16.to_le_bytes());
-        assert_eq!(scan.stats.min_bits as i64, -5);
+        assert_eq!(scan.stats.min_bits, (-5i64).cast_unsigned());
         assert_eq!(scan.stats.max_bits, 7);
     }
 }

@@ -7,8 +7,8 @@ use super::snapshot::Snapshot;
 use crate::error::{EntityKind, Error, Result};
 use crate::io;
 use crate::meta::{
-    self, MetaCompression, MetaDecodeError, MetaFormat, StoreMeta, decode_meta, encode_meta, meta_file_name,
-    parse_meta_file_name,
+    self, FragmentMeta, MetaCompression, MetaDecodeError, MetaFormat, StoreMeta, decode_meta, encode_meta,
+    meta_file_name, parse_meta_file_name,
 };
 
 /// Folder of fragment files inside a store.
@@ -32,9 +32,32 @@ pub(crate) struct Loaded {
 /// [`Error::NotFound`] when `dir` holds no metadata file; [`Error::Corrupt`] or
 /// [`Error::UnsupportedVersion`] when any metadata file present does not decode.
 pub(crate) fn load(dir: &Path) -> Result<Loaded> {
-    let (meta, encoding) = read_newest_meta(dir)?;
-    let snapshot = Snapshot::load(&dir.join(DATA_DIR), &meta.fragments)?;
-    Ok(Loaded { meta, encoding, snapshot })
+    let mut attempt = 1;
+    loop {
+        let (meta, encoding) = read_newest_meta(dir)?;
+        match Snapshot::load(&dir.join(DATA_DIR), &meta.fragments) {
+            Ok(snapshot) => return Ok(Loaded { meta, encoding, snapshot }),
+            // A compaction committed after the metadata was read and removed the fragments
+            // it listed: load the newer commit instead.
+            Err(e)
+                if is_not_found(&e)
+                    && attempt < LOAD_ATTEMPTS
+                    && newest_generation(dir).is_ok_and(|g| g != meta.generation) =>
+            {
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How often [`load`] and [`read_newest_meta`] start over when a file they were about to
+/// read was removed by a writer's newer commit meanwhile. Each retry needs another commit
+/// to land during the previous attempt, so a few suffice.
+const LOAD_ATTEMPTS: u32 = 8;
+
+fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// The generation of the newest commit on disk (cheaper than [`load`]: no fragments).
@@ -46,7 +69,20 @@ pub(crate) fn newest_generation(dir: &Path) -> Result<u64> {
 /// after a crash during a format change; the higher generation is the newer commit. A file
 /// that does not decode is an error even when another one does: it may be the newer commit
 /// (from a newer build, or damaged), and silently opening the older one would roll back.
+///
+/// A listed file that is gone when it is read was removed by a writer after committing a
+/// newer file under another name (a format change): the listing starts over.
 fn read_newest_meta(dir: &Path) -> Result<(StoreMeta, (MetaFormat, MetaCompression))> {
+    let mut attempt = 1;
+    loop {
+        match read_newest_meta_once(dir) {
+            Err(e) if is_not_found(&e) && attempt < LOAD_ATTEMPTS => attempt += 1,
+            result => return result,
+        }
+    }
+}
+
+fn read_newest_meta_once(dir: &Path) -> Result<(StoreMeta, (MetaFormat, MetaCompression))> {
     if !io::is_dir(dir) {
         return Err(Error::not_found(EntityKind::Store, dir.display().to_string()));
     }
@@ -90,6 +126,18 @@ fn remove_other_meta_files(dir: &Path, keep: &str) -> Result<()> {
     }
     if removed {
         io::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Removes the fragment files a compaction replaced. Called after the commit that no longer
+/// lists them, while holding the writer lock; readers that mapped them keep their maps.
+pub(crate) fn remove_fragments(data_dir: &Path, fragments: &[FragmentMeta]) -> Result<()> {
+    for fragment in fragments {
+        io::remove_file(&data_dir.join(&fragment.name))?;
+    }
+    if !fragments.is_empty() {
+        io::sync_dir(data_dir)?;
     }
     Ok(())
 }

@@ -18,6 +18,8 @@ pub(crate) struct Snapshot {
     fragments: Vec<FragmentReader>,
     /// array id -> chunk -> (index into `fragments`, entry).
     blocks: HashMap<u64, ChunkIndex<(usize, BlockEntry)>>,
+    /// Entries in all fragments, superseded ones and those of deleted arrays included.
+    entry_count: u64,
 }
 
 impl Snapshot {
@@ -41,6 +43,7 @@ impl Snapshot {
     pub(crate) fn insert_fragment(&mut self, reader: FragmentReader, entries: Vec<BlockEntry>) {
         let slot = self.fragments.len();
         self.fragments.push(reader);
+        self.entry_count += entries.len() as u64;
         for entry in entries {
             self.blocks.entry(entry.array_id).or_default().insert(entry.coord.clone(), (slot, entry));
         }
@@ -49,6 +52,17 @@ impl Snapshot {
     /// Every committed block of `array_id` (the newest per chunk).
     pub(crate) fn entries_of(&self, array_id: u64) -> impl Iterator<Item = &BlockEntry> {
         self.blocks.get(&array_id).into_iter().flat_map(|chunks| chunks.values().map(|(_, entry)| entry))
+    }
+
+    /// Every committed block of `array_id` (the newest per chunk) with the fragment holding it.
+    pub(crate) fn blocks_of(&self, array_id: u64) -> impl Iterator<Item = (&FragmentReader, &BlockEntry)> {
+        let chunks = self.blocks.get(&array_id).into_iter().flat_map(HashMap::values);
+        chunks.map(|(slot, entry)| (&self.fragments[*slot], entry))
+    }
+
+    /// Entries in all committed fragments, dead ones included.
+    pub(crate) fn entry_count(&self) -> u64 {
+        self.entry_count
     }
 
     /// The committed block of `array_id` at `coord`, if any.

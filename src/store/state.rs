@@ -91,17 +91,34 @@ impl Inner {
     /// Commits this handle's changes (docs/FORMAT.md, "Commit protocol") and releases the
     /// writer lock. Without changes it does nothing.
     pub(crate) fn flush(&self) -> Result<()> {
-        let mut guard = self.write();
-        let state = &mut *guard;
+        self.commit(&mut self.write(), FragmentChange::Append)
+    }
+
+    /// Commits the session in `state` (docs/FORMAT.md, "Commit protocol") and releases the
+    /// writer lock; without a session it does nothing. With [`FragmentChange::Replace`] the
+    /// session's fragment (or none) becomes the only committed fragment, and the files of the
+    /// fragments it replaces are removed after the commit point, before the lock is released.
+    ///
+    /// An error before the commit point leaves `state` and the session as they were, so the
+    /// commit can be retried; an error after it (making the rename durable, removing files)
+    /// comes with the handle already on the new commit and the session gone.
+    pub(crate) fn commit(&self, state: &mut State, change: FragmentChange) -> Result<()> {
         let Some(session) = &state.session else { return Ok(()) };
         let mut next = state.meta.clone();
         next.generation += 1;
-        // Refresh the persisted stats of every array this session changed.
-        for array in next.datasets.values_mut().flat_map(|ds| ds.arrays.values_mut()) {
-            if session.changed_array(array.id) {
-                array.stats = Some(state.array_stats(array));
+        let replaced = match change {
+            FragmentChange::Append => {
+                // Refresh the persisted stats of every array this session changed.
+                for array in next.datasets.values_mut().flat_map(|ds| ds.arrays.values_mut()) {
+                    if session.changed_array(array.id) {
+                        array.stats = Some(state.array_stats(array));
+                    }
+                }
+                Vec::new()
             }
-        }
+            // Compaction copies blocks with their stats: no array's stats change.
+            FragmentChange::Replace => std::mem::take(&mut next.fragments),
+        };
         let session = state.session.as_mut().expect("checked above");
         // The finished fragment is mapped and checked before the commit names it, so once
         // the metadata is renamed nothing can fail and this handle's view matches the disk.
@@ -119,12 +136,28 @@ impl Inner {
         // Committed: the new metadata is in place, so this handle's view moves to it even if
         // making the rename durable fails below (that error is still returned).
         state.meta = next;
-        state.session = None;
+        // Kept until the end: only a writer-lock holder removes files from the store.
+        let session = state.session.take();
+        if change == FragmentChange::Replace {
+            state.committed = Snapshot::default();
+        }
         if let Some((reader, entries)) = new_fragment {
             state.committed.insert_fragment(reader, entries);
         }
-        disk::settle_meta(&self.dir, state.encoding)
+        let settled = disk::settle_meta(&self.dir, state.encoding)
+            .and_then(|()| disk::remove_fragments(&self.data_dir(), &replaced));
+        drop(session);
+        settled
     }
+}
+
+/// How a commit's fragment joins the committed ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FragmentChange {
+    /// Listed after the committed fragments (a flush).
+    Append,
+    /// Replaces every committed fragment (compaction: the fragment holds every live block).
+    Replace,
 }
 
 impl State {

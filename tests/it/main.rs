@@ -12,6 +12,7 @@
     clippy::case_sensitive_file_extension_comparisons
 )]
 
+mod across;
 mod api;
 mod commit;
 mod compat;
@@ -20,6 +21,7 @@ mod crash;
 mod datamodel;
 mod errors;
 mod layering;
+mod lifecycle;
 mod model;
 mod roundtrip;
 mod util;

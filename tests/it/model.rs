@@ -115,12 +115,16 @@ impl ModelArray {
         let data = match &self.data {
             Data::F32(old) => {
                 let mut new = vec![self.fill_f32(); n];
-                pairs.iter().for_each(|&(from, to)| new[to] = old[from]);
+                for &(from, to) in &pairs {
+                    new[to] = old[from];
+                }
                 Data::F32(new)
             }
             Data::I32(old) => {
                 let mut new = vec![-7; n];
-                pairs.iter().for_each(|&(from, to)| new[to] = old[from]);
+                for &(from, to) in &pairs {
+                    new[to] = old[from];
+                }
                 Data::I32(new)
             }
         };

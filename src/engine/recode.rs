@@ -1,0 +1,155 @@
+//! Recompression: each block is decoded with the codec and filter that wrote it, checked
+//! against its checksum, and encoded again with other settings. The raw bytes do not change,
+//! so neither do the checksum and statistics the block's entry carries.
+
+use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk};
+use super::region::to_usize;
+use super::write::{EncodedChunk, WriteSettings, encode_batched};
+use crate::codec::{BlockEncoding, CodecId, encode_block};
+use crate::error::{Error, Result};
+use crate::fragment::BlockEntry;
+use crate::meta::MAX_CHUNK_BYTES;
+
+/// Re-encodes `blocks` (blocks of one array) with `settings`, in parallel batches that bound
+/// memory; the re-encoded blocks go to `sink` in the order of `blocks`. A fill entry stays a
+/// fill entry (it has no bytes to re-encode).
+///
+/// # Errors
+/// [`Error::Corrupt`] or [`Error::ChecksumMismatch`] for a block that does not decode to the
+/// bytes it was written from; what `sink` returns. Blocks already given to `sink` stay there.
+pub(crate) fn recode_blocks(
+    ctx: ArrayCtx<'_>,
+    blocks: &[BlockRef<'_>],
+    settings: WriteSettings,
+    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+) -> Result<()> {
+    // Batches are sized by the largest raw chunk: string chunks have no fixed size.
+    let chunk_bytes = blocks.iter().map(|b| entry_of(*b).raw_len_bytes).max().unwrap_or(0).max(ctx.meta.chunk_bytes());
+    encode_batched(blocks, chunk_bytes, |worker, block| recode(ctx, *block, settings, worker), sink)
+}
+
+/// Decodes one block (always verified) and encodes its raw bytes with `settings`.
+fn recode(
+    ctx: ArrayCtx<'_>,
+    block: BlockRef<'_>,
+    settings: WriteSettings,
+    worker: &mut Worker,
+) -> Result<EncodedChunk> {
+    let entry = entry_of(block);
+    let elem_bytes = ctx.meta.dtype.size_bytes();
+    let shuffle_elem_bytes = (settings.shuffle && elem_bytes > 1).then_some(elem_bytes);
+    let encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
+    let mut stored = Vec::new();
+    if !entry.is_fill {
+        let mut raw = std::mem::take(&mut worker.chunk);
+        raw.resize(raw_len(ctx, block)?, 0);
+        let recoded = decode_chunk(ctx, block, worker, &mut raw, true)
+            .and_then(|()| encode_block(&raw, settings.codec, shuffle_elem_bytes, &mut worker.scratch, &mut stored));
+        worker.chunk = raw;
+        recoded?;
+    }
+    Ok(EncodedChunk {
+        coord: entry.coord.to_vec(),
+        stored,
+        raw_len_bytes: entry.raw_len_bytes,
+        checksum: entry.checksum,
+        encoding,
+        is_fill: entry.is_fill,
+        stats: entry.stats,
+    })
+}
+
+/// Bytes of the block's raw chunk: the array's chunk bytes for fixed-size dtypes (the decode
+/// checks the entry agrees), else the entry's own length, bounded before it sizes a buffer.
+fn raw_len(ctx: ArrayCtx<'_>, block: BlockRef<'_>) -> Result<usize> {
+    if ctx.meta.dtype.size_bytes() > 0 {
+        return Ok(to_usize(ctx.meta.chunk_bytes()));
+    }
+    let entry = entry_of(block);
+    if entry.raw_len_bytes > MAX_CHUNK_BYTES {
+        let path = match block {
+            BlockRef::Committed { reader, .. } => reader.path(),
+            BlockRef::Pending { reader, .. } => reader.path(),
+        };
+        let detail = format!(
+            "array {} chunk {:?}: block holds {} raw bytes, over the limit of {MAX_CHUNK_BYTES}",
+            ctx.label, entry.coord, entry.raw_len_bytes
+        );
+        return Err(Error::corrupt(path, detail));
+    }
+    Ok(to_usize(entry.raw_len_bytes))
+}
+
+fn entry_of(block: BlockRef<'_>) -> &BlockEntry {
+    match block {
+        BlockRef::Committed { entry, .. } | BlockRef::Pending { entry, .. } => entry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Scratch, decode_block};
+    use crate::fragment::{ChunkStats, EncodedBlock, FragmentReader, FragmentWriter, checksum};
+    use crate::meta::{ArrayMeta, Attributes, Codec, DType, Scalar};
+
+    #[test]
+    fn recoded_blocks_decode_to_the_same_bytes_and_keep_checksum_and_stats() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.frag");
+        let meta = ArrayMeta {
+            id: 4,
+            dtype: DType::Float32,
+            shape: vec![64],
+            chunk_shape: vec![16],
+            dims: vec![String::new()],
+            fill_value: Scalar::Int(0),
+            codec: None,
+            shuffle: None,
+            attributes: Attributes::new(),
+            stats: None,
+        };
+        let raw: Vec<u8> = (0..16).flat_map(|i| (i as f32 * 1.5).to_le_bytes()).collect();
+        let stats = ChunkStats { valid_count: 15, min_bits: 1, max_bits: 2, sum_bits: 3 };
+        let mut writer = FragmentWriter::create(path.clone()).unwrap();
+        let mut entries = Vec::new();
+        for (c, codec) in [Codec::Zstd { level: 3 }, Codec::Lz4, Codec::None].into_iter().enumerate() {
+            let mut stored = Vec::new();
+            encode_block(&raw, codec, Some(4), &mut Scratch::default(), &mut stored).unwrap();
+            entries.push(
+                writer
+                    .append_block(&EncodedBlock {
+                        array_id: 4,
+                        coord: &[c as u64],
+                        stored: &stored,
+                        raw_len_bytes: raw.len() as u64,
+                        checksum: checksum(&raw),
+                        encoding: BlockEncoding { codec: CodecId::of(codec), shuffle_elem_bytes: Some(4) },
+                        is_fill: false,
+                        stats,
+                    })
+                    .unwrap(),
+            );
+        }
+        let len = writer.finish(&entries).unwrap();
+        let (reader, entries) = FragmentReader::open(&path, len).unwrap();
+        let blocks: Vec<BlockRef<'_>> =
+            entries.iter().map(|entry| BlockRef::Committed { reader: &reader, entry }).collect();
+        let mut out = Vec::new();
+        let settings = WriteSettings { codec: Codec::Lz4, shuffle: false };
+        recode_blocks(ArrayCtx { meta: &meta, label: "d/a" }, &blocks, settings, &mut |chunk| {
+            out.push(chunk);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out.len(), 3);
+        for (c, chunk) in out.iter().enumerate() {
+            assert_eq!(chunk.coord, [c as u64]);
+            assert_eq!((chunk.checksum, chunk.stats, chunk.is_fill), (checksum(&raw), stats, false));
+            assert_eq!(chunk.encoding, BlockEncoding { codec: CodecId::Lz4, shuffle_elem_bytes: None });
+            let mut back = vec![0; raw.len()];
+            decode_block(&chunk.stored, chunk.encoding, &mut Scratch::default(), &mut back).unwrap();
+            assert_eq!(back, raw);
+        }
+    }
+}

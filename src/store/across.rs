@@ -1,0 +1,220 @@
+//! Reading one array across many datasets ([`Atlas::read_array_across`] and its stacked
+//! forms): the workload of many small datasets (e.g. ocean profiles) sharing array names.
+//! One snapshot, one parallel engine request for all datasets.
+
+use ndarray::{ArrayD, IxDyn};
+
+use super::Atlas;
+use super::config::{Element, ReadOptions};
+use super::state::State;
+use crate::engine::{ArrayCtx, Slot, SlotRead, read_slots};
+use crate::error::{EntityKind, Error, Result};
+use crate::meta::{ArrayMeta, checked_product};
+
+impl Atlas {
+    /// Reads the box `start .. start + shape` of the array named `array` in each of
+    /// `datasets`, one array of `shape` per dataset, in the order given.
+    ///
+    /// Same as splitting [`read_array_across_stacked`](Atlas::read_array_across_stacked);
+    /// the rules for missing and shorter arrays are given there.
+    ///
+    /// # Errors
+    /// As [`Atlas::read_array_across_stacked_into`].
+    pub fn read_array_across<T: Element>(
+        &self,
+        array: &str,
+        datasets: &[&str],
+        start: &[u64],
+        shape: &[u64],
+    ) -> Result<Vec<ArrayD<T>>> {
+        let stacked = self.read_array_across_stacked::<T>(array, datasets, start, shape)?;
+        Ok(stacked.outer_iter().map(|one| one.to_owned()).collect())
+    }
+
+    /// Reads the box `start .. start + shape` of the array named `array` in each of
+    /// `datasets` into one new array of shape `(datasets.len(), *shape)`: row `i` is
+    /// `datasets[i]`'s box.
+    ///
+    /// The rules for missing and shorter arrays are those of
+    /// [`read_array_across_stacked_into`](Atlas::read_array_across_stacked_into).
+    ///
+    /// # Errors
+    /// As [`Atlas::read_array_across_stacked_into`], except that no output length can be
+    /// wrong; [`Error::InvalidArgument`] if the result does not fit in memory.
+    pub fn read_array_across_stacked<T: Element>(
+        &self,
+        array: &str,
+        datasets: &[&str],
+        start: &[u64],
+        shape: &[u64],
+    ) -> Result<ArrayD<T>> {
+        let state = self.inner.read();
+        let request = Request::check::<T>(&state, array, datasets, start, shape)?;
+        let mut out = vec![T::default(); request.total_elems];
+        request.run(&state, start, shape, &mut out)?;
+        let dims: Vec<usize> = std::iter::once(datasets.len())
+            .chain(shape.iter().map(|&n| usize::try_from(n).expect("checked: the selection fits usize")))
+            .collect();
+        Ok(ArrayD::from_shape_vec(IxDyn(&dims), out).expect("length is the product of the shape"))
+    }
+
+    /// Reads the box `start .. start + shape` of the array named `array` in each of
+    /// `datasets` into `out`, which holds `datasets.len()` times `shape`'s elements: C
+    /// order, dataset-major (dataset `i`'s box first element at `i * product(shape)`).
+    ///
+    /// - Every dataset named must exist. The array must exist in at least one of them, and
+    ///   wherever it exists have the same dtype (which `T` must match) and the same number of
+    ///   dimensions, which `start` and `shape` must have. Its extents and chunk shapes may
+    ///   differ between datasets.
+    /// - Where a dataset has no array of that name, its slot reads as the fill value of the
+    ///   array in the first dataset listed that has it.
+    /// - Where a dataset's array is shorter than `start + shape` along some dimension, the
+    ///   elements beyond its extent read as that array's own fill value; a box entirely
+    ///   outside it reads as that fill value throughout. No selection is out of bounds.
+    /// - Chunks never written read as the fill value, as in [`ArrayHandle::read`].
+    /// - All datasets are read from one snapshot (the call holds the handle's state lock
+    ///   throughout), including this handle's uncommitted writes; checksums are verified.
+    /// - The datasets are read in parallel on the engine's pool; calling this from the
+    ///   caller's own rayon tasks is fine.
+    ///
+    /// [`ArrayHandle::read`]: crate::ArrayHandle::read
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if a dataset does not exist, or none of them has the array;
+    /// [`Error::DTypeMismatch`] if `T` is not the array's dtype or the dtypes differ between
+    /// datasets; [`Error::ShapeMismatch`] if the arrays' numbers of dimensions differ,
+    /// `start`/`shape` have another, or `out` has the wrong length;
+    /// [`Error::InvalidArgument`] if `start + shape` overflows;
+    /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] if a block on disk is damaged (the
+    /// contents of `out` are then unspecified).
+    pub fn read_array_across_stacked_into<T: Element>(
+        &self,
+        array: &str,
+        datasets: &[&str],
+        start: &[u64],
+        shape: &[u64],
+        out: &mut [T],
+    ) -> Result<()> {
+        let state = self.inner.read();
+        let request = Request::check::<T>(&state, array, datasets, start, shape)?;
+        if out.len() != request.total_elems {
+            let expected = std::iter::once(datasets.len() as u64).chain(shape.iter().copied()).collect();
+            return Err(Error::ShapeMismatch { array: array.to_string(), expected, found: vec![out.len() as u64] });
+        }
+        request.run(&state, start, shape, out)
+    }
+}
+
+/// A checked request: the array's schema in each dataset.
+struct Request<'s> {
+    /// Per dataset: `dataset/array` and the schema, `None` where the array is missing.
+    arrays: Vec<(String, Option<&'s ArrayMeta>)>,
+    /// The schema in the first dataset that has the array.
+    first: &'s ArrayMeta,
+    /// Elements of the whole output.
+    total_elems: usize,
+}
+
+impl<'s> Request<'s> {
+    /// Checks a request against `state` (see `read_array_across_stacked_into` for the rules).
+    fn check<T: Element>(
+        state: &'s State,
+        array: &str,
+        datasets: &[&str],
+        start: &[u64],
+        shape: &[u64],
+    ) -> Result<Self> {
+        let mut arrays = Vec::with_capacity(datasets.len());
+        for &dataset in datasets {
+            arrays.push((format!("{dataset}/{array}"), state.dataset(dataset)?.arrays.get(array)));
+        }
+        let mut found = arrays.iter().filter_map(|(label, meta)| meta.map(|meta| (label, meta)));
+        let Some((first_label, first)) = found.next() else {
+            return Err(Error::not_found(EntityKind::Array, array));
+        };
+        if !T::matches(first.dtype) {
+            return Err(Error::DTypeMismatch {
+                array: first_label.clone(),
+                expected: first.dtype.to_string(),
+                found: T::DTYPE.to_string(),
+            });
+        }
+        let ndim = first.shape.len();
+        for (label, meta) in found {
+            if meta.dtype != first.dtype {
+                return Err(Error::DTypeMismatch {
+                    array: label.clone(),
+                    expected: meta.dtype.to_string(),
+                    found: first.dtype.to_string(),
+                });
+            }
+            if meta.shape.len() != ndim {
+                return Err(Error::ShapeMismatch {
+                    array: label.clone(),
+                    expected: first.shape.clone(),
+                    found: meta.shape.clone(),
+                });
+            }
+        }
+        if start.len() != ndim || shape.len() != ndim {
+            let found = if start.len() == ndim { shape } else { start };
+            return Err(Error::ShapeMismatch {
+                array: first_label.clone(),
+                expected: first.shape.clone(),
+                found: found.to_vec(),
+            });
+        }
+        if start.iter().zip(shape).any(|(s, n)| s.checked_add(*n).is_none()) {
+            return Err(Error::invalid(format!("start {start:?} + shape {shape:?} overflows")));
+        }
+        let total_elems = checked_product(shape)
+            .and_then(|n| usize::try_from(n).ok())
+            .and_then(|n| n.checked_mul(datasets.len()))
+            .filter(|n| n.checked_mul(first.dtype.size_bytes()).is_some())
+            .ok_or_else(|| {
+                Error::invalid(format!("{} selections of {shape:?} do not fit in memory", datasets.len()))
+            })?;
+        Ok(Self { arrays, first, total_elems })
+    }
+
+    /// Reads every dataset's box into its slot of `out` (checked to hold them all).
+    fn run<T: Element>(&self, state: &State, start: &[u64], shape: &[u64], out: &mut [T]) -> Result<()> {
+        let at = vec![0; shape.len()];
+        // Each box clipped to its array's extent; it lands at its slot's origin either way.
+        let clipped: Vec<Vec<u64>> = self
+            .arrays
+            .iter()
+            .map(|(_, meta)| {
+                let extent = meta.map_or(&[][..], |m| &m.shape[..]);
+                extent
+                    .iter()
+                    .zip(start.iter().zip(shape))
+                    .map(|(&e, (&s, &n))| (s + n).min(e).saturating_sub(s))
+                    .collect()
+            })
+            .collect();
+        let lookups: Vec<_> = self
+            .arrays
+            .iter()
+            .map(|(_, meta)| {
+                let id = meta.map(|m| m.id);
+                move |coord: &[u64]| id.and_then(|id| state.find_block(id, coord))
+            })
+            .collect();
+        let missing_fill = self.first.fill_bytes();
+        let slots: Vec<Slot<'_, '_>> = self
+            .arrays
+            .iter()
+            .zip(clipped.iter().zip(&lookups))
+            .map(|((label, meta), (clipped, lookup))| match meta {
+                Some(meta) => {
+                    Slot::Read(SlotRead { ctx: ArrayCtx { meta, label }, lookup, start, shape: clipped, at: &at })
+                }
+                None => Slot::Fill(&missing_fill),
+            })
+            .collect();
+        let elem_bytes = self.first.dtype.size_bytes();
+        let verify = ReadOptions::default().verify_checksums;
+        T::read_via_bytes(out, |bytes| read_slots(&slots, shape, elem_bytes, bytes, verify))
+    }
+}

@@ -1,0 +1,268 @@
+//! Lifecycle operations on a whole store: compaction, recompression, and changing the
+//! metadata file's encoding. Each is a change like any other: it takes the writer lock
+//! (`Inner::begin_change`) and is committed by the commit protocol of docs/FORMAT.md.
+
+use super::Atlas;
+use super::pending::{PendingFragment, append_chunk};
+use super::state::{FragmentChange, Inner, State, find_block};
+use crate::codec::{BlockEncoding, CodecId};
+use crate::engine::{ArrayCtx, BlockRef, WriteSettings, recode_blocks};
+use crate::error::{Error, Result};
+use crate::fragment::{BlockEntry, EncodedBlock, FragmentReader};
+use crate::io;
+use crate::meta::{ArrayMeta, Codec, MetaCompression, MetaFormat, Shuffle, StoreMeta};
+
+/// What [`Atlas::compact`] did. Byte counts are of the committed fragment files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct CompactReport {
+    /// Fragment files the store had before.
+    pub fragments_before: u64,
+    /// Fragment files it has after: 1, or 0 when no block is left.
+    pub fragments_after: u64,
+    /// Bytes of the fragment files before.
+    pub before_bytes: u64,
+    /// Bytes of the fragment files after.
+    pub after_bytes: u64,
+    /// Blocks copied to the new fragment: the current block of every written chunk of every
+    /// array.
+    pub blocks_kept: u64,
+    /// Index entries left behind: blocks superseded by newer ones, blocks of deleted arrays
+    /// and datasets, and entries of chunks holding only the fill value (which need none).
+    pub blocks_dropped: u64,
+}
+
+impl Atlas {
+    /// Rewrites the store's live blocks into one new fragment and removes the old fragment
+    /// files, reclaiming the space of superseded blocks and of deleted arrays and datasets.
+    ///
+    /// Pending changes of this handle are committed first, as their own commit; compaction
+    /// is a second one. Blocks are copied as stored (no decoding or re-encoding; checksums,
+    /// codecs and statistics stay), ordered by array name, then dataset, then chunk, so the
+    /// arrays of one name in different datasets sit together. Chunks that hold only the fill
+    /// value lose their entry: they read as the fill value either way. A store with nothing
+    /// to drop is left as it is.
+    ///
+    /// Other handles keep reading the commit they opened (their fragments stay mapped) until
+    /// they refresh or start a change.
+    ///
+    /// # Errors
+    /// As [`Atlas::flush`] (committing the pending changes), then [`Error::Locked`] when
+    /// another handle took the writer lock meanwhile, or [`Error::Io`]. An error before the
+    /// compaction's commit point leaves the store as it was (with the pending changes
+    /// committed if that step succeeded) and this handle holding no lock. An error making
+    /// the commit durable or removing the old files comes after the commit point: the store
+    /// is compacted, and leftover files are removed when the next writer starts.
+    pub fn compact(&self) -> Result<CompactReport> {
+        let mut guard = self.inner.write();
+        let state = &mut *guard;
+        self.inner.commit(state, FragmentChange::Append)?;
+        self.inner.begin_change(state)?;
+        let arrays = arrays_by_name(&state.meta);
+        let blocks_kept: u64 = arrays
+            .iter()
+            .map(|(_, _, id)| state.committed.blocks_of(*id).filter(|(_, e)| !e.is_fill).count() as u64)
+            .sum();
+        let fragments_before = state.meta.fragments.len() as u64;
+        let before_bytes = state.meta.fragments.iter().map(|f| f.len_bytes).sum();
+        let mut report = CompactReport {
+            fragments_before,
+            fragments_after: fragments_before,
+            before_bytes,
+            after_bytes: before_bytes,
+            blocks_kept,
+            blocks_dropped: state.committed.entry_count() - blocks_kept,
+        };
+        if fragments_before == 0 || (fragments_before == 1 && report.blocks_dropped == 0) {
+            state.session = None; // Nothing to gain: no commit, and the writer lock goes.
+            return Ok(report);
+        }
+        let copied = copy_live_blocks(&self.inner, state, &arrays);
+        if let Err(e) = copied.and_then(|()| self.inner.commit(state, FragmentChange::Replace)) {
+            // A session left means no commit was made.
+            abandon(&self.inner, state);
+            return Err(e);
+        }
+        report.fragments_after = state.meta.fragments.len() as u64;
+        report.after_bytes = state.meta.fragments.iter().map(|f| f.len_bytes).sum();
+        Ok(report)
+    }
+
+    /// Re-encodes every block of every array with `codec` and `shuffle`, and makes them the
+    /// store's defaults for new blocks (clearing the arrays' own codec and shuffle settings).
+    ///
+    /// Each block is decoded with the codec that wrote it and verified against its checksum
+    /// first; its checksum (of the raw bytes) and statistics do not change. Chunks holding
+    /// only the fill value have no bytes and stay as they are, and so do blocks already
+    /// encoded this way (except zstd ones, whose level is not recorded). The re-encoded
+    /// blocks go to this handle's pending fragment like a write's and are committed by the
+    /// next flush; the old ones become dead until [`Atlas::compact`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a zstd level zstd does not support; [`Error::Locked`];
+    /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] for a damaged block (nothing is then
+    /// changed); [`Error::Io`].
+    pub fn recompress(&self, codec: Codec, shuffle: Shuffle) -> Result<()> {
+        codec.check().map_err(Error::invalid)?;
+        let mut guard = self.inner.write();
+        let state = &mut *guard;
+        self.inner.begin_change(state)?;
+        let mut written = Vec::new();
+        for (dataset, name, _) in arrays_by_name(&state.meta) {
+            let meta = state.array(&dataset, &name)?.clone();
+            let settings = WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes()) };
+            written.extend(recode_array(&self.inner, state, &format!("{dataset}/{name}"), &meta, settings)?);
+        }
+        record(state, written);
+        state.meta.codec = codec;
+        state.meta.shuffle = shuffle;
+        for array in state.meta.datasets.values_mut().flat_map(|ds| ds.arrays.values_mut()) {
+            array.codec = None;
+            array.shuffle = None;
+        }
+        Ok(())
+    }
+
+    /// Re-encodes every block of one array with `codec` and `shuffle`, and gives the array
+    /// these as its own settings for new blocks. Otherwise as [`Atlas::recompress`].
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if there is no such array; otherwise as [`Atlas::recompress`].
+    pub fn recompress_array(&self, dataset: &str, array: &str, codec: Codec, shuffle: Shuffle) -> Result<()> {
+        codec.check().map_err(Error::invalid)?;
+        let mut guard = self.inner.write();
+        let state = &mut *guard;
+        // Refused before taking the writer lock, and again on the newest commit it loads.
+        state.array(dataset, array)?;
+        self.inner.begin_change(state)?;
+        let meta = state.array(dataset, array)?.clone();
+        let settings = WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes()) };
+        let written = recode_array(&self.inner, state, &format!("{dataset}/{array}"), &meta, settings)?;
+        record(state, written);
+        let meta = state.array_mut(dataset, array)?;
+        meta.codec = Some(codec);
+        meta.shuffle = Some(shuffle);
+        Ok(())
+    }
+
+    /// Changes how the metadata file is encoded. The next flush writes the new file (e.g.
+    /// `atlas.msgpack.zst`) and, after that commit point, removes the old one; `open` finds
+    /// the store by whichever is there. If a crash leaves both, the one of the higher
+    /// generation, the newer commit, wins. The change is pending until the next flush, like
+    /// any other, even if nothing else changes.
+    ///
+    /// # Errors
+    /// [`Error::Locked`].
+    pub fn set_meta_format(&self, format: MetaFormat, compression: MetaCompression) -> Result<()> {
+        let mut state = self.inner.write();
+        self.inner.begin_change(&mut state)?;
+        state.encoding = (format, compression);
+        Ok(())
+    }
+}
+
+/// Every array as (dataset, name, id), ordered by name, then dataset.
+fn arrays_by_name(meta: &StoreMeta) -> Vec<(String, String, u64)> {
+    let mut arrays: Vec<(String, String, u64)> = meta
+        .datasets
+        .iter()
+        .flat_map(|(ds, d)| d.arrays.iter().map(move |(name, a)| (ds.clone(), name.clone(), a.id)))
+        .collect();
+    arrays.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+    arrays
+}
+
+/// Copies the current committed block of every chunk of `arrays` (but fill entries) into the
+/// session's fragment, in the order given and then by chunk, streaming from the maps.
+fn copy_live_blocks(inner: &Inner, state: &mut State, arrays: &[(String, String, u64)]) -> Result<()> {
+    let generation = state.meta.generation + 1;
+    let data_dir = inner.data_dir();
+    let State { session, committed, .. } = state;
+    let session = session.as_mut().expect("begin_change starts a session");
+    let mut entries = Vec::new();
+    for (_, _, id) in arrays {
+        let mut blocks: Vec<(&FragmentReader, &BlockEntry)> =
+            committed.blocks_of(*id).filter(|(_, e)| !e.is_fill).collect();
+        if blocks.is_empty() {
+            continue;
+        }
+        blocks.sort_unstable_by(|a, b| a.1.coord.cmp(&b.1.coord));
+        let PendingFragment { writer, .. } = session.fragment(&data_dir, generation)?;
+        for (reader, entry) in blocks {
+            entries.push(writer.append_block(&EncodedBlock {
+                array_id: *id,
+                coord: &entry.coord,
+                stored: reader.block_bytes(entry),
+                raw_len_bytes: entry.raw_len_bytes,
+                checksum: entry.checksum,
+                encoding: entry.encoding,
+                is_fill: false,
+                stats: entry.stats,
+            })?);
+        }
+    }
+    record(state, entries);
+    Ok(())
+}
+
+/// Drops a compaction that did not commit: its session (and with it the writer lock) and
+/// its fragment file. Does nothing once the commit consumed the session.
+fn abandon(inner: &Inner, state: &mut State) {
+    let Some(session) = state.session.take() else { return };
+    if let Some(fragment) = &session.fragment
+        && let Err(e) = io::remove_file(&inner.data_dir().join(&fragment.name))
+    {
+        // Left as an orphan, which the next writer removes when it starts.
+        log::warn!("atlas: cannot remove the fragment of a failed compaction: {e}");
+    }
+}
+
+/// Re-encodes the current blocks of one array into the session's fragment and returns their
+/// entries, not yet recorded (so a failure leaves the handle's view unchanged).
+fn recode_array(
+    inner: &Inner,
+    state: &mut State,
+    label: &str,
+    meta: &ArrayMeta,
+    settings: WriteSettings,
+) -> Result<Vec<BlockEntry>> {
+    let elem_bytes = meta.dtype.size_bytes();
+    let target = BlockEncoding {
+        codec: CodecId::of(settings.codec),
+        shuffle_elem_bytes: (settings.shuffle && elem_bytes > 1).then_some(elem_bytes),
+    };
+    // A fill entry has no bytes. Re-encoding with lz4 or none gives the same bytes again;
+    // a zstd block's level is not recorded, so zstd blocks are always re-encoded.
+    let keep = |e: &BlockEntry| e.is_fill || (e.encoding == target && !matches!(settings.codec, Codec::Zstd { .. }));
+    let mut coords: Vec<Box<[u64]>> =
+        state.live_entries(meta.id).into_iter().filter(|e| !keep(e)).map(|e| e.coord.clone()).collect();
+    if coords.is_empty() {
+        return Ok(Vec::new());
+    }
+    coords.sort_unstable();
+    let generation = state.meta.generation + 1;
+    let data_dir = inner.data_dir();
+    let State { session, committed, .. } = state;
+    let session = session.as_mut().expect("begin_change starts a session");
+    let PendingFragment { writer, blocks, .. } = session.fragment(&data_dir, generation)?;
+    let blocks = &*blocks;
+    let refs: Vec<BlockRef<'_>> = coords
+        .iter()
+        .map(|coord| find_block(Some(blocks), committed, meta.id, coord).expect("a live entry's block"))
+        .collect();
+    let mut written = Vec::with_capacity(refs.len());
+    recode_blocks(ArrayCtx { meta, label }, &refs, settings, &mut |chunk| {
+        written.push(append_chunk(writer, meta.id, &chunk)?);
+        Ok(())
+    })?;
+    Ok(written)
+}
+
+/// Records blocks appended to the session's fragment, so this handle's reads see them.
+fn record(state: &mut State, entries: Vec<BlockEntry>) {
+    if entries.is_empty() {
+        return;
+    }
+    let session = state.session.as_mut().expect("blocks are appended within a session");
+    session.fragment.as_mut().expect("blocks were appended to it").blocks.insert(entries);
+}
