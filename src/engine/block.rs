@@ -118,8 +118,12 @@ pub(crate) fn decode_stored(
 
 /// Fills `out` with repeated copies of one element's bytes.
 pub(crate) fn fill_with(out: &mut [u8], element: &[u8]) {
-    if element.iter().all(|&b| b == element[0]) {
-        out.fill(element[0]);
+    if let Some(&first) = element.first()
+        && element.iter().all(|&b| b == first)
+    {
+        out.fill(first);
+    } else if element.is_empty() {
+        out.fill(0);
     } else {
         for dst in out.chunks_exact_mut(element.len()) {
             dst.copy_from_slice(element);

@@ -2,12 +2,11 @@
 //! against its checksum, and encoded again with other settings. The raw bytes do not change,
 //! so neither do the checksum and statistics the block's entry carries.
 
-use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk};
+use super::block::{ArrayCtx, BlockRef, Worker, corrupt_chunk, decode_chunk};
 use super::region::to_usize;
 use super::write::{EncodedChunk, WriteSettings, encode_batched};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
-use crate::error::{Error, Result};
-use crate::fragment::BlockEntry;
+use crate::error::Result;
 use crate::meta::MAX_CHUNK_BYTES;
 
 /// Re-encodes `blocks` (blocks of one array) with `settings`, in parallel batches that bound
@@ -24,7 +23,7 @@ pub(crate) fn recode_blocks(
     sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
 ) -> Result<()> {
     // Batches are sized by the largest raw chunk: string chunks have no fixed size.
-    let chunk_bytes = blocks.iter().map(|b| entry_of(*b).raw_len_bytes).max().unwrap_or(0).max(ctx.meta.chunk_bytes());
+    let chunk_bytes = blocks.iter().map(|b| b.entry().raw_len_bytes).max().unwrap_or(0).max(ctx.meta.chunk_bytes());
     encode_batched(blocks, chunk_bytes, |worker, block| recode(ctx, *block, settings, worker), sink)
 }
 
@@ -35,7 +34,7 @@ fn recode(
     settings: WriteSettings,
     worker: &mut Worker,
 ) -> Result<EncodedChunk> {
-    let entry = entry_of(block);
+    let entry = block.entry();
     let elem_bytes = ctx.meta.dtype.size_bytes();
     let shuffle_elem_bytes = (settings.shuffle && elem_bytes > 1).then_some(elem_bytes);
     let encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
@@ -65,25 +64,12 @@ fn raw_len(ctx: ArrayCtx<'_>, block: BlockRef<'_>) -> Result<usize> {
     if ctx.meta.dtype.size_bytes() > 0 {
         return Ok(to_usize(ctx.meta.chunk_bytes()));
     }
-    let entry = entry_of(block);
-    if entry.raw_len_bytes > MAX_CHUNK_BYTES {
-        let path = match block {
-            BlockRef::Committed { reader, .. } => reader.path(),
-            BlockRef::Pending { reader, .. } => reader.path(),
-        };
-        let detail = format!(
-            "array {} chunk {:?}: block holds {} raw bytes, over the limit of {MAX_CHUNK_BYTES}",
-            ctx.label, entry.coord, entry.raw_len_bytes
-        );
-        return Err(Error::corrupt(path, detail));
+    let raw_len_bytes = block.entry().raw_len_bytes;
+    if raw_len_bytes > MAX_CHUNK_BYTES {
+        let detail = format!("block holds {raw_len_bytes} raw bytes, over the limit of {MAX_CHUNK_BYTES}");
+        return Err(corrupt_chunk(ctx, block, &detail));
     }
-    Ok(to_usize(entry.raw_len_bytes))
-}
-
-fn entry_of(block: BlockRef<'_>) -> &BlockEntry {
-    match block {
-        BlockRef::Committed { entry, .. } | BlockRef::Pending { entry, .. } => entry,
-    }
+    Ok(to_usize(raw_len_bytes))
 }
 
 #[cfg(test)]

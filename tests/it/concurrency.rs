@@ -335,3 +335,30 @@ fn readers_in_another_process_see_only_whole_commits() {
     assert_eq!(check(&store, &mut last), i64::from(COMMITS));
     assert!(!states.is_empty());
 }
+
+#[test]
+fn writes_and_reads_from_callers_rayon_tasks_do_not_deadlock() {
+    use rayon::prelude::*;
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Int32, [64, 64]).chunk_shape([8, 8])).unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        // Rayon tasks of the caller's (global) pool, half writing rows, half reading.
+        (0..64u32).into_par_iter().for_each(|i| {
+            let row = ndarray::Array2::from_elem((1, 64), i as i32);
+            if i % 2 == 0 {
+                ds.write_array("a", &[u64::from(i), 0], row.view()).unwrap();
+            } else {
+                ds.read_array::<i32>("a", &[0, 0], &[64, 64]).unwrap();
+            }
+        });
+        ds.write_array("a", &[1, 0], ndarray::Array2::from_elem((1, 64), 1).view()).unwrap();
+        done_tx.send(ds).unwrap();
+    });
+    let ds = done_rx.recv_timeout(std::time::Duration::from_secs(120)).expect("no deadlock");
+    worker.join().unwrap();
+    let back = ds.read_array::<i32>("a", &[0, 0], &[2, 1]).unwrap();
+    assert_eq!(back.into_raw_vec_and_offset().0, [0, 1]);
+}
