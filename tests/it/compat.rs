@@ -22,6 +22,14 @@ fn count_values() -> Array1<i64> {
     Array1::from_shape_fn(9, |i| i as i64 * -3)
 }
 
+fn flag_values() -> Array1<bool> {
+    ndarray::arr1(&[true, false, false, true, true])
+}
+
+fn name_values() -> [&'static str; 4] {
+    ["", "\u{00e9}t\u{00e9}", "station 7", "x"]
+}
+
 #[test]
 #[ignore = "writes the v1 fixtures; run by hand once, never to regenerate"]
 fn write_v1_fixtures() {
@@ -55,6 +63,15 @@ fn write_v1_fixtures() {
             )
             .unwrap();
         counts.write(&[0], count_values().view()).unwrap();
+        let flags = ds.define_array("flags", ArraySpec::new(DType::Bool, [5]).chunk_shape([2])).unwrap();
+        flags.write(&[0], flag_values().view()).unwrap();
+        let times = ds.define_array("times", ArraySpec::new(DType::Timestamp, [2])).unwrap();
+        times.write(&[0], ndarray::arr1(&[1_700_000_000_000_000_000i64, -1]).view()).unwrap();
+        let names = ds.define_array("names", ArraySpec::new(DType::String, [4]).chunk_shape([3])).unwrap();
+        names.write_strings(&[0], ndarray::arr1(&name_values()).view()).unwrap();
+        // A chunk of nothing but the fill value: a fill entry with no bytes.
+        let zeros = ds.define_array("zeros", ArraySpec::new(DType::UInt16, [6]).chunk_shape([3])).unwrap();
+        zeros.write(&[0], ndarray::arr1(&[0u16, 0, 0, 1, 2, 3]).view()).unwrap();
         store.flush().unwrap();
         drop(store);
         std::fs::remove_file(path.join("atlas.lock")).unwrap();
@@ -97,7 +114,7 @@ fn v1_fixtures_open_and_read_back_exactly() {
         assert_eq!(store.attrs().get("when").unwrap(), Some(AttrValue::Timestamp(1_700_000_000_123_456_789)));
 
         let ds = store.open_dataset("run42").unwrap();
-        assert_eq!(ds.list_arrays().unwrap(), vec!["counts".to_string(), "temp".to_string()]);
+        assert_eq!(ds.list_arrays().unwrap(), ["counts", "flags", "names", "temp", "times", "zeros"]);
         let Some(AttrValue::List(nested)) = ds.attrs().get("nested").unwrap() else { panic!("nested list lost") };
         assert!(matches!(nested[0], AttrValue::Float(v) if v.is_nan()));
 
@@ -119,5 +136,16 @@ fn v1_fixtures_open_and_read_back_exactly() {
         }
         let counts = ds.read_array::<i64>("counts", &[0], &[9]).unwrap();
         assert_eq!(counts, ArrayD::from_shape_vec(IxDyn(&[9]), count_values().to_vec()).unwrap());
+        assert_eq!(ds.read_array::<bool>("flags", &[0], &[5]).unwrap(), flag_values().into_dyn());
+        let times = ds.read_array::<i64>("times", &[0], &[2]).unwrap();
+        assert_eq!(times.into_raw_vec_and_offset().0, [1_700_000_000_000_000_000i64, -1]);
+        let names = ds.read_strings("names", &[0], &[4]).unwrap().into_raw_vec_and_offset().0;
+        assert_eq!(names, name_values());
+        assert_eq!(ds.read_array::<u16>("zeros", &[0], &[6]).unwrap().into_raw_vec_and_offset().0, [0, 0, 0, 1, 2, 3]);
+        let stats = ds.array_stats("temp").unwrap();
+        assert_eq!((stats.count, stats.null_count), (60, 20));
+        assert_eq!(ds.array_meta("temp").unwrap().stats, Some(stats), "persisted stats");
+        let blocks = ds.block_stats("zeros").unwrap();
+        assert_eq!((blocks[0].count, blocks[1].count), (0, 3));
     }
 }
