@@ -50,8 +50,7 @@ pub use meta::{
     ArrayMeta, ArrayStats, AttrValue, Attributes, BlockStats, Codec, DType, MetaCompression, MetaFormat, Scalar,
     Shuffle,
 };
-pub use store::CompactReport;
 pub use store::{
-    ArrayHandle, ArraySpec, Atlas, Attrs, DEFAULT_CHUNK_BYTES, Dataset, Element, ReadOptions, StoreConfig,
-    default_chunk_shape,
+    ArrayHandle, ArraySpec, Atlas, Attrs, BadBlock, BlockCodec, BlockInfo, CompactReport, DEFAULT_CHUNK_BYTES, Dataset,
+    Element, ReadOptions, StoreConfig, VerifyReport, default_chunk_shape,
 };

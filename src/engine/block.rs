@@ -23,14 +23,19 @@ pub(crate) enum BlockRef<'a> {
     Pending { reader: &'a PendingReader, entry: &'a BlockEntry },
 }
 
-impl BlockRef<'_> {
-    pub(crate) fn entry(&self) -> &BlockEntry {
+impl<'a> BlockRef<'a> {
+    pub(crate) fn entry(&self) -> &'a BlockEntry {
         match self {
             Self::Committed { entry, .. } | Self::Pending { entry, .. } => entry,
         }
     }
 
-    fn path(&self) -> &Path {
+    /// Whether the block is in the fragment this handle is still writing.
+    pub(crate) fn is_pending(&self) -> bool {
+        matches!(self, Self::Pending { .. })
+    }
+
+    pub(crate) fn path(&self) -> &'a Path {
         match self {
             Self::Committed { reader, .. } => reader.path(),
             Self::Pending { reader, .. } => reader.path(),

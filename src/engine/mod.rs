@@ -12,6 +12,7 @@ mod recode;
 mod region;
 mod strings;
 mod trim;
+mod verify;
 mod write;
 
 pub(crate) use block::{ArrayCtx, BlockRef};
@@ -19,4 +20,5 @@ pub(crate) use read::{Slot, SlotRead, read_region, read_slots};
 pub(crate) use recode::recode_blocks;
 pub(crate) use strings::{read_strings, trim_string_chunks, write_strings};
 pub(crate) use trim::{reaches_past, trim_chunks};
+pub(crate) use verify::check_blocks;
 pub(crate) use write::{EncodedChunk, WriteSettings, write_region};

@@ -112,8 +112,18 @@ fn chunk_strings<'a>(
     worker: &mut Worker,
     verify: bool,
 ) -> Result<Vec<String>> {
+    decode_strings(ctx, lookup(coord), worker, verify)
+}
+
+/// The strings of a chunk's block, or empty strings (the fill) for none or a fill entry.
+pub(crate) fn decode_strings(
+    ctx: ArrayCtx<'_>,
+    block: Option<BlockRef<'_>>,
+    worker: &mut Worker,
+    verify: bool,
+) -> Result<Vec<String>> {
     let elems = to_usize(ctx.meta.chunk_elems());
-    let Some(block) = lookup(coord).filter(|b| !b.entry().is_fill) else { return Ok(vec![String::new(); elems]) };
+    let Some(block) = block.filter(|b| !b.entry().is_fill) else { return Ok(vec![String::new(); elems]) };
     let raw_len = block.entry().raw_len_bytes;
     let min_len = (elems as u64 + 1) * OFFSET_BYTES as u64;
     if raw_len < min_len || raw_len > MAX_CHUNK_BYTES {

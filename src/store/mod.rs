@@ -8,6 +8,7 @@ mod attrs;
 mod config;
 mod dataset;
 mod disk;
+mod inspect;
 mod maintenance;
 mod pending;
 mod snapshot;
@@ -21,6 +22,7 @@ pub use array::ArrayHandle;
 pub use attrs::Attrs;
 pub use config::{ArraySpec, DEFAULT_CHUNK_BYTES, Element, ReadOptions, StoreConfig, default_chunk_shape};
 pub use dataset::Dataset;
+pub use inspect::{BadBlock, BlockCodec, BlockInfo, VerifyReport};
 pub use maintenance::CompactReport;
 
 use self::attrs::AttrTarget;

@@ -64,8 +64,9 @@ impl PendingBlocks {
     }
 
     /// Every block this session wrote for `array_id` (the newest per chunk).
-    pub(crate) fn entries_of(&self, array_id: u64) -> impl Iterator<Item = &BlockEntry> {
-        self.index.get(&array_id).into_iter().flat_map(|chunks| chunks.values())
+    pub(crate) fn blocks_of(&self, array_id: u64) -> impl Iterator<Item = BlockRef<'_>> {
+        let entries = self.index.get(&array_id).into_iter().flat_map(|chunks| chunks.values());
+        entries.map(|entry| BlockRef::Pending { reader: &self.reader, entry })
     }
 
     /// Whether this session wrote any block of `array_id`.

@@ -49,11 +49,6 @@ impl Snapshot {
         }
     }
 
-    /// Every committed block of `array_id` (the newest per chunk).
-    pub(crate) fn entries_of(&self, array_id: u64) -> impl Iterator<Item = &BlockEntry> {
-        self.blocks.get(&array_id).into_iter().flat_map(|chunks| chunks.values().map(|(_, entry)| entry))
-    }
-
     /// Every committed block of `array_id` (the newest per chunk) with the fragment holding it.
     pub(crate) fn blocks_of(&self, array_id: u64) -> impl Iterator<Item = (&FragmentReader, &BlockEntry)> {
         let chunks = self.blocks.get(&array_id).into_iter().flat_map(HashMap::values);

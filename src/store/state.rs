@@ -184,12 +184,18 @@ impl State {
     }
 
     /// Every live block of an array: this session's newest per chunk, else the committed one.
-    pub(crate) fn live_entries(&self, array_id: u64) -> Vec<&BlockEntry> {
+    pub(crate) fn live_blocks(&self, array_id: u64) -> Vec<BlockRef<'_>> {
         let pending = self.session.as_ref().and_then(|s| s.fragment.as_ref()).map(|f| &f.blocks);
-        let mut entries: Vec<&BlockEntry> = pending.into_iter().flat_map(|p| p.entries_of(array_id)).collect();
-        let overridden = |e: &&BlockEntry| pending.is_some_and(|p| p.find(array_id, &e.coord).is_some());
-        entries.extend(self.committed.entries_of(array_id).filter(|e| !overridden(e)));
-        entries
+        let mut blocks: Vec<BlockRef<'_>> = pending.into_iter().flat_map(|p| p.blocks_of(array_id)).collect();
+        let overridden = |coord: &[u64]| pending.is_some_and(|p| p.find(array_id, coord).is_some());
+        let committed = self.committed.blocks_of(array_id).map(|(reader, entry)| BlockRef::Committed { reader, entry });
+        blocks.extend(committed.filter(|b| !overridden(&b.entry().coord)));
+        blocks
+    }
+
+    /// The index entries of [`State::live_blocks`].
+    pub(crate) fn live_entries(&self, array_id: u64) -> Vec<&BlockEntry> {
+        self.live_blocks(array_id).into_iter().map(|b| b.entry()).collect()
     }
 
     /// Current statistics of an array: the persisted ones unless this session changed the

@@ -20,6 +20,7 @@ mod concurrency;
 mod crash;
 mod datamodel;
 mod errors;
+mod inspect;
 mod layering;
 mod lifecycle;
 mod model;

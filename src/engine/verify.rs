@@ -1,0 +1,29 @@
+//! Checking blocks: decode each one as a read would and compare its checksum, in parallel,
+//! collecting every failure instead of stopping at the first.
+
+use rayon::prelude::*;
+
+use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk};
+use super::pool;
+use super::region::to_usize;
+use super::strings::decode_strings;
+use crate::error::{Error, Result};
+use crate::meta::DType;
+
+/// Decodes every block of one array and returns, in order, each block's error if any.
+pub(crate) fn check_blocks(ctx: ArrayCtx<'_>, blocks: &[BlockRef<'_>]) -> Vec<Option<Error>> {
+    pool::run(|| {
+        blocks.par_iter().map_init(Worker::default, |worker, block| check(ctx, *block, worker).err()).collect()
+    })
+}
+
+fn check(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<()> {
+    if ctx.meta.dtype == DType::String {
+        return decode_strings(ctx, Some(block), worker, true).map(drop);
+    }
+    let mut chunk = std::mem::take(&mut worker.chunk);
+    chunk.resize(to_usize(ctx.meta.chunk_bytes()), 0);
+    let checked = decode_chunk(ctx, block, worker, &mut chunk, true);
+    worker.chunk = chunk;
+    checked
+}

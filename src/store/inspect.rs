@@ -1,0 +1,163 @@
+//! Looking inside a store: where each block lives and how it is encoded
+//! ([`Atlas::array_blocks`]), and a full check of every block ([`Atlas::verify`]).
+
+use std::path::PathBuf;
+
+use super::Atlas;
+use crate::engine::{ArrayCtx, check_blocks};
+use crate::error::{Error, Result};
+
+/// The codec a block was written with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum BlockCodec {
+    /// Stored as is.
+    None,
+    /// One zstd frame.
+    Zstd,
+    /// One raw LZ4 block.
+    Lz4,
+}
+
+impl BlockCodec {
+    /// The codec's name: `none`, `zstd` or `lz4`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Zstd => "zstd",
+            Self::Lz4 => "lz4",
+        }
+    }
+}
+
+/// One live block of an array, as its index entry describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BlockInfo {
+    /// The chunk's grid coordinate.
+    pub coord: Vec<u64>,
+    /// The codec that wrote the block.
+    pub codec: BlockCodec,
+    /// Whether the byte shuffle ran before the codec.
+    pub shuffled: bool,
+    /// The chunk holds only the fill value and no bytes are stored.
+    pub is_fill: bool,
+    /// Bytes stored in the fragment.
+    pub stored_bytes: u64,
+    /// Bytes of the raw chunk.
+    pub raw_bytes: u64,
+    /// xxh3-64 of the raw chunk.
+    pub checksum: u64,
+    /// The fragment file holding the block.
+    pub path: PathBuf,
+    /// Offset of the block in that file.
+    pub offset_bytes: u64,
+    /// The block is not committed yet (written by this handle since its last flush).
+    pub pending: bool,
+}
+
+/// A block that failed [`Atlas::verify`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BadBlock {
+    /// `dataset/array`.
+    pub array: String,
+    /// The chunk's grid coordinate.
+    pub coord: Vec<u64>,
+    /// The fragment file holding the block.
+    pub path: PathBuf,
+    /// Offset of the block in that file.
+    pub offset_bytes: u64,
+    /// What is wrong: `ChecksumMismatch` or `Corrupt`.
+    pub error: Error,
+}
+
+/// What [`Atlas::verify`] found.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Blocks decoded and checked.
+    pub blocks_checked: u64,
+    /// Every block that failed, in dataset, array, chunk order.
+    pub bad_blocks: Vec<BadBlock>,
+}
+
+impl Atlas {
+    /// Every live block of an array (the newest per chunk), sorted by chunk coordinate.
+    /// Reads only the index, no data.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`].
+    pub fn array_blocks(&self, dataset: &str, array: &str) -> Result<Vec<BlockInfo>> {
+        let state = self.inner.read();
+        let meta = state.array(dataset, array)?;
+        let mut blocks: Vec<BlockInfo> = state
+            .live_blocks(meta.id)
+            .into_iter()
+            .map(|block| {
+                let entry = block.entry();
+                BlockInfo {
+                    coord: entry.coord.to_vec(),
+                    codec: match entry.encoding.codec {
+                        crate::codec::CodecId::None => BlockCodec::None,
+                        crate::codec::CodecId::Zstd => BlockCodec::Zstd,
+                        crate::codec::CodecId::Lz4 => BlockCodec::Lz4,
+                    },
+                    shuffled: entry.encoding.shuffle_elem_bytes.is_some(),
+                    is_fill: entry.is_fill,
+                    stored_bytes: entry.stored_len_bytes,
+                    raw_bytes: entry.raw_len_bytes,
+                    checksum: entry.checksum,
+                    path: block.path().to_path_buf(),
+                    offset_bytes: entry.offset_bytes,
+                    pending: block.is_pending(),
+                }
+            })
+            .collect();
+        blocks.sort_by(|a, b| a.coord.cmp(&b.coord));
+        Ok(blocks)
+    }
+
+    /// Decodes every live block of every array and checks it against its checksum, in
+    /// parallel, collecting every failure. `progress(done, total)` is called as blocks are
+    /// checked.
+    ///
+    /// # Errors
+    /// Only for failures outside the blocks themselves (an I/O error reading a pending
+    /// block is reported per block).
+    pub fn verify(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport> {
+        let state = self.inner.read();
+        let arrays: Vec<(String, &crate::meta::ArrayMeta)> = state
+            .meta
+            .datasets
+            .iter()
+            .flat_map(|(ds, d)| d.arrays.iter().map(move |(name, meta)| (format!("{ds}/{name}"), meta)))
+            .collect();
+        let total: u64 = arrays.iter().map(|(_, meta)| state.live_blocks(meta.id).len() as u64).sum();
+        let mut report = VerifyReport::default();
+        progress(0, total);
+        for (label, meta) in &arrays {
+            let mut blocks = state.live_blocks(meta.id);
+            blocks.sort_by(|a, b| a.entry().coord.cmp(&b.entry().coord));
+            let ctx = ArrayCtx { meta, label };
+            // Checked in groups so progress moves on large arrays too.
+            for group in blocks.chunks(256) {
+                for (block, error) in group.iter().zip(check_blocks(ctx, group)) {
+                    if let Some(error) = error {
+                        report.bad_blocks.push(BadBlock {
+                            array: label.clone(),
+                            coord: block.entry().coord.to_vec(),
+                            path: block.path().to_path_buf(),
+                            offset_bytes: block.entry().offset_bytes,
+                            error,
+                        });
+                    }
+                }
+                report.blocks_checked += group.len() as u64;
+                progress(report.blocks_checked, total);
+            }
+        }
+        Ok(report)
+    }
+}

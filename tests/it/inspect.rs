@@ -1,0 +1,66 @@
+//! Looking inside a store: `array_blocks` describes every live block, `verify` checks every
+//! block and lists each bad one.
+
+use atlas::{ArraySpec, Atlas, BlockCodec, Codec, DType, Error, Shuffle};
+use ndarray::{Array1, arr1};
+
+use crate::util::{self, test_dir};
+
+#[test]
+fn array_blocks_report_codec_shuffle_sizes_location_and_pending_state() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let a = ds.define_array("a", ArraySpec::new(DType::Float32, [12]).chunk_shape([4])).unwrap();
+    a.write(&[0], Array1::from_shape_fn(8, |i| i as f32 + 1.0).view()).unwrap();
+    store.flush().unwrap();
+    a.set_codec(Some(Codec::Lz4)).unwrap();
+    a.set_shuffle(Some(Shuffle::Off)).unwrap();
+    a.write(&[8], Array1::<f32>::zeros(4).view()).unwrap(); // all fill: a fill entry
+
+    let blocks = store.array_blocks("d", "a").unwrap();
+    assert_eq!(blocks.iter().map(|b| b.coord[0]).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!((blocks[0].codec, blocks[0].shuffled, blocks[0].pending), (BlockCodec::Zstd, true, false));
+    assert_eq!((blocks[2].codec, blocks[2].shuffled, blocks[2].pending), (BlockCodec::Lz4, false, true));
+    assert!(blocks[2].is_fill && blocks[2].stored_bytes == 0);
+    assert!(blocks.iter().all(|b| b.raw_bytes == 16));
+    let on_disk = std::fs::read(&blocks[0].path).unwrap();
+    let start = blocks[0].offset_bytes as usize;
+    assert_eq!(&on_disk[start..start + 4], &[0x28, 0xb5, 0x2f, 0xfd], "a zstd frame starts there");
+    assert!(matches!(store.array_blocks("d", "nope"), Err(Error::NotFound { .. })));
+}
+
+#[test]
+fn verify_passes_a_sound_store_and_lists_every_bad_block_with_its_file_and_offset() {
+    let dir = test_dir!();
+    let store = Atlas::create(dir.store(), atlas::StoreConfig { codec: Codec::None, ..Default::default() }).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Int32, [8]).chunk_shape([2])).unwrap();
+    ds.define_array("s", ArraySpec::new(DType::String, [3])).unwrap();
+    ds.write_array("a", &[0], arr1(&[1, 2, 3, 4, 5, 6, 7, 8]).view()).unwrap();
+    ds.write_strings("s", &[0], arr1(&["x", "", "yz"]).view()).unwrap();
+    store.flush().unwrap();
+    let mut calls = Vec::new();
+    let report = store.verify(&mut |done, total| calls.push((done, total))).unwrap();
+    assert_eq!((report.blocks_checked, report.bad_blocks.len()), (5, 0));
+    assert_eq!(calls.last(), Some(&(5, 5)));
+
+    // Damage chunks [1] and [3] of `a` (uncompressed: their raw bytes are on disk as is).
+    let blocks = store.array_blocks("d", "a").unwrap();
+    let mut bytes = std::fs::read(&blocks[1].path).unwrap();
+    for b in [&blocks[1], &blocks[3]] {
+        bytes[b.offset_bytes as usize] ^= 0xff;
+    }
+    std::fs::write(&blocks[1].path, &bytes).unwrap();
+    let report = Atlas::open(dir.store()).unwrap().verify(&mut |_, _| {}).unwrap();
+    assert_eq!(report.blocks_checked, 5);
+    let bad: Vec<(String, Vec<u64>, u64)> =
+        report.bad_blocks.iter().map(|b| (b.array.clone(), b.coord.clone(), b.offset_bytes)).collect();
+    assert_eq!(
+        bad,
+        [("d/a".to_string(), vec![1], blocks[1].offset_bytes), ("d/a".to_string(), vec![3], blocks[3].offset_bytes)]
+    );
+    assert!(
+        report.bad_blocks.iter().all(|b| matches!(b.error, Error::ChecksumMismatch { .. }) && b.path == blocks[1].path)
+    );
+}
