@@ -45,6 +45,13 @@ mod io;
 mod meta;
 mod store;
 
+/// Test support (feature `test-util`): I/O fault injection.
+#[cfg(feature = "test-util")]
+pub mod testing {
+    pub use crate::io::fault::Fault;
+    pub use crate::io::fault::control::{FaultGuard, inject};
+}
+
 pub use error::{EntityKind, Error, Result};
 pub use meta::{
     ArrayMeta, ArrayStats, AttrValue, Attributes, BlockStats, Codec, DType, MetaCompression, MetaFormat, Scalar,

@@ -4,6 +4,7 @@
 //! [`Error::Io`] naming the path and the operation, so callers above never see bare
 //! `std::io::Error`s.
 
+pub(crate) mod fault;
 mod lock;
 mod mmap;
 
@@ -64,6 +65,7 @@ pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
 
 /// Removes a file; one that is already gone is not an error.
 pub(crate) fn remove_file(path: &Path) -> Result<()> {
+    fault::check(path, "remove")?;
     match fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(path, "remove")(e)),
         _ => Ok(()),
@@ -72,6 +74,7 @@ pub(crate) fn remove_file(path: &Path) -> Result<()> {
 
 /// Makes the directory entries of `dir` durable (new, renamed and removed names).
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    fault::check(dir, "fsync directory")?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir, "fsync directory"))
 }
 
@@ -80,12 +83,16 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 /// a torn one. The rename is durable once the caller fsyncs `dir` ([`sync_dir`]).
 pub(crate) fn replace_file(dir: &Path, name: &str, tmp_name: &str, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(tmp_name);
+    fault::check(&tmp, "create")?;
     let mut file =
         OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io_err(&tmp, "create"))?;
+    fault::check_write(&tmp, bytes, |part| file.write_all(part))?;
     file.write_all(bytes).map_err(io_err(&tmp, "write"))?;
+    fault::check(&tmp, "fsync")?;
     file.sync_all().map_err(io_err(&tmp, "fsync"))?;
     drop(file);
     let target = dir.join(name);
+    fault::check(&target, "rename")?;
     fs::rename(&tmp, &target).map_err(io_err(&target, "rename"))
 }
 
@@ -101,6 +108,7 @@ pub(crate) struct AppendFile {
 impl AppendFile {
     /// Creates `path`, failing if it exists.
     pub(crate) fn create_new(path: PathBuf) -> Result<Self> {
+        fault::check(&path, "create")?;
         let file =
             OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io_err(&path, "create"))?;
         Ok(Self { file, path, len_bytes: 0 })
@@ -109,6 +117,7 @@ impl AppendFile {
     /// Appends `bytes`, returning the offset they start at.
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<u64> {
         let offset = self.len_bytes;
+        fault::check_write(&self.path, bytes, |part| self.file.write_all_at(part, offset))?;
         self.file.write_all_at(bytes, offset).map_err(io_err(&self.path, "write"))?;
         self.len_bytes += bytes.len() as u64;
         Ok(offset)
@@ -117,6 +126,7 @@ impl AppendFile {
     /// Cuts the file back to `len_bytes` (dropping a tail written earlier).
     pub(crate) fn truncate(&mut self, len_bytes: u64) -> Result<()> {
         if len_bytes < self.len_bytes {
+            fault::check(&self.path, "truncate")?;
             self.file.set_len(len_bytes).map_err(io_err(&self.path, "truncate"))?;
             self.len_bytes = len_bytes;
         }
@@ -137,6 +147,7 @@ impl AppendFile {
 
     /// Makes the contents durable.
     pub(crate) fn sync(&self) -> Result<()> {
+        fault::check(&self.path, "fsync")?;
         self.file.sync_all().map_err(io_err(&self.path, "fsync"))
     }
 }

@@ -20,6 +20,8 @@ mod concurrency;
 mod crash;
 mod datamodel;
 mod errors;
+#[cfg(feature = "test-util")]
+mod faults;
 mod inspect;
 mod layering;
 mod lifecycle;

@@ -1,0 +1,64 @@
+//! I/O faults (EIO, ENOSPC, short writes) injected at every mutating call of a write and its
+//! flush: each surfaces as an error, the last commit stays readable and whole, and retrying
+//! after the fault commits the change.
+
+use atlas::testing::{Fault, inject};
+use atlas::{ArraySpec, Atlas, Error};
+use ndarray::Array2;
+
+use crate::util::{self, test_dir};
+
+const SHAPE: [usize; 2] = [8, 8];
+
+fn values(seed: i32) -> Array2<i32> {
+    Array2::from_shape_fn(SHAPE, |(i, j)| seed * 1000 + (i * 8 + j) as i32)
+}
+
+/// What a fresh handle sees of array `d/a`.
+fn read_fresh(path: &std::path::Path) -> Array2<i32> {
+    let ds = Atlas::open(path).unwrap().open_dataset("d").unwrap();
+    ds.read_array::<i32>("a", &[0, 0], &[8, 8]).unwrap().into_dimensionality().unwrap()
+}
+
+#[test]
+fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits() {
+    let mut dir = test_dir!();
+    let path = dir.store();
+    // The fault plan is process-wide: run with no other test doing I/O.
+    dir.while_alone(|| {
+        for fault in [Fault::Eio, Fault::NoSpace, Fault::ShortWrite] {
+            for fail_at in 0.. {
+                let _ = std::fs::remove_dir_all(&path);
+                let store = util::create(&path);
+                let ds = store.create_dataset("d").unwrap();
+                ds.define_array("a", ArraySpec::new(atlas::DType::Int32, [8, 8]).chunk_shape([4, 4])).unwrap();
+                ds.write_array("a", &[0, 0], values(1).view()).unwrap();
+                store.flush().unwrap();
+
+                let guard = inject(fail_at, fault);
+                let wrote = ds.write_array("a", &[0, 0], values(2).view());
+                let flushed = wrote.as_ref().map_err(|_| ()).and_then(|()| store.flush().map_err(|_| ()));
+                let hit = guard.calls_seen() > fail_at;
+                drop(guard);
+                if !hit {
+                    assert!(wrote.is_ok() && flushed.is_ok(), "{fault:?} at {fail_at}: an error without a fault");
+                    assert_eq!(read_fresh(&path), values(2));
+                    break;
+                }
+                for err in [wrote.as_ref().err()].into_iter().flatten() {
+                    assert!(matches!(err, Error::Io { .. }), "{fault:?} at {fail_at}: {err:?}");
+                }
+                assert!(wrote.is_err() || flushed.is_err(), "{fault:?} at {fail_at}: the fault was swallowed");
+                // Whatever failed, a reader sees one whole commit.
+                let seen = read_fresh(&path);
+                assert!(seen == values(1) || seen == values(2), "{fault:?} at {fail_at}: a mix");
+                // With the fault gone, the same handle finishes the change.
+                if wrote.is_err() {
+                    ds.write_array("a", &[0, 0], values(2).view()).unwrap();
+                }
+                store.flush().unwrap();
+                assert_eq!(read_fresh(&path), values(2), "{fault:?} at {fail_at}: retry lost the write");
+            }
+        }
+    });
+}
