@@ -58,6 +58,6 @@ pub use meta::{
     Shuffle,
 };
 pub use store::{
-    ArrayHandle, ArraySpec, Atlas, Attrs, BadBlock, BlockCodec, BlockInfo, CompactReport, DEFAULT_CHUNK_BYTES, Dataset,
-    Element, ReadOptions, StoreConfig, VerifyReport, default_chunk_shape,
+    ArrayHandle, ArraySpec, Atlas, Attrs, BadBlock, Batch, BlockCodec, BlockInfo, CompactReport, DEFAULT_CHUNK_BYTES,
+    Dataset, Element, ReadOptions, StoreConfig, VerifyReport, compress_batch, decompress_batch, default_chunk_shape,
 };

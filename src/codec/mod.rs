@@ -66,6 +66,11 @@ pub(crate) struct Scratch {
     shuffled: Vec<u8>,
 }
 
+/// The decoded size a zstd frame declares, if it declares one (and it fits `usize`).
+pub(crate) fn zstd_content_size(frame: &[u8]) -> Option<usize> {
+    ::zstd::zstd_safe::get_frame_content_size(frame).ok().flatten().and_then(|n| usize::try_from(n).ok())
+}
+
 /// Encodes `raw` with `codec`, shuffling first when `shuffle_elem_bytes` is set, into `out`
 /// (cleared first).
 pub(crate) fn encode_block(

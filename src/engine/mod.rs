@@ -3,6 +3,7 @@
 //! place in the caller's buffer where it can be, through per-worker scratch buffers
 //! otherwise. The only room that spawns threads.
 
+mod batch;
 mod block;
 mod out;
 mod plan;
@@ -15,6 +16,7 @@ mod trim;
 mod verify;
 mod write;
 
+pub(crate) use batch::{compress_many, decompress_many};
 pub(crate) use block::{ArrayCtx, BlockRef};
 pub(crate) use read::{Slot, SlotRead, read_region, read_slots};
 pub(crate) use recode::recode_blocks;

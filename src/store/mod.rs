@@ -5,6 +5,7 @@
 mod across;
 mod array;
 mod attrs;
+mod batch;
 mod config;
 mod dataset;
 mod disk;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 pub use array::ArrayHandle;
 pub use attrs::Attrs;
+pub use batch::{Batch, compress_batch, decompress_batch};
 pub use config::{ArraySpec, DEFAULT_CHUNK_BYTES, Element, ReadOptions, StoreConfig, default_chunk_shape};
 pub use dataset::Dataset;
 pub use inspect::{BadBlock, BlockCodec, BlockInfo, VerifyReport};

@@ -14,6 +14,7 @@
 
 mod across;
 mod api;
+mod batch;
 mod commit;
 mod compat;
 mod concurrency;

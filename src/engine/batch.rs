@@ -1,0 +1,72 @@
+//! Batch codec calls: many buffers in, one contiguous output with segment offsets out, in
+//! the spirit of python-zstandard's `multi_compress_to_buffer`. Threads are used only when
+//! the batch is large enough to pay for them.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::pool;
+use crate::codec::{BlockEncoding, CodecId, Scratch, decode_block, encode_block};
+use crate::error::Result;
+use crate::meta::Codec;
+
+/// Below this many input bytes a batch runs on the calling thread.
+const PARALLEL_MIN_BYTES: usize = 1 << 20;
+
+/// Encodes every input with `codec`; returns the concatenated output and each input's
+/// byte range in it.
+pub(crate) fn compress_many(inputs: &[&[u8]], codec: Codec) -> Result<(Vec<u8>, Vec<Range<usize>>)> {
+    let encode = |scratch: &mut Scratch, input: &&[u8]| {
+        let mut out = Vec::new();
+        encode_block(input, codec, None, scratch, &mut out).map(|()| out)
+    };
+    let total: usize = inputs.iter().map(|i| i.len()).sum();
+    let encoded: Vec<Vec<u8>> = if total < PARALLEL_MIN_BYTES {
+        let mut scratch = Scratch::default();
+        inputs.iter().map(|input| encode(&mut scratch, input)).collect::<Result<_>>()?
+    } else {
+        pool::run(|| inputs.par_iter().map_init(Scratch::default, encode).collect::<Result<_>>())?
+    };
+    let mut data = Vec::with_capacity(encoded.iter().map(Vec::len).sum());
+    let mut segments = Vec::with_capacity(encoded.len());
+    for block in encoded {
+        segments.push(data.len()..data.len() + block.len());
+        data.extend_from_slice(&block);
+    }
+    Ok((data, segments))
+}
+
+/// Decodes every input (one block of `codec` each, of `raw_lens[i]` decoded bytes) straight
+/// into its segment of one output buffer.
+pub(crate) fn decompress_many(
+    inputs: &[&[u8]],
+    codec: CodecId,
+    raw_lens: &[usize],
+) -> Result<(Vec<u8>, Vec<Range<usize>>)> {
+    let mut segments = Vec::with_capacity(raw_lens.len());
+    let mut end = 0;
+    for len in raw_lens {
+        segments.push(end..end + len);
+        end += len;
+    }
+    let mut data = vec![0u8; end];
+    // Disjoint slices of the one output, one per input.
+    let mut outputs = Vec::with_capacity(inputs.len());
+    let mut rest = &mut data[..];
+    for len in raw_lens {
+        let (head, tail) = rest.split_at_mut(*len);
+        outputs.push(head);
+        rest = tail;
+    }
+    let encoding = BlockEncoding { codec, shuffle_elem_bytes: None };
+    let decode =
+        |scratch: &mut Scratch, (input, out): (&&[u8], &mut &mut [u8])| decode_block(input, encoding, scratch, out);
+    if end < PARALLEL_MIN_BYTES {
+        let mut scratch = Scratch::default();
+        inputs.iter().zip(outputs.iter_mut()).try_for_each(|pair| decode(&mut scratch, pair))?;
+    } else {
+        pool::run(|| inputs.par_iter().zip(outputs.par_iter_mut()).try_for_each_init(Scratch::default, decode))?;
+    }
+    Ok((data, segments))
+}
