@@ -60,13 +60,15 @@ pub(crate) fn decompress_many(
         rest = tail;
     }
     let encoding = BlockEncoding { codec, shuffle_elem_bytes: None };
-    let decode =
-        |scratch: &mut Scratch, (input, out): (&&[u8], &mut &mut [u8])| decode_block(input, encoding, scratch, out);
+    let decode = |scratch: &mut Scratch, input: &[u8], out: &mut [u8]| decode_block(input, encoding, scratch, out);
     if end < PARALLEL_MIN_BYTES {
         let mut scratch = Scratch::default();
-        inputs.iter().zip(outputs.iter_mut()).try_for_each(|pair| decode(&mut scratch, pair))?;
+        inputs.iter().zip(outputs).try_for_each(|(input, out)| decode(&mut scratch, input, out))?;
     } else {
-        pool::run(|| inputs.par_iter().zip(outputs.par_iter_mut()).try_for_each_init(Scratch::default, decode))?;
+        pool::run(|| {
+            let pairs = inputs.par_iter().zip(outputs);
+            pairs.try_for_each_init(Scratch::default, |scratch, (input, out)| decode(scratch, input, out))
+        })?;
     }
     Ok((data, segments))
 }
