@@ -4,6 +4,7 @@
 //! A block is encoded as: raw element bytes -> optional shuffle -> codec. Decoding runs the
 //! chain backwards into a caller's buffer of exactly the raw length.
 
+mod dict;
 mod lz4;
 mod shuffle;
 mod zstd;
@@ -18,6 +19,8 @@ pub(crate) enum CodecId {
     None = 0,
     Zstd = 1,
     Lz4 = 2,
+    /// A zstd frame written with the array's dictionary.
+    ZstdDict = 3,
 }
 
 impl CodecId {
@@ -26,6 +29,7 @@ impl CodecId {
             0 => Some(Self::None),
             1 => Some(Self::Zstd),
             2 => Some(Self::Lz4),
+            3 => Some(Self::ZstdDict),
             _ => None,
         }
     }
@@ -35,6 +39,7 @@ impl CodecId {
             Self::None => "none",
             Self::Zstd => "zstd",
             Self::Lz4 => "lz4",
+            Self::ZstdDict => "zstd+dict",
         }
     }
 
@@ -45,6 +50,25 @@ impl CodecId {
             Codec::Lz4 => Self::Lz4,
         }
     }
+}
+
+pub(crate) use dict::ZstdDict;
+
+/// Concatenates training samples for a dictionary, shuffled by `shuffle_elem_bytes` as blocks
+/// are before zstd sees them; returns the data and each sample's size.
+pub(crate) fn training_samples(samples: &[&[u8]], shuffle_elem_bytes: Option<usize>) -> (Vec<u8>, Vec<usize>) {
+    let mut data = Vec::with_capacity(samples.iter().map(|s| s.len()).sum());
+    for sample in samples {
+        match shuffle_elem_bytes {
+            Some(elem_bytes) => {
+                let start = data.len();
+                data.resize(start + sample.len(), 0);
+                shuffle::shuffle(sample, elem_bytes, &mut data[start..]);
+            }
+            None => data.extend_from_slice(sample),
+        }
+    }
+    (data, samples.iter().map(|s| s.len()).collect())
 }
 
 /// Filter ids as the index entry records them (docs/FORMAT.md, "Filter ids").
@@ -71,15 +95,16 @@ pub(crate) fn zstd_content_size(frame: &[u8]) -> Option<usize> {
     ::zstd::zstd_safe::get_frame_content_size(frame).ok().flatten().and_then(|n| usize::try_from(n).ok())
 }
 
-/// Encodes `raw` with `codec`, shuffling first when `shuffle_elem_bytes` is set, into `out`
-/// (cleared first).
+/// Encodes `raw` with `codec` (zstd with `dict` when one is given), shuffling first when
+/// `shuffle_elem_bytes` is set, into `out` (cleared first). Returns how the block is encoded.
 pub(crate) fn encode_block(
     raw: &[u8],
     codec: Codec,
     shuffle_elem_bytes: Option<usize>,
+    dict: Option<&ZstdDict>,
     scratch: &mut Scratch,
     out: &mut Vec<u8>,
-) -> Result<()> {
+) -> Result<BlockEncoding> {
     let input = match shuffle_elem_bytes {
         Some(elem_bytes) => {
             scratch.shuffled.resize(raw.len(), 0);
@@ -89,34 +114,45 @@ pub(crate) fn encode_block(
         None => raw,
     };
     out.clear();
-    match codec {
-        Codec::None => out.extend_from_slice(input),
-        Codec::Zstd { level } => zstd::compress(input, level, out)?,
-        Codec::Lz4 => lz4::compress(input, out),
-    }
-    Ok(())
+    let id = match codec {
+        Codec::None => {
+            out.extend_from_slice(input);
+            CodecId::None
+        }
+        Codec::Zstd { level } => {
+            zstd::compress(input, level, dict, out)?;
+            if dict.is_some() { CodecId::ZstdDict } else { CodecId::Zstd }
+        }
+        Codec::Lz4 => {
+            lz4::compress(input, out);
+            CodecId::Lz4
+        }
+    };
+    Ok(BlockEncoding { codec: id, shuffle_elem_bytes })
 }
 
-/// Decodes a stored block into `out`, whose length is the block's raw length.
+/// Decodes a stored block into `out`, whose length is the block's raw length. `dict` is the
+/// array's zstd dictionary, needed by `ZstdDict` blocks.
 ///
 /// # Errors
 /// [`Error::Codec`] when the bytes are not a valid stream of `encoding.codec` or do not
-/// decode to exactly `out.len()` bytes.
+/// decode to exactly `out.len()` bytes, or a dictionary block comes without its dictionary.
 pub(crate) fn decode_block(
     stored: &[u8],
     encoding: BlockEncoding,
+    dict: Option<&ZstdDict>,
     scratch: &mut Scratch,
     out: &mut [u8],
 ) -> Result<()> {
     match encoding.shuffle_elem_bytes {
-        None => decompress(stored, encoding.codec, out),
+        None => decompress(stored, encoding.codec, dict, out),
         Some(elem_bytes) => {
             if encoding.codec == CodecId::None {
                 check_len(encoding.codec, stored.len(), out.len())?;
                 shuffle::unshuffle(stored, elem_bytes, out);
             } else {
                 scratch.shuffled.resize(out.len(), 0);
-                decompress(stored, encoding.codec, &mut scratch.shuffled)?;
+                decompress(stored, encoding.codec, dict, &mut scratch.shuffled)?;
                 shuffle::unshuffle(&scratch.shuffled, elem_bytes, out);
             }
             Ok(())
@@ -124,14 +160,18 @@ pub(crate) fn decode_block(
     }
 }
 
-fn decompress(stored: &[u8], codec: CodecId, out: &mut [u8]) -> Result<()> {
+fn decompress(stored: &[u8], codec: CodecId, dict: Option<&ZstdDict>, out: &mut [u8]) -> Result<()> {
     match codec {
         CodecId::None => {
             check_len(codec, stored.len(), out.len())?;
             out.copy_from_slice(stored);
             Ok(())
         }
-        CodecId::Zstd => zstd::decompress(stored, out),
+        CodecId::Zstd => zstd::decompress(stored, None, out),
+        CodecId::ZstdDict => match dict {
+            Some(dict) => zstd::decompress(stored, Some(dict), out),
+            None => Err(Error::Codec { codec: codec.name(), detail: "the array has no zstd dictionary".into() }),
+        },
         CodecId::Lz4 => lz4::decompress(stored, out),
     }
 }
@@ -160,10 +200,10 @@ mod tests {
             for codec in CODECS {
                 for shuffle in [None, Some(elem)] {
                     let mut stored = Vec::new();
-                    encode_block(raw, codec, shuffle, &mut scratch, &mut stored).unwrap();
+                    let encoding = encode_block(raw, codec, shuffle, None, &mut scratch, &mut stored).unwrap();
+                    prop_assert_eq!(encoding, BlockEncoding { codec: CodecId::of(codec), shuffle_elem_bytes: shuffle });
                     let mut back = vec![0; raw.len()];
-                    let encoding = BlockEncoding { codec: CodecId::of(codec), shuffle_elem_bytes: shuffle };
-                    decode_block(&stored, encoding, &mut scratch, &mut back).unwrap();
+                    decode_block(&stored, encoding, None, &mut scratch, &mut back).unwrap();
                     prop_assert_eq!(&back[..], raw);
                 }
             }
@@ -173,11 +213,12 @@ mod tests {
         fn garbage_never_panics_and_wrong_lengths_are_errors(stored in proptest::collection::vec(any::<u8>(), 0..512),
                                                              len in 0usize..2048) {
             let mut scratch = Scratch::default();
-            for codec in [CodecId::None, CodecId::Zstd, CodecId::Lz4] {
+            let dict = ZstdDict::new(b"not really a dictionary".to_vec());
+            for codec in [CodecId::None, CodecId::Zstd, CodecId::Lz4, CodecId::ZstdDict] {
                 for shuffle in [None, Some(4)] {
                     let mut out = vec![0; len / 4 * 4];
                     let encoding = BlockEncoding { codec, shuffle_elem_bytes: shuffle };
-                    let _ = decode_block(&stored, encoding, &mut scratch, &mut out);
+                    let _ = decode_block(&stored, encoding, Some(&dict), &mut scratch, &mut out);
                 }
             }
         }
@@ -188,10 +229,41 @@ mod tests {
         let mut scratch = Scratch::default();
         for codec in CODECS {
             let mut stored = Vec::new();
-            encode_block(&[7; 64], codec, None, &mut scratch, &mut stored).unwrap();
+            let encoding = encode_block(&[7; 64], codec, None, None, &mut scratch, &mut stored).unwrap();
             let mut out = vec![0; 63];
-            let encoding = BlockEncoding { codec: CodecId::of(codec), shuffle_elem_bytes: None };
-            assert!(matches!(decode_block(&stored, encoding, &mut scratch, &mut out), Err(Error::Codec { .. })));
+            assert!(matches!(decode_block(&stored, encoding, None, &mut scratch, &mut out), Err(Error::Codec { .. })));
         }
+    }
+
+    #[test]
+    fn dictionary_blocks_need_their_dictionary_and_compress_small_chunks_better() {
+        // Small, similar chunks: the case dictionaries are for.
+        let chunks: Vec<Vec<u8>> = (0..64u32)
+            .map(|i| {
+                (0..256u32).flat_map(|j| (1000.0f32 + (j as f32 * 0.1).sin() + i as f32 * 0.01).to_le_bytes()).collect()
+            })
+            .collect();
+        let samples: Vec<u8> = chunks.concat();
+        let sizes: Vec<usize> = chunks.iter().map(Vec::len).collect();
+        let dict = ZstdDict::train(&samples, &sizes, 4096).expect("enough samples to train");
+        let mut scratch = Scratch::default();
+        let (mut plain_bytes, mut dict_bytes) = (0, 0);
+        for chunk in &chunks {
+            let mut stored = Vec::new();
+            plain_bytes += {
+                encode_block(chunk, Codec::Zstd { level: 3 }, None, None, &mut scratch, &mut stored).unwrap();
+                stored.len()
+            };
+            let encoding =
+                encode_block(chunk, Codec::Zstd { level: 3 }, None, Some(&dict), &mut scratch, &mut stored).unwrap();
+            assert_eq!(encoding.codec, CodecId::ZstdDict);
+            dict_bytes += stored.len();
+            let mut back = vec![0; chunk.len()];
+            decode_block(&stored, encoding, Some(&dict), &mut scratch, &mut back).unwrap();
+            assert_eq!(&back, chunk);
+            assert!(matches!(decode_block(&stored, encoding, None, &mut scratch, &mut back), Err(Error::Codec { .. })));
+        }
+        assert!(dict_bytes * 10 < plain_bytes * 9, "dictionary {dict_bytes} vs plain {plain_bytes} bytes");
+        assert!(ZstdDict::train(&samples[..1024], &[1024], 4096).is_none(), "one sample is too few");
     }
 }

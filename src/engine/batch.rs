@@ -19,7 +19,7 @@ const PARALLEL_MIN_BYTES: usize = 1 << 20;
 pub(crate) fn compress_many(inputs: &[&[u8]], codec: Codec) -> Result<(Vec<u8>, Vec<Range<usize>>)> {
     let encode = |scratch: &mut Scratch, input: &&[u8]| {
         let mut out = Vec::new();
-        encode_block(input, codec, None, scratch, &mut out).map(|()| out)
+        encode_block(input, codec, None, None, scratch, &mut out).map(|_| out)
     };
     let total: usize = inputs.iter().map(|i| i.len()).sum();
     let encoded: Vec<Vec<u8>> = if total < PARALLEL_MIN_BYTES {
@@ -60,7 +60,8 @@ pub(crate) fn decompress_many(
         rest = tail;
     }
     let encoding = BlockEncoding { codec, shuffle_elem_bytes: None };
-    let decode = |scratch: &mut Scratch, input: &[u8], out: &mut [u8]| decode_block(input, encoding, scratch, out);
+    let decode =
+        |scratch: &mut Scratch, input: &[u8], out: &mut [u8]| decode_block(input, encoding, None, scratch, out);
     if end < PARALLEL_MIN_BYTES {
         let mut scratch = Scratch::default();
         inputs.iter().zip(outputs).try_for_each(|(input, out)| decode(&mut scratch, input, out))?;

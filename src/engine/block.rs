@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::codec::{Scratch, decode_block};
+use crate::codec::{Scratch, ZstdDict, decode_block};
 use crate::error::{Error, Result};
 use crate::fragment::{BlockEntry, FragmentReader, PendingReader, checksum};
 use crate::meta::ArrayMeta;
@@ -13,6 +13,8 @@ pub(crate) struct ArrayCtx<'a> {
     pub meta: &'a ArrayMeta,
     /// `dataset/array`, for error messages.
     pub label: &'a str,
+    /// The array's zstd dictionary, if it has one (`ArrayMeta::zstd_dictionary`).
+    pub dict: Option<&'a ZstdDict>,
 }
 
 /// A chunk's current block: in a committed fragment (mapped) or in the fragment being
@@ -100,7 +102,7 @@ pub(crate) fn decode_stored(
             &worker.stored
         }
     };
-    decode_block(stored, entry.encoding, &mut worker.scratch, out).map_err(|e| match e {
+    decode_block(stored, entry.encoding, ctx.dict, &mut worker.scratch, out).map_err(|e| match e {
         Error::Codec { codec, detail } => {
             corrupt_chunk(ctx, block, &format!("{codec} block does not decode: {detail}"))
         }

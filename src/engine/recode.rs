@@ -37,15 +37,16 @@ fn recode(
     let entry = block.entry();
     let elem_bytes = ctx.meta.dtype.size_bytes();
     let shuffle_elem_bytes = (settings.shuffle && elem_bytes > 1).then_some(elem_bytes);
-    let encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
+    let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
     let mut stored = Vec::new();
     if !entry.is_fill {
         let mut raw = std::mem::take(&mut worker.chunk);
         raw.resize(raw_len(ctx, block)?, 0);
-        let recoded = decode_chunk(ctx, block, worker, &mut raw, true)
-            .and_then(|()| encode_block(&raw, settings.codec, shuffle_elem_bytes, &mut worker.scratch, &mut stored));
+        let recoded = decode_chunk(ctx, block, worker, &mut raw, true).and_then(|()| {
+            encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, &mut worker.scratch, &mut stored)
+        });
         worker.chunk = raw;
-        recoded?;
+        encoding = recoded?;
     }
     Ok(EncodedChunk {
         coord: entry.coord.to_vec(),
@@ -94,6 +95,8 @@ mod tests {
             shuffle: None,
             attributes: Attributes::new(),
             stats: None,
+            train_dictionary: false,
+            zstd_dictionary: None,
         };
         let raw: Vec<u8> = (0..16).flat_map(|i| (i as f32 * 1.5).to_le_bytes()).collect();
         let stats = ChunkStats { valid_count: 15, min_bits: 1, max_bits: 2, sum_bits: 3 };
@@ -101,7 +104,7 @@ mod tests {
         let mut entries = Vec::new();
         for (c, codec) in [Codec::Zstd { level: 3 }, Codec::Lz4, Codec::None].into_iter().enumerate() {
             let mut stored = Vec::new();
-            encode_block(&raw, codec, Some(4), &mut Scratch::default(), &mut stored).unwrap();
+            let encoding = encode_block(&raw, codec, Some(4), None, &mut Scratch::default(), &mut stored).unwrap();
             entries.push(
                 writer
                     .append_block(&EncodedBlock {
@@ -110,7 +113,7 @@ mod tests {
                         stored: &stored,
                         raw_len_bytes: raw.len() as u64,
                         checksum: checksum(&raw),
-                        encoding: BlockEncoding { codec: CodecId::of(codec), shuffle_elem_bytes: Some(4) },
+                        encoding,
                         is_fill: false,
                         stats,
                     })
@@ -122,8 +125,8 @@ mod tests {
         let blocks: Vec<BlockRef<'_>> =
             entries.iter().map(|entry| BlockRef::Committed { reader: &reader, entry }).collect();
         let mut out = Vec::new();
-        let settings = WriteSettings { codec: Codec::Lz4, shuffle: false };
-        recode_blocks(ArrayCtx { meta: &meta, label: "d/a" }, &blocks, settings, &mut |chunk| {
+        let settings = WriteSettings { codec: Codec::Lz4, shuffle: false, dict: None };
+        recode_blocks(ArrayCtx { meta: &meta, label: "d/a", dict: None }, &blocks, settings, &mut |chunk| {
             out.push(chunk);
             Ok(())
         })
@@ -134,7 +137,7 @@ mod tests {
             assert_eq!((chunk.checksum, chunk.stats, chunk.is_fill), (checksum(&raw), stats, false));
             assert_eq!(chunk.encoding, BlockEncoding { codec: CodecId::Lz4, shuffle_elem_bytes: None });
             let mut back = vec![0; raw.len()];
-            decode_block(&chunk.stored, chunk.encoding, &mut Scratch::default(), &mut back).unwrap();
+            decode_block(&chunk.stored, chunk.encoding, None, &mut Scratch::default(), &mut back).unwrap();
             assert_eq!(back, raw);
         }
     }

@@ -176,15 +176,16 @@ fn encode_strings(
     }
     let valid_count = chunk.iter().filter(|s| !s.is_empty()).count() as u64;
     let mut stored = Vec::new();
+    let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes: None };
     if valid_count > 0 {
-        encode_block(&raw, settings.codec, None, &mut worker.scratch, &mut stored)?;
+        encoding = encode_block(&raw, settings.codec, None, settings.dict, &mut worker.scratch, &mut stored)?;
     }
     Ok(EncodedChunk {
         coord: coord.to_vec(),
         stored,
         raw_len_bytes: raw.len() as u64,
         checksum: checksum(&raw),
-        encoding: BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes: None },
+        encoding,
         is_fill: valid_count == 0,
         stats: ChunkStats { valid_count, ..ChunkStats::default() },
     })

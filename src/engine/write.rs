@@ -7,16 +7,18 @@ use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with};
 use super::plan::{ChunkOp, plan};
 use super::pool;
 use super::region::{Place, copy_region, is_contiguous, offset_bytes, to_usize};
-use crate::codec::{BlockEncoding, CodecId, encode_block};
+use crate::codec::{BlockEncoding, CodecId, ZstdDict, encode_block};
 use crate::error::Result;
 use crate::fragment::{ChunkStats, Scan, checksum, scan};
 use crate::meta::{ArrayMeta, Codec};
 
 /// How new blocks of an array are encoded.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct WriteSettings {
+pub(crate) struct WriteSettings<'a> {
     pub codec: Codec,
     pub shuffle: bool,
+    /// zstd blocks are written with this dictionary when set.
+    pub dict: Option<&'a ZstdDict>,
 }
 
 /// One chunk, encoded and ready to append to a fragment.
@@ -127,15 +129,17 @@ pub(crate) fn encode_raw(
     let shuffle_elem_bytes = (settings.shuffle && elem_bytes > 1).then_some(elem_bytes);
     let Scan { stats, all_fill } = scan(raw, meta.dtype, &meta.fill_bytes());
     let mut stored = Vec::new();
+    let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
     if !all_fill {
-        encode_block(raw, settings.codec, shuffle_elem_bytes, &mut worker.scratch, &mut stored)?;
+        encoding =
+            encode_block(raw, settings.codec, shuffle_elem_bytes, settings.dict, &mut worker.scratch, &mut stored)?;
     }
     Ok(EncodedChunk {
         coord: coord.to_vec(),
         stored,
         raw_len_bytes: raw.len() as u64,
         checksum: checksum(raw),
-        encoding: BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes },
+        encoding,
         is_fill: all_fill,
         stats,
     })

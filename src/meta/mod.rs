@@ -2,6 +2,7 @@
 //! dtypes, codec settings), name rules and the six on-disk encodings. No I/O.
 
 mod attr;
+mod bytes;
 mod codec;
 mod dtype;
 mod file;
@@ -24,6 +25,6 @@ pub(crate) use file::{
 };
 pub(crate) use name::{validate_attribute_key, validate_name};
 pub(crate) use schema::{
-    DatasetMeta, FORMAT_VERSION, FragmentMeta, MAX_ATTR_DEPTH, MAX_CHUNK_BYTES, MAX_NDIM, StoreMeta, checked_product,
-    fragment_name, is_fragment_name,
+    DatasetMeta, FORMAT_VERSION, FragmentMeta, MAX_ATTR_DEPTH, MAX_CHUNK_BYTES, MAX_DICTIONARY_BYTES, MAX_NDIM,
+    StoreMeta, checked_product, fragment_name, is_fragment_name,
 };

@@ -19,6 +19,8 @@ pub(crate) const FORMAT_VERSION: u32 = 1;
 pub(crate) const MAX_NDIM: usize = 32;
 /// Largest chunk, in bytes of raw elements; bounds every per-block allocation.
 pub(crate) const MAX_CHUNK_BYTES: u64 = 256 << 20;
+/// Largest zstd dictionary an array may carry.
+pub(crate) const MAX_DICTIONARY_BYTES: usize = 64 << 10;
 /// Deepest nesting of lists and maps in an attribute value. The JSON encoding spends two
 /// levels per list or map (the tagged object and its value) and `serde_json` refuses input
 /// nested deeper than 128, so this stays well below 64 to keep every accepted value readable.
@@ -84,6 +86,12 @@ pub struct ArrayMeta {
     /// before its first write. `Dataset::array_stats` gives current ones.
     #[serde(default)]
     pub stats: Option<ArrayStats>,
+    /// Whether a zstd dictionary is trained from the array's first chunks (for small chunks).
+    #[serde(default)]
+    pub train_dictionary: bool,
+    /// The array's zstd dictionary once trained; zstd blocks written after it use it.
+    #[serde(default, with = "super::bytes")]
+    pub zstd_dictionary: Option<Vec<u8>>,
 }
 
 impl ArrayMeta {
@@ -144,6 +152,9 @@ impl ArrayMeta {
             return Err(format!("fill value {} does not fit dtype {}", self.fill_value, self.dtype));
         }
         self.codec.map_or(Ok(()), Codec::check)?;
+        if self.zstd_dictionary.as_ref().is_some_and(|d| d.len() > MAX_DICTIONARY_BYTES) {
+            return Err(format!("zstd dictionary is over the limit of {MAX_DICTIONARY_BYTES} bytes"));
+        }
         let mut seen = HashSet::new();
         for dim in self.dims.iter().filter(|d| !d.is_empty()) {
             if !seen.insert(dim) {
@@ -242,6 +253,8 @@ mod tests {
             shuffle: None,
             attributes: Attributes::new(),
             stats: None,
+            train_dictionary: false,
+            zstd_dictionary: None,
         }
     }
 

@@ -7,6 +7,8 @@ use ndarray::{ArrayD, IxDyn};
 use super::Atlas;
 use super::config::{Element, ReadOptions};
 use super::state::State;
+use super::state::dictionary;
+use crate::codec::ZstdDict;
 use crate::engine::{ArrayCtx, Slot, SlotRead, read_slots};
 use crate::error::{EntityKind, Error, Result};
 use crate::meta::{ArrayMeta, checked_product};
@@ -201,14 +203,16 @@ impl<'s> Request<'s> {
                 move |coord: &[u64]| id.and_then(|id| state.find_block(id, coord))
             })
             .collect();
+        let dicts: Vec<Option<ZstdDict>> = self.arrays.iter().map(|(_, meta)| meta.and_then(dictionary)).collect();
         let missing_fill = self.first.fill_bytes();
         let slots: Vec<Slot<'_, '_>> = self
             .arrays
             .iter()
-            .zip(clipped.iter().zip(&lookups))
-            .map(|((label, meta), (clipped, lookup))| match meta {
+            .zip(clipped.iter().zip(&lookups).zip(&dicts))
+            .map(|((label, meta), ((clipped, lookup), dict))| match meta {
                 Some(meta) => {
-                    Slot::Read(SlotRead { ctx: ArrayCtx { meta, label }, lookup, start, shape: clipped, at: &at })
+                    let ctx = ArrayCtx { meta, label, dict: dict.as_ref() };
+                    Slot::Read(SlotRead { ctx, lookup, start, shape: clipped, at: &at })
                 }
                 None => Slot::Fill(&missing_fill),
             })

@@ -7,13 +7,18 @@ use ndarray::{ArrayD, ArrayView, Dimension, IxDyn};
 use super::attrs::{AttrTarget, Attrs};
 use super::config::{Element, ReadOptions};
 use super::pending::{PendingFragment, append_chunk};
+use super::state::dictionary;
 use super::state::{Inner, State, find_block};
+use crate::codec::{ZstdDict, training_samples};
 use crate::engine::{
     ArrayCtx, BlockRef, EncodedChunk, WriteSettings, reaches_past, read_region, trim_chunks, trim_string_chunks,
     write_region,
 };
 use crate::error::{Error, Result};
-use crate::meta::{ArrayMeta, ArrayStats, BlockStats, Codec, DType, Shuffle, checked_product};
+use crate::meta::{ArrayMeta, ArrayStats, BlockStats, Codec, DType, MAX_DICTIONARY_BYTES, Shuffle, checked_product};
+
+/// Chunks a dictionary is trained from, at most.
+const MAX_TRAINING_SAMPLES: usize = 256;
 
 /// A handle on one array of a dataset. Cheap to clone; calls fail with
 /// [`Error::NotFound`] once the array or its dataset is deleted.
@@ -82,7 +87,8 @@ impl ArrayHandle {
                 found: vec![out.len() as u64],
             });
         }
-        let ctx = ArrayCtx { meta, label: &self.label };
+        let dict = dictionary(meta);
+        let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref() };
         let lookup = |coord: &[u64]| state.find_block(meta.id, coord);
         T::read_via_bytes(out, |bytes| read_region(ctx, &lookup, start, shape, bytes, options.verify_checksums))
     }
@@ -106,8 +112,13 @@ impl ArrayHandle {
         }
         self.inner.begin_change(&mut guard)?;
         // begin_change may have moved to a newer commit: check and encode against its schema.
-        let meta = self.checked_meta(&guard, start, &shape, T::DTYPE, T::matches)?.clone();
-        let ctx = ArrayCtx { meta: &meta, label: &self.label };
+        let mut meta = self.checked_meta(&guard, start, &shape, T::DTYPE, T::matches)?.clone();
+        if meta.train_dictionary && meta.zstd_dictionary.is_none() {
+            meta.zstd_dictionary = Self::train_dictionary(&guard, &meta, input);
+            guard.array_mut(&self.dataset, &self.name)?.zstd_dictionary.clone_from(&meta.zstd_dictionary);
+        }
+        let dict = dictionary(&meta);
+        let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref() };
         self.append_blocks(&mut guard, &meta, |lookup, settings, sink| {
             write_region(ctx, lookup, start, &shape, input, settings, sink)
         })
@@ -136,7 +147,8 @@ impl ArrayHandle {
                 .map(|e| e.coord.clone())
                 .collect();
             coords.sort_unstable();
-            let ctx = ArrayCtx { meta: &meta, label: &self.label };
+            let dict = dictionary(&meta);
+            let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref() };
             self.append_blocks(&mut guard, &meta, |lookup, settings, sink| {
                 if meta.dtype == DType::String {
                     trim_string_chunks(ctx, lookup, &coords, new_shape, settings, sink)
@@ -200,9 +212,11 @@ impl ArrayHandle {
             &mut dyn FnMut(EncodedChunk) -> Result<()>,
         ) -> Result<()>,
     ) -> Result<()> {
+        let dict = dictionary(meta);
         let settings = WriteSettings {
             codec: meta.codec.unwrap_or(state.meta.codec),
             shuffle: meta.shuffle.unwrap_or(state.meta.shuffle).applies(meta.dtype.size_bytes()),
+            dict: dict.as_ref(),
         };
         let data_dir = self.inner.data_dir();
         let generation = state.meta.generation + 1;
@@ -219,6 +233,22 @@ impl ArrayHandle {
         })?;
         blocks.insert(written);
         Ok(())
+    }
+
+    /// A zstd dictionary trained on `input` cut into chunk-sized samples (shuffled as blocks
+    /// will be), when the array's codec is zstd and the input holds enough samples.
+    fn train_dictionary(state: &State, meta: &ArrayMeta, input: &[u8]) -> Option<Vec<u8>> {
+        let codec = meta.codec.unwrap_or(state.meta.codec);
+        let shuffle = meta.shuffle.unwrap_or(state.meta.shuffle).applies(meta.dtype.size_bytes());
+        if !matches!(codec, Codec::Zstd { .. }) {
+            return None;
+        }
+        let sample_len = usize::try_from(meta.chunk_bytes()).ok().filter(|n| *n > 0)?;
+        let samples: Vec<&[u8]> = input.chunks_exact(sample_len).take(MAX_TRAINING_SAMPLES).collect();
+        let elem_bytes = shuffle.then_some(meta.dtype.size_bytes());
+        let (data, sizes) = training_samples(&samples, elem_bytes);
+        let max_bytes = (data.len() / 16).min(MAX_DICTIONARY_BYTES);
+        ZstdDict::train(&data, &sizes, max_bytes).map(|dict| dict.bytes().to_vec())
     }
 
     /// The array's schema with `new_shape`, checked.

@@ -51,6 +51,8 @@ impl Dataset {
             shuffle: spec.shuffle,
             attributes: Attributes::new(),
             stats: None,
+            train_dictionary: spec.train_dictionary,
+            zstd_dictionary: None,
         };
         meta.check().map_err(Error::invalid)?;
         let mut state = self.inner.write();

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::Atlas;
+use super::state::dictionary;
 use crate::engine::{ArrayCtx, check_blocks};
 use crate::error::{Error, Result};
 
@@ -17,6 +18,8 @@ pub enum BlockCodec {
     Zstd,
     /// One raw LZ4 block.
     Lz4,
+    /// One zstd frame written with the array's dictionary.
+    ZstdDict,
 }
 
 impl BlockCodec {
@@ -27,6 +30,7 @@ impl BlockCodec {
             Self::None => "none",
             Self::Zstd => "zstd",
             Self::Lz4 => "lz4",
+            Self::ZstdDict => "zstd+dict",
         }
     }
 }
@@ -102,6 +106,7 @@ impl Atlas {
                     codec: match entry.encoding.codec {
                         crate::codec::CodecId::None => BlockCodec::None,
                         crate::codec::CodecId::Zstd => BlockCodec::Zstd,
+                        crate::codec::CodecId::ZstdDict => BlockCodec::ZstdDict,
                         crate::codec::CodecId::Lz4 => BlockCodec::Lz4,
                     },
                     shuffled: entry.encoding.shuffle_elem_bytes.is_some(),
@@ -140,7 +145,8 @@ impl Atlas {
         for (label, meta) in &arrays {
             let mut blocks = state.live_blocks(meta.id);
             blocks.sort_by(|a, b| a.entry().coord.cmp(&b.entry().coord));
-            let ctx = ArrayCtx { meta, label };
+            let dict = dictionary(meta);
+            let ctx = ArrayCtx { meta, label, dict: dict.as_ref() };
             // Checked in groups so progress moves on large arrays too.
             for group in blocks.chunks(256) {
                 for (block, error) in group.iter().zip(check_blocks(ctx, group)) {

@@ -4,6 +4,7 @@
 
 use super::Atlas;
 use super::pending::{PendingFragment, append_chunk};
+use super::state::dictionary;
 use super::state::{FragmentChange, Inner, State, find_block};
 use crate::codec::{BlockEncoding, CodecId};
 use crate::engine::{ArrayCtx, BlockRef, WriteSettings, recode_blocks};
@@ -110,7 +111,9 @@ impl Atlas {
         let mut written = Vec::new();
         for (dataset, name, _) in arrays_by_name(&state.meta) {
             let meta = state.array(&dataset, &name)?.clone();
-            let settings = WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes()) };
+            let dict = dictionary(&meta);
+            let settings =
+                WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes()), dict: dict.as_ref() };
             written.extend(recode_array(&self.inner, state, &format!("{dataset}/{name}"), &meta, settings)?);
         }
         record(state, written);
@@ -136,7 +139,8 @@ impl Atlas {
         state.array(dataset, array)?;
         self.inner.begin_change(state)?;
         let meta = state.array(dataset, array)?.clone();
-        let settings = WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes()) };
+        let dict = dictionary(&meta);
+        let settings = WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes()), dict: dict.as_ref() };
         let written = recode_array(&self.inner, state, &format!("{dataset}/{array}"), &meta, settings)?;
         record(state, written);
         let meta = state.array_mut(dataset, array)?;
@@ -251,7 +255,8 @@ fn recode_array(
         .map(|coord| find_block(Some(blocks), committed, meta.id, coord).expect("a live entry's block"))
         .collect();
     let mut written = Vec::with_capacity(refs.len());
-    recode_blocks(ArrayCtx { meta, label }, &refs, settings, &mut |chunk| {
+    let dict = dictionary(meta);
+    recode_blocks(ArrayCtx { meta, label, dict: dict.as_ref() }, &refs, settings, &mut |chunk| {
         written.push(append_chunk(writer, meta.id, &chunk)?);
         Ok(())
     })?;

@@ -8,6 +8,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::disk::{self, DATA_DIR, LOCK_FILE};
 use super::pending::{PendingBlocks, WriteSession};
 use super::snapshot::Snapshot;
+use crate::codec::ZstdDict;
 use crate::engine::BlockRef;
 use crate::error::{EntityKind, Error, Result};
 use crate::fragment::FragmentReader;
@@ -230,6 +231,11 @@ impl Drop for Inner {
             log::error!("atlas: flush on drop of {} failed, uncommitted changes are lost: {e}", self.dir.display());
         }
     }
+}
+
+/// The zstd dictionary of an array, if it has one.
+pub(crate) fn dictionary(meta: &ArrayMeta) -> Option<ZstdDict> {
+    meta.zstd_dictionary.clone().map(ZstdDict::new)
 }
 
 /// The current block of a chunk: the newest written by this session, else the committed one.

@@ -4,6 +4,7 @@ use ndarray::{ArrayD, ArrayView, Dimension, IxDyn};
 
 use super::array::ArrayHandle;
 use super::config::ReadOptions;
+use super::state::dictionary;
 use crate::engine::{ArrayCtx, read_strings, write_strings};
 use crate::error::{Error, Result};
 use crate::meta::{DType, checked_product};
@@ -26,7 +27,8 @@ impl ArrayHandle {
         let mut out = vec![String::new(); len];
         let state = self.inner.read();
         let meta = self.checked_meta(&state, start, shape, DType::String, is_string)?;
-        let ctx = ArrayCtx { meta, label: &self.label };
+        let dict = dictionary(meta);
+        let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref() };
         let lookup = |coord: &[u64]| state.find_block(meta.id, coord);
         read_strings(ctx, &lookup, start, shape, &mut out, ReadOptions::default().verify_checksums)?;
         let dims: Vec<usize> = shape.iter().map(|&n| usize::try_from(n).expect("product fits usize")).collect();
@@ -54,7 +56,8 @@ impl ArrayHandle {
         }
         self.inner.begin_change(&mut guard)?;
         let meta = self.checked_meta(&guard, start, &shape, DType::String, is_string)?.clone();
-        let ctx = ArrayCtx { meta: &meta, label: &self.label };
+        let dict = dictionary(&meta);
+        let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref() };
         self.append_blocks(&mut guard, &meta, |lookup, settings, sink| {
             write_strings(ctx, lookup, start, &shape, input, settings, sink)
         })

@@ -220,3 +220,29 @@ fn string_arrays_append_and_shrink_like_numeric_ones() {
     let expected: Vec<String> = (0..7).map(|i| if i < 5 { format!("line {i}") } else { String::new() }).collect();
     assert_eq!(back.into_raw_vec_and_offset().0, expected);
 }
+
+#[test]
+fn a_trained_zstd_dictionary_shrinks_small_chunks_and_reads_back_after_reopen() {
+    let dir = test_dir!();
+    let field = Array2::from_shape_fn((256, 512), |(i, j)| 15.0 + ((i as f32) * 0.05).sin() + (j as f32 * 0.01).cos());
+    let mut sizes = Vec::new();
+    for train in [false, true] {
+        let path = dir.join(if train { "dict" } else { "plain" });
+        let store = util::create(&path);
+        let ds = store.create_dataset("d").unwrap();
+        let spec = ArraySpec::new(DType::Float32, [256, 512]).chunk_shape([2, 512]).zstd_dictionary(train);
+        ds.define_array("t", spec).unwrap();
+        ds.write_array("t", &[0, 0], field.view()).unwrap();
+        store.flush().unwrap();
+        sizes.push(util::data_bytes(&path));
+        let reopened = Atlas::open(&path).unwrap();
+        let back = reopened.open_dataset("d").unwrap().read_array::<f32>("t", &[0, 0], &[256, 512]).unwrap();
+        assert_eq!(back, field.clone().into_dyn());
+        let codecs: Vec<atlas::BlockCodec> = reopened.array_blocks("d", "t").unwrap().iter().map(|b| b.codec).collect();
+        let expected = if train { atlas::BlockCodec::ZstdDict } else { atlas::BlockCodec::Zstd };
+        assert!(codecs.iter().all(|c| *c == expected), "{codecs:?}");
+        assert_eq!(reopened.open_dataset("d").unwrap().array_meta("t").unwrap().zstd_dictionary.is_some(), train);
+        assert_eq!(reopened.verify(&mut |_, _| {}).unwrap().bad_blocks.len(), 0);
+    }
+    assert!(sizes[1] * 10 < sizes[0] * 9, "dictionary {} bytes vs plain {} bytes", sizes[1], sizes[0]);
+}
