@@ -1,0 +1,171 @@
+//! Block-level facts about a store, shaped for printing: the codec mix and bytes of each
+//! array (from `Atlas::array_blocks`), a check of every block (`Atlas::verify`), and the
+//! sizes of the store's files.
+//!
+//! The only module that touches the block-level API, so a change there changes this file
+//! only. What the library does not give yet (see `PROPOSED_LIB_API.md`): the list of
+//! committed fragment files, so [`disk_usage`] lists `STORE/data/` itself.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use atlas::{Atlas, Codec, Error};
+use indicatif::ProgressBar;
+
+/// The live blocks of one array, summed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BlockSummary {
+    /// Live blocks: written chunks, including fill entries (chunks written with only the
+    /// fill value, which store no bytes).
+    pub blocks: u64,
+    /// Blocks per encoding: `zstd`, `lz4`, `none`, with `+shuffle` when the byte shuffle
+    /// ran first; `fill` for fill entries.
+    pub by_codec: BTreeMap<String, u64>,
+    /// Bytes of the raw chunks of the blocks that store bytes.
+    pub raw_bytes: u64,
+    /// Bytes those blocks take in their fragment files.
+    pub stored_bytes: u64,
+}
+
+/// The name of the codec a setting writes blocks with.
+pub fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Zstd { .. } => "zstd",
+        Codec::Lz4 => "lz4",
+        Codec::None => "none",
+    }
+}
+
+/// Summarises the live blocks of `dataset/array` from the block index (no data is read).
+pub fn block_summary(store: &Atlas, dataset: &str, array: &str) -> Result<BlockSummary> {
+    let mut summary = BlockSummary::default();
+    for block in store.array_blocks(dataset, array)? {
+        summary.blocks += 1;
+        let key = if block.is_fill {
+            "fill".to_string()
+        } else {
+            summary.raw_bytes += block.raw_bytes;
+            summary.stored_bytes += block.stored_bytes;
+            format!("{}{}", block.codec.name(), if block.shuffled { "+shuffle" } else { "" })
+        };
+        *summary.by_codec.entry(key).or_default() += 1;
+    }
+    Ok(summary)
+}
+
+/// The store's files on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DiskUsage {
+    /// Fragment files.
+    pub fragment_files: u64,
+    /// Their bytes: blocks (live and dead), indexes and footers.
+    pub fragment_bytes: u64,
+    /// Bytes of the metadata file.
+    pub meta_bytes: u64,
+}
+
+/// Sizes of the store's metadata file and of the `*.frag` files in `STORE/data/` (which
+/// also counts orphans a crashed writer left, until the next writer removes them).
+pub fn disk_usage(store: &Atlas) -> Result<DiskUsage> {
+    let meta_path = store.path().join(store.meta_file_name());
+    let meta_bytes =
+        std::fs::metadata(&meta_path).with_context(|| format!("cannot stat {}", meta_path.display()))?.len();
+    let mut usage = DiskUsage { meta_bytes, ..DiskUsage::default() };
+    let data = store.path().join("data");
+    let entries = std::fs::read_dir(&data).with_context(|| format!("cannot list {}", data.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot list {}", data.display()))?;
+        if entry.path().extension().is_some_and(|e| e == "frag") {
+            let len = entry.metadata().with_context(|| format!("cannot stat {}", entry.path().display()))?.len();
+            usage.fragment_files += 1;
+            usage.fragment_bytes += len;
+        }
+    }
+    Ok(usage)
+}
+
+/// A block that failed verification, or a file that kept the store from opening.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadBlock {
+    /// `dataset/array`; `None` for a file that fails before any block is read.
+    pub array: Option<String>,
+    /// The chunk's grid coordinate.
+    pub coord: Option<Vec<u64>>,
+    /// The file holding the bad bytes.
+    pub path: PathBuf,
+    /// The block's offset in that file.
+    pub offset_bytes: Option<u64>,
+    /// `checksum_mismatch`, `corrupt` or `io`.
+    pub kind: &'static str,
+    /// What is wrong.
+    pub detail: String,
+}
+
+impl BadBlock {
+    /// The file a store could not be opened past (bad metadata, or a bad fragment index),
+    /// if that is why `Atlas::open` failed.
+    pub fn from_open_error(error: &Error) -> Option<Self> {
+        match error {
+            Error::Corrupt { path, detail } => Some(Self {
+                array: None,
+                coord: None,
+                path: path.clone(),
+                offset_bytes: None,
+                kind: "corrupt",
+                detail: detail.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What a verification found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VerifyReport {
+    /// Arrays checked.
+    pub arrays: u64,
+    /// Blocks decoded and checked.
+    pub blocks_checked: u64,
+    /// Every bad block, in dataset, array, chunk order.
+    pub bad_blocks: Vec<BadBlock>,
+}
+
+/// Decodes every live block of every array and checks its checksum; `bar` counts blocks.
+pub fn verify(store: &Atlas, bar: &ProgressBar) -> Result<VerifyReport> {
+    let mut arrays = 0;
+    for dataset in store.list_datasets() {
+        arrays += store.open_dataset(&dataset)?.list_arrays()?.len() as u64;
+    }
+    let report = store.verify(&mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    let bad_blocks = report
+        .bad_blocks
+        .into_iter()
+        .map(|bad| {
+            let (kind, detail) = match &bad.error {
+                Error::ChecksumMismatch { expected, found, .. } => {
+                    ("checksum_mismatch", format!("checksum mismatch: stored {expected:#018x}, computed {found:#018x}"))
+                }
+                // The detail starts by naming the array and chunk, which are printed anyway.
+                Error::Corrupt { detail, .. } => {
+                    let named = format!("array {} chunk {:?}: ", bad.array, bad.coord);
+                    ("corrupt", detail.strip_prefix(&named).unwrap_or(detail).to_string())
+                }
+                Error::Codec { .. } => ("corrupt", bad.error.to_string()),
+                other => ("io", other.to_string()),
+            };
+            BadBlock {
+                array: Some(bad.array),
+                coord: Some(bad.coord),
+                path: bad.path,
+                offset_bytes: Some(bad.offset_bytes),
+                kind,
+                detail,
+            }
+        })
+        .collect();
+    Ok(VerifyReport { arrays, blocks_checked: report.blocks_checked, bad_blocks })
+}

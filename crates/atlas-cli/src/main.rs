@@ -1,0 +1,589 @@
+//! `atlas`: look inside an Atlas store, check it, change how it is encoded, and move arrays
+//! in and out as .npy files, without writing code.
+//!
+//! This crate parses arguments, calls the public `atlas` API, prints and picks the exit
+//! code; it holds no store logic of its own. Block-level facts (codec mix, sizes, verify)
+//! come through `inspect.rs` only; `PROPOSED_LIB_API.md` lists what the library could add
+//! for the tool.
+
+mod inspect;
+mod npy;
+mod progress;
+mod report;
+mod slice;
+mod transfer;
+mod values;
+
+use std::fmt;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use anyhow::{Context, Result, anyhow};
+use atlas::{ArrayHandle, Atlas, Codec, EntityKind, Error, MetaCompression, MetaFormat, Shuffle, StoreConfig};
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::inspect::{BadBlock, VerifyReport};
+use crate::npy::Compression;
+use crate::slice::{Selection, SliceSpec};
+use crate::transfer::{DEFAULT_SLAB_BYTES, ImportOptions};
+
+/// Exit status of a verify that found bad blocks.
+const EXIT_CORRUPT: u8 = 3;
+/// Exit status of an error.
+const EXIT_ERROR: u8 = 1;
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  error: the message names the store, array or file and what is wrong
+  2  usage error: unknown command or option, or a malformed value (e.g. --slice 1:x)
+  3  `atlas verify` found bad blocks (each one is listed)
+
+Progress bars (verify, recompress, compact, import, export) are drawn on stderr only when
+it is a terminal; --quiet turns them off. Arrays are named DATASET/ARRAY.";
+
+/// Inspect, verify, convert and recompress Atlas stores; import and export arrays as .npy.
+#[derive(Debug, Parser)]
+#[command(name = "atlas", version, after_help = AFTER_HELP, propagate_version = true)]
+struct Cli {
+    /// Never draw progress bars.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Datasets and arrays (dtype, shape, chunks, dims), codec mix, bytes raw and on disk,
+    /// metadata file and format.
+    Info {
+        /// The store directory.
+        store: PathBuf,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the datasets, or the arrays of one dataset.
+    Ls {
+        /// The store directory.
+        store: PathBuf,
+        /// List this dataset's arrays.
+        dataset: Option<String>,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Statistics of an array: count, nulls, min, max, sum, mean (read from the block
+    /// index, no data is decoded).
+    Stats {
+        /// The store directory.
+        store: PathBuf,
+        /// The array, as DATASET/ARRAY.
+        array: ArrayPath,
+        /// Also list each block's statistics.
+        #[arg(long)]
+        blocks: bool,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attributes of the store, a dataset (DATASET) or an array (DATASET/ARRAY).
+    Attrs {
+        /// The store directory.
+        store: PathBuf,
+        /// DATASET or DATASET/ARRAY; the store's own attributes if left out.
+        target: Option<String>,
+        /// Print one JSON object; each value keeps its type tag.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an array's values: one row of the last axis per line (timestamps as ISO 8601).
+    Cat {
+        /// The store directory.
+        store: PathBuf,
+        /// The array, as DATASET/ARRAY.
+        array: ArrayPath,
+        /// numpy-style selection, one item per axis: `0:10,5,:`, `-3:`, `::2`.
+        #[arg(long, allow_hyphen_values = true)]
+        slice: Option<SliceSpec>,
+        /// Print nested JSON arrays (timestamps as nanoseconds).
+        #[arg(long)]
+        json: bool,
+        #[arg(long, hide = true, default_value_t = DEFAULT_SLAB_BYTES)]
+        slab_bytes: u64,
+    },
+    /// Decode every block and check its checksum; list each bad block and exit 3 if any.
+    Verify {
+        /// The store directory.
+        store: PathBuf,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rewrite the metadata file in another encoding (crash-safe).
+    ConvertMeta {
+        /// The store directory.
+        store: PathBuf,
+        /// Serialisation.
+        #[arg(long)]
+        format: MetaFormatArg,
+        /// Compression of the metadata file.
+        #[arg(long, default_value = "none")]
+        compression: MetaCompressionArg,
+    },
+    /// Re-encode the blocks of the store, or of one array, with another codec. Values and
+    /// checksums do not change; the codec becomes the default for new blocks.
+    Recompress {
+        /// The store directory.
+        store: PathBuf,
+        /// Only this array (DATASET/ARRAY); it keeps the codec as its own setting.
+        #[arg(long, value_name = "DATASET/ARRAY")]
+        array: Option<ArrayPath>,
+        /// The codec.
+        #[arg(long)]
+        codec: CodecArg,
+        /// zstd level (default 3; 1..=22, negative for fast modes).
+        #[arg(long, allow_hyphen_values = true)]
+        level: Option<i32>,
+        /// Byte shuffle before the codec (auto: on for dtypes wider than one byte).
+        #[arg(long, default_value = "auto")]
+        shuffle: ShuffleArg,
+    },
+    /// Copy the live blocks into one fragment file and remove the old ones, reclaiming
+    /// superseded blocks and those of deleted arrays.
+    Compact {
+        /// The store directory.
+        store: PathBuf,
+        /// Print one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a .npy file (or .npy.zst, .npy.gz, decompressed on the fly) as an array,
+    /// creating the dataset and array as needed.
+    Import {
+        /// The store directory.
+        store: PathBuf,
+        /// The array to create, as DATASET/ARRAY.
+        array: ArrayPath,
+        /// The .npy, .npy.zst or .npy.gz file.
+        file: PathBuf,
+        /// Chunk shape of the new array, e.g. `100,512` (default: about 1 MiB per chunk).
+        #[arg(long, value_delimiter = ',')]
+        chunks: Option<Vec<u64>>,
+        /// Dimension names of the new array, e.g. `time,depth`.
+        #[arg(long, value_delimiter = ',')]
+        dims: Option<Vec<String>>,
+        /// Write into an existing array of the same dtype and shape.
+        #[arg(long)]
+        overwrite: bool,
+        /// Create the store (with default settings) if the path holds none.
+        #[arg(long)]
+        create: bool,
+        #[arg(long, hide = true, default_value_t = DEFAULT_SLAB_BYTES)]
+        slab_bytes: u64,
+    },
+    /// Export an array to a .npy file, compressed if the name ends in .zst or .gz.
+    Export {
+        /// The store directory.
+        store: PathBuf,
+        /// The array, as DATASET/ARRAY.
+        array: ArrayPath,
+        /// The file to write.
+        file: PathBuf,
+        /// Compression (default: from the file name).
+        #[arg(long)]
+        compression: Option<Compression>,
+        /// Replace the file if it exists.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, hide = true, default_value_t = DEFAULT_SLAB_BYTES)]
+        slab_bytes: u64,
+    },
+}
+
+/// An array named `DATASET/ARRAY`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ArrayPath {
+    dataset: String,
+    array: String,
+}
+
+impl FromStr for ArrayPath {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text.split_once('/') {
+            Some((dataset, array)) if !dataset.is_empty() && !array.is_empty() && !array.contains('/') => {
+                Ok(Self { dataset: dataset.to_string(), array: array.to_string() })
+            }
+            _ => Err(format!("{text:?} is not of the form DATASET/ARRAY")),
+        }
+    }
+}
+
+impl fmt::Display for ArrayPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.dataset, self.array)
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MetaFormatArg {
+    Json,
+    Msgpack,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum MetaCompressionArg {
+    None,
+    Zstd,
+    Lz4,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CodecArg {
+    Zstd,
+    Lz4,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ShuffleArg {
+    Auto,
+    On,
+    Off,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let result = run(cli, &mut out).and_then(|code| {
+        out.flush()?;
+        Ok(code)
+    });
+    match result {
+        Ok(code) => code,
+        // `atlas cat ... | head`: the reader left, which is not an error of ours.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            drop(out);
+            eprintln!("atlas: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| cause.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+}
+
+/// Exits with a usage error (status 2), as clap does for its own.
+fn usage_error(kind: ErrorKind, msg: impl fmt::Display) -> ! {
+    Cli::command().error(kind, msg).exit()
+}
+
+fn open_store(path: &Path) -> Result<Atlas> {
+    Atlas::open(path).map_err(|e| open_error(path, e))
+}
+
+fn open_error(path: &Path, e: Error) -> anyhow::Error {
+    match e {
+        Error::NotFound { kind: EntityKind::Store, .. } if !path.exists() => {
+            anyhow!("{}: no such store (the path does not exist)", path.display())
+        }
+        Error::NotFound { kind: EntityKind::Store, .. } => {
+            anyhow!("{}: not an Atlas store (no atlas.json or other metadata file in it)", path.display())
+        }
+        other => anyhow::Error::new(other).context(format!("cannot open store {}", path.display())),
+    }
+}
+
+fn open_array(store: &Atlas, path: &ArrayPath) -> Result<ArrayHandle> {
+    Ok(store.open_dataset(&path.dataset)?.array(&path.array)?)
+}
+
+/// Keeps a write command's uncommitted changes from being committed behind its back.
+///
+/// Atlas flushes pending changes when the last handle of a store is dropped. A command that
+/// fails midway (an import cut short by a truncated file) must commit nothing instead, and
+/// Atlas has no call to drop pending changes. A handle that is never dropped keeps that
+/// flush from running: the command commits with an explicit `flush` when it succeeds, and
+/// when it fails the process exits with its changes uncommitted. The pending fragment is
+/// then an orphan that the next writer removes (docs/FORMAT.md, "Commit protocol", step 3),
+/// and the OS releases the writer lock with the process.
+fn keep_uncommitted(store: &Atlas) {
+    std::mem::forget(store.clone());
+}
+
+fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Info { store, json } => report::info(&open_store(&store)?, json, out)?,
+        Command::Ls { store, dataset, json } => report::ls(&open_store(&store)?, dataset.as_deref(), json, out)?,
+        Command::Stats { store, array, blocks, json } => {
+            let handle = open_array(&open_store(&store)?, &array)?;
+            report::stats(&handle, &array.to_string(), blocks, json, out)?;
+        }
+        Command::Attrs { store, target, json } => {
+            let store = open_store(&store)?;
+            let attributes = match target.as_deref().map(|t| t.split_once('/').ok_or(t)) {
+                None => store.attrs().all()?,
+                Some(Err(dataset)) => store.open_dataset(dataset)?.attrs().all()?,
+                Some(Ok((dataset, array))) => store.open_dataset(dataset)?.array(array)?.attrs().all()?,
+            };
+            report::attrs(&attributes, json, out)?;
+        }
+        Command::Cat { store, array, slice, json, slab_bytes } => {
+            let handle = open_array(&open_store(&store)?, &array)?;
+            let shape = handle.meta()?.shape;
+            let sel = match &slice {
+                Some(spec) => spec.resolve(&shape).with_context(|| format!("--slice {spec} on {array} {shape:?}"))?,
+                None => Selection::all(&shape),
+            };
+            report::cat(&handle, &sel, json, slab_bytes, out)?;
+        }
+        Command::Verify { store, json } => return verify(&store, json, quiet, out),
+        Command::ConvertMeta { store, format, compression } => convert_meta(&store, format, compression, quiet, out)?,
+        Command::Recompress { store, array, codec, level, shuffle } => {
+            let codec = match (codec, level) {
+                (CodecArg::Zstd, level) => Codec::Zstd { level: level.unwrap_or(3) },
+                (_, Some(_)) => usage_error(ErrorKind::ArgumentConflict, "--level applies to --codec zstd only"),
+                (CodecArg::Lz4, None) => Codec::Lz4,
+                (CodecArg::None, None) => Codec::None,
+            };
+            let shuffle = match shuffle {
+                ShuffleArg::Auto => Shuffle::Auto,
+                ShuffleArg::On => Shuffle::On,
+                ShuffleArg::Off => Shuffle::Off,
+            };
+            recompress(&store, array.as_ref(), codec, shuffle, quiet, out)?;
+        }
+        Command::Compact { store, json } => compact(&store, json, quiet, out)?,
+        Command::Import { store, array, file, chunks, dims, overwrite, create, slab_bytes } => {
+            let store = match Atlas::open(&store) {
+                Err(Error::NotFound { kind: EntityKind::Store, .. }) if create => {
+                    Atlas::create(&store, StoreConfig::default())
+                        .with_context(|| format!("cannot create store {}", store.display()))?
+                }
+                Err(e @ Error::NotFound { kind: EntityKind::Store, .. }) => {
+                    return Err(anyhow!("{:#}; pass --create to make a new store", open_error(&store, e)));
+                }
+                opened => opened.map_err(|e| open_error(&store, e))?,
+            };
+            keep_uncommitted(&store);
+            let options = ImportOptions { chunks, dims, overwrite, slab_bytes };
+            let moved = transfer::import(&store, (&array.dataset, &array.array), &file, &options, quiet)
+                .with_context(|| format!("import of {} into {array} failed; nothing was committed", file.display()))?;
+            writeln!(
+                out,
+                "imported {} -> {array}: {} {:?}, {}",
+                file.display(),
+                moved.dtype,
+                moved.shape,
+                report::human_bytes(moved.data_bytes)
+            )?;
+        }
+        Command::Export { store, array, file, compression, force, slab_bytes } => {
+            let named = Compression::of_path(&file);
+            let compression = match compression {
+                Some(given) if named != Compression::None && given != named => usage_error(
+                    ErrorKind::ArgumentConflict,
+                    format!(
+                        "{} names {} compression but --compression {} was given",
+                        file.display(),
+                        named.name(),
+                        given.name()
+                    ),
+                ),
+                Some(given) => given,
+                None => named,
+            };
+            let store = open_store(&store)?;
+            let moved =
+                transfer::export(&store, (&array.dataset, &array.array), &file, compression, force, slab_bytes, quiet)?;
+            writeln!(
+                out,
+                "exported {array} -> {} ({}): {} {:?}, {}",
+                file.display(),
+                compression.name(),
+                moved.dtype,
+                moved.shape,
+                report::human_bytes(moved.data_bytes)
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(path: &Path, json_out: bool, quiet: bool, out: &mut dyn Write) -> Result<ExitCode> {
+    let bar = progress::blocks(0, "verify", quiet);
+    let report = match Atlas::open(path) {
+        Ok(store) => inspect::verify(&store, &bar)?,
+        // Bad metadata or a bad fragment index stops the store from opening at all.
+        Err(e) => match BadBlock::from_open_error(&e) {
+            Some(bad) => VerifyReport { bad_blocks: vec![bad], ..VerifyReport::default() },
+            None => return Err(open_error(path, e)),
+        },
+    };
+    bar.finish_and_clear();
+    if json_out {
+        let bad: Vec<serde_json::Value> = report
+            .bad_blocks
+            .iter()
+            .map(|b| {
+                json!({"array": b.array, "chunk": b.coord, "file": b.path, "offset": b.offset_bytes,
+                       "kind": b.kind, "detail": b.detail})
+            })
+            .collect();
+        let doc = json!({"store": path, "ok": bad.is_empty(), "arrays": report.arrays,
+                         "blocks_checked": report.blocks_checked, "bad_blocks": bad});
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    } else {
+        for b in &report.bad_blocks {
+            let file = b.path.display();
+            match (&b.array, &b.coord, b.offset_bytes) {
+                (Some(array), Some(coord), Some(offset)) => {
+                    writeln!(out, "BAD {array} chunk {coord:?} file {file} offset {offset}: {}", b.detail)?;
+                }
+                _ => writeln!(out, "BAD file {file}: {}", b.detail)?,
+            }
+        }
+        let arrays = match report.arrays {
+            1 => "1 array".to_string(),
+            n => format!("{n} arrays"),
+        };
+        let checked = report.blocks_checked;
+        match report.bad_blocks.len() {
+            0 => writeln!(out, "ok: {checked} blocks in {arrays} verified")?,
+            n => writeln!(out, "{n} bad of {checked} blocks checked in {arrays}")?,
+        }
+    }
+    Ok(if report.bad_blocks.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CORRUPT) })
+}
+
+fn convert_meta(
+    path: &Path,
+    format: MetaFormatArg,
+    compression: MetaCompressionArg,
+    quiet: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let store = open_store(path)?;
+    let before = store.meta_file_name();
+    let format = match format {
+        MetaFormatArg::Json => MetaFormat::Json,
+        MetaFormatArg::Msgpack => MetaFormat::MsgPack,
+    };
+    let compression = match compression {
+        MetaCompressionArg::None => MetaCompression::None,
+        MetaCompressionArg::Zstd => MetaCompression::Zstd,
+        MetaCompressionArg::Lz4 => MetaCompression::Lz4,
+    };
+    let before_bytes = inspect::disk_usage(&store)?.meta_bytes;
+    let spinner = progress::spinner("converting metadata", quiet);
+    store.set_meta_format(format, compression)?;
+    store.flush()?;
+    spinner.finish_and_clear();
+    let after_bytes = inspect::disk_usage(&store)?.meta_bytes;
+    writeln!(
+        out,
+        "{before} ({}) -> {} ({})",
+        report::human_bytes(before_bytes),
+        store.meta_file_name(),
+        report::human_bytes(after_bytes)
+    )?;
+    Ok(())
+}
+
+/// Re-encodes array by array, so the bar moves per array. For the whole store this ends as
+/// `Atlas::recompress` does: the codec becomes the store's default and the arrays' own
+/// settings are cleared. Nothing is committed unless every array succeeds.
+fn recompress(
+    path: &Path,
+    only: Option<&ArrayPath>,
+    codec: Codec,
+    shuffle: Shuffle,
+    quiet: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let store = open_store(path)?;
+    keep_uncommitted(&store);
+    let mut arrays = Vec::new();
+    match only {
+        Some(array) => arrays.push((array.clone(), open_array(&store, array)?.block_stats()?.len() as u64)),
+        None => {
+            for dataset in store.list_datasets() {
+                for array in store.open_dataset(&dataset)?.list_arrays()? {
+                    let blocks = store.open_dataset(&dataset)?.block_stats(&array)?.len() as u64;
+                    arrays.push((ArrayPath { dataset: dataset.clone(), array }, blocks));
+                }
+            }
+        }
+    }
+    let total: u64 = arrays.iter().map(|(_, n)| n).sum();
+    let bar = progress::blocks(total, "recompress", quiet);
+    for (array, blocks) in &arrays {
+        bar.set_message(format!("recompress {array}"));
+        store
+            .recompress_array(&array.dataset, &array.array, codec, shuffle)
+            .with_context(|| format!("cannot recompress {array}; nothing was committed"))?;
+        if only.is_none() {
+            let handle = open_array(&store, array)?;
+            handle.set_codec(None)?;
+            handle.set_shuffle(None)?;
+        }
+        bar.inc(*blocks);
+    }
+    bar.finish_and_clear();
+    if only.is_none() {
+        store.set_codec(codec)?;
+        store.set_shuffle(shuffle)?;
+    }
+    let spinner = progress::spinner("committing", quiet);
+    store.flush()?;
+    spinner.finish_and_clear();
+    let shuffle = format!("{shuffle:?}").to_lowercase();
+    writeln!(
+        out,
+        "recompressed {} {} ({total} blocks) to {}, shuffle {shuffle}",
+        arrays.len(),
+        if arrays.len() == 1 { "array" } else { "arrays" },
+        report::codec_text(codec)
+    )?;
+    Ok(())
+}
+
+fn compact(path: &Path, json_out: bool, quiet: bool, out: &mut dyn Write) -> Result<()> {
+    let store = open_store(path)?;
+    // Atlas reports no progress from inside a compaction: a spinner shows it is alive.
+    let spinner = progress::spinner("compacting", quiet);
+    let report = store.compact()?;
+    spinner.finish_and_clear();
+    if json_out {
+        let doc = json!({
+            "fragments_before": report.fragments_before,
+            "fragments_after": report.fragments_after,
+            "before_bytes": report.before_bytes,
+            "after_bytes": report.after_bytes,
+            "blocks_kept": report.blocks_kept,
+            "blocks_dropped": report.blocks_dropped,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    } else {
+        writeln!(out, "fragments  {} -> {}", report.fragments_before, report.fragments_after)?;
+        writeln!(
+            out,
+            "bytes      {} -> {}",
+            report::human_bytes(report.before_bytes),
+            report::human_bytes(report.after_bytes)
+        )?;
+        writeln!(out, "blocks     {} kept, {} dropped", report.blocks_kept, report.blocks_dropped)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,497 @@
+//! The .npy file format (numpy's `numpy.lib.format`, versions 1.0, 2.0 and 3.0): the header
+//! is read and written here; the body is streamed by the caller, so `.npy.zst` and
+//! `.npy.gz` files are compressed and decompressed on the fly, never copied to a temp file.
+//!
+//! Supported: little-endian (or byte-order-free) `i1`..`i8`, `u1`..`u8`, `f4`, `f8`, `b1`
+//! and `M8[ns]`, in C order. Fortran order, big-endian data and other dtypes are refused
+//! with the reason.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use atlas::DType;
+
+/// `\x93NUMPY`.
+const MAGIC: &[u8; 6] = b"\x93NUMPY";
+/// numpy pads the header so the body starts at a multiple of this.
+const ALIGN_BYTES: usize = 64;
+/// Largest header accepted; numpy's own reader stops at 10 000 bytes by default.
+const MAX_HEADER_BYTES: usize = 1 << 20;
+
+/// What the header of a .npy file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// The element type.
+    pub dtype: DType,
+    /// The array's shape (empty for a 0-d array).
+    pub shape: Vec<u64>,
+}
+
+impl Header {
+    /// Bytes of the body: elements times element size.
+    pub fn data_bytes(&self) -> Option<u64> {
+        self.shape.iter().try_fold(self.dtype.size_bytes() as u64, |acc, &n| acc.checked_mul(n))
+    }
+}
+
+/// How a .npy file is compressed as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    /// A plain .npy file.
+    None,
+    /// A zstd stream (`.npy.zst`).
+    Zst,
+    /// A gzip stream (`.npy.gz`).
+    Gz,
+}
+
+impl Compression {
+    /// The compression a file name implies: `.zst` (or `.zstd`), `.gz`, else none.
+    pub fn of_path(path: &Path) -> Self {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("zst" | "zstd") => Self::Zst,
+            Some("gz") => Self::Gz,
+            _ => Self::None,
+        }
+    }
+
+    /// The name used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Zst => "zst",
+            Self::Gz => "gz",
+        }
+    }
+}
+
+/// Opens `path` for reading its decompressed bytes, by its file name's compression.
+pub fn open(path: &Path) -> Result<Box<dyn Read>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let buffered = BufReader::with_capacity(1 << 20, file);
+    Ok(match Compression::of_path(path) {
+        Compression::None => Box::new(buffered),
+        Compression::Zst => Box::new(
+            zstd::stream::read::Decoder::with_buffer(buffered)
+                .with_context(|| format!("{}: cannot start a zstd decoder", path.display()))?,
+        ),
+        // Multi-member, as `gzip` writes when files are concatenated.
+        Compression::Gz => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+    })
+}
+
+/// A .npy file being written, compressed on the fly.
+pub enum Sink {
+    /// A plain file.
+    Plain(BufWriter<File>),
+    /// A zstd stream.
+    Zst(zstd::stream::write::Encoder<'static, BufWriter<File>>),
+    /// A gzip stream.
+    Gz(flate2::write::GzEncoder<BufWriter<File>>),
+}
+
+impl Sink {
+    /// Wraps a new file in the compressor.
+    pub fn new(file: File, compression: Compression) -> io::Result<Self> {
+        let file = BufWriter::with_capacity(1 << 20, file);
+        Ok(match compression {
+            Compression::None => Self::Plain(file),
+            Compression::Zst => Self::Zst(zstd::stream::write::Encoder::new(file, 3)?),
+            Compression::Gz => Self::Gz(flate2::write::GzEncoder::new(file, flate2::Compression::default())),
+        })
+    }
+
+    /// Ends the compressed stream, flushes and fsyncs the file.
+    pub fn finish(self) -> io::Result<()> {
+        let buffered = match self {
+            Self::Plain(w) => w,
+            Self::Zst(w) => w.finish()?,
+            Self::Gz(w) => w.finish()?,
+        };
+        let file = buffered.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.sync_all()
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(w) => w.write(buf),
+            Self::Zst(w) => w.write(buf),
+            Self::Gz(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(w) => w.flush(),
+            Self::Zst(w) => w.flush(),
+            Self::Gz(w) => w.flush(),
+        }
+    }
+}
+
+/// The .npy `descr` of an Atlas dtype, or `None` for dtypes .npy cannot hold as such.
+pub fn descr(dtype: DType) -> Option<&'static str> {
+    Some(match dtype {
+        DType::Int8 => "|i1",
+        DType::Int16 => "<i2",
+        DType::Int32 => "<i4",
+        DType::Int64 => "<i8",
+        DType::UInt8 => "|u1",
+        DType::UInt16 => "<u2",
+        DType::UInt32 => "<u4",
+        DType::UInt64 => "<u8",
+        DType::Float32 => "<f4",
+        DType::Float64 => "<f8",
+        DType::Bool => "|b1",
+        DType::Timestamp => "<M8[ns]",
+        _ => return None,
+    })
+}
+
+/// The Atlas dtype of a .npy `descr`.
+fn dtype_of_descr(descr: &str) -> Result<DType, String> {
+    const SUPPORTED: &str = "supported: <i1..<i8, <u1..<u8, <f4, <f8, |b1, <M8[ns]";
+    let (order, code) = match descr.chars().next() {
+        Some(c @ ('<' | '>' | '|' | '=')) => (c, &descr[1..]),
+        _ => ('=', descr),
+    };
+    let dtype = match code {
+        "i1" | "b" => DType::Int8,
+        "i2" => DType::Int16,
+        "i4" => DType::Int32,
+        "i8" => DType::Int64,
+        "u1" | "B" => DType::UInt8,
+        "u2" => DType::UInt16,
+        "u4" => DType::UInt32,
+        "u8" => DType::UInt64,
+        "f4" => DType::Float32,
+        "f8" => DType::Float64,
+        "b1" | "?" => DType::Bool,
+        "M8[ns]" => DType::Timestamp,
+        c if c.starts_with("M8") || c.starts_with("m8") => {
+            return Err(format!("dtype {descr:?} is not supported: only datetime64[ns] is ({SUPPORTED})"));
+        }
+        _ => return Err(format!("dtype {descr:?} is not supported ({SUPPORTED})")),
+    };
+    // Atlas only runs on little-endian hosts, so native order ('=') is little-endian.
+    if order == '>' && dtype.size_bytes() > 1 {
+        return Err(format!(
+            "big-endian data (dtype {descr:?}) is not supported; convert it first, e.g. with \
+             numpy: a.astype(a.dtype.newbyteorder('<'))"
+        ));
+    }
+    Ok(dtype)
+}
+
+/// Reads the magic, version and header of a .npy stream, leaving `reader` at the body.
+/// `path` only names the file in errors.
+pub fn read_header(reader: &mut dyn Read, path: &Path) -> Result<Header> {
+    let name = path.display();
+    let mut preamble = [0u8; 8];
+    reader.read_exact(&mut preamble).map_err(|e| short_read(&e, path, "the .npy preamble"))?;
+    if &preamble[..6] != MAGIC {
+        bail!("{name}: not a .npy file (it does not start with \\x93NUMPY)");
+    }
+    let (major, minor) = (preamble[6], preamble[7]);
+    let header_len = match (major, minor) {
+        (1, 0) => {
+            let mut len = [0u8; 2];
+            reader.read_exact(&mut len).map_err(|e| short_read(&e, path, "the header length"))?;
+            usize::from(u16::from_le_bytes(len))
+        }
+        (2 | 3, 0) => {
+            let mut len = [0u8; 4];
+            reader.read_exact(&mut len).map_err(|e| short_read(&e, path, "the header length"))?;
+            usize::try_from(u32::from_le_bytes(len)).unwrap_or(usize::MAX)
+        }
+        _ => bail!("{name}: .npy format version {major}.{minor} is not supported (1.0, 2.0 and 3.0 are)"),
+    };
+    if header_len > MAX_HEADER_BYTES {
+        bail!("{name}: the .npy header claims {header_len} bytes, over the limit of {MAX_HEADER_BYTES}");
+    }
+    let mut text = vec![0u8; header_len];
+    reader.read_exact(&mut text).map_err(|e| short_read(&e, path, "the .npy header"))?;
+    // Versions 1 and 2 are latin-1, 3 is UTF-8; every header numpy writes is ASCII.
+    let text = String::from_utf8(text).map_err(|_| anyhow!("{name}: the .npy header is not ASCII/UTF-8 text"))?;
+    parse_header(&text).map_err(|detail| anyhow!("{name}: {detail}"))
+}
+
+fn short_read(e: &io::Error, path: &Path, what: &str) -> anyhow::Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        anyhow!("{}: file ends inside {what} (truncated, or not a .npy file)", path.display())
+    } else {
+        anyhow!("{}: cannot read {what}: {e}", path.display())
+    }
+}
+
+/// Parses the header dictionary, e.g. `{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }`.
+fn parse_header(text: &str) -> Result<Header, String> {
+    let mut parser = Literal { text: text.as_bytes(), at: 0 };
+    let value = parser.value().map_err(|e| format!("invalid .npy header {:?}: {e}", text.trim_end()))?;
+    let Lit::Dict(entries) = value else {
+        return Err(format!("invalid .npy header {:?}: not a dictionary", text.trim_end()));
+    };
+    let field = |key: &str| {
+        entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .ok_or_else(|| format!(".npy header has no {key:?} field"))
+    };
+    let dtype = match field("descr")? {
+        Lit::Str(descr) => dtype_of_descr(descr)?,
+        _ => return Err("structured (record) dtypes are not supported".to_string()),
+    };
+    match field("fortran_order")? {
+        Lit::Bool(false) => {}
+        Lit::Bool(true) => {
+            return Err("Fortran-order arrays are not supported; save a C-order copy, e.g. with \
+                        numpy: np.save(path, np.ascontiguousarray(a))"
+                .to_string());
+        }
+        _ => return Err("'fortran_order' is not True or False".to_string()),
+    }
+    let shape = match field("shape")? {
+        Lit::Tuple(items) => items
+            .iter()
+            .map(|item| match item {
+                Lit::Int(n) => Ok(*n),
+                _ => Err("'shape' holds something other than non-negative integers".to_string()),
+            })
+            .collect::<Result<Vec<u64>, String>>()?,
+        _ => return Err("'shape' is not a tuple".to_string()),
+    };
+    let header = Header { dtype, shape };
+    if header.data_bytes().is_none() {
+        return Err(format!("shape {:?} overflows a 64-bit byte count", header.shape));
+    }
+    Ok(header)
+}
+
+/// The Python literals a .npy header uses.
+#[derive(Debug, PartialEq)]
+enum Lit {
+    Str(String),
+    Bool(bool),
+    Int(u64),
+    Tuple(Vec<Lit>),
+    List(Vec<Lit>),
+    Dict(Vec<(String, Lit)>),
+}
+
+/// A recursive-descent reader of those literals.
+struct Literal<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl Literal<'_> {
+    fn skip_space(&mut self) {
+        while self.text.get(self.at).is_some_and(u8::is_ascii_whitespace) {
+            self.at += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_space();
+        self.text.get(self.at).copied()
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), String> {
+        match self.peek() {
+            Some(b) if b == byte => {
+                self.at += 1;
+                Ok(())
+            }
+            Some(b) => Err(format!("expected {:?} at byte {}, found {:?}", byte as char, self.at, b as char)),
+            None => Err(format!("expected {:?}, found the end", byte as char)),
+        }
+    }
+
+    fn value(&mut self) -> Result<Lit, String> {
+        match self.peek() {
+            Some(b'{') => self.dict(),
+            Some(b'(') => self.sequence(b'(', b')').map(Lit::Tuple),
+            Some(b'[') => self.sequence(b'[', b']').map(Lit::List),
+            Some(b'\'' | b'"') => self.string().map(Lit::Str),
+            Some(b'0'..=b'9') => self.int(),
+            Some(b'T' | b'F') => self.boolean(),
+            Some(b) => Err(format!("unexpected {:?} at byte {}", b as char, self.at)),
+            None => Err("unexpected end".to_string()),
+        }
+    }
+
+    fn dict(&mut self) -> Result<Lit, String> {
+        self.expect(b'{')?;
+        let mut entries = Vec::new();
+        loop {
+            if self.peek() == Some(b'}') {
+                self.at += 1;
+                return Ok(Lit::Dict(entries));
+            }
+            let key = self.string()?;
+            self.expect(b':')?;
+            entries.push((key, self.value()?));
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {}
+                _ => return Err(format!("expected ',' or '}}' at byte {}", self.at)),
+            }
+        }
+    }
+
+    fn sequence(&mut self, open: u8, close: u8) -> Result<Vec<Lit>, String> {
+        self.expect(open)?;
+        let mut items = Vec::new();
+        loop {
+            if self.peek() == Some(close) {
+                self.at += 1;
+                return Ok(items);
+            }
+            items.push(self.value()?);
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b) if b == close => {}
+                _ => return Err(format!("expected ',' or {:?} at byte {}", close as char, self.at)),
+            }
+        }
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        let Some(quote @ (b'\'' | b'"')) = self.peek() else {
+            return Err(format!("expected a string at byte {}", self.at));
+        };
+        let start = self.at + 1;
+        // Header strings (dtype codes, field names) never hold escapes.
+        let len = self.text[start..].iter().position(|&b| b == quote).ok_or("unterminated string")?;
+        self.at = start + len + 1;
+        String::from_utf8(self.text[start..start + len].to_vec()).map_err(|_| "string is not UTF-8".to_string())
+    }
+
+    fn int(&mut self) -> Result<Lit, String> {
+        let start = self.at;
+        while self.text.get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+        let digits = std::str::from_utf8(&self.text[start..self.at]).expect("ASCII digits");
+        // Python 2 wrote long integers with an `L` suffix.
+        if self.text.get(self.at) == Some(&b'L') {
+            self.at += 1;
+        }
+        digits.parse().map(Lit::Int).map_err(|_| format!("integer {digits} does not fit 64 bits"))
+    }
+
+    fn boolean(&mut self) -> Result<Lit, String> {
+        for (word, value) in [(&b"True"[..], true), (&b"False"[..], false)] {
+            if self.text[self.at..].starts_with(word) {
+                self.at += word.len();
+                return Ok(Lit::Bool(value));
+            }
+        }
+        Err(format!("unexpected word at byte {}", self.at))
+    }
+}
+
+/// Writes the preamble and header numpy would write for an array of `dtype` and `shape`:
+/// version 1.0 when the header fits in 65535 bytes (any shape of up to 32 dimensions
+/// does), else 2.0; padded with spaces and a newline so the body starts at a multiple of
+/// 64 bytes.
+pub fn write_header(out: &mut dyn Write, dtype: DType, shape: &[u64]) -> Result<()> {
+    let descr = descr(dtype).ok_or_else(|| anyhow!("{dtype} arrays cannot be written as .npy"))?;
+    let shape_text = match shape {
+        [] => "()".to_string(),
+        [n] => format!("({n},)"),
+        _ => format!("({})", shape.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
+    };
+    let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
+    for (version, len_bytes) in [(1u8, 2usize), (2, 4)] {
+        let unpadded = MAGIC.len() + 2 + len_bytes + dict.len() + 1;
+        let header_len = dict.len() + 1 + (ALIGN_BYTES - unpadded % ALIGN_BYTES) % ALIGN_BYTES;
+        if version == 1 && header_len > usize::from(u16::MAX) {
+            continue;
+        }
+        let mut bytes = Vec::with_capacity(unpadded + ALIGN_BYTES);
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&[version, 0]);
+        if version == 1 {
+            bytes.extend_from_slice(&(header_len as u16).to_le_bytes());
+        } else {
+            bytes.extend_from_slice(&(header_len as u32).to_le_bytes());
+        }
+        bytes.extend_from_slice(dict.as_bytes());
+        bytes.resize(bytes.len() + header_len - dict.len() - 1, b' ');
+        bytes.push(b'\n');
+        out.write_all(&bytes)?;
+        return Ok(());
+    }
+    unreachable!("a version 2.0 header holds any dictionary below 4 GiB")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_of(bytes: &[u8]) -> Result<Header> {
+        read_header(&mut &bytes[..], Path::new("x.npy"))
+    }
+
+    #[test]
+    fn writes_the_header_numpy_writes() {
+        let mut out = Vec::new();
+        write_header(&mut out, DType::Float64, &[3, 4]).unwrap();
+        // np.save of np.zeros((3, 4)): 128 bytes of preamble and header.
+        let dict = b"{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }";
+        assert_eq!(out.len(), 128);
+        assert_eq!(&out[..10], b"\x93NUMPY\x01\x00\x76\x00");
+        assert_eq!(&out[10..10 + dict.len()], dict);
+        assert!(out[10 + dict.len()..127].iter().all(|&b| b == b' '));
+        assert_eq!(out[127], b'\n');
+        for (dtype, shape) in [(DType::Bool, vec![]), (DType::Timestamp, vec![7]), (DType::UInt8, vec![0, 2, 3])] {
+            let mut out = Vec::new();
+            write_header(&mut out, dtype, &shape).unwrap();
+            assert_eq!(out.len() % 64, 0);
+            assert_eq!(header_of(&out).unwrap(), Header { dtype, shape });
+        }
+    }
+
+    #[test]
+    fn reads_versions_two_and_three_and_old_spellings() {
+        let dict = b"{\"descr\":\"<i2\",\"fortran_order\":False,\"shape\":(2L,3L)}\n";
+        for version in [2u8, 3] {
+            let mut bytes = b"\x93NUMPY".to_vec();
+            bytes.extend_from_slice(&[version, 0]);
+            bytes.extend_from_slice(&(dict.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(dict);
+            assert_eq!(header_of(&bytes).unwrap(), Header { dtype: DType::Int16, shape: vec![2, 3] });
+        }
+    }
+
+    fn v1(dict: &str) -> Vec<u8> {
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(dict.as_bytes());
+        bytes
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_read_and_says_why() {
+        let err = |dict: &str| format!("{:#}", header_of(&v1(dict)).unwrap_err());
+        assert!(err("{'descr': '>f8', 'fortran_order': False, 'shape': (3,), }").contains("big-endian"));
+        assert!(err("{'descr': '<f8', 'fortran_order': True, 'shape': (3,), }").contains("Fortran-order"));
+        assert!(err("{'descr': '<c8', 'fortran_order': False, 'shape': (3,), }").contains("not supported"));
+        assert!(err("{'descr': '<M8[us]', 'fortran_order': False, 'shape': (3,), }").contains("datetime64[ns]"));
+        assert!(err("{'descr': [('a', '<i4')], 'fortran_order': False, 'shape': (3,), }").contains("structured"));
+        assert!(err("{'descr': '<f8', 'shape': (3,), }").contains("fortran_order"));
+        assert!(err("{'descr': '<f8', 'fortran_order': False, 'shape': (3,").contains("invalid .npy header"));
+        assert!(format!("{:#}", header_of(b"PK\x03\x04garbage").unwrap_err()).contains("not a .npy file"));
+        assert!(format!("{:#}", header_of(b"\x93NUMPY\x01\x00\x40").unwrap_err()).contains("truncated"));
+        assert!(format!("{:#}", header_of(b"\x93NUMPY\x04\x00\x00\x00").unwrap_err()).contains("version 4.0"));
+        // One-byte types need no byte order, whatever the file says.
+        let header = header_of(&v1("{'descr': '>u1', 'fortran_order': False, 'shape': (), }")).unwrap();
+        assert_eq!(header, Header { dtype: DType::UInt8, shape: vec![] });
+    }
+}

@@ -1,0 +1,494 @@
+//! The read-only commands: `info`, `ls`, `stats`, `attrs` and `cat`, each as text for
+//! people and, with `--json`, as one JSON document for programs.
+
+use std::io::Write;
+
+use anyhow::Result;
+use atlas::{ArrayHandle, ArrayMeta, Atlas, AttrValue, Attributes, Codec, DType, Scalar};
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
+use serde_json::{Value as Json, json};
+
+use crate::inspect::{self, BlockSummary};
+use crate::slice::Selection;
+use crate::values::{Cell, dispatch, iso8601};
+
+/// `1.5 MiB`: bytes in binary units.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// `zstd(3)`, `lz4`, `none`.
+pub fn codec_text(codec: Codec) -> String {
+    match codec {
+        Codec::Zstd { level } => format!("zstd({level})"),
+        other => inspect::codec_name(other).to_string(),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Json {
+    serde_json::to_value(value).expect("atlas types serialise to JSON")
+}
+
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    format!("[{}]", items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+}
+
+/// Format and compression of a metadata file, from its name (`atlas.msgpack.zst`).
+pub fn meta_encoding(file_name: &str) -> (&str, &str) {
+    let mut parts = file_name.split('.').skip(1);
+    let format = parts.next().unwrap_or("?");
+    let compression = match parts.next() {
+        None => "none",
+        Some("zst") => "zstd",
+        Some(other) => other,
+    };
+    (format, compression)
+}
+
+fn ratio(raw_bytes: u64, stored_bytes: u64) -> Option<f64> {
+    (stored_bytes > 0).then(|| raw_bytes as f64 / stored_bytes as f64)
+}
+
+/// One array as `info` shows it.
+struct ArrayFacts {
+    name: String,
+    meta: ArrayMeta,
+    blocks: BlockSummary,
+}
+
+/// What `info` shows, gathered once for both output forms.
+struct StoreFacts<'a> {
+    disk: inspect::DiskUsage,
+    meta_file: &'a str,
+    /// (name, number of attributes, arrays).
+    datasets: Vec<(String, usize, Vec<ArrayFacts>)>,
+    /// Raw bytes of the live blocks of every array.
+    raw_bytes: u64,
+    /// Bytes those blocks take on disk.
+    stored_bytes: u64,
+}
+
+/// `atlas info`.
+pub fn info(store: &Atlas, json_out: bool, out: &mut dyn Write) -> Result<()> {
+    let mut facts = StoreFacts {
+        disk: inspect::disk_usage(store)?,
+        meta_file: store.meta_file_name(),
+        datasets: Vec::new(),
+        raw_bytes: 0,
+        stored_bytes: 0,
+    };
+    for ds_name in store.list_datasets() {
+        let dataset = store.open_dataset(&ds_name)?;
+        let mut arrays = Vec::new();
+        for name in dataset.list_arrays()? {
+            let meta = dataset.array_meta(&name)?;
+            let blocks = inspect::block_summary(store, &ds_name, &name)?;
+            facts.raw_bytes += blocks.raw_bytes;
+            facts.stored_bytes += blocks.stored_bytes;
+            arrays.push(ArrayFacts { name, meta, blocks });
+        }
+        facts.datasets.push((ds_name, dataset.attrs().all()?.len(), arrays));
+    }
+    if json_out { info_json(store, &facts, out) } else { info_text(store, &facts, out) }
+}
+
+fn info_json(store: &Atlas, facts: &StoreFacts<'_>, out: &mut dyn Write) -> Result<()> {
+    let (format, compression) = meta_encoding(facts.meta_file);
+    let datasets: Vec<Json> = facts
+        .datasets
+        .iter()
+        .map(|(name, attrs, arrays)| {
+            let arrays: Vec<Json> = arrays
+                .iter()
+                .map(|ArrayFacts { name, meta, blocks: s }| {
+                    json!({
+                        "name": name,
+                        "dtype": meta.dtype.name(),
+                        "shape": meta.shape,
+                        "chunk_shape": meta.chunk_shape,
+                        "dims": meta.dims,
+                        "fill_value": to_json(&meta.fill_value),
+                        "codec": to_json(&meta.codec),
+                        "shuffle": to_json(&meta.shuffle),
+                        "chunks": meta.chunk_grid().iter().product::<u64>(),
+                        "blocks": s.blocks,
+                        "codec_mix": s.by_codec,
+                        "raw_bytes": s.raw_bytes,
+                        "stored_bytes": s.stored_bytes,
+                        "ratio": ratio(s.raw_bytes, s.stored_bytes),
+                    })
+                })
+                .collect();
+            json!({"name": name, "attributes": attrs, "arrays": arrays})
+        })
+        .collect();
+    let doc = json!({
+        "store": store.path(),
+        "meta_file": facts.meta_file,
+        "meta_format": format,
+        "meta_compression": compression,
+        "meta_bytes": facts.disk.meta_bytes,
+        "generation": store.generation(),
+        "codec": to_json(&store.codec()),
+        "attributes": store.attrs().all()?.len(),
+        "fragment_files": facts.disk.fragment_files,
+        "fragment_bytes": facts.disk.fragment_bytes,
+        "raw_bytes": facts.raw_bytes,
+        "stored_bytes": facts.stored_bytes,
+        "ratio": ratio(facts.raw_bytes, facts.stored_bytes),
+        "datasets": datasets,
+    });
+    writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+    Ok(())
+}
+
+fn info_text(store: &Atlas, facts: &StoreFacts<'_>, out: &mut dyn Write) -> Result<()> {
+    let (format, compression) = meta_encoding(facts.meta_file);
+    let disk = facts.disk;
+    writeln!(out, "store       {}", store.path().display())?;
+    writeln!(
+        out,
+        "metadata    {} ({format}, compression {compression}, {}), generation {}",
+        facts.meta_file,
+        human_bytes(disk.meta_bytes),
+        store.generation()
+    )?;
+    writeln!(out, "codec       {} for new blocks", codec_text(store.codec()))?;
+    let array_count: usize = facts.datasets.iter().map(|(_, _, a)| a.len()).sum();
+    writeln!(out, "datasets    {}, arrays {array_count}", facts.datasets.len())?;
+    write!(out, "blocks      raw {}, stored {}", human_bytes(facts.raw_bytes), human_bytes(facts.stored_bytes))?;
+    match ratio(facts.raw_bytes, facts.stored_bytes) {
+        Some(r) => writeln!(out, ", ratio {r:.2}")?,
+        None => writeln!(out)?,
+    }
+    let files = if disk.fragment_files == 1 { "file" } else { "files" };
+    writeln!(out, "on disk     {} in {} fragment {files}", human_bytes(disk.fragment_bytes), disk.fragment_files)?;
+    for (ds_name, _, arrays) in &facts.datasets {
+        writeln!(out)?;
+        writeln!(out, "{ds_name}/")?;
+        for ArrayFacts { name, meta, blocks } in arrays {
+            writeln!(
+                out,
+                "  {name}  {} {}  chunks {}  dims {}",
+                meta.dtype,
+                list(&meta.shape),
+                list(&meta.chunk_shape),
+                list(&meta.dims)
+            )?;
+            writeln!(out, "    {}", summary_line(meta, blocks))?;
+        }
+    }
+    Ok(())
+}
+
+fn summary_line(meta: &ArrayMeta, s: &BlockSummary) -> String {
+    let chunks: u64 = meta.chunk_grid().iter().product();
+    let mut line = format!("blocks {} of {chunks} chunks", s.blocks);
+    if !s.by_codec.is_empty() {
+        let mix: Vec<String> = s.by_codec.iter().map(|(codec, n)| format!("{codec} {n}")).collect();
+        line = format!("{line} ({})", mix.join(", "));
+    }
+    line = format!("{line}, raw {}, stored {}", human_bytes(s.raw_bytes), human_bytes(s.stored_bytes));
+    match ratio(s.raw_bytes, s.stored_bytes) {
+        Some(r) => format!("{line}, ratio {r:.2}"),
+        None => line,
+    }
+}
+
+/// `atlas ls`: the datasets, or one dataset's arrays.
+pub fn ls(store: &Atlas, dataset: Option<&str>, json_out: bool, out: &mut dyn Write) -> Result<()> {
+    let Some(ds_name) = dataset else {
+        let mut rows = Vec::new();
+        for name in store.list_datasets() {
+            let arrays = store.open_dataset(&name)?.list_arrays()?.len();
+            rows.push((name, arrays));
+        }
+        if json_out {
+            let rows: Vec<Json> = rows.iter().map(|(name, n)| json!({"name": name, "arrays": n})).collect();
+            writeln!(out, "{}", serde_json::to_string_pretty(&json!({ "datasets": rows }))?)?;
+        } else {
+            let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+            for (name, n) in rows {
+                writeln!(out, "{name:width$}  {n} {}", if n == 1 { "array" } else { "arrays" })?;
+            }
+        }
+        return Ok(());
+    };
+    let dataset = store.open_dataset(ds_name)?;
+    let mut rows = Vec::new();
+    for name in dataset.list_arrays()? {
+        rows.push((dataset.array_meta(&name)?, name));
+    }
+    if json_out {
+        let rows: Vec<Json> = rows
+            .iter()
+            .map(|(meta, name)| {
+                json!({"name": name, "dtype": meta.dtype.name(), "shape": meta.shape,
+                       "chunk_shape": meta.chunk_shape, "dims": meta.dims})
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&json!({"dataset": ds_name, "arrays": rows}))?)?;
+    } else {
+        let width = rows.iter().map(|(_, n)| n.len()).max().unwrap_or(0);
+        for (meta, name) in rows {
+            writeln!(
+                out,
+                "{name:width$}  {:9} {}  chunks {}  dims {}",
+                meta.dtype.name(),
+                list(&meta.shape),
+                list(&meta.chunk_shape),
+                list(&meta.dims)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn scalar_text(value: Option<Scalar>, dtype: DType) -> String {
+    match value {
+        None => "-".to_string(),
+        Some(Scalar::Int(v)) if dtype == DType::Timestamp => iso8601(v),
+        // Widened to f64 in the statistics; printed as the float32 it is.
+        Some(Scalar::Float(v)) if dtype == DType::Float32 => (v as f32).to_string(),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// `atlas stats`.
+pub fn stats(handle: &ArrayHandle, label: &str, blocks: bool, json_out: bool, out: &mut dyn Write) -> Result<()> {
+    let meta = handle.meta()?;
+    let stats = handle.stats()?;
+    let block_stats = handle.block_stats()?;
+    let chunks: u64 = meta.chunk_grid().iter().product();
+    if json_out {
+        let mut doc = json!({
+            "array": label,
+            "dtype": meta.dtype.name(),
+            "shape": meta.shape,
+            "chunks": chunks,
+            "blocks": block_stats.len(),
+            "stats": to_json(&stats),
+        });
+        if blocks {
+            doc["block_stats"] = block_stats
+                .iter()
+                .map(|b| {
+                    json!({"coord": b.coord, "count": b.count, "min": to_json(&b.min), "max": to_json(&b.max),
+                                 "sum": crate::values::float_json(b.sum)})
+                })
+                .collect();
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        return Ok(());
+    }
+    let dtype = meta.dtype;
+    writeln!(out, "array   {label}  {dtype} {}", list(&meta.shape))?;
+    writeln!(out, "count   {}", stats.count)?;
+    writeln!(out, "nulls   {}", stats.null_count)?;
+    writeln!(out, "min     {}", scalar_text(stats.min, dtype))?;
+    writeln!(out, "max     {}", scalar_text(stats.max, dtype))?;
+    writeln!(out, "sum     {}", stats.sum)?;
+    writeln!(out, "mean    {}", stats.mean.map_or("-".to_string(), |m| m.to_string()))?;
+    writeln!(out, "blocks  {} of {chunks} chunks written", block_stats.len())?;
+    if blocks {
+        writeln!(out)?;
+        writeln!(out, "chunk\tcount\tmin\tmax\tsum")?;
+        for b in &block_stats {
+            writeln!(
+                out,
+                "{}\t{}\t{}\t{}\t{}",
+                list(&b.coord),
+                b.count,
+                scalar_text(b.min, dtype),
+                scalar_text(b.max, dtype),
+                b.sum
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn attr_text(value: &AttrValue) -> String {
+    match value {
+        AttrValue::Bool(v) => v.to_string(),
+        AttrValue::Int(v) => v.to_string(),
+        AttrValue::Float(v) => v.to_string(),
+        AttrValue::String(s) => Json::from(s.as_str()).to_string(),
+        AttrValue::Timestamp(ns) => iso8601(*ns),
+        AttrValue::List(items) => format!("[{}]", items.iter().map(attr_text).collect::<Vec<_>>().join(", ")),
+        AttrValue::Map(items) => format!(
+            "{{{}}}",
+            items
+                .iter()
+                .map(|(k, v)| format!("{}: {}", Json::from(k.as_str()), attr_text(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn attr_type(value: &AttrValue) -> &'static str {
+    match value {
+        AttrValue::Bool(_) => "bool",
+        AttrValue::Int(_) => "int",
+        AttrValue::Float(_) => "float",
+        AttrValue::String(_) => "string",
+        AttrValue::Timestamp(_) => "timestamp",
+        AttrValue::List(_) => "list",
+        AttrValue::Map(_) => "map",
+    }
+}
+
+/// `atlas attrs`: as `key (type) = value` lines, or as JSON with each value's type tag.
+pub fn attrs(attributes: &Attributes, json_out: bool, out: &mut dyn Write) -> Result<()> {
+    if json_out {
+        writeln!(out, "{}", serde_json::to_string_pretty(&to_json(attributes))?)?;
+        return Ok(());
+    }
+    let width = attributes.keys().map(String::len).max().unwrap_or(0);
+    for (key, value) in attributes {
+        writeln!(out, "{key:width$}  {:9} {}", attr_type(value), attr_text(value))?;
+    }
+    Ok(())
+}
+
+/// `atlas cat`: the selected values, as text (one row of the last axis per line, planes of
+/// 3-d and higher selections under an index header) or as nested JSON arrays.
+pub fn cat(handle: &ArrayHandle, sel: &Selection, json_out: bool, slab_bytes: u64, out: &mut dyn Write) -> Result<()> {
+    let meta = handle.meta()?;
+    dispatch!(meta.dtype, |T| cat_typed::<T>(handle, &meta, sel, json_out, slab_bytes, out),
+        string => cat_typed::<String>(handle, &meta, sel, json_out, slab_bytes, out))
+}
+
+fn cat_typed<T: Cell>(
+    handle: &ArrayHandle,
+    meta: &ArrayMeta,
+    sel: &Selection,
+    json_out: bool,
+    slab_bytes: u64,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let out_shape = sel.out_shape();
+    if json_out {
+        let values = read_selection::<T>(handle, sel, &sel.start, &sel.extent)?;
+        writeln!(out, "{}", nested_json(&values.view()))?;
+        return Ok(());
+    }
+    if out_shape.contains(&0) {
+        return Ok(());
+    }
+    if sel.extent.is_empty() {
+        let values = read_selection::<T>(handle, sel, &sel.start, &sel.extent)?;
+        writeln!(out, "{}", values.first().expect("a 0-d array has one value").text(meta.dtype))?;
+        return Ok(());
+    }
+    // Slabs along axis 0, each a whole number of steps, so every slab starts on a selected row.
+    // Strings are counted at 16 bytes each, as Atlas's default chunk shape counts them.
+    let elem_bytes = if meta.dtype == DType::String { 16 } else { meta.dtype.size_bytes() as u64 };
+    let row_bytes = sel.extent[1..].iter().product::<u64>() * elem_bytes;
+    let step0 = sel.step[0];
+    let slab_rows = (slab_bytes / (row_bytes * step0).max(1)).max(1) * step0;
+    let mut printer = Printer { dtype: meta.dtype, axis0_kept: sel.keep[0], rows_done: 0 };
+    let end = sel.start[0] + sel.extent[0];
+    let mut start = sel.start.clone();
+    let mut extent = sel.extent.clone();
+    while start[0] < end {
+        extent[0] = slab_rows.min(end - start[0]);
+        let values = read_selection::<T>(handle, sel, &start, &extent)?;
+        printer.print(&values.view(), out)?;
+        start[0] += extent[0];
+    }
+    Ok(())
+}
+
+/// Reads the box `start .. start + extent` (a part of `sel`'s box), applies the steps and
+/// drops the picked axes.
+fn read_selection<T: Cell>(handle: &ArrayHandle, sel: &Selection, start: &[u64], extent: &[u64]) -> Result<ArrayD<T>> {
+    let boxed = if extent.contains(&0) {
+        ArrayD::from_shape_vec(IxDyn(&extent.iter().map(|&n| n as usize).collect::<Vec<_>>()), Vec::new())
+            .expect("an empty array")
+    } else {
+        T::read(handle, start, extent)?
+    };
+    let stepped = boxed.slice_each_axis(|ax| {
+        Slice::new(0, None, isize::try_from(sel.step[ax.axis.index()]).expect("a step within its axis"))
+    });
+    let mut view = stepped;
+    for axis in (0..sel.keep.len()).rev() {
+        if !sel.keep[axis] {
+            view = view.index_axis_move(Axis(axis), 0);
+        }
+    }
+    Ok(view.to_owned())
+}
+
+/// Prints rows of the last axis, one per line; for 3 or more output axes, each 2-d plane
+/// under a header naming its leading indices, planes separated by a blank line.
+struct Printer {
+    dtype: DType,
+    axis0_kept: bool,
+    /// Output rows (indices along output axis 0) printed by earlier slabs.
+    rows_done: usize,
+}
+
+impl Printer {
+    fn print<T: Cell>(&mut self, values: &ArrayViewD<'_, T>, out: &mut dyn Write) -> Result<()> {
+        let ndim = values.ndim();
+        if ndim == 0 {
+            let value = values.first().expect("a 0-d array has one value");
+            writeln!(out, "{}", value.text(self.dtype))?;
+            return Ok(());
+        }
+        if ndim == 1 {
+            for v in values {
+                writeln!(out, "{}", v.text(self.dtype))?;
+            }
+            return Ok(());
+        }
+        let offset = if self.axis0_kept { self.rows_done } else { 0 };
+        let lead = &values.shape()[..ndim - 1];
+        for (k, row) in values.rows().into_iter().enumerate() {
+            if ndim >= 3 {
+                let mut index = unravel(k, lead);
+                if index[ndim - 2] == 0 {
+                    index[0] += offset;
+                    if index[..ndim - 2].iter().any(|&i| i > 0) {
+                        writeln!(out)?;
+                    }
+                    let header: Vec<String> = index[..ndim - 2].iter().map(ToString::to_string).collect();
+                    writeln!(out, "[{}, :, :]", header.join(", "))?;
+                }
+            }
+            let line: Vec<String> = row.iter().map(|v| v.text(self.dtype)).collect();
+            writeln!(out, "{}", line.join(" "))?;
+        }
+        if self.axis0_kept {
+            self.rows_done += values.shape()[0];
+        }
+        Ok(())
+    }
+}
+
+/// The index of the `flat`-th element of `shape` in C order.
+fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for (i, &n) in shape.iter().enumerate().rev() {
+        index[i] = flat % n.max(1);
+        flat /= n.max(1);
+    }
+    index
+}
+
+fn nested_json<T: Cell>(values: &ArrayViewD<'_, T>) -> Json {
+    if values.ndim() == 0 {
+        return values.first().expect("a 0-d array has one value").json();
+    }
+    Json::Array(values.outer_iter().map(|sub| nested_json(&sub)).collect())
+}

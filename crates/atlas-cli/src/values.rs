@@ -1,0 +1,246 @@
+//! Element values as the tool sees them: read from a store, printed as text or JSON, and
+//! moved to and from little-endian bytes (.npy bodies). `dispatch!` turns a runtime
+//! `DType` into a type parameter.
+
+use atlas::{ArrayHandle, DType};
+use ndarray::ArrayD;
+use serde_json::Value as Json;
+
+/// Runs `$body` with `$t` bound to the Rust type of `$dtype`'s elements (`i64` for
+/// timestamps); `string => $s` handles string arrays, which have no fixed-size element.
+macro_rules! dispatch {
+    ($dtype:expr, |$t:ident| $body:expr, string => $s:expr) => {
+        match $dtype {
+            atlas::DType::Int8 => {
+                type $t = i8;
+                $body
+            }
+            atlas::DType::Int16 => {
+                type $t = i16;
+                $body
+            }
+            atlas::DType::Int32 => {
+                type $t = i32;
+                $body
+            }
+            atlas::DType::Int64 | atlas::DType::Timestamp => {
+                type $t = i64;
+                $body
+            }
+            atlas::DType::UInt8 => {
+                type $t = u8;
+                $body
+            }
+            atlas::DType::UInt16 => {
+                type $t = u16;
+                $body
+            }
+            atlas::DType::UInt32 => {
+                type $t = u32;
+                $body
+            }
+            atlas::DType::UInt64 => {
+                type $t = u64;
+                $body
+            }
+            atlas::DType::Float32 => {
+                type $t = f32;
+                $body
+            }
+            atlas::DType::Float64 => {
+                type $t = f64;
+                $body
+            }
+            atlas::DType::Bool => {
+                type $t = bool;
+                $body
+            }
+            atlas::DType::String => $s,
+            other => anyhow::bail!("dtype {other} is not supported by this version of the atlas tool"),
+        }
+    };
+}
+pub(crate) use dispatch;
+
+/// A value the tool can read from an array and print.
+pub trait Cell: Clone {
+    /// Reads the box `start .. start + shape` of `array`.
+    fn read(array: &ArrayHandle, start: &[u64], shape: &[u64]) -> atlas::Result<ArrayD<Self>>;
+    /// The value as text; `dtype` tells timestamps (printed as ISO 8601) from integers.
+    fn text(&self, dtype: DType) -> String;
+    /// The value as JSON: numbers as numbers (non-finite floats as the strings `"NaN"`,
+    /// `"Infinity"`, `"-Infinity"`, as in the metadata), timestamps as nanoseconds.
+    fn json(&self) -> Json;
+}
+
+/// A fixed-size element: a [`Cell`] with a little-endian byte form.
+pub trait Fixed: Cell + atlas::Element + 'static {
+    /// Bytes of one element.
+    const SIZE: usize;
+    /// Decodes one element from exactly `SIZE` little-endian bytes.
+    fn from_le(bytes: &[u8]) -> Self;
+    /// Appends the element's `SIZE` little-endian bytes.
+    fn put_le(self, out: &mut Vec<u8>);
+}
+
+/// Decodes little-endian bytes (a whole number of elements) into values.
+pub fn from_le_bytes<T: Fixed>(bytes: &[u8]) -> Vec<T> {
+    bytes.chunks_exact(T::SIZE).map(T::from_le).collect()
+}
+
+macro_rules! numeric {
+    ($($t:ty: |$v:ident, $dtype:ident| $text:expr, |$jv:ident| $json:expr;)*) => {$(
+        impl Cell for $t {
+            fn read(array: &ArrayHandle, start: &[u64], shape: &[u64]) -> atlas::Result<ArrayD<Self>> {
+                array.read::<$t>(start, shape)
+            }
+
+            fn text(&self, dtype: DType) -> String {
+                let ($v, $dtype) = (*self, dtype);
+                $text
+            }
+
+            fn json(&self) -> Json {
+                let $jv = *self;
+                $json
+            }
+        }
+
+        impl Fixed for $t {
+            const SIZE: usize = size_of::<$t>();
+
+            fn from_le(bytes: &[u8]) -> Self {
+                <$t>::from_le_bytes(bytes.try_into().expect("callers pass SIZE bytes"))
+            }
+
+            fn put_le(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
+}
+numeric! {
+    i8: |v, _d| v.to_string(), |v| Json::from(v);
+    i16: |v, _d| v.to_string(), |v| Json::from(v);
+    i32: |v, _d| v.to_string(), |v| Json::from(v);
+    i64: |v, d| if d == DType::Timestamp { iso8601(v) } else { v.to_string() }, |v| Json::from(v);
+    u8: |v, _d| v.to_string(), |v| Json::from(v);
+    u16: |v, _d| v.to_string(), |v| Json::from(v);
+    u32: |v, _d| v.to_string(), |v| Json::from(v);
+    u64: |v, _d| v.to_string(), |v| Json::from(v);
+    f32: |v, _d| v.to_string(), |v| float_json(f64::from(v));
+    f64: |v, _d| v.to_string(), |v| float_json(v);
+}
+
+impl Cell for bool {
+    fn read(array: &ArrayHandle, start: &[u64], shape: &[u64]) -> atlas::Result<ArrayD<Self>> {
+        array.read::<bool>(start, shape)
+    }
+
+    fn text(&self, _: DType) -> String {
+        self.to_string()
+    }
+
+    fn json(&self) -> Json {
+        Json::Bool(*self)
+    }
+}
+
+impl Fixed for bool {
+    const SIZE: usize = 1;
+
+    /// Any nonzero byte is `true`, as Atlas reads bool elements.
+    fn from_le(bytes: &[u8]) -> Self {
+        bytes[0] != 0
+    }
+
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.push(u8::from(self));
+    }
+}
+
+impl Cell for String {
+    fn read(array: &ArrayHandle, start: &[u64], shape: &[u64]) -> atlas::Result<ArrayD<Self>> {
+        array.read_strings(start, shape)
+    }
+
+    /// Quoted and escaped as JSON, so spaces and empty strings stay visible.
+    fn text(&self, _: DType) -> String {
+        Json::String(self.clone()).to_string()
+    }
+
+    fn json(&self) -> Json {
+        Json::String(self.clone())
+    }
+}
+
+/// A float as JSON: a number, or one of the strings the metadata uses for non-finite values.
+pub fn float_json(v: f64) -> Json {
+    if v.is_nan() {
+        Json::from("NaN")
+    } else if v.is_infinite() {
+        Json::from(if v > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        Json::from(v)
+    }
+}
+
+/// Nanoseconds since the Unix epoch as ISO 8601 UTC, e.g. `2024-01-31T12:00:00.000000001`;
+/// whole seconds print without a fraction.
+pub fn iso8601(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(days);
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    if frac == 0 {
+        format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}")
+    } else {
+        format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{frac:09}")
+    }
+}
+
+/// The proleptic Gregorian date of a day count from 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_print_as_iso8601_on_both_sides_of_the_epoch() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00");
+        assert_eq!(iso8601(1_700_000_000_000_000_000), "2023-11-14T22:13:20");
+        assert_eq!(iso8601(-1), "1969-12-31T23:59:59.999999999");
+        assert_eq!(iso8601(951_782_400_000_000_005), "2000-02-29T00:00:00.000000005");
+    }
+
+    #[test]
+    fn non_finite_floats_become_the_metadata_strings() {
+        assert_eq!(float_json(f64::NAN), Json::from("NaN"));
+        assert_eq!(float_json(f64::NEG_INFINITY), Json::from("-Infinity"));
+        assert_eq!(float_json(1.5), Json::from(1.5));
+    }
+
+    #[test]
+    fn little_endian_bytes_round_trip() {
+        let mut out = Vec::new();
+        for v in [-2i16, 300] {
+            v.put_le(&mut out);
+        }
+        assert_eq!(from_le_bytes::<i16>(&out), vec![-2, 300]);
+        assert_eq!(from_le_bytes::<bool>(&[0, 1, 7]), vec![false, true, true]);
+    }
+}

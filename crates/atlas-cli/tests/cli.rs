@@ -1,0 +1,767 @@
+//! End-to-end tests of the `atlas` binary: stores are made through the library, each
+//! subcommand is run as a process, and its output, exit code and effect on the store are
+//! checked.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use atlas::{ArraySpec, Atlas, AttrValue, Codec, DType, Shuffle, StoreConfig};
+use ndarray::{Array1, Array2, Array3, ArrayD};
+use predicates::str::contains;
+use serde_json::Value as Json;
+use tempfile::TempDir;
+
+fn atlas() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_atlas"))
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    let output = cmd.assert().success().get_output().stdout.clone();
+    String::from_utf8(output).unwrap()
+}
+
+fn json_of(cmd: &mut Command) -> Json {
+    serde_json::from_str(&stdout_of(cmd)).unwrap()
+}
+
+/// A store with dataset `run42` holding `temp` (float32 [6, 5], chunks [2, 5], fill NaN,
+/// rows 0..4 written as `t * 10 + z`), `flags` (uint8 [5], own codec lz4, never written),
+/// `when` (timestamp [2]) and `names` (string [3]); an empty dataset `empty`; attributes on
+/// the store, `run42` and `temp`.
+fn sample_store(dir: &TempDir) -> PathBuf {
+    let path = dir.path().join("ocean.atlas");
+    let store = Atlas::create(&path, StoreConfig::default()).unwrap();
+    store.attrs().set("title", "Argo profiles").unwrap();
+    store.attrs().set("created", AttrValue::Timestamp(1_700_000_000_000_000_000)).unwrap();
+    let run = store.create_dataset("run42").unwrap();
+    run.attrs().set("depths", vec![0.5, 1.5]).unwrap();
+    let temp = run
+        .define_array(
+            "temp",
+            ArraySpec::new(DType::Float32, [6, 5]).dims(["time", "depth"]).chunk_shape([2, 5]).fill_value(f32::NAN),
+        )
+        .unwrap();
+    temp.attrs().set("units", "degC").unwrap();
+    let data = Array2::from_shape_fn((4, 5), |(t, z)| (t * 10 + z) as f32);
+    temp.write(&[0, 0], data.view()).unwrap();
+    run.define_array("flags", ArraySpec::new(DType::UInt8, [5]).codec(Codec::Lz4)).unwrap();
+    let when = run.define_array("when", ArraySpec::new(DType::Timestamp, [2])).unwrap();
+    when.write(&[0], Array1::from(vec![1_700_000_000_000_000_000i64, -1]).view()).unwrap();
+    let names = run.define_array("names", ArraySpec::new(DType::String, [3])).unwrap();
+    names.write_strings(&[0], Array1::from(vec!["a b", "", "z"]).view()).unwrap();
+    store.create_dataset("empty").unwrap();
+    store.flush().unwrap();
+    path
+}
+
+fn fragments(store: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(store.join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "frag"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A .npy file as numpy writes it (format 1.0, header padded to 64 bytes).
+fn npy(descr: &str, shape: &[u64], body: &[u8]) -> Vec<u8> {
+    let shape = match shape {
+        [n] => format!("({n},)"),
+        _ => format!("({})", shape.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&u16::try_from(header.len()).unwrap().to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+fn zst(bytes: &[u8]) -> Vec<u8> {
+    zstd::encode_all(bytes, 3).unwrap()
+}
+
+fn gz(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn decompress(path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("zst") => zstd::decode_all(&bytes[..]).unwrap(),
+        Some("gz") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut out).unwrap();
+            out
+        }
+        _ => bytes,
+    }
+}
+
+/// Element bytes of `elems` elements of a dtype: a pattern with no all-zero chunk, valid
+/// for bool (0 or 1).
+fn pattern(descr: &str, elems: usize) -> Vec<u8> {
+    let size: usize = if descr.contains("M8") { 8 } else { descr[2..].parse().unwrap() };
+    (0..elems * size).map(|i| if descr == "|b1" { u8::from(i % 3 != 0) } else { (i * 37 + 11) as u8 }).collect()
+}
+
+const DESCRS: [&str; 12] = ["|i1", "<i2", "<i4", "<i8", "|u1", "<u2", "<u4", "<u8", "<f4", "<f8", "|b1", "<M8[ns]"];
+
+#[test]
+fn help_documents_the_exit_codes() {
+    atlas()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(contains("Exit codes:"))
+        .stdout(contains("0  success"))
+        .stdout(contains("2  usage error"))
+        .stdout(contains("3  `atlas verify` found bad blocks"));
+    atlas().assert().code(2).stderr(contains("Usage"));
+    atlas().args(["frobnicate", "x"]).assert().code(2);
+}
+
+#[test]
+fn info_shows_arrays_codec_mix_bytes_and_metadata_file() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    {
+        // A chunk of only the fill value: a fill entry, stored as no bytes.
+        let handle = Atlas::open(&store).unwrap();
+        handle.open_dataset("run42").unwrap().write_array("flags", &[0], Array1::<u8>::zeros(5).view()).unwrap();
+        handle.flush().unwrap();
+    }
+    let lib = Atlas::open(&store).unwrap();
+    let temp_blocks = lib.array_blocks("run42", "temp").unwrap();
+    let temp_stored: u64 = temp_blocks.iter().map(|b| b.stored_bytes).sum();
+    let fragment_bytes: u64 = fragments(&store).iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+
+    let text = stdout_of(atlas().arg("info").arg(&store));
+    assert!(text.contains("metadata    atlas.json (json, compression none"), "{text}");
+    assert!(text.contains("generation 2\n"), "{text}");
+    assert!(text.contains("codec       zstd(3) for new blocks"), "{text}");
+    assert!(text.contains("datasets    2, arrays 4"), "{text}");
+    assert!(text.contains("in 2 fragment files"), "{text}");
+    assert!(text.contains("  temp  float32 [6, 5]  chunks [2, 5]  dims [time, depth]"), "{text}");
+    let line = format!("blocks 2 of 3 chunks (zstd+shuffle 2), raw 80 B, stored {temp_stored} B, ratio");
+    assert!(text.contains(&line), "{text}");
+    assert!(
+        text.contains(
+            "  flags  uint8 [5]  chunks [5]  dims [dim_0]\n    blocks 1 of 1 chunks (fill 1), raw 0 B, stored 0 B\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("  names  string [3]  chunks [3]  dims [dim_0]\n    blocks 1 of 1 chunks (zstd 1)"),
+        "{text}"
+    );
+
+    let doc = json_of(atlas().arg("info").arg(&store).arg("--json"));
+    assert_eq!(doc["meta_file"], "atlas.json");
+    assert_eq!(doc["meta_format"], "json");
+    assert_eq!(doc["meta_compression"], "none");
+    assert_eq!(doc["generation"], 2);
+    assert_eq!(doc["fragment_files"], 2);
+    assert_eq!(doc["fragment_bytes"], fragment_bytes);
+    assert_eq!(doc["codec"], serde_json::json!({"name": "zstd", "level": 3}));
+    let run = &doc["datasets"].as_array().unwrap().iter().find(|d| d["name"] == "run42").unwrap();
+    assert_eq!(run["attributes"], 1);
+    let temp = run["arrays"].as_array().unwrap().iter().find(|a| a["name"] == "temp").unwrap();
+    assert_eq!(temp["dtype"], "float32");
+    assert_eq!(temp["shape"], serde_json::json!([6, 5]));
+    assert_eq!(temp["chunk_shape"], serde_json::json!([2, 5]));
+    assert_eq!(temp["dims"], serde_json::json!(["time", "depth"]));
+    assert_eq!(temp["fill_value"], "NaN");
+    assert_eq!(temp["chunks"], 3);
+    assert_eq!(temp["blocks"], 2);
+    assert_eq!(temp["codec_mix"], serde_json::json!({"zstd+shuffle": 2}));
+    assert_eq!(temp["raw_bytes"], 80);
+    assert_eq!(temp["stored_bytes"], temp_stored);
+    assert!((temp["ratio"].as_f64().unwrap() - 80.0 / temp_stored as f64).abs() < 1e-9);
+    let flags = run["arrays"].as_array().unwrap().iter().find(|a| a["name"] == "flags").unwrap();
+    assert_eq!(flags["codec"], serde_json::json!({"name": "lz4"}));
+    assert_eq!(flags["codec_mix"], serde_json::json!({"fill": 1}));
+    assert_eq!(flags["ratio"], Json::Null);
+}
+
+#[test]
+fn ls_lists_datasets_then_one_datasets_arrays() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let text = stdout_of(atlas().arg("ls").arg(&store));
+    assert_eq!(text, "empty  0 arrays\nrun42  4 arrays\n");
+    let text = stdout_of(atlas().arg("ls").arg(&store).arg("run42"));
+    assert!(text.contains("temp   float32   [6, 5]  chunks [2, 5]  dims [time, depth]"), "{text}");
+    assert!(text.contains("names  string    [3]"), "{text}");
+    let doc = json_of(atlas().arg("ls").arg(&store).arg("--json"));
+    assert_eq!(doc["datasets"][1], serde_json::json!({"name": "run42", "arrays": 4}));
+    let doc = json_of(atlas().arg("ls").arg(&store).args(["run42", "--json"]));
+    assert_eq!(doc["arrays"][3]["name"], "when");
+    assert_eq!(doc["arrays"][3]["dtype"], "timestamp");
+    atlas().arg("ls").arg(&store).arg("nope").assert().code(1).stderr(contains("dataset not found: nope"));
+}
+
+#[test]
+fn stats_reports_counts_extremes_and_blocks() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let text = stdout_of(atlas().arg("stats").arg(&store).arg("run42/temp"));
+    assert!(text.contains("count   20\n"), "{text}");
+    assert!(text.contains("nulls   10\n"), "{text}");
+    assert!(text.contains("min     0\n"), "{text}");
+    assert!(text.contains("max     34\n"), "{text}");
+    assert!(text.contains("blocks  2 of 3 chunks written"), "{text}");
+    let text = stdout_of(atlas().arg("stats").arg(&store).args(["run42/when", "--blocks"]));
+    assert!(text.contains("min     1969-12-31T23:59:59.999999999"), "{text}");
+    assert!(text.contains("max     2023-11-14T22:13:20"), "{text}");
+    assert!(text.contains("[0]\t2\t"), "{text}");
+    let doc = json_of(atlas().arg("stats").arg(&store).args(["run42/temp", "--json", "--blocks"]));
+    assert_eq!(doc["stats"]["count"], 20);
+    assert_eq!(doc["stats"]["max"], 34.0);
+    assert_eq!(doc["blocks"], 2);
+    assert_eq!(doc["block_stats"][1]["coord"], serde_json::json!([1, 0]));
+    assert_eq!(doc["block_stats"][1]["min"], 20.0);
+    atlas().arg("stats").arg(&store).arg("run42/nope").assert().code(1).stderr(contains("array not found: run42/nope"));
+    atlas().arg("stats").arg(&store).arg("run42").assert().code(2).stderr(contains("DATASET/ARRAY"));
+}
+
+#[test]
+fn attrs_prints_store_dataset_and_array_attributes() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let text = stdout_of(atlas().arg("attrs").arg(&store));
+    assert_eq!(text, "created  timestamp 2023-11-14T22:13:20\ntitle    string    \"Argo profiles\"\n");
+    let text = stdout_of(atlas().arg("attrs").arg(&store).arg("run42"));
+    assert_eq!(text, "depths  list      [0.5, 1.5]\n");
+    let doc = json_of(atlas().arg("attrs").arg(&store).args(["run42/temp", "--json"]));
+    assert_eq!(doc, serde_json::json!({"units": {"type": "string", "value": "degC"}}));
+}
+
+#[test]
+fn cat_prints_the_selected_values() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let cat = |args: &[&str]| stdout_of(atlas().arg("cat").arg(&store).args(args));
+    assert_eq!(cat(&["run42/temp", "--slice", "0:2,1:3"]), "1 2\n11 12\n");
+    assert_eq!(cat(&["run42/temp", "--slice", "1,::2"]), "10\n12\n14\n");
+    assert_eq!(cat(&["run42/temp", "--slice", "-1"]), "NaN\nNaN\nNaN\nNaN\nNaN\n");
+    assert_eq!(cat(&["run42/temp", "--slice", "3,4"]), "34\n");
+    assert_eq!(cat(&["run42/temp", "--slice", "4:1"]), "");
+    assert_eq!(cat(&["run42/when"]), "2023-11-14T22:13:20\n1969-12-31T23:59:59.999999999\n");
+    assert_eq!(cat(&["run42/names"]), "\"a b\"\n\"\"\n\"z\"\n");
+    assert_eq!(cat(&["run42/flags"]), "0\n0\n0\n0\n0\n");
+    let whole = cat(&["run42/temp"]);
+    assert_eq!(whole.lines().count(), 6);
+    assert_eq!(whole.lines().next(), Some("0 1 2 3 4"));
+    // Slabs of one row print the same as one slab.
+    assert_eq!(cat(&["run42/temp", "--slab-bytes", "1"]), whole);
+
+    let doc: Json = serde_json::from_str(&cat(&["run42/temp", "--slice", "3:5,0:2", "--json"])).unwrap();
+    assert_eq!(doc, serde_json::json!([[30.0, 31.0], ["NaN", "NaN"]]));
+    let doc: Json = serde_json::from_str(&cat(&["run42/when", "--json"])).unwrap();
+    assert_eq!(doc, serde_json::json!([1_700_000_000_000_000_000i64, -1]));
+}
+
+#[test]
+fn cat_prints_planes_of_higher_dimensional_arrays_under_headers() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("cube");
+    let store = Atlas::create(&path, StoreConfig::default()).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    let cube = ds.define_array("cube", ArraySpec::new(DType::Int16, [3, 2, 2]).chunk_shape([1, 2, 2])).unwrap();
+    cube.write(
+        &[0, 0, 0],
+        Array3::from_shape_fn((3, 2, 2), |(i, j, k)| i16::try_from(i * 4 + j * 2 + k).unwrap()).view(),
+    )
+    .unwrap();
+    ds.define_array("scalar", ArraySpec::new(DType::Float64, [])).unwrap();
+    ds.write_array("scalar", &[], ndarray::arr0(2.5f64).view()).unwrap();
+    store.flush().unwrap();
+    let expected = "[0, :, :]\n0 1\n2 3\n\n[1, :, :]\n4 5\n6 7\n\n[2, :, :]\n8 9\n10 11\n";
+    assert_eq!(stdout_of(atlas().arg("cat").arg(&path).arg("d/cube")), expected);
+    assert_eq!(stdout_of(atlas().arg("cat").arg(&path).args(["d/cube", "--slab-bytes", "1"])), expected);
+    let planes = stdout_of(atlas().arg("cat").arg(&path).args(["d/cube", "--slice", "1:,:,1"]));
+    assert_eq!(planes, "5 7\n9 11\n");
+    assert_eq!(stdout_of(atlas().arg("cat").arg(&path).arg("d/scalar")), "2.5\n");
+}
+
+#[test]
+fn cat_refuses_a_malformed_slice_as_usage_and_an_outside_one_as_error() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let cat = || {
+        let mut cmd = atlas();
+        cmd.arg("cat").arg(&store).arg("run42/temp");
+        cmd
+    };
+    cat().args(["--slice", "1:x"]).assert().code(2).stderr(contains("\"x\" is not an integer"));
+    cat().args(["--slice", "0:2:-1"]).assert().code(2).stderr(contains("steps must be positive"));
+    cat().args(["--slice", "6"]).assert().code(1).stderr(contains("index 6 is out of bounds for axis 0 with size 6"));
+    cat().args(["--slice", "0,0,0"]).assert().code(1).stderr(contains("3 items but the array has 2 dimensions"));
+}
+
+#[test]
+fn a_missing_store_or_a_directory_without_one_is_named_in_the_error() {
+    let dir = TempDir::new().unwrap();
+    let missing = dir.path().join("nowhere");
+    for cmd in ["info", "ls", "verify", "compact"] {
+        atlas()
+            .arg(cmd)
+            .arg(&missing)
+            .assert()
+            .code(1)
+            .stderr(contains(format!("atlas: error: {}: no such store", missing.display())));
+    }
+    atlas().arg("info").arg(dir.path()).assert().code(1).stderr(contains("not an Atlas store"));
+}
+
+#[test]
+fn verify_passes_a_sound_store() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    atlas().arg("verify").arg(&store).assert().success().stdout("ok: 4 blocks in 4 arrays verified\n").stderr("");
+    let doc = json_of(atlas().arg("verify").arg(&store).arg("--json"));
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["blocks_checked"], 4);
+    assert_eq!(doc["bad_blocks"], serde_json::json!([]));
+}
+
+/// A store whose blocks are stored raw (no codec, no shuffle), so a flipped byte is found
+/// by its checksum: `run/temp` (float64 [4, 8], chunks [2, 8]) and `run/ok` (int32 [10]).
+fn raw_store(dir: &TempDir) -> (PathBuf, Array2<f64>) {
+    let path = dir.path().join("raw.atlas");
+    let config = StoreConfig { codec: Codec::None, shuffle: Shuffle::Off, ..StoreConfig::default() };
+    let store = Atlas::create(&path, config).unwrap();
+    let run = store.create_dataset("run").unwrap();
+    run.define_array("temp", ArraySpec::new(DType::Float64, [4, 8]).chunk_shape([2, 8])).unwrap();
+    let data = Array2::from_shape_fn((4, 8), |(i, j)| 1000.5 + (i * 8 + j) as f64);
+    run.write_array("temp", &[0, 0], data.view()).unwrap();
+    run.define_array("ok", ArraySpec::new(DType::Int32, [10])).unwrap();
+    run.write_array("ok", &[0], Array1::from_iter(1..=10).view()).unwrap();
+    store.flush().unwrap();
+    (path, data)
+}
+
+#[test]
+fn verify_lists_a_flipped_byte_by_array_chunk_and_file_and_exits_3() {
+    let dir = TempDir::new().unwrap();
+    let (store, data) = raw_store(&dir);
+    let fragment = fragments(&store).remove(0);
+    let mut bytes = std::fs::read(&fragment).unwrap();
+    // Chunk [1, 0] holds rows 2..4, stored as is: find its bytes and flip one.
+    let chunk: Vec<u8> = data.slice(ndarray::s![2..4, ..]).iter().flat_map(|v| v.to_le_bytes()).collect();
+    let at = bytes.windows(chunk.len()).position(|w| w == chunk.as_slice()).expect("the raw chunk is in the file");
+    bytes[at + 13] ^= 0x40;
+    std::fs::write(&fragment, &bytes).unwrap();
+
+    let offset = Atlas::open(&store).unwrap().array_blocks("run", "temp").unwrap()[1].offset_bytes;
+    let assert = atlas().arg("verify").arg(&store).assert().code(3);
+    let text = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    let line =
+        format!("BAD run/temp chunk [1, 0] file {} offset {offset}: checksum mismatch: stored 0x", fragment.display());
+    assert!(text.contains(&line), "{text}");
+    assert!(text.contains("checksum mismatch"), "{text}");
+    assert!(text.ends_with("1 bad of 3 blocks checked in 2 arrays\n"), "{text}");
+    assert_eq!(text.matches("BAD").count(), 1, "{text}");
+
+    let assert = atlas().arg("verify").arg(&store).arg("--json").assert().code(3);
+    let doc: Json = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    assert_eq!(doc["ok"], false);
+    let bad = &doc["bad_blocks"].as_array().unwrap()[..];
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0]["array"], "run/temp");
+    assert_eq!(bad[0]["chunk"], serde_json::json!([1, 0]));
+    assert_eq!(bad[0]["file"], fragment.to_str().unwrap());
+    assert_eq!(bad[0]["offset"], offset);
+    assert_eq!(bad[0]["kind"], "checksum_mismatch");
+    // Reading the bad chunk fails the same way; the good ones still read.
+    atlas().arg("cat").arg(&store).arg("run/temp").assert().code(1).stderr(contains("checksum mismatch"));
+    atlas().arg("cat").arg(&store).args(["run/temp", "--slice", "0:2"]).assert().success();
+}
+
+#[test]
+fn verify_reports_a_damaged_fragment_index_naming_the_file() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let fragment = fragments(&store).remove(0);
+    let mut bytes = std::fs::read(&fragment).unwrap();
+    let in_index = bytes.len() - 40 - 3;
+    bytes[in_index] ^= 0xff;
+    std::fs::write(&fragment, &bytes).unwrap();
+    let assert = atlas().arg("verify").arg(&store).assert().code(3);
+    let text = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(text.starts_with(&format!("BAD file {}: ", fragment.display())), "{text}");
+    atlas().arg("info").arg(&store).assert().code(1).stderr(contains(fragment.display().to_string()));
+}
+
+#[test]
+fn convert_meta_rewrites_the_metadata_file_in_the_new_encoding() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let text =
+        stdout_of(atlas().arg("convert-meta").arg(&store).args(["--format", "msgpack", "--compression", "zstd"]));
+    assert!(text.starts_with("atlas.json ("), "{text}");
+    assert!(text.contains(") -> atlas.msgpack.zst ("), "{text}");
+    assert!(store.join("atlas.msgpack.zst").exists() && !store.join("atlas.json").exists());
+    let reopened = Atlas::open(&store).unwrap();
+    assert_eq!(reopened.meta_file_name(), "atlas.msgpack.zst");
+    assert_eq!(reopened.attrs().get("title").unwrap(), Some(AttrValue::from("Argo profiles")));
+    let doc = json_of(atlas().arg("info").arg(&store).arg("--json"));
+    assert_eq!((doc["meta_format"].as_str(), doc["meta_compression"].as_str()), (Some("msgpack"), Some("zstd")));
+    atlas().arg("convert-meta").arg(&store).args(["--format", "yaml"]).assert().code(2);
+}
+
+fn temp_values(store: &Path) -> ArrayD<f32> {
+    Atlas::open(store).unwrap().open_dataset("run42").unwrap().read_array::<f32>("temp", &[0, 0], &[6, 5]).unwrap()
+}
+
+fn same_floats(a: &ArrayD<f32>, b: &ArrayD<f32>) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+#[test]
+fn recompress_changes_the_codec_and_keeps_values_and_block_identity() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let before = temp_values(&store);
+    let blocks_before = Atlas::open(&store).unwrap().open_dataset("run42").unwrap().block_stats("temp").unwrap();
+    let text =
+        stdout_of(atlas().arg("recompress").arg(&store).args(["--codec", "lz4", "--shuffle", "off"]).arg("--quiet"));
+    assert_eq!(text, "recompressed 4 arrays (4 blocks) to lz4, shuffle off\n");
+    let reopened = Atlas::open(&store).unwrap();
+    assert_eq!(reopened.codec(), Codec::Lz4);
+    assert_eq!(reopened.open_dataset("run42").unwrap().array_meta("flags").unwrap().codec, None);
+    assert_eq!(reopened.open_dataset("run42").unwrap().block_stats("temp").unwrap(), blocks_before);
+    assert!(same_floats(&temp_values(&store), &before));
+    atlas().arg("verify").arg(&store).assert().success();
+
+    // One array: it keeps the codec as its own; the store's default stays.
+    let text = stdout_of(atlas().arg("recompress").arg(&store).args([
+        "--array",
+        "run42/temp",
+        "--codec",
+        "zstd",
+        "--level",
+        "9",
+    ]));
+    assert_eq!(text, "recompressed 1 array (2 blocks) to zstd(9), shuffle auto\n");
+    let reopened = Atlas::open(&store).unwrap();
+    assert_eq!(reopened.codec(), Codec::Lz4);
+    assert_eq!(
+        reopened.open_dataset("run42").unwrap().array_meta("temp").unwrap().codec,
+        Some(Codec::Zstd { level: 9 })
+    );
+    assert!(same_floats(&temp_values(&store), &before));
+
+    atlas()
+        .arg("recompress")
+        .arg(&store)
+        .args(["--codec", "lz4", "--level", "3"])
+        .assert()
+        .code(2)
+        .stderr(contains("--level"));
+    atlas()
+        .arg("recompress")
+        .arg(&store)
+        .args(["--codec", "zstd", "--level", "99"])
+        .assert()
+        .code(1)
+        .stderr(contains("zstd level 99"));
+    atlas()
+        .arg("recompress")
+        .arg(&store)
+        .args(["--array", "run42/nope", "--codec", "none"])
+        .assert()
+        .code(1)
+        .stderr(contains("array not found: run42/nope"));
+}
+
+#[test]
+fn compact_reclaims_the_blocks_recompression_left_behind() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let before = temp_values(&store);
+    atlas().arg("recompress").arg(&store).args(["--codec", "none"]).assert().success();
+    assert_eq!(fragments(&store).len(), 2);
+    let doc = json_of(atlas().arg("compact").arg(&store).arg("--json"));
+    assert_eq!(doc["fragments_before"], 2);
+    assert_eq!(doc["fragments_after"], 1);
+    assert_eq!(doc["blocks_kept"], 4);
+    assert_eq!(doc["blocks_dropped"], 4);
+    assert_eq!(fragments(&store).len(), 1);
+    assert!(same_floats(&temp_values(&store), &before));
+    let text = stdout_of(atlas().arg("compact").arg(&store));
+    assert!(text.starts_with("fragments  1 -> 1\n"), "{text}");
+    assert!(text.contains("blocks     4 kept, 0 dropped"), "{text}");
+}
+
+#[test]
+fn import_export_round_trips_every_dtype_through_every_file_format() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("s");
+    Atlas::create(&store, StoreConfig::default()).unwrap();
+    let shape = [7u64, 3];
+    for descr in DESCRS {
+        let original = npy(descr, &shape, &pattern(descr, 21));
+        let name = descr.replace(['<', '|', '[', ']'], "");
+        let sources = [
+            (dir.path().join(format!("{name}.npy")), original.clone()),
+            (dir.path().join(format!("{name}.npy.zst")), zst(&original)),
+            (dir.path().join(format!("{name}.npy.gz")), gz(&original)),
+        ];
+        for (i, (source, bytes)) in sources.iter().enumerate() {
+            std::fs::write(source, bytes).unwrap();
+            let array = format!("{name}/from{i}");
+            atlas()
+                .arg("import")
+                .arg(&store)
+                .arg(&array)
+                .arg(source)
+                .args(["--chunks", "2,3", "--slab-bytes", "1"])
+                .assert()
+                .success()
+                .stdout(contains(format!("-> {array}: ")))
+                .stderr("");
+            // Exported in another format than it came in: the bytes numpy wrote come back.
+            let ext = ["npy", "npy.zst", "npy.gz"][(i + 1) % 3];
+            let target = dir.path().join(format!("out-{name}-{i}.{ext}"));
+            atlas().arg("export").arg(&store).arg(&array).arg(&target).assert().success().stderr("");
+            assert_eq!(decompress(&target), original, "{descr} via {}", source.display());
+        }
+        let reopened = Atlas::open(&store).unwrap();
+        let ds = reopened.open_dataset(&name).unwrap();
+        let meta = ds.array_meta("from0").unwrap();
+        assert_eq!((meta.dtype.name(), meta.shape.clone()), (DType::from_name(descr).unwrap().name(), shape.to_vec()));
+        let blocks = ds.block_stats("from0").unwrap();
+        assert_eq!(blocks.len(), 4, "{descr}: one block per chunk");
+        assert_eq!(ds.block_stats("from1").unwrap(), blocks, "{descr}");
+        assert_eq!(ds.block_stats("from2").unwrap(), blocks, "{descr}");
+        // The same chunks, so the same checksums, whatever the source's compression.
+        let checksums = |array: &str| -> Vec<u64> {
+            reopened.array_blocks(&name, array).unwrap().iter().map(|b| b.checksum).collect()
+        };
+        assert_eq!(checksums("from1"), checksums("from0"), "{descr}");
+        assert_eq!(checksums("from2"), checksums("from0"), "{descr}");
+    }
+    // Every chunk was written once: nothing superseded for compaction to drop.
+    let doc = json_of(atlas().arg("compact").arg(&store).arg("--json"));
+    assert_eq!(doc["blocks_dropped"], 0);
+    atlas().arg("verify").arg(&store).assert().success();
+}
+
+#[test]
+fn imported_values_read_back_through_the_library() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("s");
+    Atlas::create(&store, StoreConfig::default()).unwrap();
+    let values: Vec<f64> = (0..12).map(|i| f64::from(i) * 0.5 - 1.0).collect();
+    let body: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let file = dir.path().join("grid.npy.gz");
+    std::fs::write(&file, gz(&npy("<f8", &[3, 4], &body))).unwrap();
+    atlas().arg("import").arg(&store).arg("exp/grid").arg(&file).args(["--dims", "y,x"]).assert().success();
+    let ds = Atlas::open(&store).unwrap().open_dataset("exp").unwrap();
+    let back = ds.read_array::<f64>("grid", &[0, 0], &[3, 4]).unwrap();
+    assert_eq!(back.iter().copied().collect::<Vec<_>>(), values);
+    assert_eq!(ds.array_meta("grid").unwrap().dims, vec!["y", "x"]);
+    let text = stdout_of(atlas().arg("cat").arg(&store).args(["exp/grid", "--slice", "2"]));
+    assert_eq!(text, "3\n3.5\n4\n4.5\n");
+}
+
+#[test]
+fn compressed_and_plain_sources_give_identical_fragments() {
+    let dir = TempDir::new().unwrap();
+    let body: Vec<u8> = (0..5000u32).flat_map(|i| ((i % 97) as f32 * 0.25).to_le_bytes()).collect();
+    let original = npy("<f4", &[100, 50], &body);
+    let mut contents = Vec::new();
+    for (ext, bytes) in [("npy", original.clone()), ("npy.zst", zst(&original)), ("npy.gz", gz(&original))] {
+        let store = dir.path().join(format!("store-{ext}"));
+        Atlas::create(&store, StoreConfig::default()).unwrap();
+        let file = dir.path().join(format!("field.{ext}"));
+        std::fs::write(&file, bytes).unwrap();
+        atlas().arg("import").arg(&store).arg("d/field").arg(&file).args(["--chunks", "16,50"]).assert().success();
+        let frags = fragments(&store);
+        assert_eq!(frags.len(), 1);
+        contents.push(std::fs::read(&frags[0]).unwrap());
+    }
+    // Same blocks at the same offsets with the same checksums, byte for byte.
+    assert_eq!(contents[0], contents[1]);
+    assert_eq!(contents[0], contents[2]);
+}
+
+#[test]
+fn zero_dimensional_and_empty_arrays_round_trip() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("s");
+    Atlas::create(&store, StoreConfig::default()).unwrap();
+    let scalar = npy("<i4", &[], &(-7i32).to_le_bytes());
+    let empty = npy("<u2", &[0, 3], &[]);
+    for (name, bytes) in [("scalar", scalar), ("empty", empty)] {
+        let file = dir.path().join(format!("{name}.npy"));
+        std::fs::write(&file, &bytes).unwrap();
+        atlas().arg("import").arg(&store).arg(format!("d/{name}")).arg(&file).assert().success();
+        let out = dir.path().join(format!("{name}-out.npy"));
+        atlas().arg("export").arg(&store).arg(format!("d/{name}")).arg(&out).assert().success();
+        assert_eq!(std::fs::read(&out).unwrap(), bytes, "{name}");
+    }
+    assert_eq!(stdout_of(atlas().arg("cat").arg(&store).arg("d/scalar")), "-7\n");
+    assert_eq!(stdout_of(atlas().arg("cat").arg(&store).arg("d/empty")), "");
+}
+
+#[test]
+fn import_refuses_files_it_cannot_read_naming_the_file_and_commits_nothing() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("s");
+    Atlas::create(&store, StoreConfig::default()).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 6] = [
+        ("fortran.npy", npy("<f8", &[2, 2], &[0; 32]).replace_header("False", "True"), "Fortran-order"),
+        ("big.npy", npy(">f8", &[2], &[0; 16]), "big-endian"),
+        ("complex.npy", npy("<c8", &[2], &[0; 16]), "not supported"),
+        ("text.npy", b"hello, world".to_vec(), "not a .npy file"),
+        ("short.npy.zst", zst(&npy("<i8", &[4, 4], &[1; 100])), "data ends early"),
+        ("broken.npy.gz", gz(&npy("<i2", &[4], &[1; 8]))[..30].to_vec(), "broken.npy.gz"),
+    ];
+    for (name, bytes, reason) in cases {
+        let file = dir.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        atlas()
+            .arg("import")
+            .arg(&store)
+            .arg("d/a")
+            .arg(&file)
+            .args(["--chunks", "1,4", "--slab-bytes", "1"])
+            .assert()
+            .code(1)
+            .stderr(contains(file.display().to_string()))
+            .stderr(contains(reason))
+            .stderr(contains("nothing was committed"));
+        let reopened = Atlas::open(&store).unwrap();
+        assert!(!reopened.dataset_exists("d"), "{name}: a failed import left its dataset");
+        assert_eq!(reopened.generation(), 0, "{name}");
+    }
+    atlas()
+        .arg("import")
+        .arg(&store)
+        .arg("d/a")
+        .arg(dir.path().join("absent.npy"))
+        .assert()
+        .code(1)
+        .stderr(contains("absent.npy"));
+    // The next writer clears what the failed imports left, and imports fine.
+    let file = dir.path().join("ok.npy");
+    std::fs::write(&file, npy("<i2", &[4], &[1; 8])).unwrap();
+    atlas().arg("import").arg(&store).arg("d/a").arg(&file).assert().success();
+    assert_eq!(fragments(&store).len(), 1);
+}
+
+trait ReplaceHeader {
+    fn replace_header(self, from: &str, to: &str) -> Vec<u8>;
+}
+
+impl ReplaceHeader for Vec<u8> {
+    /// Replaces text inside the header, keeping its length (pads or trims the spaces).
+    fn replace_header(self, from: &str, to: &str) -> Vec<u8> {
+        let header_len = usize::from(u16::from_le_bytes([self[8], self[9]]));
+        let header = std::str::from_utf8(&self[10..10 + header_len]).unwrap();
+        let mut changed = header.replacen(from, to, 1);
+        let body_at = changed.trim_end().len();
+        changed.truncate(body_at);
+        while changed.len() + 1 < header_len {
+            changed.push(' ');
+        }
+        changed.push('\n');
+        let mut out = self[..10].to_vec();
+        out.extend_from_slice(changed.as_bytes());
+        out.extend_from_slice(&self[10 + header_len..]);
+        out
+    }
+}
+
+#[test]
+fn import_into_an_existing_array_needs_overwrite_and_a_matching_schema() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let file = dir.path().join("t.npy");
+    let body: Vec<u8> = (0..30).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    std::fs::write(&file, npy("<f4", &[6, 5], &body)).unwrap();
+    atlas().arg("import").arg(&store).arg("run42/temp").arg(&file).assert().code(1).stderr(contains("--overwrite"));
+    atlas().arg("import").arg(&store).args(["run42/temp"]).arg(&file).arg("--overwrite").assert().success();
+    let values = temp_values(&store);
+    assert_eq!(values.iter().copied().collect::<Vec<_>>(), (0..30).map(|i| i as f32).collect::<Vec<_>>());
+    std::fs::write(&file, npy("<f4", &[5, 6], &body)).unwrap();
+    atlas()
+        .arg("import")
+        .arg(&store)
+        .arg("run42/temp")
+        .arg(&file)
+        .arg("--overwrite")
+        .assert()
+        .code(1)
+        .stderr(contains("holds float32 [5, 6], but array run42/temp is float32 [6, 5]"));
+}
+
+#[test]
+fn export_refuses_to_replace_files_and_arrays_npy_cannot_hold() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let file = dir.path().join("temp.npy");
+    atlas().arg("export").arg(&store).arg("run42/temp").arg(&file).assert().success();
+    atlas().arg("export").arg(&store).arg("run42/temp").arg(&file).assert().code(1).stderr(contains("--force"));
+    atlas().arg("export").arg(&store).arg("run42/temp").arg(&file).arg("--force").assert().success();
+    let names = dir.path().join("names.npy");
+    atlas().arg("export").arg(&store).arg("run42/names").arg(&names).assert().code(1).stderr(contains("string values"));
+    assert!(!names.exists());
+    let explicit = dir.path().join("plain-name");
+    atlas().arg("export").arg(&store).arg("run42/temp").arg(&explicit).args(["--compression", "gz"]).assert().success();
+    let mut gz_bytes = Vec::new();
+    flate2::read::GzDecoder::new(&std::fs::read(&explicit).unwrap()[..]).read_to_end(&mut gz_bytes).unwrap();
+    assert_eq!(gz_bytes, std::fs::read(&file).unwrap());
+    atlas()
+        .arg("export")
+        .arg(&store)
+        .arg("run42/temp")
+        .arg(dir.path().join("t.npy.gz"))
+        .args(["--compression", "zst"])
+        .assert()
+        .code(2)
+        .stderr(contains("names gz compression but --compression zst"));
+}
+
+#[test]
+fn long_operations_draw_no_progress_bars_when_stderr_is_not_a_terminal() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let file = dir.path().join("t.npy.zst");
+    for args in [&["verify"][..], &["compact"], &["recompress", "--codec", "lz4"]] {
+        atlas().args(args).arg(&store).assert().success().stderr("");
+    }
+    atlas().arg("export").arg(&store).arg("run42/temp").arg(&file).assert().success().stderr("");
+    atlas().arg("import").arg(&store).arg("copy/temp").arg(&file).assert().success().stderr("");
+}
+
+#[test]
+fn import_creates_a_store_only_when_asked() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("new.atlas");
+    let file = dir.path().join("v.npy");
+    std::fs::write(&file, npy("<u4", &[3], &[1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0])).unwrap();
+    atlas()
+        .arg("import")
+        .arg(&store)
+        .arg("d/v")
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stderr(contains("no such store"))
+        .stderr(contains("pass --create"));
+    assert!(!store.exists());
+    atlas().arg("import").arg(&store).arg("d/v").arg(&file).arg("--create").assert().success();
+    assert_eq!(stdout_of(atlas().arg("cat").arg(&store).arg("d/v")), "1\n2\n3\n");
+}
