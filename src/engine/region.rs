@@ -42,17 +42,36 @@ pub(crate) fn for_each_row(
     let row_bytes = region.last().map_or(1, |&n| to_usize(n)) * elem_bytes;
     let src_strides = strides(&src_shape, elem_bytes);
     let dst_strides = strides(&dst_shape, elem_bytes);
-    let offset = |strides: &[usize], start: &[u64], idx: &[u64]| -> usize {
-        (0..ndim).map(|d| to_usize(start[d] + idx[d]) * strides[d]).sum()
-    };
-    // Odometer over every dimension but the last.
-    let mut idx = vec![0u64; ndim];
+    let mut src_offset = offset_of(&src_strides, &src_start);
+    let mut dst_offset = offset_of(&dst_strides, &dst_start);
+    let extents: Vec<usize> = region.iter().map(|&n| to_usize(n)).collect();
+    // Odometer over every dimension but the last, moving both offsets by their strides
+    // instead of recomputing them for each row.
+    let mut idx = vec![0usize; ndim];
     loop {
-        row(offset(&src_strides, &src_start, &idx), offset(&dst_strides, &dst_start, &idx), row_bytes);
-        let Some(d) = (0..ndim.saturating_sub(1)).rev().find(|&d| idx[d] + 1 < region[d]) else { return };
-        idx[d] += 1;
-        idx[d + 1..].fill(0);
+        row(src_offset, dst_offset, row_bytes);
+        let mut d = ndim.saturating_sub(1);
+        loop {
+            if d == 0 {
+                return;
+            }
+            d -= 1;
+            idx[d] += 1;
+            src_offset += src_strides[d];
+            dst_offset += dst_strides[d];
+            if idx[d] < extents[d] {
+                break;
+            }
+            src_offset -= src_strides[d] * extents[d];
+            dst_offset -= dst_strides[d] * extents[d];
+            idx[d] = 0;
+        }
     }
+}
+
+/// Byte offset of `start` given per-dimension byte strides.
+fn offset_of(strides: &[usize], start: &[u64]) -> usize {
+    strides.iter().zip(start).map(|(s, i)| s * to_usize(*i)).sum()
 }
 
 /// Whether a box of extent `region` at `start` is one contiguous range of a C-order buffer
@@ -64,7 +83,7 @@ pub(crate) fn is_contiguous(shape: &[u64], region: &[u64]) -> bool {
 
 /// Byte offset of `start` in a C-order buffer of `shape`.
 pub(crate) fn offset_bytes(shape: &[u64], start: &[u64], elem_bytes: usize) -> usize {
-    strides(shape, elem_bytes).iter().zip(start).map(|(s, i)| s * to_usize(*i)).sum()
+    offset_of(&strides(shape, elem_bytes), start)
 }
 
 fn strides(shape: &[u64], elem_bytes: usize) -> Vec<usize> {

@@ -114,8 +114,13 @@ fn scalar_as_i128(v: Scalar) -> Option<i128> {
 
 /// A numeric element type the scan understands.
 trait Stat: bytemuck::Pod + PartialOrd {
+    /// What valid values are summed in: exact for integers, f64 for floats.
+    type Sum: Copy + Default;
     fn is_nan(self) -> bool;
-    fn to_f64(self) -> f64;
+    /// Bit-for-bit equality (so a NaN fill matches a NaN of the same bits).
+    fn same_bits(self, other: Self) -> bool;
+    fn add(sum: Self::Sum, v: Self) -> Self::Sum;
+    fn sum_to_f64(sum: Self::Sum) -> f64;
     /// The value widened to 64 bits in its family's representation.
     fn to_bits64(self) -> u64;
 }
@@ -123,12 +128,19 @@ trait Stat: bytemuck::Pod + PartialOrd {
 macro_rules! int_stat {
     ($wide:ty: $($t:ty),*) => {$(
         impl Stat for $t {
+            type Sum = i128;
             fn is_nan(self) -> bool {
                 false
             }
-            #[allow(clippy::cast_lossless)]
-            fn to_f64(self) -> f64 {
-                self as f64
+            fn same_bits(self, other: Self) -> bool {
+                self == other
+            }
+            fn add(sum: i128, v: Self) -> i128 {
+                sum + i128::from(v)
+            }
+            #[allow(clippy::cast_precision_loss)]
+            fn sum_to_f64(sum: i128) -> f64 {
+                sum as f64
             }
             #[allow(clippy::cast_sign_loss, clippy::cast_lossless)]
             fn to_bits64(self) -> u64 {
@@ -143,11 +155,18 @@ int_stat!(u64: u8, u16, u32, u64);
 macro_rules! float_stat {
     ($($t:ty),*) => {$(
         impl Stat for $t {
+            type Sum = f64;
             fn is_nan(self) -> bool {
                 self.is_nan()
             }
-            fn to_f64(self) -> f64 {
-                f64::from(self)
+            fn same_bits(self, other: Self) -> bool {
+                self.to_bits() == other.to_bits()
+            }
+            fn add(sum: f64, v: Self) -> f64 {
+                sum + f64::from(v)
+            }
+            fn sum_to_f64(sum: f64) -> f64 {
+                sum
             }
             fn to_bits64(self) -> u64 {
                 f64::from(self).to_bits()
@@ -159,35 +178,31 @@ float_stat!(f32, f64);
 
 fn scan_as<T: Stat>(raw: &[u8], fill: &[u8]) -> Scan {
     let fill: T = bytemuck::pod_read_unaligned(fill);
-    let fill_bytes = bytemuck::bytes_of(&fill);
     let mut valid_count = 0u64;
     let mut all_fill = true;
-    let (mut min, mut max) = (None::<T>, None::<T>);
-    let mut sum = 0.0f64;
-    for bytes in raw.chunks_exact(size_of::<T>()) {
-        if bytes == fill_bytes {
+    let (mut min, mut max) = (fill, fill);
+    let mut sum = T::Sum::default();
+    for v in raw.chunks_exact(size_of::<T>()).map(bytemuck::pod_read_unaligned::<T>) {
+        if v.same_bits(fill) {
             continue;
         }
         all_fill = false;
-        let v: T = bytemuck::pod_read_unaligned(bytes);
         if v.is_nan() {
             continue;
         }
+        if valid_count == 0 {
+            (min, max) = (v, v);
+        } else if v < min {
+            min = v;
+        } else if v > max {
+            max = v;
+        }
         valid_count += 1;
-        sum += v.to_f64();
-        if min.is_none_or(|m| v < m) {
-            min = Some(v);
-        }
-        if max.is_none_or(|m| v > m) {
-            max = Some(v);
-        }
+        sum = T::add(sum, v);
     }
-    let stats = ChunkStats {
-        valid_count,
-        min_bits: min.map_or(0, T::to_bits64),
-        max_bits: max.map_or(0, T::to_bits64),
-        sum_bits: sum.to_bits(),
-    };
+    let bits = |v: T| if valid_count == 0 { 0 } else { v.to_bits64() };
+    let stats =
+        ChunkStats { valid_count, min_bits: bits(min), max_bits: bits(max), sum_bits: T::sum_to_f64(sum).to_bits() };
     Scan { stats, all_fill }
 }
 

@@ -39,7 +39,8 @@ impl Default for Codec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Shuffle {
-    /// On for dtypes wider than one byte, off for one-byte dtypes.
+    /// On for dtypes wider than one byte that are compressed, off for one-byte dtypes and
+    /// for codec `None` (shuffling bytes that are not compressed gains nothing).
     #[default]
     Auto,
     /// Always on (a no-op for one-byte dtypes).
@@ -49,11 +50,12 @@ pub enum Shuffle {
 }
 
 impl Shuffle {
-    /// Whether shuffle applies to elements of `elem_bytes` bytes.
+    /// Whether shuffle applies to elements of `elem_bytes` bytes encoded with `codec`.
     #[must_use]
-    pub fn applies(self, elem_bytes: usize) -> bool {
+    pub fn applies(self, elem_bytes: usize, codec: Codec) -> bool {
         match self {
-            Self::Auto | Self::On => elem_bytes > 1,
+            Self::Auto => elem_bytes > 1 && codec != Codec::None,
+            Self::On => elem_bytes > 1,
             Self::Off => false,
         }
     }

@@ -213,9 +213,10 @@ impl ArrayHandle {
         ) -> Result<()>,
     ) -> Result<()> {
         let dict = dictionary(meta);
+        let codec = meta.codec.unwrap_or(state.meta.codec);
         let settings = WriteSettings {
-            codec: meta.codec.unwrap_or(state.meta.codec),
-            shuffle: meta.shuffle.unwrap_or(state.meta.shuffle).applies(meta.dtype.size_bytes()),
+            codec,
+            shuffle: meta.shuffle.unwrap_or(state.meta.shuffle).applies(meta.dtype.size_bytes(), codec),
             dict: dict.as_ref(),
         };
         let data_dir = self.inner.data_dir();
@@ -239,7 +240,7 @@ impl ArrayHandle {
     /// will be), when the array's codec is zstd and the input holds enough samples.
     fn train_dictionary(state: &State, meta: &ArrayMeta, input: &[u8]) -> Option<Vec<u8>> {
         let codec = meta.codec.unwrap_or(state.meta.codec);
-        let shuffle = meta.shuffle.unwrap_or(state.meta.shuffle).applies(meta.dtype.size_bytes());
+        let shuffle = meta.shuffle.unwrap_or(state.meta.shuffle).applies(meta.dtype.size_bytes(), codec);
         if !matches!(codec, Codec::Zstd { .. }) {
             return None;
         }

@@ -113,7 +113,7 @@ impl Atlas {
             let meta = state.array(&dataset, &name)?.clone();
             let dict = dictionary(&meta);
             let settings =
-                WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes()), dict: dict.as_ref() };
+                WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes(), codec), dict: dict.as_ref() };
             written.extend(recode_array(&self.inner, state, &format!("{dataset}/{name}"), &meta, settings)?);
         }
         record(state, written);
@@ -140,7 +140,8 @@ impl Atlas {
         self.inner.begin_change(state)?;
         let meta = state.array(dataset, array)?.clone();
         let dict = dictionary(&meta);
-        let settings = WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes()), dict: dict.as_ref() };
+        let settings =
+            WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes(), codec), dict: dict.as_ref() };
         let written = recode_array(&self.inner, state, &format!("{dataset}/{array}"), &meta, settings)?;
         record(state, written);
         let meta = state.array_mut(dataset, array)?;
