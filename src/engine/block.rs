@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::codec::{Scratch, ZstdDict, decode_block};
+use crate::codec::{BlockEncoding, CodecId, Scratch, ZstdDict, decode_block};
 use crate::error::{Error, Result};
 use crate::fragment::{BlockEntry, FragmentReader, PendingReader, checksum};
 use crate::meta::ArrayMeta;
@@ -109,18 +109,39 @@ pub(crate) fn decode_stored(
         other => other,
     })?;
     if verify {
-        let found = checksum(out);
-        if found != entry.checksum {
-            return Err(Error::ChecksumMismatch {
-                array: ctx.label.to_string(),
-                chunk: entry.coord.to_vec(),
-                path: block.path().to_path_buf(),
-                expected: entry.checksum,
-                found,
-            });
-        }
+        check_checksum(ctx, block, out)?;
     }
     Ok(())
+}
+
+/// Compares the checksum of a block's decoded bytes with the one recorded for it.
+fn check_checksum(ctx: ArrayCtx<'_>, block: BlockRef<'_>, raw: &[u8]) -> Result<()> {
+    let (expected, found) = (block.entry().checksum, checksum(raw));
+    if found == expected {
+        return Ok(());
+    }
+    Err(Error::ChecksumMismatch {
+        array: ctx.label.to_string(),
+        chunk: block.entry().coord.to_vec(),
+        path: block.path().to_path_buf(),
+        expected,
+        found,
+    })
+}
+
+/// The raw bytes of a committed block stored without codec or filter, straight from the
+/// map (checked when `verify`), so a read copies them once; `None` for any other block.
+pub(crate) fn mapped_raw<'a>(ctx: ArrayCtx<'_>, block: BlockRef<'a>, verify: bool) -> Option<Result<&'a [u8]>> {
+    let BlockRef::Committed { reader, entry } = block else { return None };
+    let plain = BlockEncoding { codec: CodecId::None, shuffle_elem_bytes: None };
+    if entry.is_fill || entry.encoding != plain || entry.raw_len_bytes != ctx.meta.chunk_bytes() {
+        return None;
+    }
+    let raw = reader.block_bytes(entry);
+    if raw.len() as u64 != entry.raw_len_bytes {
+        return None; // a damaged entry: the ordinary decode reports it
+    }
+    Some(if verify { check_checksum(ctx, block, raw).map(|()| raw) } else { Ok(raw) })
 }
 
 /// Fills `out` with repeated copies of one element's bytes.

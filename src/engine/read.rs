@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with};
+use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with, mapped_raw};
 use super::out::SharedOut;
 use super::plan::{ChunkOp, plan};
 use super::pool::run;
@@ -167,15 +167,22 @@ fn read_chunk(
         return decode_chunk(read.ctx, block, worker, target, verify);
     }
     let src = Place { shape: chunk_shape, start: &chunk_op.in_chunk };
+    let copy_rows = |chunk: &[u8]| {
+        for_each_row(src, dst, &chunk_op.region, elem_bytes, |s, d, n| {
+            // SAFETY: each row of op's box in the output belongs to op alone.
+            unsafe { out.slice_mut(op.base + d, n) }.copy_from_slice(&chunk[s..s + n]);
+        });
+    };
+    if let Some(mapped) = block.and_then(|block| mapped_raw(read.ctx, block, verify)) {
+        copy_rows(mapped?);
+        return Ok(());
+    }
     if let Some(block) = block {
         let mut chunk = std::mem::take(&mut worker.chunk);
         chunk.resize(chunk_len, 0);
         let decoded = decode_chunk(read.ctx, block, worker, &mut chunk, verify);
         if decoded.is_ok() {
-            for_each_row(src, dst, &chunk_op.region, elem_bytes, |s, d, n| {
-                // SAFETY: each row of op's box in the output belongs to op alone.
-                unsafe { out.slice_mut(op.base + d, n) }.copy_from_slice(&chunk[s..s + n]);
-            });
+            copy_rows(&chunk);
         }
         worker.chunk = chunk;
         decoded
