@@ -7,6 +7,9 @@ use serde::Deserialize;
 
 use super::schema::{FORMAT_VERSION, StoreMeta};
 
+/// Deepest nesting accepted in a metadata file (attributes use 2 levels per list or map).
+const MAX_NESTING: usize = 128;
+
 /// Largest decoded metadata accepted, so a hostile file cannot exhaust memory.
 pub(crate) const MAX_META_BYTES: u64 = 1 << 30;
 
@@ -112,7 +115,13 @@ pub(crate) fn decode_meta(
 fn parse<T: for<'de> Deserialize<'de>>(plain: &[u8], format: MetaFormat) -> Result<T, String> {
     match format {
         MetaFormat::Json => serde_json::from_slice(plain).map_err(|e| format!("invalid JSON metadata: {e}")),
-        MetaFormat::MsgPack => rmp_serde::from_slice(plain).map_err(|e| format!("invalid msgpack metadata: {e}")),
+        MetaFormat::MsgPack => {
+            // Nesting bounded like JSON's (serde_json stops at 128), so hostile input cannot
+            // recurse deep enough to overflow the stack, even inside an ignored field.
+            let mut deserializer = rmp_serde::Deserializer::from_read_ref(plain);
+            deserializer.set_max_depth(MAX_NESTING);
+            T::deserialize(&mut deserializer).map_err(|e| format!("invalid msgpack metadata: {e}"))
+        }
     }
 }
 
