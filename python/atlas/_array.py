@@ -1,0 +1,282 @@
+"""`Array`: a handle on one array, with numpy-style reads and writes, and `Attributes`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from . import _atlas, _html
+from ._atlas import NotFoundError
+from ._dtypes import COMPAT_NAMES, for_assign, for_write, numpy_dtype
+from ._index import is_whole_box, plan, selection_shape
+
+
+def shuffle_arg(shuffle: Any) -> Optional[str]:
+    """`True`/`False`/`None` or `"on"`/`"off"`/`"auto"` as the native layer spells it."""
+    if shuffle is None:
+        return None
+    if shuffle is True:
+        return "on"
+    if shuffle is False:
+        return "off"
+    return str(shuffle)
+
+
+class Attributes(MutableMapping):
+    """The typed attributes of a store, dataset or array, as a dict-like view that reads
+    and writes through (durable at the next flush).
+
+    Values: bool, int (64-bit), float, str, `numpy.datetime64` (stored as a timestamp), and
+    lists and dicts of these; numpy scalars and arrays are stored as Python values and lists.
+    """
+
+    __slots__ = ("_native",)
+
+    def __init__(self, native: _atlas.Attrs) -> None:
+        self._native = native
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._native.get(key)
+        if value is None:
+            raise NotFoundError(f"attribute not found: {key}")
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._native.get(key)
+        return default if value is None else value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._native.set(key, value)
+
+    def set(self, key: str, value: Any, dtype: Optional[str] = None) -> None:
+        """Sets `key`; `dtype` (e.g. `"int8"`, `"float32"`, `"timestamp_nanoseconds"`)
+        checks or converts the value as atlas-python 0.10's `set_attribute` did."""
+        self._native.set(key, value, dtype)
+
+    def __delitem__(self, key: str) -> None:
+        self._native.remove(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._native.all())
+
+    def __len__(self) -> int:
+        return len(self._native.all())
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._native.get(key) is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """All attributes as a plain dict."""
+        return self._native.all()
+
+    def __repr__(self) -> str:
+        return f"Attributes({self._native.all()!r})"
+
+
+class Array:
+    """One array of a dataset: `ds["temp"]`.
+
+    Reads: `arr[...]`, `arr[2:10, ::2, 5]`, `np.asarray(arr)`, `arr.read(start, shape)`;
+    only the box holding the selection is read and decoded. Writes: `arr[...] = x` (numpy's
+    broadcasting and casting within a kind), `arr.write(start, data)`, `arr.append(data)`.
+    Strings read as object arrays, timestamps as `datetime64[ns]`.
+    """
+
+    __slots__ = ("_native", "_store")
+
+    def __init__(self, native: _atlas.Array, store: Any) -> None:
+        self._native = native
+        self._store = store
+
+    # --- schema -------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._native.name
+
+    @property
+    def dataset(self) -> str:
+        """The name of the dataset holding the array."""
+        return self._native.dataset
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """The schema: dtype, shape, chunk_shape, dims, fill_value, codec, shuffle,
+        effective_codec."""
+        return self._native.meta()
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._native.meta()["shape"]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The numpy dtype reads return (`object` for strings, `datetime64[ns]` for timestamps)."""
+        return numpy_dtype(self._native.meta()["dtype"])
+
+    @property
+    def atlas_dtype(self) -> str:
+        """Atlas's name of the dtype (`"float32"`, `"timestamp"`, `"string"`...)."""
+        return self._native.meta()["dtype"]
+
+    @property
+    def nbytes(self) -> Optional[int]:
+        """Bytes of the raw elements (None for strings, which have no fixed size)."""
+        name = self.atlas_dtype
+        return None if name == "string" else self.size * numpy_dtype(name).itemsize
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        return self._native.meta()["chunk_shape"]
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        return self._native.meta()["dims"]
+
+    @property
+    def fill_value(self) -> Any:
+        return self._native.meta()["fill_value"]
+
+    @property
+    def codec(self) -> str:
+        """The codec new blocks get: the array's own, else the store's (`"zstd:3"`, `"lz4"`,
+        `"none"`). Blocks already written keep the codec that wrote them."""
+        return self._native.meta()["effective_codec"]
+
+    @property
+    def attrs(self) -> Attributes:
+        return Attributes(self._native.attrs())
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """count, null_count, min, max, sum, mean of the valid values (and `row_count`, every
+        element, as atlas-python 0.10 named it); current with unflushed writes."""
+        return self._native.stats()
+
+    @property
+    def storage(self) -> dict[str, Any]:
+        """What the array takes on disk: written blocks and fill entries, their stored and
+        raw bytes, blocks per codec (`{"zstd": 3, "lz4": 1}`: each block keeps the codec
+        that wrote it), blocks not yet flushed."""
+        return self._native.storage()
+
+    def blocks(self) -> list[dict[str, Any]]:
+        """Every live block: coord, codec, shuffled, is_fill, stored_bytes, raw_bytes,
+        checksum, path, offset_bytes, pending."""
+        return self._native.blocks()
+
+    def block_stats(self) -> list[dict[str, Any]]:
+        """Per written block: coord, count, min, max, sum."""
+        return self._native.block_stats()
+
+    def compat_meta(self) -> dict[str, Any]:
+        """`array_meta`'s dict: atlas-python 0.10's keys first, then Atlas's."""
+        meta = self._native.meta()
+        return {
+            "dtype": COMPAT_NAMES.get(meta["dtype"], meta["dtype"]),
+            "shape": list(meta["shape"]),
+            "chunk_shape": list(meta["chunk_shape"]),
+            "dimension_names": list(meta["dims"]),
+            "fill_value": meta["fill_value"],
+            "codec": meta["effective_codec"],
+            "shuffle": meta["shuffle"],
+        }
+
+    # --- reads and writes ---------------------------------------------------------------
+    def read(self, start: Optional[Sequence[int]] = None, shape: Optional[Sequence[int]] = None) -> np.ndarray:
+        """The box `start .. start + shape` (default: from the origin to the end) as a new array."""
+        return self._native.read(_ints(start), _ints(shape))
+
+    def write(self, start: Sequence[int], data: Any) -> None:
+        """Writes `data` (of the array's dtype) with its first element at `start`."""
+        self._native.write(_ints(start), for_write(data, self.atlas_dtype, self._label()))
+
+    def append(self, data: Any) -> None:
+        """Grows axis 0 by `len(data)` and writes `data` there."""
+        self._native.append(for_write(data, self.atlas_dtype, self._label()))
+
+    def resize(self, shape: Sequence[int]) -> None:
+        """Changes the shape; new parts read as the fill value, cut parts are dropped."""
+        self._native.resize(_ints(shape))
+
+    def __getitem__(self, key: Any) -> Any:
+        p = plan(key, self.shape)
+        box = self._native.read(p.start, p.count)
+        if is_whole_box(p) and not (isinstance(key, tuple) and len(key) == 0):
+            return box
+        return box[p.post]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        name = self.atlas_dtype
+        p = plan(key, self.shape)
+        if 0 in p.count:
+            return
+        if p.direct:
+            data = np.broadcast_to(for_assign(value, name, self._label()), selection_shape(p))
+            self._native.write(p.start, np.asarray(data.reshape(p.count), order="C"))
+        else:
+            # Steps, index arrays or new axes: change the box in memory and write it back.
+            box = self._native.read(p.start, p.count)
+            box[p.post] = for_assign(value, name, self._label())
+            self._native.write(p.start, box)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self._native.read(None, None)
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __len__(self) -> int:
+        shape = self.shape
+        if not shape:
+            raise TypeError("len() of a 0-d array")
+        return shape[0]
+
+    def __iter__(self) -> Iterator[Any]:
+        for i in range(len(self)):
+            yield self[i]
+
+    # --- settings -----------------------------------------------------------------------
+    def set_codec(self, codec: Optional[str], shuffle: Any = None) -> None:
+        """Gives the array its own codec for new blocks (`None`: follow the store's);
+        `shuffle` (`"on"`, `"off"`, `"auto"`, or a bool) likewise when given."""
+        self._native.set_codec(codec)
+        if shuffle is not None:
+            self._native.set_shuffle(shuffle_arg(shuffle))
+
+    def recompress(self, codec: str = "zstd", shuffle: Any = "auto") -> None:
+        """Re-encodes every block with `codec` and makes it the array's own codec."""
+        self._native.recompress(codec, shuffle_arg(shuffle) or "auto")
+
+    # --- views --------------------------------------------------------------------------
+    def _label(self) -> str:
+        return f"{self.dataset}/{self.name}"
+
+    def __repr__(self) -> str:
+        meta = self._native.meta()
+        return (
+            f"<atlas.Array {self._label()!r} {numpy_dtype(meta['dtype'])} shape={meta['shape']} "
+            f"chunks={meta['chunk_shape']} dims={meta['dims']} codec={meta['effective_codec']}>"
+        )
+
+    def _repr_html_(self) -> str:
+        return _html.array_html(self)
+
+
+def _ints(values: Optional[Sequence[int]]) -> Optional[list[int]]:
+    if values is None:
+        return None
+    out = []
+    for v in values:
+        i = int(v)
+        if i != v:
+            raise TypeError(f"indices must be integers, got {v!r}")
+        out.append(i)
+    return out

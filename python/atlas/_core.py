@@ -1,0 +1,440 @@
+"""`Atlas` and `DatasetView`: atlas-python 0.10's API over the native module, and more."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _atlas, _html
+from ._array import Array, Attributes, _ints, shuffle_arg
+from ._atlas import InvalidArgumentError, NotFoundError
+from ._dtypes import dtype_name
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _path(source: Any) -> str:
+    try:
+        return os.fspath(source)
+    except TypeError:
+        raise TypeError(
+            f"a store is a local directory given as str or os.PathLike, not {type(source).__name__} "
+            "(object-store handles are not supported)"
+        ) from None
+
+
+class Atlas:
+    """A store: one directory of datasets, each holding arrays and attributes.
+
+    Make one with `Atlas.create(path)` or `Atlas.open(path)`. Changes become durable at
+    `flush()` (also `close()` and the end of a `with` block); a handle dropped with
+    pending changes flushes them too. Handles may be used from several threads at once;
+    every read, write and flush releases the GIL.
+    """
+
+    __slots__ = ("_native", "__weakref__")
+
+    def __init__(self, native: _atlas.Store) -> None:
+        if not isinstance(native, _atlas.Store):
+            raise TypeError("use Atlas.create(path) or Atlas.open(path)")
+        self._native = native
+
+    @staticmethod
+    def create(
+        source: PathLike,
+        codec: str = "zstd",
+        meta_format: str = "json",
+        meta_compression: str = "none",
+        *,
+        shuffle: Any = "auto",
+    ) -> "Atlas":
+        """Creates a store in `source` (a directory, created if missing, that must be empty).
+
+        codec: `"zstd"` (level 3), `"zstd:<level>"`, `"lz4"`, `"none"` (or `"uncompressed"`).
+        meta_format: `"json"` or `"msgpack"` (`"mp"`); meta_compression: `"none"`, `"zstd"`,
+        `"lz4"`. shuffle: byte shuffle before the codec, `"auto"` (on for dtypes wider than
+        one byte), `"on"`, `"off"` or a bool.
+        """
+        return Atlas(
+            _atlas.Store.create(_path(source), codec, shuffle_arg(shuffle) or "auto", meta_format, meta_compression)
+        )
+
+    @staticmethod
+    def open(source: PathLike) -> "Atlas":
+        """Opens the store in `source`; its metadata encoding is found from the file name."""
+        return Atlas(_atlas.Store.open(_path(source)))
+
+    # --- properties ---------------------------------------------------------------------
+    @property
+    def path(self) -> str:
+        return str(self._native.path)
+
+    @property
+    def meta_file_name(self) -> str:
+        """The metadata file the next commit writes, e.g. `atlas.json`."""
+        return self._native.meta_file_name
+
+    @property
+    def codec(self) -> str:
+        """The store's codec for new blocks, e.g. `"zstd:3"`."""
+        return self._native.codec
+
+    @property
+    def generation(self) -> int:
+        return self._native.generation
+
+    @property
+    def has_pending_changes(self) -> bool:
+        return self._native.has_pending_changes
+
+    # --- datasets -----------------------------------------------------------------------
+    def create_dataset(self, name: str) -> "DatasetView":
+        return DatasetView(self._native.create_dataset(name), self)
+
+    def open_dataset(self, name: str) -> "DatasetView":
+        """The dataset `name`; `NotFoundError` (a `KeyError`) if there is none."""
+        return DatasetView(self._native.open_dataset(name), self)
+
+    def delete_dataset(self, name: str) -> None:
+        self._native.delete_dataset(name)
+
+    def list_datasets(self) -> list[str]:
+        return self._native.list_datasets()
+
+    def list_arrays(self) -> list[str]:
+        """Distinct array names over all datasets, sorted."""
+        return self._native.list_arrays()
+
+    def dataset_exists(self, name: str) -> bool:
+        return self._native.dataset_exists(name)
+
+    def __getitem__(self, name: str) -> "DatasetView":
+        return self.open_dataset(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._native.dataset_exists(name)
+
+    def __iter__(self):
+        return iter(self._native.list_datasets())
+
+    def __len__(self) -> int:
+        return len(self._native.list_datasets())
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def flush(self) -> None:
+        """Commits every change atomically: the durability boundary."""
+        self._native.flush()
+
+    def close(self) -> None:
+        """Same as `flush()` (the handle stays usable), as in atlas-python 0.10."""
+        self._native.flush()
+
+    def refresh(self) -> None:
+        """Moves this handle to the newest commit on disk (other writers' flushes)."""
+        self._native.refresh()
+
+    def compact(self) -> dict[str, int]:
+        """Commits pending changes, then rewrites the live blocks into one fragment and drops
+        the rest. Returns fragments and bytes before and after, blocks kept and dropped."""
+        return self._native.compact()
+
+    def verify(self) -> dict[str, Any]:
+        """Decodes every live block and checks its checksum. Returns `blocks_checked` and
+        `bad_blocks` (array, coord, path, offset_bytes, and the error each would raise)."""
+        return self._native.verify()
+
+    def set_codec(self, codec: str, shuffle: Any = None) -> None:
+        """The codec (and, when given, shuffle) for new blocks of arrays without their own.
+        Blocks already written keep theirs; every read decodes each block with its own."""
+        self._native.set_codec(codec)
+        if shuffle is not None:
+            self._native.set_shuffle(shuffle_arg(shuffle))
+
+    def recompress(self, codec: str = "zstd", shuffle: Any = "auto") -> None:
+        """Re-encodes every block of every array with `codec` and makes it the default."""
+        self._native.recompress(codec, shuffle_arg(shuffle) or "auto")
+
+    def set_meta_format(self, meta_format: str = "json", meta_compression: str = "none") -> None:
+        """Changes the metadata file's encoding at the next flush."""
+        self._native.set_meta_format(meta_format, meta_compression)
+
+    def __enter__(self) -> "Atlas":
+        return self
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        self.close()
+
+    # --- attributes ---------------------------------------------------------------------
+    @property
+    def attrs(self) -> Attributes:
+        """The store's attributes (dict-like, writes through)."""
+        return Attributes(self._native.attrs())
+
+    def attributes(self) -> dict[str, Any]:
+        return self._native.attrs().all()
+
+    def set_attribute(self, key: str, value: Any, dtype: Optional[str] = None) -> None:
+        self._native.attrs().set(key, value, dtype)
+
+    def get_attribute(self, key: str) -> Any:
+        return self._native.attrs().get(key)
+
+    def delete_attribute(self, key: str) -> None:
+        self._native.attrs().remove(key)
+
+    # --- many datasets ------------------------------------------------------------------
+    def read_array_across(
+        self,
+        array: str,
+        dataset_names: Sequence[str],
+        start: Optional[Sequence[int]] = None,
+        shape: Optional[Sequence[int]] = None,
+    ) -> list[Optional[np.ndarray]]:
+        """One array per dataset, in order; `None` where a dataset (or its array) is missing.
+        With `start`/`shape` omitted each dataset's whole array is read. Reads one box from
+        every dataset in one parallel call where the boxes agree."""
+        names = list(dataset_names)
+        if not names:
+            raise InvalidArgumentError("dataset_names is empty")
+        found = self._arrays_of(array, names)
+        out: list[Optional[np.ndarray]] = [None] * len(names)
+        if not found:
+            return out
+        shapes = {a.shape for _, a in found}
+        dtype = found[0][1].atlas_dtype
+        if dtype != "string" and (shape is not None or (start is None and len(shapes) == 1)):
+            first = found[0][1]
+            box_start = _ints(start) or [0] * first.ndim
+            box_shape = _ints(shape) or [n - s for n, s in zip(first.shape, box_start)]
+            stacked = self._native.read_across_stacked(array, [names[i] for i, _ in found], box_start, box_shape)
+            for row, (i, _) in enumerate(found):
+                out[i] = stacked[row]
+        else:
+            for i, a in found:
+                out[i] = a.read(start, shape)
+        return out
+
+    def read_array_across_stacked(
+        self,
+        array: str,
+        dataset_names: Sequence[str],
+        start: Optional[Sequence[int]] = None,
+        shape: Optional[Sequence[int]] = None,
+    ) -> np.ndarray:
+        """One array of shape `(len(dataset_names), *shape)`: row `i` is dataset `i`'s box.
+        Every dataset must exist; where one lacks the array, or its array is shorter, the
+        row reads as the fill value. `shape` defaults to the largest extent over the datasets."""
+        names = list(dataset_names)
+        if not names:
+            raise InvalidArgumentError("dataset_names is empty")
+        for name in names:
+            if not self._native.dataset_exists(name):
+                raise NotFoundError(f"dataset not found: {name}")
+        found = self._arrays_of(array, names)
+        if not found:
+            raise NotFoundError(f"array not found: {array} (in none of {len(names)} datasets)")
+        first = found[0][1]
+        box_start = _ints(start) or [0] * first.ndim
+        if shape is None:
+            if len(box_start) != first.ndim:
+                raise _atlas.ShapeError(f"start {box_start} has {len(box_start)} dimensions, {array} has {first.ndim}")
+            box_shape = [
+                max(max(a.shape[d] - box_start[d], 0) for _, a in found if a.ndim == first.ndim)
+                for d in range(first.ndim)
+            ]
+        else:
+            box_shape = _ints(shape)
+        if first.atlas_dtype != "string":
+            return self._native.read_across_stacked(array, names, box_start, box_shape)
+        out = np.full((len(names), *box_shape), "", dtype=object)
+        for i, a in found:
+            clipped = [max(min(s + n, extent) - s, 0) for s, n, extent in zip(box_start, box_shape, a.shape)]
+            if all(clipped):
+                out[(i, *(slice(0, c) for c in clipped))] = a.read(box_start, clipped)
+        return out
+
+    def _arrays_of(self, array: str, names: list[str]) -> list[tuple[int, Array]]:
+        found = []
+        for i, name in enumerate(names):
+            if not self._native.dataset_exists(name):
+                continue
+            dataset = self._native.open_dataset(name)
+            if dataset.has_array(array):
+                found.append((i, Array(dataset.array(array), self)))
+        return found
+
+    # --- xarray -------------------------------------------------------------------------
+    def add_xarray_dataset(
+        self,
+        ds: Any,
+        name: str,
+        chunks: Optional[dict[str, Sequence[int]]] = None,
+        fill_value: Any = None,
+    ) -> None:
+        """Writes an `xarray.Dataset` as a new dataset `name` (not flushed)."""
+        from . import _xarray
+
+        _xarray.add_xarray_dataset(self, ds, name, chunks=chunks, fill_value=fill_value)
+
+    def open_as_xarray_dataset(self, name: str) -> Any:
+        """Dataset `name` as an `xarray.Dataset` (chunked arrays dask-backed when dask is installed)."""
+        from . import _xarray
+
+        return _xarray.open_as_xarray_dataset(self, name)
+
+    def open_as_many_xarray_dataset(
+        self, names: Sequence[str], concat_dim: str = "dataset", parallel: bool = True
+    ) -> Any:
+        """Many datasets stacked along `concat_dim` as one `xarray.Dataset` (eager numpy);
+        coordinates and attributes come from the first. `parallel` is accepted for
+        compatibility: the stacked read is always parallel."""
+        from . import _xarray
+
+        return _xarray.open_as_many_xarray_dataset(self, names, concat_dim=concat_dim)
+
+    # --- views --------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return (
+            f"<atlas.Atlas {self.path!r} datasets={len(self._native.list_datasets())} "
+            f"codec={self.codec} meta={self.meta_file_name}>"
+        )
+
+    def _repr_html_(self) -> str:
+        return _html.store_html(self)
+
+
+class DatasetView:
+    """A dataset of a store: arrays and attributes. `ds["temp"]` is an `Array` handle."""
+
+    __slots__ = ("_native", "_store")
+
+    def __init__(self, native: _atlas.Dataset, store: Atlas) -> None:
+        self._native = native
+        self._store = store
+
+    @property
+    def name(self) -> str:
+        return self._native.name
+
+    @property
+    def store(self) -> Atlas:
+        return self._store
+
+    def list_arrays(self) -> list[str]:
+        return self._native.list_arrays()
+
+    def define_array(
+        self,
+        name: str,
+        dtype: Any,
+        dims: Optional[Sequence[str]],
+        shape: Sequence[int],
+        chunk_shape: Optional[Sequence[int]] = None,
+        fill_value: Any = None,
+        *,
+        codec: Optional[str] = None,
+        shuffle: Any = None,
+    ) -> Array:
+        """Defines an array and returns its handle.
+
+        dtype: a name (`"float32"`, `"uint16"`, `"bool"`, `"timestamp_nanoseconds"`,
+        `"string"`...), a numpy dtype or a Python type. dims: one name per axis (None:
+        `dim_0`, `dim_1`...). chunk_shape: default about 1 MiB per chunk. fill_value: read
+        where nothing was written (default 0, the empty string for strings). codec, shuffle:
+        the array's own settings for new blocks (default: follow the store's).
+        """
+        native = self._native.define_array(
+            name,
+            dtype_name(dtype),
+            _ints(shape),
+            dims=None if dims is None else [str(d) for d in dims],
+            chunk_shape=_ints(chunk_shape),
+            fill_value=fill_value,
+            codec=codec,
+            shuffle=shuffle_arg(shuffle),
+        )
+        return Array(native, self._store)
+
+    def __getitem__(self, name: str) -> Array:
+        return Array(self._native.array(name), self._store)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._native.has_array(name)
+
+    def __iter__(self):
+        return iter(self._native.list_arrays())
+
+    def __len__(self) -> int:
+        return len(self._native.list_arrays())
+
+    def _maybe(self, name: str) -> Optional[Array]:
+        """The array, or None where atlas-python 0.10 returned None for a missing one."""
+        try:
+            return Array(self._native.array(name), self._store)
+        except NotFoundError:
+            self._native.list_arrays()  # raises if the dataset itself is gone
+            return None
+
+    def write_array(self, name: str, start: Sequence[int], data: Any) -> None:
+        """Writes `data` (a numpy array of the array's dtype) with its first element at `start`."""
+        self[name].write(start, data)
+
+    def read_array(
+        self, name: str, start: Optional[Sequence[int]] = None, shape: Optional[Sequence[int]] = None
+    ) -> Optional[np.ndarray]:
+        """The box `start .. start + shape` (default: the whole array, or from `start` to the
+        end); `None` if the dataset has no such array."""
+        array = self._maybe(name)
+        return None if array is None else array.read(start, shape)
+
+    def read_arrays(
+        self, names: Sequence[str], start: Optional[Sequence[int]] = None, shape: Optional[Sequence[int]] = None
+    ) -> dict[str, Optional[np.ndarray]]:
+        """`{name: array or None}`, the same box of each."""
+        return {name: self.read_array(name, start, shape) for name in names}
+
+    def delete_array(self, name: str) -> None:
+        self._native.delete_array(name)
+
+    def array_meta(self, name: str) -> Optional[dict[str, Any]]:
+        """`{"dtype", "shape", "chunk_shape", "dimension_names", "fill_value", "codec",
+        "shuffle"}`, or None if there is no such array."""
+        array = self._maybe(name)
+        return None if array is None else array.compat_meta()
+
+    def array_stats(self, name: str) -> Optional[dict[str, Any]]:
+        """`{"row_count", "null_count", "min", "max", "count", "sum", "mean"}` (current, no
+        flush needed), or None if there is no such array."""
+        array = self._maybe(name)
+        return None if array is None else array.stats
+
+    def array_fill_value(self, name: str) -> Any:
+        array = self._maybe(name)
+        return None if array is None else array.fill_value
+
+    @property
+    def attrs(self) -> Attributes:
+        return Attributes(self._native.attrs())
+
+    def attributes(self) -> dict[str, Any]:
+        return self._native.attrs().all()
+
+    def set_attribute(self, key: str, value: Any, dtype: Optional[str] = None) -> None:
+        """Sets a typed attribute; `dtype` (`"int8"`, `"float32"`, `"timestamp_nanoseconds"`...)
+        checks or converts the value."""
+        self._native.attrs().set(key, value, dtype)
+
+    def get_attribute(self, key: str) -> Any:
+        """The attribute, or None if it is not set."""
+        return self._native.attrs().get(key)
+
+    def delete_attribute(self, key: str) -> None:
+        self._native.attrs().remove(key)
+
+    def __repr__(self) -> str:
+        return f"<atlas.DatasetView {self.name!r} arrays={len(self._native.list_arrays())}>"
+
+    def _repr_html_(self) -> str:
+        return _html.dataset_html(self)

@@ -1,0 +1,119 @@
+"""Dtype names and the conversions of data on its way into Atlas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._atlas import DTypeMismatchError, InvalidArgumentError
+
+#: Atlas's dtype names and the numpy dtype each reads as.
+NUMPY_DTYPES = {
+    "int8": np.dtype("int8"),
+    "int16": np.dtype("int16"),
+    "int32": np.dtype("int32"),
+    "int64": np.dtype("int64"),
+    "uint8": np.dtype("uint8"),
+    "uint16": np.dtype("uint16"),
+    "uint32": np.dtype("uint32"),
+    "uint64": np.dtype("uint64"),
+    "float32": np.dtype("float32"),
+    "float64": np.dtype("float64"),
+    "bool": np.dtype("bool"),
+    "timestamp": np.dtype("datetime64[ns]"),
+    "string": np.dtype("object"),
+}
+
+#: How atlas-python 0.10 spelled a dtype in `array_meta`, where it differs from Atlas.
+COMPAT_NAMES = {"timestamp": "timestamp_nanoseconds"}
+
+_ALIASES = {
+    "timestamp": "timestamp",
+    "timestamp_ns": "timestamp",
+    "timestamp_nanoseconds": "timestamp",
+    "datetime64[ns]": "timestamp",
+    "m8[ns]": "timestamp",
+    "<m8[ns]": "timestamp",
+    "string": "string",
+    "str": "string",
+    "object": "string",
+    "o": "string",
+    "bool": "bool",
+}
+
+
+def dtype_name(dtype: Any) -> str:
+    """Atlas's name for a dtype given as a name (Atlas's, atlas-python 0.10's or numpy's),
+    a numpy dtype or a Python type."""
+    if isinstance(dtype, str):
+        key = dtype.strip().lower()
+        if key in _ALIASES:
+            return _ALIASES[key]
+        if key in NUMPY_DTYPES:
+            return key
+    if dtype is str or dtype is bytes:
+        return "string"
+    try:
+        np_dtype = np.dtype(dtype)
+    except TypeError:
+        raise InvalidArgumentError(f"unsupported dtype {dtype!r}") from None
+    return _from_numpy(np_dtype, dtype)
+
+
+def _from_numpy(np_dtype: np.dtype, given: Any) -> str:
+    kind = np_dtype.kind
+    if kind == "b":
+        return "bool"
+    if kind in "iuf" and np_dtype.name in NUMPY_DTYPES:
+        return np_dtype.name
+    if kind == "M":
+        return "timestamp"
+    if kind in "OUST":
+        return "string"
+    raise InvalidArgumentError(
+        f"unsupported dtype {given!r}: Atlas stores int8..int64, uint8..uint64, float32, float64, "
+        "bool, datetime64[ns] and strings"
+    )
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """The numpy dtype arrays of Atlas dtype `name` read as."""
+    return NUMPY_DTYPES[name]
+
+
+def for_write(data: Any, name: str, label: str) -> Any:
+    """`data` ready for a write to an array of dtype `name`, as strict as atlas-python 0.10:
+    an ndarray must already have the array's dtype (byte order, and the unit of a datetime64,
+    may differ); other values (lists, scalars) are converted with numpy's rules."""
+    if name == "string":
+        return data
+    target = NUMPY_DTYPES[name]
+    if not isinstance(data, np.ndarray):
+        return np.asarray(data, dtype=target)
+    if data.dtype == target:
+        return data
+    if name == "timestamp" and data.dtype == np.int64:
+        return data
+    if name == "timestamp" and data.dtype.kind == "M":
+        return data.astype(target)
+    if data.dtype.newbyteorder("=") == target:
+        return data.astype(target)
+    raise DTypeMismatchError(f"dtype mismatch on array {label}: it holds {target}, the data is {data.dtype}")
+
+
+def for_assign(value: Any, name: str, label: str) -> np.ndarray:
+    """`value` for `arr[...] = value`: numpy's assignment rules, where a cast within a kind or
+    to a wider kind (int to float) is made; others (float to int, anything to bool) refused."""
+    target = NUMPY_DTYPES[name]
+    if name == "string":
+        return np.asarray(value, dtype=object)
+    if not isinstance(value, np.ndarray):
+        return np.asarray(value, dtype=target)
+    if value.dtype == target:
+        return value
+    if name == "timestamp" and (value.dtype.kind == "M" or value.dtype == np.int64):
+        return value.astype(target) if value.dtype.kind == "M" else value.view(target)
+    if np.can_cast(value.dtype, target, casting="same_kind"):
+        return value.astype(target)
+    raise DTypeMismatchError(f"dtype mismatch on array {label}: it holds {target}, the data is {value.dtype}")

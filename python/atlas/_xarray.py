@@ -1,0 +1,226 @@
+"""xarray round trips (xarray is an optional dependency, imported only here).
+
+How an `xarray.Dataset` maps onto an Atlas dataset:
+
+| xarray | Atlas |
+| --- | --- |
+| each coordinate and data variable | an array of the same name, dims, dtype |
+| a variable's attrs | that array's attributes (typed; `_FillValue` kept too) |
+| the dataset's attrs | the dataset's attributes |
+| which variables are coordinates | the dataset attribute `_xarray_coords` (a list) |
+| `_FillValue` (attr or encoding), or the `fill_value` argument | the array's fill value |
+
+Missing values: unless told otherwise, float variables get a NaN fill, datetime64 ones NaT
+and strings "" (so masked cells count as nulls in the statistics); integers and bools keep
+Atlas's default of 0. Missing strings (None/NaN in an object array) are written as "" with a
+warning.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+import warnings
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ._atlas import InvalidArgumentError
+from ._dtypes import dtype_name
+
+COORDS_KEY = "_xarray_coords"
+_UNSET = object()
+_NAT = np.iinfo(np.int64).min
+
+
+def _xarray():
+    try:
+        import xarray
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("this needs xarray: pip install xarray") from e
+    register_accessor()
+    return xarray
+
+
+def _dask_array_module():
+    if "dask" not in sys.modules:
+        try:
+            import dask.array  # noqa: F401
+        except ImportError:
+            return None
+    try:
+        import dask.array as da
+    except ImportError:  # pragma: no cover
+        return None
+    return da
+
+
+def _is_dask(data: Any) -> bool:
+    da = _dask_array_module()
+    return da is not None and isinstance(data, da.Array)
+
+
+def _plain_fill(value: Any, np_dtype: np.dtype) -> Any:
+    """A `_FillValue` (often a numpy scalar or 0-d array) as a value `define_array` takes."""
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if np_dtype.kind in "OUST":
+        return value
+    if isinstance(value, np.datetime64):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _fill_for(name: str, np_dtype: np.dtype, declared: Any, fill_value: Any) -> Any:
+    """The fill value of variable `name`: the `fill_value` argument (a scalar for numeric
+    variables, or `{name: value}` where `None` means Atlas's default), else the declared
+    `_FillValue`, else NaN / NaT / "" / Atlas's default 0."""
+    override = _UNSET
+    if isinstance(fill_value, dict):
+        override = fill_value.get(name, _UNSET)
+    elif fill_value is not None and np_dtype.kind in "iuf":
+        override = fill_value
+    if override is not _UNSET:
+        return None if override is None else _plain_fill(override, np_dtype)
+    if declared is not None:
+        return _plain_fill(declared, np_dtype)
+    if np_dtype.kind == "f":
+        return float("nan")
+    if np_dtype.kind == "M":
+        return _NAT
+    return None
+
+
+def _missing_strings_to_empty(block: np.ndarray, name: str) -> np.ndarray:
+    if block.dtype.kind != "O":
+        return block
+    flat = block.reshape(-1)
+    missing = np.fromiter(
+        (x is None or (isinstance(x, float) and math.isnan(x)) for x in flat), dtype=bool, count=flat.size
+    )
+    if not missing.any():
+        return block
+    warnings.warn(
+        f"{name!r}: {int(missing.sum())} missing strings (None/NaN) written as '' (the string fill value)",
+        stacklevel=4,
+    )
+    out = flat.copy()
+    out[missing] = ""
+    return out.reshape(block.shape)
+
+
+def _blocks(data: Any) -> Any:
+    """(start, numpy block) pairs: one for numpy data, one per chunk for dask data."""
+    if not _is_dask(data):
+        arr = np.asarray(data)
+        yield [0] * arr.ndim, arr
+        return
+    offsets = [list(itertools.accumulate((0, *c[:-1]))) for c in data.chunks]
+    for index in itertools.product(*(range(len(c)) for c in data.chunks)):
+        start = [offsets[d][i] for d, i in enumerate(index)]
+        yield start, np.asarray(data.blocks[index].compute())
+
+
+def add_xarray_dataset(store: Any, ds: Any, name: str, chunks: Optional[dict] = None, fill_value: Any = None) -> None:
+    _xarray()
+    view = store.create_dataset(name)
+    coord_names = [str(n) for n in ds.coords]
+    for var_name in coord_names + [str(n) for n in ds.data_vars]:
+        var = ds.variables[var_name]
+        np_dtype = np.dtype(var.dtype)
+        attrs = dict(var.attrs)
+        declared = attrs.get("_FillValue", var.encoding.get("_FillValue"))
+        if chunks is not None and var_name in chunks:
+            chunk_shape = [int(n) for n in chunks[var_name]]
+        elif _is_dask(var.data) and var.ndim:
+            chunk_shape = [max(int(c[0]), 1) for c in var.data.chunks]
+        else:
+            chunk_shape = None
+        array = view.define_array(
+            var_name,
+            dtype_name(np_dtype),
+            [str(d) for d in var.dims],
+            [int(n) for n in var.shape],
+            chunk_shape=chunk_shape,
+            fill_value=_fill_for(var_name, np_dtype, declared, fill_value),
+        )
+        for start, block in _blocks(var.data):
+            if block.size == 0:
+                continue
+            if np_dtype.kind in "OUS":
+                block = _missing_strings_to_empty(block, var_name)
+            array.write(start, block)
+        for key, value in attrs.items():
+            array.attrs[str(key)] = value
+    for key, value in ds.attrs.items():
+        view.set_attribute(str(key), value)
+    view.attrs[COORDS_KEY] = coord_names
+
+
+def _variable(xr: Any, array: Any, lazy: bool) -> Any:
+    data: Any
+    if lazy and array.ndim and tuple(array.chunks) != tuple(array.shape) and _dask_array_module() is not None:
+        da = _dask_array_module()
+        data = da.from_array(array, chunks=tuple(array.chunks), lock=False, asarray=True, name=False)
+    else:
+        data = array.read()
+    return xr.Variable(list(array.dims), data, attrs=array.attrs.to_dict())
+
+
+def open_as_xarray_dataset(store: Any, name: str, lazy: bool = True) -> Any:
+    xr = _xarray()
+    view = store.open_dataset(name)
+    attrs = view.attributes()
+    coord_list = attrs.pop(COORDS_KEY, None)
+    arrays = {n: view[n] for n in view.list_arrays()}
+    if not isinstance(coord_list, list):
+        coord_list = [n for n, a in arrays.items() if tuple(a.dims) == (n,)]
+    coords = {n: _variable(xr, a, lazy) for n, a in arrays.items() if n in coord_list}
+    data_vars = {n: _variable(xr, a, lazy) for n, a in arrays.items() if n not in coord_list}
+    return xr.Dataset(data_vars=data_vars, coords=coords, attrs=attrs)
+
+
+def open_as_many_xarray_dataset(store: Any, names: Sequence[str], concat_dim: str = "dataset") -> Any:
+    xr = _xarray()
+    names = list(names)
+    if not names:
+        raise InvalidArgumentError("names is empty")
+    template = open_as_xarray_dataset(store, names[0], lazy=False)
+    data_vars = {}
+    for var_name in template.data_vars:
+        var = template[var_name]
+        stacked = store.read_array_across_stacked(str(var_name), names, [0] * var.ndim, list(var.shape))
+        data_vars[var_name] = xr.Variable([concat_dim, *var.dims], stacked, attrs=dict(var.attrs))
+    coords = {n: template.coords[n].variable for n in template.coords}
+    coords[concat_dim] = xr.Variable([concat_dim], np.asarray(names, dtype=object))
+    return xr.Dataset(data_vars=data_vars, coords=coords, attrs=dict(template.attrs))
+
+
+_registered = False
+
+
+def register_accessor() -> None:
+    """`ds.atlas.write(store, name)` on every `xarray.Dataset`, as atlas-python 0.10 had.
+    Registered when atlas is imported after xarray, or at the first xarray call."""
+    global _registered
+    if _registered or "xarray" not in sys.modules:
+        return
+    import xarray as xr
+
+    _registered = True
+
+    @xr.register_dataset_accessor("atlas")
+    class AtlasAccessor:
+        def __init__(self, ds: Any) -> None:
+            self._ds = ds
+
+        def write(self, store: Any, name: str, chunks: Optional[dict] = None, fill_value: Any = None) -> None:
+            """Same as `store.add_xarray_dataset(ds, name, chunks, fill_value)`."""
+            store.add_xarray_dataset(self._ds, name, chunks, fill_value)

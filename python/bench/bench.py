@@ -1,0 +1,281 @@
+"""Writes and reads the W1/W2 arrays of the speed issue from Python through Atlas, h5py
+(+hdf5plugin zstd/lz4), zarr-python 3 and numpy.save/load, with the same chunks and codec
+settings, in one run; prints MB/s and ratios, and what the Python layer adds over the Rust API.
+
+W1: uint16 (x + y*y/32 + z*z*z) mod 65536 on 512^3 (x fastest), chunks 64^3 and 256^3,
+    zstd level 3 with byte shuffle, and no compression without shuffle.
+W2: a smooth float32 field on 256x512x512, chunks 64^3, zstd level 1 and lz4, shuffle on and
+    off. (Same generators as crates/atlas-bench.)
+
+Install: .venv/bin/pip install h5py hdf5plugin "zarr>=3"   (not needed by the tests)
+Run:     .venv/bin/python python/bench/bench.py [--scale 0.5] [--repeat 3] [--markdown]
+
+Each figure is the best of --repeat runs. Writes count until the data is durable in the
+library's own sense (Atlas flush, h5py close, zarr write returns, np.save returns); reads
+open the store and read the whole array into memory. MB/s is raw array bytes (10^6) per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+import atlas
+from atlas import _atlas
+
+try:
+    import h5py
+    import hdf5plugin
+except ImportError:  # pragma: no cover - optional
+    h5py = None
+try:
+    import zarr
+    import zarr.codecs as zcodecs
+except ImportError:  # pragma: no cover - optional
+    zarr = None
+
+
+@dataclass
+class Case:
+    id: str
+    shape: tuple[int, ...]
+    chunk: tuple[int, ...]
+    dtype: str
+    codec: str  # "zstd", "lz4", "none"
+    level: int
+    shuffle: bool
+
+    @property
+    def atlas_codec(self) -> str:
+        return f"zstd:{self.level}" if self.codec == "zstd" else self.codec
+
+
+def scaled(full: int, scale: float, step: int = 64) -> int:
+    return max(int(full * scale) // step * step, step)
+
+
+def w1_cases(scale: float) -> list[Case]:
+    edge = scaled(512, scale)
+    cases = []
+    for chunk in (64, 256):
+        if chunk > edge:
+            continue
+        cases.append(Case(f"w1-c{chunk}-zstd3+shuf", (edge,) * 3, (chunk,) * 3, "uint16", "zstd", 3, True))
+        cases.append(Case(f"w1-c{chunk}-none", (edge,) * 3, (chunk,) * 3, "uint16", "none", 0, False))
+    return cases
+
+
+def w2_cases(scale: float) -> list[Case]:
+    shape = (scaled(256, scale), scaled(512, scale), scaled(512, scale))
+    cases = []
+    for codec, level in (("zstd", 1), ("lz4", 0)):
+        for shuffle in (True, False):
+            label = f"{codec}{level if codec == 'zstd' else ''}{'+shuf' if shuffle else ''}"
+            cases.append(Case(f"w2-{label}", shape, (64, 64, 64), "float32", codec, level, shuffle))
+    return cases
+
+
+def cubic(shape) -> np.ndarray:
+    z, y, x = (np.arange(n, dtype=np.uint64) for n in shape)
+    base = (y[None, :] * y[None, :] // 32 + (z * z * z)[:, None])[:, :, None]
+    return ((x[None, None, :] + base) % 65536).astype(np.uint16)
+
+
+def smooth(shape) -> np.ndarray:
+    z, y, x = (np.arange(n, dtype=np.float32) for n in shape)
+    return (np.sin(x * np.float32(0.02))[None, None, :] * np.cos(y * np.float32(0.015))[None, :, None]
+            * np.float32(10.0) + (z * np.float32(0.05))[:, None, None]).astype(np.float32)
+
+
+# --- one library each: write(path, data) -> None, read(path) -> ndarray -------------------
+
+def atlas_write(case: Case, path: str, data: np.ndarray) -> None:
+    store = atlas.Atlas.create(path, codec=case.atlas_codec, shuffle=case.shuffle)
+    arr = store.create_dataset("d").define_array("a", case.dtype, None, case.shape, case.chunk)
+    arr[...] = data
+    store.flush()
+
+
+def atlas_read(case: Case, path: str) -> np.ndarray:
+    return atlas.Atlas.open(path)["d"]["a"][...]
+
+
+def h5_write(case: Case, path: str, data: np.ndarray) -> None:
+    if case.codec == "zstd":
+        compression = hdf5plugin.Zstd(clevel=case.level)
+    elif case.codec == "lz4":
+        compression = hdf5plugin.LZ4()
+    else:
+        compression = {}
+    with h5py.File(path, "w") as f:
+        f.create_dataset("a", data=data, chunks=case.chunk, shuffle=case.shuffle, **compression)
+
+
+def h5_read(case: Case, path: str) -> np.ndarray:
+    with h5py.File(path, "r") as f:
+        return f["a"][...]
+
+
+def zarr_write(case: Case, path: str, data: np.ndarray) -> None:
+    compressors: list = []
+    if case.shuffle:
+        compressors.append(zcodecs.Shuffle(elementsize=data.dtype.itemsize))
+    if case.codec == "zstd":
+        compressors.append(zcodecs.ZstdCodec(level=case.level))
+    elif case.codec == "lz4":
+        compressors.append(zcodecs.LZ4())
+    arr = zarr.create_array(path, shape=data.shape, dtype=data.dtype, chunks=case.chunk,
+                            compressors=compressors or None, fill_value=0)
+    arr[...] = data
+
+
+def zarr_read(case: Case, path: str) -> np.ndarray:
+    return zarr.open_array(path, mode="r")[...]
+
+
+def npy_write(case: Case, path: str, data: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def npy_read(case: Case, path: str) -> np.ndarray:
+    return np.load(path)
+
+
+LIBRARIES = {"atlas": (atlas_write, atlas_read)}
+if h5py is not None:
+    LIBRARIES["h5py"] = (h5_write, h5_read)
+if zarr is not None:
+    LIBRARIES["zarr"] = (zarr_write, zarr_read)
+LIBRARIES["numpy"] = (npy_write, npy_read)
+
+
+def disk_bytes(path: str) -> int:
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def best(fn, repeat: int) -> float:
+    return min(fn() for _ in range(repeat))
+
+
+def run_case(case: Case, data: np.ndarray, root: str, repeat: int) -> dict:
+    raw = data.nbytes
+    out = {}
+    for lib, (write, read) in LIBRARIES.items():
+        if lib == "numpy" and case.codec != "none":
+            continue  # numpy.save has no codec: it is the uncompressed baseline
+        path = os.path.join(root, f"{case.id}-{lib}")
+
+        def timed_write():
+            shutil.rmtree(path, ignore_errors=True)
+            if os.path.isfile(path):
+                os.remove(path)
+            t = time.perf_counter()
+            write(case, path, data)
+            return time.perf_counter() - t
+
+        def timed_read():
+            t = time.perf_counter()
+            back = read(case, path)
+            seconds = time.perf_counter() - t
+            assert np.array_equal(back, data), f"{lib} {case.id} read back different values"
+            return seconds
+
+        if lib != "atlas":
+            write_s = best(timed_write, repeat)
+            read_s = best(timed_read, repeat)
+            out[lib] = {"write": raw / write_s / 1e6, "read": raw / read_s / 1e6, "ratio": raw / disk_bytes(path)}
+            continue
+        # What the Python layer adds: the same write (+flush) and read through the Rust API
+        # alone (timed inside the native module), alternated with the Python calls so both
+        # see the same machine.
+        rust_path = os.path.join(root, f"{case.id}-rust")
+
+        def rust_write():
+            shutil.rmtree(rust_path, ignore_errors=True)
+            store = atlas.Atlas.create(rust_path, codec=case.atlas_codec, shuffle=case.shuffle)
+            store.create_dataset("d").define_array("a", case.dtype, None, case.shape, case.chunk)
+            return _atlas._bench_rust_write(store._native, "d", "a", data)
+
+        def rust_read():
+            return _atlas._bench_rust_read(atlas.Atlas.open(rust_path)._native, "d", "a")
+
+        times = {"w": [], "r": [], "rw": [], "rr": []}
+        for _ in range(repeat):
+            times["w"].append(timed_write())
+            times["rw"].append(rust_write())
+        for _ in range(repeat):
+            times["r"].append(timed_read())
+            times["rr"].append(rust_read())
+        ratio = raw / disk_bytes(path)
+        out["atlas"] = {"write": raw / min(times["w"]) / 1e6, "read": raw / min(times["r"]) / 1e6, "ratio": ratio}
+        out["rust"] = {"write": raw / min(times["rw"]) / 1e6, "read": raw / min(times["rr"]) / 1e6, "ratio": ratio}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="linear factor on the W1/W2 shapes")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", default="", help="run cases whose id contains this")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args()
+
+    cases = [c for c in w1_cases(args.scale) + w2_cases(args.scale) if args.only in c.id]
+    libs = [lib for lib in LIBRARIES if lib != "numpy"]
+    missing = [name for name, mod in (("h5py+hdf5plugin", h5py), ("zarr", zarr)) if mod is None]
+    print(f"atlas {atlas.__version__}, numpy {np.__version__}"
+          + (f", h5py {h5py.__version__}, hdf5plugin {hdf5plugin.version}" if h5py else "")
+          + (f", zarr {zarr.__version__}" if zarr else "")
+          + (f"; not installed: {', '.join(missing)}" if missing else "")
+          + f"; {os.cpu_count()} CPUs; scale {args.scale}, best of {args.repeat}")
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        for case in cases:
+            data = cubic(case.shape) if case.dtype == "uint16" else smooth(case.shape)
+            results = run_case(case, data, root, args.repeat)
+            others = [results[lib] for lib in libs if lib not in ("atlas", "rust")] or [results["atlas"]]
+            best_write = max(r["write"] for r in others)
+            best_read = max(r["read"] for r in others)
+            a, r = results["atlas"], results["rust"]
+            rows.append((case, data.nbytes, results, a["write"] / best_write, a["read"] / best_read,
+                         r["write"] / a["write"] - 1, r["read"] / a["read"] - 1))
+            print(f"  done {case.id}", file=sys.stderr)
+
+    head = ["case", "MiB", *(f"{lib} w/r MB/s" for lib in libs), "numpy w/r", "atlas ratio",
+            "atlas/best w", "atlas/best r", "py over rust w", "py over rust r"]
+    lines = []
+    for case, raw, res, wx, rx, ow, orr in rows:
+        cells = [case.id, f"{raw / 2**20:.0f}"]
+        cells += [f"{res[lib]['write']:.0f} / {res[lib]['read']:.0f}" for lib in libs]
+        cells.append(f"{res['numpy']['write']:.0f} / {res['numpy']['read']:.0f}" if "numpy" in res else "-")
+        cells += [f"{res['atlas']['ratio']:.2f}x", f"{wx:.2f}x", f"{rx:.2f}x", f"{ow * 100:+.0f}%", f"{orr * 100:+.0f}%"]
+        lines.append(cells)
+    if args.markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|" + "---|" * len(head))
+        for cells in lines:
+            print("| " + " | ".join(cells) + " |")
+    else:
+        widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(head)]
+        print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+        for cells in lines:
+            print("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
+    print("atlas/best: Atlas's MB/s over the faster of h5py and zarr (compressed cases target >= 1.5x);")
+    print("py over rust: how much faster the same work is through the Rust API alone (target < 10%).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,440 @@
+//! `Array`: reads and writes of one array between numpy and Atlas, with no copy on either
+//! side where the data allows it. A read allocates the numpy result and Atlas decodes
+//! straight into it (`read_into`); a write hands Atlas a view of the numpy buffer (copied
+//! only when it is not C-contiguous). The GIL is released for the whole of the I/O and codec
+//! work, so other Python threads run meanwhile.
+
+use atlas::{ArrayHandle, ArrayMeta, Atlas, DType, Element, ReadOptions};
+use ndarray::{ArrayView, IxDyn};
+use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{IntoPyDict, PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use crate::attrs::{Attrs, Target};
+use crate::convert::{
+    block_stats_to_py, codec_name, parse_codec, parse_shuffle, scalar_to_py, shuffle_name, stats_to_py,
+};
+use crate::errors::{IntoPy, Kind, err, to_py};
+
+/// Calls `$f::<T>($args)` with `T` the Rust element type of `$dtype`, or evaluates
+/// `$strings` for string arrays.
+macro_rules! by_element {
+    ($dtype:expr, $f:ident ( $($arg:expr),* $(,)? ), strings => $strings:expr) => {
+        match $dtype {
+            DType::Int8 => $f::<i8>($($arg),*),
+            DType::Int16 => $f::<i16>($($arg),*),
+            DType::Int32 => $f::<i32>($($arg),*),
+            DType::Int64 | DType::Timestamp => $f::<i64>($($arg),*),
+            DType::UInt8 => $f::<u8>($($arg),*),
+            DType::UInt16 => $f::<u16>($($arg),*),
+            DType::UInt32 => $f::<u32>($($arg),*),
+            DType::UInt64 => $f::<u64>($($arg),*),
+            DType::Float32 => $f::<f32>($($arg),*),
+            DType::Float64 => $f::<f64>($($arg),*),
+            DType::Bool => $f::<bool>($($arg),*),
+            DType::String => $strings,
+            other => err(Kind::DTypeMismatch, format!("arrays of dtype {other} are not supported by this module")),
+        }
+    };
+}
+pub(crate) use by_element;
+
+/// One array of a dataset (native half of `atlas.Array`).
+#[pyclass(frozen, module = "atlas._atlas")]
+pub struct Array {
+    store: Atlas,
+    dataset: String,
+    inner: ArrayHandle,
+}
+
+impl Array {
+    pub fn new(store: Atlas, dataset: &str, inner: ArrayHandle) -> Self {
+        Self { store, dataset: dataset.to_string(), inner }
+    }
+
+    fn label(&self) -> String {
+        format!("{}/{}", self.dataset, self.inner.name())
+    }
+
+    fn meta_now(&self, py: Python<'_>) -> PyResult<ArrayMeta> {
+        py.detach(|| self.inner.meta()).py_err()
+    }
+}
+
+#[pymethods]
+impl Array {
+    #[getter]
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    #[getter]
+    fn dataset(&self) -> &str {
+        &self.dataset
+    }
+
+    /// The schema as a dict: `dtype` (Atlas's name), `shape`, `chunk_shape`, `dims`,
+    /// `fill_value`, `codec` and `shuffle` (the array's own, or `None` to follow the store),
+    /// `effective_codec` (what new blocks get).
+    fn meta<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let meta = self.meta_now(py)?;
+        let dict = PyDict::new(py);
+        dict.set_item("dtype", meta.dtype.name())?;
+        dict.set_item("shape", PyTuple::new(py, &meta.shape)?)?;
+        dict.set_item("chunk_shape", PyTuple::new(py, &meta.chunk_shape)?)?;
+        dict.set_item("dims", PyTuple::new(py, &meta.dims)?)?;
+        dict.set_item("fill_value", scalar_to_py(py, meta.fill_value, meta.dtype)?)?;
+        dict.set_item("codec", meta.codec.map(codec_name))?;
+        dict.set_item("shuffle", meta.shuffle.map(shuffle_name))?;
+        dict.set_item("effective_codec", codec_name(meta.codec.unwrap_or_else(|| self.store.codec())))?;
+        Ok(dict)
+    }
+
+    /// Reads the box `start .. start + shape` (default: from the origin to the end) into a
+    /// new numpy array.
+    #[pyo3(signature = (start=None, shape=None))]
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        start: Option<Vec<u64>>,
+        shape: Option<Vec<u64>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let meta = self.meta_now(py)?;
+        let (start, shape) = selection(&meta, &self.label(), start, shape)?;
+        let handle = &self.inner;
+        by_element!(meta.dtype, read_typed(py, handle, meta.dtype, &start, &shape), strings => read_strings(py, handle, &start, &shape))
+    }
+
+    /// Writes `data` (a numpy array of the array's dtype) with its first element at `start`.
+    fn write(&self, py: Python<'_>, start: Vec<u64>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let dtype = self.meta_now(py)?.dtype;
+        let handle = &self.inner;
+        let label = self.label();
+        by_element!(dtype, write_typed(py, handle, &label, dtype, Some(&start), data), strings => write_strings(py, handle, Some(&start), data))
+    }
+
+    /// Appends `data` along axis 0.
+    fn append(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let dtype = self.meta_now(py)?.dtype;
+        let handle = &self.inner;
+        let label = self.label();
+        by_element!(dtype, write_typed(py, handle, &label, dtype, None, data), strings => write_strings(py, handle, None, data))
+    }
+
+    fn resize(&self, py: Python<'_>, shape: Vec<u64>) -> PyResult<()> {
+        py.detach(|| self.inner.resize(&shape)).py_err()
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (stats, dtype) =
+            py.detach(|| Ok::<_, atlas::Error>((self.inner.stats()?, self.inner.meta()?.dtype))).py_err()?;
+        stats_to_py(py, &stats, dtype)
+    }
+
+    fn block_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let (blocks, dtype) =
+            py.detach(|| Ok::<_, atlas::Error>((self.inner.block_stats()?, self.inner.meta()?.dtype))).py_err()?;
+        let list = PyList::empty(py);
+        for block in &blocks {
+            list.append(block_stats_to_py(py, block, dtype)?)?;
+        }
+        Ok(list)
+    }
+
+    /// Gives the array its own codec for new blocks; `None` follows the store's.
+    #[pyo3(signature = (codec))]
+    fn set_codec(&self, py: Python<'_>, codec: Option<&str>) -> PyResult<()> {
+        let codec = codec.map(parse_codec).transpose()?;
+        py.detach(|| self.inner.set_codec(codec)).py_err()
+    }
+
+    #[pyo3(signature = (shuffle))]
+    fn set_shuffle(&self, py: Python<'_>, shuffle: Option<&str>) -> PyResult<()> {
+        let shuffle = shuffle.map(parse_shuffle).transpose()?;
+        py.detach(|| self.inner.set_shuffle(shuffle)).py_err()
+    }
+
+    /// Re-encodes every block of this array and makes `codec`/`shuffle` its own settings.
+    fn recompress(&self, py: Python<'_>, codec: &str, shuffle: &str) -> PyResult<()> {
+        let (codec, shuffle) = (parse_codec(codec)?, parse_shuffle(shuffle)?);
+        py.detach(|| self.store.recompress_array(&self.dataset, self.inner.name(), codec, shuffle)).py_err()
+    }
+
+    fn attrs(&self) -> Attrs {
+        Attrs::new(self.inner.attrs(), Target::Array)
+    }
+
+    /// Every live block (the newest per chunk) as its index entry describes it: coord,
+    /// codec, shuffled, is_fill, stored_bytes, raw_bytes, checksum, path, offset_bytes,
+    /// pending. Reads no data.
+    fn blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let blocks = py.detach(|| self.store.array_blocks(&self.dataset, self.inner.name())).py_err()?;
+        let list = PyList::empty(py);
+        for block in &blocks {
+            let dict = PyDict::new(py);
+            dict.set_item("coord", PyTuple::new(py, &block.coord)?)?;
+            dict.set_item("codec", block.codec.name())?;
+            dict.set_item("shuffled", block.shuffled)?;
+            dict.set_item("is_fill", block.is_fill)?;
+            dict.set_item("stored_bytes", block.stored_bytes)?;
+            dict.set_item("raw_bytes", block.raw_bytes)?;
+            dict.set_item("checksum", block.checksum)?;
+            dict.set_item("path", &block.path)?;
+            dict.set_item("offset_bytes", block.offset_bytes)?;
+            dict.set_item("pending", block.pending)?;
+            list.append(dict)?;
+        }
+        Ok(list)
+    }
+
+    /// A summary of `blocks`: blocks and fill entries, stored and raw bytes of the
+    /// written blocks, blocks per codec, blocks not yet flushed.
+    fn storage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let blocks = py.detach(|| self.store.array_blocks(&self.dataset, self.inner.name())).py_err()?;
+        let mut codecs = std::collections::BTreeMap::<&str, u64>::new();
+        let (mut written, mut fills, mut pending, mut stored, mut raw) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        for block in &blocks {
+            pending += u64::from(block.pending);
+            if block.is_fill {
+                fills += 1;
+                continue;
+            }
+            written += 1;
+            stored += block.stored_bytes;
+            raw += block.raw_bytes;
+            *codecs.entry(block.codec.name()).or_default() += 1;
+        }
+        let dict = PyDict::new(py);
+        dict.set_item("blocks", written)?;
+        dict.set_item("fill_blocks", fills)?;
+        dict.set_item("pending_blocks", pending)?;
+        dict.set_item("stored_bytes", stored)?;
+        dict.set_item("raw_bytes", raw)?;
+        dict.set_item("codecs", codecs.into_py_dict(py)?)?;
+        Ok(dict)
+    }
+}
+
+/// The selection of a read: `start` defaults to the origin, `shape` to the rest of the array.
+/// Checked here so a bad selection fails before its output is allocated.
+fn selection(
+    meta: &ArrayMeta,
+    label: &str,
+    start: Option<Vec<u64>>,
+    shape: Option<Vec<u64>>,
+) -> PyResult<(Vec<u64>, Vec<u64>)> {
+    let ndim = meta.shape.len();
+    let start = start.unwrap_or_else(|| vec![0; ndim]);
+    let shape_mismatch = |found: &[u64]| {
+        to_py(atlas::Error::ShapeMismatch {
+            array: label.to_string(),
+            expected: meta.shape.clone(),
+            found: found.to_vec(),
+        })
+    };
+    if start.len() != ndim {
+        return Err(shape_mismatch(&start));
+    }
+    let shape = shape.unwrap_or_else(|| meta.shape.iter().zip(&start).map(|(n, s)| n.saturating_sub(*s)).collect());
+    if shape.len() != ndim {
+        return Err(shape_mismatch(&shape));
+    }
+    let inside = (0..ndim).all(|d| start[d].checked_add(shape[d]).is_some_and(|end| end <= meta.shape[d]));
+    if !inside {
+        return Err(to_py(atlas::Error::OutOfBounds {
+            array: label.to_string(),
+            start,
+            shape,
+            array_shape: meta.shape.clone(),
+        }));
+    }
+    Ok((start, shape))
+}
+
+/// `(n, ...)` as `usize`s, refusing selections that cannot be allocated.
+fn dims_of(shape: &[u64], elem_bytes: usize) -> PyResult<Vec<usize>> {
+    let dims: Option<Vec<usize>> = shape.iter().map(|&n| usize::try_from(n).ok()).collect();
+    let fits = dims.as_ref().and_then(|d| {
+        d.iter().try_fold(elem_bytes.max(1), |acc, &n| acc.checked_mul(n)).filter(|&b| isize::try_from(b).is_ok())
+    });
+    match (dims, fits) {
+        (Some(dims), Some(_)) => Ok(dims),
+        _ => err(Kind::InvalidArgument, format!("a selection of shape {shape:?} does not fit in memory")),
+    }
+}
+
+/// A new zeroed numpy array of `T` (through numpy, so a failed allocation is a `MemoryError`).
+fn zeros<'py, T: numpy::Element>(py: Python<'py>, dims: &[usize]) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let np = py.import("numpy")?;
+    let out = np.getattr("zeros")?.call1((PyTuple::new(py, dims)?, numpy::dtype::<T>(py)))?;
+    Ok(out.cast_into::<PyArrayDyn<T>>()?)
+}
+
+/// Timestamps are stored and read as i64: shown to Python as `datetime64[ns]`.
+fn as_numpy_dtype<'py>(out: Bound<'py, PyAny>, dtype: DType) -> PyResult<Bound<'py, PyAny>> {
+    if dtype == DType::Timestamp { out.call_method1("view", ("datetime64[ns]",)) } else { Ok(out) }
+}
+
+fn read_typed<'py, T: Element + numpy::Element>(
+    py: Python<'py>,
+    handle: &ArrayHandle,
+    dtype: DType,
+    start: &[u64],
+    shape: &[u64],
+) -> PyResult<Bound<'py, PyAny>> {
+    let out = zeros::<T>(py, &dims_of(shape, size_of::<T>())?)?;
+    {
+        let mut guard = out.readwrite();
+        let slice = guard.as_slice_mut().expect("a new numpy array is contiguous");
+        py.detach(|| handle.read_into(start, shape, slice, ReadOptions::default())).py_err()?;
+    }
+    as_numpy_dtype(out.into_any(), dtype)
+}
+
+fn read_strings<'py>(
+    py: Python<'py>,
+    handle: &ArrayHandle,
+    start: &[u64],
+    shape: &[u64],
+) -> PyResult<Bound<'py, PyAny>> {
+    let dims = dims_of(shape, size_of::<usize>())?;
+    let strings = py.detach(|| handle.read_strings(start, shape)).py_err()?;
+    let objects: Vec<Py<PyAny>> = strings.iter().map(|s| PyString::new(py, s).into_any().unbind()).collect();
+    PyArray1::from_vec(py, objects).call_method1("reshape", (PyTuple::new(py, dims)?,))
+}
+
+/// `data` as a C-contiguous numpy array of `T`, or `DTypeMismatchError`. Timestamp arrays
+/// take `datetime64[ns]` (viewed as i64, no copy) as well as int64.
+fn typed_input<'py, T: numpy::Element>(
+    data: &Bound<'py, PyAny>,
+    label: &str,
+    dtype: DType,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let py = data.py();
+    let np = py.import("numpy")?;
+    let mut data = data.clone();
+    if !data.is_instance(&np.getattr("ndarray")?)? {
+        data = np.getattr("asarray")?.call1((data,))?;
+    }
+    if dtype == DType::Timestamp && data.getattr("dtype")?.getattr("str")?.extract::<String>()? == "<M8[ns]" {
+        data = data.call_method1("view", ("int64",))?;
+    }
+    let Ok(typed) = data.cast::<PyArrayDyn<T>>().cloned() else {
+        let found = data.getattr("dtype")?.str()?.to_cow()?.into_owned();
+        let expected = crate::convert::numpy_dtype(dtype);
+        return err(
+            Kind::DTypeMismatch,
+            format!("dtype mismatch on array {label}: it holds {expected}, the data is {found}"),
+        );
+    };
+    if typed.is_c_contiguous() {
+        Ok(typed)
+    } else {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("order", "C")?;
+        Ok(np.getattr("asarray")?.call((typed,), Some(&kwargs))?.cast_into::<PyArrayDyn<T>>()?)
+    }
+}
+
+/// Writes at `start`, or appends along axis 0 when `start` is `None`.
+fn write_typed<T: Element + numpy::Element>(
+    py: Python<'_>,
+    handle: &ArrayHandle,
+    label: &str,
+    dtype: DType,
+    start: Option<&[u64]>,
+    data: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let typed = typed_input::<T>(data, label, dtype)?;
+    let guard = typed.readonly();
+    let slice = guard.as_slice().expect("made C-contiguous above");
+    let view = ArrayView::from_shape(IxDyn(guard.shape()), slice).expect("the slice holds the array's elements");
+    match start {
+        Some(start) => py.detach(|| handle.write(start, view)),
+        None => py.detach(|| handle.append(view)),
+    }
+    .py_err()
+}
+
+/// `data` (any array-like of str; `None` is the empty string, bytes are UTF-8) as strings
+/// in C order, with its shape.
+fn strings_input(data: &Bound<'_, PyAny>) -> PyResult<(Vec<String>, Vec<usize>)> {
+    let py = data.py();
+    let np = py.import("numpy")?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("dtype", "object")?;
+    kwargs.set_item("order", "C")?;
+    let objects = np.getattr("asarray")?.call((data,), Some(&kwargs))?.cast_into::<PyArrayDyn<Py<PyAny>>>()?;
+    let guard = objects.readonly();
+    let shape = guard.shape().to_vec();
+    let mut strings = Vec::with_capacity(guard.len());
+    for item in guard.as_slice().expect("made C-contiguous above") {
+        let item = item.bind(py);
+        if item.is_none() {
+            strings.push(String::new());
+        } else if let Ok(s) = item.cast::<PyString>() {
+            strings.push(s.to_cow()?.into_owned());
+        } else if let Ok(b) = item.cast::<PyBytes>() {
+            match std::str::from_utf8(b.as_bytes()) {
+                Ok(s) => strings.push(s.to_string()),
+                Err(_) => return err(Kind::InvalidArgument, "bytes written to a string array must be UTF-8"),
+            }
+        } else {
+            let found = item.get_type().name()?;
+            return err(Kind::DTypeMismatch, format!("a string array takes str, got {found}"));
+        }
+    }
+    Ok((strings, shape))
+}
+
+fn write_strings(py: Python<'_>, handle: &ArrayHandle, start: Option<&[u64]>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+    let (strings, shape) = strings_input(data)?;
+    let view = ArrayView::from_shape(IxDyn(&shape), &strings[..]).expect("one string per element");
+    match start {
+        Some(start) => py.detach(|| handle.write_strings(start, view)),
+        None => py.detach(|| handle.append_strings(view)),
+    }
+    .py_err()
+}
+
+/// See `Store.read_across_stacked`.
+pub fn read_across_stacked<'py>(
+    py: Python<'py>,
+    store: &Atlas,
+    array: &str,
+    datasets: &[String],
+    start: &[u64],
+    shape: &[u64],
+) -> PyResult<Bound<'py, PyAny>> {
+    // The dtype of the first dataset that has the array; with none, any type gives Atlas's
+    // own error (a missing dataset or array).
+    let dtype = py
+        .detach(|| datasets.iter().find_map(|d| store.open_dataset(d).and_then(|d| d.array_meta(array)).ok()))
+        .map_or(DType::UInt8, |meta| meta.dtype);
+    by_element!(
+        dtype,
+        across_typed(py, store, dtype, array, datasets, start, shape),
+        strings => err(Kind::DTypeMismatch, format!("array {array} holds strings: read them per dataset"))
+    )
+}
+
+fn across_typed<'py, T: Element + numpy::Element>(
+    py: Python<'py>,
+    store: &Atlas,
+    dtype: DType,
+    array: &str,
+    datasets: &[String],
+    start: &[u64],
+    shape: &[u64],
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut dims = vec![datasets.len() as u64];
+    dims.extend_from_slice(shape);
+    let out = zeros::<T>(py, &dims_of(&dims, size_of::<T>())?)?;
+    {
+        let mut guard = out.readwrite();
+        let slice = guard.as_slice_mut().expect("a new numpy array is contiguous");
+        let names: Vec<&str> = datasets.iter().map(String::as_str).collect();
+        py.detach(|| store.read_array_across_stacked_into::<T>(array, &names, start, shape, slice)).py_err()?;
+    }
+    as_numpy_dtype(out.into_any(), dtype)
+}

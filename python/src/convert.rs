@@ -1,0 +1,354 @@
+//! Conversions between Python values and Atlas's settings and values: codec, shuffle and
+//! metadata names, dtypes, fill values, attribute values and statistics.
+
+use atlas::{
+    ArrayStats, AttrValue, Attributes, BlockStats, Codec, DType, MetaCompression, MetaFormat, Scalar, Shuffle,
+};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+use crate::errors::{Kind, err};
+
+/// `"zstd"` (level 3), `"zstd:N"`, `"lz4"`, `"none"` (or `"uncompressed"`), any case.
+pub fn parse_codec(name: &str) -> PyResult<Codec> {
+    let lower = name.trim().to_ascii_lowercase();
+    let (base, level) = match lower.split_once([':', '-']) {
+        Some((base, level)) => (base, Some(level)),
+        None => (lower.as_str(), None),
+    };
+    match (base, level) {
+        ("zstd" | "zst", None) => Ok(Codec::Zstd { level: 3 }),
+        ("zstd" | "zst", Some(level)) => match level.parse::<i32>() {
+            Ok(level) => Ok(Codec::Zstd { level }),
+            Err(_) => err(Kind::InvalidArgument, format!("invalid zstd level in codec {name:?}")),
+        },
+        ("lz4", None) => Ok(Codec::Lz4),
+        ("none" | "uncompressed", None) => Ok(Codec::None),
+        _ => err(
+            Kind::InvalidArgument,
+            format!("unknown codec {name:?} (expected 'zstd', 'zstd:<level>', 'lz4' or 'none')"),
+        ),
+    }
+}
+
+/// The spelling [`parse_codec`] reads back: `"zstd:3"`, `"lz4"`, `"none"`.
+pub fn codec_name(codec: Codec) -> String {
+    match codec {
+        Codec::Zstd { level } => format!("zstd:{level}"),
+        Codec::Lz4 => "lz4".to_string(),
+        Codec::None => "none".to_string(),
+    }
+}
+
+/// `"auto"`, `"on"`, `"off"`.
+pub fn parse_shuffle(name: &str) -> PyResult<Shuffle> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(Shuffle::Auto),
+        "on" | "true" | "shuffle" => Ok(Shuffle::On),
+        "off" | "false" | "none" => Ok(Shuffle::Off),
+        _ => err(Kind::InvalidArgument, format!("unknown shuffle {name:?} (expected 'auto', 'on' or 'off')")),
+    }
+}
+
+pub fn shuffle_name(shuffle: Shuffle) -> &'static str {
+    match shuffle {
+        Shuffle::Auto => "auto",
+        Shuffle::On => "on",
+        Shuffle::Off => "off",
+    }
+}
+
+/// `"json"` or `"msgpack"` (`"mp"`).
+pub fn parse_meta_format(name: &str) -> PyResult<MetaFormat> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "json" => Ok(MetaFormat::Json),
+        "msgpack" | "mp" => Ok(MetaFormat::MsgPack),
+        _ => err(Kind::InvalidArgument, format!("unknown meta_format {name:?} (expected 'json' or 'msgpack')")),
+    }
+}
+
+/// `"none"` (`"uncompressed"`), `"zstd"` (`"zst"`) or `"lz4"`.
+pub fn parse_meta_compression(name: &str) -> PyResult<MetaCompression> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "none" | "uncompressed" => Ok(MetaCompression::None),
+        "zstd" | "zst" => Ok(MetaCompression::Zstd),
+        "lz4" => Ok(MetaCompression::Lz4),
+        _ => {
+            err(Kind::InvalidArgument, format!("unknown meta_compression {name:?} (expected 'none', 'zstd' or 'lz4')"))
+        }
+    }
+}
+
+/// A dtype from Atlas's name or a numpy-style one; `timestamp_nanoseconds` and
+/// `timestamp_ns` are the spellings of atlas-python 0.10.
+pub fn parse_dtype(name: &str) -> PyResult<DType> {
+    let lower = name.trim().to_ascii_lowercase();
+    let found = match lower.as_str() {
+        "timestamp_nanoseconds" | "timestamp_ns" | "datetime64[ns]" | "<m8[ns]" | "m8[ns]" => Some(DType::Timestamp),
+        "object" | "string" | "str" | "o" | "t" | "u" => Some(DType::String),
+        _ => DType::from_name(&lower),
+    };
+    match found {
+        Some(dtype) => Ok(dtype),
+        None => err(Kind::InvalidArgument, format!("unsupported dtype {name:?}")),
+    }
+}
+
+/// The dtype's numpy spelling: what arrays of it read as.
+pub fn numpy_dtype(dtype: DType) -> &'static str {
+    match dtype {
+        DType::Timestamp => "datetime64[ns]",
+        DType::String => "object",
+        other => other.name(),
+    }
+}
+
+fn numpy<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyModule>> {
+    py.import("numpy")
+}
+
+/// Nanoseconds since the epoch of a `numpy.datetime64` (`NaT` is `i64::MIN`, as numpy has it).
+fn datetime64_ns(value: &Bound<'_, PyAny>) -> PyResult<i64> {
+    let np = numpy(value.py())?;
+    np.getattr("datetime64")?.call1((value, "ns"))?.call_method1("astype", ("int64",))?.call_method0("item")?.extract()
+}
+
+fn is_instance_of_numpy(value: &Bound<'_, PyAny>, class: &str) -> PyResult<bool> {
+    let np = numpy(value.py())?;
+    value.is_instance(&np.getattr(class)?)
+}
+
+/// A fill value given by a caller. `None` is 0 (the empty string for strings).
+pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>) -> PyResult<Scalar> {
+    let Some(value) = value.filter(|v| !v.is_none()) else {
+        return Ok(Scalar::Int(0));
+    };
+    if let Ok(b) = value.cast::<PyBool>() {
+        return Ok(Scalar::from(b.is_true()));
+    }
+    if value.is_instance_of::<PyInt>() {
+        if let Ok(v) = value.extract::<i64>() {
+            return Ok(Scalar::Int(v));
+        }
+        if let Ok(v) = value.extract::<u64>() {
+            return Ok(Scalar::UInt(v));
+        }
+        return err(Kind::InvalidArgument, format!("fill value {value} does not fit in 64 bits"));
+    }
+    if let Ok(f) = value.cast::<PyFloat>() {
+        return Ok(Scalar::Float(f.value()));
+    }
+    if let Ok(s) = value.cast::<PyString>() {
+        if s.to_cow()?.is_empty() {
+            return Ok(Scalar::Int(0));
+        }
+        return err(Kind::InvalidArgument, "the fill value of a string array is the empty string");
+    }
+    if is_instance_of_numpy(value, "datetime64")? {
+        return Ok(Scalar::Int(datetime64_ns(value)?));
+    }
+    if is_instance_of_numpy(value, "generic")? || is_instance_of_numpy(value, "ndarray")? {
+        let item = value.call_method0("item")?;
+        if !item.is(value) {
+            return scalar_from_py(Some(&item));
+        }
+    }
+    err(Kind::DTypeMismatch, format!("unsupported fill value {value:?}"))
+}
+
+/// A value of an array's dtype as Python has it: `bool`, `int`, `float`, `numpy.datetime64`.
+#[allow(clippy::cast_precision_loss)] // a float array's integral fill value, shown as a float
+pub fn scalar_to_py<'py>(py: Python<'py>, value: Scalar, dtype: DType) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match (dtype, value) {
+        (DType::String, _) => PyString::new(py, "").into_any(),
+        (DType::Bool, Scalar::Int(v)) => PyBool::new(py, v != 0).to_owned().into_any(),
+        (DType::Timestamp, Scalar::Int(v)) => timestamp_to_py(py, v)?,
+        (DType::Float32 | DType::Float64, Scalar::Int(v)) => PyFloat::new(py, v as f64).into_any(),
+        (DType::Float32 | DType::Float64, Scalar::UInt(v)) => PyFloat::new(py, v as f64).into_any(),
+        (_, Scalar::Int(v)) => v.into_pyobject(py)?.into_any(),
+        (_, Scalar::UInt(v)) => v.into_pyobject(py)?.into_any(),
+        (DType::Float32 | DType::Float64, Scalar::Float(v)) => PyFloat::new(py, v).into_any(),
+        // An integral float written for an integer dtype.
+        (_, Scalar::Float(v)) if v.fract() == 0.0 && v.abs() < 9.3e18 => (v as i64).into_pyobject(py)?.into_any(),
+        (_, Scalar::Float(v)) => PyFloat::new(py, v).into_any(),
+    })
+}
+
+fn timestamp_to_py(py: Python<'_>, ns: i64) -> PyResult<Bound<'_, PyAny>> {
+    numpy(py)?.getattr("datetime64")?.call1((ns, "ns"))
+}
+
+/// A Python value as an attribute. `dtype` narrows or converts it as atlas-python 0.10's
+/// `set_attribute(key, value, dtype)` did; on disk integers are i64 and floats f64.
+pub fn attr_from_py(value: &Bound<'_, PyAny>, dtype: Option<&str>) -> PyResult<AttrValue> {
+    if let Some(dtype) = dtype {
+        return attr_with_dtype(value, dtype);
+    }
+    attr_inferred(value, 0)
+}
+
+fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue> {
+    let lower = dtype.trim().to_ascii_lowercase();
+    let int_range: Option<(i128, i128)> = match lower.as_str() {
+        "int8" | "i1" => Some((i8::MIN.into(), i8::MAX.into())),
+        "int16" | "i2" => Some((i16::MIN.into(), i16::MAX.into())),
+        "int32" | "i4" => Some((i32::MIN.into(), i32::MAX.into())),
+        "int64" | "i8" | "int" => Some((i64::MIN.into(), i64::MAX.into())),
+        "uint8" | "u1" => Some((0, u8::MAX.into())),
+        "uint16" | "u2" => Some((0, u16::MAX.into())),
+        "uint32" | "u4" => Some((0, u32::MAX.into())),
+        "uint64" | "u8" => Some((0, i64::MAX.into())),
+        _ => None,
+    };
+    if let Some((lo, hi)) = int_range {
+        let v: i128 = match value.extract::<i128>() {
+            Ok(v) => v,
+            Err(_) => {
+                return err(Kind::DTypeMismatch, format!("attribute of dtype {dtype} needs an int, got {value:?}"));
+            }
+        };
+        if v < lo || v > hi {
+            return err(Kind::InvalidArgument, format!("attribute value {v} is out of range for {dtype}"));
+        }
+        return Ok(AttrValue::Int(v as i64));
+    }
+    match lower.as_str() {
+        "float32" | "f4" => Ok(AttrValue::Float(f64::from(value.extract::<f64>()? as f32))),
+        "float64" | "f8" | "float" => Ok(AttrValue::Float(value.extract::<f64>()?)),
+        "bool" => Ok(AttrValue::Bool(value.is_truthy()?)),
+        "string" | "str" => Ok(AttrValue::String(value.str()?.to_cow()?.into_owned())),
+        "timestamp" | "timestamp_ns" | "timestamp_nanoseconds" | "datetime64[ns]" => {
+            if value.is_instance_of::<PyInt>() {
+                Ok(AttrValue::Timestamp(value.extract()?))
+            } else {
+                Ok(AttrValue::Timestamp(datetime64_ns(value)?))
+            }
+        }
+        _ => err(Kind::InvalidArgument, format!("unknown attribute dtype {dtype:?}")),
+    }
+}
+
+/// Deepest nesting accepted here; Atlas itself refuses values deeper than 32 levels.
+const MAX_DEPTH: usize = 64;
+
+fn attr_inferred(value: &Bound<'_, PyAny>, depth: usize) -> PyResult<AttrValue> {
+    if depth > MAX_DEPTH {
+        return err(Kind::InvalidArgument, "attribute value nests too deeply");
+    }
+    if let Ok(b) = value.cast::<PyBool>() {
+        return Ok(AttrValue::Bool(b.is_true()));
+    }
+    if value.is_instance_of::<PyInt>() {
+        return match value.extract::<i64>() {
+            Ok(v) => Ok(AttrValue::Int(v)),
+            Err(_) => err(Kind::InvalidArgument, format!("attribute int {value} does not fit in i64")),
+        };
+    }
+    if let Ok(f) = value.cast::<PyFloat>() {
+        return Ok(AttrValue::Float(f.value()));
+    }
+    if let Ok(s) = value.cast::<PyString>() {
+        return Ok(AttrValue::String(s.to_cow()?.into_owned()));
+    }
+    if let Ok(b) = value.cast::<PyBytes>() {
+        return match std::str::from_utf8(b.as_bytes()) {
+            Ok(s) => Ok(AttrValue::String(s.to_string())),
+            Err(_) => err(Kind::InvalidArgument, "attribute bytes are not UTF-8"),
+        };
+    }
+    if let Ok(list) = value.cast::<PyList>() {
+        return list.iter().map(|v| attr_inferred(&v, depth + 1)).collect::<PyResult<_>>().map(AttrValue::List);
+    }
+    if let Ok(tuple) = value.cast::<PyTuple>() {
+        return tuple.iter().map(|v| attr_inferred(&v, depth + 1)).collect::<PyResult<_>>().map(AttrValue::List);
+    }
+    if let Ok(dict) = value.cast::<PyDict>() {
+        let mut map = std::collections::BTreeMap::new();
+        for (k, v) in dict.iter() {
+            let Ok(key) = k.cast::<PyString>() else {
+                return err(Kind::DTypeMismatch, format!("attribute map keys must be str, got {k:?}"));
+            };
+            map.insert(key.to_cow()?.into_owned(), attr_inferred(&v, depth + 1)?);
+        }
+        return Ok(AttrValue::Map(map));
+    }
+    if is_instance_of_numpy(value, "datetime64")? {
+        return Ok(AttrValue::Timestamp(datetime64_ns(value)?));
+    }
+    if is_instance_of_numpy(value, "ndarray")? || is_instance_of_numpy(value, "generic")? {
+        // numpy scalars become Python scalars, arrays nested lists.
+        let plain = value.call_method0("tolist")?;
+        if !plain.is(value) {
+            return attr_inferred(&plain, depth + 1);
+        }
+    }
+    err(Kind::DTypeMismatch, format!("unsupported attribute type {}", value.get_type().name()?))
+}
+
+/// An attribute as a Python value: timestamps as `numpy.datetime64`, lists and maps as
+/// `list` and `dict`.
+pub fn attr_to_py<'py>(py: Python<'py>, value: &AttrValue) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        AttrValue::Bool(v) => PyBool::new(py, *v).to_owned().into_any(),
+        AttrValue::Int(v) => v.into_pyobject(py)?.into_any(),
+        AttrValue::Float(v) => PyFloat::new(py, *v).into_any(),
+        AttrValue::String(v) => PyString::new(py, v).into_any(),
+        AttrValue::Timestamp(v) => timestamp_to_py(py, *v)?,
+        AttrValue::List(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(attr_to_py(py, item)?)?;
+            }
+            list.into_any()
+        }
+        AttrValue::Map(items) => {
+            let dict = PyDict::new(py);
+            for (k, v) in items {
+                dict.set_item(k, attr_to_py(py, v)?)?;
+            }
+            dict.into_any()
+        }
+        // A variant added later: its debug text rather than nothing.
+        #[allow(unreachable_patterns)]
+        other => PyString::new(py, &format!("{other:?}")).into_any(),
+    })
+}
+
+pub fn attrs_to_py<'py>(py: Python<'py>, attrs: &Attributes) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    for (k, v) in attrs {
+        dict.set_item(k, attr_to_py(py, v)?)?;
+    }
+    Ok(dict)
+}
+
+fn opt_scalar<'py>(py: Python<'py>, value: Option<Scalar>, dtype: DType) -> PyResult<Bound<'py, PyAny>> {
+    match value {
+        Some(v) => scalar_to_py(py, v, dtype),
+        None => Ok(py.None().into_bound(py)),
+    }
+}
+
+/// Array statistics as a dict: atlas-python 0.10's keys (`row_count` counts every
+/// element, `null_count`, `min`, `max`) and Atlas's (`count` of valid values, `sum`, `mean`).
+pub fn stats_to_py<'py>(py: Python<'py>, stats: &ArrayStats, dtype: DType) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("row_count", stats.count + stats.null_count)?;
+    dict.set_item("null_count", stats.null_count)?;
+    dict.set_item("min", opt_scalar(py, stats.min, dtype)?)?;
+    dict.set_item("max", opt_scalar(py, stats.max, dtype)?)?;
+    dict.set_item("count", stats.count)?;
+    dict.set_item("sum", stats.sum)?;
+    dict.set_item("mean", stats.mean)?;
+    Ok(dict)
+}
+
+pub fn block_stats_to_py<'py>(py: Python<'py>, block: &BlockStats, dtype: DType) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    dict.set_item("coord", PyTuple::new(py, &block.coord)?)?;
+    dict.set_item("count", block.count)?;
+    dict.set_item("min", opt_scalar(py, block.min, dtype)?)?;
+    dict.set_item("max", opt_scalar(py, block.max, dtype)?)?;
+    dict.set_item("sum", block.sum)?;
+    Ok(dict)
+}

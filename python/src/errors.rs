@@ -1,0 +1,226 @@
+//! The exception hierarchy under `atlas.AtlasError` and the one mapping from `atlas::Error`.
+//!
+//! The classes are made at module init with Python's `type()`, because several of them also
+//! derive from a builtin a caller may already catch (`KeyError`, `TypeError`, `ValueError`,
+//! `IndexError`, `FileExistsError`, `OSError`), which `create_exception!` cannot express.
+
+use pyo3::exceptions::{
+    PyException, PyFileExistsError, PyIndexError, PyKeyError, PyOSError, PyTypeError, PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
+
+/// One Python exception class per kind of failure a caller can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `AtlasError`: the base; also anything without a better class.
+    Base,
+    /// `NotFoundError` (also `KeyError`).
+    NotFound,
+    /// `AlreadyExistsError` (also `FileExistsError`).
+    AlreadyExists,
+    /// `InvalidArgumentError` (also `ValueError`).
+    InvalidArgument,
+    /// `InvalidNameError` (an `InvalidArgumentError`).
+    InvalidName,
+    /// `ShapeError`: a shape or number of dimensions that does not fit (an `InvalidArgumentError`).
+    Shape,
+    /// `OutOfBoundsError`: a selection outside the array (a `ShapeError`, also `IndexError`).
+    OutOfBounds,
+    /// `DTypeMismatchError` (also `TypeError`).
+    DTypeMismatch,
+    /// `LockedError`: another writer holds the store.
+    Locked,
+    /// `CorruptError`: bytes on disk that Atlas did not write.
+    Corrupt,
+    /// `ChecksumMismatchError` (a `CorruptError`).
+    ChecksumMismatch,
+    /// `UnsupportedVersionError`: a store written by a newer Atlas.
+    UnsupportedVersion,
+    /// `CodecError`: a codec failed.
+    Codec,
+    /// `StorageError`: an operating-system I/O failure (also `OSError`).
+    Storage,
+}
+
+/// Every class as (kind, Python name, parent kind or none for the base, extra builtin base, doc).
+const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 14] = [
+    (Kind::Base, "AtlasError", None, Builtin::Exception, "Base class of every error Atlas raises."),
+    (
+        Kind::NotFound,
+        "NotFoundError",
+        Some(Kind::Base),
+        Builtin::Key,
+        "A store, dataset, array or attribute does not exist.",
+    ),
+    (
+        Kind::AlreadyExists,
+        "AlreadyExistsError",
+        Some(Kind::Base),
+        Builtin::FileExists,
+        "A store, dataset or array of that name already exists.",
+    ),
+    (Kind::InvalidArgument, "InvalidArgumentError", Some(Kind::Base), Builtin::Value, "An argument Atlas refuses."),
+    (
+        Kind::InvalidName,
+        "InvalidNameError",
+        Some(Kind::InvalidArgument),
+        Builtin::None,
+        "A dataset, array or attribute name Atlas refuses.",
+    ),
+    (
+        Kind::Shape,
+        "ShapeError",
+        Some(Kind::InvalidArgument),
+        Builtin::None,
+        "A shape or number of dimensions that does not fit the array.",
+    ),
+    (
+        Kind::OutOfBounds,
+        "OutOfBoundsError",
+        Some(Kind::Shape),
+        Builtin::Index,
+        "A selection reaching outside the array.",
+    ),
+    (
+        Kind::DTypeMismatch,
+        "DTypeMismatchError",
+        Some(Kind::Base),
+        Builtin::Type,
+        "Data whose dtype does not match the array's.",
+    ),
+    (
+        Kind::Locked,
+        "LockedError",
+        Some(Kind::Base),
+        Builtin::None,
+        "Another writer (in this or another process) holds the store.",
+    ),
+    (Kind::Corrupt, "CorruptError", Some(Kind::Base), Builtin::None, "Bytes on disk that are not what Atlas wrote."),
+    (
+        Kind::ChecksumMismatch,
+        "ChecksumMismatchError",
+        Some(Kind::Corrupt),
+        Builtin::None,
+        "A block whose decoded bytes fail their checksum.",
+    ),
+    (
+        Kind::UnsupportedVersion,
+        "UnsupportedVersionError",
+        Some(Kind::Base),
+        Builtin::None,
+        "A store written by a newer format version.",
+    ),
+    (Kind::Codec, "CodecError", Some(Kind::Base), Builtin::None, "A codec failed to encode or decode a block."),
+    (Kind::Storage, "StorageError", Some(Kind::Base), Builtin::OS, "An operating-system I/O call failed."),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Builtin {
+    None,
+    Exception,
+    Key,
+    FileExists,
+    Value,
+    Index,
+    Type,
+    OS,
+}
+
+static TYPES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
+
+fn index(kind: Kind) -> usize {
+    CLASSES.iter().position(|c| c.0 == kind).expect("every kind has a class")
+}
+
+/// Creates the classes (once) and adds them to `module`.
+pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    let types = TYPES.get_or_try_init(py, || make_types(py))?;
+    for ((_, name, ..), class) in CLASSES.iter().zip(types) {
+        module.add(*name, class.bind(py))?;
+    }
+    Ok(())
+}
+
+fn make_types(py: Python<'_>) -> PyResult<Vec<Py<PyType>>> {
+    let type_of_types = py.get_type::<PyType>();
+    let mut made: Vec<Py<PyType>> = Vec::with_capacity(CLASSES.len());
+    for (_, name, parent, builtin, doc) in CLASSES {
+        let mut bases: Vec<Bound<'_, PyType>> = Vec::new();
+        if let Some(parent) = parent {
+            bases.push(made[index(parent)].bind(py).clone());
+        }
+        match builtin {
+            Builtin::None => {}
+            Builtin::Exception => bases.push(py.get_type::<PyException>()),
+            Builtin::Key => bases.push(py.get_type::<PyKeyError>()),
+            Builtin::FileExists => bases.push(py.get_type::<PyFileExistsError>()),
+            Builtin::Value => bases.push(py.get_type::<PyValueError>()),
+            Builtin::Index => bases.push(py.get_type::<PyIndexError>()),
+            Builtin::Type => bases.push(py.get_type::<PyTypeError>()),
+            Builtin::OS => bases.push(py.get_type::<PyOSError>()),
+        }
+        let namespace = PyDict::new(py);
+        namespace.set_item("__module__", "atlas")?;
+        namespace.set_item("__doc__", doc)?;
+        if builtin == Builtin::Key {
+            // KeyError quotes its message; an error message reads better as written.
+            namespace.set_item("__str__", py.get_type::<PyException>().getattr("__str__")?)?;
+        }
+        let class = type_of_types.call1((name, PyTuple::new(py, bases)?, namespace))?;
+        made.push(class.cast_into::<PyType>()?.unbind());
+    }
+    Ok(made)
+}
+
+/// A new exception of `kind` with `message`.
+pub fn new_err(py: Python<'_>, kind: Kind, message: impl Into<String>) -> PyErr {
+    let message = message.into();
+    match TYPES.get(py) {
+        Some(types) => PyErr::from_type(types[index(kind)].bind(py).clone(), message),
+        // Only before module init, which registers the classes first.
+        None => PyException::new_err(message),
+    }
+}
+
+/// Raises `kind` with `message` (for checks done on the Python side of a call).
+pub fn err<T>(kind: Kind, message: impl Into<String>) -> PyResult<T> {
+    Python::attach(|py| Err(new_err(py, kind, message)))
+}
+
+/// Maps an Atlas error to its Python exception: the one place that knows every variant.
+pub fn to_py(error: atlas::Error) -> PyErr {
+    use atlas::Error as E;
+    let kind = match &error {
+        E::NotFound { .. } => Kind::NotFound,
+        E::AlreadyExists { .. } => Kind::AlreadyExists,
+        E::InvalidName { .. } => Kind::InvalidName,
+        E::InvalidArgument { .. } => Kind::InvalidArgument,
+        E::DTypeMismatch { .. } => Kind::DTypeMismatch,
+        E::OutOfBounds { .. } => Kind::OutOfBounds,
+        E::ShapeMismatch { .. } => Kind::Shape,
+        E::Locked { .. } => Kind::Locked,
+        E::UnsupportedVersion { .. } => Kind::UnsupportedVersion,
+        E::Corrupt { .. } => Kind::Corrupt,
+        E::ChecksumMismatch { .. } => Kind::ChecksumMismatch,
+        E::Codec { .. } => Kind::Codec,
+        E::Io { .. } => Kind::Storage,
+        // Variants added after this module was written land on the base class.
+        _ => Kind::Base,
+    };
+    Python::attach(|py| new_err(py, kind, error.to_string()))
+}
+
+/// `Result<T, atlas::Error>` into `PyResult<T>`.
+pub trait IntoPy<T> {
+    /// Converts the error with [`to_py`].
+    fn py_err(self) -> PyResult<T>;
+}
+
+impl<T> IntoPy<T> for atlas::Result<T> {
+    fn py_err(self) -> PyResult<T> {
+        self.map_err(to_py)
+    }
+}

@@ -1,0 +1,274 @@
+//! `Store` and `Dataset`: thin native handles on `atlas::Atlas` and `atlas::Dataset`. Every
+//! call that may touch disk or run a codec releases the GIL (`Python::detach`); the pure-Python
+//! layer in `atlas/__init__.py` adds defaults, compatibility rules and notebook views.
+
+use std::path::PathBuf;
+
+use atlas::{ArraySpec, Atlas, DType, StoreConfig};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+
+use crate::array::{Array, read_across_stacked};
+use crate::attrs::{Attrs, Target};
+use crate::convert::{
+    codec_name, parse_codec, parse_dtype, parse_meta_compression, parse_meta_format, parse_shuffle, scalar_from_py,
+};
+use crate::errors::{IntoPy, to_py};
+
+/// A store: one directory of metadata and fragment files (native half of `atlas.Atlas`).
+#[pyclass(frozen, module = "atlas._atlas")]
+pub struct Store {
+    pub(crate) inner: Atlas,
+}
+
+#[pymethods]
+impl Store {
+    /// Creates a new store in `path`.
+    #[staticmethod]
+    #[pyo3(signature = (path, codec="zstd", shuffle="auto", meta_format="json", meta_compression="none"))]
+    fn create(
+        py: Python<'_>,
+        path: PathBuf,
+        codec: &str,
+        shuffle: &str,
+        meta_format: &str,
+        meta_compression: &str,
+    ) -> PyResult<Self> {
+        let config = StoreConfig {
+            codec: parse_codec(codec)?,
+            shuffle: parse_shuffle(shuffle)?,
+            meta_format: parse_meta_format(meta_format)?,
+            meta_compression: parse_meta_compression(meta_compression)?,
+        };
+        let inner = py.detach(|| Atlas::create(&path, config)).py_err()?;
+        Ok(Self { inner })
+    }
+
+    /// Opens the store in `path`; its metadata encoding is found from the file name.
+    #[staticmethod]
+    fn open(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let inner = py.detach(|| Atlas::open(&path)).py_err()?;
+        Ok(Self { inner })
+    }
+
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.inner.path().to_path_buf()
+    }
+
+    #[getter]
+    fn meta_file_name(&self) -> &'static str {
+        self.inner.meta_file_name()
+    }
+
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.inner.generation()
+    }
+
+    #[getter]
+    fn codec(&self) -> String {
+        codec_name(self.inner.codec())
+    }
+
+    #[getter]
+    fn has_pending_changes(&self) -> bool {
+        self.inner.has_pending_changes()
+    }
+
+    fn list_datasets(&self, py: Python<'_>) -> Vec<String> {
+        py.detach(|| self.inner.list_datasets())
+    }
+
+    fn dataset_exists(&self, py: Python<'_>, name: &str) -> bool {
+        py.detach(|| self.inner.dataset_exists(name))
+    }
+
+    fn create_dataset(&self, py: Python<'_>, name: &str) -> PyResult<Dataset> {
+        let inner = py.detach(|| self.inner.create_dataset(name)).py_err()?;
+        Ok(Dataset { store: self.inner.clone(), inner })
+    }
+
+    fn open_dataset(&self, py: Python<'_>, name: &str) -> PyResult<Dataset> {
+        let inner = py.detach(|| self.inner.open_dataset(name)).py_err()?;
+        Ok(Dataset { store: self.inner.clone(), inner })
+    }
+
+    fn delete_dataset(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        py.detach(|| self.inner.delete_dataset(name)).py_err()
+    }
+
+    /// Distinct array names over all datasets, sorted.
+    fn list_arrays(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        py.detach(|| {
+            let mut names = std::collections::BTreeSet::new();
+            for dataset in self.inner.list_datasets() {
+                match self.inner.open_dataset(&dataset).and_then(|d| d.list_arrays()) {
+                    Ok(arrays) => names.extend(arrays),
+                    // Deleted by another handle meanwhile.
+                    Err(atlas::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(names.into_iter().collect())
+        })
+        .py_err()
+    }
+
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.flush()).py_err()
+    }
+
+    fn refresh(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.refresh()).py_err()
+    }
+
+    /// Compacts the store; returns what it did as a dict.
+    fn compact<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let report = py.detach(|| self.inner.compact()).py_err()?;
+        let dict = PyDict::new(py);
+        dict.set_item("fragments_before", report.fragments_before)?;
+        dict.set_item("fragments_after", report.fragments_after)?;
+        dict.set_item("before_bytes", report.before_bytes)?;
+        dict.set_item("after_bytes", report.after_bytes)?;
+        dict.set_item("blocks_kept", report.blocks_kept)?;
+        dict.set_item("blocks_dropped", report.blocks_dropped)?;
+        Ok(dict)
+    }
+
+    fn set_codec(&self, py: Python<'_>, codec: &str) -> PyResult<()> {
+        let codec = parse_codec(codec)?;
+        py.detach(|| self.inner.set_codec(codec)).py_err()
+    }
+
+    fn set_shuffle(&self, py: Python<'_>, shuffle: &str) -> PyResult<()> {
+        let shuffle = parse_shuffle(shuffle)?;
+        py.detach(|| self.inner.set_shuffle(shuffle)).py_err()
+    }
+
+    fn recompress(&self, py: Python<'_>, codec: &str, shuffle: &str) -> PyResult<()> {
+        let (codec, shuffle) = (parse_codec(codec)?, parse_shuffle(shuffle)?);
+        py.detach(|| self.inner.recompress(codec, shuffle)).py_err()
+    }
+
+    fn set_meta_format(&self, py: Python<'_>, meta_format: &str, meta_compression: &str) -> PyResult<()> {
+        let format = parse_meta_format(meta_format)?;
+        let compression = parse_meta_compression(meta_compression)?;
+        py.detach(|| self.inner.set_meta_format(format, compression)).py_err()
+    }
+
+    fn attrs(&self) -> Attrs {
+        Attrs::new(self.inner.attrs(), Target::Store)
+    }
+
+    /// Decodes and checks every live block; returns `blocks_checked` and `bad_blocks`
+    /// (each with array, coord, path, offset_bytes and error, the exception it would raise).
+    fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let report = py.detach(|| self.inner.verify(&mut |_, _| {})).py_err()?;
+        let bad = PyList::empty(py);
+        for block in report.bad_blocks {
+            let dict = PyDict::new(py);
+            dict.set_item("array", &block.array)?;
+            dict.set_item("coord", PyTuple::new(py, &block.coord)?)?;
+            dict.set_item("path", &block.path)?;
+            dict.set_item("offset_bytes", block.offset_bytes)?;
+            dict.set_item("error", to_py(block.error).value(py))?;
+            bad.append(dict)?;
+        }
+        let dict = PyDict::new(py);
+        dict.set_item("blocks_checked", report.blocks_checked)?;
+        dict.set_item("bad_blocks", bad)?;
+        Ok(dict)
+    }
+
+    /// The dtype name of `array` in the first of `datasets` that has it, or `None`.
+    /// Missing datasets are skipped.
+    fn dtype_across(&self, py: Python<'_>, array: &str, datasets: Vec<String>) -> Option<&'static str> {
+        py.detach(|| datasets.iter().find_map(|d| self.inner.open_dataset(d).and_then(|d| d.array_meta(array)).ok()))
+            .map(|meta| meta.dtype.name())
+    }
+
+    /// `array` read from each of `datasets` into one new array of shape
+    /// `(len(datasets), *shape)`; missing arrays and parts beyond an array's extent read as
+    /// fill. Numeric, bool and timestamp arrays only.
+    fn read_across_stacked<'py>(
+        &self,
+        py: Python<'py>,
+        array: &str,
+        datasets: Vec<String>,
+        start: Vec<u64>,
+        shape: Vec<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        read_across_stacked(py, &self.inner, array, &datasets, &start, &shape)
+    }
+}
+
+/// A dataset of a store (native half of `atlas.DatasetView`).
+#[pyclass(frozen, module = "atlas._atlas")]
+pub struct Dataset {
+    pub(crate) store: Atlas,
+    pub(crate) inner: atlas::Dataset,
+}
+
+#[pymethods]
+impl Dataset {
+    #[getter]
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// Defines an array. `dims` and `chunk_shape` default as in Rust (`dim_0`..., about
+    /// 1 MiB per chunk); `codec`/`shuffle` `None` follow the store's.
+    #[pyo3(signature = (name, dtype, shape, dims=None, chunk_shape=None, fill_value=None, codec=None, shuffle=None))]
+    #[allow(clippy::too_many_arguments)] // one per field of the schema, as Python callers name them
+    fn define_array(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        dtype: &str,
+        shape: Vec<u64>,
+        dims: Option<Vec<String>>,
+        chunk_shape: Option<Vec<u64>>,
+        fill_value: Option<Bound<'_, PyAny>>,
+        codec: Option<&str>,
+        shuffle: Option<&str>,
+    ) -> PyResult<Array> {
+        let dtype: DType = parse_dtype(dtype)?;
+        let mut spec = ArraySpec::new(dtype, shape).fill_value(scalar_from_py(fill_value.as_ref())?);
+        if let Some(dims) = dims {
+            spec = spec.dims(dims);
+        }
+        if let Some(chunk_shape) = chunk_shape {
+            spec = spec.chunk_shape(chunk_shape);
+        }
+        if let Some(codec) = codec {
+            spec = spec.codec(parse_codec(codec)?);
+        }
+        if let Some(shuffle) = shuffle {
+            spec = spec.shuffle(parse_shuffle(shuffle)?);
+        }
+        let handle = py.detach(|| self.inner.define_array(name, spec)).py_err()?;
+        Ok(Array::new(self.store.clone(), self.inner.name(), handle))
+    }
+
+    fn array(&self, py: Python<'_>, name: &str) -> PyResult<Array> {
+        let handle = py.detach(|| self.inner.array(name)).py_err()?;
+        Ok(Array::new(self.store.clone(), self.inner.name(), handle))
+    }
+
+    fn has_array(&self, py: Python<'_>, name: &str) -> bool {
+        py.detach(|| self.inner.array(name).is_ok())
+    }
+
+    fn delete_array(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        py.detach(|| self.inner.delete_array(name)).py_err()
+    }
+
+    fn list_arrays(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        py.detach(|| self.inner.list_arrays()).py_err()
+    }
+
+    fn attrs(&self) -> Attrs {
+        Attrs::new(self.inner.attrs(), Target::Dataset)
+    }
+}

@@ -1,0 +1,223 @@
+"""The array handle: properties, numpy-style reads and writes, append, resize, codecs."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import atlas
+
+SHAPE = (7, 9, 5)
+
+
+@pytest.fixture
+def cube(ds):
+    arr = ds.define_array("c", "int32", ["z", "y", "x"], list(SHAPE), chunk_shape=[3, 4, 2], fill_value=-1)
+    full = np.arange(np.prod(SHAPE), dtype=np.int32).reshape(SHAPE)
+    arr[...] = full
+    return arr, full
+
+
+def test_handle_properties(ds):
+    arr = ds.define_array("temp", np.float32, ["t", "z"], [10, 20], chunk_shape=[5, 20], fill_value=np.nan)
+    assert ds["temp"].name == "temp" and arr.dataset == "d"
+    assert arr.shape == (10, 20) and arr.ndim == 2 and arr.size == 200 and len(arr) == 10
+    assert arr.dtype == np.dtype("float32") and arr.atlas_dtype == "float32"
+    assert arr.chunks == (5, 20) and arr.dims == ("t", "z")
+    assert arr.nbytes == 800 and np.isnan(arr.fill_value)
+    assert arr.codec == "zstd:3"
+    arr.attrs["units"] = "degC"
+    assert ds["temp"].attrs.to_dict() == {"units": "degC"}
+    assert arr.stats["null_count"] == 200
+    arr[0] = 1.0
+    assert arr.stats["count"] == 20
+    assert [b["coord"] for b in arr.block_stats()] == [(0, 0)]
+
+
+def test_numpy_style_reads_match_numpy(cube):
+    arr, full = cube
+    keys = [
+        (slice(2, 6), slice(None, None, 2), 4),
+        (Ellipsis, 3),
+        (-1,),
+        (slice(None, None, -1), slice(1, 8, 3)),
+        (slice(5, 1, -2), Ellipsis, slice(None, None, -3)),
+        (None, 2, slice(1, 3)),
+        ([0, 5, 2], slice(None), [1, 1, 4]),
+        (np.array([True, False, True, False, False, False, True]),),
+        (slice(3, 3),),
+        (slice(10, 20),),
+        (1, 2, 3),
+        (),
+    ]
+    for key in keys:
+        got = arr[key]
+        want = full[key]
+        assert np.shape(got) == np.shape(want), key
+        np.testing.assert_array_equal(got, want, err_msg=str(key))
+    assert isinstance(arr[1, 2, 3], np.int32)
+    np.testing.assert_array_equal(np.asarray(arr), full)
+    np.testing.assert_array_equal(np.asarray(arr, dtype=np.float64), full.astype(np.float64))
+    assert [row.shape for row in arr] == [(9, 5)] * 7
+
+
+def test_bad_keys_raise_index_errors(cube):
+    arr, _ = cube
+    with pytest.raises(atlas.OutOfBoundsError):
+        arr[7]
+    with pytest.raises(IndexError):
+        arr[0, -10]
+    with pytest.raises(IndexError):
+        arr[0, 0, 0, 0]
+    with pytest.raises(IndexError):
+        arr[..., ...]
+    with pytest.raises(IndexError):
+        arr["x"]
+    with pytest.raises(IndexError):
+        arr[np.ones((7, 9), dtype=bool)]
+    with pytest.raises(IndexError):
+        arr[[0, 99]]
+
+
+def test_numpy_style_writes_match_numpy(cube):
+    arr, full = cube
+    model = full.copy()
+    writes = [
+        ((slice(1, 3), slice(None), 2), 100),
+        ((slice(None, None, 2), 0), np.arange(5, dtype=np.int32)),
+        ((Ellipsis, slice(None, None, -2)), 7),
+        (([1, 4], 3), np.array([[5, 6, 7, 8, 9]], dtype=np.int16)),
+        ((6, 8, 4), 2**20),
+        ((slice(2, 2),), 5),
+    ]
+    for key, value in writes:
+        arr[key] = value
+        model[key] = value
+        np.testing.assert_array_equal(arr[...], model, err_msg=str(key))
+    with pytest.raises(atlas.DTypeMismatchError):
+        arr[0] = np.ones((9, 5), np.float64)  # float into int: refused, as numpy's same_kind
+    with pytest.raises(ValueError):
+        arr[0] = np.ones((3, 3), np.int32)  # does not broadcast
+
+
+def test_writes_cast_within_a_kind_and_upwards(ds):
+    arr = ds.define_array("f", "float32", ["x"], [4])
+    arr[:] = np.arange(4, dtype=np.int64)  # int to float
+    arr[:2] = np.array([0.5, 1.5])  # float64 to float32
+    assert arr[:].tolist() == [0.5, 1.5, 2.0, 3.0]
+    b = ds.define_array("b", "bool", ["x"], [3])
+    b[1] = True
+    assert b[:].tolist() == [False, True, False]
+    t = ds.define_array("t", "timestamp", ["x"], [2])
+    t[:] = np.array(["2024-01-01", "2024-01-02"], dtype="datetime64[D]")
+    t[1] = np.datetime64("2030-01-01T00:00:00.5")
+    assert t[1] == np.datetime64("2030-01-01T00:00:00.5", "ns")
+    s = ds.define_array("s", "string", ["y", "x"], [2, 3])
+    s[0] = ["a", "b", "c"]
+    s[1, ::2] = "z"
+    assert s[...].tolist() == [["a", "b", "c"], ["z", "", "z"]]
+
+
+DTYPE_NAMES = ["int8", "uint16", "int64", "float32", "float64", "bool"]
+
+
+@st.composite
+def array_case(draw):
+    name = draw(st.sampled_from(DTYPE_NAMES))
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=9))
+    chunks = [draw(st.integers(1, n)) for n in shape]
+    data = draw(hnp.arrays(np.dtype(name), shape))
+    return name, shape, chunks, data
+
+
+@st.composite
+def index_key(draw, shape):
+    key = []
+    for n in shape:
+        kind = draw(st.sampled_from(["int", "slice", "list"]))
+        if kind == "int":
+            key.append(draw(st.integers(-n, n - 1)))
+        elif kind == "slice":
+            start = draw(st.none() | st.integers(-n - 2, n + 2))
+            stop = draw(st.none() | st.integers(-n - 2, n + 2))
+            step = draw(st.none() | st.integers(-3, 3).filter(lambda s: s != 0))
+            key.append(slice(start, stop, step))
+        else:
+            key.append(draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3)))
+    # numpy broadcasts several index lists together: keep at most one.
+    lists = [i for i, k in enumerate(key) if isinstance(k, list)]
+    for i in lists[1:]:
+        key[i] = slice(None)
+    return tuple(key)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=array_case(), data=st.data())
+def test_any_array_round_trips_and_any_key_reads_like_numpy(tmp_path_factory, case, data):
+    name, shape, chunks, values = case
+    store = atlas.Atlas.create(tmp_path_factory.mktemp("h") / "s", codec=data.draw(st.sampled_from(["zstd", "lz4", "none"])))
+    arr = store.create_dataset("d").define_array("a", name, None, list(shape), chunk_shape=chunks)
+    arr[...] = values
+    store.flush()
+    back = atlas.Atlas.open(store.path)["d"]["a"]
+    np.testing.assert_array_equal(back[...], values)
+    key = data.draw(index_key(shape))
+    np.testing.assert_array_equal(back[key], values[key])
+    update = np.asarray(values[key]).copy()
+    arr[key] = update[::-1] if update.ndim else update
+    model = values.copy()
+    model[key] = update[::-1] if update.ndim else update
+    np.testing.assert_array_equal(arr[...], model)
+
+
+def test_append_and_resize(ds):
+    arr = ds.define_array("rows", "float64", ["t", "x"], [0, 3], fill_value=np.nan)
+    arr.append(np.ones((2, 3)))
+    arr.append(np.full((1, 3), 2.0))
+    assert arr.shape == (3, 3)
+    np.testing.assert_array_equal(arr[:, 0], [1, 1, 2])
+    with pytest.raises(atlas.ShapeError):
+        arr.append(np.ones((1, 4)))
+    arr.resize([5, 3])
+    assert np.isnan(arr[3:]).all()
+    arr.resize([1, 3])
+    arr.resize([2, 3])
+    assert np.isnan(arr[1]).all()
+    s = ds.define_array("names", "string", ["i"], [0])
+    s.append(np.array(["a", "b"]))
+    s.append(["c"])
+    assert s[:].tolist() == ["a", "b", "c"]
+
+
+def test_codec_change_mid_life_reads_every_block_back(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s")
+    arr = store.create_dataset("d").define_array("a", "float32", ["t", "x"], [8, 100], chunk_shape=[2, 100])
+    data = np.random.default_rng(1).random((8, 100), dtype=np.float32)
+    arr[:4] = data[:4]
+    store.flush()
+    arr.set_codec("lz4", shuffle=False)
+    assert arr.codec == "lz4" and arr.meta["shuffle"] == "off"
+    arr[4:6] = data[4:6]
+    store.set_codec("none")
+    arr.set_codec(None)  # follow the store again
+    assert arr.codec == "none"
+    arr[6:] = data[6:]
+    store.flush()
+    np.testing.assert_array_equal(atlas.Atlas.open(tmp_path / "s")["d"]["a"][...], data)
+    assert arr.storage["codecs"] == {"zstd": 2, "lz4": 1, "none": 1}
+    assert [b["codec"] for b in arr.blocks()] == ["zstd", "zstd", "lz4", "none"]
+    assert "lz4 x1, none x1, zstd x2 -&gt; none" in store._repr_html_()
+    arr.recompress("zstd:5")
+    assert arr.codec == "zstd:5"
+    store.recompress("lz4", shuffle="on")
+    store.flush()
+    assert store.codec == "lz4" and arr.meta["codec"] is None
+    np.testing.assert_array_equal(atlas.Atlas.open(tmp_path / "s")["d"]["a"][...], data)
+    with pytest.raises(atlas.InvalidArgumentError):
+        arr.set_codec("zstd:1000")
+
+
+def test_array_defined_with_its_own_codec(ds):
+    arr = ds.define_array("a", "uint8", ["x"], [4], codec="lz4", shuffle="off")
+    assert arr.codec == "lz4" and ds.array_meta("a")["shuffle"] == "off"

@@ -1,0 +1,216 @@
+"""Datasets: atlas-python 0.10's methods, every dtype, attributes."""
+
+import numpy as np
+import pytest
+
+import atlas
+from conftest import DTYPES, sample
+
+
+@pytest.mark.parametrize("name", sorted(DTYPES))
+def test_every_dtype_round_trips_through_a_flush(tmp_path, name):
+    store = atlas.Atlas.create(tmp_path / "s")
+    ds = store.create_dataset("d")
+    data = sample(name, 7).reshape(7, 1)
+    arr = ds.define_array("a", name, ["x", "y"], [9, 1], chunk_shape=[2, 1])
+    ds.write_array("a", [1, 0], data)
+    store.flush()
+    back = atlas.Atlas.open(tmp_path / "s")["d"].read_array("a")
+    assert back.dtype == arr.dtype == atlas._dtypes.numpy_dtype(name)
+    assert back.shape == (9, 1)
+    np.testing.assert_array_equal(back[1:8], data)
+    fill = {"string": "", "bool": False, "timestamp": np.datetime64(0, "ns")}.get(name, 0)
+    assert back[0, 0] == fill and back[8, 0] == fill
+
+
+@pytest.mark.parametrize("spelling,name", [
+    ("timestamp_nanoseconds", "timestamp"), ("timestamp_ns", "timestamp"), ("datetime64[ns]", "timestamp"),
+    (np.dtype("datetime64[ns]"), "timestamp"), (np.float32, "float32"), ("f8", "float64"), ("<u2", "uint16"),
+    (bool, "bool"), (str, "string"), ("object", "string"), (np.dtype("U5"), "string"), ("int", "int64"),
+])
+def test_dtype_strings_and_numpy_dtypes_are_both_accepted(ds, spelling, name):
+    arr = ds.define_array("a", spelling, ["x"], [2])
+    assert arr.atlas_dtype == name
+
+
+def test_string_dtype_of_numpy_2(ds):
+    if not hasattr(np, "dtypes") or not hasattr(np.dtypes, "StringDType"):
+        pytest.skip("numpy < 2")
+    arr = ds.define_array("s", np.dtypes.StringDType(), ["x"], [3])
+    arr[:] = np.array(["a", "bb", "ccc"], dtype=np.dtypes.StringDType())
+    assert arr[:].tolist() == ["a", "bb", "ccc"]
+
+
+def test_unsupported_dtypes_are_refused(ds):
+    for bad in ("complex64", np.float16, "nonsense"):
+        with pytest.raises(atlas.InvalidArgumentError):
+            ds.define_array("a", bad, ["x"], [2])
+
+
+def test_define_array_defaults_and_schema(ds):
+    arr = ds.define_array("a", "float64", None, [3000, 3000])
+    assert arr.dims == ("dim_0", "dim_1")
+    assert np.prod(arr.chunks) * 8 <= 1 << 20  # about 1 MiB per chunk
+    assert ds.array_meta("a") == {
+        "dtype": "float64", "shape": [3000, 3000], "chunk_shape": list(arr.chunks),
+        "dimension_names": ["dim_0", "dim_1"], "fill_value": 0.0, "codec": "zstd:3", "shuffle": None,
+    }
+    ds.define_array("t", "timestamp_nanoseconds", ["x"], [2])
+    assert ds.array_meta("t")["dtype"] == "timestamp_nanoseconds"
+    assert ds.array_meta("missing") is None
+
+
+def test_define_array_checks_its_schema(ds):
+    with pytest.raises(atlas.InvalidArgumentError):
+        ds.define_array("a", "float32", ["x", "y"], [3])  # dims of the wrong length
+    with pytest.raises(atlas.InvalidArgumentError):
+        ds.define_array("a", "float32", ["x"], [3], chunk_shape=[0])
+    with pytest.raises(atlas.InvalidArgumentError):
+        ds.define_array("a", "uint8", ["x"], [3], fill_value=300)
+    with pytest.raises(atlas.InvalidArgumentError):
+        ds.define_array("a", "int8", ["x"], [3], fill_value=1.5)
+    with pytest.raises(atlas.InvalidArgumentError):
+        ds.define_array("a", "string", ["x"], [3], fill_value="x")
+    ds.define_array("a", "float32", ["x"], [3])
+    with pytest.raises(atlas.AlreadyExistsError):
+        ds.define_array("a", "float32", ["x"], [3])
+
+
+def test_fill_values(ds):
+    ds.define_array("f", "float32", ["x"], [2], fill_value=float("nan"))
+    ds.define_array("i", "int16", ["x"], [2], fill_value=-1)
+    ds.define_array("u", "uint64", ["x"], [2], fill_value=2**64 - 1)
+    ds.define_array("b", "bool", ["x"], [2], fill_value=True)
+    ds.define_array("t", "timestamp", ["x"], [2], fill_value=np.datetime64("NaT"))
+    ds.define_array("n", "float64", ["x"], [2], fill_value=np.float32(2.5))
+    assert np.isnan(ds.array_fill_value("f"))
+    assert ds.array_fill_value("i") == -1
+    assert ds.array_fill_value("u") == 2**64 - 1
+    assert ds.array_fill_value("b") is True
+    assert np.isnat(ds.array_fill_value("t"))
+    assert ds.array_fill_value("n") == 2.5
+    assert ds.array_fill_value("missing") is None
+    assert np.isnat(ds.read_array("t")).all()
+    assert ds.read_array("u").tolist() == [2**64 - 1] * 2
+    assert ds.read_array("b").tolist() == [True, True]
+
+
+def test_read_array_selections(ds):
+    ds.define_array("a", "int32", ["y", "x"], [4, 6], chunk_shape=[3, 4])
+    full = np.arange(24, dtype=np.int32).reshape(4, 6)
+    ds.write_array("a", [0, 0], full)
+    np.testing.assert_array_equal(ds.read_array("a"), full)
+    np.testing.assert_array_equal(ds.read_array("a", [1, 2], [2, 3]), full[1:3, 2:5])
+    np.testing.assert_array_equal(ds.read_array("a", [1, 2]), full[1:, 2:])
+    np.testing.assert_array_equal(ds.read_array("a", None, [2, 2]), full[:2, :2])
+    assert ds.read_array("a", [4, 6], [0, 0]).shape == (0, 0)
+    assert ds.read_array("missing") is None
+    got = ds.read_arrays(["a", "missing"], [0, 0], [1, 1])
+    assert got["a"].tolist() == [[0]] and got["missing"] is None
+
+
+def test_write_array_is_strict_about_dtype_but_takes_any_layout(ds):
+    ds.define_array("a", "float32", ["y", "x"], [4, 4])
+    with pytest.raises(atlas.DTypeMismatchError):
+        ds.write_array("a", [0, 0], np.ones((2, 2), np.float64))
+    with pytest.raises(TypeError):
+        ds.write_array("a", [0, 0], np.ones((2, 2), np.int32))
+    src = np.arange(32, dtype=np.float32).reshape(4, 8)
+    ds.write_array("a", [0, 0], src[:, ::2])  # not contiguous
+    np.testing.assert_array_equal(ds.read_array("a"), src[:, ::2])
+    ds.write_array("a", [0, 0], src[::-1, 4:])  # negative strides
+    np.testing.assert_array_equal(ds.read_array("a"), src[::-1, 4:])
+    ds.write_array("a", [0, 0], np.ones((4, 4), dtype=">f4"))  # big-endian
+    assert (ds.read_array("a") == 1).all()
+    ds.write_array("a", [3, 3], [[7.0]])  # a list is converted
+    assert ds.read_array("a", [3, 3], [1, 1]).tolist() == [[7.0]]
+
+
+def test_timestamps_take_datetime64_of_any_unit_and_int64(ds):
+    ds.define_array("t", "timestamp", ["x"], [3])
+    ds.write_array("t", [0], np.array(["2024-01-01", "2024-01-02"], dtype="datetime64[D]"))
+    ds.write_array("t", [2], np.array([5], dtype=np.int64))
+    back = ds.read_array("t")
+    assert back.dtype == np.dtype("datetime64[ns]")
+    assert back[0] == np.datetime64("2024-01-01") and back[2] == np.datetime64(5, "ns")
+
+
+def test_strings_take_object_unicode_and_bytes_and_read_as_objects(ds):
+    arr = ds.define_array("s", "string", ["x"], [6])
+    ds.write_array("s", [0], np.array(["a", "bb"], dtype=object))
+    ds.write_array("s", [2], np.array(["ccc", "d"]))
+    ds.write_array("s", [4], np.array([b"utf8 \xc3\xa9", None], dtype=object))
+    back = ds.read_array("s")
+    assert back.dtype == object
+    assert back.tolist() == ["a", "bb", "ccc", "d", "utf8 \u00e9", ""]
+    with pytest.raises(atlas.DTypeMismatchError):
+        ds.write_array("s", [0], np.array([1, 2], dtype=object))
+    with pytest.raises(atlas.InvalidArgumentError):
+        ds.write_array("s", [0], np.array([b"\xff"], dtype=object))
+    assert arr.stats["row_count"] == 6
+
+
+def test_zero_dimensional_arrays(ds):
+    for name in ("float64", "string", "bool", "timestamp"):
+        arr = ds.define_array(f"z{name}", name, [], [])
+        arr[()] = atlas._dtypes.for_assign(sample(name, 2)[1], name, "z")
+        assert arr.shape == () and arr[...].shape == ()
+        assert ds.read_array(f"z{name}")[()] == sample(name, 2)[1]
+
+
+def test_delete_array(ds):
+    ds.define_array("a", "float32", ["x"], [2])
+    ds.delete_array("a")
+    assert ds.list_arrays() == [] and "a" not in ds
+    with pytest.raises(atlas.NotFoundError):
+        ds.delete_array("a")
+    with pytest.raises(KeyError):
+        ds["a"]
+
+
+def test_array_stats_are_current_without_a_flush(ds):
+    ds.define_array("a", "float32", ["x"], [6], fill_value=float("nan"))
+    assert ds.array_stats("a")["count"] == 0
+    ds.write_array("a", [0], np.array([1, 2, np.nan, 5], np.float32))
+    stats = ds.array_stats("a")
+    assert stats == {"row_count": 6, "null_count": 3, "min": 1.0, "max": 5.0, "count": 3, "sum": 8.0,
+                     "mean": pytest.approx(8 / 3)}
+    assert ds.array_stats("missing") is None
+    ds.define_array("t", "timestamp", ["x"], [2])
+    ds.write_array("t", [0], np.array(["2024-01-01", "2025-01-01"], dtype="datetime64[ns]"))
+    assert ds.array_stats("t")["max"] == np.datetime64("2025-01-01", "ns")
+
+
+@pytest.mark.parametrize("value,dtype,back", [
+    (True, None, True), (3, None, 3), (2.5, None, 2.5), ("text", None, "text"),
+    ([1, "a", [2.0]], None, [1, "a", [2.0]]), ({"k": {"n": 1}}, None, {"k": {"n": 1}}),
+    (np.int32(7), None, 7), (np.float32(0.5), None, 0.5), (np.array([1, 2]), None, [1, 2]),
+    (np.datetime64("2024-03-01T00:00:00", "s"), None, np.datetime64("2024-03-01", "ns")),
+    (5, "int8", 5), (5, "float32", 5.0), (5, "timestamp_nanoseconds", np.datetime64(5, "ns")),
+    (1, "bool", True), (12, "string", "12"), ("2024-03-01", None, "2024-03-01"),
+])
+def test_attributes_keep_their_type(ds, value, dtype, back):
+    ds.set_attribute("k", value, dtype)
+    got = ds.get_attribute("k")
+    assert got == back and type(got) is type(back)
+
+
+def test_attribute_errors_and_mapping_view(ds):
+    with pytest.raises(atlas.InvalidArgumentError):
+        ds.set_attribute("k", 300, dtype="int8")
+    with pytest.raises(atlas.InvalidArgumentError):
+        ds.set_attribute("k", 1, dtype="complex")
+    with pytest.raises(atlas.DTypeMismatchError):
+        ds.set_attribute("k", None)
+    with pytest.raises(atlas.InvalidNameError):
+        ds.set_attribute("", 1)
+    assert ds.get_attribute("missing") is None
+    ds.attrs["a"] = 1
+    ds.attrs.set("b", 2, dtype="int16")
+    assert dict(ds.attrs) == ds.attributes() == {"a": 1, "b": 2}
+    assert "a" in ds.attrs and len(ds.attrs) == 2
+    del ds.attrs["a"]
+    with pytest.raises(KeyError):
+        ds.attrs["a"]
+    with pytest.raises(atlas.NotFoundError):
+        ds.delete_attribute("a")

@@ -1,0 +1,130 @@
+"""Every error class: the hierarchy, and each raised by the failure it names."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+import atlas
+
+HIERARCHY = {
+    "NotFoundError": (atlas.AtlasError, KeyError),
+    "AlreadyExistsError": (atlas.AtlasError, FileExistsError),
+    "InvalidArgumentError": (atlas.AtlasError, ValueError),
+    "InvalidNameError": (atlas.InvalidArgumentError, ValueError),
+    "ShapeError": (atlas.InvalidArgumentError, ValueError),
+    "OutOfBoundsError": (atlas.ShapeError, ValueError, IndexError),
+    "DTypeMismatchError": (atlas.AtlasError, TypeError),
+    "LockedError": (atlas.AtlasError,),
+    "CorruptError": (atlas.AtlasError,),
+    "ChecksumMismatchError": (atlas.CorruptError,),
+    "UnsupportedVersionError": (atlas.AtlasError,),
+    "CodecError": (atlas.AtlasError,),
+    "StorageError": (atlas.AtlasError, OSError),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HIERARCHY))
+def test_each_class_is_an_atlas_error_and_its_builtin(name):
+    cls = getattr(atlas, name)
+    assert cls.__module__ == "atlas" and cls.__doc__
+    for base in HIERARCHY[name]:
+        assert issubclass(cls, base)
+    assert issubclass(atlas.AtlasError, Exception)
+
+
+def test_not_found_reads_as_written_and_is_a_key_error(store):
+    with pytest.raises(KeyError) as info:
+        store.open_dataset("nope")
+    assert isinstance(info.value, atlas.NotFoundError)
+    assert str(info.value) == "dataset not found: nope"
+
+
+def test_locked_by_another_writer(tmp_path):
+    first = atlas.Atlas.create(tmp_path / "s")
+    second = atlas.Atlas.open(tmp_path / "s")
+    first.create_dataset("a")  # takes the writer lock until its flush
+    with pytest.raises(atlas.LockedError):
+        second.create_dataset("b")
+    first.flush()
+    second.create_dataset("b")
+    second.flush()
+    assert atlas.Atlas.open(tmp_path / "s").list_datasets() == ["a", "b"]
+
+
+def _one_fragment(path):
+    data = os.path.join(path, "data")
+    (name,) = [n for n in os.listdir(data) if n.endswith(".frag")]
+    return os.path.join(data, name)
+
+
+def test_checksum_mismatch_names_the_damage(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s", codec="none", shuffle=False)
+    arr = store.create_dataset("d").define_array("a", "int64", ["x"], [1000])
+    values = np.arange(1000, dtype=np.int64) + 0x1122334455667788
+    arr[:] = values
+    store.flush()
+    fragment = _one_fragment(tmp_path / "s")
+    raw = bytearray(open(fragment, "rb").read())
+    at = raw.find(values[500:501].tobytes())
+    raw[at] ^= 0xFF
+    open(fragment, "wb").write(bytes(raw))
+    with pytest.raises(atlas.ChecksumMismatchError) as info:
+        atlas.Atlas.open(tmp_path / "s")["d"]["a"][:]
+    assert isinstance(info.value, atlas.CorruptError) and "d/a" in str(info.value)
+    report = atlas.Atlas.open(tmp_path / "s").verify()
+    assert report["blocks_checked"] == 1
+    assert isinstance(report["bad_blocks"][0]["error"], atlas.ChecksumMismatchError)
+
+
+def test_corrupt_metadata_and_truncated_fragments(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s")
+    store.create_dataset("d").define_array("a", "int64", ["x"], [10])[:] = np.arange(10)
+    store.flush()
+    fragment = _one_fragment(tmp_path / "s")
+    with open(fragment, "r+b") as f:
+        f.truncate(10)
+    with pytest.raises(atlas.CorruptError):
+        atlas.Atlas.open(tmp_path / "s")
+    with open(tmp_path / "s" / "atlas.json", "w") as f:
+        f.write("{ not json")
+    with pytest.raises(atlas.CorruptError):
+        atlas.Atlas.open(tmp_path / "s")
+
+
+def test_unsupported_version(tmp_path):
+    atlas.Atlas.create(tmp_path / "s")
+    meta_path = tmp_path / "s" / "atlas.json"
+    meta = json.loads(meta_path.read_text())
+    meta["format_version"] = 99
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(atlas.UnsupportedVersionError):
+        atlas.Atlas.open(tmp_path / "s")
+
+
+def test_storage_error_is_an_os_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OSError) as info:
+        atlas.Atlas.create(tmp_path / "file" / "sub")
+    assert isinstance(info.value, atlas.StorageError)
+
+
+def test_dtype_bounds_shape_and_name_errors(ds):
+    arr = ds.define_array("a", "float32", ["y", "x"], [4, 4])
+    with pytest.raises(atlas.DTypeMismatchError):
+        arr.write([0, 0], np.zeros((1, 1), np.int8))
+    with pytest.raises(atlas.OutOfBoundsError):
+        arr.write([3, 3], np.zeros((2, 2), np.float32))
+    with pytest.raises(atlas.OutOfBoundsError):
+        arr.read([0, 0], [5, 1])
+    with pytest.raises(atlas.ShapeError):
+        arr.read([0], [1])
+    with pytest.raises(atlas.ShapeError):
+        arr.write([0], np.zeros((1, 1), np.float32))
+    with pytest.raises(atlas.ShapeError):
+        arr.resize([4])
+    with pytest.raises(atlas.InvalidNameError):
+        ds.define_array("bad/name", "float32", ["x"], [1])
+    with pytest.raises(atlas.InvalidArgumentError):
+        arr.read([0, 0], [2**62, 2**62])

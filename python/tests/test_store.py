@@ -1,0 +1,168 @@
+"""Stores: create/open, the six metadata encodings, datasets, lifecycle, views."""
+
+import os
+
+import numpy as np
+import pytest
+
+import atlas
+
+def meta_files(path):
+    return sorted(f for f in os.listdir(path) if f.startswith("atlas.") and f != "atlas.lock")
+
+
+META = [(f, c) for f in ("json", "msgpack") for c in ("none", "zstd", "lz4")]
+
+
+@pytest.mark.parametrize("meta_format,meta_compression", META)
+def test_each_metadata_encoding_reopens_without_naming_it(tmp_path, meta_format, meta_compression):
+    path = tmp_path / "s"
+    with atlas.Atlas.create(path, meta_format=meta_format, meta_compression=meta_compression) as store:
+        ds = store.create_dataset("p")
+        ds.define_array("t", "float32", ["z"], [10]).write([0], np.arange(10, dtype=np.float32))
+        ds.set_attribute("station", "ST01")
+        store.set_attribute("title", "x")
+    ext = {"none": "", "zstd": ".zst", "lz4": ".lz4"}[meta_compression]
+    assert meta_files(path) == [f"atlas.{meta_format}{ext}"]
+    assert (path / f"atlas.{meta_format}{ext}").exists()
+    reopened = atlas.Atlas.open(str(path))
+    assert reopened.meta_file_name == f"atlas.{meta_format}{ext}"
+    assert reopened["p"].read_array("t").tolist() == list(range(10))
+    assert reopened["p"].get_attribute("station") == "ST01"
+    assert reopened.get_attribute("title") == "x"
+
+
+def test_aliases_of_atlas_python_010_are_accepted(tmp_path):
+    a = atlas.Atlas.create(tmp_path / "a", codec="uncompressed", meta_format="mp", meta_compression="uncompressed")
+    assert a.codec == "none" and a.meta_file_name == "atlas.msgpack"
+    b = atlas.Atlas.create(tmp_path / "b", codec="zstd:9")
+    assert b.codec == "zstd:9"
+    with pytest.raises(atlas.InvalidArgumentError):
+        atlas.Atlas.create(tmp_path / "c", codec="brotli")
+    with pytest.raises(ValueError):
+        atlas.Atlas.create(tmp_path / "d", meta_format="xml")
+    with pytest.raises(ValueError):
+        atlas.Atlas.create(tmp_path / "e", meta_compression="gzip")
+    with pytest.raises(ValueError):
+        atlas.Atlas.create(tmp_path / "f", codec="zstd:99")
+
+
+def test_create_refuses_an_existing_store_and_open_a_missing_one(tmp_path):
+    atlas.Atlas.create(tmp_path / "s")
+    with pytest.raises(atlas.AlreadyExistsError):
+        atlas.Atlas.create(tmp_path / "s")
+    with pytest.raises(FileExistsError):  # atlas-python 0.10 callers catch this
+        atlas.Atlas.create(tmp_path / "s")
+    with pytest.raises(atlas.NotFoundError):
+        atlas.Atlas.open(tmp_path / "missing")
+    with pytest.raises(TypeError):
+        atlas.Atlas.open(42)
+
+
+def test_datasets_list_exist_delete(store):
+    for name in ["b", "a", "c"]:
+        store.create_dataset(name)
+    assert store.list_datasets() == ["a", "b", "c"]
+    assert store.dataset_exists("a") and "a" in store and "zz" not in store
+    assert list(store) == ["a", "b", "c"] and len(store) == 3
+    store.delete_dataset("b")
+    assert store.list_datasets() == ["a", "c"]
+    with pytest.raises(KeyError):
+        store.open_dataset("b")
+    with pytest.raises(atlas.NotFoundError):
+        store["b"]
+    with pytest.raises(atlas.NotFoundError):
+        store.delete_dataset("b")
+    with pytest.raises(atlas.AlreadyExistsError):
+        store.create_dataset("a")
+    assert store.open_dataset("a").name == "a"
+
+
+def test_list_arrays_gives_distinct_names_over_datasets(store):
+    store.create_dataset("x").define_array("temp", "float32", ["z"], [3])
+    y = store.create_dataset("y")
+    y.define_array("temp", "float32", ["z"], [4])
+    y.define_array("psal", "float32", ["z"], [4])
+    assert store.list_arrays() == ["psal", "temp"]
+
+
+def test_context_manager_flushes_and_close_is_flush(tmp_path):
+    path = tmp_path / "s"
+    with atlas.Atlas.create(path) as store:
+        store.create_dataset("d").define_array("a", "int32", ["x"], [2]).write([0], np.array([1, 2], np.int32))
+        assert store.has_pending_changes
+    assert not store.has_pending_changes
+    assert atlas.Atlas.open(path)["d"].read_array("a").tolist() == [1, 2]
+    store["d"].write_array("a", [0], np.array([5, 6], np.int32))
+    store.close()
+    assert atlas.Atlas.open(path)["d"].read_array("a").tolist() == [5, 6]
+    store["d"]["a"][0] = 9  # still usable after close
+    store.flush()
+    assert atlas.Atlas.open(path)["d"]["a"][0] == 9
+
+
+def test_exit_flushes_even_when_the_block_raises(tmp_path):
+    path = tmp_path / "s"
+    with pytest.raises(RuntimeError):
+        with atlas.Atlas.create(path) as store:
+            store.create_dataset("kept")
+            raise RuntimeError("boom")
+    assert atlas.Atlas.open(path).list_datasets() == ["kept"]
+
+
+def test_refresh_sees_another_handles_flush(tmp_path):
+    writer = atlas.Atlas.create(tmp_path / "s")
+    reader = atlas.Atlas.open(tmp_path / "s")
+    writer.create_dataset("new")
+    writer.flush()
+    assert reader.list_datasets() == []
+    reader.refresh()
+    assert reader.list_datasets() == ["new"]
+
+
+def test_compact_reclaims_overwritten_blocks(store, ds):
+    arr = ds.define_array("a", "float64", ["x"], [1000], chunk_shape=[100])
+    for i in range(3):
+        arr[:] = np.full(1000, i, dtype=np.float64) + np.arange(1000)
+        store.flush()
+    report = store.compact()
+    assert report["fragments_before"] == 3 and report["fragments_after"] == 1
+    assert report["after_bytes"] < report["before_bytes"]
+    assert report["blocks_kept"] == 10
+    np.testing.assert_array_equal(arr[:], 2 + np.arange(1000))
+    reopened = atlas.Atlas.open(store.path)
+    np.testing.assert_array_equal(reopened["d"]["a"][:], 2 + np.arange(1000))
+
+
+def test_set_meta_format_converts_the_metadata_file(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s")
+    store.create_dataset("d")
+    store.set_meta_format("msgpack", "zstd")
+    store.flush()
+    assert meta_files(tmp_path / "s") == ["atlas.msgpack.zst"]
+    assert atlas.Atlas.open(tmp_path / "s").list_datasets() == ["d"]
+
+
+def test_repr_and_html_show_schema_codec_and_sizes(store, ds):
+    arr = ds.define_array("temp", "float32", ["t", "z"], [10, 20], chunk_shape=[5, 20])
+    arr[:] = np.ones((10, 20), np.float32)
+    ds.set_attribute("station", "ST01")
+    store.flush()
+    text = repr(store)
+    assert "datasets=1" in text and "zstd:3" in text and "atlas.json" in text
+    assert repr(ds) == "<atlas.DatasetView 'd' arrays=1>"
+    assert "float32" in repr(arr) and "(10, 20)" in repr(arr) and "(5, 20)" in repr(arr)
+    html = store._repr_html_()
+    for needle in ("temp", "float32", "10 x 20", "5 x 20", "zstd:3", "800 B", "on disk"):
+        assert needle in html, needle
+    assert "temp" in ds._repr_html_() and "ST01" in ds._repr_html_()
+    html = arr._repr_html_()
+    assert "fill value" in html and "200 / 0" in html
+
+
+def test_store_attributes(store):
+    store.set_attribute("created", np.datetime64("2024-03-01T00:00:00", "ns"))
+    store.attrs["version"] = 3
+    assert store.attributes() == {"created": np.datetime64("2024-03-01", "ns"), "version": 3}
+    store.delete_attribute("version")
+    assert store.get_attribute("version") is None

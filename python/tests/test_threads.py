@@ -1,0 +1,101 @@
+"""Threads: the GIL is released during I/O and codec work, and calls may run at once."""
+
+import threading
+import time
+
+import numpy as np
+
+import atlas
+
+
+def _big_store(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s", codec="zstd:9")
+    arr = store.create_dataset("d").define_array("a", "float64", ["t", "x"], [2048, 1024], chunk_shape=[64, 1024])
+    arr[...] = np.random.default_rng(0).random((2048, 1024))
+    store.flush()
+    return store, arr
+
+
+def test_other_python_threads_run_during_a_read(tmp_path):
+    store, arr = _big_store(tmp_path)
+    inside = threading.Event()
+    done = threading.Event()
+    seconds = []
+
+    def reader():
+        inside.set()
+        start = time.perf_counter()
+        for _ in range(3):
+            arr.read()
+        seconds.append(time.perf_counter() - start)
+        done.set()
+
+    # How fast this thread counts when nothing else runs.
+    start, n = time.perf_counter(), 0
+    while time.perf_counter() - start < 0.05:
+        n += 1
+    rate = n / (time.perf_counter() - start)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    inside.wait()
+    counted = 0
+    while not done.is_set():
+        counted += 1
+    thread.join()
+    # With the GIL held through the read this thread would count only in the few
+    # switch intervals around it; released, it counts for most of the read.
+    print("share of the read this thread ran:", counted / (rate * seconds[0]))
+    assert counted > 0.3 * rate * seconds[0], (counted, rate, seconds)
+
+
+def test_concurrent_reads_and_writes_from_many_threads(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s")
+    ds = store.create_dataset("d")
+    arrays = [ds.define_array(f"a{i}", "int32", ["x"], [50_000], chunk_shape=[4096]) for i in range(8)]
+    errors = []
+
+    def work(i):
+        try:
+            values = np.arange(50_000, dtype=np.int32) * (i + 1)
+            for _ in range(3):
+                arrays[i][:] = values
+                np.testing.assert_array_equal(arrays[i][:], values)
+                np.testing.assert_array_equal(ds.read_array(f"a{(i + 1) % 8}").shape, (50_000,))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    store.flush()
+    reopened = atlas.Atlas.open(tmp_path / "s")["d"]
+    for i in range(8):
+        np.testing.assert_array_equal(reopened[f"a{i}"][:], np.arange(50_000, dtype=np.int32) * (i + 1))
+
+
+def test_a_flush_in_one_thread_while_others_read(tmp_path):
+    store, arr = _big_store(tmp_path)
+    expected = arr[:64].copy()
+    stop = threading.Event()
+    failures = []
+
+    def read_loop():
+        while not stop.is_set():
+            if not np.array_equal(arr[:64], expected):
+                failures.append("changed")
+
+    readers = [threading.Thread(target=read_loop) for _ in range(3)]
+    for t in readers:
+        t.start()
+    other = store.create_dataset("e").define_array("b", "uint8", ["x"], [1 << 20])
+    for i in range(5):
+        other[:] = np.full(1 << 20, i, np.uint8)
+        store.flush()
+    stop.set()
+    for t in readers:
+        t.join()
+    assert not failures

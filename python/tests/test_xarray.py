@@ -1,0 +1,98 @@
+"""xarray round trips; skipped when xarray is not installed."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import atlas
+
+xr = pytest.importorskip("xarray")
+
+
+def sample_dataset():
+    rng = np.random.default_rng(3)
+    time = np.array(["2024-01-01", "2024-01-02", "2024-01-03"], dtype="datetime64[ns]")
+    temp = rng.random((3, 4, 5)).astype(np.float32)
+    temp[0, 0, 0] = np.nan
+    return xr.Dataset(
+        data_vars={
+            "temperature": (["time", "lat", "lon"], temp, {"units": "degC", "valid_range": [0.0, 40.0]}),
+            "count": (["time"], np.array([1, 2, 3], dtype=np.int16), {"_FillValue": np.int16(-1)}),
+            "station": (["lat"], np.array(["A", "B", "C", "D"], dtype=object)),
+            "flag": ((), np.bool_(True)),
+            "observed": (["time"], time + np.timedelta64(1, "h")),
+        },
+        coords={
+            "time": time,
+            "lat": np.linspace(-10, 10, 4),
+            "lon": np.arange(5, dtype=np.float32),
+            "label": ("lon", np.array(list("abcde"), dtype=object)),
+        },
+        attrs={"title": "test", "version": 2, "created": np.datetime64("2024-03-01T00:00:00", "ns")},
+    )
+
+
+def test_round_trip_is_identical(tmp_path):
+    ds = sample_dataset()
+    with atlas.Atlas.create(tmp_path / "s") as store:
+        store.add_xarray_dataset(ds, "run")
+    back = atlas.Atlas.open(tmp_path / "s").open_as_xarray_dataset("run").load()
+    xr.testing.assert_identical(back, ds)
+    view = atlas.Atlas.open(tmp_path / "s")["run"]
+    assert np.isnan(view.array_fill_value("temperature"))
+    assert view.array_fill_value("count") == -1
+    assert view.array_stats("temperature")["null_count"] == 1
+    assert view["temperature"].attrs["units"] == "degC"
+
+
+def test_accessor_chunks_and_fill_override(tmp_path):
+    ds = sample_dataset()
+    store = atlas.Atlas.create(tmp_path / "s")
+    ds.atlas.write(store, "a", chunks={"temperature": [1, 2, 5]}, fill_value={"temperature": -999.0})
+    assert store["a"]["temperature"].chunks == (1, 2, 5)
+    assert store["a"].array_fill_value("temperature") == -999.0
+    back = store.open_as_xarray_dataset("a").load()
+    np.testing.assert_array_equal(back["temperature"].values, ds["temperature"].values)
+
+
+def test_missing_strings_become_empty_with_a_warning(tmp_path):
+    ds = xr.Dataset({"s": (["x"], np.array(["a", None, np.nan], dtype=object))})
+    store = atlas.Atlas.create(tmp_path / "s")
+    with pytest.warns(UserWarning, match="missing strings"):
+        store.add_xarray_dataset(ds, "d")
+    assert store["d"].read_array("s").tolist() == ["a", "", ""]
+
+
+def test_open_many_stacks_along_a_new_dimension(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s")
+    names = []
+    for i in range(4):
+        ds = xr.Dataset(
+            {"t": (["z"], np.arange(6, dtype=np.float64) + i), "n": (["z"], np.array(list("abcdef"), dtype=object))},
+            coords={"z": np.arange(6) * 10},
+            attrs={"i": i},
+        )
+        store.add_xarray_dataset(ds, f"p{i}")
+        names.append(f"p{i}")
+    many = store.open_as_many_xarray_dataset(names, concat_dim="profile")
+    assert many["t"].dims == ("profile", "z") and many["t"].shape == (4, 6)
+    np.testing.assert_array_equal(many["t"].values[:, 0], [0, 1, 2, 3])
+    assert many["n"].values[2].tolist() == list("abcdef")
+    assert many["profile"].values.tolist() == names
+    assert many.attrs == {"i": 0}
+    with pytest.raises(atlas.InvalidArgumentError):
+        store.open_as_many_xarray_dataset([])
+
+
+def test_chunked_arrays_open_lazily_with_dask(tmp_path):
+    da = pytest.importorskip("dask.array")
+    ds = sample_dataset().chunk({"time": 1})
+    store = atlas.Atlas.create(tmp_path / "s")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        store.add_xarray_dataset(ds, "lazy")
+    assert store["lazy"]["temperature"].chunks == (1, 4, 5)
+    back = store.open_as_xarray_dataset("lazy")
+    assert isinstance(back["temperature"].data, da.Array)
+    xr.testing.assert_identical(back.load(), sample_dataset())
