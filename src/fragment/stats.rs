@@ -78,13 +78,14 @@ pub(crate) fn merge<'a>(dtype: DType, elems: u64, blocks: impl IntoIterator<Item
         if block.valid_count == 0 {
             continue;
         }
-        count += block.valid_count;
+        // Saturating: counts come from index entries, which a damaged store could inflate.
+        count = count.saturating_add(block.valid_count);
         sum += block.sum();
         let (lo, hi) = block.min_max(dtype);
         min = pick(min, lo, std::cmp::Ordering::Less);
         max = pick(max, hi, std::cmp::Ordering::Greater);
     }
-    ArrayStats::new(elems, count, min, max, sum)
+    ArrayStats::new(elems, count.min(elems), min, max, sum)
 }
 
 /// `candidate` if it compares `wanted` to `current`, else `current`.

@@ -65,10 +65,9 @@ pub(crate) fn parse_meta_file_name(name: &str) -> Option<(MetaFormat, MetaCompre
 
 /// Serialises and compresses a commit.
 pub(crate) fn encode_meta(meta: &StoreMeta, format: MetaFormat, compression: MetaCompression) -> Vec<u8> {
-    let plain = match format {
-        MetaFormat::Json => serde_json::to_vec(meta).expect("metadata serialises to JSON"),
-        MetaFormat::MsgPack => rmp_serde::to_vec_named(meta).expect("metadata serialises to msgpack"),
-    };
+    let mut meta = meta.clone();
+    meta.checksum = Some(content_checksum(&mut meta, format));
+    let plain = serialize(&meta, format);
     match compression {
         MetaCompression::None => plain,
         MetaCompression::Zstd => zstd::bulk::compress(&plain, 3).expect("zstd compresses to memory"),
@@ -107,9 +106,42 @@ pub(crate) fn decode_meta(
     if probe.format_version > FORMAT_VERSION || probe.format_version == 0 {
         return Err(MetaDecodeError::Unsupported(probe.format_version));
     }
-    let meta: StoreMeta = parse(&plain, format).map_err(MetaDecodeError::Corrupt)?;
+    let mut meta: StoreMeta = parse(&plain, format).map_err(MetaDecodeError::Corrupt)?;
+    // A JSON file without a checksum was written by hand (Atlas always writes one) and is
+    // taken as it is: one damaged byte of JSON cannot both drop the field and change a value.
+    // In MessagePack it can (a damaged map length leaves the last field unread), and nobody
+    // writes MessagePack by hand, so there the checksum is required.
+    if meta.checksum.is_none() && format == MetaFormat::MsgPack {
+        return Err(MetaDecodeError::Corrupt("msgpack metadata has no checksum".into()));
+    }
+    let computed = content_checksum(&mut meta, format);
+    if let Some(recorded) = meta.checksum
+        && computed != recorded
+    {
+        return Err(MetaDecodeError::Corrupt(format!(
+            "metadata checksum mismatch: recorded {recorded:#018x}, computed {computed:#018x}"
+        )));
+    }
     meta.check().map_err(MetaDecodeError::Corrupt)?;
     Ok(meta)
+}
+
+/// The checksum of a commit: xxh3-64 of its plain encoding without the `checksum` field.
+/// Serialisation is deterministic (fixed field order, sorted maps, shortest round-trip
+/// floats), so a reader re-encoding what it parsed gets the writer's bytes back exactly;
+/// any flipped bit that still parses changes a value and so the checksum.
+fn content_checksum(meta: &mut StoreMeta, format: MetaFormat) -> u64 {
+    let recorded = meta.checksum.take();
+    let sum = xxhash_rust::xxh3::xxh3_64(&serialize(meta, format));
+    meta.checksum = recorded;
+    sum
+}
+
+fn serialize(meta: &StoreMeta, format: MetaFormat) -> Vec<u8> {
+    match format {
+        MetaFormat::Json => serde_json::to_vec(meta).expect("metadata serialises to JSON"),
+        MetaFormat::MsgPack => rmp_serde::to_vec_named(meta).expect("metadata serialises to msgpack"),
+    }
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(plain: &[u8], format: MetaFormat) -> Result<T, String> {
@@ -151,7 +183,9 @@ mod tests {
         meta.datasets.insert("run42".into(), crate::meta::DatasetMeta::default());
         for (format, compression) in ALL_ENCODINGS {
             let bytes = encode_meta(&meta, format, compression);
-            let back = decode_meta(&bytes, format, compression).unwrap();
+            let mut back = decode_meta(&bytes, format, compression).unwrap();
+            assert!(back.checksum.is_some());
+            back.checksum = None;
             assert_eq!(back, meta);
             assert_eq!(parse_meta_file_name(meta_file_name(format, compression)), Some((format, compression)));
         }
@@ -167,6 +201,21 @@ mod tests {
             decode_meta(&bytes, MetaFormat::Json, MetaCompression::None),
             Err(MetaDecodeError::Unsupported(99))
         ));
+    }
+
+    #[test]
+    fn a_changed_value_that_still_parses_fails_the_checksum() {
+        let mut meta = StoreMeta::new(Codec::default(), Shuffle::Auto);
+        meta.generation = 12;
+        let text = String::from_utf8(encode_meta(&meta, MetaFormat::Json, MetaCompression::None)).unwrap();
+        let edited = text.replace("\"generation\":12", "\"generation\":13");
+        assert_ne!(edited, text);
+        let err = decode_meta(edited.as_bytes(), MetaFormat::Json, MetaCompression::None);
+        assert!(matches!(err, Err(MetaDecodeError::Corrupt(detail)) if detail.contains("checksum")));
+        // Without the field (hand-written metadata) the file is taken as it is.
+        let unsealed = edited.split(",\"checksum\"").next().unwrap().to_string() + "}";
+        let meta = decode_meta(unsealed.as_bytes(), MetaFormat::Json, MetaCompression::None).unwrap();
+        assert_eq!((meta.generation, meta.checksum), (13, None));
     }
 
     #[test]

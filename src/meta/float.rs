@@ -60,3 +60,24 @@ impl Visitor<'_> for FloatVisitor {
         }
     }
 }
+
+/// The same encoding for an optional float (`null` for `None`).
+pub(crate) mod option {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialises `None` as null, a value as [`super::serialize`] does.
+    #[allow(clippy::ref_option)] // the signature serde's `with` attribute calls
+    pub(crate) fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => super::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Accepts null or what [`super::deserialize`] accepts.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(with = "super")] f64);
+        Ok(Option::<Wrapped>::deserialize(d)?.map(|Wrapped(v)| v))
+    }
+}

@@ -42,6 +42,10 @@ pub(crate) struct StoreMeta {
     pub datasets: BTreeMap<String, DatasetMeta>,
     /// Committed fragments, oldest first; a later fragment's block wins for a chunk.
     pub fragments: Vec<FragmentMeta>,
+    /// xxh3-64 of this file's plain encoding with `checksum` left out (docs/FORMAT.md,
+    /// "Metadata checksum"); set when the file is written, checked when it is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<u64>,
 }
 
 /// One dataset of the registry.
@@ -193,6 +197,7 @@ impl StoreMeta {
             attributes: Attributes::new(),
             datasets: BTreeMap::new(),
             fragments: Vec::new(),
+            checksum: None,
         }
     }
 

@@ -24,6 +24,7 @@ pub struct ArrayStats {
     #[serde(with = "super::float")]
     pub sum: f64,
     /// `sum / count`, if `count > 0`.
+    #[serde(with = "super::float::option")]
     pub mean: Option<f64>,
 }
 

@@ -95,8 +95,11 @@ fn read_json_meta(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path.join("atlas.json")).unwrap()).unwrap()
 }
 
+/// Writes hand-edited metadata; without its checksum field, as a hand-written file is.
 fn write_json_meta(path: &Path, meta: &Value) {
-    std::fs::write(path.join("atlas.json"), serde_json::to_vec(meta).unwrap()).unwrap();
+    let mut meta = meta.clone();
+    meta.as_object_mut().expect("metadata is an object").remove("checksum");
+    std::fs::write(path.join("atlas.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
 }
 
 /// Opens the store and reads everything, returning the first error; fails the test on a
@@ -415,9 +418,6 @@ fn a_block_claiming_the_largest_raw_length_costs_at_most_one_chunk_buffer() {
 }
 
 #[test]
-#[ignore = "bug: State::array_stats merges index entries with `count += valid_count`, so index \
-            entries whose valid counts sum past u64::MAX panic (attempt to add with overflow) in \
-            debug builds and give a wrapped count in release"]
 fn index_entries_whose_valid_counts_overflow_give_an_error_not_a_panic() {
     let dir = test_dir!();
     let path = dir.store();
