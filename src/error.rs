@@ -137,6 +137,18 @@ pub enum Error {
         /// The checksum of the decoded bytes.
         found: u64,
     },
+    /// A file asks for more than a configured limit allows (`OpenOptions::limits`).
+    #[error("{path}: {what} is {found}, over the limit of {limit}")]
+    LimitExceeded {
+        /// The file.
+        path: PathBuf,
+        /// What was measured.
+        what: String,
+        /// The configured limit.
+        limit: u64,
+        /// The value found.
+        found: u64,
+    },
     /// A codec failed to encode or decode a block.
     #[error("{codec} codec failed: {detail}")]
     Codec {

@@ -54,10 +54,11 @@ pub mod testing {
 
 pub use error::{EntityKind, Error, Result};
 pub use meta::{
-    ArrayMeta, ArrayStats, AttrValue, Attributes, BlockStats, Codec, DType, MetaCompression, MetaFormat, Scalar,
-    Shuffle,
+    ArrayMeta, ArrayStats, AttrValue, Attributes, BlockStats, Codec, DType, Limits, MetaCompression, MetaFormat,
+    Scalar, Shuffle,
 };
 pub use store::{
     ArrayHandle, ArraySpec, Atlas, Attrs, BadBlock, Batch, BlockCodec, BlockInfo, CompactReport, DEFAULT_CHUNK_BYTES,
-    Dataset, Element, ReadOptions, StoreConfig, VerifyReport, compress_batch, decompress_batch, default_chunk_shape,
+    Dataset, Element, OpenOptions, ReadOptions, StoreConfig, VerifyReport, compress_batch, decompress_batch,
+    default_chunk_shape,
 };

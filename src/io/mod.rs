@@ -52,11 +52,15 @@ pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
 }
 
 /// Reads a whole file, refusing one longer than `max_bytes` before allocating.
+///
+/// # Errors
+/// [`Error::LimitExceeded`] for a longer file; [`Error::Io`].
 pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
     let file = File::open(path).map_err(io_err(path, "open"))?;
     let len = file.metadata().map_err(io_err(path, "stat"))?.len();
     if len > max_bytes {
-        return Err(Error::corrupt(path, format!("{len} bytes is over the limit of {max_bytes}")));
+        let what = "file length".to_string();
+        return Err(Error::LimitExceeded { path: path.to_path_buf(), what, limit: max_bytes, found: len });
     }
     let mut bytes = vec![0; usize::try_from(len).expect("len <= max_bytes fits in memory")];
     file.read_exact_at(&mut bytes, 0).map_err(io_err(path, "read"))?;

@@ -86,6 +86,8 @@ pub(crate) enum MetaDecodeError {
     Corrupt(String),
     /// A newer format version than this build reads.
     Unsupported(u32),
+    /// Decompresses to more than the limit (found at least `limit + 1` bytes).
+    TooLarge { limit: u64, found: u64 },
 }
 
 /// The one field read before the rest, so a newer format is reported as such rather than
@@ -100,8 +102,9 @@ pub(crate) fn decode_meta(
     bytes: &[u8],
     format: MetaFormat,
     compression: MetaCompression,
+    max_bytes: u64,
 ) -> Result<StoreMeta, MetaDecodeError> {
-    let plain = decompress(bytes, compression).map_err(MetaDecodeError::Corrupt)?;
+    let plain = decompress(bytes, compression, max_bytes)?;
     let probe: VersionProbe = parse(&plain, format).map_err(MetaDecodeError::Corrupt)?;
     if probe.format_version > FORMAT_VERSION || probe.format_version == 0 {
         return Err(MetaDecodeError::Unsupported(probe.format_version));
@@ -157,16 +160,21 @@ fn parse<T: for<'de> Deserialize<'de>>(plain: &[u8], format: MetaFormat) -> Resu
     }
 }
 
-fn decompress(bytes: &[u8], compression: MetaCompression) -> Result<Vec<u8>, String> {
+fn decompress(bytes: &[u8], compression: MetaCompression, max_bytes: u64) -> Result<Vec<u8>, MetaDecodeError> {
     let reader: Box<dyn Read + '_> = match compression {
         MetaCompression::None => return Ok(bytes.to_vec()),
-        MetaCompression::Zstd => Box::new(zstd::stream::Decoder::new(bytes).map_err(|e| format!("zstd: {e}"))?),
+        MetaCompression::Zstd => {
+            Box::new(zstd::stream::Decoder::new(bytes).map_err(|e| MetaDecodeError::Corrupt(format!("zstd: {e}")))?)
+        }
         MetaCompression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(bytes)),
     };
     let mut plain = Vec::new();
-    reader.take(MAX_META_BYTES + 1).read_to_end(&mut plain).map_err(|e| format!("cannot decompress metadata: {e}"))?;
-    if plain.len() as u64 > MAX_META_BYTES {
-        return Err(format!("decompressed metadata is over the limit of {MAX_META_BYTES} bytes"));
+    reader
+        .take(max_bytes.saturating_add(1))
+        .read_to_end(&mut plain)
+        .map_err(|e| MetaDecodeError::Corrupt(format!("cannot decompress metadata: {e}")))?;
+    if plain.len() as u64 > max_bytes {
+        return Err(MetaDecodeError::TooLarge { limit: max_bytes, found: plain.len() as u64 });
     }
     Ok(plain)
 }
@@ -183,7 +191,7 @@ mod tests {
         meta.datasets.insert("run42".into(), crate::meta::DatasetMeta::default());
         for (format, compression) in ALL_ENCODINGS {
             let bytes = encode_meta(&meta, format, compression);
-            let mut back = decode_meta(&bytes, format, compression).unwrap();
+            let mut back = decode_meta(&bytes, format, compression, MAX_META_BYTES).unwrap();
             assert!(back.checksum.is_some());
             back.checksum = None;
             assert_eq!(back, meta);
@@ -198,7 +206,7 @@ mod tests {
         meta.format_version = 99;
         let bytes = encode_meta(&meta, MetaFormat::Json, MetaCompression::None);
         assert!(matches!(
-            decode_meta(&bytes, MetaFormat::Json, MetaCompression::None),
+            decode_meta(&bytes, MetaFormat::Json, MetaCompression::None, MAX_META_BYTES),
             Err(MetaDecodeError::Unsupported(99))
         ));
     }
@@ -210,11 +218,11 @@ mod tests {
         let text = String::from_utf8(encode_meta(&meta, MetaFormat::Json, MetaCompression::None)).unwrap();
         let edited = text.replace("\"generation\":12", "\"generation\":13");
         assert_ne!(edited, text);
-        let err = decode_meta(edited.as_bytes(), MetaFormat::Json, MetaCompression::None);
+        let err = decode_meta(edited.as_bytes(), MetaFormat::Json, MetaCompression::None, MAX_META_BYTES);
         assert!(matches!(err, Err(MetaDecodeError::Corrupt(detail)) if detail.contains("checksum")));
         // Without the field (hand-written metadata) the file is taken as it is.
         let unsealed = edited.split(",\"checksum\"").next().unwrap().to_string() + "}";
-        let meta = decode_meta(unsealed.as_bytes(), MetaFormat::Json, MetaCompression::None).unwrap();
+        let meta = decode_meta(unsealed.as_bytes(), MetaFormat::Json, MetaCompression::None, MAX_META_BYTES).unwrap();
         assert_eq!((meta.generation, meta.checksum), (13, None));
     }
 
@@ -222,7 +230,10 @@ mod tests {
     fn garbage_is_corrupt_in_every_encoding() {
         for (format, compression) in ALL_ENCODINGS {
             for bytes in [&b""[..], b"\xff\x00garbage", b"{\"format_version\":1}"] {
-                assert!(matches!(decode_meta(bytes, format, compression), Err(MetaDecodeError::Corrupt(_))));
+                assert!(matches!(
+                    decode_meta(bytes, format, compression, MAX_META_BYTES),
+                    Err(MetaDecodeError::Corrupt(_))
+                ));
             }
         }
     }

@@ -7,6 +7,7 @@ mod codec;
 mod dtype;
 mod file;
 pub(crate) mod float;
+mod limits;
 mod name;
 mod scalar;
 mod schema;
@@ -16,13 +17,12 @@ pub use attr::{AttrValue, Attributes};
 pub use codec::{Codec, Shuffle};
 pub use dtype::DType;
 pub use file::{MetaCompression, MetaFormat};
+pub use limits::Limits;
 pub use scalar::Scalar;
 pub use schema::ArrayMeta;
 pub use stats::{ArrayStats, BlockStats};
 
-pub(crate) use file::{
-    MAX_META_BYTES, MetaDecodeError, decode_meta, encode_meta, meta_file_name, parse_meta_file_name,
-};
+pub(crate) use file::{MetaDecodeError, decode_meta, encode_meta, meta_file_name, parse_meta_file_name};
 pub(crate) use name::{validate_attribute_key, validate_name};
 pub(crate) use schema::{
     DatasetMeta, FORMAT_VERSION, FragmentMeta, MAX_ATTR_DEPTH, MAX_CHUNK_BYTES, MAX_DICTIONARY_BYTES, MAX_NDIM,

@@ -2,7 +2,7 @@
 //! `define_array`, [`ReadOptions`] for reads, and the [`Element`] types arrays hold.
 
 use crate::error::Result;
-use crate::meta::{Codec, DType, MetaCompression, MetaFormat, Scalar, Shuffle};
+use crate::meta::{Codec, DType, Limits, MetaCompression, MetaFormat, Scalar, Shuffle};
 
 /// How a new store encodes its blocks and its metadata file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -15,6 +15,22 @@ pub struct StoreConfig {
     pub meta_format: MetaFormat,
     /// Metadata compression (none unless set).
     pub meta_compression: MetaCompression,
+}
+
+/// Options of [`Atlas::open_with`](crate::Atlas::open_with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct OpenOptions {
+    /// What reading the store's files may cost.
+    pub limits: Limits,
+}
+
+impl OpenOptions {
+    /// Options with these limits.
+    #[must_use]
+    pub fn with_limits(limits: Limits) -> Self {
+        Self { limits }
+    }
 }
 
 /// Options of one read.

@@ -7,7 +7,7 @@ use super::snapshot::Snapshot;
 use crate::error::{EntityKind, Error, Result};
 use crate::io;
 use crate::meta::{
-    self, FragmentMeta, MetaCompression, MetaDecodeError, MetaFormat, StoreMeta, decode_meta, encode_meta,
+    self, FragmentMeta, Limits, MetaCompression, MetaDecodeError, MetaFormat, StoreMeta, decode_meta, encode_meta,
     meta_file_name, parse_meta_file_name,
 };
 
@@ -31,10 +31,10 @@ pub(crate) struct Loaded {
 /// # Errors
 /// [`Error::NotFound`] when `dir` holds no metadata file; [`Error::Corrupt`] or
 /// [`Error::UnsupportedVersion`] when any metadata file present does not decode.
-pub(crate) fn load(dir: &Path) -> Result<Loaded> {
+pub(crate) fn load(dir: &Path, limits: &Limits) -> Result<Loaded> {
     let mut attempt = 1;
     loop {
-        let (meta, encoding) = read_newest_meta(dir)?;
+        let (meta, encoding) = read_newest_meta(dir, limits)?;
         match Snapshot::load(&dir.join(DATA_DIR), &meta.fragments) {
             Ok(snapshot) => return Ok(Loaded { meta, encoding, snapshot }),
             // A compaction committed after the metadata was read and removed the fragments
@@ -42,7 +42,7 @@ pub(crate) fn load(dir: &Path) -> Result<Loaded> {
             Err(e)
                 if is_not_found(&e)
                     && attempt < LOAD_ATTEMPTS
-                    && newest_generation(dir).is_ok_and(|g| g != meta.generation) =>
+                    && newest_generation(dir, limits).is_ok_and(|g| g != meta.generation) =>
             {
                 attempt += 1;
             }
@@ -61,8 +61,8 @@ fn is_not_found(e: &Error) -> bool {
 }
 
 /// The generation of the newest commit on disk (cheaper than [`load`]: no fragments).
-pub(crate) fn newest_generation(dir: &Path) -> Result<u64> {
-    Ok(read_newest_meta(dir)?.0.generation)
+pub(crate) fn newest_generation(dir: &Path, limits: &Limits) -> Result<u64> {
+    Ok(read_newest_meta(dir, limits)?.0.generation)
 }
 
 /// Decodes every metadata file present and keeps the highest generation. Two files exist only
@@ -72,17 +72,17 @@ pub(crate) fn newest_generation(dir: &Path) -> Result<u64> {
 ///
 /// A listed file that is gone when it is read was removed by a writer after committing a
 /// newer file under another name (a format change): the listing starts over.
-fn read_newest_meta(dir: &Path) -> Result<(StoreMeta, (MetaFormat, MetaCompression))> {
+fn read_newest_meta(dir: &Path, limits: &Limits) -> Result<(StoreMeta, (MetaFormat, MetaCompression))> {
     let mut attempt = 1;
     loop {
-        match read_newest_meta_once(dir) {
+        match read_newest_meta_once(dir, limits) {
             Err(e) if is_not_found(&e) && attempt < LOAD_ATTEMPTS => attempt += 1,
             result => return result,
         }
     }
 }
 
-fn read_newest_meta_once(dir: &Path) -> Result<(StoreMeta, (MetaFormat, MetaCompression))> {
+fn read_newest_meta_once(dir: &Path, limits: &Limits) -> Result<(StoreMeta, (MetaFormat, MetaCompression))> {
     if !io::is_dir(dir) {
         return Err(Error::not_found(EntityKind::Store, dir.display().to_string()));
     }
@@ -90,16 +90,39 @@ fn read_newest_meta_once(dir: &Path) -> Result<(StoreMeta, (MetaFormat, MetaComp
     for name in io::list_dir(dir)? {
         let Some((format, compression)) = parse_meta_file_name(&name) else { continue };
         let path = dir.join(&name);
-        let bytes = io::read_file(&path, meta::MAX_META_BYTES)?;
-        let meta = decode_meta(&bytes, format, compression).map_err(|e| match e {
+        let bytes = io::read_file(&path, limits.max_meta_bytes)?;
+        let meta = decode_meta(&bytes, format, compression, limits.max_meta_bytes).map_err(|e| match e {
             MetaDecodeError::Corrupt(detail) => Error::corrupt(&path, detail),
             MetaDecodeError::Unsupported(found) => Error::UnsupportedVersion { found, max: meta::FORMAT_VERSION },
+            MetaDecodeError::TooLarge { limit, found } => {
+                let what = "decompressed metadata length".to_string();
+                Error::LimitExceeded { path: path.clone(), what, limit, found }
+            }
+        })?;
+        check_chunk_limit(&meta, limits.max_chunk_bytes).map_err(|(what, found)| Error::LimitExceeded {
+            path: path.clone(),
+            what,
+            limit: limits.max_chunk_bytes,
+            found,
         })?;
         if newest.as_ref().is_none_or(|(m, _)| meta.generation > m.generation) {
             newest = Some((meta, (format, compression)));
         }
     }
     newest.ok_or_else(|| Error::not_found(EntityKind::Store, dir.display().to_string()))
+}
+
+/// Refuses a commit with an array whose raw chunk is over `max_chunk_bytes` (what reading
+/// one of its blocks would allocate); returns what and how much.
+fn check_chunk_limit(meta: &StoreMeta, max_chunk_bytes: u64) -> std::result::Result<(), (String, u64)> {
+    for (ds_name, ds) in &meta.datasets {
+        for (name, array) in &ds.arrays {
+            if array.chunk_bytes() > max_chunk_bytes {
+                return Err((format!("raw chunk length of array {ds_name}/{name}"), array.chunk_bytes()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes `meta` as the store's metadata file (temp, fsync, rename). Returning `Ok` is the

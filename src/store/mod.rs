@@ -22,7 +22,7 @@ use std::sync::Arc;
 pub use array::ArrayHandle;
 pub use attrs::Attrs;
 pub use batch::{Batch, compress_batch, decompress_batch};
-pub use config::{ArraySpec, DEFAULT_CHUNK_BYTES, Element, ReadOptions, StoreConfig, default_chunk_shape};
+pub use config::{ArraySpec, DEFAULT_CHUNK_BYTES, Element, OpenOptions, ReadOptions, StoreConfig, default_chunk_shape};
 pub use dataset::Dataset;
 pub use inspect::{BadBlock, BlockCodec, BlockInfo, VerifyReport};
 pub use maintenance::CompactReport;
@@ -73,9 +73,19 @@ impl Atlas {
     /// [`Error::NotFound`] if `path` holds no store; [`Error::Corrupt`] or
     /// [`Error::UnsupportedVersion`] if its metadata or a fragment cannot be read.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, &OpenOptions::default())
+    }
+
+    /// Opens the store in `path` with `options`, e.g. lower [`Limits`] for an untrusted
+    /// store.
+    ///
+    /// # Errors
+    /// As [`Atlas::open`], and [`Error::LimitExceeded`] when a file asks for more than the
+    /// limits allow (checked before allocating).
+    pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self> {
         let dir = path.as_ref().to_path_buf();
-        let loaded = disk::load(&dir)?;
-        Ok(Self { inner: Arc::new(Inner::new(dir, loaded)) })
+        let loaded = disk::load(&dir, &options.limits)?;
+        Ok(Self { inner: Arc::new(Inner::new(dir, options.limits, loaded)) })
     }
 
     /// The store's directory.

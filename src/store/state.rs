@@ -14,12 +14,16 @@ use crate::error::{EntityKind, Error, Result};
 use crate::fragment::FragmentReader;
 use crate::fragment::{BlockEntry, merge};
 use crate::io::{self, WriterLock};
-use crate::meta::{ArrayMeta, ArrayStats, DatasetMeta, MetaCompression, MetaFormat, StoreMeta, checked_product};
+use crate::meta::{
+    ArrayMeta, ArrayStats, DatasetMeta, Limits, MetaCompression, MetaFormat, StoreMeta, checked_product,
+};
 
 /// One opened store, shared by all its handles.
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub dir: PathBuf,
+    /// What reading this store's files may cost.
+    pub limits: Limits,
     state: RwLock<State>,
 }
 
@@ -36,9 +40,9 @@ pub(crate) struct State {
 }
 
 impl Inner {
-    pub(crate) fn new(dir: PathBuf, loaded: disk::Loaded) -> Self {
+    pub(crate) fn new(dir: PathBuf, limits: Limits, loaded: disk::Loaded) -> Self {
         let state = State { meta: loaded.meta, encoding: loaded.encoding, committed: loaded.snapshot, session: None };
-        Self { dir, state: RwLock::new(state) }
+        Self { dir, limits, state: RwLock::new(state) }
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -64,8 +68,8 @@ impl Inner {
     pub(crate) fn begin_change(&self, state: &mut State) -> Result<()> {
         if state.session.is_none() {
             let lock = WriterLock::try_acquire(&self.dir.join(LOCK_FILE), &self.dir)?;
-            if disk::newest_generation(&self.dir)? != state.meta.generation {
-                let loaded = disk::load(&self.dir)?;
+            if disk::newest_generation(&self.dir, &self.limits)? != state.meta.generation {
+                let loaded = disk::load(&self.dir, &self.limits)?;
                 state.meta = loaded.meta;
                 state.encoding = loaded.encoding;
                 state.committed = loaded.snapshot;
@@ -80,8 +84,8 @@ impl Inner {
     /// writer lock, so nothing newer can exist and this is a no-op.
     pub(crate) fn refresh(&self) -> Result<()> {
         let mut state = self.write();
-        if state.session.is_none() && disk::newest_generation(&self.dir)? != state.meta.generation {
-            let loaded = disk::load(&self.dir)?;
+        if state.session.is_none() && disk::newest_generation(&self.dir, &self.limits)? != state.meta.generation {
+            let loaded = disk::load(&self.dir, &self.limits)?;
             state.meta = loaded.meta;
             state.encoding = loaded.encoding;
             state.committed = loaded.snapshot;

@@ -317,7 +317,7 @@ fn a_metadata_file_claiming_two_gibibytes_is_refused_before_it_is_read() {
         file.set_len(2 << 30).unwrap();
         drop(file);
         let (result, largest, took) = largest_allocation_during(&mut dir, || Atlas::open(&path).map(drop));
-        assert_err!(result, Error::Corrupt { .. });
+        assert_err!(result, Error::LimitExceeded { found, .. } if found == 2 << 30);
         assert!(largest < LARGE_BYTES && took < QUICK, "{name}: {largest} bytes, {took:?}");
     }
 }
@@ -584,4 +584,32 @@ fn a_store_created_with_a_hostile_path_component_stays_where_the_path_says() {
     store.flush().unwrap();
     assert!(dir.join("inner/atlas.json").exists());
     assert_eq!(util::names(&dir.join("sub")), Vec::<String>::new());
+}
+
+#[test]
+fn lowered_limits_refuse_a_large_metadata_file_and_large_chunks_before_reading_them() {
+    use atlas::{Limits, OpenOptions};
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("big", ArraySpec::new(atlas::DType::Float64, [1 << 16]).chunk_shape([1 << 16])).unwrap();
+    store.attrs().set("note", "x".repeat(4096)).unwrap();
+    store.flush().unwrap();
+    drop((ds, store));
+
+    let mut limits = Limits::default();
+    limits.max_meta_bytes = 1024;
+    let refused = Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits));
+    assert_err!(refused, Error::LimitExceeded { limit: 1024, .. });
+    let mut limits = Limits::default();
+    limits.max_chunk_bytes = 64 << 10;
+    match Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits)) {
+        Err(Error::LimitExceeded { what, limit, found, .. }) => {
+            assert!(what.contains("d/big"), "{what}");
+            assert_eq!((limit, found), (64 << 10, 8 << 16));
+        }
+        other => panic!("expected LimitExceeded, got {other:?}"),
+    }
+    // The defaults open it.
+    Atlas::open_with(dir.store(), &OpenOptions::default()).unwrap();
 }

@@ -1,0 +1,23 @@
+//! [`Limits`]: how much a store's files may make Atlas allocate when they are read.
+
+use super::file::MAX_META_BYTES;
+use super::schema::MAX_CHUNK_BYTES;
+
+/// Bounds on what reading a store may cost, checked before any allocation they bound. A
+/// file asking for more is refused with `Error::LimitExceeded`. The defaults are the format's
+/// maxima; lower them to open untrusted stores cheaply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest metadata file, on disk and decompressed (default 1 GiB).
+    pub max_meta_bytes: u64,
+    /// Largest raw chunk of any array (default 256 MiB, the format's maximum): a block read
+    /// never allocates more than this per thread.
+    pub max_chunk_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_meta_bytes: MAX_META_BYTES, max_chunk_bytes: MAX_CHUNK_BYTES }
+    }
+}
