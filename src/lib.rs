@@ -27,11 +27,14 @@
 //! ```
 //!
 //! # Features
-//! None yet; the crate builds with no system libraries beyond a C compiler (for zstd).
+//! - `test-util`: I/O fault injection for tests (the `testing` module). Off by default.
+//!
+//! The crate builds with no system libraries beyond a C compiler (for zstd).
 //!
 //! # Design
-//! docs/ARCHITECTURE.md (rooms, read and write paths, threads, invariants) and
-//! docs/FORMAT.md (every byte on disk and the commit protocol).
+//! docs/ARCHITECTURE.md (rooms, read and write paths, threads, invariants),
+//! docs/FORMAT.md (every byte on disk and the commit protocol) and docs/GUARANTEES.md
+//! (durability, crash, concurrency and limits, and how each is tested).
 //! Atlas runs on little-endian hosts only; the on-disk format is little-endian.
 
 #[cfg(target_endian = "big")]
