@@ -76,7 +76,7 @@ impl Atlas {
         Self::open_with(path, &OpenOptions::default())
     }
 
-    /// Opens the store in `path` with `options`, e.g. lower [`Limits`] for an untrusted
+    /// Opens the store in `path` with `options`, e.g. lower [`Limits`](crate::Limits) for an untrusted
     /// store.
     ///
     /// # Errors
