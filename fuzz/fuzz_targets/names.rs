@@ -23,7 +23,12 @@ fn name_allowed(name: &str) -> bool {
 }
 
 fn key_allowed(key: &str) -> bool {
-    !key.is_empty() && key.len() <= 255 && !key.chars().any(char::is_control)
+    !key.is_empty()
+        && key.len() <= 255
+        && !key.chars().any(char::is_control)
+        && !key.contains(['/', '\\'])
+        && key != "."
+        && key != ".."
 }
 
 fn fresh_store(jail: &Path) -> Atlas {

@@ -31,8 +31,10 @@ pub(crate) fn validate_name(kind: EntityKind, name: &str) -> Result<()> {
     }
 }
 
-/// Checks an attribute key: non-empty, at most 255 bytes, no control characters. Keys never
-/// become paths, so `.` and `/` are allowed.
+/// Checks an attribute key: non-empty, at most 255 bytes, no control characters, no `/` or
+/// `\\`, not `.` or `..`. Keys never become paths, but refusing path-like keys keeps every
+/// name in a store to one rule a tool can trust. Leading `_` and `.` are allowed (netCDF's
+/// `_FillValue`).
 ///
 /// # Errors
 /// [`Error::InvalidName`] saying which rule the key breaks.
@@ -43,6 +45,10 @@ pub(crate) fn validate_attribute_key(key: &str) -> Result<()> {
         Some("it is longer than 255 bytes")
     } else if key.chars().any(char::is_control) {
         Some("it contains a control character")
+    } else if key.contains(['/', '\\']) {
+        Some("it contains a path separator")
+    } else if key == "." || key == ".." {
+        Some("it is a relative path")
     } else {
         None
     };
@@ -72,7 +78,10 @@ mod tests {
         for good in ["run42", "temp", "a.b", "x-y", "\u{00e9}t\u{00e9}", &"a".repeat(255)] {
             validate_name(EntityKind::Array, good).unwrap();
         }
-        validate_attribute_key("units.long/name").unwrap();
-        assert!(validate_attribute_key("").is_err());
+        validate_attribute_key("units.long_name").unwrap();
+        validate_attribute_key("_FillValue").unwrap();
+        for bad in ["", "..", "a/b", "/abs", "C:\\x", "nul\0"] {
+            assert!(validate_attribute_key(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 }

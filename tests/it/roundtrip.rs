@@ -506,7 +506,7 @@ fn every_attr() -> Vec<(&'static str, AttrValue)> {
         ("list_empty", AttrValue::List(vec![])),
         ("map", AttrValue::Map(map)),
         ("map_empty", AttrValue::Map(Default::default())),
-        ("key.with/odd chars ключ", AttrValue::Int(1)),
+        ("key.with odd-chars ключ", AttrValue::Int(1)),
     ]
 }
 
