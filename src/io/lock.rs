@@ -2,9 +2,14 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::io_err;
 use crate::error::{Error, Result};
+
+/// Attempts to take a busy lock, and the pause between them (about 100 ms in all).
+const RETRIES: u32 = 20;
+const RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 /// Held while a handle has uncommitted changes; dropping it releases the lock.
 #[derive(Debug)]
@@ -24,11 +29,18 @@ impl WriterLock {
             .write(true)
             .open(lock_path)
             .map_err(io_err(lock_path, "open lock file"))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Self { _file: file }),
-            Err(TryLockError::WouldBlock) => Err(Error::Locked { path: PathBuf::from(store_dir) }),
-            Err(TryLockError::Error(e)) => Err(io_err(lock_path, "lock")(e)),
+        // A lock that is busy is tried again for a moment before giving up: between a fork
+        // and its exec, a child process briefly holds a copy of every open file, lock files
+        // of this process's handles included, and so their locks.
+        for attempt in 1..=RETRIES {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(TryLockError::WouldBlock) if attempt < RETRIES => std::thread::sleep(RETRY_PAUSE),
+                Err(TryLockError::WouldBlock) => break,
+                Err(TryLockError::Error(e)) => return Err(io_err(lock_path, "lock")(e)),
+            }
         }
+        Err(Error::Locked { path: PathBuf::from(store_dir) })
     }
 }
 
