@@ -6,9 +6,8 @@ use ndarray::{ArrayD, ArrayView, Dimension, IxDyn};
 
 use super::attrs::{AttrTarget, Attrs};
 use super::config::{Element, ReadOptions};
-use super::pending::{PendingFragment, append_chunk};
 use super::state::dictionary;
-use super::state::{Inner, State, find_block};
+use super::state::{Inner, State};
 use crate::codec::{ZstdDict, training_samples};
 use crate::engine::{
     ArrayCtx, BlockRef, EncodedChunk, WriteSettings, reaches_past, read_region, trim_chunks, trim_string_chunks,
@@ -219,20 +218,11 @@ impl ArrayHandle {
             shuffle: meta.shuffle.unwrap_or(state.meta.shuffle).applies(meta.dtype.size_bytes(), codec),
             dict: dict.as_ref(),
         };
-        let data_dir = self.inner.data_dir();
-        let generation = state.meta.generation + 1;
-        let State { session, committed, .. } = state;
-        let session = session.as_mut().expect("begin_change starts a session");
-        let PendingFragment { writer, blocks, .. } = session.fragment(&data_dir, generation)?;
         // Each chunk is produced once per call, so lookups never need this call's own
         // blocks; they are recorded after the last one is appended.
-        let lookup = |coord: &[u64]| find_block(Some(blocks), committed, meta.id, coord);
-        let mut written = Vec::new();
-        produce(&lookup, settings, &mut |chunk| {
-            written.push(append_chunk(writer, meta.id, &chunk)?);
-            Ok(())
-        })?;
-        blocks.insert(written);
+        let written =
+            state.append_unrecorded(&self.inner.data_dir(), meta.id, |lookup, sink| produce(lookup, settings, sink))?;
+        state.record(written);
         Ok(())
     }
 

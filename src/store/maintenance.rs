@@ -3,9 +3,9 @@
 //! (`Inner::begin_change`) and is committed by the commit protocol of docs/FORMAT.md.
 
 use super::Atlas;
-use super::pending::{PendingFragment, append_chunk};
+use super::pending::PendingFragment;
 use super::state::dictionary;
-use super::state::{FragmentChange, Inner, State, find_block};
+use super::state::{FragmentChange, Inner, State};
 use crate::codec::{BlockEncoding, CodecId};
 use crate::engine::{ArrayCtx, BlockRef, WriteSettings, recode_blocks};
 use crate::error::{Error, Result};
@@ -116,7 +116,7 @@ impl Atlas {
                 WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes(), codec), dict: dict.as_ref() };
             written.extend(recode_array(&self.inner, state, &format!("{dataset}/{name}"), &meta, settings)?);
         }
-        record(state, written);
+        state.record(written);
         state.meta.codec = codec;
         state.meta.shuffle = shuffle;
         for array in state.meta.datasets.values_mut().flat_map(|ds| ds.arrays.values_mut()) {
@@ -143,7 +143,7 @@ impl Atlas {
         let settings =
             WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes(), codec), dict: dict.as_ref() };
         let written = recode_array(&self.inner, state, &format!("{dataset}/{array}"), &meta, settings)?;
-        record(state, written);
+        state.record(written);
         let meta = state.array_mut(dataset, array)?;
         meta.codec = Some(codec);
         meta.shuffle = Some(shuffle);
@@ -206,7 +206,7 @@ fn copy_live_blocks(inner: &Inner, state: &mut State, arrays: &[(String, String,
             })?);
         }
     }
-    record(state, entries);
+    state.record(entries);
     Ok(())
 }
 
@@ -245,30 +245,9 @@ fn recode_array(
         return Ok(Vec::new());
     }
     coords.sort_unstable();
-    let generation = state.meta.generation + 1;
-    let data_dir = inner.data_dir();
-    let State { session, committed, .. } = state;
-    let session = session.as_mut().expect("begin_change starts a session");
-    let PendingFragment { writer, blocks, .. } = session.fragment(&data_dir, generation)?;
-    let blocks = &*blocks;
-    let refs: Vec<BlockRef<'_>> = coords
-        .iter()
-        .map(|coord| find_block(Some(blocks), committed, meta.id, coord).expect("a live entry's block"))
-        .collect();
-    let mut written = Vec::with_capacity(refs.len());
     let dict = dictionary(meta);
-    recode_blocks(ArrayCtx { meta, label, dict: dict.as_ref() }, &refs, settings, &mut |chunk| {
-        written.push(append_chunk(writer, meta.id, &chunk)?);
-        Ok(())
-    })?;
-    Ok(written)
-}
-
-/// Records blocks appended to the session's fragment, so this handle's reads see them.
-fn record(state: &mut State, entries: Vec<BlockEntry>) {
-    if entries.is_empty() {
-        return;
-    }
-    let session = state.session.as_mut().expect("blocks are appended within a session");
-    session.fragment.as_mut().expect("blocks were appended to it").blocks.insert(entries);
+    state.append_unrecorded(&inner.data_dir(), meta.id, |lookup, sink| {
+        let refs: Vec<BlockRef<'_>> = coords.iter().map(|coord| lookup(coord).expect("a live entry's block")).collect();
+        recode_blocks(ArrayCtx { meta, label, dict: dict.as_ref() }, &refs, settings, sink)
+    })
 }

@@ -2,14 +2,14 @@
 //! commit plus this handle's uncommitted changes), the committed block index, and the write
 //! session. Handles (`Atlas`, `Dataset`, `ArrayHandle`) all point at one [`Inner`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::disk::{self, DATA_DIR, LOCK_FILE};
-use super::pending::{PendingBlocks, WriteSession};
+use super::pending::{PendingBlocks, PendingFragment, WriteSession, append_chunk};
 use super::snapshot::Snapshot;
 use crate::codec::ZstdDict;
-use crate::engine::BlockRef;
+use crate::engine::{BlockRef, EncodedChunk};
 use crate::error::{EntityKind, Error, Result};
 use crate::fragment::FragmentReader;
 use crate::fragment::{BlockEntry, merge};
@@ -234,6 +234,44 @@ impl Drop for Inner {
         {
             log::error!("atlas: flush on drop of {} failed, uncommitted changes are lost: {e}", self.dir.display());
         }
+    }
+}
+
+impl State {
+    /// Appends the blocks `produce` hands to its sink (given the chunk lookup of this
+    /// session) to the session's fragment for array `array_id`, and returns their entries
+    /// without recording them: the caller records them (`PendingBlocks::insert`) once every
+    /// block it wants succeeded, so a failed change leaves only unreachable bytes.
+    pub(crate) fn append_unrecorded(
+        &mut self,
+        data_dir: &Path,
+        array_id: u64,
+        produce: impl for<'l> FnOnce(
+            &'l (dyn Fn(&[u64]) -> Option<BlockRef<'l>> + Sync),
+            &mut dyn FnMut(EncodedChunk) -> Result<()>,
+        ) -> Result<()>,
+    ) -> Result<Vec<BlockEntry>> {
+        let generation = self.meta.generation + 1;
+        let State { session, committed, .. } = self;
+        let session = session.as_mut().expect("blocks are appended within a session");
+        let PendingFragment { writer, blocks, .. } = session.fragment(data_dir, generation)?;
+        let blocks = &*blocks;
+        let lookup = |coord: &[u64]| find_block(Some(blocks), committed, array_id, coord);
+        let mut written = Vec::new();
+        produce(&lookup, &mut |chunk| {
+            written.push(append_chunk(writer, array_id, &chunk)?);
+            Ok(())
+        })?;
+        Ok(written)
+    }
+
+    /// Records appended blocks in the session's pending index (newest wins).
+    pub(crate) fn record(&mut self, entries: Vec<BlockEntry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let session = self.session.as_mut().expect("blocks are appended within a session");
+        session.fragment.as_mut().expect("blocks were appended to it").blocks.insert(entries);
     }
 }
 
