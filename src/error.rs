@@ -157,6 +157,12 @@ pub enum Error {
         /// The codec's message.
         detail: String,
     },
+    /// A read on a GPU was asked for ([`crate::Device::Cuda`]) but cannot run here.
+    #[error("GPU unavailable: {0}")]
+    GpuUnavailable(GpuUnavailable),
+    /// A CUDA or nvCOMP call failed during a GPU read.
+    #[error("GPU read failed: {0}")]
+    Gpu(String),
     /// An operating-system I/O call failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -168,6 +174,39 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Why a GPU read cannot run on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GpuUnavailable {
+    /// Atlas was built without its `gpu` feature.
+    NotBuilt,
+    /// No CUDA driver (libcuda) could be loaded.
+    NoDriver,
+    /// The driver is there but the asked-for device is not.
+    NoDevice {
+        /// The device asked for.
+        ordinal: usize,
+        /// The devices present.
+        count: usize,
+    },
+    /// libnvcomp could not be found or loaded (the message says where Atlas looked).
+    NoNvcomp(String),
+    /// The request has a shape GPU reads do not take (the message says which).
+    Unsupported(String),
+}
+
+impl fmt::Display for GpuUnavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotBuilt => f.write_str("Atlas was built without the `gpu` feature"),
+            Self::NoDriver => f.write_str("no CUDA driver (libcuda.so) could be loaded"),
+            Self::NoDevice { ordinal, count } => write!(f, "no CUDA device {ordinal} ({count} present)"),
+            Self::NoNvcomp(why) => write!(f, "libnvcomp not loaded: {why}"),
+            Self::Unsupported(why) => write!(f, "not supported on the GPU: {why}"),
+        }
+    }
 }
 
 impl Error {

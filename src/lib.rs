@@ -28,6 +28,9 @@
 //!
 //! # Features
 //! - `test-util`: I/O fault injection for tests (the `testing` module). Off by default.
+//! - `gpu`: reads decoded on an NVIDIA GPU through nvCOMP ([`Device::Cuda`],
+//!   [`ArrayHandle::read_to_device`]); CUDA and libnvcomp are loaded at run time, so it
+//!   builds anywhere. Off by default.
 //!
 //! The crate builds with no system libraries beyond a C compiler (for zstd).
 //!
@@ -44,6 +47,7 @@ mod codec;
 mod engine;
 mod error;
 mod fragment;
+mod gpu;
 mod io;
 mod meta;
 mod store;
@@ -55,7 +59,14 @@ pub mod testing {
     pub use crate::io::fault::control::{FaultGuard, inject};
 }
 
-pub use error::{EntityKind, Error, Result};
+/// The CUDA driver crate Atlas's GPU types come from (feature `gpu`), re-exported so callers
+/// use the same version.
+#[cfg(feature = "gpu")]
+pub use cudarc;
+pub use error::{EntityKind, Error, GpuUnavailable, Result};
+pub use gpu::Device;
+#[cfg(feature = "gpu")]
+pub use gpu::DeviceArray;
 pub use meta::{
     ArrayMeta, ArrayStats, AttrValue, Attributes, BlockStats, Codec, DType, Limits, MetaCompression, MetaFormat,
     Scalar, Shuffle,

@@ -129,7 +129,7 @@ pub fn read_everything(store: &Atlas) -> String {
 pub fn read_box(ds: &Dataset, array: &str, dtype: DType, extent: &[u64], verify: bool) -> String {
     let start = vec![0; extent.len()];
     let len = extent.iter().product::<u64>() as usize;
-    let options = ReadOptions { verify_checksums: verify };
+    let options = ReadOptions { verify_checksums: verify, ..ReadOptions::default() };
     macro_rules! read {
         ($t:ty, $show:expr) => {{
             let mut out = vec![<$t>::default(); len];

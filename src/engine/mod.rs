@@ -18,8 +18,17 @@ mod write;
 
 pub(crate) use batch::{compress_many, decompress_many};
 pub(crate) use block::{ArrayCtx, BlockRef};
-pub(crate) use read::{Slot, SlotRead, read_region, read_slots};
+// The GPU room lays reads out with the engine's plan and repairs blocks with its decoder.
+#[cfg(feature = "gpu")]
+pub(crate) use block::{Worker, corrupt_chunk, decode_chunk, fill_with};
+#[cfg(feature = "gpu")]
+pub(crate) use plan::{ChunkOp, plan};
+#[cfg(feature = "gpu")]
+pub(crate) use pool::run as run_on_pool;
+pub(crate) use read::{Lookup, Slot, SlotRead, read_region, read_slots};
 pub(crate) use recode::recode_blocks;
+#[cfg(feature = "gpu")]
+pub(crate) use region::{Place, box_copy, for_each_row};
 pub(crate) use strings::{read_strings, trim_string_chunks, write_strings};
 pub(crate) use trim::{reaches_past, trim_chunks};
 pub(crate) use verify::check_blocks;

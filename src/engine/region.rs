@@ -8,15 +8,23 @@ pub(crate) struct Place<'a> {
     pub start: &'a [u64],
 }
 
-/// Calls `row(src_offset_bytes, dst_offset_bytes, len_bytes)` for every contiguous row of a
-/// box of extent `region` placed at `src` in one buffer and at `dst` in another.
-pub(crate) fn for_each_row(
-    src: Place<'_>,
-    dst: Place<'_>,
-    region: &[u64],
-    elem_bytes: usize,
-    mut row: impl FnMut(usize, usize, usize),
-) {
+/// A box copy between two C-order buffers reduced to its fewest dimensions: trailing
+/// dimensions whole in both buffers are merged into one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BoxCopy {
+    /// Extent of the box per (merged) dimension, in elements; none is zero.
+    pub extents: Vec<usize>,
+    /// Byte offset of the box's first element in the source and the destination.
+    pub src_offset: usize,
+    pub dst_offset: usize,
+    /// Byte strides per (merged) dimension in the source and the destination.
+    pub src_strides: Vec<usize>,
+    pub dst_strides: Vec<usize>,
+}
+
+/// The copy of a box of extent `region` placed at `src` in one buffer and at `dst` in
+/// another, or `None` when the box is empty.
+pub(crate) fn box_copy(src: Place<'_>, dst: Place<'_>, region: &[u64], elem_bytes: usize) -> Option<BoxCopy> {
     let (mut src_shape, mut src_start) = (src.shape.to_vec(), src.start.to_vec());
     let (mut dst_shape, mut dst_start) = (dst.shape.to_vec(), dst.start.to_vec());
     let mut region = region.to_vec();
@@ -35,16 +43,35 @@ pub(crate) fn for_each_row(
         let inner = region.pop().expect("len > 1");
         region[last - 1] *= inner;
     }
-    let ndim = region.len();
     if region.contains(&0) {
-        return;
+        return None;
     }
-    let row_bytes = region.last().map_or(1, |&n| to_usize(n)) * elem_bytes;
-    let src_strides = strides(&src_shape, elem_bytes);
-    let dst_strides = strides(&dst_shape, elem_bytes);
-    let mut src_offset = offset_of(&src_strides, &src_start);
-    let mut dst_offset = offset_of(&dst_strides, &dst_start);
-    let extents: Vec<usize> = region.iter().map(|&n| to_usize(n)).collect();
+    let (src_strides, dst_strides) = (strides(&src_shape, elem_bytes), strides(&dst_shape, elem_bytes));
+    Some(BoxCopy {
+        extents: region.iter().map(|&n| to_usize(n)).collect(),
+        src_offset: offset_of(&src_strides, &src_start),
+        dst_offset: offset_of(&dst_strides, &dst_start),
+        src_strides,
+        dst_strides,
+    })
+}
+
+/// Calls `row(src_offset_bytes, dst_offset_bytes, len_bytes)` for every contiguous row of a
+/// box of extent `region` placed at `src` in one buffer and at `dst` in another.
+pub(crate) fn for_each_row(
+    src: Place<'_>,
+    dst: Place<'_>,
+    region: &[u64],
+    elem_bytes: usize,
+    mut row: impl FnMut(usize, usize, usize),
+) {
+    let Some(BoxCopy { extents, mut src_offset, mut dst_offset, src_strides, dst_strides }) =
+        box_copy(src, dst, region, elem_bytes)
+    else {
+        return;
+    };
+    let ndim = extents.len();
+    let row_bytes = extents.last().map_or(1, |&n| n) * elem_bytes;
     // Odometer over every dimension but the last, moving both offsets by their strides
     // instead of recomputing them for each row.
     let mut idx = vec![0usize; ndim];

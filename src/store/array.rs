@@ -10,10 +10,11 @@ use super::state::dictionary;
 use super::state::{Inner, State};
 use crate::codec::{ZstdDict, training_samples};
 use crate::engine::{
-    ArrayCtx, BlockRef, EncodedChunk, WriteSettings, reaches_past, read_region, trim_chunks, trim_string_chunks,
-    write_region,
+    ArrayCtx, BlockRef, EncodedChunk, Lookup, WriteSettings, reaches_past, read_region, trim_chunks,
+    trim_string_chunks, write_region,
 };
 use crate::error::{Error, Result};
+use crate::gpu;
 use crate::meta::{ArrayMeta, ArrayStats, BlockStats, Codec, DType, MAX_DICTIONARY_BYTES, Shuffle, checked_product};
 
 /// Chunks a dictionary is trained from, at most.
@@ -77,19 +78,38 @@ impl ArrayHandle {
         out: &mut [T],
         options: ReadOptions,
     ) -> Result<()> {
+        let gpu = gpu::resolve(options.device)?;
+        let verify = options.verify_checksums;
+        self.with_read_ctx(start, shape, (T::DTYPE, T::matches), |ctx, lookup| {
+            if out.len() as u64 != checked_product(shape).unwrap_or(u64::MAX) {
+                return Err(Error::ShapeMismatch {
+                    array: self.label.clone(),
+                    expected: shape.to_vec(),
+                    found: vec![out.len() as u64],
+                });
+            }
+            T::read_via_bytes(out, |bytes| match &gpu {
+                None => read_region(ctx, lookup, start, shape, bytes, verify),
+                Some(gpu) => gpu.read_to_host(ctx, lookup, start, shape, bytes, verify),
+            })
+        })
+    }
+
+    /// Runs `read` with what the engine needs to read the box `start .. start + shape`,
+    /// after checking the box and that the caller's type (`dtype`: its dtype and the dtypes
+    /// it accepts) fits the array, under the store's read lock.
+    pub(crate) fn with_read_ctx<R>(
+        &self,
+        start: &[u64],
+        shape: &[u64],
+        dtype: (DType, fn(DType) -> bool),
+        read: impl FnOnce(ArrayCtx<'_>, &Lookup<'_, '_>) -> Result<R>,
+    ) -> Result<R> {
         let state = self.inner.read();
-        let meta = self.checked_meta(&state, start, shape, T::DTYPE, T::matches)?;
-        if out.len() as u64 != checked_product(shape).unwrap_or(u64::MAX) {
-            return Err(Error::ShapeMismatch {
-                array: self.label.clone(),
-                expected: shape.to_vec(),
-                found: vec![out.len() as u64],
-            });
-        }
+        let meta = self.checked_meta(&state, start, shape, dtype.0, dtype.1)?;
         let dict = dictionary(meta);
         let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref() };
-        let lookup = |coord: &[u64]| state.find_block(meta.id, coord);
-        T::read_via_bytes(out, |bytes| read_region(ctx, &lookup, start, shape, bytes, options.verify_checksums))
+        read(ctx, &|coord: &[u64]| state.find_block(meta.id, coord))
     }
 
     /// Writes `data` with its first element at `start`. Chunks the data covers only in part

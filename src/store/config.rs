@@ -2,6 +2,7 @@
 //! `define_array`, [`ReadOptions`] for reads, and the [`Element`] types arrays hold.
 
 use crate::error::Result;
+use crate::gpu::Device;
 use crate::meta::{Codec, DType, Limits, MetaCompression, MetaFormat, Scalar, Shuffle};
 
 /// How a new store encodes its blocks and its metadata file.
@@ -38,11 +39,13 @@ impl OpenOptions {
 pub struct ReadOptions {
     /// Check every decoded block against its checksum (on by default).
     pub verify_checksums: bool,
+    /// Where blocks are decoded ([`Device::Cpu`] by default).
+    pub device: Device,
 }
 
 impl Default for ReadOptions {
     fn default() -> Self {
-        Self { verify_checksums: true }
+        Self { verify_checksums: true, device: Device::Cpu }
     }
 }
 

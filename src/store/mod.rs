@@ -8,6 +8,8 @@ mod attrs;
 mod batch;
 mod config;
 mod dataset;
+#[cfg(feature = "gpu")]
+mod device;
 mod disk;
 mod inspect;
 mod maintenance;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 /// The rooms, lowest first. `lib.rs` sits above them all.
-const ROOMS: [&str; 7] = ["error", "io", "meta", "codec", "fragment", "engine", "store"];
+const ROOMS: [&str; 8] = ["error", "io", "meta", "codec", "fragment", "engine", "gpu", "store"];
 
 fn rank(room: &str) -> Option<usize> {
     ROOMS.iter().position(|r| *r == room)

@@ -26,6 +26,7 @@ mod errors;
 #[cfg(feature = "test-util")]
 mod faults;
 mod fuzz_regressions;
+mod gpu;
 mod hostile;
 mod inspect;
 mod killing;

@@ -340,7 +340,14 @@ fn read_array_into_fills_the_callers_buffer_in_c_order() {
     let mut out = [0u8; 6];
     ds.read_array_into("a", &[1, 1], &[2, 3], &mut out, ReadOptions::default()).unwrap();
     assert_eq!(out, [6, 7, 8, 11, 12, 13]);
-    ds.read_array_into("a", &[1, 1], &[2, 3], &mut out, ReadOptions { verify_checksums: false }).unwrap();
+    ds.read_array_into(
+        "a",
+        &[1, 1],
+        &[2, 3],
+        &mut out,
+        ReadOptions { verify_checksums: false, ..ReadOptions::default() },
+    )
+    .unwrap();
     assert_eq!(out, [6, 7, 8, 11, 12, 13]);
 }
 

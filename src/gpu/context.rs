@@ -1,0 +1,78 @@
+//! One [`Gpu`] per device, made on first use and kept for the process: the CUDA context,
+//! libnvcomp and the two kernels of `kernels.ptx`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cudarc::driver::{CudaContext, CudaFunction};
+use cudarc::nvrtc::Ptx;
+use nvcomp_sys::Nvcomp;
+
+use crate::error::{Error, GpuUnavailable, Result};
+
+/// The kernels, compiled from `kernels.cu` by `scripts/gen-ptx.py` (PTX ISA 8.0: drivers
+/// R525 and later JIT it for the GPU at hand).
+const KERNELS_PTX: &str = include_str!("kernels.ptx");
+
+/// What a GPU read needs of one device.
+pub(crate) struct Gpu {
+    pub ctx: Arc<CudaContext>,
+    pub nvcomp: Arc<Nvcomp>,
+    pub unshuffle: CudaFunction,
+    pub scatter: CudaFunction,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu")
+            .field("ordinal", &self.ctx.ordinal())
+            .field("nvcomp", &self.nvcomp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A CUDA or nvCOMP failure in the middle of a read.
+pub(crate) fn gpu_error(e: impl std::fmt::Display) -> Error {
+    Error::Gpu(e.to_string())
+}
+
+/// libnvcomp, loaded once per process (`ATLAS_NVCOMP_LIB`, the system loader, pip wheels).
+fn nvcomp() -> Result<Arc<Nvcomp>> {
+    static NVCOMP: OnceLock<std::result::Result<Arc<Nvcomp>, String>> = OnceLock::new();
+    NVCOMP
+        .get_or_init(|| Nvcomp::load().map(Arc::new).map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|why| Error::GpuUnavailable(GpuUnavailable::NoNvcomp(why)))
+}
+
+/// The [`Gpu`] of device `ordinal`, made on first use.
+///
+/// # Errors
+/// [`Error::GpuUnavailable`] saying whether the driver, the device or libnvcomp is missing;
+/// [`Error::Gpu`] when making the context or loading the kernels fails.
+pub(crate) fn gpu(ordinal: usize) -> Result<Arc<Gpu>> {
+    static GPUS: OnceLock<Mutex<HashMap<usize, Arc<Gpu>>>> = OnceLock::new();
+    let mut gpus = GPUS.get_or_init(Mutex::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(gpu) = gpus.get(&ordinal) {
+        return Ok(gpu.clone());
+    }
+    // cudarc panics on first use when libcuda is missing: ask before anything else.
+    if !nvcomp_sys::cuda_driver_present() {
+        return Err(Error::GpuUnavailable(GpuUnavailable::NoDriver));
+    }
+    let count = CudaContext::device_count().map_or(0, |n| usize::try_from(n).unwrap_or(0));
+    if ordinal >= count {
+        return Err(Error::GpuUnavailable(GpuUnavailable::NoDevice { ordinal, count }));
+    }
+    let nvcomp = nvcomp()?;
+    let ctx = CudaContext::new(ordinal).map_err(gpu_error)?;
+    let module = ctx.load_module(Ptx::from_src(KERNELS_PTX)).map_err(gpu_error)?;
+    let gpu = Arc::new(Gpu {
+        unshuffle: module.load_function("atlas_unshuffle").map_err(gpu_error)?,
+        scatter: module.load_function("atlas_scatter").map_err(gpu_error)?,
+        ctx,
+        nvcomp,
+    });
+    gpus.insert(ordinal, gpu.clone());
+    Ok(gpu)
+}

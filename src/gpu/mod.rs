@@ -1,0 +1,77 @@
+//! Room `gpu`: reads whose blocks are decoded on an NVIDIA GPU through nvCOMP (feature
+//! `gpu`). A read is laid out on the host ([`layout`]: every block of the request packed
+//! for one upload), decoded with one batched nvCOMP call per codec, unshuffled and moved
+//! into per-chunk slots by one kernel, checked, then scattered into the result by a second
+//! kernel (result on the device) or by the CPU (result on the host). Blocks the GPU
+//! reports as failed, or whose checksum does not match, are decoded again on the CPU.
+//!
+//! Without the feature this room only answers "unavailable" ([`resolve`]).
+
+#[cfg(feature = "gpu")]
+mod context;
+#[cfg(feature = "gpu")]
+mod device_array;
+#[cfg(feature = "gpu")]
+mod layout;
+#[cfg(feature = "gpu")]
+mod run;
+
+#[cfg(feature = "gpu")]
+pub use device_array::DeviceArray;
+#[cfg(feature = "gpu")]
+pub(crate) use run::Target;
+
+use crate::error::Result;
+
+/// Where a read decodes its blocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Device {
+    /// On the CPU, on all cores.
+    #[default]
+    Cpu,
+    /// On CUDA device `n` through nvCOMP (feature `gpu`); [`crate::Error::GpuUnavailable`]
+    /// says why when it cannot.
+    Cuda(usize),
+    /// On CUDA device 0 when the `gpu` feature, a driver, a device and libnvcomp are all
+    /// there, else on the CPU.
+    Auto,
+}
+
+/// A GPU that reads can run on. Uninhabited without the `gpu` feature.
+#[cfg(not(feature = "gpu"))]
+#[derive(Debug)]
+pub(crate) enum Target {}
+
+#[cfg(not(feature = "gpu"))]
+impl Target {
+    pub(crate) fn read_to_host(
+        &self,
+        _: crate::engine::ArrayCtx<'_>,
+        _: &crate::engine::Lookup<'_, '_>,
+        _: &[u64],
+        _: &[u64],
+        _: &mut [u8],
+        _: bool,
+    ) -> Result<()> {
+        match *self {}
+    }
+}
+
+/// The GPU a read with `device` runs on, or `None` for the CPU.
+///
+/// # Errors
+/// [`crate::Error::GpuUnavailable`] for [`Device::Cuda`] when the feature, the driver, the
+/// device or libnvcomp is missing. [`Device::Auto`] falls back to the CPU instead.
+pub(crate) fn resolve(device: Device) -> Result<Option<Target>> {
+    match device {
+        Device::Cpu => Ok(None),
+        #[cfg(feature = "gpu")]
+        Device::Cuda(ordinal) => Target::open(ordinal).map(Some),
+        #[cfg(feature = "gpu")]
+        Device::Auto => Ok(Target::open(0).ok()),
+        #[cfg(not(feature = "gpu"))]
+        Device::Cuda(_) => Err(crate::Error::GpuUnavailable(crate::GpuUnavailable::NotBuilt)),
+        #[cfg(not(feature = "gpu"))]
+        Device::Auto => Ok(None),
+    }
+}

@@ -1,0 +1,63 @@
+//! Reads whose result stays on a GPU (feature `gpu`), and typed copies back to the host.
+
+use ndarray::{ArrayD, IxDyn};
+
+use super::array::ArrayHandle;
+use super::config::{Element, ReadOptions};
+use crate::error::{Error, GpuUnavailable, Result};
+use crate::gpu::{self, Device, DeviceArray};
+use crate::meta::DType;
+
+impl ArrayHandle {
+    /// Reads the box `start .. start + shape` into GPU memory: the blocks are gathered from
+    /// the fragments, uploaded in one transfer, decoded with one nvCOMP batch per codec,
+    /// unshuffled on the GPU and laid out in C order. A block the GPU fails to decode, or
+    /// whose checksum does not match, is decoded on the CPU instead. With
+    /// `verify_checksums` (the default) the decoded chunks are copied to the host once to
+    /// compare checksums there.
+    ///
+    /// `options.device` picks the GPU: [`Device::Cuda`] or [`Device::Auto`] (device 0).
+    ///
+    /// # Errors
+    /// [`Error::GpuUnavailable`] saying what is missing (and for [`Device::Cpu`] or string
+    /// arrays); [`Error::Gpu`] when a CUDA call fails; otherwise as
+    /// [`ArrayHandle::read_into`].
+    pub fn read_to_device(&self, start: &[u64], shape: &[u64], options: ReadOptions) -> Result<DeviceArray> {
+        let device = match options.device {
+            Device::Auto => Device::Cuda(0),
+            Device::Cpu => {
+                let why = "a read to the device needs Device::Cuda or Device::Auto".to_string();
+                return Err(Error::GpuUnavailable(GpuUnavailable::Unsupported(why)));
+            }
+            cuda @ Device::Cuda(_) => cuda,
+        };
+        let gpu = gpu::resolve(device)?.expect("a CUDA device resolves to a GPU or an error");
+        self.with_read_ctx(start, shape, (DType::UInt8, |_| true), |ctx, lookup| {
+            gpu.read_to_device(ctx, lookup, start, shape, options.verify_checksums)
+        })
+    }
+}
+
+impl DeviceArray {
+    /// Copies the array to the host as an `ndarray` of `T`.
+    ///
+    /// # Errors
+    /// [`Error::DTypeMismatch`] if `T` does not fit the dtype; [`Error::Gpu`].
+    pub fn to_host<T: Element>(&self) -> Result<ArrayD<T>> {
+        if !T::matches(self.dtype()) {
+            return Err(Error::DTypeMismatch {
+                array: "(device array)".into(),
+                expected: self.dtype().to_string(),
+                found: T::DTYPE.to_string(),
+            });
+        }
+        let bytes = self.to_host_bytes()?;
+        let dims: Vec<usize> = self.shape().iter().map(|&n| usize::try_from(n).expect("it is in memory")).collect();
+        let mut out = vec![T::default(); dims.iter().product()];
+        T::read_via_bytes(&mut out, |dst| {
+            dst.copy_from_slice(&bytes);
+            Ok(())
+        })?;
+        Ok(ArrayD::from_shape_vec(IxDyn(&dims), out).expect("length is the product of the shape"))
+    }
+}

@@ -1,0 +1,151 @@
+//! GPU reads (`ReadOptions::device`, `ArrayHandle::read_to_device`). On a machine without a
+//! GPU the tests check the typed errors and the CPU fallback; with one (feature `gpu`, a
+//! driver, libnvcomp) they check GPU reads are bit-exact against CPU reads and never return
+//! wrong data for a damaged block. `scripts/gpu-check.sh` sets `ATLAS_REQUIRE_GPU=1`, which
+//! turns "no GPU here" into a failure.
+
+#[cfg(not(feature = "gpu"))]
+use atlas::GpuUnavailable;
+use atlas::{ArraySpec, Atlas, Codec, DType, Device, Error, ReadOptions, Shuffle, StoreConfig};
+use ndarray::{Array3, ArrayD};
+
+use crate::util::test_dir;
+
+fn on(device: Device) -> ReadOptions {
+    ReadOptions { device, ..ReadOptions::default() }
+}
+
+/// A store with one array per codec and shuffle setting, W1/W2-like values, small.
+fn arrays(path: &std::path::Path) -> Atlas {
+    let store = Atlas::create(path, StoreConfig::default()).unwrap();
+    let ds = store.create_dataset("w").unwrap();
+    let w1 = Array3::from_shape_fn((48, 40, 36), |(z, y, x)| (x + y * y / 32 + z * z * z) as u16);
+    for (name, codec, shuffle) in [
+        ("w1_zstd3", Codec::Zstd { level: 3 }, Shuffle::On),
+        ("w1_none", Codec::None, Shuffle::Off),
+        ("w1_lz4_shuf", Codec::Lz4, Shuffle::On),
+    ] {
+        let spec = ArraySpec::new(DType::UInt16, [48, 40, 36]).chunk_shape([16, 16, 16]).codec(codec).shuffle(shuffle);
+        ds.define_array(name, spec).unwrap().write(&[0, 0, 0], w1.view()).unwrap();
+    }
+    let w2 = Array3::from_shape_fn((32, 40, 44), |(z, y, x)| {
+        10.0 * (0.02 * x as f32).sin() * (0.015 * y as f32).cos() + 0.05 * z as f32
+    });
+    for (name, codec, shuffle) in [
+        ("w2_zstd1_shuf", Codec::Zstd { level: 1 }, Shuffle::On),
+        ("w2_zstd1", Codec::Zstd { level: 1 }, Shuffle::Off),
+        ("w2_lz4_shuf", Codec::Lz4, Shuffle::On),
+        ("w2_lz4", Codec::Lz4, Shuffle::Off),
+    ] {
+        let spec = ArraySpec::new(DType::Float32, [32, 40, 44]).chunk_shape([16, 16, 16]).codec(codec).shuffle(shuffle);
+        ds.define_array(name, spec).unwrap().write(&[0, 0, 0], w2.view()).unwrap();
+    }
+    store.flush().unwrap();
+    store
+}
+
+const BOXES: [([u64; 3], [u64; 3]); 3] =
+    [([0, 0, 0], [32, 40, 36]), ([5, 3, 7], [20, 30, 25]), ([31, 39, 35], [1, 1, 1])];
+
+#[test]
+fn auto_reads_what_the_cpu_reads_on_any_machine() {
+    let dir = test_dir!();
+    let store = arrays(&dir.path().join("store"));
+    let array = store.open_dataset("w").unwrap().array("w1_zstd3").unwrap();
+    for (start, shape) in BOXES {
+        let cpu = array.read::<u16>(&start, &shape).unwrap();
+        let mut auto = vec![0u16; cpu.len()];
+        array.read_into(&start, &shape, &mut auto, on(Device::Auto)).unwrap();
+        assert!(auto == cpu.iter().copied().collect::<Vec<_>>(), "box {start:?} reads back wrong");
+    }
+}
+
+#[cfg(not(feature = "gpu"))]
+#[test]
+fn cuda_without_the_feature_says_it_was_not_built() {
+    let dir = test_dir!();
+    let store = arrays(&dir.path().join("store"));
+    let array = store.open_dataset("w").unwrap().array("w1_zstd3").unwrap();
+    let mut out = vec![0u16; 8];
+    let err = array.read_into(&[0, 0, 0], &[2, 2, 2], &mut out, on(Device::Cuda(0))).unwrap_err();
+    assert!(matches!(err, Error::GpuUnavailable(GpuUnavailable::NotBuilt)), "{err}");
+}
+
+/// Whether GPU reads can run here; panics when `ATLAS_REQUIRE_GPU` is set and they cannot.
+#[cfg(feature = "gpu")]
+fn gpu_here(array: &atlas::ArrayHandle) -> bool {
+    let mut probe = vec![0u16; 1];
+    match array.read_into(&[0, 0, 0], &[1, 1, 1], &mut probe, on(Device::Cuda(0))) {
+        Ok(()) => true,
+        Err(Error::GpuUnavailable(why)) => {
+            assert!(std::env::var_os("ATLAS_REQUIRE_GPU").is_none(), "ATLAS_REQUIRE_GPU is set but: {why}");
+            eprintln!("SKIP (no GPU here): {why}");
+            false
+        }
+        Err(other) => panic!("a GPU read failed: {other}"),
+    }
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn cuda_is_unavailable_with_a_reason_or_reads_what_the_cpu_reads() {
+    let dir = test_dir!();
+    let store = arrays(&dir.path().join("store"));
+    let ds = store.open_dataset("w").unwrap();
+    if !gpu_here(&ds.array("w1_zstd3").unwrap()) {
+        let err = ds.array("w2_lz4").unwrap().read_to_device(&[0, 0, 0], &[2, 2, 2], on(Device::Auto)).unwrap_err();
+        assert!(matches!(err, Error::GpuUnavailable(_)), "{err}");
+        return;
+    }
+    for name in ["w1_zstd3", "w1_none", "w1_lz4_shuf"] {
+        let array = ds.array(name).unwrap();
+        for (start, shape) in BOXES {
+            let cpu = array.read::<u16>(&start, &shape).unwrap();
+            let mut host = vec![0u16; cpu.len()];
+            array.read_into(&start, &shape, &mut host, on(Device::Cuda(0))).unwrap();
+            assert!(host == cpu.iter().copied().collect::<Vec<_>>(), "{name} {start:?}: GPU to host differs");
+            for verify in [true, false] {
+                let options = ReadOptions { verify_checksums: verify, device: Device::Cuda(0) };
+                let device = array.read_to_device(&start, &shape, options).unwrap();
+                assert_eq!(device.shape(), &shape[..]);
+                assert!(device.to_host::<u16>().unwrap() == cpu, "{name} {start:?}: GPU to device differs");
+            }
+        }
+    }
+    for name in ["w2_zstd1_shuf", "w2_zstd1", "w2_lz4_shuf", "w2_lz4"] {
+        let array = ds.array(name).unwrap();
+        let shape = [32, 40, 44];
+        let cpu: ArrayD<f32> = array.read(&[0, 0, 0], &shape).unwrap();
+        let device = array.read_to_device(&[0, 0, 0], &shape, on(Device::Cuda(0))).unwrap();
+        let gpu = device.to_host::<f32>().unwrap();
+        assert!(gpu.iter().zip(&cpu).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}: not bit-exact");
+    }
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn a_damaged_block_errors_on_the_gpu_too_and_never_reads_wrong() {
+    let dir = test_dir!();
+    let path = dir.path().join("store");
+    let store = arrays(&path);
+    if !gpu_here(&store.open_dataset("w").unwrap().array("w1_zstd3").unwrap()) {
+        return;
+    }
+    for name in ["w1_zstd3", "w2_lz4", "w1_none"] {
+        // Flip one byte in the middle of the first block with stored bytes.
+        let block = store.array_blocks("w", name).unwrap().into_iter().find(|b| !b.is_fill).unwrap();
+        let mut bytes = std::fs::read(&block.path).unwrap();
+        bytes[(block.offset_bytes + block.stored_bytes / 2) as usize] ^= 0x40;
+        std::fs::write(&block.path, bytes).unwrap();
+    }
+    drop(store);
+    let store = Atlas::open(&path).unwrap();
+    let ds = store.open_dataset("w").unwrap();
+    for name in ["w1_zstd3", "w1_none"] {
+        let mut out = vec![0u16; 32 * 40 * 36];
+        let err = ds.array(name).unwrap().read_into(&[0, 0, 0], &[32, 40, 36], &mut out, on(Device::Cuda(0)));
+        assert!(matches!(err, Err(Error::ChecksumMismatch { .. } | Error::Corrupt { .. })), "{name}: {err:?}");
+    }
+    let err = ds.array("w2_lz4").unwrap().read_to_device(&[0, 0, 0], &[32, 40, 44], on(Device::Cuda(0)));
+    assert!(matches!(err, Err(Error::ChecksumMismatch { .. } | Error::Corrupt { .. })), "w2_lz4: {err:?}");
+}
