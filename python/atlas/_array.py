@@ -192,9 +192,14 @@ class Array:
         }
 
     # --- reads and writes ---------------------------------------------------------------
-    def read(self, start: Optional[Sequence[int]] = None, shape: Optional[Sequence[int]] = None) -> np.ndarray:
-        """The box `start .. start + shape` (default: from the origin to the end) as a new array."""
-        return self._native.read(_ints(start), _ints(shape))
+    def read(
+        self, start: Optional[Sequence[int]] = None, shape: Optional[Sequence[int]] = None, device: Optional[str] = None
+    ) -> Any:
+        """The box `start .. start + shape` (default: from the origin to the end) as a new
+        numpy array; with `device="cuda"` (or `"cuda:N"`) decoded on the GPU into a
+        `CudaArray` that stays there (`torch.from_dlpack`, `cupy.asarray` take it without a
+        copy). Raises `GpuUnavailableError` when no GPU read can run here."""
+        return self._native.read(_ints(start), _ints(shape), device)
 
     def write(self, start: Sequence[int], data: Any) -> None:
         """Writes `data` (of the array's dtype) with its first element at `start`."""

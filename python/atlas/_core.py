@@ -382,12 +382,17 @@ class DatasetView:
         self[name].write(start, data)
 
     def read_array(
-        self, name: str, start: Optional[Sequence[int]] = None, shape: Optional[Sequence[int]] = None
-    ) -> Optional[np.ndarray]:
+        self,
+        name: str,
+        start: Optional[Sequence[int]] = None,
+        shape: Optional[Sequence[int]] = None,
+        device: Optional[str] = None,
+    ) -> Any:
         """The box `start .. start + shape` (default: the whole array, or from `start` to the
-        end); `None` if the dataset has no such array."""
+        end); `None` if the dataset has no such array. `device="cuda"` reads into GPU memory
+        (see `Array.read`)."""
         array = self._maybe(name)
-        return None if array is None else array.read(start, shape)
+        return None if array is None else array.read(start, shape, device)
 
     def read_arrays(
         self, names: Sequence[str], start: Optional[Sequence[int]] = None, shape: Optional[Sequence[int]] = None

@@ -14,6 +14,7 @@ use crate::attrs::{Attrs, Target};
 use crate::convert::{
     block_stats_to_py, codec_name, parse_codec, parse_shuffle, scalar_to_py, shuffle_name, stats_to_py,
 };
+use crate::device::{parse_device, read_to_cuda};
 use crate::errors::{IntoPy, Kind, err, to_py};
 
 /// Calls `$f::<T>($args)` with `T` the Rust element type of `$dtype`, or evaluates
@@ -91,17 +92,22 @@ impl Array {
     }
 
     /// Reads the box `start .. start + shape` (default: from the origin to the end) into a
-    /// new numpy array.
-    #[pyo3(signature = (start=None, shape=None))]
+    /// new numpy array, or with `device="cuda"` / `"cuda:N"` into GPU memory (a `CudaArray`).
+    #[pyo3(signature = (start=None, shape=None, device=None))]
     fn read<'py>(
         &self,
         py: Python<'py>,
         start: Option<Vec<u64>>,
         shape: Option<Vec<u64>>,
+        device: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let ordinal = parse_device(device)?;
         let meta = self.meta_now(py)?;
         let (start, shape) = selection(&meta, &self.label(), start, shape)?;
         let handle = &self.inner;
+        if let Some(ordinal) = ordinal {
+            return Ok(Bound::new(py, read_to_cuda(py, handle, &start, &shape, ordinal)?)?.into_any());
+        }
         by_element!(meta.dtype, read_typed(py, handle, meta.dtype, &start, &shape), strings => read_strings(py, handle, &start, &shape))
     }
 

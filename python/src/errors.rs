@@ -42,10 +42,14 @@ pub enum Kind {
     Codec,
     /// `StorageError`: an operating-system I/O failure (also `OSError`).
     Storage,
+    /// `GpuUnavailableError`: a read on a GPU that cannot run here.
+    GpuUnavailable,
+    /// `GpuError`: a CUDA or nvCOMP call failed during a read.
+    Gpu,
 }
 
 /// Every class as (kind, Python name, parent kind or none for the base, extra builtin base, doc).
-const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 14] = [
+const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 16] = [
     (Kind::Base, "AtlasError", None, Builtin::Exception, "Base class of every error Atlas raises."),
     (
         Kind::NotFound,
@@ -114,6 +118,14 @@ const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 14] = [
     ),
     (Kind::Codec, "CodecError", Some(Kind::Base), Builtin::None, "A codec failed to encode or decode a block."),
     (Kind::Storage, "StorageError", Some(Kind::Base), Builtin::OS, "An operating-system I/O call failed."),
+    (
+        Kind::GpuUnavailable,
+        "GpuUnavailableError",
+        Some(Kind::Base),
+        Builtin::None,
+        "A GPU read cannot run here: no driver, no device, no libnvcomp, or an unsupported array.",
+    ),
+    (Kind::Gpu, "GpuError", Some(Kind::Base), Builtin::None, "A CUDA or nvCOMP call failed during a GPU read."),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +219,8 @@ pub fn to_py(error: atlas::Error) -> PyErr {
         E::ChecksumMismatch { .. } => Kind::ChecksumMismatch,
         E::Codec { .. } => Kind::Codec,
         E::Io { .. } => Kind::Storage,
+        E::GpuUnavailable(_) => Kind::GpuUnavailable,
+        E::Gpu(_) => Kind::Gpu,
         // Variants added after this module was written land on the base class.
         _ => Kind::Base,
     };

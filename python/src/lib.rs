@@ -11,6 +11,9 @@ mod array;
 mod attrs;
 mod bench;
 mod convert;
+mod device;
+#[allow(unsafe_code)] // FFI: DLPack capsules (the module says why and how).
+mod dlpack;
 mod errors;
 mod store;
 
@@ -23,6 +26,8 @@ fn _atlas(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<store::Dataset>()?;
     module.add_class::<array::Array>()?;
     module.add_class::<attrs::Attrs>()?;
+    module.add_class::<device::CudaArray>()?;
+    module.add_class::<device::_DlpackProbe>()?;
     module.add_function(wrap_pyfunction!(bench::bench_rust_read, module)?)?;
     module.add_function(wrap_pyfunction!(bench::bench_rust_write, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -1,0 +1,96 @@
+//! The safe batch layer on a real GPU: chunks compressed by nvCOMP decode on the CPU and
+//! back, bit-exact, for zstd and LZ4. Skips without a GPU, a driver or libnvcomp, unless
+//! `ATLAS_REQUIRE_GPU` is set (scripts/gpu-check.sh), which makes that a failure.
+
+use std::ops::Range;
+
+use cudarc::driver::CudaContext;
+use nvcomp_sys::{Algo, Nvcomp};
+
+fn gpu() -> Option<(Nvcomp, std::sync::Arc<cudarc::driver::CudaStream>)> {
+    let skip = |why: String| {
+        assert!(std::env::var_os("ATLAS_REQUIRE_GPU").is_none(), "ATLAS_REQUIRE_GPU is set but: {why}");
+        eprintln!("SKIP: {why}");
+        None
+    };
+    let lib = match Nvcomp::load() {
+        Ok(lib) => lib,
+        Err(e) => return skip(e.to_string()),
+    };
+    if !nvcomp_sys::cuda_driver_present() {
+        return skip("no CUDA driver".into());
+    }
+    match CudaContext::new(0) {
+        Ok(ctx) => Some((lib, ctx.default_stream())),
+        Err(e) => skip(format!("no CUDA device: {e}")),
+    }
+}
+
+/// Chunks of varied sizes and compressibility, packed 16-byte aligned.
+fn chunks() -> (Vec<u8>, Vec<Range<usize>>) {
+    let mut data = Vec::new();
+    let mut ranges = Vec::new();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for (i, len) in [1usize, 1000, 65_536, 300_000, 4096].into_iter().enumerate() {
+        let start = data.len().next_multiple_of(16);
+        data.resize(start, 0);
+        for j in 0..len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            data.push(if i % 2 == 0 { (j / 64) as u8 } else { x as u8 });
+        }
+        ranges.push(start..data.len());
+    }
+    (data, ranges)
+}
+
+#[test]
+fn gpu_compression_and_cpu_compression_decode_each_other() {
+    let Some((lib, stream)) = gpu() else { return };
+    let (data, ranges) = chunks();
+    let device_in = stream.clone_htod(&data).unwrap();
+    for algo in [Algo::Zstd, Algo::Lz4] {
+        // GPU compress, CPU decompress.
+        let compressed = lib.compress_batch(&stream, algo, &device_in, &ranges).unwrap();
+        for (c, r) in compressed.iter().zip(&ranges) {
+            let back = match algo {
+                Algo::Zstd => zstd::bulk::decompress(c, r.len()).unwrap(),
+                _ => lz4_flex::block::decompress(c, r.len()).unwrap(),
+            };
+            assert!(back == data[r.clone()], "{algo:?}: CPU decode of GPU output differs");
+        }
+        // CPU compress, GPU decompress.
+        let mut packed = Vec::new();
+        let mut ins = Vec::new();
+        for r in &ranges {
+            let c = match algo {
+                Algo::Zstd => zstd::bulk::compress(&data[r.clone()], 3).unwrap(),
+                _ => lz4_flex::block::compress(&data[r.clone()]),
+            };
+            let start = packed.len().next_multiple_of(16);
+            packed.resize(start, 0);
+            packed.extend_from_slice(&c);
+            ins.push(start..packed.len());
+        }
+        let device_packed = stream.clone_htod(&packed).unwrap();
+        let mut out = stream.alloc_zeros::<u8>(data.len()).unwrap();
+        let results = lib.decompress_batch(&stream, algo, &device_packed, &ins, &mut out, &ranges).unwrap();
+        assert!(results.iter().zip(&ranges).all(|(res, r)| *res == Ok(r.len())), "{algo:?}: {results:?}");
+        let host = stream.clone_dtoh(&out).unwrap();
+        for r in &ranges {
+            assert!(host[r.clone()] == data[r.clone()], "{algo:?}: GPU decode of CPU output differs");
+        }
+    }
+}
+
+#[test]
+#[allow(clippy::single_range_in_vec_init)] // a batch of one chunk
+fn a_garbage_chunk_reports_a_status_not_a_crash() {
+    let Some((lib, stream)) = gpu() else { return };
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 2_654_435_761) as u8).collect();
+    let input = stream.clone_htod(&garbage).unwrap();
+    let mut out = stream.alloc_zeros::<u8>(65_536).unwrap();
+    let results = lib.decompress_batch(&stream, Algo::Zstd, &input, &[0..4096], &mut out, &[0..65_536]).unwrap();
+    assert!(results[0].is_err(), "garbage decoded as zstd: {results:?}");
+}
