@@ -12,7 +12,7 @@ mod context;
 #[cfg(feature = "gpu")]
 mod device_array;
 #[cfg(feature = "gpu")]
-mod layout;
+pub(crate) mod layout;
 #[cfg(feature = "gpu")]
 mod run;
 
@@ -70,7 +70,7 @@ pub(crate) fn resolve(device: Device) -> Result<Option<Target>> {
         #[cfg(feature = "gpu")]
         Device::Auto => Ok(Target::open(0).ok()),
         #[cfg(not(feature = "gpu"))]
-        Device::Cuda(_) => Err(crate::Error::GpuUnavailable(crate::GpuUnavailable::NotBuilt)),
+        Device::Cuda(_) => Err(crate::error::Error::GpuUnavailable(crate::error::GpuUnavailable::NotBuilt)),
         #[cfg(not(feature = "gpu"))]
         Device::Auto => Ok(None),
     }

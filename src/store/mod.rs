@@ -11,6 +11,8 @@ mod dataset;
 #[cfg(feature = "gpu")]
 mod device;
 mod disk;
+#[cfg(all(test, feature = "gpu"))]
+mod gpu_model;
 mod inspect;
 mod maintenance;
 mod pending;

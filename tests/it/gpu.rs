@@ -7,7 +7,7 @@
 #[cfg(not(feature = "gpu"))]
 use atlas::GpuUnavailable;
 use atlas::{ArraySpec, Atlas, Codec, DType, Device, Error, ReadOptions, Shuffle, StoreConfig};
-use ndarray::{Array3, ArrayD};
+use ndarray::Array3;
 
 use crate::util::test_dir;
 
@@ -115,7 +115,7 @@ fn cuda_is_unavailable_with_a_reason_or_reads_what_the_cpu_reads() {
     for name in ["w2_zstd1_shuf", "w2_zstd1", "w2_lz4_shuf", "w2_lz4"] {
         let array = ds.array(name).unwrap();
         let shape = [32, 40, 44];
-        let cpu: ArrayD<f32> = array.read(&[0, 0, 0], &shape).unwrap();
+        let cpu: ndarray::ArrayD<f32> = array.read(&[0, 0, 0], &shape).unwrap();
         let device = array.read_to_device(&[0, 0, 0], &shape, on(Device::Cuda(0))).unwrap();
         let gpu = device.to_host::<f32>().unwrap();
         assert!(gpu.iter().zip(&cpu).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}: not bit-exact");

@@ -1,0 +1,171 @@
+//! Tests of the GPU read layout (`gpu/layout.rs`) against a CPU model of the device: one
+//! byte vector holds every buffer at its base, nvCOMP is the CPU codec without the shuffle,
+//! and the kernels are loops with the semantics of `gpu/kernels.cu`. A layout run through
+//! it must read exactly what the CPU path reads. Here rather than in `gpu/` because it
+//! needs a store to make blocks.
+
+use ndarray::ArrayD;
+
+use super::{ArrayHandle, ArraySpec, Atlas, StoreConfig};
+use crate::codec::{BlockEncoding, CodecId, Scratch, decode_block};
+use crate::engine::ArrayCtx;
+use crate::error::Result;
+use crate::gpu::layout::{ALIGN, Bases, GpuCodec, Layout, Move, Part, Source};
+use crate::meta::{Codec, DType, Shuffle};
+
+fn unshuffle_kernel(mem: &mut [u8], m: &Move) {
+    let (src, dst, len, k) = (m.src as usize, m.dst as usize, m.len as usize, (m.elem as usize).max(1));
+    let n = len / k;
+    let from = mem[src..src + len].to_vec();
+    for e in 0..n {
+        for j in 0..k {
+            mem[dst + e * k + j] = from[j * n + e];
+        }
+    }
+    mem[dst + n * k..dst + len].copy_from_slice(&from[n * k..]);
+}
+
+fn scatter_kernel(mem: &mut [u8], part: &Part) {
+    let ndim = part.ndim as usize;
+    let count: u64 = part.shape[..ndim].iter().product();
+    let elem = part.elem as usize;
+    for flat in 0..count {
+        let (mut rem, mut src, mut dst) = (flat, part.src, part.dst);
+        for dim in (0..ndim).rev() {
+            let idx = rem % part.shape[dim];
+            rem /= part.shape[dim];
+            src += idx * part.src_stride[dim];
+            dst += idx * part.dst_stride[dim];
+        }
+        let (src, dst) = (src as usize, dst as usize);
+        mem.copy_within(src..src + elem, dst);
+    }
+}
+
+/// What to spoil in the model's staging before the checks run.
+#[derive(Clone, Copy)]
+enum Spoil {
+    Nothing,
+    /// nvCOMP reports this job failed (its staged bytes are garbage).
+    Reported(usize),
+    /// This job's staged bytes are wrong though nvCOMP said success.
+    Silent(usize),
+}
+
+/// Runs a layout through the CPU model; returns the output bytes and the jobs redone.
+fn run_model(ctx: ArrayCtx<'_>, layout: &Layout<'_>, spoil: Spoil) -> Result<(Vec<u8>, Vec<usize>)> {
+    let bases = Bases {
+        input: 0,
+        decoded: layout.input.len().next_multiple_of(ALIGN) as u64,
+        staging: (layout.input.len() + layout.decoded_len).next_multiple_of(ALIGN) as u64 + 64,
+    };
+    let staging_at = bases.staging as usize;
+    let out_base = (staging_at + layout.staging_len).next_multiple_of(ALIGN);
+    let mut mem = vec![0u8; out_base + layout.out_len()];
+    mem[..layout.input.len()].copy_from_slice(&layout.input);
+    for codec in [GpuCodec::Zstd, GpuCodec::Lz4] {
+        let (_, ins, outs) = layout.decode_batch(codec);
+        let id = if codec == GpuCodec::Zstd { CodecId::Zstd } else { CodecId::Lz4 };
+        for (i, o) in ins.iter().zip(outs) {
+            let stored = mem[i.clone()].to_vec();
+            let at = bases.decoded as usize;
+            let target = &mut mem[at + o.start..at + o.end];
+            let encoding = BlockEncoding { codec: id, shuffle_elem_bytes: None };
+            decode_block(&stored, encoding, None, &mut Scratch::default(), target).unwrap();
+        }
+    }
+    for m in layout.moves(bases) {
+        unshuffle_kernel(&mut mem, &m);
+    }
+    let mut failed = vec![false; layout.jobs.len()];
+    let mut staging = mem[staging_at..staging_at + layout.staging_len].to_vec();
+    if let Spoil::Reported(job) | Spoil::Silent(job) = spoil {
+        staging[layout.jobs[job].staging.clone()].iter_mut().for_each(|b| *b ^= 0x5a);
+        failed[job] = matches!(spoil, Spoil::Reported(_));
+    }
+    let redone = layout.repair(ctx, &mut staging, &failed, true)?;
+    mem[staging_at..staging_at + layout.staging_len].copy_from_slice(&staging);
+    for p in layout.scatter_parts(bases.staging, out_base as u64).unwrap() {
+        scatter_kernel(&mut mem, &p);
+    }
+    Ok((mem[out_base..].to_vec(), redone))
+}
+
+/// An array of every codec, shuffle and block kind: zstd+shuffle, LZ4, none+shuffle
+/// committed, one zstd block pending, chunks never written.
+fn mixed_array(dir: &std::path::Path) -> (Atlas, ArrayHandle, ArrayD<u16>) {
+    // Row 19 stays unwritten: it reads as the fill value.
+    let store = Atlas::create(dir.join("s"), StoreConfig::default()).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    let spec = ArraySpec::new(DType::UInt16, [20, 13, 9]).chunk_shape([6, 5, 4]).fill_value(7u16);
+    ds.define_array("a", spec).unwrap();
+    let data = ArrayD::from_shape_fn(vec![20, 13, 9], |i| (i[0] * 131 + i[1] * 17 + i[2] * 3) as u16);
+    let array = ds.array("a").unwrap();
+    let codecs = [(Codec::Zstd { level: 3 }, Shuffle::On), (Codec::Lz4, Shuffle::Off), (Codec::None, Shuffle::On)];
+    for (i, (codec, shuffle)) in codecs.into_iter().enumerate() {
+        array.set_codec(Some(codec)).unwrap();
+        array.set_shuffle(Some(shuffle)).unwrap();
+        let rows = i * 6..(i + 1) * 6;
+        array.write(&[rows.start as u64, 0, 0], data.slice(ndarray::s![rows, .., ..])).unwrap();
+    }
+    store.flush().unwrap();
+    array.set_codec(Some(Codec::Zstd { level: 1 })).unwrap();
+    array.write(&[18, 0, 0], data.slice(ndarray::s![18..19, .., ..])).unwrap();
+    (store, array, data)
+}
+
+fn model_read(array: &ArrayHandle, start: &[u64], shape: &[u64], spoil: Spoil) -> Result<(Vec<u16>, Vec<usize>)> {
+    array.with_read_ctx(start, shape, (DType::UInt16, |_| true), |ctx, lookup| {
+        let layout = Layout::build(ctx, lookup, start, shape, true)?;
+        let (bytes, redone) = run_model(ctx, &layout, spoil)?;
+        Ok((bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect(), redone))
+    })
+}
+
+#[test]
+fn the_kernel_model_reads_what_the_cpu_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, array, _) = mixed_array(dir.path());
+    for (start, shape) in [([0, 0, 0], [20, 13, 9]), ([3, 2, 1], [14, 9, 7]), ([17, 12, 8], [3, 1, 1])] {
+        let cpu = array.read::<u16>(&start, &shape).unwrap();
+        let (gpu, redone) = model_read(&array, &start, &shape, Spoil::Nothing).unwrap();
+        assert!(gpu == cpu.iter().copied().collect::<Vec<_>>(), "box {start:?} {shape:?} reads back wrong");
+        assert!(redone.is_empty());
+    }
+}
+
+#[test]
+fn blocks_the_gpu_gets_wrong_are_redone_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, array, _) = mixed_array(dir.path());
+    let all = [20, 13, 9];
+    let cpu: Vec<u16> = array.read::<u16>(&[0, 0, 0], &all).unwrap().iter().copied().collect();
+    for spoil in [Spoil::Reported(0), Spoil::Silent(0), Spoil::Silent(7)] {
+        let (gpu, redone) = model_read(&array, &[0, 0, 0], &all, spoil).unwrap();
+        assert!(gpu == cpu, "a spoiled block was not redone");
+        assert_eq!(redone.len(), 1);
+    }
+}
+
+#[test]
+fn dictionary_blocks_are_decoded_on_the_cpu_and_uploaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Atlas::create(dir.path().join("s"), StoreConfig::default()).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    // As in the corruption suite: 16 chunks of a regular pattern train a dictionary.
+    let spec = ArraySpec::new(DType::UInt16, [2048]).chunk_shape([128]).zstd_dictionary(true);
+    let array = ds.define_array("a", spec).unwrap();
+    let data = ArrayD::from_shape_fn(vec![2048], |i| (i[0] % 128 * 3 + i[0] / 128 % 3) as u16);
+    array.write(&[0], data.view()).unwrap();
+    store.flush().unwrap();
+    let (gpu, _) = model_read(&array, &[0], &[2048], Spoil::Nothing).unwrap();
+    assert!(gpu == data.iter().copied().collect::<Vec<_>>(), "dictionary blocks read back wrong");
+    let uploads = array
+        .with_read_ctx(&[0], &[2048], (DType::UInt16, |_| true), |ctx, lookup| {
+            let layout = Layout::build(ctx, lookup, &[0], &[2048], true)?;
+            Ok(layout.jobs.iter().filter(|j| matches!(j.source, Source::Upload { .. })).count())
+        })
+        .unwrap();
+    assert!(array.meta().unwrap().zstd_dictionary.is_some());
+    assert!(uploads > 0, "dictionary blocks travel decoded");
+}
