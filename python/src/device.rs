@@ -145,7 +145,8 @@ impl CudaArray {
     /// The data copied to the host as a numpy array.
     fn to_numpy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let bytes = py.detach(|| self.inner.to_host_bytes()).py_err()?;
-        let flat = py.import("numpy")?.call_method1("frombuffer", (PyBytes::new(py, &bytes), typestr(self.inner.dtype())?))?;
+        let flat =
+            py.import("numpy")?.call_method1("frombuffer", (PyBytes::new(py, &bytes), typestr(self.inner.dtype())?))?;
         flat.call_method1("reshape", (PyTuple::new(py, self.inner.shape())?,))?.call_method0("copy")
     }
 
