@@ -45,17 +45,29 @@ fn nvcomp() -> Result<Arc<Nvcomp>> {
         .map_err(|why| Error::GpuUnavailable(GpuUnavailable::NoNvcomp(why)))
 }
 
-/// The [`Gpu`] of device `ordinal`, made on first use.
+/// The [`Gpu`] of device `ordinal`, made on first use. An unavailable device is remembered
+/// too, so `Device::Auto` reads on a machine without one cost a map lookup.
 ///
 /// # Errors
 /// [`Error::GpuUnavailable`] saying whether the driver, the device or libnvcomp is missing;
-/// [`Error::Gpu`] when making the context or loading the kernels fails.
+/// [`Error::Gpu`] when making the context or loading the kernels fails (not remembered).
 pub(crate) fn gpu(ordinal: usize) -> Result<Arc<Gpu>> {
-    static GPUS: OnceLock<Mutex<HashMap<usize, Arc<Gpu>>>> = OnceLock::new();
+    type Known = HashMap<usize, std::result::Result<Arc<Gpu>, GpuUnavailable>>;
+    static GPUS: OnceLock<Mutex<Known>> = OnceLock::new();
     let mut gpus = GPUS.get_or_init(Mutex::default).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(gpu) = gpus.get(&ordinal) {
-        return Ok(gpu.clone());
+    if let Some(known) = gpus.get(&ordinal) {
+        return known.clone().map_err(Error::GpuUnavailable);
     }
+    let made = make(ordinal);
+    match &made {
+        Ok(gpu) => _ = gpus.insert(ordinal, Ok(gpu.clone())),
+        Err(Error::GpuUnavailable(why)) => _ = gpus.insert(ordinal, Err(why.clone())),
+        Err(_) => {}
+    }
+    made
+}
+
+fn make(ordinal: usize) -> Result<Arc<Gpu>> {
     // cudarc panics on first use when libcuda is missing: ask before anything else.
     if !nvcomp_sys::cuda_driver_present() {
         return Err(Error::GpuUnavailable(GpuUnavailable::NoDriver));
@@ -67,12 +79,10 @@ pub(crate) fn gpu(ordinal: usize) -> Result<Arc<Gpu>> {
     let nvcomp = nvcomp()?;
     let ctx = CudaContext::new(ordinal).map_err(gpu_error)?;
     let module = ctx.load_module(Ptx::from_src(KERNELS_PTX)).map_err(gpu_error)?;
-    let gpu = Arc::new(Gpu {
+    Ok(Arc::new(Gpu {
         unshuffle: module.load_function("atlas_unshuffle").map_err(gpu_error)?,
         scatter: module.load_function("atlas_scatter").map_err(gpu_error)?,
         ctx,
         nvcomp,
-    });
-    gpus.insert(ordinal, gpu.clone());
-    Ok(gpu)
+    }))
 }
