@@ -222,10 +222,12 @@ class Atlas:
         dataset_names: Sequence[str],
         start: Optional[Sequence[int]] = None,
         shape: Optional[Sequence[int]] = None,
-    ) -> np.ndarray:
+        device: Optional[str] = None,
+    ) -> Any:
         """One array of shape `(len(dataset_names), *shape)`: row `i` is dataset `i`'s box.
         Every dataset must exist; where one lacks the array, or its array is shorter, the
-        row reads as the fill value. `shape` defaults to the largest extent over the datasets."""
+        row reads as the fill value. `shape` defaults to the largest extent over the datasets.
+        `device="cuda"` reads into GPU memory (a `CudaArray`; not for strings)."""
         names = list(dataset_names)
         if not names:
             raise InvalidArgumentError("dataset_names is empty")
@@ -246,8 +248,8 @@ class Atlas:
             ]
         else:
             box_shape = _ints(shape)
-        if first.atlas_dtype != "string":
-            return self._native.read_across_stacked(array, names, box_start, box_shape)
+        if first.atlas_dtype != "string" or device not in (None, "cpu"):
+            return self._native.read_across_stacked(array, names, box_start, box_shape, device)
         out = np.full((len(names), *box_shape), "", dtype=object)
         for i, a in found:
             clipped = [max(min(s + n, extent) - s, 0) for s, n, extent in zip(box_start, box_shape, a.shape)]

@@ -440,7 +440,9 @@ fn across_typed<'py, T: Element + numpy::Element>(
         let mut guard = out.readwrite();
         let slice = guard.as_slice_mut().expect("a new numpy array is contiguous");
         let names: Vec<&str> = datasets.iter().map(String::as_str).collect();
-        py.detach(|| store.read_array_across_stacked_into::<T>(array, &names, start, shape, slice)).py_err()?;
+        let options = ReadOptions::default();
+        py.detach(|| store.read_array_across_stacked_into::<T>(array, &names, start, shape, slice, options))
+            .py_err()?;
     }
     as_numpy_dtype(out.into_any(), dtype)
 }

@@ -1,7 +1,7 @@
 //! `CudaArray`: the result of `read(..., device="cuda")`, an array in GPU memory that torch,
 //! CuPy and numba take without a copy (`__dlpack__`, `__cuda_array_interface__`).
 
-use atlas::{ArrayHandle, DType, Device, DeviceArray, ReadOptions};
+use atlas::{ArrayHandle, Atlas, DType, Device, DeviceArray, ReadOptions};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
@@ -30,6 +30,21 @@ pub fn read_to_cuda(
 ) -> PyResult<CudaArray> {
     let options = ReadOptions { device: Device::Cuda(ordinal), ..ReadOptions::default() };
     let inner = py.detach(|| handle.read_to_device(start, shape, options)).py_err()?;
+    Ok(CudaArray { inner })
+}
+
+/// Reads `array` across `datasets` into GPU memory, stacked (GIL released).
+pub fn across_to_cuda(
+    py: Python<'_>,
+    store: &Atlas,
+    array: &str,
+    datasets: &[&str],
+    (start, shape): (&[u64], &[u64]),
+    ordinal: usize,
+) -> PyResult<CudaArray> {
+    let options = ReadOptions { device: Device::Cuda(ordinal), ..ReadOptions::default() };
+    let inner =
+        py.detach(|| store.read_array_across_stacked_to_device(array, datasets, start, shape, options)).py_err()?;
     Ok(CudaArray { inner })
 }
 

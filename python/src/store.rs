@@ -13,6 +13,7 @@ use crate::attrs::{Attrs, Target};
 use crate::convert::{
     codec_name, parse_codec, parse_dtype, parse_meta_compression, parse_meta_format, parse_shuffle, scalar_from_py,
 };
+use crate::device::{across_to_cuda, parse_device};
 use crate::errors::{IntoPy, to_py};
 
 /// A store: one directory of metadata and fragment files (native half of `atlas.Atlas`).
@@ -190,7 +191,9 @@ impl Store {
 
     /// `array` read from each of `datasets` into one new array of shape
     /// `(len(datasets), *shape)`; missing arrays and parts beyond an array's extent read as
-    /// fill. Numeric, bool and timestamp arrays only.
+    /// fill. Numeric, bool and timestamp arrays only. `device="cuda"` reads into GPU memory
+    /// (a `CudaArray`).
+    #[pyo3(signature = (array, datasets, start, shape, device=None))]
     fn read_across_stacked<'py>(
         &self,
         py: Python<'py>,
@@ -198,7 +201,13 @@ impl Store {
         datasets: Vec<String>,
         start: Vec<u64>,
         shape: Vec<u64>,
+        device: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(ordinal) = parse_device(device)? {
+            let names: Vec<&str> = datasets.iter().map(String::as_str).collect();
+            let array = across_to_cuda(py, &self.inner, array, &names, (&start, &shape), ordinal)?;
+            return Ok(Bound::new(py, array)?.into_any());
+        }
         read_across_stacked(py, &self.inner, array, &datasets, &start, &shape)
     }
 }

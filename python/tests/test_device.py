@@ -86,3 +86,18 @@ def test_an_unconsumed_capsule_frees_its_tensor():
         del capsule
     gc.collect()
     np.testing.assert_array_equal(np.from_dlpack(probe), np.arange(10, dtype=np.uint16))
+
+
+def test_across_reads_take_a_device(ds):
+    store = ds.store
+    for name in ["p", "q"]:
+        other = store.create_dataset(name)
+        other.define_array("v", "float32", ["x"], [10]).write((0,), np.arange(10, dtype=np.float32))
+    store.flush()
+    try:
+        got = store.read_array_across_stacked("v", ["p", "q"], device="cuda")
+    except atlas.GpuUnavailableError:
+        if os.environ.get("ATLAS_REQUIRE_GPU"):
+            raise
+        return
+    np.testing.assert_array_equal(got.to_numpy(), store.read_array_across_stacked("v", ["p", "q"]))

@@ -25,10 +25,12 @@ pub(crate) use block::{Worker, corrupt_chunk, decode_chunk, fill_with};
 pub(crate) use plan::{ChunkOp, plan};
 #[cfg(feature = "gpu")]
 pub(crate) use pool::run as run_on_pool;
-pub(crate) use read::{Lookup, Slot, SlotRead, read_region, read_slots};
+#[cfg(feature = "gpu")]
+pub(crate) use read::outside;
+pub(crate) use read::{Slot, SlotRead, read_slots};
 pub(crate) use recode::recode_blocks;
 #[cfg(feature = "gpu")]
-pub(crate) use region::{Place, box_copy, for_each_row};
+pub(crate) use region::{BoxCopy, Place, box_copy};
 pub(crate) use strings::{read_strings, trim_string_chunks, write_strings};
 pub(crate) use trim::{reaches_past, trim_chunks};
 pub(crate) use verify::check_blocks;

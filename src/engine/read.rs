@@ -1,9 +1,8 @@
 //! The read path: plan, then decode every touched block on the pool straight into the
 //! caller's buffer. A request fills one or more equal "slots" of the output, each with an
 //! array's box placed somewhere inside it and the fill value around it, or with the fill
-//! value alone ([`read_slots`]); reading one box into a buffer of its own shape
-//! ([`read_region`]) is the one-slot case. All slots' chunk and fill operations run as one
-//! parallel loop.
+//! value alone ([`read_slots`]); reading one box into a buffer of its own shape is the
+//! one-slot case. All slots' chunk and fill operations run as one parallel loop.
 
 use std::borrow::Cow;
 
@@ -19,21 +18,6 @@ use crate::error::Result;
 /// Gives a chunk's current block, or `None` for a chunk never written (read as the fill
 /// value).
 pub(crate) type Lookup<'l, 'a> = dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync + 'l;
-
-/// Reads the box `start .. start + shape` of an array into `out`, a C-order buffer of
-/// `shape` elements. The caller has checked bounds and `out`'s length.
-pub(crate) fn read_region(
-    ctx: ArrayCtx<'_>,
-    lookup: &Lookup<'_, '_>,
-    start: &[u64],
-    shape: &[u64],
-    out: &mut [u8],
-    verify: bool,
-) -> Result<()> {
-    let at = vec![0; shape.len()];
-    let slot = Slot::Read(SlotRead { ctx, lookup, start, shape, at: &at });
-    read_slots(std::slice::from_ref(&slot), shape, ctx.meta.dtype.size_bytes(), out, verify)
-}
 
 /// What one slot of a [`read_slots`] output holds.
 #[derive(Clone, Copy)]
@@ -199,7 +183,7 @@ fn read_chunk(
 /// non-empty boxes (start, extent). Box `d` holds the elements inside the box along every
 /// dimension before `d` and before or after it along `d`, so an element outside falls in
 /// the box of the first dimension where it is outside.
-fn outside(shape: &[u64], at: &[u64], region: &[u64]) -> Vec<(Vec<u64>, Vec<u64>)> {
+pub(crate) fn outside(shape: &[u64], at: &[u64], region: &[u64]) -> Vec<(Vec<u64>, Vec<u64>)> {
     let ndim = shape.len();
     let mut boxes = Vec::new();
     for d in 0..ndim {

@@ -20,6 +20,7 @@ pub(crate) struct BoxCopy {
     /// Byte strides per (merged) dimension in the source and the destination.
     pub src_strides: Vec<usize>,
     pub dst_strides: Vec<usize>,
+    pub elem_bytes: usize,
 }
 
 /// The copy of a box of extent `region` placed at `src` in one buffer and at `dst` in
@@ -53,6 +54,7 @@ pub(crate) fn box_copy(src: Place<'_>, dst: Place<'_>, region: &[u64], elem_byte
         dst_offset: offset_of(&dst_strides, &dst_start),
         src_strides,
         dst_strides,
+        elem_bytes,
     })
 }
 
@@ -63,35 +65,41 @@ pub(crate) fn for_each_row(
     dst: Place<'_>,
     region: &[u64],
     elem_bytes: usize,
-    mut row: impl FnMut(usize, usize, usize),
+    row: impl FnMut(usize, usize, usize),
 ) {
-    let Some(BoxCopy { extents, mut src_offset, mut dst_offset, src_strides, dst_strides }) =
-        box_copy(src, dst, region, elem_bytes)
-    else {
-        return;
-    };
-    let ndim = extents.len();
-    let row_bytes = extents.last().map_or(1, |&n| n) * elem_bytes;
-    // Odometer over every dimension but the last, moving both offsets by their strides
-    // instead of recomputing them for each row.
-    let mut idx = vec![0usize; ndim];
-    loop {
-        row(src_offset, dst_offset, row_bytes);
-        let mut d = ndim.saturating_sub(1);
+    if let Some(copy) = box_copy(src, dst, region, elem_bytes) {
+        copy.rows(row);
+    }
+}
+
+impl BoxCopy {
+    /// Calls `row(src_offset, dst_offset, len)` (bytes) for every row of the box: a run
+    /// along the last (merged) dimension.
+    pub(crate) fn rows(&self, mut row: impl FnMut(usize, usize, usize)) {
+        let ndim = self.extents.len();
+        let row_bytes = self.extents.last().map_or(1, |&n| n) * self.elem_bytes;
+        let (mut src_offset, mut dst_offset) = (self.src_offset, self.dst_offset);
+        // Odometer over every dimension but the last, moving both offsets by their strides
+        // instead of recomputing them for each row.
+        let mut idx = vec![0usize; ndim];
         loop {
-            if d == 0 {
-                return;
+            row(src_offset, dst_offset, row_bytes);
+            let mut d = ndim.saturating_sub(1);
+            loop {
+                if d == 0 {
+                    return;
+                }
+                d -= 1;
+                idx[d] += 1;
+                src_offset += self.src_strides[d];
+                dst_offset += self.dst_strides[d];
+                if idx[d] < self.extents[d] {
+                    break;
+                }
+                src_offset -= self.src_strides[d] * self.extents[d];
+                dst_offset -= self.dst_strides[d] * self.extents[d];
+                idx[d] = 0;
             }
-            d -= 1;
-            idx[d] += 1;
-            src_offset += src_strides[d];
-            dst_offset += dst_strides[d];
-            if idx[d] < extents[d] {
-                break;
-            }
-            src_offset -= src_strides[d] * extents[d];
-            dst_offset -= dst_strides[d] * extents[d];
-            idx[d] = 0;
         }
     }
 }

@@ -9,7 +9,10 @@ use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
 
 use crate::codec::CodecId;
-use crate::engine::{ArrayCtx, BlockRef, ChunkOp, Lookup, Place, Worker, box_copy, decode_chunk, plan, run_on_pool};
+use crate::engine::{
+    ArrayCtx, BlockRef, BoxCopy, ChunkOp, Place, Slot, Worker, box_copy, decode_chunk, fill_with, outside, plan,
+    run_on_pool,
+};
 use crate::error::{Error, GpuUnavailable, Result};
 use crate::fragment::checksum;
 
@@ -32,23 +35,33 @@ pub(crate) enum GpuCodec {
 pub(crate) enum Source {
     /// Stored bytes at `input`, decoded by nvCOMP into `decoded` (the raw length).
     Decode { codec: GpuCodec, input: Range<usize>, decoded: Range<usize> },
-    /// Bytes uploaded as they are: a `none` block, a block decoded on the CPU, the fill chunk.
+    /// Bytes uploaded as they are: a `none` block, or a block decoded on the CPU.
     Upload { input: Range<usize> },
 }
 
-/// One chunk of the read.
+/// One chunk of the read: a block to bring to its staging slot.
 #[derive(Debug)]
 pub(crate) struct Job<'a> {
-    /// The block, or `None` for the chunk of fill values.
-    pub block: Option<BlockRef<'a>>,
+    pub block: BlockRef<'a>,
+    /// The array it belongs to, as an index into [`Layout::arrays`].
+    pub array: usize,
     pub source: Source,
     /// Element size to unshuffle with; 1 copies.
     pub shuffle: usize,
     /// Where the raw chunk lands on the device.
     pub staging: Range<usize>,
-    /// Whether the staged bytes still need their checksum compared (false for the fill
-    /// chunk and for blocks the CPU decoded, which verified them).
+    /// Whether the staged bytes still need their checksum compared (false for blocks the
+    /// CPU decoded, which verified them).
     pub check: bool,
+}
+
+/// Where the elements of one box of the output come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Piece {
+    /// The part `op` of the chunk of job `job`.
+    Chunk { job: usize, op: ChunkOp },
+    /// One element, repeated: the fill value, uploaded at `element` of the input.
+    Fill { element: Range<usize>, start: Vec<u64>, region: Vec<u64> },
 }
 
 /// `Move` of `kernels.cu`: a chunk moved (unshuffled when `elem` > 1) between device buffers.
@@ -82,19 +95,23 @@ pub(crate) struct Bases {
     pub staging: u64,
 }
 
-/// The layout of one read of the box `start .. start + shape` of one array.
+/// The layout of one read: `slot_count` C-order buffers ("slots") of `slot_shape`, one after
+/// the other, as `engine::read_slots` fills them on the CPU (one slot for a box of one
+/// array; one per dataset for a read across datasets).
 #[derive(Debug)]
-pub(crate) struct Layout<'a> {
+pub(crate) struct Layout<'r, 'a> {
     /// Everything uploaded, in one transfer.
     pub input: Vec<u8>,
     pub decoded_len: usize,
     pub staging_len: usize,
     pub jobs: Vec<Job<'a>>,
-    /// Per chunk op of the read: the job holding its chunk.
-    pub parts: Vec<(usize, ChunkOp)>,
-    pub shape: Vec<u64>,
+    /// The arrays read, with what decoding needs of them (a job names its array).
+    pub arrays: Vec<ArrayCtx<'r>>,
+    /// Every output element belongs to exactly one piece of exactly one slot.
+    pub pieces: Vec<(usize, Piece)>,
+    pub slot_shape: Vec<u64>,
+    pub slot_count: usize,
     elem_bytes: usize,
-    chunk_shape: Vec<u64>,
 }
 
 fn push_aligned(buf: &mut Vec<u8>, len: usize) -> Range<usize> {
@@ -109,66 +126,69 @@ fn reserve(len: &mut usize, n: usize) -> Range<usize> {
     start..start + n
 }
 
-impl<'a> Layout<'a> {
-    /// Lays out the read. Blocks nvCOMP cannot decode (zstd with a dictionary) are decoded
-    /// here on the CPU (verified when `verify`), their raw bytes uploaded.
+impl<'r, 'a> Layout<'r, 'a> {
+    /// Lays out a read of `slots` (as `engine::read_slots` takes them). Blocks nvCOMP cannot
+    /// decode (zstd with a dictionary) are decoded here on the CPU (verified when `verify`),
+    /// their raw bytes uploaded.
     ///
     /// # Errors
     /// [`Error::GpuUnavailable`] for string arrays; [`Error::Corrupt`] for a block whose
-    /// lengths do not match the chunk; what reading a pending block or a CPU decode returns.
-    pub(crate) fn build(
-        ctx: ArrayCtx<'_>,
-        lookup: &Lookup<'_, 'a>,
-        start: &[u64],
-        shape: &[u64],
-        verify: bool,
-    ) -> Result<Self> {
-        let meta = ctx.meta;
-        let elem_bytes = meta.dtype.size_bytes();
+    /// lengths do not match its chunk; what reading a pending block or a CPU decode returns.
+    pub(crate) fn build(slots: &[Slot<'r, 'a>], slot_shape: &[u64], elem_bytes: usize, verify: bool) -> Result<Self> {
         if elem_bytes == 0 {
             return Err(Error::GpuUnavailable(GpuUnavailable::Unsupported("string arrays".into())));
         }
-        let chunk_len = usize::try_from(meta.chunk_bytes()).expect("a chunk fits in memory");
         let mut layout = Layout {
             input: Vec::new(),
             decoded_len: 0,
             staging_len: 0,
             jobs: Vec::new(),
-            parts: Vec::new(),
-            shape: shape.to_vec(),
+            arrays: Vec::new(),
+            pieces: Vec::new(),
+            slot_shape: slot_shape.to_vec(),
+            slot_count: slots.len(),
             elem_bytes,
-            chunk_shape: meta.chunk_shape.clone(),
         };
-        let mut fill_job = None;
         let mut worker = Worker::default();
-        for op in plan(&meta.chunk_shape, start, shape) {
-            let block = lookup(&op.coord).filter(|b| !b.entry().is_fill);
-            let job = match block {
-                Some(block) => layout.block_job(ctx, block, chunk_len, &mut worker, verify)?,
-                None => *fill_job.get_or_insert_with(|| layout.fill_job(&meta.fill_bytes(), chunk_len)),
+        for (index, slot) in slots.iter().enumerate() {
+            let read = match slot {
+                Slot::Fill(fill) => {
+                    let element = layout.upload(fill);
+                    let region = slot_shape.to_vec();
+                    layout.pieces.push((index, Piece::Fill { element, start: vec![0; region.len()], region }));
+                    continue;
+                }
+                Slot::Read(read) => read,
             };
-            layout.parts.push((job, op));
+            let array = layout.arrays.len();
+            layout.arrays.push(read.ctx);
+            let element = layout.upload(&read.ctx.meta.fill_bytes());
+            let fill = |start: Vec<u64>, region: Vec<u64>| Piece::Fill { element: element.clone(), start, region };
+            for mut op in plan(&read.ctx.meta.chunk_shape, read.start, read.shape) {
+                op.in_selection.iter_mut().zip(read.at).for_each(|(i, a)| *i += a);
+                let piece = match (read.lookup)(&op.coord).filter(|b| !b.entry().is_fill) {
+                    Some(block) => Piece::Chunk { job: layout.block_job(array, block, &mut worker, verify)?, op },
+                    None => fill(op.in_selection, op.region),
+                };
+                layout.pieces.push((index, piece));
+            }
+            for (start, region) in outside(slot_shape, read.at, read.shape) {
+                layout.pieces.push((index, fill(start, region)));
+            }
         }
         Ok(layout)
     }
 
-    /// A job for the chunk of fill values, shared by every unwritten or fill chunk.
-    fn fill_job(&mut self, element: &[u8], chunk_len: usize) -> usize {
-        let input = push_aligned(&mut self.input, chunk_len);
-        crate::engine::fill_with(&mut self.input[input.clone()], element);
-        let staging = reserve(&mut self.staging_len, chunk_len);
-        self.jobs.push(Job { block: None, source: Source::Upload { input }, shuffle: 1, staging, check: false });
-        self.jobs.len() - 1
+    /// Appends `bytes` to the upload; returns where they are.
+    fn upload(&mut self, bytes: &[u8]) -> Range<usize> {
+        let range = push_aligned(&mut self.input, bytes.len());
+        self.input[range.clone()].copy_from_slice(bytes);
+        range
     }
 
-    fn block_job(
-        &mut self,
-        ctx: ArrayCtx<'_>,
-        block: BlockRef<'a>,
-        chunk_len: usize,
-        worker: &mut Worker,
-        verify: bool,
-    ) -> Result<usize> {
+    fn block_job(&mut self, array: usize, block: BlockRef<'a>, worker: &mut Worker, verify: bool) -> Result<usize> {
+        let ctx = self.arrays[array];
+        let chunk_len = usize::try_from(ctx.meta.chunk_bytes()).expect("a chunk fits in memory");
         let entry = block.entry();
         let corrupt = |detail: String| crate::engine::corrupt_chunk(ctx, block, &detail);
         if entry.raw_len_bytes != chunk_len as u64 {
@@ -185,7 +205,7 @@ impl<'a> Layout<'a> {
                 let input = push_aligned(&mut self.input, chunk_len);
                 decode_chunk(ctx, block, worker, &mut self.input[input.clone()], verify)?;
                 let source = Source::Upload { input };
-                self.jobs.push(Job { block: Some(block), source, shuffle: 1, staging, check: false });
+                self.jobs.push(Job { block, array, source, shuffle: 1, staging, check: false });
                 return Ok(self.jobs.len() - 1);
             }
         };
@@ -196,14 +216,13 @@ impl<'a> Layout<'a> {
                 &worker.stored
             }
         };
-        let input = push_aligned(&mut self.input, stored.len());
-        self.input[input.clone()].copy_from_slice(stored);
+        let input = self.upload(stored);
         let source = match codec {
             Some(codec) => Source::Decode { codec, input, decoded: reserve(&mut self.decoded_len, chunk_len) },
             None if stored.len() == chunk_len => Source::Upload { input },
             None => return Err(corrupt(format!("none block of {} bytes, the chunk has {chunk_len}", stored.len()))),
         };
-        self.jobs.push(Job { block: Some(block), source, shuffle, staging, check: true });
+        self.jobs.push(Job { block, array, source, shuffle, staging, check: true });
         Ok(self.jobs.len() - 1)
     }
 
@@ -237,30 +256,65 @@ impl<'a> Layout<'a> {
             .collect()
     }
 
-    /// Bytes of the result: the box, C order.
-    pub(crate) fn out_len(&self) -> usize {
-        self.shape.iter().map(|&n| usize::try_from(n).expect("checked by the caller")).product::<usize>()
+    fn slot_bytes(&self) -> usize {
+        self.slot_shape.iter().map(|&n| usize::try_from(n).expect("checked by the caller")).product::<usize>()
             * self.elem_bytes
     }
 
-    /// One part per chunk op: its box from the staging slot to the output at `out_base`.
+    /// Bytes of the result: every slot, C order.
+    pub(crate) fn out_len(&self) -> usize {
+        self.slot_bytes() * self.slot_count
+    }
+
+    /// Calls `visit(base, copy)` for every piece: `base` is where its source starts
+    /// (`Ok(byte in staging)`: a chunk's slot; `Err(byte in input)`: a fill element, read with
+    /// all source strides 0) and `copy` the box, its source offset relative to `base` and its
+    /// destination offset in the whole output.
+    fn each_piece(&self, mut visit: impl FnMut(std::result::Result<usize, usize>, &BoxCopy)) {
+        let slot_bytes = self.slot_bytes();
+        for (slot, piece) in &self.pieces {
+            let (src, copy) = match piece {
+                Piece::Chunk { job, op } => {
+                    let job = &self.jobs[*job];
+                    let src = Place { shape: &self.arrays[job.array].meta.chunk_shape, start: &op.in_chunk };
+                    let dst = Place { shape: &self.slot_shape, start: &op.in_selection };
+                    let Some(copy) = box_copy(src, dst, &op.region, self.elem_bytes) else { continue };
+                    (Ok(job.staging.start), copy)
+                }
+                Piece::Fill { element, start, region } => {
+                    let dst = Place { shape: &self.slot_shape, start };
+                    let Some(mut copy) = box_copy(dst, dst, region, self.elem_bytes) else { continue };
+                    copy.src_offset = 0;
+                    copy.src_strides.iter_mut().for_each(|s| *s = 0);
+                    (Err(element.start), copy)
+                }
+            };
+            let copy = BoxCopy { dst_offset: slot * slot_bytes + copy.dst_offset, ..copy };
+            visit(src, &copy);
+        }
+    }
+
+    /// One kernel part per piece: from staging (or the uploaded fill element) to the output
+    /// at `out_base`.
     ///
     /// # Errors
     /// [`Error::GpuUnavailable`] when a box keeps more than [`MAX_DIMS`] dimensions after
     /// merging.
-    pub(crate) fn scatter_parts(&self, staging_base: u64, out_base: u64) -> Result<Vec<Part>> {
-        let mut parts = Vec::with_capacity(self.parts.len());
-        for (job, op) in &self.parts {
-            let src = Place { shape: &self.chunk_shape, start: &op.in_chunk };
-            let dst = Place { shape: &self.shape, start: &op.in_selection };
-            let Some(copy) = box_copy(src, dst, &op.region, self.elem_bytes) else { continue };
+    pub(crate) fn scatter_parts(&self, bases: Bases, out_base: u64) -> Result<Vec<Part>> {
+        let mut parts = Vec::with_capacity(self.pieces.len());
+        let mut too_deep = None;
+        self.each_piece(|src, copy| {
             let ndim = copy.extents.len();
             if ndim > MAX_DIMS {
-                let why = format!("a box of {ndim} dimensions after merging (at most {MAX_DIMS})");
-                return Err(Error::GpuUnavailable(GpuUnavailable::Unsupported(why)));
+                too_deep = Some(ndim);
+                return;
             }
+            let src = match src {
+                Ok(staged) => bases.staging + staged as u64,
+                Err(uploaded) => bases.input + uploaded as u64,
+            };
             let mut part = Part {
-                src: staging_base + (self.jobs[*job].staging.start + copy.src_offset) as u64,
+                src: src + copy.src_offset as u64,
                 dst: out_base + copy.dst_offset as u64,
                 ndim: ndim as u32,
                 elem: self.elem_bytes as u32,
@@ -272,8 +326,23 @@ impl<'a> Layout<'a> {
                 part.dst_stride[d] = copy.dst_strides[d] as u64;
             }
             parts.push(part);
+        });
+        if let Some(ndim) = too_deep {
+            let why = format!("a box of {ndim} dimensions after merging (at most {MAX_DIMS})");
+            return Err(Error::GpuUnavailable(GpuUnavailable::Unsupported(why)));
         }
         Ok(parts)
+    }
+
+    /// Fills `out` (host memory) from `staging` (the staging buffer copied to the host).
+    pub(crate) fn scatter_on_host(&self, staging: &[u8], out: &mut [u8]) {
+        self.each_piece(|base, copy| match base {
+            Ok(slot) => copy.rows(|s, d, n| out[d..d + n].copy_from_slice(&staging[slot + s..slot + s + n])),
+            Err(at) => {
+                let element = &self.input[at..at + self.elem_bytes];
+                copy.rows(|_, d, n| fill_with(&mut out[d..d + n], element));
+            }
+        });
     }
 
     /// Compares the staged chunks' checksums (when `verify`) and decodes on the CPU every
@@ -283,23 +352,15 @@ impl<'a> Layout<'a> {
     /// # Errors
     /// What the CPU decode returns for a block that is bad on disk too
     /// ([`Error::ChecksumMismatch`], [`Error::Corrupt`]).
-    pub(crate) fn repair(
-        &self,
-        ctx: ArrayCtx<'_>,
-        staging: &mut [u8],
-        failed: &[bool],
-        verify: bool,
-    ) -> Result<Vec<usize>> {
+    pub(crate) fn repair(&self, staging: &mut [u8], failed: &[bool], verify: bool) -> Result<Vec<usize>> {
         let staged = &*staging;
         let suspects: Vec<usize> = run_on_pool(|| {
             self.jobs
                 .par_iter()
                 .enumerate()
                 .filter(|(i, job)| {
-                    job.block.is_some_and(|block| {
-                        failed[*i]
-                            || (verify && job.check && checksum(&staged[job.staging.clone()]) != block.entry().checksum)
-                    })
+                    failed[*i]
+                        || (verify && job.check && checksum(&staged[job.staging.clone()]) != job.block.entry().checksum)
                 })
                 .map(|(i, _)| i)
                 .collect()
@@ -307,10 +368,10 @@ impl<'a> Layout<'a> {
         let mut worker = Worker::default();
         for &i in &suspects {
             let job = &self.jobs[i];
-            let block = job.block.expect("suspects have blocks");
-            let coord = &block.entry().coord;
+            let ctx = self.arrays[job.array];
+            let coord = &job.block.entry().coord;
             log::warn!("atlas: GPU decode of {} chunk {coord:?} failed or mismatched; decoding on the CPU", ctx.label);
-            decode_chunk(ctx, block, &mut worker, &mut staging[job.staging.clone()], true)?;
+            decode_chunk(ctx, job.block, &mut worker, &mut staging[job.staging.clone()], true)?;
         }
         Ok(suspects)
     }

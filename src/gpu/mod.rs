@@ -46,10 +46,9 @@ pub(crate) enum Target {}
 impl Target {
     pub(crate) fn read_to_host(
         &self,
-        _: crate::engine::ArrayCtx<'_>,
-        _: &crate::engine::Lookup<'_, '_>,
+        _: &[crate::engine::Slot<'_, '_>],
         _: &[u64],
-        _: &[u64],
+        _: usize,
         _: &mut [u8],
         _: bool,
     ) -> Result<()> {

@@ -10,8 +10,9 @@ use nvcomp_sys::Algo;
 use super::context::{Gpu, gpu, gpu_error};
 use super::device_array::DeviceArray;
 use super::layout::{Bases, GpuCodec, Layout, Move};
-use crate::engine::{ArrayCtx, Lookup, Place, for_each_row};
+use crate::engine::Slot;
 use crate::error::Result;
+use crate::meta::DType;
 
 /// Threads per block of both kernels.
 const THREADS: u32 = 256;
@@ -24,9 +25,10 @@ const MAX_GRID_Y: u32 = 65535;
 #[derive(Debug, Clone)]
 pub(crate) struct Target(Arc<Gpu>);
 
-/// The staging buffer after decoding: every chunk's raw bytes, with the jobs the GPU could
-/// not decode marked.
+/// The device buffers after decoding: the upload (fill elements are read from it) and
+/// every chunk's raw bytes in staging, with the jobs the GPU could not decode marked.
 struct Staged {
+    input: CudaSlice<u8>,
     staging: CudaSlice<u8>,
     failed: Vec<bool>,
 }
@@ -51,71 +53,66 @@ impl Target {
         gpu(ordinal).map(Self)
     }
 
-    /// Reads the box into `out` (host memory, C order), decoding on the GPU.
+    /// Reads `slots` (as `engine::read_slots` takes them) into `out` (host memory), decoding
+    /// on the GPU.
     pub(crate) fn read_to_host(
         &self,
-        ctx: ArrayCtx<'_>,
-        lookup: &Lookup<'_, '_>,
-        start: &[u64],
-        shape: &[u64],
+        slots: &[Slot<'_, '_>],
+        slot_shape: &[u64],
+        elem_bytes: usize,
         out: &mut [u8],
         verify: bool,
     ) -> Result<()> {
-        let layout = Layout::build(ctx, lookup, start, shape, verify)?;
+        let layout = Layout::build(slots, slot_shape, elem_bytes, verify)?;
         let stream = self.0.ctx.new_stream().map_err(gpu_error)?;
         let staged = self.stage(&stream, &layout)?;
         let mut host = stream.clone_dtoh(&staged.staging).map_err(gpu_error)?;
-        layout.repair(ctx, &mut host, &staged.failed, verify)?;
-        let elem_bytes = ctx.meta.dtype.size_bytes();
-        for (job, op) in &layout.parts {
-            let chunk = &host[layout.jobs[*job].staging.clone()];
-            let src = Place { shape: &ctx.meta.chunk_shape, start: &op.in_chunk };
-            let dst = Place { shape, start: &op.in_selection };
-            for_each_row(src, dst, &op.region, elem_bytes, |s, d, n| out[d..d + n].copy_from_slice(&chunk[s..s + n]));
-        }
+        layout.repair(&mut host, &staged.failed, verify)?;
+        layout.scatter_on_host(&host, out);
         Ok(())
     }
 
-    /// Reads the box into a new [`DeviceArray`] on this GPU.
+    /// Reads `slots` into a new [`DeviceArray`] of `shape` (the slots one after the other)
+    /// and `dtype` on this GPU.
     pub(crate) fn read_to_device(
         &self,
-        ctx: ArrayCtx<'_>,
-        lookup: &Lookup<'_, '_>,
-        start: &[u64],
-        shape: &[u64],
+        slots: &[Slot<'_, '_>],
+        slot_shape: &[u64],
+        (shape, dtype): (Vec<u64>, DType),
         verify: bool,
     ) -> Result<DeviceArray> {
-        let layout = Layout::build(ctx, lookup, start, shape, verify)?;
+        let layout = Layout::build(slots, slot_shape, dtype.size_bytes(), verify)?;
         let stream = self.0.ctx.new_stream().map_err(gpu_error)?;
-        let Staged { mut staging, failed } = self.stage(&stream, &layout)?;
+        let Staged { input, mut staging, failed } = self.stage(&stream, &layout)?;
         if verify || failed.contains(&true) {
             // Checksums are compared on the host: the staged chunks go back once.
             let mut host = stream.clone_dtoh(&staging).map_err(gpu_error)?;
-            for job in layout.repair(ctx, &mut host, &failed, verify)? {
+            for job in layout.repair(&mut host, &failed, verify)? {
                 let range = layout.jobs[job].staging.clone();
                 stream.memcpy_htod(&host[range.clone()], &mut staging.slice_mut(range)).map_err(gpu_error)?;
             }
         }
         let out = stream.alloc_zeros::<u8>(layout.out_len().max(1)).map_err(gpu_error)?;
-        let parts = layout.scatter_parts(ptr(&staging, &stream), ptr(&out, &stream))?;
+        let bases = Bases { input: ptr(&input, &stream), decoded: 0, staging: ptr(&staging, &stream) };
+        let parts = layout.scatter_parts(bases, ptr(&out, &stream))?;
         if !parts.is_empty() {
             let table = stream.clone_htod(bytemuck::cast_slice::<_, u8>(&parts)).map_err(gpu_error)?;
             let count = parts.len() as u32;
             let longest = parts.iter().map(|p| p.shape[..p.ndim as usize].iter().product::<u64>()).max().unwrap_or(1);
             let mut launch = stream.launch_builder(&self.0.scatter);
             launch.arg(&table).arg(&count);
-            // SAFETY: each part reads inside `staging` and writes inside `out`
-            // (Layout::scatter_parts builds them from the read's plan); both live until the
-            // stream is synchronized below.
+            // SAFETY: each part reads inside `staging` or `input` and writes inside `out`
+            // (Layout::scatter_parts builds them from the read's plan); all three live until
+            // the stream is synchronized below.
             unsafe { launch.launch(grid(parts.len(), longest)) }.map_err(gpu_error)?;
         }
         stream.synchronize().map_err(gpu_error)?;
-        Ok(DeviceArray { data: out, shape: shape.to_vec(), dtype: ctx.meta.dtype, stream })
+        Ok(DeviceArray { data: out, shape, dtype, stream })
     }
 
     /// Uploads the layout's input, decodes it with nvCOMP and moves every chunk into its
     /// staging slot (unshuffled).
-    fn stage(&self, stream: &Arc<CudaStream>, layout: &Layout<'_>) -> Result<Staged> {
+    fn stage(&self, stream: &Arc<CudaStream>, layout: &Layout<'_, '_>) -> Result<Staged> {
         let gpu = &self.0;
         let mut input_bytes = layout.input.as_slice();
         let placeholder = [0u8; 1];
@@ -153,6 +150,6 @@ impl Target {
             unsafe { launch.launch(grid(moves.len(), longest)) }.map_err(gpu_error)?;
         }
         stream.synchronize().map_err(gpu_error)?;
-        Ok(Staged { staging, failed })
+        Ok(Staged { input, staging, failed })
     }
 }

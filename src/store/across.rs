@@ -11,7 +11,8 @@ use super::state::dictionary;
 use crate::codec::ZstdDict;
 use crate::engine::{ArrayCtx, Slot, SlotRead, read_slots};
 use crate::error::{EntityKind, Error, Result};
-use crate::meta::{ArrayMeta, checked_product};
+use crate::gpu;
+use crate::meta::{ArrayMeta, DType, checked_product};
 
 impl Atlas {
     /// Reads the box `start .. start + shape` of the array named `array` in each of
@@ -51,9 +52,9 @@ impl Atlas {
         shape: &[u64],
     ) -> Result<ArrayD<T>> {
         let state = self.inner.read();
-        let request = Request::check::<T>(&state, array, datasets, start, shape)?;
+        let request = Request::check(&state, array, datasets, start, shape, (T::DTYPE, T::matches))?;
         let mut out = vec![T::default(); request.total_elems];
-        request.run(&state, start, shape, &mut out)?;
+        request.run(&state, start, shape, &mut out, ReadOptions::default())?;
         let dims: Vec<usize> = std::iter::once(datasets.len())
             .chain(shape.iter().map(|&n| usize::try_from(n).expect("checked: the selection fits usize")))
             .collect();
@@ -75,11 +76,13 @@ impl Atlas {
     ///   outside it reads as that fill value throughout. No selection is out of bounds.
     /// - Chunks never written read as the fill value, as in [`ArrayHandle::read`].
     /// - All datasets are read from one snapshot (the call holds the handle's state lock
-    ///   throughout), including this handle's uncommitted writes; checksums are verified.
+    ///   throughout), including this handle's uncommitted writes. `options` as for
+    ///   [`ArrayHandle::read_into`] (checksums verified by default; the device).
     /// - The datasets are read in parallel on the engine's pool; calling this from the
     ///   caller's own rayon tasks is fine.
     ///
     /// [`ArrayHandle::read`]: crate::ArrayHandle::read
+    /// [`ArrayHandle::read_into`]: crate::ArrayHandle::read_into
     ///
     /// # Errors
     /// [`Error::NotFound`] if a dataset does not exist, or none of them has the array;
@@ -96,14 +99,33 @@ impl Atlas {
         start: &[u64],
         shape: &[u64],
         out: &mut [T],
+        options: ReadOptions,
     ) -> Result<()> {
         let state = self.inner.read();
-        let request = Request::check::<T>(&state, array, datasets, start, shape)?;
+        let request = Request::check(&state, array, datasets, start, shape, (T::DTYPE, T::matches))?;
         if out.len() != request.total_elems {
             let expected = std::iter::once(datasets.len() as u64).chain(shape.iter().copied()).collect();
             return Err(Error::ShapeMismatch { array: array.to_string(), expected, found: vec![out.len() as u64] });
         }
-        request.run(&state, start, shape, out)
+        request.run(&state, start, shape, out, options)
+    }
+
+    /// Runs `read` with the slots of an engine read of `array`'s box across `datasets` (one
+    /// per dataset, as `read_array_across_stacked_into` lays them out) and the schema of the
+    /// first dataset having the array, after the checks of that call (`dtype`: the caller's
+    /// dtype and the dtypes it accepts), under the store's read lock.
+    #[cfg(feature = "gpu")]
+    pub(crate) fn with_across_slots<R>(
+        &self,
+        array: &str,
+        datasets: &[&str],
+        (start, shape): (&[u64], &[u64]),
+        dtype: (DType, fn(DType) -> bool),
+        read: impl FnOnce(&[Slot<'_, '_>], &ArrayMeta) -> Result<R>,
+    ) -> Result<R> {
+        let state = self.inner.read();
+        let request = Request::check(&state, array, datasets, start, shape, dtype)?;
+        request.with_slots(&state, start, shape, |slots| read(slots, request.first))
     }
 }
 
@@ -119,12 +141,13 @@ struct Request<'s> {
 
 impl<'s> Request<'s> {
     /// Checks a request against `state` (see `read_array_across_stacked_into` for the rules).
-    fn check<T: Element>(
+    fn check(
         state: &'s State,
         array: &str,
         datasets: &[&str],
         start: &[u64],
         shape: &[u64],
+        (given, accepts): (DType, fn(DType) -> bool),
     ) -> Result<Self> {
         let mut arrays = Vec::with_capacity(datasets.len());
         for &dataset in datasets {
@@ -134,11 +157,11 @@ impl<'s> Request<'s> {
         let Some((first_label, first)) = found.next() else {
             return Err(Error::not_found(EntityKind::Array, array));
         };
-        if !T::matches(first.dtype) {
+        if !accepts(first.dtype) {
             return Err(Error::DTypeMismatch {
                 array: first_label.clone(),
                 expected: first.dtype.to_string(),
-                found: T::DTYPE.to_string(),
+                found: given.to_string(),
             });
         }
         let ndim = first.shape.len();
@@ -180,7 +203,34 @@ impl<'s> Request<'s> {
     }
 
     /// Reads every dataset's box into its slot of `out` (checked to hold them all).
-    fn run<T: Element>(&self, state: &State, start: &[u64], shape: &[u64], out: &mut [T]) -> Result<()> {
+    fn run<T: Element>(
+        &self,
+        state: &State,
+        start: &[u64],
+        shape: &[u64],
+        out: &mut [T],
+        options: ReadOptions,
+    ) -> Result<()> {
+        let gpu = gpu::resolve(options.device)?;
+        let elem_bytes = self.first.dtype.size_bytes();
+        let verify = options.verify_checksums;
+        self.with_slots(state, start, shape, |slots| {
+            T::read_via_bytes(out, |bytes| match &gpu {
+                None => read_slots(slots, shape, elem_bytes, bytes, verify),
+                Some(gpu) => gpu.read_to_host(slots, shape, elem_bytes, bytes, verify),
+            })
+        })
+    }
+
+    /// Runs `read` with one engine slot per dataset: its box clipped to its array's extent,
+    /// or the fill value where it has no such array.
+    fn with_slots<R>(
+        &self,
+        state: &State,
+        start: &[u64],
+        shape: &[u64],
+        read: impl FnOnce(&[Slot<'_, '_>]) -> Result<R>,
+    ) -> Result<R> {
         let at = vec![0; shape.len()];
         // Each box clipped to its array's extent; it lands at its slot's origin either way.
         let clipped: Vec<Vec<u64>> = self
@@ -217,8 +267,6 @@ impl<'s> Request<'s> {
                 None => Slot::Fill(&missing_fill),
             })
             .collect();
-        let elem_bytes = self.first.dtype.size_bytes();
-        let verify = ReadOptions::default().verify_checksums;
-        T::read_via_bytes(out, |bytes| read_slots(&slots, shape, elem_bytes, bytes, verify))
+        read(&slots)
     }
 }

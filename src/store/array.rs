@@ -10,7 +10,7 @@ use super::state::dictionary;
 use super::state::{Inner, State};
 use crate::codec::{ZstdDict, training_samples};
 use crate::engine::{
-    ArrayCtx, BlockRef, EncodedChunk, Lookup, WriteSettings, reaches_past, read_region, trim_chunks,
+    ArrayCtx, BlockRef, EncodedChunk, Slot, SlotRead, WriteSettings, reaches_past, read_slots, trim_chunks,
     trim_string_chunks, write_region,
 };
 use crate::error::{Error, Result};
@@ -80,7 +80,7 @@ impl ArrayHandle {
     ) -> Result<()> {
         let gpu = gpu::resolve(options.device)?;
         let verify = options.verify_checksums;
-        self.with_read_ctx(start, shape, (T::DTYPE, T::matches), |ctx, lookup| {
+        self.with_read_slot(start, shape, (T::DTYPE, T::matches), |slot, meta| {
             if out.len() as u64 != checked_product(shape).unwrap_or(u64::MAX) {
                 return Err(Error::ShapeMismatch {
                     array: self.label.clone(),
@@ -88,28 +88,33 @@ impl ArrayHandle {
                     found: vec![out.len() as u64],
                 });
             }
+            let elem_bytes = meta.dtype.size_bytes();
             T::read_via_bytes(out, |bytes| match &gpu {
-                None => read_region(ctx, lookup, start, shape, bytes, verify),
-                Some(gpu) => gpu.read_to_host(ctx, lookup, start, shape, bytes, verify),
+                None => read_slots(slot, shape, elem_bytes, bytes, verify),
+                Some(gpu) => gpu.read_to_host(slot, shape, elem_bytes, bytes, verify),
             })
         })
     }
 
-    /// Runs `read` with what the engine needs to read the box `start .. start + shape`,
-    /// after checking the box and that the caller's type (`dtype`: its dtype and the dtypes
-    /// it accepts) fits the array, under the store's read lock.
-    pub(crate) fn with_read_ctx<R>(
+    /// Runs `read` with the box `start .. start + shape` as the one slot of an engine read
+    /// (the whole output) and the array's schema, after checking the box and that the
+    /// caller's type (`dtype`: its dtype and the dtypes it accepts) fits the array, under
+    /// the store's read lock.
+    pub(crate) fn with_read_slot<R>(
         &self,
         start: &[u64],
         shape: &[u64],
         dtype: (DType, fn(DType) -> bool),
-        read: impl FnOnce(ArrayCtx<'_>, &Lookup<'_, '_>) -> Result<R>,
+        read: impl FnOnce(&[Slot<'_, '_>], &ArrayMeta) -> Result<R>,
     ) -> Result<R> {
         let state = self.inner.read();
         let meta = self.checked_meta(&state, start, shape, dtype.0, dtype.1)?;
         let dict = dictionary(meta);
         let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref() };
-        read(ctx, &|coord: &[u64]| state.find_block(meta.id, coord))
+        let lookup = |coord: &[u64]| state.find_block(meta.id, coord);
+        let at = vec![0; shape.len()];
+        let slot = Slot::Read(SlotRead { ctx, lookup: &lookup, start, shape, at: &at });
+        read(std::slice::from_ref(&slot), meta)
     }
 
     /// Writes `data` with its first element at `start`. Chunks the data covers only in part

@@ -2,6 +2,7 @@
 
 use ndarray::{ArrayD, IxDyn};
 
+use super::Atlas;
 use super::array::ArrayHandle;
 use super::config::{Element, ReadOptions};
 use crate::error::{Error, GpuUnavailable, Result};
@@ -23,19 +24,49 @@ impl ArrayHandle {
     /// arrays); [`Error::Gpu`] when a CUDA call fails; otherwise as
     /// [`ArrayHandle::read_into`].
     pub fn read_to_device(&self, start: &[u64], shape: &[u64], options: ReadOptions) -> Result<DeviceArray> {
-        let device = match options.device {
-            Device::Auto => Device::Cuda(0),
-            Device::Cpu => {
-                let why = "a read to the device needs Device::Cuda or Device::Auto".to_string();
-                return Err(Error::GpuUnavailable(GpuUnavailable::Unsupported(why)));
-            }
-            cuda @ Device::Cuda(_) => cuda,
-        };
-        let gpu = gpu::resolve(device)?.expect("a CUDA device resolves to a GPU or an error");
-        self.with_read_ctx(start, shape, (DType::UInt8, |_| true), |ctx, lookup| {
-            gpu.read_to_device(ctx, lookup, start, shape, options.verify_checksums)
+        let gpu = cuda_target(options.device)?;
+        // Any dtype: the result keeps the array's.
+        self.with_read_slot(start, shape, (DType::UInt8, |_| true), |slot, meta| {
+            gpu.read_to_device(slot, shape, (shape.to_vec(), meta.dtype), options.verify_checksums)
         })
     }
+}
+
+impl Atlas {
+    /// As [`Atlas::read_array_across_stacked`], into GPU memory: one array of shape
+    /// `(datasets.len(), *shape)`, row `i` dataset `i`'s box, read as
+    /// [`ArrayHandle::read_to_device`] reads (all datasets' blocks in one upload).
+    ///
+    /// # Errors
+    /// As [`Atlas::read_array_across_stacked_into`] and [`ArrayHandle::read_to_device`].
+    pub fn read_array_across_stacked_to_device(
+        &self,
+        array: &str,
+        datasets: &[&str],
+        start: &[u64],
+        shape: &[u64],
+        options: ReadOptions,
+    ) -> Result<DeviceArray> {
+        let gpu = cuda_target(options.device)?;
+        self.with_across_slots(array, datasets, (start, shape), (DType::UInt8, |_| true), |slots, meta| {
+            let stacked = std::iter::once(datasets.len() as u64).chain(shape.iter().copied()).collect();
+            gpu.read_to_device(slots, shape, (stacked, meta.dtype), options.verify_checksums)
+        })
+    }
+}
+
+/// The GPU a read to device memory runs on: [`Device::Cuda`], or device 0 for
+/// [`Device::Auto`].
+fn cuda_target(device: Device) -> Result<gpu::Target> {
+    let device = match device {
+        Device::Auto => Device::Cuda(0),
+        Device::Cpu => {
+            let why = "a read to the device needs Device::Cuda or Device::Auto".to_string();
+            return Err(Error::GpuUnavailable(GpuUnavailable::Unsupported(why)));
+        }
+        cuda @ Device::Cuda(_) => cuda,
+    };
+    Ok(gpu::resolve(device)?.expect("a CUDA device resolves to a GPU or an error"))
 }
 
 impl DeviceArray {

@@ -8,7 +8,6 @@ use ndarray::ArrayD;
 
 use super::{ArrayHandle, ArraySpec, Atlas, StoreConfig};
 use crate::codec::{BlockEncoding, CodecId, Scratch, decode_block};
-use crate::engine::ArrayCtx;
 use crate::error::Result;
 use crate::gpu::layout::{ALIGN, Bases, GpuCodec, Layout, Move, Part, Source};
 use crate::meta::{Codec, DType, Shuffle};
@@ -52,8 +51,16 @@ enum Spoil {
     Silent(usize),
 }
 
-/// Runs a layout through the CPU model; returns the output bytes and the jobs redone.
-fn run_model(ctx: ArrayCtx<'_>, layout: &Layout<'_>, spoil: Spoil) -> Result<(Vec<u8>, Vec<usize>)> {
+/// What a layout run through the model gives: the output as the device scatter makes it,
+/// as the host scatter makes it, and the jobs redone on the CPU.
+struct Run {
+    device: Vec<u8>,
+    host: Vec<u8>,
+    redone: Vec<usize>,
+}
+
+/// Runs a layout through the CPU model.
+fn run_model(layout: &Layout<'_, '_>, spoil: Spoil) -> Result<Run> {
     let bases = Bases {
         input: 0,
         decoded: layout.input.len().next_multiple_of(ALIGN) as u64,
@@ -83,12 +90,18 @@ fn run_model(ctx: ArrayCtx<'_>, layout: &Layout<'_>, spoil: Spoil) -> Result<(Ve
         staging[layout.jobs[job].staging.clone()].iter_mut().for_each(|b| *b ^= 0x5a);
         failed[job] = matches!(spoil, Spoil::Reported(_));
     }
-    let redone = layout.repair(ctx, &mut staging, &failed, true)?;
+    let redone = layout.repair(&mut staging, &failed, true)?;
     mem[staging_at..staging_at + layout.staging_len].copy_from_slice(&staging);
-    for p in layout.scatter_parts(bases.staging, out_base as u64).unwrap() {
+    for p in layout.scatter_parts(bases, out_base as u64).unwrap() {
         scatter_kernel(&mut mem, &p);
     }
-    Ok((mem[out_base..].to_vec(), redone))
+    let mut host = vec![0xee; layout.out_len()];
+    layout.scatter_on_host(&staging, &mut host);
+    Ok(Run { device: mem[out_base..].to_vec(), host, redone })
+}
+
+fn u16s(bytes: &[u8]) -> Vec<u16> {
+    bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect()
 }
 
 /// An array of every codec, shuffle and block kind: zstd+shuffle, LZ4, none+shuffle
@@ -114,11 +127,12 @@ fn mixed_array(dir: &std::path::Path) -> (Atlas, ArrayHandle, ArrayD<u16>) {
     (store, array, data)
 }
 
+/// Reads a box of a uint16 array through the model: (device output, host output, redone).
 fn model_read(array: &ArrayHandle, start: &[u64], shape: &[u64], spoil: Spoil) -> Result<(Vec<u16>, Vec<usize>)> {
-    array.with_read_ctx(start, shape, (DType::UInt16, |_| true), |ctx, lookup| {
-        let layout = Layout::build(ctx, lookup, start, shape, true)?;
-        let (bytes, redone) = run_model(ctx, &layout, spoil)?;
-        Ok((bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect(), redone))
+    array.with_read_slot(start, shape, (DType::UInt16, |_| true), |slots, _| {
+        let run = run_model(&Layout::build(slots, shape, 2, true)?, spoil)?;
+        assert!(run.device == run.host, "the host scatter differs from the device scatter");
+        Ok((u16s(&run.device), run.redone))
     })
 }
 
@@ -161,11 +175,44 @@ fn dictionary_blocks_are_decoded_on_the_cpu_and_uploaded() {
     let (gpu, _) = model_read(&array, &[0], &[2048], Spoil::Nothing).unwrap();
     assert!(gpu == data.iter().copied().collect::<Vec<_>>(), "dictionary blocks read back wrong");
     let uploads = array
-        .with_read_ctx(&[0], &[2048], (DType::UInt16, |_| true), |ctx, lookup| {
-            let layout = Layout::build(ctx, lookup, &[0], &[2048], true)?;
+        .with_read_slot(&[0], &[2048], (DType::UInt16, |_| true), |slots, _| {
+            let layout = Layout::build(slots, &[2048], 2, true)?;
             Ok(layout.jobs.iter().filter(|j| matches!(j.source, Source::Upload { .. })).count())
         })
         .unwrap();
     assert!(array.meta().unwrap().zstd_dictionary.is_some());
     assert!(uploads > 0, "dictionary blocks travel decoded");
+}
+
+#[test]
+fn reads_across_datasets_lay_out_every_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Atlas::create(dir.path().join("s"), StoreConfig::default()).unwrap();
+    // Three datasets: a long array, a short one with another fill value and chunk shape,
+    // and one without the array; plus one whose array is only partly written.
+    let long = ArrayD::from_shape_fn(vec![40], |i| i[0] as u16 * 3);
+    for (name, len, chunk, fill, codec) in
+        [("a", 40u64, 8u64, 1u16, Codec::Lz4), ("b", 13, 5, 9, Codec::Zstd { level: 1 }), ("d", 40, 16, 4, Codec::None)]
+    {
+        let ds = store.create_dataset(name).unwrap();
+        let spec = ArraySpec::new(DType::UInt16, [len]).chunk_shape([chunk]).fill_value(fill).codec(codec);
+        let array = ds.define_array("v", spec).unwrap();
+        let part = if name == "d" { 10..20 } else { 0..len as usize };
+        array.write(&[part.start as u64], long.slice(ndarray::s![part])).unwrap();
+    }
+    store.create_dataset("c").unwrap();
+    store.flush().unwrap();
+    let datasets = ["a", "b", "c", "d"];
+    for (start, shape) in [([0u64], [40u64]), ([6], [11]), ([30], [10])] {
+        let cpu: Vec<u16> =
+            store.read_array_across_stacked::<u16>("v", &datasets, &start, &shape).unwrap().into_iter().collect();
+        let (device, host) = store
+            .with_across_slots("v", &datasets, (&start, &shape), (DType::UInt16, |_| true), |slots, _| {
+                let run = run_model(&Layout::build(slots, &shape, 2, true)?, Spoil::Nothing)?;
+                Ok((u16s(&run.device), u16s(&run.host)))
+            })
+            .unwrap();
+        assert!(device == cpu, "across {start:?} {shape:?}: device scatter differs");
+        assert!(host == cpu, "across {start:?} {shape:?}: host scatter differs");
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use atlas::{ArraySpec, Atlas, DType, EntityKind, Error};
+use atlas::{ArraySpec, Atlas, DType, EntityKind, Error, ReadOptions};
 use ndarray::{Array1, Array2, ArrayD, Axis, IxDyn, arr0, arr1};
 use rayon::prelude::*;
 
@@ -52,7 +52,7 @@ fn each_dataset_reads_its_own_values_and_stacked_forms_agree() {
         assert_eq!(row, array.view());
     }
     let mut out = vec![0f32; 1000 * 5];
-    store.read_array_across_stacked_into("temp", &datasets, &[2], &[5], &mut out).unwrap();
+    store.read_array_across_stacked_into("temp", &datasets, &[2], &[5], &mut out, ReadOptions::default()).unwrap();
     assert_eq!(out, stacked.iter().copied().collect::<Vec<_>>());
 
     // A subset in another order, with a dataset named twice.
@@ -177,7 +177,7 @@ fn different_dtypes_or_dimensions_across_datasets_are_refused() {
     assert_err!(store.read_array_across::<f32>("v", &["f"], &[0], &[4, 1]), Error::ShapeMismatch { .. });
     let mut out = vec![0f32; 7];
     assert_err!(
-        store.read_array_across_stacked_into("v", &["f", "f"], &[0], &[4], &mut out),
+        store.read_array_across_stacked_into("v", &["f", "f"], &[0], &[4], &mut out, ReadOptions::default()),
         Error::ShapeMismatch { expected, .. } if expected == [2, 4]
     );
     assert_err!(store.read_array_across::<f32>("v", &["f"], &[u64::MAX], &[2]), Error::InvalidArgument { .. });

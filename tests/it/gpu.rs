@@ -149,3 +149,29 @@ fn a_damaged_block_errors_on_the_gpu_too_and_never_reads_wrong() {
     let err = ds.array("w2_lz4").unwrap().read_to_device(&[0, 0, 0], &[32, 40, 44], on(Device::Cuda(0)));
     assert!(matches!(err, Err(Error::ChecksumMismatch { .. } | Error::Corrupt { .. })), "w2_lz4: {err:?}");
 }
+
+#[cfg(feature = "gpu")]
+#[test]
+fn reads_across_datasets_on_the_gpu_match_the_cpu() {
+    let dir = test_dir!();
+    let store = arrays(&dir.path().join("store"));
+    if !gpu_here(&store.open_dataset("w").unwrap().array("w1_zstd3").unwrap()) {
+        return;
+    }
+    // A second dataset with a shorter array of another codec; a third without it.
+    let short = Array3::from_shape_fn((20, 40, 36), |(z, y, x)| (z * 7 + y + x) as u16);
+    let spec = ArraySpec::new(DType::UInt16, [20, 40, 36]).chunk_shape([8, 8, 8]).codec(Codec::Lz4);
+    store.create_dataset("v").unwrap().define_array("w1_zstd3", spec).unwrap().write(&[0, 0, 0], short.view()).unwrap();
+    store.create_dataset("empty").unwrap();
+    store.flush().unwrap();
+    let datasets = ["w", "v", "empty"];
+    let (start, shape) = ([4, 0, 2], [30, 40, 30]);
+    let cpu = store.read_array_across_stacked::<u16>("w1_zstd3", &datasets, &start, &shape).unwrap();
+    let mut host = vec![0u16; cpu.len()];
+    store
+        .read_array_across_stacked_into("w1_zstd3", &datasets, &start, &shape, &mut host, on(Device::Cuda(0)))
+        .unwrap();
+    assert!(host == cpu.iter().copied().collect::<Vec<_>>(), "GPU to host differs");
+    let device = store.read_array_across_stacked_to_device("w1_zstd3", &datasets, &start, &shape, on(Device::Cuda(0)));
+    assert!(device.unwrap().to_host::<u16>().unwrap() == cpu, "GPU to device differs");
+}
