@@ -13,7 +13,28 @@ docs/ARCHITECTURE.md, section Python, for where it differs. Every error is an
 `atlas.AtlasError`; the GIL is released during all I/O and codec work.
 """
 
-from ._atlas import (
+import glob as _glob
+import os as _os
+import sys as _sys
+
+
+def _find_nvcomp() -> None:
+    """Points Atlas at a pip-installed libnvcomp on this interpreter's path (for GPU reads),
+    unless ATLAS_NVCOMP_LIB is set: the native search asks `python3`, which may be another
+    interpreter than this one (a virtual environment used without activating it)."""
+    if _os.environ.get("ATLAS_NVCOMP_LIB"):
+        return
+    for base in _sys.path:
+        for pattern in ("nvidia/libnvcomp/lib64/libnvcomp.so.*", "nvidia/nvcomp/libnvcomp.so.*"):
+            hits = sorted(_glob.glob(_os.path.join(base, pattern)), reverse=True)
+            if hits:
+                _os.environ["ATLAS_NVCOMP_LIB"] = hits[0]
+                return
+
+
+_find_nvcomp()
+
+from ._atlas import (  # noqa: E402
     AlreadyExistsError,
     AtlasError,
     ChecksumMismatchError,

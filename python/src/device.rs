@@ -2,6 +2,7 @@
 //! CuPy and numba take without a copy (`__dlpack__`, `__cuda_array_interface__`).
 
 use atlas::{ArrayHandle, Atlas, DType, Device, DeviceArray, ReadOptions};
+use pyo3::exceptions::PyBufferError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
@@ -48,7 +49,8 @@ pub fn across_to_cuda(
     Ok(CudaArray { inner })
 }
 
-/// The numpy array-interface type string of a dtype (timestamps as `datetime64[ns]`).
+/// The numpy array-interface type string of a dtype (timestamps as int64 nanoseconds, as in
+/// DLPack: CuPy and torch have no datetime type).
 fn typestr(dtype: DType) -> PyResult<&'static str> {
     Ok(match dtype {
         DType::Bool => "|b1",
@@ -59,10 +61,9 @@ fn typestr(dtype: DType) -> PyResult<&'static str> {
         DType::Int32 => "<i4",
         DType::UInt32 => "<u4",
         DType::Float32 => "<f4",
-        DType::Int64 => "<i8",
+        DType::Int64 | DType::Timestamp => "<i8",
         DType::UInt64 => "<u8",
         DType::Float64 => "<f8",
-        DType::Timestamp => "<M8[ns]",
         other => return err(Kind::DTypeMismatch, format!("no GPU array of dtype {other}")),
     })
 }
@@ -139,11 +140,17 @@ impl CudaArray {
         dl_device: Option<&Bound<'py, PyAny>>,
         copy: Option<bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let _ = (stream, max_version, dl_device);
-        if copy == Some(true) {
-            return err(Kind::InvalidArgument, "CudaArray exports without a copy only (copy=True is not supported)");
-        }
+        let _ = (stream, max_version);
         let me = slf.get();
+        let here = (dlpack::CUDA, me.inner.ordinal());
+        if let Some(wanted) = dl_device
+            && wanted.extract::<(i32, usize)>()? != here
+        {
+            return Err(PyBufferError::new_err(format!("CudaArray lives on {here:?}, not {wanted}: copy it first")));
+        }
+        if copy == Some(true) {
+            return Err(PyBufferError::new_err("CudaArray exports without a copy only (copy=True)"));
+        }
         let device = dlpack::Device {
             device_type: dlpack::CUDA,
             device_id: i32::try_from(me.inner.ordinal()).unwrap_or(i32::MAX),

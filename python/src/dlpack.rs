@@ -102,7 +102,8 @@ pub fn capsule<'py>(
 }
 
 /// The tensor's deleter: frees it and releases the owner (under the GIL, taken here, since
-/// a consumer may call this from any thread).
+/// a consumer may call this from any thread). While the interpreter is shutting down the
+/// owner is leaked instead: nothing can be released then, and panicking here would abort.
 ///
 /// # Safety
 /// `managed` comes from [`capsule`] and is deleted once.
@@ -111,7 +112,9 @@ unsafe extern "C" fn delete_managed(managed: *mut ManagedTensor) {
     let managed = unsafe { Box::from_raw(managed) };
     // SAFETY: likewise for the context.
     let context = unsafe { Box::from_raw(managed.manager_ctx.cast::<Context>()) };
-    Python::attach(move |_| drop(context));
+    let context = std::mem::ManuallyDrop::new(context);
+    // Not attached (shutting down): the closure is dropped uncalled and the context leaks.
+    let _ = Python::try_attach(move |_| drop(std::mem::ManuallyDrop::into_inner(context)));
 }
 
 /// The capsule's destructor: frees the tensor if no consumer took it.

@@ -95,6 +95,15 @@ pub(crate) fn zstd_content_size(frame: &[u8]) -> Option<usize> {
     ::zstd::zstd_safe::get_frame_content_size(frame).ok().flatten().and_then(|n| usize::try_from(n).ok())
 }
 
+/// Whether `stored` is exactly one whole zstd frame declaring `raw_len` decoded bytes: what a
+/// block must be before a decoder that does not validate its input (nvCOMP) sees it. Reads
+/// only the frame and block headers.
+#[cfg(feature = "gpu")]
+pub(crate) fn is_one_zstd_frame_of(stored: &[u8], raw_len: usize) -> bool {
+    zstd_content_size(stored) == Some(raw_len)
+        && ::zstd::zstd_safe::find_frame_compressed_size(stored).is_ok_and(|n| n == stored.len())
+}
+
 /// Encodes `raw` with `codec` (zstd with `dict` when one is given), shuffling first when
 /// `shuffle_elem_bytes` is set, into `out` (cleared first). Returns how the block is encoded.
 pub(crate) fn encode_block(
@@ -186,6 +195,20 @@ fn check_len(codec: CodecId, found: usize, expected: usize) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn only_a_whole_frame_of_the_right_size_passes_the_gpu_check() {
+        let raw = vec![7u8; 1000];
+        let frame = ::zstd::bulk::compress(&raw, 3).unwrap();
+        assert!(super::is_one_zstd_frame_of(&frame, 1000));
+        assert!(!super::is_one_zstd_frame_of(&frame, 999), "wrong declared size");
+        assert!(!super::is_one_zstd_frame_of(&frame[..frame.len() - 1], 1000), "cut short");
+        let mut two = frame.clone();
+        two.extend_from_slice(&frame);
+        assert!(!super::is_one_zstd_frame_of(&two, 1000), "trailing bytes");
+        assert!(!super::is_one_zstd_frame_of(b"not zstd", 1000));
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cudarc::driver::{CudaContext, CudaFunction};
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
 use cudarc::nvrtc::Ptx;
 use nvcomp_sys::Nvcomp;
 
@@ -17,6 +17,9 @@ const KERNELS_PTX: &str = include_str!("kernels.ptx");
 /// What a GPU read needs of one device.
 pub(crate) struct Gpu {
     pub ctx: Arc<CudaContext>,
+    /// Never used: while one stream lives, cudarc's `new_stream` does not synchronize the
+    /// whole context (it does when going from no stream to one).
+    _keepalive: Arc<CudaStream>,
     pub nvcomp: Arc<Nvcomp>,
     pub unshuffle: CudaFunction,
     pub scatter: CudaFunction,
@@ -78,11 +81,13 @@ fn make(ordinal: usize) -> Result<Arc<Gpu>> {
     }
     let nvcomp = nvcomp()?;
     let ctx = CudaContext::new(ordinal).map_err(gpu_error)?;
+    let keepalive = ctx.new_stream().map_err(gpu_error)?;
     let module = ctx.load_module(Ptx::from_src(KERNELS_PTX)).map_err(gpu_error)?;
     Ok(Arc::new(Gpu {
         unshuffle: module.load_function("atlas_unshuffle").map_err(gpu_error)?,
         scatter: module.load_function("atlas_scatter").map_err(gpu_error)?,
         ctx,
+        _keepalive: keepalive,
         nvcomp,
     }))
 }

@@ -10,7 +10,8 @@ use crate::meta::DType;
 
 /// An array in GPU memory: C-order elements of `dtype`, little-endian, `shape` long, owned
 /// by this value. The read that made it has finished on its stream, so the data can be used
-/// on any stream of the same device.
+/// on any stream of the same device. Dropping it waits for the device's pending work first
+/// (other libraries may still be reading it on their streams), then frees the memory.
 #[derive(Debug)]
 pub struct DeviceArray {
     pub(crate) data: CudaSlice<u8>,
@@ -66,12 +67,6 @@ impl DeviceArray {
         &self.data
     }
 
-    /// The device buffer, owned (see [`DeviceArray::data`]).
-    #[must_use]
-    pub fn into_data(self) -> CudaSlice<u8> {
-        self.data
-    }
-
     /// Copies the data to the host: C-order little-endian element bytes. For a typed array,
     /// `DeviceArray::to_host`.
     ///
@@ -81,5 +76,15 @@ impl DeviceArray {
         let mut bytes = self.stream.clone_dtoh(&self.data).map_err(gpu_error)?;
         bytes.truncate(self.len_bytes());
         Ok(bytes)
+    }
+}
+
+impl Drop for DeviceArray {
+    fn drop(&mut self) {
+        // The memory goes back to the stream-ordered pool on our stream, which knows nothing
+        // of work other libraries queued on theirs: let that finish first.
+        if let Err(e) = self.stream.context().synchronize() {
+            log::error!("atlas: synchronizing before freeing a device array failed: {e}");
+        }
     }
 }

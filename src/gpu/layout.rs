@@ -8,7 +8,7 @@ use std::ops::Range;
 use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
 
-use crate::codec::CodecId;
+use crate::codec::{CodecId, is_one_zstd_frame_of};
 use crate::engine::{
     ArrayCtx, BlockRef, BoxCopy, ChunkOp, Place, Slot, Worker, box_copy, decode_chunk, fill_with, outside, plan,
     run_on_pool,
@@ -196,24 +196,26 @@ impl<'r, 'a> Layout<'r, 'a> {
         }
         let shuffle = entry.encoding.shuffle_elem_bytes.unwrap_or(1);
         let staging = reserve(&mut self.staging_len, chunk_len);
+        let stored = match block {
+            BlockRef::Committed { reader, entry } => reader.block_bytes(entry),
+            BlockRef::Pending { reader, entry } => {
+                reader.read_block(entry, &mut worker.stored)?;
+                &worker.stored
+            }
+        };
         let codec = match entry.encoding.codec {
-            CodecId::Zstd => Some(GpuCodec::Zstd),
+            // nvCOMP does not validate its input: a zstd block whose frame does not match the
+            // index (damaged) never goes to the GPU; the CPU decode below reports it.
+            CodecId::Zstd if is_one_zstd_frame_of(stored, chunk_len) => Some(GpuCodec::Zstd),
             CodecId::Lz4 => Some(GpuCodec::Lz4),
             CodecId::None => None,
-            CodecId::ZstdDict => {
+            CodecId::Zstd | CodecId::ZstdDict => {
                 // nvCOMP takes no dictionary: decode (and verify) here, upload the raw chunk.
                 let input = push_aligned(&mut self.input, chunk_len);
                 decode_chunk(ctx, block, worker, &mut self.input[input.clone()], verify)?;
                 let source = Source::Upload { input };
                 self.jobs.push(Job { block, array, source, shuffle: 1, staging, check: false });
                 return Ok(self.jobs.len() - 1);
-            }
-        };
-        let stored = match block {
-            BlockRef::Committed { reader, entry } => reader.block_bytes(entry),
-            BlockRef::Pending { reader, entry } => {
-                reader.read_block(entry, &mut worker.stored)?;
-                &worker.stored
             }
         };
         let input = self.upload(stored);

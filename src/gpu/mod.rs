@@ -21,6 +21,7 @@ pub use device_array::DeviceArray;
 #[cfg(feature = "gpu")]
 pub(crate) use run::Target;
 
+use crate::engine::{Slot, read_slots};
 use crate::error::Result;
 
 /// Where a read decodes its blocks.
@@ -44,19 +45,29 @@ pub(crate) enum Target {}
 
 #[cfg(not(feature = "gpu"))]
 impl Target {
-    pub(crate) fn read_to_host(
-        &self,
-        _: &[crate::engine::Slot<'_, '_>],
-        _: &[u64],
-        _: usize,
-        _: &mut [u8],
-        _: bool,
-    ) -> Result<()> {
+    pub(crate) fn read_to_host(&self, _: &[Slot<'_, '_>], _: &[u64], _: usize, _: &mut [u8], _: bool) -> Result<()> {
         match *self {}
     }
 }
 
-/// The GPU a read with `device` runs on, or `None` for the CPU.
+/// Reads `slots` (as `engine::read_slots` takes them) into `out` (host memory) on `target`,
+/// from [`resolve`]: the CPU engine for `None`.
+pub(crate) fn read_slots_on(
+    target: Option<&Target>,
+    slots: &[Slot<'_, '_>],
+    slot_shape: &[u64],
+    elem_bytes: usize,
+    out: &mut [u8],
+    verify: bool,
+) -> Result<()> {
+    match target {
+        None => read_slots(slots, slot_shape, elem_bytes, out, verify),
+        Some(gpu) => gpu.read_to_host(slots, slot_shape, elem_bytes, out, verify),
+    }
+}
+
+/// The GPU a read with `device` runs on, or `None` for the CPU. [`Device::Auto`] gives a
+/// target that redoes a read on the CPU if the GPU fails at run time.
 ///
 /// # Errors
 /// [`crate::Error::GpuUnavailable`] for [`Device::Cuda`] when the feature, the driver, the
@@ -65,9 +76,9 @@ pub(crate) fn resolve(device: Device) -> Result<Option<Target>> {
     match device {
         Device::Cpu => Ok(None),
         #[cfg(feature = "gpu")]
-        Device::Cuda(ordinal) => Target::open(ordinal).map(Some),
+        Device::Cuda(ordinal) => Target::open(ordinal, false).map(Some),
         #[cfg(feature = "gpu")]
-        Device::Auto => Ok(Target::open(0).ok()),
+        Device::Auto => Ok(Target::open(0, true).ok()),
         #[cfg(not(feature = "gpu"))]
         Device::Cuda(_) => Err(crate::error::Error::GpuUnavailable(crate::error::GpuUnavailable::NotBuilt)),
         #[cfg(not(feature = "gpu"))]

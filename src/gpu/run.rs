@@ -10,7 +10,8 @@ use nvcomp_sys::Algo;
 use super::context::{Gpu, gpu, gpu_error};
 use super::device_array::DeviceArray;
 use super::layout::{Bases, GpuCodec, Layout, Move};
-use crate::engine::Slot;
+use crate::engine::{Slot, read_slots};
+use crate::error::Error;
 use crate::error::Result;
 use crate::meta::DType;
 
@@ -23,7 +24,11 @@ const MAX_GRID_Y: u32 = 65535;
 
 /// A GPU reads run on.
 #[derive(Debug, Clone)]
-pub(crate) struct Target(Arc<Gpu>);
+pub(crate) struct Target {
+    gpu: Arc<Gpu>,
+    /// Redo a read on the CPU when the GPU fails at run time (`Device::Auto`).
+    fallback: bool,
+}
 
 /// The device buffers after decoding: the upload (fill elements are read from it) and
 /// every chunk's raw bytes in staging, with the jobs the GPU could not decode marked.
@@ -49,12 +54,13 @@ impl Target {
     ///
     /// # Errors
     /// As `context::gpu`.
-    pub(crate) fn open(ordinal: usize) -> Result<Self> {
-        gpu(ordinal).map(Self)
+    pub(crate) fn open(ordinal: usize, fallback: bool) -> Result<Self> {
+        Ok(Self { gpu: gpu(ordinal)?, fallback })
     }
 
     /// Reads `slots` (as `engine::read_slots` takes them) into `out` (host memory), decoding
-    /// on the GPU.
+    /// on the GPU; on the CPU instead when the GPU fails at run time and this target falls
+    /// back.
     pub(crate) fn read_to_host(
         &self,
         slots: &[Slot<'_, '_>],
@@ -63,8 +69,25 @@ impl Target {
         out: &mut [u8],
         verify: bool,
     ) -> Result<()> {
+        match self.try_read_to_host(slots, slot_shape, elem_bytes, out, verify) {
+            Err(Error::Gpu(why)) if self.fallback => {
+                log::warn!("atlas: GPU read failed ({why}); reading on the CPU");
+                read_slots(slots, slot_shape, elem_bytes, out, verify)
+            }
+            done => done,
+        }
+    }
+
+    fn try_read_to_host(
+        &self,
+        slots: &[Slot<'_, '_>],
+        slot_shape: &[u64],
+        elem_bytes: usize,
+        out: &mut [u8],
+        verify: bool,
+    ) -> Result<()> {
         let layout = Layout::build(slots, slot_shape, elem_bytes, verify)?;
-        let stream = self.0.ctx.new_stream().map_err(gpu_error)?;
+        let stream = self.gpu.ctx.new_stream().map_err(gpu_error)?;
         let staged = self.stage(&stream, &layout)?;
         let mut host = stream.clone_dtoh(&staged.staging).map_err(gpu_error)?;
         layout.repair(&mut host, &staged.failed, verify)?;
@@ -82,7 +105,7 @@ impl Target {
         verify: bool,
     ) -> Result<DeviceArray> {
         let layout = Layout::build(slots, slot_shape, dtype.size_bytes(), verify)?;
-        let stream = self.0.ctx.new_stream().map_err(gpu_error)?;
+        let stream = self.gpu.ctx.new_stream().map_err(gpu_error)?;
         let Staged { input, mut staging, failed } = self.stage(&stream, &layout)?;
         if verify || failed.contains(&true) {
             // Checksums are compared on the host: the staged chunks go back once.
@@ -99,7 +122,7 @@ impl Target {
             let table = stream.clone_htod(bytemuck::cast_slice::<_, u8>(&parts)).map_err(gpu_error)?;
             let count = parts.len() as u32;
             let longest = parts.iter().map(|p| p.shape[..p.ndim as usize].iter().product::<u64>()).max().unwrap_or(1);
-            let mut launch = stream.launch_builder(&self.0.scatter);
+            let mut launch = stream.launch_builder(&self.gpu.scatter);
             launch.arg(&table).arg(&count);
             // SAFETY: each part reads inside `staging` or `input` and writes inside `out`
             // (Layout::scatter_parts builds them from the read's plan); all three live until
@@ -113,7 +136,7 @@ impl Target {
     /// Uploads the layout's input, decodes it with nvCOMP and moves every chunk into its
     /// staging slot (unshuffled).
     fn stage(&self, stream: &Arc<CudaStream>, layout: &Layout<'_, '_>) -> Result<Staged> {
-        let gpu = &self.0;
+        let gpu = &self.gpu;
         let mut input_bytes = layout.input.as_slice();
         let placeholder = [0u8; 1];
         if input_bytes.is_empty() {

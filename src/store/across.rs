@@ -9,7 +9,7 @@ use super::config::{Element, ReadOptions};
 use super::state::State;
 use super::state::dictionary;
 use crate::codec::ZstdDict;
-use crate::engine::{ArrayCtx, Slot, SlotRead, read_slots};
+use crate::engine::{ArrayCtx, Slot, SlotRead};
 use crate::error::{EntityKind, Error, Result};
 use crate::gpu;
 use crate::meta::{ArrayMeta, DType, checked_product};
@@ -211,14 +211,11 @@ impl<'s> Request<'s> {
         out: &mut [T],
         options: ReadOptions,
     ) -> Result<()> {
-        let gpu = gpu::resolve(options.device)?;
+        let target = gpu::resolve(options.device)?;
         let elem_bytes = self.first.dtype.size_bytes();
         let verify = options.verify_checksums;
         self.with_slots(state, start, shape, |slots| {
-            T::read_via_bytes(out, |bytes| match &gpu {
-                None => read_slots(slots, shape, elem_bytes, bytes, verify),
-                Some(gpu) => gpu.read_to_host(slots, shape, elem_bytes, bytes, verify),
-            })
+            T::read_via_bytes(out, |bytes| gpu::read_slots_on(target.as_ref(), slots, shape, elem_bytes, bytes, verify))
         })
     }
 

@@ -10,8 +10,8 @@ use super::state::dictionary;
 use super::state::{Inner, State};
 use crate::codec::{ZstdDict, training_samples};
 use crate::engine::{
-    ArrayCtx, BlockRef, EncodedChunk, Slot, SlotRead, WriteSettings, reaches_past, read_slots, trim_chunks,
-    trim_string_chunks, write_region,
+    ArrayCtx, BlockRef, EncodedChunk, Slot, SlotRead, WriteSettings, reaches_past, trim_chunks, trim_string_chunks,
+    write_region,
 };
 use crate::error::{Error, Result};
 use crate::gpu;
@@ -78,7 +78,7 @@ impl ArrayHandle {
         out: &mut [T],
         options: ReadOptions,
     ) -> Result<()> {
-        let gpu = gpu::resolve(options.device)?;
+        let target = gpu::resolve(options.device)?;
         let verify = options.verify_checksums;
         self.with_read_slot(start, shape, (T::DTYPE, T::matches), |slot, meta| {
             if out.len() as u64 != checked_product(shape).unwrap_or(u64::MAX) {
@@ -89,10 +89,7 @@ impl ArrayHandle {
                 });
             }
             let elem_bytes = meta.dtype.size_bytes();
-            T::read_via_bytes(out, |bytes| match &gpu {
-                None => read_slots(slot, shape, elem_bytes, bytes, verify),
-                Some(gpu) => gpu.read_to_host(slot, shape, elem_bytes, bytes, verify),
-            })
+            T::read_via_bytes(out, |bytes| gpu::read_slots_on(target.as_ref(), slot, shape, elem_bytes, bytes, verify))
         })
     }
 

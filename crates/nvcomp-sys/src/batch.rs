@@ -19,9 +19,34 @@ pub type ChunkResult = std::result::Result<usize, Status>;
 /// nvCOMP's limit on one chunk, compressed or not.
 pub const MAX_CHUNK_BYTES: usize = (1 << 31) - 1;
 
+/// Raw bytes decoded per nvCOMP call at most (one chunk more if a single chunk is larger):
+/// nvCOMP's zstd decoder asks for about 3 temp bytes per raw byte, so a large read in one
+/// call could exhaust device memory. 1 GiB keeps the temp buffer near 3 GiB.
+pub const MAX_CALL_RAW_BYTES: usize = 1 << 30;
+
+/// Splits chunks of `lens` raw bytes into consecutive runs of at most `budget` bytes each
+/// (a chunk over the budget runs alone).
+fn runs(lens: impl Iterator<Item = usize>, budget: usize) -> Vec<Range<usize>> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes, mut count) = (0, 0usize, 0);
+    for (i, len) in lens.enumerate() {
+        if i > start && bytes + len > budget {
+            runs.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += len;
+        count = i + 1;
+    }
+    if count > start {
+        runs.push(start..count);
+    }
+    runs
+}
+
 impl Nvcomp {
-    /// Decompresses `input[in_ranges[i]]` into `output[out_ranges[i]]` for every `i`, in one
-    /// batched call on `stream`, and waits for it.
+    /// Decompresses `input[in_ranges[i]]` into `output[out_ranges[i]]` for every `i` on
+    /// `stream`, in batched calls of at most [`MAX_CALL_RAW_BYTES`] output each, and waits
+    /// for them.
     ///
     /// nvCOMP does not validate its input: a corrupt chunk may report success with wrong
     /// bytes. Check what it wrote (Atlas compares checksums).
@@ -44,13 +69,35 @@ impl Nvcomp {
         if in_ranges.len() != out_ranges.len() {
             return Err(Error::InvalidBatch(format!("{} inputs, {} outputs", in_ranges.len(), out_ranges.len())));
         }
-        let n = in_ranges.len();
-        if n == 0 {
-            return Ok(Vec::new());
+        let mut results = Vec::with_capacity(in_ranges.len());
+        let mut temp = None;
+        for run in runs(out_ranges.iter().map(ExactSizeIterator::len), MAX_CALL_RAW_BYTES) {
+            let call = (&in_ranges[run.clone()], &out_ranges[run]);
+            results.extend(self.decompress_call(stream, algo, (input, output), call, &mut temp)?);
         }
+        Ok(results)
+    }
+
+    /// One batched decompression call (checked ranges), reusing `temp` when it is large
+    /// enough.
+    fn decompress_call(
+        &self,
+        stream: &Arc<CudaStream>,
+        algo: Algo,
+        (input, output): (&CudaSlice<u8>, &mut CudaSlice<u8>),
+        (in_ranges, out_ranges): (&[Range<usize>], &[Range<usize>]),
+        temp: &mut Option<CudaSlice<u8>>,
+    ) -> Result<Vec<ChunkResult>> {
+        let n = in_ranges.len();
         let max_chunk = out_ranges.iter().map(ExactSizeIterator::len).max().unwrap_or(0);
         let total = out_ranges.iter().map(ExactSizeIterator::len).sum();
         let temp_bytes = self.decompress_temp_bytes(algo, n, max_chunk, total)?;
+        if temp.as_ref().is_none_or(|t| t.len() < temp_bytes.max(1)) {
+            *temp = None; // free the smaller one first
+            // SAFETY: nvCOMP's scratch space: written before it is read.
+            *temp = Some(unsafe { stream.alloc::<u8>(temp_bytes.max(1)) }?);
+        }
+        let temp = temp.as_mut().expect("allocated above");
 
         let (in_base, in_guard) = input.device_ptr(stream);
         let (out_base, out_guard) = output.device_ptr_mut(stream);
@@ -63,7 +110,6 @@ impl Nvcomp {
         let table = stream.clone_htod(&table)?;
         let mut actual = stream.alloc_zeros::<u64>(n)?;
         let mut statuses = stream.alloc_zeros::<i32>(n)?;
-        let mut temp = stream.alloc_zeros::<u8>(temp_bytes.max(1))?;
         {
             let (table_ptr, _t) = table.device_ptr(stream);
             let (actual_ptr, _a) = actual.device_ptr_mut(stream);
@@ -186,6 +232,14 @@ fn check_ranges(what: &str, ranges: &[Range<usize>], len: usize, align: usize) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_are_cut_at_the_raw_byte_budget() {
+        assert_eq!(runs([4, 4, 4, 4].into_iter(), 8), vec![0..2, 2..4]);
+        assert_eq!(runs([3, 9, 1].into_iter(), 8), vec![0..1, 1..2, 2..3], "an oversized chunk runs alone");
+        assert_eq!(runs([1, 1, 1].into_iter(), 8), vec![0..3]);
+        assert!(runs(std::iter::empty(), 8).is_empty());
+    }
 
     #[test]
     fn ranges_are_checked_for_bounds_and_alignment() {

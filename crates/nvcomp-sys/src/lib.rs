@@ -21,7 +21,7 @@ mod library;
 mod locate;
 mod status;
 
-pub use batch::{ChunkResult, MAX_CHUNK_BYTES};
+pub use batch::{ChunkResult, MAX_CALL_RAW_BYTES, MAX_CHUNK_BYTES};
 pub use error::{Error, Result};
 pub use library::{Algo, CompressCall, DecompressCall, Nvcomp, Version};
 pub use locate::ENV_VAR;
