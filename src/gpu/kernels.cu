@@ -67,7 +67,7 @@ __device__ void copy_part(const Part& p, u64 count) {
 // grid.y strides over parts, grid.x * block.x threads over the elements of one part.
 extern "C" __global__ void atlas_scatter(const Part* parts, u32 count) {
     for (u32 m = blockIdx.y; m < count; m += gridDim.y) {
-        const Part& p = parts[m];
+        const Part p = parts[m];  // in registers: no reload through a possibly aliased pointer
         u64 n = 1;
         for (u32 dim = 0; dim < p.ndim; ++dim) n *= p.shape[dim];
         switch (p.elem) {
