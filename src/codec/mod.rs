@@ -7,6 +7,7 @@
 mod dict;
 mod lz4;
 mod shuffle;
+pub(crate) mod simd;
 mod zstd;
 
 use crate::error::{Error, Result};
