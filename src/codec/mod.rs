@@ -54,6 +54,7 @@ impl CodecId {
 }
 
 pub(crate) use dict::ZstdDict;
+pub(crate) use shuffle::unshuffle_part;
 
 /// Concatenates training samples for a dictionary, shuffled by `shuffle_elem_bytes` as blocks
 /// are before zstd sees them; returns the data and each sample's size.
@@ -161,7 +162,12 @@ pub(crate) fn decode_block(
     }
 }
 
-fn decompress(stored: &[u8], codec: CodecId, dict: Option<&ZstdDict>, out: &mut [u8]) -> Result<()> {
+/// Runs the codec step of [`decode_block`] alone: decodes `stored` into `out`, exactly its
+/// decoded length, leaving any shuffle to the caller.
+///
+/// # Errors
+/// As [`decode_block`].
+pub(crate) fn decompress(stored: &[u8], codec: CodecId, dict: Option<&ZstdDict>, out: &mut [u8]) -> Result<()> {
     match codec {
         CodecId::None => {
             check_len(codec, stored.len(), out.len())?;

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with, mapped_raw};
+use super::block::{ArrayCtx, BlockRef, Pieces, Worker, check_raw_len, decode_chunk, fill_with};
 use super::out::SharedOut;
 use super::plan::{ChunkOp, plan};
 use super::pool::run;
@@ -167,32 +167,28 @@ fn read_chunk(
         return decode_chunk(read.ctx, block, worker, target, verify);
     }
     let src = Place { shape: chunk_shape, start: &chunk_op.in_chunk };
-    let copy_rows = |chunk: &[u8]| {
-        for_each_row(src, dst, &chunk_op.region, elem_bytes, |s, d, n| {
-            // SAFETY: each row of op's box in the output belongs to op alone.
-            unsafe { out.slice_mut(op.base + d, n) }.copy_from_slice(&chunk[s..s + n]);
-        });
-    };
-    if let Some(mapped) = block.and_then(|block| mapped_raw(read.ctx, block, verify)) {
-        copy_rows(mapped?);
-        return Ok(());
-    }
     if let Some(block) = block {
-        let mut chunk = std::mem::take(&mut worker.chunk);
-        chunk.resize(chunk_len, 0);
-        let decoded = decode_chunk(read.ctx, block, worker, &mut chunk, verify);
-        if decoded.is_ok() {
-            copy_rows(&chunk);
-        }
-        worker.chunk = chunk;
-        decoded
-    } else {
+        check_raw_len(read.ctx, block, chunk_len)?;
+    }
+    let Some(block) = block.filter(|block| !block.entry().is_fill) else {
         for_each_row(src, dst, &chunk_op.region, elem_bytes, |_, d, n| {
-            // SAFETY: as above.
+            // SAFETY: each row of op's box in the output belongs to op alone.
             fill_with(unsafe { out.slice_mut(op.base + d, n) }, op.fill);
         });
-        Ok(())
-    }
+        return Ok(());
+    };
+    // The rows come in chunk order, as the pieces do; a row may span pieces.
+    let mut pieces = Pieces::open(read.ctx, block, worker, chunk_len, verify)?;
+    for_each_row(src, dst, &chunk_op.region, elem_bytes, |mut s, mut d, mut n| {
+        while n > 0 {
+            let bytes = pieces.at(s);
+            let len = n.min(bytes.len());
+            // SAFETY: as above.
+            unsafe { out.slice_mut(op.base + d, len) }.copy_from_slice(&bytes[..len]);
+            (s, d, n) = (s + len, d + len, n - len);
+        }
+    });
+    pieces.finish(read.ctx, block)
 }
 
 /// The part of a buffer of `shape` outside the box `at .. at + region`, as disjoint

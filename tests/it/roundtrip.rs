@@ -255,6 +255,35 @@ fn unaligned_hyperslab_reads_of_a_3d_array_match_the_written_data() {
 }
 
 #[test]
+fn reads_of_chunks_larger_than_a_decode_piece_match_for_every_codec_and_shuffle() {
+    // 40x40x41 f32 chunks are 256 KiB: many 16 KiB decode pieces, with 164-byte rows that
+    // straddle piece ends. Whole reads, whole chunks out of place, and partial boxes.
+    let dir = test_dir!();
+    let shape = [50, 45, 41];
+    let full = iota(&shape, |i| (i as f32).sqrt());
+    let boxes =
+        [([0, 0, 0], [50, 45, 41]), ([0, 0, 0], [40, 45, 41]), ([3, 5, 0], [30, 33, 41]), ([39, 1, 2], [11, 44, 7])];
+    for (i, codec) in [Codec::Zstd { level: 1 }, Codec::Lz4, Codec::None].into_iter().enumerate() {
+        for shuffle in [Shuffle::On, Shuffle::Off] {
+            let path = dir.join(&format!("s{i}{shuffle:?}"));
+            let store = Atlas::create(&path, StoreConfig { codec, shuffle, ..StoreConfig::default() }).unwrap();
+            let ds = store.create_dataset("d").unwrap();
+            ds.define_array("a", ArraySpec::new(DType::Float32, u64s(&shape)).chunk_shape([40, 40, 41])).unwrap();
+            ds.write_array("a", &[0, 0, 0], full.view()).unwrap();
+            for flushed in [false, true] {
+                if flushed {
+                    store.flush().unwrap(); // pending blocks first, then committed ones
+                }
+                for (start, ext) in boxes {
+                    let label = format!("{codec:?} {shuffle:?} flushed {flushed} at {start:?} of {ext:?}");
+                    assert_eq!(read_box::<f32>(&ds, "a", &start, &ext), expected_box(&full, &start, &ext), "{label}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn four_dimensional_unaligned_write_and_read_match_a_dense_model() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
