@@ -4,7 +4,7 @@
 
 use super::block::{ArrayCtx, BlockRef, Worker, corrupt_chunk, decode_chunk};
 use super::region::to_usize;
-use super::write::{EncodedChunk, WriteSettings, encode_batched};
+use super::write::{EncodedChunk, Sink, WriteSettings, encode_batched};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::Result;
 use crate::meta::MAX_CHUNK_BYTES;
@@ -20,7 +20,7 @@ pub(crate) fn recode_blocks(
     ctx: ArrayCtx<'_>,
     blocks: &[BlockRef<'_>],
     settings: WriteSettings,
-    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
     // Batches are sized by the largest raw chunk: string chunks have no fixed size.
     let chunk_bytes = blocks.iter().map(|b| b.entry().raw_len_bytes).max().unwrap_or(0).max(ctx.meta.chunk_bytes());

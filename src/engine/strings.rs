@@ -10,7 +10,7 @@ use super::plan::{ChunkOp, plan};
 use super::pool;
 use super::region::{Place, for_each_row, to_usize};
 use super::trim::keep_extent;
-use super::write::{EncodedChunk, WriteSettings, encode_batched};
+use super::write::{EncodedChunk, Sink, WriteSettings, encode_batched};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::{Error, Result};
 use crate::fragment::{ChunkStats, checksum};
@@ -55,7 +55,7 @@ pub(crate) fn write_strings<'a, S: AsRef<str> + Sync>(
     shape: &[u64],
     input: &[S],
     settings: WriteSettings,
-    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
     let chunk_shape = &ctx.meta.chunk_shape[..];
     let ops = plan(chunk_shape, start, shape);
@@ -84,7 +84,7 @@ pub(crate) fn trim_string_chunks<'a>(
     coords: &[Box<[u64]>],
     new_shape: &[u64],
     settings: WriteSettings,
-    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
     let chunk_shape = &ctx.meta.chunk_shape[..];
     let trim = |worker: &mut Worker, coord: &[u64]| {

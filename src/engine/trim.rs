@@ -4,7 +4,7 @@
 
 use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with};
 use super::region::{Place, copy_region, to_usize};
-use super::write::{EncodedChunk, WriteSettings, encode_batched, encode_raw};
+use super::write::{Sink, WriteSettings, encode_batched, encode_raw};
 use crate::error::Result;
 
 /// Whether chunk `coord` of `chunk_shape` reaches past `shape` along any axis.
@@ -25,7 +25,7 @@ pub(crate) fn trim_chunks<'a>(
     coords: &[Box<[u64]>],
     new_shape: &[u64],
     settings: WriteSettings,
-    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
     let meta = ctx.meta;
     let chunk_shape = &meta.chunk_shape[..];

@@ -34,8 +34,13 @@ pub(crate) struct EncodedChunk {
     pub stats: ChunkStats,
 }
 
-/// Raw bytes encoded per batch; bounds a write's extra memory, whatever its size.
-const BATCH_RAW_BYTES: u64 = 64 << 20;
+/// Where encoded chunks go, in plan order: appended to the pending fragment. It runs on a
+/// pool thread while the next batch encodes, hence `Send`.
+pub(crate) type Sink<'a> = dyn FnMut(EncodedChunk) -> Result<()> + Send + 'a;
+
+/// Raw bytes encoded per batch. Two batches are in flight at a time (one encoding, the one
+/// before it being appended), which bounds a write's extra memory, whatever its size.
+const BATCH_RAW_BYTES: u64 = 4 << 20;
 
 /// Writes `input` (a C-order buffer of `shape`) at `start`. Chunks only partly covered are
 /// read first through `lookup` (or start as fill). Encoded chunks go to `sink` in plan order.
@@ -46,7 +51,7 @@ pub(crate) fn write_region<'a>(
     shape: &[u64],
     input: &[u8],
     settings: WriteSettings,
-    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
     let ops = plan(&ctx.meta.chunk_shape, start, shape);
     encode_batched(
@@ -58,25 +63,30 @@ pub(crate) fn write_region<'a>(
 }
 
 /// Runs `encode` over `items` on the engine's pool in batches of about `BATCH_RAW_BYTES` of
-/// raw chunks, handing the results to `sink` in order, so memory stays bounded.
+/// raw chunks, handing the results to `sink` in order: a batch goes to the sink while the
+/// next one encodes, so appending overlaps encoding and memory stays bounded.
 pub(crate) fn encode_batched<I: Sync>(
     items: &[I],
     chunk_bytes: u64,
     encode: impl Fn(&mut Worker, &I) -> Result<EncodedChunk> + Sync,
-    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
     // At least one chunk per thread, so large chunks still encode in parallel.
     let threads = pool::threads() as u64;
     let batch_len = (BATCH_RAW_BYTES / chunk_bytes.max(1)).max(threads);
-    for batch in items.chunks(to_usize(batch_len)) {
-        let encoded: Vec<EncodedChunk> = pool::run(|| {
-            batch.par_iter().map_init(Worker::default, |worker, item| encode(worker, item)).collect::<Result<_>>()
-        })?;
-        for chunk in encoded {
-            sink(chunk)?;
+    let encode_batch = |batch: &[I]| -> Result<Vec<EncodedChunk>> {
+        batch.par_iter().map_init(Worker::default, |worker, item| encode(worker, item)).collect()
+    };
+    pool::run(|| {
+        let mut encoded = Vec::new();
+        for batch in items.chunks(to_usize(batch_len)) {
+            let done = std::mem::take(&mut encoded);
+            let (next, appended) = rayon::join(|| encode_batch(batch), || done.into_iter().try_for_each(&mut *sink));
+            appended?;
+            encoded = next?;
         }
-    }
-    Ok(())
+        encoded.into_iter().try_for_each(sink)
+    })
 }
 
 fn encode_op<'a>(

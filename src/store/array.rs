@@ -10,8 +10,7 @@ use super::state::dictionary;
 use super::state::{Inner, State};
 use crate::codec::{ZstdDict, training_samples};
 use crate::engine::{
-    ArrayCtx, BlockRef, EncodedChunk, WriteSettings, reaches_past, read_region, trim_chunks, trim_string_chunks,
-    write_region,
+    ArrayCtx, BlockRef, Sink, WriteSettings, reaches_past, read_region, trim_chunks, trim_string_chunks, write_region,
 };
 use crate::error::{Error, Result};
 use crate::meta::{ArrayMeta, ArrayStats, BlockStats, Codec, DType, MAX_DICTIONARY_BYTES, Shuffle, checked_product};
@@ -208,7 +207,7 @@ impl ArrayHandle {
         produce: impl for<'l> FnOnce(
             &'l (dyn Fn(&[u64]) -> Option<BlockRef<'l>> + Sync),
             WriteSettings,
-            &mut dyn FnMut(EncodedChunk) -> Result<()>,
+            &mut Sink<'_>,
         ) -> Result<()>,
     ) -> Result<()> {
         let dict = dictionary(meta);
