@@ -92,6 +92,15 @@ pub(crate) struct Scratch {
     shuffled: Vec<u8>,
 }
 
+impl Scratch {
+    /// Frees the buffers whose capacity is over `bytes`.
+    pub(crate) fn free_above(&mut self, bytes: usize) {
+        if self.shuffled.capacity() > bytes {
+            self.shuffled = Vec::new();
+        }
+    }
+}
+
 /// The decoded size a zstd frame declares, if it declares one (and it fits `usize`).
 pub(crate) fn zstd_content_size(frame: &[u8]) -> Option<usize> {
     ::zstd::zstd_safe::get_frame_content_size(frame).ok().flatten().and_then(|n| usize::try_from(n).ok())

@@ -1,5 +1,6 @@
 //! Where a chunk's block lives, and decoding one block into a chunk-sized buffer.
 
+use std::cell::RefCell;
 use std::path::Path;
 
 use crate::codec::{CodecId, Scratch, ZstdDict, decompress, unshuffle_part};
@@ -45,7 +46,7 @@ impl<'a> BlockRef<'a> {
     }
 }
 
-/// Per-worker buffers, reused across the chunks one worker handles.
+/// Per-worker buffers, reused across the chunks one worker handles (see [`with_worker`]).
 #[derive(Debug, Default)]
 pub(crate) struct Worker {
     pub scratch: Scratch,
@@ -58,6 +59,41 @@ pub(crate) struct Worker {
     decoded: Vec<u8>,
     /// One piece of a block's raw bytes, unshuffled.
     piece: Vec<u8>,
+}
+
+thread_local! {
+    /// This thread's worker buffers, kept across ops and calls, so that buffers sized for a
+    /// chunk are not allocated, zeroed and page-faulted again for every job.
+    static WORKER: RefCell<Worker> = RefCell::new(Worker::default());
+}
+
+/// A buffer grown past this capacity is freed after the op that grew it, not kept: what a
+/// thread keeps is bounded.
+const KEEP_BYTES: usize = 64 << 20;
+
+/// Runs `op` with this thread's worker buffers; with fresh ones if they are in use (an op
+/// waiting on the pool may run another op on the same thread).
+pub(crate) fn with_worker<R>(op: impl FnOnce(&mut Worker) -> R) -> R {
+    WORKER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut worker) => {
+            let result = op(&mut worker);
+            worker.free_above(KEEP_BYTES);
+            result
+        }
+        Err(_) => op(&mut Worker::default()),
+    })
+}
+
+impl Worker {
+    /// Frees every buffer whose capacity is over `bytes`.
+    fn free_above(&mut self, bytes: usize) {
+        self.scratch.free_above(bytes);
+        for buffer in [&mut self.chunk, &mut self.stored, &mut self.decoded, &mut self.piece] {
+            if buffer.capacity() > bytes {
+                *buffer = Vec::new();
+            }
+        }
+    }
 }
 
 /// Raw bytes are unshuffled, hashed and copied out this many at a time (a multiple of every

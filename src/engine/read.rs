@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use super::block::{ArrayCtx, BlockRef, Pieces, Worker, check_raw_len, decode_chunk, fill_with};
+use super::block::{ArrayCtx, BlockRef, Pieces, Worker, check_raw_len, decode_chunk, fill_with, with_worker};
 use super::out::SharedOut;
 use super::plan::{ChunkOp, plan};
 use super::pool::run;
@@ -126,8 +126,10 @@ pub(crate) fn read_slots(
     }
     let out = SharedOut::new(out);
     run(|| {
-        ops.par_iter().try_for_each_init(Worker::default, |worker, op| match &op.kind {
-            OpKind::Chunk(read, chunk_op) => read_chunk(read, chunk_op, op, slot_shape, &out, worker, verify),
+        ops.par_iter().try_for_each(|op| match &op.kind {
+            OpKind::Chunk(read, chunk_op) => {
+                with_worker(|worker| read_chunk(read, chunk_op, op, slot_shape, &out, worker, verify))
+            }
             OpKind::Fill(start, region) => {
                 let dst = Place { shape: slot_shape, start };
                 for_each_row(dst, dst, region, elem_bytes, |_, d, n| {

@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::block::{ArrayCtx, BlockRef, Worker, corrupt_chunk, decode_stored};
+use super::block::{ArrayCtx, BlockRef, Worker, corrupt_chunk, decode_stored, with_worker};
 use super::plan::{ChunkOp, plan};
 use super::pool;
 use super::region::{Place, for_each_row, to_usize};
@@ -35,7 +35,7 @@ pub(crate) fn read_strings<'a>(
         let decoded: Vec<Vec<String>> = pool::run(|| {
             batch
                 .par_iter()
-                .map_init(Worker::default, |worker, op| chunk_strings(ctx, lookup, &op.coord, worker, verify))
+                .map(|op| with_worker(|worker| chunk_strings(ctx, lookup, &op.coord, worker, verify)))
                 .collect::<Result<_>>()
         })?;
         for (op, chunk) in batch.iter().zip(decoded) {

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with};
+use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with, with_worker};
 use super::plan::{ChunkOp, plan};
 use super::pool;
 use super::region::{Place, copy_region, is_contiguous, offset_bytes, to_usize};
@@ -75,7 +75,7 @@ pub(crate) fn encode_batched<I: Sync>(
     let threads = pool::threads() as u64;
     let batch_len = (BATCH_RAW_BYTES / chunk_bytes.max(1)).max(threads);
     let encode_batch = |batch: &[I]| -> Result<Vec<EncodedChunk>> {
-        batch.par_iter().map_init(Worker::default, |worker, item| encode(worker, item)).collect()
+        batch.par_iter().map(|item| with_worker(|worker| encode(worker, item))).collect()
     };
     pool::run(|| {
         let mut encoded = Vec::new();
