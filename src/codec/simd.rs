@@ -3,9 +3,9 @@
 //! quarter of what AVX2 gives them.
 //!
 //! It lives in `codec`, the lowest room with byte kernels, so that `fragment` (the block
-//! statistics) can use it. It holds the crate's only `unsafe` besides `io/mmap.rs` and
-//! `engine/out.rs`: one call of a function compiled for AVX2, made only after checking that
-//! the CPU has it.
+//! statistics) can use it. It holds one of the crate's few `unsafe` blocks (see
+//! docs/ARCHITECTURE.md): one call of a function compiled for AVX2, made only after checking
+//! that the CPU has it.
 
 /// A loop to run once, compiled for the best instruction set available. Implementations
 /// mark [`Kernel::run`] `#[inline(always)]`, so that it is compiled again inside the AVX2
