@@ -33,7 +33,7 @@ fn recode(
     block: BlockRef<'_>,
     settings: WriteSettings,
     worker: &mut Worker,
-) -> Result<EncodedChunk> {
+) -> Result<EncodedChunk<'static>> {
     let entry = block.entry();
     let elem_bytes = ctx.meta.dtype.size_bytes();
     let shuffle_elem_bytes = (settings.shuffle && elem_bytes > 1).then_some(elem_bytes);
@@ -50,7 +50,7 @@ fn recode(
     }
     Ok(EncodedChunk {
         coord: entry.coord.to_vec(),
-        stored,
+        stored: stored.into(),
         raw_len_bytes: entry.raw_len_bytes,
         checksum: entry.checksum,
         encoding,
@@ -127,7 +127,7 @@ mod tests {
         let mut out = Vec::new();
         let settings = WriteSettings { codec: Codec::Lz4, shuffle: false, dict: None };
         recode_blocks(ArrayCtx { meta: &meta, label: "d/a", dict: None }, &blocks, settings, &mut |chunk| {
-            out.push(chunk);
+            out.push(chunk.into_owned());
             Ok(())
         })
         .unwrap();

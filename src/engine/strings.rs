@@ -156,7 +156,7 @@ fn encode_strings(
     chunk: &[String],
     settings: WriteSettings,
     worker: &mut Worker,
-) -> Result<EncodedChunk> {
+) -> Result<EncodedChunk<'static>> {
     let text_len: usize = chunk.iter().map(String::len).sum();
     let raw_len = (chunk.len() + 1) * OFFSET_BYTES + text_len;
     if raw_len as u64 > MAX_CHUNK_BYTES {
@@ -182,7 +182,7 @@ fn encode_strings(
     }
     Ok(EncodedChunk {
         coord: coord.to_vec(),
-        stored,
+        stored: stored.into(),
         raw_len_bytes: raw.len() as u64,
         checksum: checksum(&raw),
         encoding,
