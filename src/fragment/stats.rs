@@ -119,7 +119,7 @@ fn scalar_as_i128(v: Scalar) -> Option<i128> {
 const BLOCK: usize = 1 << 12;
 /// Float elements scanned side by side: each lane keeps its own bounds and f64 partial sum,
 /// which lets the float loop (whose additions must not be reordered) run as vector code.
-const LANES: usize = 8;
+const LANES: usize = 16;
 
 /// What a scan adds up.
 struct Totals<T: Stat> {
@@ -191,31 +191,39 @@ macro_rules! float_stat {
             #[inline(always)]
             fn scan(values: &[Self], fill: Self) -> Totals<Self> {
                 let fill_bits = fill.to_bits();
-                let mut not_fill = [0u64; LANES];
-                let mut valid = [0u64; LANES];
+                let (mut not_fill, mut valid) = (0u64, 0u64);
                 let mut min = [<$t>::INFINITY; LANES];
                 let mut max = [<$t>::NEG_INFINITY; LANES];
                 let mut sum = [0.0f64; LANES];
-                // A fill element counts nowhere, so padding the last group with it is harmless.
-                let (groups, rest) = values.as_chunks::<LANES>();
-                let mut last = [fill; LANES];
-                last[..rest.len()].copy_from_slice(rest);
-                for group in groups.iter().chain([&last]) {
-                    for l in 0..LANES {
-                        let v = group[l];
-                        let is_value = v.to_bits() != fill_bits;
-                        // Nulls become NaN, which no comparison picks and the sum skips.
-                        let x = if is_value { v } else { <$t>::NAN };
-                        not_fill[l] += u64::from(is_value);
-                        valid[l] += u64::from(!x.is_nan());
-                        min[l] = if x < min[l] { x } else { min[l] };
-                        max[l] = if x > max[l] { x } else { max[l] };
-                        sum[l] += if x.is_nan() { 0.0 } else { f64::from(x) };
-                    }
+                for block in values.chunks(BLOCK) {
+                    // Narrow per-block counts keep the lanes as wide as the values.
+                    let mut block_not_fill = [0u32; LANES];
+                    let mut block_valid = [0u32; LANES];
+                    let mut take = |group: &[Self; LANES]| {
+                        for l in 0..LANES {
+                            let v = group[l];
+                            let is_value = v.to_bits() != fill_bits;
+                            // Nulls become NaN, which no comparison picks and the sum skips.
+                            let x = if is_value { v } else { <$t>::NAN };
+                            block_not_fill[l] += u32::from(is_value);
+                            block_valid[l] += u32::from(!x.is_nan());
+                            min[l] = if x < min[l] { x } else { min[l] };
+                            max[l] = if x > max[l] { x } else { max[l] };
+                            sum[l] += if x.is_nan() { 0.0 } else { f64::from(x) };
+                        }
+                    };
+                    let (groups, rest) = block.as_chunks::<LANES>();
+                    groups.iter().for_each(&mut take);
+                    // A fill element counts nowhere, so padding the last group with it is harmless.
+                    let mut last = [fill; LANES];
+                    last[..rest.len()].copy_from_slice(rest);
+                    take(&last);
+                    not_fill += block_not_fill.iter().map(|&n| u64::from(n)).sum::<u64>();
+                    valid += block_valid.iter().map(|&n| u64::from(n)).sum::<u64>();
                 }
                 Totals {
-                    not_fill: not_fill.iter().sum(),
-                    valid: valid.iter().sum(),
+                    not_fill,
+                    valid,
                     min: min.into_iter().fold(<$t>::INFINITY, |a, b| if b < a { b } else { a }),
                     max: max.into_iter().fold(<$t>::NEG_INFINITY, |a, b| if b > a { b } else { a }),
                     sum: sum.iter().sum(),
