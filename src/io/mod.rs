@@ -128,11 +128,14 @@ impl AppendFile {
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<u64> {
         let offset = self.len_bytes;
         fault::check_write(&self.path, bytes, |part| self.file.write_all_at(part, offset))?;
-        self.file.write_all_at(bytes, offset).map_err(io_err(&self.path, "write"))?;
-        self.len_bytes += bytes.len() as u64;
-        if self.len_bytes >= self.written_back_bytes + WRITEBACK_BYTES {
-            writeback::start(&self.file, self.written_back_bytes, self.len_bytes - self.written_back_bytes);
-            self.written_back_bytes = self.len_bytes;
+        // In pieces, so that a large append's first bytes go to disk while it writes the rest.
+        for piece in bytes.chunks(WRITEBACK_BYTES as usize) {
+            self.file.write_all_at(piece, self.len_bytes).map_err(io_err(&self.path, "write"))?;
+            self.len_bytes += piece.len() as u64;
+            if self.len_bytes >= self.written_back_bytes + WRITEBACK_BYTES {
+                writeback::start(&self.file, self.written_back_bytes, self.len_bytes - self.written_back_bytes);
+                self.written_back_bytes = self.len_bytes;
+            }
         }
         Ok(offset)
     }
