@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::codec::{CodecId, Scratch, ZstdDict, decompress, unshuffle_part};
 use crate::error::{Error, Result};
-use crate::fragment::{BlockEntry, Checksummer, FragmentReader, PendingReader};
+use crate::fragment::{BlockEntry, Checksummer, FragmentReader, PendingReader, checksum};
 use crate::meta::ArrayMeta;
 
 /// What the engine needs to know of the array a request is about.
@@ -184,18 +184,15 @@ pub(crate) fn decode_stored(
                 }
             }
         }
-        None => {
-            if let Some(s) = &mut summer {
-                s.update(out);
-            }
-        }
+        None => return check_checksum(ctx, block, verify.then(|| checksum(out))),
     }
-    check_checksum(ctx, block, summer)
+    check_checksum(ctx, block, summer.map(|s| s.finish()))
 }
 
-/// A (non-fill) block's raw bytes, produced piece by piece in order as a reader walks
-/// through them: for a read that copies a chunk out row by row, each piece is unshuffled
-/// (if need be), hashed and copied out while it is in cache.
+/// A (non-fill) block's raw bytes, for a read that copies a chunk out row by row. A
+/// shuffled block is produced piece by piece in order as the reader walks through it: each
+/// piece is unshuffled, hashed and copied out while it is in cache. An unshuffled one is
+/// at hand whole (mapped, or decoded into a worker buffer) and checked when opened.
 pub(crate) struct Pieces<'a> {
     raw: Raw<'a>,
     raw_len: usize,
@@ -210,7 +207,7 @@ pub(crate) struct Pieces<'a> {
 
 impl<'a> Pieces<'a> {
     /// Runs the codec of `block` (`raw_len` raw bytes) and stands before its first piece;
-    /// the pieces are hashed when `verify` is set.
+    /// the raw bytes are checked against the block's checksum when `verify` is set.
     pub(crate) fn open(
         ctx: ArrayCtx<'_>,
         block: BlockRef<'a>,
@@ -221,37 +218,40 @@ impl<'a> Pieces<'a> {
         let Worker { stored, decoded, piece, .. } = worker;
         let stored = stored_bytes(block, stored)?;
         let raw = run_codec(ctx, block, stored, decoded, raw_len, None)?.expect("no output to decode into directly");
+        let summer = match raw {
+            // Hashed in one pass here: interleaving the hash with the row copies of bytes
+            // that need no unshuffling measured slower.
+            Raw::Plain(all) => {
+                check_checksum(ctx, block, verify.then(|| checksum(all)))?;
+                None
+            }
+            Raw::Shuffled(..) => verify.then(Checksummer::new),
+        };
         let piece_len = raw.piece_len();
-        Ok(Self { raw, raw_len, piece_len, start: 0, end: 0, piece, summer: verify.then(Checksummer::new) })
+        Ok(Self { raw, raw_len, piece_len, start: 0, end: 0, piece, summer })
     }
 
     /// The raw bytes from `offset` on: to the end of the piece that holds it, or for a block
-    /// whose raw bytes are all at hand, to the end of the block. Offsets asked for never go
-    /// back to an earlier piece.
+    /// at hand whole, to the end of the block. Offsets asked for never go back to an
+    /// earlier piece.
     pub(crate) fn at(&mut self, offset: usize) -> &[u8] {
+        if let Raw::Plain(all) = self.raw {
+            return &all[offset..];
+        }
         while offset >= self.end {
             self.advance();
         }
-        match self.raw {
-            Raw::Plain(all) => &all[offset..],
-            Raw::Shuffled(..) => &self.piece[offset - self.start..],
-        }
+        &self.piece[offset - self.start..]
     }
 
-    /// Moves to the next piece and hashes it.
+    /// Moves to the next piece of a shuffled block, unshuffles it and hashes it.
     fn advance(&mut self) {
         assert!(self.end < self.raw_len, "offset past the block's raw bytes");
         (self.start, self.end) = (self.end, self.raw_len.min(self.end + self.piece_len));
-        let bytes = match self.raw {
-            Raw::Plain(all) => &all[self.start..self.end],
-            Raw::Shuffled(..) => {
-                self.piece.resize(self.end - self.start, 0);
-                self.raw.write(self.start, self.piece);
-                &self.piece[..]
-            }
-        };
+        self.piece.resize(self.end - self.start, 0);
+        self.raw.write(self.start, self.piece);
         if let Some(s) = &mut self.summer {
-            s.update(bytes);
+            s.update(self.piece);
         }
     }
 
@@ -262,7 +262,7 @@ impl<'a> Pieces<'a> {
                 self.advance();
             }
         }
-        check_checksum(ctx, block, self.summer)
+        check_checksum(ctx, block, self.summer.map(|s| s.finish()))
     }
 }
 
@@ -321,9 +321,9 @@ fn run_codec<'a>(
 
 /// Compares the checksum of a block's decoded bytes (if they were hashed) with the one
 /// recorded for it.
-fn check_checksum(ctx: ArrayCtx<'_>, block: BlockRef<'_>, summer: Option<Checksummer>) -> Result<()> {
-    let Some(summer) = summer else { return Ok(()) };
-    let (expected, found) = (block.entry().checksum, summer.finish());
+fn check_checksum(ctx: ArrayCtx<'_>, block: BlockRef<'_>, found: Option<u64>) -> Result<()> {
+    let Some(found) = found else { return Ok(()) };
+    let expected = block.entry().checksum;
     if found == expected {
         return Ok(());
     }
