@@ -59,6 +59,8 @@ pub(crate) struct Worker {
     decoded: Vec<u8>,
     /// One piece of a block's raw bytes, unshuffled.
     piece: Vec<u8>,
+    /// One worker per chunk of a run read together (`engine::read`).
+    pub run: Vec<Worker>,
 }
 
 thread_local! {
@@ -92,6 +94,9 @@ impl Worker {
             if buffer.capacity() > bytes {
                 *buffer = Vec::new();
             }
+        }
+        for worker in &mut self.run {
+            worker.free_above(bytes);
         }
     }
 }

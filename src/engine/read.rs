@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::block::{ArrayCtx, BlockRef, Pieces, Worker, check_raw_len, decode_chunk, fill_with, with_worker};
 use super::out::SharedOut;
 use super::plan::{ChunkOp, plan};
-use super::pool::run;
+use super::pool::{run, threads};
 use super::region::{Place, for_each_row, is_contiguous, offset_bytes, to_usize};
 use crate::error::Result;
 
@@ -65,8 +65,9 @@ struct Op<'s, 'a> {
 }
 
 enum OpKind<'s, 'a> {
-    /// A chunk of a slot's box; its `in_selection` is relative to the slot, not the box.
-    Chunk(&'s SlotRead<'s, 'a>, ChunkOp),
+    /// A run of chunks of a slot's box, next to each other along the last axis (usually
+    /// one); their `in_selection` is relative to the slot, not the box.
+    Chunks(&'s SlotRead<'s, 'a>, Vec<ChunkOp>),
     /// A box of the slot (start, extent) that no array box covers.
     Fill(Vec<u64>, Vec<u64>),
 }
@@ -117,18 +118,20 @@ pub(crate) fn read_slots(
             read.shape,
             read.at
         );
-        for mut op in plan(&meta.chunk_shape, read.start, read.shape) {
+        let mut chunk_ops = plan(&meta.chunk_shape, read.start, read.shape);
+        for op in &mut chunk_ops {
             op.in_selection.iter_mut().zip(read.at).for_each(|(i, a)| *i += a);
-            ops.push(Op { base, fill, kind: OpKind::Chunk(read, op) });
         }
+        let max_run = max_run_len(meta.chunk_bytes(), chunk_ops.len());
+        ops.extend(runs(chunk_ops, max_run).map(|run| Op { base, fill, kind: OpKind::Chunks(read, run) }));
         let around = outside(slot_shape, read.at, read.shape);
         ops.extend(around.into_iter().map(|(start, region)| Op { base, fill, kind: OpKind::Fill(start, region) }));
     }
     let out = SharedOut::new(out);
     run(|| {
         ops.par_iter().try_for_each(|op| match &op.kind {
-            OpKind::Chunk(read, chunk_op) => {
-                with_worker(|worker| read_chunk(read, chunk_op, op, slot_shape, &out, worker, verify))
+            OpKind::Chunks(read, run) => {
+                with_worker(|worker| read_run(read, run, op, slot_shape, &out, worker, verify))
             }
             OpKind::Fill(start, region) => {
                 let dst = Place { shape: slot_shape, start };
@@ -142,10 +145,39 @@ pub(crate) fn read_slots(
     })
 }
 
-/// Reads one chunk op of a slot's box into its place in the slot.
-fn read_chunk(
+/// Chunk bytes read together as one run along the last axis, at most.
+const RUN_BYTES: u64 = 8 << 20;
+
+/// How many chunks a run may hold: up to `RUN_BYTES` of them, but few enough that the
+/// `chunks` of a read still make two runs per pool thread.
+fn max_run_len(chunk_bytes: u64, chunks: usize) -> usize {
+    let by_bytes = to_usize(RUN_BYTES / chunk_bytes.max(1));
+    by_bytes.min(chunks / (2 * threads())).max(1)
+}
+
+/// Cuts `ops` (in C order of chunk coordinates) into runs of at most `max_len` chunks that
+/// differ only in their last coordinate.
+fn runs(ops: Vec<ChunkOp>, max_len: usize) -> impl Iterator<Item = Vec<ChunkOp>> {
+    let mut runs: Vec<Vec<ChunkOp>> = Vec::new();
+    for op in ops {
+        match runs.last_mut() {
+            Some(run)
+                if run.len() < max_len
+                    && run[0].coord.split_last().map(|(_, rest)| rest)
+                        == op.coord.split_last().map(|(_, rest)| rest) =>
+            {
+                run.push(op);
+            }
+            _ => runs.push(vec![op]),
+        }
+    }
+    runs.into_iter()
+}
+
+/// Reads a run of chunk ops of a slot's box into their place in the slot.
+fn read_run(
     read: &SlotRead<'_, '_>,
-    chunk_op: &ChunkOp,
+    run: &[ChunkOp],
     op: &Op<'_, '_>,
     slot_shape: &[u64],
     out: &SharedOut<'_>,
@@ -156,10 +188,10 @@ fn read_chunk(
     let elem_bytes = meta.dtype.size_bytes();
     let chunk_shape = &meta.chunk_shape[..];
     let chunk_len = to_usize(meta.chunk_bytes());
-    let dst = Place { shape: slot_shape, start: &chunk_op.in_selection };
-    let block = (read.lookup)(&chunk_op.coord);
+    let first = &run[0];
     // A whole chunk landing on one contiguous range of the slot decodes in place.
-    if let Some(block) = block
+    if let [chunk_op] = run
+        && let Some(block) = (read.lookup)(&chunk_op.coord)
         && chunk_op.covers_chunk(chunk_shape)
         && is_contiguous(slot_shape, &chunk_op.region)
     {
@@ -168,29 +200,52 @@ fn read_chunk(
         let target = unsafe { out.slice_mut(offset, chunk_len) };
         return decode_chunk(read.ctx, block, worker, target, verify);
     }
-    let src = Place { shape: chunk_shape, start: &chunk_op.in_chunk };
-    if let Some(block) = block {
-        check_raw_len(read.ctx, block, chunk_len)?;
-    }
-    let Some(block) = block.filter(|block| !block.entry().is_fill) else {
-        for_each_row(src, dst, &chunk_op.region, elem_bytes, |_, d, n| {
-            // SAFETY: each row of op's box in the output belongs to op alone.
-            fill_with(unsafe { out.slice_mut(op.base + d, n) }, op.fill);
+    // Each chunk's raw bytes (mapped, or decoded into a worker of its own), or `None` for
+    // the fill value.
+    worker.run.resize_with(run.len(), Worker::default);
+    let mut sources = Vec::with_capacity(run.len());
+    for (chunk_op, chunk_worker) in run.iter().zip(&mut worker.run) {
+        let block = (read.lookup)(&chunk_op.coord);
+        if let Some(block) = block {
+            check_raw_len(read.ctx, block, chunk_len)?;
+        }
+        sources.push(match block.filter(|block| !block.entry().is_fill) {
+            Some(block) => Some((Pieces::open(read.ctx, block, chunk_worker, chunk_len, verify)?, block)),
+            None => None,
         });
-        return Ok(());
-    };
-    // The rows come in chunk order, as the pieces do; a row may span pieces.
-    let mut pieces = Pieces::open(read.ctx, block, worker, chunk_len, verify)?;
-    for_each_row(src, dst, &chunk_op.region, elem_bytes, |mut s, mut d, mut n| {
-        while n > 0 {
-            let bytes = pieces.at(s);
-            let len = n.min(bytes.len());
-            // SAFETY: as above.
-            unsafe { out.slice_mut(op.base + d, len) }.copy_from_slice(&bytes[..len]);
-            (s, d, n) = (s + len, d + len, n - len);
+    }
+    // The rows of the run's box, in C order; along the last axis each chunk's part of a row
+    // follows the one before, so the output is written row after row. Each chunk's rows
+    // come in its own order, as its pieces do; a row may span pieces. Dimensions merge
+    // into longer rows only for a run of one chunk (a longer run never spans the slot's
+    // last axis), so for the others a row is one row of the last axis.
+    let src = Place { shape: chunk_shape, start: &first.in_chunk };
+    let dst = Place { shape: slot_shape, start: &first.in_selection };
+    let last_at = |at: &[u64]| at.last().map_or(0, |&i| to_usize(i) * elem_bytes);
+    for_each_row(src, dst, &first.region, elem_bytes, |s, d, n| {
+        for (j, (source, chunk_op)) in sources.iter_mut().zip(run).enumerate() {
+            let (mut s, mut d, mut n) = if j == 0 {
+                (s, d, n)
+            } else {
+                let s = s - last_at(&first.in_chunk) + last_at(&chunk_op.in_chunk);
+                let d = d + last_at(&chunk_op.in_selection) - last_at(&first.in_selection);
+                (s, d, last_at(&chunk_op.region))
+            };
+            let Some((pieces, _)) = source else {
+                // SAFETY: each row of op's box in the output belongs to op alone.
+                fill_with(unsafe { out.slice_mut(op.base + d, n) }, op.fill);
+                continue;
+            };
+            while n > 0 {
+                let bytes = pieces.at(s);
+                let len = n.min(bytes.len());
+                // SAFETY: as above.
+                unsafe { out.slice_mut(op.base + d, len) }.copy_from_slice(&bytes[..len]);
+                (s, d, n) = (s + len, d + len, n - len);
+            }
         }
     });
-    pieces.finish(read.ctx, block)
+    sources.into_iter().flatten().try_for_each(|(pieces, block)| pieces.finish(read.ctx, block))
 }
 
 /// The part of a buffer of `shape` outside the box `at .. at + region`, as disjoint
@@ -217,6 +272,19 @@ fn outside(shape: &[u64], at: &[u64], region: &[u64]) -> Vec<(Vec<u64>, Vec<u64>
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn runs_join_chunks_along_the_last_axis_up_to_a_length() {
+        let op =
+            |coord: [u64; 2]| ChunkOp { coord: coord.to_vec(), in_chunk: vec![], in_selection: vec![], region: vec![] };
+        let ops: Vec<ChunkOp> = [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1]].map(op).into();
+        let coords = |max_len| -> Vec<Vec<Vec<u64>>> {
+            runs(ops.clone(), max_len).map(|run| run.into_iter().map(|op| op.coord).collect()).collect()
+        };
+        assert_eq!(coords(2), [vec![vec![0, 0], vec![0, 1]], vec![vec![0, 2]], vec![vec![1, 0], vec![1, 1]]]);
+        assert_eq!(coords(8), [vec![vec![0, 0], vec![0, 1], vec![0, 2]], vec![vec![1, 0], vec![1, 1]]]);
+        assert_eq!(coords(1).len(), 5);
+    }
 
     proptest! {
         #[test]

@@ -284,6 +284,40 @@ fn reads_of_chunks_larger_than_a_decode_piece_match_for_every_codec_and_shuffle(
 }
 
 #[test]
+fn reads_across_many_chunks_along_the_last_axis_match_with_gaps_and_every_codec() {
+    // 40 chunks, 10 along the last axis: whole and partial reads copy runs of chunks next
+    // to each other along it row by row; some chunks are never written (fill).
+    let dir = test_dir!();
+    let shape = [4, 6, 40];
+    let full = iota(&shape, |i| i as f32 * 0.5 - 7.0);
+    for (i, codec) in [Codec::None, Codec::Zstd { level: 1 }].into_iter().enumerate() {
+        for shuffle in [Shuffle::On, Shuffle::Off] {
+            let path = dir.join(&format!("s{i}{shuffle:?}"));
+            let store = Atlas::create(&path, StoreConfig { codec, shuffle, ..StoreConfig::default() }).unwrap();
+            let ds = store.create_dataset("d").unwrap();
+            let spec =
+                ArraySpec::new(DType::Float32, u64s(&shape)).chunk_shape([2, 3, 4]).fill_value(Scalar::Float(9.0));
+            ds.define_array("a", spec).unwrap();
+            // Everything but the chunks [*, *, 5].
+            let mut expected = full.clone();
+            expected
+                .slice_each_axis_mut(|ax| if ax.axis.index() == 2 { Slice::from(20..24) } else { Slice::from(..) })
+                .fill(9.0);
+            for (lo, hi) in [(0usize, 20), (24, 40)] {
+                let part =
+                    full.slice_each_axis(|ax| if ax.axis.index() == 2 { Slice::from(lo..hi) } else { Slice::from(..) });
+                ds.write_array("a", &[0, 0, lo as u64], part).unwrap();
+            }
+            store.flush().unwrap();
+            for (start, ext) in [([0, 0, 0], [4, 6, 40]), ([1, 1, 3], [3, 4, 30]), ([0, 2, 17], [4, 1, 9])] {
+                let label = format!("{codec:?} {shuffle:?} at {start:?} of {ext:?}");
+                assert_eq!(read_box::<f32>(&ds, "a", &start, &ext), expected_box(&expected, &start, &ext), "{label}");
+            }
+        }
+    }
+}
+
+#[test]
 fn four_dimensional_unaligned_write_and_read_match_a_dense_model() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
