@@ -11,9 +11,9 @@ use rayon::prelude::*;
 
 use super::block::{ArrayCtx, BlockRef, Pieces, Worker, check_raw_len, decode_chunk, fill_with, with_worker};
 use super::out::SharedOut;
-use super::plan::{ChunkOp, plan};
+use super::plan::{ChunkOp, max_run_len, plan, runs};
 use super::pool::{run, threads};
-use super::region::{Place, for_each_row, is_contiguous, offset_bytes, to_usize};
+use super::region::{Place, for_each_row, for_each_run_row, is_contiguous, offset_bytes, to_usize};
 use crate::error::Result;
 
 /// Gives a chunk's current block, or `None` for a chunk never written (read as the fill
@@ -122,8 +122,8 @@ pub(crate) fn read_slots(
         for op in &mut chunk_ops {
             op.in_selection.iter_mut().zip(read.at).for_each(|(i, a)| *i += a);
         }
-        let max_run = max_run_len(meta.chunk_bytes(), chunk_ops.len());
-        ops.extend(runs(chunk_ops, max_run).map(|run| Op { base, fill, kind: OpKind::Chunks(read, run) }));
+        let max_run = max_run_len(meta.chunk_bytes(), chunk_ops.len(), threads());
+        ops.extend(runs(chunk_ops, max_run).into_iter().map(|run| Op { base, fill, kind: OpKind::Chunks(read, run) }));
         let around = outside(slot_shape, read.at, read.shape);
         ops.extend(around.into_iter().map(|(start, region)| Op { base, fill, kind: OpKind::Fill(start, region) }));
     }
@@ -145,35 +145,6 @@ pub(crate) fn read_slots(
     })
 }
 
-/// Chunk bytes read together as one run along the last axis, at most.
-const RUN_BYTES: u64 = 8 << 20;
-
-/// How many chunks a run may hold: up to `RUN_BYTES` of them, but few enough that the
-/// `chunks` of a read still make two runs per pool thread.
-fn max_run_len(chunk_bytes: u64, chunks: usize) -> usize {
-    let by_bytes = to_usize(RUN_BYTES / chunk_bytes.max(1));
-    by_bytes.min(chunks / (2 * threads())).max(1)
-}
-
-/// Cuts `ops` (in C order of chunk coordinates) into runs of at most `max_len` chunks that
-/// differ only in their last coordinate.
-fn runs(ops: Vec<ChunkOp>, max_len: usize) -> impl Iterator<Item = Vec<ChunkOp>> {
-    let mut runs: Vec<Vec<ChunkOp>> = Vec::new();
-    for op in ops {
-        match runs.last_mut() {
-            Some(run)
-                if run.len() < max_len
-                    && run[0].coord.split_last().map(|(_, rest)| rest)
-                        == op.coord.split_last().map(|(_, rest)| rest) =>
-            {
-                run.push(op);
-            }
-            _ => runs.push(vec![op]),
-        }
-    }
-    runs.into_iter()
-}
-
 /// Reads a run of chunk ops of a slot's box into their place in the slot.
 fn read_run(
     read: &SlotRead<'_, '_>,
@@ -188,7 +159,6 @@ fn read_run(
     let elem_bytes = meta.dtype.size_bytes();
     let chunk_shape = &meta.chunk_shape[..];
     let chunk_len = to_usize(meta.chunk_bytes());
-    let first = &run[0];
     // A whole chunk landing on one contiguous range of the slot decodes in place.
     if let [chunk_op] = run
         && let Some(block) = (read.lookup)(&chunk_op.coord)
@@ -214,35 +184,24 @@ fn read_run(
             None => None,
         });
     }
-    // The rows of the run's box, in C order; along the last axis each chunk's part of a row
-    // follows the one before, so the output is written row after row. Each chunk's rows
-    // come in its own order, as its pieces do; a row may span pieces. Dimensions merge
-    // into longer rows only for a run of one chunk (a longer run never spans the slot's
-    // last axis), so for the others a row is one row of the last axis.
-    let src = Place { shape: chunk_shape, start: &first.in_chunk };
-    let dst = Place { shape: slot_shape, start: &first.in_selection };
-    let last_at = |at: &[u64]| at.last().map_or(0, |&i| to_usize(i) * elem_bytes);
-    for_each_row(src, dst, &first.region, elem_bytes, |s, d, n| {
-        for (j, (source, chunk_op)) in sources.iter_mut().zip(run).enumerate() {
-            let (mut s, mut d, mut n) = if j == 0 {
-                (s, d, n)
-            } else {
-                let s = s - last_at(&first.in_chunk) + last_at(&chunk_op.in_chunk);
-                let d = d + last_at(&chunk_op.in_selection) - last_at(&first.in_selection);
-                (s, d, last_at(&chunk_op.region))
-            };
-            let Some((pieces, _)) = source else {
-                // SAFETY: each row of op's box in the output belongs to op alone.
-                fill_with(unsafe { out.slice_mut(op.base + d, n) }, op.fill);
-                continue;
-            };
-            while n > 0 {
-                let bytes = pieces.at(s);
-                let len = n.min(bytes.len());
-                // SAFETY: as above.
-                unsafe { out.slice_mut(op.base + d, len) }.copy_from_slice(&bytes[..len]);
-                (s, d, n) = (s + len, d + len, n - len);
-            }
+    // Each output row from each chunk of the run in turn, so the output is written row
+    // after row; each chunk's rows come in its own order, as its pieces do (a row may span
+    // pieces).
+    let src: Vec<Place<'_>> = run.iter().map(|op| Place { shape: chunk_shape, start: &op.in_chunk }).collect();
+    let dst: Vec<Place<'_>> = run.iter().map(|op| Place { shape: slot_shape, start: &op.in_selection }).collect();
+    let regions: Vec<&[u64]> = run.iter().map(|op| &op.region[..]).collect();
+    for_each_run_row(&src, &dst, &regions, elem_bytes, |j, mut s, mut d, mut n| {
+        let Some((pieces, _)) = &mut sources[j] else {
+            // SAFETY: each row of op's box in the output belongs to op alone.
+            fill_with(unsafe { out.slice_mut(op.base + d, n) }, op.fill);
+            return;
+        };
+        while n > 0 {
+            let bytes = pieces.at(s);
+            let len = n.min(bytes.len());
+            // SAFETY: as above.
+            unsafe { out.slice_mut(op.base + d, len) }.copy_from_slice(&bytes[..len]);
+            (s, d, n) = (s + len, d + len, n - len);
         }
     });
     sources.into_iter().flatten().try_for_each(|(pieces, block)| pieces.finish(read.ctx, block))
@@ -272,19 +231,6 @@ fn outside(shape: &[u64], at: &[u64], region: &[u64]) -> Vec<(Vec<u64>, Vec<u64>
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    #[test]
-    fn runs_join_chunks_along_the_last_axis_up_to_a_length() {
-        let op =
-            |coord: [u64; 2]| ChunkOp { coord: coord.to_vec(), in_chunk: vec![], in_selection: vec![], region: vec![] };
-        let ops: Vec<ChunkOp> = [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1]].map(op).into();
-        let coords = |max_len| -> Vec<Vec<Vec<u64>>> {
-            runs(ops.clone(), max_len).map(|run| run.into_iter().map(|op| op.coord).collect()).collect()
-        };
-        assert_eq!(coords(2), [vec![vec![0, 0], vec![0, 1]], vec![vec![0, 2]], vec![vec![1, 0], vec![1, 1]]]);
-        assert_eq!(coords(8), [vec![vec![0, 0], vec![0, 1], vec![0, 2]], vec![vec![1, 0], vec![1, 1]]]);
-        assert_eq!(coords(1).len(), 5);
-    }
 
     proptest! {
         #[test]
