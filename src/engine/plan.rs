@@ -55,13 +55,10 @@ pub(crate) fn plan(chunk_shape: &[u64], start: &[u64], shape: &[u64]) -> Vec<Chu
     }
 }
 
-/// Chunk bytes handled together as one run along the last axis, at most.
-const RUN_BYTES: u64 = 8 << 20;
-
-/// How many chunks of `chunk_bytes` a run may hold: up to `RUN_BYTES` of them, but few
+/// How many chunks of `chunk_bytes` a run may hold: up to `run_bytes` of them, but few
 /// enough that `chunks` ops still make two runs per thread.
-pub(crate) fn max_run_len(chunk_bytes: u64, chunks: usize, threads: usize) -> usize {
-    let by_bytes = usize::try_from(RUN_BYTES / chunk_bytes.max(1)).unwrap_or(usize::MAX);
+pub(crate) fn max_run_len(chunk_bytes: u64, run_bytes: u64, chunks: usize, threads: usize) -> usize {
+    let by_bytes = usize::try_from(run_bytes / chunk_bytes.max(1)).unwrap_or(usize::MAX);
     by_bytes.min(chunks / (2 * threads.max(1))).max(1)
 }
 
@@ -95,10 +92,11 @@ mod tests {
         assert_eq!(coords(2), [vec![vec![0, 0], vec![0, 1]], vec![vec![0, 2]], vec![vec![1, 0], vec![1, 1]]]);
         assert_eq!(coords(8), [vec![vec![0, 0], vec![0, 1], vec![0, 2]], vec![vec![1, 0], vec![1, 1]]]);
         assert_eq!(coords(1).len(), 5);
-        assert_eq!(max_run_len(1 << 20, 32, 2), 8);
-        assert_eq!(max_run_len(1 << 20, 64, 2), 8);
-        assert_eq!(max_run_len(64 << 20, 64, 2), 1);
-        assert_eq!(max_run_len(1 << 10, 3, 2), 1);
+        assert_eq!(max_run_len(1 << 20, 8 << 20, 32, 2), 8);
+        assert_eq!(max_run_len(1 << 20, 8 << 20, 64, 2), 8);
+        assert_eq!(max_run_len(1 << 20, 2 << 20, 64, 2), 2);
+        assert_eq!(max_run_len(64 << 20, 8 << 20, 64, 2), 1);
+        assert_eq!(max_run_len(1 << 10, 8 << 20, 3, 2), 1);
     }
     use proptest::prelude::*;
     use std::collections::HashMap;

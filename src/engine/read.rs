@@ -122,7 +122,7 @@ pub(crate) fn read_slots(
         for op in &mut chunk_ops {
             op.in_selection.iter_mut().zip(read.at).for_each(|(i, a)| *i += a);
         }
-        let max_run = max_run_len(meta.chunk_bytes(), chunk_ops.len(), threads());
+        let max_run = max_run_len(meta.chunk_bytes(), READ_RUN_BYTES, chunk_ops.len(), threads());
         ops.extend(runs(chunk_ops, max_run).into_iter().map(|run| Op { base, fill, kind: OpKind::Chunks(read, run) }));
         let around = outside(slot_shape, read.at, read.shape);
         ops.extend(around.into_iter().map(|(start, region)| Op { base, fill, kind: OpKind::Fill(start, region) }));
@@ -144,6 +144,9 @@ pub(crate) fn read_slots(
         })
     })
 }
+
+/// Chunk bytes read together as one run along the last axis, at most.
+const READ_RUN_BYTES: u64 = 8 << 20;
 
 /// Reads a run of chunk ops of a slot's box into their place in the slot.
 fn read_run(

@@ -24,7 +24,12 @@ pub(crate) fn recode_blocks(
 ) -> Result<()> {
     // Batches are sized by the largest raw chunk: string chunks have no fixed size.
     let chunk_bytes = blocks.iter().map(|b| b.entry().raw_len_bytes).max().unwrap_or(0).max(ctx.meta.chunk_bytes());
-    encode_batched(blocks, chunk_bytes, |worker, block| recode(ctx, *block, settings, worker), sink)
+    encode_batched(
+        blocks,
+        chunk_bytes,
+        |worker, block| recode(ctx, *block, settings, worker).map(|chunk| [chunk]),
+        sink,
+    )
 }
 
 /// Decodes one block (always verified) and encodes its raw bytes with `settings`.

@@ -72,7 +72,7 @@ pub(crate) fn write_strings<'a, S: AsRef<str> + Sync>(
                 value.as_ref().clone_into(slot);
             }
         });
-        encode_strings(&op.coord, &chunk, settings, worker)
+        encode_strings(&op.coord, &chunk, settings, worker).map(|chunk| [chunk])
     };
     encode_batched(&ops, estimated_chunk_bytes(ctx), encode, sink)
 }
@@ -94,7 +94,7 @@ pub(crate) fn trim_string_chunks<'a>(
         let origin = vec![0; chunk_shape.len()];
         let at = Place { shape: chunk_shape, start: &origin };
         for_each_row(at, at, &keep, 1, |s, d, n| chunk[d..d + n].clone_from_slice(&old[s..s + n]));
-        encode_strings(coord, &chunk, settings, worker)
+        encode_strings(coord, &chunk, settings, worker).map(|chunk| [chunk])
     };
     encode_batched(coords, estimated_chunk_bytes(ctx), |worker, coord| trim(worker, coord), sink)
 }

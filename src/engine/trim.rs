@@ -45,7 +45,7 @@ pub(crate) fn trim_chunks<'a>(
             let at = Place { shape: chunk_shape, start: &origin };
             copy_region(&old, at, &mut chunk, at, &keep, meta.dtype.size_bytes());
         }
-        encode_raw(meta, coord, Cow::Owned(chunk), settings, worker)
+        encode_raw(meta, coord, Cow::Owned(chunk), settings, &mut worker.scratch).map(|chunk| [chunk])
     };
     encode_batched(coords, meta.chunk_bytes(), |worker, coord| trim(worker, coord), sink)
 }

@@ -6,10 +6,10 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 
 use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with, with_worker};
-use super::plan::{ChunkOp, plan};
+use super::plan::{ChunkOp, max_run_len, plan, runs};
 use super::pool;
-use super::region::{Place, copy_region, is_contiguous, offset_bytes, to_usize};
-use crate::codec::{BlockEncoding, CodecId, ZstdDict, encode_block};
+use super::region::{Place, for_each_run_row, is_contiguous, offset_bytes, to_usize};
+use crate::codec::{BlockEncoding, CodecId, Scratch, ZstdDict, encode_block};
 use crate::error::Result;
 use crate::fragment::{ChunkStats, Scan, checksum, scan};
 use crate::meta::{ArrayMeta, Codec};
@@ -61,6 +61,10 @@ impl EncodedChunk<'_> {
 /// before it being appended), which bounds a write's extra memory, whatever its size.
 const BATCH_RAW_BYTES: u64 = 4 << 20;
 
+/// Chunk bytes gathered together as one run along the last axis, at most: few enough that
+/// they are still in cache when encoded one after the other (more measured slower).
+const WRITE_RUN_BYTES: u64 = 2 << 20;
+
 /// Writes `input` (a C-order buffer of `shape`) at `start`. Chunks only partly covered are
 /// read first through `lookup` (or start as fill). Encoded chunks go to `sink` in plan order.
 pub(crate) fn write_region<'a>(
@@ -73,81 +77,105 @@ pub(crate) fn write_region<'a>(
     sink: &mut Sink<'_>,
 ) -> Result<()> {
     let ops = plan(&ctx.meta.chunk_shape, start, shape);
+    let max_run = max_run_len(ctx.meta.chunk_bytes(), WRITE_RUN_BYTES, ops.len(), pool::threads());
     encode_batched(
-        &ops,
-        ctx.meta.chunk_bytes(),
-        |worker, op| encode_op(ctx, lookup, op, shape, input, settings, worker),
+        &runs(ops, max_run),
+        ctx.meta.chunk_bytes() * max_run as u64,
+        |worker, run| encode_run(ctx, lookup, run, shape, input, settings, worker),
         sink,
     )
 }
 
-/// Runs `encode` over `items` on the engine's pool in batches of about `BATCH_RAW_BYTES` of
-/// raw chunks, handing the results to `sink` in order: a batch goes to the sink while the
-/// next one encodes, so appending overlaps encoding and memory stays bounded.
-pub(crate) fn encode_batched<'i, I: Sync>(
+/// Runs `encode` over `items` (each of about `item_bytes` raw bytes, encoding to one or
+/// more chunks) on the engine's pool in batches of about `BATCH_RAW_BYTES`, handing the
+/// chunks to `sink` in order: a batch goes to the sink while the next one encodes, so
+/// appending overlaps encoding and memory stays bounded.
+pub(crate) fn encode_batched<'i, I: Sync, C: IntoIterator<Item = EncodedChunk<'i>> + Send>(
     items: &[I],
-    chunk_bytes: u64,
-    encode: impl Fn(&mut Worker, &I) -> Result<EncodedChunk<'i>> + Sync,
+    item_bytes: u64,
+    encode: impl Fn(&mut Worker, &I) -> Result<C> + Sync,
     sink: &mut Sink<'_>,
 ) -> Result<()> {
-    // At least one chunk per thread, so large chunks still encode in parallel.
+    // At least one item per thread, so large chunks still encode in parallel.
     let threads = pool::threads() as u64;
-    let batch_len = (BATCH_RAW_BYTES / chunk_bytes.max(1)).max(threads);
-    let encode_batch = |batch: &[I]| -> Result<Vec<EncodedChunk<'i>>> {
+    let batch_len = (BATCH_RAW_BYTES / item_bytes.max(1)).max(threads);
+    let encode_batch = |batch: &[I]| -> Result<Vec<C>> {
         batch.par_iter().map(|item| with_worker(|worker| encode(worker, item))).collect()
     };
     pool::run(|| {
         let mut encoded = Vec::new();
         for batch in items.chunks(to_usize(batch_len)) {
             let done = std::mem::take(&mut encoded);
-            let (next, appended) = rayon::join(|| encode_batch(batch), || done.into_iter().try_for_each(&mut *sink));
+            let (next, appended) =
+                rayon::join(|| encode_batch(batch), || done.into_iter().flatten().try_for_each(&mut *sink));
             appended?;
             encoded = next?;
         }
-        encoded.into_iter().try_for_each(sink)
+        encoded.into_iter().flatten().try_for_each(sink)
     })
 }
 
-fn encode_op<'a, 'i>(
+/// Encodes a run of chunk ops (chunks side by side along the last axis, usually one).
+fn encode_run<'a, 'i>(
     ctx: ArrayCtx<'_>,
     lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
-    op: &ChunkOp,
+    run: &[ChunkOp],
     shape: &[u64],
     input: &'i [u8],
     settings: WriteSettings,
     worker: &mut Worker,
-) -> Result<EncodedChunk<'i>> {
+) -> Result<Vec<EncodedChunk<'i>>> {
     let meta = ctx.meta;
     let elem_bytes = meta.dtype.size_bytes();
     let chunk_shape = &meta.chunk_shape[..];
     let chunk_len = to_usize(meta.chunk_bytes());
-    let covered = op.covers_chunk(chunk_shape);
-    let src = Place { shape, start: &op.in_selection };
-    let dst = Place { shape: chunk_shape, start: &op.in_chunk };
+    let Worker { scratch, run: workers, .. } = worker;
     // A whole chunk that is one contiguous run of the input is encoded from it directly
     // (and an uncompressed one stored from it without a copy).
-    if covered && is_contiguous(shape, &op.region) {
+    if let [op] = run
+        && op.covers_chunk(chunk_shape)
+        && is_contiguous(shape, &op.region)
+    {
         let offset = offset_bytes(shape, &op.in_selection, elem_bytes);
-        return encode_raw(meta, &op.coord, Cow::Borrowed(&input[offset..offset + chunk_len]), settings, worker);
+        let raw = Cow::Borrowed(&input[offset..offset + chunk_len]);
+        return Ok(vec![encode_raw(meta, &op.coord, raw, settings, scratch)?]);
     }
-    // A whole chunk stored as it is: gathered once, into the buffer that is stored.
-    if covered && stores_raw(meta, settings) {
-        let mut raw = vec![0; chunk_len];
-        copy_region(input, src, &mut raw, dst, &op.region, elem_bytes);
-        return encode_raw(meta, &op.coord, Cow::Owned(raw), settings, worker);
-    }
-    let mut chunk = std::mem::take(&mut worker.chunk);
-    chunk.resize(chunk_len, 0);
-    if !covered {
-        match lookup(&op.coord) {
-            Some(block) => decode_chunk(ctx, block, worker, &mut chunk, true)?,
-            None => fill_with(&mut chunk, &meta.fill_bytes()),
+    // Each chunk is assembled in a buffer: a whole chunk stored as it is, in the buffer that
+    // becomes its block; any other in its worker's chunk buffer, starting, when partly
+    // covered, from its current block (decoded and verified) or the fill value.
+    let stored_as_is = |op: &ChunkOp| op.covers_chunk(chunk_shape) && stores_raw(meta, settings);
+    workers.resize_with(run.len(), Worker::default);
+    let mut buffers = Vec::with_capacity(run.len());
+    for (op, chunk_worker) in run.iter().zip(workers.iter_mut()) {
+        let mut chunk = if stored_as_is(op) { Vec::new() } else { std::mem::take(&mut chunk_worker.chunk) };
+        chunk.resize(chunk_len, 0);
+        if !op.covers_chunk(chunk_shape) {
+            match lookup(&op.coord) {
+                Some(block) => decode_chunk(ctx, block, chunk_worker, &mut chunk, true)?,
+                None => fill_with(&mut chunk, &meta.fill_bytes()),
+            }
         }
+        buffers.push(chunk);
     }
-    copy_region(input, src, &mut chunk, dst, &op.region, elem_bytes);
-    let encoded = encode_raw(meta, &op.coord, Cow::Borrowed(&chunk), settings, worker).map(EncodedChunk::into_owned);
-    worker.chunk = chunk;
-    encoded
+    // The input's rows in order, each into the chunks of the run in turn.
+    let src: Vec<Place<'_>> = run.iter().map(|op| Place { shape, start: &op.in_selection }).collect();
+    let dst: Vec<Place<'_>> = run.iter().map(|op| Place { shape: chunk_shape, start: &op.in_chunk }).collect();
+    let regions: Vec<&[u64]> = run.iter().map(|op| &op.region[..]).collect();
+    for_each_run_row(&src, &dst, &regions, elem_bytes, |j, s, d, n| {
+        buffers[j][d..d + n].copy_from_slice(&input[s..s + n]);
+    });
+    let chunks = run.iter().zip(buffers).zip(workers.iter_mut());
+    chunks
+        .map(|((op, chunk), chunk_worker)| {
+            if stored_as_is(op) {
+                return encode_raw(meta, &op.coord, Cow::Owned(chunk), settings, scratch);
+            }
+            let encoded =
+                encode_raw(meta, &op.coord, Cow::Borrowed(&chunk), settings, scratch).map(EncodedChunk::into_owned);
+            chunk_worker.chunk = chunk;
+            encoded
+        })
+        .collect()
 }
 
 /// Whether blocks written with `settings` store their raw bytes as they are.
@@ -168,7 +196,7 @@ pub(crate) fn encode_raw<'r>(
     coord: &[u64],
     raw: Cow<'r, [u8]>,
     settings: WriteSettings,
-    worker: &mut Worker,
+    scratch: &mut Scratch,
 ) -> Result<EncodedChunk<'r>> {
     let shuffle_elem_bytes = shuffle_elem_bytes(meta, settings);
     let Scan { stats, all_fill } = scan(&raw, meta.dtype, &meta.fill_bytes());
@@ -180,8 +208,7 @@ pub(crate) fn encode_raw<'r>(
         raw
     } else {
         let mut stored = Vec::new();
-        encoding =
-            encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, &mut worker.scratch, &mut stored)?;
+        encoding = encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, scratch, &mut stored)?;
         Cow::Owned(stored)
     };
     Ok(EncodedChunk { coord: coord.to_vec(), stored, raw_len_bytes, checksum, encoding, is_fill: all_fill, stats })

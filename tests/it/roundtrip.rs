@@ -284,9 +284,9 @@ fn reads_of_chunks_larger_than_a_decode_piece_match_for_every_codec_and_shuffle(
 }
 
 #[test]
-fn reads_across_many_chunks_along_the_last_axis_match_with_gaps_and_every_codec() {
-    // 40 chunks, 10 along the last axis: whole and partial reads copy runs of chunks next
-    // to each other along it row by row; some chunks are never written (fill).
+fn reads_and_writes_across_many_chunks_along_the_last_axis_match_with_gaps_and_every_codec() {
+    // 40 chunks, 10 along the last axis: whole and partial reads and writes copy runs of
+    // chunks next to each other along it row by row; some chunks are never written (fill).
     let dir = test_dir!();
     let shape = [4, 6, 40];
     let full = iota(&shape, |i| i as f32 * 0.5 - 7.0);
@@ -308,6 +308,13 @@ fn reads_across_many_chunks_along_the_last_axis_match_with_gaps_and_every_codec(
                     full.slice_each_axis(|ax| if ax.axis.index() == 2 { Slice::from(lo..hi) } else { Slice::from(..) });
                 ds.write_array("a", &[0, 0, lo as u64], part).unwrap();
             }
+            // A box over parts of many chunks (and the unwritten ones): each partly covered
+            // chunk starts from its block or the fill value.
+            let overlay = iota(&[3, 4, 35], |i| i as f32 + 1000.0);
+            ds.write_array("a", &[1, 1, 2], overlay.view()).unwrap();
+            expected
+                .slice_each_axis_mut(|ax| Slice::from([1..4, 1..5, 2..37][ax.axis.index()].clone()))
+                .assign(&overlay);
             store.flush().unwrap();
             for (start, ext) in [([0, 0, 0], [4, 6, 40]), ([1, 1, 3], [3, 4, 30]), ([0, 2, 17], [4, 1, 9])] {
                 let label = format!("{codec:?} {shuffle:?} at {start:?} of {ext:?}");
