@@ -59,7 +59,8 @@ pub(crate) struct Worker {
     decoded: Vec<u8>,
     /// One piece of a block's raw bytes, unshuffled.
     piece: Vec<u8>,
-    /// One worker per chunk of a run read together (`engine::read`).
+    /// One worker per chunk of a run read or written together (`engine::read`,
+    /// `engine::write`).
     pub run: Vec<Worker>,
 }
 

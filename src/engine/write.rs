@@ -147,7 +147,7 @@ fn encode_run<'a, 'i>(
     workers.resize_with(run.len(), Worker::default);
     let mut buffers = Vec::with_capacity(run.len());
     for (op, chunk_worker) in run.iter().zip(workers.iter_mut()) {
-        let mut chunk = if stored_as_is(op) { Vec::new() } else { std::mem::take(&mut chunk_worker.chunk) };
+        let mut chunk = if stored_as_is(op) { vec![0; chunk_len] } else { std::mem::take(&mut chunk_worker.chunk) };
         chunk.resize(chunk_len, 0);
         if !op.covers_chunk(chunk_shape) {
             match lookup(&op.coord) {
