@@ -7,6 +7,7 @@
 mod dict;
 mod lz4;
 mod shuffle;
+pub(crate) mod simd;
 mod zstd;
 
 use crate::error::{Error, Result};
@@ -53,6 +54,7 @@ impl CodecId {
 }
 
 pub(crate) use dict::ZstdDict;
+pub(crate) use shuffle::unshuffle_part;
 
 /// Concatenates training samples for a dictionary, shuffled by `shuffle_elem_bytes` as blocks
 /// are before zstd sees them; returns the data and each sample's size.
@@ -88,6 +90,15 @@ pub(crate) struct BlockEncoding {
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     shuffled: Vec<u8>,
+}
+
+impl Scratch {
+    /// Frees the buffers whose capacity is over `bytes`.
+    pub(crate) fn free_above(&mut self, bytes: usize) {
+        if self.shuffled.capacity() > bytes {
+            self.shuffled = Vec::new();
+        }
+    }
 }
 
 /// The decoded size a zstd frame declares, if it declares one (and it fits `usize`).
@@ -169,7 +180,12 @@ pub(crate) fn decode_block(
     }
 }
 
-fn decompress(stored: &[u8], codec: CodecId, dict: Option<&ZstdDict>, out: &mut [u8]) -> Result<()> {
+/// Runs the codec step of [`decode_block`] alone: decodes `stored` into `out`, exactly its
+/// decoded length, leaving any shuffle to the caller.
+///
+/// # Errors
+/// As [`decode_block`].
+pub(crate) fn decompress(stored: &[u8], codec: CodecId, dict: Option<&ZstdDict>, out: &mut [u8]) -> Result<()> {
     match codec {
         CodecId::None => {
             check_len(codec, stored.len(), out.len())?;

@@ -1,10 +1,11 @@
 //! Where a chunk's block lives, and decoding one block into a chunk-sized buffer.
 
+use std::cell::RefCell;
 use std::path::Path;
 
-use crate::codec::{BlockEncoding, CodecId, Scratch, ZstdDict, decode_block};
+use crate::codec::{CodecId, Scratch, ZstdDict, decompress, unshuffle_part};
 use crate::error::{Error, Result};
-use crate::fragment::{BlockEntry, FragmentReader, PendingReader, checksum};
+use crate::fragment::{BlockEntry, Checksummer, FragmentReader, PendingReader, checksum};
 use crate::meta::ArrayMeta;
 
 /// What the engine needs to know of the array a request is about.
@@ -45,14 +46,91 @@ impl<'a> BlockRef<'a> {
     }
 }
 
-/// Per-worker buffers, reused across the chunks one worker handles.
+/// Per-worker buffers, reused across the chunks one worker handles (see [`with_worker`]).
 #[derive(Debug, Default)]
 pub(crate) struct Worker {
     pub scratch: Scratch,
-    /// A whole decoded chunk, when it cannot be decoded in place.
+    /// A whole chunk: gathered for a write, or decoded before a write changes part of it.
     pub chunk: Vec<u8>,
     /// Stored bytes read back from a pending fragment.
     pub stored: Vec<u8>,
+    /// A block after its codec, when that is not yet its raw bytes (shuffled) or cannot go
+    /// straight to the output.
+    decoded: Vec<u8>,
+    /// One piece of a block's raw bytes, unshuffled.
+    piece: Vec<u8>,
+    /// One worker per chunk of a run read or written together (`engine::read`,
+    /// `engine::write`).
+    pub run: Vec<Worker>,
+}
+
+thread_local! {
+    /// This thread's worker buffers, kept across ops and calls, so that buffers sized for a
+    /// chunk are not allocated, zeroed and page-faulted again for every job.
+    static WORKER: RefCell<Worker> = RefCell::new(Worker::default());
+}
+
+/// A buffer grown past this capacity is freed after the op that grew it, not kept: what a
+/// thread keeps is bounded.
+const KEEP_BYTES: usize = 64 << 20;
+
+/// Runs `op` with this thread's worker buffers; with fresh ones if they are in use (an op
+/// waiting on the pool may run another op on the same thread).
+pub(crate) fn with_worker<R>(op: impl FnOnce(&mut Worker) -> R) -> R {
+    WORKER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut worker) => {
+            let result = op(&mut worker);
+            worker.free_above(KEEP_BYTES);
+            result
+        }
+        Err(_) => op(&mut Worker::default()),
+    })
+}
+
+impl Worker {
+    /// Frees every buffer whose capacity is over `bytes`.
+    fn free_above(&mut self, bytes: usize) {
+        self.scratch.free_above(bytes);
+        for buffer in [&mut self.chunk, &mut self.stored, &mut self.decoded, &mut self.piece] {
+            if buffer.capacity() > bytes {
+                *buffer = Vec::new();
+            }
+        }
+        for worker in &mut self.run {
+            worker.free_above(bytes);
+        }
+    }
+}
+
+/// Raw bytes are unshuffled, hashed and copied out this many at a time (a multiple of every
+/// element size), so that each piece is still in L1 cache for the steps after the first.
+const PIECE_BYTES: usize = 16 << 10;
+
+/// A block after its codec: where its raw bytes are read from.
+#[derive(Clone, Copy)]
+enum Raw<'a> {
+    /// The raw bytes themselves.
+    Plain(&'a [u8]),
+    /// The raw bytes shuffled by this element size.
+    Shuffled(&'a [u8], usize),
+}
+
+impl Raw<'_> {
+    /// Writes raw bytes `start .. start + out.len()` into `out`.
+    fn write(self, start: usize, out: &mut [u8]) {
+        match self {
+            Raw::Plain(raw) => out.copy_from_slice(&raw[start..start + out.len()]),
+            Raw::Shuffled(planes, elem_bytes) => unshuffle_part(planes, elem_bytes, start, out),
+        }
+    }
+
+    /// Bytes per piece: whole elements of a shuffled block.
+    fn piece_len(self) -> usize {
+        match self {
+            Raw::Plain(_) => PIECE_BYTES,
+            Raw::Shuffled(_, elem_bytes) => PIECE_BYTES - PIECE_BYTES % elem_bytes.max(1),
+        }
+    }
 }
 
 /// Decodes `block` into `out` (exactly one chunk of raw bytes) and, when `verify` is set,
@@ -68,16 +146,21 @@ pub(crate) fn decode_chunk(
     out: &mut [u8],
     verify: bool,
 ) -> Result<()> {
-    let entry = block.entry();
-    if entry.raw_len_bytes != out.len() as u64 {
-        let detail = format!("block holds {} raw bytes, the chunk has {}", entry.raw_len_bytes, out.len());
-        return Err(corrupt_chunk(ctx, block, &detail));
-    }
-    if entry.is_fill {
+    check_raw_len(ctx, block, out.len())?;
+    if block.entry().is_fill {
         fill_with(out, &ctx.meta.fill_bytes());
         return Ok(());
     }
     decode_stored(ctx, block, worker, out, verify)
+}
+
+/// Checks that `block` decodes to `len` raw bytes, the length of its chunk.
+pub(crate) fn check_raw_len(ctx: ArrayCtx<'_>, block: BlockRef<'_>, len: usize) -> Result<()> {
+    let raw_len_bytes = block.entry().raw_len_bytes;
+    if raw_len_bytes == len as u64 {
+        return Ok(());
+    }
+    Err(corrupt_chunk(ctx, block, &format!("block holds {raw_len_bytes} raw bytes, the chunk has {len}")))
 }
 
 /// `Error::Corrupt` naming the block's file, array and chunk.
@@ -86,7 +169,8 @@ pub(crate) fn corrupt_chunk(ctx: ArrayCtx<'_>, block: BlockRef<'_>, detail: &str
 }
 
 /// Decodes the stored bytes of a (non-fill) block into `out`, sized to its raw length, and
-/// verifies the checksum when asked.
+/// verifies the checksum when asked. An unshuffled block decodes straight into `out`; a
+/// shuffled one is unshuffled into it piece by piece, each piece hashed right after.
 pub(crate) fn decode_stored(
     ctx: ArrayCtx<'_>,
     block: BlockRef<'_>,
@@ -94,29 +178,158 @@ pub(crate) fn decode_stored(
     out: &mut [u8],
     verify: bool,
 ) -> Result<()> {
-    let entry = block.entry();
-    let stored = match block {
-        BlockRef::Committed { reader, entry } => reader.block_bytes(entry),
-        BlockRef::Pending { reader, entry } => {
-            reader.read_block(entry, &mut worker.stored)?;
-            &worker.stored
+    let mut summer = verify.then(Checksummer::new);
+    let stored = stored_bytes(block, &mut worker.stored)?;
+    match run_codec(ctx, block, stored, &mut worker.decoded, out.len(), Some(&mut *out))? {
+        Some(raw) => {
+            let piece_len = raw.piece_len();
+            for (i, piece) in out.chunks_mut(piece_len).enumerate() {
+                raw.write(i * piece_len, piece);
+                if let Some(s) = &mut summer {
+                    s.update(piece);
+                }
+            }
         }
-    };
-    decode_block(stored, entry.encoding, ctx.dict, &mut worker.scratch, out).map_err(|e| match e {
+        None => return check_checksum(ctx, block, verify.then(|| checksum(out))),
+    }
+    check_checksum(ctx, block, summer.map(|s| s.finish()))
+}
+
+/// A (non-fill) block's raw bytes, for a read that copies a chunk out row by row. A
+/// shuffled block is produced piece by piece in order as the reader walks through it: each
+/// piece is unshuffled, hashed and copied out while it is in cache. An unshuffled one is
+/// at hand whole (mapped, or decoded into a worker buffer) and checked when opened.
+pub(crate) struct Pieces<'a> {
+    raw: Raw<'a>,
+    raw_len: usize,
+    piece_len: usize,
+    /// The current piece covers `start .. end` of the raw bytes.
+    start: usize,
+    end: usize,
+    /// The current piece of a shuffled block.
+    piece: &'a mut Vec<u8>,
+    summer: Option<Checksummer>,
+}
+
+impl<'a> Pieces<'a> {
+    /// Runs the codec of `block` (`raw_len` raw bytes) and stands before its first piece;
+    /// the raw bytes are checked against the block's checksum when `verify` is set.
+    pub(crate) fn open(
+        ctx: ArrayCtx<'_>,
+        block: BlockRef<'a>,
+        worker: &'a mut Worker,
+        raw_len: usize,
+        verify: bool,
+    ) -> Result<Self> {
+        let Worker { stored, decoded, piece, .. } = worker;
+        let stored = stored_bytes(block, stored)?;
+        let raw = run_codec(ctx, block, stored, decoded, raw_len, None)?.expect("no output to decode into directly");
+        let summer = match raw {
+            // Hashed in one pass here: interleaving the hash with the row copies of bytes
+            // that need no unshuffling measured slower.
+            Raw::Plain(all) => {
+                check_checksum(ctx, block, verify.then(|| checksum(all)))?;
+                None
+            }
+            Raw::Shuffled(..) => verify.then(Checksummer::new),
+        };
+        let piece_len = raw.piece_len();
+        Ok(Self { raw, raw_len, piece_len, start: 0, end: 0, piece, summer })
+    }
+
+    /// The raw bytes from `offset` on: to the end of the piece that holds it, or for a block
+    /// at hand whole, to the end of the block. Offsets asked for never go back to an
+    /// earlier piece.
+    pub(crate) fn at(&mut self, offset: usize) -> &[u8] {
+        if let Raw::Plain(all) = self.raw {
+            return &all[offset..];
+        }
+        while offset >= self.end {
+            self.advance();
+        }
+        &self.piece[offset - self.start..]
+    }
+
+    /// Moves to the next piece of a shuffled block, unshuffles it and hashes it.
+    fn advance(&mut self) {
+        assert!(self.end < self.raw_len, "offset past the block's raw bytes");
+        (self.start, self.end) = (self.end, self.raw_len.min(self.end + self.piece_len));
+        self.piece.resize(self.end - self.start, 0);
+        self.raw.write(self.start, self.piece);
+        if let Some(s) = &mut self.summer {
+            s.update(self.piece);
+        }
+    }
+
+    /// Hashes the pieces not visited yet and checks the checksum, if verifying.
+    pub(crate) fn finish(mut self, ctx: ArrayCtx<'_>, block: BlockRef<'_>) -> Result<()> {
+        if self.summer.is_some() {
+            while self.end < self.raw_len {
+                self.advance();
+            }
+        }
+        check_checksum(ctx, block, self.summer.map(|s| s.finish()))
+    }
+}
+
+/// A block's stored bytes: from the map, or read back from the pending fragment into `buf`.
+fn stored_bytes<'a>(block: BlockRef<'a>, buf: &'a mut Vec<u8>) -> Result<&'a [u8]> {
+    match block {
+        BlockRef::Committed { reader, entry } => Ok(reader.block_bytes(entry)),
+        BlockRef::Pending { reader, entry } => {
+            reader.read_block(entry, buf)?;
+            Ok(buf)
+        }
+    }
+}
+
+/// Runs a block's codec on its `stored` bytes, `raw_len` bytes decoded. An unshuffled
+/// block with a codec decodes into `direct` when given (and `None` is returned: the raw
+/// bytes are there), else into `decoded`; an uncompressed one needs no step at all.
+fn run_codec<'a>(
+    ctx: ArrayCtx<'_>,
+    block: BlockRef<'_>,
+    stored: &'a [u8],
+    decoded: &'a mut Vec<u8>,
+    raw_len: usize,
+    direct: Option<&mut [u8]>,
+) -> Result<Option<Raw<'a>>> {
+    let encoding = block.entry().encoding;
+    let codec_err = |e| match e {
         Error::Codec { codec, detail } => {
             corrupt_chunk(ctx, block, &format!("{codec} block does not decode: {detail}"))
         }
         other => other,
-    })?;
-    if verify {
-        check_checksum(ctx, block, out)?;
-    }
-    Ok(())
+    };
+    let bytes: &'a [u8] = match (encoding.codec, direct) {
+        (CodecId::None, _) => {
+            if stored.len() != raw_len {
+                let detail = format!("none block does not decode: {} stored bytes, expected {raw_len}", stored.len());
+                return Err(corrupt_chunk(ctx, block, &detail));
+            }
+            stored
+        }
+        (codec, Some(out)) if encoding.shuffle_elem_bytes.is_none() => {
+            decompress(stored, codec, ctx.dict, out).map_err(codec_err)?;
+            return Ok(None);
+        }
+        (codec, _) => {
+            decoded.resize(raw_len, 0);
+            decompress(stored, codec, ctx.dict, decoded).map_err(codec_err)?;
+            decoded
+        }
+    };
+    Ok(Some(match encoding.shuffle_elem_bytes {
+        None => Raw::Plain(bytes),
+        Some(elem_bytes) => Raw::Shuffled(bytes, elem_bytes),
+    }))
 }
 
-/// Compares the checksum of a block's decoded bytes with the one recorded for it.
-fn check_checksum(ctx: ArrayCtx<'_>, block: BlockRef<'_>, raw: &[u8]) -> Result<()> {
-    let (expected, found) = (block.entry().checksum, checksum(raw));
+/// Compares the checksum of a block's decoded bytes (if they were hashed) with the one
+/// recorded for it.
+fn check_checksum(ctx: ArrayCtx<'_>, block: BlockRef<'_>, found: Option<u64>) -> Result<()> {
+    let Some(found) = found else { return Ok(()) };
+    let expected = block.entry().checksum;
     if found == expected {
         return Ok(());
     }
@@ -127,21 +340,6 @@ fn check_checksum(ctx: ArrayCtx<'_>, block: BlockRef<'_>, raw: &[u8]) -> Result<
         expected,
         found,
     })
-}
-
-/// The raw bytes of a committed block stored without codec or filter, straight from the
-/// map (checked when `verify`), so a read copies them once; `None` for any other block.
-pub(crate) fn mapped_raw<'a>(ctx: ArrayCtx<'_>, block: BlockRef<'a>, verify: bool) -> Option<Result<&'a [u8]>> {
-    let BlockRef::Committed { reader, entry } = block else { return None };
-    let plain = BlockEncoding { codec: CodecId::None, shuffle_elem_bytes: None };
-    if entry.is_fill || entry.encoding != plain || entry.raw_len_bytes != ctx.meta.chunk_bytes() {
-        return None;
-    }
-    let raw = reader.block_bytes(entry);
-    if raw.len() as u64 != entry.raw_len_bytes {
-        return None; // a damaged entry: the ordinary decode reports it
-    }
-    Some(if verify { check_checksum(ctx, block, raw).map(|()| raw) } else { Ok(raw) })
 }
 
 /// Fills `out` with repeated copies of one element's bytes.

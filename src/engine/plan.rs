@@ -55,9 +55,49 @@ pub(crate) fn plan(chunk_shape: &[u64], start: &[u64], shape: &[u64]) -> Vec<Chu
     }
 }
 
+/// How many chunks of `chunk_bytes` a run may hold: up to `run_bytes` of them, but few
+/// enough that `chunks` ops still make two runs per thread.
+pub(crate) fn max_run_len(chunk_bytes: u64, run_bytes: u64, chunks: usize, threads: usize) -> usize {
+    let by_bytes = usize::try_from(run_bytes / chunk_bytes.max(1)).unwrap_or(usize::MAX);
+    by_bytes.min(chunks / (2 * threads.max(1))).max(1)
+}
+
+/// Cuts `ops` (in C order of chunk coordinates, as [`plan`] makes them) into runs of at
+/// most `max_len` chunks that differ only in their last coordinate: chunks side by side
+/// along the last axis, which a read or write copies row after row together.
+pub(crate) fn runs(ops: Vec<ChunkOp>, max_len: usize) -> Vec<Vec<ChunkOp>> {
+    let mut runs: Vec<Vec<ChunkOp>> = Vec::new();
+    let row = |op: &ChunkOp| op.coord.split_last().map(|(_, rest)| rest.to_vec());
+    for op in ops {
+        match runs.last_mut() {
+            Some(run) if run.len() < max_len && row(&run[0]) == row(&op) => run.push(op),
+            _ => runs.push(vec![op]),
+        }
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_join_chunks_along_the_last_axis_up_to_a_length() {
+        let op =
+            |coord: [u64; 2]| ChunkOp { coord: coord.to_vec(), in_chunk: vec![], in_selection: vec![], region: vec![] };
+        let ops: Vec<ChunkOp> = [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1]].map(op).into();
+        let coords = |max_len| -> Vec<Vec<Vec<u64>>> {
+            runs(ops.clone(), max_len).into_iter().map(|run| run.into_iter().map(|op| op.coord).collect()).collect()
+        };
+        assert_eq!(coords(2), [vec![vec![0, 0], vec![0, 1]], vec![vec![0, 2]], vec![vec![1, 0], vec![1, 1]]]);
+        assert_eq!(coords(8), [vec![vec![0, 0], vec![0, 1], vec![0, 2]], vec![vec![1, 0], vec![1, 1]]]);
+        assert_eq!(coords(1).len(), 5);
+        assert_eq!(max_run_len(1 << 20, 8 << 20, 32, 2), 8);
+        assert_eq!(max_run_len(1 << 20, 8 << 20, 64, 2), 8);
+        assert_eq!(max_run_len(1 << 20, 2 << 20, 64, 2), 2);
+        assert_eq!(max_run_len(64 << 20, 8 << 20, 64, 2), 1);
+        assert_eq!(max_run_len(1 << 10, 8 << 20, 3, 2), 1);
+    }
     use proptest::prelude::*;
     use std::collections::HashMap;
 

@@ -8,11 +8,11 @@ use std::borrow::Cow;
 
 use rayon::prelude::*;
 
-use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with, mapped_raw};
+use super::block::{ArrayCtx, BlockRef, Pieces, Worker, check_raw_len, decode_chunk, fill_with, with_worker};
 use super::out::SharedOut;
-use super::plan::{ChunkOp, plan};
-use super::pool::run;
-use super::region::{Place, for_each_row, is_contiguous, offset_bytes, to_usize};
+use super::plan::{ChunkOp, max_run_len, plan, runs};
+use super::pool::{run, threads};
+use super::region::{Place, for_each_row, for_each_run_row, is_contiguous, offset_bytes, to_usize};
 use crate::error::Result;
 
 /// Gives a chunk's current block, or `None` for a chunk never written (read as the fill
@@ -49,8 +49,9 @@ struct Op<'s, 'a> {
 }
 
 enum OpKind<'s, 'a> {
-    /// A chunk of a slot's box; its `in_selection` is relative to the slot, not the box.
-    Chunk(&'s SlotRead<'s, 'a>, ChunkOp),
+    /// A run of chunks of a slot's box, next to each other along the last axis (usually
+    /// one); their `in_selection` is relative to the slot, not the box.
+    Chunks(&'s SlotRead<'s, 'a>, Vec<ChunkOp>),
     /// A box of the slot (start, extent) that no array box covers.
     Fill(Vec<u64>, Vec<u64>),
 }
@@ -101,17 +102,21 @@ pub(crate) fn read_slots(
             read.shape,
             read.at
         );
-        for mut op in plan(&meta.chunk_shape, read.start, read.shape) {
+        let mut chunk_ops = plan(&meta.chunk_shape, read.start, read.shape);
+        for op in &mut chunk_ops {
             op.in_selection.iter_mut().zip(read.at).for_each(|(i, a)| *i += a);
-            ops.push(Op { base, fill, kind: OpKind::Chunk(read, op) });
         }
+        let max_run = max_run_len(meta.chunk_bytes(), READ_RUN_BYTES, chunk_ops.len(), threads());
+        ops.extend(runs(chunk_ops, max_run).into_iter().map(|run| Op { base, fill, kind: OpKind::Chunks(read, run) }));
         let around = outside(slot_shape, read.at, read.shape);
         ops.extend(around.into_iter().map(|(start, region)| Op { base, fill, kind: OpKind::Fill(start, region) }));
     }
     let out = SharedOut::new(out);
     run(|| {
-        ops.par_iter().try_for_each_init(Worker::default, |worker, op| match &op.kind {
-            OpKind::Chunk(read, chunk_op) => read_chunk(read, chunk_op, op, slot_shape, &out, worker, verify),
+        ops.par_iter().try_for_each(|op| match &op.kind {
+            OpKind::Chunks(read, run) => {
+                with_worker(|worker| read_run(read, run, op, slot_shape, &out, worker, verify))
+            }
             OpKind::Fill(start, region) => {
                 let dst = Place { shape: slot_shape, start };
                 for_each_row(dst, dst, region, elem_bytes, |_, d, n| {
@@ -124,10 +129,13 @@ pub(crate) fn read_slots(
     })
 }
 
-/// Reads one chunk op of a slot's box into its place in the slot.
-fn read_chunk(
+/// Chunk bytes read together as one run along the last axis, at most.
+const READ_RUN_BYTES: u64 = 8 << 20;
+
+/// Reads a run of chunk ops of a slot's box into their place in the slot.
+fn read_run(
     read: &SlotRead<'_, '_>,
-    chunk_op: &ChunkOp,
+    run: &[ChunkOp],
     op: &Op<'_, '_>,
     slot_shape: &[u64],
     out: &SharedOut<'_>,
@@ -138,10 +146,9 @@ fn read_chunk(
     let elem_bytes = meta.dtype.size_bytes();
     let chunk_shape = &meta.chunk_shape[..];
     let chunk_len = to_usize(meta.chunk_bytes());
-    let dst = Place { shape: slot_shape, start: &chunk_op.in_selection };
-    let block = (read.lookup)(&chunk_op.coord);
     // A whole chunk landing on one contiguous range of the slot decodes in place.
-    if let Some(block) = block
+    if let [chunk_op] = run
+        && let Some(block) = (read.lookup)(&chunk_op.coord)
         && chunk_op.covers_chunk(chunk_shape)
         && is_contiguous(slot_shape, &chunk_op.region)
     {
@@ -150,33 +157,41 @@ fn read_chunk(
         let target = unsafe { out.slice_mut(offset, chunk_len) };
         return decode_chunk(read.ctx, block, worker, target, verify);
     }
-    let src = Place { shape: chunk_shape, start: &chunk_op.in_chunk };
-    let copy_rows = |chunk: &[u8]| {
-        for_each_row(src, dst, &chunk_op.region, elem_bytes, |s, d, n| {
-            // SAFETY: each row of op's box in the output belongs to op alone.
-            unsafe { out.slice_mut(op.base + d, n) }.copy_from_slice(&chunk[s..s + n]);
-        });
-    };
-    if let Some(mapped) = block.and_then(|block| mapped_raw(read.ctx, block, verify)) {
-        copy_rows(mapped?);
-        return Ok(());
-    }
-    if let Some(block) = block {
-        let mut chunk = std::mem::take(&mut worker.chunk);
-        chunk.resize(chunk_len, 0);
-        let decoded = decode_chunk(read.ctx, block, worker, &mut chunk, verify);
-        if decoded.is_ok() {
-            copy_rows(&chunk);
+    // Each chunk's raw bytes (mapped, or decoded into a worker of its own), or `None` for
+    // the fill value.
+    worker.run.resize_with(run.len(), Worker::default);
+    let mut sources = Vec::with_capacity(run.len());
+    for (chunk_op, chunk_worker) in run.iter().zip(&mut worker.run) {
+        let block = (read.lookup)(&chunk_op.coord);
+        if let Some(block) = block {
+            check_raw_len(read.ctx, block, chunk_len)?;
         }
-        worker.chunk = chunk;
-        decoded
-    } else {
-        for_each_row(src, dst, &chunk_op.region, elem_bytes, |_, d, n| {
-            // SAFETY: as above.
-            fill_with(unsafe { out.slice_mut(op.base + d, n) }, op.fill);
+        sources.push(match block.filter(|block| !block.entry().is_fill) {
+            Some(block) => Some((Pieces::open(read.ctx, block, chunk_worker, chunk_len, verify)?, block)),
+            None => None,
         });
-        Ok(())
     }
+    // Each output row from each chunk of the run in turn, so the output is written row
+    // after row; each chunk's rows come in its own order, as its pieces do (a row may span
+    // pieces).
+    let src: Vec<Place<'_>> = run.iter().map(|op| Place { shape: chunk_shape, start: &op.in_chunk }).collect();
+    let dst: Vec<Place<'_>> = run.iter().map(|op| Place { shape: slot_shape, start: &op.in_selection }).collect();
+    let regions: Vec<&[u64]> = run.iter().map(|op| &op.region[..]).collect();
+    for_each_run_row(&src, &dst, &regions, elem_bytes, |j, mut s, mut d, mut n| {
+        let Some((pieces, _)) = &mut sources[j] else {
+            // SAFETY: each row of op's box in the output belongs to op alone.
+            fill_with(unsafe { out.slice_mut(op.base + d, n) }, op.fill);
+            return;
+        };
+        while n > 0 {
+            let bytes = pieces.at(s);
+            let len = n.min(bytes.len());
+            // SAFETY: as above.
+            unsafe { out.slice_mut(op.base + d, len) }.copy_from_slice(&bytes[..len]);
+            (s, d, n) = (s + len, d + len, n - len);
+        }
+    });
+    sources.into_iter().flatten().try_for_each(|(pieces, block)| pieces.finish(read.ctx, block))
 }
 
 /// The part of a buffer of `shape` outside the box `at .. at + region`, as disjoint

@@ -4,7 +4,7 @@
 
 use super::block::{ArrayCtx, BlockRef, Worker, corrupt_chunk, decode_chunk};
 use super::region::to_usize;
-use super::write::{EncodedChunk, WriteSettings, encode_batched};
+use super::write::{EncodedChunk, Sink, WriteSettings, encode_batched};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::Result;
 use crate::meta::MAX_CHUNK_BYTES;
@@ -20,11 +20,16 @@ pub(crate) fn recode_blocks(
     ctx: ArrayCtx<'_>,
     blocks: &[BlockRef<'_>],
     settings: WriteSettings,
-    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
     // Batches are sized by the largest raw chunk: string chunks have no fixed size.
     let chunk_bytes = blocks.iter().map(|b| b.entry().raw_len_bytes).max().unwrap_or(0).max(ctx.meta.chunk_bytes());
-    encode_batched(blocks, chunk_bytes, |worker, block| recode(ctx, *block, settings, worker), sink)
+    encode_batched(
+        blocks,
+        chunk_bytes,
+        |worker, block| recode(ctx, *block, settings, worker).map(|chunk| [chunk]),
+        sink,
+    )
 }
 
 /// Decodes one block (always verified) and encodes its raw bytes with `settings`.
@@ -33,7 +38,7 @@ fn recode(
     block: BlockRef<'_>,
     settings: WriteSettings,
     worker: &mut Worker,
-) -> Result<EncodedChunk> {
+) -> Result<EncodedChunk<'static>> {
     let entry = block.entry();
     let elem_bytes = ctx.meta.dtype.size_bytes();
     let shuffle_elem_bytes = (settings.shuffle && elem_bytes > 1).then_some(elem_bytes);
@@ -50,7 +55,7 @@ fn recode(
     }
     Ok(EncodedChunk {
         coord: entry.coord.to_vec(),
-        stored,
+        stored: stored.into(),
         raw_len_bytes: entry.raw_len_bytes,
         checksum: entry.checksum,
         encoding,
@@ -127,7 +132,7 @@ mod tests {
         let mut out = Vec::new();
         let settings = WriteSettings { codec: Codec::Lz4, shuffle: false, dict: None };
         recode_blocks(ArrayCtx { meta: &meta, label: "d/a", dict: None }, &blocks, settings, &mut |chunk| {
-            out.push(chunk);
+            out.push(chunk.into_owned());
             Ok(())
         })
         .unwrap();

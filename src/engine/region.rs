@@ -104,6 +104,31 @@ impl BoxCopy {
     }
 }
 
+/// Like [`for_each_row`] for a run of boxes side by side along the last axis (equal along
+/// every other one), box `j` at `src[j]` in one buffer and at `dst[j]` in another (each
+/// list of places sharing one shape): calls `row(j, src_offset, dst_offset, len_bytes)` for
+/// the rows of every box, row after row, each row of box 0 followed by the same row of box
+/// 1, and so on. Each box's rows come in its own C order. A run of more than one box must
+/// not span the last axis of either buffer, so that no dimensions merge into longer rows.
+pub(crate) fn for_each_run_row(
+    src: &[Place<'_>],
+    dst: &[Place<'_>],
+    regions: &[&[u64]],
+    elem_bytes: usize,
+    mut row: impl FnMut(usize, usize, usize, usize),
+) {
+    let last = |at: &[u64]| at.last().map_or(0, |&i| to_usize(i) * elem_bytes);
+    for_each_row(src[0], dst[0], regions[0], elem_bytes, |s, d, n| {
+        row(0, s, d, n);
+        for j in 1..regions.len() {
+            debug_assert_eq!(n, last(regions[0]), "a run's rows are rows of the last axis");
+            let s = s - last(src[0].start) + last(src[j].start);
+            let d = d - last(dst[0].start) + last(dst[j].start);
+            row(j, s, d, last(regions[j]));
+        }
+    });
+}
+
 /// Byte offset of `start` given per-dimension byte strides.
 fn offset_of(strides: &[usize], start: &[u64]) -> usize {
     strides.iter().zip(start).map(|(s, i)| s * to_usize(*i)).sum()

@@ -5,12 +5,12 @@
 
 use rayon::prelude::*;
 
-use super::block::{ArrayCtx, BlockRef, Worker, corrupt_chunk, decode_stored};
+use super::block::{ArrayCtx, BlockRef, Worker, corrupt_chunk, decode_stored, with_worker};
 use super::plan::{ChunkOp, plan};
 use super::pool;
 use super::region::{Place, for_each_row, to_usize};
 use super::trim::keep_extent;
-use super::write::{EncodedChunk, WriteSettings, encode_batched};
+use super::write::{EncodedChunk, Sink, WriteSettings, encode_batched};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::{Error, Result};
 use crate::fragment::{ChunkStats, checksum};
@@ -35,7 +35,7 @@ pub(crate) fn read_strings<'a>(
         let decoded: Vec<Vec<String>> = pool::run(|| {
             batch
                 .par_iter()
-                .map_init(Worker::default, |worker, op| chunk_strings(ctx, lookup, &op.coord, worker, verify))
+                .map(|op| with_worker(|worker| chunk_strings(ctx, lookup, &op.coord, worker, verify)))
                 .collect::<Result<_>>()
         })?;
         for (op, chunk) in batch.iter().zip(decoded) {
@@ -55,7 +55,7 @@ pub(crate) fn write_strings<'a, S: AsRef<str> + Sync>(
     shape: &[u64],
     input: &[S],
     settings: WriteSettings,
-    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
     let chunk_shape = &ctx.meta.chunk_shape[..];
     let ops = plan(chunk_shape, start, shape);
@@ -72,7 +72,7 @@ pub(crate) fn write_strings<'a, S: AsRef<str> + Sync>(
                 value.as_ref().clone_into(slot);
             }
         });
-        encode_strings(&op.coord, &chunk, settings, worker)
+        encode_strings(&op.coord, &chunk, settings, worker).map(|chunk| [chunk])
     };
     encode_batched(&ops, estimated_chunk_bytes(ctx), encode, sink)
 }
@@ -84,7 +84,7 @@ pub(crate) fn trim_string_chunks<'a>(
     coords: &[Box<[u64]>],
     new_shape: &[u64],
     settings: WriteSettings,
-    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
     let chunk_shape = &ctx.meta.chunk_shape[..];
     let trim = |worker: &mut Worker, coord: &[u64]| {
@@ -94,7 +94,7 @@ pub(crate) fn trim_string_chunks<'a>(
         let origin = vec![0; chunk_shape.len()];
         let at = Place { shape: chunk_shape, start: &origin };
         for_each_row(at, at, &keep, 1, |s, d, n| chunk[d..d + n].clone_from_slice(&old[s..s + n]));
-        encode_strings(coord, &chunk, settings, worker)
+        encode_strings(coord, &chunk, settings, worker).map(|chunk| [chunk])
     };
     encode_batched(coords, estimated_chunk_bytes(ctx), |worker, coord| trim(worker, coord), sink)
 }
@@ -156,7 +156,7 @@ fn encode_strings(
     chunk: &[String],
     settings: WriteSettings,
     worker: &mut Worker,
-) -> Result<EncodedChunk> {
+) -> Result<EncodedChunk<'static>> {
     let text_len: usize = chunk.iter().map(String::len).sum();
     let raw_len = (chunk.len() + 1) * OFFSET_BYTES + text_len;
     if raw_len as u64 > MAX_CHUNK_BYTES {
@@ -182,7 +182,7 @@ fn encode_strings(
     }
     Ok(EncodedChunk {
         coord: coord.to_vec(),
-        stored,
+        stored: stored.into(),
         raw_len_bytes: raw.len() as u64,
         checksum: checksum(&raw),
         encoding,

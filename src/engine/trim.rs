@@ -2,9 +2,11 @@
 //! fill value outside it (a chunk wholly outside becomes a fill entry), so growing the
 //! array again later reads fill there, never the old values.
 
+use std::borrow::Cow;
+
 use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with};
 use super::region::{Place, copy_region, to_usize};
-use super::write::{EncodedChunk, WriteSettings, encode_batched, encode_raw};
+use super::write::{Sink, WriteSettings, encode_batched, encode_raw};
 use crate::error::Result;
 
 /// Whether chunk `coord` of `chunk_shape` reaches past `shape` along any axis.
@@ -25,7 +27,7 @@ pub(crate) fn trim_chunks<'a>(
     coords: &[Box<[u64]>],
     new_shape: &[u64],
     settings: WriteSettings,
-    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
     let meta = ctx.meta;
     let chunk_shape = &meta.chunk_shape[..];
@@ -43,7 +45,7 @@ pub(crate) fn trim_chunks<'a>(
             let at = Place { shape: chunk_shape, start: &origin };
             copy_region(&old, at, &mut chunk, at, &keep, meta.dtype.size_bytes());
         }
-        encode_raw(meta, coord, &chunk, settings, worker)
+        encode_raw(meta, coord, Cow::Owned(chunk), settings, &mut worker.scratch).map(|chunk| [chunk])
     };
     encode_batched(coords, meta.chunk_bytes(), |worker, coord| trim(worker, coord), sink)
 }

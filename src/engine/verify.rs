@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk};
+use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, with_worker};
 use super::pool;
 use super::region::to_usize;
 use super::strings::decode_strings;
@@ -12,9 +12,7 @@ use crate::meta::DType;
 
 /// Decodes every block of one array and returns, in order, each block's error if any.
 pub(crate) fn check_blocks(ctx: ArrayCtx<'_>, blocks: &[BlockRef<'_>]) -> Vec<Option<Error>> {
-    pool::run(|| {
-        blocks.par_iter().map_init(Worker::default, |worker, block| check(ctx, *block, worker).err()).collect()
-    })
+    pool::run(|| blocks.par_iter().map(|block| with_worker(|worker| check(ctx, *block, worker).err())).collect())
 }
 
 fn check(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<()> {

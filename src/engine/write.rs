@@ -1,13 +1,15 @@
 //! The write path: plan, then build and encode each touched chunk on the pool, in batches
 //! that bound memory, handing encoded blocks to the caller in order.
 
+use std::borrow::Cow;
+
 use rayon::prelude::*;
 
-use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with};
-use super::plan::{ChunkOp, plan};
+use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with, with_worker};
+use super::plan::{ChunkOp, max_run_len, plan, runs};
 use super::pool;
-use super::region::{Place, copy_region, is_contiguous, offset_bytes, to_usize};
-use crate::codec::{BlockEncoding, CodecId, ZstdDict, encode_block};
+use super::region::{Place, for_each_run_row, is_contiguous, offset_bytes, to_usize};
+use crate::codec::{BlockEncoding, CodecId, Scratch, ZstdDict, encode_block};
 use crate::error::Result;
 use crate::fragment::{ChunkStats, Scan, checksum, scan};
 use crate::meta::{ArrayMeta, Codec};
@@ -21,11 +23,12 @@ pub(crate) struct WriteSettings<'a> {
     pub dict: Option<&'a ZstdDict>,
 }
 
-/// One chunk, encoded and ready to append to a fragment.
+/// One chunk, encoded and ready to append to a fragment. Uncompressed, unshuffled blocks
+/// may borrow their bytes from the caller's input (`'a`) instead of copying them.
 #[derive(Debug)]
-pub(crate) struct EncodedChunk {
+pub(crate) struct EncodedChunk<'a> {
     pub coord: Vec<u64>,
-    pub stored: Vec<u8>,
+    pub stored: Cow<'a, [u8]>,
     pub raw_len_bytes: u64,
     pub checksum: u64,
     pub encoding: BlockEncoding,
@@ -34,8 +37,33 @@ pub(crate) struct EncodedChunk {
     pub stats: ChunkStats,
 }
 
-/// Raw bytes encoded per batch; bounds a write's extra memory, whatever its size.
-const BATCH_RAW_BYTES: u64 = 64 << 20;
+/// Where encoded chunks go, in plan order: appended to the pending fragment. It runs on a
+/// pool thread while the next batch encodes, hence `Send`.
+pub(crate) type Sink<'a> = dyn FnMut(EncodedChunk<'_>) -> Result<()> + Send + 'a;
+
+impl EncodedChunk<'_> {
+    /// The same chunk owning its bytes (copied only if they were borrowed).
+    pub(crate) fn into_owned(self) -> EncodedChunk<'static> {
+        let Self { coord, stored, raw_len_bytes, checksum, encoding, is_fill, stats } = self;
+        EncodedChunk {
+            coord,
+            stored: Cow::Owned(stored.into_owned()),
+            raw_len_bytes,
+            checksum,
+            encoding,
+            is_fill,
+            stats,
+        }
+    }
+}
+
+/// Raw bytes encoded per batch. Two batches are in flight at a time (one encoding, the one
+/// before it being appended), which bounds a write's extra memory, whatever its size.
+const BATCH_RAW_BYTES: u64 = 4 << 20;
+
+/// Chunk bytes gathered together as one run along the last axis, at most: few enough that
+/// they are still in cache when encoded one after the other (more measured slower).
+const WRITE_RUN_BYTES: u64 = 2 << 20;
 
 /// Writes `input` (a C-order buffer of `shape`) at `start`. Chunks only partly covered are
 /// read first through `lookup` (or start as fill). Encoded chunks go to `sink` in plan order.
@@ -46,101 +74,142 @@ pub(crate) fn write_region<'a>(
     shape: &[u64],
     input: &[u8],
     settings: WriteSettings,
-    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
     let ops = plan(&ctx.meta.chunk_shape, start, shape);
+    let max_run = max_run_len(ctx.meta.chunk_bytes(), WRITE_RUN_BYTES, ops.len(), pool::threads());
     encode_batched(
-        &ops,
-        ctx.meta.chunk_bytes(),
-        |worker, op| encode_op(ctx, lookup, op, shape, input, settings, worker),
+        &runs(ops, max_run),
+        ctx.meta.chunk_bytes() * max_run as u64,
+        |worker, run| encode_run(ctx, lookup, run, shape, input, settings, worker),
         sink,
     )
 }
 
-/// Runs `encode` over `items` on the engine's pool in batches of about `BATCH_RAW_BYTES` of
-/// raw chunks, handing the results to `sink` in order, so memory stays bounded.
-pub(crate) fn encode_batched<I: Sync>(
+/// Runs `encode` over `items` (each of about `item_bytes` raw bytes, encoding to one or
+/// more chunks) on the engine's pool in batches of about `BATCH_RAW_BYTES`, handing the
+/// chunks to `sink` in order: a batch goes to the sink while the next one encodes, so
+/// appending overlaps encoding and memory stays bounded.
+pub(crate) fn encode_batched<'i, I: Sync, C: IntoIterator<Item = EncodedChunk<'i>> + Send>(
     items: &[I],
-    chunk_bytes: u64,
-    encode: impl Fn(&mut Worker, &I) -> Result<EncodedChunk> + Sync,
-    sink: &mut dyn FnMut(EncodedChunk) -> Result<()>,
+    item_bytes: u64,
+    encode: impl Fn(&mut Worker, &I) -> Result<C> + Sync,
+    sink: &mut Sink<'_>,
 ) -> Result<()> {
-    // At least one chunk per thread, so large chunks still encode in parallel.
+    // At least one item per thread, so large chunks still encode in parallel.
     let threads = pool::threads() as u64;
-    let batch_len = (BATCH_RAW_BYTES / chunk_bytes.max(1)).max(threads);
-    for batch in items.chunks(to_usize(batch_len)) {
-        let encoded: Vec<EncodedChunk> = pool::run(|| {
-            batch.par_iter().map_init(Worker::default, |worker, item| encode(worker, item)).collect::<Result<_>>()
-        })?;
-        for chunk in encoded {
-            sink(chunk)?;
+    let batch_len = (BATCH_RAW_BYTES / item_bytes.max(1)).max(threads);
+    let encode_batch = |batch: &[I]| -> Result<Vec<C>> {
+        batch.par_iter().map(|item| with_worker(|worker| encode(worker, item))).collect()
+    };
+    pool::run(|| {
+        let mut encoded = Vec::new();
+        for batch in items.chunks(to_usize(batch_len)) {
+            let done = std::mem::take(&mut encoded);
+            let (next, appended) =
+                rayon::join(|| encode_batch(batch), || done.into_iter().flatten().try_for_each(&mut *sink));
+            appended?;
+            encoded = next?;
         }
-    }
-    Ok(())
+        encoded.into_iter().flatten().try_for_each(sink)
+    })
 }
 
-fn encode_op<'a>(
+/// Encodes a run of chunk ops (chunks side by side along the last axis, usually one).
+fn encode_run<'a, 'i>(
     ctx: ArrayCtx<'_>,
     lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
-    op: &ChunkOp,
+    run: &[ChunkOp],
     shape: &[u64],
-    input: &[u8],
+    input: &'i [u8],
     settings: WriteSettings,
     worker: &mut Worker,
-) -> Result<EncodedChunk> {
+) -> Result<Vec<EncodedChunk<'i>>> {
     let meta = ctx.meta;
     let elem_bytes = meta.dtype.size_bytes();
     let chunk_shape = &meta.chunk_shape[..];
     let chunk_len = to_usize(meta.chunk_bytes());
-    let covered = op.covers_chunk(chunk_shape);
-    let mut chunk = std::mem::take(&mut worker.chunk);
-    // A whole chunk that is one contiguous run of the input is encoded from it directly.
-    let raw: &[u8] = if covered && is_contiguous(shape, &op.region) {
+    let Worker { scratch, run: workers, .. } = worker;
+    // A whole chunk that is one contiguous run of the input is encoded from it directly
+    // (and an uncompressed one stored from it without a copy).
+    if let [op] = run
+        && op.covers_chunk(chunk_shape)
+        && is_contiguous(shape, &op.region)
+    {
         let offset = offset_bytes(shape, &op.in_selection, elem_bytes);
-        &input[offset..offset + chunk_len]
-    } else {
+        let raw = Cow::Borrowed(&input[offset..offset + chunk_len]);
+        return Ok(vec![encode_raw(meta, &op.coord, raw, settings, scratch)?]);
+    }
+    // Each chunk is assembled in a buffer: a whole chunk stored as it is, in the buffer that
+    // becomes its block; any other in its worker's chunk buffer, starting, when partly
+    // covered, from its current block (decoded and verified) or the fill value.
+    let stored_as_is = |op: &ChunkOp| op.covers_chunk(chunk_shape) && stores_raw(meta, settings);
+    workers.resize_with(run.len(), Worker::default);
+    let mut buffers = Vec::with_capacity(run.len());
+    for (op, chunk_worker) in run.iter().zip(workers.iter_mut()) {
+        let mut chunk = if stored_as_is(op) { vec![0; chunk_len] } else { std::mem::take(&mut chunk_worker.chunk) };
         chunk.resize(chunk_len, 0);
-        if !covered {
+        if !op.covers_chunk(chunk_shape) {
             match lookup(&op.coord) {
-                Some(block) => decode_chunk(ctx, block, worker, &mut chunk, true)?,
+                Some(block) => decode_chunk(ctx, block, chunk_worker, &mut chunk, true)?,
                 None => fill_with(&mut chunk, &meta.fill_bytes()),
             }
         }
-        let src = Place { shape, start: &op.in_selection };
-        let dst = Place { shape: chunk_shape, start: &op.in_chunk };
-        copy_region(input, src, &mut chunk, dst, &op.region, elem_bytes);
-        &chunk
-    };
-    let encoded = encode_raw(meta, &op.coord, raw, settings, worker);
-    worker.chunk = chunk;
-    encoded
+        buffers.push(chunk);
+    }
+    // The input's rows in order, each into the chunks of the run in turn.
+    let src: Vec<Place<'_>> = run.iter().map(|op| Place { shape, start: &op.in_selection }).collect();
+    let dst: Vec<Place<'_>> = run.iter().map(|op| Place { shape: chunk_shape, start: &op.in_chunk }).collect();
+    let regions: Vec<&[u64]> = run.iter().map(|op| &op.region[..]).collect();
+    for_each_run_row(&src, &dst, &regions, elem_bytes, |j, s, d, n| {
+        buffers[j][d..d + n].copy_from_slice(&input[s..s + n]);
+    });
+    let chunks = run.iter().zip(buffers).zip(workers.iter_mut());
+    chunks
+        .map(|((op, chunk), chunk_worker)| {
+            if stored_as_is(op) {
+                return encode_raw(meta, &op.coord, Cow::Owned(chunk), settings, scratch);
+            }
+            let encoded =
+                encode_raw(meta, &op.coord, Cow::Borrowed(&chunk), settings, scratch).map(EncodedChunk::into_owned);
+            chunk_worker.chunk = chunk;
+            encoded
+        })
+        .collect()
+}
+
+/// Whether blocks written with `settings` store their raw bytes as they are.
+fn stores_raw(meta: &ArrayMeta, settings: WriteSettings) -> bool {
+    matches!(settings.codec, Codec::None) && shuffle_elem_bytes(meta, settings).is_none()
+}
+
+/// The element size blocks are shuffled by, if they are.
+fn shuffle_elem_bytes(meta: &ArrayMeta, settings: WriteSettings) -> Option<usize> {
+    let elem_bytes = meta.dtype.size_bytes();
+    (settings.shuffle && elem_bytes > 1).then_some(elem_bytes)
 }
 
 /// Scans and encodes one chunk's raw bytes; a chunk of nothing but the fill value is
-/// recorded without bytes.
-pub(crate) fn encode_raw(
+/// recorded without bytes, and an uncompressed, unshuffled one with `raw` itself.
+pub(crate) fn encode_raw<'r>(
     meta: &ArrayMeta,
     coord: &[u64],
-    raw: &[u8],
+    raw: Cow<'r, [u8]>,
     settings: WriteSettings,
-    worker: &mut Worker,
-) -> Result<EncodedChunk> {
-    let elem_bytes = meta.dtype.size_bytes();
-    let shuffle_elem_bytes = (settings.shuffle && elem_bytes > 1).then_some(elem_bytes);
-    let Scan { stats, all_fill } = scan(raw, meta.dtype, &meta.fill_bytes());
-    let mut stored = Vec::new();
+    scratch: &mut Scratch,
+) -> Result<EncodedChunk<'r>> {
+    let shuffle_elem_bytes = shuffle_elem_bytes(meta, settings);
+    let Scan { stats, all_fill } = scan(&raw, meta.dtype, &meta.fill_bytes());
+    let (raw_len_bytes, checksum) = (raw.len() as u64, checksum(&raw));
     let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
-    if !all_fill {
-        encoding =
-            encode_block(raw, settings.codec, shuffle_elem_bytes, settings.dict, &mut worker.scratch, &mut stored)?;
-    }
-    Ok(EncodedChunk {
-        coord: coord.to_vec(),
-        stored,
-        raw_len_bytes: raw.len() as u64,
-        checksum: checksum(raw),
-        encoding,
-        is_fill: all_fill,
-        stats,
-    })
+    let stored = if all_fill {
+        Cow::Borrowed(&[][..])
+    } else if stores_raw(meta, settings) {
+        raw
+    } else {
+        let mut stored = Vec::new();
+        encoding = encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, scratch, &mut stored)?;
+        Cow::Owned(stored)
+    };
+    Ok(EncodedChunk { coord: coord.to_vec(), stored, raw_len_bytes, checksum, encoding, is_fill: all_fill, stats })
 }

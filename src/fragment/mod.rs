@@ -10,7 +10,7 @@ mod reader;
 mod stats;
 mod writer;
 
-pub(crate) use checksum::checksum;
+pub(crate) use checksum::{Checksummer, checksum};
 pub(crate) use entry::BlockEntry;
 pub(crate) use reader::FragmentReader;
 pub(crate) use stats::{ChunkStats, Scan, merge, scan};

@@ -5,6 +5,7 @@
 //! elements outside the array (edge padding) always hold the fill value, so the whole chunk
 //! can be scanned.
 
+use crate::codec::simd::{self, Kernel};
 use crate::meta::{ArrayStats, DType, Scalar};
 
 /// Statistics of one block. `min`/`max` hold the value's bits as the dtype's family stores
@@ -113,31 +114,57 @@ fn scalar_as_i128(v: Scalar) -> Option<i128> {
     }
 }
 
+/// Elements per partial sum: small enough that an integer block's sum fits the narrow
+/// type it is kept in (`u32` for 16-bit values), so integer sums stay exact.
+const BLOCK: usize = 1 << 12;
+/// Float elements scanned side by side: each lane keeps its own bounds and f64 partial sum,
+/// which lets the float loop (whose additions must not be reordered) run as vector code.
+const LANES: usize = 16;
+
+/// What a scan adds up.
+struct Totals<T: Stat> {
+    /// Elements that are not bit-for-bit the fill value.
+    not_fill: u64,
+    valid: u64,
+    /// Meaningful only when `valid > 0`.
+    min: T,
+    max: T,
+    sum: T::Sum,
+}
+
 /// A numeric element type the scan understands.
 trait Stat: bytemuck::Pod + PartialOrd {
     /// What valid values are summed in: exact for integers, f64 for floats.
     type Sum: Copy + Default;
-    fn is_nan(self) -> bool;
-    /// Bit-for-bit equality (so a NaN fill matches a NaN of the same bits).
-    fn same_bits(self, other: Self) -> bool;
-    fn add(sum: Self::Sum, v: Self) -> Self::Sum;
+    /// Scans `values`: null means bit-for-bit `fill` or NaN. Branch-free, so it compiles to
+    /// vector code; `#[inline(always)]` so that [`simd::dispatch`] compiles it for AVX2.
+    fn scan(values: &[Self], fill: Self) -> Totals<Self>;
     fn sum_to_f64(sum: Self::Sum) -> f64;
     /// The value widened to 64 bits in its family's representation.
     fn to_bits64(self) -> u64;
 }
 
 macro_rules! int_stat {
-    ($wide:ty: $($t:ty),*) => {$(
+    ($wide:ty, $part:ty: $($t:ty),*) => {$(
         impl Stat for $t {
             type Sum = i128;
-            fn is_nan(self) -> bool {
-                false
-            }
-            fn same_bits(self, other: Self) -> bool {
-                self == other
-            }
-            fn add(sum: i128, v: Self) -> i128 {
-                sum + i128::from(v)
+            #[inline(always)]
+            fn scan(values: &[Self], fill: Self) -> Totals<Self> {
+                let mut totals = Totals { not_fill: 0, valid: 0, min: <$t>::MAX, max: <$t>::MIN, sum: 0 };
+                for block in values.chunks(BLOCK) {
+                    let (mut valid, mut part) = (0u32, <$part>::default());
+                    for &v in block {
+                        let ok = v != fill;
+                        valid += u32::from(ok);
+                        totals.min = totals.min.min(if ok { v } else { <$t>::MAX });
+                        totals.max = totals.max.max(if ok { v } else { <$t>::MIN });
+                        part += if ok { <$part>::from(v) } else { 0 };
+                    }
+                    totals.valid += u64::from(valid);
+                    totals.sum += i128::from(part);
+                }
+                totals.not_fill = totals.valid;
+                totals
             }
             #[allow(clippy::cast_precision_loss)]
             fn sum_to_f64(sum: i128) -> f64 {
@@ -150,21 +177,57 @@ macro_rules! int_stat {
         }
     )*};
 }
-int_stat!(i64: i8, i16, i32, i64);
-int_stat!(u64: u8, u16, u32, u64);
+int_stat!(i64, i32: i8, i16);
+int_stat!(i64, i64: i32);
+int_stat!(i64, i128: i64);
+int_stat!(u64, u32: u8, u16);
+int_stat!(u64, i64: u32);
+int_stat!(u64, i128: u64);
 
 macro_rules! float_stat {
     ($($t:ty),*) => {$(
         impl Stat for $t {
             type Sum = f64;
-            fn is_nan(self) -> bool {
-                self.is_nan()
-            }
-            fn same_bits(self, other: Self) -> bool {
-                self.to_bits() == other.to_bits()
-            }
-            fn add(sum: f64, v: Self) -> f64 {
-                sum + f64::from(v)
+            #[inline(always)]
+            fn scan(values: &[Self], fill: Self) -> Totals<Self> {
+                let fill_bits = fill.to_bits();
+                let (mut not_fill, mut valid) = (0u64, 0u64);
+                let mut min = [<$t>::INFINITY; LANES];
+                let mut max = [<$t>::NEG_INFINITY; LANES];
+                let mut sum = [0.0f64; LANES];
+                for block in values.chunks(BLOCK) {
+                    // Narrow per-block counts keep the lanes as wide as the values.
+                    let mut block_not_fill = [0u32; LANES];
+                    let mut block_valid = [0u32; LANES];
+                    let mut take = |group: &[Self; LANES]| {
+                        for l in 0..LANES {
+                            let v = group[l];
+                            let is_value = v.to_bits() != fill_bits;
+                            // Nulls become NaN, which no comparison picks and the sum skips.
+                            let x = if is_value { v } else { <$t>::NAN };
+                            block_not_fill[l] += u32::from(is_value);
+                            block_valid[l] += u32::from(!x.is_nan());
+                            min[l] = if x < min[l] { x } else { min[l] };
+                            max[l] = if x > max[l] { x } else { max[l] };
+                            sum[l] += if x.is_nan() { 0.0 } else { f64::from(x) };
+                        }
+                    };
+                    let (groups, rest) = block.as_chunks::<LANES>();
+                    groups.iter().for_each(&mut take);
+                    // A fill element counts nowhere, so padding the last group with it is harmless.
+                    let mut last = [fill; LANES];
+                    last[..rest.len()].copy_from_slice(rest);
+                    take(&last);
+                    not_fill += block_not_fill.iter().map(|&n| u64::from(n)).sum::<u64>();
+                    valid += block_valid.iter().map(|&n| u64::from(n)).sum::<u64>();
+                }
+                Totals {
+                    not_fill,
+                    valid,
+                    min: min.into_iter().fold(<$t>::INFINITY, |a, b| if b < a { b } else { a }),
+                    max: max.into_iter().fold(<$t>::NEG_INFINITY, |a, b| if b > a { b } else { a }),
+                    sum: sum.iter().sum(),
+                }
             }
             fn sum_to_f64(sum: f64) -> f64 {
                 sum
@@ -177,34 +240,41 @@ macro_rules! float_stat {
 }
 float_stat!(f32, f64);
 
+/// One scan, as a kernel for [`simd::dispatch`].
+struct ScanKernel<'a, T> {
+    values: &'a [T],
+    fill: T,
+}
+
+impl<T: Stat> Kernel for ScanKernel<'_, T> {
+    type Output = Totals<T>;
+    #[allow(clippy::inline_always)] // to be compiled again inside the AVX2 entry point
+    #[inline(always)]
+    fn run(self) -> Totals<T> {
+        T::scan(self.values, self.fill)
+    }
+}
+
 fn scan_as<T: Stat>(raw: &[u8], fill: &[u8]) -> Scan {
     let fill: T = bytemuck::pod_read_unaligned(fill);
-    let mut valid_count = 0u64;
-    let mut all_fill = true;
-    let (mut min, mut max) = (fill, fill);
-    let mut sum = T::Sum::default();
-    for v in raw.chunks_exact(size_of::<T>()).map(bytemuck::pod_read_unaligned::<T>) {
-        if v.same_bits(fill) {
-            continue;
-        }
-        all_fill = false;
-        if v.is_nan() {
-            continue;
-        }
-        if valid_count == 0 {
-            (min, max) = (v, v);
-        } else if v < min {
-            min = v;
-        } else if v > max {
-            max = v;
-        }
-        valid_count += 1;
-        sum = T::add(sum, v);
-    }
-    let bits = |v: T| if valid_count == 0 { 0 } else { v.to_bits64() };
-    let stats =
-        ChunkStats { valid_count, min_bits: bits(min), max_bits: bits(max), sum_bits: T::sum_to_f64(sum).to_bits() };
-    Scan { stats, all_fill }
+    debug_assert_eq!(raw.len() % size_of::<T>(), 0, "a chunk holds whole elements");
+    let copy: Vec<T>;
+    let values: &[T] = if let Ok(values) = bytemuck::try_cast_slice(raw) {
+        values
+    } else {
+        // Bytes not aligned for T (never from Atlas's own buffers): scan a copy.
+        copy = raw.chunks_exact(size_of::<T>()).map(bytemuck::pod_read_unaligned).collect();
+        &copy
+    };
+    let totals = simd::dispatch(ScanKernel { values, fill });
+    let bits = |v: T| if totals.valid == 0 { 0 } else { v.to_bits64() };
+    let stats = ChunkStats {
+        valid_count: totals.valid,
+        min_bits: bits(totals.min),
+        max_bits: bits(totals.max),
+        sum_bits: T::sum_to_f64(totals.sum).to_bits(),
+    };
+    Scan { stats, all_fill: totals.not_fill == 0 }
 }
 
 #[cfg(test)]
@@ -232,6 +302,53 @@ mod tests {
         let scan = scan(&raw, DType::Float32, &f32::NAN.to_le_bytes());
         assert!(scan.all_fill);
         assert_eq!(scan.stats, ChunkStats { sum_bits: 0.0f64.to_bits(), ..ChunkStats::default() });
+    }
+
+    proptest::proptest! {
+        /// The lane-wise scan agrees with a plain one-element-at-a-time reference, across
+        /// blocks and lane remainders (integer-valued floats keep the float sums exact).
+        #[test]
+        fn the_lane_wise_scan_matches_a_plain_loop(
+            values in proptest::collection::vec(-3i32..60, 0..10_000),
+            fill in -3i32..3,
+        ) {
+            let as_f64 = |v: i32| if v == 59 { f64::NAN } else { f64::from(v) };
+            let plain = |valid: Vec<f64>, not_fill: usize| {
+                let count = valid.len() as u64;
+                let bits = |v: Option<f64>| v.map_or(0, f64::to_bits);
+                let min = valid.iter().copied().reduce(f64::min);
+                let max = valid.iter().copied().reduce(f64::max);
+                (count, bits(min), bits(max), valid.iter().sum::<f64>().to_bits(), not_fill == 0)
+            };
+            let got = |scan: Scan| {
+                let s = scan.stats;
+                (s.valid_count, s.min_bits, s.max_bits, s.sum_bits, scan.all_fill)
+            };
+            let raw: Vec<u8> = values.iter().flat_map(|&v| (as_f64(v) as f32).to_le_bytes()).collect();
+            let not_fill = values.iter().filter(|&&v| v != fill).count();
+            let valid: Vec<f64> = values.iter().filter(|&&v| v != fill && v != 59).map(|&v| as_f64(v)).collect();
+            let fill_bytes = (fill as f32).to_le_bytes();
+            proptest::prop_assert_eq!(got(scan(&raw, DType::Float32, &fill_bytes)), plain(valid, not_fill));
+            let shifted = [&[0u8][..], &raw].concat(); // the same bytes, not aligned for f32
+            proptest::prop_assert_eq!(scan(&shifted[1..], DType::Float32, &fill_bytes), scan(&raw, DType::Float32, &fill_bytes));
+            let raw: Vec<u8> = values.iter().flat_map(|&v| i16::try_from(v).unwrap().to_le_bytes()).collect();
+            let valid: Vec<i64> = values.iter().filter(|&&v| v != fill).map(|&v| i64::from(v)).collect();
+            let scan = scan(&raw, DType::Int16, &i16::try_from(fill).unwrap().to_le_bytes());
+            proptest::prop_assert_eq!(scan.stats.valid_count, valid.len() as u64);
+            proptest::prop_assert_eq!(scan.stats.sum_bits, (valid.iter().sum::<i64>() as f64).to_bits());
+            let bits = |v: Option<&i64>| v.map_or(0, |v| v.cast_unsigned());
+            proptest::prop_assert_eq!(scan.stats.min_bits, bits(valid.iter().min()));
+            proptest::prop_assert_eq!(scan.stats.max_bits, bits(valid.iter().max()));
+            proptest::prop_assert_eq!(scan.all_fill, valid.is_empty());
+        }
+    }
+
+    #[test]
+    fn wide_integer_sums_stay_exact() {
+        let raw: Vec<u8> = [u64::MAX, u64::MAX, 1].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let scan = scan(&raw, DType::UInt64, &0u64.to_le_bytes());
+        assert_eq!(scan.stats.sum_bits, ((2 * u128::from(u64::MAX) + 1) as f64).to_bits());
+        assert_eq!(scan.stats.max_bits, u64::MAX);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 pub(crate) mod fault;
 mod lock;
 mod mmap;
+mod writeback;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -107,7 +108,12 @@ pub(crate) struct AppendFile {
     file: File,
     path: PathBuf,
     len_bytes: u64,
+    /// Bytes before this were handed to [`writeback::start`].
+    written_back_bytes: u64,
 }
+
+/// Appended bytes are handed to [`writeback::start`] in runs of at least this many.
+const WRITEBACK_BYTES: u64 = 4 << 20;
 
 impl AppendFile {
     /// Creates `path`, failing if it exists.
@@ -115,15 +121,22 @@ impl AppendFile {
         fault::check(&path, "create")?;
         let file =
             OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io_err(&path, "create"))?;
-        Ok(Self { file, path, len_bytes: 0 })
+        Ok(Self { file, path, len_bytes: 0, written_back_bytes: 0 })
     }
 
     /// Appends `bytes`, returning the offset they start at.
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<u64> {
         let offset = self.len_bytes;
         fault::check_write(&self.path, bytes, |part| self.file.write_all_at(part, offset))?;
-        self.file.write_all_at(bytes, offset).map_err(io_err(&self.path, "write"))?;
-        self.len_bytes += bytes.len() as u64;
+        // In pieces, so that a large append's first bytes go to disk while it writes the rest.
+        for piece in bytes.chunks(WRITEBACK_BYTES as usize) {
+            self.file.write_all_at(piece, self.len_bytes).map_err(io_err(&self.path, "write"))?;
+            self.len_bytes += piece.len() as u64;
+            if self.len_bytes >= self.written_back_bytes + WRITEBACK_BYTES {
+                writeback::start(&self.file, self.written_back_bytes, self.len_bytes - self.written_back_bytes);
+                self.written_back_bytes = self.len_bytes;
+            }
+        }
         Ok(offset)
     }
 
@@ -133,6 +146,7 @@ impl AppendFile {
             fault::check(&self.path, "truncate")?;
             self.file.set_len(len_bytes).map_err(io_err(&self.path, "truncate"))?;
             self.len_bytes = len_bytes;
+            self.written_back_bytes = self.written_back_bytes.min(len_bytes);
         }
         Ok(())
     }

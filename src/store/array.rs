@@ -10,7 +10,7 @@ use super::state::dictionary;
 use super::state::{Inner, State};
 use crate::codec::{ZstdDict, training_samples};
 use crate::engine::{
-    ArrayCtx, BlockRef, EncodedChunk, Slot, SlotRead, WriteSettings, reaches_past, trim_chunks, trim_string_chunks,
+    ArrayCtx, BlockRef, Sink, Slot, SlotRead, WriteSettings, reaches_past, trim_chunks, trim_string_chunks,
     write_region,
 };
 use crate::error::{Error, Result};
@@ -230,7 +230,7 @@ impl ArrayHandle {
         produce: impl for<'l> FnOnce(
             &'l (dyn Fn(&[u64]) -> Option<BlockRef<'l>> + Sync),
             WriteSettings,
-            &mut dyn FnMut(EncodedChunk) -> Result<()>,
+            &mut Sink<'_>,
         ) -> Result<()>,
     ) -> Result<()> {
         let dict = dictionary(meta);

@@ -9,7 +9,7 @@ use super::disk::{self, DATA_DIR, LOCK_FILE};
 use super::pending::{PendingBlocks, PendingFragment, WriteSession, append_chunk};
 use super::snapshot::Snapshot;
 use crate::codec::ZstdDict;
-use crate::engine::{BlockRef, EncodedChunk};
+use crate::engine::{BlockRef, Sink};
 use crate::error::{EntityKind, Error, Result};
 use crate::fragment::FragmentReader;
 use crate::fragment::{BlockEntry, merge};
@@ -246,10 +246,7 @@ impl State {
         &mut self,
         data_dir: &Path,
         array_id: u64,
-        produce: impl for<'l> FnOnce(
-            &'l (dyn Fn(&[u64]) -> Option<BlockRef<'l>> + Sync),
-            &mut dyn FnMut(EncodedChunk) -> Result<()>,
-        ) -> Result<()>,
+        produce: impl for<'l> FnOnce(&'l (dyn Fn(&[u64]) -> Option<BlockRef<'l>> + Sync), &mut Sink<'_>) -> Result<()>,
     ) -> Result<Vec<BlockEntry>> {
         let generation = self.meta.generation + 1;
         let State { session, committed, .. } = self;

@@ -372,6 +372,53 @@ fn a_corrupt_byte_in_a_block_is_a_checksum_mismatch_naming_array_chunk_and_file(
 }
 
 #[test]
+fn a_corrupt_block_copied_out_row_by_row_is_a_checksum_mismatch_shuffled_or_not() {
+    // 2x2 chunks of a 4x4 array: a chunk's rows lie apart in a whole read, so its block is
+    // copied out row by row (not decoded in place as in the test above).
+    let dir = test_dir!();
+    for shuffle in [Shuffle::Off, Shuffle::On] {
+        let path = dir.join(&format!("{shuffle:?}"));
+        let store =
+            Atlas::create(&path, StoreConfig { codec: Codec::None, shuffle, ..StoreConfig::default() }).unwrap();
+        let ds = store.create_dataset("d").unwrap();
+        ds.define_array("a", ArraySpec::new(DType::Float32, [4, 4]).chunk_shape([2, 2])).unwrap();
+        let data: Vec<f32> = (0..16).map(|i| i as f32 * 1.25 + 0.5).collect();
+        ds.write_array("a", &[0, 0], ndarray::Array2::from_shape_vec((4, 4), data.clone()).unwrap().view()).unwrap();
+        store.flush().unwrap();
+        drop((ds, store));
+        // Chunk [1, 1] holds elements 10, 11, 14, 15; shuffled, byte j of each element
+        // makes plane j.
+        let elems: Vec<[u8; 4]> = [10, 11, 14, 15].iter().map(|&i| data[i].to_le_bytes()).collect();
+        let stored: Vec<u8> = match shuffle {
+            Shuffle::On => (0..4).flat_map(|j| elems.iter().map(move |e| e[j])).collect(),
+            _ => elems.concat(),
+        };
+        let fragment = util::fragments(&path)[0].clone();
+        let mut bytes = std::fs::read(&fragment).unwrap();
+        let at = bytes.windows(stored.len()).position(|w| w == stored).expect("the block's bytes");
+        bytes[at + 5] ^= 0x10;
+        std::fs::write(&fragment, &bytes).unwrap();
+
+        let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+        match ds.read_array::<f32>("a", &[0, 0], &[4, 4]) {
+            Err(Error::ChecksumMismatch { chunk, .. }) => assert_eq!(chunk, [1, 1], "{shuffle:?}"),
+            other => panic!("{shuffle:?}: expected a checksum mismatch, got {other:?}"),
+        }
+        let mut out = vec![0.0f32; 16];
+        ds.read_array_into(
+            "a",
+            &[0, 0],
+            &[4, 4],
+            &mut out,
+            ReadOptions { verify_checksums: false, ..ReadOptions::default() },
+        )
+        .unwrap();
+        let changed: Vec<usize> = (0..16).filter(|&i| out[i] != data[i]).collect();
+        assert_eq!(changed.len(), 1, "{shuffle:?}: {changed:?}");
+    }
+}
+
+#[test]
 fn every_single_byte_flip_in_a_fragment_is_caught_or_harmless_for_every_codec() {
     let dir = test_dir!();
     let setups = [

@@ -255,6 +255,76 @@ fn unaligned_hyperslab_reads_of_a_3d_array_match_the_written_data() {
 }
 
 #[test]
+fn reads_of_chunks_larger_than_a_decode_piece_match_for_every_codec_and_shuffle() {
+    // 40x40x41 f32 chunks are 256 KiB: many 16 KiB decode pieces, with 164-byte rows that
+    // straddle piece ends. Whole reads, whole chunks out of place, and partial boxes.
+    let dir = test_dir!();
+    let shape = [50, 45, 41];
+    let full = iota(&shape, |i| (i as f32).sqrt());
+    let boxes =
+        [([0, 0, 0], [50, 45, 41]), ([0, 0, 0], [40, 45, 41]), ([3, 5, 0], [30, 33, 41]), ([39, 1, 2], [11, 44, 7])];
+    for (i, codec) in [Codec::Zstd { level: 1 }, Codec::Lz4, Codec::None].into_iter().enumerate() {
+        for shuffle in [Shuffle::On, Shuffle::Off] {
+            let path = dir.join(&format!("s{i}{shuffle:?}"));
+            let store = Atlas::create(&path, StoreConfig { codec, shuffle, ..StoreConfig::default() }).unwrap();
+            let ds = store.create_dataset("d").unwrap();
+            ds.define_array("a", ArraySpec::new(DType::Float32, u64s(&shape)).chunk_shape([40, 40, 41])).unwrap();
+            ds.write_array("a", &[0, 0, 0], full.view()).unwrap();
+            for flushed in [false, true] {
+                if flushed {
+                    store.flush().unwrap(); // pending blocks first, then committed ones
+                }
+                for (start, ext) in boxes {
+                    let label = format!("{codec:?} {shuffle:?} flushed {flushed} at {start:?} of {ext:?}");
+                    assert_eq!(read_box::<f32>(&ds, "a", &start, &ext), expected_box(&full, &start, &ext), "{label}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn reads_and_writes_across_many_chunks_along_the_last_axis_match_with_gaps_and_every_codec() {
+    // 40 chunks, 10 along the last axis: whole and partial reads and writes copy runs of
+    // chunks next to each other along it row by row; some chunks are never written (fill).
+    let dir = test_dir!();
+    let shape = [4, 6, 40];
+    let full = iota(&shape, |i| i as f32 * 0.5 - 7.0);
+    for (i, codec) in [Codec::None, Codec::Zstd { level: 1 }].into_iter().enumerate() {
+        for shuffle in [Shuffle::On, Shuffle::Off] {
+            let path = dir.join(&format!("s{i}{shuffle:?}"));
+            let store = Atlas::create(&path, StoreConfig { codec, shuffle, ..StoreConfig::default() }).unwrap();
+            let ds = store.create_dataset("d").unwrap();
+            let spec =
+                ArraySpec::new(DType::Float32, u64s(&shape)).chunk_shape([2, 3, 4]).fill_value(Scalar::Float(9.0));
+            ds.define_array("a", spec).unwrap();
+            // Everything but the chunks [*, *, 5].
+            let mut expected = full.clone();
+            expected
+                .slice_each_axis_mut(|ax| if ax.axis.index() == 2 { Slice::from(20..24) } else { Slice::from(..) })
+                .fill(9.0);
+            for (lo, hi) in [(0usize, 20), (24, 40)] {
+                let part =
+                    full.slice_each_axis(|ax| if ax.axis.index() == 2 { Slice::from(lo..hi) } else { Slice::from(..) });
+                ds.write_array("a", &[0, 0, lo as u64], part).unwrap();
+            }
+            // A box over parts of many chunks (and the unwritten ones): each partly covered
+            // chunk starts from its block or the fill value.
+            let overlay = iota(&[3, 4, 35], |i| i as f32 + 1000.0);
+            ds.write_array("a", &[1, 1, 2], overlay.view()).unwrap();
+            expected
+                .slice_each_axis_mut(|ax| Slice::from([1..4, 1..5, 2..37][ax.axis.index()].clone()))
+                .assign(&overlay);
+            store.flush().unwrap();
+            for (start, ext) in [([0, 0, 0], [4, 6, 40]), ([1, 1, 3], [3, 4, 30]), ([0, 2, 17], [4, 1, 9])] {
+                let label = format!("{codec:?} {shuffle:?} at {start:?} of {ext:?}");
+                assert_eq!(read_box::<f32>(&ds, "a", &start, &ext), expected_box(&expected, &start, &ext), "{label}");
+            }
+        }
+    }
+}
+
+#[test]
 fn four_dimensional_unaligned_write_and_read_match_a_dense_model() {
     let dir = test_dir!();
     let store = util::create(&dir.store());

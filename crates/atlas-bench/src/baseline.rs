@@ -3,8 +3,8 @@
 //! No planning, no files, no checksums, no copies between array and chunk layout.
 //!
 //! The shuffle is the same byte transpose Atlas uses (k-th byte of every element into the
-//! k-th plane), written the same straightforward way, so the baseline measures the codec
-//! chain and not a better shuffle.
+//! k-th plane), the same code run the same way (compiled for AVX2 where the CPU has it), so
+//! the baseline measures the codec chain and not a better shuffle.
 
 use std::cell::RefCell;
 
@@ -158,35 +158,72 @@ pub fn unravel(mut flat: u64, grid: &[u64]) -> Vec<u64> {
 
 fn shuffle(input: &[u8], k: usize, out: &mut [u8]) {
     match k {
-        2 => transpose::<2, true>(input, out),
-        4 => transpose::<4, true>(input, out),
-        8 => transpose::<8, true>(input, out),
+        2 => avx2::shuffle_k::<2>(input, out),
+        4 => avx2::shuffle_k::<4>(input, out),
+        8 => avx2::shuffle_k::<8>(input, out),
         _ => panic!("element size {k} is not benchmarked"),
     }
 }
 
 fn unshuffle(input: &[u8], k: usize, out: &mut [u8]) {
     match k {
-        2 => transpose::<2, false>(input, out),
-        4 => transpose::<4, false>(input, out),
-        8 => transpose::<8, false>(input, out),
+        2 => avx2::unshuffle_k::<2>(input, out),
+        4 => avx2::unshuffle_k::<4>(input, out),
+        8 => avx2::unshuffle_k::<8>(input, out),
         _ => panic!("element size {k} is not benchmarked"),
     }
 }
 
-/// Byte `j` of element `i` to `j * n + i` (shuffle) or back.
-fn transpose<const K: usize, const SHUFFLE: bool>(input: &[u8], out: &mut [u8]) {
-    let n = input.len() / K;
-    for i in 0..n {
-        for j in 0..K {
-            if SHUFFLE {
-                out[j * n + i] = input[i * K + j];
-            } else {
-                out[i * K + j] = input[j * n + i];
+/// The kernels compiled for AVX2 where the CPU has it, as Atlas's `codec::simd::dispatch`
+/// runs its own.
+mod avx2 {
+    macro_rules! entry {
+        ($name:ident) => {
+            pub fn $name<const K: usize>(input: &[u8], out: &mut [u8]) {
+                #[target_feature(enable = "avx2")]
+                fn run<const K: usize>(input: &[u8], out: &mut [u8]) {
+                    super::$name::<K>(input, out);
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2 (checked just above).
+                    unsafe { run::<K>(input, out) }
+                } else {
+                    super::$name::<K>(input, out);
+                }
             }
+        };
+    }
+    entry!(shuffle_k);
+    entry!(unshuffle_k);
+}
+
+// Atlas's kernels (`codec/shuffle.rs`), the same code: byte `j` of element `i` to
+// `j * n + i` (shuffle) or back, walking `[u8; K]` elements and the K planes. Always
+// inlined, so that the AVX2 entry points above compile them for AVX2.
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn shuffle_k<const K: usize>(input: &[u8], out: &mut [u8]) {
+    let (elems, tail) = input.as_chunks::<K>();
+    let n = elems.len();
+    let (body, out_tail) = out.split_at_mut(n * K);
+    for (j, plane) in body.chunks_exact_mut(n.max(1)).enumerate().take(K) {
+        for (dst, elem) in plane.iter_mut().zip(elems) {
+            *dst = elem[j];
         }
     }
-    out[n * K..].copy_from_slice(&input[n * K..]);
+    out_tail.copy_from_slice(tail);
+}
+
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn unshuffle_k<const K: usize>(planes: &[u8], out: &mut [u8]) {
+    let n = planes.len() / K;
+    let (elems, tail) = out.as_chunks_mut::<K>();
+    let sources: [&[u8]; K] = std::array::from_fn(|j| &planes[j * n..][..n]);
+    for (i, elem) in elems.iter_mut().enumerate() {
+        *elem = std::array::from_fn(|j| sources[j][i]);
+    }
+    tail.copy_from_slice(&planes[n * K..]);
 }
 
 #[cfg(test)]
