@@ -11,8 +11,7 @@ use super::context::{Gpu, gpu, gpu_error};
 use super::device_array::DeviceArray;
 use super::layout::{Bases, GpuCodec, Layout, Move};
 use crate::engine::{Slot, read_slots};
-use crate::error::Error;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::meta::DType;
 
 /// Threads per block of both kernels.
@@ -38,8 +37,10 @@ struct Staged {
     failed: Vec<bool>,
 }
 
-fn grid(items: usize, max_bytes: u64) -> LaunchConfig {
-    let x = max_bytes.div_ceil(u64::from(THREADS)).clamp(1, u64::from(MAX_BLOCKS_X)) as u32;
+/// Launch shape for `items` (grid.y) of which the largest has `max_threads` units of work
+/// (elements: one thread each, in a grid-stride loop past `MAX_BLOCKS_X` blocks).
+fn grid(items: usize, max_threads: u64) -> LaunchConfig {
+    let x = max_threads.div_ceil(u64::from(THREADS)).clamp(1, u64::from(MAX_BLOCKS_X)) as u32;
     let y = u32::try_from(items).unwrap_or(u32::MAX).clamp(1, MAX_GRID_Y);
     LaunchConfig { grid_dim: (x, y, 1), block_dim: (THREADS, 1, 1), shared_mem_bytes: 0 }
 }
