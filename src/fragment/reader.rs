@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use super::checksum::checksum;
 use super::entry::{BlockEntry, get_u64};
 use super::layout::{
     ENTRY_FIXED_LEN, FOOTER_ENTRY_COUNT_OFFSET, FOOTER_INDEX_CHECKSUM_OFFSET, FOOTER_INDEX_LEN_OFFSET,
@@ -12,6 +11,7 @@ use super::layout::{
 };
 use crate::error::{Error, Result};
 use crate::io::MappedFile;
+use crate::io::checksum;
 
 /// A committed fragment, mapped and indexed.
 #[derive(Debug)]
