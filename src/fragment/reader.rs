@@ -39,6 +39,15 @@ impl FragmentReader {
         &self.file.bytes()[start..start + len]
     }
 
+    /// Reads the block's stored bytes from `start` on into `buf` with `pread`.
+    ///
+    /// # Panics
+    /// If the range runs past the block (a caller bug).
+    pub(crate) fn read_block_part(&self, entry: &BlockEntry, start: u64, buf: &mut [u8]) -> Result<()> {
+        assert!(start + buf.len() as u64 <= entry.stored_len_bytes, "a range of the block");
+        self.file.read_at(entry.offset_bytes + start, buf)
+    }
+
     /// The file's path.
     pub(crate) fn path(&self) -> &Path {
         self.file.path()
