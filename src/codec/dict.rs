@@ -15,7 +15,7 @@ pub(crate) const MIN_TRAINING_SAMPLES: usize = 16;
 impl ZstdDict {
     pub(crate) fn new(bytes: Vec<u8>) -> Self {
         // Never 0: key 0 stands for "no dictionary" in the codec's caches.
-        let key = xxhash_rust::xxh3::xxh3_64(&bytes) | 1;
+        let key = crate::io::checksum(&bytes) | 1;
         Self { key, bytes }
     }
 

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::path::Path;
 
-use crate::codec::{CodecId, Scratch, ZstdDict, decompress, unshuffle_part};
+use crate::codec::{BlockEncoding, CodecId, Scratch, ZstdDict, decompress, unshuffle_part};
 use crate::error::{Error, Result};
 use crate::fragment::{BlockEntry, Checksummer, FragmentReader, PendingReader, checksum};
 use crate::meta::ArrayMeta;
@@ -178,6 +178,12 @@ pub(crate) fn decode_stored(
     out: &mut [u8],
     verify: bool,
 ) -> Result<()> {
+    if let BlockRef::Committed { reader, entry } = block
+        && entry.encoding == (BlockEncoding { codec: CodecId::None, shuffle_elem_bytes: None })
+        && entry.stored_len_bytes == out.len() as u64
+    {
+        return read_plain(ctx, block, reader, out, verify);
+    }
     let mut summer = verify.then(Checksummer::new);
     let stored = stored_bytes(block, &mut worker.stored)?;
     match run_codec(ctx, block, stored, &mut worker.decoded, out.len(), Some(&mut *out))? {
@@ -194,6 +200,30 @@ pub(crate) fn decode_stored(
     }
     check_checksum(ctx, block, summer.map(|s| s.finish()))
 }
+
+/// Reads a committed block stored as it is (no codec, no shuffle) straight into `out` with
+/// `pread`, hashing each piece while it is in cache: one copy, as from the map, but the
+/// file's pages do not count in the process's memory (through the map, a read of an
+/// uncompressed array peaks at twice its size).
+fn read_plain(
+    ctx: ArrayCtx<'_>,
+    block: BlockRef<'_>,
+    reader: &FragmentReader,
+    out: &mut [u8],
+    verify: bool,
+) -> Result<()> {
+    let mut summer = verify.then(Checksummer::new);
+    for (i, piece) in out.chunks_mut(PREAD_BYTES).enumerate() {
+        reader.read_block_part(block.entry(), (i * PREAD_BYTES) as u64, piece)?;
+        if let Some(s) = &mut summer {
+            s.update(piece);
+        }
+    }
+    check_checksum(ctx, block, summer.map(|s| s.finish()))
+}
+
+/// Bytes read with one `pread` by [`read_plain`]: few enough to be hashed from cache.
+const PREAD_BYTES: usize = 256 << 10;
 
 /// A (non-fill) block's raw bytes, for a read that copies a chunk out row by row. A
 /// shuffled block is produced piece by piece in order as the reader walks through it: each

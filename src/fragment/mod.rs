@@ -3,14 +3,13 @@
 //! coordinate) to a block's offset, lengths, codec, filter and checksum.
 //! Layout: docs/FORMAT.md, "Fragment file".
 
-mod checksum;
 mod entry;
 mod layout;
 mod reader;
 mod stats;
 mod writer;
 
-pub(crate) use checksum::{Checksummer, checksum};
+pub(crate) use crate::io::{Checksummer, checksum};
 pub(crate) use entry::BlockEntry;
 pub(crate) use reader::FragmentReader;
 pub(crate) use stats::{ChunkStats, Scan, merge, scan};

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use super::checksum::checksum;
 use super::entry::{BlockEntry, get_u64};
 use super::layout::{
     ENTRY_FIXED_LEN, FOOTER_ENTRY_COUNT_OFFSET, FOOTER_INDEX_CHECKSUM_OFFSET, FOOTER_INDEX_LEN_OFFSET,
@@ -12,6 +11,7 @@ use super::layout::{
 };
 use crate::error::{Error, Result};
 use crate::io::MappedFile;
+use crate::io::checksum;
 
 /// A committed fragment, mapped and indexed.
 #[derive(Debug)]
@@ -37,6 +37,15 @@ impl FragmentReader {
         let start = usize::try_from(entry.offset_bytes).expect("checked against the file length");
         let len = usize::try_from(entry.stored_len_bytes).expect("checked against the file length");
         &self.file.bytes()[start..start + len]
+    }
+
+    /// Reads the block's stored bytes from `start` on into `buf` with `pread`.
+    ///
+    /// # Panics
+    /// If the range runs past the block (a caller bug).
+    pub(crate) fn read_block_part(&self, entry: &BlockEntry, start: u64, buf: &mut [u8]) -> Result<()> {
+        assert!(start + buf.len() as u64 <= entry.stored_len_bytes, "a range of the block");
+        self.file.read_at(entry.offset_bytes + start, buf)
     }
 
     /// The file's path.

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use super::checksum::checksum;
 use super::entry::{BlockEntry, put_u64};
 use super::layout::{
     BLOCK_ALIGN, FOOTER_ENTRY_COUNT_OFFSET, FOOTER_INDEX_CHECKSUM_OFFSET, FOOTER_INDEX_LEN_OFFSET,
@@ -12,6 +11,7 @@ use super::layout::{
 use super::stats::ChunkStats;
 use crate::codec::BlockEncoding;
 use crate::error::Result;
+use crate::io::checksum;
 use crate::io::{AppendFile, FileReader};
 
 /// A fragment being written. Nothing in it is durable or visible until [`finish`] and the

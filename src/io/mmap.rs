@@ -3,18 +3,19 @@
 //! This module holds the crate's only `unsafe` outside the engine's output writer.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use memmap2::Mmap;
 
-use super::io_err;
+use super::{FileReader, io_err};
 use crate::error::Result;
 
-/// A whole file mapped read-only. An empty file maps to an empty slice.
+/// A whole file mapped read-only, and open for `pread` too. An empty file maps to an empty
+/// slice.
 #[derive(Debug)]
 pub(crate) struct MappedFile {
     map: Option<Mmap>,
-    path: PathBuf,
+    reader: FileReader,
 }
 
 impl MappedFile {
@@ -31,7 +32,7 @@ impl MappedFile {
             // read through the map is bounds-checked against the length taken here.
             Some(unsafe { Mmap::map(&file) }.map_err(io_err(path, "mmap"))?)
         };
-        Ok(Self { map, path: path.to_path_buf() })
+        Ok(Self { map, reader: FileReader { file, path: path.to_path_buf() } })
     }
 
     /// The file's bytes.
@@ -39,9 +40,15 @@ impl MappedFile {
         self.map.as_deref().unwrap_or(&[])
     }
 
+    /// Reads `buf.len()` bytes at `offset` with `pread`: copied from the page cache, not
+    /// mapped, so they count once in the process's memory, in `buf`.
+    pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.reader.read_at(offset, buf)
+    }
+
     /// The file's path.
     pub(crate) fn path(&self) -> &Path {
-        &self.path
+        self.reader.path()
     }
 }
 
@@ -54,7 +61,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let full = dir.path().join("a");
         std::fs::write(&full, b"hello").unwrap();
-        assert_eq!(MappedFile::open(&full).unwrap().bytes(), b"hello");
+        let mapped = MappedFile::open(&full).unwrap();
+        assert_eq!(mapped.bytes(), b"hello");
+        let mut buf = [0; 3];
+        mapped.read_at(1, &mut buf).unwrap();
+        assert_eq!(&buf, b"ell");
         let empty = dir.path().join("b");
         std::fs::write(&empty, b"").unwrap();
         assert!(MappedFile::open(&empty).unwrap().bytes().is_empty());

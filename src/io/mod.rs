@@ -1,9 +1,11 @@
-//! Room `io`: every syscall Atlas makes. Files, directories, the writer lock and mmap.
+//! Room `io`: every syscall Atlas makes. Files, directories, the writer lock and mmap; and
+//! the xxh3 checksums that guard the bytes of files (`checksum.rs`).
 //!
 //! Nothing else in the crate touches `std::fs`. Each function turns an OS error into
 //! [`Error::Io`] naming the path and the operation, so callers above never see bare
 //! `std::io::Error`s.
 
+mod checksum;
 pub(crate) mod fault;
 mod lock;
 mod mmap;
@@ -16,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+pub(crate) use checksum::{Checksummer, checksum};
 pub(crate) use lock::WriterLock;
 pub(crate) use mmap::MappedFile;
 

@@ -135,7 +135,7 @@ pub(crate) fn decode_meta(
 /// any flipped bit that still parses changes a value and so the checksum.
 fn content_checksum(meta: &mut StoreMeta, format: MetaFormat) -> u64 {
     let recorded = meta.checksum.take();
-    let sum = xxhash_rust::xxh3::xxh3_64(&serialize(meta, format));
+    let sum = crate::io::checksum(&serialize(meta, format));
     meta.checksum = recorded;
     sum
 }

@@ -372,6 +372,37 @@ fn a_corrupt_byte_in_a_block_is_a_checksum_mismatch_naming_array_chunk_and_file(
 }
 
 #[test]
+fn a_large_uncompressed_chunk_read_in_place_reads_back_and_a_corrupt_byte_anywhere_is_caught() {
+    // One 1.2 MB chunk, read whole: its block is read from the file straight into the
+    // output, in several pieces, each hashed as it comes.
+    let dir = test_dir!();
+    let path = dir.store();
+    let store =
+        Atlas::create(&path, StoreConfig { codec: Codec::None, shuffle: Shuffle::Off, ..StoreConfig::default() })
+            .unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    let n = 300_000;
+    ds.define_array("a", ArraySpec::new(DType::Float32, [n]).chunk_shape([n])).unwrap();
+    let data: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
+    ds.write_array("a", &[0], ndarray::Array1::from(data.clone()).view()).unwrap();
+    store.flush().unwrap();
+    drop((ds, store));
+    let read = || Atlas::open(&path).unwrap().open_dataset("d").unwrap().read_array::<f32>("a", &[0], &[n]);
+    assert_eq!(read().unwrap().into_raw_vec_and_offset().0, data);
+
+    let fragment = util::fragments(&path)[0].clone();
+    let good = std::fs::read(&fragment).unwrap();
+    let raw: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let at = good.windows(64).position(|w| w == &raw[..64]).expect("the block holds the raw bytes");
+    for element in [0, 100_000, n as usize - 1] {
+        let mut bad = good.clone();
+        bad[at + element * 4 + 2] ^= 0x01;
+        std::fs::write(&fragment, &bad).unwrap();
+        assert!(matches!(read(), Err(Error::ChecksumMismatch { .. })), "element {element}");
+    }
+}
+
+#[test]
 fn a_corrupt_block_copied_out_row_by_row_is_a_checksum_mismatch_shuffled_or_not() {
     // 2x2 chunks of a 4x4 array: a chunk's rows lie apart in a whole read, so its block is
     // copied out row by row (not decoded in place as in the test above).
