@@ -20,7 +20,7 @@ pub(crate) use batch::{compress_many, decompress_many};
 pub(crate) use block::{ArrayCtx, BlockRef};
 // The GPU room lays reads out with the engine's plan and repairs blocks with its decoder.
 #[cfg(feature = "gpu")]
-pub(crate) use block::{Worker, corrupt_chunk, decode_chunk, fill_with};
+pub(crate) use block::{Worker, check_raw_len, corrupt_chunk, decode_chunk, fill_with};
 #[cfg(feature = "gpu")]
 pub(crate) use plan::{ChunkOp, plan};
 #[cfg(feature = "gpu")]

@@ -10,8 +10,8 @@ use rayon::prelude::*;
 
 use crate::codec::{CodecId, is_one_zstd_frame_of};
 use crate::engine::{
-    ArrayCtx, BlockRef, BoxCopy, ChunkOp, Place, Slot, Worker, box_copy, decode_chunk, fill_with, outside, plan,
-    run_on_pool,
+    ArrayCtx, BlockRef, BoxCopy, ChunkOp, Place, Slot, Worker, box_copy, check_raw_len, corrupt_chunk, decode_chunk,
+    fill_with, outside, plan, run_on_pool,
 };
 use crate::error::{Error, GpuUnavailable, Result};
 use crate::fragment::checksum;
@@ -190,10 +190,7 @@ impl<'r, 'a> Layout<'r, 'a> {
         let ctx = self.arrays[array];
         let chunk_len = usize::try_from(ctx.meta.chunk_bytes()).expect("a chunk fits in memory");
         let entry = block.entry();
-        let corrupt = |detail: String| crate::engine::corrupt_chunk(ctx, block, &detail);
-        if entry.raw_len_bytes != chunk_len as u64 {
-            return Err(corrupt(format!("block holds {} raw bytes, the chunk has {chunk_len}", entry.raw_len_bytes)));
-        }
+        check_raw_len(ctx, block, chunk_len)?;
         let shuffle = entry.encoding.shuffle_elem_bytes.unwrap_or(1);
         let staging = reserve(&mut self.staging_len, chunk_len);
         let stored = match block {
@@ -222,7 +219,10 @@ impl<'r, 'a> Layout<'r, 'a> {
         let source = match codec {
             Some(codec) => Source::Decode { codec, input, decoded: reserve(&mut self.decoded_len, chunk_len) },
             None if stored.len() == chunk_len => Source::Upload { input },
-            None => return Err(corrupt(format!("none block of {} bytes, the chunk has {chunk_len}", stored.len()))),
+            None => {
+                let detail = format!("none block of {} bytes, the chunk has {chunk_len}", stored.len());
+                return Err(corrupt_chunk(ctx, block, &detail));
+            }
         };
         self.jobs.push(Job { block, array, source, shuffle, staging, check: true });
         Ok(self.jobs.len() - 1)
