@@ -11,9 +11,6 @@ use crate::codec::{BlockEncoding, CodecId, Scratch, decode_block, encode_block};
 use crate::error::Result;
 use crate::meta::Codec;
 
-/// Below this many input bytes a batch runs on the calling thread.
-const PARALLEL_MIN_BYTES: usize = 1 << 20;
-
 /// Encodes every input with `codec`; returns the concatenated output and each input's
 /// byte range in it.
 pub(crate) fn compress_many(inputs: &[&[u8]], codec: Codec) -> Result<(Vec<u8>, Vec<Range<usize>>)> {
@@ -22,11 +19,11 @@ pub(crate) fn compress_many(inputs: &[&[u8]], codec: Codec) -> Result<(Vec<u8>, 
         encode_block(input, codec, None, None, scratch, &mut out).map(|_| out)
     };
     let total: usize = inputs.iter().map(|i| i.len()).sum();
-    let encoded: Vec<Vec<u8>> = if total < PARALLEL_MIN_BYTES {
+    let encoded: Vec<Vec<u8>> = if pool::worth_parallel(inputs.len(), total as u64) {
+        pool::run(|| inputs.par_iter().map_init(Scratch::default, encode).collect::<Result<_>>())?
+    } else {
         let mut scratch = Scratch::default();
         inputs.iter().map(|input| encode(&mut scratch, input)).collect::<Result<_>>()?
-    } else {
-        pool::run(|| inputs.par_iter().map_init(Scratch::default, encode).collect::<Result<_>>())?
     };
     let mut data = Vec::with_capacity(encoded.iter().map(Vec::len).sum());
     let mut segments = Vec::with_capacity(encoded.len());
@@ -62,14 +59,14 @@ pub(crate) fn decompress_many(
     let encoding = BlockEncoding { codec, shuffle_elem_bytes: None };
     let decode =
         |scratch: &mut Scratch, input: &[u8], out: &mut [u8]| decode_block(input, encoding, None, scratch, out);
-    if end < PARALLEL_MIN_BYTES {
-        let mut scratch = Scratch::default();
-        inputs.iter().zip(outputs).try_for_each(|(input, out)| decode(&mut scratch, input, out))?;
-    } else {
+    if pool::worth_parallel(inputs.len(), end as u64) {
         pool::run(|| {
             let pairs = inputs.par_iter().zip(outputs);
             pairs.try_for_each_init(Scratch::default, |scratch, (input, out)| decode(scratch, input, out))
         })?;
+    } else {
+        let mut scratch = Scratch::default();
+        inputs.iter().zip(outputs).try_for_each(|(input, out)| decode(&mut scratch, input, out))?;
     }
     Ok((data, segments))
 }

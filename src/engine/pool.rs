@@ -22,6 +22,17 @@ pub(crate) fn run<R: Send>(op: impl FnOnce() -> R + Send) -> R {
     })
 }
 
+/// Below this many bytes of work (decoded or encoded), a request runs on the caller's
+/// thread: waking the pool and waiting for it costs tens of microseconds of scheduling,
+/// more than a second core saves on so little (a loop of small reads spent two thirds of
+/// its time in the scheduler).
+const PARALLEL_MIN_BYTES: u64 = 1 << 20;
+
+/// Whether `items` units of work of `bytes` in all are worth handing to the pool.
+pub(crate) fn worth_parallel(items: usize, bytes: u64) -> bool {
+    items > 1 && bytes >= PARALLEL_MIN_BYTES
+}
+
 /// Threads of the engine's pool.
 pub(crate) fn threads() -> usize {
     pool().current_num_threads()

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::block::{ArrayCtx, BlockRef, Pieces, Worker, check_raw_len, decode_chunk, fill_with, with_worker};
 use super::out::SharedOut;
 use super::plan::{ChunkOp, max_run_len, plan, runs};
-use super::pool::{run, threads};
+use super::pool::{run, threads, worth_parallel};
 use super::region::{Place, for_each_row, for_each_run_row, is_contiguous, offset_bytes, to_usize};
 use crate::error::Result;
 
@@ -112,21 +112,33 @@ pub(crate) fn read_slots(
         ops.extend(around.into_iter().map(|(start, region)| Op { base, fill, kind: OpKind::Fill(start, region) }));
     }
     let out = SharedOut::new(out);
-    run(|| {
-        ops.par_iter().try_for_each(|op| match &op.kind {
-            OpKind::Chunks(read, run) => {
-                with_worker(|worker| read_run(read, run, op, slot_shape, &out, worker, verify))
-            }
-            OpKind::Fill(start, region) => {
-                let dst = Place { shape: slot_shape, start };
-                for_each_row(dst, dst, region, elem_bytes, |_, d, n| {
-                    // SAFETY: this box of this slot belongs to this op alone (see above).
-                    fill_with(unsafe { out.slice_mut(op.base + d, n) }, op.fill);
-                });
-                Ok(())
-            }
-        })
-    })
+    let read_op = |op: &Op<'_, '_>| match &op.kind {
+        OpKind::Chunks(read, run) => with_worker(|worker| read_run(read, run, op, slot_shape, &out, worker, verify)),
+        OpKind::Fill(start, region) => {
+            let dst = Place { shape: slot_shape, start };
+            for_each_row(dst, dst, region, elem_bytes, |_, d, n| {
+                // SAFETY: this box of this slot belongs to this op alone (see above).
+                fill_with(unsafe { out.slice_mut(op.base + d, n) }, op.fill);
+            });
+            Ok(())
+        }
+    };
+    if worth_parallel(ops.len(), ops.iter().map(Op::work_bytes).sum()) {
+        run(|| ops.par_iter().try_for_each(read_op))
+    } else {
+        ops.iter().try_for_each(read_op)
+    }
+}
+
+impl Op<'_, '_> {
+    /// Bytes this op decodes or fills, about: its chunks whole (a block decodes whole),
+    /// or its box of fill.
+    fn work_bytes(&self) -> u64 {
+        match &self.kind {
+            OpKind::Chunks(read, run) => read.ctx.meta.chunk_bytes() * run.len() as u64,
+            OpKind::Fill(_, region) => region.iter().product::<u64>() * self.fill.len() as u64,
+        }
+    }
 }
 
 /// Chunk bytes read together as one run along the last axis, at most.

@@ -91,13 +91,19 @@ pub(crate) fn write_region<'a>(
 /// Runs `encode` over `items` (each of about `item_bytes` raw bytes, encoding to one or
 /// more chunks) on the engine's pool in batches of about `BATCH_RAW_BYTES`, handing the
 /// chunks to `sink` in order: a batch goes to the sink while the next one encodes, so
-/// appending overlaps encoding and memory stays bounded.
+/// appending overlaps encoding and memory stays bounded. Too little work for the pool is
+/// encoded and handed over item by item on the caller's thread.
 pub(crate) fn encode_batched<'i, I: Sync, C: IntoIterator<Item = EncodedChunk<'i>> + Send>(
     items: &[I],
     item_bytes: u64,
     encode: impl Fn(&mut Worker, &I) -> Result<C> + Sync,
     sink: &mut Sink<'_>,
 ) -> Result<()> {
+    if !pool::worth_parallel(items.len(), item_bytes.saturating_mul(items.len() as u64)) {
+        return items
+            .iter()
+            .try_for_each(|item| with_worker(|worker| encode(worker, item))?.into_iter().try_for_each(&mut *sink));
+    }
     // At least one item per thread, so large chunks still encode in parallel.
     let threads = pool::threads() as u64;
     let batch_len = (BATCH_RAW_BYTES / item_bytes.max(1)).max(threads);

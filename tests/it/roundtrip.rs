@@ -839,3 +839,36 @@ fn arrays_can_be_defined_listed_and_deleted_and_that_persists() {
     assert_eq!(ds.list_arrays().unwrap(), ["a", "b", "c"]);
     assert_eq!(ds.read_array::<i32>("b", &[0], &[3]).unwrap(), arr1(&[9, 9, 9]).into_dyn());
 }
+
+#[test]
+fn requests_big_enough_for_the_pool_read_and_write_as_small_ones_do() {
+    // 6.3 MB of f32 with partial edge chunks: whole-array requests run on the engine's
+    // threads, single-chunk ones on the caller's; both must give the model's elements.
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let shape = [70usize, 150, 150];
+    ds.define_array("a", ArraySpec::new(DType::Float32, u64s(&shape)).chunk_shape([16, 64, 64])).unwrap();
+    let mut model = iota(&shape, |i| i as f32 * 0.5);
+    ds.write_array("a", &[0, 0, 0], model.view()).unwrap();
+    let boxed = |start: [usize; 3], extent: [usize; 3]| {
+        move |ax: ndarray::AxisDescription| {
+            let d = ax.axis.index();
+            Slice::from(start[d]..start[d] + extent[d])
+        }
+    };
+    // A small write inside one chunk, then a big one across many, over the first.
+    for (start, extent, base) in [([17, 65, 70], [3, 5, 7], -1000.0), ([20, 30, 10], [40, 100, 120], 0.25)] {
+        let part = iota(&extent, |i| i as f32 + base);
+        ds.write_array("a", &u64s(&start), part.view()).unwrap();
+        model.slice_each_axis_mut(boxed(start, extent)).assign(&part);
+    }
+    store.flush().unwrap();
+
+    let whole = ds.read_array::<f32>("a", &[0, 0, 0], &u64s(&shape)).unwrap();
+    assert_eq!(whole, model);
+    for (start, extent) in [([17, 65, 70], [3, 5, 7]), ([0, 0, 0], [1, 1, 1]), ([5, 100, 20], [60, 50, 130])] {
+        let part = ds.read_array::<f32>("a", &u64s(&start), &u64s(&extent)).unwrap();
+        assert_eq!(part, model.slice_each_axis(boxed(start, extent)), "box at {start:?} of {extent:?}");
+    }
+}

@@ -17,7 +17,7 @@ pub fn spawn(opts: &Opts, task: &[&str]) -> ChildMemory {
 /// The child's side: runs one task.
 pub fn run(task: &str, arg: Option<&str>, opts: &Opts) {
     match task {
-        "w3-write" | "w3-read" => many::child(task, opts),
+        "w3-write" | "w3-read" | "w3-read-loop" => many::child(task, opts),
         "w4-read" | "w4-read-zarrs" => boxes::child(task, opts),
         "w5-write" | "w5-read" => append::child(task, arg.expect("W5 variant"), opts),
         _ => {

@@ -50,6 +50,14 @@ fn read_across(store: &Atlas, names: &[&str]) -> Vec<f32> {
     stacked.into_raw_vec_and_offset().0
 }
 
+/// Reads `temp` of every dataset with one `read_array` call each.
+fn read_loop(store: &Atlas, names: &[String]) {
+    for name in names {
+        let dataset = store.open_dataset(name).expect("dataset");
+        std::hint::black_box(dataset.read_array::<f32>("temp", &[0], &[LEN as u64]).expect("read"));
+    }
+}
+
 pub fn run(opts: &Opts) -> Vec<Row> {
     let names = names();
     let temps: Vec<Vec<f32>> = (0..DATASETS).map(temp).collect();
@@ -59,7 +67,7 @@ pub fn run(opts: &Opts) -> Vec<Row> {
     let label = "W3 1000 datasets x (f32[1000], f64[1000])";
     let mut write = Row::new(label, "create+write+flush", write_bytes, write_bytes);
     let mut read = Row::new(label, "read temp (across_stacked)", read_bytes, read_bytes);
-    let mut read_loop = Row::new(label, "read temp (loop of read_array)", read_bytes, read_bytes);
+    let mut looped = Row::new(label, "read temp (loop of read_array)", read_bytes, read_bytes);
     let mut open = Row::new(label, "open store", 0, 0);
 
     // Raw codec: every array is one chunk.
@@ -71,12 +79,6 @@ pub fn run(opts: &Opts) -> Vec<Row> {
     write.raw_disk = Some(temp_enc.iter().chain(&depth_chain.encode_all(&depth_raw)).map(|e| e.len() as u64).sum());
     let mut out = vec![1u8; read_bytes as usize];
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let read_loop_all = |store: &Atlas| {
-        for name in &names {
-            let dataset = store.open_dataset(name).expect("dataset");
-            std::hint::black_box(dataset.read_array::<f32>("temp", &[0], &[LEN as u64]).expect("read"));
-        }
-    };
 
     let [mut raw_enc, mut raw_dec, mut atlas_write, mut atlas_read, mut atlas_loop, mut atlas_open] =
         [Best::default(); 6];
@@ -90,17 +92,17 @@ pub fn run(opts: &Opts) -> Vec<Row> {
         atlas_open.add(time(|| store = Some(Atlas::open(&dir).expect("open"))));
         let store = store.expect("opened");
         atlas_read.add(time(|| read_across(&store, &refs)));
-        atlas_loop.add(time(|| read_loop_all(&store)));
+        atlas_loop.add(time(|| read_loop(&store, &names)));
     }
     write.rounds = rounds.done();
     read.rounds = rounds.done();
-    read_loop.rounds = rounds.done();
+    looped.rounds = rounds.done();
     open.rounds = rounds.done();
 
     let store = Atlas::open(dir(opts)).expect("open");
     assert!(read_across(&store, &refs) == temps.concat(), "W3 reads back what it wrote");
-    (write.raw, read.raw, read_loop.raw) = (raw_enc.get(), raw_dec.get(), raw_dec.get());
-    (write.atlas, read.atlas, read_loop.atlas, open.atlas) =
+    (write.raw, read.raw, looped.raw) = (raw_enc.get(), raw_dec.get(), raw_dec.get());
+    (write.atlas, read.atlas, looped.atlas, open.atlas) =
         (atlas_write.get(), atlas_read.get(), atlas_loop.get(), atlas_open.get());
     write.atlas_disk = Some(dir_bytes(&dir(opts)));
     write.note =
@@ -110,7 +112,7 @@ pub fn run(opts: &Opts) -> Vec<Row> {
         write.atlas_mem = Some(crate::child::spawn(opts, &["w3-write"]));
         read.atlas_mem = Some(crate::child::spawn(opts, &["w3-read"]));
     }
-    vec![write, read, read_loop, open]
+    vec![write, read, looped, open]
 }
 
 /// Bytes of the metadata file (`atlas.json`, `atlas.msgpack.zst`...).
@@ -134,7 +136,9 @@ pub fn child(task: &str, opts: &Opts) {
             let depths: Vec<Vec<f64>> = (0..DATASETS).map(depth).collect();
             reset_peak();
             let scratch = fresh_dir(&opts.root, "child-w3-write");
-            write_all(&scratch, &names, &temps, &depths);
+            for _ in 0..opts.repeat {
+                write_all(&fresh_dir(&opts.root, "child-w3-write"), &names, &temps, &depths);
+            }
             ChildMemory::report(base);
             let _ = std::fs::remove_dir_all(scratch);
         }
@@ -142,7 +146,16 @@ pub fn child(task: &str, opts: &Opts) {
             let names = names();
             let refs: Vec<&str> = names.iter().map(String::as_str).collect();
             let store = Atlas::open(dir(opts)).expect("open");
-            std::hint::black_box(read_across(&store, &refs));
+            for _ in 0..opts.repeat {
+                std::hint::black_box(read_across(&store, &refs));
+            }
+            ChildMemory::report(base);
+        }
+        "w3-read-loop" => {
+            let store = Atlas::open(dir(opts)).expect("open");
+            for _ in 0..opts.repeat {
+                read_loop(&store, &names());
+            }
             ChildMemory::report(base);
         }
         other => panic!("unknown task {other}"),
