@@ -86,6 +86,11 @@ pub(crate) struct BlockEncoding {
     pub shuffle_elem_bytes: Option<usize>,
 }
 
+impl BlockEncoding {
+    /// The raw bytes as they are: no codec, no shuffle.
+    pub(crate) const RAW: Self = Self { codec: CodecId::None, shuffle_elem_bytes: None };
+}
+
 /// Reusable per-thread buffers for encoding and decoding.
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {

@@ -18,30 +18,38 @@ pub(crate) struct ArrayCtx<'a> {
     pub dict: Option<&'a ZstdDict>,
 }
 
-/// A chunk's current block: in a committed fragment (mapped) or in the fragment being
-/// written by this handle (read back with `pread`).
+/// A chunk's current block: in a committed fragment (mapped), in the fragment being
+/// written by this handle (read back with `pread`), or staged by this handle: raw bytes in
+/// memory, bound for that fragment.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum BlockRef<'a> {
     Committed { reader: &'a FragmentReader, entry: &'a BlockEntry },
     Pending { reader: &'a PendingReader, entry: &'a BlockEntry },
+    Staged { reader: &'a PendingReader, entry: &'a BlockEntry, raw: &'a [u8] },
 }
 
 impl<'a> BlockRef<'a> {
     pub(crate) fn entry(&self) -> &'a BlockEntry {
         match self {
-            Self::Committed { entry, .. } | Self::Pending { entry, .. } => entry,
+            Self::Committed { entry, .. } | Self::Pending { entry, .. } | Self::Staged { entry, .. } => entry,
         }
     }
 
-    /// Whether the block is in the fragment this handle is still writing.
+    /// Whether the block has a checksum to verify: a staged chunk's raw bytes never left
+    /// memory and are hashed only when they are sealed into a block.
+    pub(crate) fn has_checksum(&self) -> bool {
+        !matches!(self, Self::Staged { .. })
+    }
+
+    /// Whether the block is in (or bound for) the fragment this handle is still writing.
     pub(crate) fn is_pending(&self) -> bool {
-        matches!(self, Self::Pending { .. })
+        matches!(self, Self::Pending { .. } | Self::Staged { .. })
     }
 
     pub(crate) fn path(&self) -> &'a Path {
         match self {
             Self::Committed { reader, .. } => reader.path(),
-            Self::Pending { reader, .. } => reader.path(),
+            Self::Pending { reader, .. } | Self::Staged { reader, .. } => reader.path(),
         }
     }
 }
@@ -179,11 +187,12 @@ pub(crate) fn decode_stored(
     verify: bool,
 ) -> Result<()> {
     if let BlockRef::Committed { reader, entry } = block
-        && entry.encoding == (BlockEncoding { codec: CodecId::None, shuffle_elem_bytes: None })
+        && entry.encoding == BlockEncoding::RAW
         && entry.stored_len_bytes == out.len() as u64
     {
         return read_plain(ctx, block, reader, out, verify);
     }
+    let verify = verify && block.has_checksum();
     let mut summer = verify.then(Checksummer::new);
     let stored = stored_bytes(block, &mut worker.stored)?;
     match run_codec(ctx, block, stored, &mut worker.decoded, out.len(), Some(&mut *out))? {
@@ -251,6 +260,7 @@ impl<'a> Pieces<'a> {
         raw_len: usize,
         verify: bool,
     ) -> Result<Self> {
+        let verify = verify && block.has_checksum();
         let Worker { stored, decoded, piece, .. } = worker;
         let stored = stored_bytes(block, stored)?;
         let raw = run_codec(ctx, block, stored, decoded, raw_len, None)?.expect("no output to decode into directly");
@@ -302,14 +312,16 @@ impl<'a> Pieces<'a> {
     }
 }
 
-/// A block's stored bytes: from the map, or read back from the pending fragment into `buf`.
-fn stored_bytes<'a>(block: BlockRef<'a>, buf: &'a mut Vec<u8>) -> Result<&'a [u8]> {
+/// A block's stored bytes: from the map or memory, or read back from the pending fragment
+/// into `buf`.
+pub(crate) fn stored_bytes<'a>(block: BlockRef<'a>, buf: &'a mut Vec<u8>) -> Result<&'a [u8]> {
     match block {
         BlockRef::Committed { reader, entry } => Ok(reader.block_bytes(entry)),
         BlockRef::Pending { reader, entry } => {
             reader.read_block(entry, buf)?;
             Ok(buf)
         }
+        BlockRef::Staged { raw, .. } => Ok(raw),
     }
 }
 

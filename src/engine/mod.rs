@@ -20,7 +20,7 @@ pub(crate) use batch::{compress_many, decompress_many};
 pub(crate) use block::{ArrayCtx, BlockRef};
 // The GPU room lays reads out with the engine's plan and repairs blocks with its decoder.
 #[cfg(feature = "gpu")]
-pub(crate) use block::{Worker, check_raw_len, corrupt_chunk, decode_chunk, fill_with};
+pub(crate) use block::{Worker, check_raw_len, corrupt_chunk, decode_chunk, fill_with, stored_bytes};
 #[cfg(feature = "gpu")]
 pub(crate) use plan::{ChunkOp, plan};
 #[cfg(feature = "gpu")]
@@ -34,4 +34,4 @@ pub(crate) use region::{BoxCopy, Place, box_copy};
 pub(crate) use strings::{read_strings, trim_string_chunks, write_strings};
 pub(crate) use trim::{reaches_past, trim_chunks};
 pub(crate) use verify::check_blocks;
-pub(crate) use write::{EncodedChunk, Sink, WriteSettings, write_region};
+pub(crate) use write::{EncodedChunk, Sink, WriteSettings, encode_chunks, touched_chunks, write_raw, write_region};

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with, with_worker};
 use super::plan::{ChunkOp, max_run_len, plan, runs};
 use super::pool;
-use super::region::{Place, for_each_run_row, is_contiguous, offset_bytes, to_usize};
+use super::region::{Place, copy_region, for_each_run_row, is_contiguous, offset_bytes, to_usize};
 use crate::codec::{BlockEncoding, CodecId, Scratch, ZstdDict, encode_block};
 use crate::error::Result;
 use crate::fragment::{ChunkStats, Scan, checksum, scan};
@@ -86,6 +86,67 @@ pub(crate) fn write_region<'a>(
         |worker, run| encode_run(ctx, lookup, run, shape, input, settings, worker),
         sink,
     )
+}
+
+/// Encodes whole chunks of an array, each (coordinate, raw bytes), with `settings`; hands
+/// them to `sink` in order.
+pub(crate) fn encode_chunks(
+    meta: &ArrayMeta,
+    chunks: &[(&[u64], &[u8])],
+    settings: WriteSettings,
+    sink: &mut Sink<'_>,
+) -> Result<()> {
+    fn encode<'r>(
+        meta: &ArrayMeta,
+        settings: WriteSettings,
+        worker: &mut Worker,
+        &(coord, raw): &(&[u64], &'r [u8]),
+    ) -> Result<[EncodedChunk<'r>; 1]> {
+        encode_raw(meta, coord, Cow::Borrowed(raw), settings, &mut worker.scratch).map(|chunk| [chunk])
+    }
+    encode_batched(chunks, meta.chunk_bytes(), |worker, chunk| encode(meta, settings, worker, chunk), sink)
+}
+
+/// The coordinates of the chunks a box `start .. start + shape` touches, in the order of
+/// [`write_raw`]'s buffers.
+pub(crate) fn touched_chunks(chunk_shape: &[u64], start: &[u64], shape: &[u64]) -> Vec<Vec<u64>> {
+    plan(chunk_shape, start, shape).into_iter().map(|op| op.coord).collect()
+}
+
+/// Writes `input` (a C-order buffer of `shape`) at `start` into raw chunk buffers instead
+/// of blocks: `chunks[i]` is the buffer of the `i`-th chunk the box touches
+/// ([`touched_chunks`]), or `None` to start one from the chunk's current block (decoded and
+/// verified) or the fill value. On an error no buffer given has been changed.
+pub(crate) fn write_raw<'a>(
+    ctx: ArrayCtx<'_>,
+    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    start: &[u64],
+    shape: &[u64],
+    input: &[u8],
+    chunks: &mut [Option<Vec<u8>>],
+) -> Result<()> {
+    let meta = ctx.meta;
+    let ops = plan(&meta.chunk_shape, start, shape);
+    assert_eq!(ops.len(), chunks.len(), "one buffer per chunk touched");
+    let chunk_len = to_usize(meta.chunk_bytes());
+    with_worker(|worker| {
+        for (op, chunk) in ops.iter().zip(chunks.iter_mut()).filter(|(_, chunk)| chunk.is_none()) {
+            let mut raw = vec![0; chunk_len];
+            match lookup(&op.coord).filter(|_| !op.covers_chunk(&meta.chunk_shape)) {
+                Some(block) => decode_chunk(ctx, block, worker, &mut raw, true)?,
+                None => fill_with(&mut raw, &meta.fill_bytes()),
+            }
+            *chunk = Some(raw);
+        }
+        Ok::<_, crate::error::Error>(())
+    })?;
+    for (op, chunk) in ops.iter().zip(chunks) {
+        let src = Place { shape, start: &op.in_selection };
+        let dst = Place { shape: &meta.chunk_shape, start: &op.in_chunk };
+        let raw = chunk.as_mut().expect("made above");
+        copy_region(input, src, raw, dst, &op.region, meta.dtype.size_bytes());
+    }
+    Ok(())
 }
 
 /// Runs `encode` over `items` (each of about `item_bytes` raw bytes, encoding to one or

@@ -318,7 +318,8 @@ mod tests {
                 let bits = |v: Option<f64>| v.map_or(0, f64::to_bits);
                 let min = valid.iter().copied().reduce(f64::min);
                 let max = valid.iter().copied().reduce(f64::max);
-                (count, bits(min), bits(max), valid.iter().sum::<f64>().to_bits(), not_fill == 0)
+                // Folded from +0.0, the sum of nothing in the stats (`Sum for f64` starts at -0.0).
+                (count, bits(min), bits(max), valid.iter().fold(0.0, |a, b| a + b).to_bits(), not_fill == 0)
             };
             let got = |scan: Scan| {
                 let s = scan.stats;

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use crate::codec::{CodecId, is_one_zstd_frame_of};
 use crate::engine::{
     ArrayCtx, BlockRef, BoxCopy, ChunkOp, Place, Slot, Worker, box_copy, check_raw_len, corrupt_chunk, decode_chunk,
-    fill_with, outside, plan, run_on_pool,
+    fill_with, outside, plan, run_on_pool, stored_bytes,
 };
 use crate::error::{Error, GpuUnavailable, Result};
 use crate::fragment::checksum;
@@ -193,13 +193,7 @@ impl<'r, 'a> Layout<'r, 'a> {
         check_raw_len(ctx, block, chunk_len)?;
         let shuffle = entry.encoding.shuffle_elem_bytes.unwrap_or(1);
         let staging = reserve(&mut self.staging_len, chunk_len);
-        let stored = match block {
-            BlockRef::Committed { reader, entry } => reader.block_bytes(entry),
-            BlockRef::Pending { reader, entry } => {
-                reader.read_block(entry, &mut worker.stored)?;
-                &worker.stored
-            }
-        };
+        let stored = stored_bytes(block, &mut worker.stored)?;
         let codec = match entry.encoding.codec {
             // nvCOMP does not validate its input: a zstd block whose frame does not match the
             // index (damaged) never goes to the GPU; the CPU decode below reports it.
@@ -224,7 +218,7 @@ impl<'r, 'a> Layout<'r, 'a> {
                 return Err(corrupt_chunk(ctx, block, &detail));
             }
         };
-        self.jobs.push(Job { block, array, source, shuffle, staging, check: true });
+        self.jobs.push(Job { block, array, source, shuffle, staging, check: block.has_checksum() });
         Ok(self.jobs.len() - 1)
     }
 

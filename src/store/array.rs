@@ -6,8 +6,8 @@ use ndarray::{ArrayD, ArrayView, Dimension, IxDyn};
 
 use super::attrs::{AttrTarget, Attrs};
 use super::config::{Element, ReadOptions};
-use super::state::dictionary;
 use super::state::{Inner, State};
+use super::state::{dictionary, write_settings};
 use crate::codec::{ZstdDict, training_samples};
 use crate::engine::{
     ArrayCtx, BlockRef, Sink, Slot, SlotRead, WriteSettings, reaches_past, trim_chunks, trim_string_chunks,
@@ -122,6 +122,20 @@ impl ArrayHandle {
     /// [`Error::OutOfBounds`], [`Error::Locked`], [`Error::Io`].
     #[allow(clippy::needless_pass_by_value)] // a view is a cheap handle; by value as in ndarray
     pub fn write<T: Element, D: Dimension>(&self, start: &[u64], data: ArrayView<'_, T, D>) -> Result<()> {
+        self.write_rows(start, &data, false)
+    }
+
+    /// Writes `data` at `start`; with `stage_tail`, the rows that fall in a chunk row this
+    /// write leaves partly filled at the end of axis 0 are staged: kept raw in memory until
+    /// a later write completes the chunk or the commit encodes them, so that appends of a
+    /// few rows do not encode their chunk again each time (the dictionary-training first
+    /// write of an array is never staged).
+    fn write_rows<T: Element, D: Dimension>(
+        &self,
+        start: &[u64],
+        data: &ArrayView<'_, T, D>,
+        stage_tail: bool,
+    ) -> Result<()> {
         let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
         let data = data.as_standard_layout();
         let input = T::as_bytes(data.as_slice().expect("standard layout is contiguous"));
@@ -134,15 +148,37 @@ impl ArrayHandle {
         self.inner.begin_change(&mut guard)?;
         // begin_change may have moved to a newer commit: check and encode against its schema.
         let mut meta = self.checked_meta(&guard, start, &shape, T::DTYPE, T::matches)?.clone();
+        let staged_rows = if stage_tail && !meta.train_dictionary { tail_rows(&meta, start, &shape) } else { 0 };
         if meta.train_dictionary && meta.zstd_dictionary.is_none() {
             meta.zstd_dictionary = Self::train_dictionary(&guard, &meta, input);
             guard.array_mut(&self.dataset, &self.name)?.zstd_dictionary.clone_from(&meta.zstd_dictionary);
         }
         let dict = dictionary(&meta);
         let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref() };
-        self.append_blocks(&mut guard, &meta, |lookup, settings, sink| {
-            write_region(ctx, lookup, start, &shape, input, settings, sink)
-        })
+        // Axis 0 is the outermost, so its rows are consecutive byte ranges of the input.
+        let split = if staged_rows == 0 {
+            input.len()
+        } else {
+            to_usize(shape[0] - staged_rows) * (input.len() / to_usize(shape[0]))
+        };
+        let (encoded, staged) = input.split_at(split);
+        let (mut part_start, mut part_shape) = (start.to_vec(), shape.clone());
+        if let Some(rows) = part_shape.first_mut() {
+            *rows -= staged_rows;
+        }
+        if !encoded.is_empty() {
+            self.append_blocks(&mut guard, &meta, |lookup, settings, sink| {
+                write_region(ctx, lookup, &part_start, &part_shape, encoded, settings, sink)
+            })?;
+        }
+        if !staged.is_empty() {
+            (part_start[0], part_shape[0]) = (start[0] + shape[0] - staged_rows, staged_rows);
+            guard.stage(&self.inner.data_dir(), ctx, &part_start, &part_shape, staged)?;
+            if guard.staged_bytes() > MAX_STAGED_BYTES {
+                guard.seal_staged()?;
+            }
+        }
+        Ok(())
     }
 
     /// Changes the array's shape. Growing reads as the fill value in the new part;
@@ -191,9 +227,10 @@ impl ArrayHandle {
     /// # Errors
     /// [`Error::ShapeMismatch`] if the other extents differ or the array is 0-d; as
     /// [`ArrayHandle::resize`] and [`ArrayHandle::write`].
+    #[allow(clippy::needless_pass_by_value)] // as `write`
     pub fn append<T: Element, D: Dimension>(&self, data: ArrayView<'_, T, D>) -> Result<()> {
         let start = self.grow_for_append(data.shape(), T::DTYPE, T::matches)?;
-        self.write(&start, data)
+        self.write_rows(&start, &data, true)
     }
 
     /// Grows axis 0 to make room for data of `data_shape` and returns where it goes. The
@@ -234,12 +271,7 @@ impl ArrayHandle {
         ) -> Result<()>,
     ) -> Result<()> {
         let dict = dictionary(meta);
-        let codec = meta.codec.unwrap_or(state.meta.codec);
-        let settings = WriteSettings {
-            codec,
-            shuffle: meta.shuffle.unwrap_or(state.meta.shuffle).applies(meta.dtype.size_bytes(), codec),
-            dict: dict.as_ref(),
-        };
+        let settings = write_settings(&state.meta, meta, dict.as_ref());
         // Each chunk is produced once per call, so lookups never need this call's own
         // blocks; they are recorded after the last one is appended.
         let written =
@@ -381,4 +413,21 @@ impl ArrayHandle {
         }
         Ok(meta)
     }
+}
+
+/// Raw bytes of staged chunks a session holds at most; past this, they are all sealed.
+const MAX_STAGED_BYTES: usize = 64 << 20;
+
+/// How many of the last rows of a write of `shape` at `start` fall in a chunk row it
+/// leaves partly filled at the end of the array's axis 0 (0 if the write ends elsewhere,
+/// or on a chunk boundary).
+fn tail_rows(meta: &ArrayMeta, start: &[u64], shape: &[u64]) -> u64 {
+    let end = start[0] + shape[0];
+    let partial = end % meta.chunk_shape[0];
+    if end == meta.shape[0] && partial > 0 { partial.min(shape[0]) } else { 0 }
+}
+
+/// A length of an in-memory buffer.
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).expect("an in-memory extent fits usize")
 }

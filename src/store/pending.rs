@@ -5,9 +5,10 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::snapshot::ChunkIndex;
+use crate::codec::BlockEncoding;
 use crate::engine::{BlockRef, EncodedChunk};
 use crate::error::Result;
-use crate::fragment::{BlockEntry, EncodedBlock, FragmentWriter, PendingReader};
+use crate::fragment::{BlockEntry, ChunkStats, EncodedBlock, FragmentWriter, PendingReader};
 use crate::io::WriterLock;
 use crate::meta::{FragmentMeta, fragment_name};
 
@@ -48,25 +49,104 @@ pub(crate) struct PendingFragment {
     pub blocks: PendingBlocks,
 }
 
-/// The blocks this session wrote, readable while the writer goes on appending.
+/// A chunk's coordinate and raw bytes.
+pub(crate) type RawChunk<'a> = (&'a [u64], &'a [u8]);
+
+/// The blocks this session wrote, readable while the writer goes on appending; and its
+/// staged chunks: the rows an append left in a partly filled last chunk, kept raw in
+/// memory (`ArrayHandle::append`) instead of being encoded again at every append, until a
+/// later write completes the chunk or the commit seals them ([`State::seal_staged`]).
+///
+/// [`State::seal_staged`]: super::state::State::seal_staged
 #[derive(Debug)]
 pub(crate) struct PendingBlocks {
     reader: PendingReader,
-    /// array id -> chunk -> newest entry written by this session.
+    /// array id -> chunk -> newest entry written by this session. A staged chunk's entry
+    /// says uncompressed and unshuffled, with no place in the file.
     index: HashMap<u64, ChunkIndex<BlockEntry>>,
+    /// array id -> chunk -> raw bytes of a staged chunk.
+    staged: HashMap<u64, ChunkIndex<Vec<u8>>>,
+    /// Raw bytes held in `staged`.
+    staged_bytes: usize,
 }
 
 impl PendingBlocks {
-    /// The block this session wrote for `array_id` at `coord`, if any.
+    /// The block this session wrote (or staged) for `array_id` at `coord`, if any.
     pub(crate) fn find(&self, array_id: u64, coord: &[u64]) -> Option<BlockRef<'_>> {
         let entry = self.index.get(&array_id)?.get(coord)?;
-        Some(BlockRef::Pending { reader: &self.reader, entry })
+        Some(self.block_ref(entry))
     }
 
-    /// Every block this session wrote for `array_id` (the newest per chunk).
+    /// Every block this session wrote or staged for `array_id` (the newest per chunk).
     pub(crate) fn blocks_of(&self, array_id: u64) -> impl Iterator<Item = BlockRef<'_>> {
         let entries = self.index.get(&array_id).into_iter().flat_map(|chunks| chunks.values());
-        entries.map(|entry| BlockRef::Pending { reader: &self.reader, entry })
+        entries.map(|entry| self.block_ref(entry))
+    }
+
+    fn block_ref<'a>(&'a self, entry: &'a BlockEntry) -> BlockRef<'a> {
+        let staged = self.staged.get(&entry.array_id).and_then(|chunks| chunks.get(&entry.coord));
+        match staged {
+            Some(raw) => BlockRef::Staged { reader: &self.reader, entry, raw },
+            None => BlockRef::Pending { reader: &self.reader, entry },
+        }
+    }
+
+    /// Raw bytes held by staged chunks.
+    pub(crate) fn staged_bytes(&self) -> usize {
+        self.staged_bytes
+    }
+
+    /// The staged chunks, per array: (coordinate, raw bytes).
+    pub(crate) fn staged(&self) -> impl Iterator<Item = (u64, Vec<RawChunk<'_>>)> {
+        self.staged.iter().map(|(id, chunks)| (*id, chunks.iter().map(|(coord, raw)| (&coord[..], &raw[..])).collect()))
+    }
+
+    /// Takes the raw bytes of a staged chunk out, to be written and staged again; its
+    /// entry stays.
+    pub(crate) fn take_staged(&mut self, array_id: u64, coord: &[u64]) -> Option<Vec<u8>> {
+        let raw = self.staged.get_mut(&array_id)?.remove(coord)?;
+        self.staged_bytes -= raw.len();
+        Some(raw)
+    }
+
+    /// Keeps `raw` (a whole chunk's raw bytes) in memory as the newest block of its chunk.
+    /// Its entry has no checksum and no statistics: they are made when it is sealed.
+    pub(crate) fn stage(&mut self, array_id: u64, coord: &[u64], raw: Vec<u8>) {
+        let len = raw.len() as u64;
+        let entry = BlockEntry {
+            array_id,
+            coord: coord.into(),
+            offset_bytes: 0,
+            stored_len_bytes: len,
+            raw_len_bytes: len,
+            checksum: 0,
+            encoding: BlockEncoding::RAW,
+            is_fill: false,
+            stats: ChunkStats::default(),
+        };
+        self.unstage(array_id, coord);
+        self.staged_bytes += raw.len();
+        self.staged.entry(array_id).or_default().insert(coord.into(), raw);
+        self.index.entry(array_id).or_default().insert(coord.into(), entry);
+    }
+
+    /// Forgets every staged chunk still held, entry and bytes (those of arrays deleted
+    /// since they were staged; the others are sealed first).
+    pub(crate) fn drop_staged(&mut self) {
+        for (array_id, chunks) in std::mem::take(&mut self.staged) {
+            let index = self.index.get_mut(&array_id).expect("a staged chunk has an entry");
+            for coord in chunks.keys() {
+                index.remove(coord);
+            }
+        }
+        self.staged_bytes = 0;
+    }
+
+    /// Drops the staged bytes of a chunk, if any.
+    fn unstage(&mut self, array_id: u64, coord: &[u64]) {
+        if let Some(raw) = self.staged.get_mut(&array_id).and_then(|chunks| chunks.remove(coord)) {
+            self.staged_bytes -= raw.len();
+        }
     }
 
     /// Whether this session wrote any block of `array_id`.
@@ -74,9 +154,11 @@ impl PendingBlocks {
         self.index.contains_key(&array_id)
     }
 
-    /// Records newly appended blocks; each replaces an older one of the same chunk.
+    /// Records newly appended blocks; each replaces an older (or staged) one of the same
+    /// chunk.
     pub(crate) fn insert(&mut self, entries: Vec<BlockEntry>) {
         for entry in entries {
+            self.unstage(entry.array_id, &entry.coord);
             self.index.entry(entry.array_id).or_default().insert(entry.coord.clone(), entry);
         }
     }
@@ -86,7 +168,8 @@ impl PendingFragment {
     fn create(data_dir: &Path, generation: u64) -> Result<Self> {
         let name = fragment_name(generation, nonce());
         let writer = FragmentWriter::create(data_dir.join(&name))?;
-        let blocks = PendingBlocks { reader: writer.reader()?, index: HashMap::new() };
+        let blocks =
+            PendingBlocks { reader: writer.reader()?, index: HashMap::new(), staged: HashMap::new(), staged_bytes: 0 };
         Ok(Self { name, writer, blocks })
     }
 }
@@ -108,6 +191,7 @@ pub(crate) fn append_chunk(writer: &mut FragmentWriter, array_id: u64, chunk: &E
 impl PendingFragment {
     /// Writes index and footer, fsyncs, and returns what the commit records.
     pub(crate) fn finish(&mut self) -> Result<FragmentMeta> {
+        assert!(self.blocks.staged.is_empty(), "staged chunks are sealed before the fragment is finished");
         // Indexed in file order, so the same writes always give the same bytes.
         let mut entries: Vec<&BlockEntry> = self.blocks.index.values().flat_map(|chunks| chunks.values()).collect();
         entries.sort_unstable_by_key(|e| e.offset_bytes);

@@ -9,10 +9,10 @@ use super::disk::{self, DATA_DIR, LOCK_FILE};
 use super::pending::{PendingBlocks, PendingFragment, WriteSession, append_chunk};
 use super::snapshot::Snapshot;
 use crate::codec::ZstdDict;
-use crate::engine::{BlockRef, Sink};
+use crate::engine::{ArrayCtx, BlockRef, Sink, WriteSettings, encode_chunks, touched_chunks, write_raw};
 use crate::error::{EntityKind, Error, Result};
 use crate::fragment::FragmentReader;
-use crate::fragment::{BlockEntry, merge};
+use crate::fragment::{BlockEntry, ChunkStats, merge, scan};
 use crate::io::{self, WriterLock};
 use crate::meta::{
     ArrayMeta, ArrayStats, DatasetMeta, Limits, MetaCompression, MetaFormat, StoreMeta, checked_product,
@@ -108,6 +108,10 @@ impl Inner {
     /// commit can be retried; an error after it (making the rename durable, removing files)
     /// comes with the handle already on the new commit and the session gone.
     pub(crate) fn commit(&self, state: &mut State, change: FragmentChange) -> Result<()> {
+        if state.session.is_none() {
+            return Ok(());
+        }
+        state.seal_staged()?;
         let Some(session) = &state.session else { return Ok(()) };
         let mut next = state.meta.clone();
         next.generation += 1;
@@ -212,10 +216,20 @@ impl State {
         }
     }
 
-    /// Statistics of an array merged from its live blocks' index entries (no data read).
+    /// Statistics of an array merged from its live blocks' index entries (no data read but
+    /// that of staged chunks, whose statistics are made when they are sealed).
     pub(crate) fn array_stats(&self, meta: &ArrayMeta) -> ArrayStats {
         let elems = checked_product(&meta.shape).expect("checked when the schema was accepted");
-        merge(meta.dtype, elems, self.live_entries(meta.id).into_iter().map(|e| &e.stats))
+        let fill = meta.fill_bytes();
+        let stats: Vec<ChunkStats> = self
+            .live_blocks(meta.id)
+            .into_iter()
+            .map(|block| match block {
+                BlockRef::Staged { raw, .. } => scan(raw, meta.dtype, &fill).stats,
+                _ => block.entry().stats,
+            })
+            .collect();
+        merge(meta.dtype, elems, stats.iter())
     }
 
     /// The current block of a chunk: this session's newest, else the committed one.
@@ -262,6 +276,70 @@ impl State {
         Ok(written)
     }
 
+    /// Writes `input` (a C-order buffer of `shape`) at `start` of an array into staged
+    /// chunks: raw chunk buffers kept in memory as this session's newest blocks, each
+    /// continued from its staged bytes, else from its current block or the fill value.
+    /// [`State::seal_staged`] encodes them into blocks.
+    pub(crate) fn stage(
+        &mut self,
+        data_dir: &Path,
+        ctx: ArrayCtx<'_>,
+        start: &[u64],
+        shape: &[u64],
+        input: &[u8],
+    ) -> Result<()> {
+        let (generation, array_id) = (self.meta.generation + 1, ctx.meta.id);
+        let State { session, committed, .. } = self;
+        let session = session.as_mut().expect("chunks are staged within a session");
+        let blocks = &mut session.fragment(data_dir, generation)?.blocks;
+        let coords = touched_chunks(&ctx.meta.chunk_shape, start, shape);
+        let mut chunks: Vec<Option<Vec<u8>>> = coords.iter().map(|c| blocks.take_staged(array_id, c)).collect();
+        let taken: Vec<bool> = chunks.iter().map(Option::is_some).collect();
+        let written = {
+            let blocks = &*blocks;
+            let lookup = |coord: &[u64]| find_block(Some(blocks), committed, array_id, coord);
+            write_raw(ctx, &lookup, start, shape, input, &mut chunks)
+        };
+        // On an error, only the staged bytes taken out go back (unchanged).
+        for ((coord, raw), taken) in coords.iter().zip(chunks).zip(taken) {
+            if let Some(raw) = raw.filter(|_| written.is_ok() || taken) {
+                blocks.stage(array_id, coord, raw);
+            }
+        }
+        written
+    }
+
+    /// Raw bytes this session holds in staged chunks.
+    pub(crate) fn staged_bytes(&self) -> usize {
+        self.session.as_ref().and_then(|s| s.fragment.as_ref()).map_or(0, |f| f.blocks.staged_bytes())
+    }
+
+    /// Encodes every staged chunk with its array's settings and appends it to the session's
+    /// fragment, where it replaces the staged one. Chunks of arrays deleted since they were
+    /// staged are dropped. On an error the staged chunks stay as they were.
+    pub(crate) fn seal_staged(&mut self) -> Result<()> {
+        let State { meta, session, .. } = self;
+        let Some(PendingFragment { writer, blocks, .. }) = session.as_mut().and_then(|s| s.fragment.as_mut()) else {
+            return Ok(());
+        };
+        let mut written = Vec::new();
+        for (array_id, chunks) in blocks.staged() {
+            let Some(array) = meta.datasets.values().flat_map(|ds| ds.arrays.values()).find(|a| a.id == array_id)
+            else {
+                continue;
+            };
+            let dict = dictionary(array);
+            let settings = write_settings(meta, array, dict.as_ref());
+            encode_chunks(array, &chunks, settings, &mut |chunk| {
+                written.push(append_chunk(writer, array_id, &chunk)?);
+                Ok(())
+            })?;
+        }
+        blocks.insert(written);
+        blocks.drop_staged();
+        Ok(())
+    }
+
     /// Records appended blocks in the session's pending index (newest wins).
     pub(crate) fn record(&mut self, entries: Vec<BlockEntry>) {
         if entries.is_empty() {
@@ -270,6 +348,17 @@ impl State {
         let session = self.session.as_mut().expect("blocks are appended within a session");
         session.fragment.as_mut().expect("blocks were appended to it").blocks.insert(entries);
     }
+}
+
+/// How new blocks of `array` are encoded: its own codec and shuffle, else the store's.
+pub(crate) fn write_settings<'d>(
+    store: &StoreMeta,
+    array: &ArrayMeta,
+    dict: Option<&'d ZstdDict>,
+) -> WriteSettings<'d> {
+    let codec = array.codec.unwrap_or(store.codec);
+    let shuffle = array.shuffle.unwrap_or(store.shuffle).applies(array.dtype.size_bytes(), codec);
+    WriteSettings { codec, shuffle, dict }
 }
 
 /// The zstd dictionary of an array, if it has one.

@@ -872,3 +872,71 @@ fn requests_big_enough_for_the_pool_read_and_write_as_small_ones_do() {
         assert_eq!(part, model.slice_each_axis(boxed(start, extent)), "box at {start:?} of {extent:?}");
     }
 }
+
+#[test]
+fn appends_into_a_partly_filled_chunk_are_staged_and_leave_one_block_per_chunk() {
+    // 8 appends of 16 rows into chunks of 64 rows, and the same rows in one write: the
+    // appended rows of an unfinished chunk wait in memory (read back, with statistics,
+    // before the flush) and each chunk is encoded once, so both fragments are the same size.
+    let dir = test_dir!();
+    let rows = iota(&[128, 40], |i| (i % 97) as f32 * 0.5 + 1.0);
+    let mut sizes = Vec::new();
+    for appended in [true, false] {
+        let path = dir.join(if appended { "appended" } else { "written" });
+        let store = util::create(&path);
+        let ds = store.create_dataset("d").unwrap();
+        let spec = ArraySpec::new(DType::Float32, [if appended { 0 } else { 128 }, 40]).chunk_shape([64, 40]);
+        ds.define_array("a", spec).unwrap();
+        if appended {
+            for k in 0..8 {
+                let block = rows.slice_each_axis(|ax| {
+                    if ax.axis.index() == 0 { Slice::from(k * 16..k * 16 + 16) } else { Slice::from(..) }
+                });
+                ds.append_array("a", block).unwrap();
+                let so_far = ds.read_array::<f32>("a", &[0, 0], &[(k as u64 + 1) * 16, 40]).unwrap();
+                assert_eq!(
+                    so_far,
+                    rows.slice_each_axis(|ax| if ax.axis.index() == 0 {
+                        Slice::from(..(k + 1) * 16)
+                    } else {
+                        Slice::from(..)
+                    })
+                );
+                assert_eq!(ds.array_stats("a").unwrap().count, (k as u64 + 1) * 16 * 40);
+            }
+        } else {
+            ds.write_array("a", &[0, 0], rows.view()).unwrap();
+        }
+        let blocks = store.array_blocks("d", "a").unwrap();
+        assert_eq!(blocks.len(), 2);
+        store.flush().unwrap();
+        assert!(store.array_blocks("d", "a").unwrap().iter().all(|b| b.codec == atlas::BlockCodec::Zstd));
+        drop((ds, store));
+        let store = Atlas::open(&path).unwrap();
+        assert_eq!(store.open_dataset("d").unwrap().read_array::<f32>("a", &[0, 0], &[128, 40]).unwrap(), rows);
+        sizes.push(util::fragments(&path).iter().map(|f| std::fs::metadata(f).unwrap().len()).sum::<u64>());
+    }
+    assert_eq!(sizes[0], sizes[1], "appended and written fragments");
+}
+
+#[test]
+fn staged_chunks_past_64_mib_are_sealed_before_the_flush() {
+    // One row appended to each of 34 arrays of 2 MiB chunks stages 68 MiB: the append that
+    // passes 64 MiB encodes them all, and every row still reads back.
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let names: Vec<String> = (0..34).map(|i| format!("a{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        ds.define_array(name, ArraySpec::new(DType::Float64, [0, 1024]).chunk_shape([256, 1024])).unwrap();
+        ds.append_array(name, iota(&[1, 1024], |j| (i * 1024 + j) as f64).view()).unwrap();
+    }
+    let codecs = |name: &str| store.array_blocks("d", name).unwrap().iter().map(|b| b.codec).collect::<Vec<_>>();
+    assert_eq!(codecs("a0"), [atlas::BlockCodec::Zstd], "sealed when the budget was passed");
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(
+            ds.read_array::<f64>(name, &[0, 0], &[1, 1024]).unwrap(),
+            iota(&[1, 1024], |j| (i * 1024 + j) as f64)
+        );
+    }
+}
