@@ -1,6 +1,5 @@
 //! Read-only memory maps of committed fragment files.
 //!
-//! This module holds the crate's only `unsafe` outside the engine's output writer.
 
 use std::fs::File;
 use std::path::Path;

@@ -1,4 +1,5 @@
-//! Room `io`: every syscall Atlas makes. Files, directories, the writer lock and mmap; and
+//! Room `io`: every syscall Atlas makes. Files, directories, the writer lock, mmap and
+//! memory advice; and
 //! the xxh3 checksums that guard the bytes of files (`checksum.rs`).
 //!
 //! Nothing else in the crate touches `std::fs`. Each function turns an OS error into
@@ -8,6 +9,7 @@
 mod checksum;
 pub(crate) mod fault;
 mod lock;
+mod memory;
 mod mmap;
 mod writeback;
 
@@ -20,6 +22,7 @@ use crate::error::{Error, Result};
 
 pub(crate) use checksum::{Checksummer, checksum};
 pub(crate) use lock::WriterLock;
+pub(crate) use memory::advise_huge_pages;
 pub(crate) use mmap::MappedFile;
 
 /// Wraps an OS error with the path and operation it came from.

@@ -5,7 +5,7 @@
 use ndarray::{ArrayD, IxDyn};
 
 use super::Atlas;
-use super::config::{Element, ReadOptions};
+use super::config::{Element, ReadOptions, output_buffer};
 use super::state::State;
 use super::state::dictionary;
 use crate::codec::ZstdDict;
@@ -53,7 +53,7 @@ impl Atlas {
     ) -> Result<ArrayD<T>> {
         let state = self.inner.read();
         let request = Request::check(&state, array, datasets, start, shape, (T::DTYPE, T::matches))?;
-        let mut out = vec![T::default(); request.total_elems];
+        let mut out = output_buffer(request.total_elems);
         request.run(&state, start, shape, &mut out, ReadOptions::default())?;
         let dims: Vec<usize> = std::iter::once(datasets.len())
             .chain(shape.iter().map(|&n| usize::try_from(n).expect("checked: the selection fits usize")))
