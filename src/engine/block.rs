@@ -41,6 +41,12 @@ impl<'a> BlockRef<'a> {
         !matches!(self, Self::Staged { .. })
     }
 
+    /// Whether the block is committed and stored as it is (no codec, no shuffle): its raw
+    /// bytes are read from the map, with no buffer.
+    pub(crate) fn is_mapped_raw(&self) -> bool {
+        matches!(self, Self::Committed { entry, .. } if entry.encoding == BlockEncoding::RAW && !entry.is_fill)
+    }
+
     /// Whether the block is in (or bound for) the fragment this handle is still writing.
     pub(crate) fn is_pending(&self) -> bool {
         matches!(self, Self::Pending { .. } | Self::Staged { .. })
@@ -113,6 +119,11 @@ impl Worker {
 /// Raw bytes are unshuffled, hashed and copied out this many at a time (a multiple of every
 /// element size), so that each piece is still in L1 cache for the steps after the first.
 const PIECE_BYTES: usize = 16 << 10;
+
+/// An unshuffled block up to this size is hashed in one pass before its rows are copied
+/// out (it stays in the L2 cache in between); a larger one a piece of this size at a time.
+const PLAIN_WHOLE_BYTES: usize = 1 << 20;
+const PLAIN_PIECE_BYTES: usize = 64 << 10;
 
 /// A block after its codec: where its raw bytes are read from.
 #[derive(Clone, Copy)]
@@ -187,7 +198,7 @@ pub(crate) fn decode_stored(
     verify: bool,
 ) -> Result<()> {
     if let BlockRef::Committed { reader, entry } = block
-        && entry.encoding == BlockEncoding::RAW
+        && block.is_mapped_raw()
         && entry.stored_len_bytes == out.len() as u64
     {
         return read_plain(ctx, block, reader, out, verify);
@@ -234,10 +245,11 @@ fn read_plain(
 /// Bytes read with one `pread` by [`read_plain`]: few enough to be hashed from cache.
 const PREAD_BYTES: usize = 256 << 10;
 
-/// A (non-fill) block's raw bytes, for a read that copies a chunk out row by row. A
-/// shuffled block is produced piece by piece in order as the reader walks through it: each
-/// piece is unshuffled, hashed and copied out while it is in cache. An unshuffled one is
-/// at hand whole (mapped, or decoded into a worker buffer) and checked when opened.
+/// A (non-fill) block's raw bytes, for a read that copies a chunk out row by row, walked
+/// through piece by piece in order: a shuffled block's pieces are unshuffled, hashed and
+/// copied out while in cache. An unshuffled block is at hand whole (mapped, or decoded
+/// into a worker buffer): one that fits in cache is checked when opened and is one piece,
+/// a larger one is hashed piece by piece as it is copied out.
 pub(crate) struct Pieces<'a> {
     raw: Raw<'a>,
     raw_len: usize,
@@ -264,40 +276,47 @@ impl<'a> Pieces<'a> {
         let Worker { stored, decoded, piece, .. } = worker;
         let stored = stored_bytes(block, stored)?;
         let raw = run_codec(ctx, block, stored, decoded, raw_len, None)?.expect("no output to decode into directly");
-        let summer = match raw {
-            // Hashed in one pass here: interleaving the hash with the row copies of bytes
-            // that need no unshuffling measured slower.
-            Raw::Plain(all) => {
+        let (piece_len, summer) = match raw {
+            // A block at hand whole that fits in cache is hashed in one pass here:
+            // interleaving the hash with the row copies measured slower. A larger one is
+            // hashed a piece at a time as the rows are copied out, so that its bytes come
+            // from memory once, not twice.
+            Raw::Plain(all) if !verify || raw_len <= PLAIN_WHOLE_BYTES => {
                 check_checksum(ctx, block, verify.then(|| checksum(all)))?;
-                None
+                (raw_len, None)
             }
-            Raw::Shuffled(..) => verify.then(Checksummer::new),
+            Raw::Plain(_) => (PLAIN_PIECE_BYTES, Some(Checksummer::new())),
+            Raw::Shuffled(..) => (raw.piece_len(), verify.then(Checksummer::new)),
         };
-        let piece_len = raw.piece_len();
         Ok(Self { raw, raw_len, piece_len, start: 0, end: 0, piece, summer })
     }
 
-    /// The raw bytes from `offset` on: to the end of the piece that holds it, or for a block
-    /// at hand whole, to the end of the block. Offsets asked for never go back to an
-    /// earlier piece.
+    /// The raw bytes from `offset` to the end of the piece that holds it. Offsets asked
+    /// for never go back to an earlier piece.
     pub(crate) fn at(&mut self, offset: usize) -> &[u8] {
-        if let Raw::Plain(all) = self.raw {
-            return &all[offset..];
-        }
         while offset >= self.end {
             self.advance();
         }
-        &self.piece[offset - self.start..]
+        match self.raw {
+            Raw::Plain(all) => &all[offset..self.end],
+            Raw::Shuffled(..) => &self.piece[offset - self.start..],
+        }
     }
 
-    /// Moves to the next piece of a shuffled block, unshuffles it and hashes it.
+    /// Moves to the next piece, unshuffling it if the block is shuffled, and hashes it.
     fn advance(&mut self) {
         assert!(self.end < self.raw_len, "offset past the block's raw bytes");
         (self.start, self.end) = (self.end, self.raw_len.min(self.end + self.piece_len));
-        self.piece.resize(self.end - self.start, 0);
-        self.raw.write(self.start, self.piece);
+        let bytes = match self.raw {
+            Raw::Plain(all) => &all[self.start..self.end],
+            Raw::Shuffled(..) => {
+                self.piece.resize(self.end - self.start, 0);
+                self.raw.write(self.start, self.piece);
+                &self.piece[..]
+            }
+        };
         if let Some(s) = &mut self.summer {
-            s.update(self.piece);
+            s.update(bytes);
         }
     }
 

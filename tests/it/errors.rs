@@ -403,6 +403,45 @@ fn a_large_uncompressed_chunk_read_in_place_reads_back_and_a_corrupt_byte_anywhe
 }
 
 #[test]
+fn large_uncompressed_chunks_copied_out_row_by_row_read_back_and_a_corrupt_byte_anywhere_is_caught() {
+    // 1.28 MB chunks, two along each axis: too large to hash in one pass before the copy,
+    // so each block is hashed piece by piece as its rows are copied out, and a read that
+    // touches only a block's first rows still hashes the rest of it.
+    let dir = test_dir!();
+    let path = dir.store();
+    let store =
+        Atlas::create(&path, StoreConfig { codec: Codec::None, shuffle: Shuffle::Off, ..StoreConfig::default() })
+            .unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    let (rows, cols) = (800usize, 1600usize);
+    ds.define_array("a", ArraySpec::new(DType::Float32, [rows as u64, cols as u64]).chunk_shape([400, 800])).unwrap();
+    let data = ndarray::Array2::from_shape_fn((rows, cols), |(r, c)| (r * cols + c) as f32 * 0.25);
+    ds.write_array("a", &[0, 0], data.view()).unwrap();
+    store.flush().unwrap();
+    drop((ds, store));
+    let ds = || Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+    let read = |start: [u64; 2], shape: [u64; 2]| ds().read_array::<f32>("a", &start, &shape);
+    assert_eq!(read([0, 0], [800, 1600]).unwrap(), data.clone().into_dyn());
+    let part = read([100, 300], [600, 1000]).unwrap();
+    assert_eq!(part, data.slice(ndarray::s![100..700, 300..1300]).to_owned().into_dyn());
+
+    // Corrupt the last element of chunk [1, 1], then read only its first element.
+    let fragment = util::fragments(&path)[0].clone();
+    let good = std::fs::read(&fragment).unwrap();
+    let chunk_end: Vec<u8> = data.slice(ndarray::s![799, 1584..1600]).iter().flat_map(|v| v.to_le_bytes()).collect();
+    let at = good.windows(chunk_end.len()).position(|w| w == chunk_end).expect("the chunk's last row");
+    let mut bad = good.clone();
+    bad[at + chunk_end.len() - 1] ^= 0x01;
+    std::fs::write(&fragment, &bad).unwrap();
+    match read([400, 800], [1, 1]) {
+        Err(Error::ChecksumMismatch { chunk, .. }) => assert_eq!(chunk, [1, 1]),
+        other => panic!("expected a checksum mismatch, got {other:?}"),
+    }
+    assert!(matches!(read([0, 0], [800, 1600]), Err(Error::ChecksumMismatch { .. })));
+    assert_eq!(read([0, 0], [400, 1600]).unwrap(), data.slice(ndarray::s![0..400, ..]).to_owned().into_dyn());
+}
+
+#[test]
 fn a_corrupt_block_copied_out_row_by_row_is_a_checksum_mismatch_shuffled_or_not() {
     // 2x2 chunks of a 4x4 array: a chunk's rows lie apart in a whole read, so its block is
     // copied out row by row (not decoded in place as in the test above).
