@@ -371,16 +371,22 @@ fn a_corrupt_byte_in_a_block_is_a_checksum_mismatch_naming_array_chunk_and_file(
     }
 }
 
+/// A new store at `path` writing blocks as they are (no codec, no shuffle), and its
+/// dataset `d`.
+fn uncompressed_store(path: &std::path::Path) -> (Atlas, atlas::Dataset) {
+    let config = StoreConfig { codec: Codec::None, shuffle: Shuffle::Off, ..StoreConfig::default() };
+    let store = Atlas::create(path, config).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    (store, ds)
+}
+
 #[test]
 fn a_large_uncompressed_chunk_read_in_place_reads_back_and_a_corrupt_byte_anywhere_is_caught() {
     // One 1.2 MB chunk, read whole: its block is read from the file straight into the
     // output, in several pieces, each hashed as it comes.
     let dir = test_dir!();
     let path = dir.store();
-    let store =
-        Atlas::create(&path, StoreConfig { codec: Codec::None, shuffle: Shuffle::Off, ..StoreConfig::default() })
-            .unwrap();
-    let ds = store.create_dataset("d").unwrap();
+    let (store, ds) = uncompressed_store(&path);
     let n = 300_000;
     ds.define_array("a", ArraySpec::new(DType::Float32, [n]).chunk_shape([n])).unwrap();
     let data: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
@@ -409,10 +415,7 @@ fn large_uncompressed_chunks_copied_out_row_by_row_read_back_and_a_corrupt_byte_
     // touches only a block's first rows still hashes the rest of it.
     let dir = test_dir!();
     let path = dir.store();
-    let store =
-        Atlas::create(&path, StoreConfig { codec: Codec::None, shuffle: Shuffle::Off, ..StoreConfig::default() })
-            .unwrap();
-    let ds = store.create_dataset("d").unwrap();
+    let (store, ds) = uncompressed_store(&path);
     let (rows, cols) = (800usize, 1600usize);
     ds.define_array("a", ArraySpec::new(DType::Float32, [rows as u64, cols as u64]).chunk_shape([400, 800])).unwrap();
     let data = ndarray::Array2::from_shape_fn((rows, cols), |(r, c)| (r * cols + c) as f32 * 0.25);
