@@ -12,6 +12,7 @@ use super::region::{Place, copy_region, for_each_run_row, is_contiguous, offset_
 use crate::codec::{BlockEncoding, CodecId, Scratch, ZstdDict, encode_block};
 use crate::error::Result;
 use crate::fragment::{ChunkStats, Scan, checksum, scan};
+use crate::io::zeroed_buffer;
 use crate::meta::{ArrayMeta, Codec};
 
 /// How new blocks of an array are encoded.
@@ -216,7 +217,10 @@ fn encode_run<'a, 'i>(
     workers.resize_with(run.len(), Worker::default);
     let mut buffers = Vec::with_capacity(run.len());
     for (op, chunk_worker) in run.iter().zip(workers.iter_mut()) {
-        let mut chunk = if stored_as_is(op) { new_block(chunk_len) } else { std::mem::take(&mut chunk_worker.chunk) };
+        // A whole chunk stored as it is goes into a new buffer handed on as its block (on
+        // huge pages when large: a new 32 MiB buffer otherwise takes 8192 faults to fill).
+        let mut chunk =
+            if stored_as_is(op) { zeroed_buffer(chunk_len) } else { std::mem::take(&mut chunk_worker.chunk) };
         chunk.resize(chunk_len, 0);
         if !op.covers_chunk(chunk_shape) {
             match lookup(&op.coord) {
@@ -245,14 +249,6 @@ fn encode_run<'a, 'i>(
             encoded
         })
         .collect()
-}
-
-/// A zeroed buffer for a block's bytes, to be handed on with the block; a large one is
-/// backed by huge pages (a new 32 MiB buffer otherwise takes 8192 page faults to fill).
-fn new_block(len: usize) -> Vec<u8> {
-    let mut block = vec![0; len];
-    crate::io::advise_huge_pages(&mut block);
-    block
 }
 
 /// Whether blocks written with `settings` store their raw bytes as they are.

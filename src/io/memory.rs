@@ -1,6 +1,6 @@
-//! Advice to the kernel on memory Atlas allocates for a read's output.
+//! New large buffers, with advice to the kernel on how to back them.
 //!
-//! A new buffer of tens of MiB is untouched memory: the read that fills it takes one page
+//! A new buffer of tens of MiB is untouched memory: whatever fills it takes one page
 //! fault (and a zeroed 4 KiB page) per 4 KiB, which costs more than decoding into it. Asking
 //! for transparent huge pages makes that one fault per 2 MiB, as numpy does for its own
 //! arrays of 4 MiB or more. Where the kernel has huge pages off, the advice does nothing.
@@ -11,9 +11,17 @@ const MIN_BYTES: usize = 4 << 20;
 /// The huge page size the advice aligns to (x86-64 and aarch64 with 4 KiB pages).
 const HUGE_PAGE_BYTES: usize = 2 << 20;
 
+/// A buffer of `len` copies of `T::default()` (zeroed memory for the numeric types),
+/// backed by huge pages where it is large: for a read's output, or a block's bytes.
+pub(crate) fn zeroed_buffer<T: Clone + Default>(len: usize) -> Vec<T> {
+    let mut buf = vec![T::default(); len];
+    advise_huge_pages(&mut buf);
+    buf
+}
+
 /// Asks for huge pages behind the whole 2 MiB pages inside `buf`, if it is large. Call it
 /// on a new buffer before writing to it; it never changes the contents.
-pub(crate) fn advise_huge_pages<T>(buf: &mut [T]) {
+fn advise_huge_pages<T>(buf: &mut [T]) {
     let len = size_of_val(buf);
     if len < MIN_BYTES {
         return;
@@ -47,8 +55,7 @@ mod tests {
             advise_huge_pages(&mut buf[len.min(3) as usize..]);
             assert_eq!(buf, expected);
         }
-        let mut zeroed = vec![0u8; 16 << 20];
-        advise_huge_pages(&mut zeroed);
+        let mut zeroed: Vec<u8> = zeroed_buffer(16 << 20);
         zeroed[5 << 20] = 7;
         assert_eq!(zeroed.iter().map(|&b| u64::from(b)).sum::<u64>(), 7);
     }

@@ -1,5 +1,4 @@
 //! Read-only memory maps of committed fragment files.
-//!
 
 use std::fs::File;
 use std::path::Path;

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 
 pub(crate) use checksum::{Checksummer, checksum};
 pub(crate) use lock::WriterLock;
-pub(crate) use memory::advise_huge_pages;
+pub(crate) use memory::zeroed_buffer;
 pub(crate) use mmap::MappedFile;
 
 /// Wraps an OS error with the path and operation it came from.

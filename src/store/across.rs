@@ -5,13 +5,14 @@
 use ndarray::{ArrayD, IxDyn};
 
 use super::Atlas;
-use super::config::{Element, ReadOptions, output_buffer};
+use super::config::{Element, ReadOptions};
 use super::state::State;
 use super::state::dictionary;
 use crate::codec::ZstdDict;
 use crate::engine::{ArrayCtx, Slot, SlotRead};
 use crate::error::{EntityKind, Error, Result};
 use crate::gpu;
+use crate::io::zeroed_buffer;
 use crate::meta::{ArrayMeta, DType, checked_product};
 
 impl Atlas {
@@ -53,7 +54,7 @@ impl Atlas {
     ) -> Result<ArrayD<T>> {
         let state = self.inner.read();
         let request = Request::check(&state, array, datasets, start, shape, (T::DTYPE, T::matches))?;
-        let mut out = output_buffer(request.total_elems);
+        let mut out = zeroed_buffer(request.total_elems);
         request.run(&state, start, shape, &mut out, ReadOptions::default())?;
         let dims: Vec<usize> = std::iter::once(datasets.len())
             .chain(shape.iter().map(|&n| usize::try_from(n).expect("checked: the selection fits usize")))

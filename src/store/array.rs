@@ -5,7 +5,7 @@ use std::sync::Arc;
 use ndarray::{ArrayD, ArrayView, Dimension, IxDyn};
 
 use super::attrs::{AttrTarget, Attrs};
-use super::config::{Element, ReadOptions, output_buffer};
+use super::config::{Element, ReadOptions};
 use super::state::{Inner, State};
 use super::state::{dictionary, write_settings};
 use crate::codec::{ZstdDict, training_samples};
@@ -15,6 +15,7 @@ use crate::engine::{
 };
 use crate::error::{Error, Result};
 use crate::gpu;
+use crate::io::zeroed_buffer;
 use crate::meta::{ArrayMeta, ArrayStats, BlockStats, Codec, DType, MAX_DICTIONARY_BYTES, Shuffle, checked_product};
 
 /// Chunks a dictionary is trained from, at most.
@@ -57,7 +58,7 @@ impl ArrayHandle {
         let len = checked_product(shape)
             .and_then(|n| usize::try_from(n).ok())
             .ok_or_else(|| Error::invalid(format!("selection {shape:?} does not fit in memory")))?;
-        let mut out = output_buffer(len);
+        let mut out = zeroed_buffer(len);
         self.read_into(start, shape, &mut out, ReadOptions::default())?;
         let dims: Vec<usize> = shape.iter().map(|&n| usize::try_from(n).expect("product fits usize")).collect();
         Ok(ArrayD::from_shape_vec(IxDyn(&dims), out).expect("length is the product of the shape"))

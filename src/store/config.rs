@@ -194,15 +194,6 @@ macro_rules! pod_element {
         }
     )*};
 }
-/// A zeroed buffer of `len` elements for a read to fill, backed by huge pages where it is
-/// large (`io::advise_huge_pages`): a read into a new buffer of tens of MiB otherwise
-/// spends more time in page faults than in decoding.
-pub(crate) fn output_buffer<T: Element>(len: usize) -> Vec<T> {
-    let mut out = vec![T::default(); len];
-    crate::io::advise_huge_pages(&mut out);
-    out
-}
-
 pod_element!(i8 => Int8, i16 => Int16, i32 => Int32, u8 => UInt8, u16 => UInt16,
              u32 => UInt32, u64 => UInt64, f32 => Float32, f64 => Float64);
 
