@@ -126,6 +126,12 @@ pub fn run_child(args: &[String]) -> ChildMemory {
     ChildMemory { peak_bytes: fields.next().unwrap_or(0), file_bytes: fields.next().unwrap_or(0) }
 }
 
+/// Writes every dirty page on the machine back to disk (`sync(1)`), so that a timed write
+/// does not queue its `fsync` behind the writeback of the write timed before it.
+pub fn settle_disk() {
+    let _ = Command::new("sync").status();
+}
+
 /// A fresh, empty directory `name` under `root` (removed first if present).
 pub fn fresh_dir(root: &Path, name: &str) -> std::path::PathBuf {
     let dir = root.join(name);

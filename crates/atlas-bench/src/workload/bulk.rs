@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::baseline::{RawCodec, split_chunks};
 use crate::case::{Case, Field, Sample, cubic, smooth};
-use crate::measure::{Best, ChildMemory, dir_bytes, fresh_dir, mb_per_s, reset_peak, time};
+use crate::measure::{Best, ChildMemory, dir_bytes, fresh_dir, mb_per_s, reset_peak, settle_disk, time};
 use crate::report::Row;
 use crate::{Opts, atlas_side, zarrs_side};
 
@@ -56,6 +56,7 @@ fn run_typed<T: Sample>(case: &Case, data: &[T], opts: &Opts) -> Vec<Row> {
         // Atlas: write + flush into a fresh store, then read that store back.
         let dir = fresh_dir(&opts.root, &format!("{}-atlas", case.id));
         let (store, array) = atlas_side::create(&dir, case, T::DTYPE);
+        settle_disk();
         let (w, f) = atlas_side::write(&store, &array, case, data);
         if atlas_write.get().is_none_or(|best| w + f < best) {
             flush_share = f.as_secs_f64() / (w + f).as_secs_f64();
@@ -68,6 +69,7 @@ fn run_typed<T: Sample>(case: &Case, data: &[T], opts: &Opts) -> Vec<Row> {
 
         if zarrs {
             let array = zarrs_side::create::<T>(&fresh_dir(&opts.root, &format!("{}-zarrs", case.id)), case);
+            settle_disk();
             zarrs_write.add(time(|| zarrs_side::write(&array, data)));
             zarrs_read.add(time(|| zarrs_side::read::<T>(&array)));
         }
