@@ -95,6 +95,8 @@ impl BlockEncoding {
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     shuffled: Vec<u8>,
+    /// One piece of a block shuffled in pieces.
+    piece: Vec<u8>,
 }
 
 impl Scratch {
@@ -120,6 +122,14 @@ pub(crate) fn is_one_zstd_frame_of(stored: &[u8], raw_len: usize) -> bool {
         && ::zstd::zstd_safe::find_frame_compressed_size(stored).is_ok_and(|n| n == stored.len())
 }
 
+/// Shuffled blocks from this size on go to zstd piece by piece as they are shuffled, without
+/// a shuffled copy of the whole block (docs/ARCHITECTURE.md, decision k).
+const SHUFFLE_IN_PIECES_BYTES: usize = 4 << 20;
+
+/// The pieces those blocks are shuffled in: small enough to stay in cache until zstd has
+/// read them.
+const SHUFFLE_PIECE_BYTES: usize = 64 << 10;
+
 /// Encodes `raw` with `codec` (zstd with `dict` when one is given), shuffling first when
 /// `shuffle_elem_bytes` is set, into `out` (cleared first). Returns how the block is encoded.
 pub(crate) fn encode_block(
@@ -130,30 +140,38 @@ pub(crate) fn encode_block(
     scratch: &mut Scratch,
     out: &mut Vec<u8>,
 ) -> Result<BlockEncoding> {
-    let input = match shuffle_elem_bytes {
-        Some(elem_bytes) => {
+    out.clear();
+    let id = match codec {
+        Codec::Zstd { .. } if dict.is_some() => CodecId::ZstdDict,
+        _ => CodecId::of(codec),
+    };
+    let encoding = BlockEncoding { codec: id, shuffle_elem_bytes };
+    let input = match (shuffle_elem_bytes, codec) {
+        (Some(elem_bytes), Codec::None) => {
+            out.resize(raw.len(), 0);
+            shuffle::shuffle(raw, elem_bytes, out);
+            return Ok(encoding);
+        }
+        (Some(elem_bytes), Codec::Zstd { level }) if raw.len() >= SHUFFLE_IN_PIECES_BYTES => {
+            scratch.piece.resize(SHUFFLE_PIECE_BYTES, 0);
+            zstd::compress_pieces(raw.len(), level, dict, out, |feed| {
+                shuffle::shuffle_in_pieces(raw, elem_bytes, &mut scratch.piece, feed)
+            })?;
+            return Ok(encoding);
+        }
+        (Some(elem_bytes), _) => {
             scratch.shuffled.resize(raw.len(), 0);
             shuffle::shuffle(raw, elem_bytes, &mut scratch.shuffled);
             &scratch.shuffled
         }
-        None => raw,
+        (None, _) => raw,
     };
-    out.clear();
-    let id = match codec {
-        Codec::None => {
-            out.extend_from_slice(input);
-            CodecId::None
-        }
-        Codec::Zstd { level } => {
-            zstd::compress(input, level, dict, out)?;
-            if dict.is_some() { CodecId::ZstdDict } else { CodecId::Zstd }
-        }
-        Codec::Lz4 => {
-            lz4::compress(input, out);
-            CodecId::Lz4
-        }
-    };
-    Ok(BlockEncoding { codec: id, shuffle_elem_bytes })
+    match codec {
+        Codec::None => out.extend_from_slice(input),
+        Codec::Zstd { level } => zstd::compress(input, level, dict, out)?,
+        Codec::Lz4 => lz4::compress(input, out),
+    }
+    Ok(encoding)
 }
 
 /// Decodes a stored block into `out`, whose length is the block's raw length. `dict` is the
@@ -265,6 +283,28 @@ mod tests {
                     let _ = decode_block(&stored, encoding, Some(&dict), &mut scratch, &mut out);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn large_shuffled_blocks_compressed_in_pieces_are_one_sized_frame_of_the_shuffled_bytes() {
+        // Past the size where the shuffle goes to zstd piece by piece, with a partial last
+        // element (bytes past the last whole element are kept as they are).
+        let len = SHUFFLE_IN_PIECES_BYTES + 3;
+        let raw: Vec<u8> = (0..len as u32).map(|i| (i / 4096 + i % 3) as u8).collect();
+        let mut scratch = Scratch::default();
+        for elem_bytes in [2, 4, 8] {
+            let mut stored = Vec::new();
+            let codec = Codec::Zstd { level: 1 };
+            let encoding = encode_block(&raw, codec, Some(elem_bytes), None, &mut scratch, &mut stored).unwrap();
+            assert_eq!(encoding, BlockEncoding { codec: CodecId::Zstd, shuffle_elem_bytes: Some(elem_bytes) });
+            assert_eq!(zstd_content_size(&stored), Some(len), "the frame declares its size");
+            let mut shuffled = vec![0; len];
+            shuffle::shuffle(&raw, elem_bytes, &mut shuffled);
+            assert_eq!(::zstd::bulk::decompress(&stored, len).unwrap(), shuffled, "k={elem_bytes}");
+            let mut back = vec![0; len];
+            decode_block(&stored, encoding, None, &mut scratch, &mut back).unwrap();
+            assert!(back == raw, "k={elem_bytes} round trip");
         }
     }
 

@@ -13,6 +13,44 @@ pub(super) fn shuffle(input: &[u8], elem_bytes: usize, out: &mut [u8]) {
     }
 }
 
+/// Hands [`shuffle`]'s output of `input` to `feed` in order, in pieces of at most
+/// `piece.len()` bytes made in `piece` one at a time, so that the shuffled block never
+/// exists whole: each piece is cut from one plane while it is still in cache.
+pub(super) fn shuffle_in_pieces<E>(
+    input: &[u8],
+    elem_bytes: usize,
+    piece: &mut [u8],
+    mut feed: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let k = elem_bytes.max(1);
+    let n = if k == 1 { 0 } else { input.len() / k };
+    assert!(!piece.is_empty(), "a piece holds at least one byte");
+    let step = piece.len();
+    for plane in 0..k {
+        for first in (0..n).step_by(step) {
+            let out = &mut piece[..step.min(n - first)];
+            plane_part(&input[first * k..(first + out.len()) * k], k, plane, out);
+            feed(out)?;
+        }
+    }
+    let tail = &input[n * k..];
+    if tail.is_empty() { Ok(()) } else { feed(tail) }
+}
+
+/// One plane of whole elements: `out[i]` is byte `plane` of element `i` of `input`.
+fn plane_part(input: &[u8], elem_bytes: usize, plane: usize, out: &mut [u8]) {
+    match elem_bytes {
+        2 => dispatch(PlaneK::<2> { input, plane, out }),
+        4 => dispatch(PlaneK::<4> { input, plane, out }),
+        8 => dispatch(PlaneK::<8> { input, plane, out }),
+        k => {
+            for (dst, elem) in out.iter_mut().zip(input.chunks_exact(k)) {
+                *dst = elem[plane];
+            }
+        }
+    }
+}
+
 /// Reverses [`shuffle`].
 pub(super) fn unshuffle(input: &[u8], elem_bytes: usize, out: &mut [u8]) {
     unshuffle_part(input, elem_bytes, 0, out);
@@ -70,6 +108,33 @@ impl<const K: usize> Kernel for ShuffleK<'_, K> {
         out_tail.copy_from_slice(tail);
     }
 }
+
+/// [`plane_part`] of a width `K`: each element read as a little-endian integer and shifted,
+/// the same shift for every lane, so the loop vectorises.
+struct PlaneK<'a, const K: usize> {
+    input: &'a [u8],
+    plane: usize,
+    out: &'a mut [u8],
+}
+
+macro_rules! plane_kernel {
+    ($($k:literal => $int:ty),*) => {$(
+        impl Kernel for PlaneK<'_, $k> {
+            type Output = ();
+            #[allow(clippy::inline_always)] // to be compiled again inside the AVX2 entry point
+            #[inline(always)]
+            #[allow(clippy::cast_possible_truncation)] // keeping the low byte is the point
+            fn run(self) {
+                let (elems, _) = self.input.as_chunks::<$k>();
+                let shift = 8 * self.plane as u32;
+                for (dst, elem) in self.out.iter_mut().zip(elems) {
+                    *dst = (<$int>::from_le_bytes(*elem) >> shift) as u8;
+                }
+            }
+        }
+    )*};
+}
+plane_kernel!(2 => u16, 4 => u32, 8 => u64);
 
 /// Elements `first ..` of `n` (one per `out` element), gathered from the K planes.
 struct UnshuffleK<'a, const K: usize> {
@@ -132,6 +197,26 @@ mod tests {
                 }
             }
             assert_eq!(pieces, input, "k={k} in pieces");
+        }
+    }
+
+    #[test]
+    fn shuffling_in_pieces_hands_over_the_shuffled_bytes_in_order() {
+        let input: Vec<u8> = (0..1003u32).map(|i| (i * 7 % 251) as u8).collect();
+        for k in [2, 3, 4, 8] {
+            let mut whole = vec![0; input.len()];
+            shuffle(&input, k, &mut whole);
+            for piece_len in [1, 5, 64, 4096] {
+                let mut streamed = Vec::new();
+                let mut piece = vec![0; piece_len];
+                shuffle_in_pieces(&input, k, &mut piece, |part| {
+                    assert!(part.len() <= piece_len.max(k - 1), "pieces stay small");
+                    streamed.extend_from_slice(part);
+                    Ok::<_, ()>(())
+                })
+                .unwrap();
+                assert_eq!(streamed, whole, "k={k} pieces of {piece_len}");
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 
 use zstd::bulk::{Compressor, Decompressor};
+use zstd::zstd_safe::{InBuffer, OutBuffer, ResetDirective, zstd_sys::ZSTD_EndDirective};
 
 use crate::error::{Error, Result};
 
@@ -20,8 +21,13 @@ fn codec_err(e: &std::io::Error) -> Error {
     Error::Codec { codec: "zstd", detail: e.to_string() }
 }
 
-/// Appends one zstd frame of `input` at `level` (with `dict`, if any) to `out`.
-pub(super) fn compress(input: &[u8], level: i32, dict: Option<&ZstdDict>, out: &mut Vec<u8>) -> Result<()> {
+/// Runs `f` with this thread's compressor for `level` and `dict` (made when missing or
+/// set up differently).
+fn with_compressor<R>(
+    level: i32,
+    dict: Option<&ZstdDict>,
+    f: impl FnOnce(&mut Compressor<'static>) -> Result<R>,
+) -> Result<R> {
     let wanted = (level, dict.map_or(0, ZstdDict::key));
     COMPRESSOR.with_borrow_mut(|slot| {
         if slot.as_ref().is_none_or(|(have, _)| *have != wanted) {
@@ -32,9 +38,57 @@ pub(super) fn compress(input: &[u8], level: i32, dict: Option<&ZstdDict>, out: &
             *slot = Some((wanted, compressor.map_err(|e| codec_err(&e))?));
         }
         let (_, compressor) = slot.as_mut().expect("set above");
+        let result = f(compressor);
+        if result.is_err() {
+            // A context that failed mid-frame is not used again.
+            *slot = None;
+        }
+        result
+    })
+}
+
+/// Appends one zstd frame of `input` at `level` (with `dict`, if any) to `out`.
+pub(super) fn compress(input: &[u8], level: i32, dict: Option<&ZstdDict>, out: &mut Vec<u8>) -> Result<()> {
+    with_compressor(level, dict, |compressor| {
         out.reserve(zstd::zstd_safe::compress_bound(input.len()));
         compressor.compress_to_buffer(input, out).map_err(|e| codec_err(&e))?;
         Ok(())
+    })
+}
+
+/// Appends to `out` the same kind of frame as [`compress`], of `len` bytes that `produce`
+/// hands over in pieces through the function it is given, so that they never need to
+/// exist whole. The frame declares `len` as its content size; any other total is an error.
+pub(super) fn compress_pieces(
+    len: usize,
+    level: i32,
+    dict: Option<&ZstdDict>,
+    out: &mut Vec<u8>,
+    produce: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>,
+) -> Result<()> {
+    let stream_err = |code| Error::Codec { codec: "zstd", detail: zstd::zstd_safe::get_error_name(code).into() };
+    with_compressor(level, dict, |compressor| {
+        let cctx = compressor.context_mut();
+        cctx.reset(ResetDirective::SessionOnly).map_err(stream_err)?;
+        cctx.set_pledged_src_size(Some(len as u64)).map_err(stream_err)?;
+        // Reserved, not touched: the frame's pages become resident only as it is written.
+        out.reserve(zstd::zstd_safe::compress_bound(len));
+        let mut step = |piece: &[u8], directive| {
+            let mut input = InBuffer::around(piece);
+            loop {
+                let mut output = OutBuffer::around_pos(out, out.len());
+                let left = cctx.compress_stream2(&mut output, &mut input, directive).map_err(stream_err)?;
+                let done = match directive {
+                    ZSTD_EndDirective::ZSTD_e_end => left == 0,
+                    _ => input.pos() == piece.len(),
+                };
+                if done {
+                    return Ok(());
+                }
+            }
+        };
+        produce(&mut |piece| step(piece, ZSTD_EndDirective::ZSTD_e_continue))?;
+        step(&[], ZSTD_EndDirective::ZSTD_e_end)
     })
 }
 
