@@ -95,8 +95,9 @@ impl BlockEncoding {
 #[derive(Debug, Default)]
 pub(crate) struct Scratch {
     shuffled: Vec<u8>,
-    /// One piece of a block shuffled in pieces.
+    /// One piece of a block shuffled in pieces, and the short parts it is cut from, gathered.
     piece: Vec<u8>,
+    staging: Vec<u8>,
 }
 
 impl Scratch {
@@ -152,12 +153,8 @@ pub(crate) fn encode_block(
             shuffle::shuffle(raw, elem_bytes, out);
             return Ok(encoding);
         }
-        (Some(elem_bytes), Codec::Zstd { level }) if raw.len() >= SHUFFLE_IN_PIECES_BYTES => {
-            scratch.piece.resize(SHUFFLE_PIECE_BYTES, 0);
-            zstd::compress_pieces(raw.len(), level, dict, out, |feed| {
-                shuffle::shuffle_in_pieces(raw, elem_bytes, &mut scratch.piece, feed)
-            })?;
-            return Ok(encoding);
+        (Some(_), _) if shuffles_in_pieces(codec, shuffle_elem_bytes, raw.len()) => {
+            return encode_shuffled_in_pieces(&[raw], codec, shuffle_elem_bytes, dict, scratch, out, |_| {});
         }
         (Some(elem_bytes), _) => {
             scratch.shuffled.resize(raw.len(), 0);
@@ -172,6 +169,39 @@ pub(crate) fn encode_block(
         Codec::Lz4 => lz4::compress(input, out),
     }
     Ok(encoding)
+}
+
+/// Whether [`encode_block`] shuffles a block of `len` raw bytes in pieces straight into its
+/// codec (and [`encode_shuffled_in_pieces`] may encode it from parts).
+pub(crate) fn shuffles_in_pieces(codec: Codec, shuffle_elem_bytes: Option<usize>, len: usize) -> bool {
+    matches!(codec, Codec::Zstd { .. }) && shuffle_elem_bytes.is_some() && len >= SHUFFLE_IN_PIECES_BYTES
+}
+
+/// [`encode_block`] of the concatenated `parts` (every one but the last of whole elements),
+/// for a block that [`shuffles_in_pieces`]: its raw bytes need not be in one buffer. They
+/// are read once per shuffle plane; the first time, every byte is also handed to
+/// `first_read`, in order (to scan and hash them on the way).
+pub(crate) fn encode_shuffled_in_pieces(
+    parts: &[&[u8]],
+    codec: Codec,
+    shuffle_elem_bytes: Option<usize>,
+    dict: Option<&ZstdDict>,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+    first_read: impl FnMut(&[u8]),
+) -> Result<BlockEncoding> {
+    let len = parts.iter().map(|part| part.len()).sum();
+    let (Codec::Zstd { level }, Some(elem_bytes)) = (codec, shuffle_elem_bytes) else {
+        panic!("only shuffled zstd blocks are encoded in pieces")
+    };
+    out.clear();
+    scratch.piece.resize(SHUFFLE_PIECE_BYTES, 0);
+    let buffers = (&mut scratch.piece[..], &mut scratch.staging);
+    zstd::compress_pieces(len, level, dict, out, |feed| {
+        shuffle::shuffle_in_pieces(parts, elem_bytes, buffers, first_read, feed)
+    })?;
+    let codec = if dict.is_some() { CodecId::ZstdDict } else { CodecId::Zstd };
+    Ok(BlockEncoding { codec, shuffle_elem_bytes })
 }
 
 /// Decodes a stored block into `out`, whose length is the block's raw length. `dict` is the

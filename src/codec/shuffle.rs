@@ -13,28 +13,72 @@ pub(super) fn shuffle(input: &[u8], elem_bytes: usize, out: &mut [u8]) {
     }
 }
 
-/// Hands [`shuffle`]'s output of `input` to `feed` in order, in pieces of at most
-/// `piece.len()` bytes made in `piece` one at a time, so that the shuffled block never
-/// exists whole: each piece is cut from one plane while it is still in cache.
+/// Hands [`shuffle`]'s output of the concatenated `parts` to `feed` in order, in pieces of
+/// at most `piece.len()` bytes made in `piece` one at a time, so that the shuffled block
+/// never exists whole: each piece is cut from one plane while it is still in cache. Every
+/// part but the last holds whole elements. Short parts (rows of a chunk) are first gathered
+/// in `staging`, which reads them from memory faster than picking bytes out of each. Every
+/// raw byte goes to `first_read` once, in order, as the first plane reads it.
 pub(super) fn shuffle_in_pieces<E>(
-    input: &[u8],
+    parts: &[&[u8]],
     elem_bytes: usize,
-    piece: &mut [u8],
+    (piece, staging): (&mut [u8], &mut Vec<u8>),
+    mut first_read: impl FnMut(&[u8]),
     mut feed: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
-    let k = elem_bytes.max(1);
-    let n = if k == 1 { 0 } else { input.len() / k };
-    assert!(!piece.is_empty(), "a piece holds at least one byte");
-    let step = piece.len();
-    for plane in 0..k {
-        for first in (0..n).step_by(step) {
-            let out = &mut piece[..step.min(n - first)];
-            plane_part(&input[first * k..(first + out.len()) * k], k, plane, out);
-            feed(out)?;
+    assert!(elem_bytes > 1 && !piece.is_empty(), "a shuffle of elements of 2 bytes or more, in pieces");
+    let whole = |part: &[u8]| part.len() / elem_bytes * elem_bytes;
+    let tail = parts.last().map_or(&[][..], |last| &last[whole(last)..]);
+    let body = parts.iter().enumerate().map(|(i, part)| if i + 1 == parts.len() { &part[..whole(part)] } else { part });
+    for plane in 0..elem_bytes {
+        let mut filled = 0;
+        let mut result = Ok(());
+        in_runs(body.clone(), staging, piece.len() * elem_bytes, |mut elems| {
+            if plane == 0 {
+                first_read(elems);
+            }
+            while !elems.is_empty() && result.is_ok() {
+                let n = (elems.len() / elem_bytes).min(piece.len() - filled);
+                plane_part(&elems[..n * elem_bytes], elem_bytes, plane, &mut piece[filled..filled + n]);
+                (filled, elems) = (filled + n, &elems[n * elem_bytes..]);
+                if filled == piece.len() {
+                    result = feed(piece);
+                    filled = 0;
+                }
+            }
+        });
+        result?;
+        if filled > 0 {
+            feed(&piece[..filled])?;
         }
     }
-    let tail = &input[n * k..];
+    first_read(tail);
     if tail.is_empty() { Ok(()) } else { feed(tail) }
+}
+
+/// Hands the concatenated `parts` to `visit` in runs: parts shorter than `run_bytes` gathered
+/// in `staging` up to that many bytes, longer ones as they are.
+fn in_runs<'p>(
+    parts: impl Iterator<Item = &'p [u8]>,
+    staging: &mut Vec<u8>,
+    run_bytes: usize,
+    mut visit: impl FnMut(&[u8]),
+) {
+    staging.clear();
+    for part in parts {
+        if staging.len() + part.len() > run_bytes && !staging.is_empty() {
+            visit(staging);
+            staging.clear();
+        }
+        if part.len() >= run_bytes {
+            visit(part);
+        } else {
+            staging.extend_from_slice(part);
+        }
+    }
+    if !staging.is_empty() {
+        visit(staging);
+    }
 }
 
 /// One plane of whole elements: `out[i]` is byte `plane` of element `i` of `input`.
@@ -208,14 +252,26 @@ mod tests {
             shuffle(&input, k, &mut whole);
             for piece_len in [1, 5, 64, 4096] {
                 let mut streamed = Vec::new();
-                let mut piece = vec![0; piece_len];
-                shuffle_in_pieces(&input, k, &mut piece, |part| {
-                    assert!(part.len() <= piece_len.max(k - 1), "pieces stay small");
-                    streamed.extend_from_slice(part);
-                    Ok::<_, ()>(())
-                })
+                let (mut piece, mut staging) = (vec![0; piece_len], Vec::new());
+                // Parts of whole elements, short and long, but for the last, which has the tail.
+                let cut = |n: usize| n / k * k;
+                let ends = [0, cut(17), cut(400), cut(input.len() - 100), input.len()];
+                let parts: Vec<&[u8]> = ends.windows(2).map(|w| &input[w[0]..w[1]]).collect();
+                let mut first_read = Vec::new();
+                shuffle_in_pieces(
+                    &parts,
+                    k,
+                    (&mut piece, &mut staging),
+                    |raw| first_read.extend_from_slice(raw),
+                    |part| {
+                        assert!(part.len() <= piece_len.max(k - 1), "pieces stay small");
+                        streamed.extend_from_slice(part);
+                        Ok::<_, ()>(())
+                    },
+                )
                 .unwrap();
                 assert_eq!(streamed, whole, "k={k} pieces of {piece_len}");
+                assert_eq!(first_read, input, "k={k}: every raw byte read once, in order");
             }
         }
     }

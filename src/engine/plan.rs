@@ -1,6 +1,8 @@
 //! Planning: a hyperslab of an array becomes one operation per chunk it touches, each
 //! saying which part of the chunk and which part of the selection it covers.
 
+use super::region::Place;
+
 /// The part of one chunk that a read or write touches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ChunkOp {
@@ -18,6 +20,14 @@ impl ChunkOp {
     /// Whether the op touches every element of a chunk of `chunk_shape`.
     pub(crate) fn covers_chunk(&self, chunk_shape: &[u64]) -> bool {
         self.region == chunk_shape
+    }
+
+    /// Where the op's box sits in a selection buffer of `selection_shape`, and in its chunk.
+    pub(crate) fn places<'a>(&'a self, selection_shape: &'a [u64], chunk_shape: &'a [u64]) -> (Place<'a>, Place<'a>) {
+        (
+            Place { shape: selection_shape, start: &self.in_selection },
+            Place { shape: chunk_shape, start: &self.in_chunk },
+        )
     }
 }
 

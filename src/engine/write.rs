@@ -8,10 +8,12 @@ use rayon::prelude::*;
 use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with, with_worker};
 use super::plan::{ChunkOp, max_run_len, plan, runs};
 use super::pool;
-use super::region::{Place, copy_region, for_each_run_row, is_contiguous, offset_bytes, to_usize};
-use crate::codec::{BlockEncoding, CodecId, Scratch, ZstdDict, encode_block};
+use super::region::{Place, copy_region, for_each_row, for_each_run_row, is_contiguous, offset_bytes, to_usize};
+use crate::codec::{
+    BlockEncoding, CodecId, Scratch, ZstdDict, encode_block, encode_shuffled_in_pieces, shuffles_in_pieces,
+};
 use crate::error::Result;
-use crate::fragment::{ChunkStats, Scan, checksum, scan};
+use crate::fragment::{Checksummer, ChunkStats, Scan, checksum, scan, scan_pieces};
 use crate::io::zeroed_buffer;
 use crate::meta::{ArrayMeta, Codec};
 
@@ -42,7 +44,21 @@ pub(crate) struct EncodedChunk<'a> {
 /// pool thread while the next batch encodes, hence `Send`.
 pub(crate) type Sink<'a> = dyn FnMut(EncodedChunk<'_>) -> Result<()> + Send + 'a;
 
-impl EncodedChunk<'_> {
+impl<'a> EncodedChunk<'a> {
+    /// A chunk whose raw bytes `scan` found as it did; `stored` is empty when they are all
+    /// the fill value.
+    fn new(
+        coord: &[u64],
+        stored: Cow<'a, [u8]>,
+        raw_len_bytes: u64,
+        checksum: u64,
+        encoding: BlockEncoding,
+        scan: Scan,
+    ) -> Self {
+        let Scan { stats, all_fill } = scan;
+        Self { coord: coord.to_vec(), stored, raw_len_bytes, checksum, encoding, is_fill: all_fill, stats }
+    }
+
     /// The same chunk owning its bytes (copied only if they were borrowed).
     pub(crate) fn into_owned(self) -> EncodedChunk<'static> {
         let Self { coord, stored, raw_len_bytes, checksum, encoding, is_fill, stats } = self;
@@ -142,8 +158,7 @@ pub(crate) fn write_raw<'a>(
         Ok::<_, crate::error::Error>(())
     })?;
     for (op, chunk) in ops.iter().zip(chunks) {
-        let src = Place { shape, start: &op.in_selection };
-        let dst = Place { shape: &meta.chunk_shape, start: &op.in_chunk };
+        let (src, dst) = op.places(shape, &meta.chunk_shape);
         let raw = chunk.as_mut().expect("made above");
         copy_region(input, src, raw, dst, &op.region, meta.dtype.size_bytes());
     }
@@ -199,17 +214,25 @@ fn encode_run<'a, 'i>(
     let elem_bytes = meta.dtype.size_bytes();
     let chunk_shape = &meta.chunk_shape[..];
     let chunk_len = to_usize(meta.chunk_bytes());
-    let Worker { scratch, run: workers, .. } = worker;
-    // A whole chunk that is one contiguous run of the input is encoded from it directly
-    // (and an uncompressed one stored from it without a copy).
     if let [op] = run
         && op.covers_chunk(chunk_shape)
-        && is_contiguous(shape, &op.region)
     {
-        let offset = offset_bytes(shape, &op.in_selection, elem_bytes);
-        let raw = Cow::Borrowed(&input[offset..offset + chunk_len]);
-        return Ok(vec![encode_raw(meta, &op.coord, raw, settings, scratch)?]);
+        // A whole chunk that is one contiguous run of the input is encoded from it directly
+        // (and an uncompressed one stored from it without a copy).
+        if is_contiguous(shape, &op.region) {
+            let offset = offset_bytes(shape, &op.in_selection, elem_bytes);
+            let raw = Cow::Borrowed(&input[offset..offset + chunk_len]);
+            return Ok(vec![encode_raw(meta, &op.coord, raw, settings, &mut worker.scratch)?]);
+        }
+        // A large shuffled one is encoded from the input's rows: no chunk buffer (decision k).
+        if shuffles_in_pieces(settings.codec, shuffle_elem_bytes(meta, settings), chunk_len) {
+            let (src, dst) = op.places(shape, chunk_shape);
+            let mut rows = Vec::new();
+            for_each_row(src, dst, &op.region, elem_bytes, |s, _, n| rows.push(&input[s..s + n]));
+            return Ok(vec![encode_rows(meta, &op.coord, &rows, settings, &mut worker.scratch)?]);
+        }
     }
+    let Worker { scratch, run: workers, .. } = worker;
     // Each chunk is assembled in a buffer: a whole chunk stored as it is, in the buffer that
     // becomes its block; any other in its worker's chunk buffer, starting, when partly
     // covered, from its current block (decoded and verified) or the fill value.
@@ -231,8 +254,7 @@ fn encode_run<'a, 'i>(
         buffers.push(chunk);
     }
     // The input's rows in order, each into the chunks of the run in turn.
-    let src: Vec<Place<'_>> = run.iter().map(|op| Place { shape, start: &op.in_selection }).collect();
-    let dst: Vec<Place<'_>> = run.iter().map(|op| Place { shape: chunk_shape, start: &op.in_chunk }).collect();
+    let (src, dst): (Vec<Place<'_>>, Vec<Place<'_>>) = run.iter().map(|op| op.places(shape, chunk_shape)).unzip();
     let regions: Vec<&[u64]> = run.iter().map(|op| &op.region[..]).collect();
     for_each_run_row(&src, &dst, &regions, elem_bytes, |j, s, d, n| {
         buffers[j][d..d + n].copy_from_slice(&input[s..s + n]);
@@ -249,6 +271,38 @@ fn encode_run<'a, 'i>(
             encoded
         })
         .collect()
+}
+
+/// [`encode_raw`] of a whole chunk given as its `rows` in the caller's input (in chunk
+/// order), for a block that `codec::shuffles_in_pieces`: its raw bytes never sit in one
+/// buffer. They are scanned and hashed as the codec reads them for the first plane.
+fn encode_rows<'i>(
+    meta: &ArrayMeta,
+    coord: &[u64],
+    rows: &[&[u8]],
+    settings: WriteSettings,
+    scratch: &mut Scratch,
+) -> Result<EncodedChunk<'i>> {
+    let shuffle_elem_bytes = shuffle_elem_bytes(meta, settings);
+    let (mut summer, mut stored) = (Checksummer::new(), Vec::new());
+    let mut encoded = None;
+    let scan = scan_pieces(meta.dtype, &meta.fill_bytes(), |visit| {
+        let first_read = |raw: &[u8]| {
+            summer.update(raw);
+            visit(raw);
+        };
+        let (codec, dict) = (settings.codec, settings.dict);
+        encoded =
+            Some(encode_shuffled_in_pieces(rows, codec, shuffle_elem_bytes, dict, scratch, &mut stored, first_read));
+    });
+    let mut encoding = encoded.expect("scan_pieces runs its producer")?;
+    if scan.all_fill {
+        // Encoded for nothing (the scan came with the encode); stored without bytes.
+        stored.clear();
+        encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
+    }
+    let raw_len_bytes = rows.iter().map(|row| row.len() as u64).sum();
+    Ok(EncodedChunk::new(coord, Cow::Owned(stored), raw_len_bytes, summer.finish(), encoding, scan))
 }
 
 /// Whether blocks written with `settings` store their raw bytes as they are.
@@ -272,10 +326,10 @@ pub(crate) fn encode_raw<'r>(
     scratch: &mut Scratch,
 ) -> Result<EncodedChunk<'r>> {
     let shuffle_elem_bytes = shuffle_elem_bytes(meta, settings);
-    let Scan { stats, all_fill } = scan(&raw, meta.dtype, &meta.fill_bytes());
+    let scan = scan(&raw, meta.dtype, &meta.fill_bytes());
     let (raw_len_bytes, checksum) = (raw.len() as u64, checksum(&raw));
     let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
-    let stored = if all_fill {
+    let stored = if scan.all_fill {
         Cow::Borrowed(&[][..])
     } else if stores_raw(meta, settings) {
         raw
@@ -284,5 +338,5 @@ pub(crate) fn encode_raw<'r>(
         encoding = encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, scratch, &mut stored)?;
         Cow::Owned(stored)
     };
-    Ok(EncodedChunk { coord: coord.to_vec(), stored, raw_len_bytes, checksum, encoding, is_fill: all_fill, stats })
+    Ok(EncodedChunk::new(coord, stored, raw_len_bytes, checksum, encoding, scan))
 }

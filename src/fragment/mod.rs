@@ -12,5 +12,5 @@ mod writer;
 pub(crate) use crate::io::{Checksummer, checksum};
 pub(crate) use entry::BlockEntry;
 pub(crate) use reader::FragmentReader;
-pub(crate) use stats::{ChunkStats, Scan, merge, scan};
+pub(crate) use stats::{ChunkStats, Scan, merge, scan, scan_pieces};
 pub(crate) use writer::{EncodedBlock, FragmentWriter, PendingReader};

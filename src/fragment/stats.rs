@@ -30,17 +30,23 @@ pub(crate) struct Scan {
 
 /// Scans the raw bytes of one chunk of `dtype` whose fill value has the bytes `fill`.
 pub(crate) fn scan(raw: &[u8], dtype: DType, fill: &[u8]) -> Scan {
+    scan_pieces(dtype, fill, |visit| visit(raw))
+}
+
+/// [`scan`] of a chunk whose raw bytes `produce` hands, piece after piece (each of whole
+/// elements), to the function it is given: for chunks that are never in one buffer.
+pub(crate) fn scan_pieces(dtype: DType, fill: &[u8], produce: impl FnOnce(&mut dyn FnMut(&[u8]))) -> Scan {
     match dtype {
-        DType::Int8 => scan_as::<i8>(raw, fill),
-        DType::Int16 => scan_as::<i16>(raw, fill),
-        DType::Int32 => scan_as::<i32>(raw, fill),
-        DType::Int64 | DType::Timestamp => scan_as::<i64>(raw, fill),
-        DType::UInt8 | DType::Bool => scan_as::<u8>(raw, fill),
-        DType::UInt16 => scan_as::<u16>(raw, fill),
-        DType::UInt32 => scan_as::<u32>(raw, fill),
-        DType::UInt64 => scan_as::<u64>(raw, fill),
-        DType::Float32 => scan_as::<f32>(raw, fill),
-        DType::Float64 => scan_as::<f64>(raw, fill),
+        DType::Int8 => scan_as::<i8>(produce, fill),
+        DType::Int16 => scan_as::<i16>(produce, fill),
+        DType::Int32 => scan_as::<i32>(produce, fill),
+        DType::Int64 | DType::Timestamp => scan_as::<i64>(produce, fill),
+        DType::UInt8 | DType::Bool => scan_as::<u8>(produce, fill),
+        DType::UInt16 => scan_as::<u16>(produce, fill),
+        DType::UInt32 => scan_as::<u32>(produce, fill),
+        DType::UInt64 => scan_as::<u64>(produce, fill),
+        DType::Float32 => scan_as::<f32>(produce, fill),
+        DType::Float64 => scan_as::<f64>(produce, fill),
         DType::String => unreachable!("string chunks are scanned by the engine's string path"),
     }
 }
@@ -122,6 +128,7 @@ const BLOCK: usize = 1 << 12;
 const LANES: usize = 16;
 
 /// What a scan adds up.
+#[derive(Clone, Copy)]
 struct Totals<T: Stat> {
     /// Elements that are not bit-for-bit the fill value.
     not_fill: u64,
@@ -132,10 +139,23 @@ struct Totals<T: Stat> {
     sum: T::Sum,
 }
 
+impl<T: Stat> Totals<T> {
+    /// The totals of two runs of values together.
+    fn and(self, other: Self) -> Self {
+        Self {
+            not_fill: self.not_fill + other.not_fill,
+            valid: self.valid + other.valid,
+            min: if other.min < self.min { other.min } else { self.min },
+            max: if other.max > self.max { other.max } else { self.max },
+            sum: self.sum + other.sum,
+        }
+    }
+}
+
 /// A numeric element type the scan understands.
 trait Stat: bytemuck::Pod + PartialOrd {
     /// What valid values are summed in: exact for integers, f64 for floats.
-    type Sum: Copy + Default;
+    type Sum: Copy + Default + std::ops::Add<Output = Self::Sum>;
     /// Scans `values`: null means bit-for-bit `fill` or NaN. Branch-free, so it compiles to
     /// vector code; `#[inline(always)]` so that [`simd::dispatch`] compiles it for AVX2.
     fn scan(values: &[Self], fill: Self) -> Totals<Self>;
@@ -255,18 +275,26 @@ impl<T: Stat> Kernel for ScanKernel<'_, T> {
     }
 }
 
-fn scan_as<T: Stat>(raw: &[u8], fill: &[u8]) -> Scan {
+fn scan_as<T: Stat>(produce: impl FnOnce(&mut dyn FnMut(&[u8])), fill: &[u8]) -> Scan {
     let fill: T = bytemuck::pod_read_unaligned(fill);
-    debug_assert_eq!(raw.len() % size_of::<T>(), 0, "a chunk holds whole elements");
-    let copy: Vec<T>;
-    let values: &[T] = if let Ok(values) = bytemuck::try_cast_slice(raw) {
-        values
-    } else {
-        // Bytes not aligned for T (never from Atlas's own buffers): scan a copy.
-        copy = raw.chunks_exact(size_of::<T>()).map(bytemuck::pod_read_unaligned).collect();
-        &copy
-    };
-    let totals = simd::dispatch(ScanKernel { values, fill });
+    let mut all: Option<Totals<T>> = None;
+    produce(&mut |raw| {
+        debug_assert_eq!(raw.len() % size_of::<T>(), 0, "a piece holds whole elements");
+        let copy: Vec<T>;
+        let values: &[T] = if let Ok(values) = bytemuck::try_cast_slice(raw) {
+            values
+        } else {
+            // Bytes not aligned for T (never from Atlas's own buffers): scan a copy.
+            copy = raw.chunks_exact(size_of::<T>()).map(bytemuck::pod_read_unaligned).collect();
+            &copy
+        };
+        let totals = simd::dispatch(ScanKernel { values, fill });
+        all = Some(match all.take() {
+            Some(before) => before.and(totals),
+            None => totals,
+        });
+    });
+    let totals = all.unwrap_or_else(|| T::scan(&[], fill));
     let bits = |v: T| if totals.valid == 0 { 0 } else { v.to_bits64() };
     let stats = ChunkStats {
         valid_count: totals.valid,
@@ -332,9 +360,23 @@ mod tests {
             proptest::prop_assert_eq!(got(scan(&raw, DType::Float32, &fill_bytes)), plain(valid, not_fill));
             let shifted = [&[0u8][..], &raw].concat(); // the same bytes, not aligned for f32
             proptest::prop_assert_eq!(scan(&shifted[1..], DType::Float32, &fill_bytes), scan(&raw, DType::Float32, &fill_bytes));
+            // The same bytes in pieces (the first may be empty).
+            let cut = values.len() / 3 * 4;
+            let in_pieces = scan_pieces(DType::Float32, &fill_bytes, |visit| {
+                visit(&raw[..cut]);
+                visit(&raw[cut..]);
+            });
+            proptest::prop_assert_eq!(in_pieces, scan(&raw, DType::Float32, &fill_bytes));
             let raw: Vec<u8> = values.iter().flat_map(|&v| i16::try_from(v).unwrap().to_le_bytes()).collect();
             let valid: Vec<i64> = values.iter().filter(|&&v| v != fill).map(|&v| i64::from(v)).collect();
-            let scan = scan(&raw, DType::Int16, &i16::try_from(fill).unwrap().to_le_bytes());
+            let fill_bytes = i16::try_from(fill).unwrap().to_le_bytes();
+            let cut = values.len() / 2 * 2;
+            let in_pieces = scan_pieces(DType::Int16, &fill_bytes, |visit| {
+                visit(&raw[..cut]);
+                visit(&raw[cut..]);
+            });
+            let scan = scan(&raw, DType::Int16, &fill_bytes);
+            proptest::prop_assert_eq!(in_pieces, scan);
             proptest::prop_assert_eq!(scan.stats.valid_count, valid.len() as u64);
             proptest::prop_assert_eq!(scan.stats.sum_bits, (valid.iter().sum::<i64>() as f64).to_bits());
             let bits = |v: Option<&i64>| v.map_or(0, |v| v.cast_unsigned());

@@ -1,10 +1,10 @@
 //! The data model beyond plain numbers: bool and timestamp dtypes, persisted statistics,
 //! resize and append.
 
-use atlas::{ArraySpec, Atlas, DType, Error, Scalar};
+use atlas::{ArraySpec, Atlas, Codec, DType, Error, Scalar, Shuffle, StoreConfig};
 use ndarray::{Array1, Array2, arr1, s};
 
-use crate::util::{self, assert_err, test_dir};
+use crate::util::{self, assert_err, iota, test_dir, u64s};
 
 fn reopen_ds(path: &std::path::Path) -> atlas::Dataset {
     Atlas::open(path).unwrap().open_dataset("d").unwrap()
@@ -245,4 +245,44 @@ fn a_trained_zstd_dictionary_shrinks_small_chunks_and_reads_back_after_reopen() 
         assert_eq!(reopened.verify(&mut |_, _| {}).unwrap().bad_blocks.len(), 0);
     }
     assert!(sizes[1] * 10 < sizes[0] * 9, "dictionary {} bytes vs plain {} bytes", sizes[1], sizes[0]);
+}
+
+#[test]
+fn large_shuffled_chunks_encoded_from_the_callers_rows_read_back_with_their_stats() {
+    // Chunks of 4 MiB, zstd with shuffle: a chunk whose rows are not one contiguous run of
+    // the input is encoded from those rows, never gathered into one buffer. Two bytes and
+    // eight bytes per element; one chunk of each array is all fill (stored without bytes).
+    let dir = test_dir!();
+    let config = StoreConfig { codec: Codec::Zstd { level: 1 }, shuffle: Shuffle::On, ..StoreConfig::default() };
+    let store = Atlas::create(dir.store(), config).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    let model = |shape: &[usize], fill_from: usize| {
+        iota(shape, |i| if i % shape[2] >= fill_from { 0 } else { (i * 7 % 60_000 + 1) as u64 })
+    };
+    let shape = [2, 512, 4096];
+    let narrow = model(&shape, 2048);
+    ds.define_array("u16", ArraySpec::new(DType::UInt16, u64s(&shape)).chunk_shape([2, 512, 2048])).unwrap();
+    ds.write_array("u16", &[0, 0, 0], narrow.mapv(|v| v as u16).view()).unwrap();
+    let shape = [1, 512, 2048];
+    let wide = model(&shape, 1024);
+    ds.define_array("f64", ArraySpec::new(DType::Float64, u64s(&shape)).chunk_shape([1, 512, 1024])).unwrap();
+    ds.write_array("f64", &[0, 0, 0], wide.mapv(|v| v as f64 * 0.5).view()).unwrap();
+    store.flush().unwrap();
+
+    let ds = reopen_ds(&dir.store());
+    let back = ds.read_array::<u16>("u16", &[0, 0, 0], &[2, 512, 4096]).unwrap();
+    assert!(back == narrow.mapv(|v| v as u16), "u16 read back");
+    let back = ds.read_array::<f64>("f64", &[0, 0, 0], &[1, 512, 2048]).unwrap();
+    assert!(back == wide.mapv(|v| v as f64 * 0.5), "f64 read back");
+    for (name, model, scale) in [("u16", &narrow, 1.0), ("f64", &wide, 0.5)] {
+        let blocks = ds.block_stats(name).unwrap();
+        let values: Vec<u64> = model.iter().copied().filter(|&v| v != 0).collect();
+        let sum = values.iter().sum::<u64>() as f64 * scale;
+        assert_eq!(blocks.len(), 2, "{name}");
+        assert_eq!((blocks[0].count, blocks[0].sum), (values.len() as u64, sum), "{name}");
+        let (min, max) = (values.iter().min().copied().unwrap(), values.iter().max().copied().unwrap());
+        let scalar = |v: u64| if name == "u16" { Scalar::from(v) } else { Scalar::Float(v as f64 * scale) };
+        assert_eq!((blocks[0].min, blocks[0].max), (Some(scalar(min)), Some(scalar(max))), "{name}");
+        assert_eq!((blocks[1].coord.clone(), blocks[1].count), (vec![0, 0, 1], 0), "{name}: all fill");
+    }
 }
