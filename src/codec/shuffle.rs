@@ -2,6 +2,7 @@
 //! planes, so the slowly varying high bytes of smooth data sit together and compress well.
 
 use super::simd::{Kernel, dispatch};
+use crate::io::in_runs;
 
 /// Shuffles `input` (whole elements of `elem_bytes`) into `out` of the same length.
 pub(super) fn shuffle(input: &[u8], elem_bytes: usize, out: &mut [u8]) {
@@ -32,53 +33,27 @@ pub(super) fn shuffle_in_pieces<E>(
     let body = parts.iter().enumerate().map(|(i, part)| if i + 1 == parts.len() { &part[..whole(part)] } else { part });
     for plane in 0..elem_bytes {
         let mut filled = 0;
-        let mut result = Ok(());
         in_runs(body.clone(), staging, piece.len() * elem_bytes, |mut elems| {
             if plane == 0 {
                 first_read(elems);
             }
-            while !elems.is_empty() && result.is_ok() {
+            while !elems.is_empty() {
                 let n = (elems.len() / elem_bytes).min(piece.len() - filled);
                 plane_part(&elems[..n * elem_bytes], elem_bytes, plane, &mut piece[filled..filled + n]);
                 (filled, elems) = (filled + n, &elems[n * elem_bytes..]);
                 if filled == piece.len() {
-                    result = feed(piece);
+                    feed(piece)?;
                     filled = 0;
                 }
             }
-        });
-        result?;
+            Ok(())
+        })?;
         if filled > 0 {
             feed(&piece[..filled])?;
         }
     }
     first_read(tail);
     if tail.is_empty() { Ok(()) } else { feed(tail) }
-}
-
-/// Hands the concatenated `parts` to `visit` in runs: parts shorter than `run_bytes` gathered
-/// in `staging` up to that many bytes, longer ones as they are.
-fn in_runs<'p>(
-    parts: impl Iterator<Item = &'p [u8]>,
-    staging: &mut Vec<u8>,
-    run_bytes: usize,
-    mut visit: impl FnMut(&[u8]),
-) {
-    staging.clear();
-    for part in parts {
-        if staging.len() + part.len() > run_bytes && !staging.is_empty() {
-            visit(staging);
-            staging.clear();
-        }
-        if part.len() >= run_bytes {
-            visit(part);
-        } else {
-            staging.extend_from_slice(part);
-        }
-    }
-    if !staging.is_empty() {
-        visit(staging);
-    }
 }
 
 /// One plane of whole elements: `out[i]` is byte `plane` of element `i` of `input`.

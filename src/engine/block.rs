@@ -73,6 +73,8 @@ pub(crate) struct Worker {
     decoded: Vec<u8>,
     /// One piece of a block's raw bytes, unshuffled.
     piece: Vec<u8>,
+    /// Short rows of a chunk written from a caller's input, gathered to be scanned and hashed.
+    pub rows: Vec<u8>,
     /// One worker per chunk of a run read or written together (`engine::read`,
     /// `engine::write`).
     pub run: Vec<Worker>,
@@ -105,7 +107,7 @@ impl Worker {
     /// Frees every buffer whose capacity is over `bytes`.
     fn free_above(&mut self, bytes: usize) {
         self.scratch.free_above(bytes);
-        for buffer in [&mut self.chunk, &mut self.stored, &mut self.decoded, &mut self.piece] {
+        for buffer in [&mut self.chunk, &mut self.stored, &mut self.decoded, &mut self.piece, &mut self.rows] {
             if buffer.capacity() > bytes {
                 *buffer = Vec::new();
             }

@@ -4,7 +4,7 @@
 
 use super::block::{ArrayCtx, BlockRef, Worker, corrupt_chunk, decode_chunk};
 use super::region::to_usize;
-use super::write::{EncodedChunk, Sink, WriteSettings, encode_batched};
+use super::write::{EncodedChunk, Sink, Stored, WriteSettings, encode_batched};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::Result;
 use crate::meta::MAX_CHUNK_BYTES;
@@ -55,7 +55,7 @@ fn recode(
     }
     Ok(EncodedChunk {
         coord: entry.coord.to_vec(),
-        stored: stored.into(),
+        stored: Stored::from(stored),
         raw_len_bytes: entry.raw_len_bytes,
         checksum: entry.checksum,
         encoding,
@@ -115,7 +115,7 @@ mod tests {
                     .append_block(&EncodedBlock {
                         array_id: 4,
                         coord: &[c as u64],
-                        stored: &stored,
+                        stored: &[&stored],
                         raw_len_bytes: raw.len() as u64,
                         checksum: checksum(&raw),
                         encoding,
@@ -142,7 +142,8 @@ mod tests {
             assert_eq!((chunk.checksum, chunk.stats, chunk.is_fill), (checksum(&raw), stats, false));
             assert_eq!(chunk.encoding, BlockEncoding { codec: CodecId::Lz4, shuffle_elem_bytes: None });
             let mut back = vec![0; raw.len()];
-            decode_block(&chunk.stored, chunk.encoding, None, &mut Scratch::default(), &mut back).unwrap();
+            let stored = chunk.stored.with_parts(|parts| parts.concat());
+            decode_block(&stored, chunk.encoding, None, &mut Scratch::default(), &mut back).unwrap();
             assert_eq!(back, raw);
         }
     }

@@ -10,7 +10,7 @@ use super::plan::{ChunkOp, plan};
 use super::pool;
 use super::region::{Place, for_each_row, to_usize};
 use super::trim::keep_extent;
-use super::write::{EncodedChunk, Sink, WriteSettings, encode_batched};
+use super::write::{EncodedChunk, Sink, Stored, WriteSettings, encode_batched};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::{Error, Result};
 use crate::fragment::{ChunkStats, checksum};
@@ -182,7 +182,7 @@ fn encode_strings(
     }
     Ok(EncodedChunk {
         coord: coord.to_vec(),
-        stored: stored.into(),
+        stored: Stored::from(stored),
         raw_len_bytes: raw.len() as u64,
         checksum: checksum(&raw),
         encoding,

@@ -2,6 +2,7 @@
 //! that bound memory, handing encoded blocks to the caller in order.
 
 use std::borrow::Cow;
+use std::convert::Infallible;
 
 use rayon::prelude::*;
 
@@ -14,7 +15,7 @@ use crate::codec::{
 };
 use crate::error::Result;
 use crate::fragment::{Checksummer, ChunkStats, Scan, checksum, scan, scan_pieces};
-use crate::io::zeroed_buffer;
+use crate::io::in_runs;
 use crate::meta::{ArrayMeta, Codec};
 
 /// How new blocks of an array are encoded.
@@ -31,13 +32,45 @@ pub(crate) struct WriteSettings<'a> {
 #[derive(Debug)]
 pub(crate) struct EncodedChunk<'a> {
     pub coord: Vec<u64>,
-    pub stored: Cow<'a, [u8]>,
+    pub stored: Stored<'a>,
     pub raw_len_bytes: u64,
     pub checksum: u64,
     pub encoding: BlockEncoding,
     /// Every element is the fill value; `stored` is empty.
     pub is_fill: bool,
     pub stats: ChunkStats,
+}
+
+/// A block's stored bytes: one buffer, or the rows of a caller's input that a whole chunk
+/// stored as it is consists of (written to the fragment without being gathered first).
+#[derive(Debug)]
+pub(crate) enum Stored<'a> {
+    Bytes(Cow<'a, [u8]>),
+    Rows(Vec<&'a [u8]>),
+}
+
+impl Stored<'_> {
+    /// Runs `f` with the stored bytes as parts to be written one after the other.
+    pub(crate) fn with_parts<R>(&self, f: impl FnOnce(&[&[u8]]) -> R) -> R {
+        match self {
+            Self::Bytes(bytes) => f(&[bytes]),
+            Self::Rows(rows) => f(rows),
+        }
+    }
+
+    /// The same bytes, owned (copied only if they were borrowed).
+    fn into_owned(self) -> Stored<'static> {
+        match self {
+            Self::Bytes(bytes) => Stored::from(bytes.into_owned()),
+            Self::Rows(rows) => Stored::from(rows.concat()),
+        }
+    }
+}
+
+impl From<Vec<u8>> for Stored<'_> {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self::Bytes(Cow::Owned(bytes))
+    }
 }
 
 /// Where encoded chunks go, in plan order: appended to the pending fragment. It runs on a
@@ -49,7 +82,7 @@ impl<'a> EncodedChunk<'a> {
     /// the fill value.
     fn new(
         coord: &[u64],
-        stored: Cow<'a, [u8]>,
+        stored: Stored<'a>,
         raw_len_bytes: u64,
         checksum: u64,
         encoding: BlockEncoding,
@@ -62,15 +95,7 @@ impl<'a> EncodedChunk<'a> {
     /// The same chunk owning its bytes (copied only if they were borrowed).
     pub(crate) fn into_owned(self) -> EncodedChunk<'static> {
         let Self { coord, stored, raw_len_bytes, checksum, encoding, is_fill, stats } = self;
-        EncodedChunk {
-            coord,
-            stored: Cow::Owned(stored.into_owned()),
-            raw_len_bytes,
-            checksum,
-            encoding,
-            is_fill,
-            stats,
-        }
+        EncodedChunk { coord, stored: stored.into_owned(), raw_len_bytes, checksum, encoding, is_fill, stats }
     }
 }
 
@@ -214,36 +239,34 @@ fn encode_run<'a, 'i>(
     let elem_bytes = meta.dtype.size_bytes();
     let chunk_shape = &meta.chunk_shape[..];
     let chunk_len = to_usize(meta.chunk_bytes());
-    if let [op] = run
-        && op.covers_chunk(chunk_shape)
-    {
-        // A whole chunk that is one contiguous run of the input is encoded from it directly
-        // (and an uncompressed one stored from it without a copy).
-        if is_contiguous(shape, &op.region) {
-            let offset = offset_bytes(shape, &op.in_selection, elem_bytes);
-            let raw = Cow::Borrowed(&input[offset..offset + chunk_len]);
-            return Ok(vec![encode_raw(meta, &op.coord, raw, settings, &mut worker.scratch)?]);
-        }
-        // A large shuffled one is encoded from the input's rows: no chunk buffer (decision k).
-        if shuffles_in_pieces(settings.codec, shuffle_elem_bytes(meta, settings), chunk_len) {
-            let (src, dst) = op.places(shape, chunk_shape);
-            let mut rows = Vec::new();
-            for_each_row(src, dst, &op.region, elem_bytes, |s, _, n| rows.push(&input[s..s + n]));
-            return Ok(vec![encode_rows(meta, &op.coord, &rows, settings, &mut worker.scratch)?]);
-        }
+    // Whole chunks that need no chunk buffer skip it: one that is a contiguous run of the
+    // input is encoded from it directly, one stored as it is or shuffled in pieces from the
+    // input's rows (decision k).
+    let from_rows =
+        stores_raw(meta, settings) || shuffles_in_pieces(settings.codec, shuffle_elem_bytes(meta, settings), chunk_len);
+    if run.iter().all(|op| op.covers_chunk(chunk_shape) && (from_rows || is_contiguous(shape, &op.region))) {
+        return run
+            .iter()
+            .map(|op| {
+                if is_contiguous(shape, &op.region) {
+                    let offset = offset_bytes(shape, &op.in_selection, elem_bytes);
+                    let raw = Cow::Borrowed(&input[offset..offset + chunk_len]);
+                    return encode_raw(meta, &op.coord, raw, settings, &mut worker.scratch);
+                }
+                let (src, dst) = op.places(shape, chunk_shape);
+                let mut rows = Vec::new();
+                for_each_row(src, dst, &op.region, elem_bytes, |s, _, n| rows.push(&input[s..s + n]));
+                encode_rows(meta, &op.coord, rows, settings, worker)
+            })
+            .collect();
     }
-    let Worker { scratch, run: workers, .. } = worker;
-    // Each chunk is assembled in a buffer: a whole chunk stored as it is, in the buffer that
-    // becomes its block; any other in its worker's chunk buffer, starting, when partly
+    // Any other chunk is assembled in its worker's chunk buffer, starting, when partly
     // covered, from its current block (decoded and verified) or the fill value.
-    let stored_as_is = |op: &ChunkOp| op.covers_chunk(chunk_shape) && stores_raw(meta, settings);
+    let Worker { scratch, run: workers, .. } = worker;
     workers.resize_with(run.len(), Worker::default);
     let mut buffers = Vec::with_capacity(run.len());
     for (op, chunk_worker) in run.iter().zip(workers.iter_mut()) {
-        // A whole chunk stored as it is goes into a new buffer handed on as its block (on
-        // huge pages when large: a new 32 MiB buffer otherwise takes 8192 faults to fill).
-        let mut chunk =
-            if stored_as_is(op) { zeroed_buffer(chunk_len) } else { std::mem::take(&mut chunk_worker.chunk) };
+        let mut chunk = std::mem::take(&mut chunk_worker.chunk);
         chunk.resize(chunk_len, 0);
         if !op.covers_chunk(chunk_shape) {
             match lookup(&op.coord) {
@@ -262,9 +285,6 @@ fn encode_run<'a, 'i>(
     let chunks = run.iter().zip(buffers).zip(workers.iter_mut());
     chunks
         .map(|((op, chunk), chunk_worker)| {
-            if stored_as_is(op) {
-                return encode_raw(meta, &op.coord, Cow::Owned(chunk), settings, scratch);
-            }
             let encoded =
                 encode_raw(meta, &op.coord, Cow::Borrowed(&chunk), settings, scratch).map(EncodedChunk::into_owned);
             chunk_worker.chunk = chunk;
@@ -273,36 +293,62 @@ fn encode_run<'a, 'i>(
         .collect()
 }
 
+/// Short rows of a chunk are scanned and hashed in runs of up to this many bytes.
+const ROWS_RUN_BYTES: usize = 256 << 10;
+
 /// [`encode_raw`] of a whole chunk given as its `rows` in the caller's input (in chunk
-/// order), for a block that `codec::shuffles_in_pieces`: its raw bytes never sit in one
-/// buffer. They are scanned and hashed as the codec reads them for the first plane.
+/// order), for a block stored as it is or one that `codec::shuffles_in_pieces`: its raw
+/// bytes never sit in one buffer. The block stored as it is is those rows, written to the
+/// fragment from the input; the shuffled one is scanned and hashed as the codec reads its
+/// first plane.
 fn encode_rows<'i>(
     meta: &ArrayMeta,
     coord: &[u64],
-    rows: &[&[u8]],
+    rows: Vec<&'i [u8]>,
     settings: WriteSettings,
-    scratch: &mut Scratch,
+    worker: &mut Worker,
 ) -> Result<EncodedChunk<'i>> {
     let shuffle_elem_bytes = shuffle_elem_bytes(meta, settings);
-    let (mut summer, mut stored) = (Checksummer::new(), Vec::new());
-    let mut encoded = None;
-    let scan = scan_pieces(meta.dtype, &meta.fill_bytes(), |visit| {
-        let first_read = |raw: &[u8]| {
-            summer.update(raw);
-            visit(raw);
-        };
-        let (codec, dict) = (settings.codec, settings.dict);
-        encoded =
-            Some(encode_shuffled_in_pieces(rows, codec, shuffle_elem_bytes, dict, scratch, &mut stored, first_read));
-    });
-    let mut encoding = encoded.expect("scan_pieces runs its producer")?;
+    let raw_len_bytes = rows.iter().map(|row| row.len() as u64).sum();
+    let mut summer = Checksummer::new();
+    let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
+    let (scan, mut stored) = if stores_raw(meta, settings) {
+        let scan = scan_pieces(meta.dtype, &meta.fill_bytes(), |visit| {
+            let Ok(()) = in_runs(rows.iter().copied(), &mut worker.rows, ROWS_RUN_BYTES, |run| {
+                summer.update(run);
+                visit(run);
+                Ok::<_, Infallible>(())
+            });
+        });
+        (scan, Stored::Rows(rows))
+    } else {
+        let (mut bytes, mut encoded) = (Vec::new(), None);
+        let scan = scan_pieces(meta.dtype, &meta.fill_bytes(), |visit| {
+            let first_read = |raw: &[u8]| {
+                summer.update(raw);
+                visit(raw);
+            };
+            let (codec, dict, scratch) = (settings.codec, settings.dict, &mut worker.scratch);
+            encoded = Some(encode_shuffled_in_pieces(
+                &rows,
+                codec,
+                shuffle_elem_bytes,
+                dict,
+                scratch,
+                &mut bytes,
+                first_read,
+            ));
+        });
+        encoding = encoded.expect("scan_pieces runs its producer")?;
+        (scan, Stored::from(bytes))
+    };
     if scan.all_fill {
-        // Encoded for nothing (the scan came with the encode); stored without bytes.
-        stored.clear();
+        // Stored without bytes (a shuffled chunk was encoded for nothing: its scan came
+        // with the encode).
+        stored = Stored::from(Vec::new());
         encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
     }
-    let raw_len_bytes = rows.iter().map(|row| row.len() as u64).sum();
-    Ok(EncodedChunk::new(coord, Cow::Owned(stored), raw_len_bytes, summer.finish(), encoding, scan))
+    Ok(EncodedChunk::new(coord, stored, raw_len_bytes, summer.finish(), encoding, scan))
 }
 
 /// Whether blocks written with `settings` store their raw bytes as they are.
@@ -330,13 +376,13 @@ pub(crate) fn encode_raw<'r>(
     let (raw_len_bytes, checksum) = (raw.len() as u64, checksum(&raw));
     let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
     let stored = if scan.all_fill {
-        Cow::Borrowed(&[][..])
+        Stored::Bytes(Cow::Borrowed(&[][..]))
     } else if stores_raw(meta, settings) {
-        raw
+        Stored::Bytes(raw)
     } else {
         let mut stored = Vec::new();
         encoding = encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, scratch, &mut stored)?;
-        Cow::Owned(stored)
+        Stored::from(stored)
     };
     Ok(EncodedChunk::new(coord, stored, raw_len_bytes, checksum, encoding, scan))
 }

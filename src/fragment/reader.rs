@@ -128,7 +128,7 @@ mod tests {
                 .append_block(&EncodedBlock {
                     array_id: i,
                     coord: &[i, 0],
-                    stored: &stored,
+                    stored: &[&stored],
                     raw_len_bytes: stored.len() as u64,
                     checksum: checksum(&stored),
                     encoding: BlockEncoding { codec: CodecId::None, shuffle_elem_bytes: None },

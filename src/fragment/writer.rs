@@ -33,7 +33,9 @@ pub(crate) struct FragmentWriter {
 pub(crate) struct EncodedBlock<'a> {
     pub array_id: u64,
     pub coord: &'a [u64],
-    pub stored: &'a [u8],
+    /// The stored bytes, in parts written one after the other (rows of a chunk stored as it
+    /// is, written without being gathered first; or one part).
+    pub stored: &'a [&'a [u8]],
     pub raw_len_bytes: u64,
     pub checksum: u64,
     pub encoding: BlockEncoding,
@@ -60,13 +62,13 @@ impl FragmentWriter {
         if padding > 0 {
             self.file.append(&[0u8; BLOCK_ALIGN as usize][..usize::try_from(padding).expect("< 8")])?;
         }
-        let offset_bytes = self.file.append(block.stored)?;
+        let offset_bytes = self.file.append_parts(block.stored)?;
         self.blocks_end_bytes = self.file.len_bytes();
         Ok(BlockEntry {
             array_id: block.array_id,
             coord: block.coord.into(),
             offset_bytes,
-            stored_len_bytes: block.stored.len() as u64,
+            stored_len_bytes: block.stored.iter().map(|part| part.len() as u64).sum(),
             raw_len_bytes: block.raw_len_bytes,
             checksum: block.checksum,
             encoding: block.encoding,

@@ -11,6 +11,7 @@ pub(crate) mod fault;
 mod lock;
 mod memory;
 mod mmap;
+mod runs;
 mod writeback;
 
 use std::fs::{self, File, OpenOptions};
@@ -24,6 +25,7 @@ pub(crate) use checksum::{Checksummer, checksum};
 pub(crate) use lock::WriterLock;
 pub(crate) use memory::zeroed_buffer;
 pub(crate) use mmap::MappedFile;
+pub(crate) use runs::in_runs;
 
 /// Wraps an OS error with the path and operation it came from.
 pub(crate) fn io_err<'p>(path: &'p Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Error + 'p {
@@ -116,7 +118,12 @@ pub(crate) struct AppendFile {
     len_bytes: u64,
     /// Bytes before this were handed to [`writeback::start`].
     written_back_bytes: u64,
+    /// Short parts of an [`AppendFile::append_parts`], gathered.
+    staging: Vec<u8>,
 }
+
+/// Short parts of one append are written in runs of at most this many bytes.
+const APPEND_RUN_BYTES: usize = 1 << 20;
 
 /// Appended bytes are handed to [`writeback::start`] in runs of at least this many.
 const WRITEBACK_BYTES: u64 = 4 << 20;
@@ -127,7 +134,7 @@ impl AppendFile {
         fault::check(&path, "create")?;
         let file =
             OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io_err(&path, "create"))?;
-        Ok(Self { file, path, len_bytes: 0, written_back_bytes: 0 })
+        Ok(Self { file, path, len_bytes: 0, written_back_bytes: 0, staging: Vec::new() })
     }
 
     /// Appends `bytes`, returning the offset they start at.
@@ -144,6 +151,16 @@ impl AppendFile {
             }
         }
         Ok(offset)
+    }
+
+    /// Appends the concatenated `parts` (the rows of a block, say), returning the offset they
+    /// start at.
+    pub(crate) fn append_parts(&mut self, parts: &[&[u8]]) -> Result<u64> {
+        let offset = self.len_bytes;
+        let mut staging = std::mem::take(&mut self.staging);
+        let appended = in_runs(parts.iter().copied(), &mut staging, APPEND_RUN_BYTES, |run| self.append(run).map(drop));
+        self.staging = staging;
+        appended.map(|()| offset)
     }
 
     /// Cuts the file back to `len_bytes` (dropping a tail written earlier).

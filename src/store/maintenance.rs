@@ -197,7 +197,7 @@ fn copy_live_blocks(inner: &Inner, state: &mut State, arrays: &[(String, String,
             entries.push(writer.append_block(&EncodedBlock {
                 array_id: *id,
                 coord: &entry.coord,
-                stored: reader.block_bytes(entry),
+                stored: &[reader.block_bytes(entry)],
                 raw_len_bytes: entry.raw_len_bytes,
                 checksum: entry.checksum,
                 encoding: entry.encoding,

@@ -176,15 +176,17 @@ impl PendingFragment {
 
 /// Appends an encoded chunk of `array_id`; the caller records the returned entry.
 pub(crate) fn append_chunk(writer: &mut FragmentWriter, array_id: u64, chunk: &EncodedChunk) -> Result<BlockEntry> {
-    writer.append_block(&EncodedBlock {
-        array_id,
-        coord: &chunk.coord,
-        stored: &chunk.stored,
-        raw_len_bytes: chunk.raw_len_bytes,
-        checksum: chunk.checksum,
-        encoding: chunk.encoding,
-        is_fill: chunk.is_fill,
-        stats: chunk.stats,
+    chunk.stored.with_parts(|stored| {
+        writer.append_block(&EncodedBlock {
+            array_id,
+            coord: &chunk.coord,
+            stored,
+            raw_len_bytes: chunk.raw_len_bytes,
+            checksum: chunk.checksum,
+            encoding: chunk.encoding,
+            is_fill: chunk.is_fill,
+            stats: chunk.stats,
+        })
     })
 }
 
