@@ -14,6 +14,7 @@ use crate::engine::{
     write_region,
 };
 use crate::error::{Error, Result};
+use crate::fragment::BlockEntry;
 use crate::gpu;
 use crate::io::zeroed_buffer;
 use crate::meta::{ArrayMeta, ArrayStats, BlockStats, Codec, DType, MAX_DICTIONARY_BYTES, Shuffle, checked_product};
@@ -167,18 +168,20 @@ impl ArrayHandle {
         if let Some(rows) = part_shape.first_mut() {
             *rows -= staged_rows;
         }
+        let mut written = Vec::new();
         if !encoded.is_empty() {
-            self.append_blocks(&mut guard, &meta, |lookup, settings, sink| {
+            written = self.append_unrecorded(&mut guard, &meta, |lookup, settings, sink| {
                 write_region(ctx, lookup, &part_start, &part_shape, encoded, settings, sink)
             })?;
         }
+        // The rows staged come after those encoded (a later chunk row), so staging needs none
+        // of their blocks; those are recorded once staging succeeded too, so a failed write
+        // changes nothing.
         if !staged.is_empty() {
             (part_start[0], part_shape[0]) = (start[0] + shape[0] - staged_rows, staged_rows);
             guard.stage(&self.inner.data_dir(), ctx, &part_start, &part_shape, staged)?;
-            if guard.staged_bytes() > MAX_STAGED_BYTES {
-                guard.seal_staged()?;
-            }
         }
+        guard.record(written);
         Ok(())
     }
 
@@ -207,13 +210,14 @@ impl ArrayHandle {
             coords.sort_unstable();
             let dict = dictionary(&meta);
             let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref() };
-            self.append_blocks(&mut guard, &meta, |lookup, settings, sink| {
+            let trimmed = self.append_unrecorded(&mut guard, &meta, |lookup, settings, sink| {
                 if meta.dtype == DType::String {
                     trim_string_chunks(ctx, lookup, &coords, new_shape, settings, sink)
                 } else {
                     trim_chunks(ctx, lookup, &coords, new_shape, settings, sink)
                 }
             })?;
+            guard.record(trimmed);
         }
         meta.shape = new_shape.to_vec();
         let session = guard.session.as_mut().expect("begin_change starts a session");
@@ -227,11 +231,31 @@ impl ArrayHandle {
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] if the other extents differ or the array is 0-d; as
-    /// [`ArrayHandle::resize`] and [`ArrayHandle::write`].
+    /// [`ArrayHandle::resize`] and [`ArrayHandle::write`]. An append that fails leaves the
+    /// array as it was, so it can be retried.
     #[allow(clippy::needless_pass_by_value)] // as `write`
     pub fn append<T: Element, D: Dimension>(&self, data: ArrayView<'_, T, D>) -> Result<()> {
         let start = self.grow_for_append(data.shape(), T::DTYPE, T::matches)?;
-        self.write_rows(&start, &data, true)
+        let rows = data.shape()[0] as u64;
+        self.write_rows(&start, &data, true).inspect_err(|_| self.undo_grow(start[0], rows))?;
+        // The rows are in; sealing only bounds the memory staged chunks hold.
+        let mut guard = self.inner.write();
+        if guard.staged_bytes() > MAX_STAGED_BYTES {
+            guard.seal_staged()?;
+        }
+        Ok(())
+    }
+
+    /// Takes back the growth of an append whose rows failed to be written (`rows` rows from
+    /// row `from`), so that the array is as it was and the append can be retried. Left as it
+    /// is if the array changed shape since (another append on a shared handle).
+    pub(super) fn undo_grow(&self, from: u64, rows: u64) {
+        let mut guard = self.inner.write();
+        if let Ok(meta) = guard.array_mut(&self.dataset, &self.name)
+            && meta.shape.first() == Some(&(from + rows))
+        {
+            meta.shape[0] = from;
+        }
     }
 
     /// Grows axis 0 to make room for data of `data_shape` and returns where it goes. The
@@ -260,8 +284,10 @@ impl ArrayHandle {
     }
 
     /// Appends blocks produced by `produce` (given the chunk lookup, the encode settings and
-    /// a sink) to the session's fragment, recording them only once all succeeded.
-    pub(super) fn append_blocks(
+    /// a sink) to the session's fragment and returns their entries, for the caller to record
+    /// (`State::record`) once all of its change succeeded: a failed change leaves only
+    /// unreachable bytes.
+    pub(super) fn append_unrecorded(
         &self,
         state: &mut State,
         meta: &ArrayMeta,
@@ -270,15 +296,12 @@ impl ArrayHandle {
             WriteSettings,
             &mut Sink<'_>,
         ) -> Result<()>,
-    ) -> Result<()> {
+    ) -> Result<Vec<BlockEntry>> {
         let dict = dictionary(meta);
         let settings = write_settings(&state.meta, meta, dict.as_ref());
         // Each chunk is produced once per call, so lookups never need this call's own
         // blocks; they are recorded after the last one is appended.
-        let written =
-            state.append_unrecorded(&self.inner.data_dir(), meta.id, |lookup, sink| produce(lookup, settings, sink))?;
-        state.record(written);
-        Ok(())
+        state.append_unrecorded(&self.inner.data_dir(), meta.id, |lookup, sink| produce(lookup, settings, sink))
     }
 
     /// A zstd dictionary trained on `input` cut into chunk-sized samples (shuffled as blocks

@@ -58,9 +58,11 @@ impl ArrayHandle {
         let meta = self.checked_meta(&guard, start, &shape, DType::String, is_string)?.clone();
         let dict = dictionary(&meta);
         let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref() };
-        self.append_blocks(&mut guard, &meta, |lookup, settings, sink| {
+        let written = self.append_unrecorded(&mut guard, &meta, |lookup, settings, sink| {
             write_strings(ctx, lookup, start, &shape, input, settings, sink)
-        })
+        })?;
+        guard.record(written);
+        Ok(())
     }
 
     /// Appends strings along axis 0; see [`ArrayHandle::append`].
@@ -69,6 +71,7 @@ impl ArrayHandle {
     /// As [`ArrayHandle::append`] and [`ArrayHandle::write_strings`].
     pub fn append_strings<S: AsRef<str> + Sync + Clone, D: Dimension>(&self, data: ArrayView<'_, S, D>) -> Result<()> {
         let start = self.grow_for_append(data.shape(), DType::String, is_string)?;
-        self.write_strings(&start, data)
+        let rows = data.shape()[0] as u64;
+        self.write_strings(&start, data).inspect_err(|_| self.undo_grow(start[0], rows))
     }
 }

@@ -696,3 +696,39 @@ fn zstd_levels_outside_the_supported_range_are_invalid_arguments() {
     assert_err!(array.set_codec(Some(bad)), Error::InvalidArgument { .. });
     store.set_codec(Codec::Zstd { level: 19 }).unwrap();
 }
+
+#[test]
+fn an_append_that_fails_leaves_the_array_as_it_was_and_can_be_retried() {
+    // The last chunk row is half full and its block is corrupt: an append that completes it
+    // reads that block and fails. It takes back its growth and records none of its blocks
+    // (the rows past that chunk row, staged, included), so the array is as it was.
+    let dir = test_dir!();
+    let path = dir.store();
+    let (store, ds) = uncompressed_store(&path);
+    let array = ds.define_array("a", ArraySpec::new(DType::Float32, [2, 8]).chunk_shape([4, 8])).unwrap();
+    let first = ndarray::Array2::from_shape_fn((2, 8), |(r, c)| (r * 8 + c) as f32 + 0.5);
+    array.write(&[0, 0], first.view()).unwrap();
+    store.flush().unwrap();
+    drop((array, ds, store));
+    let fragment = util::fragments(&path)[0].clone();
+    let good = std::fs::read(&fragment).unwrap();
+    let row: Vec<u8> = first.row(1).iter().flat_map(|v| v.to_le_bytes()).collect();
+    let at = good.windows(row.len()).position(|w| w == row).expect("the block holds row 1");
+    let mut bad = good.clone();
+    bad[at] ^= 0x01;
+    std::fs::write(&fragment, &bad).unwrap();
+
+    let store = Atlas::open(&path).unwrap();
+    let array = store.open_dataset("d").unwrap().array("a").unwrap();
+    let more = ndarray::Array2::from_elem((5, 8), 7.0f32);
+    assert_err!(array.append(more.view()), Error::ChecksumMismatch { .. });
+    assert_eq!(array.meta().unwrap().shape, [2, 8], "the failed append's growth is taken back");
+    assert_eq!(array.stats().unwrap().count, 16, "none of its values were recorded");
+    // Repaired, the same append goes through, and only once.
+    std::fs::write(&fragment, &good).unwrap();
+    array.append(more.view()).unwrap();
+    store.flush().unwrap();
+    let back = Atlas::open(&path).unwrap().open_dataset("d").unwrap().read_array::<f32>("a", &[0, 0], &[7, 8]).unwrap();
+    let expected = ndarray::concatenate(ndarray::Axis(0), &[first.view(), more.view()]).unwrap();
+    assert_eq!(back, expected.into_dyn());
+}
