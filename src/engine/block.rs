@@ -293,6 +293,15 @@ impl<'a> Pieces<'a> {
         Ok(Self { raw, raw_len, piece_len, start: 0, end: 0, piece, summer })
     }
 
+    /// All the raw bytes, if they are at hand whole and need no more hashing: rows can be
+    /// copied straight from them, in any order.
+    pub(crate) fn whole(&self) -> Option<&'a [u8]> {
+        match self.raw {
+            Raw::Plain(all) if self.piece_len == self.raw_len => Some(all),
+            _ => None,
+        }
+    }
+
     /// The raw bytes from `offset` to the end of the piece that holds it. Offsets asked
     /// for never go back to an earlier piece.
     pub(crate) fn at(&mut self, offset: usize) -> &[u8] {

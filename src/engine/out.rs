@@ -5,6 +5,13 @@
 
 use std::marker::PhantomData;
 
+use crate::io::Streamer;
+
+/// An output of this many bytes or more is copied into with streaming stores (see
+/// `io::Streamer`): it does not stay in the cache for its reader anyway. Smaller ones, which
+/// do, were measured faster with ordinary stores (BENCHMARKS.md, seventh round).
+const STREAM_BYTES: usize = 8 << 20;
+
 /// A mutable byte buffer shared by the workers of one read.
 pub(crate) struct SharedOut<'a> {
     ptr: *mut u8,
@@ -22,6 +29,11 @@ impl<'a> SharedOut<'a> {
     /// Wraps `buffer` for the duration of the borrow.
     pub(crate) fn new(buffer: &'a mut [u8]) -> Self {
         Self { ptr: buffer.as_mut_ptr(), len: buffer.len(), _buffer: PhantomData }
+    }
+
+    /// A copier for rows of this output, streaming if the output is large.
+    pub(crate) fn streamer(&self) -> Streamer {
+        Streamer::new(self.len >= STREAM_BYTES)
     }
 
     /// The bytes `offset .. offset + len` as a mutable slice.

@@ -190,22 +190,26 @@ fn read_run(
     }
     // Each output row from each chunk of the run in turn, so the output is written row
     // after row; each chunk's rows come in its own order, as its pieces do (a row may span
-    // pieces).
+    // pieces). A chunk whose raw bytes are at hand whole is copied from them directly.
     let src: Vec<Place<'_>> = run.iter().map(|op| Place { shape: chunk_shape, start: &op.in_chunk }).collect();
     let dst: Vec<Place<'_>> = run.iter().map(|op| Place { shape: slot_shape, start: &op.in_selection }).collect();
     let regions: Vec<&[u64]> = run.iter().map(|op| &op.region[..]).collect();
-    for_each_run_row(&src, &dst, &regions, elem_bytes, |j, mut s, mut d, mut n| {
-        let Some((pieces, _)) = &mut sources[j] else {
-            // SAFETY: each row of op's box in the output belongs to op alone.
-            fill_with(unsafe { out.slice_mut(op.base + d, n) }, op.fill);
-            return;
-        };
-        while n > 0 {
-            let bytes = pieces.at(s);
-            let len = n.min(bytes.len());
-            // SAFETY: as above.
-            unsafe { out.slice_mut(op.base + d, len) }.copy_from_slice(&bytes[..len]);
-            (s, d, n) = (s + len, d + len, n - len);
+    let wholes: Vec<Option<&[u8]>> =
+        sources.iter().map(|s| s.as_ref().and_then(|(pieces, _)| pieces.whole())).collect();
+    let streamer = out.streamer();
+    for_each_run_row(&src, &dst, &regions, elem_bytes, |j, s, d, n| {
+        // SAFETY: each row of op's box in the output belongs to op alone.
+        let target = unsafe { out.slice_mut(op.base + d, n) };
+        if let Some(raw) = wholes[j] {
+            return streamer.copy(target, &raw[s..s + n]);
+        }
+        let Some((pieces, _)) = &mut sources[j] else { return fill_with(target, op.fill) };
+        let mut done = 0;
+        while done < n {
+            let bytes = pieces.at(s + done);
+            let len = (n - done).min(bytes.len());
+            streamer.copy(&mut target[done..done + len], &bytes[..len]);
+            done += len;
         }
     });
     sources.into_iter().flatten().try_for_each(|(pieces, block)| pieces.finish(read.ctx, block))

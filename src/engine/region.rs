@@ -118,13 +118,21 @@ pub(crate) fn for_each_run_row(
     mut row: impl FnMut(usize, usize, usize, usize),
 ) {
     let last = |at: &[u64]| at.last().map_or(0, |&i| to_usize(i) * elem_bytes);
+    // How far box j's row starts from box 0's in each buffer (it may be before it: box 0
+    // can start inside its chunk, the others start at their chunk's first element; modular
+    // arithmetic gives the right offset either way), and its length: worked out once.
+    let others: Vec<(usize, usize, usize)> = (1..regions.len())
+        .map(|j| {
+            let s = last(src[j].start).wrapping_sub(last(src[0].start));
+            let d = last(dst[j].start).wrapping_sub(last(dst[0].start));
+            (s, d, last(regions[j]))
+        })
+        .collect();
     for_each_row(src[0], dst[0], regions[0], elem_bytes, |s, d, n| {
         row(0, s, d, n);
-        for j in 1..regions.len() {
-            debug_assert_eq!(n, last(regions[0]), "a run's rows are rows of the last axis");
-            let s = s - last(src[0].start) + last(src[j].start);
-            let d = d - last(dst[0].start) + last(dst[j].start);
-            row(j, s, d, last(regions[j]));
+        debug_assert!(others.is_empty() || n == last(regions[0]), "a run's rows are rows of the last axis");
+        for (j, &(ds, dd, n)) in others.iter().enumerate() {
+            row(j + 1, s.wrapping_add(ds), d.wrapping_add(dd), n);
         }
     });
 }

@@ -1,5 +1,5 @@
 //! Room `io`: every syscall Atlas makes. Files, directories, the writer lock, mmap and
-//! memory advice; and
+//! memory advice; streaming copies into memory that bypass the cache (`stream.rs`); and
 //! the xxh3 checksums that guard the bytes of files (`checksum.rs`).
 //!
 //! Nothing else in the crate touches `std::fs`. Each function turns an OS error into
@@ -12,6 +12,7 @@ mod lock;
 mod memory;
 mod mmap;
 mod runs;
+mod stream;
 mod writeback;
 
 use std::fs::{self, File, OpenOptions};
@@ -26,6 +27,7 @@ pub(crate) use lock::WriterLock;
 pub(crate) use memory::zeroed_buffer;
 pub(crate) use mmap::MappedFile;
 pub(crate) use runs::in_runs;
+pub(crate) use stream::Streamer;
 
 /// Wraps an OS error with the path and operation it came from.
 pub(crate) fn io_err<'p>(path: &'p Path, op: &'static str) -> impl FnOnce(std::io::Error) -> Error + 'p {

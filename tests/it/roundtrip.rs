@@ -936,3 +936,37 @@ fn staged_chunks_past_64_mib_are_sealed_before_the_flush() {
         );
     }
 }
+
+#[test]
+fn reads_of_8_mib_or_more_copied_out_row_by_row_land_whole_at_any_alignment() {
+    // Outputs this large are copied into with streaming stores (`io::Streamer`). 520-byte
+    // chunk rows lie apart in the output, so each chunk is copied out row by row, into a
+    // buffer that starts off any 16-byte boundary; one chunk is never written (fill).
+    let dir = test_dir!();
+    let (rows, cols) = (2048u64, 4160u64);
+    let data = iota(&[rows as usize, cols as usize], |i| (i % 251) as u8);
+    for (i, (codec, shuffle)) in
+        [(Codec::None, Shuffle::Off), (Codec::Zstd { level: 1 }, Shuffle::On), (Codec::Lz4, Shuffle::Off)]
+            .into_iter()
+            .enumerate()
+    {
+        let store = Atlas::create(dir.join(&format!("s{i}")), StoreConfig { codec, shuffle, ..StoreConfig::default() })
+            .unwrap();
+        let ds = store.create_dataset("d").unwrap();
+        let spec = ArraySpec::new(DType::UInt16, [rows, cols / 2]).chunk_shape([256, 260]).fill_value(7);
+        ds.define_array("a", spec).unwrap();
+        let words = data.mapv(u16::from).slice_move(ndarray::s![.., ..cols as usize / 2]).into_dyn();
+        let mut expected = words.clone();
+        ds.write_array("a", &[256, 0], words.slice(ndarray::s![256.., ..]).into_dyn().view()).unwrap();
+        ds.write_array("a", &[0, 260], words.slice(ndarray::s![..256, 260..]).into_dyn().view()).unwrap();
+        expected.slice_mut(ndarray::s![..256, ..260]).fill(7);
+        store.flush().unwrap();
+        let array = ds.array("a").unwrap();
+        let mut buf = vec![0u16; (rows * cols / 2) as usize + 8];
+        for offset in [0, 1, 3] {
+            let out = &mut buf[offset..offset + (rows * cols / 2) as usize];
+            array.read_into(&[0, 0], &[rows, cols / 2], out, ReadOptions::default()).unwrap();
+            assert!(out.iter().eq(expected.iter()), "{codec:?} at offset {offset}");
+        }
+    }
+}
