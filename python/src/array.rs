@@ -172,7 +172,8 @@ impl Array {
 
     /// Every live block (the newest per chunk) as its index entry describes it: coord,
     /// codec, shuffled, is_fill, stored_bytes, raw_bytes, checksum, path, offset_bytes,
-    /// pending. Reads no data.
+    /// pending, staged (the unfinished last chunk of an append, not a block yet). Reads no
+    /// data.
     fn blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let blocks = py.detach(|| self.store.array_blocks(&self.dataset, self.inner.name())).py_err()?;
         let list = PyList::empty(py);
@@ -188,19 +189,26 @@ impl Array {
             dict.set_item("path", &block.path)?;
             dict.set_item("offset_bytes", block.offset_bytes)?;
             dict.set_item("pending", block.pending)?;
+            dict.set_item("staged", block.staged)?;
             list.append(dict)?;
         }
         Ok(list)
     }
 
     /// A summary of `blocks`: blocks and fill entries, stored and raw bytes of the
-    /// written blocks, blocks per codec, blocks not yet flushed.
+    /// written blocks, blocks per codec, blocks not yet flushed, and chunks an unfinished
+    /// append holds in memory (staged: not blocks yet, so counted apart).
     fn storage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let blocks = py.detach(|| self.store.array_blocks(&self.dataset, self.inner.name())).py_err()?;
         let mut codecs = std::collections::BTreeMap::<&str, u64>::new();
         let (mut written, mut fills, mut pending, mut stored, mut raw) = (0u64, 0u64, 0u64, 0u64, 0u64);
+        let mut staged = 0u64;
         for block in &blocks {
             pending += u64::from(block.pending);
+            if block.staged {
+                staged += 1;
+                continue;
+            }
             if block.is_fill {
                 fills += 1;
                 continue;
@@ -214,6 +222,7 @@ impl Array {
         dict.set_item("blocks", written)?;
         dict.set_item("fill_blocks", fills)?;
         dict.set_item("pending_blocks", pending)?;
+        dict.set_item("staged_chunks", staged)?;
         dict.set_item("stored_bytes", stored)?;
         dict.set_item("raw_bytes", raw)?;
         dict.set_item("codecs", codecs.into_py_dict(py)?)?;

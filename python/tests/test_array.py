@@ -190,6 +190,17 @@ def test_append_and_resize(ds):
     assert s[:].tolist() == ["a", "b", "c"]
 
 
+def test_storage_counts_a_chunk_an_unfinished_append_holds_as_staged(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s")
+    arr = store.create_dataset("d").define_array("a", "float32", ["t", "x"], [0, 4], chunk_shape=[8, 4])
+    arr.append(np.ones((3, 4), dtype=np.float32))
+    assert [b["staged"] for b in arr.blocks()] == [True]
+    assert (arr.storage["blocks"], arr.storage["staged_chunks"]) == (0, 1)
+    store.flush()
+    assert [b["staged"] for b in arr.blocks()] == [False]
+    assert (arr.storage["blocks"], arr.storage["staged_chunks"], arr.storage["codecs"]) == (1, 0, {"zstd": 1})
+
+
 def test_codec_change_mid_life_reads_every_block_back(tmp_path):
     store = atlas.Atlas.create(tmp_path / "s")
     arr = store.create_dataset("d").define_array("a", "float32", ["t", "x"], [8, 100], chunk_shape=[2, 100])

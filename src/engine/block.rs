@@ -38,7 +38,12 @@ impl<'a> BlockRef<'a> {
     /// Whether the block has a checksum to verify: a staged chunk's raw bytes never left
     /// memory and are hashed only when they are sealed into a block.
     pub(crate) fn has_checksum(&self) -> bool {
-        !matches!(self, Self::Staged { .. })
+        !self.is_staged()
+    }
+
+    /// Whether this is a staged chunk (raw bytes in memory, not a block yet).
+    pub(crate) fn is_staged(&self) -> bool {
+        matches!(self, Self::Staged { .. })
     }
 
     /// Whether the block is committed and stored as it is (no codec, no shuffle): its raw

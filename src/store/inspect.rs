@@ -59,6 +59,11 @@ pub struct BlockInfo {
     pub offset_bytes: u64,
     /// The block is not committed yet (written by this handle since its last flush).
     pub pending: bool,
+    /// The chunk is the unfinished last chunk of an append, held in memory as raw bytes
+    /// (`pending` too): it has no codec, checksum or place in a file until it is sealed into
+    /// a block (by the append that completes it, a flush or a close), so `codec` reads
+    /// `None`, `stored_bytes` its raw bytes, and `checksum` and `offset_bytes` 0.
+    pub staged: bool,
 }
 
 /// A block that failed [`Atlas::verify`].
@@ -117,6 +122,7 @@ impl Atlas {
                     path: block.path().to_path_buf(),
                     offset_bytes: entry.offset_bytes,
                     pending: block.is_pending(),
+                    staged: block.is_staged(),
                 }
             })
             .collect();

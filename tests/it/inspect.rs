@@ -64,3 +64,20 @@ fn verify_passes_a_sound_store_and_lists_every_bad_block_with_its_file_and_offse
         report.bad_blocks.iter().all(|b| matches!(b.error, Error::ChecksumMismatch { .. }) && b.path == blocks[1].path)
     );
 }
+
+#[test]
+fn a_chunk_staged_by_an_unfinished_append_is_listed_as_staged_until_sealed() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let a = ds.define_array("a", ArraySpec::new(DType::Float32, [0, 4]).chunk_shape([8, 4])).unwrap();
+    a.append(ndarray::Array2::from_elem((3, 4), 1.5f32).view()).unwrap();
+
+    let blocks = store.array_blocks("d", "a").unwrap();
+    assert_eq!(blocks.len(), 1);
+    assert!(blocks[0].staged && blocks[0].pending, "held in memory, not a block yet");
+    store.flush().unwrap();
+    let blocks = store.array_blocks("d", "a").unwrap();
+    assert!(!blocks[0].staged && !blocks[0].pending);
+    assert_eq!((blocks[0].codec, blocks[0].raw_bytes), (BlockCodec::Zstd, 8 * 4 * 4));
+}
