@@ -72,7 +72,7 @@ pub use meta::{
     Scalar, Shuffle,
 };
 pub use store::{
-    ArrayHandle, ArraySpec, Atlas, Attrs, BadBlock, Batch, BlockCodec, BlockInfo, CompactReport, DEFAULT_CHUNK_BYTES,
-    Dataset, Element, OpenOptions, ReadOptions, StoreConfig, VerifyReport, compress_batch, decompress_batch,
-    default_chunk_shape,
+    ArrayHandle, ArraySpec, Atlas, Attrs, BadBlock, Batch, BlockCodec, BlockInfo, BlockState, CompactReport,
+    DEFAULT_CHUNK_BYTES, Dataset, Element, OpenOptions, ReadOptions, StoreConfig, VerifyReport, compress_batch,
+    decompress_batch, default_chunk_shape,
 };

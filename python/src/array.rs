@@ -4,7 +4,7 @@
 //! only when it is not C-contiguous). The GIL is released for the whole of the I/O and codec
 //! work, so other Python threads run meanwhile.
 
-use atlas::{ArrayHandle, ArrayMeta, Atlas, DType, Element, ReadOptions};
+use atlas::{ArrayHandle, ArrayMeta, Atlas, BlockState, DType, Element, ReadOptions};
 use ndarray::{ArrayView, IxDyn};
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -188,8 +188,8 @@ impl Array {
             dict.set_item("checksum", block.checksum)?;
             dict.set_item("path", &block.path)?;
             dict.set_item("offset_bytes", block.offset_bytes)?;
-            dict.set_item("pending", block.pending)?;
-            dict.set_item("staged", block.staged)?;
+            dict.set_item("pending", block.state.is_uncommitted())?;
+            dict.set_item("staged", block.state == BlockState::Staged)?;
             list.append(dict)?;
         }
         Ok(list)
@@ -204,8 +204,8 @@ impl Array {
         let (mut written, mut fills, mut pending, mut stored, mut raw) = (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut staged = 0u64;
         for block in &blocks {
-            pending += u64::from(block.pending);
-            if block.staged {
+            pending += u64::from(block.state.is_uncommitted());
+            if block.state == BlockState::Staged {
                 staged += 1;
                 continue;
             }

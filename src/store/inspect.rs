@@ -57,13 +57,31 @@ pub struct BlockInfo {
     pub path: PathBuf,
     /// Offset of the block in that file.
     pub offset_bytes: u64,
-    /// The block is not committed yet (written by this handle since its last flush).
-    pub pending: bool,
-    /// The chunk is the unfinished last chunk of an append, held in memory as raw bytes
-    /// (`pending` too): it has no codec, checksum or place in a file until it is sealed into
-    /// a block (by the append that completes it, a flush or a close), so `codec` reads
-    /// `None`, `stored_bytes` its raw bytes, and `checksum` and `offset_bytes` 0.
-    pub staged: bool,
+    /// Whether the block is committed, written since the last flush, or not a block yet.
+    pub state: BlockState,
+}
+
+/// Where a live block stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BlockState {
+    /// In a committed fragment.
+    Committed,
+    /// Written by this handle since its last flush, in the fragment it is writing.
+    Pending,
+    /// The unfinished last chunk of an append, held in memory as raw bytes: it has no
+    /// codec, checksum or place in a file until it is sealed into a block (by the append
+    /// that completes it, a flush or a close), so its `codec` reads `None`, `stored_bytes`
+    /// its raw bytes, and `checksum` and `offset_bytes` 0.
+    Staged,
+}
+
+impl BlockState {
+    /// Whether the block is not committed yet (pending or staged).
+    #[must_use]
+    pub fn is_uncommitted(self) -> bool {
+        self != Self::Committed
+    }
 }
 
 /// A block that failed [`Atlas::verify`].
@@ -121,8 +139,13 @@ impl Atlas {
                     checksum: entry.checksum,
                     path: block.path().to_path_buf(),
                     offset_bytes: entry.offset_bytes,
-                    pending: block.is_pending(),
-                    staged: block.is_staged(),
+                    state: if block.is_staged() {
+                        BlockState::Staged
+                    } else if block.is_pending() {
+                        BlockState::Pending
+                    } else {
+                        BlockState::Committed
+                    },
                 }
             })
             .collect();

@@ -1,7 +1,7 @@
 //! Looking inside a store: `array_blocks` describes every live block, `verify` checks every
 //! block and lists each bad one.
 
-use atlas::{ArraySpec, Atlas, BlockCodec, Codec, DType, Error, Shuffle};
+use atlas::{ArraySpec, Atlas, BlockCodec, BlockState, Codec, DType, Error, Shuffle};
 use ndarray::{Array1, arr1};
 
 use crate::util::{self, test_dir};
@@ -20,8 +20,8 @@ fn array_blocks_report_codec_shuffle_sizes_location_and_pending_state() {
 
     let blocks = store.array_blocks("d", "a").unwrap();
     assert_eq!(blocks.iter().map(|b| b.coord[0]).collect::<Vec<_>>(), [0, 1, 2]);
-    assert_eq!((blocks[0].codec, blocks[0].shuffled, blocks[0].pending), (BlockCodec::Zstd, true, false));
-    assert_eq!((blocks[2].codec, blocks[2].shuffled, blocks[2].pending), (BlockCodec::Lz4, false, true));
+    assert_eq!((blocks[0].codec, blocks[0].shuffled, blocks[0].state), (BlockCodec::Zstd, true, BlockState::Committed));
+    assert_eq!((blocks[2].codec, blocks[2].shuffled, blocks[2].state), (BlockCodec::Lz4, false, BlockState::Pending));
     assert!(blocks[2].is_fill && blocks[2].stored_bytes == 0);
     assert!(blocks.iter().all(|b| b.raw_bytes == 16));
     let on_disk = std::fs::read(&blocks[0].path).unwrap();
@@ -75,9 +75,10 @@ fn a_chunk_staged_by_an_unfinished_append_is_listed_as_staged_until_sealed() {
 
     let blocks = store.array_blocks("d", "a").unwrap();
     assert_eq!(blocks.len(), 1);
-    assert!(blocks[0].staged && blocks[0].pending, "held in memory, not a block yet");
+    assert_eq!(blocks[0].state, BlockState::Staged, "held in memory, not a block yet");
+    assert!(blocks[0].state.is_uncommitted());
     store.flush().unwrap();
     let blocks = store.array_blocks("d", "a").unwrap();
-    assert!(!blocks[0].staged && !blocks[0].pending);
+    assert_eq!(blocks[0].state, BlockState::Committed);
     assert_eq!((blocks[0].codec, blocks[0].raw_bytes), (BlockCodec::Zstd, 8 * 4 * 4));
 }
