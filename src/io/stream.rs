@@ -28,6 +28,7 @@ impl Streamer {
     ///
     /// # Panics
     /// If the lengths differ.
+    #[inline]
     pub(crate) fn copy(&self, dst: &mut [u8], src: &[u8]) {
         if self.streaming {
             stream_copy(dst, src);
@@ -57,6 +58,7 @@ const LANE: usize = 16;
 /// 14-18 GB/s, one lane per turn at 8-15; a `memcpy` call for the empty head or tail of
 /// every row, even of no bytes, brought it down to 8.
 #[cfg(target_arch = "x86_64")]
+#[inline]
 fn stream_copy(dst: &mut [u8], src: &[u8]) {
     assert_eq!(dst.len(), src.len(), "a copy between slices of one length");
     let head = dst.as_ptr().align_offset(LANE).min(dst.len());
