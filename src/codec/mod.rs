@@ -98,6 +98,9 @@ pub(crate) struct Scratch {
     /// One piece of a block shuffled in pieces, and the short parts it is cut from, gathered.
     piece: Vec<u8>,
     staging: Vec<u8>,
+    /// The decoder of a [`ShuffledStream`], and the piece of its last plane.
+    stream: zstd::StreamContext,
+    last: Vec<u8>,
 }
 
 impl Scratch {
@@ -202,6 +205,77 @@ pub(crate) fn encode_shuffled_in_pieces(
     })?;
     let codec = if dict.is_some() { CodecId::ZstdDict } else { CodecId::Zstd };
     Ok(BlockEncoding { codec, shuffle_elem_bytes })
+}
+
+/// A large shuffled zstd block read piece by piece in order without its whole shuffled
+/// bytes in memory (decision m in docs/ARCHITECTURE.md): every plane but the last is
+/// decoded up front, the last one streamed from the frame a piece at a time as the pieces
+/// are asked for. Its buffers take `(K - 1) / K` of the block instead of all of it.
+pub(crate) struct ShuffledStream<'a> {
+    frame: zstd::FrameStream<'a>,
+    /// Planes `0 .. K - 1`, `n` bytes each.
+    lead: &'a [u8],
+    last: &'a mut Vec<u8>,
+    n: usize,
+    elem_bytes: usize,
+    /// Raw bytes handed out so far.
+    done: usize,
+}
+
+impl<'a> ShuffledStream<'a> {
+    /// Whether a block of `encoding` and `raw_len` raw bytes is read this way: the blocks
+    /// that [`shuffles_in_pieces`] writes, without a dictionary, of whole elements.
+    pub(crate) fn applies(encoding: BlockEncoding, raw_len: usize) -> bool {
+        encoding.codec == CodecId::Zstd
+            && encoding.shuffle_elem_bytes.is_some_and(|k| k > 1 && raw_len.is_multiple_of(k))
+            && raw_len >= SHUFFLE_IN_PIECES_BYTES
+    }
+
+    /// Decodes the leading planes of `stored` (a block that [`Self::applies`] to) into
+    /// `lead`.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the frame does not declare `raw_len` bytes or does not decode.
+    pub(crate) fn open(
+        stored: &'a [u8],
+        elem_bytes: usize,
+        raw_len: usize,
+        lead: &'a mut Vec<u8>,
+        scratch: &'a mut Scratch,
+    ) -> Result<Self> {
+        if zstd_content_size(stored) != Some(raw_len) {
+            return Err(Error::Codec { codec: "zstd", detail: format!("the frame does not declare {raw_len} bytes") });
+        }
+        let n = raw_len / elem_bytes;
+        let mut frame = zstd::FrameStream::open(&mut scratch.stream, stored)?;
+        lead.resize(n * (elem_bytes - 1), 0);
+        frame.read(lead)?;
+        Ok(Self { frame, lead, last: &mut scratch.last, n, elem_bytes, done: 0 })
+    }
+
+    /// Writes the next `out.len()` raw bytes (whole elements) into `out`.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when the frame does not decode.
+    pub(crate) fn read(&mut self, out: &mut [u8]) -> Result<()> {
+        let (first, m) = (self.done / self.elem_bytes, out.len() / self.elem_bytes);
+        assert!(m * self.elem_bytes == out.len() && first + m <= self.n, "whole elements of the block, in order");
+        self.last.resize(m, 0);
+        self.frame.read(self.last)?;
+        let mut planes: Vec<&[u8]> = (0..self.elem_bytes - 1).map(|j| &self.lead[j * self.n + first..][..m]).collect();
+        planes.push(self.last);
+        shuffle::unshuffle_planes(&planes, out);
+        self.done += out.len();
+        Ok(())
+    }
+
+    /// Checks that the frame ends where the block does.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] when it holds more, or bytes follow it.
+    pub(crate) fn finish(self) -> Result<()> {
+        self.frame.finish()
+    }
 }
 
 /// Decodes a stored block into `out`, whose length is the block's raw length. `dict` is the
@@ -335,6 +409,48 @@ mod tests {
             let mut back = vec![0; len];
             decode_block(&stored, encoding, None, &mut scratch, &mut back).unwrap();
             assert!(back == raw, "k={elem_bytes} round trip");
+        }
+    }
+
+    #[test]
+    fn large_shuffled_blocks_stream_back_piece_by_piece_and_bad_frames_are_codec_errors() {
+        let len = SHUFFLE_IN_PIECES_BYTES;
+        let raw: Vec<u8> = (0..len as u32).map(|i| (i / 4096 + i % 7) as u8).collect();
+        let mut scratch = Scratch::default();
+        for elem_bytes in [2, 4, 8] {
+            let (mut stored, mut lead) = (Vec::new(), Vec::new());
+            let encoding =
+                encode_block(&raw, Codec::Zstd { level: 1 }, Some(elem_bytes), None, &mut scratch, &mut stored)
+                    .unwrap();
+            assert!(ShuffledStream::applies(encoding, len));
+            let mut stream = ShuffledStream::open(&stored, elem_bytes, len, &mut lead, &mut scratch).unwrap();
+            let mut back = Vec::new();
+            for piece in [8, 4096, 40_000, 1 << 20].iter().cycle() {
+                let piece = (*piece).min(len - back.len());
+                let mut out = vec![0; piece];
+                stream.read(&mut out).unwrap();
+                back.extend_from_slice(&out);
+                if back.len() == len {
+                    break;
+                }
+            }
+            stream.finish().unwrap();
+            assert!(back == raw, "k={elem_bytes}");
+            assert!(lead.len() == len / elem_bytes * (elem_bytes - 1), "all planes but the last held");
+
+            // A frame declaring another size, cut short, or followed by bytes.
+            let read_all = |stored: &[u8], raw_len: usize| -> Result<()> {
+                let (mut lead, mut scratch) = (Vec::new(), Scratch::default());
+                let mut stream = ShuffledStream::open(stored, elem_bytes, raw_len, &mut lead, &mut scratch)?;
+                stream.read(&mut vec![0; raw_len])?;
+                stream.finish()
+            };
+            read_all(&stored, len).unwrap();
+            assert!(matches!(read_all(&stored, len - elem_bytes), Err(Error::Codec { .. })));
+            assert!(matches!(read_all(&stored[..stored.len() - 9], len), Err(Error::Codec { .. })));
+            let mut longer = stored.clone();
+            longer.extend_from_slice(&[0; 5]);
+            assert!(matches!(read_all(&longer, len), Err(Error::Codec { .. })));
         }
     }
 

@@ -86,19 +86,31 @@ pub(crate) fn unshuffle_part(planes: &[u8], elem_bytes: usize, start: usize, out
     let (head, tail) = out.split_at_mut(body);
     let first = start / elem_bytes.max(1);
     assert!(body == 0 || start.is_multiple_of(elem_bytes), "a piece starts on an element");
-    match elem_bytes {
-        2 => dispatch(UnshuffleK::<2> { planes, n, first, out: head }),
-        4 => dispatch(UnshuffleK::<4> { planes, n, first, out: head }),
-        8 => dispatch(UnshuffleK::<8> { planes, n, first, out: head }),
+    let m = body / elem_bytes.max(1);
+    let sources: Vec<&[u8]> = (0..elem_bytes).map(|j| &planes[j * n + first..][..m]).collect();
+    if m > 0 {
+        unshuffle_planes(&sources, head);
+    }
+    tail.copy_from_slice(&planes[start + body..end]);
+}
+
+/// Interleaves `planes` (one per byte of an element, each one byte per element of `out`)
+/// into the elements of `out`: byte `j` of element `i` is `planes[j][i]`.
+pub(crate) fn unshuffle_planes(planes: &[&[u8]], out: &mut [u8]) {
+    let k = planes.len();
+    assert!(k > 1 && planes.iter().all(|p| p.len() * k == out.len()), "one plane byte per element byte");
+    match k {
+        2 => dispatch(UnshuffleK::<2> { planes: std::array::from_fn(|j| planes[j]), out }),
+        4 => dispatch(UnshuffleK::<4> { planes: std::array::from_fn(|j| planes[j]), out }),
+        8 => dispatch(UnshuffleK::<8> { planes: std::array::from_fn(|j| planes[j]), out }),
         k => {
-            for (i, elem) in head.chunks_exact_mut(k).enumerate() {
-                for (j, byte) in elem.iter_mut().enumerate() {
-                    *byte = planes[j * n + first + i];
+            for (i, elem) in out.chunks_exact_mut(k).enumerate() {
+                for (byte, plane) in elem.iter_mut().zip(planes) {
+                    *byte = plane[i];
                 }
             }
         }
     }
-    tail.copy_from_slice(&planes[start + body..end]);
 }
 
 // The fixed-width versions walk the elements as `[u8; K]` arrays and the K planes as
@@ -155,11 +167,9 @@ macro_rules! plane_kernel {
 }
 plane_kernel!(2 => u16, 4 => u32, 8 => u64);
 
-/// Elements `first ..` of `n` (one per `out` element), gathered from the K planes.
+/// [`unshuffle_planes`] of a width `K`.
 struct UnshuffleK<'a, const K: usize> {
-    planes: &'a [u8],
-    n: usize,
-    first: usize,
+    planes: [&'a [u8]; K],
     out: &'a mut [u8],
 }
 
@@ -170,7 +180,7 @@ impl<const K: usize> Kernel for UnshuffleK<'_, K> {
     fn run(self) {
         let (elems, _) = self.out.as_chunks_mut::<K>();
         let m = elems.len();
-        let sources: [&[u8]; K] = std::array::from_fn(|j| &self.planes[j * self.n + self.first..][..m]);
+        let sources: [&[u8]; K] = self.planes.map(|plane| &plane[..m]);
         for (i, elem) in elems.iter_mut().enumerate() {
             *elem = std::array::from_fn(|j| sources[j][i]);
         }

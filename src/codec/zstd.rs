@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 
 use zstd::bulk::{Compressor, Decompressor};
-use zstd::zstd_safe::{InBuffer, OutBuffer, ResetDirective, zstd_sys::ZSTD_EndDirective};
+use zstd::zstd_safe::{DCtx, InBuffer, OutBuffer, ResetDirective, zstd_sys::ZSTD_EndDirective};
 
 use crate::error::{Error, Result};
 
@@ -66,7 +66,6 @@ pub(super) fn compress_pieces(
     out: &mut Vec<u8>,
     produce: impl FnOnce(&mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()>,
 ) -> Result<()> {
-    let stream_err = |code| Error::Codec { codec: "zstd", detail: zstd::zstd_safe::get_error_name(code).into() };
     with_compressor(level, dict, |compressor| {
         let cctx = compressor.context_mut();
         cctx.reset(ResetDirective::SessionOnly).map_err(stream_err)?;
@@ -90,6 +89,85 @@ pub(super) fn compress_pieces(
         produce(&mut |piece| step(piece, ZSTD_EndDirective::ZSTD_e_continue))?;
         step(&[], ZSTD_EndDirective::ZSTD_e_end)
     })
+}
+
+/// A zstd context for frames decoded in order, a piece at a time ([`FrameStream`]), kept
+/// by its owner so that its window is allocated once, not per frame.
+#[derive(Default)]
+pub(crate) struct StreamContext(Option<DCtx<'static>>);
+
+impl std::fmt::Debug for StreamContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "StreamContext(ready)" } else { "StreamContext(none)" })
+    }
+}
+
+/// One frame (without a dictionary) being decoded in order, a piece at a time: only the
+/// decoder's window is held, not the whole content.
+pub(super) struct FrameStream<'a> {
+    dctx: &'a mut DCtx<'static>,
+    stored: &'a [u8],
+    /// Bytes of `stored` consumed so far.
+    pos: usize,
+    /// The decoder said the frame is complete.
+    ended: bool,
+}
+
+fn frame_err(detail: &str) -> Error {
+    Error::Codec { codec: "zstd", detail: detail.into() }
+}
+
+impl<'a> FrameStream<'a> {
+    /// Starts decoding `stored` with `context`'s decoder.
+    pub(super) fn open(context: &'a mut StreamContext, stored: &'a [u8]) -> Result<Self> {
+        let dctx = context.0.get_or_insert_with(DCtx::create);
+        dctx.reset(ResetDirective::SessionOnly).map_err(stream_err)?;
+        Ok(Self { dctx, stored, pos: 0, ended: false })
+    }
+
+    /// One step of the decoder into `out` from `filled` on; returns the new fill.
+    fn step(&mut self, out: &mut [u8], filled: usize) -> Result<usize> {
+        let mut input = InBuffer::around(self.stored);
+        input.set_pos(self.pos);
+        let mut output = OutBuffer::around_pos(out, filled);
+        let hint = self.dctx.decompress_stream(&mut output, &mut input).map_err(stream_err)?;
+        let progress = output.pos() > filled || input.pos() > self.pos;
+        (self.pos, self.ended) = (input.pos(), hint == 0);
+        if !progress && !self.ended {
+            return Err(frame_err("the frame ends before its content does"));
+        }
+        Ok(output.pos())
+    }
+
+    /// Fills `out` with the frame's next decoded bytes.
+    pub(super) fn read(&mut self, out: &mut [u8]) -> Result<()> {
+        let mut filled = 0;
+        while filled < out.len() {
+            if self.ended {
+                return Err(frame_err("the frame holds fewer bytes than the block"));
+            }
+            filled = self.step(out, filled)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that the frame ends where the bytes read so far do, and nothing follows it.
+    pub(super) fn finish(mut self) -> Result<()> {
+        let mut probe = [0u8; 1];
+        while !self.ended {
+            if self.step(&mut probe, 0)? > 0 {
+                return Err(frame_err("the frame holds more bytes than the block"));
+            }
+        }
+        if self.pos != self.stored.len() {
+            return Err(frame_err("bytes follow the frame"));
+        }
+        Ok(())
+    }
+}
+
+fn stream_err(code: usize) -> Error {
+    Error::Codec { codec: "zstd", detail: zstd::zstd_safe::get_error_name(code).into() }
 }
 
 /// Decodes one frame (written with `dict`, if any) into `out`, which must be exactly its

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::path::Path;
 
-use crate::codec::{BlockEncoding, CodecId, Scratch, ZstdDict, decompress, unshuffle_part};
+use crate::codec::{BlockEncoding, CodecId, Scratch, ShuffledStream, ZstdDict, decompress, unshuffle_part};
 use crate::error::{Error, Result};
 use crate::fragment::{BlockEntry, Checksummer, FragmentReader, PendingReader, checksum};
 use crate::meta::ArrayMeta;
@@ -256,9 +256,10 @@ const PREAD_BYTES: usize = 256 << 10;
 /// through piece by piece in order: a shuffled block's pieces are unshuffled, hashed and
 /// copied out while in cache. An unshuffled block is at hand whole (mapped, or decoded
 /// into a worker buffer): one that fits in cache is checked when opened and is one piece,
-/// a larger one is hashed piece by piece as it is copied out.
+/// a larger one is hashed piece by piece as it is copied out. A large shuffled zstd block
+/// is never decoded whole: its last plane is streamed piece by piece (`ShuffledStream`).
 pub(crate) struct Pieces<'a> {
-    raw: Raw<'a>,
+    source: Source<'a>,
     raw_len: usize,
     piece_len: usize,
     /// The current piece covers `start .. end` of the raw bytes.
@@ -267,6 +268,14 @@ pub(crate) struct Pieces<'a> {
     /// The current piece of a shuffled block.
     piece: &'a mut Vec<u8>,
     summer: Option<Checksummer>,
+    /// The first error streaming the block, reported by `finish` (the rows copied after it
+    /// are garbage, as the output of any failed read is).
+    failed: Option<Error>,
+}
+
+enum Source<'a> {
+    Decoded(Raw<'a>),
+    Streamed(ShuffledStream<'a>),
 }
 
 impl<'a> Pieces<'a> {
@@ -280,29 +289,40 @@ impl<'a> Pieces<'a> {
         verify: bool,
     ) -> Result<Self> {
         let verify = verify && block.has_checksum();
-        let Worker { stored, decoded, piece, .. } = worker;
+        let Worker { stored, decoded, piece, scratch, .. } = worker;
         let stored = stored_bytes(block, stored)?;
-        let raw = run_codec(ctx, block, stored, decoded, raw_len, None)?.expect("no output to decode into directly");
-        let (piece_len, summer) = match raw {
-            // A block at hand whole that fits in cache is hashed in one pass here:
-            // interleaving the hash with the row copies measured slower. A larger one is
-            // hashed a piece at a time as the rows are copied out, so that its bytes come
-            // from memory once, not twice.
-            Raw::Plain(all) if !verify || raw_len <= PLAIN_WHOLE_BYTES => {
-                check_checksum(ctx, block, verify.then(|| checksum(all)))?;
-                (raw_len, None)
+        let encoding = block.entry().encoding;
+        let (source, piece_len, summer) = match encoding.shuffle_elem_bytes {
+            Some(elem_bytes) if ShuffledStream::applies(encoding, raw_len) => {
+                let stream = ShuffledStream::open(stored, elem_bytes, raw_len, decoded, scratch)
+                    .map_err(|e| codec_error(ctx, block, e))?;
+                (Source::Streamed(stream), Raw::Shuffled(&[], elem_bytes).piece_len(), verify.then(Checksummer::new))
             }
-            Raw::Plain(_) => (PLAIN_PIECE_BYTES, Some(Checksummer::new())),
-            Raw::Shuffled(..) => (raw.piece_len(), verify.then(Checksummer::new)),
+            _ => {
+                let raw = run_codec(ctx, block, stored, decoded, raw_len, None)?.expect("no output to decode into");
+                let (piece_len, summer) = match raw {
+                    // A block at hand whole that fits in cache is hashed in one pass here:
+                    // interleaving the hash with the row copies measured slower. A larger
+                    // one is hashed a piece at a time as the rows are copied out, so that
+                    // its bytes come from memory once, not twice.
+                    Raw::Plain(all) if !verify || raw_len <= PLAIN_WHOLE_BYTES => {
+                        check_checksum(ctx, block, verify.then(|| checksum(all)))?;
+                        (raw_len, None)
+                    }
+                    Raw::Plain(_) => (PLAIN_PIECE_BYTES, Some(Checksummer::new())),
+                    Raw::Shuffled(..) => (raw.piece_len(), verify.then(Checksummer::new)),
+                };
+                (Source::Decoded(raw), piece_len, summer)
+            }
         };
-        Ok(Self { raw, raw_len, piece_len, start: 0, end: 0, piece, summer })
+        Ok(Self { source, raw_len, piece_len, start: 0, end: 0, piece, summer, failed: None })
     }
 
     /// All the raw bytes, if they are at hand whole and need no more hashing: rows can be
     /// copied straight from them, in any order.
     pub(crate) fn whole(&self) -> Option<&'a [u8]> {
-        match self.raw {
-            Raw::Plain(all) if self.piece_len == self.raw_len => Some(all),
+        match self.source {
+            Source::Decoded(Raw::Plain(all)) if self.piece_len == self.raw_len => Some(all),
             _ => None,
         }
     }
@@ -313,9 +333,9 @@ impl<'a> Pieces<'a> {
         while offset >= self.end {
             self.advance();
         }
-        match self.raw {
-            Raw::Plain(all) => &all[offset..self.end],
-            Raw::Shuffled(..) => &self.piece[offset - self.start..],
+        match self.source {
+            Source::Decoded(Raw::Plain(all)) => &all[offset..self.end],
+            _ => &self.piece[offset - self.start..],
         }
     }
 
@@ -323,11 +343,20 @@ impl<'a> Pieces<'a> {
     fn advance(&mut self) {
         assert!(self.end < self.raw_len, "offset past the block's raw bytes");
         (self.start, self.end) = (self.end, self.raw_len.min(self.end + self.piece_len));
-        let bytes = match self.raw {
-            Raw::Plain(all) => &all[self.start..self.end],
-            Raw::Shuffled(..) => {
+        let bytes = match &mut self.source {
+            Source::Decoded(Raw::Plain(all)) => &all[self.start..self.end],
+            Source::Decoded(raw) => {
                 self.piece.resize(self.end - self.start, 0);
-                self.raw.write(self.start, self.piece);
+                raw.write(self.start, self.piece);
+                &self.piece[..]
+            }
+            Source::Streamed(stream) => {
+                self.piece.resize(self.end - self.start, 0);
+                if self.failed.is_none()
+                    && let Err(e) = stream.read(self.piece)
+                {
+                    self.failed = Some(e);
+                }
                 &self.piece[..]
             }
         };
@@ -336,14 +365,35 @@ impl<'a> Pieces<'a> {
         }
     }
 
-    /// Hashes the pieces not visited yet and checks the checksum, if verifying.
+    /// Hashes the pieces not visited yet and checks the checksum, if verifying; a streamed
+    /// block read to its end is checked to end there.
     pub(crate) fn finish(mut self, ctx: ArrayCtx<'_>, block: BlockRef<'_>) -> Result<()> {
         if self.summer.is_some() {
             while self.end < self.raw_len {
                 self.advance();
             }
         }
+        if let Source::Streamed(stream) = self.source
+            && self.failed.is_none()
+            && self.end == self.raw_len
+            && let Err(e) = stream.finish()
+        {
+            self.failed = Some(e);
+        }
+        if let Some(e) = self.failed {
+            return Err(codec_error(ctx, block, e));
+        }
         check_checksum(ctx, block, self.summer.map(|s| s.finish()))
+    }
+}
+
+/// A codec's error on a block's bytes, as the corruption of that chunk.
+fn codec_error(ctx: ArrayCtx<'_>, block: BlockRef<'_>, e: Error) -> Error {
+    match e {
+        Error::Codec { codec, detail } => {
+            corrupt_chunk(ctx, block, &format!("{codec} block does not decode: {detail}"))
+        }
+        other => other,
     }
 }
 
@@ -372,12 +422,7 @@ fn run_codec<'a>(
     direct: Option<&mut [u8]>,
 ) -> Result<Option<Raw<'a>>> {
     let encoding = block.entry().encoding;
-    let codec_err = |e| match e {
-        Error::Codec { codec, detail } => {
-            corrupt_chunk(ctx, block, &format!("{codec} block does not decode: {detail}"))
-        }
-        other => other,
-    };
+    let codec_err = |e| codec_error(ctx, block, e);
     let bytes: &'a [u8] = match (encoding.codec, direct) {
         (CodecId::None, _) => {
             if stored.len() != raw_len {

@@ -970,3 +970,47 @@ fn reads_of_8_mib_or_more_copied_out_row_by_row_land_whole_at_any_alignment() {
         }
     }
 }
+
+#[test]
+fn large_shuffled_zstd_chunks_copied_out_row_by_row_stream_back_and_damage_is_an_error() {
+    // 4 MiB chunks, two side by side: a whole read copies each out in half rows, streaming
+    // its last byte plane from the frame (`codec::ShuffledStream`). Partial boxes stop
+    // streaming early unless verifying, which reads every block to its end.
+    let dir = test_dir!();
+    let path = dir.store();
+    let store =
+        Atlas::create(&path, StoreConfig { codec: Codec::Zstd { level: 1 }, ..StoreConfig::default() }).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    let (rows, cols) = (2048usize, 2048usize);
+    let words = iota(&[rows, cols], |i| ((i / 4096) * 7 + i % 13) as u16);
+    let floats = iota(&[rows / 2, cols], |i| (i % 5000) as f32 * 0.5 - 7.0);
+    ds.define_array("u", ArraySpec::new(DType::UInt16, u64s(&[rows, cols])).chunk_shape([2048, 1024])).unwrap();
+    ds.define_array("f", ArraySpec::new(DType::Float32, u64s(&[rows / 2, cols])).chunk_shape([1024, 1024])).unwrap();
+    ds.write_array("u", &[0, 0], words.view()).unwrap();
+    ds.write_array("f", &[0, 0], floats.view()).unwrap();
+    store.flush().unwrap();
+    drop((ds, store));
+
+    let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+    assert_eq!(ds.read_array::<u16>("u", &[0, 0], &u64s(&[rows, cols])).unwrap(), words);
+    assert_eq!(ds.read_array::<f32>("f", &[0, 0], &u64s(&[rows / 2, cols])).unwrap(), floats);
+    let part = |v: bool| {
+        let mut out = vec![0u16; 200 * 1100];
+        let options = ReadOptions { verify_checksums: v, ..ReadOptions::default() };
+        ds.array("u").unwrap().read_into(&[100, 500], &[200, 1100], &mut out, options).map(|()| out)
+    };
+    let expected: Vec<u16> = words.slice(ndarray::s![100..300, 500..1600]).iter().copied().collect();
+    assert_eq!(part(true).unwrap(), expected);
+    assert_eq!(part(false).unwrap(), expected);
+
+    // A byte flipped inside the second chunk's frame: an error, never a panic or silence.
+    let block = &Atlas::open(&path).unwrap().array_blocks("d", "u").unwrap()[1];
+    let mut bytes = std::fs::read(&block.path).unwrap();
+    bytes[(block.offset_bytes + block.stored_bytes / 2) as usize] ^= 0x5a;
+    std::fs::write(&block.path, &bytes).unwrap();
+    let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+    match ds.read_array::<u16>("u", &[0, 0], &u64s(&[rows, cols])) {
+        Err(Error::Corrupt { .. } | Error::ChecksumMismatch { .. }) => {}
+        other => panic!("expected a corrupt block, got {:?}", other.map(|a| a.len())),
+    }
+}
