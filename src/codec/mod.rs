@@ -106,9 +106,12 @@ pub(crate) struct Scratch {
 impl Scratch {
     /// Frees the buffers whose capacity is over `bytes`.
     pub(crate) fn free_above(&mut self, bytes: usize) {
-        if self.shuffled.capacity() > bytes {
-            self.shuffled = Vec::new();
+        for buffer in [&mut self.shuffled, &mut self.last] {
+            if buffer.capacity() > bytes {
+                *buffer = Vec::new();
+            }
         }
+        self.stream.free_above(bytes);
     }
 }
 

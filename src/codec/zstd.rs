@@ -96,6 +96,16 @@ pub(super) fn compress_pieces(
 #[derive(Default)]
 pub(crate) struct StreamContext(Option<DCtx<'static>>);
 
+impl StreamContext {
+    /// Drops the decoder if it holds more than `bytes` (its window grows with the frames
+    /// it decoded, up to a block's size).
+    pub(super) fn free_above(&mut self, bytes: usize) {
+        if self.0.as_ref().is_some_and(|dctx| dctx.sizeof() > bytes) {
+            self.0 = None;
+        }
+    }
+}
+
 impl std::fmt::Debug for StreamContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.is_some() { "StreamContext(ready)" } else { "StreamContext(none)" })
