@@ -415,6 +415,53 @@ mod tests {
         }
     }
 
+    /// A 4 MiB block of 4-byte values, shuffled and zstd-compressed: what decision k
+    /// writes and `ShuffledStream` reads.
+    fn streamed_block() -> &'static (Vec<u8>, Vec<u8>) {
+        static BLOCK: std::sync::OnceLock<(Vec<u8>, Vec<u8>)> = std::sync::OnceLock::new();
+        BLOCK.get_or_init(|| {
+            let raw: Vec<u8> = (0..SHUFFLE_IN_PIECES_BYTES as u32).map(|i| (i / 512 + i % 11) as u8).collect();
+            let mut stored = Vec::new();
+            encode_block(&raw, Codec::Zstd { level: 1 }, Some(4), None, &mut Scratch::default(), &mut stored).unwrap();
+            (raw, stored)
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn a_damaged_streamed_block_never_panics_nor_streams_other_bytes_than_a_one_shot_decode(
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
+        ) {
+            let (raw, stored) = streamed_block();
+            let mut bad = stored.clone();
+            for (at, mask) in &flips {
+                let i = at.index(bad.len());
+                bad[i] ^= mask;
+            }
+            let streamed = (|| -> Result<Vec<u8>> {
+                let (mut lead, mut scratch) = (Vec::new(), Scratch::default());
+                let mut stream = ShuffledStream::open(&bad, 4, raw.len(), &mut lead, &mut scratch)?;
+                let mut out = vec![0; raw.len()];
+                for piece in out.chunks_mut(16 << 10) {
+                    stream.read(piece)?;
+                }
+                stream.finish()?;
+                Ok(out)
+            })();
+            let mut whole = vec![0; raw.len()];
+            let encoding = BlockEncoding { codec: CodecId::Zstd, shuffle_elem_bytes: Some(4) };
+            let one_shot = decode_block(&bad, encoding, None, &mut Scratch::default(), &mut whole).map(|()| whole);
+            // The streaming decoder may refuse more (a window it will not allocate), never
+            // accept what the one-shot decoder refuses, nor decode other bytes.
+            match (streamed, one_shot) {
+                (Ok(a), Ok(b)) => prop_assert!(a == b, "the same bytes either way"),
+                (Err(Error::Codec { .. }), _) => {}
+                (a, b) => prop_assert!(false, "streamed {:?} vs one-shot {:?}", a.map(|v| v.len()), b.map(|v| v.len())),
+            }
+        }
+    }
+
     #[test]
     fn large_shuffled_blocks_stream_back_piece_by_piece_and_bad_frames_are_codec_errors() {
         let len = SHUFFLE_IN_PIECES_BYTES;
