@@ -265,9 +265,9 @@ impl<'a> ShuffledStream<'a> {
         assert!(m * self.elem_bytes == out.len() && first + m <= self.n, "whole elements of the block, in order");
         self.last.resize(m, 0);
         self.frame.read(self.last)?;
-        let mut planes: Vec<&[u8]> = (0..self.elem_bytes - 1).map(|j| &self.lead[j * self.n + first..][..m]).collect();
-        planes.push(self.last);
-        shuffle::unshuffle_planes(&planes, out);
+        let (k, lead, last) = (self.elem_bytes, self.lead, &self.last[..]);
+        let plane = |j: usize| if j + 1 < k { &lead[j * self.n + first..][..m] } else { last };
+        shuffle::unshuffle_with(k, plane, out);
         self.done += out.len();
         Ok(())
     }

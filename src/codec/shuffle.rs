@@ -87,26 +87,23 @@ pub(crate) fn unshuffle_part(planes: &[u8], elem_bytes: usize, start: usize, out
     let first = start / elem_bytes.max(1);
     assert!(body == 0 || start.is_multiple_of(elem_bytes), "a piece starts on an element");
     let m = body / elem_bytes.max(1);
-    let sources: Vec<&[u8]> = (0..elem_bytes).map(|j| &planes[j * n + first..][..m]).collect();
     if m > 0 {
-        unshuffle_planes(&sources, head);
+        unshuffle_with(elem_bytes, |j| &planes[j * n + first..][..m], head);
     }
     tail.copy_from_slice(&planes[start + body..end]);
 }
 
-/// Interleaves `planes` (one per byte of an element, each one byte per element of `out`)
-/// into the elements of `out`: byte `j` of element `i` is `planes[j][i]`.
-pub(crate) fn unshuffle_planes(planes: &[&[u8]], out: &mut [u8]) {
-    let k = planes.len();
-    assert!(k > 1 && planes.iter().all(|p| p.len() * k == out.len()), "one plane byte per element byte");
+/// Fills the `k`-byte elements of `out` from the planes `plane(0) .. plane(k - 1)`, each
+/// one byte per element: byte `j` of element `i` is `plane(j)[i]`.
+pub(super) fn unshuffle_with<'p>(k: usize, plane: impl Fn(usize) -> &'p [u8], out: &mut [u8]) {
     match k {
-        2 => dispatch(UnshuffleK::<2> { planes: std::array::from_fn(|j| planes[j]), out }),
-        4 => dispatch(UnshuffleK::<4> { planes: std::array::from_fn(|j| planes[j]), out }),
-        8 => dispatch(UnshuffleK::<8> { planes: std::array::from_fn(|j| planes[j]), out }),
+        2 => dispatch(UnshuffleK::<2> { planes: std::array::from_fn(plane), out }),
+        4 => dispatch(UnshuffleK::<4> { planes: std::array::from_fn(plane), out }),
+        8 => dispatch(UnshuffleK::<8> { planes: std::array::from_fn(plane), out }),
         k => {
             for (i, elem) in out.chunks_exact_mut(k).enumerate() {
-                for (byte, plane) in elem.iter_mut().zip(planes) {
-                    *byte = plane[i];
+                for (j, byte) in elem.iter_mut().enumerate() {
+                    *byte = plane(j)[i];
                 }
             }
         }
@@ -167,7 +164,7 @@ macro_rules! plane_kernel {
 }
 plane_kernel!(2 => u16, 4 => u32, 8 => u64);
 
-/// [`unshuffle_planes`] of a width `K`.
+/// [`unshuffle_with`] of a width `K`.
 struct UnshuffleK<'a, const K: usize> {
     planes: [&'a [u8]; K],
     out: &'a mut [u8],
