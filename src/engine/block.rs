@@ -154,9 +154,14 @@ impl Raw<'_> {
     fn piece_len(self) -> usize {
         match self {
             Raw::Plain(_) => PIECE_BYTES,
-            Raw::Shuffled(_, elem_bytes) => PIECE_BYTES - PIECE_BYTES % elem_bytes.max(1),
+            Raw::Shuffled(_, elem_bytes) => shuffled_piece_len(elem_bytes),
         }
     }
+}
+
+/// Bytes per piece of a block shuffled by `elem_bytes`: whole elements.
+fn shuffled_piece_len(elem_bytes: usize) -> usize {
+    PIECE_BYTES - PIECE_BYTES % elem_bytes.max(1)
 }
 
 /// Decodes `block` into `out` (exactly one chunk of raw bytes) and, when `verify` is set,
@@ -296,7 +301,7 @@ impl<'a> Pieces<'a> {
             Some(elem_bytes) if ShuffledStream::applies(encoding, raw_len) => {
                 let stream = ShuffledStream::open(stored, elem_bytes, raw_len, decoded, scratch)
                     .map_err(|e| codec_error(ctx, block, e))?;
-                (Source::Streamed(stream), Raw::Shuffled(&[], elem_bytes).piece_len(), verify.then(Checksummer::new))
+                (Source::Streamed(stream), shuffled_piece_len(elem_bytes), verify.then(Checksummer::new))
             }
             _ => {
                 let raw = run_codec(ctx, block, stored, decoded, raw_len, None)?.expect("no output to decode into");
