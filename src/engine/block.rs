@@ -38,23 +38,13 @@ impl<'a> BlockRef<'a> {
     /// Whether the block has a checksum to verify: a staged chunk's raw bytes never left
     /// memory and are hashed only when they are sealed into a block.
     pub(crate) fn has_checksum(&self) -> bool {
-        !self.is_staged()
-    }
-
-    /// Whether this is a staged chunk (raw bytes in memory, not a block yet).
-    pub(crate) fn is_staged(&self) -> bool {
-        matches!(self, Self::Staged { .. })
+        !matches!(self, Self::Staged { .. })
     }
 
     /// Whether the block is committed and stored as it is (no codec, no shuffle): its raw
     /// bytes are read from the map, with no buffer.
     pub(crate) fn is_mapped_raw(&self) -> bool {
         matches!(self, Self::Committed { entry, .. } if entry.encoding == BlockEncoding::RAW && !entry.is_fill)
-    }
-
-    /// Whether the block is in (or bound for) the fragment this handle is still writing.
-    pub(crate) fn is_pending(&self) -> bool {
-        matches!(self, Self::Pending { .. } | Self::Staged { .. })
     }
 
     pub(crate) fn path(&self) -> &'a Path {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::Atlas;
 use super::state::dictionary;
-use crate::engine::{ArrayCtx, check_blocks};
+use crate::engine::{ArrayCtx, BlockRef, check_blocks};
 use crate::error::{Error, Result};
 
 /// The codec a block was written with.
@@ -139,12 +139,10 @@ impl Atlas {
                     checksum: entry.checksum,
                     path: block.path().to_path_buf(),
                     offset_bytes: entry.offset_bytes,
-                    state: if block.is_staged() {
-                        BlockState::Staged
-                    } else if block.is_pending() {
-                        BlockState::Pending
-                    } else {
-                        BlockState::Committed
+                    state: match block {
+                        BlockRef::Committed { .. } => BlockState::Committed,
+                        BlockRef::Pending { .. } => BlockState::Pending,
+                        BlockRef::Staged { .. } => BlockState::Staged,
                     },
                 }
             })
