@@ -5,6 +5,7 @@
 
 mod batch;
 mod block;
+mod ordered;
 mod out;
 mod plan;
 mod pool;

@@ -4,7 +4,7 @@
 
 use super::block::{ArrayCtx, BlockRef, Worker, corrupt_chunk, decode_chunk};
 use super::region::to_usize;
-use super::write::{EncodedChunk, Sink, Stored, WriteSettings, encode_batched};
+use super::write::{EncodedChunk, Sink, Stored, WriteSettings, encode_in_order};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::Result;
 use crate::meta::MAX_CHUNK_BYTES;
@@ -24,7 +24,7 @@ pub(crate) fn recode_blocks(
 ) -> Result<()> {
     // Batches are sized by the largest raw chunk: string chunks have no fixed size.
     let chunk_bytes = blocks.iter().map(|b| b.entry().raw_len_bytes).max().unwrap_or(0).max(ctx.meta.chunk_bytes());
-    encode_batched(
+    encode_in_order(
         blocks,
         chunk_bytes,
         |worker, block| recode(ctx, *block, settings, worker).map(|chunk| [chunk]),

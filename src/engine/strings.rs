@@ -10,7 +10,7 @@ use super::plan::{ChunkOp, plan};
 use super::pool;
 use super::region::{Place, for_each_row, to_usize};
 use super::trim::keep_extent;
-use super::write::{EncodedChunk, Sink, Stored, WriteSettings, encode_batched};
+use super::write::{EncodedChunk, Sink, Stored, WriteSettings, encode_in_order};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::{Error, Result};
 use crate::fragment::{ChunkStats, checksum};
@@ -74,7 +74,7 @@ pub(crate) fn write_strings<'a, S: AsRef<str> + Sync>(
         });
         encode_strings(&op.coord, &chunk, settings, worker).map(|chunk| [chunk])
     };
-    encode_batched(&ops, estimated_chunk_bytes(ctx), encode, sink)
+    encode_in_order(&ops, estimated_chunk_bytes(ctx), encode, sink)
 }
 
 /// Rewrites string chunks at `coords` keeping only their elements inside `new_shape`.
@@ -96,7 +96,7 @@ pub(crate) fn trim_string_chunks<'a>(
         for_each_row(at, at, &keep, 1, |s, d, n| chunk[d..d + n].clone_from_slice(&old[s..s + n]));
         encode_strings(coord, &chunk, settings, worker).map(|chunk| [chunk])
     };
-    encode_batched(coords, estimated_chunk_bytes(ctx), |worker, coord| trim(worker, coord), sink)
+    encode_in_order(coords, estimated_chunk_bytes(ctx), |worker, coord| trim(worker, coord), sink)
 }
 
 /// For batching only: string chunks are counted at 16 bytes per element.

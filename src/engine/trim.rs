@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with};
 use super::region::{Place, copy_region, to_usize};
-use super::write::{Sink, WriteSettings, encode_batched, encode_raw};
+use super::write::{Sink, WriteSettings, encode_in_order, encode_raw};
 use crate::error::Result;
 
 /// Whether chunk `coord` of `chunk_shape` reaches past `shape` along any axis.
@@ -47,5 +47,5 @@ pub(crate) fn trim_chunks<'a>(
         }
         encode_raw(meta, coord, Cow::Owned(chunk), settings, &mut worker.scratch).map(|chunk| [chunk])
     };
-    encode_batched(coords, meta.chunk_bytes(), |worker, coord| trim(worker, coord), sink)
+    encode_in_order(coords, meta.chunk_bytes(), |worker, coord| trim(worker, coord), sink)
 }

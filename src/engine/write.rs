@@ -1,12 +1,11 @@
-//! The write path: plan, then build and encode each touched chunk on the pool, in batches
-//! that bound memory, handing encoded blocks to the caller in order.
+//! The write path: plan, then build and encode each touched chunk on the pool, handing
+//! encoded blocks to the caller in order with a bounded number in flight.
 
 use std::borrow::Cow;
 use std::convert::Infallible;
 
-use rayon::prelude::*;
-
 use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with, with_worker};
+use super::ordered::run_ordered;
 use super::plan::{ChunkOp, max_run_len, plan, runs};
 use super::pool;
 use super::region::{Place, copy_region, for_each_row, for_each_run_row, is_contiguous, offset_bytes, to_usize};
@@ -99,10 +98,9 @@ impl<'a> EncodedChunk<'a> {
     }
 }
 
-/// Raw bytes encoded per batch. Two batches are in flight at a time (one encoding, the one
-/// before it being appended), which bounds a write's extra memory, whatever its size
-/// (4 MiB batches measured no faster, and W2's writes 10% slower, than 2 MiB).
-const BATCH_RAW_BYTES: u64 = 2 << 20;
+/// Raw bytes of the chunks in flight at a time (taken by a thread but not yet appended),
+/// which bounds a write's extra memory whatever its size.
+const IN_FLIGHT_RAW_BYTES: u64 = 4 << 20;
 
 /// Chunk bytes gathered together as one run along the last axis, at most: few enough that
 /// they are still in cache when encoded one after the other (more measured slower), and
@@ -122,7 +120,7 @@ pub(crate) fn write_region<'a>(
 ) -> Result<()> {
     let ops = plan(&ctx.meta.chunk_shape, start, shape);
     let max_run = max_run_len(ctx.meta.chunk_bytes(), WRITE_RUN_BYTES, ops.len(), pool::threads());
-    encode_batched(
+    encode_in_order(
         &runs(ops, max_run),
         ctx.meta.chunk_bytes() * max_run as u64,
         |worker, run| encode_run(ctx, lookup, run, shape, input, settings, worker),
@@ -146,7 +144,7 @@ pub(crate) fn encode_chunks(
     ) -> Result<[EncodedChunk<'r>; 1]> {
         encode_raw(meta, coord, Cow::Borrowed(raw), settings, &mut worker.scratch).map(|chunk| [chunk])
     }
-    encode_batched(chunks, meta.chunk_bytes(), |worker, chunk| encode(meta, settings, worker, chunk), sink)
+    encode_in_order(chunks, meta.chunk_bytes(), |worker, chunk| encode(meta, settings, worker, chunk), sink)
 }
 
 /// The coordinates of the chunks a box `start .. start + shape` touches, in the order of
@@ -191,11 +189,11 @@ pub(crate) fn write_raw<'a>(
 }
 
 /// Runs `encode` over `items` (each of about `item_bytes` raw bytes, encoding to one or
-/// more chunks) on the engine's pool in batches of about `BATCH_RAW_BYTES`, handing the
-/// chunks to `sink` in order: a batch goes to the sink while the next one encodes, so
-/// appending overlaps encoding and memory stays bounded. Too little work for the pool is
-/// encoded and handed over item by item on the caller's thread.
-pub(crate) fn encode_batched<'i, I: Sync, C: IntoIterator<Item = EncodedChunk<'i>> + Send>(
+/// more chunks) on the engine's pool, handing the chunks to `sink` in order as soon as they
+/// are due, so appending overlaps encoding and memory stays bounded
+/// (`IN_FLIGHT_RAW_BYTES`). Too little work for the pool is encoded and handed over item by
+/// item on the caller's thread.
+pub(crate) fn encode_in_order<'i, I: Sync, C: IntoIterator<Item = EncodedChunk<'i>> + Send>(
     items: &[I],
     item_bytes: u64,
     encode: impl Fn(&mut Worker, &I) -> Result<C> + Sync,
@@ -206,22 +204,13 @@ pub(crate) fn encode_batched<'i, I: Sync, C: IntoIterator<Item = EncodedChunk<'i
             .iter()
             .try_for_each(|item| with_worker(|worker| encode(worker, item))?.into_iter().try_for_each(&mut *sink));
     }
-    // At least one item per thread, so large chunks still encode in parallel.
-    let threads = pool::threads() as u64;
-    let batch_len = (BATCH_RAW_BYTES / item_bytes.max(1)).max(threads);
-    let encode_batch = |batch: &[I]| -> Result<Vec<C>> {
-        batch.par_iter().map(|item| with_worker(|worker| encode(worker, item))).collect()
-    };
+    // At least two items per thread, so large chunks still encode in parallel and a thread
+    // finds the next one while the oldest is appended.
+    let window = (IN_FLIGHT_RAW_BYTES / item_bytes.max(1)).max(2 * pool::threads() as u64);
     pool::run(|| {
-        let mut encoded = Vec::new();
-        for batch in items.chunks(to_usize(batch_len)) {
-            let done = std::mem::take(&mut encoded);
-            let (next, appended) =
-                rayon::join(|| encode_batch(batch), || done.into_iter().flatten().try_for_each(&mut *sink));
-            appended?;
-            encoded = next?;
-        }
-        encoded.into_iter().flatten().try_for_each(sink)
+        run_ordered(items, to_usize(window), |item| with_worker(|worker| encode(worker, item)), &mut |chunks: C| {
+            chunks.into_iter().try_for_each(&mut *sink)
+        })
     })
 }
 
