@@ -156,8 +156,11 @@ impl AppendFile {
     }
 
     /// Appends the concatenated `parts` (the rows of a block, say), returning the offset they
-    /// start at.
+    /// start at. One part is written as it is; short ones are gathered into longer runs.
     pub(crate) fn append_parts(&mut self, parts: &[&[u8]]) -> Result<u64> {
+        if let [part] = parts {
+            return self.append(part);
+        }
         let offset = self.len_bytes;
         let mut staging = std::mem::take(&mut self.staging);
         let appended = in_runs(parts.iter().copied(), &mut staging, APPEND_RUN_BYTES, |run| self.append(run).map(drop));
