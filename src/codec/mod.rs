@@ -54,7 +54,7 @@ impl CodecId {
 }
 
 pub(crate) use dict::ZstdDict;
-pub(crate) use shuffle::unshuffle_part;
+pub(crate) use shuffle::{unshuffle_in_place, unshuffle_part};
 
 /// Concatenates training samples for a dictionary, shuffled by `shuffle_elem_bytes` as blocks
 /// are before zstd sees them; returns the data and each sample's size.

@@ -93,6 +93,40 @@ pub(crate) fn unshuffle_part(planes: &[u8], elem_bytes: usize, start: usize, out
     tail.copy_from_slice(&planes[start + body..end]);
 }
 
+/// Unshuffles `buf` (a whole shuffled block) where it is, `piece_len` bytes (whole
+/// elements) at a time, handing each raw piece to `each_piece` in order right after it is
+/// written. Only the planes before the last are copied out first (into `lead`), and the
+/// last plane's bytes of one piece (into `last`): `(k - 1) / k` of the block in extra
+/// memory, where unshuffling from a decoded copy takes all of it.
+///
+/// Sound because raw bytes are written front to back: piece `i0 .. i0 + m` (in elements)
+/// writes bytes below `(i0 + m) * k`, which is at most `(k - 1) * n + i0 + m` as
+/// `i0 + m <= n`, so it never reaches the last plane's bytes of a later piece.
+pub(crate) fn unshuffle_in_place(
+    buf: &mut [u8],
+    elem_bytes: usize,
+    piece_len: usize,
+    (lead, last): (&mut Vec<u8>, &mut Vec<u8>),
+    mut each_piece: impl FnMut(&[u8]),
+) {
+    let k = elem_bytes;
+    let n = if k <= 1 { 0 } else { buf.len() / k };
+    let m_max = (piece_len / k.max(1)).max(1);
+    lead.clear();
+    lead.extend_from_slice(&buf[..n * k.saturating_sub(1)]);
+    for i0 in (0..n).step_by(m_max) {
+        let m = m_max.min(n - i0);
+        last.clear();
+        last.extend_from_slice(&buf[(k - 1) * n + i0..][..m]);
+        let (lead, last) = (&lead[..], &last[..]);
+        let piece = &mut buf[i0 * k..(i0 + m) * k];
+        unshuffle_with(k, |j| if j + 1 < k { &lead[j * n + i0..][..m] } else { last }, piece);
+        each_piece(piece);
+    }
+    // Bytes past the last whole element are where they were.
+    each_piece(&buf[n * k..]);
+}
+
 /// Fills the `k`-byte elements of `out` from the planes `plane(0) .. plane(k - 1)`, each
 /// one byte per element: byte `j` of element `i` is `plane(j)[i]`.
 pub(super) fn unshuffle_with<'p>(k: usize, plane: impl Fn(usize) -> &'p [u8], out: &mut [u8]) {
@@ -223,6 +257,26 @@ mod tests {
                 }
             }
             assert_eq!(pieces, input, "k={k} in pieces");
+        }
+    }
+
+    #[test]
+    fn unshuffling_in_place_restores_the_raw_bytes_and_hands_them_over_in_order() {
+        let input: Vec<u8> = (0..1003u32).map(|i| (i * 7 % 251) as u8).collect();
+        for k in [1, 2, 3, 4, 8] {
+            let mut buf = vec![0; input.len()];
+            shuffle(&input, k, &mut buf);
+            for piece_len in [1, 5, 64, 4096] {
+                let mut block = buf.clone();
+                let (mut lead, mut last, mut seen) = (Vec::new(), Vec::new(), Vec::new());
+                unshuffle_in_place(&mut block, k, piece_len, (&mut lead, &mut last), |piece| {
+                    assert!(k == 1 || piece.len() <= piece_len.max(k), "pieces stay small");
+                    seen.extend_from_slice(piece);
+                });
+                assert_eq!(block, input, "k={k} pieces of {piece_len}");
+                assert_eq!(seen, input, "k={k} pieces of {piece_len}: every byte once, in order");
+                assert!(lead.len() <= input.len() / k.max(1) * (k - 1), "only the lead planes are copied");
+            }
         }
     }
 

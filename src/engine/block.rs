@@ -3,7 +3,9 @@
 use std::cell::RefCell;
 use std::path::Path;
 
-use crate::codec::{BlockEncoding, CodecId, Scratch, ShuffledStream, ZstdDict, decompress, unshuffle_part};
+use crate::codec::{
+    BlockEncoding, CodecId, Scratch, ShuffledStream, ZstdDict, decompress, unshuffle_in_place, unshuffle_part,
+};
 use crate::error::{Error, Result};
 use crate::fragment::{BlockEntry, Checksummer, FragmentReader, PendingReader, checksum};
 use crate::meta::ArrayMeta;
@@ -117,6 +119,13 @@ impl Worker {
 /// element size), so that each piece is still in L1 cache for the steps after the first.
 const PIECE_BYTES: usize = 16 << 10;
 
+/// A shuffled block of at least this many raw bytes decoded into a buffer of its own size
+/// is decoded there and unshuffled in place, which takes half the memory or less of
+/// decoding it into a worker buffer (a whole read of a one-chunk array of 32 MiB u16
+/// peaked at twice its size); a smaller one is unshuffled from the worker buffer, which
+/// saves a copy of its lead planes.
+const UNSHUFFLE_IN_PLACE_BYTES: usize = 4 << 20;
+
 /// An unshuffled block up to this size is hashed in one pass before its rows are copied
 /// out (it stays in the L2 cache in between); a larger one a piece of this size at a time.
 const PLAIN_WHOLE_BYTES: usize = 1 << 20;
@@ -191,7 +200,8 @@ pub(crate) fn corrupt_chunk(ctx: ArrayCtx<'_>, block: BlockRef<'_>, detail: &str
 
 /// Decodes the stored bytes of a (non-fill) block into `out`, sized to its raw length, and
 /// verifies the checksum when asked. An unshuffled block decodes straight into `out`; a
-/// shuffled one is unshuffled into it piece by piece, each piece hashed right after.
+/// shuffled one is unshuffled into it piece by piece, each piece hashed right after (a
+/// large one decoded into `out` and unshuffled there, never held twice).
 pub(crate) fn decode_stored(
     ctx: ArrayCtx<'_>,
     block: BlockRef<'_>,
@@ -207,18 +217,27 @@ pub(crate) fn decode_stored(
     }
     let verify = verify && block.has_checksum();
     let mut summer = verify.then(Checksummer::new);
+    let mut hash = |piece: &[u8]| {
+        if let Some(s) = &mut summer {
+            s.update(piece);
+        }
+    };
     let stored = stored_bytes(block, &mut worker.stored)?;
     match run_codec(ctx, block, stored, &mut worker.decoded, out.len(), Some(&mut *out))? {
         Some(raw) => {
             let piece_len = raw.piece_len();
             for (i, piece) in out.chunks_mut(piece_len).enumerate() {
                 raw.write(i * piece_len, piece);
-                if let Some(s) = &mut summer {
-                    s.update(piece);
-                }
+                hash(piece);
             }
         }
-        None => return check_checksum(ctx, block, verify.then(|| checksum(out))),
+        None => match block.entry().encoding.shuffle_elem_bytes {
+            Some(elem_bytes) => {
+                let buffers = (&mut worker.decoded, &mut worker.piece);
+                unshuffle_in_place(out, elem_bytes, shuffled_piece_len(elem_bytes), buffers, hash);
+            }
+            None => return check_checksum(ctx, block, verify.then(|| checksum(out))),
+        },
     }
     check_checksum(ctx, block, summer.map(|s| s.finish()))
 }
@@ -405,9 +424,10 @@ pub(crate) fn stored_bytes<'a>(block: BlockRef<'a>, buf: &'a mut Vec<u8>) -> Res
     }
 }
 
-/// Runs a block's codec on its `stored` bytes, `raw_len` bytes decoded. An unshuffled
-/// block with a codec decodes into `direct` when given (and `None` is returned: the raw
-/// bytes are there), else into `decoded`; an uncompressed one needs no step at all.
+/// Runs a block's codec on its `stored` bytes, `raw_len` bytes decoded. A block with a
+/// codec decodes into `direct` when given, unless it is a shuffled one under
+/// `UNSHUFFLE_IN_PLACE_BYTES` (and `None` is returned: the bytes are there, shuffled as
+/// stored), else into `decoded`; an uncompressed one needs no step at all.
 fn run_codec<'a>(
     ctx: ArrayCtx<'_>,
     block: BlockRef<'_>,
@@ -426,7 +446,7 @@ fn run_codec<'a>(
             }
             stored
         }
-        (codec, Some(out)) if encoding.shuffle_elem_bytes.is_none() => {
+        (codec, Some(out)) if encoding.shuffle_elem_bytes.is_none() || raw_len >= UNSHUFFLE_IN_PLACE_BYTES => {
             decompress(stored, codec, ctx.dict, out).map_err(codec_err)?;
             return Ok(None);
         }

@@ -972,6 +972,41 @@ fn reads_of_8_mib_or_more_copied_out_row_by_row_land_whole_at_any_alignment() {
 }
 
 #[test]
+fn a_large_shuffled_chunk_decoded_into_place_is_unshuffled_there_and_damage_is_an_error() {
+    // One 4 MiB chunk: a whole read decodes it straight into the output, a partial write
+    // into the chunk buffer first, and verify into a buffer of its own; each unshuffles it
+    // where it was decoded (`codec::unshuffle_in_place`), not from a second copy.
+    let dir = test_dir!();
+    let path = dir.store();
+    let store =
+        Atlas::create(&path, StoreConfig { codec: Codec::Zstd { level: 1 }, ..StoreConfig::default() }).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    let (rows, cols) = (1024usize, 2048usize);
+    let mut words = iota(&[rows, cols], |i| ((i / 1000) * 3 + i % 11) as u16);
+    ds.define_array("u", ArraySpec::new(DType::UInt16, u64s(&[rows, cols])).chunk_shape(u64s(&[rows, cols]))).unwrap();
+    ds.write_array("u", &[0, 0], words.view()).unwrap();
+    store.flush().unwrap();
+    let edit = iota(&[3, 5], |i| 60_000 + i as u16);
+    ds.write_array("u", &[500, 1000], edit.view()).unwrap();
+    words.slice_mut(ndarray::s![500..503, 1000..1005]).assign(&edit);
+    store.flush().unwrap();
+    assert_eq!(ds.read_array::<u16>("u", &[0, 0], &u64s(&[rows, cols])).unwrap(), words);
+    assert_eq!(store.verify(&mut |_, _| {}).unwrap().bad_blocks.len(), 0);
+    drop((ds, store));
+
+    let block = &Atlas::open(&path).unwrap().array_blocks("d", "u").unwrap()[0];
+    let mut bytes = std::fs::read(&block.path).unwrap();
+    bytes[(block.offset_bytes + block.stored_bytes * 3 / 4) as usize] ^= 0x5a;
+    std::fs::write(&block.path, &bytes).unwrap();
+    let store = Atlas::open(&path).unwrap();
+    match store.open_dataset("d").unwrap().read_array::<u16>("u", &[0, 0], &u64s(&[rows, cols])) {
+        Err(Error::Corrupt { .. } | Error::ChecksumMismatch { .. }) => {}
+        other => panic!("expected a corrupt block, got {:?}", other.map(|a| a.len())),
+    }
+    assert_eq!(store.verify(&mut |_, _| {}).unwrap().bad_blocks.len(), 1);
+}
+
+#[test]
 fn large_shuffled_zstd_chunks_copied_out_row_by_row_stream_back_and_damage_is_an_error() {
     // 4 MiB chunks, two side by side: a whole read copies each out in half rows, streaming
     // its last byte plane from the frame (`codec::ShuffledStream`). Partial boxes stop
