@@ -424,10 +424,10 @@ pub(crate) fn stored_bytes<'a>(block: BlockRef<'a>, buf: &'a mut Vec<u8>) -> Res
     }
 }
 
-/// Runs a block's codec on its `stored` bytes, `raw_len` bytes decoded. A block with a
-/// codec decodes into `direct` when given, unless it is a shuffled one under
-/// `UNSHUFFLE_IN_PLACE_BYTES` (and `None` is returned: the bytes are there, shuffled as
-/// stored), else into `decoded`; an uncompressed one needs no step at all.
+/// Runs a block's codec on its `stored` bytes, `raw_len` bytes decoded: into `direct` when
+/// given, but for a shuffled block under `UNSHUFFLE_IN_PLACE_BYTES` (and returns `None`:
+/// the bytes are there, still shuffled if the block is), else into `decoded`. An
+/// uncompressed block needs no step at all.
 fn run_codec<'a>(
     ctx: ArrayCtx<'_>,
     block: BlockRef<'_>,

@@ -14,6 +14,11 @@ use crate::error::{Error, Result};
 /// result to `consume` in item order. Stops taking jobs at the first error (of a job, in
 /// item order, or of `consume`) and returns it; a panic in a job stops the others and goes
 /// on to the caller.
+///
+/// Every thread of the pool runs the line, and a thread finding the window full blocks
+/// until it moves on (the oldest job's thread never blocks), so the line must not be
+/// started from inside a job of the same pool: the engine starts it only through
+/// `pool::run` from a caller's thread.
 pub(crate) fn run_ordered<I: Sync, C: Send>(
     items: &[I],
     window: usize,
