@@ -23,7 +23,9 @@ pub(crate) use block::{ArrayCtx, BlockRef};
 #[cfg(feature = "gpu")]
 pub(crate) use block::{Worker, check_raw_len, corrupt_chunk, decode_chunk, fill_with, stored_bytes};
 #[cfg(feature = "gpu")]
-pub(crate) use plan::{ChunkOp, plan};
+pub(crate) use plan::ChunkOp;
+// The store stages an append's rows by the chunks the plan lists (`write_raw`).
+pub(crate) use plan::plan;
 #[cfg(feature = "gpu")]
 pub(crate) use pool::run as run_on_pool;
 #[cfg(feature = "gpu")]
@@ -35,4 +37,4 @@ pub(crate) use region::{BoxCopy, Place, box_copy};
 pub(crate) use strings::{read_strings, trim_string_chunks, write_strings};
 pub(crate) use trim::{reaches_past, trim_chunks};
 pub(crate) use verify::check_blocks;
-pub(crate) use write::{EncodedChunk, Sink, WriteSettings, encode_chunks, touched_chunks, write_raw, write_region};
+pub(crate) use write::{EncodedChunk, Sink, WriteSettings, encode_chunks, write_raw, write_region};

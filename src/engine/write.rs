@@ -147,26 +147,19 @@ pub(crate) fn encode_chunks(
     encode_in_order(chunks, meta.chunk_bytes(), |worker, chunk| encode(meta, settings, worker, chunk), sink)
 }
 
-/// The coordinates of the chunks a box `start .. start + shape` touches, in the order of
-/// [`write_raw`]'s buffers.
-pub(crate) fn touched_chunks(chunk_shape: &[u64], start: &[u64], shape: &[u64]) -> Vec<Vec<u64>> {
-    plan(chunk_shape, start, shape).into_iter().map(|op| op.coord).collect()
-}
-
-/// Writes `input` (a C-order buffer of `shape`) at `start` into raw chunk buffers instead
-/// of blocks: `chunks[i]` is the buffer of the `i`-th chunk the box touches
-/// ([`touched_chunks`]), or `None` to start one from the chunk's current block (decoded and
-/// verified) or the fill value. On an error no buffer given has been changed.
+/// Writes `input` (a C-order buffer of `shape`) into raw chunk buffers instead of blocks,
+/// as `ops` (its box's [`plan`]) say: `chunks[i]` is the buffer of the chunk of `ops[i]`,
+/// or `None` to start one from the chunk's current block (decoded and verified) or the fill
+/// value. On an error no buffer given has been changed.
 pub(crate) fn write_raw<'a>(
     ctx: ArrayCtx<'_>,
     lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
-    start: &[u64],
+    ops: &[ChunkOp],
     shape: &[u64],
     input: &[u8],
     chunks: &mut [Option<Vec<u8>>],
 ) -> Result<()> {
     let meta = ctx.meta;
-    let ops = plan(&meta.chunk_shape, start, shape);
     assert_eq!(ops.len(), chunks.len(), "one buffer per chunk touched");
     let chunk_len = to_usize(meta.chunk_bytes());
     with_worker(|worker| {

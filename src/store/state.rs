@@ -9,7 +9,7 @@ use super::disk::{self, DATA_DIR, LOCK_FILE};
 use super::pending::{PendingBlocks, PendingFragment, WriteSession, append_chunk};
 use super::snapshot::Snapshot;
 use crate::codec::ZstdDict;
-use crate::engine::{ArrayCtx, BlockRef, Sink, WriteSettings, encode_chunks, touched_chunks, write_raw};
+use crate::engine::{ArrayCtx, BlockRef, Sink, WriteSettings, encode_chunks, plan, write_raw};
 use crate::error::{EntityKind, Error, Result};
 use crate::fragment::FragmentReader;
 use crate::fragment::{BlockEntry, ChunkStats, merge, scan};
@@ -292,18 +292,18 @@ impl State {
         let State { session, committed, .. } = self;
         let session = session.as_mut().expect("chunks are staged within a session");
         let blocks = &mut session.fragment(data_dir, generation)?.blocks;
-        let coords = touched_chunks(&ctx.meta.chunk_shape, start, shape);
-        let mut chunks: Vec<Option<Vec<u8>>> = coords.iter().map(|c| blocks.take_staged(array_id, c)).collect();
+        let ops = plan(&ctx.meta.chunk_shape, start, shape);
+        let mut chunks: Vec<Option<Vec<u8>>> = ops.iter().map(|op| blocks.take_staged(array_id, &op.coord)).collect();
         let taken: Vec<bool> = chunks.iter().map(Option::is_some).collect();
         let written = {
             let blocks = &*blocks;
             let lookup = |coord: &[u64]| find_block(Some(blocks), committed, array_id, coord);
-            write_raw(ctx, &lookup, start, shape, input, &mut chunks)
+            write_raw(ctx, &lookup, &ops, shape, input, &mut chunks)
         };
         // On an error, only the staged bytes taken out go back (unchanged).
-        for ((coord, raw), taken) in coords.iter().zip(chunks).zip(taken) {
+        for ((op, raw), taken) in ops.iter().zip(chunks).zip(taken) {
             if let Some(raw) = raw.filter(|_| written.is_ok() || taken) {
-                blocks.stage(array_id, coord, raw);
+                blocks.stage(array_id, &op.coord, raw);
             }
         }
         written
