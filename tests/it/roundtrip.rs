@@ -971,6 +971,13 @@ fn reads_of_8_mib_or_more_copied_out_row_by_row_land_whole_at_any_alignment() {
     }
 }
 
+/// A store whose blocks are zstd level 1 (shuffled where the dtype allows), with dataset `d`.
+fn zstd1_store(path: &std::path::Path) -> (Atlas, Dataset) {
+    let store = Atlas::create(path, StoreConfig { codec: Codec::Zstd { level: 1 }, ..StoreConfig::default() }).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    (store, ds)
+}
+
 #[test]
 fn a_large_shuffled_chunk_decoded_into_place_is_unshuffled_there_and_damage_is_an_error() {
     // One 4 MiB chunk: a whole read decodes it straight into the output, a partial write
@@ -978,9 +985,7 @@ fn a_large_shuffled_chunk_decoded_into_place_is_unshuffled_there_and_damage_is_a
     // where it was decoded (`codec::unshuffle_in_place`), not from a second copy.
     let dir = test_dir!();
     let path = dir.store();
-    let store =
-        Atlas::create(&path, StoreConfig { codec: Codec::Zstd { level: 1 }, ..StoreConfig::default() }).unwrap();
-    let ds = store.create_dataset("d").unwrap();
+    let (store, ds) = zstd1_store(&path);
     let (rows, cols) = (1024usize, 2048usize);
     let mut words = iota(&[rows, cols], |i| ((i / 1000) * 3 + i % 11) as u16);
     ds.define_array("u", ArraySpec::new(DType::UInt16, u64s(&[rows, cols])).chunk_shape(u64s(&[rows, cols]))).unwrap();
@@ -1013,9 +1018,7 @@ fn large_shuffled_zstd_chunks_copied_out_row_by_row_stream_back_and_damage_is_an
     // streaming early unless verifying, which reads every block to its end.
     let dir = test_dir!();
     let path = dir.store();
-    let store =
-        Atlas::create(&path, StoreConfig { codec: Codec::Zstd { level: 1 }, ..StoreConfig::default() }).unwrap();
-    let ds = store.create_dataset("d").unwrap();
+    let (store, ds) = zstd1_store(&path);
     let (rows, cols) = (2048usize, 2048usize);
     let words = iota(&[rows, cols], |i| ((i / 4096) * 7 + i % 13) as u16);
     let floats = iota(&[rows / 2, cols], |i| (i % 5000) as f32 * 0.5 - 7.0);
