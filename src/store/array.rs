@@ -235,15 +235,18 @@ impl ArrayHandle {
     /// array as it was, so it can be retried.
     #[allow(clippy::needless_pass_by_value)] // as `write`
     pub fn append<T: Element, D: Dimension>(&self, data: ArrayView<'_, T, D>) -> Result<()> {
+        // Past the budget, the staged chunks are sealed before this append stages more: an
+        // append whose sealing fails has changed nothing and can be retried (sealed after
+        // its rows were in, it failed with its rows appended).
+        {
+            let mut guard = self.inner.write();
+            if guard.staged_bytes() > MAX_STAGED_BYTES {
+                guard.seal_staged()?;
+            }
+        }
         let start = self.grow_for_append(data.shape(), T::DTYPE, T::matches)?;
         let rows = data.shape()[0] as u64;
-        self.write_rows(&start, &data, true).inspect_err(|_| self.undo_grow(start[0], rows))?;
-        // The rows are in; sealing only bounds the memory staged chunks hold.
-        let mut guard = self.inner.write();
-        if guard.staged_bytes() > MAX_STAGED_BYTES {
-            guard.seal_staged()?;
-        }
-        Ok(())
+        self.write_rows(&start, &data, true).inspect_err(|_| self.undo_grow(start[0], rows))
     }
 
     /// Takes back the growth of an append whose rows failed to be written (`rows` rows from
@@ -439,7 +442,8 @@ impl ArrayHandle {
     }
 }
 
-/// Raw bytes of staged chunks a session holds at most; past this, they are all sealed.
+/// Raw bytes of staged chunks a session holds before an append (which may stage one more
+/// row of chunks); past this, the next append seals them all first.
 const MAX_STAGED_BYTES: usize = 64 << 20;
 
 /// How many of the last rows of a write of `shape` at `start` fall in a chunk row it

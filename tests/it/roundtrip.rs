@@ -917,8 +917,8 @@ fn appends_into_a_partly_filled_chunk_are_staged_and_leave_one_block_per_chunk()
 
 #[test]
 fn staged_chunks_past_64_mib_are_sealed_before_the_flush() {
-    // One row appended to each of 34 arrays of 2 MiB chunks stages 68 MiB: the append that
-    // passes 64 MiB encodes them all, and every row still reads back.
+    // One row appended to each of 34 arrays of 2 MiB chunks stages 68 MiB: the append after
+    // the one that passes 64 MiB encodes them all first, and every row still reads back.
     let dir = test_dir!();
     let store = util::create(&dir.store());
     let ds = store.create_dataset("d").unwrap();
