@@ -235,9 +235,8 @@ impl ArrayHandle {
     /// array as it was, so it can be retried.
     #[allow(clippy::needless_pass_by_value)] // as `write`
     pub fn append<T: Element, D: Dimension>(&self, data: ArrayView<'_, T, D>) -> Result<()> {
-        // Past the budget, the staged chunks are sealed before this append stages more: an
-        // append whose sealing fails has changed nothing and can be retried (sealed after
-        // its rows were in, it failed with its rows appended).
+        // Past the budget, the staged chunks are sealed before this append stages more, so
+        // that an append whose sealing fails has changed nothing and can be retried.
         {
             let mut guard = self.inner.write();
             if guard.staged_bytes() > MAX_STAGED_BYTES {
