@@ -120,10 +120,10 @@ impl Worker {
 const PIECE_BYTES: usize = 16 << 10;
 
 /// A shuffled block of at least this many raw bytes decoded into a buffer of its own size
-/// is decoded there and unshuffled in place, which takes half the memory or less of
-/// decoding it into a worker buffer (a whole read of a one-chunk array of 32 MiB u16
-/// peaked at twice its size); a smaller one is unshuffled from the worker buffer, which
-/// saves a copy of its lead planes.
+/// is decoded there and unshuffled in place, which holds a copy of its leading planes
+/// (`(K - 1) / K` of it) instead of a whole decoded copy (a whole read of a one-chunk
+/// array of 32 MiB u16 peaked at twice its size); a smaller one is unshuffled from the
+/// worker buffer, which saves the copy of its leading planes.
 const UNSHUFFLE_IN_PLACE_BYTES: usize = 4 << 20;
 
 /// An unshuffled block up to this size is hashed in one pass before its rows are copied

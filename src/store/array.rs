@@ -235,14 +235,6 @@ impl ArrayHandle {
     /// array as it was, so it can be retried.
     #[allow(clippy::needless_pass_by_value)] // as `write`
     pub fn append<T: Element, D: Dimension>(&self, data: ArrayView<'_, T, D>) -> Result<()> {
-        // Past the budget, the staged chunks are sealed before this append stages more, so
-        // that an append whose sealing fails has changed nothing and can be retried.
-        {
-            let mut guard = self.inner.write();
-            if guard.staged_bytes() > MAX_STAGED_BYTES {
-                guard.seal_staged()?;
-            }
-        }
         let start = self.grow_for_append(data.shape(), T::DTYPE, T::matches)?;
         let rows = data.shape()[0] as u64;
         self.write_rows(&start, &data, true).inspect_err(|_| self.undo_grow(start[0], rows))
@@ -261,7 +253,9 @@ impl ArrayHandle {
     }
 
     /// Grows axis 0 to make room for data of `data_shape` and returns where it goes. The
-    /// shape and dtype are checked first, so a refused append changes nothing.
+    /// shape and dtype are checked first, so a refused append changes nothing. Past the
+    /// budget, the session's staged chunks are sealed before the growth, so that an append
+    /// whose sealing fails has changed nothing either and can be retried.
     pub(super) fn grow_for_append(
         &self,
         data_shape: &[usize],
@@ -279,6 +273,12 @@ impl ArrayHandle {
         grown[0] = grown[0]
             .checked_add(shape[0])
             .ok_or_else(|| Error::invalid(format!("appending {} rows overflows axis 0", shape[0])))?;
+        {
+            let mut guard = self.inner.write();
+            if guard.staged_bytes() > MAX_STAGED_BYTES {
+                guard.seal_staged()?;
+            }
+        }
         self.resize(&grown)?;
         let mut start = origin;
         start[0] = meta.shape[0];
