@@ -204,7 +204,8 @@ def test_storage_counts_a_chunk_an_unfinished_append_holds_as_staged(tmp_path):
 def test_codec_change_mid_life_reads_every_block_back(tmp_path):
     store = atlas.Atlas.create(tmp_path / "s")
     arr = store.create_dataset("d").define_array("a", "float32", ["t", "x"], [8, 100], chunk_shape=[2, 100])
-    data = np.random.default_rng(1).random((8, 100), dtype=np.float32)
+    # Each value four times: every codec makes a chunk smaller (else it is stored raw).
+    data = np.repeat(np.random.default_rng(1).random(200, dtype=np.float32), 4).reshape(8, 100)
     arr[:4] = data[:4]
     store.flush()
     arr.set_codec("lz4", shuffle=False)

@@ -4,7 +4,7 @@
 
 use super::block::{ArrayCtx, BlockRef, Worker, corrupt_chunk, decode_chunk};
 use super::region::to_usize;
-use super::write::{EncodedChunk, Sink, Stored, WriteSettings, encode_in_order};
+use super::write::{EncodedChunk, Sink, Stored, WriteSettings, encode_in_order, keeps_encoding};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::Result;
 use crate::meta::MAX_CHUNK_BYTES;
@@ -50,6 +50,13 @@ fn recode(
         let recoded = decode_chunk(ctx, block, worker, &mut raw, true).and_then(|()| {
             encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, &mut worker.scratch, &mut stored)
         });
+        let recoded = recoded.map(|encoding| {
+            if keeps_encoding(settings.codec, stored.len(), raw.len()) {
+                return encoding;
+            }
+            stored.clone_from(&raw);
+            BlockEncoding::RAW
+        });
         worker.chunk = raw;
         encoding = recoded?;
     }
@@ -92,8 +99,8 @@ mod tests {
         let meta = ArrayMeta {
             id: 4,
             dtype: DType::Float32,
-            shape: vec![64],
-            chunk_shape: vec![16],
+            shape: vec![1024],
+            chunk_shape: vec![256],
             dims: vec![String::new()],
             fill_value: Scalar::Int(0),
             codec: None,
@@ -103,7 +110,8 @@ mod tests {
             train_dictionary: false,
             zstd_dictionary: None,
         };
-        let raw: Vec<u8> = (0..16).flat_map(|i| (i as f32 * 1.5).to_le_bytes()).collect();
+        // Compressible: runs of 32 equal values.
+        let raw: Vec<u8> = (0..256).flat_map(|i| ((i / 32) as f32 * 1.5).to_le_bytes()).collect();
         let stats = ChunkStats { valid_count: 15, min_bits: 1, max_bits: 2, sum_bits: 3 };
         let mut writer = FragmentWriter::create(path.clone()).unwrap();
         let mut entries = Vec::new();

@@ -322,7 +322,12 @@ fn encode_rows<'i>(
             ));
         });
         encoding = encoded.expect("scan_pieces runs its producer")?;
-        (scan, Stored::from(bytes))
+        if keeps_encoding(settings.codec, bytes.len(), to_usize(raw_len_bytes)) {
+            (scan, Stored::from(bytes))
+        } else {
+            encoding = BlockEncoding::RAW;
+            (scan, Stored::Rows(rows))
+        }
     };
     if scan.all_fill {
         // Stored without bytes (a shuffled chunk was encoded for nothing: its scan came
@@ -364,7 +369,20 @@ pub(crate) fn encode_raw<'r>(
     } else {
         let mut stored = Vec::new();
         encoding = encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, scratch, &mut stored)?;
-        Stored::from(stored)
+        if keeps_encoding(settings.codec, stored.len(), raw.len()) {
+            Stored::from(stored)
+        } else {
+            encoding = BlockEncoding::RAW;
+            Stored::Bytes(raw)
+        }
     };
     Ok(EncodedChunk::new(coord, stored, raw_len_bytes, checksum, encoding, scan))
+}
+
+/// Whether a block that `codec` encoded to `stored_len` bytes is stored so. One a
+/// compressor did not make smaller is stored as its `raw_len` raw bytes instead
+/// (`BlockEncoding::RAW`): they take no more room, and a read copies them straight from the
+/// map with no decode (docs/ARCHITECTURE.md, decision o).
+pub(crate) fn keeps_encoding(codec: Codec, stored_len: usize, raw_len: usize) -> bool {
+    matches!(codec, Codec::None) || stored_len < raw_len
 }

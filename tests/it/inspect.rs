@@ -11,19 +11,20 @@ fn array_blocks_report_codec_shuffle_sizes_location_and_pending_state() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
     let ds = store.create_dataset("d").unwrap();
-    let a = ds.define_array("a", ArraySpec::new(DType::Float32, [12]).chunk_shape([4])).unwrap();
-    a.write(&[0], Array1::from_shape_fn(8, |i| i as f32 + 1.0).view()).unwrap();
+    // Chunks of 256 values in runs of 64: every codec makes them smaller.
+    let a = ds.define_array("a", ArraySpec::new(DType::Float32, [768]).chunk_shape([256])).unwrap();
+    a.write(&[0], Array1::from_shape_fn(512, |i| (i / 64) as f32 + 1.0).view()).unwrap();
     store.flush().unwrap();
     a.set_codec(Some(Codec::Lz4)).unwrap();
     a.set_shuffle(Some(Shuffle::Off)).unwrap();
-    a.write(&[8], Array1::<f32>::zeros(4).view()).unwrap(); // all fill: a fill entry
+    a.write(&[512], Array1::<f32>::zeros(256).view()).unwrap(); // all fill: a fill entry
 
     let blocks = store.array_blocks("d", "a").unwrap();
     assert_eq!(blocks.iter().map(|b| b.coord[0]).collect::<Vec<_>>(), [0, 1, 2]);
     assert_eq!((blocks[0].codec, blocks[0].shuffled, blocks[0].state), (BlockCodec::Zstd, true, BlockState::Committed));
     assert_eq!((blocks[2].codec, blocks[2].shuffled, blocks[2].state), (BlockCodec::Lz4, false, BlockState::Pending));
     assert!(blocks[2].is_fill && blocks[2].stored_bytes == 0);
-    assert!(blocks.iter().all(|b| b.raw_bytes == 16));
+    assert!(blocks.iter().all(|b| b.raw_bytes == 1024));
     let on_disk = std::fs::read(&blocks[0].path).unwrap();
     let start = blocks[0].offset_bytes as usize;
     assert_eq!(&on_disk[start..start + 4], &[0x28, 0xb5, 0x2f, 0xfd], "a zstd frame starts there");
@@ -81,4 +82,58 @@ fn a_chunk_staged_by_an_unfinished_append_is_listed_as_staged_until_sealed() {
     let blocks = store.array_blocks("d", "a").unwrap();
     assert_eq!(blocks[0].state, BlockState::Committed);
     assert_eq!((blocks[0].codec, blocks[0].raw_bytes), (BlockCodec::Zstd, 8 * 4 * 4));
+}
+
+/// `n` values of a xorshift sequence: bytes no codec makes smaller.
+fn noise(n: usize) -> Vec<u64> {
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        })
+        .collect()
+}
+
+#[test]
+fn a_block_its_codec_would_not_make_smaller_is_stored_as_its_raw_bytes() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    // Chunk 0 compresses, chunk 1 is noise; a 4 MiB chunk of noise takes the path that
+    // shuffles large chunks in pieces.
+    let mut values = vec![7u64; 1024];
+    values.extend(noise(1024));
+    let big = noise(512 << 10);
+    for (name, codec) in [("z", Codec::Zstd { level: 3 }), ("l", Codec::Lz4)] {
+        let spec = ArraySpec::new(DType::UInt64, [2048]).chunk_shape([1024]).codec(codec);
+        ds.define_array(name, spec).unwrap().write(&[0], arr1(&values).view()).unwrap();
+    }
+    let len = big.len() as u64;
+    let spec =
+        ArraySpec::new(DType::UInt64, [len]).chunk_shape([len]).codec(Codec::Zstd { level: 1 }).shuffle(Shuffle::On);
+    ds.define_array("big", spec).unwrap().write(&[0], arr1(&big).view()).unwrap();
+    store.flush().unwrap();
+
+    let codecs = |name: &str| -> Vec<(BlockCodec, bool, bool)> {
+        let blocks = store.array_blocks("d", name).unwrap();
+        blocks.iter().map(|b| (b.codec, b.shuffled, b.stored_bytes == b.raw_bytes)).collect()
+    };
+    assert_eq!(codecs("z"), [(BlockCodec::Zstd, true, false), (BlockCodec::None, false, true)]);
+    assert_eq!(codecs("l"), [(BlockCodec::Lz4, true, false), (BlockCodec::None, false, true)]);
+    assert_eq!(codecs("big"), [(BlockCodec::None, false, true)]);
+    // Recompressing keeps to the same rule.
+    store.recompress_array("d", "z", Codec::Lz4, Shuffle::Off).unwrap();
+    assert_eq!(codecs("z"), [(BlockCodec::Lz4, false, false), (BlockCodec::None, false, true)]);
+
+    let reopened = Atlas::open(dir.store()).unwrap();
+    let ds = reopened.open_dataset("d").unwrap();
+    let read =
+        |name: &str, len: usize| ds.read_array::<u64>(name, &[0], &[len as u64]).unwrap().into_raw_vec_and_offset().0;
+    assert_eq!((read("z", 2048), read("l", 2048)), (values.clone(), values));
+    assert!(read("big", big.len()) == big);
+    let report = reopened.verify(&mut |_, _| {}).unwrap();
+    assert_eq!((report.blocks_checked, report.bad_blocks.len()), (5, 0));
 }

@@ -495,7 +495,9 @@ fn compact_reclaims_the_blocks_recompression_left_behind() {
     assert_eq!(doc["fragments_before"], 2);
     assert_eq!(doc["fragments_after"], 1);
     assert_eq!(doc["blocks_kept"], 4);
-    assert_eq!(doc["blocks_dropped"], 4);
+    // Three re-encoded; the timestamps' block was stored as its raw bytes already (zstd
+    // did not make it smaller), which is what `none` asks for.
+    assert_eq!(doc["blocks_dropped"], 3);
     assert_eq!(fragments(&store).len(), 1);
     assert!(same_floats(&temp_values(&store), &before));
     let text = stdout_of(atlas().arg("compact").arg(&store));
