@@ -36,9 +36,10 @@ pub fn open(dir: &Path) -> ArrayHandle {
     store.open_dataset("d").and_then(|d| d.array("a")).expect("open array")
 }
 
-/// Reads the whole array into `out` (checksums verified, the default).
-pub fn read_into<T: Sample>(array: &ArrayHandle, shape: &[u64], out: &mut [T]) {
-    array.read_into(&vec![0; shape.len()], shape, out, ReadOptions::default()).expect("read");
+/// Reads the whole array into `out`, checksums verified (the default) or not.
+pub fn read_into<T: Sample>(array: &ArrayHandle, shape: &[u64], out: &mut [T], verify: bool) {
+    let options = ReadOptions { verify_checksums: verify, ..ReadOptions::default() };
+    array.read_into(&vec![0; shape.len()], shape, out, options).expect("read");
 }
 
 /// Reads the whole array into a new buffer (the allocating call most callers use).
