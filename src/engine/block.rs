@@ -126,8 +126,10 @@ const PIECE_BYTES: usize = 16 << 10;
 /// worker buffer, which saves the copy of its leading planes.
 const UNSHUFFLE_IN_PLACE_BYTES: usize = 4 << 20;
 
-/// An unshuffled block up to this size is hashed in one pass before its rows are copied
-/// out (it stays in the L2 cache in between); a larger one a piece of this size at a time.
+/// An unshuffled block just decoded into a buffer up to this size is still in cache: it is
+/// hashed in one pass before its rows are copied out. Any other unshuffled block (above
+/// all one read from the map, first touched by the copy) is hashed a piece of
+/// `PLAIN_PIECE_BYTES` at a time, each once its rows are out.
 const PLAIN_WHOLE_BYTES: usize = 1 << 20;
 const PLAIN_PIECE_BYTES: usize = 64 << 10;
 
@@ -269,9 +271,12 @@ const PREAD_BYTES: usize = 256 << 10;
 /// A (non-fill) block's raw bytes, for a read that copies a chunk out row by row, walked
 /// through piece by piece in order: a shuffled block's pieces are unshuffled, hashed and
 /// copied out while in cache. An unshuffled block is at hand whole (mapped, or decoded
-/// into a worker buffer): one that fits in cache is checked when opened and is one piece,
-/// a larger one is hashed piece by piece as it is copied out. A large shuffled zstd block
-/// is never decoded whole: its last plane is streamed piece by piece (`ShuffledStream`).
+/// into a worker buffer). One just decoded that fits in cache is checked when opened and
+/// is one piece; any other is hashed a piece behind the copy, each piece once its rows are
+/// out, so that it comes from memory once, for the copy, and is hashed from cache (hashing
+/// blocks read from the map before copying them measured up to 25% slower). A large
+/// shuffled zstd block is never decoded whole: its last plane is streamed piece by piece
+/// (`ShuffledStream`).
 pub(crate) struct Pieces<'a> {
     source: Source<'a>,
     raw_len: usize,
@@ -314,12 +319,9 @@ impl<'a> Pieces<'a> {
             }
             _ => {
                 let raw = run_codec(ctx, block, stored, decoded, raw_len, None)?.expect("no output to decode into");
+                let decoded = encoding.codec != CodecId::None;
                 let (piece_len, summer) = match raw {
-                    // A block at hand whole that fits in cache is hashed in one pass here:
-                    // interleaving the hash with the row copies measured slower. A larger
-                    // one is hashed a piece at a time as the rows are copied out, so that
-                    // its bytes come from memory once, not twice.
-                    Raw::Plain(all) if !verify || raw_len <= PLAIN_WHOLE_BYTES => {
+                    Raw::Plain(all) if !verify || (decoded && raw_len <= PLAIN_WHOLE_BYTES) => {
                         check_checksum(ctx, block, verify.then(|| checksum(all)))?;
                         (raw_len, None)
                     }
@@ -353,12 +355,14 @@ impl<'a> Pieces<'a> {
         }
     }
 
-    /// Moves to the next piece, unshuffling it if the block is shuffled, and hashes it.
+    /// Moves to the next piece, unshuffling it if the block is shuffled, and hashes it; or,
+    /// for an unshuffled block, hashes the piece it leaves, whose rows are out.
     fn advance(&mut self) {
         assert!(self.end < self.raw_len, "offset past the block's raw bytes");
+        let left = self.start..self.end;
         (self.start, self.end) = (self.end, self.raw_len.min(self.end + self.piece_len));
         let bytes = match &mut self.source {
-            Source::Decoded(Raw::Plain(all)) => &all[self.start..self.end],
+            Source::Decoded(Raw::Plain(all)) => &all[left],
             Source::Decoded(raw) => {
                 self.piece.resize(self.end - self.start, 0);
                 raw.write(self.start, self.piece);
@@ -379,10 +383,12 @@ impl<'a> Pieces<'a> {
         }
     }
 
-    /// Hashes the pieces not visited yet and checks the checksum, if verifying; a streamed
+    /// Hashes what is not hashed yet and checks the checksum, if verifying; a streamed
     /// block read to its end is checked to end there.
     pub(crate) fn finish(mut self, ctx: ArrayCtx<'_>, block: BlockRef<'_>) -> Result<()> {
-        if self.summer.is_some() {
+        if let (Some(summer), Source::Decoded(Raw::Plain(all))) = (&mut self.summer, &self.source) {
+            summer.update(&all[self.start..]);
+        } else if self.summer.is_some() {
             while self.end < self.raw_len {
                 self.advance();
             }

@@ -3,7 +3,10 @@
 
 use std::path::Path;
 
-use atlas::{ArraySpec, Atlas, AttrValue, Codec, DType, Dataset, EntityKind, Error, ReadOptions, Shuffle, StoreConfig};
+use atlas::{
+    ArraySpec, Atlas, AttrValue, BlockCodec, Codec, DType, Dataset, EntityKind, Error, ReadOptions, Shuffle,
+    StoreConfig,
+};
 use ndarray::{arr1, arr2};
 
 use crate::util::{self, ENCODINGS, assert_err, test_dir};
@@ -488,6 +491,51 @@ fn a_corrupt_block_copied_out_row_by_row_is_a_checksum_mismatch_shuffled_or_not(
         .unwrap();
         let changed: Vec<usize> = (0..16).filter(|&i| out[i] != data[i]).collect();
         assert_eq!(changed.len(), 1, "{shuffle:?}: {changed:?}");
+    }
+}
+
+#[test]
+fn a_corrupt_byte_in_any_piece_of_a_large_uncompressed_block_copied_out_by_rows_is_caught() {
+    // 256x256 f32 chunks (256 KiB, hashed in several pieces as their rows are copied out);
+    // two chunks side by side, so a whole read copies each out row by row.
+    let dir = test_dir!();
+    let path = dir.store();
+    let store = Atlas::create(&path, StoreConfig { codec: Codec::None, ..StoreConfig::default() }).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Float32, [512, 512]).chunk_shape([256, 256])).unwrap();
+    let data = ndarray::Array2::from_shape_fn((512, 512), |(i, j)| (i * 512 + j) as f32);
+    ds.write_array("a", &[0, 0], data.view()).unwrap();
+    store.flush().unwrap();
+    let block = store.array_blocks("d", "a").unwrap().into_iter().find(|b| b.coord == [1, 1]).unwrap();
+    assert_eq!((block.codec, block.stored_bytes), (BlockCodec::None, 256 * 1024));
+    drop((ds, store));
+    let good = std::fs::read(&block.path).unwrap();
+    let boxes = [([0, 0], [512, 512]), ([256, 256], [8, 256])];
+    let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+    for (start, shape) in boxes {
+        let [r, c] = [start[0] as usize, start[1] as usize];
+        let expected = data.slice(ndarray::s![r..r + shape[0] as usize, c..c + shape[1] as usize]);
+        assert_eq!(ds.read_array::<f32>("a", &start, &shape).unwrap(), expected.into_dyn(), "sound, at {start:?}");
+    }
+    // In the first piece, one in the middle, and the last.
+    for at in [100, 150_000, 262_000] {
+        let mut bad = good.clone();
+        bad[block.offset_bytes as usize + at] ^= 0x10;
+        std::fs::write(&block.path, &bad).unwrap();
+        let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+        // The whole array, and a box of chunk [1, 1]'s first rows only: the whole block is
+        // checked either way.
+        for (start, shape) in boxes {
+            match ds.read_array::<f32>("a", &start, &shape) {
+                Err(Error::ChecksumMismatch { chunk, .. }) => assert_eq!(chunk, [1, 1], "byte {at}"),
+                other => panic!("byte {at}, box at {start:?}: expected a checksum mismatch, got {other:?}"),
+            }
+        }
+        let unverified = ReadOptions { verify_checksums: false, ..ReadOptions::default() };
+        let mut out = vec![0.0f32; 512 * 512];
+        ds.read_array_into("a", &[0, 0], &[512, 512], &mut out, unverified).unwrap();
+        let changed = out.iter().zip(&data).filter(|(a, b)| a != b).count();
+        assert_eq!(changed, 1, "byte {at}");
     }
 }
 
