@@ -272,9 +272,10 @@ const PREAD_BYTES: usize = 256 << 10;
 /// through piece by piece in order: a shuffled block's pieces are unshuffled, hashed and
 /// copied out while in cache. An unshuffled block is at hand whole (mapped, or decoded
 /// into a worker buffer). One just decoded that fits in cache is checked when opened and
-/// is one piece; any other is hashed a piece behind the copy, each piece once its rows are
-/// out, so that it comes from memory once, for the copy, and is hashed from cache (hashing
-/// blocks read from the map before copying them measured up to 25% slower). A large
+/// is one piece; any other (not decoded: mapped, or read back) is hashed a piece behind
+/// the copy, each piece once its rows are out, so that it comes from memory once, for the
+/// copy, and is hashed from cache (hashing blocks read from the map before copying them
+/// measured up to 25% slower). A large
 /// shuffled zstd block is never decoded whole: its last plane is streamed piece by piece
 /// (`ShuffledStream`).
 pub(crate) struct Pieces<'a> {
@@ -319,13 +320,13 @@ impl<'a> Pieces<'a> {
             }
             _ => {
                 let raw = run_codec(ctx, block, stored, decoded, raw_len, None)?.expect("no output to decode into");
-                let decoded = encoding.codec != CodecId::None;
+                let just_decoded = encoding.codec != CodecId::None;
                 let (piece_len, summer) = match raw {
-                    Raw::Plain(all) if !verify || (decoded && raw_len <= PLAIN_WHOLE_BYTES) => {
+                    Raw::Plain(all) if !verify || (just_decoded && raw_len <= PLAIN_WHOLE_BYTES) => {
                         check_checksum(ctx, block, verify.then(|| checksum(all)))?;
                         (raw_len, None)
                     }
-                    Raw::Plain(_) => (PLAIN_PIECE_BYTES, Some(Checksummer::new())),
+                    Raw::Plain(_) => (PLAIN_PIECE_BYTES.min(raw_len), Some(Checksummer::new())),
                     Raw::Shuffled(..) => (raw.piece_len(), verify.then(Checksummer::new)),
                 };
                 (Source::Decoded(raw), piece_len, summer)
@@ -334,8 +335,8 @@ impl<'a> Pieces<'a> {
         Ok(Self { source, raw_len, piece_len, start: 0, end: 0, piece, summer, failed: None })
     }
 
-    /// All the raw bytes, if they are at hand whole and need no more hashing: rows can be
-    /// copied straight from them, in any order.
+    /// All the raw bytes, if they are at hand whole as one piece: rows can be copied
+    /// straight from them, in any order (any hashing still due is `finish`'s).
     pub(crate) fn whole(&self) -> Option<&'a [u8]> {
         match self.source {
             Source::Decoded(Raw::Plain(all)) if self.piece_len == self.raw_len => Some(all),

@@ -4,14 +4,16 @@
 
 use super::block::{ArrayCtx, BlockRef, Worker, corrupt_chunk, decode_chunk};
 use super::region::to_usize;
-use super::write::{EncodedChunk, Sink, Stored, WriteSettings, encode_in_order, keeps_encoding};
+use super::write::{EncodedChunk, Sink, Stored, WriteSettings, encode_in_order, encoded_or_raw};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::Result;
 use crate::meta::MAX_CHUNK_BYTES;
 
 /// Re-encodes `blocks` (blocks of one array) with `settings`, in parallel batches that bound
 /// memory; the re-encoded blocks go to `sink` in the order of `blocks`. A fill entry stays a
-/// fill entry (it has no bytes to re-encode).
+/// fill entry (it has no bytes to re-encode). A block stored raw that comes out raw again
+/// (the new codec does not make it smaller either) is left where it is: nothing goes to
+/// `sink` for it.
 ///
 /// # Errors
 /// [`Error::Corrupt`] or [`Error::ChecksumMismatch`] for a block that does not decode to the
@@ -24,51 +26,46 @@ pub(crate) fn recode_blocks(
 ) -> Result<()> {
     // Batches are sized by the largest raw chunk: string chunks have no fixed size.
     let chunk_bytes = blocks.iter().map(|b| b.entry().raw_len_bytes).max().unwrap_or(0).max(ctx.meta.chunk_bytes());
-    encode_in_order(
-        blocks,
-        chunk_bytes,
-        |worker, block| recode(ctx, *block, settings, worker).map(|chunk| [chunk]),
-        sink,
-    )
+    encode_in_order(blocks, chunk_bytes, |worker, block| recode(ctx, *block, settings, worker), sink)
 }
 
-/// Decodes one block (always verified) and encodes its raw bytes with `settings`.
+/// Decodes one block (always verified) and encodes its raw bytes with `settings`; `None`
+/// for a block stored raw that would be stored raw again.
 fn recode(
     ctx: ArrayCtx<'_>,
     block: BlockRef<'_>,
     settings: WriteSettings,
     worker: &mut Worker,
-) -> Result<EncodedChunk<'static>> {
+) -> Result<Option<EncodedChunk<'static>>> {
     let entry = block.entry();
     let elem_bytes = ctx.meta.dtype.size_bytes();
     let shuffle_elem_bytes = (settings.shuffle && elem_bytes > 1).then_some(elem_bytes);
     let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
-    let mut stored = Vec::new();
+    let mut stored = Stored::from(Vec::new());
     if !entry.is_fill {
         let mut raw = std::mem::take(&mut worker.chunk);
         raw.resize(raw_len(ctx, block)?, 0);
+        let mut encoded = Vec::new();
         let recoded = decode_chunk(ctx, block, worker, &mut raw, true).and_then(|()| {
-            encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, &mut worker.scratch, &mut stored)
+            encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, &mut worker.scratch, &mut encoded)
         });
-        let recoded = recoded.map(|encoding| {
-            if keeps_encoding(settings.codec, stored.len(), raw.len()) {
-                return encoding;
-            }
-            stored.clone_from(&raw);
-            BlockEncoding::RAW
-        });
+        let recoded =
+            recoded.map(|id| encoded_or_raw(settings.codec, (id, encoded), raw.len(), || Stored::from(raw.clone())));
         worker.chunk = raw;
-        encoding = recoded?;
+        (encoding, stored) = recoded?;
+        if encoding == BlockEncoding::RAW && entry.encoding == BlockEncoding::RAW {
+            return Ok(None);
+        }
     }
-    Ok(EncodedChunk {
+    Ok(Some(EncodedChunk {
         coord: entry.coord.to_vec(),
-        stored: Stored::from(stored),
+        stored,
         raw_len_bytes: entry.raw_len_bytes,
         checksum: entry.checksum,
         encoding,
         is_fill: entry.is_fill,
         stats: entry.stats,
-    })
+    }))
 }
 
 /// Bytes of the block's raw chunk: the array's chunk bytes for fixed-size dtypes (the decode

@@ -10,7 +10,7 @@ use super::plan::{ChunkOp, plan};
 use super::pool;
 use super::region::{Place, for_each_row, to_usize};
 use super::trim::keep_extent;
-use super::write::{EncodedChunk, Sink, Stored, WriteSettings, encode_in_order};
+use super::write::{EncodedChunk, Sink, Stored, WriteSettings, encode_in_order, encoded_or_raw};
 use crate::codec::{BlockEncoding, CodecId, encode_block};
 use crate::error::{Error, Result};
 use crate::fragment::{ChunkStats, checksum};
@@ -175,16 +175,19 @@ fn encode_strings(
         raw.extend_from_slice(s.as_bytes());
     }
     let valid_count = chunk.iter().filter(|s| !s.is_empty()).count() as u64;
-    let mut stored = Vec::new();
+    let (raw_len_bytes, checksum) = (raw.len() as u64, checksum(&raw));
+    let mut stored = Stored::from(Vec::new());
     let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes: None };
     if valid_count > 0 {
-        encoding = encode_block(&raw, settings.codec, None, settings.dict, &mut worker.scratch, &mut stored)?;
+        let mut encoded = Vec::new();
+        let id = encode_block(&raw, settings.codec, None, settings.dict, &mut worker.scratch, &mut encoded)?;
+        (encoding, stored) = encoded_or_raw(settings.codec, (id, encoded), raw.len(), || Stored::from(raw));
     }
     Ok(EncodedChunk {
         coord: coord.to_vec(),
-        stored: Stored::from(stored),
-        raw_len_bytes: raw.len() as u64,
-        checksum: checksum(&raw),
+        stored,
+        raw_len_bytes,
+        checksum,
         encoding,
         is_fill: valid_count == 0,
         stats: ChunkStats { valid_count, ..ChunkStats::default() },

@@ -282,7 +282,7 @@ const ROWS_RUN_BYTES: usize = 256 << 10;
 /// order), for a block stored as it is or one that `codec::shuffles_in_pieces`: its raw
 /// bytes never sit in one buffer. The block stored as it is is those rows, written to the
 /// fragment from the input; the shuffled one is scanned and hashed as the codec reads its
-/// first plane.
+/// first plane (and stored as its rows too if zstd did not make it smaller).
 fn encode_rows<'i>(
     meta: &ArrayMeta,
     coord: &[u64],
@@ -321,13 +321,11 @@ fn encode_rows<'i>(
                 first_read,
             ));
         });
-        encoding = encoded.expect("scan_pieces runs its producer")?;
-        if keeps_encoding(settings.codec, bytes.len(), to_usize(raw_len_bytes)) {
-            (scan, Stored::from(bytes))
-        } else {
-            encoding = BlockEncoding::RAW;
-            (scan, Stored::Rows(rows))
-        }
+        let id = encoded.expect("scan_pieces runs its producer")?;
+        let stored;
+        (encoding, stored) =
+            encoded_or_raw(settings.codec, (id, bytes), to_usize(raw_len_bytes), || Stored::Rows(rows));
+        (scan, stored)
     };
     if scan.all_fill {
         // Stored without bytes (a shuffled chunk was encoded for nothing: its scan came
@@ -350,7 +348,8 @@ fn shuffle_elem_bytes(meta: &ArrayMeta, settings: WriteSettings) -> Option<usize
 }
 
 /// Scans and encodes one chunk's raw bytes; a chunk of nothing but the fill value is
-/// recorded without bytes, and an uncompressed, unshuffled one with `raw` itself.
+/// recorded without bytes, and an uncompressed, unshuffled one (or one its codec did not
+/// make smaller) with `raw` itself.
 pub(crate) fn encode_raw<'r>(
     meta: &ArrayMeta,
     coord: &[u64],
@@ -367,22 +366,30 @@ pub(crate) fn encode_raw<'r>(
     } else if stores_raw(meta, settings) {
         Stored::Bytes(raw)
     } else {
-        let mut stored = Vec::new();
-        encoding = encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, scratch, &mut stored)?;
-        if keeps_encoding(settings.codec, stored.len(), raw.len()) {
-            Stored::from(stored)
-        } else {
-            encoding = BlockEncoding::RAW;
-            Stored::Bytes(raw)
-        }
+        let mut encoded = Vec::new();
+        let id = encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, scratch, &mut encoded)?;
+        let stored;
+        (encoding, stored) =
+            encoded_or_raw(settings.codec, (id, encoded), to_usize(raw_len_bytes), || Stored::Bytes(raw));
+        stored
     };
     Ok(EncodedChunk::new(coord, stored, raw_len_bytes, checksum, encoding, scan))
 }
 
-/// Whether a block that `codec` encoded to `stored_len` bytes is stored so. One a
-/// compressor did not make smaller is stored as its `raw_len` raw bytes instead
-/// (`BlockEncoding::RAW`): they take no more room, and a read copies them straight from the
-/// map with no decode (docs/ARCHITECTURE.md, decision o).
-pub(crate) fn keeps_encoding(codec: Codec, stored_len: usize, raw_len: usize) -> bool {
-    matches!(codec, Codec::None) || stored_len < raw_len
+/// What to store for a block of `raw_len` raw bytes that `codec` encoded into `encoded`:
+/// those bytes, or, when a compressor did not make them smaller, the raw bytes as they are
+/// (`raw()`, `BlockEncoding::RAW`), which take no more room and are read straight from the
+/// map with no decode (docs/ARCHITECTURE.md, decision o). The codec `none` is kept as
+/// asked (shuffled or not): no compressor ran.
+pub(crate) fn encoded_or_raw<'a>(
+    codec: Codec,
+    (encoding, encoded): (BlockEncoding, Vec<u8>),
+    raw_len: usize,
+    raw: impl FnOnce() -> Stored<'a>,
+) -> (BlockEncoding, Stored<'a>) {
+    if matches!(codec, Codec::None) || encoded.len() < raw_len {
+        (encoding, Stored::from(encoded))
+    } else {
+        (BlockEncoding::RAW, raw())
+    }
 }

@@ -95,7 +95,9 @@ impl Atlas {
     /// Each block is decoded with the codec that wrote it and verified against its checksum
     /// first; its checksum (of the raw bytes) and statistics do not change. Chunks holding
     /// only the fill value have no bytes and stay as they are, and so do blocks already
-    /// encoded this way (except zstd ones, whose level is not recorded). The re-encoded
+    /// encoded this way (except zstd ones, whose level is not recorded) and blocks stored
+    /// raw that the new codec does not make smaller either (docs/ARCHITECTURE.md,
+    /// decision o; found once re-encoded). The re-encoded
     /// blocks go to this handle's pending fragment like a write's and are committed by the
     /// next flush; the old ones become dead until [`Atlas::compact`].
     ///

@@ -18,7 +18,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use atlas::{ArraySpec, Atlas, AttrValue, Codec, DType, Error, MetaCompression, MetaFormat, Shuffle, StoreConfig};
+use atlas::{
+    ArraySpec, Atlas, AttrValue, BlockCodec, Codec, DType, Error, MetaCompression, MetaFormat, Shuffle, StoreConfig,
+};
 use ndarray::{Array2, arr1, arr2};
 
 use crate::observe::{dump, first_difference, open_and_dump_catching};
@@ -42,7 +44,9 @@ fn build(path: &Path, meta_format: MetaFormat, meta_compression: MetaCompression
     let f32z = a.define_array("f32z", spec.shuffle(Shuffle::On)).unwrap();
     f32z.write(&[0, 0], Array2::from_shape_fn((5, 7), |(i, j)| i as f32 * 1.5 - j as f32).view()).unwrap();
     f32z.attrs().set("scale", 0.25).unwrap();
-    let spec = ArraySpec::new(DType::Int16, [9]).chunk_shape([4]).fill_value(-1).codec(Codec::Lz4);
+    // Chunk 1 is mostly fill (-1): LZ4 makes it smaller, so it is an LZ4 block; chunk 0 is
+    // not, and is stored raw (codec none).
+    let spec = ArraySpec::new(DType::Int16, [9]).chunk_shape([8]).fill_value(-1).codec(Codec::Lz4);
     let i16l = a.define_array("i16l", spec.shuffle(Shuffle::Off)).unwrap();
     i16l.write(&[0], arr1(&[3i16, -7, 300, 0, 12, -1, 5, 9, 11]).view()).unwrap();
     let spec = ArraySpec::new(DType::UInt64, [5]).codec(Codec::None).shuffle(Shuffle::On);
@@ -80,6 +84,17 @@ fn build(path: &Path, meta_format: MetaFormat, meta_compression: MetaCompression
     i16l.write(&[8], arr1(&[-30_000i16]).view()).unwrap();
     store.attrs().set("title", "second commit").unwrap();
     store.flush().unwrap();
+    // Every codec id is on disk.
+    let mut codecs: Vec<BlockCodec> = ["a", "b"]
+        .iter()
+        .flat_map(|ds| store.open_dataset(ds).unwrap().list_arrays().unwrap().into_iter().map(move |a| (*ds, a)))
+        .flat_map(|(ds, a)| store.array_blocks(ds, &a).unwrap())
+        .filter(|b| !b.is_fill)
+        .map(|b| b.codec)
+        .collect();
+    codecs.sort_by_key(|c| format!("{c:?}"));
+    codecs.dedup();
+    assert_eq!(codecs, [BlockCodec::Lz4, BlockCodec::None, BlockCodec::Zstd, BlockCodec::ZstdDict]);
 }
 
 /// Where each file is cut short: both ends, inside the header and footer, and between.

@@ -324,7 +324,8 @@ fn committed_2x32(path: &Path, codec: Codec, shuffle: Shuffle) -> (Vec<f32>, std
     let store = Atlas::create(path, StoreConfig { codec, shuffle, ..StoreConfig::default() }).unwrap();
     let ds = store.create_dataset("d").unwrap();
     ds.define_array("a", ArraySpec::new(DType::Float32, [2, 32]).chunk_shape([1, 32])).unwrap();
-    let data: Vec<f32> = (0..64).map(|i| i as f32 * 1.25 + 0.5).collect();
+    // Runs of four equal values: every codec makes a chunk smaller (else it is stored raw).
+    let data: Vec<f32> = (0..64).map(|i| (i / 4) as f32 * 1.25 + 0.5).collect();
     ds.write_array("a", &[0, 0], ndarray::Array2::from_shape_vec((2, 32), data.clone()).unwrap().view()).unwrap();
     store.flush().unwrap();
     let fragments = util::fragments(path);
@@ -495,47 +496,52 @@ fn a_corrupt_block_copied_out_row_by_row_is_a_checksum_mismatch_shuffled_or_not(
 }
 
 #[test]
-fn a_corrupt_byte_in_any_piece_of_a_large_uncompressed_block_copied_out_by_rows_is_caught() {
-    // 256x256 f32 chunks (256 KiB, hashed in several pieces as their rows are copied out);
-    // two chunks side by side, so a whole read copies each out row by row.
+fn a_corrupt_byte_in_any_piece_of_an_uncompressed_block_copied_out_by_rows_is_caught() {
+    // Square f32 chunks of 256 KiB (hashed in several pieces as their rows are copied out)
+    // and of 16 KiB (one piece); two chunks side by side, so reads copy them out row by row.
     let dir = test_dir!();
-    let path = dir.store();
-    let store = Atlas::create(&path, StoreConfig { codec: Codec::None, ..StoreConfig::default() }).unwrap();
-    let ds = store.create_dataset("d").unwrap();
-    ds.define_array("a", ArraySpec::new(DType::Float32, [512, 512]).chunk_shape([256, 256])).unwrap();
-    let data = ndarray::Array2::from_shape_fn((512, 512), |(i, j)| (i * 512 + j) as f32);
-    ds.write_array("a", &[0, 0], data.view()).unwrap();
-    store.flush().unwrap();
-    let block = store.array_blocks("d", "a").unwrap().into_iter().find(|b| b.coord == [1, 1]).unwrap();
-    assert_eq!((block.codec, block.stored_bytes), (BlockCodec::None, 256 * 1024));
-    drop((ds, store));
-    let good = std::fs::read(&block.path).unwrap();
-    let boxes = [([0, 0], [512, 512]), ([256, 256], [8, 256])];
-    let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
-    for (start, shape) in boxes {
-        let [r, c] = [start[0] as usize, start[1] as usize];
-        let expected = data.slice(ndarray::s![r..r + shape[0] as usize, c..c + shape[1] as usize]);
-        assert_eq!(ds.read_array::<f32>("a", &start, &shape).unwrap(), expected.into_dyn(), "sound, at {start:?}");
-    }
-    // In the first piece, one in the middle, and the last.
-    for at in [100, 150_000, 262_000] {
-        let mut bad = good.clone();
-        bad[block.offset_bytes as usize + at] ^= 0x10;
-        std::fs::write(&block.path, &bad).unwrap();
+    for n in [256usize, 64] {
+        let path = dir.join(&format!("c{n}"));
+        let store = Atlas::create(&path, StoreConfig { codec: Codec::None, ..StoreConfig::default() }).unwrap();
+        let ds = store.create_dataset("d").unwrap();
+        let (side, chunk) = (2 * n as u64, n as u64);
+        ds.define_array("a", ArraySpec::new(DType::Float32, [side, side]).chunk_shape([chunk, chunk])).unwrap();
+        let data = ndarray::Array2::from_shape_fn((2 * n, 2 * n), |(i, j)| (i * 2 * n + j) as f32);
+        ds.write_array("a", &[0, 0], data.view()).unwrap();
+        store.flush().unwrap();
+        let block = store.array_blocks("d", "a").unwrap().into_iter().find(|b| b.coord == [1, 1]).unwrap();
+        assert_eq!((block.codec, block.stored_bytes), (BlockCodec::None, chunk * chunk * 4));
+        drop((ds, store));
+        // The whole array; rows at the start of chunk [1, 1]; rows from its middle (past
+        // its first pieces). A read checks the whole block whatever rows it copies.
+        let boxes = [([0, 0], [side, side]), ([chunk, chunk], [8, chunk]), ([chunk + chunk / 2, chunk], [8, chunk])];
         let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
-        // The whole array, and a box of chunk [1, 1]'s first rows only: the whole block is
-        // checked either way.
         for (start, shape) in boxes {
-            match ds.read_array::<f32>("a", &start, &shape) {
-                Err(Error::ChecksumMismatch { chunk, .. }) => assert_eq!(chunk, [1, 1], "byte {at}"),
-                other => panic!("byte {at}, box at {start:?}: expected a checksum mismatch, got {other:?}"),
-            }
+            let [r, c] = [start[0] as usize, start[1] as usize];
+            let expected = data.slice(ndarray::s![r..r + shape[0] as usize, c..c + shape[1] as usize]);
+            assert_eq!(ds.read_array::<f32>("a", &start, &shape).unwrap(), expected.into_dyn(), "sound, at {start:?}");
         }
-        let unverified = ReadOptions { verify_checksums: false, ..ReadOptions::default() };
-        let mut out = vec![0.0f32; 512 * 512];
-        ds.read_array_into("a", &[0, 0], &[512, 512], &mut out, unverified).unwrap();
-        let changed = out.iter().zip(&data).filter(|(a, b)| a != b).count();
-        assert_eq!(changed, 1, "byte {at}");
+        let good = std::fs::read(&block.path).unwrap();
+        // A byte in the first piece, one in the middle of the block, and one in the last.
+        let len = block.stored_bytes as usize;
+        for at in [100, len / 2 + 3, len - 7] {
+            let mut bad = good.clone();
+            bad[block.offset_bytes as usize + at] ^= 0x10;
+            std::fs::write(&block.path, &bad).unwrap();
+            let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+            for (start, shape) in boxes {
+                match ds.read_array::<f32>("a", &start, &shape) {
+                    Err(Error::ChecksumMismatch { chunk, .. }) => assert_eq!(chunk, [1, 1], "byte {at}"),
+                    other => panic!("chunk {n}, byte {at}, box at {start:?}: expected a mismatch, got {other:?}"),
+                }
+            }
+            let unverified = ReadOptions { verify_checksums: false, ..ReadOptions::default() };
+            let mut out = vec![0.0f32; 4 * n * n];
+            ds.read_array_into("a", &[0, 0], &[side, side], &mut out, unverified).unwrap();
+            let changed = out.iter().zip(&data).filter(|(a, b)| a != b).count();
+            assert_eq!(changed, 1, "chunk {n}, byte {at}");
+        }
+        std::fs::write(&block.path, &good).unwrap();
     }
 }
 
@@ -548,9 +554,12 @@ fn every_single_byte_flip_in_a_fragment_is_caught_or_harmless_for_every_codec() 
         (Codec::Zstd { level: 3 }, Shuffle::On),
         (Codec::Lz4, Shuffle::Off),
     ];
-    for (i, (codec, shuffle)) in setups.into_iter().enumerate() {
+    let codecs = [BlockCodec::None, BlockCodec::None, BlockCodec::Zstd, BlockCodec::Lz4];
+    for (i, ((codec, shuffle), block_codec)) in setups.into_iter().zip(codecs).enumerate() {
         let path = dir.join(&format!("s{i}"));
         let (data, fragment) = committed_2x32(&path, codec, shuffle);
+        let blocks = Atlas::open(&path).unwrap().array_blocks("d", "a").unwrap();
+        assert!(blocks.iter().all(|b| b.codec == block_codec), "{codec:?}: {blocks:?}");
         let good = std::fs::read(&fragment).unwrap();
         let (mut caught, mut harmless) = (0, 0);
         for at in 0..good.len() {

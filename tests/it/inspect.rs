@@ -102,38 +102,58 @@ fn a_block_its_codec_would_not_make_smaller_is_stored_as_its_raw_bytes() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
     let ds = store.create_dataset("d").unwrap();
-    // Chunk 0 compresses, chunk 1 is noise; a 4 MiB chunk of noise takes the path that
-    // shuffles large chunks in pieces.
+    // Chunk 0 compresses, chunk 1 is noise.
     let mut values = vec![7u64; 1024];
     values.extend(noise(1024));
-    let big = noise(512 << 10);
     for (name, codec) in [("z", Codec::Zstd { level: 3 }), ("l", Codec::Lz4)] {
         let spec = ArraySpec::new(DType::UInt64, [2048]).chunk_shape([1024]).codec(codec);
         ds.define_array(name, spec).unwrap().write(&[0], arr1(&values).view()).unwrap();
     }
-    let len = big.len() as u64;
-    let spec =
-        ArraySpec::new(DType::UInt64, [len]).chunk_shape([len]).codec(Codec::Zstd { level: 1 }).shuffle(Shuffle::On);
-    ds.define_array("big", spec).unwrap().write(&[0], arr1(&big).view()).unwrap();
+    // 4 MiB chunks of noise take the path that shuffles large chunks in pieces: one
+    // contiguous in the input, and two cut from its rows.
+    let zstd_shuffled = |shape: &[u64], chunk: &[u64]| {
+        ArraySpec::new(DType::UInt64, shape.to_vec()).chunk_shape(chunk.to_vec()).codec(Codec::Zstd { level: 1 })
+    };
+    let big = noise(1 << 20);
+    let spec = zstd_shuffled(&[1 << 19], &[1 << 19]).shuffle(Shuffle::On);
+    ds.define_array("big", spec).unwrap().write(&[0], arr1(&big[..1 << 19]).view()).unwrap();
+    let big2 = ndarray::Array2::from_shape_vec((512, 2048), big.clone()).unwrap();
+    let spec = zstd_shuffled(&[512, 2048], &[512, 1024]).shuffle(Shuffle::On);
+    ds.define_array("big2", spec).unwrap().write(&[0, 0], big2.view()).unwrap();
+    // Strings: one chunk too short for a zstd frame to be smaller, one that compresses.
+    let spec = ArraySpec::new(DType::String, [4]).chunk_shape([2]).codec(Codec::Zstd { level: 3 });
+    let text = "abc".repeat(100);
+    ds.define_array("s", spec).unwrap().write_strings(&[0], arr1(&["x", "", &text, &text]).view()).unwrap();
     store.flush().unwrap();
 
     let codecs = |name: &str| -> Vec<(BlockCodec, bool, bool)> {
         let blocks = store.array_blocks("d", name).unwrap();
         blocks.iter().map(|b| (b.codec, b.shuffled, b.stored_bytes == b.raw_bytes)).collect()
     };
-    assert_eq!(codecs("z"), [(BlockCodec::Zstd, true, false), (BlockCodec::None, false, true)]);
-    assert_eq!(codecs("l"), [(BlockCodec::Lz4, true, false), (BlockCodec::None, false, true)]);
-    assert_eq!(codecs("big"), [(BlockCodec::None, false, true)]);
-    // Recompressing keeps to the same rule.
+    let raw = (BlockCodec::None, false, true);
+    assert_eq!(codecs("z"), [(BlockCodec::Zstd, true, false), raw]);
+    assert_eq!(codecs("l"), [(BlockCodec::Lz4, true, false), raw]);
+    assert_eq!((codecs("big"), codecs("big2")), (vec![raw], vec![raw, raw]));
+    assert_eq!(codecs("s"), [raw, (BlockCodec::Zstd, false, false)]);
+    // Recompressing keeps to the same rule; a block stored raw that would be stored raw
+    // again is left where it is.
+    let where_is = |name: &str| {
+        store.array_blocks("d", name).unwrap().into_iter().map(|b| (b.path, b.offset_bytes)).collect::<Vec<_>>()
+    };
+    let before = where_is("z");
     store.recompress_array("d", "z", Codec::Lz4, Shuffle::Off).unwrap();
-    assert_eq!(codecs("z"), [(BlockCodec::Lz4, false, false), (BlockCodec::None, false, true)]);
+    assert_eq!(codecs("z"), [(BlockCodec::Lz4, false, false), raw]);
+    let after = where_is("z");
+    assert!(after[0] != before[0] && after[1] == before[1], "{before:?} -> {after:?}");
 
     let reopened = Atlas::open(dir.store()).unwrap();
     let ds = reopened.open_dataset("d").unwrap();
     let read =
         |name: &str, len: usize| ds.read_array::<u64>(name, &[0], &[len as u64]).unwrap().into_raw_vec_and_offset().0;
     assert_eq!((read("z", 2048), read("l", 2048)), (values.clone(), values));
-    assert!(read("big", big.len()) == big);
+    assert!(read("big", 1 << 19) == big[..1 << 19]);
+    assert!(ds.read_array::<u64>("big2", &[0, 0], &[512, 2048]).unwrap() == big2.into_dyn());
+    assert_eq!(ds.read_strings("s", &[0], &[4]).unwrap().into_raw_vec_and_offset().0, ["x", "", &text, &text]);
     let report = reopened.verify(&mut |_, _| {}).unwrap();
-    assert_eq!((report.blocks_checked, report.bad_blocks.len()), (5, 0));
+    assert_eq!((report.blocks_checked, report.bad_blocks.len()), (9, 0));
 }
