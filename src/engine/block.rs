@@ -275,9 +275,8 @@ const PREAD_BYTES: usize = 256 << 10;
 /// is one piece; any other (not decoded: mapped, or read back) is hashed a piece behind
 /// the copy, each piece once its rows are out, so that it comes from memory once, for the
 /// copy, and is hashed from cache (hashing blocks read from the map before copying them
-/// measured up to 25% slower). A large
-/// shuffled zstd block is never decoded whole: its last plane is streamed piece by piece
-/// (`ShuffledStream`).
+/// measured up to 25% slower). A large shuffled zstd block is never decoded whole: its
+/// last plane is streamed piece by piece (`ShuffledStream`).
 pub(crate) struct Pieces<'a> {
     source: Source<'a>,
     raw_len: usize,
