@@ -96,10 +96,11 @@ impl Atlas {
     /// first; its checksum (of the raw bytes) and statistics do not change. Chunks holding
     /// only the fill value have no bytes and stay as they are, and so do blocks already
     /// encoded this way (except zstd ones, whose level is not recorded) and blocks stored
-    /// raw that the new codec does not make smaller either (docs/ARCHITECTURE.md,
-    /// decision o; found once re-encoded). The re-encoded
-    /// blocks go to this handle's pending fragment like a write's and are committed by the
-    /// next flush; the old ones become dead until [`Atlas::compact`].
+    /// raw that the new codec does not make smaller either (docs/ARCHITECTURE.md, decision
+    /// o; known only once re-encoded). The unfinished last chunk an append holds in memory
+    /// is encoded with the new settings when it is sealed. The re-encoded blocks go to this
+    /// handle's pending fragment like a write's and are committed by the next flush; the
+    /// old ones become dead until [`Atlas::compact`].
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zstd level zstd does not support; [`Error::Locked`];
@@ -240,7 +241,13 @@ fn recode_array(
     };
     // A fill entry has no bytes. Re-encoding with lz4 or none gives the same bytes again;
     // a zstd block's level is not recorded, so zstd blocks are always re-encoded.
-    let keep = |e: &BlockEntry| e.is_fill || (e.encoding == target && !matches!(settings.codec, Codec::Zstd { .. }));
+    // A staged chunk (the unfinished last chunk of an append, raw in memory) has no
+    // checksum or statistics yet: it is sealed at the commit with the array's settings of
+    // then, which are the new ones.
+    let staged = |e: &BlockEntry| matches!(state.find_block(meta.id, &e.coord), Some(BlockRef::Staged { .. }));
+    let keep = |e: &BlockEntry| {
+        e.is_fill || staged(e) || (e.encoding == target && !matches!(settings.codec, Codec::Zstd { .. }))
+    };
     let mut coords: Vec<Box<[u64]>> =
         state.live_entries(meta.id).into_iter().filter(|e| !keep(e)).map(|e| e.coord.clone()).collect();
     if coords.is_empty() {

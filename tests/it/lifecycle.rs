@@ -690,3 +690,28 @@ fn readers_opening_during_format_changes_never_fail() {
         assert!(reader.join().unwrap() > 0);
     });
 }
+
+#[test]
+fn recompressing_while_an_append_holds_a_staged_chunk_keeps_its_checksum_and_stats() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let spec = ArraySpec::new(DType::Float32, [0, 64]).chunk_shape([16, 64]).codec(Codec::Lz4);
+    let array = ds.define_array("a", spec).unwrap();
+    // 20 rows: chunk 0 sealed, chunk 1 staged (4 of its 16 rows), runs that compress.
+    let rows = ndarray::Array2::from_shape_fn((20, 64), |(i, j)| (i * 100 + j / 8 + 1) as f32);
+    array.append(rows.view()).unwrap();
+    store.recompress_array("d", "a", Codec::Zstd { level: 3 }, Shuffle::On).unwrap();
+    store.flush().unwrap();
+
+    let reopened = Atlas::open(dir.store()).unwrap();
+    let ds = reopened.open_dataset("d").unwrap();
+    assert_eq!(ds.read_array::<f32>("a", &[0, 0], &[20, 64]).unwrap(), rows.into_dyn());
+    let report = reopened.verify(&mut |_, _| {}).unwrap();
+    assert_eq!((report.blocks_checked, report.bad_blocks.len()), (2, 0));
+    let blocks = reopened.array_blocks("d", "a").unwrap();
+    assert!(blocks.iter().all(|b| b.codec == atlas::BlockCodec::Zstd && b.shuffled), "{blocks:?}");
+    let stats = ds.block_stats("a").unwrap();
+    // Valid values: 16 rows, and the 4 rows of the array in chunk 1.
+    assert_eq!(stats.iter().map(|b| b.count).collect::<Vec<_>>(), [16 * 64, 4 * 64]);
+}
