@@ -49,8 +49,9 @@ fn recode(
         let recoded = decode_chunk(ctx, block, worker, &mut raw, true).and_then(|()| {
             encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, &mut worker.scratch, &mut encoded)
         });
-        let recoded =
-            recoded.map(|id| encoded_or_raw(settings.codec, (id, encoded), raw.len(), || Stored::from(raw.clone())));
+        let recoded = recoded.map(|codec_encoding| {
+            encoded_or_raw(settings.codec, codec_encoding, encoded, raw.len(), || Stored::from(raw.clone()))
+        });
         worker.chunk = raw;
         (encoding, stored) = recoded?;
         if encoding == BlockEncoding::RAW && entry.encoding == BlockEncoding::RAW {

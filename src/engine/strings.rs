@@ -180,8 +180,9 @@ fn encode_strings(
     let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes: None };
     if valid_count > 0 {
         let mut encoded = Vec::new();
-        let id = encode_block(&raw, settings.codec, None, settings.dict, &mut worker.scratch, &mut encoded)?;
-        (encoding, stored) = encoded_or_raw(settings.codec, (id, encoded), raw.len(), || Stored::from(raw));
+        let codec_encoding =
+            encode_block(&raw, settings.codec, None, settings.dict, &mut worker.scratch, &mut encoded)?;
+        (encoding, stored) = encoded_or_raw(settings.codec, codec_encoding, encoded, raw_len, || Stored::from(raw));
     }
     Ok(EncodedChunk {
         coord: coord.to_vec(),

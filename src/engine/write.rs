@@ -321,10 +321,10 @@ fn encode_rows<'i>(
                 first_read,
             ));
         });
-        let id = encoded.expect("scan_pieces runs its producer")?;
-        let stored;
-        (encoding, stored) =
-            encoded_or_raw(settings.codec, (id, bytes), to_usize(raw_len_bytes), || Stored::Rows(rows));
+        let codec_encoding = encoded.expect("scan_pieces runs its producer")?;
+        let (block_encoding, stored) =
+            encoded_or_raw(settings.codec, codec_encoding, bytes, to_usize(raw_len_bytes), || Stored::Rows(rows));
+        encoding = block_encoding;
         (scan, stored)
     };
     if scan.all_fill {
@@ -367,10 +367,11 @@ pub(crate) fn encode_raw<'r>(
         Stored::Bytes(raw)
     } else {
         let mut encoded = Vec::new();
-        let id = encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, scratch, &mut encoded)?;
-        let stored;
-        (encoding, stored) =
-            encoded_or_raw(settings.codec, (id, encoded), to_usize(raw_len_bytes), || Stored::Bytes(raw));
+        let codec_encoding =
+            encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, scratch, &mut encoded)?;
+        let (block_encoding, stored) =
+            encoded_or_raw(settings.codec, codec_encoding, encoded, to_usize(raw_len_bytes), || Stored::Bytes(raw));
+        encoding = block_encoding;
         stored
     };
     Ok(EncodedChunk::new(coord, stored, raw_len_bytes, checksum, encoding, scan))
@@ -383,7 +384,8 @@ pub(crate) fn encode_raw<'r>(
 /// asked (shuffled or not): no compressor ran.
 pub(crate) fn encoded_or_raw<'a>(
     codec: Codec,
-    (encoding, encoded): (BlockEncoding, Vec<u8>),
+    encoding: BlockEncoding,
+    encoded: Vec<u8>,
     raw_len: usize,
     raw: impl FnOnce() -> Stored<'a>,
 ) -> (BlockEncoding, Stored<'a>) {

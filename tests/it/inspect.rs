@@ -145,6 +145,7 @@ fn a_block_its_codec_would_not_make_smaller_is_stored_as_its_raw_bytes() {
     assert_eq!(codecs("z"), [(BlockCodec::Lz4, false, false), raw]);
     let after = where_is("z");
     assert!(after[0] != before[0] && after[1] == before[1], "{before:?} -> {after:?}");
+    store.flush().unwrap();
 
     let reopened = Atlas::open(dir.store()).unwrap();
     let ds = reopened.open_dataset("d").unwrap();
