@@ -101,7 +101,13 @@ pub(crate) struct Scratch {
     /// The decoder of a [`ShuffledStream`], and the piece of its last plane.
     stream: zstd::StreamContext,
     last: Vec<u8>,
+    /// Buffers of blocks already appended, kept for the next blocks this thread encodes:
+    /// a fresh buffer of a chunk's size costs a page fault per 4 KiB written.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Bytes of spare block buffers a thread keeps, at most.
+const SPARE_BYTES: usize = 8 << 20;
 
 impl Scratch {
     /// Frees the buffers whose capacity is over `bytes`.
@@ -112,6 +118,21 @@ impl Scratch {
             }
         }
         self.stream.free_above(bytes);
+    }
+
+    /// An empty buffer for a block's bytes: a spare one when this thread has one.
+    pub(crate) fn block_buffer(&mut self) -> Vec<u8> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Keeps the buffer of an appended block for a later [`Self::block_buffer`], while the
+    /// spare buffers stay under `SPARE_BYTES`.
+    pub(crate) fn spare_block_buffer(&mut self, mut buffer: Vec<u8>) {
+        let held: usize = self.spare.iter().map(Vec::capacity).sum();
+        if held + buffer.capacity() <= SPARE_BYTES {
+            buffer.clear();
+            self.spare.push(buffer);
+        }
     }
 }
 
@@ -341,6 +362,24 @@ fn check_len(codec: CodecId, found: usize, expected: usize) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn spare_block_buffers_come_back_empty_and_stay_under_the_bound() {
+        let mut scratch = Scratch::default();
+        assert_eq!(scratch.block_buffer().capacity(), 0, "none spare yet");
+        let chunk = SPARE_BYTES / 4;
+        for _ in 0..6 {
+            scratch.spare_block_buffer(vec![9u8; chunk]);
+        }
+        assert_eq!(scratch.spare.len(), 4, "kept up to SPARE_BYTES");
+        let buffer = scratch.block_buffer();
+        assert!(buffer.is_empty() && buffer.capacity() >= chunk);
+        scratch.spare_block_buffer(vec![1u8; SPARE_BYTES + 1]);
+        assert_eq!(scratch.spare.len(), 3, "a buffer over the bound is dropped");
+    }
+
     #[cfg(feature = "gpu")]
     #[test]
     fn only_a_whole_frame_of_the_right_size_passes_the_gpu_check() {
@@ -354,9 +393,6 @@ mod tests {
         assert!(!super::is_one_zstd_frame_of(&two, 1000), "trailing bytes");
         assert!(!super::is_one_zstd_frame_of(b"not zstd", 1000));
     }
-
-    use super::*;
-    use proptest::prelude::*;
 
     const CODECS: [Codec; 4] = [Codec::None, Codec::Lz4, Codec::Zstd { level: 1 }, Codec::Zstd { level: -3 }];
 

@@ -138,18 +138,18 @@ mod tests {
         let mut out = Vec::new();
         let settings = WriteSettings { codec: Codec::Lz4, shuffle: false, dict: None };
         recode_blocks(ArrayCtx { meta: &meta, label: "d/a", dict: None }, &blocks, settings, &mut |chunk| {
-            out.push(chunk.into_owned());
+            let stored = chunk.stored.with_parts(|parts| parts.concat());
+            out.push((chunk.coord.clone(), (chunk.checksum, chunk.stats, chunk.is_fill), chunk.encoding, stored));
             Ok(())
         })
         .unwrap();
         assert_eq!(out.len(), 3);
-        for (c, chunk) in out.iter().enumerate() {
-            assert_eq!(chunk.coord, [c as u64]);
-            assert_eq!((chunk.checksum, chunk.stats, chunk.is_fill), (checksum(&raw), stats, false));
-            assert_eq!(chunk.encoding, BlockEncoding { codec: CodecId::Lz4, shuffle_elem_bytes: None });
+        for (c, (coord, identity, encoding, stored)) in out.iter().enumerate() {
+            assert_eq!(coord, &[c as u64]);
+            assert_eq!(identity, &(checksum(&raw), stats, false));
+            assert_eq!(encoding, &BlockEncoding { codec: CodecId::Lz4, shuffle_elem_bytes: None });
             let mut back = vec![0; raw.len()];
-            let stored = chunk.stored.with_parts(|parts| parts.concat());
-            decode_block(&stored, chunk.encoding, None, &mut Scratch::default(), &mut back).unwrap();
+            decode_block(stored, *encoding, None, &mut Scratch::default(), &mut back).unwrap();
             assert_eq!(back, raw);
         }
     }

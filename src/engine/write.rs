@@ -73,8 +73,9 @@ impl From<Vec<u8>> for Stored<'_> {
 }
 
 /// Where encoded chunks go, in plan order: appended to the pending fragment. It runs on a
-/// pool thread while the next batch encodes, hence `Send`.
-pub(crate) type Sink<'a> = dyn FnMut(EncodedChunk<'_>) -> Result<()> + Send + 'a;
+/// pool thread while the next batch encodes, hence `Send`. The chunk is lent: its buffer
+/// is kept for later blocks once the sink is done with it.
+pub(crate) type Sink<'a> = dyn FnMut(&EncodedChunk<'_>) -> Result<()> + Send + 'a;
 
 impl<'a> EncodedChunk<'a> {
     /// A chunk whose raw bytes `scan` found as it did; `stored` is empty when they are all
@@ -192,19 +193,26 @@ pub(crate) fn encode_in_order<'i, I: Sync, C: IntoIterator<Item = EncodedChunk<'
     encode: impl Fn(&mut Worker, &I) -> Result<C> + Sync,
     sink: &mut Sink<'_>,
 ) -> Result<()> {
+    let mut hand_over = |chunks: C| chunks.into_iter().try_for_each(|chunk| hand_over(sink, chunk));
     if !pool::worth_parallel(items.len(), item_bytes.saturating_mul(items.len() as u64)) {
-        return items
-            .iter()
-            .try_for_each(|item| with_worker(|worker| encode(worker, item))?.into_iter().try_for_each(&mut *sink));
+        return items.iter().try_for_each(|item| hand_over(with_worker(|worker| encode(worker, item))?));
     }
     // At least two items per thread, so large chunks still encode in parallel and a thread
     // finds the next one while the oldest is appended.
     let window = (IN_FLIGHT_RAW_BYTES / item_bytes.max(1)).max(2 * pool::threads() as u64);
     pool::run(|| {
-        run_ordered(items, to_usize(window), |item| with_worker(|worker| encode(worker, item)), &mut |chunks: C| {
-            chunks.into_iter().try_for_each(&mut *sink)
-        })
+        run_ordered(items, to_usize(window), |item| with_worker(|worker| encode(worker, item)), &mut hand_over)
     })
+}
+
+/// Gives `chunk` to `sink`, then keeps its buffer, if it owns one, for the next block this
+/// thread encodes.
+fn hand_over(sink: &mut Sink<'_>, chunk: EncodedChunk<'_>) -> Result<()> {
+    sink(&chunk)?;
+    if let Stored::Bytes(Cow::Owned(buffer)) = chunk.stored {
+        with_worker(|worker| worker.scratch.spare_block_buffer(buffer));
+    }
+    Ok(())
 }
 
 /// Encodes a run of chunk ops (chunks side by side along the last axis, usually one).
@@ -236,6 +244,11 @@ fn encode_run<'a, 'i>(
                     return encode_raw(meta, &op.coord, raw, settings, &mut worker.scratch);
                 }
                 let (src, dst) = op.places(shape, chunk_shape);
+                if stores_raw(meta, settings) && chunk_len <= GATHER_RAW_BYTES {
+                    let mut raw = worker.scratch.block_buffer();
+                    for_each_row(src, dst, &op.region, elem_bytes, |s, _, n| raw.extend_from_slice(&input[s..s + n]));
+                    return encode_raw(meta, &op.coord, Cow::Owned(raw), settings, &mut worker.scratch);
+                }
                 let mut rows = Vec::new();
                 for_each_row(src, dst, &op.region, elem_bytes, |s, _, n| rows.push(&input[s..s + n]));
                 encode_rows(meta, &op.coord, rows, settings, worker)
@@ -274,6 +287,12 @@ fn encode_run<'a, 'i>(
         })
         .collect()
 }
+
+/// A whole chunk stored as it is, up to this size, is gathered from its rows in the input
+/// into a block buffer of its own (a spare one, see `Scratch::block_buffer`): it is then
+/// scanned and hashed from cache and written as one part. A larger one is written from its
+/// rows (`encode_rows`), so that no buffer of its size is held per chunk in flight.
+const GATHER_RAW_BYTES: usize = 4 << 20;
 
 /// Short rows of a chunk are scanned and hashed in runs of up to this many bytes.
 const ROWS_RUN_BYTES: usize = 256 << 10;
@@ -366,7 +385,7 @@ pub(crate) fn encode_raw<'r>(
     } else if stores_raw(meta, settings) {
         Stored::Bytes(raw)
     } else {
-        let mut encoded = Vec::new();
+        let mut encoded = scratch.block_buffer();
         let codec_encoding =
             encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, scratch, &mut encoded)?;
         let (block_encoding, stored) =

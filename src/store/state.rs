@@ -270,7 +270,7 @@ impl State {
         let lookup = |coord: &[u64]| find_block(Some(blocks), committed, array_id, coord);
         let mut written = Vec::new();
         produce(&lookup, &mut |chunk| {
-            written.push(append_chunk(writer, array_id, &chunk)?);
+            written.push(append_chunk(writer, array_id, chunk)?);
             Ok(())
         })?;
         Ok(written)
@@ -331,7 +331,7 @@ impl State {
             let dict = dictionary(array);
             let settings = write_settings(meta, array, dict.as_ref());
             encode_chunks(array, &chunks, settings, &mut |chunk| {
-                written.push(append_chunk(writer, array_id, &chunk)?);
+                written.push(append_chunk(writer, array_id, chunk)?);
                 Ok(())
             })?;
         }
