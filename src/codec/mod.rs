@@ -104,10 +104,15 @@ pub(crate) struct Scratch {
     /// Buffers of blocks already appended, kept for the next blocks this thread encodes:
     /// a fresh buffer of a chunk's size costs a page fault per 4 KiB written.
     spare: Vec<Vec<u8>>,
+    /// Capacity of the buffers in `spare`.
+    spare_bytes: usize,
 }
 
 /// Bytes of spare block buffers a thread keeps, at most.
 const SPARE_BYTES: usize = 8 << 20;
+
+/// Buffers smaller than this are not kept: the allocator serves them without page faults.
+const MIN_SPARE_BYTES: usize = 64 << 10;
 
 impl Scratch {
     /// Frees the buffers whose capacity is over `bytes`.
@@ -122,15 +127,18 @@ impl Scratch {
 
     /// An empty buffer for a block's bytes: a spare one when this thread has one.
     pub(crate) fn block_buffer(&mut self) -> Vec<u8> {
-        self.spare.pop().unwrap_or_default()
+        let buffer = self.spare.pop().unwrap_or_default();
+        self.spare_bytes -= buffer.capacity();
+        buffer
     }
 
-    /// Keeps the buffer of an appended block for a later [`Self::block_buffer`], while the
-    /// spare buffers stay under `SPARE_BYTES`.
+    /// Keeps the buffer of an appended block for a later [`Self::block_buffer`] if it is
+    /// large enough to be worth it and the spare buffers stay under `SPARE_BYTES`.
     pub(crate) fn spare_block_buffer(&mut self, mut buffer: Vec<u8>) {
-        let held: usize = self.spare.iter().map(Vec::capacity).sum();
-        if held + buffer.capacity() <= SPARE_BYTES {
+        let capacity = buffer.capacity();
+        if capacity >= MIN_SPARE_BYTES && self.spare_bytes + capacity <= SPARE_BYTES {
             buffer.clear();
+            self.spare_bytes += capacity;
             self.spare.push(buffer);
         }
     }
@@ -377,7 +385,12 @@ mod tests {
         let buffer = scratch.block_buffer();
         assert!(buffer.is_empty() && buffer.capacity() >= chunk);
         scratch.spare_block_buffer(vec![1u8; SPARE_BYTES + 1]);
-        assert_eq!(scratch.spare.len(), 3, "a buffer over the bound is dropped");
+        for _ in 0..1000 {
+            scratch.spare_block_buffer(Vec::new());
+        }
+        scratch.spare_block_buffer(vec![1u8; MIN_SPARE_BYTES - 1]);
+        assert_eq!(scratch.spare.len(), 3, "buffers over the bound or too small to matter are dropped");
+        assert_eq!(scratch.spare_bytes, scratch.spare.iter().map(Vec::capacity).sum::<usize>());
     }
 
     #[cfg(feature = "gpu")]

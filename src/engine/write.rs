@@ -246,6 +246,7 @@ fn encode_run<'a, 'i>(
                 let (src, dst) = op.places(shape, chunk_shape);
                 if stores_raw(meta, settings) && chunk_len <= GATHER_RAW_BYTES {
                     let mut raw = worker.scratch.block_buffer();
+                    raw.reserve_exact(chunk_len);
                     for_each_row(src, dst, &op.region, elem_bytes, |s, _, n| raw.extend_from_slice(&input[s..s + n]));
                     return encode_raw(meta, &op.coord, Cow::Owned(raw), settings, &mut worker.scratch);
                 }
