@@ -7,8 +7,8 @@ use super::snapshot::Snapshot;
 use crate::error::{EntityKind, Error, Result};
 use crate::io;
 use crate::meta::{
-    self, FragmentMeta, Limits, MetaCompression, MetaDecodeError, MetaFormat, StoreMeta, decode_meta, encode_meta,
-    meta_file_name, parse_meta_file_name,
+    self, Limits, MetaCompression, MetaDecodeError, MetaFormat, StoreMeta, decode_meta, encode_meta, meta_file_name,
+    parse_meta_file_name,
 };
 
 /// Folder of fragment files inside a store.
@@ -153,13 +153,14 @@ fn remove_other_meta_files(dir: &Path, keep: &str) -> Result<()> {
     Ok(())
 }
 
-/// Removes the fragment files a compaction replaced. Called after the commit that no longer
-/// lists them, while holding the writer lock; readers that mapped them keep their maps.
-pub(crate) fn remove_fragments(data_dir: &Path, fragments: &[FragmentMeta]) -> Result<()> {
-    for fragment in fragments {
-        io::remove_file(&data_dir.join(&fragment.name))?;
+/// Removes fragment files after a commit that does not name them (those a compaction
+/// replaced, a session's fragment that got no block), while holding the writer lock;
+/// readers that mapped them keep their maps.
+pub(crate) fn remove_fragments(data_dir: &Path, names: &[String]) -> Result<()> {
+    for name in names {
+        io::remove_file(&data_dir.join(name))?;
     }
-    if !fragments.is_empty() {
+    if !names.is_empty() {
         io::sync_dir(data_dir)?;
     }
     Ok(())

@@ -149,6 +149,11 @@ impl PendingBlocks {
         }
     }
 
+    /// Whether this session wrote or staged no block at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.index.values().all(HashMap::is_empty)
+    }
+
     /// Whether this session wrote any block of `array_id`.
     pub(crate) fn has_array(&self, array_id: u64) -> bool {
         self.index.contains_key(&array_id)

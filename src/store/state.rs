@@ -129,6 +129,14 @@ impl Inner {
             FragmentChange::Replace => std::mem::take(&mut next.fragments),
         };
         let session = state.session.as_mut().expect("checked above");
+        // A fragment that got no block (a write that failed before its first one, a
+        // recompression that left every block where it was) is not named by the commit:
+        // its file goes after the commit point with the replaced ones (or, if this commit
+        // fails, as an orphan when the next writer starts).
+        let mut removed: Vec<String> = replaced.into_iter().map(|fragment| fragment.name).collect();
+        if let Some(empty) = session.fragment.take_if(|fragment| fragment.blocks.is_empty()) {
+            removed.push(empty.name);
+        }
         // The finished fragment is mapped and checked before the commit names it, so once
         // the metadata is renamed nothing can fail and this handle's view matches the disk.
         let new_fragment = match session.fragment.as_mut() {
@@ -154,7 +162,7 @@ impl Inner {
             state.committed.insert_fragment(reader, entries);
         }
         let settled = disk::settle_meta(&self.dir, state.encoding)
-            .and_then(|()| disk::remove_fragments(&self.data_dir(), &replaced));
+            .and_then(|()| disk::remove_fragments(&self.data_dir(), &removed));
         drop(session);
         settled
     }

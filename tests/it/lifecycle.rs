@@ -613,7 +613,37 @@ fn recompress_refuses_bad_arguments_and_a_corrupt_block_changes_nothing() {
     let damaged = Atlas::open(dir.store()).unwrap();
     assert_err!(damaged.recompress(Codec::Lz4, Shuffle::Auto), Error::ChecksumMismatch { .. });
     assert_eq!(damaged.codec(), Codec::default(), "nothing changed");
-    assert_eq!(damaged.open_dataset("d").unwrap().array_meta("a").unwrap().codec, Some(Codec::None));
+    let damaged_ds = damaged.open_dataset("d").unwrap();
+    assert_eq!(damaged_ds.array_meta("a").unwrap().codec, Some(Codec::None));
+    // A write over part of the damaged chunk fails as it reads it; the flush of changes that
+    // wrote no block commits no fragment.
+    assert_err!(damaged_ds.write_array("a", &[33], arr1(&[7u8]).view()), Error::ChecksumMismatch { .. });
+    damaged.flush().unwrap();
+    assert_eq!(util::fragments(&dir.store()), [fragment.clone()], "no new fragment file");
+}
+
+#[test]
+fn a_recompression_that_leaves_every_block_where_it_was_commits_no_fragment() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let spec = ArraySpec::new(DType::UInt64, [4096]).chunk_shape([1024]).codec(Codec::None);
+    ds.define_array("noise", spec).unwrap();
+    // LZ4 does not make these smaller: recompressed, every block stays raw, in place.
+    let noise = iota(&[4096], |i| (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29));
+    ds.write_array("noise", &[0], noise.view()).unwrap();
+    store.flush().unwrap();
+    let before = util::fragments(&dir.store());
+    let generation = store.generation();
+
+    store.recompress_array("d", "noise", Codec::Lz4, Shuffle::Off).unwrap();
+    store.flush().unwrap();
+    assert_eq!(store.generation(), generation + 1, "the codec change is committed");
+    assert_eq!(util::fragments(&dir.store()), before, "with no new fragment");
+    let reopened = Atlas::open(dir.store()).unwrap();
+    let rds = reopened.open_dataset("d").unwrap();
+    assert_eq!(rds.array_meta("noise").unwrap().codec, Some(Codec::Lz4));
+    assert_eq!(rds.read_array::<u64>("noise", &[0], &[4096]).unwrap(), noise.into_dyn());
 }
 
 #[test]
