@@ -619,7 +619,7 @@ fn recompress_refuses_bad_arguments_and_a_corrupt_block_changes_nothing() {
     // wrote no block commits no fragment.
     assert_err!(damaged_ds.write_array("a", &[33], arr1(&[7u8]).view()), Error::ChecksumMismatch { .. });
     damaged.flush().unwrap();
-    assert_eq!(util::fragments(&dir.store()), [fragment.clone()], "no new fragment file");
+    assert_eq!(util::fragments(&dir.store()), std::slice::from_ref(fragment), "no new fragment file");
 }
 
 #[test]
