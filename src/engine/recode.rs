@@ -45,12 +45,15 @@ fn recode(
     if !entry.is_fill {
         let mut raw = std::mem::take(&mut worker.chunk);
         raw.resize(raw_len(ctx, block)?, 0);
-        let mut encoded = Vec::new();
+        let mut encoded = worker.scratch.block_buffer();
         let recoded = decode_chunk(ctx, block, worker, &mut raw, true).and_then(|()| {
             encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, &mut worker.scratch, &mut encoded)
         });
         let recoded = recoded.map(|codec_encoding| {
-            encoded_or_raw(settings.codec, codec_encoding, encoded, raw.len(), || Stored::from(raw.clone()))
+            // A raw block that comes out raw again is left in place: its bytes are not copied.
+            let was_raw = entry.encoding == BlockEncoding::RAW;
+            let raw_copy = || Stored::from(if was_raw { Vec::new() } else { raw.clone() });
+            encoded_or_raw(settings.codec, codec_encoding, encoded, raw.len(), raw_copy, &mut worker.scratch)
         });
         worker.chunk = raw;
         (encoding, stored) = recoded?;

@@ -179,10 +179,11 @@ fn encode_strings(
     let mut stored = Stored::from(Vec::new());
     let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes: None };
     if valid_count > 0 {
-        let mut encoded = Vec::new();
-        let codec_encoding =
-            encode_block(&raw, settings.codec, None, settings.dict, &mut worker.scratch, &mut encoded)?;
-        (encoding, stored) = encoded_or_raw(settings.codec, codec_encoding, encoded, raw_len, || Stored::from(raw));
+        let scratch = &mut worker.scratch;
+        let mut encoded = scratch.block_buffer();
+        let codec_encoding = encode_block(&raw, settings.codec, None, settings.dict, scratch, &mut encoded)?;
+        (encoding, stored) =
+            encoded_or_raw(settings.codec, codec_encoding, encoded, raw_len, || Stored::from(raw), scratch);
     }
     Ok(EncodedChunk {
         coord: coord.to_vec(),

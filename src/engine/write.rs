@@ -324,7 +324,7 @@ fn encode_rows<'i>(
         });
         (scan, Stored::Rows(rows))
     } else {
-        let (mut bytes, mut encoded) = (Vec::new(), None);
+        let (mut bytes, mut encoded) = (worker.scratch.block_buffer(), None);
         let scan = scan_pieces(meta.dtype, &meta.fill_bytes(), |visit| {
             let first_read = |raw: &[u8]| {
                 summer.update(raw);
@@ -342,15 +342,18 @@ fn encode_rows<'i>(
             ));
         });
         let codec_encoding = encoded.expect("scan_pieces runs its producer")?;
+        let raw_len = to_usize(raw_len_bytes);
         let (block_encoding, stored) =
-            encoded_or_raw(settings.codec, codec_encoding, bytes, to_usize(raw_len_bytes), || Stored::Rows(rows));
+            encoded_or_raw(settings.codec, codec_encoding, bytes, raw_len, || Stored::Rows(rows), &mut worker.scratch);
         encoding = block_encoding;
         (scan, stored)
     };
     if scan.all_fill {
         // Stored without bytes (a shuffled chunk was encoded for nothing: its scan came
-        // with the encode).
-        stored = Stored::from(Vec::new());
+        // with the encode); the encoded bytes' buffer is kept for the next block.
+        if let Stored::Bytes(Cow::Owned(buffer)) = std::mem::replace(&mut stored, Stored::from(Vec::new())) {
+            worker.scratch.spare_block_buffer(buffer);
+        }
         encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
     }
     Ok(EncodedChunk::new(coord, stored, raw_len_bytes, summer.finish(), encoding, scan))
@@ -382,6 +385,9 @@ pub(crate) fn encode_raw<'r>(
     let (raw_len_bytes, checksum) = (raw.len() as u64, checksum(&raw));
     let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
     let stored = if scan.all_fill {
+        if let Cow::Owned(buffer) = raw {
+            scratch.spare_block_buffer(buffer);
+        }
         Stored::Bytes(Cow::Borrowed(&[][..]))
     } else if stores_raw(meta, settings) {
         Stored::Bytes(raw)
@@ -389,8 +395,14 @@ pub(crate) fn encode_raw<'r>(
         let mut encoded = scratch.block_buffer();
         let codec_encoding =
             encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, scratch, &mut encoded)?;
-        let (block_encoding, stored) =
-            encoded_or_raw(settings.codec, codec_encoding, encoded, to_usize(raw_len_bytes), || Stored::Bytes(raw));
+        let (block_encoding, stored) = encoded_or_raw(
+            settings.codec,
+            codec_encoding,
+            encoded,
+            to_usize(raw_len_bytes),
+            || Stored::Bytes(raw),
+            scratch,
+        );
         encoding = block_encoding;
         stored
     };
@@ -400,18 +412,21 @@ pub(crate) fn encode_raw<'r>(
 /// What to store for a block of `raw_len` raw bytes that `codec` encoded into `encoded`:
 /// those bytes, or, when a compressor did not make them smaller, the raw bytes as they are
 /// (`raw()`, `BlockEncoding::RAW`), which take no more room and are read straight from the
-/// map with no decode (docs/ARCHITECTURE.md, decision o). The codec `none` is kept as
-/// asked (shuffled or not): no compressor ran.
+/// map with no decode (docs/ARCHITECTURE.md, decision o); `encoded`'s buffer then goes back
+/// to `scratch`'s spares. The codec `none` is kept as asked (shuffled or not): no
+/// compressor ran.
 pub(crate) fn encoded_or_raw<'a>(
     codec: Codec,
     encoding: BlockEncoding,
     encoded: Vec<u8>,
     raw_len: usize,
     raw: impl FnOnce() -> Stored<'a>,
+    scratch: &mut Scratch,
 ) -> (BlockEncoding, Stored<'a>) {
     if matches!(codec, Codec::None) || encoded.len() < raw_len {
         (encoding, Stored::from(encoded))
     } else {
+        scratch.spare_block_buffer(encoded);
         (BlockEncoding::RAW, raw())
     }
 }
