@@ -5,6 +5,7 @@
 
 mod batch;
 mod block;
+mod boxes;
 mod ordered;
 mod out;
 mod plan;
@@ -19,6 +20,7 @@ mod write;
 
 pub(crate) use batch::{compress_many, decompress_many};
 pub(crate) use block::{ArrayCtx, BlockRef};
+pub(crate) use boxes::read_boxes;
 // The GPU room lays reads out with the engine's plan and repairs blocks with its decoder.
 #[cfg(feature = "gpu")]
 pub(crate) use block::{Worker, check_raw_len, corrupt_chunk, decode_chunk, fill_with, stored_bytes};
@@ -30,7 +32,7 @@ pub(crate) use plan::plan;
 pub(crate) use pool::run as run_on_pool;
 #[cfg(feature = "gpu")]
 pub(crate) use read::outside;
-pub(crate) use read::{Slot, SlotRead, read_slots};
+pub(crate) use read::{Lookup, Slot, SlotRead, read_slots};
 pub(crate) use recode::recode_blocks;
 #[cfg(feature = "gpu")]
 pub(crate) use region::{BoxCopy, Place, box_copy};

@@ -21,7 +21,7 @@ pub use device_array::DeviceArray;
 #[cfg(feature = "gpu")]
 pub(crate) use run::Target;
 
-use crate::engine::{Slot, read_slots};
+use crate::engine::{ArrayCtx, Lookup, Slot, SlotRead, read_boxes, read_slots};
 use crate::error::Result;
 
 /// Where a read decodes its blocks.
@@ -64,6 +64,25 @@ pub(crate) fn read_slots_on(
         None => read_slots(slots, slot_shape, elem_bytes, out, verify),
         Some(gpu) => gpu.read_to_host(slots, slot_shape, elem_bytes, out, verify),
     }
+}
+
+/// Reads boxes of `shape` at `starts` of one array into `out` (as `engine::read_boxes`
+/// takes them) on `target`: on the CPU for `None`, where each chunk is decoded once for
+/// all the boxes it feeds; on the GPU as one batch of slots, one box each.
+pub(crate) fn read_boxes_on(
+    target: Option<&Target>,
+    ctx: ArrayCtx<'_>,
+    lookup: &Lookup<'_, '_>,
+    starts: &[&[u64]],
+    shape: &[u64],
+    out: &mut [u8],
+    verify: bool,
+) -> Result<()> {
+    let Some(gpu) = target else { return read_boxes(ctx, lookup, starts, shape, out, verify) };
+    let at = vec![0; shape.len()];
+    let slots: Vec<Slot<'_, '_>> =
+        starts.iter().map(|start| Slot::Read(SlotRead { ctx, lookup, start, shape, at: &at })).collect();
+    gpu.read_to_host(&slots, shape, ctx.meta.dtype.size_bytes(), out, verify)
 }
 
 /// The GPU a read with `device` runs on, or `None` for the CPU. [`Device::Auto`] gives a

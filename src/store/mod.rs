@@ -6,6 +6,7 @@ mod across;
 mod array;
 mod attrs;
 mod batch;
+mod boxes;
 mod config;
 mod dataset;
 #[cfg(feature = "gpu")]

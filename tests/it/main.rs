@@ -15,6 +15,7 @@
 mod across;
 mod api;
 mod batch;
+mod boxes;
 mod commit;
 mod compat;
 mod concurrency;

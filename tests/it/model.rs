@@ -36,6 +36,13 @@ enum Op {
         pos: [u64; 3],
         len: [u64; 3],
     },
+    /// Reads boxes of one extent (from `len`) at each of `starts` (reduced to fit) in one
+    /// `read_boxes` call.
+    ReadBoxes {
+        slot: usize,
+        len: [u64; 3],
+        starts: Vec<[u64; 3]>,
+    },
     ReadOutOfBounds {
         slot: usize,
     },
@@ -74,6 +81,8 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (slot.clone(), pos, any::<[u64; 3]>(), any::<i32>())
             .prop_map(|(slot, pos, len, seed)| Op::Write { slot, pos, len, seed }),
         3 => (slot.clone(), pos, any::<[u64; 3]>()).prop_map(|(slot, pos, len)| Op::Read { slot, pos, len }),
+        2 => (slot.clone(), any::<[u64; 3]>(), proptest::collection::vec(pos, 0..6))
+            .prop_map(|(slot, len, starts)| Op::ReadBoxes { slot, len, starts }),
         1 => slot.clone().prop_map(|slot| Op::ReadOutOfBounds { slot }),
         1 => slot.clone().prop_map(|slot| Op::Delete { slot }),
         2 => Just(Op::Flush),
@@ -186,6 +195,40 @@ fn check_box(ds: &Dataset, name: &str, model: &ModelArray, start: &[u64], extent
     Ok(())
 }
 
+/// Reads boxes of one extent in one `read_boxes` call and compares them with the model, bit
+/// for bit: the extent is `1 + len % extent` per dimension, each start reduced so its box fits.
+fn check_boxes(
+    ds: &Dataset,
+    name: &str,
+    model: &ModelArray,
+    len: &[u64; 3],
+    starts: &[[u64; 3]],
+) -> Result<(), TestCaseError> {
+    let extent: Vec<u64> = model.shape.iter().zip(len).map(|(s, l)| 1 + l % s).collect();
+    let starts: Vec<Vec<u64>> = starts
+        .iter()
+        .map(|pos| model.shape.iter().zip(&extent).zip(pos).map(|((s, e), p)| p % (s - e + 1)).collect())
+        .collect();
+    let indices: Vec<usize> = starts.iter().flat_map(|start| box_indices(&model.shape, start, &extent)).collect();
+    let array = ds.array(name).unwrap();
+    let fail = |e: Error| TestCaseError::fail(e.to_string());
+    let (got, want): (Vec<u32>, Vec<u32>) = match &model.data {
+        Data::F32(all) => {
+            let got = array.read_boxes::<f32, _>(&starts, &extent).map_err(fail)?;
+            (got.iter().map(|v| v.to_bits()).collect(), indices.iter().map(|&i| all[i].to_bits()).collect())
+        }
+        Data::I32(all) => {
+            let got = array.read_boxes::<i32, _>(&starts, &extent).map_err(fail)?;
+            (
+                got.iter().map(|&v| v.cast_unsigned()).collect(),
+                indices.iter().map(|&i| all[i].cast_unsigned()).collect(),
+            )
+        }
+    };
+    prop_assert_eq!(got, want, "{} boxes of {:?} at {:?}", name, extent, starts);
+    Ok(())
+}
+
 /// Compares a whole store with the model: the array list and every element.
 fn check_all(ds: &Dataset, model: &BTreeMap<String, ModelArray>) -> Result<(), TestCaseError> {
     prop_assert_eq!(ds.list_arrays().unwrap(), model.keys().cloned().collect::<Vec<_>>());
@@ -258,6 +301,11 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
                             .unwrap();
                         indices.iter().zip(values).for_each(|(&i, v)| all[i] = v);
                     }
+                }
+            }
+            Op::ReadBoxes { slot, len, starts } => {
+                if let Some(array) = model.get(SLOTS[*slot]) {
+                    check_boxes(&ds, SLOTS[*slot], array, len, starts)?;
                 }
             }
             Op::Read { slot, pos, len } => {
