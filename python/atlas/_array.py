@@ -201,6 +201,14 @@ class Array:
         copy). Raises `GpuUnavailableError` when no GPU read can run here."""
         return self._native.read(_ints(start), _ints(shape), device)
 
+    def read_boxes(self, starts: Sequence[Sequence[int]], shape: Sequence[int]) -> np.ndarray:
+        """The boxes of extent `shape` starting at each of `starts` as one new numpy array of
+        shape `(len(starts), *shape)`: entry `i` is `read(starts[i], shape)`. Every chunk the
+        boxes touch is decoded once for the whole call, so many small boxes (random patches
+        for training) read much faster than with a call each. Numeric, bool and timestamp
+        arrays."""
+        return self._native.read_boxes([_ints(start) for start in starts], _ints(shape))
+
     def write(self, start: Sequence[int], data: Any) -> None:
         """Writes `data` (of the array's dtype) with its first element at `start`."""
         self._native.write(_ints(start), for_write(data, self.atlas_dtype, self._label()))

@@ -111,6 +111,18 @@ impl Array {
         by_element!(meta.dtype, read_typed(py, handle, meta.dtype, &start, &shape), strings => read_strings(py, handle, &start, &shape))
     }
 
+    /// The boxes of extent `shape` starting at each of `starts`, read in one call into a new
+    /// numpy array of shape `(len(starts), *shape)`; every chunk the boxes touch is decoded
+    /// once. Numeric, bool and timestamp arrays.
+    fn read_boxes<'py>(&self, py: Python<'py>, starts: Vec<Vec<u64>>, shape: Vec<u64>) -> PyResult<Bound<'py, PyAny>> {
+        let dtype = self.meta_now(py)?.dtype;
+        let handle = &self.inner;
+        let no_strings = || {
+            err(Kind::DTypeMismatch, format!("{}: read_boxes reads numeric, bool and timestamp arrays", self.label()))
+        };
+        by_element!(dtype, read_boxes_typed(py, handle, dtype, &starts, &shape), strings => no_strings())
+    }
+
     /// Writes `data` (a numpy array of the array's dtype) with its first element at `start`.
     fn write(&self, py: Python<'_>, start: Vec<u64>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let dtype = self.meta_now(py)?.dtype;
@@ -297,11 +309,33 @@ fn read_typed<'py, T: Element + numpy::Element>(
     start: &[u64],
     shape: &[u64],
 ) -> PyResult<Bound<'py, PyAny>> {
-    let out = zeros::<T>(py, &dims_of(shape, size_of::<T>())?)?;
+    read_new(py, dtype, shape, |out: &mut [T]| handle.read_into(start, shape, out, ReadOptions::default()))
+}
+
+fn read_boxes_typed<'py, T: Element + numpy::Element>(
+    py: Python<'py>,
+    handle: &ArrayHandle,
+    dtype: DType,
+    starts: &[Vec<u64>],
+    shape: &[u64],
+) -> PyResult<Bound<'py, PyAny>> {
+    let extent: Vec<u64> = std::iter::once(starts.len() as u64).chain(shape.iter().copied()).collect();
+    read_new(py, dtype, &extent, |out: &mut [T]| handle.read_boxes_into(starts, shape, out, ReadOptions::default()))
+}
+
+/// A new numpy array of `extent` filled by `read` with the GIL released, as numpy's dtype
+/// for `dtype`.
+fn read_new<'py, T: Element + numpy::Element>(
+    py: Python<'py>,
+    dtype: DType,
+    extent: &[u64],
+    read: impl FnOnce(&mut [T]) -> atlas::Result<()> + Send,
+) -> PyResult<Bound<'py, PyAny>> {
+    let out = zeros::<T>(py, &dims_of(extent, size_of::<T>())?)?;
     {
         let mut guard = out.readwrite();
         let slice = guard.as_slice_mut().expect("a new numpy array is contiguous");
-        py.detach(|| handle.read_into(start, shape, slice, ReadOptions::default())).py_err()?;
+        py.detach(|| read(slice)).py_err()?;
     }
     as_numpy_dtype(out.into_any(), dtype)
 }

@@ -62,6 +62,24 @@ def test_numpy_style_reads_match_numpy(cube):
     assert [row.shape for row in arr] == [(9, 5)] * 7
 
 
+def test_read_boxes_stacks_one_read_per_start(cube, ds):
+    arr, full = cube
+    starts = [(0, 0, 0), (4, 5, 3), (4, 5, 3), (2, 3, 1), np.array([5, 0, 2])]
+    boxes = arr.read_boxes(starts, (2, 4, 2))
+    assert boxes.shape == (5, 2, 4, 2) and boxes.dtype == np.int32
+    for start, box in zip(starts, boxes):
+        z, y, x = (int(i) for i in start)
+        np.testing.assert_array_equal(box, full[z : z + 2, y : y + 4, x : x + 2])
+    assert arr.read_boxes([], (1, 1, 1)).shape == (0, 1, 1, 1)
+    with pytest.raises(atlas.OutOfBoundsError):
+        arr.read_boxes([(0, 0, 0), (6, 0, 0)], (2, 1, 1))
+    with pytest.raises(atlas.ShapeError):
+        arr.read_boxes([(0, 0)], (1, 1))
+    names = ds.define_array("names", "string", ["i"], [4])
+    with pytest.raises(atlas.DTypeMismatchError):
+        names.read_boxes([(0,)], (1,))
+
+
 def test_bad_keys_raise_index_errors(cube):
     arr, _ = cube
     with pytest.raises(atlas.OutOfBoundsError):

@@ -79,7 +79,9 @@ pub fn run(opts: &Opts) -> Vec<Row> {
     let array = atlas_side::open(&atlas_dir);
     let zarrs = zarrs_side::open(&zarrs_dir);
     let mut out = vec![0f32; box_bytes as usize / 4];
+    let mut all_out = vec![0f32; BOXES * box_bytes as usize / 4];
     let [mut raw, mut atlas_into, mut atlas_alloc, mut zarrs_time] = [Best::default(); 4];
+    let [mut batch_into, mut batch_alloc] = [Best::default(); 2];
     let mut rounds = opts.rounds();
     while rounds.next() {
         raw.add(time(|| chain.decode_picks(&encoded, case.chunk_bytes(), &picks)));
@@ -93,6 +95,12 @@ pub fn run(opts: &Opts) -> Vec<Row> {
                 std::hint::black_box(array.read::<f32>(start, &shape).expect("box read"));
             }
         }));
+        batch_into.add(time(|| {
+            array.read_boxes_into(&starts, &shape, &mut all_out, atlas::ReadOptions::default()).expect("boxes read");
+        }));
+        batch_alloc.add(time(|| {
+            std::hint::black_box(array.read_boxes::<f32, _>(&starts, &shape).expect("boxes read"));
+        }));
         zarrs_time.add(time(|| {
             for start in &starts {
                 std::hint::black_box(zarrs_side::read_box::<f32>(&zarrs, start, &shape));
@@ -103,6 +111,10 @@ pub fn run(opts: &Opts) -> Vec<Row> {
 
     (row.raw, row.atlas, row.atlas_alloc, row.zarrs) =
         (raw.get(), atlas_into.get(), atlas_alloc.get(), zarrs_time.get());
+
+    let mut batch = Row::new(&row.workload, "box reads, one read_boxes call", row.bytes, row.array_bytes);
+    (batch.raw, batch.zarrs, batch.rounds) = (row.raw, row.zarrs, row.rounds);
+    (batch.atlas, batch.atlas_alloc) = (batch_into.get(), batch_alloc.get());
 
     let first = &starts[0];
     array.read_into(first, &shape, &mut out, atlas::ReadOptions::default()).expect("box read");
@@ -115,11 +127,22 @@ pub fn run(opts: &Opts) -> Vec<Row> {
         picks.len() as f64 / BOXES as f64,
         row.bytes as f64 / 1e6 / row.atlas_alloc.expect("set").as_secs_f64()
     );
+    for (i, start) in starts.iter().enumerate() {
+        array.read_into(start, &shape, &mut out, atlas::ReadOptions::default()).expect("box read");
+        assert!(all_out[i * out.len()..][..out.len()] == out, "read_boxes reads box {i} as read does");
+    }
+    let distinct: std::collections::BTreeSet<usize> = picks.iter().copied().collect();
+    batch.note = format!(
+        "the same boxes in one call ({} chunks decoded, once each); raw = the {} decodes of the row above; zarrs reads one box per call; Atlas/zarrs uses the allocating read_boxes ({:.0} MB/s)",
+        distinct.len(),
+        picks.len(),
+        batch.bytes as f64 / 1e6 / batch.atlas_alloc.expect("set").as_secs_f64()
+    );
     if opts.rss {
         row.atlas_mem = Some(crate::child::spawn(opts, &["w4-read"]));
         row.zarrs_mem = Some(crate::child::spawn(opts, &["w4-read-zarrs"]));
     }
-    vec![row]
+    vec![row, batch]
 }
 
 pub fn child(task: &str, opts: &Opts) {
