@@ -204,7 +204,7 @@ class Array:
     def read_boxes(self, starts: Sequence[Sequence[int]], shape: Sequence[int]) -> np.ndarray:
         """The boxes of extent `shape` starting at each of `starts` as one new numpy array of
         shape `(len(starts), *shape)`: entry `i` is `read(starts[i], shape)`. Every chunk the
-        boxes touch is decoded once for the whole call, so many small boxes (random patches
+        boxes touch is decoded once for the whole call (on the CPU), so many small boxes (random patches
         for training) read much faster than with a call each. Numeric, bool and timestamp
         arrays."""
         return self._native.read_boxes([_ints(start) for start in starts], _ints(shape))

@@ -113,7 +113,7 @@ impl Array {
 
     /// The boxes of extent `shape` starting at each of `starts`, read in one call into a new
     /// numpy array of shape `(len(starts), *shape)`; every chunk the boxes touch is decoded
-    /// once. Numeric, bool and timestamp arrays.
+    /// once (on the CPU). Numeric, bool and timestamp arrays.
     fn read_boxes<'py>(&self, py: Python<'py>, starts: Vec<Vec<u64>>, shape: Vec<u64>) -> PyResult<Bound<'py, PyAny>> {
         let dtype = self.meta_now(py)?.dtype;
         let handle = &self.inner;

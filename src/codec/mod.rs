@@ -101,8 +101,9 @@ pub(crate) struct Scratch {
     /// The decoder of a [`ShuffledStream`], and the piece of its last plane.
     stream: zstd::StreamContext,
     last: Vec<u8>,
-    /// Buffers of blocks already appended, kept for the next blocks this thread encodes:
-    /// a fresh buffer of a chunk's size costs a page fault per 4 KiB written.
+    /// Block buffers this thread is done with (appended blocks, encoder outputs dropped for
+    /// the raw bytes), kept for the next blocks it encodes: a fresh buffer of a chunk's
+    /// size costs a page fault per 4 KiB written.
     spare: Vec<Vec<u8>>,
     /// Capacity of the buffers in `spare`.
     spare_bytes: usize,
@@ -132,8 +133,8 @@ impl Scratch {
         buffer
     }
 
-    /// Keeps the buffer of an appended block for a later [`Self::block_buffer`] if it is
-    /// large enough to be worth it and the spare buffers stay under `SPARE_BYTES`.
+    /// Keeps a block buffer the caller is done with for a later [`Self::block_buffer`] if
+    /// it is large enough to be worth it and the spare buffers stay under `SPARE_BYTES`.
     pub(crate) fn spare_block_buffer(&mut self, mut buffer: Vec<u8>) {
         let capacity = buffer.capacity();
         if capacity >= MIN_SPARE_BYTES && self.spare_bytes + capacity <= SPARE_BYTES {

@@ -2,17 +2,17 @@
 //! forms): the workload of many small datasets (e.g. ocean profiles) sharing array names.
 //! One snapshot, one parallel engine request for all datasets.
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 
 use super::Atlas;
 use super::config::{Element, ReadOptions};
+use super::output::{new_output, shaped, stacked_extent};
 use super::state::State;
 use super::state::dictionary;
 use crate::codec::ZstdDict;
 use crate::engine::{ArrayCtx, Slot, SlotRead};
 use crate::error::{EntityKind, Error, Result};
 use crate::gpu;
-use crate::io::zeroed_buffer;
 use crate::meta::{ArrayMeta, DType, checked_product};
 
 impl Atlas {
@@ -54,12 +54,10 @@ impl Atlas {
     ) -> Result<ArrayD<T>> {
         let state = self.inner.read();
         let request = Request::check(&state, array, datasets, start, shape, (T::DTYPE, T::matches))?;
-        let mut out = zeroed_buffer(request.total_elems);
+        let extent = stacked_extent(datasets.len(), shape);
+        let mut out = new_output(&extent)?;
         request.run(&state, start, shape, &mut out, ReadOptions::default())?;
-        let dims: Vec<usize> = std::iter::once(datasets.len())
-            .chain(shape.iter().map(|&n| usize::try_from(n).expect("checked: the selection fits usize")))
-            .collect();
-        Ok(ArrayD::from_shape_vec(IxDyn(&dims), out).expect("length is the product of the shape"))
+        Ok(shaped(&extent, out))
     }
 
     /// Reads the box `start .. start + shape` of the array named `array` in each of
@@ -105,7 +103,7 @@ impl Atlas {
         let state = self.inner.read();
         let request = Request::check(&state, array, datasets, start, shape, (T::DTYPE, T::matches))?;
         if out.len() != request.total_elems {
-            let expected = std::iter::once(datasets.len() as u64).chain(shape.iter().copied()).collect();
+            let expected = stacked_extent(datasets.len(), shape);
             return Err(Error::ShapeMismatch { array: array.to_string(), expected, found: vec![out.len() as u64] });
         }
         request.run(&state, start, shape, out, options)

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
-use ndarray::{ArrayD, ArrayView, Dimension, IxDyn};
+use ndarray::{ArrayD, ArrayView, Dimension};
 
 use super::attrs::{AttrTarget, Attrs};
 use super::config::{Element, ReadOptions};
+use super::output::{new_output, shaped};
 use super::state::{Inner, State};
 use super::state::{dictionary, write_settings};
 use crate::codec::{ZstdDict, training_samples};
@@ -16,7 +17,6 @@ use crate::engine::{
 use crate::error::{Error, Result};
 use crate::fragment::BlockEntry;
 use crate::gpu;
-use crate::io::zeroed_buffer;
 use crate::meta::{ArrayMeta, ArrayStats, BlockStats, Codec, DType, MAX_DICTIONARY_BYTES, Shuffle, checked_product};
 
 /// Chunks a dictionary is trained from, at most.
@@ -54,15 +54,14 @@ impl ArrayHandle {
     /// Reads the box `start .. start + shape` as a new array.
     ///
     /// # Errors
-    /// As [`ArrayHandle::read_into`].
+    /// As [`ArrayHandle::read_into`], except that no output length can be wrong;
+    /// [`Error::InvalidArgument`] if the result does not fit in memory.
     pub fn read<T: Element>(&self, start: &[u64], shape: &[u64]) -> Result<ArrayD<T>> {
-        let len = checked_product(shape)
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| Error::invalid(format!("selection {shape:?} does not fit in memory")))?;
-        let mut out = zeroed_buffer(len);
+        // The request is checked before its output is allocated.
+        self.checked_meta(&self.inner.read(), start, shape, T::DTYPE, T::matches)?;
+        let mut out = new_output(shape)?;
         self.read_into(start, shape, &mut out, ReadOptions::default())?;
-        let dims: Vec<usize> = shape.iter().map(|&n| usize::try_from(n).expect("product fits usize")).collect();
-        Ok(ArrayD::from_shape_vec(IxDyn(&dims), out).expect("length is the product of the shape"))
+        Ok(shaped(shape, out))
     }
 
     /// Reads the box `start .. start + shape` into `out`, in C order. Chunks never written
@@ -401,6 +400,11 @@ impl ArrayHandle {
         Ok(())
     }
 
+    /// The array's schema in `state`.
+    pub(super) fn meta_in<'s>(&self, state: &'s State) -> Result<&'s ArrayMeta> {
+        state.array(&self.dataset, &self.name)
+    }
+
     /// The array's schema after checking a selection against it.
     /// `given` is the dtype of the caller's data and `accepts` the dtypes it can be.
     pub(super) fn checked_meta<'s>(
@@ -411,7 +415,7 @@ impl ArrayHandle {
         given: DType,
         accepts: fn(DType) -> bool,
     ) -> Result<&'s ArrayMeta> {
-        let meta = state.array(&self.dataset, &self.name)?;
+        let meta = self.meta_in(state)?;
         if !accepts(meta.dtype) {
             return Err(Error::DTypeMismatch {
                 array: self.label.clone(),

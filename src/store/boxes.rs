@@ -2,23 +2,23 @@
 //! training loop, probes in a notebook. The engine decodes each chunk once for all the
 //! boxes it feeds (`engine::read_boxes`).
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 
 use super::array::ArrayHandle;
 use super::config::{Element, ReadOptions};
-use super::state::dictionary;
+use super::output::{new_output, shaped, stacked_extent};
+use super::state::{State, dictionary};
 use crate::engine::ArrayCtx;
 use crate::error::{Error, Result};
 use crate::gpu;
-use crate::io::zeroed_buffer;
-use crate::meta::checked_product;
+use crate::meta::{ArrayMeta, DType, checked_product};
 
 impl ArrayHandle {
     /// Reads boxes of one extent, `shape`, starting at each of `starts`, into one new array
     /// of shape `(starts.len(), *shape)`: entry `i` is the box at `starts[i]`, as
-    /// [`ArrayHandle::read`] reads it. Every chunk the boxes touch is decoded once for the
-    /// whole call, however many boxes it feeds, so many small boxes sharing chunks read
-    /// much faster than with a call each.
+    /// [`ArrayHandle::read`] reads it. On the CPU, every chunk the boxes touch is decoded
+    /// once for the whole call, however many boxes it feeds, so many small boxes sharing
+    /// chunks read much faster than with a call each (a GPU read decodes a chunk per box).
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();
@@ -42,14 +42,13 @@ impl ArrayHandle {
     /// As [`ArrayHandle::read_boxes_into`], except that no output length can be wrong;
     /// [`Error::InvalidArgument`] if the result does not fit in memory.
     pub fn read_boxes<T: Element, S: AsRef<[u64]>>(&self, starts: &[S], shape: &[u64]) -> Result<ArrayD<T>> {
+        let starts: Vec<&[u64]> = starts.iter().map(AsRef::as_ref).collect();
+        // The request is checked before its output is allocated.
+        self.checked_boxes(&self.inner.read(), &starts, shape, (T::DTYPE, T::matches))?;
         let extent = stacked_extent(starts.len(), shape);
-        let len = checked_product(&extent)
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| Error::invalid(format!("{} boxes of {shape:?} do not fit in memory", starts.len())))?;
-        let dims: Vec<usize> = extent.iter().map(|&n| usize::try_from(n).expect("product fits usize")).collect();
-        let mut out = zeroed_buffer(len);
-        self.read_boxes_into(starts, shape, &mut out, ReadOptions::default())?;
-        Ok(ArrayD::from_shape_vec(IxDyn(&dims), out).expect("length is the product of the shape"))
+        let mut out = new_output(&extent)?;
+        self.read_boxes_into(&starts, shape, &mut out, ReadOptions::default())?;
+        Ok(shaped(&extent, out))
     }
 
     /// Reads boxes of extent `shape` starting at each of `starts` into `out`, which holds
@@ -73,12 +72,7 @@ impl ArrayHandle {
         let target = gpu::resolve(options.device)?;
         let starts: Vec<&[u64]> = starts.iter().map(AsRef::as_ref).collect();
         let state = self.inner.read();
-        let origin = vec![0; shape.len()];
-        let meta =
-            self.checked_meta(&state, starts.first().copied().unwrap_or(&origin), shape, T::DTYPE, T::matches)?;
-        for start in starts.iter().skip(1) {
-            self.checked_meta(&state, start, shape, T::DTYPE, T::matches)?;
-        }
+        let meta = self.checked_boxes(&state, &starts, shape, (T::DTYPE, T::matches))?;
         let extent = stacked_extent(starts.len(), shape);
         if checked_product(&extent) != Some(out.len() as u64) {
             let found = vec![out.len() as u64];
@@ -90,9 +84,24 @@ impl ArrayHandle {
         let verify = options.verify_checksums;
         T::read_via_bytes(out, |bytes| gpu::read_boxes_on(target.as_ref(), ctx, &lookup, &starts, shape, bytes, verify))
     }
-}
 
-/// The extent of `count` boxes of `shape` stacked: `(count, *shape)`.
-fn stacked_extent(count: usize, shape: &[u64]) -> Vec<u64> {
-    std::iter::once(count as u64).chain(shape.iter().copied()).collect()
+    /// The array's schema once the boxes of `shape` at `starts` are checked as a read of
+    /// each checks them (the first failing box's error); with no boxes, `shape` at the
+    /// origin. `dtype` is the caller's element type: its dtype and the dtypes it accepts.
+    fn checked_boxes<'s>(
+        &self,
+        state: &'s State,
+        starts: &[&[u64]],
+        shape: &[u64],
+        dtype: (DType, fn(DType) -> bool),
+    ) -> Result<&'s ArrayMeta> {
+        let ndim = self.meta_in(state)?.shape.len();
+        let origin = vec![0; ndim];
+        let first = starts.first().copied().unwrap_or(&origin);
+        let meta = self.checked_meta(state, first, shape, dtype.0, dtype.1)?;
+        for start in starts.iter().skip(1) {
+            self.checked_meta(state, start, shape, dtype.0, dtype.1)?;
+        }
+        Ok(meta)
+    }
 }

@@ -16,6 +16,7 @@ mod disk;
 mod gpu_model;
 mod inspect;
 mod maintenance;
+mod output;
 mod pending;
 mod snapshot;
 mod state;

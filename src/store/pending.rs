@@ -156,7 +156,7 @@ impl PendingBlocks {
 
     /// Whether this session wrote any block of `array_id`.
     pub(crate) fn has_array(&self, array_id: u64) -> bool {
-        self.index.contains_key(&array_id)
+        self.index.get(&array_id).is_some_and(|chunks| !chunks.is_empty())
     }
 
     /// Records newly appended blocks; each replaces an older (or staged) one of the same

@@ -129,17 +129,12 @@ impl Inner {
             FragmentChange::Replace => std::mem::take(&mut next.fragments),
         };
         let session = state.session.as_mut().expect("checked above");
-        // A fragment that got no block (a write that failed before its first one, a
-        // recompression that left every block where it was) is not named by the commit:
-        // its file goes after the commit point with the replaced ones (or, if this commit
-        // fails, as an orphan when the next writer starts).
-        let mut removed: Vec<String> = replaced.into_iter().map(|fragment| fragment.name).collect();
-        if let Some(empty) = session.fragment.take_if(|fragment| fragment.blocks.is_empty()) {
-            removed.push(empty.name);
-        }
         // The finished fragment is mapped and checked before the commit names it, so once
         // the metadata is renamed nothing can fail and this handle's view matches the disk.
-        let new_fragment = match session.fragment.as_mut() {
+        // A fragment that got no block (a write that failed before its first one, a
+        // recompression that left every block where it was) is not named: its file is
+        // removed after the commit point, with those a compaction replaced.
+        let new_fragment = match session.fragment.as_mut().filter(|fragment| !fragment.blocks.is_empty()) {
             Some(fragment) => {
                 let fragment_meta = fragment.finish()?;
                 io::sync_dir(&self.data_dir())?;
@@ -161,6 +156,9 @@ impl Inner {
         if let Some((reader, entries)) = new_fragment {
             state.committed.insert_fragment(reader, entries);
         }
+        let mut removed: Vec<String> = replaced.into_iter().map(|fragment| fragment.name).collect();
+        let empty = session.as_ref().and_then(|s| s.fragment.as_ref()).filter(|f| f.blocks.is_empty());
+        removed.extend(empty.map(|fragment| fragment.name.clone()));
         let settled = disk::settle_meta(&self.dir, state.encoding)
             .and_then(|()| disk::remove_fragments(&self.data_dir(), &removed));
         drop(session);

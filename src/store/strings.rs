@@ -1,13 +1,14 @@
 //! Reads and writes of string arrays through [`ArrayHandle`].
 
-use ndarray::{ArrayD, ArrayView, Dimension, IxDyn};
+use ndarray::{ArrayD, ArrayView, Dimension};
 
 use super::array::ArrayHandle;
 use super::config::ReadOptions;
+use super::output::{new_output, shaped};
 use super::state::dictionary;
 use crate::engine::{ArrayCtx, read_strings, write_strings};
-use crate::error::{Error, Result};
-use crate::meta::{DType, checked_product};
+use crate::error::Result;
+use crate::meta::DType;
 
 fn is_string(dtype: DType) -> bool {
     dtype == DType::String
@@ -18,28 +19,26 @@ impl ArrayHandle {
     /// read as the empty string.
     ///
     /// # Errors
-    /// [`Error::DTypeMismatch`] if the array does not hold strings; otherwise as
-    /// [`ArrayHandle::read_into`].
+    /// [`Error::DTypeMismatch`](crate::Error::DTypeMismatch) if the array does not hold
+    /// strings; [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the result does
+    /// not fit in memory; otherwise as [`ArrayHandle::read_into`].
     pub fn read_strings(&self, start: &[u64], shape: &[u64]) -> Result<ArrayD<String>> {
-        let len = checked_product(shape)
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| Error::invalid(format!("selection {shape:?} does not fit in memory")))?;
-        let mut out = vec![String::new(); len];
         let state = self.inner.read();
         let meta = self.checked_meta(&state, start, shape, DType::String, is_string)?;
+        let mut out = new_output(shape)?;
         let dict = dictionary(meta);
         let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref() };
         let lookup = |coord: &[u64]| state.find_block(meta.id, coord);
         read_strings(ctx, &lookup, start, shape, &mut out, ReadOptions::default().verify_checksums)?;
-        let dims: Vec<usize> = shape.iter().map(|&n| usize::try_from(n).expect("product fits usize")).collect();
-        Ok(ArrayD::from_shape_vec(IxDyn(&dims), out).expect("length is the product of the shape"))
+        Ok(shaped(shape, out))
     }
 
     /// Writes strings with the first at `start`. An empty string is the fill value (null).
     ///
     /// # Errors
-    /// [`Error::DTypeMismatch`] if the array does not hold strings; [`Error::InvalidArgument`]
-    /// if one chunk's strings exceed 256 MiB; otherwise as [`ArrayHandle::write`].
+    /// [`Error::DTypeMismatch`](crate::Error::DTypeMismatch) if the array does not hold
+    /// strings; [`Error::InvalidArgument`](crate::Error::InvalidArgument) if one chunk's
+    /// strings exceed 256 MiB; otherwise as [`ArrayHandle::write`].
     #[allow(clippy::needless_pass_by_value)] // a view is a cheap handle; by value as in ndarray
     pub fn write_strings<S: AsRef<str> + Sync + Clone, D: Dimension>(
         &self,

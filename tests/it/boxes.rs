@@ -60,6 +60,18 @@ fn bad_box_requests_fail_as_a_read_does_and_damaged_blocks_are_caught() {
     assert!(matches!(&second_outside, Err(Error::OutOfBounds { start, .. }) if start == &[61]), "{second_outside:?}");
     let none: [[u64; 1]; 0] = [];
     assert_err!(array.read_boxes::<u8, _>(&none, &[65]), Error::OutOfBounds { .. });
+    // Far too large: refused as outside the array before anything is allocated.
+    assert_err!(array.read_boxes::<u8, _>(&[[0]], &[1 << 62]), Error::OutOfBounds { .. });
+    assert_err!(array.read::<u8>(&[0], &[1 << 62]), Error::OutOfBounds { .. });
+    let none_2d: [[u64; 2]; 0] = [];
+    let wrong_ndim = array.read_boxes::<u8, _>(&none_2d, &[4, 4]);
+    assert!(matches!(&wrong_ndim, Err(Error::ShapeMismatch { found, .. }) if found == &[4, 4]), "{wrong_ndim:?}");
+    // Inside a (sparse) array, but no result that large can be held in memory.
+    let huge = ds.define_array("huge", ArraySpec::new(DType::UInt8, [1 << 61, 4]).chunk_shape([16, 4])).unwrap();
+    assert_err!(huge.read::<u8>(&[0, 0], &[1 << 61, 4]), Error::InvalidArgument { .. });
+    assert_err!(huge.read_boxes::<u8, _>(&[[0, 0], [0, 2]], &[1 << 61, 2]), Error::InvalidArgument { .. });
+    let empty = huge.read_boxes::<u8, _>(&none_2d, &[1 << 61, 4]);
+    assert!(matches!(&empty, Err(Error::InvalidArgument { .. })), "ndarray refuses such a shape even empty: {empty:?}");
     let mut short = vec![0u8; 7];
     let wrong_len = array.read_boxes_into(&[[0], [8]], &[4], &mut short, ReadOptions::default());
     assert!(matches!(&wrong_len, Err(Error::ShapeMismatch { expected, .. }) if expected == &[2, 4]), "{wrong_len:?}");

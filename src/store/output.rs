@@ -1,0 +1,47 @@
+//! The arrays the allocating reads return: sized from the request's extent, refused when
+//! they could not exist in memory instead of failing inside the allocator.
+
+use ndarray::{ArrayD, IxDyn};
+
+use crate::error::{Error, Result};
+use crate::io::zeroed_buffer;
+
+/// A new output of `extent` elements of `T` (`T::default()` each: zeroed memory for the
+/// numeric types), or [`Error::InvalidArgument`] when it would take more than `isize::MAX`
+/// bytes counting every extent but zeros, the most `Vec` and ndarray accept.
+pub(super) fn new_output<T: Clone + Default>(extent: &[u64]) -> Result<Vec<T>> {
+    let bytes = extent.iter().filter(|&&n| n != 0).try_fold(size_of::<T>().max(1) as u64, |acc, &n| acc.checked_mul(n));
+    if bytes.is_none_or(|bytes| isize::try_from(bytes).is_err()) {
+        return Err(Error::invalid(format!("a result of shape {extent:?} does not fit in memory")));
+    }
+    // Under isize::MAX bytes without its zeros, so the product fits.
+    Ok(zeroed_buffer(extent.iter().map(|&n| usize::try_from(n).expect("checked above")).product()))
+}
+
+/// `out`, made by [`new_output`] for `extent`, as an array of that shape.
+pub(super) fn shaped<T>(extent: &[u64], out: Vec<T>) -> ArrayD<T> {
+    let dims: Vec<usize> = extent.iter().map(|&n| usize::try_from(n).expect("new_output checked it")).collect();
+    ArrayD::from_shape_vec(IxDyn(&dims), out).expect("new_output checked the shape")
+}
+
+/// The extent of `count` boxes of `shape` stacked: `(count, *shape)`.
+pub(super) fn stacked_extent(count: usize, shape: &[u64]) -> Vec<u64> {
+    std::iter::once(count as u64).chain(shape.iter().copied()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_past_isize_max_bytes_are_refused_and_zero_extents_are_empty() {
+        assert_eq!(new_output::<u8>(&[2, 3]).unwrap(), [0; 6]);
+        assert!(new_output::<f32>(&[1 << 62]).is_err(), "2^64 bytes");
+        assert!(new_output::<u8>(&[1 << 62, 4]).is_err(), "the product overflows u64");
+        // Zero elements, but ndarray still refuses the other extents' product past isize::MAX.
+        assert!(new_output::<u8>(&[0, 1 << 63]).is_err());
+        let empty = new_output::<u16>(&[0, 1 << 40]).unwrap();
+        assert_eq!(shaped(&[0, 1 << 40], empty).shape(), [0, 1 << 40]);
+        assert_eq!(stacked_extent(3, &[4, 5]), [3, 4, 5]);
+    }
+}
