@@ -162,13 +162,18 @@ pub(crate) fn write_raw<'a>(
 ) -> Result<()> {
     let meta = ctx.meta;
     assert_eq!(ops.len(), chunks.len(), "one buffer per chunk touched");
-    let chunk_len = to_usize(meta.chunk_bytes());
+    let (chunk_len, fill) = (to_usize(meta.chunk_bytes()), meta.fill_bytes());
     with_worker(|worker| {
         for (op, chunk) in ops.iter().zip(chunks.iter_mut()).filter(|(_, chunk)| chunk.is_none()) {
             let mut raw = vec![0; chunk_len];
-            match lookup(&op.coord).filter(|_| !op.covers_chunk(&meta.chunk_shape)) {
-                Some(block) => decode_chunk(ctx, block, worker, &mut raw, true)?,
-                None => fill_with(&mut raw, &meta.fill_bytes()),
+            // A chunk the input covers whole needs no start, and a new buffer is zeros
+            // already (the fill value of most arrays).
+            if !op.covers_chunk(&meta.chunk_shape) {
+                match lookup(&op.coord) {
+                    Some(block) => decode_chunk(ctx, block, worker, &mut raw, true)?,
+                    None if fill.iter().any(|&b| b != 0) => fill_with(&mut raw, &fill),
+                    None => {}
+                }
             }
             *chunk = Some(raw);
         }
