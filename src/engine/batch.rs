@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::pool;
 use crate::codec::{BlockEncoding, CodecId, Scratch, decode_block, encode_block};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::meta::Codec;
 
 /// Encodes every input with `codec`; returns the concatenated output and each input's
@@ -42,12 +42,17 @@ pub(crate) fn decompress_many(
     raw_lens: &[usize],
 ) -> Result<(Vec<u8>, Vec<Range<usize>>)> {
     let mut segments = Vec::with_capacity(raw_lens.len());
-    let mut end = 0;
+    let mut end = 0usize;
     for len in raw_lens {
-        segments.push(end..end + len);
-        end += len;
+        let next = end.checked_add(*len).filter(|&n| isize::try_from(n).is_ok());
+        let next = next.ok_or_else(|| Error::invalid("the decoded batch does not fit in memory"))?;
+        segments.push(end..next);
+        end = next;
     }
-    let mut data = vec![0u8; end];
+    // Refused rather than aborting the process when memory cannot hold it.
+    let mut data = Vec::new();
+    data.try_reserve_exact(end).map_err(|_| Error::invalid(format!("no memory for a decoded batch of {end} bytes")))?;
+    data.resize(end, 0);
     // Disjoint slices of the one output, one per input.
     let mut outputs = Vec::with_capacity(inputs.len());
     let mut rest = &mut data[..];

@@ -29,6 +29,10 @@ pub(crate) fn box_copy(src: Place<'_>, dst: Place<'_>, region: &[u64], elem_byte
     let (mut src_shape, mut src_start) = (src.shape.to_vec(), src.start.to_vec());
     let (mut dst_shape, mut dst_start) = (dst.shape.to_vec(), dst.start.to_vec());
     let mut region = region.to_vec();
+    // Before the merge: a buffer around an empty box may be empty with huge extents.
+    if region.contains(&0) {
+        return None;
+    }
     // Merge the last dimension into the one before while it is whole in both buffers.
     while region.len() > 1 {
         let last = region.len() - 1;
@@ -43,9 +47,6 @@ pub(crate) fn box_copy(src: Place<'_>, dst: Place<'_>, region: &[u64], elem_byte
         }
         let inner = region.pop().expect("len > 1");
         region[last - 1] *= inner;
-    }
-    if region.contains(&0) {
-        return None;
     }
     let (src_strides, dst_strides) = (strides(&src_shape, elem_bytes), strides(&dst_shape, elem_bytes));
     Some(BoxCopy {

@@ -18,8 +18,10 @@ use crate::meta::MAX_CHUNK_BYTES;
 
 /// Bytes of one offset in a string chunk's raw form.
 const OFFSET_BYTES: usize = 4;
-/// Chunks decoded per batch of a read, bounding memory.
+/// Chunks decoded per batch of a read at most, and the bytes their strings may take (24
+/// per `String` besides the text): both bound a read's memory.
 const READ_BATCH: usize = 256;
+const READ_BATCH_BYTES: u64 = 64 << 20;
 
 /// Reads the box `start .. start + shape` into `out` (C order, `shape` elements).
 pub(crate) fn read_strings<'a>(
@@ -31,17 +33,26 @@ pub(crate) fn read_strings<'a>(
     verify: bool,
 ) -> Result<()> {
     let ops = plan(&ctx.meta.chunk_shape, start, shape);
-    for batch in ops.chunks(READ_BATCH) {
-        let decoded: Vec<Vec<String>> = pool::run(|| {
+    let chunk_bytes = ctx.meta.chunk_elems().saturating_mul(size_of::<String>() as u64);
+    let batch_len = to_usize((READ_BATCH_BYTES / chunk_bytes.max(1)).clamp(1, READ_BATCH as u64));
+    for batch in ops.chunks(batch_len) {
+        // The strings of each chunk that has a block; `None` for the fill (empty strings).
+        let decoded: Vec<Option<Vec<String>>> = pool::run(|| {
             batch
                 .par_iter()
-                .map(|op| with_worker(|worker| chunk_strings(ctx, lookup, &op.coord, worker, verify)))
+                .map(|op| match lookup(&op.coord).filter(|block| !block.entry().is_fill) {
+                    Some(block) => with_worker(|worker| decode_strings(ctx, Some(block), worker, verify)).map(Some),
+                    None => Ok(None),
+                })
                 .collect::<Result<_>>()
         })?;
         for (op, chunk) in batch.iter().zip(decoded) {
             let src = Place { shape: &ctx.meta.chunk_shape, start: &op.in_chunk };
             let dst = Place { shape, start: &op.in_selection };
-            for_each_row(src, dst, &op.region, 1, |s, d, n| out[d..d + n].clone_from_slice(&chunk[s..s + n]));
+            for_each_row(src, dst, &op.region, 1, |s, d, n| match &chunk {
+                Some(chunk) => out[d..d + n].clone_from_slice(&chunk[s..s + n]),
+                None => out[d..d + n].iter_mut().for_each(String::clear),
+            });
         }
     }
     Ok(())

@@ -51,6 +51,13 @@ pub fn compress_batch(inputs: &[&[u8]], codec: Codec) -> Result<Batch> {
     Ok(Batch { data, segments })
 }
 
+/// The most bytes `stored` bytes of any codec decode to: a zstd block of 4 bytes (an RLE
+/// block) can hold 128 KiB, a ratio of 2^15, past which no zstd or LZ4 input expands;
+/// `none` does not expand at all. The slack covers a frame of one such block.
+fn max_decoded_len(stored: usize) -> usize {
+    stored.saturating_mul(1 << 15).saturating_add(128 << 10)
+}
+
 /// Decodes every input, each written by `codec`, into one buffer. `raw_lens` gives each
 /// input's decoded length; it may be `None` for zstd, whose frames carry it (a frame that
 /// does not is an error).
@@ -76,6 +83,12 @@ pub fn decompress_batch(inputs: &[&[u8]], codec: Codec, raw_lens: Option<&[usize
             .collect::<Result<_>>()?,
         (None, _) => return Err(Error::invalid(format!("{} inputs need their raw lengths", codec.name()))),
     };
+    // A length no input of its size can decode to is refused before the output is sized
+    // by it (a frame header may claim anything).
+    if let Some(i) = (0..lens.len()).find(|&i| lens[i] > max_decoded_len(inputs[i].len())) {
+        let (len, stored) = (lens[i], inputs[i].len());
+        return Err(Error::invalid(format!("input {i} of {stored} bytes cannot decode to {len} bytes")));
+    }
     let (data, segments) = decompress_many(inputs, codec, &lens)?;
     Ok(Batch { data, segments })
 }

@@ -35,3 +35,21 @@ fn missing_or_wrong_lengths_and_bad_input_are_errors() {
     assert!(matches!(decompress_batch(&data, Codec::Zstd { level: 3 }, None), Err(Error::InvalidArgument { .. })));
     assert!(matches!(compress_batch(&data, Codec::Zstd { level: 999 }), Err(Error::InvalidArgument { .. })));
 }
+
+#[test]
+fn lengths_no_input_can_decode_to_are_refused_before_any_allocation() {
+    let data = [b"abc".as_slice(), b"def".as_slice()];
+    for lens in [[1 << 62, 3], [usize::MAX, usize::MAX], [3, 1 << 40]] {
+        let result = decompress_batch(&data, Codec::Lz4, Some(&lens));
+        assert!(matches!(result, Err(Error::InvalidArgument { .. })), "{lens:?}: {result:?}");
+    }
+    // A 14-byte zstd frame header claiming 2^62 bytes of content.
+    let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0xe0];
+    frame.extend_from_slice(&(1u64 << 62).to_le_bytes());
+    frame.push(0);
+    let result = decompress_batch(&[&frame], Codec::Zstd { level: 3 }, None);
+    assert!(matches!(result, Err(Error::InvalidArgument { .. })), "{result:?}");
+    // What a 4-byte RLE block can hold is still allowed: it decodes or fails as a codec error.
+    let zeros = compress_batch(&[&vec![0u8; 1 << 20]], Codec::Zstd { level: 3 }).unwrap();
+    assert_eq!(decompress_batch(&[zeros.segment(0)], Codec::Zstd { level: 3 }, None).unwrap().data, vec![0u8; 1 << 20]);
+}

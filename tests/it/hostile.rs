@@ -614,3 +614,28 @@ fn lowered_limits_refuse_a_large_metadata_file_and_large_chunks_before_reading_t
     // The defaults open it.
     Atlas::open_with(dir.store(), &OpenOptions::default()).unwrap();
 }
+
+#[test]
+fn requests_at_the_api_edges_are_cheap_or_refused_never_a_panic() {
+    let mut dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    // Never-written chunks of 2^26 strings (the most a string chunk holds): one string
+    // from each of 256 such chunks is read without building their strings.
+    ds.define_array("s", ArraySpec::new(DType::String, [256, 1 << 26]).chunk_shape([1, 1 << 26])).unwrap();
+    let (read, largest, took) = largest_allocation_during(&mut dir, || ds.read_strings("s", &[0, 0], &[256, 1]));
+    assert_eq!(read.unwrap().len(), 256);
+    assert!(largest < LARGE_BYTES && took < QUICK, "{largest} bytes at once, {took:?}");
+    // An empty box with huge extents (past the small array: fill), beside a dataset
+    // lacking the array.
+    ds.define_array("u", ArraySpec::new(DType::UInt8, [1, 1, 1])).unwrap();
+    store.create_dataset("e").unwrap();
+    let mut none: [u8; 0] = [];
+    let shape = [0, 1 << 32, 1 << 32];
+    store.read_array_across_stacked_into("u", &["d", "e"], &[0, 0, 0], &shape, &mut none, Default::default()).unwrap();
+    // A result that cannot be held in memory is refused, not attempted.
+    assert_err!(
+        store.read_array_across_stacked::<u8>("u", &["d", "e"], &[0, 0, 0], &shape),
+        Error::InvalidArgument { .. }
+    );
+}
