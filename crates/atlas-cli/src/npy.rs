@@ -230,7 +230,7 @@ fn short_read(e: &io::Error, path: &Path, what: &str) -> anyhow::Error {
 
 /// Parses the header dictionary, e.g. `{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }`.
 fn parse_header(text: &str) -> Result<Header, String> {
-    let mut parser = Literal { text: text.as_bytes(), at: 0 };
+    let mut parser = Literal { text: text.as_bytes(), at: 0, depth: 0 };
     let value = parser.value().map_err(|e| format!("invalid .npy header {:?}: {e}", text.trim_end()))?;
     let Lit::Dict(entries) = value else {
         return Err(format!("invalid .npy header {:?}: not a dictionary", text.trim_end()));
@@ -287,7 +287,13 @@ enum Lit {
 struct Literal<'a> {
     text: &'a [u8],
     at: usize,
+    /// Containers open around the current position.
+    depth: usize,
 }
+
+/// Containers a header may nest, at most (numpy writes two: a dict holding a tuple); a
+/// deeper header is refused before its recursion could exhaust the stack.
+const MAX_DEPTH: usize = 16;
 
 impl Literal<'_> {
     fn skip_space(&mut self) {
@@ -313,6 +319,16 @@ impl Literal<'_> {
     }
 
     fn value(&mut self) -> Result<Lit, String> {
+        if matches!(self.peek(), Some(b'{' | b'(' | b'[')) && self.depth == MAX_DEPTH {
+            return Err(format!("values nested over {MAX_DEPTH} deep at byte {}", self.at));
+        }
+        self.depth += 1;
+        let value = self.nested_value();
+        self.depth -= 1;
+        value
+    }
+
+    fn nested_value(&mut self) -> Result<Lit, String> {
         match self.peek() {
             Some(b'{') => self.dict(),
             Some(b'(') => self.sequence(b'(', b')').map(Lit::Tuple),
@@ -487,6 +503,20 @@ mod tests {
         assert!(err("{'descr': [('a', '<i4')], 'fortran_order': False, 'shape': (3,), }").contains("structured"));
         assert!(err("{'descr': '<f8', 'shape': (3,), }").contains("fortran_order"));
         assert!(err("{'descr': '<f8', 'fortran_order': False, 'shape': (3,").contains("invalid .npy header"));
+        // Nesting deep enough to overflow the stack of a recursive parser, within the 64 KiB
+        // a version 1 header can hold.
+        let deep = format!(
+            "{{'descr': '<f8', 'fortran_order': False, 'shape': {}3{}, }}",
+            "(".repeat(30_000),
+            ",)".repeat(30_000)
+        );
+        assert!(err(&deep[..deep.len().min(65_000)]).contains("nested over 16 deep"));
+        let just_deep_enough = format!(
+            "{{'x': {}{}, 'descr': '<f8', 'fortran_order': False, 'shape': (3,), }}",
+            "[".repeat(15),
+            "]".repeat(15)
+        );
+        assert_eq!(header_of(&v1(&just_deep_enough)).unwrap().shape, [3]);
         assert!(format!("{:#}", header_of(b"PK\x03\x04garbage").unwrap_err()).contains("not a .npy file"));
         assert!(format!("{:#}", header_of(b"\x93NUMPY\x01\x00\x40").unwrap_err()).contains("truncated"));
         assert!(format!("{:#}", header_of(b"\x93NUMPY\x04\x00\x00\x00").unwrap_err()).contains("version 4.0"));

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 use atlas::{ArrayHandle, ArrayMeta, Atlas, AttrValue, Attributes, Codec, DType, Scalar};
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 use serde_json::{Value as Json, json};
@@ -392,9 +392,9 @@ fn cat_typed<T: Cell>(
     // Slabs along axis 0, each a whole number of steps, so every slab starts on a selected row.
     // Strings are counted at 16 bytes each, as Atlas's default chunk shape counts them.
     let elem_bytes = if meta.dtype == DType::String { 16 } else { meta.dtype.size_bytes() as u64 };
-    let row_bytes = sel.extent[1..].iter().product::<u64>() * elem_bytes;
+    let row_bytes = sel.extent[1..].iter().fold(elem_bytes, |acc, &n| acc.saturating_mul(n));
     let step0 = sel.step[0];
-    let slab_rows = (slab_bytes / (row_bytes * step0).max(1)).max(1) * step0;
+    let slab_rows = (slab_bytes / row_bytes.saturating_mul(step0).max(1)).max(1).saturating_mul(step0);
     let mut printer = Printer { dtype: meta.dtype, axis0_kept: sel.keep[0], rows_done: 0 };
     let end = sel.start[0] + sel.extent[0];
     let mut start = sel.start.clone();
@@ -412,8 +412,9 @@ fn cat_typed<T: Cell>(
 /// drops the picked axes.
 fn read_selection<T: Cell>(handle: &ArrayHandle, sel: &Selection, start: &[u64], extent: &[u64]) -> Result<ArrayD<T>> {
     let boxed = if extent.contains(&0) {
-        ArrayD::from_shape_vec(IxDyn(&extent.iter().map(|&n| n as usize).collect::<Vec<_>>()), Vec::new())
-            .expect("an empty array")
+        let dims: Vec<usize> = extent.iter().map(|&n| n as usize).collect();
+        ArrayD::from_shape_vec(IxDyn(&dims), Vec::new())
+            .map_err(|_| anyhow!("an empty selection of shape {extent:?} is too large to print"))?
     } else {
         T::read(handle, start, extent)?
     };

@@ -43,10 +43,10 @@ pub struct Moved {
 
 /// Rows of axis 0 per slab: a whole number of chunk rows near `slab_bytes`.
 fn slab_rows(meta: &ArrayMeta, slab_bytes: u64) -> u64 {
-    let row_bytes = meta.shape[1..].iter().product::<u64>() * meta.dtype.size_bytes() as u64;
+    let row_bytes = meta.shape[1..].iter().fold(meta.dtype.size_bytes() as u64, |acc, &n| acc.saturating_mul(n));
     let chunk_rows = meta.chunk_shape[0];
-    let per_slab = (slab_bytes / (row_bytes * chunk_rows).max(1)).max(1);
-    per_slab * chunk_rows
+    let per_slab = (slab_bytes / row_bytes.saturating_mul(chunk_rows).max(1)).max(1);
+    per_slab.saturating_mul(chunk_rows)
 }
 
 /// Imports the .npy file `file` into `dataset/array`, creating both as needed, and
@@ -112,22 +112,25 @@ fn write_slabs<T: Fixed>(
 ) -> Result<()> {
     let total = header.data_bytes().expect("checked by read_header");
     let mut done = 0u64;
-    let mut read = |buf: &mut [u8]| -> Result<()> {
-        reader.read_exact(buf).map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                anyhow!("{}: data ends early: expected {total} bytes of array data (file truncated?)", file.display())
-            } else {
-                anyhow!("{}: cannot read the array data: {e}", file.display())
-            }
-        })?;
-        done += buf.len() as u64;
+    // Reads the next `len` bytes into `buf`, which grows as they come, never past what the
+    // file holds: a header may claim any size.
+    let mut read = |buf: &mut Vec<u8>, len: u64| -> Result<()> {
+        buf.clear();
+        buf.reserve(usize::try_from(len.min(slab_bytes)).unwrap_or(0));
+        let got = Read::take(&mut *reader, len)
+            .read_to_end(buf)
+            .map_err(|e| anyhow!("{}: cannot read the array data: {e}", file.display()))?;
+        if (got as u64) < len {
+            bail!("{}: data ends early: expected {total} bytes of array data (file truncated?)", file.display());
+        }
+        done += len;
         bar.set_position(done);
         Ok(())
     };
     let meta = handle.meta()?;
+    let mut buf = Vec::new();
     if header.shape.is_empty() {
-        let mut buf = vec![0u8; T::SIZE];
-        read(&mut buf)?;
+        read(&mut buf, T::SIZE as u64)?;
         let values = from_le_bytes::<T>(&buf);
         handle.write(&[], ArrayViewD::from_shape(IxDyn(&[]), &values).expect("one element"))?;
         return Ok(());
@@ -136,15 +139,14 @@ fn write_slabs<T: Fixed>(
         return Ok(());
     }
     let rows = header.shape[0];
-    let row_elems = header.shape[1..].iter().product::<u64>() as usize;
+    // At most the whole data's bytes, which read_header checked fit in a u64.
+    let row_bytes = header.shape[1..].iter().product::<u64>() * T::SIZE as u64;
     let step = slab_rows(&meta, slab_bytes);
-    let mut buf = Vec::new();
     let mut dims: Vec<usize> = header.shape.iter().map(|&n| n as usize).collect();
     let mut start = vec![0u64; header.shape.len()];
     while start[0] < rows {
         let n = step.min(rows - start[0]);
-        buf.resize(n as usize * row_elems * T::SIZE, 0);
-        read(&mut buf)?;
+        read(&mut buf, n * row_bytes)?;
         let values = from_le_bytes::<T>(&buf);
         dims[0] = n as usize;
         let view = ArrayViewD::from_shape(IxDyn(&dims), &values).expect("slab length matches its shape");

@@ -259,6 +259,7 @@ fn cat_prints_the_selected_values() {
     assert_eq!(cat(&["run42/when"]), "2023-11-14T22:13:20\n1969-12-31T23:59:59.999999999\n");
     assert_eq!(cat(&["run42/names"]), "\"a b\"\n\"\"\n\"z\"\n");
     assert_eq!(cat(&["run42/flags"]), "0\n0\n0\n0\n0\n");
+    assert_eq!(cat(&["run42/flags", "--slice", "1::4611686018427387904"]), "0\n", "a step past any slab size");
     let whole = cat(&["run42/temp"]);
     assert_eq!(whole.lines().count(), 6);
     assert_eq!(whole.lines().next(), Some("0 1 2 3 4"));
@@ -623,12 +624,13 @@ fn import_refuses_files_it_cannot_read_naming_the_file_and_commits_nothing() {
     let dir = TempDir::new().unwrap();
     let store = dir.path().join("s");
     Atlas::create(&store, StoreConfig::default()).unwrap();
-    let cases: [(&str, Vec<u8>, &str); 6] = [
+    let cases: [(&str, Vec<u8>, &str); 7] = [
         ("fortran.npy", npy("<f8", &[2, 2], &[0; 32]).replace_header("False", "True"), "Fortran-order"),
         ("big.npy", npy(">f8", &[2], &[0; 16]), "big-endian"),
         ("complex.npy", npy("<c8", &[2], &[0; 16]), "not supported"),
         ("text.npy", b"hello, world".to_vec(), "not a .npy file"),
         ("short.npy.zst", zst(&npy("<i8", &[4, 4], &[1; 100])), "data ends early"),
+        ("claims_2_63_bytes.npy", npy("|u1", &[1, 1 << 63], &[1; 64]), "data ends early"),
         ("broken.npy.gz", gz(&npy("<i2", &[4], &[1; 8]))[..30].to_vec(), "broken.npy.gz"),
     ];
     for (name, bytes, reason) in cases {
