@@ -115,7 +115,13 @@ impl Array {
     /// numpy array of shape `(len(starts), *shape)`; every chunk the boxes touch is decoded
     /// once (on the CPU). Numeric, bool and timestamp arrays.
     fn read_boxes<'py>(&self, py: Python<'py>, starts: Vec<Vec<u64>>, shape: Vec<u64>) -> PyResult<Bound<'py, PyAny>> {
-        let dtype = self.meta_now(py)?.dtype;
+        let meta = self.meta_now(py)?;
+        // Every box is checked before the result is allocated (Atlas checks again).
+        let origin = vec![0; meta.shape.len()];
+        for start in starts.iter().chain(starts.is_empty().then_some(&origin)) {
+            selection(&meta, &self.label(), Some(start.clone()), Some(shape.clone()))?;
+        }
+        let dtype = meta.dtype;
         let handle = &self.inner;
         let no_strings = || {
             err(Kind::DTypeMismatch, format!("{}: read_boxes reads numeric, bool and timestamp arrays", self.label()))
@@ -352,8 +358,8 @@ fn read_strings<'py>(
     PyArray1::from_vec(py, objects).call_method1("reshape", (PyTuple::new(py, dims)?,))
 }
 
-/// `data` as a C-contiguous numpy array of `T`, or `DTypeMismatchError`. Timestamp arrays
-/// take `datetime64[ns]` (viewed as i64, no copy) as well as int64.
+/// `data` as a C-contiguous, aligned numpy array of `T`, or `DTypeMismatchError`.
+/// Timestamp arrays take `datetime64[ns]` (viewed as i64, no copy) as well as int64.
 fn typed_input<'py, T: numpy::Element>(
     data: &Bound<'py, PyAny>,
     label: &str,
@@ -376,12 +382,12 @@ fn typed_input<'py, T: numpy::Element>(
             format!("dtype mismatch on array {label}: it holds {expected}, the data is {found}"),
         );
     };
-    if typed.is_c_contiguous() {
+    // A Rust slice needs both; numpy makes a copy only when one is missing.
+    if typed.is_c_contiguous() && typed.getattr("flags")?.getattr("aligned")?.extract::<bool>()? {
         Ok(typed)
     } else {
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("order", "C")?;
-        Ok(np.getattr("asarray")?.call((typed,), Some(&kwargs))?.cast_into::<PyArrayDyn<T>>()?)
+        let required = np.getattr("require")?.call1((typed, py.None(), ["C", "A"]))?;
+        Ok(required.cast_into::<PyArrayDyn<T>>()?)
     }
 }
 

@@ -75,9 +75,21 @@ def test_read_boxes_stacks_one_read_per_start(cube, ds):
         arr.read_boxes([(0, 0, 0), (6, 0, 0)], (2, 1, 1))
     with pytest.raises(atlas.ShapeError):
         arr.read_boxes([(0, 0)], (1, 1))
+    with pytest.raises(atlas.OutOfBoundsError):
+        arr.read_boxes([(0, 0, 0)], (1 << 40, 1, 1))  # refused before any allocation
     names = ds.define_array("names", "string", ["i"], [4])
     with pytest.raises(atlas.DTypeMismatchError):
         names.read_boxes([(0,)], (1,))
+
+
+def test_unaligned_input_is_written_from_an_aligned_copy(ds):
+    arr = ds.define_array("u", "int32", ["i"], [10])
+    raw = bytearray(4 * 10 + 1)
+    unaligned = np.frombuffer(raw, dtype=np.int32, offset=1)
+    assert not unaligned.flags.aligned
+    raw[1:] = np.arange(10, dtype=np.int32).tobytes()
+    arr.write([0], unaligned)
+    np.testing.assert_array_equal(arr[...], np.arange(10, dtype=np.int32))
 
 
 def test_bad_keys_raise_index_errors(cube):
