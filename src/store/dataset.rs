@@ -7,7 +7,7 @@ use super::attrs::{AttrTarget, Attrs};
 use super::config::{ArraySpec, Element, ReadOptions, default_chunk_shape};
 use super::state::{Inner, State};
 use crate::error::{EntityKind, Error, Result};
-use crate::meta::{ArrayMeta, ArrayStats, Attributes, BlockStats, validate_name};
+use crate::meta::{ArrayMeta, ArrayStats, Attributes, BlockStats, MAX_NDIM, validate_name};
 
 /// A handle on one dataset of a store. Cheap to clone; calls fail with
 /// [`Error::NotFound`] once the dataset is deleted.
@@ -38,6 +38,10 @@ impl Dataset {
     pub fn define_array(&self, name: &str, spec: ArraySpec) -> Result<ArrayHandle> {
         validate_name(EntityKind::Array, name)?;
         let ndim = spec.shape.len();
+        // Checked first: the default names and chunk shape take time per dimension.
+        if ndim > MAX_NDIM {
+            return Err(Error::invalid(format!("{ndim} dimensions is over the limit of {MAX_NDIM}")));
+        }
         let dims = spec.dims.unwrap_or_else(|| (0..ndim).map(|d| format!("dim_{d}")).collect());
         let chunk_shape = spec.chunk_shape.unwrap_or_else(|| default_chunk_shape(&spec.shape, spec.dtype));
         let mut meta = ArrayMeta {

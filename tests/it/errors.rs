@@ -223,6 +223,7 @@ fn schemas_that_do_not_hold_together_are_invalid_arguments() {
         ("chunk over 256 MiB", ArraySpec::new(DType::Float64, [1 << 20, 1 << 20]).chunk_shape([8192, 8192])),
         ("shape overflowing 64-bit bytes", ArraySpec::new(DType::Int16, [u64::MAX, 2]).chunk_shape([1, 1])),
         ("over 32 dimensions", ArraySpec::new(DType::Int8, vec![1; 33])),
+        ("a million dimensions, refused at once", ArraySpec::new(DType::Bool, vec![2; 1_000_000])),
         ("last chunk ending past u64::MAX", ArraySpec::new(DType::UInt8, [u64::MAX]).chunk_shape([1 << 20])),
         ("string chunks ending past u64::MAX", ArraySpec::new(DType::String, [u64::MAX]).chunk_shape([2])),
         ("fill 300 in uint8", ArraySpec::new(DType::UInt8, [4]).fill_value(300)),
