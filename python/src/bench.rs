@@ -62,7 +62,7 @@ fn time_write<T: Element + numpy::Element>(
     };
     let guard = typed.readonly();
     let Ok(slice) = guard.as_slice() else {
-        return err(Kind::InvalidArgument, "the bench writes C-contiguous arrays");
+        return err(Kind::InvalidArgument, "the bench writes C-contiguous, aligned arrays");
     };
     let view = ArrayView::from_shape(IxDyn(guard.shape()), slice).expect("the slice holds the array's elements");
     py.detach(|| {

@@ -49,10 +49,12 @@ pub(crate) fn decompress_many(
         segments.push(end..next);
         end = next;
     }
-    // Refused rather than aborting the process when memory cannot hold it.
-    let mut data = Vec::new();
-    data.try_reserve_exact(end).map_err(|_| Error::invalid(format!("no memory for a decoded batch of {end} bytes")))?;
-    data.resize(end, 0);
+    // A total the allocator cannot give is an error, not an abort: a fallible reservation
+    // first, then the buffer itself, zeroed lazily (calloc) as the decoders write it.
+    Vec::<u8>::new()
+        .try_reserve_exact(end)
+        .map_err(|_| Error::invalid(format!("no memory for a decoded batch of {end} bytes")))?;
+    let mut data = vec![0u8; end];
     // Disjoint slices of the one output, one per input.
     let mut outputs = Vec::with_capacity(inputs.len());
     let mut rest = &mut data[..];

@@ -52,7 +52,8 @@ pub(crate) fn plan(chunk_shape: &[u64], start: &[u64], shape: &[u64]) -> Vec<Chu
         for d in 0..ndim {
             let chunk_lo = coord[d] * chunk_shape[d];
             let lo = start[d].max(chunk_lo);
-            let hi = (start[d] + shape[d]).min(chunk_lo + chunk_shape[d]);
+            // The last chunk of an extent near u64::MAX may end past it.
+            let hi = (start[d] + shape[d]).min(chunk_lo.saturating_add(chunk_shape[d]));
             op.in_chunk[d] = lo - chunk_lo;
             op.in_selection[d] = lo - start[d];
             op.region[d] = hi - lo;

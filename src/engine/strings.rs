@@ -18,9 +18,10 @@ use crate::meta::MAX_CHUNK_BYTES;
 
 /// Bytes of one offset in a string chunk's raw form.
 const OFFSET_BYTES: usize = 4;
-/// Chunks decoded per batch of a read at most, and the bytes their strings may take (24
-/// per `String` besides the text): both bound a read's memory.
+/// Chunks decoded per batch of a read, at most.
 const READ_BATCH: usize = 256;
+/// Bytes a batch of a read decodes into, about, past its first chunk: each written chunk
+/// counts its raw bytes and a `String` per element; never-written chunks count nothing.
 const READ_BATCH_BYTES: u64 = 64 << 20;
 
 /// Reads the box `start .. start + shape` into `out` (C order, `shape` elements).
@@ -33,14 +34,18 @@ pub(crate) fn read_strings<'a>(
     verify: bool,
 ) -> Result<()> {
     let ops = plan(&ctx.meta.chunk_shape, start, shape);
-    let chunk_bytes = ctx.meta.chunk_elems().saturating_mul(size_of::<String>() as u64);
-    let batch_len = to_usize((READ_BATCH_BYTES / chunk_bytes.max(1)).clamp(1, READ_BATCH as u64));
-    for batch in ops.chunks(batch_len) {
-        // The strings of each chunk that has a block; `None` for the fill (empty strings).
+    // The block of a chunk that has strings; `None` for the fill (empty strings).
+    let written = |op: &ChunkOp| lookup(&op.coord).filter(|block| !block.entry().is_fill);
+    let strings_bytes = ctx.meta.chunk_elems().saturating_mul(size_of::<String>() as u64);
+    let decoded_bytes = |op: &ChunkOp| written(op).map_or(0, |b| b.entry().raw_len_bytes.saturating_add(strings_bytes));
+    let mut rest = &ops[..];
+    while !rest.is_empty() {
+        let batch;
+        (batch, rest) = rest.split_at(batch_len(rest, decoded_bytes));
         let decoded: Vec<Option<Vec<String>>> = pool::run(|| {
             batch
                 .par_iter()
-                .map(|op| match lookup(&op.coord).filter(|block| !block.entry().is_fill) {
+                .map(|op| match written(op) {
                     Some(block) => with_worker(|worker| decode_strings(ctx, Some(block), worker, verify)).map(Some),
                     None => Ok(None),
                 })
@@ -56,6 +61,19 @@ pub(crate) fn read_strings<'a>(
         }
     }
     Ok(())
+}
+
+/// How many of `ops` (at least one) the next batch of a read decodes: up to `READ_BATCH`,
+/// while the bytes they decode into (`decoded_bytes`) stay within `READ_BATCH_BYTES` past
+/// the first.
+fn batch_len(ops: &[ChunkOp], decoded_bytes: impl Fn(&ChunkOp) -> u64) -> usize {
+    let mut bytes = 0u64;
+    let within = |op: &&ChunkOp| {
+        let fits = bytes <= READ_BATCH_BYTES;
+        bytes = bytes.saturating_add(decoded_bytes(op));
+        fits
+    };
+    ops.iter().take(READ_BATCH).take_while(within).count()
 }
 
 /// Writes `input` (C order, `shape` elements) at `start`; encoded chunks go to `sink`.

@@ -11,7 +11,8 @@ use crate::error::Result;
 
 /// Whether chunk `coord` of `chunk_shape` reaches past `shape` along any axis.
 pub(crate) fn reaches_past(coord: &[u64], chunk_shape: &[u64], shape: &[u64]) -> bool {
-    (0..shape.len()).any(|d| (coord[d] + 1) * chunk_shape[d] > shape[d])
+    // A chunk ending past u64::MAX (an extent near it) reaches past any shape.
+    (0..shape.len()).any(|d| (coord[d] + 1).checked_mul(chunk_shape[d]).is_none_or(|end| end > shape[d]))
 }
 
 /// The extent of the part of chunk `coord` that stays inside `new_shape` (from the chunk's

@@ -143,10 +143,6 @@ impl ArrayMeta {
         if bytes_of(&self.shape).is_none() {
             return Err(format!("shape {:?} overflows a 64-bit byte count", self.shape));
         }
-        // The chunk grid's far end is an element index too (the end of the last chunk).
-        if self.shape.iter().zip(&self.chunk_shape).any(|(&n, &c)| n.div_ceil(c).checked_mul(c).is_none()) {
-            return Err(format!("shape {:?} with chunks {:?} overflows a 64-bit index", self.shape, self.chunk_shape));
-        }
         // A string chunk's raw form has a 4-byte offset per element besides its text.
         let chunk_bytes = if self.dtype == DType::String {
             checked_product(&self.chunk_shape).and_then(|n| n.checked_mul(4))

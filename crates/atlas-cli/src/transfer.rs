@@ -117,11 +117,18 @@ fn write_slabs<T: Fixed>(
     let mut read = |buf: &mut Vec<u8>, len: u64| -> Result<()> {
         buf.clear();
         buf.reserve(usize::try_from(len.min(slab_bytes)).unwrap_or(0));
-        let got = Read::take(&mut *reader, len)
-            .read_to_end(buf)
-            .map_err(|e| anyhow!("{}: cannot read the array data: {e}", file.display()))?;
+        let ends_early =
+            || anyhow!("{}: data ends early: expected {total} bytes of array data (file truncated?)", file.display());
+        // A decompressor cut short says so with `UnexpectedEof`, a plain file with fewer bytes.
+        let got = Read::take(&mut *reader, len).read_to_end(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                ends_early()
+            } else {
+                anyhow!("{}: cannot read the array data: {e}", file.display())
+            }
+        })?;
         if (got as u64) < len {
-            bail!("{}: data ends early: expected {total} bytes of array data (file truncated?)", file.display());
+            return Err(ends_early());
         }
         done += len;
         bar.set_position(done);

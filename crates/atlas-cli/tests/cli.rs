@@ -624,13 +624,17 @@ fn import_refuses_files_it_cannot_read_naming_the_file_and_commits_nothing() {
     let dir = TempDir::new().unwrap();
     let store = dir.path().join("s");
     Atlas::create(&store, StoreConfig::default()).unwrap();
-    let cases: [(&str, Vec<u8>, &str); 7] = [
+    // Past one zstd block (128 KiB) of data, so a cut stream still yields its start.
+    let body: Vec<u8> = (0..1u32 << 18).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let whole = zst(&npy("<i8", &[64, 512], &body));
+    let cases: [(&str, Vec<u8>, &str); 8] = [
         ("fortran.npy", npy("<f8", &[2, 2], &[0; 32]).replace_header("False", "True"), "Fortran-order"),
         ("big.npy", npy(">f8", &[2], &[0; 16]), "big-endian"),
         ("complex.npy", npy("<c8", &[2], &[0; 16]), "not supported"),
         ("text.npy", b"hello, world".to_vec(), "not a .npy file"),
         ("short.npy.zst", zst(&npy("<i8", &[4, 4], &[1; 100])), "data ends early"),
         ("claims_2_63_bytes.npy", npy("|u1", &[1, 1 << 63], &[1; 64]), "data ends early"),
+        ("cut.npy.zst", whole[..whole.len() - 200].to_vec(), "data ends early"),
         ("broken.npy.gz", gz(&npy("<i2", &[4], &[1; 8]))[..30].to_vec(), "broken.npy.gz"),
     ];
     for (name, bytes, reason) in cases {
