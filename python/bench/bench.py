@@ -8,7 +8,7 @@ W2: a smooth float32 field on 256x512x512, chunks 64^3, zstd level 1 and lz4, sh
     off. (Same generators as crates/atlas-bench.)
 
 Install: .venv/bin/pip install h5py hdf5plugin "zarr>=3"   (not needed by the tests)
-Run:     .venv/bin/python python/bench/bench.py [--scale 0.5] [--repeat 3] [--markdown]
+Run:     .venv/bin/python python/bench/bench.py [--scale 0.5] [--repeat 3] [--markdown] [--boxes]
 
 Each figure is the best of --repeat runs. Writes count until the data is durable in the
 library's own sense (Atlas flush, h5py close, zarr write returns, np.save returns); reads
@@ -224,12 +224,55 @@ def run_case(case: Case, data: np.ndarray, root: str, repeat: int) -> dict:
     return out
 
 
+BOXES, EDGE = 1000, 32
+
+
+def run_boxes(scale: float, root: str, repeat: int) -> list[tuple[str, float]]:
+    """W4 from Python: 1000 random 32^3 boxes (fixed seed) of W2's zstd1+shuffle array, read
+    one call per box through each library, and through Atlas's `read_boxes` in one call.
+    Returns (how, MB/s of box bytes) rows, every way checked against numpy's slicing."""
+    case = next(c for c in w2_cases(scale) if c.id == "w2-zstd1+shuf")
+    data = smooth(case.shape)
+    rng = np.random.default_rng(4)
+    starts = [tuple(int(rng.integers(0, n - EDGE + 1)) for n in case.shape) for _ in range(BOXES)]
+    want = np.stack([data[z:z + EDGE, y:y + EDGE, x:x + EDGE] for z, y, x in starts])
+    box_bytes = want.nbytes
+    ways = {}
+    atlas_path = os.path.join(root, "boxes-atlas")
+    atlas_write(case, atlas_path, data)
+    arr = atlas.Atlas.open(atlas_path)["d"]["a"]
+    ways["atlas: a read per box"] = lambda: np.stack([arr.read(s, (EDGE,) * 3) for s in starts])
+    ways["atlas: one read_boxes call"] = lambda: arr.read_boxes(starts, (EDGE,) * 3)
+    if h5py is not None:
+        h5_path = os.path.join(root, "boxes.h5")
+        h5_write(case, h5_path, data)
+        h5 = h5py.File(h5_path, "r")["a"]
+        ways["h5py: a read per box"] = lambda: np.stack([h5[z:z + EDGE, y:y + EDGE, x:x + EDGE] for z, y, x in starts])
+    if zarr is not None:
+        zarr_path = os.path.join(root, "boxes-zarr")
+        zarr_write(case, zarr_path, data)
+        za = zarr.open_array(zarr_path, mode="r")
+        ways["zarr: a read per box"] = lambda: np.stack([za[z:z + EDGE, y:y + EDGE, x:x + EDGE] for z, y, x in starts])
+    rows = []
+    for how, read in ways.items():
+        assert np.array_equal(read(), want), f"{how} read other values"
+        rows.append((how, box_bytes / best(lambda: timed(read), repeat) / 1e6))
+    return rows
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="linear factor on the W1/W2 shapes")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="", help="run cases whose id contains this")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--boxes", action="store_true", help="also run W4: 1000 random 32^3 box reads")
     args = parser.parse_args()
 
     cases = [c for c in w1_cases(args.scale) + w2_cases(args.scale) if args.only in c.id]
@@ -268,12 +311,18 @@ def main() -> int:
         for cells in lines:
             print("| " + " | ".join(cells) + " |")
     else:
-        widths = [max(len(h), *(len(c[i]) for c in lines)) for i, h in enumerate(head)]
+        widths = [max([len(h), *(len(c[i]) for c in lines)]) for i, h in enumerate(head)]
         print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
         for cells in lines:
             print("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
     print("atlas/best: Atlas's MB/s over the faster of h5py and zarr (compressed cases target >= 1.5x);")
     print("py over rust: how much faster the same work is through the Rust API alone (target < 10%).")
+    if args.boxes:
+        with tempfile.TemporaryDirectory() as root:
+            rows = run_boxes(args.scale, root, args.repeat)
+        print(f"\nW4: {BOXES} random {EDGE}^3 boxes of w2-zstd1+shuf (MB/s of box bytes)")
+        for how, mbps in rows:
+            print(f"  {how:28} {mbps:8.0f}")
     return 0
 
 
