@@ -394,16 +394,19 @@ fn cat_typed<T: Cell>(
     let elem_bytes = if meta.dtype == DType::String { 16 } else { meta.dtype.size_bytes() as u64 };
     let row_bytes = sel.extent[1..].iter().fold(elem_bytes, |acc, &n| acc.saturating_mul(n));
     let step0 = sel.step[0];
-    let slab_rows = (slab_bytes / row_bytes.saturating_mul(step0).max(1)).max(1).saturating_mul(step0);
+    // Selected rows per slab: a slab reads from its first selected row to its last, and
+    // those rows (the ones stepped over too) fit in `slab_bytes`.
+    let rows_fit = (slab_bytes / row_bytes.max(1)).max(1);
+    let per_slab = 1 + (rows_fit - 1) / step0;
     let mut printer = Printer { dtype: meta.dtype, axis0_kept: sel.keep[0], rows_done: 0 };
     let end = sel.start[0] + sel.extent[0];
     let mut start = sel.start.clone();
     let mut extent = sel.extent.clone();
     while start[0] < end {
-        extent[0] = slab_rows.min(end - start[0]);
+        extent[0] = (per_slab - 1).saturating_mul(step0).saturating_add(1).min(end - start[0]);
         let values = read_selection::<T>(handle, sel, &start, &extent)?;
         printer.print(&values.view(), out)?;
-        start[0] += extent[0];
+        start[0] = start[0].saturating_add(per_slab.saturating_mul(step0));
     }
     Ok(())
 }

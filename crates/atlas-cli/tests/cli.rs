@@ -263,8 +263,15 @@ fn cat_prints_the_selected_values() {
     let whole = cat(&["run42/temp"]);
     assert_eq!(whole.lines().count(), 6);
     assert_eq!(whole.lines().next(), Some("0 1 2 3 4"));
-    // Slabs of one row print the same as one slab.
+    // Slabs of one row print the same as one slab, with steps too.
     assert_eq!(cat(&["run42/temp", "--slab-bytes", "1"]), whole);
+    let every_third = cat(&["run42/temp", "--slice", "::3"]);
+    assert_eq!(every_third, "0 1 2 3 4\n30 31 32 33 34\n");
+    assert_eq!(cat(&["run42/temp", "--slice", "::3", "--slab-bytes", "1"]), every_third);
+    assert_eq!(
+        cat(&["run42/temp", "--slice", "1::2", "--slab-bytes", "40"]),
+        "10 11 12 13 14\n30 31 32 33 34\nNaN NaN NaN NaN NaN\n"
+    );
 
     let doc: Json = serde_json::from_str(&cat(&["run42/temp", "--slice", "3:5,0:2", "--json"])).unwrap();
     assert_eq!(doc, serde_json::json!([[30.0, 31.0], ["NaN", "NaN"]]));
