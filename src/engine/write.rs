@@ -198,15 +198,15 @@ pub(crate) fn encode_in_order<'i, I: Sync, C: IntoIterator<Item = EncodedChunk<'
     encode: impl Fn(&mut Worker, &I) -> Result<C> + Sync,
     sink: &mut Sink<'_>,
 ) -> Result<()> {
-    let mut hand_over = |chunks: C| chunks.into_iter().try_for_each(|chunk| hand_over(sink, chunk));
+    let mut hand_over_all = |chunks: C| chunks.into_iter().try_for_each(|chunk| hand_over(sink, chunk));
     if !pool::worth_parallel(items.len(), item_bytes.saturating_mul(items.len() as u64)) {
-        return items.iter().try_for_each(|item| hand_over(with_worker(|worker| encode(worker, item))?));
+        return items.iter().try_for_each(|item| hand_over_all(with_worker(|worker| encode(worker, item))?));
     }
     // At least two items per thread, so large chunks still encode in parallel and a thread
     // finds the next one while the oldest is appended.
     let window = (IN_FLIGHT_RAW_BYTES / item_bytes.max(1)).max(2 * pool::threads() as u64);
     pool::run(|| {
-        run_ordered(items, to_usize(window), |item| with_worker(|worker| encode(worker, item)), &mut hand_over)
+        run_ordered(items, to_usize(window), |item| with_worker(|worker| encode(worker, item)), &mut hand_over_all)
     })
 }
 
