@@ -122,6 +122,9 @@ pub(crate) struct AppendFile {
     written_back_bytes: u64,
     /// Short parts of an [`AppendFile::append_parts`], gathered.
     staging: Vec<u8>,
+    /// A write failed, and may have stored part of its bytes past `len_bytes`: the next
+    /// [`AppendFile::truncate`] cuts the file even to its current length.
+    unknown_tail: bool,
 }
 
 /// Short parts of one append are written in runs of at most this many bytes.
@@ -136,14 +139,22 @@ impl AppendFile {
         fault::check(&path, "create")?;
         let file =
             OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io_err(&path, "create"))?;
-        Ok(Self { file, path, len_bytes: 0, written_back_bytes: 0, staging: Vec::new() })
+        Ok(Self { file, path, len_bytes: 0, written_back_bytes: 0, staging: Vec::new(), unknown_tail: false })
     }
 
     /// Appends `bytes`, returning the offset they start at.
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<u64> {
         let offset = self.len_bytes;
+        let written = self.write_at_end(bytes);
+        self.unknown_tail |= written.is_err();
+        written.map(|()| offset)
+    }
+
+    /// Writes `bytes` at `len_bytes`, in pieces, so that a large append's first bytes go to
+    /// disk while it writes the rest.
+    fn write_at_end(&mut self, bytes: &[u8]) -> Result<()> {
+        let offset = self.len_bytes;
         fault::check_write(&self.path, bytes, |part| self.file.write_all_at(part, offset))?;
-        // In pieces, so that a large append's first bytes go to disk while it writes the rest.
         for piece in bytes.chunks(WRITEBACK_BYTES as usize) {
             self.file.write_all_at(piece, self.len_bytes).map_err(io_err(&self.path, "write"))?;
             self.len_bytes += piece.len() as u64;
@@ -152,7 +163,7 @@ impl AppendFile {
                 self.written_back_bytes = self.len_bytes;
             }
         }
-        Ok(offset)
+        Ok(())
     }
 
     /// Appends the concatenated `parts` (the rows of a block, say), returning the offset they
@@ -168,13 +179,16 @@ impl AppendFile {
         appended.map(|()| offset)
     }
 
-    /// Cuts the file back to `len_bytes` (dropping a tail written earlier).
+    /// Cuts the file back to `len_bytes` (dropping a tail written earlier, and whatever a
+    /// failed write left past the bytes appended).
     pub(crate) fn truncate(&mut self, len_bytes: u64) -> Result<()> {
-        if len_bytes < self.len_bytes {
+        if len_bytes < self.len_bytes || self.unknown_tail {
+            let len_bytes = len_bytes.min(self.len_bytes);
             fault::check(&self.path, "truncate")?;
             self.file.set_len(len_bytes).map_err(io_err(&self.path, "truncate"))?;
             self.len_bytes = len_bytes;
             self.written_back_bytes = self.written_back_bytes.min(len_bytes);
+            self.unknown_tail = false;
         }
         Ok(())
     }
