@@ -11,14 +11,17 @@ use crate::error::Result;
 
 /// Whether chunk `coord` of `chunk_shape` reaches past `shape` along any axis.
 pub(crate) fn reaches_past(coord: &[u64], chunk_shape: &[u64], shape: &[u64]) -> bool {
-    // A chunk ending past u64::MAX (an extent near it) reaches past any shape.
-    (0..shape.len()).any(|d| (coord[d] + 1).checked_mul(chunk_shape[d]).is_none_or(|end| end > shape[d]))
+    // A chunk ending past u64::MAX (an extent near it, or a coordinate read from disk)
+    // reaches past any shape.
+    let end = |d: usize| coord[d].checked_add(1).and_then(|n| n.checked_mul(chunk_shape[d]));
+    (0..shape.len()).any(|d| end(d).is_none_or(|end| end > shape[d]))
 }
 
 /// The extent of the part of chunk `coord` that stays inside `new_shape` (from the chunk's
 /// origin; a zero extent when none of it does).
 pub(crate) fn keep_extent(coord: &[u64], chunk_shape: &[u64], new_shape: &[u64]) -> Vec<u64> {
-    (0..chunk_shape.len()).map(|d| new_shape[d].saturating_sub(coord[d] * chunk_shape[d]).min(chunk_shape[d])).collect()
+    let keep = |d: usize| new_shape[d].saturating_sub(coord[d].saturating_mul(chunk_shape[d])).min(chunk_shape[d]);
+    (0..chunk_shape.len()).map(keep).collect()
 }
 
 /// Rewrites the chunks at `coords` keeping only their elements inside `new_shape`.

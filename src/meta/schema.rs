@@ -204,6 +204,14 @@ impl StoreMeta {
     /// Checks everything a metadata file read from disk must satisfy before it is used:
     /// valid names, sound array schemas, unique array ids. Returns what is wrong.
     pub(crate) fn check(&self) -> Result<(), String> {
+        // Counters no writer reaches (2^64 commits or arrays): the next commit or array
+        // would overflow them.
+        if self.generation == u64::MAX || self.next_array_id == u64::MAX {
+            return Err(format!(
+                "generation {} or next_array_id {} is at u64::MAX",
+                self.generation, self.next_array_id
+            ));
+        }
         self.codec.check()?;
         check_attributes(&self.attributes)?;
         let mut ids = HashSet::new();

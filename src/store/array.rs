@@ -203,7 +203,10 @@ impl ArrayHandle {
             let mut coords: Vec<Box<[u64]>> = guard
                 .live_entries(meta.id)
                 .into_iter()
-                .filter(|e| !e.is_fill && reaches_past(&e.coord, &meta.chunk_shape, new_shape))
+                // An entry read from disk may name a coordinate of another length: not a
+                // chunk of this array's grid, so nothing to trim.
+                .filter(|e| e.coord.len() == new_shape.len() && !e.is_fill)
+                .filter(|e| reaches_past(&e.coord, &meta.chunk_shape, new_shape))
                 .map(|e| e.coord.clone())
                 .collect();
             coords.sort_unstable();

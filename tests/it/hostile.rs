@@ -152,6 +152,19 @@ fn shapes_whose_element_or_byte_count_overflows_are_refused_at_open() {
 }
 
 #[test]
+fn counters_at_u64_max_are_corrupt_at_open_so_no_commit_wraps_them() {
+    let mut dir = test_dir!();
+    let path = dir.store();
+    let good = small_store(&path);
+    for field in ["generation", "next_array_id"] {
+        let mut meta = good.clone();
+        meta[field] = json!(u64::MAX);
+        write_json_meta(&path, &meta);
+        assert_corrupt(open_and_read(&mut dir, &path, field), field);
+    }
+}
+
+#[test]
 fn an_array_of_a_trillion_chunks_opens_reads_writes_and_compacts_without_per_chunk_work() {
     let mut dir = test_dir!();
     let path = dir.store();
@@ -341,11 +354,13 @@ fn patch_index(file: &Path, patch: impl FnOnce(&mut [u8], usize)) {
 }
 
 /// Index entry field offsets (docs/FORMAT.md, "Index entry").
+const ENTRY_ARRAY_ID: usize = 0;
 const ENTRY_OFFSET: usize = 8;
 const ENTRY_STORED_LEN: usize = 16;
 const ENTRY_RAW_LEN: usize = 24;
 const ENTRY_NDIM: usize = 43;
 const ENTRY_VALID_COUNT: usize = 48;
+const ENTRY_COORD: usize = 80;
 /// Bytes of an entry of a 1-D array.
 const ENTRY_LEN_1D: usize = 88;
 
@@ -435,6 +450,46 @@ fn index_entries_whose_valid_counts_overflow_give_an_error_not_a_panic() {
     if let Ok(stats) = result {
         assert!(stats.count <= 16, "16 elements hold {} valid values", stats.count);
     }
+}
+
+#[test]
+fn index_entries_with_foreign_or_extreme_coordinates_give_no_panic_when_the_array_shrinks() {
+    // Index coordinates are not checked against the schema at open (docs/FORMAT.md): an
+    // entry of `a` may claim chunk u64::MAX, or carry the two coordinates of `b`'s chunks.
+    let dir = test_dir!();
+    let path = dir.store();
+    let store = util::create(&path);
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::UInt8, [16]).chunk_shape([4])).unwrap();
+    ds.write_array("a", &[0], arr1(&[1u8, 2, 3, 4, 5, 6, 7, 8]).view()).unwrap();
+    ds.define_array("b", ArraySpec::new(DType::UInt8, [4, 4]).chunk_shape([2, 2])).unwrap();
+    ds.write_array("b", &[0, 0], ndarray::Array2::<u8>::ones((4, 4)).view()).unwrap();
+    store.flush().unwrap();
+    drop((ds, store));
+    // Entries in file order: a[0], a[1], then b's four (2-D, 8 bytes longer). a[1] claims
+    // chunk u64::MAX; a[0] and b[0, 0] swap arrays, so each has coordinates of the other's
+    // length.
+    patch_index(&util::fragments(&path).remove(0), |b, i| {
+        put_u64(b, i + ENTRY_ARRAY_ID, 1);
+        put_u64(b, i + ENTRY_LEN_1D + ENTRY_COORD, u64::MAX);
+        put_u64(b, i + 2 * ENTRY_LEN_1D + ENTRY_ARRAY_ID, 0);
+    });
+    let outcome = std::panic::catch_unwind(|| {
+        let store = Atlas::open(&path)?;
+        let ds = store.open_dataset("d")?;
+        let (a, b) = (ds.array("a")?, ds.array("b")?);
+        a.resize(&[2])?;
+        a.resize(&[16])?;
+        b.resize(&[1, 4])?;
+        b.resize(&[4, 4])?;
+        store.flush()?;
+        Ok::<_, Error>((a.read::<u8>(&[0], &[16])?, b.read::<u8>(&[0, 0], &[4, 4])?))
+    });
+    let (a, b) = outcome.unwrap_or_else(|_| panic!("shrinking arrays with hostile index entries panicked")).unwrap();
+    assert_eq!(a, ndarray::Array1::<u8>::zeros(16).into_dyn(), "a's chunks left it; the rest is fill");
+    let mut b_expected = ndarray::Array2::<u8>::zeros((4, 4));
+    b_expected.slice_mut(ndarray::s![0, 2..]).fill(1);
+    assert_eq!(b, b_expected.into_dyn(), "b keeps row 0 of its own chunks");
 }
 
 /// Dataset and array names that must never be accepted: path tricks, NUL and other
@@ -613,6 +668,33 @@ fn lowered_limits_refuse_a_large_metadata_file_and_large_chunks_before_reading_t
     }
     // The defaults open it.
     Atlas::open_with(dir.store(), &OpenOptions::default()).unwrap();
+}
+
+#[test]
+fn a_zstd_metadata_frame_asking_for_a_window_past_the_limit_is_corrupt() {
+    use atlas::{Limits, MetaCompression, OpenOptions};
+    use std::io::Write;
+    let dir = test_dir!();
+    let config = StoreConfig { meta_compression: MetaCompression::Zstd, ..StoreConfig::default() };
+    let store = Atlas::create(dir.store(), config).unwrap();
+    store.create_dataset("d").unwrap();
+    store.flush().unwrap();
+    drop(store);
+    // The same metadata in a frame of unknown size with a 128 MiB window.
+    let file = dir.store().join("atlas.json.zst");
+    let plain = zstd::decode_all(std::fs::read(&file).unwrap().as_slice()).unwrap();
+    let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+    encoder.include_contentsize(false).unwrap();
+    encoder.window_log(27).unwrap();
+    encoder.write_all(&plain).unwrap();
+    std::fs::write(&file, encoder.finish().unwrap()).unwrap();
+
+    let mut limits = Limits::default();
+    limits.max_meta_bytes = 64 << 10;
+    let refused = Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits));
+    assert_err!(refused, Error::Corrupt { .. });
+    // The default limit (1 GiB) allows the window.
+    assert_eq!(Atlas::open(dir.store()).unwrap().list_datasets(), ["d"]);
 }
 
 #[test]
