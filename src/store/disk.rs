@@ -5,10 +5,11 @@ use std::path::Path;
 
 use super::snapshot::Snapshot;
 use crate::error::{EntityKind, Error, Result};
+use crate::fragment::BlockEntry;
 use crate::io;
 use crate::meta::{
-    self, Limits, MetaCompression, MetaDecodeError, MetaFormat, StoreMeta, decode_meta, encode_meta, meta_file_name,
-    parse_meta_file_name,
+    self, DType, Limits, MAX_CHUNK_BYTES, MetaCompression, MetaDecodeError, MetaFormat, StoreMeta, decode_meta,
+    encode_meta, meta_file_name, parse_meta_file_name,
 };
 
 /// Folder of fragment files inside a store.
@@ -36,7 +37,10 @@ pub(crate) fn load(dir: &Path, limits: &Limits) -> Result<Loaded> {
     loop {
         let (meta, encoding) = read_newest_meta(dir, limits)?;
         match Snapshot::load(&dir.join(DATA_DIR), &meta.fragments) {
-            Ok(snapshot) => return Ok(Loaded { meta, encoding, snapshot }),
+            Ok(snapshot) => {
+                check_string_blocks(&meta, &snapshot, limits.max_chunk_bytes)?;
+                return Ok(Loaded { meta, encoding, snapshot });
+            }
             // A compaction committed after the metadata was read and removed the fragments
             // it listed: load the newer commit instead.
             Err(e)
@@ -119,6 +123,26 @@ fn check_chunk_limit(meta: &StoreMeta, max_chunk_bytes: u64) -> std::result::Res
         for (name, array) in &ds.arrays {
             if array.chunk_bytes() > max_chunk_bytes {
                 return Err((format!("raw chunk length of array {ds_name}/{name}"), array.chunk_bytes()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a commit with a live string block whose raw length is over `max_chunk_bytes`:
+/// unlike a numeric chunk's, it is not fixed by the schema, so [`check_chunk_limit`] cannot
+/// bound it. (Past `MAX_CHUNK_BYTES` the block breaks the format: reading it is `Corrupt`.)
+fn check_string_blocks(meta: &StoreMeta, snapshot: &Snapshot, max_chunk_bytes: u64) -> Result<()> {
+    for (ds_name, ds) in &meta.datasets {
+        for (name, array) in ds.arrays.iter().filter(|(_, a)| a.dtype == DType::String) {
+            let over = |e: &BlockEntry| e.raw_len_bytes > max_chunk_bytes && e.raw_len_bytes <= MAX_CHUNK_BYTES;
+            if let Some((reader, entry)) = snapshot.blocks_of(array.id).find(|(_, e)| over(e)) {
+                return Err(Error::LimitExceeded {
+                    path: reader.path().to_path_buf(),
+                    what: format!("raw length of a block of string array {ds_name}/{name}"),
+                    limit: max_chunk_bytes,
+                    found: entry.raw_len_bytes,
+                });
             }
         }
     }

@@ -433,6 +433,31 @@ fn a_block_claiming_the_largest_raw_length_costs_at_most_one_chunk_buffer() {
 }
 
 #[test]
+fn a_lowered_chunk_limit_refuses_a_string_block_claiming_more_at_open() {
+    // A string block's raw length is not fixed by the schema, so the limit is checked
+    // against the index entries of string arrays when the commit is loaded.
+    use atlas::{Limits, OpenOptions};
+    let dir = test_dir!();
+    let path = dir.store();
+    drop(small_store(&path));
+    let fragment = util::fragments(&path).remove(0);
+    patch_index(&fragment, |b, i| put_u64(b, i + 2 * ENTRY_LEN_1D + ENTRY_RAW_LEN, 1 << 20));
+    let mut limits = Limits::default();
+    limits.max_chunk_bytes = 64 << 10;
+    match Atlas::open_with(&path, &OpenOptions::with_limits(limits)) {
+        Err(Error::LimitExceeded { path: bad, what, limit, found }) => {
+            assert_eq!((bad, limit, found), (fragment, 64 << 10, 1 << 20));
+            assert!(what.contains("d/s"), "{what}");
+        }
+        other => panic!("expected LimitExceeded, got {other:?}"),
+    }
+    // Within the format's maximum and the default limit, the block opens and is corrupt
+    // when read.
+    let read = Atlas::open(&path).unwrap().open_dataset("d").unwrap().read_strings("s", &[0], &[4]);
+    assert_err!(read, Error::Corrupt { .. });
+}
+
+#[test]
 fn index_entries_whose_valid_counts_overflow_give_an_error_not_a_panic() {
     let dir = test_dir!();
     let path = dir.store();
