@@ -263,9 +263,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let result = run(cli, &mut out).and_then(|code| {
-        out.flush()?;
-        Ok(code)
+    let result = run(cli, &mut out).and_then(|code| match out.flush() {
+        // The reader left before the last lines: the command still ended as it decided
+        // (`atlas verify ... | true` still reports bad blocks by its status).
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
+        flushed => flushed.map(|()| code).map_err(Into::into),
     });
     match result {
         Ok(code) => code,
@@ -407,15 +409,20 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             let store = open_store(&store)?;
             let moved =
                 transfer::export(&store, (&array.dataset, &array.array), &file, compression, force, slab_bytes, quiet)?;
-            writeln!(
-                out,
+            let summary = format!(
                 "exported {array} -> {} ({}): {} {:?}, {}",
                 file.display(),
                 compression.name(),
                 moved.dtype,
                 moved.shape,
                 report::human_bytes(moved.data_bytes)
-            )?;
+            );
+            // Data sent to a pipe or a device (`/dev/stdout`) must not get the summary mixed in.
+            if std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
+                writeln!(out, "{summary}")?;
+            } else {
+                eprintln!("{summary}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

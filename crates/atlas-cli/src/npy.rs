@@ -103,7 +103,8 @@ impl Sink {
         })
     }
 
-    /// Ends the compressed stream, flushes and fsyncs the file.
+    /// Ends the compressed stream, flushes, and fsyncs the file if it is a regular one (a
+    /// pipe or a device cannot be fsynced).
     pub fn finish(self) -> io::Result<()> {
         let buffered = match self {
             Self::Plain(w) => w,
@@ -111,7 +112,7 @@ impl Sink {
             Self::Gz(w) => w.finish()?,
         };
         let file = buffered.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.sync_all()
+        if file.metadata()?.is_file() { file.sync_all() } else { Ok(()) }
     }
 }
 

@@ -195,13 +195,17 @@ pub fn export(
             anyhow!("cannot create {}: {e}", file.display())
         }
     })?;
+    // A failed export removes what it wrote, but never a pipe or device named as the output.
+    let regular = out.metadata().is_ok_and(|m| m.is_file());
     let data_bytes = meta.shape.iter().product::<u64>() * meta.dtype.size_bytes() as u64;
     let bar = crate::progress::bytes(data_bytes, &format!("export {dataset}/{array}"), quiet);
     let written = write_file(&handle, &meta, out, compression, slab_bytes, &bar)
         .with_context(|| format!("cannot export {dataset}/{array} to {}", file.display()));
     bar.finish_and_clear();
     if let Err(e) = written {
-        let _ = std::fs::remove_file(file);
+        if regular {
+            let _ = std::fs::remove_file(file);
+        }
         return Err(e);
     }
     Ok(Moved { dtype: meta.dtype, shape: meta.shape, data_bytes })

@@ -380,6 +380,16 @@ fn verify_lists_a_flipped_byte_by_array_chunk_and_file_and_exits_3() {
     assert!(text.contains("checksum mismatch"), "{text}");
     assert!(text.ends_with("1 bad of 3 blocks checked in 2 arrays\n"), "{text}");
     assert_eq!(text.matches("BAD").count(), 1, "{text}");
+    // With no one left to read the report, the status still tells.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .arg("verify")
+        .arg(&store)
+        .stdout(writer)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(3));
 
     let assert = atlas().arg("verify").arg(&store).arg("--json").assert().code(3);
     let doc: Json = serde_json::from_slice(&assert.get_output().stdout).unwrap();
@@ -748,6 +758,26 @@ fn export_refuses_to_replace_files_and_arrays_npy_cannot_hold() {
         .assert()
         .code(2)
         .stderr(contains("names gz compression but --compression zst"));
+}
+
+#[test]
+fn export_writes_to_a_fifo_and_never_removes_it() {
+    // A fifo cannot be fsynced: exporting to one failed, and then removed the path (as root,
+    // `/dev/stdout` too). The summary goes to stderr, out of the way of the data.
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let file = dir.path().join("temp.npy");
+    atlas().arg("export").arg(&store).arg("run42/temp").arg(&file).assert().success();
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let exported = atlas().arg("export").arg(&store).arg("run42/temp").arg(&fifo).arg("--force").assert().success();
+    assert_eq!(reader.join().unwrap(), std::fs::read(&file).unwrap());
+    assert!(fifo.exists(), "the fifo is still there");
+    exported.stdout("").stderr(contains("exported run42/temp"));
 }
 
 #[test]
