@@ -417,15 +417,20 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 moved.shape,
                 report::human_bytes(moved.data_bytes)
             );
-            // Data sent to a pipe or a device (`/dev/stdout`) must not get the summary mixed in.
-            if std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
-                writeln!(out, "{summary}")?;
-            } else {
-                eprintln!("{summary}");
-            }
+            summarize_export(out, &file, &summary)?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes an export's summary line to `out`, or to stderr when `file` is not a regular
+/// file: data sent to a pipe or a device (`/dev/stdout`) must not get it mixed in.
+fn summarize_export(out: &mut dyn Write, file: &Path, summary: &str) -> io::Result<()> {
+    if std::fs::metadata(file).is_ok_and(|m| m.is_file()) {
+        writeln!(out, "{summary}")
+    } else {
+        writeln!(io::stderr(), "{summary}")
+    }
 }
 
 fn verify(path: &Path, json_out: bool, quiet: bool, out: &mut dyn Write) -> Result<ExitCode> {
