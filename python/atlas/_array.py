@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from . import _atlas, _html
-from ._atlas import NotFoundError
+from ._atlas import NotFoundError, OutOfBoundsError
 from ._dtypes import COMPAT_NAMES, for_assign, for_write, numpy_dtype
 from ._index import is_whole_box, plan, selection_shape
 
@@ -234,7 +234,8 @@ class Array:
         if 0 in p.count:
             return
         if p.direct:
-            data = np.broadcast_to(for_assign(value, name, self._label()), selection_shape(p))
+            data = _leading_ones_dropped(for_assign(value, name, self._label()), len(selection_shape(p)))
+            data = np.broadcast_to(data, selection_shape(p))
             self._native.write(p.start, np.asarray(data.reshape(p.count), order="C"))
         else:
             # Steps, index arrays or new axes: change the box in memory and write it back.
@@ -284,6 +285,8 @@ class Array:
 
 
 def _ints(values: Optional[Sequence[int]]) -> Optional[list[int]]:
+    """Starts and shapes: integers, never negative (numpy's counting from the end is for
+    `[]` indexing only)."""
     if values is None:
         return None
     out = []
@@ -291,5 +294,16 @@ def _ints(values: Optional[Sequence[int]]) -> Optional[list[int]]:
         i = int(v)
         if i != v:
             raise TypeError(f"indices must be integers, got {v!r}")
+        if i < 0:
+            raise OutOfBoundsError(f"starts and shapes cannot be negative, got {list(values)!r}")
         out.append(i)
     return out
+
+
+def _leading_ones_dropped(value: np.ndarray, ndim: int) -> np.ndarray:
+    """`value` without the leading axes of length 1 it has beyond `ndim`, as numpy's
+    assignment ignores them (`a[0] = b[None]`)."""
+    extra = 0
+    while value.ndim - extra > ndim and value.shape[extra] == 1:
+        extra += 1
+    return value.reshape(value.shape[extra:])

@@ -33,8 +33,6 @@ _ALIASES = {
     "timestamp_ns": "timestamp",
     "timestamp_nanoseconds": "timestamp",
     "datetime64[ns]": "timestamp",
-    "m8[ns]": "timestamp",
-    "<m8[ns]": "timestamp",
     "string": "string",
     "str": "string",
     "object": "string",
@@ -47,6 +45,8 @@ def dtype_name(dtype: Any) -> str:
     """Atlas's name for a dtype given as a name (Atlas's, atlas-python 0.10's or numpy's),
     a numpy dtype or a Python type."""
     if isinstance(dtype, str):
+        # Lower case for Atlas's names only: numpy's "M8[ns]" (datetime) and "m8[ns]"
+        # (timedelta, not supported) differ by case, so those go to numpy as given.
         key = dtype.strip().lower()
         if key in _ALIASES:
             return _ALIASES[key]

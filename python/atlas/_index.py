@@ -90,6 +90,8 @@ def plan(key: Any, shape: tuple[int, ...]) -> Plan:
                     direct = False
         else:
             idx = np.asarray(k)
+            if idx.size == 0 and idx.dtype.kind == "f":
+                idx = idx.astype(np.intp)  # `a[[]]`: numpy reads no element
             if idx.dtype == bool:
                 if idx.ndim != 1 or idx.shape[0] != n:
                     raise IndexError(
@@ -99,6 +101,8 @@ def plan(key: Any, shape: tuple[int, ...]) -> Plan:
                 idx = np.flatnonzero(idx)
             elif idx.dtype.kind not in "iu":
                 raise IndexError(f"unsupported index {k!r}: use integers, slices, ..., None, or integer/bool arrays")
+            # In intp first: `idx + n` must not overflow a small index dtype (uint8 and n = 300).
+            idx = idx.astype(np.intp, copy=False)
             idx = np.where(idx < 0, idx + n, idx)
             if idx.size and (idx.min() < 0 or idx.max() >= n):
                 raise OutOfBoundsError(f"index array reaches outside axis {axis} of size {n}")

@@ -79,6 +79,7 @@ impl Array {
     /// `effective_codec` (what new blocks get).
     fn meta<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let meta = self.meta_now(py)?;
+        let store_codec = py.detach(|| self.store.codec());
         let dict = PyDict::new(py);
         dict.set_item("dtype", meta.dtype.name())?;
         dict.set_item("shape", PyTuple::new(py, &meta.shape)?)?;
@@ -87,7 +88,7 @@ impl Array {
         dict.set_item("fill_value", scalar_to_py(py, meta.fill_value, meta.dtype)?)?;
         dict.set_item("codec", meta.codec.map(codec_name))?;
         dict.set_item("shuffle", meta.shuffle.map(shuffle_name))?;
-        dict.set_item("effective_codec", codec_name(meta.codec.unwrap_or_else(|| self.store.codec())))?;
+        dict.set_item("effective_codec", codec_name(meta.codec.unwrap_or(store_codec)))?;
         Ok(dict)
     }
 

@@ -82,9 +82,14 @@ pub fn parse_meta_compression(name: &str) -> PyResult<MetaCompression> {
 /// A dtype from Atlas's name or a numpy-style one; `timestamp_nanoseconds` and
 /// `timestamp_ns` are the spellings of atlas-python 0.10.
 pub fn parse_dtype(name: &str) -> PyResult<DType> {
+    // numpy's "M8[ns]" is a datetime and "m8[ns]" a timedelta (not supported): matched
+    // before lowering the case.
+    if matches!(name.trim(), "M8[ns]" | "<M8[ns]") {
+        return Ok(DType::Timestamp);
+    }
     let lower = name.trim().to_ascii_lowercase();
     let found = match lower.as_str() {
-        "timestamp_nanoseconds" | "timestamp_ns" | "datetime64[ns]" | "<m8[ns]" | "m8[ns]" => Some(DType::Timestamp),
+        "timestamp_nanoseconds" | "timestamp_ns" | "datetime64[ns]" => Some(DType::Timestamp),
         "object" | "string" | "str" | "o" | "t" | "u" => Some(DType::String),
         _ => DType::from_name(&lower),
     };
@@ -142,7 +147,11 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>) -> PyResult<Scalar> {
         if s.to_cow()?.is_empty() {
             return Ok(Scalar::Int(0));
         }
-        return err(Kind::InvalidArgument, "the fill value of a string array is the empty string");
+        let text = s.to_cow()?;
+        return err(
+            Kind::InvalidArgument,
+            format!("fill value {text:?} is a string: only string arrays take one, and only the empty string"),
+        );
     }
     if is_instance_of_numpy(value, "datetime64")? {
         return Ok(Scalar::Int(datetime64_ns(value)?));

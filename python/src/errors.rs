@@ -224,7 +224,18 @@ pub fn to_py(error: atlas::Error) -> PyErr {
         // Variants added after this module was written land on the base class.
         _ => Kind::Base,
     };
-    Python::attach(|py| new_err(py, kind, error.to_string()))
+    Python::attach(|py| match &error {
+        // As OSError(errno, strerror, filename): `.errno` and `.filename` set, so that a
+        // caller can tell ENOSPC from EIO.
+        E::Io { path, source, .. } if source.raw_os_error().is_some() => match TYPES.get(py) {
+            Some(types) => {
+                let args = (source.raw_os_error(), error.to_string(), path.clone());
+                PyErr::from_type(types[index(Kind::Storage)].bind(py).clone(), args)
+            }
+            None => new_err(py, kind, error.to_string()),
+        },
+        _ => new_err(py, kind, error.to_string()),
+    })
 }
 
 /// `Result<T, atlas::Error>` into `PyResult<T>`.

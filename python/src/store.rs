@@ -58,23 +58,23 @@ impl Store {
     }
 
     #[getter]
-    fn meta_file_name(&self) -> &'static str {
-        self.inner.meta_file_name()
+    fn meta_file_name(&self, py: Python<'_>) -> &'static str {
+        py.detach(|| self.inner.meta_file_name())
     }
 
     #[getter]
-    fn generation(&self) -> u64 {
-        self.inner.generation()
+    fn generation(&self, py: Python<'_>) -> u64 {
+        py.detach(|| self.inner.generation())
     }
 
     #[getter]
-    fn codec(&self) -> String {
-        codec_name(self.inner.codec())
+    fn codec(&self, py: Python<'_>) -> String {
+        codec_name(py.detach(|| self.inner.codec()))
     }
 
     #[getter]
-    fn has_pending_changes(&self) -> bool {
-        self.inner.has_pending_changes()
+    fn has_pending_changes(&self, py: Python<'_>) -> bool {
+        py.detach(|| self.inner.has_pending_changes())
     }
 
     fn list_datasets(&self, py: Python<'_>) -> Vec<String> {

@@ -92,6 +92,27 @@ def test_unaligned_input_is_written_from_an_aligned_copy(ds):
     np.testing.assert_array_equal(arr[...], np.arange(10, dtype=np.int32))
 
 
+def test_index_arrays_of_any_integer_dtype_and_empty_ones_read_like_numpy(cube):
+    arr, full = cube
+    for dtype in (np.uint8, np.int8, np.uint16, np.int64):
+        idx = np.array([1, 6, 0], dtype)
+        np.testing.assert_array_equal(arr[idx], full[idx], err_msg=str(dtype))
+        np.testing.assert_array_equal(arr[2, idx], full[2, idx], err_msg=str(dtype))
+    np.testing.assert_array_equal(arr[np.array([-1], np.int8)], full[[-1]])
+    assert arr[[]].shape == full[[]].shape == (0, 9, 5)
+
+
+def test_negative_starts_and_shapes_are_out_of_bounds(cube):
+    arr, _ = cube
+    for start, shape in (([-1, 0, 0], [1, 1, 1]), ([0, 0, 0], [1, -1, 1])):
+        with pytest.raises(atlas.OutOfBoundsError):
+            arr.read(start, shape)
+    with pytest.raises(atlas.OutOfBoundsError):
+        arr.read_boxes([[0, -2, 0]], [1, 1, 1])
+    with pytest.raises(atlas.OutOfBoundsError):
+        arr.resize([-1, 9, 5])
+
+
 def test_bad_keys_raise_index_errors(cube):
     arr, _ = cube
     with pytest.raises(atlas.OutOfBoundsError):
@@ -120,6 +141,7 @@ def test_numpy_style_writes_match_numpy(cube):
         (([1, 4], 3), np.array([[5, 6, 7, 8, 9]], dtype=np.int16)),
         ((6, 8, 4), 2**20),
         ((slice(2, 2),), 5),
+        ((0,), np.full((1, 1, 9, 5), 3, np.int32)),  # leading length-1 axes, as numpy drops them
     ]
     for key, value in writes:
         arr[key] = value

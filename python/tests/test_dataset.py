@@ -25,6 +25,7 @@ def test_every_dtype_round_trips_through_a_flush(tmp_path, name):
 
 @pytest.mark.parametrize("spelling,name", [
     ("timestamp_nanoseconds", "timestamp"), ("timestamp_ns", "timestamp"), ("datetime64[ns]", "timestamp"),
+    ("M8[ns]", "timestamp"), ("<M8[ns]", "timestamp"),
     (np.dtype("datetime64[ns]"), "timestamp"), (np.float32, "float32"), ("f8", "float64"), ("<u2", "uint16"),
     (bool, "bool"), (str, "string"), ("object", "string"), (np.dtype("U5"), "string"), ("int", "int64"),
 ])
@@ -42,7 +43,7 @@ def test_string_dtype_of_numpy_2(ds):
 
 
 def test_unsupported_dtypes_are_refused(ds):
-    for bad in ("complex64", np.float16, "nonsense"):
+    for bad in ("complex64", np.float16, "nonsense", "m8[ns]", "<m8[ns]", np.dtype("m8[ns]")):
         with pytest.raises(atlas.InvalidArgumentError):
             ds.define_array("a", bad, ["x"], [2])
 
@@ -71,6 +72,8 @@ def test_define_array_checks_its_schema(ds):
         ds.define_array("a", "int8", ["x"], [3], fill_value=1.5)
     with pytest.raises(atlas.InvalidArgumentError):
         ds.define_array("a", "string", ["x"], [3], fill_value="x")
+    with pytest.raises(atlas.InvalidArgumentError, match="only string arrays take one"):
+        ds.define_array("a", "bool", ["x"], [3], fill_value="x")
     ds.define_array("a", "float32", ["x"], [3])
     with pytest.raises(atlas.AlreadyExistsError):
         ds.define_array("a", "float32", ["x"], [3])

@@ -1,5 +1,6 @@
 """Every error class: the hierarchy, and each raised by the failure it names."""
 
+import errno
 import json
 import os
 
@@ -108,6 +109,8 @@ def test_storage_error_is_an_os_error(tmp_path):
     with pytest.raises(OSError) as info:
         atlas.Atlas.create(tmp_path / "file" / "sub")
     assert isinstance(info.value, atlas.StorageError)
+    assert info.value.errno == errno.ENOTDIR
+    assert info.value.filename is not None and "file" in str(info.value.filename)
 
 
 def test_dtype_bounds_shape_and_name_errors(ds):
