@@ -171,7 +171,7 @@ class Array:
 
     def blocks(self) -> list[dict[str, Any]]:
         """Every live block: coord, codec, shuffled, is_fill, stored_bytes, raw_bytes,
-        checksum, path, offset_bytes, pending."""
+        checksum, path, offset_bytes, pending, staged."""
         return self._native.blocks()
 
     def block_stats(self) -> list[dict[str, Any]]:

@@ -150,7 +150,7 @@ enum Command {
         /// zstd level (default 3; 1..=22, negative for fast modes).
         #[arg(long, allow_hyphen_values = true)]
         level: Option<i32>,
-        /// Byte shuffle before the codec (auto: on for dtypes wider than one byte).
+        /// Byte shuffle before the codec (auto: on for dtypes wider than one byte, unless the codec is none).
         #[arg(long, default_value = "auto")]
         shuffle: ShuffleArg,
     },
