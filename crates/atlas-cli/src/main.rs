@@ -10,6 +10,7 @@ mod inspect;
 mod npy;
 mod progress;
 mod report;
+mod slabs;
 mod slice;
 mod transfer;
 mod values;

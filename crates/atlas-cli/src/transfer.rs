@@ -1,6 +1,7 @@
 //! `atlas import` and `atlas export`: .npy files (also `.npy.zst`, `.npy.gz`) in and out of
-//! an array, streamed in slabs of whole chunk rows along axis 0, so memory stays near one
-//! slab whatever the file's size and every chunk is written once.
+//! an array, streamed in slabs (`slabs.rs`): whole chunk rows along axis 0, so that every
+//! chunk is written once, unless one is larger than 16 slabs; memory stays near a slab
+//! whatever the file's size or shape.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -12,9 +13,10 @@ use indicatif::ProgressBar;
 use ndarray::{ArrayViewD, IxDyn};
 
 use crate::npy::{self, Compression, Header, Sink};
+use crate::slabs::Slabs;
 use crate::values::{Fixed, dispatch, from_le_bytes};
 
-/// Raw bytes a slab aims at; a slab is at least one row of chunks.
+/// Raw bytes a slab aims at.
 pub const DEFAULT_SLAB_BYTES: u64 = 64 << 20;
 
 /// Options of an import.
@@ -39,14 +41,6 @@ pub struct Moved {
     pub shape: Vec<u64>,
     /// Bytes of element data.
     pub data_bytes: u64,
-}
-
-/// Rows of axis 0 per slab: a whole number of chunk rows near `slab_bytes`.
-fn slab_rows(meta: &ArrayMeta, slab_bytes: u64) -> u64 {
-    let row_bytes = meta.shape[1..].iter().fold(meta.dtype.size_bytes() as u64, |acc, &n| acc.saturating_mul(n));
-    let chunk_rows = meta.chunk_shape[0];
-    let per_slab = (slab_bytes / row_bytes.saturating_mul(chunk_rows).max(1)).max(1);
-    per_slab.saturating_mul(chunk_rows)
 }
 
 /// Imports the .npy file `file` into `dataset/array`, creating both as needed, and
@@ -145,22 +139,15 @@ fn write_slabs<T: Fixed>(
     if total == 0 {
         return Ok(());
     }
-    let rows = header.shape[0];
-    // At most the whole data's bytes, which read_header checked fit in a u64.
-    let row_bytes = header.shape[1..].iter().product::<u64>() * T::SIZE as u64;
-    let step = slab_rows(&meta, slab_bytes);
-    let mut dims: Vec<usize> = header.shape.iter().map(|&n| n as usize).collect();
-    let mut start = vec![0u64; header.shape.len()];
-    while start[0] < rows {
-        let n = step.min(rows - start[0]);
-        read(&mut buf, n * row_bytes)?;
+    for (start, extent) in Slabs::new(&header.shape, &meta.chunk_shape, T::SIZE as u64, slab_bytes) {
+        // At most the whole data's bytes, which read_header checked fit in a u64.
+        read(&mut buf, extent.iter().product::<u64>() * T::SIZE as u64)?;
         let values = from_le_bytes::<T>(&buf);
-        dims[0] = n as usize;
+        let dims: Vec<usize> = extent.iter().map(|&n| n as usize).collect();
         let view = ArrayViewD::from_shape(IxDyn(&dims), &values).expect("slab length matches its shape");
         handle
             .write(&start, view)
-            .with_context(|| format!("cannot write rows {}..{} of {}", start[0], start[0] + n, file.display()))?;
-        start[0] += n;
+            .with_context(|| format!("cannot write the box at {start:?} of {extent:?} from {}", file.display()))?;
     }
     Ok(())
 }
@@ -244,19 +231,13 @@ fn read_slabs<T: Fixed>(
     if meta.shape.contains(&0) {
         return Ok(());
     }
-    let rows = meta.shape[0];
-    let step = slab_rows(meta, slab_bytes);
-    let mut start = vec![0u64; meta.shape.len()];
-    let mut extent = meta.shape.clone();
-    while start[0] < rows {
-        extent[0] = step.min(rows - start[0]);
+    for (start, extent) in Slabs::new(&meta.shape, &meta.chunk_shape, meta.dtype.size_bytes() as u64, slab_bytes) {
         let slab = handle.read::<T>(&start, &extent)?;
         bytes.clear();
         bytes.reserve(slab.len() * T::SIZE);
         slab.iter().for_each(|v| v.put_le(&mut bytes));
         sink.write_all(&bytes)?;
         bar.inc(bytes.len() as u64);
-        start[0] += extent[0];
     }
     Ok(())
 }

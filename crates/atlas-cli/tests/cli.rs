@@ -761,6 +761,26 @@ fn export_refuses_to_replace_files_and_arrays_npy_cannot_hold() {
 }
 
 #[test]
+fn rows_larger_than_sixteen_slabs_are_imported_and_exported_in_slabs_of_inner_axes() {
+    // One row of axis 0 is 3000 bytes, over 16 slabs of 16 bytes: the slabs take one row
+    // at a time and split it into whole chunks of axis 1 (100 bytes).
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("s");
+    Atlas::create(&store, StoreConfig::default()).unwrap();
+    let body: Vec<u8> = (0..6000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let original = npy("|u1", &[2, 3000], &body);
+    let source = dir.path().join("wide.npy");
+    std::fs::write(&source, &original).unwrap();
+    let slabs = ["--slab-bytes", "16"];
+    atlas().arg("import").arg(&store).arg("d/w").arg(&source).args(["--chunks", "1,100"]).args(slabs).assert().success();
+    let target = dir.path().join("back.npy");
+    atlas().arg("export").arg(&store).arg("d/w").arg(&target).args(slabs).assert().success();
+    assert_eq!(std::fs::read(&target).unwrap(), original);
+    let doc = json_of(atlas().arg("compact").arg(&store).arg("--json"));
+    assert_eq!(doc["blocks_dropped"], 0, "every chunk was written once");
+}
+
+#[test]
 fn export_writes_to_a_fifo_and_never_removes_it() {
     // A fifo cannot be fsynced: exporting to one failed, and then removed the path (as root,
     // `/dev/stdout` too). The summary goes to stderr, out of the way of the data.
