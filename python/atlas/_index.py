@@ -89,9 +89,8 @@ def plan(key: Any, shape: tuple[int, ...]) -> Plan:
                     post.append(slice(None, None, r.step))
                     direct = False
         else:
-            idx = np.asarray(k)
-            if idx.size == 0 and idx.dtype.kind == "f":
-                idx = idx.astype(np.intp)  # `a[[]]`: numpy reads no element
+            # `a[[]]`: numpy reads no element (an empty list is not taken as floats).
+            idx = np.asarray(k, dtype=np.intp) if isinstance(k, list) and not k else np.asarray(k)
             if idx.dtype == bool:
                 if idx.ndim != 1 or idx.shape[0] != n:
                     raise IndexError(
@@ -101,7 +100,9 @@ def plan(key: Any, shape: tuple[int, ...]) -> Plan:
                 idx = np.flatnonzero(idx)
             elif idx.dtype.kind not in "iu":
                 raise IndexError(f"unsupported index {k!r}: use integers, slices, ..., None, or integer/bool arrays")
-            # In intp first: `idx + n` must not overflow a small index dtype (uint8 and n = 300).
+            if idx.dtype.kind == "u" and idx.size and idx.max() >= n:
+                raise OutOfBoundsError(f"index array reaches outside axis {axis} of size {n}")
+            # In intp: `idx + n` must not overflow a small index dtype (uint8 and n = 300).
             idx = idx.astype(np.intp, copy=False)
             idx = np.where(idx < 0, idx + n, idx)
             if idx.size and (idx.min() < 0 or idx.max() >= n):

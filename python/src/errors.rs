@@ -227,9 +227,10 @@ pub fn to_py(error: atlas::Error) -> PyErr {
     Python::attach(|py| match &error {
         // As OSError(errno, strerror, filename): `.errno` and `.filename` set, so that a
         // caller can tell ENOSPC from EIO.
-        E::Io { path, source, .. } if source.raw_os_error().is_some() => match TYPES.get(py) {
+        E::Io { path, op, source } if source.raw_os_error().is_some() => match TYPES.get(py) {
             Some(types) => {
-                let args = (source.raw_os_error(), error.to_string(), path.clone());
+                // str() gives "[Errno 28] write: No space left on device ...: '<path>'".
+                let args = (source.raw_os_error(), format!("{op}: {source}"), path.clone());
                 PyErr::from_type(types[index(Kind::Storage)].bind(py).clone(), args)
             }
             None => new_err(py, kind, error.to_string()),

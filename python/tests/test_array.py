@@ -100,6 +100,8 @@ def test_index_arrays_of_any_integer_dtype_and_empty_ones_read_like_numpy(cube):
         np.testing.assert_array_equal(arr[2, idx], full[2, idx], err_msg=str(dtype))
     np.testing.assert_array_equal(arr[np.array([-1], np.int8)], full[[-1]])
     assert arr[[]].shape == full[[]].shape == (0, 9, 5)
+    with pytest.raises(atlas.OutOfBoundsError):
+        arr[np.array([2**64 - 1], np.uint64)]  # not -1 once taken as a signed index
 
 
 def test_negative_starts_and_shapes_are_out_of_bounds(cube):

@@ -111,6 +111,7 @@ def test_storage_error_is_an_os_error(tmp_path):
     assert isinstance(info.value, atlas.StorageError)
     assert info.value.errno == errno.ENOTDIR
     assert info.value.filename is not None and "file" in str(info.value.filename)
+    assert str(info.value).startswith(f"[Errno {errno.ENOTDIR}] ")
 
 
 def test_dtype_bounds_shape_and_name_errors(ds):

@@ -164,10 +164,16 @@ fn decompress(bytes: &[u8], compression: MetaCompression, max_bytes: u64) -> Res
     let reader: Box<dyn Read + '_> = match compression {
         MetaCompression::None => return Ok(bytes.to_vec()),
         MetaCompression::Zstd => {
+            // A frame that says its size (Atlas's always do) is refused by it before any
+            // decoding; then no frame may ask for a window larger than the limit (zstd would
+            // reserve up to 128 MiB for one otherwise).
+            if let Ok(Some(found)) = zstd::zstd_safe::get_frame_content_size(bytes)
+                && found > max_bytes
+            {
+                return Err(MetaDecodeError::TooLarge { limit: max_bytes, found });
+            }
             let corrupt = |e: std::io::Error| MetaDecodeError::Corrupt(format!("zstd: {e}"));
             let mut decoder = zstd::stream::Decoder::new(bytes).map_err(corrupt)?;
-            // A frame may not ask for a window larger than the file may decompress to
-            // (zstd would reserve up to 128 MiB for it otherwise).
             let window_log = (u64::BITS - max_bytes.saturating_sub(1).leading_zeros()).clamp(10, 31);
             decoder.window_log_max(window_log).map_err(corrupt)?;
             Box::new(decoder)

@@ -11,9 +11,11 @@ use super::schema::MAX_CHUNK_BYTES;
 pub struct Limits {
     /// Largest metadata file, on disk and decompressed (default 1 GiB).
     pub max_meta_bytes: u64,
-    /// Largest raw chunk of any array (default 256 MiB, the format's maximum), checked at
-    /// open against the schemas and the raw lengths of string blocks: a block read never
-    /// allocates more than this per thread.
+    /// Largest raw chunk of any array (default 256 MiB, the format's maximum), checked
+    /// whenever a commit is loaded (open, refresh, a writer's first change) against the
+    /// schemas and the raw lengths of string blocks: a block read never allocates more than
+    /// this per thread. It bounds reading only: this handle may write string chunks up to
+    /// the format's maximum, which a later load under the same limit refuses.
     pub max_chunk_bytes: u64,
 }
 

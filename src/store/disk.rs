@@ -135,7 +135,9 @@ fn check_chunk_limit(meta: &StoreMeta, max_chunk_bytes: u64) -> std::result::Res
 fn check_string_blocks(meta: &StoreMeta, snapshot: &Snapshot, max_chunk_bytes: u64) -> Result<()> {
     for (ds_name, ds) in &meta.datasets {
         for (name, array) in ds.arrays.iter().filter(|(_, a)| a.dtype == DType::String) {
-            let over = |e: &BlockEntry| e.raw_len_bytes > max_chunk_bytes && e.raw_len_bytes <= MAX_CHUNK_BYTES;
+            // Fill entries allocate nothing whatever they claim.
+            let over =
+                |e: &BlockEntry| !e.is_fill && e.raw_len_bytes > max_chunk_bytes && e.raw_len_bytes <= MAX_CHUNK_BYTES;
             if let Some((reader, entry)) = snapshot.blocks_of(array.id).find(|(_, e)| over(e)) {
                 return Err(Error::LimitExceeded {
                     path: reader.path().to_path_buf(),

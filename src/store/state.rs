@@ -115,6 +115,10 @@ impl Inner {
         let Some(session) = &state.session else { return Ok(()) };
         let mut next = state.meta.clone();
         next.generation += 1;
+        // What every open checks, so that no commit makes a store that does not open (a
+        // counter reaching u64::MAX, say, from a damaged file).
+        next.check()
+            .map_err(|detail| Error::invalid(format!("cannot commit generation {}: {detail}", next.generation)))?;
         let replaced = match change {
             FragmentChange::Append => {
                 // Refresh the persisted stats of every array this session changed.

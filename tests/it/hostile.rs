@@ -161,6 +161,14 @@ fn counters_at_u64_max_are_corrupt_at_open_so_no_commit_wraps_them() {
         meta[field] = json!(u64::MAX);
         write_json_meta(&path, &meta);
         assert_corrupt(open_and_read(&mut dir, &path, field), field);
+        // One below opens, but no commit may take it to u64::MAX.
+        meta[field] = json!(u64::MAX - 1);
+        write_json_meta(&path, &meta);
+        let store = Atlas::open(&path).unwrap();
+        store.open_dataset("d").unwrap().define_array("new", ArraySpec::new(DType::UInt8, [1])).unwrap();
+        assert_err!(store.flush(), Error::InvalidArgument { .. });
+        drop(store);
+        assert!(!Atlas::open(&path).unwrap().open_dataset("d").unwrap().list_arrays().unwrap().contains(&"new".into()));
     }
 }
 
@@ -703,6 +711,7 @@ fn a_zstd_metadata_frame_asking_for_a_window_past_the_limit_is_corrupt() {
     let config = StoreConfig { meta_compression: MetaCompression::Zstd, ..StoreConfig::default() };
     let store = Atlas::create(dir.store(), config).unwrap();
     store.create_dataset("d").unwrap();
+    store.attrs().set("note", "x".repeat(4096)).unwrap();
     store.flush().unwrap();
     drop(store);
     // The same metadata in a frame of unknown size with a 128 MiB window.
@@ -720,6 +729,15 @@ fn a_zstd_metadata_frame_asking_for_a_window_past_the_limit_is_corrupt() {
     assert_err!(refused, Error::Corrupt { .. });
     // The default limit (1 GiB) allows the window.
     assert_eq!(Atlas::open(dir.store()).unwrap().list_datasets(), ["d"]);
+    // A frame as Atlas writes it (its size in the header) over a lowered limit is refused
+    // by that size, before decoding: over the limit, not corrupt.
+    let compressed = zstd::bulk::compress(&plain, 3).unwrap();
+    std::fs::write(&file, &compressed).unwrap();
+    let mut limits = Limits::default();
+    limits.max_meta_bytes = 2048;
+    assert!(compressed.len() < 2048 && plain.len() > 4096, "the file fits the limit, its contents do not");
+    let refused = Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits));
+    assert_err!(refused, Error::LimitExceeded { found, .. } if found == plain.len() as u64);
 }
 
 #[test]

@@ -427,11 +427,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
 /// Writes an export's summary line to `out`, or to stderr when `file` is not a regular
 /// file: data sent to a pipe or a device (`/dev/stdout`) must not get it mixed in.
 fn summarize_export(out: &mut dyn Write, file: &Path, summary: &str) -> io::Result<()> {
-    if std::fs::metadata(file).is_ok_and(|m| m.is_file()) {
-        writeln!(out, "{summary}")
-    } else {
-        writeln!(io::stderr(), "{summary}")
-    }
+    if transfer::is_regular_file(file) { writeln!(out, "{summary}") } else { writeln!(io::stderr(), "{summary}") }
 }
 
 fn verify(path: &Path, json_out: bool, quiet: bool, out: &mut dyn Write) -> Result<ExitCode> {
@@ -445,6 +441,15 @@ fn verify(path: &Path, json_out: bool, quiet: bool, out: &mut dyn Write) -> Resu
         },
     };
     bar.finish_and_clear();
+    let code = if report.bad_blocks.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CORRUPT) };
+    match write_verify_report(path, &report, json_out, out) {
+        // The reader left (`atlas verify ... | head`): the status still tells.
+        Err(e) if is_broken_pipe(&e) => Ok(code),
+        written => written.map(|()| code),
+    }
+}
+
+fn write_verify_report(path: &Path, report: &VerifyReport, json_out: bool, out: &mut dyn Write) -> Result<()> {
     if json_out {
         let bad: Vec<serde_json::Value> = report
             .bad_blocks
@@ -457,27 +462,27 @@ fn verify(path: &Path, json_out: bool, quiet: bool, out: &mut dyn Write) -> Resu
         let doc = json!({"store": path, "ok": bad.is_empty(), "arrays": report.arrays,
                          "blocks_checked": report.blocks_checked, "bad_blocks": bad});
         writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
-    } else {
-        for b in &report.bad_blocks {
-            let file = b.path.display();
-            match (&b.array, &b.coord, b.offset_bytes) {
-                (Some(array), Some(coord), Some(offset)) => {
-                    writeln!(out, "BAD {array} chunk {coord:?} file {file} offset {offset}: {}", b.detail)?;
-                }
-                _ => writeln!(out, "BAD file {file}: {}", b.detail)?,
+        return Ok(());
+    }
+    for b in &report.bad_blocks {
+        let file = b.path.display();
+        match (&b.array, &b.coord, b.offset_bytes) {
+            (Some(array), Some(coord), Some(offset)) => {
+                writeln!(out, "BAD {array} chunk {coord:?} file {file} offset {offset}: {}", b.detail)?;
             }
-        }
-        let arrays = match report.arrays {
-            1 => "1 array".to_string(),
-            n => format!("{n} arrays"),
-        };
-        let checked = report.blocks_checked;
-        match report.bad_blocks.len() {
-            0 => writeln!(out, "ok: {checked} blocks in {arrays} verified")?,
-            n => writeln!(out, "{n} bad of {checked} blocks checked in {arrays}")?,
+            _ => writeln!(out, "BAD file {file}: {}", b.detail)?,
         }
     }
-    Ok(if report.bad_blocks.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CORRUPT) })
+    let arrays = match report.arrays {
+        1 => "1 array".to_string(),
+        n => format!("{n} arrays"),
+    };
+    let checked = report.blocks_checked;
+    match report.bad_blocks.len() {
+        0 => writeln!(out, "ok: {checked} blocks in {arrays} verified")?,
+        n => writeln!(out, "{n} bad of {checked} blocks checked in {arrays}")?,
+    }
+    Ok(())
 }
 
 fn convert_meta(

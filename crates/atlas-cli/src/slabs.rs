@@ -117,6 +117,9 @@ mod tests {
                 // C-order offset of the slab's start equals the elements given so far.
                 let at = start.iter().zip(&shape).fold(0, |acc, (&i, &n)| acc * n + i);
                 assert_eq!(at, offset, "{shape:?} {chunks:?} {slab}");
+                // One contiguous run: inside the first axis with more than one index, whole axes.
+                let first = extent.iter().position(|&n| n > 1).unwrap_or(extent.len());
+                assert!((first + 1..shape.len()).all(|d| extent[d] == shape[d]), "{start:?} {extent:?} of {shape:?}");
                 let count: u64 = extent.iter().product();
                 assert!(count <= slab * CHUNK_ROW_SLABS, "{shape:?}: a slab of {count}");
                 offset += count;

@@ -182,8 +182,9 @@ pub fn export(
             anyhow!("cannot create {}: {e}", file.display())
         }
     })?;
-    // A failed export removes what it wrote, but never a pipe or device named as the output.
-    let regular = out.metadata().is_ok_and(|m| m.is_file());
+    // A failed export removes what it wrote, but never a pipe, a device or a link named as
+    // the output (`/dev/stdout` is a link, whatever it points to).
+    let regular = is_regular_file(file);
     let data_bytes = meta.shape.iter().product::<u64>() * meta.dtype.size_bytes() as u64;
     let bar = crate::progress::bytes(data_bytes, &format!("export {dataset}/{array}"), quiet);
     let written = write_file(&handle, &meta, out, compression, slab_bytes, &bar)
@@ -196,6 +197,11 @@ pub fn export(
         return Err(e);
     }
     Ok(Moved { dtype: meta.dtype, shape: meta.shape, data_bytes })
+}
+
+/// Whether `path` itself (not what a link points to) is a regular file.
+pub fn is_regular_file(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
 }
 
 fn write_file(

@@ -21,6 +21,10 @@ fn stdout_of(cmd: &mut Command) -> String {
     String::from_utf8(output).unwrap()
 }
 
+fn stdout_of_code(cmd: &mut Command, code: i32) -> String {
+    String::from_utf8(cmd.assert().code(code).get_output().stdout.clone()).unwrap()
+}
+
 fn json_of(cmd: &mut Command) -> Json {
     serde_json::from_str(&stdout_of(cmd)).unwrap()
 }
@@ -407,6 +411,38 @@ fn verify_lists_a_flipped_byte_by_array_chunk_and_file_and_exits_3() {
 }
 
 #[test]
+fn verify_exits_3_when_the_reader_leaves_during_a_long_report() {
+    // 300 bad blocks make a report far past the output buffer: the reader is gone before
+    // most lines are written.
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("s");
+    let atlas_store = Atlas::create(&store, StoreConfig::default()).unwrap();
+    let ds = atlas_store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::UInt8, [2400]).chunk_shape([8]).codec(Codec::None)).unwrap();
+    ds.write_array("a", &[0], Array1::from_shape_fn(2400, |i| (i % 251) as u8).view()).unwrap();
+    atlas_store.flush().unwrap();
+    drop((ds, atlas_store));
+    let fragment = fragments(&store).remove(0);
+    let mut bytes = std::fs::read(&fragment).unwrap();
+    // The blocks, 8 bytes each and stored as they are, follow the 16-byte header.
+    bytes[16..16 + 2400].iter_mut().for_each(|b| *b ^= 0xff);
+    std::fs::write(&fragment, &bytes).unwrap();
+
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .arg("verify")
+        .arg(&store)
+        .stdout(writer)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(3));
+    let report = stdout_of_code(atlas().arg("verify").arg(&store), 3);
+    assert_eq!(report.matches("BAD").count(), 300);
+    assert!(report.len() > 16 << 10, "the report is longer than the output buffer");
+}
+
+#[test]
 fn verify_reports_a_damaged_fragment_index_naming_the_file() {
     let dir = TempDir::new().unwrap();
     let store = sample_store(&dir);
@@ -761,23 +797,40 @@ fn export_refuses_to_replace_files_and_arrays_npy_cannot_hold() {
 }
 
 #[test]
-fn rows_larger_than_sixteen_slabs_are_imported_and_exported_in_slabs_of_inner_axes() {
-    // One row of axis 0 is 3000 bytes, over 16 slabs of 16 bytes: the slabs take one row
-    // at a time and split it into whole chunks of axis 1 (100 bytes).
+fn chunk_rows_larger_than_sixteen_slabs_are_imported_and_exported_in_slabs_of_inner_axes() {
+    // A chunk row of axis 0 is 2 x 3000 bytes, over 16 slabs of 16 bytes: the slabs take one
+    // row at a time and cut it into whole chunks of axis 1 (100 bytes), so each chunk is
+    // written once per row it holds.
     let dir = TempDir::new().unwrap();
-    let store = dir.path().join("s");
-    Atlas::create(&store, StoreConfig::default()).unwrap();
     let body: Vec<u8> = (0..6000u32).map(|i| (i * 7 % 251) as u8).collect();
     let original = npy("|u1", &[2, 3000], &body);
     let source = dir.path().join("wide.npy");
     std::fs::write(&source, &original).unwrap();
-    let slabs = ["--slab-bytes", "16"];
-    atlas().arg("import").arg(&store).arg("d/w").arg(&source).args(["--chunks", "1,100"]).args(slabs).assert().success();
-    let target = dir.path().join("back.npy");
-    atlas().arg("export").arg(&store).arg("d/w").arg(&target).args(slabs).assert().success();
-    assert_eq!(std::fs::read(&target).unwrap(), original);
-    let doc = json_of(atlas().arg("compact").arg(&store).arg("--json"));
-    assert_eq!(doc["blocks_dropped"], 0, "every chunk was written once");
+    let fragment_bytes = |store: &Path| std::fs::metadata(&fragments(store)[0]).unwrap().len();
+    let (cut, whole) = (dir.path().join("cut"), dir.path().join("whole"));
+    for (store, slab_bytes) in [(&cut, "16"), (&whole, "1048576")] {
+        Atlas::create(store, StoreConfig::default()).unwrap();
+        atlas()
+            .arg("import")
+            .arg(store)
+            .arg("d/w")
+            .arg(&source)
+            .args(["--chunks", "2,100", "--slab-bytes", slab_bytes])
+            .assert()
+            .success();
+        let target = dir.path().join("back.npy");
+        atlas()
+            .arg("export")
+            .arg(store)
+            .arg("d/w")
+            .arg(&target)
+            .args(["--force", "--slab-bytes", "16"])
+            .assert()
+            .success();
+        assert_eq!(std::fs::read(&target).unwrap(), original, "slabs of {slab_bytes} bytes");
+    }
+    // The first block of each chunk, holding one of its rows, is dead bytes in the fragment.
+    assert!(fragment_bytes(&cut) > fragment_bytes(&whole), "{} {}", fragment_bytes(&cut), fragment_bytes(&whole));
 }
 
 #[test]
