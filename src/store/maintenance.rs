@@ -9,7 +9,7 @@ use super::state::{FragmentChange, Inner, State};
 use crate::codec::{BlockEncoding, CodecId};
 use crate::engine::{ArrayCtx, BlockRef, WriteSettings, recode_blocks};
 use crate::error::{Error, Result};
-use crate::fragment::{BlockEntry, EncodedBlock, FragmentReader};
+use crate::fragment::{BlockEntry, EncodedBlock, FragmentReader, max_fragment_len};
 use crate::io;
 use crate::meta::{ArrayMeta, Codec, MetaCompression, MetaFormat, Shuffle, StoreMeta};
 
@@ -42,7 +42,8 @@ impl Atlas {
     /// codecs and statistics stay), ordered by array name, then dataset, then chunk, so the
     /// arrays of one name in different datasets sit together. Chunks that hold only the fill
     /// value lose their entry: they read as the fill value either way. A store with nothing
-    /// to drop is left as it is.
+    /// to drop (one fragment, every entry live, no bytes of blocks written again in the
+    /// session that made it) is left as it is.
     ///
     /// Other handles keep reading the commit they opened (their fragments stay mapped) until
     /// they refresh or start a change.
@@ -74,7 +75,11 @@ impl Atlas {
             blocks_kept,
             blocks_dropped: state.committed.entry_count() - blocks_kept,
         };
-        if fragments_before == 0 || (fragments_before == 1 && report.blocks_dropped == 0) {
+        // One fragment whose every entry is live may still hold dead bytes: blocks a session
+        // wrote and then wrote again are in the file but not in its index.
+        let live_entries = arrays.iter().flat_map(|(_, _, id)| state.committed.blocks_of(*id).map(|(_, e)| e));
+        let holds_dead_bytes = before_bytes > max_fragment_len(live_entries);
+        if fragments_before == 0 || (fragments_before == 1 && report.blocks_dropped == 0 && !holds_dead_bytes) {
             state.session = None; // Nothing to gain: no commit, and the writer lock goes.
             return Ok(report);
         }

@@ -271,6 +271,34 @@ fn compaction_orders_blocks_by_array_name_then_dataset_then_chunk() {
 }
 
 #[test]
+fn compaction_reclaims_blocks_a_session_rewrote_in_its_one_fragment() {
+    // Row by row in one session: each chunk of 8 rows is written 8 times, and only the last
+    // block of each is in the index. Those dead bytes are reclaimed though no entry is.
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::UInt32, [16, 64]).chunk_shape([8, 64]).codec(Codec::None)).unwrap();
+    let values = ndarray::Array2::from_shape_fn((16, 64), |(i, j)| (i * 64 + j) as u32);
+    for row in 0..16 {
+        ds.write_array("a", &[row as u64, 0], values.slice(ndarray::s![row..=row, ..])).unwrap();
+    }
+    store.flush().unwrap();
+    let report = store.compact().unwrap();
+    assert_eq!((report.fragments_before, report.fragments_after), (1, 1));
+    assert_eq!((report.blocks_kept, report.blocks_dropped), (2, 0));
+    assert!(report.before_bytes > 7 * report.after_bytes, "{report:?}");
+    let reopened = Atlas::open(dir.store()).unwrap();
+    assert_eq!(
+        reopened.open_dataset("d").unwrap().read_array::<u32>("a", &[0, 0], &[16, 64]).unwrap(),
+        values.into_dyn()
+    );
+    // Compacted, it has nothing more to give: no new commit.
+    let generation = store.generation();
+    assert_eq!(store.compact().unwrap().after_bytes, report.after_bytes);
+    assert_eq!(store.generation(), generation);
+}
+
+#[test]
 fn compacting_an_empty_store_leaves_no_fragment() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
