@@ -279,7 +279,7 @@ fn compaction_reclaims_blocks_a_session_rewrote_in_its_one_fragment() {
     let ds = store.create_dataset("d").unwrap();
     ds.define_array("a", ArraySpec::new(DType::UInt32, [16, 64]).chunk_shape([8, 64]).codec(Codec::None)).unwrap();
     let values = ndarray::Array2::from_shape_fn((16, 64), |(i, j)| (i * 64 + j) as u32);
-    for row in 0..16 {
+    for row in 0..16usize {
         ds.write_array("a", &[row as u64, 0], values.slice(ndarray::s![row..=row, ..])).unwrap();
     }
     store.flush().unwrap();
