@@ -68,7 +68,8 @@ pub enum Error {
         array: String,
         /// The array's dtype.
         expected: String,
-        /// The dtype of the caller's data.
+        /// The dtype of the caller's data (for an across read whose datasets disagree, that
+        /// of the array in the first dataset listed that has it).
         found: String,
     },
     /// A selection reaches outside the array.

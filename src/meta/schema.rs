@@ -76,7 +76,7 @@ pub struct ArrayMeta {
     pub shape: Vec<u64>,
     /// Extent of one chunk along each dimension.
     pub chunk_shape: Vec<u64>,
-    /// Dimension names (empty strings where none were given).
+    /// Dimension names (`dim_0`, `dim_1`... where none were given; `""` is unnamed).
     pub dims: Vec<String>,
     /// The value read where nothing was written.
     pub fill_value: Scalar,

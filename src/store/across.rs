@@ -90,7 +90,8 @@ impl Atlas {
     /// `start`/`shape` have another, or `out` has the wrong length;
     /// [`Error::InvalidArgument`] if `start + shape` overflows;
     /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] if a block on disk is damaged (the
-    /// contents of `out` are then unspecified).
+    /// contents of `out` are then unspecified); [`Error::Io`], [`Error::GpuUnavailable`],
+    /// [`Error::Gpu`] as [`ArrayHandle::read_into`](crate::ArrayHandle::read_into).
     pub fn read_array_across_stacked_into<T: Element>(
         &self,
         array: &str,

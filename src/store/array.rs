@@ -71,7 +71,9 @@ impl ArrayHandle {
     /// [`Error::DTypeMismatch`] if `T` is not the array's dtype; [`Error::ShapeMismatch`] if
     /// `start`/`shape` have the wrong number of dimensions or `out` the wrong length;
     /// [`Error::OutOfBounds`]; [`Error::ChecksumMismatch`] or [`Error::Corrupt`] if a block
-    /// on disk is damaged.
+    /// on disk is damaged; [`Error::Io`] reading this handle's unflushed blocks back;
+    /// [`Error::GpuUnavailable`] or [`Error::Gpu`] for a read on a GPU (`options.device`)
+    /// that cannot run here or fails.
     pub fn read_into<T: Element>(
         &self,
         start: &[u64],
@@ -120,7 +122,9 @@ impl ArrayHandle {
     ///
     /// # Errors
     /// [`Error::DTypeMismatch`], [`Error::ShapeMismatch`] (wrong number of dimensions),
-    /// [`Error::OutOfBounds`], [`Error::Locked`], [`Error::Io`].
+    /// [`Error::OutOfBounds`], [`Error::Locked`], [`Error::Io`], [`Error::Codec`];
+    /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] if the current block of a chunk the
+    /// data covers only in part is damaged (it is decoded, and verified, to keep the rest).
     #[allow(clippy::needless_pass_by_value)] // a view is a cheap handle; by value as in ndarray
     pub fn write<T: Element, D: Dimension>(&self, start: &[u64], data: ArrayView<'_, T, D>) -> Result<()> {
         self.write_rows(start, &data, false)
@@ -191,7 +195,8 @@ impl ArrayHandle {
     /// # Errors
     /// [`Error::ShapeMismatch`] for a shape of another number of dimensions;
     /// [`Error::InvalidArgument`] for a shape whose byte count overflows; [`Error::NotFound`],
-    /// [`Error::Locked`], [`Error::Io`].
+    /// [`Error::Locked`], [`Error::Io`], [`Error::Codec`]; on a shrink,
+    /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] if a chunk it trims is damaged.
     pub fn resize(&self, new_shape: &[u64]) -> Result<()> {
         let mut guard = self.inner.write();
         self.check_resize(&guard, new_shape)?;

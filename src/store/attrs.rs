@@ -56,8 +56,10 @@ impl Attrs {
     /// Sets an attribute, replacing any value under the key.
     ///
     /// # Errors
-    /// [`Error::InvalidName`] for an empty, over-long or control-character key;
-    /// [`Error::InvalidArgument`] for a value nested deeper than 32 levels; [`Error::Locked`].
+    /// [`Error::InvalidName`] for a key that is empty, over 255 bytes, `.` or `..`, or holds
+    /// a control character, `/` or `\`; [`Error::InvalidArgument`] for a value nested
+    /// deeper than 32 levels; [`Error::NotFound`] if the dataset or array was deleted;
+    /// [`Error::Locked`].
     pub fn set(&self, key: &str, value: impl Into<AttrValue>) -> Result<()> {
         validate_attribute_key(key)?;
         let value = value.into();
@@ -73,7 +75,8 @@ impl Attrs {
     /// Removes an attribute.
     ///
     /// # Errors
-    /// [`Error::NotFound`] if the key is not set; [`Error::Locked`].
+    /// [`Error::NotFound`] if the key is not set, or the dataset or array was deleted;
+    /// [`Error::Locked`].
     pub fn remove(&self, key: &str) -> Result<()> {
         self.with_mut(|attrs| attrs.remove(key).map(drop).ok_or_else(|| Error::not_found(EntityKind::Attribute, key)))
     }

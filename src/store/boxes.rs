@@ -61,7 +61,8 @@ impl ArrayHandle {
     /// [`Error::DTypeMismatch`] if `T` is not the array's dtype; [`Error::ShapeMismatch`] if
     /// a start or `shape` has the wrong number of dimensions or `out` the wrong length;
     /// [`Error::OutOfBounds`] for the first box (in the order given) outside the array;
-    /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] if a block on disk is damaged.
+    /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] if a block on disk is damaged;
+    /// [`Error::Io`], [`Error::GpuUnavailable`], [`Error::Gpu`] as [`ArrayHandle::read_into`].
     pub fn read_boxes_into<T: Element, S: AsRef<[u64]>>(
         &self,
         starts: &[S],

@@ -10,7 +10,8 @@ use crate::meta::{Codec, DType, Limits, MetaCompression, MetaFormat, Scalar, Shu
 pub struct StoreConfig {
     /// Default codec for new blocks (zstd level 3 unless set).
     pub codec: Codec,
-    /// Default shuffle setting for new blocks (on for multi-byte dtypes unless set).
+    /// Default shuffle setting for new blocks (`Auto`: on for multi-byte dtypes under a
+    /// compressing codec).
     pub shuffle: Shuffle,
     /// Metadata serialisation (JSON unless set).
     pub meta_format: MetaFormat,

@@ -23,7 +23,7 @@ pub enum BlockCodec {
 }
 
 impl BlockCodec {
-    /// The codec's name: `none`, `zstd` or `lz4`.
+    /// The codec's name: `none`, `zstd`, `zstd+dict` or `lz4`.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {

@@ -109,8 +109,9 @@ impl Atlas {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zstd level zstd does not support; [`Error::Locked`];
-    /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] for a damaged block (nothing is then
-    /// changed); [`Error::Io`].
+    /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] for a damaged block (the store's
+    /// data is then unchanged, but this handle holds the writer lock until its next flush);
+    /// [`Error::Codec`]; [`Error::Io`].
     pub fn recompress(&self, codec: Codec, shuffle: Shuffle) -> Result<()> {
         codec.check().map_err(Error::invalid)?;
         let mut guard = self.inner.write();

@@ -44,6 +44,14 @@ use crate::meta::{Codec, DatasetMeta, Shuffle, StoreMeta, meta_file_name, valida
 /// Handles are cheap to clone and share one state; `Atlas` is `Send + Sync`, and reads from
 /// many threads run in parallel. Changes become durable at [`flush`](Atlas::flush); the
 /// writer lock is taken at the first change and released when the flush completes.
+/// Dropping the last handle flushes pending changes too, logging any error (call `flush`
+/// to see it); there is no rollback.
+///
+/// Starting a change (the first one after a flush, in any method that changes the store)
+/// takes the writer lock: [`Error::Locked`] if another handle holds it, [`Error::Io`] on the
+/// lock file; when another handle committed meanwhile, it loads that commit first, which
+/// can fail as [`Atlas::refresh`] does. The `# Errors` of changing methods list
+/// `Locked` for all of these.
 #[derive(Debug, Clone)]
 pub struct Atlas {
     inner: Arc<Inner>,
@@ -53,6 +61,7 @@ impl Atlas {
     /// Creates a new store in `path` (created if missing) and commits its empty first state.
     ///
     /// # Errors
+    /// [`Error::InvalidArgument`] for a zstd level zstd does not support, and
     /// [`Error::AlreadyExists`] if `path` is a file or a non-empty directory (nothing is
     /// touched then); [`Error::Io`] if the directory cannot be written.
     pub fn create(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
@@ -77,7 +86,9 @@ impl Atlas {
     ///
     /// # Errors
     /// [`Error::NotFound`] if `path` holds no store; [`Error::Corrupt`] or
-    /// [`Error::UnsupportedVersion`] if its metadata or a fragment cannot be read.
+    /// [`Error::UnsupportedVersion`] if its metadata or a fragment is not what Atlas
+    /// writes; [`Error::LimitExceeded`] past the default [`Limits`](crate::Limits) (a
+    /// metadata file over 1 GiB); [`Error::Io`] if a file cannot be read or mapped.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_with(path, &OpenOptions::default())
     }
@@ -209,8 +220,13 @@ impl Atlas {
     /// does nothing.
     ///
     /// # Errors
-    /// [`Error::Io`] when a write, fsync or rename fails; the last commit stays intact and the
-    /// changes stay pending, so `flush` can be called again.
+    /// [`Error::Io`] when a write, fsync or rename fails; [`Error::Codec`] if encoding an
+    /// append's unfinished chunk fails; [`Error::Corrupt`] if the finished fragment does not
+    /// read back as written; [`Error::InvalidArgument`] if the new metadata breaks a rule an
+    /// open checks (a counter at `u64::MAX` after a damaged file). Before the metadata
+    /// rename (the commit point) the last commit stays intact and the changes stay pending,
+    /// so `flush` can be called again; an error making the rename durable or removing
+    /// replaced files comes after it: the changes are committed and the lock released.
     pub fn flush(&self) -> Result<()> {
         self.inner.flush()
     }
