@@ -25,6 +25,15 @@ fn stdout_of_code(cmd: &mut Command, code: i32) -> String {
     String::from_utf8(cmd.assert().code(code).get_output().stdout.clone()).unwrap()
 }
 
+/// The exit status of `atlas verify STORE` writing to a pipe nobody reads.
+fn verify_status_to_a_closed_pipe(store: &Path) -> Option<i32> {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status =
+        std::process::Command::new(env!("CARGO_BIN_EXE_atlas")).arg("verify").arg(store).stdout(writer).status();
+    status.unwrap().code()
+}
+
 fn json_of(cmd: &mut Command) -> Json {
     serde_json::from_str(&stdout_of(cmd)).unwrap()
 }
@@ -385,15 +394,7 @@ fn verify_lists_a_flipped_byte_by_array_chunk_and_file_and_exits_3() {
     assert!(text.ends_with("1 bad of 3 blocks checked in 2 arrays\n"), "{text}");
     assert_eq!(text.matches("BAD").count(), 1, "{text}");
     // With no one left to read the report, the status still tells.
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"))
-        .arg("verify")
-        .arg(&store)
-        .stdout(writer)
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(3));
+    assert_eq!(verify_status_to_a_closed_pipe(&store), Some(3));
 
     let assert = atlas().arg("verify").arg(&store).arg("--json").assert().code(3);
     let doc: Json = serde_json::from_slice(&assert.get_output().stdout).unwrap();
@@ -428,15 +429,7 @@ fn verify_exits_3_when_the_reader_leaves_during_a_long_report() {
     bytes[16..16 + 2400].iter_mut().for_each(|b| *b ^= 0xff);
     std::fs::write(&fragment, &bytes).unwrap();
 
-    let (reader, writer) = std::io::pipe().unwrap();
-    drop(reader);
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"))
-        .arg("verify")
-        .arg(&store)
-        .stdout(writer)
-        .status()
-        .unwrap();
-    assert_eq!(status.code(), Some(3));
+    assert_eq!(verify_status_to_a_closed_pipe(&store), Some(3));
     let report = stdout_of_code(atlas().arg("verify").arg(&store), 3);
     assert_eq!(report.matches("BAD").count(), 300);
     assert!(report.len() > 16 << 10, "the report is longer than the output buffer");
