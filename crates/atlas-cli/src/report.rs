@@ -376,9 +376,26 @@ fn cat_typed<T: Cell>(
     out: &mut dyn Write,
 ) -> Result<()> {
     let out_shape = sel.out_shape();
-    if json_out {
+    // Slabs need an output axis 0 to cut; a selection without one (a 0-d array, or axis 0
+    // picked by an index) or with no element is read whole.
+    let slabbed = sel.keep.first() == Some(&true) && !out_shape.contains(&0);
+    if json_out && !slabbed {
         let values = read_selection::<T>(handle, sel, &sel.start, &sel.extent)?;
         writeln!(out, "{}", nested_json(&values.view()))?;
+        return Ok(());
+    }
+    if json_out {
+        // The outer list written element by element, a slab at a time.
+        let mut first = true;
+        write!(out, "[")?;
+        for_each_slab::<T>(handle, meta, sel, slab_bytes, &mut |values| {
+            for sub in values.outer_iter() {
+                write!(out, "{}{}", if first { "" } else { "," }, nested_json(&sub))?;
+                first = false;
+            }
+            Ok(())
+        })?;
+        writeln!(out, "]")?;
         return Ok(());
     }
     if out_shape.contains(&0) {
@@ -389,7 +406,19 @@ fn cat_typed<T: Cell>(
         writeln!(out, "{}", values.first().expect("a 0-d array has one value").text(meta.dtype))?;
         return Ok(());
     }
-    // Slabs along axis 0, each a whole number of steps, so every slab starts on a selected row.
+    let mut printer = Printer { dtype: meta.dtype, axis0_kept: sel.keep[0], rows_done: 0 };
+    for_each_slab::<T>(handle, meta, sel, slab_bytes, &mut |values| printer.print(&values.view(), out))
+}
+
+/// Reads `sel` in slabs along axis 0 and hands each (stepped, picked axes dropped) to `f`.
+/// Each slab is a whole number of steps, so every slab starts on a selected row.
+fn for_each_slab<T: Cell>(
+    handle: &ArrayHandle,
+    meta: &ArrayMeta,
+    sel: &Selection,
+    slab_bytes: u64,
+    f: &mut dyn FnMut(ArrayD<T>) -> Result<()>,
+) -> Result<()> {
     // Strings are counted at 16 bytes each, as Atlas's default chunk shape counts them.
     let elem_bytes = if meta.dtype == DType::String { 16 } else { meta.dtype.size_bytes() as u64 };
     let row_bytes = sel.extent[1..].iter().fold(elem_bytes, |acc, &n| acc.saturating_mul(n));
@@ -398,14 +427,12 @@ fn cat_typed<T: Cell>(
     // those rows (the ones stepped over too) fit in `slab_bytes`.
     let rows_fit = (slab_bytes / row_bytes.max(1)).max(1);
     let per_slab = 1 + (rows_fit - 1) / step0;
-    let mut printer = Printer { dtype: meta.dtype, axis0_kept: sel.keep[0], rows_done: 0 };
     let end = sel.start[0] + sel.extent[0];
     let mut start = sel.start.clone();
     let mut extent = sel.extent.clone();
     while start[0] < end {
         extent[0] = (per_slab - 1).saturating_mul(step0).saturating_add(1).min(end - start[0]);
-        let values = read_selection::<T>(handle, sel, &start, &extent)?;
-        printer.print(&values.view(), out)?;
+        f(read_selection::<T>(handle, sel, &start, &extent)?)?;
         start[0] = start[0].saturating_add(per_slab.saturating_mul(step0));
     }
     Ok(())

@@ -290,6 +290,14 @@ fn cat_prints_the_selected_values() {
     assert_eq!(doc, serde_json::json!([[30.0, 31.0], ["NaN", "NaN"]]));
     let doc: Json = serde_json::from_str(&cat(&["run42/when", "--json"])).unwrap();
     assert_eq!(doc, serde_json::json!([1_700_000_000_000_000_000i64, -1]));
+    // JSON is written a slab at a time too, byte for byte as one slab.
+    for slice in [":,:", "::2,1:", "1,:", "4:1", "3,4"] {
+        let json = |slab: &str| cat(&["run42/temp", "--slice", slice, "--json", "--slab-bytes", slab]);
+        let whole = json("1048576");
+        assert_eq!(json("1"), whole, "{slice}");
+        serde_json::from_str::<Json>(&whole).unwrap();
+    }
+    assert_eq!(cat(&["run42/names", "--json", "--slab-bytes", "1"]), "[\"a b\",\"\",\"z\"]\n");
 }
 
 #[test]
