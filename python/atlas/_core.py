@@ -62,9 +62,17 @@ class Atlas:
         )
 
     @staticmethod
-    def open(source: PathLike) -> "Atlas":
-        """Opens the store in `source`; its metadata encoding is found from the file name."""
-        return Atlas(_atlas.Store.open(_path(source)))
+    def open(
+        source: PathLike, *, max_meta_bytes: Optional[int] = None, max_chunk_bytes: Optional[int] = None
+    ) -> "Atlas":
+        """Opens the store in `source`; its metadata encoding is found from the file name.
+
+        max_meta_bytes (default 1 GiB) bounds the metadata file, on disk and decompressed;
+        max_chunk_bytes (default 256 MiB) bounds every chunk a read decodes. Lower them to
+        open an untrusted store cheaply: a file asking for more raises `LimitExceededError`
+        before anything that large is allocated.
+        """
+        return Atlas(_atlas.Store.open(_path(source), max_meta_bytes, max_chunk_bytes))
 
     # --- properties ---------------------------------------------------------------------
     @property

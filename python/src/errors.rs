@@ -46,10 +46,12 @@ pub enum Kind {
     GpuUnavailable,
     /// `GpuError`: a CUDA or nvCOMP call failed during a read.
     Gpu,
+    /// `LimitExceededError`: a file asks for more memory than the open's limits allow.
+    LimitExceeded,
 }
 
 /// Every class as (kind, Python name, parent kind or none for the base, extra builtin base, doc).
-const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 16] = [
+const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 17] = [
     (Kind::Base, "AtlasError", None, Builtin::Exception, "Base class of every error Atlas raises."),
     (
         Kind::NotFound,
@@ -126,6 +128,13 @@ const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 16] = [
         "A GPU read cannot run here: no driver, no device, no libnvcomp, or an unsupported array.",
     ),
     (Kind::Gpu, "GpuError", Some(Kind::Base), Builtin::None, "A CUDA or nvCOMP call failed during a GPU read."),
+    (
+        Kind::LimitExceeded,
+        "LimitExceededError",
+        Some(Kind::Base),
+        Builtin::None,
+        "A file asking for more than the limits the store was opened with (`max_meta_bytes`, `max_chunk_bytes`).",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +230,7 @@ pub fn to_py(error: atlas::Error) -> PyErr {
         E::Io { .. } => Kind::Storage,
         E::GpuUnavailable(_) => Kind::GpuUnavailable,
         E::Gpu(_) => Kind::Gpu,
+        E::LimitExceeded { .. } => Kind::LimitExceeded,
         // Variants added after this module was written land on the base class.
         _ => Kind::Base,
     };

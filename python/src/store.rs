@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use atlas::{ArraySpec, Atlas, DType, StoreConfig};
+use atlas::{ArraySpec, Atlas, DType, Limits, OpenOptions, StoreConfig};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
@@ -45,10 +45,21 @@ impl Store {
         Ok(Self { inner })
     }
 
-    /// Opens the store in `path`; its metadata encoding is found from the file name.
+    /// Opens the store in `path`; its metadata encoding is found from the file name. The
+    /// limits left out keep their defaults (the format's maxima).
     #[staticmethod]
-    fn open(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
-        let inner = py.detach(|| Atlas::open(&path)).py_err()?;
+    #[pyo3(signature = (path, max_meta_bytes=None, max_chunk_bytes=None))]
+    fn open(
+        py: Python<'_>,
+        path: PathBuf,
+        max_meta_bytes: Option<u64>,
+        max_chunk_bytes: Option<u64>,
+    ) -> PyResult<Self> {
+        let mut limits = Limits::default();
+        limits.max_meta_bytes = max_meta_bytes.unwrap_or(limits.max_meta_bytes);
+        limits.max_chunk_bytes = max_chunk_bytes.unwrap_or(limits.max_chunk_bytes);
+        let options = OpenOptions::with_limits(limits);
+        let inner = py.detach(|| Atlas::open_with(&path, &options)).py_err()?;
         Ok(Self { inner })
     }
 

@@ -23,6 +23,7 @@ HIERARCHY = {
     "UnsupportedVersionError": (atlas.AtlasError,),
     "CodecError": (atlas.AtlasError,),
     "StorageError": (atlas.AtlasError, OSError),
+    "LimitExceededError": (atlas.AtlasError,),
 }
 
 
@@ -52,6 +53,19 @@ def test_locked_by_another_writer(tmp_path):
     second.create_dataset("b")
     second.flush()
     assert atlas.Atlas.open(tmp_path / "s").list_datasets() == ["a", "b"]
+
+
+def test_limits_refuse_a_store_asking_for_more_before_reading_it(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s")
+    store.create_dataset("d").define_array("x", "float64", None, [64, 64], chunk_shape=[64, 64])
+    store.flush()  # one chunk of 32 KiB; the metadata file is a few hundred bytes
+
+    with pytest.raises(atlas.LimitExceededError, match="32768"):
+        atlas.Atlas.open(tmp_path / "s", max_chunk_bytes=32767)
+    with pytest.raises(atlas.LimitExceededError, match="atlas.json"):
+        atlas.Atlas.open(tmp_path / "s", max_meta_bytes=16)
+    opened = atlas.Atlas.open(tmp_path / "s", max_meta_bytes=1 << 20, max_chunk_bytes=32768)
+    assert opened["d"]["x"].shape == (64, 64)
 
 
 def _one_fragment(path):
