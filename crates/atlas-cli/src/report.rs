@@ -376,9 +376,9 @@ fn cat_typed<T: Cell>(
     out: &mut dyn Write,
 ) -> Result<()> {
     let out_shape = sel.out_shape();
-    // Slabs need an output axis 0 to cut; a selection without one (a 0-d array, or axis 0
+    // Slabs need an output axis to cut; a selection without one (a 0-d array, or every axis
     // picked by an index) or with no element is read whole.
-    let slabbed = sel.keep.first() == Some(&true) && !out_shape.contains(&0);
+    let slabbed = sel.keep.contains(&true) && !out_shape.contains(&0);
     if json_out && !slabbed {
         let values = read_selection::<T>(handle, sel, &sel.start, &sel.extent)?;
         writeln!(out, "{}", nested_json(&values.view()))?;
@@ -406,12 +406,13 @@ fn cat_typed<T: Cell>(
         writeln!(out, "{}", values.first().expect("a 0-d array has one value").text(meta.dtype))?;
         return Ok(());
     }
-    let mut printer = Printer { dtype: meta.dtype, axis0_kept: sel.keep[0], rows_done: 0 };
+    let mut printer = Printer { dtype: meta.dtype, rows_done: 0 };
     for_each_slab::<T>(handle, meta, sel, slab_bytes, &mut |values| printer.print(&values.view(), out))
 }
 
-/// Reads `sel` in slabs along axis 0 and hands each (stepped, picked axes dropped) to `f`.
-/// Each slab is a whole number of steps, so every slab starts on a selected row.
+/// Reads `sel` in slabs along its first kept axis (output axis 0; the picked axes before it
+/// span one index each) and hands each (stepped, picked axes dropped) to `f`. Each slab is a
+/// whole number of steps, so every slab starts on a selected row.
 fn for_each_slab<T: Cell>(
     handle: &ArrayHandle,
     meta: &ArrayMeta,
@@ -419,21 +420,22 @@ fn for_each_slab<T: Cell>(
     slab_bytes: u64,
     f: &mut dyn FnMut(ArrayD<T>) -> Result<()>,
 ) -> Result<()> {
+    let axis = sel.keep.iter().position(|&kept| kept).unwrap_or(0);
     // Strings are counted at 16 bytes each, as Atlas's default chunk shape counts them.
     let elem_bytes = if meta.dtype == DType::String { 16 } else { meta.dtype.size_bytes() as u64 };
-    let row_bytes = sel.extent[1..].iter().fold(elem_bytes, |acc, &n| acc.saturating_mul(n));
-    let step0 = sel.step[0];
+    let row_bytes = sel.extent[axis + 1..].iter().fold(elem_bytes, |acc, &n| acc.saturating_mul(n));
+    let step = sel.step[axis];
     // Selected rows per slab: a slab reads from its first selected row to its last, and
     // those rows (the ones stepped over too) fit in `slab_bytes`.
     let rows_fit = (slab_bytes / row_bytes.max(1)).max(1);
-    let per_slab = 1 + (rows_fit - 1) / step0;
-    let end = sel.start[0] + sel.extent[0];
+    let per_slab = 1 + (rows_fit - 1) / step;
+    let end = sel.start[axis] + sel.extent[axis];
     let mut start = sel.start.clone();
     let mut extent = sel.extent.clone();
-    while start[0] < end {
-        extent[0] = (per_slab - 1).saturating_mul(step0).saturating_add(1).min(end - start[0]);
+    while start[axis] < end {
+        extent[axis] = (per_slab - 1).saturating_mul(step).saturating_add(1).min(end - start[axis]);
         f(read_selection::<T>(handle, sel, &start, &extent)?)?;
-        start[0] = start[0].saturating_add(per_slab.saturating_mul(step0));
+        start[axis] = start[axis].saturating_add(per_slab.saturating_mul(step));
     }
     Ok(())
 }
@@ -464,7 +466,6 @@ fn read_selection<T: Cell>(handle: &ArrayHandle, sel: &Selection, start: &[u64],
 /// under a header naming its leading indices, planes separated by a blank line.
 struct Printer {
     dtype: DType,
-    axis0_kept: bool,
     /// Output rows (indices along output axis 0) printed by earlier slabs.
     rows_done: usize,
 }
@@ -483,7 +484,7 @@ impl Printer {
             }
             return Ok(());
         }
-        let offset = if self.axis0_kept { self.rows_done } else { 0 };
+        let offset = self.rows_done;
         let lead = &values.shape()[..ndim - 1];
         for (k, row) in values.rows().into_iter().enumerate() {
             if ndim >= 3 {
@@ -500,9 +501,7 @@ impl Printer {
             let line: Vec<String> = row.iter().map(|v| v.text(self.dtype)).collect();
             writeln!(out, "{}", line.join(" "))?;
         }
-        if self.axis0_kept {
-            self.rows_done += values.shape()[0];
-        }
+        self.rows_done += values.shape()[0];
         Ok(())
     }
 }

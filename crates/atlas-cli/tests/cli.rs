@@ -314,6 +314,10 @@ fn cat_prints_planes_of_higher_dimensional_arrays_under_headers() {
     .unwrap();
     ds.define_array("scalar", ArraySpec::new(DType::Float64, [])).unwrap();
     ds.write_array("scalar", &[], ndarray::arr0(2.5f64).view()).unwrap();
+    let hyper = ds.define_array("hyper", ArraySpec::new(DType::Int16, [2, 3, 2, 2])).unwrap();
+    let values =
+        ndarray::Array::from_shape_fn((2, 3, 2, 2), |(h, i, j, k)| i16::try_from(h * 100 + i * 4 + j * 2 + k).unwrap());
+    hyper.write(&[0, 0, 0, 0], values.view()).unwrap();
     store.flush().unwrap();
     let expected = "[0, :, :]\n0 1\n2 3\n\n[1, :, :]\n4 5\n6 7\n\n[2, :, :]\n8 9\n10 11\n";
     assert_eq!(stdout_of(atlas().arg("cat").arg(&path).arg("d/cube")), expected);
@@ -321,6 +325,12 @@ fn cat_prints_planes_of_higher_dimensional_arrays_under_headers() {
     let planes = stdout_of(atlas().arg("cat").arg(&path).args(["d/cube", "--slice", "1:,:,1"]));
     assert_eq!(planes, "5 7\n9 11\n");
     assert_eq!(stdout_of(atlas().arg("cat").arg(&path).arg("d/scalar")), "2.5\n");
+    // Axis 0 picked: the slabs cut the first kept axis, and the plane headers count on.
+    let picked = "[0, :, :]\n100 101\n102 103\n\n[1, :, :]\n104 105\n106 107\n\n[2, :, :]\n108 109\n110 111\n";
+    for slab in ["1", "1048576"] {
+        let args = ["d/hyper", "--slice", "1", "--slab-bytes", slab];
+        assert_eq!(stdout_of(atlas().arg("cat").arg(&path).args(args)), picked, "slab {slab}");
+    }
 }
 
 #[test]
