@@ -150,12 +150,23 @@ impl ArrayHandle {
         if shape.contains(&0) {
             return Ok(());
         }
-        self.inner.begin_change(&mut guard)?;
-        // begin_change may have moved to a newer commit: check and encode against its schema.
-        let mut meta = self.checked_meta(&guard, start, &shape, T::DTYPE, T::matches)?.clone();
-        let staged_rows = if stage_tail && !meta.train_dictionary { tail_rows(&meta, start, &shape) } else { 0 };
+        self.inner.change(&mut guard, |state| self.write_rows_in::<T>(state, start, &shape, input, stage_tail))
+    }
+
+    /// [`Self::write_rows`] of `input` (raw elements of `shape`) in a change begun, which may
+    /// have moved to a newer commit: checked and encoded against its schema.
+    fn write_rows_in<T: Element>(
+        &self,
+        guard: &mut State,
+        start: &[u64],
+        shape: &[u64],
+        input: &[u8],
+        stage_tail: bool,
+    ) -> Result<()> {
+        let mut meta = self.checked_meta(guard, start, shape, T::DTYPE, T::matches)?.clone();
+        let staged_rows = if stage_tail && !meta.train_dictionary { tail_rows(&meta, start, shape) } else { 0 };
         if meta.train_dictionary && meta.zstd_dictionary.is_none() {
-            meta.zstd_dictionary = Self::train_dictionary(&guard, &meta, input);
+            meta.zstd_dictionary = Self::train_dictionary(guard, &meta, input);
             guard.array_mut(&self.dataset, &self.name)?.zstd_dictionary.clone_from(&meta.zstd_dictionary);
         }
         let dict = dictionary(&meta);
@@ -167,13 +178,13 @@ impl ArrayHandle {
             to_usize(shape[0] - staged_rows) * (input.len() / to_usize(shape[0]))
         };
         let (encoded, staged) = input.split_at(split);
-        let (mut part_start, mut part_shape) = (start.to_vec(), shape.clone());
+        let (mut part_start, mut part_shape) = (start.to_vec(), shape.to_vec());
         if let Some(rows) = part_shape.first_mut() {
             *rows -= staged_rows;
         }
         let mut written = Vec::new();
         if !encoded.is_empty() {
-            written = self.append_unrecorded(&mut guard, &meta, |lookup, settings, sink| {
+            written = self.append_unrecorded(guard, &meta, |lookup, settings, sink| {
                 write_region(ctx, lookup, &part_start, &part_shape, encoded, settings, sink)
             })?;
         }
@@ -200,8 +211,12 @@ impl ArrayHandle {
     pub fn resize(&self, new_shape: &[u64]) -> Result<()> {
         let mut guard = self.inner.write();
         self.check_resize(&guard, new_shape)?;
-        self.inner.begin_change(&mut guard)?;
-        let mut meta = self.check_resize(&guard, new_shape)?;
+        self.inner.change(&mut guard, |state| self.resize_in(state, new_shape))
+    }
+
+    /// [`Self::resize`] in a change begun, checked against its (maybe newer) schema.
+    fn resize_in(&self, guard: &mut State, new_shape: &[u64]) -> Result<()> {
+        let mut meta = self.check_resize(guard, new_shape)?;
         // Chunks that reach past the new shape and may hold values: trim them.
         let shrinks = new_shape.iter().zip(&meta.shape).any(|(new, old)| new < old);
         if shrinks {
@@ -217,7 +232,7 @@ impl ArrayHandle {
             coords.sort_unstable();
             let dict = dictionary(&meta);
             let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref() };
-            let trimmed = self.append_unrecorded(&mut guard, &meta, |lookup, settings, sink| {
+            let trimmed = self.append_unrecorded(guard, &meta, |lookup, settings, sink| {
                 if meta.dtype == DType::String {
                     trim_string_chunks(ctx, lookup, &coords, new_shape, settings, sink)
                 } else {
@@ -242,54 +257,73 @@ impl ArrayHandle {
     /// array as it was, so it can be retried.
     #[allow(clippy::needless_pass_by_value)] // as `write`
     pub fn append<T: Element, D: Dimension>(&self, data: ArrayView<'_, T, D>) -> Result<()> {
-        let start = self.grow_for_append(data.shape(), T::DTYPE, T::matches)?;
-        let rows = data.shape()[0] as u64;
-        self.write_rows(&start, &data, true).inspect_err(|_| self.undo_grow(start[0], rows))
+        let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
+        let data = data.as_standard_layout();
+        let input = T::as_bytes(data.as_slice().expect("standard layout is contiguous"));
+        self.append_with(&shape, (T::DTYPE, T::matches), |state, start| {
+            self.write_rows_in::<T>(state, start, &shape, input, true)
+        })
     }
 
-    /// Takes back the growth of an append whose rows failed to be written (`rows` rows from
-    /// row `from`), so that the array is as it was and the append can be retried. Left as it
-    /// is if the array changed shape since (another append on a shared handle).
-    pub(super) fn undo_grow(&self, from: u64, rows: u64) {
-        let mut guard = self.inner.write();
-        if let Ok(meta) = guard.array_mut(&self.dataset, &self.name)
-            && meta.shape.first() == Some(&(from + rows))
-        {
-            meta.shape[0] = from;
-        }
-    }
-
-    /// Grows axis 0 to make room for data of `data_shape` and returns where it goes. The
-    /// shape and dtype are checked first, so a refused append changes nothing. Past the
-    /// budget, the session's staged chunks are sealed before the growth, so that an append
-    /// whose sealing fails has changed nothing either and can be retried.
-    pub(super) fn grow_for_append(
+    /// Grows axis 0 by `shape[0]` and has `write` put data of `shape` at the start it returns,
+    /// all under one hold of the handle's state and in one change: so an append lands after
+    /// every row committed by another writer (the change moves to the newest commit first)
+    /// or appended through this handle from another thread. The shape and dtype (`given`:
+    /// the caller's dtype and the dtypes it can be) are checked first, so a refused append
+    /// changes nothing; past the budget, the session's staged chunks are sealed before the
+    /// growth; an append whose write fails is taken back. Either way it can be retried.
+    pub(super) fn append_with(
         &self,
-        data_shape: &[usize],
-        given: DType,
-        accepts: fn(DType) -> bool,
-    ) -> Result<Vec<u64>> {
-        let meta = self.meta()?;
-        let shape: Vec<u64> = data_shape.iter().map(|&n| n as u64).collect();
+        shape: &[u64],
+        given: (DType, fn(DType) -> bool),
+        write: impl FnOnce(&mut State, &[u64]) -> Result<()>,
+    ) -> Result<()> {
+        let mut guard = self.inner.write();
+        self.check_append(&guard, shape, given)?;
+        if shape[0] == 0 {
+            return Ok(());
+        }
+        if guard.staged_bytes() > MAX_STAGED_BYTES {
+            guard.seal_staged()?;
+        }
+        self.inner.change(&mut guard, |state| {
+            let from = self.check_append(state, shape, given)?.shape[0];
+            let mut grown = shape.to_vec();
+            grown[0] = from
+                .checked_add(shape[0])
+                .ok_or_else(|| Error::invalid(format!("appending {} rows overflows axis 0", shape[0])))?;
+            self.resize_in(state, &grown)?;
+            let mut start = vec![0; shape.len()];
+            start[0] = from;
+            if shape.contains(&0) {
+                return Ok(());
+            }
+            write(state, &start).inspect_err(|_| {
+                if let Ok(meta) = state.array_mut(&self.dataset, &self.name) {
+                    meta.shape[0] = from;
+                }
+            })
+        })
+    }
+
+    /// The array's schema, after checking that data of `shape` and dtype `given` can be
+    /// appended to it: same number of dimensions, same extents past axis 0.
+    fn check_append<'s>(
+        &self,
+        state: &'s State,
+        shape: &[u64],
+        given: (DType, fn(DType) -> bool),
+    ) -> Result<&'s ArrayMeta> {
+        let meta = self.meta_in(state)?;
         if meta.shape.is_empty() || shape.len() != meta.shape.len() || shape[1..] != meta.shape[1..] {
-            return Err(Error::ShapeMismatch { array: self.label.clone(), expected: meta.shape, found: shape });
+            return Err(Error::ShapeMismatch {
+                array: self.label.clone(),
+                expected: meta.shape.clone(),
+                found: shape.to_vec(),
+            });
         }
         let origin = vec![0; shape.len()];
-        self.checked_meta(&self.inner.read(), &origin, &origin, given, accepts)?;
-        let mut grown = meta.shape.clone();
-        grown[0] = grown[0]
-            .checked_add(shape[0])
-            .ok_or_else(|| Error::invalid(format!("appending {} rows overflows axis 0", shape[0])))?;
-        {
-            let mut guard = self.inner.write();
-            if guard.staged_bytes() > MAX_STAGED_BYTES {
-                guard.seal_staged()?;
-            }
-        }
-        self.resize(&grown)?;
-        let mut start = origin;
-        start[0] = meta.shape[0];
-        Ok(start)
+        self.checked_meta(state, &origin, &origin, given.0, given.1)
     }
 
     /// Appends blocks produced by `produce` (given the chunk lookup, the encode settings and
@@ -383,11 +417,11 @@ impl ArrayHandle {
         let state = self.inner.read();
         let meta = state.array(&self.dataset, &self.name)?;
         let mut blocks: Vec<BlockStats> = state
-            .live_entries(meta.id)
+            .live_stats(meta)
             .into_iter()
-            .map(|entry| {
-                let (min, max) = entry.stats.min_max(meta.dtype);
-                BlockStats::new(entry.coord.to_vec(), entry.stats.valid_count, min, max, entry.stats.sum())
+            .map(|(entry, stats)| {
+                let (min, max) = stats.min_max(meta.dtype);
+                BlockStats::new(entry.coord.to_vec(), stats.valid_count, min, max, stats.sum())
             })
             .collect();
         blocks.sort_by(|a, b| a.coord.cmp(&b.coord));
@@ -403,9 +437,10 @@ impl ArrayHandle {
     fn change_meta(&self, change: impl FnOnce(&mut ArrayMeta)) -> Result<()> {
         let mut state = self.inner.write();
         state.array(&self.dataset, &self.name)?;
-        self.inner.begin_change(&mut state)?;
-        change(state.array_mut(&self.dataset, &self.name)?);
-        Ok(())
+        self.inner.change(&mut state, |state| {
+            change(state.array_mut(&self.dataset, &self.name)?);
+            Ok(())
+        })
     }
 
     /// The array's schema in `state`.

@@ -92,17 +92,17 @@ impl Attrs {
     fn with_mut(&self, f: impl Fn(&mut Attributes) -> Result<()>) -> Result<()> {
         let mut guard = self.inner.write();
         f(&mut self.target_attrs(&guard)?.clone())?;
-        self.inner.begin_change(&mut guard)?;
-        let state = &mut *guard;
-        let attrs = match &self.target {
-            AttrTarget::Store => &mut state.meta.attributes,
-            AttrTarget::Dataset(ds) => &mut state.dataset_mut(ds)?.attributes,
-            AttrTarget::Array(ds, name) => &mut state.array_mut(ds, name)?.attributes,
-        };
-        let mut changed = attrs.clone();
-        f(&mut changed)?;
-        *attrs = changed;
-        Ok(())
+        self.inner.change(&mut guard, |state| {
+            let attrs = match &self.target {
+                AttrTarget::Store => &mut state.meta.attributes,
+                AttrTarget::Dataset(ds) => &mut state.dataset_mut(ds)?.attributes,
+                AttrTarget::Array(ds, name) => &mut state.array_mut(ds, name)?.attributes,
+            };
+            let mut changed = attrs.clone();
+            f(&mut changed)?;
+            *attrs = changed;
+            Ok(())
+        })
     }
 
     fn target_attrs<'s>(&self, state: &'s State) -> Result<&'s Attributes> {

@@ -68,11 +68,13 @@ impl Dataset {
         };
         // Refused before taking the writer lock, and again on the newest commit it loads.
         refuse_existing(&state)?;
-        self.inner.begin_change(&mut state)?;
-        refuse_existing(&state)?;
-        meta.id = state.meta.next_array_id;
-        state.meta.next_array_id += 1;
-        state.dataset_mut(&self.name)?.arrays.insert(name.to_string(), meta);
+        self.inner.change(&mut state, |state| {
+            refuse_existing(state)?;
+            meta.id = state.meta.next_array_id;
+            state.meta.next_array_id += 1;
+            state.dataset_mut(&self.name)?.arrays.insert(name.to_string(), meta);
+            Ok(())
+        })?;
         Ok(ArrayHandle::new(self.inner.clone(), &self.name, name))
     }
 
@@ -92,10 +94,11 @@ impl Dataset {
     pub fn delete_array(&self, name: &str) -> Result<()> {
         let mut state = self.inner.write();
         state.array(&self.name, name)?;
-        self.inner.begin_change(&mut state)?;
-        // Checked again: begin_change may have moved to a commit without the array.
-        let removed = state.dataset_mut(&self.name)?.arrays.remove(name);
-        removed.map(drop).ok_or_else(|| Error::not_found(EntityKind::Array, format!("{}/{name}", self.name)))
+        self.inner.change(&mut state, |state| {
+            // Checked again: the change may have moved to a commit without the array.
+            let removed = state.dataset_mut(&self.name)?.arrays.remove(name);
+            removed.map(drop).ok_or_else(|| Error::not_found(EntityKind::Array, format!("{}/{name}", self.name)))
+        })
     }
 
     /// Names of the dataset's arrays, sorted.

@@ -10,7 +10,6 @@ use crate::codec::{BlockEncoding, CodecId};
 use crate::engine::{ArrayCtx, BlockRef, WriteSettings, recode_blocks};
 use crate::error::{Error, Result};
 use crate::fragment::{BlockEntry, EncodedBlock, FragmentReader, max_fragment_len};
-use crate::io;
 use crate::meta::{ArrayMeta, Codec, MetaCompression, MetaFormat, Shuffle, StoreMeta};
 
 /// What [`Atlas::compact`] did. Byte counts are of the committed fragment files.
@@ -86,7 +85,7 @@ impl Atlas {
         let copied = copy_live_blocks(&self.inner, state, &arrays);
         if let Err(e) = copied.and_then(|()| self.inner.commit(state, FragmentChange::Replace)) {
             // A session left means no commit was made.
-            abandon(&self.inner, state);
+            self.inner.abandon(state);
             return Err(e);
         }
         report.fragments_after = state.meta.fragments.len() as u64;
@@ -110,29 +109,28 @@ impl Atlas {
     /// # Errors
     /// [`Error::InvalidArgument`] for a zstd level zstd does not support; [`Error::Locked`];
     /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] for a damaged block (the store's
-    /// data is then unchanged, but this handle holds the writer lock until its next flush);
+    /// data is then unchanged, and the writer lock is released unless this handle had changes pending);
     /// [`Error::Codec`]; [`Error::Io`].
     pub fn recompress(&self, codec: Codec, shuffle: Shuffle) -> Result<()> {
         codec.check().map_err(Error::invalid)?;
-        let mut guard = self.inner.write();
-        let state = &mut *guard;
-        self.inner.begin_change(state)?;
-        let mut written = Vec::new();
-        for (dataset, name, _) in arrays_by_name(&state.meta) {
-            let meta = state.array(&dataset, &name)?.clone();
-            let dict = dictionary(&meta);
-            let settings =
-                WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes(), codec), dict: dict.as_ref() };
-            written.extend(recode_array(&self.inner, state, &format!("{dataset}/{name}"), &meta, settings)?);
-        }
-        state.record(written);
-        state.meta.codec = codec;
-        state.meta.shuffle = shuffle;
-        for array in state.meta.datasets.values_mut().flat_map(|ds| ds.arrays.values_mut()) {
-            array.codec = None;
-            array.shuffle = None;
-        }
-        Ok(())
+        self.inner.change(&mut self.inner.write(), |state| {
+            let mut written = Vec::new();
+            for (dataset, name, _) in arrays_by_name(&state.meta) {
+                let meta = state.array(&dataset, &name)?.clone();
+                let dict = dictionary(&meta);
+                let shuffle = shuffle.applies(meta.dtype.size_bytes(), codec);
+                let settings = WriteSettings { codec, shuffle, dict: dict.as_ref() };
+                written.extend(recode_array(&self.inner, state, &format!("{dataset}/{name}"), &meta, settings)?);
+            }
+            state.record(written);
+            state.meta.codec = codec;
+            state.meta.shuffle = shuffle;
+            for array in state.meta.datasets.values_mut().flat_map(|ds| ds.arrays.values_mut()) {
+                array.codec = None;
+                array.shuffle = None;
+            }
+            Ok(())
+        })
     }
 
     /// Re-encodes every block of one array with `codec` and `shuffle`, and gives the array
@@ -143,20 +141,20 @@ impl Atlas {
     pub fn recompress_array(&self, dataset: &str, array: &str, codec: Codec, shuffle: Shuffle) -> Result<()> {
         codec.check().map_err(Error::invalid)?;
         let mut guard = self.inner.write();
-        let state = &mut *guard;
         // Refused before taking the writer lock, and again on the newest commit it loads.
-        state.array(dataset, array)?;
-        self.inner.begin_change(state)?;
-        let meta = state.array(dataset, array)?.clone();
-        let dict = dictionary(&meta);
-        let settings =
-            WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes(), codec), dict: dict.as_ref() };
-        let written = recode_array(&self.inner, state, &format!("{dataset}/{array}"), &meta, settings)?;
-        state.record(written);
-        let meta = state.array_mut(dataset, array)?;
-        meta.codec = Some(codec);
-        meta.shuffle = Some(shuffle);
-        Ok(())
+        guard.array(dataset, array)?;
+        self.inner.change(&mut guard, |state| {
+            let meta = state.array(dataset, array)?.clone();
+            let dict = dictionary(&meta);
+            let settings =
+                WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes(), codec), dict: dict.as_ref() };
+            let written = recode_array(&self.inner, state, &format!("{dataset}/{array}"), &meta, settings)?;
+            state.record(written);
+            let meta = state.array_mut(dataset, array)?;
+            meta.codec = Some(codec);
+            meta.shuffle = Some(shuffle);
+            Ok(())
+        })
     }
 
     /// Changes how the metadata file is encoded. The next flush writes the new file (e.g.
@@ -217,18 +215,6 @@ fn copy_live_blocks(inner: &Inner, state: &mut State, arrays: &[(String, String,
     }
     state.record(entries);
     Ok(())
-}
-
-/// Drops a compaction that did not commit: its session (and with it the writer lock) and
-/// its fragment file. Does nothing once the commit consumed the session.
-fn abandon(inner: &Inner, state: &mut State) {
-    let Some(session) = state.session.take() else { return };
-    if let Some(fragment) = &session.fragment
-        && let Err(e) = io::remove_file(&inner.data_dir().join(&fragment.name))
-    {
-        // Left as an orphan, which the next writer removes when it starts.
-        log::warn!("atlas: cannot remove the fragment of a failed compaction: {e}");
-    }
 }
 
 /// Re-encodes the current blocks of one array into the session's fragment and returns their

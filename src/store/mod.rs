@@ -139,9 +139,11 @@ impl Atlas {
         };
         // Refused before taking the writer lock, and again on the newest commit it loads.
         refuse_existing(&state)?;
-        self.inner.begin_change(&mut state)?;
-        refuse_existing(&state)?;
-        state.meta.datasets.insert(name.to_string(), DatasetMeta::default());
+        self.inner.change(&mut state, |state| {
+            refuse_existing(state)?;
+            state.meta.datasets.insert(name.to_string(), DatasetMeta::default());
+            Ok(())
+        })?;
         Ok(Dataset::new(self.inner.clone(), name))
     }
 
@@ -161,9 +163,11 @@ impl Atlas {
     pub fn delete_dataset(&self, name: &str) -> Result<()> {
         let mut state = self.inner.write();
         state.dataset(name)?;
-        self.inner.begin_change(&mut state)?;
-        state.meta.datasets.remove(name).ok_or_else(|| Error::not_found(EntityKind::Dataset, name))?;
-        Ok(())
+        self.inner.change(&mut state, |state| {
+            // Checked again: the change may have moved to a commit without the dataset.
+            state.meta.datasets.remove(name).ok_or_else(|| Error::not_found(EntityKind::Dataset, name))?;
+            Ok(())
+        })
     }
 
     /// Names of all datasets, sorted.

@@ -80,6 +80,35 @@ impl Inner {
         Ok(())
     }
 
+    /// Runs `body` as a change (after [`Inner::begin_change`]). When this call started the
+    /// session and `body` fails (a change refused against a newer commit, a write that
+    /// failed), the session is dropped whole: the writer lock is released, its fragment
+    /// removed and the working metadata put back as the commit began from, so a failed
+    /// first change leaves no lock behind and nothing for a later flush to commit.
+    pub(crate) fn change<R>(&self, state: &mut State, body: impl FnOnce(&mut State) -> Result<R>) -> Result<R> {
+        let started = state.session.is_none();
+        self.begin_change(state)?;
+        let before = started.then(|| (state.meta.clone(), state.encoding));
+        body(state).inspect_err(|_| {
+            if let Some((meta, encoding)) = before {
+                (state.meta, state.encoding) = (meta, encoding);
+                self.abandon(state);
+            }
+        })
+    }
+
+    /// Drops the session that no commit consumed: the writer lock and the session's fragment
+    /// file. Does nothing without a session.
+    pub(crate) fn abandon(&self, state: &mut State) {
+        let Some(session) = state.session.take() else { return };
+        if let Some(fragment) = &session.fragment
+            && let Err(e) = io::remove_file(&self.data_dir().join(&fragment.name))
+        {
+            // Left as an orphan, which the next writer removes when it starts.
+            log::warn!("atlas: cannot remove the fragment of an abandoned change: {e}");
+        }
+    }
+
     /// Moves an idle handle to the newest commit. A handle with uncommitted changes holds the
     /// writer lock, so nothing newer can exist and this is a no-op.
     pub(crate) fn refresh(&self) -> Result<()> {
@@ -230,16 +259,19 @@ impl State {
     /// that of staged chunks, whose statistics are made when they are sealed).
     pub(crate) fn array_stats(&self, meta: &ArrayMeta) -> ArrayStats {
         let elems = checked_product(&meta.shape).expect("checked when the schema was accepted");
-        let fill = meta.fill_bytes();
-        let stats: Vec<ChunkStats> = self
-            .live_blocks(meta.id)
-            .into_iter()
-            .map(|block| match block {
-                BlockRef::Staged { raw, .. } => scan(raw, meta.dtype, &fill).stats,
-                _ => block.entry().stats,
-            })
-            .collect();
+        let stats: Vec<ChunkStats> = self.live_stats(meta).into_iter().map(|(_, stats)| stats).collect();
         merge(meta.dtype, elems, stats.iter())
+    }
+
+    /// Each live block's index entry with its statistics: the entry's, or for a staged
+    /// chunk (whose entry has none until it is sealed) made from its raw bytes.
+    pub(crate) fn live_stats(&self, meta: &ArrayMeta) -> Vec<(&BlockEntry, ChunkStats)> {
+        let fill = meta.fill_bytes();
+        let stats_of = |block: &BlockRef<'_>| match block {
+            BlockRef::Staged { raw, .. } => scan(raw, meta.dtype, &fill).stats,
+            _ => block.entry().stats,
+        };
+        self.live_blocks(meta.id).into_iter().map(|block| (block.entry(), stats_of(&block))).collect()
     }
 
     /// The current block of a chunk: this session's newest, else the committed one.

@@ -5,7 +5,7 @@ use ndarray::{ArrayD, ArrayView, Dimension};
 use super::array::ArrayHandle;
 use super::config::ReadOptions;
 use super::output::{new_output, shaped};
-use super::state::dictionary;
+use super::state::{State, dictionary};
 use crate::engine::{ArrayCtx, read_strings, write_strings};
 use crate::error::Result;
 use crate::meta::DType;
@@ -53,14 +53,25 @@ impl ArrayHandle {
         if shape.contains(&0) {
             return Ok(());
         }
-        self.inner.begin_change(&mut guard)?;
-        let meta = self.checked_meta(&guard, start, &shape, DType::String, is_string)?.clone();
+        self.inner.change(&mut guard, |state| self.write_strings_in(state, start, &shape, input))
+    }
+
+    /// [`Self::write_strings`] in a change begun, checked and encoded against its (maybe
+    /// newer) schema.
+    fn write_strings_in<S: AsRef<str> + Sync + Clone>(
+        &self,
+        state: &mut State,
+        start: &[u64],
+        shape: &[u64],
+        input: &[S],
+    ) -> Result<()> {
+        let meta = self.checked_meta(state, start, shape, DType::String, is_string)?.clone();
         let dict = dictionary(&meta);
         let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref() };
-        let written = self.append_unrecorded(&mut guard, &meta, |lookup, settings, sink| {
-            write_strings(ctx, lookup, start, &shape, input, settings, sink)
+        let written = self.append_unrecorded(state, &meta, |lookup, settings, sink| {
+            write_strings(ctx, lookup, start, shape, input, settings, sink)
         })?;
-        guard.record(written);
+        state.record(written);
         Ok(())
     }
 
@@ -68,9 +79,13 @@ impl ArrayHandle {
     ///
     /// # Errors
     /// As [`ArrayHandle::append`] and [`ArrayHandle::write_strings`].
+    #[allow(clippy::needless_pass_by_value)] // as `write_strings`
     pub fn append_strings<S: AsRef<str> + Sync + Clone, D: Dimension>(&self, data: ArrayView<'_, S, D>) -> Result<()> {
-        let start = self.grow_for_append(data.shape(), DType::String, is_string)?;
-        let rows = data.shape()[0] as u64;
-        self.write_strings(&start, data).inspect_err(|_| self.undo_grow(start[0], rows))
+        let shape: Vec<u64> = data.shape().iter().map(|&n| n as u64).collect();
+        let data = data.as_standard_layout();
+        let input = data.as_slice().expect("standard layout is contiguous");
+        self.append_with(&shape, (DType::String, is_string), |state, start| {
+            self.write_strings_in(state, start, &shape, input)
+        })
     }
 }

@@ -200,6 +200,84 @@ fn rejected_changes_start_no_change_and_take_no_lock() {
 }
 
 #[test]
+fn a_change_refused_against_a_newer_commit_leaves_no_lock_and_nothing_pending() {
+    let dir = test_dir!();
+    let first = util::create(&dir.store());
+    let ds = first.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Int32, [8]).chunk_shape([4])).unwrap();
+    ds.define_array("b", ArraySpec::new(DType::Int32, [8])).unwrap();
+    first.flush().unwrap();
+
+    let second = Atlas::open(dir.store()).unwrap();
+    ds.array("a").unwrap().resize(&[4]).unwrap();
+    ds.delete_array("b").unwrap();
+    first.flush().unwrap();
+
+    // Each passes the second handle's own (stale) view, then fails on the newest commit.
+    let sds = second.open_dataset("d").unwrap();
+    let b = sds.array("b").unwrap();
+    assert_err!(b.set_codec(Some(Codec::None)), Error::NotFound { .. });
+    assert_err!(sds.write_array("a", &[6], arr1(&[1, 2]).view()), Error::OutOfBounds { .. });
+    assert!(!second.has_pending_changes(), "a refused change kept the writer lock");
+    let third = Atlas::open(dir.store()).unwrap();
+    third.create_dataset("e").unwrap();
+    third.flush().unwrap();
+    assert_eq!(Atlas::open(dir.store()).unwrap().list_datasets(), ["d", "e"]);
+}
+
+#[test]
+fn a_stale_handle_appends_after_the_rows_another_writer_appended() {
+    let dir = test_dir!();
+    let first = util::create(&dir.store());
+    let ds = first.create_dataset("d").unwrap();
+    ds.define_array("x", ArraySpec::new(DType::Int32, [0]).chunk_shape([4])).unwrap();
+    first.flush().unwrap();
+
+    let second = Atlas::open(dir.store()).unwrap();
+    ds.array("x").unwrap().append(arr1(&[1, 2, 3, 4, 5, 6, 7, 8]).view()).unwrap();
+    first.flush().unwrap();
+    second.open_dataset("d").unwrap().array("x").unwrap().append(arr1(&[9, 10]).view()).unwrap();
+    second.flush().unwrap();
+
+    let fresh = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap();
+    let expected = arr1(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]).into_dyn();
+    assert_eq!(fresh.read_array::<i32>("x", &[0], &[10]).unwrap(), expected);
+}
+
+#[test]
+fn appends_through_one_handle_from_many_threads_each_land_once() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let array = ds.define_array("x", ArraySpec::new(DType::Int64, [0, 3]).chunk_shape([8, 3])).unwrap();
+    std::thread::scope(|scope| {
+        for thread in 0..4i64 {
+            let array = array.clone();
+            scope.spawn(move || {
+                for i in 0..50 {
+                    let id = thread * 1000 + i;
+                    // Rows of one or two, so that the appends grow by different amounts.
+                    let rows = if i % 2 == 0 { 1 } else { 2 };
+                    array.append(ndarray::Array2::from_elem((rows, 3), id).view()).unwrap();
+                }
+            });
+        }
+    });
+    store.flush().unwrap();
+    let fresh = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap();
+    let rows = 4 * (25 + 25 * 2);
+    let all = fresh.read_array::<i64>("x", &[0, 0], &[rows, 3]).unwrap();
+    let mut counts = std::collections::BTreeMap::new();
+    for row in all.outer_iter() {
+        assert!(row.iter().all(|&v| v == row[0]), "a row mixes appends: {row}");
+        *counts.entry(row[0]).or_insert(0) += 1;
+    }
+    let expected: std::collections::BTreeMap<i64, i32> =
+        (0..4).flat_map(|t| (0..50).map(move |i| (t * 1000 + i, if i % 2 == 0 { 1 } else { 2 }))).collect();
+    assert_eq!(counts, expected);
+}
+
+#[test]
 fn stale_handle_write_merges_with_blocks_another_writer_committed() {
     let dir = test_dir!();
     let first = util::create(&dir.store());

@@ -78,6 +78,24 @@ fn an_all_nan_fill_array_has_no_valid_values_and_overwrites_replace_block_stats(
 }
 
 #[test]
+fn block_stats_count_the_unfinished_chunk_an_append_holds_in_memory() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let array = ds.define_array("a", ArraySpec::new(DType::Float32, [0, 4]).chunk_shape([8, 4])).unwrap();
+    array.append(Array2::from_elem((3, 4), 1.5f32).view()).unwrap(); // 3 of the chunk's 8 rows: staged
+    assert_eq!(array.stats().unwrap().count, 12);
+    let blocks = array.block_stats().unwrap();
+    assert_eq!(blocks.len(), 1);
+    let block = &blocks[0];
+    assert_eq!((block.coord.clone(), block.count, block.max), (vec![0, 0], 12, Some(Scalar::Float(1.5))));
+    assert!((block.sum - 18.0).abs() < 1e-9);
+    store.flush().unwrap();
+    let sealed = &reopen_ds(&dir.store()).block_stats("a").unwrap()[0];
+    assert_eq!((sealed.count, sealed.max), (block.count, block.max), "as sealed at the flush");
+}
+
+#[test]
 fn integer_stats_keep_full_range_and_sign() {
     let dir = test_dir!();
     let store = util::create(&dir.store());

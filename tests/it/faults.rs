@@ -99,6 +99,39 @@ fn an_append_whose_sealing_fails_changes_nothing_and_can_be_retried() {
 }
 
 #[test]
+fn an_append_whose_write_fails_is_taken_back_whole_and_can_be_retried() {
+    let mut dir = test_dir!();
+    let path = dir.store();
+    dir.while_alone(|| {
+        let store = util::create(&path);
+        let ds = store.create_dataset("d").unwrap();
+        let spec = ArraySpec::new(atlas::DType::Float64, [0, 1024]).chunk_shape([1, 1024]);
+        let array = ds.define_array("a", spec).unwrap();
+        store.flush().unwrap();
+        let row = Array2::from_shape_fn((1, 1024), |(_, j)| j as f64);
+        // Each mutating call of the append in turn fails (taking the lock, creating the
+        // fragment, writing the block), until one gets through.
+        let mut fail_at = 0;
+        loop {
+            let fault = inject(fail_at, Fault::Eio);
+            let appended = array.append(row.view());
+            drop(fault);
+            if appended.is_ok() {
+                break;
+            }
+            assert!(matches!(appended, Err(Error::Io { .. })), "call {fail_at}: {appended:?}");
+            assert_eq!(array.meta().unwrap().shape, [0, 1024], "call {fail_at}: the failed append grew the array");
+            assert!(!store.has_pending_changes(), "call {fail_at}: the failed first change kept the writer lock");
+            fail_at += 1;
+        }
+        assert!(fail_at >= 3, "the append made only {fail_at} mutating calls");
+        store.flush().unwrap();
+        let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+        assert_eq!(ds.read_array::<f64>("a", &[0, 0], &[1, 1024]).unwrap(), row.into_dyn());
+    });
+}
+
+#[test]
 fn a_short_write_of_a_block_leaves_the_next_flush_able_to_commit_the_blocks_before_it() {
     // Uncompressed 16 KiB chunks end on an aligned offset; half of the second block is
     // stored before the fault, past the bytes the fragment counts. The flush must cut them,
