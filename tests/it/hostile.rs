@@ -466,6 +466,23 @@ fn a_lowered_chunk_limit_refuses_a_string_block_claiming_more_at_open() {
 }
 
 #[test]
+fn verifying_a_fill_entry_of_a_large_string_chunk_builds_no_chunk() {
+    let mut dir = test_dir!();
+    let path = dir.store();
+    let store = util::create(&path);
+    let ds = store.create_dataset("d").unwrap();
+    let elems = 1usize << 20; // a chunk of fill strings would be 24 MiB of `String`s
+    ds.define_array("s", ArraySpec::new(DType::String, [elems as u64]).chunk_shape([elems as u64])).unwrap();
+    ds.write_strings("s", &[0], ndarray::Array1::from_elem(elems, "").view()).unwrap();
+    store.flush().unwrap();
+    let blocks = store.array_blocks("d", "s").unwrap();
+    assert_eq!(blocks.iter().map(|b| b.is_fill).collect::<Vec<_>>(), [true], "chunk 0 is a fill entry");
+    let (report, largest, _) = largest_allocation_during(&mut dir, || store.verify(&mut |_, _| {}).unwrap());
+    assert_eq!(report.bad_blocks.len(), 0);
+    assert!(largest < LARGE_BYTES, "verify allocated {largest} bytes at once");
+}
+
+#[test]
 fn index_entries_whose_valid_counts_overflow_give_an_error_not_a_panic() {
     let dir = test_dir!();
     let path = dir.store();
