@@ -3,7 +3,11 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{Error as _, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::attr::Attributes;
 use super::codec::{Codec, Shuffle};
@@ -64,6 +68,33 @@ pub(crate) struct FragmentMeta {
     pub len_bytes: u64,
 }
 
+/// Deserializes a list of one item per axis, refused at its item `MAX_NDIM + 1` as it is
+/// read: a hostile file could otherwise make it as long as the file allows, each item of a
+/// byte or two on disk taking 8 (`u64`) or 24 (`String`) bytes in memory, before the
+/// schema check counts the axes.
+fn per_axis<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Vec<T>, D::Error> {
+    struct PerAxis<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for PerAxis<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a list of at most {MAX_NDIM} items, one per axis")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                if items.len() == MAX_NDIM {
+                    return Err(A::Error::invalid_length(MAX_NDIM + 1, &self));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    deserializer.deserialize_seq(PerAxis(PhantomData))
+}
+
 /// The schema of one array, as stored and as returned by `array_meta`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -73,10 +104,13 @@ pub struct ArrayMeta {
     /// Element type.
     pub dtype: DType,
     /// Extent along each dimension.
+    #[serde(deserialize_with = "per_axis")]
     pub shape: Vec<u64>,
     /// Extent of one chunk along each dimension.
+    #[serde(deserialize_with = "per_axis")]
     pub chunk_shape: Vec<u64>,
     /// Dimension names (`dim_0`, `dim_1`... where none were given; `""` is unnamed).
+    #[serde(deserialize_with = "per_axis")]
     pub dims: Vec<String>,
     /// The value read where nothing was written.
     pub fill_value: Scalar,

@@ -142,6 +142,16 @@ fn shapes_whose_element_or_byte_count_overflows_are_refused_at_open() {
         write_json_meta(&path, &meta);
         assert_corrupt(open_and_read(&mut dir, &path, what), what);
     }
+    // Per-axis lists far past 32 items, each item a few bytes on disk and 8 or 24 in
+    // memory: refused as they are read, not built whole first.
+    for field in ["shape", "chunk_shape", "dims"] {
+        let mut meta = good.clone();
+        let item = if field == "dims" { json!("") } else { json!(1) };
+        meta["datasets"]["d"]["arrays"]["a"][field] = json!(vec![item; 1 << 20]);
+        write_json_meta(&path, &meta);
+        let what = format!("{field} of 2^20 items");
+        assert_corrupt(open_and_read(&mut dir, &path, &what), &what);
+    }
     // A uint64 array of 2^61 elements: the element count fits, its bytes do not.
     let mut meta = good.clone();
     let array = &mut meta["datasets"]["d"]["arrays"]["a"];
