@@ -125,7 +125,12 @@ pub(crate) struct AppendFile {
     /// A write failed, and may have stored part of its bytes past `len_bytes`: the next
     /// [`AppendFile::truncate`] cuts the file even to its current length.
     unknown_tail: bool,
+    /// An fsync failed: every later one fails too (see [`AppendFile::sync`]).
+    sync_failed: bool,
 }
+
+/// The operation named by the error of an fsync refused because an earlier one failed.
+const SYNC_FAILED_BEFORE: &str = "fsync (an earlier fsync of this file failed: its bytes may not be on disk)";
 
 /// Short parts of one append are written in runs of at most this many bytes.
 const APPEND_RUN_BYTES: usize = 1 << 20;
@@ -139,7 +144,15 @@ impl AppendFile {
         fault::check(&path, "create")?;
         let file =
             OpenOptions::new().read(true).write(true).create_new(true).open(&path).map_err(io_err(&path, "create"))?;
-        Ok(Self { file, path, len_bytes: 0, written_back_bytes: 0, staging: Vec::new(), unknown_tail: false })
+        Ok(Self {
+            file,
+            path,
+            len_bytes: 0,
+            written_back_bytes: 0,
+            staging: Vec::new(),
+            unknown_tail: false,
+            sync_failed: false,
+        })
     }
 
     /// Appends `bytes`, returning the offset they start at.
@@ -205,10 +218,19 @@ impl AppendFile {
         Ok(FileReader { file, path: self.path.clone() })
     }
 
-    /// Makes the contents durable.
-    pub(crate) fn sync(&self) -> Result<()> {
-        fault::check(&self.path, "fsync")?;
-        self.file.sync_all().map_err(io_err(&self.path, "fsync"))
+    /// Makes the contents durable. Once an fsync of the file failed, every later one fails
+    /// too, with EIO: the kernel may have dropped the pages it could not write, marked
+    /// clean, and it reports that once, so a later fsync that succeeds would not mean the
+    /// bytes are on disk.
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        if self.sync_failed {
+            let source = std::io::Error::from_raw_os_error(5);
+            return Err(Error::Io { path: self.path.clone(), op: SYNC_FAILED_BEFORE, source });
+        }
+        let synced =
+            fault::check(&self.path, "fsync").and_then(|()| self.file.sync_all().map_err(io_err(&self.path, "fsync")));
+        self.sync_failed = synced.is_err();
+        synced
     }
 }
 

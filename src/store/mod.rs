@@ -229,8 +229,12 @@ impl Atlas {
     /// read back as written; [`Error::InvalidArgument`] if the new metadata breaks a rule an
     /// open checks (a counter at `u64::MAX` after a damaged file). Before the metadata
     /// rename (the commit point) the last commit stays intact and the changes stay pending,
-    /// so `flush` can be called again; an error making the rename durable or removing
-    /// replaced files comes after it: the changes are committed and the lock released.
+    /// so `flush` can be called again, except after a failed fsync of the session's
+    /// fragment: the kernel may have dropped bytes it could not write, so every later flush
+    /// of these changes fails too (an `Io` error whose operation says so); drop the handle
+    /// and redo them from a new one. An error making the rename durable or removing
+    /// replaced files comes after the commit point: the changes are committed and the lock
+    /// released.
     pub fn flush(&self) -> Result<()> {
         self.inner.flush()
     }

@@ -1,6 +1,7 @@
 //! I/O faults (EIO, ENOSPC, short writes) injected at every mutating call of a write and its
 //! flush: each surfaces as an error, the last commit stays readable and whole, and retrying
-//! after the fault commits the change.
+//! after the fault commits the change (after a failed fsync of the session's fragment, from a
+//! new handle: that session's bytes may be lost).
 
 use atlas::testing::{Fault, inject};
 use atlas::{ArraySpec, Atlas, Error};
@@ -26,6 +27,7 @@ fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits()
     let path = dir.store();
     // The fault plan is process-wide: run with no other test doing I/O.
     dir.while_alone(|| {
+        let mut refused_retries = 0;
         for fault in [Fault::Eio, Fault::NoSpace, Fault::ShortWrite] {
             for fail_at in 0.. {
                 let _ = std::fs::remove_dir_all(&path);
@@ -56,10 +58,24 @@ fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits()
                 if wrote.is_err() {
                     ds.write_array("a", &[0, 0], values(2).view()).unwrap();
                 }
-                store.flush().unwrap();
+                match store.flush() {
+                    Ok(()) => {}
+                    // After a failed fsync of its fragment the session cannot be committed
+                    // (its bytes may be lost): the retry says so, and a new handle redoes it.
+                    Err(Error::Io { op, .. }) if op.contains("earlier fsync") => {
+                        assert_eq!(read_fresh(&path), values(1), "{fault:?} at {fail_at}: a half commit");
+                        refused_retries += 1;
+                        drop((ds, store));
+                        let store = Atlas::open(&path).unwrap();
+                        store.open_dataset("d").unwrap().write_array("a", &[0, 0], values(2).view()).unwrap();
+                        store.flush().unwrap();
+                    }
+                    Err(e) => panic!("{fault:?} at {fail_at}: the retry failed: {e}"),
+                }
                 assert_eq!(read_fresh(&path), values(2), "{fault:?} at {fail_at}: retry lost the write");
             }
         }
+        assert_eq!(refused_retries, 3, "one failed fragment fsync per fault kind");
     });
 }
 
