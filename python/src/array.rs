@@ -233,8 +233,8 @@ impl Array {
                 continue;
             }
             written += 1;
-            stored += block.stored_bytes;
-            raw += block.raw_bytes;
+            stored = stored.saturating_add(block.stored_bytes);
+            raw = raw.saturating_add(block.raw_bytes);
             *codecs.entry(block.codec.name()).or_default() += 1;
         }
         let dict = PyDict::new(py);

@@ -342,7 +342,7 @@ fn opt_scalar<'py>(py: Python<'py>, value: Option<Scalar>, dtype: DType) -> PyRe
 /// element, `null_count`, `min`, `max`) and Atlas's (`count` of valid values, `sum`, `mean`).
 pub fn stats_to_py<'py>(py: Python<'py>, stats: &ArrayStats, dtype: DType) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
-    dict.set_item("row_count", stats.count + stats.null_count)?;
+    dict.set_item("row_count", stats.count.saturating_add(stats.null_count))?;
     dict.set_item("null_count", stats.null_count)?;
     dict.set_item("min", opt_scalar(py, stats.min, dtype)?)?;
     dict.set_item("max", opt_scalar(py, stats.max, dtype)?)?;

@@ -90,7 +90,7 @@ fn read_newest_meta_once(dir: &Path, limits: &Limits) -> Result<(StoreMeta, (Met
     if !io::is_dir(dir) {
         return Err(Error::not_found(EntityKind::Store, dir.display().to_string()));
     }
-    let mut newest: Option<(StoreMeta, (MetaFormat, MetaCompression))> = None;
+    let mut newest: Option<(StoreMeta, (MetaFormat, MetaCompression), String)> = None;
     for name in io::list_dir(dir)? {
         let Some((format, compression)) = parse_meta_file_name(&name) else { continue };
         let path = dir.join(&name);
@@ -109,11 +109,21 @@ fn read_newest_meta_once(dir: &Path, limits: &Limits) -> Result<(StoreMeta, (Met
             limit: limits.max_chunk_bytes,
             found,
         })?;
-        if newest.as_ref().is_none_or(|(m, _)| meta.generation > m.generation) {
-            newest = Some((meta, (format, compression)));
+        if let Some((other, _, other_name)) = &newest
+            && other.generation == meta.generation
+        {
+            // No writer makes two commits of one generation: which one is newer cannot be
+            // told, and opening either could roll the other back.
+            let detail = format!("generation {} is also that of {other_name}", meta.generation);
+            return Err(Error::corrupt(&path, detail));
+        }
+        if newest.as_ref().is_none_or(|(m, ..)| meta.generation > m.generation) {
+            newest = Some((meta, (format, compression), name));
         }
     }
-    newest.ok_or_else(|| Error::not_found(EntityKind::Store, dir.display().to_string()))
+    newest
+        .map(|(meta, encoding, _)| (meta, encoding))
+        .ok_or_else(|| Error::not_found(EntityKind::Store, dir.display().to_string()))
 }
 
 /// Refuses a commit with an array whose raw chunk is over `max_chunk_bytes` (what reading

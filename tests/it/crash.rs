@@ -161,6 +161,13 @@ fn a_hand_edited_json_meta_file_with_a_higher_generation_wins_over_a_lower_one()
     assert_eq!(store.generation(), 1);
     assert_eq!(store.list_datasets(), ["packed"]);
     assert_eq!(std::fs::read(dir.store().join(&name)).unwrap(), bytes);
+    drop(store);
+
+    // Of the same generation, neither can be told the newer: corrupt, and nothing removed.
+    json["generation"] = 1.into();
+    std::fs::write(dir.store().join("atlas.json"), serde_json::to_vec(&json).unwrap()).unwrap();
+    util::assert_err!(Atlas::open(dir.store()), atlas::Error::Corrupt { .. });
+    assert_eq!(util::meta_files(&dir.store()).len(), 2, "open must not delete anything");
 }
 
 /// The plain JSON metadata of a scratch store after committing `commits` datasets.

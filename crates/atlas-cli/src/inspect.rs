@@ -45,8 +45,8 @@ pub fn block_summary(store: &Atlas, dataset: &str, array: &str) -> Result<BlockS
         let key = if block.is_fill {
             "fill".to_string()
         } else {
-            summary.raw_bytes += block.raw_bytes;
-            summary.stored_bytes += block.stored_bytes;
+            summary.raw_bytes = summary.raw_bytes.saturating_add(block.raw_bytes);
+            summary.stored_bytes = summary.stored_bytes.saturating_add(block.stored_bytes);
             format!("{}{}", block.codec.name(), if block.shuffled { "+shuffle" } else { "" })
         };
         *summary.by_codec.entry(key).or_default() += 1;

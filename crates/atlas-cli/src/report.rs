@@ -90,8 +90,8 @@ pub fn info(store: &Atlas, json_out: bool, out: &mut dyn Write) -> Result<()> {
         for name in dataset.list_arrays()? {
             let meta = dataset.array_meta(&name)?;
             let blocks = inspect::block_summary(store, &ds_name, &name)?;
-            facts.raw_bytes += blocks.raw_bytes;
-            facts.stored_bytes += blocks.stored_bytes;
+            facts.raw_bytes = facts.raw_bytes.saturating_add(blocks.raw_bytes);
+            facts.stored_bytes = facts.stored_bytes.saturating_add(blocks.stored_bytes);
             arrays.push(ArrayFacts { name, meta, blocks });
         }
         facts.datasets.push((ds_name, dataset.attrs().all()?.len(), arrays));
