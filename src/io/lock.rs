@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::io_err;
+use super::{io_err, open_regular};
 use crate::error::{Error, Result};
 
 /// Attempts to take a busy lock, and the pause between them (about 100 ms in all).
@@ -23,12 +23,7 @@ impl WriterLock {
     /// # Errors
     /// [`Error::Locked`] naming `store_dir` when another handle holds it.
     pub(crate) fn try_acquire(lock_path: &Path, store_dir: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(lock_path)
-            .map_err(io_err(lock_path, "open lock file"))?;
+        let (file, _) = open_regular(lock_path, OpenOptions::new().create(true).truncate(false).write(true))?;
         // A lock that is busy is tried again for a moment before giving up: between a fork
         // and its exec, a child process briefly holds a copy of every open file, lock files
         // of this process's handles included, and so their locks.

@@ -1,11 +1,11 @@
 //! Read-only memory maps of committed fragment files.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::path::Path;
 
 use memmap2::Mmap;
 
-use super::{FileReader, io_err};
+use super::{FileReader, io_err, open_regular};
 use crate::error::Result;
 
 /// A whole file mapped read-only, and open for `pread` too. An empty file maps to an empty
@@ -19,8 +19,7 @@ pub(crate) struct MappedFile {
 impl MappedFile {
     /// Maps `path` read-only.
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(io_err(path, "open"))?;
-        let len = file.metadata().map_err(io_err(path, "stat"))?.len();
+        let (file, len) = open_regular(path, OpenOptions::new().read(true))?;
         let map = if len == 0 {
             None // mmap of length 0 is an error on Linux
         } else {

@@ -17,7 +17,7 @@ mod writeback;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -67,8 +67,7 @@ pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
 /// # Errors
 /// [`Error::LimitExceeded`] for a longer file; [`Error::Io`].
 pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
-    let file = File::open(path).map_err(io_err(path, "open"))?;
-    let len = file.metadata().map_err(io_err(path, "stat"))?.len();
+    let (file, len) = open_regular(path, &mut OpenOptions::new().read(true))?;
     if len > max_bytes {
         let what = "file length".to_string();
         return Err(Error::LimitExceeded { path: path.to_path_buf(), what, limit: max_bytes, found: len });
@@ -76,6 +75,18 @@ pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
     let mut bytes = vec![0; usize::try_from(len).expect("len <= max_bytes fits in memory")];
     file.read_exact_at(&mut bytes, 0).map_err(io_err(path, "read"))?;
     Ok(bytes)
+}
+
+/// Opens `path` with `options` and returns it with its length, refusing anything but a
+/// regular file as `Corrupt`. Opened non-blocking, so that a fifo put in a store's place
+/// does not hang the open (a write-only open of one without a reader fails at once).
+pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> Result<(File, u64)> {
+    let file = options.custom_flags(libc::O_NONBLOCK).open(path).map_err(io_err(path, "open"))?;
+    let meta = file.metadata().map_err(io_err(path, "stat"))?;
+    if !meta.is_file() {
+        return Err(Error::corrupt(path, "not a regular file"));
+    }
+    Ok((file, meta.len()))
 }
 
 /// Removes a file; one that is already gone is not an error.

@@ -492,6 +492,31 @@ fn verifying_a_fill_entry_of_a_large_string_chunk_builds_no_chunk() {
     assert!(largest < LARGE_BYTES, "verify allocated {largest} bytes at once");
 }
 
+/// Opens the store at `path` on another thread and returns what it gave, failing the test
+/// if it has not returned within 10 s.
+fn open_within_a_while(path: &Path) -> Result<(), Error> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let path = path.to_path_buf();
+    std::thread::spawn(move || sender.send(Atlas::open(&path).and_then(|s| dump(&s)).map(drop)));
+    receiver.recv_timeout(Duration::from_secs(10)).expect("the open hangs")
+}
+
+#[test]
+fn a_fifo_in_place_of_a_store_file_is_an_error_not_a_hang() {
+    let dir = test_dir!();
+    let path = dir.store();
+    drop(small_store(&path));
+    let mkfifo = |file: &Path| {
+        std::fs::remove_file(file).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(file).status().unwrap().success());
+    };
+    let fragment = util::fragments(&path).remove(0);
+    mkfifo(&fragment);
+    assert_err!(open_within_a_while(&path), Error::Corrupt { .. });
+    mkfifo(&path.join("atlas.json"));
+    assert_err!(open_within_a_while(&path), Error::Corrupt { .. });
+}
+
 #[test]
 fn index_entries_whose_valid_counts_overflow_give_an_error_not_a_panic() {
     let dir = test_dir!();
