@@ -67,7 +67,7 @@ pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
 /// # Errors
 /// [`Error::LimitExceeded`] for a longer file; [`Error::Io`].
 pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
-    let (file, len) = open_regular(path, &mut OpenOptions::new().read(true))?;
+    let (file, len) = open_regular(path, OpenOptions::new().read(true))?;
     if len > max_bytes {
         let what = "file length".to_string();
         return Err(Error::LimitExceeded { path: path.to_path_buf(), what, limit: max_bytes, found: len });
