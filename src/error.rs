@@ -101,7 +101,9 @@ pub enum Error {
         detail: String,
     },
     /// Another handle (in this or another process) is writing to the store.
-    #[error("store {path} is locked by another writer")]
+    #[error(
+        "store {path} is locked by another writer: a handle with unflushed changes, in this or another process (flush or close it)"
+    )]
     Locked {
         /// The store directory.
         path: PathBuf,

@@ -9,8 +9,10 @@
     part = store["run42"]["temp"][90:110, ::2]
 
 The API is a superset of atlas-python 0.10's (same names, arguments and defaults); see
-docs/ARCHITECTURE.md, section Python, for where it differs. Every error is an
-`atlas.AtlasError`; the GIL is released during all I/O and codec work.
+docs/ARCHITECTURE.md, section Python, for where it differs. Every error from the store
+is an `atlas.AtlasError`; a malformed index or argument caught before any call into it
+raises numpy's usual `IndexError`, `TypeError` or `ValueError`. The GIL is released during
+all I/O and codec work.
 """
 
 import glob as _glob

@@ -172,6 +172,8 @@ class Atlas:
         return self
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        # Also on an exception: the changes made before it are committed, as a dropped
+        # handle commits them (there is no discarding pending changes).
         self.close()
 
     # --- attributes ---------------------------------------------------------------------
