@@ -234,6 +234,8 @@ class Array:
         name = self.atlas_dtype
         p = plan(key, self.shape)
         if 0 in p.count:
+            # Nothing to write, but the value is checked against the selection as numpy would.
+            np.empty(p.count, self.dtype)[p.post] = for_assign(value, name, self._label())
             return
         if p.direct:
             data = _leading_ones_dropped(for_assign(value, name, self._label()), len(selection_shape(p)))
@@ -256,8 +258,10 @@ class Array:
         return shape[0]
 
     def __iter__(self) -> Iterator[Any]:
-        for i in range(len(self)):
-            yield self[i]
+        # A chunk row of axis 0 at a time, not an element (and its chunk decode) at a time.
+        rows = self.chunks[0] if self.shape else 1
+        for first in range(0, len(self), rows):
+            yield from self[first : first + rows]
 
     # --- settings -----------------------------------------------------------------------
     def set_codec(self, codec: Optional[str], shuffle: Any = None) -> None:

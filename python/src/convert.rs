@@ -224,6 +224,10 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
     match lower.as_str() {
         "float32" | "f4" => Ok(AttrValue::Float(f64::from(value.extract::<f64>()? as f32))),
         "float64" | "f8" | "float" => Ok(AttrValue::Float(value.extract::<f64>()?)),
+        // A string is refused rather than judged by truthiness ("false" would be True).
+        "bool" if value.is_instance_of::<PyString>() => {
+            err(Kind::InvalidArgument, format!("a bool attribute takes True or False, not the string {value}"))
+        }
         "bool" => Ok(AttrValue::Bool(value.is_truthy()?)),
         "string" | "str" => Ok(AttrValue::String(value.str()?.to_cow()?.into_owned())),
         "timestamp" | "timestamp_ns" | "timestamp_nanoseconds" | "datetime64[ns]" => {

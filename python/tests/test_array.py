@@ -104,6 +104,21 @@ def test_index_arrays_of_any_integer_dtype_and_empty_ones_read_like_numpy(cube):
         arr[np.array([2**64 - 1], np.uint64)]  # not -1 once taken as a signed index
 
 
+def test_an_empty_selection_still_checks_the_value_and_iteration_goes_by_rows(cube):
+    arr, full = cube
+    with pytest.raises(ValueError):
+        arr[5:5] = np.ones((1000, 1000), np.int32)
+    with pytest.raises(ValueError):
+        arr[2, 3:3, ::2] = np.ones((4, 4), np.int32)
+    arr[5:5] = np.ones((0, 9, 5), np.int32)
+    arr[5:5] = 7
+    np.testing.assert_array_equal(arr[...], full)
+    rows = list(arr)
+    assert len(rows) == len(full)
+    for got, want in zip(rows, full):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_negative_starts_and_shapes_are_out_of_bounds(cube):
     arr, _ = cube
     for start, shape in (([-1, 0, 0], [1, 1, 1]), ([0, 0, 0], [1, -1, 1])):

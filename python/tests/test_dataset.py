@@ -203,6 +203,8 @@ def test_attribute_errors_and_mapping_view(ds):
         ds.set_attribute("k", 300, dtype="int8")
     with pytest.raises(atlas.InvalidArgumentError):
         ds.set_attribute("k", 1, dtype="complex")
+    with pytest.raises(atlas.InvalidArgumentError, match="string"):
+        ds.set_attribute("k", "false", dtype="bool")  # not True by truthiness
     with pytest.raises(atlas.DTypeMismatchError):
         ds.set_attribute("k", None)
     with pytest.raises(atlas.InvalidNameError):
