@@ -118,8 +118,8 @@ impl Atlas {
             for (dataset, name, _) in arrays_by_name(&state.meta) {
                 let meta = state.array(&dataset, &name)?.clone();
                 let dict = dictionary(&meta);
-                let shuffle = shuffle.applies(meta.dtype.size_bytes(), codec);
-                let settings = WriteSettings { codec, shuffle, dict: dict.as_ref() };
+                let shuffled = shuffle.applies(meta.dtype.size_bytes(), codec);
+                let settings = WriteSettings { codec, shuffle: shuffled, dict: dict.as_ref() };
                 written.extend(recode_array(&self.inner, state, &format!("{dataset}/{name}"), &meta, settings)?);
             }
             state.record(written);
