@@ -139,6 +139,12 @@ class Atlas:
         """Same as `flush()` (the handle stays usable), as in atlas-python 0.10."""
         self._native.flush()
 
+    def discard(self) -> None:
+        """Drops every change since the last commit (made through any handle of this store):
+        they are never committed, the writer lock is released, and reads see the last commit
+        again. Does nothing without pending changes."""
+        self._native.discard()
+
     def refresh(self) -> None:
         """Moves this handle to the newest commit on disk (other writers' flushes)."""
         self._native.refresh()
@@ -173,7 +179,7 @@ class Atlas:
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         # Also on an exception: the changes made before it are committed, as a dropped
-        # handle commits them (there is no discarding pending changes).
+        # handle commits them; call `discard()` in the block to drop them instead.
         self.close()
 
     # --- attributes ---------------------------------------------------------------------

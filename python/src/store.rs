@@ -131,6 +131,10 @@ impl Store {
         py.detach(|| self.inner.flush()).py_err()
     }
 
+    fn discard(&self, py: Python<'_>) {
+        py.detach(|| self.inner.discard());
+    }
+
     fn refresh(&self, py: Python<'_>) -> PyResult<()> {
         py.detach(|| self.inner.refresh()).py_err()
     }

@@ -110,6 +110,25 @@ def test_exit_flushes_even_when_the_block_raises(tmp_path):
     assert atlas.Atlas.open(path).list_datasets() == ["kept"]
 
 
+def test_discard_drops_pending_changes_and_frees_the_lock(tmp_path):
+    path = tmp_path / "s"
+    store = atlas.Atlas.create(path)
+    arr = store.create_dataset("d").define_array("a", "int32", ["x"], [3])
+    store.flush()
+    arr[:] = np.array([1, 2, 3], np.int32)
+    store.create_dataset("dropped")
+    store.attrs["k"] = "v"
+    store.discard()
+    assert not store.has_pending_changes
+    assert store.list_datasets() == ["d"]
+    assert "k" not in store.attrs
+    assert arr[:].tolist() == [0, 0, 0]
+    other = atlas.Atlas.open(path)
+    other.create_dataset("other")  # the writer lock is free
+    other.flush()
+    assert atlas.Atlas.open(path).list_datasets() == ["d", "other"]
+
+
 def test_refresh_sees_another_handles_flush(tmp_path):
     writer = atlas.Atlas.create(tmp_path / "s")
     reader = atlas.Atlas.open(tmp_path / "s")

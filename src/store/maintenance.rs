@@ -79,13 +79,13 @@ impl Atlas {
         let live_entries = arrays.iter().flat_map(|(_, _, id)| state.committed.blocks_of(*id).map(|(_, e)| e));
         let holds_dead_bytes = before_bytes > max_fragment_len(live_entries);
         if fragments_before == 0 || (fragments_before == 1 && report.blocks_dropped == 0 && !holds_dead_bytes) {
-            state.session = None; // Nothing to gain: no commit, and the writer lock goes.
+            self.inner.discard(state); // Nothing to gain: no commit, and the writer lock goes.
             return Ok(report);
         }
         let copied = copy_live_blocks(&self.inner, state, &arrays);
         if let Err(e) = copied.and_then(|()| self.inner.commit(state, FragmentChange::Replace)) {
             // A session left means no commit was made.
-            self.inner.abandon(state);
+            self.inner.discard(state);
             return Err(e);
         }
         report.fragments_after = state.meta.fragments.len() as u64;

@@ -231,12 +231,21 @@ impl Atlas {
     /// rename (the commit point) the last commit stays intact and the changes stay pending,
     /// so `flush` can be called again, except after a failed fsync of the session's
     /// fragment: the kernel may have dropped bytes it could not write, so every later flush
-    /// of these changes fails too (an `Io` error whose operation says so); drop the handle
-    /// and redo them from a new one. An error making the rename durable or removing
+    /// of these changes fails too (an `Io` error whose operation says so); call
+    /// [`Atlas::discard`] and redo them. An error making the rename durable or removing
     /// replaced files comes after the commit point: the changes are committed and the lock
     /// released.
     pub fn flush(&self) -> Result<()> {
         self.inner.flush()
+    }
+
+    /// Drops every change made through this store's handles since the last commit: the
+    /// handles see the last commit again, the writer lock is released and the pending
+    /// fragment removed. Without pending changes it does nothing. The way out after a flush
+    /// that cannot succeed (a failed fsync of the pending fragment), or to undo changes
+    /// before they are committed.
+    pub fn discard(&self) {
+        self.inner.discard(&mut self.inner.write());
     }
 
     /// Whether this store has changes that are not yet committed.

@@ -10,12 +10,15 @@ use crate::engine::{BlockRef, EncodedChunk};
 use crate::error::Result;
 use crate::fragment::{BlockEntry, ChunkStats, EncodedBlock, FragmentWriter, PendingReader};
 use crate::io::WriterLock;
-use crate::meta::{FragmentMeta, fragment_name};
+use crate::meta::{FragmentMeta, MetaCompression, MetaFormat, StoreMeta, fragment_name};
 
 /// Held from a handle's first change until its flush completes.
 #[derive(Debug)]
 pub(crate) struct WriteSession {
     _lock: WriterLock,
+    /// The commit this session started from, and its metadata encoding: what the handle
+    /// goes back to when the session is discarded.
+    pub base: (StoreMeta, (MetaFormat, MetaCompression)),
     /// The fragment of this session, created at the first block written.
     pub fragment: Option<PendingFragment>,
     /// Arrays whose shape this session changed (their stats are refreshed at flush).
@@ -23,8 +26,8 @@ pub(crate) struct WriteSession {
 }
 
 impl WriteSession {
-    pub(crate) fn new(lock: WriterLock) -> Self {
-        Self { _lock: lock, fragment: None, reshaped: HashSet::new() }
+    pub(crate) fn new(lock: WriterLock, base: (StoreMeta, (MetaFormat, MetaCompression))) -> Self {
+        Self { _lock: lock, base, fragment: None, reshaped: HashSet::new() }
     }
 
     /// Whether this session wrote blocks of the array or changed its shape.

@@ -75,37 +75,36 @@ impl Inner {
                 state.committed = loaded.snapshot;
             }
             disk::remove_orphans(&self.dir, &state.meta, state.encoding)?;
-            state.session = Some(WriteSession::new(lock));
+            state.session = Some(WriteSession::new(lock, (state.meta.clone(), state.encoding)));
         }
         Ok(())
     }
 
     /// Runs `body` as a change (after [`Inner::begin_change`]). When this call started the
     /// session and `body` fails (a change refused against a newer commit, a write that
-    /// failed), the session is dropped whole: the writer lock is released, its fragment
-    /// removed and the working metadata put back as the commit began from, so a failed
-    /// first change leaves no lock behind and nothing for a later flush to commit.
+    /// failed), the session is discarded ([`Inner::discard`]), so a failed first change
+    /// leaves no lock behind and nothing for a later flush to commit.
     pub(crate) fn change<R>(&self, state: &mut State, body: impl FnOnce(&mut State) -> Result<R>) -> Result<R> {
         let started = state.session.is_none();
         self.begin_change(state)?;
-        let before = started.then(|| (state.meta.clone(), state.encoding));
         body(state).inspect_err(|_| {
-            if let Some((meta, encoding)) = before {
-                (state.meta, state.encoding) = (meta, encoding);
-                self.abandon(state);
+            if started {
+                self.discard(state);
             }
         })
     }
 
-    /// Drops the session that no commit consumed: the writer lock and the session's fragment
-    /// file. Does nothing without a session.
-    pub(crate) fn abandon(&self, state: &mut State) {
+    /// Drops the uncommitted changes: the working metadata goes back to the commit the
+    /// session started from, and the writer lock and the session's fragment file are
+    /// released. Does nothing without a session.
+    pub(crate) fn discard(&self, state: &mut State) {
         let Some(session) = state.session.take() else { return };
+        (state.meta, state.encoding) = session.base;
         if let Some(fragment) = &session.fragment
             && let Err(e) = io::remove_file(&self.data_dir().join(&fragment.name))
         {
             // Left as an orphan, which the next writer removes when it starts.
-            log::warn!("atlas: cannot remove the fragment of an abandoned change: {e}");
+            log::warn!("atlas: cannot remove the fragment of discarded changes: {e}");
         }
     }
 

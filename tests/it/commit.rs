@@ -188,3 +188,47 @@ fn dropping_a_handle_whose_flush_fails_keeps_the_last_commit_without_panicking()
     store.create_dataset("next").unwrap();
     assert!(util::fragments(&dir.store()).is_empty());
 }
+
+#[test]
+fn discard_drops_every_pending_change_releases_the_lock_and_removes_the_fragment() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Int32, [4]).chunk_shape([2])).unwrap();
+    ds.write_array("a", &[0], arr1(&[1, 2, 3, 4]).view()).unwrap();
+    store.attrs().set("k", 1).unwrap();
+    store.flush().unwrap();
+    let committed = util::tree(&dir.store());
+
+    // Data, a new dataset, an attribute, a resize and a pending append's staged chunk.
+    ds.write_array("a", &[1], arr1(&[9, 9]).view()).unwrap();
+    store.create_dataset("new").unwrap();
+    store.attrs().set("k", 2).unwrap();
+    ds.define_array("b", ArraySpec::new(DType::Int32, [0]).chunk_shape([8])).unwrap();
+    ds.array("b").unwrap().append(arr1(&[7]).view()).unwrap();
+    ds.resize_array("a", &[6]).unwrap();
+    assert!(store.has_pending_changes());
+    assert_eq!(util::fragments(&dir.store()).len(), 2, "the pending fragment is on disk");
+
+    store.discard();
+    assert!(!store.has_pending_changes());
+    assert_eq!(store.generation(), 1);
+    assert!(!store.dataset_exists("new"));
+    assert_eq!(ds.list_arrays().unwrap(), ["a"]);
+    assert_eq!(ds.array_meta("a").unwrap().shape, [4]);
+    assert_eq!(store.attrs().get("k").unwrap(), Some(1.into()));
+    assert_eq!(ds.read_array::<i32>("a", &[0], &[4]).unwrap(), arr1(&[1, 2, 3, 4]).into_dyn());
+    assert_eq!(util::tree(&dir.store()), committed, "the store is byte for byte the last commit");
+    store.discard(); // a no-op without changes
+
+    // The lock is free for another writer, and this handle can write again afterwards.
+    let other = Atlas::open(dir.store()).unwrap();
+    other.create_dataset("other").unwrap();
+    other.flush().unwrap();
+    ds.write_array("a", &[3], arr1(&[8]).view()).unwrap();
+    store.flush().unwrap();
+    let reopened = Atlas::open(dir.store()).unwrap();
+    assert!(reopened.dataset_exists("other"));
+    let got = reopened.open_dataset("d").unwrap().read_array::<i32>("a", &[0], &[4]).unwrap();
+    assert_eq!(got, arr1(&[1, 2, 3, 8]).into_dyn());
+}

@@ -1,7 +1,7 @@
 //! I/O faults (EIO, ENOSPC, short writes) injected at every mutating call of a write and its
 //! flush: each surfaces as an error, the last commit stays readable and whole, and retrying
-//! after the fault commits the change (after a failed fsync of the session's fragment, from a
-//! new handle: that session's bytes may be lost).
+//! after the fault commits the change (after a failed fsync of the session's fragment, once
+//! the session is discarded: its bytes may be lost).
 
 use atlas::testing::{Fault, inject};
 use atlas::{ArraySpec, Atlas, Error};
@@ -61,13 +61,14 @@ fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits()
                 match store.flush() {
                     Ok(()) => {}
                     // After a failed fsync of its fragment the session cannot be committed
-                    // (its bytes may be lost): the retry says so, and a new handle redoes it.
+                    // (its bytes may be lost): the retry says so, and the handle discards
+                    // the session and redoes the change.
                     Err(Error::Io { op, .. }) if op.contains("earlier fsync") => {
                         assert_eq!(read_fresh(&path), values(1), "{fault:?} at {fail_at}: a half commit");
                         refused_retries += 1;
-                        drop((ds, store));
-                        let store = Atlas::open(&path).unwrap();
-                        store.open_dataset("d").unwrap().write_array("a", &[0, 0], values(2).view()).unwrap();
+                        store.discard();
+                        assert_eq!(ds.read_array::<i32>("a", &[0, 0], &[8, 8]).unwrap(), values(1).into_dyn());
+                        ds.write_array("a", &[0, 0], values(2).view()).unwrap();
                         store.flush().unwrap();
                     }
                     Err(e) => panic!("{fault:?} at {fail_at}: the retry failed: {e}"),

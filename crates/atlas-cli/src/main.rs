@@ -311,17 +311,16 @@ fn open_array(store: &Atlas, path: &ArrayPath) -> Result<ArrayHandle> {
     Ok(store.open_dataset(&path.dataset)?.array(&path.array)?)
 }
 
-/// Keeps a write command's uncommitted changes from being committed behind its back.
-///
-/// Atlas flushes pending changes when the last handle of a store is dropped. A command that
-/// fails midway (an import cut short by a truncated file) must commit nothing instead, and
-/// Atlas has no call to drop pending changes. A handle that is never dropped keeps that
-/// flush from running: the command commits with an explicit `flush` when it succeeds, and
-/// when it fails the process exits with its changes uncommitted. The pending fragment is
-/// then an orphan that the next writer removes (docs/FORMAT.md, "Commit protocol", step 3),
-/// and the OS releases the writer lock with the process.
-fn keep_uncommitted(store: &Atlas) {
-    std::mem::forget(store.clone());
+/// Drops a write command's uncommitted changes when the command ends, so that one failing
+/// midway (an import cut short by a truncated file) commits nothing: Atlas would otherwise
+/// flush them when the store's last handle is dropped. A command that succeeded has
+/// flushed, and then there is nothing to drop.
+struct DiscardUncommitted<'a>(&'a Atlas);
+
+impl Drop for DiscardUncommitted<'_> {
+    fn drop(&mut self) {
+        self.0.discard();
+    }
 }
 
 fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
@@ -379,7 +378,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 }
                 opened => opened.map_err(|e| open_error(&store, e))?,
             };
-            keep_uncommitted(&store);
+            let _uncommitted = DiscardUncommitted(&store);
             let options = ImportOptions { chunks, dims, overwrite, slab_bytes };
             let moved = transfer::import(&store, (&array.dataset, &array.array), &file, &options, quiet)
                 .with_context(|| format!("import of {} into {array} failed; nothing was committed", file.display()))?;
@@ -531,7 +530,7 @@ fn recompress(
     out: &mut dyn Write,
 ) -> Result<()> {
     let store = open_store(path)?;
-    keep_uncommitted(&store);
+    let _uncommitted = DiscardUncommitted(&store);
     let mut arrays = Vec::new();
     match only {
         Some(array) => arrays.push((array.clone(), open_array(&store, array)?.block_stats()?.len() as u64)),

@@ -46,8 +46,9 @@ pub struct Moved {
 /// Imports the .npy file `file` into `dataset/array`, creating both as needed, and
 /// commits. The body is read straight from the (decompressing) stream.
 ///
-/// A failed import commits nothing: the caller must not let the store handle flush on drop
-/// (see `main.rs`, `keep_uncommitted`).
+/// A failed import commits nothing: the caller must discard the store's pending changes
+/// instead of letting its last handle flush them on drop (see `main.rs`,
+/// `DiscardUncommitted`).
 pub fn import(
     store: &Atlas,
     (dataset, array): (&str, &str),

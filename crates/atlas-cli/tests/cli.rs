@@ -718,6 +718,7 @@ fn import_refuses_files_it_cannot_read_naming_the_file_and_commits_nothing() {
         let reopened = Atlas::open(&store).unwrap();
         assert!(!reopened.dataset_exists("d"), "{name}: a failed import left its dataset");
         assert_eq!(reopened.generation(), 0, "{name}");
+        assert!(fragments(&store).is_empty(), "{name}: a failed import left its fragment");
     }
     atlas()
         .arg("import")
@@ -727,7 +728,7 @@ fn import_refuses_files_it_cannot_read_naming_the_file_and_commits_nothing() {
         .assert()
         .code(1)
         .stderr(contains("absent.npy"));
-    // The next writer clears what the failed imports left, and imports fine.
+    // The store is as new: the next import succeeds.
     let file = dir.path().join("ok.npy");
     std::fs::write(&file, npy("<i2", &[4], &[1; 8])).unwrap();
     atlas().arg("import").arg(&store).arg("d/a").arg(&file).assert().success();
