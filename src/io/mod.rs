@@ -57,9 +57,17 @@ pub(crate) fn is_dir(path: &Path) -> bool {
     path.is_dir()
 }
 
-/// Creates `dir` and its parents.
+/// Creates `dir` and its missing parents, durably: the directory holding each one made is
+/// fsynced, so none of their entries is lost in a crash (a relative path's first directory
+/// is held by the working directory).
 pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).map_err(io_err(dir, "create directory"))
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !exists(d)).collect();
+    fault::check(dir, "create directory")?;
+    fs::create_dir_all(dir).map_err(io_err(dir, "create directory"))?;
+    for made in missing.iter().rev() {
+        sync_dir(made.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
+    }
+    Ok(())
 }
 
 /// Reads a whole file, refusing one longer than `max_bytes` before allocating.

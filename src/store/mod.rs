@@ -71,10 +71,6 @@ impl Atlas {
             return Err(Error::already_exists(EntityKind::Store, dir.display().to_string()));
         }
         io::create_dir_all(&dir.join(disk::DATA_DIR))?;
-        // The store's own directory entry must survive a crash too.
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            io::sync_dir(parent)?;
-        }
         let meta = StoreMeta::new(config.codec, config.shuffle);
         let encoding = (config.meta_format, config.meta_compression);
         disk::write_meta(&dir, &meta, encoding)?;

@@ -171,3 +171,30 @@ fn a_short_write_of_a_block_leaves_the_next_flush_able_to_commit_the_blocks_befo
         assert_eq!(ds.read_array::<i32>("a", &[64, 0], &[64, 64]).unwrap(), Array2::<i32>::zeros((64, 64)).into_dyn());
     });
 }
+
+#[test]
+fn create_fsyncs_the_directory_holding_each_directory_it_makes() {
+    let mut dir = test_dir!();
+    let root = dir.path().to_path_buf();
+    let store = root.join("a/b/store");
+    let synced = dir.while_alone(|| {
+        // Failing each mutating call in turn names every directory fsynced, in order.
+        let mut synced = Vec::new();
+        for fail_at in 0.. {
+            let _ = std::fs::remove_dir_all(root.join("a"));
+            let guard = inject(fail_at, Fault::Eio);
+            let created = Atlas::create(&store, atlas::StoreConfig::default());
+            drop(guard);
+            match created {
+                Ok(_) => break,
+                Err(Error::Io { path, op: "fsync directory", .. }) => synced.push(path),
+                Err(Error::Io { .. }) => {}
+                Err(e) => panic!("at {fail_at}: {e}"),
+            }
+        }
+        synced
+    });
+    let made_in = [root.clone(), root.join("a"), root.join("a/b"), store.clone()];
+    assert_eq!(synced[..4], made_in, "each new directory's entry, outermost first");
+    assert!(synced.contains(&store), "the metadata's rename");
+}
