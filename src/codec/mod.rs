@@ -53,7 +53,7 @@ impl CodecId {
     }
 }
 
-pub(crate) use dict::ZstdDict;
+pub(crate) use dict::{MIN_TRAINING_SAMPLES, ZstdDict};
 pub(crate) use shuffle::{unshuffle_in_place, unshuffle_part};
 
 /// Concatenates training samples for a dictionary, shuffled by `shuffle_elem_bytes` as blocks

@@ -9,7 +9,7 @@ use super::config::{Element, ReadOptions};
 use super::output::{new_output, shaped};
 use super::state::{Inner, State};
 use super::state::{dictionary, write_settings};
-use crate::codec::{ZstdDict, training_samples};
+use crate::codec::{MIN_TRAINING_SAMPLES, ZstdDict, training_samples};
 use crate::engine::{
     ArrayCtx, BlockRef, Sink, Slot, SlotRead, WriteSettings, reaches_past, trim_chunks, trim_string_chunks,
     write_region,
@@ -133,8 +133,8 @@ impl ArrayHandle {
     /// Writes `data` at `start`; with `stage_tail`, the rows that fall in a chunk row this
     /// write leaves partly filled at the end of axis 0 are staged: kept raw in memory until
     /// a later write completes the chunk or the commit encodes them, so that appends of a
-    /// few rows do not encode their chunk again each time (the dictionary-training first
-    /// write of an array is never staged).
+    /// few rows do not encode their chunk again each time (a write that trains the array's
+    /// zstd dictionary is never staged).
     fn write_rows<T: Element, D: Dimension>(
         &self,
         start: &[u64],
@@ -164,10 +164,14 @@ impl ArrayHandle {
         stage_tail: bool,
     ) -> Result<()> {
         let mut meta = self.checked_meta(guard, start, shape, T::DTYPE, T::matches)?.clone();
-        let staged_rows = if stage_tail && !meta.train_dictionary { tail_rows(&meta, start, shape) } else { 0 };
-        if meta.train_dictionary && meta.zstd_dictionary.is_none() {
+        // A write of enough whole chunks trains the array's dictionary from them (until one
+        // is trained) and encodes all its rows, staging none.
+        let trains = meta.train_dictionary
+            && meta.zstd_dictionary.is_none()
+            && input.len() as u64 >= meta.chunk_bytes().saturating_mul(MIN_TRAINING_SAMPLES as u64);
+        let staged_rows = if stage_tail && !trains { tail_rows(&meta, start, shape) } else { 0 };
+        if trains {
             meta.zstd_dictionary = Self::train_dictionary(guard, &meta, input);
-            guard.array_mut(&self.dataset, &self.name)?.zstd_dictionary.clone_from(&meta.zstd_dictionary);
         }
         let dict = dictionary(&meta);
         let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref() };
@@ -196,6 +200,10 @@ impl ArrayHandle {
             guard.stage(&self.inner.data_dir(), ctx, &part_start, &part_shape, staged)?;
         }
         guard.record(written);
+        // Kept only once its blocks are: a failed write leaves no dictionary behind.
+        if trains {
+            guard.array_mut(&self.dataset, &self.name)?.zstd_dictionary = meta.zstd_dictionary;
+        }
         Ok(())
     }
 

@@ -116,9 +116,11 @@ impl ArraySpec {
         self
     }
 
-    /// Trains a zstd dictionary from the first write of at least 16 chunks and uses it for
-    /// every later zstd block: a better ratio for arrays of small chunks (a few KiB). Blocks
-    /// written with a dictionary decode only on the CPU.
+    /// Trains a zstd dictionary from the first write whose input holds at least 16 chunks'
+    /// worth of bytes (retried at each such write until zstd trains one, which it cannot
+    /// from very uniform data) and uses it for every later zstd block, string blocks
+    /// included: a better ratio for arrays of small chunks (a few KiB). Blocks written with a
+    /// dictionary decode only on the CPU.
     #[must_use]
     pub fn zstd_dictionary(mut self, train: bool) -> Self {
         self.train_dictionary = train;

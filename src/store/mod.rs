@@ -45,7 +45,7 @@ use crate::meta::{Codec, DatasetMeta, Shuffle, StoreMeta, meta_file_name, valida
 /// many threads run in parallel. Changes become durable at [`flush`](Atlas::flush); the
 /// writer lock is taken at the first change and released when the flush completes.
 /// Dropping the last handle flushes pending changes too, logging any error (call `flush`
-/// to see it); there is no rollback.
+/// to see it); [`discard`](Atlas::discard) drops them instead.
 ///
 /// Starting a change (the first one after a flush, in any method that changes the store)
 /// takes the writer lock: [`Error::Locked`] if another handle holds it, [`Error::Io`] on the

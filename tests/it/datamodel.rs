@@ -266,6 +266,32 @@ fn a_trained_zstd_dictionary_shrinks_small_chunks_and_reads_back_after_reopen() 
 }
 
 #[test]
+fn appends_to_an_array_with_a_trained_dictionary_are_staged_and_sealed_with_it() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let spec = ArraySpec::new(DType::Float32, [64, 512]).chunk_shape([2, 512]).zstd_dictionary(true);
+    let a = ds.define_array("t", spec).unwrap();
+    let row = |i: usize| Array2::from_shape_fn((1, 512), |(_, j)| 15.0 + (i as f32 * 0.05).sin() + j as f32 * 0.01);
+    let mut model = Array2::from_shape_fn((64, 512), |(i, j)| row(i)[[0, j]]);
+    a.write(&[0, 0], model.view()).unwrap(); // 32 whole chunks: the dictionary is trained
+    assert!(a.meta().unwrap().zstd_dictionary.is_some());
+    for i in 64..67 {
+        a.append(row(i).view()).unwrap();
+        model.push_row(row(i).row(0)).unwrap();
+    }
+    let last = |store: &Atlas| store.array_blocks("d", "t").unwrap().pop().unwrap();
+    assert_eq!(last(&store).state, atlas::BlockState::Staged, "the unfinished chunk is held raw");
+    store.flush().unwrap();
+    assert_eq!(last(&store).codec, atlas::BlockCodec::ZstdDict);
+    let reopened = Atlas::open(dir.store()).unwrap();
+    assert_eq!(
+        reopened.open_dataset("d").unwrap().read_array::<f32>("t", &[0, 0], &[67, 512]).unwrap(),
+        model.into_dyn()
+    );
+}
+
+#[test]
 fn large_shuffled_chunks_encoded_from_the_callers_rows_read_back_with_their_stats() {
     // Chunks of 4 MiB, zstd with shuffle: a chunk whose rows are not one contiguous run of
     // the input is encoded from those rows, never gathered into one buffer. Two bytes and

@@ -198,3 +198,25 @@ fn create_fsyncs_the_directory_holding_each_directory_it_makes() {
     assert_eq!(synced[..4], made_in, "each new directory's entry, outermost first");
     assert!(synced.contains(&store), "the metadata's rename");
 }
+
+#[test]
+fn a_write_that_fails_after_training_a_dictionary_leaves_none() {
+    let mut dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let spec = ArraySpec::new(atlas::DType::UInt16, [2048]).chunk_shape([64]).zstd_dictionary(true);
+    let a = ds.define_array("a", spec).unwrap();
+    let data = ndarray::Array1::from_shape_fn(2048, |i| (i % 97 * 31) as u16);
+    // The session is under way, so the failed write takes back only what it did itself.
+    let failed = dir.while_alone(|| {
+        let guard = inject(0, Fault::Eio);
+        let failed = a.write(&[0], data.view());
+        drop(guard);
+        failed
+    });
+    assert!(matches!(failed, Err(Error::Io { .. })), "{failed:?}");
+    assert!(a.meta().unwrap().zstd_dictionary.is_none(), "a dictionary kept for blocks never written");
+    a.write(&[0], data.view()).unwrap();
+    store.flush().unwrap();
+    assert!(a.meta().unwrap().zstd_dictionary.is_some());
+}
