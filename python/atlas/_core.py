@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -34,12 +35,31 @@ class Atlas:
     every read, write and flush releases the GIL.
     """
 
-    __slots__ = ("_native", "__weakref__")
+    __slots__ = ("_native", "_pid", "__weakref__")
 
     def __init__(self, native: _atlas.Store) -> None:
         if not isinstance(native, _atlas.Store):
             raise TypeError("use Atlas.create(path) or Atlas.open(path)")
         self._native = native
+        self._pid = os.getpid()
+
+    def __del__(self) -> None:
+        # The flush of a collected handle's pending changes, made here so that a failure
+        # shows as a warning (the native drop would only log it) and the GIL is released
+        # while it runs. A forked child leaves the parent's changes to the parent.
+        try:
+            if getattr(self, "_pid", None) != os.getpid() or not self._native.has_pending_changes:
+                return
+            self._native.flush()
+        except Exception as e:  # noqa: BLE001 - nothing may escape __del__
+            try:
+                warnings.warn(
+                    f"atlas: flushing {self._native.path} when its handle was collected failed: {e}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            except Exception:  # noqa: BLE001 - interpreter shutdown
+                pass
 
     @staticmethod
     def create(

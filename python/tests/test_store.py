@@ -1,6 +1,8 @@
 """Stores: create/open, the six metadata encodings, datasets, lifecycle, views."""
 
+import gc
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -127,6 +129,42 @@ def test_discard_drops_pending_changes_and_frees_the_lock(tmp_path):
     other.create_dataset("other")  # the writer lock is free
     other.flush()
     assert atlas.Atlas.open(path).list_datasets() == ["d", "other"]
+
+
+def test_a_collected_handle_flushes_and_warns_when_that_fails(tmp_path):
+    path = tmp_path / "s"
+    store = atlas.Atlas.create(path)
+    store.create_dataset("kept")
+    del store
+    gc.collect()
+    assert atlas.Atlas.open(path).list_datasets() == ["kept"]
+
+    store = atlas.Atlas.open(path)
+    store.create_dataset("lost")
+    os.mkdir(path / "atlas.meta.tmp")  # the commit's temp file cannot be written
+    with pytest.warns(RuntimeWarning, match="when its handle was collected failed"):
+        del store
+        gc.collect()
+    os.rmdir(path / "atlas.meta.tmp")
+    assert atlas.Atlas.open(path).list_datasets() == ["kept"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_dropping_a_handle_leaves_the_parents_changes_alone(tmp_path):
+    path = tmp_path / "s"
+    store = atlas.Atlas.create(path)
+    store.create_dataset("pending")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running
+        pid = os.fork()
+    if pid == 0:  # the child drops its copy of the handle, then exits at once
+        del store
+        gc.collect()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert atlas.Atlas.open(path).generation == 0, "the child committed the parent's changes"
+    store.flush()
+    assert atlas.Atlas.open(path).list_datasets() == ["pending"]
 
 
 def test_refresh_sees_another_handles_flush(tmp_path):

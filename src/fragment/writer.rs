@@ -12,7 +12,7 @@ use super::stats::ChunkStats;
 use crate::codec::BlockEncoding;
 use crate::error::Result;
 use crate::io::checksum;
-use crate::io::{AppendFile, FileReader};
+use crate::io::{self, AppendFile, FileReader};
 
 /// A fragment being written. Nothing in it is durable or visible until [`finish`] and the
 /// commit that names it. Everything past `blocks_end_bytes` is the tail (index and footer)
@@ -45,14 +45,27 @@ pub(crate) struct EncodedBlock<'a> {
 }
 
 impl FragmentWriter {
-    /// Creates the file and writes its header.
+    /// Creates the file and writes its header; a file it made is removed if that fails.
     pub(crate) fn create(path: PathBuf) -> Result<Self> {
-        let mut file = AppendFile::create_new(path)?;
+        let mut writer = Self { file: AppendFile::create_new(path)?, blocks_end_bytes: HEADER_LEN as u64 };
         let mut header = [0u8; HEADER_LEN];
         header[..HEADER_MAGIC.len()].copy_from_slice(HEADER_MAGIC);
         header[HEADER_VERSION_OFFSET..HEADER_VERSION_OFFSET + 4].copy_from_slice(&FRAGMENT_VERSION.to_le_bytes());
-        file.append(&header)?;
-        Ok(Self { file, blocks_end_bytes: HEADER_LEN as u64 })
+        match writer.file.append(&header) {
+            Ok(_) => Ok(writer),
+            Err(e) => {
+                writer.remove();
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes the file (its writer was given up before any commit could name it). A file
+    /// that cannot be removed is left as an orphan, which the next writer removes.
+    pub(crate) fn remove(self) {
+        if let Err(e) = io::remove_file(self.file.path()) {
+            log::warn!("atlas: cannot remove a fragment given up: {e}");
+        }
     }
 
     /// Appends a block at the next aligned offset and returns its entry.

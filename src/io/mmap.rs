@@ -19,6 +19,7 @@ pub(crate) struct MappedFile {
 impl MappedFile {
     /// Maps `path` read-only.
     pub(crate) fn open(path: &Path) -> Result<Self> {
+        super::raise_open_files_limit(); // one descriptor per fragment stays open
         let (file, len) = open_regular(path, OpenOptions::new().read(true))?;
         let map = if len == 0 {
             None // mmap of length 0 is an error on Linux

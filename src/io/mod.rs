@@ -8,6 +8,7 @@
 
 mod checksum;
 pub(crate) mod fault;
+mod fdlimit;
 mod lock;
 mod memory;
 mod mmap;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 pub(crate) use checksum::{Checksummer, checksum};
+pub(crate) use fdlimit::raise_open_files_limit;
 pub(crate) use lock::WriterLock;
 pub(crate) use memory::zeroed_buffer;
 pub(crate) use mmap::MappedFile;
@@ -68,6 +70,13 @@ pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
         sync_dir(made.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
     }
     Ok(())
+}
+
+/// Creates the directory `dir`, failing if it exists (an `Io` error of kind
+/// `AlreadyExists`): a claim on the name that two callers cannot both win.
+pub(crate) fn create_dir(dir: &Path) -> Result<()> {
+    fault::check(dir, "create directory")?;
+    fs::create_dir(dir).map_err(io_err(dir, "create directory"))
 }
 
 /// Reads a whole file, refusing one longer than `max_bytes` before allocating.
@@ -158,6 +167,11 @@ const APPEND_RUN_BYTES: usize = 1 << 20;
 const WRITEBACK_BYTES: u64 = 4 << 20;
 
 impl AppendFile {
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Creates `path`, failing if it exists.
     pub(crate) fn create_new(path: PathBuf) -> Result<Self> {
         fault::check(&path, "create")?;

@@ -63,12 +63,21 @@ pub(crate) fn parse_meta_file_name(name: &str) -> Option<(MetaFormat, MetaCompre
     ALL_ENCODINGS.into_iter().find(|(f, c)| meta_file_name(*f, *c) == name)
 }
 
+/// A commit serialised for its metadata file.
+pub(crate) struct EncodedMeta {
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+    /// Their length once decompressed (the serialised metadata's).
+    pub plain_len: u64,
+}
+
 /// Serialises and compresses a commit.
-pub(crate) fn encode_meta(meta: &StoreMeta, format: MetaFormat, compression: MetaCompression) -> Vec<u8> {
+pub(crate) fn encode_meta(meta: &StoreMeta, format: MetaFormat, compression: MetaCompression) -> EncodedMeta {
     let mut meta = meta.clone();
     meta.checksum = Some(content_checksum(&mut meta, format));
     let plain = serialize(&meta, format);
-    match compression {
+    let plain_len = plain.len() as u64;
+    let bytes = match compression {
         MetaCompression::None => plain,
         MetaCompression::Zstd => zstd::bulk::compress(&plain, 3).expect("zstd compresses to memory"),
         MetaCompression::Lz4 => {
@@ -76,7 +85,8 @@ pub(crate) fn encode_meta(meta: &StoreMeta, format: MetaFormat, compression: Met
             std::io::Write::write_all(&mut encoder, &plain).expect("lz4 writes to memory");
             encoder.finish().expect("lz4 finishes in memory")
         }
-    }
+    };
+    EncodedMeta { bytes, plain_len }
 }
 
 /// Why metadata bytes could not be decoded.
@@ -202,7 +212,7 @@ mod tests {
         meta.generation = 9;
         meta.datasets.insert("run42".into(), crate::meta::DatasetMeta::default());
         for (format, compression) in ALL_ENCODINGS {
-            let bytes = encode_meta(&meta, format, compression);
+            let bytes = encode_meta(&meta, format, compression).bytes;
             let mut back = decode_meta(&bytes, format, compression, MAX_META_BYTES).unwrap();
             assert!(back.checksum.is_some());
             back.checksum = None;
@@ -216,7 +226,7 @@ mod tests {
     fn newer_version_is_unsupported_not_corrupt() {
         let mut meta = StoreMeta::new(Codec::default(), Shuffle::Auto);
         meta.format_version = 99;
-        let bytes = encode_meta(&meta, MetaFormat::Json, MetaCompression::None);
+        let bytes = encode_meta(&meta, MetaFormat::Json, MetaCompression::None).bytes;
         assert!(matches!(
             decode_meta(&bytes, MetaFormat::Json, MetaCompression::None, MAX_META_BYTES),
             Err(MetaDecodeError::Unsupported(99))
@@ -227,7 +237,7 @@ mod tests {
     fn a_changed_value_that_still_parses_fails_the_checksum() {
         let mut meta = StoreMeta::new(Codec::default(), Shuffle::Auto);
         meta.generation = 12;
-        let text = String::from_utf8(encode_meta(&meta, MetaFormat::Json, MetaCompression::None)).unwrap();
+        let text = String::from_utf8(encode_meta(&meta, MetaFormat::Json, MetaCompression::None).bytes).unwrap();
         let edited = text.replace("\"generation\":12", "\"generation\":13");
         assert_ne!(edited, text);
         let err = decode_meta(edited.as_bytes(), MetaFormat::Json, MetaCompression::None, MAX_META_BYTES);

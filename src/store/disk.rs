@@ -36,7 +36,7 @@ pub(crate) fn load(dir: &Path, limits: &Limits) -> Result<Loaded> {
     let mut attempt = 1;
     loop {
         let (meta, encoding) = read_newest_meta(dir, limits)?;
-        match Snapshot::load(&dir.join(DATA_DIR), &meta.fragments) {
+        match Snapshot::load(&dir.join(DATA_DIR), &meta.fragments, meta.next_array_id) {
             Ok(snapshot) => {
                 check_string_blocks(&meta, &snapshot, limits.max_chunk_bytes)?;
                 return Ok(Loaded { meta, encoding, snapshot });
@@ -163,9 +163,25 @@ fn check_string_blocks(meta: &StoreMeta, snapshot: &Snapshot, max_chunk_bytes: u
 
 /// Writes `meta` as the store's metadata file (temp, fsync, rename). Returning `Ok` is the
 /// commit point: from here on, readers that open the store see this commit.
-pub(crate) fn write_meta(dir: &Path, meta: &StoreMeta, encoding: (MetaFormat, MetaCompression)) -> Result<()> {
+///
+/// # Errors
+/// [`Error::LimitExceeded`] when the file, or its decompressed length, would be over
+/// `limits.max_meta_bytes`: a store this handle (and any open with those limits) could not
+/// open again. Nothing is written then.
+pub(crate) fn write_meta(
+    dir: &Path,
+    meta: &StoreMeta,
+    encoding: (MetaFormat, MetaCompression),
+    limits: &Limits,
+) -> Result<()> {
     let name = meta_file_name(encoding.0, encoding.1);
-    io::replace_file(dir, name, META_TMP_FILE, &encode_meta(meta, encoding.0, encoding.1))
+    let encoded = encode_meta(meta, encoding.0, encoding.1);
+    let found = encoded.plain_len.max(encoded.bytes.len() as u64);
+    if found > limits.max_meta_bytes {
+        let what = "metadata length of the commit".to_string();
+        return Err(Error::LimitExceeded { path: dir.join(name), what, limit: limits.max_meta_bytes, found });
+    }
+    io::replace_file(dir, name, META_TMP_FILE, &encoded.bytes)
 }
 
 /// After [`write_meta`]: makes the rename durable (directory fsync) and removes metadata
@@ -206,6 +222,9 @@ pub(crate) fn remove_fragments(data_dir: &Path, names: &[String]) -> Result<()> 
 /// stale metadata temp file. Only called while holding the writer lock, so no live writer's
 /// files are touched; readers only ever open fragments a commit names.
 pub(crate) fn remove_orphans(dir: &Path, meta: &StoreMeta, current: (MetaFormat, MetaCompression)) -> Result<()> {
+    // The newest commit may be a rename a crashed writer never made durable: the files it
+    // supersedes are removed only once it is.
+    io::sync_dir(dir)?;
     io::remove_file(&dir.join(META_TMP_FILE))?;
     remove_other_meta_files(dir, meta_file_name(current.0, current.1))?;
     let data_dir = dir.join(DATA_DIR);

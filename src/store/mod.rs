@@ -70,10 +70,17 @@ impl Atlas {
         if io::exists(&dir) && (!io::is_dir(&dir) || !io::list_dir(&dir)?.is_empty()) {
             return Err(Error::already_exists(EntityKind::Store, dir.display().to_string()));
         }
-        io::create_dir_all(&dir.join(disk::DATA_DIR))?;
+        io::create_dir_all(&dir)?;
+        // Made exclusively: of two creates racing for one empty directory, one fails here.
+        io::create_dir(&dir.join(disk::DATA_DIR)).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                Error::already_exists(EntityKind::Store, dir.display().to_string())
+            }
+            other => other,
+        })?;
         let meta = StoreMeta::new(config.codec, config.shuffle);
         let encoding = (config.meta_format, config.meta_compression);
-        disk::write_meta(&dir, &meta, encoding)?;
+        disk::write_meta(&dir, &meta, encoding, &crate::meta::Limits::default())?;
         disk::settle_meta(&dir, encoding)?;
         Self::open(dir)
     }
@@ -223,7 +230,9 @@ impl Atlas {
     /// [`Error::Io`] when a write, fsync or rename fails; [`Error::Codec`] if encoding an
     /// append's unfinished chunk fails; [`Error::Corrupt`] if the finished fragment does not
     /// read back as written; [`Error::InvalidArgument`] if the new metadata breaks a rule an
-    /// open checks (a counter at `u64::MAX` after a damaged file). Before the metadata
+    /// open checks (a counter at `u64::MAX` after a damaged file); [`Error::LimitExceeded`]
+    /// if the new metadata file would be over this handle's `max_meta_bytes` (so that it
+    /// could not be opened again with them). Before the metadata
     /// rename (the commit point) the last commit stays intact and the changes stay pending,
     /// so `flush` can be called again, except after a failed fsync of the session's
     /// fragment: the kernel may have dropped bytes it could not write, so every later flush

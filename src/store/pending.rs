@@ -176,8 +176,14 @@ impl PendingFragment {
     fn create(data_dir: &Path, generation: u64) -> Result<Self> {
         let name = fragment_name(generation, nonce());
         let writer = FragmentWriter::create(data_dir.join(&name))?;
-        let blocks =
-            PendingBlocks { reader: writer.reader()?, index: HashMap::new(), staged: HashMap::new(), staged_bytes: 0 };
+        let reader = match writer.reader() {
+            Ok(reader) => reader,
+            Err(e) => {
+                writer.remove();
+                return Err(e);
+            }
+        };
+        let blocks = PendingBlocks { reader, index: HashMap::new(), staged: HashMap::new(), staged_bytes: 0 };
         Ok(Self { name, writer, blocks })
     }
 }

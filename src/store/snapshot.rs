@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::engine::BlockRef;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fragment::{BlockEntry, FragmentReader};
 use crate::meta::FragmentMeta;
 
@@ -23,20 +23,22 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// Maps every fragment listed by a commit, oldest first, so newer blocks win.
-    pub(crate) fn load(data_dir: &Path, fragments: &[FragmentMeta]) -> Result<Self> {
+    /// Maps every fragment listed by a commit, oldest first, so newer blocks win. Every
+    /// block must belong to an array id the commit allocated (below `next_array_id`): a
+    /// block of a later id would become part of the next array defined.
+    pub(crate) fn load(data_dir: &Path, fragments: &[FragmentMeta], next_array_id: u64) -> Result<Self> {
         let mut snapshot = Self::default();
         for fragment in fragments {
-            snapshot.add_fragment(data_dir, fragment)?;
+            let path = data_dir.join(&fragment.name);
+            let (reader, entries) = FragmentReader::open(&path, fragment.len_bytes)?;
+            if let Some(entry) = entries.iter().find(|e| e.array_id >= next_array_id) {
+                let detail =
+                    format!("a block of array id {}, never allocated (next id {next_array_id})", entry.array_id);
+                return Err(Error::corrupt(&path, detail));
+            }
+            snapshot.insert_fragment(reader, entries);
         }
         Ok(snapshot)
-    }
-
-    /// Adds a fragment newer than all present ones.
-    pub(crate) fn add_fragment(&mut self, data_dir: &Path, fragment: &FragmentMeta) -> Result<()> {
-        let (reader, entries) = FragmentReader::open(&data_dir.join(&fragment.name), fragment.len_bytes)?;
-        self.insert_fragment(reader, entries);
-        Ok(())
     }
 
     /// Adds an opened fragment newer than all present ones.

@@ -25,6 +25,9 @@ pub(crate) struct Inner {
     /// What reading this store's files may cost.
     pub limits: Limits,
     state: RwLock<State>,
+    /// The process that opened the store: a child forked from it inherits a copy of the
+    /// session, which is the parent's to commit.
+    pid: u32,
 }
 
 #[derive(Debug)]
@@ -42,7 +45,7 @@ pub(crate) struct State {
 impl Inner {
     pub(crate) fn new(dir: PathBuf, limits: Limits, loaded: disk::Loaded) -> Self {
         let state = State { meta: loaded.meta, encoding: loaded.encoding, committed: loaded.snapshot, session: None };
-        Self { dir, limits, state: RwLock::new(state) }
+        Self { dir, limits, state: RwLock::new(state), pid: std::process::id() }
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -176,7 +179,7 @@ impl Inner {
             }
             None => None,
         };
-        disk::write_meta(&self.dir, &next, state.encoding)?;
+        disk::write_meta(&self.dir, &next, state.encoding, &self.limits)?;
         // Committed: the new metadata is in place, so this handle's view moves to it even if
         // making the rename durable fails below (that error is still returned).
         state.meta = next;
@@ -282,9 +285,11 @@ impl State {
 
 impl Drop for Inner {
     /// Uncommitted changes are flushed when the last handle goes away; a failure is logged,
-    /// since `drop` cannot return it. Call `flush` to see errors.
+    /// since `drop` cannot return it. Call `flush` to see errors. A forked child never
+    /// flushes the parent's session.
     fn drop(&mut self) {
         if self.read().session.is_some()
+            && self.pid == std::process::id()
             && let Err(e) = self.flush()
         {
             log::error!("atlas: flush on drop of {} failed, uncommitted changes are lost: {e}", self.dir.display());

@@ -278,6 +278,31 @@ fn appends_through_one_handle_from_many_threads_each_land_once() {
 }
 
 #[test]
+fn of_two_creates_racing_for_one_path_exactly_one_succeeds() {
+    let dir = test_dir!();
+    for round in 0..20 {
+        let path = dir.join(&format!("s{round}"));
+        let barrier = std::sync::Barrier::new(2);
+        let outcomes: Vec<Result<Atlas, Error>> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        Atlas::create(&path, atlas::StoreConfig::default())
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|racer| racer.join().unwrap()).collect()
+        });
+        let won = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        assert_eq!(won, 1, "round {round}: {outcomes:?}");
+        let lost = outcomes.into_iter().find_map(Result::err).unwrap();
+        assert!(matches!(lost, Error::AlreadyExists { .. }), "round {round}: {lost}");
+        assert_eq!(Atlas::open(&path).unwrap().generation(), 0);
+    }
+}
+
+#[test]
 fn stale_handle_write_merges_with_blocks_another_writer_committed() {
     let dir = test_dir!();
     let first = util::create(&dir.store());

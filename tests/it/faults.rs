@@ -220,3 +220,28 @@ fn a_write_that_fails_after_training_a_dictionary_leaves_none() {
     store.flush().unwrap();
     assert!(a.meta().unwrap().zstd_dictionary.is_some());
 }
+
+#[test]
+fn a_first_write_failing_at_any_call_leaves_no_fragment_file() {
+    let mut dir = test_dir!();
+    let path = dir.store();
+    let store = util::create(&path);
+    store.create_dataset("d").unwrap().define_array("a", ArraySpec::new(atlas::DType::Int32, [8, 8])).unwrap();
+    store.flush().unwrap();
+    let ds = store.open_dataset("d").unwrap();
+    dir.while_alone(|| {
+        for fail_at in 0.. {
+            let guard = inject(fail_at, Fault::Eio);
+            let wrote = ds.write_array("a", &[0, 0], values(3).view());
+            drop(guard);
+            if wrote.is_ok() {
+                break;
+            }
+            // The change was the session's first: nothing of it may stay behind.
+            assert!(util::fragments(&path).is_empty(), "at {fail_at}: {wrote:?}");
+            assert!(!store.has_pending_changes());
+        }
+    });
+    store.flush().unwrap();
+    assert_eq!(read_fresh(&path), values(3));
+}

@@ -538,6 +538,19 @@ fn index_entries_whose_valid_counts_overflow_give_an_error_not_a_panic() {
 }
 
 #[test]
+fn a_block_of_an_array_id_never_allocated_is_corrupt_not_the_next_arrays_data() {
+    // Arrays a and s hold ids 0 and 1: a block of id 2 would read as the next array's.
+    let dir = test_dir!();
+    let path = dir.store();
+    let meta = small_store(&path);
+    assert_eq!(meta["next_array_id"], 2);
+    let fragment = util::fragments(&path).remove(0);
+    patch_index(&fragment, |b, i| put_u64(b, i + ENTRY_ARRAY_ID, 2));
+    let err = Atlas::open(&path).unwrap_err();
+    assert!(matches!(&err, Error::Corrupt { detail, .. } if detail.contains("array id 2, never allocated")), "{err}");
+}
+
+#[test]
 fn index_entries_with_foreign_or_extreme_coordinates_give_no_panic_when_the_array_shrinks() {
     // Index coordinates are not checked against the schema at open (docs/FORMAT.md): an
     // entry of `a` may claim chunk u64::MAX, or carry the two coordinates of `b`'s chunks.
@@ -753,6 +766,24 @@ fn lowered_limits_refuse_a_large_metadata_file_and_large_chunks_before_reading_t
     }
     // The defaults open it.
     Atlas::open_with(dir.store(), &OpenOptions::default()).unwrap();
+}
+
+#[test]
+fn a_commit_over_the_handles_metadata_limit_is_refused_and_the_handle_can_shrink_it() {
+    use atlas::{Limits, OpenOptions};
+    let dir = test_dir!();
+    util::create(&dir.store());
+    let mut limits = Limits::default();
+    limits.max_meta_bytes = 2048;
+    let store = Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits)).unwrap();
+    store.attrs().set("note", "x".repeat(4096)).unwrap();
+    assert_err!(store.flush(), Error::LimitExceeded { limit: 2048, .. });
+    // Nothing was committed, and the pending change can be taken back and redone smaller.
+    assert_eq!(Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits)).unwrap().generation(), 0);
+    store.attrs().set("note", "short").unwrap();
+    store.flush().unwrap();
+    let reopened = Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits)).unwrap();
+    assert_eq!(reopened.attrs().get("note").unwrap(), Some("short".into()));
 }
 
 #[test]
