@@ -19,6 +19,12 @@ impl ZstdDict {
         Self { key, bytes }
     }
 
+    /// A dictionary under a chosen key, to test what a key collision does.
+    #[cfg(test)]
+    pub(crate) fn with_key(key: u64, bytes: Vec<u8>) -> Self {
+        Self { key, bytes }
+    }
+
     pub(crate) fn key(&self) -> u64 {
         self.key
     }

@@ -10,10 +10,15 @@ use crate::error::{Error, Result};
 
 use super::dict::ZstdDict;
 
-// One context per thread, rebuilt when the level or the dictionary (by key; 0 for none)
-// changes.
+// One context per thread, rebuilt when the level or the dictionary changes. Compressors
+// compare the dictionary's bytes: a block encoded with another store's dictionary whose key
+// collides would be damaged for good. Decompressors compare keys only (0 for none): a wrong
+// dictionary there yields bytes that fail the block's checksum.
+/// What a compressor was set up with: its level, and its dictionary's bytes.
+type CompressorSetup = (i32, Option<Vec<u8>>);
+
 thread_local! {
-    static COMPRESSOR: RefCell<Option<((i32, u64), Compressor<'static>)>> = const { RefCell::new(None) };
+    static COMPRESSOR: RefCell<Option<(CompressorSetup, Compressor<'static>)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<(u64, Decompressor<'static>)>> = const { RefCell::new(None) };
 }
 
@@ -28,14 +33,15 @@ fn with_compressor<R>(
     dict: Option<&ZstdDict>,
     f: impl FnOnce(&mut Compressor<'static>) -> Result<R>,
 ) -> Result<R> {
-    let wanted = (level, dict.map_or(0, ZstdDict::key));
+    let wanted = (level, dict.map(ZstdDict::bytes));
     COMPRESSOR.with_borrow_mut(|slot| {
-        if slot.as_ref().is_none_or(|(have, _)| *have != wanted) {
+        if slot.as_ref().is_none_or(|((have_level, have_dict), _)| (*have_level, have_dict.as_deref()) != wanted) {
             let compressor = match dict {
                 Some(dict) => Compressor::with_dictionary(level, dict.bytes()),
                 None => Compressor::new(level),
             };
-            *slot = Some((wanted, compressor.map_err(|e| codec_err(&e))?));
+            let kept = (level, dict.map(|dict| dict.bytes().to_vec()));
+            *slot = Some((kept, compressor.map_err(|e| codec_err(&e))?));
         }
         let (_, compressor) = slot.as_mut().expect("set above");
         let result = f(compressor);
@@ -196,4 +202,31 @@ pub(super) fn decompress(stored: &[u8], dict: Option<&ZstdDict>, out: &mut [u8])
         let written = decompressor.decompress_to_buffer(stored, out).map_err(|e| codec_err(&e))?;
         super::check_len(super::CodecId::Zstd, written, out.len())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Raw-content dictionaries: any bytes serve zstd as a prefix.
+    fn dict(key: u64, fill: u8) -> ZstdDict {
+        ZstdDict::with_key(key, (0..4096u32).map(|i| fill ^ (i % 251) as u8).collect())
+    }
+
+    #[test]
+    fn a_compressor_is_not_reused_for_another_dictionary_under_the_same_key() {
+        // The input is the first dictionary's content: encoded with it, the frame refers to it.
+        let input: Vec<u8> = (0..8192u32).map(|i| 1 ^ (i % 251) as u8).collect();
+        let (first, second) = (dict(9, 1), dict(9, 7));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        compress(&input, 3, Some(&first), &mut a).unwrap();
+        compress(&input, 3, Some(&second), &mut b).unwrap();
+        // Decoded on a fresh context each (keys differ from any cached one), with the
+        // dictionary each was encoded with.
+        let mut out = vec![0; input.len()];
+        decompress(&b, Some(&ZstdDict::with_key(11, second.bytes().to_vec())), &mut out).unwrap();
+        assert_eq!(out, input);
+        decompress(&a, Some(&ZstdDict::with_key(13, first.bytes().to_vec())), &mut out).unwrap();
+        assert_eq!(out, input);
+    }
 }

@@ -105,7 +105,23 @@ pub(crate) fn parse(bytes: &[u8], expected_len_bytes: u64) -> Result<Vec<BlockEn
     if !rest.is_empty() {
         return Err("index has trailing bytes".into());
     }
+    refuse_overlaps(&entries)?;
     Ok(entries)
+}
+
+/// Writers give every block its own bytes; entries sharing bytes would make a compaction
+/// copy one block once per entry (a million entries naming one large block: terabytes).
+fn refuse_overlaps(entries: &[BlockEntry]) -> Result<(), String> {
+    let mut ranges: Vec<(u64, u64)> = entries
+        .iter()
+        .filter(|e| e.stored_len_bytes > 0)
+        .map(|e| (e.offset_bytes, e.offset_bytes + e.stored_len_bytes))
+        .collect();
+    ranges.sort_unstable();
+    match ranges.windows(2).find(|pair| pair[1].0 < pair[0].1) {
+        Some(pair) => Err(format!("blocks at offsets {} and {} overlap", pair[0].0, pair[1].0)),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -124,9 +124,11 @@ impl FragmentWriter {
 /// block after at most `BLOCK_ALIGN - 1` bytes of padding, the index and the footer. A longer
 /// file holds dead bytes (blocks a session wrote and then wrote again).
 pub(crate) fn max_fragment_len<'e>(entries: impl IntoIterator<Item = &'e BlockEntry>) -> u64 {
-    let blocks_and_index: u64 =
-        entries.into_iter().map(|e| e.stored_len_bytes + (BLOCK_ALIGN - 1) + e.encoded_len() as u64).sum();
-    (HEADER_LEN + FOOTER_LEN) as u64 + blocks_and_index
+    // Each length is bounded by its fragment's, but a sum over fragments need not fit.
+    let blocks_and_index = entries
+        .into_iter()
+        .fold(0u64, |sum, e| sum.saturating_add(e.stored_len_bytes + (BLOCK_ALIGN - 1) + e.encoded_len() as u64));
+    blocks_and_index.saturating_add((HEADER_LEN + FOOTER_LEN) as u64)
 }
 
 /// Reads blocks of a fragment that is still being written (uncommitted changes).

@@ -120,12 +120,13 @@ pub(crate) fn decode_meta(
         return Err(MetaDecodeError::Unsupported(probe.format_version));
     }
     let mut meta: StoreMeta = parse(&plain, format).map_err(MetaDecodeError::Corrupt)?;
-    // A JSON file without a checksum was written by hand (Atlas always writes one) and is
-    // taken as it is: one damaged byte of JSON cannot both drop the field and change a value.
-    // In MessagePack it can (a damaged map length leaves the last field unread), and nobody
-    // writes MessagePack by hand, so there the checksum is required.
-    if meta.checksum.is_none() && format == MetaFormat::MsgPack {
-        return Err(MetaDecodeError::Corrupt("msgpack metadata has no checksum".into()));
+    // A plain JSON file without a checksum was written by hand (Atlas always writes one) and
+    // is taken as it is: one damaged byte of JSON cannot both drop the field and change a
+    // value. In MessagePack it can (a damaged map length leaves the last field unread), and
+    // so can one damaged bit of a compressed stream (a match offset rewrites a whole span);
+    // nobody writes those by hand, so there the checksum is required.
+    if meta.checksum.is_none() && (format == MetaFormat::MsgPack || compression != MetaCompression::None) {
+        return Err(MetaDecodeError::Corrupt("metadata without a checksum is plain JSON only".into()));
     }
     let computed = content_checksum(&mut meta, format);
     if let Some(recorded) = meta.checksum
@@ -246,6 +247,10 @@ mod tests {
         let unsealed = edited.split(",\"checksum\"").next().unwrap().to_string() + "}";
         let meta = decode_meta(unsealed.as_bytes(), MetaFormat::Json, MetaCompression::None, MAX_META_BYTES).unwrap();
         assert_eq!((meta.generation, meta.checksum), (13, None));
+        // Compressed, a file without it is refused: a damaged bit can rewrite a span.
+        let compressed = zstd::bulk::compress(unsealed.as_bytes(), 3).unwrap();
+        let err = decode_meta(&compressed, MetaFormat::Json, MetaCompression::Zstd, MAX_META_BYTES);
+        assert!(matches!(err, Err(MetaDecodeError::Corrupt(detail)) if detail.contains("plain JSON only")));
     }
 
     #[test]

@@ -104,8 +104,9 @@ pub struct BadBlock {
 #[derive(Debug, Default)]
 #[non_exhaustive]
 pub struct VerifyReport {
-    /// Blocks decoded and checked (fill entries, which have no bytes, and chunks an
-    /// unfinished append holds in memory, which have no checksum yet, are not counted).
+    /// Blocks checked: decoded and compared with their checksum, or for fill entries (no
+    /// bytes) their recorded raw length. Chunks an unfinished append holds in memory have
+    /// no checksum yet and are not counted.
     pub blocks_checked: u64,
     /// Every block that failed, in dataset, array, chunk order.
     pub bad_blocks: Vec<BadBlock>,
@@ -167,10 +168,10 @@ impl Atlas {
             .iter()
             .flat_map(|(ds, d)| d.arrays.iter().map(move |(name, meta)| (format!("{ds}/{name}"), meta)))
             .collect();
-        // Fill entries have no bytes, and staged chunks no checksum yet: nothing to check.
+        // Staged chunks have no checksum yet: nothing to check.
         let checkable = |id: u64| {
             let mut blocks = state.live_blocks(id);
-            blocks.retain(|block| block.has_checksum() && !block.entry().is_fill);
+            blocks.retain(BlockRef::has_checksum);
             blocks
         };
         let total: u64 = arrays.iter().map(|(_, meta)| checkable(meta.id).len() as u64).sum();

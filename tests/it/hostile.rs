@@ -397,7 +397,11 @@ fn index_entries_claiming_huge_or_out_of_file_lengths_are_refused_without_alloca
     let fragment = util::fragments(&path).remove(0);
     let good = std::fs::read(&fragment).unwrap();
     // Entries in file order: a[0], a[1], s[0].
-    let cases: [(&str, Patch); 9] = [
+    let cases: [(&str, Patch); 10] = [
+        ("two entries naming one block", |b, i| {
+            let first_offset = b[i + ENTRY_OFFSET..i + ENTRY_OFFSET + 8].to_vec();
+            b[i + ENTRY_LEN_1D + ENTRY_OFFSET..i + ENTRY_LEN_1D + ENTRY_OFFSET + 8].copy_from_slice(&first_offset);
+        }),
         ("numeric raw_len 2^60", |b, i| put_u64(b, i + ENTRY_RAW_LEN, 1 << 60)),
         ("string raw_len 2^60", |b, i| put_u64(b, i + 2 * ENTRY_LEN_1D + ENTRY_RAW_LEN, 1 << 60)),
         ("string raw_len u64::MAX", |b, i| put_u64(b, i + 2 * ENTRY_LEN_1D + ENTRY_RAW_LEN, u64::MAX)),
@@ -548,6 +552,30 @@ fn a_block_of_an_array_id_never_allocated_is_corrupt_not_the_next_arrays_data() 
     patch_index(&fragment, |b, i| put_u64(b, i + ENTRY_ARRAY_ID, 2));
     let err = Atlas::open(&path).unwrap_err();
     assert!(matches!(&err, Error::Corrupt { detail, .. } if detail.contains("array id 2, never allocated")), "{err}");
+}
+
+#[test]
+fn verify_reports_a_fill_entry_whose_raw_length_every_read_refuses() {
+    let dir = test_dir!();
+    let path = dir.store();
+    let store = util::create(&path);
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::UInt8, [8]).chunk_shape([4])).unwrap();
+    ds.write_array("a", &[0], arr1(&[9u8, 9, 9, 9, 1, 2, 3, 4]).view()).unwrap();
+    store.flush().unwrap();
+    ds.write_array("a", &[0], arr1(&[0u8, 0, 0, 0]).view()).unwrap(); // over a block: a fill entry
+    store.flush().unwrap();
+    drop((ds, store));
+    let fragment = util::fragments(&path).remove(1);
+    patch_index(&fragment, |b, i| put_u64(b, i + ENTRY_RAW_LEN, 5));
+    let store = Atlas::open(&path).unwrap();
+    let read = store.open_dataset("d").unwrap().read_array::<u8>("a", &[0], &[4]);
+    assert!(matches!(read, Err(Error::Corrupt { .. })), "{read:?}");
+    let report = store.verify(&mut |_, _| {}).unwrap();
+    assert_eq!(report.blocks_checked, 2);
+    assert_eq!(report.bad_blocks.len(), 1, "{:?}", report.bad_blocks);
+    assert_eq!(report.bad_blocks[0].coord, [0]);
+    assert!(matches!(report.bad_blocks[0].error, Error::Corrupt { .. }));
 }
 
 #[test]
