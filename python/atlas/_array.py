@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator, MutableMapping
 from typing import Any, Optional, Sequence
 
@@ -44,6 +45,7 @@ class Attributes(MutableMapping):
         return value
 
     def get(self, key: str, default: Any = None) -> Any:
+        """The attribute `key`, or `default` if it is not set."""
         value = self._native.get(key)
         return default if value is None else value
 
@@ -93,6 +95,7 @@ class Array:
     # --- schema -------------------------------------------------------------------------
     @property
     def name(self) -> str:
+        """The array's name."""
         return self._native.name
 
     @property
@@ -108,14 +111,17 @@ class Array:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Elements per axis."""
         return self._native.meta()["shape"]
 
     @property
     def ndim(self) -> int:
+        """The number of axes."""
         return len(self.shape)
 
     @property
     def size(self) -> int:
+        """The number of elements."""
         return int(np.prod(self.shape, dtype=np.int64))
 
     @property
@@ -136,14 +142,17 @@ class Array:
 
     @property
     def chunks(self) -> tuple[int, ...]:
+        """Elements per axis of each chunk (the unit of storage and of decoding)."""
         return self._native.meta()["chunk_shape"]
 
     @property
     def dims(self) -> tuple[str, ...]:
+        """The axes' names."""
         return self._native.meta()["dims"]
 
     @property
     def fill_value(self) -> Any:
+        """What reads return where nothing was written."""
         return self._native.meta()["fill_value"]
 
     @property
@@ -154,6 +163,7 @@ class Array:
 
     @property
     def attrs(self) -> Attributes:
+        """The array's attributes (dict-like, writes through)."""
         return Attributes(self._native.attrs())
 
     @property
@@ -228,7 +238,11 @@ class Array:
         box = self._native.read(p.start, p.count)
         if is_whole_box(p) and not (isinstance(key, tuple) and len(key) == 0):
             return box
-        return box[p.post]
+        out = box[p.post]
+        # A step leaves a view of the whole box read: keep only the selection's elements.
+        if isinstance(out, np.ndarray) and out.size < box.size and np.may_share_memory(out, box):
+            out = out.copy()
+        return out
 
     def __setitem__(self, key: Any, value: Any) -> None:
         name = self.atlas_dtype
@@ -239,15 +253,31 @@ class Array:
             return
         if p.direct:
             data = _leading_ones_dropped(for_assign(value, name, self._label()), len(selection_shape(p)))
-            data = np.broadcast_to(data, selection_shape(p))
-            self._native.write(p.start, np.asarray(data.reshape(p.count), order="C"))
+            data = np.broadcast_to(data, selection_shape(p)).reshape(p.count)
+            if data.flags.c_contiguous or not p.count:
+                self._native.write(p.start, np.asarray(data, order="C"))
+            else:
+                self._write_broadcast(p.start, data)
         else:
             # Steps, index arrays or new axes: change the box in memory and write it back.
             box = self._native.read(p.start, p.count)
             box[p.post] = for_assign(value, name, self._label())
             self._native.write(p.start, box)
 
+    def _write_broadcast(self, start: list[int], data: np.ndarray) -> None:
+        """Writes `data`, a broadcast value (`a[:] = 0`), a chunk row of axis 0 at a time, so
+        memory holds one row of chunks, never the whole selection."""
+        rows = self.chunks[0]
+        first = start[0]
+        while first < start[0] + data.shape[0]:
+            end = min((first // rows + 1) * rows, start[0] + data.shape[0])
+            slab = np.ascontiguousarray(data[first - start[0] : end - start[0]])
+            self._native.write([first, *start[1:]], slab)
+            first = end
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if copy is False:
+            raise ValueError("an Atlas array is read into a new numpy array: copy=False is not possible")
         out = self._native.read(None, None)
         return out if dtype is None else out.astype(dtype, copy=False)
 
@@ -290,18 +320,21 @@ class Array:
         return _html.array_html(self)
 
 
-def _ints(values: Optional[Sequence[int]]) -> Optional[list[int]]:
-    """Starts and shapes: integers, never negative (numpy's counting from the end is for
-    `[]` indexing only)."""
+def _ints(values: Any) -> Optional[list[int]]:
+    """Starts and shapes: integers from 0 to 2^64 - 1 (numpy's counting from the end is for
+    `[]` indexing only); one integer stands for a sequence of one, as in numpy."""
     if values is None:
         return None
+    if isinstance(values, (int, np.integer)):
+        values = [values]
     out = []
     for v in values:
-        i = int(v)
-        if i != v:
-            raise TypeError(f"indices must be integers, got {v!r}")
-        if i < 0:
-            raise OutOfBoundsError(f"starts and shapes cannot be negative, got {list(values)!r}")
+        try:
+            i = operator.index(v)
+        except TypeError:
+            raise TypeError(f"starts and shapes must be integers, got {v!r}") from None
+        if not 0 <= i < 2**64:
+            raise OutOfBoundsError(f"starts and shapes run from 0 to 2**64 - 1, got {list(values)!r}")
         out.append(i)
     return out
 

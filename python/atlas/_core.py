@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import os
 import warnings
 from typing import Any, Optional, Sequence, Union
@@ -92,11 +93,15 @@ class Atlas:
         open an untrusted store cheaply: a file asking for more raises `LimitExceededError`
         before anything that large is allocated.
         """
+        for name, limit in (("max_meta_bytes", max_meta_bytes), ("max_chunk_bytes", max_chunk_bytes)):
+            if limit is not None and not 0 <= operator.index(limit) < 2**64:
+                raise ValueError(f"{name} must be from 0 to 2**64 - 1, got {limit!r}")
         return Atlas(_atlas.Store.open(_path(source), max_meta_bytes, max_chunk_bytes))
 
     # --- properties ---------------------------------------------------------------------
     @property
     def path(self) -> str:
+        """The store's directory."""
         return str(self._native.path)
 
     @property
@@ -111,14 +116,17 @@ class Atlas:
 
     @property
     def generation(self) -> int:
+        """The number of the commit this handle sees (0 for a new store)."""
         return self._native.generation
 
     @property
     def has_pending_changes(self) -> bool:
+        """Whether changes made through this store's handles are not yet committed."""
         return self._native.has_pending_changes
 
     # --- datasets -----------------------------------------------------------------------
     def create_dataset(self, name: str) -> "DatasetView":
+        """Creates the dataset `name` (`AlreadyExistsError` if there is one)."""
         return DatasetView(self._native.create_dataset(name), self)
 
     def open_dataset(self, name: str) -> "DatasetView":
@@ -126,9 +134,11 @@ class Atlas:
         return DatasetView(self._native.open_dataset(name), self)
 
     def delete_dataset(self, name: str) -> None:
+        """Deletes the dataset `name` with its arrays and attributes."""
         self._native.delete_dataset(name)
 
     def list_datasets(self) -> list[str]:
+        """The datasets' names, sorted."""
         return self._native.list_datasets()
 
     def list_arrays(self) -> list[str]:
@@ -136,6 +146,7 @@ class Atlas:
         return self._native.list_arrays()
 
     def dataset_exists(self, name: str) -> bool:
+        """Whether the store has a dataset `name`."""
         return self._native.dataset_exists(name)
 
     def __getitem__(self, name: str) -> "DatasetView":
@@ -149,6 +160,22 @@ class Atlas:
 
     def __len__(self) -> int:
         return len(self._native.list_datasets())
+
+    def keys(self) -> list[str]:
+        """The datasets' names, sorted (as `list_datasets()`)."""
+        return self._native.list_datasets()
+
+    def values(self) -> list["DatasetView"]:
+        """Every dataset, in name order."""
+        return [self[name] for name in self.keys()]
+
+    def items(self) -> list[tuple[str, "DatasetView"]]:
+        """(name, dataset) pairs, in name order."""
+        return [(name, self[name]) for name in self.keys()]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The dataset `name`, or `default` if there is none."""
+        return self[name] if name in self else default
 
     # --- lifecycle ----------------------------------------------------------------------
     def flush(self) -> None:
@@ -209,15 +236,20 @@ class Atlas:
         return Attributes(self._native.attrs())
 
     def attributes(self) -> dict[str, Any]:
+        """The store's attributes as a plain dict."""
         return self._native.attrs().all()
 
     def set_attribute(self, key: str, value: Any, dtype: Optional[str] = None) -> None:
+        """Sets a typed attribute; `dtype` (`"int8"`, `"float32"`, `"timestamp_nanoseconds"`...)
+        checks or converts the value."""
         self._native.attrs().set(key, value, dtype)
 
     def get_attribute(self, key: str) -> Any:
+        """The attribute, or None if it is not set."""
         return self._native.attrs().get(key)
 
     def delete_attribute(self, key: str) -> None:
+        """Removes the attribute."""
         self._native.attrs().remove(key)
 
     # --- many datasets ------------------------------------------------------------------
@@ -354,13 +386,16 @@ class DatasetView:
 
     @property
     def name(self) -> str:
+        """The dataset's name."""
         return self._native.name
 
     @property
     def store(self) -> Atlas:
+        """The store holding the dataset."""
         return self._store
 
     def list_arrays(self) -> list[str]:
+        """The arrays' names, sorted."""
         return self._native.list_arrays()
 
     def define_array(
@@ -387,7 +422,7 @@ class DatasetView:
             name,
             dtype_name(dtype),
             _ints(shape),
-            dims=None if dims is None else [str(d) for d in dims],
+            dims=None if dims is None else [dims] if isinstance(dims, str) else [str(d) for d in dims],
             chunk_shape=_ints(chunk_shape),
             fill_value=fill_value,
             codec=codec,
@@ -406,6 +441,22 @@ class DatasetView:
 
     def __len__(self) -> int:
         return len(self._native.list_arrays())
+
+    def keys(self) -> list[str]:
+        """The arrays' names, sorted (as `list_arrays()`)."""
+        return self._native.list_arrays()
+
+    def values(self) -> list[Array]:
+        """Every array, in name order."""
+        return [self[name] for name in self.keys()]
+
+    def items(self) -> list[tuple[str, Array]]:
+        """(name, array) pairs, in name order."""
+        return [(name, self[name]) for name in self.keys()]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The array `name`, or `default` if there is none."""
+        return self[name] if name in self else default
 
     def _maybe(self, name: str) -> Optional[Array]:
         """The array, or None where atlas-python 0.10 returned None for a missing one."""
@@ -439,6 +490,7 @@ class DatasetView:
         return {name: self.read_array(name, start, shape) for name in names}
 
     def delete_array(self, name: str) -> None:
+        """Deletes the array `name` and its blocks (reclaimed by `compact()`)."""
         self._native.delete_array(name)
 
     def array_meta(self, name: str) -> Optional[dict[str, Any]]:
@@ -454,14 +506,17 @@ class DatasetView:
         return None if array is None else array.stats
 
     def array_fill_value(self, name: str) -> Any:
+        """The array's fill value, or None if there is no such array."""
         array = self._maybe(name)
         return None if array is None else array.fill_value
 
     @property
     def attrs(self) -> Attributes:
+        """The dataset's attributes (dict-like, writes through)."""
         return Attributes(self._native.attrs())
 
     def attributes(self) -> dict[str, Any]:
+        """The dataset's attributes as a plain dict."""
         return self._native.attrs().all()
 
     def set_attribute(self, key: str, value: Any, dtype: Optional[str] = None) -> None:
@@ -474,6 +529,7 @@ class DatasetView:
         return self._native.attrs().get(key)
 
     def delete_attribute(self, key: str) -> None:
+        """Removes the attribute."""
         self._native.attrs().remove(key)
 
     def __repr__(self) -> str:

@@ -131,6 +131,16 @@ def _blocks(data: Any) -> Any:
 def add_xarray_dataset(store: Any, ds: Any, name: str, chunks: Optional[dict] = None, fill_value: Any = None) -> None:
     _xarray()
     view = store.create_dataset(name)
+    try:
+        _add_variables(view, ds, chunks, fill_value)
+    except BaseException:
+        # A variable Atlas cannot store (float16, an attribute of None...) leaves no half
+        # dataset behind for the next flush to commit.
+        store.delete_dataset(name)
+        raise
+
+
+def _add_variables(view: Any, ds: Any, chunks: Optional[dict], fill_value: Any) -> None:
     coord_names = [str(n) for n in ds.coords]
     for var_name in coord_names + [str(n) for n in ds.data_vars]:
         var = ds.variables[var_name]

@@ -1,0 +1,68 @@
+"""numpy and h5py conventions: argument forms, mapping methods, copies, broadcast writes."""
+
+import numpy as np
+import pytest
+
+import atlas
+
+
+def test_a_stepped_read_keeps_only_the_selection(ds):
+    arr = ds.define_array("a", "float64", None, [1000], chunk_shape=[100])
+    arr[:] = np.arange(1000.0)
+    picked = arr[::100]
+    assert picked.tolist() == list(range(0, 1000, 100))
+    assert picked.base is None or picked.base.size == picked.size, "the whole box stays alive"
+
+
+def test_a_broadcast_value_is_written_a_chunk_row_at_a_time_and_lands_exactly(ds):
+    arr = ds.define_array("a", "int32", None, [10, 6], chunk_shape=[3, 4])
+    model = np.zeros((10, 6), np.int32)
+    for key, value in [
+        ((slice(None), slice(None)), 5),
+        ((slice(2, 9), slice(1, 5)), np.array([1, 2, 3, 4], np.int32)),
+        ((slice(1, 8), 3), 7),
+        ((slice(4, 10), slice(None)), np.arange(6, dtype=np.int32)[None, :]),
+    ]:
+        arr[key] = value
+        model[key] = value
+        assert np.array_equal(arr[:], model), key
+
+
+def test_starts_and_shapes_take_one_integer_and_refuse_floats_and_out_of_range(ds):
+    arr = ds.define_array("a", "int16", "x", 8)
+    assert arr.shape == (8,) and arr.dims == ("x",)
+    arr.resize(10)
+    assert arr.shape == (10,)
+    assert arr.read(2, 3).tolist() == [0, 0, 0]
+    with pytest.raises(TypeError):
+        arr.read([2.0], [3])
+    with pytest.raises(atlas.OutOfBoundsError):
+        arr.read([2**64], [1])
+
+
+def test_open_limits_out_of_range_are_a_value_error(tmp_path):
+    atlas.Atlas.create(tmp_path / "s")
+    with pytest.raises(ValueError):
+        atlas.Atlas.open(tmp_path / "s", max_meta_bytes=-1)
+
+
+def test_stores_and_datasets_have_dict_methods(store):
+    d = store.create_dataset("d")
+    d.define_array("b", "int8", None, [2])
+    d.define_array("a", "int8", None, [2])
+    store.create_dataset("e")
+    assert store.keys() == ["d", "e"]
+    assert [name for name, _ in store.items()] == ["d", "e"]
+    assert [v.name for v in store.values()] == ["d", "e"]
+    assert store.get("missing") is None and store.get("d").name == "d"
+    assert d.keys() == ["a", "b"]
+    assert [a.name for a in d.values()] == ["a", "b"]
+    assert dict(d.items())["b"].name == "b"
+    assert d.get("missing", 1) == 1
+
+
+def test_asarray_without_a_copy_is_refused(ds):
+    arr = ds.define_array("a", "int8", None, [2])
+    assert np.asarray(arr).tolist() == [0, 0]
+    with pytest.raises(ValueError):
+        arr.__array__(copy=False)
