@@ -163,18 +163,22 @@ pub(crate) fn decode_strings(
     parse(&raw, elems).map_err(|detail| corrupt_chunk(ctx, block, &detail))
 }
 
-/// Splits a string chunk's raw form into its strings.
+/// Splits a string chunk's raw form into its strings, reading the offset table in place.
 fn parse(raw: &[u8], elems: usize) -> Result<Vec<String>, String> {
     let (table, text) = raw.split_at((elems + 1) * OFFSET_BYTES);
-    let offsets: Vec<usize> =
-        table.chunks_exact(OFFSET_BYTES).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize).collect();
-    if offsets[0] != 0 || offsets[elems] != text.len() || offsets.windows(2).any(|w| w[0] > w[1]) {
-        return Err("string offsets are not increasing from 0 to the text length".into());
+    let offset = |i: usize| {
+        let bytes = &table[i * OFFSET_BYTES..(i + 1) * OFFSET_BYTES];
+        u32::from_le_bytes(bytes.try_into().expect("4 bytes")) as usize
+    };
+    let bad_offsets = || "string offsets are not increasing from 0 to the text length".to_string();
+    if offset(0) != 0 || offset(elems) != text.len() {
+        return Err(bad_offsets());
     }
-    offsets
-        .windows(2)
-        .map(|w| {
-            std::str::from_utf8(&text[w[0]..w[1]]).map(str::to_owned).map_err(|e| format!("string is not UTF-8: {e}"))
+    (0..elems)
+        .map(|i| {
+            let (start, end) = (offset(i), offset(i + 1));
+            let bytes = text.get(start..end).ok_or_else(bad_offsets)?;
+            std::str::from_utf8(bytes).map(str::to_owned).map_err(|e| format!("string is not UTF-8: {e}"))
         })
         .collect()
 }
@@ -235,6 +239,9 @@ mod tests {
         assert_eq!(parse(&good, 2).unwrap(), ["a", "bc"]);
         let backwards = [0u32, 2, 1].iter().flat_map(|o| o.to_le_bytes()).chain(*b"x").collect::<Vec<u8>>();
         assert!(parse(&backwards, 2).is_err());
+        // An offset past the text before a later one comes back down: an error, not a panic.
+        let past_the_end = [0u32, 100, 5].iter().flat_map(|o| o.to_le_bytes()).chain(*b"hello").collect::<Vec<u8>>();
+        assert!(parse(&past_the_end, 2).is_err());
         let bad_utf8 = [0u32, 1].iter().flat_map(|o| o.to_le_bytes()).chain([0xff]).collect::<Vec<u8>>();
         assert!(parse(&bad_utf8, 1).is_err());
     }

@@ -127,12 +127,17 @@ fn read_newest_meta_once(dir: &Path, limits: &Limits) -> Result<(StoreMeta, (Met
 }
 
 /// Refuses a commit with an array whose raw chunk is over `max_chunk_bytes` (what reading
-/// one of its blocks would allocate); returns what and how much.
+/// one of its blocks would allocate; for strings, the offset table every block of the
+/// array holds at least); returns what and how much.
 fn check_chunk_limit(meta: &StoreMeta, max_chunk_bytes: u64) -> std::result::Result<(), (String, u64)> {
     for (ds_name, ds) in &meta.datasets {
         for (name, array) in &ds.arrays {
-            if array.chunk_bytes() > max_chunk_bytes {
-                return Err((format!("raw chunk length of array {ds_name}/{name}"), array.chunk_bytes()));
+            let raw = match array.dtype {
+                DType::String => array.chunk_elems().saturating_add(1).saturating_mul(4),
+                _ => array.chunk_bytes(),
+            };
+            if raw > max_chunk_bytes {
+                return Err((format!("raw chunk length of array {ds_name}/{name}"), raw));
             }
         }
     }

@@ -480,6 +480,25 @@ fn a_lowered_chunk_limit_refuses_a_string_block_claiming_more_at_open() {
 }
 
 #[test]
+fn a_lowered_chunk_limit_counts_a_string_arrays_offset_table() {
+    use atlas::{Limits, OpenOptions};
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let spec = ArraySpec::new(DType::String, [1 << 20]).chunk_shape([1 << 16]);
+    store.create_dataset("d").unwrap().define_array("s", spec).unwrap();
+    store.flush().unwrap();
+    let mut limits = Limits::default();
+    limits.max_chunk_bytes = 64 << 10; // under the 256 KiB + 4 B table of every block
+    match Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits)) {
+        Err(Error::LimitExceeded { what, found, .. }) => {
+            assert!(what.contains("d/s"), "{what}");
+            assert_eq!(found, 4 * ((1 << 16) + 1));
+        }
+        other => panic!("expected LimitExceeded, got {other:?}"),
+    }
+}
+
+#[test]
 fn verifying_a_fill_entry_of_a_large_string_chunk_builds_no_chunk() {
     let mut dir = test_dir!();
     let path = dir.store();
