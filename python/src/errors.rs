@@ -5,7 +5,7 @@
 //! `IndexError`, `FileExistsError`, `OSError`), which `create_exception!` cannot express.
 
 use pyo3::exceptions::{
-    PyException, PyFileExistsError, PyIndexError, PyKeyError, PyOSError, PyTypeError, PyValueError,
+    PyException, PyFileExistsError, PyFileNotFoundError, PyIndexError, PyKeyError, PyOSError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -18,6 +18,8 @@ pub enum Kind {
     Base,
     /// `NotFoundError` (also `KeyError`).
     NotFound,
+    /// `StoreNotFoundError`: no store at a path (a `NotFoundError`, also `FileNotFoundError`).
+    StoreNotFound,
     /// `AlreadyExistsError` (also `FileExistsError`).
     AlreadyExists,
     /// `InvalidArgumentError` (also `ValueError`).
@@ -51,7 +53,7 @@ pub enum Kind {
 }
 
 /// Every class as (kind, Python name, parent kind or none for the base, extra builtin base, doc).
-const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 17] = [
+const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 18] = [
     (Kind::Base, "AtlasError", None, Builtin::Exception, "Base class of every error Atlas raises."),
     (
         Kind::NotFound,
@@ -59,6 +61,13 @@ const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 17] = [
         Some(Kind::Base),
         Builtin::Key,
         "A store, dataset, array or attribute does not exist.",
+    ),
+    (
+        Kind::StoreNotFound,
+        "StoreNotFoundError",
+        Some(Kind::NotFound),
+        Builtin::FileNotFound,
+        "No store at the path given (no directory, or no metadata file in it).",
     ),
     (
         Kind::AlreadyExists,
@@ -142,6 +151,7 @@ enum Builtin {
     None,
     Exception,
     Key,
+    FileNotFound,
     FileExists,
     Value,
     Index,
@@ -177,6 +187,7 @@ fn make_types(py: Python<'_>) -> PyResult<Vec<Py<PyType>>> {
             Builtin::None => {}
             Builtin::Exception => bases.push(py.get_type::<PyException>()),
             Builtin::Key => bases.push(py.get_type::<PyKeyError>()),
+            Builtin::FileNotFound => bases.push(py.get_type::<PyFileNotFoundError>()),
             Builtin::FileExists => bases.push(py.get_type::<PyFileExistsError>()),
             Builtin::Value => bases.push(py.get_type::<PyValueError>()),
             Builtin::Index => bases.push(py.get_type::<PyIndexError>()),
@@ -215,6 +226,7 @@ pub fn err<T>(kind: Kind, message: impl Into<String>) -> PyResult<T> {
 pub fn to_py(error: atlas::Error) -> PyErr {
     use atlas::Error as E;
     let kind = match &error {
+        E::NotFound { kind: atlas::EntityKind::Store, .. } => Kind::StoreNotFound,
         E::NotFound { .. } => Kind::NotFound,
         E::AlreadyExists { .. } => Kind::AlreadyExists,
         E::InvalidName { .. } => Kind::InvalidName,

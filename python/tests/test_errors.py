@@ -11,6 +11,7 @@ import atlas
 
 HIERARCHY = {
     "NotFoundError": (atlas.AtlasError, KeyError),
+    "StoreNotFoundError": (atlas.NotFoundError, KeyError, FileNotFoundError),
     "AlreadyExistsError": (atlas.AtlasError, FileExistsError),
     "InvalidArgumentError": (atlas.AtlasError, ValueError),
     "InvalidNameError": (atlas.InvalidArgumentError, ValueError),
@@ -41,6 +42,13 @@ def test_not_found_reads_as_written_and_is_a_key_error(store):
         store.open_dataset("nope")
     assert isinstance(info.value, atlas.NotFoundError)
     assert str(info.value) == "dataset not found: nope"
+
+
+def test_opening_a_missing_store_is_a_file_not_found_error(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        atlas.Atlas.open(tmp_path / "typo")
+    assert isinstance(info.value, atlas.NotFoundError)
+    assert "typo" in str(info.value)
 
 
 def test_locked_by_another_writer(tmp_path):
