@@ -29,8 +29,10 @@ class Attributes(MutableMapping):
     """The typed attributes of a store, dataset or array, as a dict-like view that reads
     and writes through (durable at the next flush).
 
-    Values: bool, int (64-bit), float, str, `numpy.datetime64` (stored as a timestamp), and
-    lists and dicts of these; numpy scalars and arrays are stored as Python values and lists.
+    Values: bool, int (64-bit), float, str, timestamps (`numpy.datetime64` of any unit,
+    `datetime.datetime` and `datetime.date`, aware ones converted to UTC; read back as
+    `numpy.datetime64[ns]`), and lists and dicts of these; numpy scalars and arrays are
+    stored as Python values and lists.
     """
 
     __slots__ = ("_native",)

@@ -233,6 +233,8 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
         "timestamp" | "timestamp_ns" | "timestamp_nanoseconds" | "datetime64[ns]" => {
             if value.is_instance_of::<PyInt>() {
                 Ok(AttrValue::Timestamp(value.extract()?))
+            } else if let Some(ns) = python_datetime_ns(value)? {
+                Ok(AttrValue::Timestamp(ns))
             } else {
                 Ok(AttrValue::Timestamp(datetime64_ns(value)?))
             }
@@ -288,6 +290,15 @@ fn attr_inferred(value: &Bound<'_, PyAny>, depth: usize) -> PyResult<AttrValue> 
     if is_instance_of_numpy(value, "datetime64")? {
         return Ok(AttrValue::Timestamp(datetime64_ns(value)?));
     }
+    if let Some(ns) = python_datetime_ns(value)? {
+        return Ok(AttrValue::Timestamp(ns));
+    }
+    if is_instance_of_numpy(value, "ndarray")? && value.getattr("dtype")?.getattr("kind")?.extract::<String>()? == "M" {
+        // `tolist()` gives ints for nanosecond units and `datetime`s for coarser ones:
+        // nanoseconds since the epoch for all, then one timestamp per element.
+        let ns = value.call_method1("astype", ("datetime64[ns]",))?.call_method1("view", ("int64",))?;
+        return timestamps_from_ints(&ns.call_method0("tolist")?, depth + 1);
+    }
     if is_instance_of_numpy(value, "ndarray")? || is_instance_of_numpy(value, "generic")? {
         // numpy scalars become Python scalars, arrays nested lists.
         let plain = value.call_method0("tolist")?;
@@ -296,6 +307,38 @@ fn attr_inferred(value: &Bound<'_, PyAny>, depth: usize) -> PyResult<AttrValue> 
         }
     }
     err(Kind::DTypeMismatch, format!("unsupported attribute type {}", value.get_type().name()?))
+}
+
+/// A `datetime.datetime` or `datetime.date` as nanoseconds since the epoch (a naive one
+/// taken as UTC, an aware one converted to UTC); `None` for any other value.
+fn python_datetime_ns(value: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
+    let py = value.py();
+    let datetime = py.import("datetime")?;
+    if !value.is_instance(&datetime.getattr("date")?)? {
+        return Ok(None);
+    }
+    let utc = if value.is_instance(&datetime.getattr("datetime")?)? && !value.getattr("tzinfo")?.is_none() {
+        let utc_zone = datetime.getattr("timezone")?.getattr("utc")?;
+        let kwargs = pyo3::types::PyDict::new(py);
+        kwargs.set_item("tzinfo", py.None())?;
+        value.call_method1("astimezone", (utc_zone,))?.call_method("replace", (), Some(&kwargs))?
+    } else {
+        value.clone()
+    };
+    datetime64_ns(&utc).map(Some)
+}
+
+/// Nested lists of nanosecond counts (a datetime64 array's) as timestamps.
+fn timestamps_from_ints(value: &Bound<'_, PyAny>, depth: usize) -> PyResult<AttrValue> {
+    if depth > MAX_DEPTH {
+        return err(Kind::InvalidArgument, "attribute value nests too deeply");
+    }
+    match value.cast::<PyList>() {
+        Ok(list) => {
+            list.iter().map(|v| timestamps_from_ints(&v, depth + 1)).collect::<PyResult<_>>().map(AttrValue::List)
+        }
+        Err(_) => Ok(AttrValue::Timestamp(value.extract()?)),
+    }
 }
 
 /// An attribute as a Python value: timestamps as `numpy.datetime64`, lists and maps as

@@ -1,5 +1,7 @@
 """Datasets: atlas-python 0.10's methods, every dtype, attributes."""
 
+import datetime
+
 import numpy as np
 import pytest
 
@@ -191,11 +193,25 @@ def test_array_stats_are_current_without_a_flush(ds):
     (np.datetime64("2024-03-01T00:00:00", "s"), None, np.datetime64("2024-03-01", "ns")),
     (5, "int8", 5), (5, "float32", 5.0), (5, "timestamp_nanoseconds", np.datetime64(5, "ns")),
     (1, "bool", True), (12, "string", "12"), ("2024-03-01", None, "2024-03-01"),
+    (datetime.datetime(2024, 3, 1, 12), None, np.datetime64("2024-03-01T12:00", "ns")),
+    (datetime.datetime(2024, 3, 1, 12, tzinfo=datetime.timezone(datetime.timedelta(hours=2))), None,
+     np.datetime64("2024-03-01T10:00", "ns")),
+    (datetime.date(2024, 3, 1), None, np.datetime64("2024-03-01", "ns")),
+    (datetime.datetime(2024, 3, 1), "timestamp", np.datetime64("2024-03-01", "ns")),
 ])
 def test_attributes_keep_their_type(ds, value, dtype, back):
     ds.set_attribute("k", value, dtype)
     got = ds.get_attribute("k")
     assert got == back and type(got) is type(back)
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "s", "D"])
+def test_datetime64_arrays_are_stored_as_timestamps_in_any_unit(ds, unit):
+    value = np.array([["2020-01-01", "2021-06-01"]], f"datetime64[{unit}]")
+    ds.attrs["t"] = value
+    got = ds.attrs["t"]
+    assert got == [[np.datetime64("2020-01-01", "ns"), np.datetime64("2021-06-01", "ns")]]
+    assert all(type(t) is np.datetime64 for t in got[0])
 
 
 def test_attribute_errors_and_mapping_view(ds):
