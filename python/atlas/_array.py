@@ -84,7 +84,7 @@ class Array:
 
     Reads: `arr[...]`, `arr[2:10, ::2, 5]`, `np.asarray(arr)`, `arr.read(start, shape)`;
     only the box holding the selection is read and decoded. Writes: `arr[...] = x` (numpy's
-    broadcasting and casting within a kind), `arr.write(start, data)`, `arr.append(data)`.
+    broadcasting; casts within a kind or to a wider one, and between integer types when the values fit), `arr.write(start, data)`, `arr.append(data)`.
     Strings read as object arrays, timestamps as `datetime64[ns]`.
     """
 

@@ -103,17 +103,29 @@ def for_write(data: Any, name: str, label: str) -> Any:
 
 
 def for_assign(value: Any, name: str, label: str) -> np.ndarray:
-    """`value` for `arr[...] = value`: numpy's assignment rules, where a cast within a kind or
-    to a wider kind (int to float) is made; others (float to int, anything to bool) refused."""
+    """`value` for `arr[...] = value`, one rule for arrays, lists and scalars: a cast within
+    a kind or to a wider kind (int to float) is made, and between integer types when every
+    value fits; others (float to int, anything to bool, ints out of range) are refused
+    where numpy would cast silently."""
     target = NUMPY_DTYPES[name]
     if name == "string":
         return np.asarray(value, dtype=object)
+    if name == "timestamp" and not isinstance(value, np.ndarray):
+        return np.asarray(value, dtype=target)  # parses strings and datetime objects
     if not isinstance(value, np.ndarray):
-        return np.asarray(value, dtype=target)
+        value = np.asarray(value)
     if value.dtype == target:
         return value
     if name == "timestamp" and (value.dtype.kind == "M" or value.dtype == np.int64):
         return value.astype(target) if value.dtype.kind == "M" else value.view(target)
+    if value.dtype.kind in "iu" and target.kind in "iu":
+        info = np.iinfo(target)
+        if value.size and (value.min() < info.min or value.max() > info.max):
+            raise DTypeMismatchError(
+                f"values out of range for array {label}: it holds {target} ({info.min}..{info.max}), "
+                f"the data spans {value.min()}..{value.max()}"
+            )
+        return value.astype(target)
     if np.can_cast(value.dtype, target, casting="same_kind"):
         return value.astype(target)
     raise DTypeMismatchError(f"dtype mismatch on array {label}: it holds {target}, the data is {value.dtype}")

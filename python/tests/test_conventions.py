@@ -66,3 +66,20 @@ def test_asarray_without_a_copy_is_refused(ds):
     assert np.asarray(arr).tolist() == [0, 0]
     with pytest.raises(ValueError):
         arr.__array__(copy=False)
+
+
+def test_assignment_casts_lists_and_arrays_by_one_rule(ds):
+    u16 = ds.define_array("u16", "uint16", None, [3])
+    u16[:] = np.arange(3)  # int64 values that fit
+    u16[:] = [1, 2, 3]
+    assert u16[:].tolist() == [1, 2, 3]
+    for bad in ([70000, 0, 0], np.array([-1, 0, 0]), [1.5, 0, 0], np.array([1.5, 0, 0])):
+        with pytest.raises(atlas.DTypeMismatchError):
+            u16[:] = bad
+    assert u16[:].tolist() == [1, 2, 3]
+    f32 = ds.define_array("f32", "float32", None, [2])
+    f32[:] = [1, 2]
+    assert f32[:].tolist() == [1.0, 2.0]
+    t = ds.define_array("t", "timestamp", None, [1])
+    t[:] = ["2024-01-01"]
+    assert t[0] == np.datetime64("2024-01-01", "ns")
