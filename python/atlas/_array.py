@@ -84,8 +84,9 @@ class Array:
 
     Reads: `arr[...]`, `arr[2:10, ::2, 5]`, `np.asarray(arr)`, `arr.read(start, shape)`;
     only the box holding the selection is read and decoded. Writes: `arr[...] = x` (numpy's
-    broadcasting; casts within a kind or to a wider one, and between integer types when the values fit), `arr.write(start, data)`, `arr.append(data)`.
-    Strings read as object arrays, timestamps as `datetime64[ns]`.
+    broadcasting; casts within a kind or to a wider one, and between integer types when the
+    values fit), `arr.write(start, data)`, `arr.append(data)`. Strings read as object
+    arrays, timestamps as `datetime64[ns]`.
     """
 
     __slots__ = ("_native", "_store")
