@@ -227,16 +227,27 @@ pub(crate) fn remove_fragments(data_dir: &Path, names: &[String]) -> Result<()> 
 /// stale metadata temp file. Only called while holding the writer lock, so no live writer's
 /// files are touched; readers only ever open fragments a commit names.
 pub(crate) fn remove_orphans(dir: &Path, meta: &StoreMeta, current: (MetaFormat, MetaCompression)) -> Result<()> {
+    let keep = meta_file_name(current.0, current.1);
+    let data_dir = dir.join(DATA_DIR);
+    let mut orphans: Vec<_> = io::list_dir(dir)?
+        .into_iter()
+        .filter(|name| name == META_TMP_FILE || (name != keep && parse_meta_file_name(name).is_some()))
+        .map(|name| dir.join(name))
+        .collect();
+    orphans.extend(
+        io::list_dir(&data_dir)?
+            .into_iter()
+            .filter(|name| meta::is_fragment_name(name) && !meta.fragments.iter().any(|f| f.name == *name))
+            .map(|name| data_dir.join(name)),
+    );
+    if orphans.is_empty() {
+        return Ok(());
+    }
     // The newest commit may be a rename a crashed writer never made durable: the files it
     // supersedes are removed only once it is.
     io::sync_dir(dir)?;
-    io::remove_file(&dir.join(META_TMP_FILE))?;
-    remove_other_meta_files(dir, meta_file_name(current.0, current.1))?;
-    let data_dir = dir.join(DATA_DIR);
-    for name in io::list_dir(&data_dir)? {
-        if meta::is_fragment_name(&name) && !meta.fragments.iter().any(|f| f.name == name) {
-            io::remove_file(&data_dir.join(&name))?;
-        }
+    for orphan in &orphans {
+        io::remove_file(orphan)?;
     }
     Ok(())
 }

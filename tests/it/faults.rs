@@ -245,3 +245,27 @@ fn a_first_write_failing_at_any_call_leaves_no_fragment_file() {
     store.flush().unwrap();
     assert_eq!(read_fresh(&path), values(3));
 }
+
+#[test]
+fn a_writer_makes_the_newest_commit_durable_before_removing_what_it_supersedes() {
+    let mut dir = test_dir!();
+    let path = dir.store();
+    util::create(&path).flush().unwrap();
+    // What a writer that crashed after its rename, before its directory fsync, left.
+    let orphan = path.join("data").join(format!("{:016x}-{:016x}.frag", 7, 9));
+    std::fs::write(&orphan, b"left by a crashed writer").unwrap();
+    let store = Atlas::open(&path).unwrap();
+    let first_call = dir.while_alone(|| {
+        let guard = inject(0, Fault::Eio);
+        let started = store.create_dataset("d");
+        drop(guard);
+        started
+    });
+    match first_call {
+        Err(Error::Io { path: synced, op: "fsync directory", .. }) => assert_eq!(synced, path),
+        other => panic!("the first mutating call was not the store directory's fsync: {other:?}"),
+    }
+    assert!(orphan.exists(), "removed before the commit was made durable");
+    store.create_dataset("d").unwrap();
+    assert!(!orphan.exists());
+}
