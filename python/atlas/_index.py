@@ -41,7 +41,7 @@ def plan(key: Any, shape: tuple[int, ...]) -> Plan:
     ellipses = sum(1 for k in key if k is Ellipsis)
     if ellipses > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    used = sum(1 for k in key if k is not None and k is not Ellipsis)
+    used = sum(_axes_used(k) for k in key)
     if used > ndim:
         raise IndexError(f"too many indices: the array has {ndim} dimensions, {used} were indexed")
     filler = (slice(None),) * (ndim - used)
@@ -88,15 +88,32 @@ def plan(key: Any, shape: tuple[int, ...]) -> Plan:
                     # step (either sign) walks exactly the selection.
                     post.append(slice(None, None, r.step))
                     direct = False
+        elif _axes_used(k) > 1:
+            # A mask over several axes: the box from its first to its last true element
+            # on each, and the mask cut to that box.
+            mask = np.asarray(k)
+            covered = shape[axis : axis + mask.ndim]
+            if mask.shape != covered:
+                raise IndexError(f"boolean index of shape {mask.shape} does not match axes of sizes {covered}")
+            true_at = np.nonzero(mask)
+            if true_at[0].size == 0:
+                start.extend([0] * mask.ndim)
+                count.extend([0] * mask.ndim)
+                post.append(np.zeros((0,) * mask.ndim, dtype=bool))
+            else:
+                box = tuple(slice(int(at.min()), int(at.max()) + 1) for at in true_at)
+                start.extend(b.start for b in box)
+                count.extend(b.stop - b.start for b in box)
+                post.append(mask[box])
+            direct = False
+            axis += mask.ndim
+            continue
         else:
             # `a[[]]`: numpy reads no element (an empty list is not taken as floats).
             idx = np.asarray(k, dtype=np.intp) if isinstance(k, list) and not k else np.asarray(k)
             if idx.dtype == bool:
                 if idx.ndim != 1 or idx.shape[0] != n:
-                    raise IndexError(
-                        f"boolean index of shape {idx.shape} does not match axis {axis} of size {n} "
-                        "(masks over several axes: read the array first)"
-                    )
+                    raise IndexError(f"boolean index of shape {idx.shape} does not match axis {axis} of size {n}")
                 idx = np.flatnonzero(idx)
             elif idx.dtype.kind not in "iu":
                 raise IndexError(f"unsupported index {k!r}: use integers, slices, ..., None, or integer/bool arrays")
@@ -119,6 +136,18 @@ def plan(key: Any, shape: tuple[int, ...]) -> Plan:
             direct = False
         axis += 1
     return Plan(start, count, tuple(post), direct)
+
+
+def _axes_used(k: Any) -> int:
+    """How many of the array's axes key `k` takes: none for `None` and `...`, all of a
+    boolean mask's, one for anything else."""
+    if k is None or k is Ellipsis:
+        return 0
+    if isinstance(k, (np.ndarray, list, tuple)):
+        arr = k if isinstance(k, np.ndarray) else np.asarray(k)
+        if arr.dtype == bool and arr.ndim > 1:
+            return arr.ndim
+    return 1
 
 
 def selection_shape(p: Plan) -> tuple[int, ...]:

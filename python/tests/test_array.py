@@ -131,7 +131,7 @@ def test_negative_starts_and_shapes_are_out_of_bounds(cube):
 
 
 def test_bad_keys_raise_index_errors(cube):
-    arr, _ = cube
+    arr, full = cube
     with pytest.raises(atlas.OutOfBoundsError):
         arr[7]
     with pytest.raises(IndexError):
@@ -143,7 +143,8 @@ def test_bad_keys_raise_index_errors(cube):
     with pytest.raises(IndexError):
         arr["x"]
     with pytest.raises(IndexError):
-        arr[np.ones((7, 9), dtype=bool)]
+        arr[np.ones((7, 8), dtype=bool)]  # a mask of the wrong shape
+    assert np.array_equal(arr[np.ones((7, 9), dtype=bool)], full[np.ones((7, 9), dtype=bool)])
     with pytest.raises(IndexError):
         arr[[0, 99]]
 

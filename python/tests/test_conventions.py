@@ -83,3 +83,18 @@ def test_assignment_casts_lists_and_arrays_by_one_rule(ds):
     t = ds.define_array("t", "timestamp", None, [1])
     t[:] = ["2024-01-01"]
     assert t[0] == np.datetime64("2024-01-01", "ns")
+
+
+def test_boolean_masks_over_several_axes_select_as_in_numpy(ds):
+    arr = ds.define_array("a", "int32", None, [4, 5, 6], chunk_shape=[2, 2, 3])
+    model = np.arange(120, dtype=np.int32).reshape(4, 5, 6)
+    arr[:] = model
+    plane = model[0] % 3 == 0
+    for key in [model > 60, model % 7 == 0, np.zeros(model.shape, bool), (slice(1, 3), plane), (Ellipsis, plane),
+                (model[:, :, 0] % 2 == 0, 2)]:
+        assert np.array_equal(arr[key], model[key])
+    arr[model > 100] = -1
+    model[model > 100] = -1
+    assert np.array_equal(arr[:], model)
+    with pytest.raises(IndexError):
+        arr[np.ones((4, 5), bool), 0, 0]
