@@ -248,6 +248,10 @@ class Array:
         return out
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        with self._store._assign_lock(self.dataset, self.name):
+            self._assign(key, value)
+
+    def _assign(self, key: Any, value: Any) -> None:
         name = self.atlas_dtype
         p = plan(key, self.shape)
         if 0 in p.count:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 import os
+import threading
 import warnings
 from typing import Any, Optional, Sequence, Union
 
@@ -15,6 +16,9 @@ from ._atlas import InvalidArgumentError, NotFoundError
 from ._dtypes import dtype_name
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+# Guards every store's table of assignment locks.
+_LOCKS_LOCK = threading.Lock()
 
 
 def _path(source: Any) -> str:
@@ -36,13 +40,20 @@ class Atlas:
     every read, write and flush releases the GIL.
     """
 
-    __slots__ = ("_native", "_pid", "__weakref__")
+    __slots__ = ("_native", "_pid", "_assign_locks", "__weakref__")
 
     def __init__(self, native: _atlas.Store) -> None:
         if not isinstance(native, _atlas.Store):
             raise TypeError("use Atlas.create(path) or Atlas.open(path)")
         self._native = native
         self._pid = os.getpid()
+        self._assign_locks: dict[tuple[str, str], threading.Lock] = {}
+
+    def _assign_lock(self, dataset: str, array: str) -> threading.Lock:
+        """The lock that makes `arr[...] = value` on one array whole among this handle's
+        threads: an assignment through a step reads, changes and writes back its box."""
+        with _LOCKS_LOCK:
+            return self._assign_locks.setdefault((dataset, array), threading.Lock())
 
     def __del__(self) -> None:
         # The flush of a collected handle's pending changes, made here so that a failure

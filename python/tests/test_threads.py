@@ -99,3 +99,24 @@ def test_a_flush_in_one_thread_while_others_read(tmp_path):
     for t in readers:
         t.join()
     assert not failures
+
+
+def test_stepped_assignments_from_many_threads_each_land(tmp_path):
+    # Each thread writes every fourth element through a step: a read, change and write
+    # back of the same box, which must not lose another thread's values.
+    store = atlas.Atlas.create(tmp_path / "s")
+    arr = store.create_dataset("d").define_array("a", "int32", None, [1 << 18], chunk_shape=[1 << 16])
+
+    start = threading.Barrier(4)
+
+    def work(offset):
+        start.wait()
+        for step in range(50):
+            arr[offset::4] = offset + 1 + 4 * step  # a stale write-back leaves an older step
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert np.array_equal(arr[:], np.arange(1 << 18) % 4 + 1 + 4 * 49)
