@@ -98,7 +98,7 @@ enum Command {
         /// The store directory.
         store: PathBuf,
         /// DATASET or DATASET/ARRAY; the store's own attributes if left out.
-        target: Option<String>,
+        target: Option<AttrTarget>,
         /// Print one JSON object; each value keeps its type tag.
         #[arg(long)]
         json: bool,
@@ -227,6 +227,25 @@ impl FromStr for ArrayPath {
     }
 }
 
+/// What `atlas attrs` lists: a dataset's attributes, or an array's.
+#[derive(Debug, Clone)]
+enum AttrTarget {
+    Dataset(String),
+    Array(ArrayPath),
+}
+
+impl FromStr for AttrTarget {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "" => Err("the target is empty: give DATASET or DATASET/ARRAY".into()),
+            _ if text.contains('/') => text.parse().map(Self::Array),
+            _ => Ok(Self::Dataset(text.to_string())),
+        }
+    }
+}
+
 impl fmt::Display for ArrayPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.dataset, self.array)
@@ -334,10 +353,10 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         }
         Command::Attrs { store, target, json } => {
             let store = open_store(&store)?;
-            let attributes = match target.as_deref().map(|t| t.split_once('/').ok_or(t)) {
+            let attributes = match &target {
                 None => store.attrs().all()?,
-                Some(Err(dataset)) => store.open_dataset(dataset)?.attrs().all()?,
-                Some(Ok((dataset, array))) => store.open_dataset(dataset)?.array(array)?.attrs().all()?,
+                Some(AttrTarget::Dataset(dataset)) => store.open_dataset(dataset)?.attrs().all()?,
+                Some(AttrTarget::Array(path)) => open_array(&store, path)?.attrs().all()?,
             };
             report::attrs(&attributes, json, out)?;
         }
@@ -368,6 +387,9 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         }
         Command::Compact { store, json } => compact(&store, json, quiet, out)?,
         Command::Import { store, array, file, chunks, dims, overwrite, create, slab_bytes } => {
+            let failed = || format!("import of {} into {array} failed; nothing was committed", file.display());
+            // The file's header first: a store `--create` would make is not made for nothing.
+            let source = transfer::open_source(&file).with_context(failed)?;
             let store = match Atlas::open(&store) {
                 Err(Error::NotFound { kind: EntityKind::Store, .. }) if create => {
                     Atlas::create(&store, StoreConfig::default())
@@ -380,8 +402,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             };
             let _uncommitted = DiscardUncommitted(&store);
             let options = ImportOptions { chunks, dims, overwrite, slab_bytes };
-            let moved = transfer::import(&store, (&array.dataset, &array.array), &file, &options, quiet)
-                .with_context(|| format!("import of {} into {array} failed; nothing was committed", file.display()))?;
+            let moved = transfer::import(&store, (&array.dataset, &array.array), &file, source, &options, quiet)
+                .with_context(failed)?;
             writeln!(
                 out,
                 "imported {} -> {array}: {} {:?}, {}",

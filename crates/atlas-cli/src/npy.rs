@@ -195,7 +195,14 @@ pub fn read_header(reader: &mut dyn Read, path: &Path) -> Result<Header> {
     let mut preamble = [0u8; 8];
     reader.read_exact(&mut preamble).map_err(|e| short_read(&e, path, "the .npy preamble"))?;
     if &preamble[..6] != MAGIC {
-        bail!("{name}: not a .npy file (it does not start with \\x93NUMPY)");
+        let hint = if preamble.starts_with(&[0x1f, 0x8b]) {
+            "; it is gzip-compressed: name it .npy.gz"
+        } else if preamble.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            "; it is zstd-compressed: name it .npy.zst"
+        } else {
+            ""
+        };
+        bail!("{name}: not a .npy file (it does not start with \\x93NUMPY){hint}");
     }
     let (major, minor) = (preamble[6], preamble[7]);
     let header_len = match (major, minor) {
@@ -229,12 +236,22 @@ fn short_read(e: &io::Error, path: &Path, what: &str) -> anyhow::Error {
     }
 }
 
+/// The start of a header's text for an error message: a hostile one may be 4 GiB long.
+fn excerpt(text: &str) -> String {
+    const SHOWN_CHARS: usize = 200;
+    let text = text.trim_end();
+    match text.char_indices().nth(SHOWN_CHARS) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
 /// Parses the header dictionary, e.g. `{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }`.
 fn parse_header(text: &str) -> Result<Header, String> {
     let mut parser = Literal { text: text.as_bytes(), at: 0, depth: 0 };
-    let value = parser.value().map_err(|e| format!("invalid .npy header {:?}: {e}", text.trim_end()))?;
+    let value = parser.value().map_err(|e| format!("invalid .npy header {:?}: {e}", excerpt(text)))?;
     let Lit::Dict(entries) = value else {
-        return Err(format!("invalid .npy header {:?}: not a dictionary", text.trim_end()));
+        return Err(format!("invalid .npy header {:?}: not a dictionary", excerpt(text)));
     };
     let field = |key: &str| {
         entries
@@ -519,6 +536,12 @@ mod tests {
         );
         assert_eq!(header_of(&v1(&just_deep_enough)).unwrap().shape, [3]);
         assert!(format!("{:#}", header_of(b"PK\x03\x04garbage").unwrap_err()).contains("not a .npy file"));
+        assert!(format!("{:#}", header_of(b"\x1f\x8b\x08\x00garbage").unwrap_err()).contains("name it .npy.gz"));
+        assert!(format!("{:#}", header_of(b"\x28\xb5\x2f\xfdgarbage").unwrap_err()).contains("name it .npy.zst"));
+        // A hostile header's text is cut short in the message.
+        let long = format!("{{'descr': '{}'}}", "x".repeat(100_000));
+        let err = format!("{:#}", header_of(&v1(&long)).unwrap_err());
+        assert!(err.len() < 1000, "{} bytes of error", err.len());
         assert!(format!("{:#}", header_of(b"\x93NUMPY\x01\x00\x40").unwrap_err()).contains("truncated"));
         assert!(format!("{:#}", header_of(b"\x93NUMPY\x04\x00\x00\x00").unwrap_err()).contains("version 4.0"));
         // One-byte types need no byte order, whatever the file says.

@@ -1,6 +1,7 @@
 //! Cutting an array into slabs for `import` and `export`: boxes that follow each other in C
-//! order, each one contiguous run of the array's elements, of about a given size. Memory
-//! stays near one slab whatever the shape, even when one row of axis 0 is larger than that.
+//! order, each one contiguous run of the array's elements, of about a given size, or one
+//! chunk row of up to [`CHUNK_ROW_SLABS`] slabs; memory stays bounded whatever the shape,
+//! even when one row of axis 0 is larger than that.
 
 /// The slabs of an array of `shape` (no zero extent), in C order. They split the outermost
 /// axis whose chunk row (`chunk_shape[d]` indices, everything inside) fits in

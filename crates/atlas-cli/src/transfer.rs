@@ -1,11 +1,12 @@
 //! `atlas import` and `atlas export`: .npy files (also `.npy.zst`, `.npy.gz`) in and out of
 //! an array, streamed in slabs (`slabs.rs`): whole chunk rows along axis 0, so that every
-//! chunk is written once, unless one is larger than 16 slabs; memory stays near a slab
-//! whatever the file's size or shape.
+//! chunk is written once, unless one is larger than 16 slabs (imports pick chunks whose rows
+//! fit a slab unless told otherwise); memory stays within a few chunk rows whatever the
+//! file's size or shape.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use atlas::{ArrayHandle, ArrayMeta, ArraySpec, Atlas, DType};
@@ -43,8 +44,23 @@ pub struct Moved {
     pub data_bytes: u64,
 }
 
-/// Imports the .npy file `file` into `dataset/array`, creating both as needed, and
-/// commits. The body is read straight from the (decompressing) stream.
+/// A .npy file opened for an import: its header read, its body next in the stream.
+pub struct Source {
+    reader: Box<dyn Read>,
+    header: Header,
+}
+
+/// Opens `file` (decompressing `.npy.zst` and `.npy.gz`) and reads its header, before
+/// anything is done to a store.
+pub fn open_source(file: &Path) -> Result<Source> {
+    let mut reader = npy::open(file)?;
+    let header = npy::read_header(&mut reader, file)?;
+    Ok(Source { reader, header })
+}
+
+/// Imports the .npy file `file` (opened as `source`) into `dataset/array`, creating both
+/// as needed, and commits. The body is read straight from the (decompressing) stream, and
+/// must end where the header says.
 ///
 /// A failed import commits nothing: the caller must discard the store's pending changes
 /// instead of letting its last handle flush them on drop (see `main.rs`,
@@ -53,11 +69,11 @@ pub fn import(
     store: &Atlas,
     (dataset, array): (&str, &str),
     file: &Path,
+    source: Source,
     options: &ImportOptions,
     quiet: bool,
 ) -> Result<Moved> {
-    let mut reader = npy::open(file)?;
-    let header = npy::read_header(&mut reader, file)?;
+    let Source { mut reader, header } = source;
     let data_bytes = header.data_bytes().expect("checked by read_header");
     let dataset_handle =
         if store.dataset_exists(dataset) { store.open_dataset(dataset)? } else { store.create_dataset(dataset)? };
@@ -76,12 +92,20 @@ pub fn import(
                 meta.shape
             );
         }
+        if options.chunks.as_ref().is_some_and(|chunks| *chunks != meta.chunk_shape)
+            || options.dims.as_ref().is_some_and(|dims| *dims != meta.dims)
+        {
+            bail!(
+                "array {dataset}/{array} exists with chunks {:?} and dims {:?}: --chunks and --dims only \
+                 shape a new array",
+                meta.chunk_shape,
+                meta.dims
+            );
+        }
         dataset_handle.array(array)?
     } else {
-        let mut spec = ArraySpec::new(header.dtype, header.shape.clone());
-        if let Some(chunks) = &options.chunks {
-            spec = spec.chunk_shape(chunks.clone());
-        }
+        let chunks = options.chunks.clone().unwrap_or_else(|| import_chunk_shape(&header, options.slab_bytes));
+        let mut spec = ArraySpec::new(header.dtype, header.shape.clone()).chunk_shape(chunks);
         if let Some(dims) = &options.dims {
             spec = spec.dims(dims.clone());
         }
@@ -91,10 +115,51 @@ pub fn import(
     dispatch!(header.dtype, |T| write_slabs::<T>(&handle, &header, &mut reader, file, options.slab_bytes, &bar)?,
         string => unreachable!(".npy headers never give string arrays"));
     bar.finish_and_clear();
+    // Read to the end: a gzip stream checks its CRC there, and a file longer than its
+    // header says is not the array it claims to be.
+    let mut extra = Vec::new();
+    match Read::take(&mut reader, 1 << 16).read_to_end(&mut extra) {
+        Ok(0) => {}
+        Ok(n) => bail!(
+            "{}: {n}{} bytes after the {data_bytes} bytes of array data the header announces",
+            file.display(),
+            if n == 1 << 16 { " or more" } else { "" }
+        ),
+        Err(e) => bail!("{}: the stream does not end cleanly after the array data: {e}", file.display()),
+    }
     let commit = crate::progress::spinner("committing", quiet);
     store.flush()?;
     commit.finish_and_clear();
     Ok(Moved { dtype: header.dtype, shape: header.shape, data_bytes })
+}
+
+/// Chunks for a new array when `--chunks` is not given: Atlas's default, unless a chunk row
+/// of axis 0 holds more than one slab. Then a chunk takes as many indices of axis 0 as a
+/// slab holds, and its inner axes grow by what axis 0 gave up (from the last, up to their
+/// extent), so that each slab writes whole chunk rows, every chunk once, and chunks keep
+/// their size.
+fn import_chunk_shape(header: &Header, slab_bytes: u64) -> Vec<u64> {
+    let shape = &header.shape;
+    let mut chunk = atlas::default_chunk_shape(shape, header.dtype);
+    if shape.len() < 2 || shape.contains(&0) {
+        return chunk;
+    }
+    let index_bytes = shape[1..].iter().fold(header.dtype.size_bytes() as u64, |acc, &n| acc.saturating_mul(n));
+    let fit = (slab_bytes / index_bytes).max(1);
+    if chunk[0] <= fit {
+        return chunk;
+    }
+    let mut widen = chunk[0].div_ceil(fit);
+    chunk[0] = fit;
+    for d in (1..shape.len()).rev() {
+        let grown = chunk[d].saturating_mul(widen).min(shape[d]);
+        widen = widen.div_ceil(grown / chunk[d]);
+        chunk[d] = grown;
+        if widen <= 1 {
+            break;
+        }
+    }
+    chunk
 }
 
 fn write_slabs<T: Fixed>(
@@ -153,8 +218,10 @@ fn write_slabs<T: Fixed>(
     Ok(())
 }
 
-/// Exports `dataset/array` to the .npy file `file`, compressed as `compression`. The file
-/// must not exist unless `force`; a failed export removes it.
+/// Exports `dataset/array` to the .npy file `file`, compressed as `compression`. A regular
+/// file (new, or an existing one with `force`) is written under a temporary name and
+/// renamed into place once whole, so a failed or interrupted export leaves the old file, or
+/// none; a pipe or a device (`/dev/stdout`) is written as it is, `force` or not.
 pub fn export(
     store: &Atlas,
     (dataset, array): (&str, &str),
@@ -169,40 +236,76 @@ pub fn export(
     if npy::descr(meta.dtype).is_none() {
         bail!("array {dataset}/{array} holds {} values, which a .npy file cannot hold as such", meta.dtype);
     }
-    let mut open = OpenOptions::new();
-    open.write(true);
-    if force {
-        open.create(true).truncate(true);
-    } else {
-        open.create_new(true);
-    }
-    let out = open.open(file).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            anyhow!("{} already exists; pass --force to replace it", file.display())
-        } else {
-            anyhow!("cannot create {}: {e}", file.display())
-        }
-    })?;
-    // A failed export removes what it wrote, but never a pipe, a device or a link named as
-    // the output (`/dev/stdout` is a link, whatever it points to).
-    let regular = is_regular_file(file);
+    let target = Target::open(file, force)?;
     let data_bytes = meta.shape.iter().product::<u64>() * meta.dtype.size_bytes() as u64;
     let bar = crate::progress::bytes(data_bytes, &format!("export {dataset}/{array}"), quiet);
+    let out = target.file.try_clone().with_context(|| format!("cannot write {}", file.display()))?;
     let written = write_file(&handle, &meta, out, compression, slab_bytes, &bar)
+        .and_then(|()| target.finish())
         .with_context(|| format!("cannot export {dataset}/{array} to {}", file.display()));
     bar.finish_and_clear();
-    if let Err(e) = written {
-        if regular {
-            let _ = std::fs::remove_file(file);
-        }
-        return Err(e);
-    }
+    written?;
     Ok(Moved { dtype: meta.dtype, shape: meta.shape, data_bytes })
 }
 
 /// Whether `path` itself (not what a link points to) is a regular file.
 pub fn is_regular_file(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+}
+
+/// Where an export writes: a stream (a pipe or a device), or a temporary file renamed over
+/// the destination once whole.
+struct Target {
+    file: File,
+    /// (temporary path, destination) for a regular file.
+    rename: Option<(PathBuf, PathBuf)>,
+}
+
+impl Target {
+    fn open(path: &Path, force: bool) -> Result<Self> {
+        // Followed through links: `/dev/stdout` is a link to a pipe, a terminal or a file.
+        match std::fs::metadata(path) {
+            Ok(found) if !found.is_file() => {
+                let file = OpenOptions::new().write(true).open(path);
+                return Ok(Self {
+                    file: file.with_context(|| format!("cannot open {}", path.display()))?,
+                    rename: None,
+                });
+            }
+            Ok(_) if !force => bail!("{} already exists; pass --force to replace it", path.display()),
+            _ => {}
+        }
+        // An existing file is replaced where its links lead, as writing through them would.
+        let dest = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let name = dest.file_name().map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+        let temp = dest.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .with_context(|| format!("cannot create {}", temp.display()))?;
+        Ok(Self { file, rename: Some((temp, dest)) })
+    }
+
+    /// Puts a whole export in place (the data is already flushed and fsynced).
+    fn finish(self) -> Result<()> {
+        let Some((temp, dest)) = &self.rename else { return Ok(()) };
+        std::fs::rename(temp, dest)
+            .with_context(|| format!("cannot rename {} to {}", temp.display(), dest.display()))?;
+        if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot fsync {}", dir.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Target {
+    /// A temporary file left by a failed export is removed.
+    fn drop(&mut self) {
+        if let Some((temp, _)) = &self.rename {
+            let _ = std::fs::remove_file(temp);
+        }
+    }
 }
 
 fn write_file(

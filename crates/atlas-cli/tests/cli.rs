@@ -859,7 +859,8 @@ fn export_writes_to_a_fifo_and_never_removes_it() {
         let fifo = fifo.clone();
         std::thread::spawn(move || std::fs::read(fifo).unwrap())
     };
-    let exported = atlas().arg("export").arg(&store).arg("run42/temp").arg(&fifo).arg("--force").assert().success();
+    // No `--force` needed: a fifo is a stream written into, never replaced.
+    let exported = atlas().arg("export").arg(&store).arg("run42/temp").arg(&fifo).assert().success();
     assert_eq!(reader.join().unwrap(), std::fs::read(&file).unwrap());
     assert!(fifo.exists(), "the fifo is still there");
     exported.stdout("").stderr(contains("exported run42/temp"));
@@ -895,4 +896,122 @@ fn import_creates_a_store_only_when_asked() {
     assert!(!store.exists());
     atlas().arg("import").arg(&store).arg("d/v").arg(&file).arg("--create").assert().success();
     assert_eq!(stdout_of(atlas().arg("cat").arg(&store).arg("d/v")), "1\n2\n3\n");
+}
+
+#[test]
+fn an_import_without_chunks_picks_chunk_rows_that_fit_a_slab_and_writes_each_chunk_once() {
+    // Atlas's default chunk for 64 x 2048 bytes is the whole array, a chunk row of 32 slabs
+    // of 4 KiB: cut into slabs, each chunk would be written 32 times.
+    let dir = TempDir::new().unwrap();
+    let body: Vec<u8> = (0..64 * 2048u32).map(|i| (i * 7 % 251) as u8).collect();
+    let source = dir.path().join("wide.npy");
+    std::fs::write(&source, npy("|u1", &[64, 2048], &body)).unwrap();
+    let store = dir.path().join("s");
+    atlas()
+        .arg("import")
+        .arg(&store)
+        .arg("d/w")
+        .arg(&source)
+        .args(["--create", "--slab-bytes", "4096"])
+        .assert()
+        .success();
+    let opened = Atlas::open(&store).unwrap();
+    assert_eq!(opened.open_dataset("d").unwrap().array_meta("w").unwrap().chunk_shape, [2, 2048]);
+    let report = opened.compact().unwrap();
+    assert_eq!(report.blocks_dropped, 0, "a chunk was written more than once");
+    let back = opened.open_dataset("d").unwrap().read_array::<u8>("w", &[0, 0], &[64, 2048]).unwrap();
+    assert_eq!(back.as_slice().unwrap(), &body[..]);
+}
+
+#[test]
+fn an_import_refuses_a_stream_that_goes_on_past_its_data_or_lacks_its_gzip_trailer() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("s");
+    Atlas::create(&store, StoreConfig::default()).unwrap();
+    let mut long = npy("<i2", &[4], &[1; 8]);
+    long.extend_from_slice(b"trailing");
+    let whole_gz = gz(&npy("<i2", &[4], &[1; 8]));
+    let cases = [
+        ("long.npy", long, "8 bytes after the 8 bytes of array data"),
+        ("no_trailer.npy.gz", whole_gz[..whole_gz.len() - 8].to_vec(), "no_trailer.npy.gz"),
+    ];
+    for (name, bytes, reason) in cases {
+        let file = dir.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        atlas()
+            .arg("import")
+            .arg(&store)
+            .arg("d/a")
+            .arg(&file)
+            .assert()
+            .code(1)
+            .stderr(contains(reason))
+            .stderr(contains("nothing was committed"));
+        assert!(!Atlas::open(&store).unwrap().dataset_exists("d"), "{name}");
+    }
+}
+
+#[test]
+fn an_import_with_create_makes_no_store_when_the_file_cannot_be_read() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("new");
+    atlas()
+        .arg("import")
+        .arg(&store)
+        .arg("d/a")
+        .arg(dir.path().join("absent.npy"))
+        .arg("--create")
+        .assert()
+        .code(1)
+        .stderr(contains("absent.npy"));
+    assert!(!store.exists(), "a store was created for a file that does not exist");
+}
+
+#[test]
+fn chunks_or_dims_for_an_existing_array_that_differ_from_its_own_are_refused() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("s");
+    let file = dir.path().join("a.npy");
+    std::fs::write(&file, npy("<i2", &[4], &[1; 8])).unwrap();
+    atlas().arg("import").arg(&store).arg("d/a").arg(&file).args(["--create", "--chunks", "2"]).assert().success();
+    atlas()
+        .arg("import")
+        .arg(&store)
+        .arg("d/a")
+        .arg(&file)
+        .args(["--overwrite", "--chunks", "4"])
+        .assert()
+        .code(1)
+        .stderr(contains("--chunks and --dims only shape a new array"));
+    atlas().arg("import").arg(&store).arg("d/a").arg(&file).args(["--overwrite", "--chunks", "2"]).assert().success();
+}
+
+#[test]
+fn a_failed_export_over_an_existing_file_keeps_it_whole_and_leaves_no_temp_file() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let file = dir.path().join("temp.npy");
+    atlas().arg("export").arg(&store).arg("run42/temp").arg(&file).assert().success();
+    let before = std::fs::read(&file).unwrap();
+    // Damage every block: the export's first read fails.
+    for fragment in fragments(&store) {
+        let mut bytes = std::fs::read(&fragment).unwrap();
+        for b in &mut bytes[16..64] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&fragment, bytes).unwrap();
+    }
+    atlas().arg("export").arg(&store).arg("run42/temp").arg(&file).arg("--force").assert().code(1);
+    assert_eq!(std::fs::read(&file).unwrap(), before, "the old export was damaged");
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
+}
+
+#[test]
+fn a_malformed_attrs_target_is_a_usage_error() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    for target in ["run42/", "run42/temp/x", "/temp", ""] {
+        atlas().arg("attrs").arg(&store).arg(target).assert().code(2).stderr(contains("DATASET"));
+    }
 }
