@@ -261,7 +261,7 @@ class Array:
         if p.direct:
             data = _leading_ones_dropped(for_assign(value, name, self._label()), len(selection_shape(p)))
             data = np.broadcast_to(data, selection_shape(p)).reshape(p.count)
-            if data.flags.c_contiguous or not p.count:
+            if data.flags.c_contiguous or data.nbytes <= _BROADCAST_SLAB_BYTES:
                 self._native.write(p.start, np.asarray(data, order="C"))
             else:
                 self._write_broadcast(p.start, data)
@@ -272,14 +272,17 @@ class Array:
             self._native.write(p.start, box)
 
     def _write_broadcast(self, start: list[int], data: np.ndarray) -> None:
-        """Writes `data`, a broadcast value (`a[:] = 0`), a chunk row of axis 0 at a time, so
-        memory holds one row of chunks, never the whole selection."""
-        rows = self.chunks[0]
-        first = start[0]
-        while first < start[0] + data.shape[0]:
-            end = min((first // rows + 1) * rows, start[0] + data.shape[0])
-            slab = np.ascontiguousarray(data[first - start[0] : end - start[0]])
-            self._native.write([first, *start[1:]], slab)
+        """Writes `data`, a large broadcast value (`a[:] = 0`), in slabs of whole chunk rows
+        of its first axis longer than 1, so memory holds a slab, never the whole selection.
+        Each slab is its own write: a flush from another thread meanwhile may commit some."""
+        axis = next((d for d, n in enumerate(data.shape) if n > 1), 0)
+        rows, first, end_of_data = self.chunks[axis], start[axis], start[axis] + data.shape[axis]
+        while first < end_of_data:
+            end = min((first // rows + 1) * rows, end_of_data)
+            cut = (slice(None),) * axis + (slice(first - start[axis], end - start[axis]),)
+            at = list(start)
+            at[axis] = first
+            self._native.write(at, np.ascontiguousarray(data[cut]))
             first = end
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -325,6 +328,10 @@ class Array:
 
     def _repr_html_(self) -> str:
         return _html.array_html(self)
+
+
+# A broadcast value (`a[:] = 0`) selecting more than this is written in slabs of chunk rows.
+_BROADCAST_SLAB_BYTES = 64 << 20
 
 
 def _ints(values: Any) -> Optional[list[int]]:

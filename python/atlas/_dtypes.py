@@ -96,10 +96,21 @@ def for_write(data: Any, name: str, label: str) -> Any:
     if name == "timestamp" and data.dtype == np.int64:
         return data
     if name == "timestamp" and data.dtype.kind == "M":
-        return data.astype(target)
+        return _to_ns(data, label)
     if data.dtype.newbyteorder("=") == target:
         return data.astype(target)
     raise DTypeMismatchError(f"dtype mismatch on array {label}: it holds {target}, the data is {data.dtype}")
+
+
+def _to_ns(value: np.ndarray, label: str) -> np.ndarray:
+    """A datetime64 array in nanoseconds. numpy wraps instants outside 1677-09-21 ..
+    2262-04-11 silently; they are refused, found by converting back."""
+    ns = value.astype("datetime64[ns]")
+    if not np.all((ns.astype(value.dtype) == value) | np.isnat(value)):
+        raise InvalidArgumentError(
+            f"timestamps for array {label} fall outside what nanoseconds since 1970 hold (1677-09-21 to 2262-04-11)"
+        )
+    return ns
 
 
 def for_assign(value: Any, name: str, label: str) -> np.ndarray:
@@ -117,13 +128,15 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
     if value.dtype == target:
         return value
     if name == "timestamp" and (value.dtype.kind == "M" or value.dtype == np.int64):
-        return value.astype(target) if value.dtype.kind == "M" else value.view(target)
+        return _to_ns(value, label) if value.dtype.kind == "M" else value.view(target)
     if value.dtype.kind in "iu" and target.kind in "iu":
         info = np.iinfo(target)
-        if value.size and (value.min() < info.min or value.max() > info.max):
+        # As Python ints: numpy 1.x compares uint64 with int64 through float64.
+        low, high = (int(value.min()), int(value.max())) if value.size else (0, 0)
+        if low < info.min or high > info.max:
             raise DTypeMismatchError(
                 f"values out of range for array {label}: it holds {target} ({info.min}..{info.max}), "
-                f"the data spans {value.min()}..{value.max()}"
+                f"the data spans {low}..{high}"
             )
         return value.astype(target)
     if np.can_cast(value.dtype, target, casting="same_kind"):

@@ -130,13 +130,18 @@ def _blocks(data: Any) -> Any:
 
 def add_xarray_dataset(store: Any, ds: Any, name: str, chunks: Optional[dict] = None, fill_value: Any = None) -> None:
     _xarray()
+    pending_before = store.has_pending_changes
     view = store.create_dataset(name)
     try:
         _add_variables(view, ds, chunks, fill_value)
     except BaseException:
         # A variable Atlas cannot store (float16, an attribute of None...) leaves no half
-        # dataset behind for the next flush to commit.
-        store.delete_dataset(name)
+        # dataset behind for the next flush to commit: with nothing else pending, the whole
+        # session goes (its blocks too), else the dataset is deleted.
+        if pending_before:
+            store.delete_dataset(name)
+        else:
+            store.discard()
         raise
 
 

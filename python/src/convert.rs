@@ -114,8 +114,30 @@ fn numpy<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyModule>> {
 
 /// Nanoseconds since the epoch of a `numpy.datetime64` (`NaT` is `i64::MIN`, as numpy has it).
 fn datetime64_ns(value: &Bound<'_, PyAny>) -> PyResult<i64> {
+    checked_ns(value)?.call_method1("astype", ("int64",))?.call_method0("item")?.extract()
+}
+
+/// `value` (a datetime64 array of any unit, or anything `numpy.datetime64` takes) in
+/// nanoseconds. numpy wraps instants outside 1677-09-21 .. 2262-04-11 silently; those are
+/// refused here, found by converting back.
+fn checked_ns<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let np = numpy(value.py())?;
-    np.getattr("datetime64")?.call1((value, "ns"))?.call_method1("astype", ("int64",))?.call_method0("item")?.extract()
+    let natural = if is_instance_of_numpy(value, "ndarray")? {
+        value.clone()
+    } else {
+        np.getattr("datetime64")?.call1((value,))?
+    };
+    let ns = natural.call_method1("astype", ("datetime64[ns]",))?;
+    let back = ns.call_method1("astype", (natural.getattr("dtype")?,))?;
+    let equal = np.getattr("equal")?.call1((&back, &natural))?;
+    let same = np.getattr("logical_or")?.call1((equal, np.getattr("isnat")?.call1((&natural,))?))?;
+    if !np.getattr("all")?.call1((same,))?.is_truthy()? {
+        return err(
+            Kind::InvalidArgument,
+            format!("timestamp {natural} is outside what nanoseconds since 1970 hold (1677-09-21 to 2262-04-11)"),
+        );
+    }
+    Ok(ns)
 }
 
 fn is_instance_of_numpy(value: &Bound<'_, PyAny>, class: &str) -> PyResult<bool> {
@@ -296,7 +318,7 @@ fn attr_inferred(value: &Bound<'_, PyAny>, depth: usize) -> PyResult<AttrValue> 
     if is_instance_of_numpy(value, "ndarray")? && value.getattr("dtype")?.getattr("kind")?.extract::<String>()? == "M" {
         // `tolist()` gives ints for nanosecond units and `datetime`s for coarser ones:
         // nanoseconds since the epoch for all, then one timestamp per element.
-        let ns = value.call_method1("astype", ("datetime64[ns]",))?.call_method1("view", ("int64",))?;
+        let ns = checked_ns(value)?.call_method1("view", ("int64",))?;
         return timestamps_from_ints(&ns.call_method0("tolist")?, depth + 1);
     }
     if is_instance_of_numpy(value, "ndarray")? || is_instance_of_numpy(value, "generic")? {

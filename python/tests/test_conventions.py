@@ -1,5 +1,7 @@
 """numpy and h5py conventions: argument forms, mapping methods, copies, broadcast writes."""
 
+import datetime
+
 import numpy as np
 import pytest
 
@@ -14,13 +16,17 @@ def test_a_stepped_read_keeps_only_the_selection(ds):
     assert picked.base is None or picked.base.size == picked.size, "the whole box stays alive"
 
 
-def test_a_broadcast_value_is_written_a_chunk_row_at_a_time_and_lands_exactly(ds):
+@pytest.mark.parametrize("slab_bytes", [0, 64 << 20])
+def test_a_broadcast_value_is_written_a_chunk_row_at_a_time_and_lands_exactly(ds, monkeypatch, slab_bytes):
+    # Slab bytes 0: every broadcast goes in slabs of chunk rows, as a large one would.
+    monkeypatch.setattr(atlas._array, "_BROADCAST_SLAB_BYTES", slab_bytes)
     arr = ds.define_array("a", "int32", None, [10, 6], chunk_shape=[3, 4])
     model = np.zeros((10, 6), np.int32)
     for key, value in [
         ((slice(None), slice(None)), 5),
         ((slice(2, 9), slice(1, 5)), np.array([1, 2, 3, 4], np.int32)),
         ((slice(1, 8), 3), 7),
+        ((2, slice(None)), 9),  # axis 0 taken by an integer: slabs along axis 1
         ((slice(4, 10), slice(None)), np.arange(6, dtype=np.int32)[None, :]),
     ]:
         arr[key] = value
@@ -98,3 +104,15 @@ def test_boolean_masks_over_several_axes_select_as_in_numpy(ds):
     assert np.array_equal(arr[:], model)
     with pytest.raises(IndexError):
         arr[np.ones((4, 5), bool), 0, 0]
+
+
+def test_timestamps_numpy_would_wrap_are_refused(ds):
+    t = ds.define_array("t", "timestamp", None, [2])
+    with pytest.raises(atlas.InvalidArgumentError):
+        t[:] = np.array(["2000-01-01", "3000-01-01"], "datetime64[D]")
+    with pytest.raises(atlas.InvalidArgumentError):
+        t.write([0], np.array(["1500-01-01"], "datetime64[D]"))
+    with pytest.raises(atlas.InvalidArgumentError):
+        ds.attrs["when"] = datetime.datetime(3000, 1, 1)
+    t[:] = np.array(["2000-01-01", "NaT"], "datetime64[D]")
+    assert t[0] == np.datetime64("2000-01-01", "ns") and np.isnat(t[1])

@@ -165,6 +165,17 @@ def test_a_forked_child_dropping_a_handle_leaves_the_parents_changes_alone(tmp_p
     assert atlas.Atlas.open(path).generation == 0, "the child committed the parent's changes"
     store.flush()
     assert atlas.Atlas.open(path).list_datasets() == ["pending"]
+    # Changes a child starts itself through the handle it inherited are its own to commit.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        store.create_dataset("from_child")
+        del store
+        gc.collect()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert atlas.Atlas.open(path).list_datasets() == ["from_child", "pending"]
 
 
 def test_refresh_sees_another_handles_flush(tmp_path):

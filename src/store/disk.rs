@@ -127,13 +127,14 @@ fn read_newest_meta_once(dir: &Path, limits: &Limits) -> Result<(StoreMeta, (Met
 }
 
 /// Refuses a commit with an array whose raw chunk is over `max_chunk_bytes` (what reading
-/// one of its blocks would allocate; for strings, the offset table every block of the
-/// array holds at least); returns what and how much.
-fn check_chunk_limit(meta: &StoreMeta, max_chunk_bytes: u64) -> std::result::Result<(), (String, u64)> {
+/// one of its blocks would allocate; for strings, 4 bytes per element, the offsets every
+/// block of the array holds, counted as the schema rule counts them); returns what and how
+/// much.
+pub(crate) fn check_chunk_limit(meta: &StoreMeta, max_chunk_bytes: u64) -> std::result::Result<(), (String, u64)> {
     for (ds_name, ds) in &meta.datasets {
         for (name, array) in &ds.arrays {
             let raw = match array.dtype {
-                DType::String => array.chunk_elems().saturating_add(1).saturating_mul(4),
+                DType::String => array.chunk_elems().saturating_mul(4),
                 _ => array.chunk_bytes(),
             };
             if raw > max_chunk_bytes {
@@ -171,8 +172,9 @@ fn check_string_blocks(meta: &StoreMeta, snapshot: &Snapshot, max_chunk_bytes: u
 ///
 /// # Errors
 /// [`Error::LimitExceeded`] when the file, or its decompressed length, would be over
-/// `limits.max_meta_bytes`: a store this handle (and any open with those limits) could not
-/// open again. Nothing is written then.
+/// `limits.max_meta_bytes`, or an array's chunks over `limits.max_chunk_bytes`: a store
+/// this handle (and any open with those limits) could not open again. Nothing is written
+/// then.
 pub(crate) fn write_meta(
     dir: &Path,
     meta: &StoreMeta,
@@ -180,6 +182,9 @@ pub(crate) fn write_meta(
     limits: &Limits,
 ) -> Result<()> {
     let name = meta_file_name(encoding.0, encoding.1);
+    if let Err((what, found)) = check_chunk_limit(meta, limits.max_chunk_bytes) {
+        return Err(Error::LimitExceeded { path: dir.join(name), what, limit: limits.max_chunk_bytes, found });
+    }
     let encoded = encode_meta(meta, encoding.0, encoding.1);
     let found = encoded.plain_len.max(encoded.bytes.len() as u64);
     if found > limits.max_meta_bytes {

@@ -19,6 +19,9 @@ pub(crate) struct WriteSession {
     /// The commit this session started from, and its metadata encoding: what the handle
     /// goes back to when the session is discarded.
     pub base: (StoreMeta, (MetaFormat, MetaCompression)),
+    /// The process that started the session: a child forked from it inherits a copy,
+    /// which is still the parent's to commit.
+    pub pid: u32,
     /// The fragment of this session, created at the first block written.
     pub fragment: Option<PendingFragment>,
     /// Arrays whose shape this session changed (their stats are refreshed at flush).
@@ -27,7 +30,7 @@ pub(crate) struct WriteSession {
 
 impl WriteSession {
     pub(crate) fn new(lock: WriterLock, base: (StoreMeta, (MetaFormat, MetaCompression))) -> Self {
-        Self { _lock: lock, base, fragment: None, reshaped: HashSet::new() }
+        Self { _lock: lock, base, pid: std::process::id(), fragment: None, reshaped: HashSet::new() }
     }
 
     /// Whether this session wrote blocks of the array or changed its shape.

@@ -25,9 +25,6 @@ pub(crate) struct Inner {
     /// What reading this store's files may cost.
     pub limits: Limits,
     state: RwLock<State>,
-    /// The process that opened the store: a child forked from it inherits a copy of the
-    /// session, which is the parent's to commit.
-    pid: u32,
 }
 
 #[derive(Debug)]
@@ -45,7 +42,7 @@ pub(crate) struct State {
 impl Inner {
     pub(crate) fn new(dir: PathBuf, limits: Limits, loaded: disk::Loaded) -> Self {
         let state = State { meta: loaded.meta, encoding: loaded.encoding, committed: loaded.snapshot, session: None };
-        Self { dir, limits, state: RwLock::new(state), pid: std::process::id() }
+        Self { dir, limits, state: RwLock::new(state) }
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -286,12 +283,12 @@ impl State {
 impl Drop for Inner {
     /// Uncommitted changes are flushed when the last handle goes away; a failure is logged,
     /// since `drop` cannot return it. Call `flush` to see errors. A forked child never
-    /// flushes the parent's session.
+    /// flushes a session its parent started: the changes and the fragment are the parent's.
     fn drop(&mut self) {
-        if self.read().session.is_some()
-            && self.pid == std::process::id()
-            && let Err(e) = self.flush()
-        {
+        let Some(started_by) = self.read().session.as_ref().map(|session| session.pid) else { return };
+        if started_by != std::process::id() {
+            log::warn!("atlas: {}: a forked child leaves its parent's uncommitted changes alone", self.dir.display());
+        } else if let Err(e) = self.flush() {
             log::error!("atlas: flush on drop of {} failed, uncommitted changes are lost: {e}", self.dir.display());
         }
     }

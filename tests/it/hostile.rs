@@ -488,11 +488,11 @@ fn a_lowered_chunk_limit_counts_a_string_arrays_offset_table() {
     store.create_dataset("d").unwrap().define_array("s", spec).unwrap();
     store.flush().unwrap();
     let mut limits = Limits::default();
-    limits.max_chunk_bytes = 64 << 10; // under the 256 KiB + 4 B table of every block
+    limits.max_chunk_bytes = 64 << 10; // under the 256 KiB offset table of every block
     match Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits)) {
         Err(Error::LimitExceeded { what, found, .. }) => {
             assert!(what.contains("d/s"), "{what}");
-            assert_eq!(found, 4 * ((1 << 16) + 1));
+            assert_eq!(found, 4 << 16);
         }
         other => panic!("expected LimitExceeded, got {other:?}"),
     }
@@ -831,6 +831,24 @@ fn a_commit_over_the_handles_metadata_limit_is_refused_and_the_handle_can_shrink
     store.flush().unwrap();
     let reopened = Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits)).unwrap();
     assert_eq!(reopened.attrs().get("note").unwrap(), Some("short".into()));
+    // Chunks over the handle's limit likewise: the array is refused at the commit.
+    let mut small_chunks = Limits::default();
+    small_chunks.max_chunk_bytes = 64 << 10;
+    let store = Atlas::open_with(dir.store(), &OpenOptions::with_limits(small_chunks)).unwrap();
+    store.create_dataset("d").unwrap().define_array("big", ArraySpec::new(DType::Float64, [1 << 14])).unwrap();
+    assert_err!(store.flush(), Error::LimitExceeded { limit: 65536, .. });
+    store.discard();
+    Atlas::open_with(dir.store(), &OpenOptions::with_limits(small_chunks)).unwrap();
+}
+
+#[test]
+fn a_string_array_of_the_largest_chunk_the_schema_allows_opens_under_the_default_limits() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let spec = ArraySpec::new(DType::String, [1 << 26]).chunk_shape([1 << 26]);
+    store.create_dataset("d").unwrap().define_array("s", spec).unwrap();
+    store.flush().unwrap();
+    Atlas::open(dir.store()).unwrap();
 }
 
 #[test]
