@@ -251,17 +251,19 @@ impl AppendFile {
         Ok(FileReader { file, path: self.path.clone() })
     }
 
-    /// Makes the contents durable. Once an fsync of the file failed, every later one fails
-    /// too, with EIO: the kernel may have dropped the pages it could not write, marked
-    /// clean, and it reports that once, so a later fsync that succeeds would not mean the
-    /// bytes are on disk.
+    /// Makes the contents durable, and the file's entry in its directory (the file is new).
+    /// Once either fsync failed, every later call fails too, with EIO: the kernel may have
+    /// dropped the pages it could not write, marked clean, and it reports that once, so a
+    /// later fsync that succeeds would not mean the bytes are on disk.
     pub(crate) fn sync(&mut self) -> Result<()> {
         if self.sync_failed {
             let source = std::io::Error::from_raw_os_error(5);
             return Err(Error::Io { path: self.path.clone(), op: SYNC_FAILED_BEFORE, source });
         }
-        let synced =
-            fault::check(&self.path, "fsync").and_then(|()| self.file.sync_all().map_err(io_err(&self.path, "fsync")));
+        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let synced = fault::check(&self.path, "fsync")
+            .and_then(|()| self.file.sync_all().map_err(io_err(&self.path, "fsync")))
+            .and_then(|()| sync_dir(dir));
         self.sync_failed = synced.is_err();
         synced
     }

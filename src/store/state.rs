@@ -168,8 +168,7 @@ impl Inner {
         // removed after the commit point, with those a compaction replaced.
         let new_fragment = match session.fragment.as_mut().filter(|fragment| !fragment.blocks.is_empty()) {
             Some(fragment) => {
-                let fragment_meta = fragment.finish()?;
-                io::sync_dir(&self.data_dir())?;
+                let fragment_meta = fragment.finish()?; // durable, its directory entry too
                 let opened = FragmentReader::open(&self.data_dir().join(&fragment_meta.name), fragment_meta.len_bytes)?;
                 next.fragments.push(fragment_meta);
                 Some(opened)

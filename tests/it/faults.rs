@@ -76,7 +76,7 @@ fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits()
                 assert_eq!(read_fresh(&path), values(2), "{fault:?} at {fail_at}: retry lost the write");
             }
         }
-        assert_eq!(refused_retries, 3, "one failed fragment fsync per fault kind");
+        assert_eq!(refused_retries, 6, "the fragment's fsync and its directory's, per fault kind");
     });
 }
 
