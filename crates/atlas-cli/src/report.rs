@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use atlas::{ArrayHandle, ArrayMeta, Atlas, AttrValue, Attributes, Codec, DType, Scalar};
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 use serde_json::{Value as Json, json};
@@ -410,6 +410,9 @@ fn cat_typed<T: Cell>(
     for_each_slab::<T>(handle, meta, sel, slab_bytes, &mut |values| printer.print(&values.view(), out))
 }
 
+/// The most slabs one row of a `cat` selection may take.
+const MAX_ROW_SLABS: u64 = 16;
+
 /// Reads `sel` in slabs along its first kept axis (output axis 0; the picked axes before it
 /// span one index each) and hands each (stepped, picked axes dropped) to `f`. Each slab is a
 /// whole number of steps, so every slab starts on a selected row.
@@ -424,6 +427,15 @@ fn for_each_slab<T: Cell>(
     // Strings are counted at 16 bytes each, as Atlas's default chunk shape counts them.
     let elem_bytes = if meta.dtype == DType::String { 16 } else { meta.dtype.size_bytes() as u64 };
     let row_bytes = sel.extent[axis + 1..].iter().fold(elem_bytes, |acc, &n| acc.saturating_mul(n));
+    // A slab is at least one row: past a bound, a row (of a huge or hostile shape) is refused
+    // rather than read whole.
+    if row_bytes > slab_bytes.saturating_mul(MAX_ROW_SLABS) {
+        bail!(
+            "one index of the selection's first axis holds {row_bytes} bytes, more than cat reads at once \
+             ({} slabs of {slab_bytes} bytes); narrow it with --slice",
+            MAX_ROW_SLABS
+        );
+    }
     let step = sel.step[axis];
     // Selected rows per slab: a slab reads from its first selected row to its last, and
     // those rows (the ones stepped over too) fit in `slab_bytes`.

@@ -1015,3 +1015,17 @@ fn a_malformed_attrs_target_is_a_usage_error() {
         atlas().arg("attrs").arg(&store).arg(target).assert().code(2).stderr(contains("DATASET"));
     }
 }
+
+#[test]
+fn cat_refuses_a_row_larger_than_sixteen_slabs_instead_of_reading_it_whole() {
+    // Two rows of 2^33 bytes, never written: each would read as 8 GiB of fill.
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("s");
+    let atlas_store = Atlas::create(&store, StoreConfig::default()).unwrap();
+    let spec = ArraySpec::new(DType::UInt8, [2, 1 << 33]).chunk_shape([1, 1 << 20]);
+    atlas_store.create_dataset("d").unwrap().define_array("a", spec).unwrap();
+    atlas_store.flush().unwrap();
+    atlas().arg("cat").arg(&store).arg("d/a").assert().code(1).stderr(contains("narrow it with --slice"));
+    let out = atlas().arg("cat").arg(&store).arg("d/a").args(["--slice", "1,0:3"]).assert().success();
+    out.stdout("0\n0\n0\n");
+}
