@@ -432,8 +432,7 @@ fn for_each_slab<T: Cell>(
     if row_bytes > slab_bytes.saturating_mul(MAX_ROW_SLABS) {
         bail!(
             "one index of the selection's first axis holds {row_bytes} bytes, more than cat reads at once \
-             ({} slabs of {slab_bytes} bytes); narrow it with --slice",
-            MAX_ROW_SLABS
+             ({MAX_ROW_SLABS} slabs of {slab_bytes} bytes); narrow it with --slice"
         );
     }
     let step = sel.step[axis];
