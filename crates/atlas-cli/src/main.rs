@@ -327,7 +327,15 @@ fn open_error(path: &Path, e: Error) -> anyhow::Error {
 }
 
 fn open_array(store: &Atlas, path: &ArrayPath) -> Result<ArrayHandle> {
-    Ok(store.open_dataset(&path.dataset)?.array(&path.array)?)
+    store.open_dataset(&path.dataset).and_then(|dataset| dataset.array(&path.array)).map_err(|e| match e {
+        Error::NotFound { kind: EntityKind::Dataset, .. } => {
+            anyhow!("{e} in store {}; `atlas ls {0}` lists its datasets", store.path().display())
+        }
+        Error::NotFound { .. } => {
+            anyhow!("{e} in store {}; `atlas ls {0} {}` lists its arrays", store.path().display(), path.dataset)
+        }
+        other => other.into(),
+    })
 }
 
 /// Drops a write command's uncommitted changes when the command ends, so that one failing

@@ -410,7 +410,7 @@ fn cat_typed<T: Cell>(
     for_each_slab::<T>(handle, meta, sel, slab_bytes, &mut |values| printer.print(&values.view(), out))
 }
 
-/// The most slabs one row of a `cat` selection may take.
+/// The most slabs (of at least the default size) one row of a `cat` selection may take.
 const MAX_ROW_SLABS: u64 = 16;
 
 /// Reads `sel` in slabs along its first kept axis (output axis 0; the picked axes before it
@@ -429,10 +429,11 @@ fn for_each_slab<T: Cell>(
     let row_bytes = sel.extent[axis + 1..].iter().fold(elem_bytes, |acc, &n| acc.saturating_mul(n));
     // A slab is at least one row: past a bound, a row (of a huge or hostile shape) is refused
     // rather than read whole.
-    if row_bytes > slab_bytes.saturating_mul(MAX_ROW_SLABS) {
+    let max_row_bytes = slab_bytes.max(crate::transfer::DEFAULT_SLAB_BYTES).saturating_mul(MAX_ROW_SLABS);
+    if row_bytes > max_row_bytes {
         bail!(
             "one index of the selection's first axis holds {row_bytes} bytes, more than cat reads at once \
-             ({MAX_ROW_SLABS} slabs of {slab_bytes} bytes); narrow it with --slice"
+             ({max_row_bytes} bytes); narrow it with --slice"
         );
     }
     let step = sel.step[axis];

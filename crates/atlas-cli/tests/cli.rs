@@ -243,7 +243,14 @@ fn stats_reports_counts_extremes_and_blocks() {
     assert_eq!(doc["blocks"], 2);
     assert_eq!(doc["block_stats"][1]["coord"], serde_json::json!([1, 0]));
     assert_eq!(doc["block_stats"][1]["min"], 20.0);
-    atlas().arg("stats").arg(&store).arg("run42/nope").assert().code(1).stderr(contains("array not found: run42/nope"));
+    atlas()
+        .arg("stats")
+        .arg(&store)
+        .arg("run42/nope")
+        .assert()
+        .code(1)
+        .stderr(contains("array not found: run42/nope in store"))
+        .stderr(contains("lists its arrays"));
     atlas().arg("stats").arg(&store).arg("run42").assert().code(2).stderr(contains("DATASET/ARRAY"));
 }
 
