@@ -49,13 +49,13 @@ def _shape(t: Any) -> str:
 def _array_rows(arrays: list[Any], with_dataset: bool) -> str:
     rows = []
     for arr in arrays[:MAX_ROWS]:
-        meta = arr.meta
+        meta, storage = arr.meta, arr.storage  # each walks the array's block index: once
         first = f"<td>{escape(arr.dataset)}</td>" if with_dataset else ""
         rows.append(
             f"<tr>{first}<td><b>{escape(arr.name)}</b></td><td>{escape(meta['dtype'])}</td>"
             f"<td>{_shape(meta['shape'])}</td><td>{_shape(meta['chunk_shape'])}</td>"
-            f"<td>{escape(', '.join(meta['dims']))}</td><td>{escape(_codecs(arr, meta))}</td>"
-            f"<td class='num'>{human_bytes(arr.nbytes)}</td><td class='num'>{_stored(arr)}</td></tr>"
+            f"<td>{escape(', '.join(meta['dims']))}</td><td>{escape(_codecs(storage, meta))}</td>"
+            f"<td class='num'>{human_bytes(arr.nbytes)}</td><td class='num'>{_stored(storage)}</td></tr>"
         )
     more = len(arrays) - MAX_ROWS
     if more > 0:
@@ -68,16 +68,15 @@ def _array_rows(arrays: list[Any], with_dataset: bool) -> str:
     )
 
 
-def _codecs(arr: Any, meta: dict[str, Any]) -> str:
+def _codecs(storage: dict[str, Any], meta: dict[str, Any]) -> str:
     """The blocks per codec, then the codec new blocks get: `zstd x3, lz4 x1 -> lz4`."""
-    mix = arr.storage["codecs"]
+    mix = storage["codecs"]
     written = ", ".join(f"{name} x{n}" for name, n in mix.items())
     new = meta["effective_codec"]
     return f"{written} -> {new}" if written else f"-> {new}"
 
 
-def _stored(arr: Any) -> str:
-    storage = arr.storage
+def _stored(storage: dict[str, Any]) -> str:
     if not storage["blocks"]:
         return "0 B"
     ratio = storage["raw_bytes"] / max(storage["stored_bytes"], 1)
@@ -127,8 +126,7 @@ def dataset_html(view: Any) -> str:
 
 
 def array_html(arr: Any) -> str:
-    meta = arr.meta
-    stats = arr.stats
+    meta, storage, stats = arr.meta, arr.storage, arr.stats
     facts = [
         ("dtype", meta["dtype"]),
         ("shape", _shape(meta["shape"])),
@@ -137,9 +135,9 @@ def array_html(arr: Any) -> str:
         ("fill value", repr(meta["fill_value"])),
         ("codec (new blocks)", meta["effective_codec"] + ("" if meta["codec"] else " (store default)")),
         ("raw size", human_bytes(arr.nbytes)),
-        ("on disk", _stored(arr)),
-        ("blocks", f"{arr.storage['blocks']} written, {arr.storage['fill_blocks']} fill-only, "
-         f"{arr.storage['pending_blocks']} unflushed; codecs {_codecs(arr, meta)}"),
+        ("on disk", _stored(storage)),
+        ("blocks", f"{storage['blocks']} written, {storage['fill_blocks']} fill-only, "
+         f"{storage['pending_blocks']} unflushed; codecs {_codecs(storage, meta)}"),
         ("valid / null", f"{stats['count']} / {stats['null_count']}"),
         ("min / max", f"{stats['min']!r} / {stats['max']!r}"),
         ("mean", repr(stats["mean"])),
