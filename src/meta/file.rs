@@ -164,9 +164,14 @@ fn parse<T: for<'de> Deserialize<'de>>(plain: &[u8], format: MetaFormat) -> Resu
         MetaFormat::MsgPack => {
             // Nesting bounded like JSON's (serde_json stops at 128), so hostile input cannot
             // recurse deep enough to overflow the stack, even inside an ignored field.
-            let mut deserializer = rmp_serde::Deserializer::from_read_ref(plain);
+            let mut deserializer = rmp_serde::Deserializer::new(std::io::Cursor::new(plain));
             deserializer.set_max_depth(MAX_NESTING);
-            T::deserialize(&mut deserializer).map_err(|e| format!("invalid msgpack metadata: {e}"))
+            let value = T::deserialize(&mut deserializer).map_err(|e| format!("invalid msgpack metadata: {e}"))?;
+            // As serde_json refuses trailing characters: bytes no checksum covers.
+            match plain.len() as u64 - deserializer.position() {
+                0 => Ok(value),
+                extra => Err(format!("invalid msgpack metadata: {extra} bytes after the value")),
+            }
         }
     }
 }
@@ -251,6 +256,17 @@ mod tests {
         let compressed = zstd::bulk::compress(unsealed.as_bytes(), 3).unwrap();
         let err = decode_meta(&compressed, MetaFormat::Json, MetaCompression::Zstd, MAX_META_BYTES);
         assert!(matches!(err, Err(MetaDecodeError::Corrupt(detail)) if detail.contains("plain JSON only")));
+    }
+
+    #[test]
+    fn bytes_after_the_metadata_are_corrupt() {
+        let meta = StoreMeta::new(Codec::default(), Shuffle::Auto);
+        for format in [MetaFormat::Json, MetaFormat::MsgPack] {
+            let mut bytes = encode_meta(&meta, format, MetaCompression::None).bytes;
+            bytes.push(0);
+            let err = decode_meta(&bytes, format, MetaCompression::None, MAX_META_BYTES);
+            assert!(matches!(err, Err(MetaDecodeError::Corrupt(_))), "{format:?}");
+        }
     }
 
     #[test]
