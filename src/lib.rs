@@ -52,11 +52,24 @@ mod io;
 mod meta;
 mod store;
 
-/// Test support (feature `test-util`): I/O fault injection.
+/// Test support (feature `test-util`): I/O fault injection, and metadata files resealed
+/// with a fresh checksum for fuzzing.
 #[cfg(feature = "test-util")]
 pub mod testing {
     pub use crate::io::fault::Fault;
     pub use crate::io::fault::control::{FaultGuard, inject};
+
+    /// `bytes`, a metadata file of `format` and `compression`, parsed and encoded again
+    /// with its checksum recomputed (values kept, layout made canonical); `None` when it
+    /// does not parse.
+    #[must_use]
+    pub fn reseal_metadata(
+        bytes: &[u8],
+        format: crate::MetaFormat,
+        compression: crate::MetaCompression,
+    ) -> Option<Vec<u8>> {
+        crate::meta::reseal(bytes, format, compression)
+    }
 }
 
 /// The CUDA driver crate Atlas's GPU types come from (feature `gpu`), re-exported so callers

@@ -2,6 +2,9 @@
 //! input byte picks the name, and whether the template's `atlas.json` stays next to it as
 //! a second, older metadata file): open and read everything; errors are fine, panics are not.
 //! The store's data folder holds the template's fragment, so metadata naming it reads data.
+//! With bit 4 of the first byte set, the file is first resealed (parsed and encoded again
+//! with a fresh checksum) when it parses, so that changed values reach the checks past the
+//! checksum: the schema rules, the fragments named, the reads.
 #![no_main]
 
 use std::path::PathBuf;
@@ -37,9 +40,12 @@ fn store() -> &'static (PathBuf, Vec<u8>) {
             opened.set_meta_format(format, compression).expect("set format");
             opened.attrs().set("encoding", name).expect("attr");
             opened.flush().expect("flush");
-            let mut input = vec![i as u8];
-            input.extend(std::fs::read(copy.join(name)).expect("read encoded metadata"));
-            seed(name, &input);
+            let encoded = std::fs::read(copy.join(name)).expect("read encoded metadata");
+            for reseal in [0u8, 16] {
+                let mut input = vec![i as u8 | reseal];
+                input.extend(&encoded);
+                seed(&format!("{name}-{reseal}"), &input);
+            }
         }
         let store = dir.join("store");
         copy_store(&template, &store);
@@ -51,13 +57,14 @@ fn store() -> &'static (PathBuf, Vec<u8>) {
 fuzz_target!(init: { store(); }, |data: &[u8]| {
     let Some((&selector, content)) = data.split_first() else { return };
     let (store, template_json) = store();
-    let name = ENCODINGS[usize::from(selector & 7) % 6].2;
+    let (format, compression, name) = ENCODINGS[usize::from(selector & 7) % 6];
     for (_, _, other) in ENCODINGS {
         if other != name {
             let _ = std::fs::remove_file(store.join(other));
         }
     }
-    std::fs::write(store.join(name), content).expect("write input");
+    let resealed = (selector & 16 != 0).then(|| atlas::testing::reseal_metadata(content, format, compression)).flatten();
+    std::fs::write(store.join(name), resealed.as_deref().unwrap_or(content)).expect("write input");
     if selector & 8 != 0 && name != "atlas.json" {
         std::fs::write(store.join("atlas.json"), template_json).expect("write second metadata file");
     }

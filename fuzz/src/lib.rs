@@ -185,6 +185,15 @@ pub fn fix_index_checksum(bytes: &mut [u8]) -> bool {
     true
 }
 
+/// A JSON metadata text (compact, as Atlas writes it) without its `checksum` field, the
+/// last one: hand-written metadata, which a reader takes unchecked.
+pub fn strip_checksum(text: &str) -> String {
+    match text.rfind(",\"checksum\":") {
+        Some(at) => format!("{}}}", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
 /// The parts of a one-block fragment.
 #[derive(Debug, Clone)]
 pub struct OneBlock<'a> {

@@ -140,6 +140,16 @@ pub(crate) fn decode_meta(
     Ok(meta)
 }
 
+/// `bytes` (a metadata file of this encoding) parsed and encoded again with its checksum
+/// recomputed, so that a fuzzer's changes to values reach the checks past the checksum;
+/// `None` when they do not parse. For tests and fuzzing (`atlas::testing`).
+#[cfg(feature = "test-util")]
+pub(crate) fn reseal(bytes: &[u8], format: MetaFormat, compression: MetaCompression) -> Option<Vec<u8>> {
+    let plain = decompress(bytes, compression, MAX_META_BYTES).ok()?;
+    let meta: StoreMeta = parse(&plain, format).ok()?;
+    Some(encode_meta(&meta, format, compression).bytes)
+}
+
 /// The checksum of a commit: xxh3-64 of its plain encoding without the `checksum` field.
 /// Serialisation is deterministic (fixed field order, sorted maps, shortest round-trip
 /// floats), so a reader re-encoding what it parsed gets the writer's bytes back exactly;

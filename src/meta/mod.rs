@@ -22,6 +22,8 @@ pub use scalar::Scalar;
 pub use schema::ArrayMeta;
 pub use stats::{ArrayStats, BlockStats};
 
+#[cfg(feature = "test-util")]
+pub(crate) use file::reseal;
 pub(crate) use file::{MetaDecodeError, decode_meta, encode_meta, meta_file_name, parse_meta_file_name};
 pub(crate) use name::{validate_attribute_key, validate_name};
 pub(crate) use schema::{

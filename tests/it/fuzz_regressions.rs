@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use atlas::{ArraySpec, Atlas, AttrValue, Codec, DType, Error, Shuffle, StoreConfig};
+use atlas::{ArraySpec, Atlas, AttrValue, Codec, DType, Error, MetaCompression, MetaFormat, Shuffle, StoreConfig};
 use ndarray::arr1;
 
 use crate::observe::open_and_dump_catching;
@@ -38,19 +38,33 @@ fn template(path: &Path) {
 }
 
 /// What the `meta_parse` target does with one input: the first byte picks the metadata
-/// file name (and bit 3 keeps the template's `atlas.json` next to it), the rest is the file.
-/// Returns the outcome, `Err` holding a panic's message.
+/// file name (bit 3 keeps the template's `atlas.json` next to it, bit 4 reseals the file
+/// with a fresh checksum where the `test-util` feature gives the means), the rest is the
+/// file. Returns the outcome, `Err` holding a panic's message.
 fn replay_meta_parse(store: &Path, template_json: &[u8], input: &[u8]) -> Result<Result<String, Error>, String> {
     let Some((&selector, content)) = input.split_first() else { return Ok(Ok(String::new())) };
-    let name = ENCODINGS[usize::from(selector & 7) % 6].2;
+    let (format, compression, name) = ENCODINGS[usize::from(selector & 7) % 6];
     for (_, _, other) in ENCODINGS {
         let _ = std::fs::remove_file(store.join(other));
     }
-    std::fs::write(store.join(name), content).unwrap();
+    let resealed = resealed(content, (format, compression), selector & 16 != 0);
+    std::fs::write(store.join(name), resealed.as_deref().unwrap_or(content)).unwrap();
     if selector & 8 != 0 && name != "atlas.json" {
         std::fs::write(store.join("atlas.json"), template_json).unwrap();
     }
     open_and_dump_catching(store)
+}
+
+/// `content` parsed and encoded again with a fresh checksum, when `reseal` asks and the
+/// `test-util` feature gives the means; `None` otherwise, or when it does not parse.
+#[cfg(feature = "test-util")]
+fn resealed(content: &[u8], (format, compression): (MetaFormat, MetaCompression), reseal: bool) -> Option<Vec<u8>> {
+    reseal.then(|| atlas::testing::reseal_metadata(content, format, compression)).flatten()
+}
+
+#[cfg(not(feature = "test-util"))]
+fn resealed(_: &[u8], _: (MetaFormat, MetaCompression), _: bool) -> Option<Vec<u8>> {
+    None
 }
 
 /// What the `fragment_decode` target does with one input: the rest of the input replaces
@@ -83,7 +97,10 @@ fn replay_fragment_decode(
 fn fragment_template(store: &Path) -> (String, std::path::PathBuf) {
     let fragment = crate::util::fragments(store).remove(0);
     let len = std::fs::metadata(&fragment).unwrap().len();
+    // Without its checksum (the last field), as the target's template: every fragment
+    // length patched in keeps the metadata valid.
     let text = std::fs::read_to_string(store.join("atlas.json")).unwrap();
+    let text = format!("{}}}", &text[..text.rfind(",\"checksum\":").unwrap()]);
     let field = format!("\"len_bytes\":{len}");
     assert_eq!(text.matches(&field).count(), 1);
     (text.replace(&field, "\"len_bytes\":{len}"), fragment)
@@ -131,6 +148,27 @@ fn fuzz_regression_inputs_are_errors_not_panics() {
     assert!(matches!(replay_meta_parse(&store, &template_json, &input), Ok(Ok(_))));
 }
 
+#[cfg(feature = "test-util")]
+#[test]
+fn a_resealed_metadata_file_reaches_the_checks_past_its_checksum() {
+    // An array id at or past next_array_id: without the reseal the checksum refuses the
+    // edit; resealed, the schema rule does.
+    let dir = test_dir!();
+    let store = dir.store();
+    template(&store);
+    let template_json = std::fs::read(store.join("atlas.json")).unwrap();
+    let text = String::from_utf8(template_json.clone()).unwrap();
+    let edited = text.replace("\"next_array_id\":4", "\"next_array_id\":1");
+    assert_ne!(edited, text);
+    for (reseal, refused_by) in [(0u8, "checksum"), (16, "unallocated id")] {
+        let input = [&[reseal][..], edited.as_bytes()].concat();
+        match replay_meta_parse(&store, &template_json, &input) {
+            Ok(Err(Error::Corrupt { detail, .. })) => assert!(detail.contains(refused_by), "{detail}"),
+            other => panic!("reseal {reseal}: {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn fragment_harness_reads_the_template_and_refuses_its_truncations() {
     let dir = test_dir!();
@@ -147,7 +185,10 @@ fn fragment_harness_reads_the_template_and_refuses_its_truncations() {
         }
         for cut in [0, 1, 16, 55, 56, good.len() / 2, good.len() - 1] {
             let input = [&[flags][..], &good[..cut]].concat();
-            assert!(matches!(replay_fragment_decode(&store, &fragment, &meta, &input), Ok(Err(_))), "cut {cut}");
+            match replay_fragment_decode(&store, &fragment, &meta, &input) {
+                Ok(Err(Error::Corrupt { path, .. })) => assert_eq!(path, fragment, "cut {cut}"),
+                other => panic!("flags {flags} cut {cut}: the fragment's parser did not refuse it: {other:?}"),
+            }
         }
     }
 }
