@@ -437,7 +437,15 @@ mod tests {
                 for shuffle in [None, Some(4)] {
                     let mut out = vec![0; len / 4 * 4];
                     let encoding = BlockEncoding { codec, shuffle_elem_bytes: shuffle };
-                    let _ = decode_block(&stored, encoding, Some(&dict), &mut scratch, &mut out);
+                    let decoded = decode_block(&stored, encoding, Some(&dict), &mut scratch, &mut out);
+                    // Stored as it is, a block is its raw bytes: any other length is an error.
+                    if codec == CodecId::None && stored.len() != out.len() {
+                        prop_assert!(decoded.is_err(), "{} stored bytes decoded to {}", stored.len(), out.len());
+                    }
+                    // Decoded without error, a block whose raw form is the stored bytes is them.
+                    if codec == CodecId::None && shuffle.is_none() && decoded.is_ok() {
+                        prop_assert_eq!(&out, &stored);
+                    }
                 }
             }
         }
