@@ -158,10 +158,12 @@ def test_a_forked_child_dropping_a_handle_leaves_the_parents_changes_alone(tmp_p
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running
         pid = os.fork()
     if pid == 0:  # the child drops its copy of the handle, then exits at once
-        del store
-        gc.collect()
-        os._exit(0)
-    os.waitpid(pid, 0)
+        try:
+            del store
+            gc.collect()
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
     assert atlas.Atlas.open(path).generation == 0, "the child committed the parent's changes"
     store.flush()
     assert atlas.Atlas.open(path).list_datasets() == ["pending"]
@@ -170,11 +172,15 @@ def test_a_forked_child_dropping_a_handle_leaves_the_parents_changes_alone(tmp_p
         warnings.simplefilter("ignore", DeprecationWarning)
         pid = os.fork()
     if pid == 0:
-        store.create_dataset("from_child")
-        del store
-        gc.collect()
-        os._exit(0)
-    os.waitpid(pid, 0)
+        code = 1
+        try:
+            store.create_dataset("from_child")
+            del store
+            gc.collect()
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
     assert atlas.Atlas.open(path).list_datasets() == ["from_child", "pending"]
 
 

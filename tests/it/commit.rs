@@ -232,3 +232,26 @@ fn discard_drops_every_pending_change_releases_the_lock_and_removes_the_fragment
     let got = reopened.open_dataset("d").unwrap().read_array::<i32>("a", &[0], &[4]).unwrap();
     assert_eq!(got, arr1(&[1, 2, 3, 8]).into_dyn());
 }
+
+#[test]
+fn readers_change_nothing_in_the_store() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Int32, [4]).chunk_shape([2])).unwrap();
+    ds.write_array("a", &[0], arr1(&[1, 2, 3, 4]).view()).unwrap();
+    store.attrs().set("k", 1).unwrap();
+    store.flush().unwrap();
+    drop((ds, store));
+    let before = util::tree(&dir.store());
+    let reader = Atlas::open(dir.store()).unwrap();
+    let rds = reader.open_dataset("d").unwrap();
+    assert_eq!(rds.read_array::<i32>("a", &[0], &[4]).unwrap(), arr1(&[1, 2, 3, 4]).into_dyn());
+    rds.array_stats("a").unwrap();
+    rds.block_stats("a").unwrap();
+    reader.attrs().all().unwrap();
+    reader.refresh().unwrap();
+    assert!(reader.verify(&mut |_, _| {}).unwrap().bad_blocks.is_empty());
+    drop((rds, reader));
+    assert_eq!(util::tree(&dir.store()), before, "a reader changed the store's files");
+}
