@@ -189,15 +189,21 @@ fn dropping_a_handle_whose_flush_fails_keeps_the_last_commit_without_panicking()
     assert!(util::fragments(&dir.store()).is_empty());
 }
 
-#[test]
-fn discard_drops_every_pending_change_releases_the_lock_and_removes_the_fragment() {
-    let dir = test_dir!();
-    let store = util::create(&dir.store());
+/// A store with one commit: array `d/a` = [1, 2, 3, 4] in chunks of 2, attribute `k` = 1.
+fn one_commit(path: &std::path::Path) -> (Atlas, atlas::Dataset) {
+    let store = util::create(path);
     let ds = store.create_dataset("d").unwrap();
     ds.define_array("a", ArraySpec::new(DType::Int32, [4]).chunk_shape([2])).unwrap();
     ds.write_array("a", &[0], arr1(&[1, 2, 3, 4]).view()).unwrap();
     store.attrs().set("k", 1).unwrap();
     store.flush().unwrap();
+    (store, ds)
+}
+
+#[test]
+fn discard_drops_every_pending_change_releases_the_lock_and_removes_the_fragment() {
+    let dir = test_dir!();
+    let (store, ds) = one_commit(&dir.store());
     let committed = util::tree(&dir.store());
 
     // Data, a new dataset, an attribute, a resize and a pending append's staged chunk.
@@ -236,13 +242,7 @@ fn discard_drops_every_pending_change_releases_the_lock_and_removes_the_fragment
 #[test]
 fn readers_change_nothing_in_the_store() {
     let dir = test_dir!();
-    let store = util::create(&dir.store());
-    let ds = store.create_dataset("d").unwrap();
-    ds.define_array("a", ArraySpec::new(DType::Int32, [4]).chunk_shape([2])).unwrap();
-    ds.write_array("a", &[0], arr1(&[1, 2, 3, 4]).view()).unwrap();
-    store.attrs().set("k", 1).unwrap();
-    store.flush().unwrap();
-    drop((ds, store));
+    drop(one_commit(&dir.store()));
     let before = util::tree(&dir.store());
     let reader = Atlas::open(dir.store()).unwrap();
     let rds = reader.open_dataset("d").unwrap();
