@@ -1,11 +1,13 @@
 //! Property test: random sequences of define / write / read / delete / resize / append /
-//! flush / reopen / codec changes against a plain in-memory model of dense arrays. Every read must match the model,
-//! and after every flush a freshly opened handle must see exactly the model.
+//! flush / reopen / discard / compact / recompress / codec and metadata format changes
+//! against a plain in-memory model of dense arrays (zero-size axes included). Every read
+//! must match the model, after every commit a freshly opened handle must see exactly the
+//! model, and a discard must bring back the model of the last commit.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use atlas::{ArraySpec, Atlas, Codec, DType, Dataset, Error, Shuffle, StoreConfig};
+use atlas::{ArraySpec, Atlas, Codec, DType, Dataset, Error, MetaCompression, MetaFormat, Shuffle, StoreConfig};
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
 
@@ -14,10 +16,13 @@ use crate::util::{TestDir, test_name};
 const SLOTS: [&str; 3] = ["a0", "a1", "a2"];
 const CODECS: [Codec; 4] = [Codec::Zstd { level: 1 }, Codec::Lz4, Codec::None, Codec::Zstd { level: -1 }];
 const SHUFFLES: [Shuffle; 3] = [Shuffle::Auto, Shuffle::On, Shuffle::Off];
+const META_FORMATS: [MetaFormat; 2] = [MetaFormat::Json, MetaFormat::MsgPack];
+const META_COMPRESSIONS: [MetaCompression; 3] = [MetaCompression::None, MetaCompression::Zstd, MetaCompression::Lz4];
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// Defines array `slot` (int32 or float32) with `dims` (extent, chunk extent) pairs.
+    /// Defines array `slot` (int32 or float32) with `dims` (extent, chunk extent) pairs; an
+    /// extent may be 0.
     Define {
         slot: usize,
         int: bool,
@@ -58,7 +63,7 @@ enum Op {
         codec: Option<usize>,
     },
     SetShuffle(usize),
-    /// Resizes array `slot` to extents `1 + raw % 12` (same number of dimensions).
+    /// Resizes array `slot` to extents `raw % 13` (same number of dimensions).
     Resize {
         slot: usize,
         raw: [u64; 3],
@@ -69,11 +74,27 @@ enum Op {
         rows: u64,
         seed: i32,
     },
+    /// Drops every change since the last commit.
+    Discard,
+    Compact,
+    Recompress {
+        codec: usize,
+        shuffle: usize,
+    },
+    RecompressArray {
+        slot: usize,
+        codec: usize,
+        shuffle: usize,
+    },
+    SetMetaFormat {
+        format: usize,
+        compression: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let slot = 0..SLOTS.len();
-    let dims = proptest::collection::vec((1u64..=10, 1u64..=4), 1..=3);
+    let dims = proptest::collection::vec((prop_oneof![1 => Just(0u64), 9 => 1u64..=10], 1u64..=4), 1..=3);
     let pos = any::<[u64; 3]>();
     prop_oneof![
         2 => (slot.clone(), any::<bool>(), dims, any::<bool>())
@@ -91,7 +112,14 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (slot.clone(), proptest::option::of(0..CODECS.len())).prop_map(|(slot, codec)| Op::SetArrayCodec { slot, codec }),
         1 => (0..SHUFFLES.len()).prop_map(Op::SetShuffle),
         2 => (slot.clone(), any::<[u64; 3]>()).prop_map(|(slot, raw)| Op::Resize { slot, raw }),
-        2 => (slot, any::<u64>(), any::<i32>()).prop_map(|(slot, rows, seed)| Op::Append { slot, rows, seed }),
+        2 => (slot.clone(), any::<u64>(), any::<i32>()).prop_map(|(slot, rows, seed)| Op::Append { slot, rows, seed }),
+        1 => Just(Op::Discard),
+        1 => Just(Op::Compact),
+        1 => (0..CODECS.len(), 0..SHUFFLES.len()).prop_map(|(codec, shuffle)| Op::Recompress { codec, shuffle }),
+        1 => (slot, 0..CODECS.len(), 0..SHUFFLES.len())
+            .prop_map(|(slot, codec, shuffle)| Op::RecompressArray { slot, codec, shuffle }),
+        1 => (0..META_FORMATS.len(), 0..META_COMPRESSIONS.len())
+            .prop_map(|(format, compression)| Op::SetMetaFormat { format, compression }),
     ]
 }
 
@@ -156,6 +184,9 @@ impl ModelArray {
 /// The flat C-order indices of the box `pos .. pos + len` in an array of `shape`.
 fn box_indices(shape: &[u64], pos: &[u64], len: &[u64]) -> Vec<usize> {
     let mut out = Vec::new();
+    if len.contains(&0) {
+        return out;
+    }
     let mut idx = vec![0u64; shape.len()];
     loop {
         out.push(shape.iter().zip(pos).zip(&idx).fold(0, |flat, ((s, p), i)| flat * s + p + i) as usize);
@@ -165,8 +196,12 @@ fn box_indices(shape: &[u64], pos: &[u64], len: &[u64]) -> Vec<usize> {
     }
 }
 
-/// A box inside `shape` from raw random numbers.
+/// A box inside `shape` from raw random numbers: the empty box at the origin when `shape`
+/// holds no element.
 fn pick_box(shape: &[u64], pos: &[u64; 3], len: &[u64; 3]) -> (Vec<u64>, Vec<u64>) {
+    if shape.contains(&0) {
+        return (vec![0; shape.len()], shape.to_vec());
+    }
     let start: Vec<u64> = shape.iter().zip(pos).map(|(s, p)| p % s).collect();
     let extent = shape.iter().zip(&start).zip(len).map(|((s, p), l)| 1 + l % (s - p)).collect();
     (start, extent)
@@ -242,6 +277,37 @@ fn check_all(ds: &Dataset, model: &BTreeMap<String, ModelArray>) -> Result<(), T
     Ok(())
 }
 
+/// The metadata file's name for `format` and `compression`.
+fn meta_file_name(format: MetaFormat, compression: MetaCompression) -> String {
+    let format = match format {
+        MetaFormat::Json => "json",
+        MetaFormat::MsgPack => "msgpack",
+    };
+    let compression = match compression {
+        MetaCompression::None => "",
+        MetaCompression::Zstd => ".zst",
+        MetaCompression::Lz4 => ".lz4",
+    };
+    format!("atlas.{format}{compression}")
+}
+
+/// After a commit: the pending metadata file name (if any) became the store's, and it is
+/// the only metadata file in the store's directory.
+fn check_committed(path: &Path, (name, pending): &mut (String, Option<String>)) -> Result<(), TestCaseError> {
+    if let Some(new) = pending.take() {
+        *name = new;
+    }
+    let mut files: Vec<String> = std::fs::read_dir(path)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|file| file.starts_with("atlas.") && file != "atlas.lock")
+        .collect();
+    files.sort();
+    prop_assert_eq!(files, vec![name.clone()]);
+    prop_assert_eq!(Atlas::open(path).unwrap().meta_file_name(), name.as_str());
+    Ok(())
+}
+
 fn open(path: &Path) -> (Atlas, Dataset) {
     let store = Atlas::open(path).unwrap();
     let ds = store.open_dataset("d").unwrap();
@@ -255,6 +321,9 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
     drop(store);
     let (mut store, mut ds) = open(&path);
     let mut model: BTreeMap<String, ModelArray> = BTreeMap::new();
+    // The model as of the last commit, and the metadata file's name then and as pending.
+    let mut committed = model.clone();
+    let mut meta_file = ("atlas.json".to_string(), None::<String>);
 
     for op in ops {
         match op {
@@ -304,7 +373,7 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
             }
             Op::ReadBoxes { slot, len, starts } => {
-                if let Some(array) = model.get(SLOTS[*slot]) {
+                if let Some(array) = model.get(SLOTS[*slot]).filter(|a| !a.shape.contains(&0)) {
                     check_boxes(&ds, SLOTS[*slot], array, len, starts)?;
                 }
             }
@@ -346,13 +415,44 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Flush => {
                 store.flush().unwrap();
                 prop_assert!(!store.has_pending_changes());
+                committed.clone_from(&model);
+                check_committed(&path, &mut meta_file)?;
                 // What a fresh handle sees is exactly the model.
                 check_all(&open(&path).1, &model)?;
             }
             Op::Reopen => {
                 drop((ds, store));
+                committed.clone_from(&model);
+                check_committed(&path, &mut meta_file)?;
                 (store, ds) = open(&path);
                 check_all(&ds, &model)?;
+            }
+            Op::Discard => {
+                store.discard();
+                prop_assert!(!store.has_pending_changes());
+                model.clone_from(&committed);
+                meta_file.1 = None;
+                check_all(&ds, &model)?;
+            }
+            Op::Compact => {
+                store.compact().unwrap();
+                committed.clone_from(&model);
+                check_committed(&path, &mut meta_file)?;
+                check_all(&ds, &model)?;
+            }
+            Op::Recompress { codec, shuffle } => {
+                store.recompress(CODECS[*codec], SHUFFLES[*shuffle]).unwrap();
+                prop_assert_eq!(store.codec(), CODECS[*codec]);
+            }
+            Op::RecompressArray { slot, codec, shuffle } => {
+                let name = SLOTS[*slot];
+                let result = store.recompress_array("d", name, CODECS[*codec], SHUFFLES[*shuffle]);
+                prop_assert_eq!(result.is_ok(), model.contains_key(name), "{:?}", result);
+            }
+            Op::SetMetaFormat { format, compression } => {
+                let (format, compression) = (META_FORMATS[*format], META_COMPRESSIONS[*compression]);
+                store.set_meta_format(format, compression).unwrap();
+                meta_file.1 = Some(meta_file_name(format, compression));
             }
             Op::SetCodec(i) => {
                 store.set_codec(CODECS[*i]).unwrap();
@@ -371,7 +471,7 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
                     prop_assert!(matches!(result, Err(Error::NotFound { .. })), "{:?}", result);
                     continue;
                 };
-                let shape: Vec<u64> = array.shape.iter().zip(raw).map(|(_, r)| 1 + r % 12).collect();
+                let shape: Vec<u64> = array.shape.iter().zip(raw).map(|(_, r)| r % 13).collect();
                 ds.resize_array(name, &shape).unwrap();
                 *array = array.resized(shape);
             }
@@ -404,6 +504,7 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
     }
     check_all(&ds, &model)?;
     drop((ds, store));
+    check_committed(&path, &mut meta_file)?;
     check_all(&open(&path).1, &model)
 }
 
