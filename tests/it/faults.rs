@@ -269,3 +269,90 @@ fn a_writer_makes_the_newest_commit_durable_before_removing_what_it_supersedes()
     store.create_dataset("d").unwrap();
     assert!(!orphan.exists());
 }
+
+/// A store-wide rewrite, run by [`a_fault_at_any_io_call_of_a_rewrite_loses_nothing_and_a_retry_finishes_it`].
+#[derive(Debug, Clone, Copy)]
+enum Rewrite {
+    Compact,
+    Recompress,
+    MetaFormat,
+}
+
+impl Rewrite {
+    /// Runs the rewrite and commits it.
+    fn run(self, store: &Atlas) -> atlas::Result<()> {
+        match self {
+            Self::Compact => store.compact().map(drop),
+            Self::Recompress => store.recompress(atlas::Codec::Lz4, atlas::Shuffle::Off).and_then(|()| store.flush()),
+            Self::MetaFormat => store
+                .set_meta_format(atlas::MetaFormat::MsgPack, atlas::MetaCompression::Zstd)
+                .and_then(|()| store.flush()),
+        }
+    }
+
+    /// Whether a fresh handle sees the rewrite done.
+    fn is_done(self, path: &std::path::Path) -> bool {
+        let store = Atlas::open(path).unwrap();
+        match self {
+            Self::Compact => util::fragments(path).len() == 1,
+            Self::Recompress => store.codec() == atlas::Codec::Lz4,
+            Self::MetaFormat => store.meta_file_name() == "atlas.msgpack.zst",
+        }
+    }
+}
+
+#[test]
+fn a_fault_at_any_io_call_of_a_rewrite_loses_nothing_and_a_retry_finishes_it() {
+    let mut dir = test_dir!();
+    let path = dir.store();
+    // Two commits, the second overwriting half of the first: two fragments, one dead block.
+    let expected = {
+        let mut both = values(1);
+        both.slice_mut(ndarray::s![..4, ..]).assign(&values(2).slice(ndarray::s![..4, ..]));
+        both
+    };
+    dir.while_alone(|| {
+        for rewrite in [Rewrite::Compact, Rewrite::Recompress, Rewrite::MetaFormat] {
+            for fault in [Fault::Eio, Fault::NoSpace, Fault::ShortWrite] {
+                for fail_at in 0.. {
+                    let _ = std::fs::remove_dir_all(&path);
+                    let store = util::create(&path);
+                    let ds = store.create_dataset("d").unwrap();
+                    ds.define_array("a", ArraySpec::new(atlas::DType::Int32, [8, 8]).chunk_shape([4, 4])).unwrap();
+                    ds.write_array("a", &[0, 0], values(1).view()).unwrap();
+                    store.flush().unwrap();
+                    ds.write_array("a", &[0, 0], values(2).slice(ndarray::s![..4, ..])).unwrap();
+                    store.flush().unwrap();
+
+                    let guard = inject(fail_at, fault);
+                    let result = rewrite.run(&store);
+                    let hit = guard.calls_seen() > fail_at;
+                    drop(guard);
+                    let at = format!("{rewrite:?}, {fault:?} at {fail_at}");
+                    if !hit {
+                        assert!(result.is_ok(), "{at}: an error without a fault: {result:?}");
+                        assert!(rewrite.is_done(&path), "{at}: not done");
+                        assert_eq!(read_fresh(&path), expected, "{at}");
+                        break;
+                    }
+                    assert!(matches!(result, Err(Error::Io { .. })), "{at}: {result:?}");
+                    // The data is whole whether or not the rewrite's commit was made.
+                    assert_eq!(read_fresh(&path), expected, "{at}: data lost");
+                    assert_eq!(ds.read_array::<i32>("a", &[0, 0], &[8, 8]).unwrap(), expected.clone().into_dyn());
+                    // With the fault gone, the same handle finishes it (after dropping a
+                    // session whose fragment could not be made durable).
+                    if let Err(e) = rewrite.run(&store) {
+                        assert!(matches!(&e, Error::Io { op, .. } if op.contains("earlier fsync")), "{at}: {e}");
+                        store.discard();
+                        rewrite.run(&store).unwrap();
+                    }
+                    assert!(rewrite.is_done(&path), "{at}: the retry did not finish it");
+                    assert_eq!(read_fresh(&path), expected, "{at}: the retry lost data");
+                    drop(store);
+                    let verified = Atlas::open(&path).unwrap().verify(&mut |_, _| {}).unwrap();
+                    assert!(verified.bad_blocks.is_empty(), "{at}: {verified:?}");
+                }
+            }
+        }
+    });
+}
