@@ -96,7 +96,8 @@ pub struct BadBlock {
     pub path: PathBuf,
     /// Offset of the block in that file.
     pub offset_bytes: u64,
-    /// What is wrong: `ChecksumMismatch` or `Corrupt`.
+    /// What is wrong: `ChecksumMismatch`, `Corrupt`, `Codec` (the codec refused the bytes)
+    /// or `Io` (the block could not be read).
     pub error: Error,
 }
 

@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use anyhow::{Context, Result, anyhow};
-use atlas::{ArrayHandle, Atlas, Codec, EntityKind, Error, MetaCompression, MetaFormat, Shuffle, StoreConfig};
+use atlas::{ArrayHandle, Atlas, Codec, Dataset, EntityKind, Error, MetaCompression, MetaFormat, Shuffle, StoreConfig};
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -44,8 +44,8 @@ Exit codes:
   2  usage error: unknown command or option, or a malformed value (e.g. --slice 1:x)
   3  `atlas verify` found bad blocks (each one is listed)
 
-Progress bars (verify, recompress, compact, import, export) are drawn on stderr only when
-it is a terminal; --quiet turns them off. Arrays are named DATASET/ARRAY.";
+Progress bars (verify, recompress, import, export; a spinner for compact and convert-meta)
+are drawn on stderr only when it is a terminal; --quiet turns them off. Arrays are named DATASET/ARRAY.";
 
 /// Inspect, verify, convert and recompress Atlas stores; import and export arrays as .npy.
 #[derive(Debug, Parser)]
@@ -148,7 +148,7 @@ enum Command {
         /// The codec.
         #[arg(long)]
         codec: CodecArg,
-        /// zstd level (default 3; 1..=22, negative for fast modes).
+        /// zstd level (default 3; up to 22, negative for fast modes, 0 for zstd's default).
         #[arg(long, allow_hyphen_values = true)]
         level: Option<i32>,
         /// Byte shuffle before the codec (auto: on for dtypes wider than one byte, unless the codec is none).
@@ -326,11 +326,19 @@ fn open_error(path: &Path, e: Error) -> anyhow::Error {
     }
 }
 
-fn open_array(store: &Atlas, path: &ArrayPath) -> Result<ArrayHandle> {
-    store.open_dataset(&path.dataset).and_then(|dataset| dataset.array(&path.array)).map_err(|e| match e {
+/// Opens a dataset; a missing one is named with its store and the command that lists them.
+fn open_dataset(store: &Atlas, name: &str) -> Result<Dataset> {
+    store.open_dataset(name).map_err(|e| match e {
         Error::NotFound { kind: EntityKind::Dataset, .. } => {
             anyhow!("{e} in store {}; `atlas ls {0}` lists its datasets", store.path().display())
         }
+        other => other.into(),
+    })
+}
+
+/// Opens an array; a missing one is named as [`open_dataset`] does.
+fn open_array(store: &Atlas, path: &ArrayPath) -> Result<ArrayHandle> {
+    open_dataset(store, &path.dataset)?.array(&path.array).map_err(|e| match e {
         Error::NotFound { .. } => {
             anyhow!("{e} in store {}; `atlas ls {0} {}` lists its arrays", store.path().display(), path.dataset)
         }
@@ -354,7 +362,11 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Info { store, json } => report::info(&open_store(&store)?, json, out)?,
-        Command::Ls { store, dataset, json } => report::ls(&open_store(&store)?, dataset.as_deref(), json, out)?,
+        Command::Ls { store, dataset, json } => {
+            let store = open_store(&store)?;
+            let dataset = dataset.map(|name| open_dataset(&store, &name)).transpose()?;
+            report::ls(&store, dataset.as_ref(), json, out)?;
+        }
         Command::Stats { store, array, blocks, json } => {
             let handle = open_array(&open_store(&store)?, &array)?;
             report::stats(&handle, &array.to_string(), blocks, json, out)?;
@@ -363,7 +375,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             let store = open_store(&store)?;
             let attributes = match &target {
                 None => store.attrs().all()?,
-                Some(AttrTarget::Dataset(dataset)) => store.open_dataset(dataset)?.attrs().all()?,
+                Some(AttrTarget::Dataset(dataset)) => open_dataset(&store, dataset)?.attrs().all()?,
                 Some(AttrTarget::Array(path)) => open_array(&store, path)?.attrs().all()?,
             };
             report::attrs(&attributes, json, out)?;
@@ -395,50 +407,29 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         }
         Command::Compact { store, json } => compact(&store, json, quiet, out)?,
         Command::Import { store, array, file, chunks, dims, overwrite, create, slab_bytes } => {
-            let failed = || format!("import of {} into {array} failed; nothing was committed", file.display());
-            // The file's header first: a store `--create` would make is not made for nothing.
-            let source = transfer::open_source(&file).with_context(failed)?;
-            let store = match Atlas::open(&store) {
-                Err(Error::NotFound { kind: EntityKind::Store, .. }) if create => {
-                    Atlas::create(&store, StoreConfig::default())
-                        .with_context(|| format!("cannot create store {}", store.display()))?
-                }
-                Err(e @ Error::NotFound { kind: EntityKind::Store, .. }) => {
-                    return Err(anyhow!("{:#}; pass --create to make a new store", open_error(&store, e)));
-                }
-                opened => opened.map_err(|e| open_error(&store, e))?,
-            };
-            let _uncommitted = DiscardUncommitted(&store);
             let options = ImportOptions { chunks, dims, overwrite, slab_bytes };
-            let moved = transfer::import(&store, (&array.dataset, &array.array), &file, source, &options, quiet)
-                .with_context(failed)?;
-            writeln!(
-                out,
-                "imported {} -> {array}: {} {:?}, {}",
-                file.display(),
-                moved.dtype,
-                moved.shape,
-                report::human_bytes(moved.data_bytes)
-            )?;
+            import(&store, &array, &file, create, &options, quiet, out)?;
         }
         Command::Export { store, array, file, compression, force, slab_bytes } => {
             let named = Compression::of_path(&file);
             let compression = match compression {
-                Some(given) if named != Compression::None && given != named => usage_error(
-                    ErrorKind::ArgumentConflict,
-                    format!(
-                        "{} names {} compression but --compression {} was given",
-                        file.display(),
-                        named.name(),
-                        given.name()
-                    ),
-                ),
+                // A name ending in .npy says "not compressed" as plainly as .npy.zst says zstd.
+                Some(given) if given != named && (named != Compression::None || has_extension(&file, "npy")) => {
+                    usage_error(
+                        ErrorKind::ArgumentConflict,
+                        format!(
+                            "{} names {} compression but --compression {} was given",
+                            file.display(),
+                            named.name(),
+                            given.name()
+                        ),
+                    )
+                }
                 Some(given) => given,
                 None => named,
             };
-            let store = open_store(&store)?;
-            let moved =
-                transfer::export(&store, (&array.dataset, &array.array), &file, compression, force, slab_bytes, quiet)?;
+            let handle = open_array(&open_store(&store)?, &array)?;
+            let moved = transfer::export(&handle, &array.to_string(), &file, compression, force, slab_bytes, quiet)?;
             let summary = format!(
                 "exported {array} -> {} ({}): {} {:?}, {}",
                 file.display(),
@@ -451,6 +442,72 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `atlas import`: opens the store (or, with `create`, makes it), imports `file` into
+/// `array`, and on failure leaves the store as it was: nothing committed, and a store made
+/// for the import removed again.
+fn import(
+    path: &Path,
+    array: &ArrayPath,
+    file: &Path,
+    create: bool,
+    options: &ImportOptions,
+    quiet: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let failed = || format!("import of {} into {array} failed; nothing was committed", file.display());
+    // The file's header first: a store `--create` would make is not made for nothing.
+    let source = transfer::open_source(file).with_context(failed)?;
+    let (store, created) = match Atlas::open(path) {
+        Err(Error::NotFound { kind: EntityKind::Store, .. }) if create => {
+            let store = Atlas::create(path, StoreConfig::default())
+                .with_context(|| format!("cannot create store {}", path.display()))?;
+            (store, true)
+        }
+        Err(e @ Error::NotFound { kind: EntityKind::Store, .. }) => {
+            return Err(anyhow!("{:#}; pass --create to make a new store", open_error(path, e)));
+        }
+        opened => (opened.map_err(|e| open_error(path, e))?, false),
+    };
+    let imported = {
+        let _uncommitted = DiscardUncommitted(&store);
+        transfer::import(&store, (&array.dataset, &array.array), file, source, options, quiet)
+    };
+    drop(store);
+    if imported.is_err() && created {
+        remove_new_store(path);
+    }
+    let moved = imported.with_context(failed)?;
+    writeln!(
+        out,
+        "imported {} -> {array}: {} {:?}, {}",
+        file.display(),
+        moved.dtype,
+        moved.shape,
+        report::human_bytes(moved.data_bytes)
+    )?;
+    Ok(())
+}
+
+/// Whether `path`'s last extension is `ext`.
+fn has_extension(path: &Path, ext: &str) -> bool {
+    path.extension().is_some_and(|e| e == ext)
+}
+
+/// Removes a store this run created for an import that then failed, so that the failed
+/// import leaves nothing behind: the files `Atlas::create` made, then the directory if that
+/// left it empty. Only while the store is still as `create` left it (generation 0, no
+/// fragment): another process may have started using it meanwhile. Best effort.
+fn remove_new_store(path: &Path) {
+    let untouched = Atlas::open(path).is_ok_and(|store| store.generation() == 0);
+    if !untouched || std::fs::remove_dir(path.join("data")).is_err() {
+        return;
+    }
+    for name in ["atlas.json", "atlas.lock"] {
+        let _ = std::fs::remove_file(path.join(name));
+    }
+    let _ = std::fs::remove_dir(path);
 }
 
 /// Writes an export's summary line to `out`, or to stderr when `file` is not a regular
@@ -484,11 +541,11 @@ fn write_verify_report(path: &Path, report: &VerifyReport, json_out: bool, out: 
             .bad_blocks
             .iter()
             .map(|b| {
-                json!({"array": b.array, "chunk": b.coord, "file": b.path, "offset": b.offset_bytes,
+                json!({"array": b.array, "coord": b.coord, "file": b.path, "offset": b.offset_bytes,
                        "kind": b.kind, "detail": b.detail})
             })
             .collect();
-        let doc = json!({"store": path, "ok": bad.is_empty(), "arrays": report.arrays,
+        let doc = json!({"store": path, "ok": bad.is_empty(), "array_count": report.arrays,
                          "blocks_checked": report.blocks_checked, "bad_blocks": bad});
         writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
         return Ok(());
@@ -533,6 +590,7 @@ fn convert_meta(
         MetaCompressionArg::Lz4 => MetaCompression::Lz4,
     };
     let before_bytes = inspect::disk_usage(&store)?.meta_bytes;
+    let _uncommitted = DiscardUncommitted(&store);
     let spinner = progress::spinner("converting metadata", quiet);
     store.set_meta_format(format, compression)?;
     store.flush()?;
@@ -598,7 +656,7 @@ fn recompress(
     let shuffle = format!("{shuffle:?}").to_lowercase();
     writeln!(
         out,
-        "recompressed {} {} ({total} blocks) to {}, shuffle {shuffle}",
+        "recompressed {} {} (of {total} blocks) to {}, shuffle {shuffle}",
         arrays.len(),
         if arrays.len() == 1 { "array" } else { "arrays" },
         report::codec_text(codec)

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::{Result, anyhow, bail};
-use atlas::{ArrayHandle, ArrayMeta, Atlas, AttrValue, Attributes, Codec, DType, Scalar};
+use atlas::{ArrayHandle, ArrayMeta, Atlas, AttrValue, Attributes, Codec, DType, Dataset, Scalar};
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
 use serde_json::{Value as Json, json};
 
@@ -126,7 +126,7 @@ fn info_json(store: &Atlas, facts: &StoreFacts<'_>, out: &mut dyn Write) -> Resu
                     })
                 })
                 .collect();
-            json!({"name": name, "attributes": attrs, "arrays": arrays})
+            json!({"name": name, "attribute_count": attrs, "arrays": arrays})
         })
         .collect();
     let doc = json!({
@@ -137,7 +137,7 @@ fn info_json(store: &Atlas, facts: &StoreFacts<'_>, out: &mut dyn Write) -> Resu
         "meta_bytes": facts.disk.meta_bytes,
         "generation": store.generation(),
         "codec": to_json(&store.codec()),
-        "attributes": store.attrs().all()?.len(),
+        "attribute_count": store.attrs().all()?.len(),
         "fragment_files": facts.disk.fragment_files,
         "fragment_bytes": facts.disk.fragment_bytes,
         "raw_bytes": facts.raw_bytes,
@@ -203,15 +203,15 @@ fn summary_line(meta: &ArrayMeta, s: &BlockSummary) -> String {
 }
 
 /// `atlas ls`: the datasets, or one dataset's arrays.
-pub fn ls(store: &Atlas, dataset: Option<&str>, json_out: bool, out: &mut dyn Write) -> Result<()> {
-    let Some(ds_name) = dataset else {
+pub fn ls(store: &Atlas, dataset: Option<&Dataset>, json_out: bool, out: &mut dyn Write) -> Result<()> {
+    let Some(dataset) = dataset else {
         let mut rows = Vec::new();
         for name in store.list_datasets() {
             let arrays = store.open_dataset(&name)?.list_arrays()?.len();
             rows.push((name, arrays));
         }
         if json_out {
-            let rows: Vec<Json> = rows.iter().map(|(name, n)| json!({"name": name, "arrays": n})).collect();
+            let rows: Vec<Json> = rows.iter().map(|(name, n)| json!({"name": name, "array_count": n})).collect();
             writeln!(out, "{}", serde_json::to_string_pretty(&json!({ "datasets": rows }))?)?;
         } else {
             let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
@@ -221,7 +221,6 @@ pub fn ls(store: &Atlas, dataset: Option<&str>, json_out: bool, out: &mut dyn Wr
         }
         return Ok(());
     };
-    let dataset = store.open_dataset(ds_name)?;
     let mut rows = Vec::new();
     for name in dataset.list_arrays()? {
         rows.push((dataset.array_meta(&name)?, name));
@@ -234,7 +233,7 @@ pub fn ls(store: &Atlas, dataset: Option<&str>, json_out: bool, out: &mut dyn Wr
                        "chunk_shape": meta.chunk_shape, "dims": meta.dims})
             })
             .collect();
-        writeln!(out, "{}", serde_json::to_string_pretty(&json!({"dataset": ds_name, "arrays": rows}))?)?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&json!({"dataset": dataset.name(), "arrays": rows}))?)?;
     } else {
         let width = rows.iter().map(|(_, n)| n.len()).max().unwrap_or(0);
         for (meta, name) in rows {

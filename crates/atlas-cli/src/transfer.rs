@@ -6,6 +6,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -223,38 +224,43 @@ fn write_slabs<T: Fixed>(
 /// renamed into place once whole, so a failed or interrupted export leaves the old file, or
 /// none; a pipe or a device (`/dev/stdout`) is written as it is, `force` or not.
 pub fn export(
-    store: &Atlas,
-    (dataset, array): (&str, &str),
+    handle: &ArrayHandle,
+    label: &str,
     file: &Path,
     compression: Compression,
     force: bool,
     slab_bytes: u64,
     quiet: bool,
 ) -> Result<Moved> {
-    let handle = store.open_dataset(dataset)?.array(array)?;
     let meta = handle.meta()?;
     if npy::descr(meta.dtype).is_none() {
-        bail!("array {dataset}/{array} holds {} values, which a .npy file cannot hold as such", meta.dtype);
+        bail!("array {label} holds {} values, which a .npy file cannot hold as such", meta.dtype);
     }
     let target = Target::open(file, force)?;
     let data_bytes = meta.shape.iter().product::<u64>() * meta.dtype.size_bytes() as u64;
-    let bar = crate::progress::bytes(data_bytes, &format!("export {dataset}/{array}"), quiet);
+    let bar = crate::progress::bytes(data_bytes, &format!("export {label}"), quiet);
     let out = target.file.try_clone().with_context(|| format!("cannot write {}", file.display()))?;
-    let written = write_file(&handle, &meta, out, compression, slab_bytes, &bar)
-        .and_then(|()| target.finish())
-        .with_context(|| format!("cannot export {dataset}/{array} to {}", file.display()));
+    let written = write_file(handle, &meta, out, compression, slab_bytes, &bar)
+        .and_then(|()| target.finish(force))
+        .with_context(|| format!("cannot export {label} to {}", file.display()));
     bar.finish_and_clear();
     written?;
     Ok(Moved { dtype: meta.dtype, shape: meta.shape, data_bytes })
 }
 
-/// Whether `path` itself (not what a link points to) is a regular file.
+/// Whether `path` itself (not what a link points to) is a regular file, and not standard
+/// output.
 pub fn is_regular_file(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+    !is_stdout(path) && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
 }
 
-/// Where an export writes: a stream (a pipe or a device), or a temporary file renamed over
-/// the destination once whole.
+/// Whether `path` names this process's standard output, whatever it is connected to.
+fn is_stdout(path: &Path) -> bool {
+    ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"].iter().any(|name| path == Path::new(name))
+}
+
+/// Where an export writes: a stream (standard output, a pipe or a device), or a temporary
+/// file put in place of the destination once whole.
 struct Target {
     file: File,
     /// (temporary path, destination) for a regular file.
@@ -263,7 +269,13 @@ struct Target {
 
 impl Target {
     fn open(path: &Path, force: bool) -> Result<Self> {
-        // Followed through links: `/dev/stdout` is a link to a pipe, a terminal or a file.
+        // Standard output is written through its own descriptor: redirected to a file
+        // (`> out.npy`, `>> log`), that file is written where the shell opened it.
+        if is_stdout(path) {
+            let stdout = io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?;
+            return Ok(Self { file: File::from(stdout), rename: None });
+        }
+        // Followed through links: a link to a pipe, a terminal or a device is written as it is.
         match std::fs::metadata(path) {
             Ok(found) if !found.is_file() => {
                 let file = OpenOptions::new().write(true).open(path);
@@ -283,15 +295,24 @@ impl Target {
             .write(true)
             .create_new(true)
             .open(&temp)
-            .with_context(|| format!("cannot create {}", temp.display()))?;
+            .with_context(|| format!("cannot write {} (its temporary file {})", path.display(), temp.display()))?;
         Ok(Self { file, rename: Some((temp, dest)) })
     }
 
-    /// Puts a whole export in place (the data is already flushed and fsynced).
-    fn finish(self) -> Result<()> {
+    /// Puts a whole export in place (the data is already flushed and fsynced): renamed over
+    /// the destination with `force`; else linked to its name, which fails instead of
+    /// replacing a file of that name made meanwhile (renamed where links are not supported).
+    fn finish(self, force: bool) -> Result<()> {
         let Some((temp, dest)) = &self.rename else { return Ok(()) };
-        std::fs::rename(temp, dest)
-            .with_context(|| format!("cannot rename {} to {}", temp.display(), dest.display()))?;
+        let linked = if force { Err(io::ErrorKind::Unsupported.into()) } else { std::fs::hard_link(temp, dest) };
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                bail!("{} appeared during the export; pass --force to replace it", dest.display())
+            }
+            Err(_) => std::fs::rename(temp, dest)
+                .with_context(|| format!("cannot rename {} to {}", temp.display(), dest.display()))?,
+        }
         if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
             File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot fsync {}", dir.display()))?;
         }

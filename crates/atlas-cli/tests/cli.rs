@@ -187,7 +187,7 @@ fn info_shows_arrays_codec_mix_bytes_and_metadata_file() {
     assert_eq!(doc["fragment_bytes"], fragment_bytes);
     assert_eq!(doc["codec"], serde_json::json!({"name": "zstd", "level": 3}));
     let run = &doc["datasets"].as_array().unwrap().iter().find(|d| d["name"] == "run42").unwrap();
-    assert_eq!(run["attributes"], 1);
+    assert_eq!(run["attribute_count"], 1);
     let temp = run["arrays"].as_array().unwrap().iter().find(|a| a["name"] == "temp").unwrap();
     assert_eq!(temp["dtype"], "float32");
     assert_eq!(temp["shape"], serde_json::json!([6, 5]));
@@ -216,7 +216,7 @@ fn ls_lists_datasets_then_one_datasets_arrays() {
     assert!(text.contains("temp   float32   [6, 5]  chunks [2, 5]  dims [time, depth]"), "{text}");
     assert!(text.contains("names  string    [3]"), "{text}");
     let doc = json_of(atlas().arg("ls").arg(&store).arg("--json"));
-    assert_eq!(doc["datasets"][1], serde_json::json!({"name": "run42", "arrays": 4}));
+    assert_eq!(doc["datasets"][1], serde_json::json!({"name": "run42", "array_count": 4}));
     let doc = json_of(atlas().arg("ls").arg(&store).args(["run42", "--json"]));
     assert_eq!(doc["arrays"][3]["name"], "when");
     assert_eq!(doc["arrays"][3]["dtype"], "timestamp");
@@ -427,7 +427,7 @@ fn verify_lists_a_flipped_byte_by_array_chunk_and_file_and_exits_3() {
     let bad = &doc["bad_blocks"].as_array().unwrap()[..];
     assert_eq!(bad.len(), 1);
     assert_eq!(bad[0]["array"], "run/temp");
-    assert_eq!(bad[0]["chunk"], serde_json::json!([1, 0]));
+    assert_eq!(bad[0]["coord"], serde_json::json!([1, 0]));
     assert_eq!(bad[0]["file"], fragment.to_str().unwrap());
     assert_eq!(bad[0]["offset"], offset);
     assert_eq!(bad[0]["kind"], "checksum_mismatch");
@@ -508,7 +508,7 @@ fn recompress_changes_the_codec_and_keeps_values_and_block_identity() {
     let blocks_before = Atlas::open(&store).unwrap().open_dataset("run42").unwrap().block_stats("temp").unwrap();
     let text =
         stdout_of(atlas().arg("recompress").arg(&store).args(["--codec", "lz4", "--shuffle", "off"]).arg("--quiet"));
-    assert_eq!(text, "recompressed 4 arrays (4 blocks) to lz4, shuffle off\n");
+    assert_eq!(text, "recompressed 4 arrays (of 4 blocks) to lz4, shuffle off\n");
     let reopened = Atlas::open(&store).unwrap();
     assert_eq!(reopened.codec(), Codec::Lz4);
     assert_eq!(reopened.open_dataset("run42").unwrap().array_meta("flags").unwrap().codec, None);
@@ -525,7 +525,7 @@ fn recompress_changes_the_codec_and_keeps_values_and_block_identity() {
         "--level",
         "9",
     ]));
-    assert_eq!(text, "recompressed 1 array (2 blocks) to zstd(9), shuffle auto\n");
+    assert_eq!(text, "recompressed 1 array (of 2 blocks) to zstd(9), shuffle auto\n");
     let reopened = Atlas::open(&store).unwrap();
     assert_eq!(reopened.codec(), Codec::Lz4);
     assert_eq!(
@@ -818,6 +818,58 @@ fn export_refuses_to_replace_files_and_arrays_npy_cannot_hold() {
         .assert()
         .code(2)
         .stderr(contains("names gz compression but --compression zst"));
+    // A .npy name says "not compressed": gzip bytes under it would load nowhere.
+    let plain = dir.path().join("t2.npy");
+    atlas()
+        .arg("export")
+        .arg(&store)
+        .arg("run42/temp")
+        .arg(&plain)
+        .args(["--compression", "gz"])
+        .assert()
+        .code(2)
+        .stderr(contains("names none compression but --compression gz"));
+    assert!(!plain.exists());
+}
+
+#[test]
+fn export_to_dev_stdout_writes_where_the_shell_redirected_it() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let file = dir.path().join("temp.npy");
+    atlas().arg("export").arg(&store).arg("run42/temp").arg(&file).assert().success();
+    // `atlas export ... /dev/stdout >> log`: the bytes go after what the file held.
+    let log = dir.path().join("log");
+    std::fs::write(&log, b"before\n").unwrap();
+    let appending = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["export".as_ref(), store.as_os_str(), "run42/temp".as_ref(), "/dev/stdout".as_ref()])
+        .stdout(appending)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut want = b"before\n".to_vec();
+    want.extend(std::fs::read(&file).unwrap());
+    assert_eq!(std::fs::read(&log).unwrap(), want);
+}
+
+#[test]
+fn a_missing_dataset_is_named_with_its_store_by_every_command() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let out = dir.path().join("x.npy");
+    for args in [vec!["ls", "nope"], vec!["attrs", "nope"], vec!["export", "nope/temp", out.to_str().unwrap()]] {
+        let (command, rest) = args.split_first().unwrap();
+        atlas()
+            .arg(command)
+            .arg(&store)
+            .args(rest)
+            .assert()
+            .code(1)
+            .stderr(contains("dataset not found: nope"))
+            .stderr(contains("ocean.atlas"))
+            .stderr(contains("lists its datasets"));
+    }
 }
 
 #[test]
@@ -949,6 +1001,19 @@ fn an_import_with_create_makes_no_store_when_the_file_cannot_be_read() {
         .code(1)
         .stderr(contains("absent.npy"));
     assert!(!store.exists(), "a store was created for a file that does not exist");
+    // A file whose header reads but whose body is cut short: the store made for it goes.
+    let truncated = dir.path().join("short.npy");
+    std::fs::write(&truncated, npy("<u4", &[3], &[1, 0, 0, 0, 2, 0])).unwrap();
+    atlas()
+        .arg("import")
+        .arg(&store)
+        .arg("d/a")
+        .arg(&truncated)
+        .arg("--create")
+        .assert()
+        .code(1)
+        .stderr(contains("nothing was committed"));
+    assert!(!store.exists(), "a failed import left the store it created");
 }
 
 #[test]
