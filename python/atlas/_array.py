@@ -91,6 +91,9 @@ class Array:
 
     __slots__ = ("_native", "_store")
 
+    def __reduce__(self) -> Any:
+        refuse_pickle(self)
+
     def __init__(self, native: _atlas.Array, store: Any) -> None:
         self._native = native
         self._store = store
@@ -332,6 +335,15 @@ class Array:
 
 # A broadcast value (`a[:] = 0`) selecting more than this is written in slabs of chunk rows.
 _BROADCAST_SLAB_BYTES = 64 << 20
+
+
+def refuse_pickle(handle: object) -> None:
+    """`__reduce__` of the handles, which hold open files, maps and a writer's session that
+    no other process can share."""
+    raise TypeError(
+        f"atlas.{type(handle).__name__} handles cannot be pickled: pass the store's path to the other "
+        "process and open it there with atlas.Atlas.open(path), or use threads (every call releases the GIL)"
+    )
 
 
 def _ints(values: Any) -> Optional[list[int]]:

@@ -11,9 +11,9 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from . import _atlas, _html
-from ._array import Array, Attributes, _ints, shuffle_arg
+from ._array import Array, Attributes, _ints, refuse_pickle, shuffle_arg
 from ._atlas import InvalidArgumentError, NotFoundError
-from ._dtypes import dtype_name
+from ._dtypes import dtype_name, timestamps
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -48,6 +48,9 @@ class Atlas:
         self._native = native
         self._pid = os.getpid()
         self._assign_locks: dict[tuple[str, str], threading.Lock] = {}
+
+    def __reduce__(self) -> Any:
+        refuse_pickle(self)
 
     def _assign_lock(self, dataset: str, array: str) -> threading.Lock:
         """The lock that makes `arr[...] = value` on one array whole among this handle's
@@ -283,10 +286,17 @@ class Atlas:
             return out
         shapes = {a.shape for _, a in found}
         dtype = found[0][1].atlas_dtype
-        if dtype != "string" and (shape is not None or (start is None and len(shapes) == 1)):
-            first = found[0][1]
-            box_start = _ints(start) or [0] * first.ndim
-            box_shape = _ints(shape) or [n - s for n, s in zip(first.shape, box_start)]
+        first = found[0][1]
+        box_start = _ints(start) or [0] * first.ndim
+        box_shape = _ints(shape) if shape is not None else [n - s for n, s in zip(first.shape, box_start)]
+        # One stacked read where the box is inside every array: the stacked read fills what
+        # is outside with the fill value, where a read of one array is refused.
+        inside = all(
+            len(a.shape) == len(box_start) == len(box_shape)
+            and all(s + n <= e for s, n, e in zip(box_start, box_shape, a.shape))
+            for _, a in found
+        )
+        if dtype != "string" and inside and (shape is not None or (start is None and len(shapes) == 1)):
             stacked = self._native.read_across_stacked(array, [names[i] for i, _ in found], box_start, box_shape)
             for row, (i, _) in enumerate(found):
                 out[i] = stacked[row]
@@ -391,6 +401,9 @@ class DatasetView:
 
     __slots__ = ("_native", "_store")
 
+    def __reduce__(self) -> Any:
+        refuse_pickle(self)
+
     def __init__(self, native: _atlas.Dataset, store: Atlas) -> None:
         self._native = native
         self._store = store
@@ -429,9 +442,13 @@ class DatasetView:
         where nothing was written (default 0, the empty string for strings). codec, shuffle:
         the array's own settings for new blocks (default: follow the store's).
         """
+        atlas_dtype = dtype_name(dtype)
+        if atlas_dtype == "timestamp" and fill_value is not None:
+            # A datetime, a date or an ISO string, as an assignment takes them.
+            fill_value = timestamps(fill_value, f"{self.name}/{name}")[()]
         native = self._native.define_array(
             name,
-            dtype_name(dtype),
+            atlas_dtype,
             _ints(shape),
             dims=None if dims is None else [dims] if isinstance(dims, str) else [str(d) for d in dims],
             chunk_shape=_ints(chunk_shape),

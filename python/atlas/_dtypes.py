@@ -90,7 +90,7 @@ def for_write(data: Any, name: str, label: str) -> Any:
         return data
     target = NUMPY_DTYPES[name]
     if not isinstance(data, np.ndarray):
-        return np.asarray(data, dtype=target)
+        return timestamps(data, label) if name == "timestamp" else np.asarray(data, dtype=target)
     if data.dtype == target:
         return data
     if name == "timestamp" and data.dtype == np.int64:
@@ -99,18 +99,53 @@ def for_write(data: Any, name: str, label: str) -> Any:
         return _to_ns(data, label)
     if data.dtype.newbyteorder("=") == target:
         return data.astype(target)
-    raise DTypeMismatchError(f"dtype mismatch on array {label}: it holds {target}, the data is {data.dtype}")
+    raise DTypeMismatchError(
+        f"dtype mismatch on array {label}: it holds {target}, the data is {data.dtype} (write() takes the "
+        f"array's dtype only: cast with data.astype({str(target)!r}), or assign with arr[...] = data, which casts "
+        "where no value changes)"
+    )
 
 
 def _to_ns(value: np.ndarray, label: str) -> np.ndarray:
     """A datetime64 array in nanoseconds. numpy wraps instants outside 1677-09-21 ..
-    2262-04-11 silently; they are refused, found by converting back."""
+    2262-04-11 and drops digits below a nanosecond silently; both are refused, found by
+    converting back."""
     ns = value.astype("datetime64[ns]")
     if not np.all((ns.astype(value.dtype) == value) | np.isnat(value)):
+        unit = np.datetime_data(value.dtype)[0]
+        if unit in ("ps", "fs", "as"):
+            raise InvalidArgumentError(
+                f"timestamps for array {label} have digits below a nanosecond ({unit}), which Atlas does not "
+                "keep: round them first, e.g. value.astype('datetime64[ns]')"
+            )
         raise InvalidArgumentError(
             f"timestamps for array {label} fall outside what nanoseconds since 1970 hold (1677-09-21 to 2262-04-11)"
         )
     return ns
+
+
+def timestamps(value: Any, label: str) -> np.ndarray:
+    """`value` for a timestamp array as datetime64[ns]: datetime64 values of any unit,
+    `datetime` and `date` objects and ISO 8601 strings (alone, in lists or in arrays) are
+    read in their own unit first, so that instants nanoseconds cannot hold are refused
+    rather than wrapped; integers are nanoseconds since 1970. Anything else (timedelta64,
+    floats, bools) is refused."""
+    array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if array.dtype.kind in "OUS":
+        try:
+            array = np.asarray(value, dtype="datetime64")
+        except (TypeError, ValueError) as e:
+            raise DTypeMismatchError(f"values for timestamp array {label} are not dates or times: {e}") from None
+    if array.dtype.kind == "M":
+        return array if np.datetime_data(array.dtype)[0] == "ns" else _to_ns(array, label)
+    if array.dtype.kind in "iu":
+        if array.dtype == np.uint64 and array.size and int(array.max()) > np.iinfo(np.int64).max:
+            raise DTypeMismatchError(f"nanosecond counts for array {label} do not fit int64")
+        return array.astype(np.int64, copy=False).view("datetime64[ns]")
+    raise DTypeMismatchError(
+        f"dtype mismatch on array {label}: it holds datetime64[ns], the data is {array.dtype} "
+        "(give datetime64 values, datetime objects, ISO 8601 strings or nanoseconds since 1970)"
+    )
 
 
 def for_assign(value: Any, name: str, label: str) -> np.ndarray:
@@ -121,14 +156,12 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
     target = NUMPY_DTYPES[name]
     if name == "string":
         return np.asarray(value, dtype=object)
-    if name == "timestamp" and not isinstance(value, np.ndarray):
-        return np.asarray(value, dtype=target)  # parses strings and datetime objects
+    if name == "timestamp":
+        return timestamps(value, label)
     if not isinstance(value, np.ndarray):
         value = np.asarray(value)
     if value.dtype == target:
         return value
-    if name == "timestamp" and (value.dtype.kind == "M" or value.dtype == np.int64):
-        return _to_ns(value, label) if value.dtype.kind == "M" else value.view(target)
     if value.dtype.kind in "iu" and target.kind in "iu":
         info = np.iinfo(target)
         # As Python ints: numpy 1.x compares uint64 with int64 through float64.

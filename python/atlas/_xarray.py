@@ -26,7 +26,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ._atlas import InvalidArgumentError
+from ._atlas import AtlasError, InvalidArgumentError
 from ._dtypes import dtype_name
 
 COORDS_KEY = "_xarray_coords"
@@ -79,13 +79,14 @@ def _plain_fill(value: Any, np_dtype: np.dtype) -> Any:
 
 
 def _fill_for(name: str, np_dtype: np.dtype, declared: Any, fill_value: Any) -> Any:
-    """The fill value of variable `name`: the `fill_value` argument (a scalar for numeric
-    variables, or `{name: value}` where `None` means Atlas's default), else the declared
-    `_FillValue`, else NaN / NaT / "" / Atlas's default 0."""
+    """The fill value of variable `name`: the `fill_value` argument (a scalar for float
+    variables, and for integer ones when it is a whole number; or `{name: value}` where
+    `None` means Atlas's default), else the declared `_FillValue`, else NaN / NaT / "" /
+    Atlas's default 0."""
     override = _UNSET
     if isinstance(fill_value, dict):
         override = fill_value.get(name, _UNSET)
-    elif fill_value is not None and np_dtype.kind in "iuf":
+    elif fill_value is not None and (np_dtype.kind == "f" or (np_dtype.kind in "iu" and _is_whole(fill_value))):
         override = fill_value
     if override is not _UNSET:
         return None if override is None else _plain_fill(override, np_dtype)
@@ -96,6 +97,15 @@ def _fill_for(name: str, np_dtype: np.dtype, declared: Any, fill_value: Any) -> 
     if np_dtype.kind == "M":
         return _NAT
     return None
+
+
+def _is_whole(value: Any) -> bool:
+    """Whether a scalar fill value is a whole number (NaN and 1.5 are not: a NaN given for
+    the float variables leaves the integer ones at their default)."""
+    try:
+        return float(value).is_integer()
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def _missing_strings_to_empty(block: np.ndarray, name: str) -> np.ndarray:
@@ -158,14 +168,17 @@ def _add_variables(view: Any, ds: Any, chunks: Optional[dict], fill_value: Any) 
             chunk_shape = [max(int(c[0]), 1) for c in var.data.chunks]
         else:
             chunk_shape = None
-        array = view.define_array(
-            var_name,
-            dtype_name(np_dtype),
-            [str(d) for d in var.dims],
-            [int(n) for n in var.shape],
-            chunk_shape=chunk_shape,
-            fill_value=_fill_for(var_name, np_dtype, declared, fill_value),
-        )
+        try:
+            array = view.define_array(
+                var_name,
+                dtype_name(np_dtype),
+                [str(d) for d in var.dims],
+                [int(n) for n in var.shape],
+                chunk_shape=chunk_shape,
+                fill_value=_fill_for(var_name, np_dtype, declared, fill_value),
+            )
+        except AtlasError as e:
+            raise type(e)(f"variable {var_name!r}: {e}") from e
         for start, block in _blocks(var.data):
             if block.size == 0:
                 continue

@@ -259,19 +259,18 @@ fn selection(
 ) -> PyResult<(Vec<u64>, Vec<u64>)> {
     let ndim = meta.shape.len();
     let start = start.unwrap_or_else(|| vec![0; ndim]);
-    let shape_mismatch = |found: &[u64]| {
-        to_py(atlas::Error::ShapeMismatch {
-            array: label.to_string(),
-            expected: meta.shape.clone(),
-            found: found.to_vec(),
-        })
+    let wrong_ndim = |what: &str, found: &[u64]| {
+        err::<()>(
+            Kind::Shape,
+            format!("{what} {found:?} has {} dimensions, array {label} {:?} has {ndim}", found.len(), meta.shape),
+        )
     };
     if start.len() != ndim {
-        return Err(shape_mismatch(&start));
+        wrong_ndim("start", &start)?;
     }
     let shape = shape.unwrap_or_else(|| meta.shape.iter().zip(&start).map(|(n, s)| n.saturating_sub(*s)).collect());
     if shape.len() != ndim {
-        return Err(shape_mismatch(&shape));
+        wrong_ndim("shape", &shape)?;
     }
     let inside = (0..ndim).all(|d| start[d].checked_add(shape[d]).is_some_and(|end| end <= meta.shape[d]));
     if !inside {

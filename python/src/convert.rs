@@ -243,9 +243,14 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
         }
         return Ok(AttrValue::Int(v as i64));
     }
+    let float = || {
+        value
+            .extract::<f64>()
+            .or_else(|_| err(Kind::DTypeMismatch, format!("attribute of dtype {dtype} needs a number, got {value:?}")))
+    };
     match lower.as_str() {
-        "float32" | "f4" => Ok(AttrValue::Float(f64::from(value.extract::<f64>()? as f32))),
-        "float64" | "f8" | "float" => Ok(AttrValue::Float(value.extract::<f64>()?)),
+        "float32" | "f4" => Ok(AttrValue::Float(f64::from(float()? as f32))),
+        "float64" | "f8" | "float" => Ok(AttrValue::Float(float()?)),
         // A string is refused rather than judged by truthiness ("false" would be True).
         "bool" if value.is_instance_of::<PyString>() => {
             err(Kind::InvalidArgument, format!("a bool attribute takes True or False, not the string {value}"))
@@ -254,7 +259,10 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
         "string" | "str" => Ok(AttrValue::String(value.str()?.to_cow()?.into_owned())),
         "timestamp" | "timestamp_ns" | "timestamp_nanoseconds" | "datetime64[ns]" => {
             if value.is_instance_of::<PyInt>() {
-                Ok(AttrValue::Timestamp(value.extract()?))
+                let ns = value.extract().or_else(|_| {
+                    err(Kind::InvalidArgument, format!("timestamp {value} (nanoseconds since 1970) does not fit int64"))
+                })?;
+                Ok(AttrValue::Timestamp(ns))
             } else if let Some(ns) = python_datetime_ns(value)? {
                 Ok(AttrValue::Timestamp(ns))
             } else {

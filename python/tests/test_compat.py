@@ -63,6 +63,9 @@ def test_read_array_across_gives_none_where_missing(store):
     with pytest.raises(ValueError):
         store.read_array_across("temp", [])
     assert store.read_array_across("nothing", ["p0"]) == [None]
+    # A box past one dataset's array is refused, as its own read is: no fill invented.
+    with pytest.raises(atlas.OutOfBoundsError):
+        store.read_array_across("temp", ["p0", "p4"], [0], [12])
 
 
 def test_read_array_across_stacked_fills_missing_and_short_arrays(store):

@@ -116,3 +116,50 @@ def test_timestamps_numpy_would_wrap_are_refused(ds):
         ds.attrs["when"] = datetime.datetime(3000, 1, 1)
     t[:] = np.array(["2000-01-01", "NaT"], "datetime64[D]")
     assert t[0] == np.datetime64("2000-01-01", "ns") and np.isnat(t[1])
+    # Scalars, lists, datetime objects and strings too (numpy's own conversion wraps them).
+    before = t[:]
+    for value in [np.datetime64("3000-01-01"), [np.datetime64("3000-01-01")] * 2, "3000-01-01",
+                  [datetime.datetime(2300, 1, 1)] * 2]:
+        with pytest.raises(atlas.InvalidArgumentError):
+            t[:] = value
+    with pytest.raises(atlas.InvalidArgumentError):
+        t.write([0], [np.datetime64("3000-01-01")])
+    with pytest.raises(atlas.InvalidArgumentError):
+        t.append([datetime.datetime(2300, 1, 1)])
+    with pytest.raises(atlas.InvalidArgumentError, match="below a nanosecond"):
+        t[:] = np.array([1500], "datetime64[ps]")
+    np.testing.assert_array_equal(t[:], before)
+
+
+def test_timestamps_are_given_as_datetime64_datetimes_dates_strings_or_nanoseconds(ds):
+    t = ds.define_array("t", "timestamp", None, [2], fill_value=datetime.date(2020, 1, 1))
+    assert t[0] == np.datetime64("2020-01-01", "ns")
+    t[:] = "2021-03-04T05:06"
+    assert t[1] == np.datetime64("2021-03-04T05:06", "ns")
+    t[:] = [datetime.datetime(2021, 5, 1, 12), datetime.date(2022, 1, 1)]
+    assert t[:].tolist() == np.array(["2021-05-01T12", "2022-01-01"], "datetime64[ns]").tolist()
+    t.write([0], [5])
+    assert t[0] == np.datetime64(5, "ns")
+    # A duration, a float or a bool is no instant (numpy would take them as nanoseconds).
+    for value in [np.timedelta64(5, "s"), 1.5, True]:
+        with pytest.raises(atlas.DTypeMismatchError):
+            t[0] = value
+
+
+def test_handles_refuse_pickling_with_what_to_do_instead(store, ds):
+    import pickle
+
+    arr = ds.define_array("a", "int8", None, [2])
+    for handle in [store, ds, arr]:
+        with pytest.raises(TypeError, match="Atlas.open"):
+            pickle.dumps(handle)
+
+
+def test_a_start_of_the_wrong_rank_says_so(ds):
+    arr = ds.define_array("a", "int8", None, [10])
+    with pytest.raises(atlas.ShapeError, match=r"start \[0, 0\] has 2 dimensions, array d/a \[10\] has 1"):
+        arr.read([0, 0])
+    with pytest.raises(atlas.DTypeMismatchError, match="astype"):
+        arr.write([0], np.zeros(2, np.float64))
+    with pytest.raises(atlas.DTypeMismatchError, match="needs a number"):
+        ds.attrs.set("x", "5", dtype="float64")

@@ -56,6 +56,17 @@ def test_accessor_chunks_and_fill_override(tmp_path):
     np.testing.assert_array_equal(back["temperature"].values, ds["temperature"].values)
 
 
+def test_a_scalar_nan_fill_value_leaves_integer_variables_at_their_default(tmp_path):
+    ds = xr.Dataset({"temp": (("station",), np.array([1.5, 2.5, 3.5]))}, coords={"station": [10, 20, 30]})
+    store = atlas.Atlas.create(tmp_path / "s")
+    store.add_xarray_dataset(ds, "a", fill_value=np.nan)
+    assert np.isnan(store["a"].array_fill_value("temp")) and store["a"].array_fill_value("station") == 0
+    store.add_xarray_dataset(ds, "b", fill_value=-1)
+    assert store["b"].array_fill_value("temp") == -1 and store["b"].array_fill_value("station") == -1
+    with pytest.raises(atlas.InvalidArgumentError, match="variable 'station'"):
+        store.add_xarray_dataset(ds, "c", fill_value={"station": 1.5})
+
+
 def test_missing_strings_become_empty_with_a_warning(tmp_path):
     ds = xr.Dataset({"s": (["x"], np.array(["a", None, np.nan], dtype=object))})
     store = atlas.Atlas.create(tmp_path / "s")
