@@ -8,14 +8,21 @@ use crate::io::zeroed_buffer;
 
 /// A new output of `extent` elements of `T` (`T::default()` each: zeroed memory for the
 /// numeric types), or [`Error::InvalidArgument`] when it would take more than `isize::MAX`
-/// bytes counting every extent but zeros, the most `Vec` and ndarray accept.
+/// bytes counting every extent but zeros (the most `Vec` and ndarray accept), or more than
+/// the allocator gives.
 pub(super) fn new_output<T: Clone + Default>(extent: &[u64]) -> Result<Vec<T>> {
     let bytes = extent.iter().filter(|&&n| n != 0).try_fold(size_of::<T>().max(1) as u64, |acc, &n| acc.checked_mul(n));
     if bytes.is_none_or(|bytes| isize::try_from(bytes).is_err()) {
         return Err(Error::invalid(format!("a result of shape {extent:?} does not fit in memory")));
     }
     // Under isize::MAX bytes without its zeros, so the product fits.
-    Ok(zeroed_buffer(extent.iter().map(|&n| usize::try_from(n).expect("checked above")).product()))
+    let len = extent.iter().map(|&n| usize::try_from(n).expect("checked above")).product();
+    // The allocator refuses here, as an error, what `vec!` would abort the process on; the
+    // probe is freed at once (a large one was only mapped, never touched).
+    if Vec::<T>::new().try_reserve_exact(len).is_err() {
+        return Err(Error::invalid(format!("a result of shape {extent:?} does not fit in memory")));
+    }
+    Ok(zeroed_buffer(len))
 }
 
 /// `out`, made by [`new_output`] for `extent`, as an array of that shape.
@@ -43,5 +50,11 @@ mod tests {
         let empty = new_output::<u16>(&[0, 1 << 40]).unwrap();
         assert_eq!(shaped(&[0, 1 << 40], empty).shape(), [0, 1 << 40]);
         assert_eq!(stacked_extent(3, &[4, 5]), [3, 4, 5]);
+    }
+
+    #[test]
+    fn outputs_the_allocator_cannot_give_are_refused_not_aborted_on() {
+        // 2^62 bytes: under isize::MAX, over any machine's memory and address space.
+        assert!(matches!(new_output::<u8>(&[1 << 62]), Err(Error::InvalidArgument { .. })));
     }
 }

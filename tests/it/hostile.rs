@@ -428,6 +428,33 @@ fn index_entries_claiming_huge_or_out_of_file_lengths_are_refused_without_alloca
     }
 }
 
+#[test]
+fn an_index_of_zeros_under_a_valid_footer_is_corrupt_before_room_for_its_entries_is_taken() {
+    let mut dir = test_dir!();
+    let path = dir.store();
+    drop(small_store(&path));
+    let fragment = util::fragments(&path).remove(0);
+    let mut bytes = std::fs::read(&fragment).unwrap();
+    let mut footer = bytes.split_off(bytes.len() - 40);
+    bytes.truncate(usize::try_from(u64::from_le_bytes(footer[..8].try_into().unwrap())).unwrap());
+    // 2^19 entries of zeros (40 MiB): a checksum anyone can compute, and an entry count
+    // that fits the bytes; held in memory, the entries would take over 16 MiB.
+    let zeros = vec![0u8; 80 << 19];
+    put_u64(&mut footer, 8, zeros.len() as u64);
+    put_u64(&mut footer, 16, 1 << 19);
+    put_u64(&mut footer, 24, xxhash_rust::xxh3::xxh3_64(&zeros));
+    bytes.extend(zeros);
+    bytes.extend(footer);
+    let mut meta = read_json_meta(&path);
+    meta["fragments"][0]["len_bytes"] = json!(bytes.len());
+    write_json_meta(&path, &meta);
+    std::fs::write(&fragment, bytes).unwrap();
+    match open_and_read(&mut dir, &path, "an index of zeros") {
+        Err(Error::Corrupt { path: bad, .. }) => assert_eq!(bad, fragment),
+        other => panic!("expected Corrupt naming the fragment, got {other:?}"),
+    }
+}
+
 /// `MAX_CHUNK_BYTES` (docs/FORMAT.md, "Limits and name rules").
 const MAX_CHUNK_BYTES: u64 = 256 << 20;
 
