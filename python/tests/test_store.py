@@ -184,6 +184,35 @@ def test_a_forked_child_dropping_a_handle_leaves_the_parents_changes_alone(tmp_p
     assert atlas.Atlas.open(path).list_datasets() == ["from_child", "pending"]
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_cannot_write_into_or_commit_the_parents_session(tmp_path):
+    path = tmp_path / "s"
+    store = atlas.Atlas.create(path)
+    arr = store.create_dataset("d").define_array("a", "int32", None, [8], chunk_shape=[2])
+    arr[:4] = np.arange(4, dtype=np.int32)  # pending in the parent
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            with pytest.raises(atlas.LockedError):
+                arr[4:] = np.full(4, 7, dtype=np.int32)
+            with pytest.raises(atlas.LockedError):
+                store.flush()
+            store.discard()  # forgets the inherited session, leaves the parent's file alone
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert atlas.Atlas.open(path).generation == 0, "the child committed the parent's changes"
+    arr[4:] = np.full(4, 9, dtype=np.int32)
+    store.flush()
+    fresh = atlas.Atlas.open(path)
+    np.testing.assert_array_equal(fresh["d"]["a"][:], [0, 1, 2, 3, 9, 9, 9, 9])
+    assert fresh.verify()["bad_blocks"] == []
+
+
 def test_refresh_sees_another_handles_flush(tmp_path):
     writer = atlas.Atlas.create(tmp_path / "s")
     reader = atlas.Atlas.open(tmp_path / "s")

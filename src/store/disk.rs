@@ -252,7 +252,11 @@ pub(crate) fn remove_orphans(dir: &Path, meta: &StoreMeta, current: (MetaFormat,
     // supersedes are removed only once it is.
     io::sync_dir(dir)?;
     for orphan in &orphans {
-        io::remove_file(orphan)?;
+        // Garbage either way: one that cannot be removed (permissions) must not stop every
+        // later change of the store.
+        if let Err(e) = io::remove_file(orphan) {
+            log::warn!("atlas: cannot remove a file no commit names: {e}");
+        }
     }
     Ok(())
 }

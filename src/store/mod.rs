@@ -81,7 +81,10 @@ impl Atlas {
         let meta = StoreMeta::new(config.codec, config.shuffle);
         let encoding = (config.meta_format, config.meta_compression);
         disk::write_meta(&dir, &meta, encoding, &crate::meta::Limits::default())?;
-        disk::settle_meta(&dir, encoding)?;
+        // Only the rename is made durable: the new directory holds no other metadata file,
+        // and removing one (what `settle_meta` does) would need the writer lock, since
+        // another process may already have opened the store and committed.
+        io::sync_dir(&dir)?;
         Self::open(dir)
     }
 

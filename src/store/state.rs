@@ -64,8 +64,10 @@ impl Inner {
     /// first (and removes what a crashed writer left behind).
     ///
     /// # Errors
-    /// [`Error::Locked`] when another handle is writing.
+    /// [`Error::Locked`] when another handle is writing, or when this handle's session was
+    /// started by the process this one was forked from.
     pub(crate) fn begin_change(&self, state: &mut State) -> Result<()> {
+        self.refuse_inherited_session(state)?;
         if state.session.is_none() {
             let lock = WriterLock::try_acquire(&self.dir.join(LOCK_FILE), &self.dir)?;
             if disk::newest_generation(&self.dir, &self.limits)? != state.meta.generation {
@@ -97,14 +99,26 @@ impl Inner {
     /// Drops the uncommitted changes: the working metadata goes back to the commit the
     /// session started from, and the writer lock and the session's fragment file are
     /// released. Does nothing without a session.
+    /// A forked child forgets a session its parent started, leaving the parent's fragment
+    /// (and lock) alone.
     pub(crate) fn discard(&self, state: &mut State) {
         let Some(session) = state.session.take() else { return };
         (state.meta, state.encoding) = session.base;
-        if let Some(fragment) = &session.fragment
+        if let Some(fragment) = session.fragment.as_ref().filter(|_| session.pid == std::process::id())
             && let Err(e) = io::remove_file(&self.data_dir().join(&fragment.name))
         {
             // Left as an orphan, which the next writer removes when it starts.
             log::warn!("atlas: cannot remove the fragment of discarded changes: {e}");
+        }
+    }
+
+    /// Refuses to go on with a session another process started: a child forked with one
+    /// shares the parent's fragment file and lock, and writing or committing through it
+    /// would overwrite or publish the parent's changes behind its back.
+    fn refuse_inherited_session(&self, state: &State) -> Result<()> {
+        match &state.session {
+            Some(session) if session.pid != std::process::id() => Err(Error::Locked { path: self.dir.clone() }),
+            _ => Ok(()),
         }
     }
 
@@ -136,6 +150,7 @@ impl Inner {
     /// commit can be retried; an error after it (making the rename durable, removing files)
     /// comes with the handle already on the new commit and the session gone.
     pub(crate) fn commit(&self, state: &mut State, change: FragmentChange) -> Result<()> {
+        self.refuse_inherited_session(state)?;
         if state.session.is_none() {
             return Ok(());
         }
