@@ -67,11 +67,16 @@ pub(crate) fn plan(chunk_shape: &[u64], start: &[u64], shape: &[u64]) -> Vec<Chu
 }
 
 /// How many chunks of `chunk_bytes` a run may hold: up to `run_bytes` of them, but few
-/// enough that `chunks` ops still make two runs per thread.
+/// enough that `chunks` ops still make two runs per thread, and never over
+/// [`MAX_RUN_CHUNKS`].
 pub(crate) fn max_run_len(chunk_bytes: u64, run_bytes: u64, chunks: usize, threads: usize) -> usize {
     let by_bytes = usize::try_from(run_bytes / chunk_bytes.max(1)).unwrap_or(usize::MAX);
-    by_bytes.min(chunks / (2 * threads.max(1))).max(1)
+    by_bytes.min(chunks / (2 * threads.max(1))).clamp(1, MAX_RUN_CHUNKS)
 }
+
+/// Chunks in one run, at most: each takes a worker of its own (a few hundred bytes, kept by
+/// its thread), so runs of tiny chunks (one byte each) must not grow with the request.
+const MAX_RUN_CHUNKS: usize = 256;
 
 /// Cuts `ops` (in C order of chunk coordinates, as [`plan`] makes them) into runs of at
 /// most `max_len` chunks that differ only in their last coordinate: chunks side by side
@@ -108,6 +113,7 @@ mod tests {
         assert_eq!(max_run_len(1 << 20, 2 << 20, 64, 2), 2);
         assert_eq!(max_run_len(64 << 20, 8 << 20, 64, 2), 1);
         assert_eq!(max_run_len(1 << 10, 8 << 20, 3, 2), 1);
+        assert_eq!(max_run_len(1, u64::MAX, 1 << 30, 2), MAX_RUN_CHUNKS, "tiny chunks");
     }
     use proptest::prelude::*;
     use std::collections::HashMap;
