@@ -195,6 +195,10 @@ impl ArrayMeta {
         }
         let mut seen = HashSet::new();
         for dim in self.dims.iter().filter(|d| !d.is_empty()) {
+            // Printed as they are by tools (`atlas ls`): no terminal escapes, bounded.
+            if dim.len() > super::name::MAX_NAME_BYTES || dim.chars().any(char::is_control) {
+                return Err(format!("dimension name {dim:?} is over 255 bytes or holds a control character"));
+            }
             if !seen.insert(dim) {
                 return Err(format!("dimension name {dim:?} is used twice"));
             }

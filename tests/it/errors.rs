@@ -220,6 +220,8 @@ fn schemas_that_do_not_hold_together_are_invalid_arguments() {
         ("chunk shape of the wrong length", f32_4x4().chunk_shape([2])),
         ("zero chunk extent", f32_4x4().chunk_shape([0, 2])),
         ("dimension name used twice", f32_4x4().dims(["x", "x"])),
+        ("a terminal escape in a dimension name", f32_4x4().dims(["x", "\u{1b}]0;pwned\u{7}"])),
+        ("a dimension name over 255 bytes", f32_4x4().dims(["x".to_string(), "y".repeat(256)])),
         ("chunk over 256 MiB", ArraySpec::new(DType::Float64, [1 << 20, 1 << 20]).chunk_shape([8192, 8192])),
         ("shape overflowing 64-bit bytes", ArraySpec::new(DType::Int16, [u64::MAX, 2]).chunk_shape([1, 1])),
         ("over 32 dimensions", ArraySpec::new(DType::Int8, vec![1; 33])),
