@@ -57,8 +57,10 @@ def plan(key: Any, shape: tuple[int, ...]) -> Plan:
     direct = True
     axis = 0
     for k in key:
-        if k is None:
-            post.append(None)
+        if k is None or _is_bool_scalar(k):
+            # No axis of the array: numpy adds one of length 1 (None, True) or 0 (False),
+            # and does the same on the box.
+            post.append(k)
             direct = False
             continue
         n = shape[axis]
@@ -138,10 +140,14 @@ def plan(key: Any, shape: tuple[int, ...]) -> Plan:
     return Plan(start, count, tuple(post), direct)
 
 
+def _is_bool_scalar(k: Any) -> bool:
+    return isinstance(k, (bool, np.bool_)) or (isinstance(k, np.ndarray) and k.dtype == bool and k.ndim == 0)
+
+
 def _axes_used(k: Any) -> int:
-    """How many of the array's axes key `k` takes: none for `None` and `...`, all of a
-    boolean mask's, one for anything else."""
-    if k is None or k is Ellipsis:
+    """How many of the array's axes key `k` takes: none for `None`, `...` and a scalar
+    bool, all of a boolean mask's, one for anything else."""
+    if k is None or k is Ellipsis or _is_bool_scalar(k):
         return 0
     if isinstance(k, (np.ndarray, list, tuple)):
         arr = k if isinstance(k, np.ndarray) else np.asarray(k)

@@ -106,6 +106,19 @@ def test_boolean_masks_over_several_axes_select_as_in_numpy(ds):
         arr[np.ones((4, 5), bool), 0, 0]
 
 
+def test_a_scalar_bool_index_adds_an_axis_as_in_numpy(ds):
+    arr = ds.define_array("a", "int32", None, [3, 4])
+    model = np.arange(12, dtype=np.int32).reshape(3, 4)
+    arr[:] = model
+    for key in [True, np.False_, (True, 1), (0, False), (Ellipsis, True), (np.array(True), slice(1, 3))]:
+        got = arr[key]
+        assert got.shape == model[key].shape and np.array_equal(got, model[key]), key
+    arr[False] = 7  # selects nothing
+    arr[True, 0] = 5
+    model[True, 0] = 5
+    assert np.array_equal(arr[:], model)
+
+
 def test_timestamps_numpy_would_wrap_are_refused(ds):
     t = ds.define_array("t", "timestamp", None, [2])
     with pytest.raises(atlas.InvalidArgumentError):
