@@ -149,14 +149,19 @@ def test_a_collected_handle_flushes_and_warns_when_that_fails(tmp_path):
     assert atlas.Atlas.open(path).list_datasets() == ["kept"]
 
 
+def _fork() -> int:
+    """`os.fork()`, without the warning Python gives for forking with threads running."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return os.fork()
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_dropping_a_handle_leaves_the_parents_changes_alone(tmp_path):
     path = tmp_path / "s"
     store = atlas.Atlas.create(path)
     store.create_dataset("pending")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running
-        pid = os.fork()
+    pid = _fork()
     if pid == 0:  # the child drops its copy of the handle, then exits at once
         try:
             del store
@@ -168,9 +173,7 @@ def test_a_forked_child_dropping_a_handle_leaves_the_parents_changes_alone(tmp_p
     store.flush()
     assert atlas.Atlas.open(path).list_datasets() == ["pending"]
     # Changes a child starts itself through the handle it inherited are its own to commit.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    pid = _fork()
     if pid == 0:
         code = 1
         try:
@@ -190,9 +193,7 @@ def test_a_forked_child_cannot_write_into_or_commit_the_parents_session(tmp_path
     store = atlas.Atlas.create(path)
     arr = store.create_dataset("d").define_array("a", "int32", None, [8], chunk_shape=[2])
     arr[:4] = np.arange(4, dtype=np.int32)  # pending in the parent
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    pid = _fork()
     if pid == 0:
         code = 1
         try:
