@@ -21,7 +21,7 @@ pub(crate) struct WriteSession {
     pub base: (StoreMeta, (MetaFormat, MetaCompression)),
     /// The process that started the session: a child forked from it inherits a copy,
     /// which is still the parent's to commit.
-    pub pid: u32,
+    pid: u32,
     /// The fragment of this session, created at the first block written.
     pub fragment: Option<PendingFragment>,
     /// Arrays whose shape this session changed (their stats are refreshed at flush).
@@ -31,6 +31,12 @@ pub(crate) struct WriteSession {
 impl WriteSession {
     pub(crate) fn new(lock: WriterLock, base: (StoreMeta, (MetaFormat, MetaCompression))) -> Self {
         Self { _lock: lock, base, pid: std::process::id(), fragment: None, reshaped: HashSet::new() }
+    }
+
+    /// Whether another process started this session: this one is a child forked with a
+    /// copy of it, whose fragment and changes are the parent's.
+    pub(crate) fn is_inherited(&self) -> bool {
+        self.pid != std::process::id()
     }
 
     /// Whether this session wrote blocks of the array or changed its shape.

@@ -103,8 +103,9 @@ impl Inner {
     /// (and lock) alone.
     pub(crate) fn discard(&self, state: &mut State) {
         let Some(session) = state.session.take() else { return };
+        let inherited = session.is_inherited();
         (state.meta, state.encoding) = session.base;
-        if let Some(fragment) = session.fragment.as_ref().filter(|_| session.pid == std::process::id())
+        if let Some(fragment) = session.fragment.as_ref().filter(|_| !inherited)
             && let Err(e) = io::remove_file(&self.data_dir().join(&fragment.name))
         {
             // Left as an orphan, which the next writer removes when it starts.
@@ -117,7 +118,7 @@ impl Inner {
     /// would overwrite or publish the parent's changes behind its back.
     fn refuse_inherited_session(&self, state: &State) -> Result<()> {
         match &state.session {
-            Some(session) if session.pid != std::process::id() => Err(Error::Locked { path: self.dir.clone() }),
+            Some(session) if session.is_inherited() => Err(Error::Locked { path: self.dir.clone() }),
             _ => Ok(()),
         }
     }
@@ -299,8 +300,8 @@ impl Drop for Inner {
     /// since `drop` cannot return it. Call `flush` to see errors. A forked child never
     /// flushes a session its parent started: the changes and the fragment are the parent's.
     fn drop(&mut self) {
-        let Some(started_by) = self.read().session.as_ref().map(|session| session.pid) else { return };
-        if started_by != std::process::id() {
+        let Some(inherited) = self.read().session.as_ref().map(WriteSession::is_inherited) else { return };
+        if inherited {
             log::warn!("atlas: {}: a forked child leaves its parent's uncommitted changes alone", self.dir.display());
         } else if let Err(e) = self.flush() {
             log::error!("atlas: flush on drop of {} failed, uncommitted changes are lost: {e}", self.dir.display());

@@ -304,13 +304,13 @@ impl Target {
     /// replacing a file of that name made meanwhile (renamed where links are not supported).
     fn finish(self, force: bool) -> Result<()> {
         let Some((temp, dest)) = &self.rename else { return Ok(()) };
-        let linked = if force { Err(io::ErrorKind::Unsupported.into()) } else { std::fs::hard_link(temp, dest) };
+        let linked = if force { None } else { Some(std::fs::hard_link(temp, dest)) };
         match linked {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            Some(Ok(())) => {}
+            Some(Err(e)) if e.kind() == io::ErrorKind::AlreadyExists => {
                 bail!("{} appeared during the export; pass --force to replace it", dest.display())
             }
-            Err(_) => std::fs::rename(temp, dest)
+            None | Some(Err(_)) => std::fs::rename(temp, dest)
                 .with_context(|| format!("cannot rename {} to {}", temp.display(), dest.display()))?,
         }
         if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
