@@ -8,8 +8,9 @@
     store = atlas.Atlas.open("ocean.atlas")
     part = store["run42"]["temp"][90:110, ::2]
 
-The API is a superset of atlas-python 0.10's (same names, arguments and defaults); see
-docs/ARCHITECTURE.md, section Python, for where it differs. Every error from the store
+The API keeps atlas-python 0.10's names and arguments and adds to them; a few defaults
+and behaviours differ (`create` on an existing store raises, for one): see
+docs/ARCHITECTURE.md, section Python. Every error from the store
 is an `atlas.AtlasError`; a malformed index or argument caught before any call into it
 raises numpy's usual `IndexError`, `TypeError` or `ValueError`. The GIL is released during
 all I/O and codec work.

@@ -90,7 +90,7 @@ class Atlas:
         codec: `"zstd"` (level 3), `"zstd:<level>"`, `"lz4"`, `"none"` (or `"uncompressed"`).
         meta_format: `"json"` or `"msgpack"` (`"mp"`); meta_compression: `"none"`, `"zstd"`,
         `"lz4"`. shuffle: byte shuffle before the codec, `"auto"` (on for dtypes wider than
-        one byte), `"on"`, `"off"` or a bool.
+        one byte, unless the codec is none), `"on"`, `"off"` or a bool.
         """
         return Atlas(
             _atlas.Store.create(_path(source), codec, shuffle_arg(shuffle) or "auto", meta_format, meta_compression)

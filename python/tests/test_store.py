@@ -214,6 +214,38 @@ def test_a_forked_child_cannot_write_into_or_commit_the_parents_session(tmp_path
     assert fresh.verify()["bad_blocks"] == []
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_appending_with_64_mib_staged_writes_nothing_into_the_parents_session(tmp_path):
+    # One row appended to each of 33 arrays of 2 MiB chunks stages up to 64 MiB; the child's
+    # append is refused before it could encode them into the parent's fragment file.
+    path = tmp_path / "s"
+    store = atlas.Atlas.create(path)
+    ds = store.create_dataset("d")
+    arrays = [ds.define_array(f"a{i}", "float64", None, [0, 1024], chunk_shape=[256, 1024]) for i in range(33)]
+    for i, arr in enumerate(arrays):
+        arr.append(np.full((1, 1024), i, dtype=np.float64))
+    parent_wrote, tell_child = os.pipe()
+    pid = _fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.read(parent_wrote, 1)
+            with pytest.raises(atlas.LockedError):
+                arrays[0].append(np.zeros((1, 1024)))
+            code = 0
+        finally:
+            os._exit(code)
+    late = ds.define_array("late", "float64", None, [1024], chunk_shape=[1024])
+    late[:] = np.arange(1024.0)  # a block after the fork, where the child would write
+    os.write(tell_child, b"1")
+    assert os.waitpid(pid, 0)[1] == 0
+    store.flush()
+    fresh = atlas.Atlas.open(path)
+    np.testing.assert_array_equal(fresh["d"]["late"][:], np.arange(1024.0))
+    np.testing.assert_array_equal(fresh["d"]["a32"][:], np.full((1, 1024), 32.0))
+    assert fresh.verify()["bad_blocks"] == []
+
+
 def test_refresh_sees_another_handles_flush(tmp_path):
     writer = atlas.Atlas.create(tmp_path / "s")
     reader = atlas.Atlas.open(tmp_path / "s")

@@ -9,12 +9,14 @@ use super::region::{Place, copy_region, to_usize};
 use super::write::{Sink, WriteSettings, encode_in_order, encode_raw};
 use crate::error::Result;
 
-/// Whether chunk `coord` of `chunk_shape` reaches past `shape` along any axis.
-pub(crate) fn reaches_past(coord: &[u64], chunk_shape: &[u64], shape: &[u64]) -> bool {
+/// Whether chunk `coord` of `chunk_shape` reaches past `new_shape` along an axis that
+/// shrinks from `old_shape`: only there may it hold values outside the new shape (its
+/// padding past the old shape holds the fill value already).
+pub(crate) fn reaches_past(coord: &[u64], chunk_shape: &[u64], old_shape: &[u64], new_shape: &[u64]) -> bool {
     // A chunk ending past u64::MAX (an extent near it, or a coordinate read from disk)
     // reaches past any shape.
     let end = |d: usize| coord[d].checked_add(1).and_then(|n| n.checked_mul(chunk_shape[d]));
-    (0..shape.len()).any(|d| end(d).is_none_or(|end| end > shape[d]))
+    (0..new_shape.len()).any(|d| new_shape[d] < old_shape[d] && end(d).is_none_or(|end| end > new_shape[d]))
 }
 
 /// The extent of the part of chunk `coord` that stays inside `new_shape` (from the chunk's

@@ -5,7 +5,18 @@ use super::schema::MAX_CHUNK_BYTES;
 
 /// Bounds on what reading a store may cost, checked before any allocation they bound. A
 /// file asking for more is refused with `Error::LimitExceeded`. The defaults are the format's
-/// maxima; lower them to open untrusted stores cheaply.
+/// maxima; lower them to open untrusted stores cheaply. The struct may gain fields, so it
+/// is built from the defaults:
+///
+/// ```no_run
+/// use atlas::{Atlas, Limits, OpenOptions};
+///
+/// let mut limits = Limits::default();
+/// limits.max_meta_bytes = 64 << 20;
+/// limits.max_chunk_bytes = 16 << 20;
+/// let store = Atlas::open_with("untrusted.atlas", &OpenOptions::with_limits(limits))?;
+/// # Ok::<(), atlas::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {

@@ -22,8 +22,9 @@ use crate::meta::{ArrayMeta, ArrayStats, BlockStats, Codec, DType, MAX_DICTIONAR
 /// Chunks a dictionary is trained from, at most.
 const MAX_TRAINING_SAMPLES: usize = 256;
 
-/// A handle on one array of a dataset. Cheap to clone; calls fail with
-/// [`Error::NotFound`] once the array or its dataset is deleted.
+/// A handle on one array of a dataset, by name. Cheap to clone. Each call goes to the
+/// array of that name at the time of the call: it fails with [`Error::NotFound`] while
+/// the array or its dataset is deleted, and reaches an array defined again under the name.
 #[derive(Debug, Clone)]
 pub struct ArrayHandle {
     pub(super) inner: Arc<Inner>,
@@ -169,7 +170,7 @@ impl ArrayHandle {
         let trains = meta.train_dictionary
             && meta.zstd_dictionary.is_none()
             && input.len() as u64 >= meta.chunk_bytes().saturating_mul(MIN_TRAINING_SAMPLES as u64);
-        let staged_rows = if stage_tail && !trains { tail_rows(&meta, start, shape) } else { 0 };
+        let staged_rows = if stage_tail && !trains { rows_to_stage(guard, &meta, start, shape)? } else { 0 };
         if trains {
             meta.zstd_dictionary = Self::train_dictionary(guard, &meta, input);
         }
@@ -234,7 +235,7 @@ impl ArrayHandle {
                 // An entry read from disk may name a coordinate of another length: not a
                 // chunk of this array's grid, so nothing to trim.
                 .filter(|e| e.coord.len() == new_shape.len() && !e.is_fill)
-                .filter(|e| reaches_past(&e.coord, &meta.chunk_shape, new_shape))
+                .filter(|e| reaches_past(&e.coord, &meta.chunk_shape, &meta.shape, new_shape))
                 .map(|e| e.coord.clone())
                 .collect();
             coords.sort_unstable();
@@ -278,8 +279,8 @@ impl ArrayHandle {
     /// every row committed by another writer (the change moves to the newest commit first)
     /// or appended through this handle from another thread. The shape and dtype (`given`:
     /// the caller's dtype and the dtypes it can be) are checked first, so a refused append
-    /// changes nothing; past the budget, the session's staged chunks are sealed before the
-    /// growth; an append whose write fails is taken back. Either way it can be retried.
+    /// changes nothing; an append whose write fails is taken back. Either way it can be
+    /// retried.
     pub(super) fn append_with(
         &self,
         shape: &[u64],
@@ -290,9 +291,6 @@ impl ArrayHandle {
         self.check_append(&guard, shape, given)?;
         if shape[0] == 0 {
             return Ok(());
-        }
-        if guard.staged_bytes() > MAX_STAGED_BYTES {
-            guard.seal_staged()?;
         }
         self.inner.change(&mut guard, |state| {
             let from = self.check_append(state, shape, given)?.shape[0];
@@ -416,17 +414,22 @@ impl ArrayHandle {
         Ok(state.current_stats(state.array(&self.dataset, &self.name)?))
     }
 
-    /// Statistics of every block written (chunks never written have none), sorted by chunk
-    /// coordinate. A reader can skip blocks whose min/max cannot match a range filter.
+    /// Statistics of every block written (chunks never written have none) of a chunk of the
+    /// array's grid, sorted by chunk coordinate. A reader can skip blocks whose min/max
+    /// cannot match a range filter.
     ///
     /// # Errors
     /// [`Error::NotFound`].
     pub fn block_stats(&self) -> Result<Vec<BlockStats>> {
         let state = self.inner.read();
         let meta = state.array(&self.dataset, &self.name)?;
+        // A shrink leaves fill entries for the chunks past the new shape.
+        let grid = meta.chunk_grid();
+        let in_grid = |coord: &[u64]| coord.len() == grid.len() && coord.iter().zip(&grid).all(|(c, n)| c < n);
         let mut blocks: Vec<BlockStats> = state
             .live_stats(meta)
             .into_iter()
+            .filter(|(entry, _)| in_grid(&entry.coord))
             .map(|(entry, stats)| {
                 let (min, max) = stats.min_max(meta.dtype);
                 BlockStats::new(entry.coord.to_vec(), stats.valid_count, min, max, stats.sum())
@@ -496,17 +499,32 @@ impl ArrayHandle {
     }
 }
 
-/// Raw bytes of staged chunks a session holds before an append (which may stage one more
-/// row of chunks); past this, the next append seals them all first.
-const MAX_STAGED_BYTES: usize = 64 << 20;
+/// Raw bytes of staged chunks a session holds at most: an append whose new staged chunks
+/// would pass it seals the others first, and one whose last chunk row alone is larger
+/// encodes that row instead of staging it.
+const MAX_STAGED_BYTES: u64 = 64 << 20;
 
-/// How many of the last rows of a write of `shape` at `start` fall in a chunk row it
-/// leaves partly filled at the end of the array's axis 0 (0 if the write ends elsewhere,
-/// or on a chunk boundary).
-fn tail_rows(meta: &ArrayMeta, start: &[u64], shape: &[u64]) -> u64 {
+/// How many of the last rows of an append (a write of `shape` at `start` of the grown
+/// array `meta`, every extent but axis 0 whole) to stage: those in the chunk row it leaves
+/// partly filled at the end of axis 0, or 0 (the append ends on a chunk boundary, or that
+/// chunk row is over [`MAX_STAGED_BYTES`]). Seals the session's staged chunks first when
+/// the row's chunks not staged yet would take them past the budget.
+fn rows_to_stage(state: &mut State, meta: &ArrayMeta, start: &[u64], shape: &[u64]) -> Result<u64> {
     let end = start[0] + shape[0];
     let partial = end % meta.chunk_shape[0];
-    if end == meta.shape[0] && partial > 0 { partial.min(shape[0]) } else { 0 }
+    if end != meta.shape[0] || partial == 0 {
+        return Ok(0);
+    }
+    let row_bytes = meta.chunk_grid()[1..].iter().fold(meta.chunk_bytes(), |bytes, &n| bytes.saturating_mul(n));
+    if row_bytes > MAX_STAGED_BYTES {
+        return Ok(0);
+    }
+    let row = end / meta.chunk_shape[0];
+    let new_bytes = row_bytes - state.staged_bytes_in_row(meta.id, row) as u64;
+    if state.staged_bytes() as u64 + new_bytes > MAX_STAGED_BYTES {
+        state.seal_staged()?;
+    }
+    Ok(partial.min(shape[0]))
 }
 
 /// A length of an in-memory buffer.

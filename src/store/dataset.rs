@@ -9,8 +9,9 @@ use super::state::{Inner, State};
 use crate::error::{EntityKind, Error, Result};
 use crate::meta::{ArrayMeta, ArrayStats, Attributes, BlockStats, MAX_NDIM, validate_name};
 
-/// A handle on one dataset of a store. Cheap to clone; calls fail with
-/// [`Error::NotFound`] once the dataset is deleted.
+/// A handle on one dataset of a store, by name. Cheap to clone. Each call goes to the
+/// dataset of that name at the time of the call: it fails with [`Error::NotFound`] while
+/// the dataset is deleted, and reaches one created again under the name.
 #[derive(Debug, Clone)]
 pub struct Dataset {
     inner: Arc<Inner>,

@@ -108,6 +108,12 @@ impl PendingBlocks {
         self.staged_bytes
     }
 
+    /// Raw bytes staged for `array_id` in chunk row `row` (of axis 0).
+    pub(crate) fn staged_bytes_in_row(&self, array_id: u64, row: u64) -> usize {
+        let chunks = self.staged.get(&array_id).into_iter().flatten();
+        chunks.filter(|(coord, _)| coord.first() == Some(&row)).map(|(_, raw)| raw.len()).sum()
+    }
+
     /// The staged chunks, per array: (coordinate, raw bytes).
     pub(crate) fn staged(&self) -> impl Iterator<Item = (u64, Vec<RawChunk<'_>>)> {
         self.staged.iter().map(|(id, chunks)| (*id, chunks.iter().map(|(coord, raw)| (&coord[..], &raw[..])).collect()))

@@ -369,7 +369,16 @@ impl State {
 
     /// Raw bytes this session holds in staged chunks.
     pub(crate) fn staged_bytes(&self) -> usize {
-        self.session.as_ref().and_then(|s| s.fragment.as_ref()).map_or(0, |f| f.blocks.staged_bytes())
+        self.pending_blocks().map_or(0, PendingBlocks::staged_bytes)
+    }
+
+    /// Raw bytes this session holds in staged chunks of `array_id` in chunk row `row`.
+    pub(crate) fn staged_bytes_in_row(&self, array_id: u64, row: u64) -> usize {
+        self.pending_blocks().map_or(0, |blocks| blocks.staged_bytes_in_row(array_id, row))
+    }
+
+    fn pending_blocks(&self) -> Option<&PendingBlocks> {
+        self.session.as_ref().and_then(|s| s.fragment.as_ref()).map(|f| &f.blocks)
     }
 
     /// Encodes every staged chunk with its array's settings and appends it to the session's

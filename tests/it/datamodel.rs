@@ -111,6 +111,39 @@ fn integer_stats_keep_full_range_and_sign() {
 }
 
 #[test]
+fn shrinking_one_axis_rewrites_only_the_chunks_that_reach_past_it() {
+    // Chunks [4, 4] of a [10, 10] array: the last chunk row reaches past axis 0, which
+    // does not change; only the chunks past column 6 hold values the shrink must drop.
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let array =
+        ds.define_array("a", ArraySpec::new(DType::Int32, [10, 10]).chunk_shape([4, 4]).fill_value(-1)).unwrap();
+    let data = Array2::from_shape_fn((10, 10), |(i, j)| (i * 10 + j) as i32);
+    array.write(&[0, 0], data.view()).unwrap();
+    store.flush().unwrap();
+
+    array.resize(&[10, 6]).unwrap();
+    let mut rewritten: Vec<Vec<u64>> = store
+        .array_blocks("d", "a")
+        .unwrap()
+        .into_iter()
+        .filter(|b| b.state.is_uncommitted())
+        .map(|b| b.coord)
+        .collect();
+    rewritten.sort();
+    assert_eq!(rewritten, [[0, 1], [0, 2], [1, 1], [1, 2], [2, 1], [2, 2]]);
+    let coords: Vec<Vec<u64>> = array.block_stats().unwrap().into_iter().map(|b| b.coord).collect();
+    assert_eq!(coords, [[0, 0], [0, 1], [1, 0], [1, 1], [2, 0], [2, 1]], "the chunks of the shrunk grid");
+    array.resize(&[12, 10]).unwrap();
+    let back = array.read::<i32>(&[0, 0], &[12, 10]).unwrap();
+    for ((i, j), v) in back.into_dimensionality::<ndarray::Ix2>().unwrap().indexed_iter() {
+        let expected = if i < 10 && j < 6 { data[[i, j]] } else { -1 };
+        assert_eq!(*v, expected, "[{i}, {j}]");
+    }
+}
+
+#[test]
 fn shrinking_drops_data_and_growing_again_reads_fill() {
     let dir = test_dir!();
     let store = util::create(&dir.store());

@@ -82,9 +82,9 @@ fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits()
 
 #[test]
 fn an_append_whose_sealing_fails_changes_nothing_and_can_be_retried() {
-    // One row appended to each of 33 arrays of 2 MiB chunks stages 66 MiB, past the 64 MiB
-    // budget: the next append seals them all before it grows its array, and that sealing
-    // fails at its first write. An append refused for its shape seals nothing.
+    // One row appended to each of 32 arrays of 2 MiB chunks stages 64 MiB, the budget: the
+    // next append seals them all before it stages its own row, and that sealing fails at
+    // its first write. An append refused for its shape seals nothing.
     let mut dir = test_dir!();
     let path = dir.store();
     dir.while_alone(|| {
@@ -93,16 +93,16 @@ fn an_append_whose_sealing_fails_changes_nothing_and_can_be_retried() {
         let row = |i: usize| Array2::from_shape_fn((1, 1024), |(_, j)| (i * 1024 + j) as f64);
         let spec = ArraySpec::new(atlas::DType::Float64, [0, 1024]).chunk_shape([256, 1024]);
         let arrays: Vec<_> = (0..36).map(|i| ds.define_array(&format!("a{i}"), spec.clone()).unwrap()).collect();
-        for (i, array) in arrays.iter().enumerate().take(33) {
+        for (i, array) in arrays.iter().enumerate().take(32) {
             array.append(row(i).view()).unwrap();
         }
         let fault = inject(0, Fault::Eio);
         let wrong = Array2::<f64>::zeros((1, 3));
-        assert!(matches!(arrays[33].append(wrong.view()), Err(Error::ShapeMismatch { .. })));
-        assert!(matches!(arrays[33].append(row(33).view()), Err(Error::Io { .. })), "the sealing fails");
+        assert!(matches!(arrays[32].append(wrong.view()), Err(Error::ShapeMismatch { .. })));
+        assert!(matches!(arrays[32].append(row(32).view()), Err(Error::Io { .. })), "the sealing fails");
         drop(fault);
-        assert_eq!(arrays[33].meta().unwrap().shape, [0, 1024], "the failed append changed nothing");
-        for (i, array) in arrays.iter().enumerate().skip(33) {
+        assert_eq!(arrays[32].meta().unwrap().shape, [0, 1024], "the failed append changed nothing");
+        for (i, array) in arrays.iter().enumerate().skip(32) {
             array.append(row(i).view()).unwrap();
         }
         store.flush().unwrap();

@@ -917,8 +917,8 @@ fn appends_into_a_partly_filled_chunk_are_staged_and_leave_one_block_per_chunk()
 
 #[test]
 fn staged_chunks_past_64_mib_are_sealed_before_the_flush() {
-    // One row appended to each of 34 arrays of 2 MiB chunks stages 68 MiB: the append after
-    // the one that passes 64 MiB encodes them all first, and every row still reads back.
+    // One row appended to each of 34 arrays of 2 MiB chunks would stage 68 MiB: the append
+    // that would pass 64 MiB encodes the staged chunks first, and every row still reads back.
     let dir = test_dir!();
     let store = util::create(&dir.store());
     let ds = store.create_dataset("d").unwrap();
@@ -934,6 +934,38 @@ fn staged_chunks_past_64_mib_are_sealed_before_the_flush() {
             ds.read_array::<f64>(name, &[0, 0], &[1, 1024]).unwrap(),
             iota(&[1, 1024], |j| (i * 1024 + j) as f64)
         );
+    }
+}
+
+#[test]
+fn an_append_never_leaves_more_than_64_mib_staged() {
+    // A last chunk row of 1100 chunks of 64 KiB (69 MiB) is over the budget by itself, so an
+    // append that leaves it partly filled encodes it instead of staging it; one of 600 such
+    // chunks (38 MiB) is staged, until staging a second array's row would pass 64 MiB.
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let staged = |name: &str| {
+        let blocks = store.array_blocks("d", name).unwrap();
+        blocks.iter().filter(|b| b.state == atlas::BlockState::Staged).map(|b| b.raw_bytes).sum::<u64>()
+    };
+    let row = |width: usize, k: usize| iota(&[1, width], |j| (k * width + j) as f64);
+    let mut most_staged = 0;
+    for (name, width) in [("wide", 1100 * 16), ("a", 600 * 16), ("b", 600 * 16)] {
+        ds.define_array(name, ArraySpec::new(DType::Float64, [0, width as u64]).chunk_shape([512, 16])).unwrap();
+        for k in 0..2 {
+            ds.append_array(name, row(width, k).view()).unwrap();
+            most_staged = most_staged.max(ds.list_arrays().unwrap().iter().map(|a| staged(a)).sum::<u64>());
+        }
+    }
+    assert!(most_staged <= 64 << 20, "{most_staged} bytes staged at once");
+    assert_eq!(staged("wide"), 0, "a chunk row over the budget is encoded");
+    assert_eq!((staged("a"), staged("b")), (0, 600 * 512 * 16 * 8), "a's row sealed to stage b's");
+    store.flush().unwrap();
+    for (name, width) in [("wide", 1100 * 16), ("a", 600 * 16), ("b", 600 * 16)] {
+        let read = ds.read_array::<f64>(name, &[0, 0], &[2, width as u64]).unwrap();
+        let expected = ndarray::concatenate(ndarray::Axis(0), &[row(width, 0).view(), row(width, 1).view()]).unwrap();
+        assert_eq!(read, expected, "{name}");
     }
 }
 
