@@ -103,7 +103,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print an array's values: one row of the last axis per line (timestamps as ISO 8601).
+    /// Print an array's values: one row of the last axis per line (timestamps as ISO 8601),
+    /// each plane of a 3-d or larger selection under its index in the array (`[2, :, :]`).
     Cat {
         /// The store directory.
         store: PathBuf,

@@ -359,7 +359,8 @@ pub fn attrs(attributes: &Attributes, json_out: bool, out: &mut dyn Write) -> Re
 }
 
 /// `atlas cat`: the selected values, as text (one row of the last axis per line, planes of
-/// 3-d and higher selections under an index header) or as nested JSON arrays.
+/// 3-d and higher selections under a header of their index in the array) or as nested
+/// JSON arrays.
 pub fn cat(handle: &ArrayHandle, sel: &Selection, json_out: bool, slab_bytes: u64, out: &mut dyn Write) -> Result<()> {
     let meta = handle.meta()?;
     dispatch!(meta.dtype, |T| cat_typed::<T>(handle, &meta, sel, json_out, slab_bytes, out),
@@ -405,7 +406,7 @@ fn cat_typed<T: Cell>(
         writeln!(out, "{}", values.first().expect("a 0-d array has one value").text(meta.dtype))?;
         return Ok(());
     }
-    let mut printer = Printer { dtype: meta.dtype, rows_done: 0 };
+    let mut printer = Printer { dtype: meta.dtype, sel, rows_done: 0 };
     for_each_slab::<T>(handle, meta, sel, slab_bytes, &mut |values| printer.print(&values.view(), out))
 }
 
@@ -475,13 +476,14 @@ fn read_selection<T: Cell>(handle: &ArrayHandle, sel: &Selection, start: &[u64],
 
 /// Prints rows of the last axis, one per line; for 3 or more output axes, each 2-d plane
 /// under a header naming its leading indices, planes separated by a blank line.
-struct Printer {
+struct Printer<'a> {
     dtype: DType,
+    sel: &'a Selection,
     /// Output rows (indices along output axis 0) printed by earlier slabs.
     rows_done: usize,
 }
 
-impl Printer {
+impl Printer<'_> {
     fn print<T: Cell>(&mut self, values: &ArrayViewD<'_, T>, out: &mut dyn Write) -> Result<()> {
         let ndim = values.ndim();
         if ndim == 0 {
@@ -505,8 +507,7 @@ impl Printer {
                     if index[..ndim - 2].iter().any(|&i| i > 0) {
                         writeln!(out)?;
                     }
-                    let header: Vec<String> = index[..ndim - 2].iter().map(ToString::to_string).collect();
-                    writeln!(out, "[{}, :, :]", header.join(", "))?;
+                    writeln!(out, "{}", plane_header(self.sel, &index[..ndim - 2]))?;
                 }
             }
             let line: Vec<String> = row.iter().map(|v| v.text(self.dtype)).collect();
@@ -515,6 +516,21 @@ impl Printer {
         self.rows_done += values.shape()[0];
         Ok(())
     }
+}
+
+/// The numpy index of the plane at output index `outer` (over all output axes but the
+/// last two) in the array: a picked axis's index, the array index of an outer output axis,
+/// and `:` for the two axes the plane spans (`[1, 4, :, :]`).
+fn plane_header(sel: &Selection, outer: &[usize]) -> String {
+    let mut outer = outer.iter();
+    let parts: Vec<String> = (0..sel.keep.len())
+        .map(|axis| match (sel.keep[axis], sel.keep[axis].then(|| outer.next()).flatten()) {
+            (false, _) => sel.start[axis].to_string(),
+            (true, Some(&i)) => (sel.start[axis] + i as u64 * sel.step[axis]).to_string(),
+            (true, None) => ":".to_string(),
+        })
+        .collect();
+    format!("[{}]", parts.join(", "))
 }
 
 /// The index of the `flat`-th element of `shape` in C order.

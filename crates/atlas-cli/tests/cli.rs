@@ -331,11 +331,15 @@ fn cat_prints_planes_of_higher_dimensional_arrays_under_headers() {
     assert_eq!(stdout_of(atlas().arg("cat").arg(&path).args(["d/cube", "--slab-bytes", "1"])), expected);
     let planes = stdout_of(atlas().arg("cat").arg(&path).args(["d/cube", "--slice", "1:,:,1"]));
     assert_eq!(planes, "5 7\n9 11\n");
+    // Plane headers give the plane's index in the array, not in the selection.
+    let stepped = stdout_of(atlas().arg("cat").arg(&path).args(["d/cube", "--slice", "1::1", "--slab-bytes", "1"]));
+    assert_eq!(stepped, "[1, :, :]\n4 5\n6 7\n\n[2, :, :]\n8 9\n10 11\n");
     assert_eq!(stdout_of(atlas().arg("cat").arg(&path).arg("d/scalar")), "2.5\n");
-    // Axis 0 picked: the slabs cut the first kept axis, and the plane headers count on.
-    let picked = "[0, :, :]\n100 101\n102 103\n\n[1, :, :]\n104 105\n106 107\n\n[2, :, :]\n108 109\n110 111\n";
+    // Axis 0 picked: the slabs cut the first kept axis, and the plane headers count on,
+    // naming the picked index and the stepped one as the array's.
+    let picked = "[1, 0, :, :]\n100 101\n102 103\n\n[1, 2, :, :]\n108 109\n110 111\n";
     for slab in ["1", "1048576"] {
-        let args = ["d/hyper", "--slice", "1", "--slab-bytes", slab];
+        let args = ["d/hyper", "--slice", "1,::2", "--slab-bytes", slab];
         assert_eq!(stdout_of(atlas().arg("cat").arg(&path).args(args)), picked, "slab {slab}");
     }
 }
