@@ -1,5 +1,5 @@
 """Writes a smooth float32 field with zstd, lz4 and none, shuffle on and off, and prints
-bytes on disk, compression ratio and write/read speed. Then changes an array's codec
+bytes on disk, compression ratio and write/read speed (the best of 3 reads). Then changes an array's codec
 mid-life and shows old and new blocks both read back exactly. The Python twin of
 05_codecs.rs.
 
@@ -17,6 +17,7 @@ import atlas
 
 SHAPE = (64, 256, 256)
 CHUNKS = [16, 128, 128]
+READS = 3  # reads timed per case; the best is printed
 
 
 def smooth_field():
@@ -49,10 +50,13 @@ def main():
                 store.flush()
                 write_s = time.perf_counter() - t
 
-                t = time.perf_counter()
-                back = theta[...]
-                read_s = time.perf_counter() - t
-                assert np.array_equal(back, field), f"{label} read back different values"
+                # The best of a few reads: the first also starts the thread pool and maps the files.
+                read_s = float("inf")
+                for _ in range(READS):
+                    t = time.perf_counter()
+                    back = theta[...]
+                    read_s = min(read_s, time.perf_counter() - t)
+                    assert np.array_equal(back, field), f"{label} read back different values"
 
                 size = data_bytes(path)
                 print(

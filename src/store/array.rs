@@ -54,6 +54,12 @@ impl ArrayHandle {
 
     /// Reads the box `start .. start + shape` as a new array.
     ///
+    /// A new output is zeroed memory, and a large one is paid for in page faults: reading
+    /// often, [`ArrayHandle::read_into`] a buffer kept between calls is faster. How much
+    /// depends on the allocator: with glibc, once a program has freed buffers of tens of MiB
+    /// (a clone of a large array, say), new ones come from the heap and are zeroed again,
+    /// which made the reads of `examples/05_codecs.rs` 3-5x slower.
+    ///
     /// # Errors
     /// As [`ArrayHandle::read_into`], except that no output length can be wrong;
     /// [`Error::InvalidArgument`] if the result does not fit in memory.
