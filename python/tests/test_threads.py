@@ -82,11 +82,13 @@ def test_a_flush_in_one_thread_while_others_read(tmp_path):
     expected = arr[:64].copy()
     stop = threading.Event()
     failures = []
+    reads = []
 
     def read_loop():
         while not stop.is_set():
             if not np.array_equal(arr[:64], expected):
                 failures.append("changed")
+            reads.append(1)
 
     readers = [threading.Thread(target=read_loop) for _ in range(3)]
     for t in readers:
@@ -99,6 +101,7 @@ def test_a_flush_in_one_thread_while_others_read(tmp_path):
     for t in readers:
         t.join()
     assert not failures
+    assert reads, "no read ran during the flushes"
 
 
 def test_stepped_assignments_from_many_threads_each_land(tmp_path):

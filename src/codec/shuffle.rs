@@ -28,6 +28,8 @@ pub(super) fn shuffle_in_pieces<E>(
     mut feed: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
     assert!(elem_bytes > 1 && !piece.is_empty(), "a shuffle of elements of 2 bytes or more, in pieces");
+    // A part but the last holding part of an element would stall the plane loop below.
+    debug_assert!(parts.iter().rev().skip(1).all(|part| part.len() % elem_bytes == 0), "parts of whole elements");
     let whole = |part: &[u8]| part.len() / elem_bytes * elem_bytes;
     let tail = parts.last().map_or(&[][..], |last| &last[whole(last)..]);
     let body = parts.iter().enumerate().map(|(i, part)| if i + 1 == parts.len() { &part[..whole(part)] } else { part });

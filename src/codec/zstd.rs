@@ -53,7 +53,8 @@ fn with_compressor<R>(
     })
 }
 
-/// Appends one zstd frame of `input` at `level` (with `dict`, if any) to `out`.
+/// Writes one zstd frame of `input` at `level` (with `dict`, if any) into `out`, which it
+/// replaces: what `out` held is gone.
 pub(super) fn compress(input: &[u8], level: i32, dict: Option<&ZstdDict>, out: &mut Vec<u8>) -> Result<()> {
     with_compressor(level, dict, |compressor| {
         out.reserve(zstd::zstd_safe::compress_bound(input.len()));
@@ -62,7 +63,7 @@ pub(super) fn compress(input: &[u8], level: i32, dict: Option<&ZstdDict>, out: &
     })
 }
 
-/// Appends to `out` the same kind of frame as [`compress`], of `len` bytes that `produce`
+/// Appends to `out` the kind of frame [`compress`] writes, of `len` bytes that `produce`
 /// hands over in pieces through the function it is given, so that they never need to
 /// exist whole. The frame declares `len` as its content size; any other total is an error.
 pub(super) fn compress_pieces(

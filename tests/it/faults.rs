@@ -27,7 +27,7 @@ fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits()
     let path = dir.store();
     // The fault plan is process-wide: run with no other test doing I/O.
     dir.while_alone(|| {
-        let mut refused_retries = 0;
+        let (mut refused_retries, mut past_commit_point) = (0, 0);
         for fault in [Fault::Eio, Fault::NoSpace, Fault::ShortWrite] {
             for fail_at in 0.. {
                 let _ = std::fs::remove_dir_all(&path);
@@ -39,7 +39,7 @@ fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits()
 
                 let guard = inject(fail_at, fault);
                 let wrote = ds.write_array("a", &[0, 0], values(2).view());
-                let flushed = wrote.as_ref().map_err(|_| ()).and_then(|()| store.flush().map_err(|_| ()));
+                let flushed = if wrote.is_ok() { store.flush() } else { Ok(()) };
                 let hit = guard.calls_seen() > fail_at;
                 drop(guard);
                 if !hit {
@@ -47,13 +47,35 @@ fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits()
                     assert_eq!(read_fresh(&path), values(2));
                     break;
                 }
-                for err in [wrote.as_ref().err()].into_iter().flatten() {
+                for err in [wrote.as_ref().err(), flushed.as_ref().err()].into_iter().flatten() {
                     assert!(matches!(err, Error::Io { .. }), "{fault:?} at {fail_at}: {err:?}");
                 }
                 assert!(wrote.is_err() || flushed.is_err(), "{fault:?} at {fail_at}: the fault was swallowed");
-                // Whatever failed, a reader sees one whole commit.
+                // A flush that failed after the commit point (making the rename durable,
+                // removing what the commit superseded) committed; one that failed before it
+                // left the last commit, and the changes pending under the writer lock.
+                let committed = match &flushed {
+                    Err(Error::Io { path: failed, op, .. }) => {
+                        (*op == "fsync directory" && *failed == path) || *op == "remove"
+                    }
+                    _ => false,
+                };
                 let seen = read_fresh(&path);
-                assert!(seen == values(1) || seen == values(2), "{fault:?} at {fail_at}: a mix");
+                if flushed.is_err() && !committed {
+                    assert_eq!(seen, values(1), "{fault:?} at {fail_at}: committed before the commit point");
+                    assert!(store.has_pending_changes(), "{fault:?} at {fail_at}: the changes were dropped");
+                    let other = Atlas::open(&path).unwrap();
+                    assert!(
+                        matches!(other.create_dataset("x"), Err(Error::Locked { .. })),
+                        "{fault:?} at {fail_at}: the writer lock was released"
+                    );
+                } else if committed {
+                    past_commit_point += 1;
+                    assert_eq!(seen, values(2), "{fault:?} at {fail_at}: not committed after the commit point");
+                    assert!(!store.has_pending_changes(), "{fault:?} at {fail_at}: the commit is still pending");
+                } else {
+                    assert_eq!(seen, values(1), "{fault:?} at {fail_at}: a failed write committed");
+                }
                 // With the fault gone, the same handle finishes the change.
                 if wrote.is_err() {
                     ds.write_array("a", &[0, 0], values(2).view()).unwrap();
@@ -77,6 +99,7 @@ fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits()
             }
         }
         assert_eq!(refused_retries, 6, "the fragment's fsync and its directory's, per fault kind");
+        assert_eq!(past_commit_point, 3, "the store directory's fsync, per fault kind");
     });
 }
 
@@ -113,6 +136,43 @@ fn an_append_whose_sealing_fails_changes_nothing_and_can_be_retried() {
             assert_eq!(ds.read_array::<f64>(&name, &[0, 0], &[1, 1024]).unwrap(), row(i).into_dyn());
         }
     });
+}
+
+#[test]
+fn a_shrink_that_fails_at_any_call_changes_nothing_and_can_be_retried() {
+    // Shrinking [10, 10] (chunks [4, 4]) to [10, 6] rewrites the chunks past column 6: each
+    // mutating call of that in turn fails, until one gets through.
+    let mut dir = test_dir!();
+    let path = dir.store();
+    let data = Array2::from_shape_fn((10, 10), |(i, j)| (i * 10 + j) as i32 + 1);
+    dir.while_alone(|| {
+        let store = util::create(&path);
+        let ds = store.create_dataset("d").unwrap();
+        let array = ds.define_array("a", ArraySpec::new(atlas::DType::Int32, [10, 10]).chunk_shape([4, 4])).unwrap();
+        array.write(&[0, 0], data.view()).unwrap();
+        store.flush().unwrap();
+        let stats = array.stats().unwrap();
+        let mut fail_at = 0;
+        loop {
+            let fault = inject(fail_at, Fault::Eio);
+            let resized = array.resize(&[10, 6]);
+            drop(fault);
+            if resized.is_ok() {
+                break;
+            }
+            assert!(matches!(resized, Err(Error::Io { .. })), "call {fail_at}: {resized:?}");
+            assert_eq!(array.meta().unwrap().shape, [10, 10], "call {fail_at}: the shape changed");
+            assert_eq!(array.read::<i32>(&[0, 0], &[10, 10]).unwrap(), data.clone().into_dyn(), "call {fail_at}");
+            assert_eq!(array.stats().unwrap(), stats, "call {fail_at}: the statistics changed");
+            assert!(!store.has_pending_changes(), "call {fail_at}: the failed first change stayed pending");
+            fail_at += 1;
+        }
+        assert!(fail_at >= 3, "the shrink made only {fail_at} mutating calls");
+        store.flush().unwrap();
+    });
+    let array = Atlas::open(&path).unwrap().open_dataset("d").unwrap().array("a").unwrap();
+    assert_eq!(array.read::<i32>(&[0, 0], &[10, 6]).unwrap(), data.slice(ndarray::s![.., ..6]).into_dyn());
+    assert_eq!(array.stats().unwrap().count, 60);
 }
 
 #[test]
@@ -235,6 +295,7 @@ fn a_first_write_failing_at_any_call_leaves_no_fragment_file() {
             let wrote = ds.write_array("a", &[0, 0], values(3).view());
             drop(guard);
             if wrote.is_ok() {
+                assert!(fail_at >= 2, "the write made only {fail_at} I/O calls");
                 break;
             }
             // The change was the session's first: nothing of it may stay behind.
@@ -330,6 +391,7 @@ fn a_fault_at_any_io_call_of_a_rewrite_loses_nothing_and_a_retry_finishes_it() {
                     drop(guard);
                     let at = format!("{rewrite:?}, {fault:?} at {fail_at}");
                     if !hit {
+                        assert!(fail_at >= 5, "{at}: the rewrite made only {fail_at} I/O calls");
                         assert!(result.is_ok(), "{at}: an error without a fault: {result:?}");
                         assert!(rewrite.is_done(&path), "{at}: not done");
                         assert_eq!(read_fresh(&path), expected, "{at}");

@@ -582,9 +582,8 @@ fn index_entries_whose_valid_counts_overflow_give_an_error_not_a_panic() {
     write_json_meta(&path, &meta);
     let outcome = std::panic::catch_unwind(|| Atlas::open(&path)?.open_dataset("d")?.array_stats("a"));
     let result = outcome.unwrap_or_else(|_| panic!("array_stats panicked on index entries from disk"));
-    if let Ok(stats) = result {
-        assert!(stats.count <= 16, "16 elements hold {} valid values", stats.count);
-    }
+    // The merge saturates, and no more values than the array's 16 elements count.
+    assert_eq!(result.unwrap().count, 16);
 }
 
 #[test]

@@ -731,10 +731,16 @@ fn readers_opening_during_format_changes_never_fail() {
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         let reader = scope.spawn(|| {
-            let mut opens = 0u32;
+            // Each open sees a whole commit, never one older than an open before it saw:
+            // generation 1 holds k = 0, and generation g > 1 holds k = g - 2.
+            let (mut opens, mut newest) = (0u32, 0);
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let opened = Atlas::open(dir.store()).unwrap();
-                assert!(opened.attrs().get("k").unwrap().is_some());
+                let generation = opened.generation();
+                assert!(generation >= newest, "generation {generation} after {newest}");
+                let k = i64::try_from(generation.saturating_sub(2)).unwrap();
+                assert_eq!(opened.attrs().get("k").unwrap(), Some(atlas::AttrValue::Int(k)), "generation {generation}");
+                newest = generation;
                 opens += 1;
             }
             opens

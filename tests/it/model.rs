@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use atlas::{ArraySpec, Atlas, Codec, DType, Dataset, Error, MetaCompression, MetaFormat, Shuffle, StoreConfig};
+use atlas::{
+    ArraySpec, Atlas, Codec, DType, Dataset, Error, MetaCompression, MetaFormat, Scalar, Shuffle, StoreConfig,
+};
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
 
@@ -172,13 +174,37 @@ impl ModelArray {
         f32::from_bits(self.fill)
     }
 
-    /// Values that are neither the fill value (bit for bit) nor NaN.
-    fn valid_count(&self) -> u64 {
+    /// Values that are neither the fill value (bit for bit) nor NaN, as f64.
+    fn valid_values(&self) -> Vec<f64> {
         match &self.data {
-            Data::F32(all) => all.iter().filter(|v| v.to_bits() != self.fill && !v.is_nan()).count() as u64,
-            Data::I32(all) => all.iter().filter(|v| **v != -7).count() as u64,
+            Data::F32(all) => {
+                all.iter().filter(|v| v.to_bits() != self.fill && !v.is_nan()).map(|&v| f64::from(v)).collect()
+            }
+            Data::I32(all) => all.iter().filter(|v| **v != -7).map(|&v| f64::from(v)).collect(),
         }
     }
+
+    /// A value of this array's dtype family as the stats give it.
+    fn scalar(&self, v: f64) -> Scalar {
+        match self.data {
+            Data::F32(_) => Scalar::Float(v),
+            #[allow(clippy::cast_possible_truncation)] // an i32, widened above
+            Data::I32(_) => Scalar::Int(v as i64),
+        }
+    }
+}
+
+/// Makes some of a write's `values` null, as `seed` picks: all of them the fill value (so
+/// whole chunks may be), every fourth the fill value, every fourth NaN, or none.
+fn with_nulls<T: Copy>(mut values: Vec<T>, seed: i32, fill: T, nan: Option<T>) -> Vec<T> {
+    let null = match (seed.rem_euclid(7), seed.rem_euclid(3), nan) {
+        (0, _, _) => return vec![fill; values.len()],
+        (_, 0, _) => fill,
+        (_, 1, Some(nan)) => nan,
+        _ => return values,
+    };
+    values.iter_mut().step_by(4).for_each(|v| *v = null);
+    values
 }
 
 /// The flat C-order indices of the box `pos .. pos + len` in an array of `shape`.
@@ -271,8 +297,14 @@ fn check_all(ds: &Dataset, model: &BTreeMap<String, ModelArray>) -> Result<(), T
         prop_assert_eq!(&ds.array_meta(name).unwrap().shape, &array.shape);
         check_box(ds, name, array, &vec![0; array.shape.len()], &array.shape)?;
         let stats = ds.array_stats(name).unwrap();
-        prop_assert_eq!(stats.count, array.valid_count(), "stats of {}", name);
+        let valid = array.valid_values();
+        prop_assert_eq!(stats.count, valid.len() as u64, "stats of {}", name);
         prop_assert_eq!(stats.count + stats.null_count, array.shape.iter().product::<u64>());
+        // Every value is a whole or half number far below 2^53: sums are exact in any order.
+        let (min, max) = (valid.iter().copied().reduce(f64::min), valid.iter().copied().reduce(f64::max));
+        prop_assert_eq!(stats.min, min.map(|v| array.scalar(v)), "min of {}", name);
+        prop_assert_eq!(stats.max, max.map(|v| array.scalar(v)), "max of {}", name);
+        prop_assert_eq!(stats.sum, valid.iter().sum::<f64>(), "sum of {}", name);
     }
     Ok(())
 }
@@ -304,7 +336,10 @@ fn check_committed(path: &Path, (name, pending): &mut (String, Option<String>)) 
         .collect();
     files.sort();
     prop_assert_eq!(files, vec![name.clone()]);
-    prop_assert_eq!(Atlas::open(path).unwrap().meta_file_name(), name.as_str());
+    let store = Atlas::open(path).unwrap();
+    prop_assert_eq!(store.meta_file_name(), name.as_str());
+    let report = store.verify(&mut |_, _| {}).unwrap();
+    prop_assert!(report.bad_blocks.is_empty(), "{:?}", report.bad_blocks);
     Ok(())
 }
 
@@ -359,6 +394,7 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
                 match &mut array.data {
                     Data::F32(all) => {
                         let values: Vec<f32> = (0..indices.len()).map(|k| (*seed as f32) * 0.5 + k as f32).collect();
+                        let values = with_nulls(values, *seed, f32::from_bits(array.fill), Some(f32::NAN));
                         ds.write_array(name, &start, ArrayD::from_shape_vec(dims, values.clone()).unwrap().view())
                             .unwrap();
                         indices.iter().zip(values).for_each(|(&i, v)| all[i] = v);
@@ -366,6 +402,7 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
                     Data::I32(all) => {
                         let values: Vec<i32> =
                             (0..indices.len()).map(|k| seed.wrapping_mul(31).wrapping_add(k as i32)).collect();
+                        let values = with_nulls(values, *seed, -7, None);
                         ds.write_array(name, &start, ArrayD::from_shape_vec(dims, values.clone()).unwrap().view())
                             .unwrap();
                         indices.iter().zip(values).for_each(|(&i, v)| all[i] = v);
@@ -490,11 +527,13 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
                 match &mut array.data {
                     Data::F32(all) => {
                         let values: Vec<f32> = (0..indices.len()).map(|k| *seed as f32 - k as f32).collect();
+                        let values = with_nulls(values, *seed, f32::from_bits(array.fill), Some(f32::NAN));
                         ds.append_array(name, ArrayD::from_shape_vec(dims, values.clone()).unwrap().view()).unwrap();
                         indices.iter().zip(values).for_each(|(&i, v)| all[i] = v);
                     }
                     Data::I32(all) => {
                         let values: Vec<i32> = (0..indices.len()).map(|k| seed.wrapping_sub(k as i32)).collect();
+                        let values = with_nulls(values, *seed, -7, None);
                         ds.append_array(name, ArrayD::from_shape_vec(dims, values.clone()).unwrap().view()).unwrap();
                         indices.iter().zip(values).for_each(|(&i, v)| all[i] = v);
                     }
