@@ -565,6 +565,18 @@ fn a_fifo_in_place_of_a_store_file_is_an_error_not_a_hang() {
     assert_err!(open_within_a_while(&path), Error::Corrupt { .. });
     mkfifo(&path.join("atlas.json"));
     assert_err!(open_within_a_while(&path), Error::Corrupt { .. });
+
+    // The writer lock's file: a store opens (readers take no lock), and its first change
+    // is refused.
+    let path = dir.join("lock");
+    drop(small_store(&path));
+    let lock = path.join("atlas.lock");
+    let _ = std::fs::remove_file(&lock);
+    assert!(std::process::Command::new("mkfifo").arg(&lock).status().unwrap().success());
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sender.send(Atlas::open(&path).and_then(|store| store.create_dataset("x")).map(drop)));
+    let changed = receiver.recv_timeout(Duration::from_secs(10)).expect("the change hangs");
+    assert!(matches!(changed, Err(Error::Io { .. } | Error::Corrupt { .. })), "{changed:?}");
 }
 
 #[test]

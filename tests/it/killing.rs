@@ -35,6 +35,9 @@ const ENV_LOG: &str = "ATLAS_IT_KILL_LOG";
 const READY: &str = "atlas-kill-child-ready";
 /// A child that was never killed stops on its own after this long.
 const CHILD_LIFETIME: Duration = Duration::from_secs(60);
+/// A child compacts the store after each data generation divisible by this, so kills land
+/// in compactions too.
+const CHILD_COMPACTS_EVERY: u64 = 7;
 
 const FULL_SHAPE: (usize, usize) = (8, 12);
 const PART_SHAPE: (usize, usize) = (12, 12);
@@ -238,7 +241,30 @@ fn killed_writer_child_runs_only_in_spawned_processes() {
         // pieces that a later line could join.
         log.write_all(format!("{g}\n").as_bytes()).unwrap();
         log.sync_data().unwrap();
+        if g % CHILD_COMPACTS_EVERY == 0 {
+            store.compact().unwrap();
+            assert_eq!(store.generation(), g + 1, "a data generation leaves two fragments or more");
+            log.write_all(format!("{}\n", g + 1).as_bytes()).unwrap();
+            log.sync_data().unwrap();
+        }
     }
+}
+
+/// The compactions among the generations `first..=last` a child committed (`first` is
+/// always its first data generation): each data generation divisible by
+/// [`CHILD_COMPACTS_EVERY`] is followed by one.
+fn child_compactions(first: u64, last: u64) -> Vec<u64> {
+    let mut compactions = Vec::new();
+    let mut g = first;
+    while g < last {
+        if g % CHILD_COMPACTS_EVERY == 0 {
+            compactions.push(g + 1);
+            g += 2;
+        } else {
+            g += 1;
+        }
+    }
+    compactions
 }
 
 fn spawn_writer(store: &Path, log: &Path) -> Child {
@@ -321,6 +347,7 @@ struct Tally {
     /// Kills that left an orphan fragment or temp file for the next writer.
     left_orphans: u64,
     child_commits: u64,
+    child_compactions: u64,
     compactions: u64,
 }
 
@@ -368,6 +395,10 @@ fn a_writer_killed_at_random_moments_leaves_exactly_its_last_completed_flush() {
             tally.past_log += u64::from(found == logged + 1);
             tally.no_commit += u64::from(found == logged_before);
             tally.child_commits += found - logged_before;
+            for g in child_compactions(logged_before + 1, found) {
+                model.compactions.insert(g);
+                tally.child_compactions += 1;
+            }
             model.advance_to(found);
             model.check(&store, &context);
 
@@ -395,16 +426,24 @@ fn a_writer_killed_at_random_moments_leaves_exactly_its_last_completed_flush() {
     });
     println!(
         "killing: {} kills in {:.1} s (seed {seed:#x}): {} child commits, {} kills after a commit but \
-         before its log line, {} kills with no commit, {} kills left orphans, {} compactions",
+         before its log line, {} kills with no commit, {} kills left orphans, {} compactions by children \
+         and {} by this process",
         tally.kills,
         began.elapsed().as_secs_f64(),
         tally.child_commits,
         tally.past_log,
         tally.no_commit,
         tally.left_orphans,
+        tally.child_compactions,
         tally.compactions
     );
     assert!(tally.child_commits > 0, "no child ever committed: the kills came too early to test anything");
+    if kills >= 100 {
+        // Dozens of each in a run of 200 kills: none would mean the kills miss those steps.
+        assert!(tally.past_log > 0, "no kill landed between a commit and its log line");
+        assert!(tally.left_orphans > 0, "no kill left orphans for the next writer");
+        assert!(tally.child_compactions > 0, "no child compacted");
+    }
 }
 
 #[test]
