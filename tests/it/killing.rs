@@ -241,7 +241,7 @@ fn killed_writer_child_runs_only_in_spawned_processes() {
         // pieces that a later line could join.
         log.write_all(format!("{g}\n").as_bytes()).unwrap();
         log.sync_data().unwrap();
-        if g % CHILD_COMPACTS_EVERY == 0 {
+        if g.is_multiple_of(CHILD_COMPACTS_EVERY) {
             store.compact().unwrap();
             assert_eq!(store.generation(), g + 1, "a data generation leaves two fragments or more");
             log.write_all(format!("{}\n", g + 1).as_bytes()).unwrap();
@@ -257,7 +257,7 @@ fn child_compactions(first: u64, last: u64) -> Vec<u64> {
     let mut compactions = Vec::new();
     let mut g = first;
     while g < last {
-        if g % CHILD_COMPACTS_EVERY == 0 {
+        if g.is_multiple_of(CHILD_COMPACTS_EVERY) {
             compactions.push(g + 1);
             g += 2;
         } else {
