@@ -21,6 +21,18 @@ fn read_fresh(path: &std::path::Path) -> Array2<i32> {
     ds.read_array::<i32>("a", &[0, 0], &[8, 8]).unwrap().into_dimensionality().unwrap()
 }
 
+/// A new store at `path` (replacing any) whose array `d/a` (8x8 int32, chunks 4x4) holds
+/// `values(1)`, committed.
+fn fresh_store_with_values_1(path: &std::path::Path) -> (Atlas, atlas::Dataset) {
+    let _ = std::fs::remove_dir_all(path);
+    let store = util::create(path);
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(atlas::DType::Int32, [8, 8]).chunk_shape([4, 4])).unwrap();
+    ds.write_array("a", &[0, 0], values(1).view()).unwrap();
+    store.flush().unwrap();
+    (store, ds)
+}
+
 #[test]
 fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits() {
     let mut dir = test_dir!();
@@ -30,13 +42,7 @@ fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits()
         let (mut refused_retries, mut past_commit_point) = (0, 0);
         for fault in [Fault::Eio, Fault::NoSpace, Fault::ShortWrite] {
             for fail_at in 0.. {
-                let _ = std::fs::remove_dir_all(&path);
-                let store = util::create(&path);
-                let ds = store.create_dataset("d").unwrap();
-                ds.define_array("a", ArraySpec::new(atlas::DType::Int32, [8, 8]).chunk_shape([4, 4])).unwrap();
-                ds.write_array("a", &[0, 0], values(1).view()).unwrap();
-                store.flush().unwrap();
-
+                let (store, ds) = fresh_store_with_values_1(&path);
                 let guard = inject(fail_at, fault);
                 let wrote = ds.write_array("a", &[0, 0], values(2).view());
                 let flushed = if wrote.is_ok() { store.flush() } else { Ok(()) };
@@ -376,12 +382,7 @@ fn a_fault_at_any_io_call_of_a_rewrite_loses_nothing_and_a_retry_finishes_it() {
         for rewrite in [Rewrite::Compact, Rewrite::Recompress, Rewrite::MetaFormat] {
             for fault in [Fault::Eio, Fault::NoSpace, Fault::ShortWrite] {
                 for fail_at in 0.. {
-                    let _ = std::fs::remove_dir_all(&path);
-                    let store = util::create(&path);
-                    let ds = store.create_dataset("d").unwrap();
-                    ds.define_array("a", ArraySpec::new(atlas::DType::Int32, [8, 8]).chunk_shape([4, 4])).unwrap();
-                    ds.write_array("a", &[0, 0], values(1).view()).unwrap();
-                    store.flush().unwrap();
+                    let (store, ds) = fresh_store_with_values_1(&path);
                     ds.write_array("a", &[0, 0], values(2).slice(ndarray::s![..4, ..])).unwrap();
                     store.flush().unwrap();
 
