@@ -524,10 +524,14 @@ impl Printer<'_> {
 fn plane_header(sel: &Selection, outer: &[usize]) -> String {
     let mut outer = outer.iter();
     let parts: Vec<String> = (0..sel.keep.len())
-        .map(|axis| match (sel.keep[axis], sel.keep[axis].then(|| outer.next()).flatten()) {
-            (false, _) => sel.start[axis].to_string(),
-            (true, Some(&i)) => (sel.start[axis] + i as u64 * sel.step[axis]).to_string(),
-            (true, None) => ":".to_string(),
+        .map(|axis| {
+            if !sel.keep[axis] {
+                return sel.start[axis].to_string();
+            }
+            match outer.next() {
+                Some(&i) => (sel.start[axis] + i as u64 * sel.step[axis]).to_string(),
+                None => ":".to_string(),
+            }
         })
         .collect();
     format!("[{}]", parts.join(", "))
