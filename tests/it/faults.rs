@@ -33,6 +33,23 @@ fn fresh_store_with_values_1(path: &std::path::Path) -> (Atlas, atlas::Dataset) 
     (store, ds)
 }
 
+/// Runs `op` with EIO injected at its first mutating call, then its second, and so on until
+/// it succeeds; after each failure (an `Io` error) `check` gets the failed call's number.
+/// Returns how many calls failed.
+fn fail_each_call_in_turn(op: impl Fn() -> atlas::Result<()>, check: impl Fn(u64)) -> u64 {
+    for fail_at in 0.. {
+        let fault = inject(fail_at, Fault::Eio);
+        let result = op();
+        drop(fault);
+        match result {
+            Ok(()) => return fail_at,
+            Err(Error::Io { .. }) => check(fail_at),
+            Err(e) => panic!("call {fail_at}: {e:?}"),
+        }
+    }
+    unreachable!("a u64 of calls")
+}
+
 #[test]
 fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits() {
     let mut dir = test_dir!();
@@ -158,22 +175,16 @@ fn a_shrink_that_fails_at_any_call_changes_nothing_and_can_be_retried() {
         array.write(&[0, 0], data.view()).unwrap();
         store.flush().unwrap();
         let stats = array.stats().unwrap();
-        let mut fail_at = 0;
-        loop {
-            let fault = inject(fail_at, Fault::Eio);
-            let resized = array.resize(&[10, 6]);
-            drop(fault);
-            if resized.is_ok() {
-                break;
-            }
-            assert!(matches!(resized, Err(Error::Io { .. })), "call {fail_at}: {resized:?}");
-            assert_eq!(array.meta().unwrap().shape, [10, 10], "call {fail_at}: the shape changed");
-            assert_eq!(array.read::<i32>(&[0, 0], &[10, 10]).unwrap(), data.clone().into_dyn(), "call {fail_at}");
-            assert_eq!(array.stats().unwrap(), stats, "call {fail_at}: the statistics changed");
-            assert!(!store.has_pending_changes(), "call {fail_at}: the failed first change stayed pending");
-            fail_at += 1;
-        }
-        assert!(fail_at >= 3, "the shrink made only {fail_at} mutating calls");
+        let failed = fail_each_call_in_turn(
+            || array.resize(&[10, 6]),
+            |fail_at| {
+                assert_eq!(array.meta().unwrap().shape, [10, 10], "call {fail_at}: the shape changed");
+                assert_eq!(array.read::<i32>(&[0, 0], &[10, 10]).unwrap(), data.clone().into_dyn(), "call {fail_at}");
+                assert_eq!(array.stats().unwrap(), stats, "call {fail_at}: the statistics changed");
+                assert!(!store.has_pending_changes(), "call {fail_at}: the failed first change stayed pending");
+            },
+        );
+        assert!(failed >= 3, "the shrink made only {failed} mutating calls");
         store.flush().unwrap();
     });
     let array = Atlas::open(&path).unwrap().open_dataset("d").unwrap().array("a").unwrap();
@@ -194,20 +205,14 @@ fn an_append_whose_write_fails_is_taken_back_whole_and_can_be_retried() {
         let row = Array2::from_shape_fn((1, 1024), |(_, j)| j as f64);
         // Each mutating call of the append in turn fails (taking the lock, creating the
         // fragment, writing the block), until one gets through.
-        let mut fail_at = 0;
-        loop {
-            let fault = inject(fail_at, Fault::Eio);
-            let appended = array.append(row.view());
-            drop(fault);
-            if appended.is_ok() {
-                break;
-            }
-            assert!(matches!(appended, Err(Error::Io { .. })), "call {fail_at}: {appended:?}");
-            assert_eq!(array.meta().unwrap().shape, [0, 1024], "call {fail_at}: the failed append grew the array");
-            assert!(!store.has_pending_changes(), "call {fail_at}: the failed first change kept the writer lock");
-            fail_at += 1;
-        }
-        assert!(fail_at >= 3, "the append made only {fail_at} mutating calls");
+        let failed = fail_each_call_in_turn(
+            || array.append(row.view()),
+            |fail_at| {
+                assert_eq!(array.meta().unwrap().shape, [0, 1024], "call {fail_at}: the failed append grew the array");
+                assert!(!store.has_pending_changes(), "call {fail_at}: the failed first change kept the writer lock");
+            },
+        );
+        assert!(failed >= 3, "the append made only {failed} mutating calls");
         store.flush().unwrap();
         let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
         assert_eq!(ds.read_array::<f64>("a", &[0, 0], &[1, 1024]).unwrap(), row.into_dyn());
