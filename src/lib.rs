@@ -81,8 +81,8 @@ pub use gpu::Device;
 #[cfg(feature = "gpu")]
 pub use gpu::DeviceArray;
 pub use meta::{
-    ArrayMeta, ArrayStats, AttrValue, Attributes, BlockStats, Codec, DType, Limits, MetaCompression, MetaFormat,
-    Scalar, Shuffle,
+    ArrayMeta, ArrayStats, AttrValue, Attributes, BlockStats, Codec, DType, Limits, MAX_NDIM, MetaCompression,
+    MetaFormat, Scalar, Shuffle,
 };
 pub use store::{
     ArrayHandle, ArraySpec, Atlas, Attrs, BadBlock, Batch, BlockCodec, BlockInfo, BlockState, CompactReport,

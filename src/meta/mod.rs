@@ -26,7 +26,8 @@ pub use stats::{ArrayStats, BlockStats};
 pub(crate) use file::reseal;
 pub(crate) use file::{MetaDecodeError, decode_meta, encode_meta, meta_file_name, parse_meta_file_name};
 pub(crate) use name::{validate_attribute_key, validate_name};
+pub use schema::MAX_NDIM;
 pub(crate) use schema::{
-    DatasetMeta, FORMAT_VERSION, FragmentMeta, MAX_ATTR_DEPTH, MAX_CHUNK_BYTES, MAX_DICTIONARY_BYTES, MAX_NDIM,
-    StoreMeta, checked_product, fragment_name, is_fragment_name,
+    DatasetMeta, FORMAT_VERSION, FragmentMeta, MAX_ATTR_DEPTH, MAX_CHUNK_BYTES, MAX_DICTIONARY_BYTES, StoreMeta,
+    checked_product, fragment_name, is_fragment_name,
 };

@@ -20,7 +20,7 @@ use crate::error::EntityKind;
 /// The format version this build writes, and the newest it reads.
 pub(crate) const FORMAT_VERSION: u32 = 1;
 /// Most dimensions an array may have.
-pub(crate) const MAX_NDIM: usize = 32;
+pub const MAX_NDIM: usize = 32;
 /// Largest chunk, in bytes of raw elements; bounds every per-block allocation.
 pub(crate) const MAX_CHUNK_BYTES: u64 = 256 << 20;
 /// Largest zstd dictionary an array may carry.

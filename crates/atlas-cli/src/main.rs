@@ -302,7 +302,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
+/// Whether `e` comes from writing to a pipe whose reader left.
+pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| cause.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
 }
 
@@ -471,15 +472,23 @@ fn import(
         }
         opened => (opened.map_err(|e| open_error(path, e))?, false),
     };
+    let generation = store.generation();
     let imported = {
         let _uncommitted = DiscardUncommitted(&store);
         transfer::import(&store, (&array.dataset, &array.array), file, source, options, quiet)
     };
+    // A flush can fail after its commit point (making the rename durable).
+    let committed = store.generation() != generation;
     drop(store);
     if imported.is_err() && created {
         remove_new_store(path);
     }
-    let moved = imported.with_context(failed)?;
+    let moved = match imported {
+        Err(e) if committed => {
+            return Err(e.context(format!("import of {} into {array} was committed, then failed", file.display())));
+        }
+        imported => imported.with_context(failed)?,
+    };
     writeln!(
         out,
         "imported {} -> {array}: {} {:?}, {}",

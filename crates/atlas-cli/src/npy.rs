@@ -247,12 +247,26 @@ fn excerpt(text: &str) -> String {
 }
 
 /// Parses the header dictionary, e.g. `{'descr': '<f8', 'fortran_order': False, 'shape': (3, 4), }`.
+/// Like numpy, it takes exactly these three keys; unlike numpy, which keeps the last of
+/// a repeated key, it refuses one (a file another reader may read differently).
 fn parse_header(text: &str) -> Result<Header, String> {
+    let invalid = |detail: &str| format!("invalid .npy header {:?}: {detail}", excerpt(text));
     let mut parser = Literal { text: text.as_bytes(), at: 0, depth: 0 };
-    let value = parser.value().map_err(|e| format!("invalid .npy header {:?}: {e}", excerpt(text)))?;
+    let value = parser.value().map_err(|e| invalid(&e))?;
+    if parser.peek().is_some() {
+        return Err(invalid(&format!("text after the dictionary at byte {}", parser.at)));
+    }
     let Lit::Dict(entries) = value else {
-        return Err(format!("invalid .npy header {:?}: not a dictionary", excerpt(text)));
+        return Err(invalid("not a dictionary"));
     };
+    for (i, (key, _)) in entries.iter().enumerate() {
+        if !HEADER_KEYS.contains(&key.as_str()) {
+            return Err(invalid(&format!("unknown key {key:?} (a .npy header has {HEADER_KEYS:?})")));
+        }
+        if entries[..i].iter().any(|(k, _)| k == key) {
+            return Err(invalid(&format!("key {key:?} given twice")));
+        }
+    }
     let field = |key: &str| {
         entries
             .iter()
@@ -262,7 +276,8 @@ fn parse_header(text: &str) -> Result<Header, String> {
     };
     let dtype = match field("descr")? {
         Lit::Str(descr) => dtype_of_descr(descr)?,
-        _ => return Err("structured (record) dtypes are not supported".to_string()),
+        Lit::List(_) => return Err("structured (record) dtypes are not supported".to_string()),
+        _ => return Err("'descr' is not a dtype string".to_string()),
     };
     match field("fortran_order")? {
         Lit::Bool(false) => {}
@@ -283,12 +298,20 @@ fn parse_header(text: &str) -> Result<Header, String> {
             .collect::<Result<Vec<u64>, String>>()?,
         _ => return Err("'shape' is not a tuple".to_string()),
     };
+    // Refused before anything works per dimension (the default chunk shape takes time
+    // per dimension squared).
+    if shape.len() > atlas::MAX_NDIM {
+        return Err(format!("{} dimensions is over Atlas's limit of {}", shape.len(), atlas::MAX_NDIM));
+    }
     let header = Header { dtype, shape };
     if header.data_bytes().is_none() {
         return Err(format!("shape {:?} overflows a 64-bit byte count", header.shape));
     }
     Ok(header)
 }
+
+/// The keys of a .npy header dictionary, all required.
+const HEADER_KEYS: [&str; 3] = ["descr", "fortran_order", "shape"];
 
 /// The Python literals a .npy header uses.
 #[derive(Debug, PartialEq)]
@@ -349,7 +372,7 @@ impl Literal<'_> {
     fn nested_value(&mut self) -> Result<Lit, String> {
         match self.peek() {
             Some(b'{') => self.dict(),
-            Some(b'(') => self.sequence(b'(', b')').map(Lit::Tuple),
+            Some(b'(') => self.parenthesized(),
             Some(b'[') => self.sequence(b'[', b']').map(Lit::List),
             Some(b'\'' | b'"') => self.string().map(Lit::Str),
             Some(b'0'..=b'9') => self.int(),
@@ -378,15 +401,31 @@ impl Literal<'_> {
         }
     }
 
+    /// A tuple, or as in Python one value in parentheses: `(3)` is 3, `(3,)` a tuple.
+    fn parenthesized(&mut self) -> Result<Lit, String> {
+        let (mut items, last_comma) = self.sequence_items(b'(', b')')?;
+        if items.len() == 1 && !last_comma {
+            return Ok(items.pop().expect("one item"));
+        }
+        Ok(Lit::Tuple(items))
+    }
+
     fn sequence(&mut self, open: u8, close: u8) -> Result<Vec<Lit>, String> {
+        self.sequence_items(open, close).map(|(items, _)| items)
+    }
+
+    /// The items between `open` and `close`, and whether a comma followed the last one.
+    fn sequence_items(&mut self, open: u8, close: u8) -> Result<(Vec<Lit>, bool), String> {
         self.expect(open)?;
         let mut items = Vec::new();
+        let mut last_comma = false;
         loop {
             if self.peek() == Some(close) {
                 self.at += 1;
-                return Ok(items);
+                return Ok((items, last_comma));
             }
             items.push(self.value()?);
+            last_comma = self.peek() == Some(b',');
             match self.peek() {
                 Some(b',') => self.at += 1,
                 Some(b) if b == close => {}
@@ -520,6 +559,17 @@ mod tests {
         assert!(err("{'descr': '<M8[us]', 'fortran_order': False, 'shape': (3,), }").contains("datetime64[ns]"));
         assert!(err("{'descr': [('a', '<i4')], 'fortran_order': False, 'shape': (3,), }").contains("structured"));
         assert!(err("{'descr': '<f8', 'shape': (3,), }").contains("fortran_order"));
+        assert!(err("{'descr': 5, 'fortran_order': False, 'shape': (3,), }").contains("not a dtype string"));
+        // A repeated key (numpy keeps the last: Fortran order here), an extra key, text
+        // after the dictionary, and `(3)`, which is 3 and not a tuple, as numpy reads them.
+        let twice = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), 'fortran_order': True}";
+        assert!(err(twice).contains("key \"fortran_order\" given twice"));
+        assert!(err("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), 'x': 1}").contains("unknown key \"x\""));
+        assert!(err("{'descr': '<f8', 'fortran_order': False, 'shape': (3,)} (4,)").contains("text after"));
+        assert!(err("{'descr': '<f8', 'fortran_order': False, 'shape': (3)}").contains("not a tuple"));
+        // Dimensions past the limit are refused before anything works per dimension.
+        let many = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': (0,{}), }}", " 9,".repeat(20_000));
+        assert!(err(&many).contains("20001 dimensions is over Atlas's limit of 32"));
         assert!(err("{'descr': '<f8', 'fortran_order': False, 'shape': (3,").contains("invalid .npy header"));
         // Nesting deep enough to overflow the stack of a recursive parser, within the 64 KiB
         // a version 1 header can hold.
@@ -529,12 +579,9 @@ mod tests {
             ",)".repeat(30_000)
         );
         assert!(err(&deep[..deep.len().min(65_000)]).contains("nested over 16 deep"));
-        let just_deep_enough = format!(
-            "{{'x': {}{}, 'descr': '<f8', 'fortran_order': False, 'shape': (3,), }}",
-            "[".repeat(15),
-            "]".repeat(15)
-        );
-        assert_eq!(header_of(&v1(&just_deep_enough)).unwrap().shape, [3]);
+        let just_deep_enough =
+            format!("{{'descr': {}{}, 'fortran_order': False, 'shape': (3,), }}", "[".repeat(15), "]".repeat(15));
+        assert!(err(&just_deep_enough).contains("structured"));
         assert!(format!("{:#}", header_of(b"PK\x03\x04garbage").unwrap_err()).contains("not a .npy file"));
         assert!(format!("{:#}", header_of(b"\x1f\x8b\x08\x00garbage").unwrap_err()).contains("name it .npy.gz"));
         assert!(format!("{:#}", header_of(b"\x28\xb5\x2f\xfdgarbage").unwrap_err()).contains("name it .npy.zst"));

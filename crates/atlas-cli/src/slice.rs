@@ -64,6 +64,8 @@ impl FromStr for SliceSpec {
         if text.is_empty() {
             return Ok(Self(Vec::new()));
         }
+        // One trailing comma, as numpy's `a[0:3,]`.
+        let text = text.strip_suffix(',').filter(|rest| !rest.trim().is_empty()).unwrap_or(text);
         text.split(',').map(|item| parse_axis(item.trim())).collect::<Result<Vec<_>, _>>().map(Self)
     }
 }
@@ -173,6 +175,8 @@ mod tests {
         assert_eq!(resolve("5:2", &[10]).out_shape(), vec![0]);
         assert_eq!(resolve("1:100:4", &[10]).extent, vec![9]);
         assert_eq!(resolve("", &[3, 4]), Selection::all(&[3, 4]));
+        assert_eq!(resolve("0:3,", &[10, 4]), resolve("0:3", &[10, 4]));
+        assert_eq!(resolve("1, 2 ,", &[10, 4]), resolve("1,2", &[10, 4]));
     }
 
     #[test]
@@ -181,6 +185,8 @@ mod tests {
         assert!("1:2:-1".parse::<SliceSpec>().unwrap_err().contains("positive"));
         assert!("1:2:3:4".parse::<SliceSpec>().unwrap_err().contains("more than two"));
         assert!("1,,2".parse::<SliceSpec>().unwrap_err().contains("empty item"));
+        assert!(",".parse::<SliceSpec>().unwrap_err().contains("empty item"));
+        assert!("1,,".parse::<SliceSpec>().unwrap_err().contains("empty item"));
         let spec: SliceSpec = "10".parse().unwrap();
         assert!(spec.resolve(&[10]).unwrap_err().to_string().contains("out of bounds for axis 0 with size 10"));
         let spec: SliceSpec = "1,2".parse().unwrap();

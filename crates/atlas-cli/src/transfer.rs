@@ -241,6 +241,14 @@ pub fn export(
     let bar = crate::progress::bytes(data_bytes, &format!("export {label}"), quiet);
     let out = target.file.try_clone().with_context(|| format!("cannot write {}", file.display()))?;
     let written = write_file(handle, &meta, out, compression, slab_bytes, &bar)
+        .map_err(|e| {
+            // Not the success it is for `atlas cat | head`: the reader got part of a file.
+            if crate::is_broken_pipe(&e) {
+                anyhow!("the reader closed the pipe before the end: what it read is not a whole .npy file")
+            } else {
+                e
+            }
+        })
         .and_then(|()| target.finish(force))
         .with_context(|| format!("cannot export {label} to {}", file.display()));
     bar.finish_and_clear();
@@ -285,7 +293,12 @@ impl Target {
                 });
             }
             Ok(_) if !force => bail!("{} already exists; pass --force to replace it", path.display()),
-            _ => {}
+            Ok(_) => {}
+            Err(_) => {
+                if let Ok(link) = std::fs::read_link(path) {
+                    bail!("{} is a symbolic link to {}, which does not exist", path.display(), link.display());
+                }
+            }
         }
         // An existing file is replaced where its links lead, as writing through them would.
         let dest = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
@@ -296,7 +309,16 @@ impl Target {
             .create_new(true)
             .open(&temp)
             .with_context(|| format!("cannot write {} (its temporary file {})", path.display(), temp.display()))?;
-        Ok(Self { file, rename: Some((temp, dest)) })
+        let target = Self { file, rename: Some((temp, dest)) };
+        // A replaced file keeps its permissions, as writing over it would.
+        if let Ok(replaced) = std::fs::metadata(path) {
+            let permissions = replaced.permissions();
+            target
+                .file
+                .set_permissions(permissions)
+                .with_context(|| format!("cannot give the file replacing {} its permissions", path.display()))?;
+        }
+        Ok(target)
     }
 
     /// Puts a whole export in place (the data is already flushed and fsynced): renamed over

@@ -186,8 +186,12 @@ pub fn float_json(v: f64) -> Json {
 }
 
 /// Nanoseconds since the Unix epoch as ISO 8601 UTC, e.g. `2024-01-31T12:00:00.000000001`;
-/// whole seconds print without a fraction.
+/// whole seconds print without a fraction. `i64::MIN` is numpy's "not a time" and prints
+/// as numpy prints it, `NaT`.
 pub fn iso8601(ns: i64) -> String {
+    if ns == NAT {
+        return "NaT".to_string();
+    }
     let secs = ns.div_euclid(1_000_000_000);
     let frac = ns.rem_euclid(1_000_000_000);
     let days = secs.div_euclid(86_400);
@@ -200,6 +204,9 @@ pub fn iso8601(ns: i64) -> String {
         format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{frac:09}")
     }
 }
+
+/// numpy's `NaT` as a `datetime64[ns]` value.
+const NAT: i64 = i64::MIN;
 
 /// The proleptic Gregorian date of a day count from 1970-01-01 (H. Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -225,6 +232,8 @@ mod tests {
         assert_eq!(iso8601(1_700_000_000_000_000_000), "2023-11-14T22:13:20");
         assert_eq!(iso8601(-1), "1969-12-31T23:59:59.999999999");
         assert_eq!(iso8601(951_782_400_000_000_005), "2000-02-29T00:00:00.000000005");
+        assert_eq!(iso8601(i64::MIN), "NaT");
+        assert_eq!(iso8601(i64::MIN + 1), "1677-09-21T00:12:43.145224193");
     }
 
     #[test]

@@ -858,6 +858,49 @@ fn export_to_dev_stdout_writes_where_the_shell_redirected_it() {
 }
 
 #[test]
+fn an_export_cut_short_by_its_reader_is_an_error() {
+    // `atlas cat | head` succeeds when head leaves; an export whose reader leaves has
+    // handed over part of a file.
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["export".as_ref(), store.as_os_str(), "run42/temp".as_ref(), "/dev/stdout".as_ref()])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("the reader closed the pipe before the end"));
+}
+
+#[test]
+fn export_refuses_a_dangling_link_and_keeps_the_permissions_of_a_file_it_replaces() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let link = dir.path().join("out.npy");
+    std::os::unix::fs::symlink("missing.npy", &link).unwrap();
+    atlas()
+        .arg("export")
+        .arg(&store)
+        .arg("run42/temp")
+        .arg(&link)
+        .assert()
+        .code(1)
+        .stderr(contains("is a symbolic link to missing.npy, which does not exist"));
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 2, "only the store and the link: {names:?}");
+
+    let private = dir.path().join("private.npy");
+    std::fs::write(&private, b"old").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    atlas().arg("export").arg(&store).arg("run42/temp").arg(&private).arg("--force").assert().success();
+    assert_eq!(std::fs::metadata(&private).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read(&private).unwrap().starts_with(b"\x93NUMPY"));
+}
+
+#[test]
 fn a_missing_dataset_is_named_with_its_store_by_every_command() {
     let dir = TempDir::new().unwrap();
     let store = sample_store(&dir);
