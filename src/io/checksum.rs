@@ -2,13 +2,15 @@
 //! bytes, so a block keeps its checksum through any recompression. The crate's other xxh3
 //! uses (commit checksums, dictionary keys) call [`checksum`] too.
 //!
-//! `twox-hash` picks its AVX2 loop at run time when the CPU has it (about twice the speed
-//! of the SSE2 loop a plain x86-64 build compiles in); the values are XXH3-64's, which the
-//! tests below check against `xxhash-rust` and `tests/it/compat.rs` against fixtures.
-
-use std::hash::Hasher as _;
+//! Bytes at hand whole are hashed by `twox-hash`, which picks its AVX2 loop at run time
+//! when the CPU has it (about twice the speed of the SSE2 loop a plain x86-64 build
+//! compiles in); bytes in pieces by [`Xxh3Stream`] (see there why). The values are
+//! XXH3-64's, which the tests below check against `xxhash-rust` and `tests/it/compat.rs`
+//! against fixtures.
 
 use twox_hash::XxHash3_64;
+
+use super::xxh3::Xxh3Stream;
 
 /// The checksum of raw chunk bytes.
 pub(crate) fn checksum(raw: &[u8]) -> u64 {
@@ -17,16 +19,16 @@ pub(crate) fn checksum(raw: &[u8]) -> u64 {
 
 /// [`checksum`] of bytes that come in pieces: the same value as over their concatenation,
 /// so each piece can be hashed while it is still in cache.
-pub(crate) struct Checksummer(XxHash3_64);
+pub(crate) struct Checksummer(Xxh3Stream);
 
 impl Checksummer {
     pub(crate) fn new() -> Self {
-        Self(XxHash3_64::new())
+        Self(Xxh3Stream::new())
     }
 
     /// Adds the next piece.
     pub(crate) fn update(&mut self, piece: &[u8]) {
-        self.0.write(piece);
+        self.0.update(piece);
     }
 
     /// The checksum of all pieces so far.

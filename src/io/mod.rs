@@ -1,6 +1,6 @@
 //! Room `io`: every syscall Atlas makes. Files, directories, the writer lock, mmap and
 //! memory advice; streaming copies into memory that bypass the cache (`stream.rs`); and
-//! the xxh3 checksums that guard the bytes of files (`checksum.rs`).
+//! the xxh3 checksums that guard the bytes of files (`checksum.rs`, `xxh3.rs`).
 //!
 //! Nothing else in the crate touches `std::fs`. Each function turns an OS error into
 //! [`Error::Io`] naming the path and the operation, so callers above never see bare
@@ -15,6 +15,7 @@ mod mmap;
 mod runs;
 mod stream;
 mod writeback;
+mod xxh3;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
