@@ -11,7 +11,7 @@ import numpy as np
 from . import _atlas, _html
 from ._atlas import NotFoundError, OutOfBoundsError
 from ._dtypes import COMPAT_NAMES, for_assign, for_write, numpy_dtype
-from ._index import is_whole_box, plan, selection_shape
+from ._index import Box, Plan, is_whole_box, plan, selection_shape
 
 
 def shuffle_arg(shuffle: Any) -> Optional[str]:
@@ -83,7 +83,7 @@ class Array:
     """One array of a dataset: `ds["temp"]`.
 
     Reads: `arr[...]`, `arr[2:10, ::2, 5]`, `np.asarray(arr)`, `arr.read(start, shape)`;
-    only the box holding the selection is read and decoded. Writes: `arr[...] = x` (numpy's
+    only chunks holding selected elements are read and decoded. Writes: `arr[...] = x` (numpy's
     broadcasting; casts within a kind or to a wider one, and between integer types when the
     values fit), `arr.write(start, data)`, `arr.append(data)`. Strings read as object
     arrays, timestamps as `datetime64[ns]`.
@@ -228,51 +228,84 @@ class Array:
         return self._native.read_boxes([_ints(start) for start in starts], _ints(shape))
 
     def write(self, start: Sequence[int], data: Any) -> None:
-        """Writes `data` (of the array's dtype) with its first element at `start`."""
-        self._native.write(_ints(start), for_write(data, self.atlas_dtype, self._label()))
+        """Writes `data` with its first element at `start`: an ndarray of the array's dtype
+        (any byte order; timestamps also int64 or datetime64 of any unit), or a list or
+        scalar, converted as `arr[...] = value` converts it."""
+        data = for_write(data, self.atlas_dtype, self._label())
+        with self._write_lock():
+            self._native.write(_ints(start), data)
 
     def append(self, data: Any) -> None:
-        """Grows axis 0 by `len(data)` and writes `data` there."""
-        self._native.append(for_write(data, self.atlas_dtype, self._label()))
+        """Grows axis 0 by `len(data)` and writes `data` there (taken as `write` takes it)."""
+        data = for_write(data, self.atlas_dtype, self._label())
+        with self._write_lock():
+            self._native.append(data)
 
     def resize(self, shape: Sequence[int]) -> None:
         """Changes the shape; new parts read as the fill value, cut parts are dropped."""
         self._native.resize(_ints(shape))
 
     def __getitem__(self, key: Any) -> Any:
-        p = plan(key, self.shape)
-        box = self._native.read(p.start, p.count)
+        p = self._plan(key)
+        packed = self._read_packed(p)
         if is_whole_box(p) and not (isinstance(key, tuple) and len(key) == 0):
-            return box
-        out = box[p.post]
-        # A step leaves a view of the whole box read: keep only the selection's elements.
-        if isinstance(out, np.ndarray) and out.size < box.size and np.may_share_memory(out, box):
+            return packed
+        out = packed[p.post]
+        # A step leaves a view of all that was read: keep only the selection's elements.
+        if isinstance(out, np.ndarray) and out.size < packed.size and np.may_share_memory(out, packed):
             out = out.copy()
         return out
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        with self._store._assign_lock(self.dataset, self.name):
+        with self._write_lock():
             self._assign(key, value)
 
-    def _assign(self, key: Any, value: Any) -> None:
+    def _plan(self, key: Any) -> Plan:
+        meta = self._native.meta()
+        return plan(key, meta["shape"], meta["chunk_shape"])
+
+    def _read_packed(self, p: Plan) -> np.ndarray:
+        """The plan's boxes, read and laid back to back (see `_index`)."""
+        boxes = p.boxes()
+        if len(boxes) == 1:
+            return self._native.read(boxes[0].start, boxes[0].count)
         name = self.atlas_dtype
-        p = plan(key, self.shape)
-        if 0 in p.count:
+        packed = np.empty(p.shape, numpy_dtype(name))
+        by_extent: dict[tuple[int, ...], list[Box]] = {}
+        for box in boxes:
+            by_extent.setdefault(tuple(box.count), []).append(box)
+        for count, same in by_extent.items():
+            starts = [box.start for box in same]
+            if name == "string":  # which read_boxes does not read
+                parts = [self._native.read(start, list(count)) for start in starts]
+            else:
+                parts = self._native.read_boxes(starts, list(count))
+            for box, part in zip(same, parts):
+                packed[box.at] = part
+        return packed
+
+    def _assign(self, key: Any, value: Any) -> None:
+        p = self._plan(key)
+        value = for_assign(value, self.atlas_dtype, self._label())
+        if 0 in p.shape:
             # Nothing to write, but the value is checked against the selection as numpy would.
-            np.empty(p.count, self.dtype)[p.post] = for_assign(value, name, self._label())
+            np.empty(p.shape, self.dtype)[p.post] = value
             return
         if p.direct:
-            data = _leading_ones_dropped(for_assign(value, name, self._label()), len(selection_shape(p)))
-            data = np.broadcast_to(data, selection_shape(p)).reshape(p.count)
+            (box,) = p.boxes()
+            data = _leading_ones_dropped(value, len(selection_shape(p)))
+            data = np.broadcast_to(data, selection_shape(p)).reshape(box.count)
             if data.flags.c_contiguous or data.nbytes <= _BROADCAST_SLAB_BYTES:
-                self._native.write(p.start, np.asarray(data, order="C"))
+                self._native.write(box.start, np.asarray(data, order="C"))
             else:
-                self._write_broadcast(p.start, data)
+                self._write_broadcast(box.start, data)
         else:
-            # Steps, index arrays or new axes: change the box in memory and write it back.
-            box = self._native.read(p.start, p.count)
-            box[p.post] = for_assign(value, name, self._label())
-            self._native.write(p.start, box)
+            # Steps, index arrays or new axes: change the boxes in memory and write them
+            # back, each its own write (a flush from another thread meanwhile may commit some).
+            packed = self._read_packed(p)
+            packed[p.post] = value
+            for box in p.boxes():
+                self._native.write(box.start, np.ascontiguousarray(packed[box.at]))
 
     def _write_broadcast(self, start: list[int], data: np.ndarray) -> None:
         """Writes `data`, a large broadcast value (`a[:] = 0`), in slabs of whole chunk rows
@@ -287,6 +320,9 @@ class Array:
             at[axis] = first
             self._native.write(at, np.ascontiguousarray(data[cut]))
             first = end
+
+    def _write_lock(self) -> Any:
+        return self._store._write_lock(self.dataset, self.name)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         if copy is False:

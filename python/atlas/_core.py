@@ -40,23 +40,25 @@ class Atlas:
     every read, write and flush releases the GIL.
     """
 
-    __slots__ = ("_native", "_pid", "_assign_locks", "__weakref__")
+    __slots__ = ("_native", "_pid", "_write_locks", "__weakref__")
 
     def __init__(self, native: _atlas.Store) -> None:
         if not isinstance(native, _atlas.Store):
             raise TypeError("use Atlas.create(path) or Atlas.open(path)")
         self._native = native
         self._pid = os.getpid()
-        self._assign_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._write_locks: dict[tuple[str, str], threading.Lock] = {}
 
     def __reduce__(self) -> Any:
         refuse_pickle(self)
 
-    def _assign_lock(self, dataset: str, array: str) -> threading.Lock:
-        """The lock that makes `arr[...] = value` on one array whole among this handle's
-        threads: an assignment through a step reads, changes and writes back its box."""
+    def _write_lock(self, dataset: str, array: str) -> threading.Lock:
+        """The lock that runs `arr[...] = value`, `write` and `append` on one array one at a
+        time among this handle's threads: an assignment through a step reads, changes and
+        writes back its boxes, and a write in between would be lost. Other handles need no
+        share of it: while one has unflushed changes the others cannot write."""
         with _LOCKS_LOCK:
-            return self._assign_locks.setdefault((dataset, array), threading.Lock())
+            return self._write_locks.setdefault((dataset, array), threading.Lock())
 
     def __del__(self) -> None:
         # The flush of a collected handle's pending changes, made here so that a failure
@@ -495,7 +497,7 @@ class DatasetView:
             return None
 
     def write_array(self, name: str, start: Sequence[int], data: Any) -> None:
-        """Writes `data` (a numpy array of the array's dtype) with its first element at `start`."""
+        """Writes `data` with its first element at `start`, as `Array.write` does."""
         self[name].write(start, data)
 
     def read_array(

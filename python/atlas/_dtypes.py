@@ -25,6 +25,8 @@ NUMPY_DTYPES = {
     "string": np.dtype("object"),
 }
 
+_NS = NUMPY_DTYPES["timestamp"]
+
 #: How atlas-python 0.10 spelled a dtype in `array_meta`, where it differs from Atlas.
 COMPAT_NAMES = {"timestamp": "timestamp_nanoseconds"}
 
@@ -85,12 +87,12 @@ def numpy_dtype(name: str) -> np.dtype:
 def for_write(data: Any, name: str, label: str) -> Any:
     """`data` ready for a write to an array of dtype `name`, as strict as atlas-python 0.10:
     an ndarray must already have the array's dtype (byte order, and the unit of a datetime64,
-    may differ); other values (lists, scalars) are converted with numpy's rules."""
+    may differ); other values (lists, scalars) are converted as `for_assign` converts them."""
     if name == "string":
         return data
     target = NUMPY_DTYPES[name]
     if not isinstance(data, np.ndarray):
-        return timestamps(data, label) if name == "timestamp" else np.asarray(data, dtype=target)
+        return for_assign(data, name, label)
     if data.dtype == target:
         return data
     if name == "timestamp" and data.dtype == np.int64:
@@ -137,7 +139,8 @@ def timestamps(value: Any, label: str) -> np.ndarray:
         except (TypeError, ValueError) as e:
             raise DTypeMismatchError(f"values for timestamp array {label} are not dates or times: {e}") from None
     if array.dtype.kind == "M":
-        return array if np.datetime_data(array.dtype)[0] == "ns" else _to_ns(array, label)
+        # astype: in native byte order, the only one the extension takes.
+        return array.astype(_NS, copy=False) if np.datetime_data(array.dtype)[0] == "ns" else _to_ns(array, label)
     if array.dtype.kind in "iu":
         if array.dtype == np.uint64 and array.size and int(array.max()) > np.iinfo(np.int64).max:
             raise DTypeMismatchError(f"nanosecond counts for array {label} do not fit int64")
@@ -152,14 +155,17 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
     """`value` for `arr[...] = value`, one rule for arrays, lists and scalars: a cast within
     a kind or to a wider kind (int to float) is made, and between integer types when every
     value fits; others (float to int, anything to bool, ints out of range) are refused
-    where numpy would cast silently."""
+    where numpy would cast silently. An empty value of any dtype is taken, as numpy takes
+    `a[2:2] = []`."""
     target = NUMPY_DTYPES[name]
     if name == "string":
         return np.asarray(value, dtype=object)
-    if name == "timestamp":
-        return timestamps(value, label)
     if not isinstance(value, np.ndarray):
         value = np.asarray(value)
+    if value.size == 0:
+        return np.empty(value.shape, target)
+    if name == "timestamp":
+        return timestamps(value, label)
     if value.dtype == target:
         return value
     if value.dtype.kind in "iu" and target.kind in "iu":

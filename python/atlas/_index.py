@@ -1,12 +1,16 @@
-"""numpy-style keys (`arr[2:10, ::2, 5]`) turned into the box Atlas reads or writes.
+"""numpy-style keys (`arr[2:10, ::2, 5]`) turned into the boxes Atlas reads or writes.
 
-A key becomes the smallest box holding every selected element (`start`, `count`) and the
-key to apply to that box (`post`): the same key with each axis shifted to the box's origin,
-so `box[post]` equals `full_array[key]`. Only the box is read.
+Per axis, the selected indices are split into runs wherever two consecutive ones lie more
+than a chunk apart, so that no chunk without a selected element is read or written
+(`a[::1000]` with chunks of 100 reads one chunk in ten). The boxes are the product of the
+axes' runs. Laid back to back, each axis's runs in order, they make the packed array, and
+`post` is the key with each index moved to its place there: `packed[post]` equals
+`full_array[key]`. With one run per axis the packed array is the one box read.
 """
 
 from __future__ import annotations
 
+import itertools
 import operator
 from typing import Any, NamedTuple
 
@@ -14,14 +18,42 @@ import numpy as np
 
 from ._atlas import OutOfBoundsError
 
+Runs = tuple[tuple[int, int], ...]
 
-class Plan(NamedTuple):
+
+class Box(NamedTuple):
     start: list[int]
     count: list[int]
+    #: Where the box lies in the packed array.
+    at: tuple[slice, ...]
+
+
+class Plan(NamedTuple):
+    #: Per axis of the array, the (start, stop) runs of elements to read, in order.
+    runs: list[Runs]
     post: tuple[Any, ...]
     #: Only integers and whole unit-step slices: the box is exactly the selection, so a
     #: write needs no read first.
     direct: bool
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The packed array's shape."""
+        return tuple(sum(stop - start for start, stop in axis) for axis in self.runs)
+
+    def boxes(self) -> list[Box]:
+        """Every box: one run of each axis."""
+        per_axis = []
+        for axis in self.runs:
+            at, placed = 0, []
+            for start, stop in axis:
+                placed.append((start, stop - start, slice(at, at + stop - start)))
+                at += stop - start
+            per_axis.append(placed)
+        return [
+            Box([b[0] for b in combo], [b[1] for b in combo], tuple(b[2] for b in combo))
+            for combo in itertools.product(*per_axis)
+        ]
 
 
 def _is_int(k: Any) -> bool:
@@ -34,7 +66,7 @@ def _is_int(k: Any) -> bool:
     return not isinstance(k, np.ndarray) or k.ndim == 0
 
 
-def plan(key: Any, shape: tuple[int, ...]) -> Plan:
+def plan(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Plan:
     if not isinstance(key, tuple):
         key = (key,)
     ndim = len(shape)
@@ -51,15 +83,14 @@ def plan(key: Any, shape: tuple[int, ...]) -> Plan:
     else:
         key = key + filler
 
-    start: list[int] = []
-    count: list[int] = []
+    runs: list[Runs] = []
     post: list[Any] = []
     direct = True
     axis = 0
     for k in key:
         if k is None or _is_bool_scalar(k):
             # No axis of the array: numpy adds one of length 1 (None, True) or 0 (False),
-            # and does the same on the box.
+            # and does the same on the packed array.
             post.append(k)
             direct = False
             continue
@@ -70,74 +101,72 @@ def plan(key: Any, shape: tuple[int, ...]) -> Plan:
                 i += n
             if not 0 <= i < n:
                 raise OutOfBoundsError(f"index {operator.index(k)} is out of bounds for axis {axis} with size {n}")
-            start.append(i)
-            count.append(1)
+            runs.append(((i, i + 1),))
             post.append(0)
         elif isinstance(k, slice):
             r = range(*k.indices(n))
-            if len(r) == 0:
-                start.append(0)
-                count.append(0)
-                post.append(slice(None))
+            lo, hi = (min(r[0], r[-1]), max(r[0], r[-1]) + 1) if r else (0, 0)
+            if len(r) <= 1 or abs(r.step) <= chunks[axis]:
+                # One run, ending on the first and last selected elements, so a plain step
+                # (either sign) walks exactly the selection.
+                runs.append(((lo, hi),))
+                post.append(slice(None, None, None if r.step == 1 else r.step))
             else:
-                lo, hi = min(r[0], r[-1]), max(r[0], r[-1]) + 1
-                start.append(lo)
-                count.append(hi - lo)
-                if r.step == 1:
-                    post.append(slice(None))
-                else:
-                    # The box ends on the first and last selected elements, so a plain
-                    # step (either sign) walks exactly the selection.
-                    post.append(slice(None, None, r.step))
-                    direct = False
+                runs.append(tuple((i, i + 1) for i in range(lo, hi, abs(r.step))))
+                post.append(slice(None, None, None if r.step > 0 else -1))
+            direct = direct and r.step == 1
         elif _axes_used(k) > 1:
-            # A mask over several axes: the box from its first to its last true element
-            # on each, and the mask cut to that box.
+            # A mask over several axes selects what the index arrays of its true elements do.
             mask = np.asarray(k)
             covered = shape[axis : axis + mask.ndim]
             if mask.shape != covered:
                 raise IndexError(f"boolean index of shape {mask.shape} does not match axes of sizes {covered}")
-            true_at = np.nonzero(mask)
-            if true_at[0].size == 0:
-                start.extend([0] * mask.ndim)
-                count.extend([0] * mask.ndim)
-                post.append(np.zeros((0,) * mask.ndim, dtype=bool))
-            else:
-                box = tuple(slice(int(at.min()), int(at.max()) + 1) for at in true_at)
-                start.extend(b.start for b in box)
-                count.extend(b.stop - b.start for b in box)
-                post.append(mask[box])
+            for d, idx in enumerate(np.nonzero(mask)):
+                _add_index_array(runs, post, idx, chunks[axis + d])
             direct = False
             axis += mask.ndim
             continue
         else:
-            # `a[[]]`: numpy reads no element (an empty list is not taken as floats).
-            idx = np.asarray(k, dtype=np.intp) if isinstance(k, list) and not k else np.asarray(k)
-            if idx.dtype == bool:
-                if idx.ndim != 1 or idx.shape[0] != n:
-                    raise IndexError(f"boolean index of shape {idx.shape} does not match axis {axis} of size {n}")
-                idx = np.flatnonzero(idx)
-            elif idx.dtype.kind not in "iu":
-                raise IndexError(f"unsupported index {k!r}: use integers, slices, ..., None, or integer/bool arrays")
-            if idx.dtype.kind == "u" and idx.size and idx.max() >= n:
-                raise OutOfBoundsError(f"index array reaches outside axis {axis} of size {n}")
-            # In intp: `idx + n` must not overflow a small index dtype (uint8 and n = 300).
-            idx = idx.astype(np.intp, copy=False)
-            idx = np.where(idx < 0, idx + n, idx)
-            if idx.size and (idx.min() < 0 or idx.max() >= n):
-                raise OutOfBoundsError(f"index array reaches outside axis {axis} of size {n}")
-            if idx.size == 0:
-                start.append(0)
-                count.append(0)
-                post.append(idx.astype(np.intp))
-            else:
-                lo = int(idx.min())
-                start.append(lo)
-                count.append(int(idx.max()) + 1 - lo)
-                post.append((idx - lo).astype(np.intp))
+            _add_index_array(runs, post, _index_array(k, n, axis), chunks[axis])
             direct = False
         axis += 1
-    return Plan(start, count, tuple(post), direct)
+    return Plan(runs, tuple(post), direct)
+
+
+def _index_array(k: Any, n: int, axis: int) -> np.ndarray:
+    """Index array or one-axis mask `k` as indices from 0 to `n - 1` (intp)."""
+    # `a[[]]`: numpy reads no element (an empty list is not taken as floats).
+    idx = np.asarray(k, dtype=np.intp) if isinstance(k, list) and not k else np.asarray(k)
+    if idx.dtype == bool:
+        if idx.ndim != 1 or idx.shape[0] != n:
+            raise IndexError(f"boolean index of shape {idx.shape} does not match axis {axis} of size {n}")
+        return np.flatnonzero(idx)
+    if idx.dtype.kind not in "iu":
+        raise IndexError(f"unsupported index {k!r}: use integers, slices, ..., None, or integer/bool arrays")
+    if idx.dtype.kind == "u" and idx.size and idx.max() >= n:
+        raise OutOfBoundsError(f"index array reaches outside axis {axis} of size {n}")
+    # In intp: `idx + n` must not overflow a small index dtype (uint8 and n = 300).
+    idx = idx.astype(np.intp, copy=False)
+    idx = np.where(idx < 0, idx + n, idx)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise OutOfBoundsError(f"index array reaches outside axis {axis} of size {n}")
+    return idx
+
+
+def _add_index_array(runs: list[Runs], post: list[Any], idx: np.ndarray, chunk: int) -> None:
+    """Appends the runs of index array `idx` and `idx` moved into them."""
+    at = np.unique(idx)
+    if at.size == 0:
+        runs.append(((0, 0),))
+        post.append(idx)
+        return
+    breaks = np.flatnonzero(np.diff(at) > chunk) + 1
+    starts = at[np.r_[0, breaks]]
+    stops = at[np.r_[breaks - 1, at.size - 1]] + 1
+    runs.append(tuple(zip(starts.tolist(), stops.tolist())))
+    offsets = np.cumsum(stops - starts) - (stops - starts)
+    which = np.searchsorted(starts, idx, side="right") - 1
+    post.append((idx - starts[which] + offsets[which]).astype(np.intp))
 
 
 def _is_bool_scalar(k: Any) -> bool:
@@ -158,7 +187,7 @@ def _axes_used(k: Any) -> int:
 
 def selection_shape(p: Plan) -> tuple[int, ...]:
     """Shape of `full[key]` for a direct plan: the box without its integer-indexed axes."""
-    return tuple(c for c, k in zip(p.count, p.post) if not isinstance(k, int))
+    return tuple(c for c, k in zip(p.shape, p.post) if not isinstance(k, int))
 
 
 def is_whole_box(p: Plan) -> bool:

@@ -187,21 +187,30 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>) -> PyResult<Scalar> {
     err(Kind::DTypeMismatch, format!("unsupported fill value {value:?}"))
 }
 
-/// A value of an array's dtype as Python has it: `bool`, `int`, `float`, `numpy.datetime64`.
+/// A value of an array's dtype as Python has it (`bool`, `int`, `float`,
+/// `numpy.datetime64`), converted to the dtype as reads convert a fill value: `1.0` for a
+/// bool array is `True`, `9.25e18` for a uint64 array the integer 9250000000000000000.
 #[allow(clippy::cast_precision_loss)] // a float array's integral fill value, shown as a float
 pub fn scalar_to_py<'py>(py: Python<'py>, value: Scalar, dtype: DType) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match (dtype, value) {
+    let float_dtype = matches!(dtype, DType::Float32 | DType::Float64);
+    // Err: a float as it is, for a float dtype or where it fits no integer (a damaged store).
+    let integral = match value {
+        Scalar::Int(v) => Ok(i128::from(v)),
+        Scalar::UInt(v) => Ok(i128::from(v)),
+        Scalar::Float(v) if float_dtype => Err(v),
+        #[allow(clippy::cast_possible_truncation)] // to_le_bytes checked it integral and in range
+        Scalar::Float(v) => value.to_le_bytes(dtype).map(|_| v as i128).ok_or(v),
+    };
+    Ok(match (dtype, integral) {
         (DType::String, _) => PyString::new(py, "").into_any(),
-        (DType::Bool, Scalar::Int(v)) => PyBool::new(py, v != 0).to_owned().into_any(),
-        (DType::Timestamp, Scalar::Int(v)) => timestamp_to_py(py, v)?,
-        (DType::Float32 | DType::Float64, Scalar::Int(v)) => PyFloat::new(py, v as f64).into_any(),
-        (DType::Float32 | DType::Float64, Scalar::UInt(v)) => PyFloat::new(py, v as f64).into_any(),
-        (_, Scalar::Int(v)) => v.into_pyobject(py)?.into_any(),
-        (_, Scalar::UInt(v)) => v.into_pyobject(py)?.into_any(),
-        (DType::Float32 | DType::Float64, Scalar::Float(v)) => PyFloat::new(py, v).into_any(),
-        // An integral float written for an integer dtype.
-        (_, Scalar::Float(v)) if v.fract() == 0.0 && v.abs() < 9.3e18 => (v as i64).into_pyobject(py)?.into_any(),
-        (_, Scalar::Float(v)) => PyFloat::new(py, v).into_any(),
+        (_, Err(v)) => PyFloat::new(py, v).into_any(),
+        (_, Ok(v)) if float_dtype => PyFloat::new(py, v as f64).into_any(),
+        (DType::Bool, Ok(v)) => PyBool::new(py, v != 0).to_owned().into_any(),
+        (DType::Timestamp, Ok(v)) => match i64::try_from(v) {
+            Ok(ns) => timestamp_to_py(py, ns)?,
+            Err(_) => v.into_pyobject(py)?.into_any(),
+        },
+        (_, Ok(v)) => v.into_pyobject(py)?.into_any(),
     })
 }
 

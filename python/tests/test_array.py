@@ -1,5 +1,7 @@
 """The array handle: properties, numpy-style reads and writes, append, resize, codecs."""
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -303,3 +305,87 @@ def test_codec_change_mid_life_reads_every_block_back(tmp_path):
 def test_array_defined_with_its_own_codec(ds):
     arr = ds.define_array("a", "uint8", ["x"], [4], codec="lz4", shuffle="off")
     assert arr.codec == "lz4" and ds.array_meta("a")["shuffle"] == "off"
+
+
+class ChunkSpy:
+    """Stands in for an array's native half, recording the chunks each read and write covers."""
+
+    def __init__(self, native, chunks):
+        self._native, self._chunks = native, chunks
+        self.read_chunks, self.written_chunks = set(), set()
+
+    def _cover(self, into, start, shape):
+        if 0 not in shape:
+            axes = [range(s // c, (s + n - 1) // c + 1) for s, n, c in zip(start, shape, self._chunks)]
+            into.update(itertools.product(*axes))
+
+    def read(self, start=None, shape=None, device=None):
+        out = self._native.read(start, shape, device)
+        self._cover(self.read_chunks, start or [0] * out.ndim, out.shape)
+        return out
+
+    def read_boxes(self, starts, shape):
+        for start in starts:
+            self._cover(self.read_chunks, start, shape)
+        return self._native.read_boxes(starts, shape)
+
+    def write(self, start, data):
+        self._cover(self.written_chunks, start, np.shape(data))
+        self._native.write(start, data)
+
+    def __getattr__(self, name):
+        return getattr(self._native, name)
+
+
+@st.composite
+def orthogonal_key(draw, shape):
+    """Integers, slices with steps longer than a chunk, and one index list or mask."""
+    key = []
+    for n in shape:
+        kind = draw(st.sampled_from(["int", "slice", "list", "mask"]))
+        if kind == "int":
+            key.append(draw(st.integers(-n, n - 1)))
+        elif kind == "slice":
+            step = draw(st.none() | st.integers(-12, 12).filter(lambda s: s != 0))
+            key.append(slice(draw(st.none() | st.integers(-n, n)), draw(st.none() | st.integers(-n, n)), step))
+        elif kind == "list":
+            key.append(draw(st.lists(st.integers(-n, n - 1), max_size=6)))
+        else:
+            key.append(np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool))
+    arrays = [i for i, k in enumerate(key) if isinstance(k, (list, np.ndarray))]
+    for i in arrays[1:]:
+        key[i] = slice(None)  # several would select pointwise, not as a product
+    return tuple(key)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_steps_and_index_lists_touch_only_chunks_holding_selected_elements(ds, data):
+    shape = tuple(data.draw(st.lists(st.integers(1, 30), min_size=1, max_size=3)))
+    chunks = [data.draw(st.integers(1, n)) for n in shape]
+    name = f"a{len(ds.keys())}"
+    arr = ds.define_array(name, data.draw(st.sampled_from(["int32", "string"])), None, list(shape), chunk_shape=chunks)
+    model = np.arange(np.prod(shape)).reshape(shape)
+    if arr.atlas_dtype == "string":
+        model = model.astype(str).astype(object)
+    arr[...] = model
+    key = data.draw(orthogonal_key(shape))
+    coords = [axis[key] for axis in np.indices(shape)]
+    selected = {tuple(c // n for c, n in zip(at, chunks)) for at in zip(*(np.ravel(c) for c in coords))}
+
+    spy = arr._native = ChunkSpy(arr._native, chunks)
+    np.testing.assert_array_equal(arr[key], model[key])
+    assert spy.read_chunks == selected
+    spy.read_chunks.clear()
+    value = model[key][::-1] if np.ndim(model[key]) else model[key]
+    arr[key] = value
+    model[key] = value
+    assert spy.written_chunks == selected and spy.read_chunks <= selected
+    np.testing.assert_array_equal(arr[...], model)
+
+
+def test_a_long_step_writes_only_the_chunks_it_selects(ds):
+    arr = ds.define_array("a", "float64", None, [100_000], chunk_shape=[100])
+    arr[::1000] = 1.0
+    assert len(arr.blocks()) == 100  # not the 891 chunks between, rewritten as fill
+    assert arr[[0, -1]].tolist() == [1.0, 0.0]

@@ -176,3 +176,38 @@ def test_a_start_of_the_wrong_rank_says_so(ds):
         arr.write([0], np.zeros(2, np.float64))
     with pytest.raises(atlas.DTypeMismatchError, match="needs a number"):
         ds.attrs.set("x", "5", dtype="float64")
+
+
+def test_write_and_append_convert_lists_as_assignment_does(ds):
+    i32 = ds.define_array("i32", "int32", None, [0])
+    b = ds.define_array("b", "bool", None, [2])
+    for call in (lambda: i32.append([1.7, -2.9]), lambda: i32.write([0], [1.5]), lambda: b.write([0], ["False", ""])):
+        with pytest.raises(atlas.DTypeMismatchError):
+            call()
+    with pytest.raises(atlas.DTypeMismatchError):
+        i32.append([2**40])  # out of int32's range
+    i32.append([1, 2])
+    i32.write([1], [3])
+    b.write([0], [True, False])
+    f32 = ds.define_array("f32", "float32", None, [2])
+    f32.write([0], [1, 2.5])  # int and float64 into float32: within a kind or upwards
+    assert (i32[:].tolist(), b[:].tolist(), f32[:].tolist()) == ([1, 3], [True, False], [1.0, 2.5])
+
+
+@pytest.mark.parametrize("name", ["int32", "uint8", "bool", "timestamp", "float64", "string"])
+def test_an_empty_value_assigns_nothing_to_any_dtype(ds, name):
+    arr = ds.define_array("a", name, None, [4])
+    before = arr[:]
+    for key in (slice(2, 2), [], np.zeros(4, bool)):
+        arr[key] = []
+    arr.write([4], [])
+    arr.append([])
+    np.testing.assert_array_equal(arr[:], before)
+
+
+def test_big_endian_datetime64_is_assigned_like_native(ds):
+    t = ds.define_array("t", "timestamp", None, [2])
+    when = np.array(["2020-01-01", "2021-06-30T12:00:00.000000001"], dtype="datetime64[ns]")
+    t[:] = when.astype(">M8[ns]")
+    t[1:] = when[:1].astype(">M8[ns]").astype(">M8[us]")
+    assert (t[:] == when[0]).all()

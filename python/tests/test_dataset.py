@@ -235,3 +235,12 @@ def test_attribute_errors_and_mapping_view(ds):
         ds.attrs["a"]
     with pytest.raises(atlas.NotFoundError):
         ds.delete_attribute("a")
+
+
+def test_fill_value_is_reported_as_reads_return_it(ds):
+    u = ds.define_array("u", "uint64", None, [2], fill_value=9.25e18)
+    b = ds.define_array("b", "bool", None, [2], fill_value=1.0)
+    i = ds.define_array("i", "int8", None, [2], fill_value=-3.0)
+    assert u.fill_value == u[0] == 9_250_000_000_000_000_000 and isinstance(u.fill_value, int)
+    assert b.fill_value is True and b[0]
+    assert i.fill_value == i[0] == -3 and isinstance(i.fill_value, int)

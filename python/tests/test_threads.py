@@ -123,3 +123,31 @@ def test_stepped_assignments_from_many_threads_each_land(tmp_path):
     for t in threads:
         t.join()
     assert np.array_equal(arr[:], np.arange(1 << 18) % 4 + 1 + 4 * 49)
+
+
+def test_a_write_between_an_assignments_read_and_write_back_is_kept(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s")
+    arr = store.create_dataset("d").define_array("a", "int32", None, [8])
+    native, box_read, written = arr._native, threading.Event(), threading.Event()
+
+    class PausedAfterRead:
+        """The native half, pausing a stepped assignment between its read and write-back."""
+
+        def read(self, start=None, shape=None, device=None):
+            out = native.read(start, shape, device)
+            box_read.set()
+            written.wait(0.5)  # with the lock held, the write below waits instead
+            return out
+
+        def __getattr__(self, name):
+            return getattr(native, name)
+
+    arr._native = PausedAfterRead()
+    assigning = threading.Thread(target=arr.__setitem__, args=(slice(None, None, 2), 9))
+    assigning.start()
+    box_read.wait()
+    writing = threading.Thread(target=lambda: (arr.write([1], np.array([7], np.int32)), written.set()))
+    writing.start()
+    assigning.join()
+    writing.join()
+    assert arr._native.read().tolist() == [9, 7, 9, 0, 9, 0, 9, 0]
