@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 pub enum Codec {
     /// Stored as is.
     None,
-    /// One standard zstd frame per block, at the given level (1..=22, negative for fast).
+    /// One standard zstd frame per block, at the given level: any in
+    /// `zstd::compression_level_range()` (up to 22; 0 is zstd's default, 3; negative levels
+    /// are the fast modes).
     Zstd {
         /// Compression level.
         level: i32,

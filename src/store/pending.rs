@@ -223,9 +223,12 @@ impl PendingFragment {
     /// Writes index and footer, fsyncs, and returns what the commit records.
     pub(crate) fn finish(&mut self) -> Result<FragmentMeta> {
         assert!(self.blocks.staged.is_empty(), "staged chunks are sealed before the fragment is finished");
-        // Indexed in file order, so the same writes always give the same bytes.
+        // Indexed in file order, and fill entries (which share the offset of what follows
+        // them) by array and chunk: the same writes always give the same bytes.
         let mut entries: Vec<&BlockEntry> = self.blocks.index.values().flat_map(|chunks| chunks.values()).collect();
-        entries.sort_unstable_by_key(|e| e.offset_bytes);
+        entries.sort_unstable_by(|a, b| {
+            (a.offset_bytes, a.array_id, &a.coord).cmp(&(b.offset_bytes, b.array_id, &b.coord))
+        });
         let len_bytes = self.writer.finish(entries)?;
         Ok(FragmentMeta { name: self.name.clone(), len_bytes })
     }
