@@ -247,6 +247,8 @@ class Array:
 
     def __getitem__(self, key: Any) -> Any:
         p = self._plan(key)
+        if p.selects_nothing:
+            return np.empty(p.shape, self.dtype)[p.post]
         packed = self._read_packed(p)
         if is_whole_box(p) and not (isinstance(key, tuple) and len(key) == 0):
             return packed
@@ -287,7 +289,7 @@ class Array:
     def _assign(self, key: Any, value: Any) -> None:
         p = self._plan(key)
         value = for_assign(value, self.atlas_dtype, self._label())
-        if 0 in p.shape:
+        if p.selects_nothing:
             # Nothing to write, but the value is checked against the selection as numpy would.
             np.empty(p.shape, self.dtype)[p.post] = value
             return

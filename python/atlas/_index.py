@@ -11,6 +11,7 @@ axes' runs. Laid back to back, each axis's runs in order, they make the packed a
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 from typing import Any, NamedTuple
 
@@ -41,6 +42,14 @@ class Plan(NamedTuple):
         """The packed array's shape."""
         return tuple(sum(stop - start for start, stop in axis) for axis in self.runs)
 
+    @property
+    def selects_nothing(self) -> bool:
+        """No element is selected: an empty run or a scalar `False` in the key."""
+        return 0 in self.shape or any(_is_bool_scalar(k) and not k for k in self.post)
+
+    def box_count(self) -> int:
+        return math.prod(len(axis) for axis in self.runs)
+
     def boxes(self) -> list[Box]:
         """Every box: one run of each axis."""
         per_axis = []
@@ -66,7 +75,25 @@ def _is_int(k: Any) -> bool:
     return not isinstance(k, np.ndarray) or k.ndim == 0
 
 
+#: Most boxes one key becomes; past it, runs closer than 4, 16, ... chunks are merged
+#: (reading some chunks without selected elements) until the boxes are few enough.
+MAX_BOXES = 4096
+
+
 def plan(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Plan:
+    """The boxes to read for `key` on an array of `shape` and `chunks` (module doc)."""
+    gaps = tuple(chunks)
+    p = _plan(key, shape, gaps)
+    # Index arrays on several axes select points, but their runs multiply as if they
+    # selected every combination: `a[i, i]` with 364 points made 132 496 boxes.
+    while p.box_count() > MAX_BOXES:
+        gaps = tuple(4 * g for g in gaps)
+        p = _plan(key, shape, gaps)
+    return p
+
+
+def _plan(key: Any, shape: tuple[int, ...], gaps: tuple[int, ...]) -> Plan:
+    """`plan` splitting an axis's runs where selected indices lie over `gaps` apart."""
     if not isinstance(key, tuple):
         key = (key,)
     ndim = len(shape)
@@ -106,7 +133,7 @@ def plan(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Plan:
         elif isinstance(k, slice):
             r = range(*k.indices(n))
             lo, hi = (min(r[0], r[-1]), max(r[0], r[-1]) + 1) if r else (0, 0)
-            if len(r) <= 1 or abs(r.step) <= chunks[axis]:
+            if len(r) <= 1 or abs(r.step) <= gaps[axis]:
                 # One run, ending on the first and last selected elements, so a plain step
                 # (either sign) walks exactly the selection.
                 runs.append(((lo, hi),))
@@ -122,12 +149,12 @@ def plan(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Plan:
             if mask.shape != covered:
                 raise IndexError(f"boolean index of shape {mask.shape} does not match axes of sizes {covered}")
             for d, idx in enumerate(np.nonzero(mask)):
-                _add_index_array(runs, post, idx, chunks[axis + d])
+                _add_index_array(runs, post, idx, gaps[axis + d])
             direct = False
             axis += mask.ndim
             continue
         else:
-            _add_index_array(runs, post, _index_array(k, n, axis), chunks[axis])
+            _add_index_array(runs, post, _index_array(k, n, axis), gaps[axis])
             direct = False
         axis += 1
     return Plan(runs, tuple(post), direct)
@@ -153,14 +180,14 @@ def _index_array(k: Any, n: int, axis: int) -> np.ndarray:
     return idx
 
 
-def _add_index_array(runs: list[Runs], post: list[Any], idx: np.ndarray, chunk: int) -> None:
+def _add_index_array(runs: list[Runs], post: list[Any], idx: np.ndarray, gap: int) -> None:
     """Appends the runs of index array `idx` and `idx` moved into them."""
     at = np.unique(idx)
     if at.size == 0:
         runs.append(((0, 0),))
         post.append(idx)
         return
-    breaks = np.flatnonzero(np.diff(at) > chunk) + 1
+    breaks = np.flatnonzero(np.diff(at) > gap) + 1
     starts = at[np.r_[0, breaks]]
     stops = at[np.r_[breaks - 1, at.size - 1]] + 1
     runs.append(tuple(zip(starts.tolist(), stops.tolist())))

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import atlas
+from atlas import _index
 
 SHAPE = (7, 9, 5)
 
@@ -389,3 +390,28 @@ def test_a_long_step_writes_only_the_chunks_it_selects(ds):
     arr[::1000] = 1.0
     assert len(arr.blocks()) == 100  # not the 891 chunks between, rewritten as fill
     assert arr[[0, -1]].tolist() == [1.0, 0.0]
+
+
+def test_a_false_key_touches_no_chunk(ds):
+    arr = ds.define_array("a", "int32", None, [40, 40], chunk_shape=[10, 10])
+    spy = arr._native = ChunkSpy(arr._native, [10, 10])
+    assert arr[False].shape == np.zeros((40, 40))[False].shape == (0, 40, 40)
+    arr[False] = 7
+    arr[:, :, np.array(False)] = 7
+    assert spy.read_chunks == spy.written_chunks == set()
+    with pytest.raises(ValueError):
+        arr[False] = np.ones(3, np.int32)  # numpy checks the value against the empty selection too
+
+
+def test_points_on_several_axes_read_a_bounded_number_of_boxes(ds):
+    # Index arrays on two axes select points, but the runs of each axis multiply: 364
+    # points on chunks of 10 made 132 496 boxes. Past `MAX_BOXES`, runs are merged.
+    arr = ds.define_array("a", "int32", None, [4000, 4000], chunk_shape=[10, 10])
+    model = np.arange(16_000_000, dtype=np.int32).reshape(4000, 4000)
+    arr[...] = model
+    at = np.arange(0, 4000, 11)
+    assert _index.plan((at, at), (4000, 4000), (10, 10)).box_count() <= _index.MAX_BOXES
+    np.testing.assert_array_equal(arr[at, at], model[at, at])
+    arr[at, at] = -1
+    model[at, at] = -1
+    np.testing.assert_array_equal(arr[...], model)
