@@ -139,6 +139,13 @@ impl ArrayMeta {
         self.shape.iter().zip(&self.chunk_shape).map(|(s, c)| s.div_ceil(*c)).collect()
     }
 
+    /// Whether `coord` is a chunk of the array's grid. A shrink leaves fill entries for
+    /// the chunks past the new shape, which listings of blocks leave out.
+    pub(crate) fn holds_chunk(&self, coord: &[u64]) -> bool {
+        coord.len() == self.shape.len()
+            && coord.iter().zip(self.shape.iter().zip(&self.chunk_shape)).all(|(c, (s, n))| *c < s.div_ceil(*n))
+    }
+
     /// Elements in one chunk.
     #[must_use]
     pub fn chunk_elems(&self) -> u64 {

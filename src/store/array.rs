@@ -429,13 +429,10 @@ impl ArrayHandle {
     pub fn block_stats(&self) -> Result<Vec<BlockStats>> {
         let state = self.inner.read();
         let meta = state.array(&self.dataset, &self.name)?;
-        // A shrink leaves fill entries for the chunks past the new shape.
-        let grid = meta.chunk_grid();
-        let in_grid = |coord: &[u64]| coord.len() == grid.len() && coord.iter().zip(&grid).all(|(c, n)| c < n);
         let mut blocks: Vec<BlockStats> = state
             .live_stats(meta)
             .into_iter()
-            .filter(|(entry, _)| in_grid(&entry.coord))
+            .filter(|(entry, _)| meta.holds_chunk(&entry.coord))
             .map(|(entry, stats)| {
                 let (min, max) = stats.min_max(meta.dtype);
                 BlockStats::new(entry.coord.to_vec(), stats.valid_count, min, max, stats.sum())

@@ -7,6 +7,7 @@ use super::Atlas;
 use super::state::dictionary;
 use crate::engine::{ArrayCtx, BlockRef, check_blocks};
 use crate::error::{Error, Result};
+use crate::meta::ArrayMeta;
 
 /// The codec a block was written with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -114,8 +115,8 @@ pub struct VerifyReport {
 }
 
 impl Atlas {
-    /// Every live block of an array (the newest per chunk), sorted by chunk coordinate.
-    /// Reads only the index, no data.
+    /// Every live block of an array (the newest per chunk of its grid), sorted by chunk
+    /// coordinate. Reads only the index, no data.
     ///
     /// # Errors
     /// [`Error::NotFound`].
@@ -125,6 +126,7 @@ impl Atlas {
         let mut blocks: Vec<BlockInfo> = state
             .live_blocks(meta.id)
             .into_iter()
+            .filter(|block| meta.holds_chunk(&block.entry().coord))
             .map(|block| {
                 let entry = block.entry();
                 BlockInfo {
@@ -163,23 +165,23 @@ impl Atlas {
     /// block is reported per block).
     pub fn verify(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport> {
         let state = self.inner.read();
-        let arrays: Vec<(String, &crate::meta::ArrayMeta)> = state
+        let arrays: Vec<(String, &ArrayMeta)> = state
             .meta
             .datasets
             .iter()
             .flat_map(|(ds, d)| d.arrays.iter().map(move |(name, meta)| (format!("{ds}/{name}"), meta)))
             .collect();
         // Staged chunks have no checksum yet: nothing to check.
-        let checkable = |id: u64| {
-            let mut blocks = state.live_blocks(id);
-            blocks.retain(BlockRef::has_checksum);
+        let checkable = |meta: &ArrayMeta| {
+            let mut blocks = state.live_blocks(meta.id);
+            blocks.retain(|block| block.has_checksum() && meta.holds_chunk(&block.entry().coord));
             blocks
         };
-        let total: u64 = arrays.iter().map(|(_, meta)| checkable(meta.id).len() as u64).sum();
+        let total: u64 = arrays.iter().map(|(_, meta)| checkable(meta).len() as u64).sum();
         let mut report = VerifyReport::default();
         progress(0, total);
         for (label, meta) in &arrays {
-            let mut blocks = checkable(meta.id);
+            let mut blocks = checkable(meta);
             blocks.sort_by(|a, b| a.entry().coord.cmp(&b.entry().coord));
             let dict = dictionary(meta);
             let ctx = ArrayCtx { meta, label, dict: dict.as_ref() };

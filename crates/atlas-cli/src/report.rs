@@ -254,9 +254,26 @@ fn scalar_text(value: Option<Scalar>, dtype: DType) -> String {
     match value {
         None => "-".to_string(),
         Some(Scalar::Int(v)) if dtype == DType::Timestamp => iso8601(v),
+        Some(Scalar::UInt(v)) if dtype == DType::Bool => (v != 0).to_string(),
         // Widened to f64 in the statistics; printed as the float32 it is.
         Some(Scalar::Float(v)) if dtype == DType::Float32 => (v as f32).to_string(),
         Some(v) => v.to_string(),
+    }
+}
+
+/// A sum of values as text: none for strings (not numbers) and timestamps (a sum of
+/// instants is no instant).
+fn sum_text(sum: f64, dtype: DType) -> String {
+    if matches!(dtype, DType::String | DType::Timestamp) { "-".to_string() } else { sum.to_string() }
+}
+
+/// A mean as text: none for strings, an instant for timestamps.
+fn mean_text(mean: Option<f64>, dtype: DType) -> String {
+    match (mean, dtype) {
+        (None, _) | (_, DType::String) => "-".to_string(),
+        #[allow(clippy::cast_possible_truncation)] // a mean of i64 values fits i64
+        (Some(m), DType::Timestamp) => iso8601(m.round() as i64),
+        (Some(m), _) => m.to_string(),
     }
 }
 
@@ -293,8 +310,8 @@ pub fn stats(handle: &ArrayHandle, label: &str, blocks: bool, json_out: bool, ou
     writeln!(out, "nulls   {}", stats.null_count)?;
     writeln!(out, "min     {}", scalar_text(stats.min, dtype))?;
     writeln!(out, "max     {}", scalar_text(stats.max, dtype))?;
-    writeln!(out, "sum     {}", stats.sum)?;
-    writeln!(out, "mean    {}", stats.mean.map_or("-".to_string(), |m| m.to_string()))?;
+    writeln!(out, "sum     {}", sum_text(stats.sum, dtype))?;
+    writeln!(out, "mean    {}", mean_text(stats.mean, dtype))?;
     writeln!(out, "blocks  {} of {chunks} chunks written", block_stats.len())?;
     if blocks {
         writeln!(out)?;
@@ -307,7 +324,7 @@ pub fn stats(handle: &ArrayHandle, label: &str, blocks: bool, json_out: bool, ou
                 b.count,
                 scalar_text(b.min, dtype),
                 scalar_text(b.max, dtype),
-                b.sum
+                sum_text(b.sum, dtype)
             )?;
         }
     }
@@ -552,4 +569,16 @@ fn nested_json<T: Cell>(values: &ArrayViewD<'_, T>) -> Json {
         return values.first().expect("a 0-d array has one value").json();
     }
     Json::Array(values.outer_iter().map(|sub| nested_json(&sub)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bools_print_as_cat_prints_them() {
+        assert_eq!(scalar_text(Some(Scalar::UInt(1)), DType::Bool), "true");
+        assert_eq!(scalar_text(Some(Scalar::UInt(0)), DType::Bool), "false");
+        assert_eq!(scalar_text(Some(Scalar::UInt(1)), DType::UInt8), "1");
+    }
 }

@@ -236,7 +236,11 @@ fn stats_reports_counts_extremes_and_blocks() {
     let text = stdout_of(atlas().arg("stats").arg(&store).args(["run42/when", "--blocks"]));
     assert!(text.contains("min     1969-12-31T23:59:59.999999999"), "{text}");
     assert!(text.contains("max     2023-11-14T22:13:20"), "{text}");
+    // A mean of instants is an instant; their sum is nothing to show, nor a string's.
+    assert!(text.contains("sum     -\nmean    1996-12-07T23:06:40\n"), "{text}");
     assert!(text.contains("[0]\t2\t"), "{text}");
+    let text = stdout_of(atlas().arg("stats").arg(&store).arg("run42/names"));
+    assert!(text.contains("sum     -\nmean    -\n"), "{text}");
     let doc = json_of(atlas().arg("stats").arg(&store).args(["run42/temp", "--json", "--blocks"]));
     assert_eq!(doc["stats"]["count"], 20);
     assert_eq!(doc["stats"]["max"], 34.0);
