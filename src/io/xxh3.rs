@@ -53,29 +53,35 @@ const INITIAL_LANES: Lanes = [PRIME32_3, PRIME64_1, PRIME64_2, PRIME64_3, PRIME6
 type Lanes = [u64; 8];
 
 /// The XXH3-64 of bytes fed in pieces: the same value as over their concatenation.
-#[derive(Clone)]
 pub(crate) struct Xxh3Stream {
-    lanes: Lanes,
+    blocks: Blocks,
     total_bytes: u64,
     /// Bytes not yet accumulated: a block is accumulated only once a byte follows it, since
     /// the last one (whole or not) is the end's to handle.
     held: [u8; BLOCK_BYTES],
     held_len: usize,
-    /// The last 64 bytes of the blocks accumulated, for a last stripe that reaches back.
-    before_held: [u8; STRIPE_BYTES],
-    any_block: bool,
+}
+
+/// What the whole blocks accumulated so far left.
+struct Blocks {
+    lanes: Lanes,
+    /// Their last 64 bytes, for a last stripe that reaches back.
+    last_stripe: [u8; STRIPE_BYTES],
+    any: bool,
+}
+
+impl Blocks {
+    fn add(&mut self, blocks: &[u8]) {
+        accumulate_blocks(&mut self.lanes, blocks);
+        self.last_stripe.copy_from_slice(&blocks[blocks.len() - STRIPE_BYTES..]);
+        self.any = true;
+    }
 }
 
 impl Xxh3Stream {
     pub(crate) fn new() -> Self {
-        Self {
-            lanes: INITIAL_LANES,
-            total_bytes: 0,
-            held: [0; BLOCK_BYTES],
-            held_len: 0,
-            before_held: [0; STRIPE_BYTES],
-            any_block: false,
-        }
+        let blocks = Blocks { lanes: INITIAL_LANES, last_stripe: [0; STRIPE_BYTES], any: false };
+        Self { blocks, total_bytes: 0, held: [0; BLOCK_BYTES], held_len: 0 }
     }
 
     /// Adds the next piece.
@@ -89,39 +95,32 @@ impl Xxh3Stream {
             if piece.is_empty() {
                 return;
             }
-            let held = self.held;
-            self.accumulate_blocks(&held);
+            self.blocks.add(&self.held);
         }
         // Whole blocks straight from the piece, holding back its last 1 to 1024 bytes.
         let blocks_bytes = (piece.len() - 1) / BLOCK_BYTES * BLOCK_BYTES;
         if blocks_bytes > 0 {
-            self.accumulate_blocks(&piece[..blocks_bytes]);
+            self.blocks.add(&piece[..blocks_bytes]);
         }
         let rest = &piece[blocks_bytes..];
         self.held[..rest.len()].copy_from_slice(rest);
         self.held_len = rest.len();
     }
 
-    fn accumulate_blocks(&mut self, blocks: &[u8]) {
-        accumulate_blocks(&mut self.lanes, blocks);
-        self.before_held.copy_from_slice(&blocks[blocks.len() - STRIPE_BYTES..]);
-        self.any_block = true;
-    }
-
     /// The hash of all pieces so far.
     pub(crate) fn finish(&self) -> u64 {
         let tail = &self.held[..self.held_len];
-        if !self.any_block {
+        if !self.blocks.any {
             return twox_hash::XxHash3_64::oneshot(tail);
         }
-        let mut lanes = self.lanes;
+        let mut lanes = self.blocks.lanes;
         let stripes = tail[..tail.len() - 1].chunks_exact(STRIPE_BYTES);
         for (stripe, key) in stripes.zip(SECRET.windows(STRIPE_BYTES).step_by(8)) {
             accumulate_stripe(&mut lanes, stripe, key);
         }
         let mut last = [0u8; STRIPE_BYTES];
         let reach_back = STRIPE_BYTES.saturating_sub(tail.len());
-        last[..reach_back].copy_from_slice(&self.before_held[STRIPE_BYTES - reach_back..]);
+        last[..reach_back].copy_from_slice(&self.blocks.last_stripe[STRIPE_BYTES - reach_back..]);
         last[reach_back..].copy_from_slice(&tail[tail.len() - (STRIPE_BYTES - reach_back)..]);
         accumulate_stripe(&mut lanes, &last, &SECRET[LAST_STRIPE_KEY_AT..]);
         merge(&lanes, self.total_bytes)
