@@ -115,6 +115,19 @@ impl BadBlock {
                 kind: "corrupt",
                 detail: detail.clone(),
             }),
+            // A fragment the metadata names is gone: the worst damage, not a tool error.
+            Error::Io { path, source, .. }
+                if source.kind() == std::io::ErrorKind::NotFound && path.extension().is_some_and(|e| e == "frag") =>
+            {
+                Some(Self {
+                    array: None,
+                    coord: None,
+                    path: path.clone(),
+                    offset_bytes: None,
+                    kind: "missing",
+                    detail: "the metadata names this fragment file, which is missing".to_string(),
+                })
+            }
             _ => None,
         }
     }

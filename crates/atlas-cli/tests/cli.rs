@@ -469,6 +469,17 @@ fn verify_exits_3_when_the_reader_leaves_during_a_long_report() {
 }
 
 #[test]
+fn verify_reports_a_missing_fragment_file_as_damage() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let fragment = fragments(&store).remove(0);
+    std::fs::remove_file(&fragment).unwrap();
+    let report = stdout_of_code(atlas().arg("verify").arg(&store), 3);
+    assert!(report.contains("missing"), "{report}");
+    assert!(report.contains(fragment.file_name().unwrap().to_str().unwrap()), "{report}");
+}
+
+#[test]
 fn verify_reports_a_damaged_fragment_index_naming_the_file() {
     let dir = TempDir::new().unwrap();
     let store = sample_store(&dir);
