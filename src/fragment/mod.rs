@@ -13,4 +13,4 @@ pub(crate) use crate::io::{Checksummer, checksum};
 pub(crate) use entry::BlockEntry;
 pub(crate) use reader::FragmentReader;
 pub(crate) use stats::{ChunkStats, Scan, merge, scan, scan_pieces};
-pub(crate) use writer::{EncodedBlock, FragmentWriter, PendingReader, max_fragment_len};
+pub(crate) use writer::{EncodedBlock, FragmentWriter, PendingReader, holds_dead_bytes};

@@ -120,15 +120,29 @@ impl FragmentWriter {
     }
 }
 
-/// The most bytes a fragment holding exactly the blocks of `entries` takes: header, each
-/// block after at most `BLOCK_ALIGN - 1` bytes of padding, the index and the footer. A longer
-/// file holds dead bytes (blocks a session wrote and then wrote again).
-pub(crate) fn max_fragment_len<'e>(entries: impl IntoIterator<Item = &'e BlockEntry>) -> u64 {
-    // Each length is bounded by its fragment's, but a sum over fragments need not fit.
-    let blocks_and_index = entries
-        .into_iter()
-        .fold(0u64, |sum, e| sum.saturating_add(e.stored_len_bytes + (BLOCK_ALIGN - 1) + e.encoded_len() as u64));
-    blocks_and_index.saturating_add((HEADER_LEN + FOOTER_LEN) as u64)
+/// Whether a fragment of `len_bytes` whose index holds exactly `entries` also holds bytes
+/// no entry points to (blocks a session wrote and then wrote again): a gap of
+/// `BLOCK_ALIGN` bytes or more before a block or before the index, where padding is at
+/// most `BLOCK_ALIGN - 1`.
+pub(crate) fn holds_dead_bytes<'e>(len_bytes: u64, entries: impl IntoIterator<Item = &'e BlockEntry>) -> bool {
+    let mut index_len = 0u64;
+    let mut blocks: Vec<(u64, u64)> = Vec::new();
+    for entry in entries {
+        index_len += entry.encoded_len() as u64;
+        if !entry.is_fill {
+            blocks.push((entry.offset_bytes, entry.stored_len_bytes));
+        }
+    }
+    blocks.sort_unstable();
+    let index_offset = len_bytes.saturating_sub(FOOTER_LEN as u64 + index_len);
+    let mut end = HEADER_LEN as u64;
+    for (offset, stored_len) in blocks.into_iter().chain([(index_offset, 0)]) {
+        if offset.saturating_sub(end) >= BLOCK_ALIGN {
+            return true;
+        }
+        end = offset + stored_len;
+    }
+    false
 }
 
 /// Reads blocks of a fragment that is still being written (uncommitted changes).

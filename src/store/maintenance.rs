@@ -9,7 +9,7 @@ use super::state::{FragmentChange, Inner, State};
 use crate::codec::{BlockEncoding, CodecId};
 use crate::engine::{ArrayCtx, BlockRef, WriteSettings, recode_blocks};
 use crate::error::{Error, Result};
-use crate::fragment::{BlockEntry, EncodedBlock, FragmentReader, max_fragment_len};
+use crate::fragment::{BlockEntry, EncodedBlock, FragmentReader, holds_dead_bytes};
 use crate::meta::{ArrayMeta, Codec, MetaCompression, MetaFormat, Shuffle, StoreMeta};
 
 /// What [`Atlas::compact`] did. Byte counts are of the committed fragment files.
@@ -76,9 +76,9 @@ impl Atlas {
         };
         // One fragment whose every entry is live may still hold dead bytes: blocks a session
         // wrote and then wrote again are in the file but not in its index.
-        let live_entries = arrays.iter().flat_map(|(_, _, id)| state.committed.blocks_of(*id).map(|(_, e)| e));
-        let holds_dead_bytes = before_bytes > max_fragment_len(live_entries);
-        if fragments_before == 0 || (fragments_before == 1 && report.blocks_dropped == 0 && !holds_dead_bytes) {
+        let live_entries = || arrays.iter().flat_map(|(_, _, id)| state.committed.blocks_of(*id).map(|(_, e)| e));
+        let all_live = fragments_before == 1 && report.blocks_dropped == 0;
+        if fragments_before == 0 || (all_live && !holds_dead_bytes(before_bytes, live_entries())) {
             self.inner.discard(state); // Nothing to gain: no commit, and the writer lock goes.
             return Ok(report);
         }

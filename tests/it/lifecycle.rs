@@ -271,6 +271,27 @@ fn compaction_orders_blocks_by_array_name_then_dataset_then_chunk() {
 }
 
 #[test]
+fn compaction_reclaims_one_small_rewritten_block_among_many() {
+    // 100 live blocks of 16 bytes, and chunk 0 written twice in the session: 16 dead
+    // bytes, fewer than the 7 bytes of padding a bound per live block would allow.
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::UInt32, [400]).chunk_shape([4]).codec(Codec::None)).unwrap();
+    let values = ndarray::Array1::from_shape_fn(400, |i| i as u32 + 1);
+    ds.write_array("a", &[0], ndarray::arr1(&[9u32, 9, 9, 9]).view()).unwrap();
+    ds.write_array("a", &[0], values.view()).unwrap();
+    store.flush().unwrap();
+    let report = store.compact().unwrap();
+    assert_eq!((report.blocks_kept, report.blocks_dropped), (100, 0));
+    assert_eq!(report.before_bytes - report.after_bytes, 16, "{report:?}");
+    assert_eq!(ds.read_array::<u32>("a", &[0], &[400]).unwrap(), values.into_dyn());
+    let generation = store.generation();
+    store.compact().unwrap();
+    assert_eq!(store.generation(), generation, "nothing more to gain");
+}
+
+#[test]
 fn compaction_reclaims_blocks_a_session_rewrote_in_its_one_fragment() {
     // Row by row in one session: each chunk of 8 rows is written 8 times, and only the last
     // block of each is in the index. Those dead bytes are reclaimed though no entry is.
