@@ -103,33 +103,21 @@ pub struct BadBlock {
 }
 
 impl BadBlock {
-    /// The file a store could not be opened past (bad metadata, or a bad fragment index),
-    /// if that is why `Atlas::open` failed.
+    /// The file a store could not be opened past (bad metadata, a bad fragment index, or a
+    /// fragment file the metadata names that is missing), if that is why `Atlas::open`
+    /// failed.
     pub fn from_open_error(error: &Error) -> Option<Self> {
-        match error {
-            Error::Corrupt { path, detail } => Some(Self {
-                array: None,
-                coord: None,
-                path: path.clone(),
-                offset_bytes: None,
-                kind: "corrupt",
-                detail: detail.clone(),
-            }),
+        let (path, kind, detail) = match error {
+            Error::Corrupt { path, detail } => (path, "corrupt", detail.clone()),
             // A fragment the metadata names is gone: the worst damage, not a tool error.
             Error::Io { path, source, .. }
                 if source.kind() == std::io::ErrorKind::NotFound && path.extension().is_some_and(|e| e == "frag") =>
             {
-                Some(Self {
-                    array: None,
-                    coord: None,
-                    path: path.clone(),
-                    offset_bytes: None,
-                    kind: "missing",
-                    detail: "the metadata names this fragment file, which is missing".to_string(),
-                })
+                (path, "missing", "the metadata names this fragment file, which is missing".to_string())
             }
-            _ => None,
-        }
+            _ => return None,
+        };
+        Some(Self { array: None, coord: None, path: path.clone(), offset_bytes: None, kind, detail })
     }
 }
 
