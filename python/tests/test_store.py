@@ -2,6 +2,8 @@
 
 import gc
 import os
+import signal
+import time
 import warnings
 
 import numpy as np
@@ -244,6 +246,70 @@ def test_a_forked_child_appending_with_64_mib_staged_writes_nothing_into_the_par
     np.testing.assert_array_equal(fresh["d"]["late"][:], np.arange(1024.0))
     np.testing.assert_array_equal(fresh["d"]["a32"][:], np.full((1, 1024), 32.0))
     assert fresh.verify()["bad_blocks"] == []
+
+
+def _wait_for(pid: int, seconds: float = 60.0) -> int:
+    """The exit status of child `pid`, which is killed (and the test failed) if it hangs."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail(f"child {pid} still running after {seconds} s")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_after_large_reads_and_writes_reads_and_writes_in_parallel_too(tmp_path):
+    # Reads and writes of 1 MiB or more over several chunks run on the engine's threads,
+    # which a forked child does not have: it starts its own instead of waiting for them.
+    path = tmp_path / "s"
+    store = atlas.Atlas.create(path)
+    arr = store.create_dataset("d").define_array("a", "float64", None, [256, 1024], chunk_shape=[64, 1024])
+    data = np.arange(256 * 1024, dtype=np.float64).reshape(256, 1024)
+    arr[:] = data
+    store.flush()
+    np.testing.assert_array_equal(arr[:], data)
+    pid = _fork()
+    if pid == 0:
+        code = 1
+        try:
+            np.testing.assert_array_equal(arr[:], data)
+            arr[:] = data + 1
+            store.flush()
+            np.testing.assert_array_equal(arr[:], data + 1)
+            code = 0
+        finally:
+            os._exit(code)
+    assert _wait_for(pid) == 0
+    np.testing.assert_array_equal(atlas.Atlas.open(path)["d"]["a"][:], data + 1)
+    store.refresh()
+    np.testing.assert_array_equal(arr[:], data + 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_refresh_in_a_forked_child_forgets_the_parents_changes_and_sees_the_newest_commit(tmp_path):
+    path = tmp_path / "s"
+    store = atlas.Atlas.create(path)
+    arr = store.create_dataset("d").define_array("a", "int32", None, [8], chunk_shape=[2])
+    arr[:] = np.zeros(8, dtype=np.int32)
+    store.flush()
+    arr[:4] = np.arange(1, 5, dtype=np.int32)  # pending in the parent
+    pid = _fork()
+    if pid == 0:
+        code = 1
+        try:
+            np.testing.assert_array_equal(arr[:4], [1, 2, 3, 4])  # the parent's view, as forked
+            store.refresh()
+            np.testing.assert_array_equal(arr[:], np.zeros(8))
+            code = 0
+        finally:
+            os._exit(code)
+    assert _wait_for(pid) == 0
+    store.flush()  # the parent's changes are still its own to commit
+    np.testing.assert_array_equal(atlas.Atlas.open(path)["d"]["a"][:], [1, 2, 3, 4, 0, 0, 0, 0])
 
 
 def test_refresh_sees_another_handles_flush(tmp_path):

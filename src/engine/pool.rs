@@ -3,7 +3,7 @@
 //! tasks blocked on that lock could occupy every worker and starve the engine's jobs (a
 //! deadlock). A private pool runs only engine jobs, which never take the state lock.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, PoisonError};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
@@ -38,13 +38,25 @@ pub(crate) fn threads() -> usize {
     pool().current_num_threads()
 }
 
-/// The pool, built on first use with one thread per core (`RAYON_NUM_THREADS` overrides).
+/// This process's pool, built on first use with one thread per core (`RAYON_NUM_THREADS`
+/// overrides). A child forked after it started holds the parent's pool but none of its
+/// threads, and a job queued there would wait forever: the pool is kept with the process
+/// that built it, and a child builds its own. The parent's copy is left as it is (never
+/// dropped: its threads are not the child's to stop).
 fn pool() -> &'static ThreadPool {
-    static POOL: OnceLock<ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        ThreadPoolBuilder::new()
-            .thread_name(|i| format!("atlas-engine-{i}"))
-            .build()
-            .expect("the OS can start the engine's threads")
-    })
+    static POOL: Mutex<Option<(u32, &'static ThreadPool)>> = Mutex::new(None);
+    let pid = std::process::id();
+    let mut slot = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+    match *slot {
+        Some((owner, pool)) if owner == pid => pool,
+        _ => {
+            let pool = ThreadPoolBuilder::new()
+                .thread_name(|i| format!("atlas-engine-{i}"))
+                .build()
+                .expect("the OS can start the engine's threads");
+            let pool: &'static ThreadPool = Box::leak(Box::new(pool));
+            *slot = Some((pid, pool));
+            pool
+        }
+    }
 }

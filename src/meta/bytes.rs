@@ -75,10 +75,21 @@ impl Visitor<'_> for BytesVisitor {
         if !v.len().is_multiple_of(2) {
             return Err(E::custom("hex text of odd length"));
         }
-        (0..v.len())
-            .step_by(2)
-            .map(|i| v.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(|| E::custom("bad hex")))
+        v.as_bytes()
+            .chunks_exact(2)
+            .map(|pair| Some(lower_hex_digit(pair[0])? << 4 | lower_hex_digit(pair[1])?))
+            .map(|byte| byte.ok_or_else(|| E::custom("not lowercase hex")))
             .collect()
+    }
+}
+
+/// The value of one lowercase hex digit: the only text the format allows, which also keeps
+/// out what `u8::from_str_radix` would take besides (a `+` sign, capitals).
+fn lower_hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
     }
 }
 
@@ -99,6 +110,8 @@ mod tests {
         let packed = rmp_serde::to_vec_named(&holder).unwrap();
         assert_eq!(rmp_serde::from_slice::<Holder>(&packed).unwrap(), holder);
         assert_eq!(serde_json::from_str::<Holder>(r#"{"bytes":null}"#).unwrap(), Holder { bytes: None });
-        assert!(serde_json::from_str::<Holder>(r#"{"bytes":"abc"}"#).is_err());
+        for bad in ["abc", "+f00", "AB", "0g", "é0"] {
+            assert!(serde_json::from_str::<Holder>(&format!(r#"{{"bytes":"{bad}"}}"#)).is_err(), "{bad}");
+        }
     }
 }

@@ -191,8 +191,10 @@ fn decompress(bytes: &[u8], compression: MetaCompression, max_bytes: u64) -> Res
         MetaCompression::None => return Ok(bytes.to_vec()),
         MetaCompression::Zstd => {
             // A frame that says its size (Atlas's always do) is refused by it before any
-            // decoding; then no frame may ask for a window larger than the limit (zstd would
-            // reserve up to 128 MiB for one otherwise).
+            // decoding; then no frame may ask for a window larger than the limit, nor than
+            // zstd's own default bound of 128 MiB (a frame that does not say its size is
+            // decoded through a window buffer besides the output: a 1 GiB window would
+            // double what the limit allows).
             if let Ok(Some(found)) = zstd::zstd_safe::get_frame_content_size(bytes)
                 && found > max_bytes
             {
@@ -200,7 +202,7 @@ fn decompress(bytes: &[u8], compression: MetaCompression, max_bytes: u64) -> Res
             }
             let corrupt = |e: std::io::Error| MetaDecodeError::Corrupt(format!("zstd: {e}"));
             let mut decoder = zstd::stream::Decoder::new(bytes).map_err(corrupt)?;
-            let window_log = (u64::BITS - max_bytes.saturating_sub(1).leading_zeros()).clamp(10, 31);
+            let window_log = (u64::BITS - max_bytes.saturating_sub(1).leading_zeros()).clamp(10, 27);
             decoder.window_log_max(window_log).map_err(corrupt)?;
             Box::new(decoder)
         }

@@ -4,7 +4,9 @@ use super::file::MAX_META_BYTES;
 use super::schema::MAX_CHUNK_BYTES;
 
 /// Bounds on what reading a store may cost, checked before any allocation they bound. A
-/// file asking for more is refused with `Error::LimitExceeded`. The defaults are the format's
+/// file asking for more is refused with `Error::LimitExceeded`, but for a zstd metadata
+/// frame asking for a window larger than `max_meta_bytes` (or than 128 MiB), which is
+/// `Error::Corrupt`: no metadata file Atlas writes does. The defaults are the format's
 /// maxima; lower them to open untrusted stores cheaply. The struct may gain fields, so it
 /// is built from the defaults:
 ///

@@ -124,9 +124,14 @@ impl Inner {
     }
 
     /// Moves an idle handle to the newest commit. A handle with uncommitted changes holds the
-    /// writer lock, so nothing newer can exist and this is a no-op.
+    /// writer lock, so nothing newer can exist and this is a no-op. A forked child's copy of
+    /// its parent's changes is not its own to keep (nor to commit): it is forgotten, as
+    /// `discard` forgets it, and the child moves to the newest commit.
     pub(crate) fn refresh(&self) -> Result<()> {
         let mut state = self.write();
+        if state.session.as_ref().is_some_and(|session| session.is_inherited()) {
+            self.discard(&mut state);
+        }
         if state.session.is_none() && disk::newest_generation(&self.dir, &self.limits)? != state.meta.generation {
             let loaded = disk::load(&self.dir, &self.limits)?;
             state.meta = loaded.meta;

@@ -331,6 +331,60 @@ fn appends_to_an_array_with_a_trained_dictionary_are_staged_and_sealed_with_it()
 }
 
 #[test]
+fn shuffled_chunks_encoded_from_the_callers_rows_keep_their_codec_stats_and_fallbacks() {
+    // Whole chunks of 25 600 bytes (more than one 16 KiB shuffle piece), each from 64 rows of
+    // the input that are not one contiguous run: smooth, noise (no compressor makes it
+    // smaller, so it is stored as it is), all fill, smooth.
+    let noise = |i: u64| {
+        let x = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        ((x ^ (x >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) >> 32) as u32
+    };
+    let shape = [64, 400];
+    let model = iota(&shape, |i| match (i % 400) / 100 {
+        1 => noise(i as u64),
+        2 => 0,
+        _ => (i / 7 % 1000) as u32 + 1,
+    });
+    let dir = test_dir!();
+    for codec in [Codec::Zstd { level: 3 }, Codec::Lz4, Codec::None] {
+        let path = dir.join(&format!("{codec:?}"));
+        let store =
+            Atlas::create(&path, StoreConfig { codec, shuffle: Shuffle::On, ..StoreConfig::default() }).unwrap();
+        let ds = store.create_dataset("d").unwrap();
+        ds.define_array("a", ArraySpec::new(DType::UInt32, u64s(&shape)).chunk_shape([64, 100])).unwrap();
+        ds.write_array("a", &[0, 0], model.view()).unwrap();
+        store.flush().unwrap();
+
+        let ds = reopen_ds(&path);
+        assert!(ds.read_array::<u32>("a", &[0, 0], &u64s(&shape)).unwrap() == model, "{codec:?} read back");
+        let blocks = store.array_blocks("d", "a").unwrap();
+        let encodings: Vec<_> = blocks.iter().map(|b| (b.codec, b.shuffled, b.is_fill)).collect();
+        let name = match codec {
+            Codec::Zstd { .. } => atlas::BlockCodec::Zstd,
+            Codec::Lz4 => atlas::BlockCodec::Lz4,
+            _ => atlas::BlockCodec::None,
+        };
+        let written = (name, true, false);
+        let raw = if codec == Codec::None { written } else { (atlas::BlockCodec::None, false, false) };
+        assert_eq!(encodings, [written, raw, (written.0, true, true), written], "{codec:?}");
+        for (column, stats) in ds.block_stats("a").unwrap().iter().enumerate() {
+            let values: Vec<u64> = model
+                .slice(s![.., column * 100..(column + 1) * 100])
+                .iter()
+                .map(|&v| u64::from(v))
+                .filter(|&v| v != 0)
+                .collect();
+            assert_eq!((stats.count, stats.sum), (values.len() as u64, values.iter().sum::<u64>() as f64), "{codec:?}");
+            let extreme = |v: Option<&u64>| v.map(|&v| Scalar::from(v));
+            assert_eq!(
+                (stats.min.clone(), stats.max.clone()),
+                (extreme(values.iter().min()), extreme(values.iter().max()))
+            );
+        }
+    }
+}
+
+#[test]
 fn large_shuffled_chunks_encoded_from_the_callers_rows_read_back_with_their_stats() {
     // Chunks of 4 MiB, zstd with shuffle: a chunk whose rows are not one contiguous run of
     // the input is encoded from those rows, never gathered into one buffer. Two bytes and

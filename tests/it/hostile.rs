@@ -903,18 +903,24 @@ fn a_zstd_metadata_frame_asking_for_a_window_past_the_limit_is_corrupt() {
     // The same metadata in a frame of unknown size with a 128 MiB window.
     let file = dir.store().join("atlas.json.zst");
     let plain = zstd::decode_all(std::fs::read(&file).unwrap().as_slice()).unwrap();
-    let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
-    encoder.include_contentsize(false).unwrap();
-    encoder.window_log(27).unwrap();
-    encoder.write_all(&plain).unwrap();
-    std::fs::write(&file, encoder.finish().unwrap()).unwrap();
+    let unsized_frame = |window_log: u32| {
+        let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        encoder.window_log(window_log).unwrap();
+        encoder.write_all(&plain).unwrap();
+        encoder.finish().unwrap()
+    };
+    std::fs::write(&file, unsized_frame(27)).unwrap();
 
     let mut limits = Limits::default();
     limits.max_meta_bytes = 64 << 10;
     let refused = Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits));
     assert_err!(refused, Error::Corrupt { .. });
-    // The default limit (1 GiB) allows the window.
+    // The default limit (1 GiB) allows the window...
     assert_eq!(Atlas::open(dir.store()).unwrap().list_datasets(), ["d"]);
+    // ... but no larger one: its buffer would come on top of the output the limit bounds.
+    std::fs::write(&file, unsized_frame(28)).unwrap();
+    assert_err!(Atlas::open(dir.store()), Error::Corrupt { .. });
     // A frame as Atlas writes it (its size in the header) over a lowered limit is refused
     // by that size, before decoding: over the limit, not corrupt.
     let compressed = zstd::bulk::compress(&plain, 3).unwrap();
