@@ -129,7 +129,7 @@ impl Inner {
     /// `discard` forgets it, and the child moves to the newest commit.
     pub(crate) fn refresh(&self) -> Result<()> {
         let mut state = self.write();
-        if state.session.as_ref().is_some_and(|session| session.is_inherited()) {
+        if state.session.as_ref().is_some_and(WriteSession::is_inherited) {
             self.discard(&mut state);
         }
         if state.session.is_none() && disk::newest_generation(&self.dir, &self.limits)? != state.meta.generation {

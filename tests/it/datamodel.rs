@@ -362,7 +362,7 @@ fn shuffled_chunks_encoded_from_the_callers_rows_keep_their_codec_stats_and_fall
         let name = match codec {
             Codec::Zstd { .. } => atlas::BlockCodec::Zstd,
             Codec::Lz4 => atlas::BlockCodec::Lz4,
-            _ => atlas::BlockCodec::None,
+            Codec::None => atlas::BlockCodec::None,
         };
         let written = (name, true, false);
         let raw = if codec == Codec::None { written } else { (atlas::BlockCodec::None, false, false) };
@@ -376,10 +376,7 @@ fn shuffled_chunks_encoded_from_the_callers_rows_keep_their_codec_stats_and_fall
                 .collect();
             assert_eq!((stats.count, stats.sum), (values.len() as u64, values.iter().sum::<u64>() as f64), "{codec:?}");
             let extreme = |v: Option<&u64>| v.map(|&v| Scalar::from(v));
-            assert_eq!(
-                (stats.min.clone(), stats.max.clone()),
-                (extreme(values.iter().min()), extreme(values.iter().max()))
-            );
+            assert_eq!((stats.min, stats.max), (extreme(values.iter().min()), extreme(values.iter().max())));
         }
     }
 }
