@@ -7,7 +7,7 @@ use super::attrs::{AttrTarget, Attrs};
 use super::config::{ArraySpec, Element, ReadOptions, default_chunk_shape};
 use super::state::{Inner, State};
 use crate::error::{EntityKind, Error, Result};
-use crate::meta::{ArrayMeta, ArrayStats, Attributes, BlockStats, MAX_NDIM, validate_name};
+use crate::meta::{ArrayMeta, ArrayStats, Attributes, BlockStats, DType, MAX_CHUNK_BYTES, MAX_NDIM, validate_name};
 
 /// A handle on one dataset of a store, by name. Cheap to clone. Each call goes to the
 /// dataset of that name at the time of the call: it fails with [`Error::NotFound`] while
@@ -60,6 +60,7 @@ impl Dataset {
             zstd_dictionary: None,
         };
         meta.check().map_err(Error::invalid)?;
+        refuse_unwritable_strings(&meta)?;
         let mut state = self.inner.write();
         let refuse_existing = |state: &State| {
             if state.dataset(&self.name)?.arrays.contains_key(name) {
@@ -219,4 +220,19 @@ impl Dataset {
     pub fn attrs(&self) -> Attrs {
         Attrs::new(self.inner.clone(), AttrTarget::Dataset(self.name.clone()))
     }
+}
+
+/// Refuses a string array whose chunks no block could hold: a block holds one 4-byte
+/// offset more than its chunk has strings, and the schema rule (which stores already on
+/// disk keep to, so it stays as it is) counts only one per string.
+fn refuse_unwritable_strings(meta: &ArrayMeta) -> Result<()> {
+    let offsets_bytes = meta.chunk_elems().saturating_add(1).saturating_mul(4);
+    if meta.dtype != DType::String || offsets_bytes <= MAX_CHUNK_BYTES {
+        return Ok(());
+    }
+    Err(Error::invalid(format!(
+        "chunk_shape {:?} of strings is over the limit: their offsets alone take {offsets_bytes} bytes, over \
+         {MAX_CHUNK_BYTES}",
+        meta.chunk_shape
+    )))
 }

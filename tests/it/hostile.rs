@@ -880,11 +880,15 @@ fn a_commit_over_the_handles_metadata_limit_is_refused_and_the_handle_can_shrink
 }
 
 #[test]
-fn a_string_array_of_the_largest_chunk_the_schema_allows_opens_under_the_default_limits() {
+fn a_string_array_of_the_largest_chunk_a_block_can_hold_opens_under_the_default_limits() {
+    // A string block holds one 4-byte offset more than its chunk has strings: 2^26 - 1
+    // strings is the most whose offsets fit 256 MiB.
     let dir = test_dir!();
     let store = util::create(&dir.store());
-    let spec = ArraySpec::new(DType::String, [1 << 26]).chunk_shape([1 << 26]);
-    store.create_dataset("d").unwrap().define_array("s", spec).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    let spec = |n: u64| ArraySpec::new(DType::String, [n]).chunk_shape([n]);
+    assert_err!(ds.define_array("s", spec(1 << 26)), Error::InvalidArgument { detail } if detail.contains("offsets"));
+    ds.define_array("s", spec((1 << 26) - 1)).unwrap();
     store.flush().unwrap();
     Atlas::open(dir.store()).unwrap();
 }
@@ -937,9 +941,10 @@ fn requests_at_the_api_edges_are_cheap_or_refused_never_a_panic() {
     let mut dir = test_dir!();
     let store = util::create(&dir.store());
     let ds = store.create_dataset("d").unwrap();
-    // Never-written chunks of 2^26 strings (the most a string chunk holds): one string
+    // Never-written chunks of 2^26 - 1 strings (the most a string chunk holds): one string
     // from each of 256 such chunks is read without building their strings.
-    ds.define_array("s", ArraySpec::new(DType::String, [256, 1 << 26]).chunk_shape([1, 1 << 26])).unwrap();
+    let n = (1 << 26) - 1;
+    ds.define_array("s", ArraySpec::new(DType::String, [256, n]).chunk_shape([1, n])).unwrap();
     let (read, largest, took) = largest_allocation_during(&mut dir, || ds.read_strings("s", &[0, 0], &[256, 1]));
     assert_eq!(read.unwrap().len(), 256);
     assert!(largest < LARGE_BYTES && took < QUICK, "{largest} bytes at once, {took:?}");
