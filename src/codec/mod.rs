@@ -150,12 +150,13 @@ pub(crate) fn zstd_content_size(frame: &[u8]) -> Option<usize> {
     ::zstd::zstd_safe::get_frame_content_size(frame).ok().flatten().and_then(|n| usize::try_from(n).ok())
 }
 
-/// Whether `stored` is exactly one whole zstd frame declaring `raw_len` decoded bytes: what a
-/// block must be before a decoder that does not validate its input (nvCOMP) sees it. Reads
-/// only the frame and block headers.
+/// Whether `stored` is exactly one whole zstd frame declaring `raw_len` decoded bytes and
+/// no dictionary: what a block must be before a decoder that does not validate its input
+/// (nvCOMP, which takes no dictionary) sees it. Reads only the frame and block headers.
 #[cfg(feature = "gpu")]
 pub(crate) fn is_one_zstd_frame_of(stored: &[u8], raw_len: usize) -> bool {
     zstd_content_size(stored) == Some(raw_len)
+        && ::zstd::zstd_safe::get_dict_id_from_frame(stored).is_none()
         && ::zstd::zstd_safe::find_frame_compressed_size(stored).is_ok_and(|n| n == stored.len())
 }
 
@@ -406,6 +407,11 @@ mod tests {
         two.extend_from_slice(&frame);
         assert!(!super::is_one_zstd_frame_of(&two, 1000), "trailing bytes");
         assert!(!super::is_one_zstd_frame_of(b"not zstd", 1000));
+        // A frame that names a dictionary (a plain zstd block must not) stays off the GPU.
+        let samples: Vec<Vec<u8>> = (0..200u32).map(|i| format!("record {i} of {}", i % 7).into_bytes()).collect();
+        let dict = ::zstd::dict::from_samples(&samples, 1024).unwrap();
+        let with_dict = ::zstd::bulk::Compressor::with_dictionary(3, &dict).unwrap().compress(&raw).unwrap();
+        assert!(!super::is_one_zstd_frame_of(&with_dict, 1000), "names a dictionary");
     }
 
     const CODECS: [Codec; 4] = [Codec::None, Codec::Lz4, Codec::Zstd { level: 1 }, Codec::Zstd { level: -3 }];

@@ -166,7 +166,12 @@ impl<'r, 'a> Layout<'r, 'a> {
             let fill = |start: Vec<u64>, region: Vec<u64>| Piece::Fill { element: element.clone(), start, region };
             for mut op in plan(&read.ctx.meta.chunk_shape, read.start, read.shape) {
                 op.in_selection.iter_mut().zip(read.at).for_each(|(i, a)| *i += a);
-                let piece = match (read.lookup)(&op.coord).filter(|b| !b.entry().is_fill) {
+                let block = (read.lookup)(&op.coord);
+                if let Some(block) = block {
+                    // As on the CPU: a fill entry of the wrong length is damage too.
+                    check_raw_len(read.ctx, block, chunk_len(read.ctx))?;
+                }
+                let piece = match block.filter(|b| !b.entry().is_fill) {
                     Some(block) => Piece::Chunk { job: layout.block_job(array, block, &mut worker, verify)?, op },
                     None => fill(op.in_selection, op.region),
                 };
@@ -188,9 +193,8 @@ impl<'r, 'a> Layout<'r, 'a> {
 
     fn block_job(&mut self, array: usize, block: BlockRef<'a>, worker: &mut Worker, verify: bool) -> Result<usize> {
         let ctx = self.arrays[array];
-        let chunk_len = usize::try_from(ctx.meta.chunk_bytes()).expect("a chunk fits in memory");
+        let chunk_len = chunk_len(ctx);
         let entry = block.entry();
-        check_raw_len(ctx, block, chunk_len)?;
         let shuffle = entry.encoding.shuffle_elem_bytes.unwrap_or(1);
         let staging = reserve(&mut self.staging_len, chunk_len);
         let stored = stored_bytes(block, &mut worker.stored)?;
@@ -371,4 +375,9 @@ impl<'r, 'a> Layout<'r, 'a> {
         }
         Ok(suspects)
     }
+}
+
+/// Bytes of one raw chunk of the array.
+fn chunk_len(ctx: ArrayCtx<'_>) -> usize {
+    usize::try_from(ctx.meta.chunk_bytes()).expect("a chunk fits in memory")
 }

@@ -8,7 +8,9 @@ use ndarray::ArrayD;
 
 use super::{ArrayHandle, ArraySpec, Atlas, StoreConfig};
 use crate::codec::{BlockEncoding, CodecId, Scratch, decode_block};
-use crate::error::Result;
+use crate::engine::{BlockRef, Slot, SlotRead};
+use crate::error::{Error, Result};
+use crate::fragment::BlockEntry;
 use crate::gpu::layout::{ALIGN, Bases, GpuCodec, Layout, Move, Part, Source};
 use crate::meta::{Codec, DType, Shuffle};
 
@@ -220,4 +222,23 @@ fn reads_across_datasets_lay_out_every_slot() {
         assert!(device == cpu, "across {start:?} {shape:?}: device scatter differs");
         assert!(host == cpu, "across {start:?} {shape:?}: host scatter differs");
     }
+}
+
+#[test]
+fn a_fill_entry_of_the_wrong_raw_length_is_damage_as_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, array, _) = mixed_array(dir.path());
+    let shape = [6, 5, 4];
+    let built = array.with_read_slot(&[0, 0, 0], &shape, (DType::UInt16, |_| true), |slots, _| {
+        let [Slot::Read(read)] = slots else { panic!("one box, one slot") };
+        let Some(BlockRef::Committed { reader, entry }) = (read.lookup)(&[0, 0, 0]) else { panic!("committed") };
+        let bad = BlockEntry { is_fill: true, raw_len_bytes: entry.raw_len_bytes + 2, ..entry.clone() };
+        let lookup = |coord: &[u64]| match coord {
+            [0, 0, 0] => Some(BlockRef::Committed { reader, entry: &bad }),
+            _ => (read.lookup)(coord),
+        };
+        let slot = Slot::Read(SlotRead { lookup: &lookup, ..*read });
+        Layout::build(&[slot], &shape, 2, true).map(|_| ())
+    });
+    assert!(matches!(built, Err(Error::Corrupt { .. })), "{built:?}");
 }
