@@ -3,6 +3,7 @@
 //! tasks blocked on that lock could occupy every worker and starve the engine's jobs (a
 //! deadlock). A private pool runs only engine jobs, which never take the state lock.
 
+use std::cell::Cell;
 use std::sync::{Mutex, PoisonError};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -43,9 +44,30 @@ pub(crate) fn threads() -> usize {
 /// threads, and a job queued there would wait forever: the pool is kept with the process
 /// that built it, and a child builds its own. The parent's copy is left as it is (never
 /// dropped: its threads are not the child's to stop).
+///
+/// Each thread keeps the answer, so the lock is taken once per thread and process, not
+/// on every call: a fork while another thread held it would leave the child's copy locked
+/// for good.
 fn pool() -> &'static ThreadPool {
-    static POOL: Mutex<Option<(u32, &'static ThreadPool)>> = Mutex::new(None);
+    thread_local! {
+        static KNOWN: Cell<Option<(u32, &'static ThreadPool)>> = const { Cell::new(None) };
+    }
     let pid = std::process::id();
+    KNOWN.with(|known| match known.get() {
+        Some((owner, pool)) if owner == pid => pool,
+        _ => {
+            let pool = process_pool(pid);
+            known.set(Some((pid, pool)));
+            pool
+        }
+    })
+}
+
+/// The pool on record, with the process that built it.
+static POOL: Mutex<Option<(u32, &'static ThreadPool)>> = Mutex::new(None);
+
+/// The pool of process `pid`, built if the one on record belongs to another (a parent).
+fn process_pool(pid: u32) -> &'static ThreadPool {
     let mut slot = POOL.lock().unwrap_or_else(PoisonError::into_inner);
     match *slot {
         Some((owner, pool)) if owner == pid => pool,
@@ -58,5 +80,35 @@ fn pool() -> &'static ThreadPool {
             *slot = Some((pid, pool));
             pool
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A fork copies the lock in whatever state another thread left it; a thread that has
+    /// found its pool before must not need the lock again.
+    #[test]
+    fn a_thread_that_found_its_pool_does_not_wait_for_the_lock() {
+        let (ready, is_ready) = mpsc::channel();
+        let (ask, asked) = mpsc::channel::<()>();
+        let (tell, told) = mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let first: *const ThreadPool = pool();
+            ready.send(()).unwrap();
+            asked.recv().unwrap();
+            tell.send(std::ptr::eq(first, pool())).unwrap();
+        });
+        is_ready.recv().unwrap();
+        let held = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+        ask.send(()).unwrap();
+        let same = told.recv_timeout(Duration::from_secs(10));
+        drop(held);
+        assert_eq!(same, Ok(true), "the second call waited for the lock or found another pool");
+        worker.join().unwrap();
     }
 }

@@ -49,7 +49,8 @@ impl fmt::Display for Scalar {
         match self {
             Self::Int(v) => write!(f, "{v}"),
             Self::UInt(v) => write!(f, "{v}"),
-            Self::Float(v) => write!(f, "{v}"),
+            // Debug keeps the point (`0.0`, `1e300`), so a float never reads as an integer.
+            Self::Float(v) => write!(f, "{v:?}"),
         }
     }
 }

@@ -240,6 +240,11 @@ fn schemas_that_do_not_hold_together_are_invalid_arguments() {
         }
         assert!(ds.list_arrays().unwrap().is_empty(), "{why} was defined");
     }
+    // A float fill keeps its point in the message: "0" would read as the one string arrays take.
+    match ds.define_array("a", ArraySpec::new(DType::String, [4]).fill_value(0.0)) {
+        Err(Error::InvalidArgument { detail }) => assert!(detail.contains("fill value 0.0 "), "{detail}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
     // The edges of what is allowed.
     ds.define_array("ok1", ArraySpec::new(DType::Int8, vec![1; 32])).unwrap();
     ds.define_array("ok2", ArraySpec::new(DType::UInt8, [4]).fill_value(255)).unwrap();

@@ -259,7 +259,17 @@ fn scalar_text(value: Option<Scalar>, dtype: DType) -> String {
         Some(Scalar::UInt(v)) if dtype == DType::Bool => (v != 0).to_string(),
         // Widened to f64 in the statistics; printed as the float32 it is.
         Some(Scalar::Float(v)) if dtype == DType::Float32 => (v as f32).to_string(),
+        Some(Scalar::Float(v)) => v.to_string(),
         Some(v) => v.to_string(),
+    }
+}
+
+/// A minimum or maximum as JSON: bools as `true`/`false`, as `cat --json` gives them.
+fn extreme_json(value: Option<Scalar>, dtype: DType) -> Json {
+    match value {
+        Some(Scalar::Int(v)) if dtype == DType::Bool => Json::Bool(v != 0),
+        Some(Scalar::UInt(v)) if dtype == DType::Bool => Json::Bool(v != 0),
+        other => to_json(&other),
     }
 }
 
@@ -294,11 +304,13 @@ pub fn stats(handle: &ArrayHandle, label: &str, blocks: bool, json_out: bool, ou
             "blocks": block_stats.len(),
             "stats": to_json(&stats),
         });
+        doc["stats"]["min"] = extreme_json(stats.min, meta.dtype);
+        doc["stats"]["max"] = extreme_json(stats.max, meta.dtype);
         if blocks {
             doc["block_stats"] = block_stats
                 .iter()
                 .map(|b| {
-                    json!({"coord": b.coord, "count": b.count, "min": to_json(&b.min), "max": to_json(&b.max),
+                    json!({"coord": b.coord, "count": b.count, "min": extreme_json(b.min, meta.dtype), "max": extreme_json(b.max, meta.dtype),
                                  "sum": crate::values::float_json(b.sum)})
                 })
                 .collect();

@@ -270,6 +270,10 @@ fn stats_reports_counts_extremes_and_blocks() {
         let text = stdout_of(atlas().arg("stats").arg(&flags).args([name, "--blocks"]));
         assert!(text.contains(&format!("min     {value}\nmax     {value}\n")), "{text}");
         assert!(text.contains(&format!("\t{value}\t{value}\t")), "{text}");
+        let doc = json_of(atlas().arg("stats").arg(&flags).args([name, "--json", "--blocks"]));
+        let value = serde_json::Value::Bool(value == "true");
+        assert_eq!((&doc["stats"]["min"], &doc["stats"]["max"]), (&value, &value), "{doc}");
+        assert_eq!((&doc["block_stats"][0]["min"], &doc["block_stats"][0]["max"]), (&value, &value), "{doc}");
     }
 }
 
