@@ -116,6 +116,12 @@ pub(crate) fn remove_file(path: &Path) -> Result<()> {
     }
 }
 
+/// Removes the directory `dir` if it is empty.
+pub(crate) fn remove_empty_dir(dir: &Path) -> Result<()> {
+    fault::check(dir, "remove directory")?;
+    fs::remove_dir(dir).map_err(io_err(dir, "remove directory"))
+}
+
 /// Makes the directory entries of `dir` durable (new, renamed and removed names).
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     fault::check(dir, "fsync directory")?;

@@ -25,7 +25,7 @@ pub enum AttrValue {
     /// An ordered list of values.
     List(Vec<AttrValue>),
     /// A map from string keys to values.
-    Map(BTreeMap<String, AttrValue>),
+    Map(#[serde(deserialize_with = "super::unique::unique_keys")] BTreeMap<String, AttrValue>),
 }
 
 impl AttrValue {

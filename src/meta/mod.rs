@@ -12,6 +12,7 @@ mod name;
 mod scalar;
 mod schema;
 mod stats;
+mod unique;
 
 pub use attr::{AttrValue, Attributes};
 pub use codec::{Codec, Shuffle};

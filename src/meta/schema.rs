@@ -15,6 +15,7 @@ use super::dtype::DType;
 use super::name::{validate_attribute_key, validate_name};
 use super::scalar::Scalar;
 use super::stats::ArrayStats;
+use super::unique::unique_keys;
 use crate::error::EntityKind;
 
 /// The format version this build writes, and the newest it reads.
@@ -42,7 +43,9 @@ pub(crate) struct StoreMeta {
     pub shuffle: Shuffle,
     /// The id the next defined array gets; ids are never reused.
     pub next_array_id: u64,
+    #[serde(deserialize_with = "unique_keys")]
     pub attributes: Attributes,
+    #[serde(deserialize_with = "unique_keys")]
     pub datasets: BTreeMap<String, DatasetMeta>,
     /// Committed fragments, oldest first; a later fragment's block wins for a chunk.
     pub fragments: Vec<FragmentMeta>,
@@ -55,7 +58,9 @@ pub(crate) struct StoreMeta {
 /// One dataset of the registry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct DatasetMeta {
+    #[serde(deserialize_with = "unique_keys")]
     pub attributes: Attributes,
+    #[serde(deserialize_with = "unique_keys")]
     pub arrays: BTreeMap<String, ArrayMeta>,
 }
 
@@ -119,6 +124,7 @@ pub struct ArrayMeta {
     /// Shuffle for new blocks, overriding the store's; `None` follows the store.
     pub shuffle: Option<Shuffle>,
     /// The array's attributes.
+    #[serde(deserialize_with = "unique_keys")]
     pub attributes: Attributes,
     /// Statistics as of the last commit that changed the array's blocks or shape; `None`
     /// before its first write. `Dataset::array_stats` gives current ones.

@@ -194,6 +194,14 @@ pub(crate) fn write_meta(
     io::replace_file(dir, name, META_TMP_FILE, &encoded.bytes)
 }
 
+/// Takes back a [`write_meta`] that failed in a store's create: its temporary file and the
+/// empty data directory, so the directory is as empty as the create found it and a retry
+/// can succeed. Best effort: the caller reports the write's error.
+pub(crate) fn undo_create(dir: &Path) {
+    let _ = io::remove_file(&dir.join(META_TMP_FILE));
+    let _ = io::remove_empty_dir(&dir.join(DATA_DIR));
+}
+
 /// After [`write_meta`]: makes the rename durable (directory fsync) and removes metadata
 /// files of other encodings that the commit supersedes.
 pub(crate) fn settle_meta(dir: &Path, encoding: (MetaFormat, MetaCompression)) -> Result<()> {

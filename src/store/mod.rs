@@ -80,7 +80,10 @@ impl Atlas {
         })?;
         let meta = StoreMeta::new(config.codec, config.shuffle);
         let encoding = (config.meta_format, config.meta_compression);
-        disk::write_meta(&dir, &meta, encoding, &crate::meta::Limits::default())?;
+        if let Err(failed) = disk::write_meta(&dir, &meta, encoding, &crate::meta::Limits::default()) {
+            disk::undo_create(&dir);
+            return Err(failed);
+        }
         // Only the rename is made durable: the new directory holds no other metadata file,
         // and removing one (what `settle_meta` does) would need the writer lock, since
         // another process may already have opened the store and committed.

@@ -271,6 +271,36 @@ fn create_fsyncs_the_directory_holding_each_directory_it_makes() {
 }
 
 #[test]
+fn a_create_that_fails_before_its_metadata_is_in_place_leaves_the_directory_empty() {
+    let mut dir = test_dir!();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let failures = dir.while_alone(|| {
+        let mut failures = 0;
+        for fail_at in 0.. {
+            let guard = inject(fail_at, Fault::NoSpace);
+            let created = Atlas::create(&store, atlas::StoreConfig::default());
+            drop(guard);
+            match created {
+                Ok(_) => break,
+                // After the rename the store exists; only its durability is in doubt.
+                Err(Error::Io { op: "fsync directory", .. }) if Atlas::open(&store).is_ok() => {}
+                Err(Error::Io { .. }) => {
+                    let left: Vec<_> = std::fs::read_dir(&store).unwrap().map(|e| e.unwrap().file_name()).collect();
+                    assert!(left.is_empty(), "at {fail_at}: left {left:?}");
+                    failures += 1;
+                }
+                Err(e) => panic!("at {fail_at}: {e}"),
+            }
+            std::fs::remove_dir_all(&store).unwrap();
+            std::fs::create_dir(&store).unwrap();
+        }
+        failures
+    });
+    assert!(failures >= 4, "the data directory and the metadata's create, write, fsync and rename: {failures}");
+}
+
+#[test]
 fn a_write_that_fails_after_training_a_dictionary_leaves_none() {
     let mut dir = test_dir!();
     let store = util::create(&dir.store());

@@ -272,6 +272,55 @@ fn attribute_nesting_beyond_the_limit_is_refused_at_open_in_json_and_msgpack() {
     assert_corrupt(open_and_read(&mut dir, &path, "10000 JSON levels"), "10000 JSON levels");
 }
 
+#[test]
+fn a_key_given_twice_in_json_or_msgpack_metadata_is_refused_at_open() {
+    let mut dir = test_dir!();
+    let path = dir.store();
+    let good = small_store(&path);
+    let int = |v: i64| json!({"type": "int", "value": v});
+    // Each case adds an entry under a capital letter, renamed in the bytes to the lowercase
+    // key beside it: a map no `Value` can hold.
+    for place in ["dataset", "array", "store attribute", "map attribute"] {
+        let mut meta = good.clone();
+        meta.as_object_mut().unwrap().remove("checksum");
+        let key = match place {
+            "dataset" => {
+                meta["datasets"]["D"] = meta["datasets"]["d"].clone();
+                "d"
+            }
+            "array" => {
+                meta["datasets"]["d"]["arrays"]["A"] = meta["datasets"]["d"]["arrays"]["a"].clone();
+                "a"
+            }
+            "store attribute" => {
+                (meta["attributes"]["k"], meta["attributes"]["K"]) = (int(1), int(2));
+                "k"
+            }
+            _ => {
+                meta["attributes"]["m"] = json!({"type": "map", "value": {"x": int(1), "X": int(2)}});
+                "x"
+            }
+        };
+        let twice = |bytes: Vec<u8>, prefix: u8| {
+            let from = [prefix, key.to_ascii_uppercase().as_bytes()[0]];
+            let at: Vec<usize> = bytes.windows(2).enumerate().filter(|(_, w)| *w == from).map(|(i, _)| i).collect();
+            assert_eq!(at.len(), 1, "{place}: the key to rename is found once");
+            let mut bytes = bytes;
+            bytes[at[0] + 1] = key.as_bytes()[0];
+            bytes
+        };
+        std::fs::write(path.join("atlas.json"), twice(serde_json::to_vec(&meta).unwrap(), b'"')).unwrap();
+        assert_corrupt(open_and_read(&mut dir, &path, place), place);
+        std::fs::remove_file(path.join("atlas.json")).unwrap();
+        // In MessagePack a one-letter key is the byte 0xa1 and the letter.
+        std::fs::write(path.join("atlas.msgpack"), twice(rmp_serde::to_vec_named(&meta).unwrap(), 0xa1)).unwrap();
+        assert_corrupt(open_and_read(&mut dir, &path, place), &format!("{place}, msgpack"));
+        std::fs::remove_file(path.join("atlas.msgpack")).unwrap();
+        write_json_meta(&path, &good);
+    }
+    open_and_read(&mut dir, &path, "the untouched store").unwrap();
+}
+
 const ENV_DEEP_STORE: &str = "ATLAS_IT_DEEP_MSGPACK_STORE";
 
 /// Child body: opens the store named by the environment on a thread with the default
