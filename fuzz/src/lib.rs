@@ -272,6 +272,13 @@ pub fn one_array_meta(dtype: &str, elems: u64, len_bytes: u64, dict: Option<&[u8
     )
 }
 
+/// Whether `stored` is one whole zstd frame that declares `raw_len` bytes, as FORMAT.md
+/// says a zstd block is.
+fn is_one_zstd_frame_of(stored: &[u8], raw_len: usize) -> bool {
+    zstd::zstd_safe::get_frame_content_size(stored).ok().flatten() == Some(raw_len as u64)
+        && zstd::zstd_safe::find_frame_compressed_size(stored).is_ok_and(|n| n == stored.len())
+}
+
 /// Decodes a block as docs/FORMAT.md says (codec, then unshuffle), independently of Atlas:
 /// the oracle of `block_decode`. `None` when the stream does not decode to `raw_len` bytes
 /// (or is a dictionary block without a dictionary).
@@ -290,6 +297,7 @@ pub fn reference_decode(
             }
             raw.copy_from_slice(stored);
         }
+        1 if !is_one_zstd_frame_of(stored, raw_len) => return None,
         1 => {
             let mut decompressor = zstd::bulk::Decompressor::new().ok()?;
             if decompressor.decompress_to_buffer(stored, &mut raw[..]).ok()? != raw_len {
@@ -301,6 +309,7 @@ pub fn reference_decode(
                 return None;
             }
         }
+        3 if !is_one_zstd_frame_of(stored, raw_len) => return None,
         3 => {
             let mut decompressor = zstd::bulk::Decompressor::with_dictionary(dict?).ok()?;
             if decompressor.decompress_to_buffer(stored, &mut raw[..]).ok()? != raw_len {

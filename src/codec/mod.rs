@@ -150,14 +150,20 @@ pub(crate) fn zstd_content_size(frame: &[u8]) -> Option<usize> {
     ::zstd::zstd_safe::get_frame_content_size(frame).ok().flatten().and_then(|n| usize::try_from(n).ok())
 }
 
-/// Whether `stored` is exactly one whole zstd frame declaring `raw_len` decoded bytes and
-/// no dictionary: what a block must be before a decoder that does not validate its input
-/// (nvCOMP, which takes no dictionary) sees it. Reads only the frame and block headers.
-#[cfg(feature = "gpu")]
+/// Whether `stored` is exactly one whole zstd frame declaring `raw_len` decoded bytes, as
+/// every zstd block is (docs/FORMAT.md): zstd alone would also decode several frames in a
+/// row, or a frame of unknown size, which the streamed decode of a large shuffled block
+/// refuses. Reads only the frame and block headers.
 pub(crate) fn is_one_zstd_frame_of(stored: &[u8], raw_len: usize) -> bool {
     zstd_content_size(stored) == Some(raw_len)
-        && ::zstd::zstd_safe::get_dict_id_from_frame(stored).is_none()
         && ::zstd::zstd_safe::find_frame_compressed_size(stored).is_ok_and(|n| n == stored.len())
+}
+
+/// [`is_one_zstd_frame_of`], naming no dictionary: what a block must be before a decoder
+/// that does not validate its input (nvCOMP, which takes no dictionary) sees it.
+#[cfg(feature = "gpu")]
+pub(crate) fn is_one_plain_zstd_frame_of(stored: &[u8], raw_len: usize) -> bool {
+    is_one_zstd_frame_of(stored, raw_len) && ::zstd::zstd_safe::get_dict_id_from_frame(stored).is_none()
 }
 
 /// Shuffled blocks from this size on go to zstd piece by piece as they are shuffled, without
@@ -277,8 +283,8 @@ impl<'a> ShuffledStream<'a> {
         lead: &'a mut Vec<u8>,
         scratch: &'a mut Scratch,
     ) -> Result<Self> {
-        if zstd_content_size(stored) != Some(raw_len) {
-            return Err(Error::Codec { codec: "zstd", detail: format!("the frame does not declare {raw_len} bytes") });
+        if !is_one_zstd_frame_of(stored, raw_len) {
+            return Err(zstd::not_one_frame_of(raw_len));
         }
         let n = raw_len / elem_bytes;
         let mut frame = zstd::FrameStream::open(&mut scratch.stream, stored)?;
@@ -411,7 +417,9 @@ mod tests {
         let samples: Vec<Vec<u8>> = (0..200u32).map(|i| format!("record {i} of {}", i % 7).into_bytes()).collect();
         let dict = ::zstd::dict::from_samples(&samples, 1024).unwrap();
         let with_dict = ::zstd::bulk::Compressor::with_dictionary(3, &dict).unwrap().compress(&raw).unwrap();
-        assert!(!super::is_one_zstd_frame_of(&with_dict, 1000), "names a dictionary");
+        assert!(super::is_one_zstd_frame_of(&with_dict, 1000), "a dictionary block is one frame");
+        assert!(!super::is_one_plain_zstd_frame_of(&with_dict, 1000), "names a dictionary");
+        assert!(super::is_one_plain_zstd_frame_of(&frame, 1000));
     }
 
     const CODECS: [Codec; 4] = [Codec::None, Codec::Lz4, Codec::Zstd { level: 1 }, Codec::Zstd { level: -3 }];
@@ -565,6 +573,41 @@ mod tests {
             let mut longer = stored.clone();
             longer.extend_from_slice(&[0; 5]);
             assert!(matches!(read_all(&longer, len), Err(Error::Codec { .. })));
+        }
+    }
+
+    /// zstd alone decodes these to the right length; a block must be one sized frame.
+    fn not_one_sized_frame(plain: &[u8]) -> [(&'static str, Vec<u8>); 3] {
+        let half = plain.len() / 2;
+        let mut two = ::zstd::bulk::compress(&plain[..half], 1).unwrap();
+        two.extend(::zstd::bulk::compress(&plain[half..], 1).unwrap());
+        let mut no_size = ::zstd::bulk::Compressor::new(1).unwrap();
+        no_size.set_parameter(::zstd::zstd_safe::CParameter::ContentSizeFlag(false)).unwrap();
+        let no_size = no_size.compress(plain).unwrap();
+        let mut skippable = vec![0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4];
+        skippable.extend(::zstd::bulk::compress(plain, 1).unwrap());
+        [("two frames", two), ("no content size", no_size), ("a skippable frame first", skippable)]
+    }
+
+    #[test]
+    fn a_zstd_block_that_is_not_one_sized_frame_is_refused_however_it_is_read() {
+        let mut scratch = Scratch::default();
+        let plain = vec![5u8; 64];
+        for (what, stored) in not_one_sized_frame(&plain) {
+            let encoding = BlockEncoding { codec: CodecId::Zstd, shuffle_elem_bytes: None };
+            let decoded = decode_block(&stored, encoding, None, &mut scratch, &mut [0; 64]);
+            assert!(matches!(decoded, Err(Error::Codec { .. })), "{what}: {decoded:?}");
+        }
+        // A large shuffled block, read whole at once or streamed in pieces.
+        let (raw, stored) = streamed_block();
+        let shuffled = ::zstd::bulk::decompress(stored, raw.len()).unwrap();
+        for (what, stored) in not_one_sized_frame(&shuffled) {
+            let encoding = BlockEncoding { codec: CodecId::Zstd, shuffle_elem_bytes: Some(4) };
+            let decoded = decode_block(&stored, encoding, None, &mut scratch, &mut vec![0; raw.len()]);
+            assert!(matches!(decoded, Err(Error::Codec { .. })), "{what}, whole: {decoded:?}");
+            let (mut lead, mut stream_scratch) = (Vec::new(), Scratch::default());
+            let opened = ShuffledStream::open(&stored, 4, raw.len(), &mut lead, &mut stream_scratch);
+            assert!(matches!(opened, Err(Error::Codec { .. })), "{what}, streamed");
         }
     }
 

@@ -187,9 +187,17 @@ fn stream_err(code: usize) -> Error {
     Error::Codec { codec: "zstd", detail: zstd::zstd_safe::get_error_name(code).into() }
 }
 
+/// The error for a block that is not one zstd frame declaring `raw_len` bytes.
+pub(super) fn not_one_frame_of(raw_len: usize) -> Error {
+    frame_err(&format!("the block is not one frame declaring {raw_len} bytes"))
+}
+
 /// Decodes one frame (written with `dict`, if any) into `out`, which must be exactly its
 /// content size.
 pub(super) fn decompress(stored: &[u8], dict: Option<&ZstdDict>, out: &mut [u8]) -> Result<()> {
+    if !super::is_one_zstd_frame_of(stored, out.len()) {
+        return Err(not_one_frame_of(out.len()));
+    }
     let wanted = dict.map_or(0, ZstdDict::key);
     DECOMPRESSOR.with_borrow_mut(|slot| {
         if slot.as_ref().is_none_or(|(have, _)| *have != wanted) {

@@ -8,7 +8,7 @@ use std::ops::Range;
 use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
 
-use crate::codec::{CodecId, is_one_zstd_frame_of};
+use crate::codec::{CodecId, is_one_plain_zstd_frame_of};
 use crate::engine::{
     ArrayCtx, BlockRef, BoxCopy, ChunkOp, Place, Slot, Worker, box_copy, check_raw_len, corrupt_chunk, decode_chunk,
     fill_with, outside, plan, run_on_pool, stored_bytes,
@@ -201,7 +201,7 @@ impl<'r, 'a> Layout<'r, 'a> {
         let codec = match entry.encoding.codec {
             // nvCOMP does not validate its input: a zstd block whose frame does not match the
             // index (damaged) never goes to the GPU; the CPU decode below reports it.
-            CodecId::Zstd if is_one_zstd_frame_of(stored, chunk_len) => Some(GpuCodec::Zstd),
+            CodecId::Zstd if is_one_plain_zstd_frame_of(stored, chunk_len) => Some(GpuCodec::Zstd),
             CodecId::Lz4 => Some(GpuCodec::Lz4),
             CodecId::None => None,
             CodecId::Zstd | CodecId::ZstdDict => {
