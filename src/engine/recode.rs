@@ -43,8 +43,9 @@ fn recode(
     let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
     let mut stored = Stored::from(Vec::new());
     if !entry.is_fill {
+        let len = raw_len(ctx, block)?;
         let mut raw = std::mem::take(&mut worker.chunk);
-        raw.resize(raw_len(ctx, block)?, 0);
+        raw.resize(len, 0);
         let mut encoded = worker.scratch.block_buffer();
         let recoded = decode_chunk(ctx, block, worker, &mut raw, true).and_then(|()| {
             encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, &mut worker.scratch, &mut encoded)
