@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use atlas::{Atlas, Codec, Error};
+use atlas::{ArrayMeta, Atlas, Codec, DType, Error};
 use indicatif::ProgressBar;
 
 /// The live blocks of one array, summed.
@@ -52,6 +52,20 @@ pub fn block_summary(store: &Atlas, dataset: &str, array: &str) -> Result<BlockS
         *summary.by_codec.entry(key).or_default() += 1;
     }
     Ok(summary)
+}
+
+/// Memory one value of `dataset/array` takes once read, for sizing read slabs: its dtype's
+/// size, or for strings a `String` and its heap block (40 bytes) plus the most text per value
+/// any written chunk holds (its block's length over its values), so a slab of long strings
+/// stays near its bound.
+pub fn value_bytes(store: &Atlas, dataset: &str, array: &str, meta: &ArrayMeta) -> Result<u64> {
+    if meta.dtype != DType::String {
+        return Ok(meta.dtype.size_bytes() as u64);
+    }
+    let chunk_values = meta.chunk_shape.iter().product::<u64>().max(1);
+    let blocks = store.array_blocks(dataset, array)?;
+    let text = blocks.iter().filter(|b| !b.is_fill).map(|b| b.raw_bytes.div_ceil(chunk_values)).max().unwrap_or(0);
+    Ok(40 + text)
 }
 
 /// The store's files on disk.

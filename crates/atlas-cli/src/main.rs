@@ -103,8 +103,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print an array's values: one row of the last axis per line (timestamps as ISO 8601),
-    /// each plane of a 3-d or larger selection under its index in the array (`[2, :, :]`).
+    /// Print an array's values: one row of the last axis per line (one value per line for 1-d;
+    /// timestamps as ISO 8601), each plane of a 3-d or larger selection under its index in the
+    /// array (`[2, :, :]`).
     Cat {
         /// The store directory.
         store: PathBuf,
@@ -383,13 +384,16 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             report::attrs(&attributes, json, out)?;
         }
         Command::Cat { store, array, slice, json, slab_bytes } => {
-            let handle = open_array(&open_store(&store)?, &array)?;
-            let shape = handle.meta()?.shape;
+            let store = open_store(&store)?;
+            let handle = open_array(&store, &array)?;
+            let meta = handle.meta()?;
+            let shape = &meta.shape;
             let sel = match &slice {
-                Some(spec) => spec.resolve(&shape).with_context(|| format!("--slice {spec} on {array} {shape:?}"))?,
-                None => Selection::all(&shape),
+                Some(spec) => spec.resolve(shape).with_context(|| format!("--slice {spec} on {array} {shape:?}"))?,
+                None => Selection::all(shape),
             };
-            report::cat(&handle, &sel, json, slab_bytes, out)?;
+            let value_bytes = inspect::value_bytes(&store, &array.dataset, &array.array, &meta)?;
+            report::cat(&handle, &sel, json, report::SlabSize { bytes: slab_bytes, value_bytes }, out)?;
         }
         Command::Verify { store, json } => return verify(&store, json, quiet, out),
         Command::ConvertMeta { store, format, compression } => convert_meta(&store, format, compression, quiet, out)?,
@@ -551,11 +555,12 @@ fn write_verify_report(path: &Path, report: &VerifyReport, json_out: bool, out: 
             .bad_blocks
             .iter()
             .map(|b| {
-                json!({"array": b.array, "coord": b.coord, "file": b.path, "offset": b.offset_bytes,
+                json!({"array": b.array, "coord": b.coord, "file": b.path.to_string_lossy(), "offset": b.offset_bytes,
                        "kind": b.kind, "detail": b.detail})
             })
             .collect();
-        let doc = json!({"store": path, "ok": bad.is_empty(), "array_count": report.arrays,
+        // Paths as text (JSON has no other kind), a byte that is not UTF-8 as U+FFFD.
+        let doc = json!({"store": path.to_string_lossy(), "ok": bad.is_empty(), "array_count": report.arrays,
                          "blocks_checked": report.blocks_checked, "bad_blocks": bad});
         writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
         return Ok(());

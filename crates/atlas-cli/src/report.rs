@@ -3,9 +3,9 @@
 
 use std::io::Write;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 use atlas::{ArrayHandle, ArrayMeta, Atlas, AttrValue, Attributes, Codec, DType, Dataset, Scalar};
-use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
+use ndarray::{ArrayD, ArrayViewD, Axis, Slice};
 use serde_json::{Value as Json, json};
 
 use crate::inspect::{self, BlockSummary};
@@ -130,7 +130,7 @@ fn info_json(store: &Atlas, facts: &StoreFacts<'_>, out: &mut dyn Write) -> Resu
         })
         .collect();
     let doc = json!({
-        "store": store.path(),
+        "store": store.path().to_string_lossy(),
         "meta_file": facts.meta_file,
         "meta_format": format,
         "meta_compression": compression,
@@ -214,7 +214,7 @@ pub fn ls(store: &Atlas, dataset: Option<&Dataset>, json_out: bool, out: &mut dy
             let rows: Vec<Json> = rows.iter().map(|(name, n)| json!({"name": name, "array_count": n})).collect();
             writeln!(out, "{}", serde_json::to_string_pretty(&json!({ "datasets": rows }))?)?;
         } else {
-            let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+            let width = rows.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0);
             for (name, n) in rows {
                 writeln!(out, "{name:width$}  {n} {}", if n == 1 { "array" } else { "arrays" })?;
             }
@@ -235,7 +235,7 @@ pub fn ls(store: &Atlas, dataset: Option<&Dataset>, json_out: bool, out: &mut dy
             .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&json!({"dataset": dataset.name(), "arrays": rows}))?)?;
     } else {
-        let width = rows.iter().map(|(_, n)| n.len()).max().unwrap_or(0);
+        let width = rows.iter().map(|(_, n)| n.chars().count()).max().unwrap_or(0);
         for (meta, name) in rows {
             writeln!(
                 out,
@@ -382,7 +382,7 @@ pub fn attrs(attributes: &Attributes, json_out: bool, out: &mut dyn Write) -> Re
         writeln!(out, "{}", serde_json::to_string_pretty(&to_json(attributes))?)?;
         return Ok(());
     }
-    let width = attributes.keys().map(String::len).max().unwrap_or(0);
+    let width = attributes.keys().map(|k| k.chars().count()).max().unwrap_or(0);
     for (key, value) in attributes {
         writeln!(out, "{key:width$}  {:9} {}", attr_type(value), attr_text(value))?;
     }
@@ -392,10 +392,19 @@ pub fn attrs(attributes: &Attributes, json_out: bool, out: &mut dyn Write) -> Re
 /// `atlas cat`: the selected values, as text (one row of the last axis per line, planes of
 /// 3-d and higher selections under a header of their index in the array) or as nested
 /// JSON arrays.
-pub fn cat(handle: &ArrayHandle, sel: &Selection, json_out: bool, slab_bytes: u64, out: &mut dyn Write) -> Result<()> {
+pub fn cat(handle: &ArrayHandle, sel: &Selection, json_out: bool, slabs: SlabSize, out: &mut dyn Write) -> Result<()> {
     let meta = handle.meta()?;
-    dispatch!(meta.dtype, |T| cat_typed::<T>(handle, &meta, sel, json_out, slab_bytes, out),
-        string => cat_typed::<String>(handle, &meta, sel, json_out, slab_bytes, out))
+    dispatch!(meta.dtype, |T| cat_typed::<T>(handle, &meta, sel, json_out, slabs, out),
+        string => cat_typed::<String>(handle, &meta, sel, json_out, slabs, out))
+}
+
+/// How `cat` cuts its reads.
+#[derive(Debug, Clone, Copy)]
+pub struct SlabSize {
+    /// The memory a slab may take.
+    pub bytes: u64,
+    /// The memory one value takes once read (`inspect::value_bytes`).
+    pub value_bytes: u64,
 }
 
 fn cat_typed<T: Cell>(
@@ -403,13 +412,17 @@ fn cat_typed<T: Cell>(
     meta: &ArrayMeta,
     sel: &Selection,
     json_out: bool,
-    slab_bytes: u64,
+    slabs: SlabSize,
     out: &mut dyn Write,
 ) -> Result<()> {
     let out_shape = sel.out_shape();
     // Slabs need an output axis to cut; a selection without one (a 0-d array, or every axis
     // picked by an index) or with no element is read whole.
     let slabbed = sel.keep.contains(&true) && !out_shape.contains(&0);
+    if json_out && out_shape.contains(&0) {
+        write_empty_json(&out_shape, out)?;
+        return Ok(writeln!(out)?);
+    }
     if json_out && !slabbed {
         let values = read_selection::<T>(handle, sel, &sel.start, &sel.extent)?;
         writeln!(out, "{}", nested_json(&values.view()))?;
@@ -419,7 +432,7 @@ fn cat_typed<T: Cell>(
         // The outer list written element by element, a slab at a time.
         let mut first = true;
         write!(out, "[")?;
-        for_each_slab::<T>(handle, meta, sel, slab_bytes, &mut |values| {
+        for_each_slab::<T>(handle, sel, slabs, &mut |values| {
             for sub in values.outer_iter() {
                 write!(out, "{}{}", if first { "" } else { "," }, nested_json(&sub))?;
                 first = false;
@@ -438,7 +451,22 @@ fn cat_typed<T: Cell>(
         return Ok(());
     }
     let mut printer = Printer { dtype: meta.dtype, sel, rows_done: 0 };
-    for_each_slab::<T>(handle, meta, sel, slab_bytes, &mut |values| printer.print(&values.view(), out))
+    for_each_slab::<T>(handle, sel, slabs, &mut |values| printer.print(&values.view(), out))
+}
+
+/// Nested JSON lists of `shape`, which holds a zero: written as they go, never built (the
+/// axes before the zero may be as long as any).
+fn write_empty_json(shape: &[usize], out: &mut dyn Write) -> Result<()> {
+    write!(out, "[")?;
+    if let [len, inner @ ..] = shape
+        && !inner.is_empty()
+    {
+        for i in 0..*len {
+            write!(out, "{}", if i == 0 { "" } else { "," })?;
+            write_empty_json(inner, out)?;
+        }
+    }
+    Ok(write!(out, "]")?)
 }
 
 /// The most slabs (of at least the default size) one row of a `cat` selection may take.
@@ -449,15 +477,13 @@ const MAX_ROW_SLABS: u64 = 16;
 /// whole number of steps, so every slab starts on a selected row.
 fn for_each_slab<T: Cell>(
     handle: &ArrayHandle,
-    meta: &ArrayMeta,
     sel: &Selection,
-    slab_bytes: u64,
+    slabs: SlabSize,
     f: &mut dyn FnMut(ArrayD<T>) -> Result<()>,
 ) -> Result<()> {
     let axis = sel.keep.iter().position(|&kept| kept).unwrap_or(0);
-    // Strings are counted at 16 bytes each, as Atlas's default chunk shape counts them.
-    let elem_bytes = if meta.dtype == DType::String { 16 } else { meta.dtype.size_bytes() as u64 };
-    let row_bytes = sel.extent[axis + 1..].iter().fold(elem_bytes, |acc, &n| acc.saturating_mul(n));
+    let slab_bytes = slabs.bytes;
+    let row_bytes = sel.extent[axis + 1..].iter().fold(slabs.value_bytes, |acc, &n| acc.saturating_mul(n));
     // A slab is at least one row: past a bound, a row (of a huge or hostile shape) is refused
     // rather than read whole.
     let max_row_bytes = slab_bytes.max(crate::transfer::DEFAULT_SLAB_BYTES).saturating_mul(MAX_ROW_SLABS);
@@ -483,26 +509,20 @@ fn for_each_slab<T: Cell>(
     Ok(())
 }
 
-/// Reads the box `start .. start + extent` (a part of `sel`'s box), applies the steps and
-/// drops the picked axes.
+/// Reads the box `start .. start + extent` (a part of `sel`'s box, no extent zero), applies
+/// the steps and drops the picked axes.
 fn read_selection<T: Cell>(handle: &ArrayHandle, sel: &Selection, start: &[u64], extent: &[u64]) -> Result<ArrayD<T>> {
-    let boxed = if extent.contains(&0) {
-        let dims: Vec<usize> = extent.iter().map(|&n| n as usize).collect();
-        ArrayD::from_shape_vec(IxDyn(&dims), Vec::new())
-            .map_err(|_| anyhow!("an empty selection of shape {extent:?} is too large to print"))?
-    } else {
-        T::read(handle, start, extent)?
-    };
-    let stepped = boxed.slice_each_axis(|ax| {
+    let mut values = T::read(handle, start, extent)?;
+    // In place: the values stay where they were read, with no copy beside them.
+    values.slice_each_axis_inplace(|ax| {
         Slice::new(0, None, isize::try_from(sel.step[ax.axis.index()]).expect("a step within its axis"))
     });
-    let mut view = stepped;
     for axis in (0..sel.keep.len()).rev() {
         if !sel.keep[axis] {
-            view = view.index_axis_move(Axis(axis), 0);
+            values = values.index_axis_move(Axis(axis), 0);
         }
     }
-    Ok(view.to_owned())
+    Ok(values)
 }
 
 /// Prints rows of the last axis, one per line; for 3 or more output axes, each 2-d plane
@@ -583,4 +603,36 @@ fn nested_json<T: Cell>(values: &ArrayViewD<'_, T>) -> Json {
         return values.first().expect("a 0-d array has one value").json();
     }
     Json::Array(values.outer_iter().map(|sub| nested_json(&sub)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use atlas::{ArraySpec, StoreConfig};
+    use ndarray::Array1;
+
+    use super::*;
+
+    #[test]
+    fn string_slabs_are_sized_by_the_text_they_hold() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let store = Atlas::create(dir.path().join("s.atlas"), StoreConfig::default()).unwrap();
+        let ds = store.create_dataset("d").unwrap();
+        let handle = ds.define_array("logs", ArraySpec::new(DType::String, [64]).chunk_shape([16])).unwrap();
+        let text: Vec<String> = (0..64).map(|i| format!("{i:04}").repeat(256)).collect();
+        handle.write_strings(&[0], Array1::from(text.clone()).view()).unwrap();
+        let meta = handle.meta().unwrap();
+        let value_bytes = crate::inspect::value_bytes(&store, "d", "logs", &meta).unwrap();
+        assert!((1064..1200).contains(&value_bytes), "a String, its heap block and 1 KiB of text: {value_bytes}");
+        // 4 KiB slabs hold 3 of them (16 if counted as bare `String`s), and give back every value.
+        let slabs = SlabSize { bytes: 4096, value_bytes };
+        let (mut sizes, mut back) = (Vec::new(), Vec::new());
+        for_each_slab::<String>(&handle, &Selection::all(&meta.shape), slabs, &mut |values| {
+            sizes.push(values.len());
+            back.extend(values);
+            Ok(())
+        })
+        .unwrap();
+        assert!(sizes.iter().all(|&n| n == 3 || n == 1), "{sizes:?}");
+        assert_eq!(back, text);
+    }
 }

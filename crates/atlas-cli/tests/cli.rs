@@ -221,6 +221,14 @@ fn ls_lists_datasets_then_one_datasets_arrays() {
     assert_eq!(doc["arrays"][3]["name"], "when");
     assert_eq!(doc["arrays"][3]["dtype"], "timestamp");
     atlas().arg("ls").arg(&store).arg("nope").assert().code(1).stderr(contains("dataset not found: nope"));
+    // Columns line up by characters, not bytes: `é` is two bytes.
+    let opened = Atlas::open(&store).unwrap();
+    opened.create_dataset("données").unwrap().attrs().set("clé", 1).unwrap();
+    opened.flush().unwrap();
+    let text = stdout_of(atlas().arg("ls").arg(&store));
+    assert_eq!(text, "données  0 arrays\nempty    0 arrays\nrun42    4 arrays\n");
+    let text = stdout_of(atlas().arg("attrs").arg(&store).arg("données"));
+    assert_eq!(text, "clé  int       1\n");
 }
 
 #[test]
@@ -499,6 +507,21 @@ fn verify_reports_a_missing_fragment_file_as_damage() {
 }
 
 #[test]
+fn json_reports_give_a_path_that_is_not_utf8_as_text() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join(std::ffi::OsStr::from_bytes(b"s\xff.atlas"));
+    std::fs::rename(sample_store(&dir), &store).unwrap();
+    let doc = json_of(atlas().arg("info").arg(&store).arg("--json"));
+    assert!(doc["store"].as_str().unwrap().ends_with("s\u{fffd}.atlas"), "{doc}");
+    assert_eq!(json_of(atlas().arg("verify").arg(&store).arg("--json"))["ok"], true);
+    std::fs::remove_file(fragments(&store).remove(0)).unwrap();
+    let assert = atlas().arg("verify").arg(&store).arg("--json").assert().code(3);
+    let doc: Json = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    assert!(doc["bad_blocks"][0]["file"].as_str().unwrap().contains("s\u{fffd}.atlas/data/"), "{doc}");
+}
+
+#[test]
 fn verify_reports_a_damaged_fragment_index_naming_the_file() {
     let dir = TempDir::new().unwrap();
     let store = sample_store(&dir);
@@ -726,6 +749,14 @@ fn zero_dimensional_and_empty_arrays_round_trip() {
     }
     assert_eq!(stdout_of(atlas().arg("cat").arg(&store).arg("d/scalar")), "-7\n");
     assert_eq!(stdout_of(atlas().arg("cat").arg(&store).arg("d/empty")), "");
+    assert_eq!(stdout_of(atlas().arg("cat").arg(&store).args(["d/empty", "--json"])), "[]\n");
+    // Empty, with axes too long for any array in memory; and empty after a first axis.
+    let ds = Atlas::open(&store).unwrap().open_dataset("d").unwrap();
+    ds.define_array("vast", ArraySpec::new(DType::UInt8, [0, 1 << 32, 1 << 32]).chunk_shape([1, 1, 1])).unwrap();
+    ds.define_array("rows", ArraySpec::new(DType::UInt8, [2, 0])).unwrap();
+    drop(ds);
+    assert_eq!(stdout_of(atlas().arg("cat").arg(&store).args(["d/vast", "--json"])), "[]\n");
+    assert_eq!(stdout_of(atlas().arg("cat").arg(&store).args(["d/rows", "--json"])), "[[],[]]\n");
 }
 
 #[test]
