@@ -348,9 +348,7 @@ class Array:
     def set_codec(self, codec: Optional[str], shuffle: Any = None) -> None:
         """Gives the array its own codec for new blocks (`None`: follow the store's);
         `shuffle` (`"on"`, `"off"`, `"auto"`, or a bool) likewise when given."""
-        self._native.set_codec(codec)
-        if shuffle is not None:
-            self._native.set_shuffle(shuffle_arg(shuffle))
+        self._native.set_codec(codec, shuffle_arg(shuffle))
 
     def recompress(self, codec: str = "zstd", shuffle: Any = "auto") -> None:
         """Re-encodes every block with `codec` and makes it the array's own codec."""

@@ -225,9 +225,7 @@ class Atlas:
     def set_codec(self, codec: str, shuffle: Any = None) -> None:
         """The codec (and, when given, shuffle) for new blocks of arrays without their own.
         Blocks already written keep theirs; every read decodes each block with its own."""
-        self._native.set_codec(codec)
-        if shuffle is not None:
-            self._native.set_shuffle(shuffle_arg(shuffle))
+        self._native.set_codec(codec, shuffle_arg(shuffle))
 
     def recompress(self, codec: str = "zstd", shuffle: Any = "auto") -> None:
         """Re-encodes every block of every array with `codec` and makes it the default."""
@@ -287,7 +285,7 @@ class Atlas:
         if not found:
             return out
         shapes = {a.shape for _, a in found}
-        dtype = found[0][1].atlas_dtype
+        dtypes = {a.atlas_dtype for _, a in found}
         first = found[0][1]
         box_start = _ints(start) or [0] * first.ndim
         box_shape = _ints(shape) if shape is not None else [n - s for n, s in zip(first.shape, box_start)]
@@ -298,7 +296,8 @@ class Atlas:
             and all(s + n <= e for s, n, e in zip(box_start, box_shape, a.shape))
             for _, a in found
         )
-        if dtype != "string" and inside and (shape is not None or (start is None and len(shapes) == 1)):
+        # The stacked read takes one numeric dtype; strings and mixed dtypes are read one by one.
+        if len(dtypes) == 1 and "string" not in dtypes and inside and (shape is not None or (start is None and len(shapes) == 1)):
             stacked = self._native.read_across_stacked(array, [names[i] for i, _ in found], box_start, box_shape)
             for row, (i, _) in enumerate(found):
                 out[i] = stacked[row]
@@ -446,6 +445,8 @@ class DatasetView:
         """
         atlas_dtype = dtype_name(dtype)
         if atlas_dtype == "timestamp" and fill_value is not None:
+            if isinstance(fill_value, int) and not -(2**63) <= fill_value < 2**63:
+                raise InvalidArgumentError(f"fill value {fill_value} is out of range for timestamp (int64 nanoseconds)")
             # A datetime, a date or an ISO string, as an assignment takes them.
             fill_value = timestamps(fill_value, f"{self.name}/{name}")[()]
         native = self._native.define_array(

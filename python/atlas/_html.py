@@ -46,9 +46,10 @@ def _shape(t: Any) -> str:
     return escape(" x ".join(str(n) for n in t) if t else "scalar")
 
 
-def _array_rows(arrays: list[Any], with_dataset: bool) -> str:
+def _array_rows(arrays: list[Any], total: int, with_dataset: bool) -> str:
+    """A row for each of `arrays` (at most MAX_ROWS of them), then how many of `total` are not shown."""
     rows = []
-    for arr in arrays[:MAX_ROWS]:
+    for arr in arrays:
         meta, storage = arr.meta, arr.storage  # each walks the array's block index: once
         first = f"<td>{escape(arr.dataset)}</td>" if with_dataset else ""
         rows.append(
@@ -57,7 +58,7 @@ def _array_rows(arrays: list[Any], with_dataset: bool) -> str:
             f"<td>{escape(', '.join(meta['dims']))}</td><td>{escape(_codecs(storage, meta))}</td>"
             f"<td class='num'>{human_bytes(arr.nbytes)}</td><td class='num'>{_stored(storage)}</td></tr>"
         )
-    more = len(arrays) - MAX_ROWS
+    more = total - len(arrays)
     if more > 0:
         cols = 9 if with_dataset else 8
         rows.append(f"<tr><td colspan='{cols}' class='muted'>... {more} more arrays</td></tr>")
@@ -99,30 +100,29 @@ def _short(text: str, limit: int = 120) -> str:
 
 def store_html(store: Any) -> str:
     names = store.list_datasets()
-    arrays = []
+    arrays: list[Any] = []
+    total = 0
     for name in names:
         view = store.open_dataset(name)
-        for array in view.list_arrays():
-            arrays.append(view[array])
-            if len(arrays) > MAX_ROWS:
-                break
-        if len(arrays) > MAX_ROWS:
-            break
+        listed = view.list_arrays()
+        total += len(listed)
+        arrays.extend(view[array] for array in listed[: MAX_ROWS - len(arrays)])
     raw = sum(a.nbytes or 0 for a in arrays)
     header = (
         f"<b>atlas.Atlas</b> <code>{escape(store.path)}</code><br>"
         f"{len(names)} datasets &middot; codec {escape(store.codec)} &middot; metadata "
         f"<code>{escape(store.meta_file_name)}</code> &middot; {human_bytes(store_bytes(store.path))} on disk"
-        + (f" &middot; {human_bytes(raw)} raw" if len(arrays) <= MAX_ROWS else "")
+        + (f" &middot; {human_bytes(raw)} raw" if total == len(arrays) else "")
         + (" &middot; <i>unflushed changes</i>" if store.has_pending_changes else "")
     )
-    return f"<div class='atlas-repr'>{_STYLE}{header}{_array_rows(arrays, True)}{_attrs_table(store.attributes())}</div>"
+    return f"<div class='atlas-repr'>{_STYLE}{header}{_array_rows(arrays, total, True)}{_attrs_table(store.attributes())}</div>"
 
 
 def dataset_html(view: Any) -> str:
-    arrays = [view[name] for name in view.list_arrays()[: MAX_ROWS + 1]]
+    listed = view.list_arrays()
+    arrays = [view[name] for name in listed[:MAX_ROWS]]
     header = f"<b>atlas.DatasetView</b> <code>{escape(view.name)}</code> &middot; {len(view)} arrays"
-    return f"<div class='atlas-repr'>{_STYLE}{header}{_array_rows(arrays, False)}{_attrs_table(view.attributes())}</div>"
+    return f"<div class='atlas-repr'>{_STYLE}{header}{_array_rows(arrays, len(listed), False)}{_attrs_table(view.attributes())}</div>"
 
 
 def array_html(arr: Any) -> str:

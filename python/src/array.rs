@@ -166,17 +166,16 @@ impl Array {
         Ok(list)
     }
 
-    /// Gives the array its own codec for new blocks; `None` follows the store's.
-    #[pyo3(signature = (codec))]
-    fn set_codec(&self, py: Python<'_>, codec: Option<&str>) -> PyResult<()> {
-        let codec = codec.map(parse_codec).transpose()?;
-        py.detach(|| self.inner.set_codec(codec)).py_err()
-    }
-
-    #[pyo3(signature = (shuffle))]
-    fn set_shuffle(&self, py: Python<'_>, shuffle: Option<&str>) -> PyResult<()> {
-        let shuffle = shuffle.map(parse_shuffle).transpose()?;
-        py.detach(|| self.inner.set_shuffle(shuffle)).py_err()
+    /// Gives the array its own codec for new blocks (`None` follows the store's), and its
+    /// own shuffle when one is given; both are parsed before either changes.
+    #[pyo3(signature = (codec, shuffle=None))]
+    fn set_codec(&self, py: Python<'_>, codec: Option<&str>, shuffle: Option<&str>) -> PyResult<()> {
+        let (codec, shuffle) = (codec.map(parse_codec).transpose()?, shuffle.map(parse_shuffle).transpose()?);
+        py.detach(|| {
+            self.inner.set_codec(codec)?;
+            shuffle.map_or(Ok(()), |shuffle| self.inner.set_shuffle(Some(shuffle)))
+        })
+        .py_err()
     }
 
     /// Re-encodes every block of this array and makes `codec`/`shuffle` its own settings.

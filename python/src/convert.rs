@@ -243,28 +243,40 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
     if let Some((lo, hi)) = int_range {
         let v: i128 = match value.extract::<i128>() {
             Ok(v) => v,
+            Err(_) if value.is_instance_of::<PyInt>() => return out_of_range(value, dtype),
             Err(_) => {
                 return err(Kind::DTypeMismatch, format!("attribute of dtype {dtype} needs an int, got {value:?}"));
             }
         };
         if v < lo || v > hi {
-            return err(Kind::InvalidArgument, format!("attribute value {v} is out of range for {dtype}"));
+            return out_of_range(value, dtype);
         }
         return Ok(AttrValue::Int(v as i64));
     }
-    let float = || {
-        value
-            .extract::<f64>()
-            .or_else(|_| err(Kind::DTypeMismatch, format!("attribute of dtype {dtype} needs a number, got {value:?}")))
+    let float = || match value.extract::<f64>() {
+        Ok(v) => Ok(v),
+        // An int past the largest float is a number out of range, not the wrong type.
+        Err(_) if value.is_instance_of::<PyInt>() => out_of_range(value, dtype),
+        Err(_) => err(Kind::DTypeMismatch, format!("attribute of dtype {dtype} needs a number, got {value:?}")),
     };
     match lower.as_str() {
-        "float32" | "f4" => Ok(AttrValue::Float(f64::from(float()? as f32))),
+        "float32" | "f4" => {
+            let wide = float()?;
+            #[allow(clippy::cast_possible_truncation)] // narrowing is the intent; overflow is refused
+            let narrow = wide as f32;
+            if wide.is_finite() && !narrow.is_finite() {
+                return out_of_range(value, dtype);
+            }
+            Ok(AttrValue::Float(f64::from(narrow)))
+        }
         "float64" | "f8" | "float" => Ok(AttrValue::Float(float()?)),
         // A string is refused rather than judged by truthiness ("false" would be True).
         "bool" if value.is_instance_of::<PyString>() => {
             err(Kind::InvalidArgument, format!("a bool attribute takes True or False, not the string {value}"))
         }
         "bool" => Ok(AttrValue::Bool(value.is_truthy()?)),
+        // Bytes as the UTF-8 text they hold, as without a dtype; not their repr.
+        "string" | "str" if value.is_instance_of::<PyBytes>() => attr_inferred(value, 0),
         "string" | "str" => Ok(AttrValue::String(value.str()?.to_cow()?.into_owned())),
         "timestamp" | "timestamp_ns" | "timestamp_nanoseconds" | "datetime64[ns]" => {
             if value.is_instance_of::<PyInt>() {
@@ -280,6 +292,10 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
         }
         _ => err(Kind::InvalidArgument, format!("unknown attribute dtype {dtype:?}")),
     }
+}
+
+fn out_of_range<T>(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<T> {
+    err(Kind::InvalidArgument, format!("attribute value {value} is out of range for {dtype}"))
 }
 
 /// Deepest nesting accepted here; Atlas itself refuses values deeper than 32 levels.

@@ -152,14 +152,15 @@ impl Store {
         Ok(dict)
     }
 
-    fn set_codec(&self, py: Python<'_>, codec: &str) -> PyResult<()> {
-        let codec = parse_codec(codec)?;
-        py.detach(|| self.inner.set_codec(codec)).py_err()
-    }
-
-    fn set_shuffle(&self, py: Python<'_>, shuffle: &str) -> PyResult<()> {
-        let shuffle = parse_shuffle(shuffle)?;
-        py.detach(|| self.inner.set_shuffle(shuffle)).py_err()
+    /// Sets the codec, and the shuffle when given; both are parsed before either changes.
+    #[pyo3(signature = (codec, shuffle=None))]
+    fn set_codec(&self, py: Python<'_>, codec: &str, shuffle: Option<&str>) -> PyResult<()> {
+        let (codec, shuffle) = (parse_codec(codec)?, shuffle.map(parse_shuffle).transpose()?);
+        py.detach(|| {
+            self.inner.set_codec(codec)?;
+            shuffle.map_or(Ok(()), |shuffle| self.inner.set_shuffle(shuffle))
+        })
+        .py_err()
     }
 
     fn recompress(&self, py: Python<'_>, codec: &str, shuffle: &str) -> PyResult<()> {

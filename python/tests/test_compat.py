@@ -68,6 +68,15 @@ def test_read_array_across_gives_none_where_missing(store):
         store.read_array_across("temp", ["p0", "p4"], [0], [12])
 
 
+def test_read_array_across_gives_each_dataset_its_own_dtype(store):
+    for name, dtype in [("a", "float32"), ("b", "int64")]:
+        store.create_dataset(name).define_array("x", dtype, None, [3])[:] = [1, 2, 3]
+    for box in [(None, None), ([0], [2])]:
+        out = store.read_array_across("x", ["a", "b"], *box)
+        assert [o.dtype for o in out] == [np.float32, np.int64]
+        assert [o.tolist() for o in out] == [[1, 2, 3][: len(out[0])]] * 2
+
+
 def test_read_array_across_stacked_fills_missing_and_short_arrays(store):
     _profiles(store)
     stacked = store.read_array_across_stacked("temp", ["p0", "p4", "empty"])

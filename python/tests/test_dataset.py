@@ -198,6 +198,7 @@ def test_array_stats_are_current_without_a_flush(ds):
      np.datetime64("2024-03-01T10:00", "ns")),
     (datetime.date(2024, 3, 1), None, np.datetime64("2024-03-01", "ns")),
     (datetime.datetime(2024, 3, 1), "timestamp", np.datetime64("2024-03-01", "ns")),
+    (b"abc", "string", "abc"), (b"abc", None, "abc"),
 ])
 def test_attributes_keep_their_type(ds, value, dtype, back):
     ds.set_attribute("k", value, dtype)
@@ -215,8 +216,13 @@ def test_datetime64_arrays_are_stored_as_timestamps_in_any_unit(ds, unit):
 
 
 def test_attribute_errors_and_mapping_view(ds):
-    with pytest.raises(atlas.InvalidArgumentError):
-        ds.set_attribute("k", 300, dtype="int8")
+    # A number out of range is a ValueError, however far out, as a fill value is.
+    for value, dtype in [(300, "int8"), (2**200, "int8"), (10**400, "float64"), (1e300, "float32")]:
+        with pytest.raises(atlas.InvalidArgumentError, match="out of range"):
+            ds.set_attribute("k", value, dtype=dtype)
+    with pytest.raises(atlas.InvalidArgumentError, match="out of range"):
+        ds.define_array("t", "timestamp", None, [1], fill_value=2**63)
+    assert ds.get_attribute("k") is None and ds.list_arrays() == []
     with pytest.raises(atlas.InvalidArgumentError):
         ds.set_attribute("k", 1, dtype="complex")
     with pytest.raises(atlas.InvalidArgumentError, match="string"):

@@ -362,6 +362,26 @@ def test_repr_and_html_show_schema_codec_and_sizes(store, ds):
     assert "fill value" in html and "200 / 0" in html
 
 
+def test_html_counts_the_arrays_it_does_not_show(store, ds):
+    for i in range(130):
+        ds.define_array(f"a{i:03}", "int8", None, [1])
+    store.create_dataset("e").define_array("b", "int8", None, [1])
+    assert "... 30 more arrays" in ds._repr_html_()
+    assert "... 31 more arrays" in store._repr_html_()
+
+
+def test_set_codec_with_a_bad_shuffle_changes_nothing(store, ds):
+    arr = ds.define_array("a", "int8", None, [1])
+    for target in [store, arr]:
+        with pytest.raises(atlas.InvalidArgumentError):
+            target.set_codec("lz4", shuffle="bogus")
+        assert target.codec == "zstd:3"
+    assert (arr.meta["codec"], arr.meta["shuffle"]) == (None, None)
+    store.set_codec("lz4", shuffle=False)
+    arr.set_codec("none", shuffle=True)
+    assert (store.codec, arr.codec, arr.meta["shuffle"]) == ("lz4", "none", "on")
+
+
 def test_store_attributes(store):
     store.set_attribute("created", np.datetime64("2024-03-01T00:00:00", "ns"))
     store.attrs["version"] = 3
