@@ -102,7 +102,8 @@ impl ArraySpec {
         self
     }
 
-    /// Sets the value read where nothing was written (default 0).
+    /// Sets the value read where nothing was written (default 0). Any NaN is kept as the
+    /// standard NaN (`f64::NAN`): the metadata file does not keep a NaN's other bits.
     #[must_use]
     pub fn fill_value(mut self, fill_value: impl Into<Scalar>) -> Self {
         self.fill_value = fill_value.into();
@@ -118,9 +119,9 @@ impl ArraySpec {
 
     /// Trains a zstd dictionary from the first write whose input holds at least 16 chunks'
     /// worth of bytes (retried at each such write until zstd trains one, which it cannot
-    /// from very uniform data) and uses it for every later zstd block, string blocks
-    /// included: a better ratio for arrays of small chunks (a few KiB). Blocks written with a
-    /// dictionary decode only on the CPU.
+    /// from very uniform data) and uses it for every later zstd block: a better ratio for
+    /// arrays of small chunks (a few KiB). Blocks written with a dictionary decode only on
+    /// the CPU. Numeric arrays only: `define_array` refuses it for strings.
     #[must_use]
     pub fn zstd_dictionary(mut self, train: bool) -> Self {
         self.train_dictionary = train;

@@ -7,7 +7,9 @@ use super::attrs::{AttrTarget, Attrs};
 use super::config::{ArraySpec, Element, ReadOptions, default_chunk_shape};
 use super::state::{Inner, State};
 use crate::error::{EntityKind, Error, Result};
-use crate::meta::{ArrayMeta, ArrayStats, Attributes, BlockStats, DType, MAX_CHUNK_BYTES, MAX_NDIM, validate_name};
+use crate::meta::{
+    ArrayMeta, ArrayStats, Attributes, BlockStats, DType, MAX_CHUNK_BYTES, MAX_NDIM, Scalar, validate_name,
+};
 
 /// A handle on one dataset of a store, by name. Cheap to clone. Each call goes to the
 /// dataset of that name at the time of the call: it fails with [`Error::NotFound`] while
@@ -51,7 +53,7 @@ impl Dataset {
             shape: spec.shape,
             chunk_shape,
             dims,
-            fill_value: spec.fill_value,
+            fill_value: standard_nan(spec.fill_value),
             codec: spec.codec,
             shuffle: spec.shuffle,
             attributes: Attributes::new(),
@@ -60,7 +62,7 @@ impl Dataset {
             zstd_dictionary: None,
         };
         meta.check().map_err(Error::invalid)?;
-        refuse_unwritable_strings(&meta)?;
+        refuse_unusable_strings(&meta)?;
         let mut state = self.inner.write();
         let refuse_existing = |state: &State| {
             if state.dataset(&self.name)?.arrays.contains_key(name) {
@@ -222,17 +224,35 @@ impl Dataset {
     }
 }
 
-/// Refuses a string array whose chunks no block could hold: a block holds one 4-byte
-/// offset more than its chunk has strings, and the schema rule (which stores already on
-/// disk keep to, so it stays as it is) counts only one per string.
-fn refuse_unwritable_strings(meta: &ArrayMeta) -> Result<()> {
-    let offsets_bytes = meta.chunk_elems().saturating_add(1).saturating_mul(4);
-    if meta.dtype != DType::String || offsets_bytes <= MAX_CHUNK_BYTES {
+/// Refuses what a string array could define but never use (rules for new arrays only:
+/// stores already on disk keep the schema rules, so those stay as they are):
+/// - chunks no block could hold: a block holds one 4-byte offset more than its chunk has
+///   strings, and the schema rule counts only one per string;
+/// - a zstd dictionary to train: it is trained from numeric chunks only.
+fn refuse_unusable_strings(meta: &ArrayMeta) -> Result<()> {
+    if meta.dtype != DType::String {
         return Ok(());
     }
-    Err(Error::invalid(format!(
-        "chunk_shape {:?} of strings is over the limit: their offsets alone take {offsets_bytes} bytes, over \
-         {MAX_CHUNK_BYTES}",
-        meta.chunk_shape
-    )))
+    let offsets_bytes = meta.chunk_elems().saturating_add(1).saturating_mul(4);
+    if offsets_bytes > MAX_CHUNK_BYTES {
+        return Err(Error::invalid(format!(
+            "chunk_shape {:?} of strings is over the limit: their offsets alone take {offsets_bytes} bytes, over \
+             {MAX_CHUNK_BYTES}",
+            meta.chunk_shape
+        )));
+    }
+    if meta.train_dictionary {
+        return Err(Error::invalid("string arrays do not train a zstd dictionary (only numeric arrays do)"));
+    }
+    Ok(())
+}
+
+/// A NaN fill value as the standard NaN: the metadata keeps every NaN as `"NaN"`, so any
+/// other NaN's bits would change at the next open, and with them what unwritten chunks
+/// read and which chunks are stored as all fill.
+fn standard_nan(fill: Scalar) -> Scalar {
+    match fill {
+        Scalar::Float(v) if v.is_nan() => Scalar::Float(f64::NAN),
+        other => other,
+    }
 }

@@ -5,6 +5,7 @@ use ndarray::{ArrayD, IxDyn};
 use super::Atlas;
 use super::array::ArrayHandle;
 use super::config::{Element, ReadOptions};
+use super::output::{refuse_unaddressable, stacked_extent};
 use crate::error::{Error, GpuUnavailable, Result};
 use crate::gpu::{self, Device, DeviceArray};
 use crate::meta::DType;
@@ -24,9 +25,11 @@ impl ArrayHandle {
     /// arrays); [`Error::Gpu`] when a CUDA call fails; otherwise as
     /// [`ArrayHandle::read_into`].
     pub fn read_to_device(&self, start: &[u64], shape: &[u64], options: ReadOptions) -> Result<DeviceArray> {
-        let gpu = cuda_target(options.device)?;
         // Any dtype: the result keeps the array's.
         self.with_read_slot(start, shape, (DType::UInt8, |_| true), |slot, meta| {
+            // Checked before the read is laid out: its plan is built in host memory first.
+            refuse_unaddressable(shape, meta.dtype.size_bytes())?;
+            let gpu = cuda_target(options.device)?;
             gpu.read_to_device(slot, shape, (shape.to_vec(), meta.dtype), options.verify_checksums)
         })
     }
@@ -47,9 +50,10 @@ impl Atlas {
         shape: &[u64],
         options: ReadOptions,
     ) -> Result<DeviceArray> {
-        let gpu = cuda_target(options.device)?;
         self.with_across_slots(array, datasets, (start, shape), (DType::UInt8, |_| true), |slots, meta| {
-            let stacked = std::iter::once(datasets.len() as u64).chain(shape.iter().copied()).collect();
+            let stacked = stacked_extent(datasets.len(), shape);
+            refuse_unaddressable(&stacked, meta.dtype.size_bytes())?;
+            let gpu = cuda_target(options.device)?;
             gpu.read_to_device(slots, shape, (stacked, meta.dtype), options.verify_checksums)
         })
     }

@@ -11,10 +11,7 @@ use crate::io::zeroed_buffer;
 /// bytes counting every extent but zeros (the most `Vec` and ndarray accept), or more than
 /// the allocator gives.
 pub(super) fn new_output<T: Clone + Default>(extent: &[u64]) -> Result<Vec<T>> {
-    let bytes = extent.iter().filter(|&&n| n != 0).try_fold(size_of::<T>().max(1) as u64, |acc, &n| acc.checked_mul(n));
-    if bytes.is_none_or(|bytes| isize::try_from(bytes).is_err()) {
-        return Err(Error::invalid(format!("a result of shape {extent:?} does not fit in memory")));
-    }
+    refuse_unaddressable(extent, size_of::<T>())?;
     // Under isize::MAX bytes without its zeros, so the product fits.
     let len = extent.iter().map(|&n| usize::try_from(n).expect("checked above")).product();
     // The allocator refuses here, as an error, what `vec!` would abort the process on; the
@@ -23,6 +20,16 @@ pub(super) fn new_output<T: Clone + Default>(extent: &[u64]) -> Result<Vec<T>> {
         return Err(Error::invalid(format!("a result of shape {extent:?} does not fit in memory")));
     }
     Ok(zeroed_buffer(len))
+}
+
+/// Refuses a result of `extent` elements of `elem_bytes` each (not counting its zero
+/// extents) over `isize::MAX` bytes, more than any memory can address.
+pub(super) fn refuse_unaddressable(extent: &[u64], elem_bytes: usize) -> Result<()> {
+    let bytes = extent.iter().filter(|&&n| n != 0).try_fold(elem_bytes.max(1) as u64, |acc, &n| acc.checked_mul(n));
+    if bytes.is_none_or(|bytes| isize::try_from(bytes).is_err()) {
+        return Err(Error::invalid(format!("a result of shape {extent:?} does not fit in memory")));
+    }
+    Ok(())
 }
 
 /// `out`, made by [`new_output`] for `extent`, as an array of that shape.

@@ -231,6 +231,30 @@ fn a_chunk_written_with_only_the_fill_value_takes_no_space() {
 }
 
 #[test]
+fn a_nan_fill_of_other_bits_reads_the_same_before_and_after_reopening() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    // R's NA: a NaN whose payload is 1954, and the negative NaN that 0.0 / 0.0 gives on x86.
+    let nans = [f64::from_bits(0x7ff0_0000_0000_07a2), f64::from_bits(0xfff8_0000_0000_0000)];
+    for (i, nan) in nans.into_iter().enumerate() {
+        let spec = ArraySpec::new(DType::Float64, [8]).chunk_shape([4]).fill_value(nan);
+        ds.define_array(&format!("a{i}"), spec).unwrap().write(&[0], arr1(&[nan; 4]).view()).unwrap();
+    }
+    store.flush().unwrap();
+    let bits = |ds: &atlas::Dataset, name: &str| -> Vec<u64> {
+        ds.read_array::<f64>(name, &[0], &[8]).unwrap().iter().map(|v| v.to_bits()).collect()
+    };
+    let reopened = reopen_ds(&dir.store());
+    for (i, nan) in nans.into_iter().enumerate() {
+        let name = format!("a{i}");
+        let expected = [[nan.to_bits(); 4], [f64::NAN.to_bits(); 4]].concat();
+        assert_eq!(bits(&ds, &name), expected, "{name}: the written NaNs kept, the fill the standard NaN");
+        assert_eq!(bits(&reopened, &name), expected, "{name}, reopened");
+    }
+}
+
+#[test]
 fn string_arrays_hold_empty_and_multibyte_values_across_chunks_and_commits() {
     let dir = test_dir!();
     let store = util::create(&dir.store());

@@ -232,6 +232,7 @@ fn schemas_that_do_not_hold_together_are_invalid_arguments() {
         ("fill NaN in int64", ArraySpec::new(DType::Int64, [4]).fill_value(f64::NAN)),
         ("fill 1e300 in float32", ArraySpec::new(DType::Float32, [4]).fill_value(1e300)),
         ("fill u64::MAX in int64", ArraySpec::new(DType::Int64, [4]).fill_value(u64::MAX)),
+        ("a zstd dictionary for strings", ArraySpec::new(DType::String, [4]).zstd_dictionary(true)),
     ];
     for (why, spec) in bad {
         match ds.define_array("a", spec) {

@@ -71,6 +71,20 @@ fn cuda_without_the_feature_says_it_was_not_built() {
     assert!(matches!(err, Error::GpuUnavailable(GpuUnavailable::NotBuilt)), "{err}");
 }
 
+/// Refused as a CPU read of that size is, before the read is laid out in host memory.
+#[cfg(feature = "gpu")]
+#[test]
+fn a_read_to_device_larger_than_memory_is_refused_before_it_is_planned() {
+    let dir = test_dir!();
+    let store = Atlas::create(dir.path().join("store"), StoreConfig::default()).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    let vast = ds.define_array("vast", ArraySpec::new(DType::UInt8, [u64::MAX])).unwrap();
+    let read = vast.read_to_device(&[0], &[u64::MAX], on(Device::Cuda(0)));
+    assert!(matches!(read, Err(Error::InvalidArgument { .. })), "{:?}", read.map(drop));
+    let read = store.read_array_across_stacked_to_device("vast", &["d"], &[0], &[u64::MAX], on(Device::Cuda(0)));
+    assert!(matches!(read, Err(Error::InvalidArgument { .. })), "{:?}", read.map(drop));
+}
+
 /// Whether GPU reads can run here; panics when `ATLAS_REQUIRE_GPU` is set and they cannot.
 #[cfg(feature = "gpu")]
 fn gpu_here(array: &atlas::ArrayHandle) -> bool {
