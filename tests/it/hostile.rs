@@ -765,8 +765,7 @@ fn hostile_names() -> Vec<String> {
     names
 }
 
-/// Attribute keys that must be refused (keys never become paths, so `/` and `..` are
-/// allowed in them; docs/FORMAT.md, "Limits and name rules").
+/// Attribute keys that must be refused (docs/FORMAT.md, "Limits and name rules").
 fn hostile_attribute_keys() -> Vec<String> {
     let mut keys: Vec<String> = ["", "nul\0", "\0", "tab\t", "line\nfeed", "esc\x1b", "del\x7f", "nel\u{85}"]
         .iter()
