@@ -14,6 +14,12 @@ from ._dtypes import COMPAT_NAMES, for_assign, for_write, numpy_dtype
 from ._index import Box, Plan, is_whole_box, plan, selection_shape
 
 
+def _nothing_of(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An array of `shape` in one element's memory (every element is that one), to index
+    with a selection of nothing as numpy would an array of that shape (`a[False]`)."""
+    return np.lib.stride_tricks.as_strided(np.empty(1, dtype), shape, (0,) * len(shape))
+
+
 def shuffle_arg(shuffle: Any) -> Optional[str]:
     """`True`/`False`/`None` or `"on"`/`"off"`/`"auto"` as the native layer spells it."""
     if shuffle is None:
@@ -243,12 +249,13 @@ class Array:
 
     def resize(self, shape: Sequence[int]) -> None:
         """Changes the shape; new parts read as the fill value, cut parts are dropped."""
-        self._native.resize(_ints(shape))
+        with self._write_lock():  # not between an assignment's read and its write-back
+            self._native.resize(_ints(shape))
 
     def __getitem__(self, key: Any) -> Any:
         p = self._plan(key)
         if p.selects_nothing:
-            return np.empty(p.shape, self.dtype)[p.post]
+            return _nothing_of(p.shape, self.dtype)[p.post]
         packed = self._read_packed(p)
         if is_whole_box(p) and not (isinstance(key, tuple) and len(key) == 0):
             return packed
@@ -291,7 +298,7 @@ class Array:
         value = for_assign(value, self.atlas_dtype, self._label())
         if p.selects_nothing:
             # Nothing to write, but the value is checked against the selection as numpy would.
-            np.empty(p.shape, self.dtype)[p.post] = value
+            _nothing_of(p.shape, self.dtype)[p.post] = value
             return
         if p.direct:
             (box,) = p.boxes()

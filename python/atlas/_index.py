@@ -162,8 +162,10 @@ def _plan(key: Any, shape: tuple[int, ...], gaps: tuple[int, ...]) -> Plan:
 
 def _index_array(k: Any, n: int, axis: int) -> np.ndarray:
     """Index array or one-axis mask `k` as indices from 0 to `n - 1` (intp)."""
-    # `a[[]]`: numpy reads no element (an empty list is not taken as floats).
-    idx = np.asarray(k, dtype=np.intp) if isinstance(k, list) and not k else np.asarray(k)
+    # `a[[]]`, `a[range(0)]`: numpy takes an empty sequence as indices, not as floats.
+    idx = np.asarray(k)
+    if idx.size == 0 and not isinstance(k, np.ndarray):
+        idx = idx.astype(np.intp)
     if idx.dtype == bool:
         if idx.ndim != 1 or idx.shape[0] != n:
             raise IndexError(f"boolean index of shape {idx.shape} does not match axis {axis} of size {n}")

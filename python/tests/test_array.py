@@ -103,6 +103,11 @@ def test_index_arrays_of_any_integer_dtype_and_empty_ones_read_like_numpy(cube):
         np.testing.assert_array_equal(arr[2, idx], full[2, idx], err_msg=str(dtype))
     np.testing.assert_array_equal(arr[np.array([-1], np.int8)], full[[-1]])
     assert arr[[]].shape == full[[]].shape == (0, 9, 5)
+    # Any empty sequence is indices, as numpy takes it.
+    for key in ([[]], range(0), ([], [])):
+        assert arr[key].shape == full[key].shape, key
+        arr[key] = 1
+    np.testing.assert_array_equal(arr[:], full)
     with pytest.raises(atlas.OutOfBoundsError):
         arr[np.array([2**64 - 1], np.uint64)]  # not -1 once taken as a signed index
 
@@ -401,6 +406,10 @@ def test_a_false_key_touches_no_chunk(ds):
     assert spy.read_chunks == spy.written_chunks == set()
     with pytest.raises(ValueError):
         arr[False] = np.ones(3, np.int32)  # numpy checks the value against the empty selection too
+    # An empty selection of a vast array allocates nothing like its size.
+    vast = ds.define_array("vast", "float64", None, [10**6, 10**6])
+    assert vast[False].shape == (0, 10**6, 10**6)
+    vast[False] = 0
 
 
 def test_points_on_several_axes_read_a_bounded_number_of_boxes(ds):

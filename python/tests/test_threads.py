@@ -4,6 +4,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 import atlas
 
@@ -125,9 +126,11 @@ def test_stepped_assignments_from_many_threads_each_land(tmp_path):
     assert np.array_equal(arr[:], np.arange(1 << 18) % 4 + 1 + 4 * 49)
 
 
-def test_a_write_between_an_assignments_read_and_write_back_is_kept(tmp_path):
+@pytest.mark.parametrize("between", ["write", "shrink and grow"])
+def test_a_change_between_an_assignments_read_and_write_back_is_kept(tmp_path, between):
     store = atlas.Atlas.create(tmp_path / "s")
-    arr = store.create_dataset("d").define_array("a", "int32", None, [8])
+    arr = store.create_dataset("d").define_array("a", "int32", None, [8], fill_value=-1)
+    arr[:] = 0
     native, box_read, written = arr._native, threading.Event(), threading.Event()
 
     class PausedAfterRead:
@@ -146,8 +149,14 @@ def test_a_write_between_an_assignments_read_and_write_back_is_kept(tmp_path):
     assigning = threading.Thread(target=arr.__setitem__, args=(slice(None, None, 2), 9))
     assigning.start()
     box_read.wait()
-    writing = threading.Thread(target=lambda: (arr.write([1], np.array([7], np.int32)), written.set()))
+    if between == "write":
+        change, expected = lambda: arr.write([1], np.array([7], np.int32)), [9, 7, 9, 0, 9, 0, 9, 0]
+    else:
+        # After the whole assignment: what the shrink dropped reads as the fill value, not
+        # as the assignment's write-back of what it read before the shrink.
+        change, expected = lambda: (arr.resize([2]), arr.resize([8])), [9, 0] + [-1] * 6
+    writing = threading.Thread(target=lambda: (change(), written.set()))
     writing.start()
     assigning.join()
     writing.join()
-    assert arr._native.read().tolist() == [9, 7, 9, 0, 9, 0, 9, 0]
+    assert arr._native.read().tolist() == expected
