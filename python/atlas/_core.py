@@ -297,7 +297,8 @@ class Atlas:
             for _, a in found
         )
         # The stacked read takes one numeric dtype; strings and mixed dtypes are read one by one.
-        if len(dtypes) == 1 and "string" not in dtypes and inside and (shape is not None or (start is None and len(shapes) == 1)):
+        one_numeric_dtype = len(dtypes) == 1 and "string" not in dtypes
+        if one_numeric_dtype and inside and (shape is not None or (start is None and len(shapes) == 1)):
             stacked = self._native.read_across_stacked(array, [names[i] for i, _ in found], box_start, box_shape)
             for row, (i, _) in enumerate(found):
                 out[i] = stacked[row]
