@@ -250,15 +250,26 @@ pub fn ls(store: &Atlas, dataset: Option<&Dataset>, json_out: bool, out: &mut dy
     Ok(())
 }
 
+/// A bool array's statistic as the bool it is: statistics hold bools as integers (`Int`
+/// once read back, `UInt` as written).
+fn bool_extreme(value: Option<Scalar>, dtype: DType) -> Option<bool> {
+    match value {
+        Some(Scalar::Int(v)) if dtype == DType::Bool => Some(v != 0),
+        Some(Scalar::UInt(v)) if dtype == DType::Bool => Some(v != 0),
+        _ => None,
+    }
+}
+
 fn scalar_text(value: Option<Scalar>, dtype: DType) -> String {
+    if let Some(b) = bool_extreme(value, dtype) {
+        return b.to_string(); // as `cat` prints bools
+    }
     match value {
         None => "-".to_string(),
         Some(Scalar::Int(v)) if dtype == DType::Timestamp => iso8601(v),
-        // Statistics hold bools as integers (`Int` once read back), printed as `cat` prints them.
-        Some(Scalar::Int(v)) if dtype == DType::Bool => (v != 0).to_string(),
-        Some(Scalar::UInt(v)) if dtype == DType::Bool => (v != 0).to_string(),
         // Widened to f64 in the statistics; printed as the float32 it is.
         Some(Scalar::Float(v)) if dtype == DType::Float32 => (v as f32).to_string(),
+        // As `cat` prints floats (`Scalar`'s own text keeps a point: `2.0`).
         Some(Scalar::Float(v)) => v.to_string(),
         Some(v) => v.to_string(),
     }
@@ -266,11 +277,7 @@ fn scalar_text(value: Option<Scalar>, dtype: DType) -> String {
 
 /// A minimum or maximum as JSON: bools as `true`/`false`, as `cat --json` gives them.
 fn extreme_json(value: Option<Scalar>, dtype: DType) -> Json {
-    match value {
-        Some(Scalar::Int(v)) if dtype == DType::Bool => Json::Bool(v != 0),
-        Some(Scalar::UInt(v)) if dtype == DType::Bool => Json::Bool(v != 0),
-        other => to_json(&other),
-    }
+    bool_extreme(value, dtype).map_or_else(|| to_json(&value), Json::Bool)
 }
 
 /// A sum of values as text: none for strings (not numbers) and timestamps (a sum of
