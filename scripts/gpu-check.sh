@@ -18,6 +18,8 @@ cargo test -q -p nvcomp-sys
 echo "== atlas GPU tests"
 cargo test -q --features gpu --lib gpu::
 cargo test -q --features gpu --test it gpu::
+# Alone: it may fault the GPU, which poisons the CUDA context of its whole process.
+cargo test -q --features gpu --test it -- --ignored --exact gpu::a_zstd_block_with_sound_headers_and_a_garbage_body_is_never_read_wrong
 if [ -x .venv/bin/python ]; then
   echo "== python GPU tests"
   .venv/bin/python -m pytest python/tests/test_device.py -q -p no:cacheprovider

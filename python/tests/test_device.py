@@ -70,6 +70,32 @@ def test_gpu_reads_match_cpu_reads(array):
         np.testing.assert_array_equal(got, arr.read(start, shape))
 
 
+def test_torch_takes_a_cuda_array_without_a_copy(array):
+    torch = pytest.importorskip("torch")
+    arr, values = array
+    gpu_or_skip(arr)
+    got = arr.read(device="cuda")
+    tensor = torch.from_dlpack(got)
+    assert tensor.is_cuda and tuple(tensor.shape) == values.shape and tensor.dtype == torch.uint16
+    assert tensor.data_ptr() == got.__cuda_array_interface__["data"][0]
+    del got
+    gc.collect()
+    # The tensor owns the memory now: it outlives the CudaArray.
+    np.testing.assert_array_equal(tensor.cpu().numpy(), values)
+
+
+def test_cupy_takes_a_cuda_array_both_ways(array):
+    cupy = pytest.importorskip("cupy")
+    arr, values = array
+    gpu_or_skip(arr)
+    got = arr.read((2, 3), (20, 10), device="cuda")
+    through_interface = cupy.asarray(got)
+    through_dlpack = cupy.from_dlpack(arr.read((2, 3), (20, 10), device="cuda"))
+    assert through_interface.data.ptr == got.__cuda_array_interface__["data"][0]
+    np.testing.assert_array_equal(cupy.asnumpy(through_interface), values[2:22, 3:13])
+    np.testing.assert_array_equal(cupy.asnumpy(through_dlpack), values[2:22, 3:13])
+
+
 def test_dlpack_capsules_hand_over_memory_and_keep_it_alive():
     probe = _atlas._DlpackProbe(1000)
     view = np.from_dlpack(probe)

@@ -49,6 +49,16 @@ impl<'a> BlockRef<'a> {
         matches!(self, Self::Committed { entry, .. } if entry.encoding == BlockEncoding::RAW && !entry.is_fill)
     }
 
+    /// The stored bytes where they already are in memory (a committed block's map, a staged
+    /// chunk); `None` for a pending block, which is read from its file.
+    pub(crate) fn in_memory(self) -> Option<&'a [u8]> {
+        match self {
+            Self::Committed { reader, entry } => Some(reader.block_bytes(entry)),
+            Self::Staged { raw, .. } => Some(raw),
+            Self::Pending { .. } => None,
+        }
+    }
+
     pub(crate) fn path(&self) -> &'a Path {
         match self {
             Self::Committed { reader, .. } => reader.path(),
@@ -421,12 +431,11 @@ fn codec_error(ctx: ArrayCtx<'_>, block: BlockRef<'_>, e: Error) -> Error {
 /// into `buf`.
 pub(crate) fn stored_bytes<'a>(block: BlockRef<'a>, buf: &'a mut Vec<u8>) -> Result<&'a [u8]> {
     match block {
-        BlockRef::Committed { reader, entry } => Ok(reader.block_bytes(entry)),
         BlockRef::Pending { reader, entry } => {
             reader.read_block(entry, buf)?;
             Ok(buf)
         }
-        BlockRef::Staged { raw, .. } => Ok(raw),
+        _ => Ok(block.in_memory().expect("only pending blocks are read from a file")),
     }
 }
 

@@ -23,7 +23,7 @@ pub(crate) use block::{ArrayCtx, BlockRef};
 pub(crate) use boxes::read_boxes;
 // The GPU room lays reads out with the engine's plan and repairs blocks with its decoder.
 #[cfg(feature = "gpu")]
-pub(crate) use block::{Worker, check_raw_len, corrupt_chunk, decode_chunk, fill_with, stored_bytes};
+pub(crate) use block::{Worker, check_raw_len, corrupt_chunk, decode_chunk, stored_bytes};
 #[cfg(feature = "gpu")]
 pub(crate) use plan::ChunkOp;
 // The store stages an append's rows by the chunks the plan lists (`write_raw`).

@@ -8,6 +8,7 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
 use cudarc::nvrtc::Ptx;
 use nvcomp_sys::Nvcomp;
 
+use super::transfer::Pinned;
 use crate::error::{Error, GpuUnavailable, Result};
 
 /// The kernels, compiled from `kernels.cu` by `scripts/gen-ptx.py` (PTX ISA 8.0: drivers
@@ -23,6 +24,9 @@ pub(crate) struct Gpu {
     pub nvcomp: Arc<Nvcomp>,
     pub unshuffle: CudaFunction,
     pub scatter: CudaFunction,
+    /// Pinned buffers for uploads and downloads, shared by the device's reads.
+    pub upload: Mutex<Pinned>,
+    pub download: Mutex<Pinned>,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -89,5 +93,7 @@ fn make(ordinal: usize) -> Result<Arc<Gpu>> {
         ctx,
         _keepalive: keepalive,
         nvcomp,
+        upload: Mutex::new(Pinned::for_upload()),
+        download: Mutex::new(Pinned::for_download()),
     }))
 }

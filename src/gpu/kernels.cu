@@ -37,8 +37,9 @@ extern "C" __global__ void atlas_unshuffle(const Move* moves, u32 count) {
 
 #define MAX_DIMS 8
 
-// One box to copy: `shape` elements per dimension (last fastest), starting at byte `src`
-// and `dst`, with byte strides per dimension in each buffer.
+// One box to copy: `shape` units per dimension (last fastest), starting at byte `src` and
+// `dst`, with byte strides per dimension in each buffer; a unit is `elem` bytes (1, 2, 4,
+// 8 or 16), aligned to its size.
 struct Part {
     u64 src;
     u64 dst;
@@ -47,6 +48,12 @@ struct Part {
     u64 dst_stride[MAX_DIMS];
     u32 ndim;
     u32 elem;
+};
+
+// A 16-byte unit: rows whose addresses and lengths allow it are copied 16 bytes at a time.
+struct alignas(16) Wide {
+    u64 lo;
+    u64 hi;
 };
 
 template <typename T>
@@ -74,7 +81,8 @@ extern "C" __global__ void atlas_scatter(const Part* parts, u32 count) {
             case 1: copy_part<unsigned char>(p, n); break;
             case 2: copy_part<unsigned short>(p, n); break;
             case 4: copy_part<u32>(p, n); break;
-            default: copy_part<u64>(p, n); break;
+            case 8: copy_part<u64>(p, n); break;
+            default: copy_part<Wide>(p, n); break;
         }
     }
 }

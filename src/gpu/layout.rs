@@ -3,6 +3,7 @@
 //! and the descriptors the two kernels of `kernels.cu` take. Tested by running those
 //! descriptors through a CPU model of the kernels (`store/gpu_model.rs`, which needs a store).
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use bytemuck::{Pod, Zeroable};
@@ -11,7 +12,7 @@ use rayon::prelude::*;
 use crate::codec::{CodecId, is_one_plain_zstd_frame_of};
 use crate::engine::{
     ArrayCtx, BlockRef, BoxCopy, ChunkOp, Place, Slot, Worker, box_copy, check_raw_len, corrupt_chunk, decode_chunk,
-    fill_with, outside, plan, run_on_pool, stored_bytes,
+    outside, plan, run_on_pool, stored_bytes,
 };
 use crate::error::{Error, GpuUnavailable, Result};
 use crate::fragment::checksum;
@@ -74,7 +75,8 @@ pub(crate) struct Move {
     pub elem: u64,
 }
 
-/// `Part` of `kernels.cu`: a box copied element by element, with byte strides.
+/// `Part` of `kernels.cu`: a box copied unit by unit (an element, or up to 16 bytes of
+/// contiguous elements: `elem`), with byte strides.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
 pub(crate) struct Part {
@@ -85,6 +87,15 @@ pub(crate) struct Part {
     pub dst_stride: [u64; MAX_DIMS],
     pub ndim: u32,
     pub elem: u32,
+}
+
+/// Bytes bound for the upload, at `at` in it: borrowed from a fragment's map or a staged
+/// chunk, owned when they had to be read or made (a pending block, a fill element, a chunk
+/// decoded on the CPU).
+#[derive(Debug)]
+struct Upload<'a> {
+    at: usize,
+    bytes: Cow<'a, [u8]>,
 }
 
 /// Device addresses of the buffers a layout refers to.
@@ -100,8 +111,10 @@ pub(crate) struct Bases {
 /// array; one per dataset for a read across datasets).
 #[derive(Debug)]
 pub(crate) struct Layout<'r, 'a> {
-    /// Everything uploaded, in one transfer.
-    pub input: Vec<u8>,
+    /// Bytes of the upload (the `input` buffer on the device), alignment gaps included.
+    pub input_len: usize,
+    /// What the upload holds, in order; [`Layout::gather`] copies it out.
+    uploads: Vec<Upload<'a>>,
     pub decoded_len: usize,
     pub staging_len: usize,
     pub jobs: Vec<Job<'a>>,
@@ -112,12 +125,6 @@ pub(crate) struct Layout<'r, 'a> {
     pub slot_shape: Vec<u64>,
     pub slot_count: usize,
     elem_bytes: usize,
-}
-
-fn push_aligned(buf: &mut Vec<u8>, len: usize) -> Range<usize> {
-    let start = buf.len().next_multiple_of(ALIGN);
-    buf.resize(start + len, 0);
-    start..start + len
 }
 
 fn reserve(len: &mut usize, n: usize) -> Range<usize> {
@@ -139,7 +146,8 @@ impl<'r, 'a> Layout<'r, 'a> {
             return Err(Error::GpuUnavailable(GpuUnavailable::Unsupported("string arrays".into())));
         }
         let mut layout = Layout {
-            input: Vec::new(),
+            input_len: 0,
+            uploads: Vec::new(),
             decoded_len: 0,
             staging_len: 0,
             jobs: Vec::new(),
@@ -153,7 +161,7 @@ impl<'r, 'a> Layout<'r, 'a> {
         for (index, slot) in slots.iter().enumerate() {
             let read = match slot {
                 Slot::Fill(fill) => {
-                    let element = layout.upload(fill);
+                    let element = layout.upload(Cow::Owned(fill.to_vec()));
                     let region = slot_shape.to_vec();
                     layout.pieces.push((index, Piece::Fill { element, start: vec![0; region.len()], region }));
                     continue;
@@ -162,7 +170,7 @@ impl<'r, 'a> Layout<'r, 'a> {
             };
             let array = layout.arrays.len();
             layout.arrays.push(read.ctx);
-            let element = layout.upload(&read.ctx.meta.fill_bytes());
+            let element = layout.upload(Cow::Owned(read.ctx.meta.fill_bytes()));
             let fill = |start: Vec<u64>, region: Vec<u64>| Piece::Fill { element: element.clone(), start, region };
             for mut op in plan(&read.ctx.meta.chunk_shape, read.start, read.shape) {
                 op.in_selection.iter_mut().zip(read.at).for_each(|(i, a)| *i += a);
@@ -184,11 +192,30 @@ impl<'r, 'a> Layout<'r, 'a> {
         Ok(layout)
     }
 
-    /// Appends `bytes` to the upload; returns where they are.
-    fn upload(&mut self, bytes: &[u8]) -> Range<usize> {
-        let range = push_aligned(&mut self.input, bytes.len());
-        self.input[range.clone()].copy_from_slice(bytes);
+    /// Appends `bytes` to the upload; returns where they will be.
+    fn upload(&mut self, bytes: Cow<'a, [u8]>) -> Range<usize> {
+        let range = reserve(&mut self.input_len, bytes.len());
+        self.uploads.push(Upload { at: range.start, bytes });
         range
+    }
+
+    /// Copies the bytes at `window` of the upload into `dst` (as long as the window), on
+    /// the engine pool; alignment gaps are zeroed.
+    pub(crate) fn gather(&self, window: Range<usize>, dst: &mut [u8]) {
+        debug_assert_eq!(window.len(), dst.len());
+        let first = self.uploads.partition_point(|u| u.at + u.bytes.len() <= window.start);
+        let (mut rest, mut pos) = (dst, window.start);
+        let mut copies = Vec::new();
+        for upload in self.uploads[first..].iter().take_while(|u| u.at < window.end) {
+            let (from, to) = (upload.at.max(window.start), (upload.at + upload.bytes.len()).min(window.end));
+            let (gap, tail) = rest.split_at_mut(from - pos);
+            gap.fill(0);
+            let (part, tail) = tail.split_at_mut(to - from);
+            copies.push((part, &upload.bytes[from - upload.at..to - upload.at]));
+            (rest, pos) = (tail, to);
+        }
+        rest.fill(0);
+        copy_in_parallel(copies);
     }
 
     fn block_job(&mut self, array: usize, block: BlockRef<'a>, worker: &mut Worker, verify: bool) -> Result<usize> {
@@ -197,28 +224,32 @@ impl<'r, 'a> Layout<'r, 'a> {
         let entry = block.entry();
         let shuffle = entry.encoding.shuffle_elem_bytes.unwrap_or(1);
         let staging = reserve(&mut self.staging_len, chunk_len);
-        let stored = stored_bytes(block, &mut worker.stored)?;
+        let stored: Cow<'a, [u8]> = match block.in_memory() {
+            Some(mapped) => Cow::Borrowed(mapped),
+            None => Cow::Owned(stored_bytes(block, &mut worker.stored)?.to_vec()),
+        };
         let codec = match entry.encoding.codec {
             // nvCOMP does not validate its input: a zstd block whose frame does not match the
             // index (damaged) never goes to the GPU; the CPU decode below reports it.
-            CodecId::Zstd if is_one_plain_zstd_frame_of(stored, chunk_len) => Some(GpuCodec::Zstd),
+            CodecId::Zstd if is_one_plain_zstd_frame_of(&stored, chunk_len) => Some(GpuCodec::Zstd),
             CodecId::Lz4 => Some(GpuCodec::Lz4),
             CodecId::None => None,
             CodecId::Zstd | CodecId::ZstdDict => {
                 // nvCOMP takes no dictionary: decode (and verify) here, upload the raw chunk.
-                let input = push_aligned(&mut self.input, chunk_len);
-                decode_chunk(ctx, block, worker, &mut self.input[input.clone()], verify)?;
-                let source = Source::Upload { input };
+                let mut raw = vec![0; chunk_len];
+                decode_chunk(ctx, block, worker, &mut raw, verify)?;
+                let source = Source::Upload { input: self.upload(Cow::Owned(raw)) };
                 self.jobs.push(Job { block, array, source, shuffle: 1, staging, check: false });
                 return Ok(self.jobs.len() - 1);
             }
         };
+        let stored_len = stored.len();
         let input = self.upload(stored);
         let source = match codec {
             Some(codec) => Source::Decode { codec, input, decoded: reserve(&mut self.decoded_len, chunk_len) },
-            None if stored.len() == chunk_len => Source::Upload { input },
+            None if stored_len == chunk_len => Source::Upload { input },
             None => {
-                let detail = format!("none block of {} bytes, the chunk has {chunk_len}", stored.len());
+                let detail = format!("none block of {stored_len} bytes, the chunk has {chunk_len}");
                 return Err(corrupt_chunk(ctx, block, &detail));
             }
         };
@@ -325,6 +356,7 @@ impl<'r, 'a> Layout<'r, 'a> {
                 part.src_stride[d] = copy.src_strides[d] as u64;
                 part.dst_stride[d] = copy.dst_strides[d] as u64;
             }
+            widen(&mut part);
             parts.push(part);
         });
         if let Some(ndim) = too_deep {
@@ -334,50 +366,146 @@ impl<'r, 'a> Layout<'r, 'a> {
         Ok(parts)
     }
 
-    /// Fills `out` (host memory) from `staging` (the staging buffer copied to the host).
-    pub(crate) fn scatter_on_host(&self, staging: &[u8], out: &mut [u8]) {
-        self.each_piece(|base, copy| match base {
-            Ok(slot) => copy.rows(|s, d, n| out[d..d + n].copy_from_slice(&staging[slot + s..slot + s + n])),
-            Err(at) => {
-                let element = &self.input[at..at + self.elem_bytes];
-                copy.rows(|_, d, n| fill_with(&mut out[d..d + n], element));
+    /// Runs of whole jobs whose staged bytes span at most `max` bytes (a longer chunk is a
+    /// run of its own): the jobs and the part of staging they span.
+    pub(crate) fn job_runs(&self, max: usize) -> Vec<(Range<usize>, Range<usize>)> {
+        let mut runs: Vec<(Range<usize>, Range<usize>)> = Vec::new();
+        for (i, job) in self.jobs.iter().enumerate() {
+            match runs.last_mut() {
+                Some((jobs, bytes)) if job.staging.end - bytes.start <= max => {
+                    jobs.end = i + 1;
+                    bytes.end = job.staging.end;
+                }
+                _ => runs.push((i..i + 1, job.staging.clone())),
             }
-        });
+        }
+        runs
     }
 
-    /// Compares the staged chunks' checksums (when `verify`) and decodes on the CPU every
-    /// chunk that failed on the GPU (`failed`, by job) or does not match, in place in
-    /// `staging` (the staging buffer copied to the host). Returns the jobs redone.
+    /// Of `jobs`, those whose staged bytes do not match their checksum, given `staged`: the
+    /// part of staging from byte `base` that holds them. Jobs with nothing to check (no
+    /// checksum, or decoded on the CPU) pass.
+    pub(crate) fn mismatched(&self, jobs: Range<usize>, staged: &[u8], base: usize) -> Vec<usize> {
+        run_on_pool(|| {
+            jobs.into_par_iter()
+                .filter(|&i| {
+                    let job = &self.jobs[i];
+                    job.check
+                        && checksum(&staged[job.staging.start - base..job.staging.end - base])
+                            != job.block.entry().checksum
+                })
+                .collect()
+        })
+    }
+
+    /// Decodes on the CPU, verified, every job that `failed` on the GPU or is `mismatched`,
+    /// and hands each chunk's raw bytes to `put`. Returns the jobs redone, in order.
     ///
     /// # Errors
     /// What the CPU decode returns for a block that is bad on disk too
-    /// ([`Error::ChecksumMismatch`], [`Error::Corrupt`]).
-    pub(crate) fn repair(&self, staging: &mut [u8], failed: &[bool], verify: bool) -> Result<Vec<usize>> {
-        let staged = &*staging;
-        let suspects: Vec<usize> = run_on_pool(|| {
-            self.jobs
-                .par_iter()
-                .enumerate()
-                .filter(|(i, job)| {
-                    failed[*i]
-                        || (verify && job.check && checksum(&staged[job.staging.clone()]) != job.block.entry().checksum)
-                })
-                .map(|(i, _)| i)
-                .collect()
-        });
+    /// ([`Error::ChecksumMismatch`], [`Error::Corrupt`]); what `put` returns.
+    pub(crate) fn repair(
+        &self,
+        failed: &[bool],
+        mismatched: Vec<usize>,
+        mut put: impl FnMut(usize, Vec<u8>) -> Result<()>,
+    ) -> Result<Vec<usize>> {
+        let mut suspects = mismatched;
+        suspects.extend((0..failed.len()).filter(|&i| failed[i]));
+        suspects.sort_unstable();
+        suspects.dedup();
         let mut worker = Worker::default();
         for &i in &suspects {
             let job = &self.jobs[i];
             let ctx = self.arrays[job.array];
             let coord = &job.block.entry().coord;
             log::warn!("atlas: GPU decode of {} chunk {coord:?} failed or mismatched; decoding on the CPU", ctx.label);
-            decode_chunk(ctx, job.block, &mut worker, &mut staging[job.staging.clone()], true)?;
+            let mut raw = vec![0; job.staging.len()];
+            decode_chunk(ctx, job.block, &mut worker, &mut raw, true)?;
+            put(i, raw)?;
         }
         Ok(suspects)
+    }
+}
+
+/// Runs every copy of `copies` (destination, source of equal length) on the engine pool, in
+/// pieces of at most a MiB so that one large copy is shared out too.
+pub(crate) fn copy_in_parallel(copies: Vec<(&mut [u8], &[u8])>) {
+    const PIECE: usize = 1 << 20;
+    run_on_pool(|| {
+        copies
+            .into_par_iter()
+            .flat_map_iter(|(dst, src)| dst.chunks_mut(PIECE).zip(src.chunks(PIECE)))
+            .for_each(|(dst, src)| dst.copy_from_slice(src));
+    });
+}
+
+/// Copies `part`'s rows in the widest unit (up to 16 bytes) that their length, both start
+/// addresses and every stride are multiples of, when the rows are contiguous on both sides:
+/// the scatter kernel then moves 16 bytes per thread where it would move one element.
+fn widen(part: &mut Part) {
+    let Some(last) = (part.ndim as usize).checked_sub(1) else { return };
+    let elem = u64::from(part.elem);
+    if part.src_stride[last] != elem || part.dst_stride[last] != elem {
+        return; // a fill element (source stride 0), or rows with gaps
+    }
+    let row = part.shape[last] * elem;
+    let outer = (0..last).flat_map(|d| [part.src_stride[d], part.dst_stride[d]]);
+    // The largest power of two up to 16 dividing `n` (0 is a multiple of every unit).
+    let unit_of = |n: u64| 1u64 << n.trailing_zeros().min(4);
+    let common = [row, part.src, part.dst].into_iter().chain(outer).map(unit_of).min().unwrap_or(16);
+    if common > elem {
+        part.shape[last] = row / common;
+        part.src_stride[last] = common;
+        part.dst_stride[last] = common;
+        part.elem = common as u32;
     }
 }
 
 /// Bytes of one raw chunk of the array.
 fn chunk_len(ctx: ArrayCtx<'_>) -> usize {
     usize::try_from(ctx.meta.chunk_bytes()).expect("a chunk fits in memory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 2-d part of `rows` rows of `cols` u16 elements, contiguous in each row.
+    fn part(src: u64, dst: u64, rows: u64, cols: u64, src_row: u64, dst_row: u64) -> Part {
+        let mut p = Part { src, dst, ndim: 2, elem: 2, ..Part::zeroed() };
+        (p.shape[0], p.shape[1]) = (rows, cols);
+        (p.src_stride[0], p.src_stride[1]) = (src_row, 2);
+        (p.dst_stride[0], p.dst_stride[1]) = (dst_row, 2);
+        p
+    }
+
+    #[test]
+    fn rows_are_copied_in_the_widest_unit_they_allow() {
+        let mut p = part(4096, 256, 64, 64, 128, 1024);
+        widen(&mut p);
+        assert_eq!((p.elem, p.shape[1], p.src_stride[1], p.dst_stride[1]), (16, 8, 16, 16));
+        assert_eq!((p.shape[0], p.src_stride[0], p.dst_stride[0]), (64, 128, 1024), "outer dims stay");
+        // A destination at 8 bytes past alignment: 8-byte units.
+        let mut p = part(4096, 264, 64, 64, 128, 1024);
+        widen(&mut p);
+        assert_eq!((p.elem, p.shape[1]), (8, 16));
+        // Rows of 3 elements: 6 bytes, copied by element.
+        let mut p = part(4096, 256, 64, 3, 6, 1024);
+        widen(&mut p);
+        assert_eq!((p.elem, p.shape[1]), (2, 3));
+    }
+
+    #[test]
+    fn fill_parts_and_rows_with_gaps_stay_element_by_element() {
+        let mut fill = part(64, 256, 4, 64, 0, 128);
+        fill.src_stride[1] = 0;
+        let mut gaps = part(64, 256, 4, 64, 512, 512);
+        gaps.dst_stride[1] = 4;
+        for p in [fill, gaps] {
+            let mut widened = p;
+            widen(&mut widened);
+            assert_eq!(widened, p);
+        }
+    }
 }

@@ -1,9 +1,10 @@
 //! Room `gpu`: reads whose blocks are decoded on an NVIDIA GPU through nvCOMP (feature
-//! `gpu`). A read is laid out on the host ([`layout`]: every block of the request packed
-//! for one upload), decoded with one batched nvCOMP call per codec, unshuffled and moved
-//! into per-chunk slots by one kernel, checked, then scattered into the result by a second
-//! kernel (result on the device) or by the CPU (result on the host). Blocks the GPU
-//! reports as failed, or whose checksum does not match, are decoded again on the CPU.
+//! `gpu`). A read is laid out on the host ([`layout`]: where every block of the request goes
+//! in one upload), uploaded through pinned buffers while the host gathers the next piece
+//! ([`transfer`]), decoded with one batched nvCOMP call per codec, unshuffled and moved into
+//! per-chunk slots by one kernel, checked, then scattered into the result by a second
+//! kernel; a result for the host is then copied back. Blocks the GPU reports as failed, or
+//! whose checksum does not match, are decoded again on the CPU.
 //!
 //! Without the feature this room only answers "unavailable" ([`resolve`]).
 
@@ -15,6 +16,8 @@ mod device_array;
 pub(crate) mod layout;
 #[cfg(feature = "gpu")]
 mod run;
+#[cfg(feature = "gpu")]
+mod transfer;
 
 #[cfg(feature = "gpu")]
 pub use device_array::DeviceArray;

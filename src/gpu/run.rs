@@ -1,15 +1,16 @@
-//! Running a [`Layout`] on a GPU: one upload, one nvCOMP batch per codec, the unshuffle
-//! kernel into staging, checksums, CPU repair of failed blocks, then the scatter (kernel for
-//! a result on the device, CPU for a result on the host).
+//! Running a [`Layout`] on a GPU: the upload, one nvCOMP batch per codec, the unshuffle
+//! kernel into staging, checksums, CPU repair of failed blocks, then the scatter kernel; a
+//! result for the host is copied back.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg};
 use nvcomp_sys::Algo;
 
 use super::context::{Gpu, gpu, gpu_error};
 use super::device_array::DeviceArray;
-use super::layout::{Bases, GpuCodec, Layout, Move};
+use super::layout::{Bases, GpuCodec, Layout, Move, copy_in_parallel};
+use super::transfer::{PIECE, Pinned, pieces};
 use crate::engine::{Slot, read_slots};
 use crate::error::{Error, Result};
 use crate::meta::DType;
@@ -89,11 +90,13 @@ impl Target {
     ) -> Result<()> {
         let layout = Layout::build(slots, slot_shape, elem_bytes, verify)?;
         let stream = self.gpu.ctx.new_stream().map_err(gpu_error)?;
-        let staged = self.stage(&stream, &layout)?;
-        let mut host = stream.clone_dtoh(&staged.staging).map_err(gpu_error)?;
-        layout.repair(&mut host, &staged.failed, verify)?;
-        layout.scatter_on_host(&host, out);
-        Ok(())
+        let result = self.read_on_device(&stream, &layout, verify)?;
+        let windows = pieces(layout.out_len());
+        let mut download = lock(&self.gpu.download);
+        download.download(&stream, &result, &windows, |k, bytes| {
+            copy_in_parallel(vec![(&mut out[windows[k].clone()], bytes)]);
+            Ok(())
+        })
     }
 
     /// Reads `slots` into a new [`DeviceArray`] of `shape` (the slots one after the other)
@@ -107,18 +110,19 @@ impl Target {
     ) -> Result<DeviceArray> {
         let layout = Layout::build(slots, slot_shape, dtype.size_bytes(), verify)?;
         let stream = self.gpu.ctx.new_stream().map_err(gpu_error)?;
-        let Staged { input, mut staging, failed } = self.stage(&stream, &layout)?;
-        if verify || failed.contains(&true) {
-            // Checksums are compared on the host: the staged chunks go back once.
-            let mut host = stream.clone_dtoh(&staging).map_err(gpu_error)?;
-            for job in layout.repair(&mut host, &failed, verify)? {
-                let range = layout.jobs[job].staging.clone();
-                stream.memcpy_htod(&host[range.clone()], &mut staging.slice_mut(range)).map_err(gpu_error)?;
-            }
-        }
-        let out = stream.alloc_zeros::<u8>(layout.out_len().max(1)).map_err(gpu_error)?;
-        let bases = Bases { input: ptr(&input, &stream), decoded: 0, staging: ptr(&staging, &stream) };
-        let parts = layout.scatter_parts(bases, ptr(&out, &stream))?;
+        let out = self.read_on_device(&stream, &layout, verify)?;
+        stream.synchronize().map_err(gpu_error)?;
+        Ok(DeviceArray { data: out, shape, dtype, stream })
+    }
+
+    /// Runs `layout` on the device: staged, checked, scattered into a new buffer of
+    /// `layout.out_len()` bytes (queued on `stream`, not waited for).
+    fn read_on_device(&self, stream: &Arc<CudaStream>, layout: &Layout<'_, '_>, verify: bool) -> Result<CudaSlice<u8>> {
+        let Staged { input, mut staging, failed } = self.stage(stream, layout)?;
+        self.check(stream, layout, &mut staging, &failed, verify)?;
+        let out = alloc(stream, layout.out_len())?;
+        let bases = Bases { input: ptr(&input, stream), decoded: 0, staging: ptr(&staging, stream) };
+        let parts = layout.scatter_parts(bases, ptr(&out, stream))?;
         if !parts.is_empty() {
             let table = stream.clone_htod(bytemuck::cast_slice::<_, u8>(&parts)).map_err(gpu_error)?;
             let count = parts.len() as u32;
@@ -126,25 +130,20 @@ impl Target {
             let mut launch = stream.launch_builder(&self.gpu.scatter);
             launch.arg(&table).arg(&count);
             // SAFETY: each part reads inside `staging` or `input` and writes inside `out`
-            // (Layout::scatter_parts builds them from the read's plan); all three live until
-            // the stream is synchronized below.
+            // (Layout::scatter_parts builds them from the read's plan); cudarc keeps the
+            // buffers' frees ordered after the kernel on `stream`.
             unsafe { launch.launch(grid(parts.len(), longest)) }.map_err(gpu_error)?;
         }
-        stream.synchronize().map_err(gpu_error)?;
-        Ok(DeviceArray { data: out, shape, dtype, stream })
+        Ok(out)
     }
 
     /// Uploads the layout's input, decodes it with nvCOMP and moves every chunk into its
     /// staging slot (unshuffled).
     fn stage(&self, stream: &Arc<CudaStream>, layout: &Layout<'_, '_>) -> Result<Staged> {
         let gpu = &self.gpu;
-        let mut input_bytes = layout.input.as_slice();
-        let placeholder = [0u8; 1];
-        if input_bytes.is_empty() {
-            input_bytes = &placeholder;
-        }
-        let input = stream.clone_htod(input_bytes).map_err(gpu_error)?;
-        let mut decoded = stream.alloc_zeros::<u8>(layout.decoded_len.max(1)).map_err(gpu_error)?;
+        let mut input = alloc(stream, layout.input_len)?;
+        lock(&gpu.upload).upload(stream, &mut input, layout.input_len, |window, bytes| layout.gather(window, bytes))?;
+        let mut decoded = alloc(stream, layout.decoded_len)?;
         let mut failed = vec![false; layout.jobs.len()];
         for codec in [GpuCodec::Zstd, GpuCodec::Lz4] {
             let (jobs, ins, outs) = layout.decode_batch(codec);
@@ -158,7 +157,7 @@ impl Target {
                 failed[*job] = result != Ok(out.len());
             }
         }
-        let staging = stream.alloc_zeros::<u8>(layout.staging_len.max(1)).map_err(gpu_error)?;
+        let staging = alloc(stream, layout.staging_len)?;
         let bases =
             Bases { input: ptr(&input, stream), decoded: ptr(&decoded, stream), staging: ptr(&staging, stream) };
         let moves = layout.moves(bases);
@@ -169,11 +168,51 @@ impl Target {
             let mut launch = stream.launch_builder(&gpu.unshuffle);
             launch.arg(&table).arg(&count);
             // SAFETY: every move reads inside `input` or `decoded` and writes inside `staging`
-            // (Layout::moves builds them from the layout's ranges); all three live until the
-            // stream is synchronized below.
+            // (Layout::moves builds them from the layout's ranges); cudarc keeps the buffers'
+            // frees ordered after the kernel on `stream`.
             unsafe { launch.launch(grid(moves.len(), longest)) }.map_err(gpu_error)?;
         }
-        stream.synchronize().map_err(gpu_error)?;
         Ok(Staged { input, staging, failed })
     }
+
+    /// Compares the staged chunks' checksums on the host (when `verify`), piece by piece as
+    /// they come back, and puts the CPU's decode of every chunk that failed on the GPU or
+    /// does not match into its staging slot.
+    fn check(
+        &self,
+        stream: &Arc<CudaStream>,
+        layout: &Layout<'_, '_>,
+        staging: &mut CudaSlice<u8>,
+        failed: &[bool],
+        verify: bool,
+    ) -> Result<()> {
+        let mut mismatched = Vec::new();
+        if verify {
+            let runs = layout.job_runs(PIECE);
+            let windows: Vec<_> = runs.iter().map(|(_, bytes)| bytes.clone()).collect();
+            lock(&self.gpu.download).download(stream, staging, &windows, |k, bytes| {
+                mismatched.extend(layout.mismatched(runs[k].0.clone(), bytes, windows[k].start));
+                Ok(())
+            })?;
+        }
+        layout.repair(failed, mismatched, |job, raw| {
+            let range = layout.jobs[job].staging.clone();
+            stream.memcpy_htod(&raw, &mut staging.slice_mut(range)).map_err(gpu_error)
+        })?;
+        Ok(())
+    }
+}
+
+/// A device buffer of `len` bytes (at least one), not zeroed: the read writes every byte
+/// of its buffers that it reads (the upload is gathered whole, nvCOMP and the unshuffle
+/// kernel fill each chunk's range, the scatter covers every output element once), and a
+/// chunk nvCOMP failed is redone on the CPU before the scatter reads it.
+fn alloc(stream: &Arc<CudaStream>, len: usize) -> Result<CudaSlice<u8>> {
+    // SAFETY: plain bytes, written before they are read (above).
+    unsafe { stream.alloc::<u8>(len.max(1)) }.map_err(gpu_error)
+}
+
+/// The pinned buffers, whoever held them last.
+fn lock(pinned: &Mutex<Pinned>) -> std::sync::MutexGuard<'_, Pinned> {
+    pinned.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

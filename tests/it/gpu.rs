@@ -164,6 +164,74 @@ fn a_damaged_block_errors_on_the_gpu_too_and_never_reads_wrong() {
     assert!(matches!(err, Err(Error::ChecksumMismatch { .. } | Error::Corrupt { .. })), "w2_lz4: {err:?}");
 }
 
+/// Scrambles the content of every compressed block of the zstd frame `frame`, keeping the
+/// frame header and every block header: a frame that passes the checks Atlas makes before
+/// nvCOMP sees a block, with a body that is garbage.
+#[cfg(feature = "gpu")]
+fn scramble_zstd_body(frame: &mut [u8]) {
+    let fhd = frame[4];
+    let fcs = [usize::from(fhd & 0x20 != 0), 2, 4, 8][usize::from(fhd >> 6)];
+    let dict_id = [0, 1, 2, 4][usize::from(fhd & 3)];
+    let mut at = 5 + usize::from(fhd & 0x20 == 0) + dict_id + fcs;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    loop {
+        let header = u32::from_le_bytes([frame[at], frame[at + 1], frame[at + 2], 0]);
+        let (last, kind, size) = (header & 1 == 1, (header >> 1) & 3, (header >> 3) as usize);
+        at += 3;
+        let body = if kind == 1 { 1 } else { size };
+        if kind == 2 {
+            for b in &mut frame[at..at + body] {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+        }
+        at += body;
+        if last {
+            break;
+        }
+    }
+}
+
+/// nvCOMP validates little: a zstd block whose frame and block headers are sound but whose
+/// content is garbage reaches the GPU, and nvCOMP 6.0 faults on it (an illegal address),
+/// which poisons the process's CUDA context. The read must fail, never return data;
+/// `Device::Auto` reads go on on the CPU, which reports the damage. Ignored because it
+/// poisons the context of the whole test process: `scripts/gpu-check.sh` runs it alone.
+#[cfg(feature = "gpu")]
+#[test]
+#[ignore = "may fault the GPU for its whole process: scripts/gpu-check.sh runs it alone"]
+fn a_zstd_block_with_sound_headers_and_a_garbage_body_is_never_read_wrong() {
+    let dir = test_dir!();
+    let path = dir.path().join("store");
+    let store = arrays(&path);
+    if !gpu_here(&store.open_dataset("w").unwrap().array("w1_zstd3").unwrap()) {
+        return;
+    }
+    let block = store.array_blocks("w", "w2_zstd1").unwrap().into_iter().find(|b| !b.is_fill).unwrap();
+    let mut bytes = std::fs::read(&block.path).unwrap();
+    let (start, end) = (block.offset_bytes as usize, (block.offset_bytes + block.stored_bytes) as usize);
+    scramble_zstd_body(&mut bytes[start..end]);
+    std::fs::write(&block.path, bytes).unwrap();
+    drop(store);
+    let store = Atlas::open(&path).unwrap();
+    let ds = store.open_dataset("w").unwrap();
+    let (damaged, shape) = (ds.array("w2_zstd1").unwrap(), [32, 40, 44]);
+    let read = damaged.read_to_device(&[0, 0, 0], &shape, on(Device::Cuda(0)));
+    let expected = |e: &Error| matches!(e, Error::ChecksumMismatch { .. } | Error::Corrupt { .. });
+    assert!(matches!(&read, Err(e) if expected(e) || matches!(e, Error::Gpu(_))), "{:?}", read.map(drop));
+    let mut out = vec![0f32; 32 * 40 * 44];
+    let auto = damaged.read_into(&[0, 0, 0], &shape, &mut out, on(Device::Auto));
+    assert!(matches!(&auto, Err(e) if expected(e)), "Device::Auto: {auto:?}");
+    // A sound array still reads right with `Device::Auto`, on the GPU or after a fault on the CPU.
+    let sound = ds.array("w1_lz4_shuf").unwrap();
+    let cpu = sound.read::<u16>(&[0, 0, 0], &[8, 8, 8]).unwrap();
+    let mut auto = vec![0u16; 512];
+    sound.read_into(&[0, 0, 0], &[8, 8, 8], &mut auto, on(Device::Auto)).unwrap();
+    assert!(auto == cpu.iter().copied().collect::<Vec<_>>(), "Device::Auto reads wrong after a garbage block");
+}
+
 #[cfg(feature = "gpu")]
 #[test]
 fn reads_across_datasets_on_the_gpu_match_the_cpu() {
