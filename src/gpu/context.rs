@@ -1,10 +1,10 @@
 //! One [`Gpu`] per device, made on first use and kept for the process: the CUDA context,
-//! libnvcomp and the two kernels of `kernels.ptx`.
+//! libnvcomp and the kernels of `kernels.ptx`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream, DriverError};
 use cudarc::nvrtc::Ptx;
 use nvcomp_sys::Nvcomp;
 
@@ -24,6 +24,7 @@ pub(crate) struct Gpu {
     pub nvcomp: Arc<Nvcomp>,
     pub unshuffle: CudaFunction,
     pub scatter: CudaFunction,
+    pub xxh3: CudaFunction,
     /// Pinned buffers for uploads and downloads, shared by the device's reads.
     pub upload: Mutex<Pinned>,
     pub download: Mutex<Pinned>,
@@ -74,6 +75,33 @@ pub(crate) fn gpu(ordinal: usize) -> Result<Arc<Gpu>> {
     made
 }
 
+/// Device memory a read frees stays in the device's default pool, up to this much, for the
+/// next read (CUDA's default, 0, unmaps it at every synchronization: a read of a few
+/// hundred MB then spends milliseconds mapping its buffers and nvCOMP's scratch again).
+const KEEP_FREED_BYTES: u64 = 4 << 30;
+
+/// Sets the release threshold of the device's default memory pool (what `cudarc` allocates
+/// from) to [`KEEP_FREED_BYTES`], unless something in the process set it higher.
+fn keep_freed_memory(ctx: &CudaContext) -> std::result::Result<(), DriverError> {
+    use cudarc::driver::sys::{
+        CUmemPool_attribute, cuDeviceGetDefaultMemPool, cuMemPoolGetAttribute, cuMemPoolSetAttribute,
+    };
+    let attr = CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD;
+    let mut pool = std::ptr::null_mut();
+    let mut threshold = 0u64;
+    // SAFETY: `pool` and `threshold` are live locals of the types these calls write (a pool
+    // handle; the threshold attribute is a cuuint64_t); the device is `ctx`'s.
+    unsafe {
+        cuDeviceGetDefaultMemPool(&raw mut pool, ctx.cu_device()).result()?;
+        cuMemPoolGetAttribute(pool, attr, (&raw mut threshold).cast()).result()?;
+        if threshold < KEEP_FREED_BYTES {
+            threshold = KEEP_FREED_BYTES;
+            cuMemPoolSetAttribute(pool, attr, (&raw mut threshold).cast()).result()?;
+        }
+    }
+    Ok(())
+}
+
 fn make(ordinal: usize) -> Result<Arc<Gpu>> {
     // cudarc panics on first use when libcuda is missing: ask before anything else.
     if !nvcomp_sys::cuda_driver_present() {
@@ -86,10 +114,14 @@ fn make(ordinal: usize) -> Result<Arc<Gpu>> {
     let nvcomp = nvcomp()?;
     let ctx = CudaContext::new(ordinal).map_err(gpu_error)?;
     let keepalive = ctx.new_stream().map_err(gpu_error)?;
+    if ctx.has_async_alloc() {
+        keep_freed_memory(&ctx).map_err(gpu_error)?;
+    }
     let module = ctx.load_module(Ptx::from_src(KERNELS_PTX)).map_err(gpu_error)?;
     Ok(Arc::new(Gpu {
         unshuffle: module.load_function("atlas_unshuffle").map_err(gpu_error)?,
         scatter: module.load_function("atlas_scatter").map_err(gpu_error)?,
+        xxh3: module.load_function("atlas_xxh3").map_err(gpu_error)?,
         ctx,
         _keepalive: keepalive,
         nvcomp,

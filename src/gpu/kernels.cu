@@ -86,3 +86,121 @@ extern "C" __global__ void atlas_scatter(const Part* parts, u32 count) {
         }
     }
 }
+
+// XXH3-64 (seed 0) of chunks longer than 240 bytes (XXH3's long form; the host hashes
+// shorter ones), as `src/io/xxh3.rs` computes it: eight 64-bit lanes accumulate 64-byte
+// stripes, each against the secret 8 bytes further on; after every 16 stripes (a 1 KiB
+// block) the lanes are scrambled; then the stripes of the last, partial block, the input's
+// last 64 bytes, and a merge. One thread block of 128 threads per chunk: thread t reads
+// word t % 8 of stripe t / 8 of each block, and since within a block every lane only adds
+// (wrapping), the 16 stripes' terms are summed in any order before the scramble.
+
+struct Hashed {
+    u64 src;  // the chunk's first byte
+    u64 len;  // > 240
+};
+
+#define HASH_THREADS 128
+#define PRIME32_1 0x9E3779B1ULL
+#define PRIME64_1 0x9E3779B185EBCA87ULL
+
+// XXH3's default secret (kSecret of the reference xxhash.h).
+__constant__ unsigned char XXH3_SECRET[192] = {
+    0xb8, 0xfe, 0x6c, 0x39, 0x23, 0xa4, 0x4b, 0xbe, 0x7c, 0x01, 0x81, 0x2c, 0xf7, 0x21, 0xad, 0x1c,
+    0xde, 0xd4, 0x6d, 0xe9, 0x83, 0x90, 0x97, 0xdb, 0x72, 0x40, 0xa4, 0xa4, 0xb7, 0xb3, 0x67, 0x1f,
+    0xcb, 0x79, 0xe6, 0x4e, 0xcc, 0xc0, 0xe5, 0x78, 0x82, 0x5a, 0xd0, 0x7d, 0xcc, 0xff, 0x72, 0x21,
+    0xb8, 0x08, 0x46, 0x74, 0xf7, 0x43, 0x24, 0x8e, 0xe0, 0x35, 0x90, 0xe6, 0x81, 0x3a, 0x26, 0x4c,
+    0x3c, 0x28, 0x52, 0xbb, 0x91, 0xc3, 0x00, 0xcb, 0x88, 0xd0, 0x65, 0x8b, 0x1b, 0x53, 0x2e, 0xa3,
+    0x71, 0x64, 0x48, 0x97, 0xa2, 0x0d, 0xf9, 0x4e, 0x38, 0x19, 0xef, 0x46, 0xa9, 0xde, 0xac, 0xd8,
+    0xa8, 0xfa, 0x76, 0x3f, 0xe3, 0x9c, 0x34, 0x3f, 0xf9, 0xdc, 0xbb, 0xc7, 0xc7, 0x0b, 0x4f, 0x1d,
+    0x8a, 0x51, 0xe0, 0x4b, 0xcd, 0xb4, 0x59, 0x31, 0xc8, 0x9f, 0x7e, 0xc9, 0xd9, 0x78, 0x73, 0x64,
+    0xea, 0xc5, 0xac, 0x83, 0x34, 0xd3, 0xeb, 0xc3, 0xc5, 0x81, 0xa0, 0xff, 0xfa, 0x13, 0x63, 0xeb,
+    0x17, 0x0d, 0xdd, 0x51, 0xb7, 0xf0, 0xda, 0x49, 0xd3, 0x16, 0x55, 0x26, 0x29, 0xd4, 0x68, 0x9e,
+    0x2b, 0x16, 0xbe, 0x58, 0x7d, 0x47, 0xa1, 0xfc, 0x8f, 0xf8, 0xb8, 0xd1, 0x7a, 0xd0, 0x31, 0xce,
+    0x45, 0xcb, 0x3a, 0x8f, 0x95, 0x16, 0x04, 0x28, 0xaf, 0xd7, 0xfb, 0xca, 0xbb, 0x4b, 0x40, 0x7e,
+};
+
+// The little-endian word at any byte of `p`.
+__device__ u64 word_at(const unsigned char* p) {
+    u64 w = 0;
+    for (int b = 7; b >= 0; --b) w = (w << 8) | p[b];
+    return w;
+}
+
+// The term a stripe word adds to its own lane.
+__device__ u64 mixed_term(u64 data, u64 key) {
+    const u64 mixed = data ^ key;
+    return (mixed & 0xFFFFFFFFULL) * (mixed >> 32);
+}
+
+extern "C" __global__ void atlas_xxh3(const Hashed* chunks, u32 count, u64* out) {
+    __shared__ unsigned char secret[192];
+    __shared__ u64 own[HASH_THREADS];    // the term of thread t for its own lane, t % 8
+    __shared__ u64 data[HASH_THREADS];   // its input word, for lane (t % 8) ^ 1
+    __shared__ u64 lanes[8];
+    const u32 t = threadIdx.x, stripe = t / 8, lane = t % 8;
+    for (u32 i = t; i < 192; i += HASH_THREADS) secret[i] = XXH3_SECRET[i];
+    for (u32 c = blockIdx.x; c < count; c += gridDim.x) {
+        const Hashed chunk = chunks[c];
+        const unsigned char* src = (const unsigned char*)chunk.src;
+        const u64 blocks = (chunk.len - 1) / 1024;
+        __syncthreads();  // `secret` written; the last chunk's lanes read
+        const u64 key = word_at(secret + 8 * stripe + 8 * lane);
+        if (t < 8) {
+            const u64 initial[8] = {0xC2B2AE3DULL, PRIME64_1, 0xC2B2AE3D27D4EB4FULL, 0x165667B19E3779F9ULL,
+                                    0x85EBCA77C2B2AE63ULL, 0x85EBCA77ULL, 0x27D4EB2F165667C5ULL, PRIME32_1};
+            lanes[t] = initial[t];
+        }
+        // Whole blocks, the next block's word loaded while this one's terms are summed.
+        const u64* words = (const u64*)src;  // staging slots are 16-byte aligned
+        u64 next = blocks > 0 ? words[t] : 0;
+        for (u64 b = 0; b < blocks; ++b) {
+            const u64 word = next;
+            if (b + 1 < blocks) next = words[(b + 1) * 128 + t];
+            own[t] = mixed_term(word, key);
+            data[t] = word;
+            __syncthreads();
+            if (t < 8) {
+                u64 sum = lanes[t];
+                for (u32 s = 0; s < 16; ++s) sum += own[8 * s + t] + data[8 * s + (t ^ 1)];
+                sum ^= sum >> 47;
+                sum ^= word_at(secret + 128 + 8 * t);
+                lanes[t] = sum * PRIME32_1;
+            }
+            __syncthreads();
+        }
+        // The stripes of the last, partial block (all but its last byte's stripe)...
+        const u64 tail = blocks * 1024;
+        const u64 stripes = (chunk.len - 1 - tail) / 64;
+        const u64 word = stripe < stripes ? word_at(src + tail + 64 * stripe + 8 * lane) : 0;
+        own[t] = stripe < stripes ? mixed_term(word, key) : 0;
+        data[t] = word;
+        __syncthreads();
+        if (t < 8) {
+            u64 sum = lanes[t];
+            for (u32 s = 0; s < 16; ++s) sum += own[8 * s + t] + data[8 * s + (t ^ 1)];
+            lanes[t] = sum;
+        }
+        __syncthreads();
+        // ...then the input's last 64 bytes, against the secret at byte 121.
+        if (t < 8) {
+            const u64 last = word_at(src + chunk.len - 64 + 8 * t);
+            own[t] = mixed_term(last, word_at(secret + 121 + 8 * t));
+            data[t] = last;
+        }
+        __syncthreads();
+        if (t < 8) lanes[t] += own[t] + data[t ^ 1];
+        __syncthreads();
+        if (t == 0) {
+            u64 hash = chunk.len * PRIME64_1;
+            for (u32 k = 0; k < 4; ++k) {
+                const u64 a = lanes[2 * k] ^ word_at(secret + 11 + 16 * k);
+                const u64 b = lanes[2 * k + 1] ^ word_at(secret + 11 + 16 * k + 8);
+                hash += (a * b) ^ __umul64hi(a, b);
+            }
+            hash ^= hash >> 37;
+            hash *= 0x165667919E3779F9ULL;
+            out[c] = hash ^ (hash >> 32);
+        }
+    }
+}

@@ -15,7 +15,6 @@ use crate::engine::{
     outside, plan, run_on_pool, stored_bytes,
 };
 use crate::error::{Error, GpuUnavailable, Result};
-use crate::fragment::checksum;
 
 /// Alignment of every chunk inside the device buffers: over nvCOMP's input alignments (zstd
 /// 8, LZ4 4) and the largest element the scatter kernel loads (8).
@@ -97,6 +96,18 @@ struct Upload<'a> {
     at: usize,
     bytes: Cow<'a, [u8]>,
 }
+
+/// `Hashed` of `kernels.cu`: a staged chunk for `atlas_xxh3` to hash.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub(crate) struct Hashed {
+    pub src: u64,
+    pub len: u64,
+}
+
+/// Chunks from this length on are hashed on the device: XXH3's long form starts past 240
+/// bytes, and the kernel implements only that.
+pub(crate) const DEVICE_HASH_MIN_BYTES: usize = 241;
 
 /// Device addresses of the buffers a layout refers to.
 #[derive(Debug, Clone, Copy)]
@@ -366,36 +377,25 @@ impl<'r, 'a> Layout<'r, 'a> {
         Ok(parts)
     }
 
-    /// Runs of whole jobs whose staged bytes span at most `max` bytes (a longer chunk is a
-    /// run of its own): the jobs and the part of staging they span.
-    pub(crate) fn job_runs(&self, max: usize) -> Vec<(Range<usize>, Range<usize>)> {
-        let mut runs: Vec<(Range<usize>, Range<usize>)> = Vec::new();
-        for (i, job) in self.jobs.iter().enumerate() {
-            match runs.last_mut() {
-                Some((jobs, bytes)) if job.staging.end - bytes.start <= max => {
-                    jobs.end = i + 1;
-                    bytes.end = job.staging.end;
-                }
-                _ => runs.push((i..i + 1, job.staging.clone())),
-            }
-        }
-        runs
+    /// The jobs whose staged bytes are compared with their checksum (none decoded on the
+    /// CPU, which verified them): those the device hashes (over [`DEVICE_HASH_MIN_BYTES`],
+    /// XXH3's long form, which `atlas_xxh3` implements) and those the host hashes.
+    pub(crate) fn checks(&self) -> (Vec<usize>, Vec<usize>) {
+        (0..self.jobs.len())
+            .filter(|&i| self.jobs[i].check)
+            .partition(|&i| self.jobs[i].staging.len() >= DEVICE_HASH_MIN_BYTES)
     }
 
-    /// Of `jobs`, those whose staged bytes do not match their checksum, given `staged`: the
-    /// part of staging from byte `base` that holds them. Jobs with nothing to check (no
-    /// checksum, or decoded on the CPU) pass.
-    pub(crate) fn mismatched(&self, jobs: Range<usize>, staged: &[u8], base: usize) -> Vec<usize> {
-        run_on_pool(|| {
-            jobs.into_par_iter()
-                .filter(|&i| {
-                    let job = &self.jobs[i];
-                    job.check
-                        && checksum(&staged[job.staging.start - base..job.staging.end - base])
-                            != job.block.entry().checksum
-                })
-                .collect()
-        })
+    /// The `Hashed` descriptors of `jobs` for `atlas_xxh3`, their staging at `staging_base`.
+    pub(crate) fn hashed(&self, jobs: &[usize], staging_base: u64) -> Vec<Hashed> {
+        let hashed =
+            |job: &Job<'_>| Hashed { src: staging_base + job.staging.start as u64, len: job.staging.len() as u64 };
+        jobs.iter().map(|&i| hashed(&self.jobs[i])).collect()
+    }
+
+    /// Whether `hash` of job `job`'s staged bytes is not its checksum.
+    pub(crate) fn mismatches(&self, job: usize, hash: u64) -> bool {
+        hash != self.jobs[job].block.entry().checksum
     }
 
     /// Decodes on the CPU, verified, every job that `failed` on the GPU or is `mismatched`,
@@ -432,12 +432,9 @@ impl<'r, 'a> Layout<'r, 'a> {
 /// pieces of at most a MiB so that one large copy is shared out too.
 pub(crate) fn copy_in_parallel(copies: Vec<(&mut [u8], &[u8])>) {
     const PIECE: usize = 1 << 20;
-    run_on_pool(|| {
-        copies
-            .into_par_iter()
-            .flat_map_iter(|(dst, src)| dst.chunks_mut(PIECE).zip(src.chunks(PIECE)))
-            .for_each(|(dst, src)| dst.copy_from_slice(src));
-    });
+    let pieces: Vec<(&mut [u8], &[u8])> =
+        copies.into_iter().flat_map(|(dst, src)| dst.chunks_mut(PIECE).zip(src.chunks(PIECE))).collect();
+    run_on_pool(|| pieces.into_par_iter().for_each(|(dst, src)| dst.copy_from_slice(src)));
 }
 
 /// Copies `part`'s rows in the widest unit (up to 16 bytes) that their length, both start

@@ -9,10 +9,11 @@ use nvcomp_sys::Algo;
 
 use super::context::{Gpu, gpu, gpu_error};
 use super::device_array::DeviceArray;
-use super::layout::{Bases, GpuCodec, Layout, Move, copy_in_parallel};
-use super::transfer::{PIECE, Pinned, pieces};
+use super::layout::{Bases, GpuCodec, Hashed, Layout, Move, copy_in_parallel};
+use super::transfer::Pinned;
 use crate::engine::{Slot, read_slots};
 use crate::error::{Error, Result};
+use crate::io::checksum;
 use crate::meta::DType;
 
 /// Threads per block of both kernels.
@@ -21,6 +22,10 @@ const THREADS: u32 = 256;
 /// limit of 65535 and the kernels loop over items beyond it.
 const MAX_BLOCKS_X: u32 = 1024;
 const MAX_GRID_Y: u32 = 65535;
+/// Most thread blocks of the hash kernel (one per chunk; it loops over the rest).
+const MAX_GRID_X: u32 = 65535;
+/// Threads per block of the hash kernel (`HASH_THREADS` in `kernels.cu`).
+const HASH_THREADS: u32 = 128;
 
 /// A GPU reads run on.
 #[derive(Debug, Clone)]
@@ -91,11 +96,8 @@ impl Target {
         let layout = Layout::build(slots, slot_shape, elem_bytes, verify)?;
         let stream = self.gpu.ctx.new_stream().map_err(gpu_error)?;
         let result = self.read_on_device(&stream, &layout, verify)?;
-        let windows = pieces(layout.out_len());
-        let mut download = lock(&self.gpu.download);
-        download.download(&stream, &result, &windows, |k, bytes| {
-            copy_in_parallel(vec![(&mut out[windows[k].clone()], bytes)]);
-            Ok(())
+        lock(&self.gpu.download).download(&stream, &result, layout.out_len(), |window, bytes| {
+            copy_in_parallel(vec![(&mut out[window], bytes)]);
         })
     }
 
@@ -175,9 +177,9 @@ impl Target {
         Ok(Staged { input, staging, failed })
     }
 
-    /// Compares the staged chunks' checksums on the host (when `verify`), piece by piece as
-    /// they come back, and puts the CPU's decode of every chunk that failed on the GPU or
-    /// does not match into its staging slot.
+    /// Compares the staged chunks' checksums (when `verify`): hashed on the device, or on
+    /// the host for chunks of 240 bytes or less, copied back one by one. Then puts the CPU's
+    /// decode of every chunk that failed on the GPU or does not match into its staging slot.
     fn check(
         &self,
         stream: &Arc<CudaStream>,
@@ -188,18 +190,46 @@ impl Target {
     ) -> Result<()> {
         let mut mismatched = Vec::new();
         if verify {
-            let runs = layout.job_runs(PIECE);
-            let windows: Vec<_> = runs.iter().map(|(_, bytes)| bytes.clone()).collect();
-            lock(&self.gpu.download).download(stream, staging, &windows, |k, bytes| {
-                mismatched.extend(layout.mismatched(runs[k].0.clone(), bytes, windows[k].start));
-                Ok(())
-            })?;
+            let (on_device, on_host) = layout.checks();
+            let hashes = self.hash(stream, &layout.hashed(&on_device, ptr(staging, stream)))?;
+            mismatched.extend(
+                on_device
+                    .into_iter()
+                    .zip(hashes)
+                    .filter(|&(job, hash)| layout.mismatches(job, hash))
+                    .map(|(job, _)| job),
+            );
+            for job in on_host {
+                let staged = stream.clone_dtoh(&staging.slice(layout.jobs[job].staging.clone())).map_err(gpu_error)?;
+                if layout.mismatches(job, checksum(&staged)) {
+                    mismatched.push(job);
+                }
+            }
         }
         layout.repair(failed, mismatched, |job, raw| {
             let range = layout.jobs[job].staging.clone();
             stream.memcpy_htod(&raw, &mut staging.slice_mut(range)).map_err(gpu_error)
         })?;
         Ok(())
+    }
+
+    /// The XXH3-64 of each chunk of `chunks` (each over 240 bytes), computed on the device.
+    fn hash(&self, stream: &Arc<CudaStream>, chunks: &[Hashed]) -> Result<Vec<u64>> {
+        if chunks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let table = stream.clone_htod(bytemuck::cast_slice::<Hashed, u8>(chunks)).map_err(gpu_error)?;
+        let mut hashes = stream.alloc_zeros::<u64>(chunks.len()).map_err(gpu_error)?;
+        let count = chunks.len() as u32;
+        let blocks = count.min(MAX_GRID_X);
+        let config = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (HASH_THREADS, 1, 1), shared_mem_bytes: 0 };
+        let mut launch = stream.launch_builder(&self.gpu.xxh3);
+        launch.arg(&table).arg(&count).arg(&mut hashes);
+        // SAFETY: every chunk lies inside a live buffer of this stream (the staging slots
+        // `Layout::hashed` names) and is over 240 bytes, as the kernel requires; `hashes`
+        // holds one word per chunk.
+        unsafe { launch.launch(config) }.map_err(gpu_error)?;
+        stream.clone_dtoh(&hashes).map_err(gpu_error)
     }
 }
 
@@ -215,4 +245,46 @@ fn alloc(stream: &Arc<CudaStream>, len: usize) -> Result<CudaSlice<u8>> {
 /// The pinned buffers, whoever held them last.
 fn lock(pinned: &Mutex<Pinned>) -> std::sync::MutexGuard<'_, Pinned> {
     pinned.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `atlas_xxh3` gives XXH3-64 as the host computes it, for lengths on either side of
+    /// its stripe (64 bytes) and block (1 KiB) edges. Skips without a GPU, unless
+    /// `ATLAS_REQUIRE_GPU` is set (scripts/gpu-check.sh).
+    #[test]
+    fn the_device_hashes_chunks_as_the_host_does() {
+        let target = match Target::open(0, false) {
+            Ok(target) => target,
+            Err(Error::GpuUnavailable(why)) => {
+                assert!(std::env::var_os("ATLAS_REQUIRE_GPU").is_none(), "ATLAS_REQUIRE_GPU is set but: {why}");
+                return eprintln!("SKIP (no GPU here): {why}");
+            }
+            Err(other) => panic!("{other}"),
+        };
+        let lengths = [241, 255, 256, 1000, 1023, 1024, 1025, 1087, 2048, 2049, 4103, 65_536, 100_003, 1 << 20];
+        let (mut bytes, mut ranges) = (Vec::new(), Vec::new());
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for len in lengths {
+            let start = bytes.len().next_multiple_of(16);
+            bytes.resize(start, 0);
+            bytes.extend((0..len).map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            }));
+            ranges.push(start..bytes.len());
+        }
+        let stream = target.gpu.ctx.new_stream().unwrap();
+        let device = stream.clone_htod(&bytes).unwrap();
+        let base = ptr(&device, &stream);
+        let chunks: Vec<Hashed> =
+            ranges.iter().map(|r| Hashed { src: base + r.start as u64, len: r.len() as u64 }).collect();
+        let hashes = target.hash(&stream, &chunks).unwrap();
+        let expected: Vec<u64> = ranges.iter().map(|r| checksum(&bytes[r.clone()])).collect();
+        assert_eq!(hashes, expected);
+    }
 }

@@ -13,7 +13,7 @@ use crate::error::Result;
 
 /// Bytes per piece of a transfer: large enough to keep the link busy, small enough that
 /// filling one piece overlaps copying the other.
-pub(crate) const PIECE: usize = 32 << 20;
+const PIECE: usize = 32 << 20;
 
 /// A pinned buffer and the copy last queued on it.
 struct Buffer {
@@ -91,17 +91,19 @@ impl Pinned {
         Ok(())
     }
 
-    /// Copies each of `windows` of `src` to the host on `stream`, the next one while
-    /// `drain(i, bytes)` reads window `i`; returns when every window is drained.
+    /// Copies the first `len` bytes of `src` to the host on `stream`, piece by piece: the
+    /// next piece comes while `drain(window, bytes)` reads the bytes at `window`. Returns
+    /// when every piece is drained.
     pub(crate) fn download(
         &mut self,
         stream: &Arc<CudaStream>,
         src: &CudaSlice<u8>,
-        windows: &[Range<usize>],
-        mut drain: impl FnMut(usize, &[u8]) -> Result<()>,
+        len: usize,
+        mut drain: impl FnMut(Range<usize>, &[u8]),
     ) -> Result<()> {
-        assert!(windows.iter().all(|w| w.end <= src.len()), "a download past its device buffer");
+        assert!(len <= src.len(), "a download past its device buffer");
         let (base, _sync) = src.device_ptr(stream);
+        let windows = pieces(len);
         let queue = |pinned: &mut Self, k: usize| -> Result<()> {
             let window = &windows[k];
             let buffer = pinned.idle(stream, k, window.len())?;
@@ -119,7 +121,7 @@ impl Pinned {
         for (k, window) in windows.iter().enumerate() {
             let buffer = self.buffers[k % 2].as_mut().expect("queued above");
             buffer.wait()?;
-            drain(k, &buffer.host.as_slice().map_err(gpu_error)?[..window.len()])?;
+            drain(window.clone(), &buffer.host.as_slice().map_err(gpu_error)?[..window.len()]);
             if k + 2 < windows.len() {
                 queue(self, k + 2)?;
             }
@@ -129,6 +131,6 @@ impl Pinned {
 }
 
 /// Windows of at most [`PIECE`] bytes covering `0..len`.
-pub(crate) fn pieces(len: usize) -> Vec<Range<usize>> {
+fn pieces(len: usize) -> Vec<Range<usize>> {
     (0..len).step_by(PIECE).map(|start| start..(start + PIECE).min(len)).collect()
 }

@@ -12,6 +12,7 @@ use crate::engine::{BlockRef, Slot, SlotRead};
 use crate::error::{Error, Result};
 use crate::fragment::BlockEntry;
 use crate::gpu::layout::{ALIGN, Bases, GpuCodec, Layout, Move, Part, Source};
+use crate::io::checksum;
 use crate::meta::{Codec, DType, Shuffle};
 
 fn unshuffle_kernel(mem: &mut [u8], m: &Move) {
@@ -95,11 +96,13 @@ fn run_model(layout: &Layout<'_, '_>, spoil: Spoil) -> Result<Run> {
         staging[layout.jobs[job].staging.clone()].iter_mut().for_each(|b| *b ^= 0x5a);
         failed[job] = matches!(spoil, Spoil::Reported(_));
     }
-    // As `Target::check`: checked run by run, the way the staging comes back.
-    let mut mismatched = Vec::new();
-    for (jobs, bytes) in layout.job_runs(3 * 1024) {
-        mismatched.extend(layout.mismatched(jobs, &staging[bytes.clone()], bytes.start));
-    }
+    // As `Target::check`, with `atlas_xxh3` modelled by the host's hash.
+    let (on_device, on_host) = layout.checks();
+    let mismatched = on_device
+        .into_iter()
+        .chain(on_host)
+        .filter(|&job| layout.mismatches(job, checksum(&staging[layout.jobs[job].staging.clone()])))
+        .collect();
     let redone = layout.repair(&failed, mismatched, |job, raw| {
         staging[layout.jobs[job].staging.clone()].copy_from_slice(&raw);
         Ok(())
