@@ -5,6 +5,13 @@
 typedef unsigned long long u64;
 typedef unsigned int u32;
 
+// A 16-byte unit: chunks and rows whose addresses and lengths allow it are copied 16 bytes
+// at a time.
+struct alignas(16) Wide {
+    u64 lo;
+    u64 hi;
+};
+
 // One chunk to move from `src` to `dst`, `len` bytes: a byte unshuffle with element size
 // `elem` (docs/FORMAT.md, "Blocks"), or a plain copy when `elem` <= 1.
 struct Move {
@@ -14,6 +21,30 @@ struct Move {
     u64 elem;
 };
 
+// Unshuffles `n` elements of K bytes, four elements a thread: K 4-byte loads (one per byte
+// plane), K 4-byte stores. Needs n % 4 == 0 and both ends 4-byte aligned.
+template <int K>
+__device__ void unshuffle_by_fours(const unsigned char* src, unsigned char* dst, u64 n, u64 first, u64 step) {
+    for (u64 g = first; g < n / 4; g += step) {
+        u32 planes[K];
+        for (int j = 0; j < K; ++j) planes[j] = *(const u32*)(src + j * n + 4 * g);
+        for (int w = 0; w < K; ++w) {
+            u32 word = 0;
+            for (int b = 0; b < 4; ++b) {
+                const int at = 4 * w + b;  // byte `at` of these 4 elements: byte at % K of element at / K
+                word |= ((planes[at % K] >> (8 * (at / K))) & 0xFF) << (8 * b);
+            }
+            *(u32*)(dst + 4 * g * K + 4 * w) = word;
+        }
+    }
+}
+
+// A plain copy of `len` bytes, 16 bytes a thread; both ends 16-byte aligned.
+__device__ void copy_by_sixteens(const unsigned char* src, unsigned char* dst, u64 len, u64 first, u64 step) {
+    for (u64 i = first; i < len / 16; i += step) ((Wide*)dst)[i] = ((const Wide*)src)[i];
+    for (u64 i = len / 16 * 16 + first; i < len; i += step) dst[i] = src[i];
+}
+
 // grid.y strides over moves, grid.x * block.x threads over the elements of one move.
 extern "C" __global__ void atlas_unshuffle(const Move* moves, u32 count) {
     for (u32 m = blockIdx.y; m < count; m += gridDim.y) {
@@ -22,14 +53,27 @@ extern "C" __global__ void atlas_unshuffle(const Move* moves, u32 count) {
         unsigned char* dst = (unsigned char*)mv.dst;
         const u64 k = mv.elem > 1 ? mv.elem : 1;
         const u64 n = mv.len / k;  // whole elements
+        const u64 first = (u64)blockIdx.x * blockDim.x + threadIdx.x;
         const u64 step = (u64)gridDim.x * blockDim.x;
-        for (u64 e = (u64)blockIdx.x * blockDim.x + threadIdx.x; e < n; e += step) {
-            for (u64 j = 0; j < k; ++j) {
-                dst[e * k + j] = src[j * n + e];
+        const bool fours = n % 4 == 0 && (mv.src | mv.dst) % 4 == 0;
+        if (k == 1 && (mv.src | mv.dst) % 16 == 0) {
+            copy_by_sixteens(src, dst, mv.len, first, step);
+            continue;
+        } else if (k == 2 && fours) {
+            unshuffle_by_fours<2>(src, dst, n, first, step);
+        } else if (k == 4 && fours) {
+            unshuffle_by_fours<4>(src, dst, n, first, step);
+        } else if (k == 8 && fours) {
+            unshuffle_by_fours<8>(src, dst, n, first, step);
+        } else {
+            for (u64 e = first; e < n; e += step) {
+                for (u64 j = 0; j < k; ++j) {
+                    dst[e * k + j] = src[j * n + e];
+                }
             }
         }
         // Bytes past the last whole element stay where they are.
-        for (u64 i = n * k + (u64)blockIdx.x * blockDim.x + threadIdx.x; i < mv.len; i += step) {
+        for (u64 i = n * k + first; i < mv.len; i += step) {
             dst[i] = src[i];
         }
     }
@@ -48,12 +92,6 @@ struct Part {
     u64 dst_stride[MAX_DIMS];
     u32 ndim;
     u32 elem;
-};
-
-// A 16-byte unit: rows whose addresses and lengths allow it are copied 16 bytes at a time.
-struct alignas(16) Wide {
-    u64 lo;
-    u64 hi;
 };
 
 template <typename T>
