@@ -94,18 +94,31 @@ struct Part {
     u32 elem;
 };
 
-template <typename T>
-__device__ void copy_part(const Part& p, u64 count) {
-    const u64 step = (u64)gridDim.x * blockDim.x;
-    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < count; i += step) {
-        u64 rem = i, s = 0, d = 0;
+// Index arithmetic in `I`: 32 bits when the part has fewer than 2^31 units (64-bit division
+// costs several times as much on the GPU).
+template <typename T, typename I>
+__device__ void copy_part(const Part& p, I count) {
+    const I step = (I)(gridDim.x * blockDim.x);
+    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < count; i += step) {
+        I rem = i;
+        u64 s = 0, d = 0;
         for (int dim = (int)p.ndim - 1; dim >= 0; --dim) {
-            const u64 idx = rem % p.shape[dim];
-            rem /= p.shape[dim];
+            const I extent = (I)p.shape[dim];
+            const I idx = rem % extent;
+            rem /= extent;
             s += idx * p.src_stride[dim];
             d += idx * p.dst_stride[dim];
         }
         *(T*)(p.dst + d) = *(const T*)(p.src + s);
+    }
+}
+
+template <typename T>
+__device__ void copy_units(const Part& p, u64 count) {
+    if (count < 0x80000000ULL) {  // room for `i += step` too
+        copy_part<T, u32>(p, (u32)count);
+    } else {
+        copy_part<T, u64>(p, count);
     }
 }
 
@@ -116,11 +129,11 @@ extern "C" __global__ void atlas_scatter(const Part* parts, u32 count) {
         u64 n = 1;
         for (u32 dim = 0; dim < p.ndim; ++dim) n *= p.shape[dim];
         switch (p.elem) {
-            case 1: copy_part<unsigned char>(p, n); break;
-            case 2: copy_part<unsigned short>(p, n); break;
-            case 4: copy_part<u32>(p, n); break;
-            case 8: copy_part<u64>(p, n); break;
-            default: copy_part<Wide>(p, n); break;
+            case 1: copy_units<unsigned char>(p, n); break;
+            case 2: copy_units<unsigned short>(p, n); break;
+            case 4: copy_units<u32>(p, n); break;
+            case 8: copy_units<u64>(p, n); break;
+            default: copy_units<Wide>(p, n); break;
         }
     }
 }
