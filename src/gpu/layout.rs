@@ -1,6 +1,6 @@
 //! The host side of a GPU read, with no GPU in it: which bytes go to the device in the one
 //! upload, where nvCOMP decodes each block, where each chunk's raw bytes land ("staging"),
-//! and the descriptors the two kernels of `kernels.cu` take. Tested by running those
+//! and the descriptors the kernels of `kernels.cu` take. Tested by running those
 //! descriptors through a CPU model of the kernels (`store/gpu_model.rs`, which needs a store).
 
 use std::borrow::Cow;
