@@ -252,4 +252,3 @@ fn a_fill_entry_of_the_wrong_raw_length_is_damage_as_on_the_cpu() {
     });
     assert!(matches!(built, Err(Error::Corrupt { .. })), "{built:?}");
 }
-
