@@ -78,6 +78,7 @@ pub(crate) fn gpu(ordinal: usize) -> Result<Arc<Gpu>> {
 /// Device memory a read frees stays in the device's default pool, up to this much, for the
 /// next read (CUDA's default, 0, unmaps it at every synchronization: a read of a few
 /// hundred MB then spends milliseconds mapping its buffers and nvCOMP's scratch again).
+/// The pool is the process's: memory kept there is not free to `cudaMalloc` users (docs/GPU.md).
 const KEEP_FREED_BYTES: u64 = 4 << 30;
 
 /// Sets the release threshold of the device's default memory pool (what `cudarc` allocates
@@ -114,8 +115,11 @@ fn make(ordinal: usize) -> Result<Arc<Gpu>> {
     let nvcomp = nvcomp()?;
     let ctx = CudaContext::new(ordinal).map_err(gpu_error)?;
     let keepalive = ctx.new_stream().map_err(gpu_error)?;
-    if ctx.has_async_alloc() {
-        keep_freed_memory(&ctx).map_err(gpu_error)?;
+    // Only speed depends on it: a driver that refuses pool attributes still reads.
+    if ctx.has_async_alloc()
+        && let Err(e) = keep_freed_memory(&ctx)
+    {
+        log::warn!("atlas: keeping freed device memory in the pool failed ({e}); reads allocate afresh");
     }
     let module = ctx.load_module(Ptx::from_src(KERNELS_PTX)).map_err(gpu_error)?;
     Ok(Arc::new(Gpu {

@@ -4,7 +4,7 @@
 //! descriptors through a CPU model of the kernels (`store/gpu_model.rs`, which needs a store).
 
 use std::borrow::Cow;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 
 use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
@@ -15,12 +15,15 @@ use crate::engine::{
     outside, plan, run_on_pool, stored_bytes,
 };
 use crate::error::{Error, GpuUnavailable, Result};
+use crate::io::checksum;
 
 /// Alignment of every chunk inside the device buffers: over nvCOMP's input alignments (zstd
-/// 8, LZ4 4) and the largest element the scatter kernel loads (8).
+/// 8, LZ4 4) and the largest unit the kernels load (16: the scatter's widened rows, the
+/// unshuffle's plain copies; `atlas_xxh3` loads aligned 8-byte words).
 pub(crate) const ALIGN: usize = 16;
 
-/// Dimensions a box may have after merging (`MAX_DIMS` in `kernels.cu`).
+/// Dimensions of one kernel part (`MAX_DIMS` in `kernels.cu`); a box with more after
+/// merging is split over its outer ones.
 pub(crate) const MAX_DIMS: usize = 8;
 
 /// A codec nvCOMP decodes for Atlas.
@@ -105,9 +108,14 @@ pub(crate) struct Hashed {
     pub len: u64,
 }
 
-/// Chunks from this length on are hashed on the device: XXH3's long form starts past 240
-/// bytes, and the kernel implements only that.
-pub(crate) const DEVICE_HASH_MIN_BYTES: usize = 241;
+/// Chunks of these lengths are hashed on the device: XXH3's long form starts past 240 bytes,
+/// and the kernel implements only that; one thread block walks a chunk 1 KiB at a time
+/// (about 0.5 µs a step on an H100), so a chunk of hundreds of MiB is hashed sooner on the
+/// host's cores after a copy back.
+pub(crate) const DEVICE_HASH_BYTES: RangeInclusive<usize> = 241..=64 << 20;
+
+/// Jobs the host hashes, neighbours in staging, and the staging bytes they span.
+pub(crate) type HostRun = (Vec<usize>, Range<usize>);
 
 /// Device addresses of the buffers a layout refers to.
 #[derive(Debug, Clone, Copy)]
@@ -336,54 +344,74 @@ impl<'r, 'a> Layout<'r, 'a> {
         }
     }
 
-    /// One kernel part per piece: from staging (or the uploaded fill element) to the output
-    /// at `out_base`.
-    ///
-    /// # Errors
-    /// [`Error::GpuUnavailable`] when a box keeps more than [`MAX_DIMS`] dimensions after
-    /// merging.
-    pub(crate) fn scatter_parts(&self, bases: Bases, out_base: u64) -> Result<Vec<Part>> {
+    /// The kernel parts of every piece: from staging (or the uploaded fill element) to the
+    /// output at `out_base`. A box that keeps more than [`MAX_DIMS`] dimensions after
+    /// merging is one part per index of its outer dimensions.
+    pub(crate) fn scatter_parts(&self, bases: Bases, out_base: u64) -> Vec<Part> {
         let mut parts = Vec::with_capacity(self.pieces.len());
-        let mut too_deep = None;
         self.each_piece(|src, copy| {
-            let ndim = copy.extents.len();
-            if ndim > MAX_DIMS {
-                too_deep = Some(ndim);
-                return;
-            }
             let src = match src {
                 Ok(staged) => bases.staging + staged as u64,
                 Err(uploaded) => bases.input + uploaded as u64,
             };
-            let mut part = Part {
-                src: src + copy.src_offset as u64,
-                dst: out_base + copy.dst_offset as u64,
-                ndim: ndim as u32,
-                elem: self.elem_bytes as u32,
-                ..Part::zeroed()
-            };
-            for d in 0..ndim {
-                part.shape[d] = copy.extents[d] as u64;
-                part.src_stride[d] = copy.src_strides[d] as u64;
-                part.dst_stride[d] = copy.dst_strides[d] as u64;
+            let outer = copy.extents.len().saturating_sub(MAX_DIMS);
+            let (src, dst) = (src + copy.src_offset as u64, out_base + copy.dst_offset as u64);
+            let mut part =
+                Part { ndim: (copy.extents.len() - outer) as u32, elem: self.elem_bytes as u32, ..Part::zeroed() };
+            for d in outer..copy.extents.len() {
+                part.shape[d - outer] = copy.extents[d] as u64;
+                part.src_stride[d - outer] = copy.src_strides[d] as u64;
+                part.dst_stride[d - outer] = copy.dst_strides[d] as u64;
             }
-            widen(&mut part);
-            parts.push(part);
+            // Each index of the outer dimensions, in C order, with its byte offsets.
+            let mut index = vec![0usize; outer];
+            loop {
+                let at = |strides: &[usize]| index.iter().zip(strides).map(|(&i, &s)| (i * s) as u64).sum::<u64>();
+                let mut one = Part { src: src + at(&copy.src_strides), dst: dst + at(&copy.dst_strides), ..part };
+                widen(&mut one);
+                parts.push(one);
+                let Some(d) = (0..outer).rev().find(|&d| index[d] + 1 < copy.extents[d]) else { break };
+                index[d] += 1;
+                index[d + 1..].iter_mut().for_each(|i| *i = 0);
+            }
         });
-        if let Some(ndim) = too_deep {
-            let why = format!("a box of {ndim} dimensions after merging (at most {MAX_DIMS})");
-            return Err(Error::GpuUnavailable(GpuUnavailable::Unsupported(why)));
-        }
-        Ok(parts)
+        parts
     }
 
     /// The jobs whose staged bytes are compared with their checksum (none decoded on the
-    /// CPU, which verified them): those the device hashes (over [`DEVICE_HASH_MIN_BYTES`],
-    /// XXH3's long form, which `atlas_xxh3` implements) and those the host hashes.
-    pub(crate) fn checks(&self) -> (Vec<usize>, Vec<usize>) {
-        (0..self.jobs.len())
+    /// CPU, which verified them): those the device hashes (of [`DEVICE_HASH_BYTES`]) and
+    /// those the host hashes, the latter in runs of neighbours in staging (one copy back a
+    /// run): each run's jobs and the staging bytes they span.
+    pub(crate) fn checks(&self) -> (Vec<usize>, Vec<HostRun>) {
+        let (on_device, on_host): (Vec<usize>, Vec<usize>) = (0..self.jobs.len())
             .filter(|&i| self.jobs[i].check)
-            .partition(|&i| self.jobs[i].staging.len() >= DEVICE_HASH_MIN_BYTES)
+            .partition(|&i| DEVICE_HASH_BYTES.contains(&self.jobs[i].staging.len()));
+        let mut runs: Vec<HostRun> = Vec::new();
+        for job in on_host {
+            let staging = &self.jobs[job].staging;
+            match runs.last_mut() {
+                Some((jobs, span)) if staging.start <= span.end.next_multiple_of(ALIGN) => {
+                    jobs.push(job);
+                    span.end = staging.end;
+                }
+                _ => runs.push((vec![job], staging.clone())),
+            }
+        }
+        (on_device, runs)
+    }
+
+    /// Of a run of jobs from [`Layout::checks`], those whose bytes in `staged` (the run's
+    /// span, from byte `base` of staging) do not match their checksum; on the engine pool.
+    pub(crate) fn mismatched_on_host(&self, jobs: &[usize], staged: &[u8], base: usize) -> Vec<usize> {
+        run_on_pool(|| {
+            jobs.par_iter()
+                .copied()
+                .filter(|&job| {
+                    let range = &self.jobs[job].staging;
+                    self.mismatches(job, checksum(&staged[range.start - base..range.end - base]))
+                })
+                .collect()
+        })
     }
 
     /// The `Hashed` descriptors of `jobs` for `atlas_xxh3`, their staging at `staging_base`.

@@ -13,10 +13,9 @@ use super::layout::{Bases, GpuCodec, Hashed, Layout, Move, copy_in_parallel};
 use super::transfer::Pinned;
 use crate::engine::{Slot, read_slots};
 use crate::error::{Error, Result};
-use crate::io::checksum;
 use crate::meta::DType;
 
-/// Threads per block of both kernels.
+/// Threads per block of the unshuffle and scatter kernels.
 const THREADS: u32 = 256;
 /// Most blocks along x per item (kernels loop over the rest); grid.y is capped at CUDA's
 /// limit of 65535 and the kernels loop over items beyond it.
@@ -124,7 +123,7 @@ impl Target {
         self.check(stream, layout, &mut staging, &failed, verify)?;
         let out = alloc(stream, layout.out_len())?;
         let bases = Bases { input: ptr(&input, stream), decoded: 0, staging: ptr(&staging, stream) };
-        let parts = layout.scatter_parts(bases, ptr(&out, stream))?;
+        let parts = layout.scatter_parts(bases, ptr(&out, stream));
         if !parts.is_empty() {
             let table = stream.clone_htod(bytemuck::cast_slice::<_, u8>(&parts)).map_err(gpu_error)?;
             let count = parts.len() as u32;
@@ -178,8 +177,9 @@ impl Target {
     }
 
     /// Compares the staged chunks' checksums (when `verify`): hashed on the device, or on
-    /// the host for chunks of 240 bytes or less, copied back one by one. Then puts the CPU's
-    /// decode of every chunk that failed on the GPU or does not match into its staging slot.
+    /// the host for chunks of 240 bytes or less or over 64 MiB, copied back a run of
+    /// neighbours at a time. Then puts the CPU's decode of every chunk that failed on the GPU
+    /// or does not match into its staging slot.
     fn check(
         &self,
         stream: &Arc<CudaStream>,
@@ -199,11 +199,9 @@ impl Target {
                     .filter(|&(job, hash)| layout.mismatches(job, hash))
                     .map(|(job, _)| job),
             );
-            for job in on_host {
-                let staged = stream.clone_dtoh(&staging.slice(layout.jobs[job].staging.clone())).map_err(gpu_error)?;
-                if layout.mismatches(job, checksum(&staged)) {
-                    mismatched.push(job);
-                }
+            for (jobs, span) in on_host {
+                let staged = stream.clone_dtoh(&staging.slice(span.clone())).map_err(gpu_error)?;
+                mismatched.extend(layout.mismatched_on_host(&jobs, &staged, span.start));
             }
         }
         layout.repair(failed, mismatched, |job, raw| {
@@ -250,6 +248,7 @@ fn lock(pinned: &Mutex<Pinned>) -> std::sync::MutexGuard<'_, Pinned> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::checksum;
 
     /// `atlas_xxh3` gives XXH3-64 as the host computes it, for lengths on either side of
     /// its stripe (64 bytes) and block (1 KiB) edges. Skips without a GPU, unless

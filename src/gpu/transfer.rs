@@ -22,6 +22,22 @@ struct Buffer {
 }
 
 impl Buffer {
+    /// Marks the buffer busy until the work queued on `stream` so far (its copy) is done. If
+    /// no event can be recorded, waits for the stream instead, so that the next user never
+    /// finds the buffer idle with a copy still in flight.
+    fn queued_on(&mut self, stream: &CudaStream) -> Result<()> {
+        match stream.record_event(None) {
+            Ok(event) => {
+                self.busy = Some(event);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = stream.synchronize();
+                Err(gpu_error(e))
+            }
+        }
+    }
+
     /// Waits for the copy last queued on the buffer.
     fn wait(&mut self) -> Result<()> {
         if let Some(event) = self.busy.take() {
@@ -31,8 +47,7 @@ impl Buffer {
     }
 }
 
-/// The two pinned buffers of one direction, allocated on first use and grown (never shrunk)
-/// to the longest piece asked for.
+/// The two pinned buffers of one direction, [`PIECE`] bytes each, allocated on first use.
 pub(crate) struct Pinned {
     /// `cuMemHostAlloc` flags: write-combined for uploads (the host only writes them).
     flags: u32,
@@ -50,17 +65,15 @@ impl Pinned {
         Self { flags: 0, buffers: [None, None] }
     }
 
-    /// Buffer `k % 2`, idle, with room for `len` bytes.
-    fn idle(&mut self, stream: &Arc<CudaStream>, k: usize, len: usize) -> Result<&mut Buffer> {
+    /// Buffer `k % 2`, idle.
+    fn idle(&mut self, stream: &Arc<CudaStream>, k: usize) -> Result<&mut Buffer> {
         let slot = &mut self.buffers[k % 2];
         if let Some(buffer) = slot {
             buffer.wait()?;
-        }
-        if slot.as_ref().is_none_or(|b| b.host.len() < len) {
-            *slot = None; // free the smaller one first
+        } else {
             // SAFETY: pinned bytes; every byte a transfer uses is written before it is read.
-            let host = unsafe { stream.context().alloc_pinned_with_flags::<u8>(len.max(PIECE), self.flags) }
-                .map_err(gpu_error)?;
+            let host =
+                unsafe { stream.context().alloc_pinned_with_flags::<u8>(PIECE, self.flags) }.map_err(gpu_error)?;
             *slot = Some(Buffer { host, busy: None });
         }
         Ok(slot.as_mut().expect("made above"))
@@ -80,13 +93,13 @@ impl Pinned {
         let (base, _sync) = dst.device_ptr_mut(stream);
         for (k, start) in (0..len).step_by(PIECE).enumerate() {
             let window = start..(start + PIECE).min(len);
-            let buffer = self.idle(stream, k, window.len())?;
+            let buffer = self.idle(stream, k)?;
             let host = &mut buffer.host.as_mut_slice().map_err(gpu_error)?[..window.len()];
             fill(window.clone(), host);
             // SAFETY: `host` is pinned and stays untouched until `busy` has passed (`idle`
             // waits for it); the destination lies inside `dst` (asserted above).
             unsafe { result::memcpy_htod_async(base + start as u64, &*host, stream.cu_stream()) }.map_err(gpu_error)?;
-            buffer.busy = Some(stream.record_event(None).map_err(gpu_error)?);
+            buffer.queued_on(stream)?;
         }
         Ok(())
     }
@@ -106,14 +119,13 @@ impl Pinned {
         let windows = pieces(len);
         let queue = |pinned: &mut Self, k: usize| -> Result<()> {
             let window = &windows[k];
-            let buffer = pinned.idle(stream, k, window.len())?;
+            let buffer = pinned.idle(stream, k)?;
             let host = &mut buffer.host.as_mut_slice().map_err(gpu_error)?[..window.len()];
             // SAFETY: `host` is pinned and read only after `busy` has passed; the source
             // lies inside `src` (asserted above).
             unsafe { result::memcpy_dtoh_async(host, base + window.start as u64, stream.cu_stream()) }
                 .map_err(gpu_error)?;
-            buffer.busy = Some(stream.record_event(None).map_err(gpu_error)?);
-            Ok(())
+            buffer.queued_on(stream)
         };
         for k in 0..windows.len().min(2) {
             queue(self, k)?;
