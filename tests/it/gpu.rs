@@ -136,6 +136,16 @@ fn cuda_is_unavailable_with_a_reason_or_reads_what_the_cpu_reads() {
     }
 }
 
+/// Applies `damage` to the stored bytes of the first block with any of array `name` in
+/// dataset "w", in its fragment file.
+#[cfg(feature = "gpu")]
+fn damage_first_block(store: &Atlas, name: &str, damage: impl FnOnce(&mut [u8])) {
+    let block = store.array_blocks("w", name).unwrap().into_iter().find(|b| !b.is_fill).unwrap();
+    let mut bytes = std::fs::read(&block.path).unwrap();
+    damage(&mut bytes[block.offset_bytes as usize..(block.offset_bytes + block.stored_bytes) as usize]);
+    std::fs::write(&block.path, bytes).unwrap();
+}
+
 #[cfg(feature = "gpu")]
 #[test]
 fn a_damaged_block_errors_on_the_gpu_too_and_never_reads_wrong() {
@@ -146,11 +156,7 @@ fn a_damaged_block_errors_on_the_gpu_too_and_never_reads_wrong() {
         return;
     }
     for name in ["w1_zstd3", "w2_lz4", "w1_none"] {
-        // Flip one byte in the middle of the first block with stored bytes.
-        let block = store.array_blocks("w", name).unwrap().into_iter().find(|b| !b.is_fill).unwrap();
-        let mut bytes = std::fs::read(&block.path).unwrap();
-        bytes[(block.offset_bytes + block.stored_bytes / 2) as usize] ^= 0x40;
-        std::fs::write(&block.path, bytes).unwrap();
+        damage_first_block(&store, name, |stored| stored[stored.len() / 2] ^= 0x40);
     }
     drop(store);
     let store = Atlas::open(&path).unwrap();
@@ -209,11 +215,7 @@ fn a_zstd_block_with_sound_headers_and_a_garbage_body_is_never_read_wrong() {
     if !gpu_here(&store.open_dataset("w").unwrap().array("w1_zstd3").unwrap()) {
         return;
     }
-    let block = store.array_blocks("w", "w2_zstd1").unwrap().into_iter().find(|b| !b.is_fill).unwrap();
-    let mut bytes = std::fs::read(&block.path).unwrap();
-    let (start, end) = (block.offset_bytes as usize, (block.offset_bytes + block.stored_bytes) as usize);
-    scramble_zstd_body(&mut bytes[start..end]);
-    std::fs::write(&block.path, bytes).unwrap();
+    damage_first_block(&store, "w2_zstd1", scramble_zstd_body);
     drop(store);
     let store = Atlas::open(&path).unwrap();
     let ds = store.open_dataset("w").unwrap();
