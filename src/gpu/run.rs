@@ -95,6 +95,9 @@ impl Target {
         let layout = Layout::build(slots, slot_shape, elem_bytes, verify)?;
         let stream = self.gpu.ctx.new_stream().map_err(gpu_error)?;
         let result = self.read_on_device(&stream, &layout, verify)?;
+        // Finished before the download buffers are taken, so that concurrent reads to host
+        // wait for each other's copies back only, not for each other's kernels.
+        stream.synchronize().map_err(gpu_error)?;
         lock(&self.gpu.download).download(&stream, &result, layout.out_len(), |window, bytes| {
             copy_in_parallel(vec![(&mut out[window], bytes)]);
         })
