@@ -176,7 +176,7 @@ impl<'r, 'a> Layout<'r, 'a> {
             slot_count: slots.len(),
             elem_bytes,
         };
-        let mut worker = Worker::default();
+        let mut touches = Vec::new();
         for (index, slot) in slots.iter().enumerate() {
             let read = match slot {
                 Slot::Fill(fill) => {
@@ -189,8 +189,7 @@ impl<'r, 'a> Layout<'r, 'a> {
             };
             let array = layout.arrays.len();
             layout.arrays.push(read.ctx);
-            let element = layout.upload(Cow::Owned(read.ctx.meta.fill_bytes()));
-            let fill = |start: Vec<u64>, region: Vec<u64>| Piece::Fill { element: element.clone(), start, region };
+            let fill = layout.upload(Cow::Owned(read.ctx.meta.fill_bytes()));
             for mut op in plan(&read.ctx.meta.chunk_shape, read.start, read.shape) {
                 op.in_selection.iter_mut().zip(read.at).for_each(|(i, a)| *i += a);
                 let block = (read.lookup)(&op.coord);
@@ -198,15 +197,29 @@ impl<'r, 'a> Layout<'r, 'a> {
                     // As on the CPU: a fill entry of the wrong length is damage too.
                     check_raw_len(read.ctx, block, chunk_len(read.ctx))?;
                 }
-                let piece = match block.filter(|b| !b.entry().is_fill) {
-                    Some(block) => Piece::Chunk { job: layout.block_job(array, block, &mut worker, verify)?, op },
-                    None => fill(op.in_selection, op.region),
-                };
-                layout.pieces.push((index, piece));
+                let block = block.filter(|b| !b.entry().is_fill);
+                touches.push(Touch { slot: index, array, fill: fill.clone(), op, block });
             }
             for (start, region) in outside(slot_shape, read.at, read.shape) {
-                layout.pieces.push((index, fill(start, region)));
+                layout.pieces.push((index, Piece::Fill { element: fill.clone(), start, region }));
             }
+        }
+        // The mapped zstd blocks' frame checks, on all cores: each reads headers spread over
+        // the block, a cache miss or more apiece (milliseconds for 512 blocks on one core).
+        let sound: Vec<Option<bool>> = run_on_pool(|| {
+            touches
+                .par_iter()
+                .map(|t| t.block.and_then(|b| sound_zstd_frame(b, chunk_len(layout.arrays[t.array]))))
+                .collect()
+        });
+        let mut worker = Worker::default();
+        for (touch, sound) in touches.into_iter().zip(sound) {
+            let Touch { slot, array, fill, op, block } = touch;
+            let piece = match block {
+                Some(block) => Piece::Chunk { job: layout.block_job(array, block, sound, &mut worker, verify)?, op },
+                None => Piece::Fill { element: fill, start: op.in_selection, region: op.region },
+            };
+            layout.pieces.push((slot, piece));
         }
         Ok(layout)
     }
@@ -237,7 +250,15 @@ impl<'r, 'a> Layout<'r, 'a> {
         copy_in_parallel(copies);
     }
 
-    fn block_job(&mut self, array: usize, block: BlockRef<'a>, worker: &mut Worker, verify: bool) -> Result<usize> {
+    /// Adds the job of `block`; `sound` is its zstd frame check when already made.
+    fn block_job(
+        &mut self,
+        array: usize,
+        block: BlockRef<'a>,
+        sound: Option<bool>,
+        worker: &mut Worker,
+        verify: bool,
+    ) -> Result<usize> {
         let ctx = self.arrays[array];
         let chunk_len = chunk_len(ctx);
         let entry = block.entry();
@@ -250,7 +271,9 @@ impl<'r, 'a> Layout<'r, 'a> {
         let codec = match entry.encoding.codec {
             // nvCOMP does not validate its input: a zstd block whose frame does not match the
             // index (damaged) never goes to the GPU; the CPU decode below reports it.
-            CodecId::Zstd if is_one_plain_zstd_frame_of(&stored, chunk_len) => Some(GpuCodec::Zstd),
+            CodecId::Zstd if sound.unwrap_or_else(|| is_one_plain_zstd_frame_of(&stored, chunk_len)) => {
+                Some(GpuCodec::Zstd)
+            }
             CodecId::Lz4 => Some(GpuCodec::Lz4),
             CodecId::None => None,
             CodecId::Zstd | CodecId::ZstdDict => {
@@ -485,6 +508,26 @@ fn widen(part: &mut Part) {
         part.dst_stride[last] = common;
         part.elem = common as u32;
     }
+}
+
+/// One chunk a slot's read touches, as the first pass of [`Layout::build`] finds it: the
+/// slot, the array (index into [`Layout::arrays`]) and its uploaded fill element, the part
+/// of the chunk, and its block (none: fill).
+struct Touch<'a> {
+    slot: usize,
+    array: usize,
+    fill: Range<usize>,
+    op: ChunkOp,
+    block: Option<BlockRef<'a>>,
+}
+
+/// Whether a zstd block whose bytes are in memory is one plain frame of `chunk_len` bytes
+/// (see `block_job`); `None` for other codecs and for pending blocks, read later.
+fn sound_zstd_frame(block: BlockRef<'_>, chunk_len: usize) -> Option<bool> {
+    (block.entry().encoding.codec == CodecId::Zstd)
+        .then(|| block.in_memory())
+        .flatten()
+        .map(|stored| is_one_plain_zstd_frame_of(stored, chunk_len))
 }
 
 /// Bytes of one raw chunk of the array.
