@@ -100,6 +100,13 @@ fn gpu_here(array: &atlas::ArrayHandle) -> bool {
     }
 }
 
+/// [`arrays`] at `path`, when GPU reads can run here (see [`gpu_here`]).
+#[cfg(feature = "gpu")]
+fn arrays_on_gpu(path: &std::path::Path) -> Option<Atlas> {
+    let store = arrays(path);
+    gpu_here(&store.open_dataset("w").unwrap().array("w1_zstd3").unwrap()).then_some(store)
+}
+
 #[cfg(feature = "gpu")]
 #[test]
 fn cuda_is_unavailable_with_a_reason_or_reads_what_the_cpu_reads() {
@@ -151,10 +158,7 @@ fn damage_first_block(store: &Atlas, name: &str, damage: impl FnOnce(&mut [u8]))
 fn a_damaged_block_errors_on_the_gpu_too_and_never_reads_wrong() {
     let dir = test_dir!();
     let path = dir.path().join("store");
-    let store = arrays(&path);
-    if !gpu_here(&store.open_dataset("w").unwrap().array("w1_zstd3").unwrap()) {
-        return;
-    }
+    let Some(store) = arrays_on_gpu(&path) else { return };
     for name in ["w1_zstd3", "w2_lz4", "w1_none"] {
         damage_first_block(&store, name, |stored| stored[stored.len() / 2] ^= 0x40);
     }
@@ -211,10 +215,7 @@ fn scramble_zstd_body(frame: &mut [u8]) {
 fn a_zstd_block_with_sound_headers_and_a_garbage_body_is_never_read_wrong() {
     let dir = test_dir!();
     let path = dir.path().join("store");
-    let store = arrays(&path);
-    if !gpu_here(&store.open_dataset("w").unwrap().array("w1_zstd3").unwrap()) {
-        return;
-    }
+    let Some(store) = arrays_on_gpu(&path) else { return };
     damage_first_block(&store, "w2_zstd1", scramble_zstd_body);
     drop(store);
     let store = Atlas::open(&path).unwrap();
@@ -238,10 +239,7 @@ fn a_zstd_block_with_sound_headers_and_a_garbage_body_is_never_read_wrong() {
 #[test]
 fn reads_across_datasets_on_the_gpu_match_the_cpu() {
     let dir = test_dir!();
-    let store = arrays(&dir.path().join("store"));
-    if !gpu_here(&store.open_dataset("w").unwrap().array("w1_zstd3").unwrap()) {
-        return;
-    }
+    let Some(store) = arrays_on_gpu(&dir.path().join("store")) else { return };
     // A second dataset with a shorter array of another codec; a third without it.
     let short = Array3::from_shape_fn((20, 40, 36), |(z, y, x)| (z * 7 + y + x) as u16);
     let spec = ArraySpec::new(DType::UInt16, [20, 40, 36]).chunk_shape([8, 8, 8]).codec(Codec::Lz4);

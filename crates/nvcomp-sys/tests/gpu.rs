@@ -26,6 +26,14 @@ fn gpu() -> Option<(Nvcomp, std::sync::Arc<cudarc::driver::CudaStream>)> {
     }
 }
 
+/// The next byte of a xorshift sequence in `x`.
+fn next_byte(x: &mut u64) -> u8 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x as u8
+}
+
 /// Chunks of varied sizes and compressibility, packed 16-byte aligned.
 fn chunks() -> (Vec<u8>, Vec<Range<usize>>) {
     let mut data = Vec::new();
@@ -35,10 +43,8 @@ fn chunks() -> (Vec<u8>, Vec<Range<usize>>) {
         let start = data.len().next_multiple_of(16);
         data.resize(start, 0);
         for j in 0..len {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            data.push(if i % 2 == 0 { (j / 64) as u8 } else { x as u8 });
+            let random = next_byte(&mut x);
+            data.push(if i % 2 == 0 { (j / 64) as u8 } else { random });
         }
         ranges.push(start..data.len());
     }
@@ -93,14 +99,7 @@ fn gpu_compression_and_cpu_compression_decode_each_other() {
 fn garbage_lz4_reports_a_status_and_the_gpu_goes_on() {
     let Some((lib, stream)) = gpu() else { return };
     let mut x = 0x2545_f491_4f6c_dd1du64;
-    let random: Vec<u8> = (0..4096)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let random: Vec<u8> = (0..4096).map(|_| next_byte(&mut x)).collect();
     // Random bytes; a token claiming the longest literal run; matches reaching far back.
     let patterns = [random, vec![0xff; 4096], [0x0f, 0xff, 0xff].repeat(1365)];
     let mut packed = Vec::new();
