@@ -1,6 +1,7 @@
 //! The host side of a GPU read, with no GPU in it: which bytes go to the device in the one
 //! upload, where nvCOMP decodes each block, where each chunk's raw bytes land ("staging"),
-//! and the descriptors the kernels of `kernels.cu` take. Tested by running those
+//! and the descriptors the kernels of `kernels.cu` take. Everything lies in one device
+//! buffer, the "work" buffer: the upload first, then the decode targets and staging slots. Tested by running those
 //! descriptors through a CPU model of the kernels (`store/gpu_model.rs`, which needs a store).
 
 use std::borrow::Cow;
@@ -33,7 +34,7 @@ pub(crate) enum GpuCodec {
     Lz4,
 }
 
-/// How one chunk's raw (possibly shuffled) bytes reach the device.
+/// How one chunk's raw (possibly shuffled) bytes reach the device; offsets in the work buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Source {
     /// Stored bytes at `input`, decoded by nvCOMP into `decoded` (the raw length).
@@ -51,7 +52,9 @@ pub(crate) struct Job<'a> {
     pub source: Source,
     /// Element size to unshuffle with; 1 copies.
     pub shuffle: usize,
-    /// Where the raw chunk lands on the device.
+    /// Where the raw chunk is once staged, in the work buffer: where it was decoded or
+    /// uploaded when it is not shuffled, else a slot of its own that the unshuffle kernel
+    /// fills (set by [`Layout::place`]).
     pub staging: Range<usize>,
     /// Whether the staged bytes still need their checksum compared (false for blocks the
     /// CPU decoded, which verified them).
@@ -117,25 +120,17 @@ pub(crate) const DEVICE_HASH_BYTES: RangeInclusive<usize> = 241..=64 << 20;
 /// Jobs the host hashes, neighbours in staging, and the staging bytes they span.
 pub(crate) type HostRun = (Vec<usize>, Range<usize>);
 
-/// Device addresses of the buffers a layout refers to.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Bases {
-    pub input: u64,
-    pub decoded: u64,
-    pub staging: u64,
-}
-
 /// The layout of one read: `slot_count` C-order buffers ("slots") of `slot_shape`, one after
 /// the other, as `engine::read_slots` fills them on the CPU (one slot for a box of one
 /// array; one per dataset for a read across datasets).
 #[derive(Debug)]
 pub(crate) struct Layout<'r, 'a> {
-    /// Bytes of the upload (the `input` buffer on the device), alignment gaps included.
+    /// Bytes of the upload (the start of the work buffer), alignment gaps included.
     pub input_len: usize,
     /// What the upload holds, in order; [`Layout::gather`] copies it out.
     uploads: Vec<Upload<'a>>,
-    pub decoded_len: usize,
-    pub staging_len: usize,
+    /// Bytes of the work buffer: the upload, then the decode targets and staging slots.
+    pub work_len: usize,
     pub jobs: Vec<Job<'a>>,
     /// The arrays read, with what decoding needs of them (a job names its array).
     pub arrays: Vec<ArrayCtx<'r>>,
@@ -167,8 +162,7 @@ impl<'r, 'a> Layout<'r, 'a> {
         let mut layout = Layout {
             input_len: 0,
             uploads: Vec::new(),
-            decoded_len: 0,
-            staging_len: 0,
+            work_len: 0,
             jobs: Vec::new(),
             arrays: Vec::new(),
             pieces: Vec::new(),
@@ -221,7 +215,32 @@ impl<'r, 'a> Layout<'r, 'a> {
             };
             layout.pieces.push((slot, piece));
         }
+        layout.place();
         Ok(layout)
+    }
+
+    /// Where the decode targets and staging slots start in the work buffer: past the upload.
+    pub(crate) fn placed_start(&self) -> usize {
+        self.input_len.next_multiple_of(ALIGN)
+    }
+
+    /// Places each job's decode target and staging slot after the upload. A chunk that is
+    /// not shuffled is staged where nvCOMP decodes it or where it was uploaded, so it is
+    /// never moved; a shuffled one is unshuffled into a slot of its own.
+    fn place(&mut self) {
+        let mut end = self.placed_start();
+        for job in &mut self.jobs {
+            let len = chunk_len(self.arrays[job.array]);
+            let unmoved = match &mut job.source {
+                Source::Decode { decoded, .. } => {
+                    *decoded = reserve(&mut end, len);
+                    decoded.clone()
+                }
+                Source::Upload { input } => input.clone(),
+            };
+            job.staging = if job.shuffle > 1 { reserve(&mut end, len) } else { unmoved };
+        }
+        self.work_len = end;
     }
 
     /// Appends `bytes` to the upload; returns where they will be.
@@ -263,7 +282,7 @@ impl<'r, 'a> Layout<'r, 'a> {
         let chunk_len = chunk_len(ctx);
         let entry = block.entry();
         let shuffle = entry.encoding.shuffle_elem_bytes.unwrap_or(1);
-        let staging = reserve(&mut self.staging_len, chunk_len);
+        let staging = 0..0; // placed last
         let stored: Cow<'a, [u8]> = match block.in_memory() {
             Some(mapped) => Cow::Borrowed(mapped),
             None => Cow::Owned(stored_bytes(block, &mut worker.stored)?.to_vec()),
@@ -288,7 +307,7 @@ impl<'r, 'a> Layout<'r, 'a> {
         let stored_len = stored.len();
         let input = self.upload(stored);
         let source = match codec {
-            Some(codec) => Source::Decode { codec, input, decoded: reserve(&mut self.decoded_len, chunk_len) },
+            Some(codec) => Source::Decode { codec, input, decoded: 0..0 }, // placed last
             None if stored_len == chunk_len => Source::Upload { input },
             None => {
                 let detail = format!("none block of {stored_len} bytes, the chunk has {chunk_len}");
@@ -299,7 +318,8 @@ impl<'r, 'a> Layout<'r, 'a> {
         Ok(self.jobs.len() - 1)
     }
 
-    /// The jobs nvCOMP decodes with `codec`: their indices, input ranges, output ranges.
+    /// The jobs nvCOMP decodes with `codec`: their indices, input ranges (in the upload),
+    /// output ranges (in the work buffer, at or past [`Layout::placed_start`]).
     pub(crate) fn decode_batch(&self, codec: GpuCodec) -> (Vec<usize>, Vec<Range<usize>>, Vec<Range<usize>>) {
         let mut batch = (Vec::new(), Vec::new(), Vec::new());
         for (i, job) in self.jobs.iter().enumerate() {
@@ -314,17 +334,16 @@ impl<'r, 'a> Layout<'r, 'a> {
         batch
     }
 
-    /// One move per job, from its decoded or uploaded bytes into its staging slot.
-    pub(crate) fn moves(&self, bases: Bases) -> Vec<Move> {
+    /// One move per shuffled job, from its decoded or uploaded bytes into its staging slot,
+    /// with the work buffer at `base`.
+    pub(crate) fn moves(&self, base: u64) -> Vec<Move> {
         self.jobs
             .iter()
+            .filter(|job| job.shuffle > 1)
             .map(|job| {
-                let src = match &job.source {
-                    Source::Decode { decoded, .. } => bases.decoded + decoded.start as u64,
-                    Source::Upload { input } => bases.input + input.start as u64,
-                };
-                let len = job.staging.len() as u64;
-                Move { src, dst: bases.staging + job.staging.start as u64, len, elem: job.shuffle as u64 }
+                let (Source::Decode { decoded: from, .. } | Source::Upload { input: from }) = &job.source;
+                let (src, dst) = (base + from.start as u64, base + job.staging.start as u64);
+                Move { src, dst, len: job.staging.len() as u64, elem: job.shuffle as u64 }
             })
             .collect()
     }
@@ -339,11 +358,11 @@ impl<'r, 'a> Layout<'r, 'a> {
         self.slot_bytes() * self.slot_count
     }
 
-    /// Calls `visit(base, copy)` for every piece: `base` is where its source starts
-    /// (`Ok(byte in staging)`: a chunk's slot; `Err(byte in input)`: a fill element, read with
-    /// all source strides 0) and `copy` the box, its source offset relative to `base` and its
-    /// destination offset in the whole output.
-    fn each_piece(&self, mut visit: impl FnMut(std::result::Result<usize, usize>, &BoxCopy)) {
+    /// Calls `visit(from, copy)` for every piece: `from` is where its source starts in the
+    /// work buffer (a chunk's staging, or a fill element, read with all source strides 0)
+    /// and `copy` the box, its source offset relative to `from` and its destination offset
+    /// in the whole output.
+    fn each_piece(&self, mut visit: impl FnMut(usize, &BoxCopy)) {
         let slot_bytes = self.slot_bytes();
         for (slot, piece) in &self.pieces {
             let (src, copy) = match piece {
@@ -352,14 +371,14 @@ impl<'r, 'a> Layout<'r, 'a> {
                     let src = Place { shape: &self.arrays[job.array].meta.chunk_shape, start: &op.in_chunk };
                     let dst = Place { shape: &self.slot_shape, start: &op.in_selection };
                     let Some(copy) = box_copy(src, dst, &op.region, self.elem_bytes) else { continue };
-                    (Ok(job.staging.start), copy)
+                    (job.staging.start, copy)
                 }
                 Piece::Fill { element, start, region } => {
                     let dst = Place { shape: &self.slot_shape, start };
                     let Some(mut copy) = box_copy(dst, dst, region, self.elem_bytes) else { continue };
                     copy.src_offset = 0;
                     copy.src_strides.iter_mut().for_each(|s| *s = 0);
-                    (Err(element.start), copy)
+                    (element.start, copy)
                 }
             };
             let copy = BoxCopy { dst_offset: slot * slot_bytes + copy.dst_offset, ..copy };
@@ -367,16 +386,13 @@ impl<'r, 'a> Layout<'r, 'a> {
         }
     }
 
-    /// The kernel parts of every piece: from staging (or the uploaded fill element) to the
-    /// output at `out_base`. A box that keeps more than [`MAX_DIMS`] dimensions after
-    /// merging is one part per index of its outer dimensions.
-    pub(crate) fn scatter_parts(&self, bases: Bases, out_base: u64) -> Vec<Part> {
+    /// The kernel parts of every piece: from staging (or the uploaded fill element) in the
+    /// work buffer at `base` to the output at `out_base`. A box that keeps more than
+    /// [`MAX_DIMS`] dimensions after merging is one part per index of its outer dimensions.
+    pub(crate) fn scatter_parts(&self, base: u64, out_base: u64) -> Vec<Part> {
         let mut parts = Vec::with_capacity(self.pieces.len());
-        self.each_piece(|src, copy| {
-            let src = match src {
-                Ok(staged) => bases.staging + staged as u64,
-                Err(uploaded) => bases.input + uploaded as u64,
-            };
+        self.each_piece(|from, copy| {
+            let src = base + from as u64;
             let outer = copy.extents.len().saturating_sub(MAX_DIMS);
             let (src, dst) = (src + copy.src_offset as u64, out_base + copy.dst_offset as u64);
             let mut part =
@@ -403,8 +419,8 @@ impl<'r, 'a> Layout<'r, 'a> {
 
     /// The jobs whose staged bytes are compared with their checksum (none decoded on the
     /// CPU, which verified them): those the device hashes (of [`DEVICE_HASH_BYTES`]) and
-    /// those the host hashes, the latter in runs of neighbours in staging (one copy back a
-    /// run): each run's jobs and the staging bytes they span.
+    /// those the host hashes, the latter in runs of neighbours in the work buffer (one copy
+    /// back a run): each run's jobs and the bytes they span.
     pub(crate) fn checks(&self) -> (Vec<usize>, Vec<HostRun>) {
         let (on_device, on_host): (Vec<usize>, Vec<usize>) = (0..self.jobs.len())
             .filter(|&i| self.jobs[i].check)
@@ -424,7 +440,7 @@ impl<'r, 'a> Layout<'r, 'a> {
     }
 
     /// Of a run of jobs from [`Layout::checks`], those whose bytes in `staged` (the run's
-    /// span, from byte `base` of staging) do not match their checksum; on the engine pool.
+    /// span, from byte `base` of the work buffer) do not match their checksum; on the engine pool.
     pub(crate) fn mismatched_on_host(&self, jobs: &[usize], staged: &[u8], base: usize) -> Vec<usize> {
         run_on_pool(|| {
             jobs.par_iter()
@@ -437,10 +453,9 @@ impl<'r, 'a> Layout<'r, 'a> {
         })
     }
 
-    /// The `Hashed` descriptors of `jobs` for `atlas_xxh3`, their staging at `staging_base`.
-    pub(crate) fn hashed(&self, jobs: &[usize], staging_base: u64) -> Vec<Hashed> {
-        let hashed =
-            |job: &Job<'_>| Hashed { src: staging_base + job.staging.start as u64, len: job.staging.len() as u64 };
+    /// The `Hashed` descriptors of `jobs` for `atlas_xxh3`, the work buffer at `base`.
+    pub(crate) fn hashed(&self, jobs: &[usize], base: u64) -> Vec<Hashed> {
+        let hashed = |job: &Job<'_>| Hashed { src: base + job.staging.start as u64, len: job.staging.len() as u64 };
         jobs.iter().map(|&i| hashed(&self.jobs[i])).collect()
     }
 

@@ -1,6 +1,6 @@
-//! Running a [`Layout`] on a GPU: the upload, one nvCOMP batch per codec, the unshuffle
-//! kernel into staging, checksums, CPU repair of failed blocks, then the scatter kernel; a
-//! result for the host is copied back.
+//! Running a [`Layout`] on a GPU: the upload into the work buffer, one nvCOMP batch per
+//! codec, the unshuffle kernel for shuffled chunks, checksums, CPU repair of failed blocks,
+//! then the scatter kernel; a result for the host is copied back.
 
 use std::sync::{Arc, Mutex};
 
@@ -9,7 +9,7 @@ use nvcomp_sys::Algo;
 
 use super::context::{Gpu, gpu, gpu_error};
 use super::device_array::DeviceArray;
-use super::layout::{Bases, GpuCodec, Hashed, Layout, Move, copy_in_parallel};
+use super::layout::{GpuCodec, Hashed, Layout, Move, copy_in_parallel};
 use super::transfer::Pinned;
 use crate::engine::{Slot, read_slots};
 use crate::error::{Error, Result};
@@ -34,11 +34,10 @@ pub(crate) struct Target {
     fallback: bool,
 }
 
-/// The device buffers after decoding: the upload (fill elements are read from it) and
-/// every chunk's raw bytes in staging, with the jobs the GPU could not decode marked.
+/// The work buffer after decoding (every chunk's raw bytes staged in it; fill elements
+/// read from its upload), with the jobs the GPU could not decode marked.
 struct Staged {
-    input: CudaSlice<u8>,
-    staging: CudaSlice<u8>,
+    work: CudaSlice<u8>,
     failed: Vec<bool>,
 }
 
@@ -122,18 +121,17 @@ impl Target {
     /// Runs `layout` on the device: staged, checked, scattered into a new buffer of
     /// `layout.out_len()` bytes (queued on `stream`, not waited for).
     fn read_on_device(&self, stream: &Arc<CudaStream>, layout: &Layout<'_, '_>, verify: bool) -> Result<CudaSlice<u8>> {
-        let Staged { input, mut staging, failed } = self.stage(stream, layout)?;
-        self.check(stream, layout, &mut staging, &failed, verify)?;
+        let Staged { mut work, failed } = self.stage(stream, layout)?;
+        self.check(stream, layout, &mut work, &failed, verify)?;
         let out = alloc(stream, layout.out_len())?;
-        let bases = Bases { input: ptr(&input, stream), decoded: 0, staging: ptr(&staging, stream) };
-        let parts = layout.scatter_parts(bases, ptr(&out, stream));
+        let parts = layout.scatter_parts(ptr(&work, stream), ptr(&out, stream));
         if !parts.is_empty() {
             let table = stream.clone_htod(bytemuck::cast_slice::<_, u8>(&parts)).map_err(gpu_error)?;
             let count = parts.len() as u32;
             let longest = parts.iter().map(|p| p.shape[..p.ndim as usize].iter().product::<u64>()).max().unwrap_or(1);
             let mut launch = stream.launch_builder(&self.gpu.scatter);
             launch.arg(&table).arg(&count);
-            // SAFETY: each part reads inside `staging` or `input` and writes inside `out`
+            // SAFETY: each part reads inside `work` and writes inside `out`
             // (Layout::scatter_parts builds them from the read's plan); cudarc keeps the
             // buffers' frees ordered after the kernel on `stream`.
             unsafe { launch.launch(grid(parts.len(), longest)) }.map_err(gpu_error)?;
@@ -141,60 +139,59 @@ impl Target {
         Ok(out)
     }
 
-    /// Uploads the layout's input, decodes it with nvCOMP and moves every chunk into its
-    /// staging slot (unshuffled).
+    /// Uploads the layout's input into a new work buffer, decodes it there with nvCOMP and
+    /// unshuffles the shuffled chunks into their staging slots.
     fn stage(&self, stream: &Arc<CudaStream>, layout: &Layout<'_, '_>) -> Result<Staged> {
         let gpu = &self.gpu;
-        let mut input = alloc(stream, layout.input_len)?;
-        lock(&gpu.upload).upload(stream, &mut input, layout.input_len, |window, bytes| layout.gather(window, bytes))?;
-        let mut decoded = alloc(stream, layout.decoded_len)?;
+        let mut work = alloc(stream, layout.work_len)?;
+        lock(&gpu.upload).upload(stream, &mut work, layout.input_len, |window, bytes| layout.gather(window, bytes))?;
         let mut failed = vec![false; layout.jobs.len()];
+        let placed = layout.placed_start().min(work.len());
+        let (input, mut targets) = work.split_at_mut(placed);
         for codec in [GpuCodec::Zstd, GpuCodec::Lz4] {
             let (jobs, ins, outs) = layout.decode_batch(codec);
             if jobs.is_empty() {
                 continue;
             }
+            let outs: Vec<_> = outs.iter().map(|out| out.start - placed..out.end - placed).collect();
             let algo = if codec == GpuCodec::Zstd { Algo::Zstd } else { Algo::Lz4 };
             let results =
-                gpu.nvcomp.decompress_batch(stream, algo, &input, &ins, &mut decoded, &outs).map_err(gpu_error)?;
+                gpu.nvcomp.decompress_batch(stream, algo, &input, &ins, &mut targets, &outs).map_err(gpu_error)?;
             for ((job, result), out) in jobs.iter().zip(results).zip(&outs) {
                 failed[*job] = result != Ok(out.len());
             }
         }
-        let staging = alloc(stream, layout.staging_len)?;
-        let bases =
-            Bases { input: ptr(&input, stream), decoded: ptr(&decoded, stream), staging: ptr(&staging, stream) };
-        let moves = layout.moves(bases);
+        let moves = layout.moves(ptr(&work, stream));
         if !moves.is_empty() {
             let table = stream.clone_htod(bytemuck::cast_slice::<Move, u8>(&moves)).map_err(gpu_error)?;
             let count = moves.len() as u32;
             let longest = moves.iter().map(|m| m.len / m.elem.max(1)).max().unwrap_or(1);
             let mut launch = stream.launch_builder(&gpu.unshuffle);
             launch.arg(&table).arg(&count);
-            // SAFETY: every move reads inside `input` or `decoded` and writes inside `staging`
-            // (Layout::moves builds them from the layout's ranges); cudarc keeps the buffers'
-            // frees ordered after the kernel on `stream`.
+            // SAFETY: every move reads a chunk's decoded or uploaded bytes inside `work` and
+            // writes its own staging slot there, apart from every source (Layout::place);
+            // cudarc keeps the buffer's free ordered after the kernel on `stream`.
             unsafe { launch.launch(grid(moves.len(), longest)) }.map_err(gpu_error)?;
         }
-        Ok(Staged { input, staging, failed })
+        Ok(Staged { work, failed })
     }
 
     /// Compares the staged chunks' checksums (when `verify`): hashed on the device, or on
     /// the host for chunks of 240 bytes or less or over 64 MiB, copied back a run of
     /// neighbours at a time. Then puts the CPU's decode of every chunk that failed on the GPU
-    /// or does not match into its staging slot.
+    /// or does not match where it is staged in `work`.
     fn check(
         &self,
         stream: &Arc<CudaStream>,
         layout: &Layout<'_, '_>,
-        staging: &mut CudaSlice<u8>,
+        work: &mut CudaSlice<u8>,
         failed: &[bool],
         verify: bool,
     ) -> Result<()> {
         let mut mismatched = Vec::new();
         if verify {
             let (on_device, on_host) = layout.checks();
-            let hashes = self.hash(stream, &layout.hashed(&on_device, ptr(staging, stream)))?;
+            let hashes = self.hash(stream, &layout.hashed(&on_device, ptr(work, stream)))?;
             mismatched.extend(
                 on_device
                     .into_iter()
@@ -203,13 +200,13 @@ impl Target {
                     .map(|(job, _)| job),
             );
             for (jobs, span) in on_host {
-                let staged = stream.clone_dtoh(&staging.slice(span.clone())).map_err(gpu_error)?;
+                let staged = stream.clone_dtoh(&work.slice(span.clone())).map_err(gpu_error)?;
                 mismatched.extend(layout.mismatched_on_host(&jobs, &staged, span.start));
             }
         }
         layout.repair(failed, mismatched, |job, raw| {
             let range = layout.jobs[job].staging.clone();
-            stream.memcpy_htod(&raw, &mut staging.slice_mut(range)).map_err(gpu_error)
+            stream.memcpy_htod(&raw, &mut work.slice_mut(range)).map_err(gpu_error)
         })?;
         Ok(())
     }
@@ -226,7 +223,7 @@ impl Target {
         let config = LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (HASH_THREADS, 1, 1), shared_mem_bytes: 0 };
         let mut launch = stream.launch_builder(&self.gpu.xxh3);
         launch.arg(&table).arg(&count).arg(&mut hashes);
-        // SAFETY: every chunk lies inside a live buffer of this stream (the staging slots
+        // SAFETY: every chunk lies inside a live buffer of this stream (the staged chunks
         // `Layout::hashed` names) and is over 240 bytes, as the kernel requires; `hashes`
         // holds one word per chunk.
         unsafe { launch.launch(config) }.map_err(gpu_error)?;

@@ -1,5 +1,5 @@
 //! Tests of the GPU read layout (`gpu/layout.rs`) against a CPU model of the device: one
-//! byte vector holds every buffer at its base, nvCOMP is the CPU codec without the shuffle,
+//! byte vector holds the work buffer and the output, nvCOMP is the CPU codec without the shuffle,
 //! and the kernels are loops with the semantics of `gpu/kernels.cu`. A layout run through
 //! it must read exactly what the CPU path reads. Here rather than in `gpu/` because it
 //! needs a store to make blocks.
@@ -11,7 +11,7 @@ use crate::codec::{BlockEncoding, CodecId, Scratch, decode_block};
 use crate::engine::{BlockRef, Slot, SlotRead};
 use crate::error::{Error, Result};
 use crate::fragment::BlockEntry;
-use crate::gpu::layout::{ALIGN, Bases, GpuCodec, Layout, Move, Part, Source};
+use crate::gpu::layout::{ALIGN, GpuCodec, Layout, Move, Part, Source};
 use crate::io::checksum;
 use crate::meta::{Codec, DType, Shuffle};
 
@@ -66,13 +66,8 @@ struct Run {
 
 /// Runs a layout through the CPU model.
 fn run_model(layout: &Layout<'_, '_>, spoil: Spoil) -> Result<Run> {
-    let bases = Bases {
-        input: 0,
-        decoded: layout.input_len.next_multiple_of(ALIGN) as u64,
-        staging: (layout.input_len + layout.decoded_len).next_multiple_of(ALIGN) as u64 + 64,
-    };
-    let staging_at = bases.staging as usize;
-    let out_base = (staging_at + layout.staging_len).next_multiple_of(ALIGN);
+    // The work buffer at 0; the output past it and a gap.
+    let out_base = layout.work_len.next_multiple_of(ALIGN) + 64;
     let mut mem = vec![0u8; out_base + layout.out_len()];
     // Gathered in windows that cut through blocks, as the upload's pieces do.
     for start in (0..layout.input_len).step_by(100) {
@@ -83,35 +78,33 @@ fn run_model(layout: &Layout<'_, '_>, spoil: Spoil) -> Result<Run> {
         let (_, ins, outs) = layout.decode_batch(codec);
         let id = if codec == GpuCodec::Zstd { CodecId::Zstd } else { CodecId::Lz4 };
         for (i, o) in ins.iter().zip(outs) {
+            assert!(i.end <= layout.input_len && o.start >= layout.placed_start(), "decoded in place");
             let stored = mem[i.clone()].to_vec();
-            let at = bases.decoded as usize;
-            let target = &mut mem[at + o.start..at + o.end];
+            let target = &mut mem[o];
             let encoding = BlockEncoding { codec: id, shuffle_elem_bytes: None };
             decode_block(&stored, encoding, None, &mut Scratch::default(), target).unwrap();
         }
     }
-    for m in layout.moves(bases) {
+    for m in layout.moves(0) {
         unshuffle_kernel(&mut mem, &m);
     }
     let mut failed = vec![false; layout.jobs.len()];
-    let mut staging = mem[staging_at..staging_at + layout.staging_len].to_vec();
     if let Spoil::Reported(job) | Spoil::Silent(job) = spoil {
-        staging[layout.jobs[job].staging.clone()].iter_mut().for_each(|b| *b ^= 0x5a);
+        mem[layout.jobs[job].staging.clone()].iter_mut().for_each(|b| *b ^= 0x5a);
         failed[job] = matches!(spoil, Spoil::Reported(_));
     }
     // As `Target::check`, with `atlas_xxh3` modelled by the host's hash.
     let (on_device, on_host) = layout.checks();
-    let hashed = |job: usize| checksum(&staging[layout.jobs[job].staging.clone()]);
+    let hashed = |job: usize| checksum(&mem[layout.jobs[job].staging.clone()]);
     let mut mismatched: Vec<usize> = on_device.into_iter().filter(|&job| layout.mismatches(job, hashed(job))).collect();
     for (jobs, span) in on_host {
-        mismatched.extend(layout.mismatched_on_host(&jobs, &staging[span.clone()], span.start));
+        mismatched.extend(layout.mismatched_on_host(&jobs, &mem[span.clone()], span.start));
     }
     let redone = layout.repair(&failed, mismatched, |job, raw| {
-        staging[layout.jobs[job].staging.clone()].copy_from_slice(&raw);
+        mem[layout.jobs[job].staging.clone()].copy_from_slice(&raw);
         Ok(())
     })?;
-    mem[staging_at..staging_at + layout.staging_len].copy_from_slice(&staging);
-    for p in layout.scatter_parts(bases, out_base as u64) {
+    for p in layout.scatter_parts(0, out_base as u64) {
         scatter_kernel(&mut mem, &p);
     }
     Ok(Run { device: mem[out_base..].to_vec(), redone })
@@ -274,4 +267,47 @@ fn a_fill_entry_of_the_wrong_raw_length_is_damage_as_on_the_cpu() {
         Layout::build(&[slot], &shape, 2, true).map(|_| ())
     });
     assert!(matches!(built, Err(Error::Corrupt { .. })), "{built:?}");
+}
+
+/// A chunk that is not shuffled stays where nvCOMP decodes it or where it was uploaded; a
+/// shuffled one gets a slot of its own, apart from every source, and is the only kind moved.
+#[test]
+fn only_shuffled_chunks_are_moved_into_staging() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, array, _) = mixed_array(dir.path());
+    let raw = ArraySpec::new(DType::UInt16, [8]).chunk_shape([4]).codec(Codec::None).shuffle(Shuffle::Off);
+    let plain = store.open_dataset("d").unwrap().define_array("plain", raw).unwrap();
+    plain.write(&[0], ndarray::arr1(&[1u16, 2, 3, 4, 5, 6, 7, 8]).view()).unwrap();
+    store.flush().unwrap();
+    let (read, _) = model_read(&plain, &[0], &[8], Spoil::Silent(1)).unwrap();
+    assert_eq!(read, [1, 2, 3, 4, 5, 6, 7, 8], "chunks staged in the upload are checked and redone too");
+    for (array, shape) in [(&array, vec![20, 13, 9]), (&plain, vec![8])] {
+        let start = vec![0; shape.len()];
+        array
+            .with_read_slot(&start, &shape, (DType::UInt16, |_| true), |slots, _| {
+                let layout = Layout::build(slots, &shape, 2, true)?;
+                let sources: Vec<_> = layout
+                    .jobs
+                    .iter()
+                    .map(|job| match &job.source {
+                        Source::Decode { decoded, .. } => decoded.clone(),
+                        Source::Upload { input } => input.clone(),
+                    })
+                    .collect();
+                for (job, source) in layout.jobs.iter().zip(&sources) {
+                    if job.shuffle > 1 {
+                        assert!(sources.iter().all(|s| s.end <= job.staging.start || job.staging.end <= s.start));
+                    } else {
+                        assert_eq!(&job.staging, source, "an unshuffled chunk is staged where it is");
+                    }
+                    assert!(job.staging.end <= layout.work_len);
+                }
+                let shuffled = layout.jobs.iter().filter(|job| job.shuffle > 1).count();
+                assert_eq!(layout.moves(0).len(), shuffled);
+                let kinds = |shuffled: bool| layout.jobs.iter().filter(|job| (job.shuffle > 1) == shuffled).count();
+                assert!(shape.len() == 1 || (kinds(true) > 0 && kinds(false) > 0), "both kinds in the mixed array");
+                Ok(())
+            })
+            .unwrap();
+    }
 }

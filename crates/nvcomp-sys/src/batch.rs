@@ -46,7 +46,8 @@ fn runs(lens: impl Iterator<Item = usize>, budget: usize) -> Vec<Range<usize>> {
 impl Nvcomp {
     /// Decompresses `input[in_ranges[i]]` into `output[out_ranges[i]]` for every `i` on
     /// `stream`, in batched calls of at most [`MAX_CALL_RAW_BYTES`] output each, and waits
-    /// for them.
+    /// for them. `input` and `output` are device buffers or views of them, such as the two
+    /// halves of one buffer that `CudaSlice::split_at_mut` gives.
     ///
     /// nvCOMP does not validate its input: a corrupt chunk may report success with wrong
     /// bytes. Check what it wrote (Atlas compares checksums).
@@ -58,9 +59,9 @@ impl Nvcomp {
         &self,
         stream: &Arc<CudaStream>,
         algo: Algo,
-        input: &CudaSlice<u8>,
+        input: &impl DevicePtr<u8>,
         in_ranges: &[Range<usize>],
-        output: &mut CudaSlice<u8>,
+        output: &mut impl DevicePtrMut<u8>,
         out_ranges: &[Range<usize>],
     ) -> Result<Vec<ChunkResult>> {
         let align = self.decompress_alignments(algo)?;
@@ -84,7 +85,7 @@ impl Nvcomp {
         &self,
         stream: &Arc<CudaStream>,
         algo: Algo,
-        (input, output): (&CudaSlice<u8>, &mut CudaSlice<u8>),
+        (input, output): (&impl DevicePtr<u8>, &mut impl DevicePtrMut<u8>),
         (in_ranges, out_ranges): (&[Range<usize>], &[Range<usize>]),
         temp: &mut Option<CudaSlice<u8>>,
     ) -> Result<Vec<ChunkResult>> {
