@@ -5,8 +5,8 @@
 typedef unsigned long long u64;
 typedef unsigned int u32;
 
-// A 16-byte unit: chunks and rows whose addresses and lengths allow it are copied 16 bytes
-// at a time.
+// A 16-byte unit: rows whose addresses and lengths allow it are scattered 16 bytes at a
+// time.
 struct alignas(16) Wide {
     u64 lo;
     u64 hi;
@@ -39,12 +39,6 @@ __device__ void unshuffle_by_fours(const unsigned char* src, unsigned char* dst,
     }
 }
 
-// A plain copy of `len` bytes, 16 bytes a thread; both ends 16-byte aligned.
-__device__ void copy_by_sixteens(const unsigned char* src, unsigned char* dst, u64 len, u64 first, u64 step) {
-    for (u64 i = first; i < len / 16; i += step) ((Wide*)dst)[i] = ((const Wide*)src)[i];
-    for (u64 i = len / 16 * 16 + first; i < len; i += step) dst[i] = src[i];
-}
-
 // grid.y strides over moves, grid.x * block.x threads over the elements of one move.
 extern "C" __global__ void atlas_unshuffle(const Move* moves, u32 count) {
     for (u32 m = blockIdx.y; m < count; m += gridDim.y) {
@@ -56,10 +50,7 @@ extern "C" __global__ void atlas_unshuffle(const Move* moves, u32 count) {
         const u64 first = (u64)blockIdx.x * blockDim.x + threadIdx.x;
         const u64 step = (u64)gridDim.x * blockDim.x;
         const bool fours = n % 4 == 0 && (mv.src | mv.dst) % 4 == 0;
-        if (k == 1 && (mv.src | mv.dst) % 16 == 0) {
-            copy_by_sixteens(src, dst, mv.len, first, step);
-            continue;
-        } else if (k == 2 && fours) {
+        if (k == 2 && fours) {
             unshuffle_by_fours<2>(src, dst, n, first, step);
         } else if (k == 4 && fours) {
             unshuffle_by_fours<4>(src, dst, n, first, step);
@@ -94,38 +85,73 @@ struct Part {
     u32 elem;
 };
 
+// Units a thread copies per round of `copy_part`, all loaded before any is stored so that
+// their loads are in flight together (`SCATTER_UNROLL` in run.rs).
+#define UNROLL 4
+
+// The byte offsets of unit `i` of `p` in its source and its destination.
+template <typename I>
+__device__ void unit_offsets(const Part& p, I i, u64& s, u64& d) {
+    I rem = i;
+    s = 0;
+    d = 0;
+    for (int dim = (int)p.ndim - 1; dim >= 0; --dim) {
+        const I extent = (I)p.shape[dim];
+        const I idx = rem % extent;
+        rem /= extent;
+        s += idx * p.src_stride[dim];
+        d += idx * p.dst_stride[dim];
+    }
+}
+
 // Index arithmetic in `I`: 32 bits when the part has fewer than 2^31 units (64-bit division
-// costs several times as much on the GPU).
-template <typename T, typename I>
+// costs several times as much on the GPU). `R` units a round: UNROLL, or 1 for the rare
+// parts of 2^31 units or more (which keeps the PTX small).
+template <typename T, typename I, int R>
 __device__ void copy_part(const Part& p, I count) {
     const I step = (I)(gridDim.x * blockDim.x);
-    for (I i = (I)(blockIdx.x * blockDim.x + threadIdx.x); i < count; i += step) {
-        I rem = i;
-        u64 s = 0, d = 0;
-        for (int dim = (int)p.ndim - 1; dim >= 0; --dim) {
-            const I extent = (I)p.shape[dim];
-            const I idx = rem % extent;
-            rem /= extent;
-            s += idx * p.src_stride[dim];
-            d += idx * p.dst_stride[dim];
+    I i = (I)(blockIdx.x * blockDim.x + threadIdx.x);
+    for (; R > 1 && i + (R - 1) * step < count; i += R * step) {
+        T unit[R];
+        u64 dst[R];
+#pragma unroll
+        for (int k = 0; k < R; ++k) {
+            u64 src;
+            unit_offsets(p, i + k * step, src, dst[k]);
+            unit[k] = *(const T*)(p.src + src);
         }
-        *(T*)(p.dst + d) = *(const T*)(p.src + s);
+#pragma unroll
+        for (int k = 0; k < R; ++k) *(T*)(p.dst + dst[k]) = unit[k];
+    }
+    for (; i < count; i += step) {
+        u64 src, dst;
+        unit_offsets(p, i, src, dst);
+        *(T*)(p.dst + dst) = *(const T*)(p.src + src);
     }
 }
 
 template <typename T>
 __device__ void copy_units(const Part& p, u64 count) {
-    if (count < 0x80000000ULL) {  // room for `i += step` too
-        copy_part<T, u32>(p, (u32)count);
+    // Room for `i + UNROLL * step` too (step < 2^20: at most 1024 blocks of 256 threads).
+    if (count < 0x80000000ULL) {
+        copy_part<T, u32, UNROLL>(p, (u32)count);
     } else {
-        copy_part<T, u64>(p, count);
+        copy_part<T, u64, 1>(p, count);
     }
 }
 
-// grid.y strides over parts, grid.x * block.x threads over the elements of one part.
+// grid.y strides over parts, grid.x * block.x threads over the units of one part, UNROLL
+// units a thread at least (the launch sizes grid.x so).
 extern "C" __global__ void atlas_scatter(const Part* parts, u32 count) {
+    // The part in shared memory, loaded once a block: each thread reads it in every
+    // iteration, and a copy in each thread's registers would cost 27 loads a thread.
+    __shared__ Part part;
+    const u32 words = sizeof(Part) / sizeof(u64);
     for (u32 m = blockIdx.y; m < count; m += gridDim.y) {
-        const Part p = parts[m];  // in registers: no reload through a possibly aliased pointer
+        __syncthreads();  // every thread is done with the last part
+        if (threadIdx.x < words) ((u64*)&part)[threadIdx.x] = ((const u64*)&parts[m])[threadIdx.x];
+        __syncthreads();
+        const Part& p = part;
         u64 n = 1;
         for (u32 dim = 0; dim < p.ndim; ++dim) n *= p.shape[dim];
         switch (p.elem) {

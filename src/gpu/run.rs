@@ -9,7 +9,7 @@ use nvcomp_sys::Algo;
 
 use super::context::{Gpu, gpu, gpu_error};
 use super::device_array::DeviceArray;
-use super::layout::{GpuCodec, Hashed, Layout, Move, copy_in_parallel};
+use super::layout::{GpuCodec, Hashed, Layout, Move, Part, copy_in_parallel};
 use super::transfer::Pinned;
 use crate::engine::{Slot, read_slots};
 use crate::error::{Error, Result};
@@ -17,6 +17,10 @@ use crate::meta::DType;
 
 /// Threads per block of the unshuffle and scatter kernels.
 const THREADS: u32 = 256;
+/// Elements an unshuffle thread moves (`unshuffle_by_fours` in `kernels.cu`).
+const UNSHUFFLE_ELEMS: u64 = 4;
+/// Units a scatter thread copies at least (`UNROLL` in `kernels.cu`).
+const SCATTER_UNROLL: u64 = 4;
 /// Most blocks along x per item (kernels loop over the rest); grid.y is capped at CUDA's
 /// limit of 65535 and the kernels loop over items beyond it.
 const MAX_BLOCKS_X: u32 = 1024;
@@ -41,8 +45,8 @@ struct Staged {
     failed: Vec<bool>,
 }
 
-/// Launch shape for `items` (grid.y) of which the largest has `max_threads` units of work
-/// (elements: one thread each, in a grid-stride loop past `MAX_BLOCKS_X` blocks).
+/// Launch shape for `items` (grid.y) of which the largest needs `max_threads` threads (in a
+/// grid-stride loop past `MAX_BLOCKS_X` blocks).
 fn grid(items: usize, max_threads: u64) -> LaunchConfig {
     let x = max_threads.div_ceil(u64::from(THREADS)).clamp(1, u64::from(MAX_BLOCKS_X)) as u32;
     let y = u32::try_from(items).unwrap_or(u32::MAX).clamp(1, MAX_GRID_Y);
@@ -128,7 +132,8 @@ impl Target {
         if !parts.is_empty() {
             let table = stream.clone_htod(bytemuck::cast_slice::<_, u8>(&parts)).map_err(gpu_error)?;
             let count = parts.len() as u32;
-            let longest = parts.iter().map(|p| p.shape[..p.ndim as usize].iter().product::<u64>()).max().unwrap_or(1);
+            let units = |p: &Part| p.shape[..p.ndim as usize].iter().product::<u64>();
+            let longest = parts.iter().map(units).max().unwrap_or(1).div_ceil(SCATTER_UNROLL);
             let mut launch = stream.launch_builder(&self.gpu.scatter);
             launch.arg(&table).arg(&count);
             // SAFETY: each part reads inside `work` and writes inside `out`
@@ -165,7 +170,7 @@ impl Target {
         if !moves.is_empty() {
             let table = stream.clone_htod(bytemuck::cast_slice::<Move, u8>(&moves)).map_err(gpu_error)?;
             let count = moves.len() as u32;
-            let longest = moves.iter().map(|m| m.len / m.elem.max(1)).max().unwrap_or(1);
+            let longest = moves.iter().map(|m| m.len / m.elem / UNSHUFFLE_ELEMS).max().unwrap_or(1);
             let mut launch = stream.launch_builder(&gpu.unshuffle);
             launch.arg(&table).arg(&count);
             // SAFETY: every move reads a chunk's decoded or uploaded bytes inside `work` and
