@@ -168,9 +168,10 @@ extern "C" __global__ void atlas_scatter(const Part* parts, u32 count) {
 // shorter ones), as `src/io/xxh3.rs` computes it: eight 64-bit lanes accumulate 64-byte
 // stripes, each against the secret 8 bytes further on; after every 16 stripes (a 1 KiB
 // block) the lanes are scrambled; then the stripes of the last, partial block, the input's
-// last 64 bytes, and a merge. One thread block of 128 threads per chunk: thread t reads
-// word t % 8 of stripe t / 8 of each block, and since within a block every lane only adds
-// (wrapping), the 16 stripes' terms are summed in any order before the scramble.
+// last 64 bytes, and a merge. One thread block of 128 threads per chunk. Within a block
+// every lane only adds (wrapping), and what it adds does not depend on the lanes: so the
+// threads sum the terms of 16 blocks at once (thread t: lane t % 8 of block t / 8, its
+// 16 stripes), and 8 threads then fold those sums in, block by block, with the scrambles.
 
 struct Hashed {
     u64 src;  // the chunk's first byte
@@ -178,6 +179,7 @@ struct Hashed {
 };
 
 #define HASH_THREADS 128
+#define GROUP_BLOCKS (HASH_THREADS / 8)
 #define PRIME32_1 0x9E3779B1ULL
 #define PRIME64_1 0x9E3779B185EBCA87ULL
 
@@ -212,40 +214,52 @@ __device__ u64 mixed_term(u64 data, u64 key) {
 
 extern "C" __global__ void atlas_xxh3(const Hashed* chunks, u32 count, u64* out) {
     __shared__ unsigned char secret[192];
+    __shared__ u64 keys[23];             // the secret's word at byte 8 * i: stripe s, lane l use keys[s + l]
+    __shared__ u64 sums[GROUP_BLOCKS][8];  // per block of a group and lane: what its stripes add
     __shared__ u64 own[HASH_THREADS];    // the term of thread t for its own lane, t % 8
     __shared__ u64 data[HASH_THREADS];   // its input word, for lane (t % 8) ^ 1
     __shared__ u64 lanes[8];
     const u32 t = threadIdx.x, stripe = t / 8, lane = t % 8;
     for (u32 i = t; i < 192; i += HASH_THREADS) secret[i] = XXH3_SECRET[i];
+    __syncthreads();
+    for (u32 i = t; i < 23; i += HASH_THREADS) keys[i] = word_at(secret + 8 * i);
+    const u64 scramble_key = t < 8 ? word_at(secret + 128 + 8 * t) : 0;
     for (u32 c = blockIdx.x; c < count; c += gridDim.x) {
         const Hashed chunk = chunks[c];
         const unsigned char* src = (const unsigned char*)chunk.src;
         const u64 blocks = (chunk.len - 1) / 1024;
-        __syncthreads();  // `secret` written; the last chunk's lanes read
-        const u64 key = word_at(secret + 8 * stripe + 8 * lane);
-        if (t < 8) {
-            const u64 initial[8] = {0xC2B2AE3DULL, PRIME64_1, 0xC2B2AE3D27D4EB4FULL, 0x165667B19E3779F9ULL,
-                                    0x85EBCA77C2B2AE63ULL, 0x85EBCA77ULL, 0x27D4EB2F165667C5ULL, PRIME32_1};
-            lanes[t] = initial[t];
-        }
-        // Whole blocks, the next block's word loaded while this one's terms are summed.
-        const u64* words = (const u64*)src;  // staging slots are 16-byte aligned
-        u64 next = blocks > 0 ? words[t] : 0;
-        for (u64 b = 0; b < blocks; ++b) {
-            const u64 word = next;
-            if (b + 1 < blocks) next = words[(b + 1) * 128 + t];
-            own[t] = mixed_term(word, key);
-            data[t] = word;
+        __syncthreads();  // `keys` written; the last chunk's lanes read
+        const u64 initial[8] = {0xC2B2AE3DULL, PRIME64_1, 0xC2B2AE3D27D4EB4FULL, 0x165667B19E3779F9ULL,
+                                0x85EBCA77C2B2AE63ULL, 0x85EBCA77ULL, 0x27D4EB2F165667C5ULL, PRIME32_1};
+        u64 acc = t < 8 ? initial[t] : 0;  // lane t, in threads t < 8
+        // Whole blocks, 16 at a time: thread t sums lane `lane` of block `stripe` of the
+        // group (its own words' terms, and its neighbour lane's words, which XXH3 adds to
+        // this lane); every thread of a warp takes part in the shuffle.
+        const u64* words = (const u64*)src;  // staged chunks are 16-byte aligned
+        for (u64 group = 0; group < blocks; group += GROUP_BLOCKS) {
+            const bool mine = group + stripe < blocks;
+            const u64* block = words + (group + stripe) * 128 + lane;
+            u64 sum = 0;
+#pragma unroll
+            for (u32 s = 0; s < 16; ++s) {
+                const u64 word = mine ? block[8 * s] : 0;
+                sum += mixed_term(word, keys[s + lane]) + __shfl_xor_sync(0xFFFFFFFFu, word, 1);
+            }
+            sums[stripe][lane] = sum;
             __syncthreads();
             if (t < 8) {
-                u64 sum = lanes[t];
-                for (u32 s = 0; s < 16; ++s) sum += own[8 * s + t] + data[8 * s + (t ^ 1)];
-                sum ^= sum >> 47;
-                sum ^= word_at(secret + 128 + 8 * t);
-                lanes[t] = sum * PRIME32_1;
+                const u64 n = blocks - group < GROUP_BLOCKS ? blocks - group : GROUP_BLOCKS;
+                for (u64 b = 0; b < n; ++b) {
+                    acc += sums[b][t];
+                    acc ^= acc >> 47;
+                    acc ^= scramble_key;
+                    acc *= PRIME32_1;
+                }
             }
             __syncthreads();
         }
+        if (t < 8) lanes[t] = acc;
+        const u64 key = keys[stripe + lane];
         // The stripes of the last, partial block (all but its last byte's stripe)...
         const u64 tail = blocks * 1024;
         const u64 stripes = (chunk.len - 1 - tail) / 64;

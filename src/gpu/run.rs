@@ -11,7 +11,7 @@ use super::context::{Gpu, gpu, gpu_error};
 use super::device_array::DeviceArray;
 use super::layout::{GpuCodec, Hashed, Layout, Move, Part, copy_in_parallel};
 use super::transfer::Pinned;
-use crate::engine::{Slot, read_slots};
+use crate::engine::{Slot, read_slots, run_on_pool};
 use crate::error::{Error, Result};
 use crate::meta::DType;
 
@@ -36,13 +36,6 @@ pub(crate) struct Target {
     gpu: Arc<Gpu>,
     /// Redo a read on the CPU when the GPU fails at run time (`Device::Auto`).
     fallback: bool,
-}
-
-/// The work buffer after decoding (every chunk's raw bytes staged in it; fill elements
-/// read from its upload), with the jobs the GPU could not decode marked.
-struct Staged {
-    work: CudaSlice<u8>,
-    failed: Vec<bool>,
 }
 
 /// Launch shape for `items` (grid.y) of which the largest needs `max_threads` threads (in a
@@ -122,13 +115,21 @@ impl Target {
         Ok(DeviceArray { data: out, shape, dtype, stream })
     }
 
-    /// Runs `layout` on the device: staged, checked, scattered into a new buffer of
-    /// `layout.out_len()` bytes (queued on `stream`, not waited for).
+    /// Runs `layout` on the device: uploaded, decoded, unshuffled, checked, scattered into a
+    /// new buffer of `layout.out_len()` bytes (queued on `stream`, not waited for).
     fn read_on_device(&self, stream: &Arc<CudaStream>, layout: &Layout<'_, '_>, verify: bool) -> Result<CudaSlice<u8>> {
-        let Staged { mut work, failed } = self.stage(stream, layout)?;
-        self.check(stream, layout, &mut work, &failed, verify)?;
         let out = alloc(stream, layout.out_len())?;
-        let parts = layout.scatter_parts(ptr(&work, stream), ptr(&out, stream));
+        let mut work = alloc(stream, layout.work_len)?;
+        lock(&self.gpu.upload)
+            .upload(stream, &mut work, layout.input_len, |window, bytes| layout.gather(window, bytes))?;
+        // The host lays out the scatter while it waits for nvCOMP.
+        let (work_base, out_base) = (ptr(&work, stream), ptr(&out, stream));
+        let (failed, parts) = run_on_pool(|| {
+            rayon::join(|| self.decode(stream, layout, &mut work), || layout.scatter_parts(work_base, out_base))
+        });
+        let failed = failed?;
+        self.unshuffle(stream, layout, work_base)?;
+        self.check(stream, layout, &mut work, &failed, verify)?;
         if !parts.is_empty() {
             let table = stream.clone_htod(bytemuck::cast_slice::<_, u8>(&parts)).map_err(gpu_error)?;
             let count = parts.len() as u32;
@@ -144,12 +145,9 @@ impl Target {
         Ok(out)
     }
 
-    /// Uploads the layout's input into a new work buffer, decodes it there with nvCOMP and
-    /// unshuffles the shuffled chunks into their staging slots.
-    fn stage(&self, stream: &Arc<CudaStream>, layout: &Layout<'_, '_>) -> Result<Staged> {
-        let gpu = &self.gpu;
-        let mut work = alloc(stream, layout.work_len)?;
-        lock(&gpu.upload).upload(stream, &mut work, layout.input_len, |window, bytes| layout.gather(window, bytes))?;
+    /// Decodes the uploaded blocks with nvCOMP, one batch per codec, into their targets in
+    /// `work`, and waits. Returns which jobs failed.
+    fn decode(&self, stream: &Arc<CudaStream>, layout: &Layout<'_, '_>, work: &mut CudaSlice<u8>) -> Result<Vec<bool>> {
         let mut failed = vec![false; layout.jobs.len()];
         let placed = layout.placed_start().min(work.len());
         let (input, mut targets) = work.split_at_mut(placed);
@@ -161,24 +159,30 @@ impl Target {
             let outs: Vec<_> = outs.iter().map(|out| out.start - placed..out.end - placed).collect();
             let algo = if codec == GpuCodec::Zstd { Algo::Zstd } else { Algo::Lz4 };
             let results =
-                gpu.nvcomp.decompress_batch(stream, algo, &input, &ins, &mut targets, &outs).map_err(gpu_error)?;
+                self.gpu.nvcomp.decompress_batch(stream, algo, &input, &ins, &mut targets, &outs).map_err(gpu_error)?;
             for ((job, result), out) in jobs.iter().zip(results).zip(&outs) {
                 failed[*job] = result != Ok(out.len());
             }
         }
-        let moves = layout.moves(ptr(&work, stream));
+        Ok(failed)
+    }
+
+    /// Unshuffles the shuffled chunks into their staging slots in the work buffer at `base`.
+    fn unshuffle(&self, stream: &Arc<CudaStream>, layout: &Layout<'_, '_>, base: u64) -> Result<()> {
+        let moves = layout.moves(base);
         if !moves.is_empty() {
             let table = stream.clone_htod(bytemuck::cast_slice::<Move, u8>(&moves)).map_err(gpu_error)?;
             let count = moves.len() as u32;
             let longest = moves.iter().map(|m| m.len / m.elem / UNSHUFFLE_ELEMS).max().unwrap_or(1);
-            let mut launch = stream.launch_builder(&gpu.unshuffle);
+            let mut launch = stream.launch_builder(&self.gpu.unshuffle);
             launch.arg(&table).arg(&count);
-            // SAFETY: every move reads a chunk's decoded or uploaded bytes inside `work` and
-            // writes its own staging slot there, apart from every source (Layout::place);
-            // cudarc keeps the buffer's free ordered after the kernel on `stream`.
+            // SAFETY: every move reads a chunk's decoded or uploaded bytes inside the work
+            // buffer and writes its own staging slot there, apart from every source
+            // (Layout::place); cudarc keeps the buffer's free ordered after the kernel on
+            // `stream`.
             unsafe { launch.launch(grid(moves.len(), longest)) }.map_err(gpu_error)?;
         }
-        Ok(Staged { work, failed })
+        Ok(())
     }
 
     /// Compares the staged chunks' checksums (when `verify`): hashed on the device, or on
