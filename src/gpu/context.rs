@@ -15,6 +15,21 @@ use crate::error::{Error, GpuUnavailable, Result};
 /// R525 and later JIT it for the GPU at hand).
 const KERNELS_PTX: &str = include_str!("kernels.ptx");
 
+/// The oldest compute capability the PTX targets (`compute_70`, Volta).
+const MIN_COMPUTE_CAPABILITY: (i32, i32) = (7, 0);
+
+/// Refuses a device older than [`MIN_COMPUTE_CAPABILITY`]: the driver would fail to load
+/// the kernels with an error that does not say why.
+fn supported(capability: (i32, i32)) -> std::result::Result<(), GpuUnavailable> {
+    if capability >= MIN_COMPUTE_CAPABILITY {
+        return Ok(());
+    }
+    let ((major, minor), (min_major, min_minor)) = (capability, MIN_COMPUTE_CAPABILITY);
+    Err(GpuUnavailable::Unsupported(format!(
+        "a GPU of compute capability {major}.{minor}: Atlas's kernels need {min_major}.{min_minor} or newer"
+    )))
+}
+
 /// What a GPU read needs of one device.
 pub(crate) struct Gpu {
     pub ctx: Arc<CudaContext>,
@@ -57,7 +72,8 @@ fn nvcomp() -> Result<Arc<Nvcomp>> {
 /// too, so `Device::Auto` reads on a machine without one cost a map lookup.
 ///
 /// # Errors
-/// [`Error::GpuUnavailable`] saying whether the driver, the device or libnvcomp is missing;
+/// [`Error::GpuUnavailable`] saying whether the driver, the device or libnvcomp is missing,
+/// or the device is too old;
 /// [`Error::Gpu`] when making the context or loading the kernels fails (not remembered).
 pub(crate) fn gpu(ordinal: usize) -> Result<Arc<Gpu>> {
     type Known = HashMap<usize, std::result::Result<Arc<Gpu>, GpuUnavailable>>;
@@ -114,6 +130,7 @@ fn make(ordinal: usize) -> Result<Arc<Gpu>> {
     }
     let nvcomp = nvcomp()?;
     let ctx = CudaContext::new(ordinal).map_err(gpu_error)?;
+    supported(ctx.compute_capability().map_err(gpu_error)?).map_err(Error::GpuUnavailable)?;
     let keepalive = ctx.new_stream().map_err(gpu_error)?;
     // Only speed depends on it: a driver that refuses pool attributes still reads.
     if ctx.has_async_alloc()
@@ -132,4 +149,18 @@ fn make(ordinal: usize) -> Result<Arc<Gpu>> {
         upload: Mutex::new(Pinned::for_upload()),
         download: Mutex::new(Pinned::for_download()),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_older_than_the_kernels_are_refused_by_name() {
+        assert!(supported((7, 0)).is_ok() && supported((9, 0)).is_ok() && supported((12, 1)).is_ok());
+        match supported((6, 1)) {
+            Err(GpuUnavailable::Unsupported(why)) => assert!(why.contains("6.1") && why.contains("7.0"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }

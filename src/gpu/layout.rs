@@ -1,8 +1,9 @@
 //! The host side of a GPU read, with no GPU in it: which bytes go to the device in the one
 //! upload, where nvCOMP decodes each block, where each chunk's raw bytes land ("staging"),
 //! and the descriptors the kernels of `kernels.cu` take. Everything lies in one device
-//! buffer, the "work" buffer: the upload first, then the decode targets and staging slots. Tested by running those
-//! descriptors through a CPU model of the kernels (`store/gpu_model.rs`, which needs a store).
+//! buffer, the "work" buffer: the upload first, then the decode targets and staging slots.
+//! Tested by running those descriptors through a CPU model of the kernels
+//! (`store/gpu_model.rs`, which needs a store).
 
 use std::borrow::Cow;
 use std::ops::{Range, RangeInclusive};
@@ -112,12 +113,11 @@ pub(crate) struct Hashed {
 }
 
 /// Chunks of these lengths are hashed on the device: XXH3's long form starts past 240 bytes,
-/// and the kernel implements only that; one thread block walks a chunk 1 KiB at a time
-/// (about 0.5 µs a step on an H100), so a chunk of hundreds of MiB is hashed sooner on the
-/// host's cores after a copy back.
+/// and the kernel implements only that; one thread block walks a chunk 16 KiB at a time,
+/// so a chunk of hundreds of MiB is hashed sooner on the host's cores after a copy back.
 pub(crate) const DEVICE_HASH_BYTES: RangeInclusive<usize> = 241..=64 << 20;
 
-/// Jobs the host hashes, neighbours in staging, and the staging bytes they span.
+/// Jobs the host hashes, neighbours in the work buffer, and the bytes they span.
 pub(crate) type HostRun = (Vec<usize>, Range<usize>);
 
 /// The layout of one read: `slot_count` C-order buffers ("slots") of `slot_shape`, one after
