@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cudarc::driver::{CudaContext, CudaFunction, CudaStream, DriverError};
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream, DriverError, sys};
 use cudarc::nvrtc::Ptx;
 use nvcomp_sys::Nvcomp;
 
@@ -97,26 +97,53 @@ pub(crate) fn gpu(ordinal: usize) -> Result<Arc<Gpu>> {
 /// The pool is the process's: memory kept there is not free to `cudaMalloc` users (docs/GPU.md).
 const KEEP_FREED_BYTES: u64 = 4 << 30;
 
-/// Sets the release threshold of the device's default memory pool (what `cudarc` allocates
-/// from) to [`KEEP_FREED_BYTES`], unless something in the process set it higher.
-fn keep_freed_memory(ctx: &CudaContext) -> std::result::Result<(), DriverError> {
-    use cudarc::driver::sys::{
-        CUmemPool_attribute, cuDeviceGetDefaultMemPool, cuMemPoolGetAttribute, cuMemPoolSetAttribute,
-    };
-    let attr = CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD;
+/// The device's default memory pool (what `cudarc` allocates from).
+fn default_pool(ctx: &CudaContext) -> std::result::Result<sys::CUmemoryPool, DriverError> {
     let mut pool = std::ptr::null_mut();
-    let mut threshold = 0u64;
-    // SAFETY: `pool` and `threshold` are live locals of the types these calls write (a pool
-    // handle; the threshold attribute is a cuuint64_t); the device is `ctx`'s.
-    unsafe {
-        cuDeviceGetDefaultMemPool(&raw mut pool, ctx.cu_device()).result()?;
-        cuMemPoolGetAttribute(pool, attr, (&raw mut threshold).cast()).result()?;
-        if threshold < KEEP_FREED_BYTES {
-            threshold = KEEP_FREED_BYTES;
-            cuMemPoolSetAttribute(pool, attr, (&raw mut threshold).cast()).result()?;
-        }
+    // SAFETY: `pool` is a live local of the handle type the call writes; the device is `ctx`'s.
+    unsafe { sys::cuDeviceGetDefaultMemPool(&raw mut pool, ctx.cu_device()) }.result()?;
+    Ok(pool)
+}
+
+/// A 64-bit attribute of the device's default memory pool (the byte counts and the
+/// release threshold are `cuuint64_t`).
+fn pool_attribute(ctx: &CudaContext, attr: sys::CUmemPool_attribute) -> std::result::Result<u64, DriverError> {
+    let mut value = 0u64;
+    // SAFETY: the pool handle is live (the device's default pool); `value` is a live local
+    // of the 64-bit type these attributes are written as.
+    unsafe { sys::cuMemPoolGetAttribute(default_pool(ctx)?, attr, (&raw mut value).cast()) }.result()?;
+    Ok(value)
+}
+
+/// Sets the release threshold of the device's default memory pool to
+/// [`KEEP_FREED_BYTES`], unless something in the process set it higher.
+fn keep_freed_memory(ctx: &CudaContext) -> std::result::Result<(), DriverError> {
+    let attr = sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD;
+    if pool_attribute(ctx, attr)? < KEEP_FREED_BYTES {
+        let mut threshold = KEEP_FREED_BYTES;
+        // SAFETY: as in `pool_attribute`; the driver reads the 64-bit threshold.
+        unsafe { sys::cuMemPoolSetAttribute(default_pool(ctx)?, attr, (&raw mut threshold).cast()) }.result()?;
     }
     Ok(())
+}
+
+impl Gpu {
+    /// Device memory a read may count on: what the driver reports free, plus what the
+    /// default pool keeps from earlier reads without using it.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the driver cannot say.
+    pub(crate) fn spare_bytes(&self) -> Result<u64> {
+        self.ctx.bind_to_thread().map_err(gpu_error)?;
+        let (free, _total) = cudarc::driver::result::mem_get_info().map_err(gpu_error)?;
+        let kept = || -> std::result::Result<u64, DriverError> {
+            use sys::CUmemPool_attribute::{CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT, CU_MEMPOOL_ATTR_USED_MEM_CURRENT};
+            let reserved = pool_attribute(&self.ctx, CU_MEMPOOL_ATTR_RESERVED_MEM_CURRENT)?;
+            Ok(reserved.saturating_sub(pool_attribute(&self.ctx, CU_MEMPOOL_ATTR_USED_MEM_CURRENT)?))
+        };
+        let kept = if self.ctx.has_async_alloc() { kept().unwrap_or(0) } else { 0 };
+        Ok(free as u64 + kept)
+    }
 }
 
 fn make(ordinal: usize) -> Result<Arc<Gpu>> {

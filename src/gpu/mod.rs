@@ -1,10 +1,11 @@
 //! Room `gpu`: reads whose blocks are decoded on an NVIDIA GPU through nvCOMP (feature
 //! `gpu`). A read is laid out on the host ([`layout`]: where every block of the request goes
 //! in one upload), uploaded through pinned buffers while the host gathers the next piece
-//! ([`transfer`]), decoded with one batched nvCOMP call per codec, unshuffled and moved into
-//! per-chunk slots by one kernel, checked, then scattered into the result by a second
-//! kernel; a result for the host is then copied back. Blocks the GPU reports as failed, or
-//! whose checksum does not match, are decoded again on the CPU.
+//! ([`transfer`]), decoded with one batched nvCOMP call per codec, its shuffled chunks
+//! unshuffled by one kernel, checked, then scattered into the result by a second kernel; a
+//! result for the host is then copied back. Blocks the GPU reports as failed, or whose
+//! checksum does not match, are decoded again on the CPU. A read that would take more than
+//! half the device memory it finds spare runs in rounds ([`rounds`]).
 //!
 //! Without the feature this room only answers "unavailable" ([`resolve`]).
 
@@ -14,6 +15,8 @@ mod context;
 mod device_array;
 #[cfg(feature = "gpu")]
 pub(crate) mod layout;
+#[cfg(feature = "gpu")]
+pub(crate) mod rounds;
 #[cfg(feature = "gpu")]
 mod run;
 #[cfg(feature = "gpu")]

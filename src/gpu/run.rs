@@ -10,6 +10,7 @@ use nvcomp_sys::Algo;
 use super::context::{Gpu, gpu, gpu_error};
 use super::device_array::DeviceArray;
 use super::layout::{GpuCodec, Hashed, Layout, Move, Part, copy_in_parallel};
+use super::rounds::in_rounds;
 use super::transfer::Pinned;
 use crate::engine::{Slot, read_slots, run_on_pool};
 use crate::error::{Error, Result};
@@ -29,6 +30,10 @@ const MAX_GRID_Y: u32 = 65535;
 const MAX_GRID_X: u32 = 65535;
 /// Threads per block of the hash kernel (`HASH_THREADS` in `kernels.cu`).
 const HASH_THREADS: u32 = 128;
+/// A read takes at most this share of the device memory it finds spare (1/2), in rounds
+/// where it needs more: the rest stays for nvCOMP's scratch (about 3 bytes per byte a call
+/// decodes, up to 3 GiB) and for other users of the device.
+const BUDGET_SHARE: u64 = 2;
 
 /// A GPU reads run on.
 #[derive(Debug, Clone)]
@@ -88,14 +93,33 @@ impl Target {
         out: &mut [u8],
         verify: bool,
     ) -> Result<()> {
-        let layout = Layout::build(slots, slot_shape, elem_bytes, verify)?;
+        let budget = self.gpu.spare_bytes()? / BUDGET_SHARE;
+        self.read_to_host_within(budget, slots, slot_shape, (elem_bytes, verify), out).map(drop)
+    }
+
+    /// Reads `slots` into `out` (host memory) on the GPU, in rounds that take at most
+    /// `budget` bytes of device memory each where the read can be cut so
+    /// (`rounds::in_rounds`). Returns the number of rounds.
+    pub(crate) fn read_to_host_within(
+        &self,
+        budget: u64,
+        slots: &[Slot<'_, '_>],
+        slot_shape: &[u64],
+        (elem_bytes, verify): (usize, bool),
+        out: &mut [u8],
+    ) -> Result<usize> {
         let stream = self.gpu.ctx.new_stream().map_err(gpu_error)?;
-        let result = self.read_on_device(&stream, &layout, verify)?;
-        // Finished before the download buffers are taken, so that concurrent reads to host
-        // wait for each other's copies back only, not for each other's kernels.
-        stream.synchronize().map_err(gpu_error)?;
-        lock(&self.gpu.download).download(&stream, &result, layout.out_len(), |window, bytes| {
-            copy_in_parallel(vec![(&mut out[window], bytes)]);
+        let fits = |layout: &Layout<'_, '_>| (layout.work_len + layout.out_len()) as u64 <= budget;
+        in_rounds(slots, slot_shape, (elem_bytes, verify), &fits, &mut |layout, bytes| {
+            let result = alloc(&stream, layout.out_len())?;
+            self.read_on_device(&stream, layout, verify, ptr(&result, &stream))?;
+            // Finished before the download buffers are taken, so that concurrent reads to
+            // host wait for each other's copies back only, not for each other's kernels.
+            stream.synchronize().map_err(gpu_error)?;
+            let out = &mut out[bytes];
+            lock(&self.gpu.download).download(&stream, &result, layout.out_len(), |window, part| {
+                copy_in_parallel(vec![(&mut out[window], part)]);
+            })
         })
     }
 
@@ -108,24 +132,46 @@ impl Target {
         (shape, dtype): (Vec<u64>, DType),
         verify: bool,
     ) -> Result<DeviceArray> {
-        let layout = Layout::build(slots, slot_shape, dtype.size_bytes(), verify)?;
-        let stream = self.gpu.ctx.new_stream().map_err(gpu_error)?;
-        let out = self.read_on_device(&stream, &layout, verify)?;
-        stream.synchronize().map_err(gpu_error)?;
-        Ok(DeviceArray { data: out, shape, dtype, stream })
+        let budget = self.gpu.spare_bytes()? / BUDGET_SHARE;
+        self.read_to_device_within(budget, slots, slot_shape, (shape, dtype), verify).map(|(array, _)| array)
     }
 
-    /// Runs `layout` on the device: uploaded, decoded, unshuffled, checked, scattered into a
-    /// new buffer of `layout.out_len()` bytes (queued on `stream`, not waited for).
-    fn read_on_device(&self, stream: &Arc<CudaStream>, layout: &Layout<'_, '_>, verify: bool) -> Result<CudaSlice<u8>> {
-        let out = alloc(stream, layout.out_len())?;
+    /// [`Target::read_to_device`], in rounds whose buffers take at most `budget` bytes of
+    /// device memory besides the result where the read can be cut so. Returns the array and
+    /// the number of rounds.
+    pub(crate) fn read_to_device_within(
+        &self,
+        budget: u64,
+        slots: &[Slot<'_, '_>],
+        slot_shape: &[u64],
+        (shape, dtype): (Vec<u64>, DType),
+        verify: bool,
+    ) -> Result<(DeviceArray, usize)> {
+        let stream = self.gpu.ctx.new_stream().map_err(gpu_error)?;
+        let elems = slot_shape.iter().product::<u64>() * slots.len() as u64;
+        let len = usize::try_from(elems).expect("checked by the caller") * dtype.size_bytes();
+        let out = alloc(&stream, len)?;
+        let base = ptr(&out, &stream);
+        let room = budget.saturating_sub(len as u64);
+        let fits = |layout: &Layout<'_, '_>| layout.work_len as u64 <= room;
+        let rounds = in_rounds(slots, slot_shape, (dtype.size_bytes(), verify), &fits, &mut |layout, bytes| {
+            self.read_on_device(&stream, layout, verify, base + bytes.start as u64)
+        })?;
+        stream.synchronize().map_err(gpu_error)?;
+        Ok((DeviceArray { data: out, shape, dtype, stream }, rounds))
+    }
+
+    /// Runs `layout` on the device: uploaded, decoded, unshuffled, checked, and scattered
+    /// into `layout.out_len()` bytes of device memory at `out` (queued on `stream`, not
+    /// waited for).
+    fn read_on_device(&self, stream: &Arc<CudaStream>, layout: &Layout<'_, '_>, verify: bool, out: u64) -> Result<()> {
         let mut work = alloc(stream, layout.work_len)?;
         lock(&self.gpu.upload)
             .upload(stream, &mut work, layout.input_len, |window, bytes| layout.gather(window, bytes))?;
         // The host lays out the scatter while it waits for nvCOMP.
-        let (work_base, out_base) = (ptr(&work, stream), ptr(&out, stream));
+        let work_base = ptr(&work, stream);
         let (failed, parts) = run_on_pool(|| {
-            rayon::join(|| self.decode(stream, layout, &mut work), || layout.scatter_parts(work_base, out_base))
+            rayon::join(|| self.decode(stream, layout, &mut work), || layout.scatter_parts(work_base, out))
         });
         let failed = failed?;
         self.unshuffle(stream, layout, work_base)?;
@@ -137,12 +183,13 @@ impl Target {
             let longest = parts.iter().map(units).max().unwrap_or(1).div_ceil(SCATTER_UNROLL);
             let mut launch = stream.launch_builder(&self.gpu.scatter);
             launch.arg(&table).arg(&count);
-            // SAFETY: each part reads inside `work` and writes inside `out`
-            // (Layout::scatter_parts builds them from the read's plan); cudarc keeps the
-            // buffers' frees ordered after the kernel on `stream`.
+            // SAFETY: each part reads inside `work` and writes inside the `out_len()` bytes
+            // at `out` (Layout::scatter_parts builds them from the read's plan), which the
+            // caller keeps until the stream is done; cudarc keeps `work`'s free ordered
+            // after the kernel on `stream`.
             unsafe { launch.launch(grid(parts.len(), longest)) }.map_err(gpu_error)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Decodes the uploaded blocks with nvCOMP, one batch per codec, into their targets in

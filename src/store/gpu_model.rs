@@ -12,6 +12,7 @@ use crate::engine::{BlockRef, Slot, SlotRead};
 use crate::error::{Error, Result};
 use crate::fragment::BlockEntry;
 use crate::gpu::layout::{ALIGN, GpuCodec, Layout, Move, Part, Source};
+use crate::gpu::rounds::in_rounds;
 use crate::io::checksum;
 use crate::meta::{Codec, DType, Shuffle};
 
@@ -309,5 +310,118 @@ fn only_shuffled_chunks_are_moved_into_staging() {
                 Ok(())
             })
             .unwrap();
+    }
+}
+
+/// Runs a read of `slots` through the model in rounds under `budget` bytes of device
+/// memory (the work buffer and the output): the output, the rounds, and the jobs decoded
+/// in all.
+fn model_in_rounds(slots: &[Slot<'_, '_>], shape: &[u64], budget: usize) -> Result<(Vec<u16>, usize, usize)> {
+    let whole = Layout::build(slots, shape, 2, true)?.out_len();
+    let (mut out, mut jobs) = (vec![0u8; whole], 0);
+    let fits = |layout: &Layout<'_, '_>| layout.work_len + layout.out_len() <= budget;
+    let rounds = in_rounds(slots, shape, (2, true), &fits, &mut |layout, bytes| {
+        jobs += layout.jobs.len();
+        out[bytes].copy_from_slice(&run_model(layout, Spoil::Nothing)?.device);
+        Ok(())
+    })?;
+    Ok((u16s(&out), rounds, jobs))
+}
+
+/// A read over its budget is cut across its first axis at chunk boundaries (no chunk
+/// decoded twice) until each round fits, or down to single rows; the rounds together read
+/// what one read does.
+#[test]
+fn a_read_over_its_budget_runs_in_rounds_that_read_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, array, _) = mixed_array(dir.path());
+    for (start, shape) in [([0, 0, 0], [20, 13, 9]), ([3, 2, 1], [14, 9, 7])] {
+        let cpu: Vec<u16> = array.read::<u16>(&start, &shape).unwrap().iter().copied().collect();
+        let (needed, jobs) = array
+            .with_read_slot(&start, &shape, (DType::UInt16, |_| true), |slots, _| {
+                let layout = Layout::build(slots, &shape, 2, true)?;
+                Ok((layout.work_len + layout.out_len(), layout.jobs.len()))
+            })
+            .unwrap();
+        let read = |budget| {
+            array
+                .with_read_slot(&start, &shape, (DType::UInt16, |_| true), |slots, _| {
+                    model_in_rounds(slots, &shape, budget)
+                })
+                .unwrap()
+        };
+        assert_eq!(read(needed), (cpu.clone(), 1, jobs), "a read that fits runs once");
+        let (half, rounds, decoded) = read(needed * 2 / 3);
+        assert!(half == cpu && rounds > 1, "{start:?} {shape:?}: {rounds} rounds");
+        assert_eq!(decoded, jobs, "cut at chunk boundaries: each chunk decoded once");
+        let (rows, rounds, _) = read(1);
+        assert!(rows == cpu && rounds == shape[0] as usize, "down to single rows: {rounds}");
+    }
+}
+
+/// A read across datasets is cut between its slots first; slots without the array and
+/// rows outside a shorter array's box read as fill.
+#[test]
+fn reads_across_datasets_run_in_rounds_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Atlas::create(dir.path().join("s"), StoreConfig::default()).unwrap();
+    for (name, len, fill) in [("a", 40u64, 1u16), ("b", 13, 9)] {
+        let spec = ArraySpec::new(DType::UInt16, [len]).chunk_shape([5]).fill_value(fill).codec(Codec::Lz4);
+        let array = store.create_dataset(name).unwrap().define_array("v", spec).unwrap();
+        array.write(&[0], ndarray::Array1::from_shape_fn(len as usize, |i| i as u16 * 3).view()).unwrap();
+    }
+    store.create_dataset("c").unwrap();
+    store.flush().unwrap();
+    let datasets = ["a", "b", "c"];
+    let (start, shape) = ([2u64], [30u64]);
+    let cpu: Vec<u16> =
+        store.read_array_across_stacked::<u16>("v", &datasets, &start, &shape).unwrap().into_iter().collect();
+    let read = |budget: Option<usize>| {
+        store
+            .with_across_slots("v", &datasets, (&start, &shape), (DType::UInt16, |_| true), |slots, _| {
+                let layout = Layout::build(slots, &shape, 2, true)?;
+                let needed = layout.work_len + layout.out_len();
+                model_in_rounds(slots, &shape, budget.unwrap_or(needed / 2))
+            })
+            .unwrap()
+    };
+    for budget in [None, Some(1)] {
+        let (read, rounds, _) = read(budget);
+        assert!(read == cpu && rounds > 1, "budget {budget:?}: {rounds} rounds");
+    }
+}
+
+/// On a GPU (skipped without one unless `ATLAS_REQUIRE_GPU` is set): reads to host and to
+/// device under a small budget run in rounds and read what the CPU reads.
+#[test]
+fn gpu_reads_over_their_budget_run_in_rounds() {
+    let target = match crate::gpu::Target::open(0, false) {
+        Ok(target) => target,
+        Err(Error::GpuUnavailable(why)) => {
+            assert!(std::env::var_os("ATLAS_REQUIRE_GPU").is_none(), "ATLAS_REQUIRE_GPU is set but: {why}");
+            return eprintln!("SKIP (no GPU here): {why}");
+        }
+        Err(other) => panic!("{other}"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, array, _) = mixed_array(dir.path());
+    let shape = [20, 13, 9];
+    let cpu: Vec<u16> = array.read::<u16>(&[0, 0, 0], &shape).unwrap().iter().copied().collect();
+    let (to_host, to_device) = array
+        .with_read_slot(&[0, 0, 0], &shape, (DType::UInt16, |_| true), |slots, _| {
+            let mut out = vec![0u8; cpu.len() * 2];
+            let rounds = target.read_to_host_within(4096, slots, &shape, (2, true), &mut out)?;
+            let (device, device_rounds) = target.read_to_device_within(
+                4096 + out.len() as u64,
+                slots,
+                &shape,
+                (shape.to_vec(), DType::UInt16),
+                true,
+            )?;
+            Ok(((u16s(&out), rounds), (u16s(&device.to_host_bytes()?), device_rounds)))
+        })
+        .unwrap();
+    for (read, rounds) in [to_host, to_device] {
+        assert!(read == cpu && rounds > 1, "{rounds} rounds");
     }
 }
