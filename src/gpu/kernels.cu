@@ -12,8 +12,8 @@ struct alignas(16) Wide {
     u64 hi;
 };
 
-// One chunk to move from `src` to `dst`, `len` bytes: a byte unshuffle with element size
-// `elem` (docs/FORMAT.md, "Blocks"), or a plain copy when `elem` <= 1.
+// One shuffled chunk to move from `src` to `dst`, `len` bytes: a byte unshuffle with
+// element size `elem` (docs/FORMAT.md, "Blocks"; 1 copies).
 struct Move {
     u64 src;
     u64 dst;
@@ -39,7 +39,8 @@ __device__ void unshuffle_by_fours(const unsigned char* src, unsigned char* dst,
     }
 }
 
-// grid.y strides over moves, grid.x * block.x threads over the elements of one move.
+// grid.y strides over moves, grid.x * block.x threads over the elements of one move, four
+// elements a thread where it can (the launch sizes grid.x so).
 extern "C" __global__ void atlas_unshuffle(const Move* moves, u32 count) {
     for (u32 m = blockIdx.y; m < count; m += gridDim.y) {
         const Move mv = moves[m];

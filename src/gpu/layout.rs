@@ -20,8 +20,8 @@ use crate::error::{Error, GpuUnavailable, Result};
 use crate::io::checksum;
 
 /// Alignment of every chunk inside the device buffers: over nvCOMP's input alignments (zstd
-/// 8, LZ4 4) and the largest unit the kernels load (16: the scatter's widened rows, the
-/// unshuffle's plain copies; `atlas_xxh3` loads aligned 8-byte words).
+/// 8, LZ4 4) and the largest unit the kernels load (16: the scatter's widened rows;
+/// `atlas_xxh3` loads aligned 8-byte words, the unshuffle 4-byte ones).
 pub(crate) const ALIGN: usize = 16;
 
 /// Dimensions of one kernel part (`MAX_DIMS` in `kernels.cu`); a box with more after
@@ -422,16 +422,19 @@ impl<'r, 'a> Layout<'r, 'a> {
     /// those the host hashes, the latter in runs of neighbours in the work buffer (one copy
     /// back a run): each run's jobs and the bytes they span.
     pub(crate) fn checks(&self) -> (Vec<usize>, Vec<HostRun>) {
-        let (on_device, on_host): (Vec<usize>, Vec<usize>) = (0..self.jobs.len())
+        let (on_device, mut on_host): (Vec<usize>, Vec<usize>) = (0..self.jobs.len())
             .filter(|&i| self.jobs[i].check)
             .partition(|&i| DEVICE_HASH_BYTES.contains(&self.jobs[i].staging.len()));
+        // In the order of the work buffer, not of the jobs: a chunk staged in the upload
+        // lies before every decode target, whatever its job's place.
+        on_host.sort_unstable_by_key(|&i| self.jobs[i].staging.start);
         let mut runs: Vec<HostRun> = Vec::new();
         for job in on_host {
             let staging = &self.jobs[job].staging;
             match runs.last_mut() {
                 Some((jobs, span)) if staging.start <= span.end.next_multiple_of(ALIGN) => {
                     jobs.push(job);
-                    span.end = staging.end;
+                    span.end = span.end.max(staging.end);
                 }
                 _ => runs.push((vec![job], staging.clone())),
             }
