@@ -11,7 +11,7 @@ import numpy as np
 from . import _atlas, _html
 from ._atlas import NotFoundError, OutOfBoundsError
 from ._dtypes import COMPAT_NAMES, for_assign, for_write, numpy_dtype
-from ._index import Box, Plan, is_whole_box, plan, selection_shape
+from ._index import Box, Plan, Points, is_whole_box, plan, points, selection_shape
 
 
 def _nothing_of(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -253,7 +253,13 @@ class Array:
             self._native.resize(_ints(shape))
 
     def __getitem__(self, key: Any) -> Any:
-        p = self._plan(key)
+        meta = self._native.meta()
+        # Index arrays on several axes: one box a point (strings go by `plan`: read_boxes
+        # does not read them).
+        pts = points(key, tuple(meta["shape"])) if meta["dtype"] != "string" else None
+        if pts is not None:
+            return pts.select(self._read_points(pts))
+        p = plan(key, meta["shape"], meta["chunk_shape"])
         if p.selects_nothing:
             return _nothing_of(p.shape, self.dtype)[p.post]
         packed = self._read_packed(p)
@@ -272,6 +278,12 @@ class Array:
     def _plan(self, key: Any) -> Plan:
         meta = self._native.meta()
         return plan(key, meta["shape"], meta["chunk_shape"])
+
+    def _read_points(self, pts: Points) -> np.ndarray:
+        """The boxes of `pts`, read in one call (points x `pts.count`)."""
+        if pts.starts.shape[0] == 0 or 0 in pts.count:
+            return np.empty((pts.starts.shape[0],) + pts.count, self.dtype)
+        return self._native.read_boxes(pts.starts.tolist(), list(pts.count))
 
     def _read_packed(self, p: Plan) -> np.ndarray:
         """The plan's boxes, read and laid back to back (see `_index`)."""

@@ -94,22 +94,7 @@ def plan(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Plan:
 
 def _plan(key: Any, shape: tuple[int, ...], gaps: tuple[int, ...]) -> Plan:
     """`plan` splitting an axis's runs where selected indices lie over `gaps` apart."""
-    if not isinstance(key, tuple):
-        key = (key,)
-    ndim = len(shape)
-    ellipses = sum(1 for k in key if k is Ellipsis)
-    if ellipses > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
-    used = sum(_axes_used(k) for k in key)
-    if used > ndim:
-        raise IndexError(f"too many indices: the array has {ndim} dimensions, {used} were indexed")
-    filler = (slice(None),) * (ndim - used)
-    if ellipses:
-        at = next(i for i, k in enumerate(key) if k is Ellipsis)
-        key = key[:at] + filler + key[at + 1 :]
-    else:
-        key = key + filler
-
+    key = _expanded(key, len(shape))
     runs: list[Runs] = []
     post: list[Any] = []
     direct = True
@@ -158,6 +143,111 @@ def _plan(key: Any, shape: tuple[int, ...], gaps: tuple[int, ...]) -> Plan:
             direct = False
         axis += 1
     return Plan(runs, tuple(post), direct)
+
+
+def _expanded(key: Any, ndim: int) -> tuple[Any, ...]:
+    """`key` as a tuple with its `...` (or the end) filled with whole slices, so that its
+    entries take the array's axes in order."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    ellipses = sum(1 for k in key if k is Ellipsis)
+    if ellipses > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    used = sum(_axes_used(k) for k in key)
+    if used > ndim:
+        raise IndexError(f"too many indices: the array has {ndim} dimensions, {used} were indexed")
+    filler = (slice(None),) * (ndim - used)
+    if ellipses:
+        at = next(i for i, k in enumerate(key) if k is Ellipsis)
+        return key[:at] + filler + key[at + 1 :]
+    return key + filler
+
+
+class Points(NamedTuple):
+    """A key with index arrays on two or more axes. numpy selects the points they give
+    together (broadcast, with any integers), not every combination of their indices: one
+    box per point is read, 1 long on the indexed axes and spanning each slice's range on
+    the others."""
+
+    #: Per point, the start of its box (points x axes).
+    starts: np.ndarray
+    #: The boxes' extent.
+    count: tuple[int, ...]
+    #: Per axis of a box, what picks the selection from it: 0 on indexed axes (dropped),
+    #: a step on the others.
+    post: tuple[Any, ...]
+    #: The shape the index arrays broadcast to.
+    points_shape: tuple[int, ...]
+    #: Where those axes go in the result: in place of the indexed axes when these are next
+    #: to each other in the key, else first (numpy's rule).
+    at: int
+
+    def select(self, boxes: np.ndarray) -> np.ndarray:
+        """The selection, from the boxes read at `starts` (points x `count`)."""
+        picked = boxes[(slice(None),) + self.post]
+        picked = picked.reshape(self.points_shape + picked.shape[1:])
+        ndim = len(self.points_shape)
+        picked = np.moveaxis(picked, list(range(ndim)), list(range(self.at, self.at + ndim)))
+        # A step leaves a view of all that was read: keep only the selection's elements.
+        return picked.copy() if picked.size < boxes.size else picked
+
+
+def points(key: Any, shape: tuple[int, ...]) -> Points | None:
+    """The points `key` selects on an array of `shape` when it has index arrays on two or
+    more axes (a mask over several axes counts as one per axis); `None` for any other key,
+    and for keys with `None` or a scalar bool (read by `plan`)."""
+    key = _expanded(key, len(shape))
+    if any(k is None or _is_bool_scalar(k) for k in key):
+        return None
+    indexed: list[tuple[int, np.ndarray]] = []  # (axis, indices)
+    places: list[int] = []  # where in the key each indexed axis's entry is
+    ranges: dict[int, range] = {}
+    axis = 0
+    for place, k in enumerate(key):
+        if isinstance(k, slice):
+            ranges[axis] = range(*k.indices(shape[axis]))
+            axis += 1
+            continue
+        if _is_int(k):
+            i = operator.index(k)
+            n = shape[axis]
+            if not -n <= i < n:
+                raise OutOfBoundsError(f"index {i} is out of bounds for axis {axis} with size {n}")
+            found = [np.intp(i % n)]
+        elif _axes_used(k) > 1:
+            mask = np.asarray(k)
+            covered = shape[axis : axis + mask.ndim]
+            if mask.shape != covered:
+                raise IndexError(f"boolean index of shape {mask.shape} does not match axes of sizes {covered}")
+            found = list(np.nonzero(mask))
+        else:
+            found = [_index_array(k, shape[axis], axis)]
+        for idx in found:
+            indexed.append((axis, idx))
+            places.append(place)
+            axis += 1
+    if sum(np.ndim(idx) > 0 for _, idx in indexed) < 2:
+        return None
+    try:
+        arrays = np.broadcast_arrays(*(idx for _, idx in indexed))
+    except ValueError:
+        shapes = " ".join(str(np.shape(idx)) for _, idx in indexed)
+        raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together with shapes {shapes}") from None
+    starts = np.empty((arrays[0].size, len(shape)), np.intp)
+    count, post = [1] * len(shape), [0] * len(shape)
+    for (axis, _), idx in zip(indexed, arrays):
+        starts[:, axis] = idx.ravel()
+    for axis, r in ranges.items():
+        # One run from the first to the last selected element: a plain step (either sign)
+        # walks exactly the selection, as in `_plan`.
+        lo, hi = (min(r[0], r[-1]), max(r[0], r[-1]) + 1) if r else (0, 0)
+        starts[:, axis] = lo
+        count[axis] = hi - lo
+        post[axis] = slice(None, None, None if r.step == 1 else r.step)
+    first = min(places)
+    adjacent = max(places) - first + 1 == len(set(places))
+    at = sum(1 for place, k in enumerate(key) if isinstance(k, slice) and place < first) if adjacent else 0
+    return Points(starts, tuple(count), tuple(post), arrays[0].shape, at)
 
 
 def _index_array(k: Any, n: int, axis: int) -> np.ndarray:

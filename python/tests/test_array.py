@@ -212,6 +212,9 @@ def array_case(draw):
 @st.composite
 def index_key(draw, shape):
     key = []
+    # Index lists on several axes select points: numpy broadcasts them, so all lists
+    # drawn have one length (or length 1, which broadcasts to any).
+    length = draw(st.integers(1, 3))
     for n in shape:
         kind = draw(st.sampled_from(["int", "slice", "list"]))
         if kind == "int":
@@ -222,11 +225,8 @@ def index_key(draw, shape):
             step = draw(st.none() | st.integers(-3, 3).filter(lambda s: s != 0))
             key.append(slice(start, stop, step))
         else:
-            key.append(draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3)))
-    # numpy broadcasts several index lists together: keep at most one.
-    lists = [i for i, k in enumerate(key) if isinstance(k, list)]
-    for i in lists[1:]:
-        key[i] = slice(None)
+            size = draw(st.sampled_from([1, length]))
+            key.append(draw(st.lists(st.integers(-n, n - 1), min_size=size, max_size=size)))
     return tuple(key)
 
 
@@ -414,13 +414,59 @@ def test_a_false_key_touches_no_chunk(ds):
 
 def test_points_on_several_axes_read_a_bounded_number_of_boxes(ds):
     # Index arrays on two axes select points, but the runs of each axis multiply: 364
-    # points on chunks of 10 made 132 496 boxes. Past `MAX_BOXES`, runs are merged.
+    # points on chunks of 10 made 132 496 boxes. A read takes one box a point, so only
+    # the chunks holding points; a write takes the runs, merged past `MAX_BOXES`.
     arr = ds.define_array("a", "int32", None, [4000, 4000], chunk_shape=[10, 10])
     model = np.arange(16_000_000, dtype=np.int32).reshape(4000, 4000)
     arr[...] = model
     at = np.arange(0, 4000, 11)
     assert _index.plan((at, at), (4000, 4000), (10, 10)).box_count() <= _index.MAX_BOXES
+    spy = arr._native = ChunkSpy(arr._native, [10, 10])
     np.testing.assert_array_equal(arr[at, at], model[at, at])
+    assert spy.read_chunks == {(i // 10, i // 10) for i in at.tolist()}
+    arr._native = spy._native
     arr[at, at] = -1
     model[at, at] = -1
     np.testing.assert_array_equal(arr[...], model)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        ([0, 2, 5], [1, 1, 7]),
+        ([0, 2, 5], slice(None), [1, 1, 7]),  # apart: the points' axis goes first
+        (slice(1, 6, 2), [0, 2, 5], [1, 1, 7]),  # together: in place
+        ([[0], [2]], [1, 3, 7]),  # broadcast to 2 x 3
+        (2, [1, 3], [4, 4]),
+        ([1, 3], 2, [4, 4]),
+        ([1, 3], slice(None, None, -2), 2),
+        (np.ones((7, 8), bool), [3]),  # a mask over two axes, then a list
+        (..., [1, 2], [3, 4]),
+        ([], []),
+        ([1, 2], slice(5, 2), [0, 1]),
+        ([-1, -7], [0, -8], slice(None, None, -1)),
+    ],
+)
+def test_index_arrays_on_several_axes_select_points_as_numpy_does(ds, key):
+    arr = ds.define_array("a", "int32", None, [7, 8, 9], chunk_shape=[3, 4, 5])
+    model = np.arange(7 * 8 * 9, dtype=np.int32).reshape(7, 8, 9)
+    arr[...] = model
+    got = arr[key]
+    assert got.shape == model[key].shape
+    np.testing.assert_array_equal(got, model[key])
+
+
+def test_points_read_only_the_chunks_holding_them_and_bad_ones_raise_as_in_numpy(ds):
+    arr = ds.define_array("a", "float32", None, [100, 100, 6], chunk_shape=[10, 10, 3])
+    model = np.arange(60_000, dtype=np.float32).reshape(100, 100, 6)
+    arr[...] = model
+    spy = arr._native = ChunkSpy(arr._native, [10, 10, 3])
+    rows, cols = np.array([5, 95, 41]), np.array([7, 12, 99])
+    np.testing.assert_array_equal(arr[rows, cols, 1:3], model[rows, cols, 1:3])
+    assert spy.read_chunks == {(0, 0, 0), (9, 1, 0), (4, 9, 0)}
+    with pytest.raises(IndexError, match="broadcast"):
+        arr[[0, 1, 2], [0, 1]]
+    with pytest.raises(atlas.OutOfBoundsError):
+        arr[[0, 100], [0, 1]]
+    with pytest.raises(IndexError):
+        arr[[0, 1], [0.5, 1]]
