@@ -1,7 +1,8 @@
 //! A read too large for the device in one go, run in rounds: its slots are halved, and a
 //! single slot is cut across its first axis at a chunk boundary, until each part's layout
-//! fits. Each round is a read of its own into its part of the output (C order: a run of
-//! slots, or of rows of one slot, is one contiguous range of bytes).
+//! fits or is one chunk row of one slot. Each round is a read of its own into its part of
+//! the output (C order: a run of slots, or of rows of one slot, is one contiguous range of
+//! bytes).
 
 use std::ops::Range;
 
@@ -11,8 +12,9 @@ use crate::error::Result;
 
 /// Runs the read of `slots` (as `engine::read_slots` takes them) in as few rounds as
 /// `fits` allows: `run(layout, bytes)` reads one part, whose output lies at `bytes` of the
-/// whole output. A part that cannot be cut further (one row of one slot) runs whether it
-/// fits or not. Returns the number of rounds.
+/// whole output. A part that is not worth cutting runs whether it fits or not: one row of
+/// one slot, or one slot whose box lies in one chunk row of its array (its halves would
+/// decode the same chunks, each time). Returns the number of rounds.
 ///
 /// # Errors
 /// What [`Layout::build`] and `run` return.
@@ -37,7 +39,8 @@ fn rounds_at(
 ) -> Result<usize> {
     let layout = Layout::build(slots, slot_shape, elem_bytes, verify)?;
     let rows = slot_shape.first().copied().unwrap_or(1);
-    if fits(&layout) || (slots.len() <= 1 && rows <= 1) {
+    let cuttable = slots.len() > 1 || (rows > 1 && !slots.first().is_some_and(in_one_chunk_row));
+    if fits(&layout) || !cuttable {
         let bytes = at..at + layout.out_len();
         run(&layout, bytes)?;
         return Ok(1);
@@ -102,6 +105,14 @@ impl<'s, 'r, 'a> Part<'s, 'r, 'a> {
         at[0] = lo - band.start;
         Part::Read { start, shape, at }
     }
+}
+
+/// Whether `slot` reads a box that lies in one chunk row of its array along the first axis.
+fn in_one_chunk_row(slot: &Slot<'_, '_>) -> bool {
+    let Slot::Read(read) = slot else { return false };
+    let chunk = read.ctx.meta.chunk_shape[0].max(1);
+    let last = read.start[0] + read.shape[0].max(1) - 1;
+    read.start[0] / chunk == last / chunk
 }
 
 /// Where to cut a slot of `rows` rows in two: the boundary between chunk rows of its

@@ -132,16 +132,17 @@ impl Target {
         (shape, dtype): (Vec<u64>, DType),
         verify: bool,
     ) -> Result<DeviceArray> {
-        let budget = self.gpu.spare_bytes()? / BUDGET_SHARE;
-        self.read_to_device_within(budget, slots, slot_shape, (shape, dtype), verify).map(|(array, _)| array)
+        let spare = self.gpu.spare_bytes()?;
+        self.read_to_device_within(spare, slots, slot_shape, (shape, dtype), verify).map(|(array, _)| array)
     }
 
-    /// [`Target::read_to_device`], in rounds whose buffers take at most `budget` bytes of
-    /// device memory besides the result where the read can be cut so. Returns the array and
-    /// the number of rounds.
+    /// [`Target::read_to_device`] with `spare` bytes of device memory found spare: the
+    /// result is allocated first, then the read runs in rounds whose buffers take at most
+    /// half of what is left where it can be cut so. Returns the array and the number of
+    /// rounds.
     pub(crate) fn read_to_device_within(
         &self,
-        budget: u64,
+        spare: u64,
         slots: &[Slot<'_, '_>],
         slot_shape: &[u64],
         (shape, dtype): (Vec<u64>, DType),
@@ -152,7 +153,7 @@ impl Target {
         let len = usize::try_from(elems).expect("checked by the caller") * dtype.size_bytes();
         let out = alloc(&stream, len)?;
         let base = ptr(&out, &stream);
-        let room = budget.saturating_sub(len as u64);
+        let room = spare.saturating_sub(len as u64) / BUDGET_SHARE;
         let fits = |layout: &Layout<'_, '_>| layout.work_len as u64 <= room;
         let rounds = in_rounds(slots, slot_shape, (dtype.size_bytes(), verify), &fits, &mut |layout, bytes| {
             self.read_on_device(&stream, layout, verify, base + bytes.start as u64)
@@ -307,7 +308,8 @@ mod tests {
     use crate::io::checksum;
 
     /// `atlas_xxh3` gives XXH3-64 as the host computes it, for lengths on either side of
-    /// its stripe (64 bytes) and block (1 KiB) edges. Skips without a GPU, unless
+    /// its stripe (64 bytes) and block (1 KiB) edges, and for more chunks than one grid
+    /// has blocks. Skips without a GPU, unless
     /// `ATLAS_REQUIRE_GPU` is set (scripts/gpu-check.sh).
     #[test]
     fn the_device_hashes_chunks_as_the_host_does() {
@@ -341,5 +343,15 @@ mod tests {
         let hashes = target.hash(&stream, &chunks).unwrap();
         let expected: Vec<u64> = ranges.iter().map(|r| checksum(&bytes[r.clone()])).collect();
         assert_eq!(hashes, expected);
+        // More chunks than a grid has blocks (65 535): the blocks loop over the rest.
+        let count = MAX_GRID_X as usize + 4465;
+        let chunks: Vec<Hashed> = (0..count)
+            .map(|i| {
+                let r = &ranges[i % 4];
+                Hashed { src: base + r.start as u64, len: r.len() as u64 }
+            })
+            .collect();
+        let hashes = target.hash(&stream, &chunks).unwrap();
+        assert!(hashes.iter().enumerate().all(|(i, &h)| h == expected[i % 4]), "a chunk past the grid hashed wrong");
     }
 }

@@ -235,6 +235,46 @@ fn a_zstd_block_with_sound_headers_and_a_garbage_body_is_never_read_wrong() {
     assert!(auto == cpu.iter().copied().collect::<Vec<_>>(), "Device::Auto reads wrong after a garbage block");
 }
 
+/// A dataset without the array reads as one fill part of 2^31 + 16 one-byte units, past
+/// the scatter's 32-bit index arithmetic: the 64-bit path fills it all, to the end (4.3 GB
+/// of device and host memory; skipped without a GPU).
+#[cfg(feature = "gpu")]
+#[test]
+fn a_fill_part_of_over_2_31_units_is_scattered_whole() {
+    let dir = test_dir!();
+    let store = Atlas::create(dir.path().join("store"), StoreConfig::default()).unwrap();
+    let len = (1u64 << 31) + 16;
+    let spec = ArraySpec::new(DType::UInt8, [len]).chunk_shape([1 << 24]).fill_value(7u8);
+    let array = store.create_dataset("a").unwrap().define_array("v", spec).unwrap();
+    array.write(&[len - 1], ndarray::arr1(&[9u8]).view()).unwrap();
+    store.create_dataset("b").unwrap();
+    store.flush().unwrap();
+    if !gpu_here_1d(&array) {
+        return;
+    }
+    let datasets = ["a", "b"];
+    let device = store.read_array_across_stacked_to_device("v", &datasets, &[0], &[len], on(Device::Cuda(0))).unwrap();
+    let bytes = device.to_host_bytes().unwrap();
+    let (a, b) = bytes.split_at(usize::try_from(len).unwrap());
+    assert!(a[..a.len() - 1].iter().all(|&x| x == 7) && a[a.len() - 1] == 9, "the array reads wrong");
+    assert!(b.len() == a.len() && b.iter().all(|&x| x == 7), "the fill part is not filled to its end");
+}
+
+/// [`gpu_here`] for a one-dimensional array of bytes.
+#[cfg(feature = "gpu")]
+fn gpu_here_1d(array: &atlas::ArrayHandle) -> bool {
+    let mut probe = vec![0u8; 1];
+    match array.read_into(&[0], &[1], &mut probe, on(Device::Cuda(0))) {
+        Ok(()) => true,
+        Err(Error::GpuUnavailable(why)) => {
+            assert!(std::env::var_os("ATLAS_REQUIRE_GPU").is_none(), "ATLAS_REQUIRE_GPU is set but: {why}");
+            eprintln!("SKIP (no GPU here): {why}");
+            false
+        }
+        Err(other) => panic!("a GPU read failed: {other}"),
+    }
+}
+
 #[cfg(feature = "gpu")]
 #[test]
 fn reads_across_datasets_on_the_gpu_match_the_cpu() {
