@@ -100,6 +100,12 @@ def _plan(key: Any, shape: tuple[int, ...], gaps: tuple[int, ...]) -> Plan:
     direct = True
     axis = 0
     for k in key:
+        if k is Ellipsis:
+            # Kept by `_expanded`: on the packed array too it fills no axis and parts the
+            # index arrays.
+            post.append(k)
+            direct = False
+            continue
         if k is None or _is_bool_scalar(k):
             # No axis of the array: numpy adds one of length 1 (None, True) or 0 (False),
             # and does the same on the packed array.
@@ -147,7 +153,9 @@ def _plan(key: Any, shape: tuple[int, ...], gaps: tuple[int, ...]) -> Plan:
 
 def _expanded(key: Any, ndim: int) -> tuple[Any, ...]:
     """`key` as a tuple with its `...` (or the end) filled with whole slices, so that its
-    entries take the array's axes in order."""
+    entries take the array's axes in order. A `...` that fills no axis stays where it parts
+    index arrays (or integers and arrays): numpy then puts their axes first, as if they
+    were apart."""
     if not isinstance(key, tuple):
         key = (key,)
     ellipses = sum(1 for k in key if k is Ellipsis)
@@ -159,8 +167,20 @@ def _expanded(key: Any, ndim: int) -> tuple[Any, ...]:
     filler = (slice(None),) * (ndim - used)
     if ellipses:
         at = next(i for i, k in enumerate(key) if k is Ellipsis)
-        return key[:at] + filler + key[at + 1 :]
+        before, after = key[:at], key[at + 1 :]
+        indexed = [k for k in key if _is_int(k) or _is_index_array(k)]
+        parts = any(map(_is_index_array, indexed)) and all(
+            any(_is_int(k) or _is_index_array(k) for k in side) for side in (before, after)
+        )
+        return key if not filler and parts else before + filler + after
     return key + filler
+
+
+def _is_index_array(k: Any) -> bool:
+    """An index array or mask (not an integer, a slice, `None`, `...` or a scalar bool)."""
+    if isinstance(k, (list, tuple, range)):
+        return True
+    return isinstance(k, np.ndarray) and k.ndim > 0
 
 
 class Points(NamedTuple):
@@ -204,6 +224,8 @@ def points(key: Any, shape: tuple[int, ...]) -> Points | None:
     ranges: dict[int, range] = {}
     axis = 0
     for place, k in enumerate(key):
+        if k is Ellipsis:
+            continue  # an empty `...` kept by `_expanded`: the indexed axes are apart
         if isinstance(k, slice):
             ranges[axis] = range(*k.indices(shape[axis]))
             axis += 1

@@ -445,6 +445,8 @@ def test_points_on_several_axes_read_a_bounded_number_of_boxes(ds):
         ([], []),
         ([1, 2], slice(5, 2), [0, 1]),
         ([-1, -7], [0, -8], slice(None, None, -1)),
+        (slice(None), [0, 1], ..., [1, 2]),  # an empty `...` parts them: first
+        (slice(None), [0, 1], ..., 2),
     ],
 )
 def test_index_arrays_on_several_axes_select_points_as_numpy_does(ds, key):
@@ -470,3 +472,22 @@ def test_points_read_only_the_chunks_holding_them_and_bad_ones_raise_as_in_numpy
         arr[[0, 100], [0, 1]]
     with pytest.raises(IndexError):
         arr[[0, 1], [0.5, 1]]
+
+
+def test_an_empty_ellipsis_between_index_arrays_parts_them_in_reads_and_writes(ds):
+    # numpy puts the indexed axes first when anything stands between the indices, an
+    # ellipsis that fills no axis included; the packed path (strings, writes) too.
+    arr = ds.define_array("a", "int32", None, [7, 8, 9], chunk_shape=[3, 4, 5])
+    model = np.arange(504, dtype=np.int32).reshape(7, 8, 9)
+    arr[...] = model
+    names = ds.define_array("s", "string", None, [3, 4], chunk_shape=[2, 2])
+    words = np.arange(12).astype(str).astype(object).reshape(3, 4)
+    names[...] = words
+    for key in [(slice(None), [0, 1], ..., [1, 2]), (slice(None), [0, 1], ..., 2), ([2, 4], ..., [1, 3])]:
+        assert arr[key].shape == model[key].shape
+        value = -np.arange(model[key].size, dtype=np.int32).reshape(model[key].shape)
+        arr[key] = value
+        model[key] = value
+        np.testing.assert_array_equal(arr[...], model)
+    for key in [([0, 1], ..., [1, 2]), (0, ..., [1, 2])]:
+        np.testing.assert_array_equal(names[key], words[key])
