@@ -306,8 +306,13 @@ class Array:
         return packed
 
     def _assign(self, key: Any, value: Any) -> None:
-        p = self._plan(key)
-        value = for_assign(value, self.atlas_dtype, self._label())
+        meta = self._native.meta()
+        value = for_assign(value, meta["dtype"], self._label())
+        pts = points(key, tuple(meta["shape"])) if meta["dtype"] != "string" else None
+        if pts is not None:
+            self._assign_points(pts, value, meta["chunk_shape"])
+            return
+        p = plan(key, meta["shape"], meta["chunk_shape"])
         if p.selects_nothing:
             # Nothing to write, but the value is checked against the selection as numpy would.
             _nothing_of(p.shape, self.dtype)[p.post] = value
@@ -327,6 +332,37 @@ class Array:
             packed[p.post] = value
             for box in p.boxes():
                 self._native.write(box.start, np.ascontiguousarray(packed[box.at]))
+
+    def _assign_points(self, pts: Points, value: np.ndarray, chunks: Sequence[int]) -> None:
+        """`arr[key] = value` for a key of points: per chunk cell its points fall in (on the
+        indexed axes), the box spanning them there and each slice's range is read, changed
+        and written back, each its own write (a flush from another thread meanwhile may
+        commit some). Where points repeat, the last one's value stays, as in numpy."""
+        shape = pts.selection_shape()
+        ndim = len(pts.points_shape)
+        per_point = np.broadcast_to(value, shape)  # raises as numpy does on a mismatch
+        per_point = np.moveaxis(per_point, list(range(pts.at, pts.at + ndim)), list(range(ndim)))
+        per_point = per_point.reshape((pts.starts.shape[0],) + per_point.shape[ndim:])
+        if per_point.size == 0:
+            return
+        indexed = pts.indexed_axes
+        cells = pts.starts[:, indexed] // np.asarray(chunks)[indexed]
+        _, cell_of = np.unique(cells, axis=0, return_inverse=True)
+        order = np.argsort(cell_of.ravel(), kind="stable")  # by cell, in key order within one
+        groups = np.split(order, np.flatnonzero(np.diff(cell_of.ravel()[order])) + 1)
+        for members in groups:
+            start = pts.starts[members[0]].tolist()
+            count = list(pts.count)
+            for axis in indexed:
+                start[axis] = int(pts.starts[members, axis].min())
+                count[axis] = int(pts.starts[members, axis].max()) - start[axis] + 1
+            box = self._native.read(start, count)
+            # The indexed axes first: their index arrays then stand together at the front,
+            # and numpy lays the points' values out first, as `per_point` has them.
+            local = tuple(pts.starts[members, axis] - start[axis] for axis in indexed)
+            rest = tuple(k for k in pts.post if isinstance(k, slice))
+            np.moveaxis(box, indexed, list(range(len(indexed))))[local + rest] = per_point[members]
+            self._native.write(start, box)
 
     def _write_broadcast(self, start: list[int], data: np.ndarray) -> None:
         """Writes `data`, a large broadcast value (`a[:] = 0`), in slabs of whole chunk rows

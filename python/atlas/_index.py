@@ -202,6 +202,16 @@ class Points(NamedTuple):
     #: to each other in the key, else first (numpy's rule).
     at: int
 
+    @property
+    def indexed_axes(self) -> list[int]:
+        """The array's axes the index arrays (and integers) take."""
+        return [axis for axis, k in enumerate(self.post) if not isinstance(k, slice)]
+
+    def selection_shape(self) -> tuple[int, ...]:
+        """The shape of `full_array[key]`."""
+        rest = tuple(len(range(n)[k]) for n, k in zip(self.count, self.post) if isinstance(k, slice))
+        return rest[: self.at] + self.points_shape + rest[self.at :]
+
     def select(self, boxes: np.ndarray) -> np.ndarray:
         """The selection, from the boxes read at `starts` (points x `count`)."""
         picked = boxes[(slice(None),) + self.post]

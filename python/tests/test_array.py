@@ -414,8 +414,8 @@ def test_a_false_key_touches_no_chunk(ds):
 
 def test_points_on_several_axes_read_a_bounded_number_of_boxes(ds):
     # Index arrays on two axes select points, but the runs of each axis multiply: 364
-    # points on chunks of 10 made 132 496 boxes. A read takes one box a point, so only
-    # the chunks holding points; a write takes the runs, merged past `MAX_BOXES`.
+    # points on chunks of 10 made 132 496 boxes (past `MAX_BOXES` runs are merged, which
+    # strings still use). Reads and writes take only the chunks holding points.
     arr = ds.define_array("a", "int32", None, [4000, 4000], chunk_shape=[10, 10])
     model = np.arange(16_000_000, dtype=np.int32).reshape(4000, 4000)
     arr[...] = model
@@ -424,9 +424,11 @@ def test_points_on_several_axes_read_a_bounded_number_of_boxes(ds):
     spy = arr._native = ChunkSpy(arr._native, [10, 10])
     np.testing.assert_array_equal(arr[at, at], model[at, at])
     assert spy.read_chunks == {(i // 10, i // 10) for i in at.tolist()}
-    arr._native = spy._native
+    spy.read_chunks.clear()
     arr[at, at] = -1
     model[at, at] = -1
+    assert spy.written_chunks == spy.read_chunks == {(i // 10, i // 10) for i in at.tolist()}
+    arr._native = spy._native
     np.testing.assert_array_equal(arr[...], model)
 
 
@@ -458,14 +460,23 @@ def test_index_arrays_on_several_axes_select_points_as_numpy_does(ds, key):
     np.testing.assert_array_equal(got, model[key])
 
 
-def test_points_read_only_the_chunks_holding_them_and_bad_ones_raise_as_in_numpy(ds):
+def test_points_read_and_write_only_the_chunks_holding_them_and_bad_ones_raise_as_in_numpy(ds):
     arr = ds.define_array("a", "float32", None, [100, 100, 6], chunk_shape=[10, 10, 3])
     model = np.arange(60_000, dtype=np.float32).reshape(100, 100, 6)
     arr[...] = model
     spy = arr._native = ChunkSpy(arr._native, [10, 10, 3])
-    rows, cols = np.array([5, 95, 41]), np.array([7, 12, 99])
+    rows, cols = np.array([5, 95, 41, 5]), np.array([7, 12, 99, 7])
     np.testing.assert_array_equal(arr[rows, cols, 1:3], model[rows, cols, 1:3])
     assert spy.read_chunks == {(0, 0, 0), (9, 1, 0), (4, 9, 0)}
+    # A write changes only those chunks; where a point repeats, its last value stays.
+    spy.read_chunks.clear()
+    value = np.arange(8, dtype=np.float32).reshape(4, 2) + 0.5
+    arr[rows, cols, 1:3] = value
+    model[rows, cols, 1:3] = value
+    assert spy.written_chunks == spy.read_chunks == {(0, 0, 0), (9, 1, 0), (4, 9, 0)}
+    np.testing.assert_array_equal(arr[...], model)
+    with pytest.raises(ValueError):
+        arr[rows, cols, 1:3] = np.ones(3)  # does not broadcast to (4, 2), as in numpy
     with pytest.raises(IndexError, match="broadcast"):
         arr[[0, 1, 2], [0, 1]]
     with pytest.raises(atlas.OutOfBoundsError):
