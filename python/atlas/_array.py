@@ -256,7 +256,7 @@ class Array:
         meta = self._native.meta()
         # Index arrays on several axes: one box a point (strings go by `plan`: read_boxes
         # does not read them).
-        pts = points(key, tuple(meta["shape"])) if meta["dtype"] != "string" else None
+        pts = points(key, tuple(meta["shape"]), tuple(meta["chunk_shape"])) if meta["dtype"] != "string" else None
         if pts is not None:
             return pts.select(self._read_points(pts))
         p = plan(key, meta["shape"], meta["chunk_shape"])
@@ -307,12 +307,13 @@ class Array:
 
     def _assign(self, key: Any, value: Any) -> None:
         meta = self._native.meta()
-        value = for_assign(value, meta["dtype"], self._label())
-        pts = points(key, tuple(meta["shape"])) if meta["dtype"] != "string" else None
+        # The key is checked before the value, as numpy checks it.
+        pts = points(key, tuple(meta["shape"]), tuple(meta["chunk_shape"])) if meta["dtype"] != "string" else None
         if pts is not None:
-            self._assign_points(pts, value, meta["chunk_shape"])
+            self._assign_points(pts, for_assign(value, meta["dtype"], self._label()), meta["chunk_shape"])
             return
         p = plan(key, meta["shape"], meta["chunk_shape"])
+        value = for_assign(value, meta["dtype"], self._label())
         if p.selects_nothing:
             # Nothing to write, but the value is checked against the selection as numpy would.
             _nothing_of(p.shape, self.dtype)[p.post] = value
@@ -337,10 +338,12 @@ class Array:
         """`arr[key] = value` for a key of points: per chunk cell its points fall in (on the
         indexed axes), the box spanning them there and each slice's range is read, changed
         and written back, each its own write (a flush from another thread meanwhile may
-        commit some). Where points repeat, the last one's value stays, as in numpy."""
+        commit some, and a failed write leaves the ones before it written). Where points
+        repeat, the last one's value stays, as in numpy."""
         shape = pts.selection_shape()
         ndim = len(pts.points_shape)
-        per_point = np.broadcast_to(value, shape)  # raises as numpy does on a mismatch
+        # Raises as numpy does on a mismatch; leading axes of 1 beyond the selection's go.
+        per_point = np.broadcast_to(_leading_ones_dropped(value, len(shape)), shape)
         per_point = np.moveaxis(per_point, list(range(pts.at, pts.at + ndim)), list(range(ndim)))
         per_point = per_point.reshape((pts.starts.shape[0],) + per_point.shape[ndim:])
         if per_point.size == 0:

@@ -222,10 +222,12 @@ class Points(NamedTuple):
         return picked.copy() if picked.size < boxes.size else picked
 
 
-def points(key: Any, shape: tuple[int, ...]) -> Points | None:
-    """The points `key` selects on an array of `shape` when it has index arrays on two or
-    more axes (a mask over several axes counts as one per axis); `None` for any other key,
-    and for keys with `None` or a scalar bool (read by `plan`)."""
+def points(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Points | None:
+    """The points `key` selects on an array of `shape` and `chunks` when it has index
+    arrays on two or more axes (a mask over several axes counts as one per axis); `None`
+    for any other key, for keys with `None` or a scalar bool, and for keys with a slice
+    stepping over more than a chunk (a point's box would span the chunks between its
+    elements): `plan` takes those."""
     key = _expanded(key, len(shape))
     if any(k is None or _is_bool_scalar(k) for k in key):
         return None
@@ -238,6 +240,8 @@ def points(key: Any, shape: tuple[int, ...]) -> Points | None:
             continue  # an empty `...` kept by `_expanded`: the indexed axes are apart
         if isinstance(k, slice):
             ranges[axis] = range(*k.indices(shape[axis]))
+            if len(ranges[axis]) > 1 and abs(ranges[axis].step) > chunks[axis]:
+                return None
             axis += 1
             continue
         if _is_int(k):

@@ -477,6 +477,17 @@ def test_points_read_and_write_only_the_chunks_holding_them_and_bad_ones_raise_a
     np.testing.assert_array_equal(arr[...], model)
     with pytest.raises(ValueError):
         arr[rows, cols, 1:3] = np.ones(3)  # does not broadcast to (4, 2), as in numpy
+    arr[rows, cols, 1:3] = np.ones((1, 1, 4, 2))  # leading axes of 1 go, as in numpy
+    model[rows, cols, 1:3] = 1
+    np.testing.assert_array_equal(arr[...], model)
+    # A step over more than a chunk: the chunks between the selected elements stay
+    # unwritten (the key goes by the runs of each axis, not a box per point).
+    steps = ds.define_array("steps", "float32", None, [4, 4, 1000], chunk_shape=[2, 2, 10])
+    steps[[0, 3], [0, 3], ::500] = 1.0
+    assert len(steps.blocks()) <= 8
+    np.testing.assert_array_equal(steps[[0, 3], [0, 3], ::500], np.ones((2, 2)))
+    with pytest.raises(atlas.OutOfBoundsError):
+        arr[[0, 100], [0, 1]] = 1.5  # the key is checked before the value's cast
     with pytest.raises(IndexError, match="broadcast"):
         arr[[0, 1, 2], [0, 1]]
     with pytest.raises(atlas.OutOfBoundsError):
