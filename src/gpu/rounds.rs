@@ -25,46 +25,32 @@ pub(crate) fn in_rounds(
     fits: &dyn Fn(&Layout<'_, '_>) -> bool,
     run: &mut dyn FnMut(&Layout<'_, '_>, Range<usize>) -> Result<()>,
 ) -> Result<usize> {
-    rounds_at(0, slots, slot_shape, (elem_bytes, verify), fits, run)
-}
-
-/// [`in_rounds`] for a part of the read whose output starts at byte `at`.
-fn rounds_at(
-    at: usize,
-    slots: &[Slot<'_, '_>],
-    slot_shape: &[u64],
-    (elem_bytes, verify): (usize, bool),
-    fits: &dyn Fn(&Layout<'_, '_>) -> bool,
-    run: &mut dyn FnMut(&Layout<'_, '_>, Range<usize>) -> Result<()>,
-) -> Result<usize> {
     let layout = Layout::build(slots, slot_shape, elem_bytes, verify)?;
     let rows = slot_shape.first().copied().unwrap_or(1);
     let cuttable = slots.len() > 1 || (rows > 1 && !slots.first().is_some_and(in_one_chunk_row));
     if fits(&layout) || !cuttable {
-        let bytes = at..at + layout.out_len();
-        run(&layout, bytes)?;
+        run(&layout, 0..layout.out_len())?;
         return Ok(1);
     }
     let slot_bytes = layout.out_len() / slots.len().max(1);
     drop(layout);
-    let again = |at,
-                 slots: &[Slot<'_, '_>],
-                 shape: &[u64],
-                 run: &mut dyn FnMut(&Layout<'_, '_>, Range<usize>) -> Result<()>| {
-        rounds_at(at, slots, shape, (elem_bytes, verify), fits, run)
+    // A part's rounds, its output `at` bytes into this one's.
+    let mut part = |at: usize, slots: &[Slot<'_, '_>], shape: &[u64]| {
+        let shifted = &mut |layout: &Layout<'_, '_>, bytes: Range<usize>| run(layout, at + bytes.start..at + bytes.end);
+        in_rounds(slots, shape, (elem_bytes, verify), fits, shifted)
     };
     if slots.len() > 1 {
         let (first, second) = slots.split_at(slots.len() / 2);
-        return Ok(again(at, first, slot_shape, run)? + again(at + first.len() * slot_bytes, second, slot_shape, run)?);
+        return Ok(part(0, first, slot_shape)? + part(first.len() * slot_bytes, second, slot_shape)?);
     }
     let row_bytes = slot_bytes / usize::try_from(rows).expect("the slot is in memory");
     let cut = cut_row(&slots[0], rows);
     let mut done = 0;
     for band in [0..cut, cut..rows] {
         let shape: Vec<u64> = std::iter::once(band.end - band.start).chain(slot_shape[1..].iter().copied()).collect();
-        let part = Part::of(&slots[0], band.clone());
+        let cut_part = Part::of(&slots[0], band.clone());
         let fill;
-        let slot = match &part {
+        let slot = match &cut_part {
             Part::Read { start, shape, at } => match &slots[0] {
                 Slot::Read(read) => Slot::Read(SlotRead { start, shape, at, ..*read }),
                 Slot::Fill(_) => unreachable!("a fill slot has no read"),
@@ -75,8 +61,7 @@ fn rounds_at(
             }
             Part::Same => slots[0],
         };
-        let band_at = at + usize::try_from(band.start).expect("in memory") * row_bytes;
-        done += again(band_at, &[slot], &shape, run)?;
+        done += part(usize::try_from(band.start).expect("in memory") * row_bytes, &[slot], &shape)?;
     }
     Ok(done)
 }

@@ -85,11 +85,17 @@ fn a_read_to_device_larger_than_memory_is_refused_before_it_is_planned() {
     assert!(matches!(read, Err(Error::InvalidArgument { .. })), "{:?}", read.map(drop));
 }
 
-/// Whether GPU reads can run here; panics when `ATLAS_REQUIRE_GPU` is set and they cannot.
+/// Whether GPU reads can run here, going by a first GPU read of the uint16 `array`.
 #[cfg(feature = "gpu")]
 fn gpu_here(array: &atlas::ArrayHandle) -> bool {
-    let mut probe = vec![0u16; 1];
-    match array.read_into(&[0, 0, 0], &[1, 1, 1], &mut probe, on(Device::Cuda(0))) {
+    gpu_answered(array.read_into(&[0, 0, 0], &[1, 1, 1], &mut [0u16; 1], on(Device::Cuda(0))))
+}
+
+/// Whether a first GPU read, `probe`, ran; panics when `ATLAS_REQUIRE_GPU` is set and it
+/// could not.
+#[cfg(feature = "gpu")]
+fn gpu_answered(probe: atlas::Result<()>) -> bool {
+    match probe {
         Ok(()) => true,
         Err(Error::GpuUnavailable(why)) => {
             assert!(std::env::var_os("ATLAS_REQUIRE_GPU").is_none(), "ATLAS_REQUIRE_GPU is set but: {why}");
@@ -249,7 +255,7 @@ fn a_fill_part_of_over_2_31_units_is_scattered_whole() {
     array.write(&[len - 1], ndarray::arr1(&[9u8]).view()).unwrap();
     store.create_dataset("b").unwrap();
     store.flush().unwrap();
-    if !gpu_here_1d(&array) {
+    if !gpu_answered(array.read_into(&[0], &[1], &mut [0u8; 1], on(Device::Cuda(0)))) {
         return;
     }
     let datasets = ["a", "b"];
@@ -258,21 +264,6 @@ fn a_fill_part_of_over_2_31_units_is_scattered_whole() {
     let (a, b) = bytes.split_at(usize::try_from(len).unwrap());
     assert!(a[..a.len() - 1].iter().all(|&x| x == 7) && a[a.len() - 1] == 9, "the array reads wrong");
     assert!(b.len() == a.len() && b.iter().all(|&x| x == 7), "the fill part is not filled to its end");
-}
-
-/// [`gpu_here`] for a one-dimensional array of bytes.
-#[cfg(feature = "gpu")]
-fn gpu_here_1d(array: &atlas::ArrayHandle) -> bool {
-    let mut probe = vec![0u8; 1];
-    match array.read_into(&[0], &[1], &mut probe, on(Device::Cuda(0))) {
-        Ok(()) => true,
-        Err(Error::GpuUnavailable(why)) => {
-            assert!(std::env::var_os("ATLAS_REQUIRE_GPU").is_none(), "ATLAS_REQUIRE_GPU is set but: {why}");
-            eprintln!("SKIP (no GPU here): {why}");
-            false
-        }
-        Err(other) => panic!("a GPU read failed: {other}"),
-    }
 }
 
 #[cfg(feature = "gpu")]
