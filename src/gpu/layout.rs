@@ -6,6 +6,8 @@
 //! (`store/gpu_model.rs`, which needs a store).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::ops::{Range, RangeInclusive};
 
 use bytemuck::{Pod, Zeroable};
@@ -18,6 +20,7 @@ use crate::engine::{
 };
 use crate::error::{Error, GpuUnavailable, Result};
 use crate::io::checksum;
+use crate::meta::ArrayMeta;
 
 /// Alignment of every chunk inside the device buffers: over nvCOMP's input alignments (zstd
 /// 8, LZ4 4) and the largest unit the kernels load (16: the scatter's widened rows;
@@ -207,10 +210,22 @@ impl<'r, 'a> Layout<'r, 'a> {
                 .collect()
         });
         let mut worker = Worker::default();
+        // One job per chunk of an array, however many slots touch it (`read_boxes` with
+        // boxes that share chunks): the array by its schema's address, which every slot
+        // of one array shares.
+        let mut jobs: HashMap<(*const ArrayMeta, Vec<u64>), usize> = HashMap::new();
         for (touch, sound) in touches.into_iter().zip(sound) {
             let Touch { slot, array, fill, op, block } = touch;
             let piece = match block {
-                Some(block) => Piece::Chunk { job: layout.block_job(array, block, sound, &mut worker, verify)?, op },
+                Some(block) => {
+                    let job = match jobs.entry((std::ptr::from_ref(layout.arrays[array].meta), op.coord.clone())) {
+                        Entry::Occupied(known) => *known.get(),
+                        Entry::Vacant(new) => {
+                            *new.insert(layout.block_job(array, block, sound, &mut worker, verify)?)
+                        }
+                    };
+                    Piece::Chunk { job, op }
+                }
                 None => Piece::Fill { element: fill, start: op.in_selection, region: op.region },
             };
             layout.pieces.push((slot, piece));

@@ -458,3 +458,41 @@ fn host_hashed_runs_follow_the_work_buffer_not_the_jobs() {
     let (read, _) = model_read(&array, &[0], &[256], Spoil::Silent(2)).unwrap();
     assert!(read == data.to_vec(), "read back wrong");
 }
+
+/// Boxes that share chunks (`read_boxes`) decode each chunk once: one job per chunk of the
+/// array, however many boxes take parts of it.
+#[test]
+fn boxes_sharing_chunks_decode_each_chunk_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, array, _) = mixed_array(dir.path());
+    let shape = [4u64, 4, 3];
+    let starts: [[u64; 3]; 4] = [[0, 0, 0], [2, 1, 1], [3, 3, 2], [14, 8, 5]];
+    let cpu: Vec<u16> = array.read_boxes::<u16, _>(&starts, &shape).unwrap().iter().copied().collect();
+    let (read, jobs) = array
+        .with_read_slot(&[0, 0, 0], &shape, (DType::UInt16, |_| true), |slots, _| {
+            let [Slot::Read(read)] = slots else { panic!("one box, one slot") };
+            let boxes: Vec<Slot<'_, '_>> = starts.iter().map(|start| Slot::Read(SlotRead { start, ..*read })).collect();
+            let layout = Layout::build(&boxes, &shape, 2, true)?;
+            Ok((u16s(&run_model(&layout, Spoil::Nothing)?.device), layout.jobs.len()))
+        })
+        .unwrap();
+    assert!(read == cpu, "the boxes read back wrong");
+    // Chunks are 6 x 5 x 4, every one written: the first three boxes share chunk (0, 0, 0)
+    // and reach into its neighbours; the last box lies in chunks of its own.
+    let chunks: std::collections::BTreeSet<Vec<u64>> = starts
+        .iter()
+        .flat_map(|start| {
+            let corner = |d: usize, end: bool| (start[d] + if end { shape[d] - 1 } else { 0 }) / [6, 5, 4][d];
+            let axes: Vec<Vec<u64>> = (0..3).map(|d| (corner(d, false)..=corner(d, true)).collect()).collect();
+            product_of(&axes)
+        })
+        .collect();
+    assert_eq!(jobs, chunks.len(), "one job per chunk: {chunks:?}");
+}
+
+/// Every combination of one value from each of `axes`.
+fn product_of(axes: &[Vec<u64>]) -> Vec<Vec<u64>> {
+    axes.iter().fold(vec![Vec::new()], |acc, axis| {
+        acc.iter().flat_map(|prefix| axis.iter().map(move |&v| [prefix.clone(), vec![v]].concat())).collect()
+    })
+}
