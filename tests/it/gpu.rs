@@ -266,6 +266,23 @@ fn a_fill_part_of_over_2_31_units_is_scattered_whole() {
     assert!(b.len() == a.len() && b.iter().all(|&x| x == 7), "the fill part is not filled to its end");
 }
 
+/// Boxes that share chunks, read on the GPU in one call, read what the CPU reads.
+#[cfg(feature = "gpu")]
+#[test]
+fn boxes_sharing_chunks_read_on_the_gpu_as_on_the_cpu() {
+    let dir = test_dir!();
+    let Some(store) = arrays_on_gpu(&dir.path().join("store")) else { return };
+    let starts: Vec<[u64; 3]> = vec![[0, 0, 0], [4, 3, 2], [10, 12, 14], [30, 28, 30], [4, 3, 2]];
+    let shape = [12, 12, 6];
+    for name in ["w1_zstd3", "w1_none", "w1_lz4_shuf"] {
+        let array = store.open_dataset("w").unwrap().array(name).unwrap();
+        let cpu = array.read_boxes::<u16, _>(&starts, &shape).unwrap();
+        let mut gpu = vec![0u16; cpu.len()];
+        array.read_boxes_into(&starts, &shape, &mut gpu, on(Device::Cuda(0))).unwrap();
+        assert!(gpu == cpu.iter().copied().collect::<Vec<_>>(), "{name}: the boxes read back wrong");
+    }
+}
+
 #[cfg(feature = "gpu")]
 #[test]
 fn reads_across_datasets_on_the_gpu_match_the_cpu() {
