@@ -114,11 +114,7 @@ def _plan(key: Any, shape: tuple[int, ...], gaps: tuple[int, ...]) -> Plan:
             continue
         n = shape[axis]
         if _is_int(k):
-            i = operator.index(k)
-            if i < 0:
-                i += n
-            if not 0 <= i < n:
-                raise OutOfBoundsError(f"index {operator.index(k)} is out of bounds for axis {axis} with size {n}")
+            i = _int_index(k, n, axis)
             runs.append(((i, i + 1),))
             post.append(0)
         elif isinstance(k, slice):
@@ -135,14 +131,11 @@ def _plan(key: Any, shape: tuple[int, ...], gaps: tuple[int, ...]) -> Plan:
             direct = direct and r.step == 1
         elif _axes_used(k) > 1:
             # A mask over several axes selects what the index arrays of its true elements do.
-            mask = np.asarray(k)
-            covered = shape[axis : axis + mask.ndim]
-            if mask.shape != covered:
-                raise IndexError(f"boolean index of shape {mask.shape} does not match axes of sizes {covered}")
-            for d, idx in enumerate(np.nonzero(mask)):
+            found = _mask_indices(k, shape, axis)
+            for d, idx in enumerate(found):
                 _add_index_array(runs, post, idx, gaps[axis + d])
             direct = False
-            axis += mask.ndim
+            axis += len(found)
             continue
         else:
             _add_index_array(runs, post, _index_array(k, n, axis), gaps[axis])
@@ -168,8 +161,7 @@ def _expanded(key: Any, ndim: int) -> tuple[Any, ...]:
     if ellipses:
         at = next(i for i, k in enumerate(key) if k is Ellipsis)
         before, after = key[:at], key[at + 1 :]
-        indexed = [k for k in key if _is_int(k) or _is_index_array(k)]
-        parts = any(map(_is_index_array, indexed)) and all(
+        parts = any(map(_is_index_array, key)) and all(
             any(_is_int(k) or _is_index_array(k) for k in side) for side in (before, after)
         )
         return key if not filler and parts else before + filler + after
@@ -245,17 +237,9 @@ def points(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Points 
             axis += 1
             continue
         if _is_int(k):
-            i = operator.index(k)
-            n = shape[axis]
-            if not -n <= i < n:
-                raise OutOfBoundsError(f"index {i} is out of bounds for axis {axis} with size {n}")
-            found = [np.intp(i % n)]
+            found = [np.intp(_int_index(k, shape[axis], axis))]
         elif _axes_used(k) > 1:
-            mask = np.asarray(k)
-            covered = shape[axis : axis + mask.ndim]
-            if mask.shape != covered:
-                raise IndexError(f"boolean index of shape {mask.shape} does not match axes of sizes {covered}")
-            found = list(np.nonzero(mask))
+            found = list(_mask_indices(k, shape, axis))
         else:
             found = [_index_array(k, shape[axis], axis)]
         for idx in found:
@@ -284,6 +268,24 @@ def points(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Points 
     adjacent = max(places) - first + 1 == len(set(places))
     at = sum(1 for place, k in enumerate(key) if isinstance(k, slice) and place < first) if adjacent else 0
     return Points(starts, tuple(count), tuple(post), arrays[0].shape, at)
+
+
+def _int_index(k: Any, n: int, axis: int) -> int:
+    """Integer `k` as an index from 0 to `n - 1` on `axis`."""
+    i = operator.index(k)
+    if not -n <= i < n:
+        raise OutOfBoundsError(f"index {i} is out of bounds for axis {axis} with size {n}")
+    return i % n
+
+
+def _mask_indices(k: Any, shape: tuple[int, ...], axis: int) -> tuple[np.ndarray, ...]:
+    """A mask over the axes of `shape` from `axis` on, as the index arrays of its true
+    elements (one per axis it covers)."""
+    mask = np.asarray(k)
+    covered = tuple(shape[axis : axis + mask.ndim])
+    if mask.shape != covered:
+        raise IndexError(f"boolean index of shape {mask.shape} does not match axes of sizes {covered}")
+    return np.nonzero(mask)
 
 
 def _index_array(k: Any, n: int, axis: int) -> np.ndarray:
