@@ -92,7 +92,7 @@ pub(crate) fn merge<'a>(dtype: DType, elems: u64, blocks: impl IntoIterator<Item
         min = pick(min, lo, std::cmp::Ordering::Less);
         max = pick(max, hi, std::cmp::Ordering::Greater);
     }
-    ArrayStats::new(elems, count.min(elems), min, max, sum)
+    ArrayStats::new(dtype, elems, count.min(elems), min, max, sum)
 }
 
 /// `candidate` if it compares `wanted` to `current`, else `current`.

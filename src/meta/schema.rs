@@ -127,7 +127,8 @@ pub struct ArrayMeta {
     #[serde(deserialize_with = "unique_keys")]
     pub attributes: Attributes,
     /// Statistics as of the last commit that changed the array's blocks or shape; `None`
-    /// before its first write. `Dataset::array_stats` gives current ones.
+    /// before its first write, or where the persisted ones did not check out at open.
+    /// `Dataset::array_stats` gives current ones.
     #[serde(default)]
     pub stats: Option<ArrayStats>,
     /// Whether a zstd dictionary is trained from the array's first chunks (for small chunks).
@@ -284,6 +285,19 @@ impl StoreMeta {
             }
         }
         Ok(())
+    }
+
+    /// Forgets persisted array stats that do not check out (see [`ArrayStats::check`]), so
+    /// that they are merged again from the block index when asked for. Stats are a cache:
+    /// ones a damaged or older writer left (string means of 0 from earlier builds) must neither be
+    /// returned nor keep the store from opening.
+    pub(crate) fn forget_unsound_stats(&mut self) {
+        for array in self.datasets.values_mut().flat_map(|ds| ds.arrays.values_mut()) {
+            let elems = checked_product(&array.shape);
+            if array.stats.is_some_and(|s| elems.is_none_or(|elems| s.check(array.dtype, elems).is_err())) {
+                array.stats = None;
+            }
+        }
     }
 }
 

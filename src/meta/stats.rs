@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::dtype::DType;
 use super::scalar::Scalar;
 
 /// Statistics of an array's values, kept current on write without reading data back.
@@ -20,10 +21,10 @@ pub struct ArrayStats {
     pub min: Option<Scalar>,
     /// Largest valid value, if any.
     pub max: Option<Scalar>,
-    /// Sum of the valid values, as f64 (exact for integers up to 2^53).
+    /// Sum of the valid values, as f64 (exact for integers up to 2^53); 0 for strings.
     #[serde(with = "super::float")]
     pub sum: f64,
-    /// `sum / count`, if `count > 0`.
+    /// `sum / count`, if `count > 0` and the dtype is not `String`.
     #[serde(with = "super::float::option")]
     pub mean: Option<f64>,
 }
@@ -51,10 +52,102 @@ impl BlockStats {
 }
 
 impl ArrayStats {
-    /// Stats of `count` valid values among `elems` elements.
-    pub(crate) fn new(elems: u64, count: u64, min: Option<Scalar>, max: Option<Scalar>, sum: f64) -> Self {
+    /// Stats of `count` valid values among `elems` elements of `dtype`.
+    pub(crate) fn new(
+        dtype: DType,
+        elems: u64,
+        count: u64,
+        min: Option<Scalar>,
+        max: Option<Scalar>,
+        sum: f64,
+    ) -> Self {
         #[allow(clippy::cast_precision_loss)]
-        let mean = (count > 0).then(|| sum / count as f64);
+        let mean = (count > 0 && dtype != DType::String).then(|| sum / count as f64);
         Self { count, null_count: elems.saturating_sub(count), min, max, sum, mean }
+    }
+
+    /// Checks persisted stats against the array they describe (`elems` elements of
+    /// `dtype`): the counts add up, min and max are values of the dtype (none for strings
+    /// or without valid values) in order, and the mean is the one `sum` and `count` give.
+    /// Returns what is wrong.
+    pub(crate) fn check(&self, dtype: DType, elems: u64) -> Result<(), String> {
+        if self.count.checked_add(self.null_count) != Some(elems) {
+            return Err(format!(
+                "stats count {} and null_count {} do not add up to the {elems} elements",
+                self.count, self.null_count
+            ));
+        }
+        let has_min_max = self.count > 0 && dtype != DType::String;
+        match (self.min, self.max) {
+            (None, None) if !has_min_max => {}
+            (Some(min), Some(max)) if has_min_max => {
+                let fits = |v: Scalar| v.to_le_bytes(dtype).is_some();
+                if !fits(min) || !fits(max) || !in_order(min, max) {
+                    return Err(format!("stats min {min} and max {max} are not an ordered pair of {dtype} values"));
+                }
+            }
+            (min, max) => return Err(format!("stats min {min:?} and max {max:?} do not match count {}", self.count)),
+        }
+        let derived = Self::new(dtype, elems, self.count, self.min, self.max, self.sum);
+        if self.mean.map(f64::to_bits) != derived.mean.map(f64::to_bits) {
+            return Err(format!("stats mean {:?} is not sum / count ({:?})", self.mean, derived.mean));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `min <= max` (false where either is NaN).
+#[allow(clippy::cast_precision_loss)] // an order check; integers beyond 2^53 round
+fn in_order(min: Scalar, max: Scalar) -> bool {
+    let as_f64 = |v: Scalar| match v {
+        Scalar::Int(i) => i as f64,
+        Scalar::UInt(u) => u as f64,
+        Scalar::Float(f) => f,
+    };
+    let as_i128 = |v: Scalar| match v {
+        Scalar::Int(i) => Some(i128::from(i)),
+        Scalar::UInt(u) => Some(i128::from(u)),
+        Scalar::Float(_) => None,
+    };
+    match (min, max) {
+        (Scalar::Float(_), _) | (_, Scalar::Float(_)) => as_f64(min) <= as_f64(max),
+        _ => as_i128(min) <= as_i128(max),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sound() -> ArrayStats {
+        ArrayStats::new(DType::Int16, 10, 4, Some(Scalar::Int(-3)), Some(Scalar::Int(7)), 9.0)
+    }
+
+    #[test]
+    fn stats_made_by_new_pass_and_each_broken_invariant_is_named() {
+        sound().check(DType::Int16, 10).unwrap();
+        ArrayStats::new(DType::Float32, 5, 0, None, None, 0.0).check(DType::Float32, 5).unwrap();
+        ArrayStats::new(DType::String, 5, 2, None, None, 0.0).check(DType::String, 5).unwrap();
+        let broken = |change: fn(&mut ArrayStats)| {
+            let mut stats = sound();
+            change(&mut stats);
+            stats.check(DType::Int16, 10).unwrap_err()
+        };
+        assert!(broken(|s| s.null_count = 7).contains("add up"));
+        assert!(broken(|s| s.count = u64::MAX).contains("add up"));
+        assert!(broken(|s| s.max = None).contains("do not match"));
+        assert!(broken(|s| (s.min, s.max) = (s.max, s.min)).contains("ordered"));
+        assert!(broken(|s| s.max = Some(Scalar::Int(40_000))).contains("ordered"));
+        assert!(broken(|s| s.max = Some(Scalar::Float(f64::NAN))).contains("ordered"));
+        assert!(broken(|s| s.mean = Some(1.0)).contains("mean"));
+        assert!(broken(|s| s.mean = None).contains("mean"));
+        assert!(sound().check(DType::Int16, 11).unwrap_err().contains("add up"));
+        assert!(sound().check(DType::String, 10).unwrap_err().contains("do not match"));
+    }
+
+    #[test]
+    fn strings_have_no_mean() {
+        let stats = ArrayStats::new(DType::String, 5, 2, None, None, 0.0);
+        assert_eq!((stats.count, stats.null_count, stats.mean), (2, 3, None));
     }
 }

@@ -183,6 +183,43 @@ fn counters_at_u64_max_are_corrupt_at_open_so_no_commit_wraps_them() {
 }
 
 #[test]
+fn persisted_stats_that_do_not_check_out_are_merged_again_from_the_blocks() {
+    let dir = test_dir!();
+    let path = dir.store();
+    let good = small_store(&path);
+    let expected = {
+        let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+        (ds.array_stats("a").unwrap(), ds.array_stats("s").unwrap())
+    };
+    assert_eq!((expected.0.count, expected.0.null_count, expected.0.mean), (8, 8, Some(4.5)));
+    assert_eq!((expected.1.count, expected.1.null_count, expected.1.mean), (2, 2, None), "strings have no mean");
+    let edits: [(&str, &str, Value); 6] = [
+        ("counts that do not add up", "null_count", json!(9)),
+        ("a max below the min", "max", json!(0)),
+        ("a max out of uint8", "max", json!(300)),
+        ("a max without a min", "min", Value::Null),
+        ("a mean that is not sum / count", "mean", json!(1.5)),
+        ("a count over the array", "count", json!(u64::MAX)),
+    ];
+    for (what, field, value) in edits {
+        let mut meta = good.clone();
+        meta["datasets"]["d"]["arrays"]["a"]["stats"][field] = value;
+        // What builds before this one wrote for strings: a mean of 0.
+        meta["datasets"]["d"]["arrays"]["s"]["stats"]["mean"] = json!(0.0);
+        write_json_meta(&path, &meta);
+        let store = Atlas::open(&path).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let ds = store.open_dataset("d").unwrap();
+        assert_eq!(ds.array_meta("a").unwrap().stats, None, "{what}: forgotten at open");
+        assert_eq!((ds.array_stats("a").unwrap(), ds.array_stats("s").unwrap()), expected, "{what}");
+        // The next commit that changes the array persists sound stats again.
+        ds.write_array("a", &[15], arr1(&[9u8]).view()).unwrap();
+        store.flush().unwrap();
+        let persisted = ds.array_meta("a").unwrap().stats.unwrap();
+        assert_eq!((persisted.count, persisted.max), (9, Some(9u8.into())), "{what}");
+    }
+}
+
+#[test]
 fn an_array_of_a_trillion_chunks_opens_reads_writes_and_compacts_without_per_chunk_work() {
     let mut dir = test_dir!();
     let path = dir.store();
