@@ -1,8 +1,10 @@
 //! Property test: random sequences of define / write / read / delete / resize / append /
 //! flush / reopen / discard / compact / recompress / codec and metadata format changes
-//! against a plain in-memory model of dense arrays (zero-size axes included). Every read
-//! must match the model, after every commit a freshly opened handle must see exactly the
-//! model, and a discard must bring back the model of the last commit.
+//! against a plain in-memory model of dense arrays (int32, float32 and string; zero-size
+//! axes included). Every read must match the model, after every commit a freshly opened
+//! handle must see exactly the model, a discard must bring back the model of the last
+//! commit, and a second, read-only handle sees the commit it last opened or refreshed to,
+//! whatever the writer did since (compactions included).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,11 +25,11 @@ const META_COMPRESSIONS: [MetaCompression; 3] = [MetaCompression::None, MetaComp
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// Defines array `slot` (int32 or float32) with `dims` (extent, chunk extent) pairs; an
+    /// Defines array `slot` of `KINDS[kind]` with `dims` (extent, chunk extent) pairs; an
     /// extent may be 0.
     Define {
         slot: usize,
-        int: bool,
+        kind: usize,
         dims: Vec<(u64, u64)>,
         nan_fill: bool,
     },
@@ -92,15 +94,21 @@ enum Op {
         format: usize,
         compression: usize,
     },
+    /// Checks that the read-only handle still sees the commit it last saw, then refreshes
+    /// it and checks it sees the last commit.
+    Reader,
 }
+
+/// The dtypes of the model's arrays.
+const KINDS: [DType; 3] = [DType::Int32, DType::Float32, DType::String];
 
 fn op() -> impl Strategy<Value = Op> {
     let slot = 0..SLOTS.len();
     let dims = proptest::collection::vec((prop_oneof![1 => Just(0u64), 9 => 1u64..=10], 1u64..=4), 1..=3);
     let pos = any::<[u64; 3]>();
     prop_oneof![
-        2 => (slot.clone(), any::<bool>(), dims, any::<bool>())
-            .prop_map(|(slot, int, dims, nan_fill)| Op::Define { slot, int, dims, nan_fill }),
+        2 => (slot.clone(), 0..KINDS.len(), dims, any::<bool>())
+            .prop_map(|(slot, kind, dims, nan_fill)| Op::Define { slot, kind, dims, nan_fill }),
         5 => (slot.clone(), pos, any::<[u64; 3]>(), any::<i32>())
             .prop_map(|(slot, pos, len, seed)| Op::Write { slot, pos, len, seed }),
         3 => (slot.clone(), pos, any::<[u64; 3]>()).prop_map(|(slot, pos, len)| Op::Read { slot, pos, len }),
@@ -122,6 +130,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(slot, codec, shuffle)| Op::RecompressArray { slot, codec, shuffle }),
         1 => (0..META_FORMATS.len(), 0..META_COMPRESSIONS.len())
             .prop_map(|(format, compression)| Op::SetMetaFormat { format, compression }),
+        1 => Just(Op::Reader),
     ]
 }
 
@@ -130,13 +139,21 @@ fn op() -> impl Strategy<Value = Op> {
 enum Data {
     F32(Vec<f32>),
     I32(Vec<i32>),
+    /// Strings; the fill value (the only one strings have) is the empty string.
+    Str(Vec<String>),
 }
+
+/// The int32 arrays' fill value.
+const INT_FILL: i32 = -7;
+
+/// The statistics an array's values give: count, null count, min, max, sum, mean.
+type Stats = (u64, u64, Option<Scalar>, Option<Scalar>, f64, Option<f64>);
 
 #[derive(Debug, Clone)]
 struct ModelArray {
     shape: Vec<u64>,
     data: Data,
-    /// The float fill value's bits (unused for int32 arrays, whose fill is -7).
+    /// The float fill value's bits (unused for other arrays).
     fill: u32,
 }
 
@@ -146,26 +163,15 @@ impl ModelArray {
         let n = shape.iter().product::<u64>() as usize;
         let common: Vec<u64> = self.shape.iter().zip(&shape).map(|(a, b)| *a.min(b)).collect();
         let origin = vec![0; shape.len()];
-        let pairs = if common.contains(&0) {
+        let pairs: Vec<(usize, usize)> = if common.contains(&0) {
             Vec::new()
         } else {
             box_indices(&self.shape, &origin, &common).into_iter().zip(box_indices(&shape, &origin, &common)).collect()
         };
         let data = match &self.data {
-            Data::F32(old) => {
-                let mut new = vec![self.fill_f32(); n];
-                for &(from, to) in &pairs {
-                    new[to] = old[from];
-                }
-                Data::F32(new)
-            }
-            Data::I32(old) => {
-                let mut new = vec![-7; n];
-                for &(from, to) in &pairs {
-                    new[to] = old[from];
-                }
-                Data::I32(new)
-            }
+            Data::F32(old) => Data::F32(moved(old, &pairs, n, self.fill_f32())),
+            Data::I32(old) => Data::I32(moved(old, &pairs, n, INT_FILL)),
+            Data::Str(old) => Data::Str(moved(old, &pairs, n, String::new())),
         };
         Self { shape, data, fill: self.fill }
     }
@@ -174,37 +180,59 @@ impl ModelArray {
         f32::from_bits(self.fill)
     }
 
-    /// Values that are neither the fill value (bit for bit) nor NaN, as f64.
-    fn valid_values(&self) -> Vec<f64> {
+    /// What `array_stats` must give. Every value is a whole or half number far below 2^53:
+    /// sums are exact in any order.
+    fn stats(&self) -> Stats {
+        let elems = self.shape.iter().product::<u64>();
+        let numeric = |valid: Vec<f64>, scalar: fn(f64) -> Scalar| {
+            let count = valid.len() as u64;
+            let sum = valid.iter().sum::<f64>();
+            let min = valid.iter().copied().reduce(f64::min).map(scalar);
+            let max = valid.iter().copied().reduce(f64::max).map(scalar);
+            (count, elems - count, min, max, sum, (count > 0).then(|| sum / count as f64))
+        };
         match &self.data {
-            Data::F32(all) => {
-                all.iter().filter(|v| v.to_bits() != self.fill && !v.is_nan()).map(|&v| f64::from(v)).collect()
+            Data::F32(all) => numeric(
+                all.iter().filter(|v| v.to_bits() != self.fill && !v.is_nan()).map(|&v| f64::from(v)).collect(),
+                Scalar::Float,
+            ),
+            #[allow(clippy::cast_possible_truncation)] // an i32, widened just before
+            Data::I32(all) => numeric(all.iter().filter(|v| **v != INT_FILL).map(|&v| f64::from(v)).collect(), |v| {
+                Scalar::Int(v as i64)
+            }),
+            Data::Str(all) => {
+                let count = all.iter().filter(|v| !v.is_empty()).count() as u64;
+                (count, elems - count, None, None, 0.0, None)
             }
-            Data::I32(all) => all.iter().filter(|v| **v != -7).map(|&v| f64::from(v)).collect(),
-        }
-    }
-
-    /// A value of this array's dtype family as the stats give it.
-    fn scalar(&self, v: f64) -> Scalar {
-        match self.data {
-            Data::F32(_) => Scalar::Float(v),
-            #[allow(clippy::cast_possible_truncation)] // an i32, widened above
-            Data::I32(_) => Scalar::Int(v as i64),
         }
     }
 }
 
+/// `n` fill values with `old[from]` at `to` for each of `pairs`.
+fn moved<T: Clone>(old: &[T], pairs: &[(usize, usize)], n: usize, fill: T) -> Vec<T> {
+    let mut new = vec![fill; n];
+    for &(from, to) in pairs {
+        new[to] = old[from].clone();
+    }
+    new
+}
+
 /// Makes some of a write's `values` null, as `seed` picks: all of them the fill value (so
 /// whole chunks may be), every fourth the fill value, every fourth NaN, or none.
-fn with_nulls<T: Copy>(mut values: Vec<T>, seed: i32, fill: T, nan: Option<T>) -> Vec<T> {
+fn with_nulls<T: Clone>(mut values: Vec<T>, seed: i32, fill: T, nan: Option<T>) -> Vec<T> {
     let null = match (seed.rem_euclid(7), seed.rem_euclid(3), nan) {
         (0, _, _) => return vec![fill; values.len()],
         (_, 0, _) => fill,
         (_, 1, Some(nan)) => nan,
         _ => return values,
     };
-    values.iter_mut().step_by(4).for_each(|v| *v = null);
+    values.iter_mut().step_by(4).for_each(|v| *v = null.clone());
     values
+}
+
+/// `n` strings from `seed`, of 3 to 19 bytes, none ASCII only.
+fn strings(n: usize, seed: i32) -> Vec<String> {
+    (0..n).map(|k| format!("{seed}\u{e9}{}", "x".repeat(k % 7))).collect()
 }
 
 /// The flat C-order indices of the box `pos .. pos + len` in an array of `shape`.
@@ -252,6 +280,11 @@ fn check_box(ds: &Dataset, name: &str, model: &ModelArray, start: &[u64], extent
             let want: Vec<i32> = indices.iter().map(|&i| all[i]).collect();
             prop_assert_eq!(got.into_raw_vec_and_offset().0, want, "{} at {:?} {:?}", name, start, extent);
         }
+        Data::Str(all) => {
+            let got = ds.read_strings(name, start, extent).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let want: Vec<&String> = indices.iter().map(|&i| &all[i]).collect();
+            prop_assert_eq!(got.iter().collect::<Vec<_>>(), want, "{} at {:?} {:?}", name, start, extent);
+        }
     }
     Ok(())
 }
@@ -285,6 +318,7 @@ fn check_boxes(
                 indices.iter().map(|&i| all[i].cast_unsigned()).collect(),
             )
         }
+        Data::Str(_) => return Ok(()), // `read_boxes` is for fixed-size elements
     };
     prop_assert_eq!(got, want, "{} boxes of {:?} at {:?}", name, extent, starts);
     Ok(())
@@ -296,15 +330,8 @@ fn check_all(ds: &Dataset, model: &BTreeMap<String, ModelArray>) -> Result<(), T
     for (name, array) in model {
         prop_assert_eq!(&ds.array_meta(name).unwrap().shape, &array.shape);
         check_box(ds, name, array, &vec![0; array.shape.len()], &array.shape)?;
-        let stats = ds.array_stats(name).unwrap();
-        let valid = array.valid_values();
-        prop_assert_eq!(stats.count, valid.len() as u64, "stats of {}", name);
-        prop_assert_eq!(stats.count + stats.null_count, array.shape.iter().product::<u64>());
-        // Every value is a whole or half number far below 2^53: sums are exact in any order.
-        let (min, max) = (valid.iter().copied().reduce(f64::min), valid.iter().copied().reduce(f64::max));
-        prop_assert_eq!(stats.min, min.map(|v| array.scalar(v)), "min of {}", name);
-        prop_assert_eq!(stats.max, max.map(|v| array.scalar(v)), "max of {}", name);
-        prop_assert_eq!(stats.sum, valid.iter().sum::<f64>(), "sum of {}", name);
+        let s = ds.array_stats(name).unwrap();
+        prop_assert_eq!((s.count, s.null_count, s.min, s.max, s.sum, s.mean), array.stats(), "stats of {}", name);
     }
     Ok(())
 }
@@ -358,20 +385,24 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut model: BTreeMap<String, ModelArray> = BTreeMap::new();
     // The model as of the last commit, and the metadata file's name then and as pending.
     let mut committed = model.clone();
+    // A handle that only reads, and the model of the commit it last saw.
+    let (reader, reader_ds) = open(&path);
+    let mut reader_model = model.clone();
     let mut meta_file = ("atlas.json".to_string(), None::<String>);
 
     for op in ops {
         match op {
-            Op::Define { slot, int, dims, nan_fill } => {
+            Op::Define { slot, kind, dims, nan_fill } => {
                 let name = SLOTS[*slot];
                 let shape: Vec<u64> = dims.iter().map(|d| d.0).collect();
                 let chunks: Vec<u64> = dims.iter().map(|d| d.1).collect();
                 let n = shape.iter().product::<u64>() as usize;
                 let fill = if *nan_fill { f32::NAN } else { 0.25 };
-                let (spec, data) = if *int {
-                    (ArraySpec::new(DType::Int32, shape.clone()).fill_value(-7), Data::I32(vec![-7; n]))
-                } else {
-                    (ArraySpec::new(DType::Float32, shape.clone()).fill_value(fill), Data::F32(vec![fill; n]))
+                let spec = ArraySpec::new(KINDS[*kind], shape.clone());
+                let (spec, data) = match KINDS[*kind] {
+                    DType::Int32 => (spec.fill_value(INT_FILL), Data::I32(vec![INT_FILL; n])),
+                    DType::Float32 => (spec.fill_value(fill), Data::F32(vec![fill; n])),
+                    _ => (spec, Data::Str(vec![String::new(); n])),
                 };
                 let result = ds.define_array(name, spec.chunk_shape(chunks));
                 if model.contains_key(name) {
@@ -402,8 +433,14 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
                     Data::I32(all) => {
                         let values: Vec<i32> =
                             (0..indices.len()).map(|k| seed.wrapping_mul(31).wrapping_add(k as i32)).collect();
-                        let values = with_nulls(values, *seed, -7, None);
+                        let values = with_nulls(values, *seed, INT_FILL, None);
                         ds.write_array(name, &start, ArrayD::from_shape_vec(dims, values.clone()).unwrap().view())
+                            .unwrap();
+                        indices.iter().zip(values).for_each(|(&i, v)| all[i] = v);
+                    }
+                    Data::Str(all) => {
+                        let values = with_nulls(strings(indices.len(), *seed), *seed, String::new(), None);
+                        ds.write_strings(name, &start, ArrayD::from_shape_vec(dims, values.clone()).unwrap().view())
                             .unwrap();
                         indices.iter().zip(values).for_each(|(&i, v)| all[i] = v);
                     }
@@ -436,6 +473,7 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
                     let result = match array.data {
                         Data::F32(_) => ds.read_array::<f32>(name, &start, &extent).map(drop),
                         Data::I32(_) => ds.read_array::<i32>(name, &start, &extent).map(drop),
+                        Data::Str(_) => ds.read_strings(name, &start, &extent).map(drop),
                     };
                     prop_assert!(matches!(result, Err(Error::OutOfBounds { .. })), "{:?}", result);
                 }
@@ -501,6 +539,12 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
                 prop_assert_eq!(result.is_ok(), model.contains_key(name), "{:?}", result);
             }
             Op::SetShuffle(i) => store.set_shuffle(SHUFFLES[*i]).unwrap(),
+            Op::Reader => {
+                check_all(&reader_ds, &reader_model)?;
+                reader.refresh().unwrap();
+                reader_model.clone_from(&committed);
+                check_all(&reader_ds, &reader_model)?;
+            }
             Op::Resize { slot, raw } => {
                 let name = SLOTS[*slot];
                 let Some(array) = model.get_mut(name) else {
@@ -533,8 +577,15 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
                     }
                     Data::I32(all) => {
                         let values: Vec<i32> = (0..indices.len()).map(|k| seed.wrapping_sub(k as i32)).collect();
-                        let values = with_nulls(values, *seed, -7, None);
+                        let values = with_nulls(values, *seed, INT_FILL, None);
                         ds.append_array(name, ArrayD::from_shape_vec(dims, values.clone()).unwrap().view()).unwrap();
+                        indices.iter().zip(values).for_each(|(&i, v)| all[i] = v);
+                    }
+                    Data::Str(all) => {
+                        let values =
+                            with_nulls(strings(indices.len(), seed.wrapping_add(1)), *seed, String::new(), None);
+                        let view = ArrayD::from_shape_vec(dims, values.clone()).unwrap();
+                        ds.array(name).unwrap().append_strings(view.view()).unwrap();
                         indices.iter().zip(values).for_each(|(&i, v)| all[i] = v);
                     }
                 }
