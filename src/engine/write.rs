@@ -129,23 +129,29 @@ pub(crate) fn write_region<'a>(
     )
 }
 
-/// Encodes whole chunks of an array, each (coordinate, raw bytes), with `settings`; hands
-/// them to `sink` in order.
-pub(crate) fn encode_chunks(
-    meta: &ArrayMeta,
-    chunks: &[(&[u64], &[u8])],
-    settings: WriteSettings,
-    sink: &mut Sink<'_>,
-) -> Result<()> {
-    fn encode<'r>(
-        meta: &ArrayMeta,
-        settings: WriteSettings,
-        worker: &mut Worker,
-        &(coord, raw): &(&[u64], &'r [u8]),
-    ) -> Result<[EncodedChunk<'r>; 1]> {
-        encode_raw(meta, coord, Cow::Borrowed(raw), settings, &mut worker.scratch).map(|chunk| [chunk])
-    }
-    encode_in_order(chunks, meta.chunk_bytes(), |worker, chunk| encode(meta, settings, worker, chunk), sink)
+/// A whole chunk's raw bytes to encode, with its array and how it is encoded.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawChunkOf<'a> {
+    pub meta: &'a ArrayMeta,
+    pub settings: WriteSettings<'a>,
+    pub coord: &'a [u64],
+    pub raw: &'a [u8],
+}
+
+/// Encodes whole chunks, of one array or several, on the pool; hands them to `sink` in
+/// the order given.
+pub(crate) fn encode_chunks(chunks: &[RawChunkOf<'_>], sink: &mut Sink<'_>) -> Result<()> {
+    let raw_bytes: usize = chunks.iter().map(|chunk| chunk.raw.len()).sum();
+    let item_bytes = (raw_bytes / chunks.len().max(1)) as u64;
+    encode_in_order(
+        chunks,
+        item_bytes,
+        |worker, chunk| {
+            let RawChunkOf { meta, settings, coord, raw } = *chunk;
+            encode_raw(meta, coord, Cow::Borrowed(raw), settings, &mut worker.scratch).map(|chunk| [chunk])
+        },
+        sink,
+    )
 }
 
 /// Writes `input` (a C-order buffer of `shape`) into raw chunk buffers instead of blocks,

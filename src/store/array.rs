@@ -127,6 +127,12 @@ impl ArrayHandle {
     /// Writes `data` with its first element at `start`. Chunks the data covers only in part
     /// keep their other elements. Durable at the next flush.
     ///
+    /// A small write (its chunks hold at most 8 MiB) is staged: its chunks are kept raw in
+    /// memory, up to 64 MiB for the store handle, and encoded when the store commits or
+    /// the budget is reached, so that many small writes (an element at a time, one small
+    /// array in each of many datasets) neither encode a chunk again for each write nor
+    /// store a copy of it each time, and are encoded side by side on the engine's threads.
+    ///
     /// # Errors
     /// [`Error::DTypeMismatch`], [`Error::ShapeMismatch`] (wrong number of dimensions),
     /// [`Error::OutOfBounds`], [`Error::Locked`], [`Error::Io`], [`Error::Codec`];
@@ -140,8 +146,9 @@ impl ArrayHandle {
     /// Writes `data` at `start`; with `stage_tail`, the rows that fall in a chunk row this
     /// write leaves partly filled at the end of axis 0 are staged: kept raw in memory until
     /// a later write completes the chunk or the commit encodes them, so that appends of a
-    /// few rows do not encode their chunk again each time (a write that trains the array's
-    /// zstd dictionary is never staged).
+    /// few rows do not encode their chunk again each time. Without it, a small write is
+    /// staged whole ([`rows_of_small_write`]). A write that trains the array's zstd
+    /// dictionary is never staged.
     fn write_rows<T: Element, D: Dimension>(
         &self,
         start: &[u64],
@@ -176,7 +183,11 @@ impl ArrayHandle {
         let trains = meta.train_dictionary
             && meta.zstd_dictionary.is_none()
             && input.len() as u64 >= meta.chunk_bytes().saturating_mul(MIN_TRAINING_SAMPLES as u64);
-        let staged_rows = if stage_tail && !trains { rows_to_stage(guard, &meta, start, shape)? } else { 0 };
+        let staged_rows = match (trains, stage_tail) {
+            (true, _) => 0,
+            (false, true) => rows_to_stage(guard, &meta, start, shape)?,
+            (false, false) => rows_of_small_write(guard, &meta, start, shape)?,
+        };
         if trains {
             meta.zstd_dictionary = Self::train_dictionary(guard, &meta, input);
         }
@@ -452,6 +463,8 @@ impl ArrayHandle {
         let mut state = self.inner.write();
         state.array(&self.dataset, &self.name)?;
         self.inner.change(&mut state, |state| {
+            // Staged chunks are encoded as the settings were when they were written.
+            state.seal_staged()?;
             change(state.array_mut(&self.dataset, &self.name)?);
             Ok(())
         })
@@ -528,6 +541,29 @@ fn rows_to_stage(state: &mut State, meta: &ArrayMeta, start: &[u64], shape: &[u6
         state.seal_staged()?;
     }
     Ok(partial.min(shape[0]))
+}
+
+/// Writes whose chunks hold at most this many raw bytes are staged whole.
+const SMALL_WRITE_BYTES: u64 = 8 << 20;
+
+/// How many rows of a plain write (of `shape` at `start`) to stage: all of them when the
+/// chunks it touches hold at most [`SMALL_WRITE_BYTES`], else none (0-d arrays: none).
+/// Seals the session's staged chunks first when these would take them past the budget.
+fn rows_of_small_write(state: &mut State, meta: &ArrayMeta, start: &[u64], shape: &[u64]) -> Result<u64> {
+    let Some(&rows) = shape.first() else { return Ok(0) };
+    let chunks_touched = start
+        .iter()
+        .zip(shape)
+        .zip(&meta.chunk_shape)
+        .fold(1u64, |n, ((&s, &len), &c)| n.saturating_mul((s + len - 1) / c - s / c + 1));
+    let bytes = chunks_touched.saturating_mul(meta.chunk_bytes());
+    if bytes > SMALL_WRITE_BYTES {
+        return Ok(0);
+    }
+    if state.staged_bytes() as u64 + bytes > MAX_STAGED_BYTES {
+        state.seal_staged()?;
+    }
+    Ok(rows)
 }
 
 /// A length of an in-memory buffer.

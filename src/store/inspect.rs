@@ -70,10 +70,11 @@ pub enum BlockState {
     Committed,
     /// Written by this handle since its last flush, in the fragment it is writing.
     Pending,
-    /// The unfinished last chunk of an append, held in memory as raw bytes: it has no
-    /// codec, checksum or place in a file until it is sealed into a block (by the append
-    /// that completes it, a flush or a close), so its `codec` reads `None`, `stored_bytes`
-    /// its raw bytes, and `checksum` and `offset_bytes` 0.
+    /// A chunk of a small write, or the unfinished last chunk of an append, held in memory
+    /// as raw bytes: it has no codec, checksum or place in a file until it is sealed into
+    /// a block (by a larger write over it, a change of its codec or shuffle, a flush or a
+    /// close), so its `codec` reads `None`, `stored_bytes` its raw bytes, and `checksum`
+    /// and `offset_bytes` 0.
     Staged,
 }
 
@@ -107,8 +108,8 @@ pub struct BadBlock {
 #[non_exhaustive]
 pub struct VerifyReport {
     /// Blocks checked: decoded and compared with their checksum, or for fill entries (no
-    /// bytes) their recorded raw length. Chunks an unfinished append holds in memory have
-    /// no checksum yet and are not counted.
+    /// bytes) their recorded raw length. Chunks a small write or an unfinished append
+    /// holds in memory have no checksum yet and are not counted.
     pub blocks_checked: u64,
     /// Every block that failed, in dataset, array, chunk order.
     pub bad_blocks: Vec<BadBlock>,

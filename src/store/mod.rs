@@ -212,6 +212,8 @@ impl Atlas {
         codec.check().map_err(Error::invalid)?;
         let mut state = self.inner.write();
         self.inner.begin_change(&mut state)?;
+        // Staged chunks are encoded as the settings were when they were written.
+        state.seal_staged()?;
         state.meta.codec = codec;
         Ok(())
     }
@@ -223,6 +225,8 @@ impl Atlas {
     pub fn set_shuffle(&self, shuffle: Shuffle) -> Result<()> {
         let mut state = self.inner.write();
         self.inner.begin_change(&mut state)?;
+        // Staged chunks are encoded as the settings were when they were written.
+        state.seal_staged()?;
         state.meta.shuffle = shuffle;
         Ok(())
     }
@@ -233,8 +237,8 @@ impl Atlas {
     /// does nothing.
     ///
     /// # Errors
-    /// [`Error::Io`] when a write, fsync or rename fails; [`Error::Codec`] if encoding an
-    /// append's unfinished chunk fails; [`Error::Corrupt`] if the finished fragment does not
+    /// [`Error::Io`] when a write, fsync or rename fails; [`Error::Codec`] if encoding a
+    /// chunk a small write or an unfinished append held in memory fails; [`Error::Corrupt`] if the finished fragment does not
     /// read back as written; [`Error::InvalidArgument`] if the new metadata breaks a rule an
     /// open checks (a counter at `u64::MAX` after a damaged file); [`Error::LimitExceeded`]
     /// if the new metadata file would be over this handle's `max_meta_bytes`, or an array's

@@ -2,14 +2,15 @@
 //! commit plus this handle's uncommitted changes), the committed block index, and the write
 //! session. Handles (`Atlas`, `Dataset`, `ArrayHandle`) all point at one [`Inner`].
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::disk::{self, DATA_DIR, LOCK_FILE};
-use super::pending::{PendingBlocks, PendingFragment, WriteSession, append_chunk};
+use super::pending::{PendingBlocks, PendingFragment, RawChunk, WriteSession, append_chunk};
 use super::snapshot::Snapshot;
 use crate::codec::ZstdDict;
-use crate::engine::{ArrayCtx, BlockRef, Sink, WriteSettings, encode_chunks, plan, write_raw};
+use crate::engine::{ArrayCtx, BlockRef, RawChunkOf, Sink, WriteSettings, encode_chunks, plan, write_raw};
 use crate::error::{EntityKind, Error, Result};
 use crate::fragment::FragmentReader;
 use crate::fragment::{BlockEntry, ChunkStats, merge, scan};
@@ -394,19 +395,34 @@ impl State {
         let Some(PendingFragment { writer, blocks, .. }) = session.as_mut().and_then(|s| s.fragment.as_mut()) else {
             return Ok(());
         };
-        let mut written = Vec::new();
-        for (array_id, chunks) in blocks.staged() {
-            let Some(array) = meta.datasets.values().flat_map(|ds| ds.arrays.values()).find(|a| a.id == array_id)
-            else {
-                continue;
-            };
-            let dict = dictionary(array);
-            let settings = write_settings(meta, array, dict.as_ref());
-            encode_chunks(array, &chunks, settings, &mut |chunk| {
-                written.push(append_chunk(writer, array_id, chunk)?);
-                Ok(())
-            })?;
+        // Every array's staged chunks are encoded in one go on the pool: a session that
+        // staged one small chunk in each of many arrays encodes them side by side.
+        let arrays: HashMap<u64, &ArrayMeta> =
+            meta.datasets.values().flat_map(|ds| ds.arrays.values()).map(|a| (a.id, a)).collect();
+        // In order of array and chunk, so that the same writes give the same fragment.
+        let mut staged: Vec<(&ArrayMeta, Vec<RawChunk<'_>>)> =
+            blocks.staged().filter_map(|(array_id, chunks)| Some((*arrays.get(&array_id)?, chunks))).collect();
+        staged.sort_unstable_by_key(|(array, _)| array.id);
+        for (_, chunks) in &mut staged {
+            chunks.sort_unstable_by_key(|&(coord, _)| coord);
         }
+        let dicts: Vec<Option<ZstdDict>> = staged.iter().map(|(array, _)| dictionary(array)).collect();
+        let chunks: Vec<RawChunkOf<'_>> = staged
+            .iter()
+            .zip(&dicts)
+            .flat_map(|((array, chunks), dict)| {
+                let settings = write_settings(meta, array, dict.as_ref());
+                chunks.iter().map(move |&(coord, raw)| RawChunkOf { meta: array, settings, coord, raw })
+            })
+            .collect();
+        // `encode_chunks` hands them over in the order given.
+        let mut owners = chunks.iter().map(|chunk| chunk.meta.id);
+        let mut written = Vec::new();
+        encode_chunks(&chunks, &mut |chunk| {
+            let array_id = owners.next().expect("one chunk handed over per chunk given");
+            written.push(append_chunk(writer, array_id, chunk)?);
+            Ok(())
+        })?;
         blocks.insert(written);
         blocks.drop_staged();
         Ok(())

@@ -221,25 +221,64 @@ fn an_append_whose_write_fails_is_taken_back_whole_and_can_be_retried() {
 
 #[test]
 fn a_short_write_of_a_block_leaves_the_next_flush_able_to_commit_the_blocks_before_it() {
-    // Uncompressed 16 KiB chunks end on an aligned offset; half of the second block is
-    // stored before the fault, past the bytes the fragment counts. The flush must cut them,
-    // or the file would be longer than the commit records.
+    // Uncompressed 256 KiB chunks end on an aligned offset. The second write covers 33
+    // chunks (over the 8 MiB a write may stage), so it encodes and appends them itself:
+    // half of its first block is stored before the fault, past the bytes the fragment
+    // counts. The flush appends the first write's staged chunk after them and must cut them
+    // first, or the file would be longer than the commit records.
     let mut dir = test_dir!();
     let path = dir.store();
     dir.while_alone(|| {
         let store = util::create(&path);
         let ds = store.create_dataset("d").unwrap();
-        let spec = ArraySpec::new(atlas::DType::Int32, [128, 64]).chunk_shape([64, 64]).codec(atlas::Codec::None);
+        let spec =
+            ArraySpec::new(atlas::DType::Int32, [34 * 64, 1024]).chunk_shape([64, 1024]).codec(atlas::Codec::None);
         ds.define_array("a", spec).unwrap();
-        let first = Array2::from_shape_fn((64, 64), |(i, j)| (i * 64 + j) as i32);
+        let first = Array2::from_shape_fn((64, 1024), |(i, j)| (i * 1024 + j) as i32);
         ds.write_array("a", &[0, 0], first.view()).unwrap();
+        let rest = Array2::from_shape_fn((33 * 64, 1024), |(i, j)| (i + j) as i32 + 1);
         let fault = inject(0, Fault::ShortWrite);
-        assert!(matches!(ds.write_array("a", &[64, 0], first.view()), Err(Error::Io { .. })));
+        assert!(matches!(ds.write_array("a", &[64, 0], rest.view()), Err(Error::Io { .. })));
         drop(fault);
         store.flush().unwrap();
         let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
-        assert_eq!(ds.read_array::<i32>("a", &[0, 0], &[64, 64]).unwrap(), first.into_dyn());
-        assert_eq!(ds.read_array::<i32>("a", &[64, 0], &[64, 64]).unwrap(), Array2::<i32>::zeros((64, 64)).into_dyn());
+        assert_eq!(ds.read_array::<i32>("a", &[0, 0], &[64, 1024]).unwrap(), first.into_dyn());
+        let unwritten = ds.read_array::<i32>("a", &[64, 0], &[33 * 64, 1024]).unwrap();
+        assert!(unwritten.iter().all(|&v| v == 0), "the failed write left nothing");
+    });
+}
+
+#[test]
+fn a_failure_sealing_staged_chunks_keeps_them_for_the_next_flush() {
+    // Small writes are staged and encoded at the flush: a write failing there fails the
+    // flush, which leaves the chunks staged and the changes pending, so the next flush
+    // commits them whole.
+    let mut dir = test_dir!();
+    let path = dir.store();
+    dir.while_alone(|| {
+        let store = util::create(&path);
+        let ds = store.create_dataset("d").unwrap();
+        let spec = ArraySpec::new(atlas::DType::Int32, [64, 64]).chunk_shape([16, 64]).codec(atlas::Codec::None);
+        let a = ds.define_array("a", spec).unwrap();
+        let values = Array2::from_shape_fn((64, 64), |(i, j)| (i * 64 + j) as i32);
+        for row in 0..64u64 {
+            a.write(&[row, 0], values.slice(ndarray::s![row as usize..=row as usize, ..])).unwrap();
+        }
+        let staged = store.array_blocks("d", "a").unwrap();
+        assert!(staged.iter().all(|b| b.state == atlas::BlockState::Staged) && staged.len() == 4);
+        for fault in [Fault::ShortWrite, Fault::Eio] {
+            let guard = inject(1, fault);
+            assert!(matches!(store.flush(), Err(Error::Io { .. })), "{fault:?}");
+            drop(guard);
+            assert!(store.has_pending_changes());
+            assert_eq!(a.read::<i32>(&[0, 0], &[64, 64]).unwrap(), values.clone().into_dyn(), "{fault:?}");
+        }
+        store.flush().unwrap();
+        let reopened = Atlas::open(&path).unwrap();
+        let blocks = reopened.array_blocks("d", "a").unwrap();
+        assert!(blocks.iter().all(|b| b.state == atlas::BlockState::Committed) && blocks.len() == 4);
+        let a = reopened.open_dataset("d").unwrap().array("a").unwrap();
+        assert_eq!(a.read::<i32>(&[0, 0], &[64, 64]).unwrap(), values.into_dyn());
     });
 }
 

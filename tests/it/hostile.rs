@@ -79,7 +79,8 @@ fn the_allocation_probe_sees_a_large_allocation() {
 
 /// A committed store at `path` with dataset `d` holding uint8 array `a` (16 elements,
 /// chunks of 4, two chunks written) and string array `s` (4 elements, chunks of 2, one
-/// chunk written); returns its metadata as JSON.
+/// chunk written); returns its metadata as JSON. Its one fragment's index entries, in file
+/// order: s[0], a[0], a[1] (a's write is small: staged, and encoded at the flush).
 fn small_store(path: &Path) -> Value {
     let store = util::create(path);
     let ds = store.create_dataset("d").unwrap();
@@ -482,15 +483,16 @@ fn index_entries_claiming_huge_or_out_of_file_lengths_are_refused_without_alloca
     drop(small_store(&path));
     let fragment = util::fragments(&path).remove(0);
     let good = std::fs::read(&fragment).unwrap();
-    // Entries in file order: a[0], a[1], s[0].
+    // Entries in file order: s[0] (encoded when written), a[0], a[1] (small writes,
+    // staged and encoded at the flush).
     let cases: [(&str, Patch); 10] = [
         ("two entries naming one block", |b, i| {
             let first_offset = b[i + ENTRY_OFFSET..i + ENTRY_OFFSET + 8].to_vec();
             b[i + ENTRY_LEN_1D + ENTRY_OFFSET..i + ENTRY_LEN_1D + ENTRY_OFFSET + 8].copy_from_slice(&first_offset);
         }),
-        ("numeric raw_len 2^60", |b, i| put_u64(b, i + ENTRY_RAW_LEN, 1 << 60)),
-        ("string raw_len 2^60", |b, i| put_u64(b, i + 2 * ENTRY_LEN_1D + ENTRY_RAW_LEN, 1 << 60)),
-        ("string raw_len u64::MAX", |b, i| put_u64(b, i + 2 * ENTRY_LEN_1D + ENTRY_RAW_LEN, u64::MAX)),
+        ("numeric raw_len 2^60", |b, i| put_u64(b, i + ENTRY_LEN_1D + ENTRY_RAW_LEN, 1 << 60)),
+        ("string raw_len 2^60", |b, i| put_u64(b, i + ENTRY_RAW_LEN, 1 << 60)),
+        ("string raw_len u64::MAX", |b, i| put_u64(b, i + ENTRY_RAW_LEN, u64::MAX)),
         ("stored_len past the file", |b, i| put_u64(b, i + ENTRY_STORED_LEN, 1 << 20)),
         ("stored_len u64::MAX", |b, i| put_u64(b, i + ENTRY_STORED_LEN, u64::MAX)),
         ("offset past the file", |b, i| put_u64(b, i + ENTRY_OFFSET, 1 << 40)),
@@ -558,7 +560,7 @@ fn a_block_claiming_the_largest_raw_length_costs_at_most_one_chunk_buffer() {
         [(MAX_CHUNK_BYTES, MAX_CHUNK_BYTES as usize + (1 << 20)), (MAX_CHUNK_BYTES + 1, LARGE_BYTES)]
     {
         std::fs::write(&fragment, &good).unwrap();
-        patch_index(&fragment, |b, i| put_u64(b, i + 2 * ENTRY_LEN_1D + ENTRY_RAW_LEN, raw_len));
+        patch_index(&fragment, |b, i| put_u64(b, i + ENTRY_RAW_LEN, raw_len)); // s[0]
         let (result, largest, took) = largest_allocation_during(&mut dir, || {
             Atlas::open(&path).and_then(|s| s.open_dataset("d")?.read_strings("s", &[0], &[4]))
         });
@@ -576,7 +578,7 @@ fn a_lowered_chunk_limit_refuses_a_string_block_claiming_more_at_open() {
     let path = dir.store();
     drop(small_store(&path));
     let fragment = util::fragments(&path).remove(0);
-    patch_index(&fragment, |b, i| put_u64(b, i + 2 * ENTRY_LEN_1D + ENTRY_RAW_LEN, 1 << 20));
+    patch_index(&fragment, |b, i| put_u64(b, i + ENTRY_RAW_LEN, 1 << 20)); // s[0]
     let mut limits = Limits::default();
     limits.max_chunk_bytes = 64 << 10;
     match Atlas::open_with(&path, &OpenOptions::with_limits(limits)) {
@@ -671,9 +673,10 @@ fn index_entries_whose_valid_counts_overflow_give_an_error_not_a_panic() {
     let path = dir.store();
     let mut meta = small_store(&path);
     let fragment = util::fragments(&path).remove(0);
+    // a[0] and a[1], after s[0].
     patch_index(&fragment, |b, i| {
-        put_u64(b, i + ENTRY_VALID_COUNT, 1 << 63);
         put_u64(b, i + ENTRY_LEN_1D + ENTRY_VALID_COUNT, 1 << 63);
+        put_u64(b, i + 2 * ENTRY_LEN_1D + ENTRY_VALID_COUNT, 1 << 63);
     });
     // Without persisted stats, `array_stats` merges the entries.
     meta["datasets"]["d"]["arrays"]["a"]["stats"] = Value::Null;

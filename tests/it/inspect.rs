@@ -17,11 +17,16 @@ fn array_blocks_report_codec_shuffle_sizes_location_and_pending_state() {
     store.flush().unwrap();
     a.set_codec(Some(Codec::Lz4)).unwrap();
     a.set_shuffle(Some(Shuffle::Off)).unwrap();
-    a.write(&[512], Array1::<f32>::zeros(256).view()).unwrap(); // all fill: a fill entry
+    a.write(&[512], Array1::<f32>::zeros(256).view()).unwrap(); // all fill, and small: staged
 
     let blocks = store.array_blocks("d", "a").unwrap();
     assert_eq!(blocks.iter().map(|b| b.coord[0]).collect::<Vec<_>>(), [0, 1, 2]);
     assert_eq!((blocks[0].codec, blocks[0].shuffled, blocks[0].state), (BlockCodec::Zstd, true, BlockState::Committed));
+    let staged = (blocks[2].codec, blocks[2].shuffled, blocks[2].state, blocks[2].stored_bytes, blocks[2].checksum);
+    assert_eq!(staged, (BlockCodec::None, false, BlockState::Staged, 1024, 0), "raw in memory until sealed");
+    // A change of codec seals it, with the settings it was written under: a fill entry.
+    a.set_codec(Some(Codec::Lz4)).unwrap();
+    let blocks = store.array_blocks("d", "a").unwrap();
     assert_eq!((blocks[2].codec, blocks[2].shuffled, blocks[2].state), (BlockCodec::Lz4, false, BlockState::Pending));
     assert!(blocks[2].is_fill && blocks[2].stored_bytes == 0);
     assert!(blocks.iter().all(|b| b.raw_bytes == 1024));

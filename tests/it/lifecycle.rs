@@ -280,6 +280,9 @@ fn compaction_reclaims_one_small_rewritten_block_among_many() {
     ds.define_array("a", ArraySpec::new(DType::UInt32, [400]).chunk_shape([4]).codec(Codec::None)).unwrap();
     let values = ndarray::Array1::from_shape_fn(400, |i| i as u32 + 1);
     ds.write_array("a", &[0], ndarray::arr1(&[9u32, 9, 9, 9]).view()).unwrap();
+    // A small write is staged; a change of settings encodes it into the fragment, where
+    // the next write of its chunk leaves it dead.
+    ds.array("a").unwrap().set_codec(Some(Codec::None)).unwrap();
     ds.write_array("a", &[0], values.view()).unwrap();
     store.flush().unwrap();
     let report = store.compact().unwrap();
@@ -293,15 +296,19 @@ fn compaction_reclaims_one_small_rewritten_block_among_many() {
 
 #[test]
 fn compaction_reclaims_blocks_a_session_rewrote_in_its_one_fragment() {
-    // Row by row in one session: each chunk of 8 rows is written 8 times, and only the last
-    // block of each is in the index. Those dead bytes are reclaimed though no entry is.
+    // Row by row in one session, each row's chunk sealed into a block before the next
+    // write (by a change of settings): each chunk of 8 rows is written 8 times, and only
+    // the last block of each is in the index. Those dead bytes are reclaimed though no
+    // entry is.
     let dir = test_dir!();
     let store = util::create(&dir.store());
     let ds = store.create_dataset("d").unwrap();
-    ds.define_array("a", ArraySpec::new(DType::UInt32, [16, 64]).chunk_shape([8, 64]).codec(Codec::None)).unwrap();
+    let a =
+        ds.define_array("a", ArraySpec::new(DType::UInt32, [16, 64]).chunk_shape([8, 64]).codec(Codec::None)).unwrap();
     let values = ndarray::Array2::from_shape_fn((16, 64), |(i, j)| (i * 64 + j) as u32);
     for row in 0..16usize {
         ds.write_array("a", &[row as u64, 0], values.slice(ndarray::s![row..=row, ..])).unwrap();
+        a.set_shuffle(None).unwrap();
     }
     store.flush().unwrap();
     let report = store.compact().unwrap();

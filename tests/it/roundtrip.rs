@@ -916,6 +916,36 @@ fn appends_into_a_partly_filled_chunk_are_staged_and_leave_one_block_per_chunk()
 }
 
 #[test]
+fn element_at_a_time_writes_are_staged_and_store_each_chunk_once() {
+    // A chunk of random-looking values written element by element, then flushed, in one
+    // session, after a first commit of the whole chunk: each write changes the chunk in
+    // memory (read back, with statistics, at once) instead of storing an encoded copy of it,
+    // so the session's fragment holds one block, as the first commit's does.
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let a = ds.define_array("a", ArraySpec::new(DType::UInt32, [4096]).chunk_shape([4096])).unwrap();
+    let mut values = iota(&[4096], |i| (i as u32).wrapping_mul(2_654_435_761));
+    a.write(&[0], values.view()).unwrap();
+    store.flush().unwrap();
+    let first = util::fragments(&dir.store());
+    for i in 0..100usize {
+        values[i] = i as u32;
+        a.write(&[i as u64], arr1(&[i as u32]).view()).unwrap();
+        assert_eq!(a.read::<u32>(&[0], &[4096]).unwrap(), values, "after {i}");
+        assert_eq!(a.stats().unwrap().max, values.iter().max().map(|&m| m.into()));
+    }
+    assert_eq!(store.array_blocks("d", "a").unwrap()[0].state, atlas::BlockState::Staged);
+    store.flush().unwrap();
+    let second: Vec<_> = util::fragments(&dir.store()).into_iter().filter(|f| !first.contains(f)).collect();
+    let len = |f: &std::path::PathBuf| std::fs::metadata(f).unwrap().len();
+    assert_eq!(second.len(), 1);
+    assert!(len(&second[0]) <= len(&first[0]) + 4096, "{} bytes against {}", len(&second[0]), len(&first[0]));
+    let reopened = Atlas::open(dir.store()).unwrap();
+    assert_eq!(reopened.open_dataset("d").unwrap().read_array::<u32>("a", &[0], &[4096]).unwrap(), values);
+}
+
+#[test]
 fn staged_chunks_past_64_mib_are_sealed_before_the_flush() {
     // One row appended to each of 34 arrays of 2 MiB chunks would stage 68 MiB: the append
     // that would pass 64 MiB encodes the staged chunks first, and every row still reads back.
