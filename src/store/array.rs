@@ -128,8 +128,8 @@ impl ArrayHandle {
     /// keep their other elements. Durable at the next flush.
     ///
     /// A small write (its chunks hold at most 8 MiB) is staged: its chunks are kept raw in
-    /// memory, up to 64 MiB for the store handle, and encoded when the store commits or
-    /// the budget is reached, so that many small writes (an element at a time, one small
+    /// memory, up to 64 MiB for the store handle (see `OpenOptions::staging_bytes`), and
+    /// encoded when the store commits or the budget is reached, so that many small writes (an element at a time, one small
     /// array in each of many datasets) neither encode a chunk again for each write nor
     /// store a copy of it each time, and are encoded side by side on the engine's threads.
     ///
@@ -185,8 +185,8 @@ impl ArrayHandle {
             && input.len() as u64 >= meta.chunk_bytes().saturating_mul(MIN_TRAINING_SAMPLES as u64);
         let staged_rows = match (trains, stage_tail) {
             (true, _) => 0,
-            (false, true) => rows_to_stage(guard, &meta, start, shape)?,
-            (false, false) => rows_of_small_write(guard, &meta, start, shape)?,
+            (false, true) => rows_to_stage(guard, self.inner.staging_bytes, &meta, start, shape)?,
+            (false, false) => rows_of_small_write(guard, self.inner.staging_bytes, &meta, start, shape)?,
         };
         if trains {
             meta.zstd_dictionary = Self::train_dictionary(guard, &meta, input);
@@ -515,41 +515,31 @@ impl ArrayHandle {
     }
 }
 
-/// Raw bytes of staged chunks a session holds at most: an append whose new staged chunks
-/// would pass it seals the others first, and one whose last chunk row alone is larger
-/// encodes that row instead of staging it.
-const MAX_STAGED_BYTES: u64 = 64 << 20;
-
 /// How many of the last rows of an append (a write of `shape` at `start` of the grown
 /// array `meta`, every extent but axis 0 whole) to stage: those in the chunk row it leaves
 /// partly filled at the end of axis 0, or 0 (the append ends on a chunk boundary, or that
-/// chunk row is over [`MAX_STAGED_BYTES`]). Seals the session's staged chunks first when
-/// the row's chunks not staged yet would take them past the budget.
-fn rows_to_stage(state: &mut State, meta: &ArrayMeta, start: &[u64], shape: &[u64]) -> Result<u64> {
+/// chunk row alone is over the session's `budget` of staged bytes). Seals the session's
+/// staged chunks first when the row's chunks not staged yet would take them past it.
+fn rows_to_stage(state: &mut State, budget: u64, meta: &ArrayMeta, start: &[u64], shape: &[u64]) -> Result<u64> {
     let end = start[0] + shape[0];
     let partial = end % meta.chunk_shape[0];
     if end != meta.shape[0] || partial == 0 {
         return Ok(0);
     }
     let row_bytes = meta.chunk_grid()[1..].iter().fold(meta.chunk_bytes(), |bytes, &n| bytes.saturating_mul(n));
-    if row_bytes > MAX_STAGED_BYTES {
+    if row_bytes > budget {
         return Ok(0);
     }
     let row = end / meta.chunk_shape[0];
-    let new_bytes = row_bytes - state.staged_bytes_in_row(meta.id, row) as u64;
-    if state.staged_bytes() as u64 + new_bytes > MAX_STAGED_BYTES {
-        state.seal_staged()?;
-    }
+    make_room(state, budget, row_bytes - state.staged_bytes_in_row(meta.id, row) as u64)?;
     Ok(partial.min(shape[0]))
 }
 
-/// Writes whose chunks hold at most this many raw bytes are staged whole.
-const SMALL_WRITE_BYTES: u64 = 8 << 20;
-
 /// How many rows of a plain write (of `shape` at `start`) to stage: all of them when the
-/// chunks it touches hold at most [`SMALL_WRITE_BYTES`], else none (0-d arrays: none).
-/// Seals the session's staged chunks first when these would take them past the budget.
-fn rows_of_small_write(state: &mut State, meta: &ArrayMeta, start: &[u64], shape: &[u64]) -> Result<u64> {
+/// chunks it touches hold at most an eighth of the session's `budget` of staged bytes,
+/// else none (0-d arrays: none). Seals the session's staged chunks first when these would
+/// take them past the budget.
+fn rows_of_small_write(state: &mut State, budget: u64, meta: &ArrayMeta, start: &[u64], shape: &[u64]) -> Result<u64> {
     let Some(&rows) = shape.first() else { return Ok(0) };
     let chunks_touched = start
         .iter()
@@ -557,13 +547,19 @@ fn rows_of_small_write(state: &mut State, meta: &ArrayMeta, start: &[u64], shape
         .zip(&meta.chunk_shape)
         .fold(1u64, |n, ((&s, &len), &c)| n.saturating_mul((s + len - 1) / c - s / c + 1));
     let bytes = chunks_touched.saturating_mul(meta.chunk_bytes());
-    if bytes > SMALL_WRITE_BYTES {
+    if bytes > budget / 8 {
         return Ok(0);
     }
-    if state.staged_bytes() as u64 + bytes > MAX_STAGED_BYTES {
+    make_room(state, budget, bytes)?;
+    Ok(rows)
+}
+
+/// Seals the session's staged chunks when `new_bytes` more would take them past `budget`.
+fn make_room(state: &mut State, budget: u64, new_bytes: u64) -> Result<()> {
+    if state.staged_bytes() as u64 + new_bytes > budget {
         state.seal_staged()?;
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// A length of an in-memory buffer.

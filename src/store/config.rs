@@ -20,18 +20,38 @@ pub struct StoreConfig {
 }
 
 /// Options of [`Atlas::open_with`](crate::Atlas::open_with).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct OpenOptions {
     /// What reading the store's files may cost.
     pub limits: Limits,
+    /// Raw bytes of chunks the handle may hold in memory between flushes (default 64 MiB):
+    /// the chunks of small writes (those whose chunks hold at most an eighth of this) and
+    /// the unfinished last chunk of appends, encoded at the flush instead of at each write.
+    /// 0 holds none: every write and append encodes its chunks at once.
+    pub staging_bytes: u64,
 }
 
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self { limits: Limits::default(), staging_bytes: STAGING_BYTES }
+    }
+}
+
+/// The default [`OpenOptions::staging_bytes`].
+const STAGING_BYTES: u64 = 64 << 20;
+
 impl OpenOptions {
-    /// Options with these limits.
+    /// Default options with these limits.
     #[must_use]
     pub fn with_limits(limits: Limits) -> Self {
-        Self { limits }
+        Self { limits, ..Self::default() }
+    }
+
+    /// These options with `staging_bytes` (see the field).
+    #[must_use]
+    pub fn staging_bytes(self, staging_bytes: u64) -> Self {
+        Self { staging_bytes, ..self }
     }
 }
 

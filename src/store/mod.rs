@@ -111,7 +111,7 @@ impl Atlas {
     pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self> {
         let dir = path.as_ref().to_path_buf();
         let loaded = disk::load(&dir, &options.limits)?;
-        Ok(Self { inner: Arc::new(Inner::new(dir, options.limits, loaded)) })
+        Ok(Self { inner: Arc::new(Inner::new(dir, options, loaded)) })
     }
 
     /// The store's directory.

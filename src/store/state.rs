@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::config::OpenOptions;
 use super::disk::{self, DATA_DIR, LOCK_FILE};
 use super::pending::{PendingBlocks, PendingFragment, RawChunk, WriteSession, append_chunk};
 use super::snapshot::Snapshot;
@@ -25,6 +26,8 @@ pub(crate) struct Inner {
     pub dir: PathBuf,
     /// What reading this store's files may cost.
     pub limits: Limits,
+    /// Raw bytes of staged chunks a session holds at most (`OpenOptions::staging_bytes`).
+    pub staging_bytes: u64,
     state: RwLock<State>,
 }
 
@@ -41,9 +44,9 @@ pub(crate) struct State {
 }
 
 impl Inner {
-    pub(crate) fn new(dir: PathBuf, limits: Limits, loaded: disk::Loaded) -> Self {
+    pub(crate) fn new(dir: PathBuf, options: &OpenOptions, loaded: disk::Loaded) -> Self {
         let state = State { meta: loaded.meta, encoding: loaded.encoding, committed: loaded.snapshot, session: None };
-        Self { dir, limits, state: RwLock::new(state) }
+        Self { dir, limits: options.limits, staging_bytes: options.staging_bytes, state: RwLock::new(state) }
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {

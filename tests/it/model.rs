@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use atlas::{
-    ArraySpec, Atlas, Codec, DType, Dataset, Error, MetaCompression, MetaFormat, Scalar, Shuffle, StoreConfig,
+    ArraySpec, Atlas, Codec, DType, Dataset, Error, MetaCompression, MetaFormat, OpenOptions, Scalar, Shuffle,
+    StoreConfig,
 };
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
@@ -370,18 +371,27 @@ fn check_committed(path: &Path, (name, pending): &mut (String, Option<String>)) 
     Ok(())
 }
 
-fn open(path: &Path) -> (Atlas, Dataset) {
-    let store = Atlas::open(path).unwrap();
+/// Opens the store; `staging` says whether small writes and appends may stage chunks.
+fn open_with(path: &Path, staging: bool) -> (Atlas, Dataset) {
+    let options = OpenOptions::default();
+    let options = if staging { options } else { options.staging_bytes(0) };
+    let store = Atlas::open_with(path, &options).unwrap();
     let ds = store.open_dataset("d").unwrap();
     (store, ds)
 }
 
-fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
+fn open(path: &Path) -> (Atlas, Dataset) {
+    open_with(path, true)
+}
+
+/// Runs `ops` through a writer that stages small writes or (`staging` false) encodes
+/// every write at once.
+fn run(dir: &TestDir, ops: &[Op], staging: bool) -> Result<(), TestCaseError> {
     let path = dir.store();
     let store = Atlas::create(&path, StoreConfig { codec: CODECS[0], ..StoreConfig::default() }).unwrap();
     store.create_dataset("d").unwrap();
     drop(store);
-    let (mut store, mut ds) = open(&path);
+    let (mut store, mut ds) = open_with(&path, staging);
     let mut model: BTreeMap<String, ModelArray> = BTreeMap::new();
     // The model as of the last commit, and the metadata file's name then and as pending.
     let mut committed = model.clone();
@@ -499,7 +509,7 @@ fn run(dir: &TestDir, ops: &[Op]) -> Result<(), TestCaseError> {
                 drop((ds, store));
                 committed.clone_from(&model);
                 check_committed(&path, &mut meta_file)?;
-                (store, ds) = open(&path);
+                (store, ds) = open_with(&path, staging);
                 check_all(&ds, &model)?;
             }
             Op::Discard => {
@@ -602,8 +612,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_operation_sequences_match_an_in_memory_model(ops in proptest::collection::vec(op(), 1..24)) {
+    fn random_operation_sequences_match_an_in_memory_model(
+        ops in proptest::collection::vec(op(), 1..24),
+        staging in any::<bool>(),
+    ) {
         let dir = TestDir::new(&test_name!());
-        run(&dir, &ops)?;
+        run(&dir, &ops, staging)?;
     }
 }

@@ -941,8 +941,13 @@ fn element_at_a_time_writes_are_staged_and_store_each_chunk_once() {
     let len = |f: &std::path::PathBuf| std::fs::metadata(f).unwrap().len();
     assert_eq!(second.len(), 1);
     assert!(len(&second[0]) <= len(&first[0]) + 4096, "{} bytes against {}", len(&second[0]), len(&first[0]));
-    let reopened = Atlas::open(dir.store()).unwrap();
-    assert_eq!(reopened.open_dataset("d").unwrap().read_array::<u32>("a", &[0], &[4096]).unwrap(), values);
+    // A handle opened with no staging budget encodes each write at once.
+    let unstaged = Atlas::open_with(dir.store(), &atlas::OpenOptions::default().staging_bytes(0)).unwrap();
+    let a = unstaged.open_dataset("d").unwrap().array("a").unwrap();
+    a.write(&[7], arr1(&[7u32]).view()).unwrap();
+    assert_eq!(unstaged.array_blocks("d", "a").unwrap()[0].state, atlas::BlockState::Pending);
+    values[7] = 7;
+    assert_eq!(a.read::<u32>(&[0], &[4096]).unwrap(), values);
 }
 
 #[test]
