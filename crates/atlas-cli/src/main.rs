@@ -465,6 +465,7 @@ fn import(
     let failed = || format!("import of {} into {array} failed; nothing was committed", file.display());
     // The file's header first: a store `--create` would make is not made for nothing.
     let source = transfer::open_source(file).with_context(failed)?;
+    let existed = path.exists();
     let (store, created) = match Atlas::open(path) {
         Err(Error::NotFound { kind: EntityKind::Store, .. }) if create => {
             let store = Atlas::create(path, StoreConfig::default())
@@ -476,19 +477,16 @@ fn import(
         }
         opened => (opened.map_err(|e| open_error(path, e))?, false),
     };
-    let generation = store.generation();
     let imported = {
         let _uncommitted = DiscardUncommitted(&store);
         transfer::import(&store, (&array.dataset, &array.array), file, source, options, quiet)
     };
-    // A flush can fail after its commit point (making the rename durable).
-    let committed = store.generation() != generation;
     drop(store);
     if imported.is_err() && created {
-        remove_new_store(path);
+        remove_new_store(path, !existed);
     }
     let moved = match imported {
-        Err(e) if committed => {
+        Err(e) if e.downcast_ref::<transfer::CommittedThenFailed>().is_some() => {
             return Err(e.context(format!("import of {} into {array} was committed, then failed", file.display())));
         }
         imported => imported.with_context(failed)?,
@@ -510,10 +508,11 @@ fn has_extension(path: &Path, ext: &str) -> bool {
 }
 
 /// Removes a store this run created for an import that then failed, so that the failed
-/// import leaves nothing behind: the files `Atlas::create` made, then the directory if that
-/// left it empty. Only while the store is still as `create` left it (generation 0, no
-/// fragment): another process may have started using it meanwhile. Best effort.
-fn remove_new_store(path: &Path) {
+/// import leaves nothing behind: the files `Atlas::create` made, then, with `remove_dir`
+/// (the directory did not exist before), the directory if that left it empty. Only while
+/// the store is still as `create` left it (generation 0, no fragment): another process may
+/// have started using it meanwhile. Best effort.
+fn remove_new_store(path: &Path, remove_dir: bool) {
     let untouched = Atlas::open(path).is_ok_and(|store| store.generation() == 0);
     if !untouched || std::fs::remove_dir(path.join("data")).is_err() {
         return;
@@ -521,7 +520,9 @@ fn remove_new_store(path: &Path) {
     for name in ["atlas.json", "atlas.lock"] {
         let _ = std::fs::remove_file(path.join(name));
     }
-    let _ = std::fs::remove_dir(path);
+    if remove_dir {
+        let _ = std::fs::remove_dir(path);
+    }
 }
 
 /// Writes an export's summary line to `out`, or to stderr when `file` is not a regular

@@ -129,9 +129,26 @@ pub fn import(
         Err(e) => bail!("{}: the stream does not end cleanly after the array data: {e}", file.display()),
     }
     let commit = crate::progress::spinner("committing", quiet);
-    store.flush()?;
+    // The import holds the writer lock here: only its own flush moves the generation, which
+    // a flush failing after its commit point (making the rename durable) has done.
+    let base = store.generation();
+    if let Err(e) = store.flush() {
+        let committed = store.generation() != base;
+        return Err(if committed { anyhow::Error::new(e).context(CommittedThenFailed) } else { e.into() });
+    }
     commit.finish_and_clear();
     Ok(Moved { dtype: header.dtype, shape: header.shape, data_bytes })
+}
+
+/// The context of an import's error when its flush failed after its commit point: the data
+/// is in the store.
+#[derive(Debug)]
+pub struct CommittedThenFailed;
+
+impl std::fmt::Display for CommittedThenFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the flush failed after its commit point")
+    }
 }
 
 /// Chunks for a new array when `--chunks` is not given: Atlas's default, unless a chunk row
@@ -303,7 +320,10 @@ impl Target {
         // An existing file is replaced where its links lead, as writing through them would.
         let dest = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let name = dest.file_name().map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
-        let temp = dest.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+        // The process id and a random number: a killed export's file (never removed) cannot
+        // be in the way of a later one whose process got the same id.
+        let nonce = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::time::SystemTime::now());
+        let temp = dest.with_file_name(format!(".{name}.{}.{:08x}.tmp", std::process::id(), nonce as u32));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -335,7 +355,8 @@ impl Target {
             None | Some(Err(_)) => std::fs::rename(temp, dest)
                 .with_context(|| format!("cannot rename {} to {}", temp.display(), dest.display()))?,
         }
-        if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // A bare file name's directory is the current one.
+        if let Some(dir) = dest.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }) {
             File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot fsync {}", dir.display()))?;
         }
         Ok(())

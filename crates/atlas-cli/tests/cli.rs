@@ -1127,6 +1127,11 @@ fn an_import_with_create_makes_no_store_when_the_file_cannot_be_read() {
         .code(1)
         .stderr(contains("nothing was committed"));
     assert!(!store.exists(), "a failed import left the store it created");
+    // Into an empty directory the user made: the store's files go, the directory stays.
+    std::fs::create_dir(&store).unwrap();
+    atlas().arg("import").arg(&store).arg("d/a").arg(&truncated).arg("--create").assert().code(1);
+    assert!(store.is_dir(), "a failed import removed a directory it did not make");
+    assert_eq!(std::fs::read_dir(&store).unwrap().count(), 0, "a failed import left store files");
 }
 
 #[test]
