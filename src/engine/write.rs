@@ -141,8 +141,8 @@ pub(crate) struct RawChunkOf<'a> {
 /// Encodes whole chunks, of one array or several, on the pool; hands them to `sink` in
 /// the order given.
 pub(crate) fn encode_chunks(chunks: &[RawChunkOf<'_>], sink: &mut Sink<'_>) -> Result<()> {
-    let raw_bytes: usize = chunks.iter().map(|chunk| chunk.raw.len()).sum();
-    let item_bytes = (raw_bytes / chunks.len().max(1)) as u64;
+    // The largest, so that the chunks in flight stay within the engine's bound.
+    let item_bytes = chunks.iter().map(|chunk| chunk.raw.len()).max().unwrap_or(0) as u64;
     encode_in_order(
         chunks,
         item_bytes,

@@ -11,7 +11,7 @@ use super::state::{Inner, State};
 use super::state::{dictionary, write_settings};
 use crate::codec::{MIN_TRAINING_SAMPLES, ZstdDict, training_samples};
 use crate::engine::{
-    ArrayCtx, BlockRef, Sink, Slot, SlotRead, WriteSettings, reaches_past, trim_chunks, trim_string_chunks,
+    ArrayCtx, BlockRef, Sink, Slot, SlotRead, WriteSettings, plan, reaches_past, trim_chunks, trim_string_chunks,
     write_region,
 };
 use crate::error::{Error, Result};
@@ -537,8 +537,8 @@ fn rows_to_stage(state: &mut State, budget: u64, meta: &ArrayMeta, start: &[u64]
 
 /// How many rows of a plain write (of `shape` at `start`) to stage: all of them when the
 /// chunks it touches hold at most an eighth of the session's `budget` of staged bytes,
-/// else none (0-d arrays: none). Seals the session's staged chunks first when these would
-/// take them past the budget.
+/// else none (0-d arrays: none). Seals the session's staged chunks first when those of
+/// its chunks not staged yet would take them past the budget.
 fn rows_of_small_write(state: &mut State, budget: u64, meta: &ArrayMeta, start: &[u64], shape: &[u64]) -> Result<u64> {
     let Some(&rows) = shape.first() else { return Ok(0) };
     let chunks_touched = start
@@ -550,7 +550,9 @@ fn rows_of_small_write(state: &mut State, budget: u64, meta: &ArrayMeta, start: 
     if bytes > budget / 8 {
         return Ok(0);
     }
-    make_room(state, budget, bytes)?;
+    let ops = plan(&meta.chunk_shape, start, shape);
+    let new_chunks = ops.iter().filter(|op| !state.is_staged(meta.id, &op.coord)).count() as u64;
+    make_room(state, budget, new_chunks * meta.chunk_bytes())?;
     Ok(rows)
 }
 

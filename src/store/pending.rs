@@ -108,6 +108,11 @@ impl PendingBlocks {
         self.staged_bytes
     }
 
+    /// Whether the chunk of `array_id` at `coord` is staged.
+    pub(crate) fn is_staged(&self, array_id: u64, coord: &[u64]) -> bool {
+        self.staged.get(&array_id).is_some_and(|chunks| chunks.contains_key(coord))
+    }
+
     /// Raw bytes staged for `array_id` in chunk row `row` (of axis 0).
     pub(crate) fn staged_bytes_in_row(&self, array_id: u64, row: u64) -> usize {
         let chunks = self.staged.get(&array_id).into_iter().flatten();

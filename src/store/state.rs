@@ -381,6 +381,11 @@ impl State {
         self.pending_blocks().map_or(0, PendingBlocks::staged_bytes)
     }
 
+    /// Whether this session holds the chunk of `array_id` at `coord` staged.
+    pub(crate) fn is_staged(&self, array_id: u64, coord: &[u64]) -> bool {
+        self.pending_blocks().is_some_and(|blocks| blocks.is_staged(array_id, coord))
+    }
+
     /// Raw bytes this session holds in staged chunks of `array_id` in chunk row `row`.
     pub(crate) fn staged_bytes_in_row(&self, array_id: u64, row: u64) -> usize {
         self.pending_blocks().map_or(0, |blocks| blocks.staged_bytes_in_row(array_id, row))
@@ -398,6 +403,12 @@ impl State {
         let Some(PendingFragment { writer, blocks, .. }) = session.as_mut().and_then(|s| s.fragment.as_mut()) else {
             return Ok(());
         };
+        // Called before every codec change: no work for a store of many arrays when nothing
+        // is staged (the maps of arrays whose staged chunks were all taken back go).
+        if blocks.staged_bytes() == 0 {
+            blocks.drop_staged();
+            return Ok(());
+        }
         // Every array's staged chunks are encoded in one go on the pool: a session that
         // staged one small chunk in each of many arrays encodes them side by side.
         let arrays: HashMap<u64, &ArrayMeta> =

@@ -916,6 +916,44 @@ fn appends_into_a_partly_filled_chunk_are_staged_and_leave_one_block_per_chunk()
 }
 
 #[test]
+fn writes_into_chunks_already_staged_take_no_room_in_the_staging_budget() {
+    // A budget of 16 chunks of 4 KiB, all staged by element writes; writing again into
+    // them adds nothing staged, so nothing is sealed (encoded and stored) before the flush.
+    let dir = test_dir!();
+    util::create(&dir.store());
+    let store = Atlas::open_with(dir.store(), &atlas::OpenOptions::default().staging_bytes(16 << 12)).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    let a = ds.define_array("a", ArraySpec::new(DType::UInt32, [16 * 1024]).chunk_shape([1024])).unwrap();
+    let mut values = iota(&[16 * 1024], |_| 0u32);
+    // Two and a half rounds over the 16 chunks: a budget counting rewritten chunks again
+    // would have sealed all of them at the 17th and 33rd writes.
+    for k in 0..40u32 {
+        let at = (k % 16) as usize * 1024 + (k / 16) as usize;
+        values[at] = k + 100;
+        a.write(&[at as u64], arr1(&[k + 100]).view()).unwrap();
+    }
+    let states: Vec<_> = store.array_blocks("d", "a").unwrap().iter().map(|b| b.state).collect();
+    assert_eq!(states, [atlas::BlockState::Staged; 16]);
+    assert_eq!(a.read::<u32>(&[0], &[16 * 1024]).unwrap(), values);
+    // One chunk more than the budget holds seals the others first.
+    let b = ds.define_array("b", ArraySpec::new(DType::UInt32, [1024]).chunk_shape([1024])).unwrap();
+    b.write(&[0], arr1(&[1u32]).view()).unwrap();
+    let states: Vec<_> = store.array_blocks("d", "a").unwrap().iter().map(|b| b.state).collect();
+    assert_eq!(states, [atlas::BlockState::Pending; 16]);
+    assert_eq!(store.array_blocks("d", "b").unwrap()[0].state, atlas::BlockState::Staged);
+    store.flush().unwrap();
+    assert_eq!(
+        Atlas::open(dir.store())
+            .unwrap()
+            .open_dataset("d")
+            .unwrap()
+            .read_array::<u32>("a", &[0], &[16 * 1024])
+            .unwrap(),
+        values
+    );
+}
+
+#[test]
 fn element_at_a_time_writes_are_staged_and_store_each_chunk_once() {
     // A chunk of random-looking values written element by element, then flushed, in one
     // session, after a first commit of the whole chunk: each write changes the chunk in
