@@ -159,7 +159,9 @@ impl Atlas {
 
     /// Decodes every live block of every array and checks it against its checksum, in
     /// parallel, collecting every failure. `progress(done, total)` is called as blocks are
-    /// checked.
+    /// checked, while this handle's state is held for reading: it may read through the
+    /// store's handles but must not change the store through them (that would wait for
+    /// itself).
     ///
     /// # Errors
     /// Only for failures outside the blocks themselves (an I/O error reading a pending
