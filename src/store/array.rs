@@ -129,9 +129,10 @@ impl ArrayHandle {
     ///
     /// A small write (its chunks hold at most 8 MiB) is staged: its chunks are kept raw in
     /// memory, up to 64 MiB for the store handle (see `OpenOptions::staging_bytes`), and
-    /// encoded when the store commits or the budget is reached, so that many small writes (an element at a time, one small
-    /// array in each of many datasets) neither encode a chunk again for each write nor
-    /// store a copy of it each time, and are encoded side by side on the engine's threads.
+    /// encoded when the store commits or the budget is reached. So many small writes (an
+    /// element at a time, one small array in each of many datasets) neither encode a chunk
+    /// again for each write nor store a copy of it each time, and are encoded side by side
+    /// on the engine's threads.
     ///
     /// # Errors
     /// [`Error::DTypeMismatch`], [`Error::ShapeMismatch`] (wrong number of dimensions),
