@@ -239,11 +239,12 @@ impl Atlas {
     /// # Errors
     /// [`Error::Io`] when a write, fsync or rename fails; [`Error::Codec`] if encoding a
     /// chunk a small write or an unfinished append held in memory fails;
-    /// [`Error::Corrupt`] if the finished fragment does not read back as written; [`Error::InvalidArgument`] if the new metadata breaks a rule an
-    /// open checks (a counter at `u64::MAX` after a damaged file); [`Error::LimitExceeded`]
-    /// if the new metadata file would be over this handle's `max_meta_bytes`, or an array's
-    /// chunks over its `max_chunk_bytes` (so that it could not be opened again with them).
-    /// Before the metadata
+    /// [`Error::Corrupt`] if the finished fragment does not read back as written;
+    /// [`Error::InvalidArgument`] if the new metadata breaks a rule an open checks (a
+    /// counter at `u64::MAX` after a damaged file); [`Error::LimitExceeded`] if the new
+    /// metadata file would be over this handle's `max_meta_bytes`, or an array's chunks
+    /// over its `max_chunk_bytes` (so that it could not be opened again with them). Before
+    /// the metadata
     /// rename (the commit point) the last commit stays intact and the changes stay pending,
     /// so `flush` can be called again, except after a failed fsync of the session's
     /// fragment: the kernel may have dropped bytes it could not write, so every later flush
