@@ -6,7 +6,7 @@
 
 #[cfg(not(feature = "gpu"))]
 use atlas::GpuUnavailable;
-use atlas::{ArraySpec, Atlas, Codec, DType, Device, Error, ReadOptions, Shuffle, StoreConfig};
+use atlas::{ArraySpec, Atlas, BlockState, Codec, DType, Device, Error, ReadOptions, Shuffle, StoreConfig};
 use ndarray::Array3;
 
 use crate::util::test_dir;
@@ -306,11 +306,16 @@ fn reads_across_datasets_on_the_gpu_match_the_cpu() {
     assert!(device.unwrap().to_host::<u16>().unwrap() == cpu, "GPU to device differs");
 }
 
+/// Blocks of three codecs, committed, and unflushed ones the GPU read must see too: a
+/// chunk staged raw in memory and blocks encoded into the session's pending fragment.
 #[cfg(feature = "gpu")]
 #[test]
 fn an_array_whose_codec_changed_mid_life_reads_the_same_on_the_gpu() {
     let dir = test_dir!();
-    let store = arrays(&dir.path().join("store"));
+    let path = dir.path().join("store");
+    drop(arrays(&path));
+    // Writes of one 256-byte chunk are staged; writes of two go to the pending fragment.
+    let store = Atlas::open_with(&path, &atlas::OpenOptions::default().staging_bytes(8 * 256)).unwrap();
     let ds = store.open_dataset("w").unwrap();
     if !gpu_here(&ds.array("w1_zstd3").unwrap()) {
         return;
@@ -318,7 +323,7 @@ fn an_array_whose_codec_changed_mid_life_reads_the_same_on_the_gpu() {
     let spec = ArraySpec::new(DType::Float32, [24, 30]).chunk_shape([8, 8]).fill_value(-1.0f32);
     let array = ds.define_array("mixed", spec).unwrap();
     let values = ndarray::Array2::from_shape_fn((8, 30), |(i, j)| (i * 30 + j) as f32 * 0.25);
-    // Rows 0..8 zstd+shuffle, 8..16 lz4, 16..24 none; one chunk rewritten unflushed (pending).
+    // Rows 0..8 zstd+shuffle, 8..16 lz4, 16..24 none.
     for (row, codec) in [(0u64, Codec::Zstd { level: 5 }), (8, Codec::Lz4), (16, Codec::None)] {
         array.set_codec(Some(codec)).unwrap();
         array.write(&[row, 0], values.view()).unwrap();
@@ -326,6 +331,13 @@ fn an_array_whose_codec_changed_mid_life_reads_the_same_on_the_gpu() {
     store.flush().unwrap();
     array.set_codec(Some(Codec::Lz4)).unwrap();
     array.write(&[3, 3], ndarray::Array2::from_elem((2, 2), 9.5f32).view()).unwrap();
+    array.write(&[9, 6], ndarray::Array2::from_elem((2, 4), -2.5f32).view()).unwrap();
+    let states: Vec<_> = store.array_blocks("w", "mixed").unwrap().into_iter().map(|b| (b.coord, b.state)).collect();
+    for (coord, state) in
+        [(vec![0, 0], BlockState::Staged), (vec![1, 0], BlockState::Pending), (vec![1, 1], BlockState::Pending)]
+    {
+        assert!(states.contains(&(coord.clone(), state)), "chunk {coord:?} is not {state:?}: {states:?}");
+    }
     for (start, shape) in [([0, 0], [24, 30]), ([5, 7], [13, 20])] {
         let cpu: ndarray::ArrayD<f32> = array.read(&start, &shape).unwrap();
         let gpu = array.read_to_device(&start, &shape, on(Device::Cuda(0))).unwrap().to_host::<f32>().unwrap();
