@@ -11,7 +11,7 @@ import numpy as np
 from . import _atlas, _html
 from ._atlas import NotFoundError, OutOfBoundsError
 from ._dtypes import COMPAT_NAMES, for_assign, for_write, numpy_dtype
-from ._index import Box, Plan, Points, is_whole_box, plan, points, selection_shape
+from ._index import Box, Plan, Points, is_whole_box, plan, points, selection_shape, simple_box
 
 
 def _nothing_of(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -254,6 +254,10 @@ class Array:
 
     def __getitem__(self, key: Any) -> Any:
         meta = self._native.meta()
+        box = simple_box(key, meta["shape"])
+        if box is not None:
+            read = self._native.read(box.start, box.count)
+            return read[box.post] if 0 in box.post or not box.post else read
         # Index arrays on several axes: one box a point (strings go by `plan`: read_boxes
         # does not read them).
         pts = points(key, tuple(meta["shape"]), tuple(meta["chunk_shape"])) if meta["dtype"] != "string" else None
@@ -307,6 +311,11 @@ class Array:
 
     def _assign(self, key: Any, value: Any) -> None:
         meta = self._native.meta()
+        box = simple_box(key, meta["shape"])
+        if box is not None:
+            selected = tuple(n for n, k in zip(box.count, box.post) if k != 0)
+            self._write_box(box.start, box.count, selected, for_assign(value, meta["dtype"], self._label()))
+            return
         # The key is checked before the value, as numpy checks it.
         pts = points(key, tuple(meta["shape"]), tuple(meta["chunk_shape"])) if meta["dtype"] != "string" else None
         if pts is not None:
@@ -320,12 +329,7 @@ class Array:
             return
         if p.direct:
             (box,) = p.boxes()
-            data = _leading_ones_dropped(value, len(selection_shape(p)))
-            data = np.broadcast_to(data, selection_shape(p)).reshape(box.count)
-            if data.flags.c_contiguous or data.nbytes <= _BROADCAST_SLAB_BYTES:
-                self._native.write(box.start, np.asarray(data, order="C"))
-            else:
-                self._write_broadcast(box.start, data)
+            self._write_box(box.start, box.count, selection_shape(p), value)
         else:
             # Steps, index arrays or new axes: change the boxes in memory and write them
             # back, each its own write (a flush from another thread meanwhile may commit some).
@@ -333,6 +337,16 @@ class Array:
             packed[p.post] = value
             for box in p.boxes():
                 self._native.write(box.start, np.ascontiguousarray(packed[box.at]))
+
+    def _write_box(self, start: list[int], count: list[int], selected: tuple[int, ...], value: np.ndarray) -> None:
+        """Writes `value`, broadcast to the `selected` shape (the box of `count` at `start`
+        without the axes of integer indices), into that box."""
+        data = _leading_ones_dropped(value, len(selected))
+        data = np.broadcast_to(data, selected).reshape(count)
+        if data.flags.c_contiguous or data.nbytes <= _BROADCAST_SLAB_BYTES:
+            self._native.write(start, np.asarray(data, order="C"))
+        else:
+            self._write_broadcast(start, data)
 
     def _assign_points(self, pts: Points, value: np.ndarray, chunks: Sequence[int]) -> None:
         """`arr[key] = value` for a key of points: per chunk cell its points fall in (on the

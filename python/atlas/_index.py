@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -75,8 +76,9 @@ def _is_int(k: Any) -> bool:
     return not isinstance(k, np.ndarray) or k.ndim == 0
 
 
-#: Most boxes one key becomes; past it, runs closer than 4, 16, ... chunks are merged
-#: (reading some chunks without selected elements) until the boxes are few enough.
+#: Most boxes the runs of several axes multiply into; past it, runs closer than 4, 16, ...
+#: chunks are merged (reading some chunks without selected elements) until the boxes are
+#: few enough.
 MAX_BOXES = 4096
 
 
@@ -85,8 +87,10 @@ def plan(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Plan:
     gaps = tuple(chunks)
     p = _plan(key, shape, gaps)
     # Index arrays on several axes select points, but their runs multiply as if they
-    # selected every combination: `a[i, i]` with 364 points made 132 496 boxes.
-    while p.box_count() > MAX_BOXES:
+    # selected every combination: `a[i, i]` with 364 points made 132 496 boxes. The runs
+    # of one axis are never more than its selected elements, and are left as they are:
+    # merged, `a[::1000]` over 10**8 elements in chunks of 100 read every chunk between.
+    while p.box_count() > MAX_BOXES and sum(len(axis) > 1 for axis in p.runs) > 1:
         gaps = tuple(4 * g for g in gaps)
         p = _plan(key, shape, gaps)
     return p
@@ -142,6 +146,54 @@ def _plan(key: Any, shape: tuple[int, ...], gaps: tuple[int, ...]) -> Plan:
             direct = False
         axis += 1
     return Plan(runs, tuple(post), direct)
+
+
+class SimpleBox(NamedTuple):
+    """The one box a key of plain integers and unit-step slices selects."""
+
+    start: list[int]
+    count: list[int]
+    #: Picks the selection from the box: 0 on the integers' axes (dropped), `:` elsewhere.
+    post: tuple[Any, ...]
+
+
+def simple_box(key: Any, shape: Sequence[int]) -> SimpleBox | None:
+    """The box of `key` when it is the most common kind (`a[3]`, `a[2:10, 5]`): integers in
+    range and non-empty unit-step slices, one per axis from the first; `None` for any
+    other key, which `points` and `plan` take (and report when it is wrong). The same
+    selection as theirs, without their general steps: a loop of small reads pays for the
+    key's parsing on every call."""
+    if type(key) is not tuple:
+        key = (key,)
+    if len(key) > len(shape):
+        return None
+    start, count, post = [], [], []
+    for k, n in zip(key, shape):
+        if type(k) is int or isinstance(k, np.integer):
+            if not -n <= k < n:
+                return None
+            start.append(int(k) % n)
+            count.append(1)
+            post.append(0)
+        elif type(k) is slice and (k.step is None or k.step == 1):
+            try:
+                lo, hi, _ = k.indices(n)
+            except (TypeError, ValueError):
+                return None
+            if hi <= lo:
+                return None
+            start.append(lo)
+            count.append(hi - lo)
+            post.append(slice(None))
+        else:
+            return None
+    for n in shape[len(key) :]:
+        if n == 0:
+            return None
+        start.append(0)
+        count.append(n)
+        post.append(slice(None))
+    return SimpleBox(start, count, tuple(post))
 
 
 def _expanded(key: Any, ndim: int) -> tuple[Any, ...]:

@@ -373,6 +373,15 @@ fn typed_input<'py, T: numpy::Element>(
     if dtype == DType::Timestamp && data.getattr("dtype")?.getattr("str")?.extract::<String>()? == "<M8[ns]" {
         data = data.call_method1("view", ("int64",))?;
     }
+    if dtype == DType::Bool && data.getattr("dtype")?.getattr("kind")?.extract::<String>()? == "b" {
+        // numpy takes any byte but 0 as True (a mask made with `.view(bool)` may hold 255);
+        // a Rust bool must be 0 or 1, so such bytes are made 1 first.
+        let bytes = data.call_method1("view", ("uint8",))?;
+        let kwargs = [("initial", 0)].into_py_dict(py)?;
+        if bytes.call_method("max", (), Some(&kwargs))?.extract::<u8>()? > 1 {
+            data = np.getattr("not_equal")?.call1((bytes, 0))?;
+        }
+    }
     let Ok(typed) = data.cast::<PyArrayDyn<T>>().cloned() else {
         let found = data.getattr("dtype")?.str()?.to_cow()?.into_owned();
         let expected = crate::convert::numpy_dtype(dtype);

@@ -397,6 +397,31 @@ def test_a_long_step_writes_only_the_chunks_it_selects(ds):
     assert arr[[0, -1]].tolist() == [1.0, 0.0]
 
 
+def test_a_step_over_more_chunks_than_boxes_are_merged_for_reads_only_the_chunks_it_selects(ds):
+    # 10 000 selected elements, each in a chunk of its own: more boxes than a key is merged
+    # down to, but merging them would read every chunk between.
+    arr = ds.define_array("a", "int32", None, [1_000_000], chunk_shape=[20])
+    arr[:] = np.arange(1_000_000, dtype=np.int32)
+    spy = arr._native = ChunkSpy(arr._native, [20])
+    np.testing.assert_array_equal(arr[::100], np.arange(0, 1_000_000, 100))
+    assert len(spy.read_chunks) == 10_000
+    spy.read_chunks.clear()
+    arr[::100] = -1
+    assert len(spy.written_chunks) == 10_000 and len(spy.read_chunks) <= 10_000
+    assert arr[:200].tolist() == [-1] + list(range(1, 100)) + [-1] + list(range(101, 200))
+
+
+def test_a_bool_mask_holding_bytes_other_than_0_and_1_writes_as_true(ds):
+    arr = ds.define_array("m", "bool", None, [4])
+    mask = np.array([0, 255, 1, 2], np.uint8).view(bool)  # numpy: False, True, True, True
+    arr.write([0], mask)
+    assert arr[:].tolist() == [False, True, True, True]
+    ds.store.flush()
+    assert arr.stats["sum"] == 3 and arr.stats["max"] == 1
+    arr[1:3] = np.array([3, 0], np.uint8).view(bool)
+    assert arr[:].tolist() == [False, True, False, True]
+
+
 def test_a_false_key_touches_no_chunk(ds):
     arr = ds.define_array("a", "int32", None, [40, 40], chunk_shape=[10, 10])
     spy = arr._native = ChunkSpy(arr._native, [10, 10])

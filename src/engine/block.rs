@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 use std::path::Path;
 
+use super::cache::ChunkCache;
 use crate::codec::{
     BlockEncoding, CodecId, Scratch, ShuffledStream, ZstdDict, decompress, unshuffle_in_place, unshuffle_part,
 };
@@ -18,6 +19,8 @@ pub(crate) struct ArrayCtx<'a> {
     pub label: &'a str,
     /// The array's zstd dictionary, if it has one (`ArrayMeta::zstd_dictionary`).
     pub dict: Option<&'a ZstdDict>,
+    /// Where reads of part of a chunk keep the decoded chunk (`None`: they do not).
+    pub cache: Option<&'a ChunkCache>,
 }
 
 /// A chunk's current block: in a committed fragment (mapped), in the fragment being

@@ -6,6 +6,7 @@
 mod batch;
 mod block;
 mod boxes;
+mod cache;
 mod ordered;
 mod out;
 mod plan;
@@ -21,6 +22,7 @@ mod write;
 pub(crate) use batch::{compress_many, decompress_many};
 pub(crate) use block::{ArrayCtx, BlockRef};
 pub(crate) use boxes::read_boxes;
+pub(crate) use cache::ChunkCache;
 // The GPU room lays reads out with the engine's plan and repairs blocks with its decoder.
 #[cfg(feature = "gpu")]
 pub(crate) use block::{Worker, check_raw_len, corrupt_chunk, decode_chunk, stored_bytes};

@@ -5,10 +5,12 @@
 //! one-slot case. All slots' chunk and fill operations run as one parallel loop.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
 use super::block::{ArrayCtx, BlockRef, Pieces, Worker, check_raw_len, decode_chunk, fill_with, with_worker};
+use super::cache::{BlockKey, CachedChunk};
 use super::out::SharedOut;
 use super::plan::{ChunkOp, max_run_len, plan, runs};
 use super::pool::{run, threads, worth_parallel};
@@ -174,19 +176,27 @@ fn read_run(
         let target = unsafe { out.slice_mut(offset, chunk_len) };
         return decode_chunk(read.ctx, block, worker, target, verify);
     }
-    // Each chunk's raw bytes (mapped, or decoded into a worker of its own), or `None` for
-    // the fill value.
+    // Each chunk's raw bytes (from the chunk cache, mapped, or decoded into a worker of its
+    // own), or `None` for the fill value.
     worker.run.resize_with(run.len(), Worker::default);
     let mut sources = Vec::with_capacity(run.len());
+    let mut cached = Vec::with_capacity(run.len());
     for (chunk_op, chunk_worker) in run.iter().zip(&mut worker.run) {
         let block = (read.lookup)(&chunk_op.coord);
         if let Some(block) = block {
             check_raw_len(read.ctx, block, chunk_len)?;
         }
-        sources.push(match block.filter(|block| !block.entry().is_fill) {
+        let block = block.filter(|block| !block.entry().is_fill);
+        let in_part = !chunk_op.covers_chunk(chunk_shape);
+        let hit = match block {
+            Some(block) if in_part => cached_chunk(read.ctx, block, chunk_worker, chunk_len, verify)?,
+            _ => None,
+        };
+        sources.push(match block.filter(|_| hit.is_none()) {
             Some(block) => Some((Pieces::open(read.ctx, block, chunk_worker, chunk_len, verify)?, block)),
             None => None,
         });
+        cached.push(hit);
     }
     // Each output row from each chunk of the run in turn, so the output is written row
     // after row; each chunk's rows come in its own order, as its pieces do (a row may span
@@ -194,8 +204,11 @@ fn read_run(
     let src: Vec<Place<'_>> = run.iter().map(|op| Place { shape: chunk_shape, start: &op.in_chunk }).collect();
     let dst: Vec<Place<'_>> = run.iter().map(|op| Place { shape: slot_shape, start: &op.in_selection }).collect();
     let regions: Vec<&[u64]> = run.iter().map(|op| &op.region[..]).collect();
-    let wholes: Vec<Option<&[u8]>> =
-        sources.iter().map(|s| s.as_ref().and_then(|(pieces, _)| pieces.whole())).collect();
+    let wholes: Vec<Option<&[u8]>> = sources
+        .iter()
+        .zip(&cached)
+        .map(|(s, hit)| hit.as_deref().map(Vec::as_slice).or_else(|| s.as_ref().and_then(|(pieces, _)| pieces.whole())))
+        .collect();
     let streamer = out.streamer();
     for_each_run_row(&src, &dst, &regions, elem_bytes, |j, s, d, n| {
         // SAFETY: each row of op's box in the output belongs to op alone.
@@ -213,6 +226,41 @@ fn read_run(
         }
     });
     sources.into_iter().flatten().try_for_each(|(pieces, block)| pieces.finish(read.ctx, block))
+}
+
+/// The raw bytes of a committed `block` read in part, from the context's chunk cache: kept
+/// there, or decoded (and verified) into a new buffer that is kept. `None` without a cache,
+/// for a block not committed (its bytes may still change place), or when the chunk is not
+/// kept: not found and either too large for the cache or read without verification (only
+/// verified chunks are kept, so that a verifying read can take any).
+fn cached_chunk(
+    ctx: ArrayCtx<'_>,
+    block: BlockRef<'_>,
+    worker: &mut Worker,
+    chunk_len: usize,
+    verify: bool,
+) -> Result<Option<CachedChunk>> {
+    let (Some(cache), BlockRef::Committed { reader, entry }) = (ctx.cache, block) else { return Ok(None) };
+    let key = BlockKey {
+        fragment: reader.id(),
+        array_id: entry.array_id,
+        offset_bytes: entry.offset_bytes,
+        stored_len_bytes: entry.stored_len_bytes,
+        raw_len_bytes: entry.raw_len_bytes,
+        checksum: entry.checksum,
+    };
+    // Its raw length was checked against the chunk's (`check_raw_len`) before it was kept.
+    if let Some(raw) = cache.get(&key) {
+        return Ok(Some(raw));
+    }
+    if !verify || !cache.admits(chunk_len) {
+        return Ok(None);
+    }
+    let mut raw = vec![0; chunk_len];
+    decode_chunk(ctx, block, worker, &mut raw, true)?;
+    let raw = Arc::new(raw);
+    cache.insert(key, Arc::clone(&raw));
+    Ok(Some(raw))
 }
 
 /// The part of a buffer of `shape` outside the box `at .. at + region`, as disjoint

@@ -141,11 +141,16 @@ mod tests {
             entries.iter().map(|entry| BlockRef::Committed { reader: &reader, entry }).collect();
         let mut out = Vec::new();
         let settings = WriteSettings { codec: Codec::Lz4, shuffle: false, dict: None };
-        recode_blocks(ArrayCtx { meta: &meta, label: "d/a", dict: None }, &blocks, settings, &mut |chunk| {
-            let stored = chunk.stored.with_parts(|parts| parts.concat());
-            out.push((chunk.coord.clone(), (chunk.checksum, chunk.stats, chunk.is_fill), chunk.encoding, stored));
-            Ok(())
-        })
+        recode_blocks(
+            ArrayCtx { meta: &meta, label: "d/a", dict: None, cache: None },
+            &blocks,
+            settings,
+            &mut |chunk| {
+                let stored = chunk.stored.with_parts(|parts| parts.concat());
+                out.push((chunk.coord.clone(), (chunk.checksum, chunk.stats, chunk.is_fill), chunk.encoding, stored));
+                Ok(())
+            },
+        )
         .unwrap();
         assert_eq!(out.len(), 3);
         for (c, (coord, identity, encoding, stored)) in out.iter().enumerate() {

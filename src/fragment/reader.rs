@@ -2,6 +2,7 @@
 //! block bytes without copying.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::entry::{BlockEntry, get_u64};
 use super::layout::{
@@ -13,10 +14,14 @@ use crate::error::{Error, Result};
 use crate::io::MappedFile;
 use crate::io::checksum;
 
+/// The id of the next reader opened ([`FragmentReader::id`]).
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
 /// A committed fragment, mapped and indexed.
 #[derive(Debug)]
 pub(crate) struct FragmentReader {
     file: MappedFile,
+    id: u64,
 }
 
 impl FragmentReader {
@@ -29,7 +34,13 @@ impl FragmentReader {
     pub(crate) fn open(path: &Path, expected_len_bytes: u64) -> Result<(Self, Vec<BlockEntry>)> {
         let file = MappedFile::open(path)?;
         let entries = parse(file.bytes(), expected_len_bytes).map_err(|detail| Error::corrupt(path, detail))?;
-        Ok((Self { file }, entries))
+        Ok((Self { file, id: NEXT_ID.fetch_add(1, Ordering::Relaxed) }, entries))
+    }
+
+    /// A number no other reader opened in this process has: what the chunk cache knows
+    /// this map's blocks by (a name could be reused, or hashed to a colliding value).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// The stored bytes of a block; the entry was bounds-checked when the index was parsed.

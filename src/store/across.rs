@@ -258,7 +258,7 @@ impl<'s> Request<'s> {
             .zip(clipped.iter().zip(&lookups).zip(&dicts))
             .map(|((label, meta), ((clipped, lookup), dict))| match meta {
                 Some(meta) => {
-                    let ctx = ArrayCtx { meta, label, dict: dict.as_ref() };
+                    let ctx = ArrayCtx { meta, label, dict: dict.as_ref(), cache: None };
                     Slot::Read(SlotRead { ctx, lookup, start, shape: clipped, at: &at })
                 }
                 None => Slot::Fill(&missing_fill),

@@ -117,7 +117,7 @@ impl ArrayHandle {
         let state = self.inner.read();
         let meta = self.checked_meta(&state, start, shape, dtype.0, dtype.1)?;
         let dict = dictionary(meta);
-        let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref() };
+        let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref(), cache: Some(&self.inner.cache) };
         let lookup = |coord: &[u64]| state.find_block(meta.id, coord);
         let at = vec![0; shape.len()];
         let slot = Slot::Read(SlotRead { ctx, lookup: &lookup, start, shape, at: &at });
@@ -193,7 +193,7 @@ impl ArrayHandle {
             meta.zstd_dictionary = Self::train_dictionary(guard, &meta, input);
         }
         let dict = dictionary(&meta);
-        let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref() };
+        let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref(), cache: None };
         // Axis 0 is the outermost, so its rows are consecutive byte ranges of the input.
         let split = if staged_rows == 0 {
             input.len()
@@ -258,7 +258,7 @@ impl ArrayHandle {
                 .collect();
             coords.sort_unstable();
             let dict = dictionary(&meta);
-            let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref() };
+            let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref(), cache: None };
             let trimmed = self.append_unrecorded(guard, &meta, |lookup, settings, sink| {
                 if meta.dtype == DType::String {
                     trim_string_chunks(ctx, lookup, &coords, new_shape, settings, sink)

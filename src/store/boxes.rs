@@ -80,7 +80,7 @@ impl ArrayHandle {
             return Err(Error::ShapeMismatch { array: self.label.clone(), expected: extent, found });
         }
         let dict = dictionary(meta);
-        let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref() };
+        let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref(), cache: None };
         let lookup = |coord: &[u64]| state.find_block(meta.id, coord);
         let verify = options.verify_checksums;
         T::read_via_bytes(out, |bytes| gpu::read_boxes_on(target.as_ref(), ctx, &lookup, &starts, shape, bytes, verify))

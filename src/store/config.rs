@@ -30,16 +30,24 @@ pub struct OpenOptions {
     /// the unfinished last chunk of appends, encoded at the flush instead of at each write.
     /// 0 holds none: every write and append encodes its chunks at once.
     pub staging_bytes: u64,
+    /// Raw bytes of decoded chunks the handle keeps for reads that use only part of a
+    /// chunk (default 32 MiB), least recently used out first: a loop of small reads
+    /// decodes each chunk once. Chunks over an eighth of this are not kept; reads of whole
+    /// chunks neither use nor fill it. 0 keeps none.
+    pub chunk_cache_bytes: u64,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        Self { limits: Limits::default(), staging_bytes: STAGING_BYTES }
+        Self { limits: Limits::default(), staging_bytes: STAGING_BYTES, chunk_cache_bytes: CHUNK_CACHE_BYTES }
     }
 }
 
 /// The default [`OpenOptions::staging_bytes`].
 const STAGING_BYTES: u64 = 64 << 20;
+
+/// The default [`OpenOptions::chunk_cache_bytes`].
+const CHUNK_CACHE_BYTES: u64 = 32 << 20;
 
 impl OpenOptions {
     /// Default options with these limits.
@@ -52,6 +60,12 @@ impl OpenOptions {
     #[must_use]
     pub fn staging_bytes(self, staging_bytes: u64) -> Self {
         Self { staging_bytes, ..self }
+    }
+
+    /// These options with `chunk_cache_bytes` (see the field).
+    #[must_use]
+    pub fn chunk_cache_bytes(self, chunk_cache_bytes: u64) -> Self {
+        Self { chunk_cache_bytes, ..self }
     }
 }
 

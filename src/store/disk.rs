@@ -202,14 +202,10 @@ pub(crate) fn undo_create(dir: &Path) {
     let _ = io::remove_empty_dir(&dir.join(DATA_DIR));
 }
 
-/// After [`write_meta`]: makes the rename durable (directory fsync) and removes metadata
-/// files of other encodings that the commit supersedes.
-pub(crate) fn settle_meta(dir: &Path, encoding: (MetaFormat, MetaCompression)) -> Result<()> {
-    io::sync_dir(dir)?;
-    remove_other_meta_files(dir, meta_file_name(encoding.0, encoding.1))
-}
-
-fn remove_other_meta_files(dir: &Path, keep: &str) -> Result<()> {
+/// After [`write_meta`] and the directory fsync that makes its rename durable: removes
+/// the metadata files of other encodings than `encoding` that the commit supersedes.
+pub(crate) fn remove_other_meta_files(dir: &Path, encoding: (MetaFormat, MetaCompression)) -> Result<()> {
+    let keep = meta_file_name(encoding.0, encoding.1);
     let mut removed = false;
     for name in io::list_dir(dir)? {
         if name != keep && parse_meta_file_name(&name).is_some() {

@@ -187,7 +187,7 @@ impl Atlas {
             let mut blocks = checkable(meta);
             blocks.sort_by(|a, b| a.entry().coord.cmp(&b.entry().coord));
             let dict = dictionary(meta);
-            let ctx = ArrayCtx { meta, label, dict: dict.as_ref() };
+            let ctx = ArrayCtx { meta, label, dict: dict.as_ref(), cache: None };
             // Checked in groups so progress moves on large arrays too.
             for group in blocks.chunks(256) {
                 for (block, error) in group.iter().zip(check_blocks(ctx, group)) {

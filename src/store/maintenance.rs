@@ -249,6 +249,6 @@ fn recode_array(
     let dict = dictionary(meta);
     state.append_unrecorded(&inner.data_dir(), meta.id, |lookup, sink| {
         let refs: Vec<BlockRef<'_>> = coords.iter().map(|coord| lookup(coord).expect("a live entry's block")).collect();
-        recode_blocks(ArrayCtx { meta, label, dict: dict.as_ref() }, &refs, settings, sink)
+        recode_blocks(ArrayCtx { meta, label, dict: dict.as_ref(), cache: None }, &refs, settings, sink)
     })
 }

@@ -85,7 +85,7 @@ impl Atlas {
             return Err(failed);
         }
         // Only the rename is made durable: the new directory holds no other metadata file,
-        // and removing one (what `settle_meta` does) would need the writer lock, since
+        // and removing one (what a commit does after it) would need the writer lock, since
         // another process may already have opened the store and committed.
         io::sync_dir(&dir)?;
         Self::open(dir)

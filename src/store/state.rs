@@ -11,7 +11,7 @@ use super::disk::{self, DATA_DIR, LOCK_FILE};
 use super::pending::{PendingBlocks, PendingFragment, RawChunk, WriteSession, append_chunk};
 use super::snapshot::Snapshot;
 use crate::codec::ZstdDict;
-use crate::engine::{ArrayCtx, BlockRef, RawChunkOf, Sink, WriteSettings, encode_chunks, plan, write_raw};
+use crate::engine::{ArrayCtx, BlockRef, ChunkCache, RawChunkOf, Sink, WriteSettings, encode_chunks, plan, write_raw};
 use crate::error::{EntityKind, Error, Result};
 use crate::fragment::FragmentReader;
 use crate::fragment::{BlockEntry, ChunkStats, merge, scan};
@@ -28,6 +28,8 @@ pub(crate) struct Inner {
     pub limits: Limits,
     /// Raw bytes of staged chunks a session holds at most (`OpenOptions::staging_bytes`).
     pub staging_bytes: u64,
+    /// Decoded chunks of reads that use part of a chunk (`OpenOptions::chunk_cache_bytes`).
+    pub cache: ChunkCache,
     state: RwLock<State>,
 }
 
@@ -41,12 +43,27 @@ pub(crate) struct State {
     pub committed: Snapshot,
     /// Present from the first change until the flush that commits it.
     pub session: Option<WriteSession>,
+    /// The last commit's rename is not known durable: the directory fsync after it failed.
+    /// The next flush retries it (and reports its error) instead of finding nothing to do.
+    pub unsynced_commit: bool,
 }
 
 impl Inner {
     pub(crate) fn new(dir: PathBuf, options: &OpenOptions, loaded: disk::Loaded) -> Self {
-        let state = State { meta: loaded.meta, encoding: loaded.encoding, committed: loaded.snapshot, session: None };
-        Self { dir, limits: options.limits, staging_bytes: options.staging_bytes, state: RwLock::new(state) }
+        let state = State {
+            meta: loaded.meta,
+            encoding: loaded.encoding,
+            committed: loaded.snapshot,
+            session: None,
+            unsynced_commit: false,
+        };
+        Self {
+            dir,
+            limits: options.limits,
+            staging_bytes: options.staging_bytes,
+            cache: ChunkCache::new(options.chunk_cache_bytes),
+            state: RwLock::new(state),
+        }
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -158,11 +175,12 @@ impl Inner {
     ///
     /// An error before the commit point leaves `state` and the session as they were, so the
     /// commit can be retried; an error after it (making the rename durable, removing files)
-    /// comes with the handle already on the new commit and the session gone.
+    /// comes with the handle already on the new commit and the session gone. A commit whose
+    /// rename was not made durable is retried that far by the next call, session or not.
     pub(crate) fn commit(&self, state: &mut State, change: FragmentChange) -> Result<()> {
         self.refuse_inherited_session(state)?;
         if state.session.is_none() {
-            return Ok(());
+            return self.sync_commit(state);
         }
         state.seal_staged()?;
         let Some(session) = &state.session else { return Ok(()) };
@@ -204,6 +222,7 @@ impl Inner {
         // Committed: the new metadata is in place, so this handle's view moves to it even if
         // making the rename durable fails below (that error is still returned).
         state.meta = next;
+        state.unsynced_commit = true;
         // Kept until the end: only a writer-lock holder removes files from the store.
         let session = state.session.take();
         if change == FragmentChange::Replace {
@@ -215,10 +234,21 @@ impl Inner {
         let mut removed: Vec<String> = replaced.into_iter().map(|fragment| fragment.name).collect();
         let empty = session.as_ref().and_then(|s| s.fragment.as_ref()).filter(|f| f.blocks.is_empty());
         removed.extend(empty.map(|fragment| fragment.name.clone()));
-        let settled = disk::settle_meta(&self.dir, state.encoding)
+        let settled = self
+            .sync_commit(state)
+            .and_then(|()| disk::remove_other_meta_files(&self.dir, state.encoding))
             .and_then(|()| disk::remove_fragments(&self.data_dir(), &removed));
         drop(session);
         settled
+    }
+
+    /// Makes the last commit's rename durable (a directory fsync) if that is still owed.
+    fn sync_commit(&self, state: &mut State) -> Result<()> {
+        if state.unsynced_commit {
+            io::sync_dir(&self.dir)?;
+            state.unsynced_commit = false;
+        }
+        Ok(())
     }
 }
 

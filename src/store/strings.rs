@@ -27,7 +27,7 @@ impl ArrayHandle {
         let meta = self.checked_meta(&state, start, shape, DType::String, is_string)?;
         let mut out = new_output(shape)?;
         let dict = dictionary(meta);
-        let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref() };
+        let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref(), cache: None };
         let lookup = |coord: &[u64]| state.find_block(meta.id, coord);
         read_strings(ctx, &lookup, start, shape, &mut out, ReadOptions::default().verify_checksums)?;
         Ok(shaped(shape, out))
@@ -67,7 +67,7 @@ impl ArrayHandle {
     ) -> Result<()> {
         let meta = self.checked_meta(state, start, shape, DType::String, is_string)?.clone();
         let dict = dictionary(&meta);
-        let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref() };
+        let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref(), cache: None };
         let written = self.append_unrecorded(state, &meta, |lookup, settings, sink| {
             write_strings(ctx, lookup, start, shape, input, settings, sink)
         })?;

@@ -96,6 +96,12 @@ fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits()
                     past_commit_point += 1;
                     assert_eq!(seen, values(2), "{fault:?} at {fail_at}: not committed after the commit point");
                     assert!(!store.has_pending_changes(), "{fault:?} at {fail_at}: the commit is still pending");
+                    // The rename is not known durable: the next flush retries the directory's
+                    // fsync (here failing again) rather than find nothing to do.
+                    let unsynced = matches!(&flushed, Err(Error::Io { op, .. }) if *op == "fsync directory");
+                    let again = inject(0, Fault::Eio);
+                    assert_eq!(store.flush().is_err(), unsynced, "{fault:?} at {fail_at}: the retry's fsync");
+                    drop(again);
                 } else {
                     assert_eq!(seen, values(1), "{fault:?} at {fail_at}: a failed write committed");
                 }

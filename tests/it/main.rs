@@ -16,6 +16,7 @@ mod across;
 mod api;
 mod batch;
 mod boxes;
+mod cache;
 mod commit;
 mod compat;
 mod concurrency;

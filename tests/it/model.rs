@@ -371,27 +371,41 @@ fn check_committed(path: &Path, (name, pending): &mut (String, Option<String>)) 
     Ok(())
 }
 
-/// Opens the store; `staging` says whether small writes and appends may stage chunks.
-fn open_with(path: &Path, staging: bool) -> (Atlas, Dataset) {
-    let options = OpenOptions::default();
-    let options = if staging { options } else { options.staging_bytes(0) };
+/// How the writer is opened: whether small writes and appends may stage chunks, and the
+/// chunk cache's size.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    staging: bool,
+    cache_bytes: u64,
+}
+
+/// The memory settings a writer is drawn with: the chunk cache off, small enough that
+/// chunks are pushed out (chunks of at most 512 bytes kept), or the default.
+fn memory() -> impl Strategy<Value = Memory> {
+    (any::<bool>(), prop_oneof![Just(0), Just(4096), Just(OpenOptions::default().chunk_cache_bytes)])
+        .prop_map(|(staging, cache_bytes)| Memory { staging, cache_bytes })
+}
+
+/// Opens the store with `memory`'s settings.
+fn open_with(path: &Path, memory: Memory) -> (Atlas, Dataset) {
+    let options = OpenOptions::default().chunk_cache_bytes(memory.cache_bytes);
+    let options = if memory.staging { options } else { options.staging_bytes(0) };
     let store = Atlas::open_with(path, &options).unwrap();
     let ds = store.open_dataset("d").unwrap();
     (store, ds)
 }
 
 fn open(path: &Path) -> (Atlas, Dataset) {
-    open_with(path, true)
+    open_with(path, Memory { staging: true, cache_bytes: OpenOptions::default().chunk_cache_bytes })
 }
 
-/// Runs `ops` through a writer that stages small writes or (`staging` false) encodes
-/// every write at once.
-fn run(dir: &TestDir, ops: &[Op], staging: bool) -> Result<(), TestCaseError> {
+/// Runs `ops` through a writer opened with `memory`'s settings.
+fn run(dir: &TestDir, ops: &[Op], memory: Memory) -> Result<(), TestCaseError> {
     let path = dir.store();
     let store = Atlas::create(&path, StoreConfig { codec: CODECS[0], ..StoreConfig::default() }).unwrap();
     store.create_dataset("d").unwrap();
     drop(store);
-    let (mut store, mut ds) = open_with(&path, staging);
+    let (mut store, mut ds) = open_with(&path, memory);
     let mut model: BTreeMap<String, ModelArray> = BTreeMap::new();
     // The model as of the last commit, and the metadata file's name then and as pending.
     let mut committed = model.clone();
@@ -509,7 +523,7 @@ fn run(dir: &TestDir, ops: &[Op], staging: bool) -> Result<(), TestCaseError> {
                 drop((ds, store));
                 committed.clone_from(&model);
                 check_committed(&path, &mut meta_file)?;
-                (store, ds) = open_with(&path, staging);
+                (store, ds) = open_with(&path, memory);
                 check_all(&ds, &model)?;
             }
             Op::Discard => {
@@ -614,9 +628,9 @@ proptest! {
     #[test]
     fn random_operation_sequences_match_an_in_memory_model(
         ops in proptest::collection::vec(op(), 1..24),
-        staging in any::<bool>(),
+        memory in memory(),
     ) {
         let dir = TestDir::new(&test_name!());
-        run(&dir, &ops, staging)?;
+        run(&dir, &ops, memory)?;
     }
 }

@@ -1,0 +1,153 @@
+//! Decoded chunks kept for reads that use only part of a chunk, as h5py and `TensorStore`
+//! keep them: a loop of small reads (elements, rows, boxes) then decodes each chunk once,
+//! not once per read. Reads that cover whole chunks never come here, so a bulk read
+//! neither pays for the cache nor fills it.
+//!
+//! Only committed blocks are cached, under what names their bytes for good: the mapped
+//! fragment (committed files are never rewritten) and the block's index entry. A write
+//! makes a new block, under a new key, so nothing is ever invalidated; entries of blocks
+//! no longer read age out. Only chunks verified against their checksum go in, so a read that
+//! verifies may take any entry.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use lru::LruCache;
+
+/// A committed block, for good: its fragment's reader and its index entry's fields that
+/// tell it from any other entry there, even in a hostile index (two entries may share an
+/// offset where one of them is empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct BlockKey {
+    /// [`crate::fragment::FragmentReader::id`].
+    pub fragment: u64,
+    pub array_id: u64,
+    pub offset_bytes: u64,
+    pub stored_len_bytes: u64,
+    pub raw_len_bytes: u64,
+    pub checksum: u64,
+}
+
+/// A chunk's raw bytes, shared by the cache and the reads copying out of it.
+pub(crate) type CachedChunk = Arc<Vec<u8>>;
+
+/// Raw chunks, least recently used out first, up to a capacity in bytes.
+#[derive(Debug)]
+pub(crate) struct ChunkCache {
+    capacity_bytes: usize,
+    lru: Mutex<Lru>,
+}
+
+#[derive(Debug)]
+struct Lru {
+    chunks: LruCache<BlockKey, CachedChunk>,
+    bytes: usize,
+}
+
+/// A chunk takes at most this share of the capacity (1/8): one chunk larger than that
+/// would push out most of the others, for a read pattern that rarely comes back to it.
+const MAX_SHARE: usize = 8;
+
+impl ChunkCache {
+    /// A cache of at most `capacity_bytes` of raw chunks; 0 keeps none.
+    pub(crate) fn new(capacity_bytes: u64) -> Self {
+        let capacity_bytes = usize::try_from(capacity_bytes).unwrap_or(usize::MAX);
+        let lru = Lru { chunks: LruCache::unbounded(), bytes: 0 };
+        Self { capacity_bytes, lru: Mutex::new(lru) }
+    }
+
+    /// Whether a chunk of `len` raw bytes would be kept.
+    pub(crate) fn admits(&self, len: usize) -> bool {
+        len > 0 && len <= self.capacity_bytes / MAX_SHARE
+    }
+
+    /// The chunk of block `key`, if kept (it becomes the most recently used).
+    pub(crate) fn get(&self, key: &BlockKey) -> Option<CachedChunk> {
+        self.lock().chunks.get(key).cloned()
+    }
+
+    /// Keeps `raw` as the chunk of block `key`, verified, if the cache admits its size,
+    /// pushing out the least recently used chunks past the capacity.
+    pub(crate) fn insert(&self, key: BlockKey, raw: CachedChunk) {
+        if !self.admits(raw.len()) {
+            return;
+        }
+        let mut lru = self.lock();
+        lru.bytes += raw.len();
+        if let Some(old) = lru.chunks.put(key, raw) {
+            lru.bytes -= old.len();
+        }
+        while lru.bytes > self.capacity_bytes {
+            let (_, out) = lru.chunks.pop_lru().expect("bytes are counted for kept chunks only");
+            lru.bytes -= out.len();
+        }
+    }
+
+    /// Bytes of raw chunks kept now.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// The cache, whoever held it last: a panic elsewhere leaves it consistent (each
+    /// change is done before the lock is let go).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+        self.lru.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u64) -> BlockKey {
+        BlockKey {
+            fragment: 1,
+            array_id: 2,
+            offset_bytes: n * 100,
+            stored_len_bytes: 10,
+            raw_len_bytes: 100,
+            checksum: n,
+        }
+    }
+
+    fn chunk(len: usize, byte: u8) -> CachedChunk {
+        Arc::new(vec![byte; len])
+    }
+
+    #[test]
+    fn the_least_recently_used_chunks_go_first_past_the_capacity() {
+        let cache = ChunkCache::new(8 * 100);
+        for n in 0..8 {
+            cache.insert(key(n), chunk(100, n as u8));
+        }
+        assert_eq!(cache.bytes(), 800);
+        assert!(cache.get(&key(0)).is_some(), "0 is now the most recently used");
+        cache.insert(key(8), chunk(100, 8));
+        assert!(cache.get(&key(1)).is_none(), "1 was the least recently used");
+        assert_eq!(cache.get(&key(0)).unwrap()[0], 0);
+        assert_eq!(cache.get(&key(8)).unwrap()[0], 8);
+        assert_eq!(cache.bytes(), 800);
+    }
+
+    #[test]
+    fn chunks_over_an_eighth_of_the_capacity_and_empty_caches_keep_nothing() {
+        let cache = ChunkCache::new(800);
+        cache.insert(key(0), chunk(101, 0));
+        assert!(cache.get(&key(0)).is_none());
+        cache.insert(key(1), chunk(100, 1));
+        assert!(cache.get(&key(1)).is_some());
+        let none = ChunkCache::new(0);
+        none.insert(key(2), chunk(1, 2));
+        assert!(none.get(&key(2)).is_none());
+        assert_eq!(none.bytes(), 0);
+    }
+
+    #[test]
+    fn a_chunk_kept_again_under_its_key_is_counted_once() {
+        let cache = ChunkCache::new(800);
+        cache.insert(key(0), chunk(100, 0));
+        cache.insert(key(0), chunk(50, 9));
+        assert_eq!(cache.bytes(), 50);
+        assert_eq!(cache.get(&key(0)).unwrap()[0], 9);
+    }
+}
