@@ -76,10 +76,12 @@ def _is_int(k: Any) -> bool:
     return not isinstance(k, np.ndarray) or k.ndim == 0
 
 
-#: Most boxes the runs of several axes multiply into; past it, runs closer than 4, 16, ...
-#: chunks are merged (reading some chunks without selected elements) until the boxes are
-#: few enough.
+#: Most boxes one key becomes; past it, runs closer than 4, 16, ... chunks are merged
+#: (reading some chunks without selected elements) until the boxes are few enough. When
+#: one axis alone has several runs, merging stops before the boxes hold over
+#: `MAX_MERGED_GROWTH` times the elements they did.
 MAX_BOXES = 4096
+MAX_MERGED_GROWTH = 4
 
 
 def plan(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Plan:
@@ -87,12 +89,16 @@ def plan(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Plan:
     gaps = tuple(chunks)
     p = _plan(key, shape, gaps)
     # Index arrays on several axes select points, but their runs multiply as if they
-    # selected every combination: `a[i, i]` with 364 points made 132 496 boxes. The runs
-    # of one axis are never more than its selected elements, and are left as they are:
-    # merged, `a[::1000]` over 10**8 elements in chunks of 100 read every chunk between.
-    while p.box_count() > MAX_BOXES and sum(len(axis) > 1 for axis in p.runs) > 1:
-        gaps = tuple(4 * g for g in gaps)
-        p = _plan(key, shape, gaps)
+    # selected every combination: `a[i, i]` with 364 points made 132 496 boxes, merged
+    # however much that reads. One axis's runs are never more than its selected elements:
+    # `a[::3]` in chunks of 2 is merged (it reads 3 times the selection), `a[::1000]` over
+    # 10**8 elements in chunks of 100 stays 10**5 boxes (merged, it read every chunk).
+    most = MAX_MERGED_GROWTH * max(math.prod(p.shape), 1)
+    while p.box_count() > MAX_BOXES:
+        merged = _plan(key, shape, tuple(4 * g for g in gaps))
+        if sum(len(axis) > 1 for axis in p.runs) <= 1 and math.prod(merged.shape) > most:
+            break
+        gaps, p = tuple(4 * g for g in gaps), merged
     return p
 
 
@@ -169,7 +175,7 @@ def simple_box(key: Any, shape: Sequence[int]) -> SimpleBox | None:
         return None
     start, count, post = [], [], []
     for k, n in zip(key, shape):
-        if type(k) is int or isinstance(k, np.integer):
+        if type(k) is int or (isinstance(k, np.integer) and not isinstance(k, np.timedelta64)):
             if not -n <= k < n:
                 return None
             start.append(int(k) % n)

@@ -79,7 +79,7 @@ pub(crate) const FILTER_NONE: u8 = 0;
 pub(crate) const FILTER_SHUFFLE: u8 = 1;
 
 /// How one block is encoded: what the index entry needs to decode it again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct BlockEncoding {
     pub codec: CodecId,
     /// Element size in bytes when shuffled, `None` when not.

@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use lru::LruCache;
 
+use crate::codec::BlockEncoding;
+
 /// A committed block, for good: its fragment's reader and its index entry's fields that
 /// tell it from any other entry there, even in a hostile index (two entries may share an
 /// offset where one of them is empty).
@@ -25,6 +27,7 @@ pub(crate) struct BlockKey {
     pub stored_len_bytes: u64,
     pub raw_len_bytes: u64,
     pub checksum: u64,
+    pub encoding: BlockEncoding,
 }
 
 /// A chunk's raw bytes, shared by the cache and the reads copying out of it.
@@ -47,6 +50,11 @@ struct Lru {
 /// would push out most of the others, for a read pattern that rarely comes back to it.
 const MAX_SHARE: usize = 8;
 
+/// What a kept chunk costs beyond its bytes, about (its key, the list and hash table
+/// entries, the shared buffer's header), counted against the capacity so that chunks of a
+/// few bytes cannot hold many times the capacity in bookkeeping.
+const ENTRY_BYTES: usize = 256;
+
 impl ChunkCache {
     /// A cache of at most `capacity_bytes` of raw chunks; 0 keeps none.
     pub(crate) fn new(capacity_bytes: u64) -> Self {
@@ -55,9 +63,9 @@ impl ChunkCache {
         Self { capacity_bytes, lru: Mutex::new(lru) }
     }
 
-    /// Whether a chunk of `len` raw bytes would be kept.
+    /// Whether a chunk of `len` raw bytes would be kept (none is when the capacity is 0).
     pub(crate) fn admits(&self, len: usize) -> bool {
-        len > 0 && len <= self.capacity_bytes / MAX_SHARE
+        len > 0 && len + ENTRY_BYTES <= self.capacity_bytes / MAX_SHARE
     }
 
     /// The chunk of block `key`, if kept (it becomes the most recently used).
@@ -72,17 +80,17 @@ impl ChunkCache {
             return;
         }
         let mut lru = self.lock();
-        lru.bytes += raw.len();
+        lru.bytes += raw.len() + ENTRY_BYTES;
         if let Some(old) = lru.chunks.put(key, raw) {
-            lru.bytes -= old.len();
+            lru.bytes -= old.len() + ENTRY_BYTES;
         }
         while lru.bytes > self.capacity_bytes {
             let (_, out) = lru.chunks.pop_lru().expect("bytes are counted for kept chunks only");
-            lru.bytes -= out.len();
+            lru.bytes -= out.len() + ENTRY_BYTES;
         }
     }
 
-    /// Bytes of raw chunks kept now.
+    /// Bytes the kept chunks count for now (their own and `ENTRY_BYTES` each).
     #[cfg(test)]
     fn bytes(&self) -> usize {
         self.lock().bytes
@@ -107,7 +115,13 @@ mod tests {
             stored_len_bytes: 10,
             raw_len_bytes: 100,
             checksum: n,
+            encoding: BlockEncoding::RAW,
         }
+    }
+
+    /// Room for `n` chunks of 100 bytes.
+    fn room(n: usize) -> u64 {
+        (n * (100 + ENTRY_BYTES)) as u64
     }
 
     fn chunk(len: usize, byte: u8) -> CachedChunk {
@@ -116,22 +130,22 @@ mod tests {
 
     #[test]
     fn the_least_recently_used_chunks_go_first_past_the_capacity() {
-        let cache = ChunkCache::new(8 * 100);
+        let cache = ChunkCache::new(room(8));
         for n in 0..8 {
             cache.insert(key(n), chunk(100, n as u8));
         }
-        assert_eq!(cache.bytes(), 800);
+        assert_eq!(cache.bytes() as u64, room(8));
         assert!(cache.get(&key(0)).is_some(), "0 is now the most recently used");
         cache.insert(key(8), chunk(100, 8));
         assert!(cache.get(&key(1)).is_none(), "1 was the least recently used");
         assert_eq!(cache.get(&key(0)).unwrap()[0], 0);
         assert_eq!(cache.get(&key(8)).unwrap()[0], 8);
-        assert_eq!(cache.bytes(), 800);
+        assert_eq!(cache.bytes() as u64, room(8));
     }
 
     #[test]
     fn chunks_over_an_eighth_of_the_capacity_and_empty_caches_keep_nothing() {
-        let cache = ChunkCache::new(800);
+        let cache = ChunkCache::new(room(8));
         cache.insert(key(0), chunk(101, 0));
         assert!(cache.get(&key(0)).is_none());
         cache.insert(key(1), chunk(100, 1));
@@ -144,10 +158,10 @@ mod tests {
 
     #[test]
     fn a_chunk_kept_again_under_its_key_is_counted_once() {
-        let cache = ChunkCache::new(800);
+        let cache = ChunkCache::new(room(8));
         cache.insert(key(0), chunk(100, 0));
         cache.insert(key(0), chunk(50, 9));
-        assert_eq!(cache.bytes(), 50);
+        assert_eq!(cache.bytes(), 50 + ENTRY_BYTES);
         assert_eq!(cache.get(&key(0)).unwrap()[0], 9);
     }
 }

@@ -230,9 +230,9 @@ fn read_run(
 
 /// The raw bytes of a committed `block` read in part, from the context's chunk cache: kept
 /// there, or decoded (and verified) into a new buffer that is kept. `None` without a cache,
-/// for a block not committed (its bytes may still change place), or when the chunk is not
-/// kept: not found and either too large for the cache or read without verification (only
-/// verified chunks are kept, so that a verifying read can take any).
+/// for a block not committed (its bytes may still change place) or stored as it is, for a
+/// chunk too large for the cache, and for one not kept when read without verification
+/// (only verified chunks are kept, so that a verifying read can take any).
 fn cached_chunk(
     ctx: ArrayCtx<'_>,
     block: BlockRef<'_>,
@@ -241,6 +241,10 @@ fn cached_chunk(
     verify: bool,
 ) -> Result<Option<CachedChunk>> {
     let (Some(cache), BlockRef::Committed { reader, entry }) = (ctx.cache, block) else { return Ok(None) };
+    // Blocks stored as they are are copied from the map, as fast as from the cache.
+    if block.is_mapped_raw() || !cache.admits(chunk_len) {
+        return Ok(None);
+    }
     let key = BlockKey {
         fragment: reader.id(),
         array_id: entry.array_id,
@@ -248,12 +252,13 @@ fn cached_chunk(
         stored_len_bytes: entry.stored_len_bytes,
         raw_len_bytes: entry.raw_len_bytes,
         checksum: entry.checksum,
+        encoding: entry.encoding,
     };
     // Its raw length was checked against the chunk's (`check_raw_len`) before it was kept.
     if let Some(raw) = cache.get(&key) {
         return Ok(Some(raw));
     }
-    if !verify || !cache.admits(chunk_len) {
+    if !verify {
         return Ok(None);
     }
     let mut raw = vec![0; chunk_len];

@@ -335,11 +335,21 @@ impl State {
 }
 
 impl Drop for Inner {
-    /// Uncommitted changes are flushed when the last handle goes away; a failure is logged,
-    /// since `drop` cannot return it. Call `flush` to see errors. A forked child never
-    /// flushes a session its parent started: the changes and the fragment are the parent's.
+    /// Uncommitted changes are flushed when the last handle goes away (and a commit whose
+    /// rename is not known durable is made so); a failure is logged, since `drop` cannot
+    /// return it. Call `flush` to see errors. A forked child never flushes a session its
+    /// parent started: the changes and the fragment are the parent's.
     fn drop(&mut self) {
-        let Some(inherited) = self.read().session.as_ref().map(WriteSession::is_inherited) else { return };
+        let (session, unsynced) = {
+            let state = self.read();
+            (state.session.as_ref().map(WriteSession::is_inherited), state.unsynced_commit)
+        };
+        let Some(inherited) = session else {
+            if unsynced && let Err(e) = self.flush() {
+                log::error!("atlas: {}: the last commit may not survive a power loss: {e}", self.dir.display());
+            }
+            return;
+        };
         if inherited {
             log::warn!("atlas: {}: a forked child leaves its parent's uncommitted changes alone", self.dir.display());
         } else if let Err(e) = self.flush() {

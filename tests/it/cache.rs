@@ -97,23 +97,24 @@ fn reads_without_verification_keep_nothing() {
 
 #[test]
 fn chunks_are_pushed_out_past_the_cache_size() {
-    // Sixteen chunks of 128 bytes; a cache of 1 KiB keeps eight of them (each at most an
-    // eighth of it): reading parts of nine pushes out the first.
+    // Sixteen chunks of 4 KiB; a cache of eight times a chunk and its bookkeeping (256
+    // bytes) keeps eight of them (each at most an eighth of it): reading parts of nine
+    // pushes out the first.
     let dir = test_dir!();
     let store = util::create(&dir.store());
-    let values = ndarray::Array1::from_shape_fn(512, |i| i as f32);
-    let spec = ArraySpec::new(DType::Float32, [512]).chunk_shape([32]);
+    let values = ndarray::Array1::from_shape_fn(16 * 1024, |i| i as f32);
+    let spec = ArraySpec::new(DType::Float32, [16 * 1024]).chunk_shape([1024]);
     store.create_dataset("d").unwrap().define_array("a", spec).unwrap().write(&[0], values.view()).unwrap();
     store.flush().unwrap();
     drop(store);
-    let store = Atlas::open_with(dir.store(), &OpenOptions::default().chunk_cache_bytes(1024)).unwrap();
+    let store = Atlas::open_with(dir.store(), &OpenOptions::default().chunk_cache_bytes(8 * (4096 + 256))).unwrap();
     let a = store.open_dataset("d").unwrap().array("a").unwrap();
     let element = |i: u64| a.read::<f32>(&[i], &[1]).map(|v| v[0]);
     for chunk in 0..9 {
-        assert_eq!(element(chunk * 32 + 1).unwrap(), values[chunk as usize * 32 + 1]);
+        assert_eq!(element(chunk * 1024 + 1).unwrap(), values[chunk as usize * 1024 + 1]);
     }
     damage(&store, &[0]);
     damage(&store, &[8]);
     assert!(is_damage(&element(2)), "the least recently used chunk was kept");
-    assert_eq!(element(8 * 32 + 2).unwrap(), values[8 * 32 + 2], "the most recent one was pushed out");
+    assert_eq!(element(8 * 1024 + 2).unwrap(), values[8 * 1024 + 2], "the most recent one was pushed out");
 }
