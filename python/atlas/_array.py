@@ -279,10 +279,6 @@ class Array:
         with self._write_lock():
             self._assign(key, value)
 
-    def _plan(self, key: Any) -> Plan:
-        meta = self._native.meta()
-        return plan(key, meta["shape"], meta["chunk_shape"])
-
     def _read_points(self, pts: Points) -> np.ndarray:
         """The boxes of `pts`, read in one call (points x `pts.count`)."""
         if pts.starts.shape[0] == 0 or 0 in pts.count:

@@ -95,10 +95,11 @@ def plan(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Plan:
     # 10**8 elements in chunks of 100 stays 10**5 boxes (merged, it read every chunk).
     most = MAX_MERGED_GROWTH * max(math.prod(p.shape), 1)
     while p.box_count() > MAX_BOXES:
-        merged = _plan(key, shape, tuple(4 * g for g in gaps))
+        wider = tuple(4 * g for g in gaps)
+        merged = _plan(key, shape, wider)
         if sum(len(axis) > 1 for axis in p.runs) <= 1 and math.prod(merged.shape) > most:
             break
-        gaps, p = tuple(4 * g for g in gaps), merged
+        gaps, p = wider, merged
     return p
 
 
