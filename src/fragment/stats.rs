@@ -6,7 +6,7 @@
 //! can be scanned.
 
 use crate::codec::simd::{self, Kernel};
-use crate::meta::{ArrayStats, DType, Scalar};
+use crate::meta::{ArrayStats, DType, Scalar, check_min_max};
 
 /// Statistics of one block. `min`/`max` hold the value's bits as the dtype's family stores
 /// them (i64 for signed and timestamp, u64 for unsigned and bool, f64 bits for floats) and
@@ -62,6 +62,19 @@ impl ChunkStats {
 
     pub(crate) fn sum(&self) -> f64 {
         f64::from_bits(self.sum_bits)
+    }
+
+    /// Checks stats read from an index entry against the block they describe, a chunk of
+    /// `chunk_elems` elements of `dtype`: no more valid values than elements, and min and
+    /// max an ordered pair of the dtype's values. Returns what is wrong.
+    pub(crate) fn check(&self, dtype: DType, chunk_elems: u64) -> Result<(), String> {
+        if self.valid_count > chunk_elems {
+            return Err(format!("{} valid values in a chunk of {chunk_elems} elements", self.valid_count));
+        }
+        match self.min_max(dtype) {
+            (Some(min), Some(max)) => check_min_max(dtype, min, max),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -21,6 +21,7 @@ pub use file::{MetaCompression, MetaFormat};
 pub use limits::Limits;
 pub use scalar::Scalar;
 pub use schema::ArrayMeta;
+pub(crate) use stats::check_min_max;
 pub use stats::{ArrayStats, BlockStats};
 
 #[cfg(feature = "test-util")]

@@ -80,12 +80,7 @@ impl ArrayStats {
         let has_min_max = self.count > 0 && dtype != DType::String;
         match (self.min, self.max) {
             (None, None) if !has_min_max => {}
-            (Some(min), Some(max)) if has_min_max => {
-                let fits = |v: Scalar| v.to_le_bytes(dtype).is_some();
-                if !fits(min) || !fits(max) || !in_order(min, max) {
-                    return Err(format!("stats min {min} and max {max} are not an ordered pair of {dtype} values"));
-                }
-            }
+            (Some(min), Some(max)) if has_min_max => check_min_max(dtype, min, max)?,
             (min, max) => return Err(format!("stats min {min:?} and max {max:?} do not match count {}", self.count)),
         }
         let derived = Self::new(dtype, elems, self.count, self.min, self.max, self.sum);
@@ -93,6 +88,16 @@ impl ArrayStats {
             return Err(format!("stats mean {:?} is not sum / count ({:?})", self.mean, derived.mean));
         }
         Ok(())
+    }
+}
+
+/// Checks that `min` and `max` are values of `dtype` with `min <= max` (neither NaN).
+pub(crate) fn check_min_max(dtype: DType, min: Scalar, max: Scalar) -> Result<(), String> {
+    let fits = |v: Scalar| v.to_le_bytes(dtype).is_some();
+    if fits(min) && fits(max) && in_order(min, max) {
+        Ok(())
+    } else {
+        Err(format!("stats min {min} and max {max} are not an ordered pair of {dtype} values"))
     }
 }
 

@@ -426,10 +426,11 @@ impl ArrayHandle {
     /// handle's writes. Reads no data: block statistics are kept in the fragment index.
     ///
     /// # Errors
-    /// [`Error::NotFound`].
+    /// [`Error::NotFound`]; [`Error::Corrupt`] if a block's index entry holds statistics that
+    /// cannot describe the block (a min above its max, more values than a chunk holds).
     pub fn stats(&self) -> Result<ArrayStats> {
         let state = self.inner.read();
-        Ok(state.current_stats(state.array(&self.dataset, &self.name)?))
+        state.current_stats(state.array(&self.dataset, &self.name)?)
     }
 
     /// Statistics of every block written (chunks never written have none) of a chunk of the
@@ -437,12 +438,13 @@ impl ArrayHandle {
     /// cannot match a range filter.
     ///
     /// # Errors
-    /// [`Error::NotFound`].
+    /// [`Error::NotFound`]; [`Error::Corrupt`] if a block's index entry holds statistics that
+    /// cannot describe the block (a min above its max, more values than a chunk holds).
     pub fn block_stats(&self) -> Result<Vec<BlockStats>> {
         let state = self.inner.read();
         let meta = state.array(&self.dataset, &self.name)?;
         let mut blocks: Vec<BlockStats> = state
-            .live_stats(meta)
+            .live_stats(meta)?
             .into_iter()
             .filter(|(entry, _)| meta.holds_chunk(&entry.coord))
             .map(|(entry, stats)| {

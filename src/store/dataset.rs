@@ -204,7 +204,8 @@ impl Dataset {
     /// The statistics of array `name`; see [`ArrayHandle::stats`].
     ///
     /// # Errors
-    /// [`Error::NotFound`].
+    /// [`Error::NotFound`]; [`Error::Corrupt`] if a block's index entry holds statistics that
+    /// cannot describe the block (a min above its max, more values than a chunk holds).
     pub fn array_stats(&self, name: &str) -> Result<ArrayStats> {
         self.array(name)?.stats()
     }
@@ -212,7 +213,8 @@ impl Dataset {
     /// The statistics of every block of array `name`; see [`ArrayHandle::block_stats`].
     ///
     /// # Errors
-    /// [`Error::NotFound`].
+    /// [`Error::NotFound`]; [`Error::Corrupt`] if a block's index entry holds statistics that
+    /// cannot describe the block (a min above its max, more values than a chunk holds).
     pub fn block_stats(&self, name: &str) -> Result<Vec<BlockStats>> {
         self.array(name)?.block_stats()
     }

@@ -195,7 +195,8 @@ impl Inner {
                 // Refresh the persisted stats of every array this session changed.
                 for array in next.datasets.values_mut().flat_map(|ds| ds.arrays.values_mut()) {
                     if session.changed_array(array.id) {
-                        array.stats = Some(state.array_stats(array));
+                        // Unsound entry stats persist none: merged again (and refused) when asked for.
+                        array.stats = state.array_stats(array).ok();
                     }
                 }
                 Vec::new()
@@ -301,30 +302,42 @@ impl State {
 
     /// Current statistics of an array: the persisted ones unless this session changed the
     /// array, else merged from its live blocks' index entries (no data read).
-    pub(crate) fn current_stats(&self, meta: &ArrayMeta) -> ArrayStats {
+    pub(crate) fn current_stats(&self, meta: &ArrayMeta) -> Result<ArrayStats> {
         match (&meta.stats, self.session.as_ref().is_some_and(|s| s.changed_array(meta.id))) {
-            (Some(stats), false) => *stats,
+            (Some(stats), false) => Ok(*stats),
             _ => self.array_stats(meta),
         }
     }
 
     /// Statistics of an array merged from its live blocks' index entries (no data read but
     /// that of staged chunks, whose statistics are made when they are sealed).
-    pub(crate) fn array_stats(&self, meta: &ArrayMeta) -> ArrayStats {
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if an entry's statistics cannot describe its block.
+    pub(crate) fn array_stats(&self, meta: &ArrayMeta) -> Result<ArrayStats> {
         let elems = checked_product(&meta.shape).expect("checked when the schema was accepted");
-        let stats: Vec<ChunkStats> = self.live_stats(meta).into_iter().map(|(_, stats)| stats).collect();
-        merge(meta.dtype, elems, stats.iter())
+        let stats: Vec<ChunkStats> = self.live_stats(meta)?.into_iter().map(|(_, stats)| stats).collect();
+        Ok(merge(meta.dtype, elems, stats.iter()))
     }
 
     /// Each live block's index entry with its statistics: the entry's, or for a staged
     /// chunk (whose entry has none until it is sealed) made from its raw bytes.
-    pub(crate) fn live_stats(&self, meta: &ArrayMeta) -> Vec<(&BlockEntry, ChunkStats)> {
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if an entry's statistics cannot describe its block (a damaged
+    /// index whose checksum was made again): they would give a min above the max, say.
+    pub(crate) fn live_stats(&self, meta: &ArrayMeta) -> Result<Vec<(&BlockEntry, ChunkStats)>> {
         let fill = meta.fill_bytes();
-        let stats_of = |block: &BlockRef<'_>| match block {
-            BlockRef::Staged { raw, .. } => scan(raw, meta.dtype, &fill).stats,
-            _ => block.entry().stats,
+        let stats_of = |block: &BlockRef<'_>| {
+            if let BlockRef::Staged { raw, .. } = block {
+                return Ok(scan(raw, meta.dtype, &fill).stats);
+            }
+            let entry = block.entry();
+            entry.stats.check(meta.dtype, meta.chunk_elems()).map(|()| entry.stats).map_err(|detail| {
+                Error::corrupt(block.path(), format!("the statistics of block {:?}: {detail}", entry.coord))
+            })
         };
-        self.live_blocks(meta.id).into_iter().map(|block| (block.entry(), stats_of(&block))).collect()
+        self.live_blocks(meta.id).into_iter().map(|block| Ok((block.entry(), stats_of(&block)?))).collect()
     }
 
     /// The current block of a chunk: this session's newest, else the committed one.

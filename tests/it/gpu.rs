@@ -4,9 +4,11 @@
 //! wrong data for a damaged block. `scripts/gpu-check.sh` sets `ATLAS_REQUIRE_GPU=1`, which
 //! turns "no GPU here" into a failure.
 
+#[cfg(feature = "gpu")]
+use atlas::BlockState;
 #[cfg(not(feature = "gpu"))]
 use atlas::GpuUnavailable;
-use atlas::{ArraySpec, Atlas, BlockState, Codec, DType, Device, Error, ReadOptions, Shuffle, StoreConfig};
+use atlas::{ArraySpec, Atlas, Codec, DType, Device, Error, ReadOptions, Shuffle, StoreConfig};
 use ndarray::Array3;
 
 use crate::util::test_dir;

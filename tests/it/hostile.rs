@@ -244,9 +244,10 @@ fn an_array_of_a_trillion_chunks_opens_reads_writes_and_compacts_without_per_chu
         store.flush().unwrap();
         let reopened = Atlas::open(&path2).unwrap().open_dataset("d").unwrap();
         assert_eq!(reopened.read_array::<u8>("a", &[far - 2], &[3]).unwrap().into_raw_vec_and_offset().0, [0, 9, 10]);
-        let stats = reopened.array_stats("a").unwrap();
-        assert_eq!(stats.null_count, (1u64 << 40) - stats.count);
-        assert!(reopened.block_stats("a").unwrap().len() <= 6);
+        // The old blocks' statistics count more values than a chunk holds, so the merge
+        // refuses them too (without walking the chunk grid).
+        assert_err!(reopened.array_stats("a"), Error::Corrupt { .. });
+        assert_err!(reopened.block_stats("a"), Error::Corrupt { .. });
         store.compact().unwrap();
         reopened.resize_array("a", &[1u64 << 39]).unwrap_or_else(|e| panic!("shrink: {e}"));
         true
@@ -465,6 +466,7 @@ const ENTRY_STORED_LEN: usize = 16;
 const ENTRY_RAW_LEN: usize = 24;
 const ENTRY_NDIM: usize = 43;
 const ENTRY_VALID_COUNT: usize = 48;
+const ENTRY_MIN: usize = 56;
 const ENTRY_COORD: usize = 80;
 /// Bytes of an entry of a 1-D array.
 const ENTRY_LEN_1D: usize = 88;
@@ -668,23 +670,41 @@ fn a_fifo_in_place_of_a_store_file_is_an_error_not_a_hang() {
 }
 
 #[test]
-fn index_entries_whose_valid_counts_overflow_give_an_error_not_a_panic() {
-    let dir = test_dir!();
-    let path = dir.store();
-    let mut meta = small_store(&path);
-    let fragment = util::fragments(&path).remove(0);
-    // a[0] and a[1], after s[0].
-    patch_index(&fragment, |b, i| {
-        put_u64(b, i + ENTRY_LEN_1D + ENTRY_VALID_COUNT, 1 << 63);
-        put_u64(b, i + 2 * ENTRY_LEN_1D + ENTRY_VALID_COUNT, 1 << 63);
-    });
-    // Without persisted stats, `array_stats` merges the entries.
-    meta["datasets"]["d"]["arrays"]["a"]["stats"] = Value::Null;
-    write_json_meta(&path, &meta);
-    let outcome = std::panic::catch_unwind(|| Atlas::open(&path)?.open_dataset("d")?.array_stats("a"));
-    let result = outcome.unwrap_or_else(|_| panic!("array_stats panicked on index entries from disk"));
-    // The merge saturates, and no more values than the array's 16 elements count.
-    assert_eq!(result.unwrap().count, 16);
+fn index_entry_stats_that_cannot_describe_their_block_are_corrupt_and_never_persisted() {
+    // a (uint8, chunks of 4) holds 1..=8 in its first two chunks; its entries come after s[0]'s.
+    let patches: [(&str, Patch); 4] = [
+        ("valid counts that overflow", |b, i| {
+            put_u64(b, i + ENTRY_LEN_1D + ENTRY_VALID_COUNT, 1 << 63);
+            put_u64(b, i + 2 * ENTRY_LEN_1D + ENTRY_VALID_COUNT, 1 << 63);
+        }),
+        ("more valid values than elements", |b, i| put_u64(b, i + ENTRY_LEN_1D + ENTRY_VALID_COUNT, 5)),
+        ("a min out of uint8", |b, i| put_u64(b, i + ENTRY_LEN_1D + ENTRY_MIN, 1000)),
+        ("a min above the max", |b, i| put_u64(b, i + ENTRY_LEN_1D + ENTRY_MIN, 200)),
+    ];
+    for (what, patch) in patches {
+        let dir = test_dir!();
+        let path = dir.store();
+        let mut meta = small_store(&path);
+        patch_index(&util::fragments(&path).remove(0), patch);
+        // Without persisted stats, `array_stats` merges the entries.
+        meta["datasets"]["d"]["arrays"]["a"]["stats"] = Value::Null;
+        write_json_meta(&path, &meta);
+        let store = Atlas::open(&path).unwrap();
+        let ds = store.open_dataset("d").unwrap();
+        let outcome = std::panic::catch_unwind(|| (ds.array_stats("a"), ds.array("a").unwrap().block_stats()));
+        let (stats, blocks) = outcome.unwrap_or_else(|_| panic!("{what}: stats panicked on index entries from disk"));
+        for err in [stats.unwrap_err(), blocks.unwrap_err()] {
+            assert!(
+                matches!(&err, Error::Corrupt { detail, .. } if detail.contains("statistics of block")),
+                "{what}: {err}"
+            );
+        }
+        // A commit that changes the array persists no stats for it rather than failing.
+        ds.write_array("a", &[15], arr1(&[9u8]).view()).unwrap();
+        store.flush().unwrap();
+        assert_eq!(ds.array_meta("a").unwrap().stats, None, "{what}");
+        assert_eq!(ds.read_array::<u8>("a", &[15], &[1]).unwrap()[0], 9, "{what}");
+    }
 }
 
 #[test]
