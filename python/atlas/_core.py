@@ -100,7 +100,12 @@ class Atlas:
 
     @staticmethod
     def open(
-        source: PathLike, *, max_meta_bytes: Optional[int] = None, max_chunk_bytes: Optional[int] = None
+        source: PathLike,
+        *,
+        max_meta_bytes: Optional[int] = None,
+        max_chunk_bytes: Optional[int] = None,
+        staging_bytes: Optional[int] = None,
+        chunk_cache_bytes: Optional[int] = None,
     ) -> "Atlas":
         """Opens the store in `source`; its metadata encoding is found from the file name.
 
@@ -108,11 +113,22 @@ class Atlas:
         max_chunk_bytes (default 256 MiB) bounds every chunk a read decodes. Lower them to
         open an untrusted store cheaply: a file asking for more raises `LimitExceededError`
         before anything that large is allocated.
+
+        What the handle keeps in memory: staging_bytes (default 64 MiB) of raw chunks of
+        small writes, encoded at the flush instead of at each write; chunk_cache_bytes
+        (default 32 MiB) of decoded chunks, so a loop of small reads decodes each chunk
+        once. 0 keeps none.
         """
-        for name, limit in (("max_meta_bytes", max_meta_bytes), ("max_chunk_bytes", max_chunk_bytes)):
-            if limit is not None and not 0 <= operator.index(limit) < 2**64:
-                raise ValueError(f"{name} must be from 0 to 2**64 - 1, got {limit!r}")
-        return Atlas(_atlas.Store.open(_path(source), max_meta_bytes, max_chunk_bytes))
+        sizes = {
+            "max_meta_bytes": max_meta_bytes,
+            "max_chunk_bytes": max_chunk_bytes,
+            "staging_bytes": staging_bytes,
+            "chunk_cache_bytes": chunk_cache_bytes,
+        }
+        for name, size in sizes.items():
+            if size is not None and not 0 <= operator.index(size) < 2**64:
+                raise ValueError(f"{name} must be from 0 to 2**64 - 1, got {size!r}")
+        return Atlas(_atlas.Store.open(_path(source), *sizes.values()))
 
     # --- properties ---------------------------------------------------------------------
     @property

@@ -46,19 +46,27 @@ impl Store {
     }
 
     /// Opens the store in `path`; its metadata encoding is found from the file name. The
-    /// limits left out keep their defaults (the format's maxima).
+    /// limits and memory budgets left out keep their defaults.
     #[staticmethod]
-    #[pyo3(signature = (path, max_meta_bytes=None, max_chunk_bytes=None))]
+    #[pyo3(signature = (path, max_meta_bytes=None, max_chunk_bytes=None, staging_bytes=None, chunk_cache_bytes=None))]
     fn open(
         py: Python<'_>,
         path: PathBuf,
         max_meta_bytes: Option<u64>,
         max_chunk_bytes: Option<u64>,
+        staging_bytes: Option<u64>,
+        chunk_cache_bytes: Option<u64>,
     ) -> PyResult<Self> {
         let mut limits = Limits::default();
         limits.max_meta_bytes = max_meta_bytes.unwrap_or(limits.max_meta_bytes);
         limits.max_chunk_bytes = max_chunk_bytes.unwrap_or(limits.max_chunk_bytes);
-        let options = OpenOptions::with_limits(limits);
+        let mut options = OpenOptions::with_limits(limits);
+        if let Some(bytes) = staging_bytes {
+            options = options.staging_bytes(bytes);
+        }
+        if let Some(bytes) = chunk_cache_bytes {
+            options = options.chunk_cache_bytes(bytes);
+        }
         let inner = py.detach(|| Atlas::open_with(&path, &options)).py_err()?;
         Ok(Self { inner })
     }

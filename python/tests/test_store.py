@@ -63,6 +63,29 @@ def test_create_refuses_an_existing_store_and_open_a_missing_one(tmp_path):
         atlas.Atlas.open(42)
 
 
+def test_open_sets_what_the_handle_keeps_in_memory(tmp_path):
+    atlas.Atlas.create(tmp_path / "s").create_dataset("d").define_array("x", "int32", None, [64], chunk_shape=[8])
+
+    def first_block_after_a_small_write(**budgets):
+        store = atlas.Atlas.open(tmp_path / "s", **budgets)
+        x = store["d"]["x"]
+        x[3] = 7
+        assert x[0:8].tolist() == [0, 0, 0, 7, 0, 0, 0, 0]  # read back through the cache or not
+        block = x.blocks()[0]
+        store.discard()
+        return block["staged"], block["pending"]
+
+    assert first_block_after_a_small_write() == (True, True)
+    assert first_block_after_a_small_write(chunk_cache_bytes=0) == (True, True)
+    # With no staging budget the write encodes its block at once.
+    assert first_block_after_a_small_write(staging_bytes=0, chunk_cache_bytes=0) == (False, True)
+    for name in ("staging_bytes", "chunk_cache_bytes"):
+        with pytest.raises(ValueError, match=name):
+            atlas.Atlas.open(tmp_path / "s", **{name: -1})
+        with pytest.raises(TypeError):
+            atlas.Atlas.open(tmp_path / "s", **{name: 1.5})
+
+
 def test_datasets_list_exist_delete(store):
     for name in ["b", "a", "c"]:
         store.create_dataset(name)
