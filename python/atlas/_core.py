@@ -21,6 +21,17 @@ PathLike = Union[str, "os.PathLike[str]"]
 _LOCKS_LOCK = threading.Lock()
 
 
+def _new_locks_lock() -> None:
+    """A forked child's own `_LOCKS_LOCK`: one held by a parent's thread at the fork would
+    never be released in the child."""
+    global _LOCKS_LOCK  # noqa: PLW0603 - replaced in a forked child only
+    _LOCKS_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_locks_lock)
+
+
 def _path(source: Any) -> str:
     try:
         return os.fspath(source)
@@ -40,7 +51,7 @@ class Atlas:
     every read, write and flush releases the GIL.
     """
 
-    __slots__ = ("_native", "_pid", "_write_locks", "__weakref__")
+    __slots__ = ("_native", "_pid", "_write_locks", "_write_locks_pid", "__weakref__")
 
     def __init__(self, native: _atlas.Store) -> None:
         if not isinstance(native, _atlas.Store):
@@ -48,6 +59,7 @@ class Atlas:
         self._native = native
         self._pid = os.getpid()
         self._write_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._write_locks_pid = self._pid
 
     def __reduce__(self) -> Any:
         refuse_pickle(self)
@@ -58,6 +70,10 @@ class Atlas:
         writes back its boxes, and a write in between would be lost. Other handles need no
         share of it: while one has unflushed changes the others cannot write."""
         with _LOCKS_LOCK:
+            if self._write_locks_pid != os.getpid():
+                # A forked child: a parent's thread that held one of these locks at the fork
+                # is not here to release it.
+                self._write_locks, self._write_locks_pid = {}, os.getpid()
             return self._write_locks.setdefault((dataset, array), threading.Lock())
 
     def __del__(self) -> None:

@@ -95,8 +95,8 @@ def for_write(data: Any, name: str, label: str) -> Any:
         return for_assign(data, name, label)
     if data.dtype == target:
         return data
-    if name == "timestamp" and data.dtype == np.int64:
-        return data
+    if name == "timestamp" and data.dtype.newbyteorder("=") == np.int64:
+        return data.astype(np.int64, copy=False)  # nanoseconds, in native byte order
     if name == "timestamp" and data.dtype.kind == "M":
         return _to_ns(data, label)
     if data.dtype.newbyteorder("=") == target:
@@ -179,5 +179,12 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
             )
         return value.astype(target)
     if np.can_cast(value.dtype, target, casting="same_kind"):
-        return value.astype(target)
+        with np.errstate(over="ignore"):
+            cast = value.astype(target)
+        if target.kind == "f" and value.dtype.kind == "f" and np.any(np.isinf(cast) & np.isfinite(value)):
+            raise DTypeMismatchError(
+                f"values out of range for array {label}: it holds {target}, whose largest finite value is "
+                f"{np.finfo(target).max:g}"
+            )
+        return cast
     raise DTypeMismatchError(f"dtype mismatch on array {label}: it holds {target}, the data is {value.dtype}")

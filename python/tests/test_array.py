@@ -33,6 +33,8 @@ def test_handle_properties(ds):
     arr.attrs["units"] = "degC"
     assert ds["temp"].attrs.to_dict() == {"units": "degC"}
     assert arr.stats["null_count"] == 200
+    huge = ds.define_array("huge", "int8", None, [2**32, 2**31], chunk_shape=[1024, 1024])
+    assert huge.size == 2**63 and huge.nbytes == 2**63  # past int64, where numpy's product wraps
     arr[0] = 1.0
     assert arr.stats["count"] == 20
     assert [b["coord"] for b in arr.block_stats()] == [(0, 0)]

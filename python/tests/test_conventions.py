@@ -86,6 +86,11 @@ def test_assignment_casts_lists_and_arrays_by_one_rule(ds):
     f32 = ds.define_array("f32", "float32", None, [2])
     f32[:] = [1, 2]
     assert f32[:].tolist() == [1.0, 2.0]
+    for bad in ([1e39, 0], np.array([-1e300, 0.0])):  # finite values float32 would hold as inf
+        with pytest.raises(atlas.DTypeMismatchError, match="out of range"):
+            f32[:] = bad
+    f32[:] = [np.inf, np.nan]  # non-finite values stay what they are
+    assert np.isinf(f32[0]) and np.isnan(f32[1])
     t = ds.define_array("t", "timestamp", None, [1])
     t[:] = ["2024-01-01"]
     assert t[0] == np.datetime64("2024-01-01", "ns")

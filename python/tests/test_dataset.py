@@ -138,6 +138,8 @@ def test_timestamps_take_datetime64_of_any_unit_and_int64(ds):
     back = ds.read_array("t")
     assert back.dtype == np.dtype("datetime64[ns]")
     assert back[0] == np.datetime64("2024-01-01") and back[2] == np.datetime64(5, "ns")
+    ds.write_array("t", [1], np.array([7, 9], dtype=">i8")[:1])  # int64 of either byte order
+    assert ds.read_array("t")[1] == np.datetime64(7, "ns")
 
 
 def test_strings_take_object_unicode_and_bytes_and_read_as_objects(ds):

@@ -240,6 +240,27 @@ def test_a_forked_child_cannot_write_into_or_commit_the_parents_session(tmp_path
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_is_not_held_by_assignment_locks_a_parents_thread_held_at_the_fork(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s")
+    arr = store.create_dataset("d").define_array("a", "int32", None, [8], chunk_shape=[2])
+    store.flush()
+    array_lock = store._write_lock("d", "a")
+    with array_lock, atlas._core._LOCKS_LOCK:  # as a parent's thread mid-assignment holds them
+        pid = _fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.alarm(10)  # a hang fails the test rather than the run
+            arr[0] = 5  # the child's own session: the parent has no changes pending
+            assert arr[:2].tolist() == [5, 0]
+            store.discard()
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_appending_with_64_mib_staged_writes_nothing_into_the_parents_session(tmp_path):
     # One row appended to each of 33 arrays of 2 MiB chunks stages up to 64 MiB; the child's
     # append is refused before it could encode them into the parent's fragment file.
