@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use lru::LruCache;
 
+use super::block::BlockRef;
 use crate::codec::BlockEncoding;
 
 /// A committed block, for good: its fragment's reader and its index entry's fields that
@@ -28,6 +29,22 @@ pub(crate) struct BlockKey {
     pub raw_len_bytes: u64,
     pub checksum: u64,
     pub encoding: BlockEncoding,
+}
+
+impl BlockKey {
+    /// The key of `block` if it is committed: only committed blocks are cached.
+    pub(crate) fn of(block: BlockRef<'_>) -> Option<Self> {
+        let BlockRef::Committed { reader, entry } = block else { return None };
+        Some(Self {
+            fragment: reader.id(),
+            array_id: entry.array_id,
+            offset_bytes: entry.offset_bytes,
+            stored_len_bytes: entry.stored_len_bytes,
+            raw_len_bytes: entry.raw_len_bytes,
+            checksum: entry.checksum,
+            encoding: entry.encoding,
+        })
+    }
 }
 
 /// A chunk's raw bytes, shared by the cache and the reads copying out of it.
@@ -71,6 +88,11 @@ impl ChunkCache {
     /// The chunk of block `key`, if kept (it becomes the most recently used).
     pub(crate) fn get(&self, key: &BlockKey) -> Option<CachedChunk> {
         self.lock().chunks.get(key).cloned()
+    }
+
+    /// Whether the chunk of block `key` is kept (it does not become the most recently used).
+    pub(crate) fn contains(&self, key: &BlockKey) -> bool {
+        self.lock().chunks.contains(key)
     }
 
     /// Keeps `raw` as the chunk of block `key`, verified, if the cache admits its size,
@@ -141,6 +163,10 @@ mod tests {
         assert_eq!(cache.get(&key(0)).unwrap()[0], 0);
         assert_eq!(cache.get(&key(8)).unwrap()[0], 8);
         assert_eq!(cache.bytes() as u64, room(8));
+        // Asking whether a chunk is kept does not make it recently used.
+        assert!(cache.contains(&key(2)) && !cache.contains(&key(1)));
+        cache.insert(key(9), chunk(100, 9));
+        assert!(!cache.contains(&key(2)), "2 was still the least recently used");
     }
 
     #[test]

@@ -138,12 +138,22 @@ pub(crate) fn read_slots(
 }
 
 impl Op<'_, '_> {
-    /// Bytes this op decodes or fills, about: its chunks whole (a block decodes whole),
-    /// or its box of fill.
+    /// Bytes this op decodes, copies or fills, about: its chunks whole (a block decodes
+    /// whole) or, for one whose raw bytes the chunk cache holds, its part; or its box of
+    /// fill. A loop of small reads from cached chunks stays on the caller's thread.
     fn work_bytes(&self) -> u64 {
+        let box_bytes = |region: &[u64]| region.iter().product::<u64>() * self.fill.len() as u64;
         match &self.kind {
-            OpKind::Chunks(read, run) => read.ctx.meta.chunk_bytes() * run.len() as u64,
-            OpKind::Fill(_, region) => region.iter().product::<u64>() * self.fill.len() as u64,
+            OpKind::Chunks(read, run) => {
+                let chunk_bytes = read.ctx.meta.chunk_bytes();
+                let in_cache = |op: &ChunkOp| {
+                    let cache = read.ctx.cache.filter(|_| !op.covers_chunk(&read.ctx.meta.chunk_shape));
+                    let key = (read.lookup)(&op.coord).and_then(BlockKey::of);
+                    cache.zip(key).is_some_and(|(cache, key)| cache.contains(&key))
+                };
+                run.iter().map(|op| if in_cache(op) { box_bytes(&op.region) } else { chunk_bytes }).sum()
+            }
+            OpKind::Fill(_, region) => box_bytes(region),
         }
     }
 }
@@ -240,20 +250,11 @@ fn cached_chunk(
     chunk_len: usize,
     verify: bool,
 ) -> Result<Option<CachedChunk>> {
-    let (Some(cache), BlockRef::Committed { reader, entry }) = (ctx.cache, block) else { return Ok(None) };
+    let (Some(cache), Some(key)) = (ctx.cache, BlockKey::of(block)) else { return Ok(None) };
     // Blocks stored as they are are copied from the map, as fast as from the cache.
     if block.is_mapped_raw() || !cache.admits(chunk_len) {
         return Ok(None);
     }
-    let key = BlockKey {
-        fragment: reader.id(),
-        array_id: entry.array_id,
-        offset_bytes: entry.offset_bytes,
-        stored_len_bytes: entry.stored_len_bytes,
-        raw_len_bytes: entry.raw_len_bytes,
-        checksum: entry.checksum,
-        encoding: entry.encoding,
-    };
     // Its raw length was checked against the chunk's (`check_raw_len`) before it was kept.
     if let Some(raw) = cache.get(&key) {
         return Ok(Some(raw));

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use atlas::{ArrayHandle, ArraySpec, Atlas, ReadOptions, StoreConfig};
+use atlas::{ArrayHandle, ArraySpec, Atlas, OpenOptions, ReadOptions, StoreConfig};
 
 use crate::case::{Case, Sample};
 
@@ -32,7 +32,12 @@ pub fn write<T: Sample>(store: &Atlas, array: &ArrayHandle, case: &Case, data: &
 
 /// Opens the case's array in an existing store.
 pub fn open(dir: &Path) -> ArrayHandle {
-    let store = Atlas::open(dir).expect("open store");
+    open_with(dir, &OpenOptions::default())
+}
+
+/// [`open`] with these options.
+pub fn open_with(dir: &Path, options: &OpenOptions) -> ArrayHandle {
+    let store = Atlas::open_with(dir, options).expect("open store");
     store.open_dataset("d").and_then(|d| d.array("a")).expect("open array")
 }
 

@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use atlas::Codec;
 use zarrs::array::codec::{ShuffleCodec, ZstdCodec};
-use zarrs::array::{Array, ArrayBuilder, ArraySubset, BytesToBytesCodecTraits, FillValue};
+use zarrs::array::chunk_cache::{ChunkCache, ChunkCacheDecodedLruSizeLimit};
+use zarrs::array::{Array, ArrayBuilder, ArraySubset, BytesToBytesCodecTraits, CodecOptions, FillValue};
 use zarrs::filesystem::FilesystemStore;
+use zarrs::storage::ReadableStorageTraits;
 
 use crate::case::{Case, Sample};
 
@@ -64,6 +66,23 @@ pub fn read<T: Sample>(array: &ZarrsArray) -> Vec<T> {
 
 /// Reads the box `start .. start + shape`.
 pub fn read_box<T: Sample>(array: &ZarrsArray, start: &[u64], shape: &[u64]) -> Vec<T> {
+    array.retrieve_array_subset::<Vec<T>>(&subset(start, shape)).expect("zarrs box read")
+}
+
+/// The array written by [`create`] and [`write`] behind zarrs's LRU cache of decoded chunks
+/// holding up to `bytes`.
+pub fn open_cached(dir: &Path, bytes: u64) -> ChunkCacheDecodedLruSizeLimit {
+    let store: Arc<dyn ReadableStorageTraits> = Arc::new(FilesystemStore::new(dir).expect("zarrs store"));
+    let array = Array::open(store, "/a").expect("open zarrs array");
+    ChunkCacheDecodedLruSizeLimit::new(Arc::new(array), bytes)
+}
+
+/// [`read_box`] through a chunk cache.
+pub fn read_box_cached<T: Sample>(cache: &ChunkCacheDecodedLruSizeLimit, start: &[u64], shape: &[u64]) -> Vec<T> {
+    cache.retrieve_array_subset::<Vec<T>>(&subset(start, shape), &CodecOptions::default()).expect("zarrs box read")
+}
+
+fn subset(start: &[u64], shape: &[u64]) -> ArraySubset {
     let ranges: Vec<_> = start.iter().zip(shape).map(|(&s, &n)| s..s + n).collect();
-    array.retrieve_array_subset::<Vec<T>>(&ArraySubset::new_with_ranges(&ranges)).expect("zarrs box read")
+    ArraySubset::new_with_ranges(&ranges)
 }

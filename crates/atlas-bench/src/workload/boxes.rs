@@ -15,6 +15,8 @@ use crate::{atlas_side, zarrs_side};
 const BOXES: usize = 1000;
 const EDGE: u64 = 32;
 const SEED: u64 = 0x5eed_0004;
+/// Decoded chunks each side keeps across boxes: Atlas's default `chunk_cache_bytes`.
+const CACHE_BYTES: u64 = 32 << 20;
 
 /// splitmix64: a tiny deterministic generator, so both libraries get the same boxes.
 fn next(state: &mut u64) -> u64 {
@@ -76,23 +78,36 @@ pub fn run(opts: &Opts) -> Vec<Row> {
     zarrs_side::write(&zarrs_side::create::<f32>(&zarrs_dir, &case), &data);
     drop(data);
 
+    // Atlas's handle keeps its default 32 MiB of decoded chunks; zarrs gets a cache as large.
     let array = atlas_side::open(&atlas_dir);
+    let uncached = atlas_side::open_with(&atlas_dir, &atlas::OpenOptions::default().chunk_cache_bytes(0));
     let zarrs = zarrs_side::open(&zarrs_dir);
+    let zarrs_cached = zarrs_side::open_cached(&zarrs_dir, CACHE_BYTES);
     let mut out = vec![0f32; box_bytes as usize / 4];
     let mut all_out = vec![0f32; BOXES * box_bytes as usize / 4];
     let [mut raw, mut atlas_into, mut atlas_alloc, mut zarrs_time] = [Best::default(); 4];
+    let [mut uncached_into, mut uncached_alloc, mut zarrs_cached_time] = [Best::default(); 3];
     let [mut batch_into, mut batch_alloc] = [Best::default(); 2];
     let mut rounds = opts.rounds();
     while rounds.next() {
         raw.add(time(|| chain.decode_picks(&encoded, case.chunk_bytes(), &picks)));
-        atlas_into.add(time(|| {
+        for (handle, into, alloc) in
+            [(&array, &mut atlas_into, &mut atlas_alloc), (&uncached, &mut uncached_into, &mut uncached_alloc)]
+        {
+            into.add(time(|| {
+                for start in &starts {
+                    handle.read_into(start, &shape, &mut out, atlas::ReadOptions::default()).expect("box read");
+                }
+            }));
+            alloc.add(time(|| {
+                for start in &starts {
+                    std::hint::black_box(handle.read::<f32>(start, &shape).expect("box read"));
+                }
+            }));
+        }
+        zarrs_cached_time.add(time(|| {
             for start in &starts {
-                array.read_into(start, &shape, &mut out, atlas::ReadOptions::default()).expect("box read");
-            }
-        }));
-        atlas_alloc.add(time(|| {
-            for start in &starts {
-                std::hint::black_box(array.read::<f32>(start, &shape).expect("box read"));
+                std::hint::black_box(zarrs_side::read_box_cached::<f32>(&zarrs_cached, start, &shape));
             }
         }));
         batch_into.add(time(|| {
@@ -110,30 +125,30 @@ pub fn run(opts: &Opts) -> Vec<Row> {
     row.rounds = rounds.done();
 
     (row.raw, row.atlas, row.atlas_alloc, row.zarrs) =
-        (raw.get(), atlas_into.get(), atlas_alloc.get(), zarrs_time.get());
+        (raw.get(), atlas_into.get(), atlas_alloc.get(), zarrs_cached_time.get());
+
+    let mut plain = Row::new(&row.workload, "box reads, no chunk cache", row.bytes, row.array_bytes);
+    (plain.raw, plain.zarrs, plain.rounds) = (row.raw, zarrs_time.get(), row.rounds);
+    (plain.atlas, plain.atlas_alloc) = (uncached_into.get(), uncached_alloc.get());
 
     let mut batch = Row::new(&row.workload, "box reads, one read_boxes call", row.bytes, row.array_bytes);
     (batch.raw, batch.zarrs, batch.rounds) = (row.raw, row.zarrs, row.rounds);
     (batch.atlas, batch.atlas_alloc) = (batch_into.get(), batch_alloc.get());
 
-    let first = &starts[0];
-    array.read_into(first, &shape, &mut out, atlas::ReadOptions::default()).expect("box read");
-    let expected = smooth_value(first[0], first[1], first[2] + 1);
-    assert!(out[1].to_bits() == expected.to_bits(), "Atlas box holds the array's values");
-    assert!(zarrs_side::read_box::<f32>(&zarrs, first, &shape) == out, "zarrs reads the same box");
+    check_reads(&starts, &all_out, [&array, &uncached], (&zarrs, &zarrs_cached));
     row.note = format!(
-        "{} chunk decodes ({:.1} per box); Atlas: read_into a reused buffer, Atlas/zarrs uses the allocating read ({:.0} MB/s); peak vs the whole W2 array",
+        "{} chunk decodes ({:.1} per box) without a cache; both sides keep 32 MiB of decoded chunks across boxes and rounds; Atlas: read_into a reused buffer, Atlas/zarrs uses the allocating read ({:.0} MB/s); peak vs the whole W2 array",
         picks.len(),
         picks.len() as f64 / BOXES as f64,
         row.bytes as f64 / 1e6 / row.atlas_alloc.expect("set").as_secs_f64()
     );
-    for (i, start) in starts.iter().enumerate() {
-        array.read_into(start, &shape, &mut out, atlas::ReadOptions::default()).expect("box read");
-        assert!(all_out[i * out.len()..][..out.len()] == out, "read_boxes reads box {i} as read does");
-    }
+    plain.note = format!(
+        "the same boxes, neither side with a chunk cache: every box decodes the chunks it touches ({:.0} MB/s allocating)",
+        plain.bytes as f64 / 1e6 / plain.atlas_alloc.expect("set").as_secs_f64()
+    );
     let distinct: std::collections::BTreeSet<usize> = picks.iter().copied().collect();
     batch.note = format!(
-        "the same boxes in one call ({} chunks decoded, once each); raw = the {} decodes of the row above; zarrs reads one box per call; Atlas/zarrs uses the allocating read_boxes ({:.0} MB/s)",
+        "the same boxes in one call ({} chunks decoded, once each); raw = the {} decodes of the row above; zarrs reads one box per call through its cache; Atlas/zarrs uses the allocating read_boxes ({:.0} MB/s)",
         distinct.len(),
         picks.len(),
         batch.bytes as f64 / 1e6 / batch.atlas_alloc.expect("set").as_secs_f64()
@@ -142,7 +157,32 @@ pub fn run(opts: &Opts) -> Vec<Row> {
         row.atlas_mem = Some(crate::child::spawn(opts, &["w4-read"]));
         row.zarrs_mem = Some(crate::child::spawn(opts, &["w4-read-zarrs"]));
     }
-    vec![row, batch]
+    vec![row, plain, batch]
+}
+
+/// Checks that every way of reading the boxes timed above reads the same values:
+/// `batch` (what `read_boxes` gave) against a read per box from each Atlas handle, and the
+/// first box against the array's values and both zarrs reads.
+fn check_reads(
+    starts: &[Vec<u64>],
+    batch: &[f32],
+    atlas: [&atlas::ArrayHandle; 2],
+    (zarrs, zarrs_cached): (&zarrs_side::ZarrsArray, &zarrs::array::chunk_cache::ChunkCacheDecodedLruSizeLimit),
+) {
+    let shape = [EDGE; 3];
+    let mut out = vec![0f32; (EDGE * EDGE * EDGE) as usize];
+    for handle in atlas {
+        for (i, start) in starts.iter().enumerate() {
+            handle.read_into(start, &shape, &mut out, atlas::ReadOptions::default()).expect("box read");
+            assert!(batch[i * out.len()..][..out.len()] == out, "read_boxes reads box {i} as read does");
+        }
+    }
+    let first = &starts[0];
+    let expected = smooth_value(first[0], first[1], first[2] + 1);
+    let box_one = &batch[..out.len()];
+    assert!(box_one[1].to_bits() == expected.to_bits(), "Atlas box holds the array's values");
+    assert!(zarrs_side::read_box::<f32>(zarrs, first, &shape) == box_one, "zarrs reads the same box");
+    assert!(zarrs_side::read_box_cached::<f32>(zarrs_cached, first, &shape) == box_one, "cached zarrs reads it too");
 }
 
 pub fn child(task: &str, opts: &Opts) {
