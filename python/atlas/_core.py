@@ -144,7 +144,7 @@ class Atlas:
         for name, size in sizes.items():
             if size is not None and not 0 <= operator.index(size) < 2**64:
                 raise ValueError(f"{name} must be from 0 to 2**64 - 1, got {size!r}")
-        return Atlas(_atlas.Store.open(_path(source), *sizes.values()))
+        return Atlas(_atlas.Store.open(_path(source), **sizes))
 
     # --- properties ---------------------------------------------------------------------
     @property

@@ -181,7 +181,8 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
     if np.can_cast(value.dtype, target, casting="same_kind"):
         with np.errstate(over="ignore"):
             cast = value.astype(target)
-        if target.kind == "f" and value.dtype.kind == "f" and np.any(np.isinf(cast) & np.isfinite(value)):
+        overflow = target.kind == "f" and value.dtype.kind == "f" and np.isinf(cast).any()
+        if overflow and np.any(np.isinf(cast) & np.isfinite(value)):
             raise DTypeMismatchError(
                 f"values out of range for array {label}: it holds {target}, whose largest finite value is "
                 f"{np.finfo(target).max:g}"

@@ -190,8 +190,8 @@ impl Array {
 
     /// Every live block (the newest per chunk) as its index entry describes it: coord,
     /// codec, shuffled, is_fill, stored_bytes, raw_bytes, checksum, path, offset_bytes,
-    /// pending, staged (the unfinished last chunk of an append, not a block yet). Reads no
-    /// data.
+    /// pending, staged (a chunk of a small write or the unfinished last chunk of an append,
+    /// kept raw in memory until the flush: not a block yet). Reads no data.
     fn blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let blocks = py.detach(|| self.store.array_blocks(&self.dataset, self.inner.name())).py_err()?;
         let list = PyList::empty(py);
@@ -215,7 +215,7 @@ impl Array {
 
     /// A summary of `blocks`: blocks and fill entries, stored and raw bytes of the
     /// written blocks, blocks per codec, blocks not yet flushed, and chunks an unfinished
-    /// append holds in memory (staged: not blocks yet, so counted apart).
+    /// append or a small write holds in memory (staged: not blocks yet, so counted apart).
     fn storage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let blocks = py.detach(|| self.store.array_blocks(&self.dataset, self.inner.name())).py_err()?;
         let mut codecs = std::collections::BTreeMap::<&str, u64>::new();

@@ -3,6 +3,7 @@
 import gc
 import os
 import signal
+import threading
 import time
 import warnings
 
@@ -244,9 +245,20 @@ def test_a_forked_child_is_not_held_by_assignment_locks_a_parents_thread_held_at
     store = atlas.Atlas.create(tmp_path / "s")
     arr = store.create_dataset("d").define_array("a", "int32", None, [8], chunk_shape=[2])
     store.flush()
-    array_lock = store._write_lock("d", "a")
-    with array_lock, atlas._core._LOCKS_LOCK:  # as a parent's thread mid-assignment holds them
-        pid = _fork()
+    held, done = threading.Event(), threading.Event()
+
+    def hold_the_locks():  # as a parent's thread in the middle of an assignment holds them
+        with store._write_lock("d", "a"), atlas._core._LOCKS_LOCK:
+            held.set()
+            done.wait()
+
+    holder = threading.Thread(target=hold_the_locks)
+    holder.start()
+    held.wait()
+    pid = _fork()
+    if pid != 0:
+        done.set()
+        holder.join()
     if pid == 0:
         code = 1
         try:

@@ -148,8 +148,9 @@ impl Op<'_, '_> {
                 let chunk_bytes = read.ctx.meta.chunk_bytes();
                 let in_cache = |op: &ChunkOp| {
                     let cache = read.ctx.cache.filter(|_| !op.covers_chunk(&read.ctx.meta.chunk_shape));
-                    let key = (read.lookup)(&op.coord).and_then(BlockKey::of);
-                    cache.zip(key).is_some_and(|(cache, key)| cache.contains(&key))
+                    cache.is_some_and(|cache| {
+                        (read.lookup)(&op.coord).and_then(BlockKey::of).is_some_and(|key| cache.contains(&key))
+                    })
                 };
                 run.iter().map(|op| if in_cache(op) { box_bytes(&op.region) } else { chunk_bytes }).sum()
             }

@@ -83,9 +83,10 @@ fn to_scalar(dtype: DType, bits: u64) -> Scalar {
     match dtype {
         DType::Float32 | DType::Float64 => Scalar::Float(f64::from_bits(bits)),
         DType::Int8 | DType::Int16 | DType::Int32 | DType::Int64 | DType::Timestamp => Scalar::Int(bits as i64),
-        DType::UInt8 | DType::UInt16 | DType::UInt32 | DType::UInt64 | DType::Bool | DType::String => {
-            Scalar::from(bits)
-        }
+        // Any byte but 0 reads as true: a bool block written from bytes other than 0 and 1
+        // (by builds before the Python module made them 0 and 1) has such a max.
+        DType::Bool => Scalar::from(u64::from(bits != 0)),
+        DType::UInt8 | DType::UInt16 | DType::UInt32 | DType::UInt64 | DType::String => Scalar::from(bits),
     }
 }
 

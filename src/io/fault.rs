@@ -19,6 +19,8 @@ pub enum Fault {
     /// A write stores only its first half, then fails with ENOSPC; other calls fail with
     /// ENOSPC.
     ShortWrite,
+    /// The call panics, as a bug in Atlas would in the middle of a change.
+    Panic,
 }
 
 impl Fault {
@@ -26,6 +28,7 @@ impl Fault {
         match self {
             Self::Eio => std::io::Error::from_raw_os_error(5),
             Self::NoSpace | Self::ShortWrite => std::io::Error::from_raw_os_error(28),
+            Self::Panic => unreachable!("an injected panic never gets as far as an error"),
         }
     }
 }
@@ -56,7 +59,9 @@ mod plan {
 
 #[cfg(feature = "test-util")]
 fn hit() -> Option<Fault> {
-    plan::hit()
+    let fault = plan::hit()?;
+    assert!(fault != Fault::Panic, "atlas test-util: the injected panic at a mutating I/O call");
+    Some(fault)
 }
 
 #[cfg(not(feature = "test-util"))]

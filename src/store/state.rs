@@ -67,13 +67,26 @@ impl Inner {
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
-        // A panic while holding the lock is an Atlas bug; the state itself stays consistent
-        // because every change is applied to the working copy only after it succeeded.
+        if self.state.is_poisoned() {
+            drop(self.write()); // which mends it
+        }
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The state, to change. After a panic while it was held for a change (an Atlas bug),
+    /// this session's changes may be half made (a staged chunk taken out and not put back, say): they are discarded, as a
+    /// failed first change's are, and the handle goes on from its last commit. What is
+    /// committed is never touched by a change.
     pub(crate) fn write(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(PoisonError::into_inner)
+        self.state.write().unwrap_or_else(|poisoned| {
+            let mut state = poisoned.into_inner();
+            if state.session.is_some() {
+                log::error!("atlas: a panic during a change; this handle's uncommitted changes are discarded");
+                self.discard(&mut state);
+            }
+            self.state.clear_poison();
+            state
+        })
     }
 
     pub(crate) fn data_dir(&self) -> PathBuf {

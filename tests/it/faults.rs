@@ -499,3 +499,32 @@ fn a_fault_at_any_io_call_of_a_rewrite_loses_nothing_and_a_retry_finishes_it() {
         }
     });
 }
+
+#[test]
+fn a_panic_at_any_io_call_of_a_flush_discards_the_session_and_the_handle_goes_on() {
+    let mut dir = test_dir!();
+    let path = dir.store();
+    dir.while_alone(|| {
+        for fail_at in 0.. {
+            let (store, ds) = fresh_store_with_values_1(&path);
+            ds.write_array("a", &[0, 0], values(2).view()).unwrap(); // staged until the flush
+            let fault = inject(fail_at, Fault::Panic);
+            let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.flush()));
+            drop(fault);
+            if let Ok(result) = flushed {
+                result.unwrap();
+                assert!(fail_at > 3, "a flush makes several mutating calls, not {fail_at}");
+                break;
+            }
+            // The half-made session is gone, its lock too; the commit in flight landed whole
+            // or not at all.
+            assert!(!store.has_pending_changes(), "call {fail_at}");
+            let on_disk = read_fresh(&path);
+            assert!(on_disk == values(1) || on_disk == values(2), "call {fail_at}");
+            store.refresh().unwrap();
+            ds.write_array("a", &[0, 0], values(3).view()).unwrap();
+            store.flush().unwrap_or_else(|e| panic!("call {fail_at}: {e}"));
+            assert_eq!(read_fresh(&path), values(3), "call {fail_at}");
+        }
+    });
+}

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use atlas::{ArraySpec, Atlas, AttrValue, DType, EntityKind, Error, StoreConfig};
+use atlas::{ArraySpec, Atlas, AttrValue, DType, EntityKind, Error, Scalar, StoreConfig};
 use ndarray::arr1;
 use serde_json::{Value, json};
 
@@ -467,6 +467,7 @@ const ENTRY_RAW_LEN: usize = 24;
 const ENTRY_NDIM: usize = 43;
 const ENTRY_VALID_COUNT: usize = 48;
 const ENTRY_MIN: usize = 56;
+const ENTRY_MAX: usize = 64;
 const ENTRY_COORD: usize = 80;
 /// Bytes of an entry of a 1-D array.
 const ENTRY_LEN_1D: usize = 88;
@@ -667,6 +668,56 @@ fn a_fifo_in_place_of_a_store_file_is_an_error_not_a_hang() {
     std::thread::spawn(move || sender.send(Atlas::open(&path).and_then(|store| store.create_dataset("x")).map(drop)));
     let changed = receiver.recv_timeout(Duration::from_secs(10)).expect("the change hangs");
     assert!(matches!(changed, Err(Error::Io { .. } | Error::Corrupt { .. })), "{changed:?}");
+}
+
+#[test]
+fn the_statistics_atlas_writes_pass_the_entry_check_for_every_dtype() {
+    let dir = test_dir!();
+    let path = dir.store();
+    let store = util::create(&path);
+    let ds = store.create_dataset("d").unwrap();
+    let spec = |dtype| ArraySpec::new(dtype, [5]).chunk_shape([2]);
+    ds.define_array("i8", spec(DType::Int8)).unwrap().write(&[0], arr1(&[-128i8, 127, -1, 0, 5]).view()).unwrap();
+    ds.define_array("u64", spec(DType::UInt64)).unwrap().write(&[0], arr1(&[u64::MAX, 1, 0, 7, 2]).view()).unwrap();
+    let f32s = arr1(&[f32::INFINITY, f32::NEG_INFINITY, f32::NAN, f32::MAX, -0.0]);
+    ds.define_array("f32", spec(DType::Float32).fill_value(f64::NAN)).unwrap().write(&[0], f32s.view()).unwrap();
+    let f64s = arr1(&[f64::MIN_POSITIVE, f64::NAN, -1e300, 0.0, 1.0]);
+    ds.define_array("f64", spec(DType::Float64)).unwrap().write(&[0], f64s.view()).unwrap();
+    let times = arr1(&[i64::MIN + 1, i64::MAX, -1, 0, 3]);
+    ds.define_array("t", spec(DType::Timestamp).fill_value(i64::MIN)).unwrap().write(&[0], times.view()).unwrap();
+    let flags = arr1(&[true, false, true, true, false]);
+    ds.define_array("b", spec(DType::Bool).fill_value(true)).unwrap().write(&[0], flags.view()).unwrap();
+    ds.define_array("s", spec(DType::String))
+        .unwrap()
+        .write_strings(&[0], arr1(&["a", "", "c", "d", "e"]).view())
+        .unwrap();
+    store.flush().unwrap();
+    let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+    for name in ["i8", "u64", "f32", "f64", "t", "b", "s"] {
+        let blocks = ds.block_stats(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(blocks.len(), 3, "{name}");
+        assert!(ds.array_meta(name).unwrap().stats.is_some(), "{name}: persisted at the commit");
+    }
+    let i8_stats = ds.array_stats("i8").unwrap();
+    assert_eq!((i8_stats.min, i8_stats.max), (Some(Scalar::Int(-128)), Some(Scalar::Int(127))));
+}
+
+#[test]
+fn a_bool_block_holding_bytes_above_one_has_a_max_of_true() {
+    // Builds before the Python module made bool bytes 0 and 1 could store a byte of 255,
+    // which reads as true: its statistics say so rather than refusing the block.
+    let dir = test_dir!();
+    let path = dir.store();
+    let store = util::create(&path);
+    let ds = store.create_dataset("d").unwrap();
+    let flags = ds.define_array("b", ArraySpec::new(DType::Bool, [4]).chunk_shape([4])).unwrap();
+    flags.write(&[0], arr1(&[true, false, true, true]).view()).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    patch_index(&util::fragments(&path).remove(0), |b, i| put_u64(b, i + ENTRY_MAX, 255));
+    let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+    let blocks = ds.block_stats("b").unwrap();
+    assert_eq!((blocks[0].min, blocks[0].max), (Some(1u64.into()), Some(1u64.into())));
 }
 
 #[test]

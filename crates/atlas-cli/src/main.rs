@@ -637,11 +637,14 @@ fn recompress(
     let _uncommitted = DiscardUncommitted(&store);
     let mut arrays = Vec::new();
     match only {
-        Some(array) => arrays.push((array.clone(), open_array(&store, array)?.block_stats()?.len() as u64)),
+        Some(array) => {
+            open_array(&store, array)?;
+            arrays.push((array.clone(), store.array_blocks(&array.dataset, &array.array)?.len() as u64));
+        }
         None => {
             for dataset in store.list_datasets() {
                 for array in store.open_dataset(&dataset)?.list_arrays()? {
-                    let blocks = store.open_dataset(&dataset)?.block_stats(&array)?.len() as u64;
+                    let blocks = store.array_blocks(&dataset, &array)?.len() as u64;
                     arrays.push((ArrayPath { dataset: dataset.clone(), array }, blocks));
                 }
             }
