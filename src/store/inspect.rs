@@ -159,9 +159,9 @@ impl Atlas {
 
     /// Decodes every live block of every array and checks it against its checksum, in
     /// parallel, collecting every failure. `progress(done, total)` is called as blocks are
-    /// checked, while this handle's state is held for reading: it may read through the
-    /// store's handles but must not change the store through them (that would wait for
-    /// itself).
+    /// checked, while this handle's state is held for reading: it must not call into the
+    /// store's handles (a change would wait for itself, and so could a read while another
+    /// thread waits to change the store).
     ///
     /// # Errors
     /// Only for failures outside the blocks themselves (an I/O error reading a pending

@@ -67,10 +67,17 @@ impl Inner {
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
-        if self.state.is_poisoned() {
-            drop(self.write()); // which mends it
+        loop {
+            match self.state.read() {
+                Ok(guard) => return guard,
+                // Mended by `write`, then read again: also when the panic came while this
+                // call waited for the lock.
+                Err(poisoned) => {
+                    drop(poisoned.into_inner());
+                    drop(self.write());
+                }
+            }
         }
-        self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The state, to change. After a panic while it was held for a change (an Atlas bug),

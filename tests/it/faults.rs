@@ -511,11 +511,15 @@ fn a_panic_at_any_io_call_of_a_flush_discards_the_session_and_the_handle_goes_on
             let fault = inject(fail_at, Fault::Panic);
             let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.flush()));
             drop(fault);
-            if let Ok(result) = flushed {
-                result.unwrap();
-                assert!(fail_at > 3, "a flush makes several mutating calls, not {fail_at}");
-                break;
-            }
+            let panicked = match flushed {
+                Ok(result) => {
+                    result.unwrap();
+                    assert!(fail_at > 3, "a flush makes several mutating calls, not {fail_at}");
+                    break;
+                }
+                Err(payload) => payload.downcast_ref::<&str>().map_or_else(String::new, ToString::to_string),
+            };
+            assert!(panicked.contains("the injected panic"), "call {fail_at}: {panicked}");
             // The half-made session is gone, its lock too; the commit in flight landed whole
             // or not at all.
             assert!(!store.has_pending_changes(), "call {fail_at}");
