@@ -81,9 +81,9 @@ impl Inner {
     }
 
     /// The state, to change. After a panic while it was held for a change (an Atlas bug),
-    /// this session's changes may be half made (a staged chunk taken out and not put back, say): they are discarded, as a
-    /// failed first change's are, and the handle goes on from its last commit. What is
-    /// committed is never touched by a change.
+    /// this session's changes may be half made (a staged chunk taken out and not put
+    /// back, say): they are discarded, as a failed first change's are, and the handle goes
+    /// on from its last commit. What is committed is never touched by a change.
     pub(crate) fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|poisoned| {
             let mut state = poisoned.into_inner();
