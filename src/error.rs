@@ -108,6 +108,16 @@ pub enum Error {
         /// The store directory.
         path: PathBuf,
     },
+    /// This handle's uncommitted changes were discarded because a change panicked (an Atlas
+    /// bug) while it held the store's state; reported once, by the next call that changes
+    /// or commits, which did nothing else. Changes made after that call are kept as usual.
+    #[error(
+        "store {path}: the uncommitted changes were discarded after a panic during a change; this call did nothing, redo the lost changes"
+    )]
+    ChangesDiscarded {
+        /// The store directory.
+        path: PathBuf,
+    },
     /// The store was written by a newer format version than this build reads.
     #[error("unsupported format version {found} (this build reads up to {max})")]
     UnsupportedVersion {

@@ -40,6 +40,7 @@ _find_nvcomp()
 from ._atlas import (  # noqa: E402
     AlreadyExistsError,
     AtlasError,
+    ChangesDiscardedError,
     ChecksumMismatchError,
     CodecError,
     CorruptError,
@@ -74,6 +75,7 @@ __all__ = [
     "Atlas",
     "AtlasError",
     "Attributes",
+    "ChangesDiscardedError",
     "ChecksumMismatchError",
     "CodecError",
     "CorruptError",

@@ -34,6 +34,8 @@ pub enum Kind {
     DTypeMismatch,
     /// `LockedError`: another writer holds the store.
     Locked,
+    /// `ChangesDiscardedError`: a panic inside Atlas lost the uncommitted changes.
+    ChangesDiscarded,
     /// `CorruptError`: bytes on disk that Atlas did not write.
     Corrupt,
     /// `ChecksumMismatchError` (a `CorruptError`).
@@ -53,7 +55,7 @@ pub enum Kind {
 }
 
 /// Every class as (kind, Python name, parent kind or none for the base, extra builtin base, doc).
-const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 18] = [
+const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 19] = [
     (Kind::Base, "AtlasError", None, Builtin::Exception, "Base class of every error Atlas raises."),
     (
         Kind::NotFound,
@@ -111,6 +113,13 @@ const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 18] = [
         Some(Kind::Base),
         Builtin::None,
         "Another writer (in this or another process) holds the store.",
+    ),
+    (
+        Kind::ChangesDiscarded,
+        "ChangesDiscardedError",
+        Some(Kind::Base),
+        Builtin::None,
+        "A panic inside Atlas discarded the uncommitted changes; raised once, by the next change or flush, which did nothing else.",
     ),
     (Kind::Corrupt, "CorruptError", Some(Kind::Base), Builtin::None, "Bytes on disk that are not what Atlas wrote."),
     (
@@ -235,6 +244,7 @@ pub fn to_py(error: atlas::Error) -> PyErr {
         E::OutOfBounds { .. } => Kind::OutOfBounds,
         E::ShapeMismatch { .. } => Kind::Shape,
         E::Locked { .. } => Kind::Locked,
+        E::ChangesDiscarded { .. } => Kind::ChangesDiscarded,
         E::UnsupportedVersion { .. } => Kind::UnsupportedVersion,
         E::Corrupt { .. } => Kind::Corrupt,
         E::ChecksumMismatch { .. } => Kind::ChecksumMismatch,

@@ -19,6 +19,7 @@ HIERARCHY = {
     "OutOfBoundsError": (atlas.ShapeError, ValueError, IndexError),
     "DTypeMismatchError": (atlas.AtlasError, TypeError),
     "LockedError": (atlas.AtlasError,),
+    "ChangesDiscardedError": (atlas.AtlasError,),
     "CorruptError": (atlas.AtlasError,),
     "ChecksumMismatchError": (atlas.CorruptError,),
     "UnsupportedVersionError": (atlas.AtlasError,),

@@ -8,7 +8,7 @@ use crate::codec::{
     BlockEncoding, CodecId, Scratch, ShuffledStream, ZstdDict, decompress, unshuffle_in_place, unshuffle_part,
 };
 use crate::error::{Error, Result};
-use crate::fragment::{BlockEntry, Checksummer, FragmentReader, PendingReader, checksum};
+use crate::fragment::{BlockEntry, Checksummer, ChunkStats, FragmentReader, PendingReader, checksum, scan};
 use crate::meta::ArrayMeta;
 
 /// What the engine needs to know of the array a request is about.
@@ -67,6 +67,23 @@ impl<'a> BlockRef<'a> {
             Self::Committed { reader, .. } => reader.path(),
             Self::Pending { reader, .. } | Self::Staged { reader, .. } => reader.path(),
         }
+    }
+
+    /// The block's statistics: its index entry's, checked against the chunk they describe,
+    /// or for a staged chunk (whose entry has none until it is sealed) made from its raw
+    /// bytes.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the entry's statistics cannot describe the block (a damaged
+    /// index whose checksum was made again): a min above the max, say.
+    pub(crate) fn stats(&self, meta: &ArrayMeta) -> Result<ChunkStats> {
+        if let Self::Staged { raw, .. } = self {
+            return Ok(scan(raw, meta.dtype, &meta.fill_bytes()).stats);
+        }
+        let entry = self.entry();
+        entry.stats.check(meta.dtype, meta.chunk_elems()).map(|()| entry.stats).map_err(|detail| {
+            Error::corrupt(self.path(), format!("the statistics of block {:?}: {detail}", entry.coord))
+        })
     }
 }
 

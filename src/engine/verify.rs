@@ -1,5 +1,6 @@
-//! Checking blocks: decode each one as a read would and compare its checksum, in parallel,
-//! collecting every failure instead of stopping at the first.
+//! Checking blocks: decode each one as a read would and compare its checksum, check its
+//! entry's statistics as `stats` would, in parallel, collecting every failure instead of
+//! stopping at the first.
 
 use rayon::prelude::*;
 
@@ -16,6 +17,8 @@ pub(crate) fn check_blocks(ctx: ArrayCtx<'_>, blocks: &[BlockRef<'_>]) -> Vec<Op
 }
 
 fn check(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<()> {
+    // Statistics a read of them would refuse are as bad as bytes that fail their checksum.
+    block.stats(ctx.meta)?;
     // A fill entry has no bytes: its length is checked as a read checks it (decoding it
     // would only build a chunk of fill, for strings a `String` per element).
     if block.entry().is_fill {

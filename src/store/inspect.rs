@@ -157,8 +157,9 @@ impl Atlas {
         Ok(blocks)
     }
 
-    /// Decodes every live block of every array and checks it against its checksum, in
-    /// parallel, collecting every failure. `progress(done, total)` is called as blocks are
+    /// Decodes every live block of every array and checks it against its checksum, and
+    /// its index entry's statistics as [`crate::Dataset::array_stats`] does, in parallel,
+    /// collecting every failure. `progress(done, total)` is called as blocks are
     /// checked, while this handle's state is held for reading: it must not call into the
     /// store's handles (a change would wait for itself, and so could a read while another
     /// thread waits to change the store).

@@ -51,7 +51,9 @@ use crate::meta::{Codec, DatasetMeta, Shuffle, StoreMeta, meta_file_name, valida
 /// takes the writer lock: [`Error::Locked`] if another handle holds it, [`Error::Io`] on the
 /// lock file; when another handle committed meanwhile, it loads that commit first, which
 /// can fail as [`Atlas::refresh`] does. The `# Errors` of changing methods list
-/// `Locked` for all of these.
+/// `Locked` for all of these. After a panic inside Atlas discarded this handle's
+/// uncommitted changes, the next change or flush fails once with
+/// [`Error::ChangesDiscarded`] and does nothing else.
 #[derive(Debug, Clone)]
 pub struct Atlas {
     inner: Arc<Inner>,
@@ -245,7 +247,8 @@ impl Atlas {
     /// [`Error::InvalidArgument`] if the new metadata breaks a rule an open checks (a
     /// counter at `u64::MAX` after a damaged file); [`Error::LimitExceeded`] if the new
     /// metadata file would be over this handle's `max_meta_bytes`, or an array's chunks
-    /// over its `max_chunk_bytes` (so that it could not be opened again with them). Before
+    /// over its `max_chunk_bytes` (so that it could not be opened again with them);
+    /// [`Error::ChangesDiscarded`] once after a panic lost the changes (see [`Atlas`]). Before
     /// the metadata
     /// rename (the commit point) the last commit stays intact and the changes stay pending,
     /// so `flush` can be called again, except after a failed fsync of the session's
@@ -262,9 +265,12 @@ impl Atlas {
     /// handles see the last commit again, the writer lock is released and the pending
     /// fragment removed. Without pending changes it does nothing. The way out after a flush
     /// that cannot succeed (a failed fsync of the pending fragment), or to undo changes
-    /// before they are committed.
+    /// before they are committed. A loss not yet reported ([`Error::ChangesDiscarded`]) is
+    /// forgotten too: this asks for the last commit anyway.
     pub fn discard(&self) {
-        self.inner.discard(&mut self.inner.write());
+        let mut state = self.inner.write();
+        self.inner.discard(&mut state);
+        state.changes_discarded = false;
     }
 
     /// Whether this store has changes that are not yet committed.

@@ -14,7 +14,7 @@ use crate::codec::ZstdDict;
 use crate::engine::{ArrayCtx, BlockRef, ChunkCache, RawChunkOf, Sink, WriteSettings, encode_chunks, plan, write_raw};
 use crate::error::{EntityKind, Error, Result};
 use crate::fragment::FragmentReader;
-use crate::fragment::{BlockEntry, ChunkStats, merge, scan};
+use crate::fragment::{BlockEntry, ChunkStats, merge};
 use crate::io::{self, WriterLock};
 use crate::meta::{
     ArrayMeta, ArrayStats, DatasetMeta, Limits, MetaCompression, MetaFormat, StoreMeta, checked_product,
@@ -46,6 +46,9 @@ pub(crate) struct State {
     /// The last commit's rename is not known durable: the directory fsync after it failed.
     /// The next flush retries it (and reports its error) instead of finding nothing to do.
     pub unsynced_commit: bool,
+    /// A panic discarded uncommitted changes and no call has reported it yet
+    /// ([`Error::ChangesDiscarded`]).
+    pub changes_discarded: bool,
 }
 
 impl Inner {
@@ -56,6 +59,7 @@ impl Inner {
             committed: loaded.snapshot,
             session: None,
             unsynced_commit: false,
+            changes_discarded: false,
         };
         Self {
             dir,
@@ -83,13 +87,15 @@ impl Inner {
     /// The state, to change. After a panic while it was held for a change (an Atlas bug),
     /// this session's changes may be half made (a staged chunk taken out and not put
     /// back, say): they are discarded, as a failed first change's are, and the handle goes
-    /// on from its last commit. What is committed is never touched by a change.
+    /// on from its last commit. What is committed is never touched by a change. The next
+    /// change or commit reports the loss ([`Inner::report_discarded`]).
     pub(crate) fn write(&self) -> RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|poisoned| {
             let mut state = poisoned.into_inner();
             if state.session.is_some() {
                 log::error!("atlas: a panic during a change; this handle's uncommitted changes are discarded");
                 self.discard(&mut state);
+                state.changes_discarded = true;
             }
             self.state.clear_poison();
             state
@@ -108,6 +114,7 @@ impl Inner {
     /// [`Error::Locked`] when another handle is writing, or when this handle's session was
     /// started by the process this one was forked from.
     pub(crate) fn begin_change(&self, state: &mut State) -> Result<()> {
+        self.report_discarded(state)?;
         self.refuse_inherited_session(state)?;
         if state.session.is_none() {
             let lock = WriterLock::try_acquire(&self.dir.join(LOCK_FILE), &self.dir)?;
@@ -154,6 +161,16 @@ impl Inner {
         }
     }
 
+    /// Fails once, with [`Error::ChangesDiscarded`], after a panic discarded this handle's
+    /// changes: a caller that goes on writing would otherwise commit its later changes
+    /// without the lost ones, never told.
+    fn report_discarded(&self, state: &mut State) -> Result<()> {
+        if std::mem::take(&mut state.changes_discarded) {
+            return Err(Error::ChangesDiscarded { path: self.dir.clone() });
+        }
+        Ok(())
+    }
+
     /// Refuses to go on with a session another process started: a child forked with one
     /// shares the parent's fragment file and lock, and writing or committing through it
     /// would overwrite or publish the parent's changes behind its back.
@@ -198,6 +215,7 @@ impl Inner {
     /// comes with the handle already on the new commit and the session gone. A commit whose
     /// rename was not made durable is retried that far by the next call, session or not.
     pub(crate) fn commit(&self, state: &mut State, change: FragmentChange) -> Result<()> {
+        self.report_discarded(state)?;
         self.refuse_inherited_session(state)?;
         if state.session.is_none() {
             return self.sync_commit(state);
@@ -340,24 +358,12 @@ impl State {
         Ok(merge(meta.dtype, elems, stats.iter()))
     }
 
-    /// Each live block's index entry with its statistics: the entry's, or for a staged
-    /// chunk (whose entry has none until it is sealed) made from its raw bytes.
+    /// Each live block's index entry with its statistics ([`BlockRef::stats`]).
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if an entry's statistics cannot describe its block (a damaged
-    /// index whose checksum was made again): they would give a min above the max, say.
+    /// [`Error::Corrupt`] if an entry's statistics cannot describe its block.
     pub(crate) fn live_stats(&self, meta: &ArrayMeta) -> Result<Vec<(&BlockEntry, ChunkStats)>> {
-        let fill = meta.fill_bytes();
-        let stats_of = |block: &BlockRef<'_>| {
-            if let BlockRef::Staged { raw, .. } = block {
-                return Ok(scan(raw, meta.dtype, &fill).stats);
-            }
-            let entry = block.entry();
-            entry.stats.check(meta.dtype, meta.chunk_elems()).map(|()| entry.stats).map_err(|detail| {
-                Error::corrupt(block.path(), format!("the statistics of block {:?}: {detail}", entry.coord))
-            })
-        };
-        self.live_blocks(meta.id).into_iter().map(|block| Ok((block.entry(), stats_of(&block)?))).collect()
+        self.live_blocks(meta.id).into_iter().map(|block| Ok((block.entry(), block.stats(meta)?))).collect()
     }
 
     /// The current block of a chunk: this session's newest, else the committed one.

@@ -501,7 +501,34 @@ fn a_fault_at_any_io_call_of_a_rewrite_loses_nothing_and_a_retry_finishes_it() {
 }
 
 #[test]
-fn a_panic_at_any_io_call_of_a_flush_discards_the_session_and_the_handle_goes_on() {
+fn a_loss_by_panic_is_reported_by_the_next_flush_once_and_forgotten_by_discard() {
+    let mut dir = test_dir!();
+    let path = dir.store();
+    dir.while_alone(|| {
+        let panicking_flush = |store: &Atlas| {
+            let fault = inject(0, Fault::Panic);
+            let flushed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| store.flush()));
+            drop(fault);
+            assert!(flushed.is_err(), "the injected panic");
+        };
+        let (store, ds) = fresh_store_with_values_1(&path);
+        ds.write_array("a", &[0, 0], values(2).view()).unwrap();
+        panicking_flush(&store);
+        assert!(matches!(store.flush(), Err(Error::ChangesDiscarded { .. })));
+        store.flush().unwrap(); // reported once; nothing left to commit
+        assert_eq!(read_fresh(&path), values(1));
+
+        ds.write_array("a", &[0, 0], values(2).view()).unwrap();
+        panicking_flush(&store);
+        store.discard();
+        ds.write_array("a", &[0, 0], values(3).view()).unwrap();
+        store.flush().unwrap();
+        assert_eq!(read_fresh(&path), values(3));
+    });
+}
+
+#[test]
+fn a_panic_at_any_io_call_of_a_flush_discards_the_session_reports_it_once_and_the_handle_goes_on() {
     let mut dir = test_dir!();
     let path = dir.store();
     dir.while_alone(|| {
@@ -526,7 +553,16 @@ fn a_panic_at_any_io_call_of_a_flush_discards_the_session_and_the_handle_goes_on
             let on_disk = read_fresh(&path);
             assert!(on_disk == values(1) || on_disk == values(2), "call {fail_at}");
             store.refresh().unwrap();
-            ds.write_array("a", &[0, 0], values(3).view()).unwrap();
+            // Changes lost before the commit point are reported, once, by the next change,
+            // which does nothing else.
+            let written = ds.write_array("a", &[0, 0], values(3).view());
+            if on_disk == values(1) {
+                assert!(matches!(written, Err(Error::ChangesDiscarded { .. })), "call {fail_at}: {written:?}");
+                assert!(!store.has_pending_changes(), "call {fail_at}");
+                ds.write_array("a", &[0, 0], values(3).view()).unwrap();
+            } else {
+                written.unwrap_or_else(|e| panic!("call {fail_at}: {e}"));
+            }
             store.flush().unwrap_or_else(|e| panic!("call {fail_at}: {e}"));
             assert_eq!(read_fresh(&path), values(3), "call {fail_at}");
         }

@@ -721,7 +721,7 @@ fn a_bool_block_holding_bytes_above_one_has_a_max_of_true() {
 }
 
 #[test]
-fn index_entry_stats_that_cannot_describe_their_block_are_corrupt_and_never_persisted() {
+fn index_entry_stats_that_cannot_describe_their_block_are_corrupt_reported_by_verify_and_never_persisted() {
     // a (uint8, chunks of 4) holds 1..=8 in its first two chunks; its entries come after s[0]'s.
     let patches: [(&str, Patch); 4] = [
         ("valid counts that overflow", |b, i| {
@@ -749,6 +749,13 @@ fn index_entry_stats_that_cannot_describe_their_block_are_corrupt_and_never_pers
                 matches!(&err, Error::Corrupt { detail, .. } if detail.contains("statistics of block")),
                 "{what}: {err}"
             );
+        }
+        // `verify` reports the block whose entry holds them, and only that one or two.
+        let report = store.verify(&mut |_, _| {}).unwrap();
+        assert!(report.bad_blocks.iter().any(|bad| bad.coord == [0]), "{what}: {:?}", report.bad_blocks);
+        for bad in &report.bad_blocks {
+            assert!(bad.array == "d/a" && bad.coord.len() == 1 && bad.coord[0] < 2, "{what}: {bad:?}");
+            assert!(matches!(&bad.error, Error::Corrupt { detail, .. } if detail.contains("statistics of block")));
         }
         // A commit that changes the array persists no stats for it rather than failing.
         ds.write_array("a", &[15], arr1(&[9u8]).view()).unwrap();
