@@ -42,6 +42,30 @@ def _path(source: Any) -> str:
         ) from None
 
 
+def _sizes(
+    max_meta_bytes: Optional[int],
+    max_chunk_bytes: Optional[int],
+    staging_bytes: Optional[int],
+    chunk_cache_bytes: Optional[int],
+) -> dict:
+    """The limits and memory budgets given to `create` or `open`, checked, as keywords."""
+    sizes = {
+        "max_meta_bytes": max_meta_bytes,
+        "max_chunk_bytes": max_chunk_bytes,
+        "staging_bytes": staging_bytes,
+        "chunk_cache_bytes": chunk_cache_bytes,
+    }
+    for name, size in sizes.items():
+        if size is None:
+            continue
+        if isinstance(size, (bool, np.bool_)):
+            raise TypeError(f"{name} is a number of bytes, not a bool")
+        sizes[name] = operator.index(size)
+        if not 0 <= sizes[name] < 2**64:
+            raise ValueError(f"{name} must be from 0 to 2**64 - 1, got {size!r}")
+    return sizes
+
+
 class Atlas:
     """A store: one directory of datasets, each holding arrays and attributes.
 
@@ -102,16 +126,24 @@ class Atlas:
         meta_compression: str = "none",
         *,
         shuffle: Any = "auto",
+        max_meta_bytes: Optional[int] = None,
+        max_chunk_bytes: Optional[int] = None,
+        staging_bytes: Optional[int] = None,
+        chunk_cache_bytes: Optional[int] = None,
     ) -> "Atlas":
         """Creates a store in `source` (a directory, created if missing, that must be empty).
 
         codec: `"zstd"` (level 3), `"zstd:<level>"`, `"lz4"`, `"none"` (or `"uncompressed"`).
         meta_format: `"json"` or `"msgpack"` (`"mp"`); meta_compression: `"none"`, `"zstd"`,
         `"lz4"`. shuffle: byte shuffle before the codec, `"auto"` (on for dtypes wider than
-        one byte, unless the codec is none), `"on"`, `"off"` or a bool.
+        one byte, unless the codec is none), `"on"`, `"off"` or a bool. The limits and
+        memory budgets are those of `Atlas.open`, for the handle returned.
         """
+        sizes = _sizes(max_meta_bytes, max_chunk_bytes, staging_bytes, chunk_cache_bytes)
         return Atlas(
-            _atlas.Store.create(_path(source), codec, shuffle_arg(shuffle) or "auto", meta_format, meta_compression)
+            _atlas.Store.create(
+                _path(source), codec, shuffle_arg(shuffle) or "auto", meta_format, meta_compression, **sizes
+            )
         )
 
     @staticmethod
@@ -135,15 +167,7 @@ class Atlas:
         (default 32 MiB) of decoded chunks, so a loop of small reads decodes each chunk
         once. 0 keeps none.
         """
-        sizes = {
-            "max_meta_bytes": max_meta_bytes,
-            "max_chunk_bytes": max_chunk_bytes,
-            "staging_bytes": staging_bytes,
-            "chunk_cache_bytes": chunk_cache_bytes,
-        }
-        for name, size in sizes.items():
-            if size is not None and not 0 <= operator.index(size) < 2**64:
-                raise ValueError(f"{name} must be from 0 to 2**64 - 1, got {size!r}")
+        sizes = _sizes(max_meta_bytes, max_chunk_bytes, staging_bytes, chunk_cache_bytes)
         return Atlas(_atlas.Store.open(_path(source), **sizes))
 
     # --- properties ---------------------------------------------------------------------

@@ -17,6 +17,26 @@ use crate::device::{across_to_cuda, parse_device};
 use crate::errors::{IntoPy, to_py};
 
 /// A store: one directory of metadata and fragment files (native half of `atlas.Atlas`).
+/// The limits and memory budgets given, the others at their defaults.
+fn open_options(
+    max_meta_bytes: Option<u64>,
+    max_chunk_bytes: Option<u64>,
+    staging_bytes: Option<u64>,
+    chunk_cache_bytes: Option<u64>,
+) -> OpenOptions {
+    let mut limits = Limits::default();
+    limits.max_meta_bytes = max_meta_bytes.unwrap_or(limits.max_meta_bytes);
+    limits.max_chunk_bytes = max_chunk_bytes.unwrap_or(limits.max_chunk_bytes);
+    let mut options = OpenOptions::with_limits(limits);
+    if let Some(bytes) = staging_bytes {
+        options = options.staging_bytes(bytes);
+    }
+    if let Some(bytes) = chunk_cache_bytes {
+        options = options.chunk_cache_bytes(bytes);
+    }
+    options
+}
+
 #[pyclass(frozen, module = "atlas._atlas")]
 pub struct Store {
     pub(crate) inner: Atlas,
@@ -24,9 +44,14 @@ pub struct Store {
 
 #[pymethods]
 impl Store {
-    /// Creates a new store in `path`.
+    /// Creates a new store in `path` and opens it with the limits and memory budgets given
+    /// (those left out keep their defaults).
     #[staticmethod]
-    #[pyo3(signature = (path, codec="zstd", shuffle="auto", meta_format="json", meta_compression="none"))]
+    #[pyo3(signature = (
+        path, codec="zstd", shuffle="auto", meta_format="json", meta_compression="none",
+        max_meta_bytes=None, max_chunk_bytes=None, staging_bytes=None, chunk_cache_bytes=None,
+    ))]
+    #[allow(clippy::too_many_arguments)] // Python's keywords, one per option
     fn create(
         py: Python<'_>,
         path: PathBuf,
@@ -34,6 +59,10 @@ impl Store {
         shuffle: &str,
         meta_format: &str,
         meta_compression: &str,
+        max_meta_bytes: Option<u64>,
+        max_chunk_bytes: Option<u64>,
+        staging_bytes: Option<u64>,
+        chunk_cache_bytes: Option<u64>,
     ) -> PyResult<Self> {
         let config = StoreConfig {
             codec: parse_codec(codec)?,
@@ -41,7 +70,8 @@ impl Store {
             meta_format: parse_meta_format(meta_format)?,
             meta_compression: parse_meta_compression(meta_compression)?,
         };
-        let inner = py.detach(|| Atlas::create(&path, config)).py_err()?;
+        let options = open_options(max_meta_bytes, max_chunk_bytes, staging_bytes, chunk_cache_bytes);
+        let inner = py.detach(|| Atlas::create_with(&path, config, &options)).py_err()?;
         Ok(Self { inner })
     }
 
@@ -57,16 +87,7 @@ impl Store {
         staging_bytes: Option<u64>,
         chunk_cache_bytes: Option<u64>,
     ) -> PyResult<Self> {
-        let mut limits = Limits::default();
-        limits.max_meta_bytes = max_meta_bytes.unwrap_or(limits.max_meta_bytes);
-        limits.max_chunk_bytes = max_chunk_bytes.unwrap_or(limits.max_chunk_bytes);
-        let mut options = OpenOptions::with_limits(limits);
-        if let Some(bytes) = staging_bytes {
-            options = options.staging_bytes(bytes);
-        }
-        if let Some(bytes) = chunk_cache_bytes {
-            options = options.chunk_cache_bytes(bytes);
-        }
+        let options = open_options(max_meta_bytes, max_chunk_bytes, staging_bytes, chunk_cache_bytes);
         let inner = py.detach(|| Atlas::open_with(&path, &options)).py_err()?;
         Ok(Self { inner })
     }

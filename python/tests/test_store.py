@@ -85,6 +85,23 @@ def test_open_sets_what_the_handle_keeps_in_memory(tmp_path):
             atlas.Atlas.open(tmp_path / "s", **{name: -1})
         with pytest.raises(TypeError):
             atlas.Atlas.open(tmp_path / "s", **{name: 1.5})
+        with pytest.raises(TypeError, match="not a bool"):
+            atlas.Atlas.open(tmp_path / "s", **{name: True})
+    assert first_block_after_a_small_write(staging_bytes=np.uint8(0), chunk_cache_bytes=0) == (False, True)
+
+
+def test_create_takes_the_limits_and_budgets_open_takes(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s", staging_bytes=0, max_meta_bytes=4096)
+    x = store.create_dataset("d").define_array("x", "int32", None, [64], chunk_shape=[8])
+    x[3] = 7
+    assert x.blocks()[0]["staged"] is False  # encoded at once: no staging budget
+    store.create_dataset("big").attrs["text"] = "x" * 8192
+    with pytest.raises(atlas.LimitExceededError):  # the metadata would be over 4096 bytes
+        store.flush()
+    store.discard()
+    with pytest.raises(ValueError, match="max_chunk_bytes"):
+        atlas.Atlas.create(tmp_path / "t", max_chunk_bytes=-1)
+    assert not (tmp_path / "t").exists()  # checked before anything was made
 
 
 def test_datasets_list_exist_delete(store):

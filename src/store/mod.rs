@@ -69,6 +69,15 @@ impl Atlas {
     /// the last step, the fsync that makes the new metadata file durable, leaves the store
     /// in place (another process may already have opened it): [`Atlas::open`] it to go on.
     pub fn create(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
+        Self::create_with(path, config, &OpenOptions::default())
+    }
+
+    /// Creates a store as [`Atlas::create`] does and opens it with `options` (memory
+    /// budgets and limits, as [`Atlas::open_with`] takes them).
+    ///
+    /// # Errors
+    /// As [`Atlas::create`].
+    pub fn create_with(path: impl AsRef<Path>, config: StoreConfig, options: &OpenOptions) -> Result<Self> {
         let dir = path.as_ref().to_path_buf();
         config.codec.check().map_err(Error::invalid)?;
         if io::exists(&dir) && (!io::is_dir(&dir) || !io::list_dir(&dir)?.is_empty()) {
@@ -92,7 +101,7 @@ impl Atlas {
         // and removing one (what a commit does after it) would need the writer lock, since
         // another process may already have opened the store and committed.
         io::sync_dir(&dir)?;
-        Self::open(dir)
+        Self::open_with(dir, options)
     }
 
     /// Opens the store in `path`, finding its metadata file by name.
