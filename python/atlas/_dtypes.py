@@ -151,6 +151,30 @@ def timestamps(value: Any, label: str) -> np.ndarray:
     )
 
 
+def _check_range(low: int, high: int, target: np.dtype, label: str) -> None:
+    info = np.iinfo(target)
+    if low < info.min or high > info.max:
+        raise DTypeMismatchError(
+            f"values out of range for array {label}: it holds {target} ({info.min}..{info.max}), "
+            f"the data spans {low}..{high}"
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _python_ints(value: Any, converted: np.ndarray, target: np.dtype, label: str) -> np.ndarray:
+    """Python ints numpy could not put in one integer dtype (beyond int64: object; uint64's
+    upper half beside small ints: float64, rounded) as `target`, when every one fits;
+    anything but ints comes back as `converted`, for the usual refusal."""
+    exact = np.asarray(value, dtype=object)
+    if exact.size == 0 or not all(_is_int(v) for v in exact.flat):
+        return converted
+    _check_range(min(int(v) for v in exact.flat), max(int(v) for v in exact.flat), target, label)
+    return exact.astype(target)
+
+
 def for_assign(value: Any, name: str, label: str) -> np.ndarray:
     """`value` for `arr[...] = value`, one rule for arrays, lists and scalars: a cast within
     a kind or to a wider kind (int to float) is made, and between integer types when every
@@ -161,7 +185,10 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
     if name == "string":
         return np.asarray(value, dtype=object)
     if not isinstance(value, np.ndarray):
-        value = np.asarray(value)
+        converted = np.asarray(value)
+        if converted.dtype.kind in "Of" and target.kind in "iu":
+            converted = _python_ints(value, converted, target, label)
+        value = converted
     if value.size == 0:
         return np.empty(value.shape, target)
     if name == "timestamp":
@@ -169,14 +196,8 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
     if value.dtype == target:
         return value
     if value.dtype.kind in "iu" and target.kind in "iu":
-        info = np.iinfo(target)
         # As Python ints: numpy 1.x compares uint64 with int64 through float64.
-        low, high = (int(value.min()), int(value.max())) if value.size else (0, 0)
-        if low < info.min or high > info.max:
-            raise DTypeMismatchError(
-                f"values out of range for array {label}: it holds {target} ({info.min}..{info.max}), "
-                f"the data spans {low}..{high}"
-            )
+        _check_range(int(value.min()), int(value.max()), target, label)
         return value.astype(target)
     if np.can_cast(value.dtype, target, casting="same_kind"):
         with np.errstate(over="ignore"):

@@ -96,6 +96,21 @@ def test_assignment_casts_lists_and_arrays_by_one_rule(ds):
     assert t[0] == np.datetime64("2024-01-01", "ns")
 
 
+def test_python_ints_numpy_cannot_hold_in_one_dtype_are_taken_exactly_when_they_fit(ds):
+    # numpy makes [2**64 - 1, 1] float64 (rounded) and [2**70, 1] object.
+    u64 = ds.define_array("u64", "uint64", None, [2])
+    u64[:] = [2**64 - 1, 1]
+    assert u64[:].tolist() == [2**64 - 1, 1]
+    i64 = ds.define_array("i64", "int64", None, [2])
+    out_of_range = ((u64, [2**70, 1], "1..1180591620717411303424"), (i64, [2**64 - 1, 1], "1..18446744073709551615"))
+    for arr, bad, span in out_of_range:
+        with pytest.raises(atlas.DTypeMismatchError, match=f"out of range.*spans {span}"):
+            arr[:] = bad
+    with pytest.raises(atlas.DTypeMismatchError, match="float64"):  # floats stay refused
+        u64[:] = [1.5, 2**64 - 1]
+    assert u64[:].tolist() == [2**64 - 1, 1]
+
+
 def test_boolean_masks_over_several_axes_select_as_in_numpy(ds):
     arr = ds.define_array("a", "int32", None, [4, 5, 6], chunk_shape=[2, 2, 3])
     model = np.arange(120, dtype=np.int32).reshape(4, 5, 6)
