@@ -446,7 +446,6 @@ impl ArrayHandle {
         let mut blocks: Vec<BlockStats> = state
             .live_stats(meta)?
             .into_iter()
-            .filter(|(entry, _)| meta.holds_chunk(&entry.coord))
             .map(|(entry, stats)| {
                 let (min, max) = stats.min_max(meta.dtype);
                 BlockStats::new(entry.coord.to_vec(), stats.valid_count, min, max, stats.sum())

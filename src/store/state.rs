@@ -358,12 +358,14 @@ impl State {
         Ok(merge(meta.dtype, elems, stats.iter()))
     }
 
-    /// Each live block's index entry with its statistics ([`BlockRef::stats`]).
+    /// Each live block of the array's grid ([`ArrayMeta::holds_chunk`]: not the fill
+    /// entries a shrink leaves past it) with its statistics ([`BlockRef::stats`]).
     ///
     /// # Errors
     /// [`Error::Corrupt`] if an entry's statistics cannot describe its block.
     pub(crate) fn live_stats(&self, meta: &ArrayMeta) -> Result<Vec<(&BlockEntry, ChunkStats)>> {
-        self.live_blocks(meta.id).into_iter().map(|block| Ok((block.entry(), block.stats(meta)?))).collect()
+        let blocks = self.live_blocks(meta.id).into_iter().filter(|block| meta.holds_chunk(&block.entry().coord));
+        blocks.map(|block| Ok((block.entry(), block.stats(meta)?))).collect()
     }
 
     /// The current block of a chunk: this session's newest, else the committed one.

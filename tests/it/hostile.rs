@@ -766,6 +766,27 @@ fn index_entry_stats_that_cannot_describe_their_block_are_corrupt_reported_by_ve
 }
 
 #[test]
+fn entries_past_the_arrays_grid_count_in_no_statistics() {
+    // A shrink leaves entries past the new shape; their statistics are not the array's,
+    // so unsound ones there fail nothing. Here a[1] gets a min above its max and the
+    // array is cut to its first chunk by hand.
+    let dir = test_dir!();
+    let path = dir.store();
+    let mut meta = small_store(&path);
+    patch_index(&util::fragments(&path).remove(0), |b, i| put_u64(b, i + 2 * ENTRY_LEN_1D + ENTRY_MIN, 200));
+    meta["datasets"]["d"]["arrays"]["a"]["shape"] = serde_json::json!([4]);
+    meta["datasets"]["d"]["arrays"]["a"]["stats"] = Value::Null;
+    write_json_meta(&path, &meta);
+    let store = Atlas::open(&path).unwrap();
+    let ds = store.open_dataset("d").unwrap();
+    let stats = ds.array_stats("a").unwrap();
+    assert_eq!((stats.count, stats.sum), (4, 10.0));
+    let blocks = ds.block_stats("a").unwrap();
+    assert_eq!(blocks.iter().map(|b| b.coord.clone()).collect::<Vec<_>>(), [vec![0]]);
+    assert!(store.verify(&mut |_, _| {}).unwrap().bad_blocks.is_empty());
+}
+
+#[test]
 fn a_block_of_an_array_id_never_allocated_is_corrupt_not_the_next_arrays_data() {
     // Arrays a and s hold ids 0 and 1: a block of id 2 would read as the next array's.
     let dir = test_dir!();
