@@ -161,6 +161,9 @@ def _check_range(low: int, high: int, target: np.dtype, label: str) -> None:
 
 
 def _is_int(value: Any) -> bool:
+    """A Python int or numpy integer, alone or as a 0-d array; not a bool."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and value.dtype.kind in "iu"
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
@@ -171,7 +174,7 @@ def _python_ints(value: Any, converted: np.ndarray, target: np.dtype, label: str
     exact = np.asarray(value, dtype=object)
     if exact.size == 0 or not all(_is_int(v) for v in exact.flat):
         return converted
-    _check_range(min(int(v) for v in exact.flat), max(int(v) for v in exact.flat), target, label)
+    _check_range(int(exact.min()), int(exact.max()), target, label)
     return exact.astype(target)
 
 

@@ -16,7 +16,6 @@ use crate::convert::{
 use crate::device::{across_to_cuda, parse_device};
 use crate::errors::{IntoPy, to_py};
 
-/// A store: one directory of metadata and fragment files (native half of `atlas.Atlas`).
 /// The limits and memory budgets given, the others at their defaults.
 fn open_options(
     max_meta_bytes: Option<u64>,
@@ -37,6 +36,7 @@ fn open_options(
     options
 }
 
+/// A store: one directory of metadata and fragment files (native half of `atlas.Atlas`).
 #[pyclass(frozen, module = "atlas._atlas")]
 pub struct Store {
     pub(crate) inner: Atlas,

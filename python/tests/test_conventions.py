@@ -101,6 +101,9 @@ def test_python_ints_numpy_cannot_hold_in_one_dtype_are_taken_exactly_when_they_
     u64 = ds.define_array("u64", "uint64", None, [2])
     u64[:] = [2**64 - 1, 1]
     assert u64[:].tolist() == [2**64 - 1, 1]
+    u64[:] = [np.array(2**64 - 2, dtype=np.uint64), np.uint64(3)]  # numpy ints, alone or 0-d
+    assert u64[:].tolist() == [2**64 - 2, 3]
+    u64[:] = [2**64 - 1, 1]
     i64 = ds.define_array("i64", "int64", None, [2])
     out_of_range = ((u64, [2**70, 1], "1..1180591620717411303424"), (i64, [2**64 - 1, 1], "1..18446744073709551615"))
     for arr, bad, span in out_of_range:

@@ -17,8 +17,13 @@ pub(crate) fn check_blocks(ctx: ArrayCtx<'_>, blocks: &[BlockRef<'_>]) -> Vec<Op
 }
 
 fn check(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<()> {
-    // Statistics a read of them would refuse are as bad as bytes that fail their checksum.
-    block.stats(ctx.meta)?;
+    // The bytes first, whose error says more; then the statistics, which `stats` would
+    // refuse as it would bytes that fail their checksum.
+    check_bytes(ctx, block, worker)?;
+    block.stats(ctx.meta).map(drop)
+}
+
+fn check_bytes(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<()> {
     // A fill entry has no bytes: its length is checked as a read checks it (decoding it
     // would only build a chunk of fill, for strings a `String` per element).
     if block.entry().is_fill {

@@ -76,7 +76,8 @@ impl Atlas {
     /// budgets and limits, as [`Atlas::open_with`] takes them).
     ///
     /// # Errors
-    /// As [`Atlas::create`].
+    /// As [`Atlas::create`]; [`Error::LimitExceeded`] if the new store's metadata file
+    /// would be over `options`' `max_meta_bytes` (nothing is left behind).
     pub fn create_with(path: impl AsRef<Path>, config: StoreConfig, options: &OpenOptions) -> Result<Self> {
         let dir = path.as_ref().to_path_buf();
         config.codec.check().map_err(Error::invalid)?;
@@ -93,7 +94,7 @@ impl Atlas {
         })?;
         let meta = StoreMeta::new(config.codec, config.shuffle);
         let encoding = (config.meta_format, config.meta_compression);
-        if let Err(failed) = disk::write_meta(&dir, &meta, encoding, &crate::meta::Limits::default()) {
+        if let Err(failed) = disk::write_meta(&dir, &meta, encoding, &options.limits) {
             disk::undo_create(&dir);
             return Err(failed);
         }

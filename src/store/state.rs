@@ -386,7 +386,8 @@ impl Drop for Inner {
             (state.session.as_ref().map(WriteSession::is_inherited), state.unsynced_commit)
         };
         let Some(inherited) = session else {
-            if unsynced && let Err(e) = self.flush() {
+            // Only the directory fsync: a loss a panic left unreported has no one to tell.
+            if unsynced && let Err(e) = self.sync_commit(&mut self.write()) {
                 log::error!("atlas: {}: the last commit may not survive a power loss: {e}", self.dir.display());
             }
             return;

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use atlas::{
-    ArraySpec, Atlas, AttrValue, BlockCodec, Codec, DType, Dataset, EntityKind, Error, ReadOptions, Shuffle,
-    StoreConfig,
+    ArraySpec, Atlas, AttrValue, BlockCodec, BlockState, Codec, DType, Dataset, EntityKind, Error, Limits, OpenOptions,
+    ReadOptions, Shuffle, StoreConfig,
 };
 use ndarray::{arr1, arr2};
 
@@ -64,6 +64,25 @@ fn create_accepts_an_empty_directory_and_makes_missing_parents() {
     util::create(&nested);
     assert_eq!(util::meta_files(&nested), ["atlas.json"]);
     assert!(Atlas::open(&nested).unwrap().list_datasets().is_empty());
+}
+
+#[test]
+fn create_with_opens_with_the_options_and_leaves_nothing_when_their_limits_refuse_it() {
+    let dir = test_dir!();
+    let mut limits = Limits::default();
+    limits.max_meta_bytes = 16; // under an empty store's metadata
+    let refused = Atlas::create_with(dir.store(), StoreConfig::default(), &OpenOptions::with_limits(limits));
+    assert_err!(refused, Error::LimitExceeded { .. });
+    assert!(std::fs::read_dir(dir.store()).unwrap().next().is_none(), "an empty directory is left");
+
+    let store = Atlas::create_with(dir.store(), StoreConfig::default(), &OpenOptions::default().staging_bytes(0))
+        .expect("created in the directory the refused call left");
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::UInt8, [8]).chunk_shape([4])).unwrap();
+    ds.write_array("a", &[0], arr1(&[1u8]).view()).unwrap();
+    // With no staging budget a small write is encoded at once.
+    let blocks = store.array_blocks("d", "a").unwrap();
+    assert_eq!(blocks.iter().map(|b| b.state).collect::<Vec<_>>(), [BlockState::Pending]);
 }
 
 #[test]
