@@ -120,7 +120,8 @@ enum Command {
         #[arg(long, hide = true, default_value_t = DEFAULT_SLAB_BYTES)]
         slab_bytes: u64,
     },
-    /// Decode every block and check its checksum; list each bad block and exit 3 if any.
+    /// Decode every block and check its checksum and statistics; list each bad block and exit
+    /// 3 if any.
     Verify {
         /// The store directory.
         store: PathBuf,
