@@ -68,9 +68,16 @@ struct Lru {
 const MAX_SHARE: usize = 8;
 
 /// What a kept chunk costs beyond its bytes, about (its key, the list and hash table
-/// entries, the shared buffer's header), counted against the capacity so that chunks of a
-/// few bytes cannot hold many times the capacity in bookkeeping.
+/// entries, the shared buffer's header). A chunk counts against the capacity as its bytes
+/// but never less than this, so that a cache of chunks of a few bytes cannot hold many
+/// times the capacity in bookkeeping (it stays under twice the capacity), while a cache of
+/// `n` chunks' bytes holds `n` chunks, as users of h5py's and zarrs's caches expect.
 const ENTRY_BYTES: usize = 256;
+
+/// What a kept chunk of `len` raw bytes counts against the capacity.
+fn charge(len: usize) -> usize {
+    len.max(ENTRY_BYTES)
+}
 
 impl ChunkCache {
     /// A cache of at most `capacity_bytes` of raw chunks; 0 keeps none.
@@ -82,7 +89,7 @@ impl ChunkCache {
 
     /// Whether a chunk of `len` raw bytes would be kept (none is when the capacity is 0).
     pub(crate) fn admits(&self, len: usize) -> bool {
-        len > 0 && len + ENTRY_BYTES <= self.capacity_bytes / MAX_SHARE
+        len > 0 && charge(len) <= self.capacity_bytes / MAX_SHARE
     }
 
     /// The chunk of block `key`, if kept (it becomes the most recently used).
@@ -102,17 +109,17 @@ impl ChunkCache {
             return;
         }
         let mut lru = self.lock();
-        lru.bytes += raw.len() + ENTRY_BYTES;
+        lru.bytes += charge(raw.len());
         if let Some(old) = lru.chunks.put(key, raw) {
-            lru.bytes -= old.len() + ENTRY_BYTES;
+            lru.bytes -= charge(old.len());
         }
         while lru.bytes > self.capacity_bytes {
             let (_, out) = lru.chunks.pop_lru().expect("bytes are counted for kept chunks only");
-            lru.bytes -= out.len() + ENTRY_BYTES;
+            lru.bytes -= charge(out.len());
         }
     }
 
-    /// Bytes the kept chunks count for now (their own and `ENTRY_BYTES` each).
+    /// Bytes the kept chunks count for now ([`charge`] each).
     #[cfg(test)]
     fn bytes(&self) -> usize {
         self.lock().bytes
@@ -135,15 +142,18 @@ mod tests {
             array_id: 2,
             offset_bytes: n * 100,
             stored_len_bytes: 10,
-            raw_len_bytes: 100,
+            raw_len_bytes: LEN as u64,
             checksum: n,
             encoding: BlockEncoding::RAW,
         }
     }
 
-    /// Room for `n` chunks of 100 bytes.
+    /// The length of the test chunks: over `ENTRY_BYTES`, so each counts as its bytes.
+    const LEN: usize = 300;
+
+    /// Room for `n` chunks of `LEN` bytes.
     fn room(n: usize) -> u64 {
-        (n * (100 + ENTRY_BYTES)) as u64
+        (n * LEN) as u64
     }
 
     fn chunk(len: usize, byte: u8) -> CachedChunk {
@@ -154,27 +164,27 @@ mod tests {
     fn the_least_recently_used_chunks_go_first_past_the_capacity() {
         let cache = ChunkCache::new(room(8));
         for n in 0..8 {
-            cache.insert(key(n), chunk(100, n as u8));
+            cache.insert(key(n), chunk(LEN, n as u8));
         }
         assert_eq!(cache.bytes() as u64, room(8));
         assert!(cache.get(&key(0)).is_some(), "0 is now the most recently used");
-        cache.insert(key(8), chunk(100, 8));
+        cache.insert(key(8), chunk(LEN, 8));
         assert!(cache.get(&key(1)).is_none(), "1 was the least recently used");
         assert_eq!(cache.get(&key(0)).unwrap()[0], 0);
         assert_eq!(cache.get(&key(8)).unwrap()[0], 8);
         assert_eq!(cache.bytes() as u64, room(8));
         // Asking whether a chunk is kept does not make it recently used.
         assert!(cache.contains(&key(2)) && !cache.contains(&key(1)));
-        cache.insert(key(9), chunk(100, 9));
+        cache.insert(key(9), chunk(LEN, 9));
         assert!(!cache.contains(&key(2)), "2 was still the least recently used");
     }
 
     #[test]
     fn chunks_over_an_eighth_of_the_capacity_and_empty_caches_keep_nothing() {
         let cache = ChunkCache::new(room(8));
-        cache.insert(key(0), chunk(101, 0));
+        cache.insert(key(0), chunk(LEN + 1, 0));
         assert!(cache.get(&key(0)).is_none());
-        cache.insert(key(1), chunk(100, 1));
+        cache.insert(key(1), chunk(LEN, 1));
         assert!(cache.get(&key(1)).is_some());
         let none = ChunkCache::new(0);
         none.insert(key(2), chunk(1, 2));
@@ -185,9 +195,20 @@ mod tests {
     #[test]
     fn a_chunk_kept_again_under_its_key_is_counted_once() {
         let cache = ChunkCache::new(room(8));
-        cache.insert(key(0), chunk(100, 0));
+        cache.insert(key(0), chunk(LEN, 0));
         cache.insert(key(0), chunk(50, 9));
-        assert_eq!(cache.bytes(), 50 + ENTRY_BYTES);
+        assert_eq!(cache.bytes(), ENTRY_BYTES, "a short chunk counts as ENTRY_BYTES");
         assert_eq!(cache.get(&key(0)).unwrap()[0], 9);
+    }
+
+    #[test]
+    fn chunks_of_a_few_bytes_each_count_as_entry_bytes_so_their_number_is_bounded() {
+        let cache = ChunkCache::new((8 * ENTRY_BYTES) as u64);
+        for n in 0..100 {
+            cache.insert(key(n), chunk(4, n as u8));
+        }
+        assert_eq!(cache.bytes(), 8 * ENTRY_BYTES);
+        assert_eq!((0..100).filter(|&n| cache.contains(&key(n))).count(), 8, "the last 8 are kept");
+        assert!(cache.contains(&key(99)) && !cache.contains(&key(91)));
     }
 }
