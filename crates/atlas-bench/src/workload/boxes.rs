@@ -202,6 +202,15 @@ pub fn child(task: &str, opts: &Opts) {
                 }
             }
         }
+        "w4-read-boxes" => {
+            let array = atlas_side::open(&atlas_dir);
+            let starts: Vec<&[u64]> = starts.iter().map(|s| &s[..]).collect();
+            let mut out = vec![0f32; starts.len() * (EDGE * EDGE * EDGE) as usize];
+            for _ in 0..opts.repeat {
+                let options = atlas::ReadOptions::default();
+                array.read_boxes_into(&starts, &[EDGE; 3], &mut out, options).expect("boxes read");
+            }
+        }
         "w4-read-zarrs" => {
             let cache = zarrs_side::open_cached(&zarrs_dir, CACHE_BYTES);
             for _ in 0..opts.repeat {
