@@ -14,7 +14,6 @@ use super::pool::{run, worth_parallel};
 use super::read::Lookup;
 use super::region::{for_each_row, to_usize};
 use crate::error::Result;
-use crate::io::Streamer;
 
 /// The parts of boxes one chunk feeds: (byte offset of the box in the output, its op).
 type Parts = Vec<(usize, ChunkOp)>;
@@ -59,16 +58,13 @@ pub(crate) fn read_boxes(
                 Some(fill_entry) => check_raw_len(ctx, fill_entry, chunk_len).map(|()| None),
                 None => Ok(None),
             };
-            let (streamer, plain) = (out.streamer(), Streamer::new(false));
             if let Ok(source) = &decoded {
                 for (base, op) in parts {
-                    // A part of whole rows of its box is one range of the output, written
-                    // in whole lines by streaming stores; a part of each row (the box
-                    // straddles chunks along the last axis) is written with ordinary
-                    // stores: the lines it shares with another chunk's part, streamed,
-                    // left the write-combining buffers half full: W4 in one call ran at
-                    // 0.5 GB/s per core, 3.8x slower.
-                    let streamer = if op.region.last() == shape.last() { &streamer } else { &plain };
+                    // A part of whole rows of its box is one range of the output; a part of
+                    // each row (the box straddles chunks along the last axis) shares lines
+                    // with another chunk's part, which only ordinary stores may write:
+                    // streamed, W4 in one call ran 3.8x slower.
+                    let streamer = out.streamer().whole_lines(op.region.last() != shape.last());
                     let (dst, src) = op.places(shape, &meta.chunk_shape);
                     for_each_row(src, dst, &op.region, elem_bytes, |s, d, n| {
                         // SAFETY: this part of this box belongs to this chunk alone (above).

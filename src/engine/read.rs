@@ -220,7 +220,12 @@ fn read_run(
         .zip(&cached)
         .map(|(s, hit)| hit.as_deref().map(Vec::as_slice).or_else(|| s.as_ref().and_then(|(pieces, _)| pieces.whole())))
         .collect();
-    let streamer = out.streamer();
+    // Rows that are whole rows of the slot follow one another, so their partial lines are
+    // completed at once; parts of rows (the slot's row spans more chunks than a run holds,
+    // or the box is narrower than the slot) leave theirs to another op.
+    let row_len = |shape: &[u64]| shape.last().copied().unwrap_or(1);
+    let whole_rows = run.iter().map(|op| row_len(&op.region)).sum::<u64>() == row_len(slot_shape);
+    let streamer = out.streamer().whole_lines(!whole_rows);
     for_each_run_row(&src, &dst, &regions, elem_bytes, |j, s, d, n| {
         // SAFETY: each row of op's box in the output belongs to op alone.
         let target = unsafe { out.slice_mut(op.base + d, n) };
