@@ -60,10 +60,10 @@ pub(crate) fn read_boxes(
             };
             if let Ok(source) = &decoded {
                 for (base, op) in parts {
-                    // A part of whole rows of its box is one range of the output; a part of
-                    // each row (the box straddles chunks along the last axis) shares lines
-                    // with another chunk's part, which only ordinary stores may write:
-                    // streamed, W4 in one call ran 3.8x slower.
+                    // The rows of a part of whole box rows follow one another in the output;
+                    // a part of each row (the box straddles chunks along the last axis)
+                    // shares lines with another chunk's part, better written with ordinary
+                    // stores: streamed, W4 in one call ran 3.8x slower.
                     let streamer = out.streamer().whole_lines(op.region.last() != shape.last());
                     let (dst, src) = op.places(shape, &meta.chunk_shape);
                     for_each_row(src, dst, &op.region, elem_bytes, |s, d, n| {

@@ -70,7 +70,8 @@ const MAX_SHARE: usize = 8;
 /// What a kept chunk costs beyond its bytes, about (its key, the list and hash table
 /// entries, the shared buffer's header). A chunk counts against the capacity as its bytes
 /// but never less than this, so that a cache of chunks of a few bytes cannot hold many
-/// times the capacity in bookkeeping (it stays under twice the capacity), while a cache of
+/// times the capacity in bookkeeping (it stays within about twice the capacity, as long as
+/// this covers the bookkeeping), while a cache of
 /// `n` chunks' bytes holds `n` chunks, as users of h5py's and zarrs's caches expect.
 const ENTRY_BYTES: usize = 256;
 

@@ -97,9 +97,8 @@ fn reads_without_verification_keep_nothing() {
 
 #[test]
 fn chunks_are_pushed_out_past_the_cache_size() {
-    // Sixteen chunks of 4 KiB; a cache of eight times a chunk and its bookkeeping (256
-    // bytes) keeps eight of them (each at most an eighth of it): reading parts of nine
-    // pushes out the first.
+    // Sixteen chunks of 4 KiB; a cache of eight chunks' bytes keeps eight of them (each
+    // at most an eighth of it): reading parts of nine pushes out the first.
     let dir = test_dir!();
     let store = util::create(&dir.store());
     let values = ndarray::Array1::from_shape_fn(16 * 1024, |i| i as f32);
@@ -107,7 +106,7 @@ fn chunks_are_pushed_out_past_the_cache_size() {
     store.create_dataset("d").unwrap().define_array("a", spec).unwrap().write(&[0], values.view()).unwrap();
     store.flush().unwrap();
     drop(store);
-    let store = Atlas::open_with(dir.store(), &OpenOptions::default().chunk_cache_bytes(8 * (4096 + 256))).unwrap();
+    let store = Atlas::open_with(dir.store(), &OpenOptions::default().chunk_cache_bytes(8 * 4096)).unwrap();
     let a = store.open_dataset("d").unwrap().array("a").unwrap();
     let element = |i: u64| a.read::<f32>(&[i], &[1]).map(|v| v[0]);
     for chunk in 0..9 {
