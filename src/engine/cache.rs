@@ -71,8 +71,8 @@ const MAX_SHARE: usize = 8;
 /// entries, the shared buffer's header). A chunk counts against the capacity as its bytes
 /// but never less than this, so that a cache of chunks of a few bytes cannot hold many
 /// times the capacity in bookkeeping (it stays within about twice the capacity, as long as
-/// this covers the bookkeeping), while a cache of
-/// `n` chunks' bytes holds `n` chunks, as users of h5py's and zarrs's caches expect.
+/// this covers the bookkeeping), while a cache of `n` chunks' bytes holds `n` chunks, as
+/// users of h5py's and zarrs's caches expect.
 const ENTRY_BYTES: usize = 256;
 
 /// What a kept chunk of `len` raw bytes counts against the capacity.
