@@ -268,7 +268,8 @@ fn cached_chunk(
     if !verify {
         return Ok(None);
     }
-    let mut raw = vec![0; chunk_len];
+    // A successful decode writes every byte, so a reused buffer's old bytes never show.
+    let mut raw = cache.buffer(chunk_len);
     decode_chunk(ctx, block, worker, &mut raw, true)?;
     let raw = Arc::new(raw);
     cache.insert(key, Arc::clone(&raw));
