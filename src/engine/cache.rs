@@ -9,6 +9,7 @@
 //! no longer read age out. Only chunks verified against their checksum go in, so a read that
 //! verifies may take any entry.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use lru::LruCache;
@@ -61,15 +62,20 @@ pub(crate) struct ChunkCache {
 struct Lru {
     chunks: LruCache<BlockKey, CachedChunk>,
     bytes: usize,
-    /// Buffers of chunks pushed out that no read still held, for the next chunks decoded
-    /// (see [`ChunkCache::buffer`]); their lengths add up to at most [`Lru::spare_room`].
-    spares: Vec<Vec<u8>>,
+    /// Buffers of chunks pushed out that no read still held, oldest first, for the next
+    /// chunks decoded (see [`ChunkCache::buffer`]); their lengths add up to at most
+    /// [`ChunkCache::spare_room`].
+    spares: VecDeque<Vec<u8>>,
     spare_bytes: usize,
 }
 
 /// A chunk takes at most this share of the capacity (1/8): one chunk larger than that
 /// would push out most of the others, for a read pattern that rarely comes back to it.
 const MAX_SHARE: usize = 8;
+
+/// Buffers shorter than this are not kept as spares: a new one costs little to zero, and
+/// many would cost bookkeeping and a long search.
+const MIN_SPARE_BYTES: usize = 64 << 10;
 
 /// What a kept chunk costs beyond its bytes, about (its key, the list and hash table
 /// entries, the shared buffer's header). A chunk counts against the capacity as its bytes
@@ -88,7 +94,7 @@ impl ChunkCache {
     /// A cache of at most `capacity_bytes` of raw chunks; 0 keeps none.
     pub(crate) fn new(capacity_bytes: u64) -> Self {
         let capacity_bytes = usize::try_from(capacity_bytes).unwrap_or(usize::MAX);
-        let lru = Lru { chunks: LruCache::unbounded(), bytes: 0, spares: Vec::new(), spare_bytes: 0 };
+        let lru = Lru { chunks: LruCache::unbounded(), bytes: 0, spares: VecDeque::new(), spare_bytes: 0 };
         Self { capacity_bytes, lru: Mutex::new(lru) }
     }
 
@@ -121,33 +127,46 @@ impl ChunkCache {
         while lru.bytes > self.capacity_bytes {
             let (_, out) = lru.chunks.pop_lru().expect("bytes are counted for kept chunks only");
             lru.bytes -= charge(out.len());
-            if let Ok(buffer) = Arc::try_unwrap(out)
-                && lru.spare_bytes + buffer.len() <= self.spare_room()
-            {
-                lru.spare_bytes += buffer.len();
-                lru.spares.push(buffer);
+            if let Ok(buffer) = Arc::try_unwrap(out) {
+                self.keep_spare(&mut lru, buffer);
             }
         }
+    }
+
+    /// Keeps `buffer` for a later chunk of its length if it is worth it and fits, pushing
+    /// out the oldest spares (of a length no longer asked for, maybe) to make room.
+    fn keep_spare(&self, lru: &mut Lru, buffer: Vec<u8>) {
+        if buffer.len() < MIN_SPARE_BYTES || buffer.len() > self.spare_room() {
+            return;
+        }
+        while lru.spare_bytes + buffer.len() > self.spare_room() {
+            let oldest = lru.spares.pop_front().expect("spare bytes are counted for kept spares only");
+            lru.spare_bytes -= oldest.len();
+        }
+        lru.spare_bytes += buffer.len();
+        lru.spares.push_back(buffer);
     }
 
     /// A buffer of `len` bytes for a chunk to be decoded and kept: the buffer of one pushed
-    /// out, holding its old bytes, or a new one of zeros. The caller overwrites every byte.
-    /// Once the cache is full, each chunk kept pushes one out, so a loop of reads missing
-    /// it reuses the same few buffers: a new one cost a tenth of such a loop's time in
-    /// zeroing and page faults (W4 at scale 1).
+    /// out, of the same length and holding its old bytes, or a new one of zeros. The
+    /// caller overwrites every byte. Once the cache is full, each chunk kept pushes one
+    /// out, so a loop of reads that mostly miss it reuses the same few buffers: a new one
+    /// for every chunk cost such a loop (W4 at scale 1) about 16% of its time, in zeroing
+    /// and page faults.
     pub(crate) fn buffer(&self, len: usize) -> Vec<u8> {
-        let mut lru = self.lock();
-        match lru.spares.iter().position(|spare| spare.len() == len) {
-            Some(at) => {
-                lru.spare_bytes -= len;
-                lru.spares.swap_remove(at)
-            }
-            None => vec![0; len],
-        }
+        let spare = {
+            let mut lru = self.lock();
+            let at = lru.spares.iter().position(|spare| spare.len() == len);
+            let spare = at.and_then(|at| lru.spares.remove(at));
+            lru.spare_bytes -= spare.as_ref().map_or(0, Vec::len);
+            spare
+        };
+        spare.unwrap_or_else(|| vec![0; len])
     }
 
-    /// Bytes of spare buffers kept at most: as much as the largest chunk kept takes, so
-    /// the memory held stays within 1/8 more than the capacity.
+    /// Bytes of spare buffers kept at most: as many as the largest chunk kept takes, so
+    /// that the memory held stays within an eighth more than the capacity (spares are at
+    /// least [`MIN_SPARE_BYTES`] each, so their bookkeeping is negligible).
     fn spare_room(&self) -> usize {
         self.capacity_bytes / MAX_SHARE
     }
@@ -255,23 +274,45 @@ mod tests {
 
     #[test]
     fn buffers_of_chunks_pushed_out_are_reused_up_to_an_eighth_of_the_capacity() {
-        let cache = ChunkCache::new(room(16));
-        let held = chunk(LEN, 100);
-        cache.insert(key(0), Arc::clone(&held));
+        const BIG: usize = MIN_SPARE_BYTES;
+        let big_key = |n: u64| BlockKey { raw_len_bytes: BIG as u64, ..key(n) };
+        let cache = ChunkCache::new((16 * BIG) as u64);
+        let held = chunk(BIG, 100);
+        cache.insert(big_key(0), Arc::clone(&held));
         for n in 1..16 {
-            cache.insert(key(n), chunk(LEN, n as u8));
+            cache.insert(big_key(n), chunk(BIG, n as u8));
         }
         assert_eq!(cache.spare_bytes(), 0, "nothing pushed out yet");
         for n in 16..20 {
+            cache.insert(big_key(n), chunk(BIG, n as u8));
+        }
+        assert!((0..4).all(|n| !cache.contains(&big_key(n))), "0-3 pushed out");
+        // Room for two (16 * BIG / 8): 0 is still held by a read, so 1 and 2 were kept,
+        // then 3 pushed out the oldest, 1.
+        assert_eq!(cache.spare_bytes(), 2 * BIG);
+        let firsts: Vec<u8> = [cache.buffer(BIG), cache.buffer(BIG)].iter().map(|b| b[0]).collect();
+        assert_eq!(firsts, [2, 3], "old buffers, oldest first, with their old bytes");
+        assert_eq!(cache.spare_bytes(), 0);
+        assert_eq!(cache.buffer(BIG), vec![0; BIG], "none left: a new one");
+        assert_eq!(held[0], 100);
+    }
+
+    #[test]
+    fn short_buffers_are_not_kept_and_a_new_length_pushes_out_old_spares() {
+        let cache = ChunkCache::new(room(8));
+        for n in 0..16 {
             cache.insert(key(n), chunk(LEN, n as u8));
         }
-        assert!((0..4).all(|n| !cache.contains(&key(n))), "0-3 pushed out");
-        assert_eq!(cache.spare_bytes(), 2 * LEN, "1 and 2 kept (room(16) / 8); 0, still held, and 3 not");
-        let reused = cache.buffer(LEN);
-        assert!(reused.len() == LEN && [1, 2].contains(&reused[0]), "an old buffer, with its old bytes");
-        assert_eq!(held[0], 100, "a chunk a read holds is never handed out");
-        assert_eq!(cache.spare_bytes(), LEN);
-        assert_eq!(cache.buffer(LEN - 1), vec![0; LEN - 1], "no spare of that length: a new one");
-        assert_eq!(cache.spare_bytes(), LEN);
+        assert_eq!(cache.spare_bytes(), 0, "chunks under MIN_SPARE_BYTES leave no spare");
+        let cache = ChunkCache::new((16 * MIN_SPARE_BYTES) as u64);
+        let mut lru = cache.lock();
+        for len in [MIN_SPARE_BYTES, MIN_SPARE_BYTES, 2 * MIN_SPARE_BYTES] {
+            cache.keep_spare(&mut lru, vec![1; len]);
+        }
+        let lens: Vec<usize> = lru.spares.iter().map(Vec::len).collect();
+        assert_eq!(lens, [2 * MIN_SPARE_BYTES], "the new length took the room of the old ones");
+        drop(lru);
+        assert_eq!(cache.buffer(MIN_SPARE_BYTES), vec![0; MIN_SPARE_BYTES]);
+        assert_eq!(cache.spare_bytes(), 2 * MIN_SPARE_BYTES);
     }
 }

@@ -245,7 +245,8 @@ fn read_run(
 }
 
 /// The raw bytes of a committed `block` read in part, from the context's chunk cache: kept
-/// there, or decoded (and verified) into a new buffer that is kept. `None` without a cache,
+/// there, or decoded (and verified) into a buffer the cache gives (new, or one it pushed
+/// out) and kept. `None` without a cache,
 /// for a block not committed (its bytes may still change place) or stored as it is, for a
 /// chunk too large for the cache, and for one not kept when read without verification
 /// (only verified chunks are kept, so that a verifying read can take any).

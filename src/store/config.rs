@@ -34,7 +34,7 @@ pub struct OpenOptions {
     /// chunk (default 32 MiB), least recently used out first: a loop of small reads
     /// decodes each chunk once. Chunks over an eighth of this are not kept; reads of whole
     /// chunks neither use nor fill it. Up to an eighth more is kept in buffers of chunks
-    /// pushed out, for the next ones decoded. 0 keeps none.
+    /// pushed out, for the next ones of their length decoded. 0 keeps none.
     pub chunk_cache_bytes: u64,
 }
 

@@ -5,7 +5,7 @@
 
 use std::os::unix::fs::FileExt;
 
-use atlas::{ArraySpec, Atlas, DType, Error, OpenOptions, ReadOptions};
+use atlas::{ArraySpec, Atlas, Codec, DType, Error, OpenOptions, ReadOptions, Shuffle};
 use ndarray::Array2;
 
 use crate::util::{self, test_dir};
@@ -116,4 +116,42 @@ fn chunks_are_pushed_out_past_the_cache_size() {
     damage(&store, &[8]);
     assert!(is_damage(&element(2)), "the least recently used chunk was kept");
     assert_eq!(element(8 * 1024 + 2).unwrap(), values[8 * 1024 + 2], "the most recent one was pushed out");
+}
+
+#[test]
+fn chunks_decoded_into_buffers_other_chunks_left_read_right() {
+    // Arrays of eight 64 KiB chunks each, of three encodings; a cache of eight such chunks
+    // keeps one chunk's buffer spare once full, so each chunk decoded after the first
+    // eight goes into a buffer that held another chunk, often of another array.
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let dataset = store.create_dataset("d").unwrap();
+    let len = 8 * 16 * 1024;
+    let encodings =
+        [(Codec::Zstd { level: 1 }, Shuffle::On), (Codec::Lz4, Shuffle::Off), (Codec::Zstd { level: 3 }, Shuffle::Off)];
+    let mut arrays = Vec::new();
+    for (n, (codec, shuffle)) in encodings.into_iter().enumerate() {
+        let values = ndarray::Array1::from_shape_fn(len, |i| (i * (n + 2)) as f32 + 0.25);
+        let spec = ArraySpec::new(DType::Float32, [len as u64]).chunk_shape([16 * 1024]).codec(codec).shuffle(shuffle);
+        dataset.define_array(&format!("a{n}"), spec).unwrap().write(&[0], values.view()).unwrap();
+        arrays.push(values);
+    }
+    store.flush().unwrap();
+    drop(store);
+    let store = Atlas::open_with(dir.store(), &OpenOptions::default().chunk_cache_bytes(8 * 65536)).unwrap();
+    let dataset = store.open_dataset("d").unwrap();
+    for round in 0..2 {
+        for (n, values) in arrays.iter().enumerate() {
+            let array = dataset.array(&format!("a{n}")).unwrap();
+            for chunk in 0..8 {
+                let start = chunk * 16 * 1024 + 1;
+                let part = array.read::<f32>(&[start as u64], &[16 * 1024 - 2]).unwrap();
+                assert_eq!(
+                    part,
+                    values.slice(ndarray::s![start..start + 16 * 1024 - 2]).into_dyn(),
+                    "round {round} a{n}"
+                );
+            }
+        }
+    }
 }
