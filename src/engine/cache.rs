@@ -151,7 +151,7 @@ impl ChunkCache {
     /// out, of the same length and holding its old bytes, or a new one of zeros. The
     /// caller overwrites every byte. Once the cache is full, each chunk kept pushes one
     /// out, so a loop of reads that mostly miss it reuses the same few buffers: a new one
-    /// for every chunk cost such a loop (W4 at scale 1) about 16% of its time, in zeroing
+    /// for every chunk cost such a loop (W4 at scale 1) 16-20% of its time, in zeroing
     /// and page faults.
     pub(crate) fn buffer(&self, len: usize) -> Vec<u8> {
         let spare = {

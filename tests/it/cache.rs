@@ -143,7 +143,7 @@ fn chunks_decoded_into_buffers_other_chunks_left_read_right() {
     for round in 0..2 {
         for (n, values) in arrays.iter().enumerate() {
             let array = dataset.array(&format!("a{n}")).unwrap();
-            for chunk in 0..8 {
+            for chunk in 0..8usize {
                 let start = chunk * 16 * 1024 + 1;
                 let part = array.read::<f32>(&[start as u64], &[16 * 1024 - 2]).unwrap();
                 assert_eq!(
