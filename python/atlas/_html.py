@@ -137,7 +137,7 @@ def array_html(arr: Any) -> str:
         ("raw size", human_bytes(arr.nbytes)),
         ("on disk", _stored(storage)),
         ("blocks", f"{storage['blocks']} written, {storage['fill_blocks']} fill-only, "
-         f"{storage['pending_blocks']} unflushed; codecs {_codecs(storage, meta)}"),
+         f"{storage['pending_blocks']} unflushed, {storage['staged_chunks']} staged chunks; codecs {_codecs(storage, meta)}"),
         ("valid / null", f"{stats['count']} / {stats['null_count']}"),
         ("min / max", f"{stats['min']!r} / {stats['max']!r}"),
         ("mean", repr(stats["mean"])),

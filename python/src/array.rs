@@ -214,19 +214,20 @@ impl Array {
     }
 
     /// A summary of `blocks`: blocks and fill entries, stored and raw bytes of the
-    /// written blocks, blocks per codec, blocks not yet flushed, and chunks an unfinished
-    /// append or a small write holds in memory (staged: not blocks yet, so counted apart).
+    /// written blocks, blocks per codec, blocks (and fill entries) not yet flushed, and
+    /// chunks an unfinished append or a small write holds in memory (staged: not blocks
+    /// yet, so counted apart, in none of the other counts).
     fn storage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let blocks = py.detach(|| self.store.array_blocks(&self.dataset, self.inner.name())).py_err()?;
         let mut codecs = std::collections::BTreeMap::<&str, u64>::new();
         let (mut written, mut fills, mut pending, mut stored, mut raw) = (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut staged = 0u64;
         for block in &blocks {
-            pending += u64::from(block.state.is_uncommitted());
             if block.state == BlockState::Staged {
                 staged += 1;
                 continue;
             }
+            pending += u64::from(block.state.is_uncommitted());
             if block.is_fill {
                 fills += 1;
                 continue;

@@ -274,11 +274,19 @@ def test_storage_counts_a_chunk_an_unfinished_append_holds_as_staged(tmp_path):
     store = atlas.Atlas.create(tmp_path / "s")
     arr = store.create_dataset("d").define_array("a", "float32", ["t", "x"], [0, 4], chunk_shape=[8, 4])
     arr.append(np.ones((3, 4), dtype=np.float32))
+
+    def counts():
+        return tuple(arr.storage[k] for k in ("blocks", "pending_blocks", "staged_chunks"))
+
     assert [b["staged"] for b in arr.blocks()] == [True]
-    assert (arr.storage["blocks"], arr.storage["staged_chunks"]) == (0, 1)
+    assert counts() == (0, 0, 1), "a staged chunk is no block, flushed or not"
+    assert "0 unflushed, 1 staged chunks" in arr._repr_html_()
+    arr.append(np.ones((5, 4), dtype=np.float32))  # completes the chunk: encoded, not flushed
+    assert counts() == (1, 1, 0)
     store.flush()
     assert [b["staged"] for b in arr.blocks()] == [False]
-    assert (arr.storage["blocks"], arr.storage["staged_chunks"], arr.storage["codecs"]) == (1, 0, {"zstd": 1})
+    assert counts() == (1, 0, 0)
+    assert arr.storage["codecs"] == {"zstd": 1}
 
 
 def test_codec_change_mid_life_reads_every_block_back(tmp_path):

@@ -75,13 +75,19 @@ impl<'a> BlockRef<'a> {
     ///
     /// # Errors
     /// [`Error::Corrupt`] if the entry's statistics cannot describe the block (a damaged
-    /// index whose checksum was made again): a min above the max, say.
+    /// index whose checksum was made again): a min above the max, say, or any but all 0
+    /// for a fill entry, whose chunk holds no valid value.
     pub(crate) fn stats(&self, meta: &ArrayMeta) -> Result<ChunkStats> {
         if let Self::Staged { raw, .. } = self {
             return Ok(scan(raw, meta.dtype, &meta.fill_bytes()).stats);
         }
         let entry = self.entry();
-        entry.stats.check(meta.dtype, meta.chunk_elems()).map(|()| entry.stats).map_err(|detail| {
+        let checked = if entry.is_fill && entry.stats != ChunkStats::default() {
+            Err("a fill entry's are not all 0".to_string())
+        } else {
+            entry.stats.check(meta.dtype, meta.chunk_elems())
+        };
+        checked.map(|()| entry.stats).map_err(|detail| {
             Error::corrupt(self.path(), format!("the statistics of block {:?}: {detail}", entry.coord))
         })
     }

@@ -766,6 +766,41 @@ fn index_entry_stats_that_cannot_describe_their_block_are_corrupt_reported_by_ve
 }
 
 #[test]
+fn a_fill_entry_with_statistics_other_than_zero_is_corrupt_and_reported_by_verify() {
+    // Chunk 0 holds only the fill value (a fill entry, statistics all 0), chunk 1 data.
+    let dir = test_dir!();
+    let path = dir.store();
+    let store = util::create(&path);
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::UInt8, [8]).chunk_shape([4])).unwrap();
+    ds.write_array("a", &[0], arr1(&[0u8, 0, 0, 0, 1, 2, 3, 4]).view()).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let mut meta = read_json_meta(&path);
+    patch_index(&util::fragments(&path).remove(0), |b, i| {
+        let fill_entry = (0..2)
+            .map(|k| i + k * ENTRY_LEN_1D)
+            .find(|&at| b[at + ENTRY_STORED_LEN..at + ENTRY_STORED_LEN + 8] == [0; 8])
+            .expect("chunk 0 is a fill entry");
+        put_u64(b, fill_entry + ENTRY_VALID_COUNT, 1);
+    });
+    meta["datasets"]["d"]["arrays"]["a"]["stats"] = Value::Null;
+    write_json_meta(&path, &meta);
+    let store = Atlas::open(&path).unwrap();
+    let ds = store.open_dataset("d").unwrap();
+    let err = ds.array_stats("a").unwrap_err();
+    assert!(matches!(&err, Error::Corrupt { detail, .. } if detail.contains("a fill entry's are not all 0")), "{err}");
+    let report = store.verify(&mut |_, _| {}).unwrap();
+    let bad: Vec<_> = report.bad_blocks.iter().map(|bad| (bad.array.as_str(), bad.coord.clone())).collect();
+    assert_eq!(bad, [("d/a", vec![0])]);
+    assert_eq!(
+        ds.read_array::<u8>("a", &[0], &[8]).unwrap(),
+        arr1(&[0u8, 0, 0, 0, 1, 2, 3, 4]).into_dyn(),
+        "data reads"
+    );
+}
+
+#[test]
 fn entries_past_the_arrays_grid_count_in_no_statistics() {
     // A shrink leaves entries past the new shape; their statistics are not the array's,
     // so unsound ones there fail nothing. Here a[1] gets a min above its max and the
