@@ -33,6 +33,10 @@ pub(crate) enum BlockRef<'a> {
     Staged { reader: &'a PendingReader, entry: &'a BlockEntry, raw: &'a [u8] },
 }
 
+/// Gives a chunk's current block, or `None` for a chunk never written (read as the fill
+/// value).
+pub(crate) type Lookup<'l, 'a> = dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync + 'l;
+
 impl<'a> BlockRef<'a> {
     pub(crate) fn entry(&self) -> &'a BlockEntry {
         match self {
@@ -97,7 +101,8 @@ impl<'a> BlockRef<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct Worker {
     pub scratch: Scratch,
-    /// A whole chunk: gathered for a write, or decoded before a write changes part of it.
+    /// A whole chunk: gathered for a write, decoded before a write changes part of it, or
+    /// decoded for a read that copies part of it out, a re-encode or a verification.
     pub chunk: Vec<u8>,
     /// Stored bytes read back from a pending fragment.
     pub stored: Vec<u8>,

@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
-use super::block::{ArrayCtx, check_raw_len, decode_chunk, fill_with, with_worker};
+use super::block::{ArrayCtx, Lookup, check_raw_len, decode_chunk, fill_with, with_worker};
 use super::out::SharedOut;
 use super::plan::{ChunkOp, plan};
 use super::pool::{run, worth_parallel};
-use super::read::Lookup;
 use super::region::{for_each_row, to_usize};
 use crate::error::Result;
 

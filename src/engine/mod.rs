@@ -20,7 +20,7 @@ mod verify;
 mod write;
 
 pub(crate) use batch::{compress_many, decompress_many};
-pub(crate) use block::{ArrayCtx, BlockRef};
+pub(crate) use block::{ArrayCtx, BlockRef, Lookup};
 pub(crate) use boxes::read_boxes;
 pub(crate) use cache::ChunkCache;
 // The GPU room lays reads out with the engine's plan and repairs blocks with its decoder.
@@ -28,13 +28,14 @@ pub(crate) use cache::ChunkCache;
 pub(crate) use block::{Worker, check_raw_len, corrupt_chunk, decode_chunk, stored_bytes};
 #[cfg(feature = "gpu")]
 pub(crate) use plan::ChunkOp;
-// The store stages an append's rows by the chunks the plan lists (`write_raw`).
+// The store stages small writes and an append's rows by the chunks the plan lists
+// (`write_raw`).
 pub(crate) use plan::plan;
 #[cfg(feature = "gpu")]
 pub(crate) use pool::run as run_on_pool;
 #[cfg(feature = "gpu")]
 pub(crate) use read::outside;
-pub(crate) use read::{Lookup, Slot, SlotRead, read_slots};
+pub(crate) use read::{Slot, SlotRead, read_slots};
 pub(crate) use recode::recode_blocks;
 #[cfg(feature = "gpu")]
 pub(crate) use region::{BoxCopy, Place, box_copy};

@@ -9,17 +9,13 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::block::{ArrayCtx, BlockRef, Pieces, Worker, check_raw_len, decode_chunk, fill_with, with_worker};
+use super::block::{ArrayCtx, BlockRef, Lookup, Pieces, Worker, check_raw_len, decode_chunk, fill_with, with_worker};
 use super::cache::{BlockKey, CachedChunk};
 use super::out::SharedOut;
 use super::plan::{ChunkOp, max_run_len, plan, runs};
 use super::pool::{run, threads, worth_parallel};
 use super::region::{Place, for_each_row, for_each_run_row, is_contiguous, offset_bytes, to_usize};
 use crate::error::Result;
-
-/// Gives a chunk's current block, or `None` for a chunk never written (read as the fill
-/// value).
-pub(crate) type Lookup<'l, 'a> = dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync + 'l;
 
 /// What one slot of a [`read_slots`] output holds.
 #[derive(Clone, Copy)]

@@ -5,12 +5,13 @@
 use super::block::{ArrayCtx, BlockRef, Worker, corrupt_chunk, decode_chunk};
 use super::region::to_usize;
 use super::write::{EncodedChunk, Sink, Stored, WriteSettings, encode_in_order, encoded_or_raw};
-use crate::codec::{BlockEncoding, CodecId, encode_block};
+use crate::codec::{BlockEncoding, encode_block};
 use crate::error::Result;
 use crate::meta::MAX_CHUNK_BYTES;
 
-/// Re-encodes `blocks` (blocks of one array) with `settings`, in parallel batches that bound
-/// memory; the re-encoded blocks go to `sink` in the order of `blocks`. A fill entry stays a
+/// Re-encodes `blocks` (blocks of one array) with `settings` on the pool, with a bounded
+/// number in flight (`encode_in_order`); the re-encoded blocks go to `sink` in the order of
+/// `blocks`. A fill entry stays a
 /// fill entry (it has no bytes to re-encode). A block stored raw that comes out raw again
 /// (the new codec does not make it smaller either) is left where it is: nothing goes to
 /// `sink` for it.
@@ -24,7 +25,8 @@ pub(crate) fn recode_blocks(
     settings: WriteSettings,
     sink: &mut Sink<'_>,
 ) -> Result<()> {
-    // Batches are sized by the largest raw chunk: string chunks have no fixed size.
+    // The bytes in flight are counted by the largest raw chunk: string chunks have no fixed
+    // size.
     let chunk_bytes = blocks.iter().map(|b| b.entry().raw_len_bytes).max().unwrap_or(0).max(ctx.meta.chunk_bytes());
     encode_in_order(blocks, chunk_bytes, |worker, block| recode(ctx, *block, settings, worker), sink)
 }
@@ -38,9 +40,7 @@ fn recode(
     worker: &mut Worker,
 ) -> Result<Option<EncodedChunk<'static>>> {
     let entry = block.entry();
-    let elem_bytes = ctx.meta.dtype.size_bytes();
-    let shuffle_elem_bytes = (settings.shuffle && elem_bytes > 1).then_some(elem_bytes);
-    let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
+    let mut encoding = settings.encoding(ctx.meta.dtype);
     let mut stored = Stored::from(Vec::new());
     if !entry.is_fill {
         let len = raw_len(ctx, block)?;
@@ -48,7 +48,7 @@ fn recode(
         raw.resize(len, 0);
         let mut encoded = worker.scratch.block_buffer();
         let recoded = decode_chunk(ctx, block, worker, &mut raw, true).and_then(|()| {
-            encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, &mut worker.scratch, &mut encoded)
+            encode_block(&raw, settings.codec, encoding.shuffle_elem_bytes, settings.dict, &mut worker.scratch, &mut encoded)
         });
         let recoded = recoded.map(|codec_encoding| {
             // A raw block that comes out raw again is left in place: its bytes are not copied.
@@ -90,7 +90,7 @@ fn raw_len(ctx: ArrayCtx<'_>, block: BlockRef<'_>) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Scratch, decode_block};
+    use crate::codec::{CodecId, Scratch, decode_block};
     use crate::fragment::{ChunkStats, EncodedBlock, FragmentReader, FragmentWriter, checksum};
     use crate::meta::{ArrayMeta, Attributes, Codec, DType, Scalar};
 

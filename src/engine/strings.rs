@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 
-use super::block::{ArrayCtx, BlockRef, Worker, corrupt_chunk, decode_stored, with_worker};
+use super::block::{ArrayCtx, BlockRef, Lookup, Worker, corrupt_chunk, decode_stored, with_worker};
 use super::plan::{ChunkOp, plan};
 use super::pool;
 use super::region::{Place, for_each_row, to_usize};
@@ -27,7 +27,7 @@ const READ_BATCH_BYTES: u64 = 64 << 20;
 /// Reads the box `start .. start + shape` into `out` (C order, `shape` elements).
 pub(crate) fn read_strings<'a>(
     ctx: ArrayCtx<'_>,
-    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    lookup: &Lookup<'_, 'a>,
     start: &[u64],
     shape: &[u64],
     out: &mut [String],
@@ -79,7 +79,7 @@ fn batch_len(ops: &[ChunkOp], decoded_bytes: impl Fn(&ChunkOp) -> u64) -> usize 
 /// Writes `input` (C order, `shape` elements) at `start`; encoded chunks go to `sink`.
 pub(crate) fn write_strings<'a, S: AsRef<str> + Sync>(
     ctx: ArrayCtx<'_>,
-    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    lookup: &Lookup<'_, 'a>,
     start: &[u64],
     shape: &[u64],
     input: &[S],
@@ -92,7 +92,7 @@ pub(crate) fn write_strings<'a, S: AsRef<str> + Sync>(
         let mut chunk = if op.covers_chunk(chunk_shape) {
             vec![String::new(); to_usize(ctx.meta.chunk_elems())]
         } else {
-            chunk_strings(ctx, lookup, &op.coord, worker, true)?
+            decode_strings(ctx, lookup(&op.coord), worker, true)?
         };
         let src = Place { shape, start: &op.in_selection };
         let dst = Place { shape: chunk_shape, start: &op.in_chunk };
@@ -109,7 +109,7 @@ pub(crate) fn write_strings<'a, S: AsRef<str> + Sync>(
 /// Rewrites string chunks at `coords` keeping only their elements inside `new_shape`.
 pub(crate) fn trim_string_chunks<'a>(
     ctx: ArrayCtx<'_>,
-    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    lookup: &Lookup<'_, 'a>,
     coords: &[Box<[u64]>],
     new_shape: &[u64],
     settings: WriteSettings,
@@ -117,7 +117,7 @@ pub(crate) fn trim_string_chunks<'a>(
 ) -> Result<()> {
     let chunk_shape = &ctx.meta.chunk_shape[..];
     let trim = |worker: &mut Worker, coord: &[u64]| {
-        let old = chunk_strings(ctx, lookup, coord, worker, true)?;
+        let old = decode_strings(ctx, lookup(coord), worker, true)?;
         let mut chunk = vec![String::new(); old.len()];
         let keep = keep_extent(coord, chunk_shape, new_shape);
         let origin = vec![0; chunk_shape.len()];
@@ -128,20 +128,10 @@ pub(crate) fn trim_string_chunks<'a>(
     encode_in_order(coords, estimated_chunk_bytes(ctx), |worker, coord| trim(worker, coord), sink)
 }
 
-/// For batching only: string chunks are counted at 16 bytes per element.
+/// For the bound on chunks in flight only (`encode_in_order`): string chunks are counted at
+/// 16 bytes per element.
 fn estimated_chunk_bytes(ctx: ArrayCtx<'_>) -> u64 {
     ctx.meta.chunk_elems().saturating_mul(16)
-}
-
-/// The strings of chunk `coord`: decoded from its block, or empty strings (the fill).
-fn chunk_strings<'a>(
-    ctx: ArrayCtx<'_>,
-    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
-    coord: &[u64],
-    worker: &mut Worker,
-    verify: bool,
-) -> Result<Vec<String>> {
-    decode_strings(ctx, lookup(coord), worker, verify)
 }
 
 /// The strings of a chunk's block, or empty strings (the fill) for none or a fill entry.

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with};
+use super::block::{ArrayCtx, Lookup, Worker, decode_chunk, fill_with};
 use super::region::{Place, copy_region, to_usize};
 use super::write::{Sink, WriteSettings, encode_in_order, encode_raw};
 use crate::error::Result;
@@ -29,7 +29,7 @@ pub(crate) fn keep_extent(coord: &[u64], chunk_shape: &[u64], new_shape: &[u64])
 /// Rewrites the chunks at `coords` keeping only their elements inside `new_shape`.
 pub(crate) fn trim_chunks<'a>(
     ctx: ArrayCtx<'_>,
-    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    lookup: &Lookup<'_, 'a>,
     coords: &[Box<[u64]>],
     new_shape: &[u64],
     settings: WriteSettings,

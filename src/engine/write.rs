@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::convert::Infallible;
 
-use super::block::{ArrayCtx, BlockRef, Worker, decode_chunk, fill_with, with_worker};
+use super::block::{ArrayCtx, Lookup, Worker, decode_chunk, fill_with, with_worker};
 use super::ordered::run_ordered;
 use super::plan::{ChunkOp, max_run_len, plan, runs};
 use super::pool;
@@ -15,7 +15,7 @@ use crate::codec::{
 use crate::error::Result;
 use crate::fragment::{Checksummer, ChunkStats, Scan, checksum, scan, scan_pieces};
 use crate::io::in_runs;
-use crate::meta::{ArrayMeta, Codec};
+use crate::meta::{ArrayMeta, Codec, DType, Shuffle};
 
 /// How new blocks of an array are encoded.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +24,26 @@ pub(crate) struct WriteSettings<'a> {
     pub shuffle: bool,
     /// zstd blocks are written with this dictionary when set.
     pub dict: Option<&'a ZstdDict>,
+}
+
+impl<'a> WriteSettings<'a> {
+    /// The settings for blocks of `dtype` written with `codec` and `shuffle` (which applies
+    /// only where it can, see [`Shuffle::applies`]).
+    pub(crate) fn new(codec: Codec, shuffle: Shuffle, dtype: DType, dict: Option<&'a ZstdDict>) -> Self {
+        Self { codec, shuffle: shuffle.applies(dtype.size_bytes(), codec), dict }
+    }
+
+    /// The element size blocks of `dtype` are shuffled by, if they are.
+    pub(crate) fn shuffle_elem_bytes(self, dtype: DType) -> Option<usize> {
+        let elem_bytes = dtype.size_bytes();
+        (self.shuffle && elem_bytes > 1).then_some(elem_bytes)
+    }
+
+    /// The encoding blocks of `dtype` are written with (unless stored raw, when their codec
+    /// does not make them smaller).
+    pub(crate) fn encoding(self, dtype: DType) -> BlockEncoding {
+        BlockEncoding { codec: CodecId::of(self.codec), shuffle_elem_bytes: self.shuffle_elem_bytes(dtype) }
+    }
 }
 
 /// One chunk, encoded and ready to append to a fragment. Uncompressed, unshuffled blocks
@@ -72,9 +92,10 @@ impl From<Vec<u8>> for Stored<'_> {
     }
 }
 
-/// Where encoded chunks go, in plan order: appended to the pending fragment. It runs on a
-/// pool thread while the next batch encodes, hence `Send`. The chunk is lent: its buffer
-/// is kept for later blocks once the sink is done with it.
+/// Where encoded chunks go, in plan order: appended to the pending fragment. It runs on
+/// whichever pool thread completes the oldest chunk in flight while the others encode
+/// (`encode_in_order`), hence `Send`. The chunk is lent: its buffer is kept for later
+/// blocks once the sink is done with it.
 pub(crate) type Sink<'a> = dyn FnMut(&EncodedChunk<'_>) -> Result<()> + Send + 'a;
 
 impl<'a> EncodedChunk<'a> {
@@ -105,14 +126,14 @@ const IN_FLIGHT_RAW_BYTES: u64 = 4 << 20;
 
 /// Chunk bytes gathered together as one run along the last axis, at most: few enough that
 /// they are still in cache when encoded one after the other (more measured slower), and
-/// few enough to keep a batch small (above).
+/// few enough to keep the bytes in flight near `IN_FLIGHT_RAW_BYTES` (above).
 const WRITE_RUN_BYTES: u64 = 1 << 20;
 
 /// Writes `input` (a C-order buffer of `shape`) at `start`. Chunks only partly covered are
 /// read first through `lookup` (or start as fill). Encoded chunks go to `sink` in plan order.
 pub(crate) fn write_region<'a>(
     ctx: ArrayCtx<'_>,
-    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    lookup: &Lookup<'_, 'a>,
     start: &[u64],
     shape: &[u64],
     input: &[u8],
@@ -160,7 +181,7 @@ pub(crate) fn encode_chunks(chunks: &[RawChunkOf<'_>], sink: &mut Sink<'_>) -> R
 /// value. On an error no buffer given has been changed.
 pub(crate) fn write_raw<'a>(
     ctx: ArrayCtx<'_>,
-    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    lookup: &Lookup<'_, 'a>,
     ops: &[ChunkOp],
     shape: &[u64],
     input: &[u8],
@@ -229,7 +250,7 @@ fn hand_over(sink: &mut Sink<'_>, chunk: EncodedChunk<'_>) -> Result<()> {
 /// Encodes a run of chunk ops (chunks side by side along the last axis, usually one).
 fn encode_run<'a, 'i>(
     ctx: ArrayCtx<'_>,
-    lookup: &(dyn Fn(&[u64]) -> Option<BlockRef<'a>> + Sync),
+    lookup: &Lookup<'_, 'a>,
     run: &[ChunkOp],
     shape: &[u64],
     input: &'i [u8],
@@ -244,7 +265,7 @@ fn encode_run<'a, 'i>(
     // input is encoded from it directly, one stored as it is or shuffled in pieces from the
     // input's rows (decision k).
     let from_rows =
-        stores_raw(meta, settings) || shuffles_in_pieces(settings.codec, shuffle_elem_bytes(meta, settings), chunk_len);
+        stores_raw(meta, settings) || shuffles_in_pieces(settings.codec, settings.shuffle_elem_bytes(meta.dtype), chunk_len);
     if run.iter().all(|op| op.covers_chunk(chunk_shape) && (from_rows || is_contiguous(shape, &op.region))) {
         return run
             .iter()
@@ -321,10 +342,9 @@ fn encode_rows<'i>(
     settings: WriteSettings,
     worker: &mut Worker,
 ) -> Result<EncodedChunk<'i>> {
-    let shuffle_elem_bytes = shuffle_elem_bytes(meta, settings);
     let raw_len_bytes = rows.iter().map(|row| row.len() as u64).sum();
     let mut summer = Checksummer::new();
-    let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
+    let mut encoding = settings.encoding(meta.dtype);
     let (scan, mut stored) = if stores_raw(meta, settings) {
         let scan = scan_pieces(meta.dtype, &meta.fill_bytes(), |visit| {
             let Ok(()) = in_runs(rows.iter().copied(), &mut worker.rows, ROWS_RUN_BYTES, |run| {
@@ -345,7 +365,7 @@ fn encode_rows<'i>(
             encoded = Some(encode_shuffled_in_pieces(
                 &rows,
                 codec,
-                shuffle_elem_bytes,
+                settings.shuffle_elem_bytes(meta.dtype),
                 dict,
                 scratch,
                 &mut bytes,
@@ -365,20 +385,14 @@ fn encode_rows<'i>(
         if let Stored::Bytes(Cow::Owned(buffer)) = std::mem::replace(&mut stored, Stored::from(Vec::new())) {
             worker.scratch.spare_block_buffer(buffer);
         }
-        encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
+        encoding = settings.encoding(meta.dtype);
     }
     Ok(EncodedChunk::new(coord, stored, raw_len_bytes, summer.finish(), encoding, scan))
 }
 
 /// Whether blocks written with `settings` store their raw bytes as they are.
 fn stores_raw(meta: &ArrayMeta, settings: WriteSettings) -> bool {
-    matches!(settings.codec, Codec::None) && shuffle_elem_bytes(meta, settings).is_none()
-}
-
-/// The element size blocks are shuffled by, if they are.
-fn shuffle_elem_bytes(meta: &ArrayMeta, settings: WriteSettings) -> Option<usize> {
-    let elem_bytes = meta.dtype.size_bytes();
-    (settings.shuffle && elem_bytes > 1).then_some(elem_bytes)
+    matches!(settings.codec, Codec::None) && settings.shuffle_elem_bytes(meta.dtype).is_none()
 }
 
 /// Scans and encodes one chunk's raw bytes; a chunk of nothing but the fill value is
@@ -391,10 +405,9 @@ pub(crate) fn encode_raw<'r>(
     settings: WriteSettings,
     scratch: &mut Scratch,
 ) -> Result<EncodedChunk<'r>> {
-    let shuffle_elem_bytes = shuffle_elem_bytes(meta, settings);
     let scan = scan(&raw, meta.dtype, &meta.fill_bytes());
     let (raw_len_bytes, checksum) = (raw.len() as u64, checksum(&raw));
-    let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes };
+    let mut encoding = settings.encoding(meta.dtype);
     let stored = if scan.all_fill {
         if let Cow::Owned(buffer) = raw {
             scratch.spare_block_buffer(buffer);
@@ -405,7 +418,7 @@ pub(crate) fn encode_raw<'r>(
     } else {
         let mut encoded = scratch.block_buffer();
         let codec_encoding =
-            encode_block(&raw, settings.codec, shuffle_elem_bytes, settings.dict, scratch, &mut encoded)?;
+            encode_block(&raw, settings.codec, encoding.shuffle_elem_bytes, settings.dict, scratch, &mut encoded)?;
         let (block_encoding, stored) = encoded_or_raw(
             settings.codec,
             codec_encoding,

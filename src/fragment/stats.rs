@@ -65,11 +65,15 @@ impl ChunkStats {
     }
 
     /// Checks stats read from an index entry against the block they describe, a chunk of
-    /// `chunk_elems` elements of `dtype`: no more valid values than elements, and min and
-    /// max an ordered pair of the dtype's values. Returns what is wrong.
+    /// `chunk_elems` elements of `dtype`: no more valid values than elements, min and max
+    /// an ordered pair of the dtype's values, and for `string` min, max and sum all 0.
+    /// Returns what is wrong.
     pub(crate) fn check(&self, dtype: DType, chunk_elems: u64) -> Result<(), String> {
         if self.valid_count > chunk_elems {
             return Err(format!("{} valid values in a chunk of {chunk_elems} elements", self.valid_count));
+        }
+        if dtype == DType::String && (self.min_bits, self.max_bits, self.sum_bits) != (0, 0, 0) {
+            return Err("a string block's min, max and sum are not all 0".to_string());
         }
         match self.min_max(dtype) {
             (Some(min), Some(max)) => check_min_max(dtype, min, max),

@@ -11,7 +11,7 @@ use super::state::{Inner, State};
 use super::state::{dictionary, write_settings};
 use crate::codec::{MIN_TRAINING_SAMPLES, ZstdDict, training_samples};
 use crate::engine::{
-    ArrayCtx, BlockRef, Sink, Slot, SlotRead, WriteSettings, plan, reaches_past, trim_chunks, trim_string_chunks,
+    ArrayCtx, Lookup, Sink, Slot, SlotRead, WriteSettings, plan, reaches_past, trim_chunks, trim_string_chunks,
     write_region,
 };
 use crate::error::{Error, Result};
@@ -358,11 +358,7 @@ impl ArrayHandle {
         &self,
         state: &mut State,
         meta: &ArrayMeta,
-        produce: impl for<'l> FnOnce(
-            &'l (dyn Fn(&[u64]) -> Option<BlockRef<'l>> + Sync),
-            WriteSettings,
-            &mut Sink<'_>,
-        ) -> Result<()>,
+        produce: impl for<'l> FnOnce(&'l Lookup<'l, 'l>, WriteSettings, &mut Sink<'_>) -> Result<()>,
     ) -> Result<Vec<BlockEntry>> {
         let dict = dictionary(meta);
         let settings = write_settings(&state.meta, meta, dict.as_ref());
@@ -374,15 +370,13 @@ impl ArrayHandle {
     /// A zstd dictionary trained on `input` cut into chunk-sized samples (shuffled as blocks
     /// will be), when the array's codec is zstd and the input holds enough samples.
     fn train_dictionary(state: &State, meta: &ArrayMeta, input: &[u8]) -> Option<Vec<u8>> {
-        let codec = meta.codec.unwrap_or(state.meta.codec);
-        let shuffle = meta.shuffle.unwrap_or(state.meta.shuffle).applies(meta.dtype.size_bytes(), codec);
-        if !matches!(codec, Codec::Zstd { .. }) {
+        let settings = write_settings(&state.meta, meta, None);
+        if !matches!(settings.codec, Codec::Zstd { .. }) {
             return None;
         }
         let sample_len = usize::try_from(meta.chunk_bytes()).ok().filter(|n| *n > 0)?;
         let samples: Vec<&[u8]> = input.chunks_exact(sample_len).take(MAX_TRAINING_SAMPLES).collect();
-        let elem_bytes = shuffle.then_some(meta.dtype.size_bytes());
-        let (data, sizes) = training_samples(&samples, elem_bytes);
+        let (data, sizes) = training_samples(&samples, settings.shuffle_elem_bytes(meta.dtype));
         let max_bytes = (data.len() / 16).min(MAX_DICTIONARY_BYTES);
         ZstdDict::train(&data, &sizes, max_bytes).map(|dict| dict.bytes().to_vec())
     }

@@ -6,7 +6,6 @@ use super::Atlas;
 use super::pending::PendingFragment;
 use super::state::dictionary;
 use super::state::{FragmentChange, Inner, State};
-use crate::codec::{BlockEncoding, CodecId};
 use crate::engine::{ArrayCtx, BlockRef, WriteSettings, recode_blocks};
 use crate::error::{Error, Result};
 use crate::fragment::{BlockEntry, EncodedBlock, FragmentReader, holds_dead_bytes};
@@ -101,8 +100,9 @@ impl Atlas {
     /// only the fill value have no bytes and stay as they are, and so do blocks already
     /// encoded this way (except zstd ones, whose level is not recorded) and blocks stored
     /// raw that the new codec does not make smaller either (docs/ARCHITECTURE.md, decision
-    /// o; known only once re-encoded). The unfinished last chunk an append holds in memory
-    /// is encoded with the new settings when it is sealed. The re-encoded blocks go to this
+    /// o; known only once re-encoded). A chunk staged in memory (of a small write, or the
+    /// unfinished last chunk of an append) is encoded with the new settings when it is
+    /// sealed. The re-encoded blocks go to this
     /// handle's pending fragment like a write's and are committed by the next flush; the
     /// old ones become dead until [`Atlas::compact`].
     ///
@@ -118,8 +118,7 @@ impl Atlas {
             for (dataset, name, _) in arrays_by_name(&state.meta) {
                 let meta = state.array(&dataset, &name)?.clone();
                 let dict = dictionary(&meta);
-                let shuffled = shuffle.applies(meta.dtype.size_bytes(), codec);
-                let settings = WriteSettings { codec, shuffle: shuffled, dict: dict.as_ref() };
+                let settings = WriteSettings::new(codec, shuffle, meta.dtype, dict.as_ref());
                 written.extend(recode_array(&self.inner, state, &format!("{dataset}/{name}"), &meta, settings)?);
             }
             state.record(written);
@@ -146,8 +145,7 @@ impl Atlas {
         self.inner.change(&mut guard, |state| {
             let meta = state.array(dataset, array)?.clone();
             let dict = dictionary(&meta);
-            let settings =
-                WriteSettings { codec, shuffle: shuffle.applies(meta.dtype.size_bytes(), codec), dict: dict.as_ref() };
+            let settings = WriteSettings::new(codec, shuffle, meta.dtype, dict.as_ref());
             let written = recode_array(&self.inner, state, &format!("{dataset}/{array}"), &meta, settings)?;
             state.record(written);
             let meta = state.array_mut(dataset, array)?;
@@ -226,15 +224,11 @@ fn recode_array(
     meta: &ArrayMeta,
     settings: WriteSettings,
 ) -> Result<Vec<BlockEntry>> {
-    let elem_bytes = meta.dtype.size_bytes();
-    let target = BlockEncoding {
-        codec: CodecId::of(settings.codec),
-        shuffle_elem_bytes: (settings.shuffle && elem_bytes > 1).then_some(elem_bytes),
-    };
+    let target = settings.encoding(meta.dtype);
     // A fill entry has no bytes. Re-encoding with lz4 or none gives the same bytes again;
     // a zstd block's level is not recorded, so zstd blocks are always re-encoded.
-    // A staged chunk (the unfinished last chunk of an append, raw in memory) has no
-    // checksum or statistics yet: it is sealed at the commit with the array's settings of
+    // A staged chunk (of a small write or the unfinished last chunk of an append, raw in
+    // memory) has no checksum or statistics yet: it is sealed at the commit with the array's settings of
     // then, which are the new ones.
     let staged = |e: &BlockEntry| matches!(state.find_block(meta.id, &e.coord), Some(BlockRef::Staged { .. }));
     let keep = |e: &BlockEntry| {

@@ -65,9 +65,10 @@ pub(crate) struct PendingFragment {
 pub(crate) type RawChunk<'a> = (&'a [u64], &'a [u8]);
 
 /// The blocks this session wrote, readable while the writer goes on appending; and its
-/// staged chunks: the rows an append left in a partly filled last chunk, kept raw in
-/// memory (`ArrayHandle::append`) instead of being encoded again at every append, until a
-/// later write completes the chunk or the commit seals them ([`State::seal_staged`]).
+/// staged chunks: the chunks of small writes and the unfinished last chunk of an append,
+/// kept raw in memory (`ArrayHandle::append`, `OpenOptions::staging_bytes`) instead of
+/// being encoded again at every change, until a later write completes the chunk, the
+/// staging budget is spent or the commit seals them ([`State::seal_staged`]).
 ///
 /// [`State::seal_staged`]: super::state::State::seal_staged
 #[derive(Debug)]

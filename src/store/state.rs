@@ -11,7 +11,9 @@ use super::disk::{self, DATA_DIR, LOCK_FILE};
 use super::pending::{PendingBlocks, PendingFragment, RawChunk, WriteSession, append_chunk};
 use super::snapshot::Snapshot;
 use crate::codec::ZstdDict;
-use crate::engine::{ArrayCtx, BlockRef, ChunkCache, RawChunkOf, Sink, WriteSettings, encode_chunks, plan, write_raw};
+use crate::engine::{
+    ArrayCtx, BlockRef, ChunkCache, Lookup, RawChunkOf, Sink, WriteSettings, encode_chunks, plan, write_raw,
+};
 use crate::error::{EntityKind, Error, Result};
 use crate::fragment::FragmentReader;
 use crate::fragment::{BlockEntry, ChunkStats, merge};
@@ -118,12 +120,7 @@ impl Inner {
         self.refuse_inherited_session(state)?;
         if state.session.is_none() {
             let lock = WriterLock::try_acquire(&self.dir.join(LOCK_FILE), &self.dir)?;
-            if disk::newest_generation(&self.dir, &self.limits)? != state.meta.generation {
-                let loaded = disk::load(&self.dir, &self.limits)?;
-                state.meta = loaded.meta;
-                state.encoding = loaded.encoding;
-                state.committed = loaded.snapshot;
-            }
+            self.move_to_newest_commit(state)?;
             disk::remove_orphans(&self.dir, &state.meta, state.encoding)?;
             state.session = Some(WriteSession::new(lock, (state.meta.clone(), state.encoding)));
         }
@@ -190,7 +187,15 @@ impl Inner {
         if state.session.as_ref().is_some_and(WriteSession::is_inherited) {
             self.discard(&mut state);
         }
-        if state.session.is_none() && disk::newest_generation(&self.dir, &self.limits)? != state.meta.generation {
+        if state.session.is_none() {
+            self.move_to_newest_commit(&mut state)?;
+        }
+        Ok(())
+    }
+
+    /// Loads the newest commit into `state` if another writer made one since its snapshot.
+    fn move_to_newest_commit(&self, state: &mut State) -> Result<()> {
+        if disk::newest_generation(&self.dir, &self.limits)? != state.meta.generation {
             let loaded = disk::load(&self.dir, &self.limits)?;
             state.meta = loaded.meta;
             state.encoding = loaded.encoding;
@@ -325,7 +330,7 @@ impl State {
 
     /// Every live block of an array: this session's newest per chunk, else the committed one.
     pub(crate) fn live_blocks(&self, array_id: u64) -> Vec<BlockRef<'_>> {
-        let pending = self.session.as_ref().and_then(|s| s.fragment.as_ref()).map(|f| &f.blocks);
+        let pending = self.pending_blocks();
         let mut blocks: Vec<BlockRef<'_>> = pending.into_iter().flat_map(|p| p.blocks_of(array_id)).collect();
         let overridden = |coord: &[u64]| pending.is_some_and(|p| p.find(array_id, coord).is_some());
         let committed = self.committed.blocks_of(array_id).map(|(reader, entry)| BlockRef::Committed { reader, entry });
@@ -370,7 +375,7 @@ impl State {
 
     /// The current block of a chunk: this session's newest, else the committed one.
     pub(crate) fn find_block(&self, array_id: u64, coord: &[u64]) -> Option<BlockRef<'_>> {
-        let pending = self.session.as_ref().and_then(|s| s.fragment.as_ref()).map(|f| &f.blocks);
+        let pending = self.pending_blocks();
         find_block(pending, &self.committed, array_id, coord)
     }
 }
@@ -409,7 +414,7 @@ impl State {
         &mut self,
         data_dir: &Path,
         array_id: u64,
-        produce: impl for<'l> FnOnce(&'l (dyn Fn(&[u64]) -> Option<BlockRef<'l>> + Sync), &mut Sink<'_>) -> Result<()>,
+        produce: impl for<'l> FnOnce(&'l Lookup<'l, 'l>, &mut Sink<'_>) -> Result<()>,
     ) -> Result<Vec<BlockEntry>> {
         let generation = self.meta.generation + 1;
         let State { session, committed, .. } = self;
@@ -540,9 +545,7 @@ pub(crate) fn write_settings<'d>(
     array: &ArrayMeta,
     dict: Option<&'d ZstdDict>,
 ) -> WriteSettings<'d> {
-    let codec = array.codec.unwrap_or(store.codec);
-    let shuffle = array.shuffle.unwrap_or(store.shuffle).applies(array.dtype.size_bytes(), codec);
-    WriteSettings { codec, shuffle, dict }
+    WriteSettings::new(array.codec.unwrap_or(store.codec), array.shuffle.unwrap_or(store.shuffle), array.dtype, dict)
 }
 
 /// The zstd dictionary of an array, if it has one.

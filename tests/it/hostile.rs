@@ -468,6 +468,7 @@ const ENTRY_NDIM: usize = 43;
 const ENTRY_VALID_COUNT: usize = 48;
 const ENTRY_MIN: usize = 56;
 const ENTRY_MAX: usize = 64;
+const ENTRY_SUM: usize = 72;
 const ENTRY_COORD: usize = 80;
 /// Bytes of an entry of a 1-D array.
 const ENTRY_LEN_1D: usize = 88;
@@ -798,6 +799,33 @@ fn a_fill_entry_with_statistics_other_than_zero_is_corrupt_and_reported_by_verif
         arr1(&[0u8, 0, 0, 0, 1, 2, 3, 4]).into_dyn(),
         "data reads"
     );
+}
+
+#[test]
+fn a_string_block_with_a_min_max_or_sum_other_than_zero_is_corrupt_and_reported_by_verify() {
+    // FORMAT: a string entry's min, max and sum are always 0; one that is not would count
+    // into the array's sum. s[0] is the fragment's first entry (see the test above).
+    for field in [ENTRY_MIN, ENTRY_MAX, ENTRY_SUM] {
+        let dir = test_dir!();
+        let path = dir.store();
+        let mut meta = small_store(&path);
+        patch_index(&util::fragments(&path).remove(0), |b, i| put_u64(b, i + field, 5f64.to_bits()));
+        meta["datasets"]["d"]["arrays"]["s"]["stats"] = Value::Null;
+        write_json_meta(&path, &meta);
+        let store = Atlas::open(&path).unwrap();
+        let ds = store.open_dataset("d").unwrap();
+        let err = ds.array_stats("s").unwrap_err();
+        let expected = "a string block's min, max and sum are not all 0";
+        assert!(matches!(&err, Error::Corrupt { detail, .. } if detail.contains(expected)), "{field}: {err}");
+        let report = store.verify(&mut |_, _| {}).unwrap();
+        let bad: Vec<_> = report.bad_blocks.iter().map(|bad| (bad.array.as_str(), bad.coord.clone())).collect();
+        assert_eq!(bad, [("d/s", vec![0])], "{field}");
+        assert_eq!(
+            ds.read_strings("s", &[0], &[2]).unwrap(),
+            arr1(&["one", "two"]).map(ToString::to_string).into_dyn(),
+            "data reads"
+        );
+    }
 }
 
 #[test]
