@@ -48,7 +48,14 @@ fn recode(
         raw.resize(len, 0);
         let mut encoded = worker.scratch.block_buffer();
         let recoded = decode_chunk(ctx, block, worker, &mut raw, true).and_then(|()| {
-            encode_block(&raw, settings.codec, encoding.shuffle_elem_bytes, settings.dict, &mut worker.scratch, &mut encoded)
+            encode_block(
+                &raw,
+                settings.codec,
+                encoding.shuffle_elem_bytes,
+                settings.dict,
+                &mut worker.scratch,
+                &mut encoded,
+            )
         });
         let recoded = recoded.map(|codec_encoding| {
             // A raw block that comes out raw again is left in place: its bytes are not copied.

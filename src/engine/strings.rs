@@ -25,9 +25,9 @@ const READ_BATCH: usize = 256;
 const READ_BATCH_BYTES: u64 = 64 << 20;
 
 /// Reads the box `start .. start + shape` into `out` (C order, `shape` elements).
-pub(crate) fn read_strings<'a>(
+pub(crate) fn read_strings(
     ctx: ArrayCtx<'_>,
-    lookup: &Lookup<'_, 'a>,
+    lookup: &Lookup<'_, '_>,
     start: &[u64],
     shape: &[u64],
     out: &mut [String],
@@ -77,9 +77,9 @@ fn batch_len(ops: &[ChunkOp], decoded_bytes: impl Fn(&ChunkOp) -> u64) -> usize 
 }
 
 /// Writes `input` (C order, `shape` elements) at `start`; encoded chunks go to `sink`.
-pub(crate) fn write_strings<'a, S: AsRef<str> + Sync>(
+pub(crate) fn write_strings<S: AsRef<str> + Sync>(
     ctx: ArrayCtx<'_>,
-    lookup: &Lookup<'_, 'a>,
+    lookup: &Lookup<'_, '_>,
     start: &[u64],
     shape: &[u64],
     input: &[S],
@@ -107,9 +107,9 @@ pub(crate) fn write_strings<'a, S: AsRef<str> + Sync>(
 }
 
 /// Rewrites string chunks at `coords` keeping only their elements inside `new_shape`.
-pub(crate) fn trim_string_chunks<'a>(
+pub(crate) fn trim_string_chunks(
     ctx: ArrayCtx<'_>,
-    lookup: &Lookup<'_, 'a>,
+    lookup: &Lookup<'_, '_>,
     coords: &[Box<[u64]>],
     new_shape: &[u64],
     settings: WriteSettings,

@@ -27,9 +27,9 @@ pub(crate) fn keep_extent(coord: &[u64], chunk_shape: &[u64], new_shape: &[u64])
 }
 
 /// Rewrites the chunks at `coords` keeping only their elements inside `new_shape`.
-pub(crate) fn trim_chunks<'a>(
+pub(crate) fn trim_chunks(
     ctx: ArrayCtx<'_>,
-    lookup: &Lookup<'_, 'a>,
+    lookup: &Lookup<'_, '_>,
     coords: &[Box<[u64]>],
     new_shape: &[u64],
     settings: WriteSettings,

@@ -131,9 +131,9 @@ const WRITE_RUN_BYTES: u64 = 1 << 20;
 
 /// Writes `input` (a C-order buffer of `shape`) at `start`. Chunks only partly covered are
 /// read first through `lookup` (or start as fill). Encoded chunks go to `sink` in plan order.
-pub(crate) fn write_region<'a>(
+pub(crate) fn write_region(
     ctx: ArrayCtx<'_>,
-    lookup: &Lookup<'_, 'a>,
+    lookup: &Lookup<'_, '_>,
     start: &[u64],
     shape: &[u64],
     input: &[u8],
@@ -179,9 +179,9 @@ pub(crate) fn encode_chunks(chunks: &[RawChunkOf<'_>], sink: &mut Sink<'_>) -> R
 /// as `ops` (its box's [`plan`]) say: `chunks[i]` is the buffer of the chunk of `ops[i]`,
 /// or `None` to start one from the chunk's current block (decoded and verified) or the fill
 /// value. On an error no buffer given has been changed.
-pub(crate) fn write_raw<'a>(
+pub(crate) fn write_raw(
     ctx: ArrayCtx<'_>,
-    lookup: &Lookup<'_, 'a>,
+    lookup: &Lookup<'_, '_>,
     ops: &[ChunkOp],
     shape: &[u64],
     input: &[u8],
@@ -248,9 +248,9 @@ fn hand_over(sink: &mut Sink<'_>, chunk: EncodedChunk<'_>) -> Result<()> {
 }
 
 /// Encodes a run of chunk ops (chunks side by side along the last axis, usually one).
-fn encode_run<'a, 'i>(
+fn encode_run<'i>(
     ctx: ArrayCtx<'_>,
-    lookup: &Lookup<'_, 'a>,
+    lookup: &Lookup<'_, '_>,
     run: &[ChunkOp],
     shape: &[u64],
     input: &'i [u8],
@@ -264,8 +264,8 @@ fn encode_run<'a, 'i>(
     // Whole chunks that need no chunk buffer skip it: one that is a contiguous run of the
     // input is encoded from it directly, one stored as it is or shuffled in pieces from the
     // input's rows (decision k).
-    let from_rows =
-        stores_raw(meta, settings) || shuffles_in_pieces(settings.codec, settings.shuffle_elem_bytes(meta.dtype), chunk_len);
+    let from_rows = stores_raw(meta, settings)
+        || shuffles_in_pieces(settings.codec, settings.shuffle_elem_bytes(meta.dtype), chunk_len);
     if run.iter().all(|op| op.covers_chunk(chunk_shape) && (from_rows || is_contiguous(shape, &op.region))) {
         return run
             .iter()
