@@ -52,7 +52,7 @@ pub enum Error {
         name: String,
     },
     /// A dataset, array or attribute name that Atlas refuses.
-    #[error("invalid {kind} name {name:?}: {reason}")]
+    #[error("invalid {kind} name {}: {reason}", quoted_start(name))]
     InvalidName {
         /// What the name was for.
         kind: EntityKind,
@@ -85,7 +85,7 @@ pub enum Error {
         array_shape: Vec<u64>,
     },
     /// A buffer or selection has the wrong shape or number of dimensions.
-    #[error("shape mismatch on array {array}: expected {expected:?}, found {found:?}")]
+    #[error("shape mismatch on array {array}: {detail}")]
     ShapeMismatch {
         /// The array.
         array: String,
@@ -93,6 +93,8 @@ pub enum Error {
         expected: Vec<u64>,
         /// The shape it got.
         found: Vec<u64>,
+        /// What does not match, in words.
+        detail: String,
     },
     /// Any other argument Atlas refuses (a zero chunk length, a fill value out of range...).
     #[error("invalid argument: {detail}")]
@@ -237,5 +239,45 @@ impl Error {
 
     pub(crate) fn already_exists(kind: EntityKind, name: impl Into<String>) -> Self {
         Self::AlreadyExists { kind, name: name.into() }
+    }
+
+    /// An output buffer of `len` elements for a selection of `shape`, which needs another
+    /// number.
+    pub(crate) fn buffer_len(array: impl Into<String>, shape: &[u64], len: usize) -> Self {
+        let elems = shape.iter().try_fold(1u64, |n, &e| n.checked_mul(e));
+        let needs = elems.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
+        Self::ShapeMismatch {
+            array: array.into(),
+            expected: shape.to_vec(),
+            found: vec![len as u64],
+            detail: format!("the output holds {len} elements, a selection of shape {shape:?} needs {needs}"),
+        }
+    }
+
+    /// `given` (a start or shape, named `what`) with another number of dimensions than the
+    /// array's `shape`.
+    pub(crate) fn dims(array: impl Into<String>, what: &str, given: &[u64], shape: &[u64]) -> Self {
+        Self::ShapeMismatch {
+            array: array.into(),
+            expected: shape.to_vec(),
+            found: given.to_vec(),
+            detail: format!(
+                "{what} {given:?} has {} dimensions, the array {} (shape {shape:?})",
+                given.len(),
+                shape.len()
+            ),
+        }
+    }
+}
+
+/// Characters of a refused name a message quotes: enough to recognise it, without
+/// repeating a name of any length in full (the error's field keeps it whole).
+const QUOTED_NAME_CHARS: usize = 64;
+
+/// `name` quoted, cut after [`QUOTED_NAME_CHARS`] characters with its length in bytes.
+fn quoted_start(name: &str) -> String {
+    match name.char_indices().nth(QUOTED_NAME_CHARS) {
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &name[..cut], name.len()),
+        None => format!("{name:?}"),
     }
 }

@@ -451,6 +451,14 @@ def refuse_pickle(handle: object) -> None:
     )
 
 
+def _names(names: Any, what: str) -> list[str]:
+    """A list of dataset or array names; one string is refused rather than taken as a
+    list of its letters."""
+    if isinstance(names, (str, bytes)):
+        raise TypeError(f"{what} must be a sequence of names, not one name (write [{names!r}])")
+    return list(names)
+
+
 def _ints(values: Any) -> Optional[list[int]]:
     """Starts and shapes: integers from 0 to 2^64 - 1 (numpy's counting from the end is for
     `[]` indexing only); one integer stands for a sequence of one, as in numpy."""

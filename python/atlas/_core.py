@@ -11,7 +11,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from . import _atlas, _html
-from ._array import Array, Attributes, _ints, refuse_pickle, shuffle_arg
+from ._array import Array, Attributes, _ints, _names, refuse_pickle, shuffle_arg
 from ._atlas import InvalidArgumentError, NotFoundError
 from ._dtypes import dtype_name, timestamps
 
@@ -333,7 +333,7 @@ class Atlas:
         """One array per dataset, in order; `None` where a dataset (or its array) is missing.
         With `start`/`shape` omitted each dataset's whole array is read. Reads one box from
         every dataset in one parallel call where the boxes agree."""
-        names = list(dataset_names)
+        names = _names(dataset_names, "dataset_names")
         if not names:
             raise InvalidArgumentError("dataset_names is empty")
         found = self._arrays_of(array, names)
@@ -375,7 +375,7 @@ class Atlas:
         Every dataset must exist; where one lacks the array, or its array is shorter, the
         row reads as the fill value. `shape` defaults to the largest extent over the datasets.
         `device="cuda"` reads into GPU memory (a `CudaArray`; not for strings)."""
-        names = list(dataset_names)
+        names = _names(dataset_names, "dataset_names")
         if not names:
             raise InvalidArgumentError("dataset_names is empty")
         for name in names:
@@ -575,7 +575,7 @@ class DatasetView:
         self, names: Sequence[str], start: Optional[Sequence[int]] = None, shape: Optional[Sequence[int]] = None
     ) -> dict[str, Optional[np.ndarray]]:
         """`{name: array or None}`, the same box of each."""
-        return {name: self.read_array(name, start, shape) for name in names}
+        return {name: self.read_array(name, start, shape) for name in _names(names, "names")}
 
     def delete_array(self, name: str) -> None:
         """Deletes the array `name` and its blocks (reclaimed by `compact()`)."""

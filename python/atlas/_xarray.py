@@ -26,6 +26,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ._array import _names
 from ._atlas import AtlasError, InvalidArgumentError
 from ._dtypes import dtype_name
 
@@ -217,7 +218,7 @@ def open_as_xarray_dataset(store: Any, name: str, lazy: bool = True) -> Any:
 
 def open_as_many_xarray_dataset(store: Any, names: Sequence[str], concat_dim: str = "dataset") -> Any:
     xr = _xarray()
-    names = list(names)
+    names = _names(names, "names")
     if not names:
         raise InvalidArgumentError("names is empty")
     template = open_as_xarray_dataset(store, names[0], lazy=False)

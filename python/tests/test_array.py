@@ -548,3 +548,18 @@ def test_an_empty_ellipsis_between_index_arrays_parts_them_in_reads_and_writes(d
         np.testing.assert_array_equal(arr[...], model)
     for key in [([0, 1], ..., [1, 2]), (0, ..., [1, 2])]:
         np.testing.assert_array_equal(names[key], words[key])
+
+
+def test_none_writes_the_empty_string_and_nat_and_is_refused_by_numeric_arrays(ds):
+    # As the README says: the empty string is a string array's null.
+    names = ds.define_array("names", "string", None, [2])
+    names[:] = ["a", "b"]
+    names[0] = None
+    assert names[:].tolist() == ["", "b"]
+    assert names.stats["count"] == 1
+    times = ds.define_array("times", "datetime64[ns]", None, [2])
+    times[0] = None
+    assert np.isnat(times[0])
+    values = ds.define_array("values", "float32", None, [2])
+    with pytest.raises(atlas.DTypeMismatchError):
+        values[0] = None

@@ -62,6 +62,12 @@ def test_read_array_across_gives_none_where_missing(store):
     assert [b.tolist() for b in boxes] == [[2, 3, 4], [6, 7, 8]]
     with pytest.raises(ValueError):
         store.read_array_across("temp", [])
+    # One name is not a list of its letters.
+    for call in (store.read_array_across, store.read_array_across_stacked):
+        with pytest.raises(TypeError, match="not one name"):
+            call("temp", "p0")
+    with pytest.raises(TypeError, match="not one name"):
+        store.open_dataset("p0").read_arrays("temp")
     assert store.read_array_across("nothing", ["p0"]) == [None]
     # A box past one dataset's array is refused, as its own read is: no fill invented.
     with pytest.raises(atlas.OutOfBoundsError):

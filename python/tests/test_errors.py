@@ -52,6 +52,16 @@ def test_opening_a_missing_store_is_a_file_not_found_error(tmp_path):
     assert "typo" in str(info.value)
 
 
+def test_an_empty_store_path_is_refused(tmp_path, monkeypatch):
+    # Not taken as the current directory, which create would fill whatever it holds.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.txt").write_text("mine")
+    for call in (lambda: atlas.Atlas.create(""), lambda: atlas.Atlas.open("")):
+        with pytest.raises(atlas.InvalidArgumentError, match="empty"):
+            call()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
 def test_locked_by_another_writer(tmp_path):
     first = atlas.Atlas.create(tmp_path / "s")
     second = atlas.Atlas.open(tmp_path / "s")
@@ -147,9 +157,11 @@ def test_dtype_bounds_shape_and_name_errors(ds):
         arr.read([0, 0], [5, 1])
     with pytest.raises(atlas.ShapeError):
         arr.read([0], [1])
-    with pytest.raises(atlas.ShapeError):
+    with pytest.raises(atlas.ShapeError, match=r"start \[0\] has 1 dimensions, the array 2"):
         arr.write([0], np.zeros((1, 1), np.float32))
-    with pytest.raises(atlas.ShapeError):
+    with pytest.raises(atlas.ShapeError, match=r"shape \[3\] has 1 dimensions, the array 2"):
+        arr.write([0, 0], np.zeros(3, np.float32))
+    with pytest.raises(atlas.ShapeError, match=r"the new shape \[4\] has 1 dimensions"):
         arr.resize([4])
     with pytest.raises(atlas.InvalidNameError):
         ds.define_array("bad/name", "float32", ["x"], [1])

@@ -101,8 +101,9 @@ pub(crate) enum MetaDecodeError {
 }
 
 /// The one field read before the rest, so a newer format is reported as such rather than
-/// as corrupt.
+/// as corrupt. `expecting` words the error for a file that is no metadata at all.
 #[derive(Deserialize)]
+#[serde(expecting = "a map of store metadata")]
 struct VersionProbe {
     format_version: u32,
 }

@@ -84,4 +84,16 @@ mod tests {
             assert!(validate_attribute_key(bad).is_err(), "{bad:?} was accepted");
         }
     }
+
+    #[test]
+    fn a_long_refused_name_is_quoted_in_part_and_kept_whole() {
+        let long = "\u{e9}".repeat(2500); // 5000 bytes
+        let err = validate_name(EntityKind::Dataset, &long).unwrap_err();
+        let message = err.to_string();
+        let start = "\u{e9}".repeat(64);
+        assert_eq!(message, format!("invalid dataset name \"{start}\"... (5000 bytes): it is longer than 255 bytes"));
+        assert!(matches!(err, Error::InvalidName { name, .. } if name == long));
+        let short = validate_name(EntityKind::Array, "a/b").unwrap_err().to_string();
+        assert_eq!(short, "invalid array name \"a/b\": it contains a path separator");
+    }
 }

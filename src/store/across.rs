@@ -104,8 +104,7 @@ impl Atlas {
         let state = self.inner.read();
         let request = Request::check(&state, array, datasets, start, shape, (T::DTYPE, T::matches))?;
         if out.len() != request.total_elems {
-            let expected = stacked_extent(datasets.len(), shape);
-            return Err(Error::ShapeMismatch { array: array.to_string(), expected, found: vec![out.len() as u64] });
+            return Err(Error::buffer_len(array, &stacked_extent(datasets.len(), shape), out.len()));
         }
         request.run(&state, start, shape, out, options)
     }
@@ -174,20 +173,25 @@ impl<'s> Request<'s> {
                 });
             }
             if meta.shape.len() != ndim {
+                let detail = format!(
+                    "its shape {:?} has {} dimensions, {first_label}'s {ndim} (shape {:?})",
+                    meta.shape,
+                    meta.shape.len(),
+                    first.shape
+                );
                 return Err(Error::ShapeMismatch {
                     array: label.clone(),
                     expected: first.shape.clone(),
                     found: meta.shape.clone(),
+                    detail,
                 });
             }
         }
-        if start.len() != ndim || shape.len() != ndim {
-            let found = if start.len() == ndim { shape } else { start };
-            return Err(Error::ShapeMismatch {
-                array: first_label.clone(),
-                expected: first.shape.clone(),
-                found: found.to_vec(),
-            });
+        if start.len() != ndim {
+            return Err(Error::dims(first_label, "start", start, &first.shape));
+        }
+        if shape.len() != ndim {
+            return Err(Error::dims(first_label, "shape", shape, &first.shape));
         }
         if start.iter().zip(shape).any(|(s, n)| s.checked_add(*n).is_none()) {
             return Err(Error::invalid(format!("start {start:?} + shape {shape:?} overflows")));

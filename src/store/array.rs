@@ -92,11 +92,7 @@ impl ArrayHandle {
         let verify = options.verify_checksums;
         self.with_read_slot(start, shape, (T::DTYPE, T::matches), |slot, meta| {
             if out.len() as u64 != checked_product(shape).unwrap_or(u64::MAX) {
-                return Err(Error::ShapeMismatch {
-                    array: self.label.clone(),
-                    expected: shape.to_vec(),
-                    found: vec![out.len() as u64],
-                });
+                return Err(Error::buffer_len(&self.label, shape, out.len()));
             }
             let elem_bytes = meta.dtype.size_bytes();
             T::read_via_bytes(out, |bytes| gpu::read_slots_on(target.as_ref(), slot, shape, elem_bytes, bytes, verify))
@@ -339,11 +335,21 @@ impl ArrayHandle {
         given: (DType, fn(DType) -> bool),
     ) -> Result<&'s ArrayMeta> {
         let meta = self.meta_in(state)?;
-        if meta.shape.is_empty() || shape.len() != meta.shape.len() || shape[1..] != meta.shape[1..] {
+        if shape.len() != meta.shape.len() {
+            return Err(Error::dims(&self.label, "the appended data's shape", shape, &meta.shape));
+        }
+        if meta.shape.is_empty() || shape[1..] != meta.shape[1..] {
+            let needs = meta.shape.iter().skip(1).map(ToString::to_string).collect::<Vec<_>>().join(", ");
+            let detail = if meta.shape.is_empty() {
+                "a 0-d array cannot be appended to".to_string()
+            } else {
+                format!("the appended data's shape {shape:?} is not [n, {needs}] (the array's is {:?})", meta.shape)
+            };
             return Err(Error::ShapeMismatch {
                 array: self.label.clone(),
                 expected: meta.shape.clone(),
                 found: shape.to_vec(),
+                detail,
             });
         }
         let origin = vec![0; shape.len()];
@@ -385,11 +391,7 @@ impl ArrayHandle {
     fn check_resize(&self, state: &State, new_shape: &[u64]) -> Result<ArrayMeta> {
         let mut meta = state.array(&self.dataset, &self.name)?.clone();
         if new_shape.len() != meta.shape.len() {
-            return Err(Error::ShapeMismatch {
-                array: self.label.clone(),
-                expected: meta.shape.clone(),
-                found: new_shape.to_vec(),
-            });
+            return Err(Error::dims(&self.label, "the new shape", new_shape, &meta.shape));
         }
         let old_shape = std::mem::replace(&mut meta.shape, new_shape.to_vec());
         meta.check().map_err(|e| Error::invalid(format!("cannot resize {}: {e}", self.label)))?;
@@ -490,13 +492,11 @@ impl ArrayHandle {
             });
         }
         let ndim = meta.shape.len();
-        if start.len() != ndim || shape.len() != ndim {
-            let found = if start.len() == ndim { shape } else { start };
-            return Err(Error::ShapeMismatch {
-                array: self.label.clone(),
-                expected: meta.shape.clone(),
-                found: found.to_vec(),
-            });
+        if start.len() != ndim {
+            return Err(Error::dims(&self.label, "start", start, &meta.shape));
+        }
+        if shape.len() != ndim {
+            return Err(Error::dims(&self.label, "shape", shape, &meta.shape));
         }
         let inside = (0..ndim).all(|d| start[d].checked_add(shape[d]).is_some_and(|end| end <= meta.shape[d]));
         if !inside {

@@ -76,8 +76,7 @@ impl ArrayHandle {
         let meta = self.checked_boxes(&state, &starts, shape, (T::DTYPE, T::matches))?;
         let extent = stacked_extent(starts.len(), shape);
         if checked_product(&extent) != Some(out.len() as u64) {
-            let found = vec![out.len() as u64];
-            return Err(Error::ShapeMismatch { array: self.label.clone(), expected: extent, found });
+            return Err(Error::buffer_len(&self.label, &extent, out.len()));
         }
         let dict = dictionary(meta);
         let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref(), cache: None };

@@ -22,7 +22,7 @@ mod snapshot;
 mod state;
 mod strings;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use array::ArrayHandle;
@@ -63,9 +63,9 @@ impl Atlas {
     /// Creates a new store in `path` (created if missing) and commits its empty first state.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a zstd level zstd does not support, and
-    /// [`Error::AlreadyExists`] if `path` is a file or a non-empty directory (nothing is
-    /// touched then); [`Error::Io`] if the directory cannot be written. An `Io` error from
+    /// [`Error::InvalidArgument`] for an empty `path` or a zstd level zstd does not
+    /// support, and [`Error::AlreadyExists`] if `path` is a file or a non-empty directory
+    /// (nothing is touched then); [`Error::Io`] if the directory cannot be written. An `Io` error from
     /// the last step, the fsync that makes the new metadata file durable, leaves the store
     /// in place (another process may already have opened it): [`Atlas::open`] it to go on.
     pub fn create(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
@@ -79,7 +79,7 @@ impl Atlas {
     /// As [`Atlas::create`]; [`Error::LimitExceeded`] if the new store's metadata file
     /// would be over `options`' `max_meta_bytes` (nothing is left behind).
     pub fn create_with(path: impl AsRef<Path>, config: StoreConfig, options: &OpenOptions) -> Result<Self> {
-        let dir = path.as_ref().to_path_buf();
+        let dir = store_dir(path.as_ref())?;
         config.codec.check().map_err(Error::invalid)?;
         if io::exists(&dir) && (!io::is_dir(&dir) || !io::list_dir(&dir)?.is_empty()) {
             return Err(Error::already_exists(EntityKind::Store, dir.display().to_string()));
@@ -108,7 +108,8 @@ impl Atlas {
     /// Opens the store in `path`, finding its metadata file by name.
     ///
     /// # Errors
-    /// [`Error::NotFound`] if `path` holds no store; [`Error::Corrupt`] or
+    /// [`Error::InvalidArgument`] for an empty `path`; [`Error::NotFound`] if `path` holds
+    /// no store; [`Error::Corrupt`] or
     /// [`Error::UnsupportedVersion`] if its metadata or a fragment is not what Atlas
     /// writes; [`Error::LimitExceeded`] past the default [`Limits`](crate::Limits) (a
     /// metadata file over 1 GiB); [`Error::Io`] if a file cannot be read or mapped.
@@ -123,7 +124,7 @@ impl Atlas {
     /// As [`Atlas::open`], and [`Error::LimitExceeded`] when a file asks for more than the
     /// limits allow (checked before allocating).
     pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self> {
-        let dir = path.as_ref().to_path_buf();
+        let dir = store_dir(path.as_ref())?;
         let loaded = disk::load(&dir, &options.limits)?;
         Ok(Self { inner: Arc::new(Inner::new(dir, options, loaded)) })
     }
@@ -297,4 +298,13 @@ impl Atlas {
     pub fn refresh(&self) -> Result<()> {
         self.inner.refresh()
     }
+}
+
+/// A store's directory as given, refusing an empty path: it would resolve every file of the
+/// store against the current directory, whatever that holds.
+fn store_dir(path: &Path) -> Result<PathBuf> {
+    if path.as_os_str().is_empty() {
+        return Err(Error::invalid("the store path is empty"));
+    }
+    Ok(path.to_path_buf())
 }

@@ -210,7 +210,9 @@ fn a_thousand_small_appends_read_back_exactly() {
     let expected = Array1::from_shape_fn(3000, |k| k as f32);
     assert_eq!(all.into_raw_vec_and_offset().0, expected.to_vec());
     assert_eq!(ds.array_stats("series").unwrap().count, 3000);
-    assert_err!(ds.append_array("series", Array2::<f32>::zeros((1, 4)).view()), Error::ShapeMismatch { .. });
+    let wrong_width = ds.append_array("series", Array2::<f32>::zeros((1, 4)).view());
+    let says = "the appended data's shape [1, 4] is not [n, 3] (the array's is [1000, 3])";
+    assert!(matches!(&wrong_width, Err(Error::ShapeMismatch { detail, .. }) if detail == says), "{wrong_width:?}");
     assert_err!(ds.append_array("series", Array2::<f64>::zeros((1, 3)).view()), Error::DTypeMismatch { .. });
     assert_eq!(ds.array_meta("series").unwrap().shape, [1000, 3], "a refused append must not grow the array");
 }

@@ -56,6 +56,16 @@ fn create_refuses_a_directory_holding_other_files_and_touches_nothing() {
 }
 
 #[test]
+fn an_empty_store_path_is_refused_not_taken_as_the_current_directory() {
+    let refused = |result: Result<Atlas, Error>| {
+        assert!(matches!(&result, Err(Error::InvalidArgument { detail }) if detail.contains("empty")), "{result:?}");
+    };
+    refused(Atlas::create("", StoreConfig::default()));
+    refused(Atlas::open(""));
+    assert!(!Path::new("data").exists() && !Path::new("atlas.json").exists(), "nothing made in the current directory");
+}
+
+#[test]
 fn create_accepts_an_empty_directory_and_makes_missing_parents() {
     let dir = test_dir!();
     std::fs::create_dir(dir.store()).unwrap();
@@ -209,9 +219,14 @@ fn reads_and_writes_of_the_wrong_dtype_are_dtype_mismatches() {
 fn wrong_number_of_dimensions_or_buffer_length_is_a_shape_mismatch() {
     let dir = test_dir!();
     let (_store, ds) = dataset_with_2d_f32(&dir.store());
-    assert_err!(ds.read_array::<f32>("a", &[0], &[1, 1]), Error::ShapeMismatch { .. });
-    assert_err!(ds.read_array::<f32>("a", &[0, 0], &[1]), Error::ShapeMismatch { .. });
-    assert_err!(ds.read_array::<f32>("a", &[0, 0, 0], &[1, 1, 1]), Error::ShapeMismatch { .. });
+    // The message names the argument that is wrong and both numbers of dimensions.
+    let says = |result: Result<ndarray::ArrayD<f32>, Error>, expected: &str| match result {
+        Err(Error::ShapeMismatch { detail, .. }) => assert!(detail.contains(expected), "{detail}"),
+        other => panic!("{expected}: {other:?}"),
+    };
+    says(ds.read_array::<f32>("a", &[0], &[1, 1]), "start [0] has 1 dimensions, the array 2");
+    says(ds.read_array::<f32>("a", &[0, 0], &[1]), "shape [1] has 1 dimensions, the array 2");
+    says(ds.read_array::<f32>("a", &[0, 0, 0], &[1, 1, 1]), "start [0, 0, 0] has 3 dimensions, the array 2");
     assert_err!(ds.write_array("a", &[0], arr1(&[1.0f32]).view()), Error::ShapeMismatch { .. });
     assert_err!(
         ds.write_array("a", &[0, 0, 0], ndarray::Array3::<f32>::zeros((1, 1, 1)).view()),
@@ -220,8 +235,9 @@ fn wrong_number_of_dimensions_or_buffer_length_is_a_shape_mismatch() {
     for len in [0, 5, 7, 24] {
         let mut out = vec![0.0f32; len];
         match ds.read_array_into("a", &[0, 0], &[2, 3], &mut out, ReadOptions::default()) {
-            Err(Error::ShapeMismatch { array, expected, found }) => {
+            Err(Error::ShapeMismatch { array, expected, found, detail }) => {
                 assert_eq!((array.as_str(), expected, found), ("d/a", vec![2, 3], vec![len as u64]));
+                assert_eq!(detail, format!("the output holds {len} elements, a selection of shape [2, 3] needs 6"));
             }
             other => panic!("buffer of {len}: {other:?}"),
         }

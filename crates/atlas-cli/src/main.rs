@@ -298,10 +298,26 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             drop(out);
-            eprintln!("atlas: error: {e:#}");
+            eprintln!("atlas: error: {}", error_message(&e));
             ExitCode::from(EXIT_ERROR)
         }
     }
+}
+
+/// `e` and its causes, joined by ": ", each cause once: Atlas's I/O errors already end
+/// with the OS error they carry as their source.
+fn error_message(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !message.ends_with(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+    }
+    message
 }
 
 /// Whether `e` comes from writing to a pipe whose reader left.
@@ -534,24 +550,31 @@ fn summarize_export(out: &mut dyn Write, file: &Path, summary: &str) -> io::Resu
 
 fn verify(path: &Path, json_out: bool, quiet: bool, out: &mut dyn Write) -> Result<ExitCode> {
     let bar = progress::blocks(0, "verify", quiet);
-    let report = match Atlas::open(path) {
-        Ok(store) => inspect::verify(&store, &bar)?,
+    let (report, opened) = match Atlas::open(path) {
+        Ok(store) => (inspect::verify(&store, &bar)?, true),
         // Bad metadata or a bad fragment index stops the store from opening at all.
         Err(e) => match BadBlock::from_open_error(&e) {
-            Some(bad) => VerifyReport { bad_blocks: vec![bad], ..VerifyReport::default() },
+            Some(bad) => (VerifyReport { bad_blocks: vec![bad], ..VerifyReport::default() }, false),
             None => return Err(open_error(path, e)),
         },
     };
     bar.finish_and_clear();
     let code = if report.bad_blocks.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_CORRUPT) };
-    match write_verify_report(path, &report, json_out, out) {
+    match write_verify_report(path, &report, opened, json_out, out) {
         // The reader left (`atlas verify ... | head`): the status still tells.
         Err(e) if is_broken_pipe(&e) => Ok(code),
         written => written.map(|()| code),
     }
 }
 
-fn write_verify_report(path: &Path, report: &VerifyReport, json_out: bool, out: &mut dyn Write) -> Result<()> {
+/// Writes `report`; `opened` is false when the store did not open, so no block was checked.
+fn write_verify_report(
+    path: &Path,
+    report: &VerifyReport,
+    opened: bool,
+    json_out: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
     if json_out {
         let bad: Vec<serde_json::Value> = report
             .bad_blocks
@@ -583,6 +606,7 @@ fn write_verify_report(path: &Path, report: &VerifyReport, json_out: bool, out: 
     let checked = report.blocks_checked;
     match report.bad_blocks.len() {
         0 => writeln!(out, "ok: {checked} blocks in {arrays} verified")?,
+        _ if !opened => writeln!(out, "the store does not open past this file: no block was checked")?,
         n => writeln!(out, "{n} bad of {checked} blocks checked in {arrays}")?,
     }
     Ok(())

@@ -504,6 +504,11 @@ fn verify_reports_a_missing_fragment_file_as_damage() {
     let report = stdout_of_code(atlas().arg("verify").arg(&store), 3);
     assert!(report.contains("missing"), "{report}");
     assert!(report.contains(fragment.file_name().unwrap().to_str().unwrap()), "{report}");
+    assert!(report.ends_with("the store does not open past this file: no block was checked\n"), "{report}");
+    // Other commands fail on it naming the OS error once, not once per level of the chain.
+    let assert = atlas().arg("info").arg(&store).assert().code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
 }
 
 #[test]
