@@ -238,6 +238,8 @@ class Array:
         """Writes `data` with its first element at `start`: an ndarray of the array's dtype
         (any byte order; timestamps also int64 or datetime64 of any unit), or a list or
         scalar, converted as `arr[...] = value` converts it."""
+        if start is None:
+            raise TypeError("write needs a start: one integer per axis (e.g. [0] * arr.ndim)")
         data = for_write(data, self.atlas_dtype, self._label())
         with self._write_lock():
             self._native.write(_ints(start), data)

@@ -223,7 +223,7 @@ def test_datetime64_arrays_are_stored_as_timestamps_in_any_unit(ds, unit):
 
 def test_attribute_errors_and_mapping_view(ds):
     # A number out of range is a ValueError, however far out, as a fill value is.
-    for value, dtype in [(300, "int8"), (2**200, "int8"), (10**400, "float64"), (1e300, "float32")]:
+    for value, dtype in [(300, "int8"), (2**200, "int8"), (10**400, "float64"), (1e300, "float32"), (2, "bool")]:
         with pytest.raises(atlas.InvalidArgumentError, match="out of range"):
             ds.set_attribute("k", value, dtype=dtype)
     with pytest.raises(atlas.InvalidArgumentError, match="out of range"):
@@ -233,6 +233,12 @@ def test_attribute_errors_and_mapping_view(ds):
         ds.set_attribute("k", 1, dtype="complex")
     with pytest.raises(atlas.InvalidArgumentError, match="string"):
         ds.set_attribute("k", "false", dtype="bool")  # not True by truthiness
+    with pytest.raises(atlas.DTypeMismatchError):
+        ds.set_attribute("k", [1], dtype="bool")
+    for value, stored in [(True, True), (np.bool_(False), False), (1, True), (np.int8(0), False)]:
+        ds.set_attribute("k", value, dtype="bool")
+        assert ds.get_attribute("k") is stored
+    ds.delete_attribute("k")
     with pytest.raises(atlas.DTypeMismatchError):
         ds.set_attribute("k", None)
     with pytest.raises(atlas.InvalidNameError):

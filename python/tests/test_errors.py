@@ -157,6 +157,8 @@ def test_dtype_bounds_shape_and_name_errors(ds):
         arr.read([0, 0], [5, 1])
     with pytest.raises(atlas.ShapeError):
         arr.read([0], [1])
+    with pytest.raises(TypeError, match="write needs a start"):
+        arr.write(None, np.zeros((1, 1), np.float32))
     with pytest.raises(atlas.ShapeError, match=r"start \[0\] has 1 dimensions, the array 2"):
         arr.write([0], np.zeros((1, 1), np.float32))
     with pytest.raises(atlas.ShapeError, match=r"shape \[3\] has 1 dimensions, the array 2"):
