@@ -443,8 +443,10 @@ mod tests {
         }
 
         #[test]
-        fn garbage_never_panics_and_wrong_lengths_are_errors(stored in proptest::collection::vec(any::<u8>(), 0..512),
-                                                             len in 0usize..2048) {
+        fn garbage_never_panics_and_raw_blocks_of_another_length_are_errors(
+            stored in proptest::collection::vec(any::<u8>(), 0..512),
+            len in 0usize..2048,
+        ) {
             let mut scratch = Scratch::default();
             let dict = ZstdDict::new(b"not really a dictionary".to_vec());
             for codec in [CodecId::None, CodecId::Zstd, CodecId::Lz4, CodecId::ZstdDict] {
@@ -461,6 +463,29 @@ mod tests {
                         prop_assert_eq!(&out, &stored);
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_valid_block_decoded_to_another_length_is_a_codec_error() {
+        let raw: Vec<u8> = (0..4096u32).map(|i| (i / 7 % 251) as u8).collect();
+        let dict = ZstdDict::new(raw[..1024].to_vec());
+        let mut scratch = Scratch::default();
+        for (codec, dict) in
+            [(Codec::Zstd { level: 3 }, None), (Codec::Zstd { level: 3 }, Some(&dict)), (Codec::Lz4, None)]
+        {
+            for shuffle in [None, Some(4)] {
+                let mut stored = Vec::new();
+                let encoding = encode_block(&raw, codec, shuffle, dict, &mut scratch, &mut stored).unwrap();
+                for len in [raw.len() - 4, raw.len() + 4, 0] {
+                    let mut out = vec![0; len];
+                    let decoded = decode_block(&stored, encoding, dict, &mut scratch, &mut out);
+                    assert!(matches!(decoded, Err(Error::Codec { .. })), "{encoding:?} into {len}: {decoded:?}");
+                }
+                let mut out = vec![0; raw.len()];
+                decode_block(&stored, encoding, dict, &mut scratch, &mut out).unwrap();
+                assert!(out == raw, "{encoding:?} round trip");
             }
         }
     }

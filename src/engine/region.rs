@@ -182,7 +182,115 @@ pub(crate) fn copy_region(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// The model: copies the box element by element, each offset worked out from scratch.
+    fn naive_copy(src: &[u8], src_at: Place<'_>, dst: &mut [u8], dst_at: Place<'_>, region: &[u64], elem_bytes: usize) {
+        let count: u64 = region.iter().product();
+        for flat in 0..count {
+            let mut rest = flat;
+            let mut index = vec![0u64; region.len()];
+            for d in (0..region.len()).rev() {
+                index[d] = rest % region[d];
+                rest /= region[d];
+            }
+            let offset = |at: Place<'_>| {
+                let position = |d: usize| at.start[d] + index[d];
+                (0..region.len()).fold(0u64, |o, d| o * at.shape[d] + position(d)) as usize * elem_bytes
+            };
+            let (s, d) = (offset(src_at), offset(dst_at));
+            dst[d..d + elem_bytes].copy_from_slice(&src[s..s + elem_bytes]);
+        }
+    }
+
+    /// A buffer of `shape` whose every byte differs from its neighbours'.
+    fn numbered(shape: &[u64], elem_bytes: usize) -> Vec<u8> {
+        (0..shape.iter().product::<u64>() as usize * elem_bytes).map(|i| (i % 251) as u8).collect()
+    }
+
+    /// Per dimension: (source extent, source start, destination extent, destination start,
+    /// box extent), the box inside both.
+    fn dims() -> impl Strategy<Value = Vec<(u64, u64, u64, u64, u64)>> {
+        let dim = (1u64..5, 0u64..4, 0u64..4, 0u64..4, 0u64..4).prop_map(|(n, src_pad, src_at, dst_pad, dst_at)| {
+            let src_at = src_at.min(src_pad);
+            let dst_at = dst_at.min(dst_pad);
+            (n + src_pad, src_at, n + dst_pad, dst_at, n)
+        });
+        proptest::collection::vec(dim, 1..5)
+    }
+
+    proptest! {
+        #[test]
+        fn copy_region_copies_what_an_element_by_element_copy_does(dims in dims(), elem_bytes in prop_oneof![Just(1usize), Just(2), Just(8)]) {
+            let pick = |f: fn(&(u64, u64, u64, u64, u64)) -> u64| dims.iter().map(f).collect::<Vec<u64>>();
+            let (src_shape, src_start, dst_shape, dst_start, region) =
+                (pick(|d| d.0), pick(|d| d.1), pick(|d| d.2), pick(|d| d.3), pick(|d| d.4));
+            let src = numbered(&src_shape, elem_bytes);
+            let src_at = Place { shape: &src_shape, start: &src_start };
+            let dst_at = Place { shape: &dst_shape, start: &dst_start };
+            let mut expected = vec![0u8; dst_shape.iter().product::<u64>() as usize * elem_bytes];
+            let mut got = expected.clone();
+            naive_copy(&src, src_at, &mut expected, dst_at, &region, elem_bytes);
+            copy_region(&src, src_at, &mut got, dst_at, &region, elem_bytes);
+            prop_assert_eq!(got, expected);
+        }
+
+        #[test]
+        fn a_run_of_boxes_copies_each_box_as_its_own_copy_would(
+            leading in proptest::collection::vec((1u64..4, 0u64..3, 0u64..3), 1..3),
+            chunk_last in 1u64..5,
+            first_offset in 0u64..4,
+            last_width in 1u64..5,
+            boxes in 1usize..4,
+            input_before in 0u64..3,
+        ) {
+            // Boxes side by side along the last axis of the input, each into a chunk buffer
+            // of its own: the first may start inside its chunk, the last may end early.
+            let first_offset = first_offset % chunk_last;
+            let widths: Vec<u64> = (0..boxes)
+                .map(|j| match (j, boxes) {
+                    (0, 1) => (chunk_last - first_offset).min(last_width),
+                    (0, _) => chunk_last - first_offset,
+                    (j, n) if j == n - 1 => last_width.min(chunk_last),
+                    _ => chunk_last,
+                })
+                .collect();
+            // The input reaches past the run on the last axis, so no dimension merges.
+            let input_last = input_before + widths.iter().sum::<u64>() + 1;
+            let mut input_shape: Vec<u64> = leading.iter().map(|&(n, pad, _)| n + pad).collect();
+            input_shape.push(input_last);
+            let mut chunk_shape: Vec<u64> = leading.iter().map(|&(n, _, pad)| n + pad).collect();
+            chunk_shape.push(chunk_last);
+            let lead_in: Vec<u64> = leading.iter().map(|&(_, pad, _)| pad).collect();
+            let lead_chunk: Vec<u64> = leading.iter().map(|&(_, _, pad)| pad).collect();
+            let with = |lead: &[u64], last: u64| [lead, &[last]].concat();
+            let mut at_input = input_before;
+            let (mut src_starts, mut dst_starts, mut regions) = (Vec::new(), Vec::new(), Vec::new());
+            for (j, &width) in widths.iter().enumerate() {
+                src_starts.push(with(&lead_in, at_input));
+                dst_starts.push(with(&lead_chunk, if j == 0 { first_offset } else { 0 }));
+                let lead: Vec<u64> = leading.iter().map(|&(n, _, _)| n).collect();
+                regions.push(with(&lead, width));
+                at_input += width;
+            }
+            let input = numbered(&input_shape, 2);
+            let empty = vec![0u8; chunk_shape.iter().product::<u64>() as usize * 2];
+            let mut expected = vec![empty.clone(); boxes];
+            for j in 0..boxes {
+                let src_at = Place { shape: &input_shape, start: &src_starts[j] };
+                let dst_at = Place { shape: &chunk_shape, start: &dst_starts[j] };
+                naive_copy(&input, src_at, &mut expected[j], dst_at, &regions[j], 2);
+            }
+            let src: Vec<Place<'_>> = src_starts.iter().map(|start| Place { shape: &input_shape, start }).collect();
+            let dst: Vec<Place<'_>> = dst_starts.iter().map(|start| Place { shape: &chunk_shape, start }).collect();
+            let region_refs: Vec<&[u64]> = regions.iter().map(Vec::as_slice).collect();
+            let mut got = vec![empty; boxes];
+            for_each_run_row(&src, &dst, &region_refs, 2, |j, s, d, n| got[j][d..d + n].copy_from_slice(&input[s..s + n]));
+            prop_assert_eq!(got, expected);
+        }
+    }
 
     #[test]
     fn copies_a_box_between_differently_shaped_buffers() {

@@ -404,6 +404,54 @@ mod tests {
         }
     }
 
+    /// The model of an integer dtype's scan, one element at a time: valid count, min and
+    /// max bits, sum bits (summed exactly, rounded once), all fill.
+    fn plain_integer_scan(raw: &[u8], elem_bytes: usize, signed: bool, fill: &[u8]) -> (u64, u64, u64, u64, bool) {
+        let value = |bytes: &[u8]| {
+            let mut wide = [0u8; 16];
+            wide[..elem_bytes].copy_from_slice(bytes);
+            let negative = signed && bytes[elem_bytes - 1] & 0x80 != 0;
+            if negative {
+                wide[elem_bytes..].fill(0xff);
+            }
+            i128::from_le_bytes(wide)
+        };
+        let valid: Vec<i128> = raw.chunks_exact(elem_bytes).filter(|e| *e != fill).map(value).collect();
+        // Signed values keep their i64 bits, unsigned ones their u64 value: the low 64 bits.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let bits = |v: Option<&i128>| v.map_or(0, |&v| v as u64);
+        let sum = valid.iter().sum::<i128>() as f64;
+        let all_fill = valid.is_empty();
+        (valid.len() as u64, bits(valid.iter().min()), bits(valid.iter().max()), sum.to_bits(), all_fill)
+    }
+
+    proptest::proptest! {
+        /// Every integer dtype's scan agrees with the plain model, values drawn from a small
+        /// palette so that the fill value and the extremes come up often.
+        #[test]
+        fn every_integer_dtype_scans_as_a_plain_loop(
+            dtype in proptest::sample::select(vec![
+                DType::Int8, DType::Int16, DType::Int32, DType::Int64,
+                DType::UInt8, DType::UInt16, DType::UInt32, DType::UInt64, DType::Bool, DType::Timestamp,
+            ]),
+            palette in proptest::collection::vec(proptest::prop_oneof![
+                proptest::prelude::any::<u64>(), proptest::prelude::Just(0u64), proptest::prelude::Just(u64::MAX),
+                proptest::prelude::Just(1u64 << 63), proptest::prelude::Just(i64::MAX.cast_unsigned()),
+            ], 6),
+            picks in proptest::collection::vec(0usize..6, 0..3000),
+            fill_pick in 0usize..7,
+        ) {
+            let elem_bytes = dtype.size_bytes();
+            let signed = matches!(dtype, DType::Int8 | DType::Int16 | DType::Int32 | DType::Int64 | DType::Timestamp);
+            let element = |v: u64| v.to_le_bytes()[..elem_bytes].to_vec();
+            let raw: Vec<u8> = picks.iter().flat_map(|&i| element(palette[i])).collect();
+            let fill = element(palette.get(fill_pick).copied().unwrap_or(7));
+            let scan = scan(&raw, dtype, &fill);
+            let got = (scan.stats.valid_count, scan.stats.min_bits, scan.stats.max_bits, scan.stats.sum_bits, scan.all_fill);
+            proptest::prop_assert_eq!(got, plain_integer_scan(&raw, elem_bytes, signed, &fill), "{:?}", dtype);
+        }
+    }
+
     #[test]
     fn wide_integer_sums_stay_exact() {
         let raw: Vec<u8> = [u64::MAX, u64::MAX, 1].iter().flat_map(|v| v.to_le_bytes()).collect();

@@ -1,10 +1,10 @@
 //! The shape of the public API: thread-safety of handles and errors, shared state between
 //! clones, and errors usable as ordinary `std::error::Error`s.
 
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 
 use atlas::{ArrayHandle, ArraySpec, Atlas, Attrs, DType, Dataset, EntityKind, Error};
-use ndarray::Array2;
+use ndarray::{Array2, s};
 
 use crate::util::{self, test_dir};
 
@@ -34,23 +34,27 @@ fn one_handle_shared_by_many_threads_reads_the_same_data_in_parallel() {
     store.flush().unwrap();
 
     let array = Arc::new(ds.array("a").unwrap());
+    let data = Arc::new(data);
+    // All threads start reading together, so that the reads overlap.
+    let start_line = Arc::new(Barrier::new(4));
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
-            let array = Arc::clone(&array);
+            let (array, data, start_line) = (Arc::clone(&array), Arc::clone(&data), Arc::clone(&start_line));
             std::thread::spawn(move || {
-                (0..16u64)
-                    .map(|i| {
-                        let start = [(t * 16 + i) % 60, (i * 7) % 60];
-                        let got = array.read::<i64>(&start, &[4, 4]).unwrap();
-                        got[[0, 0]] == (start[0] * 64 + start[1]) as i64 && got[[3, 3]] == got[[0, 0]] + 3 * 64 + 3
-                    })
-                    .filter(|ok| *ok)
-                    .count()
+                start_line.wait();
+                for i in 0..16u64 {
+                    let start = [(t * 16 + i) % 60, (i * 7) % 60];
+                    let got = array.read::<i64>(&start, &[4, 4]).unwrap();
+                    let (y, x) = (start[0] as usize, start[1] as usize);
+                    let expected = data.slice(s![y..y + 4, x..x + 4]).into_dyn();
+                    assert_eq!(got, expected, "thread {t}, box at {start:?}");
+                }
             })
         })
         .collect();
-    let correct: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    assert_eq!(correct, 64);
+    for thread in threads {
+        thread.join().unwrap();
+    }
 }
 
 #[test]

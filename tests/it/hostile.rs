@@ -1130,6 +1130,33 @@ fn a_commit_over_the_handles_metadata_limit_is_refused_and_the_handle_can_shrink
 }
 
 #[test]
+fn a_commit_with_chunks_over_the_handles_limit_is_refused_by_refresh_and_a_first_change() {
+    use atlas::{Limits, OpenOptions};
+    let dir = test_dir!();
+    let writer = util::create(&dir.store());
+    let mut small_chunks = Limits::default();
+    small_chunks.max_chunk_bytes = 64 << 10;
+    let reader = Atlas::open_with(dir.store(), &OpenOptions::with_limits(small_chunks)).unwrap();
+    // Another handle commits an array of 128 KiB chunks.
+    writer.create_dataset("d").unwrap().define_array("big", ArraySpec::new(DType::Float64, [1 << 14])).unwrap();
+    writer.flush().unwrap();
+    let over = |result: Result<(), Error>| match result {
+        Err(Error::LimitExceeded { what, limit, found, .. }) => {
+            assert!(what.contains("d/big"), "{what}");
+            assert_eq!((limit, found), (64 << 10, 128 << 10));
+        }
+        other => panic!("expected LimitExceeded, got {other:?}"),
+    };
+    over(reader.refresh());
+    over(reader.create_dataset("mine").map(drop));
+    // The handle stays on the commit it had, holding no lock: the other writer goes on.
+    assert_eq!((reader.generation(), reader.list_datasets()), (0, Vec::<String>::new()));
+    assert!(!reader.has_pending_changes());
+    writer.create_dataset("more").unwrap();
+    writer.flush().unwrap();
+}
+
+#[test]
 fn a_string_array_of_the_largest_chunk_a_block_can_hold_opens_under_the_default_limits() {
     // A string block holds one 4-byte offset more than its chunk has strings: 2^26 - 1
     // strings is the most whose offsets fit 256 MiB.
