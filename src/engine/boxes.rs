@@ -64,7 +64,7 @@ pub(crate) fn read_boxes(
                     // shares lines with another chunk's part, better written with ordinary
                     // stores: streamed, W4 in one call ran 3.8x slower.
                     let streamer = out.streamer().whole_lines(op.region.last() != shape.last());
-                    let (dst, src) = op.places(shape, &meta.chunk_shape);
+                    let (dst, src) = (op.in_selection_of(shape), op.in_chunk_of(&meta.chunk_shape));
                     for_each_row(src, dst, &op.region, elem_bytes, |s, d, n| {
                         // SAFETY: this part of this box belongs to this chunk alone (above).
                         let target = unsafe { out.slice_mut(base + d, n) };

@@ -39,6 +39,7 @@ pub(crate) use read::{Slot, SlotRead, read_slots};
 pub(crate) use recode::recode_blocks;
 #[cfg(feature = "gpu")]
 pub(crate) use region::{BoxCopy, Place, box_copy};
+pub(crate) use region::to_usize;
 pub(crate) use strings::{read_strings, trim_string_chunks, write_strings};
 pub(crate) use trim::{reaches_past, trim_chunks};
 pub(crate) use verify::check_blocks;

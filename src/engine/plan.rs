@@ -22,12 +22,14 @@ impl ChunkOp {
         self.region == chunk_shape
     }
 
-    /// Where the op's box sits in a selection buffer of `selection_shape`, and in its chunk.
-    pub(crate) fn places<'a>(&'a self, selection_shape: &'a [u64], chunk_shape: &'a [u64]) -> (Place<'a>, Place<'a>) {
-        (
-            Place { shape: selection_shape, start: &self.in_selection },
-            Place { shape: chunk_shape, start: &self.in_chunk },
-        )
+    /// Where the op's box sits in a selection buffer of `selection_shape`.
+    pub(crate) fn in_selection_of<'a>(&'a self, selection_shape: &'a [u64]) -> Place<'a> {
+        Place { shape: selection_shape, start: &self.in_selection }
+    }
+
+    /// Where the op's box sits in its chunk, of `chunk_shape`.
+    pub(crate) fn in_chunk_of<'a>(&'a self, chunk_shape: &'a [u64]) -> Place<'a> {
+        Place { shape: chunk_shape, start: &self.in_chunk }
     }
 }
 

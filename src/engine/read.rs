@@ -208,8 +208,8 @@ fn read_run(
     // Each output row from each chunk of the run in turn, so the output is written row
     // after row; each chunk's rows come in its own order, as its pieces do (a row may span
     // pieces). A chunk whose raw bytes are at hand whole is copied from them directly.
-    let src: Vec<Place<'_>> = run.iter().map(|op| Place { shape: chunk_shape, start: &op.in_chunk }).collect();
-    let dst: Vec<Place<'_>> = run.iter().map(|op| Place { shape: slot_shape, start: &op.in_selection }).collect();
+    let src: Vec<Place<'_>> = run.iter().map(|op| op.in_chunk_of(chunk_shape)).collect();
+    let dst: Vec<Place<'_>> = run.iter().map(|op| op.in_selection_of(slot_shape)).collect();
     let regions: Vec<&[u64]> = run.iter().map(|op| &op.region[..]).collect();
     let wholes: Vec<Option<&[u8]>> = sources
         .iter()

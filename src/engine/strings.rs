@@ -52,8 +52,7 @@ pub(crate) fn read_strings(
                 .collect::<Result<_>>()
         })?;
         for (op, chunk) in batch.iter().zip(decoded) {
-            let src = Place { shape: &ctx.meta.chunk_shape, start: &op.in_chunk };
-            let dst = Place { shape, start: &op.in_selection };
+            let (src, dst) = (op.in_chunk_of(&ctx.meta.chunk_shape), op.in_selection_of(shape));
             for_each_row(src, dst, &op.region, 1, |s, d, n| match &chunk {
                 Some(chunk) => out[d..d + n].clone_from_slice(&chunk[s..s + n]),
                 None => out[d..d + n].iter_mut().for_each(String::clear),
@@ -94,8 +93,7 @@ pub(crate) fn write_strings<S: AsRef<str> + Sync>(
         } else {
             decode_strings(ctx, lookup(&op.coord), worker, true)?
         };
-        let src = Place { shape, start: &op.in_selection };
-        let dst = Place { shape: chunk_shape, start: &op.in_chunk };
+        let (src, dst) = (op.in_selection_of(shape), op.in_chunk_of(chunk_shape));
         for_each_row(src, dst, &op.region, 1, |s, d, n| {
             for (slot, value) in chunk[d..d + n].iter_mut().zip(&input[s..s + n]) {
                 value.as_ref().clone_into(slot);

@@ -207,7 +207,7 @@ pub(crate) fn write_raw(
         Ok::<_, crate::error::Error>(())
     })?;
     for (op, chunk) in ops.iter().zip(chunks) {
-        let (src, dst) = op.places(shape, &meta.chunk_shape);
+        let (src, dst) = (op.in_selection_of(shape), op.in_chunk_of(&meta.chunk_shape));
         let raw = chunk.as_mut().expect("made above");
         copy_region(input, src, raw, dst, &op.region, meta.dtype.size_bytes());
     }
@@ -258,38 +258,64 @@ fn encode_run<'i>(
     worker: &mut Worker,
 ) -> Result<Vec<EncodedChunk<'i>>> {
     let meta = ctx.meta;
-    let elem_bytes = meta.dtype.size_bytes();
-    let chunk_shape = &meta.chunk_shape[..];
     let chunk_len = to_usize(meta.chunk_bytes());
     // Whole chunks that need no chunk buffer skip it: one that is a contiguous run of the
     // input is encoded from it directly, one stored as it is or shuffled in pieces from the
     // input's rows (decision k).
     let from_rows = stores_raw(meta, settings)
         || shuffles_in_pieces(settings.codec, settings.shuffle_elem_bytes(meta.dtype), chunk_len);
-    if run.iter().all(|op| op.covers_chunk(chunk_shape) && (from_rows || is_contiguous(shape, &op.region))) {
-        return run
-            .iter()
-            .map(|op| {
-                if is_contiguous(shape, &op.region) {
-                    let offset = offset_bytes(shape, &op.in_selection, elem_bytes);
-                    let raw = Cow::Borrowed(&input[offset..offset + chunk_len]);
-                    return encode_raw(meta, &op.coord, raw, settings, &mut worker.scratch);
-                }
-                let (src, dst) = op.places(shape, chunk_shape);
-                if stores_raw(meta, settings) && chunk_len <= GATHER_RAW_BYTES {
-                    let mut raw = worker.scratch.block_buffer();
-                    raw.reserve_exact(chunk_len);
-                    for_each_row(src, dst, &op.region, elem_bytes, |s, _, n| raw.extend_from_slice(&input[s..s + n]));
-                    return encode_raw(meta, &op.coord, Cow::Owned(raw), settings, &mut worker.scratch);
-                }
-                let mut rows = Vec::new();
-                for_each_row(src, dst, &op.region, elem_bytes, |s, _, n| rows.push(&input[s..s + n]));
-                encode_rows(meta, &op.coord, rows, settings, worker)
-            })
-            .collect();
+    if run.iter().all(|op| op.covers_chunk(&meta.chunk_shape) && (from_rows || is_contiguous(shape, &op.region))) {
+        run.iter().map(|op| encode_from_input(meta, op, shape, input, settings, worker)).collect()
+    } else {
+        encode_assembled(ctx, lookup, run, shape, input, settings, worker)
     }
-    // Any other chunk is assembled in its worker's chunk buffer, starting, when partly
-    // covered, from its current block (decoded and verified) or the fill value.
+}
+
+/// Encodes the whole chunk of `op` from the caller's `input` without a chunk buffer: a
+/// contiguous run of it as it is, else from its rows (gathered first if small and stored
+/// as they are).
+fn encode_from_input<'i>(
+    meta: &ArrayMeta,
+    op: &ChunkOp,
+    shape: &[u64],
+    input: &'i [u8],
+    settings: WriteSettings,
+    worker: &mut Worker,
+) -> Result<EncodedChunk<'i>> {
+    let elem_bytes = meta.dtype.size_bytes();
+    let chunk_len = to_usize(meta.chunk_bytes());
+    if is_contiguous(shape, &op.region) {
+        let offset = offset_bytes(shape, &op.in_selection, elem_bytes);
+        let raw = Cow::Borrowed(&input[offset..offset + chunk_len]);
+        return encode_raw(meta, &op.coord, raw, settings, &mut worker.scratch);
+    }
+    let (src, dst) = (op.in_selection_of(shape), op.in_chunk_of(&meta.chunk_shape));
+    if stores_raw(meta, settings) && chunk_len <= GATHER_RAW_BYTES {
+        let mut raw = worker.scratch.block_buffer();
+        raw.reserve_exact(chunk_len);
+        for_each_row(src, dst, &op.region, elem_bytes, |s, _, n| raw.extend_from_slice(&input[s..s + n]));
+        return encode_raw(meta, &op.coord, Cow::Owned(raw), settings, &mut worker.scratch);
+    }
+    let mut rows = Vec::new();
+    for_each_row(src, dst, &op.region, elem_bytes, |s, _, n| rows.push(&input[s..s + n]));
+    encode_rows(meta, &op.coord, rows, settings, worker)
+}
+
+/// Encodes the chunks of `run` after assembling each in its worker's chunk buffer, starting,
+/// when partly covered, from its current block (decoded and verified) or the fill value.
+fn encode_assembled(
+    ctx: ArrayCtx<'_>,
+    lookup: &Lookup<'_, '_>,
+    run: &[ChunkOp],
+    shape: &[u64],
+    input: &[u8],
+    settings: WriteSettings,
+    worker: &mut Worker,
+) -> Result<Vec<EncodedChunk<'static>>> {
+    let meta = ctx.meta;
+    let elem_bytes = meta.dtype.size_bytes();
+    let chunk_shape = &meta.chunk_shape[..];
+    let chunk_len = to_usize(meta.chunk_bytes());
     let Worker { scratch, run: workers, .. } = worker;
     workers.resize_with(run.len(), Worker::default);
     let mut buffers = Vec::with_capacity(run.len());
@@ -305,7 +331,8 @@ fn encode_run<'i>(
         buffers.push(chunk);
     }
     // The input's rows in order, each into the chunks of the run in turn.
-    let (src, dst): (Vec<Place<'_>>, Vec<Place<'_>>) = run.iter().map(|op| op.places(shape, chunk_shape)).unzip();
+    let src: Vec<Place<'_>> = run.iter().map(|op| op.in_selection_of(shape)).collect();
+    let dst: Vec<Place<'_>> = run.iter().map(|op| op.in_chunk_of(chunk_shape)).collect();
     let regions: Vec<&[u64]> = run.iter().map(|op| &op.region[..]).collect();
     for_each_run_row(&src, &dst, &regions, elem_bytes, |j, s, d, n| {
         buffers[j][d..d + n].copy_from_slice(&input[s..s + n]);

@@ -11,8 +11,8 @@ use super::state::{Inner, State};
 use super::state::{dictionary, write_settings};
 use crate::codec::{MIN_TRAINING_SAMPLES, ZstdDict, training_samples};
 use crate::engine::{
-    ArrayCtx, Lookup, Sink, Slot, SlotRead, WriteSettings, plan, reaches_past, trim_chunks, trim_string_chunks,
-    write_region,
+    ArrayCtx, Lookup, Sink, Slot, SlotRead, WriteSettings, plan, reaches_past, to_usize, trim_chunks,
+    trim_string_chunks, write_region,
 };
 use crate::error::{Error, Result};
 use crate::fragment::BlockEntry;
@@ -558,9 +558,4 @@ fn make_room(state: &mut State, budget: u64, new_bytes: u64) -> Result<()> {
         state.seal_staged()?;
     }
     Ok(())
-}
-
-/// A length of an in-memory buffer.
-fn to_usize(n: u64) -> usize {
-    usize::try_from(n).expect("an in-memory extent fits usize")
 }
