@@ -35,8 +35,7 @@ pub fn parse_codec(name: &str) -> PyResult<Codec> {
 pub fn codec_name(codec: Codec) -> String {
     match codec {
         Codec::Zstd { level } => format!("zstd:{level}"),
-        Codec::Lz4 => "lz4".to_string(),
-        Codec::None => "none".to_string(),
+        other => other.name().to_string(),
     }
 }
 

@@ -20,6 +20,16 @@ pub enum Codec {
 }
 
 impl Codec {
+    /// The codec's name without its level: `zstd`, `lz4` or `none`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Zstd { .. } => "zstd",
+            Self::Lz4 => "lz4",
+            Self::None => "none",
+        }
+    }
+
     /// Checks the codec's parameters; returns what is wrong.
     pub(crate) fn check(self) -> Result<(), String> {
         match self {

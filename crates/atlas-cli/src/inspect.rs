@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use atlas::{ArrayMeta, Atlas, Codec, DType, Error};
+use atlas::{ArrayMeta, Atlas, DType, Error};
 use indicatif::ProgressBar;
 
 /// The live blocks of one array, summed.
@@ -28,14 +28,6 @@ pub struct BlockSummary {
     pub stored_bytes: u64,
 }
 
-/// The name of the codec a setting writes blocks with.
-pub fn codec_name(codec: Codec) -> &'static str {
-    match codec {
-        Codec::Zstd { .. } => "zstd",
-        Codec::Lz4 => "lz4",
-        Codec::None => "none",
-    }
-}
 
 /// Summarises the live blocks of `dataset/array` from the block index (no data is read).
 pub fn block_summary(store: &Atlas, dataset: &str, array: &str) -> Result<BlockSummary> {

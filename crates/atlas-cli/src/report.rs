@@ -28,7 +28,7 @@ pub fn human_bytes(bytes: u64) -> String {
 pub fn codec_text(codec: Codec) -> String {
     match codec {
         Codec::Zstd { level } => format!("zstd({level})"),
-        other => inspect::codec_name(other).to_string(),
+        other => other.name().to_string(),
     }
 }
 
