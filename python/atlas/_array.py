@@ -218,13 +218,19 @@ class Array:
 
     # --- reads and writes ---------------------------------------------------------------
     def read(
-        self, start: Optional[Sequence[int]] = None, shape: Optional[Sequence[int]] = None, device: Optional[str] = None
+        self,
+        start: Optional[Sequence[int]] = None,
+        shape: Optional[Sequence[int]] = None,
+        device: Optional[str] = None,
+        verify_checksums: bool = True,
     ) -> Any:
         """The box `start .. start + shape` (default: from the origin to the end) as a new
         numpy array; with `device="cuda"` (or `"cuda:N"`) decoded on the GPU into a
         `CudaArray` that stays there (`torch.from_dlpack`, `cupy.asarray` take it without a
-        copy). Raises `GpuUnavailableError` when no GPU read can run here."""
-        return self._native.read(_ints(start), _ints(shape), device)
+        copy). Raises `GpuUnavailableError` when no GPU read can run here. Each block is
+        checked against its checksum unless `verify_checksums=False` (faster where the data
+        is known sound; a damaged block then reads as its damaged bytes decode)."""
+        return self._native.read(_ints(start), _ints(shape), device, bool(verify_checksums))
 
     def read_boxes(self, starts: Sequence[Sequence[int]], shape: Sequence[int]) -> np.ndarray:
         """The boxes of extent `shape` starting at each of `starts` as one new numpy array of

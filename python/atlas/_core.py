@@ -564,12 +564,13 @@ class DatasetView:
         start: Optional[Sequence[int]] = None,
         shape: Optional[Sequence[int]] = None,
         device: Optional[str] = None,
+        verify_checksums: bool = True,
     ) -> Any:
         """The box `start .. start + shape` (default: the whole array, or from `start` to the
         end); `None` if the dataset has no such array. `device="cuda"` reads into GPU memory
-        (see `Array.read`)."""
+        (see `Array.read`); `verify_checksums=False` skips each block's checksum."""
         array = self._maybe(name)
-        return None if array is None else array.read(start, shape, device)
+        return None if array is None else array.read(start, shape, device, verify_checksums)
 
     def read_arrays(
         self, names: Sequence[str], start: Optional[Sequence[int]] = None, shape: Optional[Sequence[int]] = None

@@ -4,7 +4,7 @@
 //! only when it is not C-contiguous). The GIL is released for the whole of the I/O and codec
 //! work, so other Python threads run meanwhile.
 
-use atlas::{ArrayHandle, ArrayMeta, Atlas, BlockState, DType, Element, ReadOptions};
+use atlas::{ArrayHandle, ArrayMeta, Atlas, BlockState, DType, Device, Element, ReadOptions};
 use ndarray::{ArrayView, IxDyn};
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
@@ -93,23 +93,27 @@ impl Array {
     }
 
     /// Reads the box `start .. start + shape` (default: from the origin to the end) into a
-    /// new numpy array, or with `device="cuda"` / `"cuda:N"` into GPU memory (a `CudaArray`).
-    #[pyo3(signature = (start=None, shape=None, device=None))]
+    /// new numpy array, or with `device="cuda"` / `"cuda:N"` into GPU memory (a `CudaArray`);
+    /// `verify_checksums=False` skips each block's checksum.
+    #[pyo3(signature = (start=None, shape=None, device=None, verify_checksums=true))]
     fn read<'py>(
         &self,
         py: Python<'py>,
         start: Option<Vec<u64>>,
         shape: Option<Vec<u64>>,
         device: Option<&str>,
+        verify_checksums: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let ordinal = parse_device(device)?;
         let meta = self.meta_now(py)?;
         let (start, shape) = selection(&meta, &self.label(), start, shape)?;
         let handle = &self.inner;
+        let options = ReadOptions { verify_checksums, ..ReadOptions::default() };
         if let Some(ordinal) = ordinal {
-            return Ok(Bound::new(py, read_to_cuda(py, handle, &start, &shape, ordinal)?)?.into_any());
+            let options = ReadOptions { device: Device::Cuda(ordinal), ..options };
+            return Ok(Bound::new(py, read_to_cuda(py, handle, &start, &shape, options)?)?.into_any());
         }
-        by_element!(meta.dtype, read_typed(py, handle, meta.dtype, &start, &shape), strings => read_strings(py, handle, &start, &shape))
+        by_element!(meta.dtype, read_typed(py, handle, meta.dtype, &start, &shape, options), strings => read_strings(py, handle, &start, &shape, options))
     }
 
     /// The boxes of extent `shape` starting at each of `starts`, read in one call into a new
@@ -314,8 +318,9 @@ fn read_typed<'py, T: Element + numpy::Element>(
     dtype: DType,
     start: &[u64],
     shape: &[u64],
+    options: ReadOptions,
 ) -> PyResult<Bound<'py, PyAny>> {
-    read_new(py, dtype, shape, |out: &mut [T]| handle.read_into(start, shape, out, ReadOptions::default()))
+    read_new(py, dtype, shape, |out: &mut [T]| handle.read_into(start, shape, out, options))
 }
 
 fn read_boxes_typed<'py, T: Element + numpy::Element>(
@@ -351,9 +356,10 @@ fn read_strings<'py>(
     handle: &ArrayHandle,
     start: &[u64],
     shape: &[u64],
+    options: ReadOptions,
 ) -> PyResult<Bound<'py, PyAny>> {
     let dims = dims_of(shape, size_of::<usize>())?;
-    let strings = py.detach(|| handle.read_strings(start, shape)).py_err()?;
+    let strings = py.detach(|| handle.read_strings_with(start, shape, options)).py_err()?;
     let objects: Vec<Py<PyAny>> = strings.iter().map(|s| PyString::new(py, s).into_any().unbind()).collect();
     PyArray1::from_vec(py, objects).call_method1("reshape", (PyTuple::new(py, dims)?,))
 }

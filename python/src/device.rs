@@ -27,9 +27,8 @@ pub fn read_to_cuda(
     handle: &ArrayHandle,
     start: &[u64],
     shape: &[u64],
-    ordinal: usize,
+    options: ReadOptions,
 ) -> PyResult<CudaArray> {
-    let options = ReadOptions { device: Device::Cuda(ordinal), ..ReadOptions::default() };
     let inner = py.detach(|| handle.read_to_device(start, shape, options)).py_err()?;
     Ok(CudaArray { inner })
 }

@@ -110,6 +110,24 @@ def test_checksum_mismatch_names_the_damage(tmp_path):
     report = atlas.Atlas.open(tmp_path / "s").verify()
     assert report["blocks_checked"] == 1
     assert isinstance(report["bad_blocks"][0]["error"], atlas.ChecksumMismatchError)
+    # A read that skips the checksum gets the bytes as they are on disk.
+    ds = atlas.Atlas.open(tmp_path / "s")["d"]
+    unchecked = ds.read_array("a", verify_checksums=False)
+    assert (unchecked != values).tolist() == [i == 500 for i in range(1000)]
+
+
+def test_a_string_read_may_skip_the_checksum(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s", codec="none")
+    names = store.create_dataset("d").define_array("s", "string", None, [2])
+    names[:] = ["alpha", "omega"]
+    store.flush()
+    fragment = _one_fragment(tmp_path / "s")
+    raw = open(fragment, "rb").read().replace(b"omega", b"Omega")
+    open(fragment, "wb").write(raw)
+    names = atlas.Atlas.open(tmp_path / "s")["d"]["s"]
+    with pytest.raises(atlas.ChecksumMismatchError):
+        names.read()
+    assert names.read(verify_checksums=False).tolist() == ["alpha", "Omega"]
 
 
 def test_corrupt_metadata_and_truncated_fragments(tmp_path):

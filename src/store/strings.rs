@@ -7,7 +7,8 @@ use super::config::ReadOptions;
 use super::output::{new_output, shaped};
 use super::state::{State, dictionary};
 use crate::engine::{ArrayCtx, read_strings, write_strings};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::gpu::Device;
 use crate::meta::DType;
 
 fn is_string(dtype: DType) -> bool {
@@ -23,13 +24,25 @@ impl ArrayHandle {
     /// strings; [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the result does
     /// not fit in memory; otherwise as [`ArrayHandle::read_into`].
     pub fn read_strings(&self, start: &[u64], shape: &[u64]) -> Result<ArrayD<String>> {
+        self.read_strings_with(start, shape, ReadOptions::default())
+    }
+
+    /// [`ArrayHandle::read_strings`] with `options`: `verify_checksums: false` skips the
+    /// checksum of each block. String arrays are read on the CPU; `Device::Auto` does so.
+    ///
+    /// # Errors
+    /// As [`ArrayHandle::read_strings`]; [`Error::InvalidArgument`] for a CUDA device.
+    pub fn read_strings_with(&self, start: &[u64], shape: &[u64], options: ReadOptions) -> Result<ArrayD<String>> {
+        if let Device::Cuda(_) = options.device {
+            return Err(Error::invalid(format!("{}: string arrays are read on the CPU", self.label)));
+        }
         let state = self.inner.read();
         let meta = self.checked_meta(&state, start, shape, DType::String, is_string)?;
         let mut out = new_output(shape)?;
         let dict = dictionary(meta);
         let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref(), cache: None };
         let lookup = |coord: &[u64]| state.find_block(meta.id, coord);
-        read_strings(ctx, &lookup, start, shape, &mut out, ReadOptions::default().verify_checksums)?;
+        read_strings(ctx, &lookup, start, shape, &mut out, options.verify_checksums)?;
         Ok(shaped(shape, out))
     }
 

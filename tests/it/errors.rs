@@ -426,6 +426,29 @@ fn a_corrupt_byte_in_a_block_is_a_checksum_mismatch_naming_array_chunk_and_file(
     }
 }
 
+#[test]
+fn a_damaged_string_block_fails_its_checksum_unless_the_read_skips_it() {
+    let dir = test_dir!();
+    let store = Atlas::create(dir.store(), StoreConfig { codec: Codec::None, ..StoreConfig::default() }).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("s", ArraySpec::new(DType::String, [2])).unwrap();
+    ds.write_strings("s", &[0], arr1(&["alpha", "omega"]).view()).unwrap();
+    store.flush().unwrap();
+    drop((ds, store));
+    let fragment = util::fragments(&dir.store()).remove(0);
+    let mut bytes = std::fs::read(&fragment).unwrap();
+    let at = bytes.windows(5).position(|w| w == b"omega").expect("a block stored as it is holds the text");
+    bytes[at] = b'O';
+    std::fs::write(&fragment, &bytes).unwrap();
+    let array = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap().array("s").unwrap();
+    assert_err!(array.read_strings(&[0], &[2]), Error::ChecksumMismatch { .. });
+    let unverified = ReadOptions { verify_checksums: false, ..ReadOptions::default() };
+    let read = array.read_strings_with(&[0], &[2], unverified).unwrap();
+    assert_eq!(read.iter().map(String::as_str).collect::<Vec<_>>(), ["alpha", "Omega"]);
+    let on_a_gpu = ReadOptions { device: atlas::Device::Cuda(0), ..ReadOptions::default() };
+    assert_err!(array.read_strings_with(&[0], &[2], on_a_gpu), Error::InvalidArgument { .. });
+}
+
 /// A new store at `path` writing blocks as they are (no codec, no shuffle), and its
 /// dataset `d`.
 fn uncompressed_store(path: &std::path::Path) -> (Atlas, atlas::Dataset) {
