@@ -37,9 +37,9 @@ pub(crate) use pool::run as run_on_pool;
 pub(crate) use read::outside;
 pub(crate) use read::{Slot, SlotRead, read_slots};
 pub(crate) use recode::recode_blocks;
+pub(crate) use region::to_usize;
 #[cfg(feature = "gpu")]
 pub(crate) use region::{BoxCopy, Place, box_copy};
-pub(crate) use region::to_usize;
 pub(crate) use strings::{read_strings, trim_string_chunks, write_strings};
 pub(crate) use trim::{reaches_past, trim_chunks};
 pub(crate) use verify::check_blocks;

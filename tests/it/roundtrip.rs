@@ -572,7 +572,7 @@ fn every_attr() -> Vec<(&'static str, AttrValue)> {
         ("float_neg_inf", AttrValue::Float(f64::NEG_INFINITY)),
         ("float_tiny", AttrValue::Float(5e-324)),
         ("float_max", AttrValue::Float(f64::MAX)),
-        ("string", AttrValue::from("ocean \"profiles\"\n\tü ✓")),
+        ("string", AttrValue::from("ocean \"profiles\"\n\t\u{fc} \u{2713}")),
         ("string_empty", AttrValue::from("")),
         ("string_date", AttrValue::from("2024-01-01T00:00:00Z")),
         ("string_number", AttrValue::from("123")),
@@ -583,7 +583,7 @@ fn every_attr() -> Vec<(&'static str, AttrValue)> {
         ("list_empty", AttrValue::List(vec![])),
         ("map", AttrValue::Map(map)),
         ("map_empty", AttrValue::Map(Default::default())),
-        ("key.with odd-chars ключ", AttrValue::Int(1)),
+        ("key.with odd-chars \u{43a}\u{43b}\u{44e}\u{447}", AttrValue::Int(1)),
     ]
 }
 

@@ -28,7 +28,6 @@ pub struct BlockSummary {
     pub stored_bytes: u64,
 }
 
-
 /// Summarises the live blocks of `dataset/array` from the block index (no data is read).
 pub fn block_summary(store: &Atlas, dataset: &str, array: &str) -> Result<BlockSummary> {
     let mut summary = BlockSummary::default();

@@ -664,12 +664,12 @@ fn recompress(
     match only {
         Some(array) => {
             open_array(&store, array)?;
-            arrays.push((array.clone(), store.array_blocks(&array.dataset, &array.array)?.len() as u64));
+            arrays.push((array.clone(), inspect::block_summary(&store, &array.dataset, &array.array)?.blocks));
         }
         None => {
             for dataset in store.list_datasets() {
                 for array in store.open_dataset(&dataset)?.list_arrays()? {
-                    let blocks = store.array_blocks(&dataset, &array)?.len() as u64;
+                    let blocks = inspect::block_summary(&store, &dataset, &array)?.blocks;
                     arrays.push((ArrayPath { dataset: dataset.clone(), array }, blocks));
                 }
             }

@@ -221,14 +221,14 @@ fn ls_lists_datasets_then_one_datasets_arrays() {
     assert_eq!(doc["arrays"][3]["name"], "when");
     assert_eq!(doc["arrays"][3]["dtype"], "timestamp");
     atlas().arg("ls").arg(&store).arg("nope").assert().code(1).stderr(contains("dataset not found: nope"));
-    // Columns line up by characters, not bytes: `é` is two bytes.
+    // Columns line up by characters, not bytes: `\u{e9}` is two bytes in UTF-8.
     let opened = Atlas::open(&store).unwrap();
-    opened.create_dataset("données").unwrap().attrs().set("clé", 1).unwrap();
+    opened.create_dataset("donn\u{e9}es").unwrap().attrs().set("cl\u{e9}", 1).unwrap();
     opened.flush().unwrap();
     let text = stdout_of(atlas().arg("ls").arg(&store));
-    assert_eq!(text, "données  0 arrays\nempty    0 arrays\nrun42    4 arrays\n");
-    let text = stdout_of(atlas().arg("attrs").arg(&store).arg("données"));
-    assert_eq!(text, "clé  int       1\n");
+    assert_eq!(text, "donn\u{e9}es  0 arrays\nempty    0 arrays\nrun42    4 arrays\n");
+    let text = stdout_of(atlas().arg("attrs").arg(&store).arg("donn\u{e9}es"));
+    assert_eq!(text, "cl\u{e9}  int       1\n");
 }
 
 #[test]
