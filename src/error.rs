@@ -1,4 +1,5 @@
-//! Room `error`: the public [`Error`] enum and the [`Result`] alias. No logic.
+//! Room `error`: the public [`Error`] enum and the [`Result`] alias, and the wording of
+//! the messages the enum's constructors build. No other logic.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -84,8 +85,10 @@ pub enum Error {
         /// The array's shape.
         array_shape: Vec<u64>,
     },
-    /// A buffer or selection has the wrong shape or number of dimensions.
+    /// A buffer or selection has the wrong shape or number of dimensions. More fields may
+    /// come: match it with `..`.
     #[error("shape mismatch on array {array}: {detail}")]
+    #[non_exhaustive]
     ShapeMismatch {
         /// The array.
         array: String,
@@ -241,16 +244,16 @@ impl Error {
         Self::AlreadyExists { kind, name: name.into() }
     }
 
-    /// An output buffer of `len` elements for a selection of `shape`, which needs another
-    /// number.
-    pub(crate) fn buffer_len(array: impl Into<String>, shape: &[u64], len: usize) -> Self {
+    /// An output buffer of `len` elements for `what` (e.g. "a selection of shape [2, 3]"),
+    /// whose extent `shape` needs another number.
+    pub(crate) fn buffer_len(array: impl Into<String>, what: &str, shape: &[u64], len: usize) -> Self {
         let elems = shape.iter().try_fold(1u64, |n, &e| n.checked_mul(e));
-        let needs = elems.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string());
+        let needs = elems.map_or_else(|| "2^64 or more".to_string(), |n| n.to_string());
         Self::ShapeMismatch {
             array: array.into(),
             expected: shape.to_vec(),
             found: vec![len as u64],
-            detail: format!("the output holds {len} elements, a selection of shape {shape:?} needs {needs}"),
+            detail: format!("the output holds {len} elements, not the {needs} of {what}"),
         }
     }
 
@@ -262,8 +265,8 @@ impl Error {
             expected: shape.to_vec(),
             found: given.to_vec(),
             detail: format!(
-                "{what} {given:?} has {} dimensions, the array {} (shape {shape:?})",
-                given.len(),
+                "{what} {given:?} has {}; the array has {} (shape {shape:?})",
+                counted(given.len(), "dimension", "dimensions"),
                 shape.len()
             ),
         }
@@ -280,4 +283,9 @@ fn quoted_start(name: &str) -> String {
         Some((cut, _)) => format!("{:?}... ({} bytes)", &name[..cut], name.len()),
         None => format!("{name:?}"),
     }
+}
+
+/// `n` with the noun that goes with it: "1 box", "2 boxes".
+pub(crate) fn counted(n: usize, one: &str, many: &str) -> String {
+    if n == 1 { format!("1 {one}") } else { format!("{n} {many}") }
 }

@@ -271,13 +271,14 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
         "float64" | "f8" | "float" => Ok(AttrValue::Float(float()?)),
         // A string is refused rather than judged by truthiness ("false" would be True).
         "bool" if value.is_instance_of::<PyString>() => {
-            err(Kind::InvalidArgument, format!("a bool attribute takes True or False, not the string {value}"))
+            err(Kind::InvalidArgument, format!("a bool attribute takes True, False, 0 or 1, not the string {value}"))
         }
         // Ints 0 and 1 only, as int dtypes refuse what they cannot hold (2 is not True).
         "bool" => match (value.extract::<bool>(), value.extract::<i64>()) {
             (Ok(b), _) => Ok(AttrValue::Bool(b)),
             (_, Ok(i @ (0 | 1))) => Ok(AttrValue::Bool(i == 1)),
             (_, Ok(_)) => out_of_range(value, dtype),
+            _ if value.is_instance_of::<PyInt>() => out_of_range(value, dtype),
             _ => err(Kind::DTypeMismatch, format!("a bool attribute takes True, False, 0 or 1, got {value:?}")),
         },
         // Bytes as the UTF-8 text they hold, as without a dtype; not their repr.

@@ -223,7 +223,7 @@ def test_datetime64_arrays_are_stored_as_timestamps_in_any_unit(ds, unit):
 
 def test_attribute_errors_and_mapping_view(ds):
     # A number out of range is a ValueError, however far out, as a fill value is.
-    for value, dtype in [(300, "int8"), (2**200, "int8"), (10**400, "float64"), (1e300, "float32"), (2, "bool")]:
+    for value, dtype in [(300, "int8"), (2**200, "int8"), (10**400, "float64"), (1e300, "float32"), (2, "bool"), (2**64, "bool")]:
         with pytest.raises(atlas.InvalidArgumentError, match="out of range"):
             ds.set_attribute("k", value, dtype=dtype)
     with pytest.raises(atlas.InvalidArgumentError, match="out of range"):

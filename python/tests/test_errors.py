@@ -177,11 +177,11 @@ def test_dtype_bounds_shape_and_name_errors(ds):
         arr.read([0], [1])
     with pytest.raises(TypeError, match="write needs a start"):
         arr.write(None, np.zeros((1, 1), np.float32))
-    with pytest.raises(atlas.ShapeError, match=r"start \[0\] has 1 dimensions, the array 2"):
+    with pytest.raises(atlas.ShapeError, match=r"start \[0\] has 1 dimension; the array has 2"):
         arr.write([0], np.zeros((1, 1), np.float32))
-    with pytest.raises(atlas.ShapeError, match=r"shape \[3\] has 1 dimensions, the array 2"):
+    with pytest.raises(atlas.ShapeError, match=r"the data's shape \[3\] has 1 dimension; the array has 2"):
         arr.write([0, 0], np.zeros(3, np.float32))
-    with pytest.raises(atlas.ShapeError, match=r"the new shape \[4\] has 1 dimensions"):
+    with pytest.raises(atlas.ShapeError, match=r"the new shape \[4\] has 1 dimension;"):
         arr.resize([4])
     with pytest.raises(atlas.InvalidNameError):
         ds.define_array("bad/name", "float32", ["x"], [1])

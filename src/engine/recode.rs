@@ -11,10 +11,9 @@ use crate::meta::MAX_CHUNK_BYTES;
 
 /// Re-encodes `blocks` (blocks of one array) with `settings` on the pool, with a bounded
 /// number in flight (`encode_in_order`); the re-encoded blocks go to `sink` in the order of
-/// `blocks`. A fill entry stays a
-/// fill entry (it has no bytes to re-encode). A block stored raw that comes out raw again
-/// (the new codec does not make it smaller either) is left where it is: nothing goes to
-/// `sink` for it.
+/// `blocks`. A fill entry stays a fill entry (it has no bytes to re-encode). A block
+/// stored raw that comes out raw again (the new codec does not make it smaller either) is
+/// left where it is: nothing goes to `sink` for it.
 ///
 /// # Errors
 /// [`Error::Corrupt`] or [`Error::ChecksumMismatch`] for a block that does not decode to the

@@ -383,8 +383,8 @@ impl<'r, 'a> Layout<'r, 'a> {
             let (src, copy) = match piece {
                 Piece::Chunk { job, op } => {
                     let job = &self.jobs[*job];
-                    let src = Place { shape: &self.arrays[job.array].meta.chunk_shape, start: &op.in_chunk };
-                    let dst = Place { shape: &self.slot_shape, start: &op.in_selection };
+                    let src = op.in_chunk_of(&self.arrays[job.array].meta.chunk_shape);
+                    let dst = op.in_selection_of(&self.slot_shape);
                     let Some(copy) = box_copy(src, dst, &op.region, self.elem_bytes) else { continue };
                     (job.staging.start, copy)
                 }

@@ -11,7 +11,7 @@ use super::state::State;
 use super::state::dictionary;
 use crate::codec::ZstdDict;
 use crate::engine::{ArrayCtx, Slot, SlotRead};
-use crate::error::{EntityKind, Error, Result};
+use crate::error::{EntityKind, Error, Result, counted};
 use crate::gpu;
 use crate::meta::{ArrayMeta, DType, checked_product};
 
@@ -104,7 +104,8 @@ impl Atlas {
         let state = self.inner.read();
         let request = Request::check(&state, array, datasets, start, shape, (T::DTYPE, T::matches))?;
         if out.len() != request.total_elems {
-            return Err(Error::buffer_len(array, &stacked_extent(datasets.len(), shape), out.len()));
+            let what = format!("{} of shape {shape:?}", counted(datasets.len(), "dataset's box", "datasets' boxes"));
+            return Err(Error::buffer_len(array, &what, &stacked_extent(datasets.len(), shape), out.len()));
         }
         request.run(&state, start, shape, out, options)
     }
@@ -174,9 +175,9 @@ impl<'s> Request<'s> {
             }
             if meta.shape.len() != ndim {
                 let detail = format!(
-                    "its shape {:?} has {} dimensions, {first_label}'s {ndim} (shape {:?})",
+                    "its shape {:?} has {}; {first_label} has {ndim} (shape {:?})",
                     meta.shape,
-                    meta.shape.len(),
+                    counted(meta.shape.len(), "dimension", "dimensions"),
                     first.shape
                 );
                 return Err(Error::ShapeMismatch {

@@ -22,6 +22,9 @@ use crate::meta::{ArrayMeta, ArrayStats, BlockStats, Codec, DType, MAX_DICTIONAR
 /// Chunks a dictionary is trained from, at most.
 const MAX_TRAINING_SAMPLES: usize = 256;
 
+/// What errors call the shape of a write's data (see [`ArrayHandle::checked_meta`]).
+pub(super) const DATA_SHAPE: &str = "the data's shape";
+
 /// A handle on one array of a dataset, by name. Cheap to clone. Each call goes to the
 /// array of that name at the time of the call: it fails with [`Error::NotFound`] while
 /// the array or its dataset is deleted, and reaches an array defined again under the name.
@@ -65,7 +68,7 @@ impl ArrayHandle {
     /// [`Error::InvalidArgument`] if the result does not fit in memory.
     pub fn read<T: Element>(&self, start: &[u64], shape: &[u64]) -> Result<ArrayD<T>> {
         // The request is checked before its output is allocated.
-        self.checked_meta(&self.inner.read(), start, shape, T::DTYPE, T::matches)?;
+        self.checked_meta(&self.inner.read(), start, (shape, "shape"), T::DTYPE, T::matches)?;
         let mut out = new_output(shape)?;
         self.read_into(start, shape, &mut out, ReadOptions::default())?;
         Ok(shaped(shape, out))
@@ -92,7 +95,8 @@ impl ArrayHandle {
         let verify = options.verify_checksums;
         self.with_read_slot(start, shape, (T::DTYPE, T::matches), |slot, meta| {
             if out.len() as u64 != checked_product(shape).unwrap_or(u64::MAX) {
-                return Err(Error::buffer_len(&self.label, shape, out.len()));
+                let what = format!("a selection of shape {shape:?}");
+                return Err(Error::buffer_len(&self.label, &what, shape, out.len()));
             }
             let elem_bytes = meta.dtype.size_bytes();
             T::read_via_bytes(out, |bytes| gpu::read_slots_on(target.as_ref(), slot, shape, elem_bytes, bytes, verify))
@@ -111,7 +115,7 @@ impl ArrayHandle {
         read: impl FnOnce(&[Slot<'_, '_>], &ArrayMeta) -> Result<R>,
     ) -> Result<R> {
         let state = self.inner.read();
-        let meta = self.checked_meta(&state, start, shape, dtype.0, dtype.1)?;
+        let meta = self.checked_meta(&state, start, (shape, "shape"), dtype.0, dtype.1)?;
         let dict = dictionary(meta);
         let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref(), cache: Some(&self.inner.cache) };
         let lookup = |coord: &[u64]| state.find_block(meta.id, coord);
@@ -157,7 +161,7 @@ impl ArrayHandle {
         let input = T::as_bytes(data.as_slice().expect("standard layout is contiguous"));
         let mut guard = self.inner.write();
         // Checked before taking the writer lock; an empty selection changes nothing.
-        self.checked_meta(&guard, start, &shape, T::DTYPE, T::matches)?;
+        self.checked_meta(&guard, start, (&shape, DATA_SHAPE), T::DTYPE, T::matches)?;
         if shape.contains(&0) {
             return Ok(());
         }
@@ -174,7 +178,7 @@ impl ArrayHandle {
         input: &[u8],
         stage_tail: bool,
     ) -> Result<()> {
-        let mut meta = self.checked_meta(guard, start, shape, T::DTYPE, T::matches)?.clone();
+        let mut meta = self.checked_meta(guard, start, (shape, DATA_SHAPE), T::DTYPE, T::matches)?.clone();
         // A write of enough whole chunks trains the array's dictionary from them (until one
         // is trained) and encodes all its rows, staging none.
         let trains = meta.train_dictionary
@@ -335,7 +339,7 @@ impl ArrayHandle {
         given: (DType, fn(DType) -> bool),
     ) -> Result<&'s ArrayMeta> {
         let meta = self.meta_in(state)?;
-        if shape.len() != meta.shape.len() {
+        if !meta.shape.is_empty() && shape.len() != meta.shape.len() {
             return Err(Error::dims(&self.label, "the appended data's shape", shape, &meta.shape));
         }
         if meta.shape.is_empty() || shape[1..] != meta.shape[1..] {
@@ -353,7 +357,7 @@ impl ArrayHandle {
             });
         }
         let origin = vec![0; shape.len()];
-        self.checked_meta(state, &origin, &origin, given.0, given.1)
+        self.checked_meta(state, &origin, (&origin, DATA_SHAPE), given.0, given.1)
     }
 
     /// Appends blocks produced by `produce` (given the chunk lookup, the encode settings and
@@ -473,13 +477,14 @@ impl ArrayHandle {
         state.array(&self.dataset, &self.name)
     }
 
-    /// The array's schema after checking a selection against it.
-    /// `given` is the dtype of the caller's data and `accepts` the dtypes it can be.
+    /// The array's schema after checking a selection against it. `shape_is` names `shape`
+    /// in errors ("shape" for a read's, "the data's shape" for a write's); `given` is the
+    /// dtype of the caller's data and `accepts` the dtypes it can be.
     pub(super) fn checked_meta<'s>(
         &self,
         state: &'s State,
         start: &[u64],
-        shape: &[u64],
+        (shape, shape_is): (&[u64], &str),
         given: DType,
         accepts: fn(DType) -> bool,
     ) -> Result<&'s ArrayMeta> {
@@ -496,7 +501,7 @@ impl ArrayHandle {
             return Err(Error::dims(&self.label, "start", start, &meta.shape));
         }
         if shape.len() != ndim {
-            return Err(Error::dims(&self.label, "shape", shape, &meta.shape));
+            return Err(Error::dims(&self.label, shape_is, shape, &meta.shape));
         }
         let inside = (0..ndim).all(|d| start[d].checked_add(shape[d]).is_some_and(|end| end <= meta.shape[d]));
         if !inside {

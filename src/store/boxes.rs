@@ -9,7 +9,7 @@ use super::config::{Element, ReadOptions};
 use super::output::{new_output, shaped, stacked_extent};
 use super::state::{State, dictionary};
 use crate::engine::ArrayCtx;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, counted};
 use crate::gpu;
 use crate::meta::{ArrayMeta, DType, checked_product};
 
@@ -76,7 +76,8 @@ impl ArrayHandle {
         let meta = self.checked_boxes(&state, &starts, shape, (T::DTYPE, T::matches))?;
         let extent = stacked_extent(starts.len(), shape);
         if checked_product(&extent) != Some(out.len() as u64) {
-            return Err(Error::buffer_len(&self.label, &extent, out.len()));
+            let what = format!("{} of shape {shape:?}", counted(starts.len(), "box", "boxes"));
+            return Err(Error::buffer_len(&self.label, &what, &extent, out.len()));
         }
         let dict = dictionary(meta);
         let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref(), cache: None };
@@ -98,9 +99,9 @@ impl ArrayHandle {
         let ndim = self.meta_in(state)?.shape.len();
         let origin = vec![0; ndim];
         let first = starts.first().copied().unwrap_or(&origin);
-        let meta = self.checked_meta(state, first, shape, dtype.0, dtype.1)?;
+        let meta = self.checked_meta(state, first, (shape, "shape"), dtype.0, dtype.1)?;
         for start in starts.iter().skip(1) {
-            self.checked_meta(state, start, shape, dtype.0, dtype.1)?;
+            self.checked_meta(state, start, (shape, "shape"), dtype.0, dtype.1)?;
         }
         Ok(meta)
     }

@@ -102,9 +102,9 @@ impl Atlas {
     /// raw that the new codec does not make smaller either (docs/ARCHITECTURE.md, decision
     /// o; known only once re-encoded). A chunk staged in memory (of a small write, or the
     /// unfinished last chunk of an append) is encoded with the new settings when it is
-    /// sealed. The re-encoded blocks go to this
-    /// handle's pending fragment like a write's and are committed by the next flush; the
-    /// old ones become dead until [`Atlas::compact`].
+    /// sealed. The re-encoded blocks go to this handle's pending fragment like a write's
+    /// and are committed by the next flush; the old ones become dead until
+    /// [`Atlas::compact`].
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zstd level zstd does not support; [`Error::Locked`];
@@ -228,8 +228,8 @@ fn recode_array(
     // A fill entry has no bytes. Re-encoding with lz4 or none gives the same bytes again;
     // a zstd block's level is not recorded, so zstd blocks are always re-encoded.
     // A staged chunk (of a small write or the unfinished last chunk of an append, raw in
-    // memory) has no checksum or statistics yet: it is sealed at the commit with the array's settings of
-    // then, which are the new ones.
+    // memory) has no checksum or statistics yet: it is sealed at the commit with the
+    // array's settings of then, which are the new ones.
     let staged = |e: &BlockEntry| matches!(state.find_block(meta.id, &e.coord), Some(BlockRef::Staged { .. }));
     let keep = |e: &BlockEntry| {
         e.is_fill || staged(e) || (e.encoding == target && !matches!(settings.codec, Codec::Zstd { .. }))

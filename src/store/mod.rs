@@ -65,9 +65,10 @@ impl Atlas {
     /// # Errors
     /// [`Error::InvalidArgument`] for an empty `path` or a zstd level zstd does not
     /// support, and [`Error::AlreadyExists`] if `path` is a file or a non-empty directory
-    /// (nothing is touched then); [`Error::Io`] if the directory cannot be written. An `Io` error from
-    /// the last step, the fsync that makes the new metadata file durable, leaves the store
-    /// in place (another process may already have opened it): [`Atlas::open`] it to go on.
+    /// (nothing is touched then); [`Error::Io`] if the directory cannot be written. An
+    /// `Io` error from the last step, the fsync that makes the new metadata file durable,
+    /// leaves the store in place (another process may already have opened it):
+    /// [`Atlas::open`] it to go on.
     pub fn create(path: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
         Self::create_with(path, config, &OpenOptions::default())
     }

@@ -2,7 +2,7 @@
 
 use ndarray::{ArrayD, ArrayView, Dimension};
 
-use super::array::ArrayHandle;
+use super::array::{ArrayHandle, DATA_SHAPE};
 use super::config::ReadOptions;
 use super::output::{new_output, shaped};
 use super::state::{State, dictionary};
@@ -33,11 +33,12 @@ impl ArrayHandle {
     /// # Errors
     /// As [`ArrayHandle::read_strings`]; [`Error::InvalidArgument`] for a CUDA device.
     pub fn read_strings_with(&self, start: &[u64], shape: &[u64], options: ReadOptions) -> Result<ArrayD<String>> {
-        if let Device::Cuda(_) = options.device {
-            return Err(Error::invalid(format!("{}: string arrays are read on the CPU", self.label)));
-        }
         let state = self.inner.read();
-        let meta = self.checked_meta(&state, start, shape, DType::String, is_string)?;
+        let meta = self.checked_meta(&state, start, (shape, "shape"), DType::String, is_string)?;
+        if let Device::Cuda(_) = options.device {
+            let detail = format!("{}: string arrays cannot be read on a CUDA device (use Device::Cpu)", self.label);
+            return Err(Error::invalid(detail));
+        }
         let mut out = new_output(shape)?;
         let dict = dictionary(meta);
         let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref(), cache: None };
@@ -62,7 +63,7 @@ impl ArrayHandle {
         let data = data.as_standard_layout();
         let input = data.as_slice().expect("standard layout is contiguous");
         let mut guard = self.inner.write();
-        self.checked_meta(&guard, start, &shape, DType::String, is_string)?;
+        self.checked_meta(&guard, start, (&shape, DATA_SHAPE), DType::String, is_string)?;
         if shape.contains(&0) {
             return Ok(());
         }
@@ -78,7 +79,7 @@ impl ArrayHandle {
         shape: &[u64],
         input: &[S],
     ) -> Result<()> {
-        let meta = self.checked_meta(state, start, shape, DType::String, is_string)?.clone();
+        let meta = self.checked_meta(state, start, (shape, DATA_SHAPE), DType::String, is_string)?.clone();
         let dict = dictionary(&meta);
         let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref(), cache: None };
         let written = self.append_unrecorded(state, &meta, |lookup, settings, sink| {

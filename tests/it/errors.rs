@@ -224,20 +224,31 @@ fn wrong_number_of_dimensions_or_buffer_length_is_a_shape_mismatch() {
         Err(Error::ShapeMismatch { detail, .. }) => assert!(detail.contains(expected), "{detail}"),
         other => panic!("{expected}: {other:?}"),
     };
-    says(ds.read_array::<f32>("a", &[0], &[1, 1]), "start [0] has 1 dimensions, the array 2");
-    says(ds.read_array::<f32>("a", &[0, 0], &[1]), "shape [1] has 1 dimensions, the array 2");
-    says(ds.read_array::<f32>("a", &[0, 0, 0], &[1, 1, 1]), "start [0, 0, 0] has 3 dimensions, the array 2");
+    says(ds.read_array::<f32>("a", &[0], &[1, 1]), "start [0] has 1 dimension; the array has 2 (shape [4, 6])");
+    says(ds.read_array::<f32>("a", &[0, 0], &[1]), "shape [1] has 1 dimension; the array has 2");
+    says(ds.read_array::<f32>("a", &[0, 0, 0], &[1, 1, 1]), "start [0, 0, 0] has 3 dimensions; the array has 2");
     assert_err!(ds.write_array("a", &[0], arr1(&[1.0f32]).view()), Error::ShapeMismatch { .. });
     assert_err!(
         ds.write_array("a", &[0, 0, 0], ndarray::Array3::<f32>::zeros((1, 1, 1)).view()),
         Error::ShapeMismatch { .. }
     );
+    let zero_d = ds.define_array("z", ArraySpec::new(DType::Float32, Vec::<u64>::new())).unwrap();
+    let appended = zero_d.append(arr1(&[1.0f32]).view());
+    let expected = "a 0-d array cannot be appended to";
+    assert!(matches!(&appended, Err(Error::ShapeMismatch { detail, .. }) if detail == expected), "{appended:?}");
+    let mut short = vec![0.0f32; 7];
+    let boxes = ds.array("a").unwrap().read_boxes_into(&[[0, 0], [1, 1]], &[2, 2], &mut short, ReadOptions::default());
+    let expected = "the output holds 7 elements, not the 8 of 2 boxes of shape [2, 2]";
+    assert!(matches!(&boxes, Err(Error::ShapeMismatch { detail, .. }) if detail == expected), "{boxes:?}");
     for len in [0, 5, 7, 24] {
         let mut out = vec![0.0f32; len];
         match ds.read_array_into("a", &[0, 0], &[2, 3], &mut out, ReadOptions::default()) {
-            Err(Error::ShapeMismatch { array, expected, found, detail }) => {
+            Err(Error::ShapeMismatch { array, expected, found, detail, .. }) => {
                 assert_eq!((array.as_str(), expected, found), ("d/a", vec![2, 3], vec![len as u64]));
-                assert_eq!(detail, format!("the output holds {len} elements, a selection of shape [2, 3] needs 6"));
+                assert_eq!(
+                    detail,
+                    format!("the output holds {len} elements, not the 6 of a selection of shape [2, 3]")
+                );
             }
             other => panic!("buffer of {len}: {other:?}"),
         }

@@ -310,7 +310,7 @@ fn error_message(e: &anyhow::Error) -> String {
     let mut message = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
-        if !message.ends_with(&text) {
+        if message != text && !message.ends_with(&format!(": {text}")) {
             if !message.is_empty() {
                 message.push_str(": ");
             }
@@ -585,8 +585,8 @@ fn write_verify_report(
             })
             .collect();
         // Paths as text (JSON has no other kind), a byte that is not UTF-8 as U+FFFD.
-        let doc = json!({"store": path.to_string_lossy(), "ok": bad.is_empty(), "array_count": report.arrays,
-                         "blocks_checked": report.blocks_checked, "bad_blocks": bad});
+        let doc = json!({"store": path.to_string_lossy(), "ok": bad.is_empty(), "opened": opened,
+                         "array_count": report.arrays, "blocks_checked": report.blocks_checked, "bad_blocks": bad});
         writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
         return Ok(());
     }
@@ -606,7 +606,7 @@ fn write_verify_report(
     let checked = report.blocks_checked;
     match report.bad_blocks.len() {
         0 => writeln!(out, "ok: {checked} blocks in {arrays} verified")?,
-        _ if !opened => writeln!(out, "the store does not open past this file: no block was checked")?,
+        _ if !opened => writeln!(out, "the store does not open because of the file above: no block was checked")?,
         n => writeln!(out, "{n} bad of {checked} blocks checked in {arrays}")?,
     }
     Ok(())

@@ -504,7 +504,9 @@ fn verify_reports_a_missing_fragment_file_as_damage() {
     let report = stdout_of_code(atlas().arg("verify").arg(&store), 3);
     assert!(report.contains("missing"), "{report}");
     assert!(report.contains(fragment.file_name().unwrap().to_str().unwrap()), "{report}");
-    assert!(report.ends_with("the store does not open past this file: no block was checked\n"), "{report}");
+    assert!(report.ends_with("the store does not open because of the file above: no block was checked\n"), "{report}");
+    let doc: Json = serde_json::from_str(&stdout_of_code(atlas().arg("verify").arg(&store).arg("--json"), 3)).unwrap();
+    assert_eq!((doc["opened"].as_bool(), doc["blocks_checked"].as_u64()), (Some(false), Some(0)), "{doc}");
     // Other commands fail on it naming the OS error once, not once per level of the chain.
     let assert = atlas().arg("info").arg(&store).assert().code(1);
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
