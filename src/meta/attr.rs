@@ -10,7 +10,7 @@ pub type Attributes = BTreeMap<String, AttrValue>;
 /// One attribute value. The tag is stored with the value, so a string that looks like a
 /// date stays a string and a timestamp stays a timestamp.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "value", rename_all = "lowercase")]
+#[serde(tag = "type", content = "value", rename_all = "lowercase", deny_unknown_fields)]
 pub enum AttrValue {
     /// `true` or `false`.
     Bool(bool),

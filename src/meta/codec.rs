@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// The compressor that encodes new blocks. Each block records the codec that wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "lowercase")]
+#[serde(tag = "name", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Codec {
     /// Stored as is.
     None,

@@ -123,7 +123,7 @@ pub(crate) fn decode_meta(
     let mut meta: StoreMeta = parse(&plain, format).map_err(MetaDecodeError::Corrupt)?;
     // A plain JSON file without a checksum was written by hand (Atlas always writes one) and
     // is taken as it is: one damaged byte of JSON cannot both drop the field and change a
-    // value. In MessagePack it can (a damaged map length leaves the last field unread), and
+    // value (a damaged key is a field no reader knows, refused by the parse above). In MessagePack it can (a damaged map length leaves the last field unread), and
     // so can one damaged bit of a compressed stream (a match offset rewrites a whole span);
     // nobody writes those by hand, so there the checksum is required.
     if meta.checksum.is_none() && (format == MetaFormat::MsgPack || compression != MetaCompression::None) {
@@ -270,6 +270,25 @@ mod tests {
         let compressed = zstd::bulk::compress(unsealed.as_bytes(), 3).unwrap();
         let err = decode_meta(&compressed, MetaFormat::Json, MetaCompression::Zstd, MAX_META_BYTES);
         assert!(matches!(err, Err(MetaDecodeError::Corrupt(detail)) if detail.contains("plain JSON only")));
+    }
+
+    #[test]
+    fn a_field_no_reader_knows_is_corrupt_at_every_level() {
+        let mut meta = StoreMeta::new(Codec::default(), Shuffle::Auto);
+        meta.attributes.insert("units".into(), crate::meta::AttrValue::Int(1));
+        let text = String::from_utf8(encode_meta(&meta, MetaFormat::Json, MetaCompression::None).bytes).unwrap();
+        let unsealed = text.split(",\"checksum\"").next().unwrap().to_string() + "}";
+        let decode = |text: &str| decode_meta(text.as_bytes(), MetaFormat::Json, MetaCompression::None, MAX_META_BYTES);
+        assert!(decode(&unsealed).is_ok());
+        // One damaged byte in the `checksum` key must not leave the file read unchecked.
+        let damaged_key = text.replace("\"checksum\"", "\"checksun\"");
+        let unknown_in_attr = unsealed.replace("\"value\":1}", "\"value\":1,\"note\":0}");
+        let unknown_in_codec = unsealed.replace("\"level\":3", "\"level\":3,\"window\":0");
+        for (edited, field) in [(damaged_key, "checksun"), (unknown_in_attr, "note"), (unknown_in_codec, "window")] {
+            assert_ne!(edited, unsealed);
+            let err = decode(&edited);
+            assert!(matches!(&err, Err(MetaDecodeError::Corrupt(detail)) if detail.contains(field)), "{err:?}");
+        }
     }
 
     #[test]

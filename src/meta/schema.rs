@@ -33,6 +33,7 @@ pub(crate) const MAX_ATTR_DEPTH: usize = 32;
 
 /// The whole metadata file: one commit of the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct StoreMeta {
     pub format_version: u32,
     /// Incremented by every commit; the higher of two metadata files wins.
@@ -57,6 +58,7 @@ pub(crate) struct StoreMeta {
 
 /// One dataset of the registry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct DatasetMeta {
     #[serde(deserialize_with = "unique_keys")]
     pub attributes: Attributes,
@@ -66,6 +68,7 @@ pub(crate) struct DatasetMeta {
 
 /// One committed fragment file in `data/`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct FragmentMeta {
     /// File name inside `data/`.
     pub name: String,
@@ -102,6 +105,7 @@ fn per_axis<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> 
 
 /// The schema of one array, as stored and as returned by `array_meta`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ArrayMeta {
     /// Store-unique id; blocks in fragments name their array by it.

@@ -11,6 +11,7 @@ use super::scalar::Scalar;
 /// never-written chunks are all null. `min`, `max`, `sum` and `mean` cover the valid
 /// (non-null) values only.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ArrayStats {
     /// Number of valid values.
