@@ -5,6 +5,7 @@ How an `xarray.Dataset` maps onto an Atlas dataset:
 | xarray | Atlas |
 | --- | --- |
 | each coordinate and data variable | an array of the same name, dims, dtype |
+| a dimension `<array>_dim_<axis>` | an unnamed axis (`""`), when read |
 | a variable's attrs | that array's attributes (typed; `_FillValue` kept too) |
 | the dataset's attrs | the dataset's attributes |
 | which variables are coordinates | the dataset attribute `_xarray_coords` (a list) |
@@ -200,7 +201,13 @@ def _variable(xr: Any, array: Any, lazy: bool) -> Any:
         data = da.from_array(array, chunks=tuple(array.chunks), lock=False, asarray=True, name=False)
     else:
         data = array.read()
-    return xr.Variable(list(array.dims), data, attrs=array.attrs.to_dict())
+    return xr.Variable(_xarray_dims(array), data, attrs=array.attrs.to_dict())
+
+
+def _xarray_dims(array: Any) -> list:
+    """xarray needs a name per axis: an unnamed one (`""`) is `<array>_dim_<axis>`, its
+    own dimension, shared with no other axis of this array or another."""
+    return [d or f"{array.name}_dim_{axis}" for axis, d in enumerate(array.dims)]
 
 
 def open_as_xarray_dataset(store: Any, name: str, lazy: bool = True) -> Any:

@@ -56,6 +56,19 @@ def test_accessor_chunks_and_fill_override(tmp_path):
     np.testing.assert_array_equal(back["temperature"].values, ds["temperature"].values)
 
 
+def test_unnamed_axes_open_as_dimensions_of_their_own(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s")
+    view = store.create_dataset("d")
+    view.define_array("grid", "float32", ["", ""], [2, 3]).write([0, 0], np.ones((2, 3), np.float32))
+    view.define_array("row", "int8", ["", "x"], [4, 1])
+    store.flush()
+    back = store.open_as_xarray_dataset("d")
+    assert back["grid"].dims == ("grid_dim_0", "grid_dim_1")
+    assert back["grid"].shape == (2, 3)
+    assert back["row"].dims == ("row_dim_0", "x")
+    assert store["d"]["grid"].dims == ("", "")
+
+
 def test_a_scalar_nan_fill_value_leaves_integer_variables_at_their_default(tmp_path):
     ds = xr.Dataset({"temp": (("station",), np.array([1.5, 2.5, 3.5]))}, coords={"station": [10, 20, 30]})
     store = atlas.Atlas.create(tmp_path / "s")
