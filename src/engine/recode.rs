@@ -39,6 +39,8 @@ fn recode(
     worker: &mut Worker,
 ) -> Result<Option<EncodedChunk<'static>>> {
     let entry = block.entry();
+    // Carried over to the new entry, so checked first: a re-encode never seals damage.
+    let stats = block.stats(ctx.meta)?;
     let mut encoding = settings.encoding(ctx.meta.dtype);
     let mut stored = Stored::from(Vec::new());
     if !entry.is_fill {
@@ -75,7 +77,7 @@ fn recode(
         checksum: entry.checksum,
         encoding,
         is_fill: entry.is_fill,
-        stats: entry.stats,
+        stats,
     }))
 }
 

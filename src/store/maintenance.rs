@@ -48,7 +48,9 @@ impl Atlas {
     ///
     /// # Errors
     /// As [`Atlas::flush`] (committing the pending changes), then [`Error::Locked`] when
-    /// another handle took the writer lock meanwhile, or [`Error::Io`]. An error before the
+    /// another handle took the writer lock meanwhile, [`Error::Corrupt`] for index-entry
+    /// statistics that cannot describe their block (copied without a decode, they are
+    /// checked as `verify` checks them), or [`Error::Io`]. An error before the
     /// compaction's commit point leaves the store as it was (with the pending changes
     /// committed if that step succeeded) and this handle holding no lock. An error making
     /// the commit durable or removing the old files comes after the commit point: the store
@@ -108,7 +110,8 @@ impl Atlas {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zstd level zstd does not support; [`Error::Locked`];
-    /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] for a damaged block (the store's
+    /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] for a damaged block or index-entry
+    /// statistics that cannot describe their block, as `verify` reports them (the store's
     /// data is then unchanged, and the writer lock is released unless this handle had changes pending);
     /// [`Error::Codec`]; [`Error::Io`].
     pub fn recompress(&self, codec: Codec, shuffle: Shuffle) -> Result<()> {
@@ -187,10 +190,11 @@ fn arrays_by_name(meta: &StoreMeta) -> Vec<(String, String, u64)> {
 fn copy_live_blocks(inner: &Inner, state: &mut State, arrays: &[(String, String, u64)]) -> Result<()> {
     let generation = state.meta.generation + 1;
     let data_dir = inner.data_dir();
-    let State { session, committed, .. } = state;
+    let State { session, committed, meta, .. } = state;
     let session = session.as_mut().expect("begin_change starts a session");
     let mut entries = Vec::new();
-    for (_, _, id) in arrays {
+    for (dataset, name, id) in arrays {
+        let array = &meta.datasets[dataset].arrays[name];
         let mut blocks: Vec<(&FragmentReader, &BlockEntry)> =
             committed.blocks_of(*id).filter(|(_, e)| !e.is_fill).collect();
         if blocks.is_empty() {
@@ -199,6 +203,8 @@ fn copy_live_blocks(inner: &Inner, state: &mut State, arrays: &[(String, String,
         blocks.sort_unstable_by(|a, b| a.1.coord.cmp(&b.1.coord));
         let PendingFragment { writer, .. } = session.fragment(&data_dir, generation)?;
         for (reader, entry) in blocks {
+            // Copied without a decode, so the copy would carry damaged statistics on unseen.
+            BlockRef::Committed { reader, entry }.stats(array)?;
             entries.push(writer.append_block(&EncodedBlock {
                 array_id: *id,
                 coord: &entry.coord,

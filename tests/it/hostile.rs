@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use atlas::{ArraySpec, Atlas, AttrValue, DType, EntityKind, Error, Scalar, StoreConfig};
+use atlas::{ArraySpec, Atlas, AttrValue, Codec, DType, EntityKind, Error, Scalar, Shuffle, StoreConfig};
 use ndarray::arr1;
 use serde_json::{Value, json};
 
@@ -248,7 +248,8 @@ fn an_array_of_a_trillion_chunks_opens_reads_writes_and_compacts_without_per_chu
         // refuses them too (without walking the chunk grid).
         assert_err!(reopened.array_stats("a"), Error::Corrupt { .. });
         assert_err!(reopened.block_stats("a"), Error::Corrupt { .. });
-        store.compact().unwrap();
+        // Compact copies blocks without a decode and refuses such statistics as well.
+        assert_err!(store.compact(), Error::Corrupt { .. });
         reopened.resize_array("a", &[1u64 << 39]).unwrap_or_else(|e| panic!("shrink: {e}"));
         true
     });
@@ -256,16 +257,26 @@ fn an_array_of_a_trillion_chunks_opens_reads_writes_and_compacts_without_per_chu
     assert!(largest < LARGE_BYTES, "a single allocation of {largest} bytes");
     assert!(took < QUICK, "took {took:?}");
 
-    // 2-D: 2^20 x 2^20 chunks of one element; a 3 x 3 box in the far corner.
+    // 2-D: 2^20 x 2^20 chunks of one element; a 3 x 3 box in the far corner, read, written
+    // twice and compacted (without the damaged array).
     let store = Atlas::open(&path).unwrap();
     let ds = store.open_dataset("d").unwrap();
+    ds.delete_array("a").unwrap();
     let spec = ArraySpec::new(DType::Int16, [1 << 20, 1 << 20]).chunk_shape([1, 1]).fill_value(-5);
     ds.define_array("grid", spec).unwrap();
     store.flush().unwrap();
-    let (corner, largest, took) = largest_allocation_during(&mut dir, || {
-        ds.read_array::<i16>("grid", &[(1 << 20) - 3, (1 << 20) - 3], &[3, 3]).unwrap()
+    let corner = [(1 << 20) - 3, (1 << 20) - 3];
+    let (read, largest, took) = largest_allocation_during(&mut dir, || {
+        let read = ds.read_array::<i16>("grid", &corner, &[3, 3]).unwrap();
+        for value in [1i16, 2] {
+            ds.write_array("grid", &corner[..], ndarray::Array2::from_elem((3, 3), value).view()).unwrap();
+            store.flush().unwrap();
+        }
+        store.compact().unwrap();
+        (read, ds.read_array::<i16>("grid", &corner, &[3, 3]).unwrap())
     });
-    assert!(corner.iter().all(|&v| v == -5));
+    assert!(read.0.iter().all(|&v| v == -5));
+    assert!(read.1.iter().all(|&v| v == 2));
     assert!(largest < LARGE_BYTES && took < QUICK, "{largest} bytes, {took:?}");
 }
 
@@ -764,6 +775,30 @@ fn index_entry_stats_that_cannot_describe_their_block_are_corrupt_reported_by_ve
         assert_eq!(ds.array_meta("a").unwrap().stats, None, "{what}");
         assert_eq!(ds.read_array::<u8>("a", &[15], &[1]).unwrap()[0], 9, "{what}");
     }
+}
+
+#[test]
+fn recompress_and_compact_refuse_to_copy_unsound_block_statistics() {
+    // Both carry a block's index-entry statistics over to its new entry (compact without
+    // decoding the block), so unchecked they would persist damage under a fresh checksum.
+    let dir = test_dir!();
+    let path = dir.store();
+    let mut meta = small_store(&path);
+    patch_index(&util::fragments(&path).remove(0), |b, i| put_u64(b, i + ENTRY_LEN_1D + ENTRY_MIN, 200));
+    meta["datasets"]["d"]["arrays"]["a"]["stats"] = Value::Null;
+    write_json_meta(&path, &meta);
+    let store = Atlas::open(&path).unwrap();
+    let ds = store.open_dataset("d").unwrap();
+    // A second fragment that leaves the first one's chunk 1 dead, so compact copies.
+    ds.write_array("a", &[4], arr1(&[9u8, 9, 9, 9]).view()).unwrap();
+    store.flush().unwrap();
+    let unsound = |err: &Error| matches!(err, Error::Corrupt { detail, .. } if detail.contains("statistics of block"));
+    let err = store.recompress_array("d", "a", Codec::Lz4, Shuffle::Off).unwrap_err();
+    assert!(unsound(&err), "recompress: {err}");
+    let err = store.compact().unwrap_err();
+    assert!(unsound(&err), "compact: {err}");
+    assert_eq!(ds.read_array::<u8>("a", &[0], &[8]).unwrap(), arr1(&[1u8, 2, 3, 4, 9, 9, 9, 9]).into_dyn());
+    assert_eq!(util::fragments(&path).len(), 2, "nothing was committed");
 }
 
 #[test]
