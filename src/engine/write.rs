@@ -112,12 +112,6 @@ impl<'a> EncodedChunk<'a> {
         let Scan { stats, all_fill } = scan;
         Self { coord: coord.to_vec(), stored, raw_len_bytes, checksum, encoding, is_fill: all_fill, stats }
     }
-
-    /// The same chunk owning its bytes (copied only if they were borrowed).
-    pub(crate) fn into_owned(self) -> EncodedChunk<'static> {
-        let Self { coord, stored, raw_len_bytes, checksum, encoding, is_fill, stats } = self;
-        EncodedChunk { coord, stored: stored.into_owned(), raw_len_bytes, checksum, encoding, is_fill, stats }
-    }
 }
 
 /// Raw bytes of the chunks in flight at a time (taken by a thread but not yet appended),
@@ -339,13 +333,35 @@ fn encode_assembled(
     });
     let chunks = run.iter().zip(buffers).zip(workers.iter_mut());
     chunks
-        .map(|((op, chunk), chunk_worker)| {
-            let encoded =
-                encode_raw(meta, &op.coord, Cow::Borrowed(&chunk), settings, scratch).map(EncodedChunk::into_owned);
+        .map(|((op, mut chunk), chunk_worker)| {
+            let encoded = encode_chunk_buffer(meta, &op.coord, &mut chunk, settings, scratch);
             chunk_worker.chunk = chunk;
             encoded
         })
         .collect()
+}
+
+/// [`encode_raw`] of a worker's whole-chunk buffer, owning its bytes. A block stored as
+/// the raw bytes (codec `none`, or a compressor that did not make them smaller) takes the
+/// buffer itself rather than a copy, and `chunk` gets a spare buffer in its place: the
+/// encoder's output buffer just dropped for the raw bytes, as a rule.
+fn encode_chunk_buffer(
+    meta: &ArrayMeta,
+    coord: &[u64],
+    chunk: &mut Vec<u8>,
+    settings: WriteSettings,
+    scratch: &mut Scratch,
+) -> Result<EncodedChunk<'static>> {
+    let EncodedChunk { coord, stored, raw_len_bytes, checksum, encoding, is_fill, stats } =
+        encode_raw(meta, coord, Cow::Borrowed(chunk), settings, scratch)?;
+    let stored = match stored {
+        // Borrowed bytes are the chunk's (a fill chunk's are none).
+        Stored::Bytes(Cow::Borrowed(raw)) if !raw.is_empty() => {
+            Stored::from(std::mem::replace(chunk, scratch.block_buffer()))
+        }
+        other => other.into_owned(),
+    };
+    Ok(EncodedChunk { coord, stored, raw_len_bytes, checksum, encoding, is_fill, stats })
 }
 
 /// A whole chunk stored as it is, up to this size, is gathered from its rows in the input
