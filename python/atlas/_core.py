@@ -397,6 +397,14 @@ class Atlas:
             box_shape = _ints(shape)
         if first.atlas_dtype != "string" or device not in (None, "cpu"):
             return self._native.read_across_stacked(array, names, box_start, box_shape, device)
+        # As the native read checks the other dtypes: one dtype and rank in every dataset.
+        first_label = f"{names[found[0][0]]}/{array}"
+        for i, a in found:
+            label = f"{names[i]}/{array}"
+            if a.atlas_dtype != "string":
+                raise _atlas.DTypeMismatchError(f"dtype mismatch on {label}: it holds {a.atlas_dtype}, {first_label} string")
+            if a.ndim != first.ndim:
+                raise _atlas.ShapeError(f"{label} has shape {a.shape}, {first_label} {first.shape}: not one rank")
         out = np.full((len(names), *box_shape), "", dtype=object)
         for i, a in found:
             clipped = [max(min(s + n, extent) - s, 0) for s, n, extent in zip(box_start, box_shape, a.shape)]
@@ -436,9 +444,10 @@ class Atlas:
     def open_as_many_xarray_dataset(
         self, names: Sequence[str], concat_dim: str = "dataset", parallel: bool = True
     ) -> Any:
-        """Many datasets stacked along `concat_dim` as one `xarray.Dataset` (eager numpy);
-        coordinates and attributes come from the first. `parallel` is accepted for
-        compatibility: the stacked read is always parallel."""
+        """Many datasets stacked along `concat_dim` as one `xarray.Dataset` (eager numpy).
+        Each must hold the first's variables with the same shapes and coordinate values
+        (`InvalidArgumentError` otherwise); attributes come from the first. `parallel` is
+        accepted for compatibility: the stacked read is always parallel."""
         from . import _xarray
 
         return _xarray.open_as_many_xarray_dataset(self, names, concat_dim=concat_dim)
@@ -510,7 +519,7 @@ class DatasetView:
             name,
             atlas_dtype,
             _ints(shape),
-            dims=None if dims is None else [dims] if isinstance(dims, str) else [str(d) for d in dims],
+            dims=_dim_names(dims),
             chunk_shape=_ints(chunk_shape),
             fill_value=fill_value,
             codec=codec,
@@ -626,3 +635,15 @@ class DatasetView:
 
     def _repr_html_(self) -> str:
         return _html.dataset_html(self)
+
+
+def _dim_names(dims: Any) -> Optional[list[str]]:
+    """One name per axis (one string for a 1-d array); anything but strings is refused
+    rather than turned into its repr (`b'lat'`, `None`)."""
+    if dims is None or isinstance(dims, str):
+        return None if dims is None else [dims]
+    names = list(dims)
+    for d in names:
+        if not isinstance(d, str):
+            raise TypeError(f"dims must be strings, one per axis; got {d!r}")
+    return names

@@ -133,9 +133,11 @@ def timestamps(value: Any, label: str) -> np.ndarray:
     rather than wrapped; integers are nanoseconds since 1970. Anything else (timedelta64,
     floats, bools) is refused."""
     array = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if array.dtype.kind == "O":
+        array = _own_instants(array)
     if array.dtype.kind in "OUS":
         try:
-            array = np.asarray(value, dtype="datetime64")
+            array = np.asarray(array, dtype="datetime64")
         except (TypeError, ValueError) as e:
             raise DTypeMismatchError(f"values for timestamp array {label} are not dates or times: {e}") from None
     if array.dtype.kind == "M":
@@ -149,6 +151,18 @@ def timestamps(value: Any, label: str) -> np.ndarray:
         f"dtype mismatch on array {label}: it holds datetime64[ns], the data is {array.dtype} "
         "(give datetime64 values, datetime objects, ISO 8601 strings or nanoseconds since 1970)"
     )
+
+
+def _own_instants(array: np.ndarray) -> np.ndarray:
+    """`array` (of objects) with each pandas `Timestamp` and `NaT` as its own datetime64:
+    numpy reads a Timestamp as the `datetime` it also is, in microseconds, dropping its
+    nanoseconds (an aware one's datetime64 is its UTC instant, as for a `datetime`)."""
+    if not any(hasattr(v, "to_datetime64") for v in array.flat):
+        return array
+    own = np.empty(array.shape, dtype=object)
+    for i, v in enumerate(array.flat):
+        own.flat[i] = v.to_datetime64() if hasattr(v, "to_datetime64") else v
+    return own
 
 
 def _check_range(low: int, high: int, target: np.dtype, label: str) -> None:
@@ -187,6 +201,8 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
     target = NUMPY_DTYPES[name]
     if name == "string":
         return np.asarray(value, dtype=object)
+    if isinstance(value, np.ndarray) and value.dtype == object and name != "timestamp":
+        value = value.tolist()  # Python objects (a pandas object column): as a list of them
     if not isinstance(value, np.ndarray):
         converted = np.asarray(value)
         if converted.dtype.kind in "Of" and target.kind in "iu":

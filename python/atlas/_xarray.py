@@ -141,7 +141,15 @@ def _blocks(data: Any) -> Any:
 
 
 def add_xarray_dataset(store: Any, ds: Any, name: str, chunks: Optional[dict] = None, fill_value: Any = None) -> None:
-    _xarray()
+    xr = _xarray()
+    if not isinstance(ds, xr.Dataset):
+        hint = " (a DataArray: write da.to_dataset())" if isinstance(ds, xr.DataArray) else ""
+        raise TypeError(f"add_xarray_dataset takes an xarray.Dataset, not {type(ds).__name__}{hint}")
+    for key in [*ds.variables, *ds.attrs]:
+        if not isinstance(key, str):
+            raise InvalidArgumentError(f"variable and attribute names must be strings, got {key!r}")
+    if COORDS_KEY in ds.attrs:
+        raise InvalidArgumentError(f"dataset attribute {COORDS_KEY!r} is Atlas's own (the list of coordinates)")
     pending_before = store.has_pending_changes
     view = store.create_dataset(name)
     try:
@@ -158,10 +166,10 @@ def add_xarray_dataset(store: Any, ds: Any, name: str, chunks: Optional[dict] = 
 
 
 def _add_variables(view: Any, ds: Any, chunks: Optional[dict], fill_value: Any) -> None:
-    coord_names = [str(n) for n in ds.coords]
-    for var_name in coord_names + [str(n) for n in ds.data_vars]:
+    coord_names = list(ds.coords)
+    for var_name in coord_names + list(ds.data_vars):
         var = ds.variables[var_name]
-        np_dtype = np.dtype(var.dtype)
+        np_dtype = _numpy_dtype(var_name, var.dtype)
         attrs = dict(var.attrs)
         declared = attrs.get("_FillValue", var.encoding.get("_FillValue"))
         if chunks is not None and var_name in chunks:
@@ -192,6 +200,15 @@ def _add_variables(view: Any, ds: Any, chunks: Optional[dict], fill_value: Any) 
     for key, value in ds.attrs.items():
         view.set_attribute(str(key), value)
     view.attrs[COORDS_KEY] = coord_names
+
+
+def _numpy_dtype(var_name: str, dtype: Any) -> np.dtype:
+    """A variable's dtype as numpy's; one numpy has none for (a pandas extension dtype: a
+    time zone's datetimes, say) is refused by name, as a dtype Atlas lacks is."""
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise InvalidArgumentError(f"variable {var_name!r}: dtype {dtype} is not one Atlas stores") from None
 
 
 def _variable(xr: Any, array: Any, lazy: bool) -> Any:
@@ -229,6 +246,8 @@ def open_as_many_xarray_dataset(store: Any, names: Sequence[str], concat_dim: st
     if not names:
         raise InvalidArgumentError("names is empty")
     template = open_as_xarray_dataset(store, names[0], lazy=False)
+    for name in names[1:]:
+        _check_stacks_on(store.open_dataset(name), name, template, names[0])
     data_vars = {}
     for var_name in template.data_vars:
         var = template[var_name]
@@ -237,6 +256,27 @@ def open_as_many_xarray_dataset(store: Any, names: Sequence[str], concat_dim: st
     coords = {n: template.coords[n].variable for n in template.coords}
     coords[concat_dim] = xr.Variable([concat_dim], np.asarray(names, dtype=object))
     return xr.Dataset(data_vars=data_vars, coords=coords, attrs=dict(template.attrs))
+
+
+def _check_stacks_on(view: Any, name: str, template: Any, first: str) -> None:
+    """Refuses dataset `name` for stacking on the first one, `template`, unless it holds
+    every variable with the same shape and the same coordinate values: a stack takes the
+    first's shapes and coordinates, which would cut or mislabel another's data."""
+    for var_name, var in template.variables.items():
+        if var_name not in view:
+            raise InvalidArgumentError(f"dataset {name} has no {var_name!r}, which {first} has: they do not stack")
+        shape = tuple(view[var_name].shape)
+        if shape != var.shape:
+            raise InvalidArgumentError(
+                f"{var_name!r} has shape {shape} in dataset {name} and {var.shape} in {first}: they do not stack"
+            )
+    for coord_name, coord in template.coords.items():
+        values = view[coord_name].read()
+        same = np.array_equal(values, coord.values, equal_nan=values.dtype.kind in "fc")
+        if not same:
+            raise InvalidArgumentError(
+                f"coordinate {coord_name!r} of dataset {name} differs from {first}'s: they do not stack"
+            )
 
 
 _registered = False

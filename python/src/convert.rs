@@ -171,7 +171,9 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>) -> PyResult<Scalar> {
         let text = s.to_cow()?;
         return err(
             Kind::InvalidArgument,
-            format!("fill value {text:?} is a string: only string arrays take one, and only the empty string"),
+            format!(
+                "fill value {text:?} is refused: a string array's fill value is the empty string, other arrays take numbers"
+            ),
         );
     }
     if is_instance_of_numpy(value, "datetime64")? {
@@ -283,17 +285,34 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
         },
         // Bytes as the UTF-8 text they hold, as without a dtype; not their repr.
         "string" | "str" if value.is_instance_of::<PyBytes>() => attr_inferred(value, 0),
-        "string" | "str" => Ok(AttrValue::String(value.str()?.to_cow()?.into_owned())),
+        // A number is converted ("12"); not the repr of anything else (`None`, `[1, 2]`).
+        "string" | "str"
+            if value.is_instance_of::<PyString>()
+                || value.is_instance_of::<PyInt>()
+                || value.is_instance_of::<PyFloat>() =>
+        {
+            Ok(AttrValue::String(value.str()?.to_cow()?.into_owned()))
+        }
+        "string" | "str" => {
+            err(Kind::DTypeMismatch, format!("a string attribute takes a str or a number, got {value:?}"))
+        }
         "timestamp" | "timestamp_ns" | "timestamp_nanoseconds" | "datetime64[ns]" => {
-            if value.is_instance_of::<PyInt>() {
+            if value.is_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>() {
                 let ns = value.extract().or_else(|_| {
                     err(Kind::InvalidArgument, format!("timestamp {value} (nanoseconds since 1970) does not fit int64"))
                 })?;
                 Ok(AttrValue::Timestamp(ns))
             } else if let Some(ns) = python_datetime_ns(value)? {
                 Ok(AttrValue::Timestamp(ns))
-            } else {
+            } else if value.is_instance_of::<PyString>() || is_instance_of_numpy(value, "datetime64")? {
                 Ok(AttrValue::Timestamp(datetime64_ns(value)?))
+            } else {
+                err(
+                    Kind::DTypeMismatch,
+                    format!(
+                        "a timestamp attribute takes a datetime, datetime64, ISO 8601 string or int, got {value:?}"
+                    ),
+                )
             }
         }
         _ => err(Kind::InvalidArgument, format!("unknown attribute dtype {dtype:?}")),
@@ -377,6 +396,12 @@ fn python_datetime_ns(value: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
     let datetime = py.import("datetime")?;
     if !value.is_instance(&datetime.getattr("date")?)? {
         return Ok(None);
+    }
+    // A pandas Timestamp (or NaT) is a datetime whose nanoseconds numpy's conversion of a
+    // datetime (to microseconds) would drop: its own datetime64 keeps them, and is the UTC
+    // instant for an aware one.
+    if let Ok(own) = value.getattr("to_datetime64") {
+        return datetime64_ns(&own.call0()?).map(Some);
     }
     let utc = if value.is_instance(&datetime.getattr("datetime")?)? && !value.getattr("tzinfo")?.is_none() {
         let utc_zone = datetime.getattr("timezone")?.getattr("utc")?;

@@ -563,3 +563,35 @@ def test_none_writes_the_empty_string_and_nat_and_is_refused_by_numeric_arrays(d
     values = ds.define_array("values", "float32", None, [2])
     with pytest.raises(atlas.DTypeMismatchError):
         values[0] = None
+
+
+def test_pandas_timestamps_keep_their_nanoseconds_and_nat_writes_nat(ds):
+    pd = pytest.importorskip("pandas")
+    stamp = pd.Timestamp("2020-01-05 00:00:00.000000007")
+    exact = np.datetime64("2020-01-05T00:00:00.000000007", "ns")
+    times = ds.define_array("t", "timestamp", None, [3], fill_value=stamp)
+    assert times.fill_value == exact
+    times[0] = stamp
+    times[1:] = [pd.Timestamp("2020-01-05 01:00:00.000000003", tz="Europe/Paris"), pd.NaT]
+    assert times[0] == exact
+    assert times[1] == np.datetime64("2020-01-05T00:00:00.000000003", "ns")  # the UTC instant
+    assert np.isnat(times[2])
+    ds.attrs["when"] = stamp
+    assert ds.attrs["when"] == exact
+    ds.set_attribute("typed", stamp, dtype="timestamp")
+    assert ds.get_attribute("typed") == exact
+
+
+def test_object_arrays_of_numbers_write_as_lists_of_them_do(ds):
+    ints = ds.define_array("i", "int32", None, [3])
+    ints[:] = np.array([1, 2, 3], dtype=object)
+    assert ints[:].tolist() == [1, 2, 3]
+    floats = ds.define_array("f", "float64", None, [2])
+    floats[:] = np.array([1, 2.5], dtype=object)
+    assert floats[:].tolist() == [1.0, 2.5]
+    with pytest.raises(atlas.DTypeMismatchError):
+        ints[:] = np.array([1, "2", 3], dtype=object)
+    with pytest.raises(atlas.DTypeMismatchError):
+        ints[:] = np.array([1, 2**40, 3], dtype=object)
+    assert ints[:].tolist() == [1, 2, 3]
+

@@ -83,6 +83,18 @@ def test_read_array_across_gives_each_dataset_its_own_dtype(store):
         assert [o.tolist() for o in out] == [[1, 2, 3][: len(out[0])]] * 2
 
 
+def test_stacked_string_reads_refuse_other_dtypes_and_ranks_in_either_order(store):
+    store.create_dataset("s1").define_array("v", "string", None, [2])[:] = ["a", "b"]
+    store.create_dataset("f1").define_array("v", "float64", None, [2])[:] = [1.5, 2.5]
+    store.create_dataset("s2").define_array("v", "string", None, [1, 2])
+    for names in (["s1", "f1"], ["f1", "s1"]):
+        with pytest.raises(atlas.DTypeMismatchError):
+            store.read_array_across_stacked("v", names)
+    with pytest.raises(atlas.ShapeError):
+        store.read_array_across_stacked("v", ["s1", "s2"])
+    assert store.read_array_across_stacked("v", ["s1", "s1"]).tolist() == [["a", "b"]] * 2
+
+
 def test_read_array_across_stacked_fills_missing_and_short_arrays(store):
     _profiles(store)
     stacked = store.read_array_across_stacked("temp", ["p0", "p4", "empty"])

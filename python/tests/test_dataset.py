@@ -72,10 +72,12 @@ def test_define_array_checks_its_schema(ds):
         ds.define_array("a", "uint8", ["x"], [3], fill_value=300)
     with pytest.raises(atlas.InvalidArgumentError):
         ds.define_array("a", "int8", ["x"], [3], fill_value=1.5)
-    with pytest.raises(atlas.InvalidArgumentError):
-        ds.define_array("a", "string", ["x"], [3], fill_value="x")
-    with pytest.raises(atlas.InvalidArgumentError, match="only string arrays take one"):
-        ds.define_array("a", "bool", ["x"], [3], fill_value="x")
+    for dtype in ["string", "bool"]:
+        with pytest.raises(atlas.InvalidArgumentError, match="a string array's fill value is the empty string"):
+            ds.define_array("a", dtype, ["x"], [3], fill_value="x")
+    for dims in [[b"x"], [None], ["x", 1]]:
+        with pytest.raises(TypeError, match="dims must be strings"):
+            ds.define_array("a", "int8", dims, [3] * len(dims))
     ds.define_array("a", "float32", ["x"], [3])
     with pytest.raises(atlas.AlreadyExistsError):
         ds.define_array("a", "float32", ["x"], [3])
@@ -235,6 +237,10 @@ def test_attribute_errors_and_mapping_view(ds):
         ds.set_attribute("k", "false", dtype="bool")  # not True by truthiness
     with pytest.raises(atlas.DTypeMismatchError):
         ds.set_attribute("k", [1], dtype="bool")
+    # Typed as a string or a timestamp, only values of that kind: no repr ("None", "[1, 2]").
+    for value, dtype in [(None, "string"), ([1, 2], "string"), ({}, "string"), (1.5, "timestamp"), (True, "timestamp")]:
+        with pytest.raises(atlas.DTypeMismatchError, match="attribute takes"):
+            ds.set_attribute("k", value, dtype=dtype)
     for value, stored in [(True, True), (np.bool_(False), False), (1, True), (np.int8(0), False)]:
         ds.set_attribute("k", value, dtype="bool")
         assert ds.get_attribute("k") is stored

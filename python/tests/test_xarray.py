@@ -56,6 +56,40 @@ def test_accessor_chunks_and_fill_override(tmp_path):
     np.testing.assert_array_equal(back["temperature"].values, ds["temperature"].values)
 
 
+def test_open_many_refuses_datasets_of_other_shapes_or_coordinates(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s")
+    store.add_xarray_dataset(xr.Dataset({"v": ("t", [1.0, 2.0, 3.0])}, coords={"t": [10, 20, 30]}), "a")
+    store.add_xarray_dataset(xr.Dataset({"v": ("t", [4.0, 5.0, 6.0, 7.0])}, coords={"t": [1, 2, 3, 4]}), "longer")
+    store.add_xarray_dataset(xr.Dataset({"v": ("t", [4.0, 5.0, 6.0])}, coords={"t": [1, 2, 3]}), "relabelled")
+    store.add_xarray_dataset(xr.Dataset({"w": ("t", [4.0, 5.0, 6.0])}, coords={"t": [10, 20, 30]}), "other")
+    store.add_xarray_dataset(xr.Dataset({"v": ("t", [7.0, 8.0, 9.0])}, coords={"t": [10, 20, 30]}), "b")
+    for names, what in [
+        (["a", "longer"], "shape"),
+        (["longer", "a"], "shape"),
+        (["a", "relabelled"], "coordinate 't'"),
+        (["a", "other"], "has no 'v'"),
+    ]:
+        with pytest.raises(atlas.InvalidArgumentError, match=what):
+            store.open_as_many_xarray_dataset(names)
+    both = store.open_as_many_xarray_dataset(["a", "b"])
+    assert both["v"].values.tolist() == [[1.0, 2.0, 3.0], [7.0, 8.0, 9.0]]
+
+
+def test_writing_what_is_not_a_dataset_of_named_variables_says_so(tmp_path):
+    pd = pytest.importorskip("pandas")
+    store = atlas.Atlas.create(tmp_path / "s")
+    with pytest.raises(TypeError, match="DataArray"):
+        store.add_xarray_dataset(xr.DataArray([1.0, 2.0], dims="x"), "da")
+    with pytest.raises(atlas.InvalidArgumentError, match="must be strings"):
+        store.add_xarray_dataset(xr.Dataset({1: ("x", [1.0, 2.0])}), "int_name")
+    with pytest.raises(atlas.InvalidArgumentError, match="Atlas's own"):
+        store.add_xarray_dataset(xr.Dataset(attrs={"_xarray_coords": ["x"]}), "reserved")
+    aware = xr.Dataset(coords={"x": pd.date_range("2020", periods=2, tz="UTC")})
+    with pytest.raises(atlas.InvalidArgumentError, match="variable 'x'"):
+        store.add_xarray_dataset(aware, "aware")
+    assert store.list_datasets() == []
+
+
 def test_unnamed_axes_open_as_dimensions_of_their_own(tmp_path):
     store = atlas.Atlas.create(tmp_path / "s")
     view = store.create_dataset("d")
