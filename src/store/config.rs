@@ -180,10 +180,18 @@ pub const DEFAULT_CHUNK_BYTES: u64 = 1 << 20;
 /// holds at most [`DEFAULT_CHUNK_BYTES`].
 #[must_use]
 pub fn default_chunk_shape(shape: &[u64], dtype: DType) -> Vec<u64> {
+    chunk_shape_within(shape, dtype, DEFAULT_CHUNK_BYTES)
+}
+
+/// [`default_chunk_shape`] for chunks of at most `max_bytes` (or of one element, if one is
+/// over it).
+pub(crate) fn chunk_shape_within(shape: &[u64], dtype: DType, max_bytes: u64) -> Vec<u64> {
     // Strings are counted at 16 bytes each (offset plus a short text).
     let elem_bytes = if dtype == DType::String { 16 } else { dtype.size_bytes() as u64 };
     let mut chunk: Vec<u64> = shape.iter().map(|&n| if n == 0 { 1 << 20 } else { n }).collect();
-    while chunk.iter().try_fold(elem_bytes, |acc, &n| acc.checked_mul(n)).is_none_or(|b| b > DEFAULT_CHUNK_BYTES) {
+    let over =
+        |chunk: &[u64]| chunk.iter().try_fold(elem_bytes, |acc, &n| acc.checked_mul(n)).is_none_or(|b| b > max_bytes);
+    while over(&chunk) && chunk.iter().any(|&n| n > 1) {
         let (longest, _) =
             chunk.iter().enumerate().max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i))).expect("ndim > 0");
         chunk[longest] = chunk[longest].div_ceil(2);

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use super::array::ArrayHandle;
 use super::attrs::{AttrTarget, Attrs};
-use super::config::{ArraySpec, Element, ReadOptions, default_chunk_shape};
+use super::config::{ArraySpec, DEFAULT_CHUNK_BYTES, Element, ReadOptions, chunk_shape_within};
+use super::disk::raw_chunk_bytes;
 use super::state::{Inner, State};
 use crate::error::{EntityKind, Error, Result};
 use crate::meta::{
@@ -36,7 +37,9 @@ impl Dataset {
     /// # Errors
     /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::InvalidArgument`] for a
     /// schema that does not hold together (dims or chunk shape of the wrong length, a zero
-    /// chunk extent, a fill value the dtype cannot hold, a chunk over 256 MiB...),
+    /// chunk extent, a fill value the dtype cannot hold, a chunk over 256 MiB or over this
+    /// handle's [`Limits::max_chunk_bytes`](crate::Limits), which a default chunk shape
+    /// stays within...),
     /// [`Error::Locked`].
     pub fn define_array(&self, name: &str, spec: ArraySpec) -> Result<ArrayHandle> {
         validate_name(EntityKind::Array, name)?;
@@ -46,7 +49,10 @@ impl Dataset {
             return Err(Error::invalid(format!("{ndim} dimensions is over the limit of {MAX_NDIM}")));
         }
         let dims = spec.dims.unwrap_or_else(|| (0..ndim).map(|d| format!("dim_{d}")).collect());
-        let chunk_shape = spec.chunk_shape.unwrap_or_else(|| default_chunk_shape(&spec.shape, spec.dtype));
+        let max_chunk_bytes = self.inner.limits.max_chunk_bytes;
+        let chunk_shape = spec
+            .chunk_shape
+            .unwrap_or_else(|| chunk_shape_within(&spec.shape, spec.dtype, DEFAULT_CHUNK_BYTES.min(max_chunk_bytes)));
         let mut meta = ArrayMeta {
             id: 0,
             dtype: spec.dtype,
@@ -63,6 +69,13 @@ impl Dataset {
         };
         meta.check().map_err(Error::invalid)?;
         refuse_unusable_strings(&meta)?;
+        // What this handle's limit would refuse at the flush, and at every load after it.
+        let raw = raw_chunk_bytes(&meta);
+        if raw > max_chunk_bytes {
+            let detail =
+                format!("a chunk of {raw} raw bytes is over this handle's max_chunk_bytes of {max_chunk_bytes}");
+            return Err(Error::invalid(detail));
+        }
         let mut state = self.inner.write();
         let refuse_existing = |state: &State| {
             if state.dataset(&self.name)?.arrays.contains_key(name) {

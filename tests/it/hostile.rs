@@ -1154,14 +1154,33 @@ fn a_commit_over_the_handles_metadata_limit_is_refused_and_the_handle_can_shrink
     store.flush().unwrap();
     let reopened = Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits)).unwrap();
     assert_eq!(reopened.attrs().get("note").unwrap(), Some("short".into()));
-    // Chunks over the handle's limit likewise: the array is refused at the commit.
+    // Chunks over the handle's limit are refused when the array is defined, and the
+    // default chunk shape stays within it (down to one element).
     let mut small_chunks = Limits::default();
     small_chunks.max_chunk_bytes = 64 << 10;
     let store = Atlas::open_with(dir.store(), &OpenOptions::with_limits(small_chunks)).unwrap();
-    store.create_dataset("d").unwrap().define_array("big", ArraySpec::new(DType::Float64, [1 << 14])).unwrap();
-    assert_err!(store.flush(), Error::LimitExceeded { limit: 65536, .. });
-    store.discard();
-    Atlas::open_with(dir.store(), &OpenOptions::with_limits(small_chunks)).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    let big = ArraySpec::new(DType::Float64, [1 << 14]);
+    let err = ds.define_array("big", big.clone().chunk_shape([1 << 14])).unwrap_err();
+    assert!(matches!(&err, Error::InvalidArgument { detail } if detail.contains("max_chunk_bytes of 65536")), "{err}");
+    assert_eq!(ds.define_array("big", big).unwrap().meta().unwrap().chunk_shape, [1 << 13]);
+    store.flush().unwrap();
+    let mut one_byte = Limits::default();
+    one_byte.max_chunk_bytes = 1;
+    // The committed 64 KiB chunks are over one byte: such a handle cannot open the store.
+    assert_err!(
+        Atlas::open_with(dir.store(), &OpenOptions::with_limits(one_byte)),
+        Error::LimitExceeded { limit: 1, .. }
+    );
+    let fresh = test_dir!();
+    let store = Atlas::create_with(fresh.store(), StoreConfig::default(), &OpenOptions::with_limits(one_byte)).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    assert_eq!(
+        ds.define_array("bytes", ArraySpec::new(DType::UInt8, [5, 7])).unwrap().meta().unwrap().chunk_shape,
+        [1, 1]
+    );
+    assert_err!(ds.define_array("wide", ArraySpec::new(DType::UInt16, [3])), Error::InvalidArgument { .. });
+    store.flush().unwrap();
 }
 
 #[test]
