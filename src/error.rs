@@ -44,8 +44,9 @@ pub enum Error {
         /// Its name (a path for a store).
         name: String,
     },
-    /// The named thing already exists (or, for a store, the directory is not empty).
-    #[error("{kind} already exists: {name}")]
+    /// The named thing already exists (or, for a store, the path is a file or a directory
+    /// that is not empty).
+    #[error("{}", already_exists(*kind, name))]
     AlreadyExists {
         /// What was to be created.
         kind: EntityKind,
@@ -282,6 +283,14 @@ fn quoted_start(name: &str) -> String {
     match name.char_indices().nth(QUOTED_NAME_CHARS) {
         Some((cut, _)) => format!("{:?}... ({} bytes)", &name[..cut], name.len()),
         None => format!("{name:?}"),
+    }
+}
+
+/// [`Error::AlreadyExists`]'s message: a store's path may hold anything but a store.
+fn already_exists(kind: EntityKind, name: &str) -> String {
+    match kind {
+        EntityKind::Store => format!("store path {name} is a file or a directory that is not empty"),
+        _ => format!("{kind} already exists: {name}"),
     }
 }
 

@@ -30,11 +30,18 @@ impl Codec {
         }
     }
 
+    /// The zstd levels `Codec::Zstd` takes: those of the zstd library Atlas is built with
+    /// (`-131072..=22` for zstd 1.5).
+    #[must_use]
+    pub fn zstd_levels() -> std::ops::RangeInclusive<i32> {
+        zstd::compression_level_range()
+    }
+
     /// Checks the codec's parameters; returns what is wrong.
     pub(crate) fn check(self) -> Result<(), String> {
         match self {
-            Self::Zstd { level } if !zstd::compression_level_range().contains(&level) => {
-                Err(format!("zstd level {level} is outside {:?}", zstd::compression_level_range()))
+            Self::Zstd { level } if !Self::zstd_levels().contains(&level) => {
+                Err(format!("zstd level {level} is outside {:?}", Self::zstd_levels()))
             }
             _ => Ok(()),
         }

@@ -51,7 +51,9 @@ fn create_refuses_a_directory_holding_other_files_and_touches_nothing() {
     // A path that is a file.
     let file = dir.join("file");
     std::fs::write(&file, b"x").unwrap();
-    assert_err!(Atlas::create(&file, StoreConfig::default()), Error::AlreadyExists { kind: EntityKind::Store, .. });
+    let err = Atlas::create(&file, StoreConfig::default()).unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { kind: EntityKind::Store, .. }), "{err:?}");
+    assert_eq!(err.to_string(), format!("store path {} is a file or a directory that is not empty", file.display()));
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }
 

@@ -326,8 +326,12 @@ pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 /// Exits with a usage error (status 2), as clap does for its own.
-fn usage_error(kind: ErrorKind, msg: impl fmt::Display) -> ! {
-    Cli::command().error(kind, msg).exit()
+/// Exits with a usage error (exit 2) under `subcommand`'s usage line.
+fn usage_error(subcommand: &str, kind: ErrorKind, msg: impl fmt::Display) -> ! {
+    let mut cli = Cli::command();
+    cli.build(); // gives subcommands their full name (`atlas recompress`) for the usage line
+    let command = cli.find_subcommand_mut(subcommand).expect("a subcommand of the CLI");
+    command.error(kind, msg).exit()
 }
 
 fn open_store(path: &Path) -> Result<Atlas> {
@@ -338,6 +342,9 @@ fn open_error(path: &Path, e: Error) -> anyhow::Error {
     match e {
         Error::NotFound { kind: EntityKind::Store, .. } if !path.exists() => {
             anyhow!("{}: no such store (the path does not exist)", path.display())
+        }
+        Error::NotFound { kind: EntityKind::Store, .. } if !path.is_dir() => {
+            anyhow!("{}: not an Atlas store (a store is a directory)", path.display())
         }
         Error::NotFound { kind: EntityKind::Store, .. } => {
             anyhow!("{}: not an Atlas store (no atlas.json or other metadata file in it)", path.display())
@@ -416,8 +423,15 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::ConvertMeta { store, format, compression } => convert_meta(&store, format, compression, quiet, out)?,
         Command::Recompress { store, array, codec, level, shuffle } => {
             let codec = match (codec, level) {
+                (CodecArg::Zstd, Some(level)) if !Codec::zstd_levels().contains(&level) => usage_error(
+                    "recompress",
+                    ErrorKind::ValueValidation,
+                    format!("--level {level} is outside zstd's levels {:?}", Codec::zstd_levels()),
+                ),
                 (CodecArg::Zstd, level) => Codec::Zstd { level: level.unwrap_or(3) },
-                (_, Some(_)) => usage_error(ErrorKind::ArgumentConflict, "--level applies to --codec zstd only"),
+                (_, Some(_)) => {
+                    usage_error("recompress", ErrorKind::ArgumentConflict, "--level applies to --codec zstd only")
+                }
                 (CodecArg::Lz4, None) => Codec::Lz4,
                 (CodecArg::None, None) => Codec::None,
             };
@@ -439,11 +453,16 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 // A name ending in .npy says "not compressed" as plainly as .npy.zst says zstd.
                 Some(given) if given != named && (named != Compression::None || has_extension(&file, "npy")) => {
                     usage_error(
+                        "export",
                         ErrorKind::ArgumentConflict,
                         format!(
-                            "{} names {} compression but --compression {} was given",
+                            "{} is named for {} but --compression {} was given",
                             file.display(),
-                            named.name(),
+                            if named == Compression::None {
+                                "no compression".into()
+                            } else {
+                                format!("{} compression", named.name())
+                            },
                             given.name()
                         ),
                     )

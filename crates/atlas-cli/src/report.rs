@@ -432,7 +432,8 @@ fn cat_typed<T: Cell>(
     }
     if json_out && !slabbed {
         let values = read_selection::<T>(handle, sel, &sel.start, &sel.extent)?;
-        writeln!(out, "{}", nested_json(&values.view()))?;
+        write_nested_json(&values.view(), out)?;
+        writeln!(out)?;
         return Ok(());
     }
     if json_out {
@@ -441,7 +442,8 @@ fn cat_typed<T: Cell>(
         write!(out, "[")?;
         for_each_slab::<T>(handle, sel, slabs, &mut |values| {
             for sub in values.outer_iter() {
-                write!(out, "{}{}", if first { "" } else { "," }, nested_json(&sub))?;
+                write!(out, "{}", if first { "" } else { "," })?;
+                write_nested_json(&sub, out)?;
                 first = false;
             }
             Ok(())
@@ -568,8 +570,11 @@ impl Printer<'_> {
                     writeln!(out, "{}", plane_header(self.sel, &index[..ndim - 2]))?;
                 }
             }
-            let line: Vec<String> = row.iter().map(|v| v.text(self.dtype)).collect();
-            writeln!(out, "{}", line.join(" "))?;
+            // Value by value: the strings of a whole 1 GiB row would take tens of GiB.
+            for (i, v) in row.iter().enumerate() {
+                write!(out, "{}{}", if i == 0 { "" } else { " " }, v.text(self.dtype))?;
+            }
+            writeln!(out)?;
         }
         self.rows_done += values.shape()[0];
         Ok(())
@@ -605,11 +610,19 @@ fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
     index
 }
 
-fn nested_json<T: Cell>(values: &ArrayViewD<'_, T>) -> Json {
+/// `values` as nested JSON lists, written value by value: a JSON tree of a 1 GiB row would
+/// take tens of times its bytes.
+fn write_nested_json<T: Cell>(values: &ArrayViewD<'_, T>, out: &mut dyn Write) -> Result<()> {
     if values.ndim() == 0 {
-        return values.first().expect("a 0-d array has one value").json();
+        serde_json::to_writer(&mut *out, &values.first().expect("a 0-d array has one value").json())?;
+        return Ok(());
     }
-    Json::Array(values.outer_iter().map(|sub| nested_json(&sub)).collect())
+    write!(out, "[")?;
+    for (i, sub) in values.outer_iter().enumerate() {
+        write!(out, "{}", if i == 0 { "" } else { "," })?;
+        write_nested_json(&sub, out)?;
+    }
+    Ok(write!(out, "]")?)
 }
 
 #[cfg(test)]

@@ -403,6 +403,9 @@ fn a_missing_store_or_a_directory_without_one_is_named_in_the_error() {
             .stderr(contains(format!("atlas: error: {}: no such store", missing.display())));
     }
     atlas().arg("info").arg(dir.path()).assert().code(1).stderr(contains("not an Atlas store"));
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "hi").unwrap();
+    atlas().arg("info").arg(&file).assert().code(1).stderr(contains("not an Atlas store (a store is a directory)"));
 }
 
 #[test]
@@ -614,8 +617,9 @@ fn recompress_changes_the_codec_and_keeps_values_and_block_identity() {
         .arg(&store)
         .args(["--codec", "zstd", "--level", "99"])
         .assert()
-        .code(1)
-        .stderr(contains("zstd level 99"));
+        .code(2)
+        .stderr(contains("--level 99 is outside zstd's levels"))
+        .stderr(contains("Usage: atlas recompress"));
     atlas()
         .arg("recompress")
         .arg(&store)
@@ -893,7 +897,8 @@ fn export_refuses_to_replace_files_and_arrays_npy_cannot_hold() {
         .args(["--compression", "zst"])
         .assert()
         .code(2)
-        .stderr(contains("names gz compression but --compression zst"));
+        .stderr(contains("is named for gz compression but --compression zst"))
+        .stderr(contains("Usage: atlas export"));
     // A .npy name says "not compressed": gzip bytes under it would load nowhere.
     let plain = dir.path().join("t2.npy");
     atlas()
@@ -904,7 +909,7 @@ fn export_refuses_to_replace_files_and_arrays_npy_cannot_hold() {
         .args(["--compression", "gz"])
         .assert()
         .code(2)
-        .stderr(contains("names none compression but --compression gz"));
+        .stderr(contains("is named for no compression but --compression gz"));
     assert!(!plain.exists());
 }
 
