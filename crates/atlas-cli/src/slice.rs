@@ -76,7 +76,12 @@ fn parse_axis(item: &str) -> Result<AxisSel, String> {
         if s.is_empty() {
             return Ok(None);
         }
-        s.parse::<i64>().map(Some).map_err(|_| format!("{s:?} is not an integer"))
+        s.parse::<i64>().map(Some).map_err(|e| match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                format!("{s} is past the largest index an axis can have")
+            }
+            _ => format!("{s:?} is not an integer"),
+        })
     };
     let parts: Vec<&str> = item.split(':').collect();
     match parts[..] {
@@ -102,7 +107,8 @@ impl SliceSpec {
     /// More items than axes, or an index outside its axis.
     pub fn resolve(&self, shape: &[u64]) -> Result<Selection> {
         if self.0.len() > shape.len() {
-            bail!("--slice has {} items but the array has {} dimensions (shape {shape:?})", self.0.len(), shape.len());
+            let items = if self.0.len() == 1 { "1 item".to_string() } else { format!("{} items", self.0.len()) };
+            bail!("--slice has {items} but the array has {} dimensions (shape {shape:?})", shape.len());
         }
         let mut sel = Selection::all(shape);
         for (axis, (item, &len)) in self.0.iter().zip(shape).enumerate() {
@@ -187,10 +193,13 @@ mod tests {
         assert!("1,,2".parse::<SliceSpec>().unwrap_err().contains("empty item"));
         assert!(",".parse::<SliceSpec>().unwrap_err().contains("empty item"));
         assert!("1,,".parse::<SliceSpec>().unwrap_err().contains("empty item"));
+        assert!("0:100000000000000000000".parse::<SliceSpec>().unwrap_err().contains("past the largest index"));
         let spec: SliceSpec = "10".parse().unwrap();
         assert!(spec.resolve(&[10]).unwrap_err().to_string().contains("out of bounds for axis 0 with size 10"));
         let spec: SliceSpec = "1,2".parse().unwrap();
         assert!(spec.resolve(&[10]).unwrap_err().to_string().contains("2 items"));
+        let spec: SliceSpec = "1".parse().unwrap();
+        assert!(spec.resolve(&[]).unwrap_err().to_string().contains("has 1 item but"));
     }
 
     #[test]
