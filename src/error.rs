@@ -286,10 +286,11 @@ fn quoted_start(name: &str) -> String {
     }
 }
 
-/// [`Error::AlreadyExists`]'s message: a store's path may hold anything but a store.
+/// [`Error::AlreadyExists`]'s message: a new store's path may hold a store, a file or
+/// other entries.
 fn already_exists(kind: EntityKind, name: &str) -> String {
     match kind {
-        EntityKind::Store => format!("store path {name} is a file or a directory that is not empty"),
+        EntityKind::Store => format!("cannot create a store at {name}: a store, a file or other entries are there"),
         _ => format!("{kind} already exists: {name}"),
     }
 }

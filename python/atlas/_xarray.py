@@ -145,7 +145,8 @@ def add_xarray_dataset(store: Any, ds: Any, name: str, chunks: Optional[dict] = 
     if not isinstance(ds, xr.Dataset):
         hint = " (a DataArray: write da.to_dataset())" if isinstance(ds, xr.DataArray) else ""
         raise TypeError(f"add_xarray_dataset takes an xarray.Dataset, not {type(ds).__name__}{hint}")
-    for key in [*ds.variables, *ds.attrs]:
+    attribute_keys = [key for var in ds.variables.values() for key in var.attrs]
+    for key in [*ds.variables, *ds.attrs, *attribute_keys]:
         if not isinstance(key, str):
             raise InvalidArgumentError(f"variable and attribute names must be strings, got {key!r}")
     if COORDS_KEY in ds.attrs:
@@ -222,8 +223,8 @@ def _variable(xr: Any, array: Any, lazy: bool) -> Any:
 
 
 def _xarray_dims(array: Any) -> list:
-    """xarray needs a name per axis: an unnamed one (`""`) is `<array>_dim_<axis>`, its
-    own dimension, shared with no other axis of this array or another."""
+    """xarray needs a name per axis: an unnamed one (`""`) is `<array>_dim_<axis>`, a
+    dimension of its own (unless another axis is given that very name)."""
     return [d or f"{array.name}_dim_{axis}" for axis, d in enumerate(array.dims)]
 
 
@@ -265,14 +266,16 @@ def _check_stacks_on(view: Any, name: str, template: Any, first: str) -> None:
     for var_name, var in template.variables.items():
         if var_name not in view:
             raise InvalidArgumentError(f"dataset {name} has no {var_name!r}, which {first} has: they do not stack")
-        shape = tuple(view[var_name].shape)
-        if shape != var.shape:
+        array = view[var_name]
+        shape, dims = tuple(array.shape), tuple(_xarray_dims(array))
+        if (shape, dims) != (var.shape, var.dims):
             raise InvalidArgumentError(
-                f"{var_name!r} has shape {shape} in dataset {name} and {var.shape} in {first}: they do not stack"
+                f"{var_name!r} has shape {shape} over {dims} in dataset {name}, {var.shape} over {var.dims} in "
+                f"{first}: they do not stack"
             )
     for coord_name, coord in template.coords.items():
         values = view[coord_name].read()
-        same = np.array_equal(values, coord.values, equal_nan=values.dtype.kind in "fc")
+        same = np.array_equal(values, coord.values, equal_nan=values.dtype.kind in "fcmM")
         if not same:
             raise InvalidArgumentError(
                 f"coordinate {coord_name!r} of dataset {name} differs from {first}'s: they do not stack"

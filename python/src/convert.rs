@@ -144,6 +144,23 @@ fn is_instance_of_numpy(value: &Bound<'_, PyAny>, class: &str) -> PyResult<bool>
     value.is_instance(&np.getattr(class)?)
 }
 
+/// Whether `value` is a Python or numpy number or bool.
+fn is_number(value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(value.is_instance_of::<PyInt>()
+        || value.is_instance_of::<PyFloat>()
+        || is_instance_of_numpy(value, "number")?
+        || is_instance_of_numpy(value, "bool_")?)
+}
+
+/// Whether `value` is one `numpy.datetime64`, alone or as a 0-d array.
+fn is_datetime64(value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if is_instance_of_numpy(value, "ndarray")? {
+        return Ok(value.getattr("ndim")?.extract::<usize>()? == 0
+            && value.getattr("dtype")?.getattr("kind")?.extract::<String>()? == "M");
+    }
+    is_instance_of_numpy(value, "datetime64")
+}
+
 /// A fill value given by a caller. `None` is 0 (the empty string for strings).
 pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>) -> PyResult<Scalar> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
@@ -285,26 +302,24 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
         },
         // Bytes as the UTF-8 text they hold, as without a dtype; not their repr.
         "string" | "str" if value.is_instance_of::<PyBytes>() => attr_inferred(value, 0),
-        // A number is converted ("12"); not the repr of anything else (`None`, `[1, 2]`).
-        "string" | "str"
-            if value.is_instance_of::<PyString>()
-                || value.is_instance_of::<PyInt>()
-                || value.is_instance_of::<PyFloat>() =>
-        {
+        // A number (or bool) is converted ("12"); not the repr of anything else (`None`,
+        // `[1, 2]`).
+        "string" | "str" if value.is_instance_of::<PyString>() || is_number(value)? => {
             Ok(AttrValue::String(value.str()?.to_cow()?.into_owned()))
         }
         "string" | "str" => {
             err(Kind::DTypeMismatch, format!("a string attribute takes a str or a number, got {value:?}"))
         }
         "timestamp" | "timestamp_ns" | "timestamp_nanoseconds" | "datetime64[ns]" => {
-            if value.is_instance_of::<PyInt>() && !value.is_instance_of::<PyBool>() {
+            let is_bool = value.is_instance_of::<PyBool>() || is_instance_of_numpy(value, "bool_")?;
+            if (value.is_instance_of::<PyInt>() || is_instance_of_numpy(value, "integer")?) && !is_bool {
                 let ns = value.extract().or_else(|_| {
                     err(Kind::InvalidArgument, format!("timestamp {value} (nanoseconds since 1970) does not fit int64"))
                 })?;
                 Ok(AttrValue::Timestamp(ns))
             } else if let Some(ns) = python_datetime_ns(value)? {
                 Ok(AttrValue::Timestamp(ns))
-            } else if value.is_instance_of::<PyString>() || is_instance_of_numpy(value, "datetime64")? {
+            } else if value.is_instance_of::<PyString>() || is_datetime64(value)? {
                 Ok(AttrValue::Timestamp(datetime64_ns(value)?))
             } else {
                 err(

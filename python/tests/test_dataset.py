@@ -241,6 +241,16 @@ def test_attribute_errors_and_mapping_view(ds):
     for value, dtype in [(None, "string"), ([1, 2], "string"), ({}, "string"), (1.5, "timestamp"), (True, "timestamp")]:
         with pytest.raises(atlas.DTypeMismatchError, match="attribute takes"):
             ds.set_attribute("k", value, dtype=dtype)
+    for value, dtype, stored in [
+        (np.int64(5), "string", "5"),
+        (np.float32(1.5), "string", "1.5"),
+        (np.int64(7), "timestamp", np.datetime64(7, "ns")),
+        (np.array(np.datetime64("2020-01-01", "D")), "timestamp", np.datetime64("2020-01-01", "ns")),
+    ]:
+        ds.set_attribute("k", value, dtype=dtype)
+        assert ds.get_attribute("k") == stored
+    with pytest.raises(atlas.DTypeMismatchError):
+        ds.set_attribute("k", np.bool_(True), dtype="timestamp")
     for value, stored in [(True, True), (np.bool_(False), False), (1, True), (np.int8(0), False)]:
         ds.set_attribute("k", value, dtype="bool")
         assert ds.get_attribute("k") is stored

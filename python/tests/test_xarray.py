@@ -63,7 +63,9 @@ def test_open_many_refuses_datasets_of_other_shapes_or_coordinates(tmp_path):
     store.add_xarray_dataset(xr.Dataset({"v": ("t", [4.0, 5.0, 6.0])}, coords={"t": [1, 2, 3]}), "relabelled")
     store.add_xarray_dataset(xr.Dataset({"w": ("t", [4.0, 5.0, 6.0])}, coords={"t": [10, 20, 30]}), "other")
     store.add_xarray_dataset(xr.Dataset({"v": ("t", [7.0, 8.0, 9.0])}, coords={"t": [10, 20, 30]}), "b")
+    store.add_xarray_dataset(xr.Dataset({"v": ("s", [7.0, 8.0, 9.0])}, coords={"t": [10, 20, 30]}), "other_dim")
     for names, what in [
+        (["a", "other_dim"], "over"),
         (["a", "longer"], "shape"),
         (["longer", "a"], "shape"),
         (["a", "relabelled"], "coordinate 't'"),
@@ -73,6 +75,11 @@ def test_open_many_refuses_datasets_of_other_shapes_or_coordinates(tmp_path):
             store.open_as_many_xarray_dataset(names)
     both = store.open_as_many_xarray_dataset(["a", "b"])
     assert both["v"].values.tolist() == [[1.0, 2.0, 3.0], [7.0, 8.0, 9.0]]
+    # Equal coordinates holding NaT stack (NaT equals NaT here, as NaN does).
+    times = np.array(["2020-01-01", "NaT"], dtype="datetime64[ns]")
+    for name in ["n1", "n2"]:
+        store.add_xarray_dataset(xr.Dataset({"v": ("t", [1.0, 2.0])}, coords={"t": times}), name)
+    assert store.open_as_many_xarray_dataset(["n1", "n2"])["v"].shape == (2, 2)
 
 
 def test_writing_what_is_not_a_dataset_of_named_variables_says_so(tmp_path):
@@ -82,6 +89,8 @@ def test_writing_what_is_not_a_dataset_of_named_variables_says_so(tmp_path):
         store.add_xarray_dataset(xr.DataArray([1.0, 2.0], dims="x"), "da")
     with pytest.raises(atlas.InvalidArgumentError, match="must be strings"):
         store.add_xarray_dataset(xr.Dataset({1: ("x", [1.0, 2.0])}), "int_name")
+    with pytest.raises(atlas.InvalidArgumentError, match="must be strings"):
+        store.add_xarray_dataset(xr.Dataset({"v": ("x", [1.0], {1: "one"})}), "int_attr")
     with pytest.raises(atlas.InvalidArgumentError, match="Atlas's own"):
         store.add_xarray_dataset(xr.Dataset(attrs={"_xarray_coords": ["x"]}), "reserved")
     aware = xr.Dataset(coords={"x": pd.date_range("2020", periods=2, tz="UTC")})

@@ -9,7 +9,7 @@ use crate::codec::{
 };
 use crate::error::{Error, Result};
 use crate::fragment::{BlockEntry, Checksummer, ChunkStats, FragmentReader, PendingReader, checksum, scan};
-use crate::meta::ArrayMeta;
+use crate::meta::{ArrayMeta, DType};
 
 /// What the engine needs to know of the array a request is about.
 #[derive(Debug, Clone, Copy)]
@@ -234,6 +234,15 @@ pub(crate) fn check_raw_len(ctx: ArrayCtx<'_>, block: BlockRef<'_>, len: usize) 
         return Ok(());
     }
     Err(corrupt_chunk(ctx, block, &format!("block holds {raw_len_bytes} raw bytes, the chunk has {len}")))
+}
+
+/// Checks what a copy that does not decode `block` (compact) would carry over: its raw
+/// length against its chunk's (for fixed-size dtypes) and its statistics.
+pub(crate) fn check_entry(ctx: ArrayCtx<'_>, block: BlockRef<'_>) -> Result<()> {
+    if ctx.meta.dtype != DType::String {
+        check_raw_len(ctx, block, super::to_usize(ctx.meta.chunk_bytes()))?;
+    }
+    block.stats(ctx.meta).map(drop)
 }
 
 /// `Error::Corrupt` naming the block's file, array and chunk.

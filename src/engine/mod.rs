@@ -20,7 +20,7 @@ mod verify;
 mod write;
 
 pub(crate) use batch::{compress_many, decompress_many};
-pub(crate) use block::{ArrayCtx, BlockRef, Lookup};
+pub(crate) use block::{ArrayCtx, BlockRef, Lookup, check_entry};
 pub(crate) use boxes::read_boxes;
 pub(crate) use cache::ChunkCache;
 // The GPU room lays reads out with the engine's plan and repairs blocks with its decoder.

@@ -343,8 +343,8 @@ fn encode_assembled(
 
 /// [`encode_raw`] of a worker's whole-chunk buffer, owning its bytes. A block stored as
 /// the raw bytes (codec `none`, or a compressor that did not make them smaller) takes the
-/// buffer itself rather than a copy, and `chunk` gets a spare buffer in its place: the
-/// encoder's output buffer just dropped for the raw bytes, as a rule.
+/// buffer itself rather than a copy, and `chunk` gets a spare buffer in its place (after a
+/// compressor, the output buffer it just gave back; else any spare, or a new one).
 fn encode_chunk_buffer(
     meta: &ArrayMeta,
     coord: &[u64],
@@ -357,6 +357,7 @@ fn encode_chunk_buffer(
     let stored = match stored {
         // Borrowed bytes are the chunk's (a fill chunk's are none).
         Stored::Bytes(Cow::Borrowed(raw)) if !raw.is_empty() => {
+            debug_assert_eq!(raw.len(), chunk.len(), "borrowed bytes are the whole chunk");
             Stored::from(std::mem::replace(chunk, scratch.block_buffer()))
         }
         other => other.into_owned(),

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// The compressor that encodes new blocks. Each block records the codec that wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "name", rename_all = "lowercase", try_from = "CodecFields")]
 pub enum Codec {
     /// Stored as is.
     None,
@@ -44,6 +44,31 @@ impl Codec {
                 Err(format!("zstd level {level} is outside {:?}", Self::zstd_levels()))
             }
             _ => Ok(()),
+        }
+    }
+}
+
+/// A codec as the metadata spells it, read field by field: serde's internally tagged
+/// enums skip unknown fields of unit variants (`{"name":"lz4","levle":3}`), which a
+/// metadata file must not have (FORMAT: an unknown field is Corrupt).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodecFields {
+    name: String,
+    level: Option<i32>,
+}
+
+impl TryFrom<CodecFields> for Codec {
+    type Error = String;
+
+    fn try_from(fields: CodecFields) -> Result<Self, String> {
+        match (fields.name.as_str(), fields.level) {
+            ("zstd", Some(level)) => Ok(Self::Zstd { level }),
+            ("zstd", None) => Err("codec zstd without a level".to_string()),
+            ("lz4", None) => Ok(Self::Lz4),
+            ("none", None) => Ok(Self::None),
+            ("lz4" | "none", Some(_)) => Err(format!("codec {} takes no level", fields.name)),
+            (name, _) => Err(format!("unknown codec {name:?} (zstd, lz4 or none)")),
         }
     }
 }

@@ -123,9 +123,10 @@ pub(crate) fn decode_meta(
     let mut meta: StoreMeta = parse(&plain, format).map_err(MetaDecodeError::Corrupt)?;
     // A plain JSON file without a checksum was written by hand (Atlas always writes one) and
     // is taken as it is: one damaged byte of JSON cannot both drop the field and change a
-    // value (a damaged key is a field no reader knows, refused by the parse above). In MessagePack it can (a damaged map length leaves the last field unread), and
-    // so can one damaged bit of a compressed stream (a match offset rewrites a whole span);
-    // nobody writes those by hand, so there the checksum is required.
+    // value (a damaged key is a field no reader knows, refused by the parse above). In
+    // MessagePack it can (a damaged map length leaves the last field unread), and so can
+    // one damaged bit of a compressed stream (a match offset rewrites a whole span); nobody
+    // writes those by hand, so there the checksum is required.
     if meta.checksum.is_none() && (format == MetaFormat::MsgPack || compression != MetaCompression::None) {
         return Err(MetaDecodeError::Corrupt("metadata without a checksum is plain JSON only".into()));
     }
@@ -284,7 +285,17 @@ mod tests {
         let damaged_key = text.replace("\"checksum\"", "\"checksun\"");
         let unknown_in_attr = unsealed.replace("\"value\":1}", "\"value\":1,\"note\":0}");
         let unknown_in_codec = unsealed.replace("\"level\":3", "\"level\":3,\"window\":0");
-        for (edited, field) in [(damaged_key, "checksun"), (unknown_in_attr, "note"), (unknown_in_codec, "window")] {
+        // A codec without fields of its own (a unit variant) too.
+        let unknown_in_lz4 = unsealed.replace("{\"name\":\"zstd\",\"level\":3}", "{\"name\":\"lz4\",\"levle\":3}");
+        let level_of_lz4 = unsealed.replace("{\"name\":\"zstd\",\"level\":3}", "{\"name\":\"lz4\",\"level\":3}");
+        let cases = [
+            (damaged_key, "checksun"),
+            (unknown_in_attr, "note"),
+            (unknown_in_codec, "window"),
+            (unknown_in_lz4, "levle"),
+            (level_of_lz4, "lz4 takes no level"),
+        ];
+        for (edited, field) in cases {
             assert_ne!(edited, unsealed);
             let err = decode(&edited);
             assert!(matches!(&err, Err(MetaDecodeError::Corrupt(detail)) if detail.contains(field)), "{err:?}");

@@ -130,7 +130,8 @@ impl ArraySpec {
         self
     }
 
-    /// Sets the chunk shape (default: about 1 MiB per chunk, see [`default_chunk_shape`]).
+    /// Sets the chunk shape (default: about 1 MiB per chunk, see [`default_chunk_shape`],
+    /// or less under a handle's smaller [`Limits::max_chunk_bytes`](crate::Limits)).
     #[must_use]
     pub fn chunk_shape(mut self, chunk_shape: impl Into<Vec<u64>>) -> Self {
         self.chunk_shape = Some(chunk_shape.into());

@@ -6,7 +6,7 @@ use super::Atlas;
 use super::pending::PendingFragment;
 use super::state::dictionary;
 use super::state::{FragmentChange, Inner, State};
-use crate::engine::{ArrayCtx, BlockRef, WriteSettings, recode_blocks};
+use crate::engine::{ArrayCtx, BlockRef, WriteSettings, check_entry, recode_blocks};
 use crate::error::{Error, Result};
 use crate::fragment::{BlockEntry, EncodedBlock, FragmentReader, holds_dead_bytes};
 use crate::meta::{ArrayMeta, Codec, MetaCompression, MetaFormat, Shuffle, StoreMeta};
@@ -48,9 +48,10 @@ impl Atlas {
     ///
     /// # Errors
     /// As [`Atlas::flush`] (committing the pending changes), then [`Error::Locked`] when
-    /// another handle took the writer lock meanwhile, [`Error::Corrupt`] for index-entry
-    /// statistics that cannot describe their block (copied without a decode, they are
-    /// checked as `verify` checks them), or [`Error::Io`]. An error before the
+    /// another handle took the writer lock meanwhile, [`Error::Corrupt`] for an index entry
+    /// whose raw length is not its chunk's or whose statistics cannot describe the block
+    /// (copied without a decode, entries are checked as `verify` checks them), or
+    /// [`Error::Io`]. An error before the
     /// compaction's commit point leaves the store as it was (with the pending changes
     /// committed if that step succeeded) and this handle holding no lock. An error making
     /// the commit durable or removing the old files comes after the commit point: the store
@@ -195,6 +196,8 @@ fn copy_live_blocks(inner: &Inner, state: &mut State, arrays: &[(String, String,
     let mut entries = Vec::new();
     for (dataset, name, id) in arrays {
         let array = &meta.datasets[dataset].arrays[name];
+        let label = format!("{dataset}/{name}");
+        let ctx = ArrayCtx { meta: array, label: &label, dict: None, cache: None };
         let mut blocks: Vec<(&FragmentReader, &BlockEntry)> =
             committed.blocks_of(*id).filter(|(_, e)| !e.is_fill).collect();
         if blocks.is_empty() {
@@ -203,8 +206,8 @@ fn copy_live_blocks(inner: &Inner, state: &mut State, arrays: &[(String, String,
         blocks.sort_unstable_by(|a, b| a.1.coord.cmp(&b.1.coord));
         let PendingFragment { writer, .. } = session.fragment(&data_dir, generation)?;
         for (reader, entry) in blocks {
-            // Copied without a decode, so the copy would carry damaged statistics on unseen.
-            BlockRef::Committed { reader, entry }.stats(array)?;
+            // Copied without a decode: a damaged entry would be carried on unseen.
+            check_entry(ctx, BlockRef::Committed { reader, entry })?;
             entries.push(writer.append_block(&EncodedBlock {
                 array_id: *id,
                 coord: &entry.coord,

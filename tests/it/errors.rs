@@ -53,7 +53,8 @@ fn create_refuses_a_directory_holding_other_files_and_touches_nothing() {
     std::fs::write(&file, b"x").unwrap();
     let err = Atlas::create(&file, StoreConfig::default()).unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { kind: EntityKind::Store, .. }), "{err:?}");
-    assert_eq!(err.to_string(), format!("store path {} is a file or a directory that is not empty", file.display()));
+    let message = format!("cannot create a store at {}: a store, a file or other entries are there", file.display());
+    assert_eq!(err.to_string(), message);
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }
 

@@ -325,8 +325,8 @@ pub(crate) fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| cause.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
 }
 
-/// Exits with a usage error (status 2), as clap does for its own.
-/// Exits with a usage error (exit 2) under `subcommand`'s usage line.
+/// Exits with a usage error (status 2) under `subcommand`'s usage line, as clap does for
+/// its own.
 fn usage_error(subcommand: &str, kind: ErrorKind, msg: impl fmt::Display) -> ! {
     let mut cli = Cli::command();
     cli.build(); // gives subcommands their full name (`atlas recompress`) for the usage line
@@ -504,8 +504,10 @@ fn import(
     let existed = path.exists();
     let (store, created) = match Atlas::open(path) {
         Err(Error::NotFound { kind: EntityKind::Store, .. }) if create => {
-            let store = Atlas::create(path, StoreConfig::default())
-                .with_context(|| format!("cannot create store {}", path.display()))?;
+            let store = Atlas::create(path, StoreConfig::default()).map_err(|e| match e {
+                e @ Error::AlreadyExists { .. } => anyhow::Error::new(e), // names the path already
+                e => anyhow::Error::new(e).context(format!("cannot create store {}", path.display())),
+            })?;
             (store, true)
         }
         Err(e @ Error::NotFound { kind: EntityKind::Store, .. }) => {

@@ -614,8 +614,8 @@ fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
 /// take tens of times its bytes.
 fn write_nested_json<T: Cell>(values: &ArrayViewD<'_, T>, out: &mut dyn Write) -> Result<()> {
     if values.ndim() == 0 {
-        serde_json::to_writer(&mut *out, &values.first().expect("a 0-d array has one value").json())?;
-        return Ok(());
+        // Through `write!`: a serde_json error would hide a broken pipe from `main`.
+        return Ok(write!(out, "{}", values.first().expect("a 0-d array has one value").json())?);
     }
     write!(out, "[")?;
     for (i, sub) in values.outer_iter().enumerate() {

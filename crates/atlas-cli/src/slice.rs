@@ -76,11 +76,12 @@ fn parse_axis(item: &str) -> Result<AxisSel, String> {
         if s.is_empty() {
             return Ok(None);
         }
-        s.parse::<i64>().map(Some).map_err(|e| match e.kind() {
-            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
-                format!("{s} is past the largest index an axis can have")
-            }
-            _ => format!("{s:?} is not an integer"),
+        // Past i64, saturated: a range bound clamps to its axis as in Python (`0:10**20`),
+        // an index is then out of bounds.
+        s.parse::<i64>().map(Some).or_else(|e| match e.kind() {
+            std::num::IntErrorKind::PosOverflow => Ok(Some(i64::MAX)),
+            std::num::IntErrorKind::NegOverflow => Ok(Some(i64::MIN)),
+            _ => Err(format!("{s:?} is not an integer")),
         })
     };
     let parts: Vec<&str> = item.split(':').collect();
@@ -193,7 +194,10 @@ mod tests {
         assert!("1,,2".parse::<SliceSpec>().unwrap_err().contains("empty item"));
         assert!(",".parse::<SliceSpec>().unwrap_err().contains("empty item"));
         assert!("1,,".parse::<SliceSpec>().unwrap_err().contains("empty item"));
-        assert!("0:100000000000000000000".parse::<SliceSpec>().unwrap_err().contains("past the largest index"));
+        let spec: SliceSpec = "-100000000000000000000:100000000000000000000".parse().unwrap();
+        assert_eq!(spec.resolve(&[10]).unwrap(), Selection::all(&[10]), "bounds past i64 clamp");
+        let spec: SliceSpec = "100000000000000000000".parse().unwrap();
+        assert!(spec.resolve(&[10]).unwrap_err().to_string().contains("out of bounds"));
         let spec: SliceSpec = "10".parse().unwrap();
         assert!(spec.resolve(&[10]).unwrap_err().to_string().contains("out of bounds for axis 0 with size 10"));
         let spec: SliceSpec = "1,2".parse().unwrap();
