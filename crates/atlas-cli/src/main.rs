@@ -285,7 +285,7 @@ enum ShuffleArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = BufWriter::new(NamedStdout(stdout.lock()));
     let result = run(cli, &mut out).and_then(|code| match out.flush() {
         // The reader left before the last lines: the command still ended as it decided
         // (`atlas verify ... | true` still reports bad blocks by its status).
@@ -318,6 +318,21 @@ fn error_message(e: &anyhow::Error) -> String {
         }
     }
     message
+}
+
+/// Standard output whose write errors name it (`standard output: No space left on
+/// device`), as every message names its file; the error's kind is kept, so a broken pipe
+/// is still told apart.
+struct NamedStdout<W>(W);
+
+impl<W: Write> Write for NamedStdout<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map_err(|e| io::Error::new(e.kind(), format!("standard output: {e}")))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush().map_err(|e| io::Error::new(e.kind(), format!("standard output: {e}")))
+    }
 }
 
 /// Whether `e` comes from writing to a pipe whose reader left.

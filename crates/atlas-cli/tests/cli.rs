@@ -1231,3 +1231,15 @@ fn cat_to_a_closed_pipe_stops_quietly_in_text_and_json() {
         assert_eq!(status_to_a_closed_pipe(&args), Some(0), "--json {json}");
     }
 }
+
+#[test]
+fn a_failed_write_to_standard_output_says_so() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let Ok(full) = std::fs::File::create("/dev/full") else { return }; // Linux only
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_atlas")).arg("info").arg(&store).stdout(full).output();
+    let output = output.unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("standard output: No space left on device"), "{stderr}");
+}
