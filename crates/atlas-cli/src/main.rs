@@ -74,6 +74,7 @@ enum Command {
         /// The store directory.
         store: PathBuf,
         /// List this dataset's arrays.
+        #[arg(value_parser = clap::builder::NonEmptyStringValueParser::new())]
         dataset: Option<String>,
         /// Print one JSON document.
         #[arg(long)]

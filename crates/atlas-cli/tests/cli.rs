@@ -1197,6 +1197,8 @@ fn a_malformed_attrs_target_is_a_usage_error() {
     for target in ["run42/", "run42/temp/x", "/temp", ""] {
         atlas().arg("attrs").arg(&store).arg(target).assert().code(2).stderr(contains("DATASET"));
     }
+    // `ls` with an empty dataset name likewise.
+    atlas().arg("ls").arg(&store).arg("").assert().code(2).stderr(contains("DATASET"));
 }
 
 #[test]
