@@ -517,7 +517,7 @@ fn import(
     let failed = || format!("import of {} into {array} failed; nothing was committed", file.display());
     // The file's header first: a store `--create` would make is not made for nothing.
     let source = transfer::open_source(file).with_context(failed)?;
-    let existed = path.exists();
+    let made_from = first_missing(path);
     let (store, created) = match Atlas::open(path) {
         Err(Error::NotFound { kind: EntityKind::Store, .. }) if create => {
             let store = Atlas::create(path, StoreConfig::default()).map_err(|e| match e {
@@ -537,7 +537,7 @@ fn import(
     };
     drop(store);
     if imported.is_err() && created {
-        remove_new_store(path, !existed);
+        remove_new_store(path, made_from.as_deref());
     }
     let moved = match imported {
         Err(e) if e.downcast_ref::<transfer::CommittedThenFailed>().is_some() => {
@@ -562,11 +562,11 @@ fn has_extension(path: &Path, ext: &str) -> bool {
 }
 
 /// Removes a store this run created for an import that then failed, so that the failed
-/// import leaves nothing behind: the files `Atlas::create` made, then, with `remove_dir`
-/// (the directory did not exist before), the directory if that left it empty. Only while
+/// import leaves nothing behind: the files `Atlas::create` made, then the directories it
+/// made (`made_from` and those inside it down to `path`) where that left them empty. Only while
 /// the store is still as `create` left it (generation 0, no fragment): another process may
 /// have started using it meanwhile. Best effort.
-fn remove_new_store(path: &Path, remove_dir: bool) {
+fn remove_new_store(path: &Path, made_from: Option<&Path>) {
     let untouched = Atlas::open(path).is_ok_and(|store| store.generation() == 0);
     if !untouched || std::fs::remove_dir(path.join("data")).is_err() {
         return;
@@ -574,9 +574,19 @@ fn remove_new_store(path: &Path, remove_dir: bool) {
     for name in ["atlas.json", "atlas.lock"] {
         let _ = std::fs::remove_file(path.join(name));
     }
-    if remove_dir {
-        let _ = std::fs::remove_dir(path);
+    // The directories `--create` made, innermost first; each only if it is empty.
+    let Some(made_from) = made_from else { return };
+    for dir in path.ancestors() {
+        if std::fs::remove_dir(dir).is_err() || dir == made_from {
+            return;
+        }
     }
+}
+
+/// The outermost of `path` and its ancestors that does not exist: the first directory a
+/// store made at `path` creates.
+fn first_missing(path: &Path) -> Option<PathBuf> {
+    path.ancestors().take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists()).last().map(Path::to_path_buf)
 }
 
 /// Writes an export's summary line to `out`, or to stderr when `file` is not a regular

@@ -1143,6 +1143,10 @@ fn an_import_with_create_makes_no_store_when_the_file_cannot_be_read() {
         .code(1)
         .stderr(contains("nothing was committed"));
     assert!(!store.exists(), "a failed import left the store it created");
+    // A store two directories down: both directories it made go too.
+    let nested = dir.path().join("outer").join("inner");
+    atlas().arg("import").arg(&nested).arg("d/a").arg(&truncated).arg("--create").assert().code(1);
+    assert!(!dir.path().join("outer").exists(), "a failed import left the directories it made");
     // Into an empty directory the user made: the store's files go, the directory stays.
     std::fs::create_dir(&store).unwrap();
     atlas().arg("import").arg(&store).arg("d/a").arg(&truncated).arg("--create").assert().code(1);
