@@ -29,8 +29,8 @@
 //! # Features
 //! - `test-util`: I/O fault injection for tests (the `testing` module). Off by default.
 //! - `gpu`: reads decoded on an NVIDIA GPU through nvCOMP ([`Device::Cuda`],
-//!   [`ArrayHandle::read_to_device`]); CUDA and libnvcomp are loaded at run time, so it
-//!   builds anywhere. Off by default.
+//!   `ArrayHandle::read_to_device`, which exists with the feature); CUDA and libnvcomp are
+//!   loaded at run time, so it builds anywhere. Off by default.
 //!
 //! The crate builds with no system libraries beyond a C compiler (for zstd).
 //!
