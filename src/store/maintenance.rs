@@ -193,23 +193,29 @@ fn copy_live_blocks(inner: &Inner, state: &mut State, arrays: &[(String, String,
     let data_dir = inner.data_dir();
     let State { session, committed, meta, .. } = state;
     let session = session.as_mut().expect("begin_change starts a session");
-    let mut entries = Vec::new();
+    // Blocks are copied without a decode, so every entry is checked first, from the index
+    // alone: a damaged one fails the compaction before any block is copied.
+    let mut to_copy = Vec::new();
     for (dataset, name, id) in arrays {
         let array = &meta.datasets[dataset].arrays[name];
         let label = format!("{dataset}/{name}");
         let ctx = ArrayCtx { meta: array, label: &label, dict: None, cache: None };
         let mut blocks: Vec<(&FragmentReader, &BlockEntry)> =
             committed.blocks_of(*id).filter(|(_, e)| !e.is_fill).collect();
-        if blocks.is_empty() {
-            continue;
-        }
         blocks.sort_unstable_by(|a, b| a.1.coord.cmp(&b.1.coord));
+        for &(reader, entry) in &blocks {
+            check_entry(ctx, BlockRef::Committed { reader, entry })?;
+        }
+        if !blocks.is_empty() {
+            to_copy.push((*id, blocks));
+        }
+    }
+    let mut entries = Vec::new();
+    for (id, blocks) in to_copy {
         let PendingFragment { writer, .. } = session.fragment(&data_dir, generation)?;
         for (reader, entry) in blocks {
-            // Copied without a decode: a damaged entry would be carried on unseen.
-            check_entry(ctx, BlockRef::Committed { reader, entry })?;
             entries.push(writer.append_block(&EncodedBlock {
-                array_id: *id,
+                array_id: id,
                 coord: &entry.coord,
                 stored: &[reader.block_bytes(entry)],
                 raw_len_bytes: entry.raw_len_bytes,
