@@ -5,6 +5,8 @@
 //! elements outside the array (edge padding) always hold the fill value, so the whole chunk
 //! can be scanned.
 
+mod avx2;
+
 use crate::codec::simd::{self, Kernel};
 use crate::meta::{ArrayStats, DType, Scalar, check_min_max};
 
@@ -177,13 +179,17 @@ trait Stat: bytemuck::Pod + PartialOrd {
     /// Scans `values`: null means bit-for-bit `fill` or NaN. Branch-free, so it compiles to
     /// vector code; `#[inline(always)]` so that [`simd::dispatch`] compiles it for AVX2.
     fn scan(values: &[Self], fill: Self) -> Totals<Self>;
+    /// [`Stat::scan`] with the fastest kernel this CPU runs.
+    fn scan_fastest(values: &[Self], fill: Self) -> Totals<Self> {
+        simd::dispatch(ScanKernel { values, fill })
+    }
     fn sum_to_f64(sum: Self::Sum) -> f64;
     /// The value widened to 64 bits in its family's representation.
     fn to_bits64(self) -> u64;
 }
 
 macro_rules! int_stat {
-    ($wide:ty, $part:ty: $($t:ty),*) => {$(
+    ($wide:ty, $part:ty: $($t:ty $(=> $fastest:path)?),*) => {$(
         impl Stat for $t {
             type Sum = i128;
             #[inline(always)]
@@ -204,6 +210,9 @@ macro_rules! int_stat {
                 totals.not_fill = totals.valid;
                 totals
             }
+            $(fn scan_fastest(values: &[Self], fill: Self) -> Totals<Self> {
+                $fastest(values, fill)
+            })?
             #[allow(clippy::cast_precision_loss)]
             fn sum_to_f64(sum: i128) -> f64 {
                 sum as f64
@@ -215,15 +224,15 @@ macro_rules! int_stat {
         }
     )*};
 }
-int_stat!(i64, i32: i8, i16);
-int_stat!(i64, i64: i32);
+int_stat!(i64, i32: i8 => avx2::i8, i16 => avx2::i16);
+int_stat!(i64, i64: i32 => avx2::i32);
 int_stat!(i64, i128: i64);
-int_stat!(u64, u32: u8, u16);
-int_stat!(u64, i64: u32);
+int_stat!(u64, u32: u8 => avx2::u8, u16 => avx2::u16);
+int_stat!(u64, i64: u32 => avx2::u32);
 int_stat!(u64, i128: u64);
 
 macro_rules! float_stat {
-    ($($t:ty),*) => {$(
+    ($($t:ty $(=> $fastest:path)?),*) => {$(
         impl Stat for $t {
             type Sum = f64;
             #[inline(always)]
@@ -259,14 +268,11 @@ macro_rules! float_stat {
                     not_fill += block_not_fill.iter().map(|&n| u64::from(n)).sum::<u64>();
                     valid += block_valid.iter().map(|&n| u64::from(n)).sum::<u64>();
                 }
-                Totals {
-                    not_fill,
-                    valid,
-                    min: min.into_iter().fold(<$t>::INFINITY, |a, b| if b < a { b } else { a }),
-                    max: max.into_iter().fold(<$t>::NEG_INFINITY, |a, b| if b > a { b } else { a }),
-                    sum: sum.iter().sum(),
-                }
+                lanes_totals(not_fill, valid, min, max, &sum)
             }
+            $(fn scan_fastest(values: &[Self], fill: Self) -> Totals<Self> {
+                $fastest(values, fill)
+            })?
             fn sum_to_f64(sum: f64) -> f64 {
                 sum
             }
@@ -276,7 +282,26 @@ macro_rules! float_stat {
         }
     )*};
 }
-float_stat!(f32, f64);
+float_stat!(f32 => avx2::f32, f64);
+
+/// The totals of a float scan whose lanes hold `min`, `max` and `sum`, merged in lane
+/// order: any kernel that keeps the same lanes gets the same bits.
+fn lanes_totals<T: Stat<Sum = f64>>(
+    not_fill: u64,
+    valid: u64,
+    min: [T; LANES],
+    max: [T; LANES],
+    sum: &[f64; LANES],
+) -> Totals<T> {
+    let pick = |wanted: std::cmp::Ordering| move |a: T, b: T| if b.partial_cmp(&a) == Some(wanted) { b } else { a };
+    Totals {
+        not_fill,
+        valid,
+        min: min.into_iter().reduce(pick(std::cmp::Ordering::Less)).expect("LANES > 0"),
+        max: max.into_iter().reduce(pick(std::cmp::Ordering::Greater)).expect("LANES > 0"),
+        sum: sum.iter().sum(),
+    }
+}
 
 /// One scan, as a kernel for [`simd::dispatch`].
 struct ScanKernel<'a, T> {
@@ -306,7 +331,7 @@ fn scan_as<T: Stat>(produce: impl FnOnce(&mut dyn FnMut(&[u8])), fill: &[u8]) ->
             copy = raw.chunks_exact(size_of::<T>()).map(bytemuck::pod_read_unaligned).collect();
             &copy
         };
-        let totals = simd::dispatch(ScanKernel { values, fill });
+        let totals = T::scan_fastest(values, fill);
         all = Some(match all.take() {
             Some(before) => before.and(totals),
             None => totals,
