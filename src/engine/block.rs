@@ -141,6 +141,17 @@ pub(crate) fn with_worker<R>(op: impl FnOnce(&mut Worker) -> R) -> R {
     })
 }
 
+/// The first `n` of a worker's per-chunk workers (see [`Worker::run`]), added as needed.
+/// Never fewer are kept: writes and reads cut their runs differently (a write's run was
+/// one 1 MiB chunk where a read's held four), and a worker dropped for a short run took
+/// its chunk-sized buffers with it, each page-faulted again by the next long run.
+pub(crate) fn run_workers(run: &mut Vec<Worker>, n: usize) -> &mut [Worker] {
+    if run.len() < n {
+        run.resize_with(n, Worker::default);
+    }
+    &mut run[..n]
+}
+
 impl Worker {
     /// Frees every buffer whose capacity is over `bytes`.
     fn free_above(&mut self, bytes: usize) {
@@ -546,5 +557,20 @@ pub(crate) fn fill_with(out: &mut [u8], element: &[u8]) {
         for dst in out.chunks_exact_mut(element.len()) {
             dst.copy_from_slice(element);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_short_run_keeps_the_workers_and_buffers_of_a_longer_one() {
+        let mut run = Vec::new();
+        assert_eq!(run_workers(&mut run, 4).len(), 4);
+        run[3].decoded = vec![7; 1 << 20];
+        assert_eq!(run_workers(&mut run, 1).len(), 1);
+        assert_eq!(run.len(), 4);
+        assert_eq!(run_workers(&mut run, 4)[3].decoded.capacity(), 1 << 20, "the long run finds its buffer again");
     }
 }

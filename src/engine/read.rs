@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::block::{ArrayCtx, BlockRef, Lookup, Pieces, Worker, check_raw_len, decode_chunk, fill_with, with_worker};
+use super::block::{
+    ArrayCtx, BlockRef, Lookup, Pieces, Worker, check_raw_len, decode_chunk, fill_with, run_workers, with_worker,
+};
 use super::cache::{BlockKey, CachedChunk};
 use super::out::SharedOut;
 use super::plan::{ChunkOp, max_run_len, plan, runs};
@@ -185,10 +187,9 @@ fn read_run(
     }
     // Each chunk's raw bytes (from the chunk cache, mapped, or decoded into a worker of its
     // own), or `None` for the fill value.
-    worker.run.resize_with(run.len(), Worker::default);
     let mut sources = Vec::with_capacity(run.len());
     let mut cached = Vec::with_capacity(run.len());
-    for (chunk_op, chunk_worker) in run.iter().zip(&mut worker.run) {
+    for (chunk_op, chunk_worker) in run.iter().zip(run_workers(&mut worker.run, run.len())) {
         let block = (read.lookup)(&chunk_op.coord);
         if let Some(block) = block {
             check_raw_len(read.ctx, block, chunk_len)?;

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::convert::Infallible;
 
-use super::block::{ArrayCtx, Lookup, Worker, decode_chunk, fill_with, with_worker};
+use super::block::{ArrayCtx, Lookup, Worker, decode_chunk, fill_with, run_workers, with_worker};
 use super::ordered::run_ordered;
 use super::plan::{ChunkOp, max_run_len, plan, runs};
 use super::pool;
@@ -311,7 +311,7 @@ fn encode_assembled(
     let chunk_shape = &meta.chunk_shape[..];
     let chunk_len = to_usize(meta.chunk_bytes());
     let Worker { scratch, run: workers, .. } = worker;
-    workers.resize_with(run.len(), Worker::default);
+    let workers = run_workers(workers, run.len());
     let mut buffers = Vec::with_capacity(run.len());
     for (op, chunk_worker) in run.iter().zip(workers.iter_mut()) {
         let mut chunk = std::mem::take(&mut chunk_worker.chunk);
