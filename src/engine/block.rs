@@ -114,7 +114,7 @@ pub(crate) struct Worker {
     /// Short rows of a chunk written from a caller's input, gathered to be scanned and hashed.
     pub rows: Vec<u8>,
     /// One worker per chunk of a run read or written together (`engine::read`,
-    /// `engine::write`).
+    /// `engine::write`), as many as the longest run so far (see [`run_workers`]).
     pub run: Vec<Worker>,
 }
 
@@ -142,9 +142,12 @@ pub(crate) fn with_worker<R>(op: impl FnOnce(&mut Worker) -> R) -> R {
 }
 
 /// The first `n` of a worker's per-chunk workers (see [`Worker::run`]), added as needed.
-/// Never fewer are kept: writes and reads cut their runs differently (a write's run was
-/// one 1 MiB chunk where a read's held four), and a worker dropped for a short run took
-/// its chunk-sized buffers with it, each page-faulted again by the next long run.
+/// None is dropped for a shorter run: reads cut runs of up to 8 MiB of chunks and writes of
+/// up to 1 MiB, and a worker dropped for a write's short run took its chunk-sized buffers
+/// with it, each page-faulted again by the next read (W2: six fresh MiB per read, BENCHMARKS
+/// thirtieth round). What stays is bounded as before: at most 256 workers
+/// (`plan::MAX_RUN_CHUNKS`), each keeping its largest buffers up to [`KEEP_BYTES`]; a thread
+/// typically keeps a long read run's chunks, some 8 MiB.
 pub(crate) fn run_workers(run: &mut Vec<Worker>, n: usize) -> &mut [Worker] {
     if run.len() < n {
         run.resize_with(n, Worker::default);

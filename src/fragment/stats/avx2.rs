@@ -1,15 +1,15 @@
-//! The statistics scan of 8-, 16- and 32-bit integers and of `f32`, written with AVX2
-//! intrinsics.
+//! The statistics scan of integers and of `f32`, written with AVX2 intrinsics.
 //!
 //! The portable loops in `super` compile to vector code, but the integer loop widens every
 //! element's count and sum to 32 bits, so a register of 16-bit values holds half the
 //! elements and one of bytes a quarter (9-11 GB/s for `u16`, BENCHMARKS.md, twenty-ninth
-//! round). Here each lane's null count stays as wide as the values, and the sums use the
-//! instructions made for them: `vpsadbw` for bytes, `vpmaddwd` for 16-bit values, and
-//! 32-bit values widened to 64. Signed values are scanned with their sign bit flipped,
-//! which maps them in order onto the unsigned ones, so one unsigned min and max serve both.
-//! A null element (bit-for-bit the fill value) becomes 0 for the max and the sum, and all
-//! ones for the min.
+//! round), and sums 64-bit values in `i128` (6 GB/s). Here each lane's null count stays as
+//! wide as the values, and the sums use the instructions made for them: `vpsadbw` for
+//! bytes, `vpmaddwd` for 16-bit values, 32-bit values widened to 64, and 64-bit values
+//! summed as their 32-bit halves. Signed values are scanned with their sign bit flipped,
+//! which maps them in order onto the unsigned ones, so one unsigned min and max serve both
+//! (64-bit bounds go the other way, through signed compares: AVX2 has no 64-bit min or
+//! max). A null element (bit-for-bit the fill value) counts nowhere and adds 0 to the sum.
 //!
 //! The `f32` kernel keeps the portable loop's sixteen lanes and the order of each lane's
 //! additions: 20 GB/s where the compiled portable loop runs at 11 (BENCHMARKS.md,
@@ -18,8 +18,9 @@
 //! Every kernel returns the portable loop's results bit for bit (integer sums are exact in
 //! both; the float lanes add the same values in the same order), which the tests below
 //! check. Vectors are loaded by `bytemuck` casts of `[T; N]`, so the kernels need no
-//! `unsafe`; the one `unsafe` block (see docs/ARCHITECTURE.md) is the call of a kernel
-//! compiled for AVX2, made only after checking that the CPU has it.
+//! `unsafe`; the `unsafe` block (see docs/ARCHITECTURE.md), written once in
+//! `checked_entry!` and expanded per type, is the call of a kernel compiled for AVX2, made
+//! only after checking that the CPU has it.
 
 use super::{ScanKernel, Totals};
 use crate::codec::simd;
@@ -37,19 +38,20 @@ macro_rules! checked_entry {
         }
     )*};
 }
-checked_entry!(i8, u8, i16, u16, i32, u32, f32);
+checked_entry!(i8, u8, i16, u16, i32, u32, i64, u64, f32);
 
 #[cfg(target_arch = "x86_64")]
 mod kernels {
     use std::arch::x86_64::{
-        __m256, __m256i, _CMP_UNORD_Q, _mm256_add_epi32, _mm256_add_epi64, _mm256_add_pd, _mm256_andnot_ps,
-        _mm256_andnot_si256, _mm256_castps_si256, _mm256_castps256_ps128, _mm256_castsi256_ps, _mm256_castsi256_si128,
-        _mm256_cmp_ps, _mm256_cmpeq_epi8, _mm256_cmpeq_epi16, _mm256_cmpeq_epi32, _mm256_cvtepu32_epi64,
-        _mm256_cvtps_pd, _mm256_extractf128_ps, _mm256_extracti128_si256, _mm256_madd_epi16, _mm256_max_epu8,
-        _mm256_max_epu16, _mm256_max_epu32, _mm256_max_ps, _mm256_min_epu8, _mm256_min_epu16, _mm256_min_epu32,
-        _mm256_min_ps, _mm256_or_ps, _mm256_or_si256, _mm256_sad_epu8, _mm256_set1_epi8, _mm256_set1_epi16,
-        _mm256_set1_epi32, _mm256_set1_ps, _mm256_setzero_pd, _mm256_setzero_si256, _mm256_sub_epi8, _mm256_sub_epi16,
-        _mm256_sub_epi32, _mm256_xor_si256,
+        __m256, __m256i, _CMP_UNORD_Q, _mm256_add_epi32, _mm256_add_epi64, _mm256_add_pd, _mm256_and_si256,
+        _mm256_andnot_ps, _mm256_andnot_si256, _mm256_blendv_epi8, _mm256_castps_si256, _mm256_castps256_ps128,
+        _mm256_castsi256_ps, _mm256_castsi256_si128, _mm256_cmp_ps, _mm256_cmpeq_epi8, _mm256_cmpeq_epi16,
+        _mm256_cmpeq_epi32, _mm256_cmpeq_epi64, _mm256_cmpgt_epi64, _mm256_cvtepu32_epi64, _mm256_cvtps_pd,
+        _mm256_extractf128_ps, _mm256_extracti128_si256, _mm256_madd_epi16, _mm256_max_epu8, _mm256_max_epu16,
+        _mm256_max_epu32, _mm256_max_ps, _mm256_min_epu8, _mm256_min_epu16, _mm256_min_epu32, _mm256_min_ps,
+        _mm256_or_ps, _mm256_or_si256, _mm256_sad_epu8, _mm256_set1_epi8, _mm256_set1_epi16, _mm256_set1_epi32,
+        _mm256_set1_epi64x, _mm256_set1_ps, _mm256_setzero_pd, _mm256_setzero_si256, _mm256_srli_epi64,
+        _mm256_sub_epi8, _mm256_sub_epi16, _mm256_sub_epi32, _mm256_sub_epi64, _mm256_xor_si256,
     };
 
     use super::super::{LANES, Stat, Totals, lanes_totals};
@@ -115,8 +117,12 @@ mod kernels {
         let mut sums = [_mm256_setzero_pd(); 4];
         let (mut fills, mut nulls) = ([_mm256_setzero_si256(); 2], [_mm256_setzero_si256(); 2]);
         let (groups, rest) = values.as_chunks::<LANES>();
-        // As in the portable loop, the last group is padded with the fill value, which
-        // counts nowhere and adds +0.0 (the sums start at +0.0, so that changes no bits).
+        // The slice's last group is padded with the fill value. The portable loop pads the
+        // last group of every 4096-element block, but its blocks are whole groups, so each
+        // element lands in the same lane (its index mod 16), and the groups of padding it
+        // adds are no-ops: fill counts nowhere, becomes NaN (which no bound takes) and adds
+        // +0.0 to the sums, whose bits that never changes (they start at +0.0, which no
+        // addition turns into -0.0).
         let mut last = [fill; LANES];
         last[..rest.len()].copy_from_slice(rest);
         let mut take = |group: &[f32; LANES]| {
@@ -139,13 +145,66 @@ mod kernels {
         };
         groups.iter().for_each(&mut take);
         take(&last);
-        // Each count lane gained at most one per group, and a piece is one chunk's bytes, so
-        // u32 lanes do not overflow.
+        // Each count lane gained at most one per group, and a piece is one chunk's bytes (at
+        // most 256 MiB, `MAX_CHUNK_BYTES`), so u32 lanes do not overflow.
         let elements = (groups.len() as u64 + 1) * LANES as u64;
         let count = |lanes: [__m256i; 2]| lanes.iter().map(|&v| lanes_total::<u32>(v)).sum::<u64>();
         let (not_fill, valid) = (elements - count(fills), elements - count(nulls));
         lanes_totals(not_fill, valid, bytemuck::cast(low), bytemuck::cast(high), &bytemuck::cast(sums))
     }
+
+    /// The kernels of 64-bit integers. AVX2 has no 64-bit min or max, so the bounds are
+    /// kept as signed values (unsigned ones with their sign bit flipped) through signed
+    /// compares and blends; the sum adds each value's low and high 32 bits in 64-bit lanes
+    /// apart. A piece is one chunk's bytes (at most 256 MiB, `MAX_CHUNK_BYTES`), so no
+    /// lane overflows: each gains less than 2^32 per vector.
+    macro_rules! wide_kernel {
+        ($($t:ident),*) => {$(
+            #[target_feature(enable = "avx2")]
+            pub(super) fn $t(values: &[$t], fill: $t) -> Totals<$t> {
+                const SIGN_BIT: u64 = 1 << 63;
+                // Values as unsigned ones (for the sum) and as signed ones (for the bounds).
+                let to_unsigned = if <$t>::MIN == 0 { 0 } else { SIGN_BIT };
+                let splat = |bits: u64| _mm256_set1_epi64x(bits.cast_signed());
+                let fill_lanes = splat(bytemuck::cast::<$t, u64>(fill));
+                let (unsigned_lanes, sign_lanes) = (splat(to_unsigned), splat(SIGN_BIT));
+                let (signed_max, signed_min) = (splat(i64::MAX.cast_unsigned()), splat(SIGN_BIT));
+                let (mut low, mut high) = (signed_max, signed_min);
+                let (mut nulls, mut low_halves, mut high_halves) =
+                    (_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256());
+                let low_half = splat(u64::from(u32::MAX));
+                let (vectors, rest) = values.as_chunks::<4>();
+                for vector in vectors {
+                    let v: __m256i = bytemuck::cast(*vector);
+                    let null = _mm256_cmpeq_epi64(v, fill_lanes);
+                    let unsigned = _mm256_xor_si256(v, unsigned_lanes);
+                    let signed = _mm256_xor_si256(unsigned, sign_lanes);
+                    // A null lane is all ones, so subtracting it counts one.
+                    nulls = _mm256_sub_epi64(nulls, null);
+                    let for_low = _mm256_blendv_epi8(signed, signed_max, null);
+                    low = _mm256_blendv_epi8(low, for_low, _mm256_cmpgt_epi64(low, for_low));
+                    let for_high = _mm256_blendv_epi8(signed, signed_min, null);
+                    high = _mm256_blendv_epi8(high, for_high, _mm256_cmpgt_epi64(for_high, high));
+                    let kept = _mm256_andnot_si256(null, unsigned);
+                    low_halves = _mm256_add_epi64(low_halves, _mm256_and_si256(kept, low_half));
+                    high_halves = _mm256_add_epi64(high_halves, _mm256_srli_epi64::<32>(kept));
+                }
+                let valid = (vectors.len() * 4) as u64 - lanes_total::<u64>(nulls);
+                let halves = |lanes: __m256i| i128::from(lanes_total::<u64>(lanes));
+                let unsigned_sum = halves(low_halves) + (halves(high_halves) << 32);
+                let sum = unsigned_sum - i128::from(to_unsigned) * i128::from(valid);
+                let unflip = |lanes: __m256i, pick: fn(i64, i64) -> i64| {
+                    let lanes: [i64; 4] = bytemuck::cast(lanes);
+                    let signed = lanes.into_iter().reduce(pick).unwrap_or_default();
+                    bytemuck::cast::<u64, $t>(signed.cast_unsigned() ^ SIGN_BIT ^ to_unsigned)
+                };
+                let (min, max) = (unflip(low, Ord::min), unflip(high, Ord::max));
+                let vectors_totals = Totals { not_fill: valid, valid, min, max, sum };
+                vectors_totals.and(<$t as Stat>::scan(rest, fill))
+            }
+        )*};
+    }
+    wide_kernel!(i64, u64);
 
     /// The sum of a vector's lanes of type `U`.
     fn lanes_total<U: Into<u64> + bytemuck::Pod>(lanes: __m256i) -> u64 {
@@ -211,8 +270,10 @@ mod tests {
             let drawn = values::<$t>([$t::MIN, $t::MAX, 3]);
             for fill in [3, $t::MIN, $t::MAX] {
                 // Mostly nulls, so the per-lane null counts fill up.
-                let mostly_fill: Vec<$t> = drawn.iter().enumerate().map(|(i, &v)| if i % 997 == 0 { v } else { fill }).collect();
-                for (values, from, to) in [(&drawn, 0, drawn.len()), (&drawn, 5, 9000), (&drawn, 1, 0), (&mostly_fill, 0, drawn.len())] {
+                let mostly_fill: Vec<$t> =
+                    drawn.iter().enumerate().map(|(i, &v)| if i % 997 == 0 { v } else { fill }).collect();
+                let all = drawn.len();
+                for (values, from, to) in [(&drawn, 0, all), (&drawn, 5, 9000), (&drawn, 1, 0), (&mostly_fill, 0, all)] {
                     let part = &values[from.min(to)..to];
                     let (fastest, plain) = (<$t as Stat>::scan_fastest(part, fill), <$t as Stat>::scan(part, fill));
                     assert_eq!(
@@ -227,7 +288,7 @@ mod tests {
 
     #[test]
     fn the_fastest_integer_scan_computes_what_the_plain_loop_does() {
-        agrees!(i8, u8, i16, u16, i32, u32);
+        agrees!(i8, u8, i16, u16, i32, u32, i64, u64);
     }
 
     #[test]

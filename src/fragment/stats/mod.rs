@@ -226,10 +226,10 @@ macro_rules! int_stat {
 }
 int_stat!(i64, i32: i8 => avx2::i8, i16 => avx2::i16);
 int_stat!(i64, i64: i32 => avx2::i32);
-int_stat!(i64, i128: i64);
+int_stat!(i64, i128: i64 => avx2::i64);
 int_stat!(u64, u32: u8 => avx2::u8, u16 => avx2::u16);
 int_stat!(u64, i64: u32 => avx2::u32);
-int_stat!(u64, i128: u64);
+int_stat!(u64, i128: u64 => avx2::u64);
 
 macro_rules! float_stat {
     ($($t:ty $(=> $fastest:path)?),*) => {$(
