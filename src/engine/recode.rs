@@ -16,8 +16,9 @@ use crate::meta::MAX_CHUNK_BYTES;
 /// left where it is: nothing goes to `sink` for it.
 ///
 /// # Errors
-/// [`Error::Corrupt`] or [`Error::ChecksumMismatch`] for a block that does not decode to the
-/// bytes it was written from; what `sink` returns. Blocks already given to `sink` stay there.
+/// [`Error::Corrupt`](crate::Error::Corrupt) or
+/// [`Error::ChecksumMismatch`](crate::Error::ChecksumMismatch) for a block that does not
+/// decode to the bytes it was written from; what `sink` returns. Blocks already given to `sink` stay there.
 pub(crate) fn recode_blocks(
     ctx: ArrayCtx<'_>,
     blocks: &[BlockRef<'_>],

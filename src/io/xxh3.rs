@@ -1,12 +1,12 @@
 //! XXH3-64 (seed 0) over bytes that come in pieces, with its inner loop written for AVX2.
 //!
-//! `twox-hash` computes the same values, and [`super::checksum`] uses it for bytes at hand
-//! whole. Its streaming hasher, though, compiled into Atlas, kept the eight accumulators in
-//! memory between stripes: a store-to-load round trip on every 32 bytes, 15-17 GB/s where
-//! its one-shot loop and this one run at 50-58 (BENCHMARKS.md, sixteenth round). Verifying a
-//! read hashes every byte it returns, piece by piece while each is in cache, so that loop
-//! is on every read's path. Here the accumulators are locals of the loop over whole 1 KiB
-//! blocks, so they stay in registers.
+//! `twox-hash` computes the same values, and [`super::checksum`](mod@super::checksum) uses
+//! it for bytes at hand whole. Its streaming hasher, though, compiled into Atlas, kept the
+//! eight accumulators in memory between stripes: a store-to-load round trip on every 32
+//! bytes, 15-17 GB/s where its one-shot loop and this one run at 50-58 (BENCHMARKS.md,
+//! sixteenth round). Verifying a read hashes every byte it returns, piece by piece while
+//! each is in cache, so that loop is on every read's path. Here the accumulators are locals
+//! of the loop over whole 1 KiB blocks, so they stay in registers.
 //!
 //! The algorithm (XXH3's "long" hash, for inputs over 240 bytes): eight 64-bit lanes
 //! accumulate 64-byte stripes, each against the secret at 8 bytes further on; after every

@@ -20,8 +20,8 @@ impl ArrayHandle {
     /// read as the empty string.
     ///
     /// # Errors
-    /// [`Error::DTypeMismatch`](crate::Error::DTypeMismatch) if the array does not hold
-    /// strings; [`Error::InvalidArgument`](crate::Error::InvalidArgument) if the result does
+    /// [`Error::DTypeMismatch`] if the array does not hold
+    /// strings; [`Error::InvalidArgument`] if the result does
     /// not fit in memory; otherwise as [`ArrayHandle::read_into`].
     pub fn read_strings(&self, start: &[u64], shape: &[u64]) -> Result<ArrayD<String>> {
         self.read_strings_with(start, shape, ReadOptions::default())
@@ -50,8 +50,8 @@ impl ArrayHandle {
     /// Writes strings with the first at `start`. An empty string is the fill value (null).
     ///
     /// # Errors
-    /// [`Error::DTypeMismatch`](crate::Error::DTypeMismatch) if the array does not hold
-    /// strings; [`Error::InvalidArgument`](crate::Error::InvalidArgument) if one chunk's
+    /// [`Error::DTypeMismatch`] if the array does not hold
+    /// strings; [`Error::InvalidArgument`] if one chunk's
     /// strings exceed 256 MiB; otherwise as [`ArrayHandle::write`].
     #[allow(clippy::needless_pass_by_value)] // a view is a cheap handle; by value as in ndarray
     pub fn write_strings<S: AsRef<str> + Sync + Clone, D: Dimension>(
