@@ -18,7 +18,8 @@ use crate::meta::MAX_CHUNK_BYTES;
 /// # Errors
 /// [`Error::Corrupt`](crate::Error::Corrupt) or
 /// [`Error::ChecksumMismatch`](crate::Error::ChecksumMismatch) for a block that does not
-/// decode to the bytes it was written from; what `sink` returns. Blocks already given to `sink` stay there.
+/// decode to the bytes it was written from; what `sink` returns. Blocks already given to
+/// `sink` stay there.
 pub(crate) fn recode_blocks(
     ctx: ArrayCtx<'_>,
     blocks: &[BlockRef<'_>],
