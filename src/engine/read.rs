@@ -207,8 +207,9 @@ fn read_run(
         cached.push(hit);
     }
     // Each output row from each chunk of the run in turn, so the output is written row
-    // after row; each chunk's rows come in its own order, as its pieces do (a row may span
-    // pieces). A chunk whose raw bytes are at hand whole is copied from them directly.
+    // after row; each chunk's rows come in its own order. A chunk whose raw bytes are at
+    // hand whole (cached, or unshuffled) is copied from them directly, a shuffled one
+    // through its pieces (a row may span pieces).
     let src: Vec<Place<'_>> = run.iter().map(|op| op.in_chunk_of(chunk_shape)).collect();
     let dst: Vec<Place<'_>> = run.iter().map(|op| op.in_selection_of(slot_shape)).collect();
     let regions: Vec<&[u64]> = run.iter().map(|op| &op.region[..]).collect();
@@ -227,7 +228,11 @@ fn read_run(
         // SAFETY: each row of op's box in the output belongs to op alone.
         let target = unsafe { out.slice_mut(op.base + d, n) };
         if let Some(raw) = wholes[j] {
-            return streamer.copy(target, &raw[s..s + n]);
+            streamer.copy(target, &raw[s..s + n]);
+            if let Some((pieces, _)) = &mut sources[j] {
+                pieces.copied_to(s + n);
+            }
+            return;
         }
         let Some((pieces, _)) = &mut sources[j] else { return fill_with(target, op.fill) };
         let mut done = 0;

@@ -585,10 +585,11 @@ fn a_corrupt_block_copied_out_row_by_row_is_a_checksum_mismatch_shuffled_or_not(
 
 #[test]
 fn a_corrupt_byte_in_any_piece_of_an_uncompressed_block_copied_out_by_rows_is_caught() {
-    // Square f32 chunks of 256 KiB (hashed in several pieces as their rows are copied out)
-    // and of 16 KiB (one piece); two chunks side by side, so reads copy them out row by row.
+    // Square f32 chunks of 256 KiB (hashed in several pieces as their rows are copied out),
+    // of 156 KiB (rows of 800 bytes, which pieces of 64 KiB end inside) and of 16 KiB (one
+    // piece); two chunks side by side, so reads copy them out row by row.
     let dir = test_dir!();
-    for n in [256usize, 64] {
+    for n in [256usize, 200, 64] {
         let path = dir.join(&format!("c{n}"));
         let store = Atlas::create(&path, StoreConfig { codec: Codec::None, ..StoreConfig::default() }).unwrap();
         let ds = store.create_dataset("d").unwrap();
