@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use atlas::Codec;
-use zarrs::array::codec::{ShuffleCodec, ZstdCodec};
 use zarrs::array::chunk_cache::{ChunkCache, ChunkCacheDecodedLruSizeLimit};
+use zarrs::array::codec::{ShuffleCodec, ZstdCodec};
 use zarrs::array::{Array, ArrayBuilder, ArraySubset, BytesToBytesCodecTraits, CodecOptions, FillValue};
 use zarrs::filesystem::FilesystemStore;
 use zarrs::storage::ReadableStorageTraits;
