@@ -183,10 +183,11 @@ const UNSHUFFLE_IN_PLACE_BYTES: usize = 4 << 20;
 
 /// An unshuffled block just decoded into a buffer up to this size is still in cache: it is
 /// hashed in one pass before its rows are copied out. Any other unshuffled block (above
-/// all one read from the map, first touched by the copy) is hashed a piece of
-/// `PLAIN_PIECE_BYTES` at a time, each once its rows are out.
+/// all one read from the map, first touched by the copy) is hashed behind the copy.
 const PLAIN_WHOLE_BYTES: usize = 1 << 20;
-const PLAIN_PIECE_BYTES: usize = 64 << 10;
+/// The pieces an unshuffled block is hashed in behind the copy of its rows
+/// ([`Pieces::copied_to`]), and the longest part of a row copied before hashing.
+pub(crate) const PLAIN_PIECE_BYTES: usize = 64 << 10;
 
 /// A block after its codec: where its raw bytes are read from.
 #[derive(Clone, Copy)]
@@ -337,19 +338,21 @@ const PREAD_BYTES: usize = 256 << 10;
 /// and copied out while in cache. A large shuffled zstd block is never decoded whole: its
 /// last plane is streamed piece by piece (`ShuffledStream`).
 ///
-/// An unshuffled block is at hand whole (mapped, or decoded into a worker buffer), and its
-/// rows are copied straight from it ([`Pieces::whole`]). One just decoded that fits in
-/// cache is checked when opened; any other (not decoded: mapped, or read back) is hashed
-/// behind the copy, each piece once the copy has passed it ([`Pieces::copied_to`]), so
-/// that it comes from memory once, for the copy, and is hashed from cache (hashing blocks
-/// read from the map before copying them measured up to 25% slower; taking each row
-/// through [`Pieces::at`], 35% slower than the copy straight from the block).
+/// An unshuffled block is at hand whole (mapped, read back, or decoded into a worker
+/// buffer), and its rows are copied straight from it ([`Pieces::whole`]). When verifying,
+/// one decoded into at most `PLAIN_WHOLE_BYTES` is checked when opened, still in cache; any
+/// other is hashed behind the copy, each piece of `PLAIN_PIECE_BYTES` once the copy has
+/// passed it ([`Pieces::copied_to`]), so that it comes from memory once, for the copy, and
+/// is hashed from cache (hashing blocks read from the map before copying them measured up
+/// to 25% slower; fetching each row through [`Pieces::at`], as shuffled blocks must, made
+/// the W1 64^3 uncompressed read take 1.6-1.9x as long: BENCHMARKS.md, thirty-first
+/// round).
 pub(crate) struct Pieces<'a> {
     source: Source<'a>,
     raw_len: usize,
     piece_len: usize,
-    /// The current piece covers `start .. end` of the raw bytes; for an unshuffled block,
-    /// `end` is how far it is hashed.
+    /// A shuffled block's current piece covers `start .. end` of the raw bytes. For an
+    /// unshuffled block `start` stays 0 and `end` is how far it is hashed.
     start: usize,
     end: usize,
     /// The current piece of a shuffled block.
@@ -366,8 +369,9 @@ enum Source<'a> {
 }
 
 impl<'a> Pieces<'a> {
-    /// Runs the codec of `block` (`raw_len` raw bytes) and stands before its first piece;
-    /// the raw bytes are checked against the block's checksum when `verify` is set.
+    /// Runs the codec of `block` (`raw_len` raw bytes) and stands before its first piece
+    /// (before its first byte, unshuffled); the raw bytes are checked against the block's
+    /// checksum when `verify` is set.
     pub(crate) fn open(
         ctx: ArrayCtx<'_>,
         block: BlockRef<'a>,
@@ -403,7 +407,7 @@ impl<'a> Pieces<'a> {
     }
 
     /// All the raw bytes, if the block is unshuffled: rows are copied straight from them,
-    /// in order, each followed by [`Pieces::copied_to`] when verifying.
+    /// each followed by [`Pieces::copied_to`].
     pub(crate) fn whole(&self) -> Option<&'a [u8]> {
         match self.source {
             Source::Decoded(Raw::Plain(all)) => Some(all),
@@ -411,8 +415,9 @@ impl<'a> Pieces<'a> {
         }
     }
 
-    /// Tells an unshuffled block that its rows before `offset` are out: hashes the whole
-    /// pieces the copy has passed.
+    /// Tells an unshuffled block that its rows before `offset` are out: when verifying,
+    /// hashes the whole pieces the copy has passed (rows come in order, so they are in
+    /// cache; what no row reached is hashed by `finish`).
     #[inline]
     pub(crate) fn copied_to(&mut self, offset: usize) {
         if offset >= self.end + self.piece_len

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::block::{
-    ArrayCtx, BlockRef, Lookup, Pieces, Worker, check_raw_len, decode_chunk, fill_with, run_workers, with_worker,
+    ArrayCtx, BlockRef, Lookup, PLAIN_PIECE_BYTES, Pieces, Worker, check_raw_len, decode_chunk, fill_with, run_workers,
+    with_worker,
 };
 use super::cache::{BlockKey, CachedChunk};
 use super::out::SharedOut;
@@ -18,6 +19,7 @@ use super::plan::{ChunkOp, max_run_len, plan, runs};
 use super::pool::{run, threads, worth_parallel};
 use super::region::{Place, for_each_row, for_each_run_row, is_contiguous, offset_bytes, to_usize};
 use crate::error::Result;
+use crate::io::Streamer;
 
 /// What one slot of a [`read_slots`] output holds.
 #[derive(Clone, Copy)]
@@ -208,8 +210,9 @@ fn read_run(
     }
     // Each output row from each chunk of the run in turn, so the output is written row
     // after row; each chunk's rows come in its own order. A chunk whose raw bytes are at
-    // hand whole (cached, or unshuffled) is copied from them directly, a shuffled one
-    // through its pieces (a row may span pieces).
+    // hand whole (cached, or unshuffled) is copied from them directly, an unshuffled one
+    // hashed behind the copy (`Pieces::copied_to`); a shuffled one through its pieces (a
+    // row may span pieces).
     let src: Vec<Place<'_>> = run.iter().map(|op| op.in_chunk_of(chunk_shape)).collect();
     let dst: Vec<Place<'_>> = run.iter().map(|op| op.in_selection_of(slot_shape)).collect();
     let regions: Vec<&[u64]> = run.iter().map(|op| &op.region[..]).collect();
@@ -228,8 +231,12 @@ fn read_run(
         // SAFETY: each row of op's box in the output belongs to op alone.
         let target = unsafe { out.slice_mut(op.base + d, n) };
         if let Some(raw) = wholes[j] {
+            let pieces = sources[j].as_mut().map(|(pieces, _)| pieces);
+            if n > PLAIN_PIECE_BYTES {
+                return copy_long_row(&streamer, target, raw, s, pieces);
+            }
             streamer.copy(target, &raw[s..s + n]);
-            if let Some((pieces, _)) = &mut sources[j] {
+            if let Some(pieces) = pieces {
                 pieces.copied_to(s + n);
             }
             return;
@@ -244,6 +251,27 @@ fn read_run(
         }
     });
     sources.into_iter().flatten().try_for_each(|(pieces, block)| pieces.finish(read.ctx, block))
+}
+
+/// Copies the row of `target.len()` bytes at `offset` of a block at hand whole (`raw`), a
+/// piece at a time, so that `pieces` (hashing the block behind the copy) hashes each while
+/// it is in cache. For rows longer than a piece; kept out of the loop over short rows,
+/// whose copies it slowed by 10% there.
+#[cold]
+fn copy_long_row(
+    streamer: &Streamer,
+    target: &mut [u8],
+    raw: &[u8],
+    offset: usize,
+    mut pieces: Option<&mut Pieces<'_>>,
+) {
+    for (k, part) in target.chunks_mut(PLAIN_PIECE_BYTES).enumerate() {
+        let at = offset + k * PLAIN_PIECE_BYTES;
+        streamer.copy(part, &raw[at..at + part.len()]);
+        if let Some(pieces) = &mut pieces {
+            pieces.copied_to(at + part.len());
+        }
+    }
 }
 
 /// The raw bytes of a committed `block` read in part, from the context's chunk cache: kept

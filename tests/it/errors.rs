@@ -635,6 +635,73 @@ fn a_corrupt_byte_in_any_piece_of_an_uncompressed_block_copied_out_by_rows_is_ca
 }
 
 #[test]
+fn rows_longer_than_a_hashing_piece_are_checked_whole_and_a_flip_anywhere_is_caught() {
+    // Two uncompressed 1-D chunks of 256 KiB; the read skips 10 elements at each end, so
+    // each chunk is copied out as one row of about four 64 KiB pieces.
+    let dir = test_dir!();
+    let store = Atlas::create(dir.store(), StoreConfig { codec: Codec::None, ..StoreConfig::default() }).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    let (len, chunk) = (1u64 << 17, 1u64 << 16);
+    ds.define_array("a", ArraySpec::new(DType::Float32, [len]).chunk_shape([chunk])).unwrap();
+    let data: Vec<f32> = (0..len).map(|i| i as f32 * 0.5).collect();
+    ds.write_array("a", &[0], ndarray::ArrayView1::from(&data[..])).unwrap();
+    store.flush().unwrap();
+    let block = store.array_blocks("d", "a").unwrap().into_iter().find(|b| b.coord == [0]).unwrap();
+    drop((ds, store));
+    let read = |ds: &Dataset| ds.read_array::<f32>("a", &[10], &[len - 20]);
+    let ds = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap();
+    assert_eq!(read(&ds).unwrap().as_slice().unwrap(), &data[10..(len - 10) as usize]);
+    let good = std::fs::read(&block.path).unwrap();
+    // In the skipped head, inside the row, and in its last, partial piece.
+    for at in [20, 150_001, (chunk * 4 - 3) as usize] {
+        let mut bad = good.clone();
+        bad[block.offset_bytes as usize + at] ^= 0x01;
+        std::fs::write(&block.path, &bad).unwrap();
+        let ds = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap();
+        match read(&ds) {
+            Err(Error::ChecksumMismatch { chunk, .. }) => assert_eq!(chunk, [0], "byte {at}"),
+            other => panic!("byte {at}: expected a checksum mismatch, got {other:?}"),
+        }
+    }
+    std::fs::write(&block.path, &good).unwrap();
+}
+
+#[test]
+fn large_decoded_and_pending_uncompressed_blocks_copied_out_by_rows_read_back() {
+    // Rows hashed behind the copy from blocks not mapped: lz4 chunks of 1.44 MB (decoded
+    // into a buffer too large to check when opened), and uncompressed chunks of a session
+    // that stages nothing, read before the flush (read back from the pending fragment).
+    let dir = test_dir!();
+    let n = 600usize;
+    let data = ndarray::Array2::from_shape_fn((2 * n, 2 * n), |(i, j)| ((i * 7 + j) % 1000) as f32);
+    let boxes = [([0u64, 0u64], [2 * n as u64, 2 * n as u64]), ([n as u64 + 5, 3], [40, n as u64 + 50])];
+    let check = |ds: &Dataset, what: &str| {
+        for (start, shape) in boxes {
+            let [r, c] = start.map(|v| v as usize);
+            let expected = data.slice(ndarray::s![r..r + shape[0] as usize, c..c + shape[1] as usize]);
+            assert_eq!(ds.read_array::<f32>("a", &start, &shape).unwrap(), expected.into_dyn(), "{what} {start:?}");
+        }
+    };
+    for (codec, stored) in [(Codec::Lz4, BlockCodec::Lz4), (Codec::None, BlockCodec::None)] {
+        let path = dir.join(&format!("{stored:?}"));
+        let config = StoreConfig { codec, ..StoreConfig::default() };
+        let store = Atlas::create_with(&path, config, &OpenOptions::default().staging_bytes(0)).unwrap();
+        let ds = store.create_dataset("d").unwrap();
+        ds.define_array(
+            "a",
+            ArraySpec::new(DType::Float32, [2 * n as u64, 2 * n as u64]).chunk_shape([n as u64, n as u64]),
+        )
+        .unwrap();
+        ds.write_array("a", &[0, 0], data.view()).unwrap();
+        check(&ds, "pending");
+        store.flush().unwrap();
+        let blocks = store.array_blocks("d", "a").unwrap();
+        assert!(blocks.iter().all(|b| b.codec == stored && b.stored_bytes <= b.raw_bytes), "{blocks:?}");
+        check(&Atlas::open(&path).unwrap().open_dataset("d").unwrap(), "committed");
+    }
+}
+
+#[test]
 fn every_single_byte_flip_in_a_fragment_is_caught_or_harmless_for_every_codec() {
     let dir = test_dir!();
     let setups = [
