@@ -256,7 +256,7 @@ fn read_run(
 /// Copies the row of `target.len()` bytes at `offset` of a block at hand whole (`raw`), a
 /// piece at a time, so that `pieces` (hashing the block behind the copy) hashes each while
 /// it is in cache. For rows longer than a piece; kept out of the loop over short rows,
-/// whose copies it slowed by 10% there.
+/// whose copies it slowed by about 10% there.
 #[cold]
 fn copy_long_row(
     streamer: &Streamer,
