@@ -4,9 +4,7 @@ use std::cell::RefCell;
 use std::path::Path;
 
 use super::cache::ChunkCache;
-use crate::codec::{
-    BlockEncoding, CodecId, Scratch, ShuffledStream, ZstdDict, decompress, unshuffle_in_place, unshuffle_part,
-};
+use crate::codec::{BlockEncoding, CodecId, Scratch, ZstdDict, decompress, unshuffle_in_place, unshuffle_part};
 use crate::error::{Error, Result};
 use crate::fragment::{BlockEntry, Checksummer, ChunkStats, FragmentReader, PendingReader, checksum, scan};
 use crate::meta::{ArrayMeta, DType};
@@ -108,9 +106,9 @@ pub(crate) struct Worker {
     pub stored: Vec<u8>,
     /// A block after its codec, when that is not yet its raw bytes (shuffled) or cannot go
     /// straight to the output.
-    decoded: Vec<u8>,
+    pub decoded: Vec<u8>,
     /// One piece of a block's raw bytes, unshuffled.
-    piece: Vec<u8>,
+    pub piece: Vec<u8>,
     /// Short rows of a chunk written from a caller's input, gathered to be scanned and hashed.
     pub rows: Vec<u8>,
     /// One worker per chunk of a run read or written together (`engine::read`,
@@ -181,17 +179,9 @@ const PIECE_BYTES: usize = 16 << 10;
 /// worker buffer, which saves the copy of its leading planes.
 const UNSHUFFLE_IN_PLACE_BYTES: usize = 4 << 20;
 
-/// An unshuffled block just decoded into a buffer up to this size is still in cache: it is
-/// hashed in one pass before its rows are copied out. Any other unshuffled block (above
-/// all one read from the map, first touched by the copy) is hashed behind the copy.
-const PLAIN_WHOLE_BYTES: usize = 1 << 20;
-/// The pieces an unshuffled block is hashed in behind the copy of its rows
-/// ([`Pieces::copied_to`]), and the longest part of a row copied before hashing.
-pub(crate) const PLAIN_PIECE_BYTES: usize = 64 << 10;
-
 /// A block after its codec: where its raw bytes are read from.
 #[derive(Clone, Copy)]
-enum Raw<'a> {
+pub(super) enum Raw<'a> {
     /// The raw bytes themselves.
     Plain(&'a [u8]),
     /// The raw bytes shuffled by this element size.
@@ -217,7 +207,7 @@ impl Raw<'_> {
 }
 
 /// Bytes per piece of a block shuffled by `elem_bytes`: whole elements.
-fn shuffled_piece_len(elem_bytes: usize) -> usize {
+pub(super) fn shuffled_piece_len(elem_bytes: usize) -> usize {
     PIECE_BYTES - PIECE_BYTES % elem_bytes.max(1)
 }
 
@@ -333,163 +323,8 @@ fn read_plain(
 /// Bytes read with one `pread` by [`read_plain`]: few enough to be hashed from cache.
 const PREAD_BYTES: usize = 256 << 10;
 
-/// A (non-fill) block's raw bytes, for a read that copies a chunk out row by row, in
-/// order: a shuffled block is walked through piece by piece, each piece unshuffled, hashed
-/// and copied out while in cache. A large shuffled zstd block is never decoded whole: its
-/// last plane is streamed piece by piece (`ShuffledStream`).
-///
-/// An unshuffled block is at hand whole (mapped, read back, or decoded into a worker
-/// buffer), and its rows are copied straight from it ([`Pieces::whole`]). When verifying,
-/// one decoded into at most `PLAIN_WHOLE_BYTES` is checked when opened, still in cache; any
-/// other is hashed behind the copy, each piece of `PLAIN_PIECE_BYTES` once the copy has
-/// passed it ([`Pieces::copied_to`]), so that it comes from memory once, for the copy, and
-/// is hashed from cache (hashing blocks read from the map before copying them measured up
-/// to 25% slower; fetching each row through [`Pieces::at`], as shuffled blocks must, made
-/// the W1 64^3 uncompressed read take 1.6-1.9x as long: BENCHMARKS.md, thirty-first
-/// round).
-pub(crate) struct Pieces<'a> {
-    source: Source<'a>,
-    raw_len: usize,
-    piece_len: usize,
-    /// A shuffled block's current piece covers `start .. end` of the raw bytes. For an
-    /// unshuffled block `start` stays 0 and `end` is how far it is hashed.
-    start: usize,
-    end: usize,
-    /// The current piece of a shuffled block.
-    piece: &'a mut Vec<u8>,
-    summer: Option<Checksummer>,
-    /// The first error streaming the block, reported by `finish` (the rows copied after it
-    /// are garbage, as the output of any failed read is).
-    failed: Option<Error>,
-}
-
-enum Source<'a> {
-    Decoded(Raw<'a>),
-    Streamed(ShuffledStream<'a>),
-}
-
-impl<'a> Pieces<'a> {
-    /// Runs the codec of `block` (`raw_len` raw bytes) and stands before its first piece
-    /// (before its first byte, unshuffled); the raw bytes are checked against the block's
-    /// checksum when `verify` is set.
-    pub(crate) fn open(
-        ctx: ArrayCtx<'_>,
-        block: BlockRef<'a>,
-        worker: &'a mut Worker,
-        raw_len: usize,
-        verify: bool,
-    ) -> Result<Self> {
-        let verify = verify && block.has_checksum();
-        let Worker { stored, decoded, piece, scratch, .. } = worker;
-        let stored = stored_bytes(block, stored)?;
-        let encoding = block.entry().encoding;
-        let (source, piece_len, summer) = match encoding.shuffle_elem_bytes {
-            Some(elem_bytes) if ShuffledStream::applies(encoding, raw_len) => {
-                let stream = ShuffledStream::open(stored, elem_bytes, raw_len, decoded, scratch)
-                    .map_err(|e| codec_error(ctx, block, e))?;
-                (Source::Streamed(stream), shuffled_piece_len(elem_bytes), verify.then(Checksummer::new))
-            }
-            _ => {
-                let raw = run_codec(ctx, block, stored, decoded, raw_len, None)?.expect("no output to decode into");
-                let just_decoded = encoding.codec != CodecId::None;
-                let (piece_len, summer) = match raw {
-                    Raw::Plain(all) if !verify || (just_decoded && raw_len <= PLAIN_WHOLE_BYTES) => {
-                        check_checksum(ctx, block, verify.then(|| checksum(all)))?;
-                        (raw_len, None)
-                    }
-                    Raw::Plain(_) => (PLAIN_PIECE_BYTES.min(raw_len), Some(Checksummer::new())),
-                    Raw::Shuffled(..) => (raw.piece_len(), verify.then(Checksummer::new)),
-                };
-                (Source::Decoded(raw), piece_len, summer)
-            }
-        };
-        Ok(Self { source, raw_len, piece_len, start: 0, end: 0, piece, summer, failed: None })
-    }
-
-    /// All the raw bytes, if the block is unshuffled: rows are copied straight from them,
-    /// each followed by [`Pieces::copied_to`].
-    pub(crate) fn whole(&self) -> Option<&'a [u8]> {
-        match self.source {
-            Source::Decoded(Raw::Plain(all)) => Some(all),
-            _ => None,
-        }
-    }
-
-    /// Tells an unshuffled block that its rows before `offset` are out: when verifying,
-    /// hashes the whole pieces the copy has passed (rows come in order, so they are in
-    /// cache; what no row reached is hashed by `finish`).
-    #[inline]
-    pub(crate) fn copied_to(&mut self, offset: usize) {
-        if offset >= self.end + self.piece_len
-            && let (Some(summer), Source::Decoded(Raw::Plain(all))) = (&mut self.summer, &self.source)
-        {
-            let passed = offset - offset % self.piece_len;
-            summer.update(&all[self.end..passed]);
-            self.end = passed;
-        }
-    }
-
-    /// The raw bytes of a shuffled block from `offset` to the end of the piece that holds
-    /// it. Offsets asked for never go back to an earlier piece.
-    pub(crate) fn at(&mut self, offset: usize) -> &[u8] {
-        while offset >= self.end {
-            self.advance();
-        }
-        &self.piece[offset - self.start..]
-    }
-
-    /// Moves a shuffled block to its next piece, unshuffles it and hashes it.
-    fn advance(&mut self) {
-        assert!(self.end < self.raw_len, "offset past the block's raw bytes");
-        (self.start, self.end) = (self.end, self.raw_len.min(self.end + self.piece_len));
-        let bytes = match &mut self.source {
-            Source::Decoded(Raw::Plain(_)) => unreachable!("an unshuffled block is copied whole"),
-            Source::Decoded(raw) => {
-                self.piece.resize(self.end - self.start, 0);
-                raw.write(self.start, self.piece);
-                &self.piece[..]
-            }
-            Source::Streamed(stream) => {
-                self.piece.resize(self.end - self.start, 0);
-                if self.failed.is_none()
-                    && let Err(e) = stream.read(self.piece)
-                {
-                    self.failed = Some(e);
-                }
-                &self.piece[..]
-            }
-        };
-        if let Some(s) = &mut self.summer {
-            s.update(bytes);
-        }
-    }
-
-    /// Hashes what is not hashed yet and checks the checksum, if verifying; a streamed
-    /// block read to its end is checked to end there.
-    pub(crate) fn finish(mut self, ctx: ArrayCtx<'_>, block: BlockRef<'_>) -> Result<()> {
-        if let (Some(summer), Source::Decoded(Raw::Plain(all))) = (&mut self.summer, &self.source) {
-            summer.update(&all[self.end..]);
-        } else if self.summer.is_some() {
-            while self.end < self.raw_len {
-                self.advance();
-            }
-        }
-        if let Source::Streamed(stream) = self.source
-            && self.failed.is_none()
-            && self.end == self.raw_len
-            && let Err(e) = stream.finish()
-        {
-            self.failed = Some(e);
-        }
-        if let Some(e) = self.failed {
-            return Err(codec_error(ctx, block, e));
-        }
-        check_checksum(ctx, block, self.summer.map(|s| s.finish()))
-    }
-}
-
 /// A codec's error on a block's bytes, as the corruption of that chunk.
-fn codec_error(ctx: ArrayCtx<'_>, block: BlockRef<'_>, e: Error) -> Error {
+pub(super) fn codec_error(ctx: ArrayCtx<'_>, block: BlockRef<'_>, e: Error) -> Error {
     match e {
         Error::Codec { codec, detail } => {
             corrupt_chunk(ctx, block, &format!("{codec} block does not decode: {detail}"))
@@ -514,7 +349,7 @@ pub(crate) fn stored_bytes<'a>(block: BlockRef<'a>, buf: &'a mut Vec<u8>) -> Res
 /// given, but for a shuffled block under `UNSHUFFLE_IN_PLACE_BYTES` (and returns `None`:
 /// the bytes are there, still shuffled if the block is), else into `decoded`. An
 /// uncompressed block needs no step at all.
-fn run_codec<'a>(
+pub(super) fn run_codec<'a>(
     ctx: ArrayCtx<'_>,
     block: BlockRef<'_>,
     stored: &'a [u8],
@@ -550,7 +385,7 @@ fn run_codec<'a>(
 
 /// Compares the checksum of a block's decoded bytes (if they were hashed) with the one
 /// recorded for it.
-fn check_checksum(ctx: ArrayCtx<'_>, block: BlockRef<'_>, found: Option<u64>) -> Result<()> {
+pub(super) fn check_checksum(ctx: ArrayCtx<'_>, block: BlockRef<'_>, found: Option<u64>) -> Result<()> {
     let Some(found) = found else { return Ok(()) };
     let expected = block.entry().checksum;
     if found == expected {

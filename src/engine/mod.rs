@@ -14,6 +14,7 @@ mod pool;
 mod read;
 mod recode;
 mod region;
+mod rows;
 mod strings;
 mod trim;
 mod verify;

@@ -10,14 +10,14 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::block::{
-    ArrayCtx, BlockRef, Lookup, PLAIN_PIECE_BYTES, Pieces, Worker, check_raw_len, decode_chunk, fill_with, run_workers,
-    with_worker,
+    ArrayCtx, BlockRef, Lookup, Worker, check_raw_len, decode_chunk, fill_with, run_workers, with_worker,
 };
 use super::cache::{BlockKey, CachedChunk};
 use super::out::SharedOut;
 use super::plan::{ChunkOp, max_run_len, plan, runs};
 use super::pool::{run, threads, worth_parallel};
 use super::region::{Place, for_each_row, for_each_run_row, is_contiguous, offset_bytes, to_usize};
+use super::rows::{PLAIN_PIECE_BYTES, RowSource, WholeBlock};
 use crate::error::Result;
 use crate::io::Streamer;
 
@@ -203,7 +203,7 @@ fn read_run(
             _ => None,
         };
         sources.push(match block.filter(|_| hit.is_none()) {
-            Some(block) => Some((Pieces::open(read.ctx, block, chunk_worker, chunk_len, verify)?, block)),
+            Some(block) => Some((RowSource::open(read.ctx, block, chunk_worker, chunk_len, verify)?, block)),
             None => None,
         });
         cached.push(hit);
@@ -211,15 +211,19 @@ fn read_run(
     // Each output row from each chunk of the run in turn, so the output is written row
     // after row; each chunk's rows come in its own order. A chunk whose raw bytes are at
     // hand whole (cached, or unshuffled) is copied from them directly, an unshuffled one
-    // hashed behind the copy (`Pieces::copied_to`); a shuffled one through its pieces (a
-    // row may span pieces).
+    // hashed behind the copy (`WholeBlock::copied_to`); a shuffled one through its pieces
+    // (a row may span pieces).
     let src: Vec<Place<'_>> = run.iter().map(|op| op.in_chunk_of(chunk_shape)).collect();
     let dst: Vec<Place<'_>> = run.iter().map(|op| op.in_selection_of(slot_shape)).collect();
     let regions: Vec<&[u64]> = run.iter().map(|op| &op.region[..]).collect();
     let wholes: Vec<Option<&[u8]>> = sources
         .iter()
         .zip(&cached)
-        .map(|(s, hit)| hit.as_deref().map(Vec::as_slice).or_else(|| s.as_ref().and_then(|(pieces, _)| pieces.whole())))
+        .map(|(source, hit)| match (hit, source) {
+            (Some(hit), _) => Some(hit.as_slice()),
+            (None, Some((RowSource::Whole(whole), _))) => Some(whole.bytes()),
+            _ => None,
+        })
         .collect();
     // Rows that are whole rows of the slot follow one another, so their partial lines are
     // completed at once; parts of rows (the slot's row spans more chunks than a run holds,
@@ -231,17 +235,21 @@ fn read_run(
         // SAFETY: each row of op's box in the output belongs to op alone.
         let target = unsafe { out.slice_mut(op.base + d, n) };
         if let Some(raw) = wholes[j] {
-            let pieces = sources[j].as_mut().map(|(pieces, _)| pieces);
+            let whole = match &mut sources[j] {
+                Some((RowSource::Whole(whole), _)) => Some(whole),
+                _ => None,
+            };
             if n > PLAIN_PIECE_BYTES {
-                return copy_long_row(&streamer, target, raw, s, pieces);
+                return copy_long_row(&streamer, target, raw, s, whole);
             }
             streamer.copy(target, &raw[s..s + n]);
-            if let Some(pieces) = pieces {
-                pieces.copied_to(s + n);
+            if let Some(whole) = whole {
+                whole.copied_to(s + n);
             }
             return;
         }
-        let Some((pieces, _)) = &mut sources[j] else { return fill_with(target, op.fill) };
+        // A chunk not at hand whole is shuffled, or never written.
+        let Some((RowSource::Pieces(pieces), _)) = &mut sources[j] else { return fill_with(target, op.fill) };
         let mut done = 0;
         while done < n {
             let bytes = pieces.at(s + done);
@@ -250,11 +258,11 @@ fn read_run(
             done += len;
         }
     });
-    sources.into_iter().flatten().try_for_each(|(pieces, block)| pieces.finish(read.ctx, block))
+    sources.into_iter().flatten().try_for_each(|(source, block)| source.finish(read.ctx, block))
 }
 
 /// Copies the row of `target.len()` bytes at `offset` of a block at hand whole (`raw`), a
-/// piece at a time, so that `pieces` (hashing the block behind the copy) hashes each while
+/// piece at a time, so that `whole` (hashing the block behind the copy) hashes each while
 /// it is in cache. For rows longer than a piece; kept out of the loop over short rows,
 /// whose copies it slowed by about 10% there.
 #[cold]
@@ -263,13 +271,13 @@ fn copy_long_row(
     target: &mut [u8],
     raw: &[u8],
     offset: usize,
-    mut pieces: Option<&mut Pieces<'_>>,
+    mut whole: Option<&mut WholeBlock<'_>>,
 ) {
     for (k, part) in target.chunks_mut(PLAIN_PIECE_BYTES).enumerate() {
         let at = offset + k * PLAIN_PIECE_BYTES;
         streamer.copy(part, &raw[at..at + part.len()]);
-        if let Some(pieces) = &mut pieces {
-            pieces.copied_to(at + part.len());
+        if let Some(whole) = &mut whole {
+            whole.copied_to(at + part.len());
         }
     }
 }
