@@ -7,9 +7,10 @@
 //! committed fragment files, so [`disk_usage`] lists `STORE/data/` itself.
 
 use std::collections::BTreeMap;
+use std::io;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use atlas::{ArrayMeta, Atlas, DType, Error};
 use indicatif::ProgressBar;
 
@@ -72,23 +73,46 @@ pub struct DiskUsage {
 
 /// Sizes of the store's metadata file and of the `*.frag` files in `STORE/data/` (which
 /// also counts orphans a crashed writer left, until the next writer removes them).
+///
+/// Another process may commit meanwhile: a fragment file gone (compacted) is no longer the
+/// store's and is not counted; a metadata file gone was replaced by a newer commit under
+/// another name (another format), which `store` moves to before looking again.
 pub fn disk_usage(store: &Atlas) -> Result<DiskUsage> {
-    let meta_path = store.path().join(store.meta_file_name());
-    let meta_bytes =
-        std::fs::metadata(&meta_path).with_context(|| format!("cannot stat {}", meta_path.display()))?.len();
+    let mut meta_bytes = None;
+    for _ in 0..META_TRIES {
+        let meta_path = store.path().join(store.meta_file_name());
+        match std::fs::metadata(&meta_path) {
+            Ok(meta) => {
+                meta_bytes = Some(meta.len());
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => store.refresh()?,
+            Err(e) => return Err(e).with_context(|| format!("cannot stat {}", meta_path.display())),
+        }
+    }
+    let Some(meta_bytes) = meta_bytes else {
+        bail!("the metadata file of {} keeps changing name; is another process converting it?", store.path().display())
+    };
     let mut usage = DiskUsage { meta_bytes, ..DiskUsage::default() };
     let data = store.path().join("data");
     let entries = std::fs::read_dir(&data).with_context(|| format!("cannot list {}", data.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot list {}", data.display()))?;
         if entry.path().extension().is_some_and(|e| e == "frag") {
-            let len = entry.metadata().with_context(|| format!("cannot stat {}", entry.path().display()))?.len();
+            let len = match entry.metadata() {
+                Ok(meta) => meta.len(),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("cannot stat {}", entry.path().display())),
+            };
             usage.fragment_files += 1;
             usage.fragment_bytes = usage.fragment_bytes.saturating_add(len); // sparse files may claim anything
         }
     }
     Ok(usage)
 }
+
+/// How many times [`disk_usage`] looks for a metadata file that a commit renamed.
+const META_TRIES: usize = 5;
 
 /// A block that failed verification, or a file that kept the store from opening.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,4 +198,28 @@ pub fn verify(store: &Atlas, bar: &ProgressBar) -> Result<VerifyReport> {
         })
         .collect();
     Ok(VerifyReport { arrays, blocks_checked: report.blocks_checked, bad_blocks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atlas::{MetaCompression, MetaFormat, StoreConfig};
+
+    #[test]
+    fn disk_usage_follows_a_metadata_file_another_process_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        drop(Atlas::create(&path, StoreConfig::default()).unwrap());
+        let stale = Atlas::open(&path).unwrap();
+        assert_eq!(stale.meta_file_name(), "atlas.json");
+        // Another process converts the metadata file: atlas.json is gone.
+        let other = Atlas::open(&path).unwrap();
+        other.set_meta_format(MetaFormat::MsgPack, MetaCompression::Zstd).unwrap();
+        other.flush().unwrap();
+        drop(other);
+
+        let usage = disk_usage(&stale).unwrap();
+        assert_eq!(stale.meta_file_name(), "atlas.msgpack.zst");
+        assert_eq!(usage.meta_bytes, std::fs::metadata(path.join("atlas.msgpack.zst")).unwrap().len());
+    }
 }

@@ -456,7 +456,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 ShuffleArg::On => Shuffle::On,
                 ShuffleArg::Off => Shuffle::Off,
             };
-            recompress(&store, array.as_ref(), codec, shuffle, quiet, out)?;
+            recompress(&open_store(&store)?, array.as_ref(), codec, shuffle, quiet, out)?;
         }
         Command::Compact { store, json } => compact(&store, json, quiet, out)?,
         Command::Import { store, array, file, chunks, dims, overwrite, create, slab_bytes } => {
@@ -527,7 +527,10 @@ fn import(
             (store, true)
         }
         Err(e @ Error::NotFound { kind: EntityKind::Store, .. }) => {
-            return Err(anyhow!("{:#}; pass --create to make a new store", open_error(path, e)));
+            // `--create` makes a store only where nothing is, or in an empty directory.
+            let creatable = !path.exists() || path.read_dir().is_ok_and(|mut entries| entries.next().is_none());
+            let hint = if creatable { "; pass --create to make a new store" } else { "" };
+            return Err(anyhow!("{:#}{hint}", open_error(path, e)));
         }
         opened => (opened.map_err(|e| open_error(path, e))?, false),
     };
@@ -698,25 +701,31 @@ fn convert_meta(
 /// `Atlas::recompress` does: the codec becomes the store's default and the arrays' own
 /// settings are cleared. Nothing is committed unless every array succeeds.
 fn recompress(
-    path: &Path,
+    store: &Atlas,
     only: Option<&ArrayPath>,
     codec: Codec,
     shuffle: Shuffle,
     quiet: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let store = open_store(path)?;
-    let _uncommitted = DiscardUncommitted(&store);
+    let _uncommitted = DiscardUncommitted(store);
+    if only.is_none() {
+        // First, so that the arrays are listed from the newest commit, under the writer lock
+        // this change takes: one another process added since the store was opened is
+        // recompressed too.
+        store.set_codec(codec)?;
+        store.set_shuffle(shuffle)?;
+    }
     let mut arrays = Vec::new();
     match only {
         Some(array) => {
-            open_array(&store, array)?;
-            arrays.push((array.clone(), inspect::block_summary(&store, &array.dataset, &array.array)?.blocks));
+            open_array(store, array)?;
+            arrays.push((array.clone(), inspect::block_summary(store, &array.dataset, &array.array)?.blocks));
         }
         None => {
             for dataset in store.list_datasets() {
                 for array in store.open_dataset(&dataset)?.list_arrays()? {
-                    let blocks = inspect::block_summary(&store, &dataset, &array)?.blocks;
+                    let blocks = inspect::block_summary(store, &dataset, &array)?.blocks;
                     arrays.push((ArrayPath { dataset: dataset.clone(), array }, blocks));
                 }
             }
@@ -730,17 +739,13 @@ fn recompress(
             .recompress_array(&array.dataset, &array.array, codec, shuffle)
             .with_context(|| format!("cannot recompress {array}; nothing was committed"))?;
         if only.is_none() {
-            let handle = open_array(&store, array)?;
+            let handle = open_array(store, array)?;
             handle.set_codec(None)?;
             handle.set_shuffle(None)?;
         }
         bar.inc(*blocks);
     }
     bar.finish_and_clear();
-    if only.is_none() {
-        store.set_codec(codec)?;
-        store.set_shuffle(shuffle)?;
-    }
     let spinner = progress::spinner("committing", quiet);
     store.flush()?;
     spinner.finish_and_clear();
@@ -782,4 +787,42 @@ fn compact(path: &Path, json_out: bool, quiet: bool, out: &mut dyn Write) -> Res
         writeln!(out, "blocks     {} kept, {} dropped", report.blocks_kept, report.blocks_dropped)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use atlas::{ArraySpec, DType};
+    use ndarray::Array1;
+
+    use super::*;
+
+    #[test]
+    fn a_whole_store_recompress_takes_in_an_array_another_process_added_since_the_store_was_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let store = Atlas::create(&path, StoreConfig::default()).unwrap();
+        // Compressible, so that lz4 blocks are stored as lz4.
+        let spec = || ArraySpec::new(DType::Int32, vec![4096]);
+        let values = || Array1::from_iter((0..4096).map(|i| i % 7));
+        let d = store.create_dataset("d").unwrap();
+        d.define_array("a", spec()).unwrap().write(&[0], values().view()).unwrap();
+        store.flush().unwrap();
+        drop((d, store));
+        let stale = Atlas::open(&path).unwrap();
+        // Another process adds an array.
+        let other = Atlas::open(&path).unwrap();
+        let added = other.open_dataset("d").unwrap().define_array("b", spec()).unwrap();
+        added.write(&[0], values().view()).unwrap();
+        other.flush().unwrap();
+        drop((added, other));
+
+        let mut out = Vec::new();
+        recompress(&stale, None, Codec::Lz4, Shuffle::Off, true, &mut out).unwrap();
+        assert!(String::from_utf8(out).unwrap().starts_with("recompressed 2 arrays"));
+        let reopened = Atlas::open(&path).unwrap();
+        for array in ["a", "b"] {
+            let by_codec = inspect::block_summary(&reopened, "d", array).unwrap().by_codec;
+            assert_eq!(by_codec.keys().collect::<Vec<_>>(), ["lz4"], "{array}: {by_codec:?}");
+        }
+    }
 }

@@ -40,6 +40,11 @@ fn list<T: std::fmt::Display>(items: &[T]) -> String {
     format!("[{}]", items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
 }
 
+/// Dimension names as a list, an unnamed one (`""`) quoted so that it shows.
+fn dims_list(dims: &[String]) -> String {
+    list(&dims.iter().map(|d| if d.is_empty() { "\"\"" } else { d }).collect::<Vec<_>>())
+}
+
 /// Format and compression of a metadata file, from its name (`atlas.msgpack.zst`).
 pub fn meta_encoding(file_name: &str) -> (&str, &str) {
     let mut parts = file_name.split('.').skip(1);
@@ -180,7 +185,7 @@ fn info_text(store: &Atlas, facts: &StoreFacts<'_>, out: &mut dyn Write) -> Resu
                 meta.dtype,
                 list(&meta.shape),
                 list(&meta.chunk_shape),
-                list(&meta.dims)
+                dims_list(&meta.dims)
             )?;
             writeln!(out, "    {}", summary_line(meta, blocks))?;
         }
@@ -243,7 +248,7 @@ pub fn ls(store: &Atlas, dataset: Option<&Dataset>, json_out: bool, out: &mut dy
                 meta.dtype.name(),
                 list(&meta.shape),
                 list(&meta.chunk_shape),
-                list(&meta.dims)
+                dims_list(&meta.dims)
             )?;
         }
     }
@@ -277,7 +282,11 @@ fn scalar_text(value: Option<Scalar>, dtype: DType) -> String {
 
 /// A minimum or maximum as JSON: bools as `true`/`false`, as `cat --json` gives them.
 fn extreme_json(value: Option<Scalar>, dtype: DType) -> Json {
-    bool_extreme(value, dtype).map_or_else(|| to_json(&value), Json::Bool)
+    match value {
+        // Widened to f64 in the statistics; written as the float32 it is.
+        Some(Scalar::Float(v)) if dtype == DType::Float32 => crate::values::f32_json(v as f32),
+        _ => bool_extreme(value, dtype).map_or_else(|| to_json(&value), Json::Bool),
+    }
 }
 
 /// A sum of values as text: none for strings (not numbers) and timestamps (a sum of
@@ -631,6 +640,14 @@ mod tests {
     use ndarray::Array1;
 
     use super::*;
+
+    #[test]
+    fn unnamed_dimensions_show_as_empty_quotes() {
+        let dims = |names: &[&str]| dims_list(&names.iter().map(ToString::to_string).collect::<Vec<_>>());
+        assert_eq!(dims(&["", "b"]), r#"["", b]"#);
+        assert_eq!(dims(&[""]), r#"[""]"#, "one unnamed dimension, not a 0-d array's []");
+        assert_eq!(dims(&[]), "[]");
+    }
 
     #[test]
     fn string_slabs_are_sized_by_the_text_they_hold() {

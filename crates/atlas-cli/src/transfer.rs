@@ -10,7 +10,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use atlas::{ArrayHandle, ArrayMeta, ArraySpec, Atlas, DType};
+use atlas::{ArrayHandle, ArrayMeta, ArraySpec, Atlas, DType, Dataset, Error};
 use indicatif::ProgressBar;
 use ndarray::{ArrayViewD, IxDyn};
 
@@ -76,41 +76,27 @@ pub fn import(
 ) -> Result<Moved> {
     let Source { mut reader, header } = source;
     let data_bytes = header.data_bytes().expect("checked by read_header");
-    let dataset_handle =
-        if store.dataset_exists(dataset) { store.open_dataset(dataset)? } else { store.create_dataset(dataset)? };
+    // Creating the dataset and defining the array take the writer lock and check the newest
+    // commit: one that another process made after this store was opened is found there,
+    // and used, not refused.
+    let dataset_handle = match store.create_dataset(dataset) {
+        Err(Error::AlreadyExists { .. }) => store.open_dataset(dataset)?,
+        created => created?,
+    };
     let handle = if dataset_handle.list_arrays()?.iter().any(|a| a == array) {
-        let meta = dataset_handle.array_meta(array)?;
-        if !options.overwrite {
-            bail!("array {dataset}/{array} already exists; pass --overwrite to write into it");
-        }
-        if meta.dtype != header.dtype || meta.shape != header.shape {
-            bail!(
-                "{}: holds {} {:?}, but array {dataset}/{array} is {} {:?}",
-                file.display(),
-                header.dtype,
-                header.shape,
-                meta.dtype,
-                meta.shape
-            );
-        }
-        if options.chunks.as_ref().is_some_and(|chunks| *chunks != meta.chunk_shape)
-            || options.dims.as_ref().is_some_and(|dims| *dims != meta.dims)
-        {
-            bail!(
-                "array {dataset}/{array} exists with chunks {:?} and dims {:?}: --chunks and --dims only \
-                 shape a new array",
-                meta.chunk_shape,
-                meta.dims
-            );
-        }
-        dataset_handle.array(array)?
+        existing_array(&dataset_handle, (dataset, array), file, &header, options)?
     } else {
         let chunks = options.chunks.clone().unwrap_or_else(|| import_chunk_shape(&header, options.slab_bytes));
         let mut spec = ArraySpec::new(header.dtype, header.shape.clone()).chunk_shape(chunks);
         if let Some(dims) = &options.dims {
             spec = spec.dims(dims.clone());
         }
-        dataset_handle.define_array(array, spec).with_context(|| format!("cannot define array {dataset}/{array}"))?
+        match dataset_handle.define_array(array, spec) {
+            Err(Error::AlreadyExists { .. }) => {
+                existing_array(&dataset_handle, (dataset, array), file, &header, options)?
+            }
+            defined => defined.with_context(|| format!("cannot define array {dataset}/{array}"))?,
+        }
     };
     let bar = crate::progress::bytes(data_bytes, &format!("import {dataset}/{array}"), quiet);
     dispatch!(header.dtype, |T| write_slabs::<T>(&handle, &header, &mut reader, file, options.slab_bytes, &bar)?,
@@ -138,6 +124,43 @@ pub fn import(
     }
     commit.finish_and_clear();
     Ok(Moved { dtype: header.dtype, shape: header.shape, data_bytes })
+}
+
+/// The existing array `dataset/array` to import `file` into: refused unless `--overwrite`
+/// is given and it has the file's dtype and shape (and the chunks and dims asked for, if
+/// any).
+fn existing_array(
+    dataset_handle: &Dataset,
+    (dataset, array): (&str, &str),
+    file: &Path,
+    header: &Header,
+    options: &ImportOptions,
+) -> Result<ArrayHandle> {
+    if !options.overwrite {
+        bail!("array {dataset}/{array} already exists; pass --overwrite to write into it");
+    }
+    let meta = dataset_handle.array_meta(array)?;
+    if meta.dtype != header.dtype || meta.shape != header.shape {
+        bail!(
+            "{}: holds {} {:?}, but array {dataset}/{array} is {} {:?}",
+            file.display(),
+            header.dtype,
+            header.shape,
+            meta.dtype,
+            meta.shape
+        );
+    }
+    if options.chunks.as_ref().is_some_and(|chunks| *chunks != meta.chunk_shape)
+        || options.dims.as_ref().is_some_and(|dims| *dims != meta.dims)
+    {
+        bail!(
+            "array {dataset}/{array} exists with chunks {:?} and dims {:?}: --chunks and --dims only shape a new \
+             array",
+            meta.chunk_shape,
+            meta.dims
+        );
+    }
+    Ok(dataset_handle.array(array)?)
 }
 
 /// The context of an import's error when its flush failed after its commit point: the data
@@ -414,4 +437,55 @@ fn read_slabs<T: Fixed>(
         bar.inc(bytes.len() as u64);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atlas::StoreConfig;
+
+    /// A .npy file of the int32 values `0 .. n`.
+    fn npy_of(dir: &Path, n: i32) -> PathBuf {
+        let path = dir.join(format!("{n}.npy"));
+        let mut bytes = Vec::new();
+        npy::write_header(&mut bytes, DType::Int32, &[u64::try_from(n).unwrap()]).unwrap();
+        bytes.extend((0..n).flat_map(i32::to_le_bytes));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn import_into(store: &Atlas, target: (&str, &str), file: &Path, overwrite: bool) -> Result<Moved> {
+        let options = ImportOptions { chunks: None, dims: None, overwrite, slab_bytes: 1 << 20 };
+        let imported = import(store, target, file, open_source(file)?, &options, true);
+        store.discard();
+        imported
+    }
+
+    #[test]
+    fn an_import_finds_what_another_process_made_after_its_store_was_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        drop(Atlas::create(&path, StoreConfig::default()).unwrap());
+        let stale = Atlas::open(&path).unwrap();
+        // Another process makes the dataset and an array in it.
+        let other = Atlas::open(&path).unwrap();
+        let made = other.create_dataset("d").unwrap();
+        made.define_array("a", ArraySpec::new(DType::Int32, vec![5])).unwrap();
+        other.flush().unwrap();
+        drop((made, other));
+
+        let file = npy_of(dir.path(), 5);
+        import_into(&stale, ("d", "b"), &file, false).unwrap();
+        let refused = import_into(&stale, ("d", "a"), &file, false).unwrap_err();
+        assert!(format!("{refused:#}").contains("pass --overwrite"), "{refused:#}");
+        import_into(&stale, ("d", "a"), &file, true).unwrap();
+
+        let reopened = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+        for array in ["a", "b"] {
+            assert_eq!(
+                reopened.array(array).unwrap().read::<i32>(&[0], &[5]).unwrap().into_raw_vec_and_offset().0,
+                [0, 1, 2, 3, 4]
+            );
+        }
+    }
 }

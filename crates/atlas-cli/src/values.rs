@@ -128,7 +128,7 @@ numeric! {
     u16: |v, _d| v.to_string(), |v| Json::from(v);
     u32: |v, _d| v.to_string(), |v| Json::from(v);
     u64: |v, _d| v.to_string(), |v| Json::from(v);
-    f32: |v, _d| v.to_string(), |v| float_json(f64::from(v));
+    f32: |v, _d| v.to_string(), |v| f32_json(v);
     f64: |v, _d| v.to_string(), |v| float_json(v);
 }
 
@@ -172,6 +172,12 @@ impl Cell for String {
     fn json(&self) -> Json {
         Json::String(self.clone())
     }
+}
+
+/// A float32 value as JSON: the shortest decimal that reads back as it, as its text gives
+/// (`0.1`), not the digits of the float64 it widens to (`0.10000000149011612`).
+pub fn f32_json(v: f32) -> Json {
+    float_json(v.to_string().parse().expect("a float32's text parses as a float64"))
 }
 
 /// A float as JSON: a number, or one of the strings the metadata uses for non-finite values.
@@ -241,6 +247,16 @@ mod tests {
         assert_eq!(float_json(f64::NAN), Json::from("NaN"));
         assert_eq!(float_json(f64::NEG_INFINITY), Json::from("-Infinity"));
         assert_eq!(float_json(1.5), Json::from(1.5));
+        assert_eq!(f32_json(f32::INFINITY), Json::from("Infinity"));
+        assert_eq!(f32_json(f32::NAN), Json::from("NaN"));
+    }
+
+    #[test]
+    fn float32_values_are_written_with_their_own_shortest_digits() {
+        for (v, json) in [(0.1f32, "0.1"), (20.001, "20.001"), (-3.4e38, "-3.4e+38"), (1e-45, "1e-45"), (7.0, "7.0")] {
+            assert_eq!(f32_json(v).to_string(), json);
+            assert_eq!(json.parse::<f32>().unwrap().to_bits(), v.to_bits(), "{json} reads back as the value");
+        }
     }
 
     #[test]

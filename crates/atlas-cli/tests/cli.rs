@@ -343,6 +343,21 @@ fn cat_prints_the_selected_values() {
 }
 
 #[test]
+fn json_gives_float32_values_their_own_shortest_digits() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("f4.atlas");
+    let store = Atlas::create(&path, StoreConfig::default()).unwrap();
+    let x = store.create_dataset("d").unwrap().define_array("x", ArraySpec::new(DType::Float32, [3])).unwrap();
+    x.write(&[0], Array1::from(vec![0.1f32, 0.2, 20.001]).view()).unwrap();
+    store.flush().unwrap();
+    let cat = stdout_of(atlas().arg("cat").arg(&path).args(["d/x", "--json"]));
+    assert_eq!(cat, "[0.1,0.2,20.001]\n", "as the text output writes them, not widened to float64");
+    let doc = json_of(atlas().arg("stats").arg(&path).args(["d/x", "--json", "--blocks"]));
+    assert_eq!((doc["stats"]["min"].to_string(), doc["stats"]["max"].to_string()), ("0.1".into(), "20.001".into()));
+    assert_eq!(doc["block_stats"][0]["max"].to_string(), "20.001");
+}
+
+#[test]
 fn cat_prints_planes_of_higher_dimensional_arrays_under_headers() {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("cube");
@@ -1087,6 +1102,12 @@ fn import_creates_a_store_only_when_asked() {
         .stderr(contains("no such store"))
         .stderr(contains("pass --create"));
     assert!(!store.exists());
+    // Where `--create` could not make one (a directory with files, a file), it is not offered.
+    for taken in [dir.path(), file.as_path()] {
+        let refused = atlas().arg("import").arg(taken).arg("d/v").arg(&file).assert().code(1);
+        let stderr = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+        assert!(stderr.contains("not an Atlas store") && !stderr.contains("--create"), "{stderr}");
+    }
     atlas().arg("import").arg(&store).arg("d/v").arg(&file).arg("--create").assert().success();
     assert_eq!(stdout_of(atlas().arg("cat").arg(&store).arg("d/v")), "1\n2\n3\n");
 }
