@@ -10,7 +10,7 @@ use serde_json::{Value as Json, json};
 
 use crate::inspect::{self, BlockSummary};
 use crate::slice::Selection;
-use crate::values::{Cell, dispatch, iso8601};
+use crate::values::{Cell, dispatch, float_text, iso8601};
 
 /// `1.5 MiB`: bytes in binary units.
 pub fn human_bytes(bytes: u64) -> String {
@@ -273,9 +273,9 @@ fn scalar_text(value: Option<Scalar>, dtype: DType) -> String {
         None => "-".to_string(),
         Some(Scalar::Int(v)) if dtype == DType::Timestamp => iso8601(v),
         // Widened to f64 in the statistics; printed as the float32 it is.
-        Some(Scalar::Float(v)) if dtype == DType::Float32 => (v as f32).to_string(),
+        Some(Scalar::Float(v)) if dtype == DType::Float32 => float_text(v as f32),
         // As `cat` prints floats (`Scalar`'s own text keeps a point: `2.0`).
-        Some(Scalar::Float(v)) => v.to_string(),
+        Some(Scalar::Float(v)) => float_text(v),
         Some(v) => v.to_string(),
     }
 }
@@ -292,7 +292,7 @@ fn extreme_json(value: Option<Scalar>, dtype: DType) -> Json {
 /// A sum of values as text: none for strings (not numbers) and timestamps (a sum of
 /// instants is no instant).
 fn sum_text(sum: f64, dtype: DType) -> String {
-    if matches!(dtype, DType::String | DType::Timestamp) { "-".to_string() } else { sum.to_string() }
+    if matches!(dtype, DType::String | DType::Timestamp) { "-".to_string() } else { float_text(sum) }
 }
 
 /// A mean as text: none for strings, an instant for timestamps.
@@ -301,7 +301,7 @@ fn mean_text(mean: Option<f64>, dtype: DType) -> String {
         (None, _) | (_, DType::String) => "-".to_string(),
         #[allow(clippy::cast_possible_truncation)] // a mean of i64 values fits i64
         (Some(m), DType::Timestamp) => iso8601(m.round() as i64),
-        (Some(m), _) => m.to_string(),
+        (Some(m), _) => float_text(m),
     }
 }
 
@@ -365,7 +365,7 @@ fn attr_text(value: &AttrValue) -> String {
     match value {
         AttrValue::Bool(v) => v.to_string(),
         AttrValue::Int(v) => v.to_string(),
-        AttrValue::Float(v) => v.to_string(),
+        AttrValue::Float(v) => float_text(*v),
         AttrValue::String(s) => Json::from(s.as_str()).to_string(),
         AttrValue::Timestamp(ns) => iso8601(*ns),
         AttrValue::List(items) => format!("[{}]", items.iter().map(attr_text).collect::<Vec<_>>().join(", ")),

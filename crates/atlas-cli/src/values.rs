@@ -128,8 +128,8 @@ numeric! {
     u16: |v, _d| v.to_string(), |v| Json::from(v);
     u32: |v, _d| v.to_string(), |v| Json::from(v);
     u64: |v, _d| v.to_string(), |v| Json::from(v);
-    f32: |v, _d| v.to_string(), |v| f32_json(v);
-    f64: |v, _d| v.to_string(), |v| float_json(v);
+    f32: |v, _d| float_text(v), |v| f32_json(v);
+    f64: |v, _d| float_text(v), |v| float_json(v);
 }
 
 impl Cell for bool {
@@ -171,6 +171,18 @@ impl Cell for String {
 
     fn json(&self) -> Json {
         Json::String(self.clone())
+    }
+}
+
+/// A float as text: the shortest digits that read back as it, in exponent form (`1e308`,
+/// `2.5e-7`) where the plain form would run long (309 digits for `1e308`), as numpy
+/// switches to it.
+pub fn float_text<F: Into<f64> + std::fmt::Display + std::fmt::LowerExp + Copy>(v: F) -> String {
+    let magnitude = v.into().abs();
+    if magnitude.is_finite() && magnitude != 0.0 && !(1e-4..1e16).contains(&magnitude) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
     }
 }
 
@@ -249,6 +261,20 @@ mod tests {
         assert_eq!(float_json(1.5), Json::from(1.5));
         assert_eq!(f32_json(f32::INFINITY), Json::from("Infinity"));
         assert_eq!(f32_json(f32::NAN), Json::from("NaN"));
+    }
+
+    #[test]
+    fn long_floats_are_written_in_exponent_form() {
+        assert_eq!(float_text(1e308), "1e308");
+        assert_eq!(float_text(-2.5e-7), "-2.5e-7");
+        assert_eq!(float_text(3.4e38f32), "3.4e38");
+        assert_eq!(float_text(1e-45f32), "1e-45");
+        for (v, text) in
+            [(0.0, "0"), (-0.5, "-0.5"), (0.0001, "0.0001"), (123_456.75, "123456.75"), (1e15, "1000000000000000")]
+        {
+            assert_eq!(float_text(v), text);
+        }
+        assert_eq!((float_text(f64::NAN), float_text(f32::NEG_INFINITY)), ("NaN".into(), "-inf".into()));
     }
 
     #[test]
