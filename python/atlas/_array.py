@@ -12,7 +12,7 @@ import numpy as np
 from . import _atlas, _html
 from ._atlas import NotFoundError, OutOfBoundsError
 from ._dtypes import COMPAT_NAMES, for_assign, for_write, numpy_dtype
-from ._index import Box, Plan, Points, is_whole_box, plan, points, selection_shape, simple_box
+from ._index import Box, Plan, Points, Strided, is_whole_box, plan, points, selection_shape, simple_box, strided
 
 
 def _nothing_of(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -242,8 +242,10 @@ class Array:
 
     def write(self, start: Sequence[int], data: Any) -> None:
         """Writes `data` with its first element at `start`: an ndarray of the array's dtype
-        (any byte order; timestamps also int64 or datetime64 of any unit), or a list or
-        scalar, converted as `arr[...] = value` converts it."""
+        (any byte order; timestamps also int64 or datetime64 of any unit), or a (nested)
+        list, converted as `arr[...] = value` converts it. Its shape is the box written, so
+        it has the array's number of dimensions (a scalar only for a 0-d array); to fill a
+        box with one value, assign it (`arr[2:5, :] = 0.0`)."""
         if start is None:
             raise TypeError("write needs a start: one integer per axis (e.g. [0] * arr.ndim)")
         data = for_write(data, self.atlas_dtype, self._label())
@@ -275,10 +277,11 @@ class Array:
         p = plan(key, meta["shape"], meta["chunk_shape"])
         if p.selects_nothing:
             return _nothing_of(p.shape, self.dtype)[p.post]
-        packed = self._read_packed(p)
+        stepped = self._stepped(p, meta["dtype"])
+        packed = self._read_stepped(stepped) if stepped else self._read_packed(p)
         if is_whole_box(p) and not (isinstance(key, tuple) and len(key) == 0):
             return packed
-        out = packed[p.post]
+        out = packed[stepped.post if stepped else p.post]
         # A step leaves a view of all that was read: keep only the selection's elements.
         if isinstance(out, np.ndarray) and out.size < packed.size and np.may_share_memory(out, packed):
             out = out.copy()
@@ -293,6 +296,58 @@ class Array:
         if pts.starts.shape[0] == 0 or 0 in pts.count:
             return np.empty((pts.starts.shape[0],) + pts.count, self.dtype)
         return self._native.read_boxes(pts.starts.tolist(), list(pts.count))
+
+    def _stepped(self, p: Plan, atlas_dtype: str) -> Optional[Strided]:
+        """`p` taken apart by its steps (`_index.strided`) when its one box is over
+        `_SLAB_BYTES`: read or assigned a slab at a time. Not for strings, whose reads
+        go their own way."""
+        if atlas_dtype == "string" or math.prod(p.shape) * self.dtype.itemsize <= _SLAB_BYTES:
+            return None
+        return strided(p)
+
+    def _stepped_slabs(self, st: Strided) -> Iterator[tuple[list[int], list[int], tuple[slice, ...]]]:
+        """The slabs of a stepped box: groups of whole chunk rows of one axis, of
+        `_SLAB_BYTES` or one chunk row, each as the part of the box from its first kept row
+        to its last (start, count) and where those rows lie in the kept array (a key). The
+        axis is one the box spans several chunks of, stepped if one is (a group without a
+        kept row is skipped), the first such."""
+        box, steps, chunks = st.box, st.steps, self.chunks
+        d = min(range(len(steps)), key=lambda axis: (box.count[axis] <= chunks[axis], steps[axis] == 1, axis))
+        step, first, n = steps[d], box.start[d], box.count[d]
+        row_bytes = self.dtype.itemsize * math.prod(c for axis, c in enumerate(box.count) if axis != d)
+        chunk_rows = chunks[d]
+        rows = chunk_rows * max(1, _SLAB_BYTES // max(1, chunk_rows * row_bytes))
+        kept = (n - 1) // step + 1
+        group = first // rows * rows
+        while group < first + n:
+            # The kept rows j of this group: group <= first + j * step < group + rows.
+            lo = max(0, -(-(group - first) // step))
+            hi = min(kept, -(-(group + rows - first) // step))
+            if lo < hi:
+                start, count = list(box.start), list(box.count)
+                start[d], count[d] = first + lo * step, (hi - 1 - lo) * step + 1
+                yield start, count, (slice(None),) * d + (slice(lo, hi),)
+            group += rows
+
+    def _read_stepped(self, st: Strided) -> np.ndarray:
+        """The kept elements of a stepped box, read a slab at a time."""
+        kept = np.empty(st.kept_shape, self.dtype)
+        pick = tuple(slice(None, None, step) for step in st.steps)
+        for start, count, rows in self._stepped_slabs(st):
+            kept[rows] = self._native.read(start, count)[pick]
+        return kept
+
+    def _assign_stepped(self, st: Strided, value: np.ndarray) -> None:
+        """`arr[key] = value` for a stepped box: the kept elements are changed in memory
+        (read first only where the key does not select them all), then each slab is read,
+        changed and written back, each its own write (as `_assign` writes its boxes)."""
+        kept = np.empty(st.kept_shape, self.dtype) if st.covers_kept else self._read_stepped(st)
+        kept[st.post] = value
+        pick = tuple(slice(None, None, step) for step in st.steps)
+        for start, count, rows in self._stepped_slabs(st):
+            slab = self._native.read(start, count)
+            slab[pick] = kept[rows]
+            self._native.write(start, slab)
 
     def _read_packed(self, p: Plan) -> np.ndarray:
         """The plan's boxes, read and laid back to back (see `_index`)."""
@@ -332,23 +387,27 @@ class Array:
             # Nothing to write, but the value is checked against the selection as numpy would.
             _nothing_of(p.shape, self.dtype)[p.post] = value
             return
+        stepped = self._stepped(p, meta["dtype"])
         if p.direct:
             (box,) = p.boxes()
             self._write_box(box.start, box.count, selection_shape(p), value)
+        elif stepped:
+            self._assign_stepped(stepped, value)
         else:
             # Steps, index arrays or new axes: change the boxes in memory and write them
             # back, each its own write (a flush from another thread meanwhile may commit some).
             packed = self._read_packed(p)
             packed[p.post] = value
             for box in p.boxes():
-                self._native.write(box.start, np.ascontiguousarray(packed[box.at]))
+                # `np.require`, not `ascontiguousarray`, which makes a 0-d box 1-d.
+                self._native.write(box.start, np.require(packed[box.at + (Ellipsis,)], requirements="C"))
 
     def _write_box(self, start: list[int], count: list[int], selected: tuple[int, ...], value: np.ndarray) -> None:
         """Writes `value`, broadcast to the `selected` shape (the box of `count` at `start`
         without the axes of integer indices), into that box."""
         data = _leading_ones_dropped(value, len(selected))
         data = np.broadcast_to(data, selected).reshape(count)
-        if data.flags.c_contiguous or data.nbytes <= _BROADCAST_SLAB_BYTES:
+        if data.flags.c_contiguous or data.nbytes <= _SLAB_BYTES:
             self._native.write(start, np.asarray(data, order="C"))
         else:
             self._write_broadcast(start, data)
@@ -388,16 +447,22 @@ class Array:
 
     def _write_broadcast(self, start: list[int], data: np.ndarray) -> None:
         """Writes `data`, a large broadcast value (`a[:] = 0`), in slabs of whole chunk rows
-        of its first axis longer than 1, so memory holds a slab, never the whole selection.
-        Each slab is its own write: a flush from another thread meanwhile may commit some."""
-        axis = next((d for d, n in enumerate(data.shape) if n > 1), 0)
+        of its first axis longer than a chunk, each cut again the same way along a later
+        axis while over `_SLAB_BYTES`, so memory holds a slab, never the whole selection
+        (an array of shape (64, 4000000) in chunks of (64, 3907) is cut along its second
+        axis). Each slab is its own write: a flush from another thread meanwhile may
+        commit some."""
+        axis = next((d for d, n in enumerate(data.shape) if n > self.chunks[d]), None)
+        if axis is None or data.nbytes <= _SLAB_BYTES:
+            self._native.write(start, np.require(data, requirements="C"))
+            return
         rows, first, end_of_data = self.chunks[axis], start[axis], start[axis] + data.shape[axis]
         while first < end_of_data:
             end = min((first // rows + 1) * rows, end_of_data)
             cut = (slice(None),) * axis + (slice(first - start[axis], end - start[axis]),)
             at = list(start)
             at[axis] = first
-            self._native.write(at, np.ascontiguousarray(data[cut]))
+            self._write_broadcast(at, data[cut])
             first = end
 
     def _write_lock(self) -> Any:
@@ -446,8 +511,9 @@ class Array:
         return _html.array_html(self)
 
 
-# A broadcast value (`a[:] = 0`) selecting more than this is written in slabs of chunk rows.
-_BROADCAST_SLAB_BYTES = 64 << 20
+# Most bytes a broadcast value (`a[:] = 0`) or a box read through steps (`a[::10]`) takes
+# in memory at once: larger ones are written or read in slabs of chunk rows.
+_SLAB_BYTES = 64 << 20
 
 
 def refuse_pickle(handle: object) -> None:

@@ -161,8 +161,10 @@ fn is_datetime64(value: &Bound<'_, PyAny>) -> PyResult<bool> {
     is_instance_of_numpy(value, "datetime64")
 }
 
-/// A fill value given by a caller. `None` is 0 (the empty string for strings).
-pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>) -> PyResult<Scalar> {
+/// A fill value given by a caller for an array of `dtype`. `None` is 0 (the empty string
+/// for strings). A `datetime64` is refused for any but a timestamp array (it would be its
+/// nanoseconds), and an array of other than one element for any.
+pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResult<Scalar> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(Scalar::Int(0));
     };
@@ -194,12 +196,22 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>) -> PyResult<Scalar> {
         );
     }
     if is_instance_of_numpy(value, "datetime64")? {
+        if dtype != DType::Timestamp {
+            return err(
+                Kind::DTypeMismatch,
+                format!("fill value {value} is an instant; a {dtype} array takes a number"),
+            );
+        }
         return Ok(Scalar::Int(datetime64_ns(value)?));
+    }
+    if is_instance_of_numpy(value, "ndarray")? && value.getattr("size")?.extract::<usize>()? != 1 {
+        let shape = value.getattr("shape")?;
+        return err(Kind::InvalidArgument, format!("a fill value is one value, not an array of shape {shape}"));
     }
     if is_instance_of_numpy(value, "generic")? || is_instance_of_numpy(value, "ndarray")? {
         let item = value.call_method0("item")?;
         if !item.is(value) {
-            return scalar_from_py(Some(&item));
+            return scalar_from_py(Some(&item), dtype);
         }
     }
     err(Kind::DTypeMismatch, format!("unsupported fill value {value:?}"))
@@ -319,7 +331,12 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
                 Ok(AttrValue::Timestamp(ns))
             } else if let Some(ns) = python_datetime_ns(value)? {
                 Ok(AttrValue::Timestamp(ns))
-            } else if value.is_instance_of::<PyString>() || is_datetime64(value)? {
+            } else if value.is_instance_of::<PyString>() {
+                let ns = datetime64_ns(value).or_else(|e| {
+                    err(Kind::InvalidArgument, format!("timestamp attribute {value}: not an ISO 8601 instant ({e})"))
+                })?;
+                Ok(AttrValue::Timestamp(ns))
+            } else if is_datetime64(value)? {
                 Ok(AttrValue::Timestamp(datetime64_ns(value)?))
             } else {
                 err(

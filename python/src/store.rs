@@ -288,7 +288,7 @@ impl Dataset {
         shuffle: Option<&str>,
     ) -> PyResult<Array> {
         let dtype: DType = parse_dtype(dtype)?;
-        let mut spec = ArraySpec::new(dtype, shape).fill_value(scalar_from_py(fill_value.as_ref())?);
+        let mut spec = ArraySpec::new(dtype, shape).fill_value(scalar_from_py(fill_value.as_ref(), dtype)?);
         if let Some(dims) = dims {
             spec = spec.dims(dims);
         }

@@ -400,6 +400,15 @@ def test_steps_and_index_lists_touch_only_chunks_holding_selected_elements(ds, d
     np.testing.assert_array_equal(arr[...], model)
 
 
+def test_a_0d_array_is_assigned_through_none_true_and_an_ellipsis(ds):
+    z = ds.define_array("z", "float64", None, [])
+    for key, value in [(None, 5.0), (True, 6.0), (..., 7.0), ((), 8.0)]:
+        z[key] = value
+        assert z[()] == value, key
+    z[False] = 9.0  # selects nothing
+    assert z[()] == 8.0
+
+
 def test_a_long_step_writes_only_the_chunks_it_selects(ds):
     arr = ds.define_array("a", "float64", None, [100_000], chunk_shape=[100])
     arr[::1000] = 1.0

@@ -16,10 +16,65 @@ def test_a_stepped_read_keeps_only_the_selection(ds):
     assert picked.base is None or picked.base.size == picked.size, "the whole box stays alive"
 
 
+class LargestBox:
+    """Stands in for an array's native half, recording the most elements one read or write moved."""
+
+    def __init__(self, native):
+        self._native, self.read_most, self.written_most = native, 0, 0
+
+    def read(self, start=None, shape=None, *args):
+        out = self._native.read(start, shape, *args)
+        self.read_most = max(self.read_most, out.size)
+        return out
+
+    def write(self, start, data):
+        self.written_most = max(self.written_most, np.size(data))
+        self._native.write(start, data)
+
+    def __getattr__(self, name):
+        return getattr(self._native, name)
+
+
+@pytest.mark.parametrize("slab_bytes", [0, 64 << 20])
+def test_steps_over_a_large_box_read_and_assign_a_slab_at_a_time(ds, monkeypatch, slab_bytes):
+    # Slab bytes 0: every stepped box goes a chunk row at a time, as one over 64 MiB would.
+    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", slab_bytes)
+    arr = ds.define_array("a", "int32", None, [40, 30, 6], chunk_shape=[7, 4, 6])
+    model = np.arange(40 * 30 * 6, dtype=np.int32).reshape(40, 30, 6)
+    arr[...] = model
+    spy = arr._native = LargestBox(arr._native)
+    keys = [
+        np.s_[::3, ::2],
+        np.s_[5:38:4, 3, ::-5],
+        np.s_[None, ::-2, [1, 4, 1], 1:5],  # an index list: the kept elements are read first
+        np.s_[..., ::5],
+        np.s_[1::9, ::7, ::2],
+        np.s_[True, 39:0:-6],
+    ]
+    for key in keys:
+        spy.read_most = spy.written_most = 0
+        np.testing.assert_array_equal(arr[key], model[key], err_msg=str(key))
+        value = -1 - model[key]
+        arr[key] = value
+        model[key] = value
+        if slab_bytes == 0:
+            # At most one chunk row of an axis the box spans several chunks of (7 rows, 4 columns).
+            assert max(spy.read_most, spy.written_most) <= 7 * 30 * 6, key
+        np.testing.assert_array_equal(arr[...], model, err_msg=str(key))
+
+
+def test_a_stepped_assignment_checks_its_value_as_numpy_does(ds, monkeypatch):
+    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", 0)
+    arr = ds.define_array("a", "int32", None, [20, 10], chunk_shape=[5, 5])
+    with pytest.raises(ValueError):
+        arr[::2, ::3] = np.ones((10, 3), np.int32)  # the selection is 10 x 4
+    assert arr[...].sum() == 0
+
+
 @pytest.mark.parametrize("slab_bytes", [0, 64 << 20])
 def test_a_broadcast_value_is_written_a_chunk_row_at_a_time_and_lands_exactly(ds, monkeypatch, slab_bytes):
     # Slab bytes 0: every broadcast goes in slabs of chunk rows, as a large one would.
-    monkeypatch.setattr(atlas._array, "_BROADCAST_SLAB_BYTES", slab_bytes)
+    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", slab_bytes)
     arr = ds.define_array("a", "int32", None, [10, 6], chunk_shape=[3, 4])
     model = np.zeros((10, 6), np.int32)
     for key, value in [
@@ -32,6 +87,19 @@ def test_a_broadcast_value_is_written_a_chunk_row_at_a_time_and_lands_exactly(ds
         arr[key] = value
         model[key] = value
         assert np.array_equal(arr[:], model), key
+
+
+def test_a_broadcast_value_is_cut_along_an_axis_longer_than_its_chunks(ds, monkeypatch):
+    # Chunks span axis 0 whole: slabs of it would be the whole selection.
+    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", 0)
+    arr = ds.define_array("a", "float32", None, [4, 1000], chunk_shape=[4, 7])
+    spy = arr._native = LargestBox(arr._native)
+    arr[:] = 2.5
+    arr[1:3, 10:] = np.arange(990, dtype=np.float32)
+    assert spy.written_most <= 4 * 7, "a chunk at a time"
+    model = np.full((4, 1000), 2.5, np.float32)
+    model[1:3, 10:] = np.arange(990, dtype=np.float32)
+    np.testing.assert_array_equal(arr[...], model)
 
 
 def test_starts_and_shapes_take_one_integer_and_refuse_floats_and_out_of_range(ds):

@@ -187,3 +187,17 @@ def test_dtype_bounds_shape_and_name_errors(ds):
         ds.define_array("bad/name", "float32", ["x"], [1])
     with pytest.raises(atlas.InvalidArgumentError):
         arr.read([0, 0], [2**62, 2**62])
+
+
+def test_bad_fill_values_and_timestamp_attributes_raise_atlas_errors(ds):
+    with pytest.raises(atlas.InvalidArgumentError, match=r"one value, not an array of shape \(2,\)"):
+        ds.define_array("a", "float64", None, [3], fill_value=np.array([1.0, 2.0]))
+    # An instant is a timestamp array's fill value, not nanoseconds for a float array.
+    with pytest.raises(atlas.DTypeMismatchError, match="instant"):
+        ds.define_array("b", "float64", None, [3], fill_value=np.datetime64("2020-01-01"))
+    when = ds.define_array("c", "timestamp", None, [1], fill_value=np.datetime64("2020-01-01"))
+    assert when[0] == np.datetime64("2020-01-01")
+    assert ds.define_array("d", "float64", None, [1], fill_value=np.array([2.5]))[0] == 2.5
+    with pytest.raises(atlas.InvalidArgumentError, match="not an ISO 8601 instant"):
+        ds.attrs.set("t", "hello", "timestamp")
+    assert "a" not in ds and "b" not in ds and "t" not in ds.attrs
