@@ -187,6 +187,11 @@ class Atlas:
         return self._native.codec
 
     @property
+    def shuffle(self) -> str:
+        """The store's shuffle setting for new blocks: `"auto"`, `"on"` or `"off"`."""
+        return self._native.shuffle
+
+    @property
     def generation(self) -> int:
         """The number of the commit this handle sees (0 for a new store)."""
         return self._native.generation

@@ -234,6 +234,12 @@ impl Atlas {
         Ok(())
     }
 
+    /// The store's default shuffle setting for new blocks.
+    #[must_use]
+    pub fn shuffle(&self) -> Shuffle {
+        self.inner.read().meta.shuffle
+    }
+
     /// Changes the store's default shuffle setting for new blocks.
     ///
     /// # Errors

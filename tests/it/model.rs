@@ -562,7 +562,10 @@ fn run(dir: &TestDir, ops: &[Op], memory: Memory) -> Result<(), TestCaseError> {
                 let result = ds.array(name).and_then(|a| a.set_codec(codec.map(|i| CODECS[i])));
                 prop_assert_eq!(result.is_ok(), model.contains_key(name), "{:?}", result);
             }
-            Op::SetShuffle(i) => store.set_shuffle(SHUFFLES[*i]).unwrap(),
+            Op::SetShuffle(i) => {
+                store.set_shuffle(SHUFFLES[*i]).unwrap();
+                prop_assert_eq!(store.shuffle(), SHUFFLES[*i]);
+            }
             Op::Reader => {
                 check_all(&reader_ds, &reader_model)?;
                 reader.refresh().unwrap();

@@ -142,6 +142,7 @@ fn info_json(store: &Atlas, facts: &StoreFacts<'_>, out: &mut dyn Write) -> Resu
         "meta_bytes": facts.disk.meta_bytes,
         "generation": store.generation(),
         "codec": to_json(&store.codec()),
+        "shuffle": to_json(&store.shuffle()),
         "attribute_count": store.attrs().all()?.len(),
         "fragment_files": facts.disk.fragment_files,
         "fragment_bytes": facts.disk.fragment_bytes,
@@ -165,7 +166,8 @@ fn info_text(store: &Atlas, facts: &StoreFacts<'_>, out: &mut dyn Write) -> Resu
         human_bytes(disk.meta_bytes),
         store.generation()
     )?;
-    writeln!(out, "codec       {} for new blocks", codec_text(store.codec()))?;
+    let shuffle = format!("{:?}", store.shuffle()).to_lowercase();
+    writeln!(out, "codec       {} for new blocks, shuffle {shuffle}", codec_text(store.codec()))?;
     let array_count: usize = facts.datasets.iter().map(|(_, _, a)| a.len()).sum();
     writeln!(out, "datasets    {}, arrays {array_count}", facts.datasets.len())?;
     write!(out, "blocks      raw {}, stored {}", human_bytes(facts.raw_bytes), human_bytes(facts.stored_bytes))?;

@@ -164,7 +164,7 @@ fn info_shows_arrays_codec_mix_bytes_and_metadata_file() {
     let text = stdout_of(atlas().arg("info").arg(&store));
     assert!(text.contains("metadata    atlas.json (json, compression none"), "{text}");
     assert!(text.contains("generation 2\n"), "{text}");
-    assert!(text.contains("codec       zstd(3) for new blocks"), "{text}");
+    assert!(text.contains("codec       zstd(3) for new blocks, shuffle auto\n"), "{text}");
     assert!(text.contains("datasets    2, arrays 4"), "{text}");
     assert!(text.contains("in 2 fragment files"), "{text}");
     assert!(text.contains("  temp  float32 [6, 5]  chunks [2, 5]  dims [time, depth]"), "{text}");
@@ -600,8 +600,10 @@ fn recompress_changes_the_codec_and_keeps_values_and_block_identity() {
         stdout_of(atlas().arg("recompress").arg(&store).args(["--codec", "lz4", "--shuffle", "off"]).arg("--quiet"));
     assert_eq!(text, "recompressed 4 arrays (of 4 blocks) to lz4, shuffle off\n");
     let reopened = Atlas::open(&store).unwrap();
-    assert_eq!(reopened.codec(), Codec::Lz4);
+    assert_eq!((reopened.codec(), reopened.shuffle()), (Codec::Lz4, Shuffle::Off));
     assert_eq!(reopened.open_dataset("run42").unwrap().array_meta("flags").unwrap().codec, None);
+    assert!(stdout_of(atlas().arg("info").arg(&store)).contains("codec       lz4 for new blocks, shuffle off\n"));
+    assert_eq!(json_of(atlas().arg("info").arg(&store).arg("--json"))["shuffle"], "off");
     assert_eq!(reopened.open_dataset("run42").unwrap().block_stats("temp").unwrap(), blocks_before);
     assert!(same_floats(&temp_values(&store), &before));
     atlas().arg("verify").arg(&store).assert().success();
