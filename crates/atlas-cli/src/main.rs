@@ -670,7 +670,6 @@ fn convert_meta(
     out: &mut dyn Write,
 ) -> Result<()> {
     let store = open_store(path)?;
-    let before = store.meta_file_name();
     let format = match format {
         MetaFormatArg::Json => MetaFormat::Json,
         MetaFormatArg::Msgpack => MetaFormat::MsgPack,
@@ -681,6 +680,8 @@ fn convert_meta(
         MetaCompressionArg::Lz4 => MetaCompression::Lz4,
     };
     let before_bytes = inspect::disk_usage(&store)?.meta_bytes;
+    // After `disk_usage`, which moves to a newer commit if the file was renamed meanwhile.
+    let before = store.meta_file_name();
     let _uncommitted = DiscardUncommitted(&store);
     let spinner = progress::spinner("converting metadata", quiet);
     store.set_meta_format(format, compression)?;

@@ -177,12 +177,14 @@ impl Cell for String {
 /// A float as text: the shortest digits that read back as it, in exponent form (`1e308`,
 /// `2.5e-7`) where the plain form would run long (309 digits for `1e308`), as numpy
 /// switches to it.
-pub fn float_text<F: Into<f64> + std::fmt::Display + std::fmt::LowerExp + Copy>(v: F) -> String {
-    let magnitude = v.into().abs();
+pub fn float_text<F: std::fmt::Display + std::fmt::LowerExp>(v: F) -> String {
+    let text = v.to_string();
+    // The magnitude of the value as written: a float32's `0.0001` widens to 9.99999975e-5.
+    let magnitude = text.parse::<f64>().map_or(f64::NAN, f64::abs);
     if magnitude.is_finite() && magnitude != 0.0 && !(1e-4..1e16).contains(&magnitude) {
         format!("{v:e}")
     } else {
-        v.to_string()
+        text
     }
 }
 
@@ -269,6 +271,7 @@ mod tests {
         assert_eq!(float_text(-2.5e-7), "-2.5e-7");
         assert_eq!(float_text(3.4e38f32), "3.4e38");
         assert_eq!(float_text(1e-45f32), "1e-45");
+        assert_eq!(float_text(0.0001f32), "0.0001", "the float32 as written, not as widened");
         for (v, text) in
             [(0.0, "0"), (-0.5, "-0.5"), (0.0001, "0.0001"), (123_456.75, "123456.75"), (1e15, "1000000000000000")]
         {
