@@ -278,10 +278,10 @@ class Array:
         if p.selects_nothing:
             return _nothing_of(p.shape, self.dtype)[p.post]
         stepped = self._stepped(p, meta["dtype"])
-        packed = self._read_stepped(stepped) if stepped else self._read_packed(p)
+        packed, post = self._read_stepped_as_one(stepped, p) if stepped else (self._read_packed(p), p.post)
         if is_whole_box(p) and not (isinstance(key, tuple) and len(key) == 0):
             return packed
-        out = packed[stepped.post if stepped else p.post]
+        out = packed[post]
         # A step leaves a view of all that was read: keep only the selection's elements.
         if isinstance(out, np.ndarray) and out.size < packed.size and np.may_share_memory(out, packed):
             out = out.copy()
@@ -298,7 +298,7 @@ class Array:
         return self._native.read_boxes(pts.starts.tolist(), list(pts.count))
 
     def _stepped(self, p: Plan, atlas_dtype: str) -> Optional[Strided]:
-        """`p` taken apart by its steps (`_index.strided`) when its one box is over
+        """`p` taken apart by its steps (`_index.strided`) when its boxes are over
         `_SLAB_BYTES`: read or assigned a slab at a time. Not for strings, whose reads
         go their own way."""
         if atlas_dtype == "string" or math.prod(p.shape) * self.dtype.itemsize <= _SLAB_BYTES:
@@ -306,47 +306,75 @@ class Array:
         return strided(p)
 
     def _stepped_slabs(self, st: Strided) -> Iterator[tuple[list[int], list[int], tuple[slice, ...]]]:
-        """The slabs of a stepped box: groups of whole chunk rows of one axis, of
-        `_SLAB_BYTES` or one chunk row, each as the part of the box from its first kept row
-        to its last (start, count) and where those rows lie in the kept array (a key). The
-        axis is one the box spans several chunks of, stepped if one is (a group without a
-        kept row is skipped), the first such."""
-        box, steps, chunks = st.box, st.steps, self.chunks
-        d = min(range(len(steps)), key=lambda axis: (box.count[axis] <= chunks[axis], steps[axis] == 1, axis))
-        step, first, n = steps[d], box.start[d], box.count[d]
-        row_bytes = self.dtype.itemsize * math.prod(c for axis, c in enumerate(box.count) if axis != d)
-        chunk_rows = chunks[d]
+        """The slabs of a stepped plan's boxes, each as the part of a box from its first kept
+        element to its last along every axis (start, count) and where its kept elements lie
+        among all of them (a key). A box over `_SLAB_BYTES` is cut into groups of whole
+        chunk rows of an axis it spans several chunks of (the stepped ones first: a group
+        without a kept row is skipped), each cut again along the next such axis while over
+        `_SLAB_BYTES`."""
+        chunks = self.chunks
+        for box in st.boxes:
+            axes = sorted((a for a, n in enumerate(box.count) if n > chunks[a]), key=lambda a: (st.steps[a] == 1, a))
+            kept = [range((n - 1) // step + 1) for n, step in zip(box.count, st.steps)]
+            for ranges in self._slab_cuts(box, st.steps, kept, axes):
+                start = [b + r.start * step for b, r, step in zip(box.start, ranges, st.steps)]
+                count = [(len(r) - 1) * step + 1 for r, step in zip(ranges, st.steps)]
+                at = tuple(slice(k.start + r.start, k.start + r.stop) for k, r in zip(st.kept_at(box), ranges))
+                yield start, count, at
+
+    def _slab_cuts(
+        self, box: Box, steps: tuple[int, ...], ranges: list[range], axes: list[int]
+    ) -> Iterator[list[range]]:
+        """`ranges` (the kept elements of part of `box`, per axis) cut as `_stepped_slabs`
+        says, along `axes` in turn."""
+        counts = [(len(r) - 1) * step + 1 for r, step in zip(ranges, steps)]
+        if not axes or math.prod(counts) * self.dtype.itemsize <= _SLAB_BYTES:
+            yield ranges
+            return
+        d, step, first, kept = axes[0], steps[axes[0]], box.start[axes[0]], ranges[axes[0]]
+        chunk_rows = self.chunks[d]
+        row_bytes = self.dtype.itemsize * math.prod(c for axis, c in enumerate(counts) if axis != d)
         rows = chunk_rows * max(1, _SLAB_BYTES // max(1, chunk_rows * row_bytes))
-        kept = (n - 1) // step + 1
-        group = first // rows * rows
-        while group < first + n:
+        group = (first + kept.start * step) // rows * rows
+        while group <= first + (kept.stop - 1) * step:
             # The kept rows j of this group: group <= first + j * step < group + rows.
-            lo = max(0, -(-(group - first) // step))
-            hi = min(kept, -(-(group + rows - first) // step))
+            lo = max(kept.start, -(-(group - first) // step))
+            hi = min(kept.stop, -(-(group + rows - first) // step))
             if lo < hi:
-                start, count = list(box.start), list(box.count)
-                start[d], count[d] = first + lo * step, (hi - 1 - lo) * step + 1
-                yield start, count, (slice(None),) * d + (slice(lo, hi),)
+                yield from self._slab_cuts(box, steps, ranges[:d] + [range(lo, hi)] + ranges[d + 1 :], axes[1:])
             group += rows
 
     def _read_stepped(self, st: Strided) -> np.ndarray:
-        """The kept elements of a stepped box, read a slab at a time."""
-        kept = np.empty(st.kept_shape, self.dtype)
+        """The kept elements of a stepped plan's boxes, read a slab at a time."""
+        kept = np.empty(st.shape, self.dtype)
         pick = tuple(slice(None, None, step) for step in st.steps)
-        for start, count, rows in self._stepped_slabs(st):
-            kept[rows] = self._native.read(start, count)[pick]
+        for start, count, at in self._stepped_slabs(st):
+            kept[at] = self._native.read(start, count)[pick]
         return kept
 
+    def _read_stepped_as_one(self, st: Strided, p: Plan) -> tuple[np.ndarray, tuple[Any, ...]]:
+        """`_read_stepped` as of one state of the array, as a single read is, with the post
+        key to take the selection from it: under the array's write lock (no write of this
+        handle's threads between its reads), and again if a commit or refresh moved the
+        handle meanwhile; after a few such, the boxes as `_read_packed` reads them."""
+        with self._write_lock():
+            for _ in range(_STEPPED_READ_TRIES):
+                generation = self._store.generation
+                kept = self._read_stepped(st)
+                if self._store.generation == generation:
+                    return kept, st.post
+        return self._read_packed(p), p.post
+
     def _assign_stepped(self, st: Strided, value: np.ndarray) -> None:
-        """`arr[key] = value` for a stepped box: the kept elements are changed in memory
+        """`arr[key] = value` for stepped boxes: the kept elements are changed in memory
         (read first only where the key does not select them all), then each slab is read,
         changed and written back, each its own write (as `_assign` writes its boxes)."""
-        kept = np.empty(st.kept_shape, self.dtype) if st.covers_kept else self._read_stepped(st)
+        kept = np.empty(st.shape, self.dtype) if st.covers_kept else self._read_stepped(st)
         kept[st.post] = value
         pick = tuple(slice(None, None, step) for step in st.steps)
-        for start, count, rows in self._stepped_slabs(st):
+        for start, count, at in self._stepped_slabs(st):
             slab = self._native.read(start, count)
-            slab[pick] = kept[rows]
+            slab[pick] = kept[at]
             self._native.write(start, slab)
 
     def _read_packed(self, p: Plan) -> np.ndarray:
@@ -514,6 +542,9 @@ class Array:
 # Most bytes a broadcast value (`a[:] = 0`) or a box read through steps (`a[::10]`) takes
 # in memory at once: larger ones are written or read in slabs of chunk rows.
 _SLAB_BYTES = 64 << 20
+
+# Reads of stepped boxes in slabs that a commit or refresh interrupts before one runs whole.
+_STEPPED_READ_TRIES = 3
 
 
 def refuse_pickle(handle: object) -> None:

@@ -411,33 +411,36 @@ def is_whole_box(p: Plan) -> bool:
 
 
 class Strided(NamedTuple):
-    """A one-box plan with steps, taken apart: `steps[d]` keeps every so many elements of the
-    box along axis `d` (1: all of them), and `post` picks the selection from what is kept
-    as `Plan.post` does from the whole box. `Array` reads such a box in slabs, keeping the
-    stepped elements of each, so memory holds a slab and the kept elements, never the box
+    """A plan with steps, taken apart: `steps[d]` keeps every so many elements of the boxes
+    along axis `d` (1: all of them; a stepped axis has one run, which every box spans), and
+    `post` picks the selection from the kept elements, laid out as the packed array is, as
+    `Plan.post` does from the packed array. `Array` reads such boxes in slabs, keeping the
+    stepped elements of each, so memory holds a slab and the kept elements, never the boxes
     (`a[::100, ::100]` of a 20000^2 array keeps 200^2 elements of the 1.6 GB it spans)."""
 
-    box: Box
+    boxes: list[Box]
     steps: tuple[int, ...]
     post: tuple[Any, ...]
     #: `post` selects every kept element (no index arrays): an assignment needs no read.
     covers_kept: bool
+    #: The kept elements' shape.
+    shape: tuple[int, ...]
 
-    @property
-    def kept_shape(self) -> tuple[int, ...]:
-        return tuple((n - 1) // s + 1 for n, s in zip(self.box.count, self.steps))
+    def kept_at(self, box: Box) -> tuple[slice, ...]:
+        """Where `box`'s kept elements lie among all of them."""
+        return tuple(
+            at if step == 1 else slice(0, n) for at, step, n in zip(box.at, self.steps, self.shape)
+        )
 
 
 def strided(p: Plan) -> Strided | None:
-    """`p` as a `Strided` box, or `None` where it has several boxes or no step."""
-    if p.box_count() != 1:
-        return None
+    """`p` as a `Strided` plan, or `None` where it has no step."""
     steps: list[int] = []
     post: list[Any] = []
     covers = True
     for k in p.post:
         if k is None or k is Ellipsis or _is_bool_scalar(k):
-            post.append(k)  # no axis of the box
+            post.append(k)  # no axis of the boxes
             continue
         if isinstance(k, slice) and k.step is not None and abs(k.step) > 1:
             steps.append(abs(k.step))
@@ -448,4 +451,5 @@ def strided(p: Plan) -> Strided | None:
         covers = covers and (isinstance(k, slice) or _is_int(k))
     if all(s == 1 for s in steps):
         return None
-    return Strided(p.boxes()[0], tuple(steps), tuple(post), covers)
+    shape = tuple((n - 1) // s + 1 for n, s in zip(p.shape, steps))
+    return Strided(p.boxes(), tuple(steps), tuple(post), covers, shape)

@@ -204,11 +204,18 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResul
         }
         return Ok(Scalar::Int(datetime64_ns(value)?));
     }
-    if is_instance_of_numpy(value, "ndarray")? && value.getattr("size")?.extract::<usize>()? != 1 {
-        let shape = value.getattr("shape")?;
-        return err(Kind::InvalidArgument, format!("a fill value is one value, not an array of shape {shape}"));
+    if is_instance_of_numpy(value, "ndarray")? {
+        if value.getattr("size")?.extract::<usize>()? != 1 {
+            let shape = value.getattr("shape")?;
+            return err(Kind::InvalidArgument, format!("a fill value is one value, not an array of shape {shape}"));
+        }
+        // Its element as a numpy scalar, taken as one: a datetime64 keeps its unit and is
+        // refused as the scalar is.
+        let empty = PyTuple::empty(value.py());
+        let element = value.call_method1("reshape", (&empty,))?.get_item(&empty)?;
+        return scalar_from_py(Some(&element), dtype);
     }
-    if is_instance_of_numpy(value, "generic")? || is_instance_of_numpy(value, "ndarray")? {
+    if is_instance_of_numpy(value, "generic")? {
         let item = value.call_method0("item")?;
         if !item.is(value) {
             return scalar_from_py(Some(&item), dtype);

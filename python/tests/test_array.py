@@ -374,9 +374,12 @@ def orthogonal_key(draw, shape):
     return tuple(key)
 
 
+# Slab bytes 0: every stepped key goes in slabs (`Array._stepped_slabs`), as over 64 MiB.
+@pytest.mark.parametrize("slab_bytes", [0, 64 << 20])
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_steps_and_index_lists_touch_only_chunks_holding_selected_elements(ds, data):
+def test_steps_and_index_lists_touch_only_chunks_holding_selected_elements(ds, monkeypatch, slab_bytes, data):
+    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", slab_bytes)
     shape = tuple(data.draw(st.lists(st.integers(1, 30), min_size=1, max_size=3)))
     chunks = [data.draw(st.integers(1, n)) for n in shape]
     name = f"a{len(ds.keys())}"

@@ -50,6 +50,8 @@ def test_steps_over_a_large_box_read_and_assign_a_slab_at_a_time(ds, monkeypatch
         np.s_[..., ::5],
         np.s_[1::9, ::7, ::2],
         np.s_[True, 39:0:-6],
+        np.s_[[0, 35], ::3, 1:5],  # two boxes (the rows are chunks apart), each stepped
+        np.s_[::20, ::-2],  # a step past a chunk: a box per row, each stepped
     ]
     for key in keys:
         spy.read_most = spy.written_most = 0
@@ -58,9 +60,37 @@ def test_steps_over_a_large_box_read_and_assign_a_slab_at_a_time(ds, monkeypatch
         arr[key] = value
         model[key] = value
         if slab_bytes == 0:
-            # At most one chunk row of an axis the box spans several chunks of (7 rows, 4 columns).
-            assert max(spy.read_most, spy.written_most) <= 7 * 30 * 6, key
+            # Cut along every axis a box spans several chunks of: one chunk at most.
+            assert max(spy.read_most, spy.written_most) <= 7 * 4 * 6, key
         np.testing.assert_array_equal(arr[...], model, err_msg=str(key))
+
+
+def test_a_stepped_read_in_slabs_sees_one_commit(tmp_path, monkeypatch):
+    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", 0)
+    store = atlas.Atlas.create(tmp_path / "s")
+    arr = store.create_dataset("d").define_array("a", "int32", None, [20, 10], chunk_shape=[5, 5])
+    arr[...] = 0
+    store.flush()
+    native, interrupted = arr._native, []
+
+    class CommitAfterFirstSlab:
+        def read(self, start=None, shape=None, *args):
+            out = native.read(start, shape, *args)
+            if not interrupted:
+                interrupted.append(True)
+                other = atlas.Atlas.open(tmp_path / "s")
+                other["d"]["a"][...] = 1
+                other.flush()
+                del other
+                store.refresh()
+            return out
+
+        def __getattr__(self, name):
+            return getattr(native, name)
+
+    arr._native = CommitAfterFirstSlab()
+    picked = arr[::2, ::3]
+    assert interrupted and np.unique(picked).tolist() == [1], "read again, whole, after the commit"
 
 
 def test_a_stepped_assignment_checks_its_value_as_numpy_does(ds, monkeypatch):

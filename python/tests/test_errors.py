@@ -193,8 +193,11 @@ def test_bad_fill_values_and_timestamp_attributes_raise_atlas_errors(ds):
     with pytest.raises(atlas.InvalidArgumentError, match=r"one value, not an array of shape \(2,\)"):
         ds.define_array("a", "float64", None, [3], fill_value=np.array([1.0, 2.0]))
     # An instant is a timestamp array's fill value, not nanoseconds for a float array.
-    with pytest.raises(atlas.DTypeMismatchError, match="instant"):
-        ds.define_array("b", "float64", None, [3], fill_value=np.datetime64("2020-01-01"))
+    for instant in [np.datetime64("2020-01-01"), np.array([np.datetime64("2020-01-01", "ns")])]:
+        with pytest.raises(atlas.DTypeMismatchError, match="instant"):
+            ds.define_array("b", "float64", None, [3], fill_value=instant)
+    days = ds.define_array("e", "timestamp", None, [1], fill_value=np.array(np.datetime64("2020-01-02", "D")))
+    assert days[0] == np.datetime64("2020-01-02")
     when = ds.define_array("c", "timestamp", None, [1], fill_value=np.datetime64("2020-01-01"))
     assert when[0] == np.datetime64("2020-01-01")
     assert ds.define_array("d", "float64", None, [1], fill_value=np.array([2.5]))[0] == 2.5
