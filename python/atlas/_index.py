@@ -206,8 +206,8 @@ def simple_box(key: Any, shape: Sequence[int]) -> SimpleBox | None:
 def _expanded(key: Any, ndim: int) -> tuple[Any, ...]:
     """`key` as a tuple with its `...` (or the end) filled with whole slices, so that its
     entries take the array's axes in order. A `...` that fills no axis stays where it parts
-    index arrays (or integers and arrays): numpy then puts their axes first, as if they
-    were apart."""
+    index arrays (or scalar bools, or integers and either): numpy then puts their axes
+    first, as if they were apart."""
     if not isinstance(key, tuple):
         key = (key,)
     ellipses = sum(1 for k in key if k is Ellipsis)
@@ -220,8 +220,10 @@ def _expanded(key: Any, ndim: int) -> tuple[Any, ...]:
     if ellipses:
         at = next(i for i, k in enumerate(key) if k is Ellipsis)
         before, after = key[:at], key[at + 1 :]
-        parts = any(map(_is_index_array, key)) and all(
-            any(_is_int(k) or _is_index_array(k) for k in side) for side in (before, after)
+        # A scalar bool is an index array to numpy (of 0 dimensions).
+        advanced = [k for k in key if _is_index_array(k) or _is_bool_scalar(k)]
+        parts = bool(advanced) and all(
+            any(_is_int(k) or _is_index_array(k) or _is_bool_scalar(k) for k in side) for side in (before, after)
         )
         return key if not filler and parts else before + filler + after
     return key + filler

@@ -552,8 +552,16 @@ def test_an_empty_ellipsis_between_index_arrays_parts_them_in_reads_and_writes(d
     names = ds.define_array("s", "string", None, [3, 4], chunk_shape=[2, 2])
     words = np.arange(12).astype(str).astype(object).reshape(3, 4)
     names[...] = words
-    for key in [(slice(None), [0, 1], ..., [1, 2]), (slice(None), [0, 1], ..., 2), ([2, 4], ..., [1, 3])]:
-        assert arr[key].shape == model[key].shape
+    keys = [
+        (slice(None), [0, 1], ..., [1, 2]),
+        (slice(None), [0, 1], ..., 2),
+        ([2, 4], ..., [1, 3]),
+        # A scalar bool is an index array to numpy too.
+        (slice(1, 5), 2, True, ..., [4, 0, -6]),
+        (slice(None, None, 2), 1, ..., 3, False),
+    ]
+    for key in keys:
+        assert arr[key].shape == model[key].shape, key
         value = -np.arange(model[key].size, dtype=np.int32).reshape(model[key].shape)
         arr[key] = value
         model[key] = value
