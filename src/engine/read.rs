@@ -76,7 +76,12 @@ pub(crate) fn read_slots(
     verify: bool,
 ) -> Result<()> {
     let ndim = slot_shape.len();
-    let slot_bytes = slot_shape.iter().map(|&n| to_usize(n)).product::<usize>() * elem_bytes;
+    // Empty slots may have other axes whose product overflows; they hold nothing.
+    let slot_bytes = if slot_shape.contains(&0) {
+        0
+    } else {
+        slot_shape.iter().map(|&n| to_usize(n)).product::<usize>() * elem_bytes
+    };
     assert_eq!(Some(out.len()), slot_bytes.checked_mul(slots.len()), "the output holds every slot");
     let fills: Vec<Cow<'_, [u8]>> = slots
         .iter()

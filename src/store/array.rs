@@ -22,6 +22,12 @@ use crate::meta::{ArrayMeta, ArrayStats, BlockStats, Codec, DType, MAX_DICTIONAR
 /// Chunks a dictionary is trained from, at most.
 const MAX_TRAINING_SAMPLES: usize = 256;
 
+/// Bytes of samples a dictionary is trained from, at most: zstd suggests about a hundred
+/// times the dictionary's size; more costs time and memory (under the store's write lock)
+/// for no better dictionary. Chunks so large that `MIN_TRAINING_SAMPLES` of them do not
+/// fit (over 1 MiB) train none: a dictionary pays only on small chunks.
+const MAX_TRAINING_BYTES: usize = 16 << 20;
+
 /// What errors call the shape of a write's data (see [`ArrayHandle::checked_meta`]).
 pub(super) const DATA_SHAPE: &str = "the data's shape";
 
@@ -181,16 +187,15 @@ impl ArrayHandle {
         let mut meta = self.checked_meta(guard, start, (shape, DATA_SHAPE), T::DTYPE, T::matches)?.clone();
         // A write of enough whole chunks trains the array's dictionary from them (until one
         // is trained) and encodes all its rows, staging none.
-        let trains = meta.train_dictionary
-            && meta.zstd_dictionary.is_none()
-            && input.len() as u64 >= meta.chunk_bytes().saturating_mul(MIN_TRAINING_SAMPLES as u64);
-        let staged_rows = match (trains, stage_tail) {
+        let training = Self::training_sample_count(guard, &meta)
+            .filter(|_| input.len() as u64 >= meta.chunk_bytes().saturating_mul(MIN_TRAINING_SAMPLES as u64));
+        let staged_rows = match (training.is_some(), stage_tail) {
             (true, _) => 0,
             (false, true) => rows_to_stage(guard, self.inner.staging_bytes, &meta, start, shape)?,
             (false, false) => rows_of_small_write(guard, self.inner.staging_bytes, &meta, start, shape)?,
         };
-        if trains {
-            meta.zstd_dictionary = Self::train_dictionary(guard, &meta, input);
+        if let Some(samples) = training {
+            meta.zstd_dictionary = Self::train_dictionary(guard, &meta, input, samples);
         }
         let dict = dictionary(&meta);
         let ctx = ArrayCtx { meta: &meta, label: &self.label, dict: dict.as_ref(), cache: None };
@@ -220,7 +225,7 @@ impl ArrayHandle {
         }
         guard.record(written);
         // Kept only once its blocks are: a failed write leaves no dictionary behind.
-        if trains {
+        if training.is_some() {
             guard.array_mut(&self.dataset, &self.name)?.zstd_dictionary = meta.zstd_dictionary;
         }
         Ok(())
@@ -377,15 +382,27 @@ impl ArrayHandle {
         state.append_unrecorded(&self.inner.data_dir(), meta.id, |lookup, sink| produce(lookup, settings, sink))
     }
 
-    /// A zstd dictionary trained on `input` cut into chunk-sized samples (shuffled as blocks
-    /// will be), when the array's codec is zstd and the input holds enough samples.
-    fn train_dictionary(state: &State, meta: &ArrayMeta, input: &[u8]) -> Option<Vec<u8>> {
-        let settings = write_settings(&state.meta, meta, None);
-        if !matches!(settings.codec, Codec::Zstd { .. }) {
+    /// How many chunk-sized samples a large enough write trains the array's dictionary
+    /// from, when it would train one: asked for, none trained yet, zstd its codec, and
+    /// chunks small enough (see [`MAX_TRAINING_BYTES`]).
+    fn training_sample_count(state: &State, meta: &ArrayMeta) -> Option<usize> {
+        if !meta.train_dictionary || meta.zstd_dictionary.is_some() {
             return None;
         }
-        let sample_len = usize::try_from(meta.chunk_bytes()).ok().filter(|n| *n > 0)?;
-        let samples: Vec<&[u8]> = input.chunks_exact(sample_len).take(MAX_TRAINING_SAMPLES).collect();
+        if !matches!(write_settings(&state.meta, meta, None).codec, Codec::Zstd { .. }) {
+            return None;
+        }
+        let chunk_bytes = usize::try_from(meta.chunk_bytes()).ok().filter(|n| *n > 0)?;
+        let count = (MAX_TRAINING_BYTES / chunk_bytes).min(MAX_TRAINING_SAMPLES);
+        (count >= MIN_TRAINING_SAMPLES).then_some(count)
+    }
+
+    /// A zstd dictionary trained on the first `count` chunk-sized samples of `input`
+    /// (shuffled as blocks will be); `None` when zstd cannot train one from them.
+    fn train_dictionary(state: &State, meta: &ArrayMeta, input: &[u8], count: usize) -> Option<Vec<u8>> {
+        let settings = write_settings(&state.meta, meta, None);
+        let sample_len = usize::try_from(meta.chunk_bytes()).ok()?;
+        let samples: Vec<&[u8]> = input.chunks_exact(sample_len).take(count).collect();
         let (data, sizes) = training_samples(&samples, settings.shuffle_elem_bytes(meta.dtype));
         let max_bytes = (data.len() / 16).min(MAX_DICTIONARY_BYTES);
         ZstdDict::train(&data, &sizes, max_bytes).map(|dict| dict.bytes().to_vec())

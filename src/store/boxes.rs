@@ -18,7 +18,7 @@ impl ArrayHandle {
     /// of shape `(starts.len(), *shape)`: entry `i` is the box at `starts[i]`, as
     /// [`ArrayHandle::read`] reads it. On the CPU, every chunk the boxes touch is decoded
     /// once for the whole call, however many boxes it feeds, so many small boxes sharing
-    /// chunks read much faster than with a call each (a GPU read decodes a chunk per box).
+    /// chunks read much faster than with a call each (a GPU read, too, decodes each chunk once).
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();

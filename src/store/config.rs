@@ -157,7 +157,8 @@ impl ArraySpec {
     /// worth of bytes (retried at each such write until zstd trains one, which it cannot
     /// from very uniform data) and uses it for every later zstd block: a better ratio for
     /// arrays of small chunks (a few KiB). Blocks written with a dictionary decode only on
-    /// the CPU. Numeric arrays only: `define_array` refuses it for strings.
+    /// the CPU. Numeric arrays only: `define_array` refuses it for strings. Arrays whose
+    /// chunks are over 1 MiB, or whose codec is not zstd, train none.
     #[must_use]
     pub fn zstd_dictionary(mut self, train: bool) -> Self {
         self.train_dictionary = train;

@@ -239,10 +239,15 @@ pub(crate) fn remove_fragments(data_dir: &Path, names: &[String]) -> Result<()> 
 
 /// Removes what no commit names: fragments of writers that died before committing and a
 /// stale metadata temp file. Only called while holding the writer lock, so no live writer's
-/// files are touched; readers only ever open fragments a commit names.
+/// files are touched; readers only ever open fragments a commit names. A missing data
+/// directory is made again: a store whose commits name no fragment opens without one (a
+/// copy through git, which keeps no empty directory), and the next change needs it.
 pub(crate) fn remove_orphans(dir: &Path, meta: &StoreMeta, current: (MetaFormat, MetaCompression)) -> Result<()> {
     let keep = meta_file_name(current.0, current.1);
     let data_dir = dir.join(DATA_DIR);
+    if !io::exists(&data_dir) {
+        io::create_dir_all(&data_dir)?;
+    }
     let mut orphans: Vec<_> = io::list_dir(dir)?
         .into_iter()
         .filter(|name| name == META_TMP_FILE || (name != keep && parse_meta_file_name(name).is_some()))

@@ -138,6 +138,13 @@ fn zero_dimensional_and_empty_selections_read_across() {
     assert_eq!(each, vec![arr0(-1.0).into_dyn(), arr0(0.5).into_dyn()]);
     let empty = store.read_array_across::<u8>("e", &["x", "y"], &[1], &[0]).unwrap();
     assert_eq!(empty, vec![ArrayD::<u8>::zeros(IxDyn(&[0])); 2]);
+    // An empty box whose other axes multiply past u64: nothing to read, not "too large".
+    let huge_but_empty = [1 << 33, 1 << 33, 0];
+    for name in ["x", "y"] {
+        store.open_dataset(name).unwrap().define_array("c", ArraySpec::new(DType::UInt8, [2, 2, 2])).unwrap();
+    }
+    let opts = atlas::ReadOptions::default();
+    store.read_array_across_stacked_into::<u8>("c", &["x", "y"], &[0, 0, 0], &huge_but_empty, &mut [], opts).unwrap();
 }
 
 #[test]

@@ -257,6 +257,29 @@ fn readers_change_nothing_in_the_store() {
 }
 
 #[test]
+fn a_store_without_its_empty_data_directory_opens_and_takes_writes() {
+    // A store whose commits name no fragment, copied by a tool that keeps no empty
+    // directory (git): it must stay a store that takes changes.
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    store.create_dataset("d").unwrap().define_array("a", ArraySpec::new(DType::Int32, [4])).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    std::fs::remove_dir(dir.store().join("data")).unwrap();
+
+    let store = Atlas::open(dir.store()).unwrap();
+    let ds = store.open_dataset("d").unwrap();
+    assert_eq!(ds.read_array::<i32>("a", &[0], &[4]).unwrap(), arr1(&[0, 0, 0, 0]).into_dyn());
+    ds.write_array("a", &[0], arr1(&[1, 2, 3, 4]).view()).unwrap();
+    store.flush().unwrap();
+    drop((ds, store));
+    let reopened = Atlas::open(dir.store()).unwrap();
+    let rds = reopened.open_dataset("d").unwrap();
+    assert_eq!(rds.read_array::<i32>("a", &[0], &[4]).unwrap(), arr1(&[1, 2, 3, 4]).into_dyn());
+    assert_eq!(util::fragments(&dir.store()).len(), 1);
+}
+
+#[test]
 fn the_same_writes_give_the_same_fragment_bytes() {
     // Chunks of fill values get index entries at the offset of the block appended after
     // them: 40 such entries tie, in two arrays. Each store's block index is its own hash

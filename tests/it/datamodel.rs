@@ -357,6 +357,27 @@ fn appends_to_an_array_with_a_trained_dictionary_are_staged_and_sealed_with_it()
 }
 
 #[test]
+fn arrays_no_dictionary_can_serve_train_none_and_still_stage_their_unfinished_chunk() {
+    // Asked for a dictionary, but with chunks over 1 MiB (a dictionary pays only on small
+    // ones; training on them would copy up to 64 GiB) or another codec than zstd: an
+    // append of 16 chunks and a half trains nothing and, as any append, holds its
+    // unfinished last chunk in memory.
+    let dir = test_dir!();
+    for (name, codec, chunk) in [("large", Codec::Zstd { level: 1 }, 1_100_000_usize), ("lz4", Codec::Lz4, 256)] {
+        let store = util::create(&dir.join(name));
+        let spec = ArraySpec::new(DType::UInt8, [0]).chunk_shape([chunk as u64]).codec(codec).zstd_dictionary(true);
+        let a = store.create_dataset("d").unwrap().define_array("a", spec).unwrap();
+        let data = Array1::from_shape_fn(16 * chunk + chunk / 2, |i| (i % 251) as u8);
+        a.append(data.view()).unwrap();
+        assert!(a.meta().unwrap().zstd_dictionary.is_none(), "{name}: a dictionary was trained");
+        let last = store.array_blocks("d", "a").unwrap().pop().unwrap();
+        assert_eq!(last.state, atlas::BlockState::Staged, "{name}: the unfinished chunk was encoded");
+        store.flush().unwrap();
+        assert_eq!(a.read::<u8>(&[0], &[data.len() as u64]).unwrap(), data.into_dyn(), "{name}");
+    }
+}
+
+#[test]
 fn shuffled_chunks_encoded_from_the_callers_rows_keep_their_codec_stats_and_fallbacks() {
     // Whole chunks of 25 600 bytes (more than one 16 KiB shuffle piece), each from 64 rows of
     // the input that are not one contiguous run: smooth, noise (no compressor makes it
