@@ -1,23 +1,34 @@
 """Writes and reads the W1/W2 arrays of the speed issue from Python through Atlas, h5py
-(+hdf5plugin zstd/lz4), zarr-python 3 and numpy.save/load, with the same chunks and codec
-settings, in one run; prints MB/s and ratios, and what the Python layer adds over the Rust API.
+(+hdf5plugin zstd/lz4), zarr-python 3, TensorStore (zarr3 driver), Blosc2 (b2nd file) and
+numpy.save/load, with the same chunks and codec settings, in one run; prints MB/s and ratios,
+and what the Python layer adds over the Rust API.
 
 W1: uint16 (x + y*y/32 + z*z*z) mod 65536 on 512^3 (x fastest), chunks 64^3 and 256^3,
     zstd level 3 with byte shuffle, and no compression without shuffle.
 W2: a smooth float32 field on 256x512x512, chunks 64^3, zstd level 1 and lz4, shuffle on and
     off. (Same generators as crates/atlas-bench.)
 
-Install: .venv/bin/pip install h5py hdf5plugin "zarr>=3"   (not needed by the tests)
+Install: .venv/bin/pip install h5py hdf5plugin "zarr>=3" tensorstore blosc2   (not needed by the
+         tests; a library not installed is left out of the table)
 Run:     .venv/bin/python python/bench/bench.py [--scale 0.5] [--repeat 3] [--markdown] [--boxes]
 
 Each figure is the best of --repeat runs. Writes count until the data is durable in the
-library's own sense (Atlas flush, h5py close, zarr write returns, np.save returns); reads
-open the store and read the whole array into memory. MB/s is raw array bytes (10^6) per second.
+library's own sense (Atlas flush, h5py close, zarr write returns, TensorStore's write future,
+Blosc2's asarray returns, np.save + fsync); only Atlas, TensorStore and the numpy baseline
+fsync. Reads open the store and read the whole array into memory. MB/s is raw array bytes
+(10^6) per second.
+
+Shuffle: TensorStore's zarr3 driver and Blosc2 shuffle only inside Blosc, which also cuts each
+chunk into blocks it compresses apart (its own choice of size), so their shuffled cases (and
+TensorStore's unshuffled LZ4, which has no other container there) run the same codec and level
+through Blosc; TensorStore's unshuffled zstd uses the zarr3 zstd codec. LZ4 through Blosc uses
+clevel 9 (LZ4's default acceleration, as Atlas's). Both use all cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import os
 import shutil
 import sys
@@ -40,6 +51,14 @@ try:
     import zarr.codecs as zcodecs
 except ImportError:  # pragma: no cover - optional
     zarr = None
+try:
+    import tensorstore
+except ImportError:  # pragma: no cover - optional
+    tensorstore = None
+try:
+    import blosc2
+except ImportError:  # pragma: no cover - optional
+    blosc2 = None
 
 
 @dataclass
@@ -140,6 +159,56 @@ def zarr_read(case: Case, path: str) -> np.ndarray:
     return zarr.open_array(path, mode="r")[...]
 
 
+def blosc_settings(case: Case) -> tuple[str, int, bool]:
+    """(cname, clevel, shuffle) that run `case`'s codec through Blosc; clevel 0 stores as is."""
+    if case.codec == "none":
+        return "zstd", 0, False
+    return case.codec, case.level if case.codec == "zstd" else 9, case.shuffle
+
+
+def ts_codecs(case: Case, itemsize: int) -> list[dict]:
+    codecs: list[dict] = [{"name": "bytes", "configuration": {"endian": "little"}}]
+    if case.codec == "zstd" and not case.shuffle:
+        codecs.append({"name": "zstd", "configuration": {"level": case.level}})
+    elif case.codec != "none":
+        cname, clevel, shuffle = blosc_settings(case)
+        codecs.append({"name": "blosc", "configuration": {
+            "cname": cname, "clevel": clevel, "shuffle": "shuffle" if shuffle else "noshuffle",
+            "typesize": itemsize, "blocksize": 0}})
+    return codecs
+
+
+def ts_write(case: Case, path: str, data: np.ndarray) -> None:
+    spec = {
+        "driver": "zarr3",
+        "kvstore": {"driver": "file", "path": path},
+        "metadata": {
+            "shape": list(data.shape),
+            "data_type": str(data.dtype),
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(case.chunk)}},
+            "codecs": ts_codecs(case, data.dtype.itemsize),
+        },
+    }
+    tensorstore.open(spec, create=True, delete_existing=True).result().write(data).result()
+
+
+def ts_read(case: Case, path: str) -> np.ndarray:
+    spec = {"driver": "zarr3", "kvstore": {"driver": "file", "path": path}}
+    return tensorstore.open(spec).result().read().result()
+
+
+def b2_write(case: Case, path: str, data: np.ndarray) -> None:
+    cname, clevel, shuffle = blosc_settings(case)
+    cparams = blosc2.CParams(
+        codec=blosc2.Codec[cname.upper()], clevel=clevel, nthreads=os.cpu_count(),
+        filters=[blosc2.Filter.SHUFFLE if shuffle else blosc2.Filter.NOFILTER])
+    blosc2.asarray(data, urlpath=path, mode="w", chunks=case.chunk, cparams=cparams)
+
+
+def b2_read(case: Case, path: str) -> np.ndarray:
+    return blosc2.open(path, dparams=blosc2.DParams(nthreads=os.cpu_count()))[...]
+
+
 def npy_write(case: Case, path: str, data: np.ndarray) -> None:
     with open(path, "wb") as f:
         np.save(f, data)
@@ -156,6 +225,10 @@ if h5py is not None:
     LIBRARIES["h5py"] = (h5_write, h5_read)
 if zarr is not None:
     LIBRARIES["zarr"] = (zarr_write, zarr_read)
+if tensorstore is not None:
+    LIBRARIES["tensorstore"] = (ts_write, ts_read)
+if blosc2 is not None:
+    LIBRARIES["blosc2"] = (b2_write, b2_read)
 LIBRARIES["numpy"] = (npy_write, npy_read)
 
 
@@ -253,6 +326,17 @@ def run_boxes(scale: float, root: str, repeat: int) -> list[tuple[str, float]]:
         zarr_write(case, zarr_path, data)
         za = zarr.open_array(zarr_path, mode="r")
         ways["zarr: a read per box"] = lambda: np.stack([za[z:z + EDGE, y:y + EDGE, x:x + EDGE] for z, y, x in starts])
+    if tensorstore is not None:
+        ts_path = os.path.join(root, "boxes-ts")
+        ts_write(case, ts_path, data)
+        tsa = tensorstore.open({"driver": "zarr3", "kvstore": {"driver": "file", "path": ts_path}}).result()
+        ways["tensorstore: a read per box"] = lambda: np.stack(
+            [tsa[z:z + EDGE, y:y + EDGE, x:x + EDGE].read().result() for z, y, x in starts])
+    if blosc2 is not None:
+        b2_path = os.path.join(root, "boxes.b2nd")
+        b2_write(case, b2_path, data)
+        b2a = blosc2.open(b2_path)
+        ways["blosc2: a read per box"] = lambda: np.stack([b2a[z:z + EDGE, y:y + EDGE, x:x + EDGE] for z, y, x in starts])
     rows = []
     for how, read in ways.items():
         assert np.array_equal(read(), want), f"{how} read other values"
@@ -277,10 +361,13 @@ def main() -> int:
 
     cases = [c for c in w1_cases(args.scale) + w2_cases(args.scale) if args.only in c.id]
     libs = [lib for lib in LIBRARIES if lib != "numpy"]
-    missing = [name for name, mod in (("h5py+hdf5plugin", h5py), ("zarr", zarr)) if mod is None]
+    optional = (("h5py+hdf5plugin", h5py), ("zarr", zarr), ("tensorstore", tensorstore), ("blosc2", blosc2))
+    missing = [name for name, mod in optional if mod is None]
     print(f"atlas {atlas.__version__}, numpy {np.__version__}"
           + (f", h5py {h5py.__version__}, hdf5plugin {hdf5plugin.version}" if h5py else "")
           + (f", zarr {zarr.__version__}" if zarr else "")
+          + (f", tensorstore {importlib.metadata.version('tensorstore')}" if tensorstore else "")
+          + (f", blosc2 {blosc2.__version__}" if blosc2 else "")
           + (f"; not installed: {', '.join(missing)}" if missing else "")
           + f"; {os.cpu_count()} CPUs; scale {args.scale}, best of {args.repeat}")
     rows = []
@@ -315,14 +402,14 @@ def main() -> int:
         print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
         for cells in lines:
             print("  ".join(c.ljust(w) for c, w in zip(cells, widths)))
-    print("atlas/best: Atlas's MB/s over the faster of h5py and zarr (compressed cases target >= 1.5x);")
+    print("atlas/best: Atlas's MB/s over the fastest of the other libraries (compressed cases target >= 1.5x);")
     print("py over rust: how much faster the same work is through the Rust API alone (target < 10%).")
     if args.boxes:
         with tempfile.TemporaryDirectory() as root:
             rows = run_boxes(args.scale, root, args.repeat)
         print(f"\nW4: {BOXES} random {EDGE}^3 boxes of w2-zstd1+shuf (MB/s of box bytes)")
         for how, mbps in rows:
-            print(f"  {how:28} {mbps:8.0f}")
+            print(f"  {how:30} {mbps:8.0f}")
     return 0
 
 

@@ -1,7 +1,7 @@
 //! DLPack export: a buffer handed to another library (torch, CuPy, numpy) as a
 //! `DLManagedTensor` inside a `PyCapsule` named `"dltensor"`, as the DLPack specification
 //! sets out (the unversioned ABI, which every consumer takes). The only unsafe code of this
-//! crate; tested by `tests/test_dlpack.py` through a host buffer (`_DlpackProbe`).
+//! crate; tested by `tests/test_device.py` through a host buffer (`_DlpackProbe`).
 //!
 //! Ownership: the tensor holds a reference to the Python object that owns the memory. A
 //! consumer renames the capsule `"used_dltensor"` and calls the tensor's deleter when done;

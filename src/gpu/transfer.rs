@@ -38,10 +38,12 @@ impl Buffer {
         }
     }
 
-    /// Waits for the copy last queued on the buffer.
+    /// Waits for the copy last queued on the buffer. A failed wait leaves the buffer busy:
+    /// its copy may still be running.
     fn wait(&mut self) -> Result<()> {
-        if let Some(event) = self.busy.take() {
+        if let Some(event) = &self.busy {
             event.synchronize().map_err(gpu_error)?;
+            self.busy = None;
         }
         Ok(())
     }

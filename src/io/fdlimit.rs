@@ -42,12 +42,13 @@ mod tests {
 
     #[test]
     fn the_soft_limit_on_open_files_becomes_the_hard_one() {
-        // Lowered first (as a shell's `ulimit -Sn 1024` would), so the raise is seen.
+        // Lowered first (as a shell's `ulimit -Sn` would), so the raise is seen; not below
+        // what the tests running beside this one may hold open meanwhile.
         let (_, hard) = limit();
         if hard == libc::RLIM_INFINITY {
             return; // Linux refuses a soft limit above its nr_open, which this would ask
         }
-        let low = libc::rlimit { rlim_cur: hard.min(256), rlim_max: hard };
+        let low = libc::rlimit { rlim_cur: hard.min(1 << 14), rlim_max: hard };
         // SAFETY: as above.
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const low) }, 0);
         raise_soft_to_hard();

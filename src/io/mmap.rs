@@ -24,10 +24,12 @@ impl MappedFile {
         let map = if len == 0 {
             None // mmap of length 0 is an error on Linux
         } else {
-            // SAFETY: Atlas never modifies a fragment after it is committed (fragments are
-            // immutable, replaced only by new files), so the mapped bytes do not change under
-            // us. Another program truncating the file would be outside that contract; every
-            // read through the map is bounds-checked against the length taken here.
+            // SAFETY: the mapped bytes must not change while mapped. Atlas never modifies a
+            // fragment once committed (fragments are immutable, replaced only by new files,
+            // and a removed file stays readable through its map). Another program changing
+            // the file would be undefined behaviour and truncating it raises SIGBUS on the
+            // pages cut: both are excluded by the store's contract (FORMAT.md section 5). The
+            // bounds checks of every read through the map guard against damaged offsets only.
             Some(unsafe { Mmap::map(&file) }.map_err(io_err(path, "mmap"))?)
         };
         Ok(Self { map, reader: FileReader { file, path: path.to_path_buf() } })
