@@ -292,16 +292,27 @@ class Array:
             self._assign(key, value)
 
     def _read_points(self, pts: Points) -> np.ndarray:
-        """The boxes of `pts`, read in one call (points x `pts.count`)."""
-        if pts.starts.shape[0] == 0 or 0 in pts.count:
-            return np.empty((pts.starts.shape[0],) + pts.count, self.dtype)
-        return self._native.read_boxes(pts.starts.tolist(), list(pts.count))
+        """The kept elements of every point's box (points x `pts.kept_shape()`), read in one
+        call or, where a step leaves most of each box behind and the boxes hold over
+        `_SLAB_BYTES` together, in calls of as many points as fit in it (one at least)."""
+        count = pts.starts.shape[0]
+        if count == 0 or 0 in pts.count:
+            return np.empty((count,) + pts.kept_shape(), self.dtype)
+        per_call = max(_SLAB_BYTES // (math.prod(pts.count) * self.dtype.itemsize), 1)
+        if per_call >= count:
+            return pts.kept(self._native.read_boxes(pts.starts.tolist(), list(pts.count)))
+        out = np.empty((count,) + pts.kept_shape(), self.dtype)
+        for first in range(0, count, per_call):
+            starts = pts.starts[first : first + per_call]
+            out[first : first + len(starts)] = pts.kept(self._native.read_boxes(starts.tolist(), list(pts.count)))
+        return out
 
     def _stepped(self, p: Plan, atlas_dtype: str) -> Optional[Strided]:
         """`p` taken apart by its steps (`_index.strided`) when its boxes are over
-        `_SLAB_BYTES`: read or assigned a slab at a time. Not for strings, whose reads
-        go their own way."""
-        if atlas_dtype == "string" or math.prod(p.shape) * self.dtype.itemsize <= _SLAB_BYTES:
+        `_SLAB_BYTES`: read or assigned a slab at a time. A string counts as
+        `_STRING_BYTES`, about what a short one takes as a Python object."""
+        element_bytes = _STRING_BYTES if atlas_dtype == "string" else self.dtype.itemsize
+        if math.prod(p.shape) * element_bytes <= _SLAB_BYTES:
             return None
         return strided(p)
 
@@ -542,6 +553,9 @@ class Array:
 # Most bytes a broadcast value (`a[:] = 0`) or a box read through steps (`a[::10]`) takes
 # in memory at once: larger ones are written or read in slabs of chunk rows.
 _SLAB_BYTES = 64 << 20
+
+# What one element of a string array counts for against `_SLAB_BYTES`: a short `str`.
+_STRING_BYTES = 64
 
 # Reads of stepped boxes in slabs that a commit or refresh interrupts before one runs whole.
 _STEPPED_READ_TRIES = 3

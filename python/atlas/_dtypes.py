@@ -192,6 +192,26 @@ def _python_ints(value: Any, converted: np.ndarray, target: np.dtype, label: str
     return exact.astype(target)
 
 
+def _python_ints_as_floats(value: Any, converted: np.ndarray, target: np.dtype, label: str) -> np.ndarray:
+    """Python ints beyond 64 bits (numpy: object) as floats of `target`, rounded, as numpy
+    casts them; one past the float's range is refused. Anything but ints comes back as
+    `converted`, for the usual refusal."""
+    exact = np.asarray(value, dtype=object)
+    if exact.size == 0 or not all(_is_int(v) for v in exact.flat):
+        return converted
+    try:
+        with np.errstate(over="ignore"):
+            cast = exact.astype(target)
+    except OverflowError:
+        cast = np.full(1, np.inf)  # past float64 itself
+    if np.isinf(cast).any():
+        raise DTypeMismatchError(
+            f"values out of range for array {label}: it holds {target}, whose largest finite value is "
+            f"{np.finfo(target).max:g}"
+        )
+    return cast
+
+
 def for_assign(value: Any, name: str, label: str) -> np.ndarray:
     """`value` for `arr[...] = value`, one rule for arrays, lists and scalars: a cast within
     a kind or to a wider kind (int to float) is made, and between integer types when every
@@ -207,6 +227,8 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
         converted = np.asarray(value)
         if converted.dtype.kind in "Of" and target.kind in "iu":
             converted = _python_ints(value, converted, target, label)
+        elif converted.dtype.kind == "O" and target.kind == "f":
+            converted = _python_ints_as_floats(value, converted, target, label)
         value = converted
     if value.size == 0:
         return np.empty(value.shape, target)

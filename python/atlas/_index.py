@@ -262,17 +262,25 @@ class Points(NamedTuple):
 
     def selection_shape(self) -> tuple[int, ...]:
         """The shape of `full_array[key]`."""
-        rest = tuple(len(range(n)[k]) for n, k in zip(self.count, self.post) if isinstance(k, slice))
+        rest = self.kept_shape()
         return rest[: self.at] + self.points_shape + rest[self.at :]
 
-    def select(self, boxes: np.ndarray) -> np.ndarray:
-        """The selection, from the boxes read at `starts` (points x `count`)."""
+    def kept_shape(self) -> tuple[int, ...]:
+        """The shape of one box's selected elements (its slices' ranges, stepped)."""
+        return tuple(len(range(n)[k]) for n, k in zip(self.count, self.post) if isinstance(k, slice))
+
+    def kept(self, boxes: np.ndarray) -> np.ndarray:
+        """The selected elements of boxes read at some of `starts` (points x `count`):
+        points x `kept_shape()`, never a view that keeps the boxes alive."""
         picked = boxes[(slice(None),) + self.post]
-        picked = picked.reshape(self.points_shape + picked.shape[1:])
-        ndim = len(self.points_shape)
-        picked = np.moveaxis(picked, list(range(ndim)), list(range(self.at, self.at + ndim)))
         # A step leaves a view of all that was read: keep only the selection's elements.
         return picked.copy() if picked.size < boxes.size else picked
+
+    def select(self, kept: np.ndarray) -> np.ndarray:
+        """The selection, from the kept elements of every point's box (`kept`)."""
+        picked = kept.reshape(self.points_shape + kept.shape[1:])
+        ndim = len(self.points_shape)
+        return np.moveaxis(picked, list(range(ndim)), list(range(self.at, self.at + ndim)))
 
 
 def points(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Points | None:

@@ -178,6 +178,10 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResul
         if let Ok(v) = value.extract::<u64>() {
             return Ok(Scalar::UInt(v));
         }
+        // A float array takes it rounded, as numpy casts it (one past float64 is refused).
+        if let (DType::Float32 | DType::Float64, Ok(v)) = (dtype, value.extract::<f64>()) {
+            return Ok(Scalar::Float(v));
+        }
         return err(Kind::InvalidArgument, format!("fill value {value} does not fit in 64 bits"));
     }
     if let Ok(f) = value.cast::<PyFloat>() {

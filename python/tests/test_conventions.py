@@ -65,6 +65,57 @@ def test_steps_over_a_large_box_read_and_assign_a_slab_at_a_time(ds, monkeypatch
         np.testing.assert_array_equal(arr[...], model, err_msg=str(key))
 
 
+@pytest.mark.parametrize("slab_bytes", [0, 300, 64 << 20])
+def test_points_with_a_step_are_read_a_few_boxes_at_a_time(ds, monkeypatch, slab_bytes):
+    # Index arrays on two axes and a stepped slice: each point's box spans the slice's
+    # range, the step applied after. Past the slab bytes, a call reads only as many boxes
+    # as fit (one at least) and keeps their stepped elements before the next.
+    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", slab_bytes)
+    arr = ds.define_array("a", "float64", None, [4, 5, 60], chunk_shape=[2, 2, 30])
+    model = np.arange(4 * 5 * 60, dtype=np.float64).reshape(4, 5, 60)
+    arr[...] = model
+    calls = []
+    native = arr._native
+
+    class Spy:
+        def read_boxes(self, starts, shape):
+            calls.append(len(starts))
+            return native.read_boxes(starts, shape)
+
+        def __getattr__(self, name):
+            return getattr(native, name)
+
+    arr._native = Spy()
+    idx = [0, 3, 1, 3, 2, 0, 1]
+    # (key, its points, bytes of one point's box)
+    cases = [
+        (np.s_[idx, idx, ::7], 7, 57 * 8),
+        (np.s_[::-11, idx, idx], 7, 8),
+        (np.s_[[[1], [2]], 5:1:-2, [0, 59, 7]], 6, 3 * 8),
+    ]
+    for key, points, box_bytes in cases:
+        calls.clear()
+        np.testing.assert_array_equal(arr[key], model[key], err_msg=str(key))
+        per_call = min(max(slab_bytes // box_bytes, 1), points)
+        assert calls == [per_call] * (points // per_call) + [points % per_call] * (points % per_call > 0), key
+
+
+def test_steps_over_a_large_string_box_read_and_assign_a_slab_at_a_time(ds, monkeypatch):
+    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", 0)
+    arr = ds.define_array("s", "string", None, [30, 12], chunk_shape=[4, 5])
+    model = np.array([[f"v{i}-{j}" for j in range(12)] for i in range(30)], dtype=object)
+    arr[...] = model
+    spy = arr._native = LargestBox(arr._native)
+    for key in [np.s_[::7, ::5], np.s_[29:0:-4, 3], np.s_[[1, 28], ::-3]]:
+        spy.read_most = spy.written_most = 0
+        assert arr[key].tolist() == model[key].tolist(), key
+        value = np.vectorize(lambda v: v.upper())(model[key]).astype(object)
+        arr[key] = value
+        model[key] = value
+        assert max(spy.read_most, spy.written_most) <= 4 * 5, key
+        assert arr[...].tolist() == model.tolist(), key
+
+
 def test_a_stepped_read_in_slabs_sees_one_commit(tmp_path, monkeypatch):
     monkeypatch.setattr(atlas._array, "_SLAB_BYTES", 0)
     store = atlas.Atlas.create(tmp_path / "s")
@@ -210,6 +261,22 @@ def test_python_ints_numpy_cannot_hold_in_one_dtype_are_taken_exactly_when_they_
     with pytest.raises(atlas.DTypeMismatchError, match="float64"):  # floats stay refused
         u64[:] = [1.5, 2**64 - 1]
     assert u64[:].tolist() == [2**64 - 1, 1]
+
+
+def test_python_ints_past_64_bits_go_to_float_arrays_rounded_as_numpy_casts_them(ds):
+    f64 = ds.define_array("f64", "float64", None, [2], fill_value=2**70)
+    assert f64[:].tolist() == [float(2**70)] * 2
+    f64[0] = 2**70 + 1
+    f64[1:] = [-(2**63) - 1]
+    assert f64[:].tolist() == [float(2**70 + 1), float(-(2**63) - 1)]
+    f32 = ds.define_array("f32", "float32", None, [2])
+    f32[:] = [2**70, 1]
+    assert f32[:].tolist() == [float(np.float32(2**70)), 1.0]
+    for arr, bad in ((f32, [10**40, 1]), (f64, [10**400, 1])):
+        with pytest.raises(atlas.DTypeMismatchError, match="out of range"):
+            arr[:] = bad
+    with pytest.raises(atlas.InvalidArgumentError, match="does not fit"):
+        ds.define_array("i", "int64", None, [2], fill_value=2**70)
 
 
 def test_boolean_masks_over_several_axes_select_as_in_numpy(ds):
