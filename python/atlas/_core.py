@@ -348,7 +348,7 @@ class Atlas:
         shapes = {a.shape for _, a in found}
         dtypes = {a.atlas_dtype for _, a in found}
         first = found[0][1]
-        box_start = _ints(start) or [0] * first.ndim
+        box_start = _ints(start) if start is not None else [0] * first.ndim
         box_shape = _ints(shape) if shape is not None else [n - s for n, s in zip(first.shape, box_start)]
         # One stacked read where the box is inside every array: the stacked read fills what
         # is outside with the fill value, where a read of one array is refused.
@@ -390,7 +390,7 @@ class Atlas:
         if not found:
             raise NotFoundError(f"array not found: {array} (in none of {len(names)} datasets)")
         first = found[0][1]
-        box_start = _ints(start) or [0] * first.ndim
+        box_start = _ints(start) if start is not None else [0] * first.ndim
         if shape is None:
             if len(box_start) != first.ndim:
                 raise _atlas.ShapeError(f"start {box_start} has {len(box_start)} dimensions, {array} has {first.ndim}")

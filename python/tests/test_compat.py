@@ -109,6 +109,9 @@ def test_read_array_across_stacked_fills_missing_and_short_arrays(store):
         store.read_array_across_stacked("nothing", ["p0"])
     with pytest.raises(ValueError):
         store.read_array_across_stacked("temp", [])
+    for read in (store.read_array_across, store.read_array_across_stacked):
+        with pytest.raises(atlas.ShapeError):  # an empty start is of the wrong rank, not zeros
+            read("temp", ["p1", "p3"], start=[])
 
 
 def test_across_reads_of_strings_and_timestamps(store):
