@@ -293,13 +293,13 @@ class Array:
 
     def _read_points(self, pts: Points) -> np.ndarray:
         """The kept elements of every point's box (points x `pts.kept_shape()`), read in one
-        call or, where a step leaves most of each box behind and the boxes hold over
+        call or, where a step leaves part of each box behind and the boxes hold over
         `_SLAB_BYTES` together, in calls of as many points as fit in it (one at least)."""
         count = pts.starts.shape[0]
         if count == 0 or 0 in pts.count:
             return np.empty((count,) + pts.kept_shape(), self.dtype)
         per_call = max(_SLAB_BYTES // (math.prod(pts.count) * self.dtype.itemsize), 1)
-        if per_call >= count:
+        if per_call >= count or math.prod(pts.kept_shape()) == math.prod(pts.count):
             return pts.kept(self._native.read_boxes(pts.starts.tolist(), list(pts.count)))
         out = np.empty((count,) + pts.kept_shape(), self.dtype)
         for first in range(0, count, per_call):
@@ -307,12 +307,15 @@ class Array:
             out[first : first + len(starts)] = pts.kept(self._native.read_boxes(starts.tolist(), list(pts.count)))
         return out
 
+    def _element_bytes(self, atlas_dtype: str) -> int:
+        """What one element counts for against `_SLAB_BYTES`."""
+        return _STRING_BYTES if atlas_dtype == "string" else self.dtype.itemsize
+
     def _stepped(self, p: Plan, atlas_dtype: str) -> Optional[Strided]:
         """`p` taken apart by its steps (`_index.strided`) when its boxes are over
         `_SLAB_BYTES`: read or assigned a slab at a time. A string counts as
         `_STRING_BYTES`, about what a short one takes as a Python object."""
-        element_bytes = _STRING_BYTES if atlas_dtype == "string" else self.dtype.itemsize
-        if math.prod(p.shape) * element_bytes <= _SLAB_BYTES:
+        if math.prod(p.shape) * self._element_bytes(atlas_dtype) <= _SLAB_BYTES:
             return None
         return strided(p)
 
@@ -339,12 +342,13 @@ class Array:
         """`ranges` (the kept elements of part of `box`, per axis) cut as `_stepped_slabs`
         says, along `axes` in turn."""
         counts = [(len(r) - 1) * step + 1 for r, step in zip(ranges, steps)]
-        if not axes or math.prod(counts) * self.dtype.itemsize <= _SLAB_BYTES:
+        element_bytes = self._element_bytes(self.atlas_dtype)
+        if not axes or math.prod(counts) * element_bytes <= _SLAB_BYTES:
             yield ranges
             return
         d, step, first, kept = axes[0], steps[axes[0]], box.start[axes[0]], ranges[axes[0]]
         chunk_rows = self.chunks[d]
-        row_bytes = self.dtype.itemsize * math.prod(c for axis, c in enumerate(counts) if axis != d)
+        row_bytes = element_bytes * math.prod(c for axis, c in enumerate(counts) if axis != d)
         rows = chunk_rows * max(1, _SLAB_BYTES // max(1, chunk_rows * row_bytes))
         group = (first + kept.start * step) // rows * rows
         while group <= first + (kept.stop - 1) * step:

@@ -181,6 +181,13 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def _is_float(value: Any) -> bool:
+    """A Python float or numpy floating-point scalar, alone or as a 0-d array."""
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and value.dtype.kind == "f"
+    return isinstance(value, (float, np.floating))
+
+
 def _python_ints(value: Any, converted: np.ndarray, target: np.dtype, label: str) -> np.ndarray:
     """Python ints numpy could not put in one integer dtype (beyond int64: object; uint64's
     upper half beside small ints: float64, rounded) as `target`, when every one fits;
@@ -193,18 +200,19 @@ def _python_ints(value: Any, converted: np.ndarray, target: np.dtype, label: str
 
 
 def _python_ints_as_floats(value: Any, converted: np.ndarray, target: np.dtype, label: str) -> np.ndarray:
-    """Python ints beyond 64 bits (numpy: object) as floats of `target`, rounded, as numpy
-    casts them; one past the float's range is refused. Anything but ints comes back as
-    `converted`, for the usual refusal."""
+    """Python ints beyond 64 bits (numpy: object), alone or beside floats, as floats of
+    `target`, rounded, as numpy casts them; one past the float's range is refused. Anything
+    else (bools among them) comes back as `converted`, for the usual refusal."""
     exact = np.asarray(value, dtype=object)
-    if exact.size == 0 or not all(_is_int(v) for v in exact.flat):
+    if exact.size == 0 or not all(_is_int(v) or _is_float(v) for v in exact.flat):
         return converted
+    was_finite = np.array([_is_int(v) or bool(np.isfinite(v)) for v in exact.flat])
     try:
         with np.errstate(over="ignore"):
             cast = exact.astype(target)
-    except OverflowError:
-        cast = np.full(1, np.inf)  # past float64 itself
-    if np.isinf(cast).any():
+    except OverflowError:  # an int past float64 itself
+        cast = None
+    if cast is None or np.any(np.isinf(cast.ravel()) & was_finite):
         raise DTypeMismatchError(
             f"values out of range for array {label}: it holds {target}, whose largest finite value is "
             f"{np.finfo(target).max:g}"

@@ -271,7 +271,7 @@ class Points(NamedTuple):
 
     def kept(self, boxes: np.ndarray) -> np.ndarray:
         """The selected elements of boxes read at some of `starts` (points x `count`):
-        points x `kept_shape()`, never a view that keeps the boxes alive."""
+        points x `kept_shape()`, never a view that keeps more than the selection alive."""
         picked = boxes[(slice(None),) + self.post]
         # A step leaves a view of all that was read: keep only the selection's elements.
         return picked.copy() if picked.size < boxes.size else picked

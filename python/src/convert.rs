@@ -179,8 +179,11 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResul
             return Ok(Scalar::UInt(v));
         }
         // A float array takes it rounded, as numpy casts it (one past float64 is refused).
-        if let (DType::Float32 | DType::Float64, Ok(v)) = (dtype, value.extract::<f64>()) {
-            return Ok(Scalar::Float(v));
+        if matches!(dtype, DType::Float32 | DType::Float64) {
+            return match value.extract::<f64>() {
+                Ok(v) => Ok(Scalar::Float(v)),
+                Err(_) => err(Kind::InvalidArgument, format!("fill value {value} is past float64's range")),
+            };
         }
         return err(Kind::InvalidArgument, format!("fill value {value} does not fit in 64 bits"));
     }

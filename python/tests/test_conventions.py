@@ -87,21 +87,24 @@ def test_points_with_a_step_are_read_a_few_boxes_at_a_time(ds, monkeypatch, slab
 
     arr._native = Spy()
     idx = [0, 3, 1, 3, 2, 0, 1]
-    # (key, its points, bytes of one point's box)
+    # (key, its points, bytes of one point's box; None where the boxes hold only the
+    # selection, read in one call whatever their size)
     cases = [
         (np.s_[idx, idx, ::7], 7, 57 * 8),
-        (np.s_[::-11, idx, idx], 7, 8),
+        (np.s_[::-11, idx, idx], 7, None),
         (np.s_[[[1], [2]], 5:1:-2, [0, 59, 7]], 6, 3 * 8),
     ]
     for key, points, box_bytes in cases:
         calls.clear()
         np.testing.assert_array_equal(arr[key], model[key], err_msg=str(key))
-        per_call = min(max(slab_bytes // box_bytes, 1), points)
+        per_call = points if box_bytes is None else min(max(slab_bytes // box_bytes, 1), points)
         assert calls == [per_call] * (points // per_call) + [points % per_call] * (points % per_call > 0), key
 
 
-def test_steps_over_a_large_string_box_read_and_assign_a_slab_at_a_time(ds, monkeypatch):
-    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", 0)
+@pytest.mark.parametrize("slab_bytes", [0, 20 * 64])
+def test_steps_over_a_large_string_box_read_and_assign_a_slab_at_a_time(ds, monkeypatch, slab_bytes):
+    # A string counts as 64 bytes: 20 * 64 slab bytes hold one chunk of 4 x 5 strings.
+    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", slab_bytes)
     arr = ds.define_array("s", "string", None, [30, 12], chunk_shape=[4, 5])
     model = np.array([[f"v{i}-{j}" for j in range(12)] for i in range(30)], dtype=object)
     arr[...] = model
@@ -272,9 +275,13 @@ def test_python_ints_past_64_bits_go_to_float_arrays_rounded_as_numpy_casts_them
     f32 = ds.define_array("f32", "float32", None, [2])
     f32[:] = [2**70, 1]
     assert f32[:].tolist() == [float(np.float32(2**70)), 1.0]
-    for arr, bad in ((f32, [10**40, 1]), (f64, [10**400, 1])):
+    f64[:] = [2**70, -np.inf]  # beside floats too, non-finite ones kept
+    assert f64[:].tolist() == [float(2**70), -np.inf]
+    for arr, bad in ((f32, [10**40, 1]), (f64, [10**400, 1]), (f32, [2**70, 1e300])):
         with pytest.raises(atlas.DTypeMismatchError, match="out of range"):
             arr[:] = bad
+    with pytest.raises(atlas.DTypeMismatchError):
+        f64[:] = [2**70, True]  # bools stay refused
     with pytest.raises(atlas.InvalidArgumentError, match="does not fit"):
         ds.define_array("i", "int64", None, [2], fill_value=2**70)
 

@@ -83,6 +83,9 @@ pub(crate) fn read_slots(
         slot_shape.iter().map(|&n| to_usize(n)).product::<usize>() * elem_bytes
     };
     assert_eq!(Some(out.len()), slot_bytes.checked_mul(slots.len()), "the output holds every slot");
+    if slot_bytes == 0 {
+        return Ok(()); // nothing to read or fill (and no region product to take)
+    }
     let fills: Vec<Cow<'_, [u8]>> = slots
         .iter()
         .map(|slot| match slot {

@@ -42,13 +42,14 @@ mod tests {
 
     #[test]
     fn the_soft_limit_on_open_files_becomes_the_hard_one() {
-        // Lowered first (as a shell's `ulimit -Sn` would), so the raise is seen; not below
-        // what the tests running beside this one may hold open meanwhile.
+        // Lowered first (as a shell's `ulimit -Sn` would), so the raise is seen; to half the
+        // hard limit at most, and not under 2048 (what the tests running beside this one
+        // may hold open meanwhile).
         let (_, hard) = limit();
-        if hard == libc::RLIM_INFINITY {
+        if hard == libc::RLIM_INFINITY || hard < 4096 {
             return; // Linux refuses a soft limit above its nr_open, which this would ask
         }
-        let low = libc::rlimit { rlim_cur: hard.min(1 << 14), rlim_max: hard };
+        let low = libc::rlimit { rlim_cur: (hard / 2).min(1 << 14), rlim_max: hard };
         // SAFETY: as above.
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const low) }, 0);
         raise_soft_to_hard();

@@ -33,8 +33,9 @@ mod tests {
         let mut file = tempfile::tempfile().unwrap();
         let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         file.write_all(&bytes).unwrap();
-        // Inside, across the end, past it, empty, and one whose end overflows i64.
-        for (offset, len) in [(0, 4096), (90_000, 20_000), (200_000, 10), (5, 0), (1, u64::MAX)] {
+        // Inside, across the end, past it, empty, one whose end overflows i64 (the kernel
+        // checks it) and one whose length does not fit (never sent).
+        for (offset, len) in [(0, 4096), (90_000, 20_000), (200_000, 10), (5, 0), (1, i64::MAX as u64), (1, u64::MAX)] {
             start(&file, offset, len);
         }
         file.sync_all().unwrap();

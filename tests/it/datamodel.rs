@@ -357,7 +357,7 @@ fn appends_to_an_array_with_a_trained_dictionary_are_staged_and_sealed_with_it()
 }
 
 #[test]
-fn arrays_no_dictionary_can_serve_train_none_and_still_stage_their_unfinished_chunk() {
+fn dictionary_arrays_with_large_chunks_or_lz4_train_none_and_stage_their_last_chunk() {
     // Asked for a dictionary, but with chunks over 1 MiB (a dictionary pays only on small
     // ones; training on them would copy up to 64 GiB) or another codec than zstd: an
     // append of 16 chunks and a half trains nothing and, as any append, holds its
