@@ -109,8 +109,11 @@ pub(crate) struct Scratch {
     spare_bytes: usize,
 }
 
-/// Bytes of spare block buffers a thread keeps, at most.
-const SPARE_BYTES: usize = 8 << 20;
+/// Bytes of spare block buffers a thread keeps, at most. A buffer goes back to the thread
+/// that appended its block, not always the one that encoded it, so every thread's spares
+/// fill up over a long write: at 8 MiB a thread, a writer of 1 MiB chunks held about 10 MB
+/// more than at 2 MiB, for no measured speed (BENCHMARKS.md, "Thirty-third round").
+const SPARE_BYTES: usize = 2 << 20;
 
 /// Buffers smaller than this are not kept: the allocator serves them without page faults.
 const MIN_SPARE_BYTES: usize = 64 << 10;
