@@ -7,6 +7,7 @@ use ndarray::{ArrayD, ArrayView, Dimension};
 use super::attrs::{AttrTarget, Attrs};
 use super::config::{Element, ReadOptions};
 use super::output::{new_output, shaped};
+use super::pending::staging_cost;
 use super::state::{Inner, State};
 use super::state::{dictionary, write_settings};
 use crate::codec::{MIN_TRAINING_SAMPLES, ZstdDict, training_samples};
@@ -544,7 +545,8 @@ fn rows_to_stage(state: &mut State, budget: u64, meta: &ArrayMeta, start: &[u64]
     if end != meta.shape[0] || partial == 0 {
         return Ok(0);
     }
-    let row_bytes = meta.chunk_grid()[1..].iter().fold(meta.chunk_bytes(), |bytes, &n| bytes.saturating_mul(n));
+    let row_bytes =
+        meta.chunk_grid()[1..].iter().fold(staging_cost(meta.chunk_bytes()), |bytes, &n| bytes.saturating_mul(n));
     if row_bytes > budget {
         return Ok(0);
     }
@@ -564,13 +566,13 @@ fn rows_of_small_write(state: &mut State, budget: u64, meta: &ArrayMeta, start: 
         .zip(shape)
         .zip(&meta.chunk_shape)
         .fold(1u64, |n, ((&s, &len), &c)| n.saturating_mul((s + len - 1) / c - s / c + 1));
-    let bytes = chunks_touched.saturating_mul(meta.chunk_bytes());
+    let bytes = chunks_touched.saturating_mul(staging_cost(meta.chunk_bytes()));
     if bytes > budget / 8 {
         return Ok(0);
     }
     let ops = plan(&meta.chunk_shape, start, shape);
     let new_chunks = ops.iter().filter(|op| !state.is_staged(meta.id, &op.coord)).count() as u64;
-    make_room(state, budget, new_chunks * meta.chunk_bytes())?;
+    make_room(state, budget, new_chunks * staging_cost(meta.chunk_bytes()))?;
     Ok(rows)
 }
 

@@ -28,7 +28,8 @@ pub struct OpenOptions {
     /// Raw bytes of chunks the handle may hold in memory between flushes (default 64 MiB):
     /// the chunks of small writes (those whose chunks hold at most an eighth of this) and
     /// the unfinished last chunk of appends, encoded at the flush instead of at each write.
-    /// 0 holds none: every write and append encodes its chunks at once.
+    /// A chunk counts for at least 256 bytes (about its bookkeeping). 0 holds none: every
+    /// write and append encodes its chunks at once.
     pub staging_bytes: u64,
     /// Raw bytes of decoded chunks the handle keeps for reads that use only part of a
     /// chunk (default 32 MiB), least recently used out first: a loop of small reads

@@ -79,8 +79,25 @@ pub(crate) struct PendingBlocks {
     index: HashMap<u64, ChunkIndex<BlockEntry>>,
     /// array id -> chunk -> raw bytes of a staged chunk.
     staged: HashMap<u64, ChunkIndex<Vec<u8>>>,
-    /// Raw bytes held in `staged`.
+    /// What the chunks in `staged` count for against the staging budget
+    /// ([`staging_cost`] of each).
     staged_bytes: usize,
+}
+
+/// What a staged chunk of `raw_bytes` counts for against the staging budget: its bytes,
+/// but never less than about its bookkeeping (its coordinate, its entry and their map
+/// slots, 200-300 bytes), so that a budget of tiny chunks cannot hold a hundred times its
+/// size in memory (64 MiB of one-byte chunks held about 20 GB).
+pub(crate) fn staging_cost(raw_bytes: u64) -> u64 {
+    raw_bytes.max(STAGED_CHUNK_MIN_BYTES)
+}
+
+/// The least a staged chunk counts for ([`staging_cost`]).
+const STAGED_CHUNK_MIN_BYTES: u64 = 256;
+
+/// [`staging_cost`] of a staged chunk's bytes.
+fn cost(raw: &[u8]) -> usize {
+    raw.len().max(STAGED_CHUNK_MIN_BYTES as usize)
 }
 
 impl PendingBlocks {
@@ -104,7 +121,7 @@ impl PendingBlocks {
         }
     }
 
-    /// Raw bytes held by staged chunks.
+    /// What the staged chunks count for against the staging budget ([`staging_cost`]).
     pub(crate) fn staged_bytes(&self) -> usize {
         self.staged_bytes
     }
@@ -114,10 +131,10 @@ impl PendingBlocks {
         self.staged.get(&array_id).is_some_and(|chunks| chunks.contains_key(coord))
     }
 
-    /// Raw bytes staged for `array_id` in chunk row `row` (of axis 0).
+    /// What the chunks staged for `array_id` in chunk row `row` (of axis 0) count for.
     pub(crate) fn staged_bytes_in_row(&self, array_id: u64, row: u64) -> usize {
         let chunks = self.staged.get(&array_id).into_iter().flatten();
-        chunks.filter(|(coord, _)| coord.first() == Some(&row)).map(|(_, raw)| raw.len()).sum()
+        chunks.filter(|(coord, _)| coord.first() == Some(&row)).map(|(_, raw)| cost(raw)).sum()
     }
 
     /// The staged chunks, per array: (coordinate, raw bytes).
@@ -129,7 +146,7 @@ impl PendingBlocks {
     /// entry stays.
     pub(crate) fn take_staged(&mut self, array_id: u64, coord: &[u64]) -> Option<Vec<u8>> {
         let raw = self.staged.get_mut(&array_id)?.remove(coord)?;
-        self.staged_bytes -= raw.len();
+        self.staged_bytes -= cost(&raw);
         Some(raw)
     }
 
@@ -149,7 +166,7 @@ impl PendingBlocks {
             stats: ChunkStats::default(),
         };
         self.unstage(array_id, coord);
-        self.staged_bytes += raw.len();
+        self.staged_bytes += cost(&raw);
         self.staged.entry(array_id).or_default().insert(coord.into(), raw);
         self.index.entry(array_id).or_default().insert(coord.into(), entry);
     }
@@ -169,7 +186,7 @@ impl PendingBlocks {
     /// Drops the staged bytes of a chunk, if any.
     fn unstage(&mut self, array_id: u64, coord: &[u64]) {
         if let Some(raw) = self.staged.get_mut(&array_id).and_then(|chunks| chunks.remove(coord)) {
-            self.staged_bytes -= raw.len();
+            self.staged_bytes -= cost(&raw);
         }
     }
 

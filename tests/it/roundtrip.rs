@@ -948,6 +948,30 @@ fn appends_into_a_partly_filled_chunk_are_staged_and_leave_one_block_per_chunk()
 }
 
 #[test]
+fn tiny_chunks_count_for_their_bookkeeping_against_the_staging_budget() {
+    // One-byte chunks count 256 bytes each: with a budget of 1 MiB, a write is staged when
+    // its chunks count at most 128 KiB (512 chunks), and at most 4096 chunks are held.
+    let dir = test_dir!();
+    util::create(&dir.store());
+    let store = Atlas::open_with(dir.store(), &atlas::OpenOptions::default().staging_bytes(1 << 20)).unwrap();
+    let ds = store.create_dataset("d").unwrap();
+    let a = ds.define_array("a", ArraySpec::new(DType::UInt8, [20_000]).chunk_shape([1])).unwrap();
+    let states = |store: &Atlas| store.array_blocks("d", "a").unwrap().iter().map(|b| b.state).collect::<Vec<_>>();
+    let values = iota(&[20_000], |i| (i % 251) as u8);
+    a.write(&[0], values.slice(ndarray::s![..600])).unwrap();
+    assert!(states(&store).iter().all(|s| *s == atlas::BlockState::Pending), "600 chunks are over an eighth");
+    for first in (600..5_000_usize).step_by(400) {
+        a.write(&[first as u64], values.slice(ndarray::s![first..first + 400])).unwrap();
+        let staged = states(&store).iter().filter(|s| **s == atlas::BlockState::Staged).count();
+        assert!(staged <= 4096, "{staged} chunks staged past the budget");
+    }
+    assert!(states(&store).contains(&atlas::BlockState::Staged));
+    store.flush().unwrap();
+    let back = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap().read_array::<u8>("a", &[0], &[5_000]);
+    assert_eq!(back.unwrap(), values.slice(ndarray::s![..5_000]).into_dyn());
+}
+
+#[test]
 fn writes_into_chunks_already_staged_take_no_room_in_the_staging_budget() {
     // A budget of 16 chunks of 4 KiB, all staged by element writes; writing again into
     // them adds nothing staged, so nothing is sealed (encoded and stored) before the flush.
