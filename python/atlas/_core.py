@@ -163,7 +163,8 @@ class Atlas:
         before anything that large is allocated.
 
         What the handle keeps in memory: staging_bytes (default 64 MiB) of raw chunks of
-        small writes, encoded at the flush instead of at each write; chunk_cache_bytes
+        small writes (each counted as at least 256 bytes), encoded at the flush instead of
+        at each write; chunk_cache_bytes
         (default 32 MiB) of decoded chunks, so a loop of small reads decodes each chunk
         once. 0 keeps none.
         """

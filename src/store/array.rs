@@ -134,8 +134,9 @@ impl ArrayHandle {
     /// Writes `data` with its first element at `start`. Chunks the data covers only in part
     /// keep their other elements. Durable at the next flush.
     ///
-    /// A small write (its chunks hold at most 8 MiB) is staged: its chunks are kept raw in
-    /// memory, up to 64 MiB for the store handle (see `OpenOptions::staging_bytes`), and
+    /// A small write (its chunks hold at most 8 MiB, each counted as at least 256 bytes) is
+    /// staged: its chunks are kept raw in memory, up to 64 MiB for the store handle (see
+    /// `OpenOptions::staging_bytes`), and
     /// encoded when the store commits or the budget is reached. So many small writes (an
     /// element at a time, one small array in each of many datasets) neither encode a chunk
     /// again for each write nor store a copy of it each time, and are encoded side by side

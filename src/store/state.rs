@@ -28,7 +28,8 @@ pub(crate) struct Inner {
     pub dir: PathBuf,
     /// What reading this store's files may cost.
     pub limits: Limits,
-    /// Raw bytes of staged chunks a session holds at most (`OpenOptions::staging_bytes`).
+    /// What the staged chunks of a session may count for at most (`OpenOptions::staging_bytes`;
+    /// `pending::staging_cost` of each).
     pub staging_bytes: u64,
     /// Decoded chunks of reads that use part of a chunk (`OpenOptions::chunk_cache_bytes`).
     pub cache: ChunkCache,
@@ -463,7 +464,7 @@ impl State {
         written
     }
 
-    /// Raw bytes this session holds in staged chunks.
+    /// What this session's staged chunks count for against the budget (`pending::staging_cost`).
     pub(crate) fn staged_bytes(&self) -> usize {
         self.pending_blocks().map_or(0, PendingBlocks::staged_bytes)
     }
@@ -473,7 +474,7 @@ impl State {
         self.pending_blocks().is_some_and(|blocks| blocks.is_staged(array_id, coord))
     }
 
-    /// Raw bytes this session holds in staged chunks of `array_id` in chunk row `row`.
+    /// What this session's staged chunks of `array_id` in chunk row `row` count for.
     pub(crate) fn staged_bytes_in_row(&self, array_id: u64, row: u64) -> usize {
         self.pending_blocks().map_or(0, |blocks| blocks.staged_bytes_in_row(array_id, row))
     }
