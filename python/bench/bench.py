@@ -41,24 +41,20 @@ import numpy as np
 import atlas
 from atlas import _atlas
 
-try:
-    import h5py
-    import hdf5plugin
-except ImportError:  # pragma: no cover - optional
-    h5py = None
-try:
-    import zarr
-    import zarr.codecs as zcodecs
-except ImportError:  # pragma: no cover - optional
-    zarr = None
-try:
-    import tensorstore
-except ImportError:  # pragma: no cover - optional
-    tensorstore = None
-try:
-    import blosc2
-except ImportError:  # pragma: no cover - optional
-    blosc2 = None
+
+def _optional(*names: str) -> tuple:
+    """The modules `names`, or None for each when any of them is not installed (the peers
+    are for the bench only)."""
+    try:
+        return tuple(importlib.import_module(name) for name in names)
+    except ImportError:
+        return (None,) * len(names)
+
+
+h5py, hdf5plugin = _optional("h5py", "hdf5plugin")
+zarr, zcodecs = _optional("zarr", "zarr.codecs")
+(tensorstore,) = _optional("tensorstore")
+(blosc2,) = _optional("blosc2")
 
 
 @dataclass

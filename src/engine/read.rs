@@ -76,16 +76,13 @@ pub(crate) fn read_slots(
     verify: bool,
 ) -> Result<()> {
     let ndim = slot_shape.len();
-    // Empty slots may have other axes whose product overflows; they hold nothing.
-    let slot_bytes = if slot_shape.contains(&0) {
-        0
-    } else {
-        slot_shape.iter().map(|&n| to_usize(n)).product::<usize>() * elem_bytes
-    };
-    assert_eq!(Some(out.len()), slot_bytes.checked_mul(slots.len()), "the output holds every slot");
-    if slot_bytes == 0 {
-        return Ok(()); // nothing to read or fill (and no region product to take)
+    // An empty slot holds nothing, however large its other axes (whose product may overflow).
+    if slot_shape.contains(&0) {
+        assert!(out.is_empty(), "the output holds every slot");
+        return Ok(());
     }
+    let slot_bytes = slot_shape.iter().map(|&n| to_usize(n)).product::<usize>() * elem_bytes;
+    assert_eq!(Some(out.len()), slot_bytes.checked_mul(slots.len()), "the output holds every slot");
     let fills: Vec<Cow<'_, [u8]>> = slots
         .iter()
         .map(|slot| match slot {
