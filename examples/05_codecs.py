@@ -1,4 +1,4 @@
-"""Writes a smooth float32 field with zstd, lz4 and none, shuffle on and off, and prints
+"""Writes a smooth float32 field with zstd, lz4 and none, shuffle on, bytedelta and off, and prints
 bytes on disk, compression ratio and write/read speed (the best of 3 reads). Then changes an array's codec
 mid-life and shows old and new blocks both read back exactly. The Python twin of
 05_codecs.rs.
@@ -37,10 +37,10 @@ def main():
     field = smooth_field()
     raw_bytes = field.nbytes
     print(f"field: float32 {list(SHAPE)}, chunks {CHUNKS}, {raw_bytes / (1 << 20):.1f} MiB raw")
-    print(f"{'codec':<10} {'shuffle':<8} {'bytes':>12} {'ratio':>7} {'write MB/s':>12} {'read MB/s':>12}")
+    print(f"{'codec':<10} {'shuffle':<9} {'bytes':>12} {'ratio':>7} {'write MB/s':>12} {'read MB/s':>12}")
     with tempfile.TemporaryDirectory() as root:
         for label, codec in [("zstd-3", "zstd:3"), ("lz4", "lz4"), ("none", "none")]:
-            for shuffle in ("on", "off"):
+            for shuffle in ("on", "bytedelta", "off"):
                 path = os.path.join(root, f"{label}-{shuffle}")
                 store = atlas.Atlas.create(path, codec=codec, shuffle=shuffle)
                 theta = store.create_dataset("ocean").define_array("theta", "float32", None, SHAPE, CHUNKS)
@@ -60,7 +60,7 @@ def main():
 
                 size = data_bytes(path)
                 print(
-                    f"{label:<10} {shuffle:<8} {size:>12} {raw_bytes / size:>6.2f}x "
+                    f"{label:<10} {shuffle:<9} {size:>12} {raw_bytes / size:>6.2f}x "
                     f"{raw_bytes / write_s / 1e6:>12.0f} {raw_bytes / read_s / 1e6:>12.0f}"
                 )
         codec_change_mid_life(root, field)

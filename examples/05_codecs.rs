@@ -1,4 +1,4 @@
-//! Writes a smooth float32 field with zstd, lz4 and none, shuffle on and off, and prints
+//! Writes a smooth float32 field with zstd, lz4 and none, shuffle on, bytedelta and off, and prints
 //! bytes on disk, compression ratio and write/read speed (the best of 3 reads). Then changes an array's codec
 //! mid-life and shows old and new blocks both read back exactly.
 //!
@@ -22,12 +22,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     let raw_bytes = (field.len() * 4) as f64;
     println!("field: float32 {SHAPE:?}, chunks {CHUNKS:?}, {:.1} MiB raw", raw_bytes / f64::from(1 << 20));
     println!(
-        "{:<10} {:<8} {:>12} {:>7} {:>12} {:>12}",
+        "{:<10} {:<9} {:>12} {:>7} {:>12} {:>12}",
         "codec", "shuffle", "bytes", "ratio", "write MB/s", "read MB/s"
     );
     let codecs = [("zstd-3", Codec::Zstd { level: 3 }), ("lz4", Codec::Lz4), ("none", Codec::None)];
     for (label, codec) in codecs {
-        for shuffle in [Shuffle::On, Shuffle::Off] {
+        for shuffle in [Shuffle::On, Shuffle::ByteDelta, Shuffle::Off] {
             let path = root.path().join(format!("{label}-{shuffle:?}"));
             let store = Atlas::create(&path, StoreConfig { codec, shuffle, ..StoreConfig::default() })?;
             let ds = store.create_dataset("ocean")?;
@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
             let bytes = data_bytes(&path)?;
             println!(
-                "{label:<10} {:<8} {bytes:>12} {:>6.2}x {:>12.0} {:>12.0}",
+                "{label:<10} {:<9} {bytes:>12} {:>6.2}x {:>12.0} {:>12.0}",
                 format!("{shuffle:?}").to_lowercase(),
                 raw_bytes / bytes as f64,
                 raw_bytes / write_s / 1e6,

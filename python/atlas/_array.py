@@ -195,8 +195,8 @@ class Array:
         return self._native.storage()
 
     def blocks(self) -> list[dict[str, Any]]:
-        """Every live block: coord, codec, shuffled, is_fill, stored_bytes, raw_bytes,
-        checksum, path, offset_bytes, pending, staged."""
+        """Every live block: coord, codec, shuffled, byte_delta, is_fill, stored_bytes,
+        raw_bytes, checksum, path, offset_bytes, pending, staged."""
         return self._native.blocks()
 
     def block_stats(self) -> list[dict[str, Any]]:
@@ -532,7 +532,7 @@ class Array:
     # --- settings -----------------------------------------------------------------------
     def set_codec(self, codec: Optional[str], shuffle: Any = None) -> None:
         """Gives the array its own codec for new blocks (`None`: follow the store's);
-        `shuffle` (`"on"`, `"off"`, `"auto"`, or a bool) likewise when given."""
+        `shuffle` (`"on"`, `"off"`, `"auto"`, `"bytedelta"` or a bool) likewise when given."""
         self._native.set_codec(codec, shuffle_arg(shuffle))
 
     def recompress(self, codec: str = "zstd", shuffle: Any = "auto") -> None:

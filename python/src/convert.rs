@@ -45,7 +45,8 @@ pub fn parse_shuffle(name: &str) -> PyResult<Shuffle> {
         "auto" => Ok(Shuffle::Auto),
         "on" | "true" | "shuffle" => Ok(Shuffle::On),
         "off" | "false" | "none" => Ok(Shuffle::Off),
-        _ => err(Kind::InvalidArgument, format!("unknown shuffle {name:?} (expected 'auto', 'on' or 'off')")),
+        "bytedelta" => Ok(Shuffle::ByteDelta),
+        _ => err(Kind::InvalidArgument, format!("unknown shuffle {name:?} (expected 'auto', 'on', 'off' or 'bytedelta')")),
     }
 }
 
@@ -54,6 +55,7 @@ pub fn shuffle_name(shuffle: Shuffle) -> &'static str {
         Shuffle::Auto => "auto",
         Shuffle::On => "on",
         Shuffle::Off => "off",
+        Shuffle::ByteDelta => "bytedelta",
     }
 }
 

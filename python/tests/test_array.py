@@ -318,6 +318,27 @@ def test_codec_change_mid_life_reads_every_block_back(tmp_path):
         arr.set_codec("zstd:1000")
 
 
+def test_bytedelta_blocks_are_smaller_on_a_smooth_field_and_read_back(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s", shuffle="bytedelta")
+    assert store.shuffle == "bytedelta"
+    x = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+    data = np.sin(x * 0.001) * 100 + x * 0.01
+    ds = store.create_dataset("d")
+    for name, shuffle in [("delta", None), ("plain", "on")]:
+        ds.define_array(name, "float32", None, [64, 64], chunk_shape=[32, 64], shuffle=shuffle)[...] = data
+    store.flush()
+    ds = atlas.Atlas.open(tmp_path / "s")["d"]
+    delta, plain = ds["delta"], ds["plain"]
+    np.testing.assert_array_equal(delta[...], data)
+    np.testing.assert_array_equal(delta[5:40:3, 7:], data[5:40:3, 7:])
+    assert all(b["shuffled"] and b["byte_delta"] for b in delta.blocks())
+    assert not any(b["byte_delta"] for b in plain.blocks())
+    assert delta.storage["stored_bytes"] < plain.storage["stored_bytes"]
+    plain.recompress("lz4", shuffle="bytedelta")
+    assert plain.meta["shuffle"] == "bytedelta"
+    np.testing.assert_array_equal(plain[...], data)
+
+
 def test_array_defined_with_its_own_codec(ds):
     arr = ds.define_array("a", "uint8", ["x"], [4], codec="lz4", shuffle="off")
     assert arr.codec == "lz4" and ds.array_meta("a")["shuffle"] == "off"

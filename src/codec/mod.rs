@@ -1,9 +1,10 @@
-//! Room `codec`: bytes in, bytes out. Block codecs (zstd, lz4, none) and the shuffle filter,
-//! with per-thread compressor contexts. No files, no threads of its own.
+//! Room `codec`: bytes in, bytes out. Block codecs (zstd, lz4, none) and the filters (shuffle,
+//! byte delta), with per-thread compressor contexts. No files, no threads of its own.
 //!
-//! A block is encoded as: raw element bytes -> optional shuffle -> codec. Decoding runs the
-//! chain backwards into a caller's buffer of exactly the raw length.
+//! A block is encoded as: raw element bytes -> optional shuffle -> optional byte delta ->
+//! codec. Decoding runs the chain backwards into a caller's buffer of exactly the raw length.
 
+mod delta;
 mod dict;
 mod lz4;
 mod shuffle;
@@ -53,19 +54,20 @@ impl CodecId {
     }
 }
 
+pub(crate) use delta::decode_planes as undo_byte_delta;
 pub(crate) use dict::{MIN_TRAINING_SAMPLES, ZstdDict};
 pub(crate) use shuffle::{unshuffle_in_place, unshuffle_part};
 
-/// Concatenates training samples for a dictionary, shuffled by `shuffle_elem_bytes` as blocks
-/// are before zstd sees them; returns the data and each sample's size.
-pub(crate) fn training_samples(samples: &[&[u8]], shuffle_elem_bytes: Option<usize>) -> (Vec<u8>, Vec<usize>) {
+/// Concatenates training samples for a dictionary, filtered by `filter` as blocks are before
+/// zstd sees them; returns the data and each sample's size.
+pub(crate) fn training_samples(samples: &[&[u8]], filter: Filter) -> (Vec<u8>, Vec<usize>) {
     let mut data = Vec::with_capacity(samples.iter().map(|s| s.len()).sum());
     for sample in samples {
-        match shuffle_elem_bytes {
-            Some(elem_bytes) => {
+        match filter.shuffle_elem_bytes() {
+            Some(_) => {
                 let start = data.len();
                 data.resize(start + sample.len(), 0);
-                shuffle::shuffle(sample, elem_bytes, &mut data[start..]);
+                apply_filter(sample, filter, &mut data[start..]);
             }
             None => data.extend_from_slice(sample),
         }
@@ -73,22 +75,73 @@ pub(crate) fn training_samples(samples: &[&[u8]], shuffle_elem_bytes: Option<usi
     (data, samples.iter().map(|s| s.len()).collect())
 }
 
-/// Filter ids as the index entry records them (docs/FORMAT.md, "Filter ids").
-pub(crate) const FILTER_NONE: u8 = 0;
-/// Byte shuffle by element size.
-pub(crate) const FILTER_SHUFFLE: u8 = 1;
+/// What a block's bytes go through before its codec, as its index entry records it
+/// (docs/FORMAT.md, "Filter ids").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub(crate) enum Filter {
+    /// Nothing: the codec sees the raw bytes.
+    #[default]
+    None,
+    /// Byte shuffle by this element size.
+    Shuffle(usize),
+    /// Byte shuffle by this element size, then byte delta of each plane.
+    ShuffleDelta(usize),
+}
+
+impl Filter {
+    /// The filter's id and parameter, as the index entry records them.
+    pub(crate) fn to_id(self) -> (u8, u8) {
+        let param = |k: usize| u8::try_from(k).expect("element sizes are at most 8");
+        match self {
+            Self::None => (0, 0),
+            Self::Shuffle(k) => (1, param(k)),
+            Self::ShuffleDelta(k) => (2, param(k)),
+        }
+    }
+
+    /// The filter an index entry's id and parameter name; `None` for any other pair.
+    pub(crate) fn from_id(id: u8, param: u8) -> Option<Self> {
+        match (id, param) {
+            (0, 0) => Some(Self::None),
+            (1, k @ 1..=8) => Some(Self::Shuffle(usize::from(k))),
+            (2, k @ 1..=8) => Some(Self::ShuffleDelta(usize::from(k))),
+            _ => None,
+        }
+    }
+
+    /// The element size the block is shuffled by, `None` when it is not shuffled.
+    pub(crate) fn shuffle_elem_bytes(self) -> Option<usize> {
+        match self {
+            Self::None => None,
+            Self::Shuffle(k) | Self::ShuffleDelta(k) => Some(k),
+        }
+    }
+
+    /// Whether the planes are byte-delta coded after the shuffle.
+    pub(crate) fn byte_delta(self) -> bool {
+        matches!(self, Self::ShuffleDelta(_))
+    }
+}
+
+/// Runs `filter` on `raw` into `out` of the same length; `filter` is not `None`.
+fn apply_filter(raw: &[u8], filter: Filter, out: &mut [u8]) {
+    let elem_bytes = filter.shuffle_elem_bytes().expect("a filter that shuffles");
+    shuffle::shuffle(raw, elem_bytes, out);
+    if filter.byte_delta() {
+        delta::encode_planes(out, elem_bytes);
+    }
+}
 
 /// How one block is encoded: what the index entry needs to decode it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct BlockEncoding {
     pub codec: CodecId,
-    /// Element size in bytes when shuffled, `None` when not.
-    pub shuffle_elem_bytes: Option<usize>,
+    pub filter: Filter,
 }
 
 impl BlockEncoding {
-    /// The raw bytes as they are: no codec, no shuffle.
-    pub(crate) const RAW: Self = Self { codec: CodecId::None, shuffle_elem_bytes: None };
+    /// The raw bytes as they are: no codec, no filter.
+    pub(crate) const RAW: Self = Self { codec: CodecId::None, filter: Filter::None };
 }
 
 /// Reusable per-thread buffers for encoding and decoding.
@@ -182,7 +235,7 @@ const SHUFFLE_PIECE_BYTES: usize = 64 << 10;
 pub(crate) fn encode_block(
     raw: &[u8],
     codec: Codec,
-    shuffle_elem_bytes: Option<usize>,
+    filter: Filter,
     dict: Option<&ZstdDict>,
     scratch: &mut Scratch,
     out: &mut Vec<u8>,
@@ -192,22 +245,22 @@ pub(crate) fn encode_block(
         Codec::Zstd { .. } if dict.is_some() => CodecId::ZstdDict,
         _ => CodecId::of(codec),
     };
-    let encoding = BlockEncoding { codec: id, shuffle_elem_bytes };
-    let input = match (shuffle_elem_bytes, codec) {
-        (Some(elem_bytes), Codec::None) => {
+    let encoding = BlockEncoding { codec: id, filter };
+    let input = match (filter, codec) {
+        (Filter::None, _) => raw,
+        (_, Codec::None) => {
             out.resize(raw.len(), 0);
-            shuffle::shuffle(raw, elem_bytes, out);
+            apply_filter(raw, filter, out);
             return Ok(encoding);
         }
-        (Some(_), _) if shuffles_in_pieces(codec, shuffle_elem_bytes, raw.len()) => {
-            return encode_shuffled_in_pieces(&[raw], codec, shuffle_elem_bytes, dict, scratch, out, |_| {});
+        _ if shuffles_in_pieces(codec, filter, raw.len()) => {
+            return encode_shuffled_in_pieces(&[raw], codec, filter, dict, scratch, out, |_| {});
         }
-        (Some(elem_bytes), _) => {
+        _ => {
             scratch.shuffled.resize(raw.len(), 0);
-            shuffle::shuffle(raw, elem_bytes, &mut scratch.shuffled);
+            apply_filter(raw, filter, &mut scratch.shuffled);
             &scratch.shuffled
         }
-        (None, _) => raw,
     };
     match codec {
         Codec::None => out.extend_from_slice(input),
@@ -219,8 +272,8 @@ pub(crate) fn encode_block(
 
 /// Whether [`encode_block`] shuffles a block of `len` raw bytes in pieces straight into its
 /// codec (and [`encode_shuffled_in_pieces`] may encode it from parts).
-pub(crate) fn shuffles_in_pieces(codec: Codec, shuffle_elem_bytes: Option<usize>, len: usize) -> bool {
-    matches!(codec, Codec::Zstd { .. }) && shuffle_elem_bytes.is_some() && len >= SHUFFLE_IN_PIECES_BYTES
+pub(crate) fn shuffles_in_pieces(codec: Codec, filter: Filter, len: usize) -> bool {
+    matches!(codec, Codec::Zstd { .. }) && filter != Filter::None && len >= SHUFFLE_IN_PIECES_BYTES
 }
 
 /// [`encode_block`] of the concatenated `parts` (every one but the last of whole elements),
@@ -230,24 +283,24 @@ pub(crate) fn shuffles_in_pieces(codec: Codec, shuffle_elem_bytes: Option<usize>
 pub(crate) fn encode_shuffled_in_pieces(
     parts: &[&[u8]],
     codec: Codec,
-    shuffle_elem_bytes: Option<usize>,
+    filter: Filter,
     dict: Option<&ZstdDict>,
     scratch: &mut Scratch,
     out: &mut Vec<u8>,
     first_read: impl FnMut(&[u8]),
 ) -> Result<BlockEncoding> {
     let len = parts.iter().map(|part| part.len()).sum();
-    let (Codec::Zstd { level }, Some(elem_bytes)) = (codec, shuffle_elem_bytes) else {
+    let (Codec::Zstd { level }, Some(elem_bytes)) = (codec, filter.shuffle_elem_bytes()) else {
         panic!("only shuffled zstd blocks are encoded in pieces")
     };
     out.clear();
     scratch.piece.resize(SHUFFLE_PIECE_BYTES, 0);
     let buffers = (&mut scratch.piece[..], &mut scratch.staging);
     zstd::compress_pieces(len, level, dict, out, |feed| {
-        shuffle::shuffle_in_pieces(parts, elem_bytes, buffers, first_read, feed)
+        shuffle::shuffle_in_pieces(parts, (elem_bytes, filter.byte_delta()), buffers, first_read, feed)
     })?;
     let codec = if dict.is_some() { CodecId::ZstdDict } else { CodecId::Zstd };
-    Ok(BlockEncoding { codec, shuffle_elem_bytes })
+    Ok(BlockEncoding { codec, filter })
 }
 
 /// A large shuffled zstd block read piece by piece in order without its whole shuffled
@@ -261,6 +314,9 @@ pub(crate) struct ShuffledStream<'a> {
     last: &'a mut Vec<u8>,
     n: usize,
     elem_bytes: usize,
+    /// The last plane's decoded byte before the next piece, when the planes are byte-delta
+    /// coded.
+    delta_prev: Option<u8>,
     /// Raw bytes handed out so far.
     done: usize,
 }
@@ -270,22 +326,23 @@ impl<'a> ShuffledStream<'a> {
     /// that [`shuffles_in_pieces`] writes, without a dictionary, of whole elements.
     pub(crate) fn applies(encoding: BlockEncoding, raw_len: usize) -> bool {
         encoding.codec == CodecId::Zstd
-            && encoding.shuffle_elem_bytes.is_some_and(|k| k > 1 && raw_len.is_multiple_of(k))
+            && encoding.filter.shuffle_elem_bytes().is_some_and(|k| k > 1 && raw_len.is_multiple_of(k))
             && raw_len >= SHUFFLE_IN_PIECES_BYTES
     }
 
-    /// Decodes the leading planes of `stored` (a block that [`Self::applies`] to) into
-    /// `lead`.
+    /// Decodes the leading planes of `stored` (a block that [`Self::applies`] to, filtered
+    /// by `filter`) into `lead`.
     ///
     /// # Errors
     /// [`Error::Codec`] when the frame does not declare `raw_len` bytes or does not decode.
     pub(crate) fn open(
         stored: &'a [u8],
-        elem_bytes: usize,
+        filter: Filter,
         raw_len: usize,
         lead: &'a mut Vec<u8>,
         scratch: &'a mut Scratch,
     ) -> Result<Self> {
+        let elem_bytes = filter.shuffle_elem_bytes().expect("a shuffled block");
         if !is_one_zstd_frame_of(stored, raw_len) {
             return Err(zstd::not_one_frame_of(raw_len));
         }
@@ -293,7 +350,14 @@ impl<'a> ShuffledStream<'a> {
         let mut frame = zstd::FrameStream::open(&mut scratch.stream, stored)?;
         lead.resize(n * (elem_bytes - 1), 0);
         frame.read(lead)?;
-        Ok(Self { frame, lead, last: &mut scratch.last, n, elem_bytes, done: 0 })
+        let mut delta_prev = None;
+        if filter.byte_delta() {
+            for plane in lead.chunks_exact_mut(n) {
+                delta::decode(plane, 0);
+            }
+            delta_prev = Some(0);
+        }
+        Ok(Self { frame, lead, last: &mut scratch.last, n, elem_bytes, delta_prev, done: 0 })
     }
 
     /// Writes the next `out.len()` raw bytes (whole elements) into `out`.
@@ -305,6 +369,9 @@ impl<'a> ShuffledStream<'a> {
         assert!(m * self.elem_bytes == out.len() && first + m <= self.n, "whole elements of the block, in order");
         self.last.resize(m, 0);
         self.frame.read(self.last)?;
+        if let Some(prev) = &mut self.delta_prev {
+            *prev = delta::decode(self.last, *prev);
+        }
         let (k, lead, last) = (self.elem_bytes, self.lead, &self.last[..]);
         let plane = |j: usize| if j + 1 < k { &lead[j * self.n + first..][..m] } else { last };
         shuffle::unshuffle_with(k, plane, out);
@@ -334,20 +401,22 @@ pub(crate) fn decode_block(
     scratch: &mut Scratch,
     out: &mut [u8],
 ) -> Result<()> {
-    match encoding.shuffle_elem_bytes {
-        None => decompress(stored, encoding.codec, dict, out),
-        Some(elem_bytes) => {
-            if encoding.codec == CodecId::None {
-                check_len(encoding.codec, stored.len(), out.len())?;
-                shuffle::unshuffle(stored, elem_bytes, out);
-            } else {
-                scratch.shuffled.resize(out.len(), 0);
-                decompress(stored, encoding.codec, dict, &mut scratch.shuffled)?;
-                shuffle::unshuffle(&scratch.shuffled, elem_bytes, out);
-            }
-            Ok(())
+    let Some(elem_bytes) = encoding.filter.shuffle_elem_bytes() else {
+        return decompress(stored, encoding.codec, dict, out);
+    };
+    let planes = if encoding.codec == CodecId::None && !encoding.filter.byte_delta() {
+        check_len(encoding.codec, stored.len(), out.len())?;
+        stored
+    } else {
+        scratch.shuffled.resize(out.len(), 0);
+        decompress(stored, encoding.codec, dict, &mut scratch.shuffled)?;
+        if encoding.filter.byte_delta() {
+            delta::decode_planes(&mut scratch.shuffled, elem_bytes);
         }
-    }
+        &scratch.shuffled
+    };
+    shuffle::unshuffle(planes, elem_bytes, out);
+    Ok(())
 }
 
 /// Runs the codec step of [`decode_block`] alone: decodes `stored` into `out`, exactly its
@@ -429,15 +498,15 @@ mod tests {
 
     proptest! {
         #[test]
-        fn every_codec_and_shuffle_round_trips(raw in proptest::collection::vec(any::<u8>(), 0..4096),
-                                              elem in prop::sample::select(vec![1usize, 2, 4, 8])) {
+        fn every_codec_and_filter_round_trips(raw in proptest::collection::vec(any::<u8>(), 0..4096),
+                                             elem in prop::sample::select(vec![1usize, 2, 4, 8])) {
             let raw = &raw[..raw.len() / elem * elem];
             let mut scratch = Scratch::default();
             for codec in CODECS {
-                for shuffle in [None, Some(elem)] {
+                for filter in [Filter::None, Filter::Shuffle(elem), Filter::ShuffleDelta(elem)] {
                     let mut stored = Vec::new();
-                    let encoding = encode_block(raw, codec, shuffle, None, &mut scratch, &mut stored).unwrap();
-                    prop_assert_eq!(encoding, BlockEncoding { codec: CodecId::of(codec), shuffle_elem_bytes: shuffle });
+                    let encoding = encode_block(raw, codec, filter, None, &mut scratch, &mut stored).unwrap();
+                    prop_assert_eq!(encoding, BlockEncoding { codec: CodecId::of(codec), filter });
                     let mut back = vec![0; raw.len()];
                     decode_block(&stored, encoding, None, &mut scratch, &mut back).unwrap();
                     prop_assert_eq!(&back[..], raw);
@@ -453,16 +522,16 @@ mod tests {
             let mut scratch = Scratch::default();
             let dict = ZstdDict::new(b"not really a dictionary".to_vec());
             for codec in [CodecId::None, CodecId::Zstd, CodecId::Lz4, CodecId::ZstdDict] {
-                for shuffle in [None, Some(4)] {
+                for filter in [Filter::None, Filter::Shuffle(4), Filter::ShuffleDelta(4)] {
                     let mut out = vec![0; len / 4 * 4];
-                    let encoding = BlockEncoding { codec, shuffle_elem_bytes: shuffle };
+                    let encoding = BlockEncoding { codec, filter };
                     let decoded = decode_block(&stored, encoding, Some(&dict), &mut scratch, &mut out);
                     // Stored as it is, a block is its raw bytes: any other length is an error.
                     if codec == CodecId::None && stored.len() != out.len() {
                         prop_assert!(decoded.is_err(), "{} stored bytes decoded to {}", stored.len(), out.len());
                     }
                     // Decoded without error, a block whose raw form is the stored bytes is them.
-                    if codec == CodecId::None && shuffle.is_none() && decoded.is_ok() {
+                    if codec == CodecId::None && filter == Filter::None && decoded.is_ok() {
                         prop_assert_eq!(&out, &stored);
                     }
                 }
@@ -478,9 +547,9 @@ mod tests {
         for (codec, dict) in
             [(Codec::Zstd { level: 3 }, None), (Codec::Zstd { level: 3 }, Some(&dict)), (Codec::Lz4, None)]
         {
-            for shuffle in [None, Some(4)] {
+            for filter in [Filter::None, Filter::Shuffle(4), Filter::ShuffleDelta(4)] {
                 let mut stored = Vec::new();
-                let encoding = encode_block(&raw, codec, shuffle, dict, &mut scratch, &mut stored).unwrap();
+                let encoding = encode_block(&raw, codec, filter, dict, &mut scratch, &mut stored).unwrap();
                 for len in [raw.len() - 4, raw.len() + 4, 0] {
                     let mut out = vec![0; len];
                     let decoded = decode_block(&stored, encoding, dict, &mut scratch, &mut out);
@@ -500,18 +569,18 @@ mod tests {
         let len = SHUFFLE_IN_PIECES_BYTES + 3;
         let raw: Vec<u8> = (0..len as u32).map(|i| (i / 4096 + i % 3) as u8).collect();
         let mut scratch = Scratch::default();
-        for elem_bytes in [2, 4, 8] {
+        for filter in [2, 4, 8].into_iter().flat_map(|k| [Filter::Shuffle(k), Filter::ShuffleDelta(k)]) {
             let mut stored = Vec::new();
             let codec = Codec::Zstd { level: 1 };
-            let encoding = encode_block(&raw, codec, Some(elem_bytes), None, &mut scratch, &mut stored).unwrap();
-            assert_eq!(encoding, BlockEncoding { codec: CodecId::Zstd, shuffle_elem_bytes: Some(elem_bytes) });
+            let encoding = encode_block(&raw, codec, filter, None, &mut scratch, &mut stored).unwrap();
+            assert_eq!(encoding, BlockEncoding { codec: CodecId::Zstd, filter });
             assert_eq!(zstd_content_size(&stored), Some(len), "the frame declares its size");
-            let mut shuffled = vec![0; len];
-            shuffle::shuffle(&raw, elem_bytes, &mut shuffled);
-            assert_eq!(::zstd::bulk::decompress(&stored, len).unwrap(), shuffled, "k={elem_bytes}");
+            let mut filtered = vec![0; len];
+            apply_filter(&raw, filter, &mut filtered);
+            assert_eq!(::zstd::bulk::decompress(&stored, len).unwrap(), filtered, "{filter:?}");
             let mut back = vec![0; len];
             decode_block(&stored, encoding, None, &mut scratch, &mut back).unwrap();
-            assert!(back == raw, "k={elem_bytes} round trip");
+            assert!(back == raw, "{filter:?} round trip");
         }
     }
 
@@ -522,7 +591,8 @@ mod tests {
         BLOCK.get_or_init(|| {
             let raw: Vec<u8> = (0..SHUFFLE_IN_PIECES_BYTES as u32).map(|i| (i / 512 + i % 11) as u8).collect();
             let mut stored = Vec::new();
-            encode_block(&raw, Codec::Zstd { level: 1 }, Some(4), None, &mut Scratch::default(), &mut stored).unwrap();
+            let filter = Filter::Shuffle(4);
+            encode_block(&raw, Codec::Zstd { level: 1 }, filter, None, &mut Scratch::default(), &mut stored).unwrap();
             (raw, stored)
         })
     }
@@ -539,25 +609,30 @@ mod tests {
                 let i = at.index(bad.len());
                 bad[i] ^= mask;
             }
-            let streamed = (|| -> Result<Vec<u8>> {
-                let (mut lead, mut scratch) = (Vec::new(), Scratch::default());
-                let mut stream = ShuffledStream::open(&bad, 4, raw.len(), &mut lead, &mut scratch)?;
-                let mut out = vec![0; raw.len()];
-                for piece in out.chunks_mut(16 << 10) {
-                    stream.read(piece)?;
+            // The same bytes read as either filter.
+            for filter in [Filter::Shuffle(4), Filter::ShuffleDelta(4)] {
+                let streamed = (|| -> Result<Vec<u8>> {
+                    let (mut lead, mut scratch) = (Vec::new(), Scratch::default());
+                    let mut stream = ShuffledStream::open(&bad, filter, raw.len(), &mut lead, &mut scratch)?;
+                    let mut out = vec![0; raw.len()];
+                    for piece in out.chunks_mut(16 << 10) {
+                        stream.read(piece)?;
+                    }
+                    stream.finish()?;
+                    Ok(out)
+                })();
+                let mut whole = vec![0; raw.len()];
+                let encoding = BlockEncoding { codec: CodecId::Zstd, filter };
+                let one_shot = decode_block(&bad, encoding, None, &mut Scratch::default(), &mut whole).map(|()| whole);
+                // The streaming decoder may refuse more (a window it will not allocate), never
+                // accept what the one-shot decoder refuses, nor decode other bytes.
+                match (streamed, one_shot) {
+                    (Ok(a), Ok(b)) => prop_assert!(a == b, "the same bytes either way"),
+                    (Err(Error::Codec { .. }), _) => {}
+                    (a, b) => {
+                        prop_assert!(false, "streamed {:?} vs one-shot {:?}", a.map(|v| v.len()), b.map(|v| v.len()));
+                    }
                 }
-                stream.finish()?;
-                Ok(out)
-            })();
-            let mut whole = vec![0; raw.len()];
-            let encoding = BlockEncoding { codec: CodecId::Zstd, shuffle_elem_bytes: Some(4) };
-            let one_shot = decode_block(&bad, encoding, None, &mut Scratch::default(), &mut whole).map(|()| whole);
-            // The streaming decoder may refuse more (a window it will not allocate), never
-            // accept what the one-shot decoder refuses, nor decode other bytes.
-            match (streamed, one_shot) {
-                (Ok(a), Ok(b)) => prop_assert!(a == b, "the same bytes either way"),
-                (Err(Error::Codec { .. }), _) => {}
-                (a, b) => prop_assert!(false, "streamed {:?} vs one-shot {:?}", a.map(|v| v.len()), b.map(|v| v.len())),
             }
         }
     }
@@ -567,13 +642,13 @@ mod tests {
         let len = SHUFFLE_IN_PIECES_BYTES;
         let raw: Vec<u8> = (0..len as u32).map(|i| (i / 4096 + i % 7) as u8).collect();
         let mut scratch = Scratch::default();
-        for elem_bytes in [2, 4, 8] {
+        for filter in [2, 4, 8].into_iter().flat_map(|k| [Filter::Shuffle(k), Filter::ShuffleDelta(k)]) {
+            let elem_bytes = filter.shuffle_elem_bytes().unwrap();
             let (mut stored, mut lead) = (Vec::new(), Vec::new());
             let encoding =
-                encode_block(&raw, Codec::Zstd { level: 1 }, Some(elem_bytes), None, &mut scratch, &mut stored)
-                    .unwrap();
+                encode_block(&raw, Codec::Zstd { level: 1 }, filter, None, &mut scratch, &mut stored).unwrap();
             assert!(ShuffledStream::applies(encoding, len));
-            let mut stream = ShuffledStream::open(&stored, elem_bytes, len, &mut lead, &mut scratch).unwrap();
+            let mut stream = ShuffledStream::open(&stored, filter, len, &mut lead, &mut scratch).unwrap();
             let mut back = Vec::new();
             for piece in [8, 4096, 40_000, 1 << 20].iter().cycle() {
                 let piece = (*piece).min(len - back.len());
@@ -585,13 +660,13 @@ mod tests {
                 }
             }
             stream.finish().unwrap();
-            assert!(back == raw, "k={elem_bytes}");
+            assert!(back == raw, "{filter:?}");
             assert!(lead.len() == len / elem_bytes * (elem_bytes - 1), "all planes but the last held");
 
             // A frame declaring another size, cut short, or followed by bytes.
             let read_all = |stored: &[u8], raw_len: usize| -> Result<()> {
                 let (mut lead, mut scratch) = (Vec::new(), Scratch::default());
-                let mut stream = ShuffledStream::open(stored, elem_bytes, raw_len, &mut lead, &mut scratch)?;
+                let mut stream = ShuffledStream::open(stored, filter, raw_len, &mut lead, &mut scratch)?;
                 stream.read(&mut vec![0; raw_len])?;
                 stream.finish()
             };
@@ -622,19 +697,24 @@ mod tests {
         let mut scratch = Scratch::default();
         let plain = vec![5u8; 64];
         for (what, stored) in not_one_sized_frame(&plain) {
-            let encoding = BlockEncoding { codec: CodecId::Zstd, shuffle_elem_bytes: None };
-            let decoded = decode_block(&stored, encoding, None, &mut scratch, &mut [0; 64]);
+            let decoded = decode_block(
+                &stored,
+                BlockEncoding { codec: CodecId::Zstd, filter: Filter::None },
+                None,
+                &mut scratch,
+                &mut [0; 64],
+            );
             assert!(matches!(decoded, Err(Error::Codec { .. })), "{what}: {decoded:?}");
         }
         // A large shuffled block, read whole at once or streamed in pieces.
         let (raw, stored) = streamed_block();
         let shuffled = ::zstd::bulk::decompress(stored, raw.len()).unwrap();
         for (what, stored) in not_one_sized_frame(&shuffled) {
-            let encoding = BlockEncoding { codec: CodecId::Zstd, shuffle_elem_bytes: Some(4) };
+            let encoding = BlockEncoding { codec: CodecId::Zstd, filter: Filter::Shuffle(4) };
             let decoded = decode_block(&stored, encoding, None, &mut scratch, &mut vec![0; raw.len()]);
             assert!(matches!(decoded, Err(Error::Codec { .. })), "{what}, whole: {decoded:?}");
             let (mut lead, mut stream_scratch) = (Vec::new(), Scratch::default());
-            let opened = ShuffledStream::open(&stored, 4, raw.len(), &mut lead, &mut stream_scratch);
+            let opened = ShuffledStream::open(&stored, encoding.filter, raw.len(), &mut lead, &mut stream_scratch);
             assert!(matches!(opened, Err(Error::Codec { .. })), "{what}, streamed");
         }
     }
@@ -644,7 +724,7 @@ mod tests {
         let mut scratch = Scratch::default();
         for codec in CODECS {
             let mut stored = Vec::new();
-            let encoding = encode_block(&[7; 64], codec, None, None, &mut scratch, &mut stored).unwrap();
+            let encoding = encode_block(&[7; 64], codec, Filter::None, None, &mut scratch, &mut stored).unwrap();
             let mut out = vec![0; 63];
             assert!(matches!(decode_block(&stored, encoding, None, &mut scratch, &mut out), Err(Error::Codec { .. })));
         }
@@ -666,11 +746,12 @@ mod tests {
         for chunk in &chunks {
             let mut stored = Vec::new();
             plain_bytes += {
-                encode_block(chunk, Codec::Zstd { level: 3 }, None, None, &mut scratch, &mut stored).unwrap();
+                encode_block(chunk, Codec::Zstd { level: 3 }, Filter::None, None, &mut scratch, &mut stored).unwrap();
                 stored.len()
             };
             let encoding =
-                encode_block(chunk, Codec::Zstd { level: 3 }, None, Some(&dict), &mut scratch, &mut stored).unwrap();
+                encode_block(chunk, Codec::Zstd { level: 3 }, Filter::None, Some(&dict), &mut scratch, &mut stored)
+                    .unwrap();
             assert_eq!(encoding.codec, CodecId::ZstdDict);
             dict_bytes += stored.len();
             let mut back = vec![0; chunk.len()];

@@ -1,6 +1,7 @@
 //! Byte shuffle: the k-th byte of every element is gathered into the k-th of `elem_bytes`
 //! planes, so the slowly varying high bytes of smooth data sit together and compress well.
 
+use super::delta;
 use super::simd::{Kernel, dispatch};
 use crate::io::in_runs;
 
@@ -14,15 +15,16 @@ pub(super) fn shuffle(input: &[u8], elem_bytes: usize, out: &mut [u8]) {
     }
 }
 
-/// Hands [`shuffle`]'s output of the concatenated `parts` to `feed` in order, in pieces of
-/// at most `piece.len()` bytes made in `piece` one at a time, so that the shuffled block
-/// never exists whole: each piece is cut from one plane while it is still in cache. Every
-/// part but the last holds whole elements. Short parts (rows of a chunk) are first gathered
-/// in `staging`, which reads them from memory faster than picking bytes out of each. Every
-/// raw byte goes to `first_read` once, in order, as the first plane reads it.
+/// Hands [`shuffle`]'s output of the concatenated `parts` to `feed` in order (each plane
+/// byte-delta coded when `byte_delta` is set), in pieces of at most `piece.len()` bytes made
+/// in `piece` one at a time, so that the shuffled block never exists whole: each piece is
+/// cut from one plane while it is still in cache. Every part but the last holds whole
+/// elements. Short parts (rows of a chunk) are first gathered in `staging`, which reads them
+/// from memory faster than picking bytes out of each. Every raw byte goes to `first_read`
+/// once, in order, as the first plane reads it.
 pub(super) fn shuffle_in_pieces<E>(
     parts: &[&[u8]],
-    elem_bytes: usize,
+    (elem_bytes, byte_delta): (usize, bool),
     (piece, staging): (&mut [u8], &mut Vec<u8>),
     mut first_read: impl FnMut(&[u8]),
     mut feed: impl FnMut(&[u8]) -> Result<(), E>,
@@ -34,6 +36,14 @@ pub(super) fn shuffle_in_pieces<E>(
     let tail = parts.last().map_or(&[][..], |last| &last[whole(last)..]);
     let body = parts.iter().enumerate().map(|(i, part)| if i + 1 == parts.len() { &part[..whole(part)] } else { part });
     for plane in 0..elem_bytes {
+        // The plane's byte before the piece, for the byte delta.
+        let mut prev = 0;
+        let mut feed_piece = |piece: &mut [u8]| {
+            if byte_delta {
+                prev = delta::encode(piece, prev);
+            }
+            feed(piece)
+        };
         let mut filled = 0;
         in_runs(body.clone(), staging, piece.len() * elem_bytes, |mut elems| {
             if plane == 0 {
@@ -44,14 +54,14 @@ pub(super) fn shuffle_in_pieces<E>(
                 plane_part(&elems[..n * elem_bytes], elem_bytes, plane, &mut piece[filled..filled + n]);
                 (filled, elems) = (filled + n, &elems[n * elem_bytes..]);
                 if filled == piece.len() {
-                    feed(piece)?;
+                    feed_piece(piece)?;
                     filled = 0;
                 }
             }
             Ok(())
         })?;
         if filled > 0 {
-            feed(&piece[..filled])?;
+            feed_piece(&mut piece[..filled])?;
         }
     }
     first_read(tail);
@@ -294,9 +304,12 @@ mod tests {
     #[test]
     fn shuffling_in_pieces_hands_over_the_shuffled_bytes_in_order() {
         let input: Vec<u8> = (0..1003u32).map(|i| (i * 7 % 251) as u8).collect();
-        for k in [2, 3, 4, 8] {
+        for (k, byte_delta) in [2, 3, 4, 8].into_iter().flat_map(|k| [(k, false), (k, true)]) {
             let mut whole = vec![0; input.len()];
             shuffle(&input, k, &mut whole);
+            if byte_delta {
+                delta::encode_planes(&mut whole, k);
+            }
             for piece_len in [1, 5, 64, 4096] {
                 let mut streamed = Vec::new();
                 let (mut piece, mut staging) = (vec![0; piece_len], Vec::new());
@@ -307,7 +320,7 @@ mod tests {
                 let mut first_read = Vec::new();
                 shuffle_in_pieces(
                     &parts,
-                    k,
+                    (k, byte_delta),
                     (&mut piece, &mut staging),
                     |raw| first_read.extend_from_slice(raw),
                     |part| {
@@ -317,7 +330,7 @@ mod tests {
                     },
                 )
                 .unwrap();
-                assert_eq!(streamed, whole, "k={k} pieces of {piece_len}");
+                assert_eq!(streamed, whole, "k={k} delta {byte_delta} pieces of {piece_len}");
                 assert_eq!(first_read, input, "k={k}: every raw byte read once, in order");
             }
         }

@@ -7,7 +7,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::pool;
-use crate::codec::{BlockEncoding, CodecId, Scratch, decode_block, encode_block};
+use crate::codec::{BlockEncoding, CodecId, Filter, Scratch, decode_block, encode_block};
 use crate::error::{Error, Result};
 use crate::meta::Codec;
 
@@ -16,7 +16,7 @@ use crate::meta::Codec;
 pub(crate) fn compress_many(inputs: &[&[u8]], codec: Codec) -> Result<(Vec<u8>, Vec<Range<usize>>)> {
     let encode = |scratch: &mut Scratch, input: &&[u8]| {
         let mut out = Vec::new();
-        encode_block(input, codec, None, None, scratch, &mut out).map(|_| out)
+        encode_block(input, codec, Filter::None, None, scratch, &mut out).map(|_| out)
     };
     let total: usize = inputs.iter().map(|i| i.len()).sum();
     let encoded: Vec<Vec<u8>> = if pool::worth_parallel(inputs.len(), total as u64) {
@@ -63,7 +63,7 @@ pub(crate) fn decompress_many(
         outputs.push(head);
         rest = tail;
     }
-    let encoding = BlockEncoding { codec, shuffle_elem_bytes: None };
+    let encoding = BlockEncoding { codec, filter: Filter::None };
     let decode =
         |scratch: &mut Scratch, input: &[u8], out: &mut [u8]| decode_block(input, encoding, None, scratch, out);
     if pool::worth_parallel(inputs.len(), end as u64) {

@@ -4,7 +4,9 @@ use std::cell::RefCell;
 use std::path::Path;
 
 use super::cache::ChunkCache;
-use crate::codec::{BlockEncoding, CodecId, Scratch, ZstdDict, decompress, unshuffle_in_place, unshuffle_part};
+use crate::codec::{
+    BlockEncoding, CodecId, Filter, Scratch, ZstdDict, decompress, undo_byte_delta, unshuffle_in_place, unshuffle_part,
+};
 use crate::error::{Error, Result};
 use crate::fragment::{BlockEntry, Checksummer, ChunkStats, FragmentReader, PendingReader, checksum, scan};
 use crate::meta::{ArrayMeta, DType};
@@ -288,7 +290,7 @@ pub(crate) fn decode_stored(
                 hash(piece);
             }
         }
-        None => match block.entry().encoding.shuffle_elem_bytes {
+        None => match block.entry().encoding.filter.shuffle_elem_bytes() {
             Some(elem_bytes) => {
                 let buffers = (&mut worker.decoded, &mut worker.piece);
                 unshuffle_in_place(out, elem_bytes, shuffled_piece_len(elem_bytes), buffers, hash);
@@ -347,8 +349,8 @@ pub(crate) fn stored_bytes<'a>(block: BlockRef<'a>, buf: &'a mut Vec<u8>) -> Res
 
 /// Runs a block's codec on its `stored` bytes, `raw_len` bytes decoded: into `direct` when
 /// given, but for a shuffled block under `UNSHUFFLE_IN_PLACE_BYTES` (and returns `None`:
-/// the bytes are there, still shuffled if the block is), else into `decoded`. An
-/// uncompressed block needs no step at all.
+/// the bytes are there, still shuffled if the block is), else into `decoded`; a byte delta
+/// is undone either way. An uncompressed block without one needs no step at all.
 pub(super) fn run_codec<'a>(
     ctx: ArrayCtx<'_>,
     block: BlockRef<'_>,
@@ -359,28 +361,36 @@ pub(super) fn run_codec<'a>(
 ) -> Result<Option<Raw<'a>>> {
     let encoding = block.entry().encoding;
     let codec_err = |e| codec_error(ctx, block, e);
+    if encoding.codec == CodecId::None && stored.len() != raw_len {
+        let detail = format!("none block does not decode: {} stored bytes, expected {raw_len}", stored.len());
+        return Err(corrupt_chunk(ctx, block, &detail));
+    }
+    let shuffle_elem_bytes = encoding.filter.shuffle_elem_bytes();
     let bytes: &'a [u8] = match (encoding.codec, direct) {
-        (CodecId::None, _) => {
-            if stored.len() != raw_len {
-                let detail = format!("none block does not decode: {} stored bytes, expected {raw_len}", stored.len());
-                return Err(corrupt_chunk(ctx, block, &detail));
-            }
-            stored
-        }
-        (codec, Some(out)) if encoding.shuffle_elem_bytes.is_none() || raw_len >= UNSHUFFLE_IN_PLACE_BYTES => {
+        (CodecId::None, _) if !encoding.filter.byte_delta() => stored,
+        (codec, Some(out)) if shuffle_elem_bytes.is_none() || raw_len >= UNSHUFFLE_IN_PLACE_BYTES => {
             decompress(stored, codec, ctx.dict, out).map_err(codec_err)?;
+            undo_byte_delta_of(encoding.filter, out);
             return Ok(None);
         }
         (codec, _) => {
             decoded.resize(raw_len, 0);
             decompress(stored, codec, ctx.dict, decoded).map_err(codec_err)?;
+            undo_byte_delta_of(encoding.filter, decoded);
             decoded
         }
     };
-    Ok(Some(match encoding.shuffle_elem_bytes {
+    Ok(Some(match shuffle_elem_bytes {
         None => Raw::Plain(bytes),
         Some(elem_bytes) => Raw::Shuffled(bytes, elem_bytes),
     }))
+}
+
+/// Undoes the byte delta of a decoded block's planes, if `filter` has one.
+fn undo_byte_delta_of(filter: Filter, planes: &mut [u8]) {
+    if let Filter::ShuffleDelta(elem_bytes) = filter {
+        undo_byte_delta(planes, elem_bytes);
+    }
 }
 
 /// Compares the checksum of a block's decoded bytes (if they were hashed) with the one

@@ -43,7 +43,7 @@ fn recode(
     let entry = block.entry();
     // Carried over to the new entry, so checked first: a re-encode never seals damage.
     let stats = block.stats(ctx.meta)?;
-    let mut encoding = settings.encoding(ctx.meta.dtype);
+    let mut encoding = settings.encoding();
     let mut stored = Stored::from(Vec::new());
     if !entry.is_fill {
         let len = raw_len(ctx, block)?;
@@ -51,14 +51,7 @@ fn recode(
         raw.resize(len, 0);
         let mut encoded = worker.scratch.block_buffer();
         let recoded = decode_chunk(ctx, block, worker, &mut raw, true).and_then(|()| {
-            encode_block(
-                &raw,
-                settings.codec,
-                encoding.shuffle_elem_bytes,
-                settings.dict,
-                &mut worker.scratch,
-                &mut encoded,
-            )
+            encode_block(&raw, settings.codec, encoding.filter, settings.dict, &mut worker.scratch, &mut encoded)
         });
         let recoded = recoded.map(|codec_encoding| {
             // A raw block that comes out raw again is left in place: its bytes are not copied.
@@ -100,7 +93,7 @@ fn raw_len(ctx: ArrayCtx<'_>, block: BlockRef<'_>) -> Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{CodecId, Scratch, decode_block};
+    use crate::codec::{CodecId, Filter, Scratch, decode_block};
     use crate::fragment::{ChunkStats, EncodedBlock, FragmentReader, FragmentWriter, checksum};
     use crate::meta::{ArrayMeta, Attributes, Codec, DType, Scalar};
 
@@ -127,9 +120,10 @@ mod tests {
         let stats = ChunkStats { valid_count: 15, min_bits: 1, max_bits: 2, sum_bits: 3 };
         let mut writer = FragmentWriter::create(path.clone()).unwrap();
         let mut entries = Vec::new();
-        for (c, codec) in [Codec::Zstd { level: 3 }, Codec::Lz4, Codec::None].into_iter().enumerate() {
+        let encodings = [(Codec::Zstd { level: 3 }, Filter::Shuffle(4)), (Codec::Lz4, Filter::ShuffleDelta(4))];
+        for (c, (codec, filter)) in encodings.into_iter().chain([(Codec::None, Filter::Shuffle(4))]).enumerate() {
             let mut stored = Vec::new();
-            let encoding = encode_block(&raw, codec, Some(4), None, &mut Scratch::default(), &mut stored).unwrap();
+            let encoding = encode_block(&raw, codec, filter, None, &mut Scratch::default(), &mut stored).unwrap();
             entries.push(
                 writer
                     .append_block(&EncodedBlock {
@@ -150,7 +144,7 @@ mod tests {
         let blocks: Vec<BlockRef<'_>> =
             entries.iter().map(|entry| BlockRef::Committed { reader: &reader, entry }).collect();
         let mut out = Vec::new();
-        let settings = WriteSettings { codec: Codec::Lz4, shuffle: false, dict: None };
+        let settings = WriteSettings { codec: Codec::Lz4, filter: Filter::None, dict: None };
         recode_blocks(
             ArrayCtx { meta: &meta, label: "d/a", dict: None, cache: None },
             &blocks,
@@ -166,7 +160,7 @@ mod tests {
         for (c, (coord, identity, encoding, stored)) in out.iter().enumerate() {
             assert_eq!(coord, &[c as u64]);
             assert_eq!(identity, &(checksum(&raw), stats, false));
-            assert_eq!(encoding, &BlockEncoding { codec: CodecId::Lz4, shuffle_elem_bytes: None });
+            assert_eq!(encoding, &BlockEncoding { codec: CodecId::Lz4, filter: Filter::None });
             let mut back = vec![0; raw.len()];
             decode_block(stored, *encoding, None, &mut Scratch::default(), &mut back).unwrap();
             assert_eq!(back, raw);

@@ -52,9 +52,9 @@ impl<'a> RowSource<'a> {
         let Worker { stored, decoded, piece, scratch, .. } = worker;
         let stored = stored_bytes(block, stored)?;
         let encoding = block.entry().encoding;
-        let (shuffled, elem_bytes) = match encoding.shuffle_elem_bytes {
+        let (shuffled, elem_bytes) = match encoding.filter.shuffle_elem_bytes() {
             Some(elem_bytes) if ShuffledStream::applies(encoding, raw_len) => {
-                let stream = ShuffledStream::open(stored, elem_bytes, raw_len, decoded, scratch)
+                let stream = ShuffledStream::open(stored, encoding.filter, raw_len, decoded, scratch)
                     .map_err(|e| codec_error(ctx, block, e))?;
                 (Shuffled::Streamed(stream), elem_bytes)
             }

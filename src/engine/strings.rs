@@ -11,7 +11,7 @@ use super::pool;
 use super::region::{Place, for_each_row, to_usize};
 use super::trim::keep_extent;
 use super::write::{EncodedChunk, Sink, Stored, WriteSettings, encode_in_order, encoded_or_raw};
-use crate::codec::{BlockEncoding, CodecId, encode_block};
+use crate::codec::{BlockEncoding, CodecId, Filter, encode_block};
 use crate::error::{Error, Result};
 use crate::fragment::{ChunkStats, checksum};
 use crate::meta::MAX_CHUNK_BYTES;
@@ -198,11 +198,11 @@ fn encode_strings(
     let valid_count = chunk.iter().filter(|s| !s.is_empty()).count() as u64;
     let (raw_len_bytes, checksum) = (raw.len() as u64, checksum(&raw));
     let mut stored = Stored::from(Vec::new());
-    let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), shuffle_elem_bytes: None };
+    let mut encoding = BlockEncoding { codec: CodecId::of(settings.codec), filter: Filter::None };
     if valid_count > 0 {
         let scratch = &mut worker.scratch;
         let mut encoded = scratch.block_buffer();
-        let codec_encoding = encode_block(&raw, settings.codec, None, settings.dict, scratch, &mut encoded)?;
+        let codec_encoding = encode_block(&raw, settings.codec, Filter::None, settings.dict, scratch, &mut encoded)?;
         (encoding, stored) =
             encoded_or_raw(settings.codec, codec_encoding, encoded, raw_len, || Stored::from(raw), scratch);
     }

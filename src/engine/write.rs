@@ -10,7 +10,7 @@ use super::plan::{ChunkOp, max_run_len, plan, runs};
 use super::pool;
 use super::region::{Place, copy_region, for_each_row, for_each_run_row, is_contiguous, offset_bytes, to_usize};
 use crate::codec::{
-    BlockEncoding, CodecId, Scratch, ZstdDict, encode_block, encode_shuffled_in_pieces, shuffles_in_pieces,
+    BlockEncoding, CodecId, Filter, Scratch, ZstdDict, encode_block, encode_shuffled_in_pieces, shuffles_in_pieces,
 };
 use crate::error::Result;
 use crate::fragment::{Checksummer, ChunkStats, Scan, checksum, scan, scan_pieces};
@@ -21,7 +21,8 @@ use crate::meta::{ArrayMeta, Codec, DType, Shuffle};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WriteSettings<'a> {
     pub codec: Codec,
-    pub shuffle: bool,
+    /// What the raw bytes go through before the codec.
+    pub filter: Filter,
     /// zstd blocks are written with this dictionary when set.
     pub dict: Option<&'a ZstdDict>,
 }
@@ -30,19 +31,24 @@ impl<'a> WriteSettings<'a> {
     /// The settings for blocks of `dtype` written with `codec` and `shuffle` (which applies
     /// only where it can, see [`Shuffle::applies`]).
     pub(crate) fn new(codec: Codec, shuffle: Shuffle, dtype: DType, dict: Option<&'a ZstdDict>) -> Self {
-        Self { codec, shuffle: shuffle.applies(dtype.size_bytes(), codec), dict }
-    }
-
-    /// The element size blocks of `dtype` are shuffled by, if they are.
-    pub(crate) fn shuffle_elem_bytes(self, dtype: DType) -> Option<usize> {
         let elem_bytes = dtype.size_bytes();
-        (self.shuffle && elem_bytes > 1).then_some(elem_bytes)
+        let filter = match shuffle {
+            _ if !shuffle.applies(elem_bytes, codec) || elem_bytes <= 1 => Filter::None,
+            Shuffle::ByteDelta => Filter::ShuffleDelta(elem_bytes),
+            _ => Filter::Shuffle(elem_bytes),
+        };
+        Self { codec, filter, dict }
     }
 
-    /// The encoding blocks of `dtype` are written with (unless stored raw, when their codec
-    /// does not make them smaller).
-    pub(crate) fn encoding(self, dtype: DType) -> BlockEncoding {
-        BlockEncoding { codec: CodecId::of(self.codec), shuffle_elem_bytes: self.shuffle_elem_bytes(dtype) }
+    /// Whether blocks are stored as the raw bytes they hold.
+    fn stores_raw(self) -> bool {
+        matches!(self.codec, Codec::None) && self.filter == Filter::None
+    }
+
+    /// The encoding blocks are written with (unless stored raw, when their codec does not
+    /// make them smaller).
+    pub(crate) fn encoding(self) -> BlockEncoding {
+        BlockEncoding { codec: CodecId::of(self.codec), filter: self.filter }
     }
 }
 
@@ -256,8 +262,7 @@ fn encode_run<'i>(
     // Whole chunks that need no chunk buffer skip it: one that is a contiguous run of the
     // input is encoded from it directly, one stored as it is or shuffled in pieces from the
     // input's rows (decision k).
-    let from_rows = stores_raw(meta, settings)
-        || shuffles_in_pieces(settings.codec, settings.shuffle_elem_bytes(meta.dtype), chunk_len);
+    let from_rows = settings.stores_raw() || shuffles_in_pieces(settings.codec, settings.filter, chunk_len);
     if run.iter().all(|op| op.covers_chunk(&meta.chunk_shape) && (from_rows || is_contiguous(shape, &op.region))) {
         run.iter().map(|op| encode_from_input(meta, op, shape, input, settings, worker)).collect()
     } else {
@@ -284,7 +289,7 @@ fn encode_from_input<'i>(
         return encode_raw(meta, &op.coord, raw, settings, &mut worker.scratch);
     }
     let (src, dst) = (op.in_selection_of(shape), op.in_chunk_of(&meta.chunk_shape));
-    if stores_raw(meta, settings) && chunk_len <= GATHER_RAW_BYTES {
+    if settings.stores_raw() && chunk_len <= GATHER_RAW_BYTES {
         let mut raw = worker.scratch.block_buffer();
         raw.reserve_exact(chunk_len);
         for_each_row(src, dst, &op.region, elem_bytes, |s, _, n| raw.extend_from_slice(&input[s..s + n]));
@@ -388,8 +393,8 @@ fn encode_rows<'i>(
 ) -> Result<EncodedChunk<'i>> {
     let raw_len_bytes = rows.iter().map(|row| row.len() as u64).sum();
     let mut summer = Checksummer::new();
-    let mut encoding = settings.encoding(meta.dtype);
-    let (scan, mut stored) = if stores_raw(meta, settings) {
+    let mut encoding = settings.encoding();
+    let (scan, mut stored) = if settings.stores_raw() {
         let scan = scan_pieces(meta.dtype, &meta.fill_bytes(), |visit| {
             let Ok(()) = in_runs(rows.iter().copied(), &mut worker.rows, ROWS_RUN_BYTES, |run| {
                 summer.update(run);
@@ -406,15 +411,8 @@ fn encode_rows<'i>(
                 visit(raw);
             };
             let (codec, dict, scratch) = (settings.codec, settings.dict, &mut worker.scratch);
-            encoded = Some(encode_shuffled_in_pieces(
-                &rows,
-                codec,
-                settings.shuffle_elem_bytes(meta.dtype),
-                dict,
-                scratch,
-                &mut bytes,
-                first_read,
-            ));
+            encoded =
+                Some(encode_shuffled_in_pieces(&rows, codec, settings.filter, dict, scratch, &mut bytes, first_read));
         });
         let codec_encoding = encoded.expect("scan_pieces runs its producer")?;
         let raw_len = to_usize(raw_len_bytes);
@@ -429,14 +427,9 @@ fn encode_rows<'i>(
         if let Stored::Bytes(Cow::Owned(buffer)) = std::mem::replace(&mut stored, Stored::from(Vec::new())) {
             worker.scratch.spare_block_buffer(buffer);
         }
-        encoding = settings.encoding(meta.dtype);
+        encoding = settings.encoding();
     }
     Ok(EncodedChunk::new(coord, stored, raw_len_bytes, summer.finish(), encoding, scan))
-}
-
-/// Whether blocks written with `settings` store their raw bytes as they are.
-fn stores_raw(meta: &ArrayMeta, settings: WriteSettings) -> bool {
-    matches!(settings.codec, Codec::None) && settings.shuffle_elem_bytes(meta.dtype).is_none()
 }
 
 /// Scans and encodes one chunk's raw bytes; a chunk of nothing but the fill value is
@@ -451,18 +444,17 @@ pub(crate) fn encode_raw<'r>(
 ) -> Result<EncodedChunk<'r>> {
     let scan = scan(&raw, meta.dtype, &meta.fill_bytes());
     let (raw_len_bytes, checksum) = (raw.len() as u64, checksum(&raw));
-    let mut encoding = settings.encoding(meta.dtype);
+    let mut encoding = settings.encoding();
     let stored = if scan.all_fill {
         if let Cow::Owned(buffer) = raw {
             scratch.spare_block_buffer(buffer);
         }
         Stored::Bytes(Cow::Borrowed(&[][..]))
-    } else if stores_raw(meta, settings) {
+    } else if settings.stores_raw() {
         Stored::Bytes(raw)
     } else {
         let mut encoded = scratch.block_buffer();
-        let codec_encoding =
-            encode_block(&raw, settings.codec, encoding.shuffle_elem_bytes, settings.dict, scratch, &mut encoded)?;
+        let codec_encoding = encode_block(&raw, settings.codec, encoding.filter, settings.dict, scratch, &mut encoded)?;
         let (block_encoding, stored) = encoded_or_raw(
             settings.codec,
             codec_encoding,

@@ -1,6 +1,6 @@
 //! One block's index entry: where its bytes are, how they are encoded, its checksum.
 
-use crate::codec::{BlockEncoding, CodecId, FILTER_NONE, FILTER_SHUFFLE};
+use crate::codec::{BlockEncoding, CodecId, Filter};
 use crate::meta;
 
 use super::layout::{
@@ -43,10 +43,7 @@ impl BlockEntry {
         put_u64(e, ENTRY_RAW_LEN_OFFSET, self.raw_len_bytes);
         put_u64(e, ENTRY_CHECKSUM_OFFSET, self.checksum);
         e[ENTRY_CODEC_OFFSET] = self.encoding.codec as u8;
-        let (filter, param) = match self.encoding.shuffle_elem_bytes {
-            Some(elem) => (FILTER_SHUFFLE, u8::try_from(elem).expect("element sizes are at most 8")),
-            None => (FILTER_NONE, 0),
-        };
+        let (filter, param) = self.encoding.filter.to_id();
         e[ENTRY_FILTER_OFFSET] = filter;
         e[ENTRY_FILTER_PARAM_OFFSET] = param;
         e[ENTRY_NDIM_OFFSET] = u8::try_from(self.coord.len()).expect("ndim is at most 32");
@@ -76,11 +73,9 @@ impl BlockEntry {
         }
         let codec = CodecId::from_u8(bytes[ENTRY_CODEC_OFFSET])
             .ok_or_else(|| format!("unknown codec id {}", bytes[ENTRY_CODEC_OFFSET]))?;
-        let shuffle_elem_bytes = match (bytes[ENTRY_FILTER_OFFSET], bytes[ENTRY_FILTER_PARAM_OFFSET]) {
-            (FILTER_NONE, 0) => None,
-            (FILTER_SHUFFLE, elem @ 1..=8) => Some(usize::from(elem)),
-            (filter, param) => return Err(format!("unknown filter {filter} with parameter {param}")),
-        };
+        let (filter, param) = (bytes[ENTRY_FILTER_OFFSET], bytes[ENTRY_FILTER_PARAM_OFFSET]);
+        let filter =
+            Filter::from_id(filter, param).ok_or_else(|| format!("unknown filter {filter} with parameter {param}"))?;
         let flags = bytes[ENTRY_FLAGS_OFFSET];
         if flags & !KNOWN_FLAGS != 0 {
             return Err(format!("unknown entry flags {flags:#04x}"));
@@ -97,7 +92,7 @@ impl BlockEntry {
             stored_len_bytes: get_u64(bytes, ENTRY_STORED_LEN_OFFSET),
             raw_len_bytes: get_u64(bytes, ENTRY_RAW_LEN_OFFSET),
             checksum: get_u64(bytes, ENTRY_CHECKSUM_OFFSET),
-            encoding: BlockEncoding { codec, shuffle_elem_bytes },
+            encoding: BlockEncoding { codec, filter },
             is_fill,
             stats: ChunkStats {
                 valid_count: get_u64(bytes, ENTRY_VALID_COUNT_OFFSET),
@@ -132,14 +127,25 @@ mod tests {
             stored_len_bytes: 100,
             raw_len_bytes: 400,
             checksum: 0xdead_beef,
-            encoding: BlockEncoding { codec: CodecId::Zstd, shuffle_elem_bytes: Some(4) },
+            encoding: BlockEncoding { codec: CodecId::Zstd, filter: Filter::Shuffle(4) },
             is_fill: false,
             stats: ChunkStats { valid_count: 9, min_bits: 1, max_bits: 2, sum_bits: 3 },
         };
         let mut bytes = Vec::new();
         entry.encode(&mut bytes);
         assert_eq!(bytes.len(), 80 + 24);
-        assert_eq!(BlockEntry::decode(&bytes).unwrap(), (entry, 104));
+        assert_eq!(BlockEntry::decode(&bytes).unwrap(), (entry.clone(), 104));
         assert!(BlockEntry::decode(&bytes[..90]).is_err());
+
+        for filter in [Filter::None, Filter::Shuffle(1), Filter::ShuffleDelta(8)] {
+            let entry = BlockEntry { encoding: BlockEncoding { codec: CodecId::Lz4, filter }, ..entry.clone() };
+            let mut bytes = Vec::new();
+            entry.encode(&mut bytes);
+            assert_eq!(BlockEntry::decode(&bytes).unwrap().0, entry);
+        }
+        for (filter, param) in [(0, 1), (1, 0), (1, 9), (2, 0), (2, 9), (3, 4)] {
+            (bytes[ENTRY_FILTER_OFFSET], bytes[ENTRY_FILTER_PARAM_OFFSET]) = (filter, param);
+            assert!(BlockEntry::decode(&bytes).is_err(), "filter {filter} with parameter {param}");
+        }
     }
 }

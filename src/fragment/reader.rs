@@ -141,7 +141,7 @@ fn refuse_overlaps(entries: &[BlockEntry]) -> Result<(), String> {
 mod tests {
     use super::super::writer::{EncodedBlock, FragmentWriter};
     use super::*;
-    use crate::codec::{BlockEncoding, CodecId};
+    use crate::codec::BlockEncoding;
 
     fn write_sample(path: &Path) -> u64 {
         write_sample_indexing(path, 3)
@@ -160,7 +160,7 @@ mod tests {
                     stored: &[&stored],
                     raw_len_bytes: stored.len() as u64,
                     checksum: checksum(&stored),
-                    encoding: BlockEncoding { codec: CodecId::None, shuffle_elem_bytes: None },
+                    encoding: BlockEncoding::RAW,
                     is_fill: false,
                     stats: crate::fragment::ChunkStats::default(),
                 })

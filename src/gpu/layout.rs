@@ -296,28 +296,24 @@ impl<'r, 'a> Layout<'r, 'a> {
         let ctx = self.arrays[array];
         let chunk_len = chunk_len(ctx);
         let entry = block.entry();
-        let shuffle = entry.encoding.shuffle_elem_bytes.unwrap_or(1);
+        let shuffle = entry.encoding.filter.shuffle_elem_bytes().unwrap_or(1);
         let staging = 0..0; // placed last
         let stored: Cow<'a, [u8]> = match block.in_memory() {
             Some(mapped) => Cow::Borrowed(mapped),
             None => Cow::Owned(stored_bytes(block, &mut worker.stored)?.to_vec()),
         };
         let codec = match entry.encoding.codec {
+            // The device has no byte-delta kernel.
+            _ if entry.encoding.filter.byte_delta() => return self.decoded_here_job(array, block, worker, verify),
             // nvCOMP does not validate its input: a zstd block whose frame does not match the
-            // index (damaged) never goes to the GPU; the CPU decode below reports it.
+            // index (damaged) never goes to the GPU; the CPU decode reports it.
             CodecId::Zstd if sound.unwrap_or_else(|| is_one_plain_zstd_frame_of(&stored, chunk_len)) => {
                 Some(GpuCodec::Zstd)
             }
             CodecId::Lz4 => Some(GpuCodec::Lz4),
             CodecId::None => None,
-            CodecId::Zstd | CodecId::ZstdDict => {
-                // nvCOMP takes no dictionary: decode (and verify) here, upload the raw chunk.
-                let mut raw = vec![0; chunk_len];
-                decode_chunk(ctx, block, worker, &mut raw, verify)?;
-                let source = Source::Upload { input: self.upload(Cow::Owned(raw)) };
-                self.jobs.push(Job { block, array, source, shuffle: 1, staging, check: false });
-                return Ok(self.jobs.len() - 1);
-            }
+            // nvCOMP takes no dictionary.
+            CodecId::Zstd | CodecId::ZstdDict => return self.decoded_here_job(array, block, worker, verify),
         };
         let stored_len = stored.len();
         let input = self.upload(stored);
@@ -330,6 +326,22 @@ impl<'r, 'a> Layout<'r, 'a> {
             }
         };
         self.jobs.push(Job { block, array, source, shuffle, staging, check: block.has_checksum() });
+        Ok(self.jobs.len() - 1)
+    }
+
+    /// Adds the job of `block` decoded (and verified) on the CPU: its raw chunk is uploaded.
+    fn decoded_here_job(
+        &mut self,
+        array: usize,
+        block: BlockRef<'a>,
+        worker: &mut Worker,
+        verify: bool,
+    ) -> Result<usize> {
+        let ctx = self.arrays[array];
+        let mut raw = vec![0; chunk_len(ctx)];
+        decode_chunk(ctx, block, worker, &mut raw, verify)?;
+        let source = Source::Upload { input: self.upload(Cow::Owned(raw)) };
+        self.jobs.push(Job { block, array, source, shuffle: 1, staging: 0..0, check: false });
         Ok(self.jobs.len() - 1)
     }
 

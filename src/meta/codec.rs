@@ -79,7 +79,7 @@ impl Default for Codec {
     }
 }
 
-/// Whether the byte-shuffle filter runs before the codec.
+/// Whether the byte-shuffle filter runs before the codec, and the byte delta after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Shuffle {
@@ -91,6 +91,11 @@ pub enum Shuffle {
     On,
     /// Always off.
     Off,
+    /// Shuffle, then store each byte plane as the differences between its neighbouring
+    /// bytes (Blosc2's "bytedelta"), for dtypes wider than one byte. Smooth data then
+    /// compresses further (BENCHMARKS.md, "Byte delta"); decoding costs one more pass.
+    #[serde(rename = "bytedelta")]
+    ByteDelta,
 }
 
 impl Shuffle {
@@ -99,7 +104,7 @@ impl Shuffle {
     pub fn applies(self, elem_bytes: usize, codec: Codec) -> bool {
         match self {
             Self::Auto => elem_bytes > 1 && codec != Codec::None,
-            Self::On => elem_bytes > 1,
+            Self::On | Self::ByteDelta => elem_bytes > 1,
             Self::Off => false,
         }
     }

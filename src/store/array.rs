@@ -405,7 +405,7 @@ impl ArrayHandle {
         let settings = write_settings(&state.meta, meta, None);
         let sample_len = usize::try_from(meta.chunk_bytes()).ok()?;
         let samples: Vec<&[u8]> = input.chunks_exact(sample_len).take(count).collect();
-        let (data, sizes) = training_samples(&samples, settings.shuffle_elem_bytes(meta.dtype));
+        let (data, sizes) = training_samples(&samples, settings.filter);
         let max_bytes = (data.len() / 16).min(MAX_DICTIONARY_BYTES);
         ZstdDict::train(&data, &sizes, max_bytes).map(|dict| dict.bytes().to_vec())
     }

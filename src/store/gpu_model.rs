@@ -7,7 +7,7 @@
 use ndarray::ArrayD;
 
 use super::{ArrayHandle, ArraySpec, Atlas, StoreConfig};
-use crate::codec::{BlockEncoding, CodecId, Scratch, decode_block};
+use crate::codec::{BlockEncoding, CodecId, Filter, Scratch, decode_block};
 use crate::engine::{BlockRef, Slot, SlotRead};
 use crate::error::{Error, Result};
 use crate::fragment::BlockEntry;
@@ -82,7 +82,7 @@ fn run_model(layout: &Layout<'_, '_>, spoil: Spoil) -> Result<Run> {
             assert!(i.end <= layout.input_len && o.start >= layout.placed_start(), "decoded in place");
             let stored = mem[i.clone()].to_vec();
             let target = &mut mem[o];
-            let encoding = BlockEncoding { codec: id, shuffle_elem_bytes: None };
+            let encoding = BlockEncoding { codec: id, filter: Filter::None };
             decode_block(&stored, encoding, None, &mut Scratch::default(), target).unwrap();
         }
     }
@@ -148,7 +148,9 @@ fn mixed_array(dir: &std::path::Path) -> (Atlas, ArrayHandle, ArrayD<u16>) {
     let codecs: std::collections::BTreeSet<String> =
         store.array_blocks("d", "a").unwrap().iter().filter(|b| !b.is_fill).map(|b| format!("{:?}", b.codec)).collect();
     assert_eq!(codecs, ["Lz4", "None", "Zstd"].map(String::from).into(), "every codec is on disk");
+    // The last chunk row byte-delta coded: decoded on the CPU, its raw chunks uploaded.
     array.set_codec(Some(Codec::Zstd { level: 1 })).unwrap();
+    array.set_shuffle(Some(Shuffle::ByteDelta)).unwrap();
     array.write(&[18, 0, 0], data.slice(ndarray::s![18..19, .., ..])).unwrap();
     (store, array, data)
 }

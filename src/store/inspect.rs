@@ -46,6 +46,8 @@ pub struct BlockInfo {
     pub codec: BlockCodec,
     /// Whether the byte shuffle ran before the codec.
     pub shuffled: bool,
+    /// Whether the byte delta ran after the shuffle (`Shuffle::ByteDelta`).
+    pub byte_delta: bool,
     /// The chunk holds only the fill value and no bytes are stored.
     pub is_fill: bool,
     /// Bytes stored in the fragment.
@@ -138,7 +140,8 @@ impl Atlas {
                         crate::codec::CodecId::ZstdDict => BlockCodec::ZstdDict,
                         crate::codec::CodecId::Lz4 => BlockCodec::Lz4,
                     },
-                    shuffled: entry.encoding.shuffle_elem_bytes.is_some(),
+                    shuffled: entry.encoding.filter.shuffle_elem_bytes().is_some(),
+                    byte_delta: entry.encoding.filter.byte_delta(),
                     is_fill: entry.is_fill,
                     stored_bytes: entry.stored_len_bytes,
                     raw_bytes: entry.raw_len_bytes,

@@ -239,7 +239,7 @@ fn recode_array(
     meta: &ArrayMeta,
     settings: WriteSettings,
 ) -> Result<Vec<BlockEntry>> {
-    let target = settings.encoding(meta.dtype);
+    let target = settings.encoding();
     // A fill entry has no bytes. Re-encoding with lz4 or none gives the same bytes again;
     // a zstd block's level is not recorded, so zstd blocks are always re-encoded.
     // A staged chunk (of a small write or the unfinished last chunk of an append, raw in

@@ -39,7 +39,12 @@ pub fn block_summary(store: &Atlas, dataset: &str, array: &str) -> Result<BlockS
         } else {
             summary.raw_bytes = summary.raw_bytes.saturating_add(block.raw_bytes);
             summary.stored_bytes = summary.stored_bytes.saturating_add(block.stored_bytes);
-            format!("{}{}", block.codec.name(), if block.shuffled { "+shuffle" } else { "" })
+            let filter = match (block.shuffled, block.byte_delta) {
+                (_, true) => "+bytedelta",
+                (true, false) => "+shuffle",
+                (false, false) => "",
+            };
+            format!("{}{filter}", block.codec.name())
         };
         *summary.by_codec.entry(key).or_default() += 1;
     }

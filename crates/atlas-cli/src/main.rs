@@ -155,7 +155,8 @@ enum Command {
         /// zstd level (default 3; up to 22, negative for fast modes, 0 for zstd's default).
         #[arg(long, allow_hyphen_values = true)]
         level: Option<i32>,
-        /// Byte shuffle before the codec (auto: on for dtypes wider than one byte, unless the codec is none).
+        /// Byte shuffle before the codec (auto: on for dtypes wider than one byte, unless the codec is none;
+        /// bytedelta: shuffle, then each byte plane stored as differences, for smooth data).
         #[arg(long, default_value = "auto")]
         shuffle: ShuffleArg,
     },
@@ -281,6 +282,7 @@ enum ShuffleArg {
     Auto,
     On,
     Off,
+    Bytedelta,
 }
 
 fn main() -> ExitCode {
@@ -455,6 +457,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 ShuffleArg::Auto => Shuffle::Auto,
                 ShuffleArg::On => Shuffle::On,
                 ShuffleArg::Off => Shuffle::Off,
+                ShuffleArg::Bytedelta => Shuffle::ByteDelta,
             };
             recompress(&open_store(&store)?, array.as_ref(), codec, shuffle, quiet, out)?;
         }
