@@ -11,6 +11,11 @@ W2: a smooth float32 field on 256x512x512, chunks 64^3, zstd level 1 and lz4, sh
 Install: .venv/bin/pip install h5py hdf5plugin "zarr>=3" tensorstore blosc2   (not needed by the
          tests; a library not installed is left out of the table)
 Run:     .venv/bin/python python/bench/bench.py [--scale 0.5] [--repeat 3] [--markdown] [--boxes]
+                                               [--bytedelta]
+
+--bytedelta adds the W1 64^3 zstd3 and the W2 cases with byte delta after the shuffle (Atlas's
+shuffle "bytedelta", Blosc2's BYTEDELTA filter), run through Atlas and Blosc2 only: h5py,
+zarr-python and TensorStore have no such filter.
 
 Each figure is the best of --repeat runs. Writes count until the data is durable in the
 library's own sense (Atlas flush, h5py close, zarr write returns, TensorStore's write future,
@@ -66,6 +71,11 @@ class Case:
     codec: str  # "zstd", "lz4", "none"
     level: int
     shuffle: bool
+    byte_delta: bool = False  # after the shuffle
+
+    @property
+    def atlas_shuffle(self) -> str:
+        return "bytedelta" if self.byte_delta else "on" if self.shuffle else "off"
 
     @property
     def atlas_codec(self) -> str:
@@ -85,6 +95,12 @@ def w1_cases(scale: float) -> list[Case]:
         cases.append(Case(f"w1-c{chunk}-zstd3+shuf", (edge,) * 3, (chunk,) * 3, "uint16", "zstd", 3, True))
         cases.append(Case(f"w1-c{chunk}-none", (edge,) * 3, (chunk,) * 3, "uint16", "none", 0, False))
     return cases
+
+
+def byte_delta_cases(scale: float) -> list[Case]:
+    """The shuffled compressed W1 64^3 and W2 cases, with byte delta after the shuffle."""
+    cases = [c for c in w1_cases(scale) + w2_cases(scale) if c.shuffle and c.codec != "none" and c.chunk[0] == 64]
+    return [Case(c.id.replace("+shuf", "+bd"), c.shape, c.chunk, c.dtype, c.codec, c.level, True, True) for c in cases]
 
 
 def w2_cases(scale: float) -> list[Case]:
@@ -112,7 +128,7 @@ def smooth(shape) -> np.ndarray:
 # --- one library each: write(path, data) -> None, read(path) -> ndarray -------------------
 
 def atlas_write(case: Case, path: str, data: np.ndarray) -> None:
-    store = atlas.Atlas.create(path, codec=case.atlas_codec, shuffle=case.shuffle)
+    store = atlas.Atlas.create(path, codec=case.atlas_codec, shuffle=case.atlas_shuffle)
     arr = store.create_dataset("d").define_array("a", case.dtype, None, case.shape, case.chunk)
     arr[...] = data
     store.flush()
@@ -197,7 +213,8 @@ def b2_write(case: Case, path: str, data: np.ndarray) -> None:
     cname, clevel, shuffle = blosc_settings(case)
     cparams = blosc2.CParams(
         codec=blosc2.Codec[cname.upper()], clevel=clevel, nthreads=os.cpu_count(),
-        filters=[blosc2.Filter.SHUFFLE if shuffle else blosc2.Filter.NOFILTER])
+        filters=[blosc2.Filter.SHUFFLE if shuffle else blosc2.Filter.NOFILTER]
+        + ([blosc2.Filter.BYTEDELTA] if case.byte_delta else []))
     blosc2.asarray(data, urlpath=path, mode="w", chunks=case.chunk, cparams=cparams)
 
 
@@ -244,6 +261,8 @@ def run_case(case: Case, data: np.ndarray, root: str, repeat: int) -> dict:
     for lib, (write, read) in LIBRARIES.items():
         if lib == "numpy" and case.codec != "none":
             continue  # numpy.save has no codec: it is the uncompressed baseline
+        if case.byte_delta and lib not in ("atlas", "blosc2"):
+            continue  # no byte delta filter there
         path = os.path.join(root, f"{case.id}-{lib}")
 
         def timed_write():
@@ -273,7 +292,7 @@ def run_case(case: Case, data: np.ndarray, root: str, repeat: int) -> dict:
 
         def rust_write():
             shutil.rmtree(rust_path, ignore_errors=True)
-            store = atlas.Atlas.create(rust_path, codec=case.atlas_codec, shuffle=case.shuffle)
+            store = atlas.Atlas.create(rust_path, codec=case.atlas_codec, shuffle=case.atlas_shuffle)
             store.create_dataset("d").define_array("a", case.dtype, None, case.shape, case.chunk)
             return _atlas._bench_rust_write(store._native, "d", "a", data)
 
@@ -353,9 +372,11 @@ def main() -> int:
     parser.add_argument("--only", default="", help="run cases whose id contains this")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--boxes", action="store_true", help="also run W4: 1000 random 32^3 box reads")
+    parser.add_argument("--bytedelta", action="store_true", help="also run the cases with byte delta")
     args = parser.parse_args()
 
-    cases = [c for c in w1_cases(args.scale) + w2_cases(args.scale) if args.only in c.id]
+    cases = w1_cases(args.scale) + w2_cases(args.scale) + (byte_delta_cases(args.scale) if args.bytedelta else [])
+    cases = [c for c in cases if args.only in c.id]
     libs = [lib for lib in LIBRARIES if lib != "numpy"]
     optional = (("h5py+hdf5plugin", h5py), ("zarr", zarr), ("tensorstore", tensorstore), ("blosc2", blosc2))
     missing = [name for name, mod in optional if mod is None]
@@ -371,7 +392,7 @@ def main() -> int:
         for case in cases:
             data = cubic(case.shape) if case.dtype == "uint16" else smooth(case.shape)
             results = run_case(case, data, root, args.repeat)
-            others = [results[lib] for lib in libs if lib not in ("atlas", "rust")] or [results["atlas"]]
+            others = [results[lib] for lib in libs if lib in results and lib != "atlas"] or [results["atlas"]]
             best_write = max(r["write"] for r in others)
             best_read = max(r["read"] for r in others)
             a, r = results["atlas"], results["rust"]
@@ -384,7 +405,7 @@ def main() -> int:
     lines = []
     for case, raw, res, wx, rx, ow, orr in rows:
         cells = [case.id, f"{raw / 2**20:.0f}"]
-        cells += [f"{res[lib]['write']:.0f} / {res[lib]['read']:.0f}" for lib in libs]
+        cells += [f"{res[lib]['write']:.0f} / {res[lib]['read']:.0f}" if lib in res else "-" for lib in libs]
         cells.append(f"{res['numpy']['write']:.0f} / {res['numpy']['read']:.0f}" if "numpy" in res else "-")
         cells += [f"{res['atlas']['ratio']:.2f}x", f"{wx:.2f}x", f"{rx:.2f}x", f"{ow * 100:+.0f}%", f"{orr * 100:+.0f}%"]
         lines.append(cells)

@@ -46,7 +46,10 @@ pub fn parse_shuffle(name: &str) -> PyResult<Shuffle> {
         "on" | "true" | "shuffle" => Ok(Shuffle::On),
         "off" | "false" | "none" => Ok(Shuffle::Off),
         "bytedelta" => Ok(Shuffle::ByteDelta),
-        _ => err(Kind::InvalidArgument, format!("unknown shuffle {name:?} (expected 'auto', 'on', 'off' or 'bytedelta')")),
+        _ => err(
+            Kind::InvalidArgument,
+            format!("unknown shuffle {name:?} (expected 'auto', 'on', 'off' or 'bytedelta')"),
+        ),
     }
 }
 
