@@ -4,7 +4,8 @@
 //! when the reference decodes the block (and the checksum is the one of its bytes), Atlas
 //! must read exactly those values; when it does not, Atlas must return an error.
 //!
-//! Header bytes: codec id, filter, filter parameter, dtype, element count, flags (1: raw
+//! Header bytes: codec id, filter (mod 4: none, shuffle, shuffle + byte delta, or the byte
+//! itself as the id), filter parameter, dtype, element count, flags (1: raw
 //! length from bytes 6-7, 2: wrong checksum, 4: fill entry, 8: keep stored bytes on a fill
 //! entry, 16: no zstd dictionary in the schema), raw length (u16 LE). The schema's
 //! dictionary is [`DICTIONARY`], raw content (zstd takes any bytes as one).
@@ -42,10 +43,15 @@ fn store() -> &'static PathBuf {
         let raw: Vec<u8> = (0..16).flat_map(|i| (i as f32 * 0.5).to_le_bytes()).collect();
         let shuffled: Vec<u8> =
             (0..4).flat_map(|j| raw.iter().skip(j).step_by(4).copied().collect::<Vec<_>>()).collect();
-        for (codec, filter, bytes) in [(0u8, 0u8, &raw), (0, 1, &shuffled)] {
+        // The byte delta of each 16-byte plane of the shuffled values.
+        let delta: Vec<u8> = shuffled
+            .chunks(16)
+            .flat_map(|plane| plane.iter().scan(0u8, |prev, &b| Some(b.wrapping_sub(std::mem::replace(prev, b)))))
+            .collect();
+        for (codec, filter, bytes) in [(0u8, 0u8, &raw), (0, 1, &shuffled), (0, 2, &delta)] {
             seed(&format!("none-{filter}"), &[&[codec, filter, 4, 3, 15, 0, 0, 0][..], bytes].concat());
         }
-        for (filter, bytes) in [(0u8, &raw), (1, &shuffled)] {
+        for (filter, bytes) in [(0u8, &raw), (1, &shuffled), (2, &delta)] {
             let zstd = zstd::bulk::compress(bytes, 3).expect("zstd");
             seed(&format!("zstd-{filter}"), &[&[1, filter, 4, 3, 15, 0, 0, 0][..], &zstd].concat());
             let lz4 = lz4_flex::block::compress(bytes);
@@ -116,7 +122,8 @@ fuzz_target!(init: { store(); }, |data: &[u8]| {
     let codec = if header[0] >= 0xf0 { header[0] } else { header[0] % 4 };
     let (filter, filter_param) = match header[1] % 4 {
         0 => (0, 0),
-        1 | 2 => (1, 1 + header[2] % 8),
+        1 => (1, 1 + header[2] % 8),
+        2 => (2, 1 + header[2] % 8),
         _ => (header[1], header[2]),
     };
     let (dtype, size) = DTYPES[usize::from(header[3] % 8)];
@@ -127,11 +134,12 @@ fuzz_target!(init: { store(); }, |data: &[u8]| {
     let raw_len = if flags & 1 != 0 { claimed } else { natural };
     let is_fill = flags & 4 != 0;
     let stored = if is_fill && flags & 8 == 0 { &[][..] } else { stored };
-    let shuffle = (filter == 1 && (1..=8).contains(&filter_param)).then_some(usize::from(filter_param));
+    let shuffle = matches!(filter, 1 | 2) && (1..=8).contains(&filter_param);
+    let shuffle = shuffle.then_some(usize::from(filter_param));
     let known_ids = codec <= 3 && (filter == 0 && filter_param == 0 || shuffle.is_some());
     let dict = (flags & 16 == 0).then_some(DICTIONARY);
     let reference = if known_ids && !is_fill && raw_len <= 1 << 20 {
-        reference_decode(stored, codec, shuffle, raw_len as usize, dict)
+        reference_decode(stored, codec, (shuffle, filter == 2), raw_len as usize, dict)
     } else {
         None
     };

@@ -50,7 +50,7 @@ pub fn seed(name: &str, bytes: &[u8]) {
     }
 }
 
-/// A small valid store: every codec (a zstd dictionary included), shuffle on and off, strings, bools, timestamps, a fill
+/// A small valid store: every codec (a zstd dictionary included), shuffle on and off, byte delta, strings, bools, timestamps, a fill
 /// entry, attributes; one commit, so one fragment. JSON metadata.
 pub fn build_template(path: &Path) {
     let config = StoreConfig { codec: Codec::Zstd { level: 3 }, ..StoreConfig::default() };
@@ -70,6 +70,10 @@ pub fn build_template(path: &Path) {
     let spec = ArraySpec::new(DType::UInt64, [5]).codec(Codec::None).shuffle(Shuffle::On);
     d.define_array("u64", spec).expect("define");
     d.write_array("u64", &[0], arr1(&[1u64, u64::MAX, 1 << 40, 0, 77]).view()).expect("write");
+    let spec = ArraySpec::new(DType::Float64, [12]).chunk_shape([6]).shuffle(Shuffle::ByteDelta);
+    d.define_array("f64d", spec).expect("define");
+    d.write_array("f64d", &[0], ndarray::Array1::from_shape_fn(12, |i| 1000.0 + i as f64 * 0.25).view())
+        .expect("write");
     d.define_array("b", ArraySpec::new(DType::Bool, [7]).chunk_shape([4]).codec(Codec::Lz4)).expect("define");
     d.write_array("b", &[0], arr1(&[true, false, true, true, false, false, true]).view()).expect("write");
     d.define_array("s", ArraySpec::new(DType::String, [5]).chunk_shape([3])).expect("define");
@@ -279,13 +283,14 @@ fn is_one_zstd_frame_of(stored: &[u8], raw_len: usize) -> bool {
         && zstd::zstd_safe::find_frame_compressed_size(stored).is_ok_and(|n| n == stored.len())
 }
 
-/// Decodes a block as docs/FORMAT.md says (codec, then unshuffle), independently of Atlas:
-/// the oracle of `block_decode`. `None` when the stream does not decode to `raw_len` bytes
-/// (or is a dictionary block without a dictionary).
+/// Decodes a block as docs/FORMAT.md says (codec, then the running sum of each plane when
+/// `byte_delta`, then unshuffle), independently of Atlas: the oracle of `block_decode`.
+/// `None` when the stream does not decode to `raw_len` bytes (or is a dictionary block
+/// without a dictionary).
 pub fn reference_decode(
     stored: &[u8],
     codec: u8,
-    shuffle: Option<usize>,
+    (shuffle, byte_delta): (Option<usize>, bool),
     raw_len: usize,
     dict: Option<&[u8]>,
 ) -> Option<Vec<u8>> {
@@ -317,6 +322,14 @@ pub fn reference_decode(
             }
         }
         _ => return None,
+    }
+    if let Some(k) = shuffle.filter(|_| byte_delta) {
+        let n = raw_len / k;
+        for plane in 0..k {
+            for i in 1..n {
+                raw[plane * n + i] = raw[plane * n + i].wrapping_add(raw[plane * n + i - 1]);
+            }
+        }
     }
     if let Some(k) = shuffle.filter(|&k| k > 1) {
         let n = raw_len / k;

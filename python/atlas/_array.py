@@ -22,7 +22,7 @@ def _nothing_of(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 def shuffle_arg(shuffle: Any) -> Optional[str]:
-    """`True`/`False`/`None` or `"on"`/`"off"`/`"auto"` as the native layer spells it."""
+    """`True`/`False`/`None` or `"on"`/`"off"`/`"auto"`/`"bytedelta"` as the native layer spells it."""
     if shuffle is None:
         return None
     if shuffle is True:

@@ -39,7 +39,7 @@ pub fn codec_name(codec: Codec) -> String {
     }
 }
 
-/// `"auto"`, `"on"`, `"off"`.
+/// `"auto"`, `"on"`, `"off"`, `"bytedelta"`.
 pub fn parse_shuffle(name: &str) -> PyResult<Shuffle> {
     match name.trim().to_ascii_lowercase().as_str() {
         "auto" => Ok(Shuffle::Auto),

@@ -230,8 +230,8 @@ const SHUFFLE_IN_PIECES_BYTES: usize = 4 << 20;
 /// read them.
 const SHUFFLE_PIECE_BYTES: usize = 64 << 10;
 
-/// Encodes `raw` with `codec` (zstd with `dict` when one is given), shuffling first when
-/// `shuffle_elem_bytes` is set, into `out` (cleared first). Returns how the block is encoded.
+/// Encodes `raw` with `codec` (zstd with `dict` when one is given), through `filter` first,
+/// into `out` (cleared first). Returns how the block is encoded.
 pub(crate) fn encode_block(
     raw: &[u8],
     codec: Codec,

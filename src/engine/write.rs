@@ -33,7 +33,7 @@ impl<'a> WriteSettings<'a> {
     pub(crate) fn new(codec: Codec, shuffle: Shuffle, dtype: DType, dict: Option<&'a ZstdDict>) -> Self {
         let elem_bytes = dtype.size_bytes();
         let filter = match shuffle {
-            _ if !shuffle.applies(elem_bytes, codec) || elem_bytes <= 1 => Filter::None,
+            _ if !shuffle.applies(elem_bytes, codec) => Filter::None,
             Shuffle::ByteDelta => Filter::ShuffleDelta(elem_bytes),
             _ => Filter::Shuffle(elem_bytes),
         };

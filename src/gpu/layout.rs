@@ -296,6 +296,10 @@ impl<'r, 'a> Layout<'r, 'a> {
         let ctx = self.arrays[array];
         let chunk_len = chunk_len(ctx);
         let entry = block.entry();
+        if entry.encoding.filter.byte_delta() {
+            // The device has no byte-delta kernel.
+            return self.decoded_here_job(array, block, worker, verify);
+        }
         let shuffle = entry.encoding.filter.shuffle_elem_bytes().unwrap_or(1);
         let staging = 0..0; // placed last
         let stored: Cow<'a, [u8]> = match block.in_memory() {
@@ -303,8 +307,6 @@ impl<'r, 'a> Layout<'r, 'a> {
             None => Cow::Owned(stored_bytes(block, &mut worker.stored)?.to_vec()),
         };
         let codec = match entry.encoding.codec {
-            // The device has no byte-delta kernel.
-            _ if entry.encoding.filter.byte_delta() => return self.decoded_here_job(array, block, worker, verify),
             // nvCOMP does not validate its input: a zstd block whose frame does not match the
             // index (damaged) never goes to the GPU; the CPU decode reports it.
             CodecId::Zstd if sound.unwrap_or_else(|| is_one_plain_zstd_frame_of(&stored, chunk_len)) => {
@@ -567,9 +569,11 @@ struct Touch<'a> {
 }
 
 /// Whether a zstd block whose bytes are in memory is one plain frame of `chunk_len` bytes
-/// (see `block_job`); `None` for other codecs and for pending blocks, read later.
+/// (see `block_job`); `None` for other codecs, byte-delta blocks (decoded on the CPU) and
+/// pending blocks, read later.
 fn sound_zstd_frame(block: BlockRef<'_>, chunk_len: usize) -> Option<bool> {
-    (block.entry().encoding.codec == CodecId::Zstd)
+    let encoding = block.entry().encoding;
+    (encoding.codec == CodecId::Zstd && !encoding.filter.byte_delta())
         .then(|| block.in_memory())
         .flatten()
         .map(|stored| is_one_plain_zstd_frame_of(stored, chunk_len))

@@ -93,7 +93,8 @@ pub enum Shuffle {
     Off,
     /// Shuffle, then store each byte plane as the differences between its neighbouring
     /// bytes (Blosc2's "bytedelta"), for dtypes wider than one byte. Smooth data then
-    /// compresses further (BENCHMARKS.md, "Byte delta"); decoding costs one more pass.
+    /// compresses further (BENCHMARKS.md, "Byte delta"); decoding costs one more pass, and
+    /// under codec `None` that pass is all it brings.
     #[serde(rename = "bytedelta")]
     ByteDelta,
 }

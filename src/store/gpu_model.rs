@@ -126,7 +126,7 @@ fn u16s(bytes: &[u8]) -> Vec<u16> {
 }
 
 /// An array of every codec, shuffle and block kind: zstd+shuffle, LZ4, none+shuffle
-/// committed, one zstd block pending, chunks never written.
+/// committed, one zstd+bytedelta block row pending, chunks never written.
 fn mixed_array(dir: &std::path::Path) -> (Atlas, ArrayHandle, ArrayD<u16>) {
     // Row 19 stays unwritten: it reads as the fill value.
     let store = Atlas::create(dir.join("s"), StoreConfig::default()).unwrap();

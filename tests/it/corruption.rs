@@ -52,6 +52,12 @@ fn build(path: &Path, meta_format: MetaFormat, meta_compression: MetaCompression
     a.define_array("u64n", spec).unwrap().write(&[0], arr1(&[1u64, u64::MAX, 1 << 40, 0, 77]).view()).unwrap();
     let spec = ArraySpec::new(DType::Float64, [4]).chunk_shape([2]).codec(Codec::None).shuffle(Shuffle::Off);
     a.define_array("f64n", spec).unwrap().write(&[0], arr1(&[0.1, -2.5e300, f64::NAN, 4.0]).view()).unwrap();
+    // Byte delta after the shuffle (filter id 2), under zstd and stored as is.
+    for (name, codec) in [("f64d", Codec::Zstd { level: 3 }), ("f64dn", Codec::None)] {
+        let spec = ArraySpec::new(DType::Float64, [12]).chunk_shape([6]).codec(codec).shuffle(Shuffle::ByteDelta);
+        let values = ndarray::Array1::from_shape_fn(12, |i| 1000.0 + i as f64 * 0.25);
+        a.define_array(name, spec).unwrap().write(&[0], values.view()).unwrap();
+    }
     // Chunk 0 holds only the fill value: a fill entry with no bytes.
     let fill = a.define_array("fill", ArraySpec::new(DType::Int32, [8]).chunk_shape([4]).fill_value(7)).unwrap();
     fill.write(&[0], arr1(&[7, 7, 7, 7, 1, 2, 3, 4]).view()).unwrap();
@@ -94,6 +100,14 @@ fn build(path: &Path, meta_format: MetaFormat, meta_compression: MetaCompression
     codecs.sort_by_key(|c| format!("{c:?}"));
     codecs.dedup();
     assert_eq!(codecs, [BlockCodec::Lz4, BlockCodec::None, BlockCodec::Zstd, BlockCodec::ZstdDict]);
+    let delta_blocks =
+        store.array_blocks("a", "f64d").unwrap().into_iter().chain(store.array_blocks("a", "f64dn").unwrap());
+    assert!(delta_blocks.map(|b| (b.codec, b.byte_delta)).eq([
+        (BlockCodec::Zstd, true),
+        (BlockCodec::Zstd, true),
+        (BlockCodec::None, true),
+        (BlockCodec::None, true)
+    ]));
 }
 
 /// Where each file is cut short: both ends, inside the header and footer, and between.

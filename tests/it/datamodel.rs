@@ -433,9 +433,16 @@ fn large_shuffled_chunks_encoded_from_the_callers_rows_read_back_with_their_stat
     // Chunks of 4 MiB, zstd with shuffle: a chunk whose rows are not one contiguous run of
     // the input is encoded from those rows, never gathered into one buffer. Two bytes and
     // eight bytes per element; one chunk of each array is all fill (stored without bytes).
+    // With and without the byte delta (carried from piece to piece of a plane).
     let dir = test_dir!();
-    let config = StoreConfig { codec: Codec::Zstd { level: 1 }, shuffle: Shuffle::On, ..StoreConfig::default() };
-    let store = Atlas::create(dir.store(), config).unwrap();
+    for shuffle in [Shuffle::On, Shuffle::ByteDelta] {
+        large_shuffled_chunks_round_trip(&dir.join(&format!("{shuffle:?}")), shuffle);
+    }
+}
+
+fn large_shuffled_chunks_round_trip(path: &std::path::Path, shuffle: Shuffle) {
+    let config = StoreConfig { codec: Codec::Zstd { level: 1 }, shuffle, ..StoreConfig::default() };
+    let store = Atlas::create(path, config).unwrap();
     let ds = store.create_dataset("d").unwrap();
     let model = |shape: &[usize], fill_from: usize| {
         iota(shape, |i| if i % shape[2] >= fill_from { 0 } else { (i * 7 % 60_000 + 1) as u64 })
@@ -450,7 +457,7 @@ fn large_shuffled_chunks_encoded_from_the_callers_rows_read_back_with_their_stat
     ds.write_array("f64", &[0, 0, 0], wide.mapv(|v| v as f64 * 0.5).view()).unwrap();
     store.flush().unwrap();
 
-    let ds = reopen_ds(&dir.store());
+    let ds = reopen_ds(path);
     let back = ds.read_array::<u16>("u16", &[0, 0, 0], &[2, 512, 4096]).unwrap();
     assert!(back == narrow.mapv(|v| v as u16), "u16 read back");
     let back = ds.read_array::<f64>("f64", &[0, 0, 0], &[1, 512, 2048]).unwrap();
@@ -459,11 +466,11 @@ fn large_shuffled_chunks_encoded_from_the_callers_rows_read_back_with_their_stat
         let blocks = ds.block_stats(name).unwrap();
         let values: Vec<u64> = model.iter().copied().filter(|&v| v != 0).collect();
         let sum = values.iter().sum::<u64>() as f64 * scale;
-        assert_eq!(blocks.len(), 2, "{name}");
-        assert_eq!((blocks[0].count, blocks[0].sum), (values.len() as u64, sum), "{name}");
+        assert_eq!(blocks.len(), 2, "{shuffle:?} {name}");
+        assert_eq!((blocks[0].count, blocks[0].sum), (values.len() as u64, sum), "{shuffle:?} {name}");
         let (min, max) = (values.iter().min().copied().unwrap(), values.iter().max().copied().unwrap());
         let scalar = |v: u64| if name == "u16" { Scalar::from(v) } else { Scalar::Float(v as f64 * scale) };
-        assert_eq!((blocks[0].min, blocks[0].max), (Some(scalar(min)), Some(scalar(max))), "{name}");
-        assert_eq!((blocks[1].coord.clone(), blocks[1].count), (vec![0, 0, 1], 0), "{name}: all fill");
+        assert_eq!((blocks[0].min, blocks[0].max), (Some(scalar(min)), Some(scalar(max))), "{shuffle:?} {name}");
+        assert_eq!((blocks[1].coord.clone(), blocks[1].count), (vec![0, 0, 1], 0), "{shuffle:?} {name}: all fill");
     }
 }

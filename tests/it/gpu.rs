@@ -38,6 +38,8 @@ fn arrays(path: &std::path::Path) -> Atlas {
         ("w2_zstd1", Codec::Zstd { level: 1 }, Shuffle::Off),
         ("w2_lz4_shuf", Codec::Lz4, Shuffle::On),
         ("w2_lz4", Codec::Lz4, Shuffle::Off),
+        // Decoded on the CPU and uploaded raw: the device has no byte-delta kernel.
+        ("w2_zstd1_bd", Codec::Zstd { level: 1 }, Shuffle::ByteDelta),
     ] {
         let spec = ArraySpec::new(DType::Float32, [32, 40, 44]).chunk_shape([16, 16, 16]).codec(codec).shuffle(shuffle);
         ds.define_array(name, spec).unwrap().write(&[0, 0, 0], w2.view()).unwrap();
@@ -141,7 +143,7 @@ fn cuda_is_unavailable_with_a_reason_or_reads_what_the_cpu_reads() {
             }
         }
     }
-    for name in ["w2_zstd1_shuf", "w2_zstd1", "w2_lz4_shuf", "w2_lz4"] {
+    for name in ["w2_zstd1_shuf", "w2_zstd1", "w2_lz4_shuf", "w2_lz4", "w2_zstd1_bd"] {
         let array = ds.array(name).unwrap();
         let shape = [32, 40, 44];
         let cpu: ndarray::ArrayD<f32> = array.read(&[0, 0, 0], &shape).unwrap();

@@ -21,7 +21,7 @@ pub struct BlockSummary {
     /// fill value, which store no bytes).
     pub blocks: u64,
     /// Blocks per encoding: `zstd`, `lz4`, `none`, with `+shuffle` when the byte shuffle
-    /// ran first; `fill` for fill entries.
+    /// ran first (`+bytedelta` when the byte delta ran after it); `fill` for fill entries.
     pub by_codec: BTreeMap<String, u64>,
     /// Bytes of the raw chunks of the blocks that store bytes.
     pub raw_bytes: u64,
