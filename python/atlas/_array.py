@@ -523,6 +523,11 @@ class Array:
             raise TypeError("len() of a 0-d array")
         return shape[0]
 
+    def __bool__(self) -> bool:
+        """A handle is always true, as an h5py dataset is, whatever its shape (Python would
+        otherwise ask `len()`, which a 0-d array has not); test `size` for emptiness."""
+        return True
+
     def __iter__(self) -> Iterator[Any]:
         # A chunk row of axis 0 at a time, not an element (and its chunk decode) at a time.
         rows = self.chunks[0] if self.shape else 1

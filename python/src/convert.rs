@@ -187,10 +187,12 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResul
         if matches!(dtype, DType::Float32 | DType::Float64) {
             return match value.extract::<f64>() {
                 Ok(v) => Ok(Scalar::Float(v)),
-                Err(_) => err(Kind::InvalidArgument, format!("fill value {value} is past float64's range")),
+                Err(_) => {
+                    err(Kind::InvalidArgument, format!("fill value {} is past float64's range", shortened(value)))
+                }
             };
         }
-        return err(Kind::InvalidArgument, format!("fill value {value} does not fit in 64 bits"));
+        return err(Kind::InvalidArgument, format!("fill value {} does not fit in 64 bits", shortened(value)));
     }
     if let Ok(f) = value.cast::<PyFloat>() {
         return Ok(Scalar::Float(f.value()));
@@ -199,11 +201,11 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResul
         if s.to_cow()?.is_empty() {
             return Ok(Scalar::Int(0));
         }
-        let text = s.to_cow()?;
         return err(
             Kind::InvalidArgument,
             format!(
-                "fill value {text:?} is refused: a string array's fill value is the empty string, other arrays take numbers"
+                "fill value {:?} is refused: a string array's fill value is the empty string, other arrays take numbers",
+                shortened(value)
             ),
         );
     }
@@ -234,6 +236,19 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResul
         }
     }
     err(Kind::DTypeMismatch, format!("unsupported fill value {value:?}"))
+}
+
+/// `value` as `str()` gives it, cut to its first 32 characters when longer, with its length:
+/// an error message quotes a refused value without repeating a 400-digit int whole.
+fn shortened(value: &Bound<'_, PyAny>) -> String {
+    const SHOWN: usize = 32;
+    let text = value.to_string();
+    let chars = text.chars().count();
+    if chars <= SHOWN {
+        return text;
+    }
+    let head: String = text.chars().take(SHOWN).collect();
+    format!("{head}... ({chars} characters)")
 }
 
 /// A value of an array's dtype as Python has it (`bool`, `int`, `float`,

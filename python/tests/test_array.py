@@ -26,6 +26,8 @@ def test_handle_properties(ds):
     arr = ds.define_array("temp", np.float32, ["t", "z"], [10, 20], chunk_shape=[5, 20], fill_value=np.nan)
     assert ds["temp"].name == "temp" and arr.dataset == "d"
     assert arr.shape == (10, 20) and arr.ndim == 2 and arr.size == 200 and len(arr) == 10
+    scalar, empty = ds.define_array("scalar", "int8", None, []), ds.define_array("empty", "int8", None, [0, 3])
+    assert scalar and empty and len(empty) == 0 and scalar.size == 1
     assert arr.dtype == np.dtype("float32") and arr.atlas_dtype == "float32"
     assert arr.chunks == (5, 20) and arr.dims == ("t", "z")
     assert arr.nbytes == 800 and np.isnan(arr.fill_value)

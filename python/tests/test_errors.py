@@ -204,3 +204,8 @@ def test_bad_fill_values_and_timestamp_attributes_raise_atlas_errors(ds):
     with pytest.raises(atlas.InvalidArgumentError, match="not an ISO 8601 instant"):
         ds.attrs.set("t", "hello", "timestamp")
     assert "a" not in ds and "b" not in ds and "t" not in ds.attrs
+    # A refused value is quoted by its head and length, not whole.
+    for value, dtype in [(10**400, "int64"), (10**400, "float64"), ("x" * 500, "int8")]:
+        with pytest.raises(atlas.InvalidArgumentError) as refused:
+            ds.define_array("f", dtype, None, [1], fill_value=value)
+        assert len(str(refused.value)) < 200 and "characters)" in str(refused.value)
