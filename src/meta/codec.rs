@@ -95,7 +95,6 @@ pub enum Shuffle {
     /// bytes (Blosc2's "bytedelta"), for dtypes wider than one byte. Smooth data then
     /// compresses further (BENCHMARKS.md, "Byte delta"); decoding costs one more pass, and
     /// under codec `None` that pass is all it brings.
-    #[serde(rename = "bytedelta")]
     ByteDelta,
 }
 
@@ -107,6 +106,22 @@ impl Shuffle {
             Self::Auto => elem_bytes > 1 && codec != Codec::None,
             Self::On | Self::ByteDelta => elem_bytes > 1,
             Self::Off => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffle_settings_are_spelled_as_the_format_says() {
+        let spelled =
+            [(Shuffle::Auto, "auto"), (Shuffle::On, "on"), (Shuffle::Off, "off"), (Shuffle::ByteDelta, "bytedelta")];
+        for (shuffle, name) in spelled {
+            let json = serde_json::to_string(&shuffle).unwrap();
+            assert_eq!(json, format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<Shuffle>(&json).unwrap(), shuffle);
         }
     }
 }
