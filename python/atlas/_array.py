@@ -278,7 +278,7 @@ class Array:
         if p.selects_nothing:
             return _nothing_of(p.shape, self.dtype)[p.post]
         stepped = self._stepped(p, meta["dtype"])
-        packed, post = self._read_stepped_as_one(stepped, p) if stepped else (self._read_packed(p), p.post)
+        packed, post = self._read_stepped_as_one(stepped, p) if stepped else (self._read_packed_as_one(p), p.post)
         if is_whole_box(p) and not (isinstance(key, tuple) and len(key) == 0):
             return packed
         out = packed[post]
@@ -302,9 +302,10 @@ class Array:
         if per_call >= count or math.prod(pts.kept_shape()) == math.prod(pts.count):
             return pts.kept(self._native.read_boxes(pts.starts.tolist(), list(pts.count)))
         out = np.empty((count,) + pts.kept_shape(), self.dtype)
-        for first in range(0, count, per_call):
-            starts = pts.starts[first : first + per_call]
-            out[first : first + len(starts)] = pts.kept(self._native.read_boxes(starts.tolist(), list(pts.count)))
+        with self._write_lock():  # the calls as of one state, no write of this handle's between
+            for first in range(0, count, per_call):
+                starts = pts.starts[first : first + per_call]
+                out[first : first + len(starts)] = pts.kept(self._native.read_boxes(starts.tolist(), list(pts.count)))
         return out
 
     def _element_bytes(self, atlas_dtype: str) -> int:
@@ -378,7 +379,7 @@ class Array:
                 kept = self._read_stepped(st)
                 if self._store.generation == generation:
                     return kept, st.post
-        return self._read_packed(p), p.post
+        return self._read_packed_as_one(p), p.post
 
     def _assign_stepped(self, st: Strided, value: np.ndarray) -> None:
         """`arr[key] = value` for stepped boxes: the kept elements are changed in memory
@@ -391,6 +392,15 @@ class Array:
             slab = self._native.read(start, count)
             slab[pick] = kept[at]
             self._native.write(start, slab)
+
+    def _read_packed_as_one(self, p: Plan) -> np.ndarray:
+        """`_read_packed` for a read: boxes of several extents take a native call each, made
+        under the array's write lock so that no write of this handle's threads comes between
+        them (not for one box, so that threads reading one array need not wait on it)."""
+        if math.prod(len(axis) for axis in p.runs) == 1:
+            return self._read_packed(p)
+        with self._write_lock():
+            return self._read_packed(p)
 
     def _read_packed(self, p: Plan) -> np.ndarray:
         """The plan's boxes, read and laid back to back (see `_index`)."""

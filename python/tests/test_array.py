@@ -456,6 +456,36 @@ def test_a_step_over_more_chunks_than_boxes_are_merged_for_reads_only_the_chunks
     assert arr[:200].tolist() == [-1] + list(range(1, 100)) + [-1] + list(range(101, 200))
 
 
+def test_reads_of_several_native_calls_hold_the_arrays_write_lock_and_single_boxes_do_not(ds):
+    # Between the calls of one read, no assignment of another thread of this handle may
+    # land: the read is of one state of the array, as a single call is.
+    arr = ds.define_array("a", "int32", None, [100, 100], chunk_shape=[10, 10])
+    arr[...] = np.arange(10_000, dtype=np.int32).reshape(100, 100)
+    lock, held = arr._write_lock(), []
+
+    class LockSpy(ChunkSpy):
+        def read(self, start=None, shape=None, device=None):
+            held.append(lock.locked())
+            return super().read(start, shape, device)
+
+        def read_boxes(self, starts, shape):
+            held.append(lock.locked())
+            return super().read_boxes(starts, shape)
+
+    arr._native = LockSpy(arr._native, [10, 10])
+    full = np.arange(10_000, dtype=np.int32).reshape(100, 100)
+    cases = [
+        ((slice(2, 50), 3), False),  # one box
+        (([1, 2, 3], slice(None)), False),  # one run of rows: one box
+        (([1, 2, 50, 51], [4, 5, 90, 91]), False),  # points: one read_boxes call
+        (([0, 1, 2, 40, 41], slice(0, 30)), True),  # two runs of rows: boxes of two extents
+    ]
+    for key, several in cases:
+        held.clear()
+        np.testing.assert_array_equal(arr[key], full[key])
+        assert held and all(held) == several, (key, held)
+
+
 def test_a_bool_mask_holding_bytes_other_than_0_and_1_writes_as_true(ds):
     arr = ds.define_array("m", "bool", None, [4])
     mask = np.array([0, 255, 1, 2], np.uint8).view(bool)  # numpy: False, True, True, True

@@ -156,9 +156,10 @@ enum Command {
         #[arg(long, allow_hyphen_values = true)]
         level: Option<i32>,
         /// Byte shuffle before the codec (auto: on for dtypes wider than one byte, unless the codec is none;
-        /// bytedelta: shuffle, then each byte plane stored as differences, for smooth data).
-        #[arg(long, default_value = "auto")]
-        shuffle: ShuffleArg,
+        /// bytedelta: shuffle, then each byte plane stored as differences, for smooth data). Without it each
+        /// array keeps the shuffle it has.
+        #[arg(long)]
+        shuffle: Option<ShuffleArg>,
     },
     /// Copy the live blocks into one fragment file and remove the old ones, reclaiming
     /// superseded blocks and those of deleted arrays.
@@ -453,12 +454,12 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 (CodecArg::Lz4, None) => Codec::Lz4,
                 (CodecArg::None, None) => Codec::None,
             };
-            let shuffle = match shuffle {
+            let shuffle = shuffle.map(|shuffle| match shuffle {
                 ShuffleArg::Auto => Shuffle::Auto,
                 ShuffleArg::On => Shuffle::On,
                 ShuffleArg::Off => Shuffle::Off,
                 ShuffleArg::Bytedelta => Shuffle::ByteDelta,
-            };
+            });
             recompress(&open_store(&store)?, array.as_ref(), codec, shuffle, quiet, out)?;
         }
         Command::Compact { store, json } => compact(&store, json, quiet, out)?,
@@ -702,13 +703,15 @@ fn convert_meta(
 }
 
 /// Re-encodes array by array, so the bar moves per array. For the whole store this ends as
-/// `Atlas::recompress` does: the codec becomes the store's default and the arrays' own
-/// settings are cleared. Nothing is committed unless every array succeeds.
+/// `Atlas::recompress` does: the codec (and `shuffle`, when given) becomes the store's
+/// default and the arrays' own settings are cleared. Without `shuffle`, each array keeps the
+/// shuffle it has, its own setting or the store's. Nothing is committed unless every array
+/// succeeds.
 fn recompress(
     store: &Atlas,
     only: Option<&ArrayPath>,
     codec: Codec,
-    shuffle: Shuffle,
+    shuffle: Option<Shuffle>,
     quiet: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
@@ -718,7 +721,9 @@ fn recompress(
         // this change takes: one another process added since the store was opened is
         // recompressed too.
         store.set_codec(codec)?;
-        store.set_shuffle(shuffle)?;
+        if let Some(shuffle) = shuffle {
+            store.set_shuffle(shuffle)?;
+        }
     }
     let mut arrays = Vec::new();
     match only {
@@ -739,13 +744,19 @@ fn recompress(
     let bar = progress::blocks(total, "recompress", quiet);
     for (array, blocks) in &arrays {
         bar.set_message(format!("recompress {array}"));
+        let own_shuffle = store.open_dataset(&array.dataset)?.array_meta(&array.array)?.shuffle;
         store
-            .recompress_array(&array.dataset, &array.array, codec, shuffle)
+            .recompress_array(&array.dataset, &array.array, codec, shuffle.or(own_shuffle).unwrap_or(store.shuffle()))
             .with_context(|| format!("cannot recompress {array}; nothing was committed"))?;
+        // `recompress_array` made the codec and shuffle the array's own.
+        let handle = open_array(store, array)?;
         if only.is_none() {
-            let handle = open_array(store, array)?;
             handle.set_codec(None)?;
-            handle.set_shuffle(None)?;
+        }
+        match (shuffle, only) {
+            (Some(_), None) => handle.set_shuffle(None)?,
+            (Some(_), Some(_)) => {}
+            (None, _) => handle.set_shuffle(own_shuffle)?,
         }
         bar.inc(*blocks);
     }
@@ -753,7 +764,7 @@ fn recompress(
     let spinner = progress::spinner("committing", quiet);
     store.flush()?;
     spinner.finish_and_clear();
-    let shuffle = format!("{shuffle:?}").to_lowercase();
+    let shuffle = shuffle.map_or("unchanged".to_string(), |shuffle| format!("{shuffle:?}").to_lowercase());
     writeln!(
         out,
         "recompressed {} {} (of {total} blocks) to {}, shuffle {shuffle}",
@@ -821,7 +832,7 @@ mod tests {
         drop((added, other));
 
         let mut out = Vec::new();
-        recompress(&stale, None, Codec::Lz4, Shuffle::Off, true, &mut out).unwrap();
+        recompress(&stale, None, Codec::Lz4, Some(Shuffle::Off), true, &mut out).unwrap();
         assert!(String::from_utf8(out).unwrap().starts_with("recompressed 2 arrays"));
         let reopened = Atlas::open(&path).unwrap();
         for array in ["a", "b"] {

@@ -617,13 +617,33 @@ fn recompress_changes_the_codec_and_keeps_values_and_block_identity() {
         "--level",
         "9",
     ]));
-    assert_eq!(text, "recompressed 1 array (of 2 blocks) to zstd(9), shuffle auto\n");
+    assert_eq!(text, "recompressed 1 array (of 2 blocks) to zstd(9), shuffle unchanged\n");
     let reopened = Atlas::open(&store).unwrap();
     assert_eq!(reopened.codec(), Codec::Lz4);
+    let temp_meta = reopened.open_dataset("run42").unwrap().array_meta("temp").unwrap();
     assert_eq!(
-        reopened.open_dataset("run42").unwrap().array_meta("temp").unwrap().codec,
-        Some(Codec::Zstd { level: 9 })
+        (temp_meta.codec, temp_meta.shuffle),
+        (Some(Codec::Zstd { level: 9 }), None),
+        "the shuffle is the store's"
     );
+    assert!(same_floats(&temp_values(&store), &before));
+
+    // Byte delta for one array, then the whole store recompressed without --shuffle: every
+    // array keeps its shuffle, the store's setting included.
+    let text = stdout_of(
+        atlas()
+            .arg("recompress")
+            .arg(&store)
+            .args(["--array", "run42/temp", "--codec", "lz4"])
+            .args(["--shuffle", "bytedelta"]),
+    );
+    assert_eq!(text, "recompressed 1 array (of 2 blocks) to lz4, shuffle bytedelta\n");
+    assert!(stdout_of(atlas().arg("info").arg(&store)).contains("lz4+bytedelta 2"));
+    stdout_of(atlas().arg("recompress").arg(&store).args(["--codec", "zstd", "--quiet"]));
+    let reopened = Atlas::open(&store).unwrap();
+    assert_eq!((reopened.codec(), reopened.shuffle()), (Codec::Zstd { level: 3 }, Shuffle::Off));
+    assert_eq!(reopened.open_dataset("run42").unwrap().array_meta("temp").unwrap().shuffle, Some(Shuffle::ByteDelta));
+    assert!(stdout_of(atlas().arg("info").arg(&store)).contains("zstd+bytedelta 2"));
     assert!(same_floats(&temp_values(&store), &before));
 
     atlas()
