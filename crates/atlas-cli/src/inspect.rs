@@ -130,7 +130,7 @@ pub struct BadBlock {
     pub path: PathBuf,
     /// The block's offset in that file.
     pub offset_bytes: Option<u64>,
-    /// `checksum_mismatch`, `corrupt` or `io`.
+    /// `checksum_mismatch`, `corrupt`, `io`, or `missing` (a fragment file the metadata names).
     pub kind: &'static str,
     /// What is wrong.
     pub detail: String,

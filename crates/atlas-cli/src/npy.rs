@@ -3,7 +3,8 @@
 //! `.npy.gz` files are compressed and decompressed on the fly, never copied to a temp file.
 //!
 //! Supported: little-endian (or byte-order-free) `i1`..`i8`, `u1`..`u8`, `f4`, `f8`, `b1`
-//! and `M8[ns]`, in C order. Fortran order, big-endian data and other dtypes are refused
+//! and `M8[ns]`, in C order (or Fortran order where at most one axis is longer than 1, the
+//! same bytes). Other Fortran-order arrays, big-endian data and other dtypes are refused
 //! with the reason.
 
 use std::fs::File;
@@ -279,15 +280,10 @@ fn parse_header(text: &str) -> Result<Header, String> {
         Lit::List(_) => return Err("structured (record) dtypes are not supported".to_string()),
         _ => return Err("'descr' is not a dtype string".to_string()),
     };
-    match field("fortran_order")? {
-        Lit::Bool(false) => {}
-        Lit::Bool(true) => {
-            return Err("Fortran-order arrays are not supported; save a C-order copy, e.g. with \
-                        numpy: np.save(path, np.ascontiguousarray(a))"
-                .to_string());
-        }
+    let fortran_order = match field("fortran_order")? {
+        Lit::Bool(fortran_order) => *fortran_order,
         _ => return Err("'fortran_order' is not True or False".to_string()),
-    }
+    };
     let shape = match field("shape")? {
         Lit::Tuple(items) => items
             .iter()
@@ -302,6 +298,12 @@ fn parse_header(text: &str) -> Result<Header, String> {
     // per dimension squared).
     if shape.len() > atlas::MAX_NDIM {
         return Err(format!("{} dimensions is over Atlas's limit of {}", shape.len(), atlas::MAX_NDIM));
+    }
+    // Column-major bytes are the row-major ones when at most one axis is longer than 1.
+    if fortran_order && shape.iter().filter(|&&n| n > 1).count() > 1 {
+        return Err("Fortran-order arrays are not supported; save a C-order copy, e.g. with \
+                    numpy: np.save(path, np.ascontiguousarray(a))"
+            .to_string());
     }
     let header = Header { dtype, shape };
     if header.data_bytes().is_none() {
@@ -554,7 +556,12 @@ mod tests {
     fn refuses_what_it_cannot_read_and_says_why() {
         let err = |dict: &str| format!("{:#}", header_of(&v1(dict)).unwrap_err());
         assert!(err("{'descr': '>f8', 'fortran_order': False, 'shape': (3,), }").contains("big-endian"));
-        assert!(err("{'descr': '<f8', 'fortran_order': True, 'shape': (3,), }").contains("Fortran-order"));
+        assert!(err("{'descr': '<f8', 'fortran_order': True, 'shape': (3, 2), }").contains("Fortran-order"));
+        // With at most one axis longer than 1, column-major bytes are the row-major ones.
+        for shape in ["(3,)", "(1, 3, 1)", "()"] {
+            let dict = format!("{{'descr': '<f8', 'fortran_order': True, 'shape': {shape}, }}");
+            assert!(header_of(&v1(&dict)).is_ok(), "{shape}");
+        }
         assert!(err("{'descr': '<c8', 'fortran_order': False, 'shape': (3,), }").contains("not supported"));
         assert!(err("{'descr': '<M8[us]', 'fortran_order': False, 'shape': (3,), }").contains("datetime64[ns]"));
         assert!(err("{'descr': [('a', '<i4')], 'fortran_order': False, 'shape': (3,), }").contains("structured"));
