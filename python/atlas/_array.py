@@ -550,9 +550,10 @@ class Array:
         `shuffle` (`"on"`, `"off"`, `"auto"`, `"bytedelta"` or a bool) likewise when given."""
         self._native.set_codec(codec, shuffle_arg(shuffle))
 
-    def recompress(self, codec: str = "zstd", shuffle: Any = "auto") -> None:
-        """Re-encodes every block with `codec` and makes it the array's own codec."""
-        self._native.recompress(codec, shuffle_arg(shuffle) or "auto")
+    def recompress(self, codec: str = "zstd", shuffle: Any = None) -> None:
+        """Re-encodes every block with `codec` and makes it the array's own codec; `shuffle`
+        likewise when given (else the array keeps the shuffle it has)."""
+        self._native.recompress(codec, shuffle_arg(shuffle))
 
     # --- views --------------------------------------------------------------------------
     def _label(self) -> str:

@@ -292,9 +292,11 @@ class Atlas:
         Blocks already written keep theirs; every read decodes each block with its own."""
         self._native.set_codec(codec, shuffle_arg(shuffle))
 
-    def recompress(self, codec: str = "zstd", shuffle: Any = "auto") -> None:
-        """Re-encodes every block of every array with `codec` and makes it the default."""
-        self._native.recompress(codec, shuffle_arg(shuffle) or "auto")
+    def recompress(self, codec: str = "zstd", shuffle: Any = None) -> None:
+        """Re-encodes every block of every array with `codec` and makes it the default (the
+        arrays' own codecs are cleared); `shuffle` likewise when given, else each array
+        keeps the shuffle it has."""
+        self._native.recompress(codec, shuffle_arg(shuffle))
 
     def set_meta_format(self, meta_format: str = "json", meta_compression: str = "none") -> None:
         """Changes the metadata file's encoding at the next flush."""

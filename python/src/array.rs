@@ -182,9 +182,11 @@ impl Array {
         .py_err()
     }
 
-    /// Re-encodes every block of this array and makes `codec`/`shuffle` its own settings.
-    fn recompress(&self, py: Python<'_>, codec: &str, shuffle: &str) -> PyResult<()> {
-        let (codec, shuffle) = (parse_codec(codec)?, parse_shuffle(shuffle)?);
+    /// Re-encodes every block of this array and makes `codec` (and `shuffle`, when given)
+    /// its own settings.
+    #[pyo3(signature = (codec, shuffle=None))]
+    fn recompress(&self, py: Python<'_>, codec: &str, shuffle: Option<&str>) -> PyResult<()> {
+        let (codec, shuffle) = (parse_codec(codec)?, shuffle.map(parse_shuffle).transpose()?);
         py.detach(|| self.store.recompress_array(&self.dataset, self.inner.name(), codec, shuffle)).py_err()
     }
 

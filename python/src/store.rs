@@ -198,8 +198,9 @@ impl Store {
         .py_err()
     }
 
-    fn recompress(&self, py: Python<'_>, codec: &str, shuffle: &str) -> PyResult<()> {
-        let (codec, shuffle) = (parse_codec(codec)?, parse_shuffle(shuffle)?);
+    #[pyo3(signature = (codec, shuffle=None))]
+    fn recompress(&self, py: Python<'_>, codec: &str, shuffle: Option<&str>) -> PyResult<()> {
+        let (codec, shuffle) = (parse_codec(codec)?, shuffle.map(parse_shuffle).transpose()?);
         py.detach(|| self.inner.recompress(codec, shuffle)).py_err()
     }
 

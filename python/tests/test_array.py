@@ -339,6 +339,13 @@ def test_bytedelta_blocks_are_smaller_on_a_smooth_field_and_read_back(tmp_path):
     plain.recompress("lz4", shuffle="bytedelta")
     assert plain.meta["shuffle"] == "bytedelta"
     np.testing.assert_array_equal(plain[...], data)
+    # Without a shuffle, a recompression keeps each array's (and the store's).
+    plain.recompress("zstd:1")
+    assert (plain.codec, plain.meta["shuffle"]) == ("zstd:1", "bytedelta")
+    store = plain._store
+    store.recompress("lz4")
+    assert (store.codec, store.shuffle, plain.meta["shuffle"]) == ("lz4", "bytedelta", "bytedelta")
+    assert all(b["byte_delta"] for b in plain.blocks() + delta.blocks())
 
 
 def test_array_defined_with_its_own_codec(ds):

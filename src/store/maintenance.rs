@@ -97,6 +97,8 @@ impl Atlas {
 
     /// Re-encodes every block of every array with `codec` and `shuffle`, and makes them the
     /// store's defaults for new blocks (clearing the arrays' own codec and shuffle settings).
+    /// With `shuffle` `None`, each array keeps the shuffle it has (its own setting, or the
+    /// store's, which stays as it is).
     ///
     /// Each block is decoded with the codec that wrote it and verified against its checksum
     /// first; its checksum (of the raw bytes) and statistics do not change. Chunks holding
@@ -115,33 +117,39 @@ impl Atlas {
     /// statistics that cannot describe their block, as `verify` reports them (the store's
     /// data is then unchanged, and the writer lock is released unless this handle had changes pending);
     /// [`Error::Codec`]; [`Error::Io`].
-    pub fn recompress(&self, codec: Codec, shuffle: Shuffle) -> Result<()> {
+    pub fn recompress(&self, codec: Codec, shuffle: Option<Shuffle>) -> Result<()> {
         codec.check().map_err(Error::invalid)?;
         self.inner.change(&mut self.inner.write(), |state| {
             let mut written = Vec::new();
             for (dataset, name, _) in arrays_by_name(&state.meta) {
                 let meta = state.array(&dataset, &name)?.clone();
                 let dict = dictionary(&meta);
+                let shuffle = shuffle.or(meta.shuffle).unwrap_or(state.meta.shuffle);
                 let settings = WriteSettings::new(codec, shuffle, meta.dtype, dict.as_ref());
                 written.extend(recode_array(&self.inner, state, &format!("{dataset}/{name}"), &meta, settings)?);
             }
             state.record(written);
             state.meta.codec = codec;
-            state.meta.shuffle = shuffle;
+            if let Some(shuffle) = shuffle {
+                state.meta.shuffle = shuffle;
+            }
             for array in state.meta.datasets.values_mut().flat_map(|ds| ds.arrays.values_mut()) {
                 array.codec = None;
-                array.shuffle = None;
+                if shuffle.is_some() {
+                    array.shuffle = None;
+                }
             }
             Ok(())
         })
     }
 
     /// Re-encodes every block of one array with `codec` and `shuffle`, and gives the array
-    /// these as its own settings for new blocks. Otherwise as [`Atlas::recompress`].
+    /// these as its own settings for new blocks; with `shuffle` `None` it keeps the shuffle
+    /// it has (its own setting, or the store's). Otherwise as [`Atlas::recompress`].
     ///
     /// # Errors
     /// [`Error::NotFound`] if there is no such array; otherwise as [`Atlas::recompress`].
-    pub fn recompress_array(&self, dataset: &str, array: &str, codec: Codec, shuffle: Shuffle) -> Result<()> {
+    pub fn recompress_array(&self, dataset: &str, array: &str, codec: Codec, shuffle: Option<Shuffle>) -> Result<()> {
         codec.check().map_err(Error::invalid)?;
         let mut guard = self.inner.write();
         // Refused before taking the writer lock, and again on the newest commit it loads.
@@ -149,12 +157,15 @@ impl Atlas {
         self.inner.change(&mut guard, |state| {
             let meta = state.array(dataset, array)?.clone();
             let dict = dictionary(&meta);
-            let settings = WriteSettings::new(codec, shuffle, meta.dtype, dict.as_ref());
+            let used = shuffle.or(meta.shuffle).unwrap_or(state.meta.shuffle);
+            let settings = WriteSettings::new(codec, used, meta.dtype, dict.as_ref());
             let written = recode_array(&self.inner, state, &format!("{dataset}/{array}"), &meta, settings)?;
             state.record(written);
             let meta = state.array_mut(dataset, array)?;
             meta.codec = Some(codec);
-            meta.shuffle = Some(shuffle);
+            if shuffle.is_some() {
+                meta.shuffle = shuffle;
+            }
             Ok(())
         })
     }

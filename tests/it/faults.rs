@@ -430,7 +430,9 @@ impl Rewrite {
     fn run(self, store: &Atlas) -> atlas::Result<()> {
         match self {
             Self::Compact => store.compact().map(drop),
-            Self::Recompress => store.recompress(atlas::Codec::Lz4, atlas::Shuffle::Off).and_then(|()| store.flush()),
+            Self::Recompress => {
+                store.recompress(atlas::Codec::Lz4, Some(atlas::Shuffle::Off)).and_then(|()| store.flush())
+            }
             Self::MetaFormat => store
                 .set_meta_format(atlas::MetaFormat::MsgPack, atlas::MetaCompression::Zstd)
                 .and_then(|()| store.flush()),

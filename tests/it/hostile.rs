@@ -793,7 +793,7 @@ fn recompress_and_compact_refuse_to_copy_unsound_block_statistics() {
     ds.write_array("a", &[4], arr1(&[9u8, 9, 9, 9]).view()).unwrap();
     store.flush().unwrap();
     let unsound = |err: &Error| matches!(err, Error::Corrupt { detail, .. } if detail.contains("statistics of block"));
-    let err = store.recompress_array("d", "a", Codec::Lz4, Shuffle::Off).unwrap_err();
+    let err = store.recompress_array("d", "a", Codec::Lz4, Some(Shuffle::Off)).unwrap_err();
     assert!(unsound(&err), "recompress: {err}");
     let err = store.compact().unwrap_err();
     assert!(unsound(&err), "compact: {err}");

@@ -146,7 +146,7 @@ fn a_block_its_codec_would_not_make_smaller_is_stored_as_its_raw_bytes() {
         store.array_blocks("d", name).unwrap().into_iter().map(|b| (b.path, b.offset_bytes)).collect::<Vec<_>>()
     };
     let before = where_is("z");
-    store.recompress_array("d", "z", Codec::Lz4, Shuffle::Off).unwrap();
+    store.recompress_array("d", "z", Codec::Lz4, Some(Shuffle::Off)).unwrap();
     assert_eq!(codecs("z"), [(BlockCodec::Lz4, false, false), raw]);
     let after = where_is("z");
     assert!(after[0] != before[0] && after[1] == before[1], "{before:?} -> {after:?}");

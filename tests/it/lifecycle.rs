@@ -509,7 +509,7 @@ fn recompress_reencodes_every_block_keeping_checksums_values_and_stats() {
     let before = contents(&store);
     let index_before = live_index(&dir.store());
 
-    store.recompress(Codec::Lz4, Shuffle::Off).unwrap();
+    store.recompress(Codec::Lz4, Some(Shuffle::Off)).unwrap();
     assert!(store.has_pending_changes());
     assert_eq!(contents(&store), before, "pending re-encoded blocks read back");
     store.flush().unwrap();
@@ -555,7 +555,7 @@ fn recompress_array_changes_one_array_and_leaves_the_others() {
     let run1 = store.open_dataset("run1").unwrap();
     let temp_id = run1.array_meta("temp").unwrap().id;
 
-    store.recompress_array("run1", "temp", Codec::None, Shuffle::On).unwrap();
+    store.recompress_array("run1", "temp", Codec::None, Some(Shuffle::On)).unwrap();
     store.flush().unwrap();
     let meta = run1.array_meta("temp").unwrap();
     assert_eq!((meta.codec, meta.shuffle), (Some(Codec::None), Some(Shuffle::On)));
@@ -599,7 +599,7 @@ fn recompress_from_zstd_to_lz4_to_none_and_back_reads_back_exactly() {
     ];
     let mut sizes = Vec::new();
     for (codec, shuffle, id) in steps {
-        store.recompress(codec, shuffle).unwrap();
+        store.recompress(codec, Some(shuffle)).unwrap();
         store.flush().unwrap();
         store.compact().unwrap();
         sizes.push(util::data_bytes(&dir.store()));
@@ -621,6 +621,44 @@ fn recompress_from_zstd_to_lz4_to_none_and_back_reads_back_exactly() {
 }
 
 #[test]
+fn recompress_without_a_shuffle_keeps_each_arrays_own_or_the_stores() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let values = iota(&[4096], |i| 1000.0 + i as f64 * 0.125);
+    let delta = ArraySpec::new(DType::Float64, [4096]).chunk_shape([512]).shuffle(Shuffle::ByteDelta);
+    ds.define_array("own", delta).unwrap();
+    ds.define_array("follows", ArraySpec::new(DType::Float64, [4096]).chunk_shape([512])).unwrap();
+    for name in ["own", "follows"] {
+        ds.write_array(name, &[0], values.view()).unwrap();
+    }
+    store.flush().unwrap();
+    let filters = |name: &str| -> Vec<(bool, bool)> {
+        store.array_blocks("d", name).unwrap().iter().map(|b| (b.shuffled, b.byte_delta)).collect()
+    };
+    let shuffled = vec![(true, false); 8];
+    let delta = vec![(true, true); 8];
+
+    store.recompress(Codec::Lz4, None).unwrap();
+    assert_eq!((store.codec(), store.shuffle()), (Codec::Lz4, Shuffle::Auto));
+    let own = |name: &str| ds.array_meta(name).unwrap();
+    assert_eq!((own("own").codec, own("own").shuffle), (None, Some(Shuffle::ByteDelta)));
+    assert_eq!((filters("own"), filters("follows")), (delta.clone(), shuffled.clone()));
+
+    store.recompress_array("d", "follows", Codec::Zstd { level: 1 }, None).unwrap();
+    assert_eq!((own("follows").codec, own("follows").shuffle), (Some(Codec::Zstd { level: 1 }), None));
+    assert_eq!(filters("follows"), shuffled);
+    store.recompress(Codec::Lz4, Some(Shuffle::ByteDelta)).unwrap();
+    assert_eq!((store.shuffle(), own("own").shuffle, own("follows").shuffle), (Shuffle::ByteDelta, None, None));
+    assert_eq!((filters("own"), filters("follows")), (delta.clone(), delta));
+    store.flush().unwrap();
+    for name in ["own", "follows"] {
+        let reopened = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap();
+        assert_eq!(reopened.read_array::<f64>(name, &[0], &[4096]).unwrap(), values);
+    }
+}
+
+#[test]
 fn recompress_covers_pending_writes_and_fill_chunks_stay_fill() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
@@ -633,7 +671,7 @@ fn recompress_covers_pending_writes_and_fill_chunks_stay_fill() {
     ds.write_array("a", &[100], Array1::from_elem(100, 9).view()).unwrap();
     ds.write_array("a", &[300], Array1::from_elem(100, 0).view()).unwrap();
     let before = ds.read_array::<i32>("a", &[0], &[400]).unwrap();
-    store.recompress_array("d", "a", Codec::Lz4, Shuffle::Off).unwrap();
+    store.recompress_array("d", "a", Codec::Lz4, Some(Shuffle::Off)).unwrap();
     assert_eq!(ds.read_array::<i32>("a", &[0], &[400]).unwrap(), before);
     store.flush().unwrap();
     let index = live_index(&dir.store());
@@ -655,9 +693,9 @@ fn recompress_refuses_bad_arguments_and_a_corrupt_block_changes_nothing() {
     ds.define_array("a", ArraySpec::new(DType::UInt8, [64]).chunk_shape([16]).codec(Codec::None)).unwrap();
     ds.write_array("a", &[0], iota(&[64], |i| i as u8).view()).unwrap();
     store.flush().unwrap();
-    assert_err!(store.recompress(Codec::Zstd { level: 1000 }, Shuffle::Auto), Error::InvalidArgument { .. });
-    assert_err!(store.recompress_array("d", "nope", Codec::Lz4, Shuffle::Auto), Error::NotFound { .. });
-    assert_err!(store.recompress_array("nope", "a", Codec::Lz4, Shuffle::Auto), Error::NotFound { .. });
+    assert_err!(store.recompress(Codec::Zstd { level: 1000 }, Some(Shuffle::Auto)), Error::InvalidArgument { .. });
+    assert_err!(store.recompress_array("d", "nope", Codec::Lz4, Some(Shuffle::Auto)), Error::NotFound { .. });
+    assert_err!(store.recompress_array("nope", "a", Codec::Lz4, Some(Shuffle::Auto)), Error::NotFound { .. });
     assert!(!store.has_pending_changes());
 
     // Flip a stored byte of chunk 2 (codec none: the bytes are the values 32..48).
@@ -667,7 +705,7 @@ fn recompress_refuses_bad_arguments_and_a_corrupt_block_changes_nothing() {
     bytes[at] ^= 0xff;
     std::fs::write(fragment, bytes).unwrap();
     let damaged = Atlas::open(dir.store()).unwrap();
-    assert_err!(damaged.recompress(Codec::Lz4, Shuffle::Auto), Error::ChecksumMismatch { .. });
+    assert_err!(damaged.recompress(Codec::Lz4, Some(Shuffle::Auto)), Error::ChecksumMismatch { .. });
     assert_eq!(damaged.codec(), Codec::default(), "nothing changed");
     let damaged_ds = damaged.open_dataset("d").unwrap();
     assert_eq!(damaged_ds.array_meta("a").unwrap().codec, Some(Codec::None));
@@ -692,7 +730,7 @@ fn a_recompression_that_leaves_every_block_where_it_was_commits_no_fragment() {
     let before = util::fragments(&dir.store());
     let generation = store.generation();
 
-    store.recompress_array("d", "noise", Codec::Lz4, Shuffle::Off).unwrap();
+    store.recompress_array("d", "noise", Codec::Lz4, Some(Shuffle::Off)).unwrap();
     store.flush().unwrap();
     assert_eq!(store.generation(), generation + 1, "the codec change is committed");
     assert_eq!(util::fragments(&dir.store()), before, "with no new fragment");
@@ -793,7 +831,7 @@ fn recompressing_while_an_append_holds_a_staged_chunk_keeps_its_checksum_and_sta
     // 20 rows: chunk 0 sealed, chunk 1 staged (4 of its 16 rows), runs that compress.
     let rows = ndarray::Array2::from_shape_fn((20, 64), |(i, j)| (i * 100 + j / 8 + 1) as f32);
     array.append(rows.view()).unwrap();
-    store.recompress_array("d", "a", Codec::Zstd { level: 3 }, Shuffle::On).unwrap();
+    store.recompress_array("d", "a", Codec::Zstd { level: 3 }, Some(Shuffle::On)).unwrap();
     store.flush().unwrap();
 
     let reopened = Atlas::open(dir.store()).unwrap();

@@ -82,6 +82,7 @@ enum Op {
     /// Drops every change since the last commit.
     Discard,
     Compact,
+    /// `shuffle` past `SHUFFLES`: none given, each array keeps its own.
     Recompress {
         codec: usize,
         shuffle: usize,
@@ -126,8 +127,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (slot.clone(), any::<u64>(), any::<i32>()).prop_map(|(slot, rows, seed)| Op::Append { slot, rows, seed }),
         1 => Just(Op::Discard),
         1 => Just(Op::Compact),
-        1 => (0..CODECS.len(), 0..SHUFFLES.len()).prop_map(|(codec, shuffle)| Op::Recompress { codec, shuffle }),
-        1 => (slot, 0..CODECS.len(), 0..SHUFFLES.len())
+        1 => (0..CODECS.len(), 0..=SHUFFLES.len()).prop_map(|(codec, shuffle)| Op::Recompress { codec, shuffle }),
+        1 => (slot, 0..CODECS.len(), 0..=SHUFFLES.len())
             .prop_map(|(slot, codec, shuffle)| Op::RecompressArray { slot, codec, shuffle }),
         1 => (0..META_FORMATS.len(), 0..META_COMPRESSIONS.len())
             .prop_map(|(format, compression)| Op::SetMetaFormat { format, compression }),
@@ -540,12 +541,16 @@ fn run(dir: &TestDir, ops: &[Op], memory: Memory) -> Result<(), TestCaseError> {
                 check_all(&ds, &model)?;
             }
             Op::Recompress { codec, shuffle } => {
-                store.recompress(CODECS[*codec], SHUFFLES[*shuffle]).unwrap();
-                prop_assert_eq!(store.codec(), CODECS[*codec]);
+                let before = store.shuffle();
+                store.recompress(CODECS[*codec], SHUFFLES.get(*shuffle).copied()).unwrap();
+                prop_assert_eq!(
+                    (store.codec(), store.shuffle()),
+                    (CODECS[*codec], *SHUFFLES.get(*shuffle).unwrap_or(&before))
+                );
             }
             Op::RecompressArray { slot, codec, shuffle } => {
                 let name = SLOTS[*slot];
-                let result = store.recompress_array("d", name, CODECS[*codec], SHUFFLES[*shuffle]);
+                let result = store.recompress_array("d", name, CODECS[*codec], SHUFFLES.get(*shuffle).copied());
                 prop_assert_eq!(result.is_ok(), model.contains_key(name), "{:?}", result);
             }
             Op::SetMetaFormat { format, compression } => {

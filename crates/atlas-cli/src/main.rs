@@ -704,9 +704,8 @@ fn convert_meta(
 
 /// Re-encodes array by array, so the bar moves per array. For the whole store this ends as
 /// `Atlas::recompress` does: the codec (and `shuffle`, when given) becomes the store's
-/// default and the arrays' own settings are cleared. Without `shuffle`, each array keeps the
-/// shuffle it has, its own setting or the store's. Nothing is committed unless every array
-/// succeeds.
+/// default and the arrays' own settings of it are cleared; without `shuffle` each array
+/// keeps the shuffle it has. Nothing is committed unless every array succeeds.
 fn recompress(
     store: &Atlas,
     only: Option<&ArrayPath>,
@@ -744,19 +743,16 @@ fn recompress(
     let bar = progress::blocks(total, "recompress", quiet);
     for (array, blocks) in &arrays {
         bar.set_message(format!("recompress {array}"));
-        let own_shuffle = store.open_dataset(&array.dataset)?.array_meta(&array.array)?.shuffle;
         store
-            .recompress_array(&array.dataset, &array.array, codec, shuffle.or(own_shuffle).unwrap_or(store.shuffle()))
+            .recompress_array(&array.dataset, &array.array, codec, shuffle)
             .with_context(|| format!("cannot recompress {array}; nothing was committed"))?;
-        // `recompress_array` made the codec and shuffle the array's own.
-        let handle = open_array(store, array)?;
         if only.is_none() {
+            // `recompress_array` made the codec (and a given shuffle) the array's own.
+            let handle = open_array(store, array)?;
             handle.set_codec(None)?;
-        }
-        match (shuffle, only) {
-            (Some(_), None) => handle.set_shuffle(None)?,
-            (Some(_), Some(_)) => {}
-            (None, _) => handle.set_shuffle(own_shuffle)?,
+            if shuffle.is_some() {
+                handle.set_shuffle(None)?;
+            }
         }
         bar.inc(*blocks);
     }
