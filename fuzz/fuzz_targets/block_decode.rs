@@ -49,16 +49,17 @@ fn store() -> &'static PathBuf {
             .flat_map(|plane| plane.iter().scan(0u8, |prev, &b| Some(b.wrapping_sub(std::mem::replace(prev, b)))))
             .collect();
         for (codec, filter, bytes) in [(0u8, 0u8, &raw), (0, 1, &shuffled), (0, 2, &delta)] {
-            seed(&format!("none-{filter}"), &[&[codec, filter, 4, 3, 15, 0, 0, 0][..], bytes].concat());
+            // Parameter byte 3: element size 1 + 3 % 8 = 4.
+            seed(&format!("none-{filter}"), &[&[codec, filter, 3, 3, 15, 0, 0, 0][..], bytes].concat());
         }
         for (filter, bytes) in [(0u8, &raw), (1, &shuffled), (2, &delta)] {
             let zstd = zstd::bulk::compress(bytes, 3).expect("zstd");
-            seed(&format!("zstd-{filter}"), &[&[1, filter, 4, 3, 15, 0, 0, 0][..], &zstd].concat());
+            seed(&format!("zstd-{filter}"), &[&[1, filter, 3, 3, 15, 0, 0, 0][..], &zstd].concat());
             let lz4 = lz4_flex::block::compress(bytes);
-            seed(&format!("lz4-{filter}"), &[&[2, filter, 4, 3, 15, 0, 0, 0][..], &lz4].concat());
+            seed(&format!("lz4-{filter}"), &[&[2, filter, 3, 3, 15, 0, 0, 0][..], &lz4].concat());
             let mut compressor = zstd::bulk::Compressor::with_dictionary(3, DICTIONARY).expect("dictionary");
             let dict = compressor.compress(bytes).expect("zstd with dictionary");
-            seed(&format!("dict-{filter}"), &[&[3, filter, 4, 3, 15, 0, 0, 0][..], &dict].concat());
+            seed(&format!("dict-{filter}"), &[&[3, filter, 3, 3, 15, 0, 0, 0][..], &dict].concat());
         }
         let strings: Vec<u8> = [0u32, 1, 3, 3].iter().flat_map(|o| o.to_le_bytes()).chain(*b"abc").collect();
         let len = strings.len() as u16;

@@ -394,10 +394,13 @@ class Array:
             self._native.write(start, slab)
 
     def _read_packed_as_one(self, p: Plan) -> np.ndarray:
-        """`_read_packed` for a read: boxes of several extents take a native call each, made
-        under the array's write lock so that no write of this handle's threads comes between
-        them (not for one box, so that threads reading one array need not wait on it)."""
-        if math.prod(len(axis) for axis in p.runs) == 1:
+        """`_read_packed` for a read: boxes of several extents (or several string boxes) take a
+        native call each, made under the array's write lock so that no write of this handle's
+        threads comes between them (not for one call, so that threads reading one array need
+        not wait on it)."""
+        boxes = math.prod(len(axis) for axis in p.runs)
+        extents = math.prod(len({stop - start for start, stop in axis}) for axis in p.runs)
+        if (boxes if self.atlas_dtype == "string" else extents) == 1:
             return self._read_packed(p)
         with self._write_lock():
             return self._read_packed(p)

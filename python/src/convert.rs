@@ -204,8 +204,8 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResul
         return err(
             Kind::InvalidArgument,
             format!(
-                "fill value {:?} is refused: a string array's fill value is the empty string, other arrays take numbers",
-                shortened(value)
+                "fill value {} is refused: a string array's fill value is the empty string, other arrays take numbers",
+                shortened(s.repr()?.as_any())
             ),
         );
     }
@@ -238,8 +238,9 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResul
     err(Kind::DTypeMismatch, format!("unsupported fill value {value:?}"))
 }
 
-/// `value` as `str()` gives it, cut to its first 32 characters when longer, with its length:
-/// an error message quotes a refused value without repeating a 400-digit int whole.
+/// `value` as `str()` gives it (a `repr()` for a string), cut to its first 32 characters when
+/// longer and followed by its length: an error message quotes a refused value without
+/// repeating a 400-digit int whole.
 fn shortened(value: &Bound<'_, PyAny>) -> String {
     const SHOWN: usize = 32;
     let text = value.to_string();

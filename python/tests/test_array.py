@@ -463,7 +463,7 @@ def test_a_step_over_more_chunks_than_boxes_are_merged_for_reads_only_the_chunks
     assert arr[:200].tolist() == [-1] + list(range(1, 100)) + [-1] + list(range(101, 200))
 
 
-def test_reads_of_several_native_calls_hold_the_arrays_write_lock_and_single_boxes_do_not(ds):
+def test_reads_of_several_native_calls_hold_the_arrays_write_lock_and_single_calls_do_not(ds, monkeypatch):
     # Between the calls of one read, no assignment of another thread of this handle may
     # land: the read is of one state of the array, as a single call is.
     arr = ds.define_array("a", "int32", None, [100, 100], chunk_shape=[10, 10])
@@ -486,11 +486,22 @@ def test_reads_of_several_native_calls_hold_the_arrays_write_lock_and_single_box
         (([1, 2, 3], slice(None)), False),  # one run of rows: one box
         (([1, 2, 50, 51], [4, 5, 90, 91]), False),  # points: one read_boxes call
         (([0, 1, 2, 40, 41], slice(0, 30)), True),  # two runs of rows: boxes of two extents
+        (([0, 1, 40, 41], [0, 1, 40, 41]), False),  # points of one extent: one read_boxes call
     ]
     for key, several in cases:
         held.clear()
         np.testing.assert_array_equal(arr[key], full[key])
         assert held and all(held) == several, (key, held)
+    # Points with a step, read in calls of a few points each.
+    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", 64)
+    key = ([1, 2, 50, 51], [4, 5, 90, 91], slice(None))
+    arr3 = ds.define_array("c", "int32", None, [100, 100, 10], chunk_shape=[10, 10, 10])
+    full3 = np.arange(100_000, dtype=np.int32).reshape(100, 100, 10)
+    arr3[...] = full3
+    arr3._native = LockSpy(arr3._native, [10, 10, 10])
+    lock, held = arr3._write_lock(), []
+    np.testing.assert_array_equal(arr3[key[0], key[1], ::3], full3[key[0], key[1], ::3])
+    assert len(held) > 1 and all(held), held
 
 
 def test_a_bool_mask_holding_bytes_other_than_0_and_1_writes_as_true(ds):

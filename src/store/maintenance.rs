@@ -95,10 +95,10 @@ impl Atlas {
         Ok(report)
     }
 
-    /// Re-encodes every block of every array with `codec` and `shuffle`, and makes them the
-    /// store's defaults for new blocks (clearing the arrays' own codec and shuffle settings).
-    /// With `shuffle` `None`, each array keeps the shuffle it has (its own setting, or the
-    /// store's, which stays as it is).
+    /// Re-encodes every block of every array with `codec` and makes it the store's default
+    /// for new blocks, clearing the arrays' own codec settings. A given `shuffle` goes the
+    /// same way (and clears the arrays' own shuffle settings); with `None`, each array keeps
+    /// the shuffle it has (its own setting, or the store's, which stays as it is).
     ///
     /// Each block is decoded with the codec that wrote it and verified against its checksum
     /// first; its checksum (of the raw bytes) and statistics do not change. Chunks holding

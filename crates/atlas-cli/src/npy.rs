@@ -299,8 +299,9 @@ fn parse_header(text: &str) -> Result<Header, String> {
     if shape.len() > atlas::MAX_NDIM {
         return Err(format!("{} dimensions is over Atlas's limit of {}", shape.len(), atlas::MAX_NDIM));
     }
-    // Column-major bytes are the row-major ones when at most one axis is longer than 1.
-    if fortran_order && shape.iter().filter(|&&n| n > 1).count() > 1 {
+    // Column-major bytes are the row-major ones when at most one axis is longer than 1, or
+    // when there are none.
+    if fortran_order && !shape.contains(&0) && shape.iter().filter(|&&n| n > 1).count() > 1 {
         return Err("Fortran-order arrays are not supported; save a C-order copy, e.g. with \
                     numpy: np.save(path, np.ascontiguousarray(a))"
             .to_string());
@@ -557,8 +558,9 @@ mod tests {
         let err = |dict: &str| format!("{:#}", header_of(&v1(dict)).unwrap_err());
         assert!(err("{'descr': '>f8', 'fortran_order': False, 'shape': (3,), }").contains("big-endian"));
         assert!(err("{'descr': '<f8', 'fortran_order': True, 'shape': (3, 2), }").contains("Fortran-order"));
-        // With at most one axis longer than 1, column-major bytes are the row-major ones.
-        for shape in ["(3,)", "(1, 3, 1)", "()"] {
+        // With at most one axis longer than 1 (or no elements), column-major bytes are the
+        // row-major ones.
+        for shape in ["(3,)", "(1, 3, 1)", "()", "(0, 3, 4)"] {
             let dict = format!("{{'descr': '<f8', 'fortran_order': True, 'shape': {shape}, }}");
             assert!(header_of(&v1(&dict)).is_ok(), "{shape}");
         }
