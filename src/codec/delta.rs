@@ -129,7 +129,7 @@ pub(super) fn encode_planes(shuffled: &mut [u8], elem_bytes: usize) {
 }
 
 /// [`decode`] of each plane of a whole shuffled block of `elem_bytes`-byte elements.
-pub(crate) fn decode_planes(shuffled: &mut [u8], elem_bytes: usize) {
+pub(super) fn decode_planes(shuffled: &mut [u8], elem_bytes: usize) {
     for_each_plane(shuffled, elem_bytes, |plane| {
         decode(plane, 0);
     });

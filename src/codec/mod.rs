@@ -54,7 +54,6 @@ impl CodecId {
     }
 }
 
-pub(crate) use delta::decode_planes as undo_byte_delta;
 pub(crate) use dict::{MIN_TRAINING_SAMPLES, ZstdDict};
 pub(crate) use shuffle::{unshuffle_in_place, unshuffle_part};
 
@@ -63,13 +62,12 @@ pub(crate) use shuffle::{unshuffle_in_place, unshuffle_part};
 pub(crate) fn training_samples(samples: &[&[u8]], filter: Filter) -> (Vec<u8>, Vec<usize>) {
     let mut data = Vec::with_capacity(samples.iter().map(|s| s.len()).sum());
     for sample in samples {
-        match filter.shuffle_elem_bytes() {
-            Some(_) => {
-                let start = data.len();
-                data.resize(start + sample.len(), 0);
-                apply_filter(sample, filter, &mut data[start..]);
-            }
-            None => data.extend_from_slice(sample),
+        if filter == Filter::None {
+            data.extend_from_slice(sample);
+        } else {
+            let start = data.len();
+            data.resize(start + sample.len(), 0);
+            apply_filter(sample, filter, &mut data[start..]);
         }
     }
     (data, samples.iter().map(|s| s.len()).collect())
@@ -120,6 +118,14 @@ impl Filter {
     /// Whether the planes are byte-delta coded after the shuffle.
     pub(crate) fn byte_delta(self) -> bool {
         matches!(self, Self::ShuffleDelta(_))
+    }
+
+    /// Undoes the byte delta of a decoded block's `planes` (still shuffled), if this
+    /// filter has one.
+    pub(crate) fn undo_byte_delta(self, planes: &mut [u8]) {
+        if let Self::ShuffleDelta(elem_bytes) = self {
+            delta::decode_planes(planes, elem_bytes);
+        }
     }
 }
 
@@ -410,9 +416,7 @@ pub(crate) fn decode_block(
     } else {
         scratch.shuffled.resize(out.len(), 0);
         decompress(stored, encoding.codec, dict, &mut scratch.shuffled)?;
-        if encoding.filter.byte_delta() {
-            delta::decode_planes(&mut scratch.shuffled, elem_bytes);
-        }
+        encoding.filter.undo_byte_delta(&mut scratch.shuffled);
         &scratch.shuffled
     };
     shuffle::unshuffle(planes, elem_bytes, out);

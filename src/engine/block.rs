@@ -4,9 +4,7 @@ use std::cell::RefCell;
 use std::path::Path;
 
 use super::cache::ChunkCache;
-use crate::codec::{
-    BlockEncoding, CodecId, Filter, Scratch, ZstdDict, decompress, undo_byte_delta, unshuffle_in_place, unshuffle_part,
-};
+use crate::codec::{BlockEncoding, CodecId, Scratch, ZstdDict, decompress, unshuffle_in_place, unshuffle_part};
 use crate::error::{Error, Result};
 use crate::fragment::{BlockEntry, Checksummer, ChunkStats, FragmentReader, PendingReader, checksum, scan};
 use crate::meta::{ArrayMeta, DType};
@@ -370,13 +368,13 @@ pub(super) fn run_codec<'a>(
         (CodecId::None, _) if !encoding.filter.byte_delta() => stored,
         (codec, Some(out)) if shuffle_elem_bytes.is_none() || raw_len >= UNSHUFFLE_IN_PLACE_BYTES => {
             decompress(stored, codec, ctx.dict, out).map_err(codec_err)?;
-            undo_byte_delta_of(encoding.filter, out);
+            encoding.filter.undo_byte_delta(out);
             return Ok(None);
         }
         (codec, _) => {
             decoded.resize(raw_len, 0);
             decompress(stored, codec, ctx.dict, decoded).map_err(codec_err)?;
-            undo_byte_delta_of(encoding.filter, decoded);
+            encoding.filter.undo_byte_delta(decoded);
             decoded
         }
     };
@@ -384,13 +382,6 @@ pub(super) fn run_codec<'a>(
         None => Raw::Plain(bytes),
         Some(elem_bytes) => Raw::Shuffled(bytes, elem_bytes),
     }))
-}
-
-/// Undoes the byte delta of a decoded block's planes, if `filter` has one.
-fn undo_byte_delta_of(filter: Filter, planes: &mut [u8]) {
-    if let Filter::ShuffleDelta(elem_bytes) = filter {
-        undo_byte_delta(planes, elem_bytes);
-    }
 }
 
 /// Compares the checksum of a block's decoded bytes (if they were hashed) with the one
