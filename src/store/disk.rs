@@ -103,12 +103,6 @@ fn read_newest_meta_once(dir: &Path, limits: &Limits) -> Result<(StoreMeta, (Met
                 Error::LimitExceeded { path: path.clone(), what, limit, found }
             }
         })?;
-        check_chunk_limit(&meta, limits.max_chunk_bytes).map_err(|(what, found)| Error::LimitExceeded {
-            path: path.clone(),
-            what,
-            limit: limits.max_chunk_bytes,
-            found,
-        })?;
         if let Some((other, _, other_name)) = &newest
             && other.generation == meta.generation
         {
@@ -121,9 +115,17 @@ fn read_newest_meta_once(dir: &Path, limits: &Limits) -> Result<(StoreMeta, (Met
             newest = Some((meta, (format, compression), name));
         }
     }
-    newest
-        .map(|(meta, encoding, _)| (meta, encoding))
-        .ok_or_else(|| Error::not_found(EntityKind::Store, dir.display().to_string()))
+    let (meta, encoding, name) =
+        newest.ok_or_else(|| Error::not_found(EntityKind::Store, dir.display().to_string()))?;
+    // Only the commit opened is held to the chunk limit: a superseded file (left by an
+    // interrupted format change) may name arrays that commit no longer has.
+    check_chunk_limit(&meta, limits.max_chunk_bytes).map_err(|(what, found)| Error::LimitExceeded {
+        path: dir.join(name),
+        what,
+        limit: limits.max_chunk_bytes,
+        found,
+    })?;
+    Ok((meta, encoding))
 }
 
 /// What reading one block of `array` allocates at least, checked against `max_chunk_bytes`:

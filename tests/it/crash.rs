@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use atlas::{ArraySpec, Atlas, DType, MetaCompression, MetaFormat};
+use atlas::{ArraySpec, Atlas, DType, Limits, MetaCompression, MetaFormat, OpenOptions};
 use ndarray::arr1;
 
 use crate::concurrency::{CRASH_EXIT_CODE, finish_child, spawn_child};
@@ -136,6 +136,36 @@ fn of_two_meta_files_left_by_an_interrupted_format_change_the_higher_generation_
     drop(store);
     let store = Atlas::open(dir.store()).unwrap();
     assert_eq!((store.generation(), store.list_datasets().len()), (4, 4));
+}
+
+#[test]
+fn a_superseded_meta_file_over_the_handles_chunk_limit_does_not_stop_open() {
+    // The older file names an array of 4 MiB chunks that the newer commit deleted; a handle
+    // limited to 1 MiB chunks opens the newer commit, and is held to its limit there.
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("big", ArraySpec::new(DType::UInt8, [4 << 20]).chunk_shape([4 << 20])).unwrap();
+    store.flush().unwrap();
+    let superseded = std::fs::read(dir.store().join("atlas.json")).unwrap();
+    ds.delete_array("big").unwrap();
+    store.set_meta_format(MetaFormat::MsgPack, MetaCompression::Zstd).unwrap();
+    store.flush().unwrap();
+    drop((ds, store));
+    // As if the writer had died before removing the old file.
+    std::fs::write(dir.store().join("atlas.json"), &superseded).unwrap();
+    let mut limits = Limits::default();
+    limits.max_chunk_bytes = 1 << 20;
+    let store = Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits.clone())).unwrap();
+    assert_eq!(store.meta_file_name(), "atlas.msgpack.zst");
+    assert!(store.open_dataset("d").unwrap().list_arrays().unwrap().is_empty());
+    drop(store);
+    // The newest commit itself over the limit is refused, naming its file.
+    std::fs::remove_file(dir.store().join("atlas.msgpack.zst")).unwrap();
+    match Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits)) {
+        Err(atlas::Error::LimitExceeded { path, .. }) => assert_eq!(path, dir.store().join("atlas.json")),
+        other => panic!("expected LimitExceeded, got {other:?}"),
+    }
 }
 
 #[test]
