@@ -371,13 +371,14 @@ class Array:
     def _read_stepped_as_one(self, st: Strided, p: Plan) -> tuple[np.ndarray, tuple[Any, ...]]:
         """`_read_stepped` as of one state of the array, as a single read is, with the post
         key to take the selection from it: under the array's write lock (no write of this
-        handle's threads between its reads), and again if a commit or refresh moved the
-        handle meanwhile; after a few such, the boxes as `_read_packed` reads them."""
+        handle's threads between its reads), and again if a commit, refresh, discard, or an
+        array deleted or defined changed the handle meanwhile (`Atlas._state`); after a few
+        such, the boxes as `_read_packed` reads them."""
         with self._write_lock():
             for _ in range(_STEPPED_READ_TRIES):
-                generation = self._store.generation
+                state = self._store._state()
                 kept = self._read_stepped(st)
-                if self._store.generation == generation:
+                if state is not None and self._store._state() == state:
                     return kept, st.post
         return self._read_packed_as_one(p), p.post
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
 import threading
 import warnings
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -75,7 +76,7 @@ class Atlas:
     every read, write and flush releases the GIL.
     """
 
-    __slots__ = ("_native", "_pid", "_write_locks", "_write_locks_pid", "__weakref__")
+    __slots__ = ("_native", "_pid", "_write_locks", "_write_locks_pid", "_changes", "__weakref__")
 
     def __init__(self, native: _atlas.Store) -> None:
         if not isinstance(native, _atlas.Store):
@@ -84,9 +85,27 @@ class Atlas:
         self._pid = os.getpid()
         self._write_locks: dict[tuple[str, str], threading.Lock] = {}
         self._write_locks_pid = self._pid
+        # Odd while a change that leaves the generation as it is (a discard, an array or
+        # dataset deleted or defined) is under way, bumped twice by each: see `_state`.
+        self._changes = 0
 
     def __reduce__(self) -> Any:
         refuse_pickle(self)
+
+    @contextlib.contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Marks a change that keeps the generation but may replace what a read sees."""
+        self._changes += 1
+        try:
+            yield
+        finally:
+            self._changes += 1
+
+    def _state(self) -> Optional[tuple[int, int]]:
+        """What a read of several native calls compares before and after to know it saw one
+        state of the store: `None` while a change is under way."""
+        changes = self._changes
+        return None if changes % 2 else (self._native.generation, changes)
 
     def _write_lock(self, dataset: str, array: str) -> threading.Lock:
         """The lock that runs `arr[...] = value`, `write` and `append` on one array one at a
@@ -216,7 +235,8 @@ class Atlas:
 
     def delete_dataset(self, name: str) -> None:
         """Deletes the dataset `name` with its arrays and attributes."""
-        self._native.delete_dataset(name)
+        with self._changing():
+            self._native.delete_dataset(name)
 
     def list_datasets(self) -> list[str]:
         """The datasets' names, sorted."""
@@ -271,7 +291,8 @@ class Atlas:
         """Drops every change since the last commit (made through any handle of this store):
         they are never committed, the writer lock is released, and reads see the last commit
         again. Does nothing without pending changes."""
-        self._native.discard()
+        with self._changing():
+            self._native.discard()
 
     def refresh(self) -> None:
         """Moves this handle to the newest commit on disk (other writers' flushes)."""
@@ -523,19 +544,22 @@ class DatasetView:
         atlas_dtype = dtype_name(dtype)
         if atlas_dtype == "timestamp" and fill_value is not None:
             if isinstance(fill_value, int) and not -(2**63) <= fill_value < 2**63:
-                raise InvalidArgumentError(f"fill value {fill_value} is out of range for timestamp (int64 nanoseconds)")
+                text = str(fill_value)
+                shown = text if len(text) <= 32 else f"{text[:32]}... ({len(text)} characters)"
+                raise InvalidArgumentError(f"fill value {shown} is out of range for timestamp (int64 nanoseconds)")
             # A datetime, a date or an ISO string, as an assignment takes them.
             fill_value = timestamps(fill_value, f"{self.name}/{name}")[()]
-        native = self._native.define_array(
-            name,
-            atlas_dtype,
-            _ints(shape),
-            dims=_dim_names(dims),
-            chunk_shape=_ints(chunk_shape),
-            fill_value=fill_value,
-            codec=codec,
-            shuffle=shuffle_arg(shuffle),
-        )
+        with self._store._changing():
+            native = self._native.define_array(
+                name,
+                atlas_dtype,
+                _ints(shape),
+                dims=_dim_names(dims),
+                chunk_shape=_ints(chunk_shape),
+                fill_value=fill_value,
+                codec=codec,
+                shuffle=shuffle_arg(shuffle),
+            )
         return Array(native, self._store)
 
     def __getitem__(self, name: str) -> Array:
@@ -600,7 +624,8 @@ class DatasetView:
 
     def delete_array(self, name: str) -> None:
         """Deletes the array `name` and its blocks (reclaimed by `compact()`)."""
-        self._native.delete_array(name)
+        with self._store._changing():
+            self._native.delete_array(name)
 
     def array_meta(self, name: str) -> Optional[dict[str, Any]]:
         """`{"dtype", "shape", "chunk_shape", "dimension_names", "fill_value", "codec",

@@ -147,6 +147,39 @@ def test_a_stepped_read_in_slabs_sees_one_commit(tmp_path, monkeypatch):
     assert interrupted and np.unique(picked).tolist() == [1], "read again, whole, after the commit"
 
 
+@pytest.mark.parametrize("change", ["discard", "redefine"])
+def test_a_stepped_read_in_slabs_sees_one_state_across_a_discard_or_a_redefinition(tmp_path, monkeypatch, change):
+    # Neither moves the generation: the handle's own count of such changes tells the read.
+    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", 0)
+    store = atlas.Atlas.create(tmp_path / "s")
+    ds = store.create_dataset("d")
+    arr = ds.define_array("a", "int32", None, [20, 10], chunk_shape=[5, 5])
+    arr[...] = 0
+    store.flush()
+    arr[...] = 7  # pending until the discard
+    native, interrupted = arr._native, []
+
+    class ChangeAfterFirstSlab:
+        def read(self, start=None, shape=None, *args):
+            out = native.read(start, shape, *args)
+            if not interrupted:
+                interrupted.append(True)
+                if change == "discard":
+                    store.discard()
+                else:
+                    ds.delete_array("a")
+                    ds.define_array("a", "int32", None, [20, 10], chunk_shape=[5, 5], fill_value=3)
+            return out
+
+        def __getattr__(self, name):
+            return getattr(native, name)
+
+    arr._native = ChangeAfterFirstSlab()
+    picked = arr[::2, ::3]
+    expected = 0 if change == "discard" else 3
+    assert interrupted and np.unique(picked).tolist() == [expected], "read again, whole, after the change"
+
+
 def test_a_stepped_assignment_checks_its_value_as_numpy_does(ds, monkeypatch):
     monkeypatch.setattr(atlas._array, "_SLAB_BYTES", 0)
     arr = ds.define_array("a", "int32", None, [20, 10], chunk_shape=[5, 5])
