@@ -296,10 +296,14 @@ pub fn export(
     Ok(Moved { dtype: meta.dtype, shape: meta.shape, data_bytes })
 }
 
-/// Whether `path` itself (not what a link points to) is a regular file, and not standard
-/// output.
+/// Whether `path` is (or links to) a regular file other than the one standard output is
+/// redirected to.
 pub fn is_regular_file(path: &Path) -> bool {
-    !is_stdout(path) && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+    use std::os::unix::fs::MetadataExt;
+    let Ok(found) = std::fs::metadata(path) else { return false };
+    let stdout = io::stdout().as_fd().try_clone_to_owned().map(File::from).and_then(|f| f.metadata());
+    let is_stdout = is_stdout(path) || stdout.is_ok_and(|out| (out.dev(), out.ino()) == (found.dev(), found.ino()));
+    found.is_file() && !is_stdout
 }
 
 /// Whether `path` names this process's standard output, whatever it is connected to.

@@ -1016,6 +1016,21 @@ fn export_refuses_a_dangling_link_and_keeps_the_permissions_of_a_file_it_replace
     atlas().arg("export").arg(&store).arg("run42/temp").arg(&private).arg("--force").assert().success();
     assert_eq!(std::fs::metadata(&private).unwrap().permissions().mode() & 0o777, 0o600);
     assert!(std::fs::read(&private).unwrap().starts_with(b"\x93NUMPY"));
+
+    // Through a link to a file: the file is replaced, the link kept, the summary on stdout.
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink("private.npy", &link).unwrap();
+    atlas()
+        .arg("export")
+        .arg(&store)
+        .arg("run42/temp")
+        .arg(&link)
+        .arg("--force")
+        .assert()
+        .success()
+        .stdout(contains("exported run42/temp"));
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(std::fs::read(&private).unwrap().starts_with(b"\x93NUMPY"));
 }
 
 #[test]
