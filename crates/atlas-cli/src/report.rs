@@ -291,10 +291,20 @@ fn extreme_json(value: Option<Scalar>, dtype: DType) -> Json {
     }
 }
 
-/// A sum of values as text: none for strings (not numbers) and timestamps (a sum of
-/// instants is no instant).
+/// Whether a sum of values means something: not for strings (not numbers) nor timestamps
+/// (a sum of instants is no instant).
+fn has_sum(dtype: DType) -> bool {
+    !matches!(dtype, DType::String | DType::Timestamp)
+}
+
+/// A sum of values as text, `-` where it means nothing.
 fn sum_text(sum: f64, dtype: DType) -> String {
-    if matches!(dtype, DType::String | DType::Timestamp) { "-".to_string() } else { float_text(sum) }
+    if has_sum(dtype) { float_text(sum) } else { "-".to_string() }
+}
+
+/// A sum of values as JSON, `null` where it means nothing.
+fn sum_json(sum: f64, dtype: DType) -> Json {
+    if has_sum(dtype) { crate::values::float_json(sum) } else { Json::Null }
 }
 
 /// A mean as text: none for strings, an instant for timestamps.
@@ -324,12 +334,13 @@ pub fn stats(handle: &ArrayHandle, label: &str, blocks: bool, json_out: bool, ou
         });
         doc["stats"]["min"] = extreme_json(stats.min, meta.dtype);
         doc["stats"]["max"] = extreme_json(stats.max, meta.dtype);
+        doc["stats"]["sum"] = sum_json(stats.sum, meta.dtype);
         if blocks {
             doc["block_stats"] = block_stats
                 .iter()
                 .map(|b| {
                     json!({"coord": b.coord, "count": b.count, "min": extreme_json(b.min, meta.dtype), "max": extreme_json(b.max, meta.dtype),
-                                 "sum": crate::values::float_json(b.sum)})
+                                 "sum": sum_json(b.sum, meta.dtype)})
                 })
                 .collect();
         }

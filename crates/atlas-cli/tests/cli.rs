@@ -259,6 +259,12 @@ fn stats_reports_counts_extremes_and_blocks() {
     assert_eq!(doc["blocks"], 2);
     assert_eq!(doc["block_stats"][1]["coord"], serde_json::json!([1, 0]));
     assert_eq!(doc["block_stats"][1]["min"], 20.0);
+    // JSON as text: no sum of instants.
+    let doc = json_of(atlas().arg("stats").arg(&store).args(["run42/when", "--json", "--blocks"]));
+    assert_eq!(
+        (&doc["stats"]["sum"], &doc["block_stats"][0]["sum"]),
+        (&serde_json::Value::Null, &serde_json::Value::Null)
+    );
     atlas()
         .arg("stats")
         .arg(&store)
