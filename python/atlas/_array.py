@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterator, MutableMapping
-from typing import Any, Optional, Sequence
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any, Optional, Sequence, TypeVar
 
 import numpy as np
 
@@ -13,6 +13,8 @@ from . import _atlas, _html
 from ._atlas import NotFoundError, OutOfBoundsError
 from ._dtypes import COMPAT_NAMES, for_assign, for_write, numpy_dtype
 from ._index import Box, Plan, Points, Strided, is_whole_box, plan, points, selection_shape, simple_box, strided
+
+T = TypeVar("T")
 
 
 def _nothing_of(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
@@ -301,12 +303,15 @@ class Array:
         per_call = max(_SLAB_BYTES // (math.prod(pts.count) * self.dtype.itemsize), 1)
         if per_call >= count or math.prod(pts.kept_shape()) == math.prod(pts.count):
             return pts.kept(self._native.read_boxes(pts.starts.tolist(), list(pts.count)))
-        out = np.empty((count,) + pts.kept_shape(), self.dtype)
-        with self._write_lock():  # the calls as of one state, no write of this handle's between
+
+        def in_calls() -> np.ndarray:
+            out = np.empty((count,) + pts.kept_shape(), self.dtype)
             for first in range(0, count, per_call):
                 starts = pts.starts[first : first + per_call]
                 out[first : first + len(starts)] = pts.kept(self._native.read_boxes(starts.tolist(), list(pts.count)))
-        return out
+            return out
+
+        return self._as_one_state(in_calls, in_calls)
 
     def _element_bytes(self, atlas_dtype: str) -> int:
         """What one element counts for against `_SLAB_BYTES`."""
@@ -368,19 +373,25 @@ class Array:
             kept[at] = self._native.read(start, count)[pick]
         return kept
 
-    def _read_stepped_as_one(self, st: Strided, p: Plan) -> tuple[np.ndarray, tuple[Any, ...]]:
-        """`_read_stepped` as of one state of the array, as a single read is, with the post
-        key to take the selection from it: under the array's write lock (no write of this
-        handle's threads between its reads), and again if a commit, refresh, discard, or an
-        array deleted or defined changed the handle meanwhile (`Atlas._state`); after a few
-        such, the boxes as `_read_packed` reads them."""
+    def _as_one_state(self, read: Callable[[], T], fallback: Callable[[], T]) -> T:
+        """`read()`, native calls of one array, as of one state of it, as a single call is:
+        under the array's write lock (no write of this handle's threads between its calls),
+        and again if a commit, refresh, discard, or an array deleted or defined changed the
+        handle meanwhile (`Atlas._state`); after `_STEPPED_READ_TRIES` such, `fallback()`."""
         with self._write_lock():
             for _ in range(_STEPPED_READ_TRIES):
                 state = self._store._state()
-                kept = self._read_stepped(st)
-                if state is not None and self._store._state() == state:
-                    return kept, st.post
-        return self._read_packed_as_one(p), p.post
+                if state is None:
+                    continue  # a change under way: its end would send the read again
+                out = read()
+                if self._store._state() == state:
+                    return out
+            return fallback()
+
+    def _read_stepped_as_one(self, st: Strided, p: Plan) -> tuple[np.ndarray, tuple[Any, ...]]:
+        """`_read_stepped` as of one state of the array, with the post key to take the
+        selection from it; failing that, the boxes as `_read_packed` reads them."""
+        return self._as_one_state(lambda: (self._read_stepped(st), st.post), lambda: (self._read_packed(p), p.post))
 
     def _assign_stepped(self, st: Strided, value: np.ndarray) -> None:
         """`arr[key] = value` for stepped boxes: the kept elements are changed in memory
@@ -396,15 +407,13 @@ class Array:
 
     def _read_packed_as_one(self, p: Plan) -> np.ndarray:
         """`_read_packed` for a read: boxes of several extents (or several string boxes) take a
-        native call each, made under the array's write lock so that no write of this handle's
-        threads comes between them (not for one call, so that threads reading one array need
-        not wait on it)."""
+        native call each, read as of one state (`_as_one_state`); one call needs no lock, so
+        that threads reading one array need not wait on it."""
         boxes = math.prod(len(axis) for axis in p.runs)
         extents = math.prod(len({stop - start for start, stop in axis}) for axis in p.runs)
         if (boxes if self.atlas_dtype == "string" else extents) == 1:
             return self._read_packed(p)
-        with self._write_lock():
-            return self._read_packed(p)
+        return self._as_one_state(lambda: self._read_packed(p), lambda: self._read_packed(p))
 
     def _read_packed(self, p: Plan) -> np.ndarray:
         """The plan's boxes, read and laid back to back (see `_index`)."""
@@ -581,7 +590,7 @@ _SLAB_BYTES = 64 << 20
 # What one element of a string array counts for against `_SLAB_BYTES`: a short `str`.
 _STRING_BYTES = 64
 
-# Reads of stepped boxes in slabs that a commit or refresh interrupts before one runs whole.
+# Reads of several native calls that a change interrupts before one runs whole.
 _STEPPED_READ_TRIES = 3
 
 

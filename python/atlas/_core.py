@@ -18,7 +18,7 @@ from ._dtypes import dtype_name, timestamps
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-# Guards every store's table of assignment locks.
+# Guards every store's table of assignment locks and its count of changes.
 _LOCKS_LOCK = threading.Lock()
 
 
@@ -92,19 +92,32 @@ class Atlas:
     def __reduce__(self) -> Any:
         refuse_pickle(self)
 
+    def _forked(self) -> None:
+        """In a forked child, drops what the parent's threads held at the fork (they are not
+        here to release a lock or finish a change). Under `_LOCKS_LOCK`."""
+        if self._write_locks_pid != os.getpid():
+            self._write_locks, self._write_locks_pid, self._changes = {}, os.getpid(), 0
+
+    def _bump_changes(self) -> None:
+        with _LOCKS_LOCK:  # `+=` is not atomic on every Python this module supports
+            self._forked()
+            self._changes += 1
+
     @contextlib.contextmanager
     def _changing(self) -> Iterator[None]:
         """Marks a change that keeps the generation but may replace what a read sees."""
-        self._changes += 1
+        self._bump_changes()
         try:
             yield
         finally:
-            self._changes += 1
+            self._bump_changes()
 
     def _state(self) -> Optional[tuple[int, int]]:
         """What a read of several native calls compares before and after to know it saw one
         state of the store: `None` while a change is under way."""
-        changes = self._changes
+        with _LOCKS_LOCK:
+            self._forked()
+            changes = self._changes
         return None if changes % 2 else (self._native.generation, changes)
 
     def _write_lock(self, dataset: str, array: str) -> threading.Lock:
@@ -113,10 +126,7 @@ class Atlas:
         writes back its boxes, and a write in between would be lost. Other handles need no
         share of it: while one has unflushed changes the others cannot write."""
         with _LOCKS_LOCK:
-            if self._write_locks_pid != os.getpid():
-                # A forked child: a parent's thread that held one of these locks at the fork
-                # is not here to release it.
-                self._write_locks, self._write_locks_pid = {}, os.getpid()
+            self._forked()
             return self._write_locks.setdefault((dataset, array), threading.Lock())
 
     def __del__(self) -> None:
@@ -296,7 +306,8 @@ class Atlas:
 
     def refresh(self) -> None:
         """Moves this handle to the newest commit on disk (other writers' flushes)."""
-        self._native.refresh()
+        with self._changing():  # it may drop a session without a new commit to show for it
+            self._native.refresh()
 
     def compact(self) -> dict[str, int]:
         """Commits pending changes, then rewrites the live blocks into one fragment and drops

@@ -148,7 +148,8 @@ def test_a_stepped_read_in_slabs_sees_one_commit(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("change", ["discard", "redefine"])
-def test_a_stepped_read_in_slabs_sees_one_state_across_a_discard_or_a_redefinition(tmp_path, monkeypatch, change):
+@pytest.mark.parametrize("key", ["stepped", "rows of two extents"])
+def test_a_read_of_several_calls_sees_one_state_across_a_discard_or_a_redefinition(tmp_path, monkeypatch, change, key):
     # Neither moves the generation: the handle's own count of such changes tells the read.
     monkeypatch.setattr(atlas._array, "_SLAB_BYTES", 0)
     store = atlas.Atlas.create(tmp_path / "s")
@@ -159,23 +160,31 @@ def test_a_stepped_read_in_slabs_sees_one_state_across_a_discard_or_a_redefiniti
     arr[...] = 7  # pending until the discard
     native, interrupted = arr._native, []
 
-    class ChangeAfterFirstSlab:
+    def change_once():
+        if not interrupted:
+            interrupted.append(True)
+            if change == "discard":
+                store.discard()
+            else:
+                ds.delete_array("a")
+                ds.define_array("a", "int32", None, [20, 10], chunk_shape=[5, 5], fill_value=3)
+
+    class ChangeAfterFirstCall:
         def read(self, start=None, shape=None, *args):
             out = native.read(start, shape, *args)
-            if not interrupted:
-                interrupted.append(True)
-                if change == "discard":
-                    store.discard()
-                else:
-                    ds.delete_array("a")
-                    ds.define_array("a", "int32", None, [20, 10], chunk_shape=[5, 5], fill_value=3)
+            change_once()
+            return out
+
+        def read_boxes(self, starts, shape):
+            out = native.read_boxes(starts, shape)
+            change_once()
             return out
 
         def __getattr__(self, name):
             return getattr(native, name)
 
-    arr._native = ChangeAfterFirstSlab()
-    picked = arr[::2, ::3]
+    arr._native = ChangeAfterFirstCall()
+    picked = arr[::2, ::3] if key == "stepped" else arr[[0, 1, 2, 7, 8, 15], :]
     expected = 0 if change == "discard" else 3
     assert interrupted and np.unique(picked).tolist() == [expected], "read again, whole, after the change"
 
