@@ -538,6 +538,12 @@ fn opt_scalar<'py>(py: Python<'py>, value: Option<Scalar>, dtype: DType) -> PyRe
     }
 }
 
+/// A sum of values, `None` where it means nothing: for strings (not numbers) and timestamps
+/// (a sum of instants is no instant).
+fn sum_of(sum: f64, dtype: DType) -> Option<f64> {
+    (!matches!(dtype, DType::String | DType::Timestamp)).then_some(sum)
+}
+
 /// Array statistics as a dict: atlas-python 0.10's keys (`row_count` counts every
 /// element, `null_count`, `min`, `max`) and Atlas's (`count` of valid values, `sum`, `mean`).
 pub fn stats_to_py<'py>(py: Python<'py>, stats: &ArrayStats, dtype: DType) -> PyResult<Bound<'py, PyDict>> {
@@ -547,7 +553,7 @@ pub fn stats_to_py<'py>(py: Python<'py>, stats: &ArrayStats, dtype: DType) -> Py
     dict.set_item("min", opt_scalar(py, stats.min, dtype)?)?;
     dict.set_item("max", opt_scalar(py, stats.max, dtype)?)?;
     dict.set_item("count", stats.count)?;
-    dict.set_item("sum", stats.sum)?;
+    dict.set_item("sum", sum_of(stats.sum, dtype))?;
     dict.set_item("mean", stats.mean)?;
     Ok(dict)
 }
@@ -558,6 +564,6 @@ pub fn block_stats_to_py<'py>(py: Python<'py>, block: &BlockStats, dtype: DType)
     dict.set_item("count", block.count)?;
     dict.set_item("min", opt_scalar(py, block.min, dtype)?)?;
     dict.set_item("max", opt_scalar(py, block.max, dtype)?)?;
-    dict.set_item("sum", block.sum)?;
+    dict.set_item("sum", sum_of(block.sum, dtype))?;
     Ok(dict)
 }

@@ -188,10 +188,11 @@ def test_array_stats_are_current_without_a_flush(ds):
     ds.define_array("t", "timestamp", ["x"], [2])
     ds.write_array("t", [0], np.array(["2024-01-01", "2025-01-01"], dtype="datetime64[ns]"))
     assert ds.array_stats("t")["max"] == np.datetime64("2025-01-01", "ns")
+    assert ds.array_stats("t")["sum"] is None and ds["t"].block_stats()[0]["sum"] is None  # no sum of instants
     ds.define_array("s", "string", ["x"], [3])
     ds.write_array("s", [0], np.array(["a", "", "bc"]))
     assert ds.array_stats("s") == {"row_count": 3, "null_count": 1, "min": None, "max": None, "count": 2,
-                                   "sum": 0.0, "mean": None}
+                                   "sum": None, "mean": None}
 
 
 @pytest.mark.parametrize("value,dtype,back", [

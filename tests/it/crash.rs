@@ -156,7 +156,7 @@ fn a_superseded_meta_file_over_the_handles_chunk_limit_does_not_stop_open() {
     std::fs::write(dir.store().join("atlas.json"), &superseded).unwrap();
     let mut limits = Limits::default();
     limits.max_chunk_bytes = 1 << 20;
-    let store = Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits.clone())).unwrap();
+    let store = Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits)).unwrap();
     assert_eq!(store.meta_file_name(), "atlas.msgpack.zst");
     assert!(store.open_dataset("d").unwrap().list_arrays().unwrap().is_empty());
     drop(store);

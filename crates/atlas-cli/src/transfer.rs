@@ -296,19 +296,23 @@ pub fn export(
     Ok(Moved { dtype: meta.dtype, shape: meta.shape, data_bytes })
 }
 
-/// Whether `path` is (or links to) a regular file other than the one standard output is
-/// redirected to.
+/// Whether `path` is (or links to) a regular file other than standard output.
 pub fn is_regular_file(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(found) = std::fs::metadata(path) else { return false };
-    let stdout = io::stdout().as_fd().try_clone_to_owned().map(File::from).and_then(|f| f.metadata());
-    let is_stdout = is_stdout(path) || stdout.is_ok_and(|out| (out.dev(), out.ino()) == (found.dev(), found.ino()));
-    found.is_file() && !is_stdout
+    !is_stdout(path) && std::fs::metadata(path).is_ok_and(|found| found.is_file())
 }
 
-/// Whether `path` names this process's standard output, whatever it is connected to.
+/// Whether `path` is this process's standard output, whatever it is connected to: one of
+/// its names, or (through links) the file or device it was redirected to.
 fn is_stdout(path: &Path) -> bool {
-    ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"].iter().any(|name| path == Path::new(name))
+    use std::os::unix::fs::MetadataExt;
+    if ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"].iter().any(|name| path == Path::new(name)) {
+        return true;
+    }
+    let stdout = io::stdout().as_fd().try_clone_to_owned().map(File::from).and_then(|out| out.metadata());
+    match (std::fs::metadata(path), stdout) {
+        (Ok(found), Ok(out)) => (found.dev(), found.ino()) == (out.dev(), out.ino()),
+        _ => false,
+    }
 }
 
 /// Where an export writes: a stream (standard output, a pipe or a device), or a temporary

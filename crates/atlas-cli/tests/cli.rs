@@ -979,6 +979,19 @@ fn export_to_dev_stdout_writes_where_the_shell_redirected_it() {
     let mut want = b"before\n".to_vec();
     want.extend(std::fs::read(&file).unwrap());
     assert_eq!(std::fs::read(&log).unwrap(), want);
+
+    // Through a link to /dev/stdout, the same: the log is appended to, not replaced.
+    let link = dir.path().join("out");
+    std::os::unix::fs::symlink("/dev/stdout", &link).unwrap();
+    let appending = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["export".as_ref(), store.as_os_str(), "run42/temp".as_ref(), link.as_os_str(), "--force".as_ref()])
+        .stdout(appending)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    want.extend(std::fs::read(&file).unwrap());
+    assert_eq!(std::fs::read(&log).unwrap(), want);
 }
 
 #[test]
