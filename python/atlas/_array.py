@@ -377,9 +377,9 @@ class Array:
         """`read()`, native calls of one array, as of one state of it, as a single call is:
         under the array's write lock (no write of this handle's threads between its calls),
         and again if a commit, refresh, discard, or an array deleted or defined changed the
-        handle meanwhile (`Atlas._state`); after `_STEPPED_READ_TRIES` such, `fallback()`."""
+        handle meanwhile (`Atlas._state`); after `_AS_ONE_TRIES` such, `fallback()`."""
         with self._write_lock():
-            for _ in range(_STEPPED_READ_TRIES):
+            for _ in range(_AS_ONE_TRIES):
                 state = self._store._state()
                 if state is None:
                     continue  # a change under way: its end would send the read again
@@ -591,7 +591,7 @@ _SLAB_BYTES = 64 << 20
 _STRING_BYTES = 64
 
 # Reads of several native calls that a change interrupts before one runs whole.
-_STEPPED_READ_TRIES = 3
+_AS_ONE_TRIES = 3
 
 
 def refuse_pickle(handle: object) -> None:
