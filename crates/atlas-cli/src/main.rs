@@ -565,7 +565,7 @@ fn import(
 
 /// Whether `path`'s last extension is `ext`.
 fn has_extension(path: &Path, ext: &str) -> bool {
-    path.extension().is_some_and(|e| e == ext)
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case(ext))
 }
 
 /// Removes a store this run created for an import that then failed, so that the failed

@@ -49,9 +49,10 @@ pub enum Compression {
 }
 
 impl Compression {
-    /// The compression a file name implies: `.zst` (or `.zstd`), `.gz`, else none.
+    /// The compression a file name implies: `.zst` (or `.zstd`), `.gz`, in any case, else
+    /// none.
     pub fn of_path(path: &Path) -> Self {
-        match path.extension().and_then(|e| e.to_str()) {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
             Some("zst" | "zstd") => Self::Zst,
             Some("gz") => Self::Gz,
             _ => Self::None,

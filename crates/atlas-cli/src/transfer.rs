@@ -301,11 +301,11 @@ pub fn is_regular_file(path: &Path) -> bool {
     !is_stdout(path) && std::fs::metadata(path).is_ok_and(|found| found.is_file())
 }
 
-/// Whether `path` is this process's standard output, whatever it is connected to: one of
-/// its names, or (through links) the file or device it was redirected to.
+/// Whether `path` is this process's standard output, whatever it is connected to: `-`, one
+/// of its names, or (through links) the file or device it was redirected to.
 fn is_stdout(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    if ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"].iter().any(|name| path == Path::new(name)) {
+    if ["-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"].iter().any(|name| path == Path::new(name)) {
         return true;
     }
     let stdout = io::stdout().as_fd().try_clone_to_owned().map(File::from).and_then(|out| out.metadata());
@@ -330,6 +330,9 @@ impl Target {
         if is_stdout(path) {
             let stdout = io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?;
             return Ok(Self { file: File::from(stdout), rename: None });
+        }
+        if std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).ends_with(b"/") {
+            bail!("{} names a directory (it ends with /), not a file to write", path.display());
         }
         // Followed through links: a link to a pipe, a terminal or a device is written as it is.
         match std::fs::metadata(path) {

@@ -1012,6 +1012,30 @@ fn an_export_cut_short_by_its_reader_is_an_error() {
 }
 
 #[test]
+fn export_takes_dash_for_stdout_names_in_any_case_and_refuses_a_directory_path_up_front() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let file = dir.path().join("temp.npy");
+    atlas().arg("export").arg(&store).arg("run42/temp").arg(&file).assert().success();
+    // `-`: the bytes on stdout, the summary on stderr.
+    let output = atlas().arg("export").arg(&store).args(["run42/temp", "-"]).assert().success().get_output().clone();
+    assert_eq!(output.stdout, std::fs::read(&file).unwrap());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("exported run42/temp -> -"));
+    // `.NPY.GZ` is gzip as `.npy.gz` is, and `.NPY` takes no --compression.
+    let upper = dir.path().join("TEMP.NPY.GZ");
+    atlas().arg("export").arg(&store).arg("run42/temp").arg(&upper).assert().success().stdout(contains("(gz)"));
+    assert_eq!(&std::fs::read(&upper).unwrap()[..2], &[0x1f, 0x8b]);
+    let plain = dir.path().join("TEMP.NPY");
+    let given = atlas().arg("export").arg(&store).arg("run42/temp").arg(&plain).args(["--compression", "zst"]).assert();
+    given.code(2).stderr(contains("named for no compression"));
+    // A path ending in / is refused before anything is written.
+    let slashed = format!("{}/", dir.path().join("out.npy").display());
+    atlas().arg("export").arg(&store).arg("run42/temp").arg(&slashed).assert().code(1).stderr(contains("ends with /"));
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names.len(), 3, "the store and two exports, no temporary file: {names:?}");
+}
+
+#[test]
 fn export_refuses_a_dangling_link_and_keeps_the_permissions_of_a_file_it_replaces() {
     use std::os::unix::fs::PermissionsExt;
     let dir = TempDir::new().unwrap();
