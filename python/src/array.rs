@@ -11,9 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::attrs::{Attrs, Target};
-use crate::convert::{
-    block_stats_to_py, codec_name, parse_codec, parse_shuffle, scalar_to_py, shuffle_name, stats_to_py,
-};
+use crate::convert::{block_stats_to_py, codec_name, parse_codec, parse_shuffle, scalar_to_py, stats_to_py};
 use crate::device::{parse_device, read_to_cuda};
 use crate::errors::{IntoPy, Kind, err, to_py};
 
@@ -87,7 +85,7 @@ impl Array {
         dict.set_item("dims", PyTuple::new(py, &meta.dims)?)?;
         dict.set_item("fill_value", scalar_to_py(py, meta.fill_value, meta.dtype)?)?;
         dict.set_item("codec", meta.codec.map(codec_name))?;
-        dict.set_item("shuffle", meta.shuffle.map(shuffle_name))?;
+        dict.set_item("shuffle", meta.shuffle.map(atlas::Shuffle::name))?;
         dict.set_item("effective_codec", codec_name(meta.codec.unwrap_or(store_codec)))?;
         Ok(dict)
     }

@@ -53,15 +53,6 @@ pub fn parse_shuffle(name: &str) -> PyResult<Shuffle> {
     }
 }
 
-pub fn shuffle_name(shuffle: Shuffle) -> &'static str {
-    match shuffle {
-        Shuffle::Auto => "auto",
-        Shuffle::On => "on",
-        Shuffle::Off => "off",
-        Shuffle::ByteDelta => "bytedelta",
-    }
-}
-
 /// `"json"` or `"msgpack"` (`"mp"`).
 pub fn parse_meta_format(name: &str) -> PyResult<MetaFormat> {
     match name.trim().to_ascii_lowercase().as_str() {

@@ -12,7 +12,6 @@ use crate::array::{Array, read_across_stacked};
 use crate::attrs::{Attrs, Target};
 use crate::convert::{
     codec_name, parse_codec, parse_dtype, parse_meta_compression, parse_meta_format, parse_shuffle, scalar_from_py,
-    shuffle_name,
 };
 use crate::device::{across_to_cuda, parse_device};
 use crate::errors::{IntoPy, to_py};
@@ -115,7 +114,7 @@ impl Store {
 
     #[getter]
     fn shuffle(&self, py: Python<'_>) -> &'static str {
-        shuffle_name(py.detach(|| self.inner.shuffle()))
+        py.detach(|| self.inner.shuffle()).name()
     }
 
     #[getter]

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// The compressor that encodes new blocks. Each block records the codec that wrote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "lowercase", try_from = "CodecFields")]
+#[non_exhaustive]
 pub enum Codec {
     /// Stored as is.
     None,
@@ -82,6 +83,7 @@ impl Default for Codec {
 /// Whether the byte-shuffle filter runs before the codec, and the byte delta after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Shuffle {
     /// On for dtypes wider than one byte that are compressed, off for one-byte dtypes and
     /// for codec `None` (shuffling bytes that are not compressed gains nothing).
@@ -96,6 +98,19 @@ pub enum Shuffle {
     /// compresses further (BENCHMARKS.md, "Byte delta"); decoding costs one more pass, and
     /// under codec `None` that pass is all it brings.
     ByteDelta,
+}
+
+impl Shuffle {
+    /// The setting's name as the metadata spells it: `auto`, `on`, `off` or `bytedelta`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::On => "on",
+            Self::Off => "off",
+            Self::ByteDelta => "bytedelta",
+        }
+    }
 }
 
 impl Shuffle {
@@ -122,6 +137,7 @@ mod tests {
             let json = serde_json::to_string(&shuffle).unwrap();
             assert_eq!(json, format!("\"{name}\""));
             assert_eq!(serde_json::from_str::<Shuffle>(&json).unwrap(), shuffle);
+            assert_eq!(shuffle.name(), name);
         }
     }
 }

@@ -75,15 +75,22 @@ pub(crate) fn newest_generation(dir: &Path, limits: &Limits) -> Result<u64> {
 /// (from a newer build, or damaged), and silently opening the older one would roll back.
 ///
 /// A listed file that is gone when it is read was removed by a writer after committing a
-/// newer file under another name (a format change): the listing starts over.
+/// newer file under another name (a format change): the listing starts over. So does a
+/// listing of an existing directory that found no metadata file at all, since POSIX lets a
+/// listing made during that change miss both the file just renamed in and the one removed.
 fn read_newest_meta(dir: &Path, limits: &Limits) -> Result<(StoreMeta, (MetaFormat, MetaCompression))> {
     let mut attempt = 1;
     loop {
         match read_newest_meta_once(dir, limits) {
-            Err(e) if is_not_found(&e) && attempt < LOAD_ATTEMPTS => attempt += 1,
+            Err(e) if (is_not_found(&e) || is_missing_store(&e, dir)) && attempt < LOAD_ATTEMPTS => attempt += 1,
             result => return result,
         }
     }
+}
+
+/// True when `e` says the existing directory `dir` holds no metadata file.
+fn is_missing_store(e: &Error, dir: &Path) -> bool {
+    matches!(e, Error::NotFound { kind: EntityKind::Store, .. }) && io::is_dir(dir)
 }
 
 fn read_newest_meta_once(dir: &Path, limits: &Limits) -> Result<(StoreMeta, (MetaFormat, MetaCompression))> {

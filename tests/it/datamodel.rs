@@ -393,7 +393,12 @@ fn shuffled_chunks_encoded_from_the_callers_rows_keep_their_codec_stats_and_fall
         _ => (i / 7 % 1000) as u32 + 1,
     });
     let dir = test_dir!();
-    for codec in [Codec::Zstd { level: 3 }, Codec::Lz4, Codec::None] {
+    let codecs = [
+        (Codec::Zstd { level: 3 }, atlas::BlockCodec::Zstd),
+        (Codec::Lz4, atlas::BlockCodec::Lz4),
+        (Codec::None, atlas::BlockCodec::None),
+    ];
+    for (codec, name) in codecs {
         let path = dir.join(&format!("{codec:?}"));
         let store =
             Atlas::create(&path, StoreConfig { codec, shuffle: Shuffle::On, ..StoreConfig::default() }).unwrap();
@@ -406,11 +411,6 @@ fn shuffled_chunks_encoded_from_the_callers_rows_keep_their_codec_stats_and_fall
         assert!(ds.read_array::<u32>("a", &[0, 0], &u64s(&shape)).unwrap() == model, "{codec:?} read back");
         let blocks = store.array_blocks("d", "a").unwrap();
         let encodings: Vec<_> = blocks.iter().map(|b| (b.codec, b.shuffled, b.is_fill)).collect();
-        let name = match codec {
-            Codec::Zstd { .. } => atlas::BlockCodec::Zstd,
-            Codec::Lz4 => atlas::BlockCodec::Lz4,
-            Codec::None => atlas::BlockCodec::None,
-        };
         let written = (name, true, false);
         let raw = if codec == Codec::None { written } else { (atlas::BlockCodec::None, false, false) };
         assert_eq!(encodings, [written, raw, (written.0, true, true), written], "{codec:?}");

@@ -53,6 +53,7 @@ impl RawCodec {
                     let written = lz4_flex::block::compress_into(input, out).expect("sized above");
                     out.truncate(written);
                 }
+                other => panic!("codec {other:?} is not benchmarked"),
             }
         });
     }
@@ -80,6 +81,7 @@ impl RawCodec {
                 d.decompress_to_buffer(stored, out).expect("zstd decodes")
             }),
             Codec::Lz4 => lz4_flex::block::decompress_into(stored, out).expect("lz4 decodes"),
+            other => panic!("codec {other:?} is not benchmarked"),
         };
         assert_eq!(written, out.len(), "decoded length");
     }

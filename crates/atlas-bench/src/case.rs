@@ -77,9 +77,8 @@ impl Case {
     /// `zstd3+shuf`, `lz4`, `none`...
     pub fn codec_label(&self) -> String {
         let codec = match self.codec {
-            Codec::None => "none".to_string(),
             Codec::Zstd { level } => format!("zstd{level}"),
-            Codec::Lz4 => "lz4".to_string(),
+            other => other.name().to_string(),
         };
         if self.shuffle { format!("{codec}+shuf") } else { codec }
     }

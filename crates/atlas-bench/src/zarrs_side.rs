@@ -33,7 +33,7 @@ pub fn create<T: Sample>(dir: &Path, case: &Case) -> ZarrsArray {
     match case.codec {
         Codec::Zstd { level } => codecs.push(Arc::new(ZstdCodec::new(level, false))),
         Codec::None => {}
-        Codec::Lz4 => panic!("zarrs has no raw LZ4 codec"),
+        other => panic!("zarrs has no raw {} codec", other.name()),
     }
     let array = ArrayBuilder::new(
         case.shape.clone(),
