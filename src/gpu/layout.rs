@@ -6,8 +6,7 @@
 //! (`store/gpu_model.rs`, which needs a store).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::ops::{Range, RangeInclusive};
 
 use bytemuck::{Pod, Zeroable};
@@ -21,6 +20,39 @@ use crate::engine::{
 use crate::error::{Error, GpuUnavailable, Result};
 use crate::io::checksum;
 use crate::meta::ArrayMeta;
+
+/// A chunk's job, before [`Layout::block_job`] adds it: what can be made of its block on
+/// any core.
+enum Prepared {
+    /// Its zstd frame check (`None` when not made: not zstd, or not mapped).
+    Frame(Option<bool>),
+    /// Its raw chunk, decoded on the CPU: the device has no byte-delta kernel, and nvCOMP
+    /// takes no dictionary.
+    Decoded(Result<Vec<u8>>),
+}
+
+impl Prepared {
+    fn of(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker, verify: bool) -> Self {
+        let encoding = block.entry().encoding;
+        if encoding.filter.byte_delta() || encoding.codec == CodecId::ZstdDict {
+            Self::Decoded(Self::decode(ctx, block, worker, verify))
+        } else {
+            Self::Frame(sound_zstd_frame(block, chunk_len(ctx)))
+        }
+    }
+
+    fn decode(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker, verify: bool) -> Result<Vec<u8>> {
+        let mut raw = vec![0; chunk_len(ctx)];
+        decode_chunk(ctx, block, worker, &mut raw, verify)?;
+        Ok(raw)
+    }
+}
+
+/// What tells the jobs of a read apart: an array (by its schema's address, which every
+/// slot of one array shares) and a chunk coordinate.
+fn job_key(ctx: &ArrayCtx<'_>, coord: &[u64]) -> (*const ArrayMeta, Vec<u64>) {
+    (std::ptr::from_ref(ctx.meta), coord.to_vec())
+}
 
 /// Alignment of every chunk inside the device buffers: over nvCOMP's input alignments (zstd
 /// 8, LZ4 4) and the largest unit the kernels load (16: the scatter's widened rows;
@@ -151,9 +183,9 @@ fn reserve(len: &mut usize, n: usize) -> Range<usize> {
 }
 
 impl<'r, 'a> Layout<'r, 'a> {
-    /// Lays out a read of `slots` (as `engine::read_slots` takes them). Blocks nvCOMP cannot
-    /// decode (zstd with a dictionary) are decoded here on the CPU (verified when `verify`),
-    /// their raw bytes uploaded.
+    /// Lays out a read of `slots` (as `engine::read_slots` takes them). Blocks the device
+    /// cannot decode (byte delta, zstd with a dictionary) are decoded here on the CPU's
+    /// cores (verified when `verify`), their raw bytes uploaded.
     ///
     /// # Errors
     /// [`Error::GpuUnavailable`] for string arrays; [`Error::Corrupt`] for a block whose
@@ -201,32 +233,39 @@ impl<'r, 'a> Layout<'r, 'a> {
                 layout.pieces.push((index, Piece::Fill { element: fill.clone(), start, region }));
             }
         }
-        // The mapped zstd blocks' frame checks, on all cores: each reads headers spread over
-        // the block, a cache miss or more apiece (milliseconds for 512 blocks on one core).
-        let sound: Vec<Option<bool>> = run_on_pool(|| {
-            touches
-                .par_iter()
-                .map(|t| t.block.and_then(|b| sound_zstd_frame(b, chunk_len(layout.arrays[t.array]))))
-                .collect()
-        });
-        let mut worker = Worker::default();
         // One job per chunk of an array, however many slots touch it (`read_boxes` with
         // boxes that share chunks): the array by its schema's address, which every slot
-        // of one array shares.
+        // of one array shares. `None` for a touch of a chunk an earlier touch has.
+        let mut seen = HashSet::new();
+        let firsts: Vec<Option<BlockRef<'a>>> = touches
+            .iter()
+            .map(|t| t.block.filter(|_| seen.insert(job_key(&layout.arrays[t.array], &t.op.coord))))
+            .collect();
+        // Each chunk's work before its job, on all cores: the zstd frame check of a mapped
+        // block (headers spread over it, a cache miss or more apiece: milliseconds for 512
+        // blocks on one core), or the whole decode of a block the device cannot decode.
+        let arrays = &layout.arrays;
+        let prepared: Vec<Option<Prepared>> = run_on_pool(|| {
+            touches
+                .par_iter()
+                .zip(firsts)
+                .map_init(Worker::default, |worker, (t, first)| {
+                    first.map(|block| Prepared::of(arrays[t.array], block, worker, verify))
+                })
+                .collect()
+        });
         let mut jobs: HashMap<(*const ArrayMeta, Vec<u64>), usize> = HashMap::new();
-        for (touch, sound) in touches.into_iter().zip(sound) {
+        let mut worker = Worker::default();
+        for (touch, prepared) in touches.into_iter().zip(prepared) {
             let Touch { slot, array, fill, op, block } = touch;
-            let piece = match block {
-                Some(block) => {
-                    let job = match jobs.entry((std::ptr::from_ref(layout.arrays[array].meta), op.coord.clone())) {
-                        Entry::Occupied(known) => *known.get(),
-                        Entry::Vacant(new) => {
-                            *new.insert(layout.block_job(array, block, sound, &mut worker, verify)?)
-                        }
-                    };
+            let piece = match (block, prepared) {
+                (Some(block), Some(prepared)) => {
+                    let job = layout.block_job(array, block, prepared, &mut worker, verify)?;
+                    jobs.insert(job_key(&layout.arrays[array], &op.coord), job);
                     Piece::Chunk { job, op }
                 }
-                None => Piece::Fill { element: fill, start: op.in_selection, region: op.region },
+                (Some(_), None) => Piece::Chunk { job: jobs[&job_key(&layout.arrays[array], &op.coord)], op },
+                (None, _) => Piece::Fill { element: fill, start: op.in_selection, region: op.region },
             };
             layout.pieces.push((slot, piece));
         }
@@ -284,22 +323,22 @@ impl<'r, 'a> Layout<'r, 'a> {
         copy_in_parallel(copies);
     }
 
-    /// Adds the job of `block`; `sound` is its zstd frame check when already made.
+    /// Adds the job of `block`, with what [`Prepared::of`] made of it.
     fn block_job(
         &mut self,
         array: usize,
         block: BlockRef<'a>,
-        sound: Option<bool>,
+        prepared: Prepared,
         worker: &mut Worker,
         verify: bool,
     ) -> Result<usize> {
         let ctx = self.arrays[array];
         let chunk_len = chunk_len(ctx);
         let entry = block.entry();
-        if entry.encoding.filter.byte_delta() {
-            // The device has no byte-delta kernel.
-            return self.decoded_here_job(array, block, worker, verify);
-        }
+        let sound = match prepared {
+            Prepared::Decoded(raw) => return Ok(self.uploaded_raw_job(array, block, raw?)),
+            Prepared::Frame(sound) => sound,
+        };
         let shuffle = entry.encoding.filter.shuffle_elem_bytes().unwrap_or(1);
         let staging = 0..0; // placed last
         let stored: Cow<'a, [u8]> = match block.in_memory() {
@@ -314,8 +353,10 @@ impl<'r, 'a> Layout<'r, 'a> {
             }
             CodecId::Lz4 => Some(GpuCodec::Lz4),
             CodecId::None => None,
-            // nvCOMP takes no dictionary.
-            CodecId::Zstd | CodecId::ZstdDict => return self.decoded_here_job(array, block, worker, verify),
+            CodecId::Zstd | CodecId::ZstdDict => {
+                let raw = Prepared::decode(ctx, block, worker, verify)?;
+                return Ok(self.uploaded_raw_job(array, block, raw));
+            }
         };
         let stored_len = stored.len();
         let input = self.upload(stored);
@@ -331,20 +372,11 @@ impl<'r, 'a> Layout<'r, 'a> {
         Ok(self.jobs.len() - 1)
     }
 
-    /// Adds the job of `block` decoded (and verified) on the CPU: its raw chunk is uploaded.
-    fn decoded_here_job(
-        &mut self,
-        array: usize,
-        block: BlockRef<'a>,
-        worker: &mut Worker,
-        verify: bool,
-    ) -> Result<usize> {
-        let ctx = self.arrays[array];
-        let mut raw = vec![0; chunk_len(ctx)];
-        decode_chunk(ctx, block, worker, &mut raw, verify)?;
+    /// Adds the job of `block`, decoded (and verified) on the CPU into `raw`: uploaded as is.
+    fn uploaded_raw_job(&mut self, array: usize, block: BlockRef<'a>, raw: Vec<u8>) -> usize {
         let source = Source::Upload { input: self.upload(Cow::Owned(raw)) };
         self.jobs.push(Job { block, array, source, shuffle: 1, staging: 0..0, check: false });
-        Ok(self.jobs.len() - 1)
+        self.jobs.len() - 1
     }
 
     /// The jobs nvCOMP decodes with `codec`: their indices, input ranges (in the upload),

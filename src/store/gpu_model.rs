@@ -462,13 +462,13 @@ fn host_hashed_runs_follow_the_work_buffer_not_the_jobs() {
 }
 
 /// Boxes that share chunks (`read_boxes`) decode each chunk once: one job per chunk of the
-/// array, however many boxes take parts of it.
+/// array, however many boxes take parts of it, byte-delta chunks (decoded on the CPU) too.
 #[test]
 fn boxes_sharing_chunks_decode_each_chunk_once() {
     let dir = tempfile::tempdir().unwrap();
     let (_store, array, _) = mixed_array(dir.path());
     let shape = [4u64, 4, 3];
-    let starts: [[u64; 3]; 4] = [[0, 0, 0], [2, 1, 1], [3, 3, 2], [14, 8, 5]];
+    let starts: [[u64; 3]; 5] = [[0, 0, 0], [2, 1, 1], [3, 3, 2], [15, 8, 5], [16, 9, 5]];
     let cpu: Vec<u16> = array.read_boxes::<u16, _>(&starts, &shape).unwrap().iter().copied().collect();
     let (read, jobs) = array
         .with_read_slot(&[0, 0, 0], &shape, (DType::UInt16, |_| true), |slots, _| {
@@ -480,7 +480,7 @@ fn boxes_sharing_chunks_decode_each_chunk_once() {
         .unwrap();
     assert!(read == cpu, "the boxes read back wrong");
     // Chunks are 6 x 5 x 4, every one written: the first three boxes share chunk (0, 0, 0)
-    // and reach into its neighbours; the last box lies in chunks of its own.
+    // and reach into its neighbours; the last two share the byte-delta chunks of row 18.
     let chunks: std::collections::BTreeSet<Vec<u64>> = starts
         .iter()
         .flat_map(|start| {
