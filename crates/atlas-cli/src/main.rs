@@ -177,7 +177,8 @@ enum Command {
         store: PathBuf,
         /// The array to create, as DATASET/ARRAY.
         array: ArrayPath,
-        /// The .npy, .npy.zst or .npy.gz file.
+        /// The .npy, .npy.zst or .npy.gz file; `-` reads standard input (its compression told
+        /// by its first bytes).
         file: PathBuf,
         /// Chunk shape of the new array, e.g. `100,512` (default: about 1 MiB per chunk).
         #[arg(long, value_delimiter = ',')]

@@ -8,7 +8,7 @@
 //! with the reason.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -16,6 +16,9 @@ use atlas::DType;
 
 /// `\x93NUMPY`.
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
+/// The first bytes of a gzip member and of a zstd frame.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// numpy pads the header so the body starts at a multiple of this.
 const ALIGN_BYTES: usize = 64;
 /// Largest header accepted; numpy's own reader stops at 10 000 bytes by default.
@@ -69,18 +72,41 @@ impl Compression {
     }
 }
 
-/// Opens `path` for reading its decompressed bytes, by its file name's compression.
+/// Opens `path` for reading its decompressed bytes, by its file name's compression; `-` is
+/// standard input, whose compression is told by its first bytes (it has no name).
 pub fn open(path: &Path) -> Result<Box<dyn Read>> {
+    if path == Path::new("-") {
+        // The first bytes read whole, however a pipe delivers them, then put back in front.
+        let mut first = Vec::with_capacity(ZSTD_MAGIC.len());
+        io::stdin().take(ZSTD_MAGIC.len() as u64).read_to_end(&mut first).context("cannot read standard input")?;
+        let compression = sniff(&first);
+        let stdin = BufReader::with_capacity(1 << 20, io::Cursor::new(first).chain(io::stdin()));
+        return decompressing(stdin, compression, path);
+    }
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let buffered = BufReader::with_capacity(1 << 20, file);
-    Ok(match Compression::of_path(path) {
-        Compression::None => Box::new(buffered),
+    decompressing(BufReader::with_capacity(1 << 20, file), Compression::of_path(path), path)
+}
+
+/// The compression a stream's first bytes show: a gzip or zstd magic number, else none.
+fn sniff(first: &[u8]) -> Compression {
+    if first.starts_with(&GZIP_MAGIC) {
+        Compression::Gz
+    } else if first.starts_with(&ZSTD_MAGIC) {
+        Compression::Zst
+    } else {
+        Compression::None
+    }
+}
+
+fn decompressing<R: BufRead + 'static>(input: R, compression: Compression, path: &Path) -> Result<Box<dyn Read>> {
+    Ok(match compression {
+        Compression::None => Box::new(input),
         Compression::Zst => Box::new(
-            zstd::stream::read::Decoder::with_buffer(buffered)
+            zstd::stream::read::Decoder::with_buffer(input)
                 .with_context(|| format!("{}: cannot start a zstd decoder", path.display()))?,
         ),
         // Multi-member, as `gzip` writes when files are concatenated.
-        Compression::Gz => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        Compression::Gz => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
     })
 }
 
@@ -197,12 +223,10 @@ pub fn read_header(reader: &mut dyn Read, path: &Path) -> Result<Header> {
     let mut preamble = [0u8; 8];
     reader.read_exact(&mut preamble).map_err(|e| short_read(&e, path, "the .npy preamble"))?;
     if &preamble[..6] != MAGIC {
-        let hint = if preamble.starts_with(&[0x1f, 0x8b]) {
-            "; it is gzip-compressed: name it .npy.gz"
-        } else if preamble.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            "; it is zstd-compressed: name it .npy.zst"
-        } else {
-            ""
+        let hint = match sniff(&preamble) {
+            Compression::Gz => "; it is gzip-compressed: name it .npy.gz",
+            Compression::Zst => "; it is zstd-compressed: name it .npy.zst",
+            Compression::None => "",
         };
         bail!("{name}: not a .npy file (it does not start with \\x93NUMPY){hint}");
     }

@@ -770,24 +770,36 @@ fn imported_values_read_back_through_the_library() {
 }
 
 #[test]
-fn compressed_and_plain_sources_give_identical_fragments() {
+fn compressed_and_plain_sources_and_stdin_give_identical_fragments() {
     let dir = TempDir::new().unwrap();
     let body: Vec<u8> = (0..5000u32).flat_map(|i| ((i % 97) as f32 * 0.25).to_le_bytes()).collect();
     let original = npy("<f4", &[100, 50], &body);
     let mut contents = Vec::new();
-    for (ext, bytes) in [("npy", original.clone()), ("npy.zst", zst(&original)), ("npy.gz", gz(&original))] {
-        let store = dir.path().join(format!("store-{ext}"));
+    let sources = [("npy", original.clone()), ("npy.zst", zst(&original)), ("npy.gz", gz(&original))];
+    // Each as a file, then on standard input (`-`), its compression told by its first bytes.
+    for ((ext, bytes), stdin) in sources.iter().flat_map(|source| [(source, false), (source, true)]) {
+        let store = dir.path().join(format!("store-{ext}-{stdin}"));
         Atlas::create(&store, StoreConfig::default()).unwrap();
-        let file = dir.path().join(format!("field.{ext}"));
-        std::fs::write(&file, bytes).unwrap();
-        atlas().arg("import").arg(&store).arg("d/field").arg(&file).args(["--chunks", "16,50"]).assert().success();
+        let mut import = atlas();
+        import.arg("import").arg(&store).arg("d/field").args(["--chunks", "16,50"]);
+        if stdin {
+            import.arg("-").write_stdin(bytes.clone());
+        } else {
+            let file = dir.path().join(format!("field.{ext}"));
+            std::fs::write(&file, bytes).unwrap();
+            import.arg(&file);
+        }
+        import.assert().success();
         let frags = fragments(&store);
         assert_eq!(frags.len(), 1);
         contents.push(std::fs::read(&frags[0]).unwrap());
     }
     // Same blocks at the same offsets with the same checksums, byte for byte.
-    assert_eq!(contents[0], contents[1]);
-    assert_eq!(contents[0], contents[2]);
+    assert!(contents.iter().all(|c| *c == contents[0]), "every source gives the same fragment");
+    // Nothing on standard input is no .npy file.
+    let store = dir.path().join("store-npy-false");
+    let empty = atlas().arg("import").arg(&store).args(["d/none", "-"]).write_stdin(Vec::new()).assert();
+    empty.code(1).stderr(contains("-: file ends inside the .npy preamble"));
 }
 
 #[test]
