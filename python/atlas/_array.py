@@ -185,7 +185,7 @@ class Array:
     def stats(self) -> dict[str, Any]:
         """count, null_count, min, max, sum, mean of the valid values (and `row_count`, every
         element, as atlas-python 0.10 named it); current with unflushed writes. A value is
-        null (not valid) when it equals the fill value bit for bit, or is NaN: with the
+        null (not valid) when it equals the fill value bit for bit, or is NaN or NaT: with the
         default fill of 0, zeros are left out of count, min, sum and mean."""
         return self._native.stats()
 

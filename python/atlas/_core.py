@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _atlas, _html
 from ._array import Array, Attributes, _ints, _names, refuse_pickle, shuffle_arg
-from ._atlas import InvalidArgumentError, NotFoundError
+from ._atlas import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from ._dtypes import dtype_name, timestamps
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -575,6 +575,22 @@ class DatasetView:
 
     def __getitem__(self, name: str) -> Array:
         return Array(self._native.array(name), self._store)
+
+    def __setitem__(self, name: str, data: Any) -> None:
+        """`ds[name] = data`, as h5py's `group[name] = data`: a new array of `data`'s dtype
+        and shape (default chunks, the store's codec), holding `data` once flushed. A name
+        in use is refused (`AlreadyExistsError`): assign into that array with
+        `ds[name][...] = data`."""
+        data = np.asarray(data)
+        try:
+            array = self.define_array(name, data.dtype, None, data.shape)
+        except AlreadyExistsError as e:
+            raise AlreadyExistsError(f"{e}; assign into it with ds[{name!r}][...] = data") from None
+        try:
+            array[...] = data
+        except BaseException:
+            self.delete_array(name)  # nothing of it was committed: as if never defined
+            raise
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._native.has_array(name)

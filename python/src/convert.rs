@@ -535,6 +535,16 @@ fn sum_of(sum: f64, dtype: DType) -> Option<f64> {
     (!matches!(dtype, DType::String | DType::Timestamp)).then_some(sum)
 }
 
+/// A mean of values; for timestamps an instant (`datetime64[ns]`, to the nearest
+/// nanosecond), as numpy's mean of them is.
+#[allow(clippy::cast_possible_truncation)] // a mean of i64 values is within their range
+fn mean_of<'py>(py: Python<'py>, mean: Option<f64>, dtype: DType) -> PyResult<Bound<'py, PyAny>> {
+    match mean {
+        Some(mean) if dtype == DType::Timestamp => scalar_to_py(py, Scalar::Int(mean.round() as i64), dtype),
+        mean => Ok(mean.into_pyobject(py)?.into_any()),
+    }
+}
+
 /// Array statistics as a dict: atlas-python 0.10's keys (`row_count` counts every
 /// element, `null_count`, `min`, `max`) and Atlas's (`count` of valid values, `sum`, `mean`).
 pub fn stats_to_py<'py>(py: Python<'py>, stats: &ArrayStats, dtype: DType) -> PyResult<Bound<'py, PyDict>> {
@@ -545,7 +555,7 @@ pub fn stats_to_py<'py>(py: Python<'py>, stats: &ArrayStats, dtype: DType) -> Py
     dict.set_item("max", opt_scalar(py, stats.max, dtype)?)?;
     dict.set_item("count", stats.count)?;
     dict.set_item("sum", sum_of(stats.sum, dtype))?;
-    dict.set_item("mean", stats.mean)?;
+    dict.set_item("mean", mean_of(py, stats.mean, dtype)?)?;
     Ok(dict)
 }
 

@@ -185,9 +185,13 @@ def test_array_stats_are_current_without_a_flush(ds):
     assert stats == {"row_count": 6, "null_count": 3, "min": 1.0, "max": 5.0, "count": 3, "sum": 8.0,
                      "mean": pytest.approx(8 / 3)}
     assert ds.array_stats("missing") is None
-    ds.define_array("t", "timestamp", ["x"], [2])
-    ds.write_array("t", [0], np.array(["2024-01-01", "2025-01-01"], dtype="datetime64[ns]"))
-    assert ds.array_stats("t")["max"] == np.datetime64("2025-01-01", "ns")
+    # NaT is null, as NaN is; the mean of instants is an instant.
+    ds.define_array("t", "timestamp", ["x"], [3])
+    ds.write_array("t", [0], np.array(["2024-01-01", "NaT", "2025-01-01"], dtype="datetime64[ns]"))
+    stats = ds.array_stats("t")
+    assert stats["null_count"] == 1 and stats["count"] == 2
+    assert stats["min"] == np.datetime64("2024-01-01", "ns") and stats["max"] == np.datetime64("2025-01-01", "ns")
+    assert stats["mean"] == np.datetime64("2024-07-02", "ns") and stats["mean"].dtype == np.dtype("M8[ns]")
     assert ds.array_stats("t")["sum"] is None and ds["t"].block_stats()[0]["sum"] is None  # no sum of instants
     ds.define_array("s", "string", ["x"], [3])
     ds.write_array("s", [0], np.array(["a", "", "bc"]))

@@ -7,7 +7,8 @@ use super::scalar::Scalar;
 
 /// Statistics of an array's values, kept current on write without reading data back.
 ///
-/// Null values are those bit-for-bit equal to the fill value, and NaN for float dtypes;
+/// Null values are those bit-for-bit equal to the fill value, NaN for float dtypes and `NaT`
+/// (`i64::MIN`, numpy's "not a time") for timestamps;
 /// never-written chunks are all null. `min`, `max`, `sum` and `mean` cover the valid
 /// (non-null) values only.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

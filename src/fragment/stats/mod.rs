@@ -1,7 +1,8 @@
 //! Per-block statistics, computed from a chunk's raw bytes when it is written and kept in
 //! its index entry: how many values are valid (not null), their min, max and sum.
 //!
-//! Null means: bit-for-bit equal to the fill value, or NaN for float dtypes. A chunk's
+//! Null means: bit-for-bit equal to the fill value, NaN for float dtypes, or `NaT` (numpy's
+//! "not a time", the smallest i64) for timestamps. A chunk's
 //! elements outside the array (edge padding) always hold the fill value, so the whole chunk
 //! can be scanned.
 
@@ -42,7 +43,8 @@ pub(crate) fn scan_pieces(dtype: DType, fill: &[u8], produce: impl FnOnce(&mut d
         DType::Int8 => scan_as::<i8>(produce, fill),
         DType::Int16 => scan_as::<i16>(produce, fill),
         DType::Int32 => scan_as::<i32>(produce, fill),
-        DType::Int64 | DType::Timestamp => scan_as::<i64>(produce, fill),
+        DType::Int64 => scan_as::<i64>(produce, fill),
+        DType::Timestamp => scan_as::<Nanos>(produce, fill),
         DType::UInt8 | DType::Bool => scan_as::<u8>(produce, fill),
         DType::UInt16 => scan_as::<u16>(produce, fill),
         DType::UInt32 => scan_as::<u32>(produce, fill),
@@ -284,6 +286,55 @@ macro_rules! float_stat {
 }
 float_stat!(f32 => avx2::f32, f64);
 
+/// A timestamp (i64 nanoseconds) to the scan: `NaT`, the smallest i64, is null as NaN is for
+/// floats.
+#[derive(Clone, Copy, PartialEq, PartialOrd, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(transparent)]
+struct Nanos(i64);
+
+/// numpy's "not a time".
+const NAT: i64 = i64::MIN;
+
+impl Nanos {
+    /// The totals of an i64 scan (which takes only `fill` for null): those of a chunk
+    /// without `NaT`, whose min would be `NaT`. A chunk with `NaT` is scanned again, value by
+    /// value (missing times are rare enough not to need a kernel of their own).
+    fn unless_nat(totals: Totals<i64>, values: &[Self], fill: Self) -> Totals<Self> {
+        if totals.valid == 0 || totals.min != NAT {
+            let Totals { not_fill, valid, min, max, sum } = totals;
+            return Totals { not_fill, valid, min: Self(min), max: Self(max), sum };
+        }
+        let mut totals = Totals { not_fill: 0, valid: 0, min: Self(i64::MAX), max: Self(NAT), sum: 0 };
+        for &Self(v) in values.iter().filter(|&&v| v != fill) {
+            totals.not_fill += 1;
+            if v != NAT {
+                totals.valid += 1;
+                totals.min.0 = totals.min.0.min(v);
+                totals.max.0 = totals.max.0.max(v);
+                totals.sum += i128::from(v);
+            }
+        }
+        totals
+    }
+}
+
+impl Stat for Nanos {
+    type Sum = i128;
+    fn scan(values: &[Self], fill: Self) -> Totals<Self> {
+        Self::unless_nat(i64::scan(bytemuck::cast_slice(values), fill.0), values, fill)
+    }
+    fn scan_fastest(values: &[Self], fill: Self) -> Totals<Self> {
+        Self::unless_nat(i64::scan_fastest(bytemuck::cast_slice(values), fill.0), values, fill)
+    }
+    #[allow(clippy::cast_precision_loss)]
+    fn sum_to_f64(sum: i128) -> f64 {
+        sum as f64
+    }
+    fn to_bits64(self) -> u64 {
+        self.0.cast_unsigned()
+    }
+}
+
 /// The totals of a float scan whose lanes hold `min`, `max` and `sum`, merged in lane
 /// order: any kernel that keeps the same lanes gets the same bits.
 fn lanes_totals<T: Stat<Sum = f64>>(
@@ -430,8 +481,13 @@ mod tests {
     }
 
     /// The model of an integer dtype's scan, one element at a time: valid count, min and
-    /// max bits, sum bits (summed exactly, rounded once), all fill.
-    fn plain_integer_scan(raw: &[u8], elem_bytes: usize, signed: bool, fill: &[u8]) -> (u64, u64, u64, u64, bool) {
+    /// max bits, sum bits (summed exactly, rounded once), all fill. `nat_is_null` for
+    /// timestamps.
+    fn plain_integer_scan(
+        raw: &[u8],
+        (elem_bytes, signed, nat_is_null): (usize, bool, bool),
+        fill: &[u8],
+    ) -> (u64, u64, u64, u64, bool) {
         let value = |bytes: &[u8]| {
             let mut wide = [0u8; 16];
             wide[..elem_bytes].copy_from_slice(bytes);
@@ -441,12 +497,13 @@ mod tests {
             }
             i128::from_le_bytes(wide)
         };
-        let valid: Vec<i128> = raw.chunks_exact(elem_bytes).filter(|e| *e != fill).map(value).collect();
+        let not_fill: Vec<i128> = raw.chunks_exact(elem_bytes).filter(|e| *e != fill).map(value).collect();
+        let all_fill = not_fill.is_empty();
+        let valid: Vec<i128> = not_fill.into_iter().filter(|&v| !nat_is_null || v != i128::from(i64::MIN)).collect();
         // Signed values keep their i64 bits, unsigned ones their u64 value: the low 64 bits.
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let bits = |v: Option<&i128>| v.map_or(0, |&v| v as u64);
         let sum = valid.iter().sum::<i128>() as f64;
-        let all_fill = valid.is_empty();
         (valid.len() as u64, bits(valid.iter().min()), bits(valid.iter().max()), sum.to_bits(), all_fill)
     }
 
@@ -473,7 +530,8 @@ mod tests {
             let fill = element(palette.get(fill_pick).copied().unwrap_or(7));
             let scan = scan(&raw, dtype, &fill);
             let got = (scan.stats.valid_count, scan.stats.min_bits, scan.stats.max_bits, scan.stats.sum_bits, scan.all_fill);
-            proptest::prop_assert_eq!(got, plain_integer_scan(&raw, elem_bytes, signed, &fill), "{:?}", dtype);
+            let model = plain_integer_scan(&raw, (elem_bytes, signed, dtype == DType::Timestamp), &fill);
+            proptest::prop_assert_eq!(got, model, "{:?}", dtype);
         }
     }
 
