@@ -283,3 +283,25 @@ def test_fill_value_is_reported_as_reads_return_it(ds):
     assert u.fill_value == u[0] == 9_250_000_000_000_000_000 and isinstance(u.fill_value, int)
     assert b.fill_value is True and b[0]
     assert i.fill_value == i[0] == -3 and isinstance(i.fill_value, int)
+
+
+def test_assigning_data_to_a_new_name_defines_the_array(ds):
+    ds["f"] = [1.5, np.nan]
+    ds["s"] = ["a", "bcd"]
+    ds["t"] = np.array(["2024-01-01", "NaT"], "datetime64[s]")
+    ds["z"] = np.int16(-3)
+    ds.store.flush()
+    assert ds["f"].dtype == np.float64 and np.array_equal(ds["f"][...], [1.5, np.nan], equal_nan=True)
+    assert ds["s"][...].tolist() == ["a", "bcd"]
+    assert ds["t"][0] == np.datetime64("2024-01-01", "ns") and np.isnat(ds["t"][1])
+    assert ds["z"].shape == () and ds["z"][()] == -3
+    # A name in use is refused, pointing at the assignment into it.
+    with pytest.raises(atlas.AlreadyExistsError, match=r"ds\['f'\]\[\.\.\.\] = data"):
+        ds["f"] = [0.0, 0.0]
+    assert ds["f"][0] == 1.5
+    # Data the array cannot take leaves no array behind.
+    with pytest.raises(atlas.DTypeMismatchError):
+        ds["o"] = np.array([1, "a"], dtype=object)
+    with pytest.raises(atlas.InvalidArgumentError, match="unsupported dtype"):
+        ds["h"] = np.zeros(2, np.float16)
+    assert sorted(ds) == ["f", "s", "t", "z"]
