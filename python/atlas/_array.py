@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Iterator, MutableMapping
+from html import escape
 from typing import Any, Optional, Sequence, TypeVar
 
 import numpy as np
@@ -85,7 +86,7 @@ class Attributes(MutableMapping):
         return self._native.all()
 
     def __repr__(self) -> str:
-        return f"Attributes({self._native.all()!r})"
+        return shown(lambda: f"Attributes({self._native.all()!r})", "<atlas.Attributes of a deleted dataset or array>")
 
 
 class Array:
@@ -284,8 +285,11 @@ class Array:
         if is_whole_box(p) and not (isinstance(key, tuple) and len(key) == 0):
             return packed
         out = packed[post]
+        if not isinstance(out, np.ndarray):
+            # An element: numpy gives a 0-d array instead where the key holds `...`.
+            return np.array(out, self.dtype) if _has_ellipsis(key) else out
         # A step leaves a view of all that was read: keep only the selection's elements.
-        if isinstance(out, np.ndarray) and out.size < packed.size and np.may_share_memory(out, packed):
+        if out.size < packed.size and np.may_share_memory(out, packed):
             out = out.copy()
         return out
 
@@ -551,6 +555,11 @@ class Array:
         otherwise ask `len()`, which a 0-d array has not); test `size` for emptiness."""
         return True
 
+    def __contains__(self, value: Any) -> bool:
+        """`value in arr`, as numpy answers it: whether any element equals `value` (the
+        whole array is read)."""
+        return bool((self[...] == value).any())
+
     def __iter__(self) -> Iterator[Any]:
         # A chunk row of axis 0 at a time, not an element (and its chunk decode) at a time.
         rows = self.chunks[0] if self.shape else 1
@@ -573,14 +582,20 @@ class Array:
         return f"{self.dataset}/{self.name}"
 
     def __repr__(self) -> str:
+        return shown(self._repr, self._gone())
+
+    def _repr(self) -> str:
         meta = self._native.meta()
         return (
             f"<atlas.Array {self._label()!r} {numpy_dtype(meta['dtype'])} shape={meta['shape']} "
             f"chunks={meta['chunk_shape']} dims={meta['dims']} codec={meta['effective_codec']}>"
         )
 
+    def _gone(self) -> str:
+        return f"<atlas.Array {self._label()!r} (deleted)>"
+
     def _repr_html_(self) -> str:
-        return _html.array_html(self)
+        return shown(lambda: _html.array_html(self), escape(self._gone()))
 
 
 # Most bytes a broadcast value (`a[:] = 0`) or a box read through steps (`a[::10]`) takes
@@ -592,6 +607,19 @@ _STRING_BYTES = 64
 
 # Reads of several native calls that a change interrupts before one runs whole.
 _AS_ONE_TRIES = 3
+
+
+def shown(show: Callable[[], str], gone: str) -> str:
+    """A handle's view (its repr, its HTML): `show()`, or `gone` once its dataset or array
+    was deleted. A handle outlives them, and a notebook still shows it."""
+    try:
+        return show()
+    except NotFoundError:
+        return gone
+
+
+def _has_ellipsis(key: Any) -> bool:
+    return key is Ellipsis or (type(key) is tuple and any(k is Ellipsis for k in key))
 
 
 def refuse_pickle(handle: object) -> None:

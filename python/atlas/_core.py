@@ -7,12 +7,13 @@ import operator
 import os
 import threading
 import warnings
+from html import escape
 from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
 from . import _atlas, _html
-from ._array import Array, Attributes, _ints, _names, refuse_pickle, shuffle_arg
+from ._array import Array, Attributes, _ints, _names, refuse_pickle, shown, shuffle_arg
 from ._atlas import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from ._dtypes import dtype_name, timestamps
 
@@ -694,10 +695,13 @@ class DatasetView:
         self._native.attrs().remove(key)
 
     def __repr__(self) -> str:
-        return f"<atlas.DatasetView {self.name!r} arrays={len(self._native.list_arrays())}>"
+        return shown(lambda: f"<atlas.DatasetView {self.name!r} arrays={len(self._native.list_arrays())}>", self._gone())
+
+    def _gone(self) -> str:
+        return f"<atlas.DatasetView {self.name!r} (deleted)>"
 
     def _repr_html_(self) -> str:
-        return _html.dataset_html(self)
+        return shown(lambda: _html.dataset_html(self), escape(self._gone()))
 
 
 def _dim_names(dims: Any) -> Optional[list[str]]:

@@ -109,21 +109,61 @@ def for_write(data: Any, name: str, label: str) -> Any:
 
 
 def _to_ns(value: np.ndarray, label: str) -> np.ndarray:
-    """A datetime64 array in nanoseconds. numpy wraps instants outside 1677-09-21 ..
-    2262-04-11 and drops digits below a nanosecond silently; both are refused, found by
-    converting back."""
-    ns = value.astype("datetime64[ns]")
-    if not np.all((ns.astype(value.dtype) == value) | np.isnat(value)):
-        unit = np.datetime_data(value.dtype)[0]
-        if unit in ("ps", "fs", "as"):
-            raise InvalidArgumentError(
-                f"timestamps for array {label} have digits below a nanosecond ({unit}), which Atlas does not "
-                "keep: round them first, e.g. value.astype('datetime64[ns]')"
-            )
+    """A datetime64 array in nanoseconds: `_ns_of`, its refusals told for array `label`."""
+    ns, lost = _ns_of(value)
+    if lost == "range":
         raise InvalidArgumentError(
-            f"timestamps for array {label} fall outside what nanoseconds since 1970 hold (1677-09-21 to 2262-04-11)"
+            f"timestamps for array {label} fall outside what nanoseconds since 1970 hold (1677-09-21T00:12:43.145224193 to 2262-04-11T23:47:16.854775807)"
+        )
+    if lost:
+        raise InvalidArgumentError(
+            f"timestamps for array {label} have digits below a nanosecond ({lost}), which Atlas does not "
+            "keep: round them first, e.g. value.astype('datetime64[ns]')"
         )
     return ns
+
+
+def checked_ns(value: Any) -> np.ndarray:
+    """`value` (a datetime64 array of any unit, or anything `numpy.datetime64` takes) in
+    nanoseconds, for the native module's attributes and fill values: `_ns_of`, its
+    refusals told for the value."""
+    natural = value if isinstance(value, np.ndarray) else np.datetime64(value)
+    ns, lost = _ns_of(natural)
+    if lost:
+        raise InvalidArgumentError(
+            f"timestamp {natural} is outside what nanoseconds since 1970 hold (1677-09-21T00:12:43.145224193 to 2262-04-11T23:47:16.854775807)"
+            if lost == "range"
+            else f"timestamp {natural} has digits below a nanosecond ({lost}), which Atlas does not keep"
+        )
+    return ns
+
+
+# Nanoseconds in one of each datetime64 unit from weeks to nanoseconds.
+_UNIT_NS = {"W": 604_800 * 10**9, "D": 86_400 * 10**9, "h": 3_600 * 10**9, "m": 60 * 10**9, "s": 10**9,
+            "ms": 10**6, "us": 10**3, "ns": 1}
+
+
+def _ns_of(value: Any) -> tuple[Any, Any]:
+    """A datetime64 value or array of any unit in nanoseconds, and what numpy's conversion
+    silently lost, if anything: `"range"` for an instant outside what int64 nanoseconds
+    hold (numpy wraps it), or the unit of digits below a nanosecond (numpy drops them).
+
+    Found by comparing ticks: an instant converts exactly when its nanoseconds divided by
+    the nanoseconds of its unit give its ticks back. (numpy's own conversion back, from
+    nanoseconds to days, misreads the first days of the range.)"""
+    unit, count = np.datetime_data(value.dtype)
+    if unit in ("Y", "M"):
+        value, unit, count = value.astype("datetime64[D]"), "D", 1  # whole days, exactly
+    ns = value.astype("datetime64[ns]")
+    nat = np.isnat(value)
+    if unit in _UNIT_NS:
+        per_tick = _UNIT_NS[unit] * count
+        ticks, ns_ticks = value.astype(np.int64), ns.astype(np.int64)  # in native byte order
+        exact = (ns_ticks // per_tick == ticks) & (ns_ticks % per_tick == 0)
+        return ns, None if np.all(exact | nat) else "range"
+    # Below a nanosecond: the conversion divides, so only digits can be lost.
+    exact = ns.astype(value.dtype) == value
+    return ns, None if np.all(exact | nat) else unit
 
 
 def timestamps(value: Any, label: str) -> np.ndarray:

@@ -113,26 +113,10 @@ fn datetime64_ns(value: &Bound<'_, PyAny>) -> PyResult<i64> {
 }
 
 /// `value` (a datetime64 array of any unit, or anything `numpy.datetime64` takes) in
-/// nanoseconds. numpy wraps instants outside 1677-09-21 .. 2262-04-11 silently; those are
-/// refused here, found by converting back.
+/// nanoseconds; instants numpy would wrap or cut refused (`atlas._dtypes.checked_ns`, the
+/// check the Python layer makes of arrays).
 fn checked_ns<'py>(value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let np = numpy(value.py())?;
-    let natural = if is_instance_of_numpy(value, "ndarray")? {
-        value.clone()
-    } else {
-        np.getattr("datetime64")?.call1((value,))?
-    };
-    let ns = natural.call_method1("astype", ("datetime64[ns]",))?;
-    let back = ns.call_method1("astype", (natural.getattr("dtype")?,))?;
-    let equal = np.getattr("equal")?.call1((&back, &natural))?;
-    let same = np.getattr("logical_or")?.call1((equal, np.getattr("isnat")?.call1((&natural,))?))?;
-    if !np.getattr("all")?.call1((same,))?.is_truthy()? {
-        return err(
-            Kind::InvalidArgument,
-            format!("timestamp {natural} is outside what nanoseconds since 1970 hold (1677-09-21 to 2262-04-11)"),
-        );
-    }
-    Ok(ns)
+    value.py().import("atlas._dtypes")?.getattr("checked_ns")?.call1((value,))
 }
 
 fn is_instance_of_numpy(value: &Bound<'_, PyAny>, class: &str) -> PyResult<bool> {
@@ -304,10 +288,16 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
                 return err(Kind::DTypeMismatch, format!("attribute of dtype {dtype} needs an int, got {value:?}"));
             }
         };
-        if v < lo || v > hi {
-            return out_of_range(value, dtype);
+        if (lo..=hi).contains(&v) {
+            return Ok(AttrValue::Int(v as i64));
         }
-        return Ok(AttrValue::Int(v as i64));
+        if matches!(lower.as_str(), "uint64" | "u8") && v > hi && v <= u64::MAX.into() {
+            // In range for the dtype named; attributes keep integers as int64.
+            let detail =
+                format!("attribute value {value} is past what attributes hold: integers are int64 (up to 2**63-1)");
+            return err(Kind::InvalidArgument, detail);
+        }
+        return out_of_range(value, dtype);
     }
     let float = || match value.extract::<f64>() {
         Ok(v) => Ok(v),

@@ -116,6 +116,21 @@ def test_index_arrays_of_any_integer_dtype_and_empty_ones_read_like_numpy(cube):
         arr[np.array([2**64 - 1], np.uint64)]  # not -1 once taken as a signed index
 
 
+def test_in_asks_whether_any_element_equals_the_value_as_numpy_does(cube):
+    arr, full = cube
+    assert (5 in arr) == (5 in full) == True and (-7 in arr) == (-7 in full) == False  # noqa: E712
+    assert (full[1] in arr) == (full[1] in full)
+
+
+def test_an_element_selected_with_an_ellipsis_is_a_0d_array_as_in_numpy(cube, ds):
+    arr, full = cube
+    for key in [(1, 2, 3, ...), (..., 1, 2, 3), (1, ..., 2, 3), (-1, -1, -1, ...), (1, 2, 3)]:
+        got, want = arr[key], full[key]
+        assert type(got) is type(want) and np.shape(got) == np.shape(want) and got == want, key
+    ds["s"] = np.array(["a", "bc"], dtype=object)
+    assert ds["s"][1, ...].dtype == object and ds["s"][1, ...][()] == "bc" and ds["s"][1] == "bc"
+
+
 def test_an_empty_selection_still_checks_the_value_and_iteration_goes_by_rows(cube):
     arr, full = cube
     with pytest.raises(ValueError):

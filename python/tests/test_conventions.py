@@ -379,6 +379,21 @@ def test_timestamps_numpy_would_wrap_are_refused(ds):
     with pytest.raises(atlas.InvalidArgumentError, match="below a nanosecond"):
         t[:] = np.array([1500], "datetime64[ps]")
     np.testing.assert_array_equal(t[:], before)
+    # The first and last days nanoseconds hold are taken in any unit (numpy's own conversion
+    # back from nanoseconds misreads the first ones), as values, attributes and fill values.
+    for first, last in [(np.datetime64("1677-09-22"), np.datetime64("2262-04-11")),
+                        (np.datetime64("1677-09-21T00:12:44"), np.datetime64("2262-04-11T23:47:16")),
+                        (np.datetime64("1677-10", "M"), np.datetime64("2262-04", "M"))]:
+        t[:] = [first, last]
+        assert t[:].tolist() == [first.astype("M8[ns]").item(), last.astype("M8[ns]").item()]
+        ds.attrs["first"] = first
+        assert ds.attrs["first"] == first
+        ds.define_array(f"f{first}", "timestamp", None, [1], fill_value=first)
+    for outside in [np.datetime64("1677-09-21"), np.datetime64("1677-09-21T00:12:43"), np.datetime64("2262-04-12")]:
+        with pytest.raises(atlas.InvalidArgumentError, match="2262-04-11T23:47:16.854775807"):
+            t[0] = outside
+        with pytest.raises(atlas.InvalidArgumentError, match="2262-04-11T23:47:16.854775807"):
+            ds.attrs["outside"] = outside
 
 
 def test_timestamps_are_given_as_datetime64_datetimes_dates_strings_or_nanoseconds(ds):

@@ -229,6 +229,11 @@ def test_datetime64_arrays_are_stored_as_timestamps_in_any_unit(ds, unit):
 
 
 def test_attribute_errors_and_mapping_view(ds):
+    # A uint64 past int64 is refused for what attributes hold, not as out of the dtype's range.
+    with pytest.raises(atlas.InvalidArgumentError, match=r"integers are int64 \(up to 2\*\*63-1\)"):
+        ds.set_attribute("k", 2**64 - 1, "uint64")
+    with pytest.raises(atlas.InvalidArgumentError, match="out of range for uint8"):
+        ds.set_attribute("k", 2**64 - 1, "uint8")
     # A number out of range is a ValueError, however far out, as a fill value is.
     for value, dtype in [(300, "int8"), (2**200, "int8"), (10**400, "float64"), (1e300, "float32"), (2, "bool"), (2**64, "bool")]:
         with pytest.raises(atlas.InvalidArgumentError, match="out of range"):
@@ -305,3 +310,14 @@ def test_assigning_data_to_a_new_name_defines_the_array(ds):
     with pytest.raises(atlas.InvalidArgumentError, match="unsupported dtype"):
         ds["h"] = np.zeros(2, np.float16)
     assert sorted(ds) == ["f", "s", "t", "z"]
+
+
+def test_handles_of_a_deleted_dataset_still_show_themselves(ds):
+    ds["a"] = [1, 2]
+    arr, attrs = ds["a"], ds["a"].attrs
+    ds.store.delete_dataset(ds.name)
+    assert repr(ds) == "<atlas.DatasetView 'd' (deleted)>" and "(deleted)" in ds._repr_html_()
+    assert repr(arr) == "<atlas.Array 'd/a' (deleted)>" and "(deleted)" in arr._repr_html_()
+    assert repr(attrs) == "<atlas.Attributes of a deleted dataset or array>"
+    with pytest.raises(atlas.NotFoundError):
+        arr[...]
