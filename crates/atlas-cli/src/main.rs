@@ -15,6 +15,7 @@ mod slice;
 mod transfer;
 mod values;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -81,7 +82,8 @@ enum Command {
         json: bool,
     },
     /// Statistics of an array: count, nulls, min, max, sum, mean (read from the block
-    /// index, no data is decoded).
+    /// index, no data is decoded). Nulls are the values equal to the array's fill value (0
+    /// unless it was given one), NaN and missing timestamps; the other statistics leave them out.
     Stats {
         /// The store directory.
         store: PathBuf,
@@ -310,7 +312,7 @@ fn main() -> ExitCode {
 }
 
 /// `e` and its causes, joined by ": ", each cause once: Atlas's I/O errors already end
-/// with the OS error they carry as their source.
+/// with the OS error they carry as their source. Printable (see [`printable`]).
 fn error_message(e: &anyhow::Error) -> String {
     let mut message = String::new();
     for cause in e.chain() {
@@ -322,7 +324,18 @@ fn error_message(e: &anyhow::Error) -> String {
             message.push_str(&text);
         }
     }
-    message
+    printable(&message).into_owned()
+}
+
+/// `text` with its control characters escaped (`\0`, `\u{1b}`): a message may quote bytes
+/// of a damaged file, which must not reach a terminal as control codes.
+fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect(),
+    )
 }
 
 /// Standard output whose write errors name it (`standard output: No space left on
@@ -411,6 +424,12 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Info { store, json } => report::info(&open_store(&store)?, json, out)?,
         Command::Ls { store, dataset, json } => {
             let store = open_store(&store)?;
+            if let Some((name, (dataset, _))) = dataset.as_deref().and_then(|name| Some((name, name.split_once('/')?)))
+            {
+                // No dataset name holds a `/`: this names an array.
+                let path = store.path().display();
+                return Err(anyhow!("{name} names an array; `atlas ls {path} {dataset}` lists its dataset's arrays"));
+            }
             let dataset = dataset.map(|name| open_dataset(&store, &name)).transpose()?;
             report::ls(&store, dataset.as_ref(), json, out)?;
         }
@@ -649,20 +668,17 @@ fn write_verify_report(
         let file = b.path.display();
         match (&b.array, &b.coord, b.offset_bytes) {
             (Some(array), Some(coord), Some(offset)) => {
-                writeln!(out, "BAD {array} chunk {coord:?} file {file} offset {offset}: {}", b.detail)?;
+                writeln!(out, "BAD {array} chunk {coord:?} file {file} offset {offset}: {}", printable(&b.detail))?;
             }
-            _ => writeln!(out, "BAD file {file}: {}", b.detail)?,
+            _ => writeln!(out, "BAD file {file}: {}", printable(&b.detail))?,
         }
     }
-    let arrays = match report.arrays {
-        1 => "1 array".to_string(),
-        n => format!("{n} arrays"),
-    };
+    let arrays = report::counted(report.arrays, "array");
     let checked = report.blocks_checked;
     match report.bad_blocks.len() {
-        0 => writeln!(out, "ok: {checked} blocks in {arrays} verified")?,
+        0 => writeln!(out, "ok: {} in {arrays} verified", report::counted(checked, "block"))?,
         _ if !opened => writeln!(out, "the store does not open because of the file above: no block was checked")?,
-        n => writeln!(out, "{n} bad of {checked} blocks checked in {arrays}")?,
+        n => writeln!(out, "{n} bad of {} checked in {arrays}", report::counted(checked, "block"))?,
     }
     Ok(())
 }
@@ -761,13 +777,13 @@ fn recompress(
     let spinner = progress::spinner("committing", quiet);
     store.flush()?;
     spinner.finish_and_clear();
-    let shuffle = shuffle.map_or("unchanged".to_string(), |shuffle| format!("{shuffle:?}").to_lowercase());
     writeln!(
         out,
-        "recompressed {} {} (of {total} blocks) to {}, shuffle {shuffle}",
-        arrays.len(),
-        if arrays.len() == 1 { "array" } else { "arrays" },
-        report::codec_text(codec)
+        "recompressed {} (of {}) to {}, shuffle {}",
+        report::counted(arrays.len() as u64, "array"),
+        report::counted(total, "block"),
+        report::codec_text(codec),
+        shuffle.map_or("unchanged", Shuffle::name),
     )?;
     Ok(())
 }
@@ -807,6 +823,14 @@ mod tests {
     use ndarray::Array1;
 
     use super::*;
+
+    #[test]
+    fn messages_quoting_control_bytes_reach_the_terminal_escaped() {
+        let e = anyhow!("unknown field `next\0\0rray_id`").context("atlas.json: corrupt");
+        assert_eq!(error_message(&e), "atlas.json: corrupt: unknown field `next\\0\\0rray_id`");
+        assert_eq!(printable("\u{1b}[31mred\u{9b}"), "\\u{1b}[31mred\\u{9b}");
+        assert!(matches!(printable("ü plain"), Cow::Borrowed("ü plain")));
+    }
 
     #[test]
     fn a_whole_store_recompress_takes_in_an_array_another_process_added_since_the_store_was_opened() {

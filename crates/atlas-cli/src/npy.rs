@@ -224,8 +224,8 @@ pub fn read_header(reader: &mut dyn Read, path: &Path) -> Result<Header> {
     reader.read_exact(&mut preamble).map_err(|e| short_read(&e, path, "the .npy preamble"))?;
     if &preamble[..6] != MAGIC {
         let hint = match sniff(&preamble) {
-            Compression::Gz => "; it is gzip-compressed: name it .npy.gz",
-            Compression::Zst => "; it is zstd-compressed: name it .npy.zst",
+            Compression::Gz => "; it is gzip-compressed: name it .npy.gz, or give it on standard input as -",
+            Compression::Zst => "; it is zstd-compressed: name it .npy.zst, or give it on standard input as -",
             Compression::None => "",
         };
         bail!("{name}: not a .npy file (it does not start with \\x93NUMPY){hint}");

@@ -12,6 +12,11 @@ use crate::inspect::{self, BlockSummary};
 use crate::slice::Selection;
 use crate::values::{Cell, dispatch, float_text, iso8601};
 
+/// `n` and `noun`, the noun in the plural unless `n` is 1: `1 block`, `3 blocks`.
+pub fn counted(n: u64, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 /// `1.5 MiB`: bytes in binary units.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -175,8 +180,8 @@ fn info_text(store: &Atlas, facts: &StoreFacts<'_>, out: &mut dyn Write) -> Resu
         Some(r) => writeln!(out, ", ratio {r:.2}")?,
         None => writeln!(out)?,
     }
-    let files = if disk.fragment_files == 1 { "file" } else { "files" };
-    writeln!(out, "on disk     {} in {} fragment {files}", human_bytes(disk.fragment_bytes), disk.fragment_files)?;
+    let files = counted(disk.fragment_files, "fragment file");
+    writeln!(out, "on disk     {} in {files}", human_bytes(disk.fragment_bytes))?;
     for (ds_name, _, arrays) in &facts.datasets {
         writeln!(out)?;
         writeln!(out, "{ds_name}/")?;
@@ -223,7 +228,7 @@ pub fn ls(store: &Atlas, dataset: Option<&Dataset>, json_out: bool, out: &mut dy
         } else {
             let width = rows.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0);
             for (name, n) in rows {
-                writeln!(out, "{name:width$}  {n} {}", if n == 1 { "array" } else { "arrays" })?;
+                writeln!(out, "{name:width$}  {}", counted(n as u64, "array"))?;
             }
         }
         return Ok(());
@@ -311,10 +316,15 @@ fn sum_json(sum: f64, dtype: DType) -> Json {
 fn mean_text(mean: Option<f64>, dtype: DType) -> String {
     match (mean, dtype) {
         (None, _) | (_, DType::String) => "-".to_string(),
-        #[allow(clippy::cast_possible_truncation)] // a mean of i64 values fits i64
-        (Some(m), DType::Timestamp) => iso8601(m.round() as i64),
+        (Some(m), DType::Timestamp) => iso8601(mean_instant(m)),
         (Some(m), _) => float_text(m),
     }
+}
+
+/// A mean of timestamps as the instant it is, to the nearest nanosecond.
+#[allow(clippy::cast_possible_truncation)] // a mean of i64 values fits i64
+fn mean_instant(mean: f64) -> i64 {
+    mean.round() as i64
 }
 
 /// `atlas stats`.
@@ -335,6 +345,9 @@ pub fn stats(handle: &ArrayHandle, label: &str, blocks: bool, json_out: bool, ou
         doc["stats"]["min"] = extreme_json(stats.min, meta.dtype);
         doc["stats"]["max"] = extreme_json(stats.max, meta.dtype);
         doc["stats"]["sum"] = sum_json(stats.sum, meta.dtype);
+        if let (Some(mean), DType::Timestamp) = (stats.mean, meta.dtype) {
+            doc["stats"]["mean"] = json!(mean_instant(mean)); // nanoseconds, as min and max
+        }
         if blocks {
             doc["block_stats"] = block_stats
                 .iter()

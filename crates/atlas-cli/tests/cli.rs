@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use atlas::{ArraySpec, Atlas, AttrValue, Codec, DType, Shuffle, StoreConfig};
 use ndarray::{Array1, Array2, Array3, ArrayD};
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 use serde_json::Value as Json;
 use tempfile::TempDir;
@@ -231,6 +232,8 @@ fn ls_lists_datasets_then_one_datasets_arrays() {
     opened.flush().unwrap();
     let text = stdout_of(atlas().arg("ls").arg(&store));
     assert_eq!(text, "donn\u{e9}es  0 arrays\nempty    0 arrays\nrun42    4 arrays\n");
+    let array = atlas().arg("ls").arg(&store).arg("run42/temp").assert().code(1);
+    array.stderr(contains("run42/temp names an array; `atlas ls ").and(contains(" run42` lists its dataset's arrays")));
     let text = stdout_of(atlas().arg("attrs").arg(&store).arg("donn\u{e9}es"));
     assert_eq!(text, "cl\u{e9}  int       1\n");
 }
@@ -264,6 +267,11 @@ fn stats_reports_counts_extremes_and_blocks() {
     assert_eq!(
         (&doc["stats"]["sum"], &doc["block_stats"][0]["sum"]),
         (&serde_json::Value::Null, &serde_json::Value::Null)
+    );
+    // Its mean in nanoseconds, as min and max are.
+    assert_eq!(
+        (doc["stats"]["mean"].as_i64(), doc["stats"]["min"].as_i64()),
+        (Some(850_000_000_000_000_000), Some(-1))
     );
     atlas()
         .arg("stats")
@@ -438,6 +446,14 @@ fn verify_passes_a_sound_store() {
     let dir = TempDir::new().unwrap();
     let store = sample_store(&dir);
     atlas().arg("verify").arg(&store).assert().success().stdout("ok: 4 blocks in 4 arrays verified\n").stderr("");
+    let one = dir.path().join("one");
+    let ds = Atlas::create(&one, StoreConfig::default()).unwrap().create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::UInt8, [2]))
+        .unwrap()
+        .write(&[0], Array1::from(vec![1u8, 2]).view())
+        .unwrap();
+    drop(ds);
+    atlas().arg("verify").arg(&one).assert().success().stdout("ok: 1 block in 1 array verified\n");
     let doc = json_of(atlas().arg("verify").arg(&store).arg("--json"));
     assert_eq!(doc["ok"], true);
     assert_eq!(doc["blocks_checked"], 4);
