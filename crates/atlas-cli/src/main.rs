@@ -396,6 +396,20 @@ fn open_dataset(store: &Atlas, name: &str) -> Result<Dataset> {
     })
 }
 
+/// `atlas ls`: the store's datasets, or the arrays of `dataset`.
+fn ls(path: &Path, dataset: Option<&str>, json: bool, out: &mut dyn Write) -> Result<()> {
+    let store = open_store(path)?;
+    if let Some((name, (dataset, _))) = dataset.and_then(|name| Some((name, name.split_once('/')?))) {
+        // No dataset name holds a `/`: this names an array.
+        return Err(anyhow!(
+            "{name} names an array; `atlas ls {} {dataset}` lists its dataset's arrays",
+            path.display()
+        ));
+    }
+    let dataset = dataset.map(|name| open_dataset(&store, name)).transpose()?;
+    report::ls(&store, dataset.as_ref(), json, out)
+}
+
 /// Opens an array; a missing one is named as [`open_dataset`] does.
 fn open_array(store: &Atlas, path: &ArrayPath) -> Result<ArrayHandle> {
     open_dataset(store, &path.dataset)?.array(&path.array).map_err(|e| match e {
@@ -422,17 +436,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Info { store, json } => report::info(&open_store(&store)?, json, out)?,
-        Command::Ls { store, dataset, json } => {
-            let store = open_store(&store)?;
-            if let Some((name, (dataset, _))) = dataset.as_deref().and_then(|name| Some((name, name.split_once('/')?)))
-            {
-                // No dataset name holds a `/`: this names an array.
-                let path = store.path().display();
-                return Err(anyhow!("{name} names an array; `atlas ls {path} {dataset}` lists its dataset's arrays"));
-            }
-            let dataset = dataset.map(|name| open_dataset(&store, &name)).transpose()?;
-            report::ls(&store, dataset.as_ref(), json, out)?;
-        }
+        Command::Ls { store, dataset, json } => ls(&store, dataset.as_deref(), json, out)?,
         Command::Stats { store, array, blocks, json } => {
             let handle = open_array(&open_store(&store)?, &array)?;
             report::stats(&handle, &array.to_string(), blocks, json, out)?;
