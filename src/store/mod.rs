@@ -37,7 +37,7 @@ use self::attrs::AttrTarget;
 use self::state::{Inner, State};
 use crate::error::{EntityKind, Error, Result};
 use crate::io;
-use crate::meta::{Codec, DatasetMeta, Shuffle, StoreMeta, meta_file_name, validate_name};
+use crate::meta::{Codec, DatasetMeta, MetaCompression, MetaFormat, Shuffle, StoreMeta, meta_file_name, validate_name};
 
 /// A store: one directory holding a metadata file and fragment files.
 ///
@@ -139,8 +139,14 @@ impl Atlas {
     /// The name of the metadata file the next commit writes, e.g. `atlas.json`.
     #[must_use]
     pub fn meta_file_name(&self) -> &'static str {
-        let (format, compression) = self.inner.read().encoding;
+        let (format, compression) = self.meta_encoding();
         meta_file_name(format, compression)
+    }
+
+    /// The format and compression of the metadata file the next commit writes.
+    #[must_use]
+    pub fn meta_encoding(&self) -> (MetaFormat, MetaCompression) {
+        self.inner.read().encoding
     }
 
     /// The generation of the last commit this handle made or saw.

@@ -133,15 +133,16 @@ enum Command {
         json: bool,
     },
     /// Rewrite the metadata file in another encoding (crash-safe).
+    #[command(group(clap::ArgGroup::new("encoding").args(["format", "compression"]).required(true).multiple(true)))]
     ConvertMeta {
         /// The store directory.
         store: PathBuf,
-        /// Serialisation.
+        /// Serialisation (default: the one the store has).
         #[arg(long)]
-        format: MetaFormatArg,
-        /// Compression of the metadata file.
-        #[arg(long, default_value = "none")]
-        compression: MetaCompressionArg,
+        format: Option<MetaFormatArg>,
+        /// Compression of the metadata file (default: the one the store has).
+        #[arg(long)]
+        compression: Option<MetaCompressionArg>,
     },
     /// Re-encode the blocks of the store, or of one array, with another codec. Values and
     /// checksums do not change; the codec becomes the default for new blocks.
@@ -689,21 +690,22 @@ fn write_verify_report(
 
 fn convert_meta(
     path: &Path,
-    format: MetaFormatArg,
-    compression: MetaCompressionArg,
+    format: Option<MetaFormatArg>,
+    compression: Option<MetaCompressionArg>,
     quiet: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
     let store = open_store(path)?;
-    let format = match format {
+    let (format_now, compression_now) = store.meta_encoding();
+    let format = format.map_or(format_now, |format| match format {
         MetaFormatArg::Json => MetaFormat::Json,
         MetaFormatArg::Msgpack => MetaFormat::MsgPack,
-    };
-    let compression = match compression {
+    });
+    let compression = compression.map_or(compression_now, |compression| match compression {
         MetaCompressionArg::None => MetaCompression::None,
         MetaCompressionArg::Zstd => MetaCompression::Zstd,
         MetaCompressionArg::Lz4 => MetaCompression::Lz4,
-    };
+    });
     let before_bytes = inspect::disk_usage(&store)?.meta_bytes;
     // After `disk_usage`, which moves to a newer commit if the file was renamed meanwhile.
     let before = store.meta_file_name();

@@ -602,6 +602,12 @@ fn convert_meta_rewrites_the_metadata_file_in_the_new_encoding() {
     let doc = json_of(atlas().arg("info").arg(&store).arg("--json"));
     assert_eq!((doc["meta_format"].as_str(), doc["meta_compression"].as_str()), (Some("msgpack"), Some("zstd")));
     atlas().arg("convert-meta").arg(&store).args(["--format", "yaml"]).assert().code(2);
+    // What is not given stays as it is; giving neither is a usage error.
+    stdout_of(atlas().arg("convert-meta").arg(&store).args(["--format", "json"]));
+    assert_eq!(Atlas::open(&store).unwrap().meta_file_name(), "atlas.json.zst");
+    stdout_of(atlas().arg("convert-meta").arg(&store).args(["--compression", "lz4"]));
+    assert_eq!(Atlas::open(&store).unwrap().meta_file_name(), "atlas.json.lz4");
+    atlas().arg("convert-meta").arg(&store).assert().code(2).stderr(contains("--format"));
 }
 
 fn temp_values(store: &Path) -> ArrayD<f32> {
