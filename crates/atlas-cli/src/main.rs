@@ -23,7 +23,9 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use anyhow::{Context, Result, anyhow};
-use atlas::{ArrayHandle, Atlas, Codec, Dataset, EntityKind, Error, MetaCompression, MetaFormat, Shuffle, StoreConfig};
+use atlas::{
+    ArrayHandle, Atlas, Codec, Dataset, EntityKind, Error, MetaCompression, MetaFormat, Scalar, Shuffle, StoreConfig,
+};
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -189,6 +191,10 @@ enum Command {
         /// Dimension names of the new array, e.g. `time,depth`.
         #[arg(long, value_delimiter = ',')]
         dims: Option<Vec<String>>,
+        /// Fill value of the new array, e.g. `nan` or `-999` (default 0): what unwritten
+        /// elements read as, and the value statistics count as null.
+        #[arg(long, value_parser = parse_fill_value, allow_hyphen_values = true)]
+        fill_value: Option<Scalar>,
         /// Write into an existing array of the same dtype and shape.
         #[arg(long)]
         overwrite: bool,
@@ -397,6 +403,18 @@ fn open_dataset(store: &Atlas, name: &str) -> Result<Dataset> {
     })
 }
 
+/// A number as a fill value: an integer (signed, or unsigned past i64), else a float
+/// (`nan`, `inf` and `-inf` included). Whether it fits the array's dtype is the schema's
+/// check.
+fn parse_fill_value(text: &str) -> Result<Scalar, String> {
+    let text = text.trim();
+    text.parse()
+        .map(Scalar::Int)
+        .or_else(|_| text.parse().map(Scalar::UInt))
+        .or_else(|_| text.parse().map(Scalar::Float))
+        .map_err(|_| format!("{text:?} is not a number"))
+}
+
 /// `atlas ls`: the store's datasets, or the arrays of `dataset`.
 fn ls(path: &Path, dataset: Option<&str>, json: bool, out: &mut dyn Write) -> Result<()> {
     let store = open_store(path)?;
@@ -488,8 +506,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             recompress(&open_store(&store)?, array.as_ref(), codec, shuffle, quiet, out)?;
         }
         Command::Compact { store, json } => compact(&store, json, quiet, out)?,
-        Command::Import { store, array, file, chunks, dims, overwrite, create, slab_bytes } => {
-            let options = ImportOptions { chunks, dims, overwrite, slab_bytes };
+        Command::Import { store, array, file, chunks, dims, fill_value, overwrite, create, slab_bytes } => {
+            let options = ImportOptions { chunks, dims, fill_value, overwrite, slab_bytes };
             import(&store, &array, &file, create, &options, quiet, out)?;
         }
         Command::Export { store, array, file, compression, force, slab_bytes } => {

@@ -10,7 +10,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use atlas::{ArrayHandle, ArrayMeta, ArraySpec, Atlas, DType, Dataset, Error};
+use atlas::{ArrayHandle, ArrayMeta, ArraySpec, Atlas, DType, Dataset, Error, Scalar};
 use indicatif::ProgressBar;
 use ndarray::{ArrayViewD, IxDyn};
 
@@ -28,6 +28,8 @@ pub struct ImportOptions {
     pub chunks: Option<Vec<u64>>,
     /// Dimension names of a new array.
     pub dims: Option<Vec<String>>,
+    /// Fill value of a new array (default 0).
+    pub fill_value: Option<Scalar>,
     /// Write into an existing array of the same dtype and shape.
     pub overwrite: bool,
     /// Raw bytes per slab.
@@ -91,6 +93,9 @@ pub fn import(
         if let Some(dims) = &options.dims {
             spec = spec.dims(dims.clone());
         }
+        if let Some(fill) = options.fill_value {
+            spec = spec.fill_value(fill);
+        }
         match dataset_handle.define_array(array, spec) {
             Err(Error::AlreadyExists { .. }) => {
                 existing_array(&dataset_handle, (dataset, array), file, &header, options)?
@@ -152,12 +157,16 @@ fn existing_array(
     }
     if options.chunks.as_ref().is_some_and(|chunks| *chunks != meta.chunk_shape)
         || options.dims.as_ref().is_some_and(|dims| *dims != meta.dims)
+        || options
+            .fill_value
+            .is_some_and(|fill| fill.to_le_bytes(meta.dtype) != meta.fill_value.to_le_bytes(meta.dtype))
     {
         bail!(
-            "array {dataset}/{array} exists with chunks {:?} and dims {:?}: --chunks and --dims only shape a new \
-             array",
+            "array {dataset}/{array} exists with chunks {:?}, dims {:?} and fill value {}: --chunks, --dims and \
+             --fill-value only shape a new array",
             meta.chunk_shape,
-            meta.dims
+            meta.dims,
+            meta.fill_value
         );
     }
     Ok(dataset_handle.array(array)?)
@@ -466,7 +475,7 @@ mod tests {
     }
 
     fn import_into(store: &Atlas, target: (&str, &str), file: &Path, overwrite: bool) -> Result<Moved> {
-        let options = ImportOptions { chunks: None, dims: None, overwrite, slab_bytes: 1 << 20 };
+        let options = ImportOptions { chunks: None, dims: None, fill_value: None, overwrite, slab_bytes: 1 << 20 };
         let imported = import(store, target, file, open_source(file)?, &options, true);
         store.discard();
         imported

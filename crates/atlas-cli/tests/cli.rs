@@ -1384,3 +1384,41 @@ fn a_failed_write_to_standard_output_says_so() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("standard output: No space left on device"), "{stderr}");
 }
+
+#[test]
+fn import_gives_a_new_array_the_fill_value_asked_for() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("s");
+    let file = dir.path().join("f.npy");
+    let body: Vec<u8> = [0.0f32, 1.5, f32::NAN].iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&file, npy("<f4", &[3], &body)).unwrap();
+    atlas()
+        .arg("import")
+        .arg(&store)
+        .arg("d/f")
+        .arg(&file)
+        .args(["--create", "--fill-value", "nan"])
+        .assert()
+        .success();
+    // Zero is a value now, NaN the one null.
+    let doc = json_of(atlas().arg("stats").arg(&store).args(["d/f", "--json"]));
+    assert_eq!((doc["stats"]["count"].as_u64(), doc["stats"]["null_count"].as_u64()), (Some(2), Some(1)));
+    let meta = Atlas::open(&store).unwrap().open_dataset("d").unwrap().array_meta("f").unwrap();
+    assert!(matches!(meta.fill_value, atlas::Scalar::Float(f) if f.is_nan()));
+    // Negative values; one the dtype cannot hold; text; another value for an existing array.
+    atlas().arg("import").arg(&store).arg("d/g").arg(&file).args(["--fill-value", "-999"]).assert().success();
+    let refused = atlas().arg("import").arg(&store).arg("d/h").arg(&file).args(["--fill-value", "1e99"]).assert();
+    refused.code(1).stderr(contains("does not fit dtype float32"));
+    atlas().arg("import").arg(&store).arg("d/h").arg(&file).args(["--fill-value", "x"]).assert().code(2);
+    let other =
+        atlas().arg("import").arg(&store).arg("d/f").arg(&file).args(["--overwrite", "--fill-value", "0"]).assert();
+    other.code(1).stderr(contains("--fill-value only shape a new array"));
+    atlas()
+        .arg("import")
+        .arg(&store)
+        .arg("d/f")
+        .arg(&file)
+        .args(["--overwrite", "--fill-value", "NaN"])
+        .assert()
+        .success();
+}
