@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import operator
 import os
 import threading
@@ -14,7 +15,7 @@ import numpy as np
 
 from . import _atlas, _html
 from ._array import Array, Attributes, _ints, _names, refuse_pickle, shown, shuffle_arg
-from ._atlas import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from ._atlas import AlreadyExistsError, DTypeMismatchError, InvalidArgumentError, NotFoundError
 from ._dtypes import dtype_name, timestamps
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -582,7 +583,7 @@ class DatasetView:
         and shape (default chunks, the store's codec), holding `data` once flushed. A name
         in use is refused (`AlreadyExistsError`): assign into that array with
         `ds[name][...] = data`."""
-        data = np.asarray(data)
+        data = _defining(data, f"{self.name}/{name}")
         try:
             array = self.define_array(name, data.dtype, None, data.shape)
         except AlreadyExistsError as e:
@@ -702,6 +703,25 @@ class DatasetView:
 
     def _repr_html_(self) -> str:
         return shown(lambda: _html.dataset_html(self), escape(self._gone()))
+
+
+def _defining(data: Any, label: str) -> np.ndarray:
+    """`data` as `ds[name] = data` stores it: as numpy makes it an array, but where numpy
+    keeps objects, text (str, bytes, None) makes a string array and dates and times
+    (`datetime`, `date`, None) a timestamp array; other objects are refused."""
+    array = np.asarray(data)
+    if array.dtype.kind != "O":
+        return array
+    values = [v for v in array.ravel() if v is not None]
+    if all(isinstance(v, (str, bytes)) for v in values):
+        return array
+    if values and all(isinstance(v, datetime.date) for v in values):
+        return timestamps(array, label)
+    kinds = sorted({type(v).__name__ for v in values})
+    raise DTypeMismatchError(
+        f"data for array {label} holds Python objects ({', '.join(kinds)}) that make no Atlas dtype: give a numpy "
+        "array of the dtype wanted, or define the array first"
+    )
 
 
 def _dim_names(dims: Any) -> Optional[list[str]]:

@@ -153,7 +153,11 @@ def _ns_of(value: Any) -> tuple[Any, Any]:
     nanoseconds to days, misreads the first days of the range.)"""
     unit, count = np.datetime_data(value.dtype)
     if unit in ("Y", "M"):
-        value, unit, count = value.astype("datetime64[D]"), "D", 1  # whole days, exactly
+        # To whole days first, which numpy wraps too for years past what days hold.
+        days = value.astype("datetime64[D]")
+        if not np.all((days.astype(value.dtype) == value) | np.isnat(value)):
+            return days.astype("datetime64[ns]"), "range"
+        value, unit, count = days, "D", 1
     ns = value.astype("datetime64[ns]")
     nat = np.isnat(value)
     if unit in _UNIT_NS:
@@ -182,7 +186,7 @@ def timestamps(value: Any, label: str) -> np.ndarray:
             raise DTypeMismatchError(f"values for timestamp array {label} are not dates or times: {e}") from None
     if array.dtype.kind == "M":
         # astype: in native byte order, the only one the extension takes.
-        return array.astype(_NS, copy=False) if np.datetime_data(array.dtype)[0] == "ns" else _to_ns(array, label)
+        return array.astype(_NS, copy=False) if np.datetime_data(array.dtype) == ("ns", 1) else _to_ns(array, label)
     if array.dtype.kind in "iu":
         if array.dtype == np.uint64 and array.size and int(array.max()) > np.iinfo(np.int64).max:
             raise DTypeMismatchError(f"nanosecond counts for array {label} do not fit int64")

@@ -12,7 +12,8 @@ How an `xarray.Dataset` maps onto an Atlas dataset:
 | `_FillValue` (attr or encoding), or the `fill_value` argument | the array's fill value |
 
 Missing values: unless told otherwise, float variables get a NaN fill, datetime64 ones NaT
-and strings "" (so masked cells count as nulls in the statistics); integers and bools keep
+and strings "" (masked cells read as the fill, and count as nulls in the statistics, as NaN
+and NaT always do); integers and bools keep
 Atlas's default of 0. Missing strings (None/NaN in an object array) are written as "" with a
 warning.
 """

@@ -287,17 +287,23 @@ def run_case(case: Case, data: np.ndarray, root: str, repeat: int) -> dict:
             continue
         # What the Python layer adds: the same write (+flush) and read through the Rust API
         # alone (timed inside the native module), alternated with the Python calls so both
-        # see the same machine.
+        # see the same machine. Both sides' times include making the store and the array
+        # (an fsync) or opening the store, made the same way.
         rust_path = os.path.join(root, f"{case.id}-rust")
 
         def rust_write():
             shutil.rmtree(rust_path, ignore_errors=True)
+            t = time.perf_counter()
             store = atlas.Atlas.create(rust_path, codec=case.atlas_codec, shuffle=case.atlas_shuffle)
             store.create_dataset("d").define_array("a", case.dtype, None, case.shape, case.chunk)
-            return _atlas._bench_rust_write(store._native, "d", "a", data)
+            made = time.perf_counter() - t
+            return made + _atlas._bench_rust_write(store._native, "d", "a", data)
 
         def rust_read():
-            return _atlas._bench_rust_read(atlas.Atlas.open(rust_path)._native, "d", "a")
+            t = time.perf_counter()
+            store = atlas.Atlas.open(rust_path)
+            opened = time.perf_counter() - t
+            return opened + _atlas._bench_rust_read(store._native, "d", "a")
 
         times = {"w": [], "r": [], "rw": [], "rr": []}
         for _ in range(repeat):

@@ -525,8 +525,8 @@ fn sum_of(sum: f64, dtype: DType) -> Option<f64> {
     (!matches!(dtype, DType::String | DType::Timestamp)).then_some(sum)
 }
 
-/// A mean of values; for timestamps an instant (`datetime64[ns]`, to the nearest
-/// nanosecond), as numpy's mean of them is.
+/// A mean of values; for timestamps an instant (`datetime64[ns]`), as numpy's mean of them
+/// is (the mean is a float: for today's dates it is within a few hundred nanoseconds).
 #[allow(clippy::cast_possible_truncation)] // a mean of i64 values is within their range
 fn mean_of<'py>(py: Python<'py>, mean: Option<f64>, dtype: DType) -> PyResult<Bound<'py, PyAny>> {
     match mean {

@@ -389,6 +389,14 @@ def test_timestamps_numpy_would_wrap_are_refused(ds):
         ds.attrs["first"] = first
         assert ds.attrs["first"] == first
         ds.define_array(f"f{first}", "timestamp", None, [1], fill_value=first)
+    # Months and years past what days hold, and multiples of a nanosecond, are checked too.
+    for wrapping in [np.array([606065638266394312], "M8[M]"), np.array([10**18], "M8[10ns]")]:
+        with pytest.raises(atlas.InvalidArgumentError, match="2262-04-11T23:47:16.854775807"):
+            t[:1] = wrapping
+        with pytest.raises(atlas.InvalidArgumentError, match="2262-04-11T23:47:16.854775807"):
+            ds.attrs["wrapping"] = wrapping[0]
+    t[:1] = np.array([10**17], "M8[10ns]")
+    assert t[0] == np.datetime64(10**18, "ns")
     for outside in [np.datetime64("1677-09-21"), np.datetime64("1677-09-21T00:12:43"), np.datetime64("2262-04-12")]:
         with pytest.raises(atlas.InvalidArgumentError, match="2262-04-11T23:47:16.854775807"):
             t[0] = outside

@@ -304,9 +304,13 @@ def test_assigning_data_to_a_new_name_defines_the_array(ds):
     with pytest.raises(atlas.AlreadyExistsError, match=r"ds\['f'\]\[\.\.\.\] = data"):
         ds["f"] = [0.0, 0.0]
     assert ds["f"][0] == 1.5
-    # Data the array cannot take leaves no array behind.
-    with pytest.raises(atlas.DTypeMismatchError):
-        ds["o"] = np.array([1, "a"], dtype=object)
+    # Objects: dates and times make a timestamp array, text a string array, others nothing.
+    ds["when"] = [datetime.datetime(2020, 1, 1, 12), None, datetime.date(2021, 1, 1)]
+    assert ds["when"].atlas_dtype == "timestamp" and np.isnat(ds["when"][1])
+    for objects in [np.array([1, "a"], dtype=object), [1, None], [2**70]]:
+        with pytest.raises(atlas.DTypeMismatchError, match="make no Atlas dtype"):
+            ds["o"] = objects
+    ds.delete_array("when")
     with pytest.raises(atlas.InvalidArgumentError, match="unsupported dtype"):
         ds["h"] = np.zeros(2, np.float16)
     assert sorted(ds) == ["f", "s", "t", "z"]

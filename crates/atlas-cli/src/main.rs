@@ -418,12 +418,15 @@ fn parse_fill_value(text: &str) -> Result<Scalar, String> {
 /// `atlas ls`: the store's datasets, or the arrays of `dataset`.
 fn ls(path: &Path, dataset: Option<&str>, json: bool, out: &mut dyn Write) -> Result<()> {
     let store = open_store(path)?;
-    if let Some((name, (dataset, _))) = dataset.and_then(|name| Some((name, name.split_once('/')?))) {
+    // `run42/`, as `atlas info` heads a dataset, is that dataset.
+    let dataset = dataset.map(|name| name.strip_suffix('/').unwrap_or(name));
+    if let Some((name, (dataset, array))) = dataset.and_then(|name| Some((name, name.split_once('/')?)))
+        && !dataset.is_empty()
+        && !array.is_empty()
+    {
         // No dataset name holds a `/`: this names an array.
-        return Err(anyhow!(
-            "{name} names an array; `atlas ls {} {dataset}` lists its dataset's arrays",
-            path.display()
-        ));
+        let path = path.display();
+        return Err(anyhow!("{name} names an array; `atlas ls {path} {dataset}` lists its dataset's arrays"));
     }
     let dataset = dataset.map(|name| open_dataset(&store, name)).transpose()?;
     report::ls(&store, dataset.as_ref(), json, out)
@@ -688,7 +691,8 @@ fn write_verify_report(
         return Ok(());
     }
     for b in &report.bad_blocks {
-        let file = b.path.display();
+        let file = b.path.display().to_string();
+        let file = printable(&file);
         match (&b.array, &b.coord, b.offset_bytes) {
             (Some(array), Some(coord), Some(offset)) => {
                 writeln!(out, "BAD {array} chunk {coord:?} file {file} offset {offset}: {}", printable(&b.detail))?;

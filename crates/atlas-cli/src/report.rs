@@ -202,7 +202,7 @@ fn info_text(store: &Atlas, facts: &StoreFacts<'_>, out: &mut dyn Write) -> Resu
 
 fn summary_line(meta: &ArrayMeta, s: &BlockSummary) -> String {
     let chunks: u64 = meta.chunk_grid().iter().product();
-    let mut line = format!("blocks {} of {chunks} chunks", s.blocks);
+    let mut line = format!("blocks {} of {}", s.blocks, counted(chunks, "chunk"));
     if !s.by_codec.is_empty() {
         let mix: Vec<String> = s.by_codec.iter().map(|(codec, n)| format!("{codec} {n}")).collect();
         line = format!("{line} ({})", mix.join(", "));
@@ -321,7 +321,8 @@ fn mean_text(mean: Option<f64>, dtype: DType) -> String {
     }
 }
 
-/// A mean of timestamps as the instant it is, to the nearest nanosecond.
+/// A mean of timestamps as an instant (the mean is a float: for today's dates it is within
+/// a few hundred nanoseconds).
 #[allow(clippy::cast_possible_truncation)] // a mean of i64 values fits i64
 fn mean_instant(mean: f64) -> i64 {
     mean.round() as i64
@@ -368,7 +369,7 @@ pub fn stats(handle: &ArrayHandle, label: &str, blocks: bool, json_out: bool, ou
     writeln!(out, "max     {}", scalar_text(stats.max, dtype))?;
     writeln!(out, "sum     {}", sum_text(stats.sum, dtype))?;
     writeln!(out, "mean    {}", mean_text(stats.mean, dtype))?;
-    writeln!(out, "blocks  {} of {chunks} chunks written", block_stats.len())?;
+    writeln!(out, "blocks  {} of {} written", block_stats.len(), counted(chunks, "chunk"))?;
     if blocks {
         writeln!(out)?;
         writeln!(out, "chunk\tcount\tmin\tmax\tsum")?;

@@ -173,13 +173,13 @@ fn info_shows_arrays_codec_mix_bytes_and_metadata_file() {
     assert!(text.contains(&line), "{text}");
     assert!(
         text.contains(
-            "  flags  uint8 [5]  chunks [5]  dims [dim_0]\n    blocks 1 of 1 chunks (fill 1), raw 0 B, stored 0 B\n"
+            "  flags  uint8 [5]  chunks [5]  dims [dim_0]\n    blocks 1 of 1 chunk (fill 1), raw 0 B, stored 0 B\n"
         ),
         "{text}"
     );
     assert!(
         // Stored raw: 20 bytes that a zstd frame does not make smaller.
-        text.contains("  names  string [3]  chunks [3]  dims [dim_0]\n    blocks 1 of 1 chunks (none 1)"),
+        text.contains("  names  string [3]  chunks [3]  dims [dim_0]\n    blocks 1 of 1 chunk (none 1)"),
         "{text}"
     );
 
@@ -234,6 +234,11 @@ fn ls_lists_datasets_then_one_datasets_arrays() {
     assert_eq!(text, "donn\u{e9}es  0 arrays\nempty    0 arrays\nrun42    4 arrays\n");
     let array = atlas().arg("ls").arg(&store).arg("run42/temp").assert().code(1);
     array.stderr(contains("run42/temp names an array; `atlas ls ").and(contains(" run42` lists its dataset's arrays")));
+    // A dataset as `atlas info` heads it.
+    assert_eq!(
+        stdout_of(atlas().arg("ls").arg(&store).arg("run42/")),
+        stdout_of(atlas().arg("ls").arg(&store).arg("run42"))
+    );
     let text = stdout_of(atlas().arg("attrs").arg(&store).arg("donn\u{e9}es"));
     assert_eq!(text, "cl\u{e9}  int       1\n");
 }
@@ -1304,7 +1309,7 @@ fn chunks_or_dims_for_an_existing_array_that_differ_from_its_own_are_refused() {
         .args(["--overwrite", "--chunks", "4"])
         .assert()
         .code(1)
-        .stderr(contains("--chunks and --dims only shape a new array"));
+        .stderr(contains("--chunks, --dims and --fill-value only shape a new array"));
     atlas().arg("import").arg(&store).arg("d/a").arg(&file).args(["--overwrite", "--chunks", "2"]).assert().success();
 }
 
