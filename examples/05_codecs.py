@@ -1,4 +1,4 @@
-"""Writes a smooth float32 field with zstd, lz4 and none, shuffle on, bytedelta and off, and prints
+"""Writes a smooth float32 field with zstd, lz4 and none, shuffle on, bytedelta, delta and off, and prints
 bytes on disk, compression ratio and write/read speed (the best of 3 reads). Then changes an array's codec
 mid-life and shows old and new blocks both read back exactly. The Python twin of
 05_codecs.rs.
@@ -40,7 +40,7 @@ def main():
     print(f"{'codec':<10} {'shuffle':<9} {'bytes':>12} {'ratio':>7} {'write MB/s':>12} {'read MB/s':>12}")
     with tempfile.TemporaryDirectory() as root:
         for label, codec in [("zstd-3", "zstd:3"), ("lz4", "lz4"), ("none", "none")]:
-            for shuffle in ("on", "bytedelta", "off"):
+            for shuffle in ("on", "bytedelta", "delta", "off"):
                 path = os.path.join(root, f"{label}-{shuffle}")
                 store = atlas.Atlas.create(path, codec=codec, shuffle=shuffle)
                 theta = store.create_dataset("ocean").define_array("theta", "float32", None, SHAPE, CHUNKS)

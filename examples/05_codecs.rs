@@ -1,4 +1,4 @@
-//! Writes a smooth float32 field with zstd, lz4 and none, shuffle on, bytedelta and off, and prints
+//! Writes a smooth float32 field with zstd, lz4 and none, shuffle on, bytedelta, delta and off, and prints
 //! bytes on disk, compression ratio and write/read speed (the best of 3 reads). Then changes an array's codec
 //! mid-life and shows old and new blocks both read back exactly.
 //!
@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
     let codecs = [("zstd-3", Codec::Zstd { level: 3 }), ("lz4", Codec::Lz4), ("none", Codec::None)];
     for (label, codec) in codecs {
-        for shuffle in [Shuffle::On, Shuffle::ByteDelta, Shuffle::Off] {
+        for shuffle in [Shuffle::On, Shuffle::ByteDelta, Shuffle::Delta, Shuffle::Off] {
             let path = root.path().join(format!("{label}-{shuffle:?}"));
             let store = Atlas::create(&path, StoreConfig { codec, shuffle, ..StoreConfig::default() })?;
             let ds = store.create_dataset("ocean")?;
@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             let bytes = data_bytes(&path)?;
             println!(
                 "{label:<10} {:<9} {bytes:>12} {:>6.2}x {:>12.0} {:>12.0}",
-                format!("{shuffle:?}").to_lowercase(),
+                shuffle.name(),
                 raw_bytes / bytes as f64,
                 raw_bytes / write_s / 1e6,
                 raw_bytes / read_s / 1e6

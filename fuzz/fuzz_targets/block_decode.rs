@@ -4,8 +4,8 @@
 //! when the reference decodes the block (and the checksum is the one of its bytes), Atlas
 //! must read exactly those values; when it does not, Atlas must return an error.
 //!
-//! Header bytes: codec id, filter (mod 4: none, shuffle, shuffle + byte delta, or the byte
-//! itself as the id), filter parameter, dtype, element count, flags (1: raw
+//! Header bytes: codec id, filter (mod 5: none, shuffle, shuffle + byte delta, element
+//! delta + shuffle, or the byte itself as the id), filter parameter, dtype, element count, flags (1: raw
 //! length from bytes 6-7, 2: wrong checksum, 4: fill entry, 8: keep stored bytes on a fill
 //! entry, 16: no zstd dictionary in the schema), raw length (u16 LE). The schema's
 //! dictionary is [`DICTIONARY`], raw content (zstd takes any bytes as one).
@@ -48,11 +48,20 @@ fn store() -> &'static PathBuf {
             .chunks(16)
             .flat_map(|plane| plane.iter().scan(0u8, |prev, &b| Some(b.wrapping_sub(std::mem::replace(prev, b)))))
             .collect();
-        for (codec, filter, bytes) in [(0u8, 0u8, &raw), (0, 1, &shuffled), (0, 2, &delta)] {
+        // The element delta of the values (as u32 bits), shuffled.
+        let bits: Vec<u32> = raw.chunks(4).map(|e| u32::from_le_bytes(e.try_into().expect("4 bytes"))).collect();
+        let steps: Vec<u8> = bits
+            .iter()
+            .scan(0u32, |prev, &v| Some(v.wrapping_sub(std::mem::replace(prev, v))))
+            .flat_map(u32::to_le_bytes)
+            .collect();
+        let steps: Vec<u8> =
+            (0..4).flat_map(|j| steps.iter().skip(j).step_by(4).copied().collect::<Vec<_>>()).collect();
+        for (codec, filter, bytes) in [(0u8, 0u8, &raw), (0, 1, &shuffled), (0, 2, &delta), (0, 3, &steps)] {
             // Parameter byte 3: element size 1 + 3 % 8 = 4.
             seed(&format!("none-{filter}"), &[&[codec, filter, 3, 3, 15, 0, 0, 0][..], bytes].concat());
         }
-        for (filter, bytes) in [(0u8, &raw), (1, &shuffled), (2, &delta)] {
+        for (filter, bytes) in [(0u8, &raw), (1, &shuffled), (2, &delta), (3, &steps)] {
             let zstd = zstd::bulk::compress(bytes, 3).expect("zstd");
             seed(&format!("zstd-{filter}"), &[&[1, filter, 3, 3, 15, 0, 0, 0][..], &zstd].concat());
             let lz4 = lz4_flex::block::compress(bytes);
@@ -121,10 +130,9 @@ fuzz_target!(init: { store(); }, |data: &[u8]| {
     let (header, stored) = data.split_at(8);
     let store = store();
     let codec = if header[0] >= 0xf0 { header[0] } else { header[0] % 4 };
-    let (filter, filter_param) = match header[1] % 4 {
+    let (filter, filter_param) = match header[1] % 5 {
         0 => (0, 0),
-        1 => (1, 1 + header[2] % 8),
-        2 => (2, 1 + header[2] % 8),
+        id @ 1..=3 => (id, 1 + header[2] % 8),
         _ => (header[1], header[2]),
     };
     let (dtype, size) = DTYPES[usize::from(header[3] % 8)];
@@ -135,12 +143,12 @@ fuzz_target!(init: { store(); }, |data: &[u8]| {
     let raw_len = if flags & 1 != 0 { claimed } else { natural };
     let is_fill = flags & 4 != 0;
     let stored = if is_fill && flags & 8 == 0 { &[][..] } else { stored };
-    let shuffle = matches!(filter, 1 | 2) && (1..=8).contains(&filter_param);
+    let shuffle = matches!(filter, 1..=3) && (1..=8).contains(&filter_param);
     let shuffle = shuffle.then_some(usize::from(filter_param));
     let known_ids = codec <= 3 && (filter == 0 && filter_param == 0 || shuffle.is_some());
     let dict = (flags & 16 == 0).then_some(DICTIONARY);
     let reference = if known_ids && !is_fill && raw_len <= 1 << 20 {
-        reference_decode(stored, codec, (shuffle, filter == 2), raw_len as usize, dict)
+        reference_decode(stored, codec, (shuffle, filter), raw_len as usize, dict)
     } else {
         None
     };

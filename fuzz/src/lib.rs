@@ -74,6 +74,10 @@ pub fn build_template(path: &Path) {
     d.define_array("f64d", spec).expect("define");
     d.write_array("f64d", &[0], ndarray::Array1::from_shape_fn(12, |i| 1000.0 + i as f64 * 0.25).view())
         .expect("write");
+    let spec = ArraySpec::new(DType::Int64, [12]).chunk_shape([6]).shuffle(Shuffle::Delta);
+    d.define_array("i64e", spec).expect("define");
+    d.write_array("i64e", &[0], ndarray::Array1::from_shape_fn(12, |i| (1 << 40) + i as i64 * 60).view())
+        .expect("write");
     d.define_array("b", ArraySpec::new(DType::Bool, [7]).chunk_shape([4]).codec(Codec::Lz4)).expect("define");
     d.write_array("b", &[0], arr1(&[true, false, true, true, false, false, true]).view()).expect("write");
     d.define_array("s", ArraySpec::new(DType::String, [5]).chunk_shape([3])).expect("define");
@@ -284,13 +288,13 @@ fn is_one_zstd_frame_of(stored: &[u8], raw_len: usize) -> bool {
 }
 
 /// Decodes a block as docs/FORMAT.md says (codec, then the running sum of each plane when
-/// `byte_delta`, then unshuffle), independently of Atlas: the oracle of `block_decode`.
-/// `None` when the stream does not decode to `raw_len` bytes (or is a dictionary block
-/// without a dictionary).
+/// the filter id is 2, then unshuffle, then the running sum of the elements when it is 3),
+/// independently of Atlas: the oracle of `block_decode`. `None` when the stream does not
+/// decode to `raw_len` bytes (or is a dictionary block without a dictionary).
 pub fn reference_decode(
     stored: &[u8],
     codec: u8,
-    (shuffle, byte_delta): (Option<usize>, bool),
+    (shuffle, filter): (Option<usize>, u8),
     raw_len: usize,
     dict: Option<&[u8]>,
 ) -> Option<Vec<u8>> {
@@ -323,7 +327,7 @@ pub fn reference_decode(
         }
         _ => return None,
     }
-    if let Some(k) = shuffle.filter(|_| byte_delta) {
+    if let Some(k) = shuffle.filter(|_| filter == 2) {
         let n = raw_len / k;
         for plane in 0..k {
             for i in 1..n {
@@ -340,6 +344,17 @@ pub fn reference_decode(
             }
         }
         raw = out;
+    }
+    if let Some(k) = shuffle.filter(|_| filter == 3) {
+        // Each whole element plus the one before it, as k-byte little-endian integers.
+        for i in 1..raw_len / k {
+            let mut carry = 0u16;
+            for j in 0..k {
+                let sum = u16::from(raw[i * k + j]) + u16::from(raw[(i - 1) * k + j]) + carry;
+                raw[i * k + j] = sum as u8;
+                carry = sum >> 8;
+            }
+        }
     }
     Some(raw)
 }

@@ -25,7 +25,8 @@ def _nothing_of(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
 
 
 def shuffle_arg(shuffle: Any) -> Optional[str]:
-    """`True`/`False`/`None` or `"on"`/`"off"`/`"auto"`/`"bytedelta"` as the native layer spells it."""
+    """`True`/`False`/`None` or `"on"`/`"off"`/`"auto"`/`"bytedelta"`/`"delta"` as the native layer
+    spells it."""
     if shuffle is None:
         return None
     if shuffle is True:
@@ -198,7 +199,7 @@ class Array:
         return self._native.storage()
 
     def blocks(self) -> list[dict[str, Any]]:
-        """Every live block: coord, codec, shuffled, byte_delta, is_fill, stored_bytes,
+        """Every live block: coord, codec, shuffled, byte_delta, delta, is_fill, stored_bytes,
         raw_bytes, checksum, path, offset_bytes, pending, staged."""
         return self._native.blocks()
 
@@ -569,7 +570,8 @@ class Array:
     # --- settings -----------------------------------------------------------------------
     def set_codec(self, codec: Optional[str], shuffle: Any = None) -> None:
         """Gives the array its own codec for new blocks (`None`: follow the store's);
-        `shuffle` (`"on"`, `"off"`, `"auto"`, `"bytedelta"` or a bool) likewise when given."""
+        `shuffle` (`"on"`, `"off"`, `"auto"`, `"bytedelta"`, `"delta"` or a bool) likewise when
+        given."""
         self._native.set_codec(codec, shuffle_arg(shuffle))
 
     def recompress(self, codec: str = "zstd", shuffle: Any = None) -> None:

@@ -167,9 +167,11 @@ class Atlas:
         codec: `"zstd"` (level 3), `"zstd:<level>"`, `"lz4"`, `"none"` (or `"uncompressed"`).
         meta_format: `"json"` or `"msgpack"` (`"mp"`); meta_compression: `"none"`, `"zstd"`,
         `"lz4"`. shuffle: byte shuffle before the codec, `"auto"` (on for dtypes wider than
-        one byte, unless the codec is none), `"on"`, `"off"`, a bool, or `"bytedelta"`
+        one byte, unless the codec is none), `"on"`, `"off"`, a bool, `"bytedelta"`
         (shuffle, then each byte plane stored as the differences between its bytes: smaller
-        blocks of smooth data, a little slower to read). The limits and
+        blocks of smooth data, a little slower to read) or `"delta"` (each element stored as
+        its difference from the one before, then shuffle: for steady series such as
+        timestamps, counters and coordinates). The limits and
         memory budgets are those of `Atlas.open`, for the handle returned.
         """
         sizes = _sizes(max_meta_bytes, max_chunk_bytes, staging_bytes, chunk_cache_bytes)
@@ -222,8 +224,8 @@ class Atlas:
 
     @property
     def shuffle(self) -> str:
-        """The store's shuffle setting for new blocks: `"auto"`, `"on"`, `"off"` or
-        `"bytedelta"`."""
+        """The store's shuffle setting for new blocks: `"auto"`, `"on"`, `"off"`,
+        `"bytedelta"` or `"delta"`."""
         return self._native.shuffle
 
     @property

@@ -193,7 +193,7 @@ impl Array {
     }
 
     /// Every live block (the newest per chunk) as its index entry describes it: coord,
-    /// codec, shuffled, byte_delta, is_fill, stored_bytes, raw_bytes, checksum, path,
+    /// codec, shuffled, byte_delta, delta, is_fill, stored_bytes, raw_bytes, checksum, path,
     /// offset_bytes, pending, staged (a chunk of a small write or the unfinished last chunk of an append,
     /// kept raw in memory until the flush: not a block yet). Reads no data.
     fn blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
@@ -205,6 +205,7 @@ impl Array {
             dict.set_item("codec", block.codec.name())?;
             dict.set_item("shuffled", block.shuffled)?;
             dict.set_item("byte_delta", block.byte_delta)?;
+            dict.set_item("delta", block.delta)?;
             dict.set_item("is_fill", block.is_fill)?;
             dict.set_item("stored_bytes", block.stored_bytes)?;
             dict.set_item("raw_bytes", block.raw_bytes)?;

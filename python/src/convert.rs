@@ -39,16 +39,17 @@ pub fn codec_name(codec: Codec) -> String {
     }
 }
 
-/// `"auto"`, `"on"`, `"off"`, `"bytedelta"`.
+/// `"auto"`, `"on"`, `"off"`, `"bytedelta"`, `"delta"`.
 pub fn parse_shuffle(name: &str) -> PyResult<Shuffle> {
     match name.trim().to_ascii_lowercase().as_str() {
         "auto" => Ok(Shuffle::Auto),
         "on" | "true" | "shuffle" => Ok(Shuffle::On),
         "off" | "false" | "none" => Ok(Shuffle::Off),
         "bytedelta" => Ok(Shuffle::ByteDelta),
+        "delta" => Ok(Shuffle::Delta),
         _ => err(
             Kind::InvalidArgument,
-            format!("unknown shuffle {name:?} (expected 'auto', 'on', 'off' or 'bytedelta')"),
+            format!("unknown shuffle {name:?} (expected 'auto', 'on', 'off', 'bytedelta' or 'delta')"),
         ),
     }
 }

@@ -363,6 +363,33 @@ def test_bytedelta_blocks_are_smaller_on_a_smooth_field_and_read_back(tmp_path):
     assert all(b["byte_delta"] for b in plain.blocks() + delta.blocks())
 
 
+@pytest.mark.parametrize("dtype", ["int8", "uint16", "int32", "int64", "float32", "float64", "bool", "timestamp"])
+def test_delta_blocks_shrink_steady_series_and_read_back(tmp_path, dtype):
+    store = atlas.Atlas.create(tmp_path / "s", shuffle="delta")
+    assert store.shuffle == "delta"
+    ds = store.create_dataset("d")
+    steps = np.arange(3000)
+    data = {"bool": steps % 7 == 0, "timestamp": (steps * 10**9 + 1_700_000_000 * 10**9).astype("M8[ns]"),
+            "float32": (steps * 0.25).astype("f4"), "float64": steps * 0.125}.get(dtype, steps * 3)
+    data = np.asarray(data).astype(np.dtype("M8[ns]") if dtype == "timestamp" else dtype)
+    for name, shuffle in [("delta", None), ("plain", "on")]:
+        ds.define_array(name, dtype, None, [3000], chunk_shape=[1024], shuffle=shuffle)[...] = data
+    store.flush()
+    ds = atlas.Atlas.open(tmp_path / "s")["d"]
+    delta, plain = ds["delta"], ds["plain"]
+    np.testing.assert_array_equal(delta[...], data)
+    np.testing.assert_array_equal(delta[5:2900:7], data[5:2900:7])
+    np.testing.assert_array_equal(delta[[2999, 0, 1500]], data[[2999, 0, 1500]])
+    assert all(b["delta"] and not b["byte_delta"] for b in delta.blocks() if not b["is_fill"])
+    assert not any(b["delta"] for b in plain.blocks())
+    if dtype not in ("bool", "int8"):
+        assert delta.storage["stored_bytes"] < plain.storage["stored_bytes"]
+    plain.recompress("lz4", shuffle="delta")
+    assert plain.meta["shuffle"] == "delta" and all(b["delta"] for b in plain.blocks() if not b["is_fill"])
+    np.testing.assert_array_equal(plain[...], data)
+    assert atlas.Atlas.open(tmp_path / "s").verify()["bad_blocks"] == []
+
+
 def test_array_defined_with_its_own_codec(ds):
     arr = ds.define_array("a", "uint8", ["x"], [4], codec="lz4", shuffle="off")
     assert arr.codec == "lz4" and ds.array_meta("a")["shuffle"] == "off"

@@ -6,6 +6,7 @@
 
 mod delta;
 mod dict;
+mod elem_delta;
 mod lz4;
 mod shuffle;
 pub(crate) mod simd;
@@ -55,6 +56,7 @@ impl CodecId {
 }
 
 pub(crate) use dict::{MIN_TRAINING_SAMPLES, ZstdDict};
+pub(crate) use elem_delta::Undo as UndoElemDelta;
 pub(crate) use shuffle::{unshuffle_in_place, unshuffle_part};
 
 /// Concatenates training samples for a dictionary, filtered by `filter` as blocks are before
@@ -67,7 +69,7 @@ pub(crate) fn training_samples(samples: &[&[u8]], filter: Filter) -> (Vec<u8>, V
         } else {
             let start = data.len();
             data.resize(start + sample.len(), 0);
-            apply_filter(sample, filter, &mut data[start..]);
+            apply_filter(sample, filter, &mut data[start..], &mut Vec::new());
         }
     }
     (data, samples.iter().map(|s| s.len()).collect())
@@ -84,6 +86,9 @@ pub(crate) enum Filter {
     Shuffle(usize),
     /// Byte shuffle by this element size, then byte delta of each plane.
     ShuffleDelta(usize),
+    /// Element delta (each element less the one before it), then byte shuffle, by this
+    /// element size.
+    DeltaShuffle(usize),
 }
 
 impl Filter {
@@ -94,6 +99,7 @@ impl Filter {
             Self::None => (0, 0),
             Self::Shuffle(k) => (1, param(k)),
             Self::ShuffleDelta(k) => (2, param(k)),
+            Self::DeltaShuffle(k) => (3, param(k)),
         }
     }
 
@@ -103,6 +109,7 @@ impl Filter {
             (0, 0) => Some(Self::None),
             (1, k @ 1..=8) => Some(Self::Shuffle(usize::from(k))),
             (2, k @ 1..=8) => Some(Self::ShuffleDelta(usize::from(k))),
+            (3, k @ 1..=8) => Some(Self::DeltaShuffle(usize::from(k))),
             _ => None,
         }
     }
@@ -111,7 +118,16 @@ impl Filter {
     pub(crate) fn shuffle_elem_bytes(self) -> Option<usize> {
         match self {
             Self::None => None,
-            Self::Shuffle(k) | Self::ShuffleDelta(k) => Some(k),
+            Self::Shuffle(k) | Self::ShuffleDelta(k) | Self::DeltaShuffle(k) => Some(k),
+        }
+    }
+
+    /// Undoes the element delta of a block's raw bytes piece by piece, if this filter has
+    /// one: `None` when it has not.
+    pub(crate) fn elem_delta(self) -> Option<UndoElemDelta> {
+        match self {
+            Self::DeltaShuffle(k) => Some(UndoElemDelta::new(k)),
+            _ => None,
         }
     }
 
@@ -129,9 +145,17 @@ impl Filter {
     }
 }
 
-/// Runs `filter` on `raw` into `out` of the same length; `filter` is not `None`.
-fn apply_filter(raw: &[u8], filter: Filter, out: &mut [u8]) {
+/// Runs `filter` on `raw` into `out` of the same length; `filter` is not `None`. An element
+/// delta is taken into `temp` first.
+fn apply_filter(raw: &[u8], filter: Filter, out: &mut [u8], temp: &mut Vec<u8>) {
     let elem_bytes = filter.shuffle_elem_bytes().expect("a filter that shuffles");
+    let raw = if let Filter::DeltaShuffle(k) = filter {
+        temp.resize(raw.len(), 0);
+        elem_delta::encode(raw, k, temp);
+        &temp[..]
+    } else {
+        raw
+    };
     shuffle::shuffle(raw, elem_bytes, out);
     if filter.byte_delta() {
         delta::encode_planes(out, elem_bytes);
@@ -256,7 +280,7 @@ pub(crate) fn encode_block(
         (Filter::None, _) => raw,
         (_, Codec::None) => {
             out.resize(raw.len(), 0);
-            apply_filter(raw, filter, out);
+            apply_filter(raw, filter, out, &mut scratch.shuffled);
             return Ok(encoding);
         }
         _ if shuffles_in_pieces(codec, filter, raw.len()) => {
@@ -264,7 +288,9 @@ pub(crate) fn encode_block(
         }
         _ => {
             scratch.shuffled.resize(raw.len(), 0);
-            apply_filter(raw, filter, &mut scratch.shuffled);
+            // `out` is free until the codec writes into it.
+            apply_filter(raw, filter, &mut scratch.shuffled, out);
+            out.clear();
             &scratch.shuffled
         }
     };
@@ -279,7 +305,9 @@ pub(crate) fn encode_block(
 /// Whether [`encode_block`] shuffles a block of `len` raw bytes in pieces straight into its
 /// codec (and [`encode_shuffled_in_pieces`] may encode it from parts).
 pub(crate) fn shuffles_in_pieces(codec: Codec, filter: Filter, len: usize) -> bool {
-    matches!(codec, Codec::Zstd { .. }) && filter != Filter::None && len >= SHUFFLE_IN_PIECES_BYTES
+    matches!(codec, Codec::Zstd { .. })
+        && matches!(filter, Filter::Shuffle(_) | Filter::ShuffleDelta(_))
+        && len >= SHUFFLE_IN_PIECES_BYTES
 }
 
 /// [`encode_block`] of the concatenated `parts` (every one but the last of whole elements),
@@ -420,6 +448,9 @@ pub(crate) fn decode_block(
         &scratch.shuffled
     };
     shuffle::unshuffle(planes, elem_bytes, out);
+    if let Some(mut undo) = encoding.filter.elem_delta() {
+        undo.apply(out);
+    }
     Ok(())
 }
 
@@ -507,7 +538,7 @@ mod tests {
             let raw = &raw[..raw.len() / elem * elem];
             let mut scratch = Scratch::default();
             for codec in CODECS {
-                for filter in [Filter::None, Filter::Shuffle(elem), Filter::ShuffleDelta(elem)] {
+                for filter in [Filter::None, Filter::Shuffle(elem), Filter::ShuffleDelta(elem), Filter::DeltaShuffle(elem)] {
                     let mut stored = Vec::new();
                     let encoding = encode_block(raw, codec, filter, None, &mut scratch, &mut stored).unwrap();
                     prop_assert_eq!(encoding, BlockEncoding { codec: CodecId::of(codec), filter });
@@ -526,7 +557,7 @@ mod tests {
             let mut scratch = Scratch::default();
             let dict = ZstdDict::new(b"not really a dictionary".to_vec());
             for codec in [CodecId::None, CodecId::Zstd, CodecId::Lz4, CodecId::ZstdDict] {
-                for filter in [Filter::None, Filter::Shuffle(4), Filter::ShuffleDelta(4)] {
+                for filter in [Filter::None, Filter::Shuffle(4), Filter::ShuffleDelta(4), Filter::DeltaShuffle(4)] {
                     let mut out = vec![0; len / 4 * 4];
                     let encoding = BlockEncoding { codec, filter };
                     let decoded = decode_block(&stored, encoding, Some(&dict), &mut scratch, &mut out);
@@ -551,7 +582,7 @@ mod tests {
         for (codec, dict) in
             [(Codec::Zstd { level: 3 }, None), (Codec::Zstd { level: 3 }, Some(&dict)), (Codec::Lz4, None)]
         {
-            for filter in [Filter::None, Filter::Shuffle(4), Filter::ShuffleDelta(4)] {
+            for filter in [Filter::None, Filter::Shuffle(4), Filter::ShuffleDelta(4), Filter::DeltaShuffle(4)] {
                 let mut stored = Vec::new();
                 let encoding = encode_block(&raw, codec, filter, dict, &mut scratch, &mut stored).unwrap();
                 for len in [raw.len() - 4, raw.len() + 4, 0] {
@@ -573,14 +604,16 @@ mod tests {
         let len = SHUFFLE_IN_PIECES_BYTES + 3;
         let raw: Vec<u8> = (0..len as u32).map(|i| (i / 4096 + i % 3) as u8).collect();
         let mut scratch = Scratch::default();
-        for filter in [2, 4, 8].into_iter().flat_map(|k| [Filter::Shuffle(k), Filter::ShuffleDelta(k)]) {
+        for filter in
+            [2, 4, 8].into_iter().flat_map(|k| [Filter::Shuffle(k), Filter::ShuffleDelta(k), Filter::DeltaShuffle(k)])
+        {
             let mut stored = Vec::new();
             let codec = Codec::Zstd { level: 1 };
             let encoding = encode_block(&raw, codec, filter, None, &mut scratch, &mut stored).unwrap();
             assert_eq!(encoding, BlockEncoding { codec: CodecId::Zstd, filter });
             assert_eq!(zstd_content_size(&stored), Some(len), "the frame declares its size");
             let mut filtered = vec![0; len];
-            apply_filter(&raw, filter, &mut filtered);
+            apply_filter(&raw, filter, &mut filtered, &mut Vec::new());
             assert_eq!(::zstd::bulk::decompress(&stored, len).unwrap(), filtered, "{filter:?}");
             let mut back = vec![0; len];
             decode_block(&stored, encoding, None, &mut scratch, &mut back).unwrap();

@@ -107,7 +107,7 @@ pub(crate) fn unshuffle_part(planes: &[u8], elem_bytes: usize, start: usize, out
 
 /// Unshuffles `buf` (a whole shuffled block) where it is, `piece_len` bytes (whole
 /// elements) at a time, handing each raw piece to `each_piece` in order right after it is
-/// written. Only the planes before the last are copied out first (into `lead`), and the
+/// written (which may change it: the piece is done with). Only the planes before the last are copied out first (into `lead`), and the
 /// last plane's bytes of one piece (into `last`): `(k - 1) / k` of the block in extra
 /// memory, where unshuffling from a decoded copy takes all of it.
 ///
@@ -119,7 +119,7 @@ pub(crate) fn unshuffle_in_place(
     elem_bytes: usize,
     piece_len: usize,
     (lead, last): (&mut Vec<u8>, &mut Vec<u8>),
-    mut each_piece: impl FnMut(&[u8]),
+    mut each_piece: impl FnMut(&mut [u8]),
 ) {
     let k = elem_bytes;
     let n = if k <= 1 { 0 } else { buf.len() / k };
@@ -136,7 +136,7 @@ pub(crate) fn unshuffle_in_place(
         each_piece(piece);
     }
     // Bytes past the last whole element are where they were.
-    each_piece(&buf[n * k..]);
+    each_piece(&mut buf[n * k..]);
 }
 
 /// Fills the `k`-byte elements of `out` from the planes `plane(0) .. plane(k - 1)`, each

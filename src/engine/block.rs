@@ -279,19 +279,27 @@ pub(crate) fn decode_stored(
             s.update(piece);
         }
     };
+    // Each raw piece as it comes out of the unshuffle: its element delta undone, hashed.
+    let mut undo = block.entry().encoding.filter.elem_delta();
+    let mut finish_piece = |piece: &mut [u8]| {
+        if let Some(undo) = &mut undo {
+            undo.apply(piece);
+        }
+        hash(piece);
+    };
     let stored = stored_bytes(block, &mut worker.stored)?;
     match run_codec(ctx, block, stored, &mut worker.decoded, out.len(), Some(&mut *out))? {
         Some(raw) => {
             let piece_len = raw.piece_len();
             for (i, piece) in out.chunks_mut(piece_len).enumerate() {
                 raw.write(i * piece_len, piece);
-                hash(piece);
+                finish_piece(piece);
             }
         }
         None => match block.entry().encoding.filter.shuffle_elem_bytes() {
             Some(elem_bytes) => {
                 let buffers = (&mut worker.decoded, &mut worker.piece);
-                unshuffle_in_place(out, elem_bytes, shuffled_piece_len(elem_bytes), buffers, hash);
+                unshuffle_in_place(out, elem_bytes, shuffled_piece_len(elem_bytes), buffers, finish_piece);
             }
             None => return check_checksum(ctx, block, verify.then(|| checksum(out))),
         },

@@ -12,13 +12,13 @@
 //! round).
 //!
 //! A shuffled block is walked through piece by piece ([`Pieces`]), each piece unshuffled,
-//! hashed and copied out while in cache. A large shuffled zstd block is never decoded
+//! its element delta undone (if it has one), hashed and copied out while in cache. A large shuffled zstd block is never decoded
 //! whole: its last plane is streamed piece by piece (`ShuffledStream`).
 
 use super::block::{
     ArrayCtx, BlockRef, Raw, Worker, check_checksum, codec_error, run_codec, shuffled_piece_len, stored_bytes,
 };
-use crate::codec::{CodecId, ShuffledStream, unshuffle_part};
+use crate::codec::{CodecId, ShuffledStream, UndoElemDelta, unshuffle_part};
 use crate::error::{Error, Result};
 use crate::fragment::{Checksummer, checksum};
 
@@ -71,7 +71,8 @@ impl<'a> RowSource<'a> {
             },
         };
         let (piece_len, summer) = (shuffled_piece_len(elem_bytes), verify.then(Checksummer::new));
-        Ok(Self::Pieces(Pieces { shuffled, raw_len, piece_len, start: 0, end: 0, piece, summer, failed: None }))
+        let undo = encoding.filter.elem_delta();
+        Ok(Self::Pieces(Pieces { shuffled, raw_len, piece_len, start: 0, end: 0, piece, undo, summer, failed: None }))
     }
 
     /// Hashes what is not hashed yet and checks the checksum, if verifying; a streamed
@@ -131,6 +132,8 @@ pub(crate) struct Pieces<'a> {
     start: usize,
     end: usize,
     piece: &'a mut Vec<u8>,
+    /// Undoes the block's element delta, if it has one, piece after piece.
+    undo: Option<UndoElemDelta>,
     summer: Option<Checksummer>,
     /// The first error streaming the block, reported by `finish` (the rows copied after it
     /// are garbage, as the output of any failed read is).
@@ -169,6 +172,9 @@ impl Pieces<'_> {
                     self.failed = Some(e);
                 }
             }
+        }
+        if let Some(undo) = &mut self.undo {
+            undo.apply(self.piece);
         }
         if let Some(s) = &mut self.summer {
             s.update(self.piece);

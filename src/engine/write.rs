@@ -35,6 +35,7 @@ impl<'a> WriteSettings<'a> {
         let filter = match shuffle {
             _ if !shuffle.applies(elem_bytes, codec) => Filter::None,
             Shuffle::ByteDelta => Filter::ShuffleDelta(elem_bytes),
+            Shuffle::Delta => Filter::DeltaShuffle(elem_bytes),
             _ => Filter::Shuffle(elem_bytes),
         };
         Self { codec, filter, dict }

@@ -137,13 +137,13 @@ mod tests {
         assert_eq!(BlockEntry::decode(&bytes).unwrap(), (entry.clone(), 104));
         assert!(BlockEntry::decode(&bytes[..90]).is_err());
 
-        for filter in [Filter::None, Filter::Shuffle(1), Filter::ShuffleDelta(8)] {
+        for filter in [Filter::None, Filter::Shuffle(1), Filter::ShuffleDelta(8), Filter::DeltaShuffle(3)] {
             let entry = BlockEntry { encoding: BlockEncoding { codec: CodecId::Lz4, filter }, ..entry.clone() };
             let mut bytes = Vec::new();
             entry.encode(&mut bytes);
             assert_eq!(BlockEntry::decode(&bytes).unwrap().0, entry);
         }
-        for (filter, param) in [(0, 1), (1, 0), (1, 9), (2, 0), (2, 9), (3, 4)] {
+        for (filter, param) in [(0, 1), (1, 0), (1, 9), (2, 0), (2, 9), (3, 0), (3, 9), (4, 4)] {
             (bytes[ENTRY_FILTER_OFFSET], bytes[ENTRY_FILTER_PARAM_OFFSET]) = (filter, param);
             assert!(BlockEntry::decode(&bytes).is_err(), "filter {filter} with parameter {param}");
         }

@@ -26,15 +26,16 @@ use crate::meta::ArrayMeta;
 enum Prepared {
     /// Its zstd frame check (`None` when not made: not zstd, or not mapped).
     Frame(Option<bool>),
-    /// Its raw chunk, decoded on the CPU: the device has no byte-delta kernel, and nvCOMP
-    /// takes no dictionary.
+    /// Its raw chunk, decoded on the CPU: the device has no kernel for either delta, and
+    /// nvCOMP takes no dictionary.
     Decoded(Result<Vec<u8>>),
 }
 
 impl Prepared {
     fn of(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker, verify: bool) -> Self {
         let encoding = block.entry().encoding;
-        if encoding.filter.byte_delta() || encoding.codec == CodecId::ZstdDict {
+        let delta = encoding.filter.byte_delta() || encoding.filter.elem_delta().is_some();
+        if delta || encoding.codec == CodecId::ZstdDict {
             Self::Decoded(Self::decode(ctx, block, worker, verify))
         } else {
             Self::Frame(sound_zstd_frame(block, chunk_len(ctx)))
@@ -601,11 +602,9 @@ struct Touch<'a> {
 }
 
 /// Whether a zstd block whose bytes are in memory is one plain frame of `chunk_len` bytes
-/// (see `block_job`); `None` for other codecs, byte-delta blocks (decoded on the CPU) and
-/// pending blocks, read later.
+/// (see `block_job`); `None` for other codecs and pending blocks, read later.
 fn sound_zstd_frame(block: BlockRef<'_>, chunk_len: usize) -> Option<bool> {
-    let encoding = block.entry().encoding;
-    (encoding.codec == CodecId::Zstd && !encoding.filter.byte_delta())
+    (block.entry().encoding.codec == CodecId::Zstd)
         .then(|| block.in_memory())
         .flatten()
         .map(|stored| is_one_plain_zstd_frame_of(stored, chunk_len))

@@ -209,26 +209,28 @@ fn blocks_the_gpu_gets_wrong_are_redone_on_the_cpu() {
 }
 
 #[test]
-fn dictionary_blocks_are_decoded_on_the_cpu_and_uploaded() {
+fn dictionary_and_element_delta_blocks_are_decoded_on_the_cpu_and_uploaded() {
     let dir = tempfile::tempdir().unwrap();
     let store = Atlas::create(dir.path().join("s"), StoreConfig::default()).unwrap();
     let ds = store.create_dataset("d").unwrap();
     // As in the corruption suite: 16 chunks of a regular pattern train a dictionary.
-    let spec = ArraySpec::new(DType::UInt16, [2048]).chunk_shape([128]).zstd_dictionary(true);
-    let array = ds.define_array("a", spec).unwrap();
+    let spec = ArraySpec::new(DType::UInt16, [2048]).chunk_shape([128]);
     let data = ArrayD::from_shape_fn(vec![2048], |i| (i[0] % 128 * 3 + i[0] / 128 % 3) as u16);
-    array.write(&[0], data.view()).unwrap();
-    store.flush().unwrap();
-    let (gpu, _) = model_read(&array, &[0], &[2048], Spoil::Nothing).unwrap();
-    assert!(gpu == data.iter().copied().collect::<Vec<_>>(), "dictionary blocks read back wrong");
-    let uploads = array
-        .with_read_slot(&[0], &[2048], (DType::UInt16, |_| true), |slots, _| {
-            let layout = Layout::build(slots, &[2048], 2, true)?;
-            Ok(layout.jobs.iter().filter(|j| matches!(j.source, Source::Upload { .. })).count())
-        })
-        .unwrap();
-    assert!(array.meta().unwrap().zstd_dictionary.is_some());
-    assert!(uploads > 0, "dictionary blocks travel decoded");
+    for (name, spec) in [("dict", spec.clone().zstd_dictionary(true)), ("delta", spec.shuffle(Shuffle::Delta))] {
+        let array = ds.define_array(name, spec).unwrap();
+        array.write(&[0], data.view()).unwrap();
+        store.flush().unwrap();
+        let (gpu, _) = model_read(&array, &[0], &[2048], Spoil::Nothing).unwrap();
+        assert!(gpu == data.iter().copied().collect::<Vec<_>>(), "{name} blocks read back wrong");
+        let uploads = array
+            .with_read_slot(&[0], &[2048], (DType::UInt16, |_| true), |slots, _| {
+                let layout = Layout::build(slots, &[2048], 2, true)?;
+                Ok(layout.jobs.iter().filter(|j| matches!(j.source, Source::Upload { .. })).count())
+            })
+            .unwrap();
+        assert_eq!(uploads, 16, "{name} blocks travel decoded");
+    }
+    assert!(ds.array("dict").unwrap().meta().unwrap().zstd_dictionary.is_some());
 }
 
 #[test]

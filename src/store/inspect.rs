@@ -39,6 +39,7 @@ impl BlockCodec {
 /// One live block of an array, as its index entry describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[allow(clippy::struct_excessive_bools)] // facts of the index entry, each asked about alone
 pub struct BlockInfo {
     /// The chunk's grid coordinate.
     pub coord: Vec<u64>,
@@ -48,6 +49,8 @@ pub struct BlockInfo {
     pub shuffled: bool,
     /// Whether the byte delta ran after the shuffle (`Shuffle::ByteDelta`).
     pub byte_delta: bool,
+    /// Whether the element delta ran before the shuffle (`Shuffle::Delta`).
+    pub delta: bool,
     /// The chunk holds only the fill value and no bytes are stored.
     pub is_fill: bool,
     /// Bytes stored in the fragment.
@@ -142,6 +145,7 @@ impl Atlas {
                     },
                     shuffled: entry.encoding.filter.shuffle_elem_bytes().is_some(),
                     byte_delta: entry.encoding.filter.byte_delta(),
+                    delta: entry.encoding.filter.elem_delta().is_some(),
                     is_fill: entry.is_fill,
                     stored_bytes: entry.stored_len_bytes,
                     raw_bytes: entry.raw_len_bytes,

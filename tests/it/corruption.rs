@@ -58,6 +58,10 @@ fn build(path: &Path, meta_format: MetaFormat, meta_compression: MetaCompression
         let values = ndarray::Array1::from_shape_fn(12, |i| 1000.0 + i as f64 * 0.25);
         a.define_array(name, spec).unwrap().write(&[0], values.view()).unwrap();
     }
+    // Element delta before the shuffle (filter id 3): steady int64 steps, under zstd.
+    let spec = ArraySpec::new(DType::Int64, [12]).chunk_shape([6]).shuffle(Shuffle::Delta);
+    let steps = ndarray::Array1::from_shape_fn(12, |i| 1_700_000_000_000_000_000 + i as i64 * 1_000_000_000);
+    a.define_array("i64e", spec).unwrap().write(&[0], steps.view()).unwrap();
     // Chunk 0 holds only the fill value: a fill entry with no bytes.
     let fill = a.define_array("fill", ArraySpec::new(DType::Int32, [8]).chunk_shape([4]).fill_value(7)).unwrap();
     fill.write(&[0], arr1(&[7, 7, 7, 7, 1, 2, 3, 4]).view()).unwrap();
@@ -108,6 +112,11 @@ fn build(path: &Path, meta_format: MetaFormat, meta_compression: MetaCompression
         (BlockCodec::None, true),
         (BlockCodec::None, true)
     ]));
+    let elem_delta = store.array_blocks("a", "i64e").unwrap();
+    assert!(
+        elem_delta.iter().all(|b| (b.codec, b.shuffled, b.delta) == (BlockCodec::Zstd, true, true)),
+        "{elem_delta:?}"
+    );
 }
 
 /// Where each file is cut short: both ends, inside the header and footer, and between.

@@ -433,9 +433,11 @@ fn large_shuffled_chunks_encoded_from_the_callers_rows_read_back_with_their_stat
     // Chunks of 4 MiB, zstd with shuffle: a chunk whose rows are not one contiguous run of
     // the input is encoded from those rows, never gathered into one buffer. Two bytes and
     // eight bytes per element; one chunk of each array is all fill (stored without bytes).
-    // With and without the byte delta (carried from piece to piece of a plane).
+    // With and without the byte delta (carried from piece to piece of a plane); with the
+    // element delta (such chunks are gathered and filtered whole, and read back streamed,
+    // the delta undone piece after piece).
     let dir = test_dir!();
-    for shuffle in [Shuffle::On, Shuffle::ByteDelta] {
+    for shuffle in [Shuffle::On, Shuffle::ByteDelta, Shuffle::Delta] {
         large_shuffled_chunks_round_trip(&dir.join(&format!("{shuffle:?}")), shuffle);
     }
 }
@@ -472,5 +474,35 @@ fn large_shuffled_chunks_round_trip(path: &std::path::Path, shuffle: Shuffle) {
         let scalar = |v: u64| if name == "u16" { Scalar::from(v) } else { Scalar::Float(v as f64 * scale) };
         assert_eq!((blocks[0].min, blocks[0].max), (Some(scalar(min)), Some(scalar(max))), "{shuffle:?} {name}");
         assert_eq!((blocks[1].coord.clone(), blocks[1].count), (vec![0, 0, 1], 0), "{shuffle:?} {name}: all fill");
+    }
+}
+
+#[test]
+fn the_element_delta_shrinks_steady_series_far_below_the_shuffle_and_reads_them_back() {
+    // One second apart, 64 Ki timestamps; a smooth field along its last axis; both with the
+    // shuffle alone, the byte delta and the element delta, under zstd and lz4.
+    let dir = test_dir!();
+    let times = Array1::from_shape_fn(1 << 16, |i| 1_700_000_000_000_000_000 + i as i64 * 1_000_000_000);
+    let field = Array2::from_shape_fn((64, 1024), |(r, c)| ((c as f32) * 0.01).sin() * 10.0 + r as f32);
+    for codec in [Codec::Zstd { level: 3 }, Codec::Lz4] {
+        let mut stored = Vec::new();
+        for shuffle in [Shuffle::On, Shuffle::ByteDelta, Shuffle::Delta] {
+            let path = dir.join(&format!("{codec:?}-{shuffle:?}"));
+            let store = Atlas::create(&path, StoreConfig { codec, shuffle, ..StoreConfig::default() }).unwrap();
+            let ds = store.create_dataset("d").unwrap();
+            ds.define_array("t", ArraySpec::new(DType::Timestamp, [1 << 16]).chunk_shape([1 << 14])).unwrap();
+            ds.write_array("t", &[0], times.view()).unwrap();
+            ds.define_array("f", ArraySpec::new(DType::Float32, [64, 1024]).chunk_shape([16, 1024])).unwrap();
+            ds.write_array("f", &[0, 0], field.view()).unwrap();
+            store.flush().unwrap();
+            let ds = reopen_ds(&path);
+            assert!(ds.read_array::<i64>("t", &[0], &[1 << 16]).unwrap() == times.view().into_dyn(), "{shuffle:?}");
+            assert!(ds.read_array::<f32>("f", &[0, 0], &[64, 1024]).unwrap() == field.view().into_dyn(), "{shuffle:?}");
+            let bytes = |a: &str| store.array_blocks("d", a).unwrap().iter().map(|b| b.stored_bytes).sum::<u64>();
+            stored.push((bytes("t"), bytes("f")));
+        }
+        let [(t_on, f_on), (t_bytes, f_bytes), (t_elems, f_elems)] = stored[..] else { unreachable!() };
+        assert!(t_elems * 10 < t_on && t_elems < t_bytes, "{codec:?} timestamps: {stored:?}");
+        assert!(f_elems * 3 < f_on * 2 && f_elems < f_bytes, "{codec:?} field: {stored:?}");
     }
 }

@@ -40,6 +40,7 @@ fn arrays(path: &std::path::Path) -> Atlas {
         ("w2_lz4", Codec::Lz4, Shuffle::Off),
         // Decoded on the CPU and uploaded raw: the device has no byte-delta kernel.
         ("w2_zstd1_bd", Codec::Zstd { level: 1 }, Shuffle::ByteDelta),
+        ("w2_lz4_delta", Codec::Lz4, Shuffle::Delta),
     ] {
         let spec = ArraySpec::new(DType::Float32, [32, 40, 44]).chunk_shape([16, 16, 16]).codec(codec).shuffle(shuffle);
         ds.define_array(name, spec).unwrap().write(&[0, 0, 0], w2.view()).unwrap();

@@ -20,7 +20,7 @@ use crate::util::{TestDir, test_name};
 
 const SLOTS: [&str; 3] = ["a0", "a1", "a2"];
 const CODECS: [Codec; 4] = [Codec::Zstd { level: 1 }, Codec::Lz4, Codec::None, Codec::Zstd { level: -1 }];
-const SHUFFLES: [Shuffle; 4] = [Shuffle::Auto, Shuffle::On, Shuffle::Off, Shuffle::ByteDelta];
+const SHUFFLES: [Shuffle; 5] = [Shuffle::Auto, Shuffle::On, Shuffle::Off, Shuffle::ByteDelta, Shuffle::Delta];
 const META_FORMATS: [MetaFormat; 2] = [MetaFormat::Json, MetaFormat::MsgPack];
 const META_COMPRESSIONS: [MetaCompression; 3] = [MetaCompression::None, MetaCompression::Zstd, MetaCompression::Lz4];
 

@@ -147,7 +147,7 @@ fn all_ten_dtypes_round_trip_with_every_codec_and_shuffle_setting() {
     let dir = test_dir!();
     let mut seen = Vec::new();
     for codec in [Codec::Zstd { level: 3 }, Codec::Lz4, Codec::None] {
-        for shuffle in [Shuffle::Auto, Shuffle::On, Shuffle::Off, Shuffle::ByteDelta] {
+        for shuffle in [Shuffle::Auto, Shuffle::On, Shuffle::Off, Shuffle::ByteDelta, Shuffle::Delta] {
             let label = format!("{codec:?} {shuffle:?}");
             let path = dir.join(&format!("s{}", seen.len()));
             seen.push(label.clone());
@@ -264,7 +264,7 @@ fn reads_of_chunks_larger_than_a_decode_piece_match_for_every_codec_and_shuffle(
     let boxes =
         [([0, 0, 0], [50, 45, 41]), ([0, 0, 0], [40, 45, 41]), ([3, 5, 0], [30, 33, 41]), ([39, 1, 2], [11, 44, 7])];
     for (i, codec) in [Codec::Zstd { level: 1 }, Codec::Lz4, Codec::None].into_iter().enumerate() {
-        for shuffle in [Shuffle::On, Shuffle::Off, Shuffle::ByteDelta] {
+        for shuffle in [Shuffle::On, Shuffle::Off, Shuffle::ByteDelta, Shuffle::Delta] {
             let path = dir.join(&format!("s{i}{shuffle:?}"));
             let store = Atlas::create(&path, StoreConfig { codec, shuffle, ..StoreConfig::default() }).unwrap();
             let ds = store.create_dataset("d").unwrap();

@@ -21,7 +21,8 @@ pub struct BlockSummary {
     /// fill value, which store no bytes).
     pub blocks: u64,
     /// Blocks per encoding: `zstd`, `lz4`, `none`, with `+shuffle` when the byte shuffle
-    /// ran first (`+bytedelta` when the byte delta ran after it); `fill` for fill entries.
+    /// ran first (`+bytedelta` when the byte delta ran after it, `+delta` when the element
+    /// delta ran before it); `fill` for fill entries.
     pub by_codec: BTreeMap<String, u64>,
     /// Bytes of the raw chunks of the blocks that store bytes.
     pub raw_bytes: u64,
@@ -39,10 +40,11 @@ pub fn block_summary(store: &Atlas, dataset: &str, array: &str) -> Result<BlockS
         } else {
             summary.raw_bytes = summary.raw_bytes.saturating_add(block.raw_bytes);
             summary.stored_bytes = summary.stored_bytes.saturating_add(block.stored_bytes);
-            let filter = match (block.shuffled, block.byte_delta) {
-                (_, true) => "+bytedelta",
-                (true, false) => "+shuffle",
-                (false, false) => "",
+            let filter = match (block.shuffled, block.byte_delta, block.delta) {
+                (_, true, _) => "+bytedelta",
+                (_, _, true) => "+delta",
+                (true, false, false) => "+shuffle",
+                (false, false, false) => "",
             };
             format!("{}{filter}", block.codec.name())
         };

@@ -161,8 +161,9 @@ enum Command {
         #[arg(long, allow_hyphen_values = true)]
         level: Option<i32>,
         /// Byte shuffle before the codec (auto: on for dtypes wider than one byte, unless the codec is none;
-        /// bytedelta: shuffle, then each byte plane stored as differences, for smooth data). Without it each
-        /// array keeps the shuffle it has.
+        /// bytedelta: shuffle, then each byte plane stored as differences, for smooth data; delta: each
+        /// element stored as its difference from the one before, then shuffle, for steady series such as
+        /// timestamps). Without it each array keeps the shuffle it has.
         #[arg(long)]
         shuffle: Option<ShuffleArg>,
     },
@@ -294,6 +295,7 @@ enum ShuffleArg {
     On,
     Off,
     Bytedelta,
+    Delta,
 }
 
 fn main() -> ExitCode {
@@ -505,6 +507,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 ShuffleArg::On => Shuffle::On,
                 ShuffleArg::Off => Shuffle::Off,
                 ShuffleArg::Bytedelta => Shuffle::ByteDelta,
+                ShuffleArg::Delta => Shuffle::Delta,
             });
             recompress(&open_store(&store)?, array.as_ref(), codec, shuffle, quiet, out)?;
         }

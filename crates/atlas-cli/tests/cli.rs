@@ -678,6 +678,18 @@ fn recompress_changes_the_codec_and_keeps_values_and_block_identity() {
     assert_eq!(reopened.open_dataset("run42").unwrap().array_meta("temp").unwrap().shuffle, Some(Shuffle::ByteDelta));
     assert!(stdout_of(atlas().arg("info").arg(&store)).contains("zstd+bytedelta 2"));
     assert!(same_floats(&temp_values(&store), &before));
+    // The element delta.
+    let text = stdout_of(atlas().arg("recompress").arg(&store).args([
+        "--array",
+        "run42/temp",
+        "--codec",
+        "zstd",
+        "--shuffle",
+        "delta",
+    ]));
+    assert_eq!(text, "recompressed 1 array (of 2 blocks) to zstd(3), shuffle delta\n");
+    assert!(stdout_of(atlas().arg("info").arg(&store)).contains("zstd+delta 2"));
+    assert!(same_floats(&temp_values(&store), &before));
 
     atlas()
         .arg("recompress")
