@@ -567,9 +567,11 @@ fn import(
     quiet: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
+    let source = file;
+    let file = transfer::source_name(source);
     let failed = || format!("import of {} into {array} failed; nothing was committed", file.display());
     // The file's header first: a store `--create` would make is not made for nothing.
-    let source = transfer::open_source(file).with_context(failed)?;
+    let source = transfer::open_source(source).with_context(failed)?;
     let made_from = first_missing(path);
     let (store, created) = match Atlas::open(path) {
         Err(Error::NotFound { kind: EntityKind::Store, .. }) if create => {

@@ -256,7 +256,7 @@ pub fn read_header(reader: &mut dyn Read, path: &Path) -> Result<Header> {
 
 fn short_read(e: &io::Error, path: &Path, what: &str) -> anyhow::Error {
     if e.kind() == io::ErrorKind::UnexpectedEof {
-        anyhow!("{}: file ends inside {what} (truncated, or not a .npy file)", path.display())
+        anyhow!("{}: the data ends inside {what} (truncated, or not a .npy file)", path.display())
     } else {
         anyhow!("{}: cannot read {what}: {e}", path.display())
     }

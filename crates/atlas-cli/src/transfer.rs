@@ -53,12 +53,17 @@ pub struct Source {
     header: Header,
 }
 
-/// Opens `file` (decompressing `.npy.zst` and `.npy.gz`) and reads its header, before
-/// anything is done to a store.
+/// Opens `file` (decompressing `.npy.zst` and `.npy.gz`; `-` is standard input) and reads
+/// its header, before anything is done to a store.
 pub fn open_source(file: &Path) -> Result<Source> {
     let mut reader = npy::open(file)?;
-    let header = npy::read_header(&mut reader, file)?;
+    let header = npy::read_header(&mut reader, source_name(file))?;
     Ok(Source { reader, header })
+}
+
+/// How messages name an import's source: `-` is "standard input".
+pub fn source_name(file: &Path) -> &Path {
+    if file == Path::new("-") { Path::new("standard input") } else { file }
 }
 
 /// Imports the .npy file `file` (opened as `source`) into `dataset/array`, creating both

@@ -838,7 +838,7 @@ fn compressed_and_plain_sources_and_stdin_give_identical_fragments() {
     // Nothing on standard input is no .npy file.
     let store = dir.path().join("store-npy-false");
     let empty = atlas().arg("import").arg(&store).args(["d/none", "-"]).write_stdin(Vec::new()).assert();
-    empty.code(1).stderr(contains("-: file ends inside the .npy preamble"));
+    empty.code(1).stderr(contains("standard input: the data ends inside the .npy preamble"));
 }
 
 #[test]
