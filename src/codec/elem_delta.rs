@@ -6,21 +6,28 @@
 //! element are left as they are, as the shuffle leaves them.
 //!
 //! Element sizes are those of the dtypes (1, 2, 4, 8), but an index entry read from disk may
-//! name any size from 1 to 8, so every one of them is handled.
+//! name any size from 1 to 8, so every one of them is handled. One-byte elements are the
+//! byte delta of one plane (`super::delta`, vectorised).
 
-/// Writes the element differences of `raw` (elements of `elem_bytes`, 1 to 8) into `out`,
-/// of the same length; the first element is kept as it is.
-pub(super) fn encode(raw: &[u8], elem_bytes: usize, out: &mut [u8]) {
+use super::delta;
+
+/// Writes the element differences of `raw` (elements of `elem_bytes`, 1 to 8), shuffled,
+/// into `out` of the same length: filter id 3 in one pass per plane, with no buffer for the
+/// differences themselves (each plane takes its byte of each difference as it goes).
+pub(super) fn encode_shuffled(raw: &[u8], elem_bytes: usize, out: &mut [u8]) {
     assert_eq!(raw.len(), out.len(), "encoded in place of the raw bytes");
     match elem_bytes {
-        1 => encode_k::<1>(raw, out),
-        2 => encode_k::<2>(raw, out),
-        3 => encode_k::<3>(raw, out),
-        4 => encode_k::<4>(raw, out),
-        5 => encode_k::<5>(raw, out),
-        6 => encode_k::<6>(raw, out),
-        7 => encode_k::<7>(raw, out),
-        8 => encode_k::<8>(raw, out),
+        1 => {
+            out.copy_from_slice(raw);
+            delta::encode(out, 0);
+        }
+        2 => encode_shuffled_k::<2>(raw, out),
+        3 => encode_shuffled_k::<3>(raw, out),
+        4 => encode_shuffled_k::<4>(raw, out),
+        5 => encode_shuffled_k::<5>(raw, out),
+        6 => encode_shuffled_k::<6>(raw, out),
+        7 => encode_shuffled_k::<7>(raw, out),
+        8 => encode_shuffled_k::<8>(raw, out),
         _ => panic!("element sizes are 1 to 8 bytes, not {elem_bytes}"),
     }
 }
@@ -45,7 +52,8 @@ impl Undo {
     /// block's last whole element at its very end, which are left as they are.
     pub(crate) fn apply(&mut self, piece: &mut [u8]) {
         self.prev = match self.elem_bytes {
-            1 => undo_k::<1>(piece, self.prev),
+            // Bytes: the byte delta's vectorised running sum.
+            1 => u64::from(delta::decode(piece, self.prev.to_le_bytes()[0])),
             2 => undo_k::<2>(piece, self.prev),
             3 => undo_k::<3>(piece, self.prev),
             4 => undo_k::<4>(piece, self.prev),
@@ -69,14 +77,17 @@ fn store<const K: usize>(value: u64) -> [u8; K] {
     value.to_le_bytes()[..K].try_into().expect("K is at most 8")
 }
 
-fn encode_k<const K: usize>(raw: &[u8], out: &mut [u8]) {
+fn encode_shuffled_k<const K: usize>(raw: &[u8], out: &mut [u8]) {
     let (elements, tail) = raw.as_chunks::<K>();
-    let (differences, out_tail) = out.as_chunks_mut::<K>();
-    let mut prev = 0u64;
-    for (difference, &element) in differences.iter_mut().zip(elements) {
-        let value = load(element);
-        *difference = store(value.wrapping_sub(prev));
-        prev = value;
+    let n = elements.len();
+    let (planes, out_tail) = out.split_at_mut(n * K);
+    if let Some(first) = elements.first() {
+        for (j, plane) in planes.chunks_exact_mut(n).enumerate() {
+            plane[0] = first[j];
+            for (byte, pair) in plane[1..].iter_mut().zip(elements.windows(2)) {
+                *byte = store::<K>(load(pair[1]).wrapping_sub(load(pair[0])))[j];
+            }
+        }
     }
     out_tail.copy_from_slice(tail);
 }
@@ -103,10 +114,12 @@ mod tests {
             elem_bytes in 1usize..=8,
             cuts in proptest::collection::vec(0usize..80, 0..6),
         ) {
-            let mut coded = vec![0; raw.len()];
-            encode(&raw, elem_bytes, &mut coded);
+            let mut shuffled = vec![0; raw.len()];
+            encode_shuffled(&raw, elem_bytes, &mut shuffled);
             let whole = raw.len() / elem_bytes * elem_bytes;
-            proptest::prop_assert_eq!(&coded[whole..], &raw[whole..], "the partial element is left alone");
+            proptest::prop_assert_eq!(&shuffled[whole..], &raw[whole..], "the partial element is left alone");
+            let mut coded = vec![0; raw.len()];
+            super::super::shuffle::unshuffle(&shuffled, elem_bytes, &mut coded);
             let mut undo = Undo::new(elem_bytes);
             let mut at = 0;
             for cut in cuts {
@@ -123,12 +136,12 @@ mod tests {
     fn a_steady_series_becomes_one_repeated_difference() {
         let raw: Vec<u8> = (0..5u32).flat_map(|i| (1_000 + 7 * i).to_le_bytes()).collect();
         let mut coded = vec![0; raw.len()];
-        encode(&raw, 4, &mut coded);
-        let values: Vec<u32> = coded.chunks_exact(4).map(|e| u32::from_le_bytes(e.try_into().unwrap())).collect();
-        assert_eq!(values, [1_000, 7, 7, 7, 7]);
+        encode_shuffled(&raw, 4, &mut coded);
+        // Planes of the differences 1000 (0x3e8), 7, 7, 7, 7.
+        assert_eq!(coded, [0xe8, 7, 7, 7, 7, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         // Differences wrap at the element's width: 0 - 1 is 0xffff for 2-byte elements.
         let mut coded = [0; 4];
-        encode(&[1, 0, 0, 0], 2, &mut coded);
-        assert_eq!(coded, [1, 0, 0xff, 0xff]);
+        encode_shuffled(&[1, 0, 0, 0], 2, &mut coded);
+        assert_eq!(coded, [1, 0xff, 0, 0xff]);
     }
 }

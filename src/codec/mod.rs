@@ -69,7 +69,7 @@ pub(crate) fn training_samples(samples: &[&[u8]], filter: Filter) -> (Vec<u8>, V
         } else {
             let start = data.len();
             data.resize(start + sample.len(), 0);
-            apply_filter(sample, filter, &mut data[start..], &mut Vec::new());
+            apply_filter(sample, filter, &mut data[start..]);
         }
     }
     (data, samples.iter().map(|s| s.len()).collect())
@@ -145,17 +145,13 @@ impl Filter {
     }
 }
 
-/// Runs `filter` on `raw` into `out` of the same length; `filter` is not `None`. An element
-/// delta is taken into `temp` first.
-fn apply_filter(raw: &[u8], filter: Filter, out: &mut [u8], temp: &mut Vec<u8>) {
+/// Runs `filter` on `raw` into `out` of the same length; `filter` is not `None`.
+fn apply_filter(raw: &[u8], filter: Filter, out: &mut [u8]) {
     let elem_bytes = filter.shuffle_elem_bytes().expect("a filter that shuffles");
-    let raw = if let Filter::DeltaShuffle(k) = filter {
-        temp.resize(raw.len(), 0);
-        elem_delta::encode(raw, k, temp);
-        &temp[..]
-    } else {
-        raw
-    };
+    if filter.elem_delta().is_some() {
+        elem_delta::encode_shuffled(raw, elem_bytes, out);
+        return;
+    }
     shuffle::shuffle(raw, elem_bytes, out);
     if filter.byte_delta() {
         delta::encode_planes(out, elem_bytes);
@@ -280,7 +276,7 @@ pub(crate) fn encode_block(
         (Filter::None, _) => raw,
         (_, Codec::None) => {
             out.resize(raw.len(), 0);
-            apply_filter(raw, filter, out, &mut scratch.shuffled);
+            apply_filter(raw, filter, out);
             return Ok(encoding);
         }
         _ if shuffles_in_pieces(codec, filter, raw.len()) => {
@@ -288,9 +284,7 @@ pub(crate) fn encode_block(
         }
         _ => {
             scratch.shuffled.resize(raw.len(), 0);
-            // `out` is free until the codec writes into it.
-            apply_filter(raw, filter, &mut scratch.shuffled, out);
-            out.clear();
+            apply_filter(raw, filter, &mut scratch.shuffled);
             &scratch.shuffled
         }
     };
@@ -356,8 +350,9 @@ pub(crate) struct ShuffledStream<'a> {
 }
 
 impl<'a> ShuffledStream<'a> {
-    /// Whether a block of `encoding` and `raw_len` raw bytes is read this way: the blocks
-    /// that [`shuffles_in_pieces`] writes, without a dictionary, of whole elements.
+    /// Whether a block of `encoding` and `raw_len` raw bytes is read this way: shuffled zstd
+    /// blocks without a dictionary, of whole elements, of the size [`shuffles_in_pieces`]
+    /// starts at (an element delta is undone by the reader of the pieces).
     pub(crate) fn applies(encoding: BlockEncoding, raw_len: usize) -> bool {
         encoding.codec == CodecId::Zstd
             && encoding.filter.shuffle_elem_bytes().is_some_and(|k| k > 1 && raw_len.is_multiple_of(k))
@@ -613,7 +608,7 @@ mod tests {
             assert_eq!(encoding, BlockEncoding { codec: CodecId::Zstd, filter });
             assert_eq!(zstd_content_size(&stored), Some(len), "the frame declares its size");
             let mut filtered = vec![0; len];
-            apply_filter(&raw, filter, &mut filtered, &mut Vec::new());
+            apply_filter(&raw, filter, &mut filtered);
             assert_eq!(::zstd::bulk::decompress(&stored, len).unwrap(), filtered, "{filter:?}");
             let mut back = vec![0; len];
             decode_block(&stored, encoding, None, &mut scratch, &mut back).unwrap();

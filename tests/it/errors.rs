@@ -710,14 +710,16 @@ fn every_single_byte_flip_in_a_fragment_is_caught_or_harmless_for_every_codec() 
         (Codec::Zstd { level: 3 }, Shuffle::On),
         (Codec::Lz4, Shuffle::Off),
         (Codec::Lz4, Shuffle::ByteDelta),
+        (Codec::Zstd { level: 1 }, Shuffle::Delta),
     ];
-    let codecs = [BlockCodec::None, BlockCodec::None, BlockCodec::Zstd, BlockCodec::Lz4, BlockCodec::Lz4];
+    let codecs =
+        [BlockCodec::None, BlockCodec::None, BlockCodec::Zstd, BlockCodec::Lz4, BlockCodec::Lz4, BlockCodec::Zstd];
     for (i, ((codec, shuffle), block_codec)) in setups.into_iter().zip(codecs).enumerate() {
         let path = dir.join(&format!("s{i}"));
         let (data, fragment) = committed_2x32(&path, codec, shuffle);
         let blocks = Atlas::open(&path).unwrap().array_blocks("d", "a").unwrap();
-        let filter = (shuffle != Shuffle::Off, shuffle == Shuffle::ByteDelta);
-        let block_filter = |b: &atlas::BlockInfo| (b.shuffled, b.byte_delta);
+        let filter = (shuffle != Shuffle::Off, shuffle == Shuffle::ByteDelta, shuffle == Shuffle::Delta);
+        let block_filter = |b: &atlas::BlockInfo| (b.shuffled, b.byte_delta, b.delta);
         assert!(blocks.iter().all(|b| (b.codec, block_filter(b)) == (block_codec, filter)), "{codec:?}: {blocks:?}");
         let good = std::fs::read(&fragment).unwrap();
         let (mut caught, mut harmless) = (0, 0);
