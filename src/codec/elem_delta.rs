@@ -21,14 +21,31 @@ pub(super) fn encode_shuffled(raw: &[u8], elem_bytes: usize, out: &mut [u8]) {
             out.copy_from_slice(raw);
             delta::encode(out, 0);
         }
-        2 => encode_shuffled_k::<2>(raw, out),
-        3 => encode_shuffled_k::<3>(raw, out),
-        4 => encode_shuffled_k::<4>(raw, out),
-        5 => encode_shuffled_k::<5>(raw, out),
-        6 => encode_shuffled_k::<6>(raw, out),
-        7 => encode_shuffled_k::<7>(raw, out),
-        8 => encode_shuffled_k::<8>(raw, out),
-        _ => panic!("element sizes are 1 to 8 bytes, not {elem_bytes}"),
+        k => {
+            let n = raw.len() / k;
+            let (planes, out_tail) = out.split_at_mut(n * k);
+            for (plane, bytes) in planes.chunks_exact_mut(n.max(1)).enumerate() {
+                plane_of_differences(&raw[..n * k], k, plane, bytes, 0);
+            }
+            out_tail.copy_from_slice(&raw[n * k..]);
+        }
+    }
+}
+
+/// Byte `plane` of each element's difference from the one before it, into `out` (one byte
+/// per whole element of `input`, elements of `elem_bytes`, 2 to 8); `prev` is the element
+/// before `input`'s first (0 at a block's start). Returns `input`'s last element, the
+/// `prev` of the elements that follow: a plane can be made piece by piece.
+pub(super) fn plane_of_differences(input: &[u8], elem_bytes: usize, plane: usize, out: &mut [u8], prev: u64) -> u64 {
+    match elem_bytes {
+        2 => plane_k::<2>(input, plane, out, prev),
+        3 => plane_k::<3>(input, plane, out, prev),
+        4 => plane_k::<4>(input, plane, out, prev),
+        5 => plane_k::<5>(input, plane, out, prev),
+        6 => plane_k::<6>(input, plane, out, prev),
+        7 => plane_k::<7>(input, plane, out, prev),
+        8 => plane_k::<8>(input, plane, out, prev),
+        _ => panic!("planes of elements of 2 to 8 bytes, not {elem_bytes}"),
     }
 }
 
@@ -77,19 +94,14 @@ fn store<const K: usize>(value: u64) -> [u8; K] {
     value.to_le_bytes()[..K].try_into().expect("K is at most 8")
 }
 
-fn encode_shuffled_k<const K: usize>(raw: &[u8], out: &mut [u8]) {
-    let (elements, tail) = raw.as_chunks::<K>();
-    let n = elements.len();
-    let (planes, out_tail) = out.split_at_mut(n * K);
-    if let Some(first) = elements.first() {
-        for (j, plane) in planes.chunks_exact_mut(n).enumerate() {
-            plane[0] = first[j];
-            for (byte, pair) in plane[1..].iter_mut().zip(elements.windows(2)) {
-                *byte = store::<K>(load(pair[1]).wrapping_sub(load(pair[0])))[j];
-            }
-        }
+fn plane_k<const K: usize>(input: &[u8], plane: usize, out: &mut [u8], mut prev: u64) -> u64 {
+    let (elements, _) = input.as_chunks::<K>();
+    for (byte, &element) in out.iter_mut().zip(elements) {
+        let value = load(element);
+        *byte = store::<K>(value.wrapping_sub(prev))[plane];
+        prev = value;
     }
-    out_tail.copy_from_slice(tail);
+    prev
 }
 
 fn undo_k<const K: usize>(piece: &mut [u8], mut prev: u64) -> u64 {

@@ -300,7 +300,7 @@ pub(crate) fn encode_block(
 /// codec (and [`encode_shuffled_in_pieces`] may encode it from parts).
 pub(crate) fn shuffles_in_pieces(codec: Codec, filter: Filter, len: usize) -> bool {
     matches!(codec, Codec::Zstd { .. })
-        && matches!(filter, Filter::Shuffle(_) | Filter::ShuffleDelta(_))
+        && filter.shuffle_elem_bytes().is_some_and(|k| k > 1)
         && len >= SHUFFLE_IN_PIECES_BYTES
 }
 
@@ -318,14 +318,14 @@ pub(crate) fn encode_shuffled_in_pieces(
     first_read: impl FnMut(&[u8]),
 ) -> Result<BlockEncoding> {
     let len = parts.iter().map(|part| part.len()).sum();
-    let (Codec::Zstd { level }, Some(elem_bytes)) = (codec, filter.shuffle_elem_bytes()) else {
+    let (Codec::Zstd { level }, Some(_)) = (codec, filter.shuffle_elem_bytes()) else {
         panic!("only shuffled zstd blocks are encoded in pieces")
     };
     out.clear();
     scratch.piece.resize(SHUFFLE_PIECE_BYTES, 0);
     let buffers = (&mut scratch.piece[..], &mut scratch.staging);
     zstd::compress_pieces(len, level, dict, out, |feed| {
-        shuffle::shuffle_in_pieces(parts, (elem_bytes, filter.byte_delta()), buffers, first_read, feed)
+        shuffle::shuffle_in_pieces(parts, filter, buffers, first_read, feed)
     })?;
     let codec = if dict.is_some() { CodecId::ZstdDict } else { CodecId::Zstd };
     Ok(BlockEncoding { codec, filter })
@@ -350,9 +350,9 @@ pub(crate) struct ShuffledStream<'a> {
 }
 
 impl<'a> ShuffledStream<'a> {
-    /// Whether a block of `encoding` and `raw_len` raw bytes is read this way: shuffled zstd
-    /// blocks without a dictionary, of whole elements, of the size [`shuffles_in_pieces`]
-    /// starts at (an element delta is undone by the reader of the pieces).
+    /// Whether a block of `encoding` and `raw_len` raw bytes is read this way: the blocks
+    /// that [`shuffles_in_pieces`] writes, without a dictionary, of whole elements (an
+    /// element delta is undone by the reader of the pieces).
     pub(crate) fn applies(encoding: BlockEncoding, raw_len: usize) -> bool {
         encoding.codec == CodecId::Zstd
             && encoding.filter.shuffle_elem_bytes().is_some_and(|k| k > 1 && raw_len.is_multiple_of(k))

@@ -1,8 +1,8 @@
 //! Byte shuffle: the k-th byte of every element is gathered into the k-th of `elem_bytes`
 //! planes, so the slowly varying high bytes of smooth data sit together and compress well.
 
-use super::delta;
 use super::simd::{Kernel, dispatch};
+use super::{Filter, delta, elem_delta};
 use crate::io::in_runs;
 
 /// Shuffles `input` (whole elements of `elem_bytes`) into `out` of the same length.
@@ -15,8 +15,9 @@ pub(super) fn shuffle(input: &[u8], elem_bytes: usize, out: &mut [u8]) {
     }
 }
 
-/// Hands [`shuffle`]'s output of the concatenated `parts` to `feed` in order (each plane
-/// byte-delta coded when `byte_delta` is set), in pieces of at most `piece.len()` bytes made
+/// Hands `filter`'s output of the concatenated `parts` to `feed` in order (a shuffle; each
+/// plane then byte-delta coded, or made of the elements' differences, as the filter says),
+/// in pieces of at most `piece.len()` bytes made
 /// in `piece` one at a time, so that the shuffled block never exists whole: each piece is
 /// cut from one plane while it is still in cache. Every part but the last holds whole
 /// elements. Short parts (rows of a chunk) are first gathered in `staging`, which reads them
@@ -24,11 +25,13 @@ pub(super) fn shuffle(input: &[u8], elem_bytes: usize, out: &mut [u8]) {
 /// once, in order, as the first plane reads it.
 pub(super) fn shuffle_in_pieces<E>(
     parts: &[&[u8]],
-    (elem_bytes, byte_delta): (usize, bool),
+    filter: Filter,
     (piece, staging): (&mut [u8], &mut Vec<u8>),
     mut first_read: impl FnMut(&[u8]),
     mut feed: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
+    let elem_bytes = filter.shuffle_elem_bytes().unwrap_or(0);
+    let (byte_delta, elem_delta) = (filter.byte_delta(), filter.elem_delta().is_some());
     assert!(elem_bytes > 1 && !piece.is_empty(), "a shuffle of elements of 2 bytes or more, in pieces");
     // A part but the last holding part of an element would stall the plane loop below.
     debug_assert!(parts.iter().rev().skip(1).all(|part| part.len() % elem_bytes == 0), "parts of whole elements");
@@ -36,8 +39,9 @@ pub(super) fn shuffle_in_pieces<E>(
     let tail = parts.last().map_or(&[][..], |last| &last[whole(last)..]);
     let body = parts.iter().enumerate().map(|(i, part)| if i + 1 == parts.len() { &part[..whole(part)] } else { part });
     for plane in 0..elem_bytes {
-        // The plane's byte before the piece, for the byte delta.
-        let mut prev = 0;
+        // The plane's byte before the piece, for the byte delta; the element before the
+        // run, for the element delta.
+        let (mut prev, mut prev_elem) = (0, 0);
         let mut feed_piece = |piece: &mut [u8]| {
             if byte_delta {
                 prev = delta::encode(piece, prev);
@@ -51,7 +55,12 @@ pub(super) fn shuffle_in_pieces<E>(
             }
             while !elems.is_empty() {
                 let n = (elems.len() / elem_bytes).min(piece.len() - filled);
-                plane_part(&elems[..n * elem_bytes], elem_bytes, plane, &mut piece[filled..filled + n]);
+                let (input, out) = (&elems[..n * elem_bytes], &mut piece[filled..filled + n]);
+                if elem_delta {
+                    prev_elem = elem_delta::plane_of_differences(input, elem_bytes, plane, out, prev_elem);
+                } else {
+                    plane_part(input, elem_bytes, plane, out);
+                }
                 (filled, elems) = (filled + n, &elems[n * elem_bytes..]);
                 if filled == piece.len() {
                     feed_piece(piece)?;
@@ -304,12 +313,13 @@ mod tests {
     #[test]
     fn shuffling_in_pieces_hands_over_the_shuffled_bytes_in_order() {
         let input: Vec<u8> = (0..1003u32).map(|i| (i * 7 % 251) as u8).collect();
-        for (k, byte_delta) in [2, 3, 4, 8].into_iter().flat_map(|k| [(k, false), (k, true)]) {
+        let filters = [2, 3, 4, 8]
+            .into_iter()
+            .flat_map(|k| [Filter::Shuffle(k), Filter::ShuffleDelta(k), Filter::DeltaShuffle(k)]);
+        for filter in filters {
+            let k = filter.shuffle_elem_bytes().unwrap();
             let mut whole = vec![0; input.len()];
-            shuffle(&input, k, &mut whole);
-            if byte_delta {
-                delta::encode_planes(&mut whole, k);
-            }
+            super::super::apply_filter(&input, filter, &mut whole);
             for piece_len in [1, 5, 64, 4096] {
                 let mut streamed = Vec::new();
                 let (mut piece, mut staging) = (vec![0; piece_len], Vec::new());
@@ -320,7 +330,7 @@ mod tests {
                 let mut first_read = Vec::new();
                 shuffle_in_pieces(
                     &parts,
-                    (k, byte_delta),
+                    filter,
                     (&mut piece, &mut staging),
                     |raw| first_read.extend_from_slice(raw),
                     |part| {
@@ -330,7 +340,7 @@ mod tests {
                     },
                 )
                 .unwrap();
-                assert_eq!(streamed, whole, "k={k} delta {byte_delta} pieces of {piece_len}");
+                assert_eq!(streamed, whole, "{filter:?} pieces of {piece_len}");
                 assert_eq!(first_read, input, "k={k}: every raw byte read once, in order");
             }
         }
