@@ -11,11 +11,14 @@ W2: a smooth float32 field on 256x512x512, chunks 64^3, zstd level 1 and lz4, sh
 Install: .venv/bin/pip install h5py hdf5plugin "zarr>=3" tensorstore blosc2   (not needed by the
          tests; a library not installed is left out of the table)
 Run:     .venv/bin/python python/bench/bench.py [--scale 0.5] [--repeat 3] [--markdown] [--boxes]
-                                               [--bytedelta]
+                                               [--bytedelta] [--delta]
 
 --bytedelta adds the W1 64^3 zstd3 and the W2 cases with byte delta after the shuffle (Atlas's
 shuffle "bytedelta", Blosc2's BYTEDELTA filter), run through Atlas and Blosc2 only: h5py,
 zarr-python and TensorStore have no such filter.
+--delta adds the same cases with the element delta before the shuffle (Atlas's shuffle
+"delta", zarr-python's numcodecs Delta filter), run through Atlas and zarr-python only (Blosc's
+DELTA is another filter: each block against the chunk's first).
 
 Each figure is the best of --repeat runs. Writes count until the data is durable in the
 library's own sense (Atlas flush, h5py close, zarr write returns, TensorStore's write future,
@@ -72,10 +75,11 @@ class Case:
     level: int
     shuffle: bool
     byte_delta: bool = False  # after the shuffle
+    delta: bool = False  # the element delta, before the shuffle
 
     @property
     def atlas_shuffle(self) -> str:
-        return "bytedelta" if self.byte_delta else "on" if self.shuffle else "off"
+        return "bytedelta" if self.byte_delta else "delta" if self.delta else "on" if self.shuffle else "off"
 
     @property
     def atlas_codec(self) -> str:
@@ -99,8 +103,18 @@ def w1_cases(scale: float) -> list[Case]:
 
 def byte_delta_cases(scale: float) -> list[Case]:
     """The shuffled compressed W1 64^3 and W2 cases, with byte delta after the shuffle."""
-    cases = [c for c in w1_cases(scale) + w2_cases(scale) if c.shuffle and c.codec != "none" and c.chunk[0] == 64]
-    return [Case(c.id.replace("+shuf", "+bd"), c.shape, c.chunk, c.dtype, c.codec, c.level, True, True) for c in cases]
+    return [Case(c.id.replace("+shuf", "+bd"), c.shape, c.chunk, c.dtype, c.codec, c.level, True, True)
+            for c in _shuffled_cases(scale)]
+
+
+def delta_cases(scale: float) -> list[Case]:
+    """The same cases with the element delta before the shuffle."""
+    return [Case(c.id.replace("+shuf", "+delta"), c.shape, c.chunk, c.dtype, c.codec, c.level, True, delta=True)
+            for c in _shuffled_cases(scale)]
+
+
+def _shuffled_cases(scale: float) -> list[Case]:
+    return [c for c in w1_cases(scale) + w2_cases(scale) if c.shuffle and c.codec != "none" and c.chunk[0] == 64]
 
 
 def w2_cases(scale: float) -> list[Case]:
@@ -155,6 +169,7 @@ def h5_read(case: Case, path: str) -> np.ndarray:
 
 
 def zarr_write(case: Case, path: str, data: np.ndarray) -> None:
+    filters = [zcodecs.numcodecs.Delta(dtype=str(data.dtype))] if case.delta else None
     compressors: list = []
     if case.shuffle:
         compressors.append(zcodecs.Shuffle(elementsize=data.dtype.itemsize))
@@ -162,7 +177,7 @@ def zarr_write(case: Case, path: str, data: np.ndarray) -> None:
         compressors.append(zcodecs.ZstdCodec(level=case.level))
     elif case.codec == "lz4":
         compressors.append(zcodecs.LZ4())
-    arr = zarr.create_array(path, shape=data.shape, dtype=data.dtype, chunks=case.chunk,
+    arr = zarr.create_array(path, shape=data.shape, dtype=data.dtype, chunks=case.chunk, filters=filters,
                             compressors=compressors or None, fill_value=0)
     arr[...] = data
 
@@ -263,6 +278,8 @@ def run_case(case: Case, data: np.ndarray, root: str, repeat: int) -> dict:
             continue  # numpy.save has no codec: it is the uncompressed baseline
         if case.byte_delta and lib not in ("atlas", "blosc2"):
             continue  # no byte delta filter there
+        if case.delta and lib not in ("atlas", "zarr"):
+            continue  # no element delta filter there
         path = os.path.join(root, f"{case.id}-{lib}")
 
         def timed_write():
@@ -379,9 +396,11 @@ def main() -> int:
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--boxes", action="store_true", help="also run W4: 1000 random 32^3 box reads")
     parser.add_argument("--bytedelta", action="store_true", help="also run the cases with byte delta")
+    parser.add_argument("--delta", action="store_true", help="also run the cases with the element delta")
     args = parser.parse_args()
 
-    cases = w1_cases(args.scale) + w2_cases(args.scale) + (byte_delta_cases(args.scale) if args.bytedelta else [])
+    cases = (w1_cases(args.scale) + w2_cases(args.scale) + (byte_delta_cases(args.scale) if args.bytedelta else [])
+             + (delta_cases(args.scale) if args.delta else []))
     cases = [c for c in cases if args.only in c.id]
     libs = [lib for lib in LIBRARIES if lib != "numpy"]
     optional = (("h5py+hdf5plugin", h5py), ("zarr", zarr), ("tensorstore", tensorstore), ("blosc2", blosc2))

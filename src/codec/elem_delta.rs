@@ -16,28 +16,26 @@ use super::delta;
 /// differences themselves (each plane takes its byte of each difference as it goes).
 pub(super) fn encode_shuffled(raw: &[u8], elem_bytes: usize, out: &mut [u8]) {
     assert_eq!(raw.len(), out.len(), "encoded in place of the raw bytes");
-    match elem_bytes {
-        1 => {
-            out.copy_from_slice(raw);
-            delta::encode(out, 0);
-        }
-        k => {
-            let n = raw.len() / k;
-            let (planes, out_tail) = out.split_at_mut(n * k);
-            for (plane, bytes) in planes.chunks_exact_mut(n.max(1)).enumerate() {
-                plane_of_differences(&raw[..n * k], k, plane, bytes, 0);
-            }
-            out_tail.copy_from_slice(&raw[n * k..]);
-        }
+    let k = elem_bytes;
+    let n = raw.len() / k;
+    let (planes, out_tail) = out.split_at_mut(n * k);
+    for (plane, bytes) in planes.chunks_exact_mut(n.max(1)).enumerate() {
+        plane_of_differences(&raw[..n * k], k, plane, bytes, 0);
     }
+    out_tail.copy_from_slice(&raw[n * k..]);
 }
 
 /// Byte `plane` of each element's difference from the one before it, into `out` (one byte
-/// per whole element of `input`, elements of `elem_bytes`, 2 to 8); `prev` is the element
+/// per whole element of `input`, elements of `elem_bytes`, 1 to 8); `prev` is the element
 /// before `input`'s first (0 at a block's start). Returns `input`'s last element, the
 /// `prev` of the elements that follow: a plane can be made piece by piece.
 pub(super) fn plane_of_differences(input: &[u8], elem_bytes: usize, plane: usize, out: &mut [u8], prev: u64) -> u64 {
     match elem_bytes {
+        // Bytes: the byte delta's loop.
+        1 => {
+            out.copy_from_slice(&input[..out.len()]);
+            u64::from(delta::encode(out, prev.to_le_bytes()[0]))
+        }
         2 => plane_k::<2>(input, plane, out, prev),
         3 => plane_k::<3>(input, plane, out, prev),
         4 => plane_k::<4>(input, plane, out, prev),
@@ -45,11 +43,11 @@ pub(super) fn plane_of_differences(input: &[u8], elem_bytes: usize, plane: usize
         6 => plane_k::<6>(input, plane, out, prev),
         7 => plane_k::<7>(input, plane, out, prev),
         8 => plane_k::<8>(input, plane, out, prev),
-        _ => panic!("planes of elements of 2 to 8 bytes, not {elem_bytes}"),
+        _ => panic!("element sizes are 1 to 8 bytes, not {elem_bytes}"),
     }
 }
 
-/// Undoes [`encode`] on a block's raw bytes as they come, piece after piece in order: a
+/// Undoes [`encode_shuffled`] (after the unshuffle) on a block's raw bytes as they come, piece after piece in order: a
 /// running sum that carries the last decoded element from one piece to the next.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Undo {

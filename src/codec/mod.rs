@@ -300,7 +300,7 @@ pub(crate) fn encode_block(
 /// codec (and [`encode_shuffled_in_pieces`] may encode it from parts).
 pub(crate) fn shuffles_in_pieces(codec: Codec, filter: Filter, len: usize) -> bool {
     matches!(codec, Codec::Zstd { .. })
-        && filter.shuffle_elem_bytes().is_some_and(|k| k > 1)
+        && filter.shuffle_elem_bytes().is_some_and(|k| k > 1 || filter.elem_delta().is_some())
         && len >= SHUFFLE_IN_PIECES_BYTES
 }
 
@@ -599,9 +599,9 @@ mod tests {
         let len = SHUFFLE_IN_PIECES_BYTES + 3;
         let raw: Vec<u8> = (0..len as u32).map(|i| (i / 4096 + i % 3) as u8).collect();
         let mut scratch = Scratch::default();
-        for filter in
-            [2, 4, 8].into_iter().flat_map(|k| [Filter::Shuffle(k), Filter::ShuffleDelta(k), Filter::DeltaShuffle(k)])
-        {
+        let filters =
+            [2, 4, 8].into_iter().flat_map(|k| [Filter::Shuffle(k), Filter::ShuffleDelta(k), Filter::DeltaShuffle(k)]);
+        for filter in filters.chain([Filter::DeltaShuffle(1)]) {
             let mut stored = Vec::new();
             let codec = Codec::Zstd { level: 1 };
             let encoding = encode_block(&raw, codec, filter, None, &mut scratch, &mut stored).unwrap();

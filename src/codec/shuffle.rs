@@ -32,7 +32,8 @@ pub(super) fn shuffle_in_pieces<E>(
 ) -> Result<(), E> {
     let elem_bytes = filter.shuffle_elem_bytes().unwrap_or(0);
     let (byte_delta, elem_delta) = (filter.byte_delta(), filter.elem_delta().is_some());
-    assert!(elem_bytes > 1 && !piece.is_empty(), "a shuffle of elements of 2 bytes or more, in pieces");
+    assert!(elem_bytes > 1 || elem_delta, "a shuffle of elements of 2 bytes or more, or an element delta");
+    assert!(!piece.is_empty(), "pieces of at least a byte");
     // A part but the last holding part of an element would stall the plane loop below.
     debug_assert!(parts.iter().rev().skip(1).all(|part| part.len() % elem_bytes == 0), "parts of whole elements");
     let whole = |part: &[u8]| part.len() / elem_bytes * elem_bytes;
@@ -316,7 +317,7 @@ mod tests {
         let filters = [2, 3, 4, 8]
             .into_iter()
             .flat_map(|k| [Filter::Shuffle(k), Filter::ShuffleDelta(k), Filter::DeltaShuffle(k)]);
-        for filter in filters {
+        for filter in filters.chain([Filter::DeltaShuffle(1)]) {
             let k = filter.shuffle_elem_bytes().unwrap();
             let mut whole = vec![0; input.len()];
             super::super::apply_filter(&input, filter, &mut whole);
