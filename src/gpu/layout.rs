@@ -185,7 +185,7 @@ fn reserve(len: &mut usize, n: usize) -> Range<usize> {
 
 impl<'r, 'a> Layout<'r, 'a> {
     /// Lays out a read of `slots` (as `engine::read_slots` takes them). Blocks the device
-    /// cannot decode (byte delta, zstd with a dictionary) are decoded here on the CPU's
+    /// cannot decode (byte or element delta, zstd with a dictionary) are decoded here on the CPU's
     /// cores (verified when `verify`), their raw bytes uploaded.
     ///
     /// # Errors

@@ -80,7 +80,8 @@ impl Default for Codec {
     }
 }
 
-/// Whether the byte-shuffle filter runs before the codec, and the byte delta after it.
+/// Whether the byte-shuffle filter runs before the codec, and the byte delta after it or
+/// the element delta before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
@@ -106,7 +107,8 @@ pub enum Shuffle {
 }
 
 impl Shuffle {
-    /// The setting's name as the metadata spells it: `auto`, `on`, `off` or `bytedelta`.
+    /// The setting's name as the metadata spells it: `auto`, `on`, `off`, `bytedelta` or
+    /// `delta`.
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {

@@ -211,7 +211,7 @@ enum Command {
         store: PathBuf,
         /// The array, as DATASET/ARRAY.
         array: ArrayPath,
-        /// The file to write.
+        /// The file to write; `-` writes standard output.
         file: PathBuf,
         /// Compression (default: from the file name).
         #[arg(long)]
