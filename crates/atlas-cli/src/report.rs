@@ -47,7 +47,10 @@ fn list<T: std::fmt::Display>(items: &[T]) -> String {
 
 /// Dimension names as a list, an unnamed one (`""`) quoted so that it shows.
 fn dims_list(dims: &[String]) -> String {
-    list(&dims.iter().map(|d| if d.is_empty() { "\"\"" } else { d }).collect::<Vec<_>>())
+    // Quoted where the list would not tell them apart otherwise: empty, or holding a
+    // separator, a bracket, a quote or spaces at an end.
+    let plain = |d: &str| !d.is_empty() && d.trim() == d && !d.contains([',', '[', ']', '"']);
+    list(&dims.iter().map(|d| if plain(d) { d.clone() } else { format!("{d:?}") }).collect::<Vec<_>>())
 }
 
 /// Format and compression of a metadata file, from its name (`atlas.msgpack.zst`).
@@ -673,6 +676,7 @@ mod tests {
         let dims = |names: &[&str]| dims_list(&names.iter().map(ToString::to_string).collect::<Vec<_>>());
         assert_eq!(dims(&["", "b"]), r#"["", b]"#);
         assert_eq!(dims(&[""]), r#"[""]"#, "one unnamed dimension, not a 0-d array's []");
+        assert_eq!(dims(&["a b, c", " x", "y"]), r#"["a b, c", " x", y]"#);
         assert_eq!(dims(&[]), "[]");
     }
 

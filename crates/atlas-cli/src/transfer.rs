@@ -122,7 +122,11 @@ pub fn import(
             file.display(),
             if n == 1 << 16 { " or more" } else { "" }
         ),
-        Err(e) => bail!("{}: the stream does not end cleanly after the array data: {e}", file.display()),
+        Err(e) => bail!(
+            "{}: the stream does not end cleanly after the array data: {e} (bytes after the compressed \
+             stream, or a damaged one)",
+            file.display()
+        ),
     }
     let commit = crate::progress::spinner("committing", quiet);
     // The import holds the writer lock here: only its own flush moves the generation, which
