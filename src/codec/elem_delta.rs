@@ -47,8 +47,9 @@ pub(super) fn plane_of_differences(input: &[u8], elem_bytes: usize, plane: usize
     }
 }
 
-/// Undoes [`encode_shuffled`] (after the unshuffle) on a block's raw bytes as they come, piece after piece in order: a
-/// running sum that carries the last decoded element from one piece to the next.
+/// Undoes [`encode_shuffled`] (after the unshuffle) on a block's raw bytes as they come,
+/// piece after piece in order: a running sum that carries the last decoded element from
+/// one piece to the next.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Undo {
     elem_bytes: usize,

@@ -17,12 +17,12 @@ pub(super) fn shuffle(input: &[u8], elem_bytes: usize, out: &mut [u8]) {
 
 /// Hands `filter`'s output of the concatenated `parts` to `feed` in order (a shuffle; each
 /// plane then byte-delta coded, or made of the elements' differences, as the filter says),
-/// in pieces of at most `piece.len()` bytes made
-/// in `piece` one at a time, so that the shuffled block never exists whole: each piece is
-/// cut from one plane while it is still in cache. Every part but the last holds whole
-/// elements. Short parts (rows of a chunk) are first gathered in `staging`, which reads them
-/// from memory faster than picking bytes out of each. Every raw byte goes to `first_read`
-/// once, in order, as the first plane reads it.
+/// in pieces of at most `piece.len()` bytes made in `piece` one at a time, so that the
+/// shuffled block never exists whole: each piece is cut from one plane while it is still
+/// in cache. Every part but the last holds whole elements. Short parts (rows of a chunk)
+/// are first gathered in `staging`, which reads them from memory faster than picking bytes
+/// out of each. Every raw byte goes to `first_read` once, in order, as the first plane
+/// reads it.
 pub(super) fn shuffle_in_pieces<E>(
     parts: &[&[u8]],
     filter: Filter,
@@ -117,9 +117,10 @@ pub(crate) fn unshuffle_part(planes: &[u8], elem_bytes: usize, start: usize, out
 
 /// Unshuffles `buf` (a whole shuffled block) where it is, `piece_len` bytes (whole
 /// elements) at a time, handing each raw piece to `each_piece` in order right after it is
-/// written (which may change it: the piece is done with). Only the planes before the last are copied out first (into `lead`), and the
-/// last plane's bytes of one piece (into `last`): `(k - 1) / k` of the block in extra
-/// memory, where unshuffling from a decoded copy takes all of it.
+/// written (which may change it: the piece is done with). Only the planes before the last
+/// are copied out first (into `lead`), and the last plane's bytes of one piece (into
+/// `last`): `(k - 1) / k` of the block in extra memory, where unshuffling from a decoded
+/// copy takes all of it.
 ///
 /// Sound because raw bytes are written front to back: piece `i0 .. i0 + m` (in elements)
 /// writes bytes below `(i0 + m) * k`, which is at most `(k - 1) * n + i0 + m` as

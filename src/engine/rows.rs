@@ -12,8 +12,9 @@
 //! round).
 //!
 //! A shuffled block is walked through piece by piece ([`Pieces`]), each piece unshuffled,
-//! its element delta undone (if it has one), hashed and copied out while in cache. A large shuffled zstd block is never decoded
-//! whole: its last plane is streamed piece by piece (`ShuffledStream`).
+//! its element delta undone (if it has one), hashed and copied out while in cache. A large
+//! shuffled zstd block is never decoded whole: its last plane is streamed piece by piece
+//! (`ShuffledStream`).
 
 use super::block::{
     ArrayCtx, BlockRef, Raw, Worker, check_checksum, codec_error, run_codec, shuffled_piece_len, stored_bytes,
