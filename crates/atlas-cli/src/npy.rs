@@ -19,6 +19,8 @@ const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// The first bytes of a gzip member and of a zstd frame.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// A zstd skippable frame's magic (`pzstd` starts its output with one) but its low nibble.
+const ZSTD_SKIPPABLE_MAGIC: [u8; 3] = [0x2a, 0x4d, 0x18];
 /// numpy pads the header so the body starts at a multiple of this.
 const ALIGN_BYTES: usize = 64;
 /// Largest header accepted; numpy's own reader stops at 10 000 bytes by default.
@@ -87,11 +89,13 @@ pub fn open(path: &Path) -> Result<Box<dyn Read>> {
     decompressing(BufReader::with_capacity(1 << 20, file), Compression::of_path(path), path)
 }
 
-/// The compression a stream's first bytes show: a gzip or zstd magic number, else none.
+/// The compression a stream's first bytes show: a gzip or zstd magic number (a zstd frame's
+/// or a skippable frame's), else none.
 fn sniff(first: &[u8]) -> Compression {
+    let zstd_skippable = first.len() >= 4 && first[0] & 0xf0 == 0x50 && first[1..4] == ZSTD_SKIPPABLE_MAGIC;
     if first.starts_with(&GZIP_MAGIC) {
         Compression::Gz
-    } else if first.starts_with(&ZSTD_MAGIC) {
+    } else if first.starts_with(&ZSTD_MAGIC) || zstd_skippable {
         Compression::Zst
     } else {
         Compression::None

@@ -71,31 +71,36 @@ impl FromStr for SliceSpec {
 }
 
 fn parse_axis(item: &str) -> Result<AxisSel, String> {
-    let number = |s: &str| -> Result<Option<i64>, String> {
+    use std::num::IntErrorKind::{NegOverflow, PosOverflow};
+    let not_integer = |s: &str| format!("{s:?} is not an integer");
+    let bound = |s: &str| -> Result<Option<i64>, String> {
         let s = s.trim();
         if s.is_empty() {
             return Ok(None);
         }
-        // Past i64, saturated: a range bound clamps to its axis as in Python (`0:10**20`),
-        // an index is then out of bounds.
+        // Past i64, saturated: a range bound clamps to its axis as in Python (`0:10**20`).
         s.parse::<i64>().map(Some).or_else(|e| match e.kind() {
-            std::num::IntErrorKind::PosOverflow => Ok(Some(i64::MAX)),
-            std::num::IntErrorKind::NegOverflow => Ok(Some(i64::MIN)),
-            _ => Err(format!("{s:?} is not an integer")),
+            PosOverflow => Ok(Some(i64::MAX)),
+            NegOverflow => Ok(Some(i64::MIN)),
+            _ => Err(not_integer(s)),
         })
     };
     let parts: Vec<&str> = item.split(':').collect();
     match parts[..] {
         [""] => Err("empty item (use ':' for a whole axis)".to_string()),
-        [index] => Ok(AxisSel::Index(number(index)?.expect("not empty"))),
-        [start, stop] => Ok(AxisSel::Range { start: number(start)?, stop: number(stop)?, step: 1 }),
+        // Unlike a range bound, an index past i64 cannot be clamped: it is out of bounds.
+        [index] => index.parse::<i64>().map(AxisSel::Index).map_err(|e| match e.kind() {
+            PosOverflow | NegOverflow => format!("index {index} is out of bounds for any axis"),
+            _ => not_integer(index),
+        }),
+        [start, stop] => Ok(AxisSel::Range { start: bound(start)?, stop: bound(stop)?, step: 1 }),
         [lo, hi, stride] => {
-            let step = match number(stride)? {
+            let step = match bound(stride)? {
                 None => 1,
                 Some(s) if s > 0 => s.unsigned_abs(),
                 Some(s) => return Err(format!("step {s} is not supported (steps must be positive)")),
             };
-            Ok(AxisSel::Range { start: number(lo)?, stop: number(hi)?, step })
+            Ok(AxisSel::Range { start: bound(lo)?, stop: bound(hi)?, step })
         }
         _ => Err(format!("{item:?} has more than two ':'")),
     }
@@ -196,8 +201,8 @@ mod tests {
         assert!("1,,".parse::<SliceSpec>().unwrap_err().contains("empty item"));
         let spec: SliceSpec = "-100000000000000000000:100000000000000000000".parse().unwrap();
         assert_eq!(spec.resolve(&[10]).unwrap(), Selection::all(&[10]), "bounds past i64 clamp");
-        let spec: SliceSpec = "100000000000000000000".parse().unwrap();
-        assert!(spec.resolve(&[10]).unwrap_err().to_string().contains("out of bounds"));
+        let past = "-100000000000000000000".parse::<SliceSpec>().unwrap_err();
+        assert_eq!(past, "index -100000000000000000000 is out of bounds for any axis");
         let spec: SliceSpec = "10".parse().unwrap();
         assert!(spec.resolve(&[10]).unwrap_err().to_string().contains("out of bounds for axis 0 with size 10"));
         let spec: SliceSpec = "1,2".parse().unwrap();
