@@ -125,8 +125,10 @@ pub enum Error {
         path: PathBuf,
     },
     /// The store was written by a newer format version than this build reads.
-    #[error("unsupported format version {found} (this build reads up to {max})")]
+    #[error("{path}: unsupported format version {found} (this build reads up to {max})")]
     UnsupportedVersion {
+        /// The metadata file.
+        path: PathBuf,
         /// The version found on disk.
         found: u32,
         /// The newest version this build reads.

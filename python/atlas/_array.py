@@ -562,16 +562,19 @@ class Array:
         return bool((self[...] == value).any())
 
     def __iter__(self) -> Iterator[Any]:
+        if not self.shape:
+            raise TypeError("iteration over a 0-d array")
         # A chunk row of axis 0 at a time, not an element (and its chunk decode) at a time.
-        rows = self.chunks[0] if self.shape else 1
+        rows = self.chunks[0]
         for first in range(0, len(self), rows):
             yield from self[first : first + rows]
 
     # --- settings -----------------------------------------------------------------------
     def set_codec(self, codec: Optional[str], shuffle: Any = None) -> None:
-        """Gives the array its own codec for new blocks (`None`: follow the store's);
-        `shuffle` (`"on"`, `"off"`, `"auto"`, `"bytedelta"`, `"delta"` or a bool) likewise when
-        given."""
+        """Gives the array its own codec for new blocks, and its own `shuffle` (`"on"`,
+        `"off"`, `"auto"`, `"bytedelta"`, `"delta"` or a bool) when given; existing blocks
+        keep theirs. `set_codec(None)` makes the array follow the store's codec, and its
+        shuffle too unless `shuffle` is given."""
         self._native.set_codec(codec, shuffle_arg(shuffle))
 
     def recompress(self, codec: str = "zstd", shuffle: Any = None) -> None:

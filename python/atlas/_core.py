@@ -267,6 +267,9 @@ class Atlas:
     def __getitem__(self, name: str) -> "DatasetView":
         return self.open_dataset(name)
 
+    def __delitem__(self, name: str) -> None:
+        self.delete_dataset(name)
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._native.dataset_exists(name)
 
@@ -580,14 +583,19 @@ class DatasetView:
     def __getitem__(self, name: str) -> Array:
         return Array(self._native.array(name), self._store)
 
+    def __delitem__(self, name: str) -> None:
+        self.delete_array(name)
+
     def __setitem__(self, name: str, data: Any) -> None:
         """`ds[name] = data`, as h5py's `group[name] = data`: a new array of `data`'s dtype
-        and shape (default chunks, the store's codec), holding `data` once flushed. A name
-        in use is refused (`AlreadyExistsError`): assign into that array with
-        `ds[name][...] = data`."""
+        and shape (default chunks, the store's codec), holding `data` once flushed. A 1-d
+        array's axis is named after the array (netCDF's coordinate variable: it labels the
+        axes of that name in other arrays, in xarray too). A name in use is refused
+        (`AlreadyExistsError`): assign into that array with `ds[name][...] = data`."""
         data = _defining(data, f"{self.name}/{name}")
+        dims = [name] if data.ndim == 1 else None
         try:
-            array = self.define_array(name, data.dtype, None, data.shape)
+            array = self.define_array(name, data.dtype, dims, data.shape)
         except AlreadyExistsError as e:
             raise AlreadyExistsError(f"{e}; assign into it with ds[{name!r}][...] = data") from None
         try:
@@ -715,6 +723,8 @@ def _defining(data: Any, label: str) -> np.ndarray:
     if array.dtype.kind != "O":
         return array
     values = [v for v in array.ravel() if v is not None]
+    if not values and array.size:
+        raise DTypeMismatchError(f"data for array {label} is all None, which makes no Atlas dtype")
     if all(isinstance(v, (str, bytes)) for v in values):
         return array
     if values and all(isinstance(v, datetime.date) for v in values):

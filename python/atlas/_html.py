@@ -17,6 +17,11 @@ _STYLE = (
 )
 
 
+def counted(n: int, noun: str) -> str:
+    """`1 dataset`, `2 datasets`."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def human_bytes(n: Any) -> str:
     if n is None:
         return "-"
@@ -110,7 +115,7 @@ def store_html(store: Any) -> str:
     raw = sum(a.nbytes or 0 for a in arrays)
     header = (
         f"<b>atlas.Atlas</b> <code>{escape(store.path)}</code><br>"
-        f"{len(names)} datasets &middot; codec {escape(store.codec)} &middot; metadata "
+        f"{counted(len(names), 'dataset')} &middot; codec {escape(store.codec)} &middot; metadata "
         f"<code>{escape(store.meta_file_name)}</code> &middot; {human_bytes(store_bytes(store.path))} on disk"
         + (f" &middot; {human_bytes(raw)} raw" if total == len(arrays) else "")
         + (" &middot; <i>unflushed changes</i>" if store.has_pending_changes else "")
@@ -121,7 +126,7 @@ def store_html(store: Any) -> str:
 def dataset_html(view: Any) -> str:
     listed = view.list_arrays()
     arrays = [view[name] for name in listed[:MAX_ROWS]]
-    header = f"<b>atlas.DatasetView</b> <code>{escape(view.name)}</code> &middot; {len(view)} arrays"
+    header = f"<b>atlas.DatasetView</b> <code>{escape(view.name)}</code> &middot; {counted(len(view), 'array')}"
     return f"<div class='atlas-repr'>{_STYLE}{header}{_array_rows(arrays, len(listed), False)}{_attrs_table(view.attributes())}</div>"
 
 

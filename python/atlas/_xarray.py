@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import sys
 import warnings
 from typing import Any, Optional, Sequence
@@ -213,20 +214,32 @@ def _numpy_dtype(var_name: str, dtype: Any) -> np.dtype:
         raise InvalidArgumentError(f"variable {var_name!r}: dtype {dtype} is not one Atlas stores") from None
 
 
-def _variable(xr: Any, array: Any, lazy: bool) -> Any:
+def _variable(xr: Any, array: Any, dims: list, lazy: bool) -> Any:
     data: Any
     if lazy and array.ndim and tuple(array.chunks) != tuple(array.shape) and _dask_array_module() is not None:
         da = _dask_array_module()
         data = da.from_array(array, chunks=tuple(array.chunks), lock=False, asarray=True, name=False)
     else:
         data = array.read()
-    return xr.Variable(_xarray_dims(array), data, attrs=array.attrs.to_dict())
+    return xr.Variable(dims, data, attrs=array.attrs.to_dict())
 
 
-def _xarray_dims(array: Any) -> list:
-    """xarray needs a name per axis: an unnamed one (`""`) is `<array>_dim_<axis>`, a
-    dimension of its own (unless another axis is given that very name)."""
-    return [d or f"{array.name}_dim_{axis}" for axis, d in enumerate(array.dims)]
+_DEFAULT_DIM = re.compile(r"dim_[0-9]+")
+
+
+def _xarray_dims(arrays: dict[str, Any]) -> dict[str, list]:
+    """The dimension names of each array as xarray takes them, by array name. xarray needs
+    a name per axis: an unnamed one (`""`) is `<array>_dim_<axis>`, a dimension of its own
+    (unless another axis is given that very name). So is a default name (`dim_0`, given to
+    arrays defined without dims) that arrays use with different lengths: xarray refuses one
+    dimension of two lengths, and such arrays never meant to share it."""
+    dims = {n: [d or f"{n}_dim_{axis}" for axis, d in enumerate(a.dims)] for n, a in arrays.items()}
+    lengths: dict[str, set] = {}
+    for n, a in arrays.items():
+        for d, length in zip(dims[n], a.shape):
+            lengths.setdefault(d, set()).add(length)
+    clashing = {d for d, seen in lengths.items() if len(seen) > 1 and _DEFAULT_DIM.fullmatch(d)}
+    return {n: [f"{n}_{d}" if d in clashing else d for d in names] for n, names in dims.items()}
 
 
 def open_as_xarray_dataset(store: Any, name: str, lazy: bool = True) -> Any:
@@ -237,8 +250,9 @@ def open_as_xarray_dataset(store: Any, name: str, lazy: bool = True) -> Any:
     arrays = {n: view[n] for n in view.list_arrays()}
     if not isinstance(coord_list, list):
         coord_list = [n for n, a in arrays.items() if tuple(a.dims) == (n,)]
-    coords = {n: _variable(xr, a, lazy) for n, a in arrays.items() if n in coord_list}
-    data_vars = {n: _variable(xr, a, lazy) for n, a in arrays.items() if n not in coord_list}
+    dims = _xarray_dims(arrays)
+    coords = {n: _variable(xr, a, dims[n], lazy) for n, a in arrays.items() if n in coord_list}
+    data_vars = {n: _variable(xr, a, dims[n], lazy) for n, a in arrays.items() if n not in coord_list}
     return xr.Dataset(data_vars=data_vars, coords=coords, attrs=attrs)
 
 
@@ -264,11 +278,13 @@ def _check_stacks_on(view: Any, name: str, template: Any, first: str) -> None:
     """Refuses dataset `name` for stacking on the first one, `template`, unless it holds
     every variable with the same shape and the same coordinate values: a stack takes the
     first's shapes and coordinates, which would cut or mislabel another's data."""
+    arrays = {n: view[n] for n in view.list_arrays()}
+    all_dims = _xarray_dims(arrays)
     for var_name, var in template.variables.items():
-        if var_name not in view:
+        if var_name not in arrays:
             raise InvalidArgumentError(f"dataset {name} has no {var_name!r}, which {first} has: they do not stack")
-        array = view[var_name]
-        shape, dims = tuple(array.shape), tuple(_xarray_dims(array))
+        array = arrays[var_name]
+        shape, dims = tuple(array.shape), tuple(all_dims[var_name])
         if (shape, dims) != (var.shape, var.dims):
             raise InvalidArgumentError(
                 f"{var_name!r} has shape {shape} over {dims} in dataset {name}, {var.shape} over {var.dims} in "

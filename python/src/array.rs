@@ -175,7 +175,12 @@ impl Array {
         let (codec, shuffle) = (codec.map(parse_codec).transpose()?, shuffle.map(parse_shuffle).transpose()?);
         py.detach(|| {
             self.inner.set_codec(codec)?;
-            shuffle.map_or(Ok(()), |shuffle| self.inner.set_shuffle(Some(shuffle)))
+            // `set_codec(None)`: back to the store's settings, the shuffle too unless given.
+            match (codec, shuffle) {
+                (_, Some(shuffle)) => self.inner.set_shuffle(Some(shuffle)),
+                (None, None) => self.inner.set_shuffle(None),
+                (Some(_), None) => Ok(()),
+            }
         })
         .py_err()
     }

@@ -393,6 +393,13 @@ def test_delta_blocks_shrink_steady_series_and_read_back(tmp_path, dtype):
 def test_array_defined_with_its_own_codec(ds):
     arr = ds.define_array("a", "uint8", ["x"], [4], codec="lz4", shuffle="off")
     assert arr.codec == "lz4" and ds.array_meta("a")["shuffle"] == "off"
+    # `set_codec(None)` goes back to the store's settings, the shuffle too unless given.
+    arr.set_codec(None, "delta")
+    assert (arr.meta["codec"], arr.meta["shuffle"], arr.codec) == (None, "delta", "zstd:3")
+    arr.set_codec("zstd")
+    assert arr.meta["shuffle"] == "delta"
+    arr.set_codec(None)
+    assert (arr.meta["codec"], arr.meta["shuffle"]) == (None, None)
 
 
 class ChunkSpy:

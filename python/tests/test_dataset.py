@@ -300,6 +300,8 @@ def test_assigning_data_to_a_new_name_defines_the_array(ds):
     assert ds["s"][...].tolist() == ["a", "bcd"]
     assert ds["t"][0] == np.datetime64("2024-01-01", "ns") and np.isnat(ds["t"][1])
     assert ds["z"].shape == () and ds["z"][()] == -3
+    with pytest.raises(TypeError, match="iteration over a 0-d array"):
+        list(ds["z"])
     # A name in use is refused, pointing at the assignment into it.
     with pytest.raises(atlas.AlreadyExistsError, match=r"ds\['f'\]\[\.\.\.\] = data"):
         ds["f"] = [0.0, 0.0]
@@ -310,10 +312,21 @@ def test_assigning_data_to_a_new_name_defines_the_array(ds):
     for objects in [np.array([1, "a"], dtype=object), [1, None], [2**70]]:
         with pytest.raises(atlas.DTypeMismatchError, match="make no Atlas dtype"):
             ds["o"] = objects
+    for nothing in [None, [None, None]]:
+        with pytest.raises(atlas.DTypeMismatchError, match="all None"):
+            ds["o"] = nothing
     ds.delete_array("when")
     with pytest.raises(atlas.InvalidArgumentError, match="unsupported dtype"):
         ds["h"] = np.zeros(2, np.float16)
     assert sorted(ds) == ["f", "s", "t", "z"]
+    # A 1-d array's axis takes its name (a coordinate variable); others keep the defaults.
+    assert ds["f"].dims == ("f",) and ds["z"].dims == ()
+    ds["grid"] = np.zeros((2, 3))
+    assert ds["grid"].dims == ("dim_0", "dim_1")
+    del ds["grid"]
+    assert "grid" not in ds
+    with pytest.raises(atlas.NotFoundError):
+        del ds["grid"]
 
 
 def test_handles_of_a_deleted_dataset_still_show_themselves(ds):

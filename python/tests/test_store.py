@@ -118,6 +118,10 @@ def test_datasets_list_exist_delete(store):
         store["b"]
     with pytest.raises(atlas.NotFoundError):
         store.delete_dataset("b")
+    del store["c"]
+    assert list(store) == ["a"]
+    with pytest.raises(atlas.NotFoundError):
+        del store["c"]
     with pytest.raises(atlas.AlreadyExistsError):
         store.create_dataset("a")
     assert store.open_dataset("a").name == "a"
@@ -385,6 +389,27 @@ def test_refresh_in_a_forked_child_forgets_the_parents_changes_and_sees_the_newe
     np.testing.assert_array_equal(atlas.Atlas.open(path)["d"]["a"][:], [1, 2, 3, 4, 0, 0, 0, 0])
 
 
+def test_a_store_opened_by_a_relative_path_stays_there_when_the_directory_changes(tmp_path, monkeypatch):
+    for place in ["one", "two"]:
+        (tmp_path / place).mkdir()
+    monkeypatch.chdir(tmp_path / "two")
+    other = atlas.Atlas.create("x.atlas")
+    other.create_dataset("only_in_two")
+    other.close()
+    monkeypatch.chdir(tmp_path / "one")
+    store = atlas.Atlas.create("x.atlas")
+    assert store.path == str(tmp_path / "one" / "x.atlas")
+    store.create_dataset("d")["a"] = [1.0, 1.0]
+    store.flush()
+    monkeypatch.chdir(tmp_path / "two")  # a notebook's %cd
+    store["d"]["a"][:] = 99.0
+    store.flush()
+    store.refresh()
+    assert store["d"]["a"][0] == 99.0
+    assert atlas.Atlas.open(tmp_path / "one" / "x.atlas")["d"]["a"][0] == 99.0
+    assert atlas.Atlas.open("x.atlas").list_datasets() == ["only_in_two"]
+
+
 def test_refresh_sees_another_handles_flush(tmp_path):
     writer = atlas.Atlas.create(tmp_path / "s")
     reader = atlas.Atlas.open(tmp_path / "s")
@@ -431,6 +456,7 @@ def test_repr_and_html_show_schema_codec_and_sizes(store, ds):
     for needle in ("temp", "float32", "10 x 20", "5 x 20", "zstd:3", "800 B", "on disk"):
         assert needle in html, needle
     assert "temp" in ds._repr_html_() and "ST01" in ds._repr_html_()
+    assert "1 dataset &" in html and "1 array<" in ds._repr_html_()
     html = arr._repr_html_()
     assert "fill value" in html and "200 / 0" in html
 

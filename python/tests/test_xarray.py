@@ -112,6 +112,23 @@ def test_unnamed_axes_open_as_dimensions_of_their_own(tmp_path):
     assert store["d"]["grid"].dims == ("", "")
 
 
+def test_arrays_defined_without_dims_open_as_xarray_as_h5py_users_write_them(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s")
+    for name in ["d", "e"]:
+        view = store.create_dataset(name)
+        view["depth"] = np.linspace(0, 100, 5)  # a coordinate variable: its axis is "depth"
+        view.define_array("temp", "float32", ["time", "depth"], [2, 5])
+        view["a"] = np.zeros((2, 3))  # default dims dim_0, dim_1 ...
+        view["b"] = np.ones((4, 3))  # ... of other lengths: each array's own
+        view["c"] = np.ones((2, 3))  # default dims of the same lengths stay shared
+    back = store.open_as_xarray_dataset("d")
+    assert list(back.coords) == ["depth"] and back["temp"].dims == ("time", "depth")
+    assert back["temp"].sel(depth=25.0).shape == (2,)
+    assert back["a"].dims == ("a_dim_0", "dim_1") and back["b"].dims == ("b_dim_0", "dim_1")
+    assert back["c"].dims == ("c_dim_0", "dim_1")
+    assert store.open_as_many_xarray_dataset(["d", "e"])["b"].dims == ("dataset", "b_dim_0", "dim_1")
+
+
 def test_a_scalar_nan_fill_value_leaves_integer_variables_at_their_default(tmp_path):
     ds = xr.Dataset({"temp": (("station",), np.array([1.5, 2.5, 3.5]))}, coords={"station": [10, 20, 30]})
     store = atlas.Atlas.create(tmp_path / "s")

@@ -101,6 +101,7 @@ pub mod control {
     /// Makes the mutating I/O call number `fail_at` (from 0) after this call fail with
     /// `fault`, process-wide, until the returned guard is dropped. Tests that use it must not
     /// run alongside other tests that write.
+    #[must_use = "the fault is cleared when the guard drops"]
     pub fn inject(fail_at: u64, fault: Fault) -> FaultGuard {
         *PLAN.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Plan { fail_at, seen: 0, fault });
         FaultGuard { _private: () }

@@ -50,9 +50,23 @@ macro_rules! attr_from {
     )*};
 }
 attr_from!(
-    bool => Bool, i32 => Int, i64 => Int, u32 => Int, f32 => Float, f64 => Float,
-    &str => String, String => String,
+    bool => Bool, i8 => Int, i16 => Int, i32 => Int, i64 => Int, u8 => Int, u16 => Int, u32 => Int,
+    f32 => Float, f64 => Float, &str => String, String => String,
 );
+
+/// Integers that `Int` (an `i64`) may not hold: refused past `i64::MAX`, never wrapped.
+macro_rules! attr_try_from {
+    ($($t:ty),*) => {$(
+        impl TryFrom<$t> for AttrValue {
+            type Error = std::num::TryFromIntError;
+
+            fn try_from(v: $t) -> Result<Self, Self::Error> {
+                i64::try_from(v).map(Self::Int)
+            }
+        }
+    )*};
+}
+attr_try_from!(u64, usize);
 
 impl<T: Into<AttrValue>> From<Vec<T>> for AttrValue {
     fn from(v: Vec<T>) -> Self {
@@ -70,6 +84,15 @@ mod tests {
         let text = serde_json::to_string(&v).unwrap();
         assert_eq!(text, r#"{"type":"string","value":"2024-01-01T00:00:00Z"}"#);
         assert_eq!(serde_json::from_str::<AttrValue>(&text).unwrap(), v);
+    }
+
+    #[test]
+    fn integers_convert_unless_past_i64() {
+        assert_eq!(AttrValue::from(-3i8), AttrValue::Int(-3));
+        assert_eq!(AttrValue::from(65_535u16), AttrValue::Int(65_535));
+        assert_eq!(AttrValue::try_from(7usize), Ok(AttrValue::Int(7)));
+        assert_eq!(AttrValue::try_from(i64::MAX as u64), Ok(AttrValue::Int(i64::MAX)));
+        assert!(AttrValue::try_from(u64::MAX).is_err());
     }
 
     #[test]

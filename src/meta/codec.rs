@@ -123,8 +123,7 @@ impl Shuffle {
 
 impl Shuffle {
     /// Whether shuffle applies to elements of `elem_bytes` bytes encoded with `codec`.
-    #[must_use]
-    pub fn applies(self, elem_bytes: usize, codec: Codec) -> bool {
+    pub(crate) fn applies(self, elem_bytes: usize, codec: Codec) -> bool {
         match self {
             Self::Auto => elem_bytes > 1 && codec != Codec::None,
             Self::On | Self::ByteDelta => elem_bytes > 1,

@@ -50,8 +50,8 @@ pub(crate) enum Kind {
 }
 
 impl DType {
-    /// Every dtype, for tests and tools that iterate them.
-    pub const ALL: [DType; 13] = [
+    /// Every dtype, for tests and tools that iterate them (a slice: the enum may grow).
+    pub const ALL: &'static [DType] = &[
         Self::Int8,
         Self::Int16,
         Self::Int32,
@@ -100,7 +100,8 @@ impl DType {
     }
 
     /// Parses a numpy-style name (`"float32"`, `"f4"`, `"<f4"`, `"uint16"`, `"bool"`,
-    /// `"datetime64[ns]"`...).
+    /// `"datetime64[ns]"`...). Short codes count bytes as numpy's do, unlike Rust's type
+    /// names: `"i8"` is `Int64` and `"u1"` is `UInt8`.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
         let name = name.strip_prefix('<').or_else(|| name.strip_prefix('|')).unwrap_or(name);
@@ -108,7 +109,7 @@ impl DType {
             "datetime64[ns]" | "M8[ns]" => Some(Self::Timestamp),
             "?" => Some(Self::Bool),
             "str" | "O" | "T" => Some(Self::String),
-            _ => Self::ALL.into_iter().find(|d| d.name() == name || d.short_name() == name),
+            _ => Self::ALL.iter().copied().find(|d| d.name() == name || d.short_name() == name),
         }
     }
 
@@ -153,7 +154,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_short_names_parse() {
-        for d in DType::ALL {
+        for &d in DType::ALL {
             assert_eq!(DType::from_name(d.name()), Some(d));
             assert_eq!(DType::from_name(d.short_name()), Some(d));
         }

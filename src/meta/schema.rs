@@ -180,12 +180,10 @@ impl ArrayMeta {
         if ndim > MAX_NDIM {
             return Err(format!("{ndim} dimensions is over the limit of {MAX_NDIM}"));
         }
-        if self.chunk_shape.len() != ndim || self.dims.len() != ndim {
-            return Err(format!(
-                "shape has {ndim} dimensions but chunk_shape has {} and dims {}",
-                self.chunk_shape.len(),
-                self.dims.len()
-            ));
+        for (what, len) in [("chunk_shape", self.chunk_shape.len()), ("dims", self.dims.len())] {
+            if len != ndim {
+                return Err(format!("shape has {ndim} dimensions but {what} has {len}"));
+            }
         }
         if self.chunk_shape.contains(&0) {
             return Err(format!("chunk_shape {:?} has a zero extent", self.chunk_shape));

@@ -27,7 +27,7 @@ impl Atlas {
     pub fn read_array_across<T: Element>(
         &self,
         array: &str,
-        datasets: &[&str],
+        datasets: &[impl AsRef<str>],
         start: &[u64],
         shape: &[u64],
     ) -> Result<Vec<ArrayD<T>>> {
@@ -48,12 +48,13 @@ impl Atlas {
     pub fn read_array_across_stacked<T: Element>(
         &self,
         array: &str,
-        datasets: &[&str],
+        datasets: &[impl AsRef<str>],
         start: &[u64],
         shape: &[u64],
     ) -> Result<ArrayD<T>> {
+        let datasets: Vec<&str> = datasets.iter().map(AsRef::as_ref).collect();
         let state = self.inner.read();
-        let request = Request::check(&state, array, datasets, start, shape, (T::DTYPE, T::matches))?;
+        let request = Request::check(&state, array, &datasets, start, shape, (T::DTYPE, T::matches))?;
         let extent = stacked_extent(datasets.len(), shape);
         let mut out = new_output(&extent)?;
         request.run(&state, start, shape, &mut out, ReadOptions::default())?;
@@ -95,14 +96,15 @@ impl Atlas {
     pub fn read_array_across_stacked_into<T: Element>(
         &self,
         array: &str,
-        datasets: &[&str],
+        datasets: &[impl AsRef<str>],
         start: &[u64],
         shape: &[u64],
         out: &mut [T],
         options: ReadOptions,
     ) -> Result<()> {
+        let datasets: Vec<&str> = datasets.iter().map(AsRef::as_ref).collect();
         let state = self.inner.read();
-        let request = Request::check(&state, array, datasets, start, shape, (T::DTYPE, T::matches))?;
+        let request = Request::check(&state, array, &datasets, start, shape, (T::DTYPE, T::matches))?;
         if out.len() != request.total_elems {
             let what = format!("{} of shape {shape:?}", counted(datasets.len(), "dataset's box", "datasets' boxes"));
             return Err(Error::buffer_len(array, &what, &stacked_extent(datasets.len(), shape), out.len()));

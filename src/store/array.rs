@@ -74,10 +74,19 @@ impl ArrayHandle {
     /// As [`ArrayHandle::read_into`], except that no output length can be wrong;
     /// [`Error::InvalidArgument`] if the result does not fit in memory.
     pub fn read<T: Element>(&self, start: &[u64], shape: &[u64]) -> Result<ArrayD<T>> {
+        self.read_with(start, shape, ReadOptions::default())
+    }
+
+    /// [`ArrayHandle::read`] with `options`: `verify_checksums: false` skips the checksum
+    /// of each block, `device` picks where blocks are decoded.
+    ///
+    /// # Errors
+    /// As [`ArrayHandle::read`].
+    pub fn read_with<T: Element>(&self, start: &[u64], shape: &[u64], options: ReadOptions) -> Result<ArrayD<T>> {
         // The request is checked before its output is allocated.
         self.checked_meta(&self.inner.read(), start, (shape, "shape"), T::DTYPE, T::matches)?;
         let mut out = new_output(shape)?;
-        self.read_into(start, shape, &mut out, ReadOptions::default())?;
+        self.read_into(start, shape, &mut out, options)?;
         Ok(shaped(shape, out))
     }
 
@@ -427,7 +436,8 @@ impl ArrayHandle {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zstd level zstd does not support;
-    /// [`Error::NotFound`], [`Error::Locked`].
+    /// [`Error::NotFound`], [`Error::Locked`]; as [`Atlas::set_codec`](crate::Atlas::set_codec) for chunks held in
+    /// memory.
     pub fn set_codec(&self, codec: Option<Codec>) -> Result<()> {
         codec.map_or(Ok(()), Codec::check).map_err(Error::invalid)?;
         self.change_meta(|meta| meta.codec = codec)
@@ -436,7 +446,8 @@ impl ArrayHandle {
     /// Gives the array its own shuffle setting for new blocks (`None`: follow the store's).
     ///
     /// # Errors
-    /// [`Error::NotFound`], [`Error::Locked`].
+    /// [`Error::NotFound`], [`Error::Locked`]; as [`Atlas::set_codec`](crate::Atlas::set_codec) for chunks held in
+    /// memory.
     pub fn set_shuffle(&self, shuffle: Option<Shuffle>) -> Result<()> {
         self.change_meta(|meta| meta.shuffle = shuffle)
     }

@@ -42,12 +42,25 @@ impl ArrayHandle {
     /// As [`ArrayHandle::read_boxes_into`], except that no output length can be wrong;
     /// [`Error::InvalidArgument`] if the result does not fit in memory.
     pub fn read_boxes<T: Element, S: AsRef<[u64]>>(&self, starts: &[S], shape: &[u64]) -> Result<ArrayD<T>> {
+        self.read_boxes_with(starts, shape, ReadOptions::default())
+    }
+
+    /// [`ArrayHandle::read_boxes`] with `options`, as [`ArrayHandle::read_with`].
+    ///
+    /// # Errors
+    /// As [`ArrayHandle::read_boxes`].
+    pub fn read_boxes_with<T: Element, S: AsRef<[u64]>>(
+        &self,
+        starts: &[S],
+        shape: &[u64],
+        options: ReadOptions,
+    ) -> Result<ArrayD<T>> {
         let starts: Vec<&[u64]> = starts.iter().map(AsRef::as_ref).collect();
         // The request is checked before its output is allocated.
         self.checked_boxes(&self.inner.read(), &starts, shape, (T::DTYPE, T::matches))?;
         let extent = stacked_extent(starts.len(), shape);
         let mut out = new_output(&extent)?;
-        self.read_boxes_into(&starts, shape, &mut out, ReadOptions::default())?;
+        self.read_boxes_into(&starts, shape, &mut out, options)?;
         Ok(shaped(&extent, out))
     }
 

@@ -43,39 +43,9 @@ impl Dataset {
     /// [`Error::Locked`].
     pub fn define_array(&self, name: &str, spec: ArraySpec) -> Result<ArrayHandle> {
         validate_name(EntityKind::Array, name)?;
-        let ndim = spec.shape.len();
-        // Checked first: the default names and chunk shape take time per dimension.
-        if ndim > MAX_NDIM {
-            return Err(Error::invalid(format!("{ndim} dimensions is over the limit of {MAX_NDIM}")));
-        }
-        let dims = spec.dims.unwrap_or_else(|| (0..ndim).map(|d| format!("dim_{d}")).collect());
-        let max_chunk_bytes = self.inner.limits.max_chunk_bytes;
-        let chunk_shape = spec
-            .chunk_shape
-            .unwrap_or_else(|| chunk_shape_within(&spec.shape, spec.dtype, DEFAULT_CHUNK_BYTES.min(max_chunk_bytes)));
-        let mut meta = ArrayMeta {
-            id: 0,
-            dtype: spec.dtype,
-            shape: spec.shape,
-            chunk_shape,
-            dims,
-            fill_value: standard_nan(spec.fill_value),
-            codec: spec.codec,
-            shuffle: spec.shuffle,
-            attributes: Attributes::new(),
-            stats: None,
-            train_dictionary: spec.train_dictionary,
-            zstd_dictionary: None,
-        };
-        meta.check().map_err(Error::invalid)?;
-        refuse_unusable_strings(&meta)?;
-        // What this handle's limit would refuse at the flush, and at every load after it.
-        let raw = raw_chunk_bytes(&meta);
-        if raw > max_chunk_bytes {
-            let detail =
-                format!("a chunk of {raw} raw bytes is over this handle's max_chunk_bytes of {max_chunk_bytes}");
-            return Err(Error::invalid(detail));
-        }
+        let mut meta = self
+            .new_array_meta(spec)
+            .map_err(|detail| Error::invalid(format!("cannot define {}/{name}: {detail}", self.name)))?;
         let mut state = self.inner.write();
         let refuse_existing = |state: &State| {
             if state.dataset(&self.name)?.arrays.contains_key(name) {
@@ -94,6 +64,45 @@ impl Dataset {
             Ok(())
         })?;
         Ok(ArrayHandle::new(self.inner.clone(), &self.name, name))
+    }
+
+    /// The schema `spec` asks for, or what makes it unusable.
+    fn new_array_meta(&self, spec: ArraySpec) -> std::result::Result<ArrayMeta, String> {
+        let ndim = spec.shape.len();
+        // Checked first: the default names and chunk shape take time per dimension.
+        if ndim > MAX_NDIM {
+            return Err(format!("{ndim} dimensions is over the limit of {MAX_NDIM}"));
+        }
+        let dims = spec.dims.unwrap_or_else(|| (0..ndim).map(|d| format!("dim_{d}")).collect());
+        let max_chunk_bytes = self.inner.limits.max_chunk_bytes;
+        let chunk_shape = spec
+            .chunk_shape
+            .unwrap_or_else(|| chunk_shape_within(&spec.shape, spec.dtype, DEFAULT_CHUNK_BYTES.min(max_chunk_bytes)));
+        let meta = ArrayMeta {
+            id: 0,
+            dtype: spec.dtype,
+            shape: spec.shape,
+            chunk_shape,
+            dims,
+            fill_value: standard_nan(spec.fill_value),
+            codec: spec.codec,
+            shuffle: spec.shuffle,
+            attributes: Attributes::new(),
+            stats: None,
+            train_dictionary: spec.train_dictionary,
+            zstd_dictionary: None,
+        };
+        meta.check()?;
+        refuse_unusable_strings(&meta)?;
+        refuse_vanishing_fill(&meta)?;
+        // What this handle's limit would refuse at the flush, and at every load after it.
+        let raw = raw_chunk_bytes(&meta);
+        if raw > max_chunk_bytes {
+            return Err(format!(
+                "a chunk of {raw} raw bytes is over this handle's max_chunk_bytes of {max_chunk_bytes}"
+            ));
+        }
+        Ok(meta)
     }
 
     /// A handle on an existing array.
@@ -244,20 +253,20 @@ impl Dataset {
 /// - chunks no block could hold: a block holds one 4-byte offset more than its chunk has
 ///   strings, and the schema rule counts only one per string;
 /// - a zstd dictionary to train: it is trained from numeric chunks only.
-fn refuse_unusable_strings(meta: &ArrayMeta) -> Result<()> {
+fn refuse_unusable_strings(meta: &ArrayMeta) -> std::result::Result<(), String> {
     if meta.dtype != DType::String {
         return Ok(());
     }
     let offsets_bytes = meta.chunk_elems().saturating_add(1).saturating_mul(4);
     if offsets_bytes > MAX_CHUNK_BYTES {
-        return Err(Error::invalid(format!(
+        return Err(format!(
             "chunk_shape {:?} of strings is over the limit: their offsets alone take {offsets_bytes} bytes, over \
              {MAX_CHUNK_BYTES}",
             meta.chunk_shape
-        )));
+        ));
     }
     if meta.train_dictionary {
-        return Err(Error::invalid("string arrays do not train a zstd dictionary (only numeric arrays do)"));
+        return Err("string arrays do not train a zstd dictionary (only numeric arrays do)".into());
     }
     Ok(())
 }
@@ -265,6 +274,20 @@ fn refuse_unusable_strings(meta: &ArrayMeta) -> Result<()> {
 /// A NaN fill value as the standard NaN: the metadata keeps every NaN as `"NaN"`, so any
 /// other NaN's bits would change at the next open, and with them what unwritten chunks
 /// read and which chunks are stored as all fill.
+/// Refuses a float32 fill value that is not 0 but would be stored as 0 (below the smallest
+/// float32), as a fill past the largest is refused: the array would read as another value
+/// than the one its schema shows. Checked when an array is defined only, not on open: a
+/// store made before the check still opens.
+fn refuse_vanishing_fill(meta: &ArrayMeta) -> std::result::Result<(), String> {
+    #[allow(clippy::cast_possible_truncation)] // narrowing is what is checked
+    match meta.fill_value {
+        Scalar::Float(v) if meta.dtype == DType::Float32 && v != 0.0 && v as f32 == 0.0 => {
+            Err(format!("fill value {v:?} does not fit dtype float32: it would be stored as 0"))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn standard_nan(fill: Scalar) -> Scalar {
     match fill {
         Scalar::Float(v) if v.is_nan() => Scalar::Float(f64::NAN),

@@ -104,7 +104,9 @@ fn read_newest_meta_once(dir: &Path, limits: &Limits) -> Result<(StoreMeta, (Met
         let bytes = io::read_file(&path, limits.max_meta_bytes)?;
         let meta = decode_meta(&bytes, format, compression, limits.max_meta_bytes).map_err(|e| match e {
             MetaDecodeError::Corrupt(detail) => Error::corrupt(&path, detail),
-            MetaDecodeError::Unsupported(found) => Error::UnsupportedVersion { found, max: meta::FORMAT_VERSION },
+            MetaDecodeError::Unsupported(found) => {
+                Error::UnsupportedVersion { path: path.clone(), found, max: meta::FORMAT_VERSION }
+            }
             MetaDecodeError::TooLarge { limit, found } => {
                 let what = "decompressed metadata length".to_string();
                 Error::LimitExceeded { path: path.clone(), what, limit, found }

@@ -103,7 +103,7 @@ pub struct BadBlock {
     pub path: PathBuf,
     /// Offset of the block in that file.
     pub offset_bytes: u64,
-    /// What is wrong: `ChecksumMismatch`, `Corrupt`, `Codec` (the codec refused the bytes)
+    /// What is wrong: `ChecksumMismatch`, `Corrupt` (also when the codec refuses the bytes)
     /// or `Io` (the block could not be read).
     pub error: Error,
 }
@@ -172,8 +172,8 @@ impl Atlas {
     /// thread waits to change the store).
     ///
     /// # Errors
-    /// Only for failures outside the blocks themselves (an I/O error reading a pending
-    /// block is reported per block).
+    /// None today: every failure, an I/O error reading a block included, is reported per
+    /// block in the [`VerifyReport`]. The `Result` leaves room for failures outside them.
     pub fn verify(&self, progress: &mut dyn FnMut(u64, u64)) -> Result<VerifyReport> {
         let state = self.inner.read();
         let arrays: Vec<(String, &ArrayMeta)> = state

@@ -130,7 +130,8 @@ impl Atlas {
         Ok(Self { inner: Arc::new(Inner::new(dir, options, loaded)) })
     }
 
-    /// The store's directory.
+    /// The store's directory, made absolute (without resolving links) when the store was
+    /// opened: a later change of the working directory does not move the handle.
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.inner.dir
@@ -155,10 +156,13 @@ impl Atlas {
         self.inner.read().meta.generation
     }
 
-    /// Creates an empty dataset.
+    /// Creates an empty dataset. Dataset and array names are non-empty, at most 255 bytes,
+    /// without `/`, `\` or control characters, and do not start with `.` or `_` (so that any
+    /// name can serve as a path component).
     ///
     /// # Errors
-    /// [`Error::InvalidName`], [`Error::AlreadyExists`], [`Error::Locked`].
+    /// [`Error::InvalidName`] saying which rule the name breaks; [`Error::AlreadyExists`],
+    /// [`Error::Locked`].
     pub fn create_dataset(&self, name: &str) -> Result<Dataset> {
         validate_name(EntityKind::Dataset, name)?;
         let mut state = self.inner.write();
@@ -229,7 +233,9 @@ impl Atlas {
     /// it; existing blocks keep the codec that wrote them.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for a zstd level zstd does not support; [`Error::Locked`].
+    /// [`Error::InvalidArgument`] for a zstd level zstd does not support; [`Error::Locked`];
+    /// as [`Atlas::flush`] for small writes and appends held in memory, which are encoded and
+    /// written first with the settings they were made under ([`Error::Codec`], [`Error::Io`]).
     pub fn set_codec(&self, codec: Codec) -> Result<()> {
         codec.check().map_err(Error::invalid)?;
         let mut state = self.inner.write();
@@ -249,7 +255,7 @@ impl Atlas {
     /// Changes the store's default shuffle setting for new blocks.
     ///
     /// # Errors
-    /// [`Error::Locked`].
+    /// [`Error::Locked`]; as [`Atlas::set_codec`] for chunks held in memory.
     pub fn set_shuffle(&self, shuffle: Shuffle) -> Result<()> {
         let mut state = self.inner.write();
         self.inner.begin_change(&mut state)?;
@@ -262,7 +268,8 @@ impl Atlas {
     /// Commits every change made through this store's handles: the fragment written since the
     /// last flush is completed and fsynced, then the metadata is replaced atomically (temp
     /// file, fsync, rename, directory fsync). Releases the writer lock. Without changes it
-    /// does nothing.
+    /// writes nothing, but finishes an earlier flush whose directory fsync failed (so it can
+    /// still return [`Error::Io`]).
     ///
     /// # Errors
     /// [`Error::Io`] when a write, fsync or rename fails; [`Error::Codec`] if encoding a
@@ -313,11 +320,13 @@ impl Atlas {
     }
 }
 
-/// A store's directory as given, refusing an empty path: it would resolve every file of the
-/// store against the current directory, whatever that holds.
+/// A store's directory, absolute; an empty path is refused (it would stand for the current
+/// directory, whatever that holds).
 fn store_dir(path: &Path) -> Result<PathBuf> {
     if path.as_os_str().is_empty() {
         return Err(Error::invalid("the store path is empty"));
     }
-    Ok(path.to_path_buf())
+    // Absolute from the start: a relative path would be looked up again from the working
+    // directory of each later call, so a `chdir` would move the handle onto another store.
+    std::path::absolute(path).map_err(|source| Error::Io { path: path.to_path_buf(), op: "resolve", source })
 }

@@ -7,7 +7,7 @@ use super::config::ReadOptions;
 use super::output::{new_output, shaped};
 use super::state::{State, dictionary};
 use crate::engine::{ArrayCtx, read_strings, write_strings};
-use crate::error::{Error, Result};
+use crate::error::{Error, GpuUnavailable, Result};
 use crate::gpu::Device;
 use crate::meta::DType;
 
@@ -31,13 +31,14 @@ impl ArrayHandle {
     /// checksum of each block. String arrays are read on the CPU; `Device::Auto` does so.
     ///
     /// # Errors
-    /// As [`ArrayHandle::read_strings`]; [`Error::InvalidArgument`] for a CUDA device.
+    /// As [`ArrayHandle::read_strings`]; [`Error::GpuUnavailable`] for a CUDA device, as for
+    /// every read the GPU cannot do.
     pub fn read_strings_with(&self, start: &[u64], shape: &[u64], options: ReadOptions) -> Result<ArrayD<String>> {
         let state = self.inner.read();
         let meta = self.checked_meta(&state, start, (shape, "shape"), DType::String, is_string)?;
         if let Device::Cuda(_) = options.device {
-            let detail = format!("{}: string arrays cannot be read on a CUDA device (use Device::Cpu)", self.label);
-            return Err(Error::invalid(detail));
+            let why = format!("{}: string arrays are read on the CPU (use Device::Cpu)", self.label);
+            return Err(Error::GpuUnavailable(GpuUnavailable::Unsupported(why)));
         }
         let mut out = new_output(shape)?;
         let dict = dictionary(meta);

@@ -25,10 +25,6 @@ fn profiles(store: &Atlas, n: usize) -> Vec<String> {
     names
 }
 
-fn refs(names: &[String]) -> Vec<&str> {
-    names.iter().map(String::as_str).collect()
-}
-
 #[test]
 fn each_dataset_reads_its_own_values_and_stacked_forms_agree() {
     let dir = test_dir!();
@@ -36,7 +32,7 @@ fn each_dataset_reads_its_own_values_and_stacked_forms_agree() {
     let names = profiles(&store, 1000);
     store.flush().unwrap();
     let store = Atlas::open(dir.store()).unwrap();
-    let datasets = refs(&names);
+    let datasets = names;
 
     let each = store.read_array_across::<f32>("temp", &datasets, &[2], &[5]).unwrap();
     assert_eq!(each.len(), 1000);
@@ -202,11 +198,11 @@ fn unknown_dataset_or_array_in_no_dataset_is_not_found() {
         Error::NotFound { kind: EntityKind::Dataset, name } if name == "nope"
     );
     assert_err!(
-        store.read_array_across::<f32>("salt", &refs(&names), &[0], &[1]),
+        store.read_array_across::<f32>("salt", &names, &[0], &[1]),
         Error::NotFound { kind: EntityKind::Array, name } if name == "salt"
     );
     assert_err!(
-        store.read_array_across::<f32>("temp", &[], &[0], &[1]),
+        store.read_array_across::<f32>("temp", &[] as &[&str], &[0], &[1]),
         Error::NotFound { kind: EntityKind::Array, .. }
     );
 }
@@ -224,8 +220,8 @@ fn uncommitted_writes_are_read() {
     ds.write_array("temp", &[6], arr1(&[1.0f32, 2.0, 3.0]).view()).unwrap();
     assert!(store.has_pending_changes());
 
-    let mut datasets = refs(&names);
-    datasets.push("new");
+    let mut datasets = names;
+    datasets.push("new".into());
     let read = store.read_array_across_stacked::<f32>("temp", &datasets, &[6], &[3]).unwrap();
     assert_eq!(read.index_axis(Axis(0), 2), arr1(&[206.0, -5.0, 0.0]).into_dyn().view());
     assert_eq!(read.index_axis(Axis(0), 3), arr1(&[306.0, 307.0, 0.0]).into_dyn().view());
@@ -245,7 +241,7 @@ fn reads_from_callers_rayon_tasks_see_one_snapshot_while_another_thread_writes()
     let worker_store = store.clone();
     let worker = std::thread::spawn(move || {
         let store = worker_store;
-        let datasets = refs(&names);
+        let datasets = names;
         let stop = AtomicBool::new(false);
         std::thread::scope(|scope| {
             // Round g writes g into every dataset in order, so any single snapshot sees

@@ -92,4 +92,9 @@ fn bad_box_requests_fail_as_a_read_does_and_damaged_blocks_are_caught() {
     let unverified = ReadOptions { verify_checksums: false, ..ReadOptions::default() };
     damaged.read_boxes_into(&[[0], [31]], &[4], &mut out, unverified).unwrap();
     assert_eq!(out, [0, 1, 2, 3, 31, 32 ^ 0xff, 33, 34], "unverified, the damaged byte is read as it is");
+    // The allocating reads take the same options.
+    let boxes = damaged.read_boxes_with::<u8, _>(&[[0], [31]], &[4], unverified).unwrap();
+    assert_eq!(boxes.into_raw_vec_and_offset().0, out);
+    assert_eq!(damaged.read_with::<u8>(&[31], &[4], unverified).unwrap().into_raw_vec_and_offset().0, out[4..]);
+    assert_err!(damaged.read_with::<u8>(&[31], &[4], ReadOptions::default()), Error::ChecksumMismatch { .. });
 }
