@@ -89,3 +89,8 @@ pub use store::{
     DEFAULT_CHUNK_BYTES, Dataset, Element, OpenOptions, ReadOptions, StoreConfig, VerifyReport, compress_batch,
     decompress_batch, default_chunk_shape,
 };
+
+/// The README's Rust code, compiled and run as doctests so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
