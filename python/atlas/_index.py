@@ -322,6 +322,8 @@ def points(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Points 
     except ValueError:
         shapes = " ".join(str(np.shape(idx)) for _, idx in indexed)
         raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together with shapes {shapes}") from None
+    if _outer(idx for _, idx in indexed):
+        return None
     starts = np.empty((arrays[0].size, len(shape)), np.intp)
     count, post = [1] * len(shape), [0] * len(shape)
     for (axis, _), idx in zip(indexed, arrays):
@@ -337,6 +339,20 @@ def points(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Points 
     adjacent = max(places) - first + 1 == len(set(places))
     at = sum(1 for place, k in enumerate(key) if isinstance(k, slice) and place < first) if adjacent else 0
     return Points(starts, tuple(count), tuple(post), arrays[0].shape, at)
+
+
+def _outer(indices: Any) -> bool:
+    """Whether index arrays select every combination of their indices by their shapes
+    alone, as `np.ix_` makes them (each longer than 1 along one axis at most, a different
+    one for each): then the product of the axes' runs (`plan`) holds just the selection,
+    in far fewer boxes than one per point (a 1000 x 1000 `np.ix_` made a million)."""
+    long_axes = []
+    for idx in indices:
+        long = [axis for axis, n in enumerate(reversed(np.shape(idx))) if n > 1]
+        if len(long) > 1:
+            return False
+        long_axes += long
+    return len(long_axes) == len(set(long_axes))
 
 
 def _int_index(k: Any, n: int, axis: int) -> int:

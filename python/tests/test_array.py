@@ -597,6 +597,15 @@ def test_points_on_several_axes_read_a_bounded_number_of_boxes(ds):
     assert spy.written_chunks == spy.read_chunks == {(i // 10, i // 10) for i in at.tolist()}
     arr._native = spy._native
     np.testing.assert_array_equal(arr[...], model)
+    # Every combination of the indices (`np.ix_`): the product of the runs holds just the
+    # selection, and reads in few boxes (a box per point was 133 225 boxes here).
+    outer = np.ix_(at, at[::-1])
+    assert _index.points(outer, (4000, 4000), (10, 10)) is None
+    assert _index.plan(outer, (4000, 4000), (10, 10)).box_count() <= _index.MAX_BOXES
+    np.testing.assert_array_equal(arr[outer], model[outer])
+    arr[outer] = 7
+    model[outer] = 7
+    np.testing.assert_array_equal(arr[...], model)
 
 
 @pytest.mark.parametrize(
@@ -616,6 +625,9 @@ def test_points_on_several_axes_read_a_bounded_number_of_boxes(ds):
         ([-1, -7], [0, -8], slice(None, None, -1)),
         (slice(None), [0, 1], ..., [1, 2]),  # an empty `...` parts them: first
         (slice(None), [0, 1], ..., 2),
+        np.ix_([6, 0, 3], [7, 1], [0, 8]),  # every combination: read as boxes of runs
+        np.ix_([1, 1, 2], [3, 3]),
+        (np.array([[0], [4]]), slice(1, 5), np.array([[2, 8]])),  # combinations, apart
     ],
 )
 def test_index_arrays_on_several_axes_select_points_as_numpy_does(ds, key):
