@@ -193,9 +193,10 @@ class Atlas:
         """Opens the store in `source`; its metadata encoding is found from the file name.
 
         max_meta_bytes (default 1 GiB) bounds the metadata file, on disk and decompressed;
-        max_chunk_bytes (default 256 MiB) bounds every chunk a read decodes. Lower them to
-        open an untrusted store cheaply: a file asking for more raises `LimitExceededError`
-        before anything that large is allocated.
+        max_chunk_bytes (default 256 MiB) bounds the raw chunk of every array. Lower them to
+        open an untrusted store cheaply: a store with any file or array asking for more
+        raises `LimitExceededError` at the open, before anything that large is allocated
+        (the limits are on the store, not on one read).
 
         What the handle keeps in memory: staging_bytes (default 64 MiB) of raw chunks of
         small writes (each counted as at least 256 bytes), encoded at the flush instead of

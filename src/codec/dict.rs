@@ -2,31 +2,32 @@
 //! small chunks compress like large ones. A dictionary block is still one standard zstd
 //! frame, but it decodes only with the same dictionary (and not on the GPU path).
 
-/// A zstd dictionary and a key that tells dictionaries apart in per-thread caches.
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A zstd dictionary, and an id that the per-thread decompressor caches use to skip
+/// comparing its bytes: ids are never reused, so a context made for this dictionary (or a
+/// clone of it) serves it without a check. No hash of the bytes can serve so: a store's
+/// metadata may hold a dictionary crafted to collide with another store's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ZstdDict {
-    key: u64,
+    id: u64,
     bytes: Vec<u8>,
 }
+
+/// The next dictionary id; 0 is never given out.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Fewest samples training needs to produce a useful dictionary.
 pub(crate) const MIN_TRAINING_SAMPLES: usize = 16;
 
 impl ZstdDict {
     pub(crate) fn new(bytes: Vec<u8>) -> Self {
-        // Never 0: key 0 stands for "no dictionary" in the codec's caches.
-        let key = crate::io::checksum(&bytes) | 1;
-        Self { key, bytes }
+        Self { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), bytes }
     }
 
-    /// A dictionary under a chosen key, to test what a key collision does.
-    #[cfg(test)]
-    pub(crate) fn with_key(key: u64, bytes: Vec<u8>) -> Self {
-        Self { key, bytes }
-    }
-
-    pub(crate) fn key(&self) -> u64 {
-        self.key
+    /// This dictionary's id, unique to it and its clones.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     pub(crate) fn bytes(&self) -> &[u8] {

@@ -10,16 +10,20 @@ use crate::error::{Error, Result};
 
 use super::dict::ZstdDict;
 
-// One context per thread, rebuilt when the level or the dictionary changes. Compressors
-// compare the dictionary's bytes: a block encoded with another store's dictionary whose key
-// collides would be damaged for good. Decompressors compare keys only (0 for none): a wrong
-// dictionary there yields bytes that fail the block's checksum.
+// One context per thread, rebuilt when the level or the dictionary changes, which is told by
+// the dictionary's bytes, never by a hash of them: a store may hold a dictionary crafted to
+// collide with another's, and a context made for one would then encode blocks that other
+// dictionary cannot decode, or decode bytes wrongly (unverified reads return them).
 /// What a compressor was set up with: its level, and its dictionary's bytes.
 type CompressorSetup = (i32, Option<Vec<u8>>);
 
+/// What a decompressor was set up with: the id of the dictionary it last served (0 for
+/// none), whose bytes it was checked against, and those bytes.
+type DecompressorSetup = (u64, Option<Vec<u8>>);
+
 thread_local! {
     static COMPRESSOR: RefCell<Option<(CompressorSetup, Compressor<'static>)>> = const { RefCell::new(None) };
-    static DECOMPRESSOR: RefCell<Option<(u64, Decompressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<(DecompressorSetup, Decompressor<'static>)>> = const { RefCell::new(None) };
 }
 
 fn codec_err(e: &std::io::Error) -> Error {
@@ -198,14 +202,21 @@ pub(super) fn decompress(stored: &[u8], dict: Option<&ZstdDict>, out: &mut [u8])
     if !super::is_one_zstd_frame_of(stored, out.len()) {
         return Err(not_one_frame_of(out.len()));
     }
-    let wanted = dict.map_or(0, ZstdDict::key);
+    let wanted_id = dict.map_or(0, ZstdDict::id);
     DECOMPRESSOR.with_borrow_mut(|slot| {
-        if slot.as_ref().is_none_or(|(have, _)| *have != wanted) {
-            let decompressor = match dict {
-                Some(dict) => Decompressor::with_dictionary(dict.bytes()),
-                None => Decompressor::new(),
-            };
-            *slot = Some((wanted, decompressor.map_err(|e| codec_err(&e))?));
+        match slot {
+            // The dictionary it was made or checked for, or no dictionary either time.
+            Some(((id, _), _)) if *id == wanted_id => {}
+            // Another instance of the same bytes (each read makes its own): checked once.
+            Some(((id, have), _)) if have.as_deref() == dict.map(ZstdDict::bytes) => *id = wanted_id,
+            _ => {
+                let decompressor = match dict {
+                    Some(dict) => Decompressor::with_dictionary(dict.bytes()),
+                    None => Decompressor::new(),
+                };
+                let setup = (wanted_id, dict.map(|dict| dict.bytes().to_vec()));
+                *slot = Some((setup, decompressor.map_err(|e| codec_err(&e))?));
+            }
         }
         let (_, decompressor) = slot.as_mut().expect("set above");
         let written = decompressor.decompress_to_buffer(stored, out).map_err(|e| codec_err(&e))?;
@@ -218,24 +229,31 @@ mod tests {
     use super::*;
 
     /// Raw-content dictionaries: any bytes serve zstd as a prefix.
-    fn dict(key: u64, fill: u8) -> ZstdDict {
-        ZstdDict::with_key(key, (0..4096u32).map(|i| fill ^ (i % 251) as u8).collect())
+    fn dict(fill: u8) -> ZstdDict {
+        ZstdDict::new((0..4096u32).map(|i| fill ^ (i % 251) as u8).collect())
     }
 
     #[test]
-    fn a_compressor_is_not_reused_for_another_dictionary_under_the_same_key() {
+    fn contexts_follow_the_dictionary_bytes_whatever_instance_or_order() {
         // The input is the first dictionary's content: encoded with it, the frame refers to it.
         let input: Vec<u8> = (0..8192u32).map(|i| 1 ^ (i % 251) as u8).collect();
-        let (first, second) = (dict(9, 1), dict(9, 7));
+        let (first, second) = (dict(1), dict(7));
         let (mut a, mut b) = (Vec::new(), Vec::new());
         compress(&input, 3, Some(&first), &mut a).unwrap();
         compress(&input, 3, Some(&second), &mut b).unwrap();
-        // Decoded on a fresh context each (keys differ from any cached one), with the
-        // dictionary each was encoded with.
+        assert!(a.len() < b.len() / 4, "each frame was encoded with its own dictionary");
+        // Decoded in turns on one thread's context, with new instances of the same bytes
+        // (as each read makes), with the other dictionary in between, and with none.
         let mut out = vec![0; input.len()];
-        decompress(&b, Some(&ZstdDict::with_key(11, second.bytes().to_vec())), &mut out).unwrap();
+        for (frame, bytes) in [(&a, &first), (&b, &second), (&a, &first), (&a, &first), (&b, &second)] {
+            out.fill(0);
+            decompress(frame, Some(&ZstdDict::new(bytes.bytes().to_vec())), &mut out).unwrap();
+            assert_eq!(out, input);
+        }
+        assert!(decompress(&a, None, &mut out).is_err(), "a dictionary frame needs its dictionary");
+        out.fill(0);
+        decompress(&b, Some(&second), &mut out).unwrap();
         assert_eq!(out, input);
-        decompress(&a, Some(&ZstdDict::with_key(13, first.bytes().to_vec())), &mut out).unwrap();
-        assert_eq!(out, input);
+        assert!(decompress(&a, Some(&second), &mut out).is_err() || out != input, "the wrong dictionary");
     }
 }

@@ -209,6 +209,11 @@ impl ArrayMeta {
         if self.zstd_dictionary.as_ref().is_some_and(|d| d.len() > MAX_DICTIONARY_BYTES) {
             return Err(format!("zstd dictionary is over the limit of {MAX_DICTIONARY_BYTES} bytes"));
         }
+        // One zstd cannot load (a dictionary's magic number before tables that do not parse)
+        // would fail every block that uses it, and each failure would blame the block.
+        if self.zstd_dictionary.as_ref().is_some_and(|d| zstd::zstd_safe::DDict::try_create(d).is_none()) {
+            return Err("zstd dictionary does not load: its tables are damaged".into());
+        }
         let mut seen = HashSet::new();
         for dim in self.dims.iter().filter(|d| !d.is_empty()) {
             // Printed as they are by tools (`atlas ls`): no terminal escapes, bounded.

@@ -163,6 +163,26 @@ fn shapes_whose_element_or_byte_count_overflows_are_refused_at_open() {
 }
 
 #[test]
+fn a_zstd_dictionary_that_does_not_load_is_corrupt_at_open() {
+    let mut dir = test_dir!();
+    let path = dir.store();
+    let mut meta = small_store(&path);
+    // zstd's dictionary magic number, then entropy tables of zeros.
+    meta["datasets"]["d"]["arrays"]["a"]["zstd_dictionary"] = json!(format!("37a430ec{}", "00".repeat(60)));
+    write_json_meta(&path, &meta);
+    match open_and_read(&mut dir, &path, "damaged dictionary") {
+        Err(Error::Corrupt { path: file, detail }) => {
+            assert!(file.ends_with("atlas.json") && detail.contains("zstd dictionary does not load"), "{detail}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    // Any other bytes are a raw-content dictionary, which zstd takes.
+    meta["datasets"]["d"]["arrays"]["a"]["zstd_dictionary"] = json!("00".repeat(60));
+    write_json_meta(&path, &meta);
+    open_and_read(&mut dir, &path, "raw-content dictionary").unwrap();
+}
+
+#[test]
 fn counters_at_u64_max_are_corrupt_at_open_so_no_commit_wraps_them() {
     let mut dir = test_dir!();
     let path = dir.store();
