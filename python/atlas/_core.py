@@ -210,7 +210,8 @@ class Atlas:
     # --- properties ---------------------------------------------------------------------
     @property
     def path(self) -> str:
-        """The store's directory."""
+        """The store's directory, made absolute when it was opened (a later `os.chdir`
+        does not move the handle)."""
         return str(self._native.path)
 
     @property
@@ -591,10 +592,11 @@ class DatasetView:
         """`ds[name] = data`, as h5py's `group[name] = data`: a new array of `data`'s dtype
         and shape (default chunks, the store's codec), holding `data` once flushed. A 1-d
         array's axis is named after the array (netCDF's coordinate variable: it labels the
-        axes of that name in other arrays, in xarray too). A name in use is refused
-        (`AlreadyExistsError`): assign into that array with `ds[name][...] = data`."""
+        axes of that name in other arrays, in xarray too), unless another array has an axis
+        of that name and another length. A name in use is refused (`AlreadyExistsError`):
+        assign into that array with `ds[name][...] = data`."""
         data = _defining(data, f"{self.name}/{name}")
-        dims = [name] if data.ndim == 1 else None
+        dims = [name] if data.ndim == 1 and self._axis_fits(name, len(data)) else None
         try:
             array = self.define_array(name, data.dtype, dims, data.shape)
         except AlreadyExistsError as e:
@@ -604,6 +606,10 @@ class DatasetView:
         except BaseException:
             self.delete_array(name)  # nothing of it was committed: as if never defined
             raise
+
+    def _axis_fits(self, dim: str, length: int) -> bool:
+        """Whether every axis named `dim` in this dataset's arrays is `length` long."""
+        return all(n == length for a in self.values() for d, n in zip(a.dims, a.shape) if d == dim)
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._native.has_array(name)

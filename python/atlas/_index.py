@@ -288,8 +288,9 @@ def points(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Points 
     arrays on two or more axes (a mask over several axes counts as one per axis); `None`
     for any other key, for keys with `None` or a scalar bool, and for keys with a slice
     stepping over more than a chunk (a point's box would span the chunks between its
-    elements): `plan` takes those."""
-    key = _expanded(key, len(shape))
+    elements), and for index arrays shaped as `np.ix_` makes them whose runs make at most
+    `MAX_BOXES` boxes (every combination, read without merging runs): `plan` takes those."""
+    given, key = key, _expanded(key, len(shape))
     if any(k is None or _is_bool_scalar(k) for k in key):
         return None
     indexed: list[tuple[int, np.ndarray]] = []  # (axis, indices)
@@ -322,7 +323,7 @@ def points(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Points 
     except ValueError:
         shapes = " ".join(str(np.shape(idx)) for _, idx in indexed)
         raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together with shapes {shapes}") from None
-    if _outer(idx for _, idx in indexed):
+    if _outer(idx for _, idx in indexed) and _plan(given, shape, chunks).box_count() <= MAX_BOXES:
         return None
     starts = np.empty((arrays[0].size, len(shape)), np.intp)
     count, post = [1] * len(shape), [0] * len(shape)
@@ -344,8 +345,9 @@ def points(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Points 
 def _outer(indices: Any) -> bool:
     """Whether index arrays select every combination of their indices by their shapes
     alone, as `np.ix_` makes them (each longer than 1 along one axis at most, a different
-    one for each): then the product of the axes' runs (`plan`) holds just the selection,
-    in far fewer boxes than one per point (a 1000 x 1000 `np.ix_` made a million)."""
+    one for each): then the product of the axes' runs (`plan`), unless merged, holds just
+    the selection, in far fewer boxes than one per point (a 1000 x 1000 `np.ix_` made a
+    million)."""
     long_axes = []
     for idx in indices:
         long = [axis for axis, n in enumerate(reversed(np.shape(idx))) if n > 1]

@@ -263,7 +263,7 @@ def open_as_many_xarray_dataset(store: Any, names: Sequence[str], concat_dim: st
         raise InvalidArgumentError("names is empty")
     template = open_as_xarray_dataset(store, names[0], lazy=False)
     for name in names[1:]:
-        _check_stacks_on(store.open_dataset(name), name, template, names[0])
+        _check_stacks_on(store.open_dataset(name), name, template, store.open_dataset(names[0]))
     data_vars = {}
     for var_name in template.data_vars:
         var = template[var_name]
@@ -274,21 +274,22 @@ def open_as_many_xarray_dataset(store: Any, names: Sequence[str], concat_dim: st
     return xr.Dataset(data_vars=data_vars, coords=coords, attrs=dict(template.attrs))
 
 
-def _check_stacks_on(view: Any, name: str, template: Any, first: str) -> None:
-    """Refuses dataset `name` for stacking on the first one, `template`, unless it holds
-    every variable with the same shape and the same coordinate values: a stack takes the
-    first's shapes and coordinates, which would cut or mislabel another's data."""
-    arrays = {n: view[n] for n in view.list_arrays()}
-    all_dims = _xarray_dims(arrays)
-    for var_name, var in template.variables.items():
-        if var_name not in arrays:
+def _check_stacks_on(view: Any, name: str, template: Any, first_view: Any) -> None:
+    """Refuses dataset `name` for stacking on the first one (`first_view`, opened as
+    `template`) unless it holds every variable with the same shape, dimension names and
+    coordinate values: a stack takes the first's shapes and coordinates, which would cut or
+    mislabel another's data. Names are compared as stored: the names xarray is given
+    depend on the other arrays of each dataset (`_xarray_dims`)."""
+    first = first_view.name
+    for var_name in template.variables:
+        if var_name not in view:
             raise InvalidArgumentError(f"dataset {name} has no {var_name!r}, which {first} has: they do not stack")
-        array = arrays[var_name]
-        shape, dims = tuple(array.shape), tuple(all_dims[var_name])
-        if (shape, dims) != (var.shape, var.dims):
+        array, want = view[var_name], first_view[var_name]
+        shape, dims = tuple(array.shape), tuple(array.dims)
+        if (shape, dims) != (tuple(want.shape), tuple(want.dims)):
             raise InvalidArgumentError(
-                f"{var_name!r} has shape {shape} over {dims} in dataset {name}, {var.shape} over {var.dims} in "
-                f"{first}: they do not stack"
+                f"{var_name!r} has shape {shape} over {dims} in dataset {name}, {tuple(want.shape)} over "
+                f"{tuple(want.dims)} in {first}: they do not stack"
             )
     for coord_name, coord in template.coords.items():
         values = view[coord_name].read()

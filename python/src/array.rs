@@ -169,7 +169,9 @@ impl Array {
     }
 
     /// Gives the array its own codec for new blocks (`None` follows the store's), and its
-    /// own shuffle when one is given; both are parsed before either changes.
+    /// own shuffle when one is given; with neither, both follow the store's (the Rust
+    /// handle's `set_codec(None)` leaves the shuffle alone). Both are parsed before either
+    /// changes.
     #[pyo3(signature = (codec, shuffle=None))]
     fn set_codec(&self, py: Python<'_>, codec: Option<&str>, shuffle: Option<&str>) -> PyResult<()> {
         let (codec, shuffle) = (codec.map(parse_codec).transpose()?, shuffle.map(parse_shuffle).transpose()?);

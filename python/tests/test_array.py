@@ -597,15 +597,21 @@ def test_points_on_several_axes_read_a_bounded_number_of_boxes(ds):
     assert spy.written_chunks == spy.read_chunks == {(i // 10, i // 10) for i in at.tolist()}
     arr._native = spy._native
     np.testing.assert_array_equal(arr[...], model)
-    # Every combination of the indices (`np.ix_`): the product of the runs holds just the
-    # selection, and reads in few boxes (a box per point was 133 225 boxes here).
-    outer = np.ix_(at, at[::-1])
+    # Every combination of the indices (`np.ix_`): the product of the axes' runs holds just
+    # the selection and its chunks. With runs making over `MAX_BOXES` boxes, merging them
+    # would read chunks between the points: those keys take a box per point.
+    outer = np.ix_(at[:60], at[60:0:-1])
     assert _index.points(outer, (4000, 4000), (10, 10)) is None
-    assert _index.plan(outer, (4000, 4000), (10, 10)).box_count() <= _index.MAX_BOXES
+    spy = arr._native = ChunkSpy(arr._native, [10, 10])
     np.testing.assert_array_equal(arr[outer], model[outer])
+    held = {(i // 10, j // 10) for i in at[:60].tolist() for j in at[60:0:-1].tolist()}
+    assert spy.read_chunks == held
     arr[outer] = 7
     model[outer] = 7
+    assert spy.written_chunks == held
+    arr._native = spy._native
     np.testing.assert_array_equal(arr[...], model)
+    assert _index.points(np.ix_(at, at), (4000, 4000), (10, 10)) is not None
 
 
 @pytest.mark.parametrize(

@@ -321,6 +321,11 @@ def test_assigning_data_to_a_new_name_defines_the_array(ds):
     assert sorted(ds) == ["f", "s", "t", "z"]
     # A 1-d array's axis takes its name (a coordinate variable); others keep the defaults.
     assert ds["f"].dims == ("f",) and ds["z"].dims == ()
+    ds.define_array("grid2", "int8", ["depth", "x"], [5, 2])
+    ds["depth"] = np.arange(7.0)  # "depth" is 5 long in grid2: the defaults instead
+    assert ds["depth"].dims == ("dim_0",)
+    ds.delete_array("depth")
+    ds.delete_array("grid2")
     ds["grid"] = np.zeros((2, 3))
     assert ds["grid"].dims == ("dim_0", "dim_1")
     del ds["grid"]

@@ -120,13 +120,16 @@ def test_arrays_defined_without_dims_open_as_xarray_as_h5py_users_write_them(tmp
         view.define_array("temp", "float32", ["time", "depth"], [2, 5])
         view["a"] = np.zeros((2, 3))  # default dims dim_0, dim_1 ...
         view["b"] = np.ones((4, 3))  # ... of other lengths: each array's own
-        view["c"] = np.ones((2, 3))  # default dims of the same lengths stay shared
+        view["c"] = np.ones((2, 3))  # dim_1 has one length throughout: it stays shared
     back = store.open_as_xarray_dataset("d")
     assert list(back.coords) == ["depth"] and back["temp"].dims == ("time", "depth")
     assert back["temp"].sel(depth=25.0).shape == (2,)
     assert back["a"].dims == ("a_dim_0", "dim_1") and back["b"].dims == ("b_dim_0", "dim_1")
     assert back["c"].dims == ("c_dim_0", "dim_1")
     assert store.open_as_many_xarray_dataset(["d", "e"])["b"].dims == ("dataset", "b_dim_0", "dim_1")
+    # An array only the later dataset has changes nothing in the stack.
+    store["e"]["x"] = np.ones((5, 3))
+    assert store.open_as_many_xarray_dataset(["d", "e"])["a"].dims == ("dataset", "a_dim_0", "dim_1")
 
 
 def test_a_scalar_nan_fill_value_leaves_integer_variables_at_their_default(tmp_path):

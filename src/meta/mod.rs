@@ -21,8 +21,8 @@ pub use file::{MetaCompression, MetaFormat};
 pub use limits::Limits;
 pub use scalar::Scalar;
 pub use schema::ArrayMeta;
-pub(crate) use stats::check_min_max;
 pub use stats::{ArrayStats, BlockStats};
+pub(crate) use stats::{check_min_max, check_sum};
 
 #[cfg(feature = "test-util")]
 pub(crate) use file::reseal;

@@ -70,7 +70,8 @@ impl ArrayStats {
 
     /// Checks persisted stats against the array they describe (`elems` elements of
     /// `dtype`): the counts add up, min and max are values of the dtype (none for strings
-    /// or without valid values) in order, and the mean is the one `sum` and `count` give.
+    /// or without valid values) in order, the sum can be one of such values
+    /// ([`check_sum`]), and the mean is the one `sum` and `count` give.
     /// Returns what is wrong.
     pub(crate) fn check(&self, dtype: DType, elems: u64) -> Result<(), String> {
         if self.count.checked_add(self.null_count) != Some(elems) {
@@ -85,12 +86,26 @@ impl ArrayStats {
             (Some(min), Some(max)) if has_min_max => check_min_max(dtype, min, max)?,
             (min, max) => return Err(format!("stats min {min:?} and max {max:?} do not match count {}", self.count)),
         }
+        check_sum(dtype, self.count, self.sum)?;
         let derived = Self::new(dtype, elems, self.count, self.min, self.max, self.sum);
         if self.mean.map(f64::to_bits) != derived.mean.map(f64::to_bits) {
             return Err(format!("stats mean {:?} is not sum / count ({:?})", self.mean, derived.mean));
         }
         Ok(())
     }
+}
+
+/// Checks that `sum` can be the sum of `count` valid values of `dtype`: 0 without any and
+/// for strings, finite for integers, bools and timestamps, not below 0 for unsigned ones
+/// and bools.
+pub(crate) fn check_sum(dtype: DType, count: u64, sum: f64) -> Result<(), String> {
+    let integers = !matches!(dtype, DType::Float32 | DType::Float64);
+    let unsigned = matches!(dtype, DType::UInt8 | DType::UInt16 | DType::UInt32 | DType::UInt64 | DType::Bool);
+    let nothing = count == 0 || dtype == DType::String;
+    if (nothing && sum != 0.0) || (integers && !sum.is_finite()) || (unsigned && sum < 0.0) {
+        return Err(format!("a sum of {sum} over {count} valid {dtype} values"));
+    }
+    Ok(())
 }
 
 /// Checks that `min` and `max` are values of `dtype` with `min <= max` (neither NaN).

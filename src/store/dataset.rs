@@ -271,9 +271,6 @@ fn refuse_unusable_strings(meta: &ArrayMeta) -> std::result::Result<(), String> 
     Ok(())
 }
 
-/// A NaN fill value as the standard NaN: the metadata keeps every NaN as `"NaN"`, so any
-/// other NaN's bits would change at the next open, and with them what unwritten chunks
-/// read and which chunks are stored as all fill.
 /// Refuses a float32 fill value that is not 0 but would be stored as 0 (below the smallest
 /// float32), as a fill past the largest is refused: the array would read as another value
 /// than the one its schema shows. Checked when an array is defined only, not on open: a
@@ -288,6 +285,9 @@ fn refuse_vanishing_fill(meta: &ArrayMeta) -> std::result::Result<(), String> {
     }
 }
 
+/// A NaN fill value as the standard NaN: the metadata keeps every NaN as `"NaN"`, so any
+/// other NaN's bits would change at the next open, and with them what unwritten chunks
+/// read and which chunks are stored as all fill.
 fn standard_nan(fill: Scalar) -> Scalar {
     match fill {
         Scalar::Float(v) if v.is_nan() => Scalar::Float(f64::NAN),

@@ -755,7 +755,7 @@ fn a_bool_block_holding_bytes_above_one_has_a_max_of_true() {
 #[test]
 fn index_entry_stats_that_cannot_describe_their_block_are_corrupt_reported_by_verify_and_never_persisted() {
     // a (uint8, chunks of 4) holds 1..=8 in its first two chunks; its entries come after s[0]'s.
-    let patches: [(&str, Patch); 4] = [
+    let patches: [(&str, Patch); 7] = [
         ("valid counts that overflow", |b, i| {
             put_u64(b, i + ENTRY_LEN_1D + ENTRY_VALID_COUNT, 1 << 63);
             put_u64(b, i + 2 * ENTRY_LEN_1D + ENTRY_VALID_COUNT, 1 << 63);
@@ -763,6 +763,13 @@ fn index_entry_stats_that_cannot_describe_their_block_are_corrupt_reported_by_ve
         ("more valid values than elements", |b, i| put_u64(b, i + ENTRY_LEN_1D + ENTRY_VALID_COUNT, 5)),
         ("a min out of uint8", |b, i| put_u64(b, i + ENTRY_LEN_1D + ENTRY_MIN, 1000)),
         ("a min above the max", |b, i| put_u64(b, i + ENTRY_LEN_1D + ENTRY_MIN, 200)),
+        ("a sum below 0 for uint8", |b, i| put_u64(b, i + ENTRY_LEN_1D + ENTRY_SUM, (-1e300f64).to_bits())),
+        ("an infinite sum for uint8", |b, i| put_u64(b, i + ENTRY_LEN_1D + ENTRY_SUM, f64::INFINITY.to_bits())),
+        ("a sum without valid values", |b, i| {
+            put_u64(b, i + ENTRY_LEN_1D + ENTRY_VALID_COUNT, 0);
+            put_u64(b, i + ENTRY_LEN_1D + ENTRY_MIN, 0);
+            put_u64(b, i + ENTRY_LEN_1D + ENTRY_MAX, 0);
+        }),
     ];
     for (what, patch) in patches {
         let dir = test_dir!();
@@ -1192,8 +1199,10 @@ fn a_commit_over_the_handles_metadata_limit_is_refused_and_the_handle_can_shrink
         Atlas::open_with(dir.store(), &OpenOptions::with_limits(one_byte)),
         Error::LimitExceeded { limit: 1, .. }
     );
-    let fresh = test_dir!();
-    let store = Atlas::create_with(fresh.store(), StoreConfig::default(), &OpenOptions::with_limits(one_byte)).unwrap();
+    // In this test's own directory: a second `TestDir` would take the spawn guard again while
+    // holding it, and wait forever behind a test waiting to run alone.
+    let fresh = dir.join("fresh");
+    let store = Atlas::create_with(&fresh, StoreConfig::default(), &OpenOptions::with_limits(one_byte)).unwrap();
     let ds = store.create_dataset("d").unwrap();
     assert_eq!(
         ds.define_array("bytes", ArraySpec::new(DType::UInt8, [5, 7])).unwrap().meta().unwrap().chunk_shape,

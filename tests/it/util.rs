@@ -39,8 +39,9 @@ macro_rules! assert_err {
 }
 pub(crate) use assert_err;
 
-/// Held shared by every running test (through its [`TestDir`]) and exclusively while a test
-/// spawns a child process. A child starts as a fork that holds a copy of every open file of
+/// Held shared by every running test (through its [`TestDir`]: one per test, since a second
+/// read while a writer waits would wait forever) and exclusively while a test spawns a
+/// child process. A child starts as a fork that holds a copy of every open file of
 /// this process until it execs, writer-lock files of other tests' stores included; `flock`
 /// locks follow those copies, so a spawn must never overlap a test holding a writer lock.
 static SPAWN_GUARD: RwLock<()> = RwLock::new(());

@@ -105,7 +105,8 @@ pub fn import(
             Err(Error::AlreadyExists { .. }) => {
                 existing_array(&dataset_handle, (dataset, array), file, &header, options)?
             }
-            defined => defined.with_context(|| format!("cannot define array {dataset}/{array}"))?,
+            // The library's errors name the array ("cannot define d/a: ...").
+            defined => defined?,
         }
     };
     let bar = crate::progress::bytes(data_bytes, &format!("import {dataset}/{array}"), quiet);

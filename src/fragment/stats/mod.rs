@@ -9,7 +9,7 @@
 mod avx2;
 
 use crate::codec::simd::{self, Kernel};
-use crate::meta::{ArrayStats, DType, Scalar, check_min_max};
+use crate::meta::{ArrayStats, DType, Scalar, check_min_max, check_sum};
 
 /// Statistics of one block. `min`/`max` hold the value's bits as the dtype's family stores
 /// them (i64 for signed and timestamp, u64 for unsigned and bool, f64 bits for floats) and
@@ -70,7 +70,8 @@ impl ChunkStats {
 
     /// Checks stats read from an index entry against the block they describe, a chunk of
     /// `chunk_elems` elements of `dtype`: no more valid values than elements, min and max
-    /// an ordered pair of the dtype's values, and for `string` min, max and sum all 0.
+    /// an ordered pair of the dtype's values, min, max and sum all 0 without valid values
+    /// and for `string`, and a finite sum for integers (not below 0 for unsigned ones).
     /// Returns what is wrong.
     pub(crate) fn check(&self, dtype: DType, chunk_elems: u64) -> Result<(), String> {
         if self.valid_count > chunk_elems {
@@ -79,6 +80,10 @@ impl ChunkStats {
         if dtype == DType::String && (self.min_bits, self.max_bits, self.sum_bits) != (0, 0, 0) {
             return Err("a string block's min, max and sum are not all 0".to_string());
         }
+        if self.valid_count == 0 && (self.min_bits, self.max_bits) != (0, 0) {
+            return Err("a block without valid values has a min or max other than 0".to_string());
+        }
+        check_sum(dtype, self.valid_count, self.sum())?;
         match self.min_max(dtype) {
             (Some(min), Some(max)) => check_min_max(dtype, min, max),
             _ => Ok(()),
