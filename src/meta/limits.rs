@@ -26,8 +26,9 @@ pub struct Limits {
     pub max_meta_bytes: u64,
     /// Largest raw chunk of any array (default 256 MiB, the format's maximum), checked
     /// whenever a commit is loaded (open, refresh, a writer's first change) against the
-    /// schemas and the raw lengths of string blocks: a block read never allocates more than
-    /// this per thread. `define_array` refuses a schema over it (and makes default chunk
+    /// schemas and the raw lengths of string blocks: a block read never allocates a block
+    /// buffer over this per thread (a string read also makes its `String`s, 24 bytes each
+    /// however short: see docs/GUARANTEES.md, section 5). `define_array` refuses a schema over it (and makes default chunk
     /// shapes within it), and a commit whose schemas are over it is refused too; string blocks
     /// are not checked on write: this handle may write string chunks up to the format's
     /// maximum, which a later load under the same limit refuses.
