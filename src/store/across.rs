@@ -56,7 +56,7 @@ impl Atlas {
         let state = self.inner.read();
         let request = Request::check(&state, array, &datasets, start, shape, (T::DTYPE, T::matches))?;
         let extent = stacked_extent(datasets.len(), shape);
-        let mut out = new_output(&extent)?;
+        let mut out = new_output(array, &extent)?;
         request.run(&state, start, shape, &mut out, ReadOptions::default())?;
         Ok(shaped(&extent, out))
     }

@@ -85,7 +85,7 @@ impl ArrayHandle {
     pub fn read_with<T: Element>(&self, start: &[u64], shape: &[u64], options: ReadOptions) -> Result<ArrayD<T>> {
         // The request is checked before its output is allocated.
         self.checked_meta(&self.inner.read(), start, (shape, "shape"), T::DTYPE, T::matches)?;
-        let mut out = new_output(shape)?;
+        let mut out = new_output(&self.label, shape)?;
         self.read_into(start, shape, &mut out, options)?;
         Ok(shaped(shape, out))
     }

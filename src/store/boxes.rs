@@ -59,7 +59,7 @@ impl ArrayHandle {
         // The request is checked before its output is allocated.
         self.checked_boxes(&self.inner.read(), &starts, shape, (T::DTYPE, T::matches))?;
         let extent = stacked_extent(starts.len(), shape);
-        let mut out = new_output(&extent)?;
+        let mut out = new_output(&self.label, &extent)?;
         self.read_boxes_into(&starts, shape, &mut out, options)?;
         Ok(shaped(&extent, out))
     }

@@ -28,7 +28,7 @@ impl ArrayHandle {
         // Any dtype: the result keeps the array's.
         self.with_read_slot(start, shape, (DType::UInt8, |_| true), |slot, meta| {
             // Checked before the read is laid out: its plan is built in host memory first.
-            refuse_unaddressable(shape, meta.dtype.size_bytes())?;
+            refuse_unaddressable(&self.label, shape, meta.dtype.size_bytes())?;
             let gpu = cuda_target(options.device)?;
             gpu.read_to_device(slot, shape, (shape.to_vec(), meta.dtype), options.verify_checksums)
         })
@@ -45,14 +45,15 @@ impl Atlas {
     pub fn read_array_across_stacked_to_device(
         &self,
         array: &str,
-        datasets: &[&str],
+        datasets: &[impl AsRef<str>],
         start: &[u64],
         shape: &[u64],
         options: ReadOptions,
     ) -> Result<DeviceArray> {
-        self.with_across_slots(array, datasets, (start, shape), (DType::UInt8, |_| true), |slots, meta| {
+        let datasets: Vec<&str> = datasets.iter().map(AsRef::as_ref).collect();
+        self.with_across_slots(array, &datasets, (start, shape), (DType::UInt8, |_| true), |slots, meta| {
             let stacked = stacked_extent(datasets.len(), shape);
-            refuse_unaddressable(&stacked, meta.dtype.size_bytes())?;
+            refuse_unaddressable(array, &stacked, meta.dtype.size_bytes())?;
             let gpu = cuda_target(options.device)?;
             gpu.read_to_device(slots, shape, (stacked, meta.dtype), options.verify_checksums)
         })

@@ -7,29 +7,33 @@ use crate::error::{Error, Result};
 use crate::io::zeroed_buffer;
 
 /// A new output of `extent` elements of `T` (`T::default()` each: zeroed memory for the
-/// numeric types), or [`Error::InvalidArgument`] when it would take more than `isize::MAX`
-/// bytes counting every extent but zeros (the most `Vec` and ndarray accept), or more than
-/// the allocator gives.
-pub(super) fn new_output<T: Clone + Default>(extent: &[u64]) -> Result<Vec<T>> {
-    refuse_unaddressable(extent, size_of::<T>())?;
+/// numeric types) for a read of `array`, or [`Error::InvalidArgument`] when it would take
+/// more than `isize::MAX` bytes counting every extent but zeros (the most `Vec` and ndarray
+/// accept), or more than the allocator gives.
+pub(super) fn new_output<T: Clone + Default>(array: &str, extent: &[u64]) -> Result<Vec<T>> {
+    refuse_unaddressable(array, extent, size_of::<T>())?;
     // Under isize::MAX bytes without its zeros, so the product fits.
     let len = extent.iter().map(|&n| usize::try_from(n).expect("checked above")).product();
     // The allocator refuses here, as an error, what `vec!` would abort the process on; the
     // probe is freed at once (a large one was only mapped, never touched).
     if Vec::<T>::new().try_reserve_exact(len).is_err() {
-        return Err(Error::invalid(format!("a result of shape {extent:?} does not fit in memory")));
+        return Err(too_large(array, extent));
     }
     Ok(zeroed_buffer(len))
 }
 
-/// Refuses a result of `extent` elements of `elem_bytes` each (not counting its zero
-/// extents) over `isize::MAX` bytes, more than any memory can address.
-pub(super) fn refuse_unaddressable(extent: &[u64], elem_bytes: usize) -> Result<()> {
+/// Refuses a result of a read of `array`, `extent` elements of `elem_bytes` each (not
+/// counting its zero extents), over `isize::MAX` bytes, more than any memory can address.
+pub(super) fn refuse_unaddressable(array: &str, extent: &[u64], elem_bytes: usize) -> Result<()> {
     let bytes = extent.iter().filter(|&&n| n != 0).try_fold(elem_bytes.max(1) as u64, |acc, &n| acc.checked_mul(n));
     if bytes.is_none_or(|bytes| isize::try_from(bytes).is_err()) {
-        return Err(Error::invalid(format!("a result of shape {extent:?} does not fit in memory")));
+        return Err(too_large(array, extent));
     }
     Ok(())
+}
+
+fn too_large(array: &str, extent: &[u64]) -> Error {
+    Error::invalid(format!("{array}: a result of shape {extent:?} does not fit in memory"))
 }
 
 /// `out`, made by [`new_output`] for `extent`, as an array of that shape.

@@ -40,7 +40,7 @@ impl ArrayHandle {
             let why = format!("{}: string arrays are read on the CPU (use Device::Cpu)", self.label);
             return Err(Error::GpuUnavailable(GpuUnavailable::Unsupported(why)));
         }
-        let mut out = new_output(shape)?;
+        let mut out = new_output(&self.label, shape)?;
         let dict = dictionary(meta);
         let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref(), cache: None };
         let lookup = |coord: &[u64]| state.find_block(meta.id, coord);
