@@ -53,12 +53,12 @@ mod tests {
 
     #[test]
     fn outputs_past_isize_max_bytes_are_refused_and_zero_extents_are_empty() {
-        assert_eq!(new_output::<u8>(&[2, 3]).unwrap(), [0; 6]);
-        assert!(new_output::<f32>(&[1 << 62]).is_err(), "2^64 bytes");
-        assert!(new_output::<u8>(&[1 << 62, 4]).is_err(), "the product overflows u64");
+        assert_eq!(new_output::<u8>("a", &[2, 3]).unwrap(), [0; 6]);
+        assert!(new_output::<f32>("a", &[1 << 62]).is_err(), "2^64 bytes");
+        assert!(new_output::<u8>("a", &[1 << 62, 4]).is_err(), "the product overflows u64");
         // Zero elements, but ndarray still refuses the other extents' product past isize::MAX.
-        assert!(new_output::<u8>(&[0, 1 << 63]).is_err());
-        let empty = new_output::<u16>(&[0, 1 << 40]).unwrap();
+        assert!(new_output::<u8>("a", &[0, 1 << 63]).is_err());
+        let empty = new_output::<u16>("a", &[0, 1 << 40]).unwrap();
         assert_eq!(shaped(&[0, 1 << 40], empty).shape(), [0, 1 << 40]);
         assert_eq!(stacked_extent(3, &[4, 5]), [3, 4, 5]);
     }
@@ -66,6 +66,6 @@ mod tests {
     #[test]
     fn outputs_the_allocator_cannot_give_are_refused_not_aborted_on() {
         // 2^62 bytes: under isize::MAX, over any machine's memory and address space.
-        assert!(matches!(new_output::<u8>(&[1 << 62]), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(new_output::<u8>("a", &[1 << 62]), Err(Error::InvalidArgument { .. })));
     }
 }
