@@ -54,6 +54,13 @@ impl ArrayHandle {
         &self.name
     }
 
+    /// The name of the dataset holding the array (for the calls on [`Atlas`](crate::Atlas)
+    /// that take a dataset and an array: `array_blocks`, `recompress_array`).
+    #[must_use]
+    pub fn dataset(&self) -> &str {
+        &self.dataset
+    }
+
     /// The array's schema.
     ///
     /// # Errors

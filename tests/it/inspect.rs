@@ -19,7 +19,7 @@ fn array_blocks_report_codec_shuffle_sizes_location_and_pending_state() {
     a.set_shuffle(Some(Shuffle::Off)).unwrap();
     a.write(&[512], Array1::<f32>::zeros(256).view()).unwrap(); // all fill, and small: staged
 
-    let blocks = store.array_blocks("d", "a").unwrap();
+    let blocks = store.array_blocks(a.dataset(), a.name()).unwrap();
     assert_eq!(blocks.iter().map(|b| b.coord[0]).collect::<Vec<_>>(), [0, 1, 2]);
     assert_eq!((blocks[0].codec, blocks[0].shuffled, blocks[0].state), (BlockCodec::Zstd, true, BlockState::Committed));
     let staged = (blocks[2].codec, blocks[2].shuffled, blocks[2].state, blocks[2].stored_bytes, blocks[2].checksum);
