@@ -450,7 +450,9 @@ class Array:
         # The key is checked before the value, as numpy checks it.
         pts = points(key, tuple(meta["shape"]), tuple(meta["chunk_shape"])) if meta["dtype"] != "string" else None
         if pts is not None:
-            self._assign_points(pts, for_assign(value, meta["dtype"], self._label()), meta["chunk_shape"])
+            value = for_assign(value, meta["dtype"], self._label())
+            self._begin_read_modify_write()
+            self._assign_points(pts, value, meta["chunk_shape"])
             return
         p = plan(key, meta["shape"], meta["chunk_shape"])
         value = for_assign(value, meta["dtype"], self._label())
@@ -462,7 +464,9 @@ class Array:
         if p.direct:
             (box,) = p.boxes()
             self._write_box(box.start, box.count, selection_shape(p), value)
-        elif stepped:
+            return
+        self._begin_read_modify_write()
+        if stepped:
             self._assign_stepped(stepped, value)
         else:
             # Steps, index arrays or new axes: change the boxes in memory and write them
@@ -472,6 +476,13 @@ class Array:
             for box in p.boxes():
                 # `np.require`, not `ascontiguousarray`, which makes a 0-d box 1-d.
                 self._native.write(box.start, np.require(packed[box.at + (Ellipsis,)], requirements="C"))
+
+    def _begin_read_modify_write(self) -> None:
+        """Takes the writer lock before an assignment reads what it writes back: read on an
+        older commit, the values of the box the key does not select would write over what
+        another writer committed since."""
+        with self._store._changing():
+            self._store._native.begin_change()
 
     def _write_box(self, start: list[int], count: list[int], selected: tuple[int, ...], value: np.ndarray) -> None:
         """Writes `value`, broadcast to the `selected` shape (the box of `count` at `start`

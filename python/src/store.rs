@@ -165,6 +165,10 @@ impl Store {
         py.detach(|| self.inner.flush()).py_err()
     }
 
+    fn begin_change(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.inner.begin_change()).py_err()
+    }
+
     fn discard(&self, py: Python<'_>) {
         py.detach(|| self.inner.discard());
     }

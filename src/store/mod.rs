@@ -292,6 +292,22 @@ impl Atlas {
         self.inner.flush()
     }
 
+    /// Starts a change now, as the first change of a session does: takes the writer lock and
+    /// moves this handle to the newest commit (nothing happens when changes are already
+    /// pending: the handle holds the lock and is current). Reads that follow see every other
+    /// writer's commits, and no other writer can commit until this handle flushes or
+    /// discards. The way to read values, change them and write them back without writing
+    /// over another writer's commit made in between (the Python module's assignments
+    /// through steps, index lists and points do this). Releases nothing by itself: the lock
+    /// is held until [`Atlas::flush`] or [`Atlas::discard`].
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another handle is writing; [`Error::ChangesDiscarded`] once after
+    /// a panic lost the changes; as [`Atlas::refresh`] for loading the newest commit.
+    pub fn begin_change(&self) -> Result<()> {
+        self.inner.begin_change(&mut self.inner.write())
+    }
+
     /// Drops every change made through this store's handles since the last commit: the
     /// handles see the last commit again, the writer lock is released and the pending
     /// fragment removed. Without pending changes it does nothing. The way out after a flush

@@ -157,6 +157,34 @@ fn second_handle_gets_locked_while_first_has_pending_changes_then_writes_after_f
 }
 
 #[test]
+fn begin_change_moves_to_the_newest_commit_and_holds_the_lock_for_a_read_modify_write() {
+    let dir = test_dir!();
+    let mine = util::create(&dir.store());
+    mine.create_dataset("d").unwrap().define_array("x", ArraySpec::new(DType::Int32, [4])).unwrap();
+    mine.flush().unwrap();
+    let other = Atlas::open(dir.store()).unwrap();
+    other.open_dataset("d").unwrap().write_array("x", &[1], arr1(&[5i32]).view()).unwrap();
+    other.flush().unwrap();
+    // Read, change, write back: the read sees the other writer's commit, and no other
+    // writer commits between the read and the write.
+    mine.begin_change().unwrap();
+    assert!(mine.has_pending_changes());
+    let ds = mine.open_dataset("d").unwrap();
+    let mut values = ds.read_array::<i32>("x", &[0], &[4]).unwrap();
+    assert_eq!(values.as_slice().unwrap(), [0, 5, 0, 0]);
+    assert_err!(other.open_dataset("d").unwrap().write_array("x", &[2], arr1(&[9i32]).view()), Error::Locked { .. });
+    values[0] = 7;
+    ds.write_array("x", &[0], values.view()).unwrap();
+    mine.begin_change().unwrap(); // pending changes: nothing to do
+    mine.flush().unwrap();
+    other.refresh().unwrap();
+    assert_eq!(
+        other.open_dataset("d").unwrap().read_array::<i32>("x", &[0], &[2]).unwrap().as_slice().unwrap(),
+        [7, 5]
+    );
+}
+
+#[test]
 fn dropping_a_writer_releases_the_lock_with_its_commit() {
     let dir = test_dir!();
     let first = util::create(&dir.store());
