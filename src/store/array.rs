@@ -185,7 +185,9 @@ impl ArrayHandle {
         let input = T::as_bytes(data.as_slice().expect("standard layout is contiguous"));
         let mut guard = self.inner.write();
         // Checked before taking the writer lock; an empty selection changes nothing.
-        self.checked_meta(&guard, start, (&shape, DATA_SHAPE), T::DTYPE, T::matches)?;
+        self.inner.check_before_change(&guard, |state| {
+            self.checked_meta(state, start, (&shape, DATA_SHAPE), T::DTYPE, T::matches).map(drop)
+        })?;
         if shape.contains(&0) {
             return Ok(());
         }
@@ -260,7 +262,7 @@ impl ArrayHandle {
     /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] if a chunk it trims is damaged.
     pub fn resize(&self, new_shape: &[u64]) -> Result<()> {
         let mut guard = self.inner.write();
-        self.check_resize(&guard, new_shape)?;
+        self.inner.check_before_change(&guard, |state| self.check_resize(state, new_shape))?;
         self.inner.change(&mut guard, |state| self.resize_in(state, new_shape))
     }
 
@@ -329,7 +331,7 @@ impl ArrayHandle {
         write: impl FnOnce(&mut State, &[u64]) -> Result<()>,
     ) -> Result<()> {
         let mut guard = self.inner.write();
-        self.check_append(&guard, shape, given)?;
+        self.inner.check_before_change(&guard, |state| self.check_append(state, shape, given).map(drop))?;
         if shape[0] == 0 {
             return Ok(());
         }

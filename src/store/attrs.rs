@@ -91,7 +91,7 @@ impl Attrs {
     /// `begin_change` may have just loaded), so other writers' attributes are kept.
     fn with_mut(&self, f: impl Fn(&mut Attributes) -> Result<()>) -> Result<()> {
         let mut guard = self.inner.write();
-        f(&mut self.target_attrs(&guard)?.clone())?;
+        self.inner.check_before_change(&guard, |state| f(&mut self.target_attrs(state)?.clone()))?;
         self.inner.change(&mut guard, |state| {
             let attrs = match &self.target {
                 AttrTarget::Store => &mut state.meta.attributes,

@@ -54,7 +54,7 @@ impl Dataset {
             Ok(())
         };
         // Refused before taking the writer lock, and again on the newest commit it loads.
-        refuse_existing(&state)?;
+        self.inner.check_before_change(&state, refuse_existing)?;
         self.inner.change(&mut state, |state| {
             refuse_existing(state)?;
             meta.id = state.meta.next_array_id;
@@ -120,7 +120,7 @@ impl Dataset {
     /// [`Error::NotFound`], [`Error::Locked`].
     pub fn delete_array(&self, name: &str) -> Result<()> {
         let mut state = self.inner.write();
-        state.array(&self.name, name)?;
+        self.inner.check_before_change(&state, |state| state.array(&self.name, name).map(drop))?;
         self.inner.change(&mut state, |state| {
             // Checked again: the change may have moved to a commit without the array.
             let removed = state.dataset_mut(&self.name)?.arrays.remove(name);

@@ -153,7 +153,7 @@ impl Atlas {
         codec.check().map_err(Error::invalid)?;
         let mut guard = self.inner.write();
         // Refused before taking the writer lock, and again on the newest commit it loads.
-        guard.array(dataset, array)?;
+        self.inner.check_before_change(&guard, |state| state.array(dataset, array).map(drop))?;
         self.inner.change(&mut guard, |state| {
             let meta = state.array(dataset, array)?.clone();
             let dict = dictionary(&meta);

@@ -173,7 +173,7 @@ impl Atlas {
             Ok(())
         };
         // Refused before taking the writer lock, and again on the newest commit it loads.
-        refuse_existing(&state)?;
+        self.inner.check_before_change(&state, refuse_existing)?;
         self.inner.change(&mut state, |state| {
             refuse_existing(state)?;
             state.meta.datasets.insert(name.to_string(), DatasetMeta::default());
@@ -197,7 +197,7 @@ impl Atlas {
     /// [`Error::NotFound`], [`Error::Locked`].
     pub fn delete_dataset(&self, name: &str) -> Result<()> {
         let mut state = self.inner.write();
-        state.dataset(name)?;
+        self.inner.check_before_change(&state, |state| state.dataset(name).map(drop))?;
         self.inner.change(&mut state, |state| {
             // Checked again: the change may have moved to a commit without the dataset.
             state.meta.datasets.remove(name).ok_or_else(|| Error::not_found(EntityKind::Dataset, name))?;

@@ -128,6 +128,21 @@ impl Inner {
         Ok(())
     }
 
+    /// A check of a change's arguments made before the change takes the writer lock, so that
+    /// a bad call is refused without it. A refusal counts only on the newest commit: when
+    /// this handle has no session and another writer has committed since its snapshot, the
+    /// check passes and the change (which moves to the newest commit and checks again)
+    /// decides: an array another writer grew, or a name it freed, is there to use.
+    pub(crate) fn check_before_change<T>(&self, state: &State, check: impl FnOnce(&State) -> Result<T>) -> Result<()> {
+        match check(state) {
+            Err(e) if state.session.is_none() => {
+                let newer = disk::newest_generation(&self.dir, &self.limits).is_ok_and(|g| g != state.meta.generation);
+                if newer { Ok(()) } else { Err(e) }
+            }
+            other => other.map(drop),
+        }
+    }
+
     /// Runs `body` as a change (after [`Inner::begin_change`]). When this call started the
     /// session and `body` fails (a change refused against a newer commit, a write that
     /// failed), the session is discarded ([`Inner::discard`]), so a failed first change

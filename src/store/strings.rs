@@ -64,7 +64,9 @@ impl ArrayHandle {
         let data = data.as_standard_layout();
         let input = data.as_slice().expect("standard layout is contiguous");
         let mut guard = self.inner.write();
-        self.checked_meta(&guard, start, (&shape, DATA_SHAPE), DType::String, is_string)?;
+        self.inner.check_before_change(&guard, |state| {
+            self.checked_meta(state, start, (&shape, DATA_SHAPE), DType::String, is_string).map(drop)
+        })?;
         if shape.contains(&0) {
             return Ok(());
         }

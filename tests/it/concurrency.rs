@@ -273,6 +273,34 @@ fn a_stale_handle_appends_after_the_rows_another_writer_appended() {
 }
 
 #[test]
+fn a_stale_handles_first_change_is_checked_on_the_newest_commit_not_its_own() {
+    let dir = test_dir!();
+    let first = util::create(&dir.store());
+    first.create_dataset("d").unwrap().define_array("x", ArraySpec::new(DType::Int32, [4])).unwrap();
+    first.create_dataset("gone").unwrap();
+    first.flush().unwrap();
+    let stale = Atlas::open(dir.store()).unwrap();
+    let stale_ds = stale.open_dataset("d").unwrap();
+    // Another writer grows x, deletes array and dataset names and adds an attribute.
+    let ds = first.open_dataset("d").unwrap();
+    ds.resize_array("x", &[8]).unwrap();
+    ds.delete_array("x").unwrap();
+    ds.define_array("x", ArraySpec::new(DType::Int32, [8])).unwrap();
+    first.delete_dataset("gone").unwrap();
+    first.flush().unwrap();
+    // On the stale snapshot each of these is refused; on the newest commit each is fine.
+    stale_ds.write_array("x", &[6], arr1(&[7i32, 8]).view()).unwrap();
+    stale.create_dataset("gone").unwrap();
+    stale.flush().unwrap();
+    let fresh = Atlas::open(dir.store()).unwrap();
+    assert_eq!(fresh.open_dataset("d").unwrap().read_array::<i32>("x", &[6], &[2]).unwrap(), arr1(&[7, 8]).into_dyn());
+    assert_eq!(fresh.list_datasets(), ["d", "gone"]);
+    // A refusal that holds on the newest commit is still made, and leaves no lock.
+    assert_err!(stale_ds.write_array("x", &[8], arr1(&[1i32]).view()), Error::OutOfBounds { .. });
+    assert!(!stale.has_pending_changes());
+}
+
+#[test]
 fn appends_through_one_handle_from_many_threads_each_land_once() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
