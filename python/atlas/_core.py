@@ -299,7 +299,10 @@ class Atlas:
 
     # --- lifecycle ----------------------------------------------------------------------
     def flush(self) -> None:
-        """Commits every change atomically: the durability boundary."""
+        """Commits every change atomically: the durability boundary. After an error,
+        `has_pending_changes` tells whether anything was committed: `True`, nothing was
+        (retry, or `discard()` and redo); `False`, the changes are committed and only
+        making them durable failed (redoing them would apply them twice)."""
         self._native.flush()
 
     def close(self) -> None:

@@ -287,7 +287,9 @@ impl Atlas {
     /// of these changes fails too (an `Io` error whose operation says so); call
     /// [`Atlas::discard`] and redo them. An error making the rename durable or removing
     /// replaced files comes after the commit point: the changes are committed and the lock
-    /// released.
+    /// released. So after an error, [`Atlas::has_pending_changes`] tells which: `true`,
+    /// nothing was committed (retry, or discard and redo); `false`, the changes are
+    /// committed (redoing them would apply them twice).
     pub fn flush(&self) -> Result<()> {
         self.inner.flush()
     }
