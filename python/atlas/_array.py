@@ -447,12 +447,16 @@ class Array:
             selected = tuple(n for n, k in zip(box.count, box.post) if k != 0)
             self._write_box(box.start, box.count, selected, for_assign(value, meta["dtype"], self._label()))
             return
+        self._read_modify_write(lambda: self._assign_read_first(key, value))
+
+    def _assign_read_first(self, key: Any, value: Any) -> None:
+        """`_assign` for keys that may read what they write back, holding the writer lock:
+        the key is resolved against the newest commit's schema, which the lock moved to."""
+        meta = self._native.meta()
         # The key is checked before the value, as numpy checks it.
         pts = points(key, tuple(meta["shape"]), tuple(meta["chunk_shape"])) if meta["dtype"] != "string" else None
         if pts is not None:
-            value = for_assign(value, meta["dtype"], self._label())
-            self._begin_read_modify_write()
-            self._assign_points(pts, value, meta["chunk_shape"])
+            self._assign_points(pts, for_assign(value, meta["dtype"], self._label()), meta["chunk_shape"])
             return
         p = plan(key, meta["shape"], meta["chunk_shape"])
         value = for_assign(value, meta["dtype"], self._label())
@@ -464,25 +468,33 @@ class Array:
         if p.direct:
             (box,) = p.boxes()
             self._write_box(box.start, box.count, selection_shape(p), value)
-            return
-        self._begin_read_modify_write()
-        if stepped:
+        elif stepped:
             self._assign_stepped(stepped, value)
         else:
-            # Steps, index arrays or new axes: change the boxes in memory and write them
-            # back, each its own write (a flush from another thread meanwhile may commit some).
-            packed = self._read_packed(p)
-            packed[p.post] = value
-            for box in p.boxes():
-                # `np.require`, not `ascontiguousarray`, which makes a 0-d box 1-d.
-                self._native.write(box.start, np.require(packed[box.at + (Ellipsis,)], requirements="C"))
+            self._assign_packed(p, value)
 
-    def _begin_read_modify_write(self) -> None:
-        """Takes the writer lock before an assignment reads what it writes back: read on an
-        older commit, the values of the box the key does not select would write over what
-        another writer committed since."""
-        with self._store._changing():
-            self._store._native.begin_change()
+    def _assign_packed(self, p: Plan, value: np.ndarray) -> None:
+        """Steps, index arrays or new axes: changes the boxes in memory and writes them back,
+        each its own write (a flush from another thread meanwhile may commit some)."""
+        packed = self._read_packed(p)
+        packed[p.post] = value
+        for box in p.boxes():
+            # `np.require`, not `ascontiguousarray`, which makes a 0-d box 1-d.
+            self._native.write(box.start, np.require(packed[box.at + (Ellipsis,)], requirements="C"))
+
+    def _read_modify_write(self, assign: Callable[[], None]) -> None:
+        """Runs `assign`, which may read what it writes back, holding the writer lock from
+        before its first read: read on an older commit, the values of the boxes the key does
+        not select would write over what another writer committed since. When the lock was
+        taken for it and it changed nothing (an empty selection, a value that does not
+        broadcast, a damaged block), the lock goes back, as after a change that fails
+        first."""
+        started = self._store._native.begin_change()
+        try:
+            assign()
+        finally:
+            if started:
+                self._store._native.release_if_unchanged()
 
     def _write_box(self, start: list[int], count: list[int], selected: tuple[int, ...], value: np.ndarray) -> None:
         """Writes `value`, broadcast to the `selected` shape (the box of `count` at `start`

@@ -165,8 +165,12 @@ impl Store {
         py.detach(|| self.inner.flush()).py_err()
     }
 
-    fn begin_change(&self, py: Python<'_>) -> PyResult<()> {
+    fn begin_change(&self, py: Python<'_>) -> PyResult<bool> {
         py.detach(|| self.inner.begin_change()).py_err()
+    }
+
+    fn release_if_unchanged(&self, py: Python<'_>) -> bool {
+        py.detach(|| self.inner.release_if_unchanged())
     }
 
     fn discard(&self, py: Python<'_>) {

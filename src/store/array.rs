@@ -502,7 +502,7 @@ impl ArrayHandle {
 
     fn change_meta(&self, change: impl FnOnce(&mut ArrayMeta)) -> Result<()> {
         let mut state = self.inner.write();
-        state.array(&self.dataset, &self.name)?;
+        self.inner.check_before_change(&state, |state| state.array(&self.dataset, &self.name).map(drop))?;
         self.inner.change(&mut state, |state| {
             // Staged chunks are encoded as the settings were when they were written.
             state.seal_staged()?;

@@ -296,18 +296,32 @@ impl Atlas {
 
     /// Starts a change now, as the first change of a session does: takes the writer lock and
     /// moves this handle to the newest commit (nothing happens when changes are already
-    /// pending: the handle holds the lock and is current). Reads that follow see every other
+    /// pending: the handle holds the lock and is current). Returns whether it started the
+    /// session. Reads that follow see every other
     /// writer's commits, and no other writer can commit until this handle flushes or
     /// discards. The way to read values, change them and write them back without writing
     /// over another writer's commit made in between (the Python module's assignments
     /// through steps, index lists and points do this). Releases nothing by itself: the lock
-    /// is held until [`Atlas::flush`] or [`Atlas::discard`].
+    /// is held until [`Atlas::flush`] (which commits a new generation even if nothing was
+    /// changed), [`Atlas::discard`] or [`Atlas::release_if_unchanged`].
     ///
     /// # Errors
     /// [`Error::Locked`] if another handle is writing; [`Error::ChangesDiscarded`] once after
     /// a panic lost the changes; as [`Atlas::refresh`] for loading the newest commit.
-    pub fn begin_change(&self) -> Result<()> {
-        self.inner.begin_change(&mut self.inner.write())
+    pub fn begin_change(&self) -> Result<bool> {
+        let mut state = self.inner.write();
+        let started = state.session.is_none();
+        self.inner.begin_change(&mut state)?;
+        Ok(started)
+    }
+
+    /// Gives the writer lock back if this handle's pending session has changed nothing (no
+    /// block written or staged, no schema, attribute or setting changed), as after a
+    /// [`Atlas::begin_change`] whose caller then failed before writing; the handle stays
+    /// on the commit it moved to. With changes pending it does nothing. Returns whether it
+    /// gave the lock back.
+    pub fn release_if_unchanged(&self) -> bool {
+        self.inner.release_if_unchanged(&mut self.inner.write())
     }
 
     /// Drops every change made through this store's handles since the last commit: the

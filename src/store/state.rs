@@ -131,16 +131,26 @@ impl Inner {
     /// A check of a change's arguments made before the change takes the writer lock, so that
     /// a bad call is refused without it. A refusal counts only on the newest commit: when
     /// this handle has no session and another writer has committed since its snapshot, the
-    /// check passes and the change (which moves to the newest commit and checks again)
-    /// decides: an array another writer grew, or a name it freed, is there to use.
-    pub(crate) fn check_before_change<T>(&self, state: &State, check: impl FnOnce(&State) -> Result<T>) -> Result<()> {
-        match check(state) {
-            Err(e) if state.session.is_none() => {
-                let newer = disk::newest_generation(&self.dir, &self.limits).is_ok_and(|g| g != state.meta.generation);
-                if newer { Ok(()) } else { Err(e) }
-            }
-            other => other.map(drop),
+    /// check is made again on that commit (read, not moved to), and passes if it passes
+    /// there: an array another writer grew, or a name it freed, is there to use. The change
+    /// then moves to that commit and checks again.
+    pub(crate) fn check_before_change<T>(&self, state: &State, check: impl Fn(&State) -> Result<T>) -> Result<()> {
+        let Err(refused) = check(state) else { return Ok(()) };
+        if state.session.is_some()
+            || disk::newest_generation(&self.dir, &self.limits).is_ok_and(|g| g == state.meta.generation)
+        {
+            return Err(refused);
         }
+        let Ok(newest) = disk::load(&self.dir, &self.limits) else { return Err(refused) };
+        let newest = State {
+            meta: newest.meta,
+            encoding: newest.encoding,
+            committed: newest.snapshot,
+            session: None,
+            unsynced_commit: false,
+            changes_discarded: false,
+        };
+        check(&newest).map(drop)
     }
 
     /// Runs `body` as a change (after [`Inner::begin_change`]). When this call started the
@@ -155,6 +165,24 @@ impl Inner {
                 self.discard(state);
             }
         })
+    }
+
+    /// Ends the session in `state` if it has changed nothing (see
+    /// [`Atlas::release_if_unchanged`](crate::Atlas::release_if_unchanged)); returns whether
+    /// it did. The metadata is compared as it is written (NaN fill values compare equal).
+    pub(crate) fn release_if_unchanged(&self, state: &mut State) -> bool {
+        let same_meta = |a: &StoreMeta, b: &StoreMeta| matches!((serde_json::to_vec(a), serde_json::to_vec(b)), (Ok(a), Ok(b)) if a == b);
+        let unchanged = state.session.as_ref().is_some_and(|s| {
+            !s.is_inherited()
+                && s.fragment.is_none()
+                && s.reshaped.is_empty()
+                && s.base.1 == state.encoding
+                && same_meta(&s.base.0, &state.meta)
+        });
+        if unchanged {
+            self.discard(state);
+        }
+        unchanged
     }
 
     /// Drops the uncommitted changes: the working metadata goes back to the commit the

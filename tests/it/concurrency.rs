@@ -167,7 +167,7 @@ fn begin_change_moves_to_the_newest_commit_and_holds_the_lock_for_a_read_modify_
     other.flush().unwrap();
     // Read, change, write back: the read sees the other writer's commit, and no other
     // writer commits between the read and the write.
-    mine.begin_change().unwrap();
+    assert!(mine.begin_change().unwrap(), "it started the session");
     assert!(mine.has_pending_changes());
     let ds = mine.open_dataset("d").unwrap();
     let mut values = ds.read_array::<i32>("x", &[0], &[4]).unwrap();
@@ -175,8 +175,15 @@ fn begin_change_moves_to_the_newest_commit_and_holds_the_lock_for_a_read_modify_
     assert_err!(other.open_dataset("d").unwrap().write_array("x", &[2], arr1(&[9i32]).view()), Error::Locked { .. });
     values[0] = 7;
     ds.write_array("x", &[0], values.view()).unwrap();
-    mine.begin_change().unwrap(); // pending changes: nothing to do
+    assert!(!mine.begin_change().unwrap(), "pending changes: nothing to do");
+    assert!(!mine.release_if_unchanged(), "a change is pending: the lock is kept");
     mine.flush().unwrap();
+    // A session that changed nothing gives the lock back, on the commit it moved to.
+    mine.begin_change().unwrap();
+    assert_err!(other.create_dataset("e"), Error::Locked { .. });
+    assert!(mine.release_if_unchanged() && !mine.has_pending_changes());
+    other.create_dataset("e").unwrap();
+    other.flush().unwrap();
     other.refresh().unwrap();
     assert_eq!(
         other.open_dataset("d").unwrap().read_array::<i32>("x", &[0], &[2]).unwrap().as_slice().unwrap(),
@@ -298,6 +305,19 @@ fn a_stale_handles_first_change_is_checked_on_the_newest_commit_not_its_own() {
     // A refusal that holds on the newest commit is still made, and leaves no lock.
     assert_err!(stale_ds.write_array("x", &[8], arr1(&[1i32]).view()), Error::OutOfBounds { .. });
     assert!(!stale.has_pending_changes());
+    // Checked on the newest commit without moving to it or taking the lock: refused as
+    // there, even while another writer holds the lock, and an empty write too.
+    let other = Atlas::open(dir.store()).unwrap();
+    first.refresh().unwrap();
+    first.open_dataset("d").unwrap().delete_array("x").unwrap(); // holds the lock
+    first.flush().unwrap();
+    first.create_dataset("held").unwrap();
+    let generation = other.generation();
+    let other_ds = other.open_dataset("d").unwrap();
+    assert_err!(other.create_dataset("d"), Error::AlreadyExists { .. });
+    assert_err!(other_ds.write_array("y", &[0], ndarray::Array1::<i32>::zeros(0).view()), Error::NotFound { .. });
+    assert_eq!(other.generation(), generation, "not moved");
+    first.discard();
 }
 
 #[test]
