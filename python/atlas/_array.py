@@ -441,22 +441,18 @@ class Array:
         return packed
 
     def _assign(self, key: Any, value: Any) -> None:
+        # Keys are resolved against the array as this handle sees it (`refresh()` shows
+        # other writers' changes); the key is checked before the value, as numpy checks it.
         meta = self._native.meta()
         box = simple_box(key, meta["shape"])
         if box is not None:
             selected = tuple(n for n, k in zip(box.count, box.post) if k != 0)
             self._write_box(box.start, box.count, selected, for_assign(value, meta["dtype"], self._label()))
             return
-        self._read_modify_write(lambda: self._assign_read_first(key, value))
-
-    def _assign_read_first(self, key: Any, value: Any) -> None:
-        """`_assign` for keys that may read what they write back, holding the writer lock:
-        the key is resolved against the newest commit's schema, which the lock moved to."""
-        meta = self._native.meta()
-        # The key is checked before the value, as numpy checks it.
         pts = points(key, tuple(meta["shape"]), tuple(meta["chunk_shape"])) if meta["dtype"] != "string" else None
         if pts is not None:
-            self._assign_points(pts, for_assign(value, meta["dtype"], self._label()), meta["chunk_shape"])
+            value = for_assign(value, meta["dtype"], self._label())
+            self._read_modify_write(lambda: self._assign_points(pts, value, meta["chunk_shape"]))
             return
         p = plan(key, meta["shape"], meta["chunk_shape"])
         value = for_assign(value, meta["dtype"], self._label())
@@ -469,9 +465,9 @@ class Array:
             (box,) = p.boxes()
             self._write_box(box.start, box.count, selection_shape(p), value)
         elif stepped:
-            self._assign_stepped(stepped, value)
+            self._read_modify_write(lambda: self._assign_stepped(stepped, value))
         else:
-            self._assign_packed(p, value)
+            self._read_modify_write(lambda: self._assign_packed(p, value))
 
     def _assign_packed(self, p: Plan, value: np.ndarray) -> None:
         """Steps, index arrays or new axes: changes the boxes in memory and writes them back,
@@ -483,18 +479,17 @@ class Array:
             self._native.write(box.start, np.require(packed[box.at + (Ellipsis,)], requirements="C"))
 
     def _read_modify_write(self, assign: Callable[[], None]) -> None:
-        """Runs `assign`, which may read what it writes back, holding the writer lock from
+        """Runs `assign`, which reads what it writes back, holding the writer lock from
         before its first read: read on an older commit, the values of the boxes the key does
-        not select would write over what another writer committed since. When the lock was
-        taken for it and it changed nothing (an empty selection, a value that does not
-        broadcast, a damaged block), the lock goes back, as after a change that fails
-        first."""
-        started = self._store._native.begin_change()
+        not select would write over what another writer committed since. The lock goes back
+        if nothing was changed (a value that does not broadcast, a damaged block) and no
+        other thread's read-modify-write on this handle is under way, as after a change
+        that fails first."""
+        self._store._native.begin_change()
         try:
             assign()
         finally:
-            if started:
-                self._store._native.release_if_unchanged()
+            self._store._native.release_if_unchanged()
 
     def _write_box(self, start: list[int], count: list[int], selected: tuple[int, ...], value: np.ndarray) -> None:
         """Writes `value`, broadcast to the `selected` shape (the box of `count` at `start`

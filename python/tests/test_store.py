@@ -441,19 +441,6 @@ def test_an_assignment_that_reads_first_keeps_what_another_writer_committed_sinc
     np.testing.assert_array_equal(atlas.Atlas.open(tmp_path / "s")["d"]["x"][...], model)
 
 
-def test_keys_that_read_first_are_resolved_on_the_newest_commit(tmp_path):
-    mine = atlas.Atlas.create(tmp_path / "s")
-    mine.create_dataset("d").define_array("x", "int64", None, [0], chunk_shape=[4])
-    mine.flush()
-    other = atlas.Atlas.open(tmp_path / "s")
-    other["d"]["x"].append(np.arange(6))
-    other.flush()
-    mine["d"]["x"][[-1, 0]] = -1  # the last of 6 rows, which this handle had not seen yet
-    mine["d"]["x"][::4] = 9
-    mine.flush()
-    assert mine["d"]["x"][...].tolist() == [9, 1, 2, 3, 9, -1]
-
-
 def test_a_read_modify_write_assignment_that_fails_before_writing_gives_the_lock_back(tmp_path):
     mine = atlas.Atlas.create(tmp_path / "s")
     x = mine.create_dataset("d").define_array("x", "float64", None, [8])

@@ -78,7 +78,7 @@ pub(crate) fn newest_generation(dir: &Path, limits: &Limits) -> Result<u64> {
 /// newer file under another name (a format change): the listing starts over. So does a
 /// listing of an existing directory that found no metadata file at all, since POSIX lets a
 /// listing made during that change miss both the file just renamed in and the one removed.
-fn read_newest_meta(dir: &Path, limits: &Limits) -> Result<(StoreMeta, (MetaFormat, MetaCompression))> {
+pub(crate) fn read_newest_meta(dir: &Path, limits: &Limits) -> Result<(StoreMeta, (MetaFormat, MetaCompression))> {
     let mut attempt = 1;
     loop {
         match read_newest_meta_once(dir, limits) {

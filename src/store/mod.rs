@@ -267,8 +267,8 @@ impl Atlas {
 
     /// Commits every change made through this store's handles: the fragment written since the
     /// last flush is completed and fsynced, then the metadata is replaced atomically (temp
-    /// file, fsync, rename, directory fsync). Releases the writer lock. Without changes it
-    /// writes nothing, but finishes an earlier flush whose directory fsync failed (so it can
+    /// file, fsync, rename, directory fsync). Releases the writer lock. Without a session
+    /// (nothing changed or begun since the last commit) it writes nothing, but finishes an earlier flush whose directory fsync failed (so it can
     /// still return [`Error::Io`]).
     ///
     /// # Errors
@@ -309,17 +309,16 @@ impl Atlas {
     /// [`Error::Locked`] if another handle is writing; [`Error::ChangesDiscarded`] once after
     /// a panic lost the changes; as [`Atlas::refresh`] for loading the newest commit.
     pub fn begin_change(&self) -> Result<bool> {
-        let mut state = self.inner.write();
-        let started = state.session.is_none();
-        self.inner.begin_change(&mut state)?;
-        Ok(started)
+        self.inner.hold_change(&mut self.inner.write())
     }
 
-    /// Gives the writer lock back if this handle's pending session has changed nothing (no
-    /// block written or staged, no schema, attribute or setting changed), as after a
-    /// [`Atlas::begin_change`] whose caller then failed before writing; the handle stays
-    /// on the commit it moved to. With changes pending it does nothing. Returns whether it
-    /// gave the lock back.
+    /// Ends one [`Atlas::begin_change`] (call it once for each, when the read-modify-write is
+    /// done or has failed), and gives the writer lock back if that was the last one not
+    /// ended and the session has changed nothing (no block written or staged, no schema,
+    /// attribute or setting changed): a caller that then failed before writing, or found
+    /// nothing to write, leaves no lock behind. The handle stays on the commit it moved
+    /// to. With changes pending, or another `begin_change` not ended (another thread's
+    /// read-modify-write under way), the lock is kept. Returns whether it gave it back.
     pub fn release_if_unchanged(&self) -> bool {
         self.inner.release_if_unchanged(&mut self.inner.write())
     }

@@ -26,11 +26,14 @@ pub(crate) struct WriteSession {
     pub fragment: Option<PendingFragment>,
     /// Arrays whose shape this session changed (their stats are refreshed at flush).
     pub reshaped: HashSet<u64>,
+    /// `Atlas::begin_change` calls not yet matched by `Atlas::release_if_unchanged`: a
+    /// read-modify-write under way on some thread, which the lock must outlive.
+    pub holds: usize,
 }
 
 impl WriteSession {
     pub(crate) fn new(lock: WriterLock, base: (StoreMeta, (MetaFormat, MetaCompression))) -> Self {
-        Self { _lock: lock, base, pid: std::process::id(), fragment: None, reshaped: HashSet::new() }
+        Self { _lock: lock, base, pid: std::process::id(), fragment: None, reshaped: HashSet::new(), holds: 0 }
     }
 
     /// Whether another process started this session: this one is a child forked with a

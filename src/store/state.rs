@@ -141,11 +141,12 @@ impl Inner {
         {
             return Err(refused);
         }
-        let Ok(newest) = disk::load(&self.dir, &self.limits) else { return Err(refused) };
+        // The checks read the schemas only: the metadata, without the fragments it names.
+        let Ok((meta, encoding)) = disk::read_newest_meta(&self.dir, &self.limits) else { return Err(refused) };
         let newest = State {
-            meta: newest.meta,
-            encoding: newest.encoding,
-            committed: newest.snapshot,
+            meta,
+            encoding,
+            committed: Snapshot::default(),
             session: None,
             unsynced_commit: false,
             changes_discarded: false,
@@ -167,18 +168,32 @@ impl Inner {
         })
     }
 
-    /// Ends the session in `state` if it has changed nothing (see
+    /// Starts a change held by a caller until [`Inner::release_if_unchanged`] (see
+    /// [`Atlas::begin_change`](crate::Atlas::begin_change)); returns whether it started the
+    /// session.
+    pub(crate) fn hold_change(&self, state: &mut State) -> Result<bool> {
+        let started = state.session.is_none();
+        self.begin_change(state)?;
+        state.session.as_mut().expect("begin_change starts a session").holds += 1;
+        Ok(started)
+    }
+
+    /// Ends a hold of [`Inner::hold_change`], and the session with the last hold if it has
+    /// changed nothing (see
     /// [`Atlas::release_if_unchanged`](crate::Atlas::release_if_unchanged)); returns whether
-    /// it did. The metadata is compared as it is written (NaN fill values compare equal).
+    /// it ended the session. The metadata is compared as it is written (NaN fill values
+    /// compare equal); a fragment file that holds no block (a write that failed after
+    /// making it) is no change.
     pub(crate) fn release_if_unchanged(&self, state: &mut State) -> bool {
         let same_meta = |a: &StoreMeta, b: &StoreMeta| matches!((serde_json::to_vec(a), serde_json::to_vec(b)), (Ok(a), Ok(b)) if a == b);
-        let unchanged = state.session.as_ref().is_some_and(|s| {
-            !s.is_inherited()
-                && s.fragment.is_none()
-                && s.reshaped.is_empty()
-                && s.base.1 == state.encoding
-                && same_meta(&s.base.0, &state.meta)
-        });
+        let Some(session) = state.session.as_mut() else { return false };
+        session.holds = session.holds.saturating_sub(1);
+        let unchanged = session.holds == 0
+            && !session.is_inherited()
+            && session.fragment.as_ref().is_none_or(|f| f.blocks.is_empty())
+            && session.reshaped.is_empty()
+            && session.base.1 == state.encoding
+            && same_meta(&session.base.0, &state.meta);
         if unchanged {
             self.discard(state);
         }

@@ -177,9 +177,13 @@ fn begin_change_moves_to_the_newest_commit_and_holds_the_lock_for_a_read_modify_
     ds.write_array("x", &[0], values.view()).unwrap();
     assert!(!mine.begin_change().unwrap(), "pending changes: nothing to do");
     assert!(!mine.release_if_unchanged(), "a change is pending: the lock is kept");
+    assert!(!mine.release_if_unchanged(), "one release for each begin_change");
     mine.flush().unwrap();
-    // A session that changed nothing gives the lock back, on the commit it moved to.
-    mine.begin_change().unwrap();
+    // A session that changed nothing gives the lock back, on the commit it moved to, with
+    // the last of its holds (another thread's read-modify-write may still be reading).
+    assert!(mine.begin_change().unwrap());
+    assert!(!mine.begin_change().unwrap());
+    assert!(!mine.release_if_unchanged(), "another hold is not ended");
     assert_err!(other.create_dataset("e"), Error::Locked { .. });
     assert!(mine.release_if_unchanged() && !mine.has_pending_changes());
     other.create_dataset("e").unwrap();
