@@ -663,6 +663,12 @@ fn verifying_a_fill_entry_of_a_large_string_chunk_builds_no_chunk() {
     let (report, largest, _) = largest_allocation_during(&mut dir, || store.verify(&mut |_, _| {}).unwrap());
     assert_eq!(report.bad_blocks.len(), 0);
     assert!(largest < LARGE_BYTES, "verify allocated {largest} bytes at once");
+    // Its raw length is that of 2^20 empty strings' offsets: any other is reported.
+    drop((ds, store));
+    patch_index(&util::fragments(&path).remove(0), |b, i| put_u64(b, i + ENTRY_RAW_LEN, u64::MAX));
+    let report = Atlas::open(&path).unwrap().verify(&mut |_, _| {}).unwrap();
+    assert_eq!(report.bad_blocks.len(), 1, "{:?}", report.bad_blocks);
+    assert!(matches!(report.bad_blocks[0].error, Error::Corrupt { .. }));
 }
 
 /// Opens the store at `path` on another thread and returns what it gave, failing the test
