@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::meta::DType;
+
 /// The result type of every fallible Atlas call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -69,10 +71,10 @@ pub enum Error {
         /// The array.
         array: String,
         /// The array's dtype.
-        expected: String,
+        expected: DType,
         /// The dtype of the caller's data (for an across read whose datasets disagree, that
         /// of the array in the first dataset listed that has it).
-        found: String,
+        found: DType,
     },
     /// A selection reaches outside the array.
     #[error("out of bounds on array {array}: start {start:?} + shape {shape:?} exceeds {array_shape:?}")]

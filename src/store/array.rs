@@ -529,11 +529,7 @@ impl ArrayHandle {
     ) -> Result<&'s ArrayMeta> {
         let meta = self.meta_in(state)?;
         if !accepts(meta.dtype) {
-            return Err(Error::DTypeMismatch {
-                array: self.label.clone(),
-                expected: meta.dtype.to_string(),
-                found: given.to_string(),
-            });
+            return Err(Error::DTypeMismatch { array: self.label.clone(), expected: meta.dtype, found: given });
         }
         let ndim = meta.shape.len();
         if start.len() != ndim {
