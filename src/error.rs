@@ -146,13 +146,13 @@ pub enum Error {
     },
     /// A block decoded to bytes whose checksum differs from the one recorded when it was written.
     #[error(
-        "checksum mismatch in array {array} chunk {chunk:?} (file {path}): stored {expected:#018x}, computed {found:#018x}"
+        "checksum mismatch in array {array} chunk {coord:?} (file {path}): stored {expected:#018x}, computed {found:#018x}"
     )]
     ChecksumMismatch {
         /// `dataset/array`.
         array: String,
-        /// The chunk's grid coordinate.
-        chunk: Vec<u64>,
+        /// The chunk's grid coordinate (named as in `BadBlock` and `BlockInfo`).
+        coord: Vec<u64>,
         /// The fragment file holding the block.
         path: PathBuf,
         /// The checksum recorded at write time.

@@ -402,7 +402,7 @@ pub(super) fn check_checksum(ctx: ArrayCtx<'_>, block: BlockRef<'_>, found: Opti
     }
     Err(Error::ChecksumMismatch {
         array: ctx.label.to_string(),
-        chunk: block.entry().coord.to_vec(),
+        coord: block.entry().coord.to_vec(),
         path: block.path().to_path_buf(),
         expected,
         found,

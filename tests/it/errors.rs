@@ -443,9 +443,9 @@ fn a_corrupt_byte_in_a_block_is_a_checksum_mismatch_naming_array_chunk_and_file(
     let err = read_all(&dir.store(), ReadOptions::default()).unwrap_err();
     let message = err.to_string();
     match err {
-        Error::ChecksumMismatch { array, chunk, path, expected, found } => {
+        Error::ChecksumMismatch { array, coord, path, expected, found } => {
             assert_eq!(array, "d/a");
-            assert_eq!(chunk, [1, 0]);
+            assert_eq!(coord, [1, 0]);
             assert_eq!(path.file_name(), fragment.file_name());
             assert_ne!(expected, found);
         }
@@ -554,7 +554,7 @@ fn large_uncompressed_chunks_copied_out_row_by_row_read_back_and_a_corrupt_byte_
     bad[at + chunk_end.len() - 1] ^= 0x01;
     std::fs::write(&fragment, &bad).unwrap();
     match read([400, 800], [1, 1]) {
-        Err(Error::ChecksumMismatch { chunk, .. }) => assert_eq!(chunk, [1, 1]),
+        Err(Error::ChecksumMismatch { coord, .. }) => assert_eq!(coord, [1, 1]),
         other => panic!("expected a checksum mismatch, got {other:?}"),
     }
     assert!(matches!(read([0, 0], [800, 1600]), Err(Error::ChecksumMismatch { .. })));
@@ -591,7 +591,7 @@ fn a_corrupt_block_copied_out_row_by_row_is_a_checksum_mismatch_shuffled_or_not(
 
         let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
         match ds.read_array::<f32>("a", &[0, 0], &[4, 4]) {
-            Err(Error::ChecksumMismatch { chunk, .. }) => assert_eq!(chunk, [1, 1], "{shuffle:?}"),
+            Err(Error::ChecksumMismatch { coord, .. }) => assert_eq!(coord, [1, 1], "{shuffle:?}"),
             other => panic!("{shuffle:?}: expected a checksum mismatch, got {other:?}"),
         }
         let mut out = vec![0.0f32; 16];
@@ -645,7 +645,7 @@ fn a_corrupt_byte_in_any_piece_of_an_uncompressed_block_copied_out_by_rows_is_ca
             let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
             for (start, shape) in boxes {
                 match ds.read_array::<f32>("a", &start, &shape) {
-                    Err(Error::ChecksumMismatch { chunk, .. }) => assert_eq!(chunk, [1, 1], "byte {at}"),
+                    Err(Error::ChecksumMismatch { coord, .. }) => assert_eq!(coord, [1, 1], "byte {at}"),
                     other => panic!("chunk {n}, byte {at}, box at {start:?}: expected a mismatch, got {other:?}"),
                 }
             }
@@ -684,7 +684,7 @@ fn rows_longer_than_a_hashing_piece_are_checked_whole_and_a_flip_anywhere_is_cau
         std::fs::write(&block.path, &bad).unwrap();
         let ds = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap();
         match read(&ds) {
-            Err(Error::ChecksumMismatch { chunk, .. }) => assert_eq!(chunk, [0], "byte {at}"),
+            Err(Error::ChecksumMismatch { coord, .. }) => assert_eq!(coord, [0], "byte {at}"),
             other => panic!("byte {at}: expected a checksum mismatch, got {other:?}"),
         }
     }
