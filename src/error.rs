@@ -95,9 +95,14 @@ pub enum Error {
     ShapeMismatch {
         /// The array.
         array: String,
-        /// The shape the call needed.
+        /// The shape the call needed: the array's shape when a start, a shape or the data
+        /// has another number of dimensions (an append's data: the array's shape, whose
+        /// axes but the first it must match; an across read: the first dataset's array's
+        /// shape); the selection's extent when an output buffer has the wrong length.
         expected: Vec<u64>,
-        /// The shape it got.
+        /// What it got: that start, shape or data shape (an across read: the shape of the
+        /// array whose number of dimensions differs); for an output buffer, its length as
+        /// `[len]`.
         found: Vec<u64>,
         /// What does not match, in words.
         detail: String,
