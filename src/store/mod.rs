@@ -238,12 +238,12 @@ impl Atlas {
     /// written first with the settings they were made under ([`Error::Codec`], [`Error::Io`]).
     pub fn set_codec(&self, codec: Codec) -> Result<()> {
         codec.check().map_err(Error::invalid)?;
-        let mut state = self.inner.write();
-        self.inner.begin_change(&mut state)?;
-        // Staged chunks are encoded as the settings were when they were written.
-        state.seal_staged()?;
-        state.meta.codec = codec;
-        Ok(())
+        self.inner.change(&mut self.inner.write(), |state| {
+            // Staged chunks are encoded as the settings were when they were written.
+            state.seal_staged()?;
+            state.meta.codec = codec;
+            Ok(())
+        })
     }
 
     /// The store's default shuffle setting for new blocks.
@@ -257,12 +257,12 @@ impl Atlas {
     /// # Errors
     /// [`Error::Locked`]; as [`Atlas::set_codec`] for chunks held in memory.
     pub fn set_shuffle(&self, shuffle: Shuffle) -> Result<()> {
-        let mut state = self.inner.write();
-        self.inner.begin_change(&mut state)?;
-        // Staged chunks are encoded as the settings were when they were written.
-        state.seal_staged()?;
-        state.meta.shuffle = shuffle;
-        Ok(())
+        self.inner.change(&mut self.inner.write(), |state| {
+            // Staged chunks are encoded as the settings were when they were written.
+            state.seal_staged()?;
+            state.meta.shuffle = shuffle;
+            Ok(())
+        })
     }
 
     /// Commits every change made through this store's handles: the fragment written since the
