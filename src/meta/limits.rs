@@ -28,10 +28,11 @@ pub struct Limits {
     /// whenever a commit is loaded (open, refresh, a writer's first change) against the
     /// schemas and the raw lengths of string blocks: a block read never allocates a block
     /// buffer over this per thread (a string read also makes its `String`s, 24 bytes each
-    /// however short: see docs/GUARANTEES.md, section 5). `define_array` refuses a schema over it (and makes default chunk
-    /// shapes within it), and a commit whose schemas are over it is refused too; string blocks
-    /// are not checked on write: this handle may write string chunks up to the format's
-    /// maximum, which a later load under the same limit refuses.
+    /// however short: see docs/GUARANTEES.md, section 5). `define_array` refuses a schema
+    /// over it (and makes default chunk shapes within it), and a commit whose schemas are
+    /// over it is refused too; string blocks are not checked on write: this handle may
+    /// write string chunks up to the format's maximum, which a later load under the same
+    /// limit refuses.
     pub max_chunk_bytes: u64,
 }
 

@@ -445,8 +445,8 @@ impl ArrayHandle {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zstd level zstd does not support;
-    /// [`Error::NotFound`], [`Error::Locked`]; as [`Atlas::set_codec`](crate::Atlas::set_codec) for chunks held in
-    /// memory.
+    /// [`Error::NotFound`], [`Error::Locked`]; as
+    /// [`Atlas::set_codec`](crate::Atlas::set_codec) for chunks held in memory.
     pub fn set_codec(&self, codec: Option<Codec>) -> Result<()> {
         codec.map_or(Ok(()), Codec::check).map_err(Error::invalid)?;
         self.change_meta(|meta| meta.codec = codec)
@@ -455,8 +455,8 @@ impl ArrayHandle {
     /// Gives the array its own shuffle setting for new blocks (`None`: follow the store's).
     ///
     /// # Errors
-    /// [`Error::NotFound`], [`Error::Locked`]; as [`Atlas::set_codec`](crate::Atlas::set_codec) for chunks held in
-    /// memory.
+    /// [`Error::NotFound`], [`Error::Locked`]; as
+    /// [`Atlas::set_codec`](crate::Atlas::set_codec) for chunks held in memory.
     pub fn set_shuffle(&self, shuffle: Option<Shuffle>) -> Result<()> {
         self.change_meta(|meta| meta.shuffle = shuffle)
     }

@@ -268,8 +268,8 @@ impl Atlas {
     /// Commits every change made through this store's handles: the fragment written since the
     /// last flush is completed and fsynced, then the metadata is replaced atomically (temp
     /// file, fsync, rename, directory fsync). Releases the writer lock. Without a session
-    /// (nothing changed or begun since the last commit) it writes nothing, but finishes an earlier flush whose directory fsync failed (so it can
-    /// still return [`Error::Io`]).
+    /// (nothing changed or begun since the last commit) it writes nothing, but finishes an
+    /// earlier flush whose directory fsync failed (so it can still return [`Error::Io`]).
     ///
     /// # Errors
     /// [`Error::Io`] when a write, fsync or rename fails; [`Error::Codec`] if encoding a
@@ -297,13 +297,13 @@ impl Atlas {
     /// Starts a change now, as the first change of a session does: takes the writer lock and
     /// moves this handle to the newest commit (nothing happens when changes are already
     /// pending: the handle holds the lock and is current). Returns whether it started the
-    /// session. Reads that follow see every other
-    /// writer's commits, and no other writer can commit until this handle flushes or
-    /// discards. The way to read values, change them and write them back without writing
-    /// over another writer's commit made in between (the Python module's assignments
-    /// through steps, index lists and points do this). Releases nothing by itself: the lock
-    /// is held until [`Atlas::flush`] (which commits a new generation even if nothing was
-    /// changed), [`Atlas::discard`] or [`Atlas::release_if_unchanged`].
+    /// session. Reads that follow see every other writer's commits, and no other writer
+    /// can commit until this handle flushes or discards. The way to read values, change
+    /// them and write them back without writing over another writer's commit made in
+    /// between (the Python module's assignments through steps, index lists and points do
+    /// this). Releases nothing by itself: the lock is held until [`Atlas::flush`] (which
+    /// commits a new generation even if nothing was changed), [`Atlas::discard`] or
+    /// [`Atlas::release_if_unchanged`], which each `begin_change` should be paired with.
     ///
     /// # Errors
     /// [`Error::Locked`] if another handle is writing; [`Error::ChangesDiscarded`] once after

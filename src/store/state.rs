@@ -136,13 +136,14 @@ impl Inner {
     /// then moves to that commit and checks again.
     pub(crate) fn check_before_change<T>(&self, state: &State, check: impl Fn(&State) -> Result<T>) -> Result<()> {
         let Err(refused) = check(state) else { return Ok(()) };
-        if state.session.is_some()
-            || disk::newest_generation(&self.dir, &self.limits).is_ok_and(|g| g == state.meta.generation)
-        {
+        if state.session.is_some() {
             return Err(refused);
         }
         // The checks read the schemas only: the metadata, without the fragments it names.
-        let Ok((meta, encoding)) = disk::read_newest_meta(&self.dir, &self.limits) else { return Err(refused) };
+        let newest = disk::read_newest_meta(&self.dir, &self.limits);
+        let Some((meta, encoding)) = newest.ok().filter(|(meta, _)| meta.generation != state.meta.generation) else {
+            return Err(refused);
+        };
         let newest = State {
             meta,
             encoding,
@@ -185,7 +186,10 @@ impl Inner {
     /// compare equal); a fragment file that holds no block (a write that failed after
     /// making it) is no change.
     pub(crate) fn release_if_unchanged(&self, state: &mut State) -> bool {
-        let same_meta = |a: &StoreMeta, b: &StoreMeta| matches!((serde_json::to_vec(a), serde_json::to_vec(b)), (Ok(a), Ok(b)) if a == b);
+        let same_meta = |a: &StoreMeta, b: &StoreMeta| {
+            let (a, b) = (serde_json::to_vec(a), serde_json::to_vec(b));
+            matches!((a, b), (Ok(a), Ok(b)) if a == b)
+        };
         let Some(session) = state.session.as_mut() else { return false };
         session.holds = session.holds.saturating_sub(1);
         let unchanged = session.holds == 0
