@@ -4,8 +4,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::meta::DType;
-
 /// The result type of every fallible Atlas call.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -70,11 +68,11 @@ pub enum Error {
     DTypeMismatch {
         /// The array.
         array: String,
-        /// The array's dtype.
-        expected: DType,
-        /// The dtype of the caller's data (for an across read whose datasets disagree, that
-        /// of the array in the first dataset listed that has it).
-        found: DType,
+        /// The array's dtype's name (`DType::name`; this room is below `meta`'s).
+        expected: String,
+        /// The name of the dtype of the caller's data (for an across read whose datasets
+        /// disagree, that of the array in the first dataset listed that has it).
+        found: String,
     },
     /// A selection reaches outside the array.
     #[error("out of bounds on array {array}: start {start:?} + shape {shape:?} exceeds {array_shape:?}")]

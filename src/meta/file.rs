@@ -69,12 +69,16 @@ pub(crate) struct EncodedMeta {
     pub bytes: Vec<u8>,
     /// Their length once decompressed (the serialised metadata's).
     pub plain_len: u64,
+    /// The `checksum` field written, which a reader decodes back: with the generation, what
+    /// tells this commit from another store's of the same generation.
+    pub checksum: u64,
 }
 
 /// Serialises and compresses a commit.
 pub(crate) fn encode_meta(meta: &StoreMeta, format: MetaFormat, compression: MetaCompression) -> EncodedMeta {
     let mut meta = meta.clone();
-    meta.checksum = Some(content_checksum(&mut meta, format));
+    let checksum = content_checksum(&mut meta, format);
+    meta.checksum = Some(checksum);
     let plain = serialize(&meta, format);
     let plain_len = plain.len() as u64;
     let bytes = match compression {
@@ -86,7 +90,7 @@ pub(crate) fn encode_meta(meta: &StoreMeta, format: MetaFormat, compression: Met
             encoder.finish().expect("lz4 finishes in memory")
         }
     };
-    EncodedMeta { bytes, plain_len }
+    EncodedMeta { bytes, plain_len, checksum }
 }
 
 /// Why metadata bytes could not be decoded.

@@ -160,12 +160,20 @@ impl<'s> Request<'s> {
             return Err(Error::not_found(EntityKind::Array, array));
         };
         if !accepts(first.dtype) {
-            return Err(Error::DTypeMismatch { array: first_label.clone(), expected: first.dtype, found: given });
+            return Err(Error::DTypeMismatch {
+                array: first_label.clone(),
+                expected: first.dtype.to_string(),
+                found: given.to_string(),
+            });
         }
         let ndim = first.shape.len();
         for (label, meta) in found {
             if meta.dtype != first.dtype {
-                return Err(Error::DTypeMismatch { array: label.clone(), expected: meta.dtype, found: first.dtype });
+                return Err(Error::DTypeMismatch {
+                    array: label.clone(),
+                    expected: meta.dtype.to_string(),
+                    found: first.dtype.to_string(),
+                });
             }
             if meta.shape.len() != ndim {
                 let detail = format!(

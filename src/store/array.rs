@@ -529,7 +529,11 @@ impl ArrayHandle {
     ) -> Result<&'s ArrayMeta> {
         let meta = self.meta_in(state)?;
         if !accepts(meta.dtype) {
-            return Err(Error::DTypeMismatch { array: self.label.clone(), expected: meta.dtype, found: given });
+            return Err(Error::DTypeMismatch {
+                array: self.label.clone(),
+                expected: meta.dtype.to_string(),
+                found: given.to_string(),
+            });
         }
         let ndim = meta.shape.len();
         if start.len() != ndim {

@@ -83,8 +83,8 @@ impl DeviceArray {
         if !T::matches(self.dtype()) {
             return Err(Error::DTypeMismatch {
                 array: "(device array)".into(),
-                expected: self.dtype(),
-                found: T::DTYPE,
+                expected: self.dtype().to_string(),
+                found: T::DTYPE.to_string(),
             });
         }
         let bytes = self.to_host_bytes()?;

@@ -46,7 +46,7 @@ pub(crate) fn load(dir: &Path, limits: &Limits) -> Result<Loaded> {
             Err(e)
                 if is_not_found(&e)
                     && attempt < LOAD_ATTEMPTS
-                    && newest_generation(dir, limits).is_ok_and(|g| g != meta.generation) =>
+                    && newest_commit_id(dir, limits).is_ok_and(|id| id != commit_id(&meta)) =>
             {
                 attempt += 1;
             }
@@ -64,9 +64,16 @@ fn is_not_found(e: &Error) -> bool {
     matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
 
-/// The generation of the newest commit on disk (cheaper than [`load`]: no fragments).
-pub(crate) fn newest_generation(dir: &Path, limits: &Limits) -> Result<u64> {
-    Ok(read_newest_meta(dir, limits)?.0.generation)
+/// What tells one commit from another: its generation, and its metadata's checksum (`None`
+/// in a hand-written file), since a store removed and made again at the same path counts
+/// its generations from 0 again.
+pub(crate) fn commit_id(meta: &StoreMeta) -> (u64, Option<u64>) {
+    (meta.generation, meta.checksum)
+}
+
+/// The [`commit_id`] of the newest commit on disk (cheaper than [`load`]: no fragments).
+pub(crate) fn newest_commit_id(dir: &Path, limits: &Limits) -> Result<(u64, Option<u64>)> {
+    Ok(commit_id(&read_newest_meta(dir, limits)?.0))
 }
 
 /// Decodes every metadata file present and keeps the highest generation. Two files exist only
@@ -196,18 +203,20 @@ pub(crate) fn write_meta(
     meta: &StoreMeta,
     encoding: (MetaFormat, MetaCompression),
     limits: &Limits,
-) -> Result<()> {
+) -> Result<u64> {
     let name = meta_file_name(encoding.0, encoding.1);
     if let Err((what, found)) = check_chunk_limit(meta, limits.max_chunk_bytes) {
         return Err(Error::LimitExceeded { path: dir.join(name), what, limit: limits.max_chunk_bytes, found });
     }
     let encoded = encode_meta(meta, encoding.0, encoding.1);
+    let checksum = encoded.checksum;
     let found = encoded.plain_len.max(encoded.bytes.len() as u64);
     if found > limits.max_meta_bytes {
         let what = "metadata length of the commit".to_string();
         return Err(Error::LimitExceeded { path: dir.join(name), what, limit: limits.max_meta_bytes, found });
     }
-    io::replace_file(dir, name, META_TMP_FILE, &encoded.bytes)
+    io::replace_file(dir, name, META_TMP_FILE, &encoded.bytes)?;
+    Ok(checksum)
 }
 
 /// Takes back a [`write_meta`] that failed in a store's create: its temporary file and the

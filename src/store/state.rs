@@ -141,7 +141,8 @@ impl Inner {
         }
         // The checks read the schemas only: the metadata, without the fragments it names.
         let newest = disk::read_newest_meta(&self.dir, &self.limits);
-        let Some((meta, encoding)) = newest.ok().filter(|(meta, _)| meta.generation != state.meta.generation) else {
+        let newer = |meta: &StoreMeta| disk::commit_id(meta) != disk::commit_id(&state.meta);
+        let Some((meta, encoding)) = newest.ok().filter(|(meta, _)| newer(meta)) else {
             return Err(refused);
         };
         let newest = State {
@@ -258,7 +259,7 @@ impl Inner {
 
     /// Loads the newest commit into `state` if another writer made one since its snapshot.
     fn move_to_newest_commit(&self, state: &mut State) -> Result<()> {
-        if disk::newest_generation(&self.dir, &self.limits)? != state.meta.generation {
+        if disk::newest_commit_id(&self.dir, &self.limits)? != disk::commit_id(&state.meta) {
             let loaded = disk::load(&self.dir, &self.limits)?;
             state.meta = loaded.meta;
             state.encoding = loaded.encoding;
@@ -325,7 +326,7 @@ impl Inner {
             }
             None => None,
         };
-        disk::write_meta(&self.dir, &next, state.encoding, &self.limits)?;
+        next.checksum = Some(disk::write_meta(&self.dir, &next, state.encoding, &self.limits)?);
         // Committed: the new metadata is in place, so this handle's view moves to it even if
         // making the rename durable fails below (that error is still returned).
         state.meta = next;

@@ -325,6 +325,31 @@ fn a_stale_handles_first_change_is_checked_on_the_newest_commit_not_its_own() {
 }
 
 #[test]
+fn a_handle_on_a_store_removed_and_made_again_moves_to_the_new_one_of_the_same_generation() {
+    // A notebook that removes a store and makes it again while a handle on the old one is
+    // still open: both are at generation 1, but they are other commits.
+    let dir = test_dir!();
+    let old = util::create(&dir.store());
+    old.create_dataset("old").unwrap();
+    old.flush().unwrap();
+    std::fs::remove_dir_all(dir.store()).unwrap();
+    let new = util::create(&dir.store());
+    let ds = new.create_dataset("new").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Int32, [4])).unwrap();
+    ds.write_array("a", &[0], arr1(&[1i32, 2, 3, 4]).view()).unwrap();
+    new.flush().unwrap();
+    drop((ds, new));
+    assert_eq!(old.generation(), Atlas::open(dir.store()).unwrap().generation());
+    // The old handle's change moves to the new store's commit: its fragment is no orphan.
+    old.create_dataset("later").unwrap();
+    old.flush().unwrap();
+    let fresh = Atlas::open(dir.store()).unwrap();
+    assert_eq!(fresh.list_datasets(), ["later", "new"]);
+    let values = fresh.open_dataset("new").unwrap().read_array::<i32>("a", &[0], &[4]).unwrap();
+    assert_eq!(values, arr1(&[1, 2, 3, 4]).into_dyn());
+}
+
+#[test]
 fn appends_through_one_handle_from_many_threads_each_land_once() {
     let dir = test_dir!();
     let store = util::create(&dir.store());

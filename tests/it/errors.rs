@@ -218,7 +218,7 @@ fn reads_and_writes_of_the_wrong_dtype_are_dtype_mismatches() {
     let (_store, ds) = dataset_with_2d_f32(&dir.store());
     match ds.read_array::<f64>("a", &[0, 0], &[1, 1]) {
         Err(Error::DTypeMismatch { array, expected, found }) => {
-            assert_eq!((array.as_str(), expected, found), ("d/a", DType::Float32, DType::Float64));
+            assert_eq!((array.as_str(), expected.as_str(), found.as_str()), ("d/a", "float32", "float64"));
         }
         other => panic!("{other:?}"),
     }
