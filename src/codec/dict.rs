@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// comparing its bytes: ids are never reused, so a context made for this dictionary (or a
 /// clone of it) serves it without a check. No hash of the bytes can serve so: a store's
 /// metadata may hold a dictionary crafted to collide with another store's.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct ZstdDict {
     id: u64,
     bytes: Vec<u8>,
