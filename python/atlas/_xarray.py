@@ -261,9 +261,9 @@ def open_as_many_xarray_dataset(store: Any, names: Sequence[str], concat_dim: st
     names = _names(names, "names")
     if not names:
         raise InvalidArgumentError("names is empty")
-    template = open_as_xarray_dataset(store, names[0], lazy=False)
+    template, first_view = open_as_xarray_dataset(store, names[0], lazy=False), store.open_dataset(names[0])
     for name in names[1:]:
-        _check_stacks_on(store.open_dataset(name), name, template, store.open_dataset(names[0]))
+        _check_stacks_on(store.open_dataset(name), name, template, first_view)
     data_vars = {}
     for var_name in template.data_vars:
         var = template[var_name]
