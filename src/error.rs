@@ -111,6 +111,13 @@ pub enum Error {
         /// What is wrong with it.
         detail: String,
     },
+    /// A read's result (or a decoded batch) larger than memory can hold: over `isize::MAX`
+    /// bytes, or more than the allocator gives. Refused before anything is read.
+    #[error("out of memory: {detail}")]
+    OutOfMemory {
+        /// What could not be held, e.g. `ocean/temp: a result of shape [4611686018427387904]`.
+        detail: String,
+    },
     /// Another handle (in this or another process) is writing to the store.
     #[error(
         "store {path} is locked by another writer: a handle with unflushed changes, in this or another process (flush or close it)"
@@ -238,6 +245,10 @@ impl fmt::Display for GpuUnavailable {
 impl Error {
     pub(crate) fn invalid(detail: impl Into<String>) -> Self {
         Self::InvalidArgument { detail: detail.into() }
+    }
+
+    pub(crate) fn out_of_memory(detail: impl Into<String>) -> Self {
+        Self::OutOfMemory { detail: detail.into() }
     }
 
     pub(crate) fn corrupt(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {

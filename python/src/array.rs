@@ -42,17 +42,16 @@ pub(crate) use by_element;
 #[pyclass(frozen, module = "atlas._atlas")]
 pub struct Array {
     store: Atlas,
-    dataset: String,
     inner: ArrayHandle,
 }
 
 impl Array {
-    pub fn new(store: Atlas, dataset: &str, inner: ArrayHandle) -> Self {
-        Self { store, dataset: dataset.to_string(), inner }
+    pub fn new(store: Atlas, inner: ArrayHandle) -> Self {
+        Self { store, inner }
     }
 
     fn label(&self) -> String {
-        format!("{}/{}", self.dataset, self.inner.name())
+        label_of(&self.inner)
     }
 
     fn meta_now(&self, py: Python<'_>) -> PyResult<ArrayMeta> {
@@ -69,7 +68,7 @@ impl Array {
 
     #[getter]
     fn dataset(&self) -> &str {
-        &self.dataset
+        self.inner.dataset()
     }
 
     /// The schema as a dict: `dtype` (Atlas's name), `shape`, `chunk_shape`, `dims`,
@@ -192,7 +191,7 @@ impl Array {
     #[pyo3(signature = (codec, shuffle=None))]
     fn recompress(&self, py: Python<'_>, codec: &str, shuffle: Option<&str>) -> PyResult<()> {
         let (codec, shuffle) = (parse_codec(codec)?, shuffle.map(parse_shuffle).transpose()?);
-        py.detach(|| self.store.recompress_array(&self.dataset, self.inner.name(), codec, shuffle)).py_err()
+        py.detach(|| self.store.recompress_array(self.inner.dataset(), self.inner.name(), codec, shuffle)).py_err()
     }
 
     fn attrs(&self) -> Attrs {
@@ -204,7 +203,7 @@ impl Array {
     /// offset_bytes, pending, staged (a chunk of a small write or the unfinished last chunk of an append,
     /// kept raw in memory until the flush: not a block yet). Reads no data.
     fn blocks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let blocks = py.detach(|| self.store.array_blocks(&self.dataset, self.inner.name())).py_err()?;
+        let blocks = py.detach(|| self.store.array_blocks(self.inner.dataset(), self.inner.name())).py_err()?;
         let list = PyList::empty(py);
         for block in &blocks {
             let dict = PyDict::new(py);
@@ -231,7 +230,7 @@ impl Array {
     /// chunks an unfinished append or a small write holds in memory (staged: not blocks
     /// yet, so counted apart, in none of the other counts).
     fn storage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let blocks = py.detach(|| self.store.array_blocks(&self.dataset, self.inner.name())).py_err()?;
+        let blocks = py.detach(|| self.store.array_blocks(self.inner.dataset(), self.inner.name())).py_err()?;
         let mut codecs = std::collections::BTreeMap::<&str, u64>::new();
         let (mut written, mut fills, mut pending, mut stored, mut raw) = (0u64, 0u64, 0u64, 0u64, 0u64);
         let mut staged = 0u64;
@@ -297,15 +296,20 @@ fn selection(
     Ok((start, shape))
 }
 
-/// `(n, ...)` as `usize`s, refusing selections that cannot be allocated.
-fn dims_of(shape: &[u64], elem_bytes: usize) -> PyResult<Vec<usize>> {
+/// `dataset/array`, as errors name an array.
+fn label_of(handle: &ArrayHandle) -> String {
+    format!("{}/{}", handle.dataset(), handle.name())
+}
+
+/// `(n, ...)` as `usize`s, refusing results of `array` that cannot be allocated.
+fn dims_of(array: &str, shape: &[u64], elem_bytes: usize) -> PyResult<Vec<usize>> {
     let dims: Option<Vec<usize>> = shape.iter().map(|&n| usize::try_from(n).ok()).collect();
     let fits = dims.as_ref().and_then(|d| {
         d.iter().try_fold(elem_bytes.max(1), |acc, &n| acc.checked_mul(n)).filter(|&b| isize::try_from(b).is_ok())
     });
     match (dims, fits) {
         (Some(dims), Some(_)) => Ok(dims),
-        _ => err(Kind::InvalidArgument, format!("a selection of shape {shape:?} does not fit in memory")),
+        _ => err(Kind::OutOfMemory, format!("out of memory: {array}: a result of shape {shape:?}")),
     }
 }
 
@@ -329,7 +333,7 @@ fn read_typed<'py, T: Element + numpy::Element>(
     shape: &[u64],
     options: ReadOptions,
 ) -> PyResult<Bound<'py, PyAny>> {
-    read_new(py, dtype, shape, |out: &mut [T]| handle.read_into(start, shape, out, options))
+    read_new(py, handle, dtype, shape, |out: &mut [T]| handle.read_into(start, shape, out, options))
 }
 
 fn read_boxes_typed<'py, T: Element + numpy::Element>(
@@ -340,18 +344,21 @@ fn read_boxes_typed<'py, T: Element + numpy::Element>(
     shape: &[u64],
 ) -> PyResult<Bound<'py, PyAny>> {
     let extent: Vec<u64> = std::iter::once(starts.len() as u64).chain(shape.iter().copied()).collect();
-    read_new(py, dtype, &extent, |out: &mut [T]| handle.read_boxes_into(starts, shape, out, ReadOptions::default()))
+    read_new(py, handle, dtype, &extent, |out: &mut [T]| {
+        handle.read_boxes_into(starts, shape, out, ReadOptions::default())
+    })
 }
 
-/// A new numpy array of `extent` filled by `read` with the GIL released, as numpy's dtype
-/// for `dtype`.
+/// A new numpy array of `extent` filled by `read` of `handle` with the GIL released, as
+/// numpy's dtype for `dtype`.
 fn read_new<'py, T: Element + numpy::Element>(
     py: Python<'py>,
+    handle: &ArrayHandle,
     dtype: DType,
     extent: &[u64],
     read: impl FnOnce(&mut [T]) -> atlas::Result<()> + Send,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let out = zeros::<T>(py, &dims_of(extent, size_of::<T>())?)?;
+    let out = zeros::<T>(py, &dims_of(&label_of(handle), extent, size_of::<T>())?)?;
     {
         let mut guard = out.readwrite();
         let slice = guard.as_slice_mut().expect("a new numpy array is contiguous");
@@ -367,7 +374,7 @@ fn read_strings<'py>(
     shape: &[u64],
     options: ReadOptions,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let dims = dims_of(shape, size_of::<usize>())?;
+    let dims = dims_of(&label_of(handle), shape, size_of::<usize>())?;
     let strings = py.detach(|| handle.read_strings_with(start, shape, options)).py_err()?;
     let objects: Vec<Py<PyAny>> = strings.iter().map(|s| PyString::new(py, s).into_any().unbind()).collect();
     PyArray1::from_vec(py, objects).call_method1("reshape", (PyTuple::new(py, dims)?,))
@@ -508,7 +515,7 @@ fn across_typed<'py, T: Element + numpy::Element>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let mut dims = vec![datasets.len() as u64];
     dims.extend_from_slice(shape);
-    let out = zeros::<T>(py, &dims_of(&dims, size_of::<T>())?)?;
+    let out = zeros::<T>(py, &dims_of(array, &dims, size_of::<T>())?)?;
     {
         let mut guard = out.readwrite();
         let slice = guard.as_slice_mut().expect("a new numpy array is contiguous");

@@ -2,10 +2,12 @@
 //!
 //! The classes are made at module init with Python's `type()`, because several of them also
 //! derive from a builtin a caller may already catch (`KeyError`, `TypeError`, `ValueError`,
-//! `IndexError`, `FileExistsError`, `OSError`), which `create_exception!` cannot express.
+//! `IndexError`, `FileExistsError`, `OSError`, `MemoryError`), which `create_exception!`
+//! cannot express.
 
 use pyo3::exceptions::{
-    PyException, PyFileExistsError, PyFileNotFoundError, PyIndexError, PyKeyError, PyOSError, PyTypeError, PyValueError,
+    PyException, PyFileExistsError, PyFileNotFoundError, PyIndexError, PyKeyError, PyMemoryError, PyOSError,
+    PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -32,6 +34,8 @@ pub enum Kind {
     OutOfBounds,
     /// `DTypeMismatchError` (also `TypeError`).
     DTypeMismatch,
+    /// `OutOfMemoryError`: a result larger than memory can hold (also `MemoryError`).
+    OutOfMemory,
     /// `LockedError`: another writer holds the store.
     Locked,
     /// `ChangesDiscardedError`: a panic inside Atlas lost the uncommitted changes.
@@ -55,7 +59,7 @@ pub enum Kind {
 }
 
 /// Every class as (kind, Python name, parent kind or none for the base, extra builtin base, doc).
-const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 19] = [
+const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 20] = [
     (Kind::Base, "AtlasError", None, Builtin::Exception, "Base class of every error Atlas raises."),
     (
         Kind::NotFound,
@@ -121,6 +125,13 @@ const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 19] = [
         Builtin::None,
         "A panic inside Atlas discarded the uncommitted changes; raised once, by the next change or flush, which did nothing else.",
     ),
+    (
+        Kind::OutOfMemory,
+        "OutOfMemoryError",
+        Some(Kind::Base),
+        Builtin::Memory,
+        "A result larger than memory can hold, refused before anything is read.",
+    ),
     (Kind::Corrupt, "CorruptError", Some(Kind::Base), Builtin::None, "Bytes on disk that are not what Atlas wrote."),
     (
         Kind::ChecksumMismatch,
@@ -166,6 +177,7 @@ enum Builtin {
     Index,
     Type,
     OS,
+    Memory,
 }
 
 static TYPES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
@@ -202,6 +214,7 @@ fn make_types(py: Python<'_>) -> PyResult<Vec<Py<PyType>>> {
             Builtin::Index => bases.push(py.get_type::<PyIndexError>()),
             Builtin::Type => bases.push(py.get_type::<PyTypeError>()),
             Builtin::OS => bases.push(py.get_type::<PyOSError>()),
+            Builtin::Memory => bases.push(py.get_type::<PyMemoryError>()),
         }
         let namespace = PyDict::new(py);
         namespace.set_item("__module__", "atlas")?;
@@ -240,6 +253,7 @@ pub fn to_py(error: atlas::Error) -> PyErr {
         E::AlreadyExists { .. } => Kind::AlreadyExists,
         E::InvalidName { .. } => Kind::InvalidName,
         E::InvalidArgument { .. } => Kind::InvalidArgument,
+        E::OutOfMemory { .. } => Kind::OutOfMemory,
         E::DTypeMismatch { .. } => Kind::DTypeMismatch,
         E::OutOfBounds { .. } => Kind::OutOfBounds,
         E::ShapeMismatch { .. } => Kind::Shape,

@@ -316,12 +316,12 @@ impl Dataset {
             spec = spec.shuffle(parse_shuffle(shuffle)?);
         }
         let handle = py.detach(|| self.inner.define_array(name, spec)).py_err()?;
-        Ok(Array::new(self.store.clone(), self.inner.name(), handle))
+        Ok(Array::new(self.store.clone(), handle))
     }
 
     fn array(&self, py: Python<'_>, name: &str) -> PyResult<Array> {
         let handle = py.detach(|| self.inner.array(name)).py_err()?;
-        Ok(Array::new(self.store.clone(), self.inner.name(), handle))
+        Ok(Array::new(self.store.clone(), handle))
     }
 
     fn has_array(&self, py: Python<'_>, name: &str) -> bool {

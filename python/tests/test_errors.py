@@ -26,6 +26,7 @@ HIERARCHY = {
     "CodecError": (atlas.AtlasError,),
     "StorageError": (atlas.AtlasError, OSError),
     "LimitExceededError": (atlas.AtlasError,),
+    "OutOfMemoryError": (atlas.AtlasError, MemoryError),
 }
 
 
@@ -36,6 +37,16 @@ def test_each_class_is_an_atlas_error_and_its_builtin(name):
     for base in HIERARCHY[name]:
         assert issubclass(cls, base)
     assert issubclass(atlas.AtlasError, Exception)
+
+
+def test_a_result_past_memory_is_an_out_of_memory_error(store):
+    huge = store.create_dataset("d").define_array("huge", "int8", None, [2**32, 2**31], chunk_shape=[1024, 1024])
+    strings = store["d"].define_array("names", "string", None, [2**62], chunk_shape=[1024])
+    for read in (lambda: huge[:], lambda: huge.read([0, 0], [2**32, 2**31]), lambda: strings[:]):
+        with pytest.raises(MemoryError) as info:  # a numpy-sized or string result alike
+            read()
+        assert isinstance(info.value, atlas.OutOfMemoryError)
+        assert str(info.value).startswith("out of memory: d/")
 
 
 def test_not_found_reads_as_written_and_is_a_key_error(store):

@@ -45,7 +45,7 @@ pub(crate) fn decompress_many(
     let mut end = 0usize;
     for len in raw_lens {
         let next = end.checked_add(*len).filter(|&n| isize::try_from(n).is_ok());
-        let next = next.ok_or_else(|| Error::invalid("the decoded batch does not fit in memory"))?;
+        let next = next.ok_or_else(|| Error::out_of_memory(format!("a decoded batch of {} blocks", raw_lens.len())))?;
         segments.push(end..next);
         end = next;
     }
@@ -53,7 +53,7 @@ pub(crate) fn decompress_many(
     // first, then the buffer itself, zeroed lazily (calloc) as the decoders write it.
     Vec::<u8>::new()
         .try_reserve_exact(end)
-        .map_err(|_| Error::invalid(format!("no memory for a decoded batch of {end} bytes")))?;
+        .map_err(|_| Error::out_of_memory(format!("a decoded batch of {end} bytes")))?;
     let mut data = vec![0u8; end];
     // Disjoint slices of the one output, one per input.
     let mut outputs = Vec::with_capacity(inputs.len());

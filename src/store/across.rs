@@ -44,7 +44,7 @@ impl Atlas {
     ///
     /// # Errors
     /// As [`Atlas::read_array_across_stacked_into`], except that no output length can be
-    /// wrong; [`Error::InvalidArgument`] if the result does not fit in memory.
+    /// wrong; [`Error::OutOfMemory`] if the result does not fit in memory.
     pub fn read_array_across_stacked<T: Element>(
         &self,
         array: &str,
@@ -206,7 +206,7 @@ impl<'s> Request<'s> {
             .and_then(|n| n.checked_mul(datasets.len()))
             .filter(|n| n.checked_mul(first.dtype.size_bytes()).is_some())
             .ok_or_else(|| {
-                Error::invalid(format!("{} selections of {shape:?} do not fit in memory", datasets.len()))
+                Error::out_of_memory(format!("{first_label}: {} selections of shape {shape:?}", datasets.len()))
             })?;
         Ok(Self { arrays, first, total_elems })
     }

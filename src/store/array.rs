@@ -79,7 +79,7 @@ impl ArrayHandle {
     ///
     /// # Errors
     /// As [`ArrayHandle::read_into`], except that no output length can be wrong;
-    /// [`Error::InvalidArgument`] if the result does not fit in memory.
+    /// [`Error::OutOfMemory`] if the result does not fit in memory.
     pub fn read<T: Element>(&self, start: &[u64], shape: &[u64]) -> Result<ArrayD<T>> {
         self.read_with(start, shape, ReadOptions::default())
     }

@@ -40,7 +40,7 @@ impl ArrayHandle {
     ///
     /// # Errors
     /// As [`ArrayHandle::read_boxes_into`], except that no output length can be wrong;
-    /// [`Error::InvalidArgument`] if the result does not fit in memory.
+    /// [`Error::OutOfMemory`] if the result does not fit in memory.
     pub fn read_boxes<T: Element, S: AsRef<[u64]>>(&self, starts: &[S], shape: &[u64]) -> Result<ArrayD<T>> {
         self.read_boxes_with(starts, shape, ReadOptions::default())
     }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::io::zeroed_buffer;
 
 /// A new output of `extent` elements of `T` (`T::default()` each: zeroed memory for the
-/// numeric types) for a read of `array`, or [`Error::InvalidArgument`] when it would take
+/// numeric types) for a read of `array`, or [`Error::OutOfMemory`] when it would take
 /// more than `isize::MAX` bytes counting every extent but zeros (the most `Vec` and ndarray
 /// accept), or more than the allocator gives.
 pub(super) fn new_output<T: Clone + Default>(array: &str, extent: &[u64]) -> Result<Vec<T>> {
@@ -33,7 +33,7 @@ pub(super) fn refuse_unaddressable(array: &str, extent: &[u64], elem_bytes: usiz
 }
 
 fn too_large(array: &str, extent: &[u64]) -> Error {
-    Error::invalid(format!("{array}: a result of shape {extent:?} does not fit in memory"))
+    Error::out_of_memory(format!("{array}: a result of shape {extent:?}"))
 }
 
 /// `out`, made by [`new_output`] for `extent`, as an array of that shape.
@@ -66,6 +66,6 @@ mod tests {
     #[test]
     fn outputs_the_allocator_cannot_give_are_refused_not_aborted_on() {
         // 2^62 bytes: under isize::MAX, over any machine's memory and address space.
-        assert!(matches!(new_output::<u8>("a", &[1 << 62]), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(new_output::<u8>("a", &[1 << 62]), Err(Error::OutOfMemory { .. })));
     }
 }

@@ -21,7 +21,7 @@ impl ArrayHandle {
     ///
     /// # Errors
     /// [`Error::DTypeMismatch`] if the array does not hold
-    /// strings; [`Error::InvalidArgument`] if the result does
+    /// strings; [`Error::OutOfMemory`] if the result does
     /// not fit in memory; otherwise as [`ArrayHandle::read_into`].
     pub fn read_strings(&self, start: &[u64], shape: &[u64]) -> Result<ArrayD<String>> {
         self.read_strings_with(start, shape, ReadOptions::default())

@@ -186,6 +186,15 @@ fn different_dtypes_or_dimensions_across_datasets_are_refused() {
         Error::ShapeMismatch { expected, .. } if expected == [2, 4]
     );
     assert_err!(store.read_array_across::<f32>("v", &["f"], &[u64::MAX], &[2]), Error::InvalidArgument { .. });
+    // Inside (sparse) arrays, but more than any memory holds: refused before reading.
+    for name in ["big1", "big2"] {
+        let spec = ArraySpec::new(DType::Float64, [1 << 60]).chunk_shape([1024]);
+        store.create_dataset(name).unwrap().define_array("v", spec).unwrap();
+    }
+    assert_err!(
+        store.read_array_across::<f64>("v", &["big1", "big2"], &[0], &[1 << 60]),
+        Error::OutOfMemory { detail } if detail.starts_with("big1/v: 2 selections")
+    );
 }
 
 #[test]

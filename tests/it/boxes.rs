@@ -68,10 +68,10 @@ fn bad_box_requests_fail_as_a_read_does_and_damaged_blocks_are_caught() {
     assert!(matches!(&wrong_ndim, Err(Error::ShapeMismatch { found, .. }) if found == &[4, 4]), "{wrong_ndim:?}");
     // Inside a (sparse) array, but no result that large can be held in memory.
     let huge = ds.define_array("huge", ArraySpec::new(DType::UInt8, [1 << 61, 4]).chunk_shape([16, 4])).unwrap();
-    assert_err!(huge.read::<u8>(&[0, 0], &[1 << 61, 4]), Error::InvalidArgument { .. });
-    assert_err!(huge.read_boxes::<u8, _>(&[[0, 0], [0, 2]], &[1 << 61, 2]), Error::InvalidArgument { .. });
+    assert_err!(huge.read::<u8>(&[0, 0], &[1 << 61, 4]), Error::OutOfMemory { .. });
+    assert_err!(huge.read_boxes::<u8, _>(&[[0, 0], [0, 2]], &[1 << 61, 2]), Error::OutOfMemory { .. });
     let empty = huge.read_boxes::<u8, _>(&none_2d, &[1 << 61, 4]);
-    assert!(matches!(&empty, Err(Error::InvalidArgument { .. })), "ndarray refuses such a shape even empty: {empty:?}");
+    assert!(matches!(&empty, Err(Error::OutOfMemory { .. })), "ndarray refuses such a shape even empty: {empty:?}");
     let mut short = vec![0u8; 7];
     let wrong_len = array.read_boxes_into(&[[0], [8]], &[4], &mut short, ReadOptions::default());
     assert!(matches!(&wrong_len, Err(Error::ShapeMismatch { expected, .. }) if expected == &[2, 4]), "{wrong_len:?}");
