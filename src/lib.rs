@@ -3,8 +3,9 @@
 //! A store is one directory: a metadata file (`atlas.{json,msgpack}[.zst|.lz4]`, found by
 //! name on open) holding the dataset registry, array schemas and attributes, and immutable
 //! fragment files holding encoded chunks ("blocks"). Each block records the codec (zstd,
-//! lz4, none) and filter (byte shuffle, optionally with byte delta) that wrote it and a checksum of its raw bytes, so an
-//! array's codec can change mid-life and every read is verified. [`Atlas::flush`] commits
+//! lz4, none) and filter (byte shuffle, optionally with byte delta; or element delta, then
+//! shuffle) that wrote it and a checksum of its raw bytes, so an array's codec can change
+//! mid-life and every read is verified. [`Atlas::flush`] commits
 //! atomically: a crash at any point leaves the previous commit intact.
 //!
 //! ```

@@ -65,8 +65,9 @@ fn max_decoded_len(stored: usize) -> usize {
 /// # Errors
 /// [`Error::InvalidArgument`] if `raw_lens` is missing (lz4, none) or of the wrong length,
 /// a zstd frame lacks its size, a raw length (given or claimed) is more than any input of
-/// its size can decode to (2^15 x its length + 128 KiB), or the total cannot be held in
-/// memory; [`Error::Codec`] for input that does not decode to exactly its length.
+/// its size can decode to (2^15 x its length + 128 KiB); [`Error::OutOfMemory`] if the
+/// total cannot be held in memory; [`Error::Codec`] for input that does not decode to
+/// exactly its length.
 pub fn decompress_batch(inputs: &[&[u8]], codec: Codec, raw_lens: Option<&[usize]>) -> Result<Batch> {
     let codec = CodecId::of(codec);
     let lens: Vec<usize> = match (raw_lens, codec) {

@@ -22,8 +22,8 @@ impl ArrayHandle {
     ///
     /// # Errors
     /// [`Error::GpuUnavailable`] saying what is missing (and for [`Device::Cpu`] or string
-    /// arrays); [`Error::Gpu`] when a CUDA call fails; otherwise as
-    /// [`ArrayHandle::read_into`].
+    /// arrays); [`Error::Gpu`] when a CUDA call fails; [`Error::OutOfMemory`] when the result
+    /// could not be held in memory; otherwise as [`ArrayHandle::read_into`].
     pub fn read_to_device(&self, start: &[u64], shape: &[u64], options: ReadOptions) -> Result<DeviceArray> {
         // Any dtype: the result keeps the array's.
         self.with_read_slot(start, shape, (DType::UInt8, |_| true), |slot, meta| {
