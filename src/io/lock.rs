@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{io_err, open_regular};
+use super::{io_err, open_own};
 use crate::error::{Error, Result};
 
 /// Attempts to take a busy lock, and the pause between them (about 100 ms in all).
@@ -23,7 +23,7 @@ impl WriterLock {
     /// # Errors
     /// [`Error::Locked`] naming `store_dir` when another handle holds it.
     pub(crate) fn try_acquire(lock_path: &Path, store_dir: &Path) -> Result<Self> {
-        let (file, _) = open_regular(lock_path, OpenOptions::new().create(true).truncate(false).write(true))?;
+        let file = open_lock_file(lock_path)?;
         // A lock that is busy is tried again for a moment before giving up: between a fork
         // and its exec, a child process briefly holds a copy of every open file, lock files
         // of this process's handles included, and so their locks.
@@ -36,6 +36,17 @@ impl WriterLock {
             }
         }
         Err(Error::Locked { path: PathBuf::from(store_dir) })
+    }
+}
+
+/// Opens `path` read-only when it exists (`flock` needs no more, so a store shared by a
+/// group works whoever made the file), else creates it; never through a symlink.
+fn open_lock_file(path: &Path) -> Result<File> {
+    match open_own(path, OpenOptions::new().read(true), "open") {
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            open_own(path, OpenOptions::new().create(true).truncate(false).write(true), "create").map(|(file, _)| file)
+        }
+        opened => opened.map(|(file, _)| file),
     }
 }
 
@@ -52,5 +63,30 @@ mod tests {
         assert!(matches!(second, Err(Error::Locked { .. })));
         drop(first);
         WriterLock::try_acquire(&path, dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_symlink_in_place_of_the_lock_file_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        let path = dir.path().join("atlas.lock");
+        std::os::unix::fs::symlink(&outside, &path).unwrap();
+        let taken = WriterLock::try_acquire(&path, dir.path());
+        assert!(
+            matches!(&taken, Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ELOOP)),
+            "{taken:?}"
+        );
+        assert!(!outside.exists(), "nothing made through the link");
+    }
+
+    #[test]
+    fn a_lock_file_without_write_permission_still_locks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("atlas.lock");
+        drop(WriterLock::try_acquire(&path, dir.path()).unwrap());
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o444)).unwrap();
+        let first = WriterLock::try_acquire(&path, dir.path()).unwrap();
+        assert!(matches!(WriterLock::try_acquire(&path, dir.path()), Err(Error::Locked { .. })));
+        drop(first);
     }
 }

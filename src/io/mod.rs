@@ -99,7 +99,18 @@ pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>> {
 /// regular file as `Corrupt`. Opened non-blocking, so that a fifo put in a store's place
 /// does not hang the open (a write-only open of one without a reader fails at once).
 pub(crate) fn open_regular(path: &Path, options: &mut OpenOptions) -> Result<(File, u64)> {
-    let file = options.custom_flags(libc::O_NONBLOCK).open(path).map_err(io_err(path, "open"))?;
+    open_checked(path, options.custom_flags(libc::O_NONBLOCK), "open")
+}
+
+/// As [`open_regular`], for a file Atlas writes at a name of its own (the lock file, the
+/// metadata's temp file): a symlink in its place is refused (`ELOOP`), not followed to
+/// create or truncate a file outside the store.
+pub(crate) fn open_own(path: &Path, options: &mut OpenOptions, op: &'static str) -> Result<(File, u64)> {
+    open_checked(path, options.custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW), op)
+}
+
+fn open_checked(path: &Path, options: &OpenOptions, op: &'static str) -> Result<(File, u64)> {
+    let file = options.open(path).map_err(io_err(path, op))?;
     let meta = file.metadata().map_err(io_err(path, "stat"))?;
     if !meta.is_file() {
         return Err(Error::corrupt(path, "not a regular file"));
@@ -134,8 +145,7 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 pub(crate) fn replace_file(dir: &Path, name: &str, tmp_name: &str, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(tmp_name);
     fault::check(&tmp, "create")?;
-    let mut file =
-        OpenOptions::new().write(true).create(true).truncate(true).open(&tmp).map_err(io_err(&tmp, "create"))?;
+    let (mut file, _) = open_own(&tmp, OpenOptions::new().write(true).create(true).truncate(true), "create")?;
     fault::check_write(&tmp, bytes, |part| file.write_all(part))?;
     file.write_all(bytes).map_err(io_err(&tmp, "write"))?;
     fault::check(&tmp, "fsync")?;
@@ -292,5 +302,22 @@ impl FileReader {
     /// The file's path.
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symlink_at_the_temp_name_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::write(&outside, b"keep").unwrap();
+        std::os::unix::fs::symlink(&outside, dir.path().join("f.tmp")).unwrap();
+        let replaced = replace_file(dir.path(), "f", "f.tmp", b"new");
+        assert!(matches!(&replaced, Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ELOOP)));
+        assert_eq!(fs::read(&outside).unwrap(), b"keep", "not truncated through the link");
+        assert!(!dir.path().join("f").exists());
     }
 }

@@ -330,7 +330,7 @@ fn schemas_that_do_not_hold_together_are_invalid_arguments() {
     // A result no memory can hold is refused before anything is allocated, naming the array.
     assert_err!(
         unbounded.read::<u8>(&[0], &[u64::MAX]),
-        Error::InvalidArgument { detail } if detail.starts_with("d/ok7: a result of shape [18446744073709551615]")
+        Error::OutOfMemory { detail } if detail.starts_with("d/ok7: a result of shape [18446744073709551615]")
     );
     assert_eq!(unbounded.read::<u8>(&[u64::MAX - 3], &[3]).unwrap().into_raw_vec_and_offset().0, [3, 7, 3]);
     assert_eq!(ds.read_array::<f32>("ok4", &[0], &[1]).unwrap()[[0]], 0.1f32);
