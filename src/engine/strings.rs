@@ -115,12 +115,16 @@ pub(crate) fn trim_string_chunks(
 ) -> Result<()> {
     let chunk_shape = &ctx.meta.chunk_shape[..];
     let trim = |worker: &mut Worker, coord: &[u64]| {
-        let old = decode_strings(ctx, lookup(coord), worker, true)?;
-        let mut chunk = vec![String::new(); old.len()];
         let keep = keep_extent(coord, chunk_shape, new_shape);
-        let origin = vec![0; chunk_shape.len()];
-        let at = Place { shape: chunk_shape, start: &origin };
-        for_each_row(at, at, &keep, 1, |s, d, n| chunk[d..d + n].clone_from_slice(&old[s..s + n]));
+        let mut chunk = vec![String::new(); to_usize(ctx.meta.chunk_elems())];
+        // A chunk wholly outside the new shape keeps nothing: not decoded (nor refused
+        // when damaged), as numeric chunks are not.
+        if !keep.contains(&0) {
+            let old = decode_strings(ctx, lookup(coord), worker, true)?;
+            let origin = vec![0; chunk_shape.len()];
+            let at = Place { shape: chunk_shape, start: &origin };
+            for_each_row(at, at, &keep, 1, |s, d, n| chunk[d..d + n].clone_from_slice(&old[s..s + n]));
+        }
         encode_strings(coord, &chunk, settings, worker).map(|chunk| [chunk])
     };
     encode_in_order(coords, estimated_chunk_bytes(ctx), |worker, coord| trim(worker, coord), sink)

@@ -169,6 +169,16 @@ impl ArrayMeta {
         self.chunk_elems() * self.dtype.size_bytes() as u64
     }
 
+    /// What reading one block of the array allocates at least (`None` past `u64`): its raw
+    /// chunk, or for strings the `n + 1` 4-byte offsets every block holds besides its text.
+    pub(crate) fn raw_chunk_bytes(&self) -> Option<u64> {
+        let elems = checked_product(&self.chunk_shape)?;
+        match self.dtype {
+            DType::String => elems.checked_add(1)?.checked_mul(4),
+            dtype => elems.checked_mul(dtype.size_bytes() as u64),
+        }
+    }
+
     /// The fill value as the little-endian bytes of one element.
     pub(crate) fn fill_bytes(&self) -> Vec<u8> {
         self.fill_value.to_le_bytes(self.dtype).expect("fill value was checked against the dtype")
@@ -188,18 +198,10 @@ impl ArrayMeta {
         if self.chunk_shape.contains(&0) {
             return Err(format!("chunk_shape {:?} has a zero extent", self.chunk_shape));
         }
-        let elem_bytes = self.dtype.size_bytes() as u64;
-        let bytes_of = |extents: &[u64]| checked_product(extents).and_then(|n| n.checked_mul(elem_bytes));
-        if bytes_of(&self.shape).is_none() {
+        if checked_product(&self.shape).and_then(|n| n.checked_mul(self.dtype.size_bytes() as u64)).is_none() {
             return Err(format!("shape {:?} overflows a 64-bit byte count", self.shape));
         }
-        // A string chunk's raw form has a 4-byte offset per element besides its text.
-        let chunk_bytes = if self.dtype == DType::String {
-            checked_product(&self.chunk_shape).and_then(|n| n.checked_mul(4))
-        } else {
-            bytes_of(&self.chunk_shape)
-        };
-        if chunk_bytes.is_none_or(|b| b > MAX_CHUNK_BYTES) {
+        if self.raw_chunk_bytes().is_none_or(|b| b > MAX_CHUNK_BYTES) {
             return Err(format!("chunk_shape {:?} is over the limit of {MAX_CHUNK_BYTES} bytes", self.chunk_shape));
         }
         if self.fill_value.to_le_bytes(self.dtype).is_none() {
@@ -361,6 +363,13 @@ mod tests {
         let mut a = array();
         a.dtype = DType::UInt8;
         assert!(a.check().unwrap_err().contains("fill value"));
+        // String chunks: one more 4-byte offset than elements, so 64 Mi elements are over.
+        let mut a = array();
+        (a.dtype, a.fill_value) = (DType::String, Scalar::Int(0));
+        a.chunk_shape = vec![1, (MAX_CHUNK_BYTES / 4) - 1];
+        a.check().unwrap();
+        a.chunk_shape = vec![1, MAX_CHUNK_BYTES / 4];
+        assert!(a.check().unwrap_err().contains("limit"));
     }
 
     #[test]

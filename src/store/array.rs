@@ -253,7 +253,9 @@ impl ArrayHandle {
 
     /// Changes the array's shape. Growing reads as the fill value in the new part;
     /// shrinking drops the data outside the new shape (chunks reaching past it are
-    /// rewritten, so growing again later reads fill there). Durable at the next flush.
+    /// rewritten, so growing again later reads fill there). Durable at the next flush. The
+    /// shape the array already has (on the newest commit) changes nothing and leaves no
+    /// pending change.
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] for a shape of another number of dimensions;
@@ -263,12 +265,22 @@ impl ArrayHandle {
     pub fn resize(&self, new_shape: &[u64]) -> Result<()> {
         let mut guard = self.inner.write();
         self.inner.check_before_change(&guard, |state| self.check_resize(state, new_shape))?;
-        self.inner.change(&mut guard, |state| self.resize_in(state, new_shape))
+        let started = guard.session.is_none();
+        let resized = self.inner.change(&mut guard, |state| self.resize_in(state, new_shape))?;
+        // The array had that shape on the newest commit: nothing to commit, no lock to hold.
+        if started && !resized {
+            self.inner.discard(&mut guard);
+        }
+        Ok(())
     }
 
-    /// [`Self::resize`] in a change begun, checked against its (maybe newer) schema.
-    fn resize_in(&self, guard: &mut State, new_shape: &[u64]) -> Result<()> {
+    /// [`Self::resize`] in a change begun, checked against its (maybe newer) schema;
+    /// returns whether the shape changed.
+    fn resize_in(&self, guard: &mut State, new_shape: &[u64]) -> Result<bool> {
         let mut meta = self.check_resize(guard, new_shape)?;
+        if meta.shape == new_shape {
+            return Ok(false);
+        }
         // Chunks that reach past the new shape and may hold values: trim them.
         let shrinks = new_shape.iter().zip(&meta.shape).any(|(new, old)| new < old);
         if shrinks {
@@ -297,7 +309,7 @@ impl ArrayHandle {
         let session = guard.session.as_mut().expect("begin_change starts a session");
         session.reshaped.insert(meta.id);
         *guard.array_mut(&self.dataset, &self.name)? = meta;
-        Ok(())
+        Ok(true)
     }
 
     /// Appends `data` along axis 0: the array grows by `data`'s first extent and `data` is
@@ -599,7 +611,7 @@ fn rows_of_small_write(state: &mut State, budget: u64, meta: &ArrayMeta, start: 
 
 /// Seals the session's staged chunks when `new_bytes` more would take them past `budget`.
 fn make_room(state: &mut State, budget: u64, new_bytes: u64) -> Result<()> {
-    if state.staged_bytes() as u64 + new_bytes > budget {
+    if (state.staged_bytes() as u64).saturating_add(new_bytes) > budget {
         state.seal_staged()?;
     }
     Ok(())

@@ -5,12 +5,9 @@ use std::sync::Arc;
 use super::array::ArrayHandle;
 use super::attrs::{AttrTarget, Attrs};
 use super::config::{ArraySpec, DEFAULT_CHUNK_BYTES, Element, ReadOptions, chunk_shape_within};
-use super::disk::raw_chunk_bytes;
 use super::state::{Inner, State};
 use crate::error::{EntityKind, Error, Result};
-use crate::meta::{
-    ArrayMeta, ArrayStats, Attributes, BlockStats, DType, MAX_CHUNK_BYTES, MAX_NDIM, Scalar, validate_name,
-};
+use crate::meta::{ArrayMeta, ArrayStats, Attributes, BlockStats, DType, MAX_NDIM, Scalar, validate_name};
 
 /// A handle on one dataset of a store, by name. Cheap to clone. Each call goes to the
 /// dataset of that name at the time of the call: it fails with [`Error::NotFound`] while
@@ -96,7 +93,7 @@ impl Dataset {
         refuse_unusable_strings(&meta)?;
         refuse_vanishing_fill(&meta)?;
         // What this handle's limit would refuse at the flush, and at every load after it.
-        let raw = raw_chunk_bytes(&meta);
+        let raw = meta.raw_chunk_bytes().unwrap_or(u64::MAX);
         if raw > max_chunk_bytes {
             return Err(format!(
                 "a chunk of {raw} raw bytes is over this handle's max_chunk_bytes of {max_chunk_bytes}"
@@ -248,24 +245,10 @@ impl Dataset {
     }
 }
 
-/// Refuses what a string array could define but never use (rules for new arrays only:
-/// stores already on disk keep the schema rules, so those stay as they are):
-/// - chunks no block could hold: a block holds one 4-byte offset more than its chunk has
-///   strings, and the schema rule counts only one per string;
-/// - a zstd dictionary to train: it is trained from numeric chunks only.
+/// Refuses what a string array could define but never use (a rule for new arrays only):
+/// a zstd dictionary to train, which is trained from numeric chunks only.
 fn refuse_unusable_strings(meta: &ArrayMeta) -> std::result::Result<(), String> {
-    if meta.dtype != DType::String {
-        return Ok(());
-    }
-    let offsets_bytes = meta.chunk_elems().saturating_add(1).saturating_mul(4);
-    if offsets_bytes > MAX_CHUNK_BYTES {
-        return Err(format!(
-            "chunk_shape {:?} of strings is over the limit: their offsets alone take {offsets_bytes} bytes, over \
-             {MAX_CHUNK_BYTES}",
-            meta.chunk_shape
-        ));
-    }
-    if meta.train_dictionary {
+    if meta.dtype == DType::String && meta.train_dictionary {
         return Err("string arrays do not train a zstd dictionary (only numeric arrays do)".into());
     }
     Ok(())

@@ -8,8 +8,8 @@ use crate::error::{EntityKind, Error, Result};
 use crate::fragment::BlockEntry;
 use crate::io;
 use crate::meta::{
-    self, ArrayMeta, DType, Limits, MAX_CHUNK_BYTES, MetaCompression, MetaDecodeError, MetaFormat, StoreMeta,
-    decode_meta, encode_meta, meta_file_name, parse_meta_file_name,
+    self, DType, Limits, MAX_CHUNK_BYTES, MetaCompression, MetaDecodeError, MetaFormat, StoreMeta, decode_meta,
+    encode_meta, meta_file_name, parse_meta_file_name,
 };
 
 /// Folder of fragment files inside a store.
@@ -144,22 +144,13 @@ fn read_newest_meta_once(dir: &Path, limits: &Limits) -> Result<(StoreMeta, (Met
     Ok((meta, encoding))
 }
 
-/// What reading one block of `array` allocates at least, checked against `max_chunk_bytes`:
-/// its raw chunk, or for strings 4 bytes per element, the offsets every block of the array
-/// holds (counted as the schema rule counts them).
-pub(crate) fn raw_chunk_bytes(array: &ArrayMeta) -> u64 {
-    match array.dtype {
-        DType::String => array.chunk_elems().saturating_mul(4),
-        _ => array.chunk_bytes(),
-    }
-}
-
-/// Refuses a commit with an array whose [`raw_chunk_bytes`] are over `max_chunk_bytes`;
-/// returns what and how much.
+/// Refuses a commit with an array whose [`ArrayMeta::raw_chunk_bytes`] are over
+/// `max_chunk_bytes`; returns what and how much.
 pub(crate) fn check_chunk_limit(meta: &StoreMeta, max_chunk_bytes: u64) -> std::result::Result<(), (String, u64)> {
     for (ds_name, ds) in &meta.datasets {
         for (name, array) in &ds.arrays {
-            let raw = raw_chunk_bytes(array);
+            // Schemas from disk were checked: under MAX_CHUNK_BYTES.
+            let raw = array.raw_chunk_bytes().unwrap_or(u64::MAX);
             if raw > max_chunk_bytes {
                 return Err((format!("raw chunk length of array {ds_name}/{name}"), raw));
             }

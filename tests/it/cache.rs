@@ -3,8 +3,6 @@
 //! kept shows which reads were served from the cache: those still read it right, the others
 //! report the damage.
 
-use std::os::unix::fs::FileExt;
-
 use atlas::{ArraySpec, Atlas, Codec, DType, Error, OpenOptions, ReadOptions, Shuffle};
 use ndarray::Array2;
 
@@ -20,14 +18,8 @@ fn store_with_four_chunks(path: &std::path::Path) -> (Atlas, Array2<f32>) {
     (store, values)
 }
 
-/// Flips a byte in the middle of chunk `coord`'s stored bytes, in place.
 fn damage(store: &Atlas, coord: &[u64]) {
-    let block = store.array_blocks("d", "a").unwrap().into_iter().find(|b| b.coord == coord).unwrap();
-    let file = std::fs::OpenOptions::new().read(true).write(true).open(&block.path).unwrap();
-    let at = block.offset_bytes + block.stored_bytes / 2;
-    let mut byte = [0u8];
-    file.read_exact_at(&mut byte, at).unwrap();
-    file.write_all_at(&[byte[0] ^ 0x5a], at).unwrap();
+    util::damage_block(store, "d/a", coord);
 }
 
 fn element(store: &Atlas, at: [u64; 2]) -> atlas::Result<f32> {

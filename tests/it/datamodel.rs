@@ -191,6 +191,25 @@ fn resize_refuses_another_number_of_dimensions_and_overflow() {
 }
 
 #[test]
+fn resizing_to_the_shape_the_array_has_changes_nothing() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    store.create_dataset("d").unwrap().define_array("a", ArraySpec::new(DType::Int8, [4])).unwrap();
+    store.flush().unwrap();
+    let array = store.open_dataset("d").unwrap().array("a").unwrap();
+    array.resize(&[4]).unwrap();
+    assert!(!store.has_pending_changes(), "no session, no lock held");
+    // The newest commit decides: on a stale handle, the same shape as its own is a change.
+    let other = Atlas::open(dir.store()).unwrap();
+    other.open_dataset("d").unwrap().array("a").unwrap().resize(&[6]).unwrap();
+    other.flush().unwrap();
+    array.resize(&[4]).unwrap();
+    assert!(store.has_pending_changes());
+    store.flush().unwrap();
+    assert_eq!(other.refresh().and_then(|()| other.open_dataset("d")?.array("a")?.meta()).unwrap().shape, [4]);
+}
+
+#[test]
 fn a_thousand_small_appends_read_back_exactly() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
@@ -302,6 +321,29 @@ fn string_arrays_append_and_shrink_like_numeric_ones() {
     let back = reopen_ds(&dir.store()).array("log").unwrap().read_strings(&[0], &[7]).unwrap();
     let expected: Vec<String> = (0..7).map(|i| if i < 5 { format!("line {i}") } else { String::new() }).collect();
     assert_eq!(back.into_raw_vec_and_offset().0, expected);
+}
+
+#[test]
+fn a_shrink_drops_a_damaged_chunk_it_keeps_nothing_of_without_reading_it() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let spec = |dtype| ArraySpec::new(dtype, [5]).chunk_shape([2]).codec(Codec::None);
+    let names = ds.define_array("s", spec(DType::String)).unwrap();
+    names.write_strings(&[0], arr1(&["a", "b", "c", "d", "e"]).view()).unwrap();
+    let numbers = ds.define_array("n", spec(DType::UInt8)).unwrap();
+    numbers.write(&[0], arr1(&[1u8, 2, 3, 4, 5]).view()).unwrap();
+    store.flush().unwrap();
+    for array in ["d/s", "d/n"] {
+        util::damage_block(&store, array, &[2]);
+    }
+    names.resize(&[2]).unwrap();
+    numbers.resize(&[2]).unwrap();
+    names.resize(&[5]).unwrap();
+    numbers.resize(&[5]).unwrap();
+    store.flush().unwrap();
+    assert_eq!(names.read_strings(&[0], &[5]).unwrap().into_raw_vec_and_offset().0, ["a", "b", "", "", ""]);
+    assert_eq!(numbers.read::<u8>(&[0], &[5]).unwrap().into_raw_vec_and_offset().0, [1, 2, 0, 0, 0]);
 }
 
 #[test]

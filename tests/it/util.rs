@@ -165,6 +165,19 @@ pub(crate) fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
 }
 
 /// Elements `0, 1, 2, ...` converted to `T` by `f`, in the shape given.
+/// Flips a byte in the middle of the stored bytes of chunk `coord` of `array`
+/// (`dataset/array`), in place.
+pub(crate) fn damage_block(store: &Atlas, array: &str, coord: &[u64]) {
+    use std::os::unix::fs::FileExt;
+    let (dataset, name) = array.split_once('/').expect("dataset/array");
+    let block = store.array_blocks(dataset, name).unwrap().into_iter().find(|b| b.coord == coord).unwrap();
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(&block.path).unwrap();
+    let at = block.offset_bytes + block.stored_bytes / 2;
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, at).unwrap();
+    file.write_all_at(&[byte[0] ^ 0x5a], at).unwrap();
+}
+
 pub(crate) fn iota<T>(shape: &[usize], f: impl Fn(usize) -> T) -> ndarray::ArrayD<T> {
     let n = shape.iter().product();
     ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), (0..n).map(f).collect()).expect("shape matches")
