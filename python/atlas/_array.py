@@ -582,8 +582,10 @@ class Array:
     def __iter__(self) -> Iterator[Any]:
         if not self.shape:
             raise TypeError("iteration over a 0-d array")
-        # A chunk row of axis 0 at a time, not an element (and its chunk decode) at a time.
-        rows = self.chunks[0]
+        # A chunk row of axis 0 at a time, not an element (and its chunk decode) at a time;
+        # fewer rows where a chunk row is over `_SLAB_BYTES` (one row at least).
+        row_bytes = math.prod(self.shape[1:]) * self._element_bytes(self.atlas_dtype)
+        rows = max(1, min(self.chunks[0], _SLAB_BYTES // max(row_bytes, 1)))
         for first in range(0, len(self), rows):
             yield from self[first : first + rows]
 

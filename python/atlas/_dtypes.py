@@ -273,6 +273,8 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
     target = NUMPY_DTYPES[name]
     if name == "string":
         return np.asarray(value, dtype=object)
+    if isinstance(value, np.ndarray) and type(value) is not np.ndarray:
+        value = np.asarray(value)  # a subclass (np.matrix keeps 2 dimensions through reshape)
     if isinstance(value, np.ndarray) and value.dtype == object and name != "timestamp":
         value = value.tolist()  # Python objects (a pandas object column): as a list of them
     if not isinstance(value, np.ndarray):

@@ -153,12 +153,6 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResul
         return Ok(Scalar::from(b.is_true()));
     }
     if value.is_instance_of::<PyInt>() {
-        if let Ok(v) = value.extract::<i64>() {
-            return Ok(Scalar::Int(v));
-        }
-        if let Ok(v) = value.extract::<u64>() {
-            return Ok(Scalar::UInt(v));
-        }
         // A float array takes it rounded, as numpy casts it (one past float64 is refused).
         if matches!(dtype, DType::Float32 | DType::Float64) {
             return match value.extract::<f64>() {
@@ -167,6 +161,12 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResul
                     err(Kind::InvalidArgument, format!("fill value {} is past float64's range", shortened(value)))
                 }
             };
+        }
+        if let Ok(v) = value.extract::<i64>() {
+            return Ok(Scalar::Int(v));
+        }
+        if let Ok(v) = value.extract::<u64>() {
+            return Ok(Scalar::UInt(v));
         }
         return err(Kind::InvalidArgument, format!("fill value {} does not fit in 64 bits", shortened(value)));
     }
@@ -207,11 +207,20 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResul
     }
     if is_instance_of_numpy(value, "generic")? {
         let item = value.call_method0("item")?;
-        if !item.is(value) {
+        if !is_instance_of_numpy(&item, "generic")? {
             return scalar_from_py(Some(&item), dtype);
+        }
+        if let Some(v) = long_double(&item)? {
+            return Ok(Scalar::Float(v));
         }
     }
     err(Kind::DTypeMismatch, format!("unsupported fill value {value:?}"))
+}
+
+/// A numpy scalar that `item()` and `tolist()` give back as a numpy scalar (`longdouble`,
+/// `clongdouble`): a real one as the float64 numpy casts it to, `None` for the others.
+fn long_double(value: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+    if is_instance_of_numpy(value, "floating")? { value.extract::<f64>().map(Some) } else { Ok(None) }
 }
 
 /// `value` as `str()` gives it (a `repr()` for a string), cut to its first 32 characters when
@@ -431,7 +440,11 @@ fn attr_inferred(value: &Bound<'_, PyAny>, depth: usize) -> PyResult<AttrValue> 
     if is_instance_of_numpy(value, "ndarray")? || is_instance_of_numpy(value, "generic")? {
         // numpy scalars become Python scalars, arrays nested lists.
         let plain = value.call_method0("tolist")?;
-        if !plain.is(value) {
+        if is_instance_of_numpy(&plain, "generic")? {
+            if let Some(v) = long_double(&plain)? {
+                return Ok(AttrValue::Float(v));
+            }
+        } else if !plain.is(value) {
             return attr_inferred(&plain, depth + 1);
         }
     }

@@ -146,6 +146,16 @@ def test_an_empty_selection_still_checks_the_value_and_iteration_goes_by_rows(cu
         np.testing.assert_array_equal(got, want)
 
 
+def test_iteration_reads_fewer_rows_than_a_chunk_row_where_that_is_over_the_slab(cube, monkeypatch):
+    arr, full = cube  # chunk rows of 3
+    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", 2 * full[0].nbytes)
+    keys = []
+    getitem = atlas.Array.__getitem__
+    monkeypatch.setattr(atlas.Array, "__getitem__", lambda self, key: keys.append(key) or getitem(self, key))
+    np.testing.assert_array_equal(np.stack(list(arr)), full)
+    assert [(k.start, k.stop) for k in keys] == [(i, i + 2) for i in range(0, len(full), 2)]
+
+
 def test_negative_starts_and_shapes_are_out_of_bounds(cube):
     arr, _ = cube
     for start, shape in (([-1, 0, 0], [1, 1, 1]), ([0, 0, 0], [1, -1, 1])):

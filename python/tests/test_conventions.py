@@ -309,6 +309,38 @@ def test_python_ints_numpy_cannot_hold_in_one_dtype_are_taken_exactly_when_they_
     assert u64[:].tolist() == [2**64 - 1, 1]
 
 
+def test_long_doubles_are_taken_as_the_float64_numpy_casts_them_to(ds):
+    # Their item() and tolist() give a long double back: this recursed until the stack ran out.
+    a = ds.define_array("a", "float64", None, [2], fill_value=np.longdouble(1.5))
+    b = ds.define_array("b", "float32", None, [2], fill_value=np.array(np.longdouble(2.5)))
+    assert a[:].tolist() == [1.5, 1.5] and b.fill_value == 2.5
+    a.attrs["x"] = np.longdouble(0.25)
+    a.attrs["y"] = np.array([1, 2], dtype=np.longdouble)
+    assert a.attrs.to_dict() == {"x": 0.25, "y": [1.0, 2.0]}
+    with pytest.raises(atlas.DTypeMismatchError):
+        ds.define_array("c", "float64", None, [2], fill_value=np.clongdouble(1.5))
+    with pytest.raises(atlas.DTypeMismatchError):
+        a.attrs["z"] = np.clongdouble(1)
+
+
+def test_a_float_fill_value_is_rounded_as_numpy_casts_it_and_shown_as_stored(ds):
+    for dtype, fill in (("float32", 1 / 3), ("float32", 2**24 + 1), ("float64", 2**53 + 1), ("float64", 2**80 + 1)):
+        arr = ds.define_array(f"{dtype}_{len(ds.keys())}", dtype, None, [2], fill_value=fill)
+        stored = np.array(fill, dtype=dtype).item()
+        assert arr.fill_value == stored and arr[:].tolist() == [stored] * 2, (dtype, fill)
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix's own
+def test_subclasses_of_ndarray_assign_as_their_data(ds):
+    a = ds.define_array("a", "float64", None, [3])
+    a[...] = np.matrix([[1.0, 2, 3]])  # np.matrix stays 2-d through reshape
+    a[:] = np.matrix([[4.0, 5, 6]])
+    assert a[:].tolist() == [4.0, 5.0, 6.0]
+    b = ds.define_array("b", "float64", None, [3, 3])
+    b[[0, 1, 2], [0, 1, 2]] = np.matrix([[1.0, 2, 3]])
+    np.testing.assert_array_equal(b[:], np.diag([1.0, 2, 3]))
+
+
 def test_python_ints_past_64_bits_go_to_float_arrays_rounded_as_numpy_casts_them(ds):
     f64 = ds.define_array("f64", "float64", None, [2], fill_value=2**70)
     assert f64[:].tolist() == [float(2**70)] * 2

@@ -75,7 +75,7 @@ impl Dataset {
         let chunk_shape = spec
             .chunk_shape
             .unwrap_or_else(|| chunk_shape_within(&spec.shape, spec.dtype, DEFAULT_CHUNK_BYTES.min(max_chunk_bytes)));
-        let meta = ArrayMeta {
+        let mut meta = ArrayMeta {
             id: 0,
             dtype: spec.dtype,
             shape: spec.shape,
@@ -92,6 +92,7 @@ impl Dataset {
         meta.check()?;
         refuse_unusable_strings(&meta)?;
         refuse_vanishing_fill(&meta)?;
+        meta.fill_value = narrowed_fill(&meta);
         // What this handle's limit would refuse at the flush, and at every load after it.
         let raw = meta.raw_chunk_bytes().unwrap_or(u64::MAX);
         if raw > max_chunk_bytes {
@@ -266,6 +267,16 @@ fn refuse_vanishing_fill(meta: &ArrayMeta) -> std::result::Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+/// A float32 array's fill value as the float32 it is stored as (1/3 as 0.33333334, 2^24 + 1
+/// as 2^24), so that the schema shows what unwritten elements read; others as they are.
+fn narrowed_fill(meta: &ArrayMeta) -> Scalar {
+    if meta.dtype != DType::Float32 {
+        return meta.fill_value;
+    }
+    let bytes = meta.fill_bytes().try_into().expect("a float32 is 4 bytes");
+    standard_nan(Scalar::Float(f64::from(f32::from_le_bytes(bytes))))
 }
 
 /// A NaN fill value as the standard NaN: the metadata keeps every NaN as `"NaN"`, so any

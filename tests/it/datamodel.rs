@@ -34,6 +34,22 @@ fn bool_and_timestamp_arrays_round_trip_through_a_commit() {
 }
 
 #[test]
+fn a_float32_fill_value_is_kept_as_the_float32_unwritten_elements_read() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    for (name, fill, stored) in
+        [("third", Scalar::Float(1.0 / 3.0), 1.0f32 / 3.0), ("big", Scalar::Int(16_777_217), 16_777_216.0)]
+    {
+        let array = ds.define_array(name, ArraySpec::new(DType::Float32, [2]).fill_value(fill)).unwrap();
+        assert_eq!(array.meta().unwrap().fill_value, Scalar::Float(f64::from(stored)), "{name}");
+        assert_eq!(array.read::<f32>(&[0], &[2]).unwrap().into_raw_vec_and_offset().0, [stored; 2]);
+    }
+    let wide = ds.define_array("wide", ArraySpec::new(DType::Float64, [2]).fill_value(1.0 / 3.0)).unwrap();
+    assert_eq!(wide.meta().unwrap().fill_value, Scalar::Float(1.0 / 3.0), "float64 keeps it as given");
+}
+
+#[test]
 fn stats_ignore_nan_and_fill_and_count_unwritten_chunks_as_null() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
