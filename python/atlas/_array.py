@@ -582,10 +582,12 @@ class Array:
     def __iter__(self) -> Iterator[Any]:
         if not self.shape:
             raise TypeError("iteration over a 0-d array")
-        # A chunk row of axis 0 at a time, not an element (and its chunk decode) at a time;
-        # fewer rows where a chunk row is over `_SLAB_BYTES` (one row at least).
+        # A chunk row of axis 0 at a time, not an element (and its chunk decode) at a time.
+        # Where a chunk row is over `_SLAB_BYTES`, a part of it that divides it (one row at
+        # least): memory stays bounded, and each chunk is decoded once per part.
         row_bytes = math.prod(self.shape[1:]) * self._element_bytes(self.atlas_dtype)
-        rows = max(1, min(self.chunks[0], _SLAB_BYTES // max(row_bytes, 1)))
+        fits = max(1, _SLAB_BYTES // max(row_bytes, 1))
+        rows = next(d for d in range(min(self.chunks[0], fits), 0, -1) if self.chunks[0] % d == 0)
         for first in range(0, len(self), rows):
             yield from self[first : first + rows]
 

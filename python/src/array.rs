@@ -7,6 +7,7 @@
 use atlas::{ArrayHandle, ArrayMeta, Atlas, BlockState, DType, Device, Element, ReadOptions};
 use ndarray::{ArrayView, IxDyn};
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyBytes, PyDict, PyList, PyString, PyTuple};
 
@@ -309,15 +310,24 @@ fn dims_of(array: &str, shape: &[u64], elem_bytes: usize) -> PyResult<Vec<usize>
     });
     match (dims, fits) {
         (Some(dims), Some(_)) => Ok(dims),
-        _ => err(Kind::OutOfMemory, format!("out of memory: {array}: a result of shape {shape:?}")),
+        _ => out_of_memory(array, shape),
     }
 }
 
-/// A new zeroed numpy array of `T` (through numpy, so a failed allocation is a `MemoryError`).
-fn zeros<'py, T: numpy::Element>(py: Python<'py>, dims: &[usize]) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+fn out_of_memory<T>(array: &str, shape: &[u64]) -> PyResult<T> {
+    err(Kind::OutOfMemory, format!("out of memory: {array}: a result of shape {shape:?}"))
+}
+
+/// A new zeroed numpy array of `T` for a result of `array` of `shape` (calloc'd by numpy);
+/// `OutOfMemoryError` when it cannot be held, numpy's allocation failing included.
+fn zeros<'py, T: numpy::Element>(py: Python<'py>, array: &str, shape: &[u64]) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let dims = dims_of(array, shape, size_of::<T>())?;
     let np = py.import("numpy")?;
-    let out = np.getattr("zeros")?.call1((PyTuple::new(py, dims)?, numpy::dtype::<T>(py)))?;
-    Ok(out.cast_into::<PyArrayDyn<T>>()?)
+    match np.getattr("zeros")?.call1((PyTuple::new(py, dims)?, numpy::dtype::<T>(py))) {
+        Ok(out) => Ok(out.cast_into::<PyArrayDyn<T>>()?),
+        Err(e) if e.is_instance_of::<PyMemoryError>(py) => out_of_memory(array, shape),
+        Err(e) => Err(e),
+    }
 }
 
 /// Timestamps are stored and read as i64: shown to Python as `datetime64[ns]`.
@@ -358,7 +368,7 @@ fn read_new<'py, T: Element + numpy::Element>(
     extent: &[u64],
     read: impl FnOnce(&mut [T]) -> atlas::Result<()> + Send,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let out = zeros::<T>(py, &dims_of(&label_of(handle), extent, size_of::<T>())?)?;
+    let out = zeros::<T>(py, &label_of(handle), extent)?;
     {
         let mut guard = out.readwrite();
         let slice = guard.as_slice_mut().expect("a new numpy array is contiguous");
@@ -515,7 +525,7 @@ fn across_typed<'py, T: Element + numpy::Element>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let mut dims = vec![datasets.len() as u64];
     dims.extend_from_slice(shape);
-    let out = zeros::<T>(py, &dims_of(array, &dims, size_of::<T>())?)?;
+    let out = zeros::<T>(py, array, &dims)?;
     {
         let mut guard = out.readwrite();
         let slice = guard.as_slice_mut().expect("a new numpy array is contiguous");

@@ -218,9 +218,17 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResul
 }
 
 /// A numpy scalar that `item()` and `tolist()` give back as a numpy scalar (`longdouble`,
-/// `clongdouble`): a real one as the float64 numpy casts it to, `None` for the others.
+/// `clongdouble`): a real one as the float64 numpy casts it to (a finite one past float64's
+/// range refused, as other floats are), `None` for the others.
 fn long_double(value: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
-    if is_instance_of_numpy(value, "floating")? { value.extract::<f64>().map(Some) } else { Ok(None) }
+    if !is_instance_of_numpy(value, "floating")? {
+        return Ok(None);
+    }
+    let v = value.extract::<f64>()?;
+    if v.is_infinite() && numpy(value.py())?.call_method1("isfinite", (value,))?.is_truthy()? {
+        return err(Kind::DTypeMismatch, format!("{value} is past float64's range"));
+    }
+    Ok(Some(v))
 }
 
 /// `value` as `str()` gives it (a `repr()` for a string), cut to its first 32 characters when

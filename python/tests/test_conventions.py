@@ -321,6 +321,9 @@ def test_long_doubles_are_taken_as_the_float64_numpy_casts_them_to(ds):
         ds.define_array("c", "float64", None, [2], fill_value=np.clongdouble(1.5))
     with pytest.raises(atlas.DTypeMismatchError):
         a.attrs["z"] = np.clongdouble(1)
+    if np.finfo(np.longdouble).max > np.finfo(np.float64).max:  # x86's 80-bit long double
+        with pytest.raises(atlas.DTypeMismatchError, match="past float64"):
+            ds.define_array("d", "float64", None, [2], fill_value=np.longdouble("1e400"))
 
 
 def test_a_float_fill_value_is_rounded_as_numpy_casts_it_and_shown_as_stored(ds):

@@ -49,6 +49,16 @@ def test_a_result_past_memory_is_an_out_of_memory_error(store):
         assert str(info.value).startswith("out of memory: d/")
 
 
+def test_numpy_failing_to_allocate_a_result_is_an_out_of_memory_error(store, monkeypatch):
+    arr = store.create_dataset("d").define_array("a", "float64", None, [4])
+    def refuse(*_):
+        raise MemoryError("Unable to allocate")
+    monkeypatch.setattr(np, "zeros", refuse)  # what the native reads allocate through
+    for read in (lambda: arr.read(), lambda: arr.read_boxes([[0]], [2])):
+        with pytest.raises(atlas.OutOfMemoryError, match=r"d/a: a result of shape \["):
+            read()
+
+
 def test_not_found_reads_as_written_and_is_a_key_error(store):
     with pytest.raises(KeyError) as info:
         store.open_dataset("nope")

@@ -26,12 +26,9 @@ fn check(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<
 fn check_bytes(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<()> {
     // A fill entry has no bytes: its length is checked (decoding it would only build a
     // chunk of fill, for strings a `String` per element). A string chunk of empty strings
-    // is its offsets alone: one more than its elements, 4 bytes each.
+    // is its offsets alone.
     if block.entry().is_fill {
-        let raw_len = match ctx.meta.dtype {
-            DType::String => ctx.meta.chunk_elems().saturating_add(1).saturating_mul(4),
-            _ => ctx.meta.chunk_bytes(),
-        };
+        let raw_len = ctx.meta.raw_chunk_bytes().expect("a checked schema's chunk fits u64");
         return check_raw_len(ctx, block, to_usize(raw_len));
     }
     if ctx.meta.dtype == DType::String {

@@ -265,6 +265,10 @@ impl ArrayHandle {
     pub fn resize(&self, new_shape: &[u64]) -> Result<()> {
         let mut guard = self.inner.write();
         self.inner.check_before_change(&guard, |state| self.check_resize(state, new_shape))?;
+        let same_shape = |state: &State| state.array(&self.dataset, &self.name).is_ok_and(|m| m.shape == new_shape);
+        if self.inner.holds_on_newest(&guard, same_shape) {
+            return Ok(());
+        }
         let started = guard.session.is_none();
         let resized = self.inner.change(&mut guard, |state| self.resize_in(state, new_shape))?;
         // The array had that shape on the newest commit: nothing to commit, no lock to hold.

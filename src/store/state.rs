@@ -139,21 +139,40 @@ impl Inner {
         if state.session.is_some() {
             return Err(refused);
         }
-        // The checks read the schemas only: the metadata, without the fragments it names.
-        let newest = disk::read_newest_meta(&self.dir, &self.limits);
-        let newer = |meta: &StoreMeta| disk::commit_id(meta) != disk::commit_id(&state.meta);
-        let Some((meta, encoding)) = newest.ok().filter(|(meta, _)| newer(meta)) else {
-            return Err(refused);
-        };
-        let newest = State {
+        let Ok(Some(newest)) = self.newer_commit(state) else { return Err(refused) };
+        check(&newest).map(drop)
+    }
+
+    /// Whether `holds` is true on the newest commit, told without the writer lock: on this
+    /// handle's snapshot when no other writer has committed since, else on the newest
+    /// metadata (false when that cannot be read, and with a session: the session is the
+    /// newest, and what it changed is pending).
+    pub(crate) fn holds_on_newest(&self, state: &State, holds: impl Fn(&State) -> bool) -> bool {
+        if state.session.is_some() || !holds(state) {
+            return false;
+        }
+        match self.newer_commit(state) {
+            Ok(None) => true,
+            Ok(Some(newest)) => holds(&newest),
+            Err(_) => false,
+        }
+    }
+
+    /// The newest commit's schemas when another writer has committed since this handle's
+    /// snapshot (the metadata only, without the fragments it names), else `None`.
+    fn newer_commit(&self, state: &State) -> Result<Option<State>> {
+        let (meta, encoding) = disk::read_newest_meta(&self.dir, &self.limits)?;
+        if disk::commit_id(&meta) == disk::commit_id(&state.meta) {
+            return Ok(None);
+        }
+        Ok(Some(State {
             meta,
             encoding,
             committed: Snapshot::default(),
             session: None,
             unsynced_commit: false,
             changes_discarded: false,
-        };
-        check(&newest).map(drop)
+        }))
     }
 
     /// Runs `body` as a change (after [`Inner::begin_change`]). When this call started the

@@ -85,9 +85,9 @@ fn a_read_to_device_larger_than_memory_is_refused_before_it_is_planned() {
     let ds = store.create_dataset("d").unwrap();
     let vast = ds.define_array("vast", ArraySpec::new(DType::UInt8, [u64::MAX])).unwrap();
     let read = vast.read_to_device(&[0], &[u64::MAX], on(Device::Cuda(0)));
-    assert!(matches!(read, Err(Error::InvalidArgument { .. })), "{:?}", read.map(drop));
+    assert!(matches!(read, Err(Error::OutOfMemory { .. })), "{:?}", read.map(drop));
     let read = store.read_array_across_stacked_to_device("vast", &["d"], &[0], &[u64::MAX], on(Device::Cuda(0)));
-    assert!(matches!(read, Err(Error::InvalidArgument { .. })), "{:?}", read.map(drop));
+    assert!(matches!(read, Err(Error::OutOfMemory { .. })), "{:?}", read.map(drop));
 }
 
 /// Whether GPU reads can run here, going by a first GPU read of the uint16 `array`.

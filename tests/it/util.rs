@@ -164,7 +164,6 @@ pub(crate) fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// Elements `0, 1, 2, ...` converted to `T` by `f`, in the shape given.
 /// Flips a byte in the middle of the stored bytes of chunk `coord` of `array`
 /// (`dataset/array`), in place.
 pub(crate) fn damage_block(store: &Atlas, array: &str, coord: &[u64]) {
@@ -178,6 +177,7 @@ pub(crate) fn damage_block(store: &Atlas, array: &str, coord: &[u64]) {
     file.write_all_at(&[byte[0] ^ 0x5a], at).unwrap();
 }
 
+/// Elements `0, 1, 2, ...` converted to `T` by `f`, in the shape given.
 pub(crate) fn iota<T>(shape: &[usize], f: impl Fn(usize) -> T) -> ndarray::ArrayD<T> {
     let n = shape.iter().product();
     ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(shape), (0..n).map(f).collect()).expect("shape matches")
