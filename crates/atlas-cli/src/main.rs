@@ -407,14 +407,25 @@ fn open_dataset(store: &Atlas, name: &str) -> Result<Dataset> {
 
 /// A number as a fill value: an integer (signed, or unsigned past i64), else a float
 /// (`nan`, `inf` and `-inf` included). Whether it fits the array's dtype is the schema's
-/// check.
+/// check. A float that would not be the number written is refused: one past float64's
+/// range, and a whole number of 2^53 or more written with a point (`9007199254740993.0`
+/// is 2^53 as a float: written without the point it is exact).
 fn parse_fill_value(text: &str) -> Result<Scalar, String> {
     let text = text.trim();
-    text.parse()
-        .map(Scalar::Int)
-        .or_else(|_| text.parse().map(Scalar::UInt))
-        .or_else(|_| text.parse().map(Scalar::Float))
-        .map_err(|_| format!("{text:?} is not a number"))
+    if let Ok(v) = text.parse().map(Scalar::Int).or_else(|_| text.parse().map(Scalar::UInt)) {
+        return Ok(v);
+    }
+    let v: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
+    let spelled_infinite = text.trim_start_matches(['+', '-']).to_ascii_lowercase().starts_with("inf");
+    if v.is_infinite() && !spelled_infinite {
+        return Err(format!("{text} is past float64's range"));
+    }
+    if v.fract() == 0.0 && v.abs() >= 2f64.powi(53) && !v.is_infinite() {
+        return Err(format!(
+            "{text} is not exact as a float (it reads as {v:?}): write a whole number without a point"
+        ));
+    }
+    Ok(Scalar::Float(v))
 }
 
 /// `atlas ls`: the store's datasets, or the arrays of `dataset`.
@@ -856,6 +867,22 @@ mod tests {
     use ndarray::Array1;
 
     use super::*;
+
+    #[test]
+    fn fill_values_are_the_numbers_written_or_refused() {
+        assert_eq!(parse_fill_value("-999"), Ok(Scalar::Int(-999)));
+        assert_eq!(parse_fill_value("18446744073709551615"), Ok(Scalar::UInt(u64::MAX)));
+        assert_eq!(parse_fill_value(" 1.5 "), Ok(Scalar::Float(1.5)));
+        assert_eq!(parse_fill_value("123.0"), Ok(Scalar::Float(123.0)));
+        assert!(matches!(parse_fill_value("nan"), Ok(Scalar::Float(v)) if v.is_nan()));
+        assert_eq!(parse_fill_value("-inf"), Ok(Scalar::Float(f64::NEG_INFINITY)));
+        assert_eq!(parse_fill_value("Infinity"), Ok(Scalar::Float(f64::INFINITY)));
+        assert!(parse_fill_value("1e400").unwrap_err().contains("range"));
+        assert!(parse_fill_value("-1e400").unwrap_err().contains("range"));
+        assert!(parse_fill_value("9007199254740993.0").unwrap_err().contains("without a point"));
+        assert!(parse_fill_value("9007199254740992.5").unwrap_err().contains("without a point"));
+        assert!(parse_fill_value("x1").unwrap_err().contains("not a number"));
+    }
 
     #[test]
     fn messages_quoting_control_bytes_reach_the_terminal_escaped() {

@@ -86,7 +86,18 @@ pub fn open(path: &Path) -> Result<Box<dyn Read>> {
         return decompressing(stdin, compression, path);
     }
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    decompressing(BufReader::with_capacity(1 << 20, file), Compression::of_path(path), path)
+    let mut input = BufReader::with_capacity(1 << 20, file);
+    let compression = Compression::of_path(path);
+    // A plain .npy under a compressed name would fail in the decompressor, which says only
+    // that its header is wrong.
+    if compression != Compression::None && input.fill_buf().is_ok_and(|first| first.starts_with(MAGIC)) {
+        bail!(
+            "{}: a plain .npy file, not {}-compressed as its name says: name it .npy",
+            path.display(),
+            compression.name()
+        );
+    }
+    decompressing(input, compression, path)
 }
 
 /// The compression a stream's first bytes show: a gzip or zstd magic number (a zstd frame's
@@ -221,16 +232,20 @@ fn dtype_of_descr(descr: &str) -> Result<DType, String> {
 }
 
 /// Reads the magic, version and header of a .npy stream, leaving `reader` at the body.
-/// `path` only names the file in errors.
-pub fn read_header(reader: &mut dyn Read, path: &Path) -> Result<Header> {
+/// `path` only names the file in errors; `decompressed` tells whether the stream was
+/// decompressed on the way (for the hint on a stream compressed twice).
+pub fn read_header(reader: &mut dyn Read, path: &Path, decompressed: bool) -> Result<Header> {
     let name = path.display();
     let mut preamble = [0u8; 8];
     reader.read_exact(&mut preamble).map_err(|e| short_read(&e, path, "the .npy preamble"))?;
     if &preamble[..6] != MAGIC {
         let hint = match sniff(&preamble) {
-            Compression::Gz => "; it is gzip-compressed: name it .npy.gz, or give it on standard input as -",
-            Compression::Zst => "; it is zstd-compressed: name it .npy.zst, or give it on standard input as -",
-            Compression::None => "",
+            Compression::None => String::new(),
+            inner if decompressed => {
+                format!("; it is {}-compressed again inside: decompress it once first", inner.name())
+            }
+            Compression::Gz => "; it is gzip-compressed: name it .npy.gz, or give it on standard input as -".into(),
+            Compression::Zst => "; it is zstd-compressed: name it .npy.zst, or give it on standard input as -".into(),
         };
         bail!("{name}: not a .npy file (it does not start with \\x93NUMPY){hint}");
     }
@@ -541,7 +556,7 @@ mod tests {
     use super::*;
 
     fn header_of(bytes: &[u8]) -> Result<Header> {
-        read_header(&mut &bytes[..], Path::new("x.npy"))
+        read_header(&mut &bytes[..], Path::new("x.npy"), false)
     }
 
     #[test]

@@ -57,7 +57,10 @@ pub struct Source {
 /// its header, before anything is done to a store.
 pub fn open_source(file: &Path) -> Result<Source> {
     let mut reader = npy::open(file)?;
-    let header = npy::read_header(&mut reader, source_name(file))?;
+    // Standard input is decompressed when its first bytes show a compression, so a stream
+    // still compressed inside it was compressed twice.
+    let decompressed = file == Path::new("-") || npy::Compression::of_path(file) != npy::Compression::None;
+    let header = npy::read_header(&mut reader, source_name(file), decompressed)?;
     Ok(Source { reader, header })
 }
 
@@ -123,6 +126,9 @@ pub fn import(
             file.display(),
             if n == 1 << 16 { " or more" } else { "" }
         ),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            bail!("{}: the compressed stream is cut short after the array data (file truncated?)", file.display())
+        }
         Err(e) => bail!(
             "{}: the stream does not end cleanly after the array data: {e} (bytes after the compressed \
              stream, or a damaged one)",
@@ -236,7 +242,9 @@ fn write_slabs<T: Fixed>(
     // file holds: a header may claim any size.
     let mut read = |buf: &mut Vec<u8>, len: u64| -> Result<()> {
         buf.clear();
-        buf.reserve(usize::try_from(len.min(slab_bytes)).unwrap_or(0));
+        // Reserved up to 64 MiB at first: a header (and a large --slab-bytes) may claim more
+        // than memory holds; the buffer grows past it as the bytes come.
+        buf.reserve(usize::try_from(len.min(slab_bytes).min(64 << 20)).unwrap_or(0));
         let ends_early =
             || anyhow!("{}: data ends early: expected {total} bytes of array data (file truncated?)", file.display());
         // A decompressor cut short says so with `UnexpectedEof`, a plain file with fewer bytes.
@@ -315,6 +323,12 @@ pub fn export(
     Ok(Moved { dtype: meta.dtype, shape: meta.shape, data_bytes })
 }
 
+/// `name`'s first `max` bytes or fewer, cut at a character boundary.
+fn cut_to_bytes(name: &str, max: usize) -> &str {
+    let end = (0..=max.min(name.len())).rev().find(|&i| name.is_char_boundary(i)).unwrap_or(0);
+    &name[..end]
+}
+
 /// Whether `path` is (or links to) a regular file other than standard output.
 pub fn is_regular_file(path: &Path) -> bool {
     !is_stdout(path) && std::fs::metadata(path).is_ok_and(|found| found.is_file())
@@ -373,6 +387,8 @@ impl Target {
         // An existing file is replaced where its links lead, as writing through them would.
         let dest = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let name = dest.file_name().map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+        // Cut so that the temporary name stays within the 255 bytes a file name may take.
+        let name = cut_to_bytes(&name, 255 - ".PID_OF_10.12345678.tmp.".len());
         // The process id and a random number: a killed export's file (never removed) cannot
         // be in the way of a later one whose process got the same id.
         let nonce = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::time::SystemTime::now());
@@ -489,6 +505,13 @@ mod tests {
         let imported = import(store, target, file, open_source(file)?, &options, true);
         store.discard();
         imported
+    }
+
+    #[test]
+    fn names_are_cut_at_a_character_boundary() {
+        assert_eq!(cut_to_bytes("abc", 10), "abc");
+        assert_eq!(cut_to_bytes("abc", 2), "ab");
+        assert_eq!(cut_to_bytes("aé", 2), "a", "é is two bytes");
     }
 
     #[test]

@@ -887,9 +887,11 @@ fn import_refuses_files_it_cannot_read_naming_the_file_and_commits_nothing() {
     let mut long = npy("<i2", &[1, 4], &[1; 8]);
     long.extend_from_slice(b"trailing");
     let small_gz = gz(&npy("<i2", &[1, 4], &[1; 8]));
-    let cases: [(&str, Vec<u8>, &str); 10] = [
+    let cases: [(&str, Vec<u8>, &str); 12] = [
         ("long.npy", long, "8 bytes after the 8 bytes of array data"),
-        ("no_trailer.npy.gz", small_gz[..small_gz.len() - 8].to_vec(), "no_trailer.npy.gz"),
+        ("no_trailer.npy.gz", small_gz[..small_gz.len() - 8].to_vec(), "cut short after the array data"),
+        ("plain.npy.gz", npy("<i2", &[4], &[1; 8]), "a plain .npy file, not gz-compressed"),
+        ("twice.npy.gz", gz(&small_gz), "gz-compressed again inside"),
         ("fortran.npy", npy("<f8", &[2, 2], &[0; 32]).replace_header("False", "True"), "Fortran-order"),
         ("big.npy", npy(">f8", &[2], &[0; 16]), "big-endian"),
         ("complex.npy", npy("<c8", &[2], &[0; 16]), "not supported"),
@@ -918,6 +920,19 @@ fn import_refuses_files_it_cannot_read_naming_the_file_and_commits_nothing() {
         assert_eq!(reopened.generation(), 0, "{name}");
         assert!(fragments(&store).is_empty(), "{name}: a failed import left its fragment");
     }
+    // A header claiming 2^63 bytes with slabs as large: nothing that large is reserved.
+    let claims = dir.path().join("claims.npy");
+    std::fs::write(&claims, npy("|u1", &[1 << 63], &[1; 64])).unwrap();
+    let huge_slabs = ["--slab-bytes", "18446744073709551615"];
+    atlas()
+        .arg("import")
+        .arg(&store)
+        .arg("d/a")
+        .arg(&claims)
+        .args(huge_slabs)
+        .assert()
+        .code(1)
+        .stderr(contains("ends early"));
     atlas()
         .arg("import")
         .arg(&store)
@@ -987,6 +1002,10 @@ fn export_refuses_to_replace_files_and_arrays_npy_cannot_hold() {
     atlas().arg("export").arg(&store).arg("run42/temp").arg(&file).assert().success();
     atlas().arg("export").arg(&store).arg("run42/temp").arg(&file).assert().code(1).stderr(contains("--force"));
     atlas().arg("export").arg(&store).arg("run42/temp").arg(&file).arg("--force").assert().success();
+    // A name near the 255-byte limit: its temporary file's name is cut to fit.
+    let long = dir.path().join(format!("{}.npy", "x".repeat(251)));
+    atlas().arg("export").arg(&store).arg("run42/temp").arg(&long).assert().success();
+    assert_eq!(std::fs::read(&long).unwrap(), std::fs::read(&file).unwrap());
     let names = dir.path().join("names.npy");
     atlas().arg("export").arg(&store).arg("run42/names").arg(&names).assert().code(1).stderr(contains("string values"));
     assert!(!names.exists());
