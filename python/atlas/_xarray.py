@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 import sys
 import warnings
@@ -123,15 +124,29 @@ def _missing_strings_to_empty(block: np.ndarray, name: str) -> np.ndarray:
         return block
     warnings.warn(
         f"{name!r}: {int(missing.sum())} missing strings (None/NaN) written as '' (the string fill value)",
-        stacklevel=4,
+        stacklevel=_caller_level(),
     )
     out = flat.copy()
     out[missing] = ""
     return out.reshape(block.shape)
 
 
+def _caller_level() -> int:
+    """The `stacklevel` that points a warning at the first caller outside this package (the
+    line that called into Atlas, through whichever entry point)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _blocks(data: Any) -> Any:
-    """(start, numpy block) pairs: one for numpy data, one per chunk for dask data."""
+    """(start, numpy block) pairs: one for numpy data, one per chunk for dask data (a 0-d
+    dask array's one block is its value computed: its `blocks[()]` is a graph key)."""
+    if _is_dask(data) and data.ndim == 0:
+        yield [], np.asarray(data.compute())
+        return
     if not _is_dask(data):
         arr = np.asarray(data)
         yield [0] * arr.ndim, arr
@@ -171,38 +186,52 @@ def add_xarray_dataset(store: Any, ds: Any, name: str, chunks: Optional[dict] = 
 def _add_variables(view: Any, ds: Any, chunks: Optional[dict], fill_value: Any) -> None:
     coord_names = list(ds.coords)
     for var_name in coord_names + list(ds.data_vars):
-        var = ds.variables[var_name]
-        np_dtype = _numpy_dtype(var_name, var.dtype)
-        attrs = dict(var.attrs)
-        declared = attrs.get("_FillValue", var.encoding.get("_FillValue"))
-        if chunks is not None and var_name in chunks:
-            chunk_shape = [int(n) for n in chunks[var_name]]
-        elif _is_dask(var.data) and var.ndim:
-            chunk_shape = [max(int(c[0]), 1) for c in var.data.chunks]
-        else:
-            chunk_shape = None
-        try:
-            array = view.define_array(
-                var_name,
-                dtype_name(np_dtype),
-                [str(d) for d in var.dims],
-                [int(n) for n in var.shape],
-                chunk_shape=chunk_shape,
-                fill_value=_fill_for(var_name, np_dtype, declared, fill_value),
+        if type(ds.indexes.get(var_name)).__name__ == "MultiIndex":
+            raise InvalidArgumentError(
+                f"variable {var_name!r} is a pandas MultiIndex, which Atlas does not store: "
+                "call ds.reset_index() first"
             )
-        except AtlasError as e:
+        try:
+            _add_variable(view, var_name, ds.variables[var_name], chunks, fill_value)
+        except AtlasError as e:  # whichever step failed, named by its variable
             raise type(e)(f"variable {var_name!r}: {e}") from e
-        for start, block in _blocks(var.data):
-            if block.size == 0:
-                continue
-            if np_dtype.kind in "OUS":
-                block = _missing_strings_to_empty(block, var_name)
-            array.write(start, block)
-        for key, value in attrs.items():
-            array.attrs[str(key)] = value
     for key, value in ds.attrs.items():
-        view.set_attribute(str(key), value)
+        try:
+            view.set_attribute(str(key), value)
+        except AtlasError as e:
+            raise type(e)(f"dataset attribute {key!r}: {e}") from e
     view.attrs[COORDS_KEY] = coord_names
+
+
+def _add_variable(view: Any, var_name: str, var: Any, chunks: Optional[dict], fill_value: Any) -> None:
+    np_dtype = _numpy_dtype(var_name, var.dtype)
+    attrs = dict(var.attrs)
+    declared = attrs.get("_FillValue", var.encoding.get("_FillValue"))
+    if chunks is not None and var_name in chunks:
+        chunk_shape = [int(n) for n in chunks[var_name]]
+    elif _is_dask(var.data) and var.ndim:
+        chunk_shape = [max(int(c[0]), 1) for c in var.data.chunks]
+    else:
+        chunk_shape = None
+    array = view.define_array(
+        var_name,
+        dtype_name(np_dtype),
+        [str(d) for d in var.dims],
+        [int(n) for n in var.shape],
+        chunk_shape=chunk_shape,
+        fill_value=_fill_for(var_name, np_dtype, declared, fill_value),
+    )
+    for start, block in _blocks(var.data):
+        if block.size == 0:
+            continue
+        if np_dtype.kind in "OUS":
+            block = _missing_strings_to_empty(block, var_name)
+        array.write(start, block)
+    for key, value in attrs.items():
+        try:
+            array.attrs[str(key)] = value
+        except AtlasError as e:
+            raise type(e)(f"attribute {key!r}: {e}") from e
 
 
 def _numpy_dtype(var_name: str, dtype: Any) -> np.dtype:
@@ -242,18 +271,32 @@ def _xarray_dims(arrays: dict[str, Any]) -> dict[str, list]:
     return {n: [f"{n}_{d}" if d in clashing else d for d in names] for n, names in dims.items()}
 
 
+class _Contents:
+    """What an Atlas dataset holds as xarray sees it, before any data is read: its view,
+    attributes (without Atlas's own), arrays by name, each array's xarray dims, and which
+    arrays are coordinates."""
+
+    def __init__(self, store: Any, name: str):
+        self.view = store.open_dataset(name)
+        self.attrs = self.view.attributes()
+        coord_list = self.attrs.pop(COORDS_KEY, None)
+        self.arrays = {n: self.view[n] for n in self.view.list_arrays()}
+        if not isinstance(coord_list, list):
+            coord_list = [n for n, a in self.arrays.items() if tuple(a.dims) == (n,)]
+        self.coord_names = [n for n in self.arrays if n in coord_list]
+        self.data_names = [n for n in self.arrays if n not in coord_list]
+        self.dims = _xarray_dims(self.arrays)
+
+    def variables(self, xr: Any, names: list, lazy: bool) -> dict:
+        return {n: _variable(xr, self.arrays[n], self.dims[n], lazy) for n in names}
+
+
 def open_as_xarray_dataset(store: Any, name: str, lazy: bool = True) -> Any:
     xr = _xarray()
-    view = store.open_dataset(name)
-    attrs = view.attributes()
-    coord_list = attrs.pop(COORDS_KEY, None)
-    arrays = {n: view[n] for n in view.list_arrays()}
-    if not isinstance(coord_list, list):
-        coord_list = [n for n, a in arrays.items() if tuple(a.dims) == (n,)]
-    dims = _xarray_dims(arrays)
-    coords = {n: _variable(xr, a, dims[n], lazy) for n, a in arrays.items() if n in coord_list}
-    data_vars = {n: _variable(xr, a, dims[n], lazy) for n, a in arrays.items() if n not in coord_list}
-    return xr.Dataset(data_vars=data_vars, coords=coords, attrs=attrs)
+    found = _Contents(store, name)
+    coords = found.variables(xr, found.coord_names, lazy)
+    data_vars = found.variables(xr, found.data_names, lazy)
+    return xr.Dataset(data_vars=data_vars, coords=coords, attrs=found.attrs)
 
 
 def open_as_many_xarray_dataset(store: Any, names: Sequence[str], concat_dim: str = "dataset") -> Any:
@@ -261,42 +304,46 @@ def open_as_many_xarray_dataset(store: Any, names: Sequence[str], concat_dim: st
     names = _names(names, "names")
     if not names:
         raise InvalidArgumentError("names is empty")
-    template, first_view = open_as_xarray_dataset(store, names[0], lazy=False), store.open_dataset(names[0])
+    # The first dataset's coordinates are read; its data only in the stack.
+    first = _Contents(store, names[0])
+    coords = first.variables(xr, first.coord_names, lazy=False)
     for name in names[1:]:
-        _check_stacks_on(store.open_dataset(name), name, template, first_view)
+        _check_stacks_on(store.open_dataset(name), name, first, coords)
     data_vars = {}
-    for var_name in template.data_vars:
-        var = template[var_name]
-        stacked = store.read_array_across_stacked(str(var_name), names, [0] * var.ndim, list(var.shape))
-        data_vars[var_name] = xr.Variable([concat_dim, *var.dims], stacked, attrs=dict(var.attrs))
-    coords = {n: template.coords[n].variable for n in template.coords}
+    for var_name in first.data_names:
+        array = first.arrays[var_name]
+        stacked = store.read_array_across_stacked(var_name, names, [0] * array.ndim, list(array.shape))
+        attrs = array.attrs.to_dict()
+        data_vars[var_name] = xr.Variable([concat_dim, *first.dims[var_name]], stacked, attrs=attrs)
     coords[concat_dim] = xr.Variable([concat_dim], np.asarray(names, dtype=object))
-    return xr.Dataset(data_vars=data_vars, coords=coords, attrs=dict(template.attrs))
+    return xr.Dataset(data_vars=data_vars, coords=coords, attrs=first.attrs)
 
 
-def _check_stacks_on(view: Any, name: str, template: Any, first_view: Any) -> None:
-    """Refuses dataset `name` for stacking on the first one (`first_view`, opened as
-    `template`) unless it holds every variable with the same shape, dimension names and
+def _check_stacks_on(view: Any, name: str, first: _Contents, coords: dict) -> None:
+    """Refuses dataset `name` for stacking on the `first` one (whose coordinates read as
+    `coords`) unless it holds every variable with the same shape, dimension names and
     coordinate values: a stack takes the first's shapes and coordinates, which would cut or
     mislabel another's data. Names are compared as stored: the names xarray is given
     depend on the other arrays of each dataset (`_xarray_dims`)."""
-    first = first_view.name
-    for var_name in template.variables:
+    first_name = first.view.name
+    for var_name, want in first.arrays.items():
         if var_name not in view:
-            raise InvalidArgumentError(f"dataset {name} has no {var_name!r}, which {first} has: they do not stack")
-        array, want = view[var_name], first_view[var_name]
+            raise InvalidArgumentError(
+                f"dataset {name} has no {var_name!r}, which {first_name} has: they do not stack"
+            )
+        array = view[var_name]
         shape, dims = tuple(array.shape), tuple(array.dims)
         if (shape, dims) != (tuple(want.shape), tuple(want.dims)):
             raise InvalidArgumentError(
                 f"{var_name!r} has shape {shape} over {dims} in dataset {name}, {tuple(want.shape)} over "
-                f"{tuple(want.dims)} in {first}: they do not stack"
+                f"{tuple(want.dims)} in {first_name}: they do not stack"
             )
-    for coord_name, coord in template.coords.items():
+    for coord_name, coord in coords.items():
         values = view[coord_name].read()
         same = np.array_equal(values, coord.values, equal_nan=values.dtype.kind in "fcmM")
         if not same:
             raise InvalidArgumentError(
-                f"coordinate {coord_name!r} of dataset {name} differs from {first}'s: they do not stack"
+                f"coordinate {coord_name!r} of dataset {name} differs from {first_name}'s: they do not stack"
             )
 
 

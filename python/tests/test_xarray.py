@@ -96,6 +96,16 @@ def test_writing_what_is_not_a_dataset_of_named_variables_says_so(tmp_path):
     aware = xr.Dataset(coords={"x": pd.date_range("2020", periods=2, tz="UTC")})
     with pytest.raises(atlas.InvalidArgumentError, match="variable 'x'"):
         store.add_xarray_dataset(aware, "aware")
+    # Errors of the write and of attributes name the variable (and the attribute) too.
+    mixed = xr.Dataset({"m": ("x", np.array([1, "a"], dtype=object))})
+    with pytest.raises(atlas.DTypeMismatchError, match="variable 'm'"):
+        store.add_xarray_dataset(mixed, "mixed")
+    too_big = xr.Dataset({"v": ("x", [1.0], {"n": np.uint64(2**64 - 1)})})
+    with pytest.raises(atlas.AtlasError, match="variable 'v': attribute 'n'"):
+        store.add_xarray_dataset(too_big, "too_big")
+    multi = xr.Dataset({"v": ("i", [1.0, 2.0])}, coords={"a": ("i", [1, 2]), "b": ("i", [3, 4])}).set_index(i=["a", "b"])
+    with pytest.raises(atlas.InvalidArgumentError, match="MultiIndex.*reset_index"):
+        store.add_xarray_dataset(multi, "multi")
     assert store.list_datasets() == []
 
 
@@ -146,8 +156,12 @@ def test_a_scalar_nan_fill_value_leaves_integer_variables_at_their_default(tmp_p
 def test_missing_strings_become_empty_with_a_warning(tmp_path):
     ds = xr.Dataset({"s": (["x"], np.array(["a", None, np.nan], dtype=object))})
     store = atlas.Atlas.create(tmp_path / "s")
-    with pytest.warns(UserWarning, match="missing strings"):
+    with pytest.warns(UserWarning, match="missing strings") as caught:
         store.add_xarray_dataset(ds, "d")
+    assert caught[0].filename == __file__, "the warning points at the caller's line"
+    with pytest.warns(UserWarning, match="missing strings") as caught:
+        ds.atlas.write(store, "e")  # through the accessor, one frame deeper
+    assert caught[0].filename == __file__
     assert store["d"].read_array("s").tolist() == ["a", "", ""]
 
 
@@ -170,6 +184,28 @@ def test_open_many_stacks_along_a_new_dimension(tmp_path):
     assert many.attrs == {"i": 0}
     with pytest.raises(atlas.InvalidArgumentError):
         store.open_as_many_xarray_dataset([])
+
+
+def test_open_many_reads_the_data_only_in_the_stack(tmp_path, monkeypatch):
+    store = atlas.Atlas.create(tmp_path / "s")
+    for i in range(3):
+        store.add_xarray_dataset(xr.Dataset({"t": ("z", np.arange(4.0) + i)}, coords={"z": np.arange(4)}), f"p{i}")
+    reads = []
+    read = atlas.Array.read
+    monkeypatch.setattr(atlas.Array, "read", lambda self, *a, **k: reads.append(self.name) or read(self, *a, **k))
+    many = store.open_as_many_xarray_dataset(["p0", "p1", "p2"])
+    np.testing.assert_array_equal(many["t"].values[:, 0], [0, 1, 2])
+    assert "t" not in reads, reads  # coordinates only: "t" is read across, once
+
+
+def test_a_zero_dimensional_dask_variable_is_written_as_its_value(tmp_path):
+    pytest.importorskip("dask.array")
+    ds = xr.Dataset({"b": ("x", np.arange(4.0)), "s": ((), np.array("hello", dtype=object))}).chunk()
+    ds["total"] = ds.b.sum()
+    store = atlas.Atlas.create(tmp_path / "s")
+    store.add_xarray_dataset(ds, "d")
+    back = store.open_as_xarray_dataset("d")
+    assert back["s"].values.item() == "hello" and back["total"].values.item() == 6.0
 
 
 def test_chunked_arrays_open_lazily_with_dask(tmp_path):
