@@ -342,8 +342,10 @@ class Atlas:
         keeps the shuffle it has."""
         self._native.recompress(codec, shuffle_arg(shuffle))
 
-    def set_meta_format(self, meta_format: str = "json", meta_compression: str = "none") -> None:
-        """Changes the metadata file's encoding at the next flush."""
+    def set_meta_format(self, meta_format: Optional[str] = None, meta_compression: Optional[str] = None) -> None:
+        """Changes the metadata file's encoding at the next flush: `meta_format` `"json"` or
+        `"msgpack"`, `meta_compression` `"none"`, `"zstd"` or `"lz4"`; the one not given
+        stays as it is (as `atlas convert-meta` does)."""
         self._native.set_meta_format(meta_format, meta_compression)
 
     def __enter__(self) -> "Atlas":

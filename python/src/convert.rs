@@ -549,11 +549,10 @@ fn sum_of(sum: f64, dtype: DType) -> Option<f64> {
 
 /// A mean of values; for timestamps an instant (`datetime64[ns]`), as numpy's mean of them
 /// is (the mean is a float: for today's dates it is within a few hundred nanoseconds).
-#[allow(clippy::cast_possible_truncation)] // a mean of i64 values is within their range
-fn mean_of<'py>(py: Python<'py>, mean: Option<f64>, dtype: DType) -> PyResult<Bound<'py, PyAny>> {
-    match mean {
-        Some(mean) if dtype == DType::Timestamp => scalar_to_py(py, Scalar::Int(mean.round() as i64), dtype),
-        mean => Ok(mean.into_pyobject(py)?.into_any()),
+fn mean_of<'py>(py: Python<'py>, stats: &ArrayStats, dtype: DType) -> PyResult<Bound<'py, PyAny>> {
+    match stats.mean_instant() {
+        Some(instant) if dtype == DType::Timestamp => scalar_to_py(py, Scalar::Int(instant), dtype),
+        _ => Ok(stats.mean.into_pyobject(py)?.into_any()),
     }
 }
 
@@ -567,7 +566,7 @@ pub fn stats_to_py<'py>(py: Python<'py>, stats: &ArrayStats, dtype: DType) -> Py
     dict.set_item("max", opt_scalar(py, stats.max, dtype)?)?;
     dict.set_item("count", stats.count)?;
     dict.set_item("sum", sum_of(stats.sum, dtype))?;
-    dict.set_item("mean", mean_of(py, stats.mean, dtype)?)?;
+    dict.set_item("mean", mean_of(py, stats, dtype)?)?;
     Ok(dict)
 }
 

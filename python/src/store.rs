@@ -211,9 +211,17 @@ impl Store {
         py.detach(|| self.inner.recompress(codec, shuffle)).py_err()
     }
 
-    fn set_meta_format(&self, py: Python<'_>, meta_format: &str, meta_compression: &str) -> PyResult<()> {
-        let format = parse_meta_format(meta_format)?;
-        let compression = parse_meta_compression(meta_compression)?;
+    /// The format or compression not given stays as it is.
+    #[pyo3(signature = (meta_format=None, meta_compression=None))]
+    fn set_meta_format(
+        &self,
+        py: Python<'_>,
+        meta_format: Option<&str>,
+        meta_compression: Option<&str>,
+    ) -> PyResult<()> {
+        let (format_now, compression_now) = self.inner.meta_encoding();
+        let format = meta_format.map_or(Ok(format_now), parse_meta_format)?;
+        let compression = meta_compression.map_or(Ok(compression_now), parse_meta_compression)?;
         py.detach(|| self.inner.set_meta_format(format, compression)).py_err()
     }
 

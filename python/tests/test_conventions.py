@@ -507,3 +507,9 @@ def test_big_endian_datetime64_is_assigned_like_native(ds):
     t[:] = when.astype(">M8[ns]")
     t[1:] = when[:1].astype(">M8[ns]").astype(">M8[us]")
     assert (t[:] == when[0]).all()
+
+
+def test_a_timestamp_mean_next_to_nat_is_an_instant_not_nat(ds):
+    arr = ds.define_array("t", "timestamp", None, [2])
+    arr[:] = np.array([np.iinfo(np.int64).min + 1] * 2).view("datetime64[ns]")
+    assert not np.isnat(arr.stats["mean"]) and arr.stats["mean"] == arr.stats["min"]

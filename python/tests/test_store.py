@@ -475,6 +475,12 @@ def test_set_meta_format_converts_the_metadata_file(tmp_path):
     store.flush()
     assert meta_files(tmp_path / "s") == ["atlas.msgpack.zst"]
     assert atlas.Atlas.open(tmp_path / "s").list_datasets() == ["d"]
+    store.set_meta_format("json")  # the compression not given stays
+    store.flush()
+    assert meta_files(tmp_path / "s") == ["atlas.json.zst"]
+    store.set_meta_format(meta_compression="none")
+    store.flush()
+    assert meta_files(tmp_path / "s") == ["atlas.json"]
 
 
 def test_repr_and_html_show_schema_codec_and_sizes(store, ds):

@@ -38,6 +38,18 @@ impl AttrValue {
             _ => 0,
         }
     }
+
+    /// This value with every NaN in it (nested ones too) the standard NaN: the metadata
+    /// writes any NaN as `"NaN"`, so a handle keeping another NaN's bits would read other
+    /// bits than every later open.
+    pub(crate) fn with_standard_nans(self) -> Self {
+        match self {
+            Self::Float(v) if v.is_nan() => Self::Float(f64::NAN),
+            Self::List(items) => Self::List(items.into_iter().map(Self::with_standard_nans).collect()),
+            Self::Map(items) => Self::Map(items.into_iter().map(|(k, v)| (k, v.with_standard_nans())).collect()),
+            other => other,
+        }
+    }
 }
 
 macro_rules! attr_from {
@@ -77,6 +89,16 @@ impl<T: Into<AttrValue>> From<Vec<T>> for AttrValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_nan_becomes_the_standard_one_nested_ones_too() {
+        let odd = f64::from_bits(0xfff8_0000_0000_0001);
+        let value = AttrValue::List(vec![odd.into(), AttrValue::Map([("n".into(), odd.into())].into())]);
+        let AttrValue::List(items) = value.with_standard_nans() else { panic!("a list stays a list") };
+        let standard = |v: &AttrValue| matches!(v, AttrValue::Float(f) if f.to_bits() == f64::NAN.to_bits());
+        assert!(standard(&items[0]));
+        assert!(matches!(&items[1], AttrValue::Map(map) if standard(&map["n"])));
+    }
 
     #[test]
     fn tags_keep_date_like_strings_as_strings() {

@@ -68,6 +68,14 @@ impl ArrayStats {
         Self { count, null_count: elems.saturating_sub(count), min, max, sum, mean }
     }
 
+    /// The mean of a timestamp array's instants in nanoseconds: `mean` rounded, kept off
+    /// `i64::MIN` (`NaT`, a null), which a float mean of instants next to it rounds to.
+    #[must_use]
+    pub fn mean_instant(&self) -> Option<i64> {
+        #[allow(clippy::cast_possible_truncation)] // a mean of i64 values is within their range
+        self.mean.map(|mean| (mean.round() as i64).max(i64::MIN + 1))
+    }
+
     /// Checks persisted stats against the array they describe (`elems` elements of
     /// `dtype`): the counts add up, min and max are values of the dtype (none for strings
     /// or without valid values) in order, the sum can be one of such values
@@ -165,6 +173,16 @@ mod tests {
         assert!(broken(|s| s.mean = None).contains("mean"));
         assert!(sound().check(DType::Int16, 11).unwrap_err().contains("add up"));
         assert!(sound().check(DType::String, 10).unwrap_err().contains("do not match"));
+    }
+
+    #[test]
+    fn the_mean_instant_of_the_earliest_instants_is_not_nat() {
+        let earliest = Some(Scalar::Int(i64::MIN + 1));
+        #[allow(clippy::cast_precision_loss)] // what the stats keep: rounds to -2^63
+        let stats = ArrayStats::new(DType::Timestamp, 2, 2, earliest, earliest, 2.0 * (i64::MIN + 1) as f64);
+        assert_eq!(stats.mean_instant(), Some(i64::MIN + 1));
+        let stats = ArrayStats::new(DType::Timestamp, 2, 2, Some(Scalar::Int(1)), Some(Scalar::Int(4)), 5.0);
+        assert_eq!(stats.mean_instant(), Some(3), "2.5 rounds away from zero");
     }
 
     #[test]

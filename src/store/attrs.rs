@@ -66,6 +66,7 @@ impl Attrs {
         if value.depth() > MAX_ATTR_DEPTH {
             return Err(Error::invalid(format!("attribute {key:?} nests deeper than {MAX_ATTR_DEPTH} levels")));
         }
+        let value = value.with_standard_nans();
         self.with_mut(|attrs| {
             attrs.insert(key.to_string(), value.clone());
             Ok(())

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::{Result, bail};
-use atlas::{ArrayHandle, ArrayMeta, Atlas, AttrValue, Attributes, Codec, DType, Dataset, Scalar};
+use atlas::{ArrayHandle, ArrayMeta, ArrayStats, Atlas, AttrValue, Attributes, Codec, DType, Dataset, Scalar};
 use ndarray::{ArrayD, ArrayViewD, Axis, Slice};
 use serde_json::{Value as Json, json};
 
@@ -315,20 +315,14 @@ fn sum_json(sum: f64, dtype: DType) -> Json {
     if has_sum(dtype) { crate::values::float_json(sum) } else { Json::Null }
 }
 
-/// A mean as text: none for strings, an instant for timestamps.
-fn mean_text(mean: Option<f64>, dtype: DType) -> String {
-    match (mean, dtype) {
-        (None, _) | (_, DType::String) => "-".to_string(),
-        (Some(m), DType::Timestamp) => iso8601(mean_instant(m)),
-        (Some(m), _) => float_text(m),
+/// A mean as text: none for strings, an instant for timestamps (the mean is a float: for
+/// today's dates it is within a few hundred nanoseconds).
+fn mean_text(stats: &ArrayStats, dtype: DType) -> String {
+    match (stats.mean, stats.mean_instant(), dtype) {
+        (None, ..) | (_, _, DType::String) => "-".to_string(),
+        (_, Some(instant), DType::Timestamp) => iso8601(instant),
+        (Some(m), ..) => float_text(m),
     }
-}
-
-/// A mean of timestamps as an instant (the mean is a float: for today's dates it is within
-/// a few hundred nanoseconds).
-#[allow(clippy::cast_possible_truncation)] // a mean of i64 values fits i64
-fn mean_instant(mean: f64) -> i64 {
-    mean.round() as i64
 }
 
 /// `atlas stats`.
@@ -349,8 +343,8 @@ pub fn stats(handle: &ArrayHandle, label: &str, blocks: bool, json_out: bool, ou
         doc["stats"]["min"] = extreme_json(stats.min, meta.dtype);
         doc["stats"]["max"] = extreme_json(stats.max, meta.dtype);
         doc["stats"]["sum"] = sum_json(stats.sum, meta.dtype);
-        if let (Some(mean), DType::Timestamp) = (stats.mean, meta.dtype) {
-            doc["stats"]["mean"] = json!(mean_instant(mean)); // nanoseconds, as min and max
+        if let (Some(instant), DType::Timestamp) = (stats.mean_instant(), meta.dtype) {
+            doc["stats"]["mean"] = json!(instant); // nanoseconds, as min and max
         }
         if blocks {
             doc["block_stats"] = block_stats
@@ -371,7 +365,7 @@ pub fn stats(handle: &ArrayHandle, label: &str, blocks: bool, json_out: bool, ou
     writeln!(out, "min     {}", scalar_text(stats.min, dtype))?;
     writeln!(out, "max     {}", scalar_text(stats.max, dtype))?;
     writeln!(out, "sum     {}", sum_text(stats.sum, dtype))?;
-    writeln!(out, "mean    {}", mean_text(stats.mean, dtype))?;
+    writeln!(out, "mean    {}", mean_text(&stats, dtype))?;
     writeln!(out, "blocks  {} of {} written", block_stats.len(), counted(chunks, "chunk"))?;
     if blocks {
         writeln!(out)?;
