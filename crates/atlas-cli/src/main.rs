@@ -405,14 +405,20 @@ fn open_dataset(store: &Atlas, name: &str) -> Result<Dataset> {
     })
 }
 
-/// A number as a fill value: an integer (signed, or unsigned past i64), else a float
-/// (`nan`, `inf` and `-inf` included). Whether it fits the array's dtype is the schema's
-/// check. A float that would not be the number written is refused: one past float64's
-/// range, and a whole number of 2^53 or more written with a point (`9007199254740993.0`
-/// is 2^53 as a float: written without the point it is exact).
+/// A number as a fill value: an integer (signed, or unsigned past i64; `123.0` too, exactly),
+/// else a float (`nan`, `inf` and `-inf` included). Whether it fits the array's dtype is the
+/// schema's check. Refused where the float would not be the number written, so that an
+/// integer array does not get another one: past float64's range (`1e400`), or a fraction
+/// that rounds to a whole number (`9007199254740992.5`).
 fn parse_fill_value(text: &str) -> Result<Scalar, String> {
     let text = text.trim();
-    if let Ok(v) = text.parse().map(Scalar::Int).or_else(|_| text.parse().map(Scalar::UInt)) {
+    let integer = |digits: &str| digits.parse().map(Scalar::Int).or_else(|_| digits.parse().map(Scalar::UInt));
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    // -0.0 stays a float: its bits are not 0's.
+    if fraction.bytes().all(|b| b == b'0')
+        && let Ok(v) = integer(whole)
+        && !(whole.starts_with('-') && v == Scalar::Int(0) && !fraction.is_empty())
+    {
         return Ok(v);
     }
     let v: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
@@ -420,10 +426,9 @@ fn parse_fill_value(text: &str) -> Result<Scalar, String> {
     if v.is_infinite() && !spelled_infinite {
         return Err(format!("{text} is past float64's range"));
     }
-    if v.fract() == 0.0 && v.abs() >= 2f64.powi(53) && !v.is_infinite() {
-        return Err(format!(
-            "{text} is not exact as a float (it reads as {v:?}): write a whole number without a point"
-        ));
+    let plain_fraction = fraction.bytes().all(|b| b.is_ascii_digit()) && fraction.bytes().any(|b| b != b'0');
+    if plain_fraction && v.fract() == 0.0 {
+        return Err(format!("{text} is not exact as a float (it reads as {v:?})"));
     }
     Ok(Scalar::Float(v))
 }
@@ -873,14 +878,17 @@ mod tests {
         assert_eq!(parse_fill_value("-999"), Ok(Scalar::Int(-999)));
         assert_eq!(parse_fill_value("18446744073709551615"), Ok(Scalar::UInt(u64::MAX)));
         assert_eq!(parse_fill_value(" 1.5 "), Ok(Scalar::Float(1.5)));
-        assert_eq!(parse_fill_value("123.0"), Ok(Scalar::Float(123.0)));
+        assert_eq!(parse_fill_value("123.0"), Ok(Scalar::Int(123)));
+        assert_eq!(parse_fill_value("9007199254740993.0"), Ok(Scalar::Int(9_007_199_254_740_993)));
+        assert_eq!(parse_fill_value("1e99"), Ok(Scalar::Float(1e99)));
+        assert!(matches!(parse_fill_value("-0.0"), Ok(Scalar::Float(v)) if v.to_bits() == (-0.0f64).to_bits()));
+        assert_eq!(parse_fill_value("-2.5e-3"), Ok(Scalar::Float(-2.5e-3)));
         assert!(matches!(parse_fill_value("nan"), Ok(Scalar::Float(v)) if v.is_nan()));
         assert_eq!(parse_fill_value("-inf"), Ok(Scalar::Float(f64::NEG_INFINITY)));
         assert_eq!(parse_fill_value("Infinity"), Ok(Scalar::Float(f64::INFINITY)));
         assert!(parse_fill_value("1e400").unwrap_err().contains("range"));
         assert!(parse_fill_value("-1e400").unwrap_err().contains("range"));
-        assert!(parse_fill_value("9007199254740993.0").unwrap_err().contains("without a point"));
-        assert!(parse_fill_value("9007199254740992.5").unwrap_err().contains("without a point"));
+        assert!(parse_fill_value("9007199254740992.5").unwrap_err().contains("not exact"));
         assert!(parse_fill_value("x1").unwrap_err().contains("not a number"));
     }
 
