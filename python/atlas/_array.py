@@ -583,10 +583,10 @@ class Array:
         if not self.shape:
             raise TypeError("iteration over a 0-d array")
         # A chunk row of axis 0 at a time, not an element (and its chunk decode) at a time.
-        # Where a chunk row is over `_SLAB_BYTES`, a part of it that divides it (one row at
+        # Where a chunk row is over `_ITER_BYTES`, a part of it that divides it (one row at
         # least): memory stays bounded, and each chunk is decoded once per part.
         row_bytes = math.prod(self.shape[1:]) * self._element_bytes(self.atlas_dtype)
-        fits = max(1, _SLAB_BYTES // max(row_bytes, 1))
+        fits = max(1, _ITER_BYTES // max(row_bytes, 1))
         rows = next(d for d in range(min(self.chunks[0], fits), 0, -1) if self.chunks[0] % d == 0)
         for first in range(0, len(self), rows):
             yield from self[first : first + rows]
@@ -628,6 +628,11 @@ class Array:
 # Most bytes a broadcast value (`a[:] = 0`) or a box read through steps (`a[::10]`) takes
 # in memory at once: larger ones are written or read in slabs of chunk rows.
 _SLAB_BYTES = 64 << 20
+
+# Most bytes iteration reads at once: a chunk row of axis 0 up to this size is read whole,
+# so that each chunk is decoded once (larger ones in parts, each decoding its chunks again);
+# the CLI's `cat` bounds one index of its first axis the same way.
+_ITER_BYTES = 16 * _SLAB_BYTES
 
 # What one element of a string array counts for against `_SLAB_BYTES`: a short `str`.
 _STRING_BYTES = 64

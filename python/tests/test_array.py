@@ -146,14 +146,14 @@ def test_an_empty_selection_still_checks_the_value_and_iteration_goes_by_rows(cu
         np.testing.assert_array_equal(got, want)
 
 
-def test_iteration_reads_fewer_rows_than_a_chunk_row_where_that_is_over_the_slab(cube, monkeypatch):
+def test_iteration_reads_fewer_rows_than_a_chunk_row_where_that_is_over_its_bound(cube, monkeypatch):
     arr, full = cube  # 7 rows, chunk rows of 3
     keys = []
     getitem = atlas.Array.__getitem__
     monkeypatch.setattr(atlas.Array, "__getitem__", lambda self, key: keys.append(key) or getitem(self, key))
     for slab_rows, parts in ((3, [0, 3, 6]), (2, [0, 1, 2, 3, 4, 5, 6])):  # parts that divide 3
         keys.clear()
-        monkeypatch.setattr(atlas._array, "_SLAB_BYTES", slab_rows * full[0].nbytes)
+        monkeypatch.setattr(atlas._array, "_ITER_BYTES", slab_rows * full[0].nbytes)
         np.testing.assert_array_equal(np.stack(list(arr)), full)
         assert [k.start for k in keys] == parts, slab_rows
 
