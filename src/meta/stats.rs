@@ -23,7 +23,10 @@ pub struct ArrayStats {
     pub min: Option<Scalar>,
     /// Largest valid value, if any.
     pub max: Option<Scalar>,
-    /// Sum of the valid values, as f64 (exact for integers up to 2^53); 0 for strings.
+    /// Sum of the valid values, as f64 (exact for integers up to 2^53); 0 for strings. It is
+    /// the sum of the blocks' sums (as their index entries keep them), added exactly for
+    /// integer dtypes and with compensation for floats, in the order of the chunks, so it
+    /// does not depend on how or when the blocks were written or re-encoded.
     #[serde(with = "super::float")]
     pub sum: f64,
     /// `sum / count`, if `count > 0` and the dtype is not `String`.

@@ -442,8 +442,9 @@ impl State {
     /// [`Error::Corrupt`] if an entry's statistics cannot describe its block.
     pub(crate) fn array_stats(&self, meta: &ArrayMeta) -> Result<ArrayStats> {
         let elems = checked_product(&meta.shape).expect("checked when the schema was accepted");
-        let stats: Vec<ChunkStats> = self.live_stats(meta)?.into_iter().map(|(_, stats)| stats).collect();
-        Ok(merge(meta.dtype, elems, stats.iter()))
+        let mut live = self.live_stats(meta)?;
+        live.sort_unstable_by(|(a, _), (b, _)| a.coord.cmp(&b.coord));
+        Ok(merge(meta.dtype, elems, live.iter().map(|(_, stats)| stats)))
     }
 
     /// Each live block of the array's grid ([`ArrayMeta::holds_chunk`]: not the fill

@@ -103,10 +103,14 @@ fn to_scalar(dtype: DType, bits: u64) -> Scalar {
     }
 }
 
-/// Merges the stats of an array's live blocks into the array's stats; `elems` is the
-/// array's element count.
+/// Merges the stats of an array's live blocks, given in the order of their chunks'
+/// coordinates (so that the result does not depend on where each block was found), into
+/// the array's stats; `elems` is the array's element count. The block sums are added
+/// exactly for integer dtypes (each block's sum is a whole number) and with compensation
+/// for floats, so that the array's sum does not drift with the number of blocks.
 pub(crate) fn merge<'a>(dtype: DType, elems: u64, blocks: impl IntoIterator<Item = &'a ChunkStats>) -> ArrayStats {
-    let (mut count, mut sum) = (0u64, 0.0f64);
+    let mut count = 0u64;
+    let mut sum = Sum::new();
     let (mut min, mut max) = (None::<Scalar>, None::<Scalar>);
     for block in blocks {
         if block.valid_count == 0 {
@@ -114,12 +118,49 @@ pub(crate) fn merge<'a>(dtype: DType, elems: u64, blocks: impl IntoIterator<Item
         }
         // Saturating: counts come from index entries, which a damaged store could inflate.
         count = count.saturating_add(block.valid_count);
-        sum += block.sum();
+        sum.add(block.sum());
         let (lo, hi) = block.min_max(dtype);
         min = pick(min, lo, std::cmp::Ordering::Less);
         max = pick(max, hi, std::cmp::Ordering::Greater);
     }
-    ArrayStats::new(dtype, elems, count.min(elems), min, max, sum)
+    let float = matches!(dtype, DType::Float32 | DType::Float64);
+    ArrayStats::new(dtype, elems, count.min(elems), min, max, sum.total(float))
+}
+
+/// A sum of block sums: exactly (`whole`, while every one is a whole number), and in
+/// floating point with Neumaier's compensation (`float` + `compensation`).
+struct Sum {
+    whole: Option<i128>,
+    float: f64,
+    compensation: f64,
+}
+
+impl Sum {
+    fn new() -> Self {
+        Self { whole: Some(0), float: 0.0, compensation: 0.0 }
+    }
+
+    #[allow(clippy::cast_possible_truncation)] // a whole number, saturating past i128
+    fn add(&mut self, v: f64) {
+        let whole = v.is_finite() && v.fract() == 0.0;
+        self.whole = self.whole.filter(|_| whole).map(|w| w.saturating_add(v as i128));
+        let t = self.float + v;
+        // The low bits the addition lost (none to keep once the sum is not finite).
+        if t.is_finite() {
+            self.compensation += if self.float.abs() >= v.abs() { (self.float - t) + v } else { (v - t) + self.float };
+        }
+        self.float = t;
+    }
+
+    /// The total: the exact one for integer dtypes, else the compensated one.
+    #[allow(clippy::cast_precision_loss)] // the total as the f64 the stats keep
+    fn total(&self, float: bool) -> f64 {
+        match self.whole {
+            Some(whole) if !float => whole as f64,
+            _ if self.float.is_finite() => self.float + self.compensation,
+            _ => self.float,
+        }
+    }
 }
 
 /// `candidate` if it compares `wanted` to `current`, else `current`.
@@ -410,6 +451,18 @@ mod tests {
 
     fn f32_bytes(values: &[f32]) -> Vec<u8> {
         values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn block_sums_add_exactly_for_integers_and_with_compensation_for_floats() {
+        let block = |sum: f64| ChunkStats { valid_count: 1, min_bits: 0, max_bits: 0, sum_bits: sum.to_bits() };
+        let sum_of = |dtype, sums: &[f64]| merge(dtype, 10, &sums.iter().map(|&s| block(s)).collect::<Vec<_>>()).sum;
+        // Added one by one in f64, 2^60 + 1 is 2^60 and the total 0.
+        assert_eq!(sum_of(DType::Int64, &[2f64.powi(60), 1.0, -(2f64.powi(60))]), 1.0);
+        assert_eq!(sum_of(DType::Float64, &[1e16, 1.0, -1e16]), 1.0);
+        assert_eq!(sum_of(DType::Float64, &[f64::INFINITY, 1.0]), f64::INFINITY);
+        assert!(sum_of(DType::Float64, &[f64::INFINITY, f64::NEG_INFINITY]).is_nan());
+        assert_eq!(sum_of(DType::Float32, &[0.5, 2.0]), 2.5);
     }
 
     #[test]
