@@ -454,6 +454,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::float_cmp)] // exact sums are the point
     fn block_sums_add_exactly_for_integers_and_with_compensation_for_floats() {
         let block = |sum: f64| ChunkStats { valid_count: 1, min_bits: 0, max_bits: 0, sum_bits: sum.to_bits() };
         let sum_of = |dtype, sums: &[f64]| merge(dtype, 10, &sums.iter().map(|&s| block(s)).collect::<Vec<_>>()).sum;
