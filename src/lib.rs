@@ -86,9 +86,9 @@ pub use meta::{
     MetaFormat, Scalar, Shuffle,
 };
 pub use store::{
-    ArrayHandle, ArraySpec, Atlas, Attrs, BadBlock, Batch, BlockCodec, BlockInfo, BlockState, CompactReport,
-    DEFAULT_CHUNK_BYTES, Dataset, Element, OpenOptions, ReadOptions, StoreConfig, VerifyReport, compress_batch,
-    decompress_batch, default_chunk_shape,
+    ArrayHandle, ArraySpec, Atlas, Attrs, BadBlock, Batch, BlockCodec, BlockInfo, BlockState, ChangeHold,
+    CompactReport, DEFAULT_CHUNK_BYTES, Dataset, Element, OpenOptions, ReadOptions, StoreConfig, VerifyReport,
+    compress_batch, decompress_batch, default_chunk_shape,
 };
 
 /// The README's Rust code, compiled and run as doctests so that it stays true.

@@ -485,11 +485,11 @@ class Array:
         if nothing was changed (a value that does not broadcast, a damaged block) and no
         other thread's read-modify-write on this handle is under way, as after a change
         that fails first."""
-        self._store._native.begin_change()
+        hold = self._store._native.begin_change()
         try:
             assign()
         finally:
-            self._store._native.release_if_unchanged()
+            self._store._native.release_if_unchanged(hold)
 
     def _write_box(self, start: list[int], count: list[int], selected: tuple[int, ...], value: np.ndarray) -> None:
         """Writes `value`, broadcast to the `selected` shape (the box of `count` at `start`

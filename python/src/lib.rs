@@ -24,6 +24,7 @@ fn _atlas(module: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(module)?;
     module.add_class::<store::Store>()?;
     module.add_class::<store::Dataset>()?;
+    module.add_class::<store::ChangeHold>()?;
     module.add_class::<array::Array>()?;
     module.add_class::<attrs::Attrs>()?;
     module.add_class::<device::CudaArray>()?;

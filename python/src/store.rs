@@ -165,12 +165,14 @@ impl Store {
         py.detach(|| self.inner.flush()).py_err()
     }
 
-    fn begin_change(&self, py: Python<'_>) -> PyResult<bool> {
-        py.detach(|| self.inner.begin_change()).py_err()
+    /// Takes the writer lock and moves to the newest commit; returns the hold to give
+    /// `release_if_unchanged`.
+    fn begin_change(&self, py: Python<'_>) -> PyResult<ChangeHold> {
+        py.detach(|| self.inner.begin_change()).py_err().map(ChangeHold)
     }
 
-    fn release_if_unchanged(&self, py: Python<'_>) -> bool {
-        py.detach(|| self.inner.release_if_unchanged())
+    fn release_if_unchanged(&self, py: Python<'_>, hold: &ChangeHold) -> bool {
+        py.detach(|| self.inner.release_if_unchanged(hold.0))
     }
 
     fn discard(&self, py: Python<'_>) {
@@ -280,6 +282,10 @@ impl Store {
 }
 
 /// A dataset of a store (native half of `atlas.DatasetView`).
+/// A `Store.begin_change`, ended by `Store.release_if_unchanged`.
+#[pyclass(frozen, module = "atlas._atlas")]
+pub struct ChangeHold(atlas::ChangeHold);
+
 #[pyclass(frozen, module = "atlas._atlas")]
 pub struct Dataset {
     pub(crate) store: Atlas,

@@ -454,6 +454,21 @@ def test_a_read_modify_write_assignment_that_fails_before_writing_gives_the_lock
     other.flush()
 
 
+def test_a_read_modify_write_that_a_flush_interrupted_cannot_end_the_next_ones_hold(tmp_path):
+    # Thread A's assignment holds the session; another thread flushes (ending it); thread
+    # B's assignment begins a new session and reads; A's release must leave B's hold alone.
+    mine = atlas.Atlas.create(tmp_path / "s")
+    mine.create_dataset("d")
+    a_hold = mine._native.begin_change()
+    mine.flush()
+    b_hold = mine._native.begin_change()
+    assert not mine._native.release_if_unchanged(a_hold)
+    assert mine.has_pending_changes, "B still holds the lock between its read and write-back"
+    with pytest.raises(atlas.LockedError):
+        atlas.Atlas.open(tmp_path / "s").create_dataset("e")
+    assert mine._native.release_if_unchanged(b_hold) and not mine.has_pending_changes
+
+
 def test_compact_reclaims_overwritten_blocks(store, ds):
     arr = ds.define_array("a", "float64", ["x"], [1000], chunk_shape=[100])
     for i in range(3):

@@ -32,6 +32,7 @@ pub use config::{ArraySpec, DEFAULT_CHUNK_BYTES, Element, OpenOptions, ReadOptio
 pub use dataset::Dataset;
 pub use inspect::{BadBlock, BlockCodec, BlockInfo, BlockState, VerifyReport};
 pub use maintenance::CompactReport;
+pub use state::ChangeHold;
 
 use self::attrs::AttrTarget;
 use self::state::{Inner, State};
@@ -296,8 +297,9 @@ impl Atlas {
 
     /// Starts a change now, as the first change of a session does: takes the writer lock and
     /// moves this handle to the newest commit (nothing happens when changes are already
-    /// pending: the handle holds the lock and is current). Returns whether it started the
-    /// session. Reads that follow see every other writer's commits, and no other writer
+    /// pending: the handle holds the lock and is current). Returns the hold to end with
+    /// [`Atlas::release_if_unchanged`] ([`ChangeHold::started`]: whether it started the
+    /// session). Reads that follow see every other writer's commits, and no other writer
     /// can commit until this handle flushes or discards. The way to read values, change
     /// them and write them back without writing over another writer's commit made in
     /// between (the Python module's assignments through steps, index lists and points do
@@ -308,7 +310,7 @@ impl Atlas {
     /// # Errors
     /// [`Error::Locked`] if another handle is writing; [`Error::ChangesDiscarded`] once after
     /// a panic lost the changes; as [`Atlas::refresh`] for loading the newest commit.
-    pub fn begin_change(&self) -> Result<bool> {
+    pub fn begin_change(&self) -> Result<ChangeHold> {
         self.inner.hold_change(&mut self.inner.write())
     }
 
@@ -318,9 +320,11 @@ impl Atlas {
     /// attribute or setting changed): a caller that then failed before writing, or found
     /// nothing to write, leaves no lock behind. The handle stays on the commit it moved
     /// to. With changes pending, or another `begin_change` not ended (another thread's
-    /// read-modify-write under way), the lock is kept. Returns whether it gave it back.
-    pub fn release_if_unchanged(&self) -> bool {
-        self.inner.release_if_unchanged(&mut self.inner.write())
+    /// read-modify-write under way), the lock is kept. A hold whose session has ended (a
+    /// flush or a discard from another thread ended it, and its holds) ends nothing: not
+    /// the hold of a session begun since. Returns whether it gave the lock back.
+    pub fn release_if_unchanged(&self, hold: ChangeHold) -> bool {
+        self.inner.release_if_unchanged(&mut self.inner.write(), hold)
     }
 
     /// Drops every change made through this store's handles since the last commit: the

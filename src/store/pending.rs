@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::snapshot::ChunkIndex;
 use crate::codec::BlockEncoding;
@@ -29,11 +30,18 @@ pub(crate) struct WriteSession {
     /// `Atlas::begin_change` calls not yet matched by `Atlas::release_if_unchanged`: a
     /// read-modify-write under way on some thread, which the lock must outlive.
     pub holds: usize,
+    /// Unique in the process: a hold names the session it was taken on, so that a hold
+    /// of a session that ended (flushed, discarded) cannot end a later one.
+    pub id: u64,
 }
+
+/// The next [`WriteSession::id`].
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(0);
 
 impl WriteSession {
     pub(crate) fn new(lock: WriterLock, base: (StoreMeta, (MetaFormat, MetaCompression))) -> Self {
-        Self { _lock: lock, base, pid: std::process::id(), fragment: None, reshaped: HashSet::new(), holds: 0 }
+        let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
+        Self { _lock: lock, base, pid: std::process::id(), fragment: None, reshaped: HashSet::new(), holds: 0, id }
     }
 
     /// Whether another process started this session: this one is a child forked with a

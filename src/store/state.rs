@@ -22,6 +22,25 @@ use crate::meta::{
     ArrayMeta, ArrayStats, DatasetMeta, Limits, MetaCompression, MetaFormat, StoreMeta, checked_product,
 };
 
+/// One [`Atlas::begin_change`](crate::Atlas::begin_change), to be ended by
+/// [`Atlas::release_if_unchanged`](crate::Atlas::release_if_unchanged): it names the
+/// session it holds, so that it cannot end another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "end it with Atlas::release_if_unchanged"]
+pub struct ChangeHold {
+    session: u64,
+    started: bool,
+}
+
+impl ChangeHold {
+    /// Whether this `begin_change` started the session (took the writer lock and moved the
+    /// handle to the newest commit); `false` when changes were already pending.
+    #[must_use]
+    pub fn started(self) -> bool {
+        self.started
+    }
+}
+
 /// One opened store, shared by all its handles.
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -190,27 +209,28 @@ impl Inner {
     }
 
     /// Starts a change held by a caller until [`Inner::release_if_unchanged`] (see
-    /// [`Atlas::begin_change`](crate::Atlas::begin_change)); returns whether it started the
-    /// session.
-    pub(crate) fn hold_change(&self, state: &mut State) -> Result<bool> {
+    /// [`Atlas::begin_change`](crate::Atlas::begin_change)).
+    pub(crate) fn hold_change(&self, state: &mut State) -> Result<ChangeHold> {
         let started = state.session.is_none();
         self.begin_change(state)?;
-        state.session.as_mut().expect("begin_change starts a session").holds += 1;
-        Ok(started)
+        let session = state.session.as_mut().expect("begin_change starts a session");
+        session.holds += 1;
+        Ok(ChangeHold { session: session.id, started })
     }
 
-    /// Ends a hold of [`Inner::hold_change`], and the session with the last hold if it has
+    /// Ends `hold` (of [`Inner::hold_change`]), and the session with the last hold if it has
     /// changed nothing (see
     /// [`Atlas::release_if_unchanged`](crate::Atlas::release_if_unchanged)); returns whether
-    /// it ended the session. The metadata is compared as it is written (NaN fill values
-    /// compare equal); a fragment file that holds no block (a write that failed after
-    /// making it) is no change.
-    pub(crate) fn release_if_unchanged(&self, state: &mut State) -> bool {
+    /// it ended the session. A hold of a session that has ended (a flush or a discard ended
+    /// its holds with it) ends nothing. The metadata is compared as it is written (NaN fill
+    /// values compare equal); a fragment file that holds no block (a write that failed
+    /// after making it) is no change.
+    pub(crate) fn release_if_unchanged(&self, state: &mut State, hold: ChangeHold) -> bool {
         let same_meta = |a: &StoreMeta, b: &StoreMeta| {
             let (a, b) = (serde_json::to_vec(a), serde_json::to_vec(b));
             matches!((a, b), (Ok(a), Ok(b)) if a == b)
         };
-        let Some(session) = state.session.as_mut() else { return false };
+        let Some(session) = state.session.as_mut().filter(|s| s.id == hold.session) else { return false };
         session.holds = session.holds.saturating_sub(1);
         let unchanged = session.holds == 0
             && !session.is_inherited()

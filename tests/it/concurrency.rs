@@ -157,6 +157,22 @@ fn second_handle_gets_locked_while_first_has_pending_changes_then_writes_after_f
 }
 
 #[test]
+fn a_hold_of_a_session_a_flush_ended_cannot_end_the_next_session() {
+    let dir = test_dir!();
+    let mine = util::create(&dir.store());
+    mine.create_dataset("d").unwrap();
+    let stale = mine.begin_change().unwrap();
+    mine.flush().unwrap(); // another thread's flush: the session and its holds end
+    let current = mine.begin_change().unwrap();
+    assert!(current.started() && current != stale);
+    assert!(!mine.release_if_unchanged(stale), "the ended session's hold ends nothing");
+    assert!(mine.has_pending_changes(), "the new session keeps its hold and the lock");
+    let other = Atlas::open(dir.store()).unwrap();
+    assert_err!(other.create_dataset("e"), Error::Locked { .. });
+    assert!(mine.release_if_unchanged(current) && !mine.has_pending_changes());
+}
+
+#[test]
 fn begin_change_moves_to_the_newest_commit_and_holds_the_lock_for_a_read_modify_write() {
     let dir = test_dir!();
     let mine = util::create(&dir.store());
@@ -167,7 +183,8 @@ fn begin_change_moves_to_the_newest_commit_and_holds_the_lock_for_a_read_modify_
     other.flush().unwrap();
     // Read, change, write back: the read sees the other writer's commit, and no other
     // writer commits between the read and the write.
-    assert!(mine.begin_change().unwrap(), "it started the session");
+    let hold = mine.begin_change().unwrap();
+    assert!(hold.started(), "it started the session");
     assert!(mine.has_pending_changes());
     let ds = mine.open_dataset("d").unwrap();
     let mut values = ds.read_array::<i32>("x", &[0], &[4]).unwrap();
@@ -175,17 +192,18 @@ fn begin_change_moves_to_the_newest_commit_and_holds_the_lock_for_a_read_modify_
     assert_err!(other.open_dataset("d").unwrap().write_array("x", &[2], arr1(&[9i32]).view()), Error::Locked { .. });
     values[0] = 7;
     ds.write_array("x", &[0], values.view()).unwrap();
-    assert!(!mine.begin_change().unwrap(), "pending changes: nothing to do");
-    assert!(!mine.release_if_unchanged(), "a change is pending: the lock is kept");
-    assert!(!mine.release_if_unchanged(), "one release for each begin_change");
+    let second = mine.begin_change().unwrap();
+    assert!(!second.started(), "pending changes: nothing to do");
+    assert!(!mine.release_if_unchanged(second), "a change is pending: the lock is kept");
+    assert!(!mine.release_if_unchanged(hold), "a change is pending: the lock is kept");
     mine.flush().unwrap();
     // A session that changed nothing gives the lock back, on the commit it moved to, with
     // the last of its holds (another thread's read-modify-write may still be reading).
-    assert!(mine.begin_change().unwrap());
-    assert!(!mine.begin_change().unwrap());
-    assert!(!mine.release_if_unchanged(), "another hold is not ended");
+    let (first, second) = (mine.begin_change().unwrap(), mine.begin_change().unwrap());
+    assert!(first.started() && !second.started());
+    assert!(!mine.release_if_unchanged(first), "another hold is not ended");
     assert_err!(other.create_dataset("e"), Error::Locked { .. });
-    assert!(mine.release_if_unchanged() && !mine.has_pending_changes());
+    assert!(mine.release_if_unchanged(second) && !mine.has_pending_changes());
     other.create_dataset("e").unwrap();
     other.flush().unwrap();
     other.refresh().unwrap();
