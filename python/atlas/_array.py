@@ -234,7 +234,8 @@ class Array:
         copy). Raises `GpuUnavailableError` when no GPU read can run here. Each block is
         checked against its checksum unless `verify_checksums=False` (faster where the data
         is known sound; a damaged block then reads as its damaged bytes decode)."""
-        return self._native.read(_ints(start), _ints(shape), device, bool(verify_checksums))
+        start, shape = _ints(start), _ints(shape)
+        return self._on_one_shape(lambda _: self._native.read(start, shape, device, bool(verify_checksums)))
 
     def read_boxes(self, starts: Sequence[Sequence[int]], shape: Sequence[int]) -> np.ndarray:
         """The boxes of extent `shape` starting at each of `starts` as one new numpy array of
@@ -268,7 +269,22 @@ class Array:
             self._native.resize(_ints(shape))
 
     def __getitem__(self, key: Any) -> Any:
-        meta = self._native.meta()
+        return self._on_one_shape(lambda meta: self._getitem(key, meta))
+
+    def _on_one_shape(self, read: Callable[[dict], Any]) -> Any:
+        """`read(meta)`, which resolves its key on the schema `meta`; again on the new one
+        when another thread (or writer) resized the array meanwhile and the read fell
+        outside it: a key valid on both shapes (`a[:]` is) is not refused for the race."""
+        for _ in range(_RESIZE_RETRIES):
+            meta = self._native.meta()
+            try:
+                return read(meta)
+            except OutOfBoundsError:
+                if self._native.meta()["shape"] == meta["shape"]:
+                    raise
+        return read(self._native.meta())
+
+    def _getitem(self, key: Any, meta: dict) -> Any:
         box = simple_box(key, meta["shape"])
         if box is not None:
             read = self._native.read(box.start, box.count)
@@ -560,7 +576,7 @@ class Array:
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         if copy is False:
             raise ValueError("an Atlas array is read into a new numpy array: copy=False is not possible")
-        out = self._native.read(None, None)
+        out = self.read()
         return out if dtype is None else out.astype(dtype, copy=False)
 
     def __len__(self) -> int:
@@ -628,6 +644,9 @@ class Array:
 # Most bytes a broadcast value (`a[:] = 0`) or a box read through steps (`a[::10]`) takes
 # in memory at once: larger ones are written or read in slabs of chunk rows.
 _SLAB_BYTES = 64 << 20
+
+# Reads whose key fell outside an array resized meanwhile are tried again this many times.
+_RESIZE_RETRIES = 3
 
 # Most bytes iteration reads at once: a chunk row of axis 0 up to this size is read whole,
 # so that each chunk is decoded once (larger ones in parts, each decoding its chunks again);

@@ -765,3 +765,32 @@ def test_object_arrays_of_numbers_write_as_lists_of_them_do(ds):
         ints[:] = np.array([1, 2**40, 3], dtype=object)
     assert ints[:].tolist() == [1, 2, 3]
 
+
+
+class _StaleOnce:
+    """The native half of an array whose first schema read is from before a shrink that
+    another thread made, as `meta()` then `read()` can interleave with a resize."""
+
+    def __init__(self, native, stale_shape):
+        self._native, self._stale_shape = native, stale_shape
+
+    def meta(self):
+        meta = self._native.meta()
+        if self._stale_shape is not None:
+            meta["shape"], self._stale_shape = self._stale_shape, None
+        return meta
+
+    def __getattr__(self, name):
+        return getattr(self._native, name)
+
+
+@pytest.mark.parametrize("read", [lambda a: a[:], lambda a: a[...], lambda a: a.read(), np.asarray, lambda a: a[::2]])
+def test_a_read_of_the_whole_array_resized_meanwhile_reads_it_as_it_is_now(ds, read):
+    arr = ds.define_array("a", "int32", None, [10], chunk_shape=[4])
+    arr[:] = np.arange(10, dtype=np.int32)
+    expected = read(arr)
+    arr._native = _StaleOnce(arr._native, [20])  # resolved on [20], the array is [10]
+    np.testing.assert_array_equal(read(arr), expected)
+    arr._native = _StaleOnce(arr._native._native, [20])
+    with pytest.raises(atlas.OutOfBoundsError):
+        arr[15]  # outside the shape it has now too
