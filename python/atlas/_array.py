@@ -83,8 +83,15 @@ class Attributes(MutableMapping):
         return isinstance(key, str) and self._native.get(key) is not None
 
     def to_dict(self) -> dict[str, Any]:
-        """All attributes as a plain dict."""
+        """All attributes as a plain dict, read at once (another thread's changes land
+        wholly before or after it, as they do for `items()` and `values()`)."""
         return self._native.all()
+
+    def items(self) -> Any:  # one read, not one per key
+        return self._native.all().items()
+
+    def values(self) -> Any:
+        return self._native.all().values()
 
     def __repr__(self) -> str:
         return shown(lambda: f"Attributes({self._native.all()!r})", "<atlas.Attributes of a deleted dataset or array>")

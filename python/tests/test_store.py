@@ -540,5 +540,7 @@ def test_store_attributes(store):
     store.set_attribute("created", np.datetime64("2024-03-01T00:00:00", "ns"))
     store.attrs["version"] = 3
     assert store.attributes() == {"created": np.datetime64("2024-03-01", "ns"), "version": 3}
+    assert list(store.attrs.items()) == list(store.attributes().items())
+    assert list(store.attrs.values()) == [np.datetime64("2024-03-01", "ns"), 3]
     store.delete_attribute("version")
     assert store.get_attribute("version") is None
