@@ -37,7 +37,7 @@ fn store() -> &'static (PathBuf, Vec<u8>) {
             let copy = dir.join(format!("enc{i}"));
             copy_store(&template, &copy);
             let opened = Atlas::open(&copy).expect("open template copy");
-            opened.set_meta_format(format, compression).expect("set format");
+            opened.set_meta_format(Some(format), Some(compression)).expect("set format");
             opened.attrs().set("encoding", name).expect("attr");
             opened.flush().expect("flush");
             let encoded = std::fs::read(copy.join(name)).expect("read encoded metadata");

@@ -204,7 +204,7 @@ def _add_variables(view: Any, ds: Any, chunks: Optional[dict], fill_value: Any) 
 
 
 def _add_variable(view: Any, var_name: str, var: Any, chunks: Optional[dict], fill_value: Any) -> None:
-    np_dtype = _numpy_dtype(var_name, var.dtype)
+    np_dtype = _numpy_dtype(var.dtype)
     attrs = dict(var.attrs)
     declared = attrs.get("_FillValue", var.encoding.get("_FillValue"))
     if chunks is not None and var_name in chunks:
@@ -234,13 +234,14 @@ def _add_variable(view: Any, var_name: str, var: Any, chunks: Optional[dict], fi
             raise type(e)(f"attribute {key!r}: {e}") from e
 
 
-def _numpy_dtype(var_name: str, dtype: Any) -> np.dtype:
+def _numpy_dtype(dtype: Any) -> np.dtype:
     """A variable's dtype as numpy's; one numpy has none for (a pandas extension dtype: a
-    time zone's datetimes, say) is refused by name, as a dtype Atlas lacks is."""
+    time zone's datetimes, say) is refused by name, as a dtype Atlas lacks is (the caller
+    names the variable)."""
     try:
         return np.dtype(dtype)
     except TypeError:
-        raise InvalidArgumentError(f"variable {var_name!r}: dtype {dtype} is not one Atlas stores") from None
+        raise InvalidArgumentError(f"dtype {dtype} is not one Atlas stores") from None
 
 
 def _variable(xr: Any, array: Any, dims: list, lazy: bool) -> Any:

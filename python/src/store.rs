@@ -3,6 +3,7 @@
 //! layer in `atlas/__init__.py` adds defaults, compatibility rules and notebook views.
 
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 
 use atlas::{ArraySpec, Atlas, DType, Limits, OpenOptions, StoreConfig};
 use pyo3::prelude::*;
@@ -168,11 +169,13 @@ impl Store {
     /// Takes the writer lock and moves to the newest commit; returns the hold to give
     /// `release_if_unchanged`.
     fn begin_change(&self, py: Python<'_>) -> PyResult<ChangeHold> {
-        py.detach(|| self.inner.begin_change()).py_err().map(ChangeHold)
+        py.detach(|| self.inner.begin_change()).py_err().map(|hold| ChangeHold(Mutex::new(Some(hold))))
     }
 
+    /// Ends `hold`; a hold already ended ends nothing.
     fn release_if_unchanged(&self, py: Python<'_>, hold: &ChangeHold) -> bool {
-        py.detach(|| self.inner.release_if_unchanged(hold.0))
+        let taken = hold.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        taken.is_some_and(|hold| py.detach(|| self.inner.release_if_unchanged(hold)))
     }
 
     fn discard(&self, py: Python<'_>) {
@@ -221,9 +224,8 @@ impl Store {
         meta_format: Option<&str>,
         meta_compression: Option<&str>,
     ) -> PyResult<()> {
-        let (format_now, compression_now) = self.inner.meta_encoding();
-        let format = meta_format.map_or(Ok(format_now), parse_meta_format)?;
-        let compression = meta_compression.map_or(Ok(compression_now), parse_meta_compression)?;
+        let format = meta_format.map(parse_meta_format).transpose()?;
+        let compression = meta_compression.map(parse_meta_compression).transpose()?;
         py.detach(|| self.inner.set_meta_format(format, compression)).py_err()
     }
 
@@ -281,11 +283,11 @@ impl Store {
     }
 }
 
-/// A dataset of a store (native half of `atlas.DatasetView`).
-/// A `Store.begin_change`, ended by `Store.release_if_unchanged`.
+/// A `Store.begin_change`, ended (once) by `Store.release_if_unchanged`.
 #[pyclass(frozen, module = "atlas._atlas")]
-pub struct ChangeHold(atlas::ChangeHold);
+pub struct ChangeHold(Mutex<Option<atlas::ChangeHold>>);
 
+/// A dataset of a store (native half of `atlas.DatasetView`).
 #[pyclass(frozen, module = "atlas._atlas")]
 pub struct Dataset {
     pub(crate) store: Atlas,

@@ -466,7 +466,11 @@ def test_a_read_modify_write_that_a_flush_interrupted_cannot_end_the_next_ones_h
     assert mine.has_pending_changes, "B still holds the lock between its read and write-back"
     with pytest.raises(atlas.LockedError):
         atlas.Atlas.open(tmp_path / "s").create_dataset("e")
-    assert mine._native.release_if_unchanged(b_hold) and not mine.has_pending_changes
+    b_again = mine._native.begin_change()  # another thread's hold on B's session
+    assert not mine._native.release_if_unchanged(b_hold)
+    assert not mine._native.release_if_unchanged(b_hold), "a hold ends once"
+    assert mine.has_pending_changes
+    assert mine._native.release_if_unchanged(b_again) and not mine.has_pending_changes
 
 
 def test_compact_reclaims_overwritten_blocks(store, ds):

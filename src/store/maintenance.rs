@@ -174,14 +174,17 @@ impl Atlas {
     /// `atlas.msgpack.zst`) and, after that commit point, removes the old one; `open` finds
     /// the store by whichever is there. If a crash leaves both, the one of the higher
     /// generation, the newer commit, wins. The change is pending until the next flush, like
-    /// any other, even if nothing else changes.
+    /// any other, even if nothing else changes. `None` keeps the format (or compression)
+    /// of the newest commit, which the change moves this handle to first: another
+    /// writer's change of the other one is kept.
     ///
     /// # Errors
     /// [`Error::Locked`].
-    pub fn set_meta_format(&self, format: MetaFormat, compression: MetaCompression) -> Result<()> {
+    pub fn set_meta_format(&self, format: Option<MetaFormat>, compression: Option<MetaCompression>) -> Result<()> {
         let mut state = self.inner.write();
         self.inner.begin_change(&mut state)?;
-        state.encoding = (format, compression);
+        let (format_now, compression_now) = state.encoding;
+        state.encoding = (format.unwrap_or(format_now), compression.unwrap_or(compression_now));
         Ok(())
     }
 }

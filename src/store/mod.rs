@@ -323,8 +323,9 @@ impl Atlas {
     /// read-modify-write under way), the lock is kept. A hold whose session has ended (a
     /// flush or a discard from another thread ended it, and its holds) ends nothing: not
     /// the hold of a session begun since. Returns whether it gave the lock back.
+    #[allow(clippy::needless_pass_by_value)] // taken so that a hold cannot be ended twice
     pub fn release_if_unchanged(&self, hold: ChangeHold) -> bool {
-        self.inner.release_if_unchanged(&mut self.inner.write(), hold)
+        self.inner.release_if_unchanged(&mut self.inner.write(), &hold)
     }
 
     /// Drops every change made through this store's handles since the last commit: the

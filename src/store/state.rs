@@ -22,10 +22,10 @@ use crate::meta::{
     ArrayMeta, ArrayStats, DatasetMeta, Limits, MetaCompression, MetaFormat, StoreMeta, checked_product,
 };
 
-/// One [`Atlas::begin_change`](crate::Atlas::begin_change), to be ended by
-/// [`Atlas::release_if_unchanged`](crate::Atlas::release_if_unchanged): it names the
-/// session it holds, so that it cannot end another.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One [`Atlas::begin_change`](crate::Atlas::begin_change), to be ended (once: ending it
+/// consumes it) by [`Atlas::release_if_unchanged`](crate::Atlas::release_if_unchanged):
+/// it names the session it holds, so that it cannot end another.
+#[derive(Debug, PartialEq, Eq)]
 #[must_use = "end it with Atlas::release_if_unchanged"]
 pub struct ChangeHold {
     session: u64,
@@ -36,7 +36,7 @@ impl ChangeHold {
     /// Whether this `begin_change` started the session (took the writer lock and moved the
     /// handle to the newest commit); `false` when changes were already pending.
     #[must_use]
-    pub fn started(self) -> bool {
+    pub fn started(&self) -> bool {
         self.started
     }
 }
@@ -225,7 +225,7 @@ impl Inner {
     /// its holds with it) ends nothing. The metadata is compared as it is written (NaN fill
     /// values compare equal); a fragment file that holds no block (a write that failed
     /// after making it) is no change.
-    pub(crate) fn release_if_unchanged(&self, state: &mut State, hold: ChangeHold) -> bool {
+    pub(crate) fn release_if_unchanged(&self, state: &mut State, hold: &ChangeHold) -> bool {
         let same_meta = |a: &StoreMeta, b: &StoreMeta| {
             let (a, b) = (serde_json::to_vec(a), serde_json::to_vec(b));
             matches!((a, b), (Ok(a), Ok(b)) if a == b)

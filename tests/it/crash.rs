@@ -149,7 +149,7 @@ fn a_superseded_meta_file_over_the_handles_chunk_limit_does_not_stop_open() {
     store.flush().unwrap();
     let superseded = std::fs::read(dir.store().join("atlas.json")).unwrap();
     ds.delete_array("big").unwrap();
-    store.set_meta_format(MetaFormat::MsgPack, MetaCompression::Zstd).unwrap();
+    store.set_meta_format(Some(MetaFormat::MsgPack), Some(MetaCompression::Zstd)).unwrap();
     store.flush().unwrap();
     drop((ds, store));
     // As if the writer had died before removing the old file.

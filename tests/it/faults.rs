@@ -434,7 +434,7 @@ impl Rewrite {
                 store.recompress(atlas::Codec::Lz4, Some(atlas::Shuffle::Off)).and_then(|()| store.flush())
             }
             Self::MetaFormat => store
-                .set_meta_format(atlas::MetaFormat::MsgPack, atlas::MetaCompression::Zstd)
+                .set_meta_format(Some(atlas::MetaFormat::MsgPack), Some(atlas::MetaCompression::Zstd))
                 .and_then(|()| store.flush()),
         }
     }

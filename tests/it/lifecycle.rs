@@ -772,7 +772,7 @@ fn set_meta_format_walks_all_six_encodings_leaving_one_file_each_time() {
     let before = contents(&store);
     let mut generation = store.generation();
     for (format, compression, name) in ENCODINGS.into_iter().rev().chain([ENCODINGS[0]]) {
-        store.set_meta_format(format, compression).unwrap();
+        store.set_meta_format(Some(format), Some(compression)).unwrap();
         assert!(store.has_pending_changes());
         assert_eq!(store.meta_file_name(), name);
         store.flush().unwrap();
@@ -789,13 +789,26 @@ fn set_meta_format_walks_all_six_encodings_leaving_one_file_each_time() {
 }
 
 #[test]
+fn set_meta_format_keeps_what_it_is_not_given_as_the_newest_commit_has_it() {
+    let dir = test_dir!();
+    let stale = util::create(&dir.store());
+    let other = Atlas::open(dir.store()).unwrap();
+    other.set_meta_format(Some(MetaFormat::MsgPack), None).unwrap();
+    other.flush().unwrap();
+    // This handle still sees JSON: the format another writer chose is kept all the same.
+    stale.set_meta_format(None, Some(MetaCompression::Zstd)).unwrap();
+    stale.flush().unwrap();
+    assert_eq!(util::meta_files(&dir.store()), ["atlas.msgpack.zst"]);
+}
+
+#[test]
 fn set_meta_format_crash_leaving_both_files_opens_the_newer_and_the_next_writer_cleans_up() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
     store.create_dataset("old").unwrap();
     store.flush().unwrap();
     let old_meta = std::fs::read(dir.store().join("atlas.json")).unwrap();
-    store.set_meta_format(MetaFormat::MsgPack, MetaCompression::Lz4).unwrap();
+    store.set_meta_format(Some(MetaFormat::MsgPack), Some(MetaCompression::Lz4)).unwrap();
     store.create_dataset("new").unwrap();
     store.flush().unwrap();
     drop(store);
@@ -836,7 +849,7 @@ fn readers_opening_during_format_changes_never_fail() {
             opens
         });
         for (k, (format, compression, _)) in ENCODINGS.into_iter().cycle().take(60).enumerate() {
-            store.set_meta_format(format, compression).unwrap();
+            store.set_meta_format(Some(format), Some(compression)).unwrap();
             store.attrs().set("k", k as i64).unwrap();
             store.flush().unwrap();
         }

@@ -555,7 +555,7 @@ fn run(dir: &TestDir, ops: &[Op], memory: Memory) -> Result<(), TestCaseError> {
             }
             Op::SetMetaFormat { format, compression } => {
                 let (format, compression) = (META_FORMATS[*format], META_COMPRESSIONS[*compression]);
-                store.set_meta_format(format, compression).unwrap();
+                store.set_meta_format(Some(format), Some(compression)).unwrap();
                 meta_file.1 = Some(meta_file_name(format, compression));
             }
             Op::SetCodec(i) => {

@@ -221,7 +221,7 @@ mod tests {
         assert_eq!(stale.meta_file_name(), "atlas.json");
         // Another process converts the metadata file: atlas.json is gone.
         let other = Atlas::open(&path).unwrap();
-        other.set_meta_format(MetaFormat::MsgPack, MetaCompression::Zstd).unwrap();
+        other.set_meta_format(Some(MetaFormat::MsgPack), Some(MetaCompression::Zstd)).unwrap();
         other.flush().unwrap();
         drop(other);
 

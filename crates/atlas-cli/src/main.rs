@@ -405,29 +405,32 @@ fn open_dataset(store: &Atlas, name: &str) -> Result<Dataset> {
     })
 }
 
-/// A number as a fill value: an integer (signed, or unsigned past i64; `123.0` too, exactly),
-/// else a float (`nan`, `inf` and `-inf` included). Whether it fits the array's dtype is the
-/// schema's check. Refused where the float would not be the number written, so that an
-/// integer array does not get another one: past float64's range (`1e400`), or a fraction
-/// that rounds to a whole number (`9007199254740992.5`).
+/// A number as a fill value: a whole number written without an exponent (`-999`, `123.0`)
+/// as the integer it is (signed, or unsigned past i64), else a float (`1e5`, `0.5`, `nan`,
+/// `inf` and `-inf`). Whether it fits the array's dtype is the schema's check. Refused
+/// where the value would not be the number written, so that an array does not get another
+/// one: a whole number past 64-bit integers, past float64's range (`1e400`), a fraction
+/// that rounds to a whole number (`9007199254740992.5`) or to zero (`1e-400`).
 fn parse_fill_value(text: &str) -> Result<Scalar, String> {
     let text = text.trim();
-    let integer = |digits: &str| digits.parse().map(Scalar::Int).or_else(|_| digits.parse().map(Scalar::UInt));
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    // -0.0 stays a float: its bits are not 0's.
-    if fraction.bytes().all(|b| b == b'0')
-        && let Ok(v) = integer(whole)
-        && !(whole.starts_with('-') && v == Scalar::Int(0) && !fraction.is_empty())
-    {
-        return Ok(v);
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    let is_whole = digits(whole.trim_start_matches(['+', '-'])) && !whole.trim_start_matches(['+', '-']).is_empty();
+    // A whole number, but -0.0 (and -0.), which stays a float: its bits are not 0's.
+    if is_whole && fraction.bytes().all(|b| b == b'0') && !(text.starts_with('-') && text.contains('.')) {
+        let integer = whole.parse().map(Scalar::Int).or_else(|_| whole.parse().map(Scalar::UInt));
+        return integer.map_err(|_| format!("{text} is past 64-bit integers (write a float as 1e20)"));
     }
     let v: f64 = text.parse().map_err(|_| format!("{text:?} is not a number"))?;
     let spelled_infinite = text.trim_start_matches(['+', '-']).to_ascii_lowercase().starts_with("inf");
     if v.is_infinite() && !spelled_infinite {
         return Err(format!("{text} is past float64's range"));
     }
-    let plain_fraction = fraction.bytes().all(|b| b.is_ascii_digit()) && fraction.bytes().any(|b| b != b'0');
-    if plain_fraction && v.fract() == 0.0 {
+    let mantissa = text.split(['e', 'E']).next().unwrap_or(text);
+    if v == 0.0 && mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+        return Err(format!("{text} is below float64's range (it reads as 0)"));
+    }
+    if digits(fraction) && fraction.bytes().any(|b| b != b'0') && v.fract() == 0.0 {
         return Err(format!("{text} is not exact as a float (it reads as {v:?})"));
     }
     Ok(Scalar::Float(v))
@@ -739,12 +742,11 @@ fn convert_meta(
     out: &mut dyn Write,
 ) -> Result<()> {
     let store = open_store(path)?;
-    let (format_now, compression_now) = store.meta_encoding();
-    let format = format.map_or(format_now, |format| match format {
+    let format = format.map(|format| match format {
         MetaFormatArg::Json => MetaFormat::Json,
         MetaFormatArg::Msgpack => MetaFormat::MsgPack,
     });
-    let compression = compression.map_or(compression_now, |compression| match compression {
+    let compression = compression.map(|compression| match compression {
         MetaCompressionArg::None => MetaCompression::None,
         MetaCompressionArg::Zstd => MetaCompression::Zstd,
         MetaCompressionArg::Lz4 => MetaCompression::Lz4,
@@ -881,7 +883,17 @@ mod tests {
         assert_eq!(parse_fill_value("123.0"), Ok(Scalar::Int(123)));
         assert_eq!(parse_fill_value("9007199254740993.0"), Ok(Scalar::Int(9_007_199_254_740_993)));
         assert_eq!(parse_fill_value("1e99"), Ok(Scalar::Float(1e99)));
-        assert!(matches!(parse_fill_value("-0.0"), Ok(Scalar::Float(v)) if v.to_bits() == (-0.0f64).to_bits()));
+        for negative_zero in ["-0.0", "-0."] {
+            assert!(
+                matches!(parse_fill_value(negative_zero), Ok(Scalar::Float(v)) if v.to_bits() == (-0.0f64).to_bits())
+            );
+        }
+        assert_eq!(parse_fill_value("1."), Ok(Scalar::Int(1)));
+        assert_eq!(parse_fill_value("-.5"), Ok(Scalar::Float(-0.5)));
+        assert!(parse_fill_value("-9223372036854775809").unwrap_err().contains("64-bit"));
+        assert!(parse_fill_value("18446744073709551616.0").unwrap_err().contains("64-bit"));
+        assert!(parse_fill_value("1e-400").unwrap_err().contains("reads as 0"));
+        assert_eq!(parse_fill_value("0e5"), Ok(Scalar::Float(0.0)));
         assert_eq!(parse_fill_value("-2.5e-3"), Ok(Scalar::Float(-2.5e-3)));
         assert!(matches!(parse_fill_value("nan"), Ok(Scalar::Float(v)) if v.is_nan()));
         assert_eq!(parse_fill_value("-inf"), Ok(Scalar::Float(f64::NEG_INFINITY)));
