@@ -412,7 +412,8 @@ fn typed_input<'py, T: numpy::Element>(
         let bytes = data.call_method1("view", ("uint8",))?;
         let kwargs = [("initial", 0)].into_py_dict(py)?;
         if bytes.call_method("max", (), Some(&kwargs))?.extract::<u8>()? > 1 {
-            data = np.getattr("not_equal")?.call1((bytes, 0))?;
+            // `astype`, not `not_equal`, which gives a 0-d array back as a numpy scalar.
+            data = bytes.call_method1("astype", ("bool",))?;
         }
     }
     let Ok(typed) = data.cast::<PyArrayDyn<T>>().cloned() else {

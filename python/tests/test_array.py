@@ -574,6 +574,13 @@ def test_a_bool_mask_holding_bytes_other_than_0_and_1_writes_as_true(ds):
     assert arr.stats["sum"] == 3 and arr.stats["max"] == 1
     arr[1:3] = np.array([3, 0], np.uint8).view(bool)
     assert arr[:].tolist() == [False, True, False, True]
+    scalar = ds.define_array("z", "bool", None, [])  # 0-d: numpy's not_equal gave a scalar
+    seven = np.array(7, np.uint8).view(bool)
+    scalar.write([], seven)
+    assert scalar[()] is np.True_
+    scalar[...] = np.array(0, np.uint8).view(bool)
+    scalar[()] = seven
+    assert scalar[()] is np.True_
 
 
 def test_a_false_key_touches_no_chunk(ds):
