@@ -72,7 +72,8 @@ impl ArrayStats {
     }
 
     /// The mean of a timestamp array's instants in nanoseconds: `mean` rounded, kept off
-    /// `i64::MIN` (`NaT`, a null), which a float mean of instants next to it rounds to.
+    /// `i64::MIN` (`NaT`, a null), which a float mean of instants next to it rounds to;
+    /// `None` where `mean` is (no valid values, strings).
     #[must_use]
     pub fn mean_instant(&self) -> Option<i64> {
         #[allow(clippy::cast_possible_truncation)] // a mean of i64 values is within their range

@@ -23,7 +23,8 @@ impl Atlas {
     /// the rules for missing and shorter arrays are given there.
     ///
     /// # Errors
-    /// As [`Atlas::read_array_across_stacked_into`].
+    /// As [`Atlas::read_array_across_stacked_into`]; [`Error::OutOfMemory`] if the results do
+    /// not fit in memory.
     pub fn read_array_across<T: Element>(
         &self,
         array: &str,

@@ -255,7 +255,8 @@ impl ArrayHandle {
     /// shrinking drops the data outside the new shape (chunks reaching past it are
     /// rewritten, so growing again later reads fill there). Durable at the next flush. The
     /// shape the array already has (on the newest commit) changes nothing and leaves no
-    /// pending change.
+    /// pending change; a handle that sees another shape takes the writer lock to compare
+    /// on the newest commit (so [`Error::Locked`] is possible) and gives it back.
     ///
     /// # Errors
     /// [`Error::ShapeMismatch`] for a shape of another number of dimensions;

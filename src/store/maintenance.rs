@@ -179,7 +179,8 @@ impl Atlas {
     /// writer's change of the other one is kept.
     ///
     /// # Errors
-    /// [`Error::Locked`].
+    /// As [`Atlas::begin_change`]: [`Error::Locked`], [`Error::ChangesDiscarded`], or an
+    /// error loading the newest commit.
     pub fn set_meta_format(&self, format: Option<MetaFormat>, compression: Option<MetaCompression>) -> Result<()> {
         let mut state = self.inner.write();
         self.inner.begin_change(&mut state)?;
