@@ -55,7 +55,9 @@ impl FragmentReader {
     /// # Panics
     /// If the range runs past the block (a caller bug).
     pub(crate) fn read_block_part(&self, entry: &BlockEntry, start: u64, buf: &mut [u8]) -> Result<()> {
-        assert!(start + buf.len() as u64 <= entry.stored_len_bytes, "a range of the block");
+        let end = start.checked_add(buf.len() as u64);
+        assert!(end.is_some_and(|end| end <= entry.stored_len_bytes), "a range of the block");
+        // Within the block, which the index check placed inside the file.
         self.file.read_at(entry.offset_bytes + start, buf)
     }
 

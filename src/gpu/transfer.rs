@@ -49,6 +49,14 @@ impl Buffer {
     }
 }
 
+impl Drop for Buffer {
+    /// The copies are queued on the raw slice, so the pinned slice's own drop does not know
+    /// of them: a read that failed after queuing one must not free the memory under it.
+    fn drop(&mut self) {
+        let _ = self.wait();
+    }
+}
+
 /// The two pinned buffers of one direction, [`PIECE`] bytes each, allocated on first use.
 pub(crate) struct Pinned {
     /// `cuMemHostAlloc` flags: write-combined for uploads (the host only writes them).

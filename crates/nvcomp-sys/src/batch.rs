@@ -65,8 +65,10 @@ impl Nvcomp {
         out_ranges: &[Range<usize>],
     ) -> Result<Vec<ChunkResult>> {
         let align = self.decompress_alignments(algo)?;
-        check_ranges("input", in_ranges, input.len(), align.input)?;
-        check_ranges("output", out_ranges, output.len(), align.output)?;
+        // nvCOMP's alignment is of device addresses: a view's own start counts.
+        let (in_base, out_base) = (input.device_ptr(stream).0, output.device_ptr_mut(stream).0);
+        check_ranges("input", in_ranges, (in_base, input.len()), align.input)?;
+        check_ranges("output", out_ranges, (out_base, output.len()), align.output)?;
         if in_ranges.len() != out_ranges.len() {
             return Err(Error::InvalidBatch(format!("{} inputs, {} outputs", in_ranges.len(), out_ranges.len())));
         }
@@ -157,7 +159,7 @@ impl Nvcomp {
         ranges: &[Range<usize>],
     ) -> Result<Vec<Vec<u8>>> {
         let align = self.compress_alignments(algo)?;
-        check_ranges("input", ranges, input.len(), align.input)?;
+        check_ranges("input", ranges, (input.device_ptr(stream).0, input.len()), align.input)?;
         let n = ranges.len();
         if n == 0 {
             return Ok(Vec::new());
@@ -210,17 +212,17 @@ impl Nvcomp {
     }
 }
 
-/// Checks that every range lies in a buffer of `len` bytes, starts at a multiple of `align`
-/// and is no longer than nvCOMP accepts.
-fn check_ranges(what: &str, ranges: &[Range<usize>], len: usize, align: usize) -> Result<()> {
+/// Checks that every range lies in a buffer of `len` bytes at device address `base`,
+/// starts at an address that is a multiple of `align` and is no longer than nvCOMP accepts.
+fn check_ranges(what: &str, ranges: &[Range<usize>], (base, len): (u64, usize), align: usize) -> Result<()> {
     for (i, r) in ranges.iter().enumerate() {
         if r.start > r.end || r.end > len {
             return Err(Error::InvalidBatch(format!("{what} chunk {i} spans {r:?}, outside a buffer of {len} bytes")));
         }
-        if align > 1 && r.start % align != 0 {
+        let address = base.wrapping_add(r.start as u64);
+        if align > 1 && address % align as u64 != 0 {
             return Err(Error::InvalidBatch(format!(
-                "{what} chunk {i} starts at {}, not a multiple of {align}",
-                r.start
+                "{what} chunk {i} starts at address {address:#x}, not a multiple of {align}"
             )));
         }
         if r.len() > MAX_CHUNK_BYTES {
@@ -244,13 +246,16 @@ mod tests {
 
     #[test]
     fn ranges_are_checked_for_bounds_and_alignment() {
-        assert!(check_ranges("input", &[0..8, 8..20], 20, 4).is_ok());
-        let outside = check_ranges("input", &[0..8, 8..21], 20, 1).unwrap_err();
+        assert!(check_ranges("input", &[0..8, 8..20], (0x1000, 20), 4).is_ok());
+        let outside = check_ranges("input", &[0..8, 8..21], (0x1000, 20), 1).unwrap_err();
         assert!(outside.to_string().contains("chunk 1 spans 8..21"), "{outside}");
-        let misaligned = check_ranges("output", &[0..3, 3..9], 20, 8).unwrap_err();
+        let misaligned = check_ranges("output", &[0..3, 3..9], (0x1000, 20), 8).unwrap_err();
         assert!(misaligned.to_string().contains("not a multiple of 8"), "{misaligned}");
+        // A view starting off the alignment: its offsets are aligned, its addresses not.
+        assert!(check_ranges("input", &[0..8, 8..12], (0x1002, 20), 4).is_err());
+        assert!(check_ranges("input", &[2..6, 6..10], (0x1002, 20), 4).is_ok());
         #[allow(clippy::reversed_empty_ranges)]
-        let reversed = check_ranges("input", &[0..4, 5..2], 20, 1);
+        let reversed = check_ranges("input", &[0..4, 5..2], (0, 20), 1);
         assert!(reversed.is_err());
     }
 }

@@ -31,7 +31,7 @@ pub enum Error {
         /// The library's version.
         version: crate::Version,
         /// The symbol looked up.
-        symbol: &'static str,
+        symbol: String,
         /// The loader's error.
         source: libloading::Error,
     },

@@ -200,11 +200,10 @@ impl fmt::Debug for Nvcomp {
 /// # Safety
 /// `F` must be the symbol's true C signature for this library version.
 unsafe fn symbol<F: Copy>(lib: &Library, version: Version, name: &str) -> Result<F> {
-    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
     // SAFETY: the caller vouches for the signature; the pointer is used only while `lib` lives.
     unsafe { lib.get::<F>(name.as_bytes()) }.map(|s| *s).map_err(|source| Error::MissingSymbol {
         version,
-        symbol: leaked,
+        symbol: name.to_string(),
         source,
     })
 }
