@@ -56,6 +56,9 @@ pub(crate) type CachedChunk = Arc<Vec<u8>>;
 pub(crate) struct ChunkCache {
     capacity_bytes: usize,
     lru: Mutex<Lru>,
+    /// The process that made the cache. A child forked from it does not use it: the fork
+    /// may have copied the lock held by a thread the child does not have.
+    pid: u32,
 }
 
 #[derive(Debug)]
@@ -95,22 +98,23 @@ impl ChunkCache {
     pub(crate) fn new(capacity_bytes: u64) -> Self {
         let capacity_bytes = usize::try_from(capacity_bytes).unwrap_or(usize::MAX);
         let lru = Lru { chunks: LruCache::unbounded(), bytes: 0, spares: VecDeque::new(), spare_bytes: 0 };
-        Self { capacity_bytes, lru: Mutex::new(lru) }
+        Self { capacity_bytes, lru: Mutex::new(lru), pid: std::process::id() }
     }
 
-    /// Whether a chunk of `len` raw bytes would be kept (none is when the capacity is 0).
+    /// Whether a chunk of `len` raw bytes would be kept (none is when the capacity is 0,
+    /// nor in a forked child).
     pub(crate) fn admits(&self, len: usize) -> bool {
-        len > 0 && charge(len) <= self.capacity_bytes / MAX_SHARE
+        len > 0 && charge(len) <= self.capacity_bytes / MAX_SHARE && self.pid == std::process::id()
     }
 
     /// The chunk of block `key`, if kept (it becomes the most recently used).
     pub(crate) fn get(&self, key: &BlockKey) -> Option<CachedChunk> {
-        self.lock().chunks.get(key).cloned()
+        self.lock()?.chunks.get(key).cloned()
     }
 
     /// Whether the chunk of block `key` is kept (it does not become the most recently used).
     pub(crate) fn contains(&self, key: &BlockKey) -> bool {
-        self.lock().chunks.contains(key)
+        self.lock().is_some_and(|lru| lru.chunks.contains(key))
     }
 
     /// Keeps `raw` as the chunk of block `key`, verified, if the cache admits its size,
@@ -119,7 +123,7 @@ impl ChunkCache {
         if !self.admits(raw.len()) {
             return;
         }
-        let mut lru = self.lock();
+        let Some(mut lru) = self.lock() else { return };
         lru.bytes += charge(raw.len());
         if let Some(old) = lru.chunks.put(key, raw) {
             lru.bytes -= charge(old.len());
@@ -154,13 +158,12 @@ impl ChunkCache {
     /// for every chunk cost such a loop (W4 at scale 1) 16-20% of its time, in zeroing
     /// and page faults.
     pub(crate) fn buffer(&self, len: usize) -> Vec<u8> {
-        let spare = {
-            let mut lru = self.lock();
+        let spare = self.lock().and_then(|mut lru| {
             let at = lru.spares.iter().position(|spare| spare.len() == len);
             let spare = at.and_then(|at| lru.spares.remove(at));
             lru.spare_bytes -= spare.as_ref().map_or(0, Vec::len);
             spare
-        };
+        });
         spare.unwrap_or_else(|| vec![0; len])
     }
 
@@ -174,21 +177,22 @@ impl ChunkCache {
     /// Bytes the kept chunks count for now ([`charge`] each).
     #[cfg(test)]
     fn bytes(&self) -> usize {
-        self.lock().bytes
+        self.lock().expect("this process's cache").bytes
     }
 
     /// Bytes of the spare buffers kept now.
     #[cfg(test)]
     fn spare_bytes(&self) -> usize {
-        let lru = self.lock();
+        let lru = self.lock().expect("this process's cache");
         assert_eq!(lru.spare_bytes, lru.spares.iter().map(Vec::len).sum::<usize>());
         lru.spare_bytes
     }
 
     /// The cache, whoever held it last: a panic elsewhere leaves it consistent (each
-    /// change is done before the lock is let go).
-    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
-        self.lru.lock().unwrap_or_else(PoisonError::into_inner)
+    /// change is done before the lock is let go). `None` in a forked child, which keeps
+    /// nothing (see [`ChunkCache::pid`]).
+    fn lock(&self) -> Option<std::sync::MutexGuard<'_, Lru>> {
+        (self.pid == std::process::id()).then(|| self.lru.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -237,6 +241,19 @@ mod tests {
         assert!(cache.contains(&key(2)) && !cache.contains(&key(1)));
         cache.insert(key(9), chunk(LEN, 9));
         assert!(!cache.contains(&key(2)), "2 was still the least recently used");
+    }
+
+    #[test]
+    fn a_forked_child_neither_uses_nor_locks_the_parents_cache() {
+        let mut cache = ChunkCache::new(room(4));
+        cache.insert(key(1), chunk(LEN, 1));
+        cache.pid = 0; // as a child sees it: another process made it
+        // The lock held, as a parent thread may have held it at the fork: nothing waits.
+        let _held = cache.lru.lock().unwrap();
+        assert!(cache.get(&key(1)).is_none() && !cache.contains(&key(1)));
+        cache.insert(key(2), chunk(LEN, 2));
+        assert!(!cache.admits(LEN));
+        assert_eq!(cache.buffer(LEN).len(), LEN);
     }
 
     #[test]
@@ -305,7 +322,7 @@ mod tests {
         }
         assert_eq!(cache.spare_bytes(), 0, "chunks under MIN_SPARE_BYTES leave no spare");
         let cache = ChunkCache::new((16 * MIN_SPARE_BYTES) as u64);
-        let mut lru = cache.lock();
+        let mut lru = cache.lock().expect("this process's cache");
         for len in [MIN_SPARE_BYTES, MIN_SPARE_BYTES, 2 * MIN_SPARE_BYTES] {
             cache.keep_spare(&mut lru, vec![1; len]);
         }
