@@ -196,6 +196,16 @@ enum Command {
         /// elements read as, and the value statistics count as null.
         #[arg(long, value_parser = parse_fill_value, allow_hyphen_values = true)]
         fill_value: Option<Scalar>,
+        /// The array's own codec (default: the store's); with --overwrite it becomes the
+        /// existing array's codec for the blocks written from then on.
+        #[arg(long)]
+        codec: Option<CodecArg>,
+        /// zstd level (default 3; up to 22, negative for fast modes, 0 for zstd's default).
+        #[arg(long, allow_hyphen_values = true)]
+        level: Option<i32>,
+        /// The array's own byte shuffle (default: the store's; values as for recompress).
+        #[arg(long)]
+        shuffle: Option<ShuffleArg>,
         /// Write into an existing array of the same dtype and shape.
         #[arg(long)]
         overwrite: bool,
@@ -278,6 +288,8 @@ enum MetaFormatArg {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum MetaCompressionArg {
     None,
+    // `zst` as `export --compression` spells it.
+    #[value(alias = "zst")]
     Zstd,
     Lz4,
 }
@@ -296,6 +308,34 @@ enum ShuffleArg {
     Off,
     Bytedelta,
     Delta,
+}
+
+impl From<ShuffleArg> for Shuffle {
+    fn from(shuffle: ShuffleArg) -> Self {
+        match shuffle {
+            ShuffleArg::Auto => Self::Auto,
+            ShuffleArg::On => Self::On,
+            ShuffleArg::Off => Self::Off,
+            ShuffleArg::Bytedelta => Self::ByteDelta,
+            ShuffleArg::Delta => Self::Delta,
+        }
+    }
+}
+
+/// The codec `--codec` and `--level` of `subcommand` ask for; exits with a usage error for
+/// a level zstd does not have, or a level given to another codec.
+fn codec_of(subcommand: &str, codec: CodecArg, level: Option<i32>) -> Codec {
+    match (codec, level) {
+        (CodecArg::Zstd, Some(level)) if !Codec::zstd_levels().contains(&level) => usage_error(
+            subcommand,
+            ErrorKind::ValueValidation,
+            format!("--level {level} is outside zstd's levels {:?}", Codec::zstd_levels()),
+        ),
+        (CodecArg::Zstd, level) => Codec::Zstd { level: level.unwrap_or(3) },
+        (_, Some(_)) => usage_error(subcommand, ErrorKind::ArgumentConflict, "--level applies to --codec zstd only"),
+        (CodecArg::Lz4, None) => Codec::Lz4,
+        (CodecArg::None, None) => Codec::None,
+    }
 }
 
 fn main() -> ExitCode {
@@ -508,31 +548,32 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Verify { store, json } => return verify(&store, json, quiet, out),
         Command::ConvertMeta { store, format, compression } => convert_meta(&store, format, compression, quiet, out)?,
         Command::Recompress { store, array, codec, level, shuffle } => {
-            let codec = match (codec, level) {
-                (CodecArg::Zstd, Some(level)) if !Codec::zstd_levels().contains(&level) => usage_error(
-                    "recompress",
-                    ErrorKind::ValueValidation,
-                    format!("--level {level} is outside zstd's levels {:?}", Codec::zstd_levels()),
-                ),
-                (CodecArg::Zstd, level) => Codec::Zstd { level: level.unwrap_or(3) },
-                (_, Some(_)) => {
-                    usage_error("recompress", ErrorKind::ArgumentConflict, "--level applies to --codec zstd only")
-                }
-                (CodecArg::Lz4, None) => Codec::Lz4,
-                (CodecArg::None, None) => Codec::None,
-            };
-            let shuffle = shuffle.map(|shuffle| match shuffle {
-                ShuffleArg::Auto => Shuffle::Auto,
-                ShuffleArg::On => Shuffle::On,
-                ShuffleArg::Off => Shuffle::Off,
-                ShuffleArg::Bytedelta => Shuffle::ByteDelta,
-                ShuffleArg::Delta => Shuffle::Delta,
-            });
-            recompress(&open_store(&store)?, array.as_ref(), codec, shuffle, quiet, out)?;
+            let codec = codec_of("recompress", codec, level);
+            recompress(&open_store(&store)?, array.as_ref(), codec, shuffle.map(Shuffle::from), quiet, out)?;
         }
         Command::Compact { store, json } => compact(&store, json, quiet, out)?,
-        Command::Import { store, array, file, chunks, dims, fill_value, overwrite, create, slab_bytes } => {
-            let options = ImportOptions { chunks, dims, fill_value, overwrite, slab_bytes };
+        Command::Import {
+            store,
+            array,
+            file,
+            chunks,
+            dims,
+            fill_value,
+            codec,
+            level,
+            shuffle,
+            overwrite,
+            create,
+            slab_bytes,
+        } => {
+            let codec = match (codec, level) {
+                (None, Some(_)) => {
+                    usage_error("import", ErrorKind::MissingRequiredArgument, "--level needs --codec zstd")
+                }
+                (codec, level) => codec.map(|codec| codec_of("import", codec, level)),
+            };
+            let shuffle = shuffle.map(Shuffle::from);
+            let options = ImportOptions { chunks, dims, fill_value, codec, shuffle, overwrite, slab_bytes };
             import(&store, &array, &file, create, &options, quiet, out)?;
         }
         Command::Export { store, array, file, compression, force, slab_bytes } => {

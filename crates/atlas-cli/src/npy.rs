@@ -48,8 +48,10 @@ pub enum Compression {
     /// A plain .npy file.
     None,
     /// A zstd stream (`.npy.zst`).
+    #[value(alias = "zstd")]
     Zst,
     /// A gzip stream (`.npy.gz`).
+    #[value(alias = "gzip")]
     Gz,
 }
 

@@ -10,7 +10,7 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use atlas::{ArrayHandle, ArrayMeta, ArraySpec, Atlas, DType, Dataset, Error, Scalar};
+use atlas::{ArrayHandle, ArrayMeta, ArraySpec, Atlas, Codec, DType, Dataset, Error, Scalar, Shuffle};
 use indicatif::ProgressBar;
 use ndarray::{ArrayViewD, IxDyn};
 
@@ -30,6 +30,10 @@ pub struct ImportOptions {
     pub dims: Option<Vec<String>>,
     /// Fill value of a new array (default 0).
     pub fill_value: Option<Scalar>,
+    /// The array's own codec (default: the store's), for a new or overwritten array.
+    pub codec: Option<Codec>,
+    /// The array's own shuffle (default: the store's), for a new or overwritten array.
+    pub shuffle: Option<Shuffle>,
     /// Write into an existing array of the same dtype and shape.
     pub overwrite: bool,
     /// Raw bytes per slab.
@@ -103,6 +107,12 @@ pub fn import(
         }
         if let Some(fill) = options.fill_value {
             spec = spec.fill_value(fill);
+        }
+        if let Some(codec) = options.codec {
+            spec = spec.codec(codec);
+        }
+        if let Some(shuffle) = options.shuffle {
+            spec = spec.shuffle(shuffle);
         }
         match dataset_handle.define_array(array, spec) {
             Err(Error::AlreadyExists { .. }) => {
@@ -185,7 +195,15 @@ fn existing_array(
             meta.fill_value
         );
     }
-    Ok(dataset_handle.array(array)?)
+    let handle = dataset_handle.array(array)?;
+    // Every block is written again: with the codec asked for, which the array keeps.
+    if options.codec.is_some() {
+        handle.set_codec(options.codec)?;
+    }
+    if options.shuffle.is_some() {
+        handle.set_shuffle(options.shuffle)?;
+    }
+    Ok(handle)
 }
 
 /// The context of an import's error when its flush failed after its commit point: the data
@@ -501,7 +519,15 @@ mod tests {
     }
 
     fn import_into(store: &Atlas, target: (&str, &str), file: &Path, overwrite: bool) -> Result<Moved> {
-        let options = ImportOptions { chunks: None, dims: None, fill_value: None, overwrite, slab_bytes: 1 << 20 };
+        let options = ImportOptions {
+            chunks: None,
+            dims: None,
+            fill_value: None,
+            codec: None,
+            shuffle: None,
+            overwrite,
+            slab_bytes: 1 << 20,
+        };
         let imported = import(store, target, file, open_source(file)?, &options, true);
         store.discard();
         imported

@@ -612,6 +612,9 @@ fn convert_meta_rewrites_the_metadata_file_in_the_new_encoding() {
     assert_eq!(Atlas::open(&store).unwrap().meta_file_name(), "atlas.json.zst");
     stdout_of(atlas().arg("convert-meta").arg(&store).args(["--compression", "lz4"]));
     assert_eq!(Atlas::open(&store).unwrap().meta_file_name(), "atlas.json.lz4");
+    // `zst`, as export spells it, is zstd here too.
+    stdout_of(atlas().arg("convert-meta").arg(&store).args(["--compression", "zst"]));
+    assert_eq!(Atlas::open(&store).unwrap().meta_file_name(), "atlas.json.zst");
     atlas().arg("convert-meta").arg(&store).assert().code(2).stderr(contains("--format"));
 }
 
@@ -1014,6 +1017,26 @@ fn export_refuses_to_replace_files_and_arrays_npy_cannot_hold() {
     let mut gz_bytes = Vec::new();
     flate2::read::GzDecoder::new(&std::fs::read(&explicit).unwrap()[..]).read_to_end(&mut gz_bytes).unwrap();
     assert_eq!(gz_bytes, std::fs::read(&file).unwrap());
+    // `zstd` and `gzip`, as convert-meta and gzip spell them, name the same compressions.
+    let spelled = dir.path().join("spelled.npy.zst");
+    atlas()
+        .arg("export")
+        .arg(&store)
+        .arg("run42/temp")
+        .arg(&spelled)
+        .args(["--compression", "zstd"])
+        .assert()
+        .success();
+    assert_eq!(zstd::decode_all(&std::fs::read(&spelled).unwrap()[..]).unwrap(), std::fs::read(&file).unwrap());
+    let spelled = dir.path().join("spelled.npy.gz");
+    atlas()
+        .arg("export")
+        .arg(&store)
+        .arg("run42/temp")
+        .arg(&spelled)
+        .args(["--compression", "gzip"])
+        .assert()
+        .success();
     atlas()
         .arg("export")
         .arg(&store)
@@ -1469,4 +1492,45 @@ fn import_gives_a_new_array_the_fill_value_asked_for() {
         .args(["--overwrite", "--fill-value", "NaN"])
         .assert()
         .success();
+}
+
+#[test]
+fn import_gives_a_new_or_overwritten_array_the_codec_asked_for() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("s");
+    let file = dir.path().join("f.npy");
+    let values: Vec<u16> = (0..4096u16).map(|v| v % 7).collect();
+    let body: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&file, npy("<u2", &[64, 64], &body)).unwrap();
+    let import = |array: &str, args: &[&str]| {
+        let mut cmd = atlas();
+        cmd.arg("import").arg(&store).arg(array).arg(&file).arg("--create").args(args);
+        cmd
+    };
+    import("d/a", &["--codec", "lz4", "--shuffle", "off"]).assert().success();
+    import("d/b", &["--codec", "zstd", "--level", "9"]).assert().success();
+    import("d/c", &[]).assert().success();
+    let codec_of = |array: &str| {
+        let meta = Atlas::open(&store).unwrap().open_dataset("d").unwrap().array_meta(array).unwrap();
+        (meta.codec, meta.shuffle)
+    };
+    assert_eq!(codec_of("a"), (Some(Codec::Lz4), Some(Shuffle::Off)));
+    assert_eq!(codec_of("b"), (Some(Codec::Zstd { level: 9 }), None));
+    assert_eq!(codec_of("c"), (None, None));
+    let doc = json_of(atlas().arg("info").arg(&store).arg("--json"));
+    let mix = |i: usize| doc["datasets"][0]["arrays"][i]["codec_mix"].clone();
+    assert!(mix(0).as_object().unwrap().keys().all(|k| k.starts_with("lz4")), "{}", mix(0));
+    // Overwriting rewrites every block with the codec given, which the array keeps.
+    import("d/c", &["--overwrite", "--codec", "none"]).assert().success();
+    assert_eq!(codec_of("c"), (Some(Codec::None), None));
+    let read = Atlas::open(&store).unwrap().open_dataset("d").unwrap().array("c").unwrap();
+    assert_eq!(read.read::<u16>(&[0, 0], &[64, 64]).unwrap().into_raw_vec_and_offset().0, values);
+    let doc = json_of(atlas().arg("info").arg(&store).arg("--json"));
+    assert!(doc["datasets"][0]["arrays"][2]["codec_mix"].as_object().unwrap().keys().all(|k| k.starts_with("none")));
+    // Levels only for zstd, and only zstd's.
+    let bad = import("d/e", &["--level", "3"]).assert().code(2);
+    bad.stderr(contains("--level needs --codec zstd")).stderr(contains("Usage: atlas import"));
+    import("d/e", &["--codec", "lz4", "--level", "3"]).assert().code(2).stderr(contains("--level applies to"));
+    import("d/e", &["--codec", "zstd", "--level", "99"]).assert().code(2).stderr(contains("outside zstd's levels"));
+    assert!(Atlas::open(&store).unwrap().open_dataset("d").unwrap().array_meta("e").is_err());
 }
