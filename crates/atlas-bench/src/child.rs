@@ -18,7 +18,7 @@ pub fn spawn(opts: &Opts, task: &[&str]) -> ChildMemory {
 pub fn run(task: &str, arg: Option<&str>, opts: &Opts) {
     match task {
         "w3-write" | "w3-read" | "w3-read-loop" => many::child(task, opts),
-        "w4-read" | "w4-read-boxes" | "w4-read-zarrs" => boxes::child(task, opts),
+        "w4-read" | "w4-read-uncached" | "w4-read-boxes" | "w4-read-zarrs" => boxes::child(task, opts),
         "w5-write" | "w5-read" => append::child(task, arg.expect("W5 variant"), opts),
         _ => {
             let id = arg.expect("case id");

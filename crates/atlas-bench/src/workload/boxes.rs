@@ -202,6 +202,14 @@ pub fn child(task: &str, opts: &Opts) {
                 }
             }
         }
+        "w4-read-uncached" => {
+            let array = atlas_side::open_with(&atlas_dir, &atlas::OpenOptions::default().chunk_cache_bytes(0));
+            for _ in 0..opts.repeat {
+                for start in &starts {
+                    std::hint::black_box(array.read::<f32>(start, &[EDGE; 3]).expect("box read"));
+                }
+            }
+        }
         "w4-read-boxes" => {
             let array = atlas_side::open(&atlas_dir);
             let starts: Vec<&[u64]> = starts.iter().map(|s| &s[..]).collect();
