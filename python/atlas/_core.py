@@ -266,14 +266,29 @@ class Atlas:
         """Whether the store has a dataset `name`."""
         return self._native.dataset_exists(name)
 
-    def __getitem__(self, name: str) -> "DatasetView":
+    def __getitem__(self, name: str) -> "DatasetView | Array":
+        """`store["run42"]` is a dataset, `store["run42/temp"]` its array `temp` (as h5py's
+        `f["group/dataset"]`; names never hold a `/`)."""
+        if isinstance(name, str) and "/" in name:
+            dataset, array = name.split("/", 1)
+            return self.open_dataset(dataset)[array]
         return self.open_dataset(name)
 
     def __delitem__(self, name: str) -> None:
+        """`del store["run42"]` deletes a dataset, `del store["run42/temp"]` an array."""
+        if isinstance(name, str) and "/" in name:
+            dataset, array = name.split("/", 1)
+            self.open_dataset(dataset).delete_array(array)
+            return
         self.delete_dataset(name)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self._native.dataset_exists(name)
+        if not isinstance(name, str):
+            return False
+        if "/" in name:
+            dataset, array = name.split("/", 1)
+            return "/" not in array and self._native.dataset_exists(dataset) and array in self.open_dataset(dataset)
+        return self._native.dataset_exists(name)
 
     def __iter__(self):
         return iter(self._native.list_datasets())

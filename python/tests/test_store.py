@@ -127,6 +127,22 @@ def test_datasets_list_exist_delete(store):
     assert store.open_dataset("a").name == "a"
 
 
+def test_paths_name_a_dataset_s_array_as_in_h5py(store):
+    ds = store.create_dataset("run42")
+    ds["temp"] = np.arange(4.0)
+    assert np.array_equal(store["run42/temp"][...], np.arange(4.0))
+    assert store["run42/temp"].name == "temp"
+    assert "run42/temp" in store and "run42" in store
+    for missing in ["run42/depth", "run7/temp", "run42/temp/x", "run42/", "/temp"]:
+        assert missing not in store
+        with pytest.raises(atlas.NotFoundError):
+            store[missing]
+    del store["run42/temp"]
+    assert "run42/temp" not in store and "run42" in store and list(store["run42"]) == []
+    with pytest.raises(atlas.NotFoundError):
+        del store["run42/temp"]
+
+
 def test_list_arrays_gives_distinct_names_over_datasets(store):
     store.create_dataset("x").define_array("temp", "float32", ["z"], [3])
     y = store.create_dataset("y")
