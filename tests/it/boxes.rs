@@ -56,6 +56,9 @@ fn bad_box_requests_fail_as_a_read_does_and_damaged_blocks_are_caught() {
     assert_err!(array.read_boxes::<u16, _>(&[[0]], &[4]), Error::DTypeMismatch { .. });
     assert_err!(array.read_boxes::<u8, _>(&[[0, 0]], &[4]), Error::ShapeMismatch { .. });
     assert_err!(array.read_boxes::<u8, _>(&[[0]], &[4, 4]), Error::ShapeMismatch { .. });
+    // The model test's old failure: boxes of another rank, an empty extent, starts near 2^64.
+    let far = [u64::MAX - 1, 1 << 63, 12_722_292_787_141_755_881];
+    assert_err!(array.read_boxes::<u8, _>(&[far, far], &[0, 2_115_926, 1 << 62]), Error::ShapeMismatch { .. });
     let second_outside = array.read_boxes::<u8, _>(&[[0], [61], [70]], &[4]);
     assert!(matches!(&second_outside, Err(Error::OutOfBounds { start, .. }) if start == &[61]), "{second_outside:?}");
     let none: [[u64; 1]; 0] = [];

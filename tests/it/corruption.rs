@@ -239,6 +239,10 @@ fn assert_no_panic_and_no_wrong_data(label: &str, tally: &Tally) {
     assert!(tally.panics.is_empty(), "{label}: {} panics, first: {}", tally.panics.len(), tally.panics[0]);
     assert!(tally.wrong.is_empty(), "{label}: {} wrong reads, first: {}", tally.wrong.len(), tally.wrong[0]);
     assert!(tally.harmless + tally.refused.values().sum::<u64>() > 0);
+    // Damage is refused as damage: never as a missing entity, a bad argument or an I/O error.
+    let damage = ["Corrupt", "ChecksumMismatch", "UnsupportedVersion"];
+    let other: Vec<_> = tally.refused.iter().filter(|(variant, _)| !damage.contains(variant)).collect();
+    assert!(other.is_empty(), "{label}: refused as {other:?}");
 }
 
 #[test]

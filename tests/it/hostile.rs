@@ -122,6 +122,33 @@ fn assert_corrupt(result: Result<String, Error>, what: &str) {
     }
 }
 
+/// Two arrays sharing an id would read each other's blocks; a fragment listed twice would
+/// be read (and compacted) twice. Both are corrupt at open, in JSON and msgpack.
+#[test]
+fn a_shared_array_id_or_a_fragment_listed_twice_is_refused_at_open() {
+    let mut dir = test_dir!();
+    let path = dir.store();
+    let good = small_store(&path);
+    let mut shared_id = good.clone();
+    shared_id["datasets"]["d"]["arrays"]["s"]["id"] = good["datasets"]["d"]["arrays"]["a"]["id"].clone();
+    let mut listed_twice = good.clone();
+    let fragment = good["fragments"][0].clone();
+    listed_twice["fragments"].as_array_mut().unwrap().push(fragment);
+    for (meta, says) in [(&shared_id, "duplicate or unallocated id"), (&listed_twice, "listed twice")] {
+        write_json_meta(&path, meta);
+        match open_and_read(&mut dir, &path, says) {
+            Err(Error::Corrupt { detail, .. }) => assert!(detail.contains(says), "{detail}"),
+            other => panic!("{says}: expected Corrupt, got {other:?}"),
+        }
+        std::fs::remove_file(path.join("atlas.json")).unwrap();
+        std::fs::write(path.join("atlas.msgpack"), rmp_serde::to_vec_named(meta).unwrap()).unwrap();
+        assert_corrupt(open_and_read(&mut dir, &path, says), &format!("{says}, msgpack"));
+        std::fs::remove_file(path.join("atlas.msgpack")).unwrap();
+    }
+    write_json_meta(&path, &good);
+    assert!(open_and_read(&mut dir, &path, "the store as written").is_ok());
+}
+
 #[test]
 fn shapes_whose_element_or_byte_count_overflows_are_refused_at_open() {
     let mut dir = test_dir!();
