@@ -100,6 +100,11 @@ fn child_role_runs_only_in_spawned_processes() {
             touch("ready");
             std::process::exit(CRASH_EXIT_CODE);
         }
+        // Appends RACE_COMMITS rows of its own, committing each, against the parent's threads.
+        "append_race" => {
+            touch("ready");
+            race_appends(&store, CHILD_RACER);
+        }
         other => panic!("unknown child role {other}"),
     }
 }
@@ -398,6 +403,60 @@ fn appends_through_one_handle_from_many_threads_each_land_once() {
     let expected: std::collections::BTreeMap<i64, i32> =
         (0..4).flat_map(|t| (0..50).map(move |i| (t * 1000 + i, if i % 2 == 0 { 1 } else { 2 }))).collect();
     assert_eq!(counts, expected);
+}
+
+/// Commits of each racing writer in `writers_racing_for_the_lock_from_threads_and_a_process_lose_no_commit`.
+const RACE_COMMITS: i64 = 20;
+/// The racer id of that test's child process (its threads are 0, 1, 2).
+const CHILD_RACER: i64 = 9;
+
+/// Through a handle of its own, appends the values `racer * 1000 + k` for k in
+/// `0..RACE_COMMITS` to `d/x`, one row per commit, retrying while another writer holds the
+/// lock.
+fn race_appends(store: &Path, racer: i64) {
+    let atlas = Atlas::open(store).unwrap();
+    let array = atlas.open_dataset("d").unwrap().array("x").unwrap();
+    for k in 0..RACE_COMMITS {
+        loop {
+            match array.append(arr1(&[racer * 1000 + k]).view()) {
+                Ok(()) => break,
+                Err(Error::Locked { .. }) => std::thread::sleep(Duration::from_millis(1)),
+                Err(e) => panic!("racer {racer}: {e}"),
+            }
+        }
+        atlas.flush().unwrap();
+    }
+}
+
+#[test]
+fn writers_racing_for_the_lock_from_threads_and_a_process_lose_no_commit() {
+    let mut dir = test_dir!();
+    let store = util::create(&dir.store());
+    store.create_dataset("d").unwrap().define_array("x", ArraySpec::new(DType::Int64, [0]).chunk_shape([8])).unwrap();
+    store.flush().unwrap();
+    let first_generation = store.generation();
+    let child = spawn_child(&mut dir, "append_race");
+    wait_for(&dir.join("sync").join("ready"));
+    std::thread::scope(|scope| {
+        for racer in 0..3 {
+            let path = dir.store();
+            scope.spawn(move || race_appends(&path, racer));
+        }
+    });
+    finish_child(child, 0);
+
+    // Every commit on top of the one before: each value once, and a generation each.
+    store.refresh().unwrap();
+    let racers = [0, 1, 2, CHILD_RACER];
+    let rows = racers.len() as u64 * RACE_COMMITS as u64;
+    assert_eq!(store.generation(), first_generation + rows);
+    let ds = store.open_dataset("d").unwrap();
+    assert_eq!(ds.array_meta("x").unwrap().shape, [rows]);
+    let mut values = ds.read_array::<i64>("x", &[0], &[rows]).unwrap().into_raw_vec_and_offset().0;
+    values.sort_unstable();
+    let mut expected: Vec<i64> = racers.iter().flat_map(|r| (0..RACE_COMMITS).map(move |k| r * 1000 + k)).collect();
+    expected.sort_unstable();
+    assert_eq!(values, expected);
 }
 
 #[test]
