@@ -418,6 +418,39 @@ fn appends_to_an_array_with_a_trained_dictionary_are_staged_and_sealed_with_it()
 }
 
 #[test]
+fn a_dictionary_array_changes_codec_mid_life_and_every_block_reads_with_its_own() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let spec = ArraySpec::new(DType::Float32, [64, 512]).chunk_shape([2, 512]).zstd_dictionary(true);
+    let a = store.create_dataset("d").unwrap().define_array("t", spec).unwrap();
+    let value = |i: usize, j: usize, k: f32| 15.0 + (i as f32 * 0.05).sin() + j as f32 * 0.01 + k;
+    let mut model = Array2::from_shape_fn((64, 512), |(i, j)| value(i, j, 0.0));
+    a.write(&[0, 0], model.view()).unwrap(); // 32 whole chunks: the dictionary is trained
+    store.flush().unwrap();
+    // The first half again with lz4: dictionary blocks and lz4 blocks side by side.
+    a.set_codec(Some(Codec::Lz4)).unwrap();
+    let half = Array2::from_shape_fn((32, 512), |(i, j)| value(i, j, 1.0));
+    a.write(&[0, 0], half.view()).unwrap();
+    model.slice_mut(ndarray::s![..32, ..]).assign(&half);
+    store.flush().unwrap();
+    let codecs = |store: &Atlas| store.array_blocks("d", "t").unwrap().iter().map(|b| b.codec).collect::<Vec<_>>();
+    let mixed = codecs(&store);
+    assert_eq!(mixed[..16], [atlas::BlockCodec::Lz4; 16]);
+    assert_eq!(mixed[16..], [atlas::BlockCodec::ZstdDict; 16]);
+    let read = |store: &Atlas| store.open_dataset("d").unwrap().read_array::<f32>("t", &[0, 0], &[64, 512]).unwrap();
+    assert_eq!(read(&store), model.clone().into_dyn());
+    // Recompressed with zstd, the array's dictionary is used again; then compacted.
+    store.recompress_array("d", "t", Codec::Zstd { level: 1 }, None).unwrap();
+    store.flush().unwrap();
+    assert_eq!(codecs(&store), [atlas::BlockCodec::ZstdDict; 32]);
+    store.compact().unwrap();
+    let reopened = Atlas::open(dir.store()).unwrap();
+    assert_eq!(read(&reopened), model.into_dyn());
+    let report = reopened.verify(&mut |_, _| {}).unwrap();
+    assert_eq!((report.blocks_checked, report.bad_blocks.len()), (32, 0));
+}
+
+#[test]
 fn dictionary_arrays_with_large_chunks_or_lz4_train_none_and_stage_their_last_chunk() {
     // Asked for a dictionary, but with chunks over 1 MiB (a dictionary pays only on small
     // ones; training on them would copy up to 64 GiB) or another codec than zstd: an
