@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -111,6 +113,12 @@ def for_write(data: Any, name: str, label: str) -> Any:
 def _to_ns(value: np.ndarray, label: str) -> np.ndarray:
     """A datetime64 array in nanoseconds: `_ns_of`, its refusals told for array `label`."""
     ns, lost = _ns_of(value)
+    _refuse_lost(lost, label)
+    return ns
+
+
+def _refuse_lost(lost: Any, label: str) -> None:
+    """Refuses timestamps for array `label` of which `_ns_of` found something `lost`."""
     if lost == "range":
         raise InvalidArgumentError(
             f"timestamps for array {label} fall outside what nanoseconds since 1970 hold (1677-09-21T00:12:43.145224193 to 2262-04-11T23:47:16.854775807)"
@@ -120,15 +128,17 @@ def _to_ns(value: np.ndarray, label: str) -> np.ndarray:
             f"timestamps for array {label} have digits below a nanosecond ({lost}), which Atlas does not "
             "keep: round them first, e.g. value.astype('datetime64[ns]')"
         )
-    return ns
 
 
 def checked_ns(value: Any) -> np.ndarray:
     """`value` (a datetime64 array of any unit, or anything `numpy.datetime64` takes) in
     nanoseconds, for the native module's attributes and fill values: `_ns_of`, its
     refusals told for the value."""
-    natural = value if isinstance(value, np.ndarray) else np.datetime64(value)
-    ns, lost = _ns_of(natural)
+    if isinstance(value, (str, bytes)):
+        natural, (ns, lost) = value, _ns_of_text(np.asarray(value))
+    else:
+        natural = value if isinstance(value, np.ndarray) else np.datetime64(value)
+        ns, lost = _ns_of(natural)
     if lost:
         raise InvalidArgumentError(
             f"timestamp {natural} is outside what nanoseconds since 1970 hold (1677-09-21T00:12:43.145224193 to 2262-04-11T23:47:16.854775807)"
@@ -170,6 +180,38 @@ def _ns_of(value: Any) -> tuple[Any, Any]:
     return ns, None if np.all(exact | nat) else unit
 
 
+# Digits of a time's fraction in text (`.123456789123`), for those below a nanosecond.
+_FRACTION = re.compile(r"[T ][0-9:]*[.,]([0-9]+)")
+
+
+def _ns_of_text(array: np.ndarray) -> tuple[Any, Any]:
+    """`_ns_of` for an array of ISO 8601 strings (or of objects numpy reads as instants).
+
+    numpy reads text in the finest unit its digits need, for the whole array, and wraps
+    instants that unit cannot hold: `2300-01-01T00:00:00.000000000` is read as 1715 in
+    nanoseconds. So the text is read twice: in microseconds (which hold 290 000 years, and
+    keep the digits down to them) and in nanoseconds; an instant converts exactly where
+    the two agree to the microsecond. Digits below a nanosecond are found in the text."""
+    with warnings.catch_warnings():
+        # Aware `datetime`s and offsets in text are read as their UTC instant, as wanted.
+        warnings.filterwarnings("ignore", "no explicit representation of timezones", UserWarning)
+        us = np.asarray(array, dtype="datetime64[us]").astype(np.int64)
+        ns = np.asarray(array, dtype="datetime64[ns]")
+        finest = np.datetime_data(np.asarray(array, dtype="datetime64").dtype)[0]
+    nat = us == np.iinfo(np.int64).min
+    ns_ticks = ns.astype(np.int64)
+    # Integer floor division: numpy's own ns-to-us cast misreads the first instants of the range.
+    exact = (ns_ticks // 1000 == us) & (ns_ticks != np.iinfo(np.int64).min)
+    if not np.all(exact | nat):
+        return ns, "range"
+    if finest in ("ps", "fs", "as"):
+        for text in array.flat:
+            match = isinstance(text, (str, bytes)) and _FRACTION.search(text if isinstance(text, str) else text.decode())
+            if match and match.group(1)[9:].strip("0"):
+                return ns, finest
+    return ns, None
+
+
 def timestamps(value: Any, label: str) -> np.ndarray:
     """`value` for a timestamp array as datetime64[ns]: datetime64 values of any unit,
     `datetime` and `date` objects and ISO 8601 strings (alone, in lists or in arrays) are
@@ -181,9 +223,11 @@ def timestamps(value: Any, label: str) -> np.ndarray:
         array = _own_instants(array)
     if array.dtype.kind in "OUS":
         try:
-            array = np.asarray(array, dtype="datetime64")
+            ns, lost = _ns_of_text(array)
         except (TypeError, ValueError) as e:
             raise DTypeMismatchError(f"values for timestamp array {label} are not dates or times: {e}") from None
+        _refuse_lost(lost, label)
+        return ns
     if array.dtype.kind == "M":
         # astype: in native byte order, the only one the extension takes.
         return array.astype(_NS, copy=False) if np.datetime_data(array.dtype) == ("ns", 1) else _to_ns(array, label)

@@ -1,6 +1,7 @@
 """numpy and h5py conventions: argument forms, mapping methods, copies, broadcast writes."""
 
 import datetime
+import warnings
 
 import numpy as np
 import pytest
@@ -414,7 +415,24 @@ def test_timestamps_numpy_would_wrap_are_refused(ds):
         t.append([datetime.datetime(2300, 1, 1)])
     with pytest.raises(atlas.InvalidArgumentError, match="below a nanosecond"):
         t[:] = np.array([1500], "datetime64[ps]")
+    # Text with nanosecond digits, which numpy reads in nanoseconds and wraps (2300 as 1715),
+    # or digits below them: alone, in lists, as fill values.
+    for text in ["2300-01-01T00:00:00.000000000", "1500-01-01T00:00:00.000000001",
+                 ["2300-01-01", "2020-01-01T00:00:00.000000001"], "2262-04-11T23:47:16.854775808",
+                 "1677-09-21T00:12:43.145224192"]:
+        with pytest.raises(atlas.InvalidArgumentError, match="2262-04-11T23:47:16.854775807"):
+            t[:] = text
+        if isinstance(text, str):
+            with pytest.raises(atlas.InvalidArgumentError, match="2262-04-11T23:47:16.854775807"):
+                ds.define_array("wrapped", "timestamp", None, [1], fill_value=text)
+    with pytest.raises(atlas.InvalidArgumentError, match=r"below a nanosecond \(ps\)"):
+        t[:] = "2020-01-01T00:00:00.0000000001"
     np.testing.assert_array_equal(t[:], before)
+    t[:] = ["1677-09-21T00:12:43.145224193", "2262-04-11T23:47:16.854775807"]
+    assert t[:].view("int64").tolist() == [-(2**63) + 1, 2**63 - 1]
+    t[:] = ["1969-12-31T23:59:59.999999999", "2020-01-01T00:00:00.0000000000"]
+    assert t[:].view("int64").tolist() == [-1, 1577836800 * 10**9]
+    t[:] = before
     # The first and last days nanoseconds hold are taken in any unit (numpy's own conversion
     # back from nanoseconds misreads the first ones), as values, attributes and fill values.
     for first, last in [(np.datetime64("1677-09-22"), np.datetime64("2262-04-11")),
@@ -449,6 +467,11 @@ def test_timestamps_are_given_as_datetime64_datetimes_dates_strings_or_nanosecon
     assert t[:].tolist() == np.array(["2021-05-01T12", "2022-01-01"], "datetime64[ns]").tolist()
     t.write([0], [5])
     assert t[0] == np.datetime64(5, "ns")
+    # An aware datetime is its UTC instant, without numpy's warning about time zones.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t[0] = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(hours=5)))
+    assert t[0] == np.datetime64("2023-12-31T19:00", "ns")
     # A duration, a float or a bool is no instant (numpy would take them as nanoseconds).
     for value in [np.timedelta64(5, "s"), 1.5, True]:
         with pytest.raises(atlas.DTypeMismatchError):
