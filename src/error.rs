@@ -136,6 +136,17 @@ pub enum Error {
         /// The store directory.
         path: PathBuf,
     },
+    /// The writer lock file (`atlas.lock`) was removed or replaced while this handle held the
+    /// lock on it, so another writer could take the lock and commit meanwhile. This handle's
+    /// uncommitted changes were discarded, not committed over that writer's; the call did
+    /// nothing else. (Atlas never removes the lock file; something else did.)
+    #[error(
+        "store {path}: the lock file atlas.lock was removed or replaced while this handle held the writer lock, so another writer may have committed since; the uncommitted changes were discarded, redo them"
+    )]
+    LockLost {
+        /// The store directory.
+        path: PathBuf,
+    },
     /// The store was written by a newer format version than this build reads.
     #[error("{path}: unsupported format version {found} (this build reads up to {max})")]
     UnsupportedVersion {

@@ -40,6 +40,9 @@ pub enum Kind {
     Locked,
     /// `ChangesDiscardedError`: a panic inside Atlas lost the uncommitted changes.
     ChangesDiscarded,
+    /// `LockLostError`: the lock file was removed while held; the changes were discarded (a
+    /// `ChangesDiscardedError`).
+    LockLost,
     /// `CorruptError`: bytes on disk that Atlas did not write.
     Corrupt,
     /// `ChecksumMismatchError` (a `CorruptError`).
@@ -59,7 +62,7 @@ pub enum Kind {
 }
 
 /// Every class as (kind, Python name, parent kind or none for the base, extra builtin base, doc).
-const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 20] = [
+const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 21] = [
     (Kind::Base, "AtlasError", None, Builtin::Exception, "Base class of every error Atlas raises."),
     (
         Kind::NotFound,
@@ -124,6 +127,13 @@ const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 20] = [
         Some(Kind::Base),
         Builtin::None,
         "A panic inside Atlas discarded the uncommitted changes; raised once, by the next change or flush, which did nothing else.",
+    ),
+    (
+        Kind::LockLost,
+        "LockLostError",
+        Some(Kind::ChangesDiscarded),
+        Builtin::None,
+        "The lock file atlas.lock was removed or replaced while this handle held the writer lock, so another writer may have committed; the uncommitted changes were discarded rather than committed over that writer's.",
     ),
     (
         Kind::OutOfMemory,
@@ -259,6 +269,7 @@ pub fn to_py(error: atlas::Error) -> PyErr {
         E::ShapeMismatch { .. } => Kind::Shape,
         E::Locked { .. } => Kind::Locked,
         E::ChangesDiscarded { .. } => Kind::ChangesDiscarded,
+        E::LockLost { .. } => Kind::LockLost,
         E::UnsupportedVersion { .. } => Kind::UnsupportedVersion,
         E::Corrupt { .. } => Kind::Corrupt,
         E::ChecksumMismatch { .. } => Kind::ChecksumMismatch,

@@ -20,6 +20,7 @@ HIERARCHY = {
     "DTypeMismatchError": (atlas.AtlasError, TypeError),
     "LockedError": (atlas.AtlasError,),
     "ChangesDiscardedError": (atlas.AtlasError,),
+    "LockLostError": (atlas.ChangesDiscardedError,),
     "CorruptError": (atlas.AtlasError,),
     "ChecksumMismatchError": (atlas.CorruptError,),
     "UnsupportedVersionError": (atlas.AtlasError,),
@@ -93,6 +94,19 @@ def test_locked_by_another_writer(tmp_path):
     second.create_dataset("b")
     second.flush()
     assert atlas.Atlas.open(tmp_path / "s").list_datasets() == ["a", "b"]
+
+
+def test_a_writer_whose_lock_file_was_removed_loses_its_changes_not_anothers(tmp_path):
+    first = atlas.Atlas.create(tmp_path / "s")
+    first.create_dataset("a")  # takes the writer lock until its flush
+    os.remove(tmp_path / "s" / "atlas.lock")
+    second = atlas.Atlas.open(tmp_path / "s")
+    second.create_dataset("b")  # locks a new lock file
+    second.flush()
+    with pytest.raises(atlas.LockLostError, match="atlas.lock was removed"):
+        first.flush()
+    assert not first.has_pending_changes
+    assert atlas.Atlas.open(tmp_path / "s").list_datasets() == ["b"]
 
 
 def test_limits_refuse_a_store_asking_for_more_before_reading_it(tmp_path):

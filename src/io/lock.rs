@@ -1,6 +1,7 @@
 //! The cross-process writer lock: an OS advisory lock (`flock`) on `atlas.lock`.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,7 +15,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(5);
 /// Held while a handle has uncommitted changes; dropping it releases the lock.
 #[derive(Debug)]
 pub(crate) struct WriterLock {
-    _file: File,
+    file: File,
+    path: PathBuf,
 }
 
 impl WriterLock {
@@ -23,19 +25,44 @@ impl WriterLock {
     /// # Errors
     /// [`Error::Locked`] naming `store_dir` when another handle holds it.
     pub(crate) fn try_acquire(lock_path: &Path, store_dir: &Path) -> Result<Self> {
-        let file = open_lock_file(lock_path)?;
-        // A lock that is busy is tried again for a moment before giving up: between a fork
-        // and its exec, a child process briefly holds a copy of every open file, lock files
-        // of this process's handles included, and so their locks.
-        for attempt in 1..=RETRIES {
-            match file.try_lock() {
-                Ok(()) => return Ok(Self { _file: file }),
-                Err(TryLockError::WouldBlock) if attempt < RETRIES => std::thread::sleep(RETRY_PAUSE),
-                Err(TryLockError::WouldBlock) => break,
-                Err(TryLockError::Error(e)) => return Err(io_err(lock_path, "lock")(e)),
+        let mut attempt = 0;
+        loop {
+            let file = open_lock_file(lock_path)?;
+            // A lock that is busy is tried again for a moment before giving up: between a
+            // fork and its exec, a child process briefly holds a copy of every open file,
+            // lock files of this process's handles included, and so their locks.
+            let lock = loop {
+                attempt += 1;
+                match file.try_lock() {
+                    Ok(()) => break Self { file, path: lock_path.to_path_buf() },
+                    Err(TryLockError::WouldBlock) if attempt < RETRIES => std::thread::sleep(RETRY_PAUSE),
+                    Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: PathBuf::from(store_dir) }),
+                    Err(TryLockError::Error(e)) => return Err(io_err(lock_path, "lock")(e)),
+                }
+            };
+            // A file removed or replaced between its open and its lock excludes no one:
+            // locked again, on the file at the path.
+            if lock.is_at_path()? {
+                return Ok(lock);
+            }
+            if attempt >= RETRIES {
+                return Err(Error::Locked { path: PathBuf::from(store_dir) });
             }
         }
-        Err(Error::Locked { path: PathBuf::from(store_dir) })
+    }
+
+    /// Whether the locked file is still the one at its path: a lock on a file that was
+    /// removed (or replaced) excludes no one, since another writer locks the file there.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the path or the file cannot be examined.
+    pub(crate) fn is_at_path(&self) -> Result<bool> {
+        let held = self.file.metadata().map_err(io_err(&self.path, "stat"))?;
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(there) => Ok((there.dev(), there.ino()) == (held.dev(), held.ino())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err(&self.path, "stat")(e)),
+        }
     }
 }
 
@@ -66,6 +93,23 @@ mod tests {
         assert!(matches!(second, Err(Error::Locked { .. })));
         drop(first);
         WriterLock::try_acquire(&path, dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_lock_knows_when_its_file_is_removed_or_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("atlas.lock");
+        let first = WriterLock::try_acquire(&path, dir.path()).unwrap();
+        assert!(first.is_at_path().unwrap());
+        std::fs::remove_file(&path).unwrap();
+        assert!(!first.is_at_path().unwrap());
+        // Another writer now locks a new file at the path, which the first lock does not hold.
+        let second = WriterLock::try_acquire(&path, dir.path()).unwrap();
+        assert!(second.is_at_path().unwrap() && !first.is_at_path().unwrap());
+        drop(second);
+        std::fs::rename(dir.path().join("atlas.lock"), dir.path().join("moved")).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        assert!(!first.is_at_path().unwrap());
     }
 
     #[test]

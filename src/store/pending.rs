@@ -16,7 +16,7 @@ use crate::meta::{FragmentMeta, MetaCompression, MetaFormat, StoreMeta, fragment
 /// Held from a handle's first change until its flush completes.
 #[derive(Debug)]
 pub(crate) struct WriteSession {
-    _lock: WriterLock,
+    lock: WriterLock,
     /// The commit this session started from, and its metadata encoding: what the handle
     /// goes back to when the session is discarded.
     pub base: (StoreMeta, (MetaFormat, MetaCompression)),
@@ -41,13 +41,19 @@ static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(0);
 impl WriteSession {
     pub(crate) fn new(lock: WriterLock, base: (StoreMeta, (MetaFormat, MetaCompression))) -> Self {
         let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
-        Self { _lock: lock, base, pid: std::process::id(), fragment: None, reshaped: HashSet::new(), holds: 0, id }
+        Self { lock, base, pid: std::process::id(), fragment: None, reshaped: HashSet::new(), holds: 0, id }
     }
 
     /// Whether another process started this session: this one is a child forked with a
     /// copy of it, whose fragment and changes are the parent's.
     pub(crate) fn is_inherited(&self) -> bool {
         self.pid != std::process::id()
+    }
+
+    /// Whether the session still holds the writer lock: whether its lock file is still the
+    /// one at the lock's path (see [`WriterLock::is_at_path`]).
+    pub(crate) fn holds_lock(&self) -> Result<bool> {
+        self.lock.is_at_path()
     }
 
     /// Whether this session wrote blocks of the array or changed its shape.

@@ -271,6 +271,19 @@ impl Inner {
         Ok(())
     }
 
+    /// Discards the session and fails with [`Error::LockLost`] if its lock file was removed
+    /// or replaced: another writer may have locked the new file and committed, and this
+    /// session's commit would replace that one, its blocks left for a later writer to remove
+    /// as orphans.
+    fn check_lock_held(&self, state: &mut State) -> Result<()> {
+        let Some(session) = &state.session else { return Ok(()) };
+        if session.holds_lock()? {
+            return Ok(());
+        }
+        self.discard(state);
+        Err(Error::LockLost { path: self.dir.clone() })
+    }
+
     /// Refuses to go on with a session another process started: a child forked with one
     /// shares the parent's fragment file and lock, and writing or committing through it
     /// would overwrite or publish the parent's changes behind its back.
@@ -328,6 +341,7 @@ impl Inner {
         if state.session.is_none() {
             return self.sync_commit(state);
         }
+        self.check_lock_held(state)?;
         state.seal_staged()?;
         let Some(session) = &state.session else { return Ok(()) };
         let mut next = state.meta.clone();
@@ -365,6 +379,7 @@ impl Inner {
             }
             None => None,
         };
+        self.check_lock_held(state)?;
         next.checksum = Some(disk::write_meta(&self.dir, &next, state.encoding, &self.limits)?);
         // Committed: the new metadata is in place, so this handle's view moves to it even if
         // making the rename durable fails below (that error is still returned).
@@ -488,7 +503,9 @@ impl Drop for Inner {
     /// Uncommitted changes are flushed when the last handle goes away (and a commit whose
     /// rename is not known durable is made so); a failure is logged, since `drop` cannot
     /// return it. Call `flush` to see errors. A forked child never flushes a session its
-    /// parent started: the changes and the fragment are the parent's.
+    /// parent started: the changes and the fragment are the parent's. A handle dropped by
+    /// a panic unwinding discards them instead: the panic may have cut a caller's sequence
+    /// of changes short, and committing its first half is what a crash never does.
     fn drop(&mut self) {
         let (session, unsynced) = {
             let state = self.read();
@@ -503,6 +520,9 @@ impl Drop for Inner {
         };
         if inherited {
             log::warn!("atlas: {}: a forked child leaves its parent's uncommitted changes alone", self.dir.display());
+        } else if std::thread::panicking() {
+            log::warn!("atlas: {}: dropped by a panic: the uncommitted changes are discarded", self.dir.display());
+            self.discard(&mut self.write());
         } else if let Err(e) = self.flush() {
             log::error!("atlas: flush on drop of {} failed, uncommitted changes are lost: {e}", self.dir.display());
         }

@@ -102,6 +102,25 @@ fn dropping_the_last_handle_flushes_pending_changes() {
 }
 
 #[test]
+fn a_handle_dropped_by_a_panic_discards_its_changes_as_a_crash_would() {
+    let dir = test_dir!();
+    util::create(&dir.store()).create_dataset("d").unwrap();
+    let path = dir.store();
+    let panicked = std::thread::spawn(move || {
+        let store = Atlas::open(&path).unwrap();
+        store.attrs().set("first_half", true).unwrap();
+        panic!("the second half of the changes never comes");
+    })
+    .join();
+    assert!(panicked.is_err());
+    let store = Atlas::open(dir.store()).unwrap();
+    assert_eq!(store.attrs().get("first_half").unwrap(), None);
+    assert!(util::fragments(&dir.store()).is_empty());
+    store.attrs().set("after", true).unwrap(); // the lock was released
+    store.flush().unwrap();
+}
+
+#[test]
 fn dropping_the_store_handle_flushes_only_when_the_last_dataset_or_array_handle_goes() {
     let dir = test_dir!();
     let store = util::create(&dir.store());

@@ -219,6 +219,36 @@ fn begin_change_moves_to_the_newest_commit_and_holds_the_lock_for_a_read_modify_
 }
 
 #[test]
+fn a_writer_whose_lock_file_was_removed_discards_its_changes_rather_than_commit_over_another() {
+    let dir = test_dir!();
+    let first = util::create(&dir.store());
+    first.create_dataset("d").unwrap().define_array("x", ArraySpec::new(DType::Int32, [4])).unwrap();
+    let big = ArraySpec::new(DType::Int32, [3 << 20]).codec(Codec::None);
+    first.open_dataset("d").unwrap().define_array("big", big).unwrap();
+    first.flush().unwrap();
+    first.open_dataset("d").unwrap().write_array("x", &[0], arr1(&[1, 1, 1, 1]).view()).unwrap();
+    // 12 MiB: written to the session's fragment file at once, not held in memory.
+    first.open_dataset("d").unwrap().write_array("big", &[0], Array1::from_elem(3 << 20, 7).view()).unwrap();
+    assert_eq!(util::fragments(&dir.store()).len(), 1);
+    // Someone removes the "stale" lock file while the first writer holds it: a second
+    // writer locks a new one, and commits.
+    std::fs::remove_file(dir.store().join("atlas.lock")).unwrap();
+    let second = Atlas::open(dir.store()).unwrap();
+    second.open_dataset("d").unwrap().write_array("x", &[2], arr1(&[2, 2]).view()).unwrap();
+    second.flush().unwrap();
+    assert_err!(first.flush(), Error::LockLost { .. });
+    assert!(!first.has_pending_changes());
+    let read = |store: &Atlas| store.open_dataset("d").unwrap().read_array::<i32>("x", &[0], &[4]).unwrap();
+    assert_eq!(read(&Atlas::open(dir.store()).unwrap()), arr1(&[0, 0, 2, 2]).into_dyn());
+    assert_eq!(util::fragments(&dir.store()).len(), 1, "the discarded changes' fragment is removed");
+    assert!(Atlas::open(dir.store()).unwrap().array_blocks("d", "big").unwrap().is_empty());
+    // The first handle writes again on top of the second's commit.
+    first.open_dataset("d").unwrap().write_array("x", &[0], arr1(&[3]).view()).unwrap();
+    first.flush().unwrap();
+    assert_eq!(read(&Atlas::open(dir.store()).unwrap()), arr1(&[3, 0, 2, 2]).into_dyn());
+}
+
+#[test]
 fn dropping_a_writer_releases_the_lock_with_its_commit() {
     let dir = test_dir!();
     let first = util::create(&dir.store());
