@@ -269,6 +269,26 @@ class Points(NamedTuple):
         """The shape of one box's selected elements (its slices' ranges, stepped)."""
         return tuple(len(range(n)[k]) for n, k in zip(self.count, self.post) if isinstance(k, slice))
 
+    def bounds(self) -> tuple[list[int], list[int]]:
+        """The start and extent of the one box that holds every point's box."""
+        low = self.starts.min(axis=0)
+        return low.tolist(), (self.starts.max(axis=0) + np.asarray(self.count) - low).tolist()
+
+    def boxes_in(self, box: np.ndarray, start: Sequence[int]) -> np.ndarray:
+        """Every point's box (points x `count`, as `read_boxes` of `starts` gives them), cut
+        from `box`, read at `start` and holding them all (see `bounds`)."""
+        index = []
+        for axis, extent in enumerate(self.count):
+            shape = [1] * (1 + len(self.count))
+            if isinstance(self.post[axis], slice):
+                # A slice's range, the same for every point.
+                shape[1 + axis] = extent
+                index.append(np.arange(extent).reshape(shape) + (int(self.starts[0, axis]) - start[axis]))
+            else:
+                shape[0] = self.starts.shape[0]
+                index.append((self.starts[:, axis] - start[axis]).reshape(shape))
+        return box[tuple(index)]
+
     def kept(self, boxes: np.ndarray) -> np.ndarray:
         """The selected elements of boxes read at some of `starts` (points x `count`):
         points x `kept_shape()`, never a view that keeps more than the selection alive."""
@@ -325,7 +345,8 @@ def points(key: Any, shape: tuple[int, ...], chunks: tuple[int, ...]) -> Points 
         raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together with shapes {shapes}") from None
     if _outer(idx for _, idx in indexed) and _plan(given, shape, chunks).box_count() <= MAX_BOXES:
         return None
-    starts = np.empty((arrays[0].size, len(shape)), np.intp)
+    # By column: each axis's indices are stored, and their bounds found, in one contiguous run.
+    starts = np.empty((arrays[0].size, len(shape)), np.intp, order="F")
     count, post = [1] * len(shape), [0] * len(shape)
     for (axis, _), idx in zip(indexed, arrays):
         starts[:, axis] = idx.ravel()

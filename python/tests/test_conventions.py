@@ -72,6 +72,7 @@ def test_points_with_a_step_are_read_a_few_boxes_at_a_time(ds, monkeypatch, slab
     # range, the step applied after. Past the slab bytes, a call reads only as many boxes
     # as fit (one at least) and keeps their stepped elements before the next.
     monkeypatch.setattr(atlas._array, "_SLAB_BYTES", slab_bytes)
+    monkeypatch.setattr(atlas._array, "_DENSE_POINTS", 0)  # never through the box holding them all
     arr = ds.define_array("a", "float64", None, [4, 5, 60], chunk_shape=[2, 2, 30])
     model = np.arange(4 * 5 * 60, dtype=np.float64).reshape(4, 5, 60)
     arr[...] = model
