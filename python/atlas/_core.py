@@ -69,6 +69,15 @@ def _sizes(
     return sizes
 
 
+def _store_key(name: Any) -> tuple[Any, Optional[str]]:
+    """A store key split into its dataset and array names: `"run42"` is `("run42", None)`,
+    `"run42/temp"` and `"/run42/temp"` are `("run42", "temp")` (what follows the dataset's
+    `/` is the array's name, refused as such if it holds another)."""
+    if not isinstance(name, str) or "/" not in name:
+        return name, None
+    dataset, slash, array = name.removeprefix("/").partition("/")
+    return dataset, (array if slash else None)
+
 class Atlas:
     """A store: one directory of datasets, each holding arrays and attributes.
 
@@ -268,27 +277,25 @@ class Atlas:
 
     def __getitem__(self, name: str) -> "DatasetView | Array":
         """`store["run42"]` is a dataset, `store["run42/temp"]` its array `temp` (as h5py's
-        `f["group/dataset"]`; names never hold a `/`)."""
-        if isinstance(name, str) and "/" in name:
-            dataset, array = name.split("/", 1)
-            return self.open_dataset(dataset)[array]
-        return self.open_dataset(name)
+        `f["group/dataset"]`, a leading `/` allowed; names never hold a `/`)."""
+        dataset, array = _store_key(name)
+        return self.open_dataset(dataset) if array is None else self.open_dataset(dataset)[array]
 
     def __delitem__(self, name: str) -> None:
         """`del store["run42"]` deletes a dataset, `del store["run42/temp"]` an array."""
-        if isinstance(name, str) and "/" in name:
-            dataset, array = name.split("/", 1)
+        dataset, array = _store_key(name)
+        if array is None:
+            self.delete_dataset(dataset)
+        else:
             self.open_dataset(dataset).delete_array(array)
-            return
-        self.delete_dataset(name)
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        if "/" in name:
-            dataset, array = name.split("/", 1)
-            return "/" not in array and self._native.dataset_exists(dataset) and array in self.open_dataset(dataset)
-        return self._native.dataset_exists(name)
+        dataset, array = _store_key(name)
+        if not self._native.dataset_exists(dataset):
+            return False
+        return array is None or ("/" not in array and array in self.open_dataset(dataset))
 
     def __iter__(self):
         return iter(self._native.list_datasets())
@@ -502,7 +509,11 @@ class Atlas:
         chunks: Optional[dict[str, Sequence[int]]] = None,
         fill_value: Any = None,
     ) -> None:
-        """Writes an `xarray.Dataset` as a new dataset `name` (not flushed)."""
+        """Writes an `xarray.Dataset` as a new dataset `name` (not flushed). `chunks` gives
+        variables their chunk shapes (`{"temp": [24, 90, 180]}`; others keep their dask
+        chunks or Atlas's default); `fill_value` a value for every float variable (and
+        integer ones where whole) or per variable (`{"temp": -999.0}`). Keys that name no
+        variable are refused."""
         from . import _xarray
 
         _xarray.add_xarray_dataset(self, ds, name, chunks=chunks, fill_value=fill_value)

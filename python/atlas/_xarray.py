@@ -168,6 +168,9 @@ def add_xarray_dataset(store: Any, ds: Any, name: str, chunks: Optional[dict] = 
             raise InvalidArgumentError(f"variable and attribute names must be strings, got {key!r}")
     if COORDS_KEY in ds.attrs:
         raise InvalidArgumentError(f"dataset attribute {COORDS_KEY!r} is Atlas's own (the list of coordinates)")
+    _check_per_variable(ds, chunks, "chunks", "a chunk shape: one length per dimension")
+    if isinstance(fill_value, dict):
+        _check_per_variable(ds, fill_value, "fill_value", None)
     pending_before = store.has_pending_changes
     view = store.create_dataset(name)
     try:
@@ -181,6 +184,22 @@ def add_xarray_dataset(store: Any, ds: Any, name: str, chunks: Optional[dict] = 
         else:
             store.discard()
         raise
+
+
+def _check_per_variable(ds: Any, given: Optional[dict], argument: str, shape_of: Optional[str]) -> None:
+    """Refuses keys of `given` (the `argument` keyed by variable) that name no variable of
+    `ds`, rather than leave them unused: `chunks={"time": 100}` keys a dimension as xarray's
+    own `chunks=` does. With `shape_of`, each value must be that: a sequence of ints."""
+    for key, value in (given or {}).items():
+        if key not in ds.variables:
+            kind = "a dimension, not a variable" if key in ds.dims else "no variable"
+            raise InvalidArgumentError(
+                f"{argument}={{{key!r}: ...}}: {key!r} is {kind} of the dataset; {argument} is keyed by variable "
+                f"(variables: {', '.join(map(repr, ds.variables))})"
+            )
+        if shape_of is not None and (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)):
+            dims = tuple(ds.variables[key].dims)
+            raise InvalidArgumentError(f"{argument}[{key!r}] must be {shape_of} of {key!r} {dims}, not {value!r}")
 
 
 def _add_variables(view: Any, ds: Any, chunks: Optional[dict], fill_value: Any) -> None:

@@ -54,6 +54,16 @@ def test_accessor_chunks_and_fill_override(tmp_path):
     assert store["a"].array_fill_value("temperature") == -999.0
     back = store.open_as_xarray_dataset("a").load()
     np.testing.assert_array_equal(back["temperature"].values, ds["temperature"].values)
+    # Keyed by variable: a dimension's name, an unknown name or a length alone is refused.
+    ds = xr.Dataset({"temperature": ("t", np.arange(6.0))})
+    for chunks, says in [({"t": [2]}, "'t' is a dimension, not a variable"),
+                         ({"nope": [2]}, "'nope' is no variable"),
+                         ({"temperature": 2}, r"chunks\['temperature'\] must be a chunk shape")]:
+        with pytest.raises(atlas.InvalidArgumentError, match=says):
+            store.add_xarray_dataset(ds, "b", chunks=chunks)
+        assert "b" not in store
+    with pytest.raises(atlas.InvalidArgumentError, match="fill_value=.*'nope' is no variable"):
+        store.add_xarray_dataset(ds, "b", fill_value={"nope": 0.0})
 
 
 def test_open_many_refuses_datasets_of_other_shapes_or_coordinates(tmp_path):
