@@ -90,7 +90,8 @@ impl Atlas {
     /// [`Error::DTypeMismatch`] if `T` is not the array's dtype or the dtypes differ between
     /// datasets; [`Error::ShapeMismatch`] if the arrays' numbers of dimensions differ,
     /// `start`/`shape` have another, or `out` has the wrong length;
-    /// [`Error::InvalidArgument`] if `start + shape` overflows;
+    /// [`Error::InvalidArgument`] if `start + shape` overflows; [`Error::OutOfMemory`] if
+    /// the result's elements or bytes overflow;
     /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] if a block on disk is damaged (the
     /// contents of `out` are then unspecified); [`Error::Io`], [`Error::GpuUnavailable`],
     /// [`Error::Gpu`] as [`ArrayHandle::read_into`](crate::ArrayHandle::read_into).

@@ -483,7 +483,9 @@ impl ArrayHandle {
     ///
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Corrupt`] if a block's index entry holds statistics that
-    /// cannot describe the block (a min above its max, more values than a chunk holds).
+    /// cannot describe the block (a min above its max, more values than a chunk holds), when
+    /// the statistics are merged from the entries: where none were committed, or this
+    /// handle changed the array since (committed ones are used as they are).
     pub fn stats(&self) -> Result<ArrayStats> {
         let state = self.inner.read();
         state.current_stats(state.array(&self.dataset, &self.name)?)

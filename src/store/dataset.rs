@@ -225,7 +225,9 @@ impl Dataset {
     ///
     /// # Errors
     /// [`Error::NotFound`]; [`Error::Corrupt`] if a block's index entry holds statistics that
-    /// cannot describe the block (a min above its max, more values than a chunk holds).
+    /// cannot describe the block (a min above its max, more values than a chunk holds), when
+    /// the statistics are merged from the entries: where none were committed, or this
+    /// handle changed the array since (committed ones are used as they are).
     pub fn array_stats(&self, name: &str) -> Result<ArrayStats> {
         self.array(name)?.stats()
     }

@@ -15,8 +15,9 @@ impl ArrayHandle {
     /// the fragments, uploaded in one transfer, decoded with one nvCOMP batch per codec,
     /// unshuffled on the GPU and laid out in C order. A block the GPU fails to decode, or
     /// whose checksum does not match, is decoded on the CPU instead. With
-    /// `verify_checksums` (the default) the decoded chunks are copied to the host once to
-    /// compare checksums there.
+    /// `verify_checksums` (the default) the decoded chunks are hashed on the GPU; only
+    /// chunks of at most 240 bytes or over 64 MiB are copied to the host to be hashed there
+    /// (docs/GUARANTEES.md, section 4).
     ///
     /// `options.device` picks the GPU: [`Device::Cuda`] or [`Device::Auto`] (device 0).
     ///

@@ -53,7 +53,9 @@ impl Atlas {
     /// (copied without a decode, entries are checked as `verify` checks them), or
     /// [`Error::Io`]. An error before the
     /// compaction's commit point leaves the store as it was (with the pending changes
-    /// committed if that step succeeded) and this handle holding no lock. An error making
+    /// committed if that step succeeded) and this handle holding no lock (but if committing
+    /// the pending changes fails, the handle keeps them and the lock, as after a failed
+    /// [`Atlas::flush`]). An error making
     /// the commit durable or removing the old files comes after the commit point: the store
     /// is compacted, and leftover files are removed when the next writer starts.
     pub fn compact(&self) -> Result<CompactReport> {

@@ -79,7 +79,8 @@ impl Atlas {
     ///
     /// # Errors
     /// As [`Atlas::create`]; [`Error::LimitExceeded`] if the new store's metadata file
-    /// would be over `options`' `max_meta_bytes` (nothing is left behind).
+    /// would be over `options`' `max_meta_bytes` (the store directory is left empty, ready
+    /// for another create, but directories it made are not removed).
     pub fn create_with(path: impl AsRef<Path>, config: StoreConfig, options: &OpenOptions) -> Result<Self> {
         let dir = store_dir(path.as_ref())?;
         config.codec.check().map_err(Error::invalid)?;
@@ -279,7 +280,9 @@ impl Atlas {
     /// [`Error::InvalidArgument`] if the new metadata breaks a rule an open checks (a
     /// counter at `u64::MAX` after a damaged file); [`Error::LimitExceeded`] if the new
     /// metadata file would be over this handle's `max_meta_bytes`, or an array's chunks
-    /// over its `max_chunk_bytes` (so that it could not be opened again with them);
+    /// over its `max_chunk_bytes` (so that it could not be opened again with them; a string
+    /// chunk's stored length is checked only when a store is loaded, see
+    /// [`Limits`](crate::Limits));
     /// [`Error::ChangesDiscarded`] once after a panic lost the changes (see [`Atlas`]). Before
     /// the metadata
     /// rename (the commit point) the last commit stays intact and the changes stay pending,
