@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _atlas, _html
 from ._array import Array, Attributes, _ints, _names, refuse_pickle, shown, shuffle_arg
-from ._atlas import AlreadyExistsError, DTypeMismatchError, InvalidArgumentError, NotFoundError
+from ._atlas import AlreadyExistsError, DTypeMismatchError, InvalidArgumentError, NotFoundError, StoreNotFoundError
 from ._dtypes import dtype_name, timestamps
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -194,6 +194,7 @@ class Atlas:
     def open(
         source: PathLike,
         *,
+        create: bool = False,
         max_meta_bytes: Optional[int] = None,
         max_chunk_bytes: Optional[int] = None,
         staging_bytes: Optional[int] = None,
@@ -212,9 +213,25 @@ class Atlas:
         at each write; chunk_cache_bytes
         (default 32 MiB) of decoded chunks, so a loop of small reads decodes each chunk
         once. 0 keeps none.
+
+        create: where `source` holds no store (nothing there, or an empty directory), make
+        one with `Atlas.create`'s defaults first (h5py's and zarr's mode "a"), so that a
+        notebook cell can run again.
         """
         sizes = _sizes(max_meta_bytes, max_chunk_bytes, staging_bytes, chunk_cache_bytes)
-        return Atlas(_atlas.Store.open(_path(source), **sizes))
+        path = _path(source)
+        try:
+            return Atlas(_atlas.Store.open(path, **sizes))
+        except StoreNotFoundError:
+            if not create:
+                raise
+        try:
+            return Atlas(_atlas.Store.create(path, "zstd", "auto", "json", "none", **sizes))
+        except AlreadyExistsError as taken:
+            try:  # another process made it meanwhile
+                return Atlas(_atlas.Store.open(path, **sizes))
+            except StoreNotFoundError:
+                raise taken from None  # other entries are there
 
     # --- properties ---------------------------------------------------------------------
     @property
@@ -257,6 +274,18 @@ class Atlas:
     def open_dataset(self, name: str) -> "DatasetView":
         """The dataset `name`; `NotFoundError` (a `KeyError`) if there is none."""
         return DatasetView(self._native.open_dataset(name), self)
+
+    def require_dataset(self, name: str) -> "DatasetView":
+        """The dataset `name`, created if the store has none of that name (h5py's
+        `require_group`), so that a notebook cell can run again."""
+        try:
+            return self.open_dataset(name)
+        except NotFoundError:
+            pass
+        try:
+            return self.create_dataset(name)
+        except AlreadyExistsError:
+            return self.open_dataset(name)  # another writer made it meanwhile
 
     def delete_dataset(self, name: str) -> None:
         """Deletes the dataset `name` with its arrays and attributes."""

@@ -127,6 +127,23 @@ def test_datasets_list_exist_delete(store):
     assert store.open_dataset("a").name == "a"
 
 
+def test_open_with_create_and_require_dataset_let_a_cell_run_again(tmp_path):
+    path = tmp_path / "nb" / "s"
+    for run in range(2):
+        store = atlas.Atlas.open(path, create=True)
+        ds = store.require_dataset("d")
+        if run == 0:
+            ds["x"] = np.arange(3.0)
+        store.flush()
+        assert store.list_datasets() == ["d"] and np.array_equal(store["d/x"][...], np.arange(3.0))
+    with pytest.raises(atlas.StoreNotFoundError):
+        atlas.Atlas.open(tmp_path / "elsewhere")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("not a store")
+    with pytest.raises(atlas.AlreadyExistsError, match="other entries"):
+        atlas.Atlas.open(tmp_path / "full", create=True)
+
+
 def test_paths_name_a_dataset_s_array_as_in_h5py(store):
     ds = store.create_dataset("run42")
     ds["temp"] = np.arange(4.0)
