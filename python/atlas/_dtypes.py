@@ -262,6 +262,18 @@ def _check_range(low: int, high: int, target: np.dtype, label: str) -> None:
         )
 
 
+def _whole_floats(value: np.ndarray, target: np.dtype, label: str) -> np.ndarray:
+    """Floats for an integer array as `target`, when every one is a whole number that fits:
+    no value changes; a fraction, NaN or infinity is refused, as numpy would cut it."""
+    if not np.all(np.isfinite(value)) or np.any(np.trunc(value) != value):
+        raise DTypeMismatchError(
+            f"values with a fraction (or NaN, inf) for array {label}: it holds {target}; "
+            "round them first (np.round) if that is meant"
+        )
+    _check_range(int(value.min()), int(value.max()), target, label)
+    return value.astype(target)
+
+
 def _is_int(value: Any) -> bool:
     """A Python int or numpy integer, alone or as a 0-d array; not a bool."""
     if isinstance(value, np.ndarray):
@@ -310,10 +322,11 @@ def _python_ints_as_floats(value: Any, converted: np.ndarray, target: np.dtype, 
 
 def for_assign(value: Any, name: str, label: str) -> np.ndarray:
     """`value` for `arr[...] = value`, one rule for arrays, lists and scalars: a cast within
-    a kind or to a wider kind (int to float) is made, and between integer types when every
-    value fits; others (float to int, anything to bool, ints out of range) are refused
-    where numpy would cast silently. An empty value of any dtype is taken, as numpy takes
-    `a[2:2] = []`."""
+    a kind or to a wider kind (int to float) is made, and where no value changes: between
+    integer types when every value fits, floats to integers when every one is whole and
+    fits (`np.zeros(n)` into an int array), integers to bool when every one is 0 or 1.
+    Others (fractions, NaN, ints out of range, other kinds to bool) are refused where numpy
+    would cast silently. An empty value of any dtype is taken, as numpy takes `a[2:2] = []`."""
     target = NUMPY_DTYPES[name]
     if name == "string":
         return np.asarray(value, dtype=object)
@@ -338,6 +351,14 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
         # As Python ints: numpy 1.x compares uint64 with int64 through float64.
         _check_range(int(value.min()), int(value.max()), target, label)
         return value.astype(target)
+    if value.dtype.kind == "f" and target.kind in "iu":
+        return _whole_floats(value, target, label)
+    if value.dtype.kind in "iu" and target.kind == "b":
+        if not np.all((value == 0) | (value == 1)):
+            raise DTypeMismatchError(
+                f"values other than 0 and 1 for array {label}: it holds bool (give bools, or 0 and 1)"
+            )
+        return value.astype(bool)
     if np.can_cast(value.dtype, target, casting="same_kind"):
         with np.errstate(over="ignore"):
             cast = value.astype(target)

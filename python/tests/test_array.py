@@ -188,6 +188,18 @@ def test_bad_keys_raise_index_errors(cube):
         arr[[0, 99]]
 
 
+def test_zeros_and_ones_assign_into_bool_arrays_and_other_ints_do_not(ds):
+    bools = ds.define_array("flags", "bool", None, [3])
+    bools[:] = np.array([0, 1, 1])
+    assert bools[:].tolist() == [False, True, True]
+    bools[0] = 1
+    assert bools[:].tolist() == [True, True, True]
+    for other in [2, 0.0, -1, np.array([1, 0, 5])]:
+        with pytest.raises(atlas.DTypeMismatchError):
+            bools[:] = other
+    assert bools[:].tolist() == [True, True, True]
+
+
 def test_numpy_style_writes_match_numpy(cube):
     arr, full = cube
     model = full.copy()
@@ -204,8 +216,12 @@ def test_numpy_style_writes_match_numpy(cube):
         arr[key] = value
         model[key] = value
         np.testing.assert_array_equal(arr[...], model, err_msg=str(key))
-    with pytest.raises(atlas.DTypeMismatchError):
-        arr[0] = np.ones((9, 5), np.float64)  # float into int: refused, as numpy's same_kind
+    arr[0] = np.ones((9, 5), np.float64)  # whole floats into int: no value changes
+    model[0] = 1
+    np.testing.assert_array_equal(arr[...], model)
+    for cut in [np.full((9, 5), 1.5), np.full((9, 5), np.nan), np.full((9, 5), 2.0**31)]:
+        with pytest.raises(atlas.DTypeMismatchError):
+            arr[0] = cut  # numpy would cut or wrap these: refused
     with pytest.raises(ValueError):
         arr[0] = np.ones((3, 3), np.int32)  # does not broadcast
 
