@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use atlas::{ArraySpec, Atlas, AttrValue, Codec, DType, Shuffle, StoreConfig};
+use atlas::{ArraySpec, Atlas, AttrValue, Codec, DType, Scalar, Shuffle, StoreConfig};
 use ndarray::{Array1, Array2, arr1};
 
 use crate::util::test_dir;
@@ -219,6 +219,20 @@ impl Model {
             let stats = ds.array_stats(name).unwrap();
             assert_eq!((stats.count, stats.null_count), (valid as u64, (elems - valid) as u64), "{context}: {name}");
         }
+        // And the values' statistics: min, max and sum of what is not null.
+        let ints = |values: Vec<i64>, name: &str, ds: &atlas::Dataset| {
+            let stats = ds.array_stats(name).unwrap();
+            let (min, max) = (values.iter().min().copied(), values.iter().max().copied());
+            assert_eq!((stats.min, stats.max), (min.map(Scalar::Int), max.map(Scalar::Int)), "{context}: {name}");
+            assert_eq!(stats.sum, values.iter().sum::<i64>() as f64, "{context}: {name} sum");
+        };
+        ints(self.part.iter().filter(|&&v| v != -1).map(|&v| i64::from(v)).collect(), "part", &d0);
+        ints(want.iter().filter(|&&v| v != 0).map(|&v| i64::from(v)).collect(), "log", &d1);
+        let full: Vec<f32> = self.full.iter().copied().filter(|v| !v.is_nan()).collect();
+        let stats = d0.array_stats("full").unwrap();
+        let (min, max) = full.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let expected = (!full.is_empty()).then(|| (Scalar::Float(min.into()), Scalar::Float(max.into())));
+        assert_eq!(stats.min.zip(stats.max), expected, "{context}: full");
     }
 }
 
