@@ -9,7 +9,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -99,8 +99,9 @@ struct ReaderTally {
 }
 
 /// Reads snapshots until `stop()`: every other round from a fresh `Atlas::open`, otherwise
-/// by refreshing one long-lived handle; the stamps seen must never go back.
-fn reader_loop(path: &Path, context: &str, stop: &dyn Fn() -> bool) -> ReaderTally {
+/// by refreshing one long-lived handle; the stamps seen must never go back. `seen_midway`
+/// is called once, at the first stamp of a commit the writer made before its last.
+fn reader_loop(path: &Path, context: &str, stop: &dyn Fn() -> bool, seen_midway: &dyn Fn()) -> ReaderTally {
     let long_lived = Atlas::open(path).unwrap();
     let mut tally = ReaderTally { last: -1, ..ReaderTally::default() };
     let mut round = 0u64;
@@ -116,6 +117,9 @@ fn reader_loop(path: &Path, context: &str, stop: &dyn Fn() -> bool) -> ReaderTal
         assert!(stamp >= tally.last, "{context}: went back from commit {} to {stamp}", tally.last);
         tally.snapshots += 1;
         tally.distinct += u64::from(stamp != tally.last);
+        if (1..COMMITS).contains(&stamp) && !(1..COMMITS).contains(&tally.last) {
+            seen_midway();
+        }
         tally.last = stamp;
     }
     tally
@@ -128,7 +132,10 @@ fn reader_child_runs_only_in_spawned_processes() {
     let (store, stop) = (PathBuf::from(store), PathBuf::from(stop));
     println!("{READY}");
     let started = Instant::now();
-    let tally = reader_loop(&store, "reader child", &|| stop.exists() || started.elapsed() > CHILD_LIFETIME);
+    let midway = stop.with_file_name(format!("midway-{}", std::process::id()));
+    let seen_midway = || std::fs::write(&midway, b"").unwrap();
+    let tally =
+        reader_loop(&store, "reader child", &|| stop.exists() || started.elapsed() > CHILD_LIFETIME, &seen_midway);
     println!("{SUMMARY} {} {} {}", tally.snapshots, tally.distinct, tally.last);
 }
 
@@ -163,13 +170,22 @@ fn read_until(child: &mut Child, marker: &str) -> String {
     }
 }
 
-/// Commits stamps 1..=COMMITS through `store`, compacting every 16th commit.
-fn writer_loop(store: &Atlas) {
+/// Commits stamps 1..=COMMITS through `store`, compacting every 16th commit. Halfway it
+/// waits until `readers_midway()`: every reader has seen a commit the writer made before
+/// its last, so that reading and committing did overlap however the threads were run.
+fn writer_loop(store: &Atlas, readers_midway: &dyn Fn() -> bool) {
     for stamp in 1..=COMMITS {
         write_stamp(store, stamp);
         store.flush().unwrap();
         if stamp % 16 == 0 {
             store.compact().unwrap();
+        }
+        if stamp == COMMITS / 2 {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !readers_midway() {
+                assert!(Instant::now() < deadline, "a reader saw no commit made during the loop");
+                std::thread::sleep(Duration::from_millis(1));
+            }
         }
     }
 }
@@ -186,7 +202,10 @@ fn readers_in_two_other_processes_see_only_whole_commits_during_a_flush_loop() {
     for child in &mut children {
         read_until(child, READY);
     }
-    writer_loop(&store);
+    let midway = |entry: &std::fs::DirEntry| entry.file_name().to_string_lossy().starts_with("midway-");
+    let readers_midway =
+        || std::fs::read_dir(dir.join("")).unwrap().filter(|e| midway(e.as_ref().unwrap())).count() == 2;
+    writer_loop(&store, &readers_midway);
     std::fs::write(&stop, b"").unwrap();
     for (i, mut child) in children.into_iter().enumerate() {
         let summary = read_until(&mut child, SUMMARY);
@@ -207,18 +226,21 @@ fn many_reader_threads_and_a_writer_thread_see_only_whole_stable_commits() {
     let store = set_up(&path);
     let done = Arc::new(AtomicBool::new(false));
     let start = Arc::new(Barrier::new(READERS + 1));
+    let midway = Arc::new(AtomicUsize::new(0));
     let readers: Vec<_> = (0..READERS)
         .map(|i| {
             let (path, done, start) = (path.clone(), done.clone(), start.clone());
+            let midway = midway.clone();
             std::thread::spawn(move || {
                 start.wait();
-                reader_loop(&path, &format!("reader thread {i}"), &|| done.load(Ordering::Acquire))
+                let seen_midway = || _ = midway.fetch_add(1, Ordering::AcqRel);
+                reader_loop(&path, &format!("reader thread {i}"), &|| done.load(Ordering::Acquire), &seen_midway)
             })
         })
         .collect();
     let writer = std::thread::spawn(move || {
         start.wait();
-        writer_loop(&store);
+        writer_loop(&store, &|| midway.load(Ordering::Acquire) == READERS);
         store
     });
     let store = writer.join().unwrap();
