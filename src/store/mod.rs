@@ -42,8 +42,13 @@ use crate::meta::{Codec, DatasetMeta, MetaCompression, MetaFormat, Shuffle, Stor
 
 /// A store: one directory holding a metadata file and fragment files.
 ///
-/// Handles are cheap to clone and share one state; `Atlas` is `Send + Sync`, and reads from
-/// many threads run in parallel. Changes become durable at [`flush`](Atlas::flush); the
+/// Handles are cheap to clone and share one state; `Atlas` is `Send + Sync` (as are
+/// [`Dataset`], [`ArrayHandle`] and [`Attrs`]), and reads from many threads run in parallel,
+/// except beside a change: a write, append, flush or compaction holds the store's state
+/// for its whole encode or copy, and reads through handles of this store wait for it
+/// (handles opened separately with [`Atlas::open`] do not). Dataset, array and attribute
+/// handles keep the store open: pending changes and the writer lock last until the last
+/// of them is dropped. Changes become durable at [`flush`](Atlas::flush); the
 /// writer lock is taken at the first change and released when the flush completes.
 /// Dropping the last handle flushes pending changes too, logging any error (call `flush`
 /// to see it); [`discard`](Atlas::discard) drops them instead.

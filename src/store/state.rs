@@ -41,8 +41,8 @@ impl ChangeHold {
     }
 }
 
-/// One opened store, shared by all its handles.
-#[derive(Debug)]
+/// One opened store, shared by all its handles. Its `Debug` shows the directory only: every
+/// handle's `{:?}` (a log line) would otherwise print the whole metadata and block index.
 pub(crate) struct Inner {
     pub dir: PathBuf,
     /// What reading this store's files may cost.
@@ -53,6 +53,12 @@ pub(crate) struct Inner {
     /// Decoded chunks of reads that use part of a chunk (`OpenOptions::chunk_cache_bytes`).
     pub cache: ChunkCache,
     state: RwLock<State>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dir", &self.dir).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]

@@ -24,6 +24,22 @@ fn handles_and_error_are_send_sync_and_static() {
 }
 
 #[test]
+fn a_handle_debugs_as_its_store_and_name_not_its_whole_index() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let array = ds.define_array("a", ArraySpec::new(DType::Int64, [4096]).chunk_shape([1])).unwrap();
+    array.write(&[0], ndarray::Array1::from_elem(4096, 7i64).view()).unwrap();
+    store.flush().unwrap();
+    let shown = format!("{array:?}");
+    let dir_shown = format!("Store {{ dir: {:?}, .. }}", store.path());
+    assert_eq!(shown, format!("ArrayHandle {{ inner: {dir_shown}, dataset: \"d\", name: \"a\", label: \"d/a\" }}"));
+    for shown in [format!("{store:?}"), format!("{ds:?}"), format!("{:?}", ds.attrs())] {
+        assert!(shown.len() < 400, "{} bytes: {shown}", shown.len());
+    }
+}
+
+#[test]
 fn one_handle_shared_by_many_threads_reads_the_same_data_in_parallel() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
