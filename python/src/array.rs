@@ -12,7 +12,7 @@ use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::attrs::{Attrs, Target};
-use crate::convert::{block_stats_to_py, codec_name, parse_codec, parse_shuffle, scalar_to_py, stats_to_py};
+use crate::convert::{block_stats_to_py, parse_codec, parse_shuffle, scalar_to_py, stats_to_py};
 use crate::device::{parse_device, read_to_cuda};
 use crate::errors::{IntoPy, Kind, err, to_py};
 
@@ -84,9 +84,9 @@ impl Array {
         dict.set_item("chunk_shape", PyTuple::new(py, &meta.chunk_shape)?)?;
         dict.set_item("dims", PyTuple::new(py, &meta.dims)?)?;
         dict.set_item("fill_value", scalar_to_py(py, meta.fill_value, meta.dtype)?)?;
-        dict.set_item("codec", meta.codec.map(codec_name))?;
+        dict.set_item("codec", meta.codec.map(|codec| codec.to_string()))?;
         dict.set_item("shuffle", meta.shuffle.map(atlas::Shuffle::name))?;
-        dict.set_item("effective_codec", codec_name(meta.codec.unwrap_or(store_codec)))?;
+        dict.set_item("effective_codec", meta.codec.unwrap_or(store_codec).to_string())?;
         Ok(dict)
     }
 

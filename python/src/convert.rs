@@ -31,14 +31,6 @@ pub fn parse_codec(name: &str) -> PyResult<Codec> {
     }
 }
 
-/// The spelling [`parse_codec`] reads back: `"zstd:3"`, `"lz4"`, `"none"`.
-pub fn codec_name(codec: Codec) -> String {
-    match codec {
-        Codec::Zstd { level } => format!("zstd:{level}"),
-        other => other.name().to_string(),
-    }
-}
-
 /// `"auto"`, `"on"`, `"off"`, `"bytedelta"`, `"delta"`.
 pub fn parse_shuffle(name: &str) -> PyResult<Shuffle> {
     match name.trim().to_ascii_lowercase().as_str() {

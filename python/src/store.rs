@@ -12,7 +12,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use crate::array::{Array, read_across_stacked};
 use crate::attrs::{Attrs, Target};
 use crate::convert::{
-    codec_name, parse_codec, parse_dtype, parse_meta_compression, parse_meta_format, parse_shuffle, scalar_from_py,
+    parse_codec, parse_dtype, parse_meta_compression, parse_meta_format, parse_shuffle, scalar_from_py,
 };
 use crate::device::{across_to_cuda, parse_device};
 use crate::errors::{IntoPy, to_py};
@@ -110,7 +110,7 @@ impl Store {
 
     #[getter]
     fn codec(&self, py: Python<'_>) -> String {
-        codec_name(py.detach(|| self.inner.codec()))
+        py.detach(|| self.inner.codec()).to_string()
     }
 
     #[getter]

@@ -20,6 +20,16 @@ pub enum Codec {
     Lz4,
 }
 
+/// `zstd:3`, `lz4`, `none`: the spelling Python's `codec=` takes, and the CLI prints.
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Zstd { level } => write!(f, "zstd:{level}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
 impl Codec {
     /// The codec's name without its level: `zstd`, `lz4` or `none`.
     #[must_use]

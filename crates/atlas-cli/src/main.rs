@@ -874,7 +874,7 @@ fn recompress(
         "recompressed {} (of {}) to {}, shuffle {}",
         report::counted(arrays.len() as u64, "array"),
         report::counted(total, "block"),
-        report::codec_text(codec),
+        codec,
         shuffle.map_or("unchanged", Shuffle::name),
     )?;
     Ok(())

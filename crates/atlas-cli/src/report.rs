@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use anyhow::{Result, bail};
-use atlas::{ArrayHandle, ArrayMeta, ArrayStats, Atlas, AttrValue, Attributes, Codec, DType, Dataset, Scalar};
+use atlas::{ArrayHandle, ArrayMeta, ArrayStats, Atlas, AttrValue, Attributes, DType, Dataset, Scalar};
 use ndarray::{ArrayD, ArrayViewD, Axis, Slice};
 use serde_json::{Value as Json, json};
 
@@ -27,14 +27,6 @@ pub fn human_bytes(bytes: u64) -> String {
         unit += 1;
     }
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
-}
-
-/// `zstd(3)`, `lz4`, `none`.
-pub fn codec_text(codec: Codec) -> String {
-    match codec {
-        Codec::Zstd { level } => format!("zstd({level})"),
-        other => other.name().to_string(),
-    }
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Json {
@@ -175,7 +167,7 @@ fn info_text(store: &Atlas, facts: &StoreFacts<'_>, out: &mut dyn Write) -> Resu
         store.generation()
     )?;
     let shuffle = format!("{:?}", store.shuffle()).to_lowercase();
-    writeln!(out, "codec       {} for new blocks, shuffle {shuffle}", codec_text(store.codec()))?;
+    writeln!(out, "codec       {} for new blocks, shuffle {shuffle}", store.codec())?;
     let array_count: usize = facts.datasets.iter().map(|(_, _, a)| a.len()).sum();
     writeln!(out, "datasets    {}, arrays {array_count}", facts.datasets.len())?;
     write!(out, "blocks      raw {}, stored {}", human_bytes(facts.raw_bytes), human_bytes(facts.stored_bytes))?;

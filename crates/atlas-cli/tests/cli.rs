@@ -165,7 +165,7 @@ fn info_shows_arrays_codec_mix_bytes_and_metadata_file() {
     let text = stdout_of(atlas().arg("info").arg(&store));
     assert!(text.contains("metadata    atlas.json (json, compression none"), "{text}");
     assert!(text.contains("generation 2\n"), "{text}");
-    assert!(text.contains("codec       zstd(3) for new blocks, shuffle auto\n"), "{text}");
+    assert!(text.contains("codec       zstd:3 for new blocks, shuffle auto\n"), "{text}");
     assert!(text.contains("datasets    2, arrays 4"), "{text}");
     assert!(text.contains("in 2 fragment files"), "{text}");
     assert!(text.contains("  temp  float32 [6, 5]  chunks [2, 5]  dims [time, depth]"), "{text}");
@@ -653,7 +653,7 @@ fn recompress_changes_the_codec_and_keeps_values_and_block_identity() {
         "--level",
         "9",
     ]));
-    assert_eq!(text, "recompressed 1 array (of 2 blocks) to zstd(9), shuffle unchanged\n");
+    assert_eq!(text, "recompressed 1 array (of 2 blocks) to zstd:9, shuffle unchanged\n");
     let reopened = Atlas::open(&store).unwrap();
     assert_eq!(reopened.codec(), Codec::Lz4);
     let temp_meta = reopened.open_dataset("run42").unwrap().array_meta("temp").unwrap();
@@ -690,7 +690,7 @@ fn recompress_changes_the_codec_and_keeps_values_and_block_identity() {
         "--shuffle",
         "delta",
     ]));
-    assert_eq!(text, "recompressed 1 array (of 2 blocks) to zstd(3), shuffle delta\n");
+    assert_eq!(text, "recompressed 1 array (of 2 blocks) to zstd:3, shuffle delta\n");
     assert!(stdout_of(atlas().arg("info").arg(&store)).contains("zstd+delta 2"));
     assert!(same_floats(&temp_values(&store), &before));
 
