@@ -530,8 +530,10 @@ class Array:
     def _write_box(self, start: list[int], count: list[int], selected: tuple[int, ...], value: np.ndarray) -> None:
         """Writes `value`, broadcast to the `selected` shape (the box of `count` at `start`
         without the axes of integer indices), into that box."""
-        data = _leading_ones_dropped(value, len(selected))
-        data = np.broadcast_to(data, selected).reshape(count)
+        if value.shape == selected:
+            data = value.reshape(count)  # broadcasting itself costs more than a small write
+        else:
+            data = np.broadcast_to(_leading_ones_dropped(value, len(selected)), selected).reshape(count)
         if data.flags.c_contiguous or data.nbytes <= _SLAB_BYTES:
             self._native.write(start, np.asarray(data, order="C"))
         else:

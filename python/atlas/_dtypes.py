@@ -262,6 +262,14 @@ def _check_range(low: int, high: int, target: np.dtype, label: str) -> None:
         )
 
 
+#: Floats below this magnitude become float32 without overflowing (its largest is 3.4028e38).
+_FLOAT32_SURE = 3.4e38
+#: The values of each integer dtype, for the scalar fast path of `for_assign`.
+_INT_BOUNDS = {
+    name: (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)) for name, dtype in NUMPY_DTYPES.items() if dtype.kind in "iu"
+}
+
+
 def _whole_floats(value: np.ndarray, target: np.dtype, label: str) -> np.ndarray:
     """Floats for an integer array as `target`, when every one is a whole number that fits:
     no value changes; a fraction, NaN or infinity is refused, as numpy would cut it."""
@@ -328,6 +336,13 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
     Others (fractions, NaN, ints out of range, other kinds to bool) are refused where numpy
     would cast silently. An empty value of any dtype is taken, as numpy takes `a[2:2] = []`."""
     target = NUMPY_DTYPES[name]
+    # The common scalar (`a[i, j] = 1.5`), cast as the rule below casts it, without the
+    # cost of its checks (two thirds of a small assignment): a float that no cast can take
+    # to infinity, an int that fits.
+    if type(value) is float and target.kind == "f" and (target.itemsize == 8 or abs(value) < _FLOAT32_SURE):
+        return np.array(value, target)
+    if type(value) is int and name in _INT_BOUNDS and _INT_BOUNDS[name][0] <= value <= _INT_BOUNDS[name][1]:
+        return np.array(value, target)
     if name == "string":
         return np.asarray(value, dtype=object)
     if isinstance(value, np.ndarray) and type(value) is not np.ndarray:
