@@ -136,7 +136,7 @@ class Array:
     @property
     def shape(self) -> tuple[int, ...]:
         """Elements per axis."""
-        return self._native.meta()["shape"]
+        return self._native.shape
 
     @property
     def ndim(self) -> int:
@@ -151,12 +151,12 @@ class Array:
     @property
     def dtype(self) -> np.dtype:
         """The numpy dtype reads return (`object` for strings, `datetime64[ns]` for timestamps)."""
-        return numpy_dtype(self._native.meta()["dtype"])
+        return numpy_dtype(self._native.dtype_name)
 
     @property
     def atlas_dtype(self) -> str:
         """Atlas's name of the dtype (`"float32"`, `"timestamp"`, `"string"`...)."""
-        return self._native.meta()["dtype"]
+        return self._native.dtype_name
 
     @property
     def nbytes(self) -> Optional[int]:
@@ -167,7 +167,7 @@ class Array:
     @property
     def chunks(self) -> tuple[int, ...]:
         """Elements per axis of each chunk (the unit of storage and of decoding)."""
-        return self._native.meta()["chunk_shape"]
+        return self._native.chunk_shape
 
     @property
     def dims(self) -> tuple[str, ...]:

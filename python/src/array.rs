@@ -72,6 +72,24 @@ impl Array {
         self.inner.dataset()
     }
 
+    /// Elements per axis (the schema's alone: cheaper than `meta()`).
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, py.detach(|| self.inner.shape()).py_err()?)
+    }
+
+    /// Elements per axis of each chunk.
+    #[getter]
+    fn chunk_shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, py.detach(|| self.inner.chunk_shape()).py_err()?)
+    }
+
+    /// Atlas's name of the dtype.
+    #[getter]
+    fn dtype_name(&self, py: Python<'_>) -> PyResult<&'static str> {
+        Ok(py.detach(|| self.inner.dtype()).py_err()?.name())
+    }
+
     /// The schema as a dict: `dtype` (Atlas's name), `shape`, `chunk_shape`, `dims`,
     /// `fill_value`, `codec` and `shuffle` (the array's own, or `None` to follow the store),
     /// `effective_codec` (what new blocks get).

@@ -69,6 +69,31 @@ impl ArrayHandle {
         self.inner.read().array(&self.dataset, &self.name).cloned()
     }
 
+    /// The array's shape (elements per axis), without copying the rest of its schema (its
+    /// attributes, a dictionary) as [`ArrayHandle::meta`] does.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the array or its dataset was deleted.
+    pub fn shape(&self) -> Result<Vec<u64>> {
+        Ok(self.inner.read().array(&self.dataset, &self.name)?.shape.clone())
+    }
+
+    /// The array's chunk shape, as [`ArrayHandle::shape`] gives its shape.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the array or its dataset was deleted.
+    pub fn chunk_shape(&self) -> Result<Vec<u64>> {
+        Ok(self.inner.read().array(&self.dataset, &self.name)?.chunk_shape.clone())
+    }
+
+    /// The array's dtype.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the array or its dataset was deleted.
+    pub fn dtype(&self) -> Result<DType> {
+        Ok(self.inner.read().array(&self.dataset, &self.name)?.dtype)
+    }
+
     /// Reads the box `start .. start + shape` as a new array.
     ///
     /// A new output is zeroed memory, and a large one is paid for in page faults: reading

@@ -24,6 +24,23 @@ fn handles_and_error_are_send_sync_and_static() {
 }
 
 #[test]
+fn shape_chunk_shape_and_dtype_follow_the_schema_and_fail_once_it_is_gone() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let array = ds.define_array("a", ArraySpec::new(DType::UInt16, [10, 4]).chunk_shape([3, 4])).unwrap();
+    assert_eq!(
+        (array.shape().unwrap(), array.chunk_shape().unwrap(), array.dtype().unwrap()),
+        (vec![10, 4], vec![3, 4], DType::UInt16)
+    );
+    array.resize(&[12, 4]).unwrap();
+    assert_eq!(array.shape().unwrap(), array.meta().unwrap().shape);
+    ds.delete_array("a").unwrap();
+    assert!(matches!(array.shape(), Err(Error::NotFound { .. })));
+    assert!(matches!(array.dtype(), Err(Error::NotFound { .. })));
+}
+
+#[test]
 fn a_handle_debugs_as_its_store_and_name_not_its_whole_index() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
