@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from typing import Any
@@ -297,14 +298,17 @@ def _is_float(value: Any) -> bool:
 
 
 def _python_ints(value: Any, converted: np.ndarray, target: np.dtype, label: str) -> np.ndarray:
-    """Python ints numpy could not put in one integer dtype (beyond int64: object; uint64's
-    upper half beside small ints: float64, rounded) as `target`, when every one fits;
-    anything but ints comes back as `converted`, for the usual refusal."""
+    """Python numbers numpy could not put in one integer dtype exactly (ints beyond int64:
+    object; uint64's upper half beside small ints, or any int beside a float: float64,
+    rounded) as `target`, each taken as it was given, when every one is an int or a whole
+    float and fits; anything else comes back as `converted`, for the usual refusal."""
     exact = np.asarray(value, dtype=object)
-    if exact.size == 0 or not all(_is_int(v) for v in exact.flat):
+    whole_float = lambda v: _is_float(v) and math.isfinite(v) and float(v).is_integer()  # noqa: E731
+    if exact.size == 0 or not all(_is_int(v) or whole_float(v) for v in exact.flat):
         return converted
-    _check_range(int(exact.min()), int(exact.max()), target, label)
-    return exact.astype(target)
+    ints = np.frompyfunc(int, 1, 1)(exact) if exact.ndim else np.asarray(int(exact[()]), dtype=object)
+    _check_range(int(ints.min()), int(ints.max()), target, label)
+    return ints.astype(target)
 
 
 def _python_ints_as_floats(value: Any, converted: np.ndarray, target: np.dtype, label: str) -> np.ndarray:

@@ -197,7 +197,7 @@ def _check_per_variable(ds: Any, given: Optional[dict], argument: str, shape_of:
                 f"{argument}={{{key!r}: ...}}: {key!r} is {kind} of the dataset; {argument} is keyed by variable "
                 f"(variables: {', '.join(map(repr, ds.variables))})"
             )
-        if shape_of is not None and (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)):
+        if shape_of is not None and (isinstance(value, (str, bytes)) or np.ndim(value) != 1):
             dims = tuple(ds.variables[key].dims)
             raise InvalidArgumentError(f"{argument}[{key!r}] must be {shape_of} of {key!r} {dims}, not {value!r}")
 

@@ -58,6 +58,16 @@ impl Array {
     fn meta_now(&self, py: Python<'_>) -> PyResult<ArrayMeta> {
         py.detach(|| self.inner.meta()).py_err()
     }
+
+    /// The dtype and shape, without copying the rest of the schema (its attributes, a
+    /// dictionary) on every read.
+    fn layout_now(&self, py: Python<'_>) -> PyResult<(DType, Vec<u64>)> {
+        py.detach(|| Ok::<_, atlas::Error>((self.inner.dtype()?, self.inner.shape()?))).py_err()
+    }
+
+    fn dtype_now(&self, py: Python<'_>) -> PyResult<DType> {
+        py.detach(|| self.inner.dtype()).py_err()
+    }
 }
 
 #[pymethods]
@@ -121,28 +131,27 @@ impl Array {
         verify_checksums: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let ordinal = parse_device(device)?;
-        let meta = self.meta_now(py)?;
-        let (start, shape) = selection(&meta, &self.label(), start, shape)?;
+        let (dtype, array_shape) = self.layout_now(py)?;
+        let (start, shape) = selection(&array_shape, &|| self.label(), start, shape)?;
         let handle = &self.inner;
         let options = ReadOptions { verify_checksums, ..ReadOptions::default() };
         if let Some(ordinal) = ordinal {
             let options = ReadOptions { device: Device::Cuda(ordinal), ..options };
             return Ok(Bound::new(py, read_to_cuda(py, handle, &start, &shape, options)?)?.into_any());
         }
-        by_element!(meta.dtype, read_typed(py, handle, meta.dtype, &start, &shape, options), strings => read_strings(py, handle, &start, &shape, options))
+        by_element!(dtype, read_typed(py, handle, dtype, &start, &shape, options), strings => read_strings(py, handle, &start, &shape, options))
     }
 
     /// The boxes of extent `shape` starting at each of `starts`, read in one call into a new
     /// numpy array of shape `(len(starts), *shape)`; every chunk the boxes touch is decoded
     /// once (on the CPU). Numeric, bool and timestamp arrays.
     fn read_boxes<'py>(&self, py: Python<'py>, starts: Vec<Vec<u64>>, shape: Vec<u64>) -> PyResult<Bound<'py, PyAny>> {
-        let meta = self.meta_now(py)?;
+        let (dtype, array_shape) = self.layout_now(py)?;
         // Every box is checked before the result is allocated (Atlas checks again).
-        let origin = vec![0; meta.shape.len()];
+        let origin = vec![0; array_shape.len()];
         for start in starts.iter().chain(starts.is_empty().then_some(&origin)) {
-            selection(&meta, &self.label(), Some(start.clone()), Some(shape.clone()))?;
+            selection(&array_shape, &|| self.label(), Some(start.clone()), Some(shape.clone()))?;
         }
-        let dtype = meta.dtype;
         let handle = &self.inner;
         let no_strings = || {
             err(Kind::DTypeMismatch, format!("{}: read_boxes reads numeric, bool and timestamp arrays", self.label()))
@@ -152,7 +161,7 @@ impl Array {
 
     /// Writes `data` (a numpy array of the array's dtype) with its first element at `start`.
     fn write(&self, py: Python<'_>, start: Vec<u64>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let dtype = self.meta_now(py)?.dtype;
+        let dtype = self.dtype_now(py)?;
         let handle = &self.inner;
         let label = self.label();
         by_element!(dtype, write_typed(py, handle, &label, dtype, Some(&start), data), strings => write_strings(py, handle, Some(&start), data))
@@ -160,7 +169,7 @@ impl Array {
 
     /// Appends `data` along axis 0.
     fn append(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
-        let dtype = self.meta_now(py)?.dtype;
+        let dtype = self.dtype_now(py)?;
         let handle = &self.inner;
         let label = self.label();
         by_element!(dtype, write_typed(py, handle, &label, dtype, None, data), strings => write_strings(py, handle, None, data))
@@ -283,33 +292,33 @@ impl Array {
 /// The selection of a read: `start` defaults to the origin, `shape` to the rest of the array.
 /// Checked here so a bad selection fails before its output is allocated.
 fn selection(
-    meta: &ArrayMeta,
-    label: &str,
+    array_shape: &[u64],
+    label: &dyn Fn() -> String,
     start: Option<Vec<u64>>,
     shape: Option<Vec<u64>>,
 ) -> PyResult<(Vec<u64>, Vec<u64>)> {
-    let ndim = meta.shape.len();
+    let ndim = array_shape.len();
     let start = start.unwrap_or_else(|| vec![0; ndim]);
     let wrong_ndim = |what: &str, found: &[u64]| {
         err::<()>(
             Kind::Shape,
-            format!("{what} {found:?} has {} dimensions, array {label} {:?} has {ndim}", found.len(), meta.shape),
+            format!("{what} {found:?} has {} dimensions, array {} {array_shape:?} has {ndim}", found.len(), label()),
         )
     };
     if start.len() != ndim {
         wrong_ndim("start", &start)?;
     }
-    let shape = shape.unwrap_or_else(|| meta.shape.iter().zip(&start).map(|(n, s)| n.saturating_sub(*s)).collect());
+    let shape = shape.unwrap_or_else(|| array_shape.iter().zip(&start).map(|(n, s)| n.saturating_sub(*s)).collect());
     if shape.len() != ndim {
         wrong_ndim("shape", &shape)?;
     }
-    let inside = (0..ndim).all(|d| start[d].checked_add(shape[d]).is_some_and(|end| end <= meta.shape[d]));
+    let inside = (0..ndim).all(|d| start[d].checked_add(shape[d]).is_some_and(|end| end <= array_shape[d]));
     if !inside {
         return Err(to_py(atlas::Error::OutOfBounds {
-            array: label.to_string(),
+            array: label(),
             start,
             shape,
-            array_shape: meta.shape.clone(),
+            array_shape: array_shape.to_vec(),
         }));
     }
     Ok((start, shape))

@@ -308,6 +308,14 @@ def test_python_ints_numpy_cannot_hold_in_one_dtype_are_taken_exactly_when_they_
             arr[:] = bad
     with pytest.raises(atlas.DTypeMismatchError, match="fraction"):  # a fraction stays refused
         u64[:] = [1.5, 2**64 - 1]
+    # Ints beside whole floats are taken as given, not as numpy's rounded float64 of them.
+    u64[:] = [2**63 + 1, 1.0]
+    assert u64[:].tolist() == [2**63 + 1, 1]
+    i64[:] = np.array([2**53 + 1, 2.0], dtype=object)
+    assert i64[:].tolist() == [2**53 + 1, 2]
+    with pytest.raises(atlas.DTypeMismatchError, match="spans 1..18446744073709551616"):
+        u64[:] = [2**64, 1.0]
+    u64[:] = [2**64 - 1, 1]
     assert u64[:].tolist() == [2**64 - 1, 1]
 
 

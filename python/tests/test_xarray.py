@@ -64,6 +64,8 @@ def test_accessor_chunks_and_fill_override(tmp_path):
         assert "b" not in store
     with pytest.raises(atlas.InvalidArgumentError, match="fill_value=.*'nope' is no variable"):
         store.add_xarray_dataset(ds, "b", fill_value={"nope": 0.0})
+    store.add_xarray_dataset(ds, "b", chunks={"temperature": np.array([4])})  # any 1-d sequence
+    assert store["b"]["temperature"].chunks == (4,)
 
 
 def test_open_many_refuses_datasets_of_other_shapes_or_coordinates(tmp_path):

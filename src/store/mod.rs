@@ -51,7 +51,8 @@ use crate::meta::{Codec, DatasetMeta, MetaCompression, MetaFormat, Shuffle, Stor
 /// of them is dropped. Changes become durable at [`flush`](Atlas::flush); the
 /// writer lock is taken at the first change and released when the flush completes.
 /// Dropping the last handle flushes pending changes too, logging any error (call `flush`
-/// to see it); [`discard`](Atlas::discard) drops them instead.
+/// to see it), unless a panic unwinding drops it: then they are discarded, as a crash
+/// leaves them; [`discard`](Atlas::discard) drops them too.
 ///
 /// Starting a change (the first one after a flush, in any method that changes the store)
 /// takes the writer lock: [`Error::Locked`] if another handle holds it, [`Error::Io`] on the
