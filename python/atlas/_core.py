@@ -7,6 +7,7 @@ import datetime
 import operator
 import os
 import threading
+import time
 import warnings
 from html import escape
 from typing import Any, Iterator, Optional, Sequence, Union
@@ -68,6 +69,9 @@ def _sizes(
             raise ValueError(f"{name} must be from 0 to 2**64 - 1, got {size!r}")
     return sizes
 
+
+#: How long `Atlas.open(create=True)` waits for a store another process is creating.
+_CREATE_WAIT_SECONDS = 2.0
 
 def _store_key(name: Any) -> tuple[Any, Optional[str]]:
     """A store key split into its dataset and array names: `"run42"` is `("run42", None)`,
@@ -228,10 +232,15 @@ class Atlas:
         try:
             return Atlas(_atlas.Store.create(path, "zstd", "auto", "json", "none", **sizes))
         except AlreadyExistsError as taken:
-            try:  # another process made it meanwhile
-                return Atlas(_atlas.Store.open(path, **sizes))
-            except StoreNotFoundError:
-                raise taken from None  # other entries are there
+            # Another process may be making it: its metadata comes a moment after `data/`.
+            deadline = time.monotonic() + _CREATE_WAIT_SECONDS
+            while True:
+                try:
+                    return Atlas(_atlas.Store.open(path, **sizes))
+                except StoreNotFoundError:
+                    if time.monotonic() > deadline:
+                        raise taken from None  # other entries are there
+                    time.sleep(0.01)
 
     # --- properties ---------------------------------------------------------------------
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 import warnings
@@ -221,7 +222,7 @@ def timestamps(value: Any, label: str) -> np.ndarray:
     floats, bools) is refused."""
     array = value if isinstance(value, np.ndarray) else np.asarray(value)
     if array.dtype.kind == "O":
-        array = _own_instants(array)
+        array = _own_instants(array, label)
     if array.dtype.kind in "OUS":
         try:
             ns, lost = _ns_of_text(array)
@@ -242,15 +243,34 @@ def timestamps(value: Any, label: str) -> np.ndarray:
     )
 
 
-def _own_instants(array: np.ndarray) -> np.ndarray:
-    """`array` (of objects) with each pandas `Timestamp` and `NaT` as its own datetime64:
-    numpy reads a Timestamp as the `datetime` it also is, in microseconds, dropping its
-    nanoseconds (an aware one's datetime64 is its UTC instant, as for a `datetime`)."""
-    if not any(hasattr(v, "to_datetime64") for v in array.flat):
+def _own_instants(array: np.ndarray, label: str) -> np.ndarray:
+    """`array` (of objects) with each value numpy would misread among others made an
+    instant in nanoseconds: a pandas `Timestamp` or `NaT` (numpy reads a Timestamp as the
+    `datetime` it also is, in microseconds, dropping its nanoseconds; an aware one's is its
+    UTC instant, as for a `datetime`), a `datetime64` (numpy reads the array in one unit:
+    each is taken in its own, refused where nanoseconds cannot hold it). A number or a
+    duration among them is refused: it is no instant (nanoseconds since 1970 go as an
+    integer array of their own)."""
+    def plain(v: Any) -> bool:
+        """What numpy reads as it is (a pandas Timestamp is a `datetime` too, but not read so)."""
+        return v is None or (isinstance(v, (str, bytes, datetime.date)) and not hasattr(v, "to_datetime64"))
+
+    if all(plain(v) for v in array.flat):
         return array
     own = np.empty(array.shape, dtype=object)
     for i, v in enumerate(array.flat):
-        own.flat[i] = v.to_datetime64() if hasattr(v, "to_datetime64") else v
+        if hasattr(v, "to_datetime64"):
+            v = v.to_datetime64()
+        if isinstance(v, np.datetime64):
+            ns, lost = _ns_of(np.asarray(v))
+            _refuse_lost(lost, label)
+            v = ns[()]
+        elif not plain(v):
+            raise DTypeMismatchError(
+                f"values for timestamp array {label}: {v!r} among dates is no instant (give dates, times or "
+                "datetime64 values; nanoseconds since 1970 as an integer array of their own)"
+            )
+        own.flat[i] = v
     return own
 
 

@@ -437,6 +437,16 @@ def test_timestamps_numpy_would_wrap_are_refused(ds):
     with pytest.raises(atlas.InvalidArgumentError, match=r"below a nanosecond \(ps\)"):
         t[:] = "2020-01-01T00:00:00.0000000001"
     np.testing.assert_array_equal(t[:], before)
+    # datetime64 values among other objects are each taken in their own unit; numbers and
+    # durations among dates are no instants.
+    ps = np.array([np.datetime64(1, "ps"), None], dtype=object)
+    with pytest.raises(atlas.InvalidArgumentError, match=r"below a nanosecond \(ps\)"):
+        t[:] = ps
+    for mixed in [[5, datetime.datetime(2020, 1, 1)], np.array([np.timedelta64(5, "s"), None], dtype=object)]:
+        with pytest.raises(atlas.DTypeMismatchError, match="is no instant"):
+            t[:] = mixed
+    t[:] = [np.datetime64("2020-01-01T00:00:00.123456789"), datetime.datetime(2020, 1, 1)]
+    assert t[0] == np.datetime64("2020-01-01T00:00:00.123456789")
     t[:] = ["1677-09-21T00:12:43.145224193", "2262-04-11T23:47:16.854775807"]
     assert t[:].view("int64").tolist() == [-(2**63) + 1, 2**63 - 1]
     t[:] = ["1969-12-31T23:59:59.999999999", "2020-01-01T00:00:00.0000000000"]
