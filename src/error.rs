@@ -137,11 +137,11 @@ pub enum Error {
         path: PathBuf,
     },
     /// The writer lock file (`atlas.lock`) was removed or replaced while this handle held the
-    /// lock on it, so another writer could take the lock and commit meanwhile. This handle's
-    /// uncommitted changes were discarded, not committed over that writer's; the call did
-    /// nothing else. (Atlas never removes the lock file; something else did.)
+    /// lock on it, and another writer has since locked the new file or committed. This
+    /// handle's uncommitted changes were discarded, not committed over that writer's; the
+    /// call did nothing else. (Atlas never removes the lock file; something else did.)
     #[error(
-        "store {path}: the lock file atlas.lock was removed or replaced while this handle held the writer lock, so another writer may have committed since; the uncommitted changes were discarded, redo them"
+        "store {path}: the lock file atlas.lock was removed or replaced while this handle held the writer lock, and another writer has locked the new file or committed since; the uncommitted changes were discarded, redo them"
     )]
     LockLost {
         /// The store directory.

@@ -56,6 +56,11 @@ impl WriteSession {
         self.lock.is_at_path()
     }
 
+    /// Puts the session under `lock`, taken on the file now at the lock's path.
+    pub(crate) fn relock(&mut self, lock: WriterLock) {
+        self.lock = lock;
+    }
+
     /// Whether this session wrote blocks of the array or changed its shape.
     pub(crate) fn changed_array(&self, array_id: u64) -> bool {
         self.fragment.as_ref().is_some_and(|f| f.blocks.has_array(array_id)) || self.reshaped.contains(&array_id)

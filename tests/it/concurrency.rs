@@ -249,6 +249,28 @@ fn a_writer_whose_lock_file_was_removed_discards_its_changes_rather_than_commit_
 }
 
 #[test]
+fn a_writer_whose_lock_file_was_removed_with_no_commit_since_locks_the_new_file_and_commits() {
+    let dir = test_dir!();
+    let first = util::create(&dir.store());
+    first.create_dataset("d").unwrap().define_array("x", ArraySpec::new(DType::Int32, [2])).unwrap();
+    first.flush().unwrap();
+    first.open_dataset("d").unwrap().write_array("x", &[0], arr1(&[5, 6]).view()).unwrap();
+    std::fs::remove_file(dir.store().join("atlas.lock")).unwrap();
+    // A second writer that changes nothing, or is refused, commits nothing.
+    let second = Atlas::open(dir.store()).unwrap();
+    assert_err!(second.create_dataset("d"), Error::AlreadyExists { .. });
+    first.flush().unwrap();
+    let read = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap().read_array::<i32>("x", &[0], &[2]);
+    assert_eq!(read.unwrap(), arr1(&[5, 6]).into_dyn());
+    // Replaced while held, and then held by another writer with pending changes: lost.
+    first.open_dataset("d").unwrap().write_array("x", &[0], arr1(&[7]).view()).unwrap();
+    std::fs::remove_file(dir.store().join("atlas.lock")).unwrap();
+    second.create_dataset("e").unwrap();
+    assert_err!(first.flush(), Error::LockLost { .. });
+    second.flush().unwrap();
+}
+
+#[test]
 fn dropping_a_writer_releases_the_lock_with_its_commit() {
     let dir = test_dir!();
     let first = util::create(&dir.store());
