@@ -1,7 +1,7 @@
 //! Property test: random sequences of define / write / read / delete / resize / append /
 //! flush / reopen / discard / compact / recompress / codec and metadata format changes
 //! against a plain in-memory model of dense arrays (int32, float32 and string; zero-size
-//! axes included). Every read must match the model, after every commit a freshly opened
+//! axes included), of many tiny chunks and of chunks up to 64 KiB. Every read must match the model, after every commit a freshly opened
 //! handle must see exactly the model, a discard must bring back the model of the last
 //! commit, and a second, read-only handle sees the commit it last opened or refreshed to,
 //! whatever the writer did since (compactions included).
@@ -68,7 +68,7 @@ enum Op {
         codec: Option<usize>,
     },
     SetShuffle(usize),
-    /// Resizes array `slot` to extents `raw % 13` (same number of dimensions).
+    /// Resizes array `slot` to extents `raw % sizes.resize_below` (same number of dimensions).
     Resize {
         slot: usize,
         raw: [u64; 3],
@@ -104,9 +104,29 @@ enum Op {
 /// The dtypes of the model's arrays.
 const KINDS: [DType; 3] = [DType::Int32, DType::Float32, DType::String];
 
-fn op() -> impl Strategy<Value = Op> {
+/// How large the arrays of a run are drawn.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    /// Largest extent of an axis when defined.
+    extent: u64,
+    /// Largest chunk extent.
+    chunk: u64,
+    /// Most axes.
+    ndim: usize,
+    /// A resize draws each extent below this.
+    resize_below: u64,
+}
+
+/// Many small chunks (of 1 to 4 elements an axis): every edge case of the chunk grid.
+const SMALL: Sizes = Sizes { extent: 10, chunk: 4, ndim: 3, resize_below: 13 };
+/// Chunks of up to 64 KiB, over the engine's piece sizes (16 KiB shuffled, 64 KiB plain)
+/// and its threshold for the pool (1 MiB of work), with partial edge chunks.
+const LARGE: Sizes = Sizes { extent: 700, chunk: 128, ndim: 2, resize_below: 800 };
+
+fn op(sizes: Sizes) -> impl Strategy<Value = Op> {
     let slot = 0..SLOTS.len();
-    let dims = proptest::collection::vec((prop_oneof![1 => Just(0u64), 9 => 1u64..=10], 1u64..=4), 1..=3);
+    let extent = prop_oneof![1 => Just(0u64), 9 => 1u64..=sizes.extent];
+    let dims = proptest::collection::vec((extent, 1u64..=sizes.chunk), 1..=sizes.ndim);
     let pos = any::<[u64; 3]>();
     prop_oneof![
         2 => (slot.clone(), 0..KINDS.len(), dims, any::<bool>())
@@ -400,8 +420,8 @@ fn open(path: &Path) -> (Atlas, Dataset) {
     open_with(path, Memory { staging: true, cache_bytes: OpenOptions::default().chunk_cache_bytes })
 }
 
-/// Runs `ops` through a writer opened with `memory`'s settings.
-fn run(dir: &TestDir, ops: &[Op], memory: Memory) -> Result<(), TestCaseError> {
+/// Runs `ops` (drawn with `sizes`) through a writer opened with `memory`'s settings.
+fn run(dir: &TestDir, ops: &[Op], memory: Memory, sizes: Sizes) -> Result<(), TestCaseError> {
     let path = dir.store();
     let store = Atlas::create(&path, StoreConfig { codec: CODECS[0], ..StoreConfig::default() }).unwrap();
     store.create_dataset("d").unwrap();
@@ -584,7 +604,7 @@ fn run(dir: &TestDir, ops: &[Op], memory: Memory) -> Result<(), TestCaseError> {
                     prop_assert!(matches!(result, Err(Error::NotFound { .. })), "{:?}", result);
                     continue;
                 };
-                let shape: Vec<u64> = array.shape.iter().zip(raw).map(|(_, r)| r % 13).collect();
+                let shape: Vec<u64> = array.shape.iter().zip(raw).map(|(_, r)| r % sizes.resize_below).collect();
                 ds.resize_array(name, &shape).unwrap();
                 *array = array.resized(shape);
             }
@@ -635,10 +655,23 @@ proptest! {
 
     #[test]
     fn random_operation_sequences_match_an_in_memory_model(
-        ops in proptest::collection::vec(op(), 1..24),
+        ops in proptest::collection::vec(op(SMALL), 1..24),
         memory in memory(),
     ) {
         let dir = TestDir::new(&test_name!());
-        run(&dir, &ops, memory)?;
+        run(&dir, &ops, memory, SMALL)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_operation_sequences_on_large_chunks_match_an_in_memory_model(
+        ops in proptest::collection::vec(op(LARGE), 4..24),
+        memory in memory(),
+    ) {
+        let dir = TestDir::new(&test_name!());
+        run(&dir, &ops, memory, LARGE)?;
     }
 }
