@@ -292,6 +292,15 @@ pub fn to_py(error: atlas::Error) -> PyErr {
             }
             None => new_err(py, kind, error.to_string()),
         },
+        // A `FileNotFoundError` as the OS raises it: `.errno` ENOENT, `.filename` the path.
+        E::NotFound { kind: atlas::EntityKind::Store, name } => {
+            let raised = new_err(py, kind, error.to_string());
+            let value = raised.value(py);
+            let enoent = py.import("errno").and_then(|errno| errno.getattr("ENOENT"));
+            let set =
+                enoent.and_then(|enoent| value.setattr("errno", enoent)).and_then(|()| value.setattr("filename", name));
+            set.err().unwrap_or(raised)
+        }
         _ => new_err(py, kind, error.to_string()),
     })
 }

@@ -72,6 +72,7 @@ def test_opening_a_missing_store_is_a_file_not_found_error(tmp_path):
         atlas.Atlas.open(tmp_path / "typo")
     assert isinstance(info.value, atlas.NotFoundError)
     assert "typo" in str(info.value)
+    assert (info.value.errno, info.value.filename) == (errno.ENOENT, str(tmp_path / "typo"))
 
 
 def test_an_empty_store_path_is_refused(tmp_path, monkeypatch):
