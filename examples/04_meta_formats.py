@@ -51,10 +51,14 @@ def main():
             store = atlas.Atlas.open(path)  # the file name says format and compression
             assert len(store.list_datasets()) == DATASETS, "reopened store lost datasets"
             name = store.meta_file_name
+            suffix = {"none": "", "zstd": ".zst", "lz4": ".lz4"}[meta_compression]
+            assert name == f"atlas.{meta_format}{suffix}", name
+            assert store["profile_007"].attrs["flags"] == [1, 2, 3], "attributes did not round-trip"
+            assert store.attrs["created"] == np.datetime64(1_700_000_000_000_000_000, "ns")
             size = os.path.getsize(os.path.join(path, name))
             json_bytes = json_bytes or size
             print(f"{name:<20} {size:>10} {size / json_bytes:>11.3f}x")
-        print(f"all six stores reopened with {DATASETS} datasets each")
+        print(f"all six stores reopened by file name with {DATASETS} datasets and their attributes each")
 
 
 if __name__ == "__main__":

@@ -27,13 +27,20 @@ fn main() -> Result<(), Box<dyn Error>> {
         let store = Atlas::open(&path)?; // the file name says format and compression
         assert_eq!(store.list_datasets().len(), DATASETS, "reopened store lost datasets");
         let name = store.meta_file_name();
+        let suffix = [(MetaCompression::None, ""), (MetaCompression::Zstd, ".zst"), (MetaCompression::Lz4, ".lz4")];
+        let suffix = suffix.iter().find(|(c, _)| *c == meta_compression).map_or("?", |(_, s)| *s);
+        let format = if meta_format == MetaFormat::Json { "json" } else { "msgpack" };
+        assert_eq!(name, format!("atlas.{format}{suffix}"));
+        let flags = store.open_dataset("profile_007")?.attrs().get("flags")?;
+        assert_eq!(flags, Some(AttrValue::from(vec![1, 2, 3])), "attributes did not round-trip");
+        assert_eq!(store.attrs().get("created")?, Some(AttrValue::Timestamp(1_700_000_000_000_000_000)));
         let bytes = std::fs::metadata(path.join(name))?.len();
         let base = *json_bytes.get_or_insert(bytes);
         #[allow(clippy::cast_precision_loss)]
         let ratio = bytes as f64 / base as f64;
         println!("{name:<20} {bytes:>10} {ratio:>11.3}x");
     }
-    println!("all six stores reopened with {DATASETS} datasets each");
+    println!("all six stores reopened by file name with {DATASETS} datasets and their attributes each");
     Ok(())
 }
 

@@ -77,9 +77,15 @@ fn codec_change_mid_life(root: &Path, field: &Array3<f32>) -> Result<(), Box<dyn
     store.flush()?;
 
     let reopened = Atlas::open(&path)?;
+    // Blocks per codec: each kept the one that wrote it.
+    let mut codecs = std::collections::BTreeMap::new();
+    for block in reopened.array_blocks("ocean", "theta")? {
+        *codecs.entry(block.codec.name()).or_insert(0) += 1;
+    }
+    assert_eq!(codecs, [("lz4", 8), ("zstd", 8)].into(), "{codecs:?}");
     let back = reopened.open_dataset("ocean")?.read_array::<f32>("theta", &[0, 0, 0], &SHAPE.map(|n| n as u64))?;
     assert_eq!(back, field.clone().into_dyn());
-    println!("codec changed mid-life (zstd -> lz4): all {} values read back exactly", field.len());
+    println!("codec changed mid-life (zstd -> lz4): blocks {codecs:?}, all {} values read back exactly", field.len());
     Ok(())
 }
 
