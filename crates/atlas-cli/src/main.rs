@@ -749,7 +749,9 @@ fn write_verify_report(
                        "kind": b.kind, "detail": b.detail})
             })
             .collect();
-        // Paths as text (JSON has no other kind), a byte that is not UTF-8 as U+FFFD.
+        // Paths as text (JSON has no other kind), a byte that is not UTF-8 as U+FFFD;
+        // absolute, as `info` shows the store handle's.
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         let doc = json!({"store": path.to_string_lossy(), "ok": bad.is_empty(), "opened": opened,
                          "array_count": report.arrays, "blocks_checked": report.blocks_checked, "bad_blocks": bad});
         writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;

@@ -462,6 +462,9 @@ fn verify_passes_a_sound_store() {
     let doc = json_of(atlas().arg("verify").arg(&store).arg("--json"));
     assert_eq!(doc["ok"], true);
     assert_eq!(doc["blocks_checked"], 4);
+    // A relative path is shown absolute, as `info` shows it.
+    let relative = json_of(atlas().current_dir(dir.path()).arg("verify").arg("ocean.atlas").arg("--json"));
+    assert_eq!(relative["store"], store.to_string_lossy().as_ref(), "{relative}");
     assert_eq!(doc["bad_blocks"], serde_json::json!([]));
 }
 
