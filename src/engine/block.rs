@@ -269,6 +269,7 @@ pub(crate) fn decode_stored(
     if let BlockRef::Committed { reader, entry } = block
         && block.is_mapped_raw()
         && entry.stored_len_bytes == out.len() as u64
+        && out.len() >= PREAD_BYTES
     {
         return read_plain(ctx, block, reader, out, verify);
     }
@@ -310,7 +311,10 @@ pub(crate) fn decode_stored(
 /// Reads a committed block stored as it is (no codec, no shuffle) straight into `out` with
 /// `pread`, hashing each piece while it is in cache: one copy, as from the map, but the
 /// file's pages do not count in the process's memory (through the map, a read of an
-/// uncompressed array peaks at twice its size).
+/// uncompressed array peaks at twice its size). The file is opened for the block (no
+/// descriptor is kept per fragment), so only blocks of at least [`PREAD_BYTES`] come here:
+/// for smaller ones the `open` would cost more than the copy. A fragment a compaction has
+/// removed since (or one that cannot be opened again) is copied from the map.
 fn read_plain(
     ctx: ArrayCtx<'_>,
     block: BlockRef<'_>,
@@ -319,8 +323,15 @@ fn read_plain(
     verify: bool,
 ) -> Result<()> {
     let mut summer = verify.then(Checksummer::new);
+    let file = reader.reopen();
+    let entry = block.entry();
     for (i, piece) in out.chunks_mut(PREAD_BYTES).enumerate() {
-        reader.read_block_part(block.entry(), (i * PREAD_BYTES) as u64, piece)?;
+        let at = i * PREAD_BYTES;
+        match &file {
+            // Within the block, which the index check placed inside the file.
+            Some(file) => file.read_at(entry.offset_bytes + at as u64, piece)?,
+            None => piece.copy_from_slice(&reader.block_bytes(entry)[at..at + piece.len()]),
+        }
         if let Some(s) = &mut summer {
             s.update(piece);
         }

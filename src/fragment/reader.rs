@@ -11,8 +11,8 @@ use super::layout::{
     HEADER_MAGIC, HEADER_VERSION_OFFSET,
 };
 use crate::error::{Error, Result};
-use crate::io::MappedFile;
 use crate::io::checksum;
+use crate::io::{FileReader, MappedFile};
 
 /// The id of the next reader opened ([`FragmentReader::id`]).
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
@@ -50,15 +50,10 @@ impl FragmentReader {
         &self.file.bytes()[start..start + len]
     }
 
-    /// Reads the block's stored bytes from `start` on into `buf` with `pread`.
-    ///
-    /// # Panics
-    /// If the range runs past the block (a caller bug).
-    pub(crate) fn read_block_part(&self, entry: &BlockEntry, start: u64, buf: &mut [u8]) -> Result<()> {
-        let end = start.checked_add(buf.len() as u64);
-        assert!(end.is_some_and(|end| end <= entry.stored_len_bytes), "a range of the block");
-        // Within the block, which the index check placed inside the file.
-        self.file.read_at(entry.offset_bytes + start, buf)
+    /// The fragment's file opened again for `pread`, if it is still there (see
+    /// [`MappedFile::reopen`](crate::io::MappedFile::reopen)); else read [`Self::block_bytes`].
+    pub(crate) fn reopen(&self) -> Option<FileReader> {
+        self.file.reopen()
     }
 
     /// The file's path.

@@ -1,25 +1,26 @@
 //! Read-only memory maps of committed fragment files.
 
 use std::fs::OpenOptions;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
 use super::{FileReader, io_err, open_regular};
 use crate::error::Result;
 
-/// A whole file mapped read-only, and open for `pread` too. An empty file maps to an empty
-/// slice.
+/// A whole file mapped read-only. An empty file maps to an empty slice. No descriptor is
+/// kept open: the map holds the file (removed, too), and a store flushed thousands of
+/// times without a compaction would otherwise need a descriptor per fragment and handle,
+/// past the process's limit, where it could no longer be opened or compacted.
 #[derive(Debug)]
 pub(crate) struct MappedFile {
     map: Option<Mmap>,
-    reader: FileReader,
+    path: PathBuf,
 }
 
 impl MappedFile {
     /// Maps `path` read-only.
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        super::raise_open_files_limit(); // one descriptor per fragment stays open
         let (file, len) = open_regular(path, OpenOptions::new().read(true))?;
         let map = if len == 0 {
             None // mmap of length 0 is an error on Linux
@@ -32,7 +33,7 @@ impl MappedFile {
             // bounds checks of every read through the map guard against damaged offsets only.
             Some(unsafe { Mmap::map(&file) }.map_err(io_err(path, "mmap"))?)
         };
-        Ok(Self { map, reader: FileReader { file, path: path.to_path_buf() } })
+        Ok(Self { map, path: path.to_path_buf() })
     }
 
     /// The file's bytes.
@@ -40,15 +41,18 @@ impl MappedFile {
         self.map.as_deref().unwrap_or(&[])
     }
 
-    /// Reads `buf.len()` bytes at `offset` with `pread`: copied from the page cache, not
-    /// mapped, so they count once in the process's memory, in `buf`.
-    pub(crate) fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.reader.read_at(offset, buf)
+    /// The file opened again for `pread` (bytes copied from the page cache, not mapped, so
+    /// they count once in the process's memory), if it is still there as mapped: `None`
+    /// where a compaction has removed it since, or no descriptor is left; then read from
+    /// [`MappedFile::bytes`].
+    pub(crate) fn reopen(&self) -> Option<FileReader> {
+        let (file, len) = open_regular(&self.path, OpenOptions::new().read(true)).ok()?;
+        (len == self.bytes().len() as u64).then(|| FileReader { file, path: self.path.clone() })
     }
 
     /// The file's path.
     pub(crate) fn path(&self) -> &Path {
-        self.reader.path()
+        &self.path
     }
 }
 
@@ -64,8 +68,13 @@ mod tests {
         let mapped = MappedFile::open(&full).unwrap();
         assert_eq!(mapped.bytes(), b"hello");
         let mut buf = [0; 3];
-        mapped.read_at(1, &mut buf).unwrap();
+        mapped.reopen().unwrap().read_at(1, &mut buf).unwrap();
         assert_eq!(&buf, b"ell");
+        // Removed, or replaced by a file of another length: the map still reads it.
+        std::fs::remove_file(&full).unwrap();
+        assert!(mapped.reopen().is_none() && mapped.bytes() == b"hello");
+        std::fs::write(&full, b"other bytes").unwrap();
+        assert!(mapped.reopen().is_none());
         let empty = dir.path().join("b");
         std::fs::write(&empty, b"").unwrap();
         assert!(MappedFile::open(&empty).unwrap().bytes().is_empty());

@@ -8,7 +8,6 @@
 
 mod checksum;
 pub(crate) mod fault;
-mod fdlimit;
 mod lock;
 mod memory;
 mod mmap;
@@ -25,7 +24,6 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 pub(crate) use checksum::{Checksummer, checksum};
-pub(crate) use fdlimit::raise_open_files_limit;
 pub(crate) use lock::WriterLock;
 pub(crate) use memory::zeroed_buffer;
 pub(crate) use mmap::MappedFile;

@@ -264,10 +264,13 @@ pub(crate) fn remove_orphans(dir: &Path, meta: &StoreMeta, current: (MetaFormat,
         .filter(|name| name == META_TMP_FILE || (name != keep && parse_meta_file_name(name).is_some()))
         .map(|name| dir.join(name))
         .collect();
+    // A set: a store flushed thousands of times without a compaction lists as many
+    // fragments, and each change's first call compares every file with them.
+    let listed: std::collections::HashSet<&str> = meta.fragments.iter().map(|f| f.name.as_str()).collect();
     orphans.extend(
         io::list_dir(&data_dir)?
             .into_iter()
-            .filter(|name| meta::is_fragment_name(name) && !meta.fragments.iter().any(|f| f.name == *name))
+            .filter(|name| meta::is_fragment_name(name) && !listed.contains(name.as_str()))
             .map(|name| data_dir.join(name)),
     );
     if orphans.is_empty() {

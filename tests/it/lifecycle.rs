@@ -882,3 +882,54 @@ fn recompressing_while_an_append_holds_a_staged_chunk_keeps_its_checksum_and_sta
     // Valid values: 16 rows, and the 4 rows of the array in chunk 1.
     assert_eq!(stats.iter().map(|b| b.count).collect::<Vec<_>>(), [16 * 64, 4 * 64]);
 }
+
+/// Descriptors this process has open.
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn fragments_hold_no_descriptor_and_a_removed_one_still_reads_through_its_map() {
+    let mut dir = test_dir!();
+    let store = util::create(&dir.store());
+    let spec = ArraySpec::new(DType::Int64, [300, 64]).chunk_shape([1, 64]).codec(Codec::None).shuffle(Shuffle::Off);
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("x", spec).unwrap();
+    // Uncompressed chunks of 512 KiB, each read whole with `pread` while its file is there.
+    let big = ArraySpec::new(DType::Int64, [2, 65536]).chunk_shape([1, 65536]).codec(Codec::None).shuffle(Shuffle::Off);
+    let big_values = ndarray::Array2::from_shape_fn((2, 65536), |(i, j)| (i * 65536 + j) as i64);
+    ds.define_array("big", big).unwrap();
+    ds.write_array("big", &[0, 0], big_values.view()).unwrap();
+    for row in 0..300u64 {
+        ds.write_array(
+            "x",
+            &[row, 0],
+            Array1::from_elem(64, row as i64).into_shape_with_order((1, 64)).unwrap().view(),
+        )
+        .unwrap();
+        store.flush().unwrap(); // a fragment a flush: 300 of them
+    }
+    let expected = ndarray::Array2::from_shape_fn((300, 64), |(row, _)| row as i64).into_dyn();
+    // Alone, so that no other test opens or closes files meanwhile.
+    let path = dir.store();
+    let (reader, opened_with) = dir.while_alone(|| {
+        let before = open_descriptors();
+        let reader = Atlas::open(&path).unwrap();
+        (reader, open_descriptors() - before)
+    });
+    assert!(opened_with < 10, "opening a store of 300 fragments kept {opened_with} descriptors");
+    // A compaction removes the files the reader maps: its reads (whole uncompressed chunks,
+    // which `pread` the file while it is there) come from the maps.
+    store.compact().unwrap();
+    assert_eq!(util::fragments(&dir.store()).len(), 1);
+    let read = |reader: &Atlas| {
+        let ds = reader.open_dataset("d").unwrap();
+        (
+            ds.read_array::<i64>("x", &[0, 0], &[300, 64]).unwrap(),
+            ds.read_array::<i64>("big", &[0, 0], &[2, 65536]).unwrap(),
+        )
+    };
+    assert_eq!(read(&reader), (expected.clone(), big_values.clone().into_dyn()));
+    reader.refresh().unwrap();
+    assert_eq!(read(&reader), (expected, big_values.into_dyn()));
+}
