@@ -32,9 +32,18 @@ impl FragmentReader {
     /// [`Error::Corrupt`] for any byte that is not what Atlas writes: wrong length, magic,
     /// version, index checksum, or an entry pointing outside the block area.
     pub(crate) fn open(path: &Path, expected_len_bytes: u64) -> Result<(Self, Vec<BlockEntry>)> {
-        let file = MappedFile::open(path)?;
-        let entries = parse(file.bytes(), expected_len_bytes).map_err(|detail| Error::corrupt(path, detail))?;
-        Ok((Self { file, id: NEXT_ID.fetch_add(1, Ordering::Relaxed) }, entries))
+        let reader = Self { file: MappedFile::open(path)?, id: NEXT_ID.fetch_add(1, Ordering::Relaxed) };
+        let entries = reader.entries(expected_len_bytes)?;
+        Ok((reader, entries))
+    }
+
+    /// The block index of the mapped fragment, parsed again (for a commit that lists it
+    /// again: a refresh keeps the map).
+    ///
+    /// # Errors
+    /// As [`FragmentReader::open`], for the bytes.
+    pub(crate) fn entries(&self, expected_len_bytes: u64) -> Result<Vec<BlockEntry>> {
+        parse(self.file.bytes(), expected_len_bytes).map_err(|detail| Error::corrupt(self.path(), detail))
     }
 
     /// A number no other reader opened in this process has: what the chunk cache knows

@@ -32,11 +32,11 @@ pub(crate) struct Loaded {
 /// # Errors
 /// [`Error::NotFound`] when `dir` holds no metadata file; [`Error::Corrupt`] or
 /// [`Error::UnsupportedVersion`] when any metadata file present does not decode.
-pub(crate) fn load(dir: &Path, limits: &Limits) -> Result<Loaded> {
+pub(crate) fn load(dir: &Path, limits: &Limits, previous: &Snapshot) -> Result<Loaded> {
     let mut attempt = 1;
     loop {
         let (meta, encoding) = read_newest_meta(dir, limits)?;
-        match Snapshot::load(&dir.join(DATA_DIR), &meta.fragments, meta.next_array_id) {
+        match Snapshot::load(&dir.join(DATA_DIR), &meta.fragments, meta.next_array_id, previous) {
             Ok(snapshot) => {
                 check_string_blocks(&meta, &snapshot, limits.max_chunk_bytes)?;
                 return Ok(Loaded { meta, encoding, snapshot });

@@ -35,6 +35,7 @@ pub use maintenance::CompactReport;
 pub use state::ChangeHold;
 
 use self::attrs::AttrTarget;
+use self::snapshot::Snapshot;
 use self::state::{Inner, State};
 use crate::error::{EntityKind, Error, Result};
 use crate::io;
@@ -134,7 +135,7 @@ impl Atlas {
     /// limits allow (checked before allocating).
     pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Self> {
         let dir = store_dir(path.as_ref())?;
-        let loaded = disk::load(&dir, &options.limits)?;
+        let loaded = disk::load(&dir, &options.limits, &Snapshot::default())?;
         Ok(Self { inner: Arc::new(Inner::new(dir, options, loaded)) })
     }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::engine::BlockRef;
 use crate::error::{Error, Result};
@@ -15,7 +16,8 @@ pub(crate) type ChunkIndex<V> = HashMap<Box<[u64]>, V>;
 /// The blocks of one commit.
 #[derive(Debug, Default)]
 pub(crate) struct Snapshot {
-    fragments: Vec<FragmentReader>,
+    /// Shared with the snapshots of later commits that list the same fragments.
+    fragments: Vec<Arc<FragmentReader>>,
     /// array id -> chunk -> (index into `fragments`, entry).
     blocks: HashMap<u64, ChunkIndex<(usize, BlockEntry)>>,
     /// Entries in all fragments, superseded ones and those of deleted arrays included.
@@ -23,14 +25,27 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// Maps every fragment listed by a commit, oldest first, so newer blocks win. Every
-    /// block must belong to an array id the commit allocated (below `next_array_id`): a
-    /// block of a later id would become part of the next array defined.
-    pub(crate) fn load(data_dir: &Path, fragments: &[FragmentMeta], next_array_id: u64) -> Result<Self> {
+    /// Maps every fragment listed by a commit, oldest first, so newer blocks win; one
+    /// `previous` maps already is taken from it (a refresh maps only the new fragments, and
+    /// the chunk cache, which knows blocks by their reader, keeps what it holds of the
+    /// others). Every block must belong to an array id the commit allocated (below
+    /// `next_array_id`): a block of a later id would become part of the next array defined.
+    pub(crate) fn load(
+        data_dir: &Path,
+        fragments: &[FragmentMeta],
+        next_array_id: u64,
+        previous: &Snapshot,
+    ) -> Result<Self> {
+        let mapped: HashMap<&std::ffi::OsStr, &Arc<FragmentReader>> =
+            previous.fragments.iter().filter_map(|reader| Some((reader.path().file_name()?, reader))).collect();
         let mut snapshot = Self::default();
         for fragment in fragments {
             let path = data_dir.join(&fragment.name);
-            let (reader, entries) = FragmentReader::open(&path, fragment.len_bytes)?;
+            let (reader, entries) = match mapped.get(std::ffi::OsStr::new(&fragment.name)) {
+                Some(&reader) => (Arc::clone(reader), reader.entries(fragment.len_bytes)?),
+                None => FragmentReader::open(&path, fragment.len_bytes)
+                    .map(|(reader, entries)| (Arc::new(reader), entries))?,
+            };
             if let Some(entry) = entries.iter().find(|e| e.array_id >= next_array_id) {
                 let detail =
                     format!("a block of array id {}, never allocated (next id {next_array_id})", entry.array_id);
@@ -42,7 +57,7 @@ impl Snapshot {
     }
 
     /// Adds an opened fragment newer than all present ones.
-    pub(crate) fn insert_fragment(&mut self, reader: FragmentReader, entries: Vec<BlockEntry>) {
+    pub(crate) fn insert_fragment(&mut self, reader: Arc<FragmentReader>, entries: Vec<BlockEntry>) {
         let slot = self.fragments.len();
         self.fragments.push(reader);
         self.entry_count += entries.len() as u64;
@@ -54,7 +69,7 @@ impl Snapshot {
     /// Every committed block of `array_id` (the newest per chunk) with the fragment holding it.
     pub(crate) fn blocks_of(&self, array_id: u64) -> impl Iterator<Item = (&FragmentReader, &BlockEntry)> {
         let chunks = self.blocks.get(&array_id).into_iter().flat_map(HashMap::values);
-        chunks.map(|(slot, entry)| (&self.fragments[*slot], entry))
+        chunks.map(|(slot, entry)| (&*self.fragments[*slot], entry))
     }
 
     /// Entries in all committed fragments, dead ones included.

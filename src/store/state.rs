@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::config::OpenOptions;
 use super::disk::{self, DATA_DIR, LOCK_FILE};
@@ -327,7 +327,7 @@ impl Inner {
     /// Loads the newest commit into `state` if another writer made one since its snapshot.
     fn move_to_newest_commit(&self, state: &mut State) -> Result<()> {
         if disk::newest_commit_id(&self.dir, &self.limits)? != disk::commit_id(&state.meta) {
-            let loaded = disk::load(&self.dir, &self.limits)?;
+            let loaded = disk::load(&self.dir, &self.limits, &state.committed)?;
             state.meta = loaded.meta;
             state.encoding = loaded.encoding;
             state.committed = loaded.snapshot;
@@ -406,7 +406,7 @@ impl Inner {
             state.committed = Snapshot::default();
         }
         if let Some((reader, entries)) = new_fragment {
-            state.committed.insert_fragment(reader, entries);
+            state.committed.insert_fragment(Arc::new(reader), entries);
         }
         let mut removed: Vec<String> = replaced.into_iter().map(|fragment| fragment.name).collect();
         let empty = session.as_ref().and_then(|s| s.fragment.as_ref()).filter(|f| f.blocks.is_empty());

@@ -933,3 +933,29 @@ fn fragments_hold_no_descriptor_and_a_removed_one_still_reads_through_its_map() 
     reader.refresh().unwrap();
     assert_eq!(read(&reader), (expected, big_values.into_dyn()));
 }
+
+/// The start addresses of this process's maps of the file named `name`.
+fn maps_of(name: &str) -> Vec<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines().filter(|line| line.ends_with(name)).map(|line| line.split('-').next().unwrap().to_string()).collect()
+}
+
+#[test]
+fn a_refresh_keeps_the_maps_of_the_fragments_it_had_and_maps_only_new_ones() {
+    let dir = test_dir!();
+    let writer = util::create(&dir.store());
+    let ds = writer.create_dataset("d").unwrap();
+    ds.define_array("x", ArraySpec::new(DType::Int32, [8]).chunk_shape([4])).unwrap();
+    ds.write_array("x", &[0], arr1(&[1, 2, 3, 4, 5, 6, 7, 8]).view()).unwrap();
+    writer.flush().unwrap();
+    let first = util::fragments(&dir.store())[0].file_name().unwrap().to_string_lossy().into_owned();
+    let reader = Atlas::open(dir.store()).unwrap();
+    let before = maps_of(&first);
+    assert_eq!(before.len(), 2, "the writer's map and the reader's");
+    ds.write_array("x", &[0], arr1(&[9, 9, 9, 9]).view()).unwrap();
+    writer.flush().unwrap();
+    reader.refresh().unwrap();
+    assert_eq!(maps_of(&first), before, "the reader mapped the first fragment again");
+    let read = reader.open_dataset("d").unwrap().read_array::<i32>("x", &[0], &[8]).unwrap();
+    assert_eq!(read, arr1(&[9, 9, 9, 9, 5, 6, 7, 8]).into_dyn());
+}
