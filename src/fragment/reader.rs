@@ -37,6 +37,11 @@ impl FragmentReader {
         Ok((reader, entries))
     }
 
+    /// The mapped file's length.
+    pub(crate) fn len_bytes(&self) -> u64 {
+        self.file.bytes().len() as u64
+    }
+
     /// The block index of the mapped fragment, parsed again (for a commit that lists it
     /// again: a refresh keeps the map).
     ///

@@ -41,7 +41,9 @@ impl Snapshot {
         let mut snapshot = Self::default();
         for fragment in fragments {
             let path = data_dir.join(&fragment.name);
-            let (reader, entries) = match mapped.get(std::ffi::OsStr::new(&fragment.name)) {
+            let reused =
+                mapped.get(std::ffi::OsStr::new(&fragment.name)).filter(|r| r.len_bytes() == fragment.len_bytes);
+            let (reader, entries) = match reused {
                 Some(&reader) => (Arc::clone(reader), reader.entries(fragment.len_bytes)?),
                 None => FragmentReader::open(&path, fragment.len_bytes)
                     .map(|(reader, entries)| (Arc::new(reader), entries))?,
