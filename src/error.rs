@@ -141,7 +141,7 @@ pub enum Error {
     /// handle's uncommitted changes were discarded, not committed over that writer's; the
     /// call did nothing else. (Atlas never removes the lock file; something else did.)
     #[error(
-        "store {path}: the lock file atlas.lock was removed or replaced while this handle held the writer lock, and another writer has locked the new file or committed since; the uncommitted changes were discarded, redo them"
+        "store {path}: the lock file atlas.lock was removed or replaced while this handle held the writer lock, so another writer may have locked the new file, committed or removed this handle's fragment since; the uncommitted changes were discarded, redo them"
     )]
     LockLost {
         /// The store directory.

@@ -73,6 +73,14 @@ def _sizes(
 #: How long `Atlas.open(create=True)` waits for a store another process is creating.
 _CREATE_WAIT_SECONDS = 2.0
 
+def _being_created(path: str) -> bool:
+    """Whether `path` holds what a `create` under way makes before its metadata file (its
+    `data/` directory, the lock, the metadata's temp file) and nothing else."""
+    try:
+        return set(os.listdir(path)) <= {"data", "atlas.lock", "atlas.meta.tmp"}
+    except OSError:
+        return False  # a file, or nothing: no create is filling it
+
 def _store_key(name: Any) -> tuple[Any, Optional[str]]:
     """A store key split into its dataset and array names: `"run42"` is `("run42", None)`,
     `"run42/temp"` and `"/run42/temp"` are `("run42", "temp")` (what follows the dataset's
@@ -232,13 +240,14 @@ class Atlas:
         try:
             return Atlas(_atlas.Store.create(path, "zstd", "auto", "json", "none", **sizes))
         except AlreadyExistsError as taken:
-            # Another process may be making it: its metadata comes a moment after `data/`.
+            # Another process may have made it, or be making it: its metadata comes a
+            # moment after `data/`.
             deadline = time.monotonic() + _CREATE_WAIT_SECONDS
             while True:
                 try:
                     return Atlas(_atlas.Store.open(path, **sizes))
                 except StoreNotFoundError:
-                    if time.monotonic() > deadline:
+                    if not _being_created(path) or time.monotonic() > deadline:
                         raise taken from None  # other entries are there
                     time.sleep(0.01)
 

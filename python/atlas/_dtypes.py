@@ -267,7 +267,7 @@ def _own_instants(array: np.ndarray, label: str) -> np.ndarray:
             v = ns[()]
         elif not plain(v):
             raise DTypeMismatchError(
-                f"values for timestamp array {label}: {v!r} among dates is no instant (give dates, times or "
+                f"values for timestamp array {label}: {v!r} is no instant (give dates, times or "
                 "datetime64 values; nanoseconds since 1970 as an integer array of their own)"
             )
         own.flat[i] = v
@@ -322,6 +322,8 @@ def _python_ints(value: Any, converted: np.ndarray, target: np.dtype, label: str
     object; uint64's upper half beside small ints, or any int beside a float: float64,
     rounded) as `target`, each taken as it was given, when every one is an int or a whole
     float and fits; anything else comes back as `converted`, for the usual refusal."""
+    if converted.dtype.kind == "f" and converted.size and not np.abs(converted).max() >= 2**53:
+        return converted  # float64 holds every one exactly: `_whole_floats` checks them, fast
     exact = np.asarray(value, dtype=object)
     whole_float = lambda v: _is_float(v) and math.isfinite(v) and float(v).is_integer()  # noqa: E731
     if exact.size == 0 or not all(_is_int(v) or whole_float(v) for v in exact.flat):

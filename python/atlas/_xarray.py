@@ -186,6 +186,13 @@ def add_xarray_dataset(store: Any, ds: Any, name: str, chunks: Optional[dict] = 
         raise
 
 
+def _ndim(value: Any) -> int:
+    """numpy's number of dimensions of `value`; -1 for a ragged one numpy refuses."""
+    try:
+        return np.ndim(value)
+    except ValueError:
+        return -1
+
 def _check_per_variable(ds: Any, given: Optional[dict], argument: str, shape_of: Optional[str]) -> None:
     """Refuses keys of `given` (the `argument` keyed by variable) that name no variable of
     `ds`, rather than leave them unused: `chunks={"time": 100}` keys a dimension as xarray's
@@ -197,7 +204,7 @@ def _check_per_variable(ds: Any, given: Optional[dict], argument: str, shape_of:
                 f"{argument}={{{key!r}: ...}}: {key!r} is {kind} of the dataset; {argument} is keyed by variable "
                 f"(variables: {', '.join(map(repr, ds.variables))})"
             )
-        if shape_of is not None and (isinstance(value, (str, bytes)) or np.ndim(value) != 1):
+        if shape_of is not None and (isinstance(value, (str, bytes)) or _ndim(value) != 1):
             dims = tuple(ds.variables[key].dims)
             raise InvalidArgumentError(f"{argument}[{key!r}] must be {shape_of} of {key!r} {dims}, not {value!r}")
 

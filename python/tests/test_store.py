@@ -140,8 +140,10 @@ def test_open_with_create_and_require_dataset_let_a_cell_run_again(tmp_path):
         atlas.Atlas.open(tmp_path / "elsewhere")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("not a store")
+    started = time.monotonic()
     with pytest.raises(atlas.AlreadyExistsError, match="other entries"):
         atlas.Atlas.open(tmp_path / "full", create=True)
+    assert time.monotonic() - started < 1.0, "no create fills that directory: refused at once"
 
 
 def test_paths_name_a_dataset_s_array_as_in_h5py(store):

@@ -58,7 +58,8 @@ def test_accessor_chunks_and_fill_override(tmp_path):
     ds = xr.Dataset({"temperature": ("t", np.arange(6.0))})
     for chunks, says in [({"t": [2]}, "'t' is a dimension, not a variable"),
                          ({"nope": [2]}, "'nope' is no variable"),
-                         ({"temperature": 2}, r"chunks\['temperature'\] must be a chunk shape")]:
+                         ({"temperature": 2}, r"chunks\['temperature'\] must be a chunk shape"),
+                         ({"temperature": [1, [2, 3]]}, r"chunks\['temperature'\] must be a chunk shape")]:
         with pytest.raises(atlas.InvalidArgumentError, match=says):
             store.add_xarray_dataset(ds, "b", chunks=chunks)
         assert "b" not in store

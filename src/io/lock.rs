@@ -1,7 +1,6 @@
 //! The cross-process writer lock: an OS advisory lock (`flock`) on `atlas.lock`.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -57,12 +56,7 @@ impl WriterLock {
     /// # Errors
     /// [`Error::Io`] if the path or the file cannot be examined.
     pub(crate) fn is_at_path(&self) -> Result<bool> {
-        let held = self.file.metadata().map_err(io_err(&self.path, "stat"))?;
-        match std::fs::symlink_metadata(&self.path) {
-            Ok(there) => Ok((there.dev(), there.ino()) == (held.dev(), held.ino())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(io_err(&self.path, "stat")(e)),
-        }
+        super::is_at_path(&self.file, &self.path)
     }
 }
 

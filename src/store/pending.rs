@@ -56,6 +56,11 @@ impl WriteSession {
         self.lock.is_at_path()
     }
 
+    /// Whether the session's fragment file (if it has one yet) is still in place.
+    pub(crate) fn fragment_in_place(&self) -> Result<bool> {
+        self.fragment.as_ref().map_or(Ok(true), |fragment| fragment.writer.is_at_path())
+    }
+
     /// Puts the session under `lock`, taken on the file now at the lock's path.
     pub(crate) fn relock(&mut self, lock: WriterLock) {
         self.lock = lock;

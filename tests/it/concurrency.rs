@@ -262,6 +262,21 @@ fn a_writer_whose_lock_file_was_removed_with_no_commit_since_locks_the_new_file_
     first.flush().unwrap();
     let read = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap().read_array::<i32>("x", &[0], &[2]);
     assert_eq!(read.unwrap(), arr1(&[5, 6]).into_dyn());
+    // Another writer that took the new lock removed this one's fragment as an orphan and
+    // gave the lock back without committing: lost, and the lock is free.
+    first
+        .open_dataset("d")
+        .unwrap()
+        .define_array("big", ArraySpec::new(DType::Int32, [3 << 20]).codec(Codec::None))
+        .unwrap();
+    first.open_dataset("d").unwrap().write_array("big", &[0], Array1::from_elem(3 << 20, 1).view()).unwrap();
+    std::fs::remove_file(dir.store().join("atlas.lock")).unwrap();
+    second.create_dataset("e").unwrap();
+    second.discard();
+    assert_err!(first.flush(), Error::LockLost { .. });
+    assert!(!first.has_pending_changes());
+    second.create_dataset("e").unwrap();
+    second.discard();
     // Replaced while held, and then held by another writer with pending changes: lost.
     first.open_dataset("d").unwrap().write_array("x", &[0], arr1(&[7]).view()).unwrap();
     std::fs::remove_file(dir.store().join("atlas.lock")).unwrap();
