@@ -29,6 +29,54 @@ pub enum AttrValue {
 }
 
 impl AttrValue {
+    /// The bool, if this is one.
+    #[must_use]
+    pub fn as_bool(&self) -> Option<bool> {
+        if let Self::Bool(v) = self { Some(*v) } else { None }
+    }
+
+    /// The integer, if this is one.
+    #[must_use]
+    pub fn as_i64(&self) -> Option<i64> {
+        if let Self::Int(v) = self { Some(*v) } else { None }
+    }
+
+    /// The number, if this is a float or an integer (as `serde_json::Value::as_f64`; an
+    /// integer past 2^53 rounds).
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)] // documented: the nearest float
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Self::Float(v) => Some(*v),
+            Self::Int(v) => Some(*v as f64),
+            _ => None,
+        }
+    }
+
+    /// The text, if this is a string.
+    #[must_use]
+    pub fn as_str(&self) -> Option<&str> {
+        if let Self::String(v) = self { Some(v) } else { None }
+    }
+
+    /// Nanoseconds since the epoch, if this is a timestamp.
+    #[must_use]
+    pub fn as_timestamp(&self) -> Option<i64> {
+        if let Self::Timestamp(v) = self { Some(*v) } else { None }
+    }
+
+    /// The items, if this is a list.
+    #[must_use]
+    pub fn as_list(&self) -> Option<&[AttrValue]> {
+        if let Self::List(v) = self { Some(v) } else { None }
+    }
+
+    /// The entries, if this is a map.
+    #[must_use]
+    pub fn as_map(&self) -> Option<&BTreeMap<String, AttrValue>> {
+        if let Self::Map(v) = self { Some(v) } else { None }
+    }
+
     /// How deeply lists and maps nest inside this value (a scalar is 0).
     #[must_use]
     pub fn depth(&self) -> usize {
@@ -89,6 +137,20 @@ impl<T: Into<AttrValue>> From<Vec<T>> for AttrValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accessors_give_the_value_of_their_kind_only() {
+        let list = AttrValue::List(vec![1.into()]);
+        let map = AttrValue::Map([("k".into(), true.into())].into());
+        assert_eq!((AttrValue::from(true).as_bool(), AttrValue::from(3).as_bool()), (Some(true), None));
+        assert_eq!((AttrValue::from(3).as_i64(), AttrValue::from(3.5).as_i64()), (Some(3), None));
+        assert_eq!((AttrValue::from(3.5).as_f64(), AttrValue::from(-2).as_f64()), (Some(3.5), Some(-2.0)));
+        assert_eq!((AttrValue::from("x").as_str(), AttrValue::Timestamp(1).as_str()), (Some("x"), None));
+        assert_eq!((AttrValue::Timestamp(7).as_timestamp(), AttrValue::from(7).as_timestamp()), (Some(7), None));
+        assert_eq!(list.as_list(), Some(&[AttrValue::Int(1)][..]));
+        assert_eq!(map.as_map().map(|m| m["k"].as_bool()), Some(Some(true)));
+        assert_eq!((list.as_map(), map.as_list(), list.as_f64()), (None, None, None));
+    }
 
     #[test]
     fn every_nan_becomes_the_standard_one_nested_ones_too() {

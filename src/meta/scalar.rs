@@ -56,6 +56,18 @@ impl fmt::Display for Scalar {
 }
 
 impl Scalar {
+    /// The value as a float (an integer past 2^53 rounds to the nearest): for comparing
+    /// block statistics with a threshold.
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)] // documented: the nearest float
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Self::Int(v) => v as f64,
+            Self::UInt(v) => v as f64,
+            Self::Float(v) => v,
+        }
+    }
+
     /// The little-endian bytes of this value as one element of `dtype`, or `None` when it
     /// does not fit (out of range, or a fraction for an integer dtype).
     #[must_use]
@@ -176,6 +188,14 @@ impl Visitor<'_> for ScalarVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn as_f64_gives_every_kind_as_a_float() {
+        assert_eq!(
+            (Scalar::Int(-3).as_f64(), Scalar::UInt(u64::MAX).as_f64(), Scalar::Float(0.5).as_f64()),
+            (-3.0, 2f64.powi(64), 0.5)
+        );
+    }
 
     #[test]
     fn converts_in_range_values_and_refuses_the_rest() {

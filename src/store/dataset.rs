@@ -134,6 +134,12 @@ impl Dataset {
         Ok(self.inner.read().dataset(&self.name)?.arrays.keys().cloned().collect())
     }
 
+    /// Whether the dataset has an array `name` (false once the dataset is deleted).
+    #[must_use]
+    pub fn array_exists(&self, name: &str) -> bool {
+        self.inner.read().array(&self.name, name).is_ok()
+    }
+
     /// The schema of an array.
     ///
     /// # Errors

@@ -35,7 +35,9 @@ fn shape_chunk_shape_and_dtype_follow_the_schema_and_fail_once_it_is_gone() {
     );
     array.resize(&[12, 4]).unwrap();
     assert_eq!(array.shape().unwrap(), array.meta().unwrap().shape);
+    assert!(ds.array_exists("a") && !ds.array_exists("b"));
     ds.delete_array("a").unwrap();
+    assert!(!ds.array_exists("a"));
     assert!(matches!(array.shape(), Err(Error::NotFound { .. })));
     assert!(matches!(array.dtype(), Err(Error::NotFound { .. })));
 }
