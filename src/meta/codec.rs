@@ -131,6 +131,13 @@ impl Shuffle {
     }
 }
 
+/// [`Shuffle::name`].
+impl std::fmt::Display for Shuffle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl Shuffle {
     /// Whether shuffle applies to elements of `elem_bytes` bytes encoded with `codec`.
     pub(crate) fn applies(self, elem_bytes: usize, codec: Codec) -> bool {
@@ -146,6 +153,14 @@ impl Shuffle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codecs_and_shuffles_display_as_python_and_the_cli_spell_them() {
+        let shown =
+            [Codec::Zstd { level: 3 }, Codec::Zstd { level: -5 }, Codec::Lz4, Codec::None].map(|c| c.to_string());
+        assert_eq!(shown, ["zstd:3", "zstd:-5", "lz4", "none"]);
+        assert_eq!(Shuffle::ByteDelta.to_string(), "bytedelta");
+    }
 
     #[test]
     fn shuffle_settings_are_spelled_as_the_format_says() {

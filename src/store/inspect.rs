@@ -36,6 +36,13 @@ impl BlockCodec {
     }
 }
 
+/// [`BlockCodec::name`].
+impl std::fmt::Display for BlockCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One live block of an array, as its index entry describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
