@@ -137,7 +137,7 @@ pub enum Error {
         path: PathBuf,
     },
     /// The writer lock file (`atlas.lock`) was removed or replaced while this handle held the
-    /// lock on it, and another writer has since locked the new file or committed. This
+    /// lock on it, so another writer may have locked the new file and committed since. This
     /// handle's uncommitted changes were discarded, not committed over that writer's; the
     /// call did nothing else. (Atlas never removes the lock file; something else did.)
     #[error(

@@ -133,7 +133,7 @@ const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 21] = [
         "LockLostError",
         Some(Kind::ChangesDiscarded),
         Builtin::None,
-        "The lock file atlas.lock was removed or replaced while this handle held the writer lock, and another writer has locked the new file or committed; the uncommitted changes were discarded rather than committed over that writer's.",
+        "The lock file atlas.lock was removed or replaced while this handle held the writer lock, so another writer may have committed meanwhile; the uncommitted changes were discarded rather than committed over that writer's.",
     ),
     (
         Kind::OutOfMemory,

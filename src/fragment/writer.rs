@@ -45,12 +45,6 @@ pub(crate) struct EncodedBlock<'a> {
 }
 
 impl FragmentWriter {
-    /// Whether the fragment's file is still the one at its path: a writer that locked a
-    /// new lock file while this one's was gone removes it as an orphan.
-    pub(crate) fn is_at_path(&self) -> Result<bool> {
-        self.file.is_at_path()
-    }
-
     /// Creates the file and writes its header; a file it made is removed if that fails.
     pub(crate) fn create(path: PathBuf) -> Result<Self> {
         let mut writer = Self { file: AppendFile::create_new(path)?, blocks_end_bytes: HEADER_LEN as u64 };

@@ -56,7 +56,13 @@ impl WriterLock {
     /// # Errors
     /// [`Error::Io`] if the path or the file cannot be examined.
     pub(crate) fn is_at_path(&self) -> Result<bool> {
-        super::is_at_path(&self.file, &self.path)
+        use std::os::unix::fs::MetadataExt;
+        let held = self.file.metadata().map_err(io_err(&self.path, "stat"))?;
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(there) => Ok((there.dev(), there.ino()) == (held.dev(), held.ino())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err(&self.path, "stat")(e)),
+        }
     }
 }
 

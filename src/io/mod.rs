@@ -181,24 +181,7 @@ const APPEND_RUN_BYTES: usize = 1 << 20;
 /// Appended bytes are handed to [`writeback::start`] in runs of at least this many.
 const WRITEBACK_BYTES: u64 = 4 << 20;
 
-/// Whether `file` (opened at `path`) is still the file at `path`: not removed, nor replaced
-/// by another (compared by device and inode).
-fn is_at_path(file: &File, path: &Path) -> Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let held = file.metadata().map_err(io_err(path, "stat"))?;
-    match std::fs::symlink_metadata(path) {
-        Ok(there) => Ok((there.dev(), there.ino()) == (held.dev(), held.ino())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(io_err(path, "stat")(e)),
-    }
-}
-
 impl AppendFile {
-    /// Whether the file is still the one at its path (see [`is_at_path`]).
-    pub(crate) fn is_at_path(&self) -> Result<bool> {
-        is_at_path(&self.file, &self.path)
-    }
-
     /// The file's path.
     pub(crate) fn path(&self) -> &Path {
         &self.path

@@ -56,16 +56,6 @@ impl WriteSession {
         self.lock.is_at_path()
     }
 
-    /// Whether the session's fragment file (if it has one yet) is still in place.
-    pub(crate) fn fragment_in_place(&self) -> Result<bool> {
-        self.fragment.as_ref().map_or(Ok(true), |fragment| fragment.writer.is_at_path())
-    }
-
-    /// Puts the session under `lock`, taken on the file now at the lock's path.
-    pub(crate) fn relock(&mut self, lock: WriterLock) {
-        self.lock = lock;
-    }
-
     /// Whether this session wrote blocks of the array or changed its shape.
     pub(crate) fn changed_array(&self, array_id: u64) -> bool {
         self.fragment.as_ref().is_some_and(|f| f.blocks.has_array(array_id)) || self.reshaped.contains(&array_id)

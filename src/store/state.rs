@@ -277,24 +277,15 @@ impl Inner {
         Ok(())
     }
 
-    /// Makes sure the session still holds the writer lock before it commits. If its lock
-    /// file was removed or replaced, another writer may have locked the new file and
-    /// committed, and this session's commit would replace that one, its blocks left for a
-    /// later writer to remove as orphans (or it removed this session's fragment as one):
-    /// unless the file now at the path can be locked, no commit has been made since the
-    /// session began and its fragment is still in place (then it goes on under that lock),
-    /// the session is discarded and this fails with [`Error::LockLost`].
+    /// Discards the session and fails with [`Error::LockLost`] if its lock file was removed
+    /// or replaced: another writer may have locked the new file and committed (this
+    /// session's commit would replace that one, its blocks left for a later writer to
+    /// remove as orphans), or removed this session's fragment as an orphan. Going on under
+    /// a new lock would have to rule out both; the file is never removed by Atlas, so the
+    /// session is given up instead.
     fn check_lock_held(&self, state: &mut State) -> Result<()> {
         let Some(session) = &state.session else { return Ok(()) };
         if session.holds_lock()? {
-            return Ok(());
-        }
-        let base = disk::commit_id(&session.base.0);
-        if let Ok(lock) = WriterLock::try_acquire(&self.dir.join(LOCK_FILE), &self.dir)
-            && disk::newest_commit_id(&self.dir, &self.limits).is_ok_and(|newest| newest == base)
-            && session.fragment_in_place()?
-        {
-            state.session.as_mut().expect("checked above").relock(lock);
             return Ok(());
         }
         self.discard(state);
