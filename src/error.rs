@@ -118,7 +118,9 @@ pub enum Error {
         /// What could not be held, e.g. `ocean/temp: a result of shape [4611686018427387904]`.
         detail: String,
     },
-    /// Another handle (in this or another process) is writing to the store.
+    /// Another handle (in this or another process) is writing to the store; or, in a process
+    /// forked from one with uncommitted changes, this handle's copy of those changes, which
+    /// are the parent's to commit (a refresh drops them from the child's handle).
     #[error(
         "store {path} is locked by another writer: a handle with unflushed changes, in this or another process (flush or close it)"
     )]

@@ -17,7 +17,7 @@ pub fn parse_codec(name: &str) -> PyResult<Codec> {
         None => (lower.as_str(), None),
     };
     match (base, level) {
-        ("zstd" | "zst", None) => Ok(Codec::Zstd { level: 3 }),
+        ("zstd" | "zst", None) => Ok(Codec::Zstd { level: Codec::DEFAULT_ZSTD_LEVEL }),
         ("zstd" | "zst", Some(level)) => match level.parse::<i32>() {
             Ok(level) => Ok(Codec::Zstd { level }),
             Err(_) => err(Kind::InvalidArgument, format!("invalid zstd level in codec {name:?}")),

@@ -36,9 +36,11 @@ pub enum Kind {
     DTypeMismatch,
     /// `OutOfMemoryError`: a result larger than memory can hold (also `MemoryError`).
     OutOfMemory,
-    /// `LockedError`: another writer holds the store.
+    /// `LockedError`: another writer holds the store (or a forked child holds its parent's
+    /// changes).
     Locked,
-    /// `ChangesDiscardedError`: a panic inside Atlas lost the uncommitted changes.
+    /// `ChangesDiscardedError`: the uncommitted changes were discarded (a panic inside Atlas,
+    /// or a lost lock: `LockLostError`).
     ChangesDiscarded,
     /// `LockLostError`: the lock file was removed while held; the changes were discarded (a
     /// `ChangesDiscardedError`).
@@ -119,14 +121,14 @@ const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 21] = [
         "LockedError",
         Some(Kind::Base),
         Builtin::None,
-        "Another writer (in this or another process) holds the store.",
+        "Another writer (in this or another process) holds the store; in a forked child, the changes the parent had begun (the parent's to commit; refresh() drops them in the child).",
     ),
     (
         Kind::ChangesDiscarded,
         "ChangesDiscardedError",
         Some(Kind::Base),
         Builtin::None,
-        "A panic inside Atlas discarded the uncommitted changes; raised once, by the next change or flush, which did nothing else.",
+        "The uncommitted changes were discarded: after a panic inside Atlas (raised once, by the next change or flush, which did nothing else) or a lost lock (LockLostError). Redo them.",
     ),
     (
         Kind::LockLost,

@@ -272,6 +272,33 @@ def test_a_forked_child_dropping_a_handle_leaves_the_parents_changes_alone(tmp_p
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_while_changes_were_pending_does_not_keep_the_lock_after_the_flush(tmp_path):
+    # The child holds a copy of the lock file's descriptor (as a fork pool's workers do).
+    path = tmp_path / "s"
+    store = atlas.Atlas.create(path)
+    arr = store.create_dataset("d").define_array("a", "int32", None, [8], chunk_shape=[2])
+    arr[0] = 1
+    child_may_exit, _ = os.pipe()
+    pid = _fork()
+    if pid == 0:
+        try:
+            os.read(child_may_exit, 1)
+        finally:
+            os._exit(0)
+    try:
+        store.flush()
+        arr[1] = 2  # the parent's next change takes the lock again
+        store.flush()
+        other = atlas.Atlas.open(path)
+        other["d"]["a"][2] = 3  # and so does another handle
+        other.flush()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    np.testing.assert_array_equal(atlas.Atlas.open(path)["d"]["a"][:3], [1, 2, 3])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_child_cannot_write_into_or_commit_the_parents_session(tmp_path):
     path = tmp_path / "s"
     store = atlas.Atlas.create(path)

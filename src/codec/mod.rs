@@ -1,8 +1,10 @@
-//! Room `codec`: bytes in, bytes out. Block codecs (zstd, lz4, none) and the filters (shuffle,
-//! byte delta), with per-thread compressor contexts. No files, no threads of its own.
+//! Room `codec`: bytes in, bytes out. Block codecs (zstd, with or without an array's
+//! dictionary, lz4, none) and the filters (element delta, byte shuffle, byte delta), with
+//! per-thread compressor contexts. No files, no threads of its own.
 //!
-//! A block is encoded as: raw element bytes -> optional shuffle -> optional byte delta ->
-//! codec. Decoding runs the chain backwards into a caller's buffer of exactly the raw length.
+//! A block is encoded as: raw element bytes -> [element delta ->] [shuffle [-> byte delta]]
+//! -> codec. Decoding runs the chain backwards into a caller's buffer of exactly the raw
+//! length.
 
 mod delta;
 mod dict;

@@ -49,7 +49,8 @@ impl<'a> BlockRef<'a> {
     }
 
     /// Whether the block is committed and stored as it is (no codec, no shuffle): its raw
-    /// bytes are read from the map, with no buffer.
+    /// bytes are read with no buffer, from the map (or with `pread` straight into a chunk
+    /// of the output, see `read_plain`).
     pub(crate) fn is_mapped_raw(&self) -> bool {
         matches!(self, Self::Committed { entry, .. } if entry.encoding == BlockEncoding::RAW && !entry.is_fill)
     }
@@ -258,7 +259,11 @@ pub(crate) fn corrupt_chunk(ctx: ArrayCtx<'_>, block: BlockRef<'_>, detail: &str
 /// Decodes the stored bytes of a (non-fill) block into `out`, sized to its raw length, and
 /// verifies the checksum when asked. An unshuffled block decodes straight into `out`; a
 /// shuffled one is unshuffled into it piece by piece, each piece hashed right after (a
-/// large one decoded into `out` and unshuffled there, never held twice).
+/// large one decoded into `out` and unshuffled there, never held twice). A committed
+/// uncompressed one of at least [`PREAD_BYTES`] is read with `pread` (`read_plain`).
+///
+/// # Errors
+/// As [`decode_chunk`]; [`Error::Io`] if a pending block or a `pread` fails.
 pub(crate) fn decode_stored(
     ctx: ArrayCtx<'_>,
     block: BlockRef<'_>,
@@ -339,7 +344,9 @@ fn read_plain(
     check_checksum(ctx, block, summer.map(|s| s.finish()))
 }
 
-/// Bytes read with one `pread` by [`read_plain`]: few enough to be hashed from cache.
+/// Bytes read with one `pread` by [`read_plain`], few enough to be hashed from cache; also
+/// the least an uncompressed block must hold to be read that way (the file is opened for
+/// it).
 const PREAD_BYTES: usize = 256 << 10;
 
 /// A codec's error on a block's bytes, as the corruption of that chunk.

@@ -1,5 +1,6 @@
 //! Reads a committed fragment through mmap: validates header, footer and index, then serves
-//! block bytes without copying.
+//! block bytes without copying, from the map (or from the file opened again for a `pread`,
+//! [`FragmentReader::reopen`]: no descriptor is kept per fragment).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -114,8 +115,8 @@ pub(crate) fn parse(bytes: &[u8], expected_len_bytes: u64) -> Result<Vec<BlockEn
     // refused at its first entry, before it reserves room for all it claims.
     let mut entries = Vec::with_capacity(usize::try_from(entry_count.min(4096)).expect("small"));
     let mut rest = index;
-    for _ in 0..entry_count {
-        let (entry, len) = BlockEntry::decode(rest)?;
+    for i in 0..entry_count {
+        let (entry, len) = BlockEntry::decode(rest).map_err(|e| format!("index entry {i}: {e}"))?;
         let end = entry.offset_bytes.checked_add(entry.stored_len_bytes);
         if entry.offset_bytes < HEADER_LEN as u64 || end.is_none_or(|end| end > index_offset) {
             return Err(format!(

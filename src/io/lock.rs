@@ -16,6 +16,24 @@ const RETRY_PAUSE: Duration = Duration::from_millis(5);
 pub(crate) struct WriterLock {
     file: File,
     path: PathBuf,
+    /// The process that took the lock. A `flock` belongs to the open file, which a forked
+    /// child shares: closing the parent's descriptor would leave the lock held by the
+    /// child's copy for as long as the child lives (a multiprocessing pool forked while
+    /// changes were pending kept the parent's own next change out).
+    pid: u32,
+}
+
+impl Drop for WriterLock {
+    /// Unlocks the file for every copy of its descriptor, in the process that took the
+    /// lock; a forked child's copy only closes (the lock is the parent's).
+    fn drop(&mut self) {
+        if self.pid == std::process::id()
+            && let Err(e) = self.file.unlock()
+        {
+            // Closing the descriptor below still releases it once no child holds a copy.
+            log::warn!("atlas: cannot unlock {}: {e}", self.path.display());
+        }
+    }
 }
 
 impl WriterLock {
@@ -33,7 +51,7 @@ impl WriterLock {
             let lock = loop {
                 attempt += 1;
                 match file.try_lock() {
-                    Ok(()) => break Self { file, path: lock_path.to_path_buf() },
+                    Ok(()) => break Self { file, path: lock_path.to_path_buf(), pid: std::process::id() },
                     Err(TryLockError::WouldBlock) if attempt < RETRIES => std::thread::sleep(RETRY_PAUSE),
                     Err(TryLockError::WouldBlock) => return Err(Error::Locked { path: PathBuf::from(store_dir) }),
                     Err(TryLockError::Error(e)) => return Err(io_err(lock_path, "lock")(e)),
@@ -92,6 +110,26 @@ mod tests {
         let second = WriterLock::try_acquire(&path, dir.path());
         assert!(matches!(second, Err(Error::Locked { .. })));
         drop(first);
+        WriterLock::try_acquire(&path, dir.path()).unwrap();
+    }
+
+    #[test]
+    fn dropping_a_lock_unlocks_copies_of_its_descriptor_unless_another_process_took_it() {
+        // A copy of the descriptor shares the open file and its lock, as a forked child's does.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("atlas.lock");
+        let lock = WriterLock::try_acquire(&path, dir.path()).unwrap();
+        let childs_copy = lock.file.try_clone().unwrap();
+        drop(lock);
+        let again = WriterLock::try_acquire(&path, dir.path()).expect("a copy kept the dropped lock");
+        drop(childs_copy);
+        // In a child (another process took the lock), dropping leaves the lock to the parent.
+        let mut parents = again;
+        let parents_copy = parents.file.try_clone().unwrap();
+        parents.pid = 0;
+        drop(parents);
+        assert!(matches!(WriterLock::try_acquire(&path, dir.path()), Err(Error::Locked { .. })));
+        drop(parents_copy);
         WriterLock::try_acquire(&path, dir.path()).unwrap();
     }
 

@@ -1,4 +1,5 @@
-//! Read-only memory maps of committed fragment files.
+//! Read-only memory maps of committed fragment files; the file is closed once mapped and
+//! opened again only for a `pread` ([`MappedFile::reopen`]).
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};

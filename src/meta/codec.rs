@@ -31,6 +31,10 @@ impl std::fmt::Display for Codec {
 }
 
 impl Codec {
+    /// The zstd level used where none is given: [`Codec::default`], `--codec zstd` in the
+    /// CLI, `"zstd"` in Python.
+    pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
     /// The codec's name without its level: `zstd`, `lz4` or `none`.
     #[must_use]
     pub fn name(self) -> &'static str {
@@ -86,7 +90,7 @@ impl TryFrom<CodecFields> for Codec {
 
 impl Default for Codec {
     fn default() -> Self {
-        Self::Zstd { level: 3 }
+        Self::Zstd { level: Self::DEFAULT_ZSTD_LEVEL }
     }
 }
 

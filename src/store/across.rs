@@ -199,7 +199,7 @@ impl<'s> Request<'s> {
             return Err(Error::dims(first_label, "shape", shape, &first.shape));
         }
         if start.iter().zip(shape).any(|(s, n)| s.checked_add(*n).is_none()) {
-            return Err(Error::invalid(format!("start {start:?} + shape {shape:?} overflows")));
+            return Err(Error::invalid(format!("{first_label}: start {start:?} + shape {shape:?} overflows")));
         }
         // A box with an empty axis holds nothing, however large the others.
         let box_elems = if shape.contains(&0) { Some(0) } else { checked_product(shape) };

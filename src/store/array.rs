@@ -129,7 +129,8 @@ impl ArrayHandle {
     /// [`Error::DTypeMismatch`] if `T` is not the array's dtype; [`Error::ShapeMismatch`] if
     /// `start`/`shape` have the wrong number of dimensions or `out` the wrong length;
     /// [`Error::OutOfBounds`]; [`Error::ChecksumMismatch`] or [`Error::Corrupt`] if a block
-    /// on disk is damaged; [`Error::Io`] reading this handle's unflushed blocks back;
+    /// on disk is damaged; [`Error::Io`] reading this handle's unflushed blocks back, or
+    /// an uncompressed block of 256 KiB or more (read with `pread`);
     /// [`Error::GpuUnavailable`] or [`Error::Gpu`] for a read on a GPU (`options.device`)
     /// that cannot run here or fails.
     pub fn read_into<T: Element>(
@@ -379,20 +380,27 @@ impl ArrayHandle {
             return Ok(());
         }
         self.inner.change(&mut guard, |state| {
-            let from = self.check_append(state, shape, given)?.shape[0];
+            let meta = self.check_append(state, shape, given)?;
+            let (from, id) = (meta.shape[0], meta.id);
             let mut grown = shape.to_vec();
-            grown[0] = from
-                .checked_add(shape[0])
-                .ok_or_else(|| Error::invalid(format!("appending {} rows overflows axis 0", shape[0])))?;
+            grown[0] = from.checked_add(shape[0]).ok_or_else(|| {
+                Error::invalid(format!("{}: appending {} rows to {from} overflows axis 0", self.label, shape[0]))
+            })?;
+            let reshaped_before = state.session.as_ref().is_some_and(|session| session.reshaped.contains(&id));
             self.resize_in(state, &grown)?;
             let mut start = vec![0; shape.len()];
             start[0] = from;
             if shape.contains(&0) {
                 return Ok(());
             }
+            // Taken back whole, so that a session this append began is still released
+            // unchanged (`release_if_unchanged`) and commits no stats for it.
             write(state, &start).inspect_err(|_| {
                 if let Ok(meta) = state.array_mut(&self.dataset, &self.name) {
                     meta.shape[0] = from;
+                }
+                if let Some(session) = state.session.as_mut().filter(|_| !reshaped_before) {
+                    session.reshaped.remove(&id);
                 }
             })
         })

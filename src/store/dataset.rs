@@ -55,8 +55,10 @@ impl Dataset {
         self.inner.change(&mut state, |state| {
             refuse_existing(state)?;
             meta.id = state.meta.next_array_id;
-            state.meta.next_array_id =
-                meta.id.checked_add(1).ok_or_else(|| Error::invalid("no array id is left in this store"))?;
+            state.meta.next_array_id = meta
+                .id
+                .checked_add(1)
+                .ok_or_else(|| Error::invalid(format!("no array id is left in store {}", self.inner.dir.display())))?;
             state.dataset_mut(&self.name)?.arrays.insert(name.to_string(), meta);
             Ok(())
         })?;

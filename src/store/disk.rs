@@ -19,7 +19,8 @@ pub(crate) const LOCK_FILE: &str = "atlas.lock";
 /// Temp file a commit writes before renaming it over the metadata file.
 const META_TMP_FILE: &str = "atlas.meta.tmp";
 
-/// A commit as read from disk: its metadata, the file it came from, and its blocks.
+/// A commit as read from disk: its metadata, the encoding of the file it came from, and its
+/// blocks.
 #[derive(Debug)]
 pub(crate) struct Loaded {
     pub meta: StoreMeta,
@@ -27,7 +28,8 @@ pub(crate) struct Loaded {
     pub snapshot: Snapshot,
 }
 
-/// Reads the newest commit of the store in `dir`.
+/// Reads the newest commit of the store in `dir`, sharing the fragment readers of
+/// `previous` (the commit a handle had) that it lists too (see [`Snapshot::load`]).
 ///
 /// # Errors
 /// [`Error::NotFound`] when `dir` holds no metadata file; [`Error::Corrupt`] or

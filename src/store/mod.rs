@@ -290,17 +290,21 @@ impl Atlas {
     /// over its `max_chunk_bytes` (so that it could not be opened again with them; a string
     /// chunk's stored length is checked only when a store is loaded, see
     /// [`Limits`](crate::Limits));
-    /// [`Error::ChangesDiscarded`] once after a panic lost the changes (see [`Atlas`]). Before
-    /// the metadata
-    /// rename (the commit point) the last commit stays intact and the changes stay pending,
-    /// so `flush` can be called again, except after a failed fsync of the session's
-    /// fragment: the kernel may have dropped bytes it could not write, so every later flush
-    /// of these changes fails too (an `Io` error whose operation says so); call
-    /// [`Atlas::discard`] and redo them. An error making the rename durable or removing
-    /// replaced files comes after the commit point: the changes are committed and the lock
-    /// released. So after an error, [`Atlas::has_pending_changes`] tells which: `true`,
-    /// nothing was committed (retry, or discard and redo); `false`, the changes are
-    /// committed (redoing them would apply them twice).
+    /// [`Error::ChangesDiscarded`] once after a panic lost the changes (see [`Atlas`]);
+    /// [`Error::LockLost`] if the lock file was removed or replaced since the session took
+    /// it (the changes are discarded); [`Error::Locked`] in a forked child whose parent had
+    /// begun the changes (the child cannot commit them).
+    ///
+    /// Before the metadata rename (the commit point) the last commit stays intact and the
+    /// changes stay pending, so `flush` can be called again, except after a failed fsync of
+    /// the session's fragment: the kernel may have dropped bytes it could not write, so
+    /// every later flush of these changes fails too (an `Io` error whose operation says
+    /// so); call [`Atlas::discard`] and redo them. An error making the rename durable or
+    /// removing replaced files comes after the commit point: the changes are committed and
+    /// the lock released. So after an error other than `ChangesDiscarded` and `LockLost`
+    /// (which mean the changes are gone: redo them), [`Atlas::has_pending_changes`] tells
+    /// which: `true`, nothing was committed (retry, or discard and redo); `false`, the
+    /// changes are committed (redoing them would apply them twice).
     pub fn flush(&self) -> Result<()> {
         self.inner.flush()
     }

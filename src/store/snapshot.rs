@@ -25,10 +25,11 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// Maps every fragment listed by a commit, oldest first, so newer blocks win; one
-    /// `previous` maps already is taken from it (a refresh maps only the new fragments, and
-    /// the chunk cache, which knows blocks by their reader, keeps what it holds of the
-    /// others). Every block must belong to an array id the commit allocated (below
+    /// Maps every fragment listed by a commit, oldest first, so newer blocks win. A fragment
+    /// that `previous` already maps, under the same name and with the listed length, is
+    /// shared rather than mapped again (its index is parsed again): a refresh maps only the
+    /// new fragments, and the chunk cache, which knows blocks by their reader, keeps what it
+    /// holds of the others. Every block must belong to an array id the commit allocated (below
     /// `next_array_id`): a block of a later id would become part of the next array defined.
     pub(crate) fn load(
         data_dir: &Path,

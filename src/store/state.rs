@@ -340,7 +340,8 @@ impl Inner {
     /// fragments it replaces are removed after the commit point, before the lock is released.
     ///
     /// An error before the commit point leaves `state` and the session as they were, so the
-    /// commit can be retried; an error after it (making the rename durable, removing files)
+    /// commit can be retried (but [`Error::LockLost`], which discards the session: see
+    /// `check_lock_held`); an error after it (making the rename durable, removing files)
     /// comes with the handle already on the new commit and the session gone. A commit whose
     /// rename was not made durable is retried that far by the next call, session or not.
     pub(crate) fn commit(&self, state: &mut State, change: FragmentChange) -> Result<()> {
@@ -356,8 +357,9 @@ impl Inner {
         next.generation += 1;
         // What every open checks, so that no commit makes a store that does not open (a
         // counter reaching u64::MAX, say, from a damaged file).
-        next.check()
-            .map_err(|detail| Error::invalid(format!("cannot commit generation {}: {detail}", next.generation)))?;
+        next.check().map_err(|detail| {
+            Error::invalid(format!("{}: cannot commit generation {}: {detail}", self.dir.display(), next.generation))
+        })?;
         let replaced = match change {
             FragmentChange::Append => {
                 // Refresh the persisted stats of every array this session changed.

@@ -971,8 +971,12 @@ fn an_append_that_fails_leaves_the_array_as_it_was_and_can_be_retried() {
     let store = Atlas::open(&path).unwrap();
     let array = store.open_dataset("d").unwrap().array("a").unwrap();
     let more = ndarray::Array2::from_elem((5, 8), 7.0f32);
+    // Inside a change begun beforehand, which the failed append must leave unchanged.
+    let hold = store.begin_change().unwrap();
     assert_err!(array.append(more.view()), Error::ChecksumMismatch { .. });
     assert_eq!(array.meta().unwrap().shape, [2, 8], "the failed append's growth is taken back");
+    assert!(store.release_if_unchanged(hold), "the failed append left a change behind");
+    assert!(!store.has_pending_changes());
     assert_eq!(array.stats().unwrap().count, 16, "none of its values were recorded");
     // Repaired, the same append goes through, and only once.
     std::fs::write(&fragment, &good).unwrap();

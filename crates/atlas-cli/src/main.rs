@@ -331,7 +331,7 @@ fn codec_of(subcommand: &str, codec: CodecArg, level: Option<i32>) -> Codec {
             ErrorKind::ValueValidation,
             format!("--level {level} is outside zstd's levels {:?}", Codec::zstd_levels()),
         ),
-        (CodecArg::Zstd, level) => Codec::Zstd { level: level.unwrap_or(3) },
+        (CodecArg::Zstd, level) => Codec::Zstd { level: level.unwrap_or(Codec::DEFAULT_ZSTD_LEVEL) },
         (_, Some(_)) => usage_error(subcommand, ErrorKind::ArgumentConflict, "--level applies to --codec zstd only"),
         (CodecArg::Lz4, None) => Codec::Lz4,
         (CodecArg::None, None) => Codec::None,
