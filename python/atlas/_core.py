@@ -17,7 +17,7 @@ import numpy as np
 from . import _atlas, _html
 from ._array import Array, Attributes, _ints, _names, refuse_pickle, shown, shuffle_arg
 from ._atlas import AlreadyExistsError, DTypeMismatchError, InvalidArgumentError, NotFoundError, StoreNotFoundError
-from ._dtypes import dtype_name, timestamps
+from ._dtypes import dtype_name, timestamps, unmasked
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -803,8 +803,9 @@ class DatasetView:
 def _defining(data: Any, label: str) -> np.ndarray:
     """`data` as `ds[name] = data` stores it: as numpy makes it an array, but where numpy
     keeps objects, text (str, bytes, None) makes a string array and dates and times
-    (`datetime`, `date`, None) a timestamp array; other objects are refused."""
-    array = np.asarray(data)
+    (`datetime`, `date`, None) a timestamp array; other objects, and masked elements of a
+    masked array, are refused."""
+    array = np.asarray(unmasked(data, label))
     if array.dtype.kind != "O":
         return array
     values = [v for v in array.ravel() if v is not None]

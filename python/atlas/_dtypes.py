@@ -88,10 +88,24 @@ def numpy_dtype(name: str) -> np.dtype:
     return NUMPY_DTYPES[name]
 
 
+def unmasked(value: Any, label: str) -> Any:
+    """`value` without its mask if it is a numpy masked array with none set; one with masked
+    elements is refused (Atlas keeps no mask: the values under it would be stored as data)."""
+    if not isinstance(value, np.ma.MaskedArray):
+        return value
+    if np.ma.is_masked(value):
+        raise InvalidArgumentError(
+            f"masked values for array {label}: Atlas stores no mask, so the values under it would be stored as "
+            "data (fill them first, e.g. value.filled(arr.fill_value), which counts as null in the statistics)"
+        )
+    return value.data
+
+
 def for_write(data: Any, name: str, label: str) -> Any:
     """`data` ready for a write to an array of dtype `name`, as strict as atlas-python 0.10:
     an ndarray must already have the array's dtype (byte order, and the unit of a datetime64,
     may differ); other values (lists, scalars) are converted as `for_assign` converts them."""
+    data = unmasked(data, label)
     if name == "string":
         return data
     target = NUMPY_DTYPES[name]
@@ -108,7 +122,7 @@ def for_write(data: Any, name: str, label: str) -> Any:
     raise DTypeMismatchError(
         f"dtype mismatch on array {label}: it holds {target}, the data is {data.dtype} (write() takes the "
         f"array's dtype only: cast with data.astype({str(target)!r}), or assign with arr[...] = data, which casts "
-        "where no value changes)"
+        "as the README's \"Casts\" says)"
     )
 
 
@@ -356,11 +370,13 @@ def _python_ints_as_floats(value: Any, converted: np.ndarray, target: np.dtype, 
 
 def for_assign(value: Any, name: str, label: str) -> np.ndarray:
     """`value` for `arr[...] = value`, one rule for arrays, lists and scalars: a cast within
-    a kind or to a wider kind (int to float) is made, and where no value changes: between
-    integer types when every value fits, floats to integers when every one is whole and
-    fits (`np.zeros(n)` into an int array), integers to bool when every one is 0 or 1.
-    Others (fractions, NaN, ints out of range, other kinds to bool) are refused where numpy
-    would cast silently. An empty value of any dtype is taken, as numpy takes `a[2:2] = []`."""
+    the float kind or from integers to floats is made as numpy makes it, rounding to the
+    array's precision, unless a finite value would become infinite; others where no value
+    changes: between integer types when every value fits, floats to integers when every one
+    is whole and fits (`np.zeros(n)` into an int array), integers to bool when every one is
+    0 or 1. Others (fractions, NaN, ints out of range, other kinds to bool) are refused
+    where numpy would cast silently. An empty value of any dtype is taken, as numpy takes
+    `a[2:2] = []`; a masked array with masked elements is refused (`unmasked`)."""
     target = NUMPY_DTYPES[name]
     # The common scalar (`a[i, j] = 1.5`), cast as the rule below casts it, without the
     # cost of its checks (two thirds of a small assignment): a float that no cast can take
@@ -369,6 +385,7 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
         return np.array(value, target)
     if type(value) is int and name in _INT_BOUNDS and _INT_BOUNDS[name][0] <= value <= _INT_BOUNDS[name][1]:
         return np.array(value, target)
+    value = unmasked(value, label)
     if name == "string":
         return np.asarray(value, dtype=object)
     if isinstance(value, np.ndarray) and type(value) is not np.ndarray:

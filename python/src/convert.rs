@@ -135,12 +135,27 @@ fn is_datetime64(value: &Bound<'_, PyAny>) -> PyResult<bool> {
 }
 
 /// A fill value given by a caller for an array of `dtype`. `None` is 0 (the empty string
-/// for strings). A `datetime64` is refused for any but a timestamp array (it would be its
+/// for strings). A string array takes only the empty string (or `None`), and other arrays
+/// take no string. A `datetime64` is refused for any but a timestamp array (it would be its
 /// nanoseconds), and an array of other than one element for any.
 pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResult<Scalar> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(Scalar::Int(0));
     };
+    let text = value.cast::<PyString>().ok();
+    if dtype == DType::String || text.is_some() {
+        if dtype == DType::String && text.is_some_and(|s| s.to_cow().is_ok_and(|s| s.is_empty())) {
+            return Ok(Scalar::Int(0));
+        }
+        return err(
+            Kind::InvalidArgument,
+            format!(
+                "fill value {} is refused for a {dtype} array: a string array's fill value is the empty string, \
+                 other arrays take numbers",
+                shortened(value.repr()?.as_any())
+            ),
+        );
+    }
     if let Ok(b) = value.cast::<PyBool>() {
         return Ok(Scalar::from(b.is_true()));
     }
@@ -164,18 +179,6 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResul
     }
     if let Ok(f) = value.cast::<PyFloat>() {
         return Ok(Scalar::Float(f.value()));
-    }
-    if let Ok(s) = value.cast::<PyString>() {
-        if s.to_cow()?.is_empty() {
-            return Ok(Scalar::Int(0));
-        }
-        return err(
-            Kind::InvalidArgument,
-            format!(
-                "fill value {} is refused: a string array's fill value is the empty string, other arrays take numbers",
-                shortened(s.repr()?.as_any())
-            ),
-        );
     }
     if is_instance_of_numpy(value, "datetime64")? {
         if dtype != DType::Timestamp {

@@ -288,9 +288,34 @@ def test_assignment_casts_lists_and_arrays_by_one_rule(ds):
             f32[:] = bad
     f32[:] = [np.inf, np.nan]  # non-finite values stay what they are
     assert np.isinf(f32[0]) and np.isnan(f32[1])
+    # Within floats and from ints to floats, values are rounded to the array's precision.
+    f32[:] = np.array([0.1, 16777217.0])
+    assert f32[:].tolist() == [np.float32(0.1), 16777216.0]
+    f64 = ds.define_array("f64", "float64", None, [1])
+    f64[:] = np.array([2**53 + 1], dtype=np.int64)
+    assert f64[0] == 2.0**53
     t = ds.define_array("t", "timestamp", None, [1])
     t[:] = ["2024-01-01"]
     assert t[0] == np.datetime64("2024-01-01", "ns")
+
+
+def test_masked_arrays_are_refused_where_an_element_is_masked(ds):
+    # Atlas keeps no mask: the values under it (-999 here) would be stored as data.
+    arr = ds.define_array("a", "float64", None, [3], fill_value=np.nan)
+    masked = np.ma.masked_array([1.0, -999.0, 3.0], mask=[False, True, False])
+    for write in (
+        lambda: arr.__setitem__(..., masked),
+        lambda: arr.write([0], masked),
+        lambda: arr.__setitem__(0, np.ma.masked),
+        lambda: ds.__setitem__("b", masked),
+    ):
+        with pytest.raises(atlas.InvalidArgumentError, match="masked values for array d/[ab].*filled"):
+            write()
+    assert np.isnan(arr[:]).all() and "b" not in ds
+    arr[:] = masked.filled(arr.fill_value)  # the way out the error names: null in the stats
+    assert arr.stats["count"] == 2
+    arr[:] = np.ma.masked_array([4.0, 5.0, 6.0], mask=False)  # nothing masked: the data
+    assert arr[:].tolist() == [4.0, 5.0, 6.0]
 
 
 def test_python_ints_numpy_cannot_hold_in_one_dtype_are_taken_exactly_when_they_fit(ds):

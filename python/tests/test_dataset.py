@@ -72,9 +72,11 @@ def test_define_array_checks_its_schema(ds):
         ds.define_array("a", "uint8", ["x"], [3], fill_value=300)
     with pytest.raises(atlas.InvalidArgumentError):
         ds.define_array("a", "int8", ["x"], [3], fill_value=1.5)
-    for dtype in ["string", "bool"]:
+    # Text is a string array's fill value only, and the empty string the only one.
+    for dtype, fill in [("string", "x"), ("bool", "x"), ("float64", ""), ("int32", ""), ("string", False), ("string", 0)]:
         with pytest.raises(atlas.InvalidArgumentError, match="a string array's fill value is the empty string"):
-            ds.define_array("a", dtype, ["x"], [3], fill_value="x")
+            ds.define_array("a", dtype, ["x"], [3], fill_value=fill)
+    assert ds.define_array("s", "string", ["x"], [3], fill_value="").fill_value == ""
     for dims in [[b"x"], [None], ["x", 1]]:
         with pytest.raises(TypeError, match="dims must be strings"):
             ds.define_array("a", "int8", dims, [3] * len(dims))
