@@ -515,17 +515,24 @@ class Array:
             self._native.write(box.start, np.require(packed[box.at + (Ellipsis,)], requirements="C"))
 
     def _read_modify_write(self, assign: Callable[[], None]) -> None:
-        """Runs `assign`, which reads what it writes back, holding the writer lock from
-        before its first read: read on an older commit, the values of the boxes the key does
-        not select would write over what another writer committed since. The lock goes back
-        if nothing was changed (a value that does not broadcast, a damaged block) and no
-        other thread's read-modify-write on this handle is under way, as after a change
-        that fails first."""
-        hold = self._store._native.begin_change()
+        """Runs `assign`, an assignment of several writes (which may read what it writes
+        back), holding the writer lock from before its first read: read on an older commit,
+        the values of the boxes the key does not select would write over what another writer
+        committed since. The lock goes back if nothing was changed (a value that does not
+        broadcast, a damaged block) and no other thread's read-modify-write on this handle is
+        under way, as after a change that fails first. Interrupted (Ctrl-C) in an assignment
+        that began the changes, the changes are discarded, not left half written for the
+        next flush (or a `with` block's end) to commit."""
+        native = self._store._native
+        hold = native.begin_change()
         try:
             assign()
+        except KeyboardInterrupt:
+            if hold.started:
+                native.discard()
+            raise
         finally:
-            self._store._native.release_if_unchanged(hold)
+            native.release_if_unchanged(hold)
 
     def _write_box(self, start: list[int], count: list[int], selected: tuple[int, ...], value: np.ndarray) -> None:
         """Writes `value`, broadcast to the `selected` shape (the box of `count` at `start`
@@ -537,7 +544,7 @@ class Array:
         if data.flags.c_contiguous or data.nbytes <= _SLAB_BYTES:
             self._native.write(start, np.asarray(data, order="C"))
         else:
-            self._write_broadcast(start, data)
+            self._read_modify_write(lambda: self._write_broadcast(start, data))
 
     def _assign_points(self, pts: Points, value: np.ndarray, chunks: Sequence[int]) -> None:
         """`arr[key] = value` for a key of points: per chunk cell its points fall in (on the

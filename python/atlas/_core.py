@@ -675,6 +675,7 @@ class DatasetView:
         assign into that array with `ds[name][...] = data`."""
         data = _defining(data, f"{self.name}/{name}")
         dims = [name] if data.ndim == 1 and self._axis_fits(name, len(data)) else None
+        pending_before = self._store.has_pending_changes
         try:
             array = self.define_array(name, data.dtype, dims, data.shape)
         except AlreadyExistsError as e:
@@ -682,7 +683,12 @@ class DatasetView:
         try:
             array[...] = data
         except BaseException:
-            self.delete_array(name)  # nothing of it was committed: as if never defined
+            # Nothing of it was committed: as if never defined. With nothing else pending,
+            # the whole session goes (the lock, and the blocks written before the failure).
+            if pending_before:
+                self.delete_array(name)
+            else:
+                self._store.discard()
             raise
 
     def _axis_fits(self, dim: str, length: int) -> bool:

@@ -169,12 +169,13 @@ impl Store {
     /// Takes the writer lock and moves to the newest commit; returns the hold to give
     /// `release_if_unchanged`.
     fn begin_change(&self, py: Python<'_>) -> PyResult<ChangeHold> {
-        py.detach(|| self.inner.begin_change()).py_err().map(|hold| ChangeHold(Mutex::new(Some(hold))))
+        let hold = py.detach(|| self.inner.begin_change()).py_err()?;
+        Ok(ChangeHold { store: self.inner.clone(), started: hold.started(), hold: Mutex::new(Some(hold)) })
     }
 
     /// Ends `hold`; a hold already ended ends nothing.
     fn release_if_unchanged(&self, py: Python<'_>, hold: &ChangeHold) -> bool {
-        let taken = hold.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let taken = hold.hold.lock().unwrap_or_else(PoisonError::into_inner).take();
         taken.is_some_and(|hold| py.detach(|| self.inner.release_if_unchanged(hold)))
     }
 
@@ -283,9 +284,35 @@ impl Store {
     }
 }
 
-/// A `Store.begin_change`, ended (once) by `Store.release_if_unchanged`.
+/// A `Store.begin_change`, ended (once) by `Store.release_if_unchanged`, or when collected:
+/// a `KeyboardInterrupt` raised as `begin_change` returns, before the caller has the hold,
+/// would otherwise keep the session (and the writer lock) for good.
 #[pyclass(frozen, module = "atlas._atlas")]
-pub struct ChangeHold(Mutex<Option<atlas::ChangeHold>>);
+pub struct ChangeHold {
+    store: atlas::Atlas,
+    hold: Mutex<Option<atlas::ChangeHold>>,
+    started: bool,
+}
+
+#[pymethods]
+impl ChangeHold {
+    /// Whether this hold started the session: no change was pending before it.
+    #[getter]
+    fn started(&self) -> bool {
+        self.started
+    }
+}
+
+impl Drop for ChangeHold {
+    fn drop(&mut self) {
+        let Some(hold) = self.hold.get_mut().unwrap_or_else(PoisonError::into_inner).take() else { return };
+        let store = &self.store;
+        // Released without the GIL, as every call that takes the store's state is (another
+        // thread may hold the state while it waits for the GIL). Not attached (the
+        // interpreter shutting down), the hold is left: the handle's own drop commits.
+        let _ = Python::try_attach(|py| py.detach(|| store.release_if_unchanged(hold)));
+    }
+}
 
 /// A dataset of a store (native half of `atlas.DatasetView`).
 #[pyclass(frozen, module = "atlas._atlas")]

@@ -231,6 +231,70 @@ def test_a_broadcast_value_is_cut_along_an_axis_longer_than_its_chunks(ds, monke
     np.testing.assert_array_equal(arr[...], model)
 
 
+class InterruptedAt:
+    """Stands in for an array's native half, raising KeyboardInterrupt (Ctrl-C) at its
+    `n`-th write, after the writes before it went through."""
+
+    def __init__(self, native, n):
+        self._native, self.writes, self.n = native, 0, n
+
+    def write(self, start, data):
+        self.writes += 1
+        if self.writes == self.n:
+            raise KeyboardInterrupt
+        self._native.write(start, data)
+
+    def __getattr__(self, name):
+        return getattr(self._native, name)
+
+
+@pytest.mark.parametrize("key", [(slice(None), slice(None)), (slice(None, None, 2), slice(None))])
+def test_an_interrupted_assignment_that_began_the_changes_leaves_none_behind(store, ds, monkeypatch, key):
+    # A broadcast in slabs, or a stepped key, writes several boxes: Ctrl-C after the first
+    # must not leave it half done for the next flush (or a `with` block's end) to commit.
+    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", 0)
+    arr = ds.define_array("a", "float64", None, [6, 4], chunk_shape=[2, 4])
+    arr[...] = 1.0
+    store.flush()
+    arr._native = InterruptedAt(arr._native, 2)
+    with pytest.raises(KeyboardInterrupt):
+        arr[key] = np.nan
+    assert arr._native.writes == 2 and not store.has_pending_changes
+    assert (atlas.Atlas.open(store.path)["d"]["a"][...] == 1.0).all()
+    other = atlas.Atlas.open(store.path)
+    other["d"]["a"][0, 0] = 2.0  # the lock was given back
+    other.flush()
+    # Changes pending before it are not the assignment's to discard: they stay, torn or not.
+    arr._native = InterruptedAt(arr._native._native, 2)
+    store.refresh()
+    arr[5, 3] = 3.0
+    with pytest.raises(KeyboardInterrupt):
+        arr[key] = np.nan
+    assert store.has_pending_changes and arr[5, 3] == 3.0
+    store.flush()
+
+
+def test_an_interrupted_new_array_leaves_no_change_behind(store, ds, monkeypatch):
+    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", 0)
+    store.flush()
+
+    def interrupted(self, key, value):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atlas.Array, "__setitem__", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ds["big"] = np.zeros((6, 4))
+    assert "big" not in ds and not store.has_pending_changes
+
+
+def test_a_change_hold_dropped_unreleased_gives_the_lock_back(store):
+    # As when Ctrl-C lands as begin_change returns, before the caller holds the hold.
+    store.flush()
+    store._native.begin_change()  # dropped at once
+    assert not store.has_pending_changes
+    atlas.Atlas.open(store.path).create_dataset("other")  # not locked out
+
+
 def test_starts_and_shapes_take_one_integer_and_refuse_floats_and_out_of_range(ds):
     arr = ds.define_array("a", "int16", "x", 8)
     assert arr.shape == (8,) and arr.dims == ("x",)
