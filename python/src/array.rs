@@ -181,13 +181,13 @@ impl Array {
 
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let (stats, dtype) =
-            py.detach(|| Ok::<_, atlas::Error>((self.inner.stats()?, self.inner.meta()?.dtype))).py_err()?;
+            py.detach(|| Ok::<_, atlas::Error>((self.inner.stats()?, self.inner.dtype()?))).py_err()?;
         stats_to_py(py, &stats, dtype)
     }
 
     fn block_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let (blocks, dtype) =
-            py.detach(|| Ok::<_, atlas::Error>((self.inner.block_stats()?, self.inner.meta()?.dtype))).py_err()?;
+            py.detach(|| Ok::<_, atlas::Error>((self.inner.block_stats()?, self.inner.dtype()?))).py_err()?;
         let list = PyList::empty(py);
         for block in &blocks {
             list.append(block_stats_to_py(py, block, dtype)?)?;

@@ -368,7 +368,7 @@ impl Dataset {
     }
 
     fn has_array(&self, py: Python<'_>, name: &str) -> bool {
-        py.detach(|| self.inner.array(name).is_ok())
+        py.detach(|| self.inner.array_exists(name))
     }
 
     fn delete_array(&self, py: Python<'_>, name: &str) -> PyResult<()> {

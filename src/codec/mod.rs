@@ -9,9 +9,11 @@
 mod delta;
 mod dict;
 mod elem_delta;
+mod filter;
 mod lz4;
 mod shuffle;
 pub(crate) mod simd;
+mod stream;
 mod zstd;
 
 use crate::error::{Error, Result};
@@ -59,7 +61,10 @@ impl CodecId {
 
 pub(crate) use dict::{MIN_TRAINING_SAMPLES, ZstdDict};
 pub(crate) use elem_delta::Undo as UndoElemDelta;
+use filter::apply_filter;
+pub(crate) use filter::{BlockEncoding, Filter};
 pub(crate) use shuffle::{unshuffle_in_place, unshuffle_part};
+pub(crate) use stream::ShuffledStream;
 
 /// Concatenates training samples for a dictionary, filtered by `filter` as blocks are before
 /// zstd sees them; returns the data and each sample's size.
@@ -75,101 +80,6 @@ pub(crate) fn training_samples(samples: &[&[u8]], filter: Filter) -> (Vec<u8>, V
         }
     }
     (data, samples.iter().map(|s| s.len()).collect())
-}
-
-/// What a block's bytes go through before its codec, as its index entry records it
-/// (docs/FORMAT.md, "Filter ids").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub(crate) enum Filter {
-    /// Nothing: the codec sees the raw bytes.
-    #[default]
-    None,
-    /// Byte shuffle by this element size.
-    Shuffle(usize),
-    /// Byte shuffle by this element size, then byte delta of each plane.
-    ShuffleDelta(usize),
-    /// Element delta (each element less the one before it), then byte shuffle, by this
-    /// element size.
-    DeltaShuffle(usize),
-}
-
-impl Filter {
-    /// The filter's id and parameter, as the index entry records them.
-    pub(crate) fn to_id(self) -> (u8, u8) {
-        let param = |k: usize| u8::try_from(k).expect("element sizes are at most 8");
-        match self {
-            Self::None => (0, 0),
-            Self::Shuffle(k) => (1, param(k)),
-            Self::ShuffleDelta(k) => (2, param(k)),
-            Self::DeltaShuffle(k) => (3, param(k)),
-        }
-    }
-
-    /// The filter an index entry's id and parameter name; `None` for any other pair.
-    pub(crate) fn from_id(id: u8, param: u8) -> Option<Self> {
-        match (id, param) {
-            (0, 0) => Some(Self::None),
-            (1, k @ 1..=8) => Some(Self::Shuffle(usize::from(k))),
-            (2, k @ 1..=8) => Some(Self::ShuffleDelta(usize::from(k))),
-            (3, k @ 1..=8) => Some(Self::DeltaShuffle(usize::from(k))),
-            _ => None,
-        }
-    }
-
-    /// The element size the block is shuffled by, `None` when it is not shuffled.
-    pub(crate) fn shuffle_elem_bytes(self) -> Option<usize> {
-        match self {
-            Self::None => None,
-            Self::Shuffle(k) | Self::ShuffleDelta(k) | Self::DeltaShuffle(k) => Some(k),
-        }
-    }
-
-    /// Undoes the element delta of a block's raw bytes piece by piece, if this filter has
-    /// one: `None` when it has not.
-    pub(crate) fn elem_delta(self) -> Option<UndoElemDelta> {
-        match self {
-            Self::DeltaShuffle(k) => Some(UndoElemDelta::new(k)),
-            _ => None,
-        }
-    }
-
-    /// Whether the planes are byte-delta coded after the shuffle.
-    pub(crate) fn byte_delta(self) -> bool {
-        matches!(self, Self::ShuffleDelta(_))
-    }
-
-    /// Undoes the byte delta of a decoded block's `planes` (still shuffled), if this
-    /// filter has one.
-    pub(crate) fn undo_byte_delta(self, planes: &mut [u8]) {
-        if let Self::ShuffleDelta(elem_bytes) = self {
-            delta::decode_planes(planes, elem_bytes);
-        }
-    }
-}
-
-/// Runs `filter` on `raw` into `out` of the same length; `filter` is not `None`.
-fn apply_filter(raw: &[u8], filter: Filter, out: &mut [u8]) {
-    let elem_bytes = filter.shuffle_elem_bytes().expect("a filter that shuffles");
-    if filter.elem_delta().is_some() {
-        elem_delta::encode_shuffled(raw, elem_bytes, out);
-        return;
-    }
-    shuffle::shuffle(raw, elem_bytes, out);
-    if filter.byte_delta() {
-        delta::encode_planes(out, elem_bytes);
-    }
-}
-
-/// How one block is encoded: what the index entry needs to decode it again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct BlockEncoding {
-    pub codec: CodecId,
-    pub filter: Filter,
-}
-
-impl BlockEncoding {
-    /// The raw bytes as they are: no codec, no filter.
-    pub(crate) const RAW: Self = Self { codec: CodecId::None, filter: Filter::None };
 }
 
 /// Reusable per-thread buffers for encoding and decoding.
@@ -302,7 +212,7 @@ pub(crate) fn encode_block(
 /// codec (and [`encode_shuffled_in_pieces`] may encode it from parts).
 pub(crate) fn shuffles_in_pieces(codec: Codec, filter: Filter, len: usize) -> bool {
     matches!(codec, Codec::Zstd { .. })
-        && filter.shuffle_elem_bytes().is_some_and(|k| k > 1 || filter.elem_delta().is_some())
+        && filter.shuffle_elem_bytes().is_some_and(|k| k > 1 || filter.elem_delta())
         && len >= SHUFFLE_IN_PIECES_BYTES
 }
 
@@ -333,92 +243,6 @@ pub(crate) fn encode_shuffled_in_pieces(
     Ok(BlockEncoding { codec, filter })
 }
 
-/// A large shuffled zstd block read piece by piece in order without its whole shuffled
-/// bytes in memory (decision m in docs/ARCHITECTURE.md): every plane but the last is
-/// decoded up front, the last one streamed from the frame a piece at a time as the pieces
-/// are asked for. Its buffers take `(K - 1) / K` of the block instead of all of it.
-pub(crate) struct ShuffledStream<'a> {
-    frame: zstd::FrameStream<'a>,
-    /// Planes `0 .. K - 1`, `n` bytes each.
-    lead: &'a [u8],
-    last: &'a mut Vec<u8>,
-    n: usize,
-    elem_bytes: usize,
-    /// The last plane's decoded byte before the next piece, when the planes are byte-delta
-    /// coded.
-    delta_prev: Option<u8>,
-    /// Raw bytes handed out so far.
-    done: usize,
-}
-
-impl<'a> ShuffledStream<'a> {
-    /// Whether a block of `encoding` and `raw_len` raw bytes is read this way: the blocks
-    /// that [`shuffles_in_pieces`] writes, without a dictionary, of whole elements (an
-    /// element delta is undone by the reader of the pieces).
-    pub(crate) fn applies(encoding: BlockEncoding, raw_len: usize) -> bool {
-        encoding.codec == CodecId::Zstd
-            && encoding.filter.shuffle_elem_bytes().is_some_and(|k| k > 1 && raw_len.is_multiple_of(k))
-            && raw_len >= SHUFFLE_IN_PIECES_BYTES
-    }
-
-    /// Decodes the leading planes of `stored` (a block that [`Self::applies`] to, filtered
-    /// by `filter`) into `lead`.
-    ///
-    /// # Errors
-    /// [`Error::Codec`] when the frame does not declare `raw_len` bytes or does not decode.
-    pub(crate) fn open(
-        stored: &'a [u8],
-        filter: Filter,
-        raw_len: usize,
-        lead: &'a mut Vec<u8>,
-        scratch: &'a mut Scratch,
-    ) -> Result<Self> {
-        let elem_bytes = filter.shuffle_elem_bytes().expect("a shuffled block");
-        if !is_one_zstd_frame_of(stored, raw_len) {
-            return Err(zstd::not_one_frame_of(raw_len));
-        }
-        let n = raw_len / elem_bytes;
-        let mut frame = zstd::FrameStream::open(&mut scratch.stream, stored)?;
-        lead.resize(n * (elem_bytes - 1), 0);
-        frame.read(lead)?;
-        let mut delta_prev = None;
-        if filter.byte_delta() {
-            for plane in lead.chunks_exact_mut(n) {
-                delta::decode(plane, 0);
-            }
-            delta_prev = Some(0);
-        }
-        Ok(Self { frame, lead, last: &mut scratch.last, n, elem_bytes, delta_prev, done: 0 })
-    }
-
-    /// Writes the next `out.len()` raw bytes (whole elements) into `out`.
-    ///
-    /// # Errors
-    /// [`Error::Codec`] when the frame does not decode.
-    pub(crate) fn read(&mut self, out: &mut [u8]) -> Result<()> {
-        let (first, m) = (self.done / self.elem_bytes, out.len() / self.elem_bytes);
-        assert!(m * self.elem_bytes == out.len() && first + m <= self.n, "whole elements of the block, in order");
-        self.last.resize(m, 0);
-        self.frame.read(self.last)?;
-        if let Some(prev) = &mut self.delta_prev {
-            *prev = delta::decode(self.last, *prev);
-        }
-        let (k, lead, last) = (self.elem_bytes, self.lead, &self.last[..]);
-        let plane = |j: usize| if j + 1 < k { &lead[j * self.n + first..][..m] } else { last };
-        shuffle::unshuffle_with(k, plane, out);
-        self.done += out.len();
-        Ok(())
-    }
-
-    /// Checks that the frame ends where the block does.
-    ///
-    /// # Errors
-    /// [`Error::Codec`] when it holds more, or bytes follow it.
-    pub(crate) fn finish(self) -> Result<()> {
-        self.frame.finish()
-    }
-}
-
 /// Decodes a stored block into `out`, whose length is the block's raw length. `dict` is the
 /// array's zstd dictionary, needed by `ZstdDict` blocks.
 ///
@@ -445,7 +269,7 @@ pub(crate) fn decode_block(
         &scratch.shuffled
     };
     shuffle::unshuffle(planes, elem_bytes, out);
-    if let Some(mut undo) = encoding.filter.elem_delta() {
+    if let Some(mut undo) = encoding.filter.undo_elem_delta() {
         undo.apply(out);
     }
     Ok(())

@@ -31,7 +31,7 @@ pub(super) fn shuffle_in_pieces<E>(
     mut feed: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
     let elem_bytes = filter.shuffle_elem_bytes().unwrap_or(0);
-    let (byte_delta, elem_delta) = (filter.byte_delta(), filter.elem_delta().is_some());
+    let (byte_delta, elem_delta) = (filter.byte_delta(), filter.elem_delta());
     assert!(elem_bytes > 1 || elem_delta, "a shuffle of elements of 2 bytes or more, or an element delta");
     assert!(!piece.is_empty(), "pieces of at least a byte");
     // A part but the last holding part of an element would stall the plane loop below.

@@ -286,7 +286,7 @@ pub(crate) fn decode_stored(
         }
     };
     // Each raw piece as it comes out of the unshuffle: its element delta undone, hashed.
-    let mut undo = block.entry().encoding.filter.elem_delta();
+    let mut undo = block.entry().encoding.filter.undo_elem_delta();
     let mut finish_piece = |piece: &mut [u8]| {
         if let Some(undo) = &mut undo {
             undo.apply(piece);

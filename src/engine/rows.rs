@@ -72,7 +72,7 @@ impl<'a> RowSource<'a> {
             },
         };
         let (piece_len, summer) = (shuffled_piece_len(elem_bytes), verify.then(Checksummer::new));
-        let undo = encoding.filter.elem_delta();
+        let undo = encoding.filter.undo_elem_delta();
         Ok(Self::Pieces(Pieces { shuffled, raw_len, piece_len, start: 0, end: 0, piece, undo, summer, failed: None }))
     }
 

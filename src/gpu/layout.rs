@@ -34,7 +34,7 @@ enum Prepared {
 impl Prepared {
     fn of(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker, verify: bool) -> Self {
         let encoding = block.entry().encoding;
-        let delta = encoding.filter.byte_delta() || encoding.filter.elem_delta().is_some();
+        let delta = encoding.filter.byte_delta() || encoding.filter.elem_delta();
         if delta || encoding.codec == CodecId::ZstdDict {
             Self::Decoded(Self::decode(ctx, block, worker, verify))
         } else {

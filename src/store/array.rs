@@ -166,7 +166,7 @@ impl ArrayHandle {
         let state = self.inner.read();
         let meta = self.checked_meta(&state, start, (shape, "shape"), dtype.0, dtype.1)?;
         let dict = dictionary(meta);
-        let cache = self.inner.cache.in_this_process();
+        let cache = self.inner.chunk_cache();
         let ctx = ArrayCtx { meta, label: &self.label, dict: dict.as_ref(), cache };
         let lookup = |coord: &[u64]| state.find_block(meta.id, coord);
         let at = vec![0; shape.len()];

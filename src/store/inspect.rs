@@ -152,7 +152,7 @@ impl Atlas {
                     },
                     shuffled: entry.encoding.filter.shuffle_elem_bytes().is_some(),
                     byte_delta: entry.encoding.filter.byte_delta(),
-                    delta: entry.encoding.filter.elem_delta().is_some(),
+                    delta: entry.encoding.filter.elem_delta(),
                     is_fill: entry.is_fill,
                     stored_bytes: entry.stored_len_bytes,
                     raw_bytes: entry.raw_len_bytes,

@@ -50,8 +50,9 @@ pub(crate) struct Inner {
     /// What the staged chunks of a session may count for at most (`OpenOptions::staging_bytes`;
     /// `pending::staging_cost` of each).
     pub staging_bytes: u64,
-    /// Decoded chunks of reads that use part of a chunk (`OpenOptions::chunk_cache_bytes`).
-    pub cache: ChunkCache,
+    /// Decoded chunks of reads that use part of a chunk (`OpenOptions::chunk_cache_bytes`);
+    /// reached through [`Inner::chunk_cache`], which a forked child gets none of.
+    cache: ChunkCache,
     state: RwLock<State>,
 }
 
@@ -128,6 +129,12 @@ impl Inner {
             self.state.clear_poison();
             state
         })
+    }
+
+    /// The chunk cache, for one read (`None` in a forked child, see
+    /// [`ChunkCache::in_this_process`]).
+    pub(crate) fn chunk_cache(&self) -> Option<&ChunkCache> {
+        self.cache.in_this_process()
     }
 
     pub(crate) fn data_dir(&self) -> PathBuf {
