@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::block::{ArrayCtx, Lookup, check_raw_len, decode_chunk, fill_with, with_worker};
 use super::out::SharedOut;
-use super::plan::{ChunkOp, plan};
+use super::plan::{ChunkOp, PLAN_BATCH, plan_batches};
 use super::pool::{run, worth_parallel};
 use super::region::{for_each_row, to_usize};
 use crate::error::Result;
@@ -36,13 +36,6 @@ pub(crate) fn read_boxes(
     let elem_bytes = meta.dtype.size_bytes();
     let box_bytes = shape.iter().map(|&n| to_usize(n)).product::<usize>() * elem_bytes;
     assert_eq!(Some(out.len()), box_bytes.checked_mul(starts.len()), "the output holds every box");
-    let mut feeds: BTreeMap<Vec<u64>, Parts> = BTreeMap::new();
-    for (i, start) in starts.iter().enumerate() {
-        for op in plan(&meta.chunk_shape, start, shape) {
-            feeds.entry(op.coord.clone()).or_default().push((i * box_bytes, op));
-        }
-    }
-    let chunks: Vec<(Vec<u64>, Parts)> = feeds.into_iter().collect();
     let (chunk_len, fill) = (to_usize(meta.chunk_bytes()), meta.fill_bytes());
     let out = SharedOut::new(out);
     let read_chunk = |(coord, parts): &(Vec<u64>, Parts)| {
@@ -80,10 +73,30 @@ pub(crate) fn read_boxes(
             result
         })
     };
-    let work_bytes = meta.chunk_bytes().saturating_mul(chunks.len() as u64);
-    if worth_parallel(chunks.len(), work_bytes) {
-        run(|| chunks.par_iter().try_for_each(read_chunk))
-    } else {
-        chunks.iter().try_for_each(read_chunk)
+    let read_chunks = |feeds: BTreeMap<Vec<u64>, Parts>| {
+        let chunks: Vec<(Vec<u64>, Parts)> = feeds.into_iter().collect();
+        let work_bytes = meta.chunk_bytes().saturating_mul(chunks.len() as u64);
+        if worth_parallel(chunks.len(), work_bytes) {
+            run(|| chunks.par_iter().try_for_each(read_chunk))
+        } else {
+            chunks.iter().try_for_each(read_chunk)
+        }
+    };
+    // Read whenever a batch of parts is planned, so that boxes of millions of tiny chunks
+    // hold a bounded plan (`plan_batches`); a chunk feeding boxes of two batches is then
+    // decoded twice.
+    let (mut feeds, mut planned) = (BTreeMap::new(), 0);
+    for (i, start) in starts.iter().enumerate() {
+        for ops in plan_batches(&meta.chunk_shape, start, shape) {
+            planned += ops.len();
+            for op in ops {
+                feeds.entry(op.coord.clone()).or_insert_with(Parts::new).push((i * box_bytes, op));
+            }
+            if planned >= PLAN_BATCH {
+                read_chunks(std::mem::take(&mut feeds))?;
+                planned = 0;
+            }
+        }
     }
+    read_chunks(feeds)
 }

@@ -36,35 +36,74 @@ impl ChunkOp {
 /// The chunks touched by the box `start .. start + shape`, in C order of their coordinates.
 /// The caller has checked the box lies inside the array; an empty box touches nothing.
 pub(crate) fn plan(chunk_shape: &[u64], start: &[u64], shape: &[u64]) -> Vec<ChunkOp> {
-    if shape.contains(&0) {
-        return Vec::new();
+    Plan::new(chunk_shape, start, shape).collect()
+}
+
+/// [`plan`] in batches of at most [`PLAN_BATCH`] chunks, made as they are asked for: what a
+/// request plans at a time stays bounded however many chunks it touches (a box of a
+/// million one-byte chunks would otherwise hold some 300 MB of plan; a metadata file of a
+/// few hundred bytes can claim such a grid).
+pub(crate) fn plan_batches<'a>(
+    chunk_shape: &'a [u64],
+    start: &'a [u64],
+    shape: &'a [u64],
+) -> impl Iterator<Item = Vec<ChunkOp>> + 'a {
+    let mut ops = Plan::new(chunk_shape, start, shape);
+    std::iter::from_fn(move || {
+        Some(ops.by_ref().take(PLAN_BATCH).collect::<Vec<_>>()).filter(|batch| !batch.is_empty())
+    })
+}
+
+/// Chunks planned at a time by [`plan_batches`]; far more than any request of chunks of a
+/// useful size touches (W1's 512^3 in 64^3 chunks is 512), so those are planned whole.
+pub(crate) const PLAN_BATCH: usize = 1 << 16;
+
+/// The chunk ops of a box, one after the other ([`plan`]).
+struct Plan<'a> {
+    chunk_shape: &'a [u64],
+    start: &'a [u64],
+    shape: &'a [u64],
+    /// The grid box of the chunks touched: `first ..= last` along each axis.
+    first: Vec<u64>,
+    last: Vec<u64>,
+    /// The next chunk's coordinate; `None` once every chunk was given.
+    next: Option<Vec<u64>>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(chunk_shape: &'a [u64], start: &'a [u64], shape: &'a [u64]) -> Self {
+        let ndim = shape.len();
+        let first: Vec<u64> = (0..ndim).map(|d| start[d] / chunk_shape[d]).collect();
+        let last: Vec<u64> = (0..ndim).map(|d| (start[d] + shape[d].saturating_sub(1)) / chunk_shape[d]).collect();
+        let next = (!shape.contains(&0)).then(|| first.clone());
+        Self { chunk_shape, start, shape, first, last, next }
     }
-    let ndim = shape.len();
-    let first: Vec<u64> = (0..ndim).map(|d| start[d] / chunk_shape[d]).collect();
-    let last: Vec<u64> = (0..ndim).map(|d| (start[d] + shape[d] - 1) / chunk_shape[d]).collect();
-    let mut ops = Vec::new();
-    let mut coord = first.clone();
-    loop {
-        let mut op = ChunkOp {
-            coord: coord.clone(),
-            in_chunk: vec![0; ndim],
-            in_selection: vec![0; ndim],
-            region: vec![0; ndim],
-        };
+}
+
+impl Iterator for Plan<'_> {
+    type Item = ChunkOp;
+
+    fn next(&mut self) -> Option<ChunkOp> {
+        let coord = self.next.take()?;
+        let ndim = coord.len();
+        let mut op = ChunkOp { coord, in_chunk: vec![0; ndim], in_selection: vec![0; ndim], region: vec![0; ndim] };
         for d in 0..ndim {
-            let chunk_lo = coord[d] * chunk_shape[d];
-            let lo = start[d].max(chunk_lo);
+            let chunk_lo = op.coord[d] * self.chunk_shape[d];
+            let lo = self.start[d].max(chunk_lo);
             // The last chunk of an extent near u64::MAX may end past it.
-            let hi = (start[d] + shape[d]).min(chunk_lo.saturating_add(chunk_shape[d]));
+            let hi = (self.start[d] + self.shape[d]).min(chunk_lo.saturating_add(self.chunk_shape[d]));
             op.in_chunk[d] = lo - chunk_lo;
-            op.in_selection[d] = lo - start[d];
+            op.in_selection[d] = lo - self.start[d];
             op.region[d] = hi - lo;
         }
-        ops.push(op);
         // Odometer over the grid box first..=last, last dimension fastest.
-        let Some(d) = (0..ndim).rev().find(|&d| coord[d] < last[d]) else { return ops };
-        coord[d] += 1;
-        coord[d + 1..].copy_from_slice(&first[d + 1..]);
+        if let Some(d) = (0..ndim).rev().find(|&d| op.coord[d] < self.last[d]) {
+            let mut next = op.coord.clone();
+            next[d] += 1;
+            next[d + 1..].copy_from_slice(&self.first[d + 1..]);
+            self.next = Some(next);
+        }
+        Some(op)
     }
 }
 
@@ -156,6 +195,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn batches_give_the_plan_in_order_a_bounded_batch_at_a_time() {
+        let (chunk_shape, start, shape) = ([1, 1], [0, 3], [3, PLAN_BATCH as u64]);
+        let batches: Vec<Vec<ChunkOp>> = plan_batches(&chunk_shape, &start, &shape).collect();
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), [PLAN_BATCH; 3]);
+        assert_eq!(batches.concat(), plan(&chunk_shape, &start, &shape));
+        assert_eq!(plan_batches(&chunk_shape, &start, &[3, 0]).count(), 0, "an empty box");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::block::{ArrayCtx, BlockRef, Lookup, Worker, corrupt_chunk, decode_stored, with_worker};
-use super::plan::{ChunkOp, plan};
+use super::plan::{ChunkOp, plan_batches};
 use super::pool;
 use super::region::{Place, for_each_row, to_usize};
 use super::trim::keep_extent;
@@ -33,12 +33,28 @@ pub(crate) fn read_strings(
     out: &mut [String],
     verify: bool,
 ) -> Result<()> {
-    let ops = plan(&ctx.meta.chunk_shape, start, shape);
     // The block of a chunk that has strings; `None` for the fill (empty strings).
     let written = |op: &ChunkOp| lookup(&op.coord).filter(|block| !block.entry().is_fill);
     let strings_bytes = ctx.meta.chunk_elems().saturating_mul(size_of::<String>() as u64);
     let decoded_bytes = |op: &ChunkOp| written(op).map_or(0, |b| b.entry().raw_len_bytes.saturating_add(strings_bytes));
-    let mut rest = &ops[..];
+    for ops in plan_batches(&ctx.meta.chunk_shape, start, shape) {
+        read_batches(ctx, &ops, shape, out, verify, &written, &decoded_bytes)?;
+    }
+    Ok(())
+}
+
+/// Decodes the string chunks of `ops` (a batch of a read's plan) a batch at a time (see
+/// [`batch_len`]) and copies their strings into `out`.
+fn read_batches<'b>(
+    ctx: ArrayCtx<'_>,
+    ops: &[ChunkOp],
+    shape: &[u64],
+    out: &mut [String],
+    verify: bool,
+    written: &(dyn Fn(&ChunkOp) -> Option<BlockRef<'b>> + Sync),
+    decoded_bytes: &dyn Fn(&ChunkOp) -> u64,
+) -> Result<()> {
+    let mut rest = ops;
     while !rest.is_empty() {
         let batch;
         (batch, rest) = rest.split_at(batch_len(rest, decoded_bytes));
@@ -86,7 +102,6 @@ pub(crate) fn write_strings<S: AsRef<str> + Sync>(
     sink: &mut Sink<'_>,
 ) -> Result<()> {
     let chunk_shape = &ctx.meta.chunk_shape[..];
-    let ops = plan(chunk_shape, start, shape);
     let encode = |worker: &mut Worker, op: &ChunkOp| {
         let mut chunk = if op.covers_chunk(chunk_shape) {
             vec![String::new(); to_usize(ctx.meta.chunk_elems())]
@@ -101,7 +116,11 @@ pub(crate) fn write_strings<S: AsRef<str> + Sync>(
         });
         encode_strings(&op.coord, &chunk, settings, worker).map(|chunk| [chunk])
     };
-    encode_in_order(&ops, estimated_chunk_bytes(ctx), encode, sink)
+    // A batch of chunks planned at a time (`plan_batches`), each encoded in order.
+    for ops in plan_batches(chunk_shape, start, shape) {
+        encode_in_order(&ops, estimated_chunk_bytes(ctx), encode, sink)?;
+    }
+    Ok(())
 }
 
 /// Rewrites string chunks at `coords` keeping only their elements inside `new_shape`.

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 
 use super::block::{ArrayCtx, Lookup, Worker, decode_chunk, fill_with, run_workers, with_worker};
 use super::ordered::run_ordered;
-use super::plan::{ChunkOp, max_run_len, plan, runs};
+use super::plan::{ChunkOp, max_run_len, plan_batches, runs};
 use super::pool;
 use super::region::{Place, copy_region, for_each_row, for_each_run_row, is_contiguous, offset_bytes, to_usize};
 use crate::codec::{
@@ -141,14 +141,17 @@ pub(crate) fn write_region(
     settings: WriteSettings,
     sink: &mut Sink<'_>,
 ) -> Result<()> {
-    let ops = plan(&ctx.meta.chunk_shape, start, shape);
-    let max_run = max_run_len(ctx.meta.chunk_bytes(), WRITE_RUN_BYTES, ops.len(), pool::threads());
-    encode_in_order(
-        &runs(ops, max_run),
-        ctx.meta.chunk_bytes() * max_run as u64,
-        |worker, run| encode_run(ctx, lookup, run, shape, input, settings, worker),
-        sink,
-    )
+    // A batch of chunks planned at a time (`plan_batches`), each encoded in order.
+    for ops in plan_batches(&ctx.meta.chunk_shape, start, shape) {
+        let max_run = max_run_len(ctx.meta.chunk_bytes(), WRITE_RUN_BYTES, ops.len(), pool::threads());
+        encode_in_order(
+            &runs(ops, max_run),
+            ctx.meta.chunk_bytes() * max_run as u64,
+            |worker, run| encode_run(ctx, lookup, run, shape, input, settings, worker),
+            sink,
+        )?;
+    }
+    Ok(())
 }
 
 /// A whole chunk's raw bytes to encode, with its array and how it is encoded.
@@ -177,7 +180,7 @@ pub(crate) fn encode_chunks(chunks: &[RawChunkOf<'_>], sink: &mut Sink<'_>) -> R
 }
 
 /// Writes `input` (a C-order buffer of `shape`) into raw chunk buffers instead of blocks,
-/// as `ops` (its box's [`plan`]) say: `chunks[i]` is the buffer of the chunk of `ops[i]`,
+/// as `ops` (its box's [`plan`](super::plan::plan)) say: `chunks[i]` is the buffer of the chunk of `ops[i]`,
 /// or `None` to start one from the chunk's current block (decoded and verified) or the fill
 /// value. On an error no buffer given has been changed.
 pub(crate) fn write_raw(

@@ -327,6 +327,55 @@ fn an_array_of_a_trillion_chunks_opens_reads_writes_and_compacts_without_per_chu
     assert!(largest < LARGE_BYTES && took < QUICK, "{largest} bytes, {took:?}");
 }
 
+#[test]
+fn a_read_of_a_quarter_million_one_element_chunks_plans_them_a_bounded_batch_at_a_time() {
+    // A metadata file of a few hundred bytes can claim such a grid; reading a row of it
+    // planned every chunk at once (96 bytes of plan each: 24 MiB here, 20 GB for a row of
+    // 2^28 chunks) before it read any.
+    let mut dir = test_dir!();
+    let path = dir.store();
+    let store = util::create(&path);
+    let ds = store.create_dataset("d").unwrap();
+    let row = 1u64 << 18;
+    ds.define_array("a", ArraySpec::new(DType::UInt8, [4, row]).chunk_shape([1, 1]).fill_value(7)).unwrap();
+    ds.define_array("s", ArraySpec::new(DType::String, [4, row]).chunk_shape([1, 1])).unwrap();
+    store.flush().unwrap();
+    let (read, largest, _) =
+        largest_allocation_during(&mut dir, || ds.read_array::<u8>("a", &[1, 0], &[1, row]).unwrap());
+    assert!(read.iter().all(|&v| v == 7));
+    assert!(largest < LARGE_BYTES, "a single allocation of {largest} bytes");
+    // Strings hold 24 bytes an element, 6 MiB for the row: under the bound still.
+    let (strings, largest, _) =
+        largest_allocation_during(&mut dir, || ds.read_strings("s", &[2, 0], &[1, row]).unwrap());
+    assert!(strings.iter().all(String::is_empty));
+    assert!(largest < LARGE_BYTES, "a single allocation of {largest} bytes");
+}
+
+#[test]
+fn writes_and_reads_of_more_chunks_than_a_plan_batch_land_exactly() {
+    // A batch of one-element chunks and a part, written and read back across the batch
+    // boundary (`engine::plan::PLAN_BATCH`, 2^16).
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let n = (1 << 16) + 5;
+    let spec = ArraySpec::new(DType::UInt16, [n]).chunk_shape([1]).codec(Codec::None);
+    ds.define_array("a", spec).unwrap();
+    let values: Vec<u16> = (0..n).map(|i| (i * 7 % 65_521) as u16).collect();
+    ds.write_array("a", &[0], arr1(&values).view()).unwrap();
+    store.flush().unwrap();
+    let back = ds.read_array::<u16>("a", &[0], &[n]).unwrap();
+    assert_eq!(back.as_slice().unwrap(), &values[..]);
+    let boxes = ds.array("a").unwrap().read_boxes::<u16, _>(&[[2], [0]], &[(1 << 16) + 3]).unwrap();
+    let expected: Vec<u16> = [2usize, 0].iter().flat_map(|&s| values[s..s + (1 << 16) + 3].to_vec()).collect();
+    assert_eq!(boxes.as_slice().unwrap(), &expected[..]);
+    let texts: Vec<String> = (0..n).map(|i| format!("{}", i % 97)).collect();
+    ds.define_array("s", ArraySpec::new(DType::String, [n]).chunk_shape([1])).unwrap();
+    ds.write_strings("s", &[0], arr1(&texts).view()).unwrap();
+    store.flush().unwrap();
+    assert_eq!(ds.read_strings("s", &[0], &[n]).unwrap().as_slice().unwrap(), &texts[..]);
+}
+
 /// `levels` nested single-element lists around an integer, in the tagged JSON form.
 fn nested_attr(levels: usize) -> Value {
     (0..levels).fold(json!({"type": "int", "value": 1}), |v, _| json!({"type": "list", "value": [v]}))
