@@ -4,11 +4,12 @@
 
 use rayon::prelude::*;
 
-use super::block::{ArrayCtx, BlockRef, Worker, check_raw_len, decode_chunk, with_worker};
+use super::block::{ArrayCtx, BlockRef, Worker, check_raw_len, corrupt_chunk, decode_chunk, with_worker};
 use super::pool;
 use super::region::to_usize;
 use super::strings::decode_strings;
 use crate::error::{Error, Result};
+use crate::fragment::{ChunkStats, scan};
 use crate::meta::DType;
 
 /// Decodes every block of one array and returns, in order, each block's error if any.
@@ -17,26 +18,43 @@ pub(crate) fn check_blocks(ctx: ArrayCtx<'_>, blocks: &[BlockRef<'_>]) -> Vec<Op
 }
 
 fn check(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<()> {
+    // A block of a chunk outside the array's grid: an honest shrink leaves only fill
+    // entries there, and growing the array again would show its values.
+    let coord = &block.entry().coord;
+    if !block.entry().is_fill && !ctx.meta.holds_chunk(coord) {
+        let detail =
+            format!("a block outside the array's grid (shape {:?}, chunks {:?})", ctx.meta.shape, ctx.meta.chunk_shape);
+        return Err(corrupt_chunk(ctx, block, &detail));
+    }
     // The bytes first, whose error says more; then the statistics, which `stats` would
-    // refuse as it would bytes that fail their checksum.
-    check_bytes(ctx, block, worker)?;
-    block.stats(ctx.meta).map(drop)
+    // refuse as it would bytes that fail their checksum; then whether they are the
+    // chunk's (queries skip blocks by them, and an index can be made again with a
+    // checksum that matches).
+    let found = check_bytes(ctx, block, worker)?;
+    let stats = block.stats(ctx.meta)?;
+    match found {
+        Some(found) => stats.check_against(&found, ctx.meta.dtype).map_err(|detail| corrupt_chunk(ctx, block, &detail)),
+        None => Ok(()),
+    }
 }
 
-fn check_bytes(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<()> {
+/// Decodes `block` and checks its checksum; returns the statistics of the numeric chunk it
+/// decodes to (`None` for a fill entry or a string chunk, whose entry has none to compare).
+fn check_bytes(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<Option<ChunkStats>> {
     // A fill entry has no bytes: its length is checked (decoding it would only build a
     // chunk of fill, for strings a `String` per element). A string chunk of empty strings
     // is its offsets alone.
     if block.entry().is_fill {
         let raw_len = ctx.meta.raw_chunk_bytes().expect("a checked schema's chunk fits u64");
-        return check_raw_len(ctx, block, to_usize(raw_len));
+        return check_raw_len(ctx, block, to_usize(raw_len)).map(|()| None);
     }
     if ctx.meta.dtype == DType::String {
-        return decode_strings(ctx, Some(block), worker, true).map(drop);
+        return decode_strings(ctx, Some(block), worker, true).map(|_| None);
     }
     let mut chunk = std::mem::take(&mut worker.chunk);
     chunk.resize(to_usize(ctx.meta.chunk_bytes()), 0);
-    let checked = decode_chunk(ctx, block, worker, &mut chunk, true);
+    let checked = decode_chunk(ctx, block, worker, &mut chunk, true)
+        .map(|()| Some(scan(&chunk, ctx.meta.dtype, &ctx.meta.fill_bytes()).stats));
     worker.chunk = chunk;
     checked
 }

@@ -261,6 +261,13 @@ pub(crate) fn remove_orphans(dir: &Path, meta: &StoreMeta, current: (MetaFormat,
     if !io::exists(&data_dir) {
         io::create_dir_all(&data_dir)?;
     }
+    // A writer removes and creates files in it: through a link, those of another store
+    // (a copied or unpacked store can hold one). Readers still follow it.
+    if !std::fs::symlink_metadata(&data_dir).is_ok_and(|m| m.is_dir()) {
+        let detail = "is a symbolic link or not a directory: a writer would remove and create fragment files where \
+                      it points (readers follow it; make it the store's own directory to change the store)";
+        return Err(Error::corrupt(&data_dir, detail.to_string()));
+    }
     let mut orphans: Vec<_> = io::list_dir(dir)?
         .into_iter()
         .filter(|name| name == META_TMP_FILE || (name != keep && parse_meta_file_name(name).is_some()))

@@ -189,10 +189,13 @@ impl Atlas {
             .iter()
             .flat_map(|(ds, d)| d.arrays.iter().map(move |(name, meta)| (format!("{ds}/{name}"), meta)))
             .collect();
-        // Staged chunks have no checksum yet: nothing to check.
+        // Staged chunks have no checksum yet: nothing to check. Fill entries outside the
+        // grid are what a shrink leaves; any other block there is reported (`check_blocks`).
         let checkable = |meta: &ArrayMeta| {
             let mut blocks = state.live_blocks(meta.id);
-            blocks.retain(|block| block.has_checksum() && meta.holds_chunk(&block.entry().coord));
+            blocks.retain(|block| {
+                block.has_checksum() && (meta.holds_chunk(&block.entry().coord) || !block.entry().is_fill)
+            });
             blocks
         };
         let total: u64 = arrays.iter().map(|(_, meta)| checkable(meta).len() as u64).sum();

@@ -566,6 +566,48 @@ fn patch_index(file: &Path, patch: impl FnOnce(&mut [u8], usize)) {
     std::fs::write(file, bytes).unwrap();
 }
 
+#[test]
+fn verify_reports_entry_statistics_the_chunk_does_not_have_and_blocks_outside_the_grid() {
+    let dir = test_dir!();
+    let path = dir.store();
+    drop(small_store(&path));
+    // a[0] holds 1, 2, 3, 4: its entry (the second, after s[0]) now claims a max of 200,
+    // plausible enough for `stats` to take, so a query skipping blocks by max would be
+    // misled.
+    patch_index(&util::fragments(&path)[0], |b, i| put_u64(b, i + ENTRY_LEN_1D + ENTRY_MAX, 200));
+    // And the array is cut to its first chunk, leaving a[1]'s block outside the grid,
+    // where an honest shrink leaves fill entries only.
+    let mut meta = read_json_meta(&path);
+    meta["datasets"]["d"]["arrays"]["a"]["shape"] = json!([4]);
+    meta["datasets"]["d"]["arrays"]["a"]["stats"] = Value::Null;
+    write_json_meta(&path, &meta);
+    let report = Atlas::open(&path).unwrap().verify(&mut |_, _| {}).unwrap();
+    let bad: Vec<(Vec<u64>, String)> =
+        report.bad_blocks.iter().map(|b| (b.coord.clone(), b.error.to_string())).collect();
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert!(bad[0].0 == [0] && bad[0].1.contains("says count 4, min 1, max 200") && bad[0].1.contains("max 4"));
+    assert!(bad[1].0 == [1] && bad[1].1.contains("outside the array's grid"), "{bad:?}");
+    assert!(report.bad_blocks.iter().all(|b| matches!(b.error, Error::Corrupt { .. })));
+}
+
+#[test]
+fn a_writer_refuses_a_data_directory_that_is_a_link_where_it_would_remove_another_stores_files() {
+    // A store whose `data` links to another store's: its first change would remove that
+    // store's fragments as orphans (no commit of its own names them).
+    let dir = test_dir!();
+    let (victim, linked) = (dir.join("victim"), dir.join("linked"));
+    drop(small_store(&victim));
+    let victims = util::fragments(&victim);
+    util::create(&linked).flush().unwrap();
+    std::fs::remove_dir(linked.join("data")).unwrap();
+    std::os::unix::fs::symlink(victim.join("data"), linked.join("data")).unwrap();
+    let store = Atlas::open(&linked).unwrap();
+    assert_err!(store.create_dataset("d"), Error::Corrupt { detail, .. } if detail.contains("symbolic link"));
+    assert!(!store.has_pending_changes());
+    assert_eq!(util::fragments(&victim), victims, "the other store's fragments are still there");
+    Atlas::open(&victim).unwrap().verify(&mut |_, _| {}).map(|r| assert!(r.bad_blocks.is_empty())).unwrap();
+}
+
 /// Index entry field offsets (docs/FORMAT.md, "Index entry").
 const ENTRY_ARRAY_ID: usize = 0;
 const ENTRY_OFFSET: usize = 8;
@@ -974,9 +1016,9 @@ fn a_string_block_with_a_min_max_or_sum_other_than_zero_is_corrupt_and_reported_
 
 #[test]
 fn entries_past_the_arrays_grid_count_in_no_statistics() {
-    // A shrink leaves entries past the new shape; their statistics are not the array's,
-    // so unsound ones there fail nothing. Here a[1] gets a min above its max and the
-    // array is cut to its first chunk by hand.
+    // Entries past the array's shape (a shrink leaves fill entries there) are not the
+    // array's, so unsound statistics there fail no statistics call. Here a[1] gets a min
+    // above its max and the array is cut to its first chunk by hand.
     let dir = test_dir!();
     let path = dir.store();
     let mut meta = small_store(&path);
@@ -990,7 +1032,11 @@ fn entries_past_the_arrays_grid_count_in_no_statistics() {
     assert_eq!((stats.count, stats.sum), (4, 10.0));
     let blocks = ds.block_stats("a").unwrap();
     assert_eq!(blocks.iter().map(|b| b.coord.clone()).collect::<Vec<_>>(), [vec![0]]);
-    assert!(store.verify(&mut |_, _| {}).unwrap().bad_blocks.is_empty());
+    // `verify` reports the block there, which no honest shrink leaves (it leaves fill
+    // entries), before its statistics.
+    let bad = store.verify(&mut |_, _| {}).unwrap().bad_blocks;
+    assert_eq!(bad.len(), 1);
+    assert!(bad[0].coord == [1] && bad[0].error.to_string().contains("outside the array's grid"), "{bad:?}");
 }
 
 #[test]

@@ -89,6 +89,39 @@ impl ChunkStats {
             _ => Ok(()),
         }
     }
+
+    /// Checks stats read from an index entry against `found`, those of the chunk the block
+    /// decodes to (a scan of it, as the writer made them), for a chunk of `dtype`: the same
+    /// count, min and max (floats as values, so 0 and -0 agree), and a sum within the
+    /// rounding that another order of adding (another kernel) could give. Returns what
+    /// differs.
+    #[allow(clippy::float_cmp)] // min and max are values both scans picked; equal sums include infinities
+    pub(crate) fn check_against(&self, found: &ChunkStats, dtype: DType) -> Result<(), String> {
+        let float = matches!(dtype, DType::Float32 | DType::Float64);
+        let same = |a: u64, b: u64| if float { f64::from_bits(a) == f64::from_bits(b) } else { a == b };
+        let (sum, found_sum) = (self.sum(), found.sum());
+        // Each of the n - 1 additions rounds by at most eps times the running sum, itself at
+        // most n times the largest magnitude.
+        let n = found.valid_count as f64;
+        let largest = match found.min_max(dtype) {
+            (Some(min), Some(max)) => min.as_f64().abs().max(max.as_f64().abs()),
+            _ => 0.0,
+        };
+        let sums_agree = sum == found_sum || (sum - found_sum).abs() <= n * n * f64::EPSILON * largest;
+        if self.valid_count == found.valid_count
+            && same(self.min_bits, found.min_bits)
+            && same(self.max_bits, found.max_bits)
+            && sums_agree
+        {
+            return Ok(());
+        }
+        let shown = |stats: &ChunkStats| {
+            let (min, max) = stats.min_max(dtype);
+            let show = |v: Option<Scalar>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+            format!("count {}, min {}, max {}, sum {}", stats.valid_count, show(min), show(max), stats.sum())
+        };
+        Err(format!("the index entry says {} but the chunk holds {}", shown(self), shown(found)))
+    }
 }
 
 #[allow(clippy::cast_possible_wrap)] // the bits of a signed value, stored as u64
