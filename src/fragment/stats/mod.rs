@@ -107,7 +107,9 @@ impl ChunkStats {
             (Some(min), Some(max)) => min.as_f64().abs().max(max.as_f64().abs()),
             _ => 0.0,
         };
-        let sums_agree = sum == found_sum || (sum - found_sum).abs() <= n * n * f64::EPSILON * largest;
+        let sums_agree = sum == found_sum
+            || (sum.is_nan() && found_sum.is_nan()) // +inf and -inf among the values
+            || (sum - found_sum).abs() <= n * n * f64::EPSILON * largest;
         if self.valid_count == found.valid_count
             && same(self.min_bits, found.min_bits)
             && same(self.max_bits, found.max_bits)
@@ -484,6 +486,34 @@ mod tests {
 
     fn f32_bytes(values: &[f32]) -> Vec<u8> {
         values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn entry_statistics_agree_with_a_scan_of_their_chunk_and_only_with_it() {
+        let cases: [(&[f32], f32); 3] =
+            [(&[1.0, 2.5, -0.0, 0.0], 0.0), (&[f32::INFINITY, f32::NEG_INFINITY, 1.0], 0.0), (&[0.1; 1000], 0.0)];
+        for (values, fill) in cases {
+            let found = scan(&f32_bytes(values), DType::Float32, &fill.to_le_bytes()).stats;
+            found.check_against(&found, DType::Float32).unwrap();
+            // Another order of adding rounds differently; a sum off by more is a lie.
+            let rounded = ChunkStats { sum_bits: (found.sum() * (1.0 + 1e-15)).to_bits(), ..found };
+            rounded.check_against(&found, DType::Float32).unwrap();
+            let lies = [
+                ChunkStats { valid_count: found.valid_count - 1, ..found },
+                ChunkStats { max_bits: 1000f64.to_bits(), ..found },
+                ChunkStats { sum_bits: (found.sum() + 1.0).to_bits(), ..found },
+            ];
+            for lie in lies.iter().take(if found.sum().is_finite() { 3 } else { 2 }) {
+                assert!(lie.check_against(&found, DType::Float32).is_err(), "{lie:?} for {values:?}");
+            }
+        }
+        let ints = scan(&[1, 0, 255], DType::UInt8, &[0]).stats;
+        assert_eq!(ints.valid_count, 2);
+        let err = ChunkStats { min_bits: 2, ..ints }.check_against(&ints, DType::UInt8).unwrap_err();
+        assert_eq!(
+            err,
+            "the index entry says count 2, min 2, max 255, sum 256 but the chunk holds count 2, min 1, max 255, sum 256"
+        );
     }
 
     #[test]
