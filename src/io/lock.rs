@@ -90,12 +90,21 @@ impl WriterLock {
 fn open_lock_file(path: &Path) -> Result<File> {
     let writable = open_own(path, OpenOptions::new().create(true).truncate(false).write(true), "open");
     match writable {
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => {
-            open_own(path, OpenOptions::new().read(true), "open")
+        Err(denied @ Error::Io { .. }) if is_permission_denied(&denied) => {
+            match open_own(path, OpenOptions::new().read(true), "open") {
+                // No file to open read-only: the directory refused its creation, which is
+                // what the caller needs to hear (not "no such file").
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Err(denied),
+                opened => opened,
+            }
         }
         opened => opened,
     }
     .map(|(file, _)| file)
+}
+
+fn is_permission_denied(error: &Error) -> bool {
+    matches!(error, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied)
 }
 
 #[cfg(test)]
@@ -162,6 +171,19 @@ mod tests {
             "{taken:?}"
         );
         assert!(!outside.exists(), "nothing made through the link");
+    }
+
+    #[test]
+    fn a_directory_that_refuses_the_lock_file_says_permission_denied() {
+        // Root may write anywhere: nothing is refused, so this says nothing.
+        if std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+        let taken = WriterLock::try_acquire(&dir.path().join("atlas.lock"), dir.path());
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        assert!(matches!(&taken, Err(e) if is_permission_denied(e)), "{taken:?}");
     }
 
     #[test]

@@ -54,19 +54,34 @@ impl Snapshot {
                     format!("a block of array id {}, never allocated (next id {next_array_id})", entry.array_id);
                 return Err(Error::corrupt(&path, detail));
             }
-            snapshot.insert_fragment(reader, entries);
+            if let Some(repeated) = snapshot.insert_fragment(reader, entries) {
+                let detail = format!("array id {} chunk {:?} is indexed twice", repeated.array_id, repeated.coord);
+                return Err(Error::corrupt(&path, detail));
+            }
         }
         Ok(snapshot)
     }
 
-    /// Adds an opened fragment newer than all present ones.
-    pub(crate) fn insert_fragment(&mut self, reader: Arc<FragmentReader>, entries: Vec<BlockEntry>) {
+    /// Adds an opened fragment newer than all present ones. Returns an entry the fragment
+    /// indexes the chunk of again, if any: writers index each chunk once (the newer of two
+    /// entries would win unseen), so such a fragment is damaged or crafted.
+    #[must_use]
+    pub(crate) fn insert_fragment(
+        &mut self,
+        reader: Arc<FragmentReader>,
+        entries: Vec<BlockEntry>,
+    ) -> Option<BlockEntry> {
         let slot = self.fragments.len();
         self.fragments.push(reader);
         self.entry_count += entries.len() as u64;
+        let mut repeated = None;
         for entry in entries {
-            self.blocks.entry(entry.array_id).or_default().insert(entry.coord.clone(), (slot, entry));
+            let replaced = self.blocks.entry(entry.array_id).or_default().insert(entry.coord.clone(), (slot, entry));
+            if let Some((_, entry)) = replaced.filter(|(in_slot, _)| *in_slot == slot) {
+                repeated.get_or_insert(entry);
+            }
         }
+        repeated
     }
 
     /// Every committed block of `array_id` (the newest per chunk) with the fragment holding it.

@@ -408,7 +408,9 @@ impl Inner {
             state.committed = Snapshot::default();
         }
         if let Some((reader, entries)) = new_fragment {
-            state.committed.insert_fragment(Arc::new(reader), entries);
+            // Its index was written by this session, which indexes each chunk once.
+            let repeated = state.committed.insert_fragment(Arc::new(reader), entries);
+            debug_assert!(repeated.is_none(), "a session's fragment indexes a chunk twice");
         }
         let mut removed: Vec<String> = replaced.into_iter().map(|fragment| fragment.name).collect();
         let empty = session.as_ref().and_then(|s| s.fragment.as_ref()).filter(|f| f.blocks.is_empty());

@@ -608,6 +608,18 @@ fn a_writer_refuses_a_data_directory_that_is_a_link_where_it_would_remove_anothe
     Atlas::open(&victim).unwrap().verify(&mut |_, _| {}).map(|r| assert!(r.bad_blocks.is_empty())).unwrap();
 }
 
+#[test]
+fn a_fragment_indexing_one_chunk_twice_is_corrupt_at_open() {
+    // a[1]'s entry made to name a[0]: which of the two blocks is a[0] would be an accident
+    // of the index order, and the other would be dropped unseen by a compaction.
+    let dir = test_dir!();
+    let path = dir.store();
+    drop(small_store(&path));
+    patch_index(&util::fragments(&path)[0], |b, i| put_u64(b, i + 2 * ENTRY_LEN_1D + ENTRY_COORD, 0));
+    let err = Atlas::open(&path).unwrap_err();
+    assert!(matches!(&err, Error::Corrupt { detail, .. } if detail.contains("chunk [0] is indexed twice")), "{err}");
+}
+
 /// Index entry field offsets (docs/FORMAT.md, "Index entry").
 const ENTRY_ARRAY_ID: usize = 0;
 const ENTRY_OFFSET: usize = 8;
