@@ -322,9 +322,11 @@ class Atlas:
         """Whether the store has a dataset `name`."""
         return self._native.dataset_exists(name)
 
-    def __getitem__(self, name: str) -> "DatasetView | Array":
-        """`store["run42"]` is a dataset, `store["run42/temp"]` its array `temp` (as h5py's
-        `f["group/dataset"]`, a leading `/` allowed; names never hold a `/`)."""
+    def __getitem__(self, name: str) -> Any:
+        """`store["run42"]` is a dataset (`DatasetView`), `store["run42/temp"]` its array
+        `temp` (`Array`), as h5py's `f["group/dataset"]`, a leading `/` allowed; names never
+        hold a `/`. Typed `Any`, as h5py's is: which one depends on the text, and a union
+        would make type checkers refuse `store["run42/temp"][0:10]`."""
         dataset, array = _store_key(name)
         return self.open_dataset(dataset) if array is None else self.open_dataset(dataset)[array]
 

@@ -277,7 +277,22 @@ def _variable(xr: Any, array: Any, dims: list, lazy: bool) -> Any:
         data = da.from_array(array, chunks=tuple(array.chunks), lock=False, asarray=True, name=False)
     else:
         data = array.read()
-    return xr.Variable(dims, data, attrs=array.attrs.to_dict())
+    attrs = array.attrs.to_dict()
+    return xr.Variable(dims, data, attrs=attrs, encoding=_fill_encoding(array.fill_value, attrs))
+
+
+def _fill_encoding(fill: Any, attrs: dict) -> dict:
+    """`{"_FillValue": fill}` for a fill value a writer chose (not 0, False, NaN, NaT or "",
+    which are defaults or null anyway, and a default 0 there would make netCDF readers mask
+    real zeros), so that the cells holding it can be told from data and `to_netcdf` or
+    `to_zarr` keep it; nothing when the attributes carry `_FillValue` already."""
+    if "_FillValue" in attrs or isinstance(fill, str) or fill is None:
+        return {}
+    if isinstance(fill, np.datetime64):
+        return {} if np.isnat(fill) else {"_FillValue": fill}
+    if fill == 0 or (isinstance(fill, float) and math.isnan(fill)):
+        return {}
+    return {"_FillValue": fill}
 
 
 _DEFAULT_DIM = re.compile(r"dim_[0-9]+")
@@ -341,7 +356,8 @@ def open_as_many_xarray_dataset(store: Any, names: Sequence[str], concat_dim: st
         array = first.arrays[var_name]
         stacked = store.read_array_across_stacked(var_name, names, [0] * array.ndim, list(array.shape))
         attrs = array.attrs.to_dict()
-        data_vars[var_name] = xr.Variable([concat_dim, *first.dims[var_name]], stacked, attrs=attrs)
+        encoding = _fill_encoding(array.fill_value, attrs)  # the first dataset's, which fills gaps
+        data_vars[var_name] = xr.Variable([concat_dim, *first.dims[var_name]], stacked, attrs=attrs, encoding=encoding)
     coords[concat_dim] = xr.Variable([concat_dim], np.asarray(names, dtype=object))
     return xr.Dataset(data_vars=data_vars, coords=coords, attrs=first.attrs)
 

@@ -166,8 +166,13 @@ impl CudaArray {
     /// The data copied to the host as a numpy array.
     fn to_numpy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let bytes = py.detach(|| self.inner.to_host_bytes()).py_err()?;
-        let flat =
-            py.import("numpy")?.call_method1("frombuffer", (PyBytes::new(py, &bytes), typestr(self.inner.dtype())?))?;
+        // Timestamps as a CPU read gives them (the exports, DLPack and the CUDA Array
+        // Interface, carry them as int64: neither has a datetime type).
+        let dtype = match self.inner.dtype() {
+            DType::Timestamp => "<M8[ns]",
+            other => typestr(other)?,
+        };
+        let flat = py.import("numpy")?.call_method1("frombuffer", (PyBytes::new(py, &bytes), dtype))?;
         flat.call_method1("reshape", (PyTuple::new(py, self.inner.shape())?,))?.call_method0("copy")
     }
 

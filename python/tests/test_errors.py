@@ -40,6 +40,21 @@ def test_each_class_is_an_atlas_error_and_its_builtin(name):
     assert issubclass(atlas.AtlasError, Exception)
 
 
+def test_the_type_stub_declares_every_error_class_with_its_bases():
+    # python/atlas/_atlas.pyi types the native module for mypy: it must say what runs.
+    import ast
+    import pathlib
+
+    stub = ast.parse((pathlib.Path(atlas.__file__).parent / "_atlas.pyi").read_text())
+    declared = {c.name: [ast.unparse(b) for b in c.bases] for c in stub.body if isinstance(c, ast.ClassDef)}
+    running = {
+        name: [base.__name__ for base in getattr(atlas._atlas, name).__bases__]
+        for name in dir(atlas._atlas)
+        if name.endswith("Error")
+    }
+    assert declared == running
+
+
 def test_a_result_past_memory_is_an_out_of_memory_error(store):
     huge = store.create_dataset("d").define_array("huge", "int8", None, [2**32, 2**31], chunk_shape=[1024, 1024])
     strings = store["d"].define_array("names", "string", None, [2**62], chunk_shape=[1024])

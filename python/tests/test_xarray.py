@@ -46,6 +46,25 @@ def test_round_trip_is_identical(tmp_path):
     assert view["temperature"].attrs["units"] == "degC"
 
 
+def test_a_chosen_fill_value_is_read_back_as_the_variables_fill_encoding(tmp_path):
+    # Unwritten cells hold the fill: xarray users (and to_netcdf/to_zarr) learn which it is.
+    store = atlas.Atlas.create(tmp_path / "s")
+    ds = store.create_dataset("run")
+    sea = ds.define_array("sea", "float32", ["x"], [4], fill_value=-999.0)
+    sea[:2] = [1.5, 2.5]
+    ds.define_array("n", "int32", ["x"], [4])  # the default fill, 0: real zeros, not masked
+    ds.define_array("t", "float64", ["x"], [4], fill_value=np.nan)
+    store.flush()
+    back = store.open_as_xarray_dataset("run")
+    assert back["sea"].encoding["_FillValue"] == -999.0
+    assert back["sea"].values.tolist() == [1.5, 2.5, -999.0, -999.0]
+    assert "_FillValue" not in back["n"].encoding and "_FillValue" not in back["t"].encoding
+    stacked = store.open_as_many_xarray_dataset(["run"])
+    assert stacked["sea"].encoding["_FillValue"] == -999.0
+    # A `_FillValue` attribute (kept from the dataset written) is not given twice.
+    assert "_FillValue" not in atlas.Atlas.open(tmp_path / "s")["run"]["sea"].attrs
+
+
 def test_accessor_chunks_and_fill_override(tmp_path):
     ds = sample_dataset()
     store = atlas.Atlas.create(tmp_path / "s")
