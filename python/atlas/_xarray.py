@@ -10,6 +10,7 @@ How an `xarray.Dataset` maps onto an Atlas dataset:
 | the dataset's attrs | the dataset's attributes |
 | which variables are coordinates | the dataset attribute `_xarray_coords` (a list) |
 | `_FillValue` (attr or encoding), or the `fill_value` argument | the array's fill value |
+| `encoding["_FillValue"]`, when read | a fill value other than 0, NaN, NaT or "" |
 
 Missing values: unless told otherwise, float variables get a NaN fill, datetime64 ones NaT
 and strings "" (masked cells read as the fill, and count as nulls in the statistics, as NaN
