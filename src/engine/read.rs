@@ -122,30 +122,16 @@ pub(crate) fn read_slots(
             }
             Slot::Read(read) => read,
         };
-        let meta = read.ctx.meta;
         assert!(
-            [read.start.len(), read.shape.len(), read.at.len(), meta.shape.len()].iter().all(|&n| n == ndim)
+            [read.start.len(), read.shape.len(), read.at.len(), read.ctx.meta.shape.len()].iter().all(|&n| n == ndim)
                 && (0..ndim).all(|d| read.at[d] + read.shape[d] <= slot_shape[d]),
             "box {:?} at {:?} must fit a slot of {slot_shape:?}",
             read.shape,
             read.at
         );
-        for mut chunk_ops in plan_batches(&meta.chunk_shape, read.start, read.shape) {
-            for op in &mut chunk_ops {
-                op.in_selection.iter_mut().zip(read.at).for_each(|(i, a)| *i += a);
-            }
-            // Chunks read straight from the map need no buffer, so a run of them is as long
-            // as the box's rows allow: an output row written whole is written much faster
-            // than in parts (1.6x for 32 MiB chunks, rows of two).
-            let from_map = chunk_ops.iter().all(|op| (read.lookup)(&op.coord).is_some_and(|b| b.is_mapped_raw()));
-            let run_bytes = if from_map { u64::MAX } else { READ_RUN_BYTES };
-            let max_run = max_run_len(meta.chunk_bytes(), run_bytes, chunk_ops.len(), threads());
-            planned += chunk_ops.len();
-            ops.extend(runs(chunk_ops, max_run).into_iter().map(|run| Op {
-                base,
-                fill,
-                kind: OpKind::Chunks(read, run),
-            }));
+        for (chunks, batch) in chunk_ops(read, base, fill) {
+            planned += chunks;
+            ops.extend(batch);
             if planned >= PLAN_BATCH {
                 run_ops(&ops)?;
                 (ops, planned) = (Vec::new(), 0);
@@ -155,6 +141,29 @@ pub(crate) fn read_slots(
         ops.extend(around.into_iter().map(|(start, region)| Op { base, fill, kind: OpKind::Fill(start, region) }));
     }
     run_ops(&ops)
+}
+
+/// The ops reading `read`'s box into its slot (at byte `base` of the output), a batch of
+/// its chunks at a time (`plan_batches`): each batch's number of chunks and its runs.
+fn chunk_ops<'s, 'a>(
+    read: &'s SlotRead<'s, 'a>,
+    base: usize,
+    fill: &'s [u8],
+) -> impl Iterator<Item = (usize, Vec<Op<'s, 'a>>)> + 's {
+    let meta = read.ctx.meta;
+    plan_batches(&meta.chunk_shape, read.start, read.shape).map(move |mut batch| {
+        for op in &mut batch {
+            op.in_selection.iter_mut().zip(read.at).for_each(|(i, a)| *i += a);
+        }
+        // Chunks read straight from the map need no buffer, so a run of them is as long as
+        // the box's rows allow: an output row written whole is written much faster than in
+        // parts (1.6x for 32 MiB chunks, rows of two).
+        let from_map = batch.iter().all(|op| (read.lookup)(&op.coord).is_some_and(|b| b.is_mapped_raw()));
+        let run_bytes = if from_map { u64::MAX } else { READ_RUN_BYTES };
+        let (chunks, max_run) = (batch.len(), max_run_len(meta.chunk_bytes(), run_bytes, batch.len(), threads()));
+        let ops = runs(batch, max_run).into_iter().map(|run| Op { base, fill, kind: OpKind::Chunks(read, run) });
+        (chunks, ops.collect())
+    })
 }
 
 impl Op<'_, '_> {
@@ -207,27 +216,7 @@ fn read_run(
         let target = unsafe { out.slice_mut(offset, chunk_len) };
         return decode_chunk(read.ctx, block, worker, target, verify);
     }
-    // Each chunk's raw bytes (from the chunk cache, mapped, or decoded into a worker of its
-    // own), or `None` for the fill value.
-    let mut sources = Vec::with_capacity(run.len());
-    let mut cached = Vec::with_capacity(run.len());
-    for (chunk_op, chunk_worker) in run.iter().zip(run_workers(&mut worker.run, run.len())) {
-        let block = (read.lookup)(&chunk_op.coord);
-        if let Some(block) = block {
-            check_raw_len(read.ctx, block, chunk_len)?;
-        }
-        let block = block.filter(|block| !block.entry().is_fill);
-        let in_part = !chunk_op.covers_chunk(chunk_shape);
-        let hit = match block {
-            Some(block) if in_part => cached_chunk(read.ctx, block, chunk_worker, chunk_len, verify)?,
-            _ => None,
-        };
-        sources.push(match block.filter(|_| hit.is_none()) {
-            Some(block) => Some((RowSource::open(read.ctx, block, chunk_worker, chunk_len, verify)?, block)),
-            None => None,
-        });
-        cached.push(hit);
-    }
+    let (mut sources, cached) = open_sources(read, run, run_workers(&mut worker.run, run.len()), verify)?;
     // Each output row from each chunk of the run in turn, so the output is written row
     // after row; each chunk's rows come in its own order. A chunk whose raw bytes are at
     // hand whole (cached, or unshuffled) is copied from them directly, an unshuffled one
@@ -279,6 +268,42 @@ fn read_run(
         }
     });
     sources.into_iter().flatten().try_for_each(|(source, block)| source.finish(read.ctx, block))
+}
+
+/// A chunk's block opened to copy its rows out, or `None` for the fill value (never written,
+/// a fill entry, or kept whole in the chunk cache).
+type Source<'w> = Option<(RowSource<'w>, BlockRef<'w>)>;
+
+/// Each chunk of `run`'s raw bytes: from the chunk cache (second list), or mapped or decoded
+/// into a worker of its own (first list), or `None` in both for the fill value.
+fn open_sources<'w, 'a: 'w>(
+    read: &SlotRead<'_, 'a>,
+    run: &[ChunkOp],
+    workers: &'w mut [Worker],
+    verify: bool,
+) -> Result<(Vec<Source<'w>>, Vec<Option<CachedChunk>>)> {
+    let meta = read.ctx.meta;
+    let chunk_len = to_usize(meta.chunk_bytes());
+    let mut sources = Vec::with_capacity(run.len());
+    let mut cached = Vec::with_capacity(run.len());
+    for (chunk_op, chunk_worker) in run.iter().zip(workers) {
+        let block = (read.lookup)(&chunk_op.coord);
+        if let Some(block) = block {
+            check_raw_len(read.ctx, block, chunk_len)?;
+        }
+        let block = block.filter(|block| !block.entry().is_fill);
+        let in_part = !chunk_op.covers_chunk(&meta.chunk_shape);
+        let hit = match block {
+            Some(block) if in_part => cached_chunk(read.ctx, block, chunk_worker, chunk_len, verify)?,
+            _ => None,
+        };
+        sources.push(match block.filter(|_| hit.is_none()) {
+            Some(block) => Some((RowSource::open(read.ctx, block, chunk_worker, chunk_len, verify)?, block)),
+            None => None,
+        });
+        cached.push(hit);
+    }
+    Ok((sources, cached))
 }
 
 /// Copies the row of `target.len()` bytes at `offset` of a block at hand whole (`raw`), a
