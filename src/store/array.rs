@@ -35,6 +35,21 @@ pub(super) const DATA_SHAPE: &str = "the data's shape";
 /// A handle on one array of a dataset, by name. Cheap to clone. Each call goes to the
 /// array of that name at the time of the call: it fails with [`Error::NotFound`] while
 /// the array or its dataset is deleted, and reaches an array defined again under the name.
+///
+/// ```
+/// # use atlas::{ArraySpec, Atlas, DType, StoreConfig};
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let store = Atlas::create(dir.path().join("s"), StoreConfig::default()).unwrap();
+/// let spec = ArraySpec::new(DType::Float32, [100, 8]).chunk_shape([10, 8]);
+/// let temp = store.create_dataset("run")?.define_array("temp", spec)?;
+/// temp.write(&[10, 0], ndarray::Array2::<f32>::ones((5, 8)).view())?;
+/// temp.append(ndarray::Array2::<f32>::zeros((1, 8)).view())?; // grows axis 0 to 101
+/// store.flush()?;
+/// assert_eq!(temp.shape()?, [101, 8]);
+/// let rows = temp.read::<f32>(&[9, 0], &[2, 8])?; // row 9 is the fill value, 0
+/// assert_eq!((rows[[0, 0]], rows[[1, 0]]), (0.0, 1.0));
+/// # Ok::<(), atlas::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct ArrayHandle {
     pub(super) inner: Arc<Inner>,

@@ -321,6 +321,25 @@ impl Atlas {
     /// commits a new generation even if nothing was changed), [`Atlas::discard`] or
     /// [`Atlas::release_if_unchanged`], which each `begin_change` should be paired with.
     ///
+    /// ```
+    /// # use atlas::{ArraySpec, Atlas, DType, StoreConfig};
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = Atlas::create(dir.path().join("s"), StoreConfig::default()).unwrap();
+    /// # let spec = ArraySpec::new(DType::Int64, [4]);
+    /// # store.create_dataset("d").unwrap().define_array("counts", spec).unwrap();
+    /// # store.flush().unwrap();
+    /// let counts = store.open_dataset("d")?.array("counts")?;
+    /// // Add 1 to every count, over the newest commit, whatever other writers did before.
+    /// let hold = store.begin_change()?;
+    /// let mut values = counts.read::<i64>(&[0], &[4])?;
+    /// values += 1;
+    /// counts.write(&[0], values.view())?;
+    /// store.release_if_unchanged(hold); // changed: the lock is kept for the flush
+    /// store.flush()?;
+    /// assert_eq!(counts.read::<i64>(&[0], &[4])?.into_raw_vec_and_offset().0, [1, 1, 1, 1]);
+    /// # Ok::<(), atlas::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Locked`] if another handle is writing; [`Error::ChangesDiscarded`] once after
     /// a panic lost the changes; as [`Atlas::refresh`] for loading the newest commit.
