@@ -521,15 +521,15 @@ class Array:
         committed since. The lock goes back if nothing was changed (a value that does not
         broadcast, a damaged block) and no other thread's read-modify-write on this handle is
         under way, as after a change that fails first. Interrupted (Ctrl-C) in an assignment
-        that began the changes, the changes are discarded, not left half written for the
-        next flush (or a `with` block's end) to commit."""
+        that began the changes, they are discarded if they are all its own (no other thread
+        changed anything meanwhile: `Store.abandon`), not left half written for the next
+        flush (or a `with` block's end) to commit."""
         native = self._store._native
         hold = native.begin_change()
         try:
             assign()
         except KeyboardInterrupt:
-            if hold.started:
-                native.discard()
+            native.abandon(hold)
             raise
         finally:
             native.release_if_unchanged(hold)

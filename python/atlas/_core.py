@@ -398,8 +398,10 @@ class Atlas:
         return self._native.compact()
 
     def verify(self) -> dict[str, Any]:
-        """Decodes every live block and checks its checksum. Returns `blocks_checked` and
-        `bad_blocks` (array, coord, path, offset_bytes, and the error each would raise)."""
+        """Decodes every live block and checks its checksum, and its index statistics against
+        the chunk (what queries skipping blocks by min and max trust); a block of a chunk
+        outside its array's shape is reported too. Returns `blocks_checked` and `bad_blocks`
+        (array, coord, path, offset_bytes, and the error each would raise)."""
         return self._native.verify()
 
     def set_codec(self, codec: str, shuffle: Any = None) -> None:
@@ -677,21 +679,24 @@ class DatasetView:
         assign into that array with `ds[name][...] = data`."""
         data = _defining(data, f"{self.name}/{name}")
         dims = [name] if data.ndim == 1 and self._axis_fits(name, len(data)) else None
-        pending_before = self._store.has_pending_changes
+        native = self._store._native
+        hold = native.begin_change()
         try:
-            array = self.define_array(name, data.dtype, dims, data.shape)
-        except AlreadyExistsError as e:
-            raise AlreadyExistsError(f"{e}; assign into it with ds[{name!r}][...] = data") from None
-        try:
-            array[...] = data
-        except BaseException:
-            # Nothing of it was committed: as if never defined. With nothing else pending,
-            # the whole session goes (the lock, and the blocks written before the failure).
-            if pending_before:
-                self.delete_array(name)
-            else:
-                self._store.discard()
-            raise
+            try:
+                array = self.define_array(name, data.dtype, dims, data.shape)
+            except AlreadyExistsError as e:
+                raise AlreadyExistsError(f"{e}; assign into it with ds[{name!r}][...] = data") from None
+            try:
+                array[...] = data
+            except BaseException:
+                # Nothing of it was committed: as if never defined. When the changes are all
+                # its own, the whole session goes (the lock, and the blocks written before the
+                # failure); else the array is deleted.
+                if not native.abandon(hold):
+                    self.delete_array(name)
+                raise
+        finally:
+            native.release_if_unchanged(hold)
 
     def _axis_fits(self, dim: str, length: int) -> bool:
         """Whether every axis named `dim` in this dataset's arrays is `length` long."""

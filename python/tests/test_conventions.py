@@ -1,6 +1,7 @@
 """numpy and h5py conventions: argument forms, mapping methods, copies, broadcast writes."""
 
 import datetime
+import threading
 import warnings
 
 import numpy as np
@@ -272,6 +273,31 @@ def test_an_interrupted_assignment_that_began_the_changes_leaves_none_behind(sto
         arr[key] = np.nan
     assert store.has_pending_changes and arr[5, 3] == 3.0
     store.flush()
+
+
+def test_an_interrupted_assignment_keeps_what_another_thread_wrote_meanwhile(store, ds, monkeypatch):
+    # The session then holds another thread's change too: nothing is discarded (the torn
+    # assignment stays pending, as any failed one does), rather than that change lost.
+    monkeypatch.setattr(atlas._array, "_SLAB_BYTES", 0)
+    arr = ds.define_array("a", "float64", None, [6, 4], chunk_shape=[2, 4])
+    other = ds.define_array("b", "float64", None, [2])
+    store.flush()
+    native = arr._native
+
+    class OtherThreadWritesFirst(InterruptedAt):
+        def write(self, start, data):
+            if self.writes + 1 == self.n:
+                worker = threading.Thread(target=lambda: other.__setitem__(0, 5.0))
+                worker.start()
+                worker.join()
+            super().write(start, data)
+
+    arr._native = OtherThreadWritesFirst(native, 2)
+    with pytest.raises(KeyboardInterrupt):
+        arr[...] = np.nan
+    assert store.has_pending_changes and other[0] == 5.0
+    store.flush()
+    assert atlas.Atlas.open(store.path)["d"]["b"][0] == 5.0
 
 
 def test_an_interrupted_new_array_leaves_no_change_behind(store, ds, monkeypatch):

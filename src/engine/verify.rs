@@ -32,15 +32,23 @@ fn check(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<
     // checksum that matches).
     let found = check_bytes(ctx, block, worker)?;
     let stats = block.stats(ctx.meta)?;
-    match found {
-        Some(found) => stats.check_against(&found, ctx.meta.dtype).map_err(|detail| corrupt_chunk(ctx, block, &detail)),
-        None => Ok(()),
+    let Some((found, legacy)) = found else { return Ok(()) };
+    let checked = stats.check_against(&found, ctx.meta.dtype);
+    // Timestamp blocks written before `NaT` counted as null keep the statistics they were
+    // written with (NaT a value) until their chunk is written again.
+    if checked.is_err() && legacy.is_some_and(|legacy| stats.check_against(&legacy, DType::Int64).is_ok()) {
+        return Ok(());
     }
+    checked.map_err(|detail| corrupt_chunk(ctx, block, &detail))
 }
+
+/// The statistics of a decoded chunk, and for a timestamp chunk those that builds before
+/// `NaT` was null gave it (as an int64 chunk's).
+type Found = (ChunkStats, Option<ChunkStats>);
 
 /// Decodes `block` and checks its checksum; returns the statistics of the numeric chunk it
 /// decodes to (`None` for a fill entry or a string chunk, whose entry has none to compare).
-fn check_bytes(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<Option<ChunkStats>> {
+fn check_bytes(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<Option<Found>> {
     // A fill entry has no bytes: its length is checked (decoding it would only build a
     // chunk of fill, for strings a `String` per element). A string chunk of empty strings
     // is its offsets alone.
@@ -53,8 +61,11 @@ fn check_bytes(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> R
     }
     let mut chunk = std::mem::take(&mut worker.chunk);
     chunk.resize(to_usize(ctx.meta.chunk_bytes()), 0);
-    let checked = decode_chunk(ctx, block, worker, &mut chunk, true)
-        .map(|()| Some(scan(&chunk, ctx.meta.dtype, &ctx.meta.fill_bytes()).stats));
+    let (dtype, fill) = (ctx.meta.dtype, ctx.meta.fill_bytes());
+    let checked = decode_chunk(ctx, block, worker, &mut chunk, true).map(|()| {
+        let legacy = (dtype == DType::Timestamp).then(|| scan(&chunk, DType::Int64, &fill).stats);
+        Some((scan(&chunk, dtype, &fill).stats, legacy))
+    });
     worker.chunk = chunk;
     checked
 }

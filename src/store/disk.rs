@@ -255,19 +255,40 @@ pub(crate) fn remove_fragments(data_dir: &Path, names: &[String]) -> Result<()> 
 /// files are touched; readers only ever open fragments a commit names. A missing data
 /// directory is made again: a store whose commits name no fragment opens without one (a
 /// copy through git, which keeps no empty directory), and the next change needs it.
+/// Refuses a `data` that is another store's: a writer removes the files in it no commit of
+/// its own names. A link to a directory elsewhere (data kept on another disk) is fine, but
+/// not one to a directory beside a metadata file of another store (a store copied or
+/// unpacked with its link, say). Readers follow any link.
+fn refuse_shared_data_dir(dir: &Path, data_dir: &Path) -> Result<()> {
+    let is_link = std::fs::symlink_metadata(data_dir).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return Ok(());
+    }
+    let canonical = |path: &Path| std::fs::canonicalize(path).map_err(io::io_err(path, "resolve"));
+    let (target, store) = (canonical(data_dir)?, canonical(dir)?);
+    let owner = target.parent().filter(|parent| *parent != store.as_path());
+    let another_store = match owner {
+        Some(parent) => io::list_dir(parent)?.iter().any(|name| parse_meta_file_name(name).is_some()),
+        None => false,
+    };
+    if another_store || !target.is_dir() {
+        let detail = format!(
+            "links to {}, {}: a writer would remove its fragment files as its own orphans (readers follow the link)",
+            target.display(),
+            if another_store { "the data directory of another store" } else { "not a directory" }
+        );
+        return Err(Error::corrupt(data_dir, detail));
+    }
+    Ok(())
+}
+
 pub(crate) fn remove_orphans(dir: &Path, meta: &StoreMeta, current: (MetaFormat, MetaCompression)) -> Result<()> {
     let keep = meta_file_name(current.0, current.1);
     let data_dir = dir.join(DATA_DIR);
     if !io::exists(&data_dir) {
         io::create_dir_all(&data_dir)?;
     }
-    // A writer removes and creates files in it: through a link, those of another store
-    // (a copied or unpacked store can hold one). Readers still follow it.
-    if !std::fs::symlink_metadata(&data_dir).is_ok_and(|m| m.is_dir()) {
-        let detail = "is a symbolic link or not a directory: a writer would remove and create fragment files where \
-                      it points (readers follow it; make it the store's own directory to change the store)";
-        return Err(Error::corrupt(&data_dir, detail.to_string()));
-    }
+    refuse_shared_data_dir(dir, &data_dir)?;
     let mut orphans: Vec<_> = io::list_dir(dir)?
         .into_iter()
         .filter(|name| name == META_TMP_FILE || (name != keep && parse_meta_file_name(name).is_some()))

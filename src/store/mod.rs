@@ -347,6 +347,18 @@ impl Atlas {
         self.inner.hold_change(&mut self.inner.write())
     }
 
+    /// Ends `hold` taking back what it changed, when that can be told apart: if the hold
+    /// started the session (nothing was pending), is its only hold, and every change since
+    /// was made on the thread that took it, the session is discarded (as
+    /// [`Atlas::discard`]); otherwise the hold ends as [`Atlas::release_if_unchanged`] ends
+    /// it and the changes stay pending. For a change of several writes that fails or is
+    /// interrupted midway (the Python module's assignments on Ctrl-C). Returns whether it
+    /// discarded.
+    #[allow(clippy::needless_pass_by_value)] // taken so that a hold cannot be ended twice
+    pub fn abandon(&self, hold: ChangeHold) -> bool {
+        self.inner.abandon(&mut self.inner.write(), &hold)
+    }
+
     /// Ends one [`Atlas::begin_change`] (call it once for each, when the read-modify-write is
     /// done or has failed), and gives the writer lock back if that was the last one not
     /// ended and the session has changed nothing (no block written or staged, no schema,

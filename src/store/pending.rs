@@ -33,6 +33,11 @@ pub(crate) struct WriteSession {
     /// Unique in the process: a hold names the session it was taken on, so that a hold
     /// of a session that ended (flushed, discarded) cannot end a later one.
     pub id: u64,
+    /// The thread that started the session, and whether a change (or a hold) has come from
+    /// another since: the session's changes are then not all its starter's to abandon
+    /// (`Inner::abandon`).
+    began_on: std::thread::ThreadId,
+    pub changed_elsewhere: bool,
 }
 
 /// The next [`WriteSession::id`].
@@ -41,7 +46,14 @@ static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(0);
 impl WriteSession {
     pub(crate) fn new(lock: WriterLock, base: (StoreMeta, (MetaFormat, MetaCompression))) -> Self {
         let id = NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed);
-        Self { lock, base, pid: std::process::id(), fragment: None, reshaped: HashSet::new(), holds: 0, id }
+        let (pid, began_on) = (std::process::id(), std::thread::current().id());
+        let reshaped = HashSet::new();
+        Self { lock, base, pid, fragment: None, reshaped, holds: 0, id, began_on, changed_elsewhere: false }
+    }
+
+    /// Notes a change (or a hold) made by the current thread.
+    pub(crate) fn note_change(&mut self) {
+        self.changed_elsewhere |= std::thread::current().id() != self.began_on;
     }
 
     /// Whether another process started this session: this one is a child forked with a

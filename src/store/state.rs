@@ -157,6 +157,7 @@ impl Inner {
             disk::remove_orphans(&self.dir, &state.meta, state.encoding)?;
             state.session = Some(WriteSession::new(lock, (state.meta.clone(), state.encoding)));
         }
+        state.session.as_mut().expect("started above").note_change();
         Ok(())
     }
 
@@ -255,6 +256,26 @@ impl Inner {
             self.discard(state);
         }
         unchanged
+    }
+
+    /// Ends `hold` (of [`Inner::hold_change`]), discarding the session first if the hold
+    /// started it, is its only one, and every change in it came from the thread that took
+    /// it: then they are all the hold's own. Otherwise ends it as
+    /// [`Inner::release_if_unchanged`] does. Returns whether it discarded.
+    pub(crate) fn abandon(&self, state: &mut State, hold: &ChangeHold) -> bool {
+        let own = state.session.as_ref().is_some_and(|session| {
+            hold.started
+                && session.id == hold.session
+                && session.holds == 1
+                && !session.changed_elsewhere
+                && !session.is_inherited()
+        });
+        if own {
+            self.discard(state);
+            return true;
+        }
+        self.release_if_unchanged(state, hold);
+        false
     }
 
     /// Drops the uncommitted changes: the working metadata goes back to the commit the

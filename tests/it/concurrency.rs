@@ -178,6 +178,40 @@ fn a_hold_of_a_session_a_flush_ended_cannot_end_the_next_session() {
 }
 
 #[test]
+fn abandon_discards_only_a_session_whose_changes_are_all_its_holds_own() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let a = store.create_dataset("d").unwrap().define_array("a", ArraySpec::new(DType::Int32, [4])).unwrap();
+    store.flush().unwrap();
+    let values = || a.read::<i32>(&[0], &[4]).unwrap().into_raw_vec_and_offset().0;
+    // Alone: the hold's writes go.
+    let hold = store.begin_change().unwrap();
+    a.write(&[0], arr1(&[1]).view()).unwrap();
+    assert!(store.abandon(hold));
+    assert!(!store.has_pending_changes());
+    assert_eq!(values(), [0, 0, 0, 0]);
+    // Another thread wrote meanwhile: its write is not the hold's to drop.
+    let hold = store.begin_change().unwrap();
+    a.write(&[0], arr1(&[1]).view()).unwrap();
+    std::thread::scope(|s| s.spawn(|| a.write(&[1], arr1(&[2]).view()).unwrap()).join().unwrap());
+    assert!(!store.abandon(hold));
+    assert!(store.has_pending_changes());
+    assert_eq!(values(), [1, 2, 0, 0]);
+    // Changes pending before the hold are not its own either.
+    let hold = store.begin_change().unwrap();
+    a.write(&[2], arr1(&[3]).view()).unwrap();
+    assert!(!hold.started() && !store.abandon(hold));
+    // Nor a session with another hold under way; the hold ends either way.
+    store.flush().unwrap();
+    let (first, second) = (store.begin_change().unwrap(), store.begin_change().unwrap());
+    a.write(&[3], arr1(&[4]).view()).unwrap();
+    assert!(!store.abandon(first));
+    assert!(!store.release_if_unchanged(second), "changed: kept for the flush");
+    store.flush().unwrap();
+    assert_eq!(values(), [1, 2, 3, 4]);
+}
+
+#[test]
 fn begin_change_moves_to_the_newest_commit_and_holds_the_lock_for_a_read_modify_write() {
     let dir = test_dir!();
     let mine = util::create(&dir.store());
