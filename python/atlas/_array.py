@@ -51,6 +51,9 @@ class Attributes(MutableMapping):
     def __init__(self, native: _atlas.Attrs) -> None:
         self._native = native
 
+    def __reduce__(self) -> Any:
+        refuse_pickle(self)
+
     def __getitem__(self, key: str) -> Any:
         value = self._native.get(key)
         if value is None:

@@ -616,7 +616,7 @@ def test_handles_refuse_pickling_with_what_to_do_instead(store, ds):
     import pickle
 
     arr = ds.define_array("a", "int8", None, [2])
-    for handle in [store, ds, arr]:
+    for handle in [store, ds, arr, arr.attrs, ds.attrs]:
         with pytest.raises(TypeError, match="Atlas.open"):
             pickle.dumps(handle)
 
