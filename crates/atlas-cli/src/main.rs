@@ -338,14 +338,27 @@ fn codec_of(subcommand: &str, codec: CodecArg, level: Option<i32>) -> Codec {
     }
 }
 
+impl Command {
+    /// Whether the command changes the store: once it returns, the change is committed.
+    fn commits(&self) -> bool {
+        matches!(self, Self::ConvertMeta { .. } | Self::Recompress { .. } | Self::Compact { .. } | Self::Import { .. })
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let commits = cli.command.commits();
     let stdout = io::stdout();
     let mut out = BufWriter::new(NamedStdout(stdout.lock()));
     let result = run(cli, &mut out).and_then(|code| match out.flush() {
         // The reader left before the last lines: the command still ended as it decided
         // (`atlas verify ... | true` still reports bad blocks by its status).
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
+        // A change that succeeded is committed: failing now would have a script redo it.
+        Err(e) if commits => {
+            eprintln!("atlas: warning: the change was committed, but its summary could not be written: {e}");
+            Ok(code)
+        }
         flushed => flushed.map(|()| code).map_err(Into::into),
     });
     match result {
@@ -377,8 +390,8 @@ fn error_message(e: &anyhow::Error) -> String {
 }
 
 /// `text` with its control characters escaped (`\0`, `\u{1b}`): a message may quote bytes
-/// of a damaged file, which must not reach a terminal as control codes.
-fn printable(text: &str) -> Cow<'_, str> {
+/// of a damaged file, and a path any name, which must not reach a terminal as control codes.
+pub(crate) fn printable(text: &str) -> Cow<'_, str> {
     if !text.chars().any(char::is_control) {
         return Cow::Borrowed(text);
     }
@@ -599,11 +612,12 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 Some(given) => given,
                 None => named,
             };
+            refuse_inside_store(&store, &file)?;
             let handle = open_array(&open_store(&store)?, &array)?;
             let moved = transfer::export(&handle, &array.to_string(), &file, compression, force, slab_bytes, quiet)?;
             let summary = format!(
                 "exported {array} -> {} ({}): {} {:?}, {}",
-                file.display(),
+                printable(&file.display().to_string()),
                 compression.name(),
                 moved.dtype,
                 moved.shape,
@@ -613,6 +627,20 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses an export into the store it reads: `--force` would replace one of its files (the
+/// metadata, say) with the array's.
+fn refuse_inside_store(store: &Path, file: &Path) -> Result<()> {
+    let (Ok(store_dir), Some(name)) = (std::fs::canonicalize(store), file.file_name()) else { return Ok(()) };
+    let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dest = std::fs::canonicalize(file).or_else(|_| std::fs::canonicalize(parent).map(|p| p.join(name)));
+    match dest {
+        Ok(dest) if dest.starts_with(&store_dir) => {
+            Err(anyhow!("{} is inside the store {} it would read; export elsewhere", file.display(), store.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `atlas import`: opens the store (or, with `create`, makes it), imports `file` into
@@ -633,6 +661,18 @@ fn import(
     // The file's header first: a store `--create` would make is not made for nothing.
     let source = transfer::open_source(source).with_context(failed)?;
     let made_from = first_missing(path);
+    if create && let Some(missing) = &made_from {
+        // `new/../old` would make `new` and put the store in `old`, which a failed import
+        // would then remove as its own.
+        let after = path.strip_prefix(missing).unwrap_or(path);
+        if after.components().any(|c| c == std::path::Component::ParentDir) {
+            return Err(anyhow!(
+                "cannot create a store at {}: `..` after {}, which does not exist",
+                path.display(),
+                missing.display()
+            ));
+        }
+    }
     let (store, created) = match Atlas::open(path) {
         Err(Error::NotFound { kind: EntityKind::Store, .. }) if create => {
             let store = Atlas::create(path, StoreConfig::default()).map_err(|e| match e {
@@ -666,7 +706,7 @@ fn import(
     writeln!(
         out,
         "imported {} -> {array}: {} {:?}, {}",
-        file.display(),
+        printable(&file.display().to_string()),
         moved.dtype,
         moved.shape,
         report::human_bytes(moved.data_bytes)

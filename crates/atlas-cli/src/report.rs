@@ -158,7 +158,7 @@ fn info_json(store: &Atlas, facts: &StoreFacts<'_>, out: &mut dyn Write) -> Resu
 fn info_text(store: &Atlas, facts: &StoreFacts<'_>, out: &mut dyn Write) -> Result<()> {
     let (format, compression) = meta_encoding(facts.meta_file);
     let disk = facts.disk;
-    writeln!(out, "store       {}", store.path().display())?;
+    writeln!(out, "store       {}", crate::printable(&store.path().display().to_string()))?;
     writeln!(
         out,
         "metadata    {} ({format}, compression {compression}, {}), generation {}",
@@ -462,7 +462,9 @@ fn cat_typed<T: Cell>(
         return Ok(());
     }
     if json_out {
-        // The outer list written element by element, a slab at a time.
+        // The outer list written element by element, a slab at a time; a selection refused
+        // is refused before its opening bracket (stdout stays empty, as on any error).
+        slab_rows(sel, slabs)?;
         let mut first = true;
         write!(out, "[")?;
         for_each_slab::<T>(handle, sel, slabs, &mut |values| {
@@ -506,6 +508,22 @@ fn write_empty_json(shape: &[usize], out: &mut dyn Write) -> Result<()> {
 /// The most slabs (of at least the default size) one row of a `cat` selection may take.
 const MAX_ROW_SLABS: u64 = 16;
 
+/// The axis `sel` is read in slabs along (its first kept one) and the bytes one index of it
+/// spans. A slab is at least one such row: past a bound, a row (of a huge or hostile shape)
+/// is refused rather than read whole, before anything is written.
+fn slab_rows(sel: &Selection, slabs: SlabSize) -> Result<(usize, u64)> {
+    let axis = sel.keep.iter().position(|&kept| kept).unwrap_or(0);
+    let row_bytes = sel.extent[axis + 1..].iter().fold(slabs.value_bytes, |acc, &n| acc.saturating_mul(n));
+    let max_row_bytes = slabs.bytes.max(crate::transfer::DEFAULT_SLAB_BYTES).saturating_mul(MAX_ROW_SLABS);
+    if row_bytes > max_row_bytes {
+        bail!(
+            "one index of the selection's first axis holds {row_bytes} bytes, more than cat reads at once \
+             ({max_row_bytes} bytes); narrow it with --slice"
+        );
+    }
+    Ok((axis, row_bytes))
+}
+
 /// Reads `sel` in slabs along its first kept axis (output axis 0; the picked axes before it
 /// span one index each) and hands each (stepped, picked axes dropped) to `f`. Each slab is a
 /// whole number of steps, so every slab starts on a selected row.
@@ -515,18 +533,8 @@ fn for_each_slab<T: Cell>(
     slabs: SlabSize,
     f: &mut dyn FnMut(ArrayD<T>) -> Result<()>,
 ) -> Result<()> {
-    let axis = sel.keep.iter().position(|&kept| kept).unwrap_or(0);
+    let (axis, row_bytes) = slab_rows(sel, slabs)?;
     let slab_bytes = slabs.bytes;
-    let row_bytes = sel.extent[axis + 1..].iter().fold(slabs.value_bytes, |acc, &n| acc.saturating_mul(n));
-    // A slab is at least one row: past a bound, a row (of a huge or hostile shape) is refused
-    // rather than read whole.
-    let max_row_bytes = slab_bytes.max(crate::transfer::DEFAULT_SLAB_BYTES).saturating_mul(MAX_ROW_SLABS);
-    if row_bytes > max_row_bytes {
-        bail!(
-            "one index of the selection's first axis holds {row_bytes} bytes, more than cat reads at once \
-             ({max_row_bytes} bytes); narrow it with --slice"
-        );
-    }
     let step = sel.step[axis];
     // Selected rows per slab: a slab reads from its first selected row to its last, and
     // those rows (the ones stepped over too) fit in `slab_bytes`.

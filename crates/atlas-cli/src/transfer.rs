@@ -137,7 +137,11 @@ pub fn import(
             if n == 1 << 16 { " or more" } else { "" }
         ),
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            bail!("{}: the compressed stream is cut short after the array data (file truncated?)", file.display())
+            bail!(
+                "{}: the compressed stream ends in an incomplete part after the array data (the file cut short, or \
+                 bytes after the stream)",
+                file.display()
+            )
         }
         Err(e) => bail!(
             "{}: the stream does not end cleanly after the array data: {e} (bytes after the compressed \

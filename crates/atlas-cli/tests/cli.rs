@@ -895,7 +895,11 @@ fn import_refuses_files_it_cannot_read_naming_the_file_and_commits_nothing() {
     let small_gz = gz(&npy("<i2", &[1, 4], &[1; 8]));
     let cases: [(&str, Vec<u8>, &str); 12] = [
         ("long.npy", long, "8 bytes after the 8 bytes of array data"),
-        ("no_trailer.npy.gz", small_gz[..small_gz.len() - 8].to_vec(), "cut short after the array data"),
+        (
+            "no_trailer.npy.gz",
+            small_gz[..small_gz.len() - 8].to_vec(),
+            "ends in an incomplete part after the array data",
+        ),
         ("plain.npy.gz", npy("<i2", &[4], &[1; 8]), "a plain .npy file, not gz-compressed"),
         ("twice.npy.gz", gz(&small_gz), "gz-compressed again inside"),
         ("fortran.npy", npy("<f8", &[2, 2], &[0; 32]).replace_header("False", "True"), "Fortran-order"),
@@ -1536,4 +1540,62 @@ fn import_gives_a_new_or_overwritten_array_the_codec_asked_for() {
     import("d/e", &["--codec", "lz4", "--level", "3"]).assert().code(2).stderr(contains("--level applies to"));
     import("d/e", &["--codec", "zstd", "--level", "99"]).assert().code(2).stderr(contains("outside zstd's levels"));
     assert!(Atlas::open(&store).unwrap().open_dataset("d").unwrap().array_meta("e").is_err());
+}
+
+#[test]
+fn a_committed_change_whose_summary_cannot_be_written_still_succeeds() {
+    // A script retrying on a failure would import the file again ("already exists").
+    let dir = TempDir::new().unwrap();
+    let (store, file) = (dir.path().join("s"), dir.path().join("a.npy"));
+    std::fs::write(&file, npy("<i2", &[2], &[1, 0, 2, 0])).unwrap();
+    let full = std::fs::File::options().write(true).open("/dev/full").unwrap();
+    let mut import = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"));
+    let ran = import.arg("import").arg(&store).arg("d/a").arg(&file).arg("--create").stdout(full).output().unwrap();
+    assert!(ran.status.success(), "{ran:?}");
+    assert!(String::from_utf8_lossy(&ran.stderr).contains("committed, but its summary could not be written"));
+    let read = Atlas::open(&store).unwrap().open_dataset("d").unwrap().read_array::<i16>("a", &[0], &[2]).unwrap();
+    assert_eq!(read.into_raw_vec_and_offset().0, [1, 2]);
+}
+
+#[test]
+fn a_refused_json_cat_writes_nothing_to_stdout() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("s");
+    let atlas_store = Atlas::create(&store, StoreConfig::default()).unwrap();
+    let spec = ArraySpec::new(DType::Float64, [2, 1 << 30]).chunk_shape([1, 1 << 20]);
+    atlas_store.create_dataset("d").unwrap().define_array("wide", spec).unwrap();
+    atlas_store.flush().unwrap();
+    let refused = atlas().arg("cat").arg(&store).arg("d/wide").arg("--json").assert().code(1);
+    refused.stdout("").stderr(contains("narrow it with --slice"));
+}
+
+#[test]
+fn import_create_refuses_dot_dot_after_a_missing_directory_and_export_into_the_store_it_reads() {
+    let dir = TempDir::new().unwrap();
+    let file = dir.path().join("a.npy");
+    std::fs::write(&file, npy("<i2", &[2], &[1, 0, 2, 0])).unwrap();
+    // `new/../existing` would make `new`, put the store in `existing` and, on a failure,
+    // remove `existing` as its own.
+    let existing = dir.path().join("existing");
+    std::fs::create_dir(&existing).unwrap();
+    let odd = dir.path().join("new/../existing");
+    let refused = atlas().arg("import").arg(&odd).arg("d/a").arg(&file).arg("--create").assert().code(1);
+    refused.stderr(contains("`..` after"));
+    assert!(existing.is_dir() && !dir.path().join("new").exists());
+    // An export over (or into) the store it reads would replace its files.
+    let store = sample_store(&dir);
+    for target in [store.join("atlas.json"), store.join("data/x.npy")] {
+        let export = atlas().arg("export").arg(&store).arg("run42/temp").arg(&target).arg("--force").assert();
+        export.code(1).stderr(contains("inside the store"));
+    }
+    assert!(Atlas::open(&store).is_ok());
+}
+
+#[test]
+fn paths_printed_on_stdout_have_their_control_characters_escaped() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("e\x1b[31mvil");
+    Atlas::create(&store, StoreConfig::default()).unwrap();
+    let info = stdout_of(atlas().arg("info").arg(&store));
+    assert!(!info.contains('\x1b') && info.contains("\\u{1b}[31mvil"), "{info}");
 }
