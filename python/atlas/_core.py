@@ -679,6 +679,8 @@ class DatasetView:
         assign into that array with `ds[name][...] = data`."""
         data = _defining(data, f"{self.name}/{name}")
         dims = [name] if data.ndim == 1 and self._axis_fits(name, len(data)) else None
+        if self._native.has_array(name):  # refused without the writer lock, as define_array does
+            raise AlreadyExistsError(f"array already exists: {self.name}/{name}; assign into it with ds[{name!r}][...] = data")
         native = self._store._native
         hold = native.begin_change()
         try:

@@ -10,7 +10,7 @@ How an `xarray.Dataset` maps onto an Atlas dataset:
 | the dataset's attrs | the dataset's attributes |
 | which variables are coordinates | the dataset attribute `_xarray_coords` (a list) |
 | `_FillValue` (attr or encoding), or the `fill_value` argument | the array's fill value |
-| `encoding["_FillValue"]`, when read | a fill value other than 0, NaN, NaT or "" |
+| `encoding["_FillValue"]`, when read | an integer or float array's fill value other than 0 or NaN |
 
 Missing values: unless told otherwise, float variables get a NaN fill, datetime64 ones NaT
 and strings "" (masked cells read as the fill, and count as nulls in the statistics, as NaN
@@ -283,15 +283,14 @@ def _variable(xr: Any, array: Any, dims: list, lazy: bool) -> Any:
 
 
 def _fill_encoding(fill: Any, attrs: dict) -> dict:
-    """`{"_FillValue": fill}` for a fill value a writer chose (not 0, False, NaN, NaT or "",
-    which are defaults or null anyway, and a default 0 there would make netCDF readers mask
-    real zeros), so that the cells holding it can be told from data and `to_netcdf` or
-    `to_zarr` keep it; nothing when the attributes carry `_FillValue` already."""
-    if "_FillValue" in attrs or isinstance(fill, str) or fill is None:
-        return {}
-    if isinstance(fill, np.datetime64):
-        return {} if np.isnat(fill) else {"_FillValue": fill}
-    if fill == 0 or (isinstance(fill, float) and math.isnan(fill)):
+    """`{"_FillValue": fill}` for a number a writer chose as the fill of an integer or float
+    array (not 0 or NaN, which are defaults or null anyway: a default 0 there would make
+    netCDF readers mask real zeros), so that the cells holding it can be told from data and
+    `to_netcdf` or `to_zarr` keep it; nothing when the attributes carry `_FillValue` already.
+    Nothing for strings, bools (a `True` fill would mask every true) and timestamps, which
+    xarray encodes against a reference date while keeping `_FillValue` raw."""
+    numeric = isinstance(fill, (int, float, np.integer, np.floating)) and not isinstance(fill, (bool, np.bool_))
+    if "_FillValue" in attrs or not numeric or fill == 0 or (isinstance(fill, float) and math.isnan(fill)):
         return {}
     return {"_FillValue": fill}
 

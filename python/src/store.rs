@@ -173,17 +173,18 @@ impl Store {
         Ok(ChangeHold { store: self.inner.clone(), started: hold.started(), hold: Mutex::new(Some(hold)) })
     }
 
-    /// Ends `hold`, discarding the session if its changes are all the hold's own (see
-    /// `Atlas::abandon`); a hold already ended ends nothing. Whether it discarded.
+    /// Ends `hold` (taken on this store), discarding the session if its changes are all the
+    /// hold's own (see `Atlas::abandon`); a hold already ended ends nothing. Whether it
+    /// discarded.
     fn abandon(&self, py: Python<'_>, hold: &ChangeHold) -> bool {
         let taken = hold.hold.lock().unwrap_or_else(PoisonError::into_inner).take();
-        taken.is_some_and(|hold| py.detach(|| self.inner.abandon(hold)))
+        taken.is_some_and(|taken| py.detach(|| self.inner.abandon(taken)))
     }
 
-    /// Ends `hold`; a hold already ended ends nothing.
+    /// Ends `hold` (taken on this store); a hold already ended ends nothing.
     fn release_if_unchanged(&self, py: Python<'_>, hold: &ChangeHold) -> bool {
         let taken = hold.hold.lock().unwrap_or_else(PoisonError::into_inner).take();
-        taken.is_some_and(|hold| py.detach(|| self.inner.release_if_unchanged(hold)))
+        taken.is_some_and(|taken| py.detach(|| self.inner.release_if_unchanged(taken)))
     }
 
     fn discard(&self, py: Python<'_>) {

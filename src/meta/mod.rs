@@ -26,7 +26,7 @@ pub(crate) use stats::{check_min_max, check_sum};
 
 #[cfg(feature = "test-util")]
 pub(crate) use file::reseal;
-pub(crate) use file::{MetaDecodeError, decode_meta, encode_meta, meta_file_name, parse_meta_file_name};
+pub(crate) use file::{ALL_ENCODINGS, MetaDecodeError, decode_meta, encode_meta, meta_file_name, parse_meta_file_name};
 pub(crate) use name::{validate_attribute_key, validate_name};
 pub use schema::MAX_NDIM;
 pub(crate) use schema::{

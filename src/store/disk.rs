@@ -1,15 +1,16 @@
 //! The store directory on disk: its fixed names, finding and loading the newest metadata
 //! file, writing a commit's metadata, and cleaning up what a crashed writer left behind.
 
-use std::path::Path;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
 
 use super::snapshot::Snapshot;
 use crate::error::{EntityKind, Error, Result};
 use crate::fragment::BlockEntry;
 use crate::io;
 use crate::meta::{
-    self, DType, Limits, MAX_CHUNK_BYTES, MetaCompression, MetaDecodeError, MetaFormat, StoreMeta, decode_meta,
-    encode_meta, meta_file_name, parse_meta_file_name,
+    self, ALL_ENCODINGS, DType, Limits, MAX_CHUNK_BYTES, MetaCompression, MetaDecodeError, MetaFormat, StoreMeta,
+    decode_meta, encode_meta, meta_file_name, parse_meta_file_name,
 };
 
 /// Folder of fragment files inside a store.
@@ -255,10 +256,16 @@ pub(crate) fn remove_fragments(data_dir: &Path, names: &[String]) -> Result<()> 
 /// files are touched; readers only ever open fragments a commit names. A missing data
 /// directory is made again: a store whose commits name no fragment opens without one (a
 /// copy through git, which keeps no empty directory), and the next change needs it.
+/// In a `data` directory reached through a link: the store writing there (its canonical
+/// path), so that a second store linking to the same directory is told apart.
+pub(crate) const DATA_OWNER_FILE: &str = ".atlas-store";
+
 /// Refuses a `data` that is another store's: a writer removes the files in it no commit of
-/// its own names. A link to a directory elsewhere (data kept on another disk) is fine, but
-/// not one to a directory beside a metadata file of another store (a store copied or
-/// unpacked with its link, say). Readers follow any link.
+/// its own names. Only a link can make it so (data kept on another disk, then the store
+/// copied with its link): a link to a directory beside another store's metadata file, or to
+/// one whose owner file ([`DATA_OWNER_FILE`]) names another store whose `data` still leads
+/// there, is refused; otherwise this store is written down as the owner. Readers follow
+/// any link.
 fn refuse_shared_data_dir(dir: &Path, data_dir: &Path) -> Result<()> {
     let is_link = std::fs::symlink_metadata(data_dir).is_ok_and(|m| m.file_type().is_symlink());
     if !is_link {
@@ -266,18 +273,32 @@ fn refuse_shared_data_dir(dir: &Path, data_dir: &Path) -> Result<()> {
     }
     let canonical = |path: &Path| std::fs::canonicalize(path).map_err(io::io_err(path, "resolve"));
     let (target, store) = (canonical(data_dir)?, canonical(dir)?);
-    let owner = target.parent().filter(|parent| *parent != store.as_path());
-    let another_store = match owner {
-        Some(parent) => io::list_dir(parent)?.iter().any(|name| parse_meta_file_name(name).is_some()),
-        None => false,
-    };
-    if another_store || !target.is_dir() {
+    let refuse = |owner: &Path| {
         let detail = format!(
-            "links to {}, {}: a writer would remove its fragment files as its own orphans (readers follow the link)",
+            "links to {}, the data directory of the store {}: a writer would remove that store's fragment files \
+             as its own orphans (readers follow the link)",
             target.display(),
-            if another_store { "the data directory of another store" } else { "not a directory" }
+            owner.display()
         );
-        return Err(Error::corrupt(data_dir, detail));
+        Err(Error::corrupt(data_dir, detail))
+    };
+    // Checked by name: the directory may be one this user can enter but not list.
+    let is_store = |path: &Path| ALL_ENCODINGS.iter().any(|&(f, c)| io::exists(&path.join(meta_file_name(f, c))));
+    if let Some(parent) = target.parent().filter(|parent| *parent != store.as_path() && is_store(parent)) {
+        return refuse(parent);
+    }
+    let owner_file = target.join(DATA_OWNER_FILE);
+    let owner = std::fs::read(&owner_file).ok().map(|bytes| PathBuf::from(std::ffi::OsString::from_vec(bytes)));
+    if let Some(owner) = owner.as_deref().filter(|owner| *owner != store.as_path()) {
+        let still_there = std::fs::canonicalize(owner.join(DATA_DIR)).is_ok_and(|data| data == target);
+        if still_there && is_store(owner) {
+            return refuse(owner);
+        }
+    }
+    if owner.as_deref() != Some(store.as_path()) {
+        let options = &mut std::fs::OpenOptions::new();
+        let (mut file, _) = io::open_own(&owner_file, options.write(true).create(true).truncate(true), "open")?;
+        std::io::Write::write_all(&mut file, store.as_os_str().as_bytes()).map_err(io::io_err(&owner_file, "write"))?;
     }
     Ok(())
 }

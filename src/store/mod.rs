@@ -353,7 +353,9 @@ impl Atlas {
     /// [`Atlas::discard`]); otherwise the hold ends as [`Atlas::release_if_unchanged`] ends
     /// it and the changes stay pending. For a change of several writes that fails or is
     /// interrupted midway (the Python module's assignments on Ctrl-C). Returns whether it
-    /// discarded.
+    /// discarded. Changes are told apart by thread: two tasks interleaved on one thread (an
+    /// async executor's) count as one, so use it only where one task changes the store per
+    /// thread.
     #[allow(clippy::needless_pass_by_value)] // taken so that a hold cannot be ended twice
     pub fn abandon(&self, hold: ChangeHold) -> bool {
         self.inner.abandon(&mut self.inner.write(), &hold)

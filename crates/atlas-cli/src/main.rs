@@ -339,24 +339,33 @@ fn codec_of(subcommand: &str, codec: CodecArg, level: Option<i32>) -> Codec {
 }
 
 impl Command {
-    /// Whether the command changes the store: once it returns, the change is committed.
-    fn commits(&self) -> bool {
-        matches!(self, Self::ConvertMeta { .. } | Self::Recompress { .. } | Self::Compact { .. } | Self::Import { .. })
+    /// Whether the command's work is done once it returns (a change committed, a file
+    /// exported), its summary left to print: failing to print it must not fail the command.
+    fn done_before_summary(&self) -> bool {
+        matches!(
+            self,
+            Self::ConvertMeta { .. }
+                | Self::Recompress { .. }
+                | Self::Compact { .. }
+                | Self::Import { .. }
+                | Self::Export { .. }
+        )
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let commits = cli.command.commits();
+    let done_before_summary = cli.command.done_before_summary();
     let stdout = io::stdout();
     let mut out = BufWriter::new(NamedStdout(stdout.lock()));
     let result = run(cli, &mut out).and_then(|code| match out.flush() {
         // The reader left before the last lines: the command still ended as it decided
         // (`atlas verify ... | true` still reports bad blocks by its status).
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(code),
-        // A change that succeeded is committed: failing now would have a script redo it.
-        Err(e) if commits => {
-            eprintln!("atlas: warning: the change was committed, but its summary could not be written: {e}");
+        // A change that succeeded is committed (an export written): failing now would have a
+        // script redo it.
+        Err(e) if done_before_summary => {
+            eprintln!("atlas: warning: the command's work is done, but its summary could not be written: {e}");
             Ok(code)
         }
         flushed => flushed.map(|()| code).map_err(Into::into),
@@ -632,6 +641,9 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
 /// Refuses an export into the store it reads: `--force` would replace one of its files (the
 /// metadata, say) with the array's.
 fn refuse_inside_store(store: &Path, file: &Path) -> Result<()> {
+    if transfer::is_stdout(file) {
+        return Ok(());
+    }
     let (Ok(store_dir), Some(name)) = (std::fs::canonicalize(store), file.file_name()) else { return Ok(()) };
     let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let dest = std::fs::canonicalize(file).or_else(|_| std::fs::canonicalize(parent).map(|p| p.join(name)));
@@ -842,14 +854,10 @@ fn convert_meta(
     store.set_meta_format(format, compression)?;
     store.flush()?;
     spinner.finish_and_clear();
-    let after_bytes = inspect::disk_usage(&store)?.meta_bytes;
-    writeln!(
-        out,
-        "{before} ({}) -> {} ({})",
-        report::human_bytes(before_bytes),
-        store.meta_file_name(),
-        report::human_bytes(after_bytes)
-    )?;
+    // Committed: the new file's size is only reported.
+    let after =
+        inspect::disk_usage(&store).map_or_else(|_| "size unknown".into(), |u| report::human_bytes(u.meta_bytes));
+    writeln!(out, "{before} ({}) -> {} ({after})", report::human_bytes(before_bytes), store.meta_file_name())?;
     Ok(())
 }
 

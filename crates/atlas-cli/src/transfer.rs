@@ -358,7 +358,7 @@ pub fn is_regular_file(path: &Path) -> bool {
 
 /// Whether `path` is this process's standard output, whatever it is connected to: `-`, one
 /// of its names, or (through links) the file or device it was redirected to.
-fn is_stdout(path: &Path) -> bool {
+pub fn is_stdout(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     if ["-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"].iter().any(|name| path == Path::new(name)) {
         return true;

@@ -1552,7 +1552,7 @@ fn a_committed_change_whose_summary_cannot_be_written_still_succeeds() {
     let mut import = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"));
     let ran = import.arg("import").arg(&store).arg("d/a").arg(&file).arg("--create").stdout(full).output().unwrap();
     assert!(ran.status.success(), "{ran:?}");
-    assert!(String::from_utf8_lossy(&ran.stderr).contains("committed, but its summary could not be written"));
+    assert!(String::from_utf8_lossy(&ran.stderr).contains("work is done, but its summary could not be written"));
     let read = Atlas::open(&store).unwrap().open_dataset("d").unwrap().read_array::<i16>("a", &[0], &[2]).unwrap();
     assert_eq!(read.into_raw_vec_and_offset().0, [1, 2]);
 }
@@ -1589,6 +1589,9 @@ fn import_create_refuses_dot_dot_after_a_missing_directory_and_export_into_the_s
         export.code(1).stderr(contains("inside the store"));
     }
     assert!(Atlas::open(&store).is_ok());
+    // Standard output is no file of the store, whatever the directory.
+    let to_stdout = atlas().current_dir(&store).arg("export").arg(".").arg("run42/temp").arg("-").assert();
+    to_stdout.success();
 }
 
 #[test]
