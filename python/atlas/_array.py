@@ -250,9 +250,9 @@ class Array:
     def read_boxes(self, starts: Sequence[Sequence[int]], shape: Sequence[int]) -> np.ndarray:
         """The boxes of extent `shape` starting at each of `starts` as one new numpy array of
         shape `(len(starts), *shape)`: entry `i` is `read(starts[i], shape)`. Every chunk the
-        boxes touch is decoded once for the whole call (on the CPU), so many small boxes (random patches
-        for training) read much faster than with a call each. Numeric, bool and timestamp
-        arrays."""
+        boxes touch is decoded once for the whole call (on the CPU; once per 65,536 chunk
+        parts), so many small boxes (random patches for training) read much faster than with
+        a call each. Numeric, bool and timestamp arrays."""
         return self._native.read_boxes([_ints(start) for start in starts], _ints(shape))
 
     def write(self, start: Sequence[int], data: Any) -> None:

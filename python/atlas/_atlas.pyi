@@ -11,7 +11,9 @@ class AlreadyExistsError(AtlasError, FileExistsError):
     """A store, dataset or array of that name already exists."""
 
 class ChangesDiscardedError(AtlasError):
-    """The uncommitted changes were discarded."""
+    """The uncommitted changes were discarded: after a panic inside Atlas (raised once, by
+    the next change or flush, which did nothing else) or a lost lock (LockLostError).
+    Redo them."""
 
 class CorruptError(AtlasError):
     """Bytes on disk that are not what Atlas wrote."""
@@ -29,7 +31,8 @@ class GpuError(AtlasError):
     """A CUDA or nvCOMP call failed during a GPU read."""
 
 class GpuUnavailableError(AtlasError):
-    """A GPU read cannot run here."""
+    """A GPU read cannot run here: no driver, no device, no libnvcomp, or an unsupported
+    array."""
 
 class InvalidArgumentError(AtlasError, ValueError):
     """An argument Atlas refuses."""
@@ -38,13 +41,18 @@ class InvalidNameError(InvalidArgumentError):
     """A dataset, array or attribute name Atlas refuses."""
 
 class LimitExceededError(AtlasError):
-    """A file asking for more than the limits the store was opened with (`max_meta_bytes`, `max_chunk_bytes`)."""
+    """A file asking for more than the limits the store was opened with (`max_meta_bytes`,
+    `max_chunk_bytes`)."""
 
 class LockLostError(ChangesDiscardedError):
-    """The lock file atlas.lock was removed or replaced while this handle held the writer lock, so another writer may have committed meanwhile."""
+    """The lock file atlas.lock was removed or replaced while this handle held the writer
+    lock, so another writer may have committed meanwhile; the uncommitted changes were
+    discarded rather than committed over that writer's."""
 
 class LockedError(AtlasError):
-    """Another writer (in this or another process) holds the store."""
+    """Another writer (in this or another process) holds the store; in a forked child, the
+    changes the parent had begun (the parent's to commit; refresh() drops them in the
+    child)."""
 
 class NotFoundError(AtlasError, KeyError):
     """A store, dataset, array or attribute does not exist."""

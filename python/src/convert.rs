@@ -150,7 +150,7 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResul
         return err(
             Kind::InvalidArgument,
             format!(
-                "fill value {} is refused for a {dtype} array: a string array's fill value is the empty string, \
+                "fill value {} is refused for {dtype} arrays: a string array's fill value is the empty string, \
                  other arrays take numbers",
                 shortened(value.repr()?.as_any())
             ),

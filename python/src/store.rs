@@ -174,14 +174,15 @@ impl Store {
     }
 
     /// Ends `hold` (taken on this store), discarding the session if its changes are all the
-    /// hold's own (see `Atlas::abandon`); a hold already ended ends nothing. Whether it
-    /// discarded.
+    /// hold's own (see `Atlas::abandon`); a hold already ended ends nothing. Returns whether
+    /// it discarded.
     fn abandon(&self, py: Python<'_>, hold: &ChangeHold) -> bool {
         let taken = hold.hold.lock().unwrap_or_else(PoisonError::into_inner).take();
         taken.is_some_and(|taken| py.detach(|| self.inner.abandon(taken)))
     }
 
-    /// Ends `hold` (taken on this store); a hold already ended ends nothing.
+    /// Ends `hold` (taken on this store); a hold already ended ends nothing. Returns whether
+    /// it gave the lock back.
     fn release_if_unchanged(&self, py: Python<'_>, hold: &ChangeHold) -> bool {
         let taken = hold.hold.lock().unwrap_or_else(PoisonError::into_inner).take();
         taken.is_some_and(|taken| py.detach(|| self.inner.release_if_unchanged(taken)))

@@ -53,6 +53,10 @@ def test_the_type_stub_declares_every_error_class_with_its_bases():
         if name.endswith("Error")
     }
     assert declared == running
+    # IDEs show the stub's docstrings: they are the classes' own.
+    words = lambda text: " ".join((text or "").split())  # noqa: E731
+    for c in (c for c in stub.body if isinstance(c, ast.ClassDef)):
+        assert words(ast.get_docstring(c)) == words(getattr(atlas._atlas, c.name).__doc__), c.name
 
 
 def test_a_result_past_memory_is_an_out_of_memory_error(store):

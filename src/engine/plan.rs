@@ -41,8 +41,8 @@ pub(crate) fn plan(chunk_shape: &[u64], start: &[u64], shape: &[u64]) -> Vec<Chu
 
 /// [`plan`] in batches of at most [`PLAN_BATCH`] chunks, made as they are asked for: what a
 /// request plans at a time stays bounded however many chunks it touches (a box of a
-/// million one-byte chunks would otherwise hold some 300 MB of plan; a metadata file of a
-/// few hundred bytes can claim such a grid).
+/// million one-byte chunks would otherwise hold a few hundred MB of plan; a metadata file
+/// of a few hundred bytes can claim such a grid).
 pub(crate) fn plan_batches<'a>(
     chunk_shape: &'a [u64],
     start: &'a [u64],

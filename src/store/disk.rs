@@ -251,11 +251,6 @@ pub(crate) fn remove_fragments(data_dir: &Path, names: &[String]) -> Result<()> 
     Ok(())
 }
 
-/// Removes what no commit names: fragments of writers that died before committing and a
-/// stale metadata temp file. Only called while holding the writer lock, so no live writer's
-/// files are touched; readers only ever open fragments a commit names. A missing data
-/// directory is made again: a store whose commits name no fragment opens without one (a
-/// copy through git, which keeps no empty directory), and the next change needs it.
 /// In a `data` directory reached through a link: the store writing there (its canonical
 /// path), so that a second store linking to the same directory is told apart.
 pub(crate) const DATA_OWNER_FILE: &str = ".atlas-store";
@@ -303,6 +298,11 @@ fn refuse_shared_data_dir(dir: &Path, data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Removes what no commit names: fragments of writers that died before committing and a
+/// stale metadata temp file. Only called while holding the writer lock, so no live writer's
+/// files are touched; readers only ever open fragments a commit names. A missing data
+/// directory is made again: a store whose commits name no fragment opens without one (a
+/// copy through git, which keeps no empty directory), and the next change needs it.
 pub(crate) fn remove_orphans(dir: &Path, meta: &StoreMeta, current: (MetaFormat, MetaCompression)) -> Result<()> {
     let keep = meta_file_name(current.0, current.1);
     let data_dir = dir.join(DATA_DIR);

@@ -319,7 +319,8 @@ impl Atlas {
     /// between (the Python module's assignments through steps, index lists and points do
     /// this). Releases nothing by itself: the lock is held until [`Atlas::flush`] (which
     /// commits a new generation even if nothing was changed), [`Atlas::discard`] or
-    /// [`Atlas::release_if_unchanged`], which each `begin_change` should be paired with.
+    /// [`Atlas::release_if_unchanged`] (or [`Atlas::abandon`]), which each `begin_change`
+    /// should be paired with.
     ///
     /// ```
     /// # use atlas::{ArraySpec, Atlas, DType, StoreConfig};

@@ -23,10 +23,11 @@ use crate::meta::{
 };
 
 /// One [`Atlas::begin_change`](crate::Atlas::begin_change), to be ended (once: ending it
-/// consumes it) by [`Atlas::release_if_unchanged`](crate::Atlas::release_if_unchanged):
-/// it names the session it holds, so that it cannot end another.
+/// consumes it) by [`Atlas::release_if_unchanged`](crate::Atlas::release_if_unchanged) or
+/// [`Atlas::abandon`](crate::Atlas::abandon): it names the session it holds, so that it
+/// cannot end another.
 #[derive(Debug, PartialEq, Eq)]
-#[must_use = "end it with Atlas::release_if_unchanged"]
+#[must_use = "end it with Atlas::release_if_unchanged or Atlas::abandon"]
 pub struct ChangeHold {
     session: u64,
     started: bool,

@@ -330,8 +330,8 @@ fn an_array_of_a_trillion_chunks_opens_reads_writes_and_compacts_without_per_chu
 #[test]
 fn a_read_of_a_quarter_million_one_element_chunks_plans_them_a_bounded_batch_at_a_time() {
     // A metadata file of a few hundred bytes can claim such a grid; reading a row of it
-    // planned every chunk at once (96 bytes of plan each: 24 MiB here, 20 GB for a row of
-    // 2^28 chunks) before it read any.
+    // planned every chunk at once (a few hundred bytes of plan each, 24 MiB in one
+    // allocation here) before it read any.
     let mut dir = test_dir!();
     let path = dir.store();
     let store = util::create(&path);
