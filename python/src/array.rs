@@ -530,16 +530,20 @@ pub fn read_across_stacked<'py>(
     start: &[u64],
     shape: &[u64],
 ) -> PyResult<Bound<'py, PyAny>> {
-    // The dtype of the first dataset that has the array; with none, any type gives Atlas's
-    // own error (a missing dataset or array).
-    let dtype = py
-        .detach(|| datasets.iter().find_map(|d| store.open_dataset(d).and_then(|d| d.array_meta(array)).ok()))
-        .map_or(DType::UInt8, |meta| meta.dtype);
+    // With no dataset that has the array, any type gives Atlas's own error (a missing
+    // dataset or array).
+    let dtype = py.detach(|| first_dtype(store, array, datasets)).unwrap_or(DType::UInt8);
     by_element!(
         dtype,
         across_typed(py, store, dtype, array, datasets, start, shape),
         strings => err(Kind::DTypeMismatch, format!("array {array} holds strings: read them per dataset"))
     )
+}
+
+/// The dtype of `array` in the first of `datasets` that has it; missing datasets are
+/// skipped.
+pub(crate) fn first_dtype(store: &Atlas, array: &str, datasets: &[String]) -> Option<DType> {
+    datasets.iter().find_map(|d| store.open_dataset(d).and_then(|d| d.array(array)).and_then(|a| a.dtype()).ok())
 }
 
 fn across_typed<'py, T: Element + numpy::Element>(

@@ -9,7 +9,7 @@ use atlas::{ArraySpec, Atlas, DType, Limits, OpenOptions, StoreConfig};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use crate::array::{Array, read_across_stacked};
+use crate::array::{Array, first_dtype, read_across_stacked};
 use crate::attrs::{Attrs, Target};
 use crate::convert::{
     parse_codec, parse_dtype, parse_meta_compression, parse_meta_format, parse_shuffle, scalar_from_py,
@@ -266,8 +266,7 @@ impl Store {
     /// The dtype name of `array` in the first of `datasets` that has it, or `None`.
     /// Missing datasets are skipped.
     fn dtype_across(&self, py: Python<'_>, array: &str, datasets: Vec<String>) -> Option<&'static str> {
-        py.detach(|| datasets.iter().find_map(|d| self.inner.open_dataset(d).and_then(|d| d.array_meta(array)).ok()))
-            .map(|meta| meta.dtype.name())
+        py.detach(|| first_dtype(&self.inner, array, &datasets)).map(DType::name)
     }
 
     /// `array` read from each of `datasets` into one new array of shape
