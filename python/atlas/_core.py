@@ -16,7 +16,15 @@ import numpy as np
 
 from . import _atlas, _html
 from ._array import Array, Attributes, _ints, _names, refuse_pickle, shown, shuffle_arg
-from ._atlas import AlreadyExistsError, DTypeMismatchError, InvalidArgumentError, NotFoundError, StoreNotFoundError
+from ._atlas import (
+    AlreadyExistsError,
+    AtlasError,
+    DTypeMismatchError,
+    InvalidArgumentError,
+    LockedError,
+    NotFoundError,
+    StoreNotFoundError,
+)
 from ._dtypes import dtype_name, timestamps, unmasked
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -679,23 +687,30 @@ class DatasetView:
         assign into that array with `ds[name][...] = data`."""
         data = _defining(data, f"{self.name}/{name}")
         dims = [name] if data.ndim == 1 and self._axis_fits(name, len(data)) else None
-        if self._native.has_array(name):  # refused without the writer lock, as define_array does
-            raise AlreadyExistsError(f"array already exists: {self.name}/{name}; assign into it with ds[{name!r}][...] = data")
+        exists = f"array already exists: {self.name}/{name}; assign into it with ds[{name!r}][...] = data"
         native = self._store._native
-        hold = native.begin_change()
         try:
+            hold = native.begin_change()
+        except LockedError:
+            if self._native.has_array(name):  # the more useful refusal, as define_array gives it
+                raise AlreadyExistsError(exists) from None
+            raise
+        try:
+            # Holding the lock, the handle is on the newest commit: a name another writer
+            # freed is free here.
+            if self._native.has_array(name):
+                raise AlreadyExistsError(exists)
             try:
-                array = self.define_array(name, data.dtype, dims, data.shape)
-            except AlreadyExistsError as e:
-                raise AlreadyExistsError(f"{e}; assign into it with ds[{name!r}][...] = data") from None
-            try:
-                array[...] = data
+                self.define_array(name, data.dtype, dims, data.shape)
+                self[name][...] = data
             except BaseException:
                 # Nothing of it was committed: as if never defined. When the changes are all
                 # its own, the whole session goes (the lock, and the blocks written before the
-                # failure); else the array is deleted.
-                if not native.abandon(hold):
-                    self.delete_array(name)
+                # failure); else the array, if defined (an interrupt may come anywhere), is
+                # deleted, without hiding the failure.
+                if not native.abandon(hold) and self._native.has_array(name):
+                    with contextlib.suppress(AtlasError):
+                        self.delete_array(name)
                 raise
         finally:
             native.release_if_unchanged(hold)

@@ -313,6 +313,20 @@ def test_an_interrupted_new_array_leaves_no_change_behind(store, ds, monkeypatch
     assert "big" not in ds and not store.has_pending_changes
 
 
+def test_a_new_array_may_take_a_name_another_writer_freed(store, ds):
+    ds["a"] = np.zeros(3)
+    store.flush()
+    other = atlas.Atlas.open(store.path)
+    del other["d"]["a"]
+    other.flush()
+    ds["a"] = np.ones(2)  # this handle's snapshot still has the old `a`
+    store.flush()
+    assert atlas.Atlas.open(store.path)["d"]["a"][:].tolist() == [1.0, 1.0]
+    with pytest.raises(atlas.AlreadyExistsError, match=r"assign into it with ds\['a'\]"):
+        ds["a"] = np.ones(2)
+    assert not store.has_pending_changes
+
+
 def test_a_change_hold_dropped_unreleased_gives_the_lock_back(store):
     # As when Ctrl-C lands as begin_change returns, before the caller holds the hold.
     store.flush()

@@ -1,8 +1,7 @@
 //! The store directory on disk: its fixed names, finding and loading the newest metadata
 //! file, writing a commit's metadata, and cleaning up what a crashed writer left behind.
 
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::snapshot::Snapshot;
 use crate::error::{EntityKind, Error, Result};
@@ -251,49 +250,38 @@ pub(crate) fn remove_fragments(data_dir: &Path, names: &[String]) -> Result<()> 
     Ok(())
 }
 
-/// In a `data` directory reached through a link: the store writing there (its canonical
-/// path), so that a second store linking to the same directory is told apart.
-pub(crate) const DATA_OWNER_FILE: &str = ".atlas-store";
-
 /// Refuses a `data` that is another store's: a writer removes the files in it no commit of
-/// its own names. Only a link can make it so (data kept on another disk, then the store
-/// copied with its link): a link to a directory beside another store's metadata file, or to
-/// one whose owner file ([`DATA_OWNER_FILE`]) names another store whose `data` still leads
-/// there, is refused; otherwise this store is written down as the owner. Readers follow
-/// any link.
+/// its own names. Only a link can make it so: one to a directory beside another store's
+/// metadata file (a store copied or unpacked with its link, say) is refused, as is one to
+/// what is not a directory; a link to a directory elsewhere (data kept on another disk) is
+/// written through. Two stores linking to one directory of their own are not told apart
+/// (docs/GUARANTEES.md, "One store per directory"). Readers follow any link.
 fn refuse_shared_data_dir(dir: &Path, data_dir: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
     let is_link = std::fs::symlink_metadata(data_dir).is_ok_and(|m| m.file_type().is_symlink());
     if !is_link {
         return Ok(());
     }
-    let canonical = |path: &Path| std::fs::canonicalize(path).map_err(io::io_err(path, "resolve"));
-    let (target, store) = (canonical(data_dir)?, canonical(dir)?);
-    let refuse = |owner: &Path| {
+    let target = std::fs::canonicalize(data_dir).map_err(io::io_err(data_dir, "resolve"))?;
+    if !target.is_dir() {
+        return Err(Error::corrupt(data_dir, format!("links to {}, which is not a directory", target.display())));
+    }
+    // Told apart by device and inode: a bind mount or another link gives the store a
+    // second path. Metadata files are looked for by name: the directory may be one this
+    // user can enter but not list.
+    let same_dir = |a: &Path, b: &Path| match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    };
+    let is_store = |path: &Path| ALL_ENCODINGS.iter().any(|&(f, c)| io::exists(&path.join(meta_file_name(f, c))));
+    if let Some(owner) = target.parent().filter(|parent| !same_dir(parent, dir) && is_store(parent)) {
         let detail = format!(
             "links to {}, the data directory of the store {}: a writer would remove that store's fragment files \
              as its own orphans (readers follow the link)",
             target.display(),
             owner.display()
         );
-        Err(Error::corrupt(data_dir, detail))
-    };
-    // Checked by name: the directory may be one this user can enter but not list.
-    let is_store = |path: &Path| ALL_ENCODINGS.iter().any(|&(f, c)| io::exists(&path.join(meta_file_name(f, c))));
-    if let Some(parent) = target.parent().filter(|parent| *parent != store.as_path() && is_store(parent)) {
-        return refuse(parent);
-    }
-    let owner_file = target.join(DATA_OWNER_FILE);
-    let owner = std::fs::read(&owner_file).ok().map(|bytes| PathBuf::from(std::ffi::OsString::from_vec(bytes)));
-    if let Some(owner) = owner.as_deref().filter(|owner| *owner != store.as_path()) {
-        let still_there = std::fs::canonicalize(owner.join(DATA_DIR)).is_ok_and(|data| data == target);
-        if still_there && is_store(owner) {
-            return refuse(owner);
-        }
-    }
-    if owner.as_deref() != Some(store.as_path()) {
-        let options = &mut std::fs::OpenOptions::new();
-        let (mut file, _) = io::open_own(&owner_file, options.write(true).create(true).truncate(true), "open")?;
-        std::io::Write::write_all(&mut file, store.as_os_str().as_bytes()).map_err(io::io_err(&owner_file, "write"))?;
+        return Err(Error::corrupt(data_dir, detail));
     }
     Ok(())
 }

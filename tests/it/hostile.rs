@@ -638,38 +638,9 @@ fn a_writer_refuses_a_data_directory_linked_to_another_stores_but_writes_one_lin
     let spec = ArraySpec::new(DType::UInt8, [4]);
     store.create_dataset("d").unwrap().define_array("a", spec).unwrap().write(&[0], arr1(&[1u8, 2]).view()).unwrap();
     store.flush().unwrap();
-    let frags = |dir: &Path| {
-        std::fs::read_dir(dir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some()).count()
-    };
-    assert_eq!(frags(&elsewhere), 1, "its fragment is there");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 1, "its fragment is there");
     let back = Atlas::open(&linked).unwrap().open_dataset("d").unwrap().read_array::<u8>("a", &[0], &[2]).unwrap();
     assert_eq!(back.into_raw_vec_and_offset().0, [1, 2]);
-    // A copy of that store (its link copied as a link) must not write there: the directory
-    // names its owner, which still leads to it.
-    let copy = dir.join("copy");
-    std::fs::create_dir(&copy).unwrap();
-    for entry in std::fs::read_dir(&linked).unwrap() {
-        let entry = entry.unwrap();
-        let to = copy.join(entry.file_name());
-        match std::fs::read_link(entry.path()) {
-            Ok(link) => std::os::unix::fs::symlink(link, to).unwrap(),
-            Err(_) => drop(std::fs::copy(entry.path(), to).unwrap()),
-        }
-    }
-    let copied = Atlas::open(&copy).unwrap();
-    assert_err!(copied.create_dataset("e"), Error::Corrupt { detail, .. } if detail.contains("data directory of the store"));
-    assert_eq!(frags(&elsewhere), 1, "the first store's fragment is still there");
-    // Moved (its old path gone), the store takes the directory over.
-    let moved = dir.join("moved");
-    std::fs::rename(&linked, &moved).unwrap();
-    std::fs::remove_dir_all(&copy).unwrap();
-    let store = Atlas::open(&moved).unwrap();
-    store.create_dataset("e").unwrap();
-    store.flush().unwrap();
-    assert_eq!(
-        std::fs::read(elsewhere.join(".atlas-store")).unwrap(),
-        moved.canonicalize().unwrap().as_os_str().as_encoded_bytes()
-    );
 }
 
 #[test]

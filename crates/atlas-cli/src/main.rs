@@ -646,8 +646,10 @@ fn refuse_inside_store(store: &Path, file: &Path) -> Result<()> {
     let (Ok(store_dir), Some(name)) = (std::fs::canonicalize(store), file.file_name()) else { return Ok(()) };
     let parent = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let dest = std::fs::canonicalize(file).or_else(|_| std::fs::canonicalize(parent).map(|p| p.join(name)));
+    // The data may be a link to a directory elsewhere, its fragments there too.
+    let data_dir = std::fs::canonicalize(store.join("data")).unwrap_or_else(|_| store_dir.clone());
     match dest {
-        Ok(dest) if dest.starts_with(&store_dir) => {
+        Ok(dest) if dest.starts_with(&store_dir) || dest.starts_with(&data_dir) => {
             Err(anyhow!("{} is inside the store {} it would read; export elsewhere", file.display(), store.display()))
         }
         _ => Ok(()),
