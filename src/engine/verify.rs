@@ -63,8 +63,11 @@ fn check_bytes(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> R
     chunk.resize(to_usize(ctx.meta.chunk_bytes()), 0);
     let (dtype, fill) = (ctx.meta.dtype, ctx.meta.fill_bytes());
     let checked = decode_chunk(ctx, block, worker, &mut chunk, true).map(|()| {
-        let legacy = (dtype == DType::Timestamp).then(|| scan(&chunk, DType::Int64, &fill).stats);
-        Some((scan(&chunk, dtype, &fill).stats, legacy))
+        let found = scan(&chunk, dtype, &fill).stats;
+        // Scanned again only where the entry differs (a chunk holding NaT).
+        let differs = block.entry().stats != found;
+        let legacy = (dtype == DType::Timestamp && differs).then(|| scan(&chunk, DType::Int64, &fill).stats);
+        Some((found, legacy))
     });
     worker.chunk = chunk;
     checked
