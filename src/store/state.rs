@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::config::OpenOptions;
-use super::disk::{self, DATA_DIR, LOCK_FILE};
+use super::disk::{self, DATA_DIR, LOCK_FILE, MetaFileStamp, NewestMeta};
 use super::pending::{PendingBlocks, PendingFragment, RawChunk, WriteSession, append_chunk};
 use super::snapshot::Snapshot;
 use crate::codec::ZstdDict;
@@ -69,6 +69,8 @@ pub(crate) struct State {
     pub meta: StoreMeta,
     /// Encoding of the metadata file the next commit writes.
     pub encoding: (MetaFormat, MetaCompression),
+    /// The metadata file of the last commit this handle read or made.
+    pub meta_file: MetaFileStamp,
     /// Blocks of the last commit this handle saw.
     pub committed: Snapshot,
     /// Present from the first change until the flush that commits it.
@@ -86,6 +88,7 @@ impl Inner {
         let state = State {
             meta: loaded.meta,
             encoding: loaded.encoding,
+            meta_file: loaded.file,
             committed: loaded.snapshot,
             session: None,
             unsynced_commit: false,
@@ -195,13 +198,17 @@ impl Inner {
     /// The newest commit's schemas when another writer has committed since this handle's
     /// snapshot (the metadata only, without the fragments it names), else `None`.
     fn newer_commit(&self, state: &State) -> Result<Option<State>> {
-        let (meta, encoding) = disk::read_newest_meta(&self.dir, &self.limits)?;
+        if disk::is_unchanged(&self.dir, &self.limits, &state.meta_file) {
+            return Ok(None);
+        }
+        let NewestMeta { meta, encoding, file } = disk::read_newest_meta(&self.dir, &self.limits)?;
         if disk::commit_id(&meta) == disk::commit_id(&state.meta) {
             return Ok(None);
         }
         Ok(Some(State {
             meta,
             encoding,
+            meta_file: file,
             committed: Snapshot::default(),
             session: None,
             unsynced_commit: false,
@@ -348,12 +355,17 @@ impl Inner {
 
     /// Loads the newest commit into `state` if another writer made one since its snapshot.
     fn move_to_newest_commit(&self, state: &mut State) -> Result<()> {
-        if disk::newest_commit_id(&self.dir, &self.limits)? != disk::commit_id(&state.meta) {
-            let loaded = disk::load(&self.dir, &self.limits, &state.committed)?;
+        if disk::is_unchanged(&self.dir, &self.limits, &state.meta_file) {
+            return Ok(());
+        }
+        let loaded = disk::load(&self.dir, &self.limits, &state.committed)?;
+        // The same commit in another file (rewritten by hand, say): the snapshot is kept.
+        if disk::commit_id(&loaded.meta) != disk::commit_id(&state.meta) {
             state.meta = loaded.meta;
             state.encoding = loaded.encoding;
             state.committed = loaded.snapshot;
         }
+        state.meta_file = loaded.file;
         Ok(())
     }
 
@@ -419,10 +431,12 @@ impl Inner {
             None => None,
         };
         self.check_lock_held(state)?;
-        next.checksum = Some(disk::write_meta(&self.dir, &next, state.encoding, &self.limits)?);
+        let (checksum, meta_file) = disk::write_meta(&self.dir, &next, state.encoding, &self.limits)?;
+        next.checksum = Some(checksum);
         // Committed: the new metadata is in place, so this handle's view moves to it even if
         // making the rename durable fails below (that error is still returned).
         state.meta = next;
+        state.meta_file = meta_file;
         state.unsynced_commit = true;
         // Kept until the end: only a writer-lock holder removes files from the store.
         let session = state.session.take();

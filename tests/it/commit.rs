@@ -43,6 +43,31 @@ fn unflushed_changes_are_invisible_to_other_handles_until_flush_and_refresh() {
 }
 
 #[test]
+fn a_refresh_sees_a_commit_that_left_the_metadata_file_its_length() {
+    let dir = test_dir!();
+    let writer = util::create(&dir.store());
+    writer.attrs().set("v", "a").unwrap();
+    writer.flush().unwrap();
+    let reader = Atlas::open(dir.store()).unwrap();
+    let meta_file = dir.store().join("atlas.json");
+    let len = std::fs::metadata(&meta_file).unwrap().len();
+
+    writer.attrs().set("v", "b").unwrap();
+    writer.flush().unwrap();
+    assert_eq!(std::fs::metadata(&meta_file).unwrap().len(), len, "the test needs a commit of the same length");
+    reader.refresh().unwrap();
+    assert_eq!(reader.attrs().get("v").unwrap(), Some("b".into()));
+    // A change moves to the newest commit the same way.
+    writer.attrs().set("v", "c").unwrap();
+    writer.flush().unwrap();
+    reader.attrs().set("w", 1).unwrap();
+    reader.flush().unwrap();
+    let after = Atlas::open(dir.store()).unwrap();
+    assert_eq!(after.attrs().get("v").unwrap(), Some("c".into()));
+    assert_eq!(after.attrs().get("w").unwrap(), Some(1.into()));
+}
+
+#[test]
 fn each_flush_with_changes_bumps_the_generation_and_a_flush_without_changes_writes_nothing() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
