@@ -235,7 +235,7 @@ mod tests {
     fn every_encoding_round_trips_and_names_parse_back() {
         let mut meta = StoreMeta::new(Codec::Lz4, Shuffle::Off);
         meta.generation = 9;
-        meta.datasets.insert("run42".into(), crate::meta::DatasetMeta::default());
+        meta.datasets.insert("run42".into(), std::sync::Arc::default());
         for (format, compression) in ALL_ENCODINGS {
             let bytes = encode_meta(&meta, format, compression).bytes;
             let mut back = decode_meta(&bytes, format, compression, MAX_META_BYTES).unwrap();

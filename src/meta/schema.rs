@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::de::{Error as _, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -46,8 +47,10 @@ pub(crate) struct StoreMeta {
     pub next_array_id: u64,
     #[serde(deserialize_with = "unique_keys")]
     pub attributes: Attributes,
+    /// Each shared by the copies a change and its commit make, and copied only when changed
+    /// ([`Arc::make_mut`]): a registry of many datasets is copied at each commit.
     #[serde(deserialize_with = "unique_keys")]
-    pub datasets: BTreeMap<String, DatasetMeta>,
+    pub datasets: BTreeMap<String, Arc<DatasetMeta>>,
     /// Committed fragments, oldest first; a later fragment's block wins for a chunk.
     pub fragments: Vec<FragmentMeta>,
     /// xxh3-64 of this file's plain encoding with `checksum` left out (docs/FORMAT.md,
@@ -301,7 +304,7 @@ impl StoreMeta {
     /// ones a damaged or older writer left (string means of 0 from earlier builds) must neither be
     /// returned nor keep the store from opening.
     pub(crate) fn forget_unsound_stats(&mut self) {
-        for array in self.datasets.values_mut().flat_map(|ds| ds.arrays.values_mut()) {
+        for array in self.datasets.values_mut().flat_map(|ds| Arc::make_mut(ds).arrays.values_mut()) {
             let elems = checked_product(&array.shape);
             if array.stats.is_some_and(|s| elems.is_none_or(|elems| s.check(array.dtype, elems).is_err())) {
                 array.stats = None;

@@ -2,6 +2,8 @@
 //! metadata file's encoding. Each is a change like any other: it takes the writer lock
 //! (`Inner::begin_change`) and is committed by the commit protocol of docs/FORMAT.md.
 
+use std::sync::Arc;
+
 use super::Atlas;
 use super::pending::PendingFragment;
 use super::state::dictionary;
@@ -135,7 +137,7 @@ impl Atlas {
             if let Some(shuffle) = shuffle {
                 state.meta.shuffle = shuffle;
             }
-            for array in state.meta.datasets.values_mut().flat_map(|ds| ds.arrays.values_mut()) {
+            for array in state.meta.datasets.values_mut().flat_map(|ds| Arc::make_mut(ds).arrays.values_mut()) {
                 array.codec = None;
                 if shuffle.is_some() {
                     array.shuffle = None;

@@ -39,7 +39,7 @@ use self::snapshot::Snapshot;
 use self::state::{Inner, State};
 use crate::error::{EntityKind, Error, Result};
 use crate::io;
-use crate::meta::{Codec, DatasetMeta, MetaCompression, MetaFormat, Shuffle, StoreMeta, meta_file_name, validate_name};
+use crate::meta::{Codec, MetaCompression, MetaFormat, Shuffle, StoreMeta, meta_file_name, validate_name};
 
 /// A store: one directory holding a metadata file and fragment files.
 ///
@@ -185,7 +185,7 @@ impl Atlas {
         self.inner.check_before_change(&state, refuse_existing)?;
         self.inner.change(&mut state, |state| {
             refuse_existing(state)?;
-            state.meta.datasets.insert(name.to_string(), DatasetMeta::default());
+            state.meta.datasets.insert(name.to_string(), Arc::default());
             Ok(())
         })?;
         Ok(Dataset::new(self.inner.clone(), name))

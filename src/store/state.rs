@@ -404,8 +404,9 @@ impl Inner {
         let replaced = match change {
             FragmentChange::Append => {
                 // Refresh the persisted stats of every array this session changed.
-                for array in next.datasets.values_mut().flat_map(|ds| ds.arrays.values_mut()) {
-                    if session.changed_array(array.id) {
+                let changed = |ds: &DatasetMeta| ds.arrays.values().any(|array| session.changed_array(array.id));
+                for ds in next.datasets.values_mut().filter(|ds| changed(ds)) {
+                    for array in Arc::make_mut(ds).arrays.values_mut().filter(|array| session.changed_array(array.id)) {
                         // Unsound entry stats persist none: merged again (and refused) when asked for.
                         array.stats = state.array_stats(array).ok();
                     }
@@ -480,11 +481,11 @@ pub(crate) enum FragmentChange {
 
 impl State {
     pub(crate) fn dataset(&self, name: &str) -> Result<&DatasetMeta> {
-        self.meta.datasets.get(name).ok_or_else(|| Error::not_found(EntityKind::Dataset, name))
+        self.meta.datasets.get(name).map(Arc::as_ref).ok_or_else(|| Error::not_found(EntityKind::Dataset, name))
     }
 
     pub(crate) fn dataset_mut(&mut self, name: &str) -> Result<&mut DatasetMeta> {
-        self.meta.datasets.get_mut(name).ok_or_else(|| Error::not_found(EntityKind::Dataset, name))
+        self.meta.datasets.get_mut(name).map(Arc::make_mut).ok_or_else(|| Error::not_found(EntityKind::Dataset, name))
     }
 
     pub(crate) fn array(&self, dataset: &str, name: &str) -> Result<&ArrayMeta> {
