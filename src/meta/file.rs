@@ -77,9 +77,10 @@ pub(crate) struct EncodedMeta {
 /// Serialises and compresses a commit.
 pub(crate) fn encode_meta(meta: &StoreMeta, format: MetaFormat, compression: MetaCompression) -> EncodedMeta {
     let mut meta = meta.clone();
-    let checksum = content_checksum(&mut meta, format);
-    meta.checksum = Some(checksum);
-    let plain = serialize(&meta, format);
+    meta.checksum = None;
+    let unsealed = serialize(&meta, format);
+    let checksum = crate::io::checksum(&unsealed);
+    let plain = seal(unsealed, format, checksum);
     let plain_len = plain.len() as u64;
     let bytes = match compression {
         MetaCompression::None => plain,
@@ -134,13 +135,17 @@ pub(crate) fn decode_meta(
     if meta.checksum.is_none() && (format == MetaFormat::MsgPack || compression != MetaCompression::None) {
         return Err(MetaDecodeError::Corrupt("metadata without a checksum is plain JSON only".into()));
     }
-    let computed = content_checksum(&mut meta, format);
     if let Some(recorded) = meta.checksum
-        && computed != recorded
+        && !is_sealed(&plain, format, recorded)
     {
-        return Err(MetaDecodeError::Corrupt(format!(
-            "metadata checksum mismatch: recorded {recorded:#018x}, computed {computed:#018x}"
-        )));
+        // Not the bytes Atlas writes (a file re-spelled by hand, pretty-printed say): the
+        // values parsed are encoded again and hashed.
+        let computed = content_checksum(&mut meta, format);
+        if computed != recorded {
+            return Err(MetaDecodeError::Corrupt(format!(
+                "metadata checksum mismatch: recorded {recorded:#018x}, computed {computed:#018x}"
+            )));
+        }
     }
     meta.check().map_err(MetaDecodeError::Corrupt)?;
     meta.forget_unsound_stats();
@@ -166,6 +171,60 @@ fn content_checksum(meta: &mut StoreMeta, format: MetaFormat) -> u64 {
     let sum = crate::io::checksum(&serialize(meta, format));
     meta.checksum = recorded;
     sum
+}
+
+/// The file's plain bytes: `unsealed` (the encoding of a commit without `checksum`) with the
+/// field added as its last, as the serialiser writes it (a test checks the two agree).
+fn seal(mut unsealed: Vec<u8>, format: MetaFormat, checksum: u64) -> Vec<u8> {
+    match format {
+        MetaFormat::Json => {
+            let close = unsealed.pop();
+            debug_assert_eq!(close, Some(b'}'));
+            unsealed.extend_from_slice(format!(",\"checksum\":{checksum}}}").as_bytes());
+        }
+        MetaFormat::MsgPack => {
+            // A map of StoreMeta's fields without `checksum`: a fixmap (under 16 entries),
+            // its count in the low bits of its first byte.
+            assert!((0x80..0x8f).contains(&unsealed[0]), "StoreMeta is a fixmap");
+            unsealed[0] += 1;
+            unsealed.extend(msgpack_checksum_entry(checksum));
+        }
+    }
+    unsealed
+}
+
+/// Whether `plain` is what [`seal`] makes of a commit for the `recorded` checksum and that
+/// commit's bytes hash to it: the check of a file Atlas wrote, made on its own bytes. (Encoding
+/// what was parsed again, as [`content_checksum`] does, would take as long as the parse, and
+/// fail where another `serde_json` version spells a float differently, `1e16` for `1e+16`.)
+fn is_sealed(plain: &[u8], format: MetaFormat, recorded: u64) -> bool {
+    let mut unsealed = crate::io::Checksummer::new();
+    match format {
+        MetaFormat::Json => {
+            let Some(body) = plain.strip_suffix(format!(",\"checksum\":{recorded}}}").as_bytes()) else {
+                return false;
+            };
+            unsealed.update(body);
+            unsealed.update(b"}");
+        }
+        MetaFormat::MsgPack => {
+            let Some(body) = plain.strip_suffix(msgpack_checksum_entry(recorded).as_slice()) else { return false };
+            let Some((&header, fields)) = body.split_first().filter(|(header, _)| (0x81..=0x8f).contains(*header))
+            else {
+                return false;
+            };
+            unsealed.update(&[header - 1]);
+            unsealed.update(fields);
+        }
+    }
+    unsealed.finish() == recorded
+}
+
+/// The `checksum` key and value as the last entry of a `MessagePack` map.
+fn msgpack_checksum_entry(checksum: u64) -> Vec<u8> {
+    let mut entry = rmp_serde::to_vec("checksum").expect("a string serialises to msgpack");
+    entry.extend(rmp_serde::to_vec(&checksum).expect("a u64 serialises to msgpack"));
+    entry
 }
 
 fn serialize(meta: &StoreMeta, format: MetaFormat) -> Vec<u8> {
@@ -213,8 +272,22 @@ fn decompress(bytes: &[u8], compression: MetaCompression, max_bytes: u64) -> Res
             decoder.window_log_max(window_log).map_err(corrupt)?;
             Box::new(decoder)
         }
-        MetaCompression::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(bytes)),
+        MetaCompression::Lz4 => {
+            // The decoder stops at the end of the first frame: bytes after it, which no
+            // checksum covers, are refused as zstd's decoder refuses them.
+            let mut rest = bytes;
+            let plain = read_bounded(lz4_flex::frame::FrameDecoder::new(&mut rest), max_bytes)?;
+            if !rest.is_empty() {
+                return Err(MetaDecodeError::Corrupt(format!("{} bytes after the LZ4 frame", rest.len())));
+            }
+            return Ok(plain);
+        }
     };
+    read_bounded(reader, max_bytes)
+}
+
+/// Reads `reader` to its end, refusing more than `max_bytes`.
+fn read_bounded(reader: impl Read, max_bytes: u64) -> Result<Vec<u8>, MetaDecodeError> {
     let mut plain = Vec::new();
     reader
         .take(max_bytes.saturating_add(1))
@@ -277,6 +350,55 @@ mod tests {
         assert!(matches!(err, Err(MetaDecodeError::Corrupt(detail)) if detail.contains("plain JSON only")));
     }
 
+    fn sample_meta() -> StoreMeta {
+        let mut meta = StoreMeta::new(Codec::default(), Shuffle::Auto);
+        meta.generation = 7;
+        meta.attributes.insert("scale".into(), crate::meta::AttrValue::Float(1.7e18));
+        meta.datasets.insert("run42".into(), std::sync::Arc::default());
+        meta
+    }
+
+    #[test]
+    fn the_sealed_file_is_what_the_serialiser_writes_with_the_checksum_field() {
+        let mut meta = sample_meta();
+        let unsealed = |format| serialize(&meta, format);
+        let widths = [0, 1, 127, 128, 255, 256, 65_535, 65_536, u64::from(u32::MAX), 1 << 32, u64::MAX];
+        for format in [MetaFormat::Json, MetaFormat::MsgPack] {
+            for checksum in widths {
+                let sealed = seal(unsealed(format), format, checksum);
+                let mut with_field = meta.clone();
+                with_field.checksum = Some(checksum);
+                assert_eq!(sealed, serialize(&with_field, format), "{format:?} {checksum}");
+            }
+        }
+        meta.checksum = Some(1);
+        let stale = serialize(&meta, MetaFormat::Json);
+        assert!(!is_sealed(&stale, MetaFormat::Json, 1), "a checksum that is not the bytes' own");
+    }
+
+    #[test]
+    fn a_sealed_file_is_checked_on_its_own_bytes_and_a_respelled_one_by_its_values() {
+        let meta = sample_meta();
+        let text = String::from_utf8(encode_meta(&meta, MetaFormat::Json, MetaCompression::None).bytes).unwrap();
+        let decode = |text: &str| decode_meta(text.as_bytes(), MetaFormat::Json, MetaCompression::None, MAX_META_BYTES);
+        assert!(text.contains("1.7e+18"), "{text}");
+        // Another serde_json spelled the float `1.7e18`, and hashed those bytes.
+        let unsealed = text.split(",\"checksum\"").next().unwrap().replace("1.7e+18", "1.7e18") + "}";
+        let older = seal(unsealed.clone().into_bytes(), MetaFormat::Json, crate::io::checksum(unsealed.as_bytes()));
+        let older = String::from_utf8(older).unwrap();
+        assert_eq!(decode(&older).unwrap().attributes, meta.attributes);
+        // Spaces after the separators: not the bytes hashed, but the same values.
+        let spaced = text.replace("\":", "\": ");
+        assert_eq!(decode(&spaced).unwrap().attributes, meta.attributes);
+        // A changed value fails both ways.
+        for file in [older, spaced] {
+            let damaged =
+                file.replace("\"generation\":7", "\"generation\":8").replace("\"generation\": 7", "\"generation\": 8");
+            assert_ne!(damaged, file);
+            assert!(matches!(decode(&damaged), Err(MetaDecodeError::Corrupt(d)) if d.contains("checksum")));
+        }
+    }
+
     #[test]
     fn a_field_no_reader_knows_is_corrupt_at_every_level() {
         let mut meta = StoreMeta::new(Codec::default(), Shuffle::Auto);
@@ -309,11 +431,12 @@ mod tests {
     #[test]
     fn bytes_after_the_metadata_are_corrupt() {
         let meta = StoreMeta::new(Codec::default(), Shuffle::Auto);
-        for format in [MetaFormat::Json, MetaFormat::MsgPack] {
-            let mut bytes = encode_meta(&meta, format, MetaCompression::None).bytes;
-            bytes.push(0);
-            let err = decode_meta(&bytes, format, MetaCompression::None, MAX_META_BYTES);
-            assert!(matches!(err, Err(MetaDecodeError::Corrupt(_))), "{format:?}");
+        // After the text, and after a compressed file's frame (where no checksum covers them).
+        for (format, compression) in ALL_ENCODINGS {
+            let mut bytes = encode_meta(&meta, format, compression).bytes;
+            bytes.extend_from_slice(b"\0junk");
+            let err = decode_meta(&bytes, format, compression, MAX_META_BYTES);
+            assert!(matches!(err, Err(MetaDecodeError::Corrupt(_))), "{format:?} {compression:?}: {err:?}");
         }
     }
 

@@ -52,6 +52,11 @@ impl MetaFileStamp {
     fn of(name: &'static str, bytes: &[u8]) -> Self {
         Self { name, hash: io::checksum(bytes) }
     }
+
+    /// The file's name in the store directory.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
 }
 
 /// Whether the store's only metadata file is still the one `stamp` was taken of, byte for
@@ -331,8 +336,8 @@ fn refuse_shared_data_dir(dir: &Path, data_dir: &Path) -> Result<()> {
 /// files are touched; readers only ever open fragments a commit names. A missing data
 /// directory is made again: a store whose commits name no fragment opens without one (a
 /// copy through git, which keeps no empty directory), and the next change needs it.
-pub(crate) fn remove_orphans(dir: &Path, meta: &StoreMeta, current: (MetaFormat, MetaCompression)) -> Result<()> {
-    let keep = meta_file_name(current.0, current.1);
+/// `keep` names the metadata file of the newest commit, the one `meta` was read from.
+pub(crate) fn remove_orphans(dir: &Path, meta: &StoreMeta, keep: &str) -> Result<()> {
     let data_dir = dir.join(DATA_DIR);
     if !io::exists(&data_dir) {
         io::create_dir_all(&data_dir)?;

@@ -158,7 +158,7 @@ impl Inner {
         if state.session.is_none() {
             let lock = WriterLock::try_acquire(&self.dir.join(LOCK_FILE), &self.dir)?;
             self.move_to_newest_commit(state)?;
-            disk::remove_orphans(&self.dir, &state.meta, state.encoding)?;
+            disk::remove_orphans(&self.dir, &state.meta, state.meta_file.name())?;
             state.session = Some(WriteSession::new(lock, (state.meta.clone(), state.encoding)));
         }
         state.session.as_mut().expect("started above").note_change();
@@ -359,12 +359,14 @@ impl Inner {
             return Ok(());
         }
         let loaded = disk::load(&self.dir, &self.limits, &state.committed)?;
-        // The same commit in another file (rewritten by hand, say): the snapshot is kept.
         if disk::commit_id(&loaded.meta) != disk::commit_id(&state.meta) {
             state.meta = loaded.meta;
-            state.encoding = loaded.encoding;
             state.committed = loaded.snapshot;
         }
+        // Also for the same commit in another file: a store made again at this path with
+        // another metadata compression starts from the same generation 0. Its file is the
+        // one a change keeps, and the encoding the next commit writes.
+        state.encoding = loaded.encoding;
         state.meta_file = loaded.file;
         Ok(())
     }

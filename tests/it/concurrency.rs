@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use atlas::{ArraySpec, Atlas, AttrValue, Codec, DType, Error, Shuffle};
+use atlas::{ArraySpec, Atlas, AttrValue, Codec, DType, Error, MetaCompression, Shuffle, StoreConfig};
 use ndarray::{Array1, arr1};
 
 use crate::util::{self, TestDir, assert_err, test_dir};
@@ -462,6 +462,24 @@ fn a_handle_on_a_store_removed_and_made_again_moves_to_the_new_one_of_the_same_g
     assert_eq!(fresh.list_datasets(), ["later", "new"]);
     let values = fresh.open_dataset("new").unwrap().read_array::<i32>("a", &[0], &[4]).unwrap();
     assert_eq!(values, arr1(&[1, 2, 3, 4]).into_dyn());
+}
+
+#[test]
+fn a_handle_on_a_store_made_again_with_compressed_metadata_keeps_its_metadata_file() {
+    // The same commit (generation 0, the same plain bytes) in another file: the change
+    // must keep the file it moved to, not the one its old store had.
+    let dir = test_dir!();
+    let old = util::create(&dir.store());
+    std::fs::remove_dir_all(dir.store()).unwrap();
+    let config = StoreConfig { meta_compression: MetaCompression::Zstd, ..StoreConfig::default() };
+    drop(Atlas::create(dir.store(), config).unwrap());
+    old.attrs().set("x", 1).unwrap();
+    let reader = Atlas::open(dir.store()).unwrap();
+    assert_eq!(reader.attrs().get("x").unwrap(), None);
+    old.flush().unwrap();
+    assert!(dir.store().join("atlas.json.zst").exists());
+    assert!(!dir.store().join("atlas.json").exists());
+    assert_eq!(Atlas::open(dir.store()).unwrap().attrs().get("x").unwrap(), Some(1.into()));
 }
 
 #[test]
