@@ -248,10 +248,6 @@ impl Inner {
     /// values compare equal); a fragment file that holds no block (a write that failed
     /// after making it) is no change.
     pub(crate) fn release_if_unchanged(&self, state: &mut State, hold: &ChangeHold) -> bool {
-        let same_meta = |a: &StoreMeta, b: &StoreMeta| {
-            let (a, b) = (serde_json::to_vec(a), serde_json::to_vec(b));
-            matches!((a, b), (Ok(a), Ok(b)) if a == b)
-        };
         let Some(session) = state.session.as_mut().filter(|s| s.id == hold.session) else { return false };
         session.holds = session.holds.saturating_sub(1);
         let unchanged = session.holds == 0
@@ -470,6 +466,40 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// Whether two commits' metadata are written alike (NaN fill values and attributes compare
+/// equal, as their text does). Datasets the two share (all but those changed, in a registry
+/// of many) are not serialised to tell.
+fn same_meta(a: &StoreMeta, b: &StoreMeta) -> bool {
+    fn same_text(a: &impl serde::Serialize, b: &impl serde::Serialize) -> bool {
+        matches!((serde_json::to_vec(a), serde_json::to_vec(b)), (Ok(a), Ok(b)) if a == b)
+    }
+    // Taken apart whole, so that a field added later is not left out here.
+    let StoreMeta {
+        format_version,
+        generation,
+        codec,
+        shuffle,
+        next_array_id,
+        attributes,
+        datasets,
+        fragments,
+        checksum,
+    } = a;
+    *format_version == b.format_version
+        && *generation == b.generation
+        && *codec == b.codec
+        && *shuffle == b.shuffle
+        && *next_array_id == b.next_array_id
+        && same_text(attributes, &b.attributes)
+        && *fragments == b.fragments
+        && *checksum == b.checksum
+        && datasets.len() == b.datasets.len()
+        && datasets
+            .iter()
+            .zip(&b.datasets)
+            .all(|((name_a, a), (name_b, b))| name_a == name_b && (Arc::ptr_eq(a, b) || same_text(a, b)))
 }
 
 /// How a commit's fragment joins the committed ones.

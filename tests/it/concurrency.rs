@@ -212,6 +212,25 @@ fn abandon_discards_only_a_session_whose_changes_are_all_its_holds_own() {
 }
 
 #[test]
+fn release_if_unchanged_tells_a_dataset_changed_and_one_changed_back() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    for name in ["a", "b", "c"] {
+        store.create_dataset(name).unwrap().attrs().set("v", f64::NAN).unwrap();
+    }
+    store.flush().unwrap();
+    let b = store.open_dataset("b").unwrap();
+    let hold = store.begin_change().unwrap();
+    b.attrs().set("v", 1.0).unwrap();
+    assert!(!store.release_if_unchanged(hold), "an attribute changed: kept for the flush");
+    // Set back to what was committed (a NaN, which equals no float): nothing to commit.
+    let hold = store.begin_change().unwrap();
+    b.attrs().set("v", f64::NAN).unwrap();
+    assert!(store.release_if_unchanged(hold) && !store.has_pending_changes());
+    assert!(Atlas::open(dir.store()).unwrap().open_dataset("b").unwrap().attrs().get("v").unwrap().is_some());
+}
+
+#[test]
 fn begin_change_moves_to_the_newest_commit_and_holds_the_lock_for_a_read_modify_write() {
     let dir = test_dir!();
     let mine = util::create(&dir.store());

@@ -735,15 +735,22 @@ fn has_extension(path: &Path, ext: &str) -> bool {
 /// Removes a store this run created for an import that then failed, so that the failed
 /// import leaves nothing behind: the files `Atlas::create` made, then the directories it
 /// made (`made_from` and those inside it down to `path`) where that left them empty. Only while
-/// the store is still as `create` left it (generation 0, no fragment): another process may
-/// have started using it meanwhile. Best effort.
+/// the store is still as `create` left it (generation 0), told under the writer lock: another
+/// process may have started using it meanwhile, and must not commit between the check and
+/// the removal. The metadata file goes first, so that from then on no one finds a store
+/// there. Best effort.
 fn remove_new_store(path: &Path, made_from: Option<&Path>) {
-    let untouched = Atlas::open(path).is_ok_and(|store| store.generation() == 0);
-    if !untouched || std::fs::remove_dir(path.join("data")).is_err() {
-        return;
+    let Ok(store) = Atlas::open(path) else { return };
+    let Ok(hold) = store.begin_change() else { return };
+    let removed = store.generation() == 0 && std::fs::remove_file(path.join("atlas.json")).is_ok();
+    if removed {
+        let _ = std::fs::remove_dir(path.join("data"));
+        let _ = std::fs::remove_file(path.join("atlas.lock"));
     }
-    for name in ["atlas.json", "atlas.lock"] {
-        let _ = std::fs::remove_file(path.join(name));
+    store.abandon(hold);
+    drop(store);
+    if !removed {
+        return;
     }
     // The directories `--create` made, innermost first; each only if it is empty.
     let Some(made_from) = made_from else { return };
