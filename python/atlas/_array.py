@@ -286,13 +286,13 @@ class Array:
         when another thread (or writer) resized the array meanwhile and the read fell
         outside it: a key valid on both shapes (`a[:]` is) is not refused for the race."""
         for _ in range(_RESIZE_RETRIES):
-            meta = self._native.meta()
+            meta = self._native.layout()
             try:
                 return read(meta)
             except OutOfBoundsError:
-                if self._native.meta()["shape"] == meta["shape"]:
+                if self._native.shape == meta["shape"]:
                     raise
-        return read(self._native.meta())
+        return read(self._native.layout())
 
     def _getitem(self, key: Any, meta: dict) -> Any:
         box = simple_box(key, meta["shape"])
@@ -482,7 +482,7 @@ class Array:
     def _assign(self, key: Any, value: Any) -> None:
         # Keys are resolved against the array as this handle sees it (`refresh()` shows
         # other writers' changes); the key is checked before the value, as numpy checks it.
-        meta = self._native.meta()
+        meta = self._native.layout()
         box = simple_box(key, meta["shape"])
         if box is not None:
             selected = tuple(n for n, k in zip(box.count, box.post) if k != 0)

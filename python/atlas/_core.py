@@ -717,7 +717,7 @@ class DatasetView:
 
     def _axis_fits(self, dim: str, length: int) -> bool:
         """Whether every axis named `dim` in this dataset's arrays is `length` long."""
-        return all(n == length for a in self.values() for d, n in zip(a.dims, a.shape) if d == dim)
+        return all(n == length for n in self._native.dim_lengths(dim))
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self._native.has_array(name)

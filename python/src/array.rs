@@ -118,6 +118,19 @@ impl Array {
         Ok(dict)
     }
 
+    /// `dtype`, `shape` and `chunk_shape` of `meta()`, without copying the rest of the
+    /// schema (its attributes, a dictionary): what a key is resolved against, on every
+    /// element read or write.
+    fn layout<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let (dtype, shape) = self.layout_now(py)?;
+        let chunk_shape = py.detach(|| self.inner.chunk_shape()).py_err()?;
+        let dict = PyDict::new(py);
+        dict.set_item("dtype", dtype.name())?;
+        dict.set_item("shape", PyTuple::new(py, &shape)?)?;
+        dict.set_item("chunk_shape", PyTuple::new(py, &chunk_shape)?)?;
+        Ok(dict)
+    }
+
     /// Reads the box `start .. start + shape` (default: from the origin to the end) into a
     /// new numpy array, or with `device="cuda"` / `"cuda:N"` into GPU memory (a `CudaArray`);
     /// `verify_checksums=False` skips each block's checksum.

@@ -383,6 +383,10 @@ impl Dataset {
         py.detach(|| self.inner.delete_array(name)).py_err()
     }
 
+    fn dim_lengths(&self, py: Python<'_>, dim: &str) -> PyResult<Vec<u64>> {
+        py.detach(|| self.inner.dim_lengths(dim)).py_err()
+    }
+
     fn list_arrays(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         py.detach(|| self.inner.list_arrays()).py_err()
     }

@@ -67,10 +67,7 @@ impl Attrs {
             return Err(Error::invalid(format!("attribute {key:?} nests deeper than {MAX_ATTR_DEPTH} levels")));
         }
         let value = value.with_standard_nans();
-        self.with_mut(|attrs| {
-            attrs.insert(key.to_string(), value.clone());
-            Ok(())
-        })
+        self.with_mut(|_| Ok(()), |attrs| drop(attrs.insert(key.to_string(), value)))
     }
 
     /// Removes an attribute.
@@ -79,7 +76,10 @@ impl Attrs {
     /// [`Error::NotFound`] if the key is not set, or the dataset or array was deleted;
     /// [`Error::Locked`].
     pub fn remove(&self, key: &str) -> Result<()> {
-        self.with_mut(|attrs| attrs.remove(key).map(drop).ok_or_else(|| Error::not_found(EntityKind::Attribute, key)))
+        let check = |attrs: &Attributes| {
+            if attrs.contains_key(key) { Ok(()) } else { Err(Error::not_found(EntityKind::Attribute, key)) }
+        };
+        self.with_mut(check, |attrs| drop(attrs.remove(key)))
     }
 
     fn with<R>(&self, f: impl FnOnce(&Attributes) -> R) -> Result<R> {
@@ -87,21 +87,20 @@ impl Attrs {
         Ok(f(self.target_attrs(&state)?))
     }
 
-    /// Applies `f` to the target's attributes: first to a copy, to check the change applies
-    /// before taking the writer lock for it, then to the newest commit's (which
-    /// `begin_change` may have just loaded), so other writers' attributes are kept.
-    fn with_mut(&self, f: impl Fn(&mut Attributes) -> Result<()>) -> Result<()> {
+    /// Changes the target's attributes by `apply` where `check` passes: `check` first
+    /// before taking the writer lock for the change, then on the newest commit's attributes
+    /// (which `begin_change` may have just loaded, so other writers' attributes are kept).
+    fn with_mut(&self, check: impl Fn(&Attributes) -> Result<()>, apply: impl FnOnce(&mut Attributes)) -> Result<()> {
         let mut guard = self.inner.write();
-        self.inner.check_before_change(&guard, |state| f(&mut self.target_attrs(state)?.clone()))?;
+        self.inner.check_before_change(&guard, |state| check(self.target_attrs(state)?))?;
         self.inner.change(&mut guard, |state| {
             let attrs = match &self.target {
                 AttrTarget::Store => &mut state.meta.attributes,
                 AttrTarget::Dataset(ds) => &mut state.dataset_mut(ds)?.attributes,
                 AttrTarget::Array(ds, name) => &mut state.array_mut(ds, name)?.attributes,
             };
-            let mut changed = attrs.clone();
-            f(&mut changed)?;
-            *attrs = changed;
+            check(attrs)?;
+            apply(attrs);
             Ok(())
         })
     }

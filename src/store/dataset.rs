@@ -142,6 +142,18 @@ impl Dataset {
         self.inner.read().array(&self.name, name).is_ok()
     }
 
+    /// The lengths of the axes named `dim` in the dataset's arrays, one per such axis (a
+    /// check that an array fits beside the others, say, without copying every schema).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if the dataset was deleted.
+    pub fn dim_lengths(&self, dim: &str) -> Result<Vec<u64>> {
+        let state = self.inner.read();
+        let arrays = state.dataset(&self.name)?.arrays.values();
+        let axes = arrays.flat_map(|array| array.dims.iter().zip(&array.shape));
+        Ok(axes.filter(|(name, _)| *name == dim).map(|(_, &len)| len).collect())
+    }
+
     /// The schema of an array.
     ///
     /// # Errors

@@ -6,7 +6,7 @@ use std::sync::{Arc, Barrier};
 use atlas::{ArrayHandle, ArraySpec, Atlas, Attrs, DType, Dataset, EntityKind, Error};
 use ndarray::{Array2, s};
 
-use crate::util::{self, test_dir};
+use crate::util::{self, assert_err, test_dir};
 
 fn send_sync_static<T: Send + Sync + 'static>() {}
 
@@ -142,4 +142,21 @@ fn errors_propagate_with_question_mark_into_boxed_errors_and_keep_their_variant(
     let typed = err.downcast_ref::<Error>().expect("the atlas error survives boxing");
     assert!(matches!(typed, Error::NotFound { kind: EntityKind::Store, .. }), "{typed:?}");
     assert!(err.to_string().contains("missing"), "{err}");
+}
+
+#[test]
+fn dim_lengths_lists_every_axis_of_that_name_in_the_dataset() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("t", ArraySpec::new(DType::Float64, [5]).dims(["time"])).unwrap();
+    ds.define_array("x", ArraySpec::new(DType::Float32, [5, 3]).dims(["time", "depth"])).unwrap();
+    ds.define_array("y", ArraySpec::new(DType::Int8, [7, 3]).dims(["time", "depth"])).unwrap();
+    let mut time = ds.dim_lengths("time").unwrap();
+    time.sort_unstable();
+    assert_eq!(time, [5, 5, 7]);
+    assert_eq!(ds.dim_lengths("depth").unwrap(), [3, 3]);
+    assert!(ds.dim_lengths("lat").unwrap().is_empty());
+    store.delete_dataset("d").unwrap();
+    assert_err!(ds.dim_lengths("time"), Error::NotFound { .. });
 }
