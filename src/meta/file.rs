@@ -147,7 +147,7 @@ pub(crate) fn decode_meta(
             )));
         }
     }
-    meta.check().map_err(MetaDecodeError::Corrupt)?;
+    meta.check(None).map_err(MetaDecodeError::Corrupt)?;
     meta.forget_unsound_stats();
     Ok(meta)
 }

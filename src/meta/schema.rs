@@ -267,7 +267,11 @@ impl StoreMeta {
 
     /// Checks everything a metadata file read from disk must satisfy before it is used:
     /// valid names, sound array schemas, unique array ids. Returns what is wrong.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    ///
+    /// A dataset shared with `checked` (the same `Arc` under the same name: a commit's
+    /// datasets that a change left alone) was checked with it, and only its array ids are
+    /// looked at again (a schema check loads each zstd dictionary, say).
+    pub(crate) fn check(&self, checked: Option<&StoreMeta>) -> Result<(), String> {
         // Counters no writer reaches (2^64 commits or arrays): the next commit or array
         // would overflow them.
         if self.generation == u64::MAX || self.next_array_id == u64::MAX {
@@ -280,11 +284,16 @@ impl StoreMeta {
         check_attributes(&self.attributes)?;
         let mut ids = HashSet::new();
         for (ds_name, ds) in &self.datasets {
-            validate_name(EntityKind::Dataset, ds_name).map_err(|e| e.to_string())?;
-            check_attributes(&ds.attributes)?;
+            let known = checked.and_then(|c| c.datasets.get(ds_name)).is_some_and(|c| Arc::ptr_eq(c, ds));
+            if !known {
+                validate_name(EntityKind::Dataset, ds_name).map_err(|e| e.to_string())?;
+                check_attributes(&ds.attributes)?;
+            }
             for (name, array) in &ds.arrays {
-                validate_name(EntityKind::Array, name).map_err(|e| e.to_string())?;
-                array.check().map_err(|e| format!("array {ds_name}/{name}: {e}"))?;
+                if !known {
+                    validate_name(EntityKind::Array, name).map_err(|e| e.to_string())?;
+                    array.check().map_err(|e| format!("array {ds_name}/{name}: {e}"))?;
+                }
                 if array.id >= self.next_array_id || !ids.insert(array.id) {
                     return Err(format!("array {ds_name}/{name} has a duplicate or unallocated id {}", array.id));
                 }
@@ -330,6 +339,29 @@ pub(crate) fn is_fragment_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_commit_checks_the_datasets_it_changed_and_every_array_id() {
+        let mut base = StoreMeta::new(Codec::default(), Shuffle::Auto);
+        base.next_array_id = 2;
+        base.datasets.insert("a".into(), Arc::new(DatasetMeta::default()));
+        Arc::make_mut(base.datasets.get_mut("a").unwrap()).arrays.insert("x".into(), array());
+        base.check(None).unwrap();
+        let changed = |arrays: &[(&str, ArrayMeta)]| {
+            let mut next = base.clone();
+            let ds = Arc::make_mut(next.datasets.entry("b".into()).or_default());
+            ds.arrays.extend(arrays.iter().map(|(name, a)| ((*name).to_string(), a.clone())));
+            next
+        };
+        let mut second = array();
+        second.id = 1;
+        changed(&[("y", second.clone())]).check(Some(&base)).unwrap();
+        // An id the shared dataset's array has too.
+        assert!(changed(&[("y", array())]).check(Some(&base)).unwrap_err().contains("duplicate"));
+        // A schema that does not check out, in the changed dataset.
+        second.chunk_shape = vec![0, 20];
+        assert!(changed(&[("y", second)]).check(Some(&base)).unwrap_err().contains("zero"));
+    }
 
     fn array() -> ArrayMeta {
         ArrayMeta {

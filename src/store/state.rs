@@ -395,8 +395,10 @@ impl Inner {
         let mut next = state.meta.clone();
         next.generation += 1;
         // What every open checks, so that no commit makes a store that does not open (a
-        // counter reaching u64::MAX, say, from a damaged file).
-        next.check().map_err(|detail| {
+        // counter reaching u64::MAX, say, from a damaged file); datasets the session left
+        // as the commit it started from had (checked when read or committed) are not
+        // checked again.
+        next.check(Some(&session.base.0)).map_err(|detail| {
             Error::invalid(format!("{}: cannot commit generation {}: {detail}", self.dir.display(), next.generation))
         })?;
         let replaced = match change {
