@@ -11,7 +11,7 @@ use crate::fragment::{BlockEntry, FragmentReader};
 use crate::meta::FragmentMeta;
 
 /// Chunk coordinate -> block, for one array.
-pub(crate) type ChunkIndex<V> = HashMap<Box<[u64]>, V>;
+pub(crate) type ChunkIndex<V> = HashMap<Box<[u64]>, V, foldhash::fast::RandomState>;
 
 /// The blocks of one commit.
 #[derive(Debug, Default)]
