@@ -648,7 +648,7 @@ class DatasetView:
         dtype: a name (`"float32"`, `"uint16"`, `"bool"`, `"timestamp_nanoseconds"`,
         `"string"`...), a numpy dtype or a Python type. dims: one name per axis (None:
         `dim_0`, `dim_1`...). chunk_shape: default about 1 MiB per chunk (less under a smaller `max_chunk_bytes`). fill_value: read
-        where nothing was written (default 0, the empty string for strings). codec, shuffle:
+        where nothing was written (default 0, NaT for timestamps, the empty string for strings). codec, shuffle:
         the array's own settings for new blocks (default: follow the store's).
         """
         atlas_dtype = dtype_name(dtype)

@@ -88,7 +88,7 @@ def _fill_for(name: str, np_dtype: np.dtype, declared: Any, fill_value: Any) -> 
     """The fill value of variable `name`: the `fill_value` argument (a scalar for float
     variables, and for integer ones when it is a whole number; or `{name: value}` where
     `None` means Atlas's default), else the declared `_FillValue`, else NaN / NaT / "" /
-    Atlas's default 0."""
+    Atlas's default (0, NaT for timestamps)."""
     override = _UNSET
     if isinstance(fill_value, dict):
         override = fill_value.get(name, _UNSET)

@@ -110,14 +110,17 @@ pub struct ArraySpec {
 }
 
 impl ArraySpec {
-    /// An array of `dtype` and `shape`, fill value 0, default chunks and codec.
+    /// An array of `dtype` and `shape`, fill value 0 (for timestamps `NaT`, `i64::MIN`:
+    /// a time never written reads as "not a time", as in numpy and xarray, and 1970-01-01
+    /// stays a time), default chunks and codec.
     pub fn new(dtype: DType, shape: impl Into<Vec<u64>>) -> Self {
+        let fill_value = if dtype == DType::Timestamp { Scalar::Int(i64::MIN) } else { Scalar::Int(0) };
         Self {
             dtype,
             shape: shape.into(),
             dims: None,
             chunk_shape: None,
-            fill_value: Scalar::Int(0),
+            fill_value,
             codec: None,
             shuffle: None,
             train_dictionary: false,
@@ -139,7 +142,7 @@ impl ArraySpec {
         self
     }
 
-    /// Sets the value read where nothing was written (default 0). Any NaN is kept as the
+    /// Sets the value read where nothing was written (default 0, `NaT` for timestamps). Any NaN is kept as the
     /// standard NaN (`f64::NAN`): the metadata file does not keep a NaN's other bits.
     #[must_use]
     pub fn fill_value(mut self, fill_value: impl Into<Scalar>) -> Self {

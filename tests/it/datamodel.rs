@@ -600,3 +600,16 @@ fn the_element_delta_shrinks_steady_series_far_below_the_shuffle_and_reads_them_
         assert!(f_elems * 3 < f_on * 2 && f_elems < f_bytes, "{codec:?} field: {stored:?}");
     }
 }
+
+#[test]
+fn a_timestamp_array_reads_nat_where_nothing_was_written_and_counts_the_epoch_as_a_time() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let t = ds.define_array("t", ArraySpec::new(DType::Timestamp, [3])).unwrap();
+    assert_eq!(t.meta().unwrap().fill_value, Scalar::Int(i64::MIN));
+    t.write(&[0], ndarray::arr1(&[0i64]).view()).unwrap();
+    assert_eq!(t.read::<i64>(&[0], &[3]).unwrap(), ndarray::arr1(&[0, i64::MIN, i64::MIN]).into_dyn());
+    let stats = ds.array_stats("t").unwrap();
+    assert_eq!((stats.count, stats.null_count), (1, 2));
+}

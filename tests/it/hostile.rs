@@ -593,12 +593,12 @@ fn verify_reports_entry_statistics_the_chunk_does_not_have_and_blocks_outside_th
 #[test]
 fn verify_takes_the_statistics_builds_before_nat_was_null_gave_timestamp_blocks() {
     // Those builds counted NaT (i64::MIN) as a value; their blocks keep such statistics
-    // until written again, and are not corrupt for it.
+    // until written again, and are not corrupt for it (their timestamp arrays had fill 0).
     let dir = test_dir!();
     let path = dir.store();
     let store = util::create(&path);
     let ds = store.create_dataset("d").unwrap();
-    ds.define_array("t", ArraySpec::new(DType::Timestamp, [4])).unwrap();
+    ds.define_array("t", ArraySpec::new(DType::Timestamp, [4]).fill_value(0i64)).unwrap();
     ds.write_array("t", &[0], arr1(&[i64::MIN, 5, 6, 7]).view()).unwrap();
     store.flush().unwrap();
     drop((ds, store));
