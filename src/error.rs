@@ -128,6 +128,13 @@ pub enum Error {
         /// The store directory.
         path: PathBuf,
     },
+    /// The handle was opened read-only ([`OpenOptions::read_only`](crate::OpenOptions)):
+    /// it changes nothing (a write, an attribute, a define, a maintenance call).
+    #[error("store {path} was opened read-only: open it again without read_only to change it")]
+    ReadOnly {
+        /// The store directory.
+        path: PathBuf,
+    },
     /// This handle's uncommitted changes were discarded because a change panicked (an Atlas
     /// bug) while it held the store's state; reported once, by the next call that changes
     /// or commits, which did nothing else. Changes made after that call are kept as usual.

@@ -54,6 +54,10 @@ class LockedError(AtlasError):
     changes the parent had begun (the parent's to commit; refresh() drops them in the
     child)."""
 
+class ReadOnlyError(AtlasError):
+    """A change (a write, an attribute, a define, a maintenance call) through a handle opened
+    with read_only=True; open the store again without it to change it."""
+
 class NotFoundError(AtlasError, KeyError):
     """A store, dataset, array or attribute does not exist."""
 

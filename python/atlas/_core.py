@@ -219,6 +219,7 @@ class Atlas:
         max_chunk_bytes: Optional[int] = None,
         staging_bytes: Optional[int] = None,
         chunk_cache_bytes: Optional[int] = None,
+        read_only: bool = False,
     ) -> "Atlas":
         """Opens the store in `source`; its metadata encoding is found from the file name.
 
@@ -237,11 +238,17 @@ class Atlas:
         create: where `source` holds no store (nothing there, or an empty directory), make
         one with `Atlas.create`'s defaults first (h5py's and zarr's mode "a"), so that a
         notebook cell can run again.
+
+        read_only: every change through the handle raises `ReadOnlyError` (h5py's and zarr's
+        mode "r"), so that a stray assignment in a notebook changes nothing; it takes no
+        writer lock and needs no write permission.
         """
         sizes = _sizes(max_meta_bytes, max_chunk_bytes, staging_bytes, chunk_cache_bytes)
         path = _path(source)
+        if read_only and create:
+            raise InvalidArgumentError("open(create=True) makes a store to write; it cannot be read_only")
         try:
-            return Atlas(_atlas.Store.open(path, **sizes))
+            return Atlas(_atlas.Store.open(path, **sizes, read_only=read_only))
         except StoreNotFoundError:
             if not create:
                 raise

@@ -39,6 +39,8 @@ pub enum Kind {
     /// `LockedError`: another writer holds the store (or a forked child holds its parent's
     /// changes).
     Locked,
+    /// `ReadOnlyError`: a change through a handle opened read-only.
+    ReadOnly,
     /// `ChangesDiscardedError`: the uncommitted changes were discarded (a panic inside Atlas,
     /// or a lost lock: `LockLostError`).
     ChangesDiscarded,
@@ -64,7 +66,7 @@ pub enum Kind {
 }
 
 /// Every class as (kind, Python name, parent kind or none for the base, extra builtin base, doc).
-const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 21] = [
+const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 22] = [
     (Kind::Base, "AtlasError", None, Builtin::Exception, "Base class of every error Atlas raises."),
     (
         Kind::NotFound,
@@ -122,6 +124,13 @@ const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 21] = [
         Some(Kind::Base),
         Builtin::None,
         "Another writer (in this or another process) holds the store; in a forked child, the changes the parent had begun (the parent's to commit; refresh() drops them in the child).",
+    ),
+    (
+        Kind::ReadOnly,
+        "ReadOnlyError",
+        Some(Kind::Base),
+        Builtin::None,
+        "A change (a write, an attribute, a define, a maintenance call) through a handle opened with read_only=True; open the store again without it to change it.",
     ),
     (
         Kind::ChangesDiscarded,
@@ -270,6 +279,7 @@ pub fn to_py(error: atlas::Error) -> PyErr {
         E::OutOfBounds { .. } => Kind::OutOfBounds,
         E::ShapeMismatch { .. } => Kind::Shape,
         E::Locked { .. } => Kind::Locked,
+        E::ReadOnly { .. } => Kind::ReadOnly,
         E::ChangesDiscarded { .. } => Kind::ChangesDiscarded,
         E::LockLost { .. } => Kind::LockLost,
         E::UnsupportedVersion { .. } => Kind::UnsupportedVersion,

@@ -79,7 +79,7 @@ impl Store {
     /// Opens the store in `path`; its metadata encoding is found from the file name. The
     /// limits and memory budgets left out keep their defaults.
     #[staticmethod]
-    #[pyo3(signature = (path, max_meta_bytes=None, max_chunk_bytes=None, staging_bytes=None, chunk_cache_bytes=None))]
+    #[pyo3(signature = (path, max_meta_bytes=None, max_chunk_bytes=None, staging_bytes=None, chunk_cache_bytes=None, read_only=false))]
     fn open(
         py: Python<'_>,
         path: PathBuf,
@@ -87,8 +87,10 @@ impl Store {
         max_chunk_bytes: Option<u64>,
         staging_bytes: Option<u64>,
         chunk_cache_bytes: Option<u64>,
+        read_only: bool,
     ) -> PyResult<Self> {
-        let options = open_options(max_meta_bytes, max_chunk_bytes, staging_bytes, chunk_cache_bytes);
+        let options =
+            open_options(max_meta_bytes, max_chunk_bytes, staging_bytes, chunk_cache_bytes).read_only(read_only);
         let inner = py.detach(|| Atlas::open_with(&path, &options)).py_err()?;
         Ok(Self { inner })
     }

@@ -146,6 +146,32 @@ def test_open_with_create_and_require_dataset_let_a_cell_run_again(tmp_path):
     assert time.monotonic() - started < 1.0, "no create fills that directory: refused at once"
 
 
+def test_a_read_only_handle_reads_and_refuses_every_change(tmp_path):
+    path = tmp_path / "s"
+    with atlas.Atlas.create(path) as writer:
+        writer.create_dataset("d")["x"] = np.arange(4.0)
+    store = atlas.Atlas.open(path, read_only=True)
+    ds = store["d"]
+    x = ds["x"]
+    assert np.array_equal(x[...], np.arange(4.0))
+    changes = [
+        lambda: x.__setitem__(0, 9.0),
+        lambda: ds.__setitem__("y", np.arange(2)),
+        lambda: store.attrs.__setitem__("k", 1),
+        lambda: x.attrs.__setitem__("k", 1),
+        lambda: store.create_dataset("e"),
+        lambda: x.resize([8]),
+        lambda: store.compact(),
+    ]
+    for change in changes:
+        with pytest.raises(atlas.ReadOnlyError, match="read-only"):
+            change()
+    assert not store.has_pending_changes and "y" not in ds
+    store.close()
+    with pytest.raises(atlas.InvalidArgumentError, match="read_only"):
+        atlas.Atlas.open(path, create=True, read_only=True)
+
+
 def test_paths_name_a_dataset_s_array_as_in_h5py(store):
     ds = store.create_dataset("run42")
     ds["temp"] = np.arange(4.0)

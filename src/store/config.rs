@@ -37,11 +37,20 @@ pub struct OpenOptions {
     /// chunks neither use nor fill it. Up to an eighth more is kept in buffers of chunks
     /// pushed out, for the next ones of their length decoded. 0 keeps none.
     pub chunk_cache_bytes: u64,
+    /// Refuse every change ([`Error::ReadOnly`](crate::Error::ReadOnly)), as h5py's and
+    /// zarr's mode `"r"` do: a handle for looking that a stray write cannot change (default
+    /// false). It never takes the writer lock, so it needs no write permission.
+    pub read_only: bool,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        Self { limits: Limits::default(), staging_bytes: STAGING_BYTES, chunk_cache_bytes: CHUNK_CACHE_BYTES }
+        Self {
+            limits: Limits::default(),
+            staging_bytes: STAGING_BYTES,
+            chunk_cache_bytes: CHUNK_CACHE_BYTES,
+            read_only: false,
+        }
     }
 }
 
@@ -68,6 +77,12 @@ impl OpenOptions {
     #[must_use]
     pub fn chunk_cache_bytes(self, chunk_cache_bytes: u64) -> Self {
         Self { chunk_cache_bytes, ..self }
+    }
+
+    /// These options with `read_only` (see the field).
+    #[must_use]
+    pub fn read_only(self, read_only: bool) -> Self {
+        Self { read_only, ..self }
     }
 }
 

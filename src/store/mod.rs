@@ -342,8 +342,9 @@ impl Atlas {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Locked`] if another handle is writing; [`Error::ChangesDiscarded`] once after
-    /// a panic lost the changes; as [`Atlas::refresh`] for loading the newest commit.
+    /// [`Error::Locked`] if another handle is writing; [`Error::ReadOnly`] on a read-only
+    /// handle; [`Error::ChangesDiscarded`] once after a panic lost the changes; as
+    /// [`Atlas::refresh`] for loading the newest commit.
     pub fn begin_change(&self) -> Result<ChangeHold> {
         self.inner.hold_change(&mut self.inner.write())
     }

@@ -51,6 +51,8 @@ pub(crate) struct Inner {
     /// What the staged chunks of a session may count for at most (`OpenOptions::staging_bytes`;
     /// `pending::staging_cost` of each).
     pub staging_bytes: u64,
+    /// Opened read-only (`OpenOptions::read_only`): every change is refused.
+    read_only: bool,
     /// Decoded chunks of reads that use part of a chunk (`OpenOptions::chunk_cache_bytes`);
     /// reached through [`Inner::chunk_cache`], which a forked child gets none of.
     cache: ChunkCache,
@@ -98,6 +100,7 @@ impl Inner {
             dir,
             limits: options.limits,
             staging_bytes: options.staging_bytes,
+            read_only: options.read_only,
             cache: ChunkCache::new(options.chunk_cache_bytes),
             state: RwLock::new(state),
         }
@@ -151,8 +154,12 @@ impl Inner {
     ///
     /// # Errors
     /// [`Error::Locked`] when another handle is writing, or when this handle's session was
-    /// started by the process this one was forked from.
+    /// started by the process this one was forked from; [`Error::ReadOnly`] on a handle
+    /// opened read-only (every change comes here first).
     pub(crate) fn begin_change(&self, state: &mut State) -> Result<()> {
+        if self.read_only {
+            return Err(Error::ReadOnly { path: self.dir.clone() });
+        }
         self.report_discarded(state)?;
         self.refuse_inherited_session(state)?;
         if state.session.is_none() {

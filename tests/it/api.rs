@@ -160,3 +160,42 @@ fn dim_lengths_lists_every_axis_of_that_name_in_the_dataset() {
     store.delete_dataset("d").unwrap();
     assert_err!(ds.dim_lengths("time"), Error::NotFound { .. });
 }
+
+#[test]
+fn a_read_only_handle_reads_and_refuses_every_change_without_taking_the_lock() {
+    let dir = test_dir!();
+    let writer = util::create(&dir.store());
+    let ds = writer.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Int32, [4])).unwrap();
+    ds.write_array("a", &[0], ndarray::arr1(&[1, 2, 3, 4]).view()).unwrap();
+    writer.flush().unwrap();
+    let options = atlas::OpenOptions::default().read_only(true);
+    let reader = Atlas::open_with(dir.store(), &options).unwrap();
+    let rds = reader.open_dataset("d").unwrap();
+    let array = rds.array("a").unwrap();
+    assert_eq!(array.read::<i32>(&[0], &[4]).unwrap(), ndarray::arr1(&[1, 2, 3, 4]).into_dyn());
+    let read_only = |e: &Error| matches!(e, Error::ReadOnly { .. });
+    let refusals = [
+        reader.create_dataset("e").map(drop),
+        reader.delete_dataset("d"),
+        reader.attrs().set("k", 1),
+        rds.attrs().set("k", 1),
+        array.attrs().set("k", 1),
+        rds.define_array("b", ArraySpec::new(DType::Int8, [2])).map(drop),
+        array.write(&[0], ndarray::arr1(&[9]).view()),
+        array.resize(&[8]),
+        rds.delete_array("a"),
+        reader.set_codec(atlas::Codec::Lz4),
+        reader.compact().map(drop),
+        reader.begin_change().map(drop),
+    ];
+    for (i, refused) in refusals.into_iter().enumerate() {
+        assert!(refused.as_ref().is_err_and(read_only), "change {i}: {refused:?}");
+    }
+    assert!(!reader.has_pending_changes());
+    // The writer was never kept out: a read-only handle takes no lock.
+    writer.attrs().set("k", 2).unwrap();
+    writer.flush().unwrap();
+    reader.refresh().unwrap();
+    assert_eq!(reader.attrs().get("k").unwrap(), Some(2.into()));
+}
