@@ -25,7 +25,7 @@ from ._atlas import (
     NotFoundError,
     StoreNotFoundError,
 )
-from ._dtypes import dtype_name, timestamps, unmasked
+from ._dtypes import dtype_name, is_missing_text, timestamps, unmasked
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -690,10 +690,15 @@ class DatasetView:
         and shape (default chunks, the store's codec), holding `data` once flushed. A 1-d
         array's axis is named after the array (netCDF's coordinate variable: it labels the
         axes of that name in other arrays, in xarray too), unless another array has an axis
-        of that name and another length. A name in use is refused (`AlreadyExistsError`):
-        assign into that array with `ds[name][...] = data`."""
+        of that name and another length; an `xarray.DataArray` gives its own axis names. A
+        name in use is refused (`AlreadyExistsError`): assign into that array with
+        `ds[name][...] = data`."""
+        given = getattr(data, "dims", None)  # an xarray.DataArray's axis names
         data = _defining(data, f"{self.name}/{name}")
-        dims = [name] if data.ndim == 1 and self._axis_fits(name, len(data)) else None
+        if isinstance(given, tuple) and len(given) == data.ndim and all(isinstance(d, str) for d in given):
+            dims = list(given)
+        else:
+            dims = [name] if data.ndim == 1 and self._axis_fits(name, len(data)) else None
         exists = f"array already exists: {self.name}/{name}; assign into it with ds[{name!r}][...] = data"
         native = self._store._native
         try:
@@ -839,23 +844,27 @@ class DatasetView:
 
 def _defining(data: Any, label: str) -> np.ndarray:
     """`data` as `ds[name] = data` stores it: as numpy makes it an array, but where numpy
-    keeps objects, text (str, bytes, None) makes a string array and dates and times
-    (`datetime`, `date`, None) a timestamp array; other objects, and masked elements of a
-    masked array, are refused."""
+    keeps objects, text (str, bytes; None, and pandas' missing NaN or NA, as the empty
+    string) makes a string array and dates and times (`datetime`, `date`, None) a timestamp
+    array; other objects, and masked elements of a masked array, are refused."""
     array = np.asarray(unmasked(data, label))
     if array.dtype.kind != "O":
         return array
     values = [v for v in array.ravel() if v is not None]
     if not values and array.size:
         raise DTypeMismatchError(f"data for array {label} is all None, which makes no Atlas dtype")
-    if all(isinstance(v, (str, bytes)) for v in values):
-        return array
+    text = [v for v in values if not is_missing_text(v)]
+    if text and all(isinstance(v, (str, bytes)) for v in text):
+        if len(text) == len(values):
+            return array
+        return np.array([None if is_missing_text(v) else v for v in array.ravel()], dtype=object).reshape(array.shape)
     if values and all(isinstance(v, datetime.date) for v in values):
         return timestamps(array, label)
     kinds = sorted({type(v).__name__ for v in values})
+    nulls = " (None is a null only in string and timestamp arrays: use NaN in a float array)" if len(values) < array.size else ""
     raise DTypeMismatchError(
-        f"data for array {label} holds Python objects ({', '.join(kinds)}) that make no Atlas dtype: give a numpy "
-        "array of the dtype wanted, or define the array first"
+        f"data for array {label} holds Python objects ({', '.join(kinds)}) that make no Atlas dtype{nulls}: give a "
+        "numpy array of the dtype wanted, or define the array first"
     )
 
 

@@ -428,3 +428,10 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
             )
         return cast
     raise DTypeMismatchError(f"dtype mismatch on array {label}: it holds {target}, the data is {value.dtype}")
+
+
+def is_missing_text(value: Any) -> bool:
+    """Whether `value` is a missing entry of pandas text: NaN (pandas 3's `str` dtype) or
+    `pandas.NA` (its `string` dtype), which a string array stores as its null, the empty
+    string, as it stores None."""
+    return (isinstance(value, float) and value != value) or type(value).__name__ == "NAType"

@@ -9,7 +9,7 @@ use ndarray::{ArrayView, IxDyn};
 use numpy::{PyArray1, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyMemoryError;
 use pyo3::prelude::*;
-use pyo3::types::{IntoPyDict, PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{IntoPyDict, PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
 
 use crate::attrs::{Attrs, Target};
 use crate::convert::{block_stats_to_py, parse_codec, parse_shuffle, scalar_to_py, stats_to_py};
@@ -516,12 +516,23 @@ fn strings_input(data: &Bound<'_, PyAny>) -> PyResult<(Vec<String>, Vec<usize>)>
                 Ok(s) => strings.push(s.to_string()),
                 Err(_) => return err(Kind::InvalidArgument, "bytes written to a string array must be UTF-8"),
             }
+        } else if is_missing_text(item)? {
+            strings.push(String::new());
         } else {
             let found = item.get_type().name()?;
-            return err(Kind::DTypeMismatch, format!("a string array takes str, got {found}"));
+            return err(Kind::DTypeMismatch, format!("a string array takes str (or None), got {found}"));
         }
     }
     Ok((strings, shape))
+}
+
+/// Whether `item` is a missing entry of pandas text: NaN (pandas 3's `str` dtype) or
+/// `pandas.NA` (its `string` dtype), stored as None is, as the empty string.
+fn is_missing_text(item: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if let Ok(float) = item.cast::<PyFloat>() {
+        return Ok(float.value().is_nan());
+    }
+    Ok(item.get_type().name()?.to_cow()? == "NAType")
 }
 
 fn write_strings(py: Python<'_>, handle: &ArrayHandle, start: Option<&[u64]>, data: &Bound<'_, PyAny>) -> PyResult<()> {

@@ -793,6 +793,22 @@ def test_none_writes_the_empty_string_and_nat_and_is_refused_by_numeric_arrays(d
         values[0] = None
 
 
+def test_missing_text_of_pandas_writes_the_empty_string(ds):
+    # pandas 3's `str` dtype holds a missing value as NaN, its `string` dtype as pd.NA.
+    ds["s"] = np.array(["x", np.nan, "z"], dtype=object)
+    assert ds["s"][:].tolist() == ["x", "", "z"]
+    ds["s"][:] = np.array([np.nan, "b", None], dtype=object)
+    assert ds["s"][:].tolist() == ["", "b", ""]
+    with pytest.raises(atlas.DTypeMismatchError, match="takes str"):
+        ds["s"][0] = 1.5
+    with pytest.raises(atlas.DTypeMismatchError, match="use NaN in a float array"):
+        ds["n"] = [1.5, None]
+    pd = pytest.importorskip("pandas")
+    ds["p"] = pd.Series(["a", None, "c"], dtype="string")
+    ds["p"][1:] = pd.Series(["q", None], dtype="string")
+    assert ds["p"][:].tolist() == ["a", "q", ""]
+
+
 def test_pandas_timestamps_keep_their_nanoseconds_and_nat_writes_nat(ds):
     pd = pytest.importorskip("pandas")
     stamp = pd.Timestamp("2020-01-05 00:00:00.000000007")

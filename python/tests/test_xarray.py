@@ -266,3 +266,11 @@ def test_a_dataset_atlas_cannot_store_leaves_nothing_behind(tmp_path):
     assert "run" not in store
     store.add_xarray_dataset(ds.drop_vars("half"), "run")  # the name is free again
     assert store["run"].list_arrays() == ["a"]
+
+
+def test_assigning_a_data_array_keeps_its_axis_names(tmp_path):
+    with atlas.Atlas.create(tmp_path / "s") as store:
+        ds = store.create_dataset("d")
+        ds["t"] = xr.DataArray(np.zeros((2, 3)), dims=("lat", "lon"))
+        ds["h"] = xr.DataArray(np.arange(4.0), dims=("time",))
+        assert ds["t"].dims == ("lat", "lon") and ds["h"].dims == ("time",)
