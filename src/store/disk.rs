@@ -79,9 +79,19 @@ pub(crate) fn is_unchanged(dir: &Path, limits: &Limits, stamp: &MetaFileStamp) -
 /// [`Error::NotFound`] when `dir` holds no metadata file; [`Error::Corrupt`] or
 /// [`Error::UnsupportedVersion`] when any metadata file present does not decode.
 pub(crate) fn load(dir: &Path, limits: &Limits, previous: &Snapshot) -> Result<Loaded> {
+    load_from(dir, limits, read_newest_meta(dir, limits)?, previous)
+}
+
+/// [`load`] of the commit `newest` (just read by [`read_newest_meta`]); a newer one if a
+/// compaction removed its fragments meanwhile.
+pub(crate) fn load_from(dir: &Path, limits: &Limits, newest: NewestMeta, previous: &Snapshot) -> Result<Loaded> {
     let mut attempt = 1;
+    let mut newest = Some(newest);
     loop {
-        let NewestMeta { meta, encoding, file } = read_newest_meta(dir, limits)?;
+        let NewestMeta { meta, encoding, file } = match newest.take() {
+            Some(newest) => newest,
+            None => read_newest_meta(dir, limits)?,
+        };
         match Snapshot::load(&dir.join(DATA_DIR), &meta.fragments, meta.next_array_id, previous) {
             Ok(snapshot) => {
                 check_string_blocks(&meta, &snapshot, limits.max_chunk_bytes)?;

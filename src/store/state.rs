@@ -361,16 +361,20 @@ impl Inner {
         if disk::is_unchanged(&self.dir, &self.limits, &state.meta_file) {
             return Ok(());
         }
-        let loaded = disk::load(&self.dir, &self.limits, &state.committed)?;
-        if disk::commit_id(&loaded.meta) != disk::commit_id(&state.meta) {
-            state.meta = loaded.meta;
-            state.committed = loaded.snapshot;
+        let newest = disk::read_newest_meta(&self.dir, &self.limits)?;
+        if disk::commit_id(&newest.meta) == disk::commit_id(&state.meta) {
+            // The same commit in another file (a store made again at this path with another
+            // metadata compression starts from the same generation 0): its file is the one a
+            // change keeps, and its encoding the one the next commit writes.
+            state.encoding = newest.encoding;
+            state.meta_file = newest.file;
+            return Ok(());
         }
-        // Also for the same commit in another file: a store made again at this path with
-        // another metadata compression starts from the same generation 0. Its file is the
-        // one a change keeps, and the encoding the next commit writes.
+        let loaded = disk::load_from(&self.dir, &self.limits, newest, &state.committed)?;
+        state.meta = loaded.meta;
         state.encoding = loaded.encoding;
         state.meta_file = loaded.file;
+        state.committed = loaded.snapshot;
         Ok(())
     }
 
