@@ -215,16 +215,37 @@ pub(crate) fn check_chunk_limit(meta: &StoreMeta, max_chunk_bytes: u64) -> std::
     Ok(())
 }
 
+/// Moves `snapshot` to the commit `meta` when that only added fragments to it (see
+/// [`Snapshot::extend_to`]), with the checks [`load`] makes of their blocks; false, leaving
+/// it as it was, when it cannot.
+pub(crate) fn extend_snapshot(dir: &Path, meta: &StoreMeta, max_chunk_bytes: u64, snapshot: &mut Snapshot) -> bool {
+    let strings: std::collections::HashSet<u64> = meta
+        .datasets
+        .values()
+        .flat_map(|ds| ds.arrays.values())
+        .filter(|array| array.dtype == DType::String)
+        .map(|array| array.id)
+        .collect();
+    let accept = |e: &BlockEntry| !strings.contains(&e.array_id) || !is_over_string_limit(e, max_chunk_bytes);
+    snapshot.extend_to(&dir.join(DATA_DIR), &meta.fragments, meta.next_array_id, accept)
+}
+
+/// Whether a string block's raw length is over `max_chunk_bytes` (but within
+/// `MAX_CHUNK_BYTES`, past which reading it is `Corrupt`). Fill entries allocate nothing
+/// whatever they claim.
+fn is_over_string_limit(e: &BlockEntry, max_chunk_bytes: u64) -> bool {
+    !e.is_fill && e.raw_len_bytes > max_chunk_bytes && e.raw_len_bytes <= MAX_CHUNK_BYTES
+}
+
 /// Refuses a commit with a live string block whose raw length is over `max_chunk_bytes`:
 /// unlike a numeric chunk's, it is not fixed by the schema, so [`check_chunk_limit`] cannot
 /// bound it. (Past `MAX_CHUNK_BYTES` the block breaks the format: reading it is `Corrupt`.)
 fn check_string_blocks(meta: &StoreMeta, snapshot: &Snapshot, max_chunk_bytes: u64) -> Result<()> {
     for (ds_name, ds) in &meta.datasets {
         for (name, array) in ds.arrays.iter().filter(|(_, a)| a.dtype == DType::String) {
-            // Fill entries allocate nothing whatever they claim.
-            let over =
-                |e: &BlockEntry| !e.is_fill && e.raw_len_bytes > max_chunk_bytes && e.raw_len_bytes <= MAX_CHUNK_BYTES;
-            if let Some((reader, entry)) = snapshot.blocks_of(array.id).find(|(_, e)| over(e)) {
+            if let Some((reader, entry)) =
+                snapshot.blocks_of(array.id).find(|(_, e)| is_over_string_limit(e, max_chunk_bytes))
+            {
                 return Err(Error::LimitExceeded {
                     path: reader.path().to_path_buf(),
                     what: format!("raw length of a block of string array {ds_name}/{name}"),

@@ -1,7 +1,7 @@
 //! A committed state's block index: every committed fragment mapped, and for each array the
 //! newest block of each chunk.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -60,6 +60,49 @@ impl Snapshot {
             }
         }
         Ok(snapshot)
+    }
+
+    /// Makes this the snapshot of a commit that lists this one's fragments (the same names
+    /// and lengths, in order) and then more: only those are opened and indexed, where
+    /// [`Snapshot::load`] parses every fragment's index again (a refresh after another
+    /// writer's flush of one chunk, in a store of 100,000). Returns false, changing nothing,
+    /// when the commit lists other fragments (a compaction), or a new one does not open or
+    /// fails a check of [`Snapshot::load`]'s or `accept`: a full load then reports why.
+    pub(crate) fn extend_to(
+        &mut self,
+        data_dir: &Path,
+        fragments: &[FragmentMeta],
+        next_array_id: u64,
+        accept: impl Fn(&BlockEntry) -> bool,
+    ) -> bool {
+        let held = self.fragments.len();
+        let lists_held = fragments.len() >= held
+            && self.fragments.iter().zip(fragments).all(|(reader, fragment)| {
+                reader.path().file_name() == Some(std::ffi::OsStr::new(&fragment.name))
+                    && reader.len_bytes() == fragment.len_bytes
+            });
+        if !lists_held {
+            return false;
+        }
+        let mut opened = Vec::with_capacity(fragments.len() - held);
+        for fragment in &fragments[held..] {
+            let Ok((reader, entries)) = FragmentReader::open(&data_dir.join(&fragment.name), fragment.len_bytes) else {
+                return false;
+            };
+            let mut chunks = HashSet::with_capacity(entries.len());
+            let sound = entries.iter().all(|entry| {
+                entry.array_id < next_array_id && accept(entry) && chunks.insert((entry.array_id, &entry.coord[..]))
+            });
+            if !sound {
+                return false;
+            }
+            opened.push((Arc::new(reader), entries));
+        }
+        for (reader, entries) in opened {
+            let repeated = self.insert_fragment(reader, entries);
+            debug_assert!(repeated.is_none(), "checked above");
+        }
+        true
     }
 
     /// Adds an opened fragment newer than all present ones. Returns an entry the fragment

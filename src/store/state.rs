@@ -370,6 +370,13 @@ impl Inner {
             state.meta_file = newest.file;
             return Ok(());
         }
+        // Another writer's flush only adds a fragment: the blocks indexed already are kept.
+        if disk::extend_snapshot(&self.dir, &newest.meta, self.limits.max_chunk_bytes, &mut state.committed) {
+            state.meta = newest.meta;
+            state.encoding = newest.encoding;
+            state.meta_file = newest.file;
+            return Ok(());
+        }
         let loaded = disk::load_from(&self.dir, &self.limits, newest, &state.committed)?;
         state.meta = loaded.meta;
         state.encoding = loaded.encoding;

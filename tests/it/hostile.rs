@@ -814,6 +814,30 @@ fn a_lowered_chunk_limit_counts_a_string_arrays_offset_table() {
 }
 
 #[test]
+fn a_refresh_holds_a_new_fragments_string_blocks_to_the_chunk_limit() {
+    use atlas::{Limits, OpenOptions};
+    let dir = test_dir!();
+    let writer = util::create(&dir.store());
+    let ds = writer.create_dataset("d").unwrap();
+    ds.define_array("s", ArraySpec::new(DType::String, [8]).chunk_shape([4])).unwrap();
+    ds.write_strings("s", &[0], ndarray::Array1::from_elem(4, "short").view()).unwrap();
+    writer.flush().unwrap();
+    let mut limits = Limits::default();
+    limits.max_chunk_bytes = 1024;
+    let reader = Atlas::open_with(dir.store(), &OpenOptions::with_limits(limits)).unwrap();
+    // Another writer's flush adds a fragment with a block of 4 KiB of text.
+    ds.write_strings("s", &[4], ndarray::Array1::from_elem(4, "x".repeat(1000)).view()).unwrap();
+    writer.flush().unwrap();
+    assert_err!(reader.refresh(), Error::LimitExceeded { limit: 1024, .. });
+    // A flush within the limit is taken.
+    ds.write_strings("s", &[4], ndarray::Array1::from_elem(4, "y").view()).unwrap();
+    writer.flush().unwrap();
+    reader.refresh().unwrap();
+    let read = reader.open_dataset("d").unwrap().read_strings("s", &[2], &[4]).unwrap();
+    assert_eq!(read.iter().map(String::as_str).collect::<Vec<_>>(), ["short", "short", "y", "y"]);
+}
+
+#[test]
 fn verifying_a_fill_entry_of_a_large_string_chunk_builds_no_chunk() {
     let mut dir = test_dir!();
     let path = dir.store();
