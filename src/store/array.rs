@@ -550,16 +550,11 @@ impl ArrayHandle {
     pub fn block_stats(&self) -> Result<Vec<BlockStats>> {
         let state = self.inner.read();
         let meta = state.array(&self.dataset, &self.name)?;
-        let mut blocks: Vec<BlockStats> = state
-            .live_stats(meta)?
-            .into_iter()
-            .map(|(entry, stats)| {
-                let (min, max) = stats.min_max(meta.dtype);
-                BlockStats::new(entry.coord.to_vec(), stats.valid_count, min, max, stats.sum())
-            })
-            .collect();
-        blocks.sort_by(|a, b| a.coord.cmp(&b.coord));
-        Ok(blocks)
+        let blocks = state.live_stats(meta)?.into_iter().map(|(entry, stats)| {
+            let (min, max) = stats.min_max(meta.dtype);
+            BlockStats::new(entry.coord.to_vec(), stats.valid_count, min, max, stats.sum())
+        });
+        Ok(blocks.collect())
     }
 
     /// The array's attributes.

@@ -585,19 +585,43 @@ impl State {
     /// [`Error::Corrupt`] if an entry's statistics cannot describe its block.
     pub(crate) fn array_stats(&self, meta: &ArrayMeta) -> Result<ArrayStats> {
         let elems = checked_product(&meta.shape).expect("checked when the schema was accepted");
-        let mut live = self.live_stats(meta)?;
-        live.sort_unstable_by(|(a, _), (b, _)| a.coord.cmp(&b.coord));
+        let live = self.live_stats(meta)?;
         Ok(merge(meta.dtype, elems, live.iter().map(|(_, stats)| stats)))
     }
 
     /// Each live block of the array's grid ([`ArrayMeta::holds_chunk`]: not the fill
-    /// entries a shrink leaves past it) with its statistics ([`BlockRef::stats`]).
+    /// entries a shrink leaves past it) with its statistics ([`BlockRef::stats`]), in chunk
+    /// coordinate order.
     ///
     /// # Errors
     /// [`Error::Corrupt`] if an entry's statistics cannot describe its block.
     pub(crate) fn live_stats(&self, meta: &ArrayMeta) -> Result<Vec<(&BlockEntry, ChunkStats)>> {
-        let blocks = self.live_blocks(meta.id).into_iter().filter(|block| meta.holds_chunk(&block.entry().coord));
-        blocks.map(|block| Ok((block.entry(), block.stats(meta)?))).collect()
+        let blocks = self.live_blocks_in_grid(meta);
+        blocks.into_iter().map(|block| Ok((block.entry(), block.stats(meta)?))).collect()
+    }
+
+    /// [`State::live_blocks`] of the array's grid, in chunk coordinate order. Each block is
+    /// sorted by its chunk's place in the grid (row-major: coordinate order, as one number,
+    /// which fits a u64 as the element count does), and the session's blocks are merged
+    /// into the committed ones in that order, winning where both have a chunk: no hash
+    /// lookup per committed block, no comparison of coordinates (a commit merges the
+    /// statistics of every chunk of each array it changed).
+    fn live_blocks_in_grid(&self, meta: &ArrayMeta) -> Vec<BlockRef<'_>> {
+        let grid = meta.chunk_grid();
+        let newer = in_grid_order(&grid, self.pending_blocks().into_iter().flat_map(|p| p.blocks_of(meta.id)));
+        let committed = self.committed.blocks_of(meta.id).map(|(reader, entry)| BlockRef::Committed { reader, entry });
+        let older = in_grid_order(&grid, committed);
+        let mut live = Vec::with_capacity(newer.len() + older.len());
+        let mut newer = newer.into_iter().peekable();
+        for (place, block) in older {
+            while let Some((_, block)) = newer.next_if(|(p, _)| *p < place) {
+                live.push(block);
+            }
+            // The session's block of a chunk wins over the committed one.
+            live.push(newer.next_if(|(p, _)| *p == place).map_or(block, |(_, newer)| newer));
+        }
+        live.extend(newer.map(|(_, block)| block));
+        live
     }
 
     /// The current block of a chunk: this session's newest, else the committed one.
@@ -605,6 +629,21 @@ impl State {
         let pending = self.pending_blocks();
         find_block(pending, &self.committed, array_id, coord)
     }
+}
+
+/// The `blocks` inside `grid` (an array's chunk grid), each with its chunk's place in the
+/// grid in row-major order, sorted by it.
+fn in_grid_order<'a>(grid: &[u64], blocks: impl Iterator<Item = BlockRef<'a>>) -> Vec<(u64, BlockRef<'a>)> {
+    // Under the product of the grid, which is at most the array's element count: a u64.
+    let place = |coord: &[u64]| -> Option<u64> {
+        if coord.len() != grid.len() {
+            return None;
+        }
+        coord.iter().zip(grid).try_fold(0, |place, (&c, &n)| (c < n).then(|| place * n + c))
+    };
+    let mut placed: Vec<_> = blocks.filter_map(|block| Some((place(&block.entry().coord)?, block))).collect();
+    placed.sort_unstable_by_key(|(place, _)| *place);
+    placed
 }
 
 impl Drop for Inner {
