@@ -17,12 +17,15 @@ use crate::error::Result;
 pub(crate) struct MappedFile {
     map: Option<Mmap>,
     path: PathBuf,
+    /// The mapped file's device and inode, which tell it from another file put at `path`.
+    identity: (u64, u64),
 }
 
 impl MappedFile {
     /// Maps `path` read-only.
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let (file, len) = open_regular(path, OpenOptions::new().read(true))?;
+        let identity = identity(&file).map_err(io_err(path, "stat"))?;
         let map = if len == 0 {
             None // mmap of length 0 is an error on Linux
         } else {
@@ -34,7 +37,7 @@ impl MappedFile {
             // bounds checks of every read through the map guard against damaged offsets only.
             Some(unsafe { Mmap::map(&file) }.map_err(io_err(path, "mmap"))?)
         };
-        Ok(Self { map, path: path.to_path_buf() })
+        Ok(Self { map, path: path.to_path_buf(), identity })
     }
 
     /// The file's bytes.
@@ -43,18 +46,26 @@ impl MappedFile {
     }
 
     /// The file opened again for `pread` (bytes copied from the page cache, not mapped, so
-    /// they count once in the process's memory), if it is still there as mapped: `None`
-    /// where a compaction has removed it since, or no descriptor is left; then read from
+    /// they count once in the process's memory), if it is still the file mapped (the same
+    /// device, inode and length): `None` where a compaction has removed it since, something
+    /// else was put in its place, or no descriptor is left; then read from
     /// [`MappedFile::bytes`].
     pub(crate) fn reopen(&self) -> Option<FileReader> {
         let (file, len) = open_regular(&self.path, OpenOptions::new().read(true)).ok()?;
-        (len == self.bytes().len() as u64).then(|| FileReader { file, path: self.path.clone() })
+        let same = len == self.bytes().len() as u64 && identity(&file).is_ok_and(|id| id == self.identity);
+        same.then(|| FileReader { file, path: self.path.clone() })
     }
 
     /// The file's path.
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// A file's device and inode.
+fn identity(file: &std::fs::File) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata().map(|m| (m.dev(), m.ino()))
 }
 
 #[cfg(test)]
@@ -76,6 +87,9 @@ mod tests {
         assert!(mapped.reopen().is_none() && mapped.bytes() == b"hello");
         std::fs::write(&full, b"other bytes").unwrap();
         assert!(mapped.reopen().is_none());
+        // Or by another file of the same length.
+        std::fs::write(&full, b"HELLO").unwrap();
+        assert!(mapped.reopen().is_none() && mapped.bytes() == b"hello");
         let empty = dir.path().join("b");
         std::fs::write(&empty, b"").unwrap();
         assert!(MappedFile::open(&empty).unwrap().bytes().is_empty());
