@@ -690,12 +690,14 @@ class DatasetView:
         and shape (default chunks, the store's codec), holding `data` once flushed. A 1-d
         array's axis is named after the array (netCDF's coordinate variable: it labels the
         axes of that name in other arrays, in xarray too), unless another array has an axis
-        of that name and another length; an `xarray.DataArray` gives its own axis names. A
+        of that name and another length; an `xarray.DataArray` gives its own axis names (where
+        no other array has an axis of one of those names and another length). A
         name in use is refused (`AlreadyExistsError`): assign into that array with
         `ds[name][...] = data`."""
         given = getattr(data, "dims", None)  # an xarray.DataArray's axis names
         data = _defining(data, f"{self.name}/{name}")
-        if isinstance(given, tuple) and len(given) == data.ndim and all(isinstance(d, str) for d in given):
+        named = isinstance(given, tuple) and len(given) == data.ndim and all(isinstance(d, str) for d in given)
+        if named and all(self._axis_fits(d, n) for d, n in zip(given, data.shape)):
             dims = list(given)
         else:
             dims = [name] if data.ndim == 1 and self._axis_fits(name, len(data)) else None

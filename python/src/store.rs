@@ -355,7 +355,11 @@ impl Dataset {
         shuffle: Option<&str>,
     ) -> PyResult<Array> {
         let dtype: DType = parse_dtype(dtype)?;
-        let mut spec = ArraySpec::new(dtype, shape).fill_value(scalar_from_py(fill_value.as_ref(), dtype)?);
+        let mut spec = ArraySpec::new(dtype, shape);
+        // None keeps the dtype's default (NaT for timestamps, 0 for the others).
+        if let Some(fill_value) = fill_value.filter(|v| !v.is_none()) {
+            spec = spec.fill_value(scalar_from_py(Some(&fill_value), dtype)?);
+        }
         if let Some(dims) = dims {
             spec = spec.dims(dims);
         }

@@ -274,3 +274,7 @@ def test_assigning_a_data_array_keeps_its_axis_names(tmp_path):
         ds["t"] = xr.DataArray(np.zeros((2, 3)), dims=("lat", "lon"))
         ds["h"] = xr.DataArray(np.arange(4.0), dims=("time",))
         assert ds["t"].dims == ("lat", "lon") and ds["h"].dims == ("time",)
+        # A name another array gives another length is not taken: xarray could not open both.
+        ds["g"] = xr.DataArray(np.arange(5.0), dims=("time",))
+        assert ds["g"].dims == ("g",)
+    assert store.open_as_xarray_dataset("d")["g"].shape == (5,)

@@ -215,19 +215,27 @@ pub(crate) fn check_chunk_limit(meta: &StoreMeta, max_chunk_bytes: u64) -> std::
     Ok(())
 }
 
-/// Moves `snapshot` to the commit `meta` when that only added fragments to it (see
-/// [`Snapshot::extend_to`]), with the checks [`load`] makes of their blocks; false, leaving
-/// it as it was, when it cannot.
-pub(crate) fn extend_snapshot(dir: &Path, meta: &StoreMeta, max_chunk_bytes: u64, snapshot: &mut Snapshot) -> bool {
-    let strings: std::collections::HashSet<u64> = meta
-        .datasets
-        .values()
-        .flat_map(|ds| ds.arrays.values())
-        .filter(|array| array.dtype == DType::String)
-        .map(|array| array.id)
-        .collect();
+/// Moves `snapshot`, that of the commit `old`, to the commit `meta` when that only added
+/// fragments to it (see [`Snapshot::extend_to`]), with the checks [`load`] makes of their
+/// blocks; false, leaving it as it was, when it cannot. The blocks held already were
+/// checked against `old`: that holds for `meta` where it allocated no fewer array ids and
+/// made no string array of an id `old` had for another (both only by hand or damage).
+pub(crate) fn extend_snapshot(
+    dir: &Path,
+    old: &StoreMeta,
+    meta: &StoreMeta,
+    max_chunk_bytes: u64,
+    snapshot: &mut Snapshot,
+) -> bool {
+    let string_ids = |meta: &StoreMeta| -> std::collections::HashSet<u64> {
+        let arrays = meta.datasets.values().flat_map(|ds| ds.arrays.values());
+        arrays.filter(|array| array.dtype == DType::String).map(|array| array.id).collect()
+    };
+    let (strings, old_strings) = (string_ids(meta), string_ids(old));
+    let held_checked = meta.next_array_id >= old.next_array_id
+        && strings.iter().all(|id| *id >= old.next_array_id || old_strings.contains(id));
     let accept = |e: &BlockEntry| !strings.contains(&e.array_id) || !is_over_string_limit(e, max_chunk_bytes);
-    snapshot.extend_to(&dir.join(DATA_DIR), &meta.fragments, meta.next_array_id, accept)
+    held_checked && snapshot.extend_to(&dir.join(DATA_DIR), &meta.fragments, meta.next_array_id, accept)
 }
 
 /// Whether a string block's raw length is over `max_chunk_bytes` (but within

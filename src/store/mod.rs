@@ -87,10 +87,14 @@ impl Atlas {
     /// # Errors
     /// As [`Atlas::create`]; [`Error::LimitExceeded`] if the new store's metadata file
     /// would be over `options`' `max_meta_bytes` (the store directory is left empty, ready
-    /// for another create, but directories it made are not removed).
+    /// for another create, but directories it made are not removed);
+    /// [`Error::InvalidArgument`] for `read_only` options.
     pub fn create_with(path: impl AsRef<Path>, config: StoreConfig, options: &OpenOptions) -> Result<Self> {
         let dir = store_dir(path.as_ref())?;
         config.codec.check().map_err(Error::invalid)?;
+        if options.read_only {
+            return Err(Error::invalid("a store is created to be written: create takes no read_only options"));
+        }
         if io::exists(&dir) && (!io::is_dir(&dir) || !io::list_dir(&dir)?.is_empty()) {
             return Err(Error::already_exists(EntityKind::Store, dir.display().to_string()));
         }

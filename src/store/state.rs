@@ -371,7 +371,13 @@ impl Inner {
             return Ok(());
         }
         // Another writer's flush only adds a fragment: the blocks indexed already are kept.
-        if disk::extend_snapshot(&self.dir, &newest.meta, self.limits.max_chunk_bytes, &mut state.committed) {
+        if disk::extend_snapshot(
+            &self.dir,
+            &state.meta,
+            &newest.meta,
+            self.limits.max_chunk_bytes,
+            &mut state.committed,
+        ) {
             state.meta = newest.meta;
             state.encoding = newest.encoding;
             state.meta_file = newest.file;

@@ -193,6 +193,9 @@ fn a_read_only_handle_reads_and_refuses_every_change_without_taking_the_lock() {
         assert!(refused.as_ref().is_err_and(read_only), "change {i}: {refused:?}");
     }
     assert!(!reader.has_pending_changes());
+    let other = dir.join("other");
+    assert_err!(Atlas::create_with(&other, atlas::StoreConfig::default(), &options), Error::InvalidArgument { .. });
+    assert!(!other.exists());
     // The writer was never kept out: a read-only handle takes no lock.
     writer.attrs().set("k", 2).unwrap();
     writer.flush().unwrap();

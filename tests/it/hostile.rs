@@ -814,6 +814,30 @@ fn a_lowered_chunk_limit_counts_a_string_arrays_offset_table() {
 }
 
 #[test]
+fn a_refresh_to_hand_written_metadata_that_takes_back_an_array_id_is_refused_as_an_open_is() {
+    // The blocks a handle indexed were checked against the commit it read; a commit that
+    // allocates fewer ids makes a deleted array's blocks part of the next array defined.
+    let dir = test_dir!();
+    let path = dir.store();
+    let writer = util::create(&path);
+    let ds = writer.create_dataset("d").unwrap();
+    ds.define_array("a", ArraySpec::new(DType::Float64, [4])).unwrap();
+    ds.define_array("b", ArraySpec::new(DType::Float64, [4])).unwrap();
+    ds.write_array("b", &[0], arr1(&[1.0, 2.0, 3.0, 4.0]).view()).unwrap();
+    writer.flush().unwrap();
+    ds.delete_array("b").unwrap();
+    writer.flush().unwrap();
+    let reader = Atlas::open(&path).unwrap();
+    ds.write_array("a", &[0], arr1(&[5.0]).view()).unwrap();
+    writer.flush().unwrap();
+    let mut meta = read_json_meta(&path);
+    meta["next_array_id"] = 1.into();
+    write_json_meta(&path, &meta);
+    assert_err!(Atlas::open(&path), Error::Corrupt { detail, .. } if detail.contains("never allocated"));
+    assert_err!(reader.refresh(), Error::Corrupt { detail, .. } if detail.contains("never allocated"));
+}
+
+#[test]
 fn a_refresh_holds_a_new_fragments_string_blocks_to_the_chunk_limit() {
     use atlas::{Limits, OpenOptions};
     let dir = test_dir!();

@@ -189,7 +189,7 @@ enum Command {
         /// Dimension names of the new array, e.g. `time,depth`.
         #[arg(long, value_delimiter = ',')]
         dims: Option<Vec<String>>,
-        /// Fill value of the new array, e.g. `nan` or `-999` (default 0, `NaT` for timestamps): what unwritten
+        /// Fill value of the new array, e.g. `nan` or `-999` (default 0; for timestamps not-a-time): what unwritten
         /// elements read as, and the value statistics count as null.
         #[arg(long, value_parser = parse_fill_value, allow_hyphen_values = true)]
         fill_value: Option<Scalar>,

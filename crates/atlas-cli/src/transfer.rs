@@ -28,7 +28,7 @@ pub struct ImportOptions {
     pub chunks: Option<Vec<u64>>,
     /// Dimension names of a new array.
     pub dims: Option<Vec<String>>,
-    /// Fill value of a new array (default 0, `NaT` for timestamps).
+    /// Fill value of a new array (default 0; for timestamps not-a-time).
     pub fill_value: Option<Scalar>,
     /// The array's own codec (default: the store's), for a new or overwritten array.
     pub codec: Option<Codec>,
