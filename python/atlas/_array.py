@@ -543,7 +543,7 @@ class Array:
         if value.shape == selected:
             data = value.reshape(count)  # broadcasting itself costs more than a small write
         else:
-            data = np.broadcast_to(_leading_ones_dropped(value, len(selected)), selected).reshape(count)
+            data = _broadcast(value, selected).reshape(count)
         if data.flags.c_contiguous or data.nbytes <= _SLAB_BYTES:
             self._native.write(start, np.asarray(data, order="C"))
         else:
@@ -558,7 +558,7 @@ class Array:
         shape = pts.selection_shape()
         ndim = len(pts.points_shape)
         # Raises as numpy does on a mismatch; leading axes of 1 beyond the selection's go.
-        per_point = np.broadcast_to(_leading_ones_dropped(value, len(shape)), shape)
+        per_point = _broadcast(value, shape)
         per_point = np.moveaxis(per_point, list(range(pts.at, pts.at + ndim)), list(range(ndim)))
         per_point = per_point.reshape((pts.starts.shape[0],) + per_point.shape[ndim:])
         if per_point.size == 0:
@@ -753,6 +753,18 @@ def _cell_numbers(cells: np.ndarray) -> np.ndarray:
         return np.ravel_multi_index(tuple(cells.T), tuple(cells.max(axis=0) + 1))
     except ValueError:
         return np.unique(cells, axis=0, return_inverse=True)[1].ravel()
+
+
+def _broadcast(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """`value` broadcast to the selection's `shape` for an assignment, refused in numpy's
+    words (`np.broadcast_to` speaks of "axis remapping"). A single element takes no
+    sequence, not even of one value, as numpy 2 has it."""
+    if not shape and value.ndim:
+        raise ValueError("setting an array element with a sequence.")
+    try:
+        return np.broadcast_to(_leading_ones_dropped(value, len(shape)), shape)
+    except ValueError:
+        raise ValueError(f"could not broadcast input array from shape {value.shape} into shape {shape}") from None
 
 
 def _leading_ones_dropped(value: np.ndarray, ndim: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The array handle: properties, numpy-style reads and writes, append, resize, codecs."""
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -868,3 +869,18 @@ def test_a_read_of_the_whole_array_resized_meanwhile_reads_it_as_it_is_now(ds, r
     arr._native = _StaleOnce(arr._native._native, [20])
     with pytest.raises(atlas.OutOfBoundsError):
         arr[15]  # outside the shape it has now too
+
+
+def test_a_value_that_does_not_broadcast_is_refused_in_numpy_s_words(ds):
+    a = ds.define_array("a", "float64", None, [4, 5])
+    for key, value, into in [
+        (slice(None), np.ones((3, 4, 5)), "(4, 5)"),
+        ((slice(None), 0), np.ones(3), "(4,)"),
+        (([0, 1], [1, 2]), np.ones(3), "(2,)"),
+    ]:
+        with pytest.raises(ValueError, match=rf"could not broadcast input array from shape .* into shape {re.escape(into)}"):
+            a[key] = value
+    for value in (np.array([7.0]), [7.0]):
+        with pytest.raises(ValueError, match="setting an array element with a sequence"):
+            a[0, 0] = value
+    assert not a[...].any()
