@@ -213,6 +213,7 @@ class Atlas:
     @staticmethod
     def open(
         source: PathLike,
+        mode: Optional[str] = None,
         *,
         create: bool = False,
         max_meta_bytes: Optional[int] = None,
@@ -242,7 +243,17 @@ class Atlas:
         read_only: every change through the handle raises `ReadOnlyError` (h5py's and zarr's
         mode "r"), so that a stray assignment in a notebook changes nothing; it takes no
         writer lock and needs no write permission.
+
+        mode, as h5py and zarr spell these: "r" is read_only, "a" is create, "r+" neither.
         """
+        modes = {None: {}, "r+": {}, "r": {"read_only": True}, "a": {"create": True}}
+        if mode not in modes:
+            raise InvalidArgumentError(
+                f"mode {mode!r}: 'r' (read-only), 'r+' (read and write) or 'a' (made if missing); "
+                "Atlas.create makes a new store"
+            )
+        create = create or modes[mode].get("create", False)
+        read_only = read_only or modes[mode].get("read_only", False)
         sizes = _sizes(max_meta_bytes, max_chunk_bytes, staging_bytes, chunk_cache_bytes)
         path = _path(source)
         if read_only and create:
@@ -300,8 +311,16 @@ class Atlas:
         return self._native.has_pending_changes
 
     # --- datasets -----------------------------------------------------------------------
-    def create_dataset(self, name: str) -> "DatasetView":
-        """Creates the dataset `name` (`AlreadyExistsError` if there is one)."""
+    def create_dataset(self, name: str, **h5py_style: Any) -> "DatasetView":
+        """Creates the dataset `name` (`AlreadyExistsError` if there is one). An Atlas
+        dataset is a group of arrays (h5py's `create_group`); arrays are made in it with
+        `ds[name] = data` or `ds.define_array`."""
+        if h5py_style:
+            given = ", ".join(sorted(h5py_style))
+            raise TypeError(
+                f"create_dataset takes a name only (got {given}): an Atlas dataset is a group of arrays, as h5py's "
+                "create_group makes; make an array in it with store.create_dataset(name)[array] = data"
+            )
         return DatasetView(self._native.create_dataset(name), self)
 
     def open_dataset(self, name: str) -> "DatasetView":

@@ -170,6 +170,13 @@ def test_a_read_only_handle_reads_and_refuses_every_change(tmp_path):
     store.close()
     with pytest.raises(atlas.InvalidArgumentError, match="read_only"):
         atlas.Atlas.open(path, create=True, read_only=True)
+    # h5py's and zarr's spelling.
+    with pytest.raises(atlas.ReadOnlyError):
+        atlas.Atlas.open(path, "r").attrs["k"] = 1
+    atlas.Atlas.open(path, "r+").attrs["k"] = 1
+    assert atlas.Atlas.open(tmp_path / "new", "a").list_datasets() == []
+    with pytest.raises(atlas.InvalidArgumentError, match="Atlas.create"):
+        atlas.Atlas.open(path, "w")
 
 
 def test_paths_name_a_dataset_s_array_as_in_h5py(store):
@@ -638,3 +645,9 @@ def test_store_attributes(store):
     assert list(store.attrs.values()) == [np.datetime64("2024-03-01", "ns"), 3]
     store.delete_attribute("version")
     assert store.get_attribute("version") is None
+
+
+def test_create_dataset_with_h5py_s_keywords_says_what_a_dataset_is(store):
+    with pytest.raises(TypeError, match="a group of arrays"):
+        store.create_dataset("x", data=np.arange(3))
+    assert "x" not in store
