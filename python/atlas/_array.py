@@ -279,35 +279,36 @@ class Array:
             self._native.resize(_ints(shape))
 
     def __getitem__(self, key: Any) -> Any:
-        return self._on_one_shape(lambda meta: self._getitem(key, meta))
+        return self._on_one_shape(lambda layout: self._getitem(key, layout))
 
     def _on_one_shape(self, read: Callable[[dict], Any]) -> Any:
-        """`read(meta)`, which resolves its key on the schema `meta`; again on the new one
-        when another thread (or writer) resized the array meanwhile and the read fell
-        outside it: a key valid on both shapes (`a[:]` is) is not refused for the race."""
+        """`read(layout)`, which resolves its key on the array's `layout()` (dtype, shape,
+        chunk shape); again on the new one when another thread (or writer) resized the array
+        meanwhile and the read fell outside it: a key valid on both shapes (`a[:]` is) is not
+        refused for the race."""
         for _ in range(_RESIZE_RETRIES):
-            meta = self._native.layout()
+            layout = self._native.layout()
             try:
-                return read(meta)
+                return read(layout)
             except OutOfBoundsError:
-                if self._native.shape == meta["shape"]:
+                if self._native.shape == layout["shape"]:
                     raise
         return read(self._native.layout())
 
-    def _getitem(self, key: Any, meta: dict) -> Any:
-        box = simple_box(key, meta["shape"])
+    def _getitem(self, key: Any, layout: dict) -> Any:
+        box = simple_box(key, layout["shape"])
         if box is not None:
             read = self._native.read(box.start, box.count)
             return read[box.post] if 0 in box.post or not box.post else read
         # Index arrays on several axes: one box a point (strings go by `plan`: read_boxes
         # does not read them).
-        pts = points(key, tuple(meta["shape"]), tuple(meta["chunk_shape"])) if meta["dtype"] != "string" else None
+        pts = points(key, tuple(layout["shape"]), tuple(layout["chunk_shape"])) if layout["dtype"] != "string" else None
         if pts is not None:
             return pts.select(self._read_points(pts))
-        p = plan(key, meta["shape"], meta["chunk_shape"])
+        p = plan(key, layout["shape"], layout["chunk_shape"])
         if p.selects_nothing:
             return _nothing_of(p.shape, self.dtype)[p.post]
-        stepped = self._stepped(p, meta["dtype"])
+        stepped = self._stepped(p, layout["dtype"])
         packed, post = self._read_stepped_as_one(stepped, p) if stepped else (self._read_packed_as_one(p), p.post)
         if is_whole_box(p) and not (isinstance(key, tuple) and len(key) == 0):
             return packed
@@ -482,24 +483,24 @@ class Array:
     def _assign(self, key: Any, value: Any) -> None:
         # Keys are resolved against the array as this handle sees it (`refresh()` shows
         # other writers' changes); the key is checked before the value, as numpy checks it.
-        meta = self._native.layout()
-        box = simple_box(key, meta["shape"])
+        layout = self._native.layout()
+        box = simple_box(key, layout["shape"])
         if box is not None:
             selected = tuple(n for n, k in zip(box.count, box.post) if k != 0)
-            self._write_box(box.start, box.count, selected, for_assign(value, meta["dtype"], self._label()))
+            self._write_box(box.start, box.count, selected, for_assign(value, layout["dtype"], self._label()))
             return
-        pts = points(key, tuple(meta["shape"]), tuple(meta["chunk_shape"])) if meta["dtype"] != "string" else None
+        pts = points(key, tuple(layout["shape"]), tuple(layout["chunk_shape"])) if layout["dtype"] != "string" else None
         if pts is not None:
-            value = for_assign(value, meta["dtype"], self._label())
-            self._read_modify_write(lambda: self._assign_points(pts, value, meta["chunk_shape"]))
+            value = for_assign(value, layout["dtype"], self._label())
+            self._read_modify_write(lambda: self._assign_points(pts, value, layout["chunk_shape"]))
             return
-        p = plan(key, meta["shape"], meta["chunk_shape"])
-        value = for_assign(value, meta["dtype"], self._label())
+        p = plan(key, layout["shape"], layout["chunk_shape"])
+        value = for_assign(value, layout["dtype"], self._label())
         if p.selects_nothing:
             # Nothing to write, but the value is checked against the selection as numpy would.
             _nothing_of(p.shape, self.dtype)[p.post] = value
             return
-        stepped = self._stepped(p, meta["dtype"])
+        stepped = self._stepped(p, layout["dtype"])
         if p.direct:
             (box,) = p.boxes()
             self._write_box(box.start, box.count, selection_shape(p), value)

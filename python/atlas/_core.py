@@ -257,7 +257,7 @@ class Atlas:
         sizes = _sizes(max_meta_bytes, max_chunk_bytes, staging_bytes, chunk_cache_bytes)
         path = _path(source)
         if read_only and create:
-            raise InvalidArgumentError("open(create=True) makes a store to write; it cannot be read_only")
+            raise InvalidArgumentError("mode 'a' or create=True makes a store to write; it cannot be read-only")
         try:
             return Atlas(_atlas.Store.open(path, **sizes, read_only=read_only))
         except StoreNotFoundError:
@@ -311,12 +311,12 @@ class Atlas:
         return self._native.has_pending_changes
 
     # --- datasets -----------------------------------------------------------------------
-    def create_dataset(self, name: str, **h5py_style: Any) -> "DatasetView":
+    def create_dataset(self, name: str, *h5py_args: Any, **h5py_kwargs: Any) -> "DatasetView":
         """Creates the dataset `name` (`AlreadyExistsError` if there is one). An Atlas
         dataset is a group of arrays (h5py's `create_group`); arrays are made in it with
         `ds[name] = data` or `ds.define_array`."""
-        if h5py_style:
-            given = ", ".join(sorted(h5py_style))
+        if h5py_args or h5py_kwargs:
+            given = ", ".join([repr(a) for a in h5py_args] + sorted(h5py_kwargs))
             raise TypeError(
                 f"create_dataset takes a name only (got {given}): an Atlas dataset is a group of arrays, as h5py's "
                 "create_group makes; make an array in it with store.create_dataset(name)[array] = data"
@@ -874,9 +874,9 @@ def _defining(data: Any, label: str) -> np.ndarray:
     values = [v for v in array.ravel() if v is not None]
     if not values and array.size:
         raise DTypeMismatchError(f"data for array {label} is all None, which makes no Atlas dtype")
-    text = [v for v in values if not is_missing_text(v)]
-    if text and all(isinstance(v, (str, bytes)) for v in text):
-        if len(text) == len(values):
+    present = [v for v in values if not is_missing_text(v)]
+    if present and all(isinstance(v, (str, bytes)) for v in present):
+        if len(present) == len(values):
             return array
         return np.array([None if is_missing_text(v) else v for v in array.ravel()], dtype=object).reshape(array.shape)
     if values and all(isinstance(v, datetime.date) for v in values):

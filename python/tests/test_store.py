@@ -168,7 +168,7 @@ def test_a_read_only_handle_reads_and_refuses_every_change(tmp_path):
             change()
     assert not store.has_pending_changes and "y" not in ds
     store.close()
-    with pytest.raises(atlas.InvalidArgumentError, match="read_only"):
+    with pytest.raises(atlas.InvalidArgumentError, match="read-only"):
         atlas.Atlas.open(path, create=True, read_only=True)
     # h5py's and zarr's spelling.
     with pytest.raises(atlas.ReadOnlyError):
@@ -650,4 +650,6 @@ def test_store_attributes(store):
 def test_create_dataset_with_h5py_s_keywords_says_what_a_dataset_is(store):
     with pytest.raises(TypeError, match="a group of arrays"):
         store.create_dataset("x", data=np.arange(3))
+    with pytest.raises(TypeError, match="a group of arrays"):
+        store.create_dataset("x", (10,))
     assert "x" not in store

@@ -162,10 +162,11 @@ pub(crate) fn reseal(bytes: &[u8], format: MetaFormat, compression: MetaCompress
     Some(encode_meta(&meta, format, compression).bytes)
 }
 
-/// The checksum of a commit: xxh3-64 of its plain encoding without the `checksum` field.
-/// Serialisation is deterministic (fixed field order, sorted maps, shortest round-trip
-/// floats), so a reader re-encoding what it parsed gets the writer's bytes back exactly;
-/// any flipped bit that still parses changes a value and so the checksum.
+/// xxh3-64 of the commit's values encoded as this build writes them, without `checksum`
+/// (FORMAT.md "Metadata checksum", check 2): for a file not in [`seal`]'s form, re-spelled
+/// by hand. Serialisation is deterministic (fixed field order, sorted maps, shortest
+/// round-trip floats); a file whose floats another `serde_json` spelled differently fails
+/// this and passes [`is_sealed`].
 fn content_checksum(meta: &mut StoreMeta, format: MetaFormat) -> u64 {
     let recorded = meta.checksum.take();
     let sum = crate::io::checksum(&serialize(meta, format));
@@ -183,8 +184,8 @@ fn seal(mut unsealed: Vec<u8>, format: MetaFormat, checksum: u64) -> Vec<u8> {
             unsealed.extend_from_slice(format!(",\"checksum\":{checksum}}}").as_bytes());
         }
         MetaFormat::MsgPack => {
-            // A map of StoreMeta's fields without `checksum`: a fixmap (under 16 entries),
-            // its count in the low bits of its first byte.
+            // A map of StoreMeta's fields without `checksum`: a fixmap of at most 14 entries
+            // (its count in the low bits of its first byte), so one more keeps it a fixmap.
             assert!((0x80..0x8f).contains(&unsealed[0]), "StoreMeta is a fixmap");
             unsealed[0] += 1;
             unsealed.extend(msgpack_checksum_entry(checksum));
@@ -198,14 +199,14 @@ fn seal(mut unsealed: Vec<u8>, format: MetaFormat, checksum: u64) -> Vec<u8> {
 /// what was parsed again, as [`content_checksum`] does, would take as long as the parse, and
 /// fail where another `serde_json` version spells a float differently, `1e16` for `1e+16`.)
 fn is_sealed(plain: &[u8], format: MetaFormat, recorded: u64) -> bool {
-    let mut unsealed = crate::io::Checksummer::new();
+    let mut hasher = crate::io::Checksummer::new();
     match format {
         MetaFormat::Json => {
             let Some(body) = plain.strip_suffix(format!(",\"checksum\":{recorded}}}").as_bytes()) else {
                 return false;
             };
-            unsealed.update(body);
-            unsealed.update(b"}");
+            hasher.update(body);
+            hasher.update(b"}");
         }
         MetaFormat::MsgPack => {
             let Some(body) = plain.strip_suffix(msgpack_checksum_entry(recorded).as_slice()) else { return false };
@@ -213,11 +214,11 @@ fn is_sealed(plain: &[u8], format: MetaFormat, recorded: u64) -> bool {
             else {
                 return false;
             };
-            unsealed.update(&[header - 1]);
-            unsealed.update(fields);
+            hasher.update(&[header - 1]);
+            hasher.update(fields);
         }
     }
-    unsealed.finish() == recorded
+    hasher.finish() == recorded
 }
 
 /// The `checksum` key and value as the last entry of a `MessagePack` map.

@@ -48,7 +48,7 @@ pub(crate) struct StoreMeta {
     #[serde(deserialize_with = "unique_keys")]
     pub attributes: Attributes,
     /// Each shared by the copies a change and its commit make, and copied only when changed
-    /// ([`Arc::make_mut`]): a registry of many datasets is copied at each commit.
+    /// ([`Arc::make_mut`]), so a commit copies the datasets it changed, not the registry.
     #[serde(deserialize_with = "unique_keys")]
     pub datasets: BTreeMap<String, Arc<DatasetMeta>>,
     /// Committed fragments, oldest first; a later fragment's block wins for a chunk.

@@ -67,7 +67,12 @@ impl Attrs {
             return Err(Error::invalid(format!("attribute {key:?} nests deeper than {MAX_ATTR_DEPTH} levels")));
         }
         let value = value.with_standard_nans();
-        self.with_mut(|_| Ok(()), |attrs| drop(attrs.insert(key.to_string(), value)))
+        self.with_mut(
+            |_| Ok(()),
+            |attrs| {
+                attrs.insert(key.to_string(), value);
+            },
+        )
     }
 
     /// Removes an attribute.
@@ -79,7 +84,9 @@ impl Attrs {
         let check = |attrs: &Attributes| {
             if attrs.contains_key(key) { Ok(()) } else { Err(Error::not_found(EntityKind::Attribute, key)) }
         };
-        self.with_mut(check, |attrs| drop(attrs.remove(key)))
+        self.with_mut(check, |attrs| {
+            attrs.remove(key);
+        })
     }
 
     fn with<R>(&self, f: impl FnOnce(&Attributes) -> R) -> Result<R> {

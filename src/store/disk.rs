@@ -19,13 +19,10 @@ pub(crate) const LOCK_FILE: &str = "atlas.lock";
 /// Temp file a commit writes before renaming it over the metadata file.
 const META_TMP_FILE: &str = "atlas.meta.tmp";
 
-/// A commit as read from disk: its metadata, the encoding of the file it came from, and its
-/// blocks.
+/// A commit as read from disk: its metadata file's and its blocks.
 #[derive(Debug)]
 pub(crate) struct Loaded {
-    pub meta: StoreMeta,
-    pub encoding: (MetaFormat, MetaCompression),
-    pub file: MetaFileStamp,
+    pub newest: NewestMeta,
     pub snapshot: Snapshot,
 }
 
@@ -34,7 +31,7 @@ pub(crate) struct Loaded {
 pub(crate) struct NewestMeta {
     pub meta: StoreMeta,
     pub encoding: (MetaFormat, MetaCompression),
-    pub file: MetaFileStamp,
+    pub meta_file: MetaFileStamp,
 }
 
 /// Which metadata file a handle's commit came from (or went to): its name and an xxh3 of
@@ -84,25 +81,29 @@ pub(crate) fn load(dir: &Path, limits: &Limits, previous: &Snapshot) -> Result<L
 
 /// [`load`] of the commit `newest` (just read by [`read_newest_meta`]); a newer one if a
 /// compaction removed its fragments meanwhile.
+///
+/// # Errors
+/// As [`load`].
 pub(crate) fn load_from(dir: &Path, limits: &Limits, newest: NewestMeta, previous: &Snapshot) -> Result<Loaded> {
     let mut attempt = 1;
-    let mut newest = Some(newest);
+    let mut next = Some(newest);
     loop {
-        let NewestMeta { meta, encoding, file } = match newest.take() {
+        let newest = match next.take() {
             Some(newest) => newest,
             None => read_newest_meta(dir, limits)?,
         };
+        let meta = &newest.meta;
         match Snapshot::load(&dir.join(DATA_DIR), &meta.fragments, meta.next_array_id, previous) {
             Ok(snapshot) => {
-                check_string_blocks(&meta, &snapshot, limits.max_chunk_bytes)?;
-                return Ok(Loaded { meta, encoding, file, snapshot });
+                check_string_blocks(meta, &snapshot, limits.max_chunk_bytes)?;
+                return Ok(Loaded { newest, snapshot });
             }
             // A compaction committed after the metadata was read and removed the fragments
             // it listed: load the newer commit instead.
             Err(e)
                 if is_not_found(&e)
                     && attempt < LOAD_ATTEMPTS
-                    && newest_commit_id(dir, limits).is_ok_and(|id| id != commit_id(&meta)) =>
+                    && newest_commit_id(dir, limits).is_ok_and(|id| id != commit_id(meta)) =>
             {
                 attempt += 1;
             }
@@ -180,19 +181,19 @@ fn read_newest_meta_once(dir: &Path, limits: &Limits) -> Result<NewestMeta> {
         {
             // No writer makes two commits of one generation: which one is newer cannot be
             // told, and opening either could roll the other back.
-            let detail = format!("generation {} is also that of {}", meta.generation, other.file.name);
+            let detail = format!("generation {} is also that of {}", meta.generation, other.meta_file.name);
             return Err(Error::corrupt(&path, detail));
         }
         if newest.as_ref().is_none_or(|other| meta.generation > other.meta.generation) {
-            let file = MetaFileStamp::of(meta_file_name(format, compression), &bytes);
-            newest = Some(NewestMeta { meta, encoding: (format, compression), file });
+            let meta_file = MetaFileStamp::of(meta_file_name(format, compression), &bytes);
+            newest = Some(NewestMeta { meta, encoding: (format, compression), meta_file });
         }
     }
     let newest = newest.ok_or_else(|| Error::not_found(EntityKind::Store, dir.display().to_string()))?;
     // Only the commit opened is held to the chunk limit: a superseded file (left by an
     // interrupted format change) may name arrays that commit no longer has.
     check_chunk_limit(&newest.meta, limits.max_chunk_bytes).map_err(|(what, found)| Error::LimitExceeded {
-        path: dir.join(newest.file.name),
+        path: dir.join(newest.meta_file.name),
         what,
         limit: limits.max_chunk_bytes,
         found,
@@ -215,27 +216,27 @@ pub(crate) fn check_chunk_limit(meta: &StoreMeta, max_chunk_bytes: u64) -> std::
     Ok(())
 }
 
-/// Moves `snapshot`, that of the commit `old`, to the commit `meta` when that only added
+/// Moves `snapshot`, that of the commit `old`, to the commit `new` when that only added
 /// fragments to it (see [`Snapshot::extend_to`]), with the checks [`load`] makes of their
 /// blocks; false, leaving it as it was, when it cannot. The blocks held already were
-/// checked against `old`: that holds for `meta` where it allocated no fewer array ids and
+/// checked against `old`: that holds for `new` where it allocated no fewer array ids and
 /// made no string array of an id `old` had for another (both only by hand or damage).
 pub(crate) fn extend_snapshot(
     dir: &Path,
     old: &StoreMeta,
-    meta: &StoreMeta,
+    new: &StoreMeta,
     max_chunk_bytes: u64,
     snapshot: &mut Snapshot,
 ) -> bool {
-    let string_ids = |meta: &StoreMeta| -> std::collections::HashSet<u64> {
-        let arrays = meta.datasets.values().flat_map(|ds| ds.arrays.values());
+    let string_ids = |commit: &StoreMeta| -> std::collections::HashSet<u64> {
+        let arrays = commit.datasets.values().flat_map(|ds| ds.arrays.values());
         arrays.filter(|array| array.dtype == DType::String).map(|array| array.id).collect()
     };
-    let (strings, old_strings) = (string_ids(meta), string_ids(old));
-    let held_checked = meta.next_array_id >= old.next_array_id
+    let (strings, old_strings) = (string_ids(new), string_ids(old));
+    let held_blocks_still_valid = new.next_array_id >= old.next_array_id
         && strings.iter().all(|id| *id >= old.next_array_id || old_strings.contains(id));
     let accept = |e: &BlockEntry| !strings.contains(&e.array_id) || !is_over_string_limit(e, max_chunk_bytes);
-    held_checked && snapshot.extend_to(&dir.join(DATA_DIR), &meta.fragments, meta.next_array_id, accept)
+    held_blocks_still_valid && snapshot.extend_to(&dir.join(DATA_DIR), &new.fragments, new.next_array_id, accept)
 }
 
 /// Whether a string block's raw length is over `max_chunk_bytes` (but within

@@ -58,8 +58,10 @@ use crate::meta::{Codec, MetaCompression, MetaFormat, Shuffle, StoreMeta, meta_f
 /// Starting a change (the first one after a flush, in any method that changes the store)
 /// takes the writer lock: [`Error::Locked`] if another handle holds it, [`Error::Io`] on the
 /// lock file; when another handle committed meanwhile, it loads that commit first, which
-/// can fail as [`Atlas::refresh`] does. The `# Errors` of changing methods list
-/// `Locked` for all of these. After a panic inside Atlas discarded this handle's
+/// can fail as [`Atlas::refresh`] does. On a handle opened with
+/// [`OpenOptions::read_only`](crate::OpenOptions) every change fails with
+/// [`Error::ReadOnly`] (after the checks of its arguments made without the lock). The
+/// `# Errors` of changing methods list `Locked` for all of these. After a panic inside Atlas discarded this handle's
 /// uncommitted changes, the next change or flush fails once with
 /// [`Error::ChangesDiscarded`] and does nothing else.
 #[derive(Debug, Clone)]

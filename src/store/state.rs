@@ -88,9 +88,9 @@ pub(crate) struct State {
 impl Inner {
     pub(crate) fn new(dir: PathBuf, options: &OpenOptions, loaded: disk::Loaded) -> Self {
         let state = State {
-            meta: loaded.meta,
-            encoding: loaded.encoding,
-            meta_file: loaded.file,
+            meta: loaded.newest.meta,
+            encoding: loaded.newest.encoding,
+            meta_file: loaded.newest.meta_file,
             committed: loaded.snapshot,
             session: None,
             unsynced_commit: false,
@@ -205,17 +205,14 @@ impl Inner {
     /// The newest commit's schemas when another writer has committed since this handle's
     /// snapshot (the metadata only, without the fragments it names), else `None`.
     fn newer_commit(&self, state: &State) -> Result<Option<State>> {
-        if disk::is_unchanged(&self.dir, &self.limits, &state.meta_file) {
-            return Ok(None);
-        }
-        let NewestMeta { meta, encoding, file } = disk::read_newest_meta(&self.dir, &self.limits)?;
+        let Some(NewestMeta { meta, encoding, meta_file }) = self.read_if_changed(state)? else { return Ok(None) };
         if disk::commit_id(&meta) == disk::commit_id(&state.meta) {
             return Ok(None);
         }
         Ok(Some(State {
             meta,
             encoding,
-            meta_file: file,
+            meta_file,
             committed: Snapshot::default(),
             session: None,
             unsynced_commit: false,
@@ -356,38 +353,35 @@ impl Inner {
         Ok(())
     }
 
-    /// Loads the newest commit into `state` if another writer made one since its snapshot.
-    fn move_to_newest_commit(&self, state: &mut State) -> Result<()> {
+    /// The newest metadata on disk, unless it is still the file this handle read or made
+    /// (told without decoding it: [`disk::is_unchanged`]).
+    fn read_if_changed(&self, state: &State) -> Result<Option<NewestMeta>> {
         if disk::is_unchanged(&self.dir, &self.limits, &state.meta_file) {
-            return Ok(());
+            return Ok(None);
         }
-        let newest = disk::read_newest_meta(&self.dir, &self.limits)?;
+        disk::read_newest_meta(&self.dir, &self.limits).map(Some)
+    }
+
+    /// Moves `state` to the newest commit on disk: nothing while its metadata file is still
+    /// the store's only one; for the same commit in another file (a store made again at this
+    /// path with another metadata compression starts from the same generation 0) only that
+    /// file and its encoding (the one a change keeps, and the next commit writes); for a
+    /// commit that only added fragments (other writers' flushes), the snapshot extended by
+    /// them; else a full load.
+    fn move_to_newest_commit(&self, state: &mut State) -> Result<()> {
+        let Some(newest) = self.read_if_changed(state)? else { return Ok(()) };
         if disk::commit_id(&newest.meta) == disk::commit_id(&state.meta) {
-            // The same commit in another file (a store made again at this path with another
-            // metadata compression starts from the same generation 0): its file is the one a
-            // change keeps, and its encoding the one the next commit writes.
-            state.encoding = newest.encoding;
-            state.meta_file = newest.file;
+            (state.encoding, state.meta_file) = (newest.encoding, newest.meta_file);
             return Ok(());
         }
-        // Another writer's flush only adds a fragment: the blocks indexed already are kept.
-        if disk::extend_snapshot(
-            &self.dir,
-            &state.meta,
-            &newest.meta,
-            self.limits.max_chunk_bytes,
-            &mut state.committed,
-        ) {
-            state.meta = newest.meta;
-            state.encoding = newest.encoding;
-            state.meta_file = newest.file;
+        let (dir, max_chunk_bytes) = (&self.dir, self.limits.max_chunk_bytes);
+        if disk::extend_snapshot(dir, &state.meta, &newest.meta, max_chunk_bytes, &mut state.committed) {
+            state.adopt(newest);
             return Ok(());
         }
-        let loaded = disk::load_from(&self.dir, &self.limits, newest, &state.committed)?;
-        state.meta = loaded.meta;
-        state.encoding = loaded.encoding;
-        state.meta_file = loaded.file;
+        let loaded = disk::load_from(dir, &self.limits, newest, &state.committed)?;
         state.committed = loaded.snapshot;
+        state.adopt(loaded.newest);
         Ok(())
     }
 
@@ -538,6 +532,11 @@ pub(crate) enum FragmentChange {
 }
 
 impl State {
+    /// Takes `newest` as the last commit (its blocks already in `committed`).
+    fn adopt(&mut self, newest: NewestMeta) {
+        (self.meta, self.encoding, self.meta_file) = (newest.meta, newest.encoding, newest.meta_file);
+    }
+
     pub(crate) fn dataset(&self, name: &str) -> Result<&DatasetMeta> {
         self.meta.datasets.get(name).map(Arc::as_ref).ok_or_else(|| Error::not_found(EntityKind::Dataset, name))
     }
@@ -595,8 +594,8 @@ impl State {
         Ok(merge(meta.dtype, elems, live.iter().map(|(_, stats)| stats)))
     }
 
-    /// Each live block of the array's grid ([`ArrayMeta::holds_chunk`]: not the fill
-    /// entries a shrink leaves past it) with its statistics ([`BlockRef::stats`]), in chunk
+    /// Each live block inside the array's grid (as [`ArrayMeta::holds_chunk`] tells: not the
+    /// fill entries a shrink leaves past it) with its statistics ([`BlockRef::stats`]), in chunk
     /// coordinate order.
     ///
     /// # Errors
@@ -606,8 +605,8 @@ impl State {
         blocks.into_iter().map(|block| Ok((block.entry(), block.stats(meta)?))).collect()
     }
 
-    /// [`State::live_blocks`] of the array's grid, in chunk coordinate order. Each block is
-    /// sorted by its chunk's place in the grid (row-major: coordinate order, as one number,
+    /// [`State::live_blocks`] of the array's grid, in chunk coordinate order. The blocks are
+    /// sorted by their chunk's place in the grid (row-major: coordinate order, as one number,
     /// which fits a u64 as the element count does), and the session's blocks are merged
     /// into the committed ones in that order, winning where both have a chunk: no hash
     /// lookup per committed block, no comparison of coordinates (a commit merges the

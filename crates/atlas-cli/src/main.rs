@@ -81,8 +81,8 @@ enum Command {
         json: bool,
     },
     /// Statistics of an array: count, nulls, min, max, sum, mean (read from the block
-    /// index, no data is decoded). Nulls are the values equal to the array's fill value (0
-    /// unless it was given one), NaN and missing timestamps; the other statistics leave them out.
+    /// index, no data is decoded). Nulls are the values equal to the array's fill value (0,
+    /// or not-a-time for timestamps, unless it was given one), NaN and missing timestamps; the other statistics leave them out.
     Stats {
         /// The store directory.
         store: PathBuf,
@@ -742,7 +742,7 @@ fn has_extension(path: &Path, ext: &str) -> bool {
 fn remove_new_store(path: &Path, made_from: Option<&Path>) {
     let Ok(store) = Atlas::open(path) else { return };
     let Ok(hold) = store.begin_change() else { return };
-    let removed = store.generation() == 0 && std::fs::remove_file(path.join("atlas.json")).is_ok();
+    let removed = store.generation() == 0 && std::fs::remove_file(path.join(store.meta_file_name())).is_ok();
     if removed {
         let _ = std::fs::remove_dir(path.join("data"));
         let _ = std::fs::remove_file(path.join("atlas.lock"));
