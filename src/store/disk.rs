@@ -19,7 +19,7 @@ pub(crate) const LOCK_FILE: &str = "atlas.lock";
 /// Temp file a commit writes before renaming it over the metadata file.
 const META_TMP_FILE: &str = "atlas.meta.tmp";
 
-/// A commit as read from disk: its metadata file's and its blocks.
+/// A commit as read from disk: its metadata file, decoded, and its blocks.
 #[derive(Debug)]
 pub(crate) struct Loaded {
     pub newest: NewestMeta,

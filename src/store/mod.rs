@@ -61,9 +61,9 @@ use crate::meta::{Codec, MetaCompression, MetaFormat, Shuffle, StoreMeta, meta_f
 /// can fail as [`Atlas::refresh`] does. On a handle opened with
 /// [`OpenOptions::read_only`](crate::OpenOptions) every change fails with
 /// [`Error::ReadOnly`] (after the checks of its arguments made without the lock). The
-/// `# Errors` of changing methods list `Locked` for all of these. After a panic inside Atlas discarded this handle's
-/// uncommitted changes, the next change or flush fails once with
-/// [`Error::ChangesDiscarded`] and does nothing else.
+/// `# Errors` of changing methods list `Locked` for all of these. After a panic inside
+/// Atlas discarded this handle's uncommitted changes, the next change or flush fails once
+/// with [`Error::ChangesDiscarded`] and does nothing else.
 #[derive(Debug, Clone)]
 pub struct Atlas {
     inner: Arc<Inner>,
