@@ -298,8 +298,12 @@ pub fn to_py(error: atlas::Error) -> PyErr {
         // caller can tell ENOSPC from EIO.
         E::Io { path, op, source } if source.raw_os_error().is_some() => match TYPES.get(py) {
             Some(types) => {
-                // str() gives "[Errno 28] write: No space left on device ...: '<path>'".
-                let args = (source.raw_os_error(), format!("{op}: {source}"), path.clone());
+                // str() gives "[Errno 28] write: No space left on device: '<path>'", the
+                // path a str as the OS's own errors have it (not Rust's "(os error 28)").
+                let errno = source.raw_os_error();
+                let text = source.to_string();
+                let strerror = errno.and_then(|n| text.strip_suffix(&format!(" (os error {n})"))).unwrap_or(&text);
+                let args = (errno, format!("{op}: {strerror}"), path.as_os_str().to_os_string());
                 PyErr::from_type(types[index(Kind::Storage)].bind(py).clone(), args)
             }
             None => new_err(py, kind, error.to_string()),

@@ -216,8 +216,10 @@ def test_storage_error_is_an_os_error(tmp_path):
         atlas.Atlas.create(tmp_path / "file" / "sub")
     assert isinstance(info.value, atlas.StorageError)
     assert info.value.errno == errno.ENOTDIR
-    assert info.value.filename is not None and "file" in str(info.value.filename)
+    assert isinstance(info.value.filename, str) and "file" in info.value.filename
     assert str(info.value).startswith(f"[Errno {errno.ENOTDIR}] ")
+    assert "os error" not in str(info.value), "the errno once, as the OS's own errors give it"
+    assert str(info.value).endswith(f": {info.value.filename!r}")
 
 
 def test_dtype_bounds_shape_and_name_errors(ds):

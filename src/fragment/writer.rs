@@ -19,14 +19,21 @@ use crate::io::{self, AppendFile, FileReader};
 /// that each `finish` rewrites, so a failed finish can be retried and a finished fragment
 /// can take more blocks before its commit.
 ///
-/// The writer keeps no index of its own: `finish` indexes the entries its caller confirms,
-/// so blocks of a write that failed halfway stay unreachable bytes.
+/// The writer keeps no index of its own: `finish` indexes the entries its caller confirms.
+/// The blocks of a change that failed halfway are given back ([`drop_unkept`]), so a
+/// retry writes them again in their place rather than after them.
 ///
 /// [`finish`]: FragmentWriter::finish
+/// [`drop_unkept`]: FragmentWriter::drop_unkept
 #[derive(Debug)]
 pub(crate) struct FragmentWriter {
     file: AppendFile,
     blocks_end_bytes: u64,
+    /// The end of the blocks whose entries the caller has recorded ([`keep_appended`]);
+    /// those after it belong to a change still running, or to one that failed.
+    ///
+    /// [`keep_appended`]: FragmentWriter::keep_appended
+    kept_end_bytes: u64,
 }
 
 /// A block handed to [`FragmentWriter::append_block`].
@@ -47,7 +54,9 @@ pub(crate) struct EncodedBlock<'a> {
 impl FragmentWriter {
     /// Creates the file and writes its header; a file it made is removed if that fails.
     pub(crate) fn create(path: PathBuf) -> Result<Self> {
-        let mut writer = Self { file: AppendFile::create_new(path)?, blocks_end_bytes: HEADER_LEN as u64 };
+        let header_end = HEADER_LEN as u64;
+        let mut writer =
+            Self { file: AppendFile::create_new(path)?, blocks_end_bytes: header_end, kept_end_bytes: header_end };
         let mut header = [0u8; HEADER_LEN];
         header[..HEADER_MAGIC.len()].copy_from_slice(HEADER_MAGIC);
         header[HEADER_VERSION_OFFSET..HEADER_VERSION_OFFSET + 4].copy_from_slice(&FRAGMENT_VERSION.to_le_bytes());
@@ -88,6 +97,27 @@ impl FragmentWriter {
             is_fill: block.is_fill,
             stats: block.stats,
         })
+    }
+
+    /// Marks every block appended so far as kept: the caller has recorded their entries.
+    pub(crate) fn keep_appended(&mut self) {
+        self.kept_end_bytes = self.blocks_end_bytes;
+    }
+
+    /// Gives back the blocks appended since the last [`keep_appended`] (their change
+    /// failed, and no entry points to them): the next block goes where the first of them
+    /// went. The file is cut back now, so that a full disk has their space again for the
+    /// retry; if that fails, the next append or `finish` cuts it.
+    ///
+    /// [`keep_appended`]: FragmentWriter::keep_appended
+    pub(crate) fn drop_unkept(&mut self) {
+        if self.blocks_end_bytes == self.kept_end_bytes {
+            return;
+        }
+        self.blocks_end_bytes = self.kept_end_bytes;
+        if let Err(e) = self.file.truncate(self.blocks_end_bytes) {
+            log::warn!("atlas: cannot cut back the blocks of a failed change: {e}");
+        }
     }
 
     /// A handle that reads back blocks appended to this fragment, usable while the writer

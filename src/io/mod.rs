@@ -139,19 +139,28 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Replaces `dir/name` with `bytes` atomically: a temp file is written and fsynced, then
 /// renamed over `name`. A crash at any step leaves either the old file or the new one, never
-/// a torn one. The rename is durable once the caller fsyncs `dir` ([`sync_dir`]).
+/// a torn one. The rename is durable once the caller fsyncs `dir` ([`sync_dir`]). A temp
+/// file whose write, fsync or rename failed is removed (if it can be), so that a full disk
+/// gets its space back.
 pub(crate) fn replace_file(dir: &Path, name: &str, tmp_name: &str, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(tmp_name);
     fault::check(&tmp, "create")?;
     let (mut file, _) = open_own(&tmp, OpenOptions::new().write(true).create(true).truncate(true), "create")?;
-    fault::check_write(&tmp, bytes, |part| file.write_all(part))?;
-    file.write_all(bytes).map_err(io_err(&tmp, "write"))?;
-    fault::check(&tmp, "fsync")?;
-    file.sync_all().map_err(io_err(&tmp, "fsync"))?;
-    drop(file);
     let target = dir.join(name);
-    fault::check(&target, "rename")?;
-    fs::rename(&tmp, &target).map_err(io_err(&target, "rename"))
+    let write_then_rename = || {
+        fault::check_write(&tmp, bytes, |part| file.write_all(part))?;
+        file.write_all(bytes).map_err(io_err(&tmp, "write"))?;
+        fault::check(&tmp, "fsync")?;
+        file.sync_all().map_err(io_err(&tmp, "fsync"))?;
+        drop(file);
+        fault::check(&target, "rename")?;
+        fs::rename(&tmp, &target).map_err(io_err(&target, "rename"))
+    };
+    let replaced = write_then_rename();
+    if replaced.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    replaced
 }
 
 /// A file being appended to: a fragment while it is written. Reads of what was already
@@ -317,5 +326,18 @@ mod tests {
         assert!(matches!(&replaced, Err(Error::Io { source, .. }) if source.raw_os_error() == Some(libc::ELOOP)));
         assert_eq!(fs::read(&outside).unwrap(), b"keep", "not truncated through the link");
         assert!(!dir.path().join("f").exists());
+    }
+
+    #[test]
+    fn a_temp_file_whose_rename_fails_is_removed() {
+        // A directory at the target's name makes the rename fail after the temp file was
+        // written and fsynced.
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("f")).unwrap();
+        fs::write(dir.path().join("f/inside"), b"x").unwrap();
+        let replaced = replace_file(dir.path(), "f", "f.tmp", b"new");
+        assert!(matches!(&replaced, Err(Error::Io { op: "rename", .. })), "{replaced:?}");
+        assert!(!dir.path().join("f.tmp").exists(), "the temp file was left");
+        assert_eq!(fs::read(dir.path().join("f/inside")).unwrap(), b"x");
     }
 }

@@ -229,9 +229,9 @@ impl PendingBlocks {
         self.index.get(&array_id).is_some_and(|chunks| !chunks.is_empty())
     }
 
-    /// Records newly appended blocks; each replaces an older (or staged) one of the same
+    /// Indexes newly appended blocks; each replaces an older (or staged) one of the same
     /// chunk.
-    pub(crate) fn insert(&mut self, entries: Vec<BlockEntry>) {
+    fn insert(&mut self, entries: Vec<BlockEntry>) {
         for entry in entries {
             self.unstage(entry.array_id, &entry.coord);
             self.index.entry(entry.array_id).or_default().insert(entry.coord.clone(), entry);
@@ -272,6 +272,13 @@ pub(crate) fn append_chunk(writer: &mut FragmentWriter, array_id: u64, chunk: &E
 }
 
 impl PendingFragment {
+    /// Records newly appended blocks (each replaces an older or staged one of the same
+    /// chunk); the writer keeps every block appended so far.
+    pub(crate) fn record(&mut self, entries: Vec<BlockEntry>) {
+        self.blocks.insert(entries);
+        self.writer.keep_appended();
+    }
+
     /// Writes index and footer, fsyncs, and returns what the commit records.
     pub(crate) fn finish(&mut self) -> Result<FragmentMeta> {
         assert!(self.blocks.staged.is_empty(), "staged chunks are sealed before the fragment is finished");

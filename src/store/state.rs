@@ -223,13 +223,16 @@ impl Inner {
     /// Runs `body` as a change (after [`Inner::begin_change`]). When this call started the
     /// session and `body` fails (a change refused against a newer commit, a write that
     /// failed), the session is discarded ([`Inner::discard`]), so a failed first change
-    /// leaves no lock behind and nothing for a later flush to commit.
+    /// leaves no lock behind and nothing for a later flush to commit; when it fails in a
+    /// session begun earlier, the blocks it appended and did not record are given back.
     pub(crate) fn change<R>(&self, state: &mut State, body: impl FnOnce(&mut State) -> Result<R>) -> Result<R> {
         let started = state.session.is_none();
         self.begin_change(state)?;
         body(state).inspect_err(|_| {
             if started {
                 self.discard(state);
+            } else {
+                state.drop_unrecorded();
             }
         })
     }
@@ -763,9 +766,10 @@ impl State {
     /// staged are dropped. On an error the staged chunks stay as they were.
     pub(crate) fn seal_staged(&mut self) -> Result<()> {
         let State { meta, session, .. } = self;
-        let Some(PendingFragment { writer, blocks, .. }) = session.as_mut().and_then(|s| s.fragment.as_mut()) else {
+        let Some(fragment) = session.as_mut().and_then(|s| s.fragment.as_mut()) else {
             return Ok(());
         };
+        let PendingFragment { writer, blocks, .. } = fragment;
         // Called before every codec change: no work for a store of many arrays when nothing
         // is staged (the maps of arrays whose staged chunks were all taken back go).
         if blocks.staged_bytes() == 0 {
@@ -795,13 +799,17 @@ impl State {
         // `encode_chunks` hands them over in the order given.
         let mut owners = chunks.iter().map(|chunk| chunk.meta.id);
         let mut written = Vec::new();
-        encode_chunks(&chunks, &mut |chunk| {
+        let encoded = encode_chunks(&chunks, &mut |chunk| {
             let array_id = owners.next().expect("one chunk handed over per chunk given");
             written.push(append_chunk(writer, array_id, chunk)?);
             Ok(())
-        })?;
-        blocks.insert(written);
-        blocks.drop_staged();
+        });
+        if let Err(e) = encoded {
+            writer.drop_unkept();
+            return Err(e);
+        }
+        fragment.record(written);
+        fragment.blocks.drop_staged();
         Ok(())
     }
 
@@ -811,7 +819,15 @@ impl State {
             return;
         }
         let session = self.session.as_mut().expect("blocks are appended within a session");
-        session.fragment.as_mut().expect("blocks were appended to it").blocks.insert(entries);
+        session.fragment.as_mut().expect("blocks were appended to it").record(entries);
+    }
+
+    /// Gives back the blocks appended to the session's fragment and not recorded: those of
+    /// a change that failed (`FragmentWriter::drop_unkept`).
+    pub(crate) fn drop_unrecorded(&mut self) {
+        if let Some(fragment) = self.session.as_mut().and_then(|s| s.fragment.as_mut()) {
+            fragment.writer.drop_unkept();
+        }
     }
 }
 

@@ -254,6 +254,48 @@ fn a_short_write_of_a_block_leaves_the_next_flush_able_to_commit_the_blocks_befo
     });
 }
 
+/// Whether the store's committed fragments hold bytes no block of theirs uses: a compaction
+/// finds something to reclaim.
+fn holds_dead_bytes(store: &Atlas) -> bool {
+    let report = store.compact().unwrap();
+    report.after_bytes != report.before_bytes
+}
+
+#[test]
+fn a_change_failing_halfway_gives_its_blocks_back_so_the_retry_leaves_no_dead_bytes() {
+    // A write of 36 uncompressed 256 KiB chunks (over what a write may stage, so it appends
+    // its blocks itself) fails partway, in a session an earlier change began (so the
+    // session stays): the retry writes its blocks where those of the failed write went,
+    // and the one committed fragment holds only live blocks. (Before, each failed attempt
+    // left its blocks in the file: on a full disk the retry needed their space again.)
+    let mut dir = test_dir!();
+    let path = dir.store();
+    let data = Array2::from_shape_fn((36 * 64, 1024), |(i, j)| (i * 1024 + j) as i32);
+    let spec = ArraySpec::new(atlas::DType::Int32, [36 * 64, 1024]).chunk_shape([64, 1024]).codec(atlas::Codec::None);
+    dir.while_alone(|| {
+        for fault in [Fault::Eio, Fault::NoSpace, Fault::ShortWrite] {
+            for fail_at in [2, 9, 20] {
+                let _ = std::fs::remove_dir_all(&path);
+                let store = util::create(&path);
+                let ds = store.create_dataset("d").unwrap();
+                ds.define_array("a", spec.clone()).unwrap();
+                store.flush().unwrap();
+                ds.define_array("b", spec.clone()).unwrap();
+                let guard = inject(fail_at, fault);
+                let failed = ds.write_array("a", &[0, 0], data.view());
+                drop(guard);
+                assert!(matches!(failed, Err(Error::Io { .. })), "{fault:?} at {fail_at}: {failed:?}");
+                assert!(store.has_pending_changes(), "{fault:?} at {fail_at}: the earlier change was dropped");
+                ds.write_array("a", &[0, 0], data.view()).unwrap();
+                store.flush().unwrap();
+                assert!(!holds_dead_bytes(&store), "{fault:?} at {fail_at}: the failed write's blocks stayed");
+                let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+                assert_eq!(ds.read_array::<i32>("a", &[0, 0], &[36 * 64, 1024]).unwrap(), data.clone().into_dyn());
+            }
+        }
+    });
+}
+
 #[test]
 fn a_failure_sealing_staged_chunks_keeps_them_for_the_next_flush() {
     // Small writes are staged and encoded at the flush: a write failing there fails the
@@ -280,6 +322,7 @@ fn a_failure_sealing_staged_chunks_keeps_them_for_the_next_flush() {
             assert_eq!(a.read::<i32>(&[0, 0], &[64, 64]).unwrap(), values.clone().into_dyn(), "{fault:?}");
         }
         store.flush().unwrap();
+        assert!(!holds_dead_bytes(&store), "the failed sealings' blocks stayed in the fragment");
         let reopened = Atlas::open(&path).unwrap();
         let blocks = reopened.array_blocks("d", "a").unwrap();
         assert!(blocks.iter().all(|b| b.state == atlas::BlockState::Committed) && blocks.len() == 4);

@@ -688,9 +688,12 @@ fn import(
     }
     let (store, created) = match Atlas::open(path) {
         Err(Error::NotFound { kind: EntityKind::Store, .. }) if create => {
-            let store = Atlas::create(path, StoreConfig::default()).map_err(|e| match e {
-                e @ Error::AlreadyExists { .. } => anyhow::Error::new(e), // names the path already
-                e => anyhow::Error::new(e).context(format!("cannot create store {}", path.display())),
+            let store = Atlas::create(path, StoreConfig::default()).map_err(|e| {
+                remove_made_dirs(path, made_from.as_deref());
+                match e {
+                    e @ Error::AlreadyExists { .. } => anyhow::Error::new(e), // names the path already
+                    e => anyhow::Error::new(e).context(format!("cannot create store {}", path.display())),
+                }
             })?;
             (store, true)
         }
@@ -749,10 +752,14 @@ fn remove_new_store(path: &Path, made_from: Option<&Path>) {
     }
     store.abandon(hold);
     drop(store);
-    if !removed {
-        return;
+    if removed {
+        remove_made_dirs(path, made_from);
     }
-    // The directories `--create` made, innermost first; each only if it is empty.
+}
+
+/// Removes the directories `--create` made for a store at `path` (from `made_from`, the
+/// outermost, down to `path`), innermost first; each only if it is empty.
+fn remove_made_dirs(path: &Path, made_from: Option<&Path>) {
     let Some(made_from) = made_from else { return };
     for dir in path.ancestors() {
         if std::fs::remove_dir(dir).is_err() || dir == made_from {

@@ -1361,6 +1361,21 @@ fn an_import_with_create_makes_no_store_when_the_file_cannot_be_read() {
     atlas().arg("import").arg(&store).arg("d/a").arg(&truncated).arg("--create").assert().code(1);
     assert!(store.is_dir(), "a failed import removed a directory it did not make");
     assert_eq!(std::fs::read_dir(&store).unwrap().count(), 0, "a failed import left store files");
+    // A store whose creation fails (no file may grow past 0 bytes, so its metadata cannot
+    // be written): the directories made for it go too.
+    let whole = dir.path().join("whole.npy");
+    std::fs::write(&whole, npy("<u4", &[1], &[1, 0])).unwrap();
+    let limited = std::process::Command::new("bash")
+        .args(["-c", r#"trap '' XFSZ; ulimit -f 0; exec "$0" "$@""#, env!("CARGO_BIN_EXE_atlas"), "import"])
+        .arg(&nested)
+        .arg("d/a")
+        .arg(&whole)
+        .arg("--create")
+        .output()
+        .unwrap();
+    assert_eq!(limited.status.code(), Some(1), "{}", String::from_utf8_lossy(&limited.stderr));
+    assert!(String::from_utf8_lossy(&limited.stderr).contains("cannot create store"));
+    assert!(!dir.path().join("outer").exists(), "a failed create left the directories it made");
 }
 
 #[test]
