@@ -70,8 +70,7 @@ pub enum Error {
         array: String,
         /// The array's dtype's name (`DType::name`; this room is below `meta`'s).
         expected: String,
-        /// The name of the dtype of the caller's data (for an across read whose datasets
-        /// disagree, that of the array in the first dataset listed that has it).
+        /// The name of the dtype of the caller's data.
         found: String,
     },
     /// A selection reaches outside the array.

@@ -319,7 +319,8 @@ impl Drop for ChangeHold {
         let store = &self.store;
         // Released without the GIL, as every call that takes the store's state is (another
         // thread may hold the state while it waits for the GIL). Not attached (the
-        // interpreter shutting down), the hold is left: the handle's own drop commits.
+        // interpreter shutting down), the hold's own drop ends it, as this thread holds no
+        // GIL.
         let _ = Python::try_attach(|py| py.detach(|| store.release_if_unchanged(hold)));
     }
 }

@@ -647,6 +647,24 @@ def test_store_attributes(store):
     assert store.get_attribute("version") is None
 
 
+def test_a_cell_run_again_setting_the_same_attributes_commits_nothing(store):
+    ds = store.create_dataset("run")
+    arr = ds.define_array("t", "float32", ["x"], [4])
+
+    def cell():
+        store.attrs["title"] = "survey"
+        ds.attrs["units"] = "K"
+        arr.attrs["scale"] = 0.5
+
+    cell()
+    store.flush()
+    generation = store.generation
+    cell()
+    assert not store.has_pending_changes, "the same values began a change (and took the lock)"
+    store.flush()
+    assert store.generation == generation
+
+
 def test_create_dataset_with_h5py_s_keywords_says_what_a_dataset_is(store):
     with pytest.raises(TypeError, match="a group of arrays"):
         store.create_dataset("x", data=np.arange(3))

@@ -87,11 +87,12 @@ impl Atlas {
     ///
     /// # Errors
     /// [`Error::NotFound`] if a dataset does not exist, or none of them has the array;
-    /// [`Error::DTypeMismatch`] if `T` is not the array's dtype or the dtypes differ between
-    /// datasets; [`Error::ShapeMismatch`] if the arrays' numbers of dimensions differ,
-    /// `start`/`shape` have another, or `out` has the wrong length;
-    /// [`Error::InvalidArgument`] if `start + shape` overflows; [`Error::OutOfMemory`] if
-    /// the result's elements or bytes overflow;
+    /// [`Error::DTypeMismatch`] if `T` is not the array's dtype in every dataset;
+    /// [`Error::ShapeMismatch`] if the arrays' numbers of dimensions differ, `start`/`shape`
+    /// have another, or `out` has the wrong length; [`Error::InvalidArgument`] if `T` reads
+    /// each but their dtypes differ (int64 and timestamp arrays, both read as `i64`), or if
+    /// `start + shape` overflows; [`Error::OutOfMemory`] if the result's elements or bytes
+    /// overflow;
     /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] if a block on disk is damaged (the
     /// contents of `out` are then unspecified); [`Error::Io`], [`Error::GpuUnavailable`],
     /// [`Error::Gpu`] as [`ArrayHandle::read_into`](crate::ArrayHandle::read_into).
@@ -170,12 +171,19 @@ impl<'s> Request<'s> {
         }
         let ndim = first.shape.len();
         for (label, meta) in found {
-            if meta.dtype != first.dtype {
+            if !accepts(meta.dtype) {
                 return Err(Error::DTypeMismatch {
                     array: label.clone(),
                     expected: meta.dtype.to_string(),
-                    found: first.dtype.to_string(),
+                    found: given.to_string(),
                 });
+            }
+            if meta.dtype != first.dtype {
+                // `T` reads both (`i64` reads int64 and timestamp arrays), but not mixed.
+                return Err(Error::invalid(format!(
+                    "{label} holds {} where {first_label} holds {}: the arrays read across datasets must have one dtype",
+                    meta.dtype, first.dtype
+                )));
             }
             if meta.shape.len() != ndim {
                 let detail = format!(

@@ -507,7 +507,8 @@ impl ArrayHandle {
     }
 
     /// Gives the array its own codec for new blocks (`None`: follow the store's). Existing
-    /// blocks keep theirs.
+    /// blocks keep theirs. The setting the array already has (on this handle's snapshot and
+    /// the newest commit) changes nothing (no writer lock, nothing to commit).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zstd level zstd does not support;
@@ -515,16 +516,17 @@ impl ArrayHandle {
     /// [`Atlas::set_codec`](crate::Atlas::set_codec) for chunks held in memory.
     pub fn set_codec(&self, codec: Option<Codec>) -> Result<()> {
         codec.map_or(Ok(()), Codec::check).map_err(Error::invalid)?;
-        self.change_meta(|meta| meta.codec = codec)
+        self.change_meta(|meta| meta.codec == codec, |meta| meta.codec = codec)
     }
 
-    /// Gives the array its own shuffle setting for new blocks (`None`: follow the store's).
+    /// Gives the array its own shuffle setting for new blocks (`None`: follow the store's);
+    /// the setting it already has changes nothing, as for [`Self::set_codec`].
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::Locked`]; as
     /// [`Atlas::set_codec`](crate::Atlas::set_codec) for chunks held in memory.
     pub fn set_shuffle(&self, shuffle: Option<Shuffle>) -> Result<()> {
-        self.change_meta(|meta| meta.shuffle = shuffle)
+        self.change_meta(|meta| meta.shuffle == shuffle, |meta| meta.shuffle = shuffle)
     }
 
     /// The array's statistics (count, null count, min, max, sum, mean), current with this
@@ -563,9 +565,12 @@ impl ArrayHandle {
         Attrs::new(self.inner.clone(), AttrTarget::Array(self.dataset.clone(), self.name.clone()))
     }
 
-    fn change_meta(&self, change: impl FnOnce(&mut ArrayMeta)) -> Result<()> {
+    fn change_meta(&self, is_done: impl Fn(&ArrayMeta) -> bool, change: impl FnOnce(&mut ArrayMeta)) -> Result<()> {
         let mut state = self.inner.write();
         self.inner.check_before_change(&state, |state| state.array(&self.dataset, &self.name).map(drop))?;
+        if self.inner.holds_on_newest(&state, |state| self.meta_in(state).is_ok_and(&is_done)) {
+            return Ok(());
+        }
         self.inner.change(&mut state, |state| {
             // Staged chunks are encoded as the settings were when they were written.
             state.seal_staged()?;

@@ -53,7 +53,9 @@ impl Attrs {
         self.with(|attrs| attrs.get(key).cloned())
     }
 
-    /// Sets an attribute, replacing any value under the key.
+    /// Sets an attribute, replacing any value under the key. A value the key already holds
+    /// (on this handle's snapshot and the newest commit) changes nothing: no writer lock, nothing to commit (a notebook
+    /// cell run again).
     ///
     /// # Errors
     /// [`Error::InvalidName`] for a key that is empty, over 255 bytes, `.` or `..`, or holds
@@ -67,10 +69,12 @@ impl Attrs {
             return Err(Error::invalid(format!("attribute {key:?} nests deeper than {MAX_ATTR_DEPTH} levels")));
         }
         let value = value.with_standard_nans();
+        let is_set = |attrs: &Attributes| attrs.get(key) == Some(&value);
         self.with_mut(
             |_| Ok(()),
+            is_set,
             |attrs| {
-                attrs.insert(key.to_string(), value);
+                attrs.insert(key.to_string(), value.clone());
             },
         )
     }
@@ -84,9 +88,13 @@ impl Attrs {
         let check = |attrs: &Attributes| {
             if attrs.contains_key(key) { Ok(()) } else { Err(Error::not_found(EntityKind::Attribute, key)) }
         };
-        self.with_mut(check, |attrs| {
-            attrs.remove(key);
-        })
+        self.with_mut(
+            check,
+            |_| false,
+            |attrs| {
+                attrs.remove(key);
+            },
+        )
     }
 
     fn with<R>(&self, f: impl FnOnce(&Attributes) -> R) -> Result<R> {
@@ -97,9 +105,19 @@ impl Attrs {
     /// Changes the target's attributes by `apply` where `check` passes: `check` first
     /// before taking the writer lock for the change, then on the newest commit's attributes
     /// (which `begin_change` may have just loaded, so other writers' attributes are kept).
-    fn with_mut(&self, check: impl Fn(&Attributes) -> Result<()>, apply: impl FnOnce(&mut Attributes)) -> Result<()> {
+    /// Where `is_done` holds on the newest commit already, nothing changes: no writer lock,
+    /// nothing to commit.
+    fn with_mut(
+        &self,
+        check: impl Fn(&Attributes) -> Result<()>,
+        is_done: impl Fn(&Attributes) -> bool,
+        apply: impl FnOnce(&mut Attributes),
+    ) -> Result<()> {
         let mut guard = self.inner.write();
         self.inner.check_before_change(&guard, |state| check(self.target_attrs(state)?))?;
+        if self.inner.holds_on_newest(&guard, |state| self.target_attrs(state).is_ok_and(&is_done)) {
+            return Ok(());
+        }
         self.inner.change(&mut guard, |state| {
             let attrs = match &self.target {
                 AttrTarget::Store => &mut state.meta.attributes,

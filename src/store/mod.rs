@@ -245,7 +245,8 @@ impl Atlas {
     }
 
     /// Changes the store's default codec. New blocks of arrays without their own codec use
-    /// it; existing blocks keep the codec that wrote them.
+    /// it; existing blocks keep the codec that wrote them. The codec the store already has
+    /// (on this handle's snapshot and the newest commit) changes nothing (no writer lock, nothing to commit).
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a zstd level zstd does not support; [`Error::Locked`];
@@ -253,7 +254,11 @@ impl Atlas {
     /// written first with the settings they were made under ([`Error::Codec`], [`Error::Io`]).
     pub fn set_codec(&self, codec: Codec) -> Result<()> {
         codec.check().map_err(Error::invalid)?;
-        self.inner.change(&mut self.inner.write(), |state| {
+        let mut guard = self.inner.write();
+        if self.inner.holds_on_newest(&guard, |state| state.meta.codec == codec) {
+            return Ok(());
+        }
+        self.inner.change(&mut guard, |state| {
             // Staged chunks are encoded as the settings were when they were written.
             state.seal_staged()?;
             state.meta.codec = codec;
@@ -267,12 +272,17 @@ impl Atlas {
         self.inner.read().meta.shuffle
     }
 
-    /// Changes the store's default shuffle setting for new blocks.
+    /// Changes the store's default shuffle setting for new blocks (the setting it already
+    /// has on the newest commit changes nothing, as for [`Atlas::set_codec`]).
     ///
     /// # Errors
     /// [`Error::Locked`]; as [`Atlas::set_codec`] for chunks held in memory.
     pub fn set_shuffle(&self, shuffle: Shuffle) -> Result<()> {
-        self.inner.change(&mut self.inner.write(), |state| {
+        let mut guard = self.inner.write();
+        if self.inner.holds_on_newest(&guard, |state| state.meta.shuffle == shuffle) {
+            return Ok(());
+        }
+        self.inner.change(&mut guard, |state| {
             // Staged chunks are encoded as the settings were when they were written.
             state.seal_staged()?;
             state.meta.shuffle = shuffle;
@@ -323,10 +333,10 @@ impl Atlas {
     /// can commit until this handle flushes or discards. The way to read values, change
     /// them and write them back without writing over another writer's commit made in
     /// between (the Python module's assignments through steps, index lists and points do
-    /// this). Releases nothing by itself: the lock is held until [`Atlas::flush`] (which
-    /// commits a new generation even if nothing was changed), [`Atlas::discard`] or
-    /// [`Atlas::release_if_unchanged`] (or [`Atlas::abandon`]), which each `begin_change`
-    /// should be paired with.
+    /// this). The lock is held until [`Atlas::flush`] (which commits a new generation even
+    /// if nothing was changed), [`Atlas::discard`] or [`Atlas::release_if_unchanged`] (or
+    /// [`Atlas::abandon`]), which each `begin_change` should be paired with; a hold dropped
+    /// without either (an early return by `?`) ends as `release_if_unchanged` ends it.
     ///
     /// ```
     /// # use atlas::{ArraySpec, Atlas, DType, StoreConfig};
@@ -364,9 +374,8 @@ impl Atlas {
     /// discarded. Changes are told apart by thread: two tasks interleaved on one thread (an
     /// async executor's) count as one, so use it only where one task changes the store per
     /// thread.
-    #[allow(clippy::needless_pass_by_value)] // taken so that a hold cannot be ended twice
     pub fn abandon(&self, hold: ChangeHold) -> bool {
-        self.inner.abandon(&mut self.inner.write(), &hold)
+        self.inner.abandon(&mut self.inner.write(), hold)
     }
 
     /// Ends one [`Atlas::begin_change`] (call it once for each, when the read-modify-write is
@@ -378,9 +387,8 @@ impl Atlas {
     /// read-modify-write under way), the lock is kept. A hold whose session has ended (a
     /// flush or a discard from another thread ended it, and its holds) ends nothing: not
     /// the hold of a session begun since. Returns whether it gave the lock back.
-    #[allow(clippy::needless_pass_by_value)] // taken so that a hold cannot be ended twice
     pub fn release_if_unchanged(&self, hold: ChangeHold) -> bool {
-        self.inner.release_if_unchanged(&mut self.inner.write(), &hold)
+        self.inner.release_if_unchanged(&mut self.inner.write(), hold)
     }
 
     /// Drops every change made through this store's handles since the last commit: the

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
 use super::config::OpenOptions;
 use super::disk::{self, DATA_DIR, LOCK_FILE, MetaFileStamp, NewestMeta};
@@ -25,12 +25,34 @@ use crate::meta::{
 /// One [`Atlas::begin_change`](crate::Atlas::begin_change), to be ended (once: ending it
 /// consumes it) by [`Atlas::release_if_unchanged`](crate::Atlas::release_if_unchanged) or
 /// [`Atlas::abandon`](crate::Atlas::abandon): it names the session it holds, so that it
-/// cannot end another.
-#[derive(Debug, PartialEq, Eq)]
+/// cannot end another. One dropped without being ended (an early return by `?` between
+/// `begin_change` and its end) ends as `release_if_unchanged` ends it, so that it leaves
+/// no writer lock behind when nothing was changed.
+#[derive(Debug)]
 #[must_use = "end it with Atlas::release_if_unchanged or Atlas::abandon"]
 pub struct ChangeHold {
     session: u64,
     started: bool,
+    /// The store, for a drop to end the hold; `None` once it was ended. Weak, so that a
+    /// hold kept does not keep the store open (nor delay the last handle's flush).
+    store: Option<Weak<Inner>>,
+}
+
+/// Holds are the same when they hold the same session and started it alike.
+impl PartialEq for ChangeHold {
+    fn eq(&self, other: &Self) -> bool {
+        (self.session, self.started) == (other.session, other.started)
+    }
+}
+
+impl Eq for ChangeHold {}
+
+impl Drop for ChangeHold {
+    fn drop(&mut self) {
+        if let Some(inner) = self.store.take().and_then(|store| store.upgrade()) {
+            inner.end_hold(&mut inner.write(), self);
+        }
+    }
 }
 
 impl ChangeHold {
@@ -190,9 +212,10 @@ impl Inner {
     /// Whether `holds` is true on the newest commit, told without the writer lock: on this
     /// handle's snapshot when no other writer has committed since, else on the newest
     /// metadata (false when that cannot be read, and with a session: the session is the
-    /// newest, and what it changed is pending).
+    /// newest, and what it changed is pending). Always false on a read-only handle, so that
+    /// a change it already holds is refused like any other.
     pub(crate) fn holds_on_newest(&self, state: &State, holds: impl Fn(&State) -> bool) -> bool {
-        if state.session.is_some() || !holds(state) {
+        if self.read_only || state.session.is_some() || !holds(state) {
             return false;
         }
         match self.newer_commit(state) {
@@ -239,22 +262,29 @@ impl Inner {
 
     /// Starts a change held by a caller until [`Inner::release_if_unchanged`] (see
     /// [`Atlas::begin_change`](crate::Atlas::begin_change)).
-    pub(crate) fn hold_change(&self, state: &mut State) -> Result<ChangeHold> {
+    pub(crate) fn hold_change(self: &Arc<Self>, state: &mut State) -> Result<ChangeHold> {
         let started = state.session.is_none();
         self.begin_change(state)?;
         let session = state.session.as_mut().expect("begin_change starts a session");
         session.holds += 1;
-        Ok(ChangeHold { session: session.id, started })
+        Ok(ChangeHold { session: session.id, started, store: Some(Arc::downgrade(self)) })
     }
 
     /// Ends `hold` (of [`Inner::hold_change`]), and the session with the last hold if it has
     /// changed nothing (see
     /// [`Atlas::release_if_unchanged`](crate::Atlas::release_if_unchanged)); returns whether
-    /// it ended the session. A hold of a session that has ended (a flush or a discard ended
-    /// its holds with it) ends nothing. The metadata is compared as it is written (NaN fill
-    /// values compare equal); a fragment file that holds no block (a write that failed
-    /// after making it) is no change.
-    pub(crate) fn release_if_unchanged(&self, state: &mut State, hold: &ChangeHold) -> bool {
+    /// it ended the session.
+    pub(crate) fn release_if_unchanged(&self, state: &mut State, mut hold: ChangeHold) -> bool {
+        hold.store = None; // Ended here, not again by its drop.
+        self.end_hold(state, &hold)
+    }
+
+    /// [`Inner::release_if_unchanged`] of a hold not consumed (as its drop ends it). A hold
+    /// of a session that has ended (a flush or a discard ended its holds with it) ends
+    /// nothing. The metadata is compared as it is written (NaN fill values compare equal);
+    /// a fragment file that holds no block (a write that failed after making it) is no
+    /// change.
+    fn end_hold(&self, state: &mut State, hold: &ChangeHold) -> bool {
         let Some(session) = state.session.as_mut().filter(|s| s.id == hold.session) else { return false };
         session.holds = session.holds.saturating_sub(1);
         let unchanged = session.holds == 0
@@ -273,7 +303,8 @@ impl Inner {
     /// started it, is its only one, and every change in it came from the thread that took
     /// it: then they are all the hold's own. Otherwise ends it as
     /// [`Inner::release_if_unchanged`] does. Returns whether it discarded.
-    pub(crate) fn abandon(&self, state: &mut State, hold: &ChangeHold) -> bool {
+    pub(crate) fn abandon(&self, state: &mut State, mut hold: ChangeHold) -> bool {
+        hold.store = None; // Ended here, not again by its drop.
         let own = state.session.as_ref().is_some_and(|session| {
             hold.started
                 && session.id == hold.session
@@ -285,7 +316,7 @@ impl Inner {
             self.discard(state);
             return true;
         }
-        self.release_if_unchanged(state, hold);
+        self.end_hold(state, &hold);
         false
     }
 

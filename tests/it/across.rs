@@ -167,11 +167,15 @@ fn different_dtypes_or_dimensions_across_datasets_are_refused() {
         store.read_array_across::<i32>("v", &["f", "i"], &[0], &[4]),
         Error::DTypeMismatch { array, .. } if array == "f/v"
     );
+    assert_err!(
+        store.read_array_across::<f32>("v", &["f", "f", "i"], &[0], &[4]),
+        Error::DTypeMismatch { array, expected, found } if array == "i/v" && expected == "int32" && found == "float32"
+    );
     // i64 reads both int64 and timestamp arrays, but not the two mixed.
     assert_eq!(store.read_array_across::<i64>("v", &["t", "t"], &[0], &[4]).unwrap().len(), 2);
     assert_err!(
         store.read_array_across::<i64>("v", &["n", "t"], &[0], &[4]),
-        Error::DTypeMismatch { array, .. } if array == "t/v"
+        Error::InvalidArgument { detail } if detail.contains("t/v holds timestamp where n/v holds int64")
     );
     assert_err!(
         store.read_array_across::<f32>("v", &["f", "m"], &[0], &[4]),

@@ -186,6 +186,10 @@ fn a_read_only_handle_reads_and_refuses_every_change_without_taking_the_lock() {
         array.resize(&[8]),
         rds.delete_array("a"),
         reader.set_codec(atlas::Codec::Lz4),
+        // What the store holds already is refused too: a read-only handle changes nothing.
+        array.resize(&[4]),
+        reader.set_codec(writer.codec()),
+        array.set_shuffle(None),
         reader.compact().map(drop),
         reader.begin_change().map(drop),
     ];

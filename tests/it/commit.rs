@@ -89,6 +89,41 @@ fn each_flush_with_changes_bumps_the_generation_and_a_flush_without_changes_writ
 }
 
 #[test]
+fn setting_what_the_newest_commit_already_holds_takes_no_lock_and_commits_nothing() {
+    // A notebook cell run again sets the same attribute and codecs: no writer lock is
+    // taken (another writer can go on) and no empty generation is committed. Compared on
+    // the newest commit too: a handle behind another writer's change still changes.
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let array = ds.define_array("a", ArraySpec::new(DType::Float32, [4])).unwrap();
+    let set_all = |units: &str| -> atlas::Result<()> {
+        store.attrs().set("units", units)?;
+        ds.attrs().set("units", units)?;
+        array.attrs().set("units", units)?;
+        store.set_codec(atlas::Codec::Lz4)?;
+        store.set_shuffle(atlas::Shuffle::Off)?;
+        array.set_codec(Some(atlas::Codec::None))?;
+        array.set_shuffle(None)
+    };
+    set_all("K").unwrap();
+    store.flush().unwrap();
+    let generation = store.generation();
+    set_all("K").unwrap();
+    assert!(!store.has_pending_changes(), "setting the same values began a change");
+    let other = Atlas::open(dir.store()).unwrap();
+    other.open_dataset("d").unwrap().array("a").unwrap().attrs().set("units", "C").unwrap();
+    other.flush().unwrap();
+    assert_eq!(store.generation(), generation, "this handle is still behind");
+    // This handle's snapshot holds "K", the newest commit "C".
+    array.attrs().set("units", "K").unwrap();
+    assert!(store.has_pending_changes(), "a value the newest commit lacks is a change");
+    store.flush().unwrap();
+    assert_eq!(store.generation(), generation + 2);
+    assert_eq!(Atlas::open(dir.store()).unwrap().generation(), generation + 2);
+}
+
+#[test]
 fn commits_leave_one_meta_file_of_the_store_encoding_and_no_temp_file() {
     let dir = test_dir!();
     let config = util::meta_config(MetaFormat::MsgPack, MetaCompression::Zstd);

@@ -178,6 +178,35 @@ fn a_hold_of_a_session_a_flush_ended_cannot_end_the_next_session() {
 }
 
 #[test]
+fn a_hold_dropped_without_being_ended_ends_as_release_if_unchanged() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    store.create_dataset("d").unwrap();
+    store.flush().unwrap();
+    // An early return by `?` drops the hold: nothing was changed, so the lock goes.
+    let read_absent = || -> atlas::Result<()> {
+        let _hold = store.begin_change()?;
+        store.open_dataset("absent")?;
+        Ok(())
+    };
+    assert_err!(read_absent(), Error::NotFound { .. });
+    assert!(!store.has_pending_changes(), "the dropped hold kept the writer lock");
+    let other = Atlas::open(dir.store()).unwrap();
+    other.create_dataset("e").unwrap();
+    other.flush().unwrap();
+    // A change made under it stays pending for the flush.
+    let create_f = || -> atlas::Result<()> {
+        let _hold = store.begin_change()?;
+        store.create_dataset("f")?;
+        Ok(())
+    };
+    create_f().unwrap();
+    assert!(store.has_pending_changes());
+    store.flush().unwrap();
+    assert_eq!(Atlas::open(dir.store()).unwrap().list_datasets(), ["d", "e", "f"]);
+}
+
+#[test]
 fn abandon_discards_only_a_session_whose_changes_are_all_its_holds_own() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
