@@ -422,16 +422,23 @@ class Array:
         """`read()`, native calls of one array, as of one state of it, as a single call is:
         under the array's write lock (no write of this handle's threads between its calls),
         and again if a commit, refresh, discard, or an array deleted or defined changed the
-        handle meanwhile (`Atlas._state`); after `_AS_ONE_TRIES` such, `fallback()`."""
+        handle meanwhile (`Atlas._state`); after `_AS_ONE_TRIES` such, `fallback()` with
+        those changes held off."""
+        store = self._store
         with self._write_lock():
             for _ in range(_AS_ONE_TRIES):
-                state = self._store._state()
+                state = store._state()
+                if state is None:  # a change under way: its end would send the read again
+                    with store._changes_held_off():
+                        state = store._state()
                 if state is None:
-                    continue  # a change under way: its end would send the read again
+                    continue
                 out = read()
-                if self._store._state() == state:
+                if store._state() == state:
                     return out
-            return fallback()
+            # Changes keep coming: hold them off for one more read.
+            with store._changes_held_off():
+                return fallback()
 
     def _read_stepped_as_one(self, st: Strided, p: Plan) -> tuple[np.ndarray, tuple[Any, ...]]:
         """`_read_stepped` as of one state of the array, with the post key to take the
@@ -527,13 +534,15 @@ class Array:
         under way, as after a change that fails first. Interrupted (Ctrl-C) in an assignment
         that began the changes, they are discarded if they are all its own (no other thread
         changed anything meanwhile: `Store.abandon`), not left half written for the next
-        flush (or a `with` block's end) to commit."""
+        flush (or a `with` block's end) to commit; so are they when a signal handler's
+        `sys.exit` (SIGTERM in a batch job) interrupts it."""
         native = self._store._native
         hold = native.begin_change()
         try:
             assign()
-        except KeyboardInterrupt:
-            native.abandon(hold)
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or a signal handler's `sys.exit`
+            with self._store._changing():  # a discard, when it is one
+                native.abandon(hold)
             raise
         finally:
             native.release_if_unchanged(hold)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import operator
@@ -9,6 +10,7 @@ import os
 import threading
 import time
 import warnings
+import weakref
 from html import escape
 from typing import Any, Iterator, Optional, Sequence, Union
 
@@ -81,11 +83,17 @@ def _sizes(
 #: How long `Atlas.open(create=True)` waits for a store another process is creating.
 _CREATE_WAIT_SECONDS = 2.0
 
+#: What a `create` makes: its `data/` directory, the lock, the metadata's temp file, then
+#: the metadata file (one of six names).
+_CREATE_ENTRIES = {"data", "atlas.lock", "atlas.meta.tmp"} | {
+    f"atlas.{fmt}{ext}" for fmt in ("json", "msgpack") for ext in ("", ".zst", ".lz4")
+}
+
 def _being_created(path: str) -> bool:
-    """Whether `path` holds what a `create` under way makes before its metadata file (its
-    `data/` directory, the lock, the metadata's temp file) and nothing else."""
+    """Whether `path` holds what a `create` makes and nothing else: one under way, or one
+    whose metadata file came just after an open found none."""
     try:
-        return set(os.listdir(path)) <= {"data", "atlas.lock", "atlas.meta.tmp"}
+        return set(os.listdir(path)) <= _CREATE_ENTRIES
     except OSError:
         return False  # a file, or nothing: no create is filling it
 
@@ -98,6 +106,19 @@ def _store_key(name: Any) -> tuple[Any, Optional[str]]:
     dataset, slash, array = name.removeprefix("/").partition("/")
     return dataset, (array if slash else None)
 
+#: Every handle alive, for `_flush_at_exit`.
+_OPEN_HANDLES: "weakref.WeakSet[Atlas]" = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Flushes every handle with pending changes when the interpreter exits: a handle still
+    referenced then is not collected before the native module is torn down (never, while
+    a daemon thread is alive), so its changes would be lost without a word."""
+    for handle in list(_OPEN_HANDLES):
+        handle._flush_when_done("open at exit")
+
+
 class Atlas:
     """A store: one directory of datasets, each holding arrays and attributes.
 
@@ -107,7 +128,7 @@ class Atlas:
     every read, write and flush releases the GIL.
     """
 
-    __slots__ = ("_native", "_pid", "_write_locks", "_write_locks_pid", "_changes", "__weakref__")
+    __slots__ = ("_native", "_pid", "_write_locks", "_write_locks_pid", "_changes", "_change_lock", "__weakref__")
 
     def __init__(self, native: _atlas.Store) -> None:
         if not isinstance(native, _atlas.Store):
@@ -116,9 +137,12 @@ class Atlas:
         self._pid = os.getpid()
         self._write_locks: dict[tuple[str, str], threading.Lock] = {}
         self._write_locks_pid = self._pid
-        # Odd while a change that leaves the generation as it is (a discard, an array or
-        # dataset deleted or defined) is under way, bumped twice by each: see `_state`.
+        # Odd while a change that leaves the generation as it is (a discard, a refresh, an
+        # array or dataset deleted or defined) is under way, bumped twice by each: see
+        # `_state`. Such changes run one at a time, under `_change_lock`.
         self._changes = 0
+        self._change_lock = threading.Lock()
+        _OPEN_HANDLES.add(self)
 
     def __reduce__(self) -> Any:
         refuse_pickle(self)
@@ -128,6 +152,7 @@ class Atlas:
         here to release a lock or finish a change). Under `_LOCKS_LOCK`."""
         if self._write_locks_pid != os.getpid():
             self._write_locks, self._write_locks_pid, self._changes = {}, os.getpid(), 0
+            self._change_lock = threading.Lock()
 
     def _bump_changes(self) -> None:
         with _LOCKS_LOCK:  # `+=` is not atomic on every Python this module supports
@@ -137,11 +162,19 @@ class Atlas:
     @contextlib.contextmanager
     def _changing(self) -> Iterator[None]:
         """Marks a change that keeps the generation but may replace what a read sees."""
-        self._bump_changes()
-        try:
-            yield
-        finally:
+        with self._changes_held_off():
             self._bump_changes()
+            try:
+                yield
+            finally:
+                self._bump_changes()
+
+    def _changes_held_off(self) -> threading.Lock:
+        """The lock each `_changing` block holds: held, no such change runs (a read of
+        several native calls that changes kept sending again holds it to finish)."""
+        with _LOCKS_LOCK:
+            self._forked()
+            return self._change_lock
 
     def _state(self) -> Optional[tuple[int, int]]:
         """What a read of several native calls compares before and after to know it saw one
@@ -161,17 +194,21 @@ class Atlas:
             return self._write_locks.setdefault((dataset, array), threading.Lock())
 
     def __del__(self) -> None:
-        # The flush of a collected handle's pending changes, made here so that a failure
-        # shows as a warning (the native drop would only log it) and the GIL is released
-        # while it runs. A forked child leaves the parent's changes to the parent.
+        self._flush_when_done("collected")
+
+    def _flush_when_done(self, when: str) -> None:
+        """The flush of pending changes when the handle is collected or the interpreter
+        exits, made here so that a failure shows as a warning (the native drop would only
+        log it) and the GIL is released while it runs. A forked child leaves the parent's
+        changes to the parent."""
         try:
             if getattr(self, "_pid", None) != os.getpid() or not self._native.has_pending_changes:
                 return
             self._native.flush()
-        except Exception as e:  # noqa: BLE001 - nothing may escape __del__
+        except Exception as e:  # noqa: BLE001 - nothing may escape __del__ or atexit
             try:
                 warnings.warn(
-                    f"atlas: flushing {self._native.path} when its handle was collected failed: {e}",
+                    f"atlas: flushing {self._native.path} when its handle was {when} failed: {e}",
                     RuntimeWarning,
                     stacklevel=2,
                 )
@@ -741,7 +778,9 @@ class DatasetView:
                 # its own, the whole session goes (the lock, and the blocks written before the
                 # failure); else the array, if defined (an interrupt may come anywhere), is
                 # deleted, without hiding the failure.
-                if not native.abandon(hold) and self._native.has_array(name):
+                with self._store._changing():  # a discard, when it is one
+                    abandoned = native.abandon(hold)
+                if not abandoned and self._native.has_array(name):
                     with contextlib.suppress(AtlasError):
                         self.delete_array(name)
                 raise

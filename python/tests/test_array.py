@@ -582,6 +582,28 @@ def test_reads_of_several_native_calls_hold_the_arrays_write_lock_and_single_cal
     assert len(held) > 1 and all(held), held
 
 
+def test_a_read_of_several_calls_that_changes_keep_sending_again_holds_them_off_to_finish(store, ds, monkeypatch):
+    # A refresh from another thread between each try (as a thread polling for new commits
+    # does): after the tries the read runs once more with such changes held off, so it
+    # still sees one state, never a mix of two commits.
+    arr = ds.define_array("a", "int32", None, [100, 100], chunk_shape=[10, 10])
+    full = np.arange(10_000, dtype=np.int32).reshape(100, 100)
+    arr[...] = full
+    states = iter(range(1_000))
+    monkeypatch.setattr(atlas.Atlas, "_state", lambda _self: (0, next(states)))
+    held_off = []
+
+    class ChangeSpy(ChunkSpy):
+        def read_boxes(self, starts, shape):
+            held_off.append(store._changes_held_off().locked())
+            return super().read_boxes(starts, shape)
+
+    arr._native = ChangeSpy(arr._native, [10, 10])
+    key = ([0, 1, 2, 40, 41], slice(0, 30))  # boxes of two extents: two calls
+    np.testing.assert_array_equal(arr[key], full[key])
+    assert held_off[-2:] == [True, True] and not any(held_off[:-2]), held_off
+
+
 def test_dense_points_are_read_as_their_bounding_box_and_sparse_ones_box_by_box(ds):
     # A mask as large as the array was one box a point: 60x the array's memory, 150x its time.
     arr = ds.define_array("a", "int32", None, [60, 50, 4], chunk_shape=[7, 9, 4])

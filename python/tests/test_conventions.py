@@ -233,32 +233,34 @@ def test_a_broadcast_value_is_cut_along_an_axis_longer_than_its_chunks(ds, monke
 
 
 class InterruptedAt:
-    """Stands in for an array's native half, raising KeyboardInterrupt (Ctrl-C) at its
-    `n`-th write, after the writes before it went through."""
+    """Stands in for an array's native half, raising `interrupt` (KeyboardInterrupt: Ctrl-C)
+    at its `n`-th write, after the writes before it went through."""
 
-    def __init__(self, native, n):
-        self._native, self.writes, self.n = native, 0, n
+    def __init__(self, native, n, interrupt=KeyboardInterrupt):
+        self._native, self.writes, self.n, self.interrupt = native, 0, n, interrupt
 
     def write(self, start, data):
         self.writes += 1
         if self.writes == self.n:
-            raise KeyboardInterrupt
+            raise self.interrupt
         self._native.write(start, data)
 
     def __getattr__(self, name):
         return getattr(self._native, name)
 
 
+# SystemExit: what a signal handler's `sys.exit` raises (SIGTERM in a batch job).
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
 @pytest.mark.parametrize("key", [(slice(None), slice(None)), (slice(None, None, 2), slice(None))])
-def test_an_interrupted_assignment_that_began_the_changes_leaves_none_behind(store, ds, monkeypatch, key):
+def test_an_interrupted_assignment_that_began_the_changes_leaves_none_behind(store, ds, monkeypatch, key, interrupt):
     # A broadcast in slabs, or a stepped key, writes several boxes: Ctrl-C after the first
     # must not leave it half done for the next flush (or a `with` block's end) to commit.
     monkeypatch.setattr(atlas._array, "_SLAB_BYTES", 0)
     arr = ds.define_array("a", "float64", None, [6, 4], chunk_shape=[2, 4])
     arr[...] = 1.0
     store.flush()
-    arr._native = InterruptedAt(arr._native, 2)
-    with pytest.raises(KeyboardInterrupt):
+    arr._native = InterruptedAt(arr._native, 2, interrupt)
+    with pytest.raises(interrupt):
         arr[key] = np.nan
     assert arr._native.writes == 2 and not store.has_pending_changes
     assert (atlas.Atlas.open(store.path)["d"]["a"][...] == 1.0).all()
@@ -266,10 +268,10 @@ def test_an_interrupted_assignment_that_began_the_changes_leaves_none_behind(sto
     other["d"]["a"][0, 0] = 2.0  # the lock was given back
     other.flush()
     # Changes pending before it are not the assignment's to discard: they stay, torn or not.
-    arr._native = InterruptedAt(arr._native._native, 2)
+    arr._native = InterruptedAt(arr._native._native, 2, interrupt)
     store.refresh()
     arr[5, 3] = 3.0
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(interrupt):
         arr[key] = np.nan
     assert store.has_pending_changes and arr[5, 3] == 3.0
     store.flush()

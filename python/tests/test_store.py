@@ -3,6 +3,8 @@
 import gc
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -146,6 +148,23 @@ def test_open_with_create_and_require_dataset_let_a_cell_run_again(tmp_path):
     assert time.monotonic() - started < 1.0, "no create fills that directory: refused at once"
 
 
+def test_open_with_create_finds_a_store_whose_metadata_came_just_after_its_open_failed(tmp_path, monkeypatch):
+    # Another process's create renames its metadata file into place between this open's
+    # failed open and its look at the directory: it opens again, not refuses the store.
+    path = tmp_path / "s"
+    atlas.Atlas.create(path).flush()
+    native_open, failures = atlas._atlas.Store.open, [2]
+
+    def open_late(*args, **kwargs):
+        if failures[0]:
+            failures[0] -= 1
+            raise atlas.StoreNotFoundError(f"no store at {path}")
+        return native_open(*args, **kwargs)
+
+    monkeypatch.setattr(atlas._atlas.Store, "open", open_late)
+    assert atlas.Atlas.open(path, create=True).generation == 0
+
+
 def test_a_read_only_handle_reads_and_refuses_every_change(tmp_path):
     path = tmp_path / "s"
     with atlas.Atlas.create(path) as writer:
@@ -264,6 +283,23 @@ def test_a_collected_handle_flushes_and_warns_when_that_fails(tmp_path):
         gc.collect()
     os.rmdir(path / "atlas.meta.tmp")
     assert atlas.Atlas.open(path).list_datasets() == ["kept"]
+
+
+def test_a_handle_still_referenced_at_exit_is_flushed_even_with_a_daemon_thread_alive(tmp_path):
+    # A script's module-level handle is not collected before the native module goes, and
+    # never while a daemon thread is alive: the exit hook flushes it.
+    path = tmp_path / "s"
+    atlas.Atlas.create(path).create_dataset("d").define_array("x", "float64", None, [10])
+    script = (
+        "import sys, threading, time, atlas\n"
+        "store = atlas.Atlas.open(sys.argv[1])\n"
+        "store['d/x'][0:10] = 7.0\n"
+        "threading.Thread(target=lambda: time.sleep(60), daemon=True).start()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", script, str(path)], env=env, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()
+    assert (atlas.Atlas.open(path)["d/x"][...] == 7.0).all(), "the changes were lost at exit"
 
 
 def _fork() -> int:
