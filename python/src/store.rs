@@ -315,13 +315,14 @@ impl ChangeHold {
 
 impl Drop for ChangeHold {
     fn drop(&mut self) {
-        let Some(hold) = self.hold.get_mut().unwrap_or_else(PoisonError::into_inner).take() else { return };
+        let mut hold = self.hold.get_mut().unwrap_or_else(PoisonError::into_inner).take();
         let store = &self.store;
         // Released without the GIL, as every call that takes the store's state is (another
-        // thread may hold the state while it waits for the GIL). Not attached (the
-        // interpreter shutting down), the hold's own drop ends it, as this thread holds no
-        // GIL.
-        let _ = Python::try_attach(|py| py.detach(|| store.release_if_unchanged(hold)));
+        // thread may hold the state while it waits for the GIL).
+        let _ = Python::try_attach(|py| py.detach(|| hold.take().map(|hold| store.release_if_unchanged(hold))));
+        // Not attached (the interpreter finalizing, its thread holding the GIL), the hold is
+        // left, not dropped (its drop takes the state): the handle's own drop commits.
+        std::mem::forget(hold);
     }
 }
 

@@ -111,9 +111,8 @@ impl FragmentWriter {
     ///
     /// [`keep_appended`]: FragmentWriter::keep_appended
     pub(crate) fn drop_unkept(&mut self) {
-        if self.blocks_end_bytes == self.kept_end_bytes {
-            return;
-        }
+        // Cut even when no block was appended whole: a first one may have been written in
+        // part.
         self.blocks_end_bytes = self.kept_end_bytes;
         if let Err(e) = self.file.truncate(self.blocks_end_bytes) {
             log::warn!("atlas: cannot cut back the blocks of a failed change: {e}");

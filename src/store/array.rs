@@ -453,8 +453,8 @@ impl ArrayHandle {
 
     /// Appends blocks produced by `produce` (given the chunk lookup, the encode settings and
     /// a sink) to the session's fragment and returns their entries, for the caller to record
-    /// (`State::record`) once all of its change succeeded: a failed change leaves only
-    /// unreachable bytes.
+    /// (`State::record`) once all of its change succeeded: a failed change gives them back
+    /// (`Inner::change`).
     pub(super) fn append_unrecorded(
         &self,
         state: &mut State,

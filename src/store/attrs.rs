@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::state::{Inner, State};
+use super::state::{Inner, State, same_text};
 use crate::error::{EntityKind, Error, Result};
 use crate::meta::{AttrValue, Attributes, MAX_ATTR_DEPTH, validate_attribute_key};
 
@@ -69,7 +69,8 @@ impl Attrs {
             return Err(Error::invalid(format!("attribute {key:?} nests deeper than {MAX_ATTR_DEPTH} levels")));
         }
         let value = value.with_standard_nans();
-        let is_set = |attrs: &Attributes| attrs.get(key) == Some(&value);
+        // As written: a NaN is set already, -0.0 over 0.0 is a change.
+        let is_set = |attrs: &Attributes| attrs.get(key).is_some_and(|set| same_text(set, &value));
         self.with_mut(
             |_| Ok(()),
             is_set,

@@ -375,6 +375,9 @@ impl Atlas {
     /// async executor's) count as one, so use it only where one task changes the store per
     /// thread.
     pub fn abandon(&self, hold: ChangeHold) -> bool {
+        if !hold.is_of(&self.inner) {
+            return false; // Another store's: dropped, it ends there.
+        }
         self.inner.abandon(&mut self.inner.write(), hold)
     }
 
@@ -386,8 +389,12 @@ impl Atlas {
     /// to. With changes pending, or another `begin_change` not ended (another thread's
     /// read-modify-write under way), the lock is kept. A hold whose session has ended (a
     /// flush or a discard from another thread ended it, and its holds) ends nothing: not
-    /// the hold of a session begun since. Returns whether it gave the lock back.
+    /// the hold of a session begun since; a hold of another store ends there, as dropped.
+    /// Returns whether it gave the lock back.
     pub fn release_if_unchanged(&self, hold: ChangeHold) -> bool {
+        if !hold.is_of(&self.inner) {
+            return false; // Another store's: dropped, it ends there.
+        }
         self.inner.release_if_unchanged(&mut self.inner.write(), hold)
     }
 

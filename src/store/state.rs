@@ -56,6 +56,13 @@ impl Drop for ChangeHold {
 }
 
 impl ChangeHold {
+    /// Whether this hold was taken on `inner` (and not ended).
+    pub(crate) fn is_of(&self, inner: &Inner) -> bool {
+        self.store.as_ref().is_some_and(|store| std::ptr::eq(store.as_ptr(), inner))
+    }
+}
+
+impl ChangeHold {
     /// Whether this `begin_change` started the session (took the writer lock and moved the
     /// handle to the newest commit); `false` when changes were already pending.
     #[must_use]
@@ -525,10 +532,13 @@ impl Inner {
 /// Whether two commits' metadata are written alike (NaN fill values and attributes compare
 /// equal, as their text does). Datasets the two share (all but those changed, in a registry
 /// of many) are not serialised to tell.
+/// Whether `a` and `b` are written alike: floats compared as written (NaN equals NaN, -0.0
+/// differs from 0.0), where `==` compares them as numbers.
+pub(crate) fn same_text(a: &impl serde::Serialize, b: &impl serde::Serialize) -> bool {
+    matches!((serde_json::to_vec(a), serde_json::to_vec(b)), (Ok(a), Ok(b)) if a == b)
+}
+
 fn same_meta(a: &StoreMeta, b: &StoreMeta) -> bool {
-    fn same_text(a: &impl serde::Serialize, b: &impl serde::Serialize) -> bool {
-        matches!((serde_json::to_vec(a), serde_json::to_vec(b)), (Ok(a), Ok(b)) if a == b)
-    }
     // Taken apart whole, so that a field added later is not left out here.
     let StoreMeta {
         format_version,
@@ -718,8 +728,8 @@ impl Drop for Inner {
 impl State {
     /// Appends the blocks `produce` hands to its sink (given the chunk lookup of this
     /// session) to the session's fragment for array `array_id`, and returns their entries
-    /// without recording them: the caller records them (`PendingBlocks::insert`) once every
-    /// block it wants succeeded, so a failed change leaves only unreachable bytes.
+    /// without recording them: the caller records them ([`State::record`]) once every block
+    /// it wants succeeded; a failed change gives them back (`Inner::change`).
     pub(crate) fn append_unrecorded(
         &mut self,
         data_dir: &Path,

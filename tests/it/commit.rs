@@ -111,6 +111,20 @@ fn setting_what_the_newest_commit_already_holds_takes_no_lock_and_commits_nothin
     let generation = store.generation();
     set_all("K").unwrap();
     assert!(!store.has_pending_changes(), "setting the same values began a change");
+    store.flush().unwrap();
+    assert_eq!(store.generation(), generation, "an empty generation was committed");
+    // Floats compare as written: a NaN is the NaN set, -0.0 is not 0.0.
+    store.attrs().set("missing", f64::NAN).unwrap();
+    store.attrs().set("zero", 0.0).unwrap();
+    store.flush().unwrap();
+    store.attrs().set("missing", f64::NAN).unwrap();
+    assert!(!store.has_pending_changes(), "a NaN set again began a change");
+    store.attrs().set("zero", -0.0).unwrap();
+    assert!(store.has_pending_changes(), "-0.0 over 0.0 is a change");
+    store.flush().unwrap();
+    let zero = Atlas::open(dir.store()).unwrap().attrs().get("zero").unwrap().and_then(|v| v.as_f64());
+    assert!(zero.is_some_and(|z| z == 0.0 && z.is_sign_negative()), "{zero:?}");
+    let generation = store.generation();
     let other = Atlas::open(dir.store()).unwrap();
     other.open_dataset("d").unwrap().array("a").unwrap().attrs().set("units", "C").unwrap();
     other.flush().unwrap();

@@ -204,6 +204,13 @@ fn a_hold_dropped_without_being_ended_ends_as_release_if_unchanged() {
     assert!(store.has_pending_changes());
     store.flush().unwrap();
     assert_eq!(Atlas::open(dir.store()).unwrap().list_datasets(), ["d", "e", "f"]);
+    // A hold handed to another store's release ends nothing there, and ends on its own.
+    let elsewhere = util::create(&dir.join("elsewhere"));
+    let hold = elsewhere.begin_change().unwrap();
+    store.create_dataset("g").unwrap();
+    assert!(!store.release_if_unchanged(hold));
+    assert!(store.has_pending_changes(), "this store's changes stay pending");
+    assert!(!elsewhere.has_pending_changes(), "the other store kept its writer lock");
 }
 
 #[test]
