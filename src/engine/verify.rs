@@ -4,20 +4,38 @@
 
 use rayon::prelude::*;
 
-use super::block::{ArrayCtx, BlockRef, Worker, check_raw_len, corrupt_chunk, decode_chunk, with_worker};
+use super::block::{ArrayCtx, BlockRef, Worker, check_raw_len, corrupt_chunk, decode_chunk, fill_with, with_worker};
 use super::pool;
 use super::region::to_usize;
 use super::strings::decode_strings;
+use super::trim::keep_extent;
 use crate::error::{Error, Result};
 use crate::fragment::{ChunkStats, scan};
-use crate::meta::DType;
+use crate::io::checksum;
+use crate::meta::{ArrayMeta, DType};
 
 /// Decodes every block of one array and returns, in order, each block's error if any.
 pub(crate) fn check_blocks(ctx: ArrayCtx<'_>, blocks: &[BlockRef<'_>]) -> Vec<Option<Error>> {
-    pool::run(|| blocks.par_iter().map(|block| with_worker(|worker| check(ctx, *block, worker).err())).collect())
+    // What a fill entry's checksum must be, made once (a chunk's bytes) where one is there.
+    let fill_checksum = blocks.iter().any(|b| b.entry().is_fill).then(|| fill_chunk_checksum(ctx.meta));
+    pool::run(|| {
+        blocks.par_iter().map(|block| with_worker(|worker| check(ctx, *block, fill_checksum, worker).err())).collect()
+    })
 }
 
-fn check(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<()> {
+/// The checksum of a chunk of `meta` holding only the fill value, as its writer gives a
+/// fill entry: the fill value's bytes repeated, or for strings the offsets of empty ones
+/// (all 0).
+fn fill_chunk_checksum(meta: &ArrayMeta) -> u64 {
+    let raw_len = meta.raw_chunk_bytes().expect("a checked schema's chunk fits u64");
+    let mut raw = vec![0u8; to_usize(raw_len)];
+    if meta.dtype != DType::String {
+        fill_with(&mut raw, &meta.fill_bytes());
+    }
+    checksum(&raw)
+}
+
+fn check(ctx: ArrayCtx<'_>, block: BlockRef<'_>, fill_checksum: Option<u64>, worker: &mut Worker) -> Result<()> {
     // A block of a chunk outside the array's grid: an honest shrink leaves only fill
     // entries there, and growing the array again would show its values.
     let coord = &block.entry().coord;
@@ -30,7 +48,7 @@ fn check(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<
     // refuse as it would bytes that fail their checksum; then whether they are the
     // chunk's (queries skip blocks by them, and an index can be made again with a
     // checksum that matches).
-    let found = check_bytes(ctx, block, worker)?;
+    let found = check_bytes(ctx, block, fill_checksum, worker)?;
     let stats = block.stats(ctx.meta)?;
     let Some((found, legacy)) = found else { return Ok(()) };
     let checked = stats.check_against(&found, ctx.meta.dtype);
@@ -48,13 +66,29 @@ type Found = (ChunkStats, Option<ChunkStats>);
 
 /// Decodes `block` and checks its checksum; returns the statistics of the numeric chunk it
 /// decodes to (`None` for a fill entry or a string chunk, whose entry has none to compare).
-fn check_bytes(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> Result<Option<Found>> {
-    // A fill entry has no bytes: its length is checked (decoding it would only build a
-    // chunk of fill, for strings a `String` per element). A string chunk of empty strings
-    // is its offsets alone.
-    if block.entry().is_fill {
+/// A numeric chunk reaching past the array's shape must hold the fill value there.
+fn check_bytes(
+    ctx: ArrayCtx<'_>,
+    block: BlockRef<'_>,
+    fill_checksum: Option<u64>,
+    worker: &mut Worker,
+) -> Result<Option<Found>> {
+    // A fill entry has no bytes: its length and checksum are checked (decoding it would
+    // only build a chunk of fill, for strings a `String` per element). A string chunk of
+    // empty strings is its offsets alone.
+    let entry = block.entry();
+    if entry.is_fill {
         let raw_len = ctx.meta.raw_chunk_bytes().expect("a checked schema's chunk fits u64");
-        return check_raw_len(ctx, block, to_usize(raw_len)).map(|()| None);
+        check_raw_len(ctx, block, to_usize(raw_len))?;
+        let expected = fill_checksum.expect("computed for blocks holding a fill entry");
+        if entry.checksum != expected {
+            let detail = format!(
+                "a fill entry whose checksum {:#018x} is not that of a chunk of the fill value ({expected:#018x})",
+                entry.checksum
+            );
+            return Err(corrupt_chunk(ctx, block, &detail));
+        }
+        return Ok(None);
     }
     if ctx.meta.dtype == DType::String {
         return decode_strings(ctx, Some(block), worker, true).map(|_| None);
@@ -62,13 +96,71 @@ fn check_bytes(ctx: ArrayCtx<'_>, block: BlockRef<'_>, worker: &mut Worker) -> R
     let mut chunk = std::mem::take(&mut worker.chunk);
     chunk.resize(to_usize(ctx.meta.chunk_bytes()), 0);
     let (dtype, fill) = (ctx.meta.dtype, ctx.meta.fill_bytes());
-    let checked = decode_chunk(ctx, block, worker, &mut chunk, true).map(|()| {
+    let checked = decode_chunk(ctx, block, worker, &mut chunk, true).and_then(|()| {
+        let meta = ctx.meta;
+        let keep = keep_extent(&entry.coord, &meta.chunk_shape, &meta.shape);
+        if !padding_is_fill(&chunk, &meta.chunk_shape, &keep, &fill) {
+            let detail = "values past the array's shape (its padding must hold the fill value, which a read \
+                          of the array grown again would show)";
+            return Err(corrupt_chunk(ctx, block, detail));
+        }
         let found = scan(&chunk, dtype, &fill).stats;
         // Scanned again only where the entry differs (a chunk holding NaT).
         let differs = block.entry().stats != found;
         let legacy = (dtype == DType::Timestamp && differs).then(|| scan(&chunk, DType::Int64, &fill).stats);
-        Some((found, legacy))
+        Ok(Some((found, legacy)))
     });
     worker.chunk = chunk;
     checked
+}
+
+/// Whether every element of `chunk` (C order, of `chunk_shape`) outside the box `keep`
+/// from its origin holds the element bytes `fill`.
+fn padding_is_fill(chunk: &[u8], chunk_shape: &[u64], keep: &[u64], fill: &[u8]) -> bool {
+    let (Some((&row_len, outer)), Some(&kept_in_row)) = (chunk_shape.split_last(), keep.last()) else {
+        return true; // 0-d: one element, no padding
+    };
+    if keep == chunk_shape {
+        return true;
+    }
+    let (row_bytes, kept_bytes) = (to_usize(row_len) * fill.len(), to_usize(kept_in_row) * fill.len());
+    let all_fill = |bytes: &[u8]| bytes.chunks_exact(fill.len()).all(|element| element == fill);
+    // The row's index along the outer axes, counted up as the rows go by.
+    let mut at = vec![0u64; outer.len()];
+    for row in chunk.chunks_exact(row_bytes) {
+        let inside = at.iter().zip(keep).all(|(i, k)| i < k);
+        if !all_fill(if inside { &row[kept_bytes..] } else { row }) {
+            return false;
+        }
+        for (i, &len) in at.iter_mut().zip(outer).rev() {
+            *i += 1;
+            if *i < len {
+                break;
+            }
+            *i = 0;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padding_is_fill_looks_only_past_the_kept_box() {
+        // A 3x4 chunk of u16 whose kept box is 2x3: the last column and the last row are
+        // padding.
+        let fill = 7u16.to_le_bytes();
+        let mut chunk: Vec<u8> =
+            (0..12).flat_map(|i: u16| if i % 4 == 3 || i >= 8 { 7 } else { i }.to_le_bytes()).collect();
+        assert!(padding_is_fill(&chunk, &[3, 4], &[2, 3], &fill));
+        assert!(padding_is_fill(&chunk, &[3, 4], &[3, 4], &fill), "no padding");
+        chunk[2 * 9] = 9; // the last row, inside the kept columns
+        assert!(!padding_is_fill(&chunk, &[3, 4], &[2, 3], &fill));
+        chunk[2 * 9] = 7;
+        chunk[2 * 7] = 9; // the last column of a kept row
+        assert!(!padding_is_fill(&chunk, &[3, 4], &[2, 3], &fill));
+        assert!(padding_is_fill(&[1, 2], &[], &[], &[1, 2]), "0-d");
+    }
 }

@@ -174,7 +174,9 @@ impl Atlas {
     /// Decodes every live block of every array and checks it against its checksum, and
     /// its index entry's statistics as [`crate::Dataset::array_stats`] does and against a
     /// scan of the chunk (count, min and max exactly, the sum within rounding); a block
-    /// (not a fill entry) of a chunk outside its array's grid is reported. In parallel,
+    /// (not a fill entry) of a chunk outside its array's grid is reported, and so are a
+    /// numeric chunk holding other values than the fill value past the array's shape and
+    /// a fill entry whose checksum is not that of a chunk of the fill value. In parallel,
     /// collecting every failure. `progress(done, total)` is called as blocks are
     /// checked, while this handle's state is held for reading: it must not call into the
     /// store's handles (a change would wait for itself, and so could a read while another

@@ -591,6 +591,40 @@ fn verify_reports_entry_statistics_the_chunk_does_not_have_and_blocks_outside_th
 }
 
 #[test]
+fn verify_reports_values_in_a_chunks_padding_and_a_fill_entry_not_of_the_fill_value() {
+    // Cut in the metadata alone from 16 to 6, `a`'s second chunk (5..=8) keeps 5 and 6 and
+    // holds 7 and 8 in its padding, which a read of the array grown again would show, and
+    // which its statistics count: an honest shrink rewrites the chunk with fill there.
+    let dir = test_dir!();
+    let path = dir.store();
+    drop(small_store(&path));
+    let mut meta = read_json_meta(&path);
+    meta["datasets"]["d"]["arrays"]["a"]["shape"] = json!([6]);
+    meta["datasets"]["d"]["arrays"]["a"]["stats"] = Value::Null;
+    write_json_meta(&path, &meta);
+    let report = Atlas::open(&path).unwrap().verify(&mut |_, _| {}).unwrap();
+    let bad: Vec<(Vec<u64>, String)> =
+        report.bad_blocks.iter().map(|b| (b.coord.clone(), b.error.to_string())).collect();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert!(bad[0].0 == [1] && bad[0].1.contains("values past the array's shape"), "{bad:?}");
+    // A fill entry (no bytes) whose checksum is not that of a chunk of the fill value: the
+    // entry of a chunk of values, made a fill entry.
+    let other = dir.join("fill");
+    let store = util::create(&other);
+    let ds = store.create_dataset("d").unwrap();
+    ds.define_array("f", ArraySpec::new(DType::UInt8, [8]).chunk_shape([4])).unwrap();
+    ds.write_array("f", &[0], arr1(&[0u8; 4]).view()).unwrap();
+    store.flush().unwrap();
+    let report = Atlas::open(&other).unwrap().verify(&mut |_, _| {}).unwrap();
+    assert!(report.bad_blocks.is_empty() && report.blocks_checked == 1, "a true fill entry: {report:?}");
+    patch_index(&util::fragments(&other)[0], |b, i| put_u64(b, i + ENTRY_CHECKSUM, 0x1234));
+    let report = Atlas::open(&other).unwrap().verify(&mut |_, _| {}).unwrap();
+    assert_eq!(report.bad_blocks.len(), 1, "{report:?}");
+    let error = report.bad_blocks[0].error.to_string();
+    assert!(error.contains("a fill entry whose checksum 0x0000000000001234"), "{error}");
+}
+
+#[test]
 fn verify_takes_the_statistics_builds_before_nat_was_null_gave_timestamp_blocks() {
     // Those builds counted NaT (i64::MIN) as a value; their blocks keep such statistics
     // until written again, and are not corrupt for it (their timestamp arrays had fill 0).
@@ -660,6 +694,7 @@ const ENTRY_ARRAY_ID: usize = 0;
 const ENTRY_OFFSET: usize = 8;
 const ENTRY_STORED_LEN: usize = 16;
 const ENTRY_RAW_LEN: usize = 24;
+const ENTRY_CHECKSUM: usize = 32;
 const ENTRY_NDIM: usize = 43;
 const ENTRY_VALID_COUNT: usize = 48;
 const ENTRY_MIN: usize = 56;
