@@ -86,7 +86,7 @@ pub use meta::{
     MetaFormat, Scalar, Shuffle,
 };
 pub use store::{
-    ArrayHandle, ArraySpec, Atlas, Attrs, BadBlock, Batch, BlockCodec, BlockInfo, BlockState, ChangeHold,
+    ArrayHandle, ArraySpec, Atlas, Attrs, BadBlock, BadStats, Batch, BlockCodec, BlockInfo, BlockState, ChangeHold,
     CompactReport, DEFAULT_CHUNK_BYTES, Dataset, Element, OpenOptions, ReadOptions, StoreConfig, VerifyReport,
     compress_batch, decompress_batch, default_chunk_shape,
 };

@@ -471,8 +471,10 @@ class Atlas:
     def verify(self) -> dict[str, Any]:
         """Decodes every live block and checks its checksum, and its index statistics against
         the chunk (what queries skipping blocks by min and max trust); a block of a chunk
-        outside its array's shape is reported too. Returns `blocks_checked` and `bad_blocks`
-        (array, coord, path, offset_bytes, and the error each would raise)."""
+        outside its array's shape is reported too. Returns `blocks_checked`, `bad_blocks`
+        (array, coord, path, offset_bytes, and the error each would raise) and `bad_stats`
+        (array, and the `persisted` statistics the metadata keeps where they are not the
+        `merged` ones of its blocks: a metadata file edited by hand)."""
         return self._native.verify()
 
     def set_codec(self, codec: str, shuffle: Any = None) -> None:

@@ -12,7 +12,7 @@ use pyo3::types::{PyDict, PyList, PyTuple};
 use crate::array::{Array, first_dtype, read_across_stacked};
 use crate::attrs::{Attrs, Target};
 use crate::convert::{
-    parse_codec, parse_dtype, parse_meta_compression, parse_meta_format, parse_shuffle, scalar_from_py,
+    parse_codec, parse_dtype, parse_meta_compression, parse_meta_format, parse_shuffle, scalar_from_py, stats_to_py,
 };
 use crate::device::{across_to_cuda, parse_device};
 use crate::errors::{IntoPy, to_py};
@@ -259,9 +259,18 @@ impl Store {
             dict.set_item("error", to_py(block.error).value(py))?;
             bad.append(dict)?;
         }
+        let bad_stats = PyList::empty(py);
+        for array in report.bad_stats {
+            let dict = PyDict::new(py);
+            dict.set_item("array", &array.array)?;
+            dict.set_item("persisted", stats_to_py(py, &array.persisted, array.dtype)?)?;
+            dict.set_item("merged", stats_to_py(py, &array.merged, array.dtype)?)?;
+            bad_stats.append(dict)?;
+        }
         let dict = PyDict::new(py);
         dict.set_item("blocks_checked", report.blocks_checked)?;
         dict.set_item("bad_blocks", bad)?;
+        dict.set_item("bad_stats", bad_stats)?;
         Ok(dict)
     }
 

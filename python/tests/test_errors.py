@@ -171,6 +171,24 @@ def test_checksum_mismatch_names_the_damage(tmp_path):
     assert (unchecked != values).tolist() == [i == 500 for i in range(1000)]
 
 
+def test_verify_reports_statistics_the_metadata_keeps_that_are_not_its_blocks(tmp_path):
+    store = atlas.Atlas.create(tmp_path / "s")
+    store.create_dataset("d")["a"] = np.arange(1, 11, dtype=np.int32)
+    store.flush()
+    assert store.verify()["bad_stats"] == []
+    # Edited by hand (a hand-written file has no checksum): values said to go to 200.
+    meta_path = tmp_path / "s" / "atlas.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["checksum"]
+    meta["datasets"]["d"]["arrays"]["a"]["stats"].update(min=100, max=200, sum=1500.0, mean=150.0)
+    meta_path.write_text(json.dumps(meta))
+    report = atlas.Atlas.open(tmp_path / "s").verify()
+    assert report["bad_blocks"] == []
+    [bad] = report["bad_stats"]
+    assert bad["array"] == "d/a"
+    assert (bad["persisted"]["max"], bad["merged"]["max"]) == (200, 10)
+
+
 def test_a_string_read_may_skip_the_checksum(tmp_path):
     store = atlas.Atlas.create(tmp_path / "s", codec="none")
     names = store.create_dataset("d").define_array("s", "string", None, [2])

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use super::Atlas;
-use super::state::dictionary;
+use super::state::{State, dictionary};
 use crate::engine::{ArrayCtx, BlockRef, check_blocks};
 use crate::error::{Error, Result};
-use crate::meta::ArrayMeta;
+use crate::meta::{ArrayMeta, ArrayStats, DType};
 
 /// The codec a block was written with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -115,6 +115,22 @@ pub struct BadBlock {
     pub error: Error,
 }
 
+/// An array whose persisted statistics (kept in the metadata; [`crate::ArrayHandle::stats`]
+/// returns them while the array is unchanged) are not those its blocks' index entries
+/// merge to: a metadata file edited by hand, or written wrong. Found by [`Atlas::verify`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct BadStats {
+    /// `dataset/array`.
+    pub array: String,
+    /// The array's dtype.
+    pub dtype: DType,
+    /// The statistics the metadata keeps.
+    pub persisted: ArrayStats,
+    /// Those merged from the blocks' index entries.
+    pub merged: ArrayStats,
+}
+
 /// What [`Atlas::verify`] found.
 #[derive(Debug, Default)]
 #[non_exhaustive]
@@ -125,6 +141,9 @@ pub struct VerifyReport {
     pub blocks_checked: u64,
     /// Every block that failed, in dataset, array, chunk order.
     pub bad_blocks: Vec<BadBlock>,
+    /// Every array whose persisted statistics its blocks do not merge to, in dataset,
+    /// array order.
+    pub bad_stats: Vec<BadStats>,
 }
 
 impl Atlas {
@@ -176,7 +195,9 @@ impl Atlas {
     /// scan of the chunk (count, min and max exactly, the sum within rounding); a block
     /// (not a fill entry) of a chunk outside its array's grid is reported, and so are a
     /// numeric chunk holding other values than the fill value past the array's shape and
-    /// a fill entry whose checksum is not that of a chunk of the fill value. In parallel,
+    /// a fill entry whose checksum is not that of a chunk of the fill value; an array
+    /// whose persisted statistics are not what its blocks merge to is reported apart
+    /// ([`VerifyReport::bad_stats`]). In parallel,
     /// collecting every failure. `progress(done, total)` is called as blocks are
     /// checked, while this handle's state is held for reading: it must not call into the
     /// store's handles (a change would wait for itself, and so could a read while another
@@ -226,7 +247,21 @@ impl Atlas {
                 report.blocks_checked += group.len() as u64;
                 progress(report.blocks_checked, total);
             }
+            report.bad_stats.extend(stats_unlike_blocks(&state, label, meta));
         }
         Ok(report)
     }
+}
+
+/// The array's persisted statistics where its blocks do not merge to them. `None` where it
+/// has none, where this handle changed the array (they are merged then), or where an
+/// entry's statistics cannot describe its block (that block is reported).
+fn stats_unlike_blocks(state: &State, label: &str, meta: &ArrayMeta) -> Option<BadStats> {
+    let persisted = meta.stats?;
+    if state.session.as_ref().is_some_and(|session| session.changed_array(meta.id)) {
+        return None;
+    }
+    let merged = state.array_stats(meta).ok()?;
+    let agree = persisted.agrees_with(&merged, meta.dtype);
+    (!agree).then(|| BadStats { array: label.to_string(), dtype: meta.dtype, persisted, merged })
 }

@@ -30,7 +30,7 @@ pub use attrs::Attrs;
 pub use batch::{Batch, compress_batch, decompress_batch};
 pub use config::{ArraySpec, DEFAULT_CHUNK_BYTES, Element, OpenOptions, ReadOptions, StoreConfig, default_chunk_shape};
 pub use dataset::Dataset;
-pub use inspect::{BadBlock, BlockCodec, BlockInfo, BlockState, VerifyReport};
+pub use inspect::{BadBlock, BadStats, BlockCodec, BlockInfo, BlockState, VerifyReport};
 pub use maintenance::CompactReport;
 pub use state::ChangeHold;
 

@@ -625,6 +625,36 @@ fn verify_reports_values_in_a_chunks_padding_and_a_fill_entry_not_of_the_fill_va
 }
 
 #[test]
+fn verify_reports_persisted_statistics_the_blocks_do_not_merge_to() {
+    let dir = test_dir!();
+    let path = dir.store();
+    let good = small_store(&path);
+    let verify = |store: &Atlas| store.verify(&mut |_, _| {}).unwrap();
+    assert!(verify(&Atlas::open(&path).unwrap()).bad_stats.is_empty(), "an honest store");
+    // Plausible statistics (kept at open, and what `stats` returns) over values 1..=8.
+    let mut meta = good.clone();
+    meta["datasets"]["d"]["arrays"]["a"]["stats"] =
+        json!({"count": 8, "null_count": 8, "min": 100, "max": 200, "sum": 1200.0, "mean": 150.0});
+    write_json_meta(&path, &meta);
+    let store = Atlas::open(&path).unwrap();
+    assert_eq!(store.open_dataset("d").unwrap().array_stats("a").unwrap().max, Some(200u8.into()));
+    let report = verify(&store);
+    assert!(report.bad_blocks.is_empty(), "{report:?}");
+    let [bad] = &report.bad_stats[..] else { panic!("{report:?}") };
+    assert_eq!(bad.array, "d/a");
+    assert_eq!((bad.persisted.max, bad.merged.max), (Some(200u8.into()), Some(8u8.into())));
+    // The fragments dropped from the metadata: every block is gone, the statistics say 8
+    // values of `a` and 2 of `s`.
+    let mut meta = good;
+    meta["fragments"] = json!([]);
+    write_json_meta(&path, &meta);
+    let report = verify(&Atlas::open(&path).unwrap());
+    let bad: Vec<(&str, u64, u64)> =
+        report.bad_stats.iter().map(|b| (b.array.as_str(), b.persisted.count, b.merged.count)).collect();
+    assert_eq!(bad, [("d/a", 8, 0), ("d/s", 2, 0)]);
+}
+
+#[test]
 fn verify_takes_the_statistics_builds_before_nat_was_null_gave_timestamp_blocks() {
     // Those builds counted NaT (i64::MIN) as a value; their blocks keep such statistics
     // until written again, and are not corrupt for it (their timestamp arrays had fill 0).

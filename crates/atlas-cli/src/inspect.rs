@@ -11,7 +11,7 @@ use std::io;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use atlas::{ArrayMeta, Atlas, DType, Error};
+use atlas::{ArrayMeta, ArrayStats, Atlas, DType, Error};
 use indicatif::ProgressBar;
 
 /// The live blocks of one array, summed.
@@ -132,7 +132,9 @@ pub struct BadBlock {
     pub path: PathBuf,
     /// The block's offset in that file.
     pub offset_bytes: Option<u64>,
-    /// `checksum_mismatch`, `corrupt`, `io`, or `missing` (a fragment file the metadata names).
+    /// `checksum_mismatch`, `corrupt`, `io`, `missing` (a fragment file the metadata
+    /// names), or `stats_mismatch` (an array's statistics the metadata file keeps, which are
+    /// not those of its blocks: no coordinate then).
     pub kind: &'static str,
     /// What is wrong.
     pub detail: String,
@@ -178,7 +180,7 @@ pub fn verify(store: &Atlas, bar: &ProgressBar) -> Result<VerifyReport> {
         bar.set_length(total);
         bar.set_position(done);
     })?;
-    let bad_blocks = report
+    let mut bad_blocks = report
         .bad_blocks
         .into_iter()
         .map(|bad| {
@@ -203,8 +205,27 @@ pub fn verify(store: &Atlas, bar: &ProgressBar) -> Result<VerifyReport> {
                 detail,
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let meta_file = store.path().join(store.meta_file_name());
+    bad_blocks.extend(report.bad_stats.into_iter().map(|bad| BadBlock {
+        array: Some(bad.array),
+        coord: None,
+        path: meta_file.clone(),
+        offset_bytes: None,
+        kind: "stats_mismatch",
+        detail: format!(
+            "the statistics the metadata keeps ({}) are not those of its blocks ({})",
+            stats_text(&bad.persisted),
+            stats_text(&bad.merged)
+        ),
+    }));
     Ok(VerifyReport { arrays, blocks_checked: report.blocks_checked, bad_blocks })
+}
+
+/// An array's statistics in a line: `count 8, min 1, max 8, sum 36`.
+fn stats_text(stats: &ArrayStats) -> String {
+    let show = |v: Option<atlas::Scalar>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    format!("count {}, min {}, max {}, sum {}", stats.count, show(stats.min), show(stats.max), stats.sum)
 }
 
 #[cfg(test)]

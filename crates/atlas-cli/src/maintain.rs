@@ -66,15 +66,22 @@ fn write_verify_report(
             (Some(array), Some(coord), Some(offset)) => {
                 writeln!(out, "BAD {array} chunk {coord:?} file {file} offset {offset}: {}", printable(&b.detail))?;
             }
+            (Some(array), None, _) => writeln!(out, "BAD {array} in {file}: {}", printable(&b.detail))?,
             _ => writeln!(out, "BAD file {file}: {}", printable(&b.detail))?,
         }
     }
     let arrays = report::counted(report.arrays, "array");
-    let checked = report.blocks_checked;
-    match report.bad_blocks.len() {
-        0 => writeln!(out, "ok: {} in {arrays} verified", report::counted(checked, "block"))?,
+    let checked = report::counted(report.blocks_checked, "block");
+    let bad_stats = report.bad_blocks.iter().filter(|b| b.kind == "stats_mismatch").count();
+    match (report.bad_blocks.len() - bad_stats, bad_stats) {
+        (0, 0) => writeln!(out, "ok: {checked} in {arrays} verified")?,
         _ if !opened => writeln!(out, "the store does not open because of the file above: no block was checked")?,
-        n => writeln!(out, "{n} bad of {} checked in {arrays}", report::counted(checked, "block"))?,
+        (n, 0) => writeln!(out, "{n} bad of {checked} checked in {arrays}")?,
+        (n, m) => writeln!(
+            out,
+            "{n} bad of {checked} checked in {arrays}; the statistics of {} are not their blocks'",
+            report::counted(m as u64, "array")
+        )?,
     }
     Ok(())
 }

@@ -485,6 +485,34 @@ fn raw_store(dir: &TempDir) -> (PathBuf, Array2<f64>) {
 }
 
 #[test]
+fn verify_reports_statistics_the_metadata_keeps_that_are_not_the_blocks_and_exits_3() {
+    // `run/ok` holds 1..=10; the metadata file, edited by hand (without its checksum, as a
+    // hand-written one is taken), says its values go from 100 to 200.
+    let dir = TempDir::new().unwrap();
+    let (store, _) = raw_store(&dir);
+    let meta_path = store.join("atlas.json");
+    let mut meta: Json = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta.as_object_mut().unwrap().remove("checksum");
+    meta["datasets"]["run"]["arrays"]["ok"]["stats"] =
+        serde_json::json!({"count": 10, "null_count": 0, "min": 100, "max": 200, "sum": 1500.0, "mean": 150.0});
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let text = stdout_of_code(atlas().arg("verify").arg(&store), 3);
+    let file = meta_path.display();
+    assert!(
+        text.contains(&format!(
+            "BAD run/ok in {file}: the statistics the metadata keeps (count 10, min 100, max 200, sum 1500) \
+             are not those of its blocks (count 10, min 1, max 10, sum 55)"
+        )),
+        "{text}"
+    );
+    assert!(text.ends_with("0 bad of 3 blocks checked in 2 arrays; the statistics of 1 array are not their blocks'\n"));
+    let doc: Json = serde_json::from_str(&stdout_of_code(atlas().arg("verify").arg(&store).arg("--json"), 3)).unwrap();
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["bad_blocks"][0]["kind"], "stats_mismatch", "{doc}");
+    assert_eq!(doc["bad_blocks"][0]["array"], "run/ok");
+}
+
+#[test]
 fn verify_lists_a_flipped_byte_by_array_chunk_and_file_and_exits_3() {
     let dir = TempDir::new().unwrap();
     let (store, data) = raw_store(&dir);
