@@ -165,7 +165,9 @@ enum Command {
         shuffle: Option<ShuffleArg>,
     },
     /// Copy the live blocks into one fragment file and remove the old ones, reclaiming
-    /// superseded blocks and those of deleted arrays.
+    /// superseded blocks and those of deleted arrays. Blocks are copied as they are, not
+    /// decoded (their index entries are checked): run `atlas verify` first on a store that
+    /// may be damaged, as the old files go.
     Compact {
         /// The store directory.
         store: PathBuf,

@@ -267,6 +267,24 @@ fn bool_extreme(value: Option<Scalar>, dtype: DType) -> Option<bool> {
     }
 }
 
+/// What counts as null in `meta`'s array, as `stats` says beside the count: a value equal
+/// to the fill value is one, which a first look at an imported array of zeros would not
+/// expect.
+fn what_is_null(meta: &ArrayMeta) -> String {
+    let missing = match meta.dtype {
+        DType::String => return "empty strings".to_string(),
+        DType::Float32 | DType::Float64 => Some("NaN"),
+        DType::Timestamp => Some("NaT"),
+        _ => None,
+    };
+    let fill = scalar_text(Some(meta.fill_value), meta.dtype);
+    match missing {
+        Some(missing) if missing == fill => format!("{missing} elements"),
+        Some(missing) => format!("{missing}, or elements equal to the fill value {fill}"),
+        None => format!("elements equal to the fill value {fill}"),
+    }
+}
+
 fn scalar_text(value: Option<Scalar>, dtype: DType) -> String {
     if let Some(b) = bool_extreme(value, dtype) {
         return b.to_string(); // as `cat` prints bools
@@ -353,7 +371,7 @@ pub fn stats(handle: &ArrayHandle, label: &str, blocks: bool, json_out: bool, ou
     let dtype = meta.dtype;
     writeln!(out, "array   {label}  {dtype} {}", list(&meta.shape))?;
     writeln!(out, "count   {}", stats.count)?;
-    writeln!(out, "nulls   {}", stats.null_count)?;
+    writeln!(out, "nulls   {}  ({})", stats.null_count, what_is_null(&meta))?;
     writeln!(out, "min     {}", scalar_text(stats.min, dtype))?;
     writeln!(out, "max     {}", scalar_text(stats.max, dtype))?;
     writeln!(out, "sum     {}", sum_text(stats.sum, dtype))?;
@@ -457,7 +475,7 @@ fn cat_typed<T: Cell>(
     }
     if json_out && !slabbed {
         let values = read_selection::<T>(handle, sel, &sel.start, &sel.extent)?;
-        write_nested_json(&values.view(), out)?;
+        write_nested_json(&values.view(), meta.dtype, out)?;
         writeln!(out)?;
         return Ok(());
     }
@@ -470,7 +488,7 @@ fn cat_typed<T: Cell>(
         for_each_slab::<T>(handle, sel, slabs, &mut |values| {
             for sub in values.outer_iter() {
                 write!(out, "{}", if first { "" } else { "," })?;
-                write_nested_json(&sub, out)?;
+                write_nested_json(&sub, meta.dtype, out)?;
                 first = false;
             }
             Ok(())
@@ -645,15 +663,15 @@ fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
 
 /// `values` as nested JSON lists, written value by value: a JSON tree of a 1 GiB row would
 /// take tens of times its bytes.
-fn write_nested_json<T: Cell>(values: &ArrayViewD<'_, T>, out: &mut dyn Write) -> Result<()> {
+fn write_nested_json<T: Cell>(values: &ArrayViewD<'_, T>, dtype: DType, out: &mut dyn Write) -> Result<()> {
     if values.ndim() == 0 {
         // Through `write!`: a serde_json error would hide a broken pipe from `main`.
-        return Ok(write!(out, "{}", values.first().expect("a 0-d array has one value").json())?);
+        return Ok(write!(out, "{}", values.first().expect("a 0-d array has one value").json(dtype))?);
     }
     write!(out, "[")?;
     for (i, sub) in values.outer_iter().enumerate() {
         write!(out, "{}", if i == 0 { "" } else { "," })?;
-        write_nested_json(&sub, out)?;
+        write_nested_json(&sub, dtype, out)?;
     }
     Ok(write!(out, "]")?)
 }

@@ -69,8 +69,9 @@ pub trait Cell: Clone {
     /// The value as text; `dtype` tells timestamps (printed as ISO 8601) from integers.
     fn text(&self, dtype: DType) -> String;
     /// The value as JSON: numbers as numbers (non-finite floats as the strings `"NaN"`,
-    /// `"Infinity"`, `"-Infinity"`, as in the metadata), timestamps as nanoseconds.
-    fn json(&self) -> Json;
+    /// `"Infinity"`, `"-Infinity"`, as in the metadata), timestamps as nanoseconds (`NaT` as
+    /// `null`, as `stats --json` gives a missing value).
+    fn json(&self, dtype: DType) -> Json;
 }
 
 /// A fixed-size element: a [`Cell`] with a little-endian byte form.
@@ -89,7 +90,7 @@ pub fn from_le_bytes<T: Fixed>(bytes: &[u8]) -> Vec<T> {
 }
 
 macro_rules! numeric {
-    ($($t:ty: |$v:ident, $dtype:ident| $text:expr, |$jv:ident| $json:expr;)*) => {$(
+    ($($t:ty: |$v:ident, $dtype:ident| $text:expr, |$jv:ident, $jdtype:ident| $json:expr;)*) => {$(
         impl Cell for $t {
             fn read(array: &ArrayHandle, start: &[u64], shape: &[u64]) -> atlas::Result<ArrayD<Self>> {
                 array.read::<$t>(start, shape)
@@ -100,8 +101,8 @@ macro_rules! numeric {
                 $text
             }
 
-            fn json(&self) -> Json {
-                let $jv = *self;
+            fn json(&self, dtype: DType) -> Json {
+                let ($jv, $jdtype) = (*self, dtype);
                 $json
             }
         }
@@ -120,16 +121,17 @@ macro_rules! numeric {
     )*};
 }
 numeric! {
-    i8: |v, _d| v.to_string(), |v| Json::from(v);
-    i16: |v, _d| v.to_string(), |v| Json::from(v);
-    i32: |v, _d| v.to_string(), |v| Json::from(v);
-    i64: |v, d| if d == DType::Timestamp { iso8601(v) } else { v.to_string() }, |v| Json::from(v);
-    u8: |v, _d| v.to_string(), |v| Json::from(v);
-    u16: |v, _d| v.to_string(), |v| Json::from(v);
-    u32: |v, _d| v.to_string(), |v| Json::from(v);
-    u64: |v, _d| v.to_string(), |v| Json::from(v);
-    f32: |v, _d| float_text(v), |v| f32_json(v);
-    f64: |v, _d| float_text(v), |v| float_json(v);
+    i8: |v, _d| v.to_string(), |v, _d| Json::from(v);
+    i16: |v, _d| v.to_string(), |v, _d| Json::from(v);
+    i32: |v, _d| v.to_string(), |v, _d| Json::from(v);
+    i64: |v, d| if d == DType::Timestamp { iso8601(v) } else { v.to_string() },
+        |v, d| if d == DType::Timestamp && v == NAT { Json::Null } else { Json::from(v) };
+    u8: |v, _d| v.to_string(), |v, _d| Json::from(v);
+    u16: |v, _d| v.to_string(), |v, _d| Json::from(v);
+    u32: |v, _d| v.to_string(), |v, _d| Json::from(v);
+    u64: |v, _d| v.to_string(), |v, _d| Json::from(v);
+    f32: |v, _d| float_text(v), |v, _d| f32_json(v);
+    f64: |v, _d| float_text(v), |v, _d| float_json(v);
 }
 
 impl Cell for bool {
@@ -141,7 +143,7 @@ impl Cell for bool {
         self.to_string()
     }
 
-    fn json(&self) -> Json {
+    fn json(&self, _: DType) -> Json {
         Json::Bool(*self)
     }
 }
@@ -169,7 +171,7 @@ impl Cell for String {
         Json::String(self.clone()).to_string()
     }
 
-    fn json(&self) -> Json {
+    fn json(&self, _: DType) -> Json {
         Json::String(self.clone())
     }
 }

@@ -249,7 +249,7 @@ fn stats_reports_counts_extremes_and_blocks() {
     let store = sample_store(&dir);
     let text = stdout_of(atlas().arg("stats").arg(&store).arg("run42/temp"));
     assert!(text.contains("count   20\n"), "{text}");
-    assert!(text.contains("nulls   10\n"), "{text}");
+    assert!(text.contains("nulls   10  (NaN elements)\n"), "{text}");
     assert!(text.contains("min     0\n"), "{text}");
     assert!(text.contains("max     34\n"), "{text}");
     assert!(text.contains("blocks  2 of 3 chunks written"), "{text}");
@@ -444,6 +444,24 @@ fn a_missing_store_or_a_directory_without_one_is_named_in_the_error() {
     let file = dir.path().join("a-file");
     std::fs::write(&file, "hi").unwrap();
     atlas().arg("info").arg(&file).assert().code(1).stderr(contains("not an Atlas store (a store is a directory)"));
+}
+
+#[test]
+fn cat_json_gives_a_missing_timestamp_as_null_and_the_least_int64_as_a_number() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("s.atlas");
+    let ds = Atlas::create(&path, StoreConfig::default()).unwrap().create_dataset("d").unwrap();
+    ds.define_array("t", ArraySpec::new(DType::Timestamp, [2]))
+        .unwrap()
+        .write(&[1], Array1::from(vec![5i64]).view())
+        .unwrap();
+    ds.define_array("i", ArraySpec::new(DType::Int64, [1]))
+        .unwrap()
+        .write(&[0], Array1::from(vec![i64::MIN]).view())
+        .unwrap();
+    drop(ds);
+    assert_eq!(stdout_of(atlas().arg("cat").arg(&path).args(["d/t", "--json"])), "[null,5]\n", "NaT, unwritten");
+    assert_eq!(stdout_of(atlas().arg("cat").arg(&path).args(["d/i", "--json"])), format!("[{}]\n", i64::MIN));
 }
 
 #[test]
