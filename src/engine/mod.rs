@@ -43,5 +43,5 @@ pub(crate) use region::to_usize;
 pub(crate) use region::{BoxCopy, Place, box_copy};
 pub(crate) use strings::{read_strings, trim_string_chunks, write_strings};
 pub(crate) use trim::{reaches_past, trim_chunks};
-pub(crate) use verify::check_blocks;
+pub(crate) use verify::{check_blocks, fill_chunk_checksum};
 pub(crate) use write::{EncodedChunk, RawChunkOf, Sink, WriteSettings, encode_chunks, write_raw, write_region};

@@ -15,9 +15,13 @@ use crate::io::checksum;
 use crate::meta::{ArrayMeta, DType};
 
 /// Decodes every block of one array and returns, in order, each block's error if any.
-pub(crate) fn check_blocks(ctx: ArrayCtx<'_>, blocks: &[BlockRef<'_>]) -> Vec<Option<Error>> {
-    // What a fill entry's checksum must be, made once (a chunk's bytes) where one is there.
-    let fill_checksum = blocks.iter().any(|b| b.entry().is_fill).then(|| fill_chunk_checksum(ctx.meta));
+/// `fill_checksum` is what a fill entry's checksum must be ([`fill_chunk_checksum`]; `None`:
+/// not checked).
+pub(crate) fn check_blocks(
+    ctx: ArrayCtx<'_>,
+    blocks: &[BlockRef<'_>],
+    fill_checksum: Option<u64>,
+) -> Vec<Option<Error>> {
     pool::run(|| {
         blocks.par_iter().map(|block| with_worker(|worker| check(ctx, *block, fill_checksum, worker).err())).collect()
     })
@@ -25,14 +29,28 @@ pub(crate) fn check_blocks(ctx: ArrayCtx<'_>, blocks: &[BlockRef<'_>]) -> Vec<Op
 
 /// The checksum of a chunk of `meta` holding only the fill value, as its writer gives a
 /// fill entry: the fill value's bytes repeated, or for strings the offsets of empty ones
-/// (all 0).
-fn fill_chunk_checksum(meta: &ArrayMeta) -> u64 {
+/// (all 0). `None` for a NaN fill: builds before NaN fills were made the standard NaN
+/// wrote theirs with their own bits (R's NA, the negative NaN of 0.0 / 0.0), which the
+/// metadata does not keep.
+pub(crate) fn fill_chunk_checksum(meta: &ArrayMeta) -> Option<u64> {
+    if is_nan(meta.dtype, &meta.fill_bytes()) {
+        return None;
+    }
     let raw_len = meta.raw_chunk_bytes().expect("a checked schema's chunk fits u64");
     let mut raw = vec![0u8; to_usize(raw_len)];
     if meta.dtype != DType::String {
         fill_with(&mut raw, &meta.fill_bytes());
     }
-    checksum(&raw)
+    Some(checksum(&raw))
+}
+
+/// Whether `element` (little-endian bytes of one element of `dtype`) is a float NaN.
+fn is_nan(dtype: DType, element: &[u8]) -> bool {
+    match (dtype, element.len()) {
+        (DType::Float32, 4) => f32::from_le_bytes(element.try_into().expect("4 bytes")).is_nan(),
+        (DType::Float64, 8) => f64::from_le_bytes(element.try_into().expect("8 bytes")).is_nan(),
+        _ => false,
+    }
 }
 
 fn check(ctx: ArrayCtx<'_>, block: BlockRef<'_>, fill_checksum: Option<u64>, worker: &mut Worker) -> Result<()> {
@@ -80,8 +98,9 @@ fn check_bytes(
     if entry.is_fill {
         let raw_len = ctx.meta.raw_chunk_bytes().expect("a checked schema's chunk fits u64");
         check_raw_len(ctx, block, to_usize(raw_len))?;
-        let expected = fill_checksum.expect("computed for blocks holding a fill entry");
-        if entry.checksum != expected {
+        if let Some(expected) = fill_checksum
+            && entry.checksum != expected
+        {
             let detail = format!(
                 "a fill entry whose checksum {:#018x} is not that of a chunk of the fill value ({expected:#018x})",
                 entry.checksum
@@ -99,7 +118,10 @@ fn check_bytes(
     let checked = decode_chunk(ctx, block, worker, &mut chunk, true).and_then(|()| {
         let meta = ctx.meta;
         let keep = keep_extent(&entry.coord, &meta.chunk_shape, &meta.shape);
-        if !padding_is_fill(&chunk, &meta.chunk_shape, &keep, &fill) {
+        // A NaN fill's padding may hold a NaN of other bits (see `fill_chunk_checksum`).
+        let nan_fill = is_nan(dtype, &fill);
+        let is_fill = |element: &[u8]| element == fill || (nan_fill && is_nan(dtype, element));
+        if !padding_is_fill(&chunk, &meta.chunk_shape, &keep, fill.len(), is_fill) {
             let detail = "values past the array's shape (its padding must hold the fill value, which a read \
                           of the array grown again would show)";
             return Err(corrupt_chunk(ctx, block, detail));
@@ -114,17 +136,23 @@ fn check_bytes(
     checked
 }
 
-/// Whether every element of `chunk` (C order, of `chunk_shape`) outside the box `keep`
-/// from its origin holds the element bytes `fill`.
-fn padding_is_fill(chunk: &[u8], chunk_shape: &[u64], keep: &[u64], fill: &[u8]) -> bool {
+/// Whether every element (of `elem_bytes`) of `chunk` (C order, of `chunk_shape`) outside
+/// the box `keep` from its origin is the fill value, as `is_fill` tells.
+fn padding_is_fill(
+    chunk: &[u8],
+    chunk_shape: &[u64],
+    keep: &[u64],
+    elem_bytes: usize,
+    is_fill: impl Fn(&[u8]) -> bool,
+) -> bool {
     let (Some((&row_len, outer)), Some(&kept_in_row)) = (chunk_shape.split_last(), keep.last()) else {
         return true; // 0-d: one element, no padding
     };
     if keep == chunk_shape {
         return true;
     }
-    let (row_bytes, kept_bytes) = (to_usize(row_len) * fill.len(), to_usize(kept_in_row) * fill.len());
-    let all_fill = |bytes: &[u8]| bytes.chunks_exact(fill.len()).all(|element| element == fill);
+    let (row_bytes, kept_bytes) = (to_usize(row_len) * elem_bytes, to_usize(kept_in_row) * elem_bytes);
+    let all_fill = |bytes: &[u8]| bytes.chunks_exact(elem_bytes).all(&is_fill);
     // The row's index along the outer axes, counted up as the rows go by.
     let mut at = vec![0u64; outer.len()];
     for row in chunk.chunks_exact(row_bytes) {
@@ -152,15 +180,42 @@ mod tests {
         // A 3x4 chunk of u16 whose kept box is 2x3: the last column and the last row are
         // padding.
         let fill = 7u16.to_le_bytes();
+        let is_fill = |element: &[u8]| element == fill;
         let mut chunk: Vec<u8> =
             (0..12).flat_map(|i: u16| if i % 4 == 3 || i >= 8 { 7 } else { i }.to_le_bytes()).collect();
-        assert!(padding_is_fill(&chunk, &[3, 4], &[2, 3], &fill));
-        assert!(padding_is_fill(&chunk, &[3, 4], &[3, 4], &fill), "no padding");
+        assert!(padding_is_fill(&chunk, &[3, 4], &[2, 3], 2, is_fill));
+        assert!(padding_is_fill(&chunk, &[3, 4], &[3, 4], 2, is_fill), "no padding");
         chunk[2 * 9] = 9; // the last row, inside the kept columns
-        assert!(!padding_is_fill(&chunk, &[3, 4], &[2, 3], &fill));
+        assert!(!padding_is_fill(&chunk, &[3, 4], &[2, 3], 2, is_fill));
         chunk[2 * 9] = 7;
         chunk[2 * 7] = 9; // the last column of a kept row
-        assert!(!padding_is_fill(&chunk, &[3, 4], &[2, 3], &fill));
-        assert!(padding_is_fill(&[1, 2], &[], &[], &[1, 2]), "0-d");
+        assert!(!padding_is_fill(&chunk, &[3, 4], &[2, 3], 2, is_fill));
+        assert!(padding_is_fill(&[1, 2], &[], &[], 2, |_| false), "0-d: no padding to look at");
+    }
+
+    #[test]
+    fn any_nan_is_a_nan_fill_and_a_nan_fill_chunk_has_no_checksum_to_check() {
+        assert!(is_nan(DType::Float64, &(-f64::NAN).to_le_bytes()) && is_nan(DType::Float32, &f32::NAN.to_le_bytes()));
+        assert!(!is_nan(DType::Int64, &f64::NAN.to_le_bytes()), "an integer is never NaN");
+        assert!(!is_nan(DType::Float64, &1.5f64.to_le_bytes()));
+        let spec = |fill: f64| ArrayMeta {
+            id: 0,
+            dtype: DType::Float64,
+            shape: vec![4],
+            chunk_shape: vec![2],
+            dims: vec![String::new()],
+            fill_value: fill.into(),
+            codec: None,
+            shuffle: None,
+            attributes: crate::meta::Attributes::new(),
+            stats: None,
+            train_dictionary: false,
+            zstd_dictionary: None,
+        };
+        assert_eq!(fill_chunk_checksum(&spec(f64::NAN)), None);
+        assert_eq!(
+            fill_chunk_checksum(&spec(0.5)),
+            Some(checksum(&[0.5f64.to_le_bytes(), 0.5f64.to_le_bytes()].concat()))
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::Atlas;
 use super::state::{State, dictionary};
-use crate::engine::{ArrayCtx, BlockRef, check_blocks};
+use crate::engine::{ArrayCtx, BlockRef, check_blocks, fill_chunk_checksum};
 use crate::error::{Error, Result};
 use crate::meta::{ArrayMeta, ArrayStats, DType};
 
@@ -231,9 +231,11 @@ impl Atlas {
             blocks.sort_by(|a, b| a.entry().coord.cmp(&b.entry().coord));
             let dict = dictionary(meta);
             let ctx = ArrayCtx { meta, label, dict: dict.as_ref(), cache: None };
+            // What a fill entry's checksum must be: a chunk's bytes hashed, once an array.
+            let fill_checksum = blocks.iter().any(|b| b.entry().is_fill).then(|| fill_chunk_checksum(meta)).flatten();
             // Checked in groups so progress moves on large arrays too.
             for group in blocks.chunks(256) {
-                for (block, error) in group.iter().zip(check_blocks(ctx, group)) {
+                for (block, error) in group.iter().zip(check_blocks(ctx, group, fill_checksum)) {
                     if let Some(error) = error {
                         report.bad_blocks.push(BadBlock {
                             array: label.clone(),
@@ -262,6 +264,6 @@ fn stats_unlike_blocks(state: &State, label: &str, meta: &ArrayMeta) -> Option<B
         return None;
     }
     let merged = state.array_stats(meta).ok()?;
-    let agree = persisted.agrees_with(&merged, meta.dtype);
+    let agree = persisted.agrees_with(&merged);
     (!agree).then(|| BadStats { array: label.to_string(), dtype: meta.dtype, persisted, merged })
 }

@@ -222,10 +222,11 @@ pub fn verify(store: &Atlas, bar: &ProgressBar) -> Result<VerifyReport> {
     Ok(VerifyReport { arrays, blocks_checked: report.blocks_checked, bad_blocks })
 }
 
-/// An array's statistics in a line: `count 8, min 1, max 8, sum 36`.
+/// What `verify` compares of an array's statistics, in a line: `count 8, nulls 8, min 1,
+/// max 8`.
 fn stats_text(stats: &ArrayStats) -> String {
     let show = |v: Option<atlas::Scalar>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
-    format!("count {}, min {}, max {}, sum {}", stats.count, show(stats.min), show(stats.max), stats.sum)
+    format!("count {}, nulls {}, min {}, max {}", stats.count, stats.null_count, show(stats.min), show(stats.max))
 }
 
 #[cfg(test)]
