@@ -54,8 +54,8 @@ impl Attrs {
     }
 
     /// Sets an attribute, replacing any value under the key. A value the key already holds
-    /// (on this handle's snapshot and the newest commit) changes nothing: no writer lock, nothing to commit (a notebook
-    /// cell run again).
+    /// (on this handle's snapshot and the newest commit) changes nothing: no writer lock,
+    /// nothing to commit (a notebook cell run again).
     ///
     /// # Errors
     /// [`Error::InvalidName`] for a key that is empty, over 255 bytes, `.` or `..`, or holds

@@ -529,15 +529,15 @@ impl Inner {
     }
 }
 
-/// Whether two commits' metadata are written alike (NaN fill values and attributes compare
-/// equal, as their text does). Datasets the two share (all but those changed, in a registry
-/// of many) are not serialised to tell.
 /// Whether `a` and `b` are written alike: floats compared as written (NaN equals NaN, -0.0
 /// differs from 0.0), where `==` compares them as numbers.
 pub(crate) fn same_text(a: &impl serde::Serialize, b: &impl serde::Serialize) -> bool {
     matches!((serde_json::to_vec(a), serde_json::to_vec(b)), (Ok(a), Ok(b)) if a == b)
 }
 
+/// Whether two commits' metadata are written alike (NaN fill values and attributes compare
+/// equal, as their text does). Datasets the two share (all but those changed, in a registry
+/// of many) are not serialised to tell.
 fn same_meta(a: &StoreMeta, b: &StoreMeta) -> bool {
     // Taken apart whole, so that a field added later is not left out here.
     let StoreMeta {
