@@ -109,14 +109,18 @@ def _store_key(name: Any) -> tuple[Any, Optional[str]]:
 #: Every handle alive, for `_flush_at_exit`.
 _OPEN_HANDLES: "weakref.WeakSet[Atlas]" = weakref.WeakSet()
 
+#: How long the exit flush waits for assignments other threads (daemons) have under way.
+_EXIT_WAIT_SECONDS = 2.0
+
 
 @atexit.register
 def _flush_at_exit() -> None:
     """Flushes every handle with pending changes when the interpreter exits: a handle still
     referenced then is not collected before the native module is torn down (never, while
     a daemon thread is alive), so its changes would be lost without a word."""
+    deadline = time.monotonic() + _EXIT_WAIT_SECONDS
     for handle in list(_OPEN_HANDLES):
-        handle._flush_when_done("open at exit")
+        handle._flush_at_exit(deadline)
 
 
 class Atlas:
@@ -128,7 +132,16 @@ class Atlas:
     every read, write and flush releases the GIL.
     """
 
-    __slots__ = ("_native", "_pid", "_write_locks", "_write_locks_pid", "_changes", "_change_lock", "__weakref__")
+    __slots__ = (
+        "_native",
+        "_pid",
+        "_write_locks",
+        "_write_locks_pid",
+        "_changes",
+        "_change_lock",
+        "_change_depth",
+        "__weakref__",
+    )
 
     def __init__(self, native: _atlas.Store) -> None:
         if not isinstance(native, _atlas.Store):
@@ -139,9 +152,11 @@ class Atlas:
         self._write_locks_pid = self._pid
         # Odd while a change that leaves the generation as it is (a discard, a refresh, an
         # array or dataset deleted or defined) is under way, bumped twice by each: see
-        # `_state`. Such changes run one at a time, under `_change_lock`.
+        # `_state`. Such changes run one at a time, under `_change_lock`; reentrant, as a
+        # signal handler may run one inside another on the main thread (`_change_depth`).
         self._changes = 0
-        self._change_lock = threading.Lock()
+        self._change_lock = threading.RLock()
+        self._change_depth = 0
         _OPEN_HANDLES.add(self)
 
     def __reduce__(self) -> Any:
@@ -152,7 +167,7 @@ class Atlas:
         here to release a lock or finish a change). Under `_LOCKS_LOCK`."""
         if self._write_locks_pid != os.getpid():
             self._write_locks, self._write_locks_pid, self._changes = {}, os.getpid(), 0
-            self._change_lock = threading.Lock()
+            self._change_lock, self._change_depth = threading.RLock(), 0
 
     def _bump_changes(self) -> None:
         with _LOCKS_LOCK:  # `+=` is not atomic on every Python this module supports
@@ -163,13 +178,19 @@ class Atlas:
     def _changing(self) -> Iterator[None]:
         """Marks a change that keeps the generation but may replace what a read sees."""
         with self._changes_held_off():
-            self._bump_changes()
+            # Bumped by the outermost block only: one a signal handler runs inside another
+            # would leave the count even, no change under way.
+            self._change_depth += 1
+            if self._change_depth == 1:
+                self._bump_changes()
             try:
                 yield
             finally:
-                self._bump_changes()
+                self._change_depth -= 1
+                if self._change_depth == 0:
+                    self._bump_changes()
 
-    def _changes_held_off(self) -> threading.Lock:
+    def _changes_held_off(self) -> "threading.RLock":
         """The lock each `_changing` block holds: held, no such change runs (a read of
         several native calls that changes kept sending again holds it to finish)."""
         with _LOCKS_LOCK:
@@ -195,6 +216,29 @@ class Atlas:
 
     def __del__(self) -> None:
         self._flush_when_done("collected")
+
+    def _flush_at_exit(self, deadline: float) -> None:
+        """`_flush_when_done` at the interpreter's exit, holding this handle's locks, so
+        that an assignment of several writes another thread (a daemon) has under way is not
+        committed half done: it may finish until `deadline`, and none begins after. One that
+        does not finish leaves the changes uncommitted, with a warning."""
+        if self._pid != os.getpid() or not self._native.has_pending_changes:
+            return
+        with _LOCKS_LOCK:
+            self._forked()
+            locks = [lock for _, lock in sorted(self._write_locks.items())] + [self._change_lock]
+        with contextlib.ExitStack() as held:
+            for lock in locks:  # write locks before the change lock, as reads take them
+                if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    warnings.warn(
+                        f"atlas: {self._native.path}: not flushed at exit: another thread's "
+                        "assignment was still under way, and committing half of it would tear it",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    return
+                held.callback(lock.release)
+            self._flush_when_done("open at exit")
 
     def _flush_when_done(self, when: str) -> None:
         """The flush of pending changes when the handle is collected or the interpreter

@@ -285,6 +285,12 @@ def test_a_collected_handle_flushes_and_warns_when_that_fails(tmp_path):
     assert atlas.Atlas.open(path).list_datasets() == ["kept"]
 
 
+def _run_script(script: str, *args) -> subprocess.CompletedProcess:
+    """Runs `script` in a new interpreter that imports this `atlas`, with `args` as its argv."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env, capture_output=True, timeout=60)
+
+
 def test_a_handle_still_referenced_at_exit_is_flushed_even_with_a_daemon_thread_alive(tmp_path):
     # A script's module-level handle is not collected before the native module goes, and
     # never while a daemon thread is alive: the exit hook flushes it.
@@ -296,10 +302,48 @@ def test_a_handle_still_referenced_at_exit_is_flushed_even_with_a_daemon_thread_
         "store['d/x'][0:10] = 7.0\n"
         "threading.Thread(target=lambda: time.sleep(60), daemon=True).start()\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run([sys.executable, "-c", script, str(path)], env=env, capture_output=True, timeout=60)
+    done = _run_script(script, path)
     assert done.returncode == 0, done.stderr.decode()
     assert (atlas.Atlas.open(path)["d/x"][...] == 7.0).all(), "the changes were lost at exit"
+
+
+def test_the_exit_flush_lets_another_threads_assignment_finish_and_never_commits_half(tmp_path):
+    # A daemon thread holds an array's assignment lock between two of its writes (as a
+    # multi-write assignment does) when the script ends: one that finishes within the wait
+    # is committed whole; one that does not is not committed at all, with a warning.
+    script = """
+import sys, threading, time, atlas
+store = atlas.Atlas.open(sys.argv[1])
+x = store["d/x"]
+started = threading.Event()
+def assignment(pause):
+    with store._write_lock("d", "x"):
+        x._native.write([0], [1.0])
+        started.set()
+        time.sleep(pause)
+        x._native.write([3], [1.0])
+threading.Thread(target=assignment, args=(float(sys.argv[2]),), daemon=True).start()
+started.wait()
+"""
+    for pause, committed in [(0.3, [1.0, 0.0, 0.0, 1.0]), (60, [0.0, 0.0, 0.0, 0.0])]:
+        path = tmp_path / f"s{pause}"
+        atlas.Atlas.create(path).create_dataset("d").define_array("x", "float64", None, [4])
+        done = _run_script(script, path, pause)
+        assert done.returncode == 0, done.stderr.decode()
+        assert atlas.Atlas.open(path)["d/x"][...].tolist() == committed, pause
+        assert ("assignment was still under way" in done.stderr.decode()) == (pause == 60)
+
+
+def test_a_change_run_inside_another_on_the_same_thread_does_not_wait_on_itself(store):
+    # A signal handler runs on the main thread between its bytecodes: a `refresh()` in one,
+    # landing inside the main thread's own `discard()`, must not wait for that to end.
+    store.create_dataset("d")
+    store.flush()
+    with store._changing():
+        assert store._state() is None
+        store.refresh()
+        assert store._state() is None, "still inside the outer change"
+    assert store._state() is not None
 
 
 def _fork() -> int:
