@@ -2,6 +2,7 @@
 
 import itertools
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -593,9 +594,23 @@ def test_a_read_of_several_calls_that_changes_keep_sending_again_holds_them_off_
     monkeypatch.setattr(atlas.Atlas, "_state", lambda _self: (0, next(states)))
     held_off = []
 
+    def held(lock):
+        """Whether `lock` (reentrant) is held: another thread cannot take it."""
+        taken = []
+
+        def probe():
+            taken.append(lock.acquire(blocking=False))
+            if taken[0]:
+                lock.release()
+
+        prober = threading.Thread(target=probe)
+        prober.start()
+        prober.join()
+        return not taken[0]
+
     class ChangeSpy(ChunkSpy):
         def read_boxes(self, starts, shape):
-            held_off.append(store._changes_held_off().locked())
+            held_off.append(held(store._changes_held_off()))
             return super().read_boxes(starts, shape)
 
     arr._native = ChangeSpy(arr._native, [10, 10])
