@@ -120,7 +120,7 @@ def _flush_at_exit() -> None:
     a daemon thread is alive), so its changes would be lost without a word."""
     deadline = time.monotonic() + _EXIT_WAIT_SECONDS
     for handle in list(_OPEN_HANDLES):
-        handle._flush_at_exit(deadline)
+        handle._flush_before_exit(deadline)
 
 
 class Atlas:
@@ -217,7 +217,7 @@ class Atlas:
     def __del__(self) -> None:
         self._flush_when_done("collected")
 
-    def _flush_at_exit(self, deadline: float) -> None:
+    def _flush_before_exit(self, deadline: float) -> None:
         """`_flush_when_done` at the interpreter's exit, holding this handle's locks, so
         that an assignment of several writes another thread (a daemon) has under way is not
         committed half done: it may finish until `deadline`, and none begins after. One that
