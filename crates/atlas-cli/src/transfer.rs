@@ -100,6 +100,21 @@ pub fn import(
     let handle = if dataset_handle.list_arrays()?.iter().any(|a| a == array) {
         existing_array(&dataset_handle, (dataset, array), file, &header, options)?
     } else {
+        // Told in the flags' terms (the library would name `chunk_shape` and `dims`).
+        let lengths =
+            [("--chunks", options.chunks.as_ref().map(Vec::len)), ("--dims", options.dims.as_ref().map(Vec::len))];
+        for (flag, len) in lengths {
+            if let Some(len) = len.filter(|&len| len != header.shape.len()) {
+                let axes =
+                    if header.shape.len() == 1 { "1 axis".to_string() } else { format!("{} axes", header.shape.len()) };
+                bail!(
+                    "{flag} gives {} for {}, whose array has {axes} (shape {:?})",
+                    crate::report::counted(len as u64, "value"),
+                    source_name(file).display(),
+                    header.shape
+                );
+            }
+        }
         let chunks = options.chunks.clone().unwrap_or_else(|| import_chunk_shape(&header, options.slab_bytes));
         let mut spec = ArraySpec::new(header.dtype, header.shape.clone()).chunk_shape(chunks);
         if let Some(dims) = &options.dims {

@@ -1425,6 +1425,28 @@ fn an_import_with_create_makes_no_store_when_the_file_cannot_be_read() {
 }
 
 #[test]
+fn chunks_or_dims_of_another_number_of_axes_than_the_file_are_refused_in_the_flags_terms() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("s");
+    let file = dir.path().join("a.npy");
+    std::fs::write(&file, npy("<i2", &[2, 2], &[1; 8])).unwrap();
+    for (args, flag) in [(["--chunks", "2"], "--chunks gives 1 value"), (["--dims", "x,y,z"], "--dims gives 3 values")]
+    {
+        atlas()
+            .arg("import")
+            .arg(&store)
+            .arg("d/a")
+            .arg(&file)
+            .arg("--create")
+            .args(args)
+            .assert()
+            .code(1)
+            .stderr(contains(format!("{flag} for {}, whose array has 2 axes (shape [2, 2])", file.display())));
+    }
+    assert!(!store.exists(), "the store made for the import went with it");
+}
+
+#[test]
 fn chunks_or_dims_for_an_existing_array_that_differ_from_its_own_are_refused() {
     let dir = TempDir::new().unwrap();
     let store = dir.path().join("s");
