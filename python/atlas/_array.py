@@ -36,6 +36,13 @@ def shuffle_arg(shuffle: Any) -> Optional[str]:
     return str(shuffle)
 
 
+def _attribute_name(key: Any) -> str:
+    """`key`, which names an attribute: a str (as in h5py and zarr), else `TypeError`."""
+    if not isinstance(key, str):
+        raise TypeError(f"attribute names are str, not {type(key).__name__} ({key!r})")
+    return key
+
+
 class Attributes(MutableMapping):
     """The typed attributes of a store, dataset or array, as a dict-like view that reads
     and writes through (durable at the next flush).
@@ -55,26 +62,26 @@ class Attributes(MutableMapping):
         refuse_pickle(self)
 
     def __getitem__(self, key: str) -> Any:
-        value = self._native.get(key)
+        value = self._native.get(_attribute_name(key))
         if value is None:
             raise NotFoundError(f"attribute not found: {key}")
         return value
 
     def get(self, key: str, default: Any = None) -> Any:
         """The attribute `key`, or `default` if it is not set."""
-        value = self._native.get(key)
+        value = self._native.get(key) if isinstance(key, str) else None
         return default if value is None else value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._native.set(key, value)
+        self._native.set(_attribute_name(key), value)
 
     def set(self, key: str, value: Any, dtype: Optional[str] = None) -> None:
         """Sets `key`; `dtype` (e.g. `"int8"`, `"float32"`, `"timestamp_nanoseconds"`)
         checks or converts the value as atlas-python 0.10's `set_attribute` did."""
-        self._native.set(key, value, dtype)
+        self._native.set(_attribute_name(key), value, dtype)
 
     def __delitem__(self, key: str) -> None:
-        self._native.remove(key)
+        self._native.remove(_attribute_name(key))
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._native.all())

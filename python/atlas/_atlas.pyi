@@ -24,7 +24,7 @@ class ChecksumMismatchError(CorruptError):
 class CodecError(AtlasError):
     """A codec failed to encode or decode a block."""
 
-class DTypeMismatchError(AtlasError, TypeError):
+class DTypeMismatchError(AtlasError, TypeError, ValueError):
     """Data whose dtype does not match the array's."""
 
 class GpuError(AtlasError):

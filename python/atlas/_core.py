@@ -817,8 +817,10 @@ class DatasetView:
             if self._native.has_array(name):
                 raise AlreadyExistsError(exists)
             try:
-                self.define_array(name, data.dtype, dims, data.shape)
-                self[name][...] = data
+                # Under the array's write lock from before it exists, so that an exit flush
+                # (which waits for write locks) commits the array with its values or not at all.
+                with self._store._write_lock(self.name, name):
+                    self.define_array(name, data.dtype, dims, data.shape)._assign(..., data)
             except BaseException:
                 # Nothing of it was committed: as if never defined. When the changes are all
                 # its own, the whole session goes (the lock, and the blocks written before the

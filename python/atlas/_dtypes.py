@@ -411,8 +411,8 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
         return value.astype(target)
     if value.dtype.kind == "f" and target.kind in "iu":
         return _whole_floats(value, target, label)
-    if value.dtype.kind in "iu" and target.kind == "b":
-        if not np.all((value == 0) | (value == 1)):
+    if value.dtype.kind in "iuf" and target.kind == "b":
+        if not np.all((value == 0) | (value == 1)):  # NaN is neither
             raise DTypeMismatchError(
                 f"values other than 0 and 1 for array {label}: it holds bool (give bools, or 0 and 1)"
             )

@@ -32,7 +32,8 @@ pub enum Kind {
     Shape,
     /// `OutOfBoundsError`: a selection outside the array (a `ShapeError`, also `IndexError`).
     OutOfBounds,
-    /// `DTypeMismatchError` (also `TypeError`).
+    /// `DTypeMismatchError` (also `TypeError` and, as it refuses values that do not fit
+    /// (NaN or 70000 into int16) where numpy raises `ValueError`, `ValueError`).
     DTypeMismatch,
     /// `OutOfMemoryError`: a result larger than memory can hold (also `MemoryError`).
     OutOfMemory,
@@ -65,131 +66,133 @@ pub enum Kind {
     LimitExceeded,
 }
 
-/// Every class as (kind, Python name, parent kind or none for the base, extra builtin base, doc).
-const CLASSES: [(Kind, &str, Option<Kind>, Builtin, &str); 22] = [
-    (Kind::Base, "AtlasError", None, Builtin::Exception, "Base class of every error Atlas raises."),
+/// A class as (kind, Python name, parent kind or none for the base, builtin bases, doc).
+type Class = (Kind, &'static str, Option<Kind>, &'static [Builtin], &'static str);
+
+/// Every class.
+const CLASSES: [Class; 22] = [
+    (Kind::Base, "AtlasError", None, &[Builtin::Exception], "Base class of every error Atlas raises."),
     (
         Kind::NotFound,
         "NotFoundError",
         Some(Kind::Base),
-        Builtin::Key,
+        &[Builtin::Key],
         "A store, dataset, array or attribute does not exist.",
     ),
     (
         Kind::StoreNotFound,
         "StoreNotFoundError",
         Some(Kind::NotFound),
-        Builtin::FileNotFound,
+        &[Builtin::FileNotFound],
         "No store at the path given (no directory, or no metadata file in it).",
     ),
     (
         Kind::AlreadyExists,
         "AlreadyExistsError",
         Some(Kind::Base),
-        Builtin::FileExists,
+        &[Builtin::FileExists],
         "A store, dataset or array of that name already exists.",
     ),
-    (Kind::InvalidArgument, "InvalidArgumentError", Some(Kind::Base), Builtin::Value, "An argument Atlas refuses."),
+    (Kind::InvalidArgument, "InvalidArgumentError", Some(Kind::Base), &[Builtin::Value], "An argument Atlas refuses."),
     (
         Kind::InvalidName,
         "InvalidNameError",
         Some(Kind::InvalidArgument),
-        Builtin::None,
+        &[],
         "A dataset, array or attribute name Atlas refuses.",
     ),
     (
         Kind::Shape,
         "ShapeError",
         Some(Kind::InvalidArgument),
-        Builtin::None,
+        &[],
         "A shape or number of dimensions that does not fit the array.",
     ),
     (
         Kind::OutOfBounds,
         "OutOfBoundsError",
         Some(Kind::Shape),
-        Builtin::Index,
+        &[Builtin::Index],
         "A selection reaching outside the array.",
     ),
     (
         Kind::DTypeMismatch,
         "DTypeMismatchError",
         Some(Kind::Base),
-        Builtin::Type,
+        &[Builtin::Type, Builtin::Value],
         "Data whose dtype does not match the array's.",
     ),
     (
         Kind::Locked,
         "LockedError",
         Some(Kind::Base),
-        Builtin::None,
+        &[],
         "Another writer (in this or another process) holds the store; in a forked child, the changes the parent had begun (the parent's to commit; refresh() drops them in the child).",
     ),
     (
         Kind::ReadOnly,
         "ReadOnlyError",
         Some(Kind::Base),
-        Builtin::None,
+        &[],
         "A change (a write, an attribute, a define, a maintenance call) through a handle opened with read_only=True; open the store again without it to change it.",
     ),
     (
         Kind::ChangesDiscarded,
         "ChangesDiscardedError",
         Some(Kind::Base),
-        Builtin::None,
+        &[],
         "The uncommitted changes were discarded: after a panic inside Atlas (raised once, by the next change or flush, which did nothing else) or a lost lock (LockLostError). Redo them.",
     ),
     (
         Kind::LockLost,
         "LockLostError",
         Some(Kind::ChangesDiscarded),
-        Builtin::None,
+        &[],
         "The lock file atlas.lock was removed or replaced while this handle held the writer lock, so another writer may have committed meanwhile; the uncommitted changes were discarded rather than committed over that writer's.",
     ),
     (
         Kind::OutOfMemory,
         "OutOfMemoryError",
         Some(Kind::Base),
-        Builtin::Memory,
+        &[Builtin::Memory],
         "A result larger than memory can hold, refused before anything is read.",
     ),
-    (Kind::Corrupt, "CorruptError", Some(Kind::Base), Builtin::None, "Bytes on disk that are not what Atlas wrote."),
+    (Kind::Corrupt, "CorruptError", Some(Kind::Base), &[], "Bytes on disk that are not what Atlas wrote."),
     (
         Kind::ChecksumMismatch,
         "ChecksumMismatchError",
         Some(Kind::Corrupt),
-        Builtin::None,
+        &[],
         "A block whose decoded bytes fail their checksum.",
     ),
     (
         Kind::UnsupportedVersion,
         "UnsupportedVersionError",
         Some(Kind::Base),
-        Builtin::None,
+        &[],
         "A store written by a newer format version.",
     ),
-    (Kind::Codec, "CodecError", Some(Kind::Base), Builtin::None, "A codec failed to encode or decode a block."),
-    (Kind::Storage, "StorageError", Some(Kind::Base), Builtin::OS, "An operating-system I/O call failed."),
+    (Kind::Codec, "CodecError", Some(Kind::Base), &[], "A codec failed to encode or decode a block."),
+    (Kind::Storage, "StorageError", Some(Kind::Base), &[Builtin::OS], "An operating-system I/O call failed."),
     (
         Kind::GpuUnavailable,
         "GpuUnavailableError",
         Some(Kind::Base),
-        Builtin::None,
+        &[],
         "A GPU read cannot run here: no driver, no device, no libnvcomp, or an unsupported array.",
     ),
-    (Kind::Gpu, "GpuError", Some(Kind::Base), Builtin::None, "A CUDA or nvCOMP call failed during a GPU read."),
+    (Kind::Gpu, "GpuError", Some(Kind::Base), &[], "A CUDA or nvCOMP call failed during a GPU read."),
     (
         Kind::LimitExceeded,
         "LimitExceededError",
         Some(Kind::Base),
-        Builtin::None,
+        &[],
         "A file asking for more than the limits the store was opened with (`max_meta_bytes`, `max_chunk_bytes`).",
     ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Builtin {
-    None,
     Exception,
     Key,
     FileNotFound,
@@ -220,27 +223,28 @@ pub fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
 fn make_types(py: Python<'_>) -> PyResult<Vec<Py<PyType>>> {
     let type_of_types = py.get_type::<PyType>();
     let mut made: Vec<Py<PyType>> = Vec::with_capacity(CLASSES.len());
-    for (_, name, parent, builtin, doc) in CLASSES {
+    for (_, name, parent, builtins, doc) in CLASSES {
         let mut bases: Vec<Bound<'_, PyType>> = Vec::new();
         if let Some(parent) = parent {
             bases.push(made[index(parent)].bind(py).clone());
         }
-        match builtin {
-            Builtin::None => {}
-            Builtin::Exception => bases.push(py.get_type::<PyException>()),
-            Builtin::Key => bases.push(py.get_type::<PyKeyError>()),
-            Builtin::FileNotFound => bases.push(py.get_type::<PyFileNotFoundError>()),
-            Builtin::FileExists => bases.push(py.get_type::<PyFileExistsError>()),
-            Builtin::Value => bases.push(py.get_type::<PyValueError>()),
-            Builtin::Index => bases.push(py.get_type::<PyIndexError>()),
-            Builtin::Type => bases.push(py.get_type::<PyTypeError>()),
-            Builtin::OS => bases.push(py.get_type::<PyOSError>()),
-            Builtin::Memory => bases.push(py.get_type::<PyMemoryError>()),
+        for builtin in builtins {
+            bases.push(match builtin {
+                Builtin::Exception => py.get_type::<PyException>(),
+                Builtin::Key => py.get_type::<PyKeyError>(),
+                Builtin::FileNotFound => py.get_type::<PyFileNotFoundError>(),
+                Builtin::FileExists => py.get_type::<PyFileExistsError>(),
+                Builtin::Value => py.get_type::<PyValueError>(),
+                Builtin::Index => py.get_type::<PyIndexError>(),
+                Builtin::Type => py.get_type::<PyTypeError>(),
+                Builtin::OS => py.get_type::<PyOSError>(),
+                Builtin::Memory => py.get_type::<PyMemoryError>(),
+            });
         }
         let namespace = PyDict::new(py);
         namespace.set_item("__module__", "atlas")?;
         namespace.set_item("__doc__", doc)?;
-        if builtin == Builtin::Key {
+        if builtins.contains(&Builtin::Key) {
             // KeyError quotes its message; an error message reads better as written.
             namespace.set_item("__str__", py.get_type::<PyException>().getattr("__str__")?)?;
         }

@@ -190,16 +190,20 @@ def test_bad_keys_raise_index_errors(cube):
         arr[[0, 99]]
 
 
-def test_zeros_and_ones_assign_into_bool_arrays_and_other_ints_do_not(ds):
+def test_zeros_and_ones_assign_into_bool_arrays_and_other_numbers_do_not(ds):
     bools = ds.define_array("flags", "bool", None, [3])
     bools[:] = np.array([0, 1, 1])
     assert bools[:].tolist() == [False, True, True]
     bools[0] = 1
     assert bools[:].tolist() == [True, True, True]
-    for other in [2, 0.0, -1, np.array([1, 0, 5])]:
+    bools[1:] = np.zeros(2)  # whole floats, as into integer arrays
+    assert bools[:].tolist() == [True, False, False]
+    bools[1] = 1.0
+    assert bools[:].tolist() == [True, True, False]
+    for other in [2, 0.5, np.nan, -1, np.array([1, 0, 5])]:
         with pytest.raises(atlas.DTypeMismatchError):
             bools[:] = other
-    assert bools[:].tolist() == [True, True, True]
+    assert bools[:].tolist() == [True, True, False]
 
 
 def test_numpy_style_writes_match_numpy(cube):

@@ -309,7 +309,7 @@ def test_an_interrupted_new_array_leaves_no_change_behind(store, ds, monkeypatch
     def interrupted(self, key, value):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(atlas.Array, "__setitem__", interrupted)
+    monkeypatch.setattr(atlas.Array, "_assign", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ds["big"] = np.zeros((6, 4))
     assert "big" not in ds and not store.has_pending_changes

@@ -292,6 +292,10 @@ def test_attribute_errors_and_mapping_view(ds):
         ds.attrs["a"]
     with pytest.raises(atlas.NotFoundError):
         ds.delete_attribute("a")
+    for change in [lambda: ds.attrs.__setitem__(1, 2), lambda: ds.attrs.set(1, 2), lambda: ds.attrs[1]]:
+        with pytest.raises(TypeError, match=r"attribute names are str, not int \(1\)"):
+            change()
+    assert ds.attrs.get(1, "none") == "none" and 1 not in ds.attrs
 
 
 def test_fill_value_is_reported_as_reads_return_it(ds):

@@ -17,7 +17,7 @@ HIERARCHY = {
     "InvalidNameError": (atlas.InvalidArgumentError, ValueError),
     "ShapeError": (atlas.InvalidArgumentError, ValueError),
     "OutOfBoundsError": (atlas.ShapeError, ValueError, IndexError),
-    "DTypeMismatchError": (atlas.AtlasError, TypeError),
+    "DTypeMismatchError": (atlas.AtlasError, TypeError, ValueError),
     "LockedError": (atlas.AtlasError,),
     "ChangesDiscardedError": (atlas.AtlasError,),
     "LockLostError": (atlas.ChangesDiscardedError,),

@@ -334,6 +334,31 @@ started.wait()
         assert ("assignment was still under way" in done.stderr.decode()) == (pause == 60)
 
 
+def test_the_exit_flush_never_commits_an_array_defined_by_an_assignment_without_its_values(tmp_path):
+    # `ds[name] = data` defines the array, then writes it: a daemon thread paused between
+    # the two when the script ends leaves nothing committed, not an array of fill values.
+    script = """
+import sys, threading, time, atlas
+store = atlas.Atlas.open(sys.argv[1])
+started = threading.Event()
+define_array = atlas.DatasetView.define_array
+def define_and_pause(*args, **kwargs):
+    array = define_array(*args, **kwargs)
+    started.set()
+    time.sleep(60)
+    return array
+atlas.DatasetView.define_array = define_and_pause
+threading.Thread(target=lambda: store["d"].__setitem__("y", [1.0, 2.0]), daemon=True).start()
+started.wait()
+"""
+    path = tmp_path / "s"
+    atlas.Atlas.create(path).create_dataset("d")
+    done = _run_script(script, path)
+    assert done.returncode == 0, done.stderr.decode()
+    assert "y" not in atlas.Atlas.open(path)["d"], "the array was committed without its values"
+    assert "assignment was still under way" in done.stderr.decode()
+
+
 def test_a_change_run_inside_another_on_the_same_thread_does_not_wait_on_itself(store):
     # A signal handler runs on the main thread between its bytecodes: a `refresh()` in one,
     # landing inside the main thread's own `discard()`, must not wait for that to end.

@@ -233,8 +233,12 @@ impl ArrayMeta {
     }
 }
 
-/// Product of `extents`, or `None` on overflow.
+/// Product of `extents`, or `None` on overflow; zero where any extent is zero, however
+/// large the others (in any order).
 pub(crate) fn checked_product(extents: &[u64]) -> Option<u64> {
+    if extents.contains(&0) {
+        return Some(0);
+    }
     extents.iter().try_fold(1u64, |acc, e| acc.checked_mul(*e))
 }
 

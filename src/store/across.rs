@@ -209,9 +209,7 @@ impl<'s> Request<'s> {
         if start.iter().zip(shape).any(|(s, n)| s.checked_add(*n).is_none()) {
             return Err(Error::invalid(format!("{first_label}: start {start:?} + shape {shape:?} overflows")));
         }
-        // A box with an empty axis holds nothing, however large the others.
-        let box_elems = if shape.contains(&0) { Some(0) } else { checked_product(shape) };
-        let total_elems = box_elems
+        let total_elems = checked_product(shape)
             .and_then(|n| usize::try_from(n).ok())
             .and_then(|n| n.checked_mul(datasets.len()))
             .filter(|n| n.checked_mul(first.dtype.size_bytes()).is_some())

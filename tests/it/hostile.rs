@@ -187,6 +187,22 @@ fn shapes_whose_element_or_byte_count_overflows_are_refused_at_open() {
     array["shape"] = json!([1u64 << 61]);
     write_json_meta(&path, &meta);
     assert_corrupt(open_and_read(&mut dir, &path, "2^64 bytes"), "2^64 bytes");
+    // An empty axis makes an array empty whatever the other axes hold, in any place.
+    for shape in [json!([0, 1u64 << 40, 1u64 << 40]), json!([1u64 << 40, 1u64 << 40, 0])] {
+        let mut meta = good.clone();
+        let mut empty = meta["datasets"]["d"]["arrays"]["a"].clone();
+        empty["id"] = meta["next_array_id"].clone();
+        meta["next_array_id"] = json!(meta["next_array_id"].as_u64().unwrap() + 1);
+        empty["shape"] = shape.clone();
+        empty["chunk_shape"] = json!([1, 1, 1]);
+        empty["dims"] = json!(["", "", ""]);
+        empty["stats"] = Value::Null;
+        meta["datasets"]["d"]["arrays"]["empty"] = empty;
+        write_json_meta(&path, &meta);
+        let store = Atlas::open(&path).unwrap_or_else(|e| panic!("shape {shape} is refused: {e}"));
+        let meta = store.open_dataset("d").unwrap().array_meta("empty").unwrap();
+        assert_eq!(json!(meta.shape), shape);
+    }
 }
 
 #[test]
