@@ -295,6 +295,15 @@ impl Error {
         }
     }
 
+    /// [`Error::DTypeMismatch`]: `array` holds `expected` (a dtype), the call used `found`.
+    pub(crate) fn dtype_mismatch(
+        array: impl Into<String>,
+        expected: impl fmt::Display,
+        found: impl fmt::Display,
+    ) -> Self {
+        Self::DTypeMismatch { array: array.into(), expected: expected.to_string(), found: found.to_string() }
+    }
+
     /// `given` (a start or shape, named `what`) with another number of dimensions than the
     /// array's `shape`.
     pub(crate) fn dims(array: impl Into<String>, what: &str, given: &[u64], shape: &[u64]) -> Self {

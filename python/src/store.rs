@@ -1,6 +1,7 @@
 //! `Store` and `Dataset`: thin native handles on `atlas::Atlas` and `atlas::Dataset`. Every
-//! call that may touch disk or run a codec releases the GIL (`Python::detach`); the pure-Python
-//! layer in `atlas/__init__.py` adds defaults, compatibility rules and notebook views.
+//! call that may touch disk or run a codec releases the GIL (`Python::detach`); the
+//! pure-Python layer (`atlas/_core.py`, `_array.py`, `_html.py` and their helpers) adds
+//! defaults, compatibility rules and notebook views.
 
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};

@@ -142,11 +142,10 @@ pub(crate) fn with_worker<R>(op: impl FnOnce(&mut Worker) -> R) -> R {
 
 /// The first `n` of a worker's per-chunk workers (see [`Worker::run`]), added as needed.
 /// None is dropped for a shorter run: reads cut runs of up to 8 MiB of chunks and writes of
-/// up to 1 MiB, and a worker dropped for a write's short run took its chunk-sized buffers
-/// with it, each page-faulted again by the next read (W2: six fresh MiB per read, BENCHMARKS
-/// thirtieth round). What stays is bounded as before: at most 256 workers
-/// (`plan::MAX_RUN_CHUNKS`), each keeping its largest buffers up to [`KEEP_BYTES`]; a thread
-/// typically keeps a long read run's chunks, some 8 MiB.
+/// up to 1 MiB, so dropping workers after a write's short run would page-fault their
+/// chunk-sized buffers again at the next read (BENCHMARKS, thirtieth round). What stays is
+/// bounded: at most 256 workers (`plan::MAX_RUN_CHUNKS`), each keeping its largest buffers
+/// up to [`KEEP_BYTES`]; a thread typically keeps a long read run's chunks, some 8 MiB.
 pub(crate) fn run_workers(run: &mut Vec<Worker>, n: usize) -> &mut [Worker] {
     if run.len() < n {
         run.resize_with(n, Worker::default);

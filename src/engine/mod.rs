@@ -1,7 +1,7 @@
 //! Room `engine`: runs reads and writes of hyperslabs. A request is planned into chunk
-//! operations ([`plan`](mod@plan)), which run on rayon's pool; each block is decoded
-//! straight into its place in the caller's buffer where it can be, through per-worker
-//! scratch buffers otherwise. The only room that spawns threads.
+//! operations ([`plan`](mod@plan)), which run on the engine's own rayon pool (`pool`);
+//! each block is decoded straight into its place in the caller's buffer where it can be,
+//! through per-worker scratch buffers otherwise. The only room that spawns threads.
 
 mod batch;
 mod block;

@@ -68,6 +68,16 @@ impl Scalar {
         }
     }
 
+    /// The value as an `i128` (exact for every integer), or `None` for a float.
+    #[must_use]
+    pub(crate) fn as_i128(self) -> Option<i128> {
+        match self {
+            Self::Int(v) => Some(i128::from(v)),
+            Self::UInt(v) => Some(i128::from(v)),
+            Self::Float(_) => None,
+        }
+    }
+
     /// The little-endian bytes of this value as one element of `dtype`, or `None` when it
     /// does not fit (out of range, or a fraction for an integer dtype).
     #[must_use]

@@ -139,21 +139,10 @@ pub(crate) fn check_min_max(dtype: DType, min: Scalar, max: Scalar) -> Result<()
 }
 
 /// Whether `min <= max` (false where either is NaN).
-#[allow(clippy::cast_precision_loss)] // an order check; integers beyond 2^53 round
 fn in_order(min: Scalar, max: Scalar) -> bool {
-    let as_f64 = |v: Scalar| match v {
-        Scalar::Int(i) => i as f64,
-        Scalar::UInt(u) => u as f64,
-        Scalar::Float(f) => f,
-    };
-    let as_i128 = |v: Scalar| match v {
-        Scalar::Int(i) => Some(i128::from(i)),
-        Scalar::UInt(u) => Some(i128::from(u)),
-        Scalar::Float(_) => None,
-    };
     match (min, max) {
-        (Scalar::Float(_), _) | (_, Scalar::Float(_)) => as_f64(min) <= as_f64(max),
-        _ => as_i128(min) <= as_i128(max),
+        (Scalar::Float(_), _) | (_, Scalar::Float(_)) => min.as_f64() <= max.as_f64(),
+        _ => min.as_i128() <= max.as_i128(),
     }
 }
 

@@ -163,20 +163,12 @@ impl<'s> Request<'s> {
             return Err(Error::not_found(EntityKind::Array, array));
         };
         if !accepts(first.dtype) {
-            return Err(Error::DTypeMismatch {
-                array: first_label.clone(),
-                expected: first.dtype.to_string(),
-                found: given.to_string(),
-            });
+            return Err(Error::dtype_mismatch(first_label, first.dtype, given));
         }
         let ndim = first.shape.len();
         for (label, meta) in found {
             if !accepts(meta.dtype) {
-                return Err(Error::DTypeMismatch {
-                    array: label.clone(),
-                    expected: meta.dtype.to_string(),
-                    found: given.to_string(),
-                });
+                return Err(Error::dtype_mismatch(label, meta.dtype, given));
             }
             if meta.dtype != first.dtype {
                 // `T` reads both (`i64` reads int64 and timestamp arrays), but not mixed.

@@ -597,11 +597,7 @@ impl ArrayHandle {
     ) -> Result<&'s ArrayMeta> {
         let meta = self.meta_in(state)?;
         if !accepts(meta.dtype) {
-            return Err(Error::DTypeMismatch {
-                array: self.label.clone(),
-                expected: meta.dtype.to_string(),
-                found: given.to_string(),
-            });
+            return Err(Error::dtype_mismatch(&self.label, meta.dtype, given));
         }
         let ndim = meta.shape.len();
         if start.len() != ndim {

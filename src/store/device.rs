@@ -82,11 +82,7 @@ impl DeviceArray {
     /// [`Error::DTypeMismatch`] if `T` does not fit the dtype; [`Error::Gpu`].
     pub fn to_host<T: Element>(&self) -> Result<ArrayD<T>> {
         if !T::matches(self.dtype()) {
-            return Err(Error::DTypeMismatch {
-                array: "(device array)".into(),
-                expected: self.dtype().to_string(),
-                found: T::DTYPE.to_string(),
-            });
+            return Err(Error::dtype_mismatch("(device array)", self.dtype(), T::DTYPE));
         }
         let bytes = self.to_host_bytes()?;
         let dims: Vec<usize> = self.shape().iter().map(|&n| usize::try_from(n).expect("it is in memory")).collect();

@@ -11,7 +11,7 @@ use super::state::{FragmentChange, Inner, State};
 use crate::engine::{ArrayCtx, BlockRef, WriteSettings, check_entry, recode_blocks};
 use crate::error::{Error, Result};
 use crate::fragment::{BlockEntry, EncodedBlock, FragmentReader, holds_dead_bytes};
-use crate::meta::{ArrayMeta, Codec, MetaCompression, MetaFormat, Shuffle, StoreMeta};
+use crate::meta::{Codec, MetaCompression, MetaFormat, Shuffle, StoreMeta};
 
 /// What [`Atlas::compact`] did. Byte counts are of the committed fragment files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -126,11 +126,7 @@ impl Atlas {
         self.inner.change(&mut self.inner.write(), |state| {
             let mut written = Vec::new();
             for (dataset, name, _) in arrays_by_name(&state.meta) {
-                let meta = state.array(&dataset, &name)?.clone();
-                let dict = dictionary(&meta);
-                let shuffle = shuffle.or(meta.shuffle).unwrap_or(state.meta.shuffle);
-                let settings = WriteSettings::new(codec, shuffle, meta.dtype, dict.as_ref());
-                written.extend(recode_array(&self.inner, state, &format!("{dataset}/{name}"), &meta, settings)?);
+                written.extend(recode_array(&self.inner, state, &dataset, &name, codec, shuffle)?);
             }
             state.record(written);
             state.meta.codec = codec;
@@ -159,11 +155,7 @@ impl Atlas {
         // Refused before taking the writer lock, and again on the newest commit it loads.
         self.inner.check_before_change(&guard, |state| state.array(dataset, array).map(drop))?;
         self.inner.change(&mut guard, |state| {
-            let meta = state.array(dataset, array)?.clone();
-            let dict = dictionary(&meta);
-            let used = shuffle.or(meta.shuffle).unwrap_or(state.meta.shuffle);
-            let settings = WriteSettings::new(codec, used, meta.dtype, dict.as_ref());
-            let written = recode_array(&self.inner, state, &format!("{dataset}/{array}"), &meta, settings)?;
+            let written = recode_array(&self.inner, state, dataset, array, codec, shuffle)?;
             state.record(written);
             let meta = state.array_mut(dataset, array)?;
             meta.codec = Some(codec);
@@ -249,15 +241,22 @@ fn copy_live_blocks(inner: &Inner, state: &mut State, arrays: &[(String, String,
     Ok(())
 }
 
-/// Re-encodes the current blocks of one array into the session's fragment and returns their
+/// Re-encodes the current blocks of array `dataset/name` with `codec` and `shuffle` (else the
+/// array's own shuffle, else the store's) into the session's fragment and returns their
 /// entries, not yet recorded (so a failure leaves the handle's view unchanged).
 fn recode_array(
     inner: &Inner,
     state: &mut State,
-    label: &str,
-    meta: &ArrayMeta,
-    settings: WriteSettings,
+    dataset: &str,
+    name: &str,
+    codec: Codec,
+    shuffle: Option<Shuffle>,
 ) -> Result<Vec<BlockEntry>> {
+    let meta = &state.array(dataset, name)?.clone();
+    let label = &format!("{dataset}/{name}");
+    let dict = dictionary(meta);
+    let shuffle = shuffle.or(meta.shuffle).unwrap_or(state.meta.shuffle);
+    let settings = WriteSettings::new(codec, shuffle, meta.dtype, dict.as_ref());
     let target = settings.encoding();
     // A fill entry has no bytes. Re-encoding with lz4 or none gives the same bytes again;
     // a zstd block's level is not recorded, so zstd blocks are always re-encoded.
@@ -274,7 +273,6 @@ fn recode_array(
         return Ok(Vec::new());
     }
     coords.sort_unstable();
-    let dict = dictionary(meta);
     state.append_unrecorded(&inner.data_dir(), meta.id, |lookup, sink| {
         let refs: Vec<BlockRef<'_>> = coords.iter().map(|coord| lookup(coord).expect("a live entry's block")).collect();
         recode_blocks(ArrayCtx { meta, label, dict: dict.as_ref(), cache: None }, &refs, settings, sink)

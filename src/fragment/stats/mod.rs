@@ -216,15 +216,7 @@ fn pick(current: Option<Scalar>, candidate: Option<Scalar>, wanted: std::cmp::Or
 fn compare(a: Scalar, b: Scalar) -> Option<std::cmp::Ordering> {
     match (a, b) {
         (Scalar::Float(a), Scalar::Float(b)) => a.partial_cmp(&b),
-        (a, b) => scalar_as_i128(a)?.partial_cmp(&scalar_as_i128(b)?),
-    }
-}
-
-fn scalar_as_i128(v: Scalar) -> Option<i128> {
-    match v {
-        Scalar::Int(i) => Some(i128::from(i)),
-        Scalar::UInt(u) => Some(i128::from(u)),
-        Scalar::Float(_) => None,
+        (a, b) => a.as_i128()?.partial_cmp(&b.as_i128()?),
     }
 }
 
