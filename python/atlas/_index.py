@@ -391,9 +391,15 @@ def _mask_indices(k: Any, shape: tuple[int, ...], axis: int) -> tuple[np.ndarray
     elements (one per axis it covers)."""
     mask = np.asarray(k)
     covered = tuple(shape[axis : axis + mask.ndim])
-    if mask.shape != covered:
+    if not _mask_fits(mask.shape, covered):
         raise IndexError(f"boolean index of shape {mask.shape} does not match axes of sizes {covered}")
     return np.nonzero(mask)
+
+
+def _mask_fits(mask_shape: tuple[int, ...], covered: tuple[int, ...]) -> bool:
+    """Whether a mask of `mask_shape` indexes axes of sizes `covered`: as in numpy, each of
+    its axes is as long as the one it covers, or empty (selecting nothing)."""
+    return len(mask_shape) == len(covered) and all(m in (n, 0) for m, n in zip(mask_shape, covered))
 
 
 def _index_array(k: Any, n: int, axis: int) -> np.ndarray:
@@ -403,7 +409,7 @@ def _index_array(k: Any, n: int, axis: int) -> np.ndarray:
     if idx.size == 0 and not isinstance(k, np.ndarray):
         idx = idx.astype(np.intp)
     if idx.dtype == bool:
-        if idx.ndim != 1 or idx.shape[0] != n:
+        if idx.ndim != 1 or not _mask_fits(idx.shape, (n,)):
             raise IndexError(f"boolean index of shape {idx.shape} does not match axis {axis} of size {n}")
         return np.flatnonzero(idx)
     if idx.dtype.kind not in "iu":

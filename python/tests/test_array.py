@@ -190,6 +190,25 @@ def test_bad_keys_raise_index_errors(cube):
         arr[[0, 99]]
 
 
+def test_empty_masks_select_nothing_on_any_axis_as_in_numpy(cube):
+    arr, full = cube
+    for key in (
+        np.zeros(0, dtype=bool),
+        (slice(None), np.zeros(0, dtype=bool)),
+        np.zeros((0, 0), dtype=bool),
+        np.zeros((0, 9), dtype=bool),
+    ):
+        expected = full[key]
+        assert expected.size == 0
+        got = arr[key]
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+    for key in (np.zeros(1, dtype=bool), np.zeros((0, 8), dtype=bool), np.zeros((2, 0), dtype=bool)):
+        with pytest.raises(IndexError):
+            full[key]  # the model refuses these too
+        with pytest.raises(IndexError):
+            arr[key]
+
+
 def test_zeros_and_ones_assign_into_bool_arrays_and_other_numbers_do_not(ds):
     bools = ds.define_array("flags", "bool", None, [3])
     bools[:] = np.array([0, 1, 1])

@@ -186,7 +186,7 @@ enum Command {
         /// by its first bytes).
         file: PathBuf,
         /// Chunk shape of the new array, e.g. `100,512` (default: about 1 MiB per chunk).
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', value_parser = parse_chunk_extent)]
         chunks: Option<Vec<u64>>,
         /// Dimension names of the new array, e.g. `time,depth`.
         #[arg(long, value_delimiter = ',')]
@@ -464,6 +464,15 @@ fn open_dataset(store: &Atlas, name: &str) -> Result<Dataset> {
         }
         other => other.into(),
     })
+}
+
+/// One extent of `--chunks`: a whole number of at least 1 (told here, in the flag's terms).
+fn parse_chunk_extent(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(0) => Err("a chunk extent is at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
+    }
 }
 
 /// A number as a fill value: a whole number written without an exponent (`-999`, `123.0`)

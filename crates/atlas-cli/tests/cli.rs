@@ -1444,6 +1444,13 @@ fn chunks_or_dims_of_another_number_of_axes_than_the_file_are_refused_in_the_fla
             .stderr(contains(format!("{flag} for {}, whose array has 2 axes (shape [2, 2])", file.display())));
     }
     assert!(!store.exists(), "the store made for the import went with it");
+    // A zero or non-number extent is a usage error, told before any store is made.
+    for (chunks, told) in [("0,2", "a chunk extent is at least 1"), ("2,x", "\"x\" is not a whole number")] {
+        let import =
+            atlas().arg("import").arg(&store).arg("d/a").arg(&file).args(["--create", "--chunks", chunks]).assert();
+        import.code(2).stderr(contains("--chunks").and(contains(told)));
+    }
+    assert!(!store.exists());
 }
 
 #[test]
