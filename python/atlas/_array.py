@@ -72,6 +72,13 @@ class Attributes(MutableMapping):
         value = self._native.get(key) if isinstance(key, str) else None
         return default if value is None else value
 
+    def pop(self, key: str, *default: Any) -> Any:
+        """Removes `key` and gives its value, else `default` if given (also for a name that
+        is not a str, as `get` gives it)."""
+        if default and not isinstance(key, str):
+            return default[0]
+        return super().pop(key, *default)
+
     def __setitem__(self, key: str, value: Any) -> None:
         self._native.set(_attribute_name(key), value)
 
@@ -105,6 +112,31 @@ class Attributes(MutableMapping):
 
     def __repr__(self) -> str:
         return shown(lambda: f"Attributes({self._native.all()!r})", "<atlas.Attributes of a deleted dataset or array>")
+
+
+class AttributeMethods:
+    """atlas-python 0.10's attribute methods, for the handles with `attrs` (store, dataset)."""
+
+    __slots__ = ()
+
+    attrs: Attributes
+
+    def attributes(self) -> dict[str, Any]:
+        """The attributes as a plain dict."""
+        return self.attrs.to_dict()
+
+    def set_attribute(self, key: str, value: Any, dtype: Optional[str] = None) -> None:
+        """Sets a typed attribute; `dtype` (`"int8"`, `"float32"`, `"timestamp_nanoseconds"`...)
+        checks or converts the value."""
+        self.attrs.set(key, value, dtype)
+
+    def get_attribute(self, key: str) -> Any:
+        """The attribute, or None if it is not set."""
+        return self.attrs.get(key)
+
+    def delete_attribute(self, key: str) -> None:
+        """Removes the attribute."""
+        del self.attrs[key]
 
 
 class Array:

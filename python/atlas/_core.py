@@ -17,7 +17,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from . import _atlas, _html
-from ._array import Array, Attributes, _ints, _names, refuse_pickle, shown, shuffle_arg
+from ._array import Array, AttributeMethods, Attributes, _ints, _names, refuse_pickle, shown, shuffle_arg
 from ._atlas import (
     AlreadyExistsError,
     AtlasError,
@@ -123,7 +123,7 @@ def _flush_at_exit() -> None:
         handle._flush_before_exit(deadline)
 
 
-class Atlas:
+class Atlas(AttributeMethods):
     """A store: one directory of datasets, each holding arrays and attributes.
 
     Make one with `Atlas.create(path)` or `Atlas.open(path)`. Changes become durable at
@@ -137,6 +137,7 @@ class Atlas:
         "_pid",
         "_write_locks",
         "_write_locks_pid",
+        "_exit_held",
         "_changes",
         "_change_lock",
         "_change_depth",
@@ -150,6 +151,9 @@ class Atlas:
         self._pid = os.getpid()
         self._write_locks: dict[tuple[str, str], threading.Lock] = {}
         self._write_locks_pid = self._pid
+        # While the exit flush runs: the write locks made since it began, made held (see
+        # `_write_lock`); else None.
+        self._exit_held: Optional[list[threading.Lock]] = None
         # Odd while a change that leaves the generation as it is (a discard, a refresh, an
         # array or dataset deleted or defined) is under way, bumped twice by each: see
         # `_state`. Such changes run one at a time, under `_change_lock`; reentrant, as a
@@ -212,7 +216,15 @@ class Atlas:
         share of it: while one has unflushed changes the others cannot write."""
         with _LOCKS_LOCK:
             self._forked()
-            return self._write_locks.setdefault((dataset, array), threading.Lock())
+            lock = self._write_locks.get((dataset, array))
+            if lock is None:
+                lock = self._write_locks[(dataset, array)] = threading.Lock()
+                if self._exit_held is not None:
+                    # The exit flush holds every write lock, this new one too: an assignment
+                    # begun now waits until the flush has committed without it.
+                    lock.acquire()
+                    self._exit_held.append(lock)
+            return lock
 
     def __del__(self) -> None:
         self._flush_when_done("collected")
@@ -227,7 +239,9 @@ class Atlas:
         with _LOCKS_LOCK:
             self._forked()
             locks = [lock for _, lock in sorted(self._write_locks.items())] + [self._change_lock]
+            self._exit_held = []
         with contextlib.ExitStack() as held:
+            held.callback(self._release_exit_held)
             for lock in locks:  # write locks before the change lock, as reads take them
                 if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
                     warnings.warn(
@@ -239,6 +253,13 @@ class Atlas:
                     return
                 held.callback(lock.release)
             self._flush_when_done("open at exit")
+
+    def _release_exit_held(self) -> None:
+        """Ends the exit flush's hold on the write locks made while it ran."""
+        with _LOCKS_LOCK:
+            made, self._exit_held = self._exit_held or [], None
+        for lock in made:
+            lock.release()
 
     def _flush_when_done(self, when: str) -> None:
         """The flush of pending changes when the handle is collected or the interpreter
@@ -552,22 +573,6 @@ class Atlas:
         """The store's attributes (dict-like, writes through)."""
         return Attributes(self._native.attrs())
 
-    def attributes(self) -> dict[str, Any]:
-        """The store's attributes as a plain dict."""
-        return self._native.attrs().all()
-
-    def set_attribute(self, key: str, value: Any, dtype: Optional[str] = None) -> None:
-        """Sets a typed attribute; `dtype` (`"int8"`, `"float32"`, `"timestamp_nanoseconds"`...)
-        checks or converts the value."""
-        self._native.attrs().set(key, value, dtype)
-
-    def get_attribute(self, key: str) -> Any:
-        """The attribute, or None if it is not set."""
-        return self._native.attrs().get(key)
-
-    def delete_attribute(self, key: str) -> None:
-        """Removes the attribute."""
-        self._native.attrs().remove(key)
 
     # --- many datasets ------------------------------------------------------------------
     def read_array_across(
@@ -714,7 +719,7 @@ class Atlas:
         return _html.store_html(self)
 
 
-class DatasetView:
+class DatasetView(AttributeMethods):
     """A dataset of a store: arrays and attributes. `ds["temp"]` is an `Array` handle."""
 
     __slots__ = ("_native", "_store")
@@ -923,22 +928,6 @@ class DatasetView:
         """The dataset's attributes (dict-like, writes through)."""
         return Attributes(self._native.attrs())
 
-    def attributes(self) -> dict[str, Any]:
-        """The dataset's attributes as a plain dict."""
-        return self._native.attrs().all()
-
-    def set_attribute(self, key: str, value: Any, dtype: Optional[str] = None) -> None:
-        """Sets a typed attribute; `dtype` (`"int8"`, `"float32"`, `"timestamp_nanoseconds"`...)
-        checks or converts the value."""
-        self._native.attrs().set(key, value, dtype)
-
-    def get_attribute(self, key: str) -> Any:
-        """The attribute, or None if it is not set."""
-        return self._native.attrs().get(key)
-
-    def delete_attribute(self, key: str) -> None:
-        """Removes the attribute."""
-        self._native.attrs().remove(key)
 
     def __repr__(self) -> str:
         return shown(lambda: f"<atlas.DatasetView {self.name!r} arrays={len(self._native.list_arrays())}>", self._gone())

@@ -373,9 +373,9 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
     the float kind or from integers to floats is made as numpy makes it, rounding to the
     array's precision, unless a finite value would become infinite; others where no value
     changes: between integer types when every value fits, floats to integers when every one
-    is whole and fits (`np.zeros(n)` into an int array), integers to bool when every one is
-    0 or 1. Others (fractions, NaN, ints out of range, other kinds to bool) are refused
-    where numpy would cast silently. An empty value of any dtype is taken, as numpy takes
+    is whole and fits (`np.zeros(n)` into an int array), integers and floats to bool when
+    every one is 0 or 1. Others (fractions, NaN, ints out of range, other kinds to bool) are
+    refused where numpy would cast silently. An empty value of any dtype is taken, as numpy takes
     `a[2:2] = []`; a masked array with masked elements is refused (`unmasked`)."""
     target = NUMPY_DTYPES[name]
     # The common scalar (`a[i, j] = 1.5`), cast as the rule below casts it, without the

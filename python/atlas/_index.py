@@ -409,7 +409,7 @@ def _index_array(k: Any, n: int, axis: int) -> np.ndarray:
     if idx.size == 0 and not isinstance(k, np.ndarray):
         idx = idx.astype(np.intp)
     if idx.dtype == bool:
-        if idx.ndim != 1 or not _mask_fits(idx.shape, (n,)):
+        if not _mask_fits(idx.shape, (n,)):
             raise IndexError(f"boolean index of shape {idx.shape} does not match axis {axis} of size {n}")
         return np.flatnonzero(idx)
     if idx.dtype.kind not in "iu":

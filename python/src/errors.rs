@@ -32,8 +32,8 @@ pub enum Kind {
     Shape,
     /// `OutOfBoundsError`: a selection outside the array (a `ShapeError`, also `IndexError`).
     OutOfBounds,
-    /// `DTypeMismatchError` (also `TypeError` and, as it refuses values that do not fit
-    /// (NaN or 70000 into int16) where numpy raises `ValueError`, `ValueError`).
+    /// `DTypeMismatchError`, also a `TypeError` and a `ValueError`: it refuses values that do
+    /// not fit, for some of which numpy raises `ValueError` (NaN into int16).
     DTypeMismatch,
     /// `OutOfMemoryError`: a result larger than memory can hold (also `MemoryError`).
     OutOfMemory,

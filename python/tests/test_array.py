@@ -197,16 +197,28 @@ def test_empty_masks_select_nothing_on_any_axis_as_in_numpy(cube):
         (slice(None), np.zeros(0, dtype=bool)),
         np.zeros((0, 0), dtype=bool),
         np.zeros((0, 9), dtype=bool),
+        np.zeros((7, 0), dtype=bool),
+        (np.zeros(0, dtype=bool), [1]),  # broadcasts with the empty selection
     ):
         expected = full[key]
         assert expected.size == 0
         got = arr[key]
         assert got.shape == expected.shape and got.dtype == expected.dtype
-    for key in (np.zeros(1, dtype=bool), np.zeros((0, 8), dtype=bool), np.zeros((2, 0), dtype=bool)):
+        arr[key] = 1  # writes nothing
+    np.testing.assert_array_equal(arr[...], full)
+    for key in (
+        np.zeros(1, dtype=bool),
+        np.zeros((0, 8), dtype=bool),
+        np.zeros((2, 0), dtype=bool),
+        (np.zeros(0, dtype=bool), [1, 2]),  # does not broadcast with the empty selection
+    ):
         with pytest.raises(IndexError):
             full[key]  # the model refuses these too
         with pytest.raises(IndexError):
             arr[key]
+        with pytest.raises(IndexError):
+            arr[key] = 1
+    np.testing.assert_array_equal(arr[...], full)
 
 
 def test_zeros_and_ones_assign_into_bool_arrays_and_other_numbers_do_not(ds):
@@ -219,10 +231,13 @@ def test_zeros_and_ones_assign_into_bool_arrays_and_other_numbers_do_not(ds):
     assert bools[:].tolist() == [True, False, False]
     bools[1] = 1.0
     assert bools[:].tolist() == [True, True, False]
+    bools[np.array([True, False, True])] = np.array([-0.0, 1.0], dtype=np.float32)  # through a mask
+    bools[[1, 2]] = [0.0, 1.0]  # and an index list
+    assert bools[:].tolist() == [False, False, True]
     for other in [2, 0.5, np.nan, -1, np.array([1, 0, 5])]:
         with pytest.raises(atlas.DTypeMismatchError):
             bools[:] = other
-    assert bools[:].tolist() == [True, True, False]
+    assert bools[:].tolist() == [False, False, True]
 
 
 def test_numpy_style_writes_match_numpy(cube):

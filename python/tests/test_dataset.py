@@ -296,6 +296,12 @@ def test_attribute_errors_and_mapping_view(ds):
         with pytest.raises(TypeError, match=r"attribute names are str, not int \(1\)"):
             change()
     assert ds.attrs.get(1, "none") == "none" and 1 not in ds.attrs
+    assert ds.attrs.pop(1, "none") == "none" and ds.get_attribute(1) is None  # as dict's
+    for change in [lambda: ds.set_attribute(1, 2), lambda: ds.delete_attribute(1), lambda: ds.attrs.pop(1)]:
+        with pytest.raises(TypeError, match=r"attribute names are str, not int \(1\)"):
+            change()
+    ds.attrs["c"] = 3
+    assert ds.attrs.pop("c") == 3 and ds.attrs.pop("c", None) is None
 
 
 def test_fill_value_is_reported_as_reads_return_it(ds):

@@ -359,6 +359,32 @@ started.wait()
     assert "assignment was still under way" in done.stderr.decode()
 
 
+def test_an_assignment_begun_during_the_exit_flush_waits_for_it_to_commit(tmp_path):
+    # The exit flush waits for an assignment under way (here the held lock of `a`); one
+    # `ds[name] = data` begun meanwhile makes a new lock, which must not let it define its
+    # array before that flush commits, or the array would be committed without its values.
+    path = tmp_path / "s"
+    store = atlas.Atlas.create(path)
+    store.create_dataset("d")["a"] = [1.0]
+    under_way = store._write_lock("d", "a")
+    under_way.acquire()
+    flush = threading.Thread(target=store._flush_before_exit, args=(time.monotonic() + 30,))
+    flush.start()
+    while store._exit_held is None:
+        time.sleep(0.001)
+    late = threading.Thread(target=lambda: store["d"].__setitem__("late", [2.0]))
+    late.start()
+    while ("d", "late") not in store._write_locks:
+        time.sleep(0.001)
+    under_way.release()
+    flush.join()
+    late.join()
+    committed = atlas.Atlas.open(path)["d"]
+    assert "a" in committed and "late" not in committed
+    store.flush()
+    assert atlas.Atlas.open(path)["d"]["late"][:].tolist() == [2.0]
+
+
 def test_a_change_run_inside_another_on_the_same_thread_does_not_wait_on_itself(store):
     # A signal handler runs on the main thread between its bytecodes: a `refresh()` in one,
     # landing inside the main thread's own `discard()`, must not wait for that to end.

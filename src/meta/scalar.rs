@@ -208,6 +208,13 @@ mod tests {
     }
 
     #[test]
+    fn as_i128_gives_every_integer_exactly_and_no_float() {
+        assert_eq!(Scalar::Int(i64::MIN).as_i128(), Some(i128::from(i64::MIN)));
+        assert_eq!(Scalar::UInt(u64::MAX).as_i128(), Some(i128::from(u64::MAX)));
+        assert_eq!(Scalar::Float(1.0).as_i128(), None);
+    }
+
+    #[test]
     fn converts_in_range_values_and_refuses_the_rest() {
         assert_eq!(Scalar::from(-1).to_le_bytes(DType::Int8), Some(vec![0xff]));
         assert_eq!(Scalar::from(-1).to_le_bytes(DType::UInt8), None);

@@ -466,12 +466,16 @@ fn open_dataset(store: &Atlas, name: &str) -> Result<Dataset> {
     })
 }
 
-/// One extent of `--chunks`: a whole number of at least 1 (told here, in the flag's terms).
+/// One extent of `--chunks`: a whole number from 1 to `u64::MAX` (told here, in the flag's
+/// terms; clap's message names the value).
 fn parse_chunk_extent(text: &str) -> Result<u64, String> {
     match text.trim().parse::<u64>() {
         Ok(0) => Err("a chunk extent is at least 1".into()),
         Ok(n) => Ok(n),
-        Err(_) => Err(format!("{text:?} is not a whole number")),
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => {
+            Err(format!("a chunk extent is at most {}", u64::MAX))
+        }
+        Err(_) => Err("a chunk extent is a whole number of at least 1".into()),
     }
 }
 

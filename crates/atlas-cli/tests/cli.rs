@@ -1445,7 +1445,13 @@ fn chunks_or_dims_of_another_number_of_axes_than_the_file_are_refused_in_the_fla
     }
     assert!(!store.exists(), "the store made for the import went with it");
     // A zero or non-number extent is a usage error, told before any store is made.
-    for (chunks, told) in [("0,2", "a chunk extent is at least 1"), ("2,x", "\"x\" is not a whole number")] {
+    let extents = [
+        ("0,2", "'0' for '--chunks <CHUNKS>': a chunk extent is at least 1"),
+        ("2,-1", "'-1' for '--chunks <CHUNKS>': a chunk extent is a whole number of at least 1"),
+        ("2,x", "'x' for '--chunks <CHUNKS>': a chunk extent is a whole number of at least 1"),
+        ("2,18446744073709551616", "a chunk extent is at most 18446744073709551615"),
+    ];
+    for (chunks, told) in extents {
         let import =
             atlas().arg("import").arg(&store).arg("d/a").arg(&file).args(["--create", "--chunks", chunks]).assert();
         import.code(2).stderr(contains("--chunks").and(contains(told)));
