@@ -221,10 +221,9 @@ pub fn ls(store: &Atlas, dataset: Option<&Dataset>, json_out: bool, out: &mut dy
             let rows: Vec<Json> = rows.iter().map(|(name, n)| json!({"name": name, "array_count": n})).collect();
             writeln!(out, "{}", serde_json::to_string_pretty(&json!({ "datasets": rows }))?)?;
         } else {
-            let width = rows.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0);
-            for (name, n) in rows {
-                writeln!(out, "{name:width$}  {}", counted(n as u64, "array"))?;
-            }
+            let rows: Vec<Vec<String>> =
+                rows.into_iter().map(|(name, n)| vec![name, counted(n as u64, "array")]).collect();
+            write_columns(out, &rows)?;
         }
         return Ok(());
     };
@@ -242,17 +241,40 @@ pub fn ls(store: &Atlas, dataset: Option<&Dataset>, json_out: bool, out: &mut dy
             .collect();
         writeln!(out, "{}", serde_json::to_string_pretty(&json!({"dataset": dataset.name(), "arrays": rows}))?)?;
     } else {
-        let width = rows.iter().map(|(_, n)| n.chars().count()).max().unwrap_or(0);
-        for (meta, name) in rows {
-            writeln!(
-                out,
-                "{name:width$}  {:9} {}  chunks {}  dims {}",
-                meta.dtype.name(),
-                list(&meta.shape),
-                list(&meta.chunk_shape),
-                dims_list(&meta.dims)
-            )?;
+        let rows: Vec<Vec<String>> = rows
+            .into_iter()
+            .map(|(meta, name)| {
+                let chunks = format!("chunks {}", list(&meta.chunk_shape));
+                vec![
+                    name,
+                    meta.dtype.name().to_string(),
+                    list(&meta.shape),
+                    chunks,
+                    format!("dims {}", dims_list(&meta.dims)),
+                ]
+            })
+            .collect();
+        write_columns(out, &rows)?;
+    }
+    Ok(())
+}
+
+/// Writes `rows` as lines of columns two spaces apart, each as wide as its widest cell (in
+/// characters, not bytes), the last one unpadded.
+fn write_columns(out: &mut dyn Write, rows: &[Vec<String>]) -> Result<()> {
+    let mut widths = Vec::new();
+    for row in rows {
+        widths.resize(widths.len().max(row.len()), 0);
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
         }
+    }
+    for row in rows {
+        let (last, padded) = row.split_last().expect("a row has cells");
+        for (cell, width) in padded.iter().zip(&widths) {
+            write!(out, "{cell:width$}  ")?;
+        }
+        writeln!(out, "{last}")?;
     }
     Ok(())
 }
