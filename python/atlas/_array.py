@@ -308,7 +308,7 @@ class Array:
 
     def append(self, data: Any) -> None:
         """Grows axis 0 by `len(data)` and writes `data` there (taken as `write` takes it)."""
-        data = for_write(data, self.atlas_dtype, self._label())
+        data = for_write(data, self.atlas_dtype, self._label(), "append")
         with self._write_lock():
             self._native.append(data)
 

@@ -583,8 +583,10 @@ class Atlas(AttributeMethods):
         shape: Optional[Sequence[int]] = None,
     ) -> list[Optional[np.ndarray]]:
         """One array per dataset, in order; `None` where a dataset (or its array) is missing.
-        With `start`/`shape` omitted each dataset's whole array is read. Reads one box from
-        every dataset in one parallel call where the boxes agree."""
+        With `start`/`shape` omitted each dataset's whole array is read. A box reaching past
+        an array's end raises `OutOfBoundsError`, as `read` does (`read_array_across_stacked`
+        reads it as the fill value instead). Reads one box from every dataset in one
+        parallel call where the boxes agree."""
         names = _names(dataset_names, "dataset_names")
         if not names:
             raise InvalidArgumentError("dataset_names is empty")

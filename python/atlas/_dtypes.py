@@ -101,7 +101,7 @@ def unmasked(value: Any, label: str) -> Any:
     return value.data
 
 
-def for_write(data: Any, name: str, label: str) -> Any:
+def for_write(data: Any, name: str, label: str, call: str = "write") -> Any:
     """`data` ready for a write to an array of dtype `name`, as strict as atlas-python 0.10:
     an ndarray must already have the array's dtype (byte order, and the unit of a datetime64,
     may differ); other values (lists, scalars) are converted as `for_assign` converts them."""
@@ -120,7 +120,7 @@ def for_write(data: Any, name: str, label: str) -> Any:
     if data.dtype.newbyteorder("=") == target:
         return data.astype(target)
     raise DTypeMismatchError(
-        f"dtype mismatch on array {label}: it holds {target}, the data is {data.dtype} (write() takes the "
+        f"dtype mismatch on array {label}: it holds {target}, the data is {data.dtype} ({call}() takes the "
         f"array's dtype only: cast with data.astype({str(target)!r}), or assign with arr[...] = data, which casts "
         "as the README's \"Casts\" says)"
     )
@@ -427,6 +427,9 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
                 f"{np.finfo(target).max:g}"
             )
         return cast
+    if value.dtype == object and any(v is None for v in value.flat):
+        missing = "NaN for a missing value" if target.kind == "f" else "no missing value: give the fill value"
+        raise DTypeMismatchError(f"None for array {label}: it holds {target}, which takes {missing}")
     raise DTypeMismatchError(f"dtype mismatch on array {label}: it holds {target}, the data is {value.dtype}")
 
 

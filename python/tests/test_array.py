@@ -240,6 +240,17 @@ def test_zeros_and_ones_assign_into_bool_arrays_and_other_numbers_do_not(ds):
     assert bools[:].tolist() == [False, False, True]
 
 
+def test_none_into_a_numeric_array_is_refused_as_a_missing_value(ds):
+    arr = ds.define_array("f", "float64", None, [3])
+    for value in (None, [1.0, None, 2.0]):
+        with pytest.raises(atlas.DTypeMismatchError, match="None for array d/f: it holds float64, which takes NaN for a missing value"):
+            arr[:] = value
+    assert arr[:].tolist() == [0.0, 0.0, 0.0]
+    ints = ds.define_array("i", "int32", None, [2])
+    with pytest.raises(atlas.DTypeMismatchError, match="which takes no missing value: give the fill value"):
+        ints[:] = [1, None]
+
+
 def test_numpy_style_writes_match_numpy(cube):
     arr, full = cube
     model = full.copy()
@@ -344,6 +355,8 @@ def test_append_and_resize(ds):
     np.testing.assert_array_equal(arr[:, 0], [1, 1, 2])
     with pytest.raises(atlas.ShapeError):
         arr.append(np.ones((1, 4)))
+    with pytest.raises(atlas.DTypeMismatchError, match=r"the data is float32 \(append\(\) takes the array's dtype"):
+        arr.append(np.ones((1, 3), dtype=np.float32))
     arr.resize([5, 3])
     assert np.isnan(arr[3:]).all()
     arr.resize([1, 3])

@@ -56,7 +56,8 @@ impl Codec {
     pub(crate) fn check(self) -> Result<(), String> {
         match self {
             Self::Zstd { level } if !Self::zstd_levels().contains(&level) => {
-                Err(format!("zstd level {level} is outside {:?}", Self::zstd_levels()))
+                let levels = Self::zstd_levels();
+                Err(format!("zstd level {level} is outside {} to {}", levels.start(), levels.end()))
             }
             _ => Ok(()),
         }

@@ -328,7 +328,11 @@ fn codec_of(subcommand: &str, codec: CodecArg, level: Option<i32>) -> Codec {
         (CodecArg::Zstd, Some(level)) if !Codec::zstd_levels().contains(&level) => usage_error(
             subcommand,
             ErrorKind::ValueValidation,
-            format!("--level {level} is outside zstd's levels {:?}", Codec::zstd_levels()),
+            format!(
+                "--level {level} is outside zstd's levels, {} to {}",
+                Codec::zstd_levels().start(),
+                Codec::zstd_levels().end()
+            ),
         ),
         (CodecArg::Zstd, level) => Codec::Zstd { level: level.unwrap_or(Codec::DEFAULT_ZSTD_LEVEL) },
         (_, Some(_)) => usage_error(subcommand, ErrorKind::ArgumentConflict, "--level applies to --codec zstd only"),
