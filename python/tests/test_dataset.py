@@ -72,6 +72,11 @@ def test_define_array_defaults_and_schema(ds):
     ds.define_array("t", "timestamp_nanoseconds", ["x"], [2])
     assert ds.array_meta("t")["dtype"] == "timestamp_nanoseconds"
     assert ds.array_meta("missing") is None
+    # dims may be left out when shape is given by name.
+    assert ds.define_array("k", "f4", shape=(3, 4)).dims == ("dim_0", "dim_1")
+    with pytest.raises(TypeError, match="define_array needs a shape"):
+        ds.define_array("n", "f4")
+    assert "n" not in ds
 
 
 def test_define_array_checks_its_schema(ds):
