@@ -1,4 +1,4 @@
-//! Writes the same store (30 datasets x 4 arrays, with attributes) under each of the six
+//! Writes the same store (30 differing datasets x 4 arrays, with attributes) under each of the six
 //! metadata encodings, prints the metadata file's size against plain JSON, and reopens each
 //! store with no format argument.
 //!
@@ -41,6 +41,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         println!("{name:<20} {bytes:>10} {ratio:>11.3}x");
     }
     println!("all six stores reopened by file name with {DATASETS} datasets and their attributes each");
+    println!("(the datasets share their layout, which compression finds: a registry of less alike ones shrinks less)");
     Ok(())
 }
 
@@ -51,11 +52,15 @@ fn write_store(path: &Path, config: StoreConfig) -> Result<(), Box<dyn Error>> {
     store.attrs().set("created", AttrValue::Timestamp(1_700_000_000_000_000_000))?;
     for d in 0..DATASETS {
         let ds = store.create_dataset(&format!("profile_{d:03}"))?;
+        // Profiles that differ (position, date, length, values), so that the compressed
+        // sizes are not those of 30 copies of one dataset.
+        let offset = d as f64;
         ds.attrs().set("station", format!("ST{d:04}"))?;
-        ds.attrs().set("lat", -60.0 + d as f64)?;
-        ds.attrs().set("date_string", "2024-03-01")?; // stays a string
+        ds.attrs().set("lat", -60.0 + offset * 1.37)?;
+        ds.attrs().set("lon", offset * 47.3 % 360.0 - 180.0)?;
+        ds.attrs().set("date_string", format!("2024-03-{:02}", d % 28 + 1))?; // stays a string
         ds.attrs().set("flags", vec![1, 2, 3])?;
-        let n = 200;
+        let n = 150 + (d as u64 * 37) % 100;
         for (name, dtype) in
             [("temp", DType::Float32), ("salinity", DType::Float32), ("depth", DType::Float64), ("qc", DType::UInt8)]
         {
@@ -64,8 +69,8 @@ fn write_store(path: &Path, config: StoreConfig) -> Result<(), Box<dyn Error>> {
         }
         let level = Array1::from_shape_fn(n as usize, |i| i as f64);
         ds.write_array("depth", &[0], (&level * 5.0).view())?;
-        ds.write_array("temp", &[0], level.mapv(|z| (20.0 - z * 0.05) as f32).view())?;
-        ds.write_array("salinity", &[0], level.mapv(|z| (34.0 + z * 0.002) as f32).view())?;
+        ds.write_array("temp", &[0], level.mapv(|z| (20.0 - z * 0.05 + offset * 0.1) as f32).view())?;
+        ds.write_array("salinity", &[0], level.mapv(|z| (34.0 + z * 0.002 + offset * 0.01) as f32).view())?;
         ds.write_array("qc", &[0], Array1::<u8>::ones(n as usize).view())?;
     }
     store.flush()?;
