@@ -1,6 +1,6 @@
-"""Writes the same store (30 differing datasets x 4 arrays, with attributes) under each of the six
-metadata encodings, prints the metadata file's size against plain JSON, and reopens each
-store with no format argument. The Python twin of 04_meta_formats.rs.
+"""Writes the same store (30 differing datasets x 4 arrays, with attributes) under each of
+the six metadata encodings, prints the metadata file's size against plain JSON, and
+reopens each store with no format argument. The Python twin of 04_meta_formats.rs.
 
 Run: scripts/run-examples (or .venv/bin/python examples/04_meta_formats.py once the module
 is built into .venv, see README.md)

@@ -1,6 +1,6 @@
-//! Writes the same store (30 differing datasets x 4 arrays, with attributes) under each of the six
-//! metadata encodings, prints the metadata file's size against plain JSON, and reopens each
-//! store with no format argument.
+//! Writes the same store (30 differing datasets x 4 arrays, with attributes) under each of
+//! the six metadata encodings, prints the metadata file's size against plain JSON, and
+//! reopens each store with no format argument.
 //!
 //! Run: `cargo run --release --example 04_meta_formats`
 
