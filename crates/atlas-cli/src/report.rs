@@ -244,12 +244,11 @@ pub fn ls(store: &Atlas, dataset: Option<&Dataset>, json_out: bool, out: &mut dy
         let rows: Vec<Vec<String>> = rows
             .into_iter()
             .map(|(meta, name)| {
-                let chunks = format!("chunks {}", list(&meta.chunk_shape));
                 vec![
                     name,
                     meta.dtype.name().to_string(),
                     list(&meta.shape),
-                    chunks,
+                    format!("chunks {}", list(&meta.chunk_shape)),
                     format!("dims {}", dims_list(&meta.dims)),
                 ]
             })
