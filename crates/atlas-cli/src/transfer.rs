@@ -164,6 +164,8 @@ pub fn import(
             file.display()
         ),
     }
+    // A signal during the last slab still stops the import before its commit.
+    crate::interrupt::check()?;
     let commit = crate::progress::spinner("committing", quiet);
     // The import holds the writer lock here: only its own flush moves the generation, which
     // a flush failing after its commit point (making the rename durable) has done.
@@ -311,6 +313,7 @@ fn write_slabs<T: Fixed>(
         return Ok(());
     }
     for (start, extent) in Slabs::new(&header.shape, &meta.chunk_shape, T::SIZE as u64, slab_bytes) {
+        crate::interrupt::check()?;
         // At most the whole data's bytes, which read_header checked fit in a u64.
         read(&mut buf, extent.iter().product::<u64>() * T::SIZE as u64)?;
         let values = from_le_bytes::<T>(&buf);
@@ -512,6 +515,7 @@ fn read_slabs<T: Fixed>(
         return Ok(());
     }
     for (start, extent) in Slabs::new(&meta.shape, &meta.chunk_shape, meta.dtype.size_bytes() as u64, slab_bytes) {
+        crate::interrupt::check()?;
         let slab = handle.read::<T>(&start, &extent)?;
         bytes.clear();
         bytes.reserve(slab.len() * T::SIZE);
