@@ -1,5 +1,5 @@
-//! `atlas`: look inside an Atlas store, check it, change how it is encoded, and move arrays
-//! in and out as .npy files, without writing code.
+//! `atlas`: look inside an Atlas store, check it, change how it is encoded, delete from it,
+//! and move arrays in and out as .npy files, without writing code.
 //!
 //! This crate parses arguments, calls the public `atlas` API, prints and picks the exit
 //! code; it holds no store logic of its own. Block-level facts (codec mix, sizes, verify)
@@ -11,6 +11,7 @@ mod interrupt;
 mod maintain;
 mod npy;
 mod progress;
+mod remove;
 mod report;
 mod slabs;
 mod slice;
@@ -50,7 +51,8 @@ Exit codes:
 Progress bars (verify, recompress, import, export; a spinner for compact and convert-meta)
 are drawn on stderr only when it is a terminal; --quiet turns them off. Arrays are named DATASET/ARRAY.";
 
-/// Inspect, verify, convert and recompress Atlas stores; import and export arrays as .npy.
+/// Inspect, verify, convert and recompress Atlas stores; delete from them; import and export
+/// arrays as .npy.
 #[derive(Debug, Parser)]
 #[command(name = "atlas", version, after_help = AFTER_HELP, propagate_version = true)]
 struct Cli {
@@ -103,7 +105,7 @@ enum Command {
         /// The store directory.
         store: PathBuf,
         /// DATASET or DATASET/ARRAY; the store's own attributes if left out.
-        target: Option<AttrTarget>,
+        target: Option<DatasetOrArray>,
         /// Print one JSON object; each value keeps its type tag.
         #[arg(long)]
         json: bool,
@@ -178,6 +180,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Delete datasets and arrays, all in one commit (or none, if one is missing). Their
+    /// blocks stay in the fragment files until `atlas compact` reclaims them.
+    Rm {
+        /// The store directory.
+        store: PathBuf,
+        /// Each DATASET (with its arrays and attributes) or DATASET/ARRAY to delete.
+        #[arg(required = true)]
+        names: Vec<DatasetOrArray>,
+    },
     /// Import a .npy file (or .npy.zst, .npy.gz, decompressed on the fly) as an array,
     /// creating the dataset and array as needed.
     Import {
@@ -237,7 +248,7 @@ enum Command {
 }
 
 /// An array named `DATASET/ARRAY`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct ArrayPath {
     dataset: String,
     array: String,
@@ -256,14 +267,14 @@ impl FromStr for ArrayPath {
     }
 }
 
-/// What `atlas attrs` lists: a dataset's attributes, or an array's.
+/// What `atlas attrs` lists the attributes of, or `atlas rm` deletes.
 #[derive(Debug, Clone)]
-enum AttrTarget {
+enum DatasetOrArray {
     Dataset(String),
     Array(ArrayPath),
 }
 
-impl FromStr for AttrTarget {
+impl FromStr for DatasetOrArray {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
@@ -353,6 +364,7 @@ impl Command {
             Self::ConvertMeta { .. }
                 | Self::Recompress { .. }
                 | Self::Compact { .. }
+                | Self::Rm { .. }
                 | Self::Import { .. }
                 | Self::Export { .. }
         )
@@ -569,8 +581,8 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             let store = open_store(&store)?;
             let attributes = match &target {
                 None => store.attrs().all()?,
-                Some(AttrTarget::Dataset(dataset)) => open_dataset(&store, dataset)?.attrs().all()?,
-                Some(AttrTarget::Array(path)) => open_array(&store, path)?.attrs().all()?,
+                Some(DatasetOrArray::Dataset(dataset)) => open_dataset(&store, dataset)?.attrs().all()?,
+                Some(DatasetOrArray::Array(path)) => open_array(&store, path)?.attrs().all()?,
             };
             report::attrs(&attributes, json, out)?;
         }
@@ -595,6 +607,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             maintain::recompress(&open_store(&store)?, array.as_ref(), codec, shuffle.map(Shuffle::from), quiet, out)?;
         }
         Command::Compact { store, json } => maintain::compact(&store, json, quiet, out)?,
+        Command::Rm { store, names } => remove::rm(&store, &names, out)?,
         Command::Import {
             store,
             array,

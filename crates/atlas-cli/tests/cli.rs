@@ -1500,6 +1500,32 @@ fn a_failed_export_over_an_existing_file_keeps_it_whole_and_leaves_no_temp_file(
     assert!(names.iter().all(|n| !n.to_string_lossy().ends_with(".tmp")), "{names:?}");
 }
 
+#[test]
+fn rm_deletes_datasets_and_arrays_in_one_commit_or_nothing_when_one_is_missing() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let arrays = |dataset: &str| Atlas::open(&store).unwrap().open_dataset(dataset).unwrap().list_arrays().unwrap();
+    let missing = atlas().arg("rm").arg(&store).args(["run42/temp", "run42/nope"]).assert().code(1);
+    missing.stderr(contains("nothing was deleted").and(contains("nope")));
+    assert_eq!(arrays("run42"), ["flags", "names", "temp", "when"]);
+    atlas().arg("rm").arg(&store).assert().code(2);
+
+    let out = stdout_of(atlas().arg("rm").arg(&store).args(["run42/temp", "empty", "run42/flags", "run42/temp"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..3],
+        ["deleted array run42/flags", "deleted array run42/temp", "deleted dataset empty (0 arrays)"]
+    );
+    assert!(lines[3].contains("until `atlas compact"), "{out}");
+    assert_eq!(Atlas::open(&store).unwrap().list_datasets(), ["run42"]);
+    assert_eq!(arrays("run42"), ["names", "when"]);
+
+    // An array of a dataset deleted too goes with it.
+    let out = stdout_of(atlas().arg("rm").arg(&store).args(["run42/when", "run42"]));
+    assert!(out.starts_with("deleted dataset run42 (2 arrays)\n"), "{out}");
+    assert!(Atlas::open(&store).unwrap().list_datasets().is_empty());
+}
+
 /// Sends SIGINT (Ctrl-C) to `child`.
 fn interrupt(child: &std::process::Child) {
     let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();

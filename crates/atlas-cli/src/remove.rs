@@ -1,0 +1,52 @@
+//! `atlas rm`: deletes datasets and arrays, all in one commit.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::{ArrayPath, DatasetOrArray, DiscardUncommitted, open_array, open_dataset, open_store, printable, report};
+
+/// Deletes every dataset and array `names` gives, or none of them: each must exist. An
+/// array whose dataset is deleted too goes with it. Their blocks stay in the fragment files
+/// until a compaction.
+pub(crate) fn rm(path: &Path, names: &[DatasetOrArray], out: &mut dyn Write) -> Result<()> {
+    let store = open_store(path)?;
+    let _uncommitted = DiscardUncommitted(&store);
+    let mut datasets: Vec<&str> = Vec::new();
+    let mut arrays: Vec<&ArrayPath> = Vec::new();
+    for name in names {
+        match name {
+            DatasetOrArray::Dataset(dataset) => {
+                open_dataset(&store, dataset).context("nothing was deleted")?;
+                datasets.push(dataset);
+            }
+            DatasetOrArray::Array(array) => {
+                open_array(&store, array).context("nothing was deleted")?;
+                arrays.push(array);
+            }
+        }
+    }
+    datasets.sort_unstable();
+    datasets.dedup();
+    arrays.retain(|array| !datasets.contains(&array.dataset.as_str()));
+    arrays.sort_unstable();
+    arrays.dedup();
+    let mut deleted = Vec::new();
+    for array in arrays {
+        open_dataset(&store, &array.dataset)?.delete_array(&array.array)?;
+        deleted.push(format!("deleted array {array}"));
+    }
+    for dataset in datasets {
+        let arrays = open_dataset(&store, dataset)?.list_arrays()?.len() as u64;
+        store.delete_dataset(dataset)?;
+        deleted.push(format!("deleted dataset {dataset} ({})", report::counted(arrays, "array")));
+    }
+    store.flush()?;
+    for line in &deleted {
+        writeln!(out, "{}", printable(line))?;
+    }
+    let path = path.display().to_string();
+    writeln!(out, "their blocks stay on disk until `atlas compact {}` reclaims them", printable(&path))?;
+    Ok(())
+}
