@@ -672,6 +672,25 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::float_cmp)] // exact results: compensation leaves no error here
+    fn merged_float_sums_are_compensated_while_finite_and_plain_once_not() {
+        let merged = |sums: &[f64]| {
+            let blocks: Vec<ChunkStats> = sums
+                .iter()
+                .map(|s| ChunkStats { valid_count: 1, min_bits: 0, max_bits: 0, sum_bits: s.to_bits() })
+                .collect();
+            merge(DType::Float64, sums.len() as u64, &blocks).sum
+        };
+        // The 1s a plain sum loses beside 1e16 are kept (docs/FORMAT.md, "ArrayStats").
+        assert_eq!(merged(&[1e16, 1.0, -1e16, 1.0]), 2.0);
+        // Textbook Neumaier gives NaN for these three (its correction becomes inf - inf).
+        assert_eq!(merged(&[1e308, 1e308]), f64::INFINITY);
+        assert_eq!(merged(&[f64::INFINITY, 1.0]), f64::INFINITY);
+        assert_eq!(merged(&[-1.7e308, -1.7e308, 1.0]), f64::NEG_INFINITY);
+        assert!(merged(&[f64::INFINITY, f64::NEG_INFINITY]).is_nan());
+    }
+
+    #[test]
     fn signed_minimum_keeps_its_sign() {
         let raw: Vec<u8> = [-5i16, 7, 3].iter().flat_map(|v| v.to_le_bytes()).collect();
         let scan = scan(&raw, DType::Int16, &0i16.to_le_bytes());
