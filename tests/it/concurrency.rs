@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use atlas::{ArraySpec, Atlas, AttrValue, Codec, DType, Error, MetaCompression, Shuffle, StoreConfig};
+use atlas::{ArraySpec, Atlas, AttrValue, Codec, DType, Error, MetaCompression, OpenOptions, Shuffle, StoreConfig};
 use ndarray::{Array1, arr1};
 
 use crate::util::{self, TestDir, assert_err, test_dir};
@@ -817,4 +817,41 @@ fn writes_and_reads_from_callers_rayon_tasks_do_not_deadlock() {
         _ => 0,
     });
     assert_eq!(back, expected.into_dyn());
+}
+
+#[test]
+fn partial_writes_to_one_chunk_from_many_threads_all_land() {
+    // Writes staged in memory (the default), and encoded at once around the chunk's block
+    // (no staging), with flushes landing between the writes.
+    for staging_bytes in [OpenOptions::default().staging_bytes, 0] {
+        let dir = test_dir!();
+        let options = OpenOptions::default().staging_bytes(staging_bytes);
+        let store = Atlas::create_with(dir.store(), StoreConfig::default(), &options).unwrap();
+        let (rows, cols, width, threads) = (64usize, 64usize, 8usize, 4usize);
+        let spec = ArraySpec::new(DType::Int64, [rows as u64, cols as u64]).chunk_shape([rows as u64, cols as u64]);
+        let array = store.create_dataset("d").unwrap().define_array("x", spec).unwrap();
+        let value = |r: usize, c: usize| (r * cols + c) as i64 + 1;
+        std::thread::scope(|scope| {
+            for thread in 0..threads {
+                let (array, store) = (array.clone(), store.clone());
+                scope.spawn(move || {
+                    // Thread t writes every `threads`-th row, `width` columns at a time.
+                    for (n, r) in (thread..rows).step_by(threads).enumerate() {
+                        for c0 in (0..cols).step_by(width) {
+                            let piece = ndarray::Array2::from_shape_fn((1, width), |(_, j)| value(r, c0 + j));
+                            array.write(&[r as u64, c0 as u64], piece.view()).unwrap();
+                        }
+                        if thread == 0 && n % 4 == 3 {
+                            store.flush().unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        store.flush().unwrap();
+        let fresh = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap();
+        let read = fresh.read_array::<i64>("x", &[0, 0], &[rows as u64, cols as u64]).unwrap();
+        let lost: Vec<_> = read.indexed_iter().filter(|(ix, v)| **v != value(ix[0], ix[1])).take(5).collect();
+        assert!(lost.is_empty(), "staging {staging_bytes}: writes lost at {lost:?}");
+    }
 }
