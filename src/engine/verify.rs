@@ -70,17 +70,27 @@ fn check(ctx: ArrayCtx<'_>, block: BlockRef<'_>, fill_checksum: Option<u64>, wor
     let stats = block.stats(ctx.meta)?;
     let Some((found, legacy)) = found else { return Ok(()) };
     let checked = stats.check_against(&found, ctx.meta.dtype);
-    // Timestamp blocks written before `NaT` counted as null keep the statistics they were
-    // written with (NaT a value) until their chunk is written again.
-    if checked.is_err() && legacy.is_some_and(|legacy| stats.check_against(&legacy, DType::Int64).is_ok()) {
+    if checked.is_err() && legacy.is_some_and(|(legacy, as_dtype)| stats.check_against(&legacy, as_dtype).is_ok()) {
         return Ok(());
     }
     checked.map_err(|detail| corrupt_chunk(ctx, block, &detail))
 }
 
-/// The statistics of a decoded chunk, and for a timestamp chunk those that builds before
-/// `NaT` was null gave it (as an int64 chunk's).
-type Found = (ChunkStats, Option<ChunkStats>);
+/// The statistics of a decoded chunk, and those an earlier build gave it where they differ
+/// (with the dtype it scanned the chunk as: [`legacy_scan_dtype`]).
+type Found = (ChunkStats, Option<(ChunkStats, DType)>);
+
+/// The dtype whose scan gave a chunk's index statistics in builds before they took values
+/// as reads do: `NaT` as a timestamp value (int64), bool bytes other than 0 and 1 as
+/// themselves (uint8). Blocks written so keep those statistics until their chunk is
+/// written again, and stay sound.
+fn legacy_scan_dtype(dtype: DType) -> Option<DType> {
+    match dtype {
+        DType::Timestamp => Some(DType::Int64),
+        DType::Bool => Some(DType::UInt8),
+        _ => None,
+    }
+}
 
 /// Decodes `block` and checks its checksum; returns the statistics of the numeric chunk it
 /// decodes to (`None` for a fill entry or a string chunk, whose entry has none to compare).
@@ -127,9 +137,12 @@ fn check_bytes(
             return Err(corrupt_chunk(ctx, block, detail));
         }
         let found = scan(&chunk, dtype, &fill).stats;
-        // Scanned again only where the entry differs (a chunk holding NaT).
+        // Scanned again only where the entry differs (a chunk holding NaT, or bool bytes
+        // other than 0 and 1).
         let differs = block.entry().stats != found;
-        let legacy = (dtype == DType::Timestamp && differs).then(|| scan(&chunk, DType::Int64, &fill).stats);
+        let legacy = legacy_scan_dtype(dtype)
+            .filter(|_| differs)
+            .map(|as_dtype| (scan(&chunk, as_dtype, &fill).stats, as_dtype));
         Ok(Some((found, legacy)))
     });
     worker.chunk = chunk;

@@ -71,7 +71,23 @@ impl Codec {
 #[serde(deny_unknown_fields)]
 struct CodecFields {
     name: String,
-    level: Option<i32>,
+    /// Told apart from a level left out when written as null, which is refused where no
+    /// level may be.
+    #[serde(default, deserialize_with = "written")]
+    level: Written<i32>,
+}
+
+/// A field as a file holds it: left out, null, or a value.
+#[derive(Default)]
+enum Written<T> {
+    #[default]
+    Absent,
+    Null,
+    Value(T),
+}
+
+fn written<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Written<T>, D::Error> {
+    Ok(Option::<T>::deserialize(deserializer)?.map_or(Written::Null, Written::Value))
 }
 
 impl TryFrom<CodecFields> for Codec {
@@ -79,11 +95,11 @@ impl TryFrom<CodecFields> for Codec {
 
     fn try_from(fields: CodecFields) -> Result<Self, String> {
         match (fields.name.as_str(), fields.level) {
-            ("zstd", Some(level)) => Ok(Self::Zstd { level }),
-            ("zstd", None) => Err("codec zstd without a level".to_string()),
-            ("lz4", None) => Ok(Self::Lz4),
-            ("none", None) => Ok(Self::None),
-            ("lz4" | "none", Some(_)) => Err(format!("codec {} takes no level", fields.name)),
+            ("zstd", Written::Value(level)) => Ok(Self::Zstd { level }),
+            ("zstd", _) => Err("codec zstd without a level".to_string()),
+            ("lz4", Written::Absent) => Ok(Self::Lz4),
+            ("none", Written::Absent) => Ok(Self::None),
+            ("lz4" | "none", _) => Err(format!("codec {} takes no level", fields.name)),
             (name, _) => Err(format!("unknown codec {name:?} (zstd, lz4 or none)")),
         }
     }

@@ -415,12 +415,18 @@ mod tests {
         // A codec without fields of its own (a unit variant) too.
         let unknown_in_lz4 = unsealed.replace("{\"name\":\"zstd\",\"level\":3}", "{\"name\":\"lz4\",\"levle\":3}");
         let level_of_lz4 = unsealed.replace("{\"name\":\"zstd\",\"level\":3}", "{\"name\":\"lz4\",\"level\":3}");
+        // A level written as null is still a field the codec does not have.
+        let null_level_of_none =
+            unsealed.replace("{\"name\":\"zstd\",\"level\":3}", "{\"name\":\"none\",\"level\":null}");
+        let null_level_of_zstd = unsealed.replace("\"level\":3", "\"level\":null");
         let cases = [
             (damaged_key, "checksun"),
             (unknown_in_attr, "note"),
             (unknown_in_codec, "window"),
             (unknown_in_lz4, "levle"),
             (level_of_lz4, "lz4 takes no level"),
+            (null_level_of_none, "none takes no level"),
+            (null_level_of_zstd, "zstd without a level"),
         ];
         for (edited, field) in cases {
             assert_ne!(edited, unsealed);

@@ -703,6 +703,36 @@ fn verify_takes_the_statistics_builds_before_nat_was_null_gave_timestamp_blocks(
 }
 
 #[test]
+fn verify_takes_bool_bytes_other_than_0_and_1_as_true_under_either_statistics() {
+    // Builds before the Python module made bools 0 and 1 could store other bytes, which
+    // reads give as true. Their entries counted the bytes themselves (sum 258, max 255);
+    // FORMAT.md's count trues (sum 3, max 1). Both are sound; a wrong sum is not.
+    let bytes = [1u8, 2, 0, 255];
+    let dir = test_dir!();
+    for (name, max, sum, sound) in [("spec", 1, 3.0, true), ("legacy", 255, 258.0, true), ("wrong", 1, 100.0, false)] {
+        let path = dir.join(name);
+        let store = util::create(&path);
+        let ds = store.create_dataset("d").unwrap();
+        ds.define_array("b", ArraySpec::new(DType::Bool, [4]).codec(Codec::None)).unwrap();
+        ds.write_array("b", &[0], arr1(&[true, true, false, true]).view()).unwrap();
+        store.flush().unwrap();
+        drop((ds, store));
+        patch_index(&util::fragments(&path)[0], |b, i| {
+            let offset = u64::from_le_bytes(b[i + ENTRY_OFFSET..i + ENTRY_OFFSET + 8].try_into().unwrap()) as usize;
+            b[offset..offset + 4].copy_from_slice(&bytes);
+            put_u64(b, i + ENTRY_CHECKSUM, xxhash_rust::xxh3::xxh3_64(&bytes));
+            put_u64(b, i + ENTRY_MAX, max);
+            put_u64(b, i + ENTRY_SUM, f64::to_bits(sum));
+        });
+        let store = Atlas::open(&path).unwrap();
+        let read = store.open_dataset("d").unwrap().read_array::<bool>("b", &[0], &[4]).unwrap();
+        assert_eq!(read.into_raw_vec_and_offset().0, [true, true, false, true], "{name}");
+        let report = store.verify(&mut |_, _| {}).unwrap();
+        assert_eq!(report.bad_blocks.is_empty(), sound, "{name}: {:?}", report.bad_blocks);
+    }
+}
+
+#[test]
 fn a_writer_refuses_a_data_directory_linked_to_another_stores_but_writes_one_linked_elsewhere() {
     // A store whose `data` links to another store's: its first change would remove that
     // store's fragments as orphans (no commit of its own names them).

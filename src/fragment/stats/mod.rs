@@ -45,7 +45,8 @@ pub(crate) fn scan_pieces(dtype: DType, fill: &[u8], produce: impl FnOnce(&mut d
         DType::Int32 => scan_as::<i32>(produce, fill),
         DType::Int64 => scan_as::<i64>(produce, fill),
         DType::Timestamp => scan_as::<Nanos>(produce, fill),
-        DType::UInt8 | DType::Bool => scan_as::<u8>(produce, fill),
+        DType::UInt8 => scan_as::<u8>(produce, fill),
+        DType::Bool => scan_as::<Flag>(produce, fill),
         DType::UInt16 => scan_as::<u16>(produce, fill),
         DType::UInt32 => scan_as::<u32>(produce, fill),
         DType::UInt64 => scan_as::<u64>(produce, fill),
@@ -92,13 +93,18 @@ impl ChunkStats {
 
     /// Checks stats read from an index entry against `found`, those of the chunk the block
     /// decodes to (a scan of it, as the writer made them), for a chunk of `dtype`: the same
-    /// count, min and max (floats as values, so 0 and -0 agree), and a sum within the
+    /// count, min and max (as values: floats' 0 and -0 agree, and bools' nonzero bytes), and a sum within the
     /// rounding that another order of adding (another kernel) could give. Returns what
     /// differs.
     #[allow(clippy::float_cmp)] // min and max are values both scans picked; equal sums include infinities
     pub(crate) fn check_against(&self, found: &ChunkStats, dtype: DType) -> Result<(), String> {
-        let float = matches!(dtype, DType::Float32 | DType::Float64);
-        let same = |a: u64, b: u64| if float { f64::from_bits(a) == f64::from_bits(b) } else { a == b };
+        // Compared as the values they stand for: floats (0 and -0 agree), and bools, whose
+        // any nonzero byte is true.
+        let same = |a: u64, b: u64| match dtype {
+            DType::Float32 | DType::Float64 => f64::from_bits(a) == f64::from_bits(b),
+            DType::Bool => (a != 0) == (b != 0),
+            _ => a == b,
+        };
         let (sum, found_sum) = (self.sum(), found.sum());
         // Each of the n - 1 additions rounds by at most eps times the running sum, itself at
         // most n times the largest magnitude.
@@ -413,6 +419,51 @@ impl Stat for Nanos {
     }
 }
 
+/// A `bool` element to the scan: any byte but 0 is true, 1, as reads give it (builds
+/// before the Python module made bools 0 and 1 could store other bytes). Null is still
+/// bit-equal to the fill value's byte.
+#[derive(Clone, Copy, PartialEq, PartialOrd, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(transparent)]
+struct Flag(u8);
+
+impl Flag {
+    /// The totals of a u8 scan, where every valid byte is 0 or 1; else the chunk is scanned
+    /// again, value by value, each byte as 0 or 1.
+    fn as_truth(totals: Totals<u8>, values: &[Self], fill: Self) -> Totals<Self> {
+        if totals.valid == 0 || totals.max <= 1 {
+            let Totals { not_fill, valid, min, max, sum } = totals;
+            return Totals { not_fill, valid, min: Self(min), max: Self(max), sum };
+        }
+        let mut totals = Totals { not_fill: 0, valid: 0, min: Self(1), max: Self(0), sum: 0 };
+        for &Self(v) in values.iter().filter(|&&v| v != fill) {
+            let truth = u8::from(v != 0);
+            totals.not_fill += 1;
+            totals.valid += 1;
+            totals.min.0 = totals.min.0.min(truth);
+            totals.max.0 = totals.max.0.max(truth);
+            totals.sum += i128::from(truth);
+        }
+        totals
+    }
+}
+
+impl Stat for Flag {
+    type Sum = i128;
+    fn scan(values: &[Self], fill: Self) -> Totals<Self> {
+        Self::as_truth(u8::scan(bytemuck::cast_slice(values), fill.0), values, fill)
+    }
+    fn scan_fastest(values: &[Self], fill: Self) -> Totals<Self> {
+        Self::as_truth(u8::scan_fastest(bytemuck::cast_slice(values), fill.0), values, fill)
+    }
+    #[allow(clippy::cast_precision_loss)]
+    fn sum_to_f64(sum: i128) -> f64 {
+        sum as f64
+    }
+    fn to_bits64(self) -> u64 {
+        u64::from(self.0)
+    }
+}
+
 /// The totals of a float scan whose lanes hold `min`, `max` and `sum`, merged in lane
 /// order: any kernel that keeps the same lanes gets the same bits.
 fn lanes_totals<T: Stat<Sum = f64>>(
@@ -611,12 +662,14 @@ mod tests {
     /// The model of an integer dtype's scan, one element at a time: valid count, min and
     /// max bits, sum bits (summed exactly, rounded once), all fill. `nat_is_null` for
     /// timestamps.
-    fn plain_integer_scan(
-        raw: &[u8],
-        (elem_bytes, signed, nat_is_null): (usize, bool, bool),
-        fill: &[u8],
-    ) -> (u64, u64, u64, u64, bool) {
+    fn plain_integer_scan(raw: &[u8], dtype: DType, fill: &[u8]) -> (u64, u64, u64, u64, bool) {
+        let elem_bytes = dtype.size_bytes();
+        let signed = matches!(dtype, DType::Int8 | DType::Int16 | DType::Int32 | DType::Int64 | DType::Timestamp);
+        let nat_is_null = dtype == DType::Timestamp;
         let value = |bytes: &[u8]| {
+            if dtype == DType::Bool {
+                return i128::from(bytes[0] != 0);
+            }
             let mut wide = [0u8; 16];
             wide[..elem_bytes].copy_from_slice(bytes);
             let negative = signed && bytes[elem_bytes - 1] & 0x80 != 0;
@@ -651,14 +704,12 @@ mod tests {
             picks in proptest::collection::vec(0usize..6, 0..3000),
             fill_pick in 0usize..7,
         ) {
-            let elem_bytes = dtype.size_bytes();
-            let signed = matches!(dtype, DType::Int8 | DType::Int16 | DType::Int32 | DType::Int64 | DType::Timestamp);
-            let element = |v: u64| v.to_le_bytes()[..elem_bytes].to_vec();
+            let element = |v: u64| v.to_le_bytes()[..dtype.size_bytes()].to_vec();
             let raw: Vec<u8> = picks.iter().flat_map(|&i| element(palette[i])).collect();
             let fill = element(palette.get(fill_pick).copied().unwrap_or(7));
             let scan = scan(&raw, dtype, &fill);
             let got = (scan.stats.valid_count, scan.stats.min_bits, scan.stats.max_bits, scan.stats.sum_bits, scan.all_fill);
-            let model = plain_integer_scan(&raw, (elem_bytes, signed, dtype == DType::Timestamp), &fill);
+            let model = plain_integer_scan(&raw, dtype, &fill);
             proptest::prop_assert_eq!(got, model, "{:?}", dtype);
         }
     }
@@ -669,6 +720,20 @@ mod tests {
         let scan = scan(&raw, DType::UInt64, &0u64.to_le_bytes());
         assert_eq!(scan.stats.sum_bits, ((2 * u128::from(u64::MAX) + 1) as f64).to_bits());
         assert_eq!(scan.stats.max_bits, u64::MAX);
+    }
+
+    #[test]
+    fn bool_bytes_other_than_0_and_1_scan_as_true_and_check_as_values() {
+        // As reads give them: 2 and 255 are true. The fill byte alone is null.
+        let scan = scan(&[1, 2, 0, 255, 0], DType::Bool, &[0]);
+        let truth = ChunkStats { valid_count: 3, min_bits: 1, max_bits: 1, sum_bits: 3f64.to_bits() };
+        assert_eq!(scan.stats, truth);
+        assert_eq!(super::scan(&[0, 7, 1], DType::Bool, &[1]).stats.valid_count, 2);
+        // An entry that recorded other nonzero bytes for true states the same values.
+        let entry = ChunkStats { min_bits: 2, max_bits: 7, ..truth };
+        assert_eq!(entry.check_against(&scan.stats, DType::Bool), Ok(()));
+        let wrong = ChunkStats { min_bits: 0, ..truth };
+        assert!(wrong.check_against(&scan.stats, DType::Bool).is_err());
     }
 
     #[test]
