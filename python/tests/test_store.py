@@ -436,8 +436,10 @@ def test_a_forked_child_dropping_a_handle_leaves_the_parents_changes_alone(tmp_p
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_child_forked_while_changes_were_pending_does_not_keep_the_lock_after_the_flush(tmp_path):
-    # The child holds a copy of the lock file's descriptor (as a fork pool's workers do).
+@pytest.mark.parametrize("end", ["flush", "discard"])
+def test_a_child_forked_while_changes_were_pending_does_not_keep_the_lock_after_a_flush_or_discard(tmp_path, end):
+    # The child holds a copy of the lock file's descriptor (as a fork pool's workers do);
+    # the parent's flush or discard releases the lock all the same.
     path = tmp_path / "s"
     store = atlas.Atlas.create(path)
     arr = store.create_dataset("d").define_array("a", "int32", None, [8], chunk_shape=[2])
@@ -450,7 +452,10 @@ def test_a_child_forked_while_changes_were_pending_does_not_keep_the_lock_after_
         finally:
             os._exit(0)
     try:
-        store.flush()
+        getattr(store, end)()
+        if end == "discard":
+            store.create_dataset("d").define_array("a", "int32", None, [8], chunk_shape=[2])
+            arr = store["d"]["a"]
         arr[1] = 2  # the parent's next change takes the lock again
         store.flush()
         other = atlas.Atlas.open(path)
@@ -459,7 +464,8 @@ def test_a_child_forked_while_changes_were_pending_does_not_keep_the_lock_after_
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-    np.testing.assert_array_equal(atlas.Atlas.open(path)["d"]["a"][:3], [1, 2, 3])
+    first = 1 if end == "flush" else 0
+    np.testing.assert_array_equal(atlas.Atlas.open(path)["d"]["a"][:3], [first, 2, 3])
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

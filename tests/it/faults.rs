@@ -96,6 +96,10 @@ fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits()
                     past_commit_point += 1;
                     assert_eq!(seen, values(2), "{fault:?} at {fail_at}: not committed after the commit point");
                     assert!(!store.has_pending_changes(), "{fault:?} at {fail_at}: the commit is still pending");
+                    // The writer lock went with the commit: another writer starts at once.
+                    let other = Atlas::open(&path).unwrap();
+                    other.create_dataset("x").unwrap_or_else(|e| panic!("{fault:?} at {fail_at}: {e}"));
+                    other.discard();
                     // The rename is not known durable: the next flush retries the directory's
                     // fsync (here failing again) rather than find nothing to do.
                     let unsynced = matches!(&flushed, Err(Error::Io { op, .. }) if *op == "fsync directory");
@@ -116,6 +120,12 @@ fn a_fault_at_any_io_call_of_a_flush_keeps_the_last_commit_and_a_retry_commits()
                     // the session and redoes the change.
                     Err(Error::Io { op, .. }) if op.contains("earlier fsync") => {
                         assert_eq!(read_fresh(&path), values(1), "{fault:?} at {fail_at}: a half commit");
+                        // And so does every later flush, until the session is discarded.
+                        let again = store.flush();
+                        assert!(
+                            matches!(&again, Err(Error::Io { op, .. }) if op.contains("earlier fsync")),
+                            "{again:?}"
+                        );
                         refused_retries += 1;
                         store.discard();
                         assert_eq!(ds.read_array::<i32>("a", &[0, 0], &[8, 8]).unwrap(), values(1).into_dyn());
