@@ -7,7 +7,6 @@
 //! for the tool.
 
 mod inspect;
-mod interrupt;
 mod maintain;
 mod npy;
 mod progress;
@@ -41,12 +40,10 @@ const EXIT_ERROR: u8 = 1;
 
 const AFTER_HELP: &str = "\
 Exit codes:
-    0  success
-    1  error: the message names the store, array or file and what is wrong
-    2  usage error: unknown command or option, or a malformed value (e.g. --slice 1:x)
-    3  `atlas verify` found bad blocks (each one is listed)
-  130  an import or export stopped by Ctrl-C or SIGTERM: it commits nothing and leaves no
-       partial file (a second Ctrl-C ends it at once)
+  0  success
+  1  error: the message names the store, array or file and what is wrong
+  2  usage error: unknown command or option, or a malformed value (e.g. --slice 1:x)
+  3  `atlas verify` found bad blocks (each one is listed)
 
 Progress bars (verify, recompress, import, export; a spinner for compact and convert-meta)
 are drawn on stderr only when it is a terminal; --quiet turns them off. Arrays are named DATASET/ARRAY.";
@@ -395,7 +392,7 @@ fn main() -> ExitCode {
         Err(e) => {
             drop(out);
             eprintln!("atlas: error: {}", error_message(&e));
-            ExitCode::from(if interrupt::caused(&e) { interrupt::EXIT_INTERRUPTED } else { EXIT_ERROR })
+            ExitCode::from(EXIT_ERROR)
         }
     }
 }
@@ -629,14 +626,12 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
                 (codec, level) => codec.map(|codec| codec_of("import", codec, level)),
             };
             let shuffle = shuffle.map(Shuffle::from);
-            interrupt::catch();
             let options = ImportOptions { chunks, dims, fill_value, codec, shuffle, overwrite, slab_bytes };
             import(&store, &array, &file, create, &options, quiet, out)?;
         }
         Command::Export { store, array, file, compression, force, slab_bytes } => {
             let compression = export_compression(&file, compression);
             refuse_inside_store(&store, &file)?;
-            interrupt::catch();
             let handle = open_array(&open_store(&store)?, &array)?;
             let moved = transfer::export(&handle, &array.to_string(), &file, compression, force, slab_bytes, quiet)?;
             let summary = format!(

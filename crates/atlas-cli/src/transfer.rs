@@ -164,8 +164,6 @@ pub fn import(
             file.display()
         ),
     }
-    // A signal during the last slab still stops the import before its commit.
-    crate::interrupt::check()?;
     let commit = crate::progress::spinner("committing", quiet);
     // The import holds the writer lock here: only its own flush moves the generation, which
     // a flush failing after its commit point (making the rename durable) has done.
@@ -313,7 +311,6 @@ fn write_slabs<T: Fixed>(
         return Ok(());
     }
     for (start, extent) in Slabs::new(&header.shape, &meta.chunk_shape, T::SIZE as u64, slab_bytes) {
-        crate::interrupt::check()?;
         // At most the whole data's bytes, which read_header checked fit in a u64.
         read(&mut buf, extent.iter().product::<u64>() * T::SIZE as u64)?;
         let values = from_le_bytes::<T>(&buf);
@@ -327,9 +324,9 @@ fn write_slabs<T: Fixed>(
 }
 
 /// Exports `dataset/array` to the .npy file `file`, compressed as `compression`. A regular
-/// file (new, or an existing one with `force`) is written under a temporary name and
-/// renamed into place once whole, so a failed or interrupted export leaves the old file, or
-/// none; a pipe or a device (`/dev/stdout`) is written as it is, `force` or not.
+/// file (new, or an existing one with `force`) is written as a file without a name (or,
+/// where the filesystem has none, under a temporary one) and put in place once whole, so a
+/// failed, interrupted or killed export leaves the old file, or none; a pipe or a device (`/dev/stdout`) is written as it is, `force` or not.
 pub fn export(
     handle: &ArrayHandle,
     label: &str,
@@ -388,12 +385,23 @@ pub fn is_stdout(path: &Path) -> bool {
     }
 }
 
-/// Where an export writes: a stream (standard output, a pipe or a device), or a temporary
-/// file put in place of the destination once whole.
+/// Where an export writes: a stream (standard output, a pipe or a device) as it is, or a
+/// new file put in place of the destination once whole.
 struct Target {
     file: File,
-    /// (temporary path, destination) for a regular file.
-    rename: Option<(PathBuf, PathBuf)>,
+    place: Place,
+}
+
+/// How a whole export reaches its destination.
+enum Place {
+    /// Nowhere else: the stream was written.
+    Stream,
+    /// The file has no name yet (`O_TMPFILE`, in the destination's directory) and is linked
+    /// to it once whole, so an export killed or stopped by Ctrl-C midway leaves nothing.
+    Unnamed { dest: PathBuf },
+    /// The file has a temporary name beside the destination (where the filesystem makes no
+    /// unnamed files): removed if the export fails, left behind if it is killed.
+    Named { temp: PathBuf, dest: PathBuf },
 }
 
 impl Target {
@@ -402,7 +410,7 @@ impl Target {
         // (`> out.npy`, `>> log`), that file is written where the shell opened it.
         if is_stdout(path) {
             let stdout = io::stdout().as_fd().try_clone_to_owned().context("cannot use standard output")?;
-            return Ok(Self { file: File::from(stdout), rename: None });
+            return Ok(Self { file: File::from(stdout), place: Place::Stream });
         }
         if std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).ends_with(b"/") {
             bail!("{} names a directory (it ends with /), not a file to write", path.display());
@@ -413,7 +421,7 @@ impl Target {
                 let file = OpenOptions::new().write(true).open(path);
                 return Ok(Self {
                     file: file.with_context(|| format!("cannot open {}", path.display()))?,
-                    rename: None,
+                    place: Place::Stream,
                 });
             }
             Ok(_) if !force => bail!("{} already exists; pass --force to replace it", path.display()),
@@ -426,19 +434,16 @@ impl Target {
         }
         // An existing file is replaced where its links lead, as writing through them would.
         let dest = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let name = dest.file_name().map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
-        // Cut so that the temporary name stays within the 255 bytes a file name may take.
-        let name = cut_to_bytes(&name, 255 - ".PID_OF_10.12345678.tmp.".len());
-        // The process id and a random number: a killed export's file (never removed) cannot
-        // be in the way of a later one whose process got the same id.
-        let nonce = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::time::SystemTime::now());
-        let temp = dest.with_file_name(format!(".{name}.{}.{:08x}.tmp", std::process::id(), nonce as u32));
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-            .with_context(|| format!("cannot write {} (its temporary file {})", path.display(), temp.display()))?;
-        let target = Self { file, rename: Some((temp, dest)) };
+        let target = if let Some(file) = unnamed_file(directory_of(&dest)) {
+            Self { file, place: Place::Unnamed { dest } }
+        } else {
+            let temp = temporary_name(&dest);
+            let file =
+                OpenOptions::new().write(true).create_new(true).open(&temp).with_context(|| {
+                    format!("cannot write {} (its temporary file {})", path.display(), temp.display())
+                })?;
+            Self { file, place: Place::Named { temp, dest } }
+        };
         // A replaced file keeps its permissions, as writing over it would.
         if let Ok(replaced) = std::fs::metadata(path) {
             let permissions = replaced.permissions();
@@ -453,32 +458,81 @@ impl Target {
     /// Puts a whole export in place (the data is already flushed and fsynced): renamed over
     /// the destination with `force`; else linked to its name, which fails instead of
     /// replacing a file of that name made meanwhile (renamed where links are not supported).
-    fn finish(self, force: bool) -> Result<()> {
-        let Some((temp, dest)) = &self.rename else { return Ok(()) };
-        let linked = if force { None } else { Some(std::fs::hard_link(temp, dest)) };
-        match linked {
-            Some(Ok(())) => {}
-            Some(Err(e)) if e.kind() == io::ErrorKind::AlreadyExists => {
-                bail!("{} appeared during the export; pass --force to replace it", dest.display())
+    fn finish(mut self, force: bool) -> Result<()> {
+        let appeared =
+            |dest: &Path| anyhow!("{} appeared during the export; pass --force to replace it", dest.display());
+        let (dest, unnamed) = match &self.place {
+            Place::Stream => return Ok(()),
+            Place::Unnamed { dest } => (dest.clone(), true),
+            Place::Named { dest, .. } => (dest.clone(), false),
+        };
+        if unnamed && !force {
+            match link_unnamed(&self.file, &dest) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(appeared(&dest)),
+                linked => linked.with_context(|| format!("cannot link the export to {}", dest.display()))?,
             }
-            None | Some(Err(_)) => std::fs::rename(temp, dest)
-                .with_context(|| format!("cannot rename {} to {}", temp.display(), dest.display()))?,
+        } else {
+            if unnamed {
+                // A name of its own first, to be renamed over the file it replaces.
+                let temp = temporary_name(&dest);
+                link_unnamed(&self.file, &temp)
+                    .with_context(|| format!("cannot link the export to {}", temp.display()))?;
+                self.place = Place::Named { temp, dest: dest.clone() };
+            }
+            let Place::Named { temp, .. } = &self.place else { unreachable!("named above") };
+            match (!force).then(|| std::fs::hard_link(temp, &dest)) {
+                Some(Ok(())) => {}
+                Some(Err(e)) if e.kind() == io::ErrorKind::AlreadyExists => return Err(appeared(&dest)),
+                None | Some(Err(_)) => std::fs::rename(temp, &dest)
+                    .with_context(|| format!("cannot rename {} to {}", temp.display(), dest.display()))?,
+            }
         }
-        // A bare file name's directory is the current one.
-        if let Some(dir) = dest.parent().map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d }) {
-            File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot fsync {}", dir.display()))?;
-        }
-        Ok(())
+        let dir = directory_of(&dest);
+        File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot fsync {}", dir.display()))
     }
 }
 
 impl Drop for Target {
-    /// A temporary file left by a failed export is removed.
+    /// A temporary file left by a failed export is removed (an unnamed one goes by itself).
     fn drop(&mut self) {
-        if let Some((temp, _)) = &self.rename {
+        if let Place::Named { temp, .. } = &self.place {
             let _ = std::fs::remove_file(temp);
         }
     }
+}
+
+/// The directory `path` is in (a bare file name's is the current one).
+fn directory_of(path: &Path) -> &Path {
+    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// A new file without a name in `dir`, where the filesystem makes them (Linux's
+/// `O_TMPFILE`) and `/proc` can name it later ([`link_unnamed`]); else `None`.
+fn unnamed_file(dir: &Path) -> Option<File> {
+    if !Path::new("/proc/self/fd").is_dir() {
+        return None;
+    }
+    let flags = rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::CLOEXEC;
+    rustix::fs::open(dir, flags, rustix::fs::Mode::from_raw_mode(0o666)).ok().map(File::from)
+}
+
+/// Gives the unnamed `file` the name `to` (failing if `to` exists).
+fn link_unnamed(file: &File, to: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let from = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let (cwd, follow) = (rustix::fs::CWD, rustix::fs::AtFlags::SYMLINK_FOLLOW);
+    rustix::fs::linkat(cwd, from.as_str(), cwd, to, follow).map_err(io::Error::from)
+}
+
+/// A temporary name beside `dest`: `.NAME.PID.RANDOM.tmp`, NAME cut so that the whole stays
+/// within the 255 bytes a file name may take. The process id and a random number: a killed
+/// export's file (never removed) cannot be in the way of a later one whose process got the
+/// same id.
+fn temporary_name(dest: &Path) -> PathBuf {
+    let name = dest.file_name().map_or_else(|| "export".into(), |n| n.to_string_lossy().into_owned());
+    let name = cut_to_bytes(&name, 255 - ".PID_OF_10.12345678.tmp.".len());
+    let nonce = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), std::time::SystemTime::now());
+    dest.with_file_name(format!(".{name}.{}.{:08x}.tmp", std::process::id(), nonce as u32))
 }
 
 fn write_file(
@@ -515,7 +569,6 @@ fn read_slabs<T: Fixed>(
         return Ok(());
     }
     for (start, extent) in Slabs::new(&meta.shape, &meta.chunk_shape, meta.dtype.size_bytes() as u64, slab_bytes) {
-        crate::interrupt::check()?;
         let slab = handle.read::<T>(&start, &extent)?;
         bytes.clear();
         bytes.reserve(slab.len() * T::SIZE);
