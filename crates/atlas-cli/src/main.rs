@@ -277,6 +277,10 @@ impl FromStr for DatasetOrArray {
     fn from_str(text: &str) -> Result<Self, String> {
         match text {
             "" => Err("the target is empty: give DATASET or DATASET/ARRAY".into()),
+            // `run42/`, as `atlas info` heads a dataset, is that dataset.
+            _ if text.ends_with('/') && text.matches('/').count() == 1 && text.len() > 1 => {
+                Ok(Self::Dataset(text[..text.len() - 1].to_string()))
+            }
             _ if text.contains('/') => text.parse().map(Self::Array),
             _ => Ok(Self::Dataset(text.to_string())),
         }

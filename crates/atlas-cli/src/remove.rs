@@ -32,21 +32,26 @@ pub(crate) fn rm(path: &Path, names: &[DatasetOrArray], out: &mut dyn Write) -> 
     arrays.retain(|array| !datasets.contains(&array.dataset.as_str()));
     arrays.sort_unstable();
     arrays.dedup();
+    // Another writer may have deleted one since it was checked: still nothing is committed.
     let mut deleted = Vec::new();
+    let mut arrays_deleted = arrays.len() as u64;
     for array in arrays {
-        open_dataset(&store, &array.dataset)?.delete_array(&array.array)?;
+        open_dataset(&store, &array.dataset)?.delete_array(&array.array).context("nothing was deleted")?;
         deleted.push(format!("deleted array {array}"));
     }
     for dataset in datasets {
         let arrays = open_dataset(&store, dataset)?.list_arrays()?.len() as u64;
-        store.delete_dataset(dataset)?;
+        store.delete_dataset(dataset).context("nothing was deleted")?;
+        arrays_deleted += arrays;
         deleted.push(format!("deleted dataset {dataset} ({})", report::counted(arrays, "array")));
     }
     store.flush()?;
     for line in &deleted {
         writeln!(out, "{}", printable(line))?;
     }
-    let path = path.display().to_string();
-    writeln!(out, "their blocks stay on disk until `atlas compact {}` reclaims them", printable(&path))?;
+    if arrays_deleted > 0 {
+        let path = path.display().to_string();
+        writeln!(out, "their blocks stay on disk until `atlas compact {}` reclaims them", printable(&path))?;
+    }
     Ok(())
 }

@@ -1520,8 +1520,9 @@ fn rm_deletes_datasets_and_arrays_in_one_commit_or_nothing_when_one_is_missing()
     assert_eq!(Atlas::open(&store).unwrap().list_datasets(), ["run42"]);
     assert_eq!(arrays("run42"), ["names", "when"]);
 
-    // An array of a dataset deleted too goes with it.
-    let out = stdout_of(atlas().arg("rm").arg(&store).args(["run42/when", "run42"]));
+    // An array of a dataset deleted too goes with it; `run42/` names the dataset, as `ls`
+    // takes it.
+    let out = stdout_of(atlas().arg("rm").arg(&store).args(["run42/when", "run42/"]));
     assert!(out.starts_with("deleted dataset run42 (2 arrays)\n"), "{out}");
     assert!(Atlas::open(&store).unwrap().list_datasets().is_empty());
 }
