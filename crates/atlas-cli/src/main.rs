@@ -182,7 +182,8 @@ enum Command {
     Rm {
         /// The store directory.
         store: PathBuf,
-        /// Each DATASET (with its arrays and attributes) or DATASET/ARRAY to delete.
+        /// Each DATASET (or DATASET/; with its arrays and attributes) or DATASET/ARRAY to
+        /// delete.
         #[arg(required = true)]
         names: Vec<DatasetOrArray>,
     },

@@ -36,11 +36,12 @@ pub(crate) fn rm(path: &Path, names: &[DatasetOrArray], out: &mut dyn Write) -> 
     let mut deleted = Vec::new();
     let mut arrays_deleted = arrays.len() as u64;
     for array in arrays {
-        open_dataset(&store, &array.dataset)?.delete_array(&array.array).context("nothing was deleted")?;
+        let dataset = open_dataset(&store, &array.dataset).context("nothing was deleted")?;
+        dataset.delete_array(&array.array).context("nothing was deleted")?;
         deleted.push(format!("deleted array {array}"));
     }
     for dataset in datasets {
-        let arrays = open_dataset(&store, dataset)?.list_arrays()?.len() as u64;
+        let arrays = open_dataset(&store, dataset).context("nothing was deleted")?.list_arrays()?.len() as u64;
         store.delete_dataset(dataset).context("nothing was deleted")?;
         arrays_deleted += arrays;
         deleted.push(format!("deleted dataset {dataset} ({})", report::counted(arrays, "array")));

@@ -324,9 +324,10 @@ fn write_slabs<T: Fixed>(
 }
 
 /// Exports `dataset/array` to the .npy file `file`, compressed as `compression`. A regular
-/// file (new, or an existing one with `force`) is written as a file without a name (or,
-/// where the filesystem has none, under a temporary one) and put in place once whole, so a
-/// failed, interrupted or killed export leaves the old file, or none; a pipe or a device (`/dev/stdout`) is written as it is, `force` or not.
+/// file (new, or an existing one with `force`) is written as a file without a name and put
+/// in place once whole, so a failed, interrupted or killed export leaves the old file, or
+/// none; where the filesystem makes no unnamed files, under a temporary name, which only a
+/// kill or Ctrl-C leaves behind; a pipe or a device (`/dev/stdout`) is written as it is, `force` or not.
 pub fn export(
     handle: &ArrayHandle,
     label: &str,
@@ -434,7 +435,10 @@ impl Target {
         }
         // An existing file is replaced where its links lead, as writing through them would.
         let dest = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let target = if let Some(file) = unnamed_file(directory_of(&dest)) {
+        let dir = directory_of(&dest);
+        let unnamed =
+            unnamed_file(dir).with_context(|| format!("cannot write {} (in {})", path.display(), dir.display()))?;
+        let target = if let Some(file) = unnamed {
             Self { file, place: Place::Unnamed { dest } }
         } else {
             let temp = temporary_name(&dest);
@@ -455,9 +459,10 @@ impl Target {
         Ok(target)
     }
 
-    /// Puts a whole export in place (the data is already flushed and fsynced): renamed over
-    /// the destination with `force`; else linked to its name, which fails instead of
-    /// replacing a file of that name made meanwhile (renamed where links are not supported).
+    /// Puts a whole export in place (the data is already flushed and fsynced): with `force`
+    /// renamed over the destination (an unnamed file given a temporary name first); else
+    /// linked to its name, which fails instead of replacing a file of that name made
+    /// meanwhile (a named file is renamed where links are not supported).
     fn finish(mut self, force: bool) -> Result<()> {
         let appeared =
             |dest: &Path| anyhow!("{} appeared during the export; pass --force to replace it", dest.display());
@@ -506,22 +511,42 @@ fn directory_of(path: &Path) -> &Path {
     path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
-/// A new file without a name in `dir`, where the filesystem makes them (Linux's
-/// `O_TMPFILE`) and `/proc` can name it later ([`link_unnamed`]); else `None`.
-fn unnamed_file(dir: &Path) -> Option<File> {
+/// A new file without a name in `dir` (Linux's `O_TMPFILE`), named once whole by
+/// [`link_unnamed`]; `None` where the filesystem or the kernel makes none, or `/proc` could
+/// not name it.
+#[cfg(target_os = "linux")]
+fn unnamed_file(dir: &Path) -> io::Result<Option<File>> {
+    use rustix::io::Errno;
     if !Path::new("/proc/self/fd").is_dir() {
-        return None;
+        return Ok(None);
     }
     let flags = rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::CLOEXEC;
-    rustix::fs::open(dir, flags, rustix::fs::Mode::from_raw_mode(0o666)).ok().map(File::from)
+    match rustix::fs::open(dir, flags, rustix::fs::Mode::from_raw_mode(0o666)) {
+        Ok(fd) => Ok(Some(File::from(fd))),
+        // Not supported by the filesystem, or by the kernel (before 3.11 the flag reads as
+        // a directory open).
+        Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOSYS) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unnamed_file(_dir: &Path) -> io::Result<Option<File>> {
+    Ok(None)
 }
 
 /// Gives the unnamed `file` the name `to` (failing if `to` exists).
+#[cfg(target_os = "linux")]
 fn link_unnamed(file: &File, to: &Path) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let from = format!("/proc/self/fd/{}", file.as_raw_fd());
     let (cwd, follow) = (rustix::fs::CWD, rustix::fs::AtFlags::SYMLINK_FOLLOW);
     rustix::fs::linkat(cwd, from.as_str(), cwd, to, follow).map_err(io::Error::from)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn link_unnamed(_file: &File, _to: &Path) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 /// A temporary name beside `dest`: `.NAME.PID.RANDOM.tmp`, NAME cut so that the whole stays

@@ -1574,9 +1574,11 @@ fn an_export_names_its_file_only_once_whole_so_ctrl_c_leaves_nothing() {
 fn a_malformed_attrs_target_is_a_usage_error() {
     let dir = TempDir::new().unwrap();
     let store = sample_store(&dir);
-    for target in ["run42/", "run42/temp/x", "/temp", ""] {
+    for target in ["run42//", "run42/temp/x", "/temp", "/", ""] {
         atlas().arg("attrs").arg(&store).arg(target).assert().code(2).stderr(contains("DATASET"));
     }
+    // `run42/` is the dataset, as `ls` takes it.
+    assert!(stdout_of(atlas().arg("attrs").arg(&store).arg("run42/")).contains("depths"));
     // `ls` with an empty dataset name likewise.
     atlas().arg("ls").arg(&store).arg("").assert().code(2).stderr(contains("DATASET"));
 }
