@@ -696,7 +696,7 @@ class Array:
         shuffle too unless `shuffle` is given."""
         self._native.set_codec(codec, shuffle_arg(shuffle))
 
-    def recompress(self, codec: str = "zstd", shuffle: Any = None) -> None:
+    def recompress(self, codec: str, shuffle: Any = None) -> None:
         """Re-encodes every block with `codec` and makes it the array's own codec; `shuffle`
         likewise when given (else the array keeps the shuffle it has)."""
         self._native.recompress(codec, shuffle_arg(shuffle))

@@ -98,13 +98,14 @@ def _being_created(path: str) -> bool:
         return False  # a file, or nothing: no create is filling it
 
 def _store_key(name: Any) -> tuple[Any, Optional[str]]:
-    """A store key split into its dataset and array names: `"run42"` is `("run42", None)`,
-    `"run42/temp"` and `"/run42/temp"` are `("run42", "temp")` (what follows the dataset's
-    `/` is the array's name, refused as such if it holds another)."""
+    """A store key split into its dataset and array names: `"run42"`, `"/run42"` and
+    `"run42/"` (as `atlas ls` takes it) are `("run42", None)`, `"run42/temp"` and
+    `"/run42/temp"` are `("run42", "temp")` (what follows the dataset's `/` is the array's
+    name, refused as such if it holds another)."""
     if not isinstance(name, str) or "/" not in name:
         return name, None
-    dataset, slash, array = name.removeprefix("/").partition("/")
-    return dataset, (array if slash else None)
+    dataset, _, array = name.removeprefix("/").partition("/")
+    return dataset, (array or None)
 
 #: Every handle alive, for `_flush_at_exit`.
 _OPEN_HANDLES: "weakref.WeakSet[Atlas]" = weakref.WeakSet()
@@ -547,7 +548,7 @@ class Atlas(AttributeMethods):
         Blocks already written keep theirs; every read decodes each block with its own."""
         self._native.set_codec(codec, shuffle_arg(shuffle))
 
-    def recompress(self, codec: str = "zstd", shuffle: Any = None) -> None:
+    def recompress(self, codec: str, shuffle: Any = None) -> None:
         """Re-encodes every block of every array with `codec` and makes it the default (the
         arrays' own codecs are cleared); `shuffle` likewise when given, else each array
         keeps the shuffle it has."""
@@ -586,7 +587,8 @@ class Atlas(AttributeMethods):
         With `start`/`shape` omitted each dataset's whole array is read. A box reaching past
         an array's end raises `OutOfBoundsError`, as `read` does (`read_array_across_stacked`
         reads it as the fill value instead). Reads one box from every dataset in one
-        parallel call where the boxes agree."""
+        parallel call where the boxes agree. The arrays may differ in dtype (each is read
+        as its own, where the stacked read and Rust's `read_array_across` refuse a mix)."""
         names = _names(dataset_names, "dataset_names")
         if not names:
             raise InvalidArgumentError("dataset_names is empty")

@@ -409,6 +409,9 @@ def test_codec_change_mid_life_reads_every_block_back(tmp_path):
     arr.recompress("zstd:5")
     assert arr.codec == "zstd:5"
     store.recompress("lz4", shuffle="on")
+    # No default codec: a shuffle alone would have turned every array to zstd.
+    with pytest.raises(TypeError):
+        store.recompress(shuffle="on")
     store.flush()
     assert store.codec == "lz4" and store.shuffle == "on" and arr.meta["codec"] is None
     np.testing.assert_array_equal(atlas.Atlas.open(tmp_path / "s")["d"]["a"][...], data)

@@ -206,7 +206,9 @@ def test_paths_name_a_dataset_s_array_as_in_h5py(store):
     assert "run42/temp" in store and "run42" in store
     assert "/run42/temp" in store and "/run42" in store and store["/run42"].name == "run42"
     assert np.array_equal(store["/run42/temp"][...], np.arange(4.0))
-    for missing in ["run42/depth", "run7/temp", "run42/temp/x", "run42/", "/temp/x", "//temp"]:
+    # A trailing `/` names the dataset, as `atlas ls` and h5py take it.
+    assert "run42/" in store and store["run42/"].name == "run42" and store["/run42/"].name == "run42"
+    for missing in ["run42/depth", "run7/temp", "run42/temp/x", "run7/", "/temp/x", "//temp"]:
         assert missing not in store
         with pytest.raises(atlas.NotFoundError):
             store[missing]

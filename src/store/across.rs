@@ -66,7 +66,8 @@ impl Atlas {
     /// `datasets` into `out`, which holds `datasets.len()` times `shape`'s elements: C
     /// order, dataset-major (dataset `i`'s box first element at `i * product(shape)`).
     ///
-    /// - Every dataset named must exist. The array must exist in at least one of them, and
+    /// - At least one dataset must be named, and every one must exist. The array must exist
+    ///   in at least one of them, and
     ///   wherever it exists have the same dtype (which `T` must match) and the same number of
     ///   dimensions, which `start` and `shape` must have. Its extents and chunk shapes may
     ///   differ between datasets.
@@ -90,8 +91,8 @@ impl Atlas {
     /// [`Error::DTypeMismatch`] if `T` is not the array's dtype in every dataset;
     /// [`Error::ShapeMismatch`] if the arrays' numbers of dimensions differ, `start`/`shape`
     /// have another, or `out` has the wrong length; [`Error::InvalidArgument`] if `T` reads
-    /// each but their dtypes differ (int64 and timestamp arrays, both read as `i64`), or if
-    /// `start + shape` overflows; [`Error::OutOfMemory`] if the result's elements or bytes
+    /// each but their dtypes differ (int64 and timestamp arrays, both read as `i64`), if no
+    /// dataset is named, or if `start + shape` overflows; [`Error::OutOfMemory`] if the result's elements or bytes
     /// overflow;
     /// [`Error::ChecksumMismatch`] or [`Error::Corrupt`] if a block on disk is damaged (the
     /// contents of `out` are then unspecified); [`Error::Io`], [`Error::GpuUnavailable`],
@@ -154,6 +155,10 @@ impl<'s> Request<'s> {
         shape: &[u64],
         (given, accepts): (DType, fn(DType) -> bool),
     ) -> Result<Self> {
+        if datasets.is_empty() {
+            // Not "array not found": which array, and its dtype, would be unknown.
+            return Err(Error::invalid(format!("no datasets given to read {array} across")));
+        }
         let mut arrays = Vec::with_capacity(datasets.len());
         for &dataset in datasets {
             arrays.push((format!("{dataset}/{array}"), state.dataset(dataset)?.arrays.get(array)));

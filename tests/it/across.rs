@@ -202,7 +202,7 @@ fn different_dtypes_or_dimensions_across_datasets_are_refused() {
 }
 
 #[test]
-fn unknown_dataset_or_array_in_no_dataset_is_not_found() {
+fn unknown_dataset_or_array_in_no_dataset_is_not_found_and_no_dataset_is_invalid() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
     let names = profiles(&store, 3);
@@ -214,9 +214,10 @@ fn unknown_dataset_or_array_in_no_dataset_is_not_found() {
         store.read_array_across::<f32>("salt", &names, &[0], &[1]),
         Error::NotFound { kind: EntityKind::Array, name } if name == "salt"
     );
+    // As Python says: an empty list names no dataset to find the array in.
     assert_err!(
         store.read_array_across::<f32>("temp", &[] as &[&str], &[0], &[1]),
-        Error::NotFound { kind: EntityKind::Array, .. }
+        Error::InvalidArgument { detail } if detail.contains("no datasets")
     );
 }
 

@@ -83,8 +83,9 @@ enum Command {
         json: bool,
     },
     /// Statistics of an array: count, nulls, min, max, sum, mean (read from the block
-    /// index, no data is decoded). Nulls are the values equal to the array's fill value (0,
-    /// or not-a-time for timestamps, unless it was given one), NaN and missing timestamps; the other statistics leave them out.
+    /// index, no data is decoded). Nulls are the values equal bit for bit to the array's
+    /// fill value (0, or not-a-time for timestamps, unless it was given one: under fill 0,
+    /// -0.0 is a value), NaN and missing timestamps; the other statistics leave them out.
     Stats {
         /// The store directory.
         store: PathBuf,
@@ -203,8 +204,8 @@ enum Command {
         /// Dimension names of the new array, e.g. `time,depth`.
         #[arg(long, value_delimiter = ',')]
         dims: Option<Vec<String>>,
-        /// Fill value of the new array, e.g. `nan` or `-999` (default 0; for timestamps not-a-time): what unwritten
-        /// elements read as, and the value statistics count as null.
+        /// Fill value of the new array, e.g. `nan`, `-999` or `true` (default 0; for timestamps
+        /// not-a-time): what unwritten elements read as, and the value statistics count as null.
         #[arg(long, value_parser = parse_fill_value, allow_hyphen_values = true)]
         fill_value: Option<Scalar>,
         /// The array's own codec (default: the store's); with --overwrite it becomes the
@@ -256,13 +257,19 @@ impl FromStr for ArrayPath {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        match text.split_once('/') {
+        match from_root(text).split_once('/') {
             Some((dataset, array)) if !dataset.is_empty() && !array.is_empty() && !array.contains('/') => {
                 Ok(Self { dataset: dataset.to_string(), array: array.to_string() })
             }
             _ => Err(format!("{text:?} is not of the form DATASET/ARRAY")),
         }
     }
+}
+
+/// A dataset or array path without its leading `/`, the store's root, as h5py and Atlas's
+/// Python module write one (`/run42/temp`).
+fn from_root(text: &str) -> &str {
+    text.strip_prefix('/').unwrap_or(text)
 }
 
 /// What `atlas attrs` lists the attributes of, or `atlas rm` deletes.
@@ -276,6 +283,7 @@ impl FromStr for DatasetOrArray {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
+        let text = from_root(text);
         match text {
             "" => Err("the target is empty: give DATASET or DATASET/ARRAY".into()),
             // `run42/`, as `atlas info` heads a dataset, is that dataset.
@@ -500,14 +508,20 @@ fn parse_chunk_extent(text: &str) -> Result<u64, String> {
     }
 }
 
-/// A number as a fill value: a whole number written without an exponent (`-999`, `123.0`)
-/// as the integer it is (signed, or unsigned past i64), else a float (`1e5`, `0.5`, `nan`,
-/// `inf` and `-inf`). Whether it fits the array's dtype is the schema's check. Refused
+/// A fill value: `true` or `false` (1 or 0), or a number: a whole number written without
+/// an exponent (`-999`, `123.0`) as the integer it is (signed, or unsigned past i64), else a
+/// float (`1e5`, `0.5`, `nan`, `inf` and `-inf`). Whether it fits the array's dtype is the schema's check. Refused
 /// where the value would not be the number written, so that an array does not get another
 /// one: a whole number past 64-bit integers, past float64's range (`1e400`), a fraction
 /// that rounds to a whole number (`9007199254740992.5`) or to zero (`1e-400`).
 fn parse_fill_value(text: &str) -> Result<Scalar, String> {
     let text = text.trim();
+    // For bool arrays, as Python's `fill_value=True` (numbers take 1 and 0 alike).
+    match text.to_ascii_lowercase().as_str() {
+        "true" => return Ok(Scalar::Int(1)),
+        "false" => return Ok(Scalar::Int(0)),
+        _ => {}
+    }
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
     let is_whole = digits(whole.trim_start_matches(['+', '-'])) && !whole.trim_start_matches(['+', '-']).is_empty();
@@ -535,7 +549,7 @@ fn parse_fill_value(text: &str) -> Result<Scalar, String> {
 fn ls(path: &Path, dataset: Option<&str>, json: bool, out: &mut dyn Write) -> Result<()> {
     let store = open_store(path)?;
     // `run42/`, as `atlas info` heads a dataset, is that dataset.
-    let dataset = dataset.map(|name| name.strip_suffix('/').unwrap_or(name));
+    let dataset = dataset.map(|name| from_root(name).strip_suffix('/').unwrap_or(from_root(name)));
     if let Some((name, (dataset, array))) = dataset.and_then(|name| Some((name, name.split_once('/')?)))
         && !dataset.is_empty()
         && !array.is_empty()
@@ -831,6 +845,7 @@ mod tests {
     #[test]
     fn fill_values_are_the_numbers_written_or_refused() {
         assert_eq!(parse_fill_value("-999"), Ok(Scalar::Int(-999)));
+        assert_eq!((parse_fill_value("true"), parse_fill_value("False")), (Ok(Scalar::Int(1)), Ok(Scalar::Int(0))));
         assert_eq!(parse_fill_value("18446744073709551615"), Ok(Scalar::UInt(u64::MAX)));
         assert_eq!(parse_fill_value(" 1.5 "), Ok(Scalar::Float(1.5)));
         assert_eq!(parse_fill_value("123.0"), Ok(Scalar::Int(123)));

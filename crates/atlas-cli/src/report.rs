@@ -119,7 +119,7 @@ fn info_json(store: &Atlas, facts: &StoreFacts<'_>, out: &mut dyn Write) -> Resu
                         "shape": meta.shape,
                         "chunk_shape": meta.chunk_shape,
                         "dims": meta.dims,
-                        "fill_value": to_json(&meta.fill_value),
+                        "fill_value": fill_json(meta),
                         "codec": to_json(&meta.codec),
                         "shuffle": to_json(&meta.shuffle),
                         "chunks": meta.chunk_grid().iter().product::<u64>(),
@@ -327,6 +327,16 @@ fn extreme_json(value: Option<Scalar>, dtype: DType) -> Json {
         // Widened to f64 in the statistics; written as the float32 it is.
         Some(Scalar::Float(v)) if dtype == DType::Float32 => crate::values::f32_json(v as f32),
         _ => bool_extreme(value, dtype).map_or_else(|| to_json(&value), Json::Bool),
+    }
+}
+
+/// A fill value as JSON, typed as `cat --json` gives values: bools `true`/`false`, a
+/// string array's `""`, a timestamp's nanoseconds (`null` for `NaT`).
+fn fill_json(meta: &ArrayMeta) -> Json {
+    match (meta.dtype, meta.fill_value) {
+        (DType::String, _) => Json::from(""),
+        (DType::Timestamp, Scalar::Int(i64::MIN)) => Json::Null,
+        (dtype, fill) => extreme_json(Some(fill), dtype),
     }
 }
 

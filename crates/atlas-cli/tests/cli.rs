@@ -209,6 +209,11 @@ fn info_shows_arrays_codec_mix_bytes_and_metadata_file() {
     assert_eq!(flags["codec"], serde_json::json!({"name": "lz4"}));
     assert_eq!(flags["codec_mix"], serde_json::json!({"fill": 1}));
     assert_eq!(flags["ratio"], Json::Null);
+    // Fill values typed as `cat --json` gives values.
+    let fill_of = |name: &str| {
+        run["arrays"].as_array().unwrap().iter().find(|a| a["name"] == name).unwrap()["fill_value"].clone()
+    };
+    assert_eq!((fill_of("when"), fill_of("names")), (Json::Null, Json::from("")));
 }
 
 #[test]
@@ -1574,11 +1579,15 @@ fn an_export_names_its_file_only_once_whole_so_ctrl_c_leaves_nothing() {
 fn a_malformed_attrs_target_is_a_usage_error() {
     let dir = TempDir::new().unwrap();
     let store = sample_store(&dir);
-    for target in ["run42//", "run42/temp/x", "/temp", "/", ""] {
+    for target in ["run42//", "run42/temp/x", "//temp", "/", ""] {
         atlas().arg("attrs").arg(&store).arg(target).assert().code(2).stderr(contains("DATASET"));
     }
-    // `run42/` is the dataset, as `ls` takes it.
-    assert!(stdout_of(atlas().arg("attrs").arg(&store).arg("run42/")).contains("depths"));
+    // `run42/` is the dataset, as `ls` takes it; a leading `/`, the root, as h5py writes it.
+    for dataset in ["run42/", "/run42", "/run42/"] {
+        assert!(stdout_of(atlas().arg("attrs").arg(&store).arg(dataset)).contains("depths"), "{dataset}");
+    }
+    assert!(stdout_of(atlas().arg("attrs").arg(&store).arg("/run42/temp")).contains("degC"));
+    assert!(stdout_of(atlas().arg("stats").arg(&store).arg("/run42/temp")).contains("count"));
     // `ls` with an empty dataset name likewise.
     atlas().arg("ls").arg(&store).arg("").assert().code(2).stderr(contains("DATASET"));
 }
