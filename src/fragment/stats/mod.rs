@@ -246,6 +246,12 @@ struct Totals<T: Stat> {
 }
 
 impl<T: Stat> Totals<T> {
+    /// These totals, their min and max made values of `U` by `f`.
+    fn map<U: Stat<Sum = T::Sum>>(self, f: impl Fn(T) -> U) -> Totals<U> {
+        let Self { not_fill, valid, min, max, sum } = self;
+        Totals { not_fill, valid, min: f(min), max: f(max), sum }
+    }
+
     /// The totals of two runs of values together.
     fn and(self, other: Self) -> Self {
         Self {
@@ -370,6 +376,30 @@ macro_rules! float_stat {
 }
 float_stat!(f32 => avx2::f32, f64);
 
+/// [`Stat`] for a newtype over an integer: the integer's kernel scans the values, then
+/// `$correct` makes the totals the newtype's (rescanning where the integer reading differs).
+macro_rules! stat_over_int {
+    ($t:ident over $int:ident by $correct:ident, bits |$v:ident| $bits:expr) => {
+        impl Stat for $t {
+            type Sum = i128;
+            fn scan(values: &[Self], fill: Self) -> Totals<Self> {
+                Self::$correct(<$int>::scan(bytemuck::cast_slice(values), fill.0), values, fill)
+            }
+            fn scan_fastest(values: &[Self], fill: Self) -> Totals<Self> {
+                Self::$correct(<$int>::scan_fastest(bytemuck::cast_slice(values), fill.0), values, fill)
+            }
+            #[allow(clippy::cast_precision_loss)]
+            fn sum_to_f64(sum: i128) -> f64 {
+                sum as f64
+            }
+            fn to_bits64(self) -> u64 {
+                let $v = self.0;
+                $bits
+            }
+        }
+    };
+}
+
 /// A timestamp (i64 nanoseconds) to the scan: `NaT`, the smallest i64, is null as NaN is for
 /// floats.
 #[derive(Clone, Copy, PartialEq, PartialOrd, bytemuck::Pod, bytemuck::Zeroable)]
@@ -385,8 +415,7 @@ impl Nanos {
     /// value (missing times are rare enough not to need a kernel of their own).
     fn unless_nat(totals: Totals<i64>, values: &[Self], fill: Self) -> Totals<Self> {
         if totals.valid == 0 || totals.min != NAT {
-            let Totals { not_fill, valid, min, max, sum } = totals;
-            return Totals { not_fill, valid, min: Self(min), max: Self(max), sum };
+            return totals.map(Self);
         }
         let mut totals = Totals { not_fill: 0, valid: 0, min: Self(i64::MAX), max: Self(NAT), sum: 0 };
         for &Self(v) in values.iter().filter(|&&v| v != fill) {
@@ -402,22 +431,7 @@ impl Nanos {
     }
 }
 
-impl Stat for Nanos {
-    type Sum = i128;
-    fn scan(values: &[Self], fill: Self) -> Totals<Self> {
-        Self::unless_nat(i64::scan(bytemuck::cast_slice(values), fill.0), values, fill)
-    }
-    fn scan_fastest(values: &[Self], fill: Self) -> Totals<Self> {
-        Self::unless_nat(i64::scan_fastest(bytemuck::cast_slice(values), fill.0), values, fill)
-    }
-    #[allow(clippy::cast_precision_loss)]
-    fn sum_to_f64(sum: i128) -> f64 {
-        sum as f64
-    }
-    fn to_bits64(self) -> u64 {
-        self.0.cast_unsigned()
-    }
-}
+stat_over_int!(Nanos over i64 by unless_nat, bits |v| v.cast_unsigned());
 
 /// A `bool` element to the scan: any byte but 0 is true, 1, as reads give it (builds
 /// before the Python module made bools 0 and 1 could store other bytes). Null is still
@@ -431,8 +445,7 @@ impl Flag {
     /// again, value by value, each byte as 0 or 1.
     fn as_truth(totals: Totals<u8>, values: &[Self], fill: Self) -> Totals<Self> {
         if totals.valid == 0 || totals.max <= 1 {
-            let Totals { not_fill, valid, min, max, sum } = totals;
-            return Totals { not_fill, valid, min: Self(min), max: Self(max), sum };
+            return totals.map(Self);
         }
         let mut totals = Totals { not_fill: 0, valid: 0, min: Self(1), max: Self(0), sum: 0 };
         for &Self(v) in values.iter().filter(|&&v| v != fill) {
@@ -447,22 +460,7 @@ impl Flag {
     }
 }
 
-impl Stat for Flag {
-    type Sum = i128;
-    fn scan(values: &[Self], fill: Self) -> Totals<Self> {
-        Self::as_truth(u8::scan(bytemuck::cast_slice(values), fill.0), values, fill)
-    }
-    fn scan_fastest(values: &[Self], fill: Self) -> Totals<Self> {
-        Self::as_truth(u8::scan_fastest(bytemuck::cast_slice(values), fill.0), values, fill)
-    }
-    #[allow(clippy::cast_precision_loss)]
-    fn sum_to_f64(sum: i128) -> f64 {
-        sum as f64
-    }
-    fn to_bits64(self) -> u64 {
-        u64::from(self.0)
-    }
-}
+stat_over_int!(Flag over u8 by as_truth, bits |v| u64::from(v));
 
 /// The totals of a float scan whose lanes hold `min`, `max` and `sum`, merged in lane
 /// order: any kernel that keeps the same lanes gets the same bits.
