@@ -461,14 +461,16 @@ class Atlas(AttributeMethods):
 
     def __getitem__(self, name: str) -> Any:
         """`store["run42"]` is a dataset (`DatasetView`), `store["run42/temp"]` its array
-        `temp` (`Array`), as h5py's `f["group/dataset"]`, a leading `/` allowed; names never
+        `temp` (`Array`), as h5py's `f["group/dataset"]`, a leading `/` allowed (and a
+        trailing one after a dataset, `"run42/"`, as `atlas ls` takes it); names never
         hold a `/`. Typed `Any`, as h5py's is: which one depends on the text, and a union
         would make type checkers refuse `store["run42/temp"][0:10]`."""
         dataset, array = _store_key(name)
         return self.open_dataset(dataset) if array is None else self.open_dataset(dataset)[array]
 
     def __delitem__(self, name: str) -> None:
-        """`del store["run42"]` deletes a dataset, `del store["run42/temp"]` an array."""
+        """`del store["run42"]` (or `"run42/"`) deletes a dataset, `del store["run42/temp"]`
+        an array."""
         dataset, array = _store_key(name)
         if array is None:
             self.delete_dataset(dataset)

@@ -412,6 +412,8 @@ def test_codec_change_mid_life_reads_every_block_back(tmp_path):
     # No default codec: a shuffle alone would have turned every array to zstd.
     with pytest.raises(TypeError):
         store.recompress(shuffle="on")
+    with pytest.raises(TypeError):
+        arr.recompress(shuffle="on")
     store.flush()
     assert store.codec == "lz4" and store.shuffle == "on" and arr.meta["codec"] is None
     np.testing.assert_array_equal(atlas.Atlas.open(tmp_path / "s")["d"]["a"][...], data)

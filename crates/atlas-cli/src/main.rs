@@ -46,7 +46,8 @@ Exit codes:
   3  `atlas verify` found bad blocks (each one is listed)
 
 Progress bars (verify, recompress, import, export; a spinner for compact and convert-meta)
-are drawn on stderr only when it is a terminal; --quiet turns them off. Arrays are named DATASET/ARRAY.";
+are drawn on stderr only when it is a terminal; --quiet turns them off. Arrays are named DATASET/ARRAY
+(a leading / is taken, as in h5py: /DATASET/ARRAY).";
 
 /// Inspect, verify, convert and recompress Atlas stores; delete from them; import and export
 /// arrays as .npy.
@@ -204,8 +205,9 @@ enum Command {
         /// Dimension names of the new array, e.g. `time,depth`.
         #[arg(long, value_delimiter = ',')]
         dims: Option<Vec<String>>,
-        /// Fill value of the new array, e.g. `nan`, `-999` or `true` (default 0; for timestamps
-        /// not-a-time): what unwritten elements read as, and the value statistics count as null.
+        /// Fill value of the new array, e.g. `nan` or `-999` (1 or 0 for bool arrays; default 0,
+        /// for timestamps not-a-time): what unwritten elements read as, and the value
+        /// statistics count as null.
         #[arg(long, value_parser = parse_fill_value, allow_hyphen_values = true)]
         fill_value: Option<Scalar>,
         /// The array's own codec (default: the store's); with --overwrite it becomes the
@@ -282,15 +284,16 @@ enum DatasetOrArray {
 impl FromStr for DatasetOrArray {
     type Err = String;
 
-    fn from_str(text: &str) -> Result<Self, String> {
-        let text = from_root(text);
+    fn from_str(given: &str) -> Result<Self, String> {
+        let text = from_root(given);
         match text {
             "" => Err("the target is empty: give DATASET or DATASET/ARRAY".into()),
             // `run42/`, as `atlas info` heads a dataset, is that dataset.
             _ if text.ends_with('/') && text.matches('/').count() == 1 && text.len() > 1 => {
                 Ok(Self::Dataset(text[..text.len() - 1].to_string()))
             }
-            _ if text.contains('/') => text.parse().map(Self::Array),
+            // Parsed from what was given, so that its root `/` is dropped once.
+            _ if text.contains('/') => given.parse().map(Self::Array),
             _ => Ok(Self::Dataset(text.to_string())),
         }
     }
@@ -508,20 +511,14 @@ fn parse_chunk_extent(text: &str) -> Result<u64, String> {
     }
 }
 
-/// A fill value: `true` or `false` (1 or 0), or a number: a whole number written without
-/// an exponent (`-999`, `123.0`) as the integer it is (signed, or unsigned past i64), else a
+/// A number as a fill value (1 or 0 for bool arrays): a whole number written without an
+/// exponent (`-999`, `123.0`) as the integer it is (signed, or unsigned past i64), else a
 /// float (`1e5`, `0.5`, `nan`, `inf` and `-inf`). Whether it fits the array's dtype is the schema's check. Refused
 /// where the value would not be the number written, so that an array does not get another
 /// one: a whole number past 64-bit integers, past float64's range (`1e400`), a fraction
 /// that rounds to a whole number (`9007199254740992.5`) or to zero (`1e-400`).
 fn parse_fill_value(text: &str) -> Result<Scalar, String> {
     let text = text.trim();
-    // For bool arrays, as Python's `fill_value=True` (numbers take 1 and 0 alike).
-    match text.to_ascii_lowercase().as_str() {
-        "true" => return Ok(Scalar::Int(1)),
-        "false" => return Ok(Scalar::Int(0)),
-        _ => {}
-    }
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
     let is_whole = digits(whole.trim_start_matches(['+', '-'])) && !whole.trim_start_matches(['+', '-']).is_empty();
@@ -845,7 +842,6 @@ mod tests {
     #[test]
     fn fill_values_are_the_numbers_written_or_refused() {
         assert_eq!(parse_fill_value("-999"), Ok(Scalar::Int(-999)));
-        assert_eq!((parse_fill_value("true"), parse_fill_value("False")), (Ok(Scalar::Int(1)), Ok(Scalar::Int(0))));
         assert_eq!(parse_fill_value("18446744073709551615"), Ok(Scalar::UInt(u64::MAX)));
         assert_eq!(parse_fill_value(" 1.5 "), Ok(Scalar::Float(1.5)));
         assert_eq!(parse_fill_value("123.0"), Ok(Scalar::Int(123)));

@@ -10,7 +10,7 @@ use serde_json::{Value as Json, json};
 
 use crate::inspect::{self, BlockSummary};
 use crate::slice::Selection;
-use crate::values::{Cell, dispatch, float_text, iso8601};
+use crate::values::{Cell, Fixed, dispatch, float_text, iso8601};
 
 /// `n` and `noun`, the noun in the plural unless `n` is 1: `1 block`, `3 blocks`.
 pub fn counted(n: u64, noun: &str) -> String {
@@ -330,14 +330,15 @@ fn extreme_json(value: Option<Scalar>, dtype: DType) -> Json {
     }
 }
 
-/// A fill value as JSON, typed as `cat --json` gives values: bools `true`/`false`, a
-/// string array's `""`, a timestamp's nanoseconds (`null` for `NaT`).
+/// A fill value as JSON, as `cat --json` gives an element holding it: bools `true`/`false`,
+/// floats with their point, a string array's `""`, a timestamp's nanoseconds (`null` for
+/// `NaT`), whichever kind of number the schema spells it with (`1.0` for a bool).
 fn fill_json(meta: &ArrayMeta) -> Json {
-    match (meta.dtype, meta.fill_value) {
-        (DType::String, _) => Json::from(""),
-        (DType::Timestamp, Scalar::Int(i64::MIN)) => Json::Null,
-        (dtype, fill) => extreme_json(Some(fill), dtype),
-    }
+    let as_element = || -> Result<Json> {
+        let Some(bytes) = meta.fill_value.to_le_bytes(meta.dtype) else { bail!("no element of the dtype") };
+        Ok(dispatch!(meta.dtype, |T| <T as Fixed>::from_le(&bytes).json(meta.dtype), string => Json::from("")))
+    };
+    as_element().unwrap_or_else(|_| to_json(&meta.fill_value))
 }
 
 /// Whether a sum of values means something: not for strings (not numbers) nor timestamps
