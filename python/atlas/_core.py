@@ -107,6 +107,14 @@ def _store_key(name: Any) -> tuple[Any, Optional[str]]:
     dataset, _, array = name.removeprefix("/").partition("/")
     return dataset, (array or None)
 
+def _dataset_key(name: Any) -> tuple[Any, Optional[str]]:
+    """`_store_key`, refusing a key that names no dataset (`"/"`, `"//x"`) in its own words."""
+    dataset, array = _store_key(name)
+    if dataset == "":
+        raise NotFoundError(f"{name!r} names no dataset")
+    return dataset, array
+
+
 #: Every handle alive, for `_flush_at_exit`.
 _OPEN_HANDLES: "weakref.WeakSet[Atlas]" = weakref.WeakSet()
 
@@ -465,13 +473,13 @@ class Atlas(AttributeMethods):
         trailing one after a dataset, `"run42/"`, as `atlas ls` takes it); names never
         hold a `/`. Typed `Any`, as h5py's is: which one depends on the text, and a union
         would make type checkers refuse `store["run42/temp"][0:10]`."""
-        dataset, array = _store_key(name)
+        dataset, array = _dataset_key(name)
         return self.open_dataset(dataset) if array is None else self.open_dataset(dataset)[array]
 
     def __delitem__(self, name: str) -> None:
         """`del store["run42"]` (or `"run42/"`) deletes a dataset, `del store["run42/temp"]`
         an array."""
-        dataset, array = _store_key(name)
+        dataset, array = _dataset_key(name)
         if array is None:
             self.delete_dataset(dataset)
         else:

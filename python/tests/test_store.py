@@ -212,6 +212,9 @@ def test_paths_name_a_dataset_s_array_as_in_h5py(store):
         assert missing not in store
         with pytest.raises(atlas.NotFoundError):
             store[missing]
+    for root in ["/", "//temp"]:
+        with pytest.raises(atlas.NotFoundError, match="names no dataset"):
+            store[root]
     del store["run42/temp"]
     assert "run42/temp" not in store and "run42" in store and list(store["run42"]) == []
     with pytest.raises(atlas.NotFoundError):

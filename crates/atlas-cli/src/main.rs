@@ -545,6 +545,8 @@ fn parse_fill_value(text: &str) -> Result<Scalar, String> {
 /// `atlas ls`: the store's datasets, or the arrays of `dataset`.
 fn ls(path: &Path, dataset: Option<&str>, json: bool, out: &mut dyn Write) -> Result<()> {
     let store = open_store(path)?;
+    // `/`, the root as h5py names it, is the store: its datasets are listed.
+    let dataset = dataset.filter(|&name| name != "/");
     // `run42/`, as `atlas info` heads a dataset, is that dataset.
     let dataset = dataset.map(|name| from_root(name).strip_suffix('/').unwrap_or(from_root(name)));
     if let Some((name, (dataset, array))) = dataset.and_then(|name| Some((name, name.split_once('/')?)))

@@ -259,11 +259,15 @@ fn ls_lists_datasets_then_one_datasets_arrays() {
     assert_eq!(text, "donn\u{e9}es  0 arrays\nempty    0 arrays\nrun42    4 arrays\n");
     let array = atlas().arg("ls").arg(&store).arg("run42/temp").assert().code(1);
     array.stderr(contains("run42/temp names an array; `atlas ls ").and(contains(" run42` lists its dataset's arrays")));
-    // A dataset as `atlas info` heads it.
-    assert_eq!(
-        stdout_of(atlas().arg("ls").arg(&store).arg("run42/")),
-        stdout_of(atlas().arg("ls").arg(&store).arg("run42"))
-    );
+    // A dataset as `atlas info` heads it, or with the root `/` before it; `/` alone is the
+    // store, as h5py names its root.
+    for spelled in ["run42/", "/run42", "/run42/"] {
+        assert_eq!(
+            stdout_of(atlas().arg("ls").arg(&store).arg(spelled)),
+            stdout_of(atlas().arg("ls").arg(&store).arg("run42"))
+        );
+    }
+    assert_eq!(stdout_of(atlas().arg("ls").arg(&store).arg("/")), stdout_of(atlas().arg("ls").arg(&store)));
     let text = stdout_of(atlas().arg("attrs").arg(&store).arg("donn\u{e9}es"));
     assert_eq!(text, "cl\u{e9}  int       1\n");
 }
