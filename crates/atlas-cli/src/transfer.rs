@@ -438,15 +438,9 @@ impl Target {
         let dir = directory_of(&dest);
         let unnamed =
             unnamed_file(dir).with_context(|| format!("cannot write {} (in {})", path.display(), dir.display()))?;
-        let target = if let Some(file) = unnamed {
-            Self { file, place: Place::Unnamed { dest } }
-        } else {
-            let temp = temporary_name(&dest);
-            let file =
-                OpenOptions::new().write(true).create_new(true).open(&temp).with_context(|| {
-                    format!("cannot write {} (its temporary file {})", path.display(), temp.display())
-                })?;
-            Self { file, place: Place::Named { temp, dest } }
+        let target = match unnamed {
+            Some(file) => Self { file, place: Place::Unnamed { dest } },
+            None => Self::named(dest, path)?,
         };
         // A replaced file keeps its permissions, as writing over it would.
         if let Ok(replaced) = std::fs::metadata(path) {
@@ -457,6 +451,17 @@ impl Target {
                 .with_context(|| format!("cannot give the file replacing {} its permissions", path.display()))?;
         }
         Ok(target)
+    }
+
+    /// A new file with a temporary name beside `dest` (`path` as the user gave it, for errors).
+    fn named(dest: PathBuf, path: &Path) -> Result<Self> {
+        let temp = temporary_name(&dest);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .with_context(|| format!("cannot write {} (its temporary file {})", path.display(), temp.display()))?;
+        Ok(Self { file, place: Place::Named { temp, dest } })
     }
 
     /// Puts a whole export in place (the data is already flushed and fsynced): with `force`
@@ -632,6 +637,44 @@ mod tests {
         let imported = import(store, target, file, open_source(file)?, &options, true);
         store.discard();
         imported
+    }
+
+    /// The files in `dir`, by name.
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
+    }
+
+    /// Where the filesystem makes no unnamed files, an export goes through a named temporary
+    /// file: linked to a new destination, refused where one appeared, renamed over it with
+    /// `force`, and removed when the export fails.
+    #[test]
+    fn a_named_temporary_file_is_put_in_place_or_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.npy");
+        let written = |contents: &str| {
+            let mut target = Target::named(dest.clone(), &dest).unwrap();
+            target.file.write_all(contents.as_bytes()).unwrap();
+            target
+        };
+
+        written("first").finish(false).unwrap();
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "first");
+        assert_eq!(files_in(dir.path()), ["out.npy"], "the temporary name is gone");
+
+        let refused = written("second").finish(false).unwrap_err();
+        assert!(refused.to_string().contains("appeared during the export"), "{refused:#}");
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "first");
+        assert_eq!(files_in(dir.path()), ["out.npy"], "the refused export's file is removed");
+
+        written("third").finish(true).unwrap();
+        assert_eq!(std::fs::read_to_string(&dest).unwrap(), "third");
+        assert_eq!(files_in(dir.path()), ["out.npy"]);
+
+        drop(written("failed"));
+        assert_eq!(files_in(dir.path()), ["out.npy"], "a failed export leaves nothing");
     }
 
     #[test]
