@@ -671,6 +671,23 @@ class Array:
         otherwise ask `len()`, which a 0-d array has not); test `size` for emptiness."""
         return True
 
+    def __eq__(self, other: Any) -> Any:
+        """Refused against a number or data: `arr == 5` is no element-wise comparison (it
+        would be `False`, and `arr[arr == 5]` an empty selection); compare the data,
+        `arr[...] == 5`. Against anything else, the same handle only."""
+        if isinstance(other, (int, float, complex, np.generic, np.ndarray, list, tuple)):
+            raise TypeError(
+                f"{self._label()}: an Atlas array is not compared element by element; "
+                "compare its data, arr[...] == value"
+            )
+        return NotImplemented
+
+    def __ne__(self, other: Any) -> Any:
+        """As `==`: refused against a number or data."""
+        return self.__eq__(other)
+
+    __hash__ = object.__hash__
+
     def __contains__(self, value: Any) -> bool:
         """`value in arr`, as numpy answers it: whether any element equals `value` (the
         whole array is read)."""

@@ -336,7 +336,8 @@ def _python_ints(value: Any, converted: np.ndarray, target: np.dtype, label: str
     object; uint64's upper half beside small ints, or any int beside a float: float64,
     rounded) as `target`, each taken as it was given, when every one is an int or a whole
     float and fits; anything else comes back as `converted`, for the usual refusal."""
-    if converted.dtype.kind == "f" and converted.size and not np.abs(converted).max() >= 2**53:
+    # Compared as a Python float: 2**53 cast to float16 would overflow (and warn).
+    if converted.dtype.kind == "f" and converted.size and not float(np.abs(converted).max()) >= 2**53:
         return converted  # float64 holds every one exactly: `_whole_floats` checks them, fast
     exact = np.asarray(value, dtype=object)
     whole_float = lambda v: _is_float(v) and math.isfinite(v) and float(v).is_integer()  # noqa: E731

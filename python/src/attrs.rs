@@ -45,7 +45,15 @@ impl Attrs {
     /// `"timestamp_nanoseconds"`...).
     #[pyo3(signature = (key, value, dtype=None))]
     fn set(&self, py: Python<'_>, key: &str, value: &Bound<'_, PyAny>, dtype: Option<&str>) -> PyResult<()> {
-        let value = attr_from_py(value, dtype)?;
+        // Which attribute was refused (an interrupt passes as it came).
+        let named = |e: PyErr| {
+            if e.is_instance_of::<pyo3::exceptions::PyException>(py) {
+                PyErr::from_type(e.get_type(py), format!("attribute {key:?}: {}", e.value(py)))
+            } else {
+                e
+            }
+        };
+        let value = attr_from_py(value, dtype).map_err(named)?;
         py.detach(|| self.inner.set(key, value)).py_err()
     }
 

@@ -147,14 +147,13 @@ pub fn scalar_from_py(value: Option<&Bound<'_, PyAny>>, dtype: DType) -> PyResul
         if dtype == DType::String && text.is_some_and(|s| s.to_cow().is_ok_and(|s| s.is_empty())) {
             return Ok(Scalar::Int(0));
         }
-        return err(
-            Kind::InvalidArgument,
-            format!(
-                "fill value {} is refused for {dtype} arrays: a string array's fill value is the empty string, \
-                 other arrays take numbers",
-                shortened(value.repr()?.as_any())
-            ),
-        );
+        let given = shortened(value.repr()?.as_any());
+        let takes = if dtype == DType::String {
+            "a string array's fill value is the empty string"
+        } else {
+            "it takes a number (float('nan'), not 'nan')"
+        };
+        return err(Kind::InvalidArgument, format!("fill value {given} is refused for {dtype} arrays: {takes}"));
     }
     if let Ok(b) = value.cast::<PyBool>() {
         return Ok(Scalar::from(b.is_true()));
@@ -277,7 +276,7 @@ pub fn attr_from_py(value: &Bound<'_, PyAny>, dtype: Option<&str>) -> PyResult<A
     if let Some(dtype) = dtype {
         return attr_with_dtype(value, dtype);
     }
-    attr_inferred(value, 0)
+    attr_inferred(value, &mut Vec::new())
 }
 
 fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue> {
@@ -342,7 +341,7 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
             _ => err(Kind::DTypeMismatch, format!("a bool attribute takes True, False, 0 or 1, got {value:?}")),
         },
         // Bytes as the UTF-8 text they hold, as without a dtype; not their repr.
-        "string" | "str" if value.is_instance_of::<PyBytes>() => attr_inferred(value, 0),
+        "string" | "str" if value.is_instance_of::<PyBytes>() => attr_inferred(value, &mut Vec::new()),
         // A number (or bool) is converted ("12"); not the repr of anything else (`None`,
         // `[1, 2]`).
         "string" | "str" if value.is_instance_of::<PyString>() || is_number(value)? => {
@@ -387,8 +386,11 @@ fn out_of_range<T>(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<T> {
 /// Deepest nesting accepted here; Atlas itself refuses values deeper than 32 levels.
 const MAX_DEPTH: usize = 64;
 
-fn attr_inferred(value: &Bound<'_, PyAny>, depth: usize) -> PyResult<AttrValue> {
-    if depth > MAX_DEPTH {
+/// `value` as an attribute, its type telling which kind. `path` holds where `value` is in
+/// the attribute's value (`["a"]`, `[3]`...), for errors.
+fn attr_inferred(value: &Bound<'_, PyAny>, path: &mut Vec<String>) -> PyResult<AttrValue> {
+    let at = |path: &[String]| if path.is_empty() { String::new() } else { format!(" at {}", path.concat()) };
+    if path.len() > MAX_DEPTH {
         return err(Kind::InvalidArgument, "attribute value nests too deeply");
     }
     if let Ok(b) = value.cast::<PyBool>() {
@@ -397,7 +399,7 @@ fn attr_inferred(value: &Bound<'_, PyAny>, depth: usize) -> PyResult<AttrValue> 
     if value.is_instance_of::<PyInt>() {
         return match value.extract::<i64>() {
             Ok(v) => Ok(AttrValue::Int(v)),
-            Err(_) => err(Kind::InvalidArgument, format!("attribute int {value} does not fit in i64")),
+            Err(_) => err(Kind::InvalidArgument, format!("int {value}{} does not fit in i64", at(path))),
         };
     }
     if let Ok(f) = value.cast::<PyFloat>() {
@@ -409,22 +411,40 @@ fn attr_inferred(value: &Bound<'_, PyAny>, depth: usize) -> PyResult<AttrValue> 
     if let Ok(b) = value.cast::<PyBytes>() {
         return match std::str::from_utf8(b.as_bytes()) {
             Ok(s) => Ok(AttrValue::String(s.to_string())),
-            Err(_) => err(Kind::InvalidArgument, "attribute bytes are not UTF-8"),
+            Err(_) => err(Kind::InvalidArgument, format!("bytes{} are not UTF-8", at(path))),
         };
     }
+    let mut nested = |place: String, value: &Bound<'_, PyAny>| {
+        path.push(place);
+        let converted = attr_inferred(value, path);
+        path.pop();
+        converted
+    };
     if let Ok(list) = value.cast::<PyList>() {
-        return list.iter().map(|v| attr_inferred(&v, depth + 1)).collect::<PyResult<_>>().map(AttrValue::List);
+        return list
+            .iter()
+            .enumerate()
+            .map(|(i, v)| nested(format!("[{i}]"), &v))
+            .collect::<PyResult<_>>()
+            .map(AttrValue::List);
     }
     if let Ok(tuple) = value.cast::<PyTuple>() {
-        return tuple.iter().map(|v| attr_inferred(&v, depth + 1)).collect::<PyResult<_>>().map(AttrValue::List);
+        return tuple
+            .iter()
+            .enumerate()
+            .map(|(i, v)| nested(format!("[{i}]"), &v))
+            .collect::<PyResult<_>>()
+            .map(AttrValue::List);
     }
     if let Ok(dict) = value.cast::<PyDict>() {
         let mut map = std::collections::BTreeMap::new();
         for (k, v) in dict.iter() {
             let Ok(key) = k.cast::<PyString>() else {
-                return err(Kind::DTypeMismatch, format!("attribute map keys must be str, got {k:?}"));
+                return err(Kind::DTypeMismatch, format!("map keys must be str, got {k:?}{}", at(path)));
             };
-            map.insert(key.to_cow()?.into_owned(), attr_inferred(&v, depth + 1)?);
+            let key = key.to_cow()?.into_owned();
+            let converted = nested(format!("[{key:?}]"), &v)?;
+            map.insert(key, converted);
         }
         return Ok(AttrValue::Map(map));
     }
@@ -438,7 +458,7 @@ fn attr_inferred(value: &Bound<'_, PyAny>, depth: usize) -> PyResult<AttrValue> 
         // `tolist()` gives ints for nanosecond units and `datetime`s for coarser ones:
         // nanoseconds since the epoch for all, then one timestamp per element.
         let ns = checked_ns(value)?.call_method1("view", ("int64",))?;
-        return timestamps_from_ints(&ns.call_method0("tolist")?, depth + 1);
+        return timestamps_from_ints(&ns.call_method0("tolist")?, path.len() + 1);
     }
     if is_instance_of_numpy(value, "ndarray")? || is_instance_of_numpy(value, "generic")? {
         // numpy scalars become Python scalars, arrays nested lists.
@@ -448,10 +468,10 @@ fn attr_inferred(value: &Bound<'_, PyAny>, depth: usize) -> PyResult<AttrValue> 
                 return Ok(AttrValue::Float(v));
             }
         } else if !plain.is(value) {
-            return attr_inferred(&plain, depth + 1);
+            return attr_inferred(&plain, path);
         }
     }
-    err(Kind::DTypeMismatch, format!("unsupported attribute type {}", value.get_type().name()?))
+    err(Kind::DTypeMismatch, format!("unsupported type {}{}", value.get_type().name()?, at(path)))
 }
 
 /// A `datetime.datetime` or `datetime.date` as nanoseconds since the epoch (a naive one

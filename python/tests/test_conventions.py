@@ -450,6 +450,52 @@ def test_python_ints_numpy_cannot_hold_in_one_dtype_are_taken_exactly_when_they_
     assert u64[:].tolist() == [2**64 - 1, 1]
 
 
+def test_float16_values_assign_into_integer_arrays_without_a_warning(ds):
+    u8 = ds.define_array("u8", "uint8", None, [3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy warned casting 2**53 to float16
+        u8[0] = np.float16(255)
+        u8[1:] = np.array([1, 2], dtype=np.float16)
+    assert u8[:].tolist() == [255, 1, 2]
+
+
+def test_a_refused_attribute_names_its_key_and_where_in_its_value(ds):
+    a = ds.define_array("a", "int8", None, [1])
+    refusals = [
+        ({"a": [1, 2.5, "x", {"b": None}]}, atlas.DTypeMismatchError, 'attribute "cfg": unsupported type NoneType at \\["a"\\]\\[3\\]\\["b"\\]'),
+        (None, atlas.DTypeMismatchError, 'attribute "cfg": unsupported type NoneType$'),
+        ((1, [2, object()]), atlas.DTypeMismatchError, "unsupported type object at \\[1\\]\\[1\\]"),
+        ({1: 2}, atlas.DTypeMismatchError, 'attribute "cfg": map keys must be str, got 1$'),
+        ([b"\xff"], atlas.InvalidArgumentError, 'attribute "cfg": bytes at \\[0\\] are not UTF-8'),
+        (np.uint64(2**64 - 1), atlas.InvalidArgumentError, 'attribute "cfg": int 18446744073709551615 does not fit'),
+    ]
+    for value, error, message in refusals:
+        with pytest.raises(error, match=message):
+            a.attrs["cfg"] = value
+    with pytest.raises(atlas.InvalidArgumentError, match='attribute "n": attribute value 300 is out of range for int8'):
+        a.attrs.set("n", 300, "int8")
+    assert a.attrs.to_dict() == {}
+
+
+def test_an_array_compared_with_a_number_or_data_is_refused_not_false(ds):
+    # `arr == 5` was False, so `arr[arr == 5]` selected nothing without a word.
+    a = ds.define_array("a", "int64", None, [6])
+    a[:] = [5, 1, 5, 2, 5, 3]
+    for value in [5, 5.0, True, np.int64(5), np.array([5]), [5], (5,)]:
+        for compare in (lambda: a == value, lambda: a != value):
+            with pytest.raises(TypeError, match=r"compare its data, arr\[\.\.\.\] == value"):
+                compare()
+    with pytest.raises(TypeError, match="compare its data"):
+        5 == a  # noqa: B015
+    # numpy on the left reads the data (`__array__`) and compares it.
+    assert (np.int64(5) == a).tolist() == [True, False, True, False, True, False]
+    assert a[a[...] == 5].tolist() == [5, 5, 5]
+    # Handles still compare as themselves, and hash.
+    other = ds["a"]
+    assert a == a and a != other and a != "a" and a is not None and a in [other, a]
+    assert {a: 1}[a] == 1
+
+
 def test_long_doubles_are_taken_as_the_float64_numpy_casts_them_to(ds):
     # Their item() and tolist() give a long double back: this recursed until the stack ran out.
     a = ds.define_array("a", "float64", None, [2], fill_value=np.longdouble(1.5))

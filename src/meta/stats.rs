@@ -80,12 +80,18 @@ impl ArrayStats {
     }
 
     /// The mean of a timestamp array's instants in nanoseconds: `mean` rounded, kept off
-    /// `i64::MIN` (`NaT`, a null), which a float mean of instants next to it rounds to;
-    /// `None` where `mean` is (no valid values, strings).
+    /// `i64::MIN` (`NaT`, a null), which a float mean of instants next to it rounds to, and
+    /// within `min ..= max` (a float holds instants far from the epoch to 2^-52 of their
+    /// value, about a microsecond today, so the rounded mean of close instants can fall
+    /// outside them); `None` where `mean` is (no valid values, strings).
     #[must_use]
     pub fn mean_instant(&self) -> Option<i64> {
         #[allow(clippy::cast_possible_truncation)] // a mean of i64 values is within their range
-        self.mean.map(|mean| (mean.round() as i64).max(i64::MIN + 1))
+        let instant = (self.mean?.round() as i64).max(i64::MIN + 1);
+        match (self.min, self.max) {
+            (Some(Scalar::Int(min)), Some(Scalar::Int(max))) if min <= max => Some(instant.clamp(min, max)),
+            _ => Some(instant),
+        }
     }
 
     /// Checks persisted stats against the array they describe (`elems` elements of
@@ -184,6 +190,21 @@ mod tests {
         assert_eq!(stats.mean_instant(), Some(i64::MIN + 1));
         let stats = ArrayStats::new(DType::Timestamp, 2, 2, Some(Scalar::Int(1)), Some(Scalar::Int(4)), 5.0);
         assert_eq!(stats.mean_instant(), Some(3), "2.5 rounds away from zero");
+    }
+
+    #[test]
+    fn the_mean_instant_is_within_the_instants() {
+        // Four instants 2 ns apart in 2262: their float sum rounds to a multiple of 4096 ns.
+        let first = 9_214_646_400_000_000_001_i64;
+        let instants = [first, first + 2, first + 4, first + 6];
+        #[allow(clippy::cast_precision_loss)] // what the stats keep
+        let sum = instants.iter().map(|&v| v as f64).sum::<f64>();
+        let (min, max) = (Some(Scalar::Int(first)), Some(Scalar::Int(first + 6)));
+        let stats = ArrayStats::new(DType::Timestamp, 4, 4, min, max, sum);
+        #[allow(clippy::cast_possible_truncation)]
+        let unclamped = stats.mean.unwrap().round() as i64;
+        assert!(unclamped < first, "the float mean {unclamped} is below the first instant");
+        assert_eq!(stats.mean_instant(), Some(first));
     }
 
     #[test]
