@@ -107,8 +107,15 @@ def _store_key(name: Any) -> tuple[Any, Optional[str]]:
     dataset, _, array = name.removeprefix("/").partition("/")
     return dataset, (array or None)
 
+def _refuse_non_name(name: Any, example: str) -> None:
+    """Refuses a key that is not a name (`store[...]`, `ds[0]`) in words that say what is."""
+    if not isinstance(name, str):
+        raise TypeError(f"keys are names (str), as in {example}; got {type(name).__name__} {name!r:.40}")
+
+
 def _dataset_key(name: Any) -> tuple[Any, Optional[str]]:
     """`_store_key`, refusing a key that names no dataset (`"/"`, `"//x"`) in its own words."""
+    _refuse_non_name(name, 'store["run42/temp"]')
     dataset, array = _store_key(name)
     if dataset == "":
         raise NotFoundError(f"{name!r} names no dataset")
@@ -805,9 +812,11 @@ class DatasetView(AttributeMethods):
         return Array(native, self._store)
 
     def __getitem__(self, name: str) -> Array:
+        _refuse_non_name(name, 'ds["temp"]')
         return Array(self._native.array(name), self._store)
 
     def __delitem__(self, name: str) -> None:
+        _refuse_non_name(name, 'ds["temp"]')
         self.delete_array(name)
 
     def __setitem__(self, name: str, data: Any) -> None:
@@ -819,6 +828,7 @@ class DatasetView(AttributeMethods):
         no other array has an axis of one of those names and another length). A
         name in use is refused (`AlreadyExistsError`): assign into that array with
         `ds[name][...] = data`."""
+        _refuse_non_name(name, 'ds["temp"] = data')
         given = getattr(data, "dims", None)  # an xarray.DataArray's axis names
         data = _defining(data, f"{self.name}/{name}")
         named = isinstance(given, tuple) and len(given) == data.ndim and all(isinstance(d, str) for d in given)

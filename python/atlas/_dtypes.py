@@ -428,14 +428,25 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
                 f"{np.finfo(target).max:g}"
             )
         return cast
-    if value.dtype == object and any(v is None for v in value.flat):
-        missing = "NaN for a missing value" if target.kind == "f" else "no missing value: give the fill value"
-        raise DTypeMismatchError(f"None for array {label}: it holds {target}, which takes {missing}")
-    raise DTypeMismatchError(f"dtype mismatch on array {label}: it holds {target}, the data is {value.dtype}")
+    missing = next((v for v in value.flat if v is None or _is_pandas_na(v)), ()) if value.dtype == object else ()
+    if missing != ():
+        takes = "NaN for a missing value" if target.kind == "f" else "no missing value: give the fill value"
+        given = "None" if missing is None else "pandas.NA"
+        raise DTypeMismatchError(f"{given} for array {label}: it holds {target}, which takes {takes}")
+    given = str(value.dtype)
+    if value.dtype == object:  # which element numpy could not take as a number
+        odd = next((v for v in value.flat if not isinstance(v, (int, float, np.number, np.bool_))), None)
+        given += f" (holding {type(odd).__name__} {odd!r:.40})" if odd is not None else ""
+    raise DTypeMismatchError(f"dtype mismatch on array {label}: it holds {target}, the data is {given}")
+
+
+def _is_pandas_na(value: Any) -> bool:
+    """Whether `value` is `pandas.NA` (known by its type's name: pandas need not be there)."""
+    return type(value).__name__ == "NAType"
 
 
 def is_missing_text(value: Any) -> bool:
     """Whether `value` is a missing entry of pandas text: NaN (pandas 3's `str` dtype) or
     `pandas.NA` (its `string` dtype), which a string array stores as its null, the empty
     string, as it stores None."""
-    return (isinstance(value, float) and value != value) or type(value).__name__ == "NAType"
+    return (isinstance(value, float) and value != value) or _is_pandas_na(value)

@@ -251,6 +251,16 @@ def test_none_into_a_numeric_array_is_refused_as_a_missing_value(ds):
         ints[:] = [1, None]
 
 
+def test_pandas_na_and_other_objects_are_named_where_refused(ds):
+    pd = pytest.importorskip("pandas")
+    arr = ds.define_array("f", "float64", None, [2])
+    with pytest.raises(atlas.DTypeMismatchError, match="^pandas.NA for array d/f: it holds float64, which takes NaN"):
+        arr[:] = [1.0, pd.NA]
+    with pytest.raises(atlas.DTypeMismatchError, match=r"the data is object \(holding dict \{'a': 1\}\)"):
+        arr[:] = [1.0, {"a": 1}]
+    assert arr[:].tolist() == [0.0, 0.0]
+
+
 def test_numpy_style_writes_match_numpy(cube):
     arr, full = cube
     model = full.copy()

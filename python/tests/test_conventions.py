@@ -674,6 +674,19 @@ def test_timestamps_are_given_as_datetime64_datetimes_dates_strings_or_nanosecon
             t[0] = value
 
 
+def test_keys_that_are_not_names_say_what_a_key_is(store, ds):
+    ds.define_array("a", "int8", None, [2])
+    for key in [..., 0, b"d", ("d", "a"), None]:
+        for use in (lambda: store[key], lambda: ds[key], lambda: ds.__setitem__(key, [1])):
+            with pytest.raises(TypeError, match=r"keys are names \(str\)"):
+                use()
+        with pytest.raises(TypeError, match="keys are names"):
+            del store[key]
+        with pytest.raises(TypeError, match="keys are names"):
+            del ds[key]
+    assert ds["a"].shape == (2,) and list(ds) == ["a"]
+
+
 def test_handles_refuse_pickling_with_what_to_do_instead(store, ds):
     import pickle
 
