@@ -462,6 +462,24 @@ class Atlas(AttributeMethods):
         with self._changing():
             self._native.delete_dataset(name)
 
+    def move(self, source: str, dest: str) -> None:
+        """Renames a dataset (`store.move("run1", "run2")`) or moves an array, within its
+        dataset or to another (`store.move("run1/temp", "run2/t")`), as h5py's
+        `group.move`. Only the metadata changes, at the next flush: no block is copied.
+        Handles on the old name (`store["run1"]`, an `Array`) go by name and raise
+        `NotFoundError` afterwards. Raises `NotFoundError` for a missing source (or
+        destination dataset), `AlreadyExistsError` where the destination is taken."""
+        (from_dataset, from_array), (to_dataset, to_array) = _dataset_key(source), _dataset_key(dest)
+        if (from_array is None) != (to_array is None):
+            raise InvalidArgumentError(
+                f"move {source!r} to {dest!r}: both name datasets (\"run1\") or both arrays (\"run1/temp\")"
+            )
+        with self._changing():
+            if from_array is None:
+                self._native.rename_dataset(from_dataset, to_dataset)
+            else:
+                self._native.move_array((from_dataset, from_array), (to_dataset, to_array))
+
     def list_datasets(self) -> list[str]:
         """The datasets' names, sorted."""
         return self._native.list_datasets()
@@ -933,6 +951,15 @@ class DatasetView(AttributeMethods):
         """Deletes the array `name` and its blocks (reclaimed by `compact()`)."""
         with self._store._changing():
             self._native.delete_array(name)
+
+    def move(self, source: str, dest: str) -> None:
+        """Renames array `source` of this dataset to `dest` (`ds.move("temp", "t")`), as
+        h5py's `group.move`; `store.move` moves one to another dataset. Only the metadata
+        changes: see `Atlas.move`."""
+        _refuse_non_name(source, 'ds.move("temp", "t")')
+        _refuse_non_name(dest, 'ds.move("temp", "t")')
+        with self._store._changing():
+            self._store._native.move_array((self.name, source), (self.name, dest))
 
     def array_meta(self, name: str) -> Optional[dict[str, Any]]:
         """`{"dtype", "shape", "chunk_shape", "dimension_names", "fill_value", "codec",

@@ -148,6 +148,14 @@ impl Store {
         py.detach(|| self.inner.delete_dataset(name)).py_err()
     }
 
+    fn rename_dataset(&self, py: Python<'_>, from: &str, to: &str) -> PyResult<()> {
+        py.detach(|| self.inner.rename_dataset(from, to)).py_err()
+    }
+
+    fn move_array(&self, py: Python<'_>, from: (String, String), to: (String, String)) -> PyResult<()> {
+        py.detach(|| self.inner.move_array((&from.0, &from.1), (&to.0, &to.1))).py_err()
+    }
+
     /// Distinct array names over all datasets, sorted.
     fn list_arrays(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         py.detach(|| {

@@ -129,6 +129,49 @@ def test_datasets_list_exist_delete(store):
     assert store.open_dataset("a").name == "a"
 
 
+def test_move_renames_datasets_and_moves_arrays_without_copying_blocks(tmp_path):
+    path = tmp_path / "s"
+    store = atlas.Atlas.create(path)
+    run1 = store.create_dataset("run1")
+    run1["temp"] = np.arange(1000, dtype="float32")
+    run1["temp"].attrs["units"] = "degC"
+    store.create_dataset("run2")
+    store.flush()
+    fragments = sorted(p.name for p in (path / "data").iterdir())
+
+    old = store["run1/temp"]
+    store.move("run1/temp", "/run2/t")
+    with pytest.raises(atlas.NotFoundError):
+        old[0]  # handles go by name
+    store["run2"].move("t", "temperature")
+    store.move("run2", "run3")
+    with pytest.raises(atlas.NotFoundError):
+        store["run2"]
+    store.flush()
+    assert sorted(p.name for p in (path / "data").iterdir()) == fragments, "no block was written"
+    reopened = atlas.Atlas.open(path)
+    assert list(reopened) == ["run1", "run3"] and list(reopened["run1"]) == []
+    moved = reopened["run3/temperature"]
+    assert moved[:].tolist() == list(range(1000)) and moved.attrs["units"] == "degC"
+
+    refusals = [
+        (("run1", "run3"), atlas.AlreadyExistsError),
+        (("nope", "x"), atlas.NotFoundError),
+        (("run1/nope", "run1/x"), atlas.NotFoundError),
+        (("run3/temperature", "nope/t"), atlas.NotFoundError),
+        (("run3/temperature", "run1"), atlas.InvalidArgumentError),
+        (("run3", "run1/x"), atlas.InvalidArgumentError),
+        (("run3", "a/b/c"), atlas.InvalidArgumentError),
+        (("run3/temperature", "run3/a/b"), atlas.InvalidNameError),
+    ]
+    for (source, dest), error in refusals:
+        with pytest.raises(error):
+            reopened.move(source, dest)
+    with pytest.raises(TypeError, match="keys are names"):
+        reopened["run3"].move(0, "x")
+    assert not reopened.has_pending_changes
+
+
 def test_open_with_create_and_require_dataset_let_a_cell_run_again(tmp_path):
     path = tmp_path / "nb" / "s"
     for run in range(2):

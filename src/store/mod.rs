@@ -18,6 +18,7 @@ mod inspect;
 mod maintenance;
 mod output;
 mod pending;
+mod rename;
 mod snapshot;
 mod state;
 mod strings;

@@ -36,5 +36,6 @@ mod layering;
 mod lifecycle;
 mod model;
 mod observe;
+mod rename;
 mod roundtrip;
 mod util;

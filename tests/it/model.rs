@@ -1,4 +1,4 @@
-//! Property test: random sequences of define / write / read / delete / resize / append /
+//! Property test: random sequences of define / write / read / delete / rename / resize / append /
 //! flush / reopen / discard / compact / recompress / codec and metadata format changes
 //! against a plain in-memory model of dense arrays (int32, float32 and string; zero-size
 //! axes included), of many tiny chunks and of chunks up to 64 KiB. Every read must match the model, after every commit a freshly opened
@@ -58,6 +58,11 @@ enum Op {
     },
     Delete {
         slot: usize,
+    },
+    /// Renames array `from` to slot `to`'s name (`move_array` within the dataset).
+    Move {
+        from: usize,
+        to: usize,
     },
     Flush,
     /// Drops every handle (which commits) and opens the store again.
@@ -138,6 +143,7 @@ fn op(sizes: Sizes) -> impl Strategy<Value = Op> {
             .prop_map(|(slot, len, starts)| Op::ReadBoxes { slot, len, starts }),
         1 => slot.clone().prop_map(|slot| Op::ReadOutOfBounds { slot }),
         1 => slot.clone().prop_map(|slot| Op::Delete { slot }),
+        1 => (slot.clone(), slot.clone()).prop_map(|(from, to)| Op::Move { from, to }),
         2 => Just(Op::Flush),
         2 => Just(Op::Reopen),
         1 => (0..CODECS.len()).prop_map(Op::SetCodec),
@@ -530,6 +536,19 @@ fn run(dir: &TestDir, ops: &[Op], memory: Memory, sizes: Sizes) -> Result<(), Te
                     result.unwrap();
                 } else {
                     prop_assert!(matches!(result, Err(Error::NotFound { .. })), "{:?}", result);
+                }
+            }
+            Op::Move { from, to } => {
+                let (from, to) = (SLOTS[*from], SLOTS[*to]);
+                let result = store.move_array(("d", from), ("d", to));
+                if !model.contains_key(from) {
+                    prop_assert!(matches!(result, Err(Error::NotFound { .. })), "{:?}", result);
+                } else if from != to && model.contains_key(to) {
+                    prop_assert!(matches!(result, Err(Error::AlreadyExists { .. })), "{:?}", result);
+                } else {
+                    result.unwrap();
+                    let array = model.remove(from).expect("checked above");
+                    model.insert(to.to_string(), array);
                 }
             }
             Op::Flush => {

@@ -11,6 +11,7 @@ mod maintain;
 mod npy;
 mod progress;
 mod remove;
+mod rename;
 mod report;
 mod slabs;
 mod slice;
@@ -189,6 +190,17 @@ enum Command {
         #[arg(required = true)]
         names: Vec<DatasetOrArray>,
     },
+    /// Rename a dataset (`mv STORE run1 run2`) or move an array, within its dataset or to
+    /// another (`mv STORE run1/temp run2/t`). Only the metadata changes: no block is copied.
+    Mv {
+        /// The store directory.
+        store: PathBuf,
+        /// The DATASET or DATASET/ARRAY to move.
+        source: DatasetOrArray,
+        /// Its new name: a DATASET for a dataset, a DATASET/ARRAY for an array (the dataset
+        /// must exist).
+        dest: DatasetOrArray,
+    },
     /// Import a .npy file (or .npy.zst, .npy.gz, decompressed on the fly) as an array,
     /// creating the dataset and array as needed.
     Import {
@@ -274,7 +286,7 @@ fn from_root(text: &str) -> &str {
     text.strip_prefix('/').unwrap_or(text)
 }
 
-/// What `atlas attrs` lists the attributes of, or `atlas rm` deletes.
+/// What `atlas attrs` lists the attributes of, `atlas rm` deletes or `atlas mv` moves.
 #[derive(Debug, Clone)]
 enum DatasetOrArray {
     Dataset(String),
@@ -378,6 +390,7 @@ impl Command {
                 | Self::Recompress { .. }
                 | Self::Compact { .. }
                 | Self::Rm { .. }
+                | Self::Mv { .. }
                 | Self::Import { .. }
                 | Self::Export { .. }
         )
@@ -623,6 +636,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         }
         Command::Compact { store, json } => maintain::compact(&store, json, quiet, out)?,
         Command::Rm { store, names } => remove::rm(&store, &names, out)?,
+        Command::Mv { store, source, dest } => rename::mv(&store, &source, &dest, out)?,
         Command::Import {
             store,
             array,

@@ -1529,6 +1529,38 @@ fn a_failed_export_over_an_existing_file_keeps_it_whole_and_leaves_no_temp_file(
 }
 
 #[test]
+fn mv_renames_datasets_and_moves_arrays_leaving_the_blocks_where_they_are() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let fragments = || std::fs::read_dir(store.join("data")).unwrap().count();
+    let before = fragments();
+    let out = stdout_of(atlas().arg("mv").arg(&store).args(["/run42/temp", "empty/t"]));
+    assert_eq!(out, "moved array run42/temp to empty/t\n");
+    let out = stdout_of(atlas().arg("mv").arg(&store).args(["run42/", "run43"]));
+    assert_eq!(out, "renamed dataset run42 to run43\n");
+    assert_eq!(fragments(), before, "no block was written");
+    let reopened = Atlas::open(&store).unwrap();
+    assert_eq!(reopened.list_datasets(), ["empty", "run43"]);
+    let moved = reopened.open_dataset("empty").unwrap().array("t").unwrap();
+    assert_eq!(moved.read::<f32>(&[1, 1], &[1, 1]).unwrap().into_raw_vec_and_offset().0, [11.0]);
+    assert_eq!(moved.attrs().get("units").unwrap(), Some("degC".into()));
+
+    let refused = [
+        (["run43", "empty"], "dataset already exists: empty"),
+        (["nope", "x"], "dataset not found: nope"),
+        (["run43/nope", "run43/x"], "array not found: run43/nope"),
+        (["empty/t", "run43/flags"], "array already exists: run43/flags"),
+        (["empty/t", "run43"], "an array moves to a DATASET/ARRAY (e.g. run43/t)"),
+        (["run43", "empty/x"], "a dataset is renamed to a DATASET"),
+    ];
+    for (args, message) in refused {
+        atlas().arg("mv").arg(&store).args(args).assert().code(1).stderr(contains(message));
+    }
+    atlas().arg("mv").arg(&store).args(["run43", ""]).assert().code(2);
+    assert_eq!(Atlas::open(&store).unwrap().list_datasets(), ["empty", "run43"]);
+}
+
+#[test]
 fn rm_deletes_datasets_and_arrays_in_one_commit_or_nothing_when_one_is_missing() {
     let dir = TempDir::new().unwrap();
     let store = sample_store(&dir);

@@ -1,0 +1,44 @@
+//! `atlas mv`: renames a dataset or moves an array, a change of the metadata alone.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Result, bail};
+
+use crate::{DatasetOrArray, DiscardUncommitted, open_store, printable};
+
+/// Renames dataset `source` to `dest`, or moves array `source` to `dest` (in its dataset or
+/// another), and commits it.
+pub(crate) fn mv(path: &Path, source: &DatasetOrArray, dest: &DatasetOrArray, out: &mut dyn Write) -> Result<()> {
+    let store = open_store(path)?;
+    let _uncommitted = DiscardUncommitted(&store);
+    let moved = match (source, dest) {
+        (DatasetOrArray::Dataset(from), DatasetOrArray::Dataset(to)) => {
+            store.rename_dataset(from, to)?;
+            format!("renamed dataset {from} to {to}")
+        }
+        (DatasetOrArray::Array(from), DatasetOrArray::Array(to)) => {
+            store.move_array((&from.dataset, &from.array), (&to.dataset, &to.array))?;
+            format!("moved array {from} to {to}")
+        }
+        (DatasetOrArray::Dataset(from), DatasetOrArray::Array(to)) => {
+            bail!(
+                "{} is a dataset and {} an array: a dataset is renamed to a DATASET",
+                printable(from),
+                printable(&to.to_string())
+            )
+        }
+        (DatasetOrArray::Array(from), DatasetOrArray::Dataset(to)) => {
+            bail!(
+                "{} is an array and {} a dataset: an array moves to a DATASET/ARRAY (e.g. {}/{})",
+                printable(&from.to_string()),
+                printable(to),
+                printable(to),
+                printable(&from.array)
+            )
+        }
+    };
+    store.flush()?;
+    writeln!(out, "{}", printable(&moved))?;
+    Ok(())
+}
