@@ -795,19 +795,25 @@ class DatasetView(AttributeMethods):
         *,
         codec: Optional[str] = None,
         shuffle: Any = None,
+        chunks: Optional[Sequence[int]] = None,
     ) -> Array:
         """Defines an array and returns its handle.
 
         dtype: a name (`"float32"`, `"uint16"`, `"bool"`, `"timestamp_nanoseconds"`,
         `"string"`...), a numpy dtype or a Python type. dims: one name per axis (None:
         `dim_0`, `dim_1`...). shape: required, positionally after dims as in atlas-python
-        0.10 or by name (`define_array("a", "f4", shape=(3, 4))`). chunk_shape: default about
-        1 MiB per chunk (less under a smaller `max_chunk_bytes`). fill_value: read where
-        nothing was written (default 0, NaT for timestamps, the empty string for strings).
-        codec, shuffle: the array's own settings for new blocks (default: follow the store's).
+        0.10 or by name (`define_array("a", "f4", shape=(3, 4))`). chunk_shape (or `chunks`,
+        as h5py and zarr name it, and as `Array.chunks` reads it back): default about 1 MiB
+        per chunk (less under a smaller `max_chunk_bytes`). fill_value: read where nothing
+        was written (default 0, NaT for timestamps, the empty string for strings). codec,
+        shuffle: the array's own settings for new blocks (default: follow the store's).
         """
         if shape is None:
             raise TypeError("define_array needs a shape: define_array(name, dtype, dims, shape) or shape=...")
+        if chunks is not None:
+            if chunk_shape is not None:
+                raise TypeError("define_array takes chunk_shape or chunks (the same thing), not both")
+            chunk_shape = chunks
         atlas_dtype = dtype_name(dtype)
         if atlas_dtype == "timestamp" and fill_value is not None:
             if isinstance(fill_value, int) and not -(2**63) <= fill_value < 2**63:

@@ -77,6 +77,11 @@ def test_define_array_defaults_and_schema(ds):
     with pytest.raises(TypeError, match="define_array needs a shape"):
         ds.define_array("n", "f4")
     assert "n" not in ds
+    # `chunks`, as h5py and zarr name it and as `Array.chunks` reads it back.
+    assert ds.define_array("c", "f4", shape=(10, 4), chunks=(5, 2)).chunks == (5, 2)
+    with pytest.raises(TypeError, match="chunk_shape or chunks"):
+        ds.define_array("n", "f4", shape=(10,), chunk_shape=(5,), chunks=(5,))
+    assert "n" not in ds
 
 
 def test_define_array_checks_its_schema(ds):
