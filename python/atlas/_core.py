@@ -27,7 +27,7 @@ from ._atlas import (
     NotFoundError,
     StoreNotFoundError,
 )
-from ._dtypes import dtype_name, is_missing_text, timestamps, unmasked
+from ._dtypes import dtype_name, for_write, is_missing_text, timestamps, unmasked
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -480,6 +480,18 @@ class Atlas(AttributeMethods):
             else:
                 self._native.move_array((from_dataset, from_array), (to_dataset, to_array))
 
+    def copy(self, source: Union[str, Array], dest: str) -> Array:
+        """Copies an array to `dest` ("run2/temp"; the dataset must exist): `source` is a
+        path in this store ("run1/temp") or an `Array` of any store. See
+        `DatasetView.copy` for what is copied and how."""
+        array = self[source] if isinstance(source, str) else source
+        if not isinstance(array, Array):
+            raise InvalidArgumentError(f"copy {source!r}: copies an array (DATASET/ARRAY), not a dataset")
+        dataset, name = _dataset_key(dest)
+        if name is None:
+            raise InvalidArgumentError(f"copy to {dest!r}: the destination is an array, DATASET/ARRAY")
+        return self.open_dataset(dataset).copy(array, name)
+
     def list_datasets(self) -> list[str]:
         """The datasets' names, sorted."""
         return self._native.list_datasets()
@@ -861,6 +873,49 @@ class DatasetView(AttributeMethods):
         else:
             dims = [name] if data.ndim == 1 and self._axis_fits(name, len(data)) else None
         exists = f"array already exists: {self.name}/{name}; assign into it with ds[{name!r}][...] = data"
+        with self._making(name, exists):
+            self.define_array(name, data.dtype, dims, data.shape)._assign(..., data)
+
+    def copy(self, source: Array, name: str) -> Array:
+        """A new array `name` holding what `source` (an `Array`, of this store or another)
+        holds: its dtype, shape, chunks, dims, fill value, attributes and own codec and
+        shuffle (where it has none, the new one follows this store's). Only its written
+        chunks are read and written, one at a time, so memory stays at a chunk and a
+        never-written chunk takes nothing; each is decoded and encoded again. Done whole or
+        not at all: a failure leaves no array `name`. `AlreadyExistsError` where the name is
+        taken; `store.move` renames without copying."""
+        if not isinstance(source, Array):
+            raise TypeError(f"copy takes an Array (store['run1/temp']), not {type(source).__name__}")
+        _refuse_non_name(name, 'ds.copy(store["run1/temp"], "temp")')
+        meta = source.meta
+        with self._making(name, f"array already exists: {self.name}/{name}"):
+            target = self.define_array(
+                name,
+                meta["dtype"],
+                list(meta["dims"]),
+                meta["shape"],
+                meta["chunk_shape"],
+                meta["fill_value"],
+                codec=meta["codec"],
+                shuffle=meta["shuffle"],
+            )
+            for key, value in source.attrs.items():
+                target.attrs[key] = value
+            shape, chunks = meta["shape"], meta["chunk_shape"]
+            for block in source.blocks():
+                start = [c * n for c, n in zip(block["coord"], chunks)]
+                extent = [min(n, end - first) for n, end, first in zip(chunks, shape, start)]
+                if not block["is_fill"] and all(e > 0 for e in extent):
+                    # Under the new array's write lock already (`_making`): not `write`.
+                    data = for_write(source.read(start, extent), meta["dtype"], f"{self.name}/{name}")
+                    target._native.write(start, data)
+        return target
+
+    @contextlib.contextmanager
+    def _making(self, name: str, exists: str) -> Iterator[None]:
+        """Runs the making of new array `name` (its definition and first writes) as one
+        change: refused (`AlreadyExistsError`, with `exists`) where the name is taken on the
+        newest commit, and undone whole if it fails."""
         native = self._store._native
         try:
             hold = native.begin_change()
@@ -877,7 +932,7 @@ class DatasetView(AttributeMethods):
                 # Under the array's write lock from before it exists, so that an exit flush
                 # (which waits for write locks) commits the array with its values or not at all.
                 with self._store._write_lock(self.name, name):
-                    self.define_array(name, data.dtype, dims, data.shape)._assign(..., data)
+                    yield
             except BaseException:
                 # Nothing of it was committed: as if never defined. When the changes are all
                 # its own, the whole session goes (the lock, and the blocks written before the

@@ -172,6 +172,58 @@ def test_move_renames_datasets_and_moves_arrays_without_copying_blocks(tmp_path)
     assert not reopened.has_pending_changes
 
 
+def test_copy_keeps_the_schema_and_copies_only_written_chunks_or_nothing(tmp_path, monkeypatch):
+    store = atlas.Atlas.create(tmp_path / "s")
+    run1, run2 = store.create_dataset("run1"), store.create_dataset("run2")
+    temp = run1.define_array("temp", "float32", ["time"], [10**7], chunks=[10**5], fill_value=np.nan)
+    temp[5], temp[-1] = 1.5, 2.5
+    temp.attrs["units"] = "degC"
+    temp.set_codec("lz4", "delta")
+    copied = store.copy("run1/temp", "run2/t")
+    same = lambda m: {k: v for k, v in m.items() if k != "fill_value"}  # noqa: E731 (NaN != NaN)
+    assert same(copied.meta) == same(temp.meta) and np.isnan(copied.fill_value)
+    assert copied.attrs.to_dict() == {"units": "degC"}
+    assert len(copied.blocks()) == 2, "only the written chunks"
+    assert np.array_equal(copied[:], temp[:], equal_nan=True)
+    # Strings, timestamps, 0-d, and an array of another store.
+    other = atlas.Atlas.create(tmp_path / "other")
+    src = other.create_dataset("d")
+    src["names"] = np.array(["a", "", "ccc"], dtype=object)
+    src["when"] = np.array(["2020-01-01", "NaT"], dtype="datetime64[ns]")
+    scalar = src.define_array("k", "int16", None, [])
+    scalar[()] = 7
+    for name in ["names", "when", "k"]:
+        copy = run2.copy(other[f"d/{name}"], name)
+        assert copy[...].tolist() == src[name][...].tolist() and str(copy.meta) == str(src[name].meta), name
+    store.flush()
+    reopened = atlas.Atlas.open(tmp_path / "s")
+    assert reopened["run2/t"][5] == 1.5 and reopened["run2/names"][:].tolist() == ["a", "", "ccc"]
+
+    with pytest.raises(atlas.AlreadyExistsError, match="run2/t"):
+        store.copy(temp, "run2/t")
+    with pytest.raises(atlas.InvalidArgumentError, match="not a dataset"):
+        store.copy("run1", "run2/x")
+    with pytest.raises(atlas.InvalidArgumentError, match="DATASET/ARRAY"):
+        store.copy("run1/temp", "run2")
+    with pytest.raises(atlas.NotFoundError):
+        store.copy("run1/temp", "nope/x")
+    with pytest.raises(TypeError, match="takes an Array"):
+        run2.copy(np.zeros(3), "x")
+    # A copy that fails midway leaves no array behind, and no change.
+    real_read, reads = atlas.Array.read, []
+
+    def failing_read(self, start=None, shape=None):
+        if reads:  # the second chunk
+            raise OSError("disk gone")
+        reads.append(start)
+        return real_read(self, start, shape)
+
+    monkeypatch.setattr(atlas.Array, "read", failing_read)
+    with pytest.raises(OSError, match="disk gone"):
+        store.copy("run1/temp", "run2/broken")
+    assert "broken" not in store["run2"] and not store.has_pending_changes
+
+
 def test_open_with_create_and_require_dataset_let_a_cell_run_again(tmp_path):
     path = tmp_path / "nb" / "s"
     for run in range(2):
