@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import math
+import numbers
 import operator
 from collections.abc import Callable, Iterator, MutableMapping
 from html import escape
@@ -137,6 +139,23 @@ class AttributeMethods:
     def delete_attribute(self, key: str) -> None:
         """Removes the attribute."""
         del self.attrs[key]
+
+
+#: What `arr == x` is refused against: values an element could be, and data (a pandas or
+#: xarray object on either side compares through its own `==`, reading the data).
+_COMPARED_DATA = (
+    numbers.Number,
+    str,
+    bytes,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    np.generic,
+    np.ndarray,
+    list,
+    tuple,
+    range,
+)
 
 
 class Array:
@@ -675,7 +694,7 @@ class Array:
         """Refused against a number or data: `arr == 5` is no element-wise comparison (it
         would be `False`, and `arr[arr == 5]` an empty selection); compare the data,
         `arr[...] == 5`. Against anything else, the same handle only."""
-        if isinstance(other, (int, float, complex, np.generic, np.ndarray, list, tuple)):
+        if isinstance(other, _COMPARED_DATA):
             raise TypeError(
                 f"{self._label()}: an Atlas array is not compared element by element; "
                 "compare its data, arr[...] == value"

@@ -474,11 +474,49 @@ class Atlas(AttributeMethods):
             raise InvalidArgumentError(
                 f"move {source!r} to {dest!r}: both name datasets (\"run1\") or both arrays (\"run1/temp\")"
             )
-        with self._changing():
-            if from_array is None:
+        if from_array is None:
+            with self._holding_write_locks(self._dataset_write_keys(from_dataset, to_dataset)), self._changing():
                 self._native.rename_dataset(from_dataset, to_dataset)
-            else:
-                self._native.move_array((from_dataset, from_array), (to_dataset, to_array))
+        else:
+            self._move_array((from_dataset, from_array), (to_dataset, to_array))
+
+    def _move_array(self, source: tuple[str, str], dest: tuple[str, str]) -> None:
+        """Moves array `source` to `dest` (each `(dataset, array)`), not in the middle of an
+        assignment to either: one of several writes must not land in another array."""
+        from ._xarray import COORDS_KEY
+
+        with self._holding_write_locks([source, dest]), self._changing():
+            self._native.move_array(source, dest)
+            # An xarray coordinate keeps its role under its new name in its dataset; moved
+            # to another, it has none (its name in the old list would make a later array of
+            # that name a coordinate).
+            attrs = self.open_dataset(source[0]).attrs
+            coords = attrs.get(COORDS_KEY)
+            if isinstance(coords, list) and source[1] in coords:
+                renamed = [dest[1] if n == source[1] else n for n in coords]
+                attrs[COORDS_KEY] = renamed if dest[0] == source[0] else [n for n in coords if n != source[1]]
+
+    def _dataset_write_keys(self, *datasets: str) -> list[tuple[str, str]]:
+        """The `(dataset, array)` of every array of `datasets` and of every write lock made
+        for one of them."""
+        keys = []
+        for dataset in datasets:
+            with contextlib.suppress(NotFoundError):
+                keys += [(dataset, array) for array in self._native.open_dataset(dataset).list_arrays()]
+        with _LOCKS_LOCK:
+            keys += [key for key in self._write_locks if key[0] in datasets]
+        return keys
+
+    @contextlib.contextmanager
+    def _holding_write_locks(self, keys: Sequence[tuple[str, str]]) -> Iterator[None]:
+        """Holds the write locks of `keys`, taken in the order the exit flush takes them, so
+        that no assignment to those arrays is under way meanwhile."""
+        with contextlib.ExitStack() as held:
+            for dataset, array in sorted(set(keys)):
+                lock = self._write_lock(dataset, array)
+                lock.acquire()
+                held.callback(lock.release)
+            yield
 
     def copy(self, source: Union[str, Array], dest: str) -> Array:
         """Copies an array to `dest` ("run2/temp"; the dataset must exist): `source` is a
@@ -1019,8 +1057,7 @@ class DatasetView(AttributeMethods):
         changes: see `Atlas.move`."""
         _refuse_non_name(source, 'ds.move("temp", "t")')
         _refuse_non_name(dest, 'ds.move("temp", "t")')
-        with self._store._changing():
-            self._store._native.move_array((self.name, source), (self.name, dest))
+        self._store._move_array((self.name, source), (self.name, dest))
 
     def array_meta(self, name: str) -> Optional[dict[str, Any]]:
         """`{"dtype", "shape", "chunk_shape", "dimension_names", "fill_value", "codec",

@@ -428,16 +428,20 @@ def for_assign(value: Any, name: str, label: str) -> np.ndarray:
                 f"{np.finfo(target).max:g}"
             )
         return cast
-    missing = next((v for v in value.flat if v is None or _is_pandas_na(v)), ()) if value.dtype == object else ()
-    if missing != ():
+    found = next((v for v in value.flat if v is None or _is_pandas_na(v)), _NONE) if value.dtype == object else _NONE
+    if found is not _NONE:
         takes = "NaN for a missing value" if target.kind == "f" else "no missing value: give the fill value"
-        given = "None" if missing is None else "pandas.NA"
+        given = "None" if found is None else "pandas.NA"
         raise DTypeMismatchError(f"{given} for array {label}: it holds {target}, which takes {takes}")
     given = str(value.dtype)
     if value.dtype == object:  # which element numpy could not take as a number
         odd = next((v for v in value.flat if not isinstance(v, (int, float, np.number, np.bool_))), None)
         given += f" (holding {type(odd).__name__} {odd!r:.40})" if odd is not None else ""
     raise DTypeMismatchError(f"dtype mismatch on array {label}: it holds {target}, the data is {given}")
+
+
+#: No element found (None is one).
+_NONE = object()
 
 
 def _is_pandas_na(value: Any) -> bool:

@@ -4,7 +4,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::convert::{attr_from_py, attr_to_py, attrs_to_py};
-use crate::errors::IntoPy;
+use crate::errors::{IntoPy, is_atlas_error};
 
 /// Whose attributes a handle reaches (for `repr`).
 #[derive(Debug, Clone, Copy)]
@@ -45,9 +45,9 @@ impl Attrs {
     /// `"timestamp_nanoseconds"`...).
     #[pyo3(signature = (key, value, dtype=None))]
     fn set(&self, py: Python<'_>, key: &str, value: &Bound<'_, PyAny>, dtype: Option<&str>) -> PyResult<()> {
-        // Which attribute was refused (an interrupt passes as it came).
+        // Atlas's own refusals say which attribute; any other error passes as it came.
         let named = |e: PyErr| {
-            if e.is_instance_of::<pyo3::exceptions::PyException>(py) {
+            if is_atlas_error(py, &e) {
                 PyErr::from_type(e.get_type(py), format!("attribute {key:?}: {}", e.value(py)))
             } else {
                 e

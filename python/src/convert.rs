@@ -297,7 +297,7 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
             Ok(v) => v,
             Err(_) if value.is_instance_of::<PyInt>() => return out_of_range(value, dtype),
             Err(_) => {
-                return err(Kind::DTypeMismatch, format!("attribute of dtype {dtype} needs an int, got {value:?}"));
+                return err(Kind::DTypeMismatch, format!("dtype {dtype} needs an int, got {value:?}"));
             }
         };
         if (lo..=hi).contains(&v) {
@@ -305,8 +305,7 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
         }
         if matches!(lower.as_str(), "uint64" | "u8") && v > hi && v <= u64::MAX.into() {
             // In range for the dtype named; attributes keep integers as int64.
-            let detail =
-                format!("attribute value {value} is past what attributes hold: integers are int64 (up to 2**63-1)");
+            let detail = format!("value {value} is past what attributes hold: integers are int64 (up to 2**63-1)");
             return err(Kind::InvalidArgument, detail);
         }
         return out_of_range(value, dtype);
@@ -315,7 +314,7 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
         Ok(v) => Ok(v),
         // An int past the largest float is a number out of range, not the wrong type.
         Err(_) if value.is_instance_of::<PyInt>() => out_of_range(value, dtype),
-        Err(_) => err(Kind::DTypeMismatch, format!("attribute of dtype {dtype} needs a number, got {value:?}")),
+        Err(_) => err(Kind::DTypeMismatch, format!("dtype {dtype} needs a number, got {value:?}")),
     };
     match lower.as_str() {
         "float32" | "f4" => {
@@ -330,7 +329,7 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
         "float64" | "f8" | "float" => Ok(AttrValue::Float(float()?)),
         // A string is refused rather than judged by truthiness ("false" would be True).
         "bool" if value.is_instance_of::<PyString>() => {
-            err(Kind::InvalidArgument, format!("a bool attribute takes True, False, 0 or 1, not the string {value}"))
+            err(Kind::InvalidArgument, format!("dtype bool takes True, False, 0 or 1, not the string {value}"))
         }
         // Ints 0 and 1 only, as int dtypes refuse what they cannot hold (2 is not True).
         "bool" => match (value.extract::<bool>(), value.extract::<i64>()) {
@@ -338,7 +337,7 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
             (_, Ok(i @ (0 | 1))) => Ok(AttrValue::Bool(i == 1)),
             (_, Ok(_)) => out_of_range(value, dtype),
             _ if value.is_instance_of::<PyInt>() => out_of_range(value, dtype),
-            _ => err(Kind::DTypeMismatch, format!("a bool attribute takes True, False, 0 or 1, got {value:?}")),
+            _ => err(Kind::DTypeMismatch, format!("dtype bool takes True, False, 0 or 1, got {value:?}")),
         },
         // Bytes as the UTF-8 text they hold, as without a dtype; not their repr.
         "string" | "str" if value.is_instance_of::<PyBytes>() => attr_inferred(value, &mut Vec::new()),
@@ -347,9 +346,7 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
         "string" | "str" if value.is_instance_of::<PyString>() || is_number(value)? => {
             Ok(AttrValue::String(value.str()?.to_cow()?.into_owned()))
         }
-        "string" | "str" => {
-            err(Kind::DTypeMismatch, format!("a string attribute takes a str or a number, got {value:?}"))
-        }
+        "string" | "str" => err(Kind::DTypeMismatch, format!("dtype string takes a str or a number, got {value:?}")),
         "timestamp" | "timestamp_ns" | "timestamp_nanoseconds" | "datetime64[ns]" => {
             let is_bool = value.is_instance_of::<PyBool>() || is_instance_of_numpy(value, "bool_")?;
             if (value.is_instance_of::<PyInt>() || is_instance_of_numpy(value, "integer")?) && !is_bool {
@@ -360,38 +357,52 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
             } else if let Some(ns) = python_datetime_ns(value)? {
                 Ok(AttrValue::Timestamp(ns))
             } else if value.is_instance_of::<PyString>() {
-                let ns = datetime64_ns(value).or_else(|e| {
-                    err(Kind::InvalidArgument, format!("timestamp attribute {value}: not an ISO 8601 instant ({e})"))
-                })?;
+                let ns = datetime64_ns(value)
+                    .or_else(|e| err(Kind::InvalidArgument, format!("{value} is not an ISO 8601 instant ({e})")))?;
                 Ok(AttrValue::Timestamp(ns))
             } else if is_datetime64(value)? {
                 Ok(AttrValue::Timestamp(datetime64_ns(value)?))
             } else {
                 err(
                     Kind::DTypeMismatch,
-                    format!(
-                        "a timestamp attribute takes a datetime, datetime64, ISO 8601 string or int, got {value:?}"
-                    ),
+                    format!("dtype timestamp takes a datetime, datetime64, ISO 8601 string or int, got {value:?}"),
                 )
             }
         }
-        _ => err(Kind::InvalidArgument, format!("unknown attribute dtype {dtype:?}")),
+        _ => err(Kind::InvalidArgument, format!("unknown dtype {dtype:?}")),
     }
 }
 
 fn out_of_range<T>(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<T> {
-    err(Kind::InvalidArgument, format!("attribute value {value} is out of range for {dtype}"))
+    err(Kind::InvalidArgument, format!("value {value} is out of range for {dtype}"))
 }
 
 /// Deepest nesting accepted here; Atlas itself refuses values deeper than 32 levels.
 const MAX_DEPTH: usize = 64;
 
+/// One step into an attribute's value, kept to say where a part of it was refused.
+enum Step<'py> {
+    Index(usize),
+    Key(Bound<'py, PyString>),
+}
+
+/// ` at ["a"][3]` for the steps of `path`; nothing for the value itself.
+fn at(path: &[Step<'_>]) -> String {
+    let steps: String = path
+        .iter()
+        .map(|step| match step {
+            Step::Index(i) => format!("[{i}]"),
+            Step::Key(key) => format!("[{:?}]", key.to_string_lossy()),
+        })
+        .collect();
+    if steps.is_empty() { steps } else { format!(" at {steps}") }
+}
+
 /// `value` as an attribute, its type telling which kind. `path` holds where `value` is in
-/// the attribute's value (`["a"]`, `[3]`...), for errors.
-fn attr_inferred(value: &Bound<'_, PyAny>, path: &mut Vec<String>) -> PyResult<AttrValue> {
-    let at = |path: &[String]| if path.is_empty() { String::new() } else { format!(" at {}", path.concat()) };
+/// the attribute's value, for errors.
+fn attr_inferred<'py>(value: &Bound<'py, PyAny>, path: &mut Vec<Step<'py>>) -> PyResult<AttrValue> {
     if path.len() > MAX_DEPTH {
-        return err(Kind::InvalidArgument, "attribute value nests too deeply");
+        return err(Kind::InvalidArgument, "the value nests too deeply");
     }
     if let Ok(b) = value.cast::<PyBool>() {
         return Ok(AttrValue::Bool(b.is_true()));
@@ -414,7 +425,7 @@ fn attr_inferred(value: &Bound<'_, PyAny>, path: &mut Vec<String>) -> PyResult<A
             Err(_) => err(Kind::InvalidArgument, format!("bytes{} are not UTF-8", at(path))),
         };
     }
-    let mut nested = |place: String, value: &Bound<'_, PyAny>| {
+    let mut nested = |place: Step<'py>, value: &Bound<'py, PyAny>| {
         path.push(place);
         let converted = attr_inferred(value, path);
         path.pop();
@@ -424,7 +435,7 @@ fn attr_inferred(value: &Bound<'_, PyAny>, path: &mut Vec<String>) -> PyResult<A
         return list
             .iter()
             .enumerate()
-            .map(|(i, v)| nested(format!("[{i}]"), &v))
+            .map(|(i, v)| nested(Step::Index(i), &v))
             .collect::<PyResult<_>>()
             .map(AttrValue::List);
     }
@@ -432,7 +443,7 @@ fn attr_inferred(value: &Bound<'_, PyAny>, path: &mut Vec<String>) -> PyResult<A
         return tuple
             .iter()
             .enumerate()
-            .map(|(i, v)| nested(format!("[{i}]"), &v))
+            .map(|(i, v)| nested(Step::Index(i), &v))
             .collect::<PyResult<_>>()
             .map(AttrValue::List);
     }
@@ -442,9 +453,8 @@ fn attr_inferred(value: &Bound<'_, PyAny>, path: &mut Vec<String>) -> PyResult<A
             let Ok(key) = k.cast::<PyString>() else {
                 return err(Kind::DTypeMismatch, format!("map keys must be str, got {k:?}{}", at(path)));
             };
-            let key = key.to_cow()?.into_owned();
-            let converted = nested(format!("[{key:?}]"), &v)?;
-            map.insert(key, converted);
+            let converted = nested(Step::Key(key.clone()), &v)?;
+            map.insert(key.to_cow()?.into_owned(), converted);
         }
         return Ok(AttrValue::Map(map));
     }
@@ -502,7 +512,7 @@ fn python_datetime_ns(value: &Bound<'_, PyAny>) -> PyResult<Option<i64>> {
 /// Nested lists of nanosecond counts (a datetime64 array's) as timestamps.
 fn timestamps_from_ints(value: &Bound<'_, PyAny>, depth: usize) -> PyResult<AttrValue> {
     if depth > MAX_DEPTH {
-        return err(Kind::InvalidArgument, "attribute value nests too deeply");
+        return err(Kind::InvalidArgument, "the value nests too deeply");
     }
     match value.cast::<PyList>() {
         Ok(list) => {

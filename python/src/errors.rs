@@ -264,6 +264,11 @@ pub fn new_err(py: Python<'_>, kind: Kind, message: impl Into<String>) -> PyErr 
     }
 }
 
+/// Whether `error` is one of Atlas's own (an `AtlasError`), whose message Atlas wrote.
+pub fn is_atlas_error(py: Python<'_>, error: &PyErr) -> bool {
+    TYPES.get(py).is_some_and(|types| error.is_instance(py, types[index(Kind::Base)].bind(py)))
+}
+
 /// Raises `kind` with `message` (for checks done on the Python side of a call).
 pub fn err<T>(kind: Kind, message: impl Into<String>) -> PyResult<T> {
     Python::attach(|py| Err(new_err(py, kind, message)))

@@ -172,6 +172,48 @@ def test_move_renames_datasets_and_moves_arrays_without_copying_blocks(tmp_path)
     assert not reopened.has_pending_changes
 
 
+def test_a_move_waits_for_an_assignment_of_several_writes_to_end(store):
+    ds = store.create_dataset("d")
+    a = ds.define_array("a", "int32", None, [100], chunk_shape=[10])
+    x = ds.define_array("x", "int32", None, [100], chunk_shape=[10])
+    x[:] = -5
+    real, moves, writes = a._native, [], []
+
+    class SlowWrites:  # the assignment's first write starts another thread's moves
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def write(self, start, data):
+            real.write(start, data)
+            writes.append(start)
+            if len(writes) == 1:
+                moves.append(threading.Thread(target=lambda: (store.move("d/a", "d/b"), store.move("d/x", "d/a"))))
+                moves[0].start()
+                moves[0].join(0.3)
+                assert moves[0].is_alive(), "the move waits for the assignment"
+
+    a._native = SlowWrites()
+    a[[0, 50]] = [1, 2]  # two boxes, two writes
+    moves[0].join()
+    assert len(writes) == 2
+    assert store["d/b"][[0, 50]].tolist() == [1, 2], "the whole assignment went to the array it named"
+    assert store["d/a"][[0, 50]].tolist() == [-5, -5]
+
+
+def test_a_moved_xarray_coordinate_keeps_its_role_in_its_dataset_only(store):
+    xr = pytest.importorskip("xarray")
+    data = xr.Dataset({"v": ("time", np.arange(3.0))}, coords={"time": np.arange(3)})
+    store.add_xarray_dataset(data, "r")
+    store.move("r/time", "r/t")
+    assert store["r"].attrs["_xarray_coords"] == ["t"]
+    assert list(store.open_as_xarray_dataset("r").coords) == ["t"]
+    store.create_dataset("q")
+    store.move("r/t", "q/t")
+    assert store["r"].attrs["_xarray_coords"] == []
+    store["r"].define_array("t", "int64", ["time"], [3])  # a new array of the old name
+    assert "t" in store.open_as_xarray_dataset("r").data_vars, "is no coordinate"
+
+
 def test_copy_keeps_the_schema_and_copies_only_written_chunks_or_nothing(tmp_path, monkeypatch):
     store = atlas.Atlas.create(tmp_path / "s")
     run1, run2 = store.create_dataset("run1"), store.create_dataset("run2")

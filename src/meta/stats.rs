@@ -82,8 +82,8 @@ impl ArrayStats {
     /// The mean of a timestamp array's instants in nanoseconds: `mean` rounded, kept off
     /// `i64::MIN` (`NaT`, a null), which a float mean of instants next to it rounds to, and
     /// within `min ..= max` (a float holds instants far from the epoch to 2^-52 of their
-    /// value, about a microsecond today, so the rounded mean of close instants can fall
-    /// outside them); `None` where `mean` is (no valid values, strings).
+    /// value, 256 ns for today's, so the rounded mean of close instants can fall outside
+    /// them); `None` where `mean` is (no valid values, strings).
     #[must_use]
     pub fn mean_instant(&self) -> Option<i64> {
         #[allow(clippy::cast_possible_truncation)] // a mean of i64 values is within their range

@@ -28,8 +28,10 @@ impl Atlas {
             Ok(())
         };
         let mut state = self.inner.write();
-        if from == to {
-            return check(&state);
+        // To its own name: nothing to change where the dataset is (as a set that changes
+        // nothing); a read-only handle is refused as at any change.
+        if from == to && self.inner.holds_on_newest(&state, |state| state.dataset(from).is_ok()) {
+            return Ok(());
         }
         // Refused before taking the writer lock, and again on the newest commit it loads.
         self.inner.check_before_change(&state, check)?;
@@ -63,8 +65,9 @@ impl Atlas {
             Ok(())
         };
         let mut state = self.inner.write();
-        if same_place {
-            return check(&state);
+        // To its own place: nothing to change where the array is (as `rename_dataset`).
+        if same_place && self.inner.holds_on_newest(&state, |state| state.array(from_dataset, from).is_ok()) {
+            return Ok(());
         }
         // Refused before taking the writer lock, and again on the newest commit it loads.
         self.inner.check_before_change(&state, check)?;

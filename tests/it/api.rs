@@ -185,11 +185,15 @@ fn a_read_only_handle_reads_and_refuses_every_change_without_taking_the_lock() {
         array.write(&[0], ndarray::arr1(&[9]).view()),
         array.resize(&[8]),
         rds.delete_array("a"),
+        reader.rename_dataset("d", "e"),
+        reader.move_array(("d", "a"), ("d", "b")),
         reader.set_codec(atlas::Codec::Lz4),
         // What the store holds already is refused too: a read-only handle changes nothing.
         array.resize(&[4]),
         reader.set_codec(writer.codec()),
         array.set_shuffle(None),
+        reader.rename_dataset("d", "d"),
+        reader.move_array(("d", "a"), ("d", "a")),
         reader.compact().map(drop),
         reader.begin_change().map(drop),
     ];

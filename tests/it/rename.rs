@@ -107,6 +107,12 @@ fn wrong_names_are_refused_and_change_nothing() {
     assert!(!store.has_pending_changes());
     store.flush().unwrap();
     assert_eq!(util::tree(&dir.store()), tree, "nothing was written");
+    // Answered on the newest commit: another writer deleted the array meanwhile.
+    let other = Atlas::open(dir.store()).unwrap();
+    other.open_dataset("a").unwrap().delete_array("y").unwrap();
+    other.flush().unwrap();
+    assert_err!(store.move_array(("a", "y"), ("a", "y")), Error::NotFound { .. });
+    assert!(!store.has_pending_changes());
 }
 
 #[test]

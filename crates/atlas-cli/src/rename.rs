@@ -15,11 +15,15 @@ pub(crate) fn mv(path: &Path, source: &DatasetOrArray, dest: &DatasetOrArray, ou
     let moved = match (source, dest) {
         (DatasetOrArray::Dataset(from), DatasetOrArray::Dataset(to)) => {
             store.rename_dataset(from, to)?;
-            format!("renamed dataset {from} to {to}")
+            if from == to {
+                format!("dataset {from} keeps its name")
+            } else {
+                format!("renamed dataset {from} to {to}")
+            }
         }
         (DatasetOrArray::Array(from), DatasetOrArray::Array(to)) => {
             store.move_array((&from.dataset, &from.array), (&to.dataset, &to.array))?;
-            format!("moved array {from} to {to}")
+            if from == to { format!("array {from} stays where it is") } else { format!("moved array {from} to {to}") }
         }
         (DatasetOrArray::Dataset(from), DatasetOrArray::Array(to)) => {
             bail!(

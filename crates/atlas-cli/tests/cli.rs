@@ -1557,6 +1557,11 @@ fn mv_renames_datasets_and_moves_arrays_leaving_the_blocks_where_they_are() {
         atlas().arg("mv").arg(&store).args(args).assert().code(1).stderr(contains(message));
     }
     atlas().arg("mv").arg(&store).args(["run43", ""]).assert().code(2);
+    assert_eq!(stdout_of(atlas().arg("mv").arg(&store).args(["run43", "run43/"])), "dataset run43 keeps its name\n");
+    assert_eq!(
+        stdout_of(atlas().arg("mv").arg(&store).args(["empty/t", "/empty/t"])),
+        "array empty/t stays where it is\n"
+    );
     assert_eq!(Atlas::open(&store).unwrap().list_datasets(), ["empty", "run43"]);
 }
 
