@@ -855,7 +855,8 @@ class DatasetView(AttributeMethods):
         0.10 or by name (`define_array("a", "f4", shape=(3, 4))`). chunk_shape (or `chunks`,
         as h5py and zarr name it, and as `Array.chunks` reads it back): default about 1 MiB
         per chunk (less under a smaller `max_chunk_bytes`). fill_value: read where nothing
-        was written (default 0, NaT for timestamps, the empty string for strings). codec,
+        was written (default 0, NaT for timestamps; a string array's is the empty string,
+        the only one it takes). codec,
         shuffle: the array's own settings for new blocks (default: follow the store's).
         """
         if shape is None:
