@@ -46,6 +46,39 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_locks_lock)
 
 
+class _WriteLock:
+    """An array's write lock (`Atlas._write_lock`): a plain lock that knows which thread
+    took it, so that a move made on that thread (by a signal handler, in the middle of an
+    assignment) is refused rather than waiting for itself. Released by any thread, as the
+    exit flush releases the locks it took for threads that made them."""
+
+    __slots__ = ("_lock", "owner")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.owner: Optional[int] = None
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        taken = self._lock.acquire(blocking, timeout)
+        if taken:
+            self.owner = threading.get_ident()
+        return taken
+
+    def release(self) -> None:
+        self.owner = None
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+    def __enter__(self) -> "_WriteLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
 def _path(source: Any) -> str:
     try:
         return os.fspath(source)
@@ -165,11 +198,11 @@ class Atlas(AttributeMethods):
             raise TypeError("use Atlas.create(path) or Atlas.open(path)")
         self._native = native
         self._pid = os.getpid()
-        self._write_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._write_locks: dict[tuple[str, str], _WriteLock] = {}
         self._write_locks_pid = self._pid
         # While the exit flush runs: the write locks made since it began, made held (see
         # `_write_lock`); else None.
-        self._exit_held: Optional[list[threading.Lock]] = None
+        self._exit_held: Optional[list[_WriteLock]] = None
         # Odd while a change that leaves the generation as it is (a discard, a refresh, an
         # array or dataset deleted or defined) is under way, bumped twice by each: see
         # `_state`. Such changes run one at a time, under `_change_lock`; reentrant, as a
@@ -225,7 +258,7 @@ class Atlas(AttributeMethods):
             changes = self._changes
         return None if changes % 2 else (self._native.generation, changes)
 
-    def _write_lock(self, dataset: str, array: str) -> threading.Lock:
+    def _write_lock(self, dataset: str, array: str) -> _WriteLock:
         """The lock that runs `arr[...] = value`, `write` and `append` on one array one at a
         time among this handle's threads: an assignment through a step reads, changes and
         writes back its boxes, and a write in between would be lost. Other handles need no
@@ -234,11 +267,12 @@ class Atlas(AttributeMethods):
             self._forked()
             lock = self._write_locks.get((dataset, array))
             if lock is None:
-                lock = self._write_locks[(dataset, array)] = threading.Lock()
+                lock = self._write_locks[(dataset, array)] = _WriteLock()
                 if self._exit_held is not None:
                     # The exit flush holds every write lock, this new one too: an assignment
                     # begun now waits until the flush has committed without it.
                     lock.acquire()
+                    lock.owner = None  # the exit flush's, not this thread's
                     self._exit_held.append(lock)
             return lock
 
@@ -486,15 +520,23 @@ class Atlas(AttributeMethods):
         from ._xarray import COORDS_KEY
 
         with self._holding_write_locks([source, dest]), self._changing():
-            self._native.move_array(source, dest)
             # An xarray coordinate keeps its role under its new name in its dataset; moved
             # to another, it has none (its name in the old list would make a later array of
-            # that name a coordinate).
+            # that name a coordinate). The list changes first, so that no commit between
+            # the two has the array moved and the list not; a failed move puts it back.
             attrs = self.open_dataset(source[0]).attrs
             coords = attrs.get(COORDS_KEY)
-            if isinstance(coords, list) and source[1] in coords:
+            carried = isinstance(coords, list) and source[1] in coords and source != dest
+            if carried:
                 renamed = [dest[1] if n == source[1] else n for n in coords]
                 attrs[COORDS_KEY] = renamed if dest[0] == source[0] else [n for n in coords if n != source[1]]
+            try:
+                self._native.move_array(source, dest)
+            except BaseException:
+                if carried:
+                    with contextlib.suppress(AtlasError):
+                        attrs[COORDS_KEY] = coords
+                raise
 
     def _dataset_write_keys(self, *datasets: str) -> list[tuple[str, str]]:
         """The `(dataset, array)` of every array of `datasets` and of every write lock made
@@ -509,14 +551,31 @@ class Atlas(AttributeMethods):
 
     @contextlib.contextmanager
     def _holding_write_locks(self, keys: Sequence[tuple[str, str]]) -> Iterator[None]:
-        """Holds the write locks of `keys`, taken in the order the exit flush takes them, so
-        that no assignment to those arrays is under way meanwhile."""
-        with contextlib.ExitStack() as held:
-            for dataset, array in sorted(set(keys)):
-                lock = self._write_lock(dataset, array)
-                lock.acquire()
-                held.callback(lock.release)
+        """Holds the write locks of `keys`, so that no assignment to those arrays is under
+        way meanwhile. None is held while waiting for another: the exit flush (or another
+        mover) may hold that one and wait for one held here. Refused on a thread that holds
+        one already (a signal handler run inside an assignment), which would wait forever."""
+        locks = [self._write_lock(dataset, array) for dataset, array in sorted(set(keys))]
+        for (dataset, array), lock in zip(sorted(set(keys)), locks):
+            if lock.owner == threading.get_ident():
+                raise InvalidArgumentError(f"{dataset}/{array} is being assigned on this thread: move it after")
+        while True:
+            held = []
+            for lock in locks:
+                if not lock.acquire(blocking=False):
+                    break
+                held.append(lock)
+            else:
+                break
+            for taken in held:
+                taken.release()
+            lock.acquire()  # until the busy one is free; then all are tried again
+            lock.release()
+        try:
             yield
+        finally:
+            for lock in held:
+                lock.release()
 
     def copy(self, source: Union[str, Array], dest: str) -> Array:
         """Copies an array to `dest` ("run2/temp"; the dataset must exist): `source` is a
@@ -865,6 +924,11 @@ class DatasetView(AttributeMethods):
             if chunk_shape is not None:
                 raise TypeError("define_array takes chunk_shape or chunks (the same thing), not both")
             chunk_shape = chunks
+        if isinstance(chunk_shape, (bool, str)):
+            raise TypeError(
+                f"chunks takes one length per axis (chunks=(100, 512)), not {chunk_shape!r}; "
+                "leave it out for the default of about 1 MiB a chunk"
+            )
         atlas_dtype = dtype_name(dtype)
         if atlas_dtype == "timestamp" and fill_value is not None:
             if isinstance(fill_value, int) and not -(2**63) <= fill_value < 2**63:
@@ -918,14 +982,24 @@ class DatasetView(AttributeMethods):
     def copy(self, source: Array, name: str) -> Array:
         """A new array `name` holding what `source` (an `Array`, of this store or another)
         holds: its dtype, shape, chunks, dims, fill value, attributes and own codec and
-        shuffle (where it has none, the new one follows this store's). Only its written
-        chunks are read and written, one at a time, so memory stays at a chunk and a
-        never-written chunk takes nothing; each is decoded and encoded again. Done whole or
-        not at all: a failure leaves no array `name`. `AlreadyExistsError` where the name is
-        taken; `store.move` renames without copying."""
+        shuffle (where it has none, the new one follows this store's); whether it is an
+        xarray coordinate is its dataset's to say, and not copied. From this store handle,
+        its blocks are copied as stored (no decode, checksums kept; Rust's `copy_array`),
+        as it is at that moment; from another, its written chunks are read and written
+        again, one at a time (memory: a chunk, and the list of written chunks), so changes
+        made to it meanwhile may show in some chunks. A never-written chunk takes nothing
+        either way. Done whole or not at all: a failure leaves no array `name`.
+        `AlreadyExistsError` where the name is taken; `store.move` renames without
+        copying."""
         if not isinstance(source, Array):
             raise TypeError(f"copy takes an Array (store['run1/temp']), not {type(source).__name__}")
         _refuse_non_name(name, 'ds.copy(store["run1/temp"], "temp")')
+        if source._store is self._store:
+            keys = [(source.dataset, source.name), (self.name, name)]
+            # Not in the middle of an assignment to the source: it is copied whole or not.
+            with self._store._holding_write_locks(keys), self._store._changing():
+                self._store._native.copy_array(keys[0], keys[1])
+            return self[name]
         meta = source.meta
         with self._making(name, f"array already exists: {self.name}/{name}"):
             target = self.define_array(

@@ -156,6 +156,10 @@ impl Store {
         py.detach(|| self.inner.move_array((&from.0, &from.1), (&to.0, &to.1))).py_err()
     }
 
+    fn copy_array(&self, py: Python<'_>, from: (String, String), to: (String, String)) -> PyResult<()> {
+        py.detach(|| self.inner.copy_array((&from.0, &from.1), (&to.0, &to.1))).py_err()
+    }
+
     /// Distinct array names over all datasets, sorted.
     fn list_arrays(&self, py: Python<'_>) -> PyResult<Vec<String>> {
         py.detach(|| {

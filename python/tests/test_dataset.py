@@ -81,6 +81,9 @@ def test_define_array_defaults_and_schema(ds):
     assert ds.define_array("c", "f4", shape=(10, 4), chunks=(5, 2)).chunks == (5, 2)
     with pytest.raises(TypeError, match="chunk_shape or chunks"):
         ds.define_array("n", "f4", shape=(10,), chunk_shape=(5,), chunks=(5,))
+    for chunks in [True, "auto"]:  # h5py's "choose for me": here, leave it out
+        with pytest.raises(TypeError, match="leave it out for the default"):
+            ds.define_array("n", "f4", shape=(10,), chunks=chunks)
     assert "n" not in ds
 
 

@@ -261,8 +261,10 @@ def test_copy_keeps_the_schema_and_copies_only_written_chunks_or_nothing(tmp_pat
         return real_read(self, start, shape)
 
     monkeypatch.setattr(atlas.Array, "read", failing_read)
+    far = other.create_dataset("far").define_array("t", "float32", None, [20], chunks=[5])
+    far[:] = np.arange(20, dtype="float32")
     with pytest.raises(OSError, match="disk gone"):
-        store.copy("run1/temp", "run2/broken")
+        run2.copy(far, "broken")  # from another store: chunk by chunk
     assert "broken" not in store["run2"] and not store.has_pending_changes
 
 
@@ -474,6 +476,43 @@ started.wait()
         assert done.returncode == 0, done.stderr.decode()
         assert atlas.Atlas.open(path)["d/x"][...].tolist() == committed, pause
         assert ("assignment was still under way" in done.stderr.decode()) == (pause == 60)
+
+
+def test_a_daemon_moving_arrays_at_exit_does_not_keep_the_exit_flush_from_committing(tmp_path):
+    # A move holds two write locks; one it would make during the exit flush is the flush's:
+    # holding the first while waiting for it kept the flush waiting until it gave up.
+    script = """
+import sys, threading, time, atlas, numpy as np
+store = atlas.Atlas.open(sys.argv[1])
+store["d"]["x0"] = np.arange(3)
+store["d"]["keep"] = np.arange(5)
+def mover():
+    i = 0
+    while True:
+        store.move(f"d/x{i}", f"d/x{i + 1}")
+        i += 1
+threading.Thread(target=mover, daemon=True).start()
+time.sleep(0.3)
+"""
+    path = tmp_path / "s"
+    atlas.Atlas.create(path).create_dataset("d")
+    done = _run_script(script, path)
+    assert done.returncode == 0, done.stderr.decode()
+    assert "not flushed at exit" not in done.stderr.decode()
+    assert atlas.Atlas.open(path)["d/keep"][...].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_a_move_on_a_thread_in_the_middle_of_an_assignment_is_refused_not_a_hang(store):
+    # As a signal handler's would be: it cannot wait for the assignment it interrupted.
+    ds = store.create_dataset("d")
+    ds.define_array("a", "int8", None, [4])
+    with store._write_lock("d", "a"):
+        with pytest.raises(atlas.InvalidArgumentError, match="being assigned on this thread"):
+            store.move("d/a", "d/b")
+        with pytest.raises(atlas.InvalidArgumentError, match="being assigned on this thread"):
+            store.move("d", "e")
+    store.move("d/a", "d/b")
+    assert list(store["d"]) == ["b"]
 
 
 def test_the_exit_flush_never_commits_an_array_defined_by_an_assignment_without_its_values(tmp_path):

@@ -51,6 +51,23 @@ pub(crate) struct EncodedBlock<'a> {
     pub stats: ChunkStats,
 }
 
+impl<'a> EncodedBlock<'a> {
+    /// The block `entry` describes, as stored (`stored`, its bytes), for array `array_id`:
+    /// a copy that keeps its encoding, checksum and statistics.
+    pub(crate) fn copy_of(entry: &'a BlockEntry, array_id: u64, stored: &'a [&'a [u8]]) -> Self {
+        Self {
+            array_id,
+            coord: &entry.coord,
+            stored,
+            raw_len_bytes: entry.raw_len_bytes,
+            checksum: entry.checksum,
+            encoding: entry.encoding,
+            is_fill: entry.is_fill,
+            stats: entry.stats,
+        }
+    }
+}
+
 impl FragmentWriter {
     /// Creates the file and writes its header; a file it made is removed if that fails.
     pub(crate) fn create(path: PathBuf) -> Result<Self> {

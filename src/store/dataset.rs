@@ -54,11 +54,7 @@ impl Dataset {
         self.inner.check_before_change(&state, refuse_existing)?;
         self.inner.change(&mut state, |state| {
             refuse_existing(state)?;
-            meta.id = state.meta.next_array_id;
-            state.meta.next_array_id = meta
-                .id
-                .checked_add(1)
-                .ok_or_else(|| Error::invalid(format!("no array id is left in store {}", self.inner.dir.display())))?;
+            meta.id = state.allocate_array_id(&self.inner.dir)?;
             state.dataset_mut(&self.name)?.arrays.insert(name.to_string(), meta);
             Ok(())
         })?;

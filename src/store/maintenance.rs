@@ -225,16 +225,7 @@ fn copy_live_blocks(inner: &Inner, state: &mut State, arrays: &[(String, String,
     for (id, blocks) in to_copy {
         let PendingFragment { writer, .. } = session.fragment(&data_dir, generation)?;
         for (reader, entry) in blocks {
-            entries.push(writer.append_block(&EncodedBlock {
-                array_id: id,
-                coord: &entry.coord,
-                stored: &[reader.block_bytes(entry)],
-                raw_len_bytes: entry.raw_len_bytes,
-                checksum: entry.checksum,
-                encoding: entry.encoding,
-                is_fill: false,
-                stats: entry.stats,
-            })?);
+            entries.push(writer.append_block(&EncodedBlock::copy_of(entry, id, &[reader.block_bytes(entry)]))?);
         }
     }
     state.record(entries);

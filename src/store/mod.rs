@@ -8,6 +8,7 @@ mod attrs;
 mod batch;
 mod boxes;
 mod config;
+mod copy;
 mod dataset;
 #[cfg(feature = "gpu")]
 mod device;

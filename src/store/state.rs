@@ -605,12 +605,19 @@ impl State {
 
     /// Every live block of an array: this session's newest per chunk, else the committed one.
     pub(crate) fn live_blocks(&self, array_id: u64) -> Vec<BlockRef<'_>> {
-        let pending = self.pending_blocks();
-        let mut blocks: Vec<BlockRef<'_>> = pending.into_iter().flat_map(|p| p.blocks_of(array_id)).collect();
-        let overridden = |coord: &[u64]| pending.is_some_and(|p| p.find(array_id, coord).is_some());
-        let committed = self.committed.blocks_of(array_id).map(|(reader, entry)| BlockRef::Committed { reader, entry });
-        blocks.extend(committed.filter(|b| !overridden(&b.entry().coord)));
-        blocks
+        live_blocks(self.pending_blocks(), &self.committed, array_id)
+    }
+
+    /// A new array id: the next one, which moves on.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when none is left (`next_array_id` at `u64::MAX`).
+    pub(crate) fn allocate_array_id(&mut self, dir: &Path) -> Result<u64> {
+        let id = self.meta.next_array_id;
+        self.meta.next_array_id = id
+            .checked_add(1)
+            .ok_or_else(|| Error::invalid(format!("no array id is left in store {}", dir.display())))?;
+        Ok(id)
     }
 
     /// The index entries of [`State::live_blocks`].
@@ -884,6 +891,19 @@ pub(crate) fn write_settings<'d>(
 /// The zstd dictionary of an array, if it has one.
 pub(crate) fn dictionary(meta: &ArrayMeta) -> Option<ZstdDict> {
     meta.zstd_dictionary.clone().map(ZstdDict::new)
+}
+
+/// Every live block of an array: the newest `pending` holds per chunk, else the committed one.
+pub(crate) fn live_blocks<'a>(
+    pending: Option<&'a PendingBlocks>,
+    committed: &'a Snapshot,
+    array_id: u64,
+) -> Vec<BlockRef<'a>> {
+    let mut blocks: Vec<BlockRef<'_>> = pending.into_iter().flat_map(|p| p.blocks_of(array_id)).collect();
+    let overridden = |coord: &[u64]| pending.is_some_and(|p| p.find(array_id, coord).is_some());
+    let committed = committed.blocks_of(array_id).map(|(reader, entry)| BlockRef::Committed { reader, entry });
+    blocks.extend(committed.filter(|b| !overridden(&b.entry().coord)));
+    blocks
 }
 
 /// The current block of a chunk: the newest written by this session, else the committed one.

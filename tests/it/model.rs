@@ -1,4 +1,4 @@
-//! Property test: random sequences of define / write / read / delete / rename / resize / append /
+//! Property test: random sequences of define / write / read / delete / rename / copy / resize / append /
 //! flush / reopen / discard / compact / recompress / codec and metadata format changes
 //! against a plain in-memory model of dense arrays (int32, float32 and string; zero-size
 //! axes included), of many tiny chunks and of chunks up to 64 KiB. Every read must match the model, after every commit a freshly opened
@@ -61,6 +61,11 @@ enum Op {
     },
     /// Renames array `from` to slot `to`'s name (`move_array` within the dataset).
     Move {
+        from: usize,
+        to: usize,
+    },
+    /// Copies array `from` to slot `to`'s name (`copy_array` within the dataset).
+    Copy {
         from: usize,
         to: usize,
     },
@@ -144,6 +149,7 @@ fn op(sizes: Sizes) -> impl Strategy<Value = Op> {
         1 => slot.clone().prop_map(|slot| Op::ReadOutOfBounds { slot }),
         1 => slot.clone().prop_map(|slot| Op::Delete { slot }),
         1 => (slot.clone(), slot.clone()).prop_map(|(from, to)| Op::Move { from, to }),
+        1 => (slot.clone(), slot.clone()).prop_map(|(from, to)| Op::Copy { from, to }),
         2 => Just(Op::Flush),
         2 => Just(Op::Reopen),
         1 => (0..CODECS.len()).prop_map(Op::SetCodec),
@@ -548,6 +554,19 @@ fn run(dir: &TestDir, ops: &[Op], memory: Memory, sizes: Sizes) -> Result<(), Te
                 } else {
                     result.unwrap();
                     let array = model.remove(from).expect("checked above");
+                    model.insert(to.to_string(), array);
+                }
+            }
+            Op::Copy { from, to } => {
+                let (from, to) = (SLOTS[*from], SLOTS[*to]);
+                let result = store.copy_array(("d", from), ("d", to));
+                if !model.contains_key(from) {
+                    prop_assert!(matches!(result, Err(Error::NotFound { .. })), "{:?}", result);
+                } else if model.contains_key(to) {
+                    prop_assert!(matches!(result, Err(Error::AlreadyExists { .. })), "{:?}", result);
+                } else {
+                    result.unwrap();
+                    let array = model[from].clone();
                     model.insert(to.to_string(), array);
                 }
             }

@@ -1,8 +1,9 @@
 //! Renaming datasets and moving arrays: the metadata alone changes (no block is written),
 //! every value, attribute and statistic goes along, and wrong names are refused with
-//! nothing changed. Renames within one dataset against a model are in `model.rs`.
+//! nothing changed. Copies: blocks copied as stored. Renames and copies within one dataset
+//! against a model are in `model.rs`.
 
-use atlas::{ArraySpec, Atlas, DType, EntityKind, Error, Scalar};
+use atlas::{ArraySpec, Atlas, BlockInfo, Codec, DType, EntityKind, Error, Scalar};
 use ndarray::arr1;
 
 use crate::util::{self, assert_err, test_dir};
@@ -133,4 +134,65 @@ fn a_rename_another_writer_made_is_seen_after_a_refresh() {
     writer.flush().unwrap();
     assert_err!(stale.move_array(("a", "x2"), ("a", "x3")), Error::NotFound { .. });
     assert!(!stale.has_pending_changes());
+}
+
+/// What a copy keeps of each block: chunk, codec, filters, sizes, checksum.
+fn block_kinds(store: &Atlas, dataset: &str, array: &str) -> Vec<(Vec<u64>, String, bool, u64, u64, u64)> {
+    let kind =
+        |b: BlockInfo| (b.coord, b.codec.name().to_string(), b.shuffled, b.stored_bytes, b.raw_bytes, b.checksum);
+    store.array_blocks(dataset, array).unwrap().into_iter().filter(|b| !b.is_fill).map(kind).collect()
+}
+
+#[test]
+fn a_copy_has_the_schema_attributes_and_blocks_as_stored_uncommitted_writes_too() {
+    let dir = test_dir!();
+    let store = sample(&dir.store());
+    let x = store.open_dataset("a").unwrap().array("x").unwrap();
+    x.set_codec(Some(Codec::Lz4)).unwrap();
+    x.write(&[4], arr1(&[40, 50, 60, 70]).view()).unwrap(); // a whole chunk: a pending lz4 block
+    store.flush().unwrap();
+    x.write(&[0], arr1(&[10]).view()).unwrap(); // part of a chunk: staged in memory
+    store.copy_array(("a", "x"), ("b", "x2")).unwrap();
+    store.copy_array(("a", "y"), ("a", "y2")).unwrap(); // never written: no block
+    let copy = store.open_dataset("b").unwrap().array("x2").unwrap();
+    assert_eq!(ints(&store, "b", "x2"), [10, 1, 2, 3, 40, 50, 60, 70]);
+    assert_eq!(block_kinds(&store, "b", "x2"), block_kinds(&store, "a", "x"), "the blocks as stored");
+    // The copy is an array of its own: writes to either leave the other alone.
+    copy.write(&[1], arr1(&[-5]).view()).unwrap();
+    x.write(&[2], arr1(&[-6]).view()).unwrap();
+    store.flush().unwrap();
+    drop((x, copy, store));
+
+    let store = Atlas::open(dir.store()).unwrap();
+    assert_eq!(ints(&store, "a", "x"), [10, 1, -6, 3, 40, 50, 60, 70]);
+    assert_eq!(ints(&store, "b", "x2"), [10, -5, 2, 3, 40, 50, 60, 70]);
+    let copy = store.open_dataset("b").unwrap().array("x2").unwrap();
+    let meta = copy.meta().unwrap();
+    assert_eq!((meta.fill_value, meta.codec, meta.chunk_shape), (Scalar::Int(-1), Some(Codec::Lz4), vec![4]));
+    assert_eq!(copy.attrs().get("units").unwrap(), Some("m".into()));
+    assert_eq!(copy.stats().unwrap().min, Some(Scalar::Int(-5)));
+    assert!(store.open_dataset("a").unwrap().array("y2").unwrap().stats().unwrap().count == 0);
+    let report = store.verify(&mut |_, _| ()).unwrap();
+    assert_eq!((report.bad_blocks.len(), report.bad_stats.len()), (0, 0));
+}
+
+#[test]
+fn a_copy_is_refused_on_wrong_names_and_carries_damage_it_cannot_see() {
+    let dir = test_dir!();
+    let store = sample(&dir.store());
+    assert_err!(store.copy_array(("a", "x"), ("a", "y")), Error::AlreadyExists { kind: EntityKind::Array, .. });
+    assert_err!(store.copy_array(("a", "x"), ("a", "x")), Error::AlreadyExists { kind: EntityKind::Array, .. });
+    assert_err!(store.copy_array(("a", "nope"), ("b", "x")), Error::NotFound { kind: EntityKind::Array, .. });
+    assert_err!(store.copy_array(("a", "x"), ("nope", "x")), Error::NotFound { kind: EntityKind::Dataset, .. });
+    assert_err!(store.copy_array(("a", "x"), ("b", "a/b")), Error::InvalidName { kind: EntityKind::Array, .. });
+    assert!(!store.has_pending_changes());
+    // A block damaged on disk is copied as it is: its checksum fails reads of the copy too.
+    util::damage_block(&store, "a/x", &[1]);
+    store.copy_array(("a", "x"), ("b", "x")).unwrap();
+    let copy = store.open_dataset("b").unwrap().array("x").unwrap();
+    assert_eq!(copy.read::<i32>(&[0], &[4]).unwrap().into_raw_vec_and_offset().0, [0, 1, 2, 3]);
+    assert_err!(copy.read::<i32>(&[4], &[4]), Error::ChecksumMismatch { .. });
+    let options = atlas::OpenOptions::default().read_only(true);
+    let reader = Atlas::open_with(dir.store(), &options).unwrap();
+    assert_err!(reader.copy_array(("a", "x"), ("b", "z")), Error::ReadOnly { .. });
 }

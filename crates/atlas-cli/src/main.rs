@@ -201,6 +201,16 @@ enum Command {
         /// must exist).
         dest: DatasetOrArray,
     },
+    /// Copy an array to a new one (in its dataset or another), with its schema and
+    /// attributes; blocks are copied as stored, not decoded.
+    Cp {
+        /// The store directory.
+        store: PathBuf,
+        /// The DATASET/ARRAY to copy.
+        source: ArrayPath,
+        /// The new DATASET/ARRAY (the dataset must exist).
+        dest: ArrayPath,
+    },
     /// Import a .npy file (or .npy.zst, .npy.gz, decompressed on the fly) as an array,
     /// creating the dataset and array as needed.
     Import {
@@ -391,6 +401,7 @@ impl Command {
                 | Self::Compact { .. }
                 | Self::Rm { .. }
                 | Self::Mv { .. }
+                | Self::Cp { .. }
                 | Self::Import { .. }
                 | Self::Export { .. }
         )
@@ -637,6 +648,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Compact { store, json } => maintain::compact(&store, json, quiet, out)?,
         Command::Rm { store, names } => remove::rm(&store, &names, out)?,
         Command::Mv { store, source, dest } => rename::mv(&store, &source, &dest, out)?,
+        Command::Cp { store, source, dest } => rename::cp(&store, &source, &dest, out)?,
         Command::Import {
             store,
             array,

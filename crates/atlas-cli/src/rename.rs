@@ -1,11 +1,12 @@
-//! `atlas mv`: renames a dataset or moves an array, a change of the metadata alone.
+//! `atlas mv` (renames a dataset or moves an array, a change of the metadata alone) and
+//! `atlas cp` (copies an array, its blocks as stored).
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Result, bail};
 
-use crate::{DatasetOrArray, DiscardUncommitted, open_store, printable};
+use crate::{ArrayPath, DatasetOrArray, DiscardUncommitted, open_store, printable, report};
 
 /// Renames dataset `source` to `dest`, or moves array `source` to `dest` (in its dataset or
 /// another), and commits it.
@@ -44,5 +45,17 @@ pub(crate) fn mv(path: &Path, source: &DatasetOrArray, dest: &DatasetOrArray, ou
     };
     store.flush()?;
     writeln!(out, "{}", printable(&moved))?;
+    Ok(())
+}
+
+/// Copies array `source` to the new array `dest`, and commits it.
+pub(crate) fn cp(path: &Path, source: &ArrayPath, dest: &ArrayPath, out: &mut dyn Write) -> Result<()> {
+    let store = open_store(path)?;
+    let _uncommitted = DiscardUncommitted(&store);
+    store.copy_array((&source.dataset, &source.array), (&dest.dataset, &dest.array))?;
+    store.flush()?;
+    let blocks = store.array_blocks(&dest.dataset, &dest.array)?.iter().filter(|b| !b.is_fill).count() as u64;
+    let copied = format!("copied array {source} to {dest} ({})", report::counted(blocks, "block"));
+    writeln!(out, "{}", printable(&copied))?;
     Ok(())
 }

@@ -1566,6 +1566,31 @@ fn mv_renames_datasets_and_moves_arrays_leaving_the_blocks_where_they_are() {
 }
 
 #[test]
+fn cp_copies_an_array_with_its_blocks_as_stored() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let out = stdout_of(atlas().arg("cp").arg(&store).args(["/run42/temp", "empty/t"]));
+    assert_eq!(out, "copied array run42/temp to empty/t (2 blocks)\n");
+    let reopened = Atlas::open(&store).unwrap();
+    let blocks = |dataset: &str, array: &str| {
+        let blocks = reopened.array_blocks(dataset, array).unwrap();
+        blocks.into_iter().map(|b| (b.coord, b.checksum, b.stored_bytes)).collect::<Vec<_>>()
+    };
+    assert_eq!(blocks("empty", "t"), blocks("run42", "temp"));
+    let copy = reopened.open_dataset("empty").unwrap().array("t").unwrap();
+    assert_eq!(copy.attrs().get("units").unwrap(), Some("degC".into()));
+    let refused = [
+        (["run42/temp", "empty/t"], "array already exists: empty/t"),
+        (["run42/nope", "empty/x"], "array not found: run42/nope"),
+        (["run42/temp", "nope/x"], "dataset not found: nope"),
+    ];
+    for (args, message) in refused {
+        atlas().arg("cp").arg(&store).args(args).assert().code(1).stderr(contains(message));
+    }
+    atlas().arg("cp").arg(&store).args(["run42", "empty/x"]).assert().code(2);
+}
+
+#[test]
 fn rm_deletes_datasets_and_arrays_in_one_commit_or_nothing_when_one_is_missing() {
     let dir = TempDir::new().unwrap();
     let store = sample_store(&dir);
