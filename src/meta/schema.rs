@@ -57,6 +57,11 @@ pub(crate) struct StoreMeta {
     /// "Metadata checksum"); set when the file is written, checked when it is read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<u64>,
+    /// Array id -> the persisted statistics read from this file that did not check out,
+    /// forgotten for use ([`StoreMeta::forget_unsound_stats`]) but kept for `verify` to
+    /// report. Never written: a commit writes each array's stats anew.
+    #[serde(skip)]
+    pub unsound_stats: BTreeMap<u64, ArrayStats>,
 }
 
 /// One dataset of the registry.
@@ -266,6 +271,7 @@ impl StoreMeta {
             datasets: BTreeMap::new(),
             fragments: Vec::new(),
             checksum: None,
+            unsound_stats: BTreeMap::new(),
         }
     }
 
@@ -313,14 +319,17 @@ impl StoreMeta {
     }
 
     /// Forgets persisted array stats that do not check out (see [`ArrayStats::check`]), so
-    /// that they are merged again from the block index when asked for. Stats are a cache:
-    /// ones a damaged or older writer left (string means of 0 from earlier builds) must neither be
-    /// returned nor keep the store from opening.
+    /// that they are merged again from the block index when asked for, and keeps them in
+    /// `unsound_stats` for `verify`. Stats are a cache: ones a damaged or older writer left
+    /// (string means of 0 from earlier builds) must neither be returned nor keep the store
+    /// from opening.
     pub(crate) fn forget_unsound_stats(&mut self) {
         for array in self.datasets.values_mut().flat_map(|ds| Arc::make_mut(ds).arrays.values_mut()) {
             let elems = checked_product(&array.shape);
-            if array.stats.is_some_and(|s| elems.is_none_or(|elems| s.check(array.dtype, elems).is_err())) {
+            if let Some(stats) = array.stats.filter(|s| elems.is_none_or(|elems| s.check(array.dtype, elems).is_err()))
+            {
                 array.stats = None;
+                self.unsound_stats.insert(array.id, stats);
             }
         }
     }

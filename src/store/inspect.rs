@@ -196,8 +196,10 @@ impl Atlas {
     /// (not a fill entry) of a chunk outside its array's grid is reported, and so are a
     /// numeric chunk holding other values than the fill value past the array's shape and
     /// a fill entry whose checksum is not that of a chunk of the fill value; an array
-    /// whose persisted statistics are not what its blocks merge to is reported apart
-    /// ([`VerifyReport::bad_stats`]). In parallel,
+    /// whose persisted statistics are not what its blocks merge to, or fail their own
+    /// checks (counts that do not add up to its elements, say: forgotten at open, so that
+    /// [`Dataset::array_stats`](crate::Dataset::array_stats) merges them again), is
+    /// reported apart ([`VerifyReport::bad_stats`]). In parallel,
     /// collecting every failure. `progress(done, total)` is called as blocks are
     /// checked, while this handle's state is held for reading: it must not call into the
     /// store's handles (a change would wait for itself, and so could a read while another
@@ -259,11 +261,13 @@ impl Atlas {
 /// has none, where this handle changed the array (they are merged then), or where an
 /// entry's statistics cannot describe its block (that block is reported).
 fn stats_unlike_blocks(state: &State, label: &str, meta: &ArrayMeta) -> Option<BadStats> {
-    let persisted = meta.stats?;
+    // Stats that failed their own checks when read were forgotten for use, not for this.
+    let unsound = state.meta.unsound_stats.get(&meta.id).copied();
+    let persisted = meta.stats.or(unsound)?;
     if state.session.as_ref().is_some_and(|session| session.changed_array(meta.id)) {
         return None;
     }
     let merged = state.array_stats(meta).ok()?;
-    let agree = persisted.agrees_with(&merged);
+    let agree = unsound.is_none() && persisted.agrees_with(&merged);
     (!agree).then(|| BadStats { array: label.to_string(), dtype: meta.dtype, persisted, merged })
 }

@@ -453,6 +453,8 @@ impl Inner {
         let Some(session) = &state.session else { return Ok(()) };
         let mut next = state.meta.clone();
         next.generation += 1;
+        // What this commit writes has no stats that fail their checks.
+        next.unsound_stats.clear();
         // What every open checks, so that no commit makes a store that does not open (a
         // counter reaching u64::MAX, say, from a damaged file); datasets the session left
         // as the commit it started from had (checked when read or committed) are not
@@ -550,6 +552,7 @@ fn same_meta(a: &StoreMeta, b: &StoreMeta) -> bool {
         datasets,
         fragments,
         checksum,
+        unsound_stats: _, // what was read, not what is written
     } = a;
     *format_version == b.format_version
         && *generation == b.generation

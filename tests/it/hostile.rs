@@ -668,6 +668,21 @@ fn verify_reports_persisted_statistics_the_blocks_do_not_merge_to() {
     let [bad] = &report.bad_stats[..] else { panic!("{report:?}") };
     assert_eq!(bad.array, "d/a");
     assert_eq!((bad.persisted.max, bad.merged.max), (Some(200u8.into()), Some(8u8.into())));
+    // Statistics that fail their own checks (counts that do not add up to the elements)
+    // are forgotten at open, so `stats` merges them again, but verify still reports them.
+    let mut meta = good.clone();
+    meta["datasets"]["d"]["arrays"]["a"]["stats"]["count"] = json!(99);
+    write_json_meta(&path, &meta);
+    let store = Atlas::open(&path).unwrap();
+    assert_eq!(store.open_dataset("d").unwrap().array_stats("a").unwrap().count, 8, "merged again");
+    let report = verify(&store);
+    let [bad] = &report.bad_stats[..] else { panic!("{report:?}") };
+    assert_eq!((bad.array.as_str(), bad.persisted.count, bad.merged.count), ("d/a", 99, 8));
+    // Until a commit writes the array's stats anew.
+    store.attrs().set("touched", 1).unwrap();
+    store.flush().unwrap();
+    assert!(verify(&store).bad_stats.is_empty());
+    assert!(verify(&Atlas::open(&path).unwrap()).bad_stats.is_empty());
     // The fragments dropped from the metadata: every block is gone, the statistics say 8
     // values of `a` and 2 of `s`.
     let mut meta = good;
