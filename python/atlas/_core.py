@@ -46,39 +46,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_new_locks_lock)
 
 
-class _WriteLock:
-    """An array's write lock (`Atlas._write_lock`): a plain lock that knows which thread
-    took it, so that a move made on that thread (by a signal handler, in the middle of an
-    assignment) is refused rather than waiting for itself. Released by any thread, as the
-    exit flush releases the locks it took for threads that made them."""
-
-    __slots__ = ("_lock", "owner")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.owner: Optional[int] = None
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        taken = self._lock.acquire(blocking, timeout)
-        if taken:
-            self.owner = threading.get_ident()
-        return taken
-
-    def release(self) -> None:
-        self.owner = None
-        self._lock.release()
-
-    def locked(self) -> bool:
-        return self._lock.locked()
-
-    def __enter__(self) -> "_WriteLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
-
-
 def _path(source: Any) -> str:
     try:
         return os.fspath(source)
@@ -198,11 +165,11 @@ class Atlas(AttributeMethods):
             raise TypeError("use Atlas.create(path) or Atlas.open(path)")
         self._native = native
         self._pid = os.getpid()
-        self._write_locks: dict[tuple[str, str], _WriteLock] = {}
+        self._write_locks: dict[tuple[str, str], threading.Lock] = {}
         self._write_locks_pid = self._pid
         # While the exit flush runs: the write locks made since it began, made held (see
         # `_write_lock`); else None.
-        self._exit_held: Optional[list[_WriteLock]] = None
+        self._exit_held: Optional[list[threading.Lock]] = None
         # Odd while a change that leaves the generation as it is (a discard, a refresh, an
         # array or dataset deleted or defined) is under way, bumped twice by each: see
         # `_state`. Such changes run one at a time, under `_change_lock`; reentrant, as a
@@ -258,7 +225,7 @@ class Atlas(AttributeMethods):
             changes = self._changes
         return None if changes % 2 else (self._native.generation, changes)
 
-    def _write_lock(self, dataset: str, array: str) -> _WriteLock:
+    def _write_lock(self, dataset: str, array: str) -> threading.Lock:
         """The lock that runs `arr[...] = value`, `write` and `append` on one array one at a
         time among this handle's threads: an assignment through a step reads, changes and
         writes back its boxes, and a write in between would be lost. Other handles need no
@@ -267,12 +234,11 @@ class Atlas(AttributeMethods):
             self._forked()
             lock = self._write_locks.get((dataset, array))
             if lock is None:
-                lock = self._write_locks[(dataset, array)] = _WriteLock()
+                lock = self._write_locks[(dataset, array)] = threading.Lock()
                 if self._exit_held is not None:
                     # The exit flush holds every write lock, this new one too: an assignment
                     # begun now waits until the flush has committed without it.
                     lock.acquire()
-                    lock.owner = None  # the exit flush's, not this thread's
                     self._exit_held.append(lock)
             return lock
 
@@ -520,23 +486,15 @@ class Atlas(AttributeMethods):
         from ._xarray import COORDS_KEY
 
         with self._holding_write_locks([source, dest]), self._changing():
+            self._native.move_array(source, dest)
             # An xarray coordinate keeps its role under its new name in its dataset; moved
             # to another, it has none (its name in the old list would make a later array of
-            # that name a coordinate). The list changes first, so that no commit between
-            # the two has the array moved and the list not; a failed move puts it back.
+            # that name a coordinate). After the move, which changes nothing if it fails.
             attrs = self.open_dataset(source[0]).attrs
             coords = attrs.get(COORDS_KEY)
-            carried = isinstance(coords, list) and source[1] in coords and source != dest
-            if carried:
+            if isinstance(coords, list) and source[1] in coords and source != dest:
                 renamed = [dest[1] if n == source[1] else n for n in coords]
                 attrs[COORDS_KEY] = renamed if dest[0] == source[0] else [n for n in coords if n != source[1]]
-            try:
-                self._native.move_array(source, dest)
-            except BaseException:
-                if carried:
-                    with contextlib.suppress(AtlasError):
-                        attrs[COORDS_KEY] = coords
-                raise
 
     def _dataset_write_keys(self, *datasets: str) -> list[tuple[str, str]]:
         """The `(dataset, array)` of every array of `datasets` and of every write lock made
@@ -553,12 +511,10 @@ class Atlas(AttributeMethods):
     def _holding_write_locks(self, keys: Sequence[tuple[str, str]]) -> Iterator[None]:
         """Holds the write locks of `keys`, so that no assignment to those arrays is under
         way meanwhile. None is held while waiting for another: the exit flush (or another
-        mover) may hold that one and wait for one held here. Refused on a thread that holds
-        one already (a signal handler run inside an assignment), which would wait forever."""
+        mover) may hold that one and wait for one held here. A signal handler that moves an
+        array whose assignment it interrupted waits for itself, as one assigning to it would:
+        the locks are plain ones, which Ctrl-C cannot leave taken."""
         locks = [self._write_lock(dataset, array) for dataset, array in sorted(set(keys))]
-        for (dataset, array), lock in zip(sorted(set(keys)), locks):
-            if lock.owner == threading.get_ident():
-                raise InvalidArgumentError(f"{dataset}/{array} is being assigned on this thread: move it after")
         while True:
             held = []
             for lock in locks:

@@ -502,17 +502,16 @@ time.sleep(0.3)
     assert atlas.Atlas.open(path)["d/keep"][...].tolist() == [0, 1, 2, 3, 4]
 
 
-def test_a_move_on_a_thread_in_the_middle_of_an_assignment_is_refused_not_a_hang(store):
-    # As a signal handler's would be: it cannot wait for the assignment it interrupted.
+def test_a_failed_move_of_an_xarray_coordinate_changes_nothing(store):
     ds = store.create_dataset("d")
-    ds.define_array("a", "int8", None, [4])
-    with store._write_lock("d", "a"):
-        with pytest.raises(atlas.InvalidArgumentError, match="being assigned on this thread"):
-            store.move("d/a", "d/b")
-        with pytest.raises(atlas.InvalidArgumentError, match="being assigned on this thread"):
-            store.move("d", "e")
-    store.move("d/a", "d/b")
-    assert list(store["d"]) == ["b"]
+    ds.define_array("lat", "float32", None, [2])
+    ds.define_array("t", "float32", None, [2])
+    ds.attrs["_xarray_coords"] = ["lat"]
+    store.flush()
+    with pytest.raises(atlas.AlreadyExistsError):
+        store.move("d/lat", "d/t")
+    assert not store.has_pending_changes, "no session left holding the writer lock"
+    assert ds.attrs["_xarray_coords"] == ["lat"]
 
 
 def test_the_exit_flush_never_commits_an_array_defined_by_an_assignment_without_its_values(tmp_path):

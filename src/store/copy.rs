@@ -27,7 +27,8 @@ impl Atlas {
     /// [`Error::InvalidName`] for `to`, [`Error::NotFound`] if there is no array `from` in
     /// `from_dataset` or no dataset `to_dataset`, [`Error::AlreadyExists`] if `to_dataset`
     /// has an array named `to`, [`Error::Corrupt`] for an index entry that cannot describe
-    /// its block, [`Error::Locked`], [`Error::Io`].
+    /// its block; as any change, [`Error::Locked`], [`Error::ReadOnly`],
+    /// [`Error::ChangesDiscarded`]; [`Error::Io`].
     pub fn copy_array(&self, (from_dataset, from): (&str, &str), (to_dataset, to): (&str, &str)) -> Result<()> {
         validate_name(EntityKind::Array, to)?;
         let check = |state: &State| {

@@ -33,6 +33,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use crate::npy::Compression;
 use crate::slice::{Selection, SliceSpec};
 use crate::transfer::{DEFAULT_SLAB_BYTES, ImportOptions};
+use crate::values::FillArg;
 
 /// Exit status of a verify that found bad blocks.
 const EXIT_CORRUPT: u8 = 3;
@@ -104,8 +105,8 @@ enum Command {
     Attrs {
         /// The store directory.
         store: PathBuf,
-        /// DATASET or DATASET/ARRAY; the store's own attributes if left out.
-        target: Option<DatasetOrArray>,
+        /// DATASET or DATASET/ARRAY; the store's own attributes if left out (or `/`).
+        target: Option<AttrsTarget>,
         /// Print one JSON object; each value keeps its type tag.
         #[arg(long)]
         json: bool,
@@ -225,13 +226,14 @@ enum Command {
         #[arg(long, value_delimiter = ',', value_parser = parse_chunk_extent)]
         chunks: Option<Vec<u64>>,
         /// Dimension names of the new array, e.g. `time,depth`.
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_delimiter = ',', value_parser = parse_dim_name)]
         dims: Option<Vec<String>>,
-        /// Fill value of the new array, e.g. `nan` or `-999` (1 or 0 for bool arrays; default 0,
-        /// for timestamps not-a-time): what unwritten elements read as, and the value
-        /// statistics count as null.
+        /// Fill value of the new array, e.g. `nan` or `-999` (`true`, `false`, 1 or 0 for bool
+        /// arrays; an ISO 8601 instant such as `2020-01-01T00:00` or `NaT` for timestamps;
+        /// default 0, for timestamps not-a-time): what unwritten elements read as, and the
+        /// value statistics count as null.
         #[arg(long, value_parser = parse_fill_value, allow_hyphen_values = true)]
-        fill_value: Option<Scalar>,
+        fill_value: Option<FillArg>,
         /// The array's own codec (default: the store's); with --overwrite it becomes the
         /// existing array's codec for the blocks written from then on.
         #[arg(long)]
@@ -318,6 +320,22 @@ impl FromStr for DatasetOrArray {
             _ if text.contains('/') => given.parse().map(Self::Array),
             _ => Ok(Self::Dataset(text.to_string())),
         }
+    }
+}
+
+/// What `atlas attrs` lists the attributes of: the store (`/`, the root, as `ls` takes it),
+/// a dataset or an array.
+#[derive(Debug, Clone)]
+enum AttrsTarget {
+    Root,
+    Named(DatasetOrArray),
+}
+
+impl FromStr for AttrsTarget {
+    type Err = String;
+
+    fn from_str(given: &str) -> Result<Self, String> {
+        if given == "/" { Ok(Self::Root) } else { given.parse().map(Self::Named) }
     }
 }
 
@@ -522,6 +540,15 @@ fn open_dataset(store: &Atlas, name: &str) -> Result<Dataset> {
     })
 }
 
+/// One name of `--dims`: not empty (a stray comma, most likely; the library's unnamed axis
+/// is left to programs that mean it).
+fn parse_dim_name(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("a dimension name is empty (a stray comma?)".into());
+    }
+    Ok(text.to_string())
+}
+
 /// One extent of `--chunks`: a whole number from 1 to `u64::MAX` (told here, in the flag's
 /// terms; clap's message names the value).
 fn parse_chunk_extent(text: &str) -> Result<u64, String> {
@@ -535,13 +562,29 @@ fn parse_chunk_extent(text: &str) -> Result<u64, String> {
     }
 }
 
-/// A number as a fill value (1 or 0 for bool arrays): a whole number written without an
-/// exponent (`-999`, `123.0`) as the integer it is (signed, or unsigned past i64), else a
-/// float (`1e5`, `0.5`, `nan`, `inf` and `-inf`). Whether it fits the array's dtype is the schema's check. Refused
-/// where the value would not be the number written, so that an array does not get another
-/// one: a whole number past 64-bit integers, past float64's range (`1e400`), a fraction
-/// that rounds to a whole number (`9007199254740992.5`) or to zero (`1e-400`).
-fn parse_fill_value(text: &str) -> Result<Scalar, String> {
+/// A `--fill-value`: `true` or `false` (for bool arrays), an ISO 8601 instant or `NaT` (for
+/// timestamps; see [`values::parse_iso8601`]), else a number: a whole number written
+/// without an exponent (`-999`, `123.0`) as the integer it is (signed, or unsigned past
+/// i64), else a float (`1e5`, `0.5`, `nan`, `inf` and `-inf`). Whether it fits the array's
+/// dtype is the schema's check. Refused where the value would not be the number written,
+/// so that an array does not get another one: a whole number past 64-bit integers, past
+/// float64's range (`1e400`), a fraction that rounds to a whole number
+/// (`9007199254740992.5`) or to zero (`1e-400`).
+fn parse_fill_value(text: &str) -> Result<FillArg, String> {
+    let text = text.trim();
+    match text {
+        "true" => return Ok(FillArg::Bool(true)),
+        "false" => return Ok(FillArg::Bool(false)),
+        _ => {}
+    }
+    if let Some(ns) = values::parse_iso8601(text) {
+        return Ok(FillArg::Instant(ns));
+    }
+    parse_fill_number(text).map(FillArg::Number)
+}
+
+/// A `--fill-value` given as a number ([`parse_fill_value`]).
+fn parse_fill_number(text: &str) -> Result<Scalar, String> {
     let text = text.trim();
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
     let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
@@ -619,9 +662,11 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
         Command::Attrs { store, target, json } => {
             let store = open_store(&store)?;
             let attributes = match &target {
-                None => store.attrs().all()?,
-                Some(DatasetOrArray::Dataset(dataset)) => open_dataset(&store, dataset)?.attrs().all()?,
-                Some(DatasetOrArray::Array(path)) => open_array(&store, path)?.attrs().all()?,
+                None | Some(AttrsTarget::Root) => store.attrs().all()?,
+                Some(AttrsTarget::Named(DatasetOrArray::Dataset(dataset))) => {
+                    open_dataset(&store, dataset)?.attrs().all()?
+                }
+                Some(AttrsTarget::Named(DatasetOrArray::Array(path))) => open_array(&store, path)?.attrs().all()?,
             };
             report::attrs(&attributes, json, out)?;
         }
@@ -713,9 +758,22 @@ fn export_compression(file: &Path, given: Option<Compression>) -> Compression {
             ),
         ),
         Some(given) => given,
+        // A name of another format (`.npy.bz2`, `.npz`) would get a file it does not hold.
+        None if FOREIGN_EXTENSIONS.iter().any(|ext| has_extension(file, ext)) => usage_error(
+            "export",
+            ErrorKind::InvalidValue,
+            format!(
+                "{} is named for a format export does not write (it writes .npy, .npy.zst and .npy.gz); \
+                 pass --compression none to write a plain .npy under that name",
+                file.display()
+            ),
+        ),
         None => named,
     }
 }
+
+/// Extensions of formats `export` does not write, refused unless `--compression` is given.
+const FOREIGN_EXTENSIONS: [&str; 9] = ["bz2", "xz", "lzma", "lz4", "npz", "zip", "7z", "br", "h5"];
 
 /// Refuses an export into the store it reads: `--force` would replace one of its files (the
 /// metadata, say) with the array's.
@@ -868,32 +926,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fill_values_are_words_of_one_dtype_or_numbers() {
+        assert_eq!(parse_fill_value(" true"), Ok(FillArg::Bool(true)));
+        assert_eq!(parse_fill_value("false"), Ok(FillArg::Bool(false)));
+        assert_eq!(parse_fill_value("NaT"), Ok(FillArg::Instant(i64::MIN)));
+        assert_eq!(parse_fill_value("1970-01-02"), Ok(FillArg::Instant(86_400_000_000_000)));
+        assert_eq!(parse_fill_value("nan").map(|f| format!("{f:?}")), Ok("Number(Float(NaN))".into()));
+        assert_eq!(parse_fill_value("-7"), Ok(FillArg::Number(Scalar::Int(-7))));
+        assert!(parse_fill_value("2020-02-30").unwrap_err().contains("not a number"));
+    }
+
+    #[test]
     fn fill_values_are_the_numbers_written_or_refused() {
-        assert_eq!(parse_fill_value("-999"), Ok(Scalar::Int(-999)));
-        assert_eq!(parse_fill_value("18446744073709551615"), Ok(Scalar::UInt(u64::MAX)));
-        assert_eq!(parse_fill_value(" 1.5 "), Ok(Scalar::Float(1.5)));
-        assert_eq!(parse_fill_value("123.0"), Ok(Scalar::Int(123)));
-        assert_eq!(parse_fill_value("9007199254740993.0"), Ok(Scalar::Int(9_007_199_254_740_993)));
-        assert_eq!(parse_fill_value("1e99"), Ok(Scalar::Float(1e99)));
+        assert_eq!(parse_fill_number("-999"), Ok(Scalar::Int(-999)));
+        assert_eq!(parse_fill_number("18446744073709551615"), Ok(Scalar::UInt(u64::MAX)));
+        assert_eq!(parse_fill_number(" 1.5 "), Ok(Scalar::Float(1.5)));
+        assert_eq!(parse_fill_number("123.0"), Ok(Scalar::Int(123)));
+        assert_eq!(parse_fill_number("9007199254740993.0"), Ok(Scalar::Int(9_007_199_254_740_993)));
+        assert_eq!(parse_fill_number("1e99"), Ok(Scalar::Float(1e99)));
         for negative_zero in ["-0.0", "-0."] {
             assert!(
-                matches!(parse_fill_value(negative_zero), Ok(Scalar::Float(v)) if v.to_bits() == (-0.0f64).to_bits())
+                matches!(parse_fill_number(negative_zero), Ok(Scalar::Float(v)) if v.to_bits() == (-0.0f64).to_bits())
             );
         }
-        assert_eq!(parse_fill_value("1."), Ok(Scalar::Int(1)));
-        assert_eq!(parse_fill_value("-.5"), Ok(Scalar::Float(-0.5)));
-        assert!(parse_fill_value("-9223372036854775809").unwrap_err().contains("64-bit"));
-        assert!(parse_fill_value("18446744073709551616.0").unwrap_err().contains("64-bit"));
-        assert!(parse_fill_value("1e-400").unwrap_err().contains("reads as 0"));
-        assert_eq!(parse_fill_value("0e5"), Ok(Scalar::Float(0.0)));
-        assert_eq!(parse_fill_value("-2.5e-3"), Ok(Scalar::Float(-2.5e-3)));
-        assert!(matches!(parse_fill_value("nan"), Ok(Scalar::Float(v)) if v.is_nan()));
-        assert_eq!(parse_fill_value("-inf"), Ok(Scalar::Float(f64::NEG_INFINITY)));
-        assert_eq!(parse_fill_value("Infinity"), Ok(Scalar::Float(f64::INFINITY)));
-        assert!(parse_fill_value("1e400").unwrap_err().contains("range"));
-        assert!(parse_fill_value("-1e400").unwrap_err().contains("range"));
-        assert!(parse_fill_value("9007199254740992.5").unwrap_err().contains("not exact"));
-        assert!(parse_fill_value("x1").unwrap_err().contains("not a number"));
+        assert_eq!(parse_fill_number("1."), Ok(Scalar::Int(1)));
+        assert_eq!(parse_fill_number("-.5"), Ok(Scalar::Float(-0.5)));
+        assert!(parse_fill_number("-9223372036854775809").unwrap_err().contains("64-bit"));
+        assert!(parse_fill_number("18446744073709551616.0").unwrap_err().contains("64-bit"));
+        assert!(parse_fill_number("1e-400").unwrap_err().contains("reads as 0"));
+        assert_eq!(parse_fill_number("0e5"), Ok(Scalar::Float(0.0)));
+        assert_eq!(parse_fill_number("-2.5e-3"), Ok(Scalar::Float(-2.5e-3)));
+        assert!(matches!(parse_fill_number("nan"), Ok(Scalar::Float(v)) if v.is_nan()));
+        assert_eq!(parse_fill_number("-inf"), Ok(Scalar::Float(f64::NEG_INFINITY)));
+        assert_eq!(parse_fill_number("Infinity"), Ok(Scalar::Float(f64::INFINITY)));
+        assert!(parse_fill_number("1e400").unwrap_err().contains("range"));
+        assert!(parse_fill_number("-1e400").unwrap_err().contains("range"));
+        assert!(parse_fill_number("9007199254740992.5").unwrap_err().contains("not exact"));
+        assert!(parse_fill_number("x1").unwrap_err().contains("not a number"));
     }
 
     #[test]

@@ -233,6 +233,18 @@ fn dtype_of_descr(descr: &str) -> Result<DType, String> {
     Ok(dtype)
 }
 
+/// A format import does not read, told by a file's first bytes: its name and what to do.
+fn other_format(first: &[u8]) -> Option<&'static str> {
+    const FORMATS: [(&[u8], &str); 5] = [
+        (b"BZh", "bzip2-compressed, which import does not read: decompress it first (bunzip2)"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0], "xz-compressed, which import does not read: decompress it first (unxz)"),
+        (&[0x04, 0x22, 0x4d, 0x18], "LZ4-compressed, which import does not read: decompress it first (unlz4)"),
+        (b"PK\x03\x04", "a zip archive (numpy.savez makes .npz ones): extract its .npy files first"),
+        (b"\x89HDF\r\n\x1a\n", "an HDF5 file: export its datasets to .npy first"),
+    ];
+    FORMATS.iter().find(|(magic, _)| first.starts_with(magic)).map(|(_, what)| *what)
+}
+
 /// Reads the magic, version and header of a .npy stream, leaving `reader` at the body.
 /// `path` only names the file in errors; `decompressed` tells whether the stream was
 /// decompressed on the way (for the hint on a stream compressed twice).
@@ -242,7 +254,7 @@ pub fn read_header(reader: &mut dyn Read, path: &Path, decompressed: bool) -> Re
     reader.read_exact(&mut preamble).map_err(|e| short_read(&e, path, "the .npy preamble"))?;
     if &preamble[..6] != MAGIC {
         let hint = match sniff(&preamble) {
-            Compression::None => String::new(),
+            Compression::None => other_format(&preamble).map(|what| format!("; it is {what}")).unwrap_or_default(),
             inner if decompressed => {
                 format!("; it is {}-compressed again inside: decompress it once first", inner.name())
             }

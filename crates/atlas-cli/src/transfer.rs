@@ -5,17 +5,18 @@
 //! file's size or shape.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
-use atlas::{ArrayHandle, ArrayMeta, ArraySpec, Atlas, Codec, DType, Dataset, Error, Scalar, Shuffle};
+use atlas::{ArrayHandle, ArrayMeta, ArraySpec, Atlas, Codec, DType, Dataset, Error, Shuffle};
 use indicatif::ProgressBar;
 use ndarray::{ArrayViewD, IxDyn};
 
 use crate::npy::{self, Compression, Header, Sink};
 use crate::slabs::Slabs;
+use crate::values::FillArg;
 use crate::values::{Fixed, dispatch, from_le_bytes};
 
 /// Raw bytes a slab aims at.
@@ -29,7 +30,7 @@ pub struct ImportOptions {
     /// Dimension names of a new array.
     pub dims: Option<Vec<String>>,
     /// Fill value of a new array (default 0; for timestamps not-a-time).
-    pub fill_value: Option<Scalar>,
+    pub fill_value: Option<FillArg>,
     /// The array's own codec (default: the store's), for a new or overwritten array.
     pub codec: Option<Codec>,
     /// The array's own shuffle (default: the store's), for a new or overwritten array.
@@ -121,7 +122,7 @@ pub fn import(
             spec = spec.dims(dims.clone());
         }
         if let Some(fill) = options.fill_value {
-            spec = spec.fill_value(fill);
+            spec = spec.fill_value(fill.for_dtype(header.dtype).map_err(|e| anyhow!("--fill-value: {e}"))?);
         }
         if let Some(codec) = options.codec {
             spec = spec.codec(codec);
@@ -202,9 +203,10 @@ fn existing_array(
     }
     if options.chunks.as_ref().is_some_and(|chunks| *chunks != meta.chunk_shape)
         || options.dims.as_ref().is_some_and(|dims| *dims != meta.dims)
-        || options
-            .fill_value
-            .is_some_and(|fill| fill.to_le_bytes(meta.dtype) != meta.fill_value.to_le_bytes(meta.dtype))
+        || options.fill_value.is_some_and(|fill| {
+            fill.for_dtype(meta.dtype).map(|fill| fill.to_le_bytes(meta.dtype))
+                != Ok(meta.fill_value.to_le_bytes(meta.dtype))
+        })
     {
         bail!(
             "array {dataset}/{array} exists with chunks {:?}, dims {:?} and fill value {}: --chunks, --dims and \
@@ -407,6 +409,18 @@ enum Place {
 
 impl Target {
     fn open(path: &Path, force: bool) -> Result<Self> {
+        let target = Self::open_any(path, force)?;
+        // As zstd and gzip refuse to: binary bytes would garble the terminal.
+        if matches!(target.place, Place::Stream) && target.file.is_terminal() {
+            bail!(
+                "{} is a terminal, and a .npy file is binary: redirect it (> out.npy) or name a file",
+                path.display()
+            );
+        }
+        Ok(target)
+    }
+
+    fn open_any(path: &Path, force: bool) -> Result<Self> {
         // Standard output is written through its own descriptor: redirected to a file
         // (`> out.npy`, `>> log`), that file is written where the shell opened it.
         if is_stdout(path) {

@@ -2,7 +2,7 @@
 //! moved to and from little-endian bytes (.npy bodies). `dispatch!` turns a runtime
 //! `DType` into a type parameter.
 
-use atlas::{ArrayHandle, DType};
+use atlas::{ArrayHandle, DType, Scalar};
 use ndarray::ArrayD;
 use serde_json::Value as Json;
 
@@ -230,6 +230,92 @@ pub fn iso8601(ns: i64) -> String {
 /// numpy's `NaT` as a `datetime64[ns]` value.
 const NAT: i64 = i64::MIN;
 
+/// Nanoseconds since the Unix epoch of an instant written as [`iso8601`] writes one, in
+/// UTC: `2024-01-31`, `2024-01-31T12:00`, `2024-01-31T12:00:00`, with up to nine digits of
+/// a second after a `.`; a space may stand for the `T`, and a `Z` may end it. `NaT` is
+/// numpy's not-a-time. `None` for anything else, a date that does not exist (`02-30`), or
+/// an instant past int64 nanoseconds (before 1677-09-21 or after 2262-04-11).
+pub fn parse_iso8601(text: &str) -> Option<i64> {
+    if text == "NaT" {
+        return Some(NAT);
+    }
+    let digits = |part: &str, len: usize| {
+        (part.len() == len && part.bytes().all(|b| b.is_ascii_digit())).then(|| part.parse::<i64>().ok()).flatten()
+    };
+    let text = text.strip_suffix('Z').unwrap_or(text);
+    let (date, time) = match text.split_once(['T', ' ']) {
+        Some((date, time)) => (date, Some(time)),
+        None => (text, None),
+    };
+    let [year, month, day] = date.split('-').collect::<Vec<_>>()[..] else { return None };
+    let (year, month, day) = (digits(year, 4)?, digits(month, 2)?, digits(day, 2)?);
+    // A date that does not exist (month 13, February 30) does not come back from the day count.
+    let days = days_from_civil(year, month, day);
+    if !(1..=12).contains(&month) || civil_from_days(days) != (year, month, day) {
+        return None;
+    }
+    let (clock, fraction) = time.map_or(("", None), |time| match time.split_once('.') {
+        Some((clock, fraction)) => (clock, Some(fraction)),
+        None => (time, None),
+    });
+    let fields: Vec<&str> = clock.split(':').collect();
+    let seconds = match (time, &fields[..]) {
+        (None, _) => 0,
+        (Some(_), &[h, m]) if fraction.is_none() && digits(h, 2)? < 24 && digits(m, 2)? < 60 => {
+            digits(h, 2)? * 3600 + digits(m, 2)? * 60
+        }
+        (Some(_), &[h, m, s]) if digits(h, 2)? < 24 && digits(m, 2)? < 60 && digits(s, 2)? < 60 => {
+            digits(h, 2)? * 3600 + digits(m, 2)? * 60 + digits(s, 2)?
+        }
+        _ => return None,
+    };
+    let nanos = match fraction {
+        None => 0,
+        Some(f) if (1..=9).contains(&f.len()) => digits(f, f.len())? * 10_i64.pow(9 - f.len() as u32),
+        Some(_) => return None,
+    };
+    // In i128: the earliest instants' whole seconds are past i64 nanoseconds alone.
+    let ns = (i128::from(days) * 86_400 + i128::from(seconds)) * 1_000_000_000 + i128::from(nanos);
+    i64::try_from(ns).ok().filter(|&ns| ns != NAT)
+}
+
+/// The day count from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm,
+/// the inverse of [`civil_from_days`]).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A `--fill-value` as given: a number, or words whose meaning is one dtype's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FillArg {
+    Number(Scalar),
+    /// `true` or `false`: a bool array's.
+    Bool(bool),
+    /// An ISO 8601 instant or `NaT`: a timestamp array's, in nanoseconds.
+    Instant(i64),
+}
+
+impl FillArg {
+    /// The fill value for an array of `dtype`; words are refused where they mean nothing
+    /// (whether a number fits is the schema's check).
+    pub fn for_dtype(self, dtype: DType) -> Result<Scalar, String> {
+        match (self, dtype) {
+            (Self::Number(value), _) => Ok(value),
+            (Self::Bool(value), DType::Bool) => Ok(Scalar::from(value)),
+            (Self::Instant(ns), DType::Timestamp) => Ok(Scalar::Int(ns)),
+            (Self::Bool(_), _) => Err(format!("true and false are fill values of bool arrays, not of {dtype} ones")),
+            (Self::Instant(_), _) => {
+                Err(format!("a date or NaT is the fill value of a timestamp array, not of a {dtype} one"))
+            }
+        }
+    }
+}
+
 /// The proleptic Gregorian date of a day count from 1970-01-01 (H. Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
@@ -256,6 +342,50 @@ mod tests {
         assert_eq!(iso8601(951_782_400_000_000_005), "2000-02-29T00:00:00.000000005");
         assert_eq!(iso8601(i64::MIN), "NaT");
         assert_eq!(iso8601(i64::MIN + 1), "1677-09-21T00:12:43.145224193");
+    }
+
+    #[test]
+    fn iso8601_instants_parse_back_to_what_printed_them() {
+        for ns in
+            [0, 1_700_000_000_000_000_000, -1, 951_782_400_000_000_005, i64::MIN + 1, i64::MAX, -86_400_000_000_000]
+        {
+            assert_eq!(parse_iso8601(&iso8601(ns)), Some(ns), "{}", iso8601(ns));
+        }
+        assert_eq!(parse_iso8601("NaT"), Some(NAT));
+        assert_eq!(parse_iso8601("2020-01-01"), Some(1_577_836_800_000_000_000));
+        assert_eq!(parse_iso8601("2020-01-01 00:01Z"), Some(1_577_836_860_000_000_000));
+        assert_eq!(parse_iso8601("2020-01-01T00:00:00.5"), Some(1_577_836_800_500_000_000));
+        for bad in [
+            "",
+            "2020",
+            "2020-1-01",
+            "2020-13-01",
+            "2019-02-29",
+            "2020-01-01T",
+            "2020-01-01T24:00",
+            "2020-01-01T12",
+            "2020-01-01T12:00.5",
+            "2020-01-01T12:00:60",
+            "2020-01-01T12:75",
+            "2020-01-01T00:00:00.",
+            "2020-01-01T00:00:00.1234567890",
+            "1600-01-01",
+            "2300-01-01",
+            "nat",
+            "+2020-01-01",
+            "2020-01-01T00:00:0a",
+        ] {
+            assert_eq!(parse_iso8601(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn fill_words_are_refused_for_dtypes_they_mean_nothing_for() {
+        assert_eq!(FillArg::Bool(true).for_dtype(DType::Bool), Ok(Scalar::from(true)));
+        assert!(FillArg::Bool(true).for_dtype(DType::Int8).unwrap_err().contains("bool arrays"));
+        assert_eq!(FillArg::Instant(5).for_dtype(DType::Timestamp), Ok(Scalar::Int(5)));
+        assert!(FillArg::Instant(5).for_dtype(DType::Int64).unwrap_err().contains("timestamp array"));
+        assert_eq!(FillArg::Number(Scalar::Int(3)).for_dtype(DType::Float32), Ok(Scalar::Int(3)));
     }
 
     #[test]

@@ -1666,9 +1666,11 @@ fn an_export_names_its_file_only_once_whole_so_ctrl_c_leaves_nothing() {
 fn a_malformed_attrs_target_is_a_usage_error() {
     let dir = TempDir::new().unwrap();
     let store = sample_store(&dir);
-    for target in ["run42//", "run42/temp/x", "//temp", "//run42/temp", "/", ""] {
+    for target in ["run42//", "run42/temp/x", "//temp", "//run42/temp", ""] {
         atlas().arg("attrs").arg(&store).arg(target).assert().code(2).stderr(contains("DATASET"));
     }
+    // `/`, the root, is the store, as `ls` takes it.
+    assert!(stdout_of(atlas().arg("attrs").arg(&store).arg("/")).contains("Argo profiles"));
     // `run42/` is the dataset, as `ls` takes it; a leading `/`, the root, as h5py writes it.
     for dataset in ["run42/", "/run42", "/run42/"] {
         assert!(stdout_of(atlas().arg("attrs").arg(&store).arg(dataset)).contains("depths"), "{dataset}");
@@ -1764,6 +1766,52 @@ fn import_gives_a_new_array_the_fill_value_asked_for() {
         .args(["--overwrite", "--fill-value", "NaN"])
         .assert()
         .success();
+}
+
+#[test]
+fn fill_values_of_bool_and_timestamp_arrays_are_given_as_words() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("s");
+    let (flags, times) = (dir.path().join("b.npy"), dir.path().join("t.npy"));
+    std::fs::write(&flags, npy("|b1", &[2], &[1, 0])).unwrap();
+    let instants: Vec<u8> = [0i64, 86_400_000_000_000].iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&times, npy("<M8[ns]", &[2], &instants)).unwrap();
+    let import = |array: &str, file: &Path, fill: &str| {
+        atlas().arg("import").arg(&store).arg(array).arg(file).args(["--create", "--fill-value", fill]).assert()
+    };
+    import("d/b", &flags, "true").success();
+    import("d/t", &times, "1970-01-02T00:00").success();
+    import("d/n", &times, "NaT").success();
+    let meta = |array: &str| Atlas::open(&store).unwrap().open_dataset("d").unwrap().array_meta(array).unwrap();
+    assert_eq!(meta("b").fill_value.to_le_bytes(DType::Bool), Some(vec![1]));
+    assert_eq!(meta("t").fill_value, atlas::Scalar::Int(86_400_000_000_000));
+    assert_eq!(meta("n").fill_value, atlas::Scalar::Int(i64::MIN));
+    import("d/x", &times, "true").code(1).stderr(contains("true and false are fill values of bool arrays"));
+    import("d/x", &flags, "2020-01-01")
+        .code(1)
+        .stderr(contains("a date or NaT is the fill value of a timestamp array"));
+    import("d/x", &flags, "2020-02-30").code(2);
+}
+
+#[test]
+fn files_of_other_formats_are_named_on_import_and_refused_as_export_names() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let archive = dir.path().join("a.npy");
+    std::fs::write(&archive, b"PK\x03\x04 rest of a zip").unwrap();
+    let refused = atlas().arg("import").arg(&store).arg("run42/z").arg(&archive).assert().code(1);
+    refused.stderr(contains("a zip archive (numpy.savez makes .npz ones): extract its .npy files first"));
+    let bz2 = dir.path().join("out.npy.bz2");
+    let refused = atlas().arg("export").arg(&store).arg("run42/temp").arg(&bz2).assert().code(2);
+    refused.stderr(contains("named for a format export does not write"));
+    assert!(!bz2.exists());
+    atlas().arg("export").arg(&store).arg("run42/temp").arg(&bz2).args(["--compression", "none"]).assert().success();
+    assert!(std::fs::read(&bz2).unwrap().starts_with(b"\x93NUMPY"));
+    // An empty name in --dims is a stray comma, not an unnamed axis.
+    let npy_file = dir.path().join("v.npy");
+    std::fs::write(&npy_file, npy("<i4", &[2, 1], &[0; 8])).unwrap();
+    let refused = atlas().arg("import").arg(&store).arg("run42/v").arg(&npy_file).args(["--dims", "x,"]).assert();
+    refused.code(2).stderr(contains("a dimension name is empty (a stray comma?)"));
 }
 
 #[test]
