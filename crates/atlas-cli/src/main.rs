@@ -482,6 +482,18 @@ pub(crate) fn printable(text: &str) -> Cow<'_, str> {
     )
 }
 
+/// `word` as it would be typed into a POSIX shell in a suggested command (`atlas ls ...`):
+/// as it is when it holds only characters no shell treats specially, else in single quotes;
+/// a word starting with `-` behind `./`, or `--` would not keep it from being an option.
+pub(crate) fn shell_word(word: &str) -> Cow<'_, str> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
+    let word: Cow<'_, str> = if word.starts_with('-') { Cow::Owned(format!("./{word}")) } else { Cow::Borrowed(word) };
+    if !word.is_empty() && word.chars().all(plain) {
+        return word;
+    }
+    Cow::Owned(format!("'{}'", word.replace('\'', "'\\''")))
+}
+
 /// Standard output whose write errors name it (`standard output: No space left on
 /// device`), as every message names its file; the error's kind is kept, so a broken pipe
 /// is still told apart.
@@ -534,7 +546,8 @@ fn open_error(path: &Path, e: Error) -> anyhow::Error {
 fn open_dataset(store: &Atlas, name: &str) -> Result<Dataset> {
     store.open_dataset(name).map_err(|e| match e {
         Error::NotFound { kind: EntityKind::Dataset, .. } => {
-            anyhow!("{e} in store {}; `atlas ls {0}` lists its datasets", store.path().display())
+            let path = store.path().display().to_string();
+            anyhow!("{e} in store {path}; `atlas ls {}` lists its datasets", shell_word(&path))
         }
         other => other.into(),
     })
@@ -621,8 +634,11 @@ fn ls(path: &Path, dataset: Option<&str>, json: bool, out: &mut dyn Write) -> Re
         && !array.is_empty()
     {
         // No dataset name holds a `/`: this names an array.
-        let path = path.display();
-        return Err(anyhow!("{name} names an array; `atlas ls {path} {dataset}` lists its dataset's arrays"));
+        let (path, dataset) = (path.display().to_string(), shell_word(dataset));
+        return Err(anyhow!(
+            "{name} names an array; `atlas ls {} {dataset}` lists its dataset's arrays",
+            shell_word(&path)
+        ));
     }
     let dataset = dataset.map(|name| open_dataset(&store, name)).transpose()?;
     report::ls(&store, dataset.as_ref(), json, out)
@@ -632,7 +648,9 @@ fn ls(path: &Path, dataset: Option<&str>, json: bool, out: &mut dyn Write) -> Re
 fn open_array(store: &Atlas, path: &ArrayPath) -> Result<ArrayHandle> {
     open_dataset(store, &path.dataset)?.array(&path.array).map_err(|e| match e {
         Error::NotFound { .. } => {
-            anyhow!("{e} in store {}; `atlas ls {0} {}` lists its arrays", store.path().display(), path.dataset)
+            let store = store.path().display().to_string();
+            let hint = format!("`atlas ls {} {}`", shell_word(&store), shell_word(&path.dataset));
+            anyhow!("{e} in store {store}; {hint} lists its arrays")
         }
         other => other.into(),
     })
@@ -924,6 +942,16 @@ mod tests {
     use ndarray::Array1;
 
     use super::*;
+
+    #[test]
+    fn suggested_words_are_quoted_for_a_shell_where_they_need_it() {
+        assert_eq!(shell_word("/tmp/a.atlas"), "/tmp/a.atlas");
+        assert_eq!(shell_word("my store é"), "'my store é'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word("-dash.atlas"), "./-dash.atlas");
+        assert_eq!(shell_word("$HOME"), "'$HOME'");
+        assert_eq!(shell_word(""), "''");
+    }
 
     #[test]
     fn fill_values_are_words_of_one_dtype_or_numbers() {

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::{ArrayPath, DatasetOrArray, DiscardUncommitted, open_array, open_dataset, open_store, printable, report};
+use crate::{
+    ArrayPath, DatasetOrArray, DiscardUncommitted, open_array, open_dataset, open_store, printable, report, shell_word,
+};
 
 /// Deletes every dataset and array `names` gives, or none of them: each must exist. An
 /// array whose dataset is deleted too goes with it. Their blocks stay in the fragment files
@@ -52,7 +54,8 @@ pub(crate) fn rm(path: &Path, names: &[DatasetOrArray], out: &mut dyn Write) -> 
     }
     if arrays_deleted > 0 {
         let path = path.display().to_string();
-        writeln!(out, "their blocks stay on disk until `atlas compact {}` reclaims them", printable(&path))?;
+        let command = format!("atlas compact {}", shell_word(&path));
+        writeln!(out, "their blocks stay on disk until `{}` reclaims them", printable(&command))?;
     }
     Ok(())
 }

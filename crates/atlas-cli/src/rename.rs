@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
-use crate::{ArrayPath, DatasetOrArray, DiscardUncommitted, open_store, printable, report};
+use crate::{ArrayPath, DatasetOrArray, DiscardUncommitted, open_array, open_dataset, open_store, printable, report};
 
 /// Renames dataset `source` to `dest`, or moves array `source` to `dest` (in its dataset or
 /// another), and commits it.
@@ -15,6 +15,7 @@ pub(crate) fn mv(path: &Path, source: &DatasetOrArray, dest: &DatasetOrArray, ou
     let _uncommitted = DiscardUncommitted(&store);
     let moved = match (source, dest) {
         (DatasetOrArray::Dataset(from), DatasetOrArray::Dataset(to)) => {
+            open_dataset(&store, from)?; // missing: said with a hint
             store.rename_dataset(from, to)?;
             if from == to {
                 format!("dataset {from} keeps its name")
@@ -23,6 +24,8 @@ pub(crate) fn mv(path: &Path, source: &DatasetOrArray, dest: &DatasetOrArray, ou
             }
         }
         (DatasetOrArray::Array(from), DatasetOrArray::Array(to)) => {
+            open_array(&store, from)?; // missing: said with a hint
+            open_dataset(&store, &to.dataset)?;
             store.move_array((&from.dataset, &from.array), (&to.dataset, &to.array))?;
             if from == to { format!("array {from} stays where it is") } else { format!("moved array {from} to {to}") }
         }
@@ -52,6 +55,8 @@ pub(crate) fn mv(path: &Path, source: &DatasetOrArray, dest: &DatasetOrArray, ou
 pub(crate) fn cp(path: &Path, source: &ArrayPath, dest: &ArrayPath, out: &mut dyn Write) -> Result<()> {
     let store = open_store(path)?;
     let _uncommitted = DiscardUncommitted(&store);
+    open_array(&store, source)?; // missing: said with a hint
+    open_dataset(&store, &dest.dataset)?;
     store.copy_array((&source.dataset, &source.array), (&dest.dataset, &dest.array))?;
     store.flush()?;
     let blocks = store.array_blocks(&dest.dataset, &dest.array)?.iter().filter(|b| !b.is_fill).count() as u64;

@@ -1769,6 +1769,18 @@ fn import_gives_a_new_array_the_fill_value_asked_for() {
 }
 
 #[test]
+fn suggested_commands_quote_what_a_shell_would_split() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("my store");
+    Atlas::create(&store, StoreConfig::default()).unwrap().create_dataset("run 1").unwrap();
+    let quoted = format!("'{}'", store.display());
+    let missing = atlas().arg("ls").arg(&store).arg("nope").assert().code(1);
+    missing.stderr(contains(format!("`atlas ls {quoted}` lists its datasets")));
+    let missing = atlas().arg("mv").arg(&store).args(["run 1/x", "run 1/y"]).assert().code(1);
+    missing.stderr(contains(format!("`atlas ls {quoted} 'run 1'` lists its arrays")));
+}
+
+#[test]
 fn fill_values_of_bool_and_timestamp_arrays_are_given_as_words() {
     let dir = TempDir::new().unwrap();
     let store = dir.path().join("s");
