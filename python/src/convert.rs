@@ -431,19 +431,11 @@ fn attr_inferred<'py>(value: &Bound<'py, PyAny>, path: &mut Vec<Step<'py>>) -> P
         path.pop();
         converted
     };
-    if let Ok(list) = value.cast::<PyList>() {
-        return list
-            .iter()
+    if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+        return value
+            .try_iter()?
             .enumerate()
-            .map(|(i, v)| nested(Step::Index(i), &v))
-            .collect::<PyResult<_>>()
-            .map(AttrValue::List);
-    }
-    if let Ok(tuple) = value.cast::<PyTuple>() {
-        return tuple
-            .iter()
-            .enumerate()
-            .map(|(i, v)| nested(Step::Index(i), &v))
+            .map(|(i, v)| nested(Step::Index(i), &v?))
             .collect::<PyResult<_>>()
             .map(AttrValue::List);
     }
