@@ -278,6 +278,7 @@ impl Store {
             dict.set_item("array", &array.array)?;
             dict.set_item("persisted", stats_to_py(py, &array.persisted, array.dtype)?)?;
             dict.set_item("merged", stats_to_py(py, &array.merged, array.dtype)?)?;
+            dict.set_item("unsound", &array.unsound)?;
             bad_stats.append(dict)?;
         }
         let dict = PyDict::new(py);

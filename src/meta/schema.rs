@@ -57,11 +57,12 @@ pub(crate) struct StoreMeta {
     /// "Metadata checksum"); set when the file is written, checked when it is read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checksum: Option<u64>,
-    /// Array id -> the persisted statistics read from this file that did not check out,
-    /// forgotten for use ([`StoreMeta::forget_unsound_stats`]) but kept for `verify` to
-    /// report. Never written: a commit writes each array's stats anew.
+    /// Array id -> the persisted statistics read from this file that did not check out, and
+    /// what is wrong with them: forgotten for use ([`StoreMeta::forget_unsound_stats`]) but
+    /// kept for `verify` to report. Never written: any commit writes the file anew without
+    /// them.
     #[serde(skip)]
-    pub unsound_stats: BTreeMap<u64, ArrayStats>,
+    pub unsound_stats: BTreeMap<u64, (ArrayStats, String)>,
 }
 
 /// One dataset of the registry.
@@ -325,11 +326,19 @@ impl StoreMeta {
     /// from opening.
     pub(crate) fn forget_unsound_stats(&mut self) {
         for array in self.datasets.values_mut().flat_map(|ds| Arc::make_mut(ds).arrays.values_mut()) {
-            let elems = checked_product(&array.shape);
-            if let Some(stats) = array.stats.filter(|s| elems.is_none_or(|elems| s.check(array.dtype, elems).is_err()))
-            {
-                array.stats = None;
-                self.unsound_stats.insert(array.id, stats);
+            let Some(stats) = array.stats else { continue };
+            let check = |stats: ArrayStats| {
+                let elems = checked_product(&array.shape).ok_or("the array's element count overflows")?;
+                stats.check(array.dtype, elems)
+            };
+            let Err(wrong) = check(stats) else { continue };
+            array.stats = None;
+            // A string array's mean of 0 is what earlier builds wrote: no damage to report.
+            let legacy_string_mean = array.dtype == DType::String
+                && stats.mean == Some(0.0)
+                && check(ArrayStats { mean: None, ..stats }).is_ok();
+            if !legacy_string_mean {
+                self.unsound_stats.insert(array.id, (stats, wrong));
             }
         }
     }

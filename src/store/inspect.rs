@@ -129,6 +129,10 @@ pub struct BadStats {
     pub persisted: ArrayStats,
     /// Those merged from the blocks' index entries.
     pub merged: ArrayStats,
+    /// Where the persisted statistics fail their own checks (a count over the array's
+    /// elements, a mean that is not sum / count), what is wrong: then they may agree with
+    /// `merged` in every field compared and still be reported.
+    pub unsound: Option<String>,
 }
 
 /// What [`Atlas::verify`] found.
@@ -262,12 +266,13 @@ impl Atlas {
 /// entry's statistics cannot describe its block (that block is reported).
 fn stats_unlike_blocks(state: &State, label: &str, meta: &ArrayMeta) -> Option<BadStats> {
     // Stats that failed their own checks when read were forgotten for use, not for this.
-    let unsound = state.meta.unsound_stats.get(&meta.id).copied();
-    let persisted = meta.stats.or(unsound)?;
+    let unsound = state.meta.unsound_stats.get(&meta.id).cloned();
+    let persisted = meta.stats.or(unsound.as_ref().map(|(stats, _)| *stats))?;
     if state.session.as_ref().is_some_and(|session| session.changed_array(meta.id)) {
         return None;
     }
     let merged = state.array_stats(meta).ok()?;
     let agree = unsound.is_none() && persisted.agrees_with(&merged);
-    (!agree).then(|| BadStats { array: label.to_string(), dtype: meta.dtype, persisted, merged })
+    let unsound = unsound.map(|(_, wrong)| wrong);
+    (!agree).then(|| BadStats { array: label.to_string(), dtype: meta.dtype, persisted, merged, unsound })
 }

@@ -678,7 +678,19 @@ fn verify_reports_persisted_statistics_the_blocks_do_not_merge_to() {
     let report = verify(&store);
     let [bad] = &report.bad_stats[..] else { panic!("{report:?}") };
     assert_eq!((bad.array.as_str(), bad.persisted.count, bad.merged.count), ("d/a", 99, 8));
-    // Until a commit writes the array's stats anew.
+    assert!(bad.unsound.as_ref().is_some_and(|wrong| wrong.contains("do not add up")), "{bad:?}");
+    // A mean that is not sum / count: every field compared agrees, the reason tells. A
+    // string array's mean of 0, as earlier builds wrote, is no damage.
+    let mut meta = good.clone();
+    meta["datasets"]["d"]["arrays"]["a"]["stats"]["mean"] = json!(9.5);
+    meta["datasets"]["d"]["arrays"]["s"]["stats"]["mean"] = json!(0.0);
+    write_json_meta(&path, &meta);
+    let report = verify(&Atlas::open(&path).unwrap());
+    let [bad] = &report.bad_stats[..] else { panic!("{report:?}") };
+    assert_eq!(bad.array, "d/a");
+    assert!(bad.unsound.as_ref().is_some_and(|wrong| wrong.contains("mean")), "{bad:?}");
+    // Until a commit writes the file anew, without them.
+    let store = Atlas::open(&path).unwrap();
     store.attrs().set("touched", 1).unwrap();
     store.flush().unwrap();
     assert!(verify(&store).bad_stats.is_empty());

@@ -213,11 +213,14 @@ pub fn verify(store: &Atlas, bar: &ProgressBar) -> Result<VerifyReport> {
         path: meta_file.clone(),
         offset_bytes: None,
         kind: "stats_mismatch",
-        detail: format!(
-            "the statistics the metadata keeps ({}) are not those of its blocks ({})",
-            stats_text(&bad.persisted),
-            stats_text(&bad.merged)
-        ),
+        detail: match &bad.unsound {
+            Some(wrong) => format!("the statistics the metadata keeps do not hold together: {wrong}"),
+            None => format!(
+                "the statistics the metadata keeps ({}) are not those of its blocks ({})",
+                stats_text(&bad.persisted),
+                stats_text(&bad.merged)
+            ),
+        },
     }));
     Ok(VerifyReport { arrays, blocks_checked: report.blocks_checked, bad_blocks })
 }

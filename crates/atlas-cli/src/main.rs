@@ -482,16 +482,35 @@ pub(crate) fn printable(text: &str) -> Cow<'_, str> {
     )
 }
 
-/// `word` as it would be typed into a POSIX shell in a suggested command (`atlas ls ...`):
-/// as it is when it holds only characters no shell treats specially, else in single quotes;
-/// a word starting with `-` behind `./`, or `--` would not keep it from being an option.
+/// `word` as it would be typed into a POSIX shell in a suggested command: as it is when it
+/// holds only characters no shell treats specially, else in single quotes, or as `$'...'`
+/// with escapes where it holds control characters (a newline in single quotes would not
+/// paste back as one).
 pub(crate) fn shell_word(word: &str) -> Cow<'_, str> {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c);
-    let word: Cow<'_, str> = if word.starts_with('-') { Cow::Owned(format!("./{word}")) } else { Cow::Borrowed(word) };
     if !word.is_empty() && word.chars().all(plain) {
-        return word;
+        return Cow::Borrowed(word);
     }
-    Cow::Owned(format!("'{}'", word.replace('\'', "'\\''")))
+    if !word.chars().any(char::is_control) {
+        return Cow::Owned(format!("'{}'", word.replace('\'', "'\\''")));
+    }
+    let escaped: String = word
+        .chars()
+        .map(|c| match c {
+            '\'' | '\\' => format!("\\{c}"),
+            c if c.is_control() => format!("\\u{:04x}", u32::from(c)),
+            c => c.to_string(),
+        })
+        .collect();
+    Cow::Owned(format!("$'{escaped}'"))
+}
+
+/// A command to suggest in a message, `atlas SUBCOMMAND ARGS...`, each argument quoted for
+/// a shell, with `--` before them where one starts with `-` (it would read as an option).
+pub(crate) fn suggested(subcommand: &str, args: &[&str]) -> String {
+    let dashes = if args.iter().any(|arg| arg.starts_with('-')) { " --" } else { "" };
+    let args: Vec<Cow<'_, str>> = args.iter().map(|arg| shell_word(arg)).collect();
+    format!("`atlas {subcommand}{dashes} {}`", args.join(" "))
 }
 
 /// Standard output whose write errors name it (`standard output: No space left on
@@ -547,7 +566,7 @@ fn open_dataset(store: &Atlas, name: &str) -> Result<Dataset> {
     store.open_dataset(name).map_err(|e| match e {
         Error::NotFound { kind: EntityKind::Dataset, .. } => {
             let path = store.path().display().to_string();
-            anyhow!("{e} in store {path}; `atlas ls {}` lists its datasets", shell_word(&path))
+            anyhow!("{e} in store {path}; {} lists its datasets", suggested("ls", &[&path]))
         }
         other => other.into(),
     })
@@ -593,6 +612,13 @@ fn parse_fill_value(text: &str) -> Result<FillArg, String> {
     if let Some(ns) = values::parse_iso8601(text) {
         return Ok(FillArg::Instant(ns));
     }
+    // Four digits and a dash, or a colon: a date meant, not a number.
+    let bytes = text.as_bytes();
+    if bytes.len() > 4 && bytes[..4].iter().all(u8::is_ascii_digit) && bytes[4] == b'-' || text.contains(':') {
+        return Err(format!(
+            "{text:?} is no ISO 8601 instant that exists within int64 nanoseconds (1677-09-21 to 2262-04-11)"
+        ));
+    }
     parse_fill_number(text).map(FillArg::Number)
 }
 
@@ -634,10 +660,10 @@ fn ls(path: &Path, dataset: Option<&str>, json: bool, out: &mut dyn Write) -> Re
         && !array.is_empty()
     {
         // No dataset name holds a `/`: this names an array.
-        let (path, dataset) = (path.display().to_string(), shell_word(dataset));
+        let path = path.display().to_string();
         return Err(anyhow!(
-            "{name} names an array; `atlas ls {} {dataset}` lists its dataset's arrays",
-            shell_word(&path)
+            "{name} names an array; {} lists its dataset's arrays",
+            suggested("ls", &[&path, dataset])
         ));
     }
     let dataset = dataset.map(|name| open_dataset(&store, name)).transpose()?;
@@ -649,8 +675,7 @@ fn open_array(store: &Atlas, path: &ArrayPath) -> Result<ArrayHandle> {
     open_dataset(store, &path.dataset)?.array(&path.array).map_err(|e| match e {
         Error::NotFound { .. } => {
             let store = store.path().display().to_string();
-            let hint = format!("`atlas ls {} {}`", shell_word(&store), shell_word(&path.dataset));
-            anyhow!("{e} in store {store}; {hint} lists its arrays")
+            anyhow!("{e} in store {store}; {} lists its arrays", suggested("ls", &[&store, &path.dataset]))
         }
         other => other.into(),
     })
@@ -791,7 +816,8 @@ fn export_compression(file: &Path, given: Option<Compression>) -> Compression {
 }
 
 /// Extensions of formats `export` does not write, refused unless `--compression` is given.
-const FOREIGN_EXTENSIONS: [&str; 9] = ["bz2", "xz", "lzma", "lz4", "npz", "zip", "7z", "br", "h5"];
+const FOREIGN_EXTENSIONS: [&str; 13] =
+    ["bz2", "xz", "lzma", "lz4", "npz", "zip", "7z", "br", "tgz", "tar", "h5", "hdf5", "nc"];
 
 /// Refuses an export into the store it reads: `--force` would replace one of its files (the
 /// metadata, say) with the array's.
@@ -948,9 +974,11 @@ mod tests {
         assert_eq!(shell_word("/tmp/a.atlas"), "/tmp/a.atlas");
         assert_eq!(shell_word("my store é"), "'my store é'");
         assert_eq!(shell_word("it's"), "'it'\\''s'");
-        assert_eq!(shell_word("-dash.atlas"), "./-dash.atlas");
         assert_eq!(shell_word("$HOME"), "'$HOME'");
         assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("a\nb'c"), "$'a\\u000ab\\'c'");
+        assert_eq!(suggested("ls", &["/s", "-run"]), "`atlas ls -- /s -run`");
+        assert_eq!(suggested("compact", &["my s"]), "`atlas compact 'my s'`");
     }
 
     #[test]
@@ -961,7 +989,9 @@ mod tests {
         assert_eq!(parse_fill_value("1970-01-02"), Ok(FillArg::Instant(86_400_000_000_000)));
         assert_eq!(parse_fill_value("nan").map(|f| format!("{f:?}")), Ok("Number(Float(NaN))".into()));
         assert_eq!(parse_fill_value("-7"), Ok(FillArg::Number(Scalar::Int(-7))));
-        assert!(parse_fill_value("2020-02-30").unwrap_err().contains("not a number"));
+        assert!(parse_fill_value("2020-02-30").unwrap_err().contains("no ISO 8601 instant that exists"));
+        assert!(parse_fill_value("1600-01-01").unwrap_err().contains("1677-09-21 to 2262-04-11"));
+        assert_eq!(parse_fill_value("-1e-3"), Ok(FillArg::Number(Scalar::Float(-1e-3))));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::{
-    ArrayPath, DatasetOrArray, DiscardUncommitted, open_array, open_dataset, open_store, printable, report, shell_word,
+    ArrayPath, DatasetOrArray, DiscardUncommitted, open_array, open_dataset, open_store, printable, report, suggested,
 };
 
 /// Deletes every dataset and array `names` gives, or none of them: each must exist. An
@@ -54,8 +54,7 @@ pub(crate) fn rm(path: &Path, names: &[DatasetOrArray], out: &mut dyn Write) -> 
     }
     if arrays_deleted > 0 {
         let path = path.display().to_string();
-        let command = format!("atlas compact {}", shell_word(&path));
-        writeln!(out, "their blocks stay on disk until `{}` reclaims them", printable(&command))?;
+        writeln!(out, "their blocks stay on disk until {} reclaims them", printable(&suggested("compact", &[&path])))?;
     }
     Ok(())
 }

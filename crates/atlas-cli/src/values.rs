@@ -236,14 +236,14 @@ const NAT: i64 = i64::MIN;
 /// numpy's not-a-time. `None` for anything else, a date that does not exist (`02-30`), or
 /// an instant past int64 nanoseconds (before 1677-09-21 or after 2262-04-11).
 pub fn parse_iso8601(text: &str) -> Option<i64> {
-    if text == "NaT" {
+    if text.eq_ignore_ascii_case("nat") {
         return Some(NAT);
     }
     let digits = |part: &str, len: usize| {
         (part.len() == len && part.bytes().all(|b| b.is_ascii_digit())).then(|| part.parse::<i64>().ok()).flatten()
     };
-    let text = text.strip_suffix('Z').unwrap_or(text);
-    let (date, time) = match text.split_once(['T', ' ']) {
+    let text = text.strip_suffix(['Z', 'z']).unwrap_or(text);
+    let (date, time) = match text.split_once(['T', 't', ' ']) {
         Some((date, time)) => (date, Some(time)),
         None => (text, None),
     };
@@ -305,6 +305,10 @@ impl FillArg {
     /// (whether a number fits is the schema's check).
     pub fn for_dtype(self, dtype: DType) -> Result<Scalar, String> {
         match (self, dtype) {
+            // `2020` would be 2020 ns after the epoch, not the year.
+            (Self::Number(_), DType::Timestamp) => {
+                Err("a timestamp array's fill value is an ISO 8601 instant (2020-01-01T00:00) or NaT".into())
+            }
             (Self::Number(value), _) => Ok(value),
             (Self::Bool(value), DType::Bool) => Ok(Scalar::from(value)),
             (Self::Instant(ns), DType::Timestamp) => Ok(Scalar::Int(ns)),
@@ -351,7 +355,8 @@ mod tests {
         {
             assert_eq!(parse_iso8601(&iso8601(ns)), Some(ns), "{}", iso8601(ns));
         }
-        assert_eq!(parse_iso8601("NaT"), Some(NAT));
+        assert_eq!((parse_iso8601("NaT"), parse_iso8601("nat")), (Some(NAT), Some(NAT)));
+        assert_eq!(parse_iso8601("2020-01-01t00:00z"), parse_iso8601("2020-01-01"));
         assert_eq!(parse_iso8601("2020-01-01"), Some(1_577_836_800_000_000_000));
         assert_eq!(parse_iso8601("2020-01-01 00:01Z"), Some(1_577_836_860_000_000_000));
         assert_eq!(parse_iso8601("2020-01-01T00:00:00.5"), Some(1_577_836_800_500_000_000));
@@ -371,7 +376,6 @@ mod tests {
             "2020-01-01T00:00:00.1234567890",
             "1600-01-01",
             "2300-01-01",
-            "nat",
             "+2020-01-01",
             "2020-01-01T00:00:0a",
         ] {
@@ -386,6 +390,7 @@ mod tests {
         assert_eq!(FillArg::Instant(5).for_dtype(DType::Timestamp), Ok(Scalar::Int(5)));
         assert!(FillArg::Instant(5).for_dtype(DType::Int64).unwrap_err().contains("timestamp array"));
         assert_eq!(FillArg::Number(Scalar::Int(3)).for_dtype(DType::Float32), Ok(Scalar::Int(3)));
+        assert!(FillArg::Number(Scalar::Int(2020)).for_dtype(DType::Timestamp).unwrap_err().contains("ISO 8601"));
     }
 
     #[test]
