@@ -119,7 +119,7 @@ enum Command {
         store: PathBuf,
         /// The array, as DATASET/ARRAY.
         array: ArrayPath,
-        /// numpy-style selection, one item per axis: `0:10,5,:`, `-3:`, `::2`.
+        /// numpy-style selection, one item per axis: `0:10,5,:`, `-3:`, `::2`, `...,0`.
         #[arg(long, allow_hyphen_values = true)]
         slice: Option<SliceSpec>,
         /// Print nested JSON arrays (timestamps as nanoseconds).

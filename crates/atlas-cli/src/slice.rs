@@ -1,6 +1,7 @@
 //! `--slice` selections in numpy's notation: one item per axis, separated by commas;
-//! `i` picks one index (and drops the axis), `start:stop[:step]` a range, `:` all of it.
-//! Negative numbers count from the end; missing trailing axes mean `:`.
+//! `i` picks one index (and drops the axis), `start:stop[:step]` a range, `:` all of it,
+//! `...` as many `:` as the axes the other items leave. Negative numbers count from the
+//! end; missing trailing axes mean `:`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,7 +15,12 @@ pub enum AxisSel {
     Index(i64),
     /// `start:stop:step` with Python's defaults and clamping; `step >= 1`.
     Range { start: Option<i64>, stop: Option<i64>, step: u64 },
+    /// `...`: whole axes, as many as the other items leave (at most one per selection).
+    Ellipsis,
 }
+
+/// A whole axis, `:`.
+const WHOLE: AxisSel = AxisSel::Range { start: None, stop: None, step: 1 };
 
 /// A parsed `--slice`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +72,11 @@ impl FromStr for SliceSpec {
         }
         // One trailing comma, as numpy's `a[0:3,]`.
         let text = text.strip_suffix(',').filter(|rest| !rest.trim().is_empty()).unwrap_or(text);
-        text.split(',').map(|item| parse_axis(item.trim())).collect::<Result<Vec<_>, _>>().map(Self)
+        let items = text.split(',').map(|item| parse_axis(item.trim())).collect::<Result<Vec<_>, _>>()?;
+        if items.iter().filter(|item| **item == AxisSel::Ellipsis).count() > 1 {
+            return Err("an index can only have a single ellipsis ('...')".into());
+        }
+        Ok(Self(items))
     }
 }
 
@@ -88,6 +98,7 @@ fn parse_axis(item: &str) -> Result<AxisSel, String> {
     let parts: Vec<&str> = item.split(':').collect();
     match parts[..] {
         [""] => Err("empty item (use ':' for a whole axis)".to_string()),
+        ["..."] => Ok(AxisSel::Ellipsis),
         // Unlike a range bound, an index past i64 cannot be clamped: it is out of bounds.
         [index] => index.parse::<i64>().map(AxisSel::Index).map_err(|e| match e.kind() {
             PosOverflow | NegOverflow => format!("index {index} is out of bounds for any axis"),
@@ -112,12 +123,21 @@ impl SliceSpec {
     /// # Errors
     /// More items than axes, or an index outside its axis.
     pub fn resolve(&self, shape: &[u64]) -> Result<Selection> {
-        if self.0.len() > shape.len() {
-            let items = if self.0.len() == 1 { "1 item".to_string() } else { format!("{} items", self.0.len()) };
+        let given: Vec<AxisSel> = self.0.iter().copied().filter(|item| *item != AxisSel::Ellipsis).collect();
+        if given.len() > shape.len() {
+            let items = if given.len() == 1 { "1 item".to_string() } else { format!("{} items", given.len()) };
             bail!("--slice has {items} but the array has {} dimensions (shape {shape:?})", shape.len());
         }
+        // `...` stands for the whole axes the other items leave, where it is.
+        let items: Vec<AxisSel> = match self.0.iter().position(|item| *item == AxisSel::Ellipsis) {
+            Some(at) => {
+                let whole = std::iter::repeat_n(WHOLE, shape.len() - given.len());
+                given[..at].iter().copied().chain(whole).chain(given[at..].iter().copied()).collect()
+            }
+            None => given,
+        };
         let mut sel = Selection::all(shape);
-        for (axis, (item, &len)) in self.0.iter().zip(shape).enumerate() {
+        for (axis, (item, &len)) in items.iter().zip(shape).enumerate() {
             let len_i = i128::from(len);
             match *item {
                 AxisSel::Index(i) => {
@@ -144,6 +164,7 @@ impl SliceSpec {
                     sel.extent[axis] = if count == 0 { 0 } else { ((count - 1) * i128::from(step) + 1) as u64 };
                     sel.step[axis] = step;
                 }
+                AxisSel::Ellipsis => unreachable!("expanded above"),
             }
         }
         Ok(sel)
@@ -158,6 +179,7 @@ impl fmt::Display for SliceSpec {
             .iter()
             .map(|item| match *item {
                 AxisSel::Index(i) => i.to_string(),
+                AxisSel::Ellipsis => "...".to_string(),
                 AxisSel::Range { start, stop, step: 1 } => format!("{}:{}", show(start), show(stop)),
                 AxisSel::Range { start, stop, step } => format!("{}:{}:{step}", show(start), show(stop)),
             })
@@ -189,6 +211,19 @@ mod tests {
         assert_eq!(resolve("", &[3, 4]), Selection::all(&[3, 4]));
         assert_eq!(resolve("0:3,", &[10, 4]), resolve("0:3", &[10, 4]));
         assert_eq!(resolve("1, 2 ,", &[10, 4]), resolve("1,2", &[10, 4]));
+    }
+
+    #[test]
+    fn an_ellipsis_stands_for_the_axes_the_other_items_leave() {
+        assert_eq!(resolve("...,1", &[4, 5, 6]), resolve(":,:,1", &[4, 5, 6]));
+        assert_eq!(resolve("1,...", &[4, 5, 6]), resolve("1", &[4, 5, 6]));
+        assert_eq!(resolve("1,...,2", &[4, 5, 6]), resolve("1,:,2", &[4, 5, 6]));
+        assert_eq!(resolve("1,...,2,3", &[4, 5, 6]), resolve("1,2,3", &[4, 5, 6]), "for no axis");
+        assert_eq!(resolve("...", &[]), Selection::all(&[]));
+        assert!("...,1,...".parse::<SliceSpec>().unwrap_err().contains("single ellipsis"));
+        let spec: SliceSpec = "...,1,2".parse().unwrap();
+        assert!(spec.resolve(&[10]).unwrap_err().to_string().contains("2 items"));
+        assert_eq!(spec.to_string(), "...,1,2");
     }
 
     #[test]
