@@ -355,6 +355,15 @@ mod tests {
         {
             assert_eq!(parse_iso8601(&iso8601(ns)), Some(ns), "{}", iso8601(ns));
         }
+        // Instants spread over the whole range, from a fixed pseudo-random sequence.
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..100_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            let ns = x.cast_signed();
+            if ns != NAT {
+                assert_eq!(parse_iso8601(&iso8601(ns)), Some(ns), "{}", iso8601(ns));
+            }
+        }
         assert_eq!((parse_iso8601("NaT"), parse_iso8601("nat")), (Some(NAT), Some(NAT)));
         assert_eq!(parse_iso8601("2020-01-01t00:00z"), parse_iso8601("2020-01-01"));
         assert_eq!(parse_iso8601("2020-01-01"), Some(1_577_836_800_000_000_000));
