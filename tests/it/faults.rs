@@ -209,6 +209,38 @@ fn a_shrink_that_fails_at_any_call_changes_nothing_and_can_be_retried() {
 }
 
 #[test]
+fn a_copy_that_fails_at_any_call_changes_nothing_and_can_be_retried() {
+    // The copy seals the source's staged chunk, then appends its blocks as stored: each
+    // mutating call of that in turn fails, until one gets through. The session's fragment
+    // is the store's only one, so any bytes it holds beyond its live blocks are a failure's.
+    let mut dir = test_dir!();
+    let path = dir.store();
+    dir.while_alone(|| {
+        let store = util::create(&path);
+        let ds = store.create_dataset("d").unwrap();
+        ds.define_array("c", ArraySpec::new(atlas::DType::Int32, [8, 8]).chunk_shape([4, 4])).unwrap();
+        store.flush().unwrap(); // no block: no fragment yet
+        ds.write_array("c", &[4, 4], ndarray::arr2(&[[-2]]).view()).unwrap(); // staged
+        let failed = fail_each_call_in_turn(
+            || store.copy_array(("d", "c"), ("d", "b")),
+            |fail_at| {
+                assert!(!ds.array_exists("b"), "call {fail_at}: a failed copy left its array");
+                assert_eq!(ds.array("c").unwrap().read::<i32>(&[4, 4], &[1, 1]).unwrap()[[0, 0]], -2, "call {fail_at}");
+            },
+        );
+        assert!(failed >= 2, "the copy made only {failed} mutating calls");
+        store.flush().unwrap();
+        assert!(!holds_dead_bytes(&store), "the failed copies' blocks stayed");
+    });
+    let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+    let mut expected = Array2::<i32>::zeros((8, 8));
+    expected[[4, 4]] = -2;
+    for array in ["c", "b"] {
+        assert_eq!(ds.read_array::<i32>(array, &[0, 0], &[8, 8]).unwrap(), expected.clone().into_dyn(), "{array}");
+    }
+}
+
+#[test]
 fn an_append_whose_write_fails_is_taken_back_whole_and_can_be_retried() {
     let mut dir = test_dir!();
     let path = dir.store();
