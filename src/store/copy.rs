@@ -3,9 +3,10 @@
 
 use super::Atlas;
 use super::pending::PendingFragment;
+use super::rename::check_array_places;
 use super::state::{Inner, State, live_blocks};
 use crate::engine::{ArrayCtx, BlockRef, check_entry};
-use crate::error::{EntityKind, Error, Result};
+use crate::error::{EntityKind, Result};
 use crate::fragment::{BlockEntry, EncodedBlock};
 use crate::meta::{ArrayMeta, validate_name};
 
@@ -24,20 +25,14 @@ impl Atlas {
     /// of the copy as it fails those of the original.
     ///
     /// # Errors
-    /// [`Error::InvalidName`] for `to`, [`Error::NotFound`] if there is no array `from` in
-    /// `from_dataset` or no dataset `to_dataset`, [`Error::AlreadyExists`] if `to_dataset`
-    /// has an array named `to`, [`Error::Corrupt`] for an index entry that cannot describe
-    /// its block; as any change, [`Error::Locked`], [`Error::ReadOnly`],
-    /// [`Error::ChangesDiscarded`]; [`Error::Io`].
+    /// [`Error::InvalidName`](crate::Error::InvalidName) for `to`, [`Error::NotFound`](crate::Error::NotFound) if there is no array `from` in
+    /// `from_dataset` or no dataset `to_dataset`, [`Error::AlreadyExists`](crate::Error::AlreadyExists) if `to_dataset`
+    /// has an array named `to`, [`Error::Corrupt`](crate::Error::Corrupt) for an index entry that cannot describe
+    /// its block; as any change, [`Error::Locked`](crate::Error::Locked), [`Error::ReadOnly`](crate::Error::ReadOnly),
+    /// [`Error::ChangesDiscarded`](crate::Error::ChangesDiscarded); [`Error::Io`](crate::Error::Io).
     pub fn copy_array(&self, (from_dataset, from): (&str, &str), (to_dataset, to): (&str, &str)) -> Result<()> {
         validate_name(EntityKind::Array, to)?;
-        let check = |state: &State| {
-            state.array(from_dataset, from)?;
-            if state.dataset(to_dataset)?.arrays.contains_key(to) {
-                return Err(Error::already_exists(EntityKind::Array, format!("{to_dataset}/{to}")));
-            }
-            Ok(())
-        };
+        let check = |state: &State| check_array_places(state, (from_dataset, from), (to_dataset, to), false);
         let mut state = self.inner.write();
         // Refused before taking the writer lock, and again on the newest commit it loads.
         self.inner.check_before_change(&state, check)?;

@@ -57,13 +57,7 @@ impl Atlas {
     pub fn move_array(&self, (from_dataset, from): (&str, &str), (to_dataset, to): (&str, &str)) -> Result<()> {
         validate_name(EntityKind::Array, to)?;
         let same_place = (from_dataset, from) == (to_dataset, to);
-        let check = |state: &State| {
-            state.array(from_dataset, from)?;
-            if !same_place && state.dataset(to_dataset)?.arrays.contains_key(to) {
-                return Err(Error::already_exists(EntityKind::Array, format!("{to_dataset}/{to}")));
-            }
-            Ok(())
-        };
+        let check = |state: &State| check_array_places(state, (from_dataset, from), (to_dataset, to), same_place);
         let mut state = self.inner.write();
         // To its own place: nothing to change where the array is (as `rename_dataset`).
         if same_place && self.inner.holds_on_newest(&state, |state| state.array(from_dataset, from).is_ok()) {
@@ -83,4 +77,15 @@ impl Atlas {
             Ok(())
         })
     }
+}
+
+/// Checks, on `state`, that array `from` can go to `to` (each `(dataset, name)`): it exists,
+/// and so does the dataset of `to`, with no array of that name, unless `own_place` allows
+/// `to` to be `from` itself (a move that changes nothing).
+pub(super) fn check_array_places(state: &State, from: (&str, &str), to: (&str, &str), own_place: bool) -> Result<()> {
+    state.array(from.0, from.1)?;
+    if state.dataset(to.0)?.arrays.contains_key(to.1) && !(own_place && from == to) {
+        return Err(Error::already_exists(EntityKind::Array, format!("{}/{}", to.0, to.1)));
+    }
+    Ok(())
 }
