@@ -17,9 +17,8 @@ use super::out::SharedOut;
 use super::plan::{ChunkOp, PLAN_BATCH, max_run_len, plan_batches, runs};
 use super::pool::{run, threads, worth_parallel};
 use super::region::{Place, for_each_row, for_each_run_row, is_contiguous, offset_bytes, to_usize};
-use super::rows::{PLAIN_PIECE_BYTES, RowSource, WholeBlock};
+use super::rows::RowSource;
 use crate::error::Result;
-use crate::io::Streamer;
 
 /// What one slot of a [`read_slots`] output holds.
 #[derive(Clone, Copy)]
@@ -219,21 +218,12 @@ fn read_run(
     let (mut sources, cached) = open_sources(read, run, run_workers(&mut worker.run, run.len()), verify)?;
     // Each output row from each chunk of the run in turn, so the output is written row
     // after row; each chunk's rows come in its own order. A chunk whose raw bytes are at
-    // hand whole (cached, or unshuffled) is copied from them directly, an unshuffled one
-    // hashed behind the copy (`WholeBlock::copied_to`); a shuffled one through its pieces
-    // (a row may span pieces).
+    // hand whole (cached, or unshuffled) is copied from them directly; a shuffled one
+    // through its pieces. A block being verified is hashed as its rows are copied, where
+    // they follow one another (`copy_row`).
     let src: Vec<Place<'_>> = run.iter().map(|op| op.in_chunk_of(chunk_shape)).collect();
     let dst: Vec<Place<'_>> = run.iter().map(|op| op.in_selection_of(slot_shape)).collect();
     let regions: Vec<&[u64]> = run.iter().map(|op| &op.region[..]).collect();
-    let wholes: Vec<Option<&[u8]>> = sources
-        .iter()
-        .zip(&cached)
-        .map(|(source, hit)| match (hit, source) {
-            (Some(hit), _) => Some(hit.as_slice()),
-            (None, Some((RowSource::Whole(whole), _))) => Some(whole.bytes()),
-            _ => None,
-        })
-        .collect();
     // Rows that are whole rows of the slot follow one another, so their partial lines are
     // completed at once; parts of rows (the slot's row spans more chunks than a run holds,
     // or the box is narrower than the slot) leave theirs to another op.
@@ -243,28 +233,12 @@ fn read_run(
     for_each_run_row(&src, &dst, &regions, elem_bytes, |j, s, d, n| {
         // SAFETY: each row of op's box in the output belongs to op alone.
         let target = unsafe { out.slice_mut(op.base + d, n) };
-        if let Some(raw) = wholes[j] {
-            let whole = match &mut sources[j] {
-                Some((RowSource::Whole(whole), _)) => Some(whole),
-                _ => None,
-            };
-            if n > PLAIN_PIECE_BYTES {
-                return copy_long_row(&streamer, target, raw, s, whole);
-            }
-            streamer.copy(target, &raw[s..s + n]);
-            if let Some(whole) = whole {
-                whole.copied_to(s + n);
-            }
-            return;
-        }
-        // A chunk not at hand whole is shuffled, or never written.
-        let Some((RowSource::Pieces(pieces), _)) = &mut sources[j] else { return fill_with(target, op.fill) };
-        let mut done = 0;
-        while done < n {
-            let bytes = pieces.at(s + done);
-            let len = (n - done).min(bytes.len());
-            streamer.copy(&mut target[done..done + len], &bytes[..len]);
-            done += len;
+        match (&mut sources[j], &cached[j]) {
+            (Some((RowSource::Whole(whole), _)), _) => whole.copy_row(&streamer, target, s),
+            (Some((RowSource::Pieces(pieces), _)), _) => pieces.copy_row(&streamer, target, s),
+            (None, Some(hit)) => streamer.copy(target, &hit[s..s + n]),
+            // Never written.
+            (None, None) => fill_with(target, op.fill),
         }
     });
     sources.into_iter().flatten().try_for_each(|(source, block)| source.finish(read.ctx, block))
@@ -304,27 +278,6 @@ fn open_sources<'w, 'a: 'w>(
         cached.push(hit);
     }
     Ok((sources, cached))
-}
-
-/// Copies the row of `target.len()` bytes at `offset` of a block at hand whole (`raw`), a
-/// piece at a time, so that `whole` (hashing the block behind the copy) hashes each while
-/// it is in cache. For rows longer than a piece; kept out of the loop over short rows,
-/// whose copies it slowed by about 10% there.
-#[cold]
-fn copy_long_row(
-    streamer: &Streamer,
-    target: &mut [u8],
-    raw: &[u8],
-    offset: usize,
-    mut whole: Option<&mut WholeBlock<'_>>,
-) {
-    for (k, part) in target.chunks_mut(PLAIN_PIECE_BYTES).enumerate() {
-        let at = offset + k * PLAIN_PIECE_BYTES;
-        streamer.copy(part, &raw[at..at + part.len()]);
-        if let Some(whole) = &mut whole {
-            whole.copied_to(at + part.len());
-        }
-    }
 }
 
 /// The raw bytes of a committed `block` read in part, from the context's chunk cache: kept

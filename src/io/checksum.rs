@@ -31,6 +31,14 @@ impl Checksummer {
         self.0.update(piece);
     }
 
+    /// Adds the next piece and copies it into `dst` in the same pass, if it can: see
+    /// [`Streamer::copy_hashing`](super::Streamer::copy_hashing), its one caller, which
+    /// fences the stores.
+    #[inline]
+    pub(super) fn update_streaming(&mut self, piece: &[u8], dst: &mut [u8], more_follows: bool) -> bool {
+        self.0.update_streaming(piece, dst, more_follows)
+    }
+
     /// The checksum of all pieces so far.
     pub(crate) fn finish(&self) -> u64 {
         self.0.finish()

@@ -12,6 +12,8 @@
 //! before the thread that wrote them hands the output on. It holds one of the crate's few
 //! `unsafe` blocks (see docs/ARCHITECTURE.md); off x86-64 it copies with ordinary stores.
 
+use super::Checksummer;
+
 /// Copies with streaming stores when asked to, and makes them visible when dropped. Keep
 /// one for all the copies of one task on one thread.
 pub(crate) struct Streamer {
@@ -48,6 +50,28 @@ impl Streamer {
         } else {
             dst.copy_from_slice(src);
         }
+    }
+
+    /// Copies `src` into `dst` as [`Streamer::copy`] does and adds it to `summer`, in one
+    /// pass over it, where it can: a streaming copier, `dst` starting on the boundary its
+    /// stores need, `src` whole 64-byte stripes continuing whole stripes, and AVX2.
+    /// `more_follows` promises that more bytes will be added to `summer` before it
+    /// finishes. A copy out of a block being verified then costs about what the copy alone
+    /// does, where hashing the block behind the copy, from cache, took up to a third longer
+    /// (BENCHMARKS.md, forty-sixth round). Returns false, having done neither, where it
+    /// cannot.
+    #[inline]
+    pub(crate) fn copy_hashing(
+        &self,
+        dst: &mut [u8],
+        src: &[u8],
+        summer: &mut Checksummer,
+        more_follows: bool,
+    ) -> bool {
+        let boundary = if self.whole_lines { LINE } else { LANE };
+        self.streaming
+            && dst.as_ptr().addr().is_multiple_of(boundary)
+            && summer.update_streaming(src, dst, more_follows)
     }
 }
 

@@ -1,12 +1,14 @@
-//! XXH3-64 (seed 0) over bytes that come in pieces, with its inner loop written for AVX2.
+//! XXH3-64 (seed 0) over bytes that come in pieces, with its inner loops written for AVX2.
 //!
 //! `twox-hash` computes the same values, and [`super::checksum`](mod@super::checksum) uses
 //! it for bytes at hand whole. Its streaming hasher, though, compiled into Atlas, kept the
 //! eight accumulators in memory between stripes: a store-to-load round trip on every 32
 //! bytes, 15-17 GB/s where its one-shot loop and this one run at 50-58 (BENCHMARKS.md,
-//! sixteenth round). Verifying a read hashes every byte it returns, piece by piece while
-//! each is in cache, so that loop is on every read's path. Here the accumulators are locals
-//! of the loop over whole 1 KiB blocks, so they stay in registers.
+//! sixteenth round). Verifying a read hashes every byte it returns, so that loop is on
+//! every read's path. Here the accumulators are locals of the loop over stripes, so they
+//! stay in registers. A second loop also copies each stripe out with streaming stores as
+//! it hashes it ([`Xxh3Stream::update_streaming`]): the rows of a chunk copied into a
+//! caller's array are hashed on the way, with no second pass over them.
 //!
 //! The algorithm (XXH3's "long" hash, for inputs over 240 bytes): eight 64-bit lanes
 //! accumulate 64-byte stripes, each against the secret at 8 bytes further on; after every
@@ -14,8 +16,9 @@
 //! partial block, then the input's last 64 bytes (even if they overlap those), then a merge
 //! of the lanes. Inputs of 1 KiB or less are hashed whole by `twox-hash`.
 //!
-//! The AVX2 loop holds one of the crate's few `unsafe` blocks (see docs/ARCHITECTURE.md):
-//! unaligned loads and stores of 32 bytes from slices checked to hold them.
+//! The AVX2 loops hold some of the crate's few `unsafe` blocks (see docs/ARCHITECTURE.md):
+//! unaligned loads and stores of 32 bytes from slices checked to hold them, and streaming
+//! stores of 16 bytes to slices checked to hold them and to start on 16 bytes.
 
 /// XXH3's default secret (`kSecret` in the reference `xxhash.h`).
 const SECRET: [u8; 192] = [
@@ -54,34 +57,47 @@ type Lanes = [u64; 8];
 
 /// The XXH3-64 of bytes fed in pieces: the same value as over their concatenation.
 pub(crate) struct Xxh3Stream {
-    blocks: Blocks,
+    acc: Accumulator,
     total_bytes: u64,
-    /// Bytes not yet accumulated: a block is accumulated only once a byte follows it, since
-    /// the last one (whole or not) is the end's to handle.
+    /// Bytes not yet accumulated: a stripe is accumulated only once a byte follows it, since
+    /// the last one (whole or not) is the end's to handle, and the first block is held whole
+    /// until a byte follows it (an input that short is hashed whole).
     held: [u8; BLOCK_BYTES],
     held_len: usize,
 }
 
-/// What the whole blocks accumulated so far left.
-struct Blocks {
+/// What the stripes accumulated so far left.
+struct Accumulator {
     lanes: Lanes,
-    /// Their last 64 bytes, for a last stripe that reaches back.
+    /// Stripes accumulated into the current block: once it has all of them, it is scrambled
+    /// before the next stripe, or the last, is accumulated.
+    stripes: usize,
+    /// The last 64 bytes accumulated, for a last stripe that reaches back.
     last_stripe: [u8; STRIPE_BYTES],
     any: bool,
 }
 
-impl Blocks {
-    fn add(&mut self, blocks: &[u8]) {
-        accumulate_blocks(&mut self.lanes, blocks);
-        self.last_stripe.copy_from_slice(&blocks[blocks.len() - STRIPE_BYTES..]);
+impl Accumulator {
+    /// Accumulates whole stripes, each followed by more input.
+    fn add(&mut self, stripes: &[u8]) {
+        if stripes.is_empty() {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if has_avx2() {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { avx2::accumulate_stripes(self, stripes) };
+        }
+        accumulate_stripes_plainly(&mut self.lanes, &mut self.stripes, stripes);
+        self.last_stripe.copy_from_slice(&stripes[stripes.len() - STRIPE_BYTES..]);
         self.any = true;
     }
 }
 
 impl Xxh3Stream {
     pub(crate) fn new() -> Self {
-        let blocks = Blocks { lanes: INITIAL_LANES, last_stripe: [0; STRIPE_BYTES], any: false };
-        Self { blocks, total_bytes: 0, held: [0; BLOCK_BYTES], held_len: 0 }
+        let acc = Accumulator { lanes: INITIAL_LANES, stripes: 0, last_stripe: [0; STRIPE_BYTES], any: false };
+        Self { acc, total_bytes: 0, held: [0; BLOCK_BYTES], held_len: 0 }
     }
 
     /// Adds the next piece.
@@ -95,57 +111,119 @@ impl Xxh3Stream {
             if piece.is_empty() {
                 return;
             }
-            self.blocks.add(&self.held);
+            self.acc.add(&self.held);
         }
         // Whole blocks straight from the piece, holding back its last 1 to 1024 bytes.
         let blocks_bytes = (piece.len() - 1) / BLOCK_BYTES * BLOCK_BYTES;
-        if blocks_bytes > 0 {
-            self.blocks.add(&piece[..blocks_bytes]);
-        }
+        self.acc.add(&piece[..blocks_bytes]);
         let rest = &piece[blocks_bytes..];
         self.held[..rest.len()].copy_from_slice(rest);
         self.held_len = rest.len();
     }
 
+    /// Adds `src` and copies it into `dst` with streaming stores, in one pass over it: the
+    /// caller fences the stores ([`Streamer`](super::Streamer) does). `more_follows`
+    /// promises a later piece (of a byte at least), so that `src` need hold back nothing.
+    /// Returns false, having done neither, unless the CPU has AVX2, `dst` (as long as
+    /// `src`) starts on 16 bytes, and `src` is whole stripes, as are the bytes before it.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    pub(super) fn update_streaming(&mut self, src: &[u8], dst: &mut [u8], more_follows: bool) -> bool {
+        let len = src.len();
+        let fits = dst.len() == len && dst.as_ptr().addr().is_multiple_of(16);
+        if !(fits && len > 0 && len.is_multiple_of(STRIPE_BYTES) && has_avx2()) {
+            return false;
+        }
+        // Called for every row of a chunk copied out: the rows between its first and last
+        // take the shortest way.
+        if self.held_len == 0 && self.acc.any && more_follows {
+            self.total_bytes += len as u64;
+            // SAFETY: the CPU has AVX2, checked above.
+            unsafe { avx2::accumulate_stripes_streaming(&mut self.acc, src, dst) };
+            return true;
+        }
+        self.held_len.is_multiple_of(STRIPE_BYTES) && self.update_streaming_at_ends(src, dst, more_follows)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) fn update_streaming(&mut self, _src: &[u8], _dst: &mut [u8], _more_follows: bool) -> bool {
+        false
+    }
+
+    /// [`Xxh3Stream::update_streaming`] of the first bytes, held, or of the first bytes after
+    /// held ones, or of the last.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(never)]
+    fn update_streaming_at_ends(&mut self, src: &[u8], dst: &mut [u8], more_follows: bool) -> bool {
+        let len = src.len();
+        self.total_bytes += len as u64;
+        if !self.acc.any && self.held_len + len <= BLOCK_BYTES {
+            self.held[self.held_len..self.held_len + len].copy_from_slice(src);
+            self.held_len += len;
+            // SAFETY: the caller checked that the CPU has AVX2.
+            unsafe { avx2::stream_stripes(src, dst) };
+            return true;
+        }
+        // Bytes follow the held ones now. A stripe is accumulated once a byte follows it:
+        // all of `src` if more input does, else all but its last stripe, held.
+        let held_len = std::mem::take(&mut self.held_len);
+        self.acc.add(&self.held[..held_len]);
+        let (body, last) = src.split_at(if more_follows { len } else { len - STRIPE_BYTES });
+        let (body_dst, last_dst) = dst.split_at_mut(body.len());
+        // SAFETY: as above.
+        unsafe {
+            if !body.is_empty() {
+                avx2::accumulate_stripes_streaming(&mut self.acc, body, body_dst);
+            }
+            avx2::stream_stripes(last, last_dst);
+        }
+        self.held[..last.len()].copy_from_slice(last);
+        self.held_len = last.len();
+        true
+    }
+
     /// The hash of all pieces so far.
     pub(crate) fn finish(&self) -> u64 {
         let tail = &self.held[..self.held_len];
-        if !self.blocks.any {
+        if !self.acc.any {
             return twox_hash::XxHash3_64::oneshot(tail);
         }
-        let mut lanes = self.blocks.lanes;
-        let stripes = tail[..tail.len() - 1].chunks_exact(STRIPE_BYTES);
-        for (stripe, key) in stripes.zip(SECRET.windows(STRIPE_BYTES).step_by(8)) {
-            accumulate_stripe(&mut lanes, stripe, key);
+        assert!(!tail.is_empty(), "more bytes were promised to `update_streaming`");
+        let (mut lanes, mut stripes) = (self.acc.lanes, self.acc.stripes);
+        accumulate_stripes_plainly(&mut lanes, &mut stripes, &tail[..(tail.len() - 1) / STRIPE_BYTES * STRIPE_BYTES]);
+        if stripes == STRIPES_PER_BLOCK {
+            scramble(&mut lanes);
         }
         let mut last = [0u8; STRIPE_BYTES];
         let reach_back = STRIPE_BYTES.saturating_sub(tail.len());
-        last[..reach_back].copy_from_slice(&self.blocks.last_stripe[STRIPE_BYTES - reach_back..]);
+        last[..reach_back].copy_from_slice(&self.acc.last_stripe[STRIPE_BYTES - reach_back..]);
         last[reach_back..].copy_from_slice(&tail[tail.len() - (STRIPE_BYTES - reach_back)..]);
         accumulate_stripe(&mut lanes, &last, &SECRET[LAST_STRIPE_KEY_AT..]);
         merge(&lanes, self.total_bytes)
     }
 }
 
-/// Accumulates whole blocks into `lanes`, scrambling after each.
-fn accumulate_blocks(lanes: &mut Lanes, blocks: &[u8]) {
-    debug_assert_eq!(blocks.len() % BLOCK_BYTES, 0);
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
-        return unsafe { avx2::accumulate_blocks(lanes, blocks) };
-    }
-    accumulate_blocks_plainly(lanes, blocks);
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
 }
 
-fn accumulate_blocks_plainly(lanes: &mut Lanes, blocks: &[u8]) {
-    for block in blocks.chunks_exact(BLOCK_BYTES) {
-        for (stripe, key) in block.chunks_exact(STRIPE_BYTES).zip(SECRET.windows(STRIPE_BYTES).step_by(8)) {
-            accumulate_stripe(lanes, stripe, key);
+/// Accumulates whole stripes into `lanes`, `stripes` of the current block accumulated
+/// before them; a block that has all its stripes is scrambled before the next one.
+fn accumulate_stripes_plainly(lanes: &mut Lanes, stripes: &mut usize, bytes: &[u8]) {
+    for stripe in bytes.chunks_exact(STRIPE_BYTES) {
+        if *stripes == STRIPES_PER_BLOCK {
+            scramble(lanes);
+            *stripes = 0;
         }
-        for (lane, key) in lanes.iter_mut().zip(SECRET[SCRAMBLE_KEY_AT..].chunks_exact(8)) {
-            *lane = (*lane ^ (*lane >> 47) ^ word(key)).wrapping_mul(PRIME32_1);
-        }
+        accumulate_stripe(lanes, stripe, &SECRET[8 * *stripes..]);
+        *stripes += 1;
+    }
+}
+
+fn scramble(lanes: &mut Lanes) {
+    for (lane, key) in lanes.iter_mut().zip(SECRET[SCRAMBLE_KEY_AT..].chunks_exact(8)) {
+        *lane = (*lane ^ (*lane >> 47) ^ word(key)).wrapping_mul(PRIME32_1);
     }
 }
 
@@ -180,41 +258,156 @@ fn word(bytes: &[u8]) -> u64 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::{
-        __m256i, _mm256_add_epi64, _mm256_loadu_si256, _mm256_mul_epu32, _mm256_set1_epi64x, _mm256_shuffle_epi32,
-        _mm256_slli_epi64, _mm256_srli_epi64, _mm256_storeu_si256, _mm256_xor_si256,
+        __m128i, __m256i, _mm_stream_si128, _mm256_add_epi64, _mm256_castsi256_si128, _mm256_extracti128_si256,
+        _mm256_loadu_si256, _mm256_mul_epu32, _mm256_set1_epi64x, _mm256_shuffle_epi32, _mm256_slli_epi64,
+        _mm256_srli_epi64, _mm256_storeu_si256, _mm256_xor_si256,
     };
 
-    use super::{BLOCK_BYTES, Lanes, PRIME32_1, SCRAMBLE_KEY_AT, SECRET, STRIPE_BYTES};
+    use super::{Accumulator, BLOCK_BYTES, PRIME32_1, SCRAMBLE_KEY_AT, SECRET, STRIPE_BYTES, STRIPES_PER_BLOCK};
 
-    /// `accumulate_blocks_plainly`, four lanes to a register, the lanes in registers
-    /// throughout.
+    /// `Accumulator::add` of whole stripes (at least one), four lanes to a register, the
+    /// lanes in registers throughout.
+    ///
+    /// # Panics
+    /// If `bytes` is empty.
     #[target_feature(enable = "avx2")]
-    pub(super) fn accumulate_blocks(lanes: &mut Lanes, blocks: &[u8]) {
-        let mut halves = [load(&lanes_bytes(lanes)[..32]), load(&lanes_bytes(lanes)[32..])];
-        let prime = _mm256_set1_epi64x(PRIME32_1.cast_signed());
-        for block in blocks.chunks_exact(BLOCK_BYTES) {
-            for (s, stripe) in block.chunks_exact(STRIPE_BYTES).enumerate() {
-                for (h, half) in halves.iter_mut().enumerate() {
-                    let data = load(&stripe[32 * h..]);
-                    let mixed = _mm256_xor_si256(data, load(&SECRET[8 * s + 32 * h..]));
-                    let product = _mm256_mul_epu32(mixed, _mm256_srli_epi64::<32>(mixed));
-                    // Each 64-bit word swapped with its neighbour.
-                    let swapped = _mm256_shuffle_epi32::<0b0100_1110>(data);
-                    *half = _mm256_add_epi64(*half, _mm256_add_epi64(product, swapped));
-                }
+    pub(super) fn accumulate_stripes(acc: &mut Accumulator, bytes: &[u8]) {
+        let (mut halves, mut s, mut rest) = (load_lanes(acc), acc.stripes, bytes);
+        let mut data = [halves[0]; 2];
+        while !rest.is_empty() {
+            if s == STRIPES_PER_BLOCK {
+                scramble(&mut halves);
+                s = 0;
             }
-            for (h, half) in halves.iter_mut().enumerate() {
-                let mixed = _mm256_xor_si256(*half, _mm256_srli_epi64::<47>(*half));
-                let mixed = _mm256_xor_si256(mixed, load(&SECRET[SCRAMBLE_KEY_AT + 32 * h..]));
-                let low = _mm256_mul_epu32(mixed, prime);
-                let high = _mm256_mul_epu32(_mm256_srli_epi64::<32>(mixed), prime);
-                *half = _mm256_add_epi64(low, _mm256_slli_epi64::<32>(high));
+            if s == 0 && rest.len() >= BLOCK_BYTES {
+                // A whole block, its keys fixed in the unrolled loop: 10% faster than
+                // stripe by stripe.
+                for (k, stripe) in rest[..BLOCK_BYTES].chunks_exact(STRIPE_BYTES).enumerate() {
+                    data = load_stripe(stripe);
+                    mix(&mut halves, data, k);
+                }
+                (s, rest) = (STRIPES_PER_BLOCK, &rest[BLOCK_BYTES..]);
+            } else {
+                data = load_stripe(&rest[..STRIPE_BYTES]);
+                mix(&mut halves, data, s);
+                (s, rest) = (s + 1, &rest[STRIPE_BYTES..]);
             }
         }
-        for (h, half) in halves.into_iter().enumerate() {
-            let out: &mut [u64] = &mut lanes[4 * h..4 * h + 4];
-            // SAFETY: `out` holds 4 u64, the 32 bytes stored; the store takes any alignment.
-            unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), half) };
+        store_lanes(acc, halves, data, s);
+    }
+
+    /// [`accumulate_stripes`], each stripe also copied into `dst` with streaming stores as
+    /// it goes by. Stripe by stripe: for the rows of a chunk, a stripe or two, the loop of
+    /// whole blocks made the copy 5% slower (and so did a `zip` of the stripes with `dst`'s,
+    /// which compiled to loading each stripe twice).
+    ///
+    /// # Panics
+    /// If `bytes` is empty, or `dst` is not as long or does not start on 16 bytes.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn accumulate_stripes_streaming(acc: &mut Accumulator, bytes: &[u8], dst: &mut [u8]) {
+        let (mut halves, mut s) = (load_lanes(acc), acc.stripes);
+        let (mut data, mut dst) = ([halves[0]; 2], stream_target(dst, bytes.len()));
+        for stripe in bytes.chunks_exact(STRIPE_BYTES) {
+            if s == STRIPES_PER_BLOCK {
+                scramble(&mut halves);
+                s = 0;
+            }
+            data = load_stripe(stripe);
+            if let Some(out) = dst.next() {
+                stream(out, data);
+            }
+            mix(&mut halves, data, s);
+            s += 1;
+        }
+        store_lanes(acc, halves, data, s);
+    }
+
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::cast_ptr_alignment)] // the loads take any alignment
+    fn load_lanes(acc: &Accumulator) -> [__m256i; 2] {
+        assert_eq!(acc.lanes.len(), 8, "two registers of lanes");
+        let lanes = acc.lanes.as_ptr().cast::<__m256i>();
+        // SAFETY: `lanes` is 8 u64, the two 32-byte loads; they take any alignment.
+        unsafe { [_mm256_loadu_si256(lanes), _mm256_loadu_si256(lanes.add(1))] }
+    }
+
+    /// Leaves in `acc` the lanes, `last` (the stripe accumulated last) and the stripes of
+    /// the current block.
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::cast_ptr_alignment)] // the stores take any alignment
+    fn store_lanes(acc: &mut Accumulator, halves: [__m256i; 2], last: [__m256i; 2], stripes: usize) {
+        let (lanes, last_stripe) = (acc.lanes.as_mut_ptr().cast::<__m256i>(), acc.last_stripe.as_mut_ptr().cast());
+        // SAFETY: `lanes` is 8 u64 and `last_stripe` 64 bytes: two 32-byte stores each,
+        // unaligned.
+        unsafe {
+            _mm256_storeu_si256(lanes, halves[0]);
+            _mm256_storeu_si256(lanes.add(1), halves[1]);
+            _mm256_storeu_si256(last_stripe, last[0]);
+            _mm256_storeu_si256(last_stripe.add(1), last[1]);
+        }
+        (acc.stripes, acc.any) = (stripes, true);
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn load_stripe(stripe: &[u8]) -> [__m256i; 2] {
+        [load(stripe), load(&stripe[32..])]
+    }
+
+    /// Accumulates a stripe's two registers, the stripe `s` of its block.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn mix(halves: &mut [__m256i; 2], data: [__m256i; 2], s: usize) {
+        for (h, half) in halves.iter_mut().enumerate() {
+            let mixed = _mm256_xor_si256(data[h], load(&SECRET[8 * s + 32 * h..]));
+            let product = _mm256_mul_epu32(mixed, _mm256_srli_epi64::<32>(mixed));
+            // Each 64-bit word swapped with its neighbour.
+            let swapped = _mm256_shuffle_epi32::<0b0100_1110>(data[h]);
+            *half = _mm256_add_epi64(*half, _mm256_add_epi64(product, swapped));
+        }
+    }
+
+    #[target_feature(enable = "avx2")]
+    fn scramble(halves: &mut [__m256i; 2]) {
+        let prime = _mm256_set1_epi64x(PRIME32_1.cast_signed());
+        for (h, half) in halves.iter_mut().enumerate() {
+            let mixed = _mm256_xor_si256(*half, _mm256_srli_epi64::<47>(*half));
+            let mixed = _mm256_xor_si256(mixed, load(&SECRET[SCRAMBLE_KEY_AT + 32 * h..]));
+            let low = _mm256_mul_epu32(mixed, prime);
+            let high = _mm256_mul_epu32(_mm256_srli_epi64::<32>(mixed), prime);
+            *half = _mm256_add_epi64(low, _mm256_slli_epi64::<32>(high));
+        }
+    }
+
+    /// Copies whole stripes into `dst` with streaming stores.
+    ///
+    /// # Panics
+    /// If `dst` is not as long as `bytes` or does not start on 16 bytes.
+    #[target_feature(enable = "avx2")]
+    pub(super) fn stream_stripes(bytes: &[u8], dst: &mut [u8]) {
+        for (stripe, out) in bytes.chunks_exact(STRIPE_BYTES).zip(stream_target(dst, bytes.len())) {
+            stream(out, load_stripe(stripe));
+        }
+    }
+
+    /// `dst` in stripes, checked to be `len` bytes from a 16-byte boundary.
+    fn stream_target(dst: &mut [u8], len: usize) -> std::slice::ChunksExactMut<'_, u8> {
+        assert!(dst.len() == len && dst.as_ptr().addr().is_multiple_of(16), "stripes to store on 16 bytes");
+        dst.chunks_exact_mut(STRIPE_BYTES)
+    }
+
+    /// Writes a stripe's two registers into `out` with four streaming stores.
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::cast_ptr_alignment)] // `out` starts on 16 bytes: its caller's check
+    fn stream(out: &mut [u8], data: [__m256i; 2]) {
+        assert_eq!(out.len(), STRIPE_BYTES, "a stripe to store");
+        let out = out.as_mut_ptr().cast::<__m128i>();
+        // SAFETY: `out` is 64 writable bytes, the four 16-byte stores, on 16 bytes (the
+        // caller checked where the stripes start); the caller fences the stores.
+        unsafe {
+            _mm_stream_si128(out, _mm256_castsi256_si128(data[0]));
+            _mm_stream_si128(out.add(1), _mm256_extracti128_si256::<1>(data[0]));
+            _mm_stream_si128(out.add(2), _mm256_castsi256_si128(data[1]));
+            _mm_stream_si128(out.add(3), _mm256_extracti128_si256::<1>(data[1]));
         }
     }
 
@@ -223,14 +416,6 @@ mod avx2 {
         assert!(bytes.len() >= 32, "32 bytes to load");
         // SAFETY: 32 bytes are readable (checked above); the load takes any alignment.
         unsafe { _mm256_loadu_si256(bytes.as_ptr().cast()) }
-    }
-
-    fn lanes_bytes(lanes: &Lanes) -> [u8; 64] {
-        let mut bytes = [0u8; 64];
-        for (out, lane) in bytes.chunks_exact_mut(8).zip(lanes) {
-            out.copy_from_slice(&lane.to_le_bytes());
-        }
-        bytes
     }
 }
 
@@ -276,12 +461,79 @@ mod tests {
 
     #[test]
     fn the_avx2_loop_computes_what_the_plain_one_does() {
-        let bytes = sample(8 * BLOCK_BYTES);
-        let mut plain = INITIAL_LANES;
-        accumulate_blocks_plainly(&mut plain, &bytes);
-        let mut dispatched = INITIAL_LANES;
-        accumulate_blocks(&mut dispatched, &bytes);
-        assert_eq!(plain, dispatched);
-        assert_ne!(plain, INITIAL_LANES);
+        let bytes = sample(8 * BLOCK_BYTES + 5 * STRIPE_BYTES);
+        for first_stripes in [0, 5, STRIPES_PER_BLOCK] {
+            let (mut plain, mut plain_stripes) = (INITIAL_LANES, first_stripes);
+            accumulate_stripes_plainly(&mut plain, &mut plain_stripes, &bytes);
+            let mut acc =
+                Accumulator { lanes: INITIAL_LANES, stripes: first_stripes, last_stripe: [0; 64], any: false };
+            acc.add(&bytes);
+            assert_eq!((plain, plain_stripes), (acc.lanes, acc.stripes), "{first_stripes} stripes before");
+            assert_eq!(acc.last_stripe, bytes[bytes.len() - STRIPE_BYTES..]);
+            assert_ne!(plain, INITIAL_LANES);
+        }
+    }
+
+    /// `update_streaming` where it applies, `update` (and a plain copy) where it does not:
+    /// the hash and the copy are those of the whole.
+    fn hash_and_copy_in_rows(bytes: &[u8], rows: &[usize], dst_offset: usize) -> (u64, Vec<u8>, usize) {
+        let mut out = vec![0u8; bytes.len() + 64];
+        let start = out.as_ptr().align_offset(16) + dst_offset;
+        let mut stream = Xxh3Stream::new();
+        let (mut at, mut streamed) = (0, 0);
+        for &len in rows.iter().chain([&(bytes.len() - rows.iter().sum::<usize>())]) {
+            let (src, dst) = (&bytes[at..at + len], &mut out[start + at..start + at + len]);
+            if stream.update_streaming(src, dst, at + len < bytes.len()) {
+                streamed += 1;
+            } else {
+                dst.copy_from_slice(src);
+                stream.update(src);
+            }
+            at += len;
+        }
+        drop(crate::io::Streamer::new(true)); // fences the stores above
+        (stream.finish(), out[start..start + bytes.len()].to_vec(), streamed)
+    }
+
+    #[test]
+    fn rows_copied_while_hashed_hash_and_land_as_the_whole() {
+        let bytes = sample(40_000);
+        for row in [64, 128, 256, 960, 1024, 1088, 4096, 100] {
+            for len in [0, 64, 1024, 1088, 5000, 40_000] {
+                let rows = vec![row; len / row];
+                let (hash, copy, streamed) = hash_and_copy_in_rows(&bytes[..len], &rows, 0);
+                assert_eq!(hash, xxhash_rust::xxh3::xxh3_64(&bytes[..len]), "rows of {row}, {len} bytes");
+                assert_eq!(copy, &bytes[..len]);
+                let fused = cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2");
+                if fused && row % STRIPE_BYTES == 0 {
+                    assert!(streamed >= rows.len(), "rows of {row}, {len} bytes: {streamed} streamed");
+                }
+            }
+        }
+        // A destination off 16 bytes is refused, and the caller copies and hashes instead.
+        let (hash, copy, streamed) = hash_and_copy_in_rows(&bytes[..4096], &[1024; 4], 8);
+        assert_eq!((hash, copy.as_slice(), streamed), (xxhash_rust::xxh3::xxh3_64(&bytes[..4096]), &bytes[..4096], 0));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_mix_of_streamed_and_added_rows_hashes_to_xxh3_64_of_the_whole(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..6000),
+            rows in proptest::collection::vec(prop_oneof_rows(), 0..12),
+        ) {
+            let mut rows: Vec<usize> = rows;
+            while rows.iter().sum::<usize>() > bytes.len() {
+                rows.pop();
+            }
+            let (hash, copy, _) = hash_and_copy_in_rows(&bytes, &rows, 0);
+            proptest::prop_assert_eq!(hash, xxhash_rust::xxh3::xxh3_64(&bytes));
+            proptest::prop_assert_eq!(copy, bytes);
+        }
+    }
+
+    /// Rows of whole stripes mostly, and now and then not.
+    fn prop_oneof_rows() -> impl proptest::strategy::Strategy<Value = usize> {
+        use proptest::strategy::Strategy;
+        proptest::prop_oneof![4 => (1usize..40).prop_map(|n| n * STRIPE_BYTES), 1 => 0usize..2000]
     }
 }

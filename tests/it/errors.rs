@@ -660,6 +660,72 @@ fn a_corrupt_byte_in_any_piece_of_an_uncompressed_block_copied_out_by_rows_is_ca
 }
 
 #[test]
+fn rows_hashed_as_they_are_copied_into_a_large_output_read_back_and_a_flip_anywhere_is_caught() {
+    // An output of 8 MiB or more is written with streaming stores, and a block's rows that
+    // follow one another are hashed as they are copied (from the map, or from a shuffled
+    // block's pieces). Rows of 1 KiB (whole stripes of the hash) go that way; rows of 800
+    // bytes, an output off 16 bytes, and a box that cuts rows are hashed behind the copy.
+    // A flip in a block's first KiB (held by the hash until more comes), its middle, or its
+    // last 64 bytes (the last stripe, hashed apart) is caught whichever way.
+    let dir = test_dir!();
+    let unverified = ReadOptions { verify_checksums: false, ..ReadOptions::default() };
+    for (shuffle, chunk_cols) in [(Shuffle::Off, 256usize), (Shuffle::On, 256), (Shuffle::Off, 200), (Shuffle::On, 200)]
+    {
+        let path = dir.join(&format!("{shuffle:?}-{chunk_cols}"));
+        let store =
+            Atlas::create(&path, StoreConfig { codec: Codec::None, shuffle, ..StoreConfig::default() }).unwrap();
+        let ds = store.create_dataset("d").unwrap();
+        let (rows, cols) = (1024usize, 2304usize);
+        let spec = ArraySpec::new(DType::Float32, [rows as u64, cols as u64]).chunk_shape([256, chunk_cols as u64]);
+        ds.define_array("a", spec).unwrap();
+        let data = ndarray::Array2::from_shape_fn((rows, cols), |(r, c)| (r * cols + c) as f32);
+        ds.write_array("a", &[0, 0], data.view()).unwrap();
+        store.flush().unwrap();
+        let block = store.array_blocks("d", "a").unwrap().into_iter().find(|b| b.coord == [1, 0]).unwrap();
+        drop((ds, store));
+        let whole = |out: &mut [f32], options| {
+            let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+            ds.read_array_into("a", &[0, 0], &[rows as u64, cols as u64], out, options)
+        };
+        // Read into an aligned output, and into one 4 bytes past a 16-byte boundary.
+        let mut buffer = vec![0.0f32; rows * cols + 4];
+        let lead = buffer.as_ptr().align_offset(16).min(3);
+        for skip in [lead, lead + 1] {
+            let out = &mut buffer[skip..skip + rows * cols];
+            whole(out, ReadOptions::default()).unwrap();
+            assert!(out.iter().eq(data.iter()), "{shuffle:?}, chunks of {chunk_cols}, output at {skip}");
+        }
+        let good = std::fs::read(&block.path).unwrap();
+        let len = block.stored_bytes as usize;
+        for at in [5, 700, len / 2 + 3, len - 1] {
+            let mut bad = good.clone();
+            bad[block.offset_bytes as usize + at] ^= 0x10;
+            std::fs::write(&block.path, &bad).unwrap();
+            for skip in [lead, lead + 1] {
+                let out = &mut buffer[skip..skip + rows * cols];
+                match whole(out, ReadOptions::default()) {
+                    Err(Error::ChecksumMismatch { coord, .. }) => assert_eq!(coord, [1, 0]),
+                    other => {
+                        panic!("{shuffle:?}, chunks of {chunk_cols}, byte {at}: expected a mismatch, got {other:?}")
+                    }
+                }
+            }
+            // A box 8 columns in from each side: the block's rows skip their first 8
+            // elements, so they no longer follow one another.
+            let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
+            assert_err!(
+                ds.read_array::<f32>("a", &[0, 8], &[rows as u64, cols as u64 - 16]),
+                Error::ChecksumMismatch { .. }
+            );
+            let out = &mut buffer[lead..lead + rows * cols];
+            whole(out, unverified).unwrap();
+            assert_eq!(out.iter().zip(&data).filter(|(a, b)| a != b).count(), 1, "byte {at}");
+        }
+        std::fs::write(&block.path, &good).unwrap();
+    }
+}
+
+#[test]
 fn rows_longer_than_a_hashing_piece_are_checked_whole_and_a_flip_anywhere_is_caught() {
     // Two uncompressed 1-D chunks of 256 KiB; the read skips 10 elements at each end, so
     // each chunk is copied out as one row of about four 64 KiB pieces.
