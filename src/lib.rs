@@ -53,8 +53,8 @@ mod io;
 mod meta;
 mod store;
 
-/// Test support (feature `test-util`): I/O fault injection, and metadata files resealed
-/// with a fresh checksum for fuzzing.
+/// Test support (feature `test-util`): I/O fault injection, metadata files resealed with a
+/// fresh checksum for fuzzing, and a count of the read path a test means to take.
 #[cfg(feature = "test-util")]
 pub mod testing {
     pub use crate::io::fault::Fault;
@@ -70,6 +70,14 @@ pub mod testing {
         compression: crate::MetaCompression,
     ) -> Option<Vec<u8>> {
         crate::meta::reseal(bytes, format, compression)
+    }
+
+    /// How many rows (or parts of rows) verified reads have hashed as they copied them out,
+    /// in one pass, since the process started: a read into an output of 8 MiB or more
+    /// does so for rows of whole 64-byte stripes where the CPU has AVX2.
+    #[must_use]
+    pub fn rows_hashed_as_copied() -> u64 {
+        crate::io::stream::COPIED_WHILE_HASHED.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -11,11 +11,13 @@
 //! pass ([`Streamer::copy_hashing`]): the copy out of the map or a piece costs what it
 //! would unverified, where hashing behind the copy, from cache, made the W1 64^3
 //! uncompressed read 8% slower and LZ4 blocks stored raw 20% (BENCHMARKS.md, forty-sixth
-//! round). What is not copied so (a box's rows skip parts of the chunk; rows not of whole
-//! 64-byte stripes; an output off 16 bytes) is hashed behind the copy: an unshuffled
-//! block each [`PLAIN_PIECE_BYTES`] once the copy has passed it, so that it comes from
-//! memory once and is hashed from cache (hashing blocks read from the map before copying
-//! them measured up to 25% slower: thirty-first round), a piece before the next.
+//! round). That takes an output of 8 MiB or more (copied with streaming stores), rows of
+//! whole 64-byte stripes, and each row starting on the 16 bytes the stores need (64 when
+//! a run's rows are parts of output rows). Any other row is hashed behind the copy: an
+//! unshuffled block a [`PLAIN_PIECE_BYTES`] piece at a time once the copy has passed it,
+//! so that it comes from memory once and is hashed from cache (hashing blocks read from
+//! the map before copying them measured up to 25% slower: thirty-first round); a shuffled
+//! one a piece at a time before the next is unshuffled.
 
 use super::block::{
     ArrayCtx, BlockRef, Raw, Worker, check_checksum, codec_error, run_codec, shuffled_piece_len, stored_bytes,
@@ -81,11 +83,11 @@ impl<'a> RowSource<'a> {
     }
 }
 
-/// An unshuffled block's raw bytes, at hand whole: rows are copied straight from
-/// [`WholeBlock::bytes`], each followed by [`WholeBlock::copied_to`].
+/// An unshuffled block's raw bytes, at hand whole: rows are copied straight from them
+/// ([`WholeBlock::copy_row`]).
 pub(crate) struct WholeBlock<'a> {
     raw: &'a [u8],
-    /// Hashes the bytes before `hashed` so far, if the block is checked behind the copy.
+    /// Has hashed the bytes before `hashed`, when verifying.
     summer: Option<Checksummer>,
     hashed: usize,
 }

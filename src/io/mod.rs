@@ -12,7 +12,7 @@ mod lock;
 mod memory;
 mod mmap;
 mod runs;
-mod stream;
+pub(crate) mod stream;
 mod writeback;
 mod xxh3;
 

@@ -69,9 +69,14 @@ impl Streamer {
         more_follows: bool,
     ) -> bool {
         let boundary = if self.whole_lines { LINE } else { LANE };
-        self.streaming
+        let done = self.streaming
             && dst.as_ptr().addr().is_multiple_of(boundary)
-            && summer.update_streaming(src, dst, more_follows)
+            && summer.update_streaming(src, dst, more_follows);
+        #[cfg(feature = "test-util")]
+        if done {
+            COPIED_WHILE_HASHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        done
     }
 }
 
@@ -82,6 +87,11 @@ impl Drop for Streamer {
         }
     }
 }
+
+/// How many copies [`Streamer::copy_hashing`] has made, in every thread (feature
+/// `test-util`): a test reads it to see that a read took that way.
+#[cfg(feature = "test-util")]
+pub(crate) static COPIED_WHILE_HASHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Bytes per streaming store. The copy loop makes four per turn: a cache line.
 const LANE: usize = 16;

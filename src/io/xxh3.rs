@@ -113,7 +113,7 @@ impl Xxh3Stream {
             }
             self.acc.add(&self.held);
         }
-        // Whole blocks straight from the piece, holding back its last 1 to 1024 bytes.
+        // Runs of 1 KiB straight from the piece, holding back its last 1 to 1024 bytes.
         let blocks_bytes = (piece.len() - 1) / BLOCK_BYTES * BLOCK_BYTES;
         self.acc.add(&piece[..blocks_bytes]);
         let rest = &piece[blocks_bytes..];
@@ -142,7 +142,8 @@ impl Xxh3Stream {
             unsafe { avx2::accumulate_stripes_streaming(&mut self.acc, src, dst) };
             return true;
         }
-        self.held_len.is_multiple_of(STRIPE_BYTES) && self.update_streaming_at_ends(src, dst, more_follows)
+        // SAFETY: the CPU has AVX2, checked above.
+        self.held_len.is_multiple_of(STRIPE_BYTES) && unsafe { self.update_streaming_at_ends(src, dst, more_follows) }
     }
 
     #[cfg(not(target_arch = "x86_64"))]
@@ -153,6 +154,7 @@ impl Xxh3Stream {
     /// [`Xxh3Stream::update_streaming`] of the first bytes, held, or of the first bytes after
     /// held ones, or of the last.
     #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
     #[inline(never)]
     fn update_streaming_at_ends(&mut self, src: &[u8], dst: &mut [u8], more_follows: bool) -> bool {
         let len = src.len();
@@ -160,8 +162,7 @@ impl Xxh3Stream {
         if !self.acc.any && self.held_len + len <= BLOCK_BYTES {
             self.held[self.held_len..self.held_len + len].copy_from_slice(src);
             self.held_len += len;
-            // SAFETY: the caller checked that the CPU has AVX2.
-            unsafe { avx2::stream_stripes(src, dst) };
+            avx2::stream_stripes(src, dst);
             return true;
         }
         // Bytes follow the held ones now. A stripe is accumulated once a byte follows it:
@@ -170,13 +171,10 @@ impl Xxh3Stream {
         self.acc.add(&self.held[..held_len]);
         let (body, last) = src.split_at(if more_follows { len } else { len - STRIPE_BYTES });
         let (body_dst, last_dst) = dst.split_at_mut(body.len());
-        // SAFETY: as above.
-        unsafe {
-            if !body.is_empty() {
-                avx2::accumulate_stripes_streaming(&mut self.acc, body, body_dst);
-            }
-            avx2::stream_stripes(last, last_dst);
+        if !body.is_empty() {
+            avx2::accumulate_stripes_streaming(&mut self.acc, body, body_dst);
         }
+        avx2::stream_stripes(last, last_dst);
         self.held[..last.len()].copy_from_slice(last);
         self.held_len = last.len();
         true
@@ -272,6 +270,7 @@ mod avx2 {
     /// If `bytes` is empty.
     #[target_feature(enable = "avx2")]
     pub(super) fn accumulate_stripes(acc: &mut Accumulator, bytes: &[u8]) {
+        assert!(!bytes.is_empty(), "stripes to accumulate");
         let (mut halves, mut s, mut rest) = (load_lanes(acc), acc.stripes, bytes);
         let mut data = [halves[0]; 2];
         while !rest.is_empty() {
@@ -305,6 +304,7 @@ mod avx2 {
     /// If `bytes` is empty, or `dst` is not as long or does not start on 16 bytes.
     #[target_feature(enable = "avx2")]
     pub(super) fn accumulate_stripes_streaming(acc: &mut Accumulator, bytes: &[u8], dst: &mut [u8]) {
+        assert!(!bytes.is_empty(), "stripes to accumulate");
         let (mut halves, mut s) = (load_lanes(acc), acc.stripes);
         let (mut data, mut dst) = ([halves[0]; 2], stream_target(dst, bytes.len()));
         for stripe in bytes.chunks_exact(STRIPE_BYTES) {
@@ -400,6 +400,7 @@ mod avx2 {
     #[allow(clippy::cast_ptr_alignment)] // `out` starts on 16 bytes: its caller's check
     fn stream(out: &mut [u8], data: [__m256i; 2]) {
         assert_eq!(out.len(), STRIPE_BYTES, "a stripe to store");
+        debug_assert!(out.as_ptr().addr().is_multiple_of(16), "checked by `stream_target`");
         let out = out.as_mut_ptr().cast::<__m128i>();
         // SAFETY: `out` is 64 writable bytes, the four 16-byte stores, on 16 bytes (the
         // caller checked where the stripes start); the caller fences the stores.
@@ -504,7 +505,10 @@ mod tests {
                 let (hash, copy, streamed) = hash_and_copy_in_rows(&bytes[..len], &rows, 0);
                 assert_eq!(hash, xxhash_rust::xxh3::xxh3_64(&bytes[..len]), "rows of {row}, {len} bytes");
                 assert_eq!(copy, &bytes[..len]);
-                let fused = cfg!(target_arch = "x86_64") && std::arch::is_x86_feature_detected!("avx2");
+                #[cfg(target_arch = "x86_64")]
+                let fused = has_avx2();
+                #[cfg(not(target_arch = "x86_64"))]
+                let fused = false;
                 if fused && row % STRIPE_BYTES == 0 {
                     assert!(streamed >= rows.len(), "rows of {row}, {len} bytes: {streamed} streamed");
                 }

@@ -659,16 +659,25 @@ fn a_corrupt_byte_in_any_piece_of_an_uncompressed_block_copied_out_by_rows_is_ca
     }
 }
 
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 #[test]
 fn rows_hashed_as_they_are_copied_into_a_large_output_read_back_and_a_flip_anywhere_is_caught() {
     // An output of 8 MiB or more is written with streaming stores, and a block's rows that
     // follow one another are hashed as they are copied (from the map, or from a shuffled
-    // block's pieces). Rows of 1 KiB (whole stripes of the hash) go that way; rows of 800
-    // bytes, an output off 16 bytes, and a box that cuts rows are hashed behind the copy.
-    // A flip in a block's first KiB (held by the hash until more comes), its middle, or its
-    // last 64 bytes (the last stripe, hashed apart) is caught whichever way.
+    // block's pieces). Rows of 1 KiB (whole stripes of the hash) go that way into an
+    // output on a 64-byte boundary; rows of 800 bytes, an output 4 bytes off it, and a box
+    // that cuts rows are hashed behind the copy. A flip in a block's first KiB (held by
+    // the hash until more comes), its middle, or its last 64 bytes (the last stripe,
+    // hashed apart) is caught whichever way.
     let dir = test_dir!();
     let unverified = ReadOptions { verify_checksums: false, ..ReadOptions::default() };
+    let uncached = OpenOptions::default().chunk_cache_bytes(0);
     for (shuffle, chunk_cols) in [(Shuffle::Off, 256usize), (Shuffle::On, 256), (Shuffle::Off, 200), (Shuffle::On, 200)]
     {
         let path = dir.join(&format!("{shuffle:?}-{chunk_cols}"));
@@ -683,17 +692,20 @@ fn rows_hashed_as_they_are_copied_into_a_large_output_read_back_and_a_flip_anywh
         store.flush().unwrap();
         let block = store.array_blocks("d", "a").unwrap().into_iter().find(|b| b.coord == [1, 0]).unwrap();
         drop((ds, store));
-        let whole = |out: &mut [f32], options| {
-            let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
-            ds.read_array_into("a", &[0, 0], &[rows as u64, cols as u64], out, options)
-        };
-        // Read into an aligned output, and into one 4 bytes past a 16-byte boundary.
-        let mut buffer = vec![0.0f32; rows * cols + 4];
-        let lead = buffer.as_ptr().align_offset(16).min(3);
+        let open = || Atlas::open_with(&path, &uncached).unwrap().open_dataset("d").unwrap();
+        let whole =
+            |out: &mut [f32], options| open().read_array_into("a", &[0, 0], &[rows as u64, cols as u64], out, options);
+        let mut buffer = vec![0.0f32; rows * cols + 16];
+        let lead = buffer.as_ptr().align_offset(64);
         for skip in [lead, lead + 1] {
+            let before = atlas::testing::rows_hashed_as_copied();
             let out = &mut buffer[skip..skip + rows * cols];
             whole(out, ReadOptions::default()).unwrap();
             assert!(out.iter().eq(data.iter()), "{shuffle:?}, chunks of {chunk_cols}, output at {skip}");
+            let fused = atlas::testing::rows_hashed_as_copied() > before;
+            if chunk_cols == 256 && skip == lead && has_avx2() {
+                assert!(fused, "{shuffle:?}: rows of whole stripes into an aligned output are hashed as copied");
+            }
         }
         let good = std::fs::read(&block.path).unwrap();
         let len = block.stored_bytes as usize;
@@ -712,11 +724,8 @@ fn rows_hashed_as_they_are_copied_into_a_large_output_read_back_and_a_flip_anywh
             }
             // A box 8 columns in from each side: the block's rows skip their first 8
             // elements, so they no longer follow one another.
-            let ds = Atlas::open(&path).unwrap().open_dataset("d").unwrap();
-            assert_err!(
-                ds.read_array::<f32>("a", &[0, 8], &[rows as u64, cols as u64 - 16]),
-                Error::ChecksumMismatch { .. }
-            );
+            let cut = open().read_array::<f32>("a", &[0, 8], &[rows as u64, cols as u64 - 16]);
+            assert_err!(cut, Error::ChecksumMismatch { .. });
             let out = &mut buffer[lead..lead + rows * cols];
             whole(out, unverified).unwrap();
             assert_eq!(out.iter().zip(&data).filter(|(a, b)| a != b).count(), 1, "byte {at}");
@@ -760,7 +769,7 @@ fn rows_longer_than_a_hashing_piece_are_checked_whole_and_a_flip_anywhere_is_cau
 #[test]
 fn large_decoded_and_pending_uncompressed_blocks_copied_out_by_rows_read_back() {
     // Rows hashed behind the copy from blocks not mapped: lz4 chunks of 1.44 MB (decoded
-    // into a buffer too large to check when opened), and uncompressed chunks of a session
+    // into a worker's buffer), and uncompressed chunks of a session
     // that stages nothing, read before the flush (read back from the pending fragment).
     let dir = test_dir!();
     let n = 600usize;
