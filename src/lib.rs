@@ -77,7 +77,7 @@ pub mod testing {
     /// does so for rows of whole 64-byte stripes where the CPU has AVX2.
     #[must_use]
     pub fn rows_hashed_as_copied() -> u64 {
-        crate::io::stream::COPIED_WHILE_HASHED.load(std::sync::atomic::Ordering::Relaxed)
+        crate::io::ROWS_HASHED_AS_COPIED.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

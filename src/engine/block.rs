@@ -168,8 +168,9 @@ impl Worker {
     }
 }
 
-/// Raw bytes are unshuffled, hashed and copied out this many at a time (a multiple of every
-/// element size), so that each piece is still in L1 cache for the steps after the first.
+/// Raw bytes are unshuffled and copied out (and hashed) this many at a time (a multiple of
+/// every element size), so that each piece is still in L1 cache for the steps after the
+/// first.
 const PIECE_BYTES: usize = 16 << 10;
 
 /// A shuffled block of at least this many raw bytes decoded into a buffer of its own size

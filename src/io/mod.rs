@@ -12,7 +12,7 @@ mod lock;
 mod memory;
 mod mmap;
 mod runs;
-pub(crate) mod stream;
+mod stream;
 mod writeback;
 mod xxh3;
 
@@ -28,6 +28,8 @@ pub(crate) use lock::WriterLock;
 pub(crate) use memory::zeroed_buffer;
 pub(crate) use mmap::MappedFile;
 pub(crate) use runs::in_runs;
+#[cfg(feature = "test-util")]
+pub(crate) use stream::ROWS_HASHED_AS_COPIED;
 pub(crate) use stream::Streamer;
 
 /// Wraps an OS error with the path and operation it came from.

@@ -20,12 +20,23 @@ pub(crate) struct Streamer {
     streaming: bool,
     /// Stream only the whole cache lines of each copy (see [`Streamer::whole_lines`]).
     whole_lines: bool,
+    /// Copies made by [`Streamer::copy_hashing`], added to [`ROWS_HASHED_AS_COPIED`] when
+    /// dropped (feature `test-util`).
+    #[cfg(feature = "test-util")]
+    hashed_as_copied: std::cell::Cell<u64>,
 }
 
 impl Streamer {
     /// A copier that streams when `streaming` is set and copies as usual otherwise.
     pub(crate) fn new(streaming: bool) -> Self {
-        Self { streaming, whole_lines: false }
+        #[cfg(feature = "test-util")]
+        let hashed_as_copied = std::cell::Cell::new(0);
+        Self {
+            streaming,
+            whole_lines: false,
+            #[cfg(feature = "test-util")]
+            hashed_as_copied,
+        }
     }
 
     /// This copier, streaming only the whole cache lines of each copy and writing the
@@ -35,8 +46,9 @@ impl Streamer {
     /// 512 bytes, half of each output row, read 10% slower into an output that does not
     /// start on a line, and a `read_boxes` call copying box rows cut between chunks (parts
     /// of 4-124 bytes) ran at 0.5 GB/s per core.
-    pub(crate) fn whole_lines(self, whole_lines: bool) -> Self {
-        Self { whole_lines, ..self }
+    pub(crate) fn whole_lines(mut self, whole_lines: bool) -> Self {
+        self.whole_lines = whole_lines;
+        self
     }
 
     /// Copies `src` into `dst` (the same length).
@@ -57,7 +69,7 @@ impl Streamer {
     /// stores need, `src` whole 64-byte stripes continuing whole stripes, and AVX2.
     /// `more_follows` promises that more bytes will be added to `summer` before it
     /// finishes. A copy out of a block being verified then costs about what the copy alone
-    /// does, where hashing the block behind the copy, from cache, took up to a third longer
+    /// does, where hashing the block behind the copy, from cache, took up to a quarter longer
     /// (BENCHMARKS.md, forty-sixth round). Returns false, having done neither, where it
     /// cannot.
     #[inline]
@@ -73,9 +85,7 @@ impl Streamer {
             && dst.as_ptr().addr().is_multiple_of(boundary)
             && summer.update_streaming(src, dst, more_follows);
         #[cfg(feature = "test-util")]
-        if done {
-            COPIED_WHILE_HASHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        self.hashed_as_copied.set(self.hashed_as_copied.get() + u64::from(done));
         done
     }
 }
@@ -85,13 +95,16 @@ impl Drop for Streamer {
         if self.streaming {
             fence();
         }
+        #[cfg(feature = "test-util")]
+        ROWS_HASHED_AS_COPIED.fetch_add(self.hashed_as_copied.get(), std::sync::atomic::Ordering::Relaxed);
     }
 }
 
-/// How many copies [`Streamer::copy_hashing`] has made, in every thread (feature
-/// `test-util`): a test reads it to see that a read took that way.
+/// How many rows (or parts of rows) [`Streamer::copy_hashing`] has copied and hashed, in
+/// every thread, counted as each copier is dropped (feature `test-util`): a test reads it
+/// to see that a read took that way.
 #[cfg(feature = "test-util")]
-pub(crate) static COPIED_WHILE_HASHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub(crate) static ROWS_HASHED_AS_COPIED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Bytes per streaming store. The copy loop makes four per turn: a cache line.
 const LANE: usize = 16;

@@ -400,10 +400,10 @@ mod avx2 {
     #[allow(clippy::cast_ptr_alignment)] // `out` starts on 16 bytes: its caller's check
     fn stream(out: &mut [u8], data: [__m256i; 2]) {
         assert_eq!(out.len(), STRIPE_BYTES, "a stripe to store");
-        debug_assert!(out.as_ptr().addr().is_multiple_of(16), "checked by `stream_target`");
+        assert!(out.as_ptr().addr().is_multiple_of(16), "a stripe to store on 16 bytes");
         let out = out.as_mut_ptr().cast::<__m128i>();
-        // SAFETY: `out` is 64 writable bytes, the four 16-byte stores, on 16 bytes (the
-        // caller checked where the stripes start); the caller fences the stores.
+        // SAFETY: `out` is 64 writable bytes, the four 16-byte stores, on 16 bytes (both
+        // checked above); the caller fences the stores.
         unsafe {
             _mm_stream_si128(out, _mm256_castsi256_si128(data[0]));
             _mm_stream_si128(out.add(1), _mm256_extracti128_si256::<1>(data[0]));
