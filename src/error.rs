@@ -121,7 +121,7 @@ pub enum Error {
     /// forked from one with uncommitted changes, this handle's copy of those changes, which
     /// are the parent's to commit (a refresh drops them from the child's handle).
     #[error(
-        "store {path} is locked by another writer: a handle with unflushed changes, in this or another process (flush or close it)"
+        "store {path} is locked by another writer: a handle with unflushed changes, in this or another process (flushing it, or closing or dropping it and the handles made from it, releases the lock)"
     )]
     Locked {
         /// The store directory.
