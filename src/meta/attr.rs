@@ -134,6 +134,18 @@ impl<T: Into<AttrValue>> From<Vec<T>> for AttrValue {
     }
 }
 
+impl<T: Into<AttrValue>> From<BTreeMap<String, T>> for AttrValue {
+    fn from(v: BTreeMap<String, T>) -> Self {
+        Self::Map(v.into_iter().map(|(k, v)| (k, v.into())).collect())
+    }
+}
+
+impl<T: Into<AttrValue>, S: std::hash::BuildHasher> From<std::collections::HashMap<String, T, S>> for AttrValue {
+    fn from(v: std::collections::HashMap<String, T, S>) -> Self {
+        Self::Map(v.into_iter().map(|(k, v)| (k, v.into())).collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +180,14 @@ mod tests {
         let text = serde_json::to_string(&v).unwrap();
         assert_eq!(text, r#"{"type":"string","value":"2024-01-01T00:00:00Z"}"#);
         assert_eq!(serde_json::from_str::<AttrValue>(&text).unwrap(), v);
+    }
+
+    #[test]
+    fn maps_convert_with_their_values() {
+        let want = AttrValue::Map([("a".into(), AttrValue::Int(1)), ("b".into(), AttrValue::Int(2))].into());
+        assert_eq!(AttrValue::from(BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 2)])), want);
+        let hashed: std::collections::HashMap<String, u8> = [("b".to_string(), 2), ("a".to_string(), 1)].into();
+        assert_eq!(AttrValue::from(hashed), want);
     }
 
     #[test]
