@@ -138,7 +138,9 @@ impl ArrayHandle {
     }
 
     /// Reads the box `start .. start + shape` into `out`, in C order. Chunks never written
-    /// read as the fill value.
+    /// read as the fill value. After an error `out` holds whatever the read wrote before it
+    /// stopped, the values of a damaged chunk included: a block is checked as its rows are
+    /// copied out.
     ///
     /// # Errors
     /// [`Error::DTypeMismatch`] if `T` is not the array's dtype; [`Error::ShapeMismatch`] if
