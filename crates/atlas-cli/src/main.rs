@@ -184,6 +184,10 @@ enum Command {
     /// Delete datasets and arrays, all in one commit (or none, if one is missing). Their
     /// blocks stay in the fragment files until `atlas compact` reclaims them.
     Rm {
+        /// Skip names that do not exist, as `rm -f` does (the others are still deleted in one
+        /// commit); with none left, change nothing and exit 0.
+        #[arg(short, long)]
+        force: bool,
         /// The store directory.
         store: PathBuf,
         /// Each DATASET (or DATASET/; with its arrays and attributes) or DATASET/ARRAY to
@@ -734,7 +738,7 @@ fn run(cli: Cli, out: &mut dyn Write) -> Result<ExitCode> {
             maintain::recompress(&open_store(&store)?, array.as_ref(), codec, shuffle.map(Shuffle::from), quiet, out)?;
         }
         Command::Compact { store, json } => maintain::compact(&store, json, quiet, out)?,
-        Command::Rm { store, names } => remove::rm(&store, &names, out)?,
+        Command::Rm { force, store, names } => remove::rm(&store, &names, force, out)?,
         Command::Mv { store, source, dest } => rename::mv(&store, &source, &dest, out)?,
         Command::Cp { store, source, dest } => rename::cp(&store, &source, &dest, out)?,
         Command::Import {

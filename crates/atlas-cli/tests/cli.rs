@@ -1620,6 +1620,25 @@ fn rm_deletes_datasets_and_arrays_in_one_commit_or_nothing_when_one_is_missing()
 }
 
 #[test]
+fn rm_force_skips_missing_names_and_changes_nothing_when_none_is_left() {
+    let dir = TempDir::new().unwrap();
+    let store = sample_store(&dir);
+    let generation = || Atlas::open(&store).unwrap().generation();
+    let before = generation();
+    let none = atlas().arg("rm").arg("-f").arg(&store).args(["nope", "run42/nope", "nope/temp"]).assert().success();
+    none.stdout("");
+    assert_eq!(generation(), before, "nothing to delete: no commit");
+
+    let out = stdout_of(atlas().arg("rm").arg("--force").arg(&store).args(["run42/nope", "run42/temp", "gone/"]));
+    assert!(out.starts_with("deleted array run42/temp\n"), "{out}");
+    assert_eq!(generation(), before + 1);
+    let arrays = Atlas::open(&store).unwrap().open_dataset("run42").unwrap().list_arrays().unwrap();
+    assert_eq!(arrays, ["flags", "names", "when"]);
+    // A name that is not one is still a usage error, forced or not.
+    atlas().arg("rm").arg("-f").arg(&store).arg("a/b/c").assert().code(2);
+}
+
+#[test]
 fn an_export_names_its_file_only_once_whole_so_ctrl_c_leaves_nothing() {
     let dir = TempDir::new().unwrap();
     let store = dir.path().join("s");
