@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence, TypeVar
 import numpy as np
 
 from . import _atlas, _html
-from ._atlas import NotFoundError, OutOfBoundsError
+from ._atlas import DTypeMismatchError, InvalidArgumentError, NotFoundError, OutOfBoundsError
 from ._dtypes import COMPAT_NAMES, for_assign, for_write, numpy_dtype
 from ._index import Box, Plan, Points, Strided, is_whole_box, plan, points, selection_shape, simple_box, strided
 
@@ -295,15 +295,36 @@ class Array:
         shape: Optional[Sequence[int]] = None,
         device: Optional[str] = None,
         verify_checksums: bool = True,
+        out: Optional[np.ndarray] = None,
     ) -> Any:
         """The box `start .. start + shape` (default: from the origin to the end) as a new
         numpy array; with `device="cuda"` (or `"cuda:N"`) decoded on the GPU into a
         `CudaArray` that stays there (`torch.from_dlpack`, `cupy.asarray` take it without a
         copy). Raises `GpuUnavailableError` when no GPU read can run here. Each block is
         checked against its checksum unless `verify_checksums=False` (faster where the data
-        is known sound; a damaged block then reads as its damaged bytes decode)."""
+        is known sound; a damaged block then reads as its damaged bytes decode).
+
+        With `out` (as h5py's `read_direct`), reads into that numpy array and returns it: it
+        must be C-contiguous and writable, of the array's numpy dtype and the box's shape.
+        Reading again into the same array skips a new array's allocation and page faults,
+        which can cost as much as the read. After an error `out` holds what the read wrote
+        before it stopped. Numeric, bool and timestamp arrays, on the CPU."""
         start, shape = _ints(start), _ints(shape)
+        if out is not None:
+            return self._read_into(out, start, shape, bool(verify_checksums), device)
         return self._on_one_shape(lambda _: self._native.read(start, shape, device, bool(verify_checksums)))
+
+    def _read_into(self, out: Any, start: Any, shape: Any, verify: bool, device: Optional[str]) -> np.ndarray:
+        if device is not None:
+            raise InvalidArgumentError(f"{self._label()}: out= is host memory: give device or out, not both")
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"{self._label()}: out must be a numpy array, not {type(out).__name__}")
+        want = numpy_dtype(self.atlas_dtype)
+        if out.dtype != want or not out.dtype.isnative:
+            raise DTypeMismatchError(f"{self._label()}: out has dtype {out.dtype}; this array reads as {want}")
+        target = out.view(np.int64) if want.kind == "M" else out
+        self._on_one_shape(lambda _: self._native.read_into(target, start, shape, verify))
+        return out
 
     def read_boxes(self, starts: Sequence[Sequence[int]], shape: Sequence[int]) -> np.ndarray:
         """The boxes of extent `shape` starting at each of `starts` as one new numpy array of

@@ -155,6 +155,26 @@ impl Array {
         by_element!(dtype, read_typed(py, handle, dtype, &start, &shape, options), strings => read_strings(py, handle, &start, &shape, options))
     }
 
+    /// Reads the box `start .. start + shape` (default: from the origin to the end) into
+    /// `out`, a C-contiguous writable numpy array of the array's element type (int64 for
+    /// timestamps) and of the box's shape, with the GIL released.
+    #[pyo3(signature = (out, start=None, shape=None, verify_checksums=true))]
+    fn read_into(
+        &self,
+        py: Python<'_>,
+        out: &Bound<'_, PyAny>,
+        start: Option<Vec<u64>>,
+        shape: Option<Vec<u64>>,
+        verify_checksums: bool,
+    ) -> PyResult<()> {
+        let (dtype, array_shape) = self.layout_now(py)?;
+        let (start, shape) = selection(&array_shape, &|| self.label(), start, shape)?;
+        let options = ReadOptions { verify_checksums, ..ReadOptions::default() };
+        let strings =
+            || err(Kind::DTypeMismatch, format!("{}: a string array reads into new arrays only", self.label()));
+        by_element!(dtype, read_into_typed(py, &self.inner, out, &start, &shape, options), strings => strings())
+    }
+
     /// The boxes of extent `shape` starting at each of `starts`, read in one call into a new
     /// numpy array of shape `(len(starts), *shape)`; every chunk the boxes touch is decoded
     /// once (on the CPU). Numeric, bool and timestamp arrays.
@@ -384,6 +404,36 @@ fn read_typed<'py, T: Element + numpy::Element>(
     options: ReadOptions,
 ) -> PyResult<Bound<'py, PyAny>> {
     read_new(py, handle, dtype, shape, |out: &mut [T]| handle.read_into(start, shape, out, options))
+}
+
+fn read_into_typed<T: Element + numpy::Element>(
+    py: Python<'_>,
+    handle: &ArrayHandle,
+    out: &Bound<'_, PyAny>,
+    start: &[u64],
+    shape: &[u64],
+    options: ReadOptions,
+) -> PyResult<()> {
+    let label = label_of(handle);
+    let Ok(out) = out.cast::<PyArrayDyn<T>>() else {
+        return err(
+            Kind::DTypeMismatch,
+            format!("{label}: out must be a numpy array of dtype {}", numpy::dtype::<T>(py)),
+        );
+    };
+    if out.shape().iter().map(|&n| n as u64).ne(shape.iter().copied()) {
+        return err(Kind::Shape, format!("{label}: out has shape {:?}, the box read has {shape:?}", out.shape()));
+    }
+    // `as_slice_mut` takes a Fortran-ordered array too, where C order would land transposed.
+    if !out.is_c_contiguous() {
+        return err(Kind::InvalidArgument, format!("{label}: out is not C-contiguous"));
+    }
+    let mut guard = match out.try_readwrite() {
+        Ok(guard) => guard,
+        Err(e) => return err(Kind::InvalidArgument, format!("{label}: out cannot be written: {e}")),
+    };
+    let slice = guard.as_slice_mut().expect("C-contiguous, checked above");
+    py.detach(|| handle.read_into(start, shape, slice, options)).py_err()
 }
 
 fn read_boxes_typed<'py, T: Element + numpy::Element>(

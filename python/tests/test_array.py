@@ -71,6 +71,44 @@ def test_numpy_style_reads_match_numpy(cube):
     assert [row.shape for row in arr] == [(9, 5)] * 7
 
 
+def test_read_into_out_fills_it_as_read_returns_and_refuses_what_does_not_fit(cube, ds):
+    arr, full = cube
+    out = np.zeros((3, 9, 2), np.int32)
+    assert arr.read([2, 0, 1], [3, 9, 2], out=out) is out
+    assert np.array_equal(out, full[2:5, :, 1:3])
+    whole = np.empty(SHAPE, np.int32)
+    assert np.array_equal(arr.read(out=whole), full)
+    when = ds.define_array("when", "timestamp", None, [4], chunk_shape=[2])
+    when[...] = np.array(["2020-01-01", "NaT", "2021-06-01T12:00", "1970-01-01"], "datetime64[ns]")
+    instants = np.empty(4, "datetime64[ns]")
+    assert np.array_equal(when.read(out=instants), when[...], equal_nan=True)
+    flags = ds.define_array("flags", "bool", None, [3])
+    flags[...] = [True, False, True]
+    assert flags.read(out=np.zeros(3, bool)).tolist() == [True, False, True]
+
+    with pytest.raises(atlas.DTypeMismatchError, match="int32"):
+        arr.read(out=np.empty(SHAPE, np.int64))
+    with pytest.raises(atlas.DTypeMismatchError):
+        arr.read(out=np.empty(SHAPE, ">i4"))
+    with pytest.raises(atlas.ShapeError, match=r"\[3, 9, 2\]"):
+        arr.read([2, 0, 1], [3, 9, 2], out=np.empty((3, 9, 3), np.int32))
+    with pytest.raises(atlas.InvalidArgumentError, match="C-contiguous"):
+        arr.read(out=np.empty(SHAPE[::-1], np.int32).T)
+    frozen = np.empty(SHAPE, np.int32)
+    frozen.flags.writeable = False
+    with pytest.raises(atlas.InvalidArgumentError, match="written"):
+        arr.read(out=frozen)
+    with pytest.raises(TypeError, match="numpy array"):
+        arr.read(out=[0] * 10)
+    with pytest.raises(atlas.InvalidArgumentError, match="device or out"):
+        arr.read(out=whole, device="cuda")
+    with pytest.raises(atlas.OutOfBoundsError):
+        arr.read([5, 0, 0], [3, 9, 5], out=np.empty((3, 9, 5), np.int32))
+    names = ds.define_array("names", "string", None, [2])
+    with pytest.raises(atlas.DTypeMismatchError, match="new arrays"):
+        names.read(out=np.empty(2, object))
+
+
 def test_read_boxes_stacks_one_read_per_start(cube, ds):
     arr, full = cube
     starts = [(0, 0, 0), (4, 5, 3), (4, 5, 3), (2, 3, 1), np.array([5, 0, 2])]
