@@ -1,6 +1,7 @@
 //! Attributes: typed, tagged values on the store, a dataset or an array.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +64,19 @@ impl AttrValue {
     #[must_use]
     pub fn as_timestamp(&self) -> Option<i64> {
         if let Self::Timestamp(v) = self { Some(*v) } else { None }
+    }
+
+    /// The instant, if this is a timestamp other than `NaT` (`i64::MIN`, numpy's "not a
+    /// time").
+    #[must_use]
+    pub fn as_system_time(&self) -> Option<SystemTime> {
+        match *self {
+            Self::Timestamp(nanos) if nanos != i64::MIN => {
+                let offset = Duration::from_nanos(nanos.unsigned_abs());
+                if nanos < 0 { UNIX_EPOCH.checked_sub(offset) } else { UNIX_EPOCH.checked_add(offset) }
+            }
+            _ => None,
+        }
     }
 
     /// The items, if this is a list.
@@ -128,6 +142,21 @@ macro_rules! attr_try_from {
 }
 attr_try_from!(u64, usize);
 
+/// An instant as a `Timestamp`: refused outside what nanoseconds from the epoch in an `i64`
+/// reach (about 1677-09-21 to 2262-04-11 UTC), never wrapped.
+impl TryFrom<SystemTime> for AttrValue {
+    type Error = std::num::TryFromIntError;
+
+    fn try_from(time: SystemTime) -> Result<Self, Self::Error> {
+        let nanos = match time.duration_since(UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_nanos())?,
+            // Down to -(2^63 - 1): `i64::MIN` is NaT, and its magnitude fails the conversion.
+            Err(before) => -i64::try_from(before.duration().as_nanos())?,
+        };
+        Ok(Self::Timestamp(nanos))
+    }
+}
+
 impl<T: Into<AttrValue>> From<Vec<T>> for AttrValue {
     fn from(v: Vec<T>) -> Self {
         Self::List(v.into_iter().map(Into::into).collect())
@@ -162,6 +191,27 @@ mod tests {
         assert_eq!(list.as_list(), Some(&[AttrValue::Int(1)][..]));
         assert_eq!(map.as_map().map(|m| m["k"].as_bool()), Some(Some(true)));
         assert_eq!((list.as_map(), map.as_list(), list.as_f64()), (None, None, None));
+    }
+
+    #[test]
+    fn system_times_convert_to_timestamps_and_back_within_the_i64_range_of_nanoseconds() {
+        let ns = |n: u64| Duration::from_nanos(n);
+        for (time, nanos) in [
+            (UNIX_EPOCH, 0),
+            (UNIX_EPOCH + ns(1_700_000_000_123_456_789), 1_700_000_000_123_456_789),
+            (UNIX_EPOCH - ns(1), -1),
+            (UNIX_EPOCH + ns(i64::MAX as u64), i64::MAX),
+            (UNIX_EPOCH - ns(i64::MAX as u64), -i64::MAX),
+        ] {
+            let value = AttrValue::try_from(time).unwrap();
+            assert_eq!(value, AttrValue::Timestamp(nanos));
+            assert_eq!(value.as_system_time(), Some(time));
+        }
+        // One nanosecond past either end is refused: -2^63 would be NaT.
+        assert!(AttrValue::try_from(UNIX_EPOCH + ns(i64::MAX as u64 + 1)).is_err());
+        assert!(AttrValue::try_from(UNIX_EPOCH - ns(i64::MAX as u64 + 1)).is_err());
+        assert_eq!(AttrValue::Timestamp(i64::MIN).as_system_time(), None, "NaT is no instant");
+        assert_eq!(AttrValue::from(5).as_system_time(), None);
     }
 
     #[test]

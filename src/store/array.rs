@@ -137,6 +137,22 @@ impl ArrayHandle {
         Ok(shaped(shape, out))
     }
 
+    /// Reads the whole array, at its shape when the read runs (as `arr[...]` in Python):
+    /// [`ArrayHandle::read`] of the box from the origin to [`ArrayHandle::shape`]. A resize
+    /// by another thread between the two is met by reading again at the new shape.
+    ///
+    /// # Errors
+    /// As [`ArrayHandle::read`], [`Error::NotFound`] if the array was deleted.
+    pub fn read_all<T: Element>(&self) -> Result<ArrayD<T>> {
+        loop {
+            let shape = self.shape()?;
+            match self.read(&vec![0; shape.len()], &shape) {
+                Err(Error::OutOfBounds { array_shape, .. }) if array_shape != shape => {}
+                result => return result,
+            }
+        }
+    }
+
     /// Reads the box `start .. start + shape` into `out`, in C order. Chunks never written
     /// read as the fill value. After an error `out` holds whatever the read wrote before it
     /// stopped, the values of a damaged chunk included: a block is checked as its rows are

@@ -43,6 +43,45 @@ fn shape_chunk_shape_and_dtype_follow_the_schema_and_fail_once_it_is_gone() {
 }
 
 #[test]
+fn read_all_reads_the_array_at_its_shape_of_the_moment_even_while_another_thread_resizes_it() {
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let array = store.create_dataset("d").unwrap().define_array("a", ArraySpec::new(DType::Int32, [6, 5])).unwrap();
+    let rows = |n: usize| Array2::from_shape_fn((n, 5), |(i, j)| i32::try_from(i * 5 + j).unwrap());
+    array.write(&[0, 0], rows(6).view()).unwrap();
+    assert_eq!(array.read_all::<i32>().unwrap(), rows(6).into_dyn());
+    assert!(matches!(array.read_all::<f32>(), Err(Error::DTypeMismatch { .. })));
+
+    // Shrinking and growing back while reading: every read is whole at one shape (the
+    // rows past a shrink are gone, and read back as the fill value when grown again). So
+    // many reads meet a resize between the shape and the read: without the retry this
+    // failed within a second.
+    array.resize(&[2, 5]).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let resizer = std::thread::spawn({
+        let (array, stop) = (array.clone(), Arc::clone(&stop));
+        move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                array.resize(&[6, 5]).unwrap();
+                array.resize(&[2, 5]).unwrap();
+            }
+        }
+    });
+    for _ in 0..20000 {
+        let all = array.read_all::<i32>().unwrap();
+        let n = all.shape()[0];
+        assert!(n == 2 || n == 6, "shape {:?}", all.shape());
+        assert_eq!(all.slice(s![..2, ..]), rows(2));
+        assert!(all.slice(s![2.., ..]).iter().all(|&v| v == 0));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    resizer.join().unwrap();
+
+    store.open_dataset("d").unwrap().delete_array("a").unwrap();
+    assert!(matches!(array.read_all::<i32>(), Err(Error::NotFound { .. })));
+}
+
+#[test]
 fn a_handle_debugs_as_its_store_and_name_not_its_whole_index() {
     let dir = test_dir!();
     let store = util::create(&dir.store());
