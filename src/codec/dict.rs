@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A zstd dictionary, and an id that the per-thread decompressor caches use to skip
+/// A zstd dictionary, and an id that the per-thread zstd contexts use to skip
 /// comparing its bytes: ids are never reused, so a context made for this dictionary (or a
 /// clone of it) serves it without a check. No hash of the bytes can serve so: a store's
 /// metadata may hold a dictionary crafted to collide with another store's.

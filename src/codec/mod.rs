@@ -110,7 +110,8 @@ const SPARE_BYTES: usize = 2 << 20;
 const MIN_SPARE_BYTES: usize = 64 << 10;
 
 impl Scratch {
-    /// Frees the buffers whose capacity is over `bytes`.
+    /// Frees the buffers whose capacity is over `bytes`; the piece, staging and spare
+    /// buffers stay, bounded as they are (64 KiB, 512 KiB, `SPARE_BYTES`).
     pub(crate) fn free_above(&mut self, bytes: usize) {
         for buffer in [&mut self.shuffled, &mut self.last] {
             if buffer.capacity() > bytes {

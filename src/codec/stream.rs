@@ -25,7 +25,7 @@ pub(crate) struct ShuffledStream<'a> {
 
 impl<'a> ShuffledStream<'a> {
     /// Whether a block of `encoding` and `raw_len` raw bytes is read this way: the blocks
-    /// that [`shuffles_in_pieces`] writes, without a dictionary, of whole elements (an
+    /// that [`super::shuffles_in_pieces`] writes, without a dictionary, of whole elements (an
     /// element delta is undone by the reader of the pieces).
     pub(crate) fn applies(encoding: BlockEncoding, raw_len: usize) -> bool {
         encoding.codec == CodecId::Zstd

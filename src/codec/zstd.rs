@@ -11,19 +11,36 @@ use crate::error::{Error, Result};
 use super::dict::ZstdDict;
 
 // One context per thread, rebuilt when the level or the dictionary changes, which is told by
-// the dictionary's bytes, never by a hash of them: a store may hold a dictionary crafted to
-// collide with another's, and a context made for one would then encode blocks that other
-// dictionary cannot decode, or decode bytes wrongly (unverified reads return them).
-/// What a compressor was set up with: its level, and its dictionary's bytes.
-type CompressorSetup = (i32, Option<Vec<u8>>);
-
-/// What a decompressor was set up with: the id of the dictionary it last served (0 for
-/// none), whose bytes it was checked against, and those bytes.
-type DecompressorSetup = (u64, Option<Vec<u8>>);
-
+// the dictionary's id or its bytes, never by a hash of them: a store may hold a dictionary
+// crafted to collide with another's, and a context made for one would then encode blocks
+// that other dictionary cannot decode, or decode bytes wrongly (unverified reads return them).
 thread_local! {
-    static COMPRESSOR: RefCell<Option<(CompressorSetup, Compressor<'static>)>> = const { RefCell::new(None) };
-    static DECOMPRESSOR: RefCell<Option<(DecompressorSetup, Decompressor<'static>)>> = const { RefCell::new(None) };
+    static COMPRESSOR: RefCell<Option<((i32, DictSetup), Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<(DictSetup, Decompressor<'static>)>> = const { RefCell::new(None) };
+}
+
+/// The dictionary a context was set up with: the id of the one it last served (0 for none),
+/// and the bytes it was made with.
+struct DictSetup {
+    id: u64,
+    bytes: Option<Vec<u8>>,
+}
+
+impl DictSetup {
+    fn new(dict: Option<&ZstdDict>) -> Self {
+        Self { id: dict.map_or(0, ZstdDict::id), bytes: dict.map(|dict| dict.bytes().to_vec()) }
+    }
+
+    /// Whether a context set up so serves `dict`: the dictionary it last served, or no
+    /// dictionary either time, or another instance of the same bytes (each read and write
+    /// makes its own), compared once and then known by its id.
+    fn serves(&mut self, dict: Option<&ZstdDict>) -> bool {
+        let wanted_id = dict.map_or(0, ZstdDict::id);
+        if self.id != wanted_id && self.bytes.as_deref() == dict.map(ZstdDict::bytes) {
+            self.id = wanted_id;
+        }
+        self.id == wanted_id
+    }
 }
 
 fn codec_err(e: &std::io::Error) -> Error {
@@ -37,15 +54,13 @@ fn with_compressor<R>(
     dict: Option<&ZstdDict>,
     f: impl FnOnce(&mut Compressor<'static>) -> Result<R>,
 ) -> Result<R> {
-    let wanted = (level, dict.map(ZstdDict::bytes));
     COMPRESSOR.with_borrow_mut(|slot| {
-        if slot.as_ref().is_none_or(|((have_level, have_dict), _)| (*have_level, have_dict.as_deref()) != wanted) {
+        if slot.as_mut().is_none_or(|((have_level, setup), _)| *have_level != level || !setup.serves(dict)) {
             let compressor = match dict {
                 Some(dict) => Compressor::with_dictionary(level, dict.bytes()),
                 None => Compressor::new(level),
             };
-            let kept = (level, dict.map(|dict| dict.bytes().to_vec()));
-            *slot = Some((kept, compressor.map_err(|e| codec_err(&e))?));
+            *slot = Some(((level, DictSetup::new(dict)), compressor.map_err(|e| codec_err(&e))?));
         }
         let (_, compressor) = slot.as_mut().expect("set above");
         let result = f(compressor);
@@ -202,21 +217,13 @@ pub(super) fn decompress(stored: &[u8], dict: Option<&ZstdDict>, out: &mut [u8])
     if !super::is_one_zstd_frame_of(stored, out.len()) {
         return Err(not_one_frame_of(out.len()));
     }
-    let wanted_id = dict.map_or(0, ZstdDict::id);
     DECOMPRESSOR.with_borrow_mut(|slot| {
-        match slot {
-            // The dictionary it was made or checked for, or no dictionary either time.
-            Some(((id, _), _)) if *id == wanted_id => {}
-            // Another instance of the same bytes (each read makes its own): checked once.
-            Some(((id, have), _)) if have.as_deref() == dict.map(ZstdDict::bytes) => *id = wanted_id,
-            _ => {
-                let decompressor = match dict {
-                    Some(dict) => Decompressor::with_dictionary(dict.bytes()),
-                    None => Decompressor::new(),
-                };
-                let setup = (wanted_id, dict.map(|dict| dict.bytes().to_vec()));
-                *slot = Some((setup, decompressor.map_err(|e| codec_err(&e))?));
-            }
+        if slot.as_mut().is_none_or(|(setup, _)| !setup.serves(dict)) {
+            let decompressor = match dict {
+                Some(dict) => Decompressor::with_dictionary(dict.bytes()),
+                None => Decompressor::new(),
+            };
+            *slot = Some((DictSetup::new(dict), decompressor.map_err(|e| codec_err(&e))?));
         }
         let (_, decompressor) = slot.as_mut().expect("set above");
         let written = decompressor.decompress_to_buffer(stored, out).map_err(|e| codec_err(&e))?;
@@ -255,5 +262,28 @@ mod tests {
         decompress(&b, Some(&second), &mut out).unwrap();
         assert_eq!(out, input);
         assert!(decompress(&a, Some(&second), &mut out).is_err() || out != input, "the wrong dictionary");
+        // Encoded again in turns: each frame with the dictionary asked for, whichever the
+        // context was made for, and one without any.
+        for (bytes, frame) in [(&first, &a), (&second, &b), (&first, &a)] {
+            let mut again = Vec::new();
+            compress(&input, 3, Some(&ZstdDict::new(bytes.bytes().to_vec())), &mut again).unwrap();
+            assert_eq!(&again, frame);
+        }
+        let mut plain = Vec::new();
+        compress(&input, 3, None, &mut plain).unwrap();
+        decompress(&plain, None, &mut out).unwrap();
+        assert_eq!(out, input);
+    }
+
+    #[test]
+    fn a_setup_serves_its_dictionary_by_id_or_equal_bytes_and_nothing_else() {
+        let (first, second) = (dict(1), dict(7));
+        let mut setup = DictSetup::new(Some(&first));
+        assert!(setup.serves(Some(&first)) && !setup.serves(Some(&second)) && !setup.serves(None));
+        let same_bytes = ZstdDict::new(first.bytes().to_vec());
+        assert!(setup.serves(Some(&same_bytes)));
+        assert_eq!(setup.id, same_bytes.id(), "known by its id from then on");
+        let mut plain = DictSetup::new(None);
+        assert!(plain.serves(None) && !plain.serves(Some(&first)));
     }
 }

@@ -36,11 +36,15 @@ pub(crate) fn compress_many(inputs: &[&[u8]], codec: Codec) -> Result<(Vec<u8>, 
 
 /// Decodes every input (one block of `codec` each, of `raw_lens[i]` decoded bytes) straight
 /// into its segment of one output buffer.
+///
+/// # Panics
+/// If `raw_lens` does not give one length per input (the caller checks).
 pub(crate) fn decompress_many(
     inputs: &[&[u8]],
     codec: CodecId,
     raw_lens: &[usize],
 ) -> Result<(Vec<u8>, Vec<Range<usize>>)> {
+    assert_eq!(inputs.len(), raw_lens.len(), "one decoded length per input");
     let mut segments = Vec::with_capacity(raw_lens.len());
     let mut end = 0usize;
     for len in raw_lens {

@@ -106,9 +106,11 @@ pub(crate) struct Worker {
     /// Stored bytes read back from a pending fragment.
     pub stored: Vec<u8>,
     /// A block after its codec, when that is not yet its raw bytes (shuffled) or cannot go
-    /// straight to the output.
+    /// straight to the output; or the planes before the last that `unshuffle_in_place`
+    /// copies out of a block decoded where its raw bytes go.
     pub decoded: Vec<u8>,
-    /// One piece of a block's raw bytes, unshuffled.
+    /// One piece of a block's raw bytes, unshuffled; or, for `unshuffle_in_place`, one
+    /// piece of the last plane.
     pub piece: Vec<u8>,
     /// Short rows of a chunk written from a caller's input, gathered to be scanned and hashed.
     pub rows: Vec<u8>,
@@ -425,6 +427,30 @@ pub(super) fn check_checksum(ctx: ArrayCtx<'_>, block: BlockRef<'_>, found: Opti
         expected,
         found,
     })
+}
+
+/// Starts `chunk` (one chunk of raw bytes) as the chunk at `coord` is now, before a write
+/// changes part of it: its block decoded and verified, or else the fill value. A `zeroed`
+/// chunk (a new buffer) is left as it is under a fill value of zeros.
+///
+/// # Errors
+/// As [`decode_chunk`].
+pub(crate) fn start_chunk(
+    ctx: ArrayCtx<'_>,
+    lookup: &Lookup<'_, '_>,
+    coord: &[u64],
+    worker: &mut Worker,
+    chunk: &mut [u8],
+    zeroed: bool,
+) -> Result<()> {
+    if let Some(block) = lookup(coord) {
+        return decode_chunk(ctx, block, worker, chunk, true);
+    }
+    let fill = ctx.meta.fill_bytes();
+    if !zeroed || fill.iter().any(|&b| b != 0) {
+        fill_with(chunk, &fill);
+    }
+    Ok(())
 }
 
 /// Fills `out` with repeated copies of one element's bytes.

@@ -143,8 +143,9 @@ fn offset_of(strides: &[usize], start: &[u64]) -> usize {
     strides.iter().zip(start).map(|(s, i)| s * to_usize(*i)).sum()
 }
 
-/// Whether a box of extent `region` at `start` is one contiguous range of a C-order buffer
-/// of `shape`: leading extents 1, then at most one partial dimension, then whole ones.
+/// Whether a box of extent `region`, wherever it starts, is one contiguous range of a
+/// C-order buffer of `shape`: leading extents 1, then at most one partial dimension, then
+/// whole ones.
 pub(crate) fn is_contiguous(shape: &[u64], region: &[u64]) -> bool {
     let Some(k) = region.iter().position(|&r| r != 1) else { return true };
     region[k + 1..] == shape[k + 1..]

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::convert::Infallible;
 
-use super::block::{ArrayCtx, Lookup, Worker, decode_chunk, fill_with, run_workers, with_worker};
+use super::block::{ArrayCtx, Lookup, Worker, run_workers, start_chunk, with_worker};
 use super::ordered::run_ordered;
 use super::plan::{ChunkOp, max_run_len, plan_batches, runs};
 use super::pool;
@@ -47,7 +47,7 @@ impl<'a> WriteSettings<'a> {
     }
 
     /// The encoding blocks are written with (unless stored raw, when their codec does not
-    /// make them smaller).
+    /// make them smaller, or with the dictionary, when the codec id is `ZstdDict`).
     pub(crate) fn encoding(self) -> BlockEncoding {
         BlockEncoding { codec: CodecId::of(self.codec), filter: self.filter }
     }
@@ -193,18 +193,13 @@ pub(crate) fn write_raw(
 ) -> Result<()> {
     let meta = ctx.meta;
     assert_eq!(ops.len(), chunks.len(), "one buffer per chunk touched");
-    let (chunk_len, fill) = (to_usize(meta.chunk_bytes()), meta.fill_bytes());
+    let chunk_len = to_usize(meta.chunk_bytes());
     with_worker(|worker| {
         for (op, chunk) in ops.iter().zip(chunks.iter_mut()).filter(|(_, chunk)| chunk.is_none()) {
             let mut raw = vec![0; chunk_len];
-            // A chunk the input covers whole needs no start, and a new buffer is zeros
-            // already (the fill value of most arrays).
+            // A chunk the input covers whole needs no start: the input replaces all of it.
             if !op.covers_chunk(&meta.chunk_shape) {
-                match lookup(&op.coord) {
-                    Some(block) => decode_chunk(ctx, block, worker, &mut raw, true)?,
-                    None if fill.iter().any(|&b| b != 0) => fill_with(&mut raw, &fill),
-                    None => {}
-                }
+                start_chunk(ctx, lookup, &op.coord, worker, &mut raw, true)?;
             }
             *chunk = Some(raw);
         }
@@ -326,10 +321,7 @@ fn encode_assembled(
         let mut chunk = std::mem::take(&mut chunk_worker.chunk);
         chunk.resize(chunk_len, 0);
         if !op.covers_chunk(chunk_shape) {
-            match lookup(&op.coord) {
-                Some(block) => decode_chunk(ctx, block, chunk_worker, &mut chunk, true)?,
-                None => fill_with(&mut chunk, &meta.fill_bytes()),
-            }
+            start_chunk(ctx, lookup, &op.coord, chunk_worker, &mut chunk, false)?;
         }
         buffers.push(chunk);
     }

@@ -1,6 +1,6 @@
 //! Checksums: xxh3-64 (seed 0) over a chunk's raw (uncompressed, unfiltered) element
 //! bytes, so a block keeps its checksum through any recompression. The crate's other xxh3
-//! uses (commit checksums, dictionary keys) call [`checksum`] too.
+//! uses (a fragment's index, the metadata file's checksum) call [`checksum`] too.
 //!
 //! Bytes at hand whole are hashed by `twox-hash`, which picks its AVX2 loop at run time
 //! when the CPU has it (about twice the speed of the SSE2 loop a plain x86-64 build

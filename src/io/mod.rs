@@ -50,14 +50,41 @@ pub(crate) fn list_dir(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Whether `path` exists (a broken permission reads as "exists" so nothing is overwritten).
+/// Whether `path` exists, a dangling link included (links are not followed). A path that
+/// cannot be looked up (a parent without search permission) reads as missing: the create
+/// that then follows fails with the OS's error, so nothing is overwritten.
 pub(crate) fn exists(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()
 }
 
-/// Whether `path` is a directory.
+/// Whether `path` is a directory (through links).
 pub(crate) fn is_dir(path: &Path) -> bool {
     path.is_dir()
+}
+
+/// Whether `path` is a symbolic link.
+pub(crate) fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// `path` with every link and `..` resolved.
+pub(crate) fn canonicalize(path: &Path) -> Result<PathBuf> {
+    fs::canonicalize(path).map_err(io_err(path, "resolve"))
+}
+
+/// Whether `a` and `b` are the same file or directory (device and inode, through links);
+/// false when either cannot be looked up.
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(a), fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// The directory holding `path`'s entry: its parent, or `.` for a bare name.
+fn parent_dir(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 /// Creates `dir` and its missing parents, durably: the directory holding each one made is
@@ -68,7 +95,7 @@ pub(crate) fn create_dir_all(dir: &Path) -> Result<()> {
     fault::check(dir, "create directory")?;
     fs::create_dir_all(dir).map_err(io_err(dir, "create directory"))?;
     for made in missing.iter().rev() {
-        sync_dir(made.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
+        sync_dir(parent_dir(made))?;
     }
     Ok(())
 }
@@ -286,7 +313,7 @@ impl AppendFile {
             let source = std::io::Error::from_raw_os_error(5);
             return Err(Error::Io { path: self.path.clone(), op: SYNC_FAILED_BEFORE, source });
         }
-        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = parent_dir(&self.path);
         let synced = fault::check(&self.path, "fsync")
             .and_then(|()| self.file.sync_all().map_err(io_err(&self.path, "fsync")))
             .and_then(|()| sync_dir(dir));

@@ -342,24 +342,18 @@ pub(crate) fn remove_fragments(data_dir: &Path, names: &[String]) -> Result<()> 
 /// written through. Two stores linking to one directory of their own are not told apart
 /// (docs/GUARANTEES.md, "One store per directory"). Readers follow any link.
 fn refuse_shared_data_dir(dir: &Path, data_dir: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let is_link = std::fs::symlink_metadata(data_dir).is_ok_and(|m| m.file_type().is_symlink());
-    if !is_link {
+    if !io::is_symlink(data_dir) {
         return Ok(());
     }
-    let target = std::fs::canonicalize(data_dir).map_err(io::io_err(data_dir, "resolve"))?;
-    if !target.is_dir() {
+    let target = io::canonicalize(data_dir)?;
+    if !io::is_dir(&target) {
         return Err(Error::corrupt(data_dir, format!("links to {}, which is not a directory", target.display())));
     }
     // Told apart by device and inode: a bind mount or another link gives the store a
     // second path. Metadata files are looked for by name: the directory may be one this
     // user can enter but not list.
-    let same_dir = |a: &Path, b: &Path| match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
-        _ => false,
-    };
     let is_store = |path: &Path| ALL_ENCODINGS.iter().any(|&(f, c)| io::exists(&path.join(meta_file_name(f, c))));
-    if let Some(owner) = target.parent().filter(|parent| !same_dir(parent, dir) && is_store(parent)) {
+    if let Some(owner) = target.parent().filter(|parent| !io::same_file(parent, dir) && is_store(parent)) {
         let detail = format!(
             "links to {}, the data directory of the store {}: a writer would remove that store's fragment files \
              as its own orphans (readers follow the link)",

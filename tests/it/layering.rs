@@ -116,3 +116,25 @@ fn no_room_imports_a_room_above_it() {
     assert!(files.len() >= ROOMS.len() && references > 0, "scanned {} files, {references} references", files.len());
     assert!(violations.is_empty(), "layering violations:\n{}", violations.join("\n"));
 }
+
+#[test]
+fn only_the_io_room_touches_the_file_system() {
+    // Everything else goes through `io`, whose errors name the path and the operation and
+    // whose calls the fault-injection tests reach. Test modules (at the end of a file) may.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut violations = Vec::new();
+    for file in files.iter().filter(|file| !file.starts_with(src.join("io"))) {
+        let text = std::fs::read_to_string(file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in code.lines().enumerate() {
+            let line = line.split("//").next().unwrap_or("");
+            let imports_fs = line.contains("use std::{") && line.contains("fs");
+            if line.contains("std::fs") || imports_fs {
+                violations.push(format!("{}:{}: {}", file.strip_prefix(&src).unwrap().display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "file system calls outside src/io:\n{}", violations.join("\n"));
+}
