@@ -276,7 +276,9 @@ class Array:
         return self._native.block_stats()
 
     def compat_meta(self) -> dict[str, Any]:
-        """`array_meta`'s dict: atlas-python 0.10's keys first, then Atlas's."""
+        """`array_meta`'s dict, atlas-python 0.10's keys: `codec` is the codec new blocks get
+        (the array's own, else the store's), `shuffle` the array's own setting (None: the
+        store's)."""
         meta = self._native.meta()
         return {
             "dtype": COMPAT_NAMES.get(meta["dtype"], meta["dtype"]),
@@ -315,7 +317,7 @@ class Array:
         return self._on_one_shape(lambda _: self._native.read(start, shape, device, bool(verify_checksums)))
 
     def _read_into(self, out: Any, start: Any, shape: Any, verify: bool, device: Optional[str]) -> np.ndarray:
-        if device is not None:
+        if device not in (None, "cpu"):
             raise InvalidArgumentError(f"{self._label()}: out= is host memory: give device or out, not both")
         if not isinstance(out, np.ndarray):
             raise TypeError(f"{self._label()}: out must be a numpy array, not {type(out).__name__}")

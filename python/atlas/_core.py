@@ -48,7 +48,7 @@ if hasattr(os, "register_at_fork"):
 
 def _path(source: Any) -> str:
     try:
-        return os.fspath(source)
+        return os.fsdecode(os.fspath(source))  # bytes too, as `open` takes them
     except TypeError:
         raise TypeError(
             f"a store is a local directory given as str or os.PathLike, not {type(source).__name__} "
@@ -111,6 +111,14 @@ def _refuse_non_name(name: Any, example: str) -> None:
     """Refuses a key that is not a name (`store[...]`, `ds[0]`) in words that say what is."""
     if not isinstance(name, str):
         raise TypeError(f"keys are names (str), as in {example}; got {type(name).__name__} {name!r:.40}")
+
+
+def _dataset_names(dataset_names: Any) -> list[str]:
+    """The datasets a read across datasets names: at least one."""
+    names = _names(dataset_names, "dataset_names")
+    if not names:
+        raise InvalidArgumentError("dataset_names is empty")
+    return names
 
 
 def _dataset_key(name: Any) -> tuple[Any, Optional[str]]:
@@ -483,18 +491,24 @@ class Atlas(AttributeMethods):
     def _move_array(self, source: tuple[str, str], dest: tuple[str, str]) -> None:
         """Moves array `source` to `dest` (each `(dataset, array)`), not in the middle of an
         assignment to either: one of several writes must not land in another array."""
-        from ._xarray import COORDS_KEY
-
         with self._holding_write_locks([source, dest]), self._changing():
             self._native.move_array(source, dest)
-            # An xarray coordinate keeps its role under its new name in its dataset; moved
-            # to another, it has none (its name in the old list would make a later array of
-            # that name a coordinate). After the move, which changes nothing if it fails.
-            attrs = self.open_dataset(source[0]).attrs
-            coords = attrs.get(COORDS_KEY)
-            if isinstance(coords, list) and source[1] in coords and source != dest:
-                renamed = [dest[1] if n == source[1] else n for n in coords]
-                attrs[COORDS_KEY] = renamed if dest[0] == source[0] else [n for n in coords if n != source[1]]
+            # After the move, which changes nothing if it fails.
+            if source != dest:
+                self._coordinate_moved(source[0], source[1], dest[1] if dest[0] == source[0] else None)
+
+    def _coordinate_moved(self, dataset: str, name: str, new_name: Optional[str]) -> None:
+        """Keeps `dataset`'s list of xarray coordinates true once its array `name` is renamed
+        to `new_name` (a coordinate keeps its role under its new name) or deleted or moved
+        to another dataset (`None`): a name left in the list would make a later array of
+        that name a coordinate."""
+        from ._xarray import COORDS_KEY
+
+        attrs = self.open_dataset(dataset).attrs
+        coords = attrs.get(COORDS_KEY)
+        if isinstance(coords, list) and name in coords:
+            kept = [n for n in coords if n != name or new_name is not None]
+            attrs[COORDS_KEY] = [new_name if n == name else n for n in kept]
 
     def _dataset_write_keys(self, *datasets: str) -> list[tuple[str, str]]:
         """The `(dataset, array)` of every array of `datasets` and of every write lock made
@@ -640,7 +654,8 @@ class Atlas(AttributeMethods):
         outside its array's shape is reported too. Returns `blocks_checked`, `bad_blocks`
         (array, coord, path, offset_bytes, and the error each would raise) and `bad_stats`
         (array, and the `persisted` statistics the metadata keeps where they are not the
-        `merged` ones of its blocks: a metadata file edited by hand)."""
+        `merged` ones of its blocks, with `unsound`: what is wrong in them by their own
+        checks, else None; a metadata file edited by hand)."""
         return self._native.verify()
 
     def set_codec(self, codec: str, shuffle: Any = None) -> None:
@@ -689,9 +704,7 @@ class Atlas(AttributeMethods):
         reads it as the fill value instead). Reads one box from every dataset in one
         parallel call where the boxes agree. The arrays may differ in dtype (each is read
         as its own, where the stacked read and Rust's `read_array_across` refuse a mix)."""
-        names = _names(dataset_names, "dataset_names")
-        if not names:
-            raise InvalidArgumentError("dataset_names is empty")
+        names = _dataset_names(dataset_names)
         found = self._arrays_of(array, names)
         out: list[Optional[np.ndarray]] = [None] * len(names)
         if not found:
@@ -731,9 +744,7 @@ class Atlas(AttributeMethods):
         Every dataset must exist; where one lacks the array, or its array is shorter, the
         row reads as the fill value. `shape` defaults to the largest extent over the datasets.
         `device="cuda"` reads into GPU memory (a `CudaArray`; not for strings)."""
-        names = _names(dataset_names, "dataset_names")
-        if not names:
-            raise InvalidArgumentError("dataset_names is empty")
+        names = _dataset_names(dataset_names)
         for name in names:
             if not self._native.dataset_exists(name):
                 raise NotFoundError(f"dataset not found: {name}")
@@ -1078,9 +1089,11 @@ class DatasetView(AttributeMethods):
         return {name: self.read_array(name, start, shape) for name in _names(names, "names")}
 
     def delete_array(self, name: str) -> None:
-        """Deletes the array `name` and its blocks (reclaimed by `compact()`)."""
+        """Deletes the array `name` and its blocks (reclaimed by `compact()`), and its name
+        from the dataset's xarray coordinates."""
         with self._store._changing():
             self._native.delete_array(name)
+            self._store._coordinate_moved(self.name, name, None)
 
     def move(self, source: str, dest: str) -> None:
         """Renames array `source` of this dataset to `dest` (`ds.move("temp", "t")`), as

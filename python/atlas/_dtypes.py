@@ -133,11 +133,15 @@ def _to_ns(value: np.ndarray, label: str) -> np.ndarray:
     return ns
 
 
+# The instants a timestamp can be: int64 nanoseconds since the epoch.
+_NS_RANGE = "what nanoseconds since 1970 hold (1677-09-21T00:12:43.145224193 to 2262-04-11T23:47:16.854775807)"
+
+
 def _refuse_lost(lost: Any, label: str) -> None:
     """Refuses timestamps for array `label` of which `_ns_of` found something `lost`."""
     if lost == "range":
         raise InvalidArgumentError(
-            f"timestamps for array {label} fall outside what nanoseconds since 1970 hold (1677-09-21T00:12:43.145224193 to 2262-04-11T23:47:16.854775807)"
+            f"timestamps for array {label} fall outside {_NS_RANGE}"
         )
     if lost:
         raise InvalidArgumentError(
@@ -151,13 +155,16 @@ def checked_ns(value: Any) -> np.ndarray:
     nanoseconds, for the native module's attributes and fill values: `_ns_of`, its
     refusals told for the value."""
     if isinstance(value, (str, bytes)):
-        natural, (ns, lost) = value, _ns_of_text(np.asarray(value))
+        try:
+            natural, (ns, lost) = value, _ns_of_text(np.asarray(value))
+        except ValueError as e:
+            raise InvalidArgumentError(f"{value} is not an ISO 8601 instant ({e})") from None
     else:
         natural = value if isinstance(value, np.ndarray) else np.datetime64(value)
         ns, lost = _ns_of(natural)
     if lost:
         raise InvalidArgumentError(
-            f"timestamp {natural} is outside what nanoseconds since 1970 hold (1677-09-21T00:12:43.145224193 to 2262-04-11T23:47:16.854775807)"
+            f"timestamp {natural} is outside {_NS_RANGE}"
             if lost == "range"
             else f"timestamp {natural} has digits below a nanosecond ({lost}), which Atlas does not keep"
         )

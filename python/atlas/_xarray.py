@@ -225,8 +225,8 @@ def _add_variables(view: Any, ds: Any, chunks: Optional[dict], fill_value: Any) 
     for key, value in ds.attrs.items():
         try:
             view.set_attribute(str(key), value)
-        except AtlasError as e:
-            raise type(e)(f"dataset attribute {key!r}: {e}") from e
+        except AtlasError as e:  # the error names the attribute
+            raise type(e)(f"dataset {e}") from e
     view.attrs[COORDS_KEY] = coord_names
 
 
@@ -255,10 +255,7 @@ def _add_variable(view: Any, var_name: str, var: Any, chunks: Optional[dict], fi
             block = _missing_strings_to_empty(block, var_name)
         array.write(start, block)
     for key, value in attrs.items():
-        try:
-            array.attrs[str(key)] = value
-        except AtlasError as e:
-            raise type(e)(f"attribute {key!r}: {e}") from e
+        array.attrs[str(key)] = value  # an error names the attribute, and the caller the variable
 
 
 def _numpy_dtype(dtype: Any) -> np.dtype:
@@ -273,7 +270,8 @@ def _numpy_dtype(dtype: Any) -> np.dtype:
 
 def _variable(xr: Any, array: Any, dims: list, lazy: bool) -> Any:
     data: Any
-    if lazy and array.ndim and tuple(array.chunks) != tuple(array.shape) and _dask_array_module() is not None:
+    more_than_one_chunk = any(c < n for c, n in zip(array.chunks, array.shape))
+    if lazy and more_than_one_chunk and _dask_array_module() is not None:
         da = _dask_array_module()
         data = da.from_array(array, chunks=tuple(array.chunks), lock=False, asarray=True, name=False)
     else:

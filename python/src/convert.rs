@@ -67,24 +67,10 @@ pub fn parse_meta_compression(name: &str) -> PyResult<MetaCompression> {
     }
 }
 
-/// A dtype from Atlas's name or a numpy-style one; `timestamp_nanoseconds` and
-/// `timestamp_ns` are the spellings of atlas-python 0.10.
+/// A dtype from its Atlas name (`"float32"`, `"timestamp"`, `"string"`...), into which the
+/// Python layer turns every spelling it takes (`_dtypes.dtype_name`).
 pub fn parse_dtype(name: &str) -> PyResult<DType> {
-    // numpy's "M8[ns]" is a datetime and "m8[ns]" a timedelta (not supported): matched
-    // before lowering the case.
-    if matches!(name.trim(), "M8[ns]" | "<M8[ns]") {
-        return Ok(DType::Timestamp);
-    }
-    let lower = name.trim().to_ascii_lowercase();
-    let found = match lower.as_str() {
-        "timestamp_nanoseconds" | "timestamp_ns" | "datetime64[ns]" => Some(DType::Timestamp),
-        "object" | "string" | "str" | "o" | "t" | "u" => Some(DType::String),
-        _ => DType::from_name(&lower),
-    };
-    match found {
-        Some(dtype) => Ok(dtype),
-        None => err(Kind::InvalidArgument, format!("unsupported dtype {name:?}")),
-    }
+    DType::from_name(name).map_or_else(|| err(Kind::InvalidArgument, format!("unsupported dtype {name:?}")), Ok)
 }
 
 /// The dtype's numpy spelling: what arrays of it read as.
@@ -356,11 +342,7 @@ fn attr_with_dtype(value: &Bound<'_, PyAny>, dtype: &str) -> PyResult<AttrValue>
                 Ok(AttrValue::Timestamp(ns))
             } else if let Some(ns) = python_datetime_ns(value)? {
                 Ok(AttrValue::Timestamp(ns))
-            } else if value.is_instance_of::<PyString>() {
-                let ns = datetime64_ns(value)
-                    .or_else(|e| err(Kind::InvalidArgument, format!("{value} is not an ISO 8601 instant ({e})")))?;
-                Ok(AttrValue::Timestamp(ns))
-            } else if is_datetime64(value)? {
+            } else if value.is_instance_of::<PyString>() || is_datetime64(value)? {
                 Ok(AttrValue::Timestamp(datetime64_ns(value)?))
             } else {
                 err(

@@ -10,7 +10,7 @@ use atlas::{ArraySpec, Atlas, DType, Limits, OpenOptions, StoreConfig};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 
-use crate::array::{Array, first_dtype, read_across_stacked};
+use crate::array::{Array, read_across_stacked};
 use crate::attrs::{Attrs, Target};
 use crate::convert::{
     parse_codec, parse_dtype, parse_meta_compression, parse_meta_format, parse_shuffle, scalar_from_py, stats_to_py,
@@ -258,8 +258,9 @@ impl Store {
         Attrs::new(self.inner.attrs(), Target::Store)
     }
 
-    /// Decodes and checks every live block; returns `blocks_checked` and `bad_blocks`
-    /// (each with array, coord, path, offset_bytes and error, the exception it would raise).
+    /// Decodes and checks every live block; returns `blocks_checked`, `bad_blocks` (each
+    /// with array, coord, path, offset_bytes and error, the exception it would raise) and
+    /// `bad_stats` (each with array, persisted, merged and unsound).
     fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let report = py.detach(|| self.inner.verify(&mut |_, _| {})).py_err()?;
         let bad = PyList::empty(py);
@@ -286,12 +287,6 @@ impl Store {
         dict.set_item("bad_blocks", bad)?;
         dict.set_item("bad_stats", bad_stats)?;
         Ok(dict)
-    }
-
-    /// The dtype name of `array` in the first of `datasets` that has it, or `None`.
-    /// Missing datasets are skipped.
-    fn dtype_across(&self, py: Python<'_>, array: &str, datasets: Vec<String>) -> Option<&'static str> {
-        py.detach(|| first_dtype(&self.inner, array, &datasets)).map(DType::name)
     }
 
     /// `array` read from each of `datasets` into one new array of shape

@@ -102,6 +102,7 @@ def test_read_into_out_fills_it_as_read_returns_and_refuses_what_does_not_fit(cu
         arr.read(out=[0] * 10)
     with pytest.raises(atlas.InvalidArgumentError, match="device or out"):
         arr.read(out=whole, device="cuda")
+    assert arr.read(out=whole, device="cpu") is whole, "the CPU is where out is"
     with pytest.raises(atlas.OutOfBoundsError):
         arr.read([5, 0, 0], [3, 9, 5], out=np.empty((3, 9, 5), np.int32))
     names = ds.define_array("names", "string", None, [2])
@@ -966,6 +967,18 @@ def test_pandas_timestamps_keep_their_nanoseconds_and_nat_writes_nat(ds):
     assert ds.attrs["when"] == exact
     ds.set_attribute("typed", stamp, dtype="timestamp")
     assert ds.get_attribute("typed") == exact
+
+
+def test_timestamp_attributes_from_text_say_why_text_is_refused(ds):
+    ds.set_attribute("t", "2020-01-05T00:00:00.000000007", dtype="timestamp")
+    assert ds.get_attribute("t") == np.datetime64("2020-01-05T00:00:00.000000007", "ns")
+    with pytest.raises(atlas.InvalidArgumentError, match='^attribute "t": noon is not an ISO 8601 instant'):
+        ds.set_attribute("t", "noon", dtype="timestamp")
+    # An instant that parses but does not fit says that, not that it is no instant.
+    for text, why in [("2020-01-01T00:00:00.0000000001", "digits below a nanosecond"), ("3000-01-01", "outside")]:
+        with pytest.raises(atlas.InvalidArgumentError, match=why) as info:
+            ds.set_attribute("t", text, dtype="timestamp")
+        assert "not an ISO 8601" not in str(info.value)
 
 
 def test_object_arrays_of_numbers_write_as_lists_of_them_do(ds):

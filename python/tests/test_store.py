@@ -64,6 +64,7 @@ def test_create_refuses_an_existing_store_and_open_a_missing_one(tmp_path):
         atlas.Atlas.open(tmp_path / "missing")
     with pytest.raises(TypeError):
         atlas.Atlas.open(42)
+    assert atlas.Atlas.open(bytes(tmp_path / "s")).path == str(tmp_path / "s"), "a bytes path, as open() takes"
 
 
 def test_open_sets_what_the_handle_keeps_in_memory(tmp_path):
@@ -212,6 +213,18 @@ def test_a_moved_xarray_coordinate_keeps_its_role_in_its_dataset_only(store):
     assert store["r"].attrs["_xarray_coords"] == []
     store["r"].define_array("t", "int64", ["time"], [3])  # a new array of the old name
     assert "t" in store.open_as_xarray_dataset("r").data_vars, "is no coordinate"
+
+
+def test_a_deleted_xarray_coordinate_leaves_the_list_of_coordinates(store):
+    xr = pytest.importorskip("xarray")
+    data = xr.Dataset({"v": ("time", np.arange(3.0))}, coords={"time": np.arange(3), "lat": ("time", np.ones(3))})
+    store.add_xarray_dataset(data, "r")
+    del store["r"]["time"]
+    assert store["r"].attrs["_xarray_coords"] == ["lat"]
+    del store["r/lat"]
+    assert store["r"].attrs["_xarray_coords"] == []
+    store["r"].define_array("lat", "float64", ["time"], [3])  # a new array of the old name
+    assert "lat" in store.open_as_xarray_dataset("r").data_vars, "is no coordinate"
 
 
 def test_copy_keeps_the_schema_and_copies_only_written_chunks_or_nothing(tmp_path, monkeypatch):

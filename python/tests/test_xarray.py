@@ -138,8 +138,11 @@ def test_writing_what_is_not_a_dataset_of_named_variables_says_so(tmp_path):
     with pytest.raises(atlas.DTypeMismatchError, match="variable 'm'"):
         store.add_xarray_dataset(mixed, "mixed")
     too_big = xr.Dataset({"v": ("x", [1.0], {"n": np.uint64(2**64 - 1)})})
-    with pytest.raises(atlas.AtlasError, match="variable 'v': attribute 'n'"):
+    with pytest.raises(atlas.AtlasError, match="variable 'v': attribute \"n\"") as info:
         store.add_xarray_dataset(too_big, "too_big")
+    assert str(info.value).count("attribute") == 1
+    with pytest.raises(atlas.DTypeMismatchError, match="^dataset attribute \"g\": unsupported type NoneType"):
+        store.add_xarray_dataset(xr.Dataset(attrs={"g": None}), "none_attr")
     multi = xr.Dataset({"v": ("i", [1.0, 2.0])}, coords={"a": ("i", [1, 2]), "b": ("i", [3, 4])}).set_index(i=["a", "b"])
     with pytest.raises(atlas.InvalidArgumentError, match="MultiIndex.*reset_index"):
         store.add_xarray_dataset(multi, "multi")
@@ -256,6 +259,9 @@ def test_chunked_arrays_open_lazily_with_dask(tmp_path):
     back = store.open_as_xarray_dataset("lazy")
     assert isinstance(back["temperature"].data, da.Array)
     xr.testing.assert_identical(back.load(), sample_dataset())
+    # An array of one chunk, the chunk larger than the array, is read at once.
+    store.create_dataset("one").define_array("w", "float64", ["x"], [10], chunk_shape=[100])
+    assert isinstance(store.open_as_xarray_dataset("one")["w"].data, np.ndarray)
 
 
 def test_a_dataset_atlas_cannot_store_leaves_nothing_behind(tmp_path):

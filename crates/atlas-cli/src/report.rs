@@ -298,12 +298,17 @@ fn what_is_null(meta: &ArrayMeta) -> String {
         DType::Timestamp => Some("NaT"),
         _ => None,
     };
-    let fill = scalar_text(Some(meta.fill_value), meta.dtype);
+    let fill = fill_text(meta);
     match missing {
         Some(missing) if missing == fill => format!("{missing} elements"),
         Some(missing) => format!("{missing}, or elements equal to the fill value {fill}"),
         None => format!("elements equal to the fill value {fill}"),
     }
+}
+
+/// The array's fill value as `stats` and `cat` print values (`NaT`, `true`, `NaN`).
+pub(crate) fn fill_text(meta: &ArrayMeta) -> String {
+    scalar_text(Some(meta.fill_value), meta.dtype)
 }
 
 fn scalar_text(value: Option<Scalar>, dtype: DType) -> String {

@@ -213,7 +213,7 @@ fn existing_array(
              --fill-value only shape a new array",
             meta.chunk_shape,
             meta.dims,
-            meta.fill_value
+            crate::report::fill_text(&meta)
         );
     }
     let handle = dataset_handle.array(array)?;

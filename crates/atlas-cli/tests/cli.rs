@@ -1776,7 +1776,8 @@ fn import_gives_a_new_array_the_fill_value_asked_for() {
     atlas().arg("import").arg(&store).arg("d/h").arg(&file).args(["--fill-value", "x"]).assert().code(2);
     let other =
         atlas().arg("import").arg(&store).arg("d/f").arg(&file).args(["--overwrite", "--fill-value", "0"]).assert();
-    other.code(1).stderr(contains("--fill-value only shape a new array"));
+    // The fill value is told as `stats` and `cat` print values.
+    other.code(1).stderr(contains("and fill value NaN: --chunks, --dims and --fill-value only shape a new array"));
     atlas()
         .arg("import")
         .arg(&store)
@@ -1822,6 +1823,12 @@ fn fill_values_of_bool_and_timestamp_arrays_are_given_as_words() {
         .code(1)
         .stderr(contains("a date or NaT is the fill value of a timestamp array"));
     import("d/x", &flags, "2020-02-30").code(2);
+    // A refused change of an existing array's fill tells the one it has in the same words.
+    let overwrite = |array: &str, file: &Path, fill: &str| {
+        atlas().arg("import").arg(&store).arg(array).arg(file).args(["--overwrite", "--fill-value", fill]).assert()
+    };
+    overwrite("d/n", &times, "1970-01-01T00:00").code(1).stderr(contains("and fill value NaT: --chunks"));
+    overwrite("d/b", &flags, "false").code(1).stderr(contains("and fill value true: --chunks"));
 }
 
 #[test]
