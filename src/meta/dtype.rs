@@ -39,7 +39,8 @@ pub enum DType {
     String,
 }
 
-/// The three families of numeric dtype, which decide how a fill value converts.
+/// The families of dtype (signed, unsigned, float, bool, text), which decide how a fill
+/// value converts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Signed,

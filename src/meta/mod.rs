@@ -6,7 +6,7 @@ mod bytes;
 mod codec;
 mod dtype;
 mod file;
-pub(crate) mod float;
+mod float;
 mod limits;
 mod name;
 mod scalar;

@@ -140,7 +140,8 @@ pub struct ArrayMeta {
     #[serde(deserialize_with = "unique_keys")]
     pub attributes: Attributes,
     /// Statistics as of the last commit that changed the array's blocks or shape; `None`
-    /// before its first write, or where the persisted ones did not check out at open.
+    /// before its first write, where the persisted ones did not check out at open, or where
+    /// a commit could not merge them from the blocks' index entries (damaged ones).
     /// `Dataset::array_stats` gives current ones.
     #[serde(default)]
     pub stats: Option<ArrayStats>,

@@ -53,6 +53,29 @@ impl Atlas {
     }
 }
 
+/// Of `live`, the blocks of `ctx`'s array that a copy of its blocks as stored carries: those
+/// that hold data (a fill entry reads as a chunk never written does) inside its grid (no
+/// read reaches a block outside it), in chunk order. As no block is decoded, every entry is
+/// checked first, from the index alone: a damaged one fails the copy before any block is
+/// copied.
+///
+/// # Errors
+/// As [`check_entry`].
+pub(super) fn blocks_to_copy<'a>(ctx: ArrayCtx<'_>, live: Vec<BlockRef<'a>>) -> Result<Vec<BlockRef<'a>>> {
+    let mut blocks: Vec<_> = live.into_iter().filter(|block| carries(ctx.meta, block.entry())).collect();
+    blocks.sort_unstable_by(|a, b| a.entry().coord.cmp(&b.entry().coord));
+    for &block in &blocks {
+        check_entry(ctx, block)?;
+    }
+    Ok(blocks)
+}
+
+/// Whether a copy of `array`'s blocks as stored carries the block of `entry`
+/// ([`blocks_to_copy`]).
+pub(super) fn carries(array: &ArrayMeta, entry: &BlockEntry) -> bool {
+    !entry.is_fill && array.holds_chunk(&entry.coord)
+}
+
 /// Appends a copy, for array id `to`, of every live block of `source` that holds data (a
 /// fill entry reads as a chunk never written does) to the session's fragment, in chunk
 /// order; returns their entries, not yet recorded. `label` names `source` in errors.
@@ -62,15 +85,8 @@ fn copy_blocks(inner: &Inner, state: &mut State, source: &ArrayMeta, label: &str
     let State { session, committed, .. } = state;
     let session = session.as_mut().expect("a change runs in a session");
     let PendingFragment { writer, blocks, .. } = session.fragment(&data_dir, generation)?;
-    let mut live: Vec<BlockRef<'_>> = live_blocks(Some(blocks), committed, source.id)
-        .into_iter()
-        .filter(|block| !block.entry().is_fill && source.holds_chunk(&block.entry().coord))
-        .collect();
-    live.sort_unstable_by(|a, b| a.entry().coord.cmp(&b.entry().coord));
     let ctx = ArrayCtx { meta: source, label, dict: None, cache: None };
-    for &block in &live {
-        check_entry(ctx, block)?;
-    }
+    let live = blocks_to_copy(ctx, live_blocks(Some(blocks), committed, source.id))?;
     let mut read_back = Vec::new();
     let mut copied = Vec::with_capacity(live.len());
     for block in live {

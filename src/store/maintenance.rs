@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use super::Atlas;
+use super::copy::{blocks_to_copy, carries};
 use super::pending::PendingFragment;
 use super::state::dictionary;
 use super::state::{FragmentChange, Inner, State};
-use crate::engine::{ArrayCtx, BlockRef, WriteSettings, check_entry, recode_blocks};
+use crate::engine::{ArrayCtx, BlockRef, WriteSettings, recode_blocks};
 use crate::error::{Error, Result};
-use crate::fragment::{BlockEntry, EncodedBlock, FragmentReader, holds_dead_bytes};
+use crate::fragment::{BlockEntry, EncodedBlock, holds_dead_bytes};
 use crate::meta::{Codec, MetaCompression, MetaFormat, Shuffle, StoreMeta};
 
 /// What [`Atlas::compact`] did. Byte counts are of the committed fragment files.
@@ -71,7 +72,10 @@ impl Atlas {
         let arrays = arrays_by_name(&state.meta);
         let blocks_kept: u64 = arrays
             .iter()
-            .map(|(_, _, id)| state.committed.blocks_of(*id).filter(|(_, e)| !e.is_fill).count() as u64)
+            .map(|(dataset, name, id)| {
+                let array = &state.meta.datasets[dataset].arrays[name];
+                state.committed.blocks_of(*id).filter(|(_, e)| carries(array, e)).count() as u64
+            })
             .sum();
         let fragments_before = state.meta.fragments.len() as u64;
         let before_bytes = state.meta.fragments.iter().map(|f| f.len_bytes).sum();
@@ -200,26 +204,22 @@ fn arrays_by_name(meta: &StoreMeta) -> Vec<(String, String, u64)> {
     arrays
 }
 
-/// Copies the current committed block of every chunk of `arrays` (but fill entries) into the
-/// session's fragment, in the order given and then by chunk, streaming from the maps.
+/// Copies the current committed block of every chunk of `arrays` that a copy carries
+/// (`copy::blocks_to_copy`) into the session's fragment, in the order given and then by
+/// chunk, streaming from the maps.
 fn copy_live_blocks(inner: &Inner, state: &mut State, arrays: &[(String, String, u64)]) -> Result<()> {
     let generation = state.meta.generation + 1;
     let data_dir = inner.data_dir();
     let State { session, committed, meta, .. } = state;
     let session = session.as_mut().expect("begin_change starts a session");
-    // Blocks are copied without a decode, so every entry is checked first, from the index
-    // alone: a damaged one fails the compaction before any block is copied.
+    // Every array's entries are checked before any block is copied.
     let mut to_copy = Vec::new();
     for (dataset, name, id) in arrays {
         let array = &meta.datasets[dataset].arrays[name];
         let label = format!("{dataset}/{name}");
         let ctx = ArrayCtx { meta: array, label: &label, dict: None, cache: None };
-        let mut blocks: Vec<(&FragmentReader, &BlockEntry)> =
-            committed.blocks_of(*id).filter(|(_, e)| !e.is_fill).collect();
-        blocks.sort_unstable_by(|a, b| a.1.coord.cmp(&b.1.coord));
-        for &(reader, entry) in &blocks {
-            check_entry(ctx, BlockRef::Committed { reader, entry })?;
-        }
+        let live = committed.blocks_of(*id).map(|(reader, entry)| BlockRef::Committed { reader, entry }).collect();
+        let blocks = blocks_to_copy(ctx, live)?;
         if !blocks.is_empty() {
             to_copy.push((*id, blocks));
         }
@@ -227,8 +227,9 @@ fn copy_live_blocks(inner: &Inner, state: &mut State, arrays: &[(String, String,
     let mut entries = Vec::new();
     for (id, blocks) in to_copy {
         let PendingFragment { writer, .. } = session.fragment(&data_dir, generation)?;
-        for (reader, entry) in blocks {
-            entries.push(writer.append_block(&EncodedBlock::copy_of(entry, id, &[reader.block_bytes(entry)]))?);
+        for block in blocks {
+            let stored = block.in_memory().expect("a committed block");
+            entries.push(writer.append_block(&EncodedBlock::copy_of(block.entry(), id, &[stored]))?);
         }
     }
     state.record(entries);

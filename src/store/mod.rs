@@ -256,16 +256,7 @@ impl Atlas {
     /// written first with the settings they were made under ([`Error::Codec`], [`Error::Io`]).
     pub fn set_codec(&self, codec: Codec) -> Result<()> {
         codec.check().map_err(Error::invalid)?;
-        let mut guard = self.inner.write();
-        if self.inner.holds_on_newest(&guard, |state| state.meta.codec == codec) {
-            return Ok(());
-        }
-        self.inner.change(&mut guard, |state| {
-            // Staged chunks are encoded as the settings were when they were written.
-            state.seal_staged()?;
-            state.meta.codec = codec;
-            Ok(())
-        })
+        self.change_settings(|meta| meta.codec == codec, |meta| meta.codec = codec)
     }
 
     /// The store's default shuffle setting for new blocks.
@@ -280,14 +271,20 @@ impl Atlas {
     /// # Errors
     /// [`Error::Locked`]; as [`Atlas::set_codec`] for chunks held in memory.
     pub fn set_shuffle(&self, shuffle: Shuffle) -> Result<()> {
+        self.change_settings(|meta| meta.shuffle == shuffle, |meta| meta.shuffle = shuffle)
+    }
+
+    /// Applies `change` to the store's settings for new blocks, unless the newest commit
+    /// has them so already (`is_done`): then nothing changes and no lock is taken.
+    fn change_settings(&self, is_done: impl Fn(&StoreMeta) -> bool, change: impl FnOnce(&mut StoreMeta)) -> Result<()> {
         let mut guard = self.inner.write();
-        if self.inner.holds_on_newest(&guard, |state| state.meta.shuffle == shuffle) {
+        if self.inner.holds_on_newest(&guard, |state| is_done(&state.meta)) {
             return Ok(());
         }
         self.inner.change(&mut guard, |state| {
             // Staged chunks are encoded as the settings were when they were written.
             state.seal_staged()?;
-            state.meta.shuffle = shuffle;
+            change(&mut state.meta);
             Ok(())
         })
     }

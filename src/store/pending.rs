@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::snapshot::ChunkIndex;
 use crate::codec::BlockEncoding;
-use crate::engine::{BlockRef, EncodedChunk};
+use crate::engine::{BlockRef, EncodedChunk, to_usize};
 use crate::error::Result;
 use crate::fragment::{BlockEntry, ChunkStats, EncodedBlock, FragmentWriter, PendingReader};
 use crate::io::WriterLock;
@@ -126,7 +126,7 @@ const STAGED_CHUNK_MIN_BYTES: u64 = 256;
 
 /// [`staging_cost`] of a staged chunk's bytes.
 fn cost(raw: &[u8]) -> usize {
-    raw.len().max(STAGED_CHUNK_MIN_BYTES as usize)
+    to_usize(staging_cost(raw.len() as u64))
 }
 
 impl PendingBlocks {

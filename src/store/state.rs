@@ -693,12 +693,12 @@ impl State {
 /// The `blocks` inside `grid` (an array's chunk grid), each with its chunk's place in the
 /// grid in row-major order, sorted by it.
 fn in_grid_order<'a>(grid: &[u64], blocks: impl Iterator<Item = BlockRef<'a>>) -> Vec<(u64, BlockRef<'a>)> {
-    // Under the product of the grid, which is at most the array's element count: a u64.
+    // Inside the grid on every axis, no extent is 0, and the place is under the product of
+    // the grid, at most the array's element count: a u64. (With an axis of extent 0, the
+    // others may be of any length, and no chunk is inside.)
     let place = |coord: &[u64]| -> Option<u64> {
-        if coord.len() != grid.len() {
-            return None;
-        }
-        coord.iter().zip(grid).try_fold(0, |place, (&c, &n)| (c < n).then(|| place * n + c))
+        let inside = coord.len() == grid.len() && coord.iter().zip(grid).all(|(c, n)| c < n);
+        inside.then(|| coord.iter().zip(grid).fold(0, |place, (&c, &n)| place * n + c))
     };
     let mut placed: Vec<_> = blocks.filter_map(|block| Some((place(&block.entry().coord)?, block))).collect();
     placed.sort_unstable_by_key(|(place, _)| *place);

@@ -344,6 +344,47 @@ fn an_array_of_a_trillion_chunks_opens_reads_writes_and_compacts_without_per_chu
 }
 
 #[test]
+fn compaction_drops_a_block_outside_its_arrays_grid_so_a_later_grow_reads_fill() {
+    // A shrink by hand (the metadata edited; a shrink by Atlas writes fill entries): the
+    // block of elements 4..8 is outside the grid, unreachable, and reported by verify.
+    let dir = test_dir!();
+    let path = dir.store();
+    let mut meta = small_store(&path);
+    meta["datasets"]["d"]["arrays"]["a"]["shape"] = json!([4]);
+    meta["datasets"]["d"]["arrays"]["a"]["stats"] = Value::Null;
+    write_json_meta(&path, &meta);
+    let store = Atlas::open(&path).unwrap();
+    assert_eq!(store.verify(&mut |_, _| {}).unwrap().bad_blocks.len(), 1);
+    let report = store.compact().unwrap();
+    assert_eq!((report.blocks_kept, report.blocks_dropped), (2, 1));
+    assert!(store.verify(&mut |_, _| {}).unwrap().bad_blocks.is_empty());
+    let ds = store.open_dataset("d").unwrap();
+    ds.resize_array("a", &[16]).unwrap();
+    assert_eq!(ds.read_array::<u8>("a", &[0], &[8]).unwrap().into_raw_vec_and_offset().0, [1, 2, 3, 4, 0, 0, 0, 0]);
+}
+
+#[test]
+fn an_axis_of_extent_zero_beside_huge_ones_empties_the_array_without_overflow() {
+    // Zero elements, whatever the other extents: the shape is accepted, and the chunks the
+    // array had are outside its grid (places in the grid would overflow u64 here).
+    let dir = test_dir!();
+    let store = util::create(&dir.store());
+    let ds = store.create_dataset("d").unwrap();
+    let array = ds.define_array("a", ArraySpec::new(DType::Int32, [4, 4, 4]).chunk_shape([1, 1, 1])).unwrap();
+    array.write(&[2, 0, 0], ndarray::Array3::from_elem((2, 1, 1), 7i32).view()).unwrap();
+    store.flush().unwrap();
+    array.resize(&[u64::MAX, u64::MAX, 0]).unwrap();
+    let stats = array.stats().unwrap();
+    assert_eq!((stats.count, stats.null_count), (0, 0));
+    store.flush().unwrap();
+    let reopened = Atlas::open(dir.store()).unwrap().open_dataset("d").unwrap().array("a").unwrap();
+    assert_eq!(reopened.shape().unwrap(), [u64::MAX, u64::MAX, 0]);
+    assert_eq!(reopened.stats().unwrap().count, 0);
+    assert!(reopened.block_stats().unwrap().is_empty());
+    assert_eq!(reopened.read::<i32>(&[5, 5, 0], &[2, 2, 0]).unwrap().len(), 0);
+}
+
+#[test]
 fn a_read_of_a_quarter_million_one_element_chunks_plans_them_a_bounded_batch_at_a_time() {
     // A metadata file of a few hundred bytes can claim such a grid; reading a row of it
     // planned every chunk at once (a few hundred bytes of plan each, 24 MiB in one
