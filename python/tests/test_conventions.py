@@ -725,12 +725,19 @@ def test_write_and_append_convert_lists_as_assignment_does(ds):
 @pytest.mark.parametrize("name", ["int32", "uint8", "bool", "timestamp", "float64", "string"])
 def test_an_empty_value_assigns_nothing_to_any_dtype(ds, name):
     arr = ds.define_array("a", name, None, [4])
-    before = arr[:]
+    # Values other than the fill, so that an empty value spread as the fill would show.
+    arr[:] = {
+        "bool": [True] * 4,
+        "timestamp": np.arange(1, 5).astype("datetime64[ns]"),
+        "string": ["a", "b", "c", "d"],
+    }.get(name, [1, 2, 3, 4])
+    before, blocks = arr[:], arr.blocks()
     for key in (slice(2, 2), [], np.zeros(4, bool)):
         arr[key] = []
     arr.write([4], [])
     arr.append([])
     np.testing.assert_array_equal(arr[:], before)
+    assert arr.blocks() == blocks, "nothing written"
 
 
 def test_big_endian_datetime64_is_assigned_like_native(ds):

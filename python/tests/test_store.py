@@ -2,6 +2,7 @@
 
 import gc
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -65,6 +66,27 @@ def test_create_refuses_an_existing_store_and_open_a_missing_one(tmp_path):
     with pytest.raises(TypeError):
         atlas.Atlas.open(42)
     assert atlas.Atlas.open(bytes(tmp_path / "s")).path == str(tmp_path / "s"), "a bytes path, as open() takes"
+
+
+def test_the_chunk_cache_serves_repeated_small_reads_unless_turned_off(tmp_path):
+    with atlas.Atlas.create(tmp_path / "s") as store:
+        store.create_dataset("d").define_array("x", "int64", None, [64], chunk_shape=[8])[:] = np.arange(64)
+    for budgets, cached in (({}, True), ({"chunk_cache_bytes": 0}, False)):
+        x = atlas.Atlas.open(tmp_path / "s", **budgets)["d/x"]
+        assert x[0:4].tolist() == [0, 1, 2, 3]  # part of a chunk: decoded once, kept if cached
+        block = x.blocks()[0]
+        good = pathlib.Path(block["path"]).read_bytes()
+        damaged = bytearray(good)
+        damaged[block["offset_bytes"] + block["stored_bytes"] // 2] ^= 0xFF
+        pathlib.Path(block["path"]).write_bytes(damaged)
+        try:
+            if cached:
+                assert x[1:5].tolist() == [1, 2, 3, 4], "served from the cache"
+            else:
+                with pytest.raises((atlas.ChecksumMismatchError, atlas.CorruptError)):
+                    x[1:5]
+        finally:
+            pathlib.Path(block["path"]).write_bytes(good)
 
 
 def test_open_sets_what_the_handle_keeps_in_memory(tmp_path):

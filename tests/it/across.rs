@@ -2,7 +2,7 @@
 //! Missing arrays read as the first listed dataset's fill value, shorter ones as their own
 //! fill value beyond their extent; all datasets come from one snapshot.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -257,10 +257,15 @@ fn reads_from_callers_rayon_tasks_see_one_snapshot_while_another_thread_writes()
         let store = worker_store;
         let datasets = names;
         let stop = AtomicBool::new(false);
+        let reads = AtomicUsize::new(0);
         std::thread::scope(|scope| {
             // Round g writes g into every dataset in order, so any single snapshot sees
-            // values that only step down, by at most one, along the datasets.
+            // values that only step down, by at most one, along the datasets. It starts
+            // once the readers have, so that reads meet writes.
             scope.spawn(|| {
+                while reads.load(Ordering::SeqCst) == 0 {
+                    std::thread::yield_now();
+                }
                 for g in 1..=40u16 {
                     for name in &datasets {
                         let ds = store.open_dataset(name).unwrap();
@@ -282,9 +287,11 @@ fn reads_from_callers_rayon_tasks_see_one_snapshot_while_another_thread_writes()
                     }
                     assert!(firsts.windows(2).all(|w| w[1] <= w[0]), "not one snapshot: {firsts:?}");
                     assert!(firsts[0] - firsts[firsts.len() - 1] <= 1.0, "not one snapshot: {firsts:?}");
+                    reads.fetch_add(1, Ordering::SeqCst);
                 }
             });
         });
+        assert!(reads.load(Ordering::SeqCst) > 1, "the readers ran beside the writer");
         done_tx.send(()).unwrap();
     });
     // A deadlock shows as a timeout rather than a hung test run.

@@ -264,6 +264,9 @@ fn a_chunk_written_with_only_the_fill_value_takes_no_space() {
     ds.write_array("a", &[0], Array1::<f64>::zeros(1 << 16).view()).unwrap();
     store.flush().unwrap();
     assert!(util::data_bytes(&dir.store()) < 4096, "{} bytes for an all-fill array", util::data_bytes(&dir.store()));
+    let blocks = store.array_blocks("d", "a").unwrap();
+    assert_eq!(blocks.len(), 4);
+    assert!(blocks.iter().all(|b| b.is_fill && b.stored_bytes == 0), "{blocks:?}");
     assert_eq!(
         reopen_ds(&dir.store()).read_array::<f64>("a", &[100], &[2]).unwrap().into_raw_vec_and_offset().0,
         [0.0, 0.0]

@@ -419,6 +419,17 @@ fn read_array_into_fills_the_callers_buffer_in_c_order() {
     )
     .unwrap();
     assert_eq!(out, [6, 7, 8, 11, 12, 13]);
+    // The unverified read writes the buffer too (it is not what the first read left).
+    out.fill(0);
+    ds.read_array_into(
+        "a",
+        &[0, 2],
+        &[2, 3],
+        &mut out,
+        ReadOptions { verify_checksums: false, ..ReadOptions::default() },
+    )
+    .unwrap();
+    assert_eq!(out, [2, 3, 4, 7, 8, 9]);
 }
 
 #[test]
@@ -775,6 +786,8 @@ fn shuffle_on_and_off_both_round_trip_and_shuffle_shrinks_smooth_floats() {
     let ds = store.open_dataset("d").unwrap();
     assert_eq!(ds.read_array::<f32>("a", &[0, 0], &[64, 256]).unwrap(), smooth);
     assert_eq!(ds.array_meta("a").unwrap().shuffle, None);
+    let shuffled: Vec<bool> = store.array_blocks("d", "a").unwrap().iter().map(|b| b.shuffled).collect();
+    assert_eq!(shuffled, [true, false, false, true]);
 }
 
 #[test]
