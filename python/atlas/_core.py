@@ -726,7 +726,7 @@ class Atlas(AttributeMethods):
         if one_numeric_dtype and inside and (shape is not None or (start is None and len(shapes) == 1)):
             stacked = self._native.read_across_stacked(array, [names[i] for i, _ in found], box_start, box_shape)
             for row, (i, _) in enumerate(found):
-                out[i] = stacked[row]
+                out[i] = stacked[row, ...]  # an array also where each is 0-d
         else:
             for i, a in found:
                 out[i] = a.read(start, shape)

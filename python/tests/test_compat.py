@@ -83,6 +83,14 @@ def test_read_array_across_gives_each_dataset_its_own_dtype(store):
         assert [o.tolist() for o in out] == [[1, 2, 3][: len(out[0])]] * 2
 
 
+def test_read_array_across_gives_arrays_of_0_d_arrays_too(store):
+    for name, value in [("a", 5), ("b", 7)]:
+        store.create_dataset(name).define_array("x", "int16", None, [])[()] = value
+    out = store.read_array_across("x", ["a", "b"])
+    assert all(isinstance(o, np.ndarray) and o.shape == () and o.dtype == np.int16 for o in out), out
+    assert [o.item() for o in out] == [5, 7]
+
+
 def test_stacked_string_reads_refuse_other_dtypes_and_ranks_in_either_order(store):
     store.create_dataset("s1").define_array("v", "string", None, [2])[:] = ["a", "b"]
     store.create_dataset("f1").define_array("v", "float64", None, [2])[:] = [1.5, 2.5]
