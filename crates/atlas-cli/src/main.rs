@@ -6,6 +6,7 @@
 //! come through `inspect.rs` only; `PROPOSED_LIB_API.md` lists what the library could add
 //! for the tool.
 
+mod coords;
 mod inspect;
 mod maintain;
 mod npy;

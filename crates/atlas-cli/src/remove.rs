@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use atlas::Atlas;
 
+use crate::coords::coordinate_moved;
 use crate::{
     ArrayPath, DatasetOrArray, DiscardUncommitted, open_array, open_dataset, open_store, printable, report, suggested,
 };
@@ -41,6 +42,7 @@ pub(crate) fn rm(path: &Path, names: &[DatasetOrArray], force: bool, out: &mut d
     for array in arrays {
         let dataset = open_dataset(&store, &array.dataset).context("nothing was deleted")?;
         dataset.delete_array(&array.array).context("nothing was deleted")?;
+        coordinate_moved(&dataset, &array.array, None).context("nothing was deleted")?;
         deleted.push(format!("deleted array {array}"));
     }
     for dataset in datasets {

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
+use crate::coords::coordinate_moved;
 use crate::{ArrayPath, DatasetOrArray, DiscardUncommitted, open_array, open_dataset, open_store, printable, report};
 
 /// Renames dataset `source` to `dest`, or moves array `source` to `dest` (in its dataset or
@@ -27,7 +28,13 @@ pub(crate) fn mv(path: &Path, source: &DatasetOrArray, dest: &DatasetOrArray, ou
             open_array(&store, from)?; // missing: said with a hint
             open_dataset(&store, &to.dataset)?;
             store.move_array((&from.dataset, &from.array), (&to.dataset, &to.array))?;
-            if from == to { format!("array {from} stays where it is") } else { format!("moved array {from} to {to}") }
+            if from == to {
+                format!("array {from} stays where it is")
+            } else {
+                let renamed = (to.dataset == from.dataset).then_some(to.array.as_str());
+                coordinate_moved(&open_dataset(&store, &from.dataset)?, &from.array, renamed)?;
+                format!("moved array {from} to {to}")
+            }
         }
         (DatasetOrArray::Dataset(from), DatasetOrArray::Array(to)) => {
             bail!(

@@ -1566,6 +1566,35 @@ fn mv_renames_datasets_and_moves_arrays_leaving_the_blocks_where_they_are() {
 }
 
 #[test]
+fn mv_and_rm_keep_the_python_modules_list_of_xarray_coordinates_true() {
+    let dir = TempDir::new().unwrap();
+    let store = dir.path().join("s");
+    {
+        let atlas = Atlas::create(&store, StoreConfig::default()).unwrap();
+        let ds = atlas.create_dataset("d").unwrap();
+        for name in ["time", "lat", "v"] {
+            ds.define_array(name, ArraySpec::new(DType::Float64, [3])).unwrap();
+        }
+        ds.attrs().set("_xarray_coords", AttrValue::from(vec!["time", "lat"])).unwrap();
+        atlas.create_dataset("e").unwrap();
+        atlas.flush().unwrap();
+    }
+    let coords = || {
+        let attrs = Atlas::open(&store).unwrap().open_dataset("d").unwrap().attrs();
+        let list = attrs.get("_xarray_coords").unwrap().unwrap();
+        list.as_list().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    atlas().arg("mv").arg(&store).args(["d/time", "d/t"]).assert().success();
+    assert_eq!(coords(), ["t", "lat"], "renamed in its dataset: still a coordinate");
+    atlas().arg("mv").arg(&store).args(["d/v", "d/w"]).assert().success();
+    assert_eq!(coords(), ["t", "lat"], "not a coordinate: the list stays");
+    atlas().arg("rm").arg(&store).arg("d/lat").assert().success();
+    assert_eq!(coords(), ["t"]);
+    atlas().arg("mv").arg(&store).args(["d/t", "e/t"]).assert().success();
+    assert!(coords().is_empty(), "moved to another dataset: no coordinate of this one");
+}
+
+#[test]
 fn cp_copies_an_array_with_its_blocks_as_stored() {
     let dir = TempDir::new().unwrap();
     let store = sample_store(&dir);
