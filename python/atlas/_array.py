@@ -572,17 +572,19 @@ class Array:
         # Keys are resolved against the array as this handle sees it (`refresh()` shows
         # other writers' changes); the key is checked before the value, as numpy checks it.
         layout = self._native.layout()
-        element = _selects_one_element(key)
+        # numpy refuses a value with more axes than the selection where it is one element
+        # (a key of integers alone) or where the value comes as a list or tuple.
+        strict = (_selects_one_element(key), isinstance(value, (list, tuple)))
         box = simple_box(key, layout["shape"])
         if box is not None:
             selected = tuple(n for n, k in zip(box.count, box.post) if k != 0)
             value = for_assign(value, layout["dtype"], self._label())
-            self._write_box(box.start, box.count, selected, value, element)
+            self._write_box(box.start, box.count, selected, value, strict)
             return
         pts = points(key, tuple(layout["shape"]), tuple(layout["chunk_shape"])) if layout["dtype"] != "string" else None
         if pts is not None:
             value = for_assign(value, layout["dtype"], self._label())
-            self._read_modify_write(lambda: self._assign_points(pts, value, layout["chunk_shape"], element))
+            self._read_modify_write(lambda: self._assign_points(pts, value, layout["chunk_shape"], strict))
             return
         p = plan(key, layout["shape"], layout["chunk_shape"])
         value = for_assign(value, layout["dtype"], self._label())
@@ -593,7 +595,7 @@ class Array:
         stepped = self._stepped(p, layout["dtype"])
         if p.direct:
             (box,) = p.boxes()
-            self._write_box(box.start, box.count, selection_shape(p), value, element)
+            self._write_box(box.start, box.count, selection_shape(p), value, strict)
         elif stepped:
             self._read_modify_write(lambda: self._assign_stepped(stepped, value))
         else:
@@ -631,20 +633,20 @@ class Array:
             native.release_if_unchanged(hold)
 
     def _write_box(
-        self, start: list[int], count: list[int], selected: tuple[int, ...], value: np.ndarray, element: bool
+        self, start: list[int], count: list[int], selected: tuple[int, ...], value: np.ndarray, strict: tuple[bool, bool]
     ) -> None:
         """Writes `value`, broadcast to the `selected` shape (the box of `count` at `start`
-        without the axes of integer indices; one element's with `element`), into that box."""
+        without the axes of integer indices), into that box; `strict` as `_broadcast` takes it."""
         if value.shape == selected:
             data = value.reshape(count)  # broadcasting itself costs more than a small write
         else:
-            data = _broadcast(value, selected, element).reshape(count)
+            data = _broadcast(value, selected, strict).reshape(count)
         if data.flags.c_contiguous or data.nbytes <= _SLAB_BYTES:
             self._native.write(start, np.asarray(data, order="C"))
         else:
             self._read_modify_write(lambda: self._write_broadcast(start, data))
 
-    def _assign_points(self, pts: Points, value: np.ndarray, chunks: Sequence[int], element: bool) -> None:
+    def _assign_points(self, pts: Points, value: np.ndarray, chunks: Sequence[int], strict: tuple[bool, bool]) -> None:
         """`arr[key] = value` for a key of points: per chunk cell its points fall in (on the
         indexed axes), the box spanning them there and each slice's range is read, changed
         and written back, each its own write (a flush from another thread meanwhile may
@@ -653,7 +655,7 @@ class Array:
         shape = pts.selection_shape()
         ndim = len(pts.points_shape)
         # Raises as numpy does on a mismatch; leading axes of 1 beyond the selection's go.
-        per_point = _broadcast(value, shape, element)
+        per_point = _broadcast(value, shape, strict)
         per_point = np.moveaxis(per_point, list(range(pts.at, pts.at + ndim)), list(range(ndim)))
         per_point = per_point.reshape((pts.starts.shape[0],) + per_point.shape[ndim:])
         if per_point.size == 0:
@@ -881,13 +883,15 @@ def _selects_one_element(key: Any) -> bool:
     return all(integer(k) for k in parts)
 
 
-def _broadcast(value: np.ndarray, shape: tuple[int, ...], element: bool) -> np.ndarray:
+def _broadcast(value: np.ndarray, shape: tuple[int, ...], strict: tuple[bool, bool]) -> np.ndarray:
     """`value` broadcast to the selection's `shape` for an assignment, refused in numpy's
-    words (`np.broadcast_to` speaks of "axis remapping"). An `element` key (integers alone)
-    selecting no axes assigns one element, which takes no sequence, not even of one value,
-    as numpy 2 has it; a view of no axes (`a[..., 1]`) takes one value in any number of
-    axes of length 1."""
-    if element and not shape and value.ndim:
+    words (`np.broadcast_to` speaks of "axis remapping"). `strict` is (the key is integers
+    alone, the value came as a list or tuple): numpy drops a value's leading axes of length
+    1 but for one element (an integer key selecting no axes), which takes no sequence, not
+    even of one value, as numpy 2 has it, and for a list, which may have no more axes than
+    the selection; a view of no axes (`a[..., 1]`) takes an array of one value."""
+    element, listed = strict
+    if value.ndim > len(shape) and (listed or (element and not shape)):
         raise ValueError("setting an array element with a sequence.")
     try:
         return np.broadcast_to(_leading_ones_dropped(value, len(shape)), shape)

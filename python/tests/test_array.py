@@ -1040,10 +1040,15 @@ def test_a_value_that_does_not_broadcast_is_refused_in_numpy_s_words(ds):
         with pytest.raises(ValueError, match="setting an array element with a sequence"):
             a[np.int64(0), np.array(1)] = value
     assert not a[...].any()
-    # With `...` the selection is a view of no axes, which takes one value in any number of
-    # axes of length 1, as numpy's does.
+    # With `...` the selection is a view of no axes, which takes an array of one value in
+    # any number of axes of length 1, as numpy's does; a list may have no more axes than
+    # the selection.
     a[..., 0, 1] = np.array([[7.0]])
-    a[0, ..., 2] = [8.0]
+    a[0, ..., 2] = np.array([8.0])
     assert a[0, :3].tolist() == [0.0, 7.0, 8.0]
+    for key, value in [((0, ..., 2), [9.0]), ((0, slice(0, 1)), [[9.0]])]:
+        with pytest.raises(ValueError, match="setting an array element with a sequence"):
+            a[key] = value
     with pytest.raises(ValueError, match=r"could not broadcast input array from shape \(2,\) into shape \(\)"):
-        a[..., 0, 1] = [1.0, 2.0]
+        a[..., 0, 1] = np.array([1.0, 2.0])
+    assert a[0, :3].tolist() == [0.0, 7.0, 8.0]

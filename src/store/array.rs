@@ -138,8 +138,9 @@ impl ArrayHandle {
     }
 
     /// Reads the whole array, at its shape when the read runs (as `arr[...]` in Python):
-    /// [`ArrayHandle::read`] of the box from the origin to [`ArrayHandle::shape`]. A resize
-    /// by another thread between the two is met by reading again at the new shape.
+    /// [`ArrayHandle::read`] of the box from the origin to [`ArrayHandle::shape`]. A shrink
+    /// by another thread between the two is met by reading again at the new shape (after a
+    /// grow, the read gives the shape it began with).
     ///
     /// # Errors
     /// As [`ArrayHandle::read`], [`Error::NotFound`] if the array was deleted.

@@ -30,8 +30,8 @@ pub struct CompactReport {
     /// array.
     pub blocks_kept: u64,
     /// Index entries left behind: blocks superseded by newer ones, blocks of deleted arrays
-    /// and datasets, and entries of chunks holding only the fill value (which need none).
-    /// A block that a session wrote and then wrote again before its flush has no entry (a
+    /// and datasets, entries of chunks holding only the fill value (which need none), and
+    /// blocks outside their array's chunk grid (no read reaches them). A block that a session wrote and then wrote again before its flush has no entry (a
     /// fragment indexes each chunk once): it is not counted here, but its bytes are in
     /// `before_bytes`.
     pub blocks_dropped: u64,
