@@ -27,13 +27,13 @@ pub struct CompactReport {
     /// Bytes of the fragment files after.
     pub after_bytes: u64,
     /// Blocks copied to the new fragment: the current block of every written chunk of every
-    /// array.
+    /// array, inside the array's chunk grid.
     pub blocks_kept: u64,
     /// Index entries left behind: blocks superseded by newer ones, blocks of deleted arrays
     /// and datasets, entries of chunks holding only the fill value (which need none), and
-    /// blocks outside their array's chunk grid (no read reaches them). A block that a session wrote and then wrote again before its flush has no entry (a
-    /// fragment indexes each chunk once): it is not counted here, but its bytes are in
-    /// `before_bytes`.
+    /// blocks outside their array's chunk grid (no read reaches them). A block that a
+    /// session wrote and then wrote again before its flush has no entry (a fragment indexes
+    /// each chunk once): it is not counted here, but its bytes are in `before_bytes`.
     pub blocks_dropped: u64,
 }
 
